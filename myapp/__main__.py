@@ -1,0 +1,5 @@
+"""`python -m myapp` runs the CLI."""
+
+from myapp.cli import main
+
+main()

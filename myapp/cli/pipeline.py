@@ -1,0 +1,203 @@
+"""`myapp pipeline import|export|validate|list|run|versions|create`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from myapp.cli import echo_json, fail, get_services, handle_errors
+from myapp.core.errors import SpecError
+from myapp.core.pipeline_spec import parse_pipeline
+from myapp.core.states import RUN_TERMINAL, RunState, Trigger
+from myapp.db.run_store import NewRun
+from myapp.yaml_io import dump_yaml, load_yaml
+
+
+def read_spec(path: str) -> Any:
+    """Parse a pipeline YAML file (or - for stdin) into a PipelineSpec; SpecError on bad input."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError("", f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SpecError("", f"{path} is not UTF-8 text") from None
+    try:
+        data = load_yaml(text)
+    except ValueError as exc:
+        raise SpecError("", f"{path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise SpecError("", f"{path}: a pipeline must be a YAML mapping")
+    return parse_pipeline(data)
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    """Parse repeated --param k=v options."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SpecError("--param", f"expected NAME=VALUE, got {pair!r}")
+        out[key] = value
+    return out
+
+
+@click.group("pipeline")
+def pipeline_group() -> None:
+    """Import, export, validate, list and run pipelines."""
+
+
+@pipeline_group.command("validate")
+@click.argument("files", nargs=-1, required=True)
+@click.pass_context
+@handle_errors
+def validate(ctx: click.Context, files: tuple[str, ...]) -> None:
+    """Check pipeline YAML files against every rule without saving anything."""
+    services = get_services(ctx)
+    for path in files:
+        services.pipelines.check(read_spec(path))
+        click.echo(f"{path}: ok")
+
+
+@pipeline_group.command("import")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--message", "-m", default="", help="Version message.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handle_errors
+def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: bool) -> None:
+    """Save pipelines from YAML; a changed pipeline gets a new version."""
+    services = get_services(ctx)
+    specs = [(path, read_spec(path)) for path in files]
+    for _path, spec in specs:  # all files valid before anything is written
+        services.pipelines.check(spec)
+    results = []
+    for path, spec in specs:
+        res = services.pipelines.save(spec, services.clock.now(), user_id=admin_id(services), message=message)
+        results.append({"file": path, "pipeline": spec.name, "id": res.pipeline_id, "version": res.version,
+                        "changed": res.created_version})
+        if not as_json:
+            what = f"version {res.version}" if res.created_version else f"unchanged (version {res.version})"
+            click.echo(f"{spec.name}: {what}")
+    if as_json:
+        echo_json(results)
+
+
+@pipeline_group.command("export")
+@click.argument("pipeline")
+@click.option("--version", "version", type=int, default=None)
+@click.option("--project", default=None)
+@click.pass_context
+@handle_errors
+def export(ctx: click.Context, pipeline: str, version: int | None, project: str | None) -> None:
+    """Print a pipeline version as canonical YAML."""
+    services = get_services(ctx)
+    row = services.pipelines.find(pipeline, project)
+    click.echo(dump_yaml(services.pipelines.export(row.id, version)), nl=False)
+
+
+@pipeline_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handle_errors
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """List pipelines."""
+    rows = get_services(ctx).pipelines.list()
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo(f"{'ID':>4}  {'PROJECT':<12} {'NAME':<28} {'VER':>3}  SCHEDULE")
+    for r in rows:
+        sch = r["schedule"]
+        when = f"{sch['cron']} {sch['timezone']}{'' if sch['enabled'] else ' (disabled)'}" if sch["type"] == "crontab" else "manual"
+        click.echo(f"{r['id']:>4}  {r['project']:<12} {r['name']:<28} {r['version'] or '-':>3}  {when}")
+
+
+@pipeline_group.command("versions")
+@click.argument("pipeline")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handle_errors
+def versions(ctx: click.Context, pipeline: str, as_json: bool) -> None:
+    """List the versions of a pipeline."""
+    services = get_services(ctx)
+    rows = services.pipelines.versions(services.pipelines.find(pipeline).id)
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        click.echo(f"v{r['number']:<4} {r['created_at']}  {r['tasks']} tasks  {r['message']}")
+
+
+@pipeline_group.command("run")
+@click.argument("pipeline")
+@click.option("--param", "-p", "params", multiple=True, help="NAME=VALUE, repeatable.")
+@click.option("--wait", is_flag=True, help="Wait for the run to finish; exit 1 unless it succeeded.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handle_errors
+def run(ctx: click.Context, pipeline: str, params: tuple[str, ...], wait: bool, as_json: bool) -> None:
+    """Start a manual run of the current version."""
+    services = get_services(ctx)
+    attach_dispatch(services)
+    row = services.pipelines.find(pipeline)
+    now = services.clock.now()
+    run_id = services.runs.create_run(NewRun(
+        pipeline_id=row.id, trigger=Trigger.MANUAL, execution_date=now, params=parse_params(params),
+        user_id=admin_id(services), runner=runner_name()), now)
+    if not as_json:
+        click.echo(f"run {run_id} started")
+    state = wait_for(services, run_id) if wait else None
+    if as_json:
+        echo_json({"run_id": run_id, "state": state})
+    elif state:
+        click.echo(f"run {run_id} {state}")
+    if state and state != RunState.SUCCEEDED.value:
+        sys.exit(1)
+
+
+def wait_for(services: Any, run_id: int, poll: float = 0.3) -> str:
+    """Block until the run is finished; return its state."""
+    from myapp.db.tables import Run
+
+    while True:
+        with services.db.read() as s:
+            state = s.get(Run, run_id).state
+        if RunState(state) in RUN_TERMINAL:
+            return str(state)
+        time.sleep(poll)
+
+
+def runner_name() -> str:
+    """Return who runs this command (for {{ runner }})."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def admin_id(services: Any) -> int | None:
+    """Return the id of the first admin user (the CLI acts as the operator), or None."""
+    from flask_appbuilder.security.sqla.models import User
+    from sqlalchemy import select
+
+    with services.db.read() as s:
+        return s.scalar(select(User.id).order_by(User.id).limit(1))
+
+
+def attach_dispatch(services: Any) -> None:
+    """Send queued tasks to the broker so running workers pick them up at once."""
+    from myapp.queue.celery_app import celery_dispatch, create_celery
+
+    app, _ = create_celery(services.settings)
+    services.set_dispatch(celery_dispatch(app))
+
+
+def register(main: click.Group) -> None:
+    main.add_command(pipeline_group)
+    _ = fail

@@ -1,0 +1,201 @@
+"""Process commands: `init`, `standalone`, `webserver`, `worker [--burst]`, `beat`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import click
+
+from myapp.cli import fail, get_services, handle_errors
+from myapp.settings import Settings
+
+
+def init_database(services: Any, *, admin_user: str, admin_password: str | None, admin_email: str,
+                  quiet: bool = False) -> None:
+    """Create or upgrade the schema, roles, the admin user, the default project and templates."""
+    from myapp.db.migrate import upgrade
+    from myapp.plugins import load_templates
+    from myapp.web.app import create_app
+
+    settings: Settings = services.settings
+    upgrade(services.db)
+    app = create_app(settings, services, update_perms=True, create_db=True)
+    with app.app_context():
+        sm = app.appbuilder.sm  # type: ignore[attr-defined]
+        sm.create_builtin_roles()
+        if sm.find_user(username=admin_user) is None:
+            password = admin_password or _dev_password(settings)
+            role = sm.find_role("Admin")
+            if not sm.add_user(admin_user, "Admin", "User", admin_email, role, password):
+                fail(f"could not create admin user {admin_user!r}")
+            if not quiet:
+                click.echo(f"created admin user {admin_user!r}"
+                           + ("" if admin_password else f" (password in {settings.home / 'admin_password'})"))
+    result = load_templates(settings.plugin_paths())
+    for err in result.errors:
+        click.echo(f"myapp: warning: plugin skipped: {err}", err=True)
+    services.templates.sync(result.templates, "plugin", services.clock.now())
+    _ensure_project(services)
+    if not quiet:
+        click.echo(f"database ready: {settings.effective_database_url.split('@')[-1]}; "
+                   f"{len(result.templates)} templates registered")
+
+
+def _dev_password(settings: Settings) -> str:
+    if settings.production:
+        fail("MYAPP_ADMIN_PASSWORD: required in production mode (no default password)", 2)
+    path = settings.home / "admin_password"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(12) + "\n", encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def _ensure_project(services: Any) -> None:
+    from sqlalchemy import select
+
+    from myapp.db.tables import Project
+
+    with services.db.write() as s:
+        if s.scalar(select(Project.id).where(Project.name == "default")) is None:
+            s.add(Project(name="default", description="Default project", created_at=services.clock.now()))
+
+
+@click.command("init")
+@click.option("--admin-user", envvar="MYAPP_ADMIN_USER", default="admin", show_default=True)
+@click.option("--admin-password", envvar="MYAPP_ADMIN_PASSWORD", default=None,
+              help="Default: a random password kept in MYAPP_HOME/admin_password (refused in production).")
+@click.option("--admin-email", envvar="MYAPP_ADMIN_EMAIL", default="admin@localhost", show_default=True)
+@click.pass_context
+@handle_errors
+def init(ctx: click.Context, admin_user: str, admin_password: str | None, admin_email: str) -> None:
+    """Create or upgrade the database schema, roles and admin user (safe to run twice)."""
+    init_database(get_services(ctx), admin_user=admin_user, admin_password=admin_password, admin_email=admin_email)
+
+
+@click.command("webserver")
+@click.option("--host", default=None)
+@click.option("--port", type=int, default=None)
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.pass_context
+@handle_errors
+def webserver(ctx: click.Context, host: str | None, port: int | None, workers: int) -> None:
+    """Serve the web pages and the REST API with gunicorn."""
+    settings = get_services(ctx).settings
+    bind = f"{host or settings.web_host}:{port or settings.web_port}"
+    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--preload", "-w", str(workers),
+                               "-b", bind, "--access-logfile", "-", "myapp.web.wsgi:application"])
+
+
+def celery_worker_argv(settings: Settings, *, beat: bool, concurrency: int | None) -> list[str]:
+    """Return the argv of a Celery worker (optionally with the embedded beat)."""
+    argv = ["worker", "--loglevel=INFO", f"--concurrency={concurrency or settings.worker_concurrency}",
+            "-Q", "myapp", "--without-gossip", "--without-mingle", "-n", f"myapp-{os.getpid()}@%h"]
+    if beat:
+        argv += ["-B", f"--schedule={settings.home / 'celerybeat-schedule'}"]
+    return argv
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Run queued work until none is left, then exit (no broker needed).")
+@click.option("--concurrency", "-c", type=int, default=None)
+@click.option("--beat", is_flag=True, help="Also run the beat scheduler in this worker.")
+@click.pass_context
+@handle_errors
+def worker(ctx: click.Context, burst: bool, concurrency: int | None, beat: bool) -> None:
+    """Run a Celery worker that executes task attempts."""
+    services = get_services(ctx)
+    if burst:
+        n = run_burst(services, concurrency or services.settings.worker_concurrency)
+        click.echo(f"burst worker: {n} attempts run; no work left")
+        return
+    from myapp.queue.celery_app import create_celery
+
+    app, _ = create_celery(services.settings)
+    app.worker_main(celery_worker_argv(services.settings, beat=beat, concurrency=concurrency))
+
+
+def run_burst(services: Any, concurrency: int, poll: float = 0.2) -> int:
+    """Claim and run queued task instances straight from the database until nothing is left."""
+    from myapp.executor.worker import execute_task_instance, local_executor
+
+    executor, s, ran = local_executor(services), services.settings, 0
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        while True:
+            services.attempts.reconcile(services.clock.now(), heartbeat_timeout=s.heartbeat_timeout,
+                                        requeue_after=s.requeue_after)
+            ids = services.attempts.claimable(limit=concurrency * 4)
+            if ids:
+                ran += sum(pool.map(lambda i: execute_task_instance(i, services, executor), ids))
+                continue
+            if not services.attempts.has_pending_work(services.clock.now()):
+                return ran
+            time.sleep(poll)
+
+
+@click.command("beat")
+@click.pass_context
+@handle_errors
+def beat(ctx: click.Context) -> None:
+    """Run the Celery beat scheduler (make_timerun_config and the reconciler)."""
+    from myapp.queue.celery_app import create_celery
+
+    settings = get_services(ctx).settings
+    app, _ = create_celery(settings)
+    app.start(["beat", "--loglevel=INFO", f"--schedule={settings.home / 'celerybeat-schedule'}"])
+
+
+@click.command("standalone")
+@click.option("--port", type=int, default=None)
+@click.pass_context
+@handle_errors
+def standalone(ctx: click.Context, port: int | None) -> None:
+    """Run web + scheduler + worker in one command on the embedded default (SQLite, no Redis)."""
+    services = get_services(ctx)
+    init_database(services, admin_user=os.environ.get("MYAPP_ADMIN_USER", "admin"),
+                  admin_password=os.environ.get("MYAPP_ADMIN_PASSWORD"), admin_email="admin@localhost")
+    settings = services.settings
+    port = port or settings.web_port
+    env = {**os.environ, "MYAPP_HOME": str(settings.home)}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "myapp", "worker", "--beat"], env=env),
+        subprocess.Popen([sys.executable, "-m", "myapp", "webserver", "--port", str(port), "--workers", "1"], env=env),
+    ]
+    click.echo(f"myapp standalone: http://{settings.web_host}:{port}/  (user admin, password in "
+               f"{settings.home / 'admin_password'} unless MYAPP_ADMIN_PASSWORD was set); Ctrl-C stops")
+    _supervise(procs)
+
+
+def _supervise(procs: list[subprocess.Popen[bytes]]) -> None:
+    def stop(*_: Any) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    codes = [p.returncode for p in procs]
+    if any(c not in (0, -signal.SIGTERM, None) for c in codes):
+        sys.exit(1)
+
+
+def register(main: click.Group) -> None:
+    for cmd in (init, webserver, worker, beat, standalone):
+        main.add_command(cmd)

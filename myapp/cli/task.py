@@ -1,0 +1,65 @@
+"""`myapp task debug PIPELINE TASK`: run one task alone as a debug run, logs streamed live."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from myapp.cli import get_services, handle_errors
+from myapp.cli.pipeline import admin_id, attach_dispatch, parse_params, runner_name
+from myapp.core.states import RUN_TERMINAL, RunState, Trigger
+from myapp.db.run_store import NewRun
+
+
+@click.group("task")
+def task_group() -> None:
+    """Work with single tasks."""
+
+
+@task_group.command("debug")
+@click.argument("pipeline")
+@click.argument("task")
+@click.option("--input", "-i", "inputs", multiple=True, help="NAME=VALUE for an input (default: its binding's default).")
+@click.option("--param", "-p", "params", multiple=True, help="NAME=VALUE global parameter.")
+@click.option("--no-follow", is_flag=True, help="Start the debug run and return.")
+@click.pass_context
+@handle_errors
+def debug(ctx: click.Context, pipeline: str, task: str, inputs: tuple[str, ...], params: tuple[str, ...],
+          no_follow: bool) -> None:
+    """Run TASK of PIPELINE alone with the inputs you give; print its log until it ends."""
+    services = get_services(ctx)
+    attach_dispatch(services)
+    row = services.pipelines.find(pipeline)
+    spec, _ = services.pipelines.spec(row.id)
+    task_spec = spec.task(task) if task in [t.name for t in spec.tasks] else None
+    if task_spec is None:
+        from myapp.core.errors import NotFound
+        raise NotFound(f"task {task!r} not found in pipeline {pipeline!r}")
+    given = parse_params(inputs)
+    defaults = {b.name: (b.value or "") for b in task_spec.inputs if b.source == "literal"}
+    now = services.clock.now()
+    run_id = services.runs.create_run(NewRun(
+        pipeline_id=row.id, trigger=Trigger.DEBUG, execution_date=now, params=parse_params(params),
+        user_id=admin_id(services), runner=runner_name(), debug_task=task,
+        debug_inputs={**defaults, **given}), now)
+    click.echo(f"debug run {run_id} of task {task!r} started")
+    if no_follow:
+        return
+    ctx.invoke(_logs_command(), run_id=run_id, task=task, try_number=None, follow=True)
+    from myapp.cli.pipeline import wait_for
+
+    state = wait_for(services, run_id)
+    click.echo(f"debug run {run_id} {state}")
+    sys.exit(0 if state == RunState.SUCCEEDED.value else 1)
+
+
+def _logs_command() -> click.Command:
+    from myapp.cli.run import logs
+
+    return logs
+
+
+def register(main: click.Group) -> None:
+    main.add_command(task_group)
+    _ = RUN_TERMINAL

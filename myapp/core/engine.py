@@ -1,0 +1,117 @@
+"""DAG-run decisions (PRODUCT.md §4, SEMANTICS.md R10) as pure functions of task states and `now`.
+
+The run store loads the part of a run a decision needs, calls these, and applies the result in
+one transaction. Nothing here touches a database, a queue or a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from myapp.core.dag import Dag
+from myapp.core.states import (
+    TASK_DONE_OK,
+    TASK_RETRYABLE,
+    TASK_UNFINISHED,
+    RunState,
+    TaskState,
+)
+
+BLOCKING = frozenset({TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.STOPPED})
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """What the engine needs to know of one task instance."""
+
+    name: str
+    state: TaskState
+    try_number: int = 0
+    max_tries: int = 1
+    next_try_at: datetime | None = None
+
+
+def ready_to_queue(
+    dag: Dag, tasks: Mapping[str, TaskView], candidates: Iterable[str], now: datetime
+) -> list[str]:
+    """Return the candidates that should be queued now, in DAG declaration order.
+
+    A pending task is ready when every upstream succeeded (or was skipped); a task up for
+    retry is ready when its retry delay has passed. `tasks` must hold the candidates and
+    their upstreams.
+    """
+    wanted = set(candidates)
+    out = []
+    for name in dag.names:
+        if name not in wanted or name not in tasks:
+            continue
+        view = tasks[name]
+        if view.state is TaskState.PENDING and all(
+            tasks[up].state in TASK_DONE_OK for up in dag.upstream.get(name, ())
+        ):
+            out.append(name)
+        elif view.state is TaskState.UP_FOR_RETRY and (view.next_try_at is None or view.next_try_at <= now):
+            out.append(name)
+    return out
+
+
+def blocked_by_failure(dag: Dag, tasks: Mapping[str, TaskView], candidates: Iterable[str]) -> list[str]:
+    """Return pending candidates with an upstream that failed, was stopped or upstream-failed."""
+    return [
+        name for name in candidates
+        if name in tasks and tasks[name].state is TaskState.PENDING
+        and any(tasks[up].state in BLOCKING for up in dag.upstream.get(name, ()))
+    ]
+
+
+def after_failed_attempt(view: TaskView, now: datetime, retry_delay: int, deadline: datetime | None) -> tuple[TaskState, datetime | None]:
+    """Return the task's state after a failed attempt: up for retry while tries remain, else failed.
+
+    No retry is scheduled past the run deadline (D8: no attempt starts after it).
+    """
+    if view.try_number < view.max_tries:
+        next_try = now + timedelta(seconds=retry_delay)
+        if deadline is None or next_try < deadline:
+            return TaskState.UP_FOR_RETRY, next_try
+    return TaskState.FAILED, None
+
+
+def run_outcome(states: Iterable[TaskState]) -> RunState | None:
+    """Return the run's final state once nothing can run any more, else None."""
+    seen = list(states)
+    if any(s in TASK_UNFINISHED for s in seen):
+        return None
+    return RunState.SUCCEEDED if all(s in TASK_DONE_OK for s in seen) else RunState.FAILED
+
+
+def on_stop(states: Mapping[str, TaskState]) -> dict[str, TaskState]:
+    """Return the new state of each unfinished task when a run is stopped (all become stopped)."""
+    return {name: TaskState.STOPPED for name, s in states.items() if s in TASK_UNFINISHED}
+
+
+def on_run_timeout(states: Mapping[str, TaskState]) -> dict[str, TaskState]:
+    """Return new task states when the run deadline passes (D8).
+
+    Running attempts are killed and their tasks fail; a task waiting for a retry also fails
+    (it has run); tasks that never started become stopped.
+    """
+    started = {TaskState.RUNNING, TaskState.UP_FOR_RETRY}
+    return {
+        name: (TaskState.FAILED if s in started else TaskState.STOPPED)
+        for name, s in states.items()
+        if s in TASK_UNFINISHED
+    }
+
+
+def to_retry(tasks: Mapping[str, TaskView], retries: Mapping[str, int]) -> dict[str, int]:
+    """Return {task: new max_tries} for the tasks an operator retry sends back to pending.
+
+    Attempt numbers continue; each re-run task gets a fresh budget of automatic retries (D11).
+    """
+    return {
+        name: view.try_number + retries.get(name, 0) + 1
+        for name, view in tasks.items()
+        if view.state in TASK_RETRYABLE
+    }

@@ -1,0 +1,43 @@
+"""Resolve a task's input values from upstream outputs, global parameters and literals (§2, R11)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from myapp.core.errors import MyappError
+from myapp.core.model import TaskSpec
+
+
+@dataclass(frozen=True)
+class InputValue:
+    """One resolved input: text, or a file/directory stored at `value` (an artifact path)."""
+
+    kind: Literal["text", "file"]
+    value: str
+
+
+def resolve_inputs(
+    task: TaskSpec,
+    upstream_outputs: Mapping[str, Mapping[str, Any]],
+    params: Mapping[str, str],
+    debug_inputs: Mapping[str, str] | None = None,
+) -> dict[str, InputValue]:
+    """Return every bound input of `task`; a debug run takes the user's values instead."""
+    if debug_inputs is not None:
+        return {name: InputValue("text", str(v)) for name, v in debug_inputs.items()}
+    out: dict[str, InputValue] = {}
+    for b in task.inputs:
+        if b.source == "literal":
+            out[b.name] = InputValue("text", "" if b.value is None else str(b.value))
+        elif b.source == "param":
+            out[b.name] = InputValue("text", params.get(b.param or "", ""))
+        else:
+            produced = upstream_outputs.get(b.task or "", {}).get(b.output or "")
+            if not isinstance(produced, Mapping):
+                raise MyappError(f"task {task.name!r}: input {b.name!r} needs output {b.task}.{b.output}, "
+                                 "which was not produced")
+            kind = "file" if produced.get("type") == "file" else "text"
+            out[b.name] = InputValue(kind, str(produced.get("path") if kind == "file" else produced.get("value", "")))
+    return out

@@ -1,0 +1,228 @@
+"""Run-time rendering of a task into argv, env, image and outputs (PRODUCT.md §2).
+
+Order: Jinja first (sandbox.py; args, command elements, env values), then `$(params.NAME)` and
+`$name` substitution in one pass, so a value is never evaluated twice. Interpreter code (argv.py)
+gets no `$name` splicing and no `inputs` in Jinja: every input is exported as an environment
+variable and the interpreter reads it from there. The scheduler never calls this; the worker does.
+Imports jinja2 (through sandbox.py) and nothing else outside the standard library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from jinja2.exceptions import SecurityError
+
+from myapp.core.argv import expand, find_code, param_refs, shell_quoted, whole_param_ref
+from myapp.core.errors import RenderError, SpecError
+from myapp.core.model import GlobalParam, OutputSpec, ParamDef, TaskSpec, TemplateSpec
+from myapp.core.params import coerce_value
+from myapp.core.sandbox import DATETIME, UUID, render_bounded
+from myapp.core.validate import effective_outputs
+
+CODE_HINT = "inputs are not spliced into code: read them from the environment ($NAME, os.environ['NAME'])"
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """The documented Jinja variables of one task of one run (besides params and inputs)."""
+
+    creator: str
+    runner: str
+    pipeline_id: int
+    pipeline_name: str
+    run_id: int
+    task_name: str
+    cluster_name: str
+    execution_date: str
+    params: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class RenderedTask:
+    """What an executor starts: argv (never a shell string), env, image and the outputs to collect."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    image: str
+    outputs: tuple[OutputSpec, ...]
+
+
+class _InputsInCode:
+    """`inputs` seen from interpreter code: any access explains where inputs are instead."""
+
+    def __getattr__(self, name: str) -> object:
+        raise SecurityError(CODE_HINT)
+
+
+def render_text(
+    text: str, ctx: RenderContext, inputs: Mapping[str, str], *, task: str, field: str, code: bool = False
+) -> str:
+    """Render the Jinja in `text`; RenderError(task, field, ...) on any failure, sandbox ones included."""
+    if "{{" not in text and "{%" not in text and "{#" not in text:
+        return text
+    try:
+        return render_bounded(text, _variables(ctx, inputs, code=code))
+    except Exception as exc:  # user text may raise anything; each becomes a RenderError
+        raise RenderError(task, field, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _variables(ctx: RenderContext, inputs: Mapping[str, str], *, code: bool) -> dict[str, object]:
+    return {
+        "creator": ctx.creator, "runner": ctx.runner, "pipeline_id": ctx.pipeline_id,
+        "pipeline_name": ctx.pipeline_name, "run_id": ctx.run_id, "task_name": ctx.task_name,
+        "cluster_name": ctx.cluster_name, "execution_date": ctx.execution_date,
+        "params": dict(ctx.params),
+        "inputs": _InputsInCode() if code else {"parameters": dict(inputs)},
+        "datetime": DATETIME, "uuid": UUID,
+    }
+
+
+def render_global_params(
+    params: Sequence[GlobalParam], supplied: Mapping[str, str], ctx: RenderContext
+) -> dict[str, str]:
+    """Return every global parameter's value: supplied as given, else its rendered default."""
+    declared = [p.name for p in params]
+    unknown = [name for name in supplied if name not in declared]
+    if unknown:
+        raise SpecError(f"params.{unknown[0]}", f"unknown parameter; declared: {', '.join(declared) or 'none'}")
+    values: dict[str, str] = {}
+    for param in params:
+        if param.name in supplied:
+            values[param.name] = supplied[param.name]
+        elif param.default is not None:
+            values[param.name] = _render_default(param, replace(ctx, params=dict(values)))
+        elif param.required:
+            raise SpecError(f"params.{param.name}", "is required and has no default")
+        else:
+            values[param.name] = ""
+    return values
+
+
+def _render_default(param: GlobalParam, ctx: RenderContext) -> str:
+    try:
+        return render_text(param.default or "", ctx, {}, task="", field=f"parameters[{param.name}].default")
+    except RenderError as exc:
+        raise SpecError(f"parameters[{param.name}].default", str(exc.args[0])) from exc
+
+
+def render_task(
+    task: TaskSpec, template: TemplateSpec | None, ctx: RenderContext, inputs: Mapping[str, str]
+) -> RenderedTask:
+    """Return argv, env, image and outputs of one attempt of `task` with these input values."""
+    ctx = replace(ctx, task_name=task.name)
+    missing = [b.name for b in task.inputs if b.name not in inputs]
+    if missing:
+        raise RenderError(task.name, f"inputs.{missing[0]}", "has no value")
+    env: dict[str, str] = {}
+    if template is None:
+        argv = _custom_argv(task, ctx, inputs)
+    else:
+        argv, env = _template_argv(task, template, ctx, inputs)
+        env = {**_render_env(template.env, ctx, inputs, task.name, "template.env"), **env}
+    env.update(_render_env(task.env, ctx, inputs, task.name, "env"))
+    env.update(inputs)
+    image = render_text(task.image or (template.image if template else ""), ctx, inputs, task=task.name, field="image")
+    rendered = RenderedTask(tuple(argv), env, image, effective_outputs(task, template))
+    _check_nul(rendered, task.name)
+    return rendered
+
+
+def _custom_argv(task: TaskSpec, ctx: RenderContext, inputs: Mapping[str, str]) -> list[str]:
+    slot = find_code(task.command)
+    code_at = slot.index if slot else -1
+    rendered = [
+        render_text(el, ctx, inputs, task=task.name, field=f"command[{i}]", code=i == code_at)
+        for i, el in enumerate(task.command)
+    ]
+    return [el if i == code_at else expand(el, {}, inputs) for i, el in enumerate(rendered)]
+
+
+def _template_argv(
+    task: TaskSpec, template: TemplateSpec, ctx: RenderContext, inputs: Mapping[str, str]
+) -> tuple[list[str], dict[str, str]]:
+    problems = template_command_errors(template)
+    if problems:
+        raise RenderError(task.name, problems[0].field, problems[0].message)
+    values = _param_values(task, template, ctx, inputs)
+    slot = find_code(template.command)
+    scripts = frozenset(p.name for p in template.parameters if p.script)
+    argv: list[str] = []
+    for i, el in enumerate(template.command):
+        is_code = (slot is not None and slot.index == i) or whole_param_ref(el) in scripts
+        text = render_text(el, ctx, inputs, task=task.name, field=f"template.command[{i}]", code=is_code)
+        shell = slot is not None and slot.index == i and slot.is_shell
+        argv.append(expand(text, shell_quoted(values, scripts) if shell else values, inputs, code=is_code))
+    used = {name for el in template.command for name in param_refs(el)}
+    rest = {name: value for name, value in values.items() if name not in used}
+    if template.args_style == "env":
+        return argv, rest
+    return argv + [f"--{name}={value}" for name, value in rest.items()], {}
+
+
+def _param_values(
+    task: TaskSpec, template: TemplateSpec, ctx: RenderContext, inputs: Mapping[str, str]
+) -> dict[str, str]:
+    bound = {b.name for b in task.inputs}
+    values: dict[str, str] = {}
+    for defn in template.parameters:
+        field = f"args.{defn.name}"
+        if defn.name in bound:
+            raw: object = inputs[defn.name]
+            field = f"inputs.{defn.name}"
+        elif defn.name in task.args:
+            raw = _authored_value(defn, task.args[defn.name], ctx, inputs, task.name)
+        elif defn.default is not None:
+            raw = _authored_value(defn, defn.default, ctx, inputs, task.name)
+        elif defn.required:
+            raise RenderError(task.name, field, f"required parameter of {template.ref} has no value")
+        else:
+            continue
+        try:
+            values[defn.name] = coerce_value(defn, raw)
+        except ValueError as exc:
+            raise RenderError(task.name, field, str(exc)) from None
+    return values
+
+
+def _authored_value(defn: ParamDef, raw: object, ctx: RenderContext, inputs: Mapping[str, str], task: str) -> object:
+    # Text written by the pipeline or template author: Jinja, then `$name` (not inside code).
+    if not isinstance(raw, str):
+        return raw
+    text = render_text(raw, ctx, inputs, task=task, field=f"args.{defn.name}", code=defn.script)
+    return text if defn.script else expand(text, {}, inputs)
+
+
+def _render_env(
+    env: Mapping[str, str], ctx: RenderContext, inputs: Mapping[str, str], task: str, prefix: str
+) -> dict[str, str]:
+    return {name: render_text(value, ctx, inputs, task=task, field=f"{prefix}.{name}") for name, value in env.items()}
+
+
+def _check_nul(rendered: RenderedTask, task: str) -> None:
+    for i, el in enumerate(rendered.argv):
+        if "\0" in el:
+            raise RenderError(task, f"argv[{i}]", "contains a NUL character")
+    for name, value in rendered.env.items():
+        if "\0" in value or "\0" in name or "=" in name:
+            raise RenderError(task, f"env.{name}", "contains a NUL character or a bad name")
+
+
+def template_command_errors(template: TemplateSpec) -> list[SpecError]:
+    """Return what is wrong with `$(params.NAME)` use in the template's command."""
+    defs = {p.name: p for p in template.parameters}
+    slot = find_code(template.command)
+    errors: list[SpecError] = []
+    for i, el in enumerate(template.command):
+        refs = param_refs(el)
+        whole = whole_param_ref(el)
+        field = f"command[{i}]"
+        errors += [SpecError(field, f"unknown parameter {name!r}") for name in refs if name not in defs]
+        if any(defs[n].script for n in refs if n in defs) and whole is None:
+            errors.append(SpecError(field, "a script parameter must be a whole command element"))
+        in_code = slot is not None and slot.index == i and not slot.is_shell
+        if in_code and refs and not (whole in defs and defs[whole].script):
+            errors.append(SpecError(field, "parameters are not spliced into code: mark the parameter "
+                                    "`script: true`, or pass it as an argument or env"))
+    return errors

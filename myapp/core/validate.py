@@ -1,0 +1,259 @@
+"""The one pipeline checker behind save, import and `pipeline validate` (PRODUCT.md §2, SEMANTICS R12).
+
+`validate_pipeline` returns every broken rule as a SpecError whose field names the task and field
+(`tasks[load].inputs.day.from`); callers show the first (CLI) or all (API, 4xx). The cron dialect
+is injected (`cron_check`), so this module needs nothing but the model, the graph and params.py.
+Near-linear in the number of tasks: a binding adds a graph edge (Dag.from_spec), so "from names an
+ancestor" holds exactly when the graph is acyclic and the producer exists.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from myapp.core.dag import Dag
+from myapp.core.errors import SpecError
+from myapp.core.model import (
+    InputBinding,
+    OutputSpec,
+    ParamDef,
+    PipelineSpec,
+    TaskSpec,
+    TemplateSpec,
+)
+from myapp.core.params import coerce_value, is_deferred
+from myapp.core.pipeline_spec import MAX_TASKS, PARAMS_PREFIX
+from myapp.core.ports import TemplateCatalog
+
+CronCheck = Callable[[str, str], None]
+PIPELINE_NAME = re.compile(r"[a-z0-9-]{1,63}")
+TASK_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+OUTPUT_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}")
+RESERVED_ENV_PREFIX = "MYAPP_"
+ALERT_EVENTS = frozenset({"failed", "succeeded", "timeout", "stopped"})
+MAX_RETRIES = 100
+
+
+def validate_pipeline(
+    spec: PipelineSpec, catalog: TemplateCatalog, *, cron_check: CronCheck | None = None
+) -> list[SpecError]:
+    """Return every rule `spec` breaks, in document order (empty when valid)."""
+    if len(spec.tasks) > MAX_TASKS:
+        return [SpecError("tasks", f"at most {MAX_TASKS} tasks, got {len(spec.tasks)}")]
+    errors = _check_pipeline_fields(spec)
+    errors += _check_schedule(spec, cron_check)
+    errors += _check_task_names(spec)
+    templates = {t.template: catalog.get(t.template) for t in spec.tasks if t.template}
+    outputs = {t.name: effective_outputs(t, templates.get(t.template or "")) for t in spec.tasks}
+    params = {p.name for p in spec.parameters}
+    for task in spec.tasks:
+        errors += _check_task(task, templates.get(task.template or ""), outputs, params)
+    errors += _check_global_outputs(spec, outputs)
+    errors += _check_cycle(spec)
+    return errors
+
+
+def effective_outputs(task: TaskSpec, template: TemplateSpec | None) -> tuple[OutputSpec, ...]:
+    """Return the template's outputs overridden (by name) and extended by the task's own."""
+    merged = {o.name: o for o in (template.outputs if template else ())}
+    merged.update({o.name: o for o in task.outputs})
+    return tuple(merged.values())
+
+
+def _check_pipeline_fields(spec: PipelineSpec) -> list[SpecError]:
+    errors: list[SpecError] = []
+    if not PIPELINE_NAME.fullmatch(spec.name):
+        errors.append(SpecError("name", f"{spec.name!r} must be 1-63 characters of a-z, 0-9 and -"))
+    if not spec.project:
+        errors.append(SpecError("project", "must not be empty"))
+    if spec.timeout < 0:
+        errors.append(SpecError("timeout", "must be >= 0 seconds (0 = none)"))
+    errors += _duplicates((p.name for p in spec.parameters), "parameters", "parameter")
+    errors += [
+        SpecError(f"parameters[{p.name}].name", f"{p.name!r} must be an identifier ([A-Za-z_][A-Za-z0-9_]*)")
+        for p in spec.parameters if not IDENTIFIER.fullmatch(p.name)
+    ]
+    errors += [SpecError("alerts.on", f"unknown event {e!r}; use {', '.join(sorted(ALERT_EVENTS))}")
+               for e in spec.alerts.on if e not in ALERT_EVENTS]
+    errors += [SpecError("alerts.webhooks", f"{url!r} must be an http:// or https:// URL")
+               for url in spec.alerts.webhooks if not url.startswith(("http://", "https://"))]
+    return errors
+
+
+def _check_schedule(spec: PipelineSpec, cron_check: CronCheck | None) -> list[SpecError]:
+    schedule = spec.schedule
+    errors: list[SpecError] = []
+    if schedule.expired_limit < 0:
+        errors.append(SpecError("schedule.expired_limit", "must be >= 0 (0 = keep all)"))
+    if schedule.max_active_runs < 1:
+        errors.append(SpecError("schedule.max_active_runs", "must be >= 1"))
+    zone_error = _check_timezone(schedule.timezone)
+    if zone_error:
+        return [*errors, zone_error]
+    if schedule.type == "crontab" and not schedule.cron:
+        errors.append(SpecError("schedule.cron", "a crontab schedule needs a cron expression"))
+    elif schedule.cron and cron_check is not None:
+        try:
+            cron_check(schedule.cron, schedule.timezone)
+        except ValueError as exc:
+            errors.append(SpecError("schedule.cron", str(exc)))
+    return errors
+
+
+def _check_timezone(name: str) -> SpecError | None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return SpecError("schedule.timezone", f"{name!r} is not an IANA time zone such as Asia/Shanghai")
+    return None
+
+
+def _check_task_names(spec: PipelineSpec) -> list[SpecError]:
+    errors = _duplicates((t.name for t in spec.tasks), "tasks", "task")
+    for task in spec.tasks:
+        if not TASK_NAME.fullmatch(task.name):
+            errors.append(SpecError(f"tasks[{task.name}].name",
+                                    f"{task.name!r} must be 1-63 characters of A-Z, a-z, 0-9, _ and -"))
+        elif task.name == PARAMS_PREFIX:
+            errors.append(SpecError(f"tasks[{task.name}].name", "'params' is reserved for global parameters"))
+    return errors
+
+
+def _duplicates(names: Iterable[str], field: str, what: str) -> list[SpecError]:
+    counts = Counter(names)
+    return [SpecError(f"{field}[{n}]", f"duplicate {what} name {n!r}") for n, c in counts.items() if c > 1]
+
+
+def _check_task(
+    task: TaskSpec,
+    template: TemplateSpec | None,
+    outputs: Mapping[str, tuple[OutputSpec, ...]],
+    params: set[str],
+) -> list[SpecError]:
+    where = f"tasks[{task.name}]"
+    errors = _check_kind(task, template, where)
+    errors += _check_numbers(task, where)
+    errors += _check_outputs(task.outputs, where)
+    errors += _check_env(task.env, f"{where}.env")
+    errors += [SpecError(f"{where}.depends_on", f"unknown task {d!r}") for d in task.depends_on if d not in outputs]
+    for binding in task.inputs:
+        errors += _check_binding(task, binding, outputs, params)
+    if template is not None:
+        errors += _check_args(task, template, where)
+    elif task.args:
+        errors.append(SpecError(f"{where}.args", "args need a template; a custom task takes inputs"))
+    return errors
+
+
+def _check_kind(task: TaskSpec, template: TemplateSpec | None, where: str) -> list[SpecError]:
+    if task.template:
+        errors = [] if template else [SpecError(f"{where}.template", f"unknown template {task.template!r}")]
+        if task.command:
+            errors.append(SpecError(f"{where}.command", "a template task takes its command from the template"))
+        return errors
+    missing = [f for f, v in (("image", task.image), ("command", task.command)) if not v]
+    return [SpecError(f"{where}.{f}", "a task needs a template, or an image and a command") for f in missing]
+
+
+def _check_numbers(task: TaskSpec, where: str) -> list[SpecError]:
+    rules = (
+        ("retries", task.retries, 0 <= task.retries <= MAX_RETRIES, f"must be 0..{MAX_RETRIES}"),
+        ("retry_delay", task.retry_delay, task.retry_delay >= 0, "must be >= 0 seconds"),
+        ("timeout", task.timeout, task.timeout >= 0, "must be >= 0 seconds (0 = none)"),
+        ("resources.gpu", task.resources.gpu, task.resources.gpu >= 0, "must be >= 0"),
+    )
+    return [SpecError(f"{where}.{field}", f"{value} {message}") for field, value, ok, message in rules if not ok]
+
+
+def _check_outputs(outputs: tuple[OutputSpec, ...], where: str) -> list[SpecError]:
+    errors = _duplicates((o.name for o in outputs), f"{where}.outputs", "output")
+    for output in outputs:
+        at = f"{where}.outputs[{output.name}]"
+        if not OUTPUT_NAME.fullmatch(output.name):
+            errors.append(SpecError(f"{at}.name", f"{output.name!r} must be 1-63 characters of A-Z, a-z, 0-9, _ and -"))
+        if not output.path.strip():
+            errors.append(SpecError(f"{at}.path", "must not be empty"))
+        if output.type not in ("text", "file"):
+            errors.append(SpecError(f"{at}.type", "must be text or file"))
+    return errors
+
+
+def _check_env(env: Mapping[str, str], where: str) -> list[SpecError]:
+    errors: list[SpecError] = []
+    for name in env:
+        if not IDENTIFIER.fullmatch(name):
+            errors.append(SpecError(f"{where}.{name}", "an environment variable name is [A-Za-z_][A-Za-z0-9_]*"))
+        elif name.startswith(RESERVED_ENV_PREFIX):
+            errors.append(SpecError(f"{where}.{name}", f"names starting with {RESERVED_ENV_PREFIX} are reserved"))
+    return errors
+
+
+def _check_binding(
+    task: TaskSpec, binding: InputBinding, outputs: Mapping[str, tuple[OutputSpec, ...]], params: set[str]
+) -> list[SpecError]:
+    at = f"tasks[{task.name}].inputs.{binding.name}"
+    errors = _check_env({binding.name: ""}, f"tasks[{task.name}].inputs")
+    if binding.source == "param" and binding.param not in params:
+        errors.append(SpecError(f"{at}.from", f"unknown global parameter {binding.param!r}"))
+    if binding.source != "task":
+        return errors
+    producer = binding.task or ""
+    if producer == task.name:
+        errors.append(SpecError(f"{at}.from", "a task cannot read its own output"))
+    elif producer not in outputs:
+        errors.append(SpecError(f"{at}.from", f"unknown task {producer!r}"))
+    elif all(o.name != binding.output for o in outputs[producer]):
+        errors.append(SpecError(f"{at}.from", f"task {binding.task!r} has no output {binding.output!r}"))
+    return errors
+
+
+def _check_args(task: TaskSpec, template: TemplateSpec, where: str) -> list[SpecError]:
+    bound = {b.name: b for b in task.inputs}
+    errors: list[SpecError] = []
+    for name, value in task.args.items():
+        defn = template.param(name)
+        if defn is None:
+            errors.append(SpecError(f"{where}.args.{name}", f"template {template.ref} has no parameter {name!r}"))
+        elif name in bound:
+            errors.append(SpecError(f"{where}.args.{name}", "is also bound in inputs; keep one"))
+        elif not is_deferred(value):
+            errors += _check_value(defn, value, f"{where}.args.{name}")
+    for defn in template.parameters:
+        literal = bound.get(defn.name)
+        if literal is not None and literal.source == "literal" and not is_deferred(literal.value):
+            errors += _check_value(defn, literal.value, f"{where}.inputs.{defn.name}")
+        missing = defn.name not in task.args and literal is None and defn.default is None
+        if defn.required and missing:
+            errors.append(SpecError(f"{where}.args.{defn.name}",
+                                    f"required parameter of {template.ref} has no arg, binding or default"))
+    return errors
+
+
+def _check_value(defn: ParamDef, value: object, field: str) -> list[SpecError]:
+    try:
+        coerce_value(defn, value)
+    except ValueError as exc:
+        return [SpecError(field, str(exc))]
+    return []
+
+
+def _check_global_outputs(spec: PipelineSpec, outputs: Mapping[str, tuple[OutputSpec, ...]]) -> list[SpecError]:
+    errors = _duplicates((o.name for o in spec.outputs), "outputs", "global output")
+    for out in spec.outputs:
+        at = f"outputs[{out.name}].from"
+        if out.task not in outputs:
+            errors.append(SpecError(at, f"unknown task {out.task!r}"))
+        elif all(o.name != out.output for o in outputs[out.task]):
+            errors.append(SpecError(at, f"task {out.task!r} has no output {out.output!r}"))
+    return errors
+
+
+def _check_cycle(spec: PipelineSpec) -> list[SpecError]:
+    cycle = Dag.from_spec(spec).find_cycle()
+    if cycle is None:
+        return []
+    return [SpecError(f"tasks[{cycle[0]}].depends_on", f"the graph has a cycle: {' -> '.join(cycle)}")]

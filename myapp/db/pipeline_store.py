@@ -1,0 +1,211 @@
+"""Pipelines and their versions in the database.
+
+`save` is the one write path for import, the REST API and the canvas: validate with the one
+checker (R12), pin template versions, and create a new version only when the definition
+changed. A change of cron, schedule type or timezone starts a new schedule epoch (R7).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from myapp.core.errors import NotFound, SpecError
+from myapp.core.model import PipelineSpec, TaskSpec
+from myapp.core.pipeline_spec import parse_pipeline, pipeline_to_dict, spec_hash
+from myapp.core.ports import TemplateCatalog
+from myapp.core.validate import validate_pipeline
+from myapp.db.session import Database
+from myapp.db.tables import Pipeline, PipelineTask, PipelineVersion, Project, ScheduleRecord
+
+CronCheck = Callable[[str, str], None]
+
+
+class SpecErrors(SpecError):
+    """Several rule violations at once; `errors` lists them all, the message shows the first."""
+
+    def __init__(self, errors: Sequence[SpecError]) -> None:
+        super().__init__(errors[0].field, errors[0].message)
+        self.errors = list(errors)
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    pipeline_id: int
+    version: int
+    created_version: bool
+    epoch_reset: bool
+
+
+class PipelineStore:
+    """Save, find and list pipelines and versions."""
+
+    def __init__(self, db: Database, catalog: TemplateCatalog, cron_check: CronCheck | None = None) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.cron_check = cron_check
+
+    def check(self, spec: PipelineSpec) -> PipelineSpec:
+        """Validate `spec` and return it with template versions pinned; raise SpecErrors."""
+        errors = validate_pipeline(spec, self.catalog, cron_check=self.cron_check)
+        if errors:
+            raise SpecErrors(errors)
+        return dataclasses.replace(spec, tasks=tuple(self._pin(t) for t in spec.tasks))
+
+    def _pin(self, task: TaskSpec) -> TaskSpec:
+        if task.template is None or "@" in task.template:
+            return task
+        template = self.catalog.get(task.template)
+        return dataclasses.replace(task, template=template.ref) if template else task
+
+    def save(self, spec: PipelineSpec, now: datetime, *, user_id: int | None = None, message: str = "") -> SaveResult:
+        """Validate and store `spec`; a changed definition becomes a new version."""
+        pinned = self.check(spec)
+        data = pipeline_to_dict(pinned)
+        digest = spec_hash(pinned)
+        with self.db.write() as s:
+            project = self._project(s, pinned.project, now)
+            pipeline = s.scalar(select(Pipeline).where(Pipeline.project_id == project.id, Pipeline.name == pinned.name)
+                                .with_for_update(**self.db.lock_options()))
+            if pipeline is None:
+                pipeline = Pipeline(project_id=project.id, name=pinned.name, created_by=user_id,
+                                    created_at=now, updated_at=now, alerts={}, schedule_type="once",
+                                    cron=None, timezone="UTC", schedule_enabled=False)
+                s.add(pipeline)
+                s.flush()
+            current = s.get(PipelineVersion, pipeline.current_version_id) if pipeline.current_version_id else None
+            if current is not None and current.spec_hash == digest:
+                return SaveResult(pipeline.id, current.number, False, False)
+            number = (s.scalar(select(func.max(PipelineVersion.number)).where(
+                PipelineVersion.pipeline_id == pipeline.id)) or 0) + 1
+            version = PipelineVersion(pipeline_id=pipeline.id, number=number, spec=data, spec_hash=digest,
+                                      message=message, created_by=user_id, created_at=now)
+            s.add(version)
+            s.flush()
+            for task in pinned.tasks:
+                s.add(PipelineTask(version_id=version.id, name=task.name, template=task.template,
+                                   image=task.image, upstream=list(task.depends_on)))
+            pipeline.current_version_id = version.id
+            pipeline.description = pinned.description
+            pipeline.updated_at = now
+            reset = apply_schedule(s, pipeline, pinned, now)
+            return SaveResult(pipeline.id, number, True, reset)
+
+    def _project(self, s: Session, name: str, now: datetime) -> Project:
+        project = s.scalar(select(Project).where(Project.name == name))
+        if project is None:
+            project = Project(name=name, description="", created_at=now)
+            s.add(project)
+            s.flush()
+        return project
+
+    # ----- reads -------------------------------------------------------------------------
+    def find(self, name_or_id: str | int, project: str | None = None) -> Pipeline:
+        """Return the pipeline by id or name (optionally within a project); NotFound otherwise."""
+        with self.db.read() as s:
+            return self.find_in(s, name_or_id, project)
+
+    def find_in(self, s: Session, name_or_id: str | int, project: str | None = None) -> Pipeline:
+        """Like `find`, inside the caller's session."""
+        q = select(Pipeline)
+        if isinstance(name_or_id, int) or str(name_or_id).isdigit():
+            q = q.where(Pipeline.id == int(name_or_id))
+        else:
+            q = q.where(Pipeline.name == name_or_id)
+            if project:
+                q = q.join(Project, Project.id == Pipeline.project_id).where(Project.name == project)
+        rows = s.scalars(q).all()
+        if not rows:
+            raise NotFound(f"pipeline {name_or_id!r} not found")
+        if len(rows) > 1:
+            raise NotFound(f"pipeline name {name_or_id!r} exists in several projects; give --project")
+        return rows[0]
+
+    def spec(self, pipeline_id: int, version: int | None = None) -> tuple[PipelineSpec, int]:
+        """Return (spec, version number) of the current or a given version."""
+        with self.db.read() as s:
+            q = select(PipelineVersion).where(PipelineVersion.pipeline_id == pipeline_id)
+            if version is None:
+                q = q.join(Pipeline, Pipeline.current_version_id == PipelineVersion.id)
+            else:
+                q = q.where(PipelineVersion.number == version)
+            row = s.scalar(q)
+            if row is None:
+                raise NotFound(f"version {version or 'current'} of pipeline {pipeline_id} not found")
+            return parse_pipeline(row.spec), row.number
+
+    def export(self, pipeline_id: int, version: int | None = None) -> dict[str, Any]:
+        """Return the canonical YAML-ready dict of a version."""
+        spec, _ = self.spec(pipeline_id, version)
+        return pipeline_to_dict(spec)
+
+    def list(self) -> list[dict[str, Any]]:
+        """Return a summary row per pipeline."""
+        with self.db.read() as s:
+            rows = s.execute(
+                select(Pipeline, Project.name, PipelineVersion.number)
+                .join(Project, Project.id == Pipeline.project_id)
+                .join(PipelineVersion, PipelineVersion.id == Pipeline.current_version_id, isouter=True)
+                .order_by(Project.name, Pipeline.name)).tuples().all()
+        return [pipeline_summary(p, project, number) for p, project, number in rows]
+
+    def versions(self, pipeline_id: int) -> list[dict[str, Any]]:
+        """Return the versions of a pipeline, newest first."""
+        with self.db.read() as s:
+            rows = s.scalars(select(PipelineVersion).where(PipelineVersion.pipeline_id == pipeline_id)
+                             .order_by(PipelineVersion.number.desc())).all()
+            return [{"id": v.id, "number": v.number, "message": v.message, "created_at": v.created_at.isoformat(),
+                     "tasks": len(v.spec.get("tasks", []))} for v in rows]
+
+
+def pipeline_summary(p: Pipeline, project: str, version: int | None) -> dict[str, Any]:
+    """Return the JSON row of a pipeline used by listings."""
+    return {
+        "id": p.id, "name": p.name, "project": project, "description": p.description, "version": version,
+        "schedule": {"type": p.schedule_type, "cron": p.cron, "timezone": p.timezone,
+                     "enabled": p.schedule_enabled, "start_time": p.start_time.isoformat() if p.start_time else None,
+                     "next_fire_at": p.next_fire_at.isoformat() if p.next_fire_at else None},
+        "schedule_error": p.schedule_error, "updated_at": p.updated_at.isoformat(),
+    }
+
+
+def apply_schedule(s: Session, pipeline: Pipeline, spec: PipelineSpec, now: datetime) -> bool:
+    """Copy the version's schedule onto the pipeline; start a new epoch on a cron/type/zone change (R7).
+
+    Return True when the epoch was reset (start_time moved, waiting records expired).
+    """
+    sch = spec.schedule
+    explicit = _to_utc(sch.start_time, sch.timezone) if sch.start_time else None
+    changed = (pipeline.schedule_type, pipeline.cron, pipeline.timezone) != (sch.type, sch.cron, sch.timezone)
+    first = pipeline.start_time is None and pipeline.schedule_type == "once" and pipeline.cron is None
+    pipeline.schedule_type, pipeline.cron, pipeline.timezone = sch.type, sch.cron, sch.timezone
+    pipeline.depends_on_past, pipeline.expired_limit = sch.depends_on_past, sch.expired_limit
+    pipeline.max_active_runs, pipeline.schedule_enabled = sch.max_active_runs, sch.enabled and sch.type == "crontab"
+    pipeline.alerts = {"webhooks": list(spec.alerts.webhooks), "on": list(spec.alerts.on)}
+    reset = changed and not first
+    # D7: an explicit start_time in the same save wins; "explicit" = differs from the stored one.
+    if explicit is not None and (explicit != pipeline.start_time or first):
+        pipeline.start_time = explicit
+    elif changed:
+        pipeline.start_time = now
+    if reset:
+        s.execute(update(ScheduleRecord).where(ScheduleRecord.pipeline_id == pipeline.id,
+                                               ScheduleRecord.status == "waiting")
+                  .values(status="expired", message="schedule changed", updated_at=now)
+                  .execution_options(synchronize_session=False))
+    pipeline.next_fire_at = None  # re-evaluated by the next scheduler pass
+    pipeline.schedule_error = None
+    return reset
+
+
+def _to_utc(wall: datetime, timezone: str) -> datetime:
+    if wall.tzinfo is not None:
+        return wall.astimezone(UTC)
+    return wall.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)

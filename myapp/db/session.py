@@ -1,0 +1,82 @@
+"""Engine and transaction setup for SQLite, PostgreSQL and MySQL.
+
+SQLite gets WAL, a busy timeout, foreign keys, and `BEGIN IMMEDIATE` for write transactions
+(a single-writer lock, our substitute for row locks there); server databases use row locks
+(`SELECT ... FOR UPDATE [SKIP LOCKED]`) taken by the stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine with the per-dialect settings the stores rely on."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    if url.startswith("mysql://"):
+        url = "mysql+pymysql://" + url[len("mysql://"):]
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("myapp_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """Owns the engine and hands out read and write transactions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        self._write = sessionmaker(engine.execution_options(myapp_write=True), expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> Database:
+        """Return a Database on a new engine for `url`."""
+        return cls(make_engine(url))
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """Yield a session in a write transaction; commit on success, roll back on error."""
+        with self._write() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """Yield a session for reads (a plain transaction, never a writer lock)."""
+        with self._read() as session, session.begin():
+            yield session
+
+    def lock_options(self, *, skip_locked: bool = False) -> dict[str, Any]:
+        """Return with_for_update() kwargs for this dialect ({} means: rely on the SQLite lock)."""
+        if self.is_sqlite:
+            return {}
+        return {"skip_locked": True} if skip_locked else {"nowait": False}
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

@@ -1,0 +1,55 @@
+"""The worker's use-case: claim a queued task instance, run the attempt, record its end.
+
+Called by the Celery task and by the burst worker; idempotent (a duplicate message finds the
+task no longer queued and does nothing).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import traceback
+
+from myapp.db.attempt_store import AttemptResult
+from myapp.executor.local import LocalConfig, LocalExecutor
+from myapp.logs import AttemptLog, LogKey
+from myapp.services import Services
+
+
+def worker_name() -> str:
+    """Return a name identifying this worker process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def local_executor(services: Services) -> LocalExecutor:
+    """Build the local executor from settings."""
+    s = services.settings
+    return LocalExecutor(
+        LocalConfig(workflow_space=s.workflow_space, artifacts_dir=s.artifacts_dir,
+                    cluster_name=s.cluster_name, heartbeat_interval=s.heartbeat_interval,
+                    kill_grace=s.kill_grace),
+        services.templates,
+    )
+
+
+def execute_task_instance(ti_id: int, services: Services, executor: LocalExecutor) -> bool:
+    """Run the next attempt of task instance `ti_id` if it is still queued; return True if it ran."""
+    clock, attempts = services.clock, services.attempts
+    ctx = attempts.claim(ti_id, worker_name(), clock.now())
+    if ctx is None:
+        return False
+    log = AttemptLog(LogKey(ctx.run_id, ctx.task.name, ctx.try_number), services.settings.logs_dir, services.redis)
+    try:
+        result = executor.run(
+            ctx, log, heartbeat=lambda: attempts.heartbeat(ctx.attempt_id, clock.now()), now=clock.now,
+            on_start=lambda pid: attempts.record_process(ctx.attempt_id, pid=pid,
+                                                         container={"kind": "process", "pid": pid,
+                                                                    "worker": worker_name()}),
+        )
+    except Exception as exc:  # noqa: BLE001  an executor bug must still end the attempt
+        log.write("[myapp] internal error:\n" + traceback.format_exc())
+        result = AttemptResult(succeeded=False, message=f"internal error: {exc}")
+    finally:
+        log.close()
+    attempts.finish(ctx.attempt_id, result, clock.now())
+    return True

@@ -1,0 +1,136 @@
+"""Attempt logs: live through Redis while an attempt runs, archived under MYAPP_HOME/logs when it ends.
+
+One reader serves both: the archive if the attempt has ended, else the live Redis stream, else
+the live file a worker on this machine is writing (the no-Redis standalone mode).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+LIVE_TTL_SECONDS = 24 * 3600
+MAX_LINE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class LogKey:
+    """Identifies one attempt's log."""
+
+    run_id: int
+    task_name: str
+    try_number: int
+
+    @property
+    def redis_key(self) -> str:
+        return f"myapp:log:{self.run_id}:{self.task_name}:{self.try_number}"
+
+    def path(self, logs_dir: Path) -> Path:
+        return logs_dir / str(self.run_id) / self.task_name / f"{self.try_number}.log"
+
+
+class LogWriter(Protocol):
+    def write(self, line: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class RedisLike(Protocol):
+    def rpush(self, key: str, *values: str) -> Any: ...
+    def expire(self, key: str, seconds: int) -> Any: ...
+    def lrange(self, key: str, start: int, end: int) -> Any: ...
+    def exists(self, *keys: str) -> Any: ...
+    def delete(self, *keys: str) -> Any: ...
+
+
+class AttemptLog:
+    """Writes one attempt's lines to the live file and, when configured, to Redis."""
+
+    def __init__(self, key: LogKey, logs_dir: Path, redis: RedisLike | None) -> None:
+        self.key = key
+        self.final = key.path(logs_dir)
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.live = self.final.with_suffix(".live")
+        self._file = self.live.open("a", encoding="utf-8", errors="replace")
+        self._redis = redis
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def write(self, line: str) -> None:
+        """Append one line (a trailing newline is added if missing; huge lines are cut)."""
+        if len(line) > MAX_LINE:
+            line = line[:MAX_LINE] + f"... [line cut at {MAX_LINE} characters]\n"
+        if not line.endswith("\n"):
+            line += "\n"
+        with self._lock:
+            self._write(line)
+
+    def _write(self, line: str) -> None:
+        self._file.write(line)
+        self._file.flush()
+        if self._redis is not None:
+            try:
+                self._redis.rpush(self.key.redis_key, line)
+                self._redis.expire(self.key.redis_key, LIVE_TTL_SECONDS)
+            except Exception:  # noqa: BLE001  live view is best effort; the archive keeps every line
+                self._redis = None
+
+    def close(self) -> None:
+        """Archive: the live file becomes the final log; the Redis copy expires soon after."""
+        if self._closed:
+            return
+        self._closed = True
+        self._file.close()
+        os.replace(self.live, self.final)
+        if self._redis is not None:
+            try:
+                self._redis.expire(self.key.redis_key, 300)
+            except Exception:  # noqa: BLE001
+                pass
+
+
+class LogReader:
+    """Reads an attempt's log from the archive, Redis, or the live file — whichever exists."""
+
+    def __init__(self, logs_dir: Path, redis: RedisLike | None) -> None:
+        self.logs_dir = logs_dir
+        self.redis = redis
+
+    def lines(self, key: LogKey, start: int = 0) -> tuple[list[str], bool]:
+        """Return (lines from line number `start`, finished?)."""
+        final = key.path(self.logs_dir)
+        if final.exists():
+            return _file_lines(final, start), True
+        if self.redis is not None:
+            try:
+                if self.redis.exists(key.redis_key):
+                    raw = self.redis.lrange(key.redis_key, start, -1)
+                    return [r.decode() if isinstance(r, bytes) else str(r) for r in raw], False
+            except Exception:  # noqa: BLE001  fall back to the live file
+                pass
+        live = final.with_suffix(".live")
+        if live.exists():
+            return _file_lines(live, start), False
+        return [], False
+
+    def follow(self, key: LogKey, is_active: Any, sleep: Any, poll: float = 0.5) -> Iterator[str]:
+        """Yield lines as they arrive until the attempt's log is archived and `is_active()` is False."""
+        seen = 0
+        while True:
+            new, finished = self.lines(key, seen)
+            seen += len(new)
+            yield from new
+            if finished or not is_active():
+                if not finished:
+                    new, _ = self.lines(key, seen)
+                    yield from new
+                return
+            sleep(poll)
+
+
+def _file_lines(path: Path, start: int) -> list[str]:
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        return [line for i, line in enumerate(fh) if i >= start]

@@ -1,0 +1,107 @@
+"""The Celery application of myapp, built from settings (no module-level app, no config at import).
+
+Tasks take ids and call one use-case each. Dependencies are built lazily once per worker process
+(after the prefork fork, so no database connection is shared between processes).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from myapp.services import Services, build_services
+from myapp.settings import Settings
+
+log = logging.getLogger(__name__)
+EXECUTE = "myapp.execute_task_instance"
+RECONCILE = "myapp.reconcile"
+SCHEDULE = "make_timerun_config"
+QUEUE = "myapp"
+
+
+class LazyServices:
+    """Builds Services on first use in each process; reset after fork."""
+
+    def __init__(self, settings: Settings, app: Celery) -> None:
+        self.settings = settings
+        self.app = app
+        self._services: Services | None = None
+
+    def get(self) -> Services:
+        if self._services is None:
+            self._services = build_services(self.settings, dispatch=celery_dispatch(self.app))
+        return self._services
+
+    def reset(self) -> None:
+        self._services = None
+
+
+def celery_dispatch(app: Celery) -> Any:
+    """Return a dispatch function that sends one execute message per queued task instance."""
+    def dispatch(ids: Sequence[int]) -> None:
+        for ti_id in ids:
+            app.send_task(EXECUTE, args=[int(ti_id)], queue=QUEUE)
+    return dispatch
+
+
+def broker_options(settings: Settings) -> dict[str, Any]:
+    """Return transport options; the folder broker keeps its folders in MYAPP_HOME."""
+    if settings.effective_broker_url != "filesystem://":
+        return {"visibility_timeout": 3600}
+    base = settings.home / "broker"
+    for sub in ("queue", "processed", "control"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(base / "queue"), "data_folder_out": str(base / "queue"),
+        "processed_folder": str(base / "processed"), "store_processed": False,
+        "control_folder": str(base / "control"), "polling_interval": 0.05,
+    }
+
+
+def create_celery(settings: Settings) -> tuple[Celery, LazyServices]:
+    """Create the Celery app with its tasks and beat schedule."""
+    app = Celery("myapp", broker=settings.effective_broker_url, set_as_current=False)
+    app.conf.update(
+        broker_transport_options=broker_options(settings), task_ignore_result=True,
+        task_default_queue=QUEUE, worker_prefetch_multiplier=1, task_acks_late=False,
+        broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
+        timezone="UTC", enable_utc=True, worker_send_task_events=False,
+        beat_schedule={
+            SCHEDULE: {"task": SCHEDULE, "schedule": timedelta(seconds=settings.schedule_interval)},
+            RECONCILE: {"task": RECONCILE, "schedule": timedelta(seconds=settings.reconcile_interval)},
+        },
+    )
+    deps = LazyServices(settings, app)
+    _register_tasks(app, deps)
+    worker_process_init.connect(lambda **_: deps.reset(), weak=False)
+    return app, deps
+
+
+def _register_tasks(app: Celery, deps: LazyServices) -> None:
+    from myapp.executor.worker import execute_task_instance, local_executor
+
+    @app.task(name=EXECUTE)
+    def execute(ti_id: int) -> None:
+        services = deps.get()
+        execute_task_instance(ti_id, services, local_executor(services))
+
+    @app.task(name=RECONCILE)
+    def reconcile() -> None:
+        services = deps.get()
+        s = services.settings
+        counts = services.attempts.reconcile(services.clock.now(), heartbeat_timeout=s.heartbeat_timeout,
+                                             requeue_after=s.requeue_after)
+        if any(counts.values()):
+            log.info("reconciled %s", counts)
+
+    @app.task(name=SCHEDULE)
+    def make_timerun_config() -> None:
+        from myapp.scheduler import run_pass
+
+        services = deps.get()
+        run_pass(services, services.clock.now())

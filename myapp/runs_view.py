@@ -1,0 +1,73 @@
+"""Read models of runs shared by the CLI and the REST API (JSON-ready dicts, no business rule)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from myapp.core.errors import NotFound
+from myapp.db.tables import Pipeline, PipelineVersion, Run, TaskAttempt, TaskInstance
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def run_row(run: Run, pipeline: str, version: int | None) -> dict[str, Any]:
+    """Return the summary of one run."""
+    return {
+        "id": run.id, "pipeline": pipeline, "pipeline_id": run.pipeline_id, "version": version,
+        "trigger": run.trigger, "state": run.state, "execution_date": run.execution_date_text,
+        "execution_instant": _iso(run.execution_date), "params": run.params, "message": run.message,
+        "debug_task": run.debug_task, "copied_from": run.copied_from_id, "runner": run.runner,
+        "created_at": _iso(run.created_at), "started_at": _iso(run.started_at), "ended_at": _iso(run.ended_at),
+    }
+
+
+def run_rows(s: Session, *, pipeline_id: int | None = None, state: str | None = None,
+             trigger: str | None = None, limit: int = 50, offset: int = 0,
+             project_ids: list[int] | None = None) -> list[dict[str, Any]]:
+    """Return runs newest first, filtered."""
+    q = (select(Run, Pipeline.name, PipelineVersion.number)
+         .join(Pipeline, Pipeline.id == Run.pipeline_id)
+         .join(PipelineVersion, PipelineVersion.id == Run.version_id)
+         .order_by(Run.id.desc()).limit(limit).offset(offset))
+    if pipeline_id is not None:
+        q = q.where(Run.pipeline_id == pipeline_id)
+    if state:
+        q = q.where(Run.state == state)
+    if trigger:
+        q = q.where(Run.trigger == trigger)
+    if project_ids is not None:
+        q = q.where(Run.project_id.in_(project_ids))
+    return [run_row(r, name, n) for r, name, n in s.execute(q).tuples().all()]
+
+
+def run_detail(s: Session, run_id: int) -> dict[str, Any]:
+    """Return one run with its task instances and their attempts."""
+    found = s.execute(select(Run, Pipeline.name, PipelineVersion.number)
+                      .join(Pipeline, Pipeline.id == Run.pipeline_id)
+                      .join(PipelineVersion, PipelineVersion.id == Run.version_id)
+                      .where(Run.id == run_id)).tuples().first()
+    if found is None:
+        raise NotFound(f"run {run_id} not found")
+    run, name, number = found
+    data = run_row(run, name, number)
+    tis = s.scalars(select(TaskInstance).where(TaskInstance.run_id == run_id).order_by(TaskInstance.id)).all()
+    attempts = s.scalars(select(TaskAttempt).where(TaskAttempt.task_instance_id.in_([t.id for t in tis]))
+                         .order_by(TaskAttempt.try_number)).all()
+    by_ti: dict[int, list[dict[str, Any]]] = {}
+    for a in attempts:
+        by_ti.setdefault(a.task_instance_id, []).append({
+            "try_number": a.try_number, "state": a.state, "worker": a.worker, "pid": a.pid,
+            "pods": a.pod_names, "exit_code": a.exit_code, "message": a.message,
+            "started_at": _iso(a.started_at), "ended_at": _iso(a.ended_at), "container": a.container,
+            "events": a.events})
+    data["tasks"] = [{
+        "name": t.task_name, "state": t.state, "try_number": t.try_number, "max_tries": t.max_tries,
+        "inputs": t.inputs, "outputs": t.outputs, "message": t.message, "queued_at": _iso(t.queued_at),
+        "started_at": _iso(t.started_at), "ended_at": _iso(t.ended_at), "attempts": by_ti.get(t.id, []),
+    } for t in tis]
+    return data

@@ -1,0 +1,87 @@
+"""Per-process wiring: settings -> database, stores, catalog, logs. Built once by each entry module."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from myapp.db.attempt_store import AttemptStore
+from myapp.db.pipeline_store import PipelineStore
+from myapp.db.run_store import Dispatch, RunStore
+from myapp.db.session import Database
+from myapp.db.specs import VersionSpecs
+from myapp.db.template_store import TemplateStore
+from myapp.logs import LogReader
+from myapp.settings import Settings, ensure_secret_key
+
+
+class SystemClock:
+    """The real clock (UTC)."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def _no_dispatch(ids: Sequence[int]) -> None:
+    """Leave queued tasks to a worker's reconciler/burst loop (used where no broker is wired)."""
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    templates: TemplateStore
+    pipelines: PipelineStore
+    runs: RunStore
+    attempts: AttemptStore
+    logs: LogReader
+    redis: Any
+    clock: SystemClock
+
+    def set_dispatch(self, dispatch: Dispatch) -> None:
+        """Route newly queued task instances to `dispatch` (after each commit)."""
+        self.runs.dispatch = dispatch
+
+
+def cron_check_for(settings: Settings) -> Any:
+    """Return the cron validator used at save time (R12), or None if the cron core is absent."""
+    try:
+        from datetime import timedelta
+
+        from myapp.core.cron import validate_cron, validate_timezone
+    except ImportError:  # pragma: no cover - during bootstrap only
+        return None
+
+    def check(cron: str, timezone: str) -> None:
+        validate_timezone(timezone)
+        validate_cron(cron, timedelta(seconds=settings.cron_min_interval))
+
+    return check
+
+
+def make_redis(settings: Settings) -> Any:
+    """Return a Redis client for live logs, or None when no Redis is configured."""
+    url = settings.effective_redis_url
+    if not url:
+        return None
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+
+def build_services(settings: Settings, dispatch: Dispatch | None = None) -> Services:
+    """Build every store of this process on one engine."""
+    settings = ensure_secret_key(settings)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    db = Database.from_url(settings.effective_database_url)
+    templates = TemplateStore(db)
+    runs = RunStore(db, VersionSpecs(), dispatch or _no_dispatch, secret=settings.secret_key)
+    redis_client = make_redis(settings)
+    return Services(
+        settings=settings, db=db, templates=templates,
+        pipelines=PipelineStore(db, templates, cron_check_for(settings)),
+        runs=runs, attempts=AttemptStore(runs), logs=LogReader(settings.logs_dir, redis_client),
+        redis=redis_client, clock=SystemClock(),
+    )

@@ -1,0 +1,186 @@
+"""Typed settings: one frozen dataclass read from config/, overridden by MYAPP_* variables.
+
+Loaded once per process by the entry modules and passed down; nothing reads it at import time.
+A bad value fails at start with a message naming the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import get_type_hints
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXECUTORS = ("local", "kubernetes")
+
+
+class SettingsError(ValueError):
+    """A configuration value is invalid; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every configuration value of myapp, validated."""
+
+    home: Path = field(default_factory=lambda: Path.home() / ".myapp")
+    database_url: str = ""
+    broker_url: str = ""
+    redis_url: str = ""
+    executor: str = "local"
+    timezone: str = "UTC"
+    cluster_name: str = "local"
+    workflow_space: Path = Path("/tmp/workflow_space")
+    production: bool = False
+    secret_key: str = ""
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    schedule_interval: int = 60
+    cron_min_interval: int = 60
+    backfill_chunk: int = 1000
+    reconcile_interval: int = 10
+    heartbeat_interval: float = 2.0
+    heartbeat_timeout: int = 60
+    requeue_after: int = 120
+    kill_grace: float = 5.0
+    worker_concurrency: int = 2
+    plugin_dirs: str = "plugins"
+    k8s_namespace: str = "myapp"
+    k8s_service_account: str = ""
+    k8s_image_pull_secrets: str = ""
+    k8s_workflow_space_pvc: str = ""
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def logs_dir(self) -> Path:
+        """Return where finished attempts' logs are archived."""
+        return self.home / "logs"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Return where file outputs of runs are stored."""
+        return self.home / "artifacts"
+
+    @property
+    def effective_database_url(self) -> str:
+        """Return the database URL, defaulting to SQLite in `home`."""
+        return self.database_url or f"sqlite:///{self.home / 'myapp.db'}"
+
+    @property
+    def effective_broker_url(self) -> str:
+        """Return the broker URL, defaulting to a folder broker in `home`."""
+        return self.broker_url or "filesystem://"
+
+    @property
+    def effective_redis_url(self) -> str | None:
+        """Return the Redis URL for live logs, or None when running without Redis."""
+        if self.redis_url:
+            return self.redis_url
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return None
+
+    def plugin_paths(self) -> list[Path]:
+        """Return the plugin directories, relative ones resolved against the repository."""
+        out = []
+        for part in self.plugin_dirs.split(os.pathsep if os.pathsep in self.plugin_dirs else ","):
+            if part.strip():
+                path = Path(part.strip()).expanduser()
+                out.append(path if path.is_absolute() else REPO_ROOT / path)
+        return out
+
+
+def _validate(s: Settings) -> None:
+    if s.executor not in EXECUTORS:
+        raise SettingsError(f"MYAPP_EXECUTOR: {s.executor!r} is not one of {', '.join(EXECUTORS)}")
+    try:
+        ZoneInfo(s.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(f"MYAPP_TIMEZONE: {s.timezone!r} is not an IANA timezone") from exc
+    if s.database_url and "://" not in s.database_url:
+        raise SettingsError(f"MYAPP_DATABASE_URL: {s.database_url!r} is not a database URL")
+    scheme = s.broker_url.split("://", 1)[0] if s.broker_url else "filesystem"
+    if scheme not in ("redis", "rediss", "filesystem", "memory", "amqp", "sqla+sqlite"):
+        raise SettingsError(f"MYAPP_BROKER_URL: unsupported broker {s.broker_url!r}")
+    for name in ("web_port", "schedule_interval", "cron_min_interval", "backfill_chunk",
+                 "reconcile_interval", "heartbeat_timeout", "requeue_after", "worker_concurrency"):
+        if getattr(s, name) <= 0:
+            raise SettingsError(f"MYAPP_{name.upper()}: must be a positive number")
+    if s.production and not s.secret_key:
+        raise SettingsError("MYAPP_SECRET_KEY: required in production mode")
+
+
+def _convert(name: str, kind: object, raw: object) -> object:
+    text = str(raw).strip()
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(text)
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if kind is Path:
+            return Path(text).expanduser()
+    except ValueError:
+        raise SettingsError(f"MYAPP_{name.upper()}: {text!r} is not a valid {getattr(kind, '__name__', kind)}") from None
+    return text
+
+
+def _defaults_file(env: Mapping[str, str]) -> Path | None:
+    explicit = env.get("MYAPP_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"MYAPP_CONFIG: no such file {explicit!r}")
+        return path
+    candidate = REPO_ROOT / "config" / "myapp.yaml"
+    return candidate if candidate.is_file() else None
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read config/ defaults, apply MYAPP_* variables and `overrides`, validate, and return."""
+    env = os.environ if env is None else env
+    hints = get_type_hints(Settings)
+    values: dict[str, object] = {}
+    path = _defaults_file(env)
+    if path is not None:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise SettingsError(f"{path}: expected a mapping of settings")
+        unknown = set(data) - set(hints)
+        if unknown:
+            raise SettingsError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}")
+        values.update({k: v for k, v in data.items() if v not in ("", None)})
+    for f in fields(Settings):
+        raw = env.get(f"MYAPP_{f.name.upper()}")
+        if raw is not None and raw != "":
+            values[f.name] = raw
+    values.update(overrides)
+    converted = {k: _convert(k, hints[k], v) for k, v in values.items()}
+    return Settings(**converted)  # type: ignore[arg-type]
+
+
+def ensure_secret_key(settings: Settings) -> Settings:
+    """Return settings with a secret key: the configured one, else one kept in `home`."""
+    if settings.secret_key:
+        return settings
+    path = settings.home / "secret_key"
+    if not path.exists():
+        settings.home.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32), encoding="utf-8")
+        path.chmod(0o600)
+    return dataclasses.replace(settings, secret_key=path.read_text(encoding="utf-8").strip())

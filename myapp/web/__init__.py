@@ -1,0 +1,1 @@
+"""Flask adapter: the app factory, REST API and pages."""

@@ -1,0 +1,382 @@
+"""REST API under /api/v1 (pipelines, runs, templates) on Flask-AppBuilder's BaseApi.
+
+Thin: parse the request, call the same store methods the CLI and the daemon use, turn domain
+errors into clean 4xx JSON (never a 500 or SQL text). FAB generates the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Response, current_app, g, request
+from flask_appbuilder.api import BaseApi, expose
+from flask_appbuilder.security.decorators import protect
+
+from myapp.core.errors import Conflict, MyappError, NotFound, SpecError
+from myapp.core.pipeline_spec import parse_pipeline
+from myapp.core.states import RunState, Trigger
+from myapp.db.pipeline_store import SpecErrors
+from myapp.db.run_store import NewRun
+from myapp.logs import LogKey
+from myapp.yaml_io import dump_yaml, load_yaml
+from myapp.runs_view import run_detail, run_rows
+from myapp.services import Services
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def services() -> Services:
+    """Return the process's Services."""
+    svc: Services = current_app.extensions["myapp"]
+    return svc
+
+
+def domain_errors(fn: F) -> F:
+    """Map domain errors to 400/404/409 JSON responses."""
+    @functools.wraps(fn)
+    def wrapper(self: BaseApi, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except SpecErrors as exc:
+            return self.response_400(message=str(exc), errors=[{"field": e.field, "message": e.message} for e in exc.errors])
+        except SpecError as exc:
+            return self.response_400(message=str(exc), errors=[{"field": exc.field, "message": exc.message}])
+        except NotFound as exc:
+            return self.response_404(message=str(exc))
+        except Conflict as exc:
+            return self.response(409, message=str(exc))
+        except MyappError as exc:
+            return self.response_400(message=str(exc))
+    return wrapper  # type: ignore[return-value]
+
+
+def user_id() -> int | None:
+    """Return the logged-in user's id."""
+    user = getattr(g, "user", None)
+    return getattr(user, "id", None)
+
+
+def user_name() -> str:
+    """Return the logged-in user's name (for {{ runner }})."""
+    user = getattr(g, "user", None)
+    return str(getattr(user, "username", "") or "")
+
+
+def request_spec() -> Any:
+    """Parse a pipeline from the request body: YAML text, or JSON."""
+    if request.is_json:
+        data = request.get_json(silent=True)
+    else:
+        try:
+            data = load_yaml(request.get_data(as_text=True))
+        except ValueError as exc:
+            raise SpecError("body", str(exc)) from None
+    if not isinstance(data, dict):
+        raise SpecError("body", "a pipeline must be a mapping (YAML or JSON object)")
+    return parse_pipeline(data)
+
+
+class PipelineApi(BaseApi):
+    resource_name = "pipelines"
+    class_permission_name = "Pipelines"
+    method_permission_name = {"list": "read", "get": "read", "export": "read", "versions": "read",
+                              "save": "write", "validate": "read", "create_run": "write"}
+    openapi_spec_tag = "Pipelines"
+
+    @expose("/", methods=["GET"])
+    @protect()
+    def list(self) -> Response:
+        """List pipelines.
+        ---
+        get:
+          responses:
+            200: {description: Pipelines}
+        """
+        return self.response(200, result=services().pipelines.list())
+
+    @expose("/", methods=["POST"])
+    @protect()
+    @domain_errors
+    def save(self) -> Response:
+        """Create or update a pipeline from YAML or JSON; a change makes a new version.
+        ---
+        post:
+          responses:
+            200: {description: Saved}
+            400: {description: Invalid pipeline}
+        """
+        svc = services()
+        res = svc.pipelines.save(request_spec(), svc.clock.now(), user_id=user_id(),
+                                 message=request.args.get("message", ""))
+        return self.response(200, id=res.pipeline_id, version=res.version, changed=res.created_version)
+
+    @expose("/validate", methods=["POST"])
+    @protect()
+    @domain_errors
+    def validate(self) -> Response:
+        """Check a pipeline against every rule without saving.
+        ---
+        post:
+          responses:
+            200: {description: Valid}
+            400: {description: Invalid pipeline}
+        """
+        services().pipelines.check(request_spec())
+        return self.response(200, message="ok")
+
+    @expose("/<int:pk>", methods=["GET"])
+    @protect()
+    @domain_errors
+    def get(self, pk: int) -> Response:
+        """Get a pipeline with its current definition.
+        ---
+        get:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200: {description: Pipeline}
+            404: {description: Not found}
+        """
+        svc = services()
+        row = svc.pipelines.find(pk)
+        return self.response(200, id=row.id, name=row.name, definition=svc.pipelines.export(pk),
+                             schedule_error=row.schedule_error)
+
+    @expose("/<int:pk>/export", methods=["GET"])
+    @protect()
+    @domain_errors
+    def export(self, pk: int) -> Response:
+        """Export a version as YAML.
+        ---
+        get:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          - {in: query, name: version, schema: {type: integer}}
+          responses:
+            200: {description: YAML}
+            404: {description: Not found}
+        """
+        version = request.args.get("version", type=int)
+        text = dump_yaml(services().pipelines.export(pk, version))
+        return Response(text, mimetype="application/yaml")
+
+    @expose("/<int:pk>/versions", methods=["GET"])
+    @protect()
+    @domain_errors
+    def versions(self, pk: int) -> Response:
+        """List the versions of a pipeline.
+        ---
+        get:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200: {description: Versions}
+        """
+        services().pipelines.find(pk)
+        return self.response(200, result=services().pipelines.versions(pk))
+
+    @expose("/<int:pk>/runs", methods=["POST"])
+    @protect()
+    @domain_errors
+    def create_run(self, pk: int) -> Response:
+        """Start a manual run, or a debug run of one task (body: params, debug_task, inputs).
+        ---
+        post:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            201: {description: Run started}
+            400: {description: Bad parameters}
+            404: {description: Not found}
+        """
+        svc = services()
+        body = request.get_json(silent=True) or {}
+        if not isinstance(body, dict):
+            raise SpecError("body", "expected a JSON object")
+        params, debug_task = body.get("params") or {}, body.get("debug_task")
+        if not isinstance(params, dict):
+            raise SpecError("params", "expected an object of NAME: VALUE")
+        svc.pipelines.find(pk)
+        now = svc.clock.now()
+        run_id = svc.runs.create_run(NewRun(
+            pipeline_id=pk, trigger=Trigger.DEBUG if debug_task else Trigger.MANUAL, execution_date=now,
+            params={str(k): str(v) for k, v in params.items()}, user_id=user_id(), runner=user_name(),
+            debug_task=debug_task, debug_inputs=body.get("inputs") or {} if debug_task else None), now)
+        return self.response(201, id=run_id)
+
+
+class RunApi(BaseApi):
+    resource_name = "runs"
+    class_permission_name = "Runs"
+    method_permission_name = {"list": "read", "get": "read", "logs": "read", "stop": "write",
+                              "retry": "write", "copy": "write", "mark": "write"}
+    openapi_spec_tag = "Runs"
+
+    @expose("/", methods=["GET"])
+    @protect()
+    def list(self) -> Response:
+        """List runs, newest first (filters: pipeline_id, state, trigger; page with limit/offset).
+        ---
+        get:
+          responses:
+            200: {description: Runs}
+        """
+        limit = min(request.args.get("limit", 50, type=int) or 50, 500)
+        with services().db.read() as s:
+            rows = run_rows(s, pipeline_id=request.args.get("pipeline_id", type=int),
+                            state=request.args.get("state"), trigger=request.args.get("trigger"),
+                            limit=limit, offset=max(request.args.get("offset", 0, type=int) or 0, 0))
+        return self.response(200, result=rows)
+
+    @expose("/<int:pk>", methods=["GET"])
+    @protect()
+    @domain_errors
+    def get(self, pk: int) -> Response:
+        """Get a run with its task instances and attempts.
+        ---
+        get:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200: {description: Run}
+            404: {description: Not found}
+        """
+        with services().db.read() as s:
+            return self.response(200, result=run_detail(s, pk))
+
+    @expose("/<int:pk>/logs", methods=["GET"])
+    @protect()
+    @domain_errors
+    def logs(self, pk: int) -> Response:
+        """Read an attempt's log from line `offset` (live while running, archived after).
+        ---
+        get:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          - {in: query, name: task, required: true, schema: {type: string}}
+          - {in: query, name: try, schema: {type: integer}}
+          - {in: query, name: offset, schema: {type: integer}}
+          responses:
+            200: {description: Lines}
+            404: {description: Not found}
+        """
+        task = request.args.get("task", "")
+        with services().db.read() as s:
+            detail = run_detail(s, pk)
+        ti = next((t for t in detail["tasks"] if t["name"] == task), None)
+        if ti is None:
+            raise NotFound(f"task {task!r} not found in run {pk}")
+        try_number = request.args.get("try", type=int) or ti["try_number"]
+        offset = max(request.args.get("offset", 0, type=int) or 0, 0)
+        lines, finished = services().logs.lines(LogKey(pk, task, try_number), offset)
+        return self.response(200, lines=lines, offset=offset + len(lines), finished=finished, try_number=try_number)
+
+    def _act(self, pk: int, action: str) -> Response:
+        svc, now = services(), services().clock.now()
+        if action == "stop":
+            svc.runs.stop_run(pk, now, by=user_name())
+        elif action == "retry":
+            svc.runs.retry_run(pk, now)
+        return self.response(200, id=pk, message=f"{action} accepted")
+
+    @expose("/<int:pk>/stop", methods=["POST"])
+    @protect()
+    @domain_errors
+    def stop(self, pk: int) -> Response:
+        """Stop a run.
+        ---
+        post:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200: {description: Stopped}
+            404: {description: Not found}
+            409: {description: Already finished}
+        """
+        return self._act(pk, "stop")
+
+    @expose("/<int:pk>/retry", methods=["POST"])
+    @protect()
+    @domain_errors
+    def retry(self, pk: int) -> Response:
+        """Retry a finished run from its failures (same run; succeeded tasks are kept).
+        ---
+        post:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200: {description: Retrying}
+            404: {description: Not found}
+            409: {description: Not retryable}
+        """
+        return self._act(pk, "retry")
+
+    @expose("/<int:pk>/copy", methods=["POST"])
+    @protect()
+    @domain_errors
+    def copy(self, pk: int) -> Response:
+        """Start a new run with the same version and (edited) parameters.
+        ---
+        post:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            201: {description: New run}
+            404: {description: Not found}
+        """
+        body = request.get_json(silent=True) or {}
+        params = body.get("params") if isinstance(body, dict) else None
+        svc = services()
+        new_id = svc.runs.copy_run(pk, svc.clock.now(), {str(k): str(v) for k, v in (params or {}).items()},
+                                   user_id=user_id(), runner=user_name())
+        return self.response(201, id=new_id)
+
+    @expose("/<int:pk>/mark", methods=["POST"])
+    @protect()
+    @domain_errors
+    def mark(self, pk: int) -> Response:
+        """Mark a finished run succeeded or failed (body: {"state": ...}).
+        ---
+        post:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200: {description: Marked}
+            400: {description: Bad state}
+            409: {description: Not finished}
+        """
+        body = request.get_json(silent=True) or {}
+        state = body.get("state") if isinstance(body, dict) else None
+        if state not in ("succeeded", "failed"):
+            raise SpecError("state", "must be succeeded or failed")
+        svc = services()
+        svc.runs.mark_run(pk, RunState(state), svc.clock.now(), by=user_name())
+        return self.response(200, id=pk, state=state)
+
+
+class TemplateApi(BaseApi):
+    resource_name = "templates"
+    class_permission_name = "Templates"
+    method_permission_name = {"list": "read"}
+    openapi_spec_tag = "Templates"
+
+    @expose("/", methods=["GET"])
+    @protect()
+    def list(self) -> Response:
+        """List published task templates.
+        ---
+        get:
+          responses:
+            200: {description: Templates}
+        """
+        from myapp.plugins import template_to_dict
+
+        return self.response(200, result=[template_to_dict(t) for t in services().templates.list()])
+
+
+def register_apis(appbuilder: Any) -> None:
+    """Add the REST APIs to Flask-AppBuilder."""
+    for api in (PipelineApi, RunApi, TemplateApi):
+        appbuilder.add_api(api)

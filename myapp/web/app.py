@@ -1,0 +1,88 @@
+"""The web application factory: Flask-AppBuilder (login, roles, JWT, OpenAPI) plus myapp's REST API.
+
+`create_app(settings)` builds everything from settings; nothing is configured at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, redirect
+from flask_appbuilder import AppBuilder, IndexView, expose
+from flask_appbuilder.const import AUTH_DB
+from flask_appbuilder.models.sqla import Model
+from flask_appbuilder.utils.legacy import get_sqla_class
+
+from myapp.services import Services, build_services
+from myapp.settings import Settings, ensure_secret_key
+
+ROLES = {
+    # FAB roles; project-level roles (owner, member, viewer) are kept per project.
+    "User": [(perm, view) for view in ("Pipelines", "Runs", "Templates", "Schedules")
+             for perm in ("can_read", "can_write")],
+    "Viewer": [("can_read", view) for view in ("Pipelines", "Runs", "Templates", "Schedules")],
+}
+
+
+class HomeView(IndexView):
+    """The landing page sends users to the API documentation until the pages exist."""
+
+    @expose("/")
+    def index(self) -> Any:
+        return self.render_template("appbuilder/index.html")
+
+
+def flask_config(settings: Settings, *, create_db: bool, update_perms: bool) -> dict[str, Any]:
+    """Return the Flask/FAB configuration derived from settings."""
+    url = settings.effective_database_url
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        options = {"connect_args": {"timeout": 60, "check_same_thread": False}}
+    return {
+        "SECRET_KEY": settings.secret_key, "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": options, "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "AUTH_TYPE": AUTH_DB, "AUTH_ROLE_ADMIN": "Admin", "AUTH_ROLE_PUBLIC": "Public",
+        "FAB_ROLES": ROLES, "FAB_ADD_SECURITY_API": True, "FAB_API_SWAGGER_UI": True,
+        "FAB_CREATE_DB": create_db, "FAB_UPDATE_PERMS": update_perms, "APP_NAME": "myapp",
+        "LANGUAGES": {"en": {"flag": "gb", "name": "English"}, "zh": {"flag": "cn", "name": "Chinese"}},
+        "BABEL_DEFAULT_LOCALE": "en", "WTF_CSRF_ENABLED": True, "WTF_CSRF_EXEMPT_LIST": [],
+        "JSON_SORT_KEYS": False, "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
+        "SESSION_COOKIE_HTTPONLY": True, "SESSION_COOKIE_SAMESITE": "Lax",
+    }
+
+
+def create_app(settings: Settings, services: Services | None = None, *, update_perms: bool = False,
+               create_db: bool = False) -> Flask:
+    """Build the Flask app; `myapp init` must have created the schema first."""
+    settings = ensure_secret_key(settings)
+    logging.getLogger("flask_appbuilder").setLevel(logging.ERROR)
+    app = Flask("myapp")
+    app.config.update(flask_config(settings, create_db=create_db, update_perms=update_perms))
+    db = get_sqla_class()(model_class=Model)
+    db.init_app(app)
+    with app.app_context():
+        appbuilder = AppBuilder(indexview=HomeView, update_perms=update_perms)
+        appbuilder.init_app(app, db.session)
+        svc = services or build_services(settings)
+        if services is None:
+            from myapp.queue.celery_app import celery_dispatch, create_celery
+
+            celery, _ = create_celery(settings)
+            svc.set_dispatch(celery_dispatch(celery))
+        app.extensions["myapp"] = svc
+        from myapp.web.api import register_apis
+
+        register_apis(appbuilder)
+
+    @app.get("/health")
+    def health() -> Any:
+        return {"status": "ok"}
+
+    @app.get("/docs")
+    def docs() -> Any:
+        return redirect("/swagger/v1")
+
+    return app

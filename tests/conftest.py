@@ -1,0 +1,176 @@
+"""Shared test resources: settings on a temporary home, a migrated database, a real Celery worker.
+
+The database comes from MYAPP_TEST_DATABASE_URL (a PostgreSQL server URL such as
+postgresql://postgres@127.0.0.1/postgres; each test module gets its own fresh database) or, by
+default, a SQLite file per module. Integration tests use a real Redis broker (MYAPP_TEST_REDIS_URL,
+default redis://127.0.0.1:6379) and real `myapp worker` processes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from myapp.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "integration: needs PostgreSQL/Redis/Celery or subprocesses")
+    config.addinivalue_line("markers", "slow: long-running suite (faults, load)")
+
+
+def _fresh_database_url(tmp: Path) -> str:
+    server = os.environ.get("MYAPP_TEST_DATABASE_URL", "")
+    if not server.startswith("postgresql"):
+        return f"sqlite:///{tmp / 'myapp.db'}"
+    import psycopg
+
+    name = f"myapp_test_{uuid.uuid4().hex[:10]}"
+    admin = server.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_database(url: str) -> None:
+    if not url.startswith("postgresql"):
+        return
+    import psycopg
+
+    server = os.environ["MYAPP_TEST_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_settings(home: Path, database_url: str, **overrides: Any) -> Settings:
+    """Return settings for a test home; fast heartbeats so fault tests finish quickly."""
+    values: dict[str, Any] = {
+        "home": home, "database_url": database_url, "workflow_space": home / "workflow_space",
+        "secret_key": "test-secret", "heartbeat_interval": 0.2, "reconcile_interval": 1,
+        "kill_grace": 1.0,
+    }
+    values.update(overrides)
+    return load_settings({}, **values)
+
+
+@pytest.fixture(scope="module")
+def module_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def database_url(module_home: Path) -> Iterator[str]:
+    url = _fresh_database_url(module_home)
+    yield url
+    _drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def services(module_home: Path, database_url: str) -> Iterator[Any]:
+    """Services on a migrated, initialised database (admin user, default project, plugins)."""
+    from myapp.cli.process import init_database
+    from myapp.services import build_services
+
+    svc = build_services(make_settings(module_home, database_url))
+    init_database(svc, admin_user="admin", admin_password="admin-pass", admin_email="a@b.c", quiet=True)
+    yield svc
+    svc.db.dispose()
+
+
+def _redis_url() -> str:
+    base = os.environ.get("MYAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+    return base.rstrip("/")
+
+
+@pytest.fixture(scope="module")
+def broker_url() -> Iterator[str]:
+    """A Redis database of its own for this module's broker, emptied before use."""
+    import redis
+
+    client = redis.Redis.from_url(_redis_url() + "/0")
+    for index in range(1, 16):
+        if client.set(f"myapp:test:lock:{index}", os.getpid(), nx=True, ex=3600):
+            break
+    else:  # pragma: no cover
+        pytest.fail("no free Redis database for the test broker")
+    url = f"{_redis_url()}/{index}"
+    redis.Redis.from_url(url).flushdb()
+    yield url
+    redis.Redis.from_url(url).flushdb()
+    client.delete(f"myapp:test:lock:{index}")
+
+
+class WorkerProcess:
+    """A real `myapp worker` (Celery, prefork) subprocess."""
+
+    def __init__(self, env: dict[str, str], concurrency: int = 2) -> None:
+        self.env = env
+        self.concurrency = concurrency
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = Path(env["MYAPP_HOME"]) / f"worker-{uuid.uuid4().hex[:6]}.log"
+
+    def start(self) -> None:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "myapp", "worker", "--beat", "-c", str(self.concurrency)],
+            env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if b"ready." in self.log.read_bytes():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready: {self.log.read_text()[-3000:]}")
+
+    def stop(self, sig: int = 15) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+
+
+def worker_env(settings: Settings, broker: str) -> dict[str, str]:
+    """Return the environment of a worker sharing `settings`' database and home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
+    env.update({
+        "MYAPP_HOME": str(settings.home), "MYAPP_DATABASE_URL": settings.effective_database_url,
+        "MYAPP_BROKER_URL": broker, "MYAPP_SECRET_KEY": settings.secret_key,
+        "MYAPP_WORKFLOW_SPACE": str(settings.workflow_space),
+        "MYAPP_HEARTBEAT_INTERVAL": str(settings.heartbeat_interval),
+        "MYAPP_HEARTBEAT_TIMEOUT": str(settings.heartbeat_timeout),
+        "MYAPP_RECONCILE_INTERVAL": str(settings.reconcile_interval),
+        "MYAPP_KILL_GRACE": str(settings.kill_grace), "PYTHONPATH": str(REPO),
+    })
+    return env
+
+
+@pytest.fixture(scope="module")
+def engine_services(services: Any, broker_url: str) -> Iterator[Any]:
+    """Services whose dispatch sends to Redis, plus two running Celery worker processes."""
+    import dataclasses
+
+    from myapp.queue.celery_app import celery_dispatch, create_celery
+
+    settings = dataclasses.replace(services.settings, broker_url=broker_url)
+    app, _ = create_celery(settings)
+    services.set_dispatch(celery_dispatch(app))
+    worker = WorkerProcess(worker_env(settings, broker_url))
+    worker.start()
+    services.worker = worker
+    yield services
+    worker.stop()

@@ -1,0 +1,82 @@
+"""DAG-run decisions: readiness, failure blocking, retries, outcomes, stop and timeout targets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from myapp.core import engine
+from myapp.core.dag import Dag
+from myapp.core.engine import TaskView
+from myapp.core.states import RunState, TaskState
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+DIAMOND = Dag.from_edges("abcd", [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")])
+P, Q, R, S, F = TaskState.PENDING, TaskState.QUEUED, TaskState.RUNNING, TaskState.SUCCEEDED, TaskState.FAILED
+
+
+def views(**states: TaskState) -> dict[str, TaskView]:
+    return {name: TaskView(name, state) for name, state in states.items()}
+
+
+def test_roots_are_ready_first() -> None:
+    assert engine.ready_to_queue(DIAMOND, views(a=P, b=P, c=P, d=P), "abcd", NOW) == ["a"]
+
+
+def test_join_waits_for_every_upstream() -> None:
+    assert engine.ready_to_queue(DIAMOND, views(a=S, b=S, c=R, d=P), "d", NOW) == []
+    assert engine.ready_to_queue(DIAMOND, views(a=S, b=S, c=S, d=P), "d", NOW) == ["d"]
+
+
+def test_only_candidates_are_examined() -> None:
+    assert engine.ready_to_queue(DIAMOND, views(a=S, b=P, c=P, d=P), ["b"], NOW) == ["b"]
+
+
+def test_failed_upstream_blocks_pending_descendant() -> None:
+    assert engine.blocked_by_failure(DIAMOND, views(a=S, b=F, c=S, d=P), "d") == ["d"]
+    assert engine.blocked_by_failure(DIAMOND, views(a=S, b=R, c=S, d=P), "d") == []
+
+
+def test_retry_waits_for_its_delay() -> None:
+    later = NOW + timedelta(seconds=30)
+    tasks = {"a": TaskView("a", TaskState.UP_FOR_RETRY, 1, 3, later)}
+    dag = Dag.from_edges("a", [])
+    assert engine.ready_to_queue(dag, tasks, "a", NOW) == []
+    assert engine.ready_to_queue(dag, tasks, "a", later) == ["a"]
+
+
+def test_failed_attempt_retries_while_tries_remain() -> None:
+    assert engine.after_failed_attempt(TaskView("a", R, 1, 3), NOW, 0, None)[0] is TaskState.UP_FOR_RETRY
+    assert engine.after_failed_attempt(TaskView("a", R, 3, 3), NOW, 0, None)[0] is TaskState.FAILED
+
+
+def test_no_retry_scheduled_after_the_run_deadline() -> None:
+    state, _ = engine.after_failed_attempt(TaskView("a", R, 1, 3), NOW, 60, NOW + timedelta(seconds=10))
+    assert state is TaskState.FAILED
+
+
+def test_run_outcome() -> None:
+    assert engine.run_outcome([S, S, TaskState.SKIPPED]) is RunState.SUCCEEDED
+    assert engine.run_outcome([S, F, TaskState.UPSTREAM_FAILED]) is RunState.FAILED
+    assert engine.run_outcome([S, R]) is None
+
+
+def test_stop_and_timeout_targets() -> None:
+    states = {"a": S, "b": R, "c": P, "d": Q, "e": TaskState.UP_FOR_RETRY}
+    assert engine.on_stop(states) == {"b": TaskState.STOPPED, "c": TaskState.STOPPED,
+                                      "d": TaskState.STOPPED, "e": TaskState.STOPPED}
+    assert engine.on_run_timeout(states) == {"b": F, "c": TaskState.STOPPED, "d": TaskState.STOPPED, "e": F}
+
+
+def test_retry_gives_a_fresh_budget_and_keeps_attempt_numbers() -> None:
+    tasks = {"a": TaskView("a", S, 1, 1), "b": TaskView("b", F, 3, 3),
+             "c": TaskView("c", TaskState.UPSTREAM_FAILED, 0, 1)}
+    assert engine.to_retry(tasks, {"a": 0, "b": 2, "c": 0}) == {"b": 6, "c": 1}
+
+
+def test_dag_cycle_and_order() -> None:
+    assert DIAMOND.find_cycle() is None
+    assert DIAMOND.topological_order() == ("a", "b", "c", "d")
+    cyclic = Dag.from_edges("abc", [("a", "b"), ("b", "c"), ("c", "a")])
+    assert cyclic.find_cycle() == ["a", "b", "c", "a"]
+    chain = Dag.from_edges([str(i) for i in range(10000)], [(str(i), str(i + 1)) for i in range(9999)])
+    assert chain.find_cycle() is None and len(chain.descendants("0")) == 9999

@@ -1,0 +1,43 @@
+"""Settings: defaults from config/, MYAPP_* overrides, a clear error naming a bad setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from myapp.settings import SettingsError, load_settings
+
+
+def test_defaults_and_overrides(tmp_path: Path) -> None:
+    s = load_settings({"MYAPP_HOME": str(tmp_path), "MYAPP_EXECUTOR": "kubernetes", "MYAPP_TIMEZONE": "Asia/Shanghai"})
+    assert s.home == tmp_path and s.executor == "kubernetes" and s.timezone == "Asia/Shanghai"
+    assert s.effective_database_url == f"sqlite:///{tmp_path / 'myapp.db'}"
+    assert s.effective_broker_url == "filesystem://" and s.effective_redis_url is None
+    r = load_settings({"MYAPP_BROKER_URL": "redis://127.0.0.1:6379/3"})
+    assert r.effective_redis_url == "redis://127.0.0.1:6379/3"
+
+
+@pytest.mark.parametrize("env,named", [
+    ({"MYAPP_EXECUTOR": "docker"}, "MYAPP_EXECUTOR"),
+    ({"MYAPP_TIMEZONE": "Mars/Olympus"}, "MYAPP_TIMEZONE"),
+    ({"MYAPP_DATABASE_URL": "not a url"}, "MYAPP_DATABASE_URL"),
+    ({"MYAPP_BROKER_URL": "kafka://x"}, "MYAPP_BROKER_URL"),
+    ({"MYAPP_WEB_PORT": "eighty"}, "MYAPP_WEB_PORT"),
+    ({"MYAPP_PRODUCTION": "true"}, "MYAPP_SECRET_KEY"),
+    ({"MYAPP_CONFIG": "/nonexistent.yaml"}, "MYAPP_CONFIG"),
+])
+def test_bad_values_name_the_setting(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load_settings(env)
+
+
+def test_cli_reports_bad_setting_and_exits_2(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MYAPP_HOME": str(tmp_path), "MYAPP_EXECUTOR": "nope"}
+    out = subprocess.run([sys.executable, "-m", "myapp", "pipeline", "list"], env=env, capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "myapp: error: MYAPP_EXECUTOR: 'nope' is not one of local, kubernetes"
