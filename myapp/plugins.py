@@ -19,7 +19,6 @@ from typing import cast, get_args
 from myapp.core.errors import SpecError
 from myapp.core.model import ArgsStyle, ParamDef, TemplateKind, TemplateSpec
 from myapp.core.params import param_def_to_dict, parse_param_def
-from myapp.core.pipeline_spec import output_to_dict, parse_outputs, parse_resources, resources_to_dict
 from myapp.core.render import template_command_errors
 from myapp.core.spec_fields import (
     check_keys,
@@ -29,6 +28,7 @@ from myapp.core.spec_fields import (
     read_str_list,
     read_text_map,
 )
+from myapp.core.task_spec import output_to_dict, parse_outputs, parse_resources, resources_to_dict
 from myapp.core.validate import IDENTIFIER
 from myapp.yaml_io import load_yaml_file
 

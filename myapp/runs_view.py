@@ -42,7 +42,7 @@ def run_rows(s: Session, *, pipeline_id: int | None = None, state: str | None = 
         q = q.where(Run.trigger == trigger)
     if project_ids is not None:
         q = q.where(Run.project_id.in_(project_ids))
-    return [run_row(r, name, n) for r, name, n in s.execute(q).tuples().all()]
+    return [run_row(r, name, n) for r, name, n in s.execute(q).all()]
 
 
 def run_detail(s: Session, run_id: int) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def run_detail(s: Session, run_id: int) -> dict[str, Any]:
     found = s.execute(select(Run, Pipeline.name, PipelineVersion.number)
                       .join(Pipeline, Pipeline.id == Run.pipeline_id)
                       .join(PipelineVersion, PipelineVersion.id == Run.version_id)
-                      .where(Run.id == run_id)).tuples().first()
+                      .where(Run.id == run_id)).first()
     if found is None:
         raise NotFound(f"run {run_id} not found")
     run, name, number = found

@@ -21,8 +21,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str, code: int = 1) -> None:
-    """Print `myapp: error: message` and exit with `code`."""
-    click.echo(f"myapp: error: {message}", err=True)
+    """Print `myapp: error: message` on one line and exit with `code`."""
+    one_line = "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    click.echo(f"myapp: error: {one_line}", err=True)
     sys.exit(code)
 
 
@@ -65,10 +66,14 @@ def main() -> None:
 
 
 def _register() -> None:
-    from myapp.cli import pipeline, process, run, task, template
+    """Add the commands of every module in this package that defines `register(main)`."""
+    import importlib
+    import pkgutil
 
-    for module in (pipeline, run, task, process, template):
-        module.register(main)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "register"):
+            module.register(main)
 
 
 _register()

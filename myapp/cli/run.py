@@ -104,7 +104,7 @@ def _log_keys(services: Any, run_id: int, task: str | None, try_number: int | No
             q = q.where(TaskInstance.task_name == task)
         if try_number:
             q = q.where(TaskAttempt.try_number == try_number)
-        rows = s.execute(q).tuples().all()
+        rows = s.execute(q).all()
         return [LogKey(run_id, name, n) for name, n in rows], RunState(run.state) not in RUN_TERMINAL
 
 

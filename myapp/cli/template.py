@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from myapp.cli import echo_json, fail, get_services, handle_errors
-from myapp.plugins import template_to_dict
-from myapp.plugins import load_templates
+from myapp.plugins import load_templates, template_to_dict
 
 
 @click.group("template")

@@ -188,10 +188,11 @@ def _has_a_day(cron: CronExpression) -> bool:
 def _shortest_gap(cron: CronExpression, enough: timedelta) -> timedelta:
     """Return the smallest wall-clock gap between consecutive fire times, or one >= `enough`."""
     times = cron.minutes_of_day
-    overnight = _DAY_MINUTES - times[-1] + times[0]
-    if timedelta(minutes=overnight) < enough:
+    within_day = min((b - a for a, b in pairwise(times)), default=10**9)  # one time a day: none
+    overnight = _DAY_MINUTES - times[-1] + times[0]  # if the next day fires too
+    if timedelta(minutes=overnight) < enough and overnight < within_day:
         overnight += _DAY_MINUTES * (_shortest_day_gap(cron) - 1)
-    return timedelta(minutes=min([*(b - a for a, b in pairwise(times)), overnight]))
+    return timedelta(minutes=min(within_day, overnight))
 
 
 def _shortest_day_gap(cron: CronExpression) -> int:
@@ -202,10 +203,12 @@ def _shortest_day_gap(cron: CronExpression) -> int:
 
 
 def _duration(span: timedelta) -> str:
-    minutes = int(span.total_seconds() // 60)
-    if minutes % 60:
-        return f"{minutes} minute{'s' * (minutes != 1)}"
-    return f"{minutes // 60} hour{'s' * (minutes != 60)}"
+    seconds = int(span.total_seconds())
+    if seconds % 60:
+        return f"{seconds} seconds"
+    if seconds % 3600:
+        return f"{seconds // 60} minute{'s' * (seconds != 60)}"
+    return f"{seconds // 3600} hour{'s' * (seconds != 3600)}"
 
 
 def validate_timezone(name: str) -> ZoneInfo:
@@ -269,7 +272,8 @@ def count_fire_times(expr: str, tz: str, after: datetime, until: datetime) -> in
         total += _count_walls(cron, first, last)
         start_wall = _wall(span.start, span.offset)
         counted = first <= start_wall <= last and cron.matches(start_wall)
-        total += _gap_fires(cron, span, window) and not counted
+        if _gap_fires(cron, span, window) and not counted:
+            total += 1  # the gap's wall times fire once, at the change
     return total
 
 

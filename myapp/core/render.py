@@ -146,6 +146,7 @@ def _template_argv(
     if problems:
         raise RenderError(task.name, problems[0].field, problems[0].message)
     values = _param_values(task, template, ctx, inputs)
+    spliced = {p.name: "" for p in template.parameters} | values   # an unset optional parameter is ""
     slot = find_code(template.command)
     scripts = frozenset(p.name for p in template.parameters if p.script)
     argv: list[str] = []
@@ -153,7 +154,7 @@ def _template_argv(
         is_code = (slot is not None and slot.index == i) or whole_param_ref(el) in scripts
         text = render_text(el, ctx, inputs, task=task.name, field=f"template.command[{i}]", code=is_code)
         shell = slot is not None and slot.index == i and slot.is_shell
-        argv.append(expand(text, shell_quoted(values, scripts) if shell else values, inputs, code=is_code))
+        argv.append(expand(text, shell_quoted(spliced, scripts) if shell else spliced, inputs, code=is_code))
     used = {name for el in template.command for name in param_refs(el)}
     rest = {name: value for name, value in values.items() if name not in used}
     if template.args_style == "env":

@@ -18,6 +18,12 @@ def join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+def put(out: dict[str, object], key: str, value: object, default: object) -> None:
+    """Set `out[key] = value` unless it equals the default (canonical forms omit defaults)."""
+    if value != default:
+        out[key] = value
+
+
 def read_mapping(raw: object, path: str) -> Mapping[str, object]:
     """Return `raw` as a mapping with text keys; SpecError otherwise."""
     if not isinstance(raw, Mapping):

@@ -25,8 +25,9 @@ from myapp.core.model import (
     TemplateSpec,
 )
 from myapp.core.params import coerce_value, is_deferred
-from myapp.core.pipeline_spec import MAX_TASKS, PARAMS_PREFIX
+from myapp.core.pipeline_spec import MAX_TASKS
 from myapp.core.ports import TemplateCatalog
+from myapp.core.task_spec import PARAMS_PREFIX
 
 CronCheck = Callable[[str, str], None]
 PIPELINE_NAME = re.compile(r"[a-z0-9-]{1,63}")
@@ -34,6 +35,11 @@ TASK_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 OUTPUT_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}")
 RESERVED_ENV_PREFIX = "MYAPP_"
+# Inputs become environment variables whose values are data; these names would make data code.
+UNSAFE_INPUT_NAMES = frozenset({
+    "PATH", "HOME", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND",
+    "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PERL5LIB", "PERL5OPT", "RUBYOPT", "NODE_OPTIONS",
+})
 ALERT_EVENTS = frozenset({"failed", "succeeded", "timeout", "stopped"})
 MAX_RETRIES = 100
 
@@ -197,6 +203,8 @@ def _check_binding(
 ) -> list[SpecError]:
     at = f"tasks[{task.name}].inputs.{binding.name}"
     errors = _check_env({binding.name: ""}, f"tasks[{task.name}].inputs")
+    if binding.name in UNSAFE_INPUT_NAMES or binding.name.startswith(("LD_", "BASH_FUNC_")):
+        errors.append(SpecError(at, f"{binding.name!r} would let the input's value change what runs; rename it"))
     if binding.source == "param" and binding.param not in params:
         errors.append(SpecError(f"{at}.from", f"unknown global parameter {binding.param!r}"))
     if binding.source != "task":

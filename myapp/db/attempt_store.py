@@ -16,10 +16,9 @@ from sqlalchemy.orm import Session
 
 from myapp.core import engine as core
 from myapp.core.model import PipelineSpec, TaskSpec
-from myapp.core.states import TaskState, check_task_transition
+from myapp.core.states import RunState, TaskState, check_task_transition
 from myapp.db.run_store import RunStore, _view
 from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
-from myapp.core.states import RunState
 
 ACTIVE_TASK_STATES = [TaskState.QUEUED.value, TaskState.RUNNING.value, TaskState.UP_FOR_RETRY.value]
 
@@ -111,7 +110,7 @@ class AttemptStore:
         if not names or run.debug_task:
             return {}
         rows = s.execute(select(TaskInstance.task_name, TaskInstance.outputs).where(
-            TaskInstance.run_id == run.id, TaskInstance.task_name.in_(names))).tuples().all()
+            TaskInstance.run_id == run.id, TaskInstance.task_name.in_(names))).all()
         return {name: dict(outputs or {}) for name, outputs in rows}
 
     def record_process(self, attempt_id: int, *, pid: int | None = None,
@@ -206,7 +205,7 @@ class AttemptStore:
         limit = now - timedelta(seconds=heartbeat_timeout)
         with self.db.read() as s:
             rows = s.execute(select(TaskAttempt.id, TaskAttempt.worker, TaskAttempt.heartbeat_at).where(
-                TaskAttempt.state == "running", TaskAttempt.heartbeat_at < limit)).tuples().all()
+                TaskAttempt.state == "running", TaskAttempt.heartbeat_at < limit)).all()
         for attempt_id, worker, beat in rows:
             msg = f"worker {worker or '?'} lost: no heartbeat since {beat:%Y-%m-%d %H:%M:%S} UTC"
             self.finish(attempt_id, AttemptResult(succeeded=False, message=msg), now)

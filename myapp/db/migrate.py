@@ -25,7 +25,7 @@ def upgrade(db: Database) -> None:
     cfg = alembic_config(str(db.engine.url.render_as_string(hide_password=False)))
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")  # feature branches off 0001 until merged
 
 
 def current(db: Database) -> str | None:

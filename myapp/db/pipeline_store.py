@@ -153,7 +153,7 @@ class PipelineStore:
                 select(Pipeline, Project.name, PipelineVersion.number)
                 .join(Project, Project.id == Pipeline.project_id)
                 .join(PipelineVersion, PipelineVersion.id == Pipeline.current_version_id, isouter=True)
-                .order_by(Project.name, Pipeline.name)).tuples().all()
+                .order_by(Project.name, Pipeline.name)).all()
         return [pipeline_summary(p, project, number) for p, project, number in rows]
 
     def versions(self, pipeline_id: int) -> list[dict[str, Any]]:

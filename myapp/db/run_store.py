@@ -203,7 +203,7 @@ class RunStore:
         """End the run when no task instance is unfinished any more."""
         counts = dict(s.execute(
             select(TaskInstance.state, func.count()).where(TaskInstance.run_id == run.id)
-            .group_by(TaskInstance.state)).tuples().all())
+            .group_by(TaskInstance.state)).all())
         outcome = core.run_outcome(TaskState(k) for k in counts)
         if outcome is not None:
             self._end_run(run, outcome, now, "" if outcome is RunState.SUCCEEDED else "a task failed")

@@ -20,9 +20,9 @@ from myapp.core.states import RunState, Trigger
 from myapp.db.pipeline_store import SpecErrors
 from myapp.db.run_store import NewRun
 from myapp.logs import LogKey
-from myapp.yaml_io import dump_yaml, load_yaml
 from myapp.runs_view import run_detail, run_rows
 from myapp.services import Services
+from myapp.yaml_io import dump_yaml, load_yaml
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -377,6 +377,14 @@ class TemplateApi(BaseApi):
 
 
 def register_apis(appbuilder: Any) -> None:
-    """Add the REST APIs to Flask-AppBuilder."""
+    """Add the REST APIs: these, then every `myapp/web/*_api.py` module's `register(appbuilder)`."""
+    import importlib
+    import pkgutil
+
+    import myapp.web
+
     for api in (PipelineApi, RunApi, TemplateApi):
         appbuilder.add_api(api)
+    for info in sorted(pkgutil.iter_modules(myapp.web.__path__), key=lambda m: m.name):
+        if info.name.endswith("_api"):
+            importlib.import_module(f"myapp.web.{info.name}").register(appbuilder)

@@ -9,8 +9,8 @@ from typing import Any
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.states import RUN_TERMINAL, RunState, Trigger
 from myapp.db.run_store import NewRun
-from myapp.yaml_io import load_yaml
 from myapp.runs_view import run_detail
+from myapp.yaml_io import load_yaml
 
 
 def save(services: Any, yaml_text: str) -> int:

@@ -6,6 +6,7 @@ import json
 import re
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from kubernetes import client
 
@@ -49,13 +50,13 @@ def assert_model(api_client: client.ApiClient, raw: dict[str, Any], model: str) 
     so comparing both sides catches misspelled or invented fields, not just type errors.
     """
     obj = api_client.deserialize(json.dumps(raw), model, "application/json")
-    assert _normalized(api_client.sanitize_for_serialization(obj)) == _normalized(raw)
+    assert _normalized(api_client.sanitize_for_serialization(obj)) == _normalized(raw)  # type: ignore[no-untyped-call]
     return obj
 
 
 def raw_get(api_client: client.ApiClient, path: str, **query: str) -> tuple[int, Any]:
     """GET `path` and return (status, decoded JSON body) without raising on errors."""
-    response = api_client.rest_client.request("GET", api_client.configuration.host + path + (
-        "?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""))
+    url = api_client.configuration.host + path + ("?" + urlencode(query) if query else "")
+    response = api_client.rest_client.request("GET", url)  # type: ignore[no-untyped-call]
     data = response.read()
     return response.status, json.loads(data) if data.strip().startswith(b"{") else data.decode()

@@ -137,7 +137,8 @@ class Store:
         with self.lock:
             chosen = [s for s in self.subscriptions if key is None or s.key == key]
             for subscription in chosen:
-                subscription.closed = how
+                subscription.closed = how  # deliver what is queued, then end; nothing newer
+                self.subscriptions.remove(subscription)
             self.lock.notify_all()
             return len(chosen)
 

@@ -1,3 +1,6 @@
+# The client types every model field Optional and annotates bodies as models while accepting
+# dict manifests at run time (pydantic validate_call); asserting each away would drown the tests.
+# mypy: disable-error-code="union-attr, arg-type, no-untyped-call, index, operator, attr-defined, type-var"
 """Pods through the official client: CRUD, errors, selectors, patches, deletion, model shapes."""
 
 from __future__ import annotations

@@ -212,15 +212,10 @@ class Writer:
                     raise StatusError(409, "Conflict", f"Operation cannot be fulfilled on {rtype.storage_key} "
                                       f'"{name}": Precondition failed: {label} in precondition: {wanted}, '
                                       f"{label} in object meta: {meta.get(field)}", {"name": name, "kind": rtype.plural})
+            if rtype.storage_key == "pods":
+                return self._delete_pod(rtype, obj, options)
             if meta.get("finalizers"):
-                return self._mark_deleting(rtype, obj, 0) if not meta.get("deletionTimestamp") else obj
-            grace = self._grace_seconds(rtype, obj, options)
-            if grace > 0:
-                marked = self._mark_deleting(rtype, obj, grace) if not meta.get("deletionTimestamp") else obj
-                if self.settings.hold_pod_deletions:
-                    return marked
-                self.store.remove(rtype.storage_key, namespace or "", name)
-                return marked
+                return obj if meta.get("deletionTimestamp") else self._mark_deleting(rtype, obj, 0)
             removed = self.remove(rtype, namespace or "", name)
             if rtype.return_deleted_object:
                 return removed
@@ -228,19 +223,28 @@ class Writer:
                     "details": {"name": name, **({"group": rtype.group} if rtype.group else {}),
                                 "kind": rtype.plural, "uid": meta["uid"]}}
 
+    def _delete_pod(self, rtype: ResourceType, pod: JsonObj, options: JsonObj) -> JsonObj:
+        """Pods always delete gracefully: deletionTimestamp first (MODIFIED), removal once grace is 0."""
+        grace = self._grace_seconds(pod, options)
+        current = metadata(pod).get("deletionGracePeriodSeconds")
+        marked = pod if current is not None and current <= grace else self._mark_deleting(rtype, pod, grace)
+        if metadata(marked).get("finalizers") or (grace > 0 and self.settings.hold_pod_deletions):
+            return marked
+        self.store.remove(rtype.storage_key, str(metadata(pod)["namespace"]), name_of(pod))
+        return marked
+
     def _mark_deleting(self, rtype: ResourceType, obj: JsonObj, grace: int) -> JsonObj:
         marked = clone(obj)
         metadata(marked).update(deletionTimestamp=format_time(self.clock() + timedelta(seconds=grace)),
                                 deletionGracePeriodSeconds=grace)
         return self.store.put(rtype.storage_key, marked, prev=obj)
 
-    def _grace_seconds(self, rtype: ResourceType, obj: JsonObj, options: JsonObj) -> int:
-        if rtype.kind != "Pod" or rtype.group:
-            return 0
-        if not obj["spec"].get("nodeName") or obj.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+    def _grace_seconds(self, pod: JsonObj, options: JsonObj) -> int:
+        """Return the grace period CheckGracefulDelete settles on (0 if unscheduled or terminated)."""
+        if not pod["spec"].get("nodeName") or pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             return 0
         requested = options.get("gracePeriodSeconds")
-        return int(requested if requested is not None else obj["spec"].get("terminationGracePeriodSeconds", 30))
+        return int(requested if requested is not None else pod["spec"].get("terminationGracePeriodSeconds", 30))
 
     def remove(self, rtype: ResourceType, namespace: str, name: str) -> JsonObj:
         """Remove an object now, cascading for namespaces and CRDs."""

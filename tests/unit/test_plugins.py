@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -149,7 +150,7 @@ missing = {module}_nope:X
 
 
 @pytest.fixture
-def entry_point_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def entry_point_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """An installed distribution (a .dist-info on sys.path) exposing myapp.templates entry points."""
     module = f"myapp_fake_plugin_{tmp_path.name.replace('-', '_')}"
     (tmp_path / f"{module}.py").write_text(ENTRY_MODULE)

@@ -87,7 +87,7 @@ def test_canonical_form_is_a_fixed_point() -> None:
 
 
 def test_canonical_key_order_follows_the_product_page() -> None:
-    out = pipeline_to_dict(parse_pipeline(product_example()))
+    out: Any = pipeline_to_dict(parse_pipeline(product_example()))
     assert list(out) == ["name", "description", "parameters", "outputs", "schedule", "timeout", "tasks"]
     assert list(out["tasks"][1]) == ["name", "image", "command", "depends_on", "inputs", "env"]
 
@@ -103,7 +103,8 @@ def test_other_input_forms_and_scalars_become_text() -> None:
         "n": 5, "f": 1.5, "b": True, "v": {"value": 3}, "j": {"value": {"k": [1]}}}}]}
     inputs = parse_pipeline(data).tasks[0].inputs
     assert [b.value for b in inputs] == ["5", "1.5", "true", "3", '{"k":[1]}']
-    assert pipeline_to_dict(parse_pipeline(data))["tasks"][0]["inputs"] == {
+    out: Any = pipeline_to_dict(parse_pipeline(data))
+    assert out["tasks"][0]["inputs"] == {
         "n": "5", "f": "1.5", "b": "true", "v": "3", "j": '{"k":[1]}'}
 
 
@@ -115,7 +116,7 @@ def test_position_alerts_retry_delay_and_start_time_forms() -> None:
     spec = parse_pipeline(data)
     assert spec.tasks[0].position == (10.0, 20.5)
     assert spec.tasks[0].retry_delay == 30
-    out = pipeline_to_dict(spec)
+    out: Any = pipeline_to_dict(spec)
     assert out["tasks"][0]["position"] == [10, 20.5]
     assert out["schedule"]["start_time"] == "2026-03-01T02:30:00"
     assert out["alerts"] == {"webhooks": ["https://hooks.example/a"], "on": ["failed", "succeeded"]}

