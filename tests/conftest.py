@@ -57,7 +57,7 @@ def make_settings(home: Path, database_url: str, **overrides: Any) -> Settings:
     """Return settings for a test home; fast heartbeats so fault tests finish quickly."""
     values: dict[str, Any] = {
         "home": home, "database_url": database_url, "workflow_space": home / "workflow_space",
-        "secret_key": "test-secret", "heartbeat_interval": 0.2, "reconcile_interval": 1,
+        "secret_key": "test-secret-key-of-at-least-32-bytes!!", "heartbeat_interval": 0.2, "reconcile_interval": 1,
         "kill_grace": 1.0,
     }
     values.update(overrides)

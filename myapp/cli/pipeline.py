@@ -105,7 +105,7 @@ def export(ctx: click.Context, pipeline: str, version: int | None, project: str 
 @handle_errors
 def list_(ctx: click.Context, as_json: bool) -> None:
     """List pipelines."""
-    rows = get_services(ctx).pipelines.list()
+    rows = get_services(ctx).pipelines.summaries()
     if as_json:
         echo_json(rows)
         return
@@ -187,7 +187,8 @@ def admin_id(services: Any) -> int | None:
     from sqlalchemy import select
 
     with services.db.read() as s:
-        return s.scalar(select(User.id).order_by(User.id).limit(1))
+        found: int | None = s.scalar(select(User.id).order_by(User.id).limit(1))
+        return found
 
 
 def attach_dispatch(services: Any) -> None:

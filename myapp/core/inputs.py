@@ -38,6 +38,6 @@ def resolve_inputs(
             if not isinstance(produced, Mapping):
                 raise MyappError(f"task {task.name!r}: input {b.name!r} needs output {b.task}.{b.output}, "
                                  "which was not produced")
-            kind = "file" if produced.get("type") == "file" else "text"
+            kind: Literal["text", "file"] = "file" if produced.get("type") == "file" else "text"
             out[b.name] = InputValue(kind, str(produced.get("path") if kind == "file" else produced.get("value", "")))
     return out

@@ -147,6 +147,8 @@ class AttemptStore:
         if ti_id is None:
             return []
         run_id = s.scalar(select(TaskInstance.run_id).where(TaskInstance.id == ti_id))
+        if run_id is None:
+            return []
         run = self.runs.lock_run(s, run_id)
         attempt = s.get(TaskAttempt, attempt_id, populate_existing=True)
         ti = s.get(TaskInstance, ti_id, populate_existing=True)

@@ -146,7 +146,7 @@ class PipelineStore:
         spec, _ = self.spec(pipeline_id, version)
         return pipeline_to_dict(spec)
 
-    def list(self) -> list[dict[str, Any]]:
+    def summaries(self) -> list[dict[str, Any]]:
         """Return a summary row per pipeline."""
         with self.db.read() as s:
             rows = s.execute(

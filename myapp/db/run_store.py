@@ -143,7 +143,7 @@ class RunStore:
     # ----- advancing ---------------------------------------------------------------------
     def lock_run(self, s: Session, run_id: int) -> Run:
         """Return the run row, locked for this transaction."""
-        run = s.scalar(select(Run).where(Run.id == run_id).with_for_update(**self.db.lock_options()))
+        run: Run | None = s.scalar(select(Run).where(Run.id == run_id).with_for_update(**self.db.lock_options()))
         if run is None:
             raise NotFound(f"run {run_id} not found")
         return run

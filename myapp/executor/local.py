@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from myapp.core.errors import MyappError
 from myapp.core.inputs import InputValue, resolve_inputs
+from myapp.core.model import OutputSpec
 from myapp.core.ports import TemplateCatalog
 from myapp.core.render import RenderContext, render_global_params, render_task
 from myapp.db.attempt_store import AttemptContext, AttemptResult
@@ -87,7 +88,8 @@ class LocalExecutor:
             return AttemptResult(succeeded=False, exit_code=code, message=str(exc), inputs=shown)
         return AttemptResult(succeeded=True, exit_code=0, outputs=produced, inputs=shown)
 
-    def _prepare(self, ctx: AttemptContext, workdir: Path) -> tuple[tuple[str, ...], dict[str, str], tuple, dict]:
+    def _prepare(self, ctx: AttemptContext, workdir: Path) -> tuple[
+            tuple[str, ...], dict[str, str], tuple[OutputSpec, ...], dict[str, Any]]:
         rctx = RenderContext(
             creator=ctx.creator, runner=ctx.runner, pipeline_id=ctx.pipeline_id,
             pipeline_name=ctx.pipeline_name, run_id=ctx.run_id, task_name=ctx.task.name,

@@ -40,15 +40,15 @@ def domain_errors(fn: F) -> F:
         try:
             return fn(self, *args, **kwargs)
         except SpecErrors as exc:
-            return self.response_400(message=str(exc), errors=[{"field": e.field, "message": e.message} for e in exc.errors])
+            return self.response(400, message=str(exc), errors=[{"field": e.field, "message": e.message} for e in exc.errors])
         except SpecError as exc:
-            return self.response_400(message=str(exc), errors=[{"field": exc.field, "message": exc.message}])
+            return self.response(400, message=str(exc), errors=[{"field": exc.field, "message": exc.message}])
         except NotFound as exc:
-            return self.response_404(message=str(exc))
+            return self.response(404, message=str(exc))
         except Conflict as exc:
             return self.response(409, message=str(exc))
         except MyappError as exc:
-            return self.response_400(message=str(exc))
+            return self.response(400, message=str(exc))
     return wrapper  # type: ignore[return-value]
 
 
@@ -94,7 +94,7 @@ class PipelineApi(BaseApi):
           responses:
             200: {description: Pipelines}
         """
-        return self.response(200, result=services().pipelines.list())
+        return self.response(200, result=services().pipelines.summaries())
 
     @expose("/", methods=["POST"])
     @protect()

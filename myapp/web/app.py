@@ -18,10 +18,10 @@ from myapp.services import Services, build_services
 from myapp.settings import Settings, ensure_secret_key
 
 ROLES = {
-    # FAB roles; project-level roles (owner, member, viewer) are kept per project.
-    "User": [(perm, view) for view in ("Pipelines", "Runs", "Templates", "Schedules")
-             for perm in ("can_read", "can_write")],
-    "Viewer": [("can_read", view) for view in ("Pipelines", "Runs", "Templates", "Schedules")],
+    # FAB built-in roles as (view-menu regex, permission regex); project-level roles (owner,
+    # member, viewer) are kept per project in project_members.
+    "User": [["Pipelines|Runs|Templates|Schedules", "can_read|can_write"]],
+    "Viewer": [["Pipelines|Runs|Templates|Schedules", "can_read"]],
 }
 
 

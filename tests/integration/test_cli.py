@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 def cli(services: Any) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
     env.update({"MYAPP_HOME": str(services.settings.home), "MYAPP_DATABASE_URL": services.settings.effective_database_url,
-                "MYAPP_SECRET_KEY": "test-secret", "MYAPP_WORKFLOW_SPACE": str(services.settings.workflow_space)})
+                "MYAPP_SECRET_KEY": "test-secret-key-of-at-least-32-bytes!!", "MYAPP_WORKFLOW_SPACE": str(services.settings.workflow_space)})
 
     def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "myapp", *args], env=env, input=stdin,

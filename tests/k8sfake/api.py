@@ -80,19 +80,25 @@ class RestApi:
 
     def _collection(self, request: ApiRequest, target: Target) -> Response:
         rtype = target.rtype
+        dry_run = _dry_run(request)
         if request.method == "GET":
             if target.watch_prefix or request.query.get("watch") in _TRUE:
                 return self._watch(request, target, request.query.get("fieldSelector"))
             return JsonResponse(200, self._list(request.query, target))
         if request.method == "POST":
             obj = decode(request.body, rtype)
-            return JsonResponse(201, shape(self.writer.create(rtype, target.namespace, obj), rtype))
+            created = self.writer.create(rtype, target.namespace, obj, dry_run=dry_run)
+            return JsonResponse(201, shape(created, rtype))
+        if dry_run:
+            raise _dry_run_unsupported()
         if request.method == "DELETE":
             return JsonResponse(200, self._delete_collection(request, target))
         raise errors.method_not_allowed()
 
     def _item(self, request: ApiRequest, target: Target, name: str) -> Response:
         rtype, namespace = target.rtype, target.namespace
+        if _dry_run(request):
+            raise _dry_run_unsupported()
         if request.method == "GET":
             if target.watch_prefix or request.query.get("watch") in _TRUE:
                 return self._watch(request, target, f"metadata.name={name}")
@@ -103,6 +109,8 @@ class RestApi:
         if request.method == "PUT":
             obj = decode(request.body, rtype)
             return JsonResponse(200, shape(self.writer.update(rtype, namespace, name, obj, target.subresource), rtype))
+        if request.method == "PATCH" and request.content_type.startswith("application/apply-patch"):
+            return self._apply(request, target, name)
         if request.method == "PATCH":
             patch = _json(request.body)
             updated = self.writer.patch(rtype, namespace, name, patch, request.content_type, target.subresource)
@@ -112,6 +120,19 @@ class RestApi:
             result = self.writer.delete(rtype, namespace, name, options)
             return JsonResponse(200, result if result.get("kind") == "Status" else shape(result, rtype))
         raise errors.method_not_allowed()
+
+    def _apply(self, request: ApiRequest, target: Target, name: str) -> Response:
+        """Server-side apply, approximated: create when missing, else merge the applied fields in."""
+        rtype = target.rtype
+        if self.store.get(rtype.storage_key, target.namespace or "", name) is None:
+            obj = decode(request.body, rtype)
+            metadata(obj).setdefault("name", name)
+            return JsonResponse(201, shape(self.writer.create(rtype, target.namespace, obj), rtype))
+        applied = decode(request.body, rtype)
+        metadata(applied).pop("resourceVersion", None)
+        merge = "application/strategic-merge-patch+json" if rtype.typed else "application/merge-patch+json"
+        updated = self.writer.patch(rtype, target.namespace, name, applied, merge, target.subresource)
+        return JsonResponse(200, shape(updated, rtype))
 
     def _filter(self, query: Mapping[str, str], target: Target, field_selector: str | None) -> ObjectFilter:
         getters = target.rtype.field_getters()
@@ -172,6 +193,14 @@ class RestApi:
         return {"kind": rtype.list_kind, "apiVersion": rtype.api_version,
                 "metadata": {"resourceVersion": str(revision)},
                 "items": [shape(o, rtype, list_item=True) for o in deleted]}
+
+
+def _dry_run(request: ApiRequest) -> bool:
+    return bool(request.query.get("dryRun"))
+
+
+def _dry_run_unsupported() -> errors.StatusError:
+    return errors.bad_request("k8sfake: dryRun is only supported on create")
 
 
 def _json(body: bytes) -> object:

@@ -139,9 +139,14 @@ def method_not_allowed() -> StatusError:
     return StatusError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {})
 
 
-def unsupported_media_type(content_type: str) -> StatusError:
-    """Return 415 UnsupportedMediaType for an unknown patch type."""
-    return StatusError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json; got "{content_type}"')
+def unsupported_media_type(content_type: str, *, builtin: bool = True) -> StatusError:
+    """Return 415 UnsupportedMediaType for a patch type the resource does not accept."""
+    accepted = ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
+    if builtin:
+        accepted.insert(2, "application/strategic-merge-patch+json")
+    message = ("the body of the request was in an unknown format - accepted media types include: "
+               + ", ".join(accepted))
+    return StatusError(415, "UnsupportedMediaType", message, {})
 
 
 def internal_error(detail: str) -> StatusError:

@@ -86,11 +86,8 @@ def _default_job(job: JsonObj, env: CreateEnv) -> None:
     if "parallelism" not in spec and "completions" not in spec:
         spec["completions"] = 1
     for key, value in (("parallelism", 1), ("backoffLimit", 6), ("completionMode", "NonIndexed"),
-                       ("suspend", False), ("podReplacementPolicy", "TerminatingOrFailed"),
-                       ("manualSelector", None)):
+                       ("suspend", False), ("podReplacementPolicy", "TerminatingOrFailed")):
         spec.setdefault(key, value)
-    if spec["manualSelector"] is None:
-        del spec["manualSelector"]
     template = spec.setdefault("template", {})
     labels = metadata(template).setdefault("labels", {})
     for prefix in ("batch.kubernetes.io/", ""):

@@ -1,7 +1,8 @@
-"""PATCH bodies: JSON merge patch (RFC 7386) and JSON patch (RFC 6902).
+"""PATCH bodies: JSON merge patch (RFC 7386), JSON patch (RFC 6902), strategic merge.
 
-Strategic merge patch is applied as a merge patch: lists are replaced whole,
-not merged by key (`$patch` directives are ignored).
+Strategic merge is approximated: lists whose items all carry a "name" (containers,
+env, volumes, ports) merge by name and honour `$patch: delete`; other lists are
+replaced whole. Custom resources reject it with 415, as the apiserver does.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from typing import Any
 
 from tests.k8sfake.errors import StatusError, unsupported_media_type
 
-MERGE_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """Return `target` with the RFC 7386 merge `patch` applied (null deletes a key)."""
+def merge_patch(target: Any, patch: Any, *, strategic: bool = False) -> Any:
+    """Return `target` with a merge `patch` applied (null deletes a key)."""
+    if strategic and _named_items(target) and _named_items(patch):
+        return _merge_named(target, patch)
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     result = dict(target) if isinstance(target, dict) else {}
@@ -26,8 +30,26 @@ def merge_patch(target: Any, patch: Any) -> Any:
         if value is None:
             result.pop(key, None)
         else:
-            result[key] = merge_patch(result.get(key), value)
+            result[key] = merge_patch(result.get(key), value, strategic=strategic)
     return result
+
+
+def _named_items(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, dict) and "name" in item for item in value)
+
+
+def _merge_named(target: list[Any], patch: list[Any]) -> list[Any]:
+    merged = [copy.deepcopy(item) for item in target]
+    for item in patch:
+        index = next((i for i, old in enumerate(merged) if old["name"] == item["name"]), None)
+        if item.get("$patch") == "delete":
+            if index is not None:
+                del merged[index]
+        elif index is None:
+            merged.append(merge_patch({}, item, strategic=True))
+        else:
+            merged[index] = merge_patch(merged[index], item, strategic=True)
+    return merged
 
 
 def _invalid(detail: str) -> StatusError:
@@ -109,11 +131,13 @@ def json_patch(target: Any, operations: Any) -> Any:
     return doc
 
 
-def apply_patch(target: Any, patch: Any, content_type: str) -> Any:
+def apply_patch(target: Any, patch: Any, content_type: str, *, builtin: bool) -> Any:
     """Apply `patch` to `target` according to the request's Content-Type."""
     media = content_type.split(";")[0].strip().lower()
-    if media in MERGE_TYPES:
+    if media == MERGE_PATCH:
         return merge_patch(target, patch)
+    if media == STRATEGIC_PATCH and builtin:
+        return merge_patch(target, patch, strategic=True)
     if media == JSON_PATCH:
         return json_patch(target, patch)
-    raise unsupported_media_type(media)
+    raise unsupported_media_type(media, builtin=builtin)

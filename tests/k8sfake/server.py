@@ -141,8 +141,9 @@ class FakeKubeServer:
     # --- kubelet and scheduler ----------------------------------------------------------
 
     def _next_pod_ip(self) -> str:
-        self._pod_ips += 1
-        return f"10.244.0.{self._pod_ips + 1}"
+        with self.store.lock:
+            self._pod_ips += 1
+            return f"10.244.{self._pod_ips // 250}.{self._pod_ips % 250 + 2}"
 
     def _mutate_pod(self, namespace: str, name: str, change: Callable[[JsonObj], None]) -> JsonObj:
         return shape(self.writer.mutate(POD_TYPE, namespace, name, change), POD_TYPE)

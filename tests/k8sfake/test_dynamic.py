@@ -137,3 +137,11 @@ def test_job_restart_policy_must_be_never_or_on_failure(api_client: client.ApiCl
     assert caught.value.status == 422
     assert '"Job.batch \\"job-b\\" is invalid: spec.template.spec.restartPolicy: Unsupported value: ' \
            '\\"Always\\": supported values: \\"OnFailure\\", \\"Never\\""' in caught.value.body
+
+
+def test_strategic_merge_on_a_custom_resource_is_415(dyn: DynamicClient) -> None:
+    jobs = dyn.resources.get(api_version=f"{GROUP}/{VERSION}", kind=KIND)
+    jobs.create(body=tf_job("tf-c"), namespace="team")
+    with pytest.raises(client.ApiException) as caught:  # the dynamic client's default patch type
+        jobs.patch(body={"spec": {}}, name="tf-c", namespace="team")
+    assert caught.value.status == 415

@@ -255,3 +255,28 @@ def test_finished_pod_reports_exit_codes_and_phase(kube: FakeKubeServer, core: c
     assert (states["main"].exit_code, states["main"].reason, states["main"].message) == (
         2, "Error", "termination message text")
     assert (states["side"].exit_code, states["side"].reason) == (0, "Completed")
+
+
+def test_strategic_merge_matches_containers_by_name(core: client.CoreV1Api) -> None:
+    core.create_namespaced_pod("team", make_pod("a", containers=("main", "side")))
+    patched = core.patch_namespaced_pod("a", "team", {"spec": {"containers": [{"name": "side", "image": "alpine:3"}]}})
+    assert [(c.name, c.image) for c in patched.spec.containers] == [("main", "busybox:1.36"), ("side", "alpine:3")]
+    assert patched.spec.containers[1].termination_message_path == "/dev/termination-log"
+
+
+def test_server_side_apply_creates_then_merges(core: client.CoreV1Api) -> None:
+    manifest = make_pod("applied")
+    apply = {"field_manager": "myapp", "_content_type": "application/apply-patch+yaml"}
+    first = core.patch_namespaced_pod("applied", "team", manifest, **apply)
+    again = core.patch_namespaced_pod("applied", "team", manifest, **apply)
+    assert first.metadata.uid == again.metadata.uid
+    assert again.metadata.resource_version == first.metadata.resource_version  # nothing changed
+
+
+def test_dry_run_create_validates_without_storing(core: client.CoreV1Api) -> None:
+    checked = core.create_namespaced_pod("team", make_pod("a"), dry_run="All")
+    assert checked.metadata.uid and checked.metadata.resource_version is None
+    assert core.list_namespaced_pod("team").items == []
+    with pytest.raises(client.ApiException) as caught:
+        core.create_namespaced_pod("team", make_pod("Bad"), dry_run="All")
+    assert caught.value.status == 422

@@ -73,8 +73,8 @@ class Writer:
         self._cluster_ips += 1
         return f"10.96.{self._cluster_ips // 256}.{self._cluster_ips % 256}"
 
-    def create(self, rtype: ResourceType, namespace: str | None, obj: JsonObj) -> JsonObj:
-        """Create `obj`; return the stored object."""
+    def create(self, rtype: ResourceType, namespace: str | None, obj: JsonObj, *, dry_run: bool = False) -> JsonObj:
+        """Create `obj`; return the stored object (or, for a dry run, what would be stored)."""
         meta = metadata(obj)
         if rtype.namespaced:
             if meta.get("namespace") and meta["namespace"] != namespace:
@@ -100,10 +100,12 @@ class Writer:
             problems = rtype.validate(obj) if rtype.validate else []
             if problems:
                 raise errors.invalid(rtype.kind, rtype.group, name_of(obj), problems)
-            if namespace:
+            if namespace and not dry_run:
                 self.ensure_namespace(namespace)
             if self.store.get(rtype.storage_key, namespace or "", name_of(obj)) is not None:
                 raise errors.already_exists(rtype.plural, rtype.group, name_of(obj))
+            if dry_run:
+                return obj
             stored = self.store.put(rtype.storage_key, obj)
             if rtype.storage_key == CRD_TYPE.storage_key:
                 for served in types_from_crd(stored):
@@ -144,7 +146,7 @@ class Writer:
         with self.store.lock:
             old = self._existing(rtype, namespace, name)
             served = {"kind": rtype.kind, "apiVersion": rtype.api_version, **old}
-            patched = apply_patch(served, patch, content_type)
+            patched = apply_patch(served, patch, content_type, builtin=rtype.typed)
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch did not produce an object")
             patched.pop("kind", None)
