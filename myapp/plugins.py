@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import cast, get_args
 
+from myapp.builtins.kinds import kind_errors
 from myapp.core.errors import SpecError
 from myapp.core.model import ArgsStyle, ParamDef, TemplateKind, TemplateSpec
 from myapp.core.params import param_def_to_dict, parse_param_def
@@ -77,7 +78,7 @@ def parse_template(data: Mapping[str, object], source: str = "") -> TemplateSpec
         raise
     except SpecError as exc:
         raise TemplateError(source, exc.field, exc.message) from None
-    problems = template_command_errors(spec)
+    problems = template_command_errors(spec) + kind_errors(spec)
     if problems:
         raise TemplateError(source, problems[0].field, problems[0].message)
     return spec

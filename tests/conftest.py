@@ -114,16 +114,19 @@ def broker_url() -> Iterator[str]:
 class WorkerProcess:
     """A real `myapp worker` (Celery, prefork) subprocess."""
 
-    def __init__(self, env: dict[str, str], concurrency: int = 2) -> None:
+    def __init__(self, env: dict[str, str], concurrency: int = 2, pool: str = "prefork", beat: bool = True) -> None:
         self.env = env
         self.concurrency = concurrency
+        self.pool = pool
+        self.beat = beat
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = Path(env["MYAPP_HOME"]) / f"worker-{uuid.uuid4().hex[:6]}.log"
 
     def start(self) -> None:
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "myapp", "worker", "--beat", "-c", str(self.concurrency)],
+            [sys.executable, "-m", "myapp", "worker", *(["--beat"] if self.beat else []),
+             "-c", str(self.concurrency), "--pool", self.pool],
             env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -94,9 +94,9 @@ def webserver(ctx: click.Context, host: str | None, port: int | None, workers: i
                                "-b", bind, "--access-logfile", "-", "myapp.web.wsgi:application"])
 
 
-def celery_worker_argv(settings: Settings, *, beat: bool, concurrency: int | None) -> list[str]:
+def celery_worker_argv(settings: Settings, *, beat: bool, concurrency: int | None, pool: str = "prefork") -> list[str]:
     """Return the argv of a Celery worker (optionally with the embedded beat)."""
-    argv = ["worker", "--loglevel=INFO", f"--concurrency={concurrency or settings.worker_concurrency}",
+    argv = ["worker", "--loglevel=INFO", f"--concurrency={concurrency or settings.worker_concurrency}", f"--pool={pool}",
             "-Q", "myapp", "--without-gossip", "--without-mingle", "-n", f"myapp-{os.getpid()}@%h"]
     if beat:
         argv += ["-B", f"--schedule={settings.home / 'celerybeat-schedule'}"]
@@ -107,9 +107,11 @@ def celery_worker_argv(settings: Settings, *, beat: bool, concurrency: int | Non
 @click.option("--burst", is_flag=True, help="Run queued work until none is left, then exit (no broker needed).")
 @click.option("--concurrency", "-c", type=int, default=None)
 @click.option("--beat", is_flag=True, help="Also run the beat scheduler in this worker.")
+@click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork", show_default=True,
+              help="Celery pool; solo runs one attempt at a time in this process (start several workers).")
 @click.pass_context
 @handle_errors
-def worker(ctx: click.Context, burst: bool, concurrency: int | None, beat: bool) -> None:
+def worker(ctx: click.Context, burst: bool, concurrency: int | None, beat: bool, pool: str) -> None:
     """Run a Celery worker that executes task attempts."""
     services = get_services(ctx)
     if burst:
@@ -119,7 +121,7 @@ def worker(ctx: click.Context, burst: bool, concurrency: int | None, beat: bool)
     from myapp.queue.celery_app import create_celery
 
     app, _ = create_celery(services.settings)
-    app.worker_main(celery_worker_argv(services.settings, beat=beat, concurrency=concurrency))
+    app.worker_main(celery_worker_argv(services.settings, beat=beat, concurrency=concurrency, pool=pool))
 
 
 def run_burst(services: Any, concurrency: int, poll: float = 0.2) -> int:

@@ -80,7 +80,8 @@ def coerce_value(defn: ParamDef, value: object) -> str:
     if len(text) > MAX_VALUE_LENGTH:
         raise ValueError(f"value longer than {MAX_VALUE_LENGTH} characters")
     if defn.pattern is not None and defn.type in TEXT_TYPES and not re.fullmatch(defn.pattern, text):
-        raise ValueError(f"{_shorten(text)!r} does not match the pattern {defn.pattern!r}")
+        shown = MASK if defn.type == "secret" else repr(_shorten(text))   # never echo a secret
+        raise ValueError(f"{shown} does not match the pattern {defn.pattern!r}")
     return text
 
 

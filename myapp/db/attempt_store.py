@@ -64,14 +64,17 @@ class AttemptStore:
     def __init__(self, runs: RunStore) -> None:
         self.runs = runs
         self.db = runs.db
+        self._names: dict[int, tuple[str, str]] = {}
 
     def claim(self, ti_id: int, worker: str, now: datetime) -> AttemptContext | None:
         """Start the next attempt of a queued task instance, or return None if not claimable."""
         with self.db.write() as s:
-            run_id = s.scalar(select(TaskInstance.run_id).where(TaskInstance.id == ti_id))
-            if run_id is None:
+            # A shared lock on the run: claims of one run do not wait for each other, while
+            # stop, timeout and finish (exclusive) are serialized against them.
+            owner = select(TaskInstance.run_id).where(TaskInstance.id == ti_id).scalar_subquery()
+            run = s.scalar(select(Run).where(Run.id == owner).with_for_update(**self.db.lock_options(shared=True)))
+            if run is None:
                 return None
-            run = self.runs.lock_run(s, run_id)
             ti = s.scalar(select(TaskInstance).where(TaskInstance.id == ti_id)
                           .with_for_update(**self.db.lock_options()))
             if ti is None or ti.state != TaskState.QUEUED.value or run.state != RunState.RUNNING.value:
@@ -94,16 +97,27 @@ class AttemptStore:
         )
         s.add(attempt)
         s.flush()
-        pipeline = s.get(Pipeline, run.pipeline_id)
-        assert pipeline is not None
+        pipeline_name, creator = self._pipeline_names(s, run.pipeline_id)
         return AttemptContext(
             attempt_id=attempt.id, task_instance_id=ti.id, try_number=ti.try_number, run_id=run.id,
-            pipeline_id=pipeline.id, pipeline_name=pipeline.name, spec=spec, task=task,
+            pipeline_id=run.pipeline_id, pipeline_name=pipeline_name, spec=spec, task=task,
             trigger=run.trigger, execution_date=run.execution_date_text, params=dict(run.params),
-            creator=_username(s, pipeline.created_by), runner=run.runner, user_id=run.created_by,
+            creator=creator, runner=run.runner, user_id=run.created_by,
             token=self.runs.run_token(run.id), upstream_outputs=self._upstream_outputs(s, run, task),
             debug_inputs=dict(ti.inputs) if run.debug_task else None, deadline_at=deadline,
         )
+
+    def _pipeline_names(self, s: Session, pipeline_id: int) -> tuple[str, str]:
+        # A pipeline's name and creator never change, so each worker process looks them up once.
+        hit = self._names.get(pipeline_id)
+        if hit is None:
+            pipeline = s.get(Pipeline, pipeline_id)
+            assert pipeline is not None
+            hit = (pipeline.name, _username(s, pipeline.created_by))
+            if len(self._names) > 10_000:
+                self._names.clear()
+            self._names[pipeline_id] = hit
+        return hit
 
     def _upstream_outputs(self, s: Session, run: Run, task: TaskSpec) -> dict[str, dict[str, Any]]:
         names = {b.task for b in task.inputs if b.source == "task" and b.task}
@@ -125,14 +139,22 @@ class AttemptStore:
             values["container"] = dict(container)
         if values:
             with self.db.write() as s:
+                self.db.relax_durability(s)
                 s.execute(update(TaskAttempt).where(TaskAttempt.id == attempt_id).values(**values))
 
-    def heartbeat(self, attempt_id: int, now: datetime) -> bool:
-        """Refresh an attempt's heartbeat; return False when it must be killed (stopped, lost)."""
+    def heartbeat(self, attempt_id: int, now: datetime, *, pid: int | None = None,
+                  container: Mapping[str, Any] | None = None) -> bool:
+        """Refresh an attempt's heartbeat (and where it runs); return False when it must be killed."""
+        values: dict[str, Any] = {"heartbeat_at": now}
+        if pid is not None:
+            values["pid"] = pid
+        if container is not None:
+            values["container"] = dict(container)
         with self.db.write() as s:
+            self.db.relax_durability(s)
             result = s.execute(
                 update(TaskAttempt).where(TaskAttempt.id == attempt_id, TaskAttempt.state == "running")
-                .values(heartbeat_at=now).execution_options(synchronize_session=False))
+                .values(**values).execution_options(synchronize_session=False))
             return bool(getattr(result, "rowcount", 0))
 
     def finish(self, attempt_id: int, result: AttemptResult, now: datetime) -> None:
@@ -143,16 +165,18 @@ class AttemptStore:
 
     def finish_in(self, s: Session, attempt_id: int, result: AttemptResult, now: datetime) -> list[int]:
         """Apply an attempt's end inside the caller's transaction; return task ids to dispatch."""
-        ti_id = s.scalar(select(TaskAttempt.task_instance_id).where(TaskAttempt.id == attempt_id))
-        if ti_id is None:
+        owner = (select(TaskInstance.run_id)
+                 .join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
+                 .where(TaskAttempt.id == attempt_id).scalar_subquery())
+        run = s.scalar(select(Run).where(Run.id == owner).with_for_update(**self.db.lock_options()))
+        if run is None:
             return []
-        run_id = s.scalar(select(TaskInstance.run_id).where(TaskInstance.id == ti_id))
-        if run_id is None:
-            return []
-        run = self.runs.lock_run(s, run_id)
-        attempt = s.get(TaskAttempt, attempt_id, populate_existing=True)
-        ti = s.get(TaskInstance, ti_id, populate_existing=True)
-        assert attempt is not None and ti is not None
+        found = s.execute(select(TaskAttempt, TaskInstance)
+                          .join(TaskInstance, TaskInstance.id == TaskAttempt.task_instance_id)
+                          .where(TaskAttempt.id == attempt_id)
+                          .execution_options(populate_existing=True)).first()
+        assert found is not None
+        attempt, ti = found
         attempt.exit_code = result.exit_code
         attempt.ended_at = attempt.ended_at or now
         if attempt.state != "running":  # stopped, timed out by the run, or declared lost meanwhile

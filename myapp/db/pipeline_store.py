@@ -12,13 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from myapp.core.cron import wall_time_to_instant
 from myapp.core.errors import NotFound, SpecError
-from myapp.core.model import PipelineSpec, TaskSpec
+from myapp.core.model import PipelineSpec, ScheduleSpec, TaskSpec
 from myapp.core.pipeline_spec import parse_pipeline, pipeline_to_dict, spec_hash
 from myapp.core.ports import TemplateCatalog
 from myapp.core.validate import validate_pipeline
@@ -95,7 +95,8 @@ class PipelineStore:
             pipeline.current_version_id = version.id
             pipeline.description = pinned.description
             pipeline.updated_at = now
-            reset = apply_schedule(s, pipeline, pinned, now)
+            previous = parse_pipeline(current.spec).schedule if current is not None else None
+            reset = apply_schedule(s, pipeline, pinned, now, previous)
             return SaveResult(pipeline.id, number, True, reset)
 
     def _project(self, s: Session, name: str, now: datetime) -> Project:
@@ -176,10 +177,12 @@ def pipeline_summary(p: Pipeline, project: str, version: int | None) -> dict[str
     }
 
 
-def apply_schedule(s: Session, pipeline: Pipeline, spec: PipelineSpec, now: datetime) -> bool:
+def apply_schedule(s: Session, pipeline: Pipeline, spec: PipelineSpec, now: datetime,
+                   previous: ScheduleSpec | None = None) -> bool:
     """Copy the version's schedule onto the pipeline; start a new epoch on a cron/type/zone change (R7).
 
-    Return True when the epoch was reset (start_time moved, waiting records expired).
+    `previous` is the schedule of the version this save replaces. Return True when the epoch was
+    reset (start_time moved, waiting records expired).
     """
     sch = spec.schedule
     explicit = _to_utc(sch.start_time, sch.timezone) if sch.start_time else None
@@ -190,8 +193,11 @@ def apply_schedule(s: Session, pipeline: Pipeline, spec: PipelineSpec, now: date
     pipeline.max_active_runs, pipeline.schedule_enabled = sch.max_active_runs, sch.enabled and sch.type == "crontab"
     pipeline.alerts = {"webhooks": list(spec.alerts.webhooks), "on": list(spec.alerts.on)}
     reset = changed and not first
-    # D7: an explicit start_time in the same save wins; "explicit" = differs from the stored one.
-    if explicit is not None and (explicit != pipeline.start_time or first):
+    # D7: an explicit start_time in the same save wins. The save sets it when the YAML's start_time
+    # differs from the previous version's (comparing with the stored epoch start would take an
+    # unchanged YAML start_time for a new one after any earlier reset, and move the epoch back).
+    sets_start = explicit is not None and (first or previous is None or previous.start_time != sch.start_time)
+    if sets_start:
         pipeline.start_time = explicit
     elif changed:
         pipeline.start_time = now
@@ -206,6 +212,7 @@ def apply_schedule(s: Session, pipeline: Pipeline, spec: PipelineSpec, now: date
 
 
 def _to_utc(wall: datetime, timezone: str) -> datetime:
+    """Return the instant of a start_time wall time in `timezone` (gap: first instant after it; fold: first)."""
     if wall.tzinfo is not None:
         return wall.astimezone(UTC)
-    return wall.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+    return wall_time_to_instant(wall, timezone)

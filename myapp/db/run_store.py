@@ -17,8 +17,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
+from myapp.alerts import enqueue_in
 from myapp.core import engine as core
 from myapp.core.dag import Dag
 from myapp.core.errors import Conflict, NotFound, SpecError
@@ -34,6 +35,7 @@ from myapp.core.states import (
     Trigger,
     check_run_transition,
 )
+from myapp.db.schedule_store import wake_in
 from myapp.db.session import Database
 from myapp.db.specs import VersionSpecs
 from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
@@ -167,9 +169,14 @@ class RunStore:
             return []
         dag = self.dag_of(s, run)
         names = set(dag.names) if candidates is None else set(candidates)
+        if not names:
+            self.finish_if_done(s, run, now)
+            return []
         needed = names | {u for n in names for u in dag.upstream.get(n, ())}
-        rows = s.scalars(select(TaskInstance).where(
-            TaskInstance.run_id == run.id, TaskInstance.task_name.in_(needed))).all()
+        query = select(TaskInstance).where(TaskInstance.run_id == run.id)
+        if candidates is not None:
+            query = query.where(TaskInstance.task_name.in_(needed))
+        rows = s.scalars(query).all()
         views = {r.task_name: _view(r) for r in rows}
         blocked = core.blocked_by_failure(dag, views, names)
         if blocked:
@@ -201,6 +208,10 @@ class RunStore:
 
     def finish_if_done(self, s: Session, run: Run, now: datetime) -> None:
         """End the run when no task instance is unfinished any more."""
+        unfinished = select(TaskInstance.id).where(
+            TaskInstance.run_id == run.id, TaskInstance.state.in_([t.value for t in TASK_UNFINISHED])).limit(1)
+        if s.scalar(unfinished) is not None:
+            return
         counts = dict(s.execute(
             select(TaskInstance.state, func.count()).where(TaskInstance.run_id == run.id)
             .group_by(TaskInstance.state)).all())
@@ -215,6 +226,10 @@ class RunStore:
         run.updated_at = now
         if message:
             run.message = message
+        s = object_session(run)
+        if s is not None:  # same transaction: an alert outbox row, and a scheduler wake-up for cron runs
+            enqueue_in(s, run, state, now)
+            wake_in(s, run)
 
     # ----- operator actions --------------------------------------------------------------
     def stop_run(self, run_id: int, now: datetime, by: str = "") -> None:
@@ -296,6 +311,7 @@ class RunStore:
             run.message = f"marked {state.value} by {by or 'operator'} (was {run.state})"
             run.state = state.value
             run.updated_at = now
+            wake_in(s, run)  # a depends_on_past successor may launch now
 
 
 def _view(row: TaskInstance) -> core.TaskView:

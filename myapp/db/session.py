@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -71,11 +71,22 @@ class Database:
         with self._read() as session, session.begin():
             yield session
 
-    def lock_options(self, *, skip_locked: bool = False) -> dict[str, Any]:
+    def lock_options(self, *, skip_locked: bool = False, shared: bool = False) -> dict[str, Any]:
         """Return with_for_update() kwargs for this dialect ({} means: rely on the SQLite lock)."""
         if self.is_sqlite:
             return {}
-        return {"skip_locked": True} if skip_locked else {"nowait": False}
+        options: dict[str, Any] = {"read": True} if shared else {}
+        if skip_locked:
+            options["skip_locked"] = True
+        return options
+
+    def relax_durability(self, session: Session) -> None:
+        """Let this transaction commit without waiting for the WAL flush (PostgreSQL only).
+
+        For writes whose loss in a database crash is harmless: heartbeats, process ids.
+        """
+        if self.engine.dialect.name == "postgresql":
+            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -238,3 +238,6 @@ class ScheduleSkip(Model):
     last_instant: Mapped[datetime] = mapped_column(UTCDateTime)
     count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+import myapp.db.schedule_tables  # noqa: E402,F401  (the alert outbox; completes the metadata)

@@ -20,6 +20,7 @@ from typing import IO, Any
 from myapp.core.errors import MyappError
 from myapp.core.inputs import InputValue, resolve_inputs
 from myapp.core.model import OutputSpec
+from myapp.core.params import MASK
 from myapp.core.ports import TemplateCatalog
 from myapp.core.render import RenderContext, render_global_params, render_task
 from myapp.db.attempt_store import AttemptContext, AttemptResult
@@ -111,7 +112,8 @@ class LocalExecutor:
             "MYAPP_TOKEN": ctx.token, "MYAPP_TASK_NAME": ctx.task.name,
             "MYAPP_TRY_NUMBER": str(ctx.try_number), "MYAPP_WORKDIR": str(workdir),
         })
-        shown = {k: {"type": v.kind, "value": values[k]} for k, v in resolved.items()}
+        secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
+        shown = {k: {"type": v.kind, "value": MASK if k in secrets else values[k]} for k, v in resolved.items()}
         return rendered.argv, env, rendered.outputs, shown
 
     def _local_values(self, resolved: Mapping[str, InputValue], workdir: Path) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import traceback
+from typing import Any
 
 from myapp.db.attempt_store import AttemptResult
 from myapp.executor.local import LocalConfig, LocalExecutor
@@ -39,12 +40,18 @@ def execute_task_instance(ti_id: int, services: Services, executor: LocalExecuto
     if ctx is None:
         return False
     log = AttemptLog(LogKey(ctx.run_id, ctx.task.name, ctx.try_number), services.settings.logs_dir, services.redis)
+    process: dict[str, Any] = {}
+
+    def heartbeat() -> bool:
+        # Where the attempt runs is written with its first heartbeat: a task shorter than one
+        # heartbeat interval costs no extra transaction.
+        fresh = process.pop("new", None)
+        return attempts.heartbeat(ctx.attempt_id, clock.now(), pid=fresh and fresh["pid"], container=fresh)
+
     try:
         result = executor.run(
-            ctx, log, heartbeat=lambda: attempts.heartbeat(ctx.attempt_id, clock.now()), now=clock.now,
-            on_start=lambda pid: attempts.record_process(ctx.attempt_id, pid=pid,
-                                                         container={"kind": "process", "pid": pid,
-                                                                    "worker": worker_name()}),
+            ctx, log, heartbeat=heartbeat, now=clock.now,
+            on_start=lambda pid: process.update(new={"kind": "process", "pid": pid, "worker": worker_name()}),
         )
     except Exception as exc:  # noqa: BLE001  an executor bug must still end the attempt
         log.write("[myapp] internal error:\n" + traceback.format_exc())

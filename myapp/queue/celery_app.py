@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 EXECUTE = "myapp.execute_task_instance"
 RECONCILE = "myapp.reconcile"
 SCHEDULE = "make_timerun_config"
+ALERTS = "myapp.deliver_alerts"
 QUEUE = "myapp"
 
 
@@ -74,6 +75,7 @@ def create_celery(settings: Settings) -> tuple[Celery, LazyServices]:
         beat_schedule={
             SCHEDULE: {"task": SCHEDULE, "schedule": timedelta(seconds=settings.schedule_interval)},
             RECONCILE: {"task": RECONCILE, "schedule": timedelta(seconds=settings.reconcile_interval)},
+            ALERTS: {"task": ALERTS, "schedule": timedelta(seconds=settings.reconcile_interval)},
         },
     )
     deps = LazyServices(settings, app)
@@ -83,7 +85,10 @@ def create_celery(settings: Settings) -> tuple[Celery, LazyServices]:
 
 
 def _register_tasks(app: Celery, deps: LazyServices) -> None:
+    from myapp.alerts import register_tasks as register_alert_tasks
     from myapp.executor.worker import execute_task_instance, local_executor
+
+    register_alert_tasks(app, deps)
 
     @app.task(name=EXECUTE)
     def execute(ti_id: int) -> None:

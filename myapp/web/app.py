@@ -74,8 +74,10 @@ def create_app(settings: Settings, services: Services | None = None, *, update_p
             svc.set_dispatch(celery_dispatch(celery))
         app.extensions["myapp"] = svc
         from myapp.web.api import register_apis
+        from myapp.web.pages import register_pages
 
         register_apis(appbuilder)
+        register_pages(appbuilder)
 
     @app.get("/health")
     def health() -> Any:

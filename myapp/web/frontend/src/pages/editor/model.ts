@@ -1,0 +1,351 @@
+// The editor's data: the §2 pipeline document <-> canvas nodes and edges, graph checks, layout.
+import dagre from "@dagrejs/dagre";
+import type { Edge, Node } from "@xyflow/react";
+
+export interface ParamDef {
+  type?: string;
+  default?: unknown;
+  required?: boolean;
+  description?: string;
+  label?: string;
+  choices?: string[];
+  minimum?: number;
+  maximum?: number;
+  pattern?: string;
+  script?: boolean;
+}
+export interface OutputDef { name: string; path: string; type: "text" | "file"; description?: string }
+export interface Template {
+  name: string;
+  version: string;
+  kind?: string;
+  category?: string;
+  description?: string;
+  image?: string;
+  command?: string[];
+  parameters?: Record<string, ParamDef>;
+  outputs?: OutputDef[];
+  resources?: Record<string, unknown>;
+  readme?: string;
+  monitoring?: boolean;
+}
+
+export type BindingKind = "literal" | "task" | "param";
+export interface Binding { kind: BindingKind; value: string; ref: string }
+export interface InputRow { name: string; binding: Binding }
+export interface Resources { cpu?: string; memory?: string; gpu?: number; package?: string }
+
+export interface TaskData extends Record<string, unknown> {
+  name: string;
+  template: string | null;
+  image: string;
+  command: string[];
+  args: Record<string, unknown>;
+  inputs: InputRow[];
+  outputs: OutputDef[];
+  retries: number;
+  retry_delay: number;
+  timeout: number;
+  resources: Resources;
+  env: Record<string, string>;
+  description: string;
+  invalid?: boolean;
+}
+
+export interface GlobalParam { name: string; default?: string | null; description?: string; required?: boolean }
+export interface Schedule {
+  type: "once" | "crontab";
+  cron: string;
+  timezone: string;
+  start_time: string;
+  depends_on_past: boolean;
+  expired_limit: number;
+  max_active_runs: number;
+  enabled: boolean;
+}
+export interface PipelineMeta {
+  name: string;
+  project: string;
+  description: string;
+  timeout: number;
+  parameters: GlobalParam[];
+  outputs: { name: string; from: string }[];
+  schedule: Schedule;
+  alerts?: unknown;
+}
+
+export type TaskNode = Node<TaskData, "task">;
+
+export const NODE_W = 190;
+export const NODE_H = 46;
+export const PARAMS = "params";
+
+export function emptyMeta(timezone = "UTC"): PipelineMeta {
+  return {
+    name: "", project: "default", description: "", timeout: 0, parameters: [], outputs: [],
+    schedule: {
+      type: "once", cron: "", timezone, start_time: "", depends_on_past: false, expired_limit: 1,
+      max_active_runs: 1, enabled: true,
+    },
+  };
+}
+
+let seq = 0;
+export function newNodeId(): string {
+  seq += 1;
+  return `n${Date.now().toString(36)}${seq}`;
+}
+
+export function templateName(ref: string | null | undefined): string {
+  return (ref ?? "").split("@")[0];
+}
+
+export function findTemplate(templates: Template[], ref: string | null | undefined): Template | undefined {
+  if (!ref) return undefined;
+  const [name, version] = ref.split("@");
+  return templates.find((t) => t.name === name && (!version || t.version === version)) ??
+    templates.find((t) => t.name === name);
+}
+
+export function uniqueName(base: string, taken: Iterable<string>): string {
+  const names = new Set(taken);
+  const clean = base.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 50) || "task";
+  if (!names.has(clean)) return clean;
+  for (let i = 2; ; i++) {
+    const name = `${clean}-${i}`;
+    if (!names.has(name)) return name;
+  }
+}
+
+export function newTask(name: string, template: Template | null): TaskData {
+  return {
+    name, template: template ? template.name : null, image: template ? "" : "python:3.12-slim",
+    command: [], args: {}, inputs: [], outputs: [], retries: 0, retry_delay: 0, timeout: 0, resources: {},
+    env: {}, description: "",
+  };
+}
+
+function parseBinding(raw: unknown): Binding {
+  if (raw && typeof raw === "object" && !Array.isArray(raw)) {
+    const obj = raw as Record<string, unknown>;
+    if (typeof obj.from === "string") {
+      const ref = obj.from;
+      return { kind: ref.startsWith(PARAMS + ".") ? "param" : "task", value: "", ref };
+    }
+    if ("value" in obj) return { kind: "literal", value: textOf(obj.value), ref: "" };
+  }
+  return { kind: "literal", value: textOf(raw), ref: "" };
+}
+
+function textOf(value: unknown): string {
+  if (value === null || value === undefined) return "";
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+function parsePosition(raw: unknown, index: number): { x: number; y: number } {
+  if (Array.isArray(raw) && raw.length === 2) return { x: Number(raw[0]), y: Number(raw[1]) };
+  if (raw && typeof raw === "object") {
+    const p = raw as { x?: number; y?: number };
+    return { x: Number(p.x ?? 0), y: Number(p.y ?? 0) };
+  }
+  return { x: 80 + (index % 4) * 230, y: 60 + Math.floor(index / 4) * 120 };
+}
+
+/** Build the editor state from a §2 document (as returned by GET /pipelines/<id>). */
+export function fromDefinition(def: any, timezone = "UTC"): { meta: PipelineMeta; nodes: TaskNode[]; edges: Edge[]; positioned: boolean } {
+  const base = emptyMeta(timezone);
+  const sch = def?.schedule ?? {};
+  const meta: PipelineMeta = {
+    name: def?.name ?? "", project: def?.project ?? "default", description: def?.description ?? "",
+    timeout: Number(def?.timeout ?? 0), parameters: (def?.parameters ?? []).map((p: any) => ({
+      name: p.name, default: p.default === undefined || p.default === null ? "" : textOf(p.default),
+      description: p.description ?? "", required: Boolean(p.required),
+    })),
+    outputs: def?.outputs ?? [],
+    schedule: {
+      ...base.schedule, type: sch.type ?? "once", cron: sch.cron ?? "", timezone: sch.timezone ?? timezone,
+      start_time: sch.start_time ?? "", depends_on_past: Boolean(sch.depends_on_past),
+      expired_limit: sch.expired_limit ?? 1, max_active_runs: sch.max_active_runs ?? 1, enabled: sch.enabled ?? true,
+    },
+    alerts: def?.alerts,
+  };
+  const tasks: any[] = def?.tasks ?? [];
+  const ids = new Map<string, string>();
+  tasks.forEach((task) => ids.set(task.name, newNodeId()));
+  const positioned = tasks.length > 0 && tasks.every((task) => task.position);
+  const nodes: TaskNode[] = tasks.map((task, i) => ({
+    id: ids.get(task.name)!, type: "task", position: parsePosition(task.position, i),
+    data: {
+      name: task.name, template: task.template ?? null, image: task.image ?? "", command: task.command ?? [],
+      args: { ...(task.args ?? {}) },
+      inputs: Object.entries(task.inputs ?? {}).map(([name, raw]) => ({ name, binding: parseBinding(raw) })),
+      outputs: (task.outputs ?? []).map((o: any) => ({ ...o, type: o.type ?? "text" })),
+      retries: task.retries ?? 0, retry_delay: task.retry_delay ?? 0, timeout: task.timeout ?? 0,
+      resources: { ...(task.resources ?? {}) }, env: { ...(task.env ?? {}) }, description: task.description ?? "",
+    },
+  }));
+  const edges: Edge[] = [];
+  for (const task of tasks) {
+    for (const dep of task.depends_on ?? []) {
+      const source = ids.get(dep);
+      const target = ids.get(task.name);
+      if (source && target) edges.push(makeEdge(source, target));
+    }
+  }
+  return { meta, nodes, edges, positioned };
+}
+
+export function makeEdge(source: string, target: string): Edge {
+  return { id: `e-${source}-${target}`, source, target, type: "smoothstep", markerEnd: { type: "arrowclosed" as any } };
+}
+
+function bindingToShort(b: Binding): unknown {
+  if (b.kind === "task" || b.kind === "param") return { from: b.ref };
+  return b.value;
+}
+
+function numberOr(value: unknown, fallback: number): number {
+  const n = Number(value);
+  return Number.isFinite(n) ? n : fallback;
+}
+
+/** Convert one argument value from the form into what the document holds (empty = omitted). */
+function argValue(defn: ParamDef | undefined, value: unknown): unknown {
+  if (value === undefined || value === null || value === "") return undefined;
+  if (defn?.type === "boolean") return value === true || value === "true";
+  if ((defn?.type === "integer" || defn?.type === "number") && typeof value === "string" &&
+      value.trim() !== "" && Number.isFinite(Number(value)) && !value.includes("{{")) {
+    return Number(value);
+  }
+  return value;
+}
+
+/** Build the §2 document (what POST /pipelines/ saves) from the editor state. */
+export function toDefinition(meta: PipelineMeta, nodes: TaskNode[], edges: Edge[], templates: Template[]): any {
+  const nameOf = new Map(nodes.map((n) => [n.id, n.data.name]));
+  const tasks = nodes.map((node) => {
+    const d = node.data;
+    const template = findTemplate(templates, d.template);
+    const out: any = { name: d.name };
+    if (d.description) out.description = d.description;
+    if (d.template) {
+      out.template = d.template;
+      const args: Record<string, unknown> = {};
+      for (const [key, value] of Object.entries(d.args)) {
+        const v = argValue(template?.parameters?.[key], value);
+        if (v !== undefined && !d.inputs.some((row) => row.name === key)) args[key] = v;
+      }
+      if (Object.keys(args).length) out.args = args;
+    } else {
+      out.image = d.image;
+      out.command = d.command.filter((part) => part !== "");
+    }
+    const deps = edges.filter((e) => e.target === node.id).map((e) => nameOf.get(e.source)).filter(Boolean);
+    if (deps.length) out.depends_on = deps;
+    const inputs: Record<string, unknown> = {};
+    for (const row of d.inputs) if (row.name) inputs[row.name] = bindingToShort(row.binding);
+    if (Object.keys(inputs).length) out.inputs = inputs;
+    const outputs = d.outputs.filter((o) => o.name);
+    if (outputs.length) out.outputs = outputs.map((o) => ({ name: o.name, path: o.path, type: o.type || "text" }));
+    if (d.retries) out.retries = numberOr(d.retries, 0);
+    if (d.retry_delay) out.retry_delay = numberOr(d.retry_delay, 0);
+    if (d.timeout) out.timeout = numberOr(d.timeout, 0);
+    const res: Record<string, unknown> = {};
+    if (d.resources.cpu) res.cpu = d.resources.cpu;
+    if (d.resources.memory) res.memory = d.resources.memory;
+    if (d.resources.gpu) res.gpu = numberOr(d.resources.gpu, 0);
+    if (d.resources.package) res.package = d.resources.package;
+    if (Object.keys(res).length) out.resources = res;
+    const env = Object.fromEntries(Object.entries(d.env).filter(([k]) => k));
+    if (Object.keys(env).length) out.env = env;
+    out.position = [Math.round(node.position.x), Math.round(node.position.y)];
+    return out;
+  });
+  const s = meta.schedule;
+  const schedule: any = { type: s.type, timezone: s.timezone || "UTC" };
+  if (s.cron) schedule.cron = s.cron;
+  if (s.start_time) schedule.start_time = s.start_time;
+  schedule.depends_on_past = s.depends_on_past;
+  schedule.expired_limit = numberOr(s.expired_limit, 1);
+  schedule.max_active_runs = numberOr(s.max_active_runs, 1);
+  schedule.enabled = s.enabled;
+  const doc: any = { name: meta.name, project: meta.project || "default" };
+  if (meta.description) doc.description = meta.description;
+  doc.parameters = meta.parameters.filter((p) => p.name).map((p) => {
+    const param: any = { name: p.name };
+    if (p.default !== undefined && p.default !== null && p.default !== "") param.default = p.default;
+    if (p.description) param.description = p.description;
+    if (p.required) param.required = true;
+    return param;
+  });
+  if (meta.outputs.length) doc.outputs = meta.outputs;
+  doc.schedule = schedule;
+  if (meta.timeout) doc.timeout = numberOr(meta.timeout, 0);
+  if (meta.alerts && Object.keys(meta.alerts as object).length) doc.alerts = meta.alerts;
+  doc.tasks = tasks;
+  return doc;
+}
+
+/** Return the ids of every ancestor of `id` (following edges backwards). */
+export function ancestors(id: string, edges: Edge[]): Set<string> {
+  const seen = new Set<string>();
+  const todo = [id];
+  while (todo.length) {
+    const cur = todo.pop()!;
+    for (const e of edges) {
+      if (e.target === cur && !seen.has(e.source)) {
+        seen.add(e.source);
+        todo.push(e.source);
+      }
+    }
+  }
+  return seen;
+}
+
+/** Return whether adding source -> target would close a cycle (or is a self-loop). */
+export function wouldCycle(source: string, target: string, edges: Edge[]): boolean {
+  return source === target || ancestors(source, edges).has(target);
+}
+
+/** Return the outputs a task offers downstream: its template's, overridden and extended by its own. */
+export function taskOutputs(data: TaskData, templates: Template[]): OutputDef[] {
+  const merged = new Map<string, OutputDef>();
+  for (const o of findTemplate(templates, data.template)?.outputs ?? []) merged.set(o.name, o);
+  for (const o of data.outputs) if (o.name) merged.set(o.name, o);
+  return [...merged.values()];
+}
+
+/** Lay the graph out top to bottom with dagre; return nodes with new positions. */
+export function layout<N extends Node>(nodes: N[], edges: Edge[]): N[] {
+  const g = new dagre.graphlib.Graph();
+  g.setGraph({ rankdir: "TB", nodesep: 40, ranksep: 70, marginx: 20, marginy: 20 });
+  g.setDefaultEdgeLabel(() => ({}));
+  for (const n of nodes) g.setNode(n.id, { width: NODE_W, height: NODE_H });
+  for (const e of edges) g.setEdge(e.source, e.target);
+  dagre.layout(g);
+  return nodes.map((n) => {
+    const p = g.node(n.id) as { x: number; y: number } | undefined;
+    return p ? { ...n, position: { x: p.x - NODE_W / 2, y: p.y - NODE_H / 2 } } : n;
+  });
+}
+
+/** Return the task name an error field names (`tasks[load].inputs.day.from` -> load). */
+export function taskOfField(field: string): string | null {
+  const m = /^tasks\[([^\]]+)\]/.exec(field);
+  return m ? m[1] : null;
+}
+
+/** Check what can be checked in the browser before asking the server. */
+export function localErrors(meta: PipelineMeta, nodes: TaskNode[]): { field: string; message: string }[] {
+  const errors: { field: string; message: string }[] = [];
+  if (!/^[a-z0-9-]{1,63}$/.test(meta.name)) {
+    errors.push({ field: "name", message: "1-63 characters of a-z, 0-9 and -" });
+  }
+  const seen = new Set<string>();
+  for (const n of nodes) {
+    if (seen.has(n.data.name)) errors.push({ field: `tasks[${n.data.name}].name`, message: "duplicate task name" });
+    seen.add(n.data.name);
+  }
+  return errors;
+}

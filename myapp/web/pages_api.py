@@ -1,0 +1,245 @@
+"""REST endpoints the pages need beyond the pipeline/run/template APIs.
+
+- `GET /api/v1/me/`: who is signed in (name, roles, what they may read and write, locale) and a
+  short-lived JWT, so the browser bundle calls every other endpoint as a plain API client.
+- `/api/v1/projects/`: projects and their members (owner, member, viewer): list, create, add or
+  change a member, remove a member. Admins manage every project; an owner manages their own.
+
+Reads and writes go through one session per request (`services().db`); no business rule beyond
+who may change a project. Must not import the engine or the executors.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from flask import Response, current_app, g, request
+from flask_appbuilder.api import BaseApi, expose
+from flask_appbuilder.security.decorators import protect
+from flask_appbuilder.security.sqla.models import User
+from flask_babel import get_locale
+from flask_jwt_extended import create_access_token
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from myapp.core.errors import Conflict, MyappError, NotFound, SpecError
+from myapp.db.tables import Project, ProjectMember
+from myapp.web.api import domain_errors, services
+
+RESOURCES = ("Pipelines", "Runs", "Templates", "Schedules")
+PROJECT_ROLES = ("owner", "member", "viewer")
+PROJECT_NAME = re.compile(r"[a-z0-9-]{1,63}")
+TOKEN_LIFETIME = timedelta(minutes=30)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Forbidden(MyappError):
+    """The signed-in user may not change this project."""
+
+
+def forbidden_as_403(fn: F) -> F:
+    """Answer 403 with the reason when a Forbidden is raised."""
+    @functools.wraps(fn)
+    def wrapper(self: BaseApi, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except Forbidden as exc:
+            return self.response(403, message=str(exc))
+    return wrapper  # type: ignore[return-value]
+
+
+def current_user_row() -> Any:
+    """Return the signed-in FAB user (session or JWT), or None."""
+    user = getattr(g, "user", None)
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def is_admin(user: Any) -> bool:
+    """Return whether `user` has the FAB admin role."""
+    admin = current_app.config.get("AUTH_ROLE_ADMIN", "Admin")
+    return any(role.name == admin for role in getattr(user, "roles", []))
+
+
+class SessionApi(BaseApi):
+    resource_name = "me"
+    openapi_spec_tag = "Session"
+    allow_browser_login = True
+
+    @expose("/", methods=["GET"])
+    def me(self) -> Response:
+        """Return the signed-in user, their permissions, the locale and an API token.
+        ---
+        get:
+          responses:
+            200: {description: The signed-in user}
+            401: {description: Not signed in}
+        """
+        user = current_user_row()
+        if user is None:
+            return self.response_401()
+        sm = current_app.appbuilder.sm  # type: ignore[attr-defined]
+        can = {name: {"read": sm.has_access("can_read", name), "write": sm.has_access("can_write", name)}
+               for name in RESOURCES}
+        locale = str(get_locale() or "en")
+        return self.response(
+            200, id=user.id, username=user.username, name=f"{user.first_name} {user.last_name}".strip(),
+            roles=[r.name for r in user.roles], is_admin=is_admin(user), can=can,
+            locale="zh" if locale.startswith("zh") else "en", timezone=services().settings.timezone,
+            access_token=create_access_token(identity=str(user.id), fresh=False, expires_delta=TOKEN_LIFETIME),
+            expires_in=int(TOKEN_LIFETIME.total_seconds()))
+
+
+def project_rows(s: Session, user: Any) -> list[dict[str, Any]]:
+    """Return the projects `user` may see (all for an admin), each with its members."""
+    projects = s.scalars(select(Project).order_by(Project.name)).all()
+    members = s.execute(select(ProjectMember, User.username).join(User, User.id == ProjectMember.user_id)
+                        .order_by(User.username)).all()
+    by_project: dict[int, list[dict[str, Any]]] = {}
+    for m, username in members:
+        by_project.setdefault(m.project_id, []).append({"user_id": m.user_id, "username": username, "role": m.role})
+    admin = is_admin(user)
+    rows = []
+    for p in projects:
+        people = by_project.get(p.id, [])
+        mine = next((m["role"] for m in people if m["user_id"] == user.id), None)
+        if admin or mine is not None or p.name == "default":
+            rows.append({"id": p.id, "name": p.name, "description": p.description, "members": people,
+                         "my_role": mine, "can_manage": admin or mine == "owner",
+                         "created_at": p.created_at.isoformat()})
+    return rows
+
+
+def _require_manager(s: Session, project_id: int, user: Any) -> Project:
+    project = s.get(Project, project_id)
+    if project is None:
+        raise NotFound(f"project {project_id} not found")
+    if is_admin(user):
+        return project
+    role = s.scalar(select(ProjectMember.role).where(ProjectMember.project_id == project_id,
+                                                     ProjectMember.user_id == user.id))
+    if role != "owner":
+        raise Forbidden(f"only an admin or an owner of project {project.name!r} can change its members")
+    return project
+
+
+def _body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise SpecError("body", "expected a JSON object")
+    return body
+
+
+class ProjectApi(BaseApi):
+    resource_name = "projects"
+    class_permission_name = "Pipelines"
+    method_permission_name = {"list": "read", "create": "write", "put_member": "write", "delete_member": "write"}
+    openapi_spec_tag = "Projects"
+
+    @expose("/", methods=["GET"])
+    @protect()
+    def list(self) -> Response:
+        """List the projects you belong to (all for an admin), with their members.
+        ---
+        get:
+          responses:
+            200: {description: Projects}
+        """
+        with services().db.read() as s:
+            return self.response(200, result=project_rows(s, current_user_row()))
+
+    @expose("/", methods=["POST"])
+    @protect()
+    @domain_errors
+    @forbidden_as_403
+    def create(self) -> Response:
+        """Create a project (admins); body {name, description}. The creator becomes its owner.
+        ---
+        post:
+          responses:
+            201: {description: Created}
+            400: {description: Bad name}
+            403: {description: Not an admin}
+            409: {description: Exists}
+        """
+        body, user = _body(), current_user_row()
+        name = str(body.get("name") or "")
+        if not PROJECT_NAME.fullmatch(name):
+            raise SpecError("name", f"{name!r} must be 1-63 characters of a-z, 0-9 and -")
+        if not is_admin(user):
+            raise Forbidden("only an admin can create projects")
+        svc = services()
+        with svc.db.write() as s:
+            if s.scalar(select(Project.id).where(Project.name == name)) is not None:
+                raise Conflict(f"project {name!r} exists")
+            project = Project(name=name, description=str(body.get("description") or ""), created_at=svc.clock.now())
+            s.add(project)
+            s.flush()
+            s.add(ProjectMember(project_id=project.id, user_id=user.id, role="owner"))
+            return self.response(201, id=project.id)
+
+    @expose("/<int:pk>/members", methods=["POST"])
+    @protect()
+    @domain_errors
+    @forbidden_as_403
+    def put_member(self, pk: int) -> Response:
+        """Add a member or change their role; body {username, role: owner|member|viewer}.
+        ---
+        post:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200: {description: Saved}
+            400: {description: Unknown user or role}
+            403: {description: Not allowed}
+        """
+        body = _body()
+        role, username = str(body.get("role") or ""), str(body.get("username") or "")
+        if role not in PROJECT_ROLES:
+            raise SpecError("role", f"must be one of {', '.join(PROJECT_ROLES)}")
+        with services().db.write() as s:
+            _require_manager(s, pk, current_user_row())
+            user_id = s.scalar(select(User.id).where(User.username == username))
+            if user_id is None:
+                raise SpecError("username", f"no user {username!r}")
+            member = s.scalar(select(ProjectMember).where(ProjectMember.project_id == pk,
+                                                          ProjectMember.user_id == user_id))
+            if member is None:
+                s.add(ProjectMember(project_id=pk, user_id=user_id, role=role))
+            else:
+                member.role = role
+        return self.response(200, project_id=pk, username=username, role=role)
+
+    @expose("/<int:pk>/members/<int:user_id>", methods=["DELETE"])
+    @protect()
+    @domain_errors
+    @forbidden_as_403
+    def delete_member(self, pk: int, user_id: int) -> Response:
+        """Remove a member from a project.
+        ---
+        delete:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          - {in: path, name: user_id, required: true, schema: {type: integer}}
+          responses:
+            200: {description: Removed}
+            404: {description: Not a member}
+            403: {description: Not allowed}
+        """
+        with services().db.write() as s:
+            _require_manager(s, pk, current_user_row())
+            member = s.scalar(select(ProjectMember).where(ProjectMember.project_id == pk,
+                                                          ProjectMember.user_id == user_id))
+            if member is None:
+                raise NotFound(f"user {user_id} is not a member of project {pk}")
+            s.delete(member)
+        return self.response(200, project_id=pk, user_id=user_id)
+
+
+def register(appbuilder: Any) -> None:
+    """Add the session and project APIs (found by api.register_apis)."""
+    appbuilder.add_api(SessionApi)
+    appbuilder.add_api(ProjectApi)
