@@ -58,7 +58,7 @@ def make_settings(home: Path, database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "home": home, "database_url": database_url, "workflow_space": home / "workflow_space",
         "secret_key": "test-secret-key-of-at-least-32-bytes!!", "heartbeat_interval": 0.2, "reconcile_interval": 1,
-        "kill_grace": 1.0,
+        "kill_grace": 1.0, "requeue_after": 3, "heartbeat_timeout": 5,
     }
     values.update(overrides)
     return load_settings({}, **values)
@@ -157,7 +157,8 @@ def worker_env(settings: Settings, broker: str) -> dict[str, str]:
         "MYAPP_HEARTBEAT_INTERVAL": str(settings.heartbeat_interval),
         "MYAPP_HEARTBEAT_TIMEOUT": str(settings.heartbeat_timeout),
         "MYAPP_RECONCILE_INTERVAL": str(settings.reconcile_interval),
-        "MYAPP_KILL_GRACE": str(settings.kill_grace), "PYTHONPATH": str(REPO),
+        "MYAPP_KILL_GRACE": str(settings.kill_grace), "MYAPP_REQUEUE_AFTER": str(settings.requeue_after),
+        "PYTHONPATH": str(REPO),
     })
     return env
 

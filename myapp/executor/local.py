@@ -67,7 +67,7 @@ class LocalExecutor:
         try:
             proc = subprocess.Popen(
                 list(argv), cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, start_new_session=True,
+                stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             msg = f"task {ctx.task.name!r}: cannot start {argv[0]!r}: {exc.strerror or exc}"
@@ -157,6 +157,17 @@ class LocalExecutor:
             except subprocess.TimeoutExpired:
                 continue
         return proc.wait()
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: if the worker process dies (kill -9), the kernel kills the
+    # task's leader process too instead of leaving it running unsupervised (Linux only).
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _kill_leftovers(pgid: int) -> None:
