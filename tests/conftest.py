@@ -82,7 +82,7 @@ def services(module_home: Path, database_url: str) -> Iterator[Any]:
     from myapp.cli.process import init_database
     from myapp.services import build_services
 
-    svc = build_services(make_settings(module_home, database_url))
+    svc = build_services(make_settings(module_home, database_url, redis_url=_redis_url() + "/0"))
     init_database(svc, admin_user="admin", admin_password="admin-pass", admin_email="a@b.c", quiet=True)
     yield svc
     svc.db.dispose()
@@ -153,6 +153,7 @@ def worker_env(settings: Settings, broker: str) -> dict[str, str]:
     env.update({
         "MYAPP_HOME": str(settings.home), "MYAPP_DATABASE_URL": settings.effective_database_url,
         "MYAPP_BROKER_URL": broker, "MYAPP_SECRET_KEY": settings.secret_key,
+        "MYAPP_REDIS_URL": settings.effective_redis_url or broker,
         "MYAPP_WORKFLOW_SPACE": str(settings.workflow_space),
         "MYAPP_HEARTBEAT_INTERVAL": str(settings.heartbeat_interval),
         "MYAPP_HEARTBEAT_TIMEOUT": str(settings.heartbeat_timeout),

@@ -292,3 +292,29 @@ def test_task_env_and_workdir(engine_services: Any) -> None:
     run_id, task, token, cwd = line.split("|")
     assert run_id == str(run["id"]) and task == "env" and token == "run-"
     assert cwd.startswith(str(engine_services.settings.workflow_space))
+
+
+def test_logs_are_live_through_redis_then_archived(engine_services: Any) -> None:
+    from myapp.logs import LogKey
+
+    pid = save(engine_services, """
+        name: live-logs
+        tasks:
+          - {name: talk, template: shell, args: {script: "echo first; sleep 3; echo second"}}
+    """)
+    run_id = start(engine_services, pid)
+    key = LogKey(run_id, "talk", 1)
+    deadline = time.monotonic() + 30
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        lines, finished = engine_services.logs.lines(key)
+        if "first\n" in lines:
+            break
+        time.sleep(0.1)
+    assert "first\n" in lines and not finished, "the first line was not readable while the task ran"
+    assert engine_services.redis.exists(key.redis_key), "live lines are not in Redis"
+    assert not key.path(engine_services.settings.logs_dir).exists()
+    wait_finished(engine_services, run_id)
+    lines, finished = engine_services.logs.lines(key)
+    assert finished and lines[-2:] == ["first\n", "second\n"]
+    assert key.path(engine_services.settings.logs_dir).exists()

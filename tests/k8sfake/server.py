@@ -218,12 +218,16 @@ class FakeKubeServer:
         if field_path:
             reference["fieldPath"] = field_path
         stamp = format_time(self.clock())
+
+        def repeat(event: JsonObj) -> None:
+            event.update(count=event["count"] + 1, lastTimestamp=stamp)
+
         with self.store.lock:
             for event in self.store.items(EVENT_TYPE.storage_key, namespace):
                 if (event["involvedObject"], event["reason"], event["message"], event["type"]) == \
                         (reference, reason, message, type):
-                    return shape(self.writer.mutate(EVENT_TYPE, namespace, event["metadata"]["name"], lambda e: e.update(
-                        count=e["count"] + 1, lastTimestamp=stamp)), EVENT_TYPE)
+                    return shape(self.writer.mutate(EVENT_TYPE, namespace, event["metadata"]["name"], repeat),
+                                 EVENT_TYPE)
             body = {"metadata": {"name": f"{name}.{time.time_ns():x}", "namespace": namespace},
                     "involvedObject": reference, "reason": reason, "message": message,
                     "source": {"component": component, **({"host": self.node_name} if component == "kubelet" else {})},
