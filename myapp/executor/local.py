@@ -8,6 +8,7 @@ or timeout. The image of a task is ignored here.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -27,6 +28,10 @@ from myapp.db.attempt_store import AttemptContext, AttemptResult
 from myapp.executor.outputs import collect_outputs, materialize
 from myapp.logs import AttemptLog
 
+# If the worker process dies (kill -9), the kernel kills the task's leader process too instead of
+# leaving it running unsupervised. setpriv sets PR_SET_PDEATHSIG and execs the command; a
+# preexec_fn would do the same but forces fork() instead of vfork(), +2 ms per spawn.
+DIE_WITH_PARENT: tuple[str, ...] = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("setpriv") else ()
 PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
 
 
@@ -65,9 +70,11 @@ class LocalExecutor:
             return AttemptResult(succeeded=False, message=str(exc))
         log.write(f"[myapp] attempt {ctx.try_number} of task {ctx.task.name!r} in {workdir}")
         try:
+            if shutil.which(argv[0], path=env.get("PATH")) is None:
+                raise FileNotFoundError(2, "command not found")
             proc = subprocess.Popen(
-                list(argv), cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_die_with_parent,
+                [*DIE_WITH_PARENT, *argv], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
             )
         except OSError as exc:
             msg = f"task {ctx.task.name!r}: cannot start {argv[0]!r}: {exc.strerror or exc}"
@@ -157,17 +164,6 @@ class LocalExecutor:
             except subprocess.TimeoutExpired:
                 continue
         return proc.wait()
-
-
-def _die_with_parent() -> None:
-    # Runs in the child before exec: if the worker process dies (kill -9), the kernel kills the
-    # task's leader process too instead of leaving it running unsupervised (Linux only).
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _kill_leftovers(pgid: int) -> None:

@@ -318,3 +318,15 @@ def test_logs_are_live_through_redis_then_archived(engine_services: Any) -> None
     lines, finished = engine_services.logs.lines(key)
     assert finished and lines[-2:] == ["first\n", "second\n"]
     assert key.path(engine_services.settings.logs_dir).exists()
+
+
+def test_missing_command_fails_with_a_clear_message(engine_services: Any) -> None:
+    pid = save(engine_services, """
+        name: missing-command
+        tasks:
+          - {name: x, image: local, command: ["no-such-command-here", "--flag"]}
+    """)
+    run = wait_finished(engine_services, start(engine_services, pid))
+    ti = run["by_name"]["x"]
+    assert run["state"] == "failed"
+    assert ti["message"] == "task 'x': cannot start 'no-such-command-here': command not found"
