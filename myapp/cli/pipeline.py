@@ -17,7 +17,7 @@ from myapp.db.run_store import NewRun
 from myapp.yaml_io import dump_yaml, load_yaml
 
 
-def read_spec(path: str) -> Any:
+def read_spec(path: str, default_timezone: str = "UTC") -> Any:
     """Parse a pipeline YAML file (or - for stdin) into a PipelineSpec; SpecError on bad input."""
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
@@ -31,7 +31,7 @@ def read_spec(path: str) -> Any:
         raise SpecError("", f"{path}: {exc}") from None
     if not isinstance(data, dict):
         raise SpecError("", f"{path}: a pipeline must be a YAML mapping")
-    return parse_pipeline(data)
+    return parse_pipeline(data, default_timezone=default_timezone)
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -58,7 +58,7 @@ def validate(ctx: click.Context, files: tuple[str, ...]) -> None:
     """Check pipeline YAML files against every rule without saving anything."""
     services = get_services(ctx)
     for path in files:
-        services.pipelines.check(read_spec(path))
+        services.pipelines.check(read_spec(path, services.settings.timezone))
         click.echo(f"{path}: ok")
 
 
@@ -71,7 +71,7 @@ def validate(ctx: click.Context, files: tuple[str, ...]) -> None:
 def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: bool) -> None:
     """Save pipelines from YAML; a changed pipeline gets a new version."""
     services = get_services(ctx)
-    specs = [(path, read_spec(path)) for path in files]
+    specs = [(path, read_spec(path, services.settings.timezone)) for path in files]
     for _path, spec in specs:  # all files valid before anything is written
         services.pipelines.check(spec)
     results = []

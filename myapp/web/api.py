@@ -75,7 +75,7 @@ def request_spec() -> Any:
             raise SpecError("body", str(exc)) from None
     if not isinstance(data, dict):
         raise SpecError("body", "a pipeline must be a mapping (YAML or JSON object)")
-    return parse_pipeline(data)
+    return parse_pipeline(data, default_timezone=services().settings.timezone)
 
 
 class PipelineApi(BaseApi):
@@ -371,9 +371,9 @@ class TemplateApi(BaseApi):
           responses:
             200: {description: Templates}
         """
-        from myapp.plugins import template_to_dict
+        from myapp.db.template_review import masked_template_dict  # secret defaults never leave
 
-        return self.response(200, result=[template_to_dict(t) for t in services().templates.list()])
+        return self.response(200, result=[masked_template_dict(t) for t in services().templates.list()])
 
 
 def register_apis(appbuilder: Any) -> None:
