@@ -6,8 +6,9 @@ goes out as a UTC-aware datetime. Must not import I/O libraries (SQLAlchemy, Cel
 kubernetes) nor read the clock.
 
 How DST is resolved: UTC time is cut into spans of one UTC offset (`_Span`). Inside a span a
-wall time maps to exactly one instant, so croniter walks naive wall times there and each one
-becomes `wall - offset`. At a span's start (a transition) two rules apply: wall times that fell
+wall time maps to exactly one instant, so naive wall times are walked there (day by day: does the
+day match, then the day's sorted minutes; croniter is not needed) and each one becomes
+`wall - offset`. At a span's start (a transition) two rules apply: wall times that fell
 into a spring gap fire once at the transition, and a fixed-time schedule skips wall times it
 already had before a fall-back (first occurrence wins, D1). Iterating span by span keeps the
 instants in order, so the oldest or newest `n` cost O(n), never O(length of the range).
@@ -23,8 +24,6 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from itertools import chain, islice, pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import CroniterBadDateError, croniter
 
 from myapp.core.errors import MyappError
 
@@ -418,32 +417,31 @@ def _ceil_minute(wall: datetime, *, strict: bool) -> datetime:
 
 
 def _walls_forward(cron: CronExpression, first: datetime, last: datetime) -> Iterator[datetime]:
-    walker = croniter(_croniter_text(cron), first - MINUTE, day_or=cron.days_or_weekdays)
-    try:
-        while (wall := walker.get_next(datetime)) <= last:
-            yield wall
-    except CroniterBadDateError:
-        return
+    """Yield the matching wall minutes in [first, last] (whole minutes), oldest first, day by day."""
+    times, day, low = cron.minutes_of_day, first.date(), first.hour * 60 + first.minute
+    while day <= last.date():
+        if cron.matches_day(day):
+            midnight = datetime(day.year, day.month, day.day)
+            for minute in times[bisect.bisect_left(times, low):]:
+                wall = midnight + timedelta(minutes=minute)
+                if wall > last:
+                    return
+                yield wall
+        day, low = day + timedelta(days=1), 0
 
 
 def _walls_backward(cron: CronExpression, first: datetime, last: datetime) -> Iterator[datetime]:
-    walker = croniter(_croniter_text(cron), last + MINUTE, day_or=cron.days_or_weekdays)
-    try:
-        while (wall := walker.get_prev(datetime)) >= first:
-            yield wall
-    except CroniterBadDateError:
-        return
-
-
-@lru_cache(maxsize=4096)
-def _croniter_text(cron: CronExpression) -> str:
-    """Spell `cron` as explicit lists so croniter's own shorthands and quirks never apply."""
-    full = (range(60), range(24), range(1, 32), range(1, 13), range(7))
-    fields = (cron.minutes, cron.hours, cron.days, cron.months, cron.weekdays)
-    return " ".join(
-        "*" if values == frozenset(every) and (index < 2 or not cron.days_or_weekdays)
-        else ",".join(map(str, sorted(values)))
-        for index, (values, every) in enumerate(zip(fields, full, strict=True)))
+    """Yield the matching wall minutes in [first, last] (whole minutes), newest first, day by day."""
+    times, day, high = cron.minutes_of_day, last.date(), last.hour * 60 + last.minute
+    while day >= first.date():
+        if cron.matches_day(day):
+            midnight = datetime(day.year, day.month, day.day)
+            for minute in reversed(times[:bisect.bisect_right(times, high)]):
+                wall = midnight + timedelta(minutes=minute)
+                if wall < first:
+                    return
+                yield wall
+        day, high = day - timedelta(days=1), _DAY_MINUTES - 1
 
 
 def _count_walls(cron: CronExpression, first: datetime, last: datetime) -> int:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -99,10 +99,9 @@ def load_snapshots(s: Session, pipeline_ids: Sequence[int]) -> dict[int, Snapsho
     for pid, instant, message in waiting:
         snaps[pid].records[instant] = Record(instant, "waiting")
         snaps[pid].waiting[instant] = message
-    for status in (None, "launched"):
-        for pid, instant, rec_status, run_state in s.execute(_newest_query(ids, status)):
-            state = RunState(run_state) if run_state is not None else None
-            snaps[pid].records.setdefault(instant, Record(instant, rec_status, state))
+    for pid, instant, rec_status, run_state in _newest_records(s, ids):
+        state = RunState(run_state) if run_state is not None else None
+        snaps[pid].records.setdefault(instant, Record(instant, rec_status, state))
     active = s.execute(select(Run.pipeline_id, func.count())
                        .where(Run.pipeline_id.in_(ids), Run.trigger == Trigger.CRON.value,
                               Run.state.in_(ACTIVE_STATES))
@@ -112,24 +111,31 @@ def load_snapshots(s: Session, pipeline_ids: Sequence[int]) -> dict[int, Snapsho
     return snaps
 
 
-def _newest_query(ids: list[int], status: str | None) -> Any:
-    """Select, per pipeline, its newest record of the current epoch (optionally of one status).
+def _newest_records(s: Session, ids: list[int]) -> list[tuple[int, datetime, RecordStatus, str | None]]:
+    """Return, per pipeline, its newest record of the current epoch and its latest launched one.
 
-    Driven from `pipelines` with a correlated max() so each lookup is one index probe on
-    (pipeline_id, execution_date), however many records a pipeline has accumulated.
+    Two statements: the instants come from correlated max() subqueries in the select list (one
+    index probe on (pipeline_id, execution_date) per pipeline, however long its history), then the
+    records themselves by their unique key.
     """
-    inner = aliased(ScheduleRecord)
-    newest = (select(func.max(inner.execution_date))
-              .where(inner.pipeline_id == Pipeline.id, inner.execution_date >= Pipeline.start_time))
-    if status is not None:
-        newest = newest.where(inner.status == status)
-    scalar = newest.correlate(Pipeline).scalar_subquery()
-    return (select(Pipeline.id, ScheduleRecord.execution_date, ScheduleRecord.status, Run.state)
-            .select_from(Pipeline)
-            .join(ScheduleRecord, and_(ScheduleRecord.pipeline_id == Pipeline.id,
-                                       ScheduleRecord.execution_date == scalar))
-            .outerjoin(Run, Run.id == ScheduleRecord.run_id)
-            .where(Pipeline.id.in_(ids)))
+    def newest(status: str | None) -> Any:
+        inner = aliased(ScheduleRecord)
+        query = (select(func.max(inner.execution_date))
+                 .where(inner.pipeline_id == Pipeline.id, inner.execution_date >= Pipeline.start_time))
+        if status is not None:
+            query = query.where(inner.status == status)
+        return query.correlate(Pipeline).scalar_subquery()
+
+    keys = {(pid, at) for pid, *instants in s.execute(select(Pipeline.id, newest(None), newest("launched"))
+                                                      .where(Pipeline.id.in_(ids)))
+            for at in instants if at is not None}
+    if not keys:
+        return []
+    rows = s.execute(select(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date, ScheduleRecord.status,
+                            Run.state)
+                     .outerjoin(Run, Run.id == ScheduleRecord.run_id)
+                     .where(tuple_(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date).in_(list(keys))))
+    return [(pid, at, cast(RecordStatus, status), state) for pid, at, status, state in rows]
 
 
 def insert_records(s: Session, rows: Sequence[NewRecord], now: datetime) -> set[tuple[int, datetime]]:

@@ -1,0 +1,91 @@
+"""REST API of the scheduler under /api/v1/schedules: schedule records and schedule previews.
+
+Thin: parse the request, call the same functions as `myapp schedule records|preview`, turn
+domain errors into 4xx JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Response, request
+from flask_appbuilder.api import BaseApi, expose
+from flask_appbuilder.security.decorators import protect
+
+from myapp.core.errors import SpecError
+from myapp.db.schedule_store import record_rows, skip_rows
+from myapp.scheduler import preview_pipeline
+from myapp.web.api import domain_errors, services
+
+STATUSES = ("waiting", "launched", "expired")
+
+
+def _instant(text: str | None) -> datetime:
+    if not text:
+        return services().clock.now()
+    try:
+        value = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise SpecError("now", f"{text!r} is not an ISO 8601 instant") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+class ScheduleApi(BaseApi):
+    resource_name = "schedules"
+    class_permission_name = "Schedules"
+    method_permission_name = {"records": "read", "preview": "read"}
+    openapi_spec_tag = "Schedules"
+
+    @expose("/records", methods=["GET"])
+    @protect()
+    @domain_errors
+    def records(self) -> Response:
+        """List schedule records newest first, with their runs, and the skipped spans.
+        ---
+        get:
+          parameters:
+          - {in: query, name: pipeline_id, schema: {type: integer}}
+          - {in: query, name: status, schema: {type: string, enum: [waiting, launched, expired]}}
+          - {in: query, name: limit, schema: {type: integer}}
+          responses:
+            200: {description: Records and skipped spans}
+            400: {description: Bad filter}
+            404: {description: Pipeline not found}
+        """
+        svc = services()
+        pipeline_id = request.args.get("pipeline_id", type=int)
+        status = request.args.get("status") or None
+        if status is not None and status not in STATUSES:
+            raise SpecError("status", f"must be one of {', '.join(STATUSES)}")
+        if pipeline_id is not None:
+            svc.pipelines.find(pipeline_id)
+        limit = min(max(request.args.get("limit", 100, type=int) or 100, 1), 1000)
+        with svc.db.read() as s:
+            rows = record_rows(s, pipeline_id=pipeline_id, status=status, limit=limit)
+            skips = skip_rows(s, pipeline_id=pipeline_id, limit=limit)
+        return self.response(200, result=rows, skipped=skips)
+
+    @expose("/preview/<int:pipeline_id>", methods=["GET"])
+    @protect()
+    @domain_errors
+    def preview(self, pipeline_id: int) -> Response:
+        """Show the next fire times of a pipeline and what a pass would do with each, in words.
+        ---
+        get:
+          parameters:
+          - {in: path, name: pipeline_id, required: true, schema: {type: integer}}
+          - {in: query, name: n, schema: {type: integer}}
+          - {in: query, name: now, schema: {type: string, format: date-time}}
+          responses:
+            200: {description: Preview}
+            404: {description: Pipeline not found}
+            409: {description: The pipeline has no cron schedule}
+        """
+        n = min(max(request.args.get("n", 10, type=int) or 10, 1), 500)
+        data = preview_pipeline(services(), pipeline_id, _instant(request.args.get("now")), n)
+        return self.response(200, **data)
+
+
+def register(appbuilder: Any) -> None:
+    appbuilder.add_api(ScheduleApi)
