@@ -9,6 +9,7 @@ other spec error.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,17 @@ _FastSafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeL
 
 
 class GuardedLoader(_FastSafeLoader):  # type: ignore[valid-type, misc]
-    """The (libyaml when present) safe loader, refusing duplicate mapping keys."""
+    """The (libyaml when present) safe loader, refusing duplicate mapping keys.
+
+    Booleans are YAML 1.2's `true`/`false` only: YAML 1.1 also reads on/off/yes/no as
+    booleans, which turns `alerts: {on: [failed]}` into a `True` key and a country code `NO`
+    into False.
+    """
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         """Construct a mapping, refusing a key written twice."""
@@ -40,6 +51,10 @@ class GuardedLoader(_FastSafeLoader):  # type: ignore[valid-type, misc]
                 seen.add(key)
         result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return result
+
+
+GuardedLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 def load_yaml(text: str) -> object:

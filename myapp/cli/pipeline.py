@@ -114,6 +114,8 @@ def list_(ctx: click.Context, as_json: bool) -> None:
         sch = r["schedule"]
         when = f"{sch['cron']} {sch['timezone']}{'' if sch['enabled'] else ' (disabled)'}" if sch["type"] == "crontab" else "manual"
         click.echo(f"{r['id']:>4}  {r['project']:<12} {r['name']:<28} {r['version'] or '-':>3}  {when}")
+        if r["schedule_error"]:
+            click.echo(f"      schedule error: {r['schedule_error']}")
 
 
 @pipeline_group.command("versions")
