@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, redirect, request, url_for
+from flask import Blueprint, Flask, current_app, request
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import get_locale
 
@@ -184,18 +184,7 @@ class ProjectPages(PageView):
         return self.shell("projects", Label("Projects & members", "项目与成员"))
 
 
-class StartPage(BaseView):
-    """`/start`: where signed-in people land (the pipelines list)."""
-
-    route_base = "/start"
-    default_view = "index"
-
-    @expose("/")
-    def index(self) -> Any:
-        return redirect(url_for("PipelinePages.list"))
-
-
-PAGE_VIEWS = (PipelinePages, RunPages, SchedulePages, TemplatePages, ProjectPages, StartPage)
+PAGE_VIEWS = (PipelinePages, RunPages, SchedulePages, TemplatePages, ProjectPages)
 
 
 def register_pages(appbuilder: Any) -> None:

@@ -26,19 +26,16 @@ from flask_jwt_extended import create_access_token
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from myapp.core.errors import Conflict, MyappError, NotFound, SpecError
+from myapp.core.errors import Conflict, NotFound, SpecError
 from myapp.db.tables import Project, ProjectMember
 from myapp.web.api import domain_errors, services
+from myapp.web.authz import Action, Forbidden, can, current_actor, readable_projects, require
 
 RESOURCES = ("Pipelines", "Runs", "Templates", "Schedules")
 PROJECT_ROLES = ("owner", "member", "viewer")
 PROJECT_NAME = re.compile(r"[a-z0-9-]{1,63}")
 TOKEN_LIFETIME = timedelta(minutes=30)
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Forbidden(MyappError):
-    """The signed-in user may not change this project."""
 
 
 def forbidden_as_403(fn: F) -> F:
@@ -82,47 +79,38 @@ class SessionApi(BaseApi):
         if user is None:
             return self.response_401()
         sm = current_app.appbuilder.sm  # type: ignore[attr-defined]
-        can = {name: {"read": sm.has_access("can_read", name), "write": sm.has_access("can_write", name)}
-               for name in RESOURCES}
+        perms = {name: {"read": sm.has_access("can_read", name), "write": sm.has_access("can_write", name)}
+                 for name in RESOURCES}
         locale = str(get_locale() or "en")
         return self.response(
             200, id=user.id, username=user.username, name=f"{user.first_name} {user.last_name}".strip(),
-            roles=[r.name for r in user.roles], is_admin=is_admin(user), can=can,
+            roles=[r.name for r in user.roles], is_admin=is_admin(user), can=perms,
             locale="zh" if locale.startswith("zh") else "en", timezone=services().settings.timezone,
             access_token=create_access_token(identity=str(user.id), fresh=False, expires_delta=TOKEN_LIFETIME),
             expires_in=int(TOKEN_LIFETIME.total_seconds()))
 
 
-def project_rows(s: Session, user: Any) -> list[dict[str, Any]]:
-    """Return the projects `user` may see (all for an admin), each with its members."""
+def project_rows(s: Session) -> list[dict[str, Any]]:
+    """Return the projects the signed-in user may read (all for an admin), each with its members."""
+    actor = current_actor(s)
+    readable = readable_projects(actor)
     projects = s.scalars(select(Project).order_by(Project.name)).all()
     members = s.execute(select(ProjectMember, User.username).join(User, User.id == ProjectMember.user_id)
                         .order_by(User.username)).all()
     by_project: dict[int, list[dict[str, Any]]] = {}
     for m, username in members:
         by_project.setdefault(m.project_id, []).append({"user_id": m.user_id, "username": username, "role": m.role})
-    admin = is_admin(user)
-    rows = []
-    for p in projects:
-        people = by_project.get(p.id, [])
-        mine = next((m["role"] for m in people if m["user_id"] == user.id), None)
-        if admin or mine is not None or p.name == "default":
-            rows.append({"id": p.id, "name": p.name, "description": p.description, "members": people,
-                         "my_role": mine, "can_manage": admin or mine == "owner",
-                         "created_at": p.created_at.isoformat()})
-    return rows
+    return [{"id": p.id, "name": p.name, "description": p.description, "members": by_project.get(p.id, []),
+             "my_role": actor.role_in(p.id), "can_manage": can(actor, Action.MANAGE, p.id),
+             "created_at": p.created_at.isoformat()}
+            for p in projects if readable is None or p.id in readable]
 
 
-def _require_manager(s: Session, project_id: int, user: Any) -> Project:
+def _require_manager(s: Session, project_id: int) -> Project:
     project = s.get(Project, project_id)
     if project is None:
         raise NotFound(f"project {project_id} not found")
-    if is_admin(user):
-        return project
-    role = s.scalar(select(ProjectMember.role).where(ProjectMember.project_id == project_id,
-                                                     ProjectMember.user_id == user.id))
-    if role != "owner":
-        raise Forbidden(f"only an admin or an owner of project {project.name!r} can change its members")
+    require(current_actor(s), Action.MANAGE, project_id, f"the members of project {project.name!r}")
     return project
 
 
@@ -149,7 +137,7 @@ class ProjectApi(BaseApi):
             200: {description: Projects}
         """
         with services().db.read() as s:
-            return self.response(200, result=project_rows(s, current_user_row()))
+            return self.response(200, result=project_rows(s))
 
     @expose("/", methods=["POST"])
     @protect()
@@ -201,7 +189,7 @@ class ProjectApi(BaseApi):
         if role not in PROJECT_ROLES:
             raise SpecError("role", f"must be one of {', '.join(PROJECT_ROLES)}")
         with services().db.write() as s:
-            _require_manager(s, pk, current_user_row())
+            _require_manager(s, pk)
             user_id = s.scalar(select(User.id).where(User.username == username))
             if user_id is None:
                 raise SpecError("username", f"no user {username!r}")
@@ -230,7 +218,7 @@ class ProjectApi(BaseApi):
             403: {description: Not allowed}
         """
         with services().db.write() as s:
-            _require_manager(s, pk, current_user_row())
+            _require_manager(s, pk)
             member = s.scalar(select(ProjectMember).where(ProjectMember.project_id == pk,
                                                           ProjectMember.user_id == user_id))
             if member is None:

@@ -1,0 +1,166 @@
+// The run page: the DAG with live colours, run actions, and per-task tabs (inputs/outputs, details,
+// logs live, container, Kubernetes events). Polls GET /runs/<id> every second until the run ends.
+import { useEffect, useMemo, useState } from "react";
+import { Background, Controls, Edge, Node, ReactFlow, ReactFlowProvider, useReactFlow } from "@xyflow/react";
+import yaml from "js-yaml";
+import { api, can, get, post } from "../../api";
+import { t } from "../../i18n";
+import { RunNode, RunNodeData } from "../../graph";
+import { ErrorBox, RUN_TERMINAL, StateBadge, errorText, fmtDuration, fmtTime, toast, usePolling } from "../../ui";
+import { layout, makeEdge } from "../editor/model";
+import { CopyDialog, RunButtons, RunRow } from "./RunActions";
+import { TaskPanel, TaskRow } from "./TaskPanel";
+
+const nodeTypes = { runTask: RunNode };
+
+export interface RunDetail extends RunRow { tasks: TaskRow[] }
+
+export function RunPage({ run_id }: { run_id: number }) {
+  return (
+    <ReactFlowProvider>
+      <RunView runId={run_id} />
+    </ReactFlowProvider>
+  );
+}
+
+function buildGraph(def: any, run: RunDetail): { nodes: Node<RunNodeData>[]; edges: Edge[] } {
+  const names = new Set(run.tasks.map((x) => x.name));
+  const tasks: any[] = (def?.tasks ?? []).filter((x: any) => names.has(x.name));
+  const known = new Set(tasks.map((x) => x.name));
+  for (const ti of run.tasks) if (!known.has(ti.name)) tasks.push({ name: ti.name });
+  const nodes: Node<RunNodeData>[] = tasks.map((task) => ({
+    id: task.name, type: "runTask", draggable: false, connectable: false,
+    position: Array.isArray(task.position) ? { x: task.position[0], y: task.position[1] } : { x: 0, y: 0 },
+    data: { name: task.name, state: "pending", try_number: 0 },
+  }));
+  const edges: Edge[] = [];
+  for (const task of tasks) {
+    for (const dep of task.depends_on ?? []) if (names.has(dep)) edges.push({ ...makeEdge(dep, task.name), animated: false });
+  }
+  const positioned = tasks.every((x) => Array.isArray(x.position));
+  return { nodes: positioned ? nodes : layout(nodes, edges), edges };
+}
+
+function RunView({ runId }: { runId: number }) {
+  const flow = useReactFlow();
+  const [run, setRun] = useState<RunDetail | null>(null);
+  const [graph, setGraph] = useState<{ nodes: Node<RunNodeData>[]; edges: Edge[] } | null>(null);
+  const [selected, setSelected] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [copying, setCopying] = useState(false);
+  const [poll, setPoll] = useState(0);
+  const finished = run !== null && RUN_TERMINAL.has(run.state);
+  const canWrite = can("Runs", "write");
+
+  const refresh = async () => {
+    try {
+      const res = await get<{ result: RunDetail }>(`/runs/${runId}`);
+      setRun(res.result);
+      setError(null);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  usePolling(refresh, 1000, !finished, [poll]);
+
+  useEffect(() => {
+    if (!run || graph) return;
+    (async () => {
+      let def: any = null;
+      try {
+        const text = await api<string>("GET", `/pipelines/${run.pipeline_id}/export`, { raw: true, query: { version: run.version } });
+        def = yaml.load(text);
+      } catch { def = null; }
+      setGraph(buildGraph(def, run));
+      if (!selected && run.debug_task) setSelected(run.debug_task);
+      setTimeout(() => flow.fitView({ padding: 0.25, maxZoom: 1.2 }), 60);
+    })();
+  }, [run, graph]);
+
+  const nodes = useMemo(() => {
+    if (!graph || !run) return [];
+    const byName = new Map(run.tasks.map((x) => [x.name, x]));
+    return graph.nodes.map((n) => {
+      const ti = byName.get(n.id);
+      return { ...n, selected: n.id === selected, data: { ...n.data, state: ti?.state ?? "pending", try_number: ti?.try_number ?? 0 } };
+    });
+  }, [graph, run, selected]);
+  const edges = useMemo(() => {
+    if (!graph || !run) return [];
+    const running = new Set(run.tasks.filter((x) => x.state === "running").map((x) => x.name));
+    return graph.edges.map((e) => ({ ...e, animated: running.has(e.target) }));
+  }, [graph, run]);
+
+  if (error && !run) return <ErrorBox error={error} />;
+  if (!run) return <div className="myapp-loading">{t("loading")}</div>;
+  const task = run.tasks.find((x) => x.name === selected) ?? null;
+  const after = () => { setPoll((x) => x + 1); refresh(); };
+
+  const mark = async (state: string) => {
+    try {
+      await post(`/runs/${run.id}/mark`, { state });
+      toast(t("marked", { state }), "success");
+    } catch (err) {
+      toast(errorText(err), "danger");
+    }
+    after();
+  };
+
+  return (
+    <div className="myapp-run" data-testid="run-page" data-run-id={run.id} data-state={run.state}>
+      <div className="myapp-page-header">
+        <h2>
+          {t("run")} #{run.id} <small><a href={`/pipelines/${run.pipeline_id}/edit`}>{run.pipeline}</a> · {t("version_n", { n: run.version ?? "?" })}</small>
+          {" "}<span data-testid="run-state"><StateBadge state={run.state} /></span>
+        </h2>
+        <div className="myapp-page-actions">
+          <RunButtons run={run} canWrite={canWrite} onChanged={after} onCopy={() => setCopying(true)} size="sm" />
+          {canWrite && finished && (
+            <span className="dropdown">
+              <select className="form-control input-sm myapp-inline" value="" data-testid="mark"
+                      onChange={(e) => e.target.value && mark(e.target.value)}>
+                <option value="">{t("mark_as")}</option>
+                <option value="succeeded">{t("state_succeeded")}</option>
+                <option value="failed">{t("state_failed")}</option>
+              </select>
+            </span>
+          )}
+          <a className="btn btn-default btn-sm" href={`/runs/?pipeline_id=${run.pipeline_id}`}>{t("all_runs")}</a>
+        </div>
+      </div>
+      <div className="myapp-run-meta">
+        <span><b>{t("trigger")}:</b> {t(`trigger_${run.trigger}` as any)}{run.debug_task ? ` (${run.debug_task})` : ""}</span>
+        <span><b>{t("execution_date")}:</b> {run.execution_date}</span>
+        <span><b>{t("runner")}:</b> {run.runner}</span>
+        <span><b>{t("started")}:</b> {fmtTime(run.started_at)}</span>
+        <span><b>{t("duration")}:</b> {fmtDuration(run.started_at, run.ended_at)}</span>
+        {run.copied_from && <span><b>{t("copied_from")}:</b> <a href={`/runs/${run.copied_from}`}>#{run.copied_from}</a></span>}
+        {Object.keys(run.params).length > 0 && (
+          <span><b>{t("parameters")}:</b> {Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(", ")}</span>
+        )}
+        {run.message && <span className="text-danger"><b>{t("message")}:</b> {run.message}</span>}
+      </div>
+      <div className="myapp-legend">
+        {["running", "succeeded", "failed", "pending", "upstream_failed", "stopped"].map((s) => (
+          <span key={s}><StateBadge state={s} /></span>
+        ))}
+        <span className="myapp-muted small">{t("legend_retries")}</span>
+      </div>
+      <div className="myapp-run-body">
+        <div className="myapp-run-dag" data-testid="run-dag">
+          <ReactFlow nodes={nodes} edges={edges} nodeTypes={nodeTypes} nodesDraggable={false} nodesConnectable={false}
+                     elementsSelectable onNodeClick={(_, n) => setSelected(n.id)} onPaneClick={() => setSelected(null)}
+                     fitView fitViewOptions={{ padding: 0.25, maxZoom: 1.2 }} proOptions={{ hideAttribution: true }}
+                     deleteKeyCode={null}>
+            <Background gap={16} />
+            <Controls showInteractive={false} />
+          </ReactFlow>
+        </div>
+        <div className="myapp-run-side" data-testid="task-panel">
+          {task ? <TaskPanel runId={run.id} task={task} /> : <div className="myapp-empty">{t("click_a_node")}</div>}
+        </div>
+      </div>
+      {copying && <CopyDialog run={run} onClose={() => setCopying(false)} />}
+    </div>
+  );
+}
