@@ -135,13 +135,15 @@ class PipelineApi(BaseApi):
         get:
           parameters:
           - {in: path, name: pk, required: true, schema: {type: integer}}
+          - {in: query, name: version, schema: {type: integer}}
           responses:
             200: {description: Pipeline}
             404: {description: Not found}
         """
         svc = services()
         row = svc.pipelines.find(pk)
-        return self.response(200, id=row.id, name=row.name, definition=svc.pipelines.export(pk),
+        version = request.args.get("version", type=int)
+        return self.response(200, id=row.id, name=row.name, definition=svc.pipelines.export(pk, version),
                              schedule_error=row.schedule_error)
 
     @expose("/<int:pk>/export", methods=["GET"])

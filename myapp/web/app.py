@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, redirect
+from flask import Flask, redirect, url_for
 from flask_appbuilder import AppBuilder, IndexView, expose
 from flask_appbuilder.const import AUTH_DB
 from flask_appbuilder.models.sqla import Model
@@ -17,20 +17,27 @@ from flask_appbuilder.utils.legacy import get_sqla_class
 from myapp.services import Services, build_services
 from myapp.settings import Settings, ensure_secret_key
 
-ROLES = {
-    # FAB built-in roles as (view-menu regex, permission regex); project-level roles (owner,
-    # member, viewer) are kept per project in project_members.
-    "User": [["Pipelines|Runs|Templates|Schedules", "can_read|can_write"]],
-    "Viewer": [["Pipelines|Runs|Templates|Schedules", "can_read"]],
-}
+
+def builtin_roles() -> dict[str, list[list[str]]]:
+    """Return FAB's built-in roles as (view-menu regex, permission regex) pairs.
+
+    Project-level roles (owner, member, viewer) are kept per project in project_members.
+    """
+    from myapp.web.pages import menu_access_pattern
+
+    menus = [menu_access_pattern(), "menu_access"]
+    return {
+        "User": [["Pipelines|Runs|Templates|Schedules", "can_read|can_write"], menus],
+        "Viewer": [["Pipelines|Runs|Templates|Schedules", "can_read"], menus],
+    }
 
 
 class HomeView(IndexView):
-    """The landing page sends users to the API documentation until the pages exist."""
+    """The landing page is the pipeline list (which asks anonymous users to log in)."""
 
     @expose("/")
     def index(self) -> Any:
-        return self.render_template("appbuilder/index.html")
+        return redirect(url_for("PipelinePages.list"))
 
 
 def flask_config(settings: Settings, *, create_db: bool, update_perms: bool) -> dict[str, Any]:
@@ -45,7 +52,7 @@ def flask_config(settings: Settings, *, create_db: bool, update_perms: bool) -> 
         "SECRET_KEY": settings.secret_key, "SQLALCHEMY_DATABASE_URI": url,
         "SQLALCHEMY_ENGINE_OPTIONS": options, "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "AUTH_TYPE": AUTH_DB, "AUTH_ROLE_ADMIN": "Admin", "AUTH_ROLE_PUBLIC": "Public",
-        "FAB_ROLES": ROLES, "FAB_ADD_SECURITY_API": True, "FAB_API_SWAGGER_UI": True,
+        "FAB_ROLES": builtin_roles(), "FAB_ADD_SECURITY_API": True, "FAB_API_SWAGGER_UI": True,
         "FAB_CREATE_DB": create_db, "FAB_UPDATE_PERMS": update_perms, "APP_NAME": "myapp",
         "LANGUAGES": {"en": {"flag": "gb", "name": "English"}, "zh": {"flag": "cn", "name": "Chinese"}},
         "BABEL_DEFAULT_LOCALE": "en", "WTF_CSRF_ENABLED": True, "WTF_CSRF_EXEMPT_LIST": [],

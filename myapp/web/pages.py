@@ -69,7 +69,6 @@ MENU = (
              "Templates"),
 )
 # Every signed-in role may see the menus; each page's own permission (and the API's) still applies.
-MENU_ROLES = ("User", "Viewer")
 
 
 def bundle_version() -> str:
@@ -198,21 +197,8 @@ def register_pages(appbuilder: Any) -> None:
         label, icon = CATEGORIES[link.category]
         appbuilder.add_link(link.name, href=link.endpoint, icon=link.icon, label=link.label,
                             category=link.category, category_icon=icon, category_label=label)
-    grant_menus(appbuilder)
 
 
-def grant_menus(appbuilder: Any) -> None:
-    """Let the built-in User and Viewer roles see the page menus (FAB checks `menu_access`).
-
-    The built-in roles are regexes of (view, permission) read from FAB_ROLES; the pages add the
-    menu pattern here so the role table in app.py keeps listing only API permissions.
-    """
-    pattern = "^(" + "|".join([*CATEGORIES, *(link.name for link in MENU)]) + ")$"
-    config = current_app.config
-    roles = {name: [list(pvm) for pvm in pvms] for name, pvms in config.get("FAB_ROLES", {}).items()}
-    for role in MENU_ROLES:
-        entries = roles.setdefault(role, [])
-        if [pattern, "menu_access"] not in entries:
-            entries.append([pattern, "menu_access"])
-    config["FAB_ROLES"] = roles
-    appbuilder.sm._builtin_roles = roles  # FAB keeps the parsed table here; no public setter
+def menu_access_pattern() -> str:
+    """Return the view-menu regex of the page menus, for the built-in roles' `menu_access`."""
+    return "^(" + "|".join([*CATEGORIES, *(link.name for link in MENU)]) + ")$"
