@@ -61,6 +61,11 @@ class PluginError:
     field: str
     message: str
 
+    def __str__(self) -> str:
+        """Return `file: field: message` on one line (for warnings)."""
+        message = " ".join(self.message.split())
+        return f"{self.source_file}: {self.field + ': ' if self.field else ''}{message}"
+
 
 @dataclass(frozen=True)
 class LoadResult:

@@ -48,13 +48,13 @@ def render_resource(task: TaskSpec, template: TemplateSpec, ctx: RenderContext,
     source, field = _manifest_source(task, template, inputs)
     data = _parse_manifest(source, task.name, field)
     substitutions = _substitutions(template, values, task.name)
+    substitutions.update(_authored_params(task, ctx, inputs))
     manifest = _render_node(data, ctx, inputs, substitutions, task.name, field)
     problem = manifest_problem(manifest)
-    if problem:
+    if problem or not isinstance(manifest, dict):
         raise RenderError(task.name, field, problem)
     conditions = [_condition(template, values, name, task.name) for name in CONDITIONS]
-    timeout = int(values.get("timeout") or str(template.extra.get("timeout", 0)))
-    return ResourcePlan(manifest, conditions[0], conditions[1], timeout)
+    return ResourcePlan(manifest, conditions[0], conditions[1], _timeout(template, values, task.name))
 
 
 def check_resource_template(template: TemplateSpec) -> list[SpecError]:
@@ -131,6 +131,23 @@ def _substitutions(template: TemplateSpec, values: Mapping[str, str], task: str)
     return out
 
 
+def _authored_params(task: TaskSpec, ctx: RenderContext, inputs: Mapping[str, str]) -> dict[str, object]:
+    # `params` written as a mapping in the pipeline: its strings are authored text, so Jinja is
+    # rendered in them (values that arrive as inputs are data and never are).
+    raw = task.args.get(PARAMS)
+    if not isinstance(raw, Mapping):
+        return {}
+    return {str(k): _render_jinja(v, ctx, inputs, task.name, f"args.{PARAMS}.{k}") for k, v in raw.items()}
+
+
+def _render_jinja(node: object, ctx: RenderContext, inputs: Mapping[str, str], task: str, field: str) -> object:
+    if isinstance(node, dict):
+        return {str(k): _render_jinja(v, ctx, inputs, task, f"{field}.{k}") for k, v in node.items()}
+    if isinstance(node, list):
+        return [_render_jinja(v, ctx, inputs, task, f"{field}[{i}]") for i, v in enumerate(node)]
+    return render_text(node, ctx, inputs, task=task, field=field) if isinstance(node, str) else node
+
+
 def _typed(defn: ParamDef | None, text: str) -> object:
     if defn is None or defn.type not in TYPED:
         return text
@@ -178,6 +195,14 @@ def _condition(template: TemplateSpec, values: Mapping[str, str], name: str, tas
         return parse_condition(text)
     except ValueError as exc:
         raise RenderError(task, f"args.{name}", str(exc)) from None
+
+
+def _timeout(template: TemplateSpec, values: Mapping[str, str], task: str) -> int:
+    raw = values.get("timeout", template.extra.get("timeout", 0))
+    try:
+        return max(int(str(raw)), 0)
+    except ValueError:
+        raise RenderError(task, "args.timeout", f"{raw!r} is not a number of seconds") from None
 
 
 def main() -> int:

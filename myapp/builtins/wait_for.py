@@ -104,7 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     outcome = poll(check, timeout=args.timeout, interval=args.interval, clock=time.monotonic,
                    sleep=time.sleep, report=lambda line: print(f"myapp.wait_for: {line}", flush=True))
-    return 0 if outcome.verdict is Verdict.DONE else 1
+    done = outcome.verdict is Verdict.DONE
+    print(f"myapp.wait_for: {'condition met' if done else 'failed'}: {outcome.message}",
+          file=sys.stdout if done else sys.stderr)
+    return 0 if done else 1
 
 
 if __name__ == "__main__":

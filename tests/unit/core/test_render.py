@@ -158,6 +158,19 @@ SSTI = [
     "{% set s = 'a' * 100000 %}{{ s.replace('a', s) }}",
     "{% set s = 'a' * 100000 %}{% for i in s %}{{ s }}{% endfor %}",
     "{{ unclosed",
+    # gaps checked for issue 4: globals through bound methods, reduce, escapes, formats, huge lists
+    "{{ ''.format.__globals__ }}",
+    "{{ datetime.date.today.__self__ }}",
+    "{{ uuid.uuid4().__reduce__() }}",
+    "{{ uuid.UUID.__init__.__globals__['os'] }}",
+    "{{ ''['\\x5f\\x5fclass\\x5f\\x5f'] }}",
+    "{{ inputs.parameters.__class__.__base__.__subclasses__() }}",
+    "{{ execution_date.__class__.__mro__[1].__subclasses__() }}",
+    "{{ '%.999999f' % 1.0 }}",
+    "{{ '{0:,}'.format(10**100000) }}",
+    "{{ [1] * 10**8 }}",
+    "{{ 'abc'|list|join('x' * 10**7) }}",
+    "{% for i in range(10**9) %}{% endfor %}",
 ]
 
 

@@ -1,0 +1,278 @@
+"""User templates (PRODUCT.md §6, the reference's 模块管理/模块审核): create, edit, submit, review.
+
+A user's template starts as a `draft` visible to its owner only. The owner submits it
+(`pending`); an admin, or an owner of the template's project, approves it (`published`: visible to
+everyone and usable in pipelines, as `name@version`) or rejects it with a reason (`rejected`: the
+owner fixes it and submits again). Published versions are immutable; a change is a new version.
+Every step is kept as a TemplateReview row (the history). A name belongs to its first owner (or
+to the plugin that registered it), so nobody can publish a newer `shell`.
+
+Visibility: published -> every signed-in user; draft/rejected -> the owner (and admins);
+pending -> the owner and those who may review it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from flask_appbuilder.security.sqla.models import User
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from myapp.core.errors import Conflict, NotFound, SpecError
+from myapp.core.model import TemplateSpec
+from myapp.core.params import mask, param_def_to_dict
+from myapp.db.session import Database
+from myapp.db.tables import Project, TaskTemplate, TemplateReview
+from myapp.plugins import parse_template, template_to_dict
+from myapp.web.authz import Action, Actor, Forbidden, ProjectRole, can
+
+USER_SOURCE = "user"
+MAX_REASON = 4000
+
+
+class TemplateStatus(StrEnum):
+    DRAFT = "draft"
+    PENDING = "pending"
+    PUBLISHED = "published"
+    REJECTED = "rejected"
+
+
+TRANSITIONS: Mapping[TemplateStatus, frozenset[TemplateStatus]] = {
+    TemplateStatus.DRAFT: frozenset({TemplateStatus.DRAFT, TemplateStatus.PENDING}),
+    TemplateStatus.PENDING: frozenset({TemplateStatus.PUBLISHED, TemplateStatus.REJECTED, TemplateStatus.DRAFT}),
+    TemplateStatus.REJECTED: frozenset({TemplateStatus.DRAFT, TemplateStatus.PENDING}),
+    TemplateStatus.PUBLISHED: frozenset(),
+}
+
+
+def transition(current: str, to: TemplateStatus, ref: str) -> TemplateStatus:
+    """Return `to` when the table allows it from `current`; Conflict (saying why) otherwise."""
+    state = TemplateStatus(current)
+    if to not in TRANSITIONS[state]:
+        hint = " (published versions are immutable: create a new version)" if state is TemplateStatus.PUBLISHED else ""
+        raise Conflict(f"template {ref} is {state.value}; it cannot become {to.value}{hint}")
+    return to
+
+
+def masked_template_dict(spec: TemplateSpec) -> dict[str, object]:
+    """Return template_to_dict with every secret parameter's default masked (for APIs and listings)."""
+    secrets = [p for p in spec.parameters if p.type == "secret" and p.default not in (None, "")]
+    if not secrets:
+        return template_to_dict(spec)
+    masked = tuple(replace(p, default=mask(p, p.default)) if p in secrets else p for p in spec.parameters)
+    data = template_to_dict(replace(spec, parameters=()))
+    data["parameters"] = {p.name: param_def_to_dict(p) for p in masked}
+    return data
+
+
+def may_see(actor: Actor, row: TaskTemplate) -> bool:
+    """Return whether `actor` may see the template row (the visibility rule above)."""
+    if actor.is_anonymous:
+        return False
+    if row.status == TemplateStatus.PUBLISHED or actor.is_admin or row.owner_id == actor.user_id:
+        return True
+    return row.status == TemplateStatus.PENDING and may_review(actor, row)
+
+
+def may_review(actor: Actor, row: TaskTemplate) -> bool:
+    """Return whether `actor` may approve or reject the row: an admin, or an owner of its project."""
+    return can(actor, Action.REVIEW, row.project_id)
+
+
+class UserTemplates:
+    """The use-cases of user templates; every method takes the acting user and `now`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # ----- writes ------------------------------------------------------------------------
+    def create(self, actor: Actor, data: Mapping[str, Any], now: datetime, *, project: str | None = None) -> int:
+        """Register a new draft from a template.yaml-shaped dict; return its id."""
+        _require_signed_in(actor)
+        spec = _parse(data)
+        with self.db.write() as s:
+            project_id = _project_id(s, project)
+            if project_id is not None and not can(actor, Action.WRITE, project_id):
+                raise Forbidden(f"you may not create templates in project {project!r}")
+            _check_name(s, actor, spec, exclude_id=None)
+            row = TaskTemplate(name=spec.name, version=spec.version, source=USER_SOURCE,
+                               status=TemplateStatus.DRAFT.value, owner_id=actor.user_id, project_id=project_id,
+                               created_at=now)
+            _fill(row, spec, now)
+            s.add(row)
+            s.flush()
+            _record(s, row.id, "create", "", actor, now)
+            return row.id
+
+    def edit(self, actor: Actor, template_id: int, data: Mapping[str, Any], now: datetime) -> None:
+        """Replace an unpublished template's definition (owner only); a pending one goes back to draft."""
+        spec = _parse(data)
+        with self.db.write() as s:
+            row = self._owned(s, actor, template_id)
+            row.status = transition(row.status, TemplateStatus.DRAFT, _ref(row)).value
+            _check_name(s, actor, spec, exclude_id=row.id)
+            row.name, row.version = spec.name, spec.version
+            _fill(row, spec, now)
+            _record(s, row.id, "edit", "", actor, now)
+
+    def submit(self, actor: Actor, template_id: int, now: datetime, message: str = "") -> None:
+        """Ask for review (owner only): draft or rejected -> pending."""
+        with self.db.write() as s:
+            row = self._owned(s, actor, template_id)
+            row.status = transition(row.status, TemplateStatus.PENDING, _ref(row)).value
+            row.updated_at = now
+            _record(s, row.id, "submit", _reason(message, required=False), actor, now)
+
+    def approve(self, actor: Actor, template_id: int, now: datetime, comment: str = "") -> None:
+        """Publish a pending template (an admin or an owner of its project)."""
+        self._review(actor, template_id, TemplateStatus.PUBLISHED, _reason(comment, required=False), now)
+
+    def reject(self, actor: Actor, template_id: int, reason: str, now: datetime) -> None:
+        """Send a pending template back to its owner with a reason (required)."""
+        self._review(actor, template_id, TemplateStatus.REJECTED, _reason(reason, required=True), now)
+
+    def _review(self, actor: Actor, template_id: int, to: TemplateStatus, reason: str, now: datetime) -> None:
+        with self.db.write() as s:
+            row = self._visible(s, actor, template_id, lock=True)
+            if not may_review(actor, row):
+                raise Forbidden(f"only an admin or an owner of the template's project may review {_ref(row)}")
+            row.status = transition(row.status, to, _ref(row)).value
+            row.updated_at = now
+            _record(s, row.id, "approve" if to is TemplateStatus.PUBLISHED else "reject", reason, actor, now)
+
+    # ----- reads -------------------------------------------------------------------------
+    def get(self, actor: Actor, template_id: int) -> dict[str, Any]:
+        """Return one template as the API shows it (secrets masked); NotFound when not visible."""
+        with self.db.read() as s:
+            row = self._visible(s, actor, template_id)
+            return _view(s, row, actor)
+
+    def list_for(self, actor: Actor, *, scope: str = "visible", status: str | None = None) -> list[dict[str, Any]]:
+        """Return templates: `visible` (all the actor may see), `mine`, or `review` (what the actor may review)."""
+        _require_signed_in(actor)
+        with self.db.read() as s:
+            q = select(TaskTemplate).order_by(TaskTemplate.name, TaskTemplate.id)
+            q = _scoped(q, actor, scope)
+            if status:
+                q = q.where(TaskTemplate.status == TemplateStatus(status).value)
+            rows = [r for r in s.scalars(q).all() if may_see(actor, r)]
+            return [_view(s, r, actor) for r in rows]
+
+    def history(self, actor: Actor, template_id: int) -> list[dict[str, Any]]:
+        """Return the template's steps, oldest first: create, edit, submit, approve, reject (with reasons)."""
+        with self.db.read() as s:
+            self._visible(s, actor, template_id)
+            rows = s.execute(select(TemplateReview, User.username)
+                             .join(User, User.id == TemplateReview.user_id, isouter=True)
+                             .where(TemplateReview.template_id == template_id)
+                             .order_by(TemplateReview.at, TemplateReview.id)).all()
+            return [{"action": r.action, "reason": r.reason, "user": name, "at": r.at.isoformat()} for r, name in rows]
+
+    # ----- helpers -----------------------------------------------------------------------
+    def _visible(self, s: Session, actor: Actor, template_id: int, *, lock: bool = False) -> TaskTemplate:
+        q = select(TaskTemplate).where(TaskTemplate.id == template_id)
+        if lock:
+            q = q.with_for_update(**self.db.lock_options())
+        row: TaskTemplate | None = s.scalar(q)
+        if row is None or not may_see(actor, row):
+            raise NotFound(f"template {template_id} not found")
+        return row
+
+    def _owned(self, s: Session, actor: Actor, template_id: int) -> TaskTemplate:
+        row = self._visible(s, actor, template_id, lock=True)
+        if row.source != USER_SOURCE or row.owner_id != actor.user_id:
+            raise Forbidden(f"only the owner may change template {_ref(row)}")
+        return row
+
+
+def _require_signed_in(actor: Actor) -> None:
+    if actor.is_anonymous:
+        raise Forbidden("sign in first")
+
+
+def _parse(data: Mapping[str, Any]) -> TemplateSpec:
+    if not isinstance(data, Mapping):
+        raise SpecError("body", "a template must be a mapping (template.yaml as JSON or YAML)")
+    return parse_template(data, "request")
+
+
+def _reason(text: object, *, required: bool) -> str:
+    reason = str(text or "").strip()
+    if required and not reason:
+        raise SpecError("reason", "a rejection needs a reason")
+    if len(reason) > MAX_REASON:
+        raise SpecError("reason", f"at most {MAX_REASON} characters")
+    return reason
+
+
+def _project_id(s: Session, name: str | None) -> int | None:
+    if not name:
+        return None
+    project_id = s.scalar(select(Project.id).where(Project.name == name))
+    if project_id is None:
+        raise NotFound(f"project {name!r} not found")
+    return int(project_id)
+
+
+def _check_name(s: Session, actor: Actor, spec: TemplateSpec, *, exclude_id: int | None) -> None:
+    rows = s.scalars(select(TaskTemplate).where(TaskTemplate.name == spec.name)).all()
+    others = [r for r in rows if r.id != exclude_id]
+    if any(r.source != USER_SOURCE or r.owner_id != actor.user_id for r in others):
+        raise Conflict(f"template name {spec.name!r} belongs to another owner; choose another name")
+    if any(r.version == spec.version for r in others):
+        raise Conflict(f"template {spec.ref} already exists; give a new version")
+
+
+def _fill(row: TaskTemplate, spec: TemplateSpec, now: datetime) -> None:
+    row.kind, row.category, row.description = spec.kind, spec.category, spec.description
+    row.spec, row.readme, row.updated_at = template_to_dict(spec), spec.readme, now
+
+
+def _record(s: Session, template_id: int, action: str, reason: str, actor: Actor, now: datetime) -> None:
+    s.add(TemplateReview(template_id=template_id, action=action, reason=reason, user_id=actor.user_id, at=now))
+
+
+def _ref(row: TaskTemplate) -> str:
+    return f"{row.name}@{row.version}"
+
+
+def _scoped(q: Any, actor: Actor, scope: str) -> Any:
+    if scope == "mine":
+        return q.where(TaskTemplate.owner_id == actor.user_id, TaskTemplate.source == USER_SOURCE)
+    if scope == "review":
+        q = q.where(TaskTemplate.status == TemplateStatus.PENDING.value)
+        if actor.is_admin:
+            return q
+        owned = [p for p, role in actor.projects.items() if role is ProjectRole.OWNER]
+        return q.where(TaskTemplate.project_id.in_(owned))
+    if scope != "visible":
+        raise SpecError("scope", "must be visible, mine or review")
+    if actor.is_admin:
+        return q
+    return q.where(or_(TaskTemplate.status == TemplateStatus.PUBLISHED.value,
+                       TaskTemplate.owner_id == actor.user_id, TaskTemplate.status == TemplateStatus.PENDING.value))
+
+
+def _view(s: Session, row: TaskTemplate, actor: Actor) -> dict[str, Any]:
+    owner = s.scalar(select(User.username).where(User.id == row.owner_id)) if row.owner_id else None
+    project = s.scalar(select(Project.name).where(Project.id == row.project_id)) if row.project_id else None
+    last = s.scalar(select(TemplateReview).where(TemplateReview.template_id == row.id,
+                                                 TemplateReview.action == "reject")
+                    .order_by(TemplateReview.at.desc(), TemplateReview.id.desc()).limit(1))
+    spec = parse_template(row.spec, "database")
+    return {
+        "id": row.id, "name": row.name, "version": row.version, "ref": _ref(row), "kind": row.kind,
+        "category": row.category, "description": row.description, "status": row.status, "source": row.source,
+        "owner": owner, "owner_id": row.owner_id, "project": project, "readme": row.readme,
+        "rejection_reason": last.reason if last is not None and row.status == TemplateStatus.REJECTED else "",
+        "can_edit": row.source == USER_SOURCE and row.owner_id == actor.user_id
+        and row.status != TemplateStatus.PUBLISHED,
+        "can_review": row.status == TemplateStatus.PENDING and may_review(actor, row),
+        "definition": masked_template_dict(spec),
+        "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
+    }
