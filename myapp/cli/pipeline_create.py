@@ -52,7 +52,7 @@ def create(ctx: click.Context, template: str, name: str | None, project: str | N
     """Create (or update) a pipeline from a ready-made pipeline template."""
     services = get_services(ctx)
     path = find_template(template)
-    spec = read_spec(str(path))
+    spec = read_spec(str(path), services.settings.timezone)
     spec = dataclasses.replace(spec, name=name or spec.name, project=project or spec.project)
     res = services.pipelines.save(spec, services.clock.now(), user_id=admin_id(services),
                                   message=message or f"created from template {path.stem}")

@@ -23,13 +23,13 @@ from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from myapp.core.authz import Action, Actor, Forbidden, ProjectRole, can
 from myapp.core.errors import Conflict, NotFound, SpecError
 from myapp.core.model import TemplateSpec
 from myapp.core.params import mask, param_def_to_dict
 from myapp.db.session import Database
 from myapp.db.tables import Project, TaskTemplate, TemplateReview
 from myapp.plugins import parse_template, template_to_dict
-from myapp.web.authz import Action, Actor, Forbidden, ProjectRole, can
 
 USER_SOURCE = "user"
 MAX_REASON = 4000

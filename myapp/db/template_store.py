@@ -30,11 +30,16 @@ class TemplateStore:
         self._exact: dict[str, TemplateSpec] = {}
 
     def sync(self, templates: Sequence[TemplateSpec], source: str, now: datetime) -> list[str]:
-        """Insert or update plugin templates as published; return the refs written."""
+        """Insert or update plugin templates as published; return the refs written.
+
+        A user template with the same name@version is never overwritten.
+        """
         written = []
         with self.db.write() as s:
             for t in templates:
                 row = s.scalar(select(TaskTemplate).where(TaskTemplate.name == t.name, TaskTemplate.version == t.version))
+                if row is not None and row.source == "user":
+                    continue  # a user's template keeps its name@version; the plugin is skipped
                 data = template_to_dict(t)
                 if row is None:
                     row = TaskTemplate(name=t.name, version=t.version, created_at=now, source=source, status="published")
