@@ -159,7 +159,10 @@ def _template_argv(
     rest = {name: value for name, value in values.items() if name not in used}
     if template.args_style == "env":
         return argv, rest
-    return argv + [f"--{name}={value}" for name, value in rest.items()], {}
+    # Secrets never go on the command line (visible in `ps`, /proc and pod specs): env only.
+    secrets = {p.name for p in template.parameters if p.type == "secret"}
+    cli = [f"--{name}={value}" for name, value in rest.items() if name not in secrets]
+    return argv + cli, {name: value for name, value in rest.items() if name in secrets}
 
 
 def _param_values(

@@ -3,7 +3,9 @@
 One immutable sandboxed environment with no globals, no loader and no autoescape; the caller
 passes exactly the documented variables. `datetime` and `uuid` are small namespaces, not the
 modules, so nothing else of the server is reachable. Operations that could exhaust memory
-(`'a' * 10**9`, `'%0999999999d' % 1`, `'x'.ljust(10**9)`) are refused. Imports jinja2 only.
+(`'a' * 10**9`, `'%0999999999d' % 1`, `'x'.ljust(10**9)`) are refused, and so is spending more than
+MAX_LOOP_STEPS iterations of `{% for %}` loops in one rendering (nested loops over long strings). There is
+no `range` (no globals at all). Imports jinja2 only.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from jinja2 import StrictUndefined
+from jinja2 import StrictUndefined, nodes, pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -24,6 +26,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 MAX_TEXT = 1_000_000          # characters of one rendered field or one intermediate string
 MAX_INT_BITS = 100_000
 MAX_WIDTH = 10_000            # padding width in format specs and str methods
+MAX_LOOP_STEPS = 100_000      # `{% for %}` iterations in one rendering, all loops together
+_LOOP_FILTER = "_myapp_loop_budget"
 _WIDE_PERCENT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d{5,}|\d*\.(?:\*|\d{5,}))")
 _WIDE_FORMAT = re.compile(r"\{[^{}]*:[^{}]*(?:\d{5,}|\{)[^{}]*\}")
 _PADDING_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})
@@ -67,6 +71,23 @@ class GuardedEnvironment(ImmutableSandboxedEnvironment):
         _check_call(obj, args, kwargs)
         return super().call(context, obj, *args, **kwargs)
 
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """Parse, then make every `{% for %}` iterate through the loop budget."""
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, _LOOP_FILTER, [], [], None, None, lineno=loop.lineno)
+        return tree
+
+
+def _loop_budget(context: Context, items: Any) -> Iterator[Any]:
+    """Yield `items`, counting iterations against MAX_LOOP_STEPS for this rendering (this Context)."""
+    steps: list[int] = context.__dict__.setdefault("_myapp_loop_steps", [0])
+    for item in items:
+        steps[0] += 1
+        if steps[0] > MAX_LOOP_STEPS:
+            raise SecurityError(f"loops ran more than {MAX_LOOP_STEPS} iterations")
+        yield item
+
 
 @cache
 def environment() -> GuardedEnvironment:
@@ -75,6 +96,7 @@ def environment() -> GuardedEnvironment:
     env.globals.clear()
     for name in _REMOVED_FILTERS:
         env.filters.pop(name, None)
+    env.filters[_LOOP_FILTER] = pass_context(_loop_budget)
     return env
 
 

@@ -14,6 +14,7 @@ from flask import Response, current_app, g, request
 from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import protect
 
+from myapp.core.authz import Action, Forbidden
 from myapp.core.errors import Conflict, MyappError, NotFound, SpecError
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.states import RunState, Trigger
@@ -22,6 +23,16 @@ from myapp.db.run_store import NewRun
 from myapp.logs import LogKey
 from myapp.runs_view import run_detail, run_rows
 from myapp.services import Services
+from myapp.web.access import (
+    check_pipeline,
+    check_project_write,
+    check_run,
+    guard_integer_arguments,
+    refuse_bad_tokens_with_401,
+    run_token_or_protect,
+    visible_pipeline_ids,
+    visible_projects,
+)
 from myapp.yaml_io import dump_yaml, load_yaml
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,7 +45,7 @@ def services() -> Services:
 
 
 def domain_errors(fn: F) -> F:
-    """Map domain errors to 400/404/409 JSON responses."""
+    """Map domain errors to 400/403/404/409 JSON responses."""
     @functools.wraps(fn)
     def wrapper(self: BaseApi, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -47,6 +58,8 @@ def domain_errors(fn: F) -> F:
             return self.response(404, message=str(exc))
         except Conflict as exc:
             return self.response(409, message=str(exc))
+        except Forbidden as exc:
+            return self.response(403, message=str(exc))
         except MyappError as exc:
             return self.response(400, message=str(exc))
     return wrapper  # type: ignore[return-value]
@@ -88,13 +101,15 @@ class PipelineApi(BaseApi):
     @expose("/", methods=["GET"])
     @protect()
     def list(self) -> Response:
-        """List pipelines.
+        """List the pipelines of the projects you belong to (all for an admin).
         ---
         get:
           responses:
             200: {description: Pipelines}
         """
-        return self.response(200, result=services().pipelines.summaries())
+        visible = visible_pipeline_ids()
+        rows = services().pipelines.summaries()
+        return self.response(200, result=[r for r in rows if visible is None or r["id"] in visible])
 
     @expose("/", methods=["POST"])
     @protect()
@@ -106,9 +121,12 @@ class PipelineApi(BaseApi):
           responses:
             200: {description: Saved}
             400: {description: Invalid pipeline}
+            403: {description: You may not write in that project}
         """
         svc = services()
-        res = svc.pipelines.save(request_spec(), svc.clock.now(), user_id=user_id(),
+        spec = request_spec()
+        check_project_write(spec.project)
+        res = svc.pipelines.save(spec, svc.clock.now(), user_id=user_id(),
                                  message=request.args.get("message", ""))
         return self.response(200, id=res.pipeline_id, version=res.version, changed=res.created_version)
 
@@ -140,6 +158,7 @@ class PipelineApi(BaseApi):
             200: {description: Pipeline}
             404: {description: Not found}
         """
+        check_pipeline(pk, Action.READ)
         svc = services()
         row = svc.pipelines.find(pk)
         version = request.args.get("version", type=int)
@@ -160,6 +179,7 @@ class PipelineApi(BaseApi):
             200: {description: YAML}
             404: {description: Not found}
         """
+        check_pipeline(pk, Action.READ)
         version = request.args.get("version", type=int)
         text = dump_yaml(services().pipelines.export(pk, version))
         return Response(text, mimetype="application/yaml")
@@ -176,7 +196,7 @@ class PipelineApi(BaseApi):
           responses:
             200: {description: Versions}
         """
-        services().pipelines.find(pk)
+        check_pipeline(pk, Action.READ)
         return self.response(200, result=services().pipelines.versions(pk))
 
     @expose("/<int:pk>/runs", methods=["POST"])
@@ -191,8 +211,10 @@ class PipelineApi(BaseApi):
           responses:
             201: {description: Run started}
             400: {description: Bad parameters}
+            403: {description: You may not run it}
             404: {description: Not found}
         """
+        check_pipeline(pk, Action.RUN)
         svc = services()
         body = request.get_json(silent=True) or {}
         if not isinstance(body, dict):
@@ -200,12 +222,16 @@ class PipelineApi(BaseApi):
         params, debug_task = body.get("params") or {}, body.get("debug_task")
         if not isinstance(params, dict):
             raise SpecError("params", "expected an object of NAME: VALUE")
-        svc.pipelines.find(pk)
+        if debug_task is not None and not isinstance(debug_task, str):
+            raise SpecError("debug_task", "expected a task name")
+        inputs = body.get("inputs") or {}
+        if not isinstance(inputs, dict):
+            raise SpecError("inputs", "expected an object of NAME: VALUE")
         now = svc.clock.now()
         run_id = svc.runs.create_run(NewRun(
             pipeline_id=pk, trigger=Trigger.DEBUG if debug_task else Trigger.MANUAL, execution_date=now,
             params={str(k): str(v) for k, v in params.items()}, user_id=user_id(), runner=user_name(),
-            debug_task=debug_task, debug_inputs=body.get("inputs") or {} if debug_task else None), now)
+            debug_task=debug_task, debug_inputs={str(k): str(v) for k, v in inputs.items()} if debug_task else None), now)
         return self.response(201, id=run_id)
 
 
@@ -225,34 +251,37 @@ class RunApi(BaseApi):
           responses:
             200: {description: Runs}
         """
-        limit = min(request.args.get("limit", 50, type=int) or 50, 500)
+        limit = min(max(request.args.get("limit", 50, type=int) or 50, 1), 500)
         with services().db.read() as s:
             rows = run_rows(s, pipeline_id=request.args.get("pipeline_id", type=int),
                             state=request.args.get("state"), trigger=request.args.get("trigger"),
-                            limit=limit, offset=max(request.args.get("offset", 0, type=int) or 0, 0))
+                            limit=limit, offset=max(request.args.get("offset", 0, type=int) or 0, 0),
+                            project_ids=visible_projects())
         return self.response(200, result=rows)
 
     @expose("/<int:pk>", methods=["GET"])
-    @protect()
+    @run_token_or_protect
     @domain_errors
     def get(self, pk: int) -> Response:
-        """Get a run with its task instances and attempts.
+        """Get a run with its task instances and attempts (a user, or that run's MYAPP_TOKEN while it runs).
         ---
         get:
           parameters:
           - {in: path, name: pk, required: true, schema: {type: integer}}
           responses:
             200: {description: Run}
+            401: {description: Not signed in, or a run token of another or a finished run}
             404: {description: Not found}
         """
+        check_run(pk, Action.READ)
         with services().db.read() as s:
             return self.response(200, result=run_detail(s, pk))
 
     @expose("/<int:pk>/logs", methods=["GET"])
-    @protect()
+    @run_token_or_protect
     @domain_errors
     def logs(self, pk: int) -> Response:
-        """Read an attempt's log from line `offset` (live while running, archived after).
+        """Read an attempt's log from line `offset` (live while running, archived after; run token allowed).
         ---
         get:
           parameters:
@@ -264,6 +293,7 @@ class RunApi(BaseApi):
             200: {description: Lines}
             404: {description: Not found}
         """
+        check_run(pk, Action.READ)
         task = request.args.get("task", "")
         with services().db.read() as s:
             detail = run_detail(s, pk)
@@ -276,6 +306,7 @@ class RunApi(BaseApi):
         return self.response(200, lines=lines, offset=offset + len(lines), finished=finished, try_number=try_number)
 
     def _act(self, pk: int, action: str) -> Response:
+        check_run(pk, Action.RUN)
         svc, now = services(), services().clock.now()
         if action == "stop":
             svc.runs.stop_run(pk, now, by=user_name())
@@ -328,8 +359,11 @@ class RunApi(BaseApi):
             201: {description: New run}
             404: {description: Not found}
         """
+        check_run(pk, Action.RUN)
         body = request.get_json(silent=True) or {}
         params = body.get("params") if isinstance(body, dict) else None
+        if params is not None and not isinstance(params, dict):
+            raise SpecError("params", "expected an object of NAME: VALUE")
         svc = services()
         new_id = svc.runs.copy_run(pk, svc.clock.now(), {str(k): str(v) for k, v in (params or {}).items()},
                                    user_id=user_id(), runner=user_name())
@@ -349,6 +383,7 @@ class RunApi(BaseApi):
             400: {description: Bad state}
             409: {description: Not finished}
         """
+        check_run(pk, Action.RUN)
         body = request.get_json(silent=True) or {}
         state = body.get("state") if isinstance(body, dict) else None
         if state not in ("succeeded", "failed"):
@@ -385,6 +420,8 @@ def register_apis(appbuilder: Any) -> None:
 
     import myapp.web
 
+    refuse_bad_tokens_with_401(appbuilder)
+    guard_integer_arguments(current_app._get_current_object())  # type: ignore[attr-defined]
     for api in (PipelineApi, RunApi, TemplateApi):
         appbuilder.add_api(api)
     for info in sorted(pkgutil.iter_modules(myapp.web.__path__), key=lambda m: m.name):

@@ -13,9 +13,11 @@ from flask import Response, request
 from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import protect
 
+from myapp.core.authz import Action
 from myapp.core.errors import SpecError
 from myapp.db.schedule_store import record_rows, skip_rows
 from myapp.scheduler import preview_pipeline
+from myapp.web.access import check_pipeline, visible_pipeline_ids
 from myapp.web.api import domain_errors, services
 
 STATUSES = ("waiting", "launched", "expired")
@@ -59,11 +61,20 @@ class ScheduleApi(BaseApi):
         if status is not None and status not in STATUSES:
             raise SpecError("status", f"must be one of {', '.join(STATUSES)}")
         if pipeline_id is not None:
-            svc.pipelines.find(pipeline_id)
+            check_pipeline(pipeline_id, Action.READ)
         limit = min(max(request.args.get("limit", 100, type=int) or 100, 1), 1000)
+        visible = None if pipeline_id is not None else visible_pipeline_ids()
         with svc.db.read() as s:
-            rows = record_rows(s, pipeline_id=pipeline_id, status=status, limit=limit)
-            skips = skip_rows(s, pipeline_id=pipeline_id, limit=limit)
+            if visible is None:
+                rows = record_rows(s, pipeline_id=pipeline_id, status=status, limit=limit)
+                skips = skip_rows(s, pipeline_id=pipeline_id, limit=limit)
+            else:  # a non-admin: only the pipelines of their projects, merged newest first
+                rows, skips = [], []
+                for pid in sorted(visible):
+                    rows += record_rows(s, pipeline_id=pid, status=status, limit=limit)
+                    skips += skip_rows(s, pipeline_id=pid, limit=limit)
+                rows = sorted(rows, key=lambda r: (r["execution_utc"], r["id"]), reverse=True)[:limit]
+                skips = sorted(skips, key=lambda r: str(r["created_at"]), reverse=True)[:limit]
         return self.response(200, result=rows, skipped=skips)
 
     @expose("/preview/<int:pipeline_id>", methods=["GET"])
@@ -82,6 +93,7 @@ class ScheduleApi(BaseApi):
             404: {description: Pipeline not found}
             409: {description: The pipeline has no cron schedule}
         """
+        check_pipeline(pipeline_id, Action.READ)
         n = min(max(request.args.get("n", 10, type=int) or 10, 1), 500)
         data = preview_pipeline(services(), pipeline_id, _instant(request.args.get("now")), n)
         return self.response(200, **data)
