@@ -11,7 +11,6 @@ who may change a project. Must not import the engine or the executors.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -36,17 +35,6 @@ PROJECT_ROLES = ("owner", "member", "viewer")
 PROJECT_NAME = re.compile(r"[a-z0-9-]{1,63}")
 TOKEN_LIFETIME = timedelta(minutes=30)
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def forbidden_as_403(fn: F) -> F:
-    """Answer 403 with the reason when a Forbidden is raised."""
-    @functools.wraps(fn)
-    def wrapper(self: BaseApi, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(self, *args, **kwargs)
-        except Forbidden as exc:
-            return self.response(403, message=str(exc))
-    return wrapper  # type: ignore[return-value]
 
 
 def current_user_row() -> Any:
@@ -142,7 +130,6 @@ class ProjectApi(BaseApi):
     @expose("/", methods=["POST"])
     @protect()
     @domain_errors
-    @forbidden_as_403
     def create(self) -> Response:
         """Create a project (admins); body {name, description}. The creator becomes its owner.
         ---
@@ -172,7 +159,6 @@ class ProjectApi(BaseApi):
     @expose("/<int:pk>/members", methods=["POST"])
     @protect()
     @domain_errors
-    @forbidden_as_403
     def put_member(self, pk: int) -> Response:
         """Add a member or change their role; body {username, role: owner|member|viewer}.
         ---
@@ -204,7 +190,6 @@ class ProjectApi(BaseApi):
     @expose("/<int:pk>/members/<int:user_id>", methods=["DELETE"])
     @protect()
     @domain_errors
-    @forbidden_as_403
     def delete_member(self, pk: int, user_id: int) -> Response:
         """Remove a member from a project.
         ---

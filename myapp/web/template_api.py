@@ -9,7 +9,6 @@ not visible -> 404, wrong state -> 409). The read-only catalog of published temp
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,23 +19,13 @@ from flask_appbuilder.security.decorators import protect
 from myapp.core.errors import NotFound, SpecError
 from myapp.db.template_review import TemplateStatus, UserTemplates
 from myapp.web.api import domain_errors, services
-from myapp.web.authz import Actor, Forbidden, current_actor
+from myapp.web.authz import Actor, current_actor
 from myapp.yaml_io import load_yaml
 
 F = TypeVar("F", bound=Callable[..., Any])
 SCOPES = ("visible", "mine", "review")
 STEP_STATUS = {"submit": "pending", "approve": "published", "reject": "rejected"}
 
-
-def forbidden_as_403(fn: F) -> F:
-    """Answer 403 with the reason when the rules refuse."""
-    @functools.wraps(fn)
-    def wrapper(self: BaseApi, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(self, *args, **kwargs)
-        except Forbidden as exc:
-            return self.response(403, message=str(exc))
-    return wrapper  # type: ignore[return-value]
 
 
 def request_template() -> tuple[dict[str, Any], str | None]:
@@ -92,7 +81,6 @@ class UserTemplateApi(BaseApi):
     @expose("/", methods=["GET"])
     @protect()
     @domain_errors
-    @forbidden_as_403
     def list(self) -> Response:
         """List templates: scope=visible (default), mine or review; status filters.
         ---
@@ -114,7 +102,6 @@ class UserTemplateApi(BaseApi):
     @expose("/", methods=["POST"])
     @protect()
     @domain_errors
-    @forbidden_as_403
     def create(self) -> Response:
         """Create a draft template (template.yaml as JSON or YAML; optional project).
         ---
@@ -131,7 +118,6 @@ class UserTemplateApi(BaseApi):
     @expose("/<int:pk>", methods=["GET"])
     @protect()
     @domain_errors
-    @forbidden_as_403
     def get(self, pk: int) -> Response:
         """Get one template (404 when you may not see it).
         ---
@@ -147,7 +133,6 @@ class UserTemplateApi(BaseApi):
     @expose("/<int:pk>", methods=["PUT"])
     @protect()
     @domain_errors
-    @forbidden_as_403
     def edit(self, pk: int) -> Response:
         """Replace an unpublished template's definition (owner only).
         ---
@@ -179,7 +164,6 @@ class UserTemplateApi(BaseApi):
     @expose("/<int:pk>/submit", methods=["POST"])
     @protect()
     @domain_errors
-    @forbidden_as_403
     def submit(self, pk: int) -> Response:
         """Submit for review (owner only; body: {"message": ...} optional).
         ---
@@ -195,7 +179,6 @@ class UserTemplateApi(BaseApi):
     @expose("/<int:pk>/approve", methods=["POST"])
     @protect()
     @domain_errors
-    @forbidden_as_403
     def approve(self, pk: int) -> Response:
         """Publish a pending template (admin or project owner; body: {"comment": ...} optional).
         ---
@@ -212,7 +195,6 @@ class UserTemplateApi(BaseApi):
     @expose("/<int:pk>/reject", methods=["POST"])
     @protect()
     @domain_errors
-    @forbidden_as_403
     def reject(self, pk: int) -> Response:
         """Reject a pending template with a reason (body: {"reason": ...}, required).
         ---
@@ -230,7 +212,6 @@ class UserTemplateApi(BaseApi):
     @expose("/<int:pk>/history", methods=["GET"])
     @protect()
     @domain_errors
-    @forbidden_as_403
     def history(self, pk: int) -> Response:
         """The template's review history, oldest first.
         ---
