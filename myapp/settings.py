@@ -55,6 +55,21 @@ class Settings:
     k8s_service_account: str = ""
     k8s_image_pull_secrets: str = ""
     k8s_workflow_space_pvc: str = ""
+    # Kubernetes executor (issue 5); structured values are JSON/YAML text, parsed by myapp/k8s/config.py
+    k8s_kubeconfig: str = ""               # empty: in-cluster when available, else ~/.kube/config
+    k8s_context: str = ""
+    k8s_group: str = "default"             # worker group: one watcher (`myapp k8s-watcher`) per group
+    k8s_workflow_space_mount: str = ""     # path of the workflow space inside pods; empty: workflow_space
+    k8s_node_selector: str = ""            # {"disktype": "ssd"} or disktype=ssd,zone=a
+    k8s_tolerations: str = ""              # [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    k8s_default_resources: str = ""        # {"cpu": "500m", "memory": "512Mi"}
+    k8s_resource_packages: str = ""        # {"gpu-small": {"cpu": "4", "memory": "16Gi", "gpu": 1}}
+    k8s_projects: str = ""                 # per project: {"ml": {"resources": {}, "node_selector": {}, ...}}
+    k8s_gpu_resource: str = "nvidia.com/gpu"
+    k8s_pod_prefix: str = "myapp"
+    k8s_delete_finished: bool = True       # delete pods, services and resources of ended attempts
+    k8s_watch_timeout: int = 300           # seconds a watch request lasts before it is resumed
+    k8s_log_streams: int = 2000            # most live log streams per watcher; beyond, logs are read at the end
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -111,7 +126,8 @@ def _validate(s: Settings) -> None:
     if scheme not in ("redis", "rediss", "filesystem", "memory", "amqp", "sqla+sqlite"):
         raise SettingsError(f"MYAPP_BROKER_URL: unsupported broker {s.broker_url!r}")
     for name in ("web_port", "schedule_interval", "cron_min_interval", "backfill_chunk",
-                 "reconcile_interval", "heartbeat_timeout", "requeue_after", "worker_concurrency"):
+                 "reconcile_interval", "heartbeat_timeout", "requeue_after", "worker_concurrency",
+                 "k8s_watch_timeout"):
         if getattr(s, name) <= 0:
             raise SettingsError(f"MYAPP_{name.upper()}: must be a positive number")
     if s.production and not s.secret_key:

@@ -33,6 +33,15 @@ def local_executor(services: Services) -> LocalExecutor:
     )
 
 
+def run_task_instance(ti_id: int, services: Services) -> bool:
+    """Run the next attempt of `ti_id` on the executor chosen by settings.executor."""
+    if services.settings.executor == "kubernetes":   # claim + create pods; the k8s watcher ends it
+        from myapp.executor.kubernetes import launch_with_own_client
+
+        return launch_with_own_client(ti_id, services)
+    return execute_task_instance(ti_id, services, local_executor(services))
+
+
 def execute_task_instance(ti_id: int, services: Services, executor: LocalExecutor) -> bool:
     """Run the next attempt of task instance `ti_id` if it is still queued; return True if it ran."""
     clock, attempts = services.clock, services.attempts

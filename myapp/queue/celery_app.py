@@ -86,14 +86,13 @@ def create_celery(settings: Settings) -> tuple[Celery, LazyServices]:
 
 def _register_tasks(app: Celery, deps: LazyServices) -> None:
     from myapp.alerts import register_tasks as register_alert_tasks
-    from myapp.executor.worker import execute_task_instance, local_executor
+    from myapp.executor.worker import run_task_instance
 
     register_alert_tasks(app, deps)
 
     @app.task(name=EXECUTE)
     def execute(ti_id: int) -> None:
-        services = deps.get()
-        execute_task_instance(ti_id, services, local_executor(services))
+        run_task_instance(ti_id, deps.get())
 
     @app.task(name=RECONCILE)
     def reconcile() -> None:

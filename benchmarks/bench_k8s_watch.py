@@ -1,0 +1,225 @@
+"""Kubernetes watcher benchmark: 1,000 running pods against the test API server (FakeKubeServer).
+
+    python3 benchmarks/bench_k8s_watch.py [--pods 1000] [--rate 100]
+                                          [--database postgresql://postgres@127.0.0.1/postgres]
+
+The pods are launched as the Celery task does it (claim, launch record, create through the
+official client), then a simulated kubelet marks them Running with a log line each. A real
+`myapp k8s-watcher` process (one watch stream for the group, one live log stream per container)
+watches them; its CPU and memory are read from /proc. Then the pods complete: the first half at
+`--rate` per second, the rest all at once. Latency is the attempt's `ended_at` (written by the
+watcher when the engine records the end) minus the instant the pod was marked terminated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+NAMESPACE = "bench"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def fresh_database(server: str, home: Path) -> str:
+    if not server.startswith("postgresql"):
+        return f"sqlite:///{home / 'myapp.db'}"
+    import psycopg
+
+    name = f"myapp_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
+class Proc:
+    """CPU seconds, memory and threads of a process, from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def cpu(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def status(self, key: str) -> str:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return line.split(":", 1)[1].strip()
+        return "?"
+
+    def rss_mib(self, key: str = "VmRSS") -> float:
+        return int(self.status(key).split()[0]) / 1024
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def ended(services: Any) -> dict[int, datetime]:
+    from sqlalchemy import select
+
+    from myapp.db.tables import TaskAttempt
+
+    with services.db.read() as s:
+        return {i: e for i, e in s.execute(select(TaskAttempt.id, TaskAttempt.ended_at)
+                                           .where(TaskAttempt.ended_at.is_not(None))).all()}
+
+
+def wait_for(what: str, predicate: Any, timeout: float) -> float:
+    began = time.perf_counter()
+    while not predicate():
+        if time.perf_counter() - began > timeout:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.1)
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pods", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=100.0, help="completions per second in the steady phase")
+    parser.add_argument("--database", default="sqlite", help="sqlite (default) or a PostgreSQL server URL")
+    parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle measurement")
+    parser.add_argument("--log-streams", type=int, default=2000,
+                        help="live log streams of the watcher (0: read each log once at the end)")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/13", help="live logs; '' for files only")
+    args = parser.parse_args()
+
+    from tests.k8sfake import FakeKubeServer
+
+    home = Path(tempfile.mkdtemp(prefix="myapp-bench-k8s-"))
+    with FakeKubeServer() as kube:
+        run(args, home, kube)
+
+
+def run(args: argparse.Namespace, home: Path, kube: Any) -> None:
+    from myapp.cli.process import init_database
+    from myapp.executor.kubernetes import KubernetesExecutor, launch_task_instance
+    from myapp.k8s.config import kube_config
+    from myapp.k8s.launcher import Launcher
+    from myapp.services import build_services
+    from tests.conftest import make_settings, worker_env
+    from tests.integration.engine_helpers import save, start
+    from tests.integration.k8s_env import k8s_env, write_kubeconfig
+
+    url = fresh_database(args.database, home)
+    kubeconfig = write_kubeconfig(home / "kubeconfig.json", kube.url, NAMESPACE)
+    settings = make_settings(home, url, heartbeat_interval=2.0, executor="kubernetes", k8s_namespace=NAMESPACE,
+                             k8s_kubeconfig=str(kubeconfig), k8s_group="bench", k8s_workflow_space_pvc="ws")
+    services = build_services(settings)
+    init_database(services, admin_user="admin", admin_password="bench", admin_email="a@b.c", quiet=True)
+    env = k8s_env(worker_env(settings, "filesystem://"), kubeconfig, MYAPP_K8S_NAMESPACE=NAMESPACE,
+                  MYAPP_K8S_GROUP="bench", MYAPP_HEARTBEAT_INTERVAL="2", MYAPP_HEARTBEAT_TIMEOUT="60",
+                  MYAPP_K8S_LOG_STREAMS=str(args.log_streams))
+    env.pop("MYAPP_BROKER_URL")
+    env.pop("MYAPP_REDIS_URL", None)
+    if args.redis:
+        env["MYAPP_REDIS_URL"] = args.redis      # live log lines go to Redis as in production
+    watcher_log = home / "watcher.log"
+    watcher = subprocess.Popen([sys.executable, "-m", "myapp", "k8s-watcher"], env=env,
+                               stdout=watcher_log.open("ab"), stderr=subprocess.STDOUT)
+    try:
+        wait_for("the watcher", lambda: b"watching" in watcher_log.read_bytes(), 60)
+        proc = Proc(watcher.pid)
+        base_rss = proc.rss_mib()
+        pid = save(services, "name: bench-k8s\ntasks:\n  - {name: work, image: 'busybox:1.36', command: ['true']}\n")
+        for _ in range(args.pods):
+            start(services, pid)
+        executor = KubernetesExecutor(kube_config(settings), services.templates, Launcher(kube.api_client(), NAMESPACE))
+        began = time.perf_counter()
+        for ti_id in services.attempts.claimable(limit=args.pods * 2):
+            launch_task_instance(ti_id, services, executor)
+        launched = time.perf_counter() - began
+        pods = {p["metadata"]["name"]: int(p["metadata"]["labels"]["myapp/attempt"])
+                for p in kube.store.items("pods", NAMESPACE)}
+        for name in pods:
+            kube.set_pod_phase(NAMESPACE, name, "Running")
+            kube.append_log(NAMESPACE, name, f"{name} started\n")
+        streams = min(len(pods), args.log_streams)
+        settle = wait_for("the live log streams", lambda: len(kube.logs.follows) >= streams, 300)
+        cpu0 = proc.cpu()
+        time.sleep(args.idle)
+        idle_cpu = proc.cpu() - cpu0
+        idle_rss, threads = proc.rss_mib(), proc.status("Threads")
+        print(f"pods: {len(pods)} running (launched through the client in {launched:.1f} s, "
+              f"{len(pods) / launched:.0f} pods/s); {streams} live log streams open {settle:.1f} s after Running")
+        print(f"watcher idle with {len(pods)} running pods: CPU {idle_cpu / args.idle * 100:.1f}% of one core, "
+              f"RSS {idle_rss:.0f} MiB (empty: {base_rss:.0f} MiB, "
+              f"{(idle_rss - base_rss) * 1024 / len(pods):.0f} KiB per pod), {threads} threads")
+        complete(args, kube, services, proc, pods)
+        requests = kube.requests
+        watches = sum(1 for r in requests if r.path.endswith("/pods") and r.query.get("watch") == "true")
+        lists = sum(1 for r in requests if r.method == "GET" and r.path.endswith("/pods") and "watch" not in r.query)
+        print(f"API requests: {watches} pod watch(es), {lists} pod list(s), "
+              f"{sum(1 for r in requests if r.path.endswith('/log'))} log requests, "
+              f"{sum(1 for r in requests if r.method == 'DELETE')} deletes")
+        print(f"database: {services.db.engine.dialect.name}, python {sys.version.split()[0]}, cpus {os.cpu_count()}")
+    finally:
+        watcher.terminate()
+        watcher.wait(30)
+        services.db.dispose()
+        drop_database(args.database, url)
+
+
+def drop_database(server: str, url: str) -> None:
+    if url.startswith("postgresql") and url != server:
+        import psycopg
+
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def complete(args: argparse.Namespace, kube: Any, services: Any, proc: Proc, pods: dict[str, int]) -> None:
+    names = list(pods)
+    half = len(names) // 2
+    finished_at: dict[int, datetime] = {}
+    cpu0, began = proc.cpu(), time.perf_counter()
+    for i, name in enumerate(names[:half]):   # steady: `rate` completions per second
+        delay = began + i / args.rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        finished_at[pods[name]] = datetime.now(UTC)
+        kube.finish_pod(NAMESPACE, name, exit_code=0)
+    issued = time.perf_counter() - began
+    wait_for("the steady half to finish", lambda: len(ended(services)) >= half, 300)
+    steady_cpu, steady_wall = proc.cpu() - cpu0, time.perf_counter() - began
+    report("steady", finished_at, ended(services))
+    cpu0, began = proc.cpu(), time.perf_counter()
+    for name in names[half:]:                 # burst: everything else as fast as the fake server takes it
+        finished_at[pods[name]] = datetime.now(UTC)
+        kube.finish_pod(NAMESPACE, name, exit_code=0)
+    burst_issued = time.perf_counter() - began
+    wait_for("every attempt to finish", lambda: len(ended(services)) >= len(names), 600)
+    drain = time.perf_counter() - began
+    burst_cpu = proc.cpu() - cpu0
+    report("burst", {k: finished_at[pods[n]] for n in names[half:] for k in [pods[n]]}, ended(services))
+    print(f"  steady phase: {half} completions at {args.rate:g}/s (achieved {half / issued:.0f}/s), "
+          f"watcher CPU {steady_cpu:.1f} s "
+          f"({steady_cpu / steady_wall * 100:.0f}% of one core, {steady_cpu / half * 1000:.1f} ms per attempt)")
+    print(f"  burst phase: {len(names) - half} completions issued in {burst_issued:.1f} s, all finished "
+          f"{drain:.1f} s after the first "
+          f"({(len(names) - half) / drain:.0f} attempts/s), watcher CPU {burst_cpu:.1f} s; "
+          f"peak RSS {proc.rss_mib('VmHWM'):.0f} MiB")
+
+
+def report(phase: str, finished_at: dict[int, datetime], ends: dict[int, datetime]) -> None:
+    latencies = [(ends[i] - t).total_seconds() * 1000 for i, t in finished_at.items() if i in ends]
+    print(f"latency pod terminated -> attempt finished ({phase}, n={len(latencies)}): "
+          f"p50 {statistics.median(latencies):.0f} ms, p95 {percentile(latencies, 0.95):.0f} ms, "
+          f"max {max(latencies):.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The `kubernetes` executor (PRODUCT.md §5): a Celery task claims an attempt, creates its pods and
+returns at once. The watcher of the worker group (`myapp k8s-watcher`) follows the pods and ends
+the attempt, so a thousand running pods hold no worker slot.
+
+Order matters for crash safety: the claim commits first, then the launch record (pod names,
+kind, outputs), then the objects are created. Names derive from ids, so a create that finds the
+object already there is a success; a resource with a user-chosen name counts only if it carries
+this attempt's label.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from myapp.core.errors import MyappError
+from myapp.core.ports import TemplateCatalog
+from myapp.db.attempt_store import AttemptContext, AttemptResult
+from myapp.executor.pod_plan import Launch, prepare_launch
+from myapp.k8s.config import KubeConfig, kube_config
+from myapp.k8s.launcher import Launcher, LaunchError
+from myapp.k8s.manifest import LABEL_ATTEMPT
+from myapp.logs import AttemptLog, LogKey
+from myapp.services import Services
+
+WORKER_PREFIX = "k8s:"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An attempt that failed before its pods ran; `created_any`: the watcher may hold its log."""
+
+    result: AttemptResult
+    created_any: bool
+
+
+def group_worker(group: str) -> str:
+    """Return the TaskAttempt.worker of attempts owned by a worker group's watcher."""
+    return f"{WORKER_PREFIX}{group}"
+
+
+@dataclass
+class KubernetesExecutor:
+    """Launches attempts as pods (or a distributed set, or a resource)."""
+
+    cfg: KubeConfig
+    catalog: TemplateCatalog
+    launcher: Launcher
+
+    def launch(self, ctx: AttemptContext, services: Services) -> Failure | None:
+        """Create the attempt's objects; return a Failure only when the attempt already failed."""
+        try:
+            launch = prepare_launch(ctx, self.cfg, self.catalog)
+        except (MyappError, OSError) as exc:
+            return Failure(AttemptResult(succeeded=False, message=str(exc)), created_any=False)
+        services.attempts.record_process(ctx.attempt_id, pod_names=launch.pod_names, container={
+            "executor": "kubernetes", "namespace": self.cfg.namespace, "launch": launch.record})
+        return self._create(ctx, launch)
+
+    def _create(self, ctx: AttemptContext, launch: Launch) -> Failure | None:
+        created: list[dict[str, Any]] = []
+        try:
+            for manifest in launch.manifests:
+                if self.launcher.create(manifest) == "exists" and launch.record["kind"] == "resource":
+                    self._check_owner(manifest, ctx.attempt_id)
+                created.append(manifest)
+        except LaunchError as exc:
+            for manifest in reversed(created):   # a half-created distributed attempt must not linger
+                meta = manifest["metadata"]
+                self.launcher.delete(manifest["kind"], meta["name"], api_version=manifest["apiVersion"])
+            result = AttemptResult(succeeded=False, message=str(exc), inputs=launch.record.get("inputs", {}))
+            return Failure(result, created_any=bool(created))
+        return None
+
+    def _check_owner(self, manifest: dict[str, Any], attempt_id: int) -> None:
+        meta = manifest["metadata"]
+        found = self.launcher.get_object(manifest["apiVersion"], manifest["kind"], meta["name"],
+                                         meta.get("namespace") or None) or {}
+        owner = ((found.get("metadata") or {}).get("labels") or {}).get(LABEL_ATTEMPT)
+        if owner != str(attempt_id):
+            raise LaunchError(f"{manifest['kind']} {meta['name']} already exists and was not created by this "
+                              f"attempt (delete it or name the object after the run, e.g. with {{{{ run_id }}}})")
+
+
+def kubernetes_executor(services: Services) -> KubernetesExecutor:
+    """Build the executor from settings (one API client per process)."""
+    from myapp.k8s.client import make_api_client
+
+    cfg = kube_config(services.settings)
+    launcher = Launcher(make_api_client(cfg, pool_size=8), cfg.namespace,
+                        discovery_cache=services.settings.home / "k8s-discovery.json")
+    return KubernetesExecutor(cfg, services.templates, launcher)
+
+
+def launch_task_instance(ti_id: int, services: Services, executor: KubernetesExecutor) -> bool:
+    """Claim task instance `ti_id` if it is still queued and launch its attempt; return True if claimed."""
+    clock, attempts = services.clock, services.attempts
+    ctx = attempts.claim(ti_id, group_worker(executor.cfg.group), clock.now())
+    if ctx is None:
+        return False
+    try:
+        failure = executor.launch(ctx, services)
+    except Exception as exc:  # noqa: BLE001  an executor bug must still end the attempt
+        traceback.print_exc()
+        failure = Failure(AttemptResult(succeeded=False, message=f"internal error: {exc}"), created_any=True)
+    if failure is not None:
+        if not failure.created_any:   # otherwise the watcher writes (and archives) this attempt's log
+            log = AttemptLog(LogKey(ctx.run_id, ctx.task.name, ctx.try_number), services.settings.logs_dir,
+                             services.redis)
+            log.write(f"[myapp] {failure.result.message}")
+            log.close()
+        attempts.finish(ctx.attempt_id, failure.result, clock.now())
+    return True
+
+
+def launch_with_own_client(ti_id: int, services: Services) -> bool:
+    """Launch `ti_id` with a client built for this call and closed after (the Celery task's entry)."""
+    executor = kubernetes_executor(services)
+    try:
+        return launch_task_instance(ti_id, services, executor)
+    finally:
+        executor.launcher.api.close()  # type: ignore[no-untyped-call]

@@ -1,0 +1,55 @@
+"""Outputs of a pod attempt (R11): text from the termination message or the workflow space, files
+through the workflow space. The rules themselves (trailing newline, 1000 characters, copies into
+the run's artifact store) are outputs.collect_outputs, shared with the local executor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from myapp.core.errors import OutputError
+from myapp.core.model import OutputSpec
+from myapp.executor.outputs import collect_outputs
+from myapp.k8s.entrypoint import KEEP_DIR, parse_termination_outputs
+
+
+def collect_pod_outputs(task: str, launch: Mapping[str, Any], termination: str, *, workflow_space: Path,
+                        mount: str, store: Path, shared: bool) -> dict[str, Any]:
+    """Return the attempt's outputs; OutputError names a missing or invalid one."""
+    declared = [OutputSpec(name=str(o["name"]), path=str(o["path"]), type=o.get("type", "text"))
+                for o in launch.get("outputs") or []]
+    if not declared:
+        return {}
+    workdir = Path(str(launch["workdir"]))
+    texts = parse_termination_outputs(termination)
+    located = [_locate(task, out, workdir, texts, workflow_space=workflow_space, mount=mount, store=store,
+                       shared=shared) for out in declared]
+    return collect_outputs(task, located, workdir, store)
+
+
+def _locate(task: str, out: OutputSpec, workdir: Path, texts: Mapping[str, str], *, workflow_space: Path,
+            mount: str, store: Path, shared: bool) -> OutputSpec:
+    if out.type == "text" and out.name in texts:
+        # The termination message needs no shared volume; R11 is applied to it as to a file.
+        copy = store / ".termination" / out.name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(texts[out.name], encoding="utf-8")
+        return OutputSpec(out.name, str(copy), out.type, out.description)
+    for candidate in _candidates(out, workdir, workflow_space, mount):
+        if candidate.exists():
+            return OutputSpec(out.name, str(candidate), out.type, out.description)
+    hint = "" if shared else " (file outputs need a shared workflow space: set k8s_workflow_space_pvc)"
+    raise OutputError(f"task {task!r}: output {out.name!r} not found at {out.path}{hint}")
+
+
+def _candidates(out: OutputSpec, workdir: Path, workflow_space: Path, mount: str) -> Sequence[Path]:
+    path = PurePosixPath(out.path)
+    kept = workdir / KEEP_DIR / out.name / path.name     # copied there by the entrypoint (absolute paths)
+    if not path.is_absolute():
+        return [workdir / out.path]
+    try:
+        return [kept, workflow_space / path.relative_to(mount)]
+    except ValueError:
+        return [kept]

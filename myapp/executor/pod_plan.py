@@ -1,0 +1,148 @@
+"""Prepare one attempt for Kubernetes: render it, hand its file inputs over through the workflow
+space, and turn it into manifests (`pod`, `distributed` or `resource`) plus the record the
+watcher needs (`TaskAttempt.container["launch"]`).
+
+The workflow space is one volume seen at `cfg.workflow_space` here and at `cfg.workflow_space_mount`
+in pods; an attempt works in RUN/TASK/TRY under it, as with the local executor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from myapp.builtins.distributed import rank_env, rendezvous_settings
+from myapp.builtins.k8s_resource import render_resource
+from myapp.builtins.values import template_values
+from myapp.core.errors import MyappError, SpecError
+from myapp.core.inputs import resolve_inputs
+from myapp.core.model import TemplateSpec
+from myapp.core.ports import TemplateCatalog
+from myapp.core.render import RenderContext, RenderedTask, render_global_params, render_task
+from myapp.db.attempt_store import AttemptContext
+from myapp.executor.outputs import materialize
+from myapp.k8s.config import KubeConfig
+from myapp.k8s.manifest import (
+    AttemptRef,
+    Manifest,
+    PodPlan,
+    attempt_name,
+    distributed_manifests,
+    pod_manifest,
+    rank_addresses,
+    resolve_resources,
+    resource_manifest,
+)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What to create for one attempt (in order) and what to record before creating it."""
+
+    manifests: list[Manifest]
+    record: dict[str, Any]
+    pod_names: list[str]
+
+
+def local_workdir(cfg: KubeConfig, ctx: AttemptContext) -> Path:
+    """Return the attempt's working directory as this process sees it."""
+    return cfg.workflow_space / str(ctx.run_id) / ctx.task.name / str(ctx.try_number)
+
+
+def pod_path(cfg: KubeConfig, local: Path) -> str:
+    """Return where a path under the local workflow space is seen inside pods."""
+    relative = local.relative_to(cfg.workflow_space)
+    return str(PurePosixPath(cfg.workflow_space_mount) / relative.as_posix())
+
+
+def prepare_launch(ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalog) -> Launch:
+    """Render the attempt into manifests; MyappError (naming task and field) when it cannot be."""
+    template = catalog.get(ctx.task.template) if ctx.task.template else None
+    if ctx.task.template and template is None:
+        raise MyappError(f"task {ctx.task.name!r}: template {ctx.task.template!r} is not registered")
+    rctx, values, shown = _render_inputs(ctx, cfg)
+    rendered = render_task(ctx.task, template, rctx, values)
+    kind = template.kind if template else "pod"
+    plan = _plan(ctx, cfg, template, rendered)
+    record: dict[str, Any] = {
+        "kind": kind, "namespace": cfg.namespace, "timeout": ctx.task.timeout, "inputs": shown,
+        "workdir": str(local_workdir(cfg, ctx)), "pod_workdir": plan.workdir, "image": plan.image,
+        "outputs": [{"name": o.name, "path": o.path, "type": o.type} for o in rendered.outputs],
+        "resources": {"cpu": plan.resources.cpu, "memory": plan.resources.memory, "gpu": plan.resources.gpu},
+    }
+    if kind == "resource" and template is not None:
+        return _resource_launch(ctx, template, rctx, values, plan, record)
+    if not rendered.image:
+        raise MyappError(f"task {ctx.task.name!r}: no image: set `image` or use a template that has one")
+    if kind == "distributed" and template is not None:
+        return _distributed_launch(ctx, template, rctx, values, plan, record)
+    return Launch([pod_manifest(plan)], {**record, "pods": [plan.name]}, [plan.name])
+
+
+def _render_inputs(ctx: AttemptContext, cfg: KubeConfig) -> tuple[RenderContext, dict[str, str], dict[str, Any]]:
+    rctx = RenderContext(
+        creator=ctx.creator, runner=ctx.runner, pipeline_id=ctx.pipeline_id, pipeline_name=ctx.pipeline_name,
+        run_id=ctx.run_id, task_name=ctx.task.name, cluster_name=cfg.cluster_name,
+        execution_date=ctx.execution_date, params={})
+    params = render_global_params(ctx.spec.parameters, ctx.params, rctx)
+    rctx = replace(rctx, params=params)
+    resolved = resolve_inputs(ctx.task, ctx.upstream_outputs, params, ctx.debug_inputs)
+    workdir = local_workdir(cfg, ctx)
+    workdir.mkdir(parents=True, exist_ok=True)
+    values: dict[str, str] = {}
+    for name, val in resolved.items():
+        # File inputs are copied per consumer into the workflow space (R11) and named as pods see them.
+        values[name] = pod_path(cfg, materialize(val.value, workdir / "inputs" / name)) if val.kind == "file" \
+            else val.value
+    shown = {k: {"type": v.kind, "value": values[k]} for k, v in resolved.items()}
+    return rctx, values, shown
+
+
+def _plan(ctx: AttemptContext, cfg: KubeConfig, template: TemplateSpec | None, rendered: RenderedTask) -> PodPlan:
+    placement = cfg.placement_for(ctx.spec.project)
+    try:
+        resources = resolve_resources(ctx.task.resources, template.resources if template else None,
+                                      placement.resources, cfg.packages,
+                                      monitoring=bool(template and template.monitoring))
+    except KeyError as exc:
+        raise MyappError(f"task {ctx.task.name!r}: resources.package: {exc.args[0]}") from None
+    workdir = pod_path(cfg, local_workdir(cfg, ctx))
+    env = {**rendered.env, "MYAPP_RUN_ID": str(ctx.run_id), "MYAPP_USER_ID": str(ctx.user_id or ""),
+           "MYAPP_TOKEN": ctx.token, "MYAPP_TASK_NAME": ctx.task.name, "MYAPP_TRY_NUMBER": str(ctx.try_number),
+           "MYAPP_PIPELINE_ID": str(ctx.pipeline_id), "MYAPP_ATTEMPT_ID": str(ctx.attempt_id)}
+    ref = AttemptRef(ctx.pipeline_id, ctx.run_id, ctx.task.name, ctx.try_number, ctx.attempt_id, cfg.group)
+    return PodPlan(
+        ref=ref, namespace=cfg.namespace, name=attempt_name(cfg.pod_prefix, ctx.run_id, ctx.task.name, ctx.try_number),
+        image=rendered.image, argv=rendered.argv, env=env, workdir=workdir, outputs=rendered.outputs,
+        resources=resources, placement=placement, timeout=ctx.task.timeout, mount=cfg.workflow_space_mount,
+        pvc=cfg.workflow_space_pvc, gpu_resource=cfg.gpu_resource)
+
+
+def _distributed_launch(ctx: AttemptContext, template: TemplateSpec, rctx: RenderContext, values: dict[str, str],
+                        plan: PodPlan, record: dict[str, Any]) -> Launch:
+    try:
+        settings = rendezvous_settings(template, template_values(ctx.task, template, rctx, values))
+    except SpecError as exc:
+        raise MyappError(f"task {ctx.task.name!r}: {exc}") from None
+    addresses = rank_addresses(plan, settings.workers)
+    envs = [rank_env(settings, rank, addresses) for rank in range(settings.workers)]
+    service, pods = distributed_manifests(plan, settings.master_port, envs)
+    names = [str(p["metadata"]["name"]) for p in pods]
+    return Launch([service, *pods], {**record, "pods": names, "service": plan.name,
+                                     "world_size": settings.workers, "master_port": settings.master_port}, names)
+
+
+def _resource_launch(ctx: AttemptContext, template: TemplateSpec, rctx: RenderContext, values: dict[str, str],
+                     plan: PodPlan, record: dict[str, Any]) -> Launch:
+    resource = render_resource(ctx.task, template, rctx, values)
+    manifest = resource_manifest(resource.manifest, plan)
+    meta = manifest["metadata"]
+    if not meta.get("name"):   # generateName would create a new object on every retry of the create
+        meta["name"] = f"{meta.pop('generateName')}{ctx.attempt_id}"
+    ref = {"apiVersion": manifest["apiVersion"], "kind": manifest["kind"], "name": meta["name"],
+           "namespace": meta.get("namespace", "")}
+    conditions = {name: [[r.path, r.operator, r.value] for r in reqs]
+                  for name, reqs in (("success", resource.success), ("failure", resource.failure))}
+    return Launch([manifest], {**record, "pods": [], "resource": ref, **conditions,
+                               "resource_timeout": resource.timeout}, [])

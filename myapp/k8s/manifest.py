@@ -1,0 +1,206 @@
+"""Manifests of one attempt as plain dicts: pods, the headless service of a distributed attempt,
+and the labels stamped on a resource. Pure: no I/O, no kubernetes import (STYLE.md rule 6).
+
+Names derive from ids (run, task, try), so creating twice finds "already exists". Labels carry
+pipeline, run, task, try, attempt and worker group; the watcher selects on the group.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from myapp.core.model import OutputSpec, Resources
+from myapp.k8s.config import Placement, merge_resources
+from myapp.k8s.entrypoint import TERMINATION_LOG, outputs_env, wrapped_command
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_PIPELINE, LABEL_RUN, LABEL_TASK, LABEL_TRY = "myapp/pipeline", "myapp/run", "myapp/task", "myapp/try"
+LABEL_ATTEMPT, LABEL_GROUP, LABEL_RANK, LABEL_ROLE = "myapp/attempt", "myapp/group", "myapp/rank", "myapp/role"
+TASK_ANNOTATION = "myapp/task-name"
+CONTAINER = "main"
+VOLUME = "workflow-space"
+MONITORING = Resources(cpu="100m", memory="128Mi")
+MAX_BASE_NAME = 52   # leaves room for "-RANK" within the 63 characters of a hostname / service name
+_NOT_DNS = re.compile(r"[^a-z0-9-]+")
+_NOT_LABEL = re.compile(r"[^A-Za-z0-9_.-]+")
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AttemptRef:
+    """The ids that name and label an attempt's objects."""
+
+    pipeline_id: int
+    run_id: int
+    task: str
+    try_number: int
+    attempt_id: int
+    group: str
+
+
+@dataclass(frozen=True)
+class PodPlan:
+    """What every pod of one attempt runs, and where."""
+
+    ref: AttemptRef
+    namespace: str
+    name: str
+    image: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    workdir: str
+    outputs: tuple[OutputSpec, ...] = ()
+    resources: Resources = field(default_factory=Resources)
+    placement: Placement = field(default_factory=Placement)
+    timeout: int = 0
+    mount: str = "/tmp/workflow_space"
+    pvc: str = ""
+    gpu_resource: str = "nvidia.com/gpu"
+
+
+def attempt_name(prefix: str, run_id: int, task: str, try_number: int) -> str:
+    """Return the DNS-1035 base name of an attempt's objects, e.g. myapp-12-extract-1."""
+    slug = _NOT_DNS.sub("-", task.lower()).strip("-")
+    base = f"{prefix}-{run_id}-{slug}-{try_number}" if slug else f"{prefix}-{run_id}-{try_number}"
+    lossless = slug == task
+    if lossless and len(base) <= MAX_BASE_NAME:
+        return base
+    digest = hashlib.sha256(task.encode()).hexdigest()[:6]   # keeps "A_b" and "a-b" apart
+    head = f"{prefix}-{run_id}-{slug}"[: MAX_BASE_NAME - len(f"-{digest}-{try_number}")].rstrip("-")
+    return f"{head}-{digest}-{try_number}"
+
+
+def label_value(text: str) -> str:
+    """Return `text` as a valid label value (63 characters, alphanumeric at both ends)."""
+    return _NOT_LABEL.sub("-", text)[:63].strip("-_.")
+
+
+def attempt_labels(ref: AttemptRef) -> dict[str, str]:
+    """Return the labels of every object of the attempt."""
+    return {
+        MANAGED_BY: "myapp", LABEL_GROUP: label_value(ref.group), LABEL_PIPELINE: str(ref.pipeline_id),
+        LABEL_RUN: str(ref.run_id), LABEL_TASK: label_value(ref.task), LABEL_TRY: str(ref.try_number),
+        LABEL_ATTEMPT: str(ref.attempt_id),
+    }
+
+
+def group_selector(group: str) -> str:
+    """Return the label selector of every pod a worker group's watcher owns."""
+    return f"{MANAGED_BY}=myapp,{LABEL_GROUP}={label_value(group)}"
+
+
+def resolve_resources(task: Resources, template: Resources | None, placement: Resources,
+                      packages: Mapping[str, Resources], *, monitoring: bool = False) -> Resources:
+    """Return the attempt's resources: task, then its package, then template, then config/project."""
+    if monitoring:
+        return MONITORING
+    template = template or Resources()
+    name = task.package or template.package
+    if name and name not in packages:
+        known = ", ".join(sorted(packages)) or "none configured (k8s_resource_packages)"
+        raise KeyError(f"resource package {name!r} is unknown; known: {known}")
+    package = packages[name] if name else Resources()
+    merged = merge_resources(task, merge_resources(package, merge_resources(template, placement)))
+    return Resources(cpu=merged.cpu, memory=merged.memory, gpu=merged.gpu)
+
+
+def resource_requirements(resources: Resources, gpu_resource: str) -> dict[str, dict[str, str]]:
+    """Return requests/limits: cpu and memory requested as limited, GPUs as an extended resource."""
+    amounts = {k: v for k, v in (("cpu", resources.cpu), ("memory", resources.memory)) if v}
+    if resources.gpu:
+        amounts[gpu_resource] = str(resources.gpu)
+    return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
+
+
+def pod_manifest(plan: PodPlan, *, name: str | None = None, extra_env: Mapping[str, str] | None = None,
+                 extra_labels: Mapping[str, str] | None = None, subdomain: str = "",
+                 ports: Sequence[int] = (), collect_outputs: bool = True) -> Manifest:
+    """Return one pod of the attempt (restartPolicy Never: retries are the engine's)."""
+    pod_name = name or plan.name
+    command, args = wrapped_command(plan.argv)
+    env = {**plan.env, **(extra_env or {}), "MYAPP_WORKDIR": plan.workdir, "MYAPP_TERMINATION_LOG": TERMINATION_LOG}
+    if collect_outputs and plan.outputs:
+        env["MYAPP_OUTPUTS"] = outputs_env(plan.outputs)
+    container: Manifest = {
+        "name": CONTAINER, "image": plan.image, "command": command, "args": args, "workingDir": plan.workdir,
+        "env": [{"name": k, "value": v} for k, v in env.items()],
+        "resources": resource_requirements(plan.resources, plan.gpu_resource),
+        "volumeMounts": [{"name": VOLUME, "mountPath": plan.mount}],
+        "terminationMessagePath": TERMINATION_LOG, "terminationMessagePolicy": "File",
+    }
+    if ports:
+        container["ports"] = [{"name": f"port-{p}", "containerPort": p} for p in ports]
+    spec: Manifest = {"restartPolicy": "Never", "containers": [container], "enableServiceLinks": False,
+                      "volumes": [_volume(plan)]}
+    spec.update(_placement(plan.placement))
+    if plan.timeout > 0:
+        spec["activeDeadlineSeconds"] = plan.timeout
+    if subdomain:
+        spec.update(hostname=pod_name, subdomain=subdomain)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": _metadata(plan, pod_name, extra_labels), "spec": spec}
+
+
+def distributed_manifests(plan: PodPlan, port: int, rank_envs: Sequence[Mapping[str, str]]
+                          ) -> tuple[Manifest, list[Manifest]]:
+    """Return the headless service and one pod per rank (rank 0, the master, first)."""
+    selector = {LABEL_ATTEMPT: str(plan.ref.attempt_id), MANAGED_BY: "myapp"}
+    service = {
+        "apiVersion": "v1", "kind": "Service", "metadata": _metadata(plan, plan.name, None),
+        "spec": {"clusterIP": "None", "selector": selector, "publishNotReadyAddresses": True,
+                 "ports": [{"name": "rendezvous", "port": port, "targetPort": port}]},
+    }
+    pods = [pod_manifest(plan, name=rank_pod_name(plan.name, rank), extra_env=env, subdomain=plan.name,
+                         extra_labels={LABEL_RANK: str(rank), LABEL_ROLE: "master" if rank == 0 else "worker"},
+                         ports=(port,), collect_outputs=rank == 0)
+            for rank, env in enumerate(rank_envs)]
+    return service, pods
+
+
+def rank_pod_name(base: str, rank: int) -> str:
+    """Return the pod (and host) name of one rank of a distributed attempt."""
+    return f"{base}-{rank}"
+
+
+def rank_addresses(plan: PodPlan, workers: int) -> tuple[str, ...]:
+    """Return the stable DNS name of every rank's pod (hostname.service.namespace.svc)."""
+    return tuple(f"{rank_pod_name(plan.name, r)}.{plan.name}.{plan.namespace}.svc" for r in range(workers))
+
+
+def resource_manifest(manifest: Mapping[str, Any], plan: PodPlan) -> Manifest:
+    """Return a rendered resource manifest stamped with the attempt's labels and namespace."""
+    out = copy.deepcopy(dict(manifest))
+    meta = out.setdefault("metadata", {})
+    meta.setdefault("namespace", plan.namespace)
+    meta["labels"] = {**(meta.get("labels") or {}), **attempt_labels(plan.ref)}
+    return out
+
+
+def _metadata(plan: PodPlan, name: str, extra_labels: Mapping[str, str] | None) -> Manifest:
+    return {"name": name, "namespace": plan.namespace,
+            "labels": {**attempt_labels(plan.ref), **(extra_labels or {})},
+            "annotations": {TASK_ANNOTATION: plan.ref.task}}
+
+
+def _volume(plan: PodPlan) -> Manifest:
+    if plan.pvc:
+        return {"name": VOLUME, "persistentVolumeClaim": {"claimName": plan.pvc}}
+    return {"name": VOLUME, "emptyDir": {}}
+
+
+def _placement(placement: Placement) -> Manifest:
+    spec: Manifest = {}
+    if placement.service_account:
+        spec["serviceAccountName"] = placement.service_account
+    if placement.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": n} for n in placement.image_pull_secrets]
+    if placement.node_selector:
+        spec["nodeSelector"] = dict(placement.node_selector)
+    if placement.tolerations:
+        spec["tolerations"] = [dict(t) for t in placement.tolerations]
+    return spec

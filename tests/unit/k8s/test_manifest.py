@@ -1,0 +1,121 @@
+"""Pure manifests of myapp/k8s/manifest.py, each validated through the official client's models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from myapp.core.model import OutputSpec, Resources
+from myapp.k8s.config import Placement
+from myapp.k8s.manifest import (
+    AttemptRef,
+    PodPlan,
+    attempt_labels,
+    attempt_name,
+    distributed_manifests,
+    group_selector,
+    pod_manifest,
+    rank_addresses,
+    resolve_resources,
+    resource_manifest,
+)
+from tests.k8sfake.manifests import assert_model
+
+API = client.ApiClient()
+REF = AttemptRef(pipeline_id=7, run_id=12, task="Extract_Day", try_number=2, attempt_id=345, group="gpu")
+
+
+def make_plan(**overrides: Any) -> PodPlan:
+    values: dict[str, Any] = dict(
+        ref=REF, namespace="pipelines", name=attempt_name("myapp", 12, "Extract_Day", 2), image="python:3.12-slim",
+        argv=("python3", "-c", "print(1)"), env={"MYAPP_RUN_ID": "12", "day": "2026-01-01"},
+        workdir="/tmp/workflow_space/12/Extract_Day/2", outputs=(OutputSpec("day", "/tmp/day.txt"),),
+        resources=Resources(cpu="1", memory="1Gi", gpu=2), timeout=600, pvc="shared-space",
+        placement=Placement(node_selector={"pool": "gpu"}, service_account="runner", image_pull_secrets=("regcred",),
+                            tolerations=({"key": "gpu", "operator": "Exists", "effect": "NoSchedule"},)))
+    values.update(overrides)
+    return PodPlan(**values)
+
+
+def test_names_derive_from_ids_and_stay_apart() -> None:
+    assert attempt_name("myapp", 12, "extract", 1) == "myapp-12-extract-1"
+    lossy = attempt_name("myapp", 12, "Extract_Day", 1)
+    assert lossy.startswith("myapp-12-extract-day-") and lossy.endswith("-1")
+    assert lossy != attempt_name("myapp", 12, "extract-day", 1) != attempt_name("myapp", 12, "extract_day", 1)
+    long = attempt_name("myapp", 123456, "t" * 63, 17)
+    assert len(long) <= 52 and long.endswith("-17") and long == attempt_name("myapp", 123456, "t" * 63, 17)
+
+
+def test_labels_carry_pipeline_run_task_try_and_group() -> None:
+    labels = attempt_labels(REF)
+    assert labels["myapp/pipeline"] == "7" and labels["myapp/run"] == "12"
+    assert labels["myapp/task"] == "Extract_Day" and labels["myapp/try"] == "2"
+    assert labels["myapp/attempt"] == "345" and labels["myapp/group"] == "gpu"
+    assert group_selector("gpu") == "app.kubernetes.io/managed-by=myapp,myapp/group=gpu"
+
+
+def test_pod_manifest_is_a_valid_v1_pod() -> None:
+    pod = pod_manifest(make_plan())
+    assert_model(API, pod, "V1Pod")
+    spec = pod["spec"]
+    main = spec["containers"][0]
+    assert spec["restartPolicy"] == "Never" and spec["activeDeadlineSeconds"] == 600
+    assert spec["serviceAccountName"] == "runner" and spec["imagePullSecrets"] == [{"name": "regcred"}]
+    assert spec["nodeSelector"] == {"pool": "gpu"} and spec["tolerations"][0]["key"] == "gpu"
+    assert spec["volumes"] == [{"name": "workflow-space", "persistentVolumeClaim": {"claimName": "shared-space"}}]
+    assert main["volumeMounts"] == [{"name": "workflow-space", "mountPath": "/tmp/workflow_space"}]
+    assert main["resources"]["limits"] == {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "2"}
+    assert main["command"][:2] == ["/bin/sh", "-c"] and main["args"] == ["python3", "-c", "print(1)"]
+    env = {e["name"]: e["value"] for e in main["env"]}
+    assert env["MYAPP_WORKDIR"] == main["workingDir"] == "/tmp/workflow_space/12/Extract_Day/2"
+    assert env["MYAPP_OUTPUTS"] == "text:day:/tmp/day.txt" and env["day"] == "2026-01-01"
+
+
+def test_without_a_claim_or_timeout_the_pod_uses_an_empty_dir_and_no_deadline() -> None:
+    pod = pod_manifest(make_plan(pvc="", timeout=0, resources=Resources(), placement=Placement()))
+    assert_model(API, pod, "V1Pod")
+    assert pod["spec"]["volumes"] == [{"name": "workflow-space", "emptyDir": {}}]
+    assert "activeDeadlineSeconds" not in pod["spec"] and pod["spec"]["containers"][0]["resources"] == {}
+
+
+def test_distributed_manifests_are_a_headless_service_and_one_pod_per_rank() -> None:
+    plan = make_plan()
+    addresses = rank_addresses(plan, 3)
+    envs = [{"RANK": str(r), "MASTER_ADDR": addresses[0]} for r in range(3)]
+    service, pods = distributed_manifests(plan, 29500, envs)
+    assert_model(API, service, "V1Service")
+    for pod in pods:
+        assert_model(API, pod, "V1Pod")
+    assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
+    assert service["spec"]["selector"] == {"myapp/attempt": "345", "app.kubernetes.io/managed-by": "myapp"}
+    assert [p["metadata"]["name"] for p in pods] == [f"{plan.name}-{r}" for r in range(3)]
+    assert all(p["spec"]["hostname"] == p["metadata"]["name"] and p["spec"]["subdomain"] == plan.name for p in pods)
+    assert addresses[0] == f"{plan.name}-0.{plan.name}.pipelines.svc"
+    envs_of = [{e["name"]: e["value"] for e in p["spec"]["containers"][0]["env"]} for p in pods]
+    assert [e["RANK"] for e in envs_of] == ["0", "1", "2"]
+    assert "MYAPP_OUTPUTS" in envs_of[0] and all("MYAPP_OUTPUTS" not in e for e in envs_of[1:])
+    assert [p["metadata"]["labels"]["myapp/role"] for p in pods] == ["master", "worker", "worker"]
+
+
+def test_a_resource_gets_the_attempt_labels_and_namespace() -> None:
+    job = {"apiVersion": "batch.example.com/v1", "kind": "TrainingJob", "metadata": {"name": "mnist", "labels": {"a": "b"}}}
+    out = resource_manifest(job, make_plan())
+    assert out["metadata"]["namespace"] == "pipelines" and out["metadata"]["labels"]["a"] == "b"
+    assert out["metadata"]["labels"]["myapp/attempt"] == "345"
+    assert job["metadata"]["labels"] == {"a": "b"}, "the template's manifest was changed in place"
+
+
+def test_resources_come_from_task_package_template_then_config() -> None:
+    packages = {"big": Resources(cpu="8", memory="32Gi", gpu=1)}
+    default = Resources(cpu="500m", memory="512Mi")
+    assert resolve_resources(Resources(), None, default, packages) == default
+    assert resolve_resources(Resources(memory="2Gi"), Resources(cpu="1"), default, packages) == \
+        Resources(cpu="1", memory="2Gi")
+    assert resolve_resources(Resources(cpu="2", package="big"), Resources(cpu="1", memory="1Gi"), default, packages) == \
+        Resources(cpu="2", memory="32Gi", gpu=1)
+    assert resolve_resources(Resources(gpu=4), None, default, packages, monitoring=True) == \
+        Resources(cpu="100m", memory="128Mi")
+    with pytest.raises(KeyError, match="'small' is unknown; known: big"):
+        resolve_resources(Resources(package="small"), None, default, packages)
