@@ -166,23 +166,40 @@ def standalone(ctx: click.Context, port: int | None) -> None:
     settings = services.settings
     port = port or settings.web_port
     env = {**os.environ, "MYAPP_HOME": str(settings.home)}
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "myapp", "worker", "--beat"], env=env),
-        subprocess.Popen([sys.executable, "-m", "myapp", "webserver", "--port", str(port), "--workers", "1"], env=env),
+    commands = [
+        [sys.executable, "-m", "myapp", "worker", "--beat"],
+        [sys.executable, "-m", "myapp", "webserver", "--port", str(port), "--workers", "1"],
     ]
     click.echo(f"myapp standalone: http://{settings.web_host}:{port}/  (user admin, password in "
                f"{settings.home / 'admin_password'} unless MYAPP_ADMIN_PASSWORD was set); Ctrl-C stops")
-    _supervise(procs)
+    _supervise(commands, env)
 
 
-def _supervise(procs: list[subprocess.Popen[bytes]]) -> None:
+def _supervise(commands: list[list[str]], env: dict[str, str], max_restarts: int = 5) -> None:
+    """Run the commands; restart one that dies (the database keeps the work), stop all on a signal."""
+    procs = [subprocess.Popen(cmd, env=env) for cmd in commands]
+    restarts = [0] * len(commands)
+    stopping = False
+
     def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, stop)
     try:
-        while all(p.poll() is None for p in procs):
+        while not stopping:
+            for i, p in enumerate(procs):
+                if p.poll() is not None and not stopping:
+                    if restarts[i] >= max_restarts:
+                        click.echo(f"myapp standalone: {' '.join(commands[i][2:])} keeps failing; stopping", err=True)
+                        stop()
+                        break
+                    restarts[i] += 1
+                    click.echo(f"myapp standalone: {' '.join(commands[i][2:])} exited ({p.returncode}); restarting",
+                               err=True)
+                    procs[i] = subprocess.Popen(commands[i], env=env)
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
@@ -193,8 +210,7 @@ def _supervise(procs: list[subprocess.Popen[bytes]]) -> None:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
-    codes = [p.returncode for p in procs]
-    if any(c not in (0, -signal.SIGTERM, None) for c in codes):
+    if any(n >= max_restarts for n in restarts):
         sys.exit(1)
 
 

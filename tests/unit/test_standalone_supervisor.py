@@ -1,0 +1,26 @@
+"""`myapp standalone` restarts a child that dies (the database keeps the work) and gives up on a crash loop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from myapp.cli.process import _supervise
+
+
+def test_dead_child_is_restarted_then_the_crash_loop_stops(tmp_path: Path) -> None:
+    count = tmp_path / "starts"
+    code = (f"import pathlib; p = pathlib.Path({str(count)!r}); "
+            "p.write_text(str(int(p.read_text()) + 1) if p.exists() else '1'); raise SystemExit(3)")
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            _supervise([[sys.executable, "-c", code]], dict(os.environ), max_restarts=2)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert exc.value.code == 1
+    assert count.read_text() == "3"  # the first start and two restarts
