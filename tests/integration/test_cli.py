@@ -109,8 +109,12 @@ def test_run_burst_logs_show_mark_copy(cli: Any, tmp_path: Path) -> None:
     assert cli("run", "logs", str(run_id), "hello", "--follow").returncode == 0
     assert cli("run", "mark", str(run_id), "--state", "failed").returncode == 0
     assert json.loads(cli("run", "show", str(run_id), "--json").stdout)["state"] == "failed"
-    retry = cli("run", "retry", str(run_id))
-    assert retry.returncode == 1 and "only failed or stopped" not in retry.stderr or True
+    # Retrying a run marked failed whose tasks all succeeded re-runs nothing and ends it succeeded.
+    assert cli("run", "retry", str(run_id)).returncode == 0
+    retried = json.loads(cli("run", "show", str(run_id), "--json").stdout)
+    assert retried["state"] == "succeeded" and len(retried["tasks"][0]["attempts"]) == 1
+    refused = cli("run", "retry", str(run_id))
+    assert refused.returncode == 1 and "only failed or stopped runs can be retried" in refused.stderr
     copy = cli("run", "copy", str(run_id), "--param", "who=bob")
     assert copy.returncode == 0 and "copy of" in copy.stdout
     assert cli("worker", "--burst").returncode == 0
