@@ -16,7 +16,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,16 +23,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-
-def fresh_database(server: str) -> str:
-    if not server.startswith("postgresql"):
-        return server
-    import psycopg
-
-    name = f"myapp_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server.rsplit("/", 1)[0] + "/" + name
+from benchmarks.databases import drop_database, fresh_database  # noqa: E402
 
 
 def chain_yaml(n: int) -> str:
@@ -129,11 +119,7 @@ def main() -> None:
         for worker in workers:
             worker.stop()
         services.db.dispose()
-        if url != args.database:
-            import psycopg
-
-            with psycopg.connect(args.database, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        drop_database(args.database, url)
 
 
 def report(services: Any, args: argparse.Namespace) -> None:

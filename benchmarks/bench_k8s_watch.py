@@ -20,26 +20,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from benchmarks.databases import drop_database, fresh_database  # noqa: E402
+
 NAMESPACE = "bench"
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def fresh_database(server: str, home: Path) -> str:
-    if not server.startswith("postgresql"):
-        return f"sqlite:///{home / 'myapp.db'}"
-    import psycopg
-
-    name = f"myapp_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server.rsplit("/", 1)[0] + "/" + name
 
 
 class Proc:
@@ -171,14 +162,6 @@ def run(args: argparse.Namespace, home: Path, kube: Any) -> None:
         watcher.wait(30)
         services.db.dispose()
         drop_database(args.database, url)
-
-
-def drop_database(server: str, url: str) -> None:
-    if url.startswith("postgresql") and url != server:
-        import psycopg
-
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def complete(args: argparse.Namespace, kube: Any, services: Any, proc: Proc, pods: dict[str, int]) -> None:

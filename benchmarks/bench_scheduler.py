@@ -23,7 +23,6 @@ import argparse
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,25 +30,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-
-def fresh_database(server: str) -> str:
-    """Create an empty PostgreSQL database next to `server`'s; return its URL (SQLite URLs as is)."""
-    if not server.startswith("postgresql"):
-        return server
-    import psycopg
-
-    name = f"myapp_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_database(server: str, url: str) -> None:
-    if url.startswith("postgresql"):
-        import psycopg
-
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+from benchmarks.databases import drop_database, fresh_database  # noqa: E402
 
 
 def build(url: str, home: Path) -> Any:
