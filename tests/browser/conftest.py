@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.accounts import ensure_member, ensure_user
 from tests.conftest import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -74,20 +75,6 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
-def add_project_member(services: Any, user_id: int, project: str, role: str) -> None:
-    """Make a user a member of a project (users see only the projects they belong to)."""
-    from sqlalchemy import select
-
-    from myapp.db.tables import Project, ProjectMember
-
-    with services.db.write() as s:
-        project_id = s.scalar(select(Project.id).where(Project.name == project))
-        exists = s.scalar(select(ProjectMember.id).where(ProjectMember.project_id == project_id,
-                                                         ProjectMember.user_id == user_id))
-        if exists is None:
-            s.add(ProjectMember(project_id=project_id, user_id=user_id, role=role))
-
-
 @pytest.fixture(scope="module")
 def live_server(engine_services: Any, bundle: Path, chromium: Path) -> Iterator[LiveServer]:
     """The web app on this module's database, with a Viewer-role user besides the admin."""
@@ -95,11 +82,8 @@ def live_server(engine_services: Any, bundle: Path, chromium: Path) -> Iterator[
 
     app = create_app(engine_services.settings, engine_services)
     with app.app_context():
-        sm = app.appbuilder.sm  # type: ignore[attr-defined]
-        user = sm.find_user(username=VIEWER[0])
-        if user is None:
-            user = sm.add_user(VIEWER[0], "Vera", "Viewer", "viewer@example.com", sm.find_role("Viewer"), VIEWER[1])
-        add_project_member(engine_services, user.id, "default", "viewer")
+        user = ensure_user(app, VIEWER[0], "Viewer", VIEWER[1])
+        ensure_member(engine_services, user.id, "default", "viewer")
     with LiveServer(app) as server:
         yield server
 

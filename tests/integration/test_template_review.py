@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
 
-from myapp.db.tables import Project, ProjectMember
 from myapp.db.template_review import TRANSITIONS, TemplateStatus, transition
 from myapp.web.app import create_app
 from myapp.web.authz import Action, Actor, ProjectRole, can, readable_projects
+from tests.accounts import ensure_member, ensure_project, ensure_user
 
 pytestmark = pytest.mark.integration
 USERS = {  # name: (FAB role, project role in "ml" or "other")
@@ -30,22 +29,13 @@ _names = itertools.count(1)
 def app(services: Any) -> Any:
     application = create_app(services.settings, services)
     application.config["TESTING"] = True
-    now = services.clock.now()
     with application.app_context():
-        sm = application.appbuilder.sm  # type: ignore[attr-defined]
-        with services.db.write() as s:
-            for name in ("ml", "other"):
-                if s.scalar(select(Project).where(Project.name == name)) is None:
-                    s.add(Project(name=name, description="", created_at=now))
+        for name in ("ml", "other"):
+            ensure_project(services, name)
         for user, (role, membership) in USERS.items():
-            row = sm.find_user(username=user) or sm.add_user(user, user, "T", f"{user}@x.y", sm.find_role(role),
-                                                             f"{user}-pass")
-            if membership is None:
-                continue
-            with services.db.write() as s:
-                project_id = s.scalar(select(Project.id).where(Project.name == membership[0]))
-                if s.scalar(select(ProjectMember).where(ProjectMember.user_id == row.id)) is None:
-                    s.add(ProjectMember(project_id=project_id, user_id=row.id, role=membership[1]))
+            row = ensure_user(application, user, role)
+            if membership is not None:
+                ensure_member(services, row.id, *membership)
     return application
 
 

@@ -16,8 +16,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from myapp.db.tables import Project, ProjectMember
+from myapp.db.tables import Project
 from myapp.web.app import create_app
+from tests.accounts import ensure_member, ensure_project, ensure_user
 
 USERS = {  # name: (FAB role, project, project role)
     "owner": ("User", "sec", "owner"), "member": ("User", "sec", "member"), "viewer": ("User", "sec", "viewer"),
@@ -44,20 +45,11 @@ def pipeline_yaml(name: str, project: str = "sec", cron: str | None = None) -> s
 def app(services: Any) -> Any:
     application = create_app(services.settings, services)
     application.config["TESTING"] = True
-    now = services.clock.now()
     with application.app_context():
-        sm = application.appbuilder.sm  # type: ignore[attr-defined]
-        with services.db.write() as s:
-            for name in ("sec", "elsewhere"):
-                if s.scalar(select(Project).where(Project.name == name)) is None:
-                    s.add(Project(name=name, description="", created_at=now))
+        for name in ("sec", "elsewhere"):
+            ensure_project(services, name)
         for user, (role, project, project_role) in USERS.items():
-            row = sm.find_user(username=user) or sm.add_user(user, user, "T", f"{user}@x.y", sm.find_role(role),
-                                                             f"{user}-pass")
-            with services.db.write() as s:
-                project_id = s.scalar(select(Project.id).where(Project.name == project))
-                if s.scalar(select(ProjectMember).where(ProjectMember.user_id == row.id)) is None:
-                    s.add(ProjectMember(project_id=project_id, user_id=row.id, role=project_role))
+            ensure_member(services, ensure_user(application, user, role).id, project, project_role)
     return application
 
 
