@@ -36,7 +36,7 @@ class Settings:
     executor: str = "local"
     timezone: str = "UTC"
     cluster_name: str = "local"
-    workflow_space: Path = Path()          # unset: $MYAPP_HOME/workflow_space
+    workflow_space: Path = Path("/tmp/workflow_space")
     production: bool = False
     secret_key: str = ""
     web_host: str = "127.0.0.1"
@@ -72,10 +72,6 @@ class Settings:
     k8s_log_streams: int = 2000            # most live log streams per watcher; beyond, logs are read at the end
 
     def __post_init__(self) -> None:
-        if self.workflow_space == Path():
-            # Each data directory gets its own workflow space, so two homes on one machine never
-            # share run directories (run ids restart at 1 in each database).
-            object.__setattr__(self, "workflow_space", self.home / "workflow_space")
         _validate(self)
 
     @property

@@ -18,16 +18,6 @@ def test_defaults_and_overrides(tmp_path: Path) -> None:
     assert r.effective_redis_url == "redis://127.0.0.1:6379/3"
 
 
-def test_workflow_space_belongs_to_its_home(tmp_path: Path) -> None:
-    # Two data directories on one machine must not share run directories (run ids restart at 1).
-    a = load_settings({"MYAPP_HOME": str(tmp_path / "a")})
-    b = load_settings({"MYAPP_HOME": str(tmp_path / "b")})
-    assert a.workflow_space == tmp_path / "a" / "workflow_space"
-    assert b.workflow_space == tmp_path / "b" / "workflow_space"
-    explicit = load_settings({"MYAPP_HOME": str(tmp_path / "a"), "MYAPP_WORKFLOW_SPACE": "/data/space"})
-    assert explicit.workflow_space == Path("/data/space")
-
-
 @pytest.mark.parametrize("env,named", [
     ({"MYAPP_EXECUTOR": "docker"}, "MYAPP_EXECUTOR"),
     ({"MYAPP_TIMEZONE": "Mars/Olympus"}, "MYAPP_TIMEZONE"),
