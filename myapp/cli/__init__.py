@@ -13,6 +13,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+import sqlalchemy
+import sqlalchemy.engine
+import sqlalchemy.exc
 
 from myapp.core.errors import MyappError, SpecError
 from myapp.settings import SettingsError
@@ -37,7 +40,25 @@ def handle_errors(fn: F) -> F:
             fail(str(exc), 2)
         except MyappError as exc:
             fail(str(exc), 1)
+        except sqlalchemy.exc.OperationalError as exc:
+            # The database is down or unreachable: say which one, without a traceback or password.
+            fail(f"cannot use the database {_database_shown()}: {_first_line(exc.orig or exc)}", 1)
     return wrapper  # type: ignore[return-value]
+
+
+def _database_shown() -> str:
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(dict) if ctx is not None else None
+    services = obj.get("services") if obj is not None else None
+    if services is None:
+        return "(MYAPP_DATABASE_URL)"
+    url = sqlalchemy.engine.make_url(services.settings.effective_database_url)
+    return url.render_as_string(hide_password=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def echo_json(data: Any) -> None:

@@ -41,3 +41,21 @@ def test_cli_reports_bad_setting_and_exits_2(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "myapp", "pipeline", "list"], env=env, capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.strip() == "myapp: error: MYAPP_EXECUTOR: 'nope' is not one of local, kubernetes"
+
+
+def test_cli_reports_an_unreachable_database_in_one_line(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "MYAPP_HOME": str(tmp_path),
+           "MYAPP_DATABASE_URL": f"postgresql://postgres:hunter22@127.0.0.1:{port}/x"}
+    out = subprocess.run([sys.executable, "-m", "myapp", "schedule", "tick"], env=env, capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"myapp: error: cannot use the database postgresql://postgres:***@127.0.0.1:{port}/x: ")
+    assert "Traceback" not in out.stderr and "hunter22" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
