@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from myapp.core.errors import NotFound
@@ -15,8 +15,8 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def run_row(run: Run, pipeline: str, version: int | None) -> dict[str, Any]:
-    """Return the summary of one run."""
+def run_row(run: Any, pipeline: str, version: int | None) -> dict[str, Any]:
+    """Return the summary of one run (`run`: a Run, or a row of LIST_COLUMNS)."""
     return {
         "id": run.id, "pipeline": pipeline, "pipeline_id": run.pipeline_id, "version": version,
         "trigger": run.trigger, "state": run.state, "execution_date": run.execution_date_text,
@@ -26,23 +26,44 @@ def run_row(run: Run, pipeline: str, version: int | None) -> dict[str, Any]:
     }
 
 
+# The columns of a list row: plain rows, not ORM objects (no identity map or unit of work for a page).
+LIST_COLUMNS = (Run.id, Run.pipeline_id, Run.trigger, Run.state, Run.execution_date_text, Run.execution_date,
+                Run.params, Run.message, Run.debug_task, Run.copied_from_id, Run.runner, Run.created_at,
+                Run.started_at, Run.ended_at)
+
+
 def run_rows(s: Session, *, pipeline_id: int | None = None, state: str | None = None,
              trigger: str | None = None, limit: int = 50, offset: int = 0,
              project_ids: list[int] | None = None) -> list[dict[str, Any]]:
-    """Return runs newest first, filtered."""
-    q = (select(Run, Pipeline.name, PipelineVersion.number)
-         .join(Pipeline, Pipeline.id == Run.pipeline_id)
-         .join(PipelineVersion, PipelineVersion.id == Run.version_id)
-         .order_by(Run.id.desc()).limit(limit).offset(offset))
+    """Return runs newest first, filtered; one statement, whatever the page."""
+    q = run_rows_query(pipeline_id=pipeline_id, state=state, trigger=trigger, limit=limit, offset=offset,
+                       project_ids=project_ids)
+    return [run_row(row, row.pipeline_name, row.version_number) for row in s.execute(q)]
+
+
+def run_rows_query(*, pipeline_id: int | None = None, state: str | None = None, trigger: str | None = None,
+                   limit: int = 50, offset: int = 0, project_ids: list[int] | None = None) -> Select[Any]:
+    """Return the query of `run_rows`: LIST_COLUMNS, pipeline_name, version_number; newest first.
+
+    The page is chosen on `runs` alone (ids only: an index-only scan of the pipeline/state/project
+    index, so a deep page skips index entries, not joined rows), then those ids are joined.
+    """
+    page = select(Run.id).order_by(Run.id.desc()).limit(limit).offset(offset)
     if pipeline_id is not None:
-        q = q.where(Run.pipeline_id == pipeline_id)
+        page = page.where(Run.pipeline_id == pipeline_id)
     if state:
-        q = q.where(Run.state == state)
+        page = page.where(Run.state == state)
     if trigger:
-        q = q.where(Run.trigger == trigger)
-    if project_ids is not None:
-        q = q.where(Run.project_id.in_(project_ids))
-    return [run_row(r, name, n) for r, name, n in s.execute(q).all()]
+        page = page.where(Run.trigger == trigger)
+    if project_ids is not None:  # one project: an equality, so PostgreSQL walks (project_id, id) in order
+        page = page.where(Run.project_id == project_ids[0] if len(project_ids) == 1
+                          else Run.project_id.in_(project_ids))
+    ids = page.subquery("page")
+    return (select(*LIST_COLUMNS, Pipeline.name.label("pipeline_name"), PipelineVersion.number.label("version_number"))
+            .join(ids, ids.c.id == Run.id)
+            .join(Pipeline, Pipeline.id == Run.pipeline_id)
+            .join(PipelineVersion, PipelineVersion.id == Run.version_id)
+            .order_by(Run.id.desc()))
 
 
 def run_detail(s: Session, run_id: int) -> dict[str, Any]:

@@ -140,6 +140,11 @@ class Run(Model):
         Index("ix_runs_pipeline_trigger_state", "pipeline_id", "trigger", "state"),
         Index("ix_runs_state", "state"),
         Index("ix_runs_created", "created_at"),
+        # The runs list (newest first) filtered by pipeline, state or project: ordered index scans,
+        # index-only for deep pages (migration 0003_runs_list).
+        Index("ix_runs_list_pipeline", "pipeline_id", "id"),
+        Index("ix_runs_list_state", "state", "id"),
+        Index("ix_runs_list_project", "project_id", "id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"))
