@@ -1,7 +1,9 @@
 """REST endpoints the pages need beyond the pipeline/run/template APIs.
 
-- `GET /api/v1/me/`: who is signed in (name, roles, what they may read and write, locale) and a
-  short-lived JWT, so the browser bundle calls every other endpoint as a plain API client.
+- `GET /api/v1/me/`: who is signed in (name, roles, what they may read and write, locale). Called
+  with the browser session it also hands out a short-lived JWT, so the browser bundle calls every
+  other endpoint as a plain API client; called with a JWT (like any other endpoint) it hands out
+  none, so a token cannot renew itself past its expiry.
 - `/api/v1/projects/`: projects and their members (owner, member, viewer): list, create, add or
   change a member, remove a member. Admins manage every project; an owner manages their own.
 
@@ -21,7 +23,7 @@ from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import protect
 from flask_appbuilder.security.sqla.models import User
 from flask_babel import get_locale
-from flask_jwt_extended import create_access_token
+from flask_jwt_extended import create_access_token, verify_jwt_in_request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -56,13 +58,19 @@ class SessionApi(BaseApi):
 
     @expose("/", methods=["GET"])
     def me(self) -> Response:
-        """Return the signed-in user, their permissions, the locale and an API token.
+        """Return the signed-in user, their permissions, the locale and (to a browser session) an API token.
         ---
         get:
           responses:
-            200: {description: The signed-in user}
+            200: {description: "The signed-in user (access_token only when called with the browser session)"}
             401: {description: Not signed in}
         """
+        # The same authentication as FAB's @protect(allow_browser_login=True): the session cookie,
+        # else the JWT bearer token (a missing, expired or foreign one answers 401). No resource
+        # permission: every signed-in user may ask who they are.
+        by_session = current_user_row() is not None
+        if not by_session:
+            verify_jwt_in_request()
         user = current_user_row()
         if user is None:
             return self.response_401()
@@ -70,12 +78,15 @@ class SessionApi(BaseApi):
         perms = {name: {"read": sm.has_access("can_read", name), "write": sm.has_access("can_write", name)}
                  for name in RESOURCES}
         locale = str(get_locale() or "en")
+        token: dict[str, Any] = {}
+        if by_session:
+            token = {"access_token": create_access_token(identity=str(user.id), fresh=False,
+                                                         expires_delta=TOKEN_LIFETIME),
+                     "expires_in": int(TOKEN_LIFETIME.total_seconds())}
         return self.response(
             200, id=user.id, username=user.username, name=f"{user.first_name} {user.last_name}".strip(),
             roles=[r.name for r in user.roles], is_admin=is_admin(user), can=perms,
-            locale="zh" if locale.startswith("zh") else "en", timezone=services().settings.timezone,
-            access_token=create_access_token(identity=str(user.id), fresh=False, expires_delta=TOKEN_LIFETIME),
-            expires_in=int(TOKEN_LIFETIME.total_seconds()))
+            locale="zh" if locale.startswith("zh") else "en", timezone=services().settings.timezone, **token)
 
 
 def project_rows(s: Session) -> list[dict[str, Any]]:

@@ -143,6 +143,21 @@ def test_viewer_reads_but_cannot_write(app: Any) -> None:
     assert client.post("/api/v1/runs/1/stop", headers=auth).status_code == 403
 
 
+def test_me_accepts_the_jwt_like_every_other_endpoint(app: Any) -> None:
+    client = app.test_client()
+    auth = token(client, "viewer", "viewer-pass")
+    res = client.get("/api/v1/me/", headers=auth)
+    assert res.status_code == 200, res.get_data(as_text=True)
+    me = res.get_json()
+    assert me["username"] == "viewer" and me["roles"] == ["Viewer"] and me["is_admin"] is False
+    assert me["can"]["Runs"] == {"read": True, "write": False}
+    assert "access_token" not in me, "a JWT must not renew itself through /me/"
+    assert client.get("/api/v1/me/").status_code == 401
+    assert client.get("/api/v1/me/", headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+    admin_auth = token(client, "admin", "admin-pass")
+    assert client.get("/api/v1/me/", headers=admin_auth).get_json()["is_admin"] is True
+
+
 def test_openapi_document_lists_the_api(admin: tuple[FlaskClient, dict[str, str]]) -> None:
     client, auth = admin
     doc = client.get("/api/v1/_openapi", headers=auth)
