@@ -90,6 +90,7 @@ def webserver(ctx: click.Context, host: str | None, port: int | None, workers: i
     """Serve the web pages and the REST API with gunicorn."""
     settings = get_services(ctx).settings
     bind = f"{host or settings.web_host}:{port or settings.web_port}"
+    os.environ.setdefault("PGAPPNAME", "myapp-webserver")  # gunicorn's argv does not name the command
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--preload", "-w", str(workers),
                                "-b", bind, "--access-logfile", "-", "myapp.web.wsgi:application"])
 
@@ -121,7 +122,38 @@ def worker(ctx: click.Context, burst: bool, concurrency: int | None, beat: bool,
     from myapp.queue.celery_app import create_celery
 
     app, _ = create_celery(services.settings)
-    app.worker_main(celery_worker_argv(services.settings, beat=beat, concurrency=concurrency, pool=pool))
+    code, asked = run_celery_worker(app, celery_worker_argv(services.settings, beat=beat, concurrency=concurrency,
+                                                            pool=pool))
+    if code and not asked:
+        fail(f"the Celery worker stopped by itself with exit code {code} (its log above says why)", code)
+    sys.exit(code)
+
+
+def run_celery_worker(app: Any, argv: list[str]) -> tuple[int, bool]:
+    """Run a Celery worker until it stops; return its exit code and whether a signal asked it to stop.
+
+    Celery's `app.worker_main` drops the code, so a worker stopped by an "Unrecoverable error"
+    exited 0 and a supervisor restarting only failures left it down.
+    """
+    from celery.signals import worker_init, worker_shutting_down
+
+    workers: list[Any] = []
+    asked: list[str] = []
+
+    def remember(sender: Any, **_: Any) -> None:
+        workers.append(sender)
+
+    def note_signal(sig: str = "", **_: Any) -> None:
+        asked.append(sig)
+
+    worker_init.connect(remember, weak=False)
+    worker_shutting_down.connect(note_signal, weak=False)
+    try:
+        app.worker_main(argv)
+    finally:
+        worker_init.disconnect(remember)
+        worker_shutting_down.disconnect(note_signal)
+    return (int(workers[-1].exitcode or 0) if workers else 1), bool(asked)
 
 
 def run_burst(services: Any, concurrency: int, poll: float = 0.2) -> int:

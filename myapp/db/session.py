@@ -3,16 +3,30 @@
 SQLite gets WAL, a busy timeout, foreign keys, and `BEGIN IMMEDIATE` for write transactions
 (a single-writer lock, our substitute for row locks there); server databases use row locks
 (`SELECT ... FOR UPDATE [SKIP LOCKED]`) taken by the stores.
+
+Connections are checked before use (`pool_pre_ping`), so one dropped while idle in the pool is
+replaced unnoticed; a transaction whose connection drops midway is repeated whole by
+`Database.retry_on_disconnect`. PostgreSQL sessions are named after the command (`myapp-worker`)
+so `pg_stat_activity` tells the processes apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -25,7 +39,32 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     if url.startswith("mysql://"):
         url = "mysql+pymysql://" + url[len("mysql://"):]
+    if url.startswith("postgresql"):
+        kwargs.setdefault("connect_args", {"application_name": application_name()})
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+
+
+def application_name(argv: list[str] | None = None) -> str:
+    """Return this process's PostgreSQL application_name: $PGAPPNAME, else `myapp-<command>`."""
+    if os.environ.get("PGAPPNAME"):
+        return os.environ["PGAPPNAME"]
+    argv = sys.argv if argv is None else argv
+    program = Path(argv[0]) if argv else Path()
+    if program.name == "myapp" or (program.name == "__main__.py" and program.parent.name == "myapp"):
+        command = next((arg for arg in argv[1:] if not arg.startswith("-")), "")
+        return f"myapp-{command}"[:63] if command else "myapp"
+    return "myapp"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Return True for an error that repeating the transaction may cure.
+
+    A connection dropped or refused, a server restarting, a deadlock or serialization failure
+    (DBAPI OperationalError); never SQLite's (its only transient one, "locked", already waited).
+    """
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError) and "sqlite" not in type(exc.orig).__module__
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -87,6 +126,25 @@ class Database:
         """
         if self.engine.dialect.name == "postgresql":
             session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+    def retry_on_disconnect(self, work: Callable[[], T], *, within: float = 30.0,
+                            sleep: Callable[[float], None] = time.sleep) -> T:
+        """Return `work()`, calling it again while it fails on a lost connection, for up to `within` s.
+
+        `work` must be whole transactions that are safe to repeat: one that failed was rolled back.
+        (A connection lost during COMMIT leaves the outcome unknown; the stores' writes are
+        idempotent or find the row already moved on.)
+        """
+        deadline, delay = time.monotonic() + within, 0.1
+        while True:
+            try:
+                return work()
+            except DBAPIError as exc:
+                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("database connection lost (%s); retrying in %.1f s", str(exc.orig).strip(), delay)
+            sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

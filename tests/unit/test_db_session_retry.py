@@ -1,0 +1,77 @@
+"""myapp/db/session.py: which errors a transaction is repeated for, and how long; session names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from myapp.db.session import Database, application_name, is_transient
+
+
+class AdminShutdown(Exception):
+    """Stands in for psycopg's error class (only its module is looked at)."""
+
+
+AdminShutdown.__module__ = "psycopg.errors"
+
+
+class SqliteLocked(Exception):
+    pass
+
+
+SqliteLocked.__module__ = "sqlite3"
+
+
+def dropped() -> OperationalError:
+    return OperationalError("SELECT 1", {}, AdminShutdown("terminating connection due to administrator command"))
+
+
+def test_transient_errors() -> None:
+    assert is_transient(dropped())
+    assert not is_transient(OperationalError("SELECT 1", {}, SqliteLocked("database is locked")))
+    assert not is_transient(IntegrityError("INSERT", {}, AdminShutdown("duplicate key")))
+    assert not is_transient(ValueError("no"))
+
+
+def test_retry_repeats_the_work_until_it_succeeds() -> None:
+    calls, sleeps = [], []
+
+    def work() -> str:
+        calls.append(1)
+        if len(calls) < 4:
+            raise dropped()
+        return "done"
+
+    db = Database.__new__(Database)  # no engine needed
+    assert db.retry_on_disconnect(work, sleep=sleeps.append) == "done"
+    assert len(calls) == 4 and sleeps == [0.1, 0.2, 0.4]
+
+
+def test_retry_gives_up_after_its_budget_and_never_retries_other_errors() -> None:
+    db: Any = Database.__new__(Database)
+
+    def down() -> None:
+        raise dropped()
+
+    with pytest.raises(OperationalError):
+        db.retry_on_disconnect(down, within=0.0, sleep=lambda _: None)
+    calls = []
+
+    def conflict() -> None:
+        calls.append(1)
+        raise IntegrityError("INSERT", {}, AdminShutdown("duplicate key"))
+
+    with pytest.raises(IntegrityError):
+        db.retry_on_disconnect(conflict, sleep=lambda _: None)
+    assert calls == [1]
+
+
+def test_application_name_names_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PGAPPNAME", raising=False)
+    assert application_name(["/usr/local/bin/myapp", "worker", "--beat"]) == "myapp-worker"
+    assert application_name(["/src/myapp/__main__.py", "schedule", "tick"]) == "myapp-schedule"
+    assert application_name(["/x/gunicorn/__main__.py", "-w", "2"]) == "myapp"
+    monkeypatch.setenv("PGAPPNAME", "custom")
+    assert application_name(["/usr/local/bin/myapp", "worker"]) == "custom"
