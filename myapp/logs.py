@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 LIVE_TTL_SECONDS = 24 * 3600
 MAX_LINE = 64 * 1024
+FLUSH_AFTER = 0.05  # seconds a buffered line may wait before the live copies get it
 
 
 @dataclass(frozen=True)
@@ -41,55 +43,95 @@ class LogWriter(Protocol):
 class RedisLike(Protocol):
     def rpush(self, key: str, *values: str) -> Any: ...
     def expire(self, key: str, seconds: int) -> Any: ...
+    def pipeline(self, transaction: bool = True) -> Any: ...
     def lrange(self, key: str, start: int, end: int) -> Any: ...
     def exists(self, *keys: str) -> Any: ...
     def delete(self, *keys: str) -> Any: ...
 
 
 class AttemptLog:
-    """Writes one attempt's lines to the live file and, when configured, to Redis."""
+    """Writes one attempt's lines to the live file and, when configured, to Redis.
 
-    def __init__(self, key: LogKey, logs_dir: Path, redis: RedisLike | None) -> None:
+    Unbuffered (the default), each line goes out as it is written. Buffered, lines wait until the
+    owner calls `flush_if_due` (at most FLUSH_AFTER seconds after the first waiting line) or `close`:
+    an attempt that ends within that time costs no Redis round trip and never has a live file.
+    """
+
+    def __init__(self, key: LogKey, logs_dir: Path, redis: RedisLike | None, *, buffered: bool = False) -> None:
         self.key = key
         self.final = key.path(logs_dir)
-        self.final.parent.mkdir(parents=True, exist_ok=True)
         self.live = self.final.with_suffix(".live")
-        self._file = self.live.open("a", encoding="utf-8", errors="replace")
+        self._file: Any = None  # the live file, opened by the first flush
         self._redis = redis
+        self._buffered = buffered
+        self._pending: list[str] = []
+        self._due = 0.0  # monotonic time by which pending lines must be flushed
         self._closed = False
         self._lock = threading.Lock()
+        self._redact: Callable[[str], str] | None = None
+
+    def redact_with(self, redact: Callable[[str], str]) -> None:
+        """Pass every line written from now on through `redact` (e.g. a Redactor of the task's secrets)."""
+        self._redact = redact
 
     def write(self, line: str) -> None:
         """Append one line (a trailing newline is added if missing; huge lines are cut)."""
+        if self._redact is not None:
+            line = self._redact(line)
         if len(line) > MAX_LINE:
             line = line[:MAX_LINE] + f"... [line cut at {MAX_LINE} characters]\n"
         if not line.endswith("\n"):
             line += "\n"
         with self._lock:
-            self._write(line)
+            if not self._pending:
+                self._due = time.monotonic() + FLUSH_AFTER
+            self._pending.append(line)
+            if not self._buffered:
+                self._flush(LIVE_TTL_SECONDS)
 
-    def _write(self, line: str) -> None:
-        self._file.write(line)
-        self._file.flush()
+    def flush_due_in(self) -> float | None:
+        """Return seconds until buffered lines must be flushed (0 if overdue), None if none wait."""
+        return max(0.0, self._due - time.monotonic()) if self._pending else None
+
+    def flush_if_due(self) -> None:
+        """Send buffered lines to the live file and Redis if the oldest has waited FLUSH_AFTER."""
+        with self._lock:
+            if self._pending and time.monotonic() >= self._due and not self._closed:
+                self._flush(LIVE_TTL_SECONDS)
+
+    def _flush(self, ttl: int) -> None:
+        lines, self._pending = self._pending, []
+        if self._file is None:
+            self.final.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.live.open("a", encoding="utf-8", errors="replace")
+        if lines:
+            self._file.write("".join(lines))
+            self._file.flush()
         if self._redis is not None:
-            try:
-                self._redis.rpush(self.key.redis_key, line)
-                self._redis.expire(self.key.redis_key, LIVE_TTL_SECONDS)
+            try:  # one round trip: the lines and the key's time to live
+                pipe = self._redis.pipeline(transaction=False)
+                if lines:
+                    pipe.rpush(self.key.redis_key, *lines)
+                pipe.expire(self.key.redis_key, ttl)
+                pipe.execute()
             except Exception:  # noqa: BLE001  live view is best effort; the archive keeps every line
                 self._redis = None
 
     def close(self) -> None:
-        """Archive: the live file becomes the final log; the Redis copy expires soon after."""
-        if self._closed:
-            return
-        self._closed = True
-        self._file.close()
-        os.replace(self.live, self.final)
-        if self._redis is not None:
-            try:
-                self._redis.expire(self.key.redis_key, 300)
-            except Exception:  # noqa: BLE001
-                pass
+        """Archive: the live file becomes the final log; the Redis copy expires soon after.
+
+        Lines never flushed before (an attempt that ended within FLUSH_AFTER) had no live copy
+        and get none: they go straight to the archive.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._file is None:
+                self._redis = None
+            self._flush(300)
+            self._file.close()
+            os.replace(self.live, self.final)
 
 
 class LogReader:

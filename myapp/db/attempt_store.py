@@ -11,16 +11,71 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import JSON, Connection, Row, and_, bindparam, exists, func, insert, literal, select, update
+from sqlalchemy.orm import Session, aliased
 
 from myapp.core import engine as core
 from myapp.core.model import PipelineSpec, TaskSpec
-from myapp.core.states import RunState, TaskState, check_task_transition
-from myapp.db.run_store import RunStore, _view
+from myapp.core.states import TASK_UNFINISHED, RunState, TaskState, check_task_transition
+from myapp.db.run_store import LockedRun, RunStore
 from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
+from myapp.db.types import UTCDateTime
 
 ACTIVE_TASK_STATES = [TaskState.QUEUED.value, TaskState.RUNNING.value, TaskState.UP_FOR_RETRY.value]
+
+# The claim and finish statements, built once: SQLAlchemy Core on the session's connection (no unit
+# of work, no identity map), each row change an UPDATE guarded by the state it leaves, with RETURNING.
+_CLAIM_READ = (
+    select(Run.id, Run.state, Run.version_id, Run.pipeline_id, Run.trigger, Run.execution_date_text, Run.params,
+           Run.runner, Run.created_by, Run.debug_task, Run.deadline_at,
+           TaskInstance.task_name, TaskInstance.state.label("ti_state"), TaskInstance.inputs)
+    .join_from(Run, TaskInstance, TaskInstance.run_id == Run.id)
+    .where(TaskInstance.id == bindparam("ti_id")))
+_CLAIM_START = (
+    update(TaskInstance)
+    .where(TaskInstance.id == bindparam("ti_id"), TaskInstance.state == TaskState.QUEUED.value)
+    .values(state=TaskState.RUNNING.value, try_number=TaskInstance.try_number + 1,
+            started_at=func.coalesce(TaskInstance.started_at, bindparam("now", type_=UTCDateTime())))
+    .returning(TaskInstance.try_number))
+_INSERT_ATTEMPT = insert(TaskAttempt).returning(TaskAttempt.id)
+_RUN_OF_ATTEMPT = (select(TaskInstance.run_id).join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
+                   .where(TaskAttempt.id == bindparam("attempt_id")).scalar_subquery())
+_FINISH_LOCK = select(Run.id, Run.state, Run.version_id, Run.debug_task, Run.deadline_at).where(Run.id == _RUN_OF_ATTEMPT)
+_END_RUNNING_ATTEMPT = (update(TaskAttempt)
+                        .where(TaskAttempt.id == bindparam("attempt_id"), TaskAttempt.state == "running")
+                        .returning(TaskAttempt.task_instance_id))
+_ATTEMPT_END = select(TaskAttempt.message, TaskAttempt.ended_at).where(TaskAttempt.id == bindparam("attempt_id"))
+_END_ATTEMPT = update(TaskAttempt).where(TaskAttempt.id == bindparam("attempt_id"))
+_TASK_TRIES = (select(TaskInstance.task_name, TaskInstance.try_number, TaskInstance.max_tries,
+                      TaskInstance.next_try_at).where(TaskInstance.id == bindparam("ti_id")))
+_SET_TASK = update(TaskInstance).where(TaskInstance.id == bindparam("ti_id"))
+_OTHER = aliased(TaskInstance)
+_OTHERS_UNFINISHED = exists().where(_OTHER.run_id == bindparam("of_run"), _OTHER.id != TaskInstance.id,
+                                    _OTHER.state.in_(sorted(t.value for t in TASK_UNFINISHED)))
+
+# PostgreSQL runs two dependent row changes as one statement (a data-modifying WITH), a round trip less.
+_NOW = bindparam("now", type_=UTCDateTime())
+_STARTED = _CLAIM_START.returning(TaskInstance.id).cte("started")
+_START_ATTEMPT_IN_ONE = insert(TaskAttempt).from_select(
+    ["task_instance_id", "try_number", "state", "worker", "started_at", "heartbeat_at", "deadline_at",
+     "pod_names", "container", "events", "message"],
+    select(_STARTED.c.id, _STARTED.c.try_number, literal("running"), bindparam("worker"), _NOW, _NOW,
+           bindparam("deadline", type_=UTCDateTime()), literal([], JSON()), literal({}, JSON()), literal([], JSON()),
+           literal("")),
+).returning(TaskAttempt.id, TaskAttempt.try_number)
+_ENDED = (update(TaskAttempt).where(TaskAttempt.id == bindparam("attempt_id"), TaskAttempt.state == "running")
+          .values(state="succeeded", exit_code=bindparam("a_exit"), ended_at=_NOW, message=bindparam("a_message"))
+          .returning(TaskAttempt.task_instance_id).cte("ended"))
+_SUCCEED_IN_ONE = (update(TaskInstance).where(TaskInstance.id == _ENDED.c.task_instance_id)
+                   .values(state=TaskState.SUCCEEDED.value, outputs=bindparam("t_outputs", type_=JSON()), message="",
+                           ended_at=_NOW, inputs=func.coalesce(bindparam("t_inputs", type_=JSON(none_as_null=True)),
+                                                               TaskInstance.inputs))
+                   .returning(TaskInstance.task_name, _OTHERS_UNFINISHED))
+# A success returns the task's name and whether another task instance of the run is unfinished,
+# in the same round trip (the run lock keeps the others as they are).
+_SET_TASK_SUCCEEDED = _SET_TASK.returning(TaskInstance.task_name, exists().where(
+    _OTHER.run_id == bindparam("of_run"), _OTHER.id != bindparam("ti_id"),
+    _OTHER.state.in_(sorted(t.value for t in TASK_UNFINISHED))))
 
 
 @dataclass(frozen=True)
@@ -65,46 +120,64 @@ class AttemptStore:
         self.runs = runs
         self.db = runs.db
         self._names: dict[int, tuple[str, str]] = {}
+        # Claims share the run lock (FOR SHARE OF runs: the task instance row is only read, the
+        # guarded UPDATE locks it); finishing takes it exclusively. SQLite: the writer lock.
+        self._claim_read, self._finish_lock = _CLAIM_READ, _FINISH_LOCK
+        self._in_one = self.db.engine.dialect.name == "postgresql"
+        if not self.db.is_sqlite:
+            self._claim_read = _CLAIM_READ.with_for_update(of=Run, **self.db.lock_options(shared=True))
+            self._finish_lock = _FINISH_LOCK.with_for_update(**self.db.lock_options())
 
     def claim(self, ti_id: int, worker: str, now: datetime) -> AttemptContext | None:
         """Start the next attempt of a queued task instance, or return None if not claimable."""
         with self.db.write() as s:
+            conn = s.connection()
             # A shared lock on the run: claims of one run do not wait for each other, while
             # stop, timeout and finish (exclusive) are serialized against them.
-            owner = select(TaskInstance.run_id).where(TaskInstance.id == ti_id).scalar_subquery()
-            run = s.scalar(select(Run).where(Run.id == owner).with_for_update(**self.db.lock_options(shared=True)))
-            if run is None:
+            row = conn.execute(self._claim_read, {"ti_id": ti_id}).first()
+            if row is None or row.ti_state != TaskState.QUEUED.value or row.state != RunState.RUNNING.value:
                 return None
-            ti = s.scalar(select(TaskInstance).where(TaskInstance.id == ti_id)
-                          .with_for_update(**self.db.lock_options()))
-            if ti is None or ti.state != TaskState.QUEUED.value or run.state != RunState.RUNNING.value:
-                return None
-            if run.deadline_at is not None and now >= run.deadline_at:
+            if row.deadline_at is not None and now >= row.deadline_at:
                 return None  # D8: no attempt starts after the run deadline
-            return self._start_attempt(s, run, ti, worker, now)
+            check_task_transition(TaskState.QUEUED, TaskState.RUNNING)
+            spec, _ = self.runs.specs.get(s, row.version_id)
+            task = spec.task(row.task_name)
+            deadline = now + timedelta(seconds=task.timeout) if task.timeout else None
+            started = self._start_attempt(conn, ti_id, worker, now, deadline)
+            if started is None:
+                return None
+            return self._context(s, conn, row, ti_id, started, spec, task, deadline)
 
-    def _start_attempt(self, s: Session, run: Run, ti: TaskInstance, worker: str, now: datetime) -> AttemptContext:
-        spec, _ = self.runs.specs.get(s, run.version_id)
-        task = spec.task(ti.task_name)
-        check_task_transition(TaskState(ti.state), TaskState.RUNNING)
-        ti.state = TaskState.RUNNING.value
-        ti.try_number += 1
-        ti.started_at = ti.started_at or now
-        deadline = now + timedelta(seconds=task.timeout) if task.timeout else None
-        attempt = TaskAttempt(
-            task_instance_id=ti.id, try_number=ti.try_number, state="running", worker=worker,
-            started_at=now, heartbeat_at=now, deadline_at=deadline, pod_names=[], container={}, events=[],
-        )
-        s.add(attempt)
-        s.flush()
+    def _start_attempt(self, conn: Connection, ti_id: int, worker: str, now: datetime,
+                       deadline: datetime | None) -> tuple[int, int] | None:
+        """Mark the task instance running and insert its attempt; return (attempt id, try number).
+
+        Guarded by state = queued: of two claims racing for one task instance, the second waits
+        for the first's row lock, then finds it running and changes nothing (None).
+        """
+        if self._in_one:
+            row = conn.execute(_START_ATTEMPT_IN_ONE, {"ti_id": ti_id, "now": now, "worker": worker,
+                                                       "deadline": deadline}).first()
+            return None if row is None else (row[0], row[1])
+        try_number = conn.execute(_CLAIM_START, {"ti_id": ti_id, "now": now}).scalar()
+        if try_number is None:
+            return None
+        attempt_id = conn.execute(_INSERT_ATTEMPT, {
+            "task_instance_id": ti_id, "try_number": try_number, "state": "running", "worker": worker,
+            "started_at": now, "heartbeat_at": now, "deadline_at": deadline}).scalar_one()
+        return attempt_id, try_number
+
+    def _context(self, s: Session, conn: Connection, run: Row[Any], ti_id: int, started: tuple[int, int],
+                 spec: PipelineSpec, task: TaskSpec, deadline: datetime | None) -> AttemptContext:
+        attempt_id, try_number = started
         pipeline_name, creator = self._pipeline_names(s, run.pipeline_id)
         return AttemptContext(
-            attempt_id=attempt.id, task_instance_id=ti.id, try_number=ti.try_number, run_id=run.id,
+            attempt_id=attempt_id, task_instance_id=ti_id, try_number=try_number, run_id=run.id,
             pipeline_id=run.pipeline_id, pipeline_name=pipeline_name, spec=spec, task=task,
-            trigger=run.trigger, execution_date=run.execution_date_text, params=dict(run.params),
+            trigger=run.trigger, execution_date=run.execution_date_text, params=dict(run.params or {}),
             creator=creator, runner=run.runner, user_id=run.created_by,
-            token=self.runs.run_token(run.id), upstream_outputs=self._upstream_outputs(s, run, task),
-            debug_inputs=dict(ti.inputs) if run.debug_task else None, deadline_at=deadline,
+            token=self.runs.run_token(run.id), upstream_outputs=self._upstream_outputs(conn, run, task),
+            debug_inputs=dict(run.inputs or {}) if run.debug_task else None, deadline_at=deadline,
         )
 
     def _pipeline_names(self, s: Session, pipeline_id: int) -> tuple[str, str]:
@@ -119,11 +192,11 @@ class AttemptStore:
             self._names[pipeline_id] = hit
         return hit
 
-    def _upstream_outputs(self, s: Session, run: Run, task: TaskSpec) -> dict[str, dict[str, Any]]:
+    def _upstream_outputs(self, conn: Connection, run: Row[Any], task: TaskSpec) -> dict[str, dict[str, Any]]:
         names = {b.task for b in task.inputs if b.source == "task" and b.task}
         if not names or run.debug_task:
             return {}
-        rows = s.execute(select(TaskInstance.task_name, TaskInstance.outputs).where(
+        rows = conn.execute(select(TaskInstance.task_name, TaskInstance.outputs).where(
             TaskInstance.run_id == run.id, TaskInstance.task_name.in_(names))).all()
         return {name: dict(outputs or {}) for name, outputs in rows}
 
@@ -165,40 +238,68 @@ class AttemptStore:
 
     def finish_in(self, s: Session, attempt_id: int, result: AttemptResult, now: datetime) -> list[int]:
         """Apply an attempt's end inside the caller's transaction; return task ids to dispatch."""
-        owner = (select(TaskInstance.run_id)
-                 .join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
-                 .where(TaskAttempt.id == attempt_id).scalar_subquery())
-        run = s.scalar(select(Run).where(Run.id == owner).with_for_update(**self.db.lock_options()))
-        if run is None:
+        conn = s.connection()
+        head = conn.execute(self._finish_lock, {"attempt_id": attempt_id}).first()
+        if head is None:
             return []
-        found = s.execute(select(TaskAttempt, TaskInstance)
-                          .join(TaskInstance, TaskInstance.id == TaskAttempt.task_instance_id)
-                          .where(TaskAttempt.id == attempt_id)
-                          .execution_options(populate_existing=True)).first()
-        assert found is not None
-        attempt, ti = found
-        attempt.exit_code = result.exit_code
-        attempt.ended_at = attempt.ended_at or now
-        if attempt.state != "running":  # stopped, timed out by the run, or declared lost meanwhile
-            attempt.message = (attempt.message + "; " if attempt.message else "") + result.message
-            return []
-        attempt.state = "succeeded" if result.succeeded else "failed"
-        attempt.message = result.message
-        if result.inputs:
-            ti.inputs = dict(result.inputs)
-        return self._advance_task(s, run, ti, result, now)
-
-    def _advance_task(self, s: Session, run: Run, ti: TaskInstance, result: AttemptResult, now: datetime) -> list[int]:
-        spec, _ = self.runs.specs.get(s, run.version_id)
-        dag = self.runs.dag_of(s, run)
+        run = LockedRun(*head)
+        if result.succeeded and self._in_one:
+            return self._succeed_in_one(s, run, attempt_id, result, now)
+        # A new statement after the lock: it sees what a stop or timeout committed while we waited.
+        ti_id = conn.execute(_END_RUNNING_ATTEMPT, {
+            "attempt_id": attempt_id, "state": "succeeded" if result.succeeded else "failed",
+            "exit_code": result.exit_code, "ended_at": now, "message": result.message}).scalar()
+        if ti_id is None:
+            return self._end_taken_attempt(conn, attempt_id, result, now)
+        inputs = {"inputs": dict(result.inputs)} if result.inputs else {}
         if result.succeeded:
-            ti.state, ti.outputs, ti.message, ti.ended_at = TaskState.SUCCEEDED.value, dict(result.outputs), "", now
-            return self.runs.advance_in(s, run, now, dag.downstream.get(ti.task_name, ()))
-        task = spec.task(ti.task_name)
-        state, next_try = core.after_failed_attempt(_view(ti), now, task.retry_delay, run.deadline_at)
-        ti.state, ti.next_try_at, ti.message = state.value, next_try, result.message
+            check_task_transition(TaskState.RUNNING, TaskState.SUCCEEDED)
+            name, others_unfinished = conn.execute(_SET_TASK_SUCCEEDED, {
+                "ti_id": ti_id, "of_run": run.id, "state": TaskState.SUCCEEDED.value,
+                "outputs": dict(result.outputs), "message": "", "ended_at": now, **inputs}).one()
+            return self._after_success(s, run, name, others_unfinished, now)
+        return self._fail_task(s, run, ti_id, result, now, inputs)
+
+    def _succeed_in_one(self, s: Session, run: LockedRun, attempt_id: int, result: AttemptResult,
+                        now: datetime) -> list[int]:
+        conn = s.connection()
+        check_task_transition(TaskState.RUNNING, TaskState.SUCCEEDED)
+        done = conn.execute(_SUCCEED_IN_ONE, {
+            "attempt_id": attempt_id, "a_exit": result.exit_code, "a_message": result.message, "now": now,
+            "t_outputs": dict(result.outputs), "t_inputs": dict(result.inputs) if result.inputs else None,
+            "of_run": run.id}).first()
+        if done is None:
+            return self._end_taken_attempt(conn, attempt_id, result, now)
+        return self._after_success(s, run, done[0], done[1], now)
+
+    def _after_success(self, s: Session, run: LockedRun, name: str, others_unfinished: bool,
+                       now: datetime) -> list[int]:
+        downstream = self.runs.dag_of(s, run).downstream.get(name, ())
+        if not downstream and others_unfinished:
+            return []  # nothing to queue, and the run goes on
+        return self.runs.advance_in(s, run, now, downstream)
+
+    def _end_taken_attempt(self, conn: Connection, attempt_id: int, result: AttemptResult, now: datetime) -> list[int]:
+        # Stopped, timed out by the run, or declared lost meanwhile: the attempt keeps that end.
+        message, ended_at = conn.execute(_ATTEMPT_END, {"attempt_id": attempt_id}).one()
+        conn.execute(_END_ATTEMPT, {"attempt_id": attempt_id, "exit_code": result.exit_code,
+                                    "ended_at": ended_at or now,
+                                    "message": (message + "; " if message else "") + result.message})
+        return []
+
+    def _fail_task(self, s: Session, run: LockedRun, ti_id: int, result: AttemptResult, now: datetime,
+                   inputs: dict[str, Any]) -> list[int]:
+        conn = s.connection()
+        ti = conn.execute(_TASK_TRIES, {"ti_id": ti_id}).one()
+        spec, _ = self.runs.specs.get(s, run.version_id)
+        view = core.TaskView(ti.task_name, TaskState.RUNNING, ti.try_number, ti.max_tries, ti.next_try_at)
+        state, next_try = core.after_failed_attempt(view, now, spec.task(ti.task_name).retry_delay, run.deadline_at)
+        check_task_transition(TaskState.RUNNING, state)
+        ended = {"ended_at": now} if state is TaskState.FAILED else {}
+        conn.execute(_SET_TASK, {"ti_id": ti_id, "state": state.value, "next_try_at": next_try,
+                                 "message": result.message, **ended, **inputs})
         if state is TaskState.FAILED:
-            ti.ended_at = now
+            dag = self.runs.dag_of(s, run)
             self.runs._set_states(s, run.id, dag.descendants(ti.task_name), TaskState.UPSTREAM_FAILED, now,
                                   message=f"upstream task {ti.task_name!r} failed")
             return self.runs.advance_in(s, run, now, ())

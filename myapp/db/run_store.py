@@ -13,17 +13,15 @@ import hmac
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, object_session
 
 from myapp.alerts import enqueue_in
 from myapp.core import engine as core
 from myapp.core.dag import Dag
-from myapp.core.errors import Conflict, NotFound, SpecError
-from myapp.core.model import PipelineSpec
+from myapp.core.errors import Conflict, MyappError, NotFound
 from myapp.core.states import (
     RUN_MARK_TARGETS,
     RUN_MARKABLE,
@@ -34,6 +32,15 @@ from myapp.core.states import (
     TaskState,
     Trigger,
     check_run_transition,
+)
+from myapp.db.bulk import is_in
+from myapp.db.run_drafts import (
+    PipelineRow,
+    RunDraft,
+    draft_run,
+    insert_started,
+    started_rows,
+    version_of,
 )
 from myapp.db.schedule_store import wake_in
 from myapp.db.session import Database
@@ -57,11 +64,6 @@ class NewRun:
     debug_task: str | None = None
     debug_inputs: Mapping[str, str] | None = None
     copied_from: int | None = None
-
-
-def format_execution_date(instant: datetime, timezone: str) -> str:
-    """Render an instant as `%Y-%m-%d %H:%M:%S` in the pipeline's zone (R2)."""
-    return instant.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class RunStore:
@@ -101,35 +103,59 @@ class RunStore:
 
     def create_in(self, s: Session, new: NewRun, now: datetime) -> tuple[int, list[int]]:
         """Create and start a run inside the caller's transaction; return (id, queued ti ids)."""
-        pipeline = s.get(Pipeline, new.pipeline_id)
-        if pipeline is None:
-            raise NotFound(f"pipeline {new.pipeline_id} not found")
-        version_id = new.version_id or pipeline.current_version_id
-        if version_id is None:
-            raise Conflict(f"pipeline {pipeline.name!r} has no version yet")
+        row = s.get(Pipeline, new.pipeline_id)
+        pipeline = None if row is None else PipelineRow(row.id, row.name, row.project_id, row.current_version_id,
+                                                        row.timezone)
+        version_id = version_of(new, pipeline)
+        assert pipeline is not None  # version_of raised otherwise
         spec, dag = self.specs.get(s, version_id)
-        params = check_params(spec, new.params)
-        names = [new.debug_task] if new.debug_task else list(dag.names)
-        if new.debug_task and new.debug_task not in dag.names:
-            raise NotFound(f"task {new.debug_task!r} not found in pipeline {spec.name!r}")
-        run = Run(
-            pipeline_id=pipeline.id, version_id=version_id, project_id=pipeline.project_id,
-            trigger=str(new.trigger), state=RunState.QUEUED.value, params=params,
-            execution_date=new.execution_date,
-            execution_date_text=format_execution_date(new.execution_date, pipeline.timezone),
-            debug_task=new.debug_task, copied_from_id=new.copied_from, created_by=new.user_id,
-            runner=new.runner, timeout=spec.timeout, created_at=now, updated_at=now,
-        )
+        return self._insert_draft(s, draft_run(new, pipeline, version_id, spec, dag, now), now)
+
+    def draft_many_in(self, s: Session, news: Sequence[NewRun], now: datetime) -> list[RunDraft | MyappError]:
+        """Check many new runs as `create_in` does, writing nothing: a draft, or the refusal, for each.
+
+        Two statements for the whole batch (the pipelines, the versions not cached yet).
+        """
+        ids = sorted({new.pipeline_id for new in news})
+        pipelines = {row.id: PipelineRow(*row) for row in s.execute(
+            select(Pipeline.id, Pipeline.name, Pipeline.project_id, Pipeline.current_version_id, Pipeline.timezone)
+            .where(is_in(Pipeline.id, ids, s.get_bind().dialect.name)))} if ids else {}
+        versions: list[int | MyappError] = []
+        for new in news:
+            try:
+                versions.append(version_of(new, pipelines.get(new.pipeline_id)))
+            except MyappError as exc:
+                versions.append(exc)
+        specs = self.specs.get_many(s, {v for v in versions if isinstance(v, int)})
+        drafts: list[RunDraft | MyappError] = []
+        for new, version in zip(news, versions, strict=True):
+            try:
+                if isinstance(version, MyappError):
+                    raise version
+                if version not in specs:
+                    raise NotFound(f"pipeline version {version} not found")
+                drafts.append(draft_run(new, pipelines[new.pipeline_id], version, *specs[version], now))
+            except MyappError as exc:
+                drafts.append(exc)
+        return drafts
+
+    def create_drafts_in(self, s: Session, drafts: Sequence[RunDraft], now: datetime) -> list[tuple[int, list[int]]]:
+        """Create and start drafted runs in the caller's transaction; return (id, queued ti ids) for each.
+
+        Runs whose start only queues their ready tasks (every cron run) are inserted already
+        started, in two statements for all of them; any other goes through `create_in`'s path.
+        """
+        started = [started_rows(draft, now) for draft in drafts]
+        bulk = iter(insert_started(s, [rows for rows in started if rows is not None]))
+        return [next(bulk) if rows is not None else self._insert_draft(s, draft, now)
+                for draft, rows in zip(drafts, started, strict=True)]
+
+    def _insert_draft(self, s: Session, draft: RunDraft, now: datetime) -> tuple[int, list[int]]:
+        run = Run(**draft.run)
         s.add(run)
         s.flush()
-        for name in names:
-            task = spec.task(name)
-            s.add(TaskInstance(
-                run_id=run.id, task_name=name, state=TaskState.PENDING.value, try_number=0,
-                max_tries=task.retries + 1,
-                inputs=dict(new.debug_inputs or {}) if new.debug_task else {},
-                outputs={},
-            ))
+        for task in draft.tasks:
+            s.add(TaskInstance(run_id=run.id, **task))
         s.flush()
         return run.id, self._start(s, run, now)
 
@@ -150,7 +176,7 @@ class RunStore:
             raise NotFound(f"run {run_id} not found")
         return run
 
-    def dag_of(self, s: Session, run: Run) -> Dag:
+    def dag_of(self, s: Session, run: RunHead) -> Dag:
         """Return the DAG a run executes (one node for a debug run)."""
         spec, dag = self.specs.get(s, run.version_id)
         if run.debug_task:
@@ -158,41 +184,45 @@ class RunStore:
         return dag
 
     def advance_in(
-        self, s: Session, run: Run, now: datetime, candidates: Iterable[str] | None = None
+        self, s: Session, run: RunHead, now: datetime, candidates: Iterable[str] | None = None
     ) -> list[int]:
         """Queue what is ready, propagate failures, finish the run if nothing can run any more.
 
         With `candidates` only those tasks (and their upstreams) are examined — the
         event-driven path after one task finishes; without, the whole run (reconciler, retry).
+        The run must be locked by the caller.
         """
         if RunState(run.state) is not RunState.RUNNING:
             return []
+        s.flush()  # the reads below go straight to the connection: they must see the caller's changes
         dag = self.dag_of(s, run)
         names = set(dag.names) if candidates is None else set(candidates)
         if not names:
             self.finish_if_done(s, run, now)
             return []
         needed = names | {u for n in names for u in dag.upstream.get(n, ())}
-        query = select(TaskInstance).where(TaskInstance.run_id == run.id)
+        query = _TASK_VIEWS.where(TaskInstance.run_id == run.id)
         if candidates is not None:
             query = query.where(TaskInstance.task_name.in_(needed))
-        rows = s.scalars(query).all()
-        views = {r.task_name: _view(r) for r in rows}
+        rows = s.connection().execute(query).all()
+        views = {r.task_name: core.TaskView(r.task_name, TaskState(r.state), r.try_number, r.max_tries,
+                                            r.next_try_at) for r in rows}
         blocked = core.blocked_by_failure(dag, views, names)
         if blocked:
             self._set_states(s, run.id, blocked, TaskState.UPSTREAM_FAILED, now,
                              message="an upstream task did not succeed")
         ready = core.ready_to_queue(dag, views, names, now)
-        queued = self._queue(s, [r for r in rows if r.task_name in ready], now)
-        self.finish_if_done(s, run, now)
+        queued = self._queue(s, [r.id for r in rows if r.task_name in ready], now)
+        if not queued:  # else the run goes on: what was just queued is unfinished
+            self.finish_if_done(s, run, now)
         return queued
 
-    def _queue(self, s: Session, rows: Sequence[TaskInstance], now: datetime) -> list[int]:
-        for row in rows:
-            row.state = TaskState.QUEUED.value
-            row.queued_at = now
-            row.next_try_at = None
-        return [row.id for row in rows]
+    def _queue(self, s: Session, ids: Sequence[int], now: datetime) -> list[int]:
+        if ids:  # one UPDATE; "evaluate" keeps task instances loaded in this session up to date
+            s.execute(update(TaskInstance).where(TaskInstance.id.in_(ids))
+                      .values(state=TaskState.QUEUED.value, queued_at=now, next_try_at=None),
+                      execution_options={"synchronize_session": "evaluate"})
+        return list(ids)
 
     def _set_states(
         self, s: Session, run_id: int, names: Iterable[str], target: TaskState, now: datetime, *,
@@ -206,18 +236,18 @@ class RunStore:
             .execution_options(synchronize_session=False)
         )
 
-    def finish_if_done(self, s: Session, run: Run, now: datetime) -> None:
+    def finish_if_done(self, s: Session, run: RunHead, now: datetime) -> None:
         """End the run when no task instance is unfinished any more."""
-        unfinished = select(TaskInstance.id).where(
-            TaskInstance.run_id == run.id, TaskInstance.state.in_([t.value for t in TASK_UNFINISHED])).limit(1)
-        if s.scalar(unfinished) is not None:
+        if s.connection().execute(_UNFINISHED, {"run_id": run.id}).first() is not None:
             return
         counts = dict(s.execute(
             select(TaskInstance.state, func.count()).where(TaskInstance.run_id == run.id)
             .group_by(TaskInstance.state)).all())
         outcome = core.run_outcome(TaskState(k) for k in counts)
         if outcome is not None:
-            self._end_run(run, outcome, now, "" if outcome is RunState.SUCCEEDED else "a task failed")
+            ended = s.get(Run, run.id)  # the caller's object if it holds one; locked by the caller either way
+            assert ended is not None
+            self._end_run(ended, outcome, now, "" if outcome is RunState.SUCCEEDED else "a task failed")
 
     def _end_run(self, run: Run, state: RunState, now: datetime, message: str) -> None:
         check_run_transition(RunState(run.state), state)
@@ -314,19 +344,38 @@ class RunStore:
             wake_in(s, run)  # a depends_on_past successor may launch now
 
 
+class RunHead(Protocol):
+    """The run columns advancing reads: an ORM `Run`, or a `LockedRun` read with the run lock."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def version_id(self) -> int: ...
+    @property
+    def debug_task(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class LockedRun:
+    """A run's head, read by a statement that locked its row (the attempt store's finish)."""
+
+    id: int
+    state: str
+    version_id: int
+    debug_task: str | None
+    deadline_at: datetime | None
+
+
+_TASK_VIEWS = select(TaskInstance.id, TaskInstance.task_name, TaskInstance.state, TaskInstance.try_number,
+                     TaskInstance.max_tries, TaskInstance.next_try_at)
+_UNFINISHED = (select(TaskInstance.id)
+               .where(TaskInstance.run_id == bindparam("run_id"),
+                      TaskInstance.state.in_(sorted(t.value for t in TASK_UNFINISHED)))
+               .limit(1))
+
+
 def _view(row: TaskInstance) -> core.TaskView:
     return core.TaskView(row.task_name, TaskState(row.state), row.try_number, row.max_tries, row.next_try_at)
 
-
-def check_params(spec: PipelineSpec, supplied: Mapping[str, Any]) -> dict[str, str]:
-    """Return the run's parameters: declared ones only, required ones present."""
-    declared = {p.name: p for p in spec.parameters}
-    unknown = sorted(set(supplied) - set(declared))
-    if unknown:
-        raise SpecError("params", f"unknown parameter(s) {', '.join(unknown)}; "
-                        f"declared: {', '.join(declared) or 'none'}")
-    out = {k: str(v) for k, v in supplied.items()}
-    missing = [p.name for p in spec.parameters if p.required and p.default is None and p.name not in out]
-    if missing:
-        raise SpecError("params", f"missing required parameter(s) {', '.join(missing)}")
-    return out

@@ -8,31 +8,35 @@ or timeout. The image of a task is ignored here.
 from __future__ import annotations
 
 import os
+import selectors
 import shutil
 import signal
 import subprocess
-import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from myapp.core.errors import MyappError
 from myapp.core.inputs import InputValue, resolve_inputs
 from myapp.core.model import OutputSpec
 from myapp.core.params import MASK
 from myapp.core.ports import TemplateCatalog
+from myapp.core.redact import Redactor
 from myapp.core.render import RenderContext, render_global_params, render_task
 from myapp.db.attempt_store import AttemptContext, AttemptResult
 from myapp.executor.outputs import collect_outputs, materialize
-from myapp.logs import AttemptLog
+from myapp.logs import MAX_LINE, AttemptLog
 
 # If the worker process dies (kill -9), the kernel kills the task's leader process too instead of
 # leaving it running unsupervised. setpriv sets PR_SET_PDEATHSIG and execs the command; a
 # preexec_fn would do the same but forces fork() instead of vfork(), +2 ms per spawn.
 DIE_WITH_PARENT: tuple[str, ...] = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("setpriv") else ()
 PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
+EXIT_POLL = 0.02  # seconds between exit checks where no pidfd tells of the exit
+DRAIN_TIMEOUT = 5.0  # seconds to read what is left in the pipes after the process group is gone
 
 
 @dataclass(frozen=True)
@@ -64,10 +68,12 @@ class LocalExecutor:
         """Run one attempt to its end and return how it ended; never raises for task errors."""
         workdir = self.workdir(ctx)
         try:
-            argv, env, outputs, shown = self._prepare(ctx, workdir)
+            argv, env, outputs, shown, secret_values = self._prepare(ctx, workdir)
         except MyappError as exc:
             log.write(f"[myapp] {exc}")
             return AttemptResult(succeeded=False, message=str(exc))
+        # What the task prints of its secrets or its run token never reaches the live or archived log.
+        log.redact_with(Redactor([*secret_values, ctx.token]))
         log.write(f"[myapp] attempt {ctx.try_number} of task {ctx.task.name!r} in {workdir}")
         try:
             if shutil.which(argv[0], path=env.get("PATH")) is None:
@@ -97,7 +103,7 @@ class LocalExecutor:
         return AttemptResult(succeeded=True, exit_code=0, outputs=produced, inputs=shown)
 
     def _prepare(self, ctx: AttemptContext, workdir: Path) -> tuple[
-            tuple[str, ...], dict[str, str], tuple[OutputSpec, ...], dict[str, Any]]:
+            tuple[str, ...], dict[str, str], tuple[OutputSpec, ...], dict[str, Any], list[str]]:
         rctx = RenderContext(
             creator=ctx.creator, runner=ctx.runner, pipeline_id=ctx.pipeline_id,
             pipeline_name=ctx.pipeline_name, run_id=ctx.run_id, task_name=ctx.task.name,
@@ -121,7 +127,8 @@ class LocalExecutor:
         })
         secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
         shown = {k: {"type": v.kind, "value": MASK if k in secrets else values[k]} for k, v in resolved.items()}
-        return rendered.argv, env, rendered.outputs, shown
+        secret_values = [v for k, v in [*values.items(), *rendered.env.items()] if k in secrets]
+        return rendered.argv, env, rendered.outputs, shown, secret_values
 
     def _local_values(self, resolved: Mapping[str, InputValue], workdir: Path) -> dict[str, str]:
         # File inputs are copied per consumer, so one task cannot alter what another receives (R11).
@@ -132,38 +139,125 @@ class LocalExecutor:
 
     def _wait(self, proc: subprocess.Popen[bytes], ctx: AttemptContext, log: AttemptLog,
               heartbeat: Heartbeat, now: Now) -> tuple[int, str]:
-        readers = [_pump(proc.stdout, log), _pump(proc.stderr, log)]
-        why = ""
-        while True:
-            try:
-                code = proc.wait(timeout=self.config.heartbeat_interval)
+        """Pump the output into the log until the process exits, heart-beating; kill it when told to."""
+        watch = _Watch(proc, log)
+        try:
+            why = ""
+            while not watch.pump(until=time.monotonic() + self.config.heartbeat_interval):
+                if ctx.deadline_at is not None and now() >= ctx.deadline_at:
+                    why = f"task {ctx.task.name!r} timed out after {ctx.task.timeout} s"
+                elif not heartbeat():
+                    why = "attempt stopped"
+                if why:
+                    code = self.kill(watch)
+                    break
+            else:
+                code = proc.wait()
                 _kill_leftovers(proc.pid)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            if ctx.deadline_at is not None and now() >= ctx.deadline_at:
-                why = f"task {ctx.task.name!r} timed out after {ctx.task.timeout} s"
-            elif not heartbeat():
-                why = "attempt stopped"
-            if why:
-                code = self.kill(proc)
-                break
-        for reader in readers:
-            reader.join(timeout=5)
+            watch.drain(time.monotonic() + DRAIN_TIMEOUT)
+        finally:
+            watch.close()
         return code, why
 
-    def kill(self, proc: subprocess.Popen[bytes]) -> int:
-        """Kill the attempt's whole process group: SIGTERM, then SIGKILL after the grace period."""
+    def kill(self, watch: _Watch) -> int:
+        """Kill the attempt's whole process group: SIGTERM, then SIGKILL after the grace period.
+
+        The output is read meanwhile, so a task writing while it shuts down never blocks.
+        """
         for sig, wait in ((signal.SIGTERM, self.config.kill_grace), (signal.SIGKILL, 10.0)):
             try:
-                os.killpg(proc.pid, sig)
+                os.killpg(watch.proc.pid, sig)
             except ProcessLookupError:
                 pass
+            if watch.pump(until=time.monotonic() + wait):
+                break
+        code = watch.proc.wait()
+        _kill_leftovers(watch.proc.pid)
+        return code
+
+
+class _Watch:
+    """Reads a process's stdout and stderr into its log, line by line, in the calling thread.
+
+    One selector waits for output, the exit (a pidfd where the platform has one, else a short
+    poll) and the log's next flush, so a short attempt costs no thread and no polling delay.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes], log: AttemptLog) -> None:
+        self.proc = proc
+        self.log = log
+        self.selector = selectors.DefaultSelector()
+        self.streams = {stream.fileno(): stream for stream in (proc.stdout, proc.stderr) if stream is not None}
+        self.partial = {fd: bytearray() for fd in self.streams}
+        self.cutting: set[int] = set()  # streams inside a line already cut at MAX_LINE
+        for fd in self.streams:
+            self.selector.register(fd, selectors.EVENT_READ)
+        self.pidfd: int | None = None
+        if hasattr(os, "pidfd_open"):
             try:
-                return proc.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
-        return proc.wait()
+                self.pidfd = os.pidfd_open(proc.pid)
+                self.selector.register(self.pidfd, selectors.EVENT_READ)
+            except OSError:  # an old kernel
+                self.pidfd = None
+
+    def pump(self, until: float) -> bool:
+        """Read output until the process exits (True) or the monotonic time `until` (False)."""
+        while self.proc.poll() is None:
+            timeout = until - time.monotonic()
+            if timeout <= 0:
+                return False
+            self._select(timeout if self.pidfd is not None else min(timeout, EXIT_POLL))
+        return True
+
+    def drain(self, until: float) -> None:
+        """Read what is left in the pipes until both end or the monotonic time `until`."""
+        if self.pidfd is not None:
+            self.selector.unregister(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = None
+        while self.streams and (timeout := until - time.monotonic()) > 0:
+            self._select(timeout)
+
+    def _select(self, timeout: float) -> None:
+        due = self.log.flush_due_in()
+        for key, _ in self.selector.select(timeout if due is None else min(timeout, due)):
+            if key.fd in self.streams:
+                self._read(key.fd)
+        self.log.flush_if_due()
+
+    def _read(self, fd: int) -> None:
+        chunk = os.read(fd, 65536)
+        if not chunk:  # end of the stream: its last line may lack a newline
+            if self.partial[fd] and fd not in self.cutting:
+                self.log.write(self.partial[fd].decode("utf-8", errors="replace"))
+            self.selector.unregister(fd)
+            self.streams.pop(fd).close()
+            return
+        buf = self.partial[fd]
+        buf += chunk
+        start = 0
+        while (end := buf.find(b"\n", start)) >= 0:
+            if fd in self.cutting:  # the rest of a cut line is dropped
+                self.cutting.discard(fd)
+            else:
+                self.log.write(buf[start:end + 1].decode("utf-8", errors="replace"))
+            start = end + 1
+        del buf[:start]
+        if len(buf) > MAX_LINE and fd not in self.cutting:  # the log cuts it; keep no more of it
+            self.log.write(buf.decode("utf-8", errors="replace"))
+            self.cutting.add(fd)
+        if fd in self.cutting:
+            buf.clear()
+
+    def close(self) -> None:
+        """Release the selector, the pidfd and any pipe still open."""
+        self.selector.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+        for stream in self.streams.values():
+            stream.close()
+        self.streams.clear()
 
 
 def _kill_leftovers(pgid: int) -> None:
@@ -173,15 +267,3 @@ def _kill_leftovers(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _pump(stream: IO[bytes] | None, log: AttemptLog) -> threading.Thread:
-    def run() -> None:
-        assert stream is not None
-        for raw in iter(stream.readline, b""):
-            log.write(raw.decode("utf-8", errors="replace"))
-        stream.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread

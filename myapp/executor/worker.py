@@ -44,18 +44,28 @@ def run_task_instance(ti_id: int, services: Services) -> bool:
 
 def execute_task_instance(ti_id: int, services: Services, executor: LocalExecutor) -> bool:
     """Run the next attempt of task instance `ti_id` if it is still queued; return True if it ran."""
-    clock, attempts = services.clock, services.attempts
-    ctx = attempts.claim(ti_id, worker_name(), clock.now())
+    clock, attempts, retry = services.clock, services.attempts, services.db.retry_on_disconnect
+    # Each store call is whole transactions: one whose connection dropped is repeated (a lost
+    # finish would lose the result; a heartbeat raising would leave the task process unkilled).
+    ctx = retry(lambda: attempts.claim(ti_id, worker_name(), clock.now()))
     if ctx is None:
         return False
-    log = AttemptLog(LogKey(ctx.run_id, ctx.task.name, ctx.try_number), services.settings.logs_dir, services.redis)
+    # Buffered: the executor flushes the lines of a running attempt every FLUSH_AFTER seconds, and a
+    # short attempt's lines go out once, at close.
+    log = AttemptLog(LogKey(ctx.run_id, ctx.task.name, ctx.try_number), services.settings.logs_dir, services.redis,
+                     buffered=True)
     process: dict[str, Any] = {}
 
     def heartbeat() -> bool:
         # Where the attempt runs is written with its first heartbeat: a task shorter than one
         # heartbeat interval costs no extra transaction.
         fresh = process.pop("new", None)
-        return attempts.heartbeat(ctx.attempt_id, clock.now(), pid=fresh and fresh["pid"], container=fresh)
+        try:
+            return retry(lambda: attempts.heartbeat(ctx.attempt_id, clock.now(), pid=fresh and fresh["pid"],
+                                                    container=fresh))
+        except Exception as exc:  # noqa: BLE001  the database stayed away: the attempt will be declared lost
+            log.write(f"[myapp] heartbeat failed, stopping the attempt: {str(exc).splitlines()[0]}")
+            return False
 
     try:
         result = executor.run(
@@ -67,5 +77,5 @@ def execute_task_instance(ti_id: int, services: Services, executor: LocalExecuto
         result = AttemptResult(succeeded=False, message=f"internal error: {exc}")
     finally:
         log.close()
-    attempts.finish(ctx.attempt_id, result, clock.now())
+    retry(lambda: attempts.finish(ctx.attempt_id, result, clock.now()))
     return True

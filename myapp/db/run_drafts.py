@@ -1,0 +1,146 @@
+"""A new run as rows: the run and its task instances, drafted once, then inserted one by one
+(`RunStore.create_in`, through the ORM and `advance_in`) or for a whole batch (`insert_started`:
+one INSERT ... RETURNING for the runs and one for the task instances, however many runs).
+
+Both ways give identical rows: the checks (`draft_run`) and the start decision (the core's
+`ready_to_queue`, as in `advance_in`) are the same functions. Holds no business rule of its own;
+must not import Celery, Flask or kubernetes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from myapp.core import engine as core
+from myapp.core.dag import Dag
+from myapp.core.errors import Conflict, NotFound, SpecError
+from myapp.core.model import PipelineSpec
+from myapp.core.states import RunState, TaskState, check_run_transition
+from myapp.db.bulk import insert_rows
+from myapp.db.tables import Run, TaskInstance
+
+if TYPE_CHECKING:
+    from myapp.db.run_store import NewRun
+
+_RUNS = Run.__table__
+_TASK_INSTANCES = TaskInstance.__table__
+
+
+@dataclass(frozen=True)
+class PipelineRow:
+    """The pipeline columns a new run copies."""
+
+    id: int
+    name: str
+    project_id: int
+    current_version_id: int | None
+    timezone: str
+
+
+@dataclass(frozen=True)
+class RunDraft:
+    """A checked new run: its row (state queued), its task instances (pending) and the DAG it executes."""
+
+    run: Mapping[str, Any]
+    tasks: tuple[Mapping[str, Any], ...]
+    dag: Dag
+
+
+@lru_cache(maxsize=4096)  # the runs of one pass share a few instants
+def format_execution_date(instant: datetime, timezone: str) -> str:
+    """Render an instant as `%Y-%m-%d %H:%M:%S` in the pipeline's zone (R2)."""
+    return instant.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def version_of(new: NewRun, pipeline: PipelineRow | None) -> int:
+    """Return the version a new run pins (D10: the current one unless given); raise if there is none."""
+    if pipeline is None:
+        raise NotFound(f"pipeline {new.pipeline_id} not found")
+    version_id = new.version_id or pipeline.current_version_id
+    if version_id is None:
+        raise Conflict(f"pipeline {pipeline.name!r} has no version yet")
+    return version_id
+
+
+def draft_run(new: NewRun, pipeline: PipelineRow, version_id: int, spec: PipelineSpec, dag: Dag,
+              now: datetime) -> RunDraft:
+    """Check a new run (parameters, debug task) and return its rows; raise a MyappError if refused."""
+    params = check_params(spec, new.params)
+    if new.debug_task and new.debug_task not in dag.names:
+        raise NotFound(f"task {new.debug_task!r} not found in pipeline {spec.name!r}")
+    names = [new.debug_task] if new.debug_task else list(dag.names)
+    run = {
+        "pipeline_id": pipeline.id, "version_id": version_id, "project_id": pipeline.project_id,
+        "trigger": str(new.trigger), "state": RunState.QUEUED.value, "params": params,
+        "execution_date": new.execution_date,
+        "execution_date_text": format_execution_date(new.execution_date, pipeline.timezone),
+        "debug_task": new.debug_task, "copied_from_id": new.copied_from, "created_by": new.user_id,
+        "runner": new.runner, "timeout": spec.timeout, "created_at": now, "updated_at": now,
+    }
+    tasks = tuple({"task_name": name, "state": TaskState.PENDING.value, "try_number": 0,
+                   "max_tries": spec.task(name).retries + 1,
+                   "inputs": dict(new.debug_inputs or {}) if new.debug_task else {}, "outputs": {}}
+                  for name in names)
+    executed = Dag((new.debug_task,), {new.debug_task: ()}) if new.debug_task else dag
+    return RunDraft(run, tasks, executed)
+
+
+def check_params(spec: PipelineSpec, supplied: Mapping[str, Any]) -> dict[str, str]:
+    """Return the run's parameters: declared ones only, required ones present."""
+    declared = {p.name: p for p in spec.parameters}
+    unknown = sorted(set(supplied) - set(declared))
+    if unknown:
+        raise SpecError("params", f"unknown parameter(s) {', '.join(unknown)}; "
+                        f"declared: {', '.join(declared) or 'none'}")
+    out = {k: str(v) for k, v in supplied.items()}
+    missing = [p.name for p in spec.parameters if p.required and p.default is None and p.name not in out]
+    if missing:
+        raise SpecError("params", f"missing required parameter(s) {', '.join(missing)}")
+    return out
+
+
+def started_rows(draft: RunDraft, now: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """Return the rows of the draft's run once started at `now`, as `RunStore._start` leaves them.
+
+    The run becomes running (deadline set from its timeout) and the tasks the core's
+    `ready_to_queue` picks are queued. None when starting would do more than that (a task is
+    blocked, or nothing is ready so the run would end at once): such a run goes through
+    `RunStore.create_in`.
+    """
+    check_run_transition(RunState(draft.run["state"]), RunState.RUNNING)
+    views = {t["task_name"]: core.TaskView(t["task_name"], TaskState.PENDING, 0, t["max_tries"]) for t in draft.tasks}
+    names = set(draft.dag.names)
+    ready = set(core.ready_to_queue(draft.dag, views, names, now))
+    if not ready or core.blocked_by_failure(draft.dag, views, names):
+        return None
+    timeout = draft.run["timeout"]
+    run = {**draft.run, "state": RunState.RUNNING.value, "started_at": now, "updated_at": now,
+           "deadline_at": now + timedelta(seconds=timeout) if timeout else None,
+           "message": "", "token_hash": None, "ended_at": None}
+    tasks = [{**t, "state": TaskState.QUEUED.value, "queued_at": now} if t["task_name"] in ready
+             else {**t, "queued_at": None} for t in draft.tasks]
+    return run, tasks
+
+
+def insert_started(s: Session, started: Sequence[tuple[dict[str, Any], list[dict[str, Any]]]],
+                   ) -> list[tuple[int, list[int]]]:
+    """Insert started runs and their task instances in two statements; return (run id, queued ids) each."""
+    if not started:
+        return []
+    conn = s.connection()
+    run_ids = [run_id for run_id, in insert_rows(conn, _RUNS, [run for run, _ in started], returning=("id",))]
+    rows = [{**task, "run_id": run_id, "message": "", "started_at": None, "ended_at": None, "next_try_at": None}
+            for run_id, (_, tasks) in zip(run_ids, started, strict=True) for task in tasks]
+    ti_ids = [ti_id for ti_id, in insert_rows(conn, _TASK_INSTANCES, rows, returning=("id",))]
+    queued: dict[int, list[int]] = {run_id: [] for run_id in run_ids}
+    for row, ti_id in zip(rows, ti_ids, strict=True):
+        if row["state"] == TaskState.QUEUED.value:
+            queued[row["run_id"]].append(ti_id)
+    return [(run_id, queued[run_id]) for run_id in run_ids]

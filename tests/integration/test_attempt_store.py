@@ -1,0 +1,174 @@
+"""AttemptStore's claim and finish transactions racing each other and operator actions (no worker).
+
+The messages are captured instead of sent, so each test decides who claims and finishes what, when.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from myapp.db.attempt_store import AttemptContext, AttemptResult
+from myapp.db.tables import Run, TaskAttempt, TaskInstance
+from tests.integration.engine_helpers import save, start
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+OK = AttemptResult(succeeded=True, exit_code=0)
+
+
+@pytest.fixture()
+def sent(services: Any) -> Iterator[list[int]]:
+    """The task instance ids dispatched while the test runs (nothing is sent to a broker)."""
+    ids: list[int] = []
+    real = services.runs.dispatch
+    services.set_dispatch(ids.extend)
+    yield ids
+    services.set_dispatch(real)
+
+
+def fanout(services: Any, name: str, leaves: int, retries: int = 0) -> int:
+    lines = [f"name: {name}", "tasks:", "  - {name: root, image: local, command: ['true']}"]
+    lines += [f"  - {{name: leaf{i}, image: local, command: ['true'], depends_on: [root], retries: {retries}}}"
+              for i in range(leaves)]
+    return save(services, "\n".join(lines) + "\n")
+
+
+def claim(services: Any, ti_id: int) -> AttemptContext | None:
+    return services.attempts.claim(ti_id, f"w{threading.get_ident()}", services.clock.now())
+
+
+def started_leaves(services: Any, sent: list[int], name: str, leaves: int) -> tuple[int, list[int]]:
+    """Start a fan-out run and finish its root; return (run id, the queued leaves)."""
+    run_id = start(services, fanout(services, name, leaves))
+    root = claim(services, sent.pop())
+    assert root is not None
+    services.attempts.finish(root.attempt_id, OK, services.clock.now())
+    queued = list(sent)
+    sent.clear()
+    assert len(queued) == leaves
+    return run_id, queued
+
+
+def together(works: list[Callable[[], object]]) -> list[object]:
+    """Run each of `works` in a thread of its own, all released at once; return the results."""
+    barrier = threading.Barrier(len(works))
+    results: list[object] = []
+
+    def go(work: Callable[[], object]) -> None:
+        barrier.wait()
+        results.append(work())
+
+    threads = [threading.Thread(target=go, args=(work,)) for work in works]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def states(services: Any, run_id: int) -> tuple[str, dict[str, str], list[str]]:
+    """Return (run state, task states by name, attempt states)."""
+    with services.db.read() as s:
+        run = s.get(Run, run_id)
+        assert run is not None
+        tasks = {name: state for name, state in s.execute(
+            select(TaskInstance.task_name, TaskInstance.state).where(TaskInstance.run_id == run_id))}
+        attempts = list(s.scalars(select(TaskAttempt.state).join(TaskInstance).where(TaskInstance.run_id == run_id)))
+    return run.state, tasks, attempts
+
+
+def test_claims_racing_a_stop_leave_nothing_running(services: Any, sent: list[int]) -> None:
+    run_id, queued = started_leaves(services, sent, "claims-vs-stop", 8)
+    stop: Callable[[], object] = lambda: services.runs.stop_run(run_id, services.clock.now(), by="tester")  # noqa: E731
+    together([stop, *(lambda ti_id=ti_id: claim(services, ti_id) for ti_id in queued)])
+    run, tasks, attempts = states(services, run_id)
+    assert run == "stopped"
+    assert all(state == "stopped" for name, state in tasks.items() if name != "root"), tasks
+    assert attempts.count("running") == 0, attempts  # a claim either lost the race or was stopped
+
+
+def test_a_finish_after_a_stop_keeps_the_attempt_stopped(services: Any, sent: list[int]) -> None:
+    run_id, queued = started_leaves(services, sent, "finish-after-stop", 2)
+    ctx = claim(services, queued[0])
+    assert ctx is not None
+    services.runs.stop_run(run_id, services.clock.now(), by="tester")
+    services.attempts.finish(ctx.attempt_id, AttemptResult(succeeded=True, exit_code=0, message="done"),
+                             services.clock.now())
+    run, tasks, _ = states(services, run_id)
+    with services.db.read() as s:
+        attempt = s.get(TaskAttempt, ctx.attempt_id)
+        assert attempt is not None
+        assert (attempt.state, attempt.exit_code) == ("stopped", 0)
+        assert attempt.message == "stopped by tester; done" and attempt.ended_at is not None
+    assert run == "stopped" and tasks["leaf0"] == "stopped" and sent == []
+
+
+def test_duplicate_claims_of_every_leaf_start_one_attempt_each(services: Any, sent: list[int]) -> None:
+    run_id, queued = started_leaves(services, sent, "duplicate-claims", 6)
+    # each leaf's message three times, all claimed at once
+    results = together([lambda ti_id=ti_id: claim(services, ti_id) for ti_id in queued * 3])
+    won = [r for r in results if isinstance(r, AttemptContext)]
+    assert sorted(ctx.task_instance_id for ctx in won) == sorted(queued)
+    assert all(ctx.try_number == 1 for ctx in won)
+    _, tasks, attempts = states(services, run_id)
+    assert attempts.count("running") == 6 and len(attempts) == 7
+
+
+def test_leaves_finishing_together_end_the_run_once(services: Any, sent: list[int]) -> None:
+    run_id, queued = started_leaves(services, sent, "finishing-together", 12)
+
+    def finish(ctx: AttemptContext | None) -> object:
+        assert ctx is not None
+        failed = ctx.task.name == "leaf5"
+        result = AttemptResult(succeeded=not failed, exit_code=int(failed), message="exit code 1" if failed else "")
+        services.attempts.finish(ctx.attempt_id, result, services.clock.now())
+        return None
+
+    together([lambda ctx=claim(services, ti_id): finish(ctx) for ti_id in queued])
+    run, tasks, attempts = states(services, run_id)
+    assert run == "failed" and tasks["leaf5"] == "failed"
+    assert sorted(attempts) == ["failed"] + ["succeeded"] * 12 and sent == []
+    with services.db.read() as s:
+        ended = s.get(Run, run_id)
+        assert ended is not None and ended.ended_at is not None and ended.message == "a task failed"
+
+
+def test_a_leaf_up_for_retry_keeps_the_run_going(services: Any, sent: list[int]) -> None:
+    run_id = start(services, fanout(services, "leaf-retry", 2, retries=1))
+    root = claim(services, sent.pop())
+    assert root is not None
+    services.attempts.finish(root.attempt_id, OK, services.clock.now())
+    first, second = (claim(services, ti_id) for ti_id in list(sent))
+    sent.clear()
+    assert first is not None and second is not None
+    services.attempts.finish(first.attempt_id, OK, services.clock.now())
+    services.attempts.finish(second.attempt_id, AttemptResult(succeeded=False, exit_code=1, message="exit code 1"),
+                             services.clock.now())
+    run, tasks, _ = states(services, run_id)  # no retry delay: queued again at once
+    assert run == "running" and tasks == {"root": "succeeded", "leaf0": "succeeded", "leaf1": "queued"}
+    again = claim(services, sent.pop())
+    assert again is not None and again.try_number == 2
+    services.attempts.finish(again.attempt_id, OK, services.clock.now())
+    assert states(services, run_id)[:2] == ("succeeded", {"root": "succeeded", "leaf0": "succeeded",
+                                                          "leaf1": "succeeded"})
+
+
+def test_a_success_records_outputs_and_the_inputs_shown(services: Any, sent: list[int]) -> None:
+    run_id, queued = started_leaves(services, sent, "inputs-shown", 2)
+    shown = {"x": {"type": "str", "value": "1"}}
+    for ti_id, inputs in zip(queued, (shown, {}), strict=True):
+        ctx = claim(services, ti_id)
+        assert ctx is not None
+        services.attempts.finish(ctx.attempt_id, AttemptResult(succeeded=True, exit_code=0, outputs={"out": "v"},
+                                                               inputs=inputs), services.clock.now())
+    with services.db.read() as s:
+        rows = {ti.task_name: ti for ti in s.scalars(select(TaskInstance).where(TaskInstance.run_id == run_id))}
+        assert (rows["leaf0"].inputs, rows["leaf0"].outputs) == (shown, {"out": "v"})
+        assert (rows["leaf1"].inputs, rows["leaf1"].outputs) == ({}, {"out": "v"})
+        assert all(ti.state == "succeeded" and ti.ended_at is not None for ti in rows.values())
+    assert states(services, run_id)[0] == "succeeded"
