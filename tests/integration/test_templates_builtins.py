@@ -176,6 +176,30 @@ def test_secret_inputs_are_masked_in_the_run_details(engine_services: Any) -> No
     assert "hunter2" not in json.dumps(run["by_name"]["use"]) + log_text(engine_services, run["id"], "use")
 
 
+LEAKY_TEMPLATE = {
+    "name": "secret-leak", "version": "1", "args_style": "env",
+    "command": ["bash", "-c", "echo \"pw=$password token=$MYAPP_TOKEN\"; echo \"$password\" >&2; echo done"],
+    "parameters": {"password": {"type": "secret", "required": True}},
+}
+
+
+def test_a_task_printing_its_secret_and_token_leaves_them_masked_in_the_log(engine_services: Any) -> None:
+    engine_services.templates.sync([parse_template(LEAKY_TEMPLATE)], "test", engine_services.clock.now())
+    pid = save(engine_services, """
+        name: secret-leak-demo
+        parameters: [{name: pw}]
+        tasks:
+          - {name: leak, template: secret-leak, inputs: {password: {from: params.pw}}}
+    """)
+    run_id = start(engine_services, pid, {"pw": "correct-horse-battery"})
+    token = engine_services.runs.run_token(run_id)
+    run = wait_finished(engine_services, run_id)
+    text = log_text(engine_services, run["id"], "leak")
+    assert run["state"] == "succeeded", text
+    assert "pw=****** token=******" in text and "done" in text
+    assert "correct-horse-battery" not in text and token not in text
+
+
 def test_ready_made_ml_pipeline_runs_end_to_end(engine_services: Any) -> None:
     registry = Script({"/models": [(201, '{"ok": true}')]})
     spec = read_spec(str(TEMPLATES / "ml-train-evaluate-publish.yaml"))
