@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 
 from myapp.core.cron import (
     count_fire_times,
     fire_times,
+    fire_times_and_next,
     format_execution_date,
     newest_fire_times,
     next_fire_time,
@@ -127,13 +129,15 @@ def plan_pass(schedule: Schedule, records: Sequence[Record], active_cron_runs: i
     newest = epoch[-1].instant if epoch else None
     if (newest is not None and now < newest) or (last_pass_at is not None and now < last_pass_at):
         return PassPlan(next_fire_at=_next_fire_at(schedule, newest))  # R6: an earlier pass won
-    create, skipped = _materialize(schedule, newest, now, backfill_chunk)
+    after = newest if newest is not None else schedule.start_time - _JUST_BEFORE
+    create, skipped, next_fire_at = _materialize(schedule.cron, schedule.timezone, after, now,
+                                                 schedule.expired_limit, backfill_chunk)
     waiting = [r.instant for r in epoch if r.status == "waiting"] + list(create)
     keep = schedule.expired_limit
     expire, waiting = (waiting[:-keep], waiting[-keep:]) if 0 < keep < len(waiting) else ([], waiting)
     launch, waits = _launch(schedule, epoch, waiting, active_cron_runs)
     return PassPlan(create=create, expire=tuple(expire), launch=launch, skipped=skipped, waits=waits,
-                    next_fire_at=_next_fire_at(schedule, create[-1] if create else newest))
+                    next_fire_at=next_fire_at)
 
 
 def _epoch_records(schedule: Schedule, records: Sequence[Record]) -> list[Record]:
@@ -141,19 +145,25 @@ def _epoch_records(schedule: Schedule, records: Sequence[Record]) -> list[Record
     return sorted((r for r in records if r.instant >= schedule.start_time), key=lambda r: r.instant)
 
 
-def _materialize(schedule: Schedule, newest: datetime | None, now: datetime,
-                 chunk: int) -> tuple[tuple[datetime, ...], SkippedSpan | None]:
-    """Return the instants to create (R3) and the span skipped instead of expired at once (D12)."""
-    cron, tz, keep = schedule.cron, schedule.timezone, schedule.expired_limit
-    after = newest if newest is not None else schedule.start_time - _JUST_BEFORE
+@lru_cache(maxsize=2048)
+def _materialize(cron: str, tz: str, after: datetime, now: datetime, keep: int,
+                 chunk: int) -> tuple[tuple[datetime, ...], SkippedSpan | None, datetime | None]:
+    """Return the instants to create after `after` (R3), the span skipped instead of expired at once
+    (D12), and the first fire instant after the last one created (or after `after`): next_fire_at.
+
+    One forward walk finds both the instants and next_fire_at; only an outage longer than
+    max(chunk, keep) counts and walks back. Memoized: pipelines that share a cron, a zone and their
+    newest record (all due at the same instant, typically) plan the same instants.
+    """
     if keep == 0:  # keep all: backfill oldest first, `chunk` per pass
-        return tuple(fire_times(cron, tz, after, now, limit=chunk)), None
+        create, following = fire_times_and_next(cron, tz, after, now, chunk)
+        return tuple(create), None, following
+    create, following = fire_times_and_next(cron, tz, after, now, max(chunk, keep))
+    if following is None or following > now:  # a short outage: create it all, R4 expires the overflow
+        return tuple(create), None, following
     total = count_fire_times(cron, tz, after, now)
-    if total <= max(chunk, keep):  # a short outage: create it all, R4 expires the overflow
-        return tuple(fire_times(cron, tz, after, now)), None
     last_skipped, *kept = newest_fire_times(cron, tz, after, now, keep + 1)  # O(keep), not O(outage)
-    first_skipped = fire_times(cron, tz, after, now, limit=1)[0]
-    return tuple(kept), SkippedSpan(total - keep, first_skipped, last_skipped)
+    return tuple(kept), SkippedSpan(total - keep, create[0], last_skipped), _next_after(cron, tz, kept[-1])
 
 
 def _launch(schedule: Schedule, epoch: list[Record], waiting: list[datetime],
@@ -200,7 +210,12 @@ def _local(schedule: Schedule, instant: datetime) -> str:
 
 def _next_fire_at(schedule: Schedule, newest: datetime | None) -> datetime | None:
     after = newest if newest is not None else schedule.start_time - _JUST_BEFORE
-    return next_fire_time(schedule.cron, schedule.timezone, after)
+    return _next_after(schedule.cron, schedule.timezone, after)
+
+
+@lru_cache(maxsize=2048)
+def _next_after(cron: str, tz: str, after: datetime) -> datetime | None:
+    return next_fire_time(cron, tz, after)
 
 
 def apply_plan(records: Sequence[Record], active_cron_runs: int,

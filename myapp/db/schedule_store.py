@@ -14,12 +14,12 @@ from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from myapp.core.schedule import Record, RecordStatus, Schedule
 from myapp.core.states import RunState, Trigger
+from myapp.db.bulk import insert_rows, is_in, update_rows
 from myapp.db.session import Database
 from myapp.db.tables import Pipeline, Run, ScheduleRecord, ScheduleSkip
 
@@ -39,13 +39,14 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class NewRecord:
-    """A record to insert: status `waiting` or `expired` (expired by the same pass)."""
+    """A record to insert: `waiting`, `expired` (by the same pass) or `launched` (with its run, created first)."""
 
     pipeline_id: int
     instant: datetime
     text: str
     status: RecordStatus
     message: str
+    run_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,28 @@ class PipelineTick:
     schedule_error: str | None
 
 
-def schedule_of(pipeline: Pipeline) -> Schedule:
+@dataclass(frozen=True)
+class DuePipeline:
+    """The columns of a claimed pipeline that a pass reads (plain values, not an ORM object)."""
+
+    id: int
+    name: str
+    cron: str | None
+    timezone: str
+    start_time: datetime | None
+    depends_on_past: bool
+    expired_limit: int
+    max_active_runs: int
+    schedule_enabled: bool
+    schedule_type: str
+    last_tick_at: datetime | None
+    created_by: int | None
+
+
+_DUE_COLUMNS = tuple(getattr(Pipeline, name) for name in DuePipeline.__dataclass_fields__)
+
+
+def schedule_of(pipeline: Pipeline | DuePipeline) -> Schedule:
     """Return the core's view of a pipeline's schedule; ValueError if it cannot be scheduled."""
     if pipeline.cron is None or pipeline.start_time is None:
         raise ValueError("the schedule has no cron expression or start_time; save the pipeline again")
@@ -70,13 +92,14 @@ def schedule_of(pipeline: Pipeline) -> Schedule:
 
 
 def claim_due(s: Session, db: Database, now: datetime, *, after_id: int = 0, limit: int = 500,
-              ids: Sequence[int] | None = None) -> list[Pipeline]:
+              ids: Sequence[int] | None = None) -> list[DuePipeline]:
     """Lock and return up to `limit` due pipelines with id > after_id, by id (SKIP LOCKED).
 
     Due: enabled crontab, next_fire_at unset or <= now, and not already ticked at a later
-    instant (a clock that steps back changes nothing, R6).
+    instant (a clock that steps back changes nothing, R6). Plain rows: loading ORM objects would
+    cost more than planning them.
     """
-    q = (select(Pipeline)
+    q = (select(*_DUE_COLUMNS)
          .where(Pipeline.schedule_enabled.is_(True), Pipeline.schedule_type == "crontab",
                 (Pipeline.next_fire_at.is_(None)) | (Pipeline.next_fire_at <= now),
                 (Pipeline.last_tick_at.is_(None)) | (Pipeline.last_tick_at <= now),
@@ -84,58 +107,66 @@ def claim_due(s: Session, db: Database, now: datetime, *, after_id: int = 0, lim
          .order_by(Pipeline.id).limit(limit)
          .with_for_update(**db.lock_options(skip_locked=True)))
     if ids is not None:
-        q = q.where(Pipeline.id.in_(list(ids)))
-    return list(s.scalars(q))
+        q = q.where(is_in(Pipeline.id, ids, db.engine.dialect.name))
+    return [DuePipeline(*row) for row in s.execute(q)]
 
 
 def load_snapshots(s: Session, pipeline_ids: Sequence[int]) -> dict[int, Snapshot]:
-    """Return each pipeline's waiting records, newest record, latest launched record and active runs."""
+    """Return each pipeline's waiting records, newest record, latest launched record and active runs.
+
+    Two statements for the whole batch. The newest record, the latest launched one (with their
+    runs' states) and the active count come from correlated subqueries in the select list: a few
+    index probes per pipeline, however long its history, and a plan that does not depend on
+    table statistics (joins over a batch's 500 keys chose sequential scans of the records and runs
+    tables when a burst of launches had made the statistics stale).
+    """
     snaps = {pid: Snapshot() for pid in pipeline_ids}
     if not snaps:
         return snaps
-    ids = list(snaps)
+    ids, dialect = list(snaps), s.get_bind().dialect.name
+    newest, newest_status, newest_state = _newest(None)
+    launched, _, launched_state = _newest("launched")
+    query = select(Pipeline.id, _active_cron_runs(), newest, newest_status, newest_state, launched, launched_state)
+    for pid, active, newest_at, status, newest_run, launched_at, launched_run in s.execute(
+            query.where(is_in(Pipeline.id, ids, dialect))):
+        snap = snaps[pid]
+        snap.active = int(active)
+        if launched_at is not None:
+            snap.records[launched_at] = Record(launched_at, "launched", _run_state(launched_run))
+        if newest_at is not None:
+            snap.records[newest_at] = Record(newest_at, cast(RecordStatus, status), _run_state(newest_run))
     waiting = s.execute(select(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date, ScheduleRecord.message)
-                        .where(ScheduleRecord.pipeline_id.in_(ids), ScheduleRecord.status == "waiting"))
+                        .where(is_in(ScheduleRecord.pipeline_id, ids, dialect), ScheduleRecord.status == "waiting"))
     for pid, instant, message in waiting:
         snaps[pid].records[instant] = Record(instant, "waiting")
         snaps[pid].waiting[instant] = message
-    for pid, instant, rec_status, run_state in _newest_records(s, ids):
-        state = RunState(run_state) if run_state is not None else None
-        snaps[pid].records.setdefault(instant, Record(instant, rec_status, state))
-    active = s.execute(select(Run.pipeline_id, func.count())
-                       .where(Run.pipeline_id.in_(ids), Run.trigger == Trigger.CRON.value,
-                              Run.state.in_(ACTIVE_STATES))
-                       .group_by(Run.pipeline_id))
-    for pid, count in active:
-        snaps[pid].active = int(count)
     return snaps
 
 
-def _newest_records(s: Session, ids: list[int]) -> list[tuple[int, datetime, RecordStatus, str | None]]:
-    """Return, per pipeline, its newest record of the current epoch and its latest launched one.
+def _newest(status: str | None) -> tuple[Any, Any, Any]:
+    """Instant, status and run state of a pipeline's newest record of the current epoch (with `status`)."""
+    inner = aliased(ScheduleRecord)
 
-    Two statements: the instants come from correlated max() subqueries in the select list (one
-    index probe on (pipeline_id, execution_date) per pipeline, however long its history), then the
-    records themselves by their unique key.
-    """
-    def newest(status: str | None) -> Any:
-        inner = aliased(ScheduleRecord)
-        query = (select(func.max(inner.execution_date))
-                 .where(inner.pipeline_id == Pipeline.id, inner.execution_date >= Pipeline.start_time))
+    def newest(column: Any, *, with_run: bool = False) -> Any:
+        query = select(column).where(inner.pipeline_id == Pipeline.id, inner.execution_date >= Pipeline.start_time)
+        if with_run:
+            query = query.select_from(inner).outerjoin(Run, Run.id == inner.run_id)
         if status is not None:
             query = query.where(inner.status == status)
-        return query.correlate(Pipeline).scalar_subquery()
+        return query.order_by(inner.execution_date.desc()).limit(1).correlate(Pipeline).scalar_subquery()
 
-    keys = {(pid, at) for pid, *instants in s.execute(select(Pipeline.id, newest(None), newest("launched"))
-                                                      .where(Pipeline.id.in_(ids)))
-            for at in instants if at is not None}
-    if not keys:
-        return []
-    rows = s.execute(select(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date, ScheduleRecord.status,
-                            Run.state)
-                     .outerjoin(Run, Run.id == ScheduleRecord.run_id)
-                     .where(tuple_(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date).in_(list(keys))))
-    return [(pid, at, cast(RecordStatus, status), state) for pid, at, status, state in rows]
+    return newest(inner.execution_date), newest(inner.status), newest(Run.state, with_run=True)
+
+
+def _active_cron_runs() -> Any:
+    """How many of a pipeline's cron runs are queued or running (R5), correlated."""
+    return (select(func.count()).select_from(Run)
+            .where(Run.pipeline_id == Pipeline.id, Run.trigger == Trigger.CRON.value, Run.state.in_(ACTIVE_STATES))
+            .correlate(Pipeline).scalar_subquery())
+
+
+def _run_state(value: str | None) -> RunState | None:
+    return None if value is None else RunState(value)
 
 
 def insert_records(s: Session, rows: Sequence[NewRecord], now: datetime) -> set[tuple[int, datetime]]:
@@ -143,45 +174,37 @@ def insert_records(s: Session, rows: Sequence[NewRecord], now: datetime) -> set[
     if not rows:
         return set()
     values = [{"pipeline_id": r.pipeline_id, "execution_date": r.instant, "execution_date_text": r.text,
-               "status": r.status, "message": r.message, "created_at": now, "updated_at": now} for r in rows]
-    dialect = s.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = (dialect_insert(_RECORDS).on_conflict_do_nothing(index_elements=["pipeline_id", "execution_date"])
-                .returning(_RECORDS.c.pipeline_id, _RECORDS.c.execution_date))
-        return {(pid, instant) for pid, instant in s.connection().execute(stmt, values)}
+               "status": r.status, "message": r.message, "run_id": r.run_id, "created_at": now, "updated_at": now}
+              for r in rows]
+    if s.get_bind().dialect.name in ("postgresql", "sqlite"):
+        inserted = insert_rows(s.connection(), _RECORDS, values, returning=("pipeline_id", "execution_date"),
+                               conflict_keys=("pipeline_id", "execution_date"))
+        return {(pid, instant) for pid, instant in inserted}
     s.connection().execute(insert(_RECORDS).prefix_with("IGNORE"), values)  # MySQL: no RETURNING
     return {(r.pipeline_id, r.instant) for r in rows}
 
 
 def expire_records(s: Session, rows: Sequence[tuple[int, datetime, str]], now: datetime) -> None:
     """Mark waiting records (pipeline_id, instant, message) expired."""
-    _update_waiting(s, rows, now, status="expired")
+    _update_waiting(s, [{"pipeline_id": pid, "execution_date": at, "message": message} for pid, at, message in rows],
+                    {"status": "expired", "updated_at": now})
 
 
 def set_wait_reasons(s: Session, rows: Sequence[tuple[int, datetime, str]], now: datetime) -> None:
     """Store why waiting records (pipeline_id, instant, reason) still wait."""
-    _update_waiting(s, rows, now, status="waiting")
+    _update_waiting(s, [{"pipeline_id": pid, "execution_date": at, "message": reason} for pid, at, reason in rows],
+                    {"updated_at": now})
 
 
-def mark_launched(s: Session, rows: Sequence[tuple[int, datetime, int]], now: datetime) -> None:
-    """Mark waiting records (pipeline_id, instant, run_id) launched with their run."""
-    if rows:
-        stmt = (update(_RECORDS).where(*_waiting_key())
-                .values(status="launched", run_id=bindparam("b_run"), message="", updated_at=now))
-        s.connection().execute(stmt, [{"b_pid": pid, "b_at": at, "b_run": run_id} for pid, at, run_id in rows])
+def mark_launched(s: Session, rows: Sequence[tuple[int, datetime, int]], now: datetime) -> int:
+    """Mark waiting records (pipeline_id, instant, run_id) launched with their run; return how many were waiting."""
+    return _update_waiting(s, [{"pipeline_id": pid, "execution_date": at, "run_id": run_id}
+                               for pid, at, run_id in rows], {"status": "launched", "message": "", "updated_at": now})
 
 
-def _update_waiting(s: Session, rows: Sequence[tuple[int, datetime, str]], now: datetime, *, status: str) -> None:
-    if rows:
-        stmt = (update(_RECORDS).where(*_waiting_key())
-                .values(status=status, message=bindparam("b_message"), updated_at=now))
-        s.connection().execute(stmt, [{"b_pid": pid, "b_at": at, "b_message": msg} for pid, at, msg in rows])
-
-
-def _waiting_key() -> tuple[Any, ...]:
-    return (_RECORDS.c.pipeline_id == bindparam("b_pid"), _RECORDS.c.execution_date == bindparam("b_at"),
-            _RECORDS.c.status == "waiting")
+def _update_waiting(s: Session, rows: Sequence[dict[str, Any]], constants: dict[str, Any]) -> int:
+    return update_rows(s.connection(), _RECORDS, rows, keys=("pipeline_id", "execution_date"), constants=constants,
+                       only_if={"status": "waiting"})
 
 
 def insert_skips(s: Session, rows: Sequence[tuple[int, int, datetime, datetime]], now: datetime) -> None:
@@ -194,13 +217,9 @@ def insert_skips(s: Session, rows: Sequence[tuple[int, int, datetime, datetime]]
 
 def update_pipelines(s: Session, ticks: Iterable[PipelineTick]) -> None:
     """Write next_fire_at, last_tick_at and schedule_error back to the pipelines."""
-    params = [{"b_id": t.pipeline_id, "b_next": t.next_fire_at, "b_tick": t.last_tick_at,
-               "b_error": t.schedule_error} for t in ticks]
-    if params:
-        stmt = (update(_PIPELINES).where(_PIPELINES.c.id == bindparam("b_id"))
-                .values(next_fire_at=bindparam("b_next"), last_tick_at=bindparam("b_tick"),
-                        schedule_error=bindparam("b_error")))
-        s.connection().execute(stmt, params)
+    update_rows(s.connection(), _PIPELINES, [
+        {"id": t.pipeline_id, "next_fire_at": t.next_fire_at, "last_tick_at": t.last_tick_at,
+         "schedule_error": t.schedule_error} for t in ticks], keys=("id",))
 
 
 def wake_in(s: Session, run: Run) -> None:

@@ -13,16 +13,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from myapp.cli.schedule import parse_instant
 from myapp.core.cron import count_fire_times
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.states import RunState, Trigger
 from myapp.db.pipeline_store import SpecErrors
-from myapp.db.run_store import NewRun
+from myapp.db.run_store import NewRun, RunStore
 from myapp.db.schedule_store import record_rows, skip_rows
-from myapp.db.tables import Pipeline, PipelineVersion, Run, ScheduleRecord
+from myapp.db.tables import Pipeline, PipelineVersion, Run, ScheduleRecord, TaskInstance
 from myapp.scheduler import PassReport, preview_pipeline, run_pass
 from myapp.yaml_io import load_yaml
 
@@ -374,3 +374,81 @@ def test_preview_explains_each_fire_time_in_words(services: Any) -> None:
     assert first["local"] == "2026-01-02 02:00:00 +08:00" and first["action"] == "wait"
     assert first["reason"].startswith("waits: max_active_runs 1 reached (1 active)")
     assert "expires 1 older waiting record" in second["reason"]
+
+
+# ----- launching a whole batch at once -------------------------------------------------------------------
+def test_a_run_created_with_its_batch_equals_a_run_created_alone(services: Any) -> None:
+    params = "parameters:\n  - {name: day, required: true}\n  - {name: mode, default: fast}\n"
+    text = pipeline_yaml("batch-equal", "0 2 * * *", tz="Asia/Shanghai", params=params).replace(
+        "tasks:\n", "timeout: 600\ntasks:\n") + (
+        "  - {name: b, template: shell, args: {script: 'echo b'}, retries: 2}\n"
+        "  - {name: c, template: shell, args: {script: 'echo c'}, depends_on: [a, b]}\n")
+    pid = save_at(services, text, "2025-12-01T00:00Z")
+    now, at = ts("2026-01-03T00:00Z"), ts("2026-01-02T18:00Z")
+    new = NewRun(pid, Trigger.CRON, at, {"day": "2026-01-03"}, runner="scheduler")
+    with services.db.write() as s:
+        alone, alone_queued = services.runs.create_in(s, new, now)
+        drafts = services.runs.draft_many_in(s, [new, new], now)
+        (batched, batched_queued), _ = services.runs.create_drafts_in(s, drafts, now)
+    with services.db.read() as s:
+        rows = {r.id: r for r in s.scalars(select(Run).where(Run.id.in_([alone, batched])))}
+        tis = {run_id: {t.task_name: t for t in s.scalars(select(TaskInstance).where(TaskInstance.run_id == run_id))}
+               for run_id in (alone, batched)}
+        queued = {t.id: t.task_name for t in s.scalars(select(TaskInstance).where(
+            TaskInstance.id.in_(alone_queued + batched_queued)))}
+    assert columns(rows[batched], "id") == columns(rows[alone], "id")
+    assert rows[alone].execution_date_text == "2026-01-03 02:00:00" and rows[alone].state == "running"
+    assert rows[alone].deadline_at == ts("2026-01-03T00:10Z") and rows[alone].params == {"day": "2026-01-03"}
+    assert {name: columns(ti, "id", "run_id") for name, ti in tis[batched].items()} == {
+        name: columns(ti, "id", "run_id") for name, ti in tis[alone].items()}
+    assert [queued[i] for i in alone_queued] == [queued[i] for i in batched_queued] == ["a", "b"]
+    assert (tis[alone]["b"].max_tries, tis[alone]["c"].state) == (3, "pending")
+
+
+def columns(row: Any, *leave_out: str) -> dict[str, Any]:
+    return {c.key: getattr(row, c.key) for c in row.__table__.columns if c.key not in leave_out}
+
+
+def test_drafting_refuses_a_run_as_creating_it_alone_would(services: Any) -> None:
+    params = "parameters:\n  - {name: day, required: true}\n"
+    pid = save_at(services, pipeline_yaml("batch-refused", "0 2 * * *", params=params), "2025-12-01T00:00Z")
+    now = ts("2026-01-03T00:00Z")
+    news = [NewRun(pid, Trigger.CRON, now, {}), NewRun(pid, Trigger.CRON, now, {"day": "x"}),
+            NewRun(999_999, Trigger.CRON, now, {})]
+    with services.db.write() as s:
+        missing, fine, unknown = services.runs.draft_many_in(s, news, now)
+        with pytest.raises(Exception) as alone:
+            services.runs.create_in(s, news[0], now)
+    assert str(missing) == str(alone.value) == "params: missing required parameter(s) day"
+    assert str(unknown) == "pipeline 999999 not found" and fine.run["params"] == {"day": "x"}
+
+
+class RefusingRuns(RunStore):
+    """The run store, except that the database refuses every run of one pipeline (a broken row)."""
+
+    def __init__(self, runs: RunStore, refused: int) -> None:
+        self.__dict__.update(runs.__dict__)
+        self.refused = refused
+
+    def create_drafts_in(self, s: Any, drafts: Any, now: datetime) -> Any:
+        if any(draft.run["pipeline_id"] == self.refused for draft in drafts):
+            s.execute(text("SELECT * FROM no_such_table"))  # aborts the transaction on PostgreSQL
+        return super().create_drafts_in(s, drafts, now)
+
+    def create_in(self, s: Any, new: NewRun, now: datetime) -> Any:
+        if new.pipeline_id == self.refused:
+            s.execute(text("SELECT * FROM no_such_table"))
+        return super().create_in(s, new, now)
+
+
+def test_a_run_the_database_refuses_inside_a_launching_batch_is_isolated(services: Any) -> None:
+    first, broken, last = (save_at(services, pipeline_yaml(f"batch-isolated-{i}", "0 * * * *", exp=0, mar=2),
+                                   "2025-12-01T00:00Z") for i in range(3))
+    report = run_pass(dataclasses.replace(services, runs=RefusingRuns(services.runs, broken)), ts("2026-01-01T01:00Z"))
+    errors = {e["pipeline_id"]: e["error"] for e in report.errors if e["pipeline_id"] in (first, broken, last)}
+    assert set(errors) == {broken} and "launch of 2026-01-01 00:00:00 failed" in errors[broken]
+    for pid in (first, last):  # the batch failed as a whole; redone one by one, they launched
+        assert by_status(services, pid, "launched") == ["2026-01-01T00:00Z", "2026-01-01T01:00Z"]
+        assert len(cron_runs(services, pid)) == 2
+    assert by_status(services, broken, "waiting") == ["2026-01-01T00:00Z", "2026-01-01T01:00Z"]
+    assert cron_runs(services, broken) == [] and pipeline_row(services, broken).schedule_error == errors[broken]

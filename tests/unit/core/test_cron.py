@@ -15,6 +15,7 @@ from myapp.core.cron import (
     CronError,
     count_fire_times,
     fire_times,
+    fire_times_and_next,
     format_execution_date,
     is_fixed_time,
     newest_fire_times,
@@ -337,3 +338,13 @@ def test_counting_agrees_with_listing_over_long_windows(expr: str, tz: str, afte
     assert newest_fire_times(expr, tz, after, until, 4) == listed[-4:]
     assert len(set(listed)) == len(listed) and listed == sorted(listed)
     assert next_fire_time(expr, tz, after) == (listed[0] if listed else next_fire_time(expr, tz, until))
+
+
+@settings(max_examples=60, deadline=None)
+@given(crons | sparse_crons, zones, starts, st.integers(min_value=0, max_value=3 * 1440), st.integers(0, 5))
+def test_one_walk_gives_the_fire_times_and_the_next_one(expr: str, tz: str, after: datetime, minutes: int,
+                                                         limit: int) -> None:
+    until = after + timedelta(minutes=minutes)
+    found, following = fire_times_and_next(expr, tz, after, until, limit)
+    assert found == fire_times(expr, tz, after, until, limit=limit)
+    assert following == next_fire_time(expr, tz, found[-1] if found else after)

@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from myapp.core.cron import count_fire_times, fire_times
+from myapp.core.cron import count_fire_times, fire_times, newest_fire_times, next_fire_time
 from myapp.core.schedule import (
     PassPlan,
     Record,
@@ -295,3 +295,34 @@ def test_simulated_passes_keep_every_invariant(schedule: Schedule, plan_steps: l
                              last_pass_at=now).launch
     start = schedule.start_time - timedelta(microseconds=1)
     assert created + skipped == count_fire_times(schedule.cron, schedule.timezone, start, now)
+
+
+def three_walk_plan(schedule: Schedule, newest: datetime | None, now: datetime,
+                    chunk: int) -> tuple[tuple[datetime, ...], SkippedSpan | None, datetime | None]:
+    """The planner's materialization as it was before one walk replaced three: count, list, then next."""
+    cron, tz, keep = schedule.cron, schedule.timezone, schedule.expired_limit
+    after = newest if newest is not None else schedule.start_time - timedelta(microseconds=1)
+    if keep == 0:
+        create = tuple(fire_times(cron, tz, after, now, limit=chunk))
+        skipped = None
+    elif count_fire_times(cron, tz, after, now) <= max(chunk, keep):
+        create, skipped = tuple(fire_times(cron, tz, after, now)), None
+    else:
+        total = count_fire_times(cron, tz, after, now)
+        last_skipped, *kept = newest_fire_times(cron, tz, after, now, keep + 1)
+        create = tuple(kept)
+        skipped = SkippedSpan(total - keep, fire_times(cron, tz, after, now, limit=1)[0], last_skipped)
+    return create, skipped, next_fire_time(cron, tz, create[-1] if create else after)
+
+
+@settings(max_examples=80, deadline=None)
+@given(schedules, st.integers(min_value=0, max_value=4000), st.integers(min_value=0, max_value=3000),
+       st.integers(min_value=1, max_value=40))
+def test_one_walk_plans_what_counting_listing_and_a_fresh_walk_planned(
+        schedule: Schedule, newest_minutes: int, minutes: int, chunk: int) -> None:
+    newest = schedule.start_time + timedelta(minutes=newest_minutes) if newest_minutes % 3 else None
+    records = [Record(newest, "launched", RunState.SUCCEEDED)] if newest is not None else []
+    now = (newest or schedule.start_time) + timedelta(minutes=minutes)
+    plan = plan_pass(schedule, records, 0, now, backfill_chunk=chunk)
+    assert (plan.create, plan.skipped, plan.next_fire_at) == three_walk_plan(schedule, newest, now, chunk)
+    assert plan_pass(schedule, records, 0, now, backfill_chunk=chunk) == plan  # memoized: the same plan
