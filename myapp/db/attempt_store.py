@@ -21,6 +21,7 @@ from myapp.db.run_store import LockedRun, RunStore
 from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
 from myapp.db.types import UTCDateTime
 
+MAX_RESEND_GAP = timedelta(hours=1)  # the longest wait between two re-sends of a queued task instance
 ACTIVE_TASK_STATES = [TaskState.QUEUED.value, TaskState.RUNNING.value, TaskState.UP_FOR_RETRY.value]
 
 # The claim and finish statements, built once: SQLAlchemy Core on the session's connection (no unit
@@ -339,14 +340,27 @@ class AttemptStore:
         return len(rows)
 
     def _requeue_stale(self, now: datetime, requeue_after: float) -> int:
+        """Re-send queued task instances whose message may be lost, backing off per task instance.
+
+        A message waiting `requeue_after` is re-sent; then again only once it has waited as long
+        again (after 2x, 4x, 8x ... capped at MAX_RESEND_GAP), the next re-send time kept in
+        `next_try_at` (unused while queued). A long backlog therefore costs a few re-sends per task
+        instance, not one every reconciler interval: those duplicates would lengthen the backlog
+        they react to. `queued_at` keeps when the task was really queued.
+        """
         limit = now - timedelta(seconds=requeue_after)
         with self.db.write() as s:
-            ids = s.scalars(select(TaskInstance.id).where(
-                TaskInstance.state == TaskState.QUEUED.value, TaskInstance.queued_at < limit)).all()
-            if ids:
-                s.execute(update(TaskInstance).where(TaskInstance.id.in_(ids)).values(queued_at=now)
-                          .execution_options(synchronize_session=False))
-        self.runs.dispatch(list(ids))
+            rows = s.execute(select(TaskInstance.id, TaskInstance.queued_at).where(
+                TaskInstance.state == TaskState.QUEUED.value, TaskInstance.queued_at < limit,
+                (TaskInstance.next_try_at.is_(None)) | (TaskInstance.next_try_at <= now))).all()
+            if rows:
+                table = TaskInstance.__table__
+                s.connection().execute(update(table).where(table.c.id == bindparam("ti_id"))
+                                       .values(next_try_at=bindparam("next_at")),
+                                       [{"ti_id": ti_id, "next_at": now + min(now - (queued_at or now), MAX_RESEND_GAP)}
+                                        for ti_id, queued_at in rows])
+        ids = [ti_id for ti_id, _ in rows]
+        self.runs.dispatch(ids)
         return len(ids)
 
     def _advance_idle_runs(self, now: datetime) -> int:

@@ -172,3 +172,28 @@ def test_a_success_records_outputs_and_the_inputs_shown(services: Any, sent: lis
         assert (rows["leaf1"].inputs, rows["leaf1"].outputs) == ({}, {"out": "v"})
         assert all(ti.state == "succeeded" and ti.ended_at is not None for ti in rows.values())
     assert states(services, run_id)[0] == "succeeded"
+
+
+def test_a_waiting_message_is_resent_with_backoff_not_every_pass(services: Any, sent: list[int]) -> None:
+    from datetime import timedelta
+
+    start(services, fanout(services, "resend-backoff", 0))
+    assert len(sent) == 1
+    ti_id = sent[0]
+    with services.db.read() as s:
+        queued_at = s.scalar(select(TaskInstance.queued_at).where(TaskInstance.id == ti_id))
+
+    def resend_at(seconds: float) -> int:
+        sent.clear()
+        counts = services.attempts.reconcile(queued_at + timedelta(seconds=seconds),
+                                             heartbeat_timeout=60, requeue_after=10)
+        assert sent == ([ti_id] if counts["requeued"] else [])
+        return int(counts["requeued"])
+
+    # Waited 11 s: re-sent; then not again until it has waited as long again (22 s), then 44 s...
+    assert [resend_at(t) for t in (5, 11, 12, 21, 23, 30, 45, 47)] == [0, 1, 0, 0, 1, 0, 0, 1]
+    with services.db.read() as s:
+        state, still_queued_at = s.execute(select(TaskInstance.state, TaskInstance.queued_at)
+                                           .where(TaskInstance.id == ti_id)).one()
+    assert (state, still_queued_at) == ("queued", queued_at)  # when it was really queued is kept
+    assert services.attempts.claim(ti_id, "w", queued_at + timedelta(seconds=50)) is not None
