@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from myapp.core.redact import Redactor
 from myapp.executor.kubernetes import group_worker
 from myapp.executor.pod_attempts import PodAttempts
 from myapp.executor.pod_finish import PodFinisher
@@ -27,7 +28,10 @@ def build_watcher(services: Services, cfg: KubeConfig | None = None, *, finish_w
     launcher = Launcher(api, cfg.namespace, discovery_cache=settings.home / "k8s-discovery.json")
 
     def open_sink(key: LogKey) -> LogWriter:
-        return AttemptLog(key, settings.logs_dir, services.redis)
+        log = AttemptLog(key, settings.logs_dir, services.redis)
+        # The run token a pod prints is masked; its secret parameters are not known here yet.
+        log.redact_with(Redactor([services.runs.run_token(key.run_id)]))
+        return log
 
     hub = LogHub(launcher, open_sink, max_streams=cfg.log_streams)
     finisher = PodFinisher(services.attempts, hub, cfg, settings.artifacts_dir, services.clock.now)

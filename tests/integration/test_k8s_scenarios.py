@@ -133,3 +133,18 @@ def _wait(predicate: Any, what: str, timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def test_the_run_token_a_pod_prints_is_masked_in_its_log(engine_services: Any) -> None:
+    pid = save(engine_services, """
+        name: pod-prints-token
+        tasks:
+          - {name: leak, template: shell, args: {script: 'echo "token=$MYAPP_TOKEN"; echo done'}}
+    """)
+    run_id = start(engine_services, pid)
+    run = wait_finished(engine_services, run_id, timeout=120)
+    lines = task_lines(engine_services, run_id, "leak")
+    assert run["state"] == "succeeded", lines
+    text = "\n".join(lines)
+    assert "token=******" in text and "done" in text
+    assert engine_services.runs.run_token(run_id) not in text
