@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import WorkerProcess, make_settings, worker_env
 from tests.faults.runs import check_recovered, save_diamond, snapshot, start_runs, succeeded_outputs, wait_all_finished
 from tests.faults.servers import PrivateRedis
-from tests.integration.engine_helpers import detail
+from tests.integration.engine_helpers import detail, poll
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(150)]
 RECEIVED = re.compile(rb"Task (myapp\.[a-z_]+)\[[^\]]+\] received")
@@ -59,14 +59,6 @@ def redis_services(module_home: Path, database_url: str, redis_server: PrivateRe
     services.db.dispose()
 
 
-def wait_for(what: str, check: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def running_tasks(services: Any, run_ids: list[int]) -> list[tuple[int, str]]:
     return [(r, t["name"]) for r in run_ids for t in detail(services, r)["tasks"] if t["state"] == "running"]
 
@@ -76,14 +68,14 @@ def test_broker_restarts_mid_run_lose_nothing(redis_services: Any, redis_server:
     run_ids = start_runs(services, save_diamond(services, "redis-restart"), 3)
     # Two roots run (concurrency 2), the third is prefetched and waits while the consumer polls
     # for more (no beat message received yet, or it would fill the prefetch and stop the polling).
-    wait_for("the three root messages received", lambda: RECEIVED.findall(worker.log.read_bytes()).count(
-        b"myapp.execute_task_instance") >= 3)
+    poll(lambda: RECEIVED.findall(worker.log.read_bytes()).count(b"myapp.execute_task_instance") >= 3,
+         "the three root messages received", timeout=30, interval=0.02)
     acknowledged = snapshot(services, run_ids)
     outputs = succeeded_outputs(services, run_ids)
     redis_server.restart(down=1.0)
 
-    wait_for("a task logging after the first restart",
-             lambda: any(t in ("b", "c") for _, t in running_tasks(services, run_ids)), timeout=40)
+    poll(lambda: any(t in ("b", "c") for _, t in running_tasks(services, run_ids)),
+         "a task logging after the first restart", timeout=40, interval=0.02)
     time.sleep(0.5)  # some lines go live through the new Redis
     acknowledged.update(snapshot(services, run_ids))
     outputs.update(succeeded_outputs(services, run_ids))

@@ -35,6 +35,18 @@ def detail(services: Any, run_id: int) -> dict[str, Any]:
     return data
 
 
+def poll(predicate: Any, what: str, timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Return the first truthy value of `predicate()`, polled every `interval`; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
 def wait_until(services: Any, run_id: int, pred: Any, timeout: float = 60.0, what: str = "") -> dict[str, Any]:
     """Poll the run until `pred(detail)` holds; fail with the last detail after `timeout`."""
     deadline = time.monotonic() + timeout

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from myapp.logs import LogKey
-from tests.integration.engine_helpers import detail, log_text, save, start, task_lines, wait_finished, wait_until
+from tests.integration.engine_helpers import detail, log_text, poll, save, start, task_lines, wait_finished, wait_until
 from tests.integration.k8s_env import NAMESPACE, Cluster, k8s_cluster
 from tests.integration.k8s_kubelet import Kubelet
 
@@ -34,17 +34,6 @@ def cluster(services: Any, broker_url: str) -> Iterator[Cluster]:
         if running.kube is not None:
             running.kube.register_crd(GROUP, "v1", "TrainingJob", "trainingjobs")
         yield running
-
-
-def _wait(predicate: Any, what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _pod_names(cluster: Cluster, run_id: int, task: str) -> list[str]:
@@ -105,7 +94,7 @@ def test_one_failing_rank_fails_the_attempt_and_deletes_the_others(cluster: Clus
     ti = run["by_name"]["train"]
     assert run["state"] == "failed" and ti["state"] == "failed"
     assert ti["message"] == f"pod {pods[1]}: exit code 7", ti["message"]
-    _wait(lambda: all(cluster.get_pod(p) is None for p in pods), "the other ranks to be deleted", timeout=60)
+    poll(lambda: all(cluster.get_pod(p) is None for p in pods), "the other ranks to be deleted", timeout=60)
     assert f"{pods[1]}/main rank 1 gives up" in log_text(svc, run_id, "train")
 
 
@@ -173,7 +162,7 @@ def test_the_watch_resumes_after_410_gone_with_a_fresh_list(cluster: Cluster) ->
         kube.create("namespaces", None, {"metadata": {"name": f"elsewhere-{run_id}"}})  # history moves on...
         kube.compact()                      # ...and is compacted: the watcher's version is now too old
         kube.end_watches("pods")
-        _wait(lambda: sum(1 for r in kube.requests if r.path.endswith("/pods") and "watch" not in r.query) > lists,
+        poll(lambda: sum(1 for r in kube.requests if r.path.endswith("/pods") and "watch" not in r.query) > lists,
               "the watcher to list again after 410")
         release.set()
         run = wait_finished(svc, run_id)
@@ -333,7 +322,7 @@ def test_a_resource_succeeds_fails_and_is_deleted_on_stop(cluster: Cluster) -> N
     pid = save(svc, RESOURCE)
 
     def created(run_id: int) -> dict[str, Any]:
-        return dict(_wait(lambda: kube.get("trainingjobs", NAMESPACE, f"mnist-{run_id}", group=GROUP),
+        return dict(poll(lambda: kube.get("trainingjobs", NAMESPACE, f"mnist-{run_id}", group=GROUP),
                           "the training job"))
 
     ok = start(svc, pid)
@@ -354,7 +343,7 @@ def test_a_resource_succeeds_fails_and_is_deleted_on_stop(cluster: Cluster) -> N
     wait_until(svc, stopped, lambda d: d["by_name"]["job"]["attempts"]
                and d["by_name"]["job"]["attempts"][0]["container"].get("launch"), what="the launch record")
     svc.runs.stop_run(stopped, svc.clock.now(), by="tester")
-    _wait(lambda: kube.get("trainingjobs", NAMESPACE, f"mnist-{stopped}", group=GROUP) is None,
+    poll(lambda: kube.get("trainingjobs", NAMESPACE, f"mnist-{stopped}", group=GROUP) is None,
           "stop to delete the training job")
     assert detail(svc, stopped)["state"] == "stopped"
     events = json.dumps(detail(svc, ok)["by_name"]["job"]["attempts"][0]["container"])
@@ -388,7 +377,7 @@ def test_a_restarted_watcher_picks_up_running_attempts(cluster: Cluster) -> None
         cluster.watcher.stop()
         kubelet.behaviours.clear()
         release.set()
-        _wait(lambda: (kube.get("pods", NAMESPACE, _pod_names(cluster, run_id, "held")[0]) or {})
+        poll(lambda: (kube.get("pods", NAMESPACE, _pod_names(cluster, run_id, "held")[0]) or {})
               .get("status", {}).get("phase") == "Succeeded", "the pod to finish while no watcher runs")
         cluster.watcher.start()
         run = wait_finished(svc, run_id)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.engine_helpers import detail, save, start, task_lines, wait_finished, wait_until
+from tests.integration.engine_helpers import detail, poll, save, start, task_lines, wait_finished, wait_until
 from tests.integration.k8s_env import REAL_CLUSTER, k8s_cluster
 from tests.integration.test_engine_scenarios import (  # noqa: F401  collected again with the k8s fixture
     _alive,
@@ -66,17 +66,17 @@ def test_stop_deletes_the_running_pods(engine_services: Any) -> None:
         d["by_name"][n]["state"] == "running" and d["by_name"][n]["attempts"][0]["pods"] for n in ("long", "parallel")),
         what="long and parallel to run")
     pods = [running["by_name"][n]["attempts"][0]["pods"][0] for n in ("long", "parallel")]
-    _wait(lambda: all(_phase(cluster, p) == "Running" for p in pods), "both pods to run", timeout=120)
+    poll(lambda: all(_phase(cluster, p) == "Running" for p in pods), "both pods to run", timeout=120)
     if cluster.kubelet is not None:
-        _wait(lambda: all(f"{p}/main" in cluster.kubelet.pids for p in pods), "the kubelet to start both containers")
+        poll(lambda: all(f"{p}/main" in cluster.kubelet.pids for p in pods), "the kubelet to start both containers")
     engine_services.runs.stop_run(run_id, engine_services.clock.now(), by="tester")
     run = detail(engine_services, run_id)
     assert run["state"] == "stopped"
     assert {t["name"]: t["state"] for t in run["tasks"]} == {"long": "stopped", "next": "stopped", "parallel": "stopped"}
-    _wait(lambda: all(cluster.get_pod(p) is None for p in pods), "stop to delete the pods", timeout=60)
+    poll(lambda: all(cluster.get_pod(p) is None for p in pods), "stop to delete the pods", timeout=60)
     if cluster.kubelet is not None:
         processes = [cluster.kubelet.pids[f"{p}/main"] for p in pods]
-        _wait(lambda: not any(_alive(pid) for pid in processes), "the containers' processes to die")
+        poll(lambda: not any(_alive(pid) for pid in processes), "the containers' processes to die")
     time.sleep(0.5)
     assert detail(engine_services, run_id)["by_name"]["next"]["attempts"] == []
 
@@ -125,14 +125,6 @@ def test_pods_are_labelled_and_placed(engine_services: Any) -> None:
 def _phase(cluster: Any, name: str) -> str:
     pod = cluster.get_pod(name)
     return str((pod or {}).get("status", {}).get("phase", ""))
-
-
-def _wait(predicate: Any, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_the_run_token_a_pod_prints_is_masked_in_its_log(engine_services: Any) -> None:
