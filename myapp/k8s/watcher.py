@@ -50,6 +50,7 @@ class Watcher:
         self.dirty: set[int] = set()
         self.events = EventBook()
         self.lock = threading.RLock()
+        self.status_lock = threading.Lock()   # status writes in order: a tick's never lands after a finish's
         self.wake = threading.Event()
         self.synced = threading.Event()   # the pod cache holds a full list (missing pods mean something)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="finish")
@@ -293,12 +294,16 @@ class Watcher:
 
     # --- status for the run page -----------------------------------------------------
     def _save_status(self, only: Sequence[int] | None = None) -> None:
-        with self.lock:
-            ids = list(only) if only is not None else list(self.dirty)
-            if only is None:
-                self.dirty.clear()
-            attempts = [self.tracked[i] for i in ids if i in self.tracked]
-        updates = {a.attempt_id: attempt_status(a, self.pods_of(a.attempt_id), self.events,
-                                                 self.resources.get(a.attempt_id, MISSING)) for a in attempts}
-        if updates:
-            self.book.save_status(updates)
+        # An attempt being finished (busy) writes its final status itself, before its pods are
+        # deleted; a tick must neither overwrite it with "Deleted" nor land a stale "Running" after it.
+        with self.status_lock:
+            with self.lock:
+                ids = list(only) if only is not None else list(self.dirty)
+                if only is None:
+                    self.dirty.clear()
+                attempts = [self.tracked[i] for i in ids
+                            if i in self.tracked and (only is not None or i not in self.busy)]
+            updates = {a.attempt_id: attempt_status(a, self.pods_of(a.attempt_id), self.events,
+                                                     self.resources.get(a.attempt_id, MISSING)) for a in attempts}
+            if updates:
+                self.book.save_status(updates)
