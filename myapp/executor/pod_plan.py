@@ -18,6 +18,7 @@ from myapp.builtins.values import template_values
 from myapp.core.errors import MyappError, SpecError
 from myapp.core.inputs import resolve_inputs
 from myapp.core.model import TemplateSpec
+from myapp.core.params import MASK
 from myapp.core.ports import TemplateCatalog
 from myapp.core.render import RenderContext, RenderedTask, render_global_params, render_task
 from myapp.db.attempt_store import AttemptContext
@@ -64,7 +65,9 @@ def prepare_launch(ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalo
     rctx, values, shown = _render_inputs(ctx, cfg)
     rendered = render_task(ctx.task, template, rctx, values)
     kind = template.kind if template else "pod"
-    plan = _plan(ctx, cfg, template, rendered)
+    secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
+    shown = {k: {**v, "value": MASK} if k in secrets else v for k, v in shown.items()}
+    plan = replace(_plan(ctx, cfg, template, rendered), secret_env=tuple(sorted(set(rendered.env) & secrets)))
     record: dict[str, Any] = {
         "kind": kind, "namespace": cfg.namespace, "timeout": ctx.task.timeout, "inputs": shown,
         "workdir": str(local_workdir(cfg, ctx)), "pod_workdir": plan.workdir, "image": plan.image,

@@ -29,7 +29,8 @@ def build_watcher(services: Services, cfg: KubeConfig | None = None, *, finish_w
 
     def open_sink(key: LogKey) -> LogWriter:
         log = AttemptLog(key, settings.logs_dir, services.redis)
-        # The run token a pod prints is masked; its secret parameters are not known here yet.
+        # The run token a pod prints is masked here; its secret parameters, named by the pod itself
+        # (myapp/secret-env), are masked by the LogHub as soon as it sees the pod.
         log.redact_with(Redactor([services.runs.run_token(key.run_id)]))
         return log
 

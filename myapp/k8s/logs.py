@@ -20,6 +20,7 @@ from typing import Protocol
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.response import BaseHTTPResponse
 
+from myapp.core.redact import NO_SECRETS, Redactor
 from myapp.k8s.launcher import LaunchError, Raw
 from myapp.k8s.pods import PodView
 from myapp.k8s.stream import _shutdown
@@ -153,11 +154,20 @@ class AttemptStream:
     followers: dict[tuple[str, str], Follower] = field(default_factory=dict)
     closed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    secrets: frozenset[str] = frozenset()
+    redact: Redactor = NO_SECRETS
+
+    def mask(self, secrets: Sequence[str]) -> None:
+        """Mask these values (a pod's secret parameters) in every line written from now on."""
+        with self.lock:
+            if not set(secrets) <= self.secrets:
+                self.secrets = self.secrets | set(secrets)
+                self.redact = Redactor(self.secrets)
 
     def write(self, line: str) -> None:
         with self.lock:
             if not self.closed:
-                self.sink.write(line)
+                self.sink.write(self.redact(line))
 
 
 class LogHub:
@@ -189,6 +199,7 @@ class LogHub:
         if not ready:
             return
         stream = self._stream(pod.attempt_id, LogKey(pod.run_id, pod.task, pod.try_number))
+        stream.mask(pod.secrets)   # before any of its lines is read
         prefixed = pod.rank is not None or len(pod.container_names) > 1
         with self._lock:
             for name in ready:
@@ -201,6 +212,8 @@ class LogHub:
         stream = self._stream(attempt_id, key)
         if stream.closed:
             return
+        for pod in pods:
+            stream.mask(pod.secrets)
         with self._lock:
             for pod in pods:
                 prefixed = pod.rank is not None or len(pod.container_names) > 1

@@ -22,6 +22,7 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_PIPELINE, LABEL_RUN, LABEL_TASK, LABEL_TRY = "myapp/pipeline", "myapp/run", "myapp/task", "myapp/try"
 LABEL_ATTEMPT, LABEL_GROUP, LABEL_RANK, LABEL_ROLE = "myapp/attempt", "myapp/group", "myapp/rank", "myapp/role"
 TASK_ANNOTATION = "myapp/task-name"
+SECRET_ENV_ANNOTATION = "myapp/secret-env"   # names (never values) of the env vars that carry secrets
 CONTAINER = "main"
 VOLUME = "workflow-space"
 MONITORING = Resources(cpu="100m", memory="128Mi")
@@ -62,6 +63,7 @@ class PodPlan:
     mount: str = "/tmp/workflow_space"
     pvc: str = ""
     gpu_resource: str = "nvidia.com/gpu"
+    secret_env: tuple[str, ...] = ()   # env names holding secret parameters: the watcher masks their values in logs
 
 
 def attempt_name(prefix: str, run_id: int, task: str, try_number: int) -> str:
@@ -184,7 +186,8 @@ def resource_manifest(manifest: Mapping[str, Any], plan: PodPlan) -> Manifest:
 def _metadata(plan: PodPlan, name: str, extra_labels: Mapping[str, str] | None) -> Manifest:
     return {"name": name, "namespace": plan.namespace,
             "labels": {**attempt_labels(plan.ref), **(extra_labels or {})},
-            "annotations": {TASK_ANNOTATION: plan.ref.task}}
+            "annotations": {TASK_ANNOTATION: plan.ref.task,
+                            **({SECRET_ENV_ANNOTATION: ",".join(plan.secret_env)} if plan.secret_env else {})}}
 
 
 def _volume(plan: PodPlan) -> Manifest:

@@ -9,10 +9,10 @@ deleted while running, or cannot start (bad image, bad config).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from myapp.k8s.manifest import LABEL_ATTEMPT, LABEL_RANK, LABEL_RUN, LABEL_TRY, TASK_ANNOTATION
+from myapp.k8s.manifest import LABEL_ATTEMPT, LABEL_RANK, LABEL_RUN, LABEL_TRY, SECRET_ENV_ANNOTATION, TASK_ANNOTATION
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
 # Waiting reasons that never resolve by themselves: fail the attempt (a retry may still help).
@@ -60,6 +60,7 @@ class PodView:
     containers: tuple[ContainerView, ...] = ()
     container_names: tuple[str, ...] = ()
     conditions: tuple[tuple[str, str, str, str], ...] = ()   # (type, status, reason, message)
+    secrets: tuple[str, ...] = field(default=(), repr=False)   # values to mask in its logs (SECRET_ENV_ANNOTATION)
 
     @property
     def is_terminal(self) -> bool:
@@ -79,12 +80,12 @@ class Outcome:
 def parse_pod(raw: Mapping[str, Any], *, gone: bool = False) -> PodView:
     """Return the view of a raw pod dict (from a list, a watch event or a GET)."""
     meta, spec, status = raw.get("metadata") or {}, raw.get("spec") or {}, raw.get("status") or {}
-    labels = meta.get("labels") or {}
+    labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
     return PodView(
         name=str(meta.get("name", "")), namespace=str(meta.get("namespace", "")), uid=str(meta.get("uid", "")),
         attempt_id=_int(labels.get(LABEL_ATTEMPT)), rank=_int(labels.get(LABEL_RANK)),
         run_id=_int(labels.get(LABEL_RUN)), try_number=_int(labels.get(LABEL_TRY)),
-        task=str((meta.get("annotations") or {}).get(TASK_ANNOTATION, "")),
+        task=str(annotations.get(TASK_ANNOTATION, "")),
         phase=str(status.get("phase") or "Pending"), reason=str(status.get("reason") or ""),
         message=str(status.get("message") or ""), node=str(spec.get("nodeName") or ""),
         ip=str(status.get("podIP") or ""), deleting=bool(meta.get("deletionTimestamp")), gone=gone,
@@ -92,7 +93,16 @@ def parse_pod(raw: Mapping[str, Any], *, gone: bool = False) -> PodView:
         container_names=tuple(str(c.get("name", "")) for c in spec.get("containers") or []),
         conditions=tuple((str(c.get("type", "")), str(c.get("status", "")), str(c.get("reason") or ""),
                           str(c.get("message") or "")) for c in status.get("conditions") or []),
+        secrets=_secret_values(spec, str(annotations.get(SECRET_ENV_ANNOTATION) or "")),
     )
+
+
+def _secret_values(spec: Mapping[str, Any], names: str) -> tuple[str, ...]:
+    wanted = {n for n in names.split(",") if n}
+    if not wanted:
+        return ()
+    return tuple(sorted({str(e.get("value") or "") for c in spec.get("containers") or [] for e in c.get("env") or []
+                         if e.get("name") in wanted and e.get("value")}))
 
 
 def _container(raw: Mapping[str, Any]) -> ContainerView:

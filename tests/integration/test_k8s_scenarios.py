@@ -8,6 +8,7 @@ plays the containers. Stop gets a Kubernetes version (pods are deleted instead o
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from myapp.plugins import parse_template
 from tests.integration.engine_helpers import detail, poll, save, start, task_lines, wait_finished, wait_until
 from tests.integration.k8s_env import REAL_CLUSTER, k8s_cluster
 from tests.integration.test_engine_scenarios import (  # noqa: F401  collected again with the k8s fixture
@@ -125,6 +127,31 @@ def test_pods_are_labelled_and_placed(engine_services: Any) -> None:
 def _phase(cluster: Any, name: str) -> str:
     pod = cluster.get_pod(name)
     return str((pod or {}).get("status", {}).get("phase", ""))
+
+
+LEAKY_POD_TEMPLATE = {
+    "name": "secret-leak-pod", "version": "1", "image": "bash:5", "args_style": "env",
+    "command": ["bash", "-c", "echo \"pw=$password\"; echo \"$password\" >&2; echo done"],
+    "parameters": {"password": {"type": "secret", "required": True}},
+}
+
+
+def test_a_secret_parameter_a_pod_prints_is_masked_in_its_log_and_details(engine_services: Any) -> None:
+    engine_services.templates.sync([parse_template(LEAKY_POD_TEMPLATE)], "test", engine_services.clock.now())
+    pid = save(engine_services, """
+        name: pod-prints-secret
+        parameters: [{name: pw}]
+        tasks:
+          - {name: leak, template: secret-leak-pod, inputs: {password: {from: params.pw}}}
+    """)
+    run_id = start(engine_services, pid, {"pw": "correct-horse-battery"})
+    run = wait_finished(engine_services, run_id, timeout=120)
+    text = "\n".join(task_lines(engine_services, run_id, "leak"))
+    assert run["state"] == "succeeded", text
+    assert "pw=******" in text and "done" in text and "correct-horse-battery" not in text
+    leak = run["by_name"]["leak"]
+    assert leak["inputs"]["password"]["value"] == "******"
+    assert "correct-horse-battery" not in json.dumps(leak)   # inputs, container status, launch record
 
 
 def test_the_run_token_a_pod_prints_is_masked_in_its_log(engine_services: Any) -> None:

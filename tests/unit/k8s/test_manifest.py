@@ -119,3 +119,16 @@ def test_resources_come_from_task_package_template_then_config() -> None:
         Resources(cpu="100m", memory="128Mi")
     with pytest.raises(KeyError, match="'small' is unknown; known: big"):
         resolve_resources(Resources(package="small"), None, default, packages)
+
+
+def test_a_pod_names_its_secret_env_vars_and_the_watcher_reads_their_values_back() -> None:
+    from myapp.k8s.pods import parse_pod
+
+    plan = make_plan(env={"MYAPP_RUN_ID": "12", "password": "correct-horse", "day": "2026-01-01"},
+                     secret_env=("password",))
+    pod = pod_manifest(plan)
+    assert pod["metadata"]["annotations"]["myapp/secret-env"] == "password"   # the name, never the value
+    assert "correct-horse" not in str(pod["metadata"])
+    view = parse_pod(pod)
+    assert view.secrets == ("correct-horse",) and "correct-horse" not in repr(view)
+    assert parse_pod(pod_manifest(make_plan())).secrets == ()

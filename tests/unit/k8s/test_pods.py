@@ -71,3 +71,26 @@ def test_summary_for_the_run_page() -> None:
     assert summary["phase"] == "Failed" and summary["node"] == "node-1"
     assert summary["containers"] == [{"name": "main", "state": "terminated", "reason": "Error", "exit_code": 1,
                                       "message": "boom", "started_at": "", "finished_at": ""}]
+
+
+def test_a_stream_masks_the_secrets_of_its_pods_from_then_on() -> None:
+    from myapp.k8s.logs import AttemptStream
+
+    class Sink:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def write(self, line: str) -> None:
+            self.lines.append(line)
+
+        def close(self) -> None:
+            pass
+
+    sink = Sink()
+    stream = AttemptStream(sink)
+    stream.write("pw=correct-horse")
+    stream.mask(("correct-horse",))
+    stream.write("pw=correct-horse, again correct-horse")
+    stream.mask(("correct-horse", "tok-12345"))
+    stream.write("tok-12345 correct-horse")
+    assert sink.lines == ["pw=correct-horse", "pw=******, again ******", "****** ******"]
