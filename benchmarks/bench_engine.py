@@ -190,9 +190,10 @@ def main() -> None:
                         help="a Redis server (a free database of it is taken) or a database URL ending in /N")
     parser.add_argument("--chain", type=int, default=100)
     parser.add_argument("--fanout", type=int, default=1000)
-    parser.add_argument("--pool", choices=["solo", "prefork"], default="prefork")
+    parser.add_argument("--pool", choices=["solo", "prefork", "threads"], default="prefork")
     parser.add_argument("--concurrency", type=int, default=2,
-                        help="prefork processes of the worker, or solo workers (the product's default is 2)")
+                        help="prefork processes of the worker, or solo / threads workers (the product's default is 2)")
+    parser.add_argument("--threads", type=int, default=4, help="with --pool threads: threads per worker process")
     parser.add_argument("--test-timing", action="store_true",
                         help="the test suite's reconciler timing (re-send queued messages after 3 s) instead of the product's")
     parser.add_argument("--cpu-detail", action="store_true", help="print the fan-out CPU of each worker process")
@@ -225,12 +226,16 @@ def run_benchmark(args: argparse.Namespace) -> None:
     n = args.concurrency
     if args.pool == "solo":  # n worker processes, each running one attempt at a time
         workers = [WorkerProcess(env, 1, "solo", beat=i == 0) for i in range(n)]
+    elif args.pool == "threads":  # n worker processes, each supervising up to --threads attempts at once
+        workers = [WorkerProcess(env, args.threads, "threads", beat=i == 0) for i in range(n)]
     else:  # one Celery worker with a prefork pool of n processes
         workers = [WorkerProcess(env, n, "prefork")]
     for worker in workers:
         worker.start()
     try:
-        print(f"workers: {args.pool} ({f'{n} x solo' if args.pool == 'solo' else f'prefork, concurrency {n}'})")
+        shape = {"solo": f"{n} x solo", "threads": f"{n} processes x {args.threads} threads"}.get(
+            args.pool, f"prefork, concurrency {n}")
+        print(f"workers: {args.pool} ({shape})")
         pids = [w.proc.pid for w in workers if w.proc is not None]
         report(services, args, CpuMeter(services, pids))
     finally:

@@ -65,6 +65,10 @@ def load_yaml(text: str) -> object:
         _check_events(text)
         return yaml.load(text, Loader=GuardedLoader)  # GuardedLoader is a safe loader
     except yaml.MarkedYAMLError as exc:
+        if "maximum nesting depth" in str(exc):   # PyYAML >= 6.0.4 stops deep flow nesting in its scanner
+            mark = exc.problem_mark or exc.context_mark
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise SpecError("", f"invalid YAML{where}: nesting deeper than {MAX_DEPTH} levels") from None
         raise SpecError("", f"invalid YAML: {exc}") from None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise SpecError("", f"invalid YAML: {exc}") from None
