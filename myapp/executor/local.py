@@ -28,12 +28,9 @@ from myapp.core.redact import Redactor
 from myapp.core.render import RenderContext, render_global_params, render_task
 from myapp.db.attempt_store import AttemptContext, AttemptResult
 from myapp.executor.outputs import collect_outputs, materialize
+from myapp.executor.reaper import REAPER
 from myapp.logs import MAX_LINE, AttemptLog
 
-# If the worker process dies (kill -9), the kernel kills the task's leader process too instead of
-# leaving it running unsupervised. setpriv sets PR_SET_PDEATHSIG and execs the command; a
-# preexec_fn would do the same but forces fork() instead of vfork(), +2 ms per spawn.
-DIE_WITH_PARENT: tuple[str, ...] = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("setpriv") else ()
 PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
 EXIT_POLL = 0.02  # seconds between exit checks where no pidfd tells of the exit
 DRAIN_TIMEOUT = 5.0  # seconds to read what is left in the pipes after the process group is gone
@@ -79,16 +76,24 @@ class LocalExecutor:
             if shutil.which(argv[0], path=env.get("PATH")) is None:
                 raise FileNotFoundError(2, "command not found")
             proc = subprocess.Popen(
-                [*DIE_WITH_PARENT, *argv], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+                list(argv), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
             )
         except OSError as exc:
             msg = f"task {ctx.task.name!r}: cannot start {argv[0]!r}: {exc.strerror or exc}"
             log.write(f"[myapp] {msg}")
             return AttemptResult(succeeded=False, message=msg, inputs=shown)
-        if on_start is not None:
-            on_start(proc.pid)
-        code, why = self._wait(proc, ctx, log, heartbeat, now)
+        # If this worker dies (kill -9 included), its reaper kills the group (myapp/executor/reaper.py).
+        REAPER.register(proc.pid)
+        try:
+            if on_start is not None:
+                on_start(proc.pid)
+            code, why = self._wait(proc, ctx, log, heartbeat, now)
+        except BaseException:
+            _kill_leftovers(proc.pid)   # the leader is not reaped yet, so its group id is still ours
+            raise
+        finally:
+            REAPER.forget(proc.pid)     # the group is gone: _wait killed what was left of it
         if why:
             log.write(f"[myapp] {why}")
             return AttemptResult(succeeded=False, exit_code=code, message=why, inputs=shown)
