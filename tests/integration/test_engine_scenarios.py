@@ -7,7 +7,9 @@ retries, timeouts, stop, retry-from-failure, copy, parameter passing and a debug
 from __future__ import annotations
 
 import os
+import shutil
 import time
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -254,7 +256,11 @@ REFERENCE = """
 
 
 def test_reference_parameter_passing_example(engine_services: Any) -> None:
-    run = wait_finished(engine_services, start(engine_services, save(engine_services, REFERENCE)))
+    # The reference writes under /tmp; a directory of this test's own keeps two suites running at once apart.
+    scratch = f"/tmp/myapp-reference-{uuid.uuid4().hex[:8]}"
+    text = REFERENCE.replace("/tmp/", f"{scratch}/").replace("script: |\n", f"script: |\n            mkdir -p {scratch}\n", 1)
+    run = wait_finished(engine_services, start(engine_services, save(engine_services, text)))
+    shutil.rmtree(scratch, ignore_errors=True)
     assert run["state"] == "succeeded", run
     lines = task_lines(engine_services, run["id"], "step2")
     assert len(lines) == 5, lines
