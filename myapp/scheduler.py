@@ -37,7 +37,7 @@ from myapp.db.session import is_transient
 from myapp.db.tables import Pipeline
 from myapp.schedule_batch import ERROR_RETRY, Batch, PassReport
 
-__all__ = ["BATCH_SIZE", "LANES", "PassReport", "preview_pipeline", "run_pass"]
+__all__ = ["BATCH_SIZE", "LANES", "PassReport", "preview_pipeline", "run_pass", "run_pass_for"]
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 500
@@ -50,6 +50,32 @@ def run_pass(services: Any, now: datetime, *, batch_size: int = BATCH_SIZE) -> P
         raise ValueError(f"now must be timezone-aware, got {now.isoformat()}")
     with _collector_paused():
         return _run_pass(services, now.astimezone(UTC), batch_size)
+
+
+def run_pass_for(services: Any, now: datetime, pipeline_ids: Sequence[int]) -> PassReport:
+    """Run a pass at `now` over those of `pipeline_ids` that are due (a cron run of theirs just ended).
+
+    The same claim (SKIP LOCKED: a beat pass at the same moment takes each pipeline once), plan and
+    writes as a whole pass, for a few pipelines: a depends_on_past backfill launches its next run
+    as soon as the previous one ends instead of at the next beat.
+    """
+    if now.tzinfo is None:
+        raise ValueError(f"now must be timezone-aware, got {now.isoformat()}")
+    now = now.astimezone(UTC)
+    report, queued = PassReport(now), []
+    for start in range(0, len(pipeline_ids), BATCH_SIZE):
+        try:
+            done, more = _run_batch(services, now, _Claim(), ids=pipeline_ids[start:start + BATCH_SIZE],
+                                    one_by_one=False)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.exception("scheduler: pass for pipelines %s failed; isolating them", pipeline_ids)
+            done, more = _isolate(services, now, pipeline_ids[start:start + BATCH_SIZE])
+        report.add(done)
+        queued += more
+    _dispatch(services, queued)
+    return report
 
 
 @contextmanager
@@ -125,19 +151,21 @@ def _collect(services: Any, report: PassReport, batch: Future[tuple[PassReport, 
 
 
 def _run_batch(services: Any, now: datetime, claim: _Claim, *, after_id: int = 0, limit: int = BATCH_SIZE,
-               ids: Sequence[int] | None = None) -> tuple[PassReport, list[int]]:
+               ids: Sequence[int] | None = None, one_by_one: bool | None = None) -> tuple[PassReport, list[int]]:
     """Claim a batch of due pipelines and perform their plans in one transaction.
 
     A batch claimed by `ids` (the isolation of a failed batch) launches its runs one by one, each
     in a savepoint, so a run that the database refuses leaves the record waiting with the reason.
     """
+    if one_by_one is None:
+        one_by_one = ids is not None
     with services.db.write() as s:
         pipelines = claim_due(s, services.db, now, after_id=after_id, limit=limit, ids=ids)
         claim.ids += [p.id for p in pipelines]
         claim.done.set()
         if not pipelines:
             return PassReport(now), []
-        return Batch(s, services, now, one_by_one=ids is not None).run(pipelines)
+        return Batch(s, services, now, one_by_one=one_by_one).run(pipelines)
 
 
 def _isolate(services: Any, now: datetime, ids: Sequence[int]) -> tuple[PassReport, list[int]]:

@@ -24,7 +24,7 @@ def k8s_watcher(group: str | None) -> None:
     import dataclasses
 
     from myapp.executor.pod_watch import run_watcher
-    from myapp.queue.celery_app import celery_dispatch, create_celery
+    from myapp.queue.celery_app import create_celery, use_celery
     from myapp.services import build_services
     from myapp.settings import load_settings
 
@@ -32,7 +32,8 @@ def k8s_watcher(group: str | None) -> None:
     if group:
         settings = dataclasses.replace(settings, k8s_group=group)
     app, _ = create_celery(settings)
-    services = build_services(settings, dispatch=celery_dispatch(app))
+    services = build_services(settings)
+    use_celery(services, app)   # the watcher ends attempts, so runs: dispatch and scheduler wake-ups
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
 

@@ -195,10 +195,10 @@ def admin_id(services: Any) -> int | None:
 
 def attach_dispatch(services: Any) -> None:
     """Send queued tasks to the broker so running workers pick them up at once."""
-    from myapp.queue.celery_app import celery_dispatch, create_celery
+    from myapp.queue.celery_app import create_celery, use_celery
 
     app, _ = create_celery(services.settings)
-    services.set_dispatch(celery_dispatch(app))
+    use_celery(services, app)
 
 
 def register(main: click.Group) -> None:

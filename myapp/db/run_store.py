@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -66,6 +67,13 @@ class NewRun:
     copied_from: int | None = None
 
 
+log = logging.getLogger(__name__)
+
+
+def _no_wake(pipeline_ids: Sequence[int]) -> None:
+    """Without a broker the next beat pass (or `myapp schedule tick`) looks at woken pipelines."""
+
+
 class RunStore:
     """Transactional operations on runs and their task instances."""
 
@@ -73,6 +81,7 @@ class RunStore:
         self.db = db
         self.specs = specs
         self.dispatch = dispatch
+        self.wake: Callable[[Sequence[int]], None] = _no_wake   # ask for a scheduler pass (set_broker)
         self._secret = secret.encode()
 
     # ----- tokens ------------------------------------------------------------------------
@@ -259,7 +268,27 @@ class RunStore:
         s = object_session(run)
         if s is not None:  # same transaction: an alert outbox row, and a scheduler wake-up for cron runs
             enqueue_in(s, run, state, now)
-            wake_in(s, run)
+            self._wake_in(s, run)
+
+    def _wake_in(self, s: Session, run: Run) -> None:
+        """A cron run ended (or was marked): its pipeline is due at once, and after COMMIT a scheduler
+        pass for it is asked for (`wake`), so a backfill under depends_on_past or max_active_runs
+        goes on as soon as a run ends instead of at the next beat."""
+        if run.trigger != Trigger.CRON.value:
+            return
+        wake_in(s, run)
+        woken: set[int] | None = s.info.get("woken_pipelines")
+        if woken is None:
+            woken = s.info["woken_pipelines"] = set()
+            s.info.setdefault("after_commit", []).append(lambda: self._send_wake(sorted(woken)))
+        woken.add(run.pipeline_id)
+
+    def _send_wake(self, pipeline_ids: Sequence[int]) -> None:
+        try:
+            self.wake(pipeline_ids)
+        except Exception:  # noqa: BLE001  the next beat pass sees them due anyway
+            log.warning("asking for a scheduler pass for pipelines %s failed; the next beat does it",
+                        pipeline_ids, exc_info=True)
 
     # ----- operator actions --------------------------------------------------------------
     def stop_run(self, run_id: int, now: datetime, by: str = "") -> None:
@@ -341,7 +370,7 @@ class RunStore:
             run.message = f"marked {state.value} by {by or 'operator'} (was {run.state})"
             run.state = state.value
             run.updated_at = now
-            wake_in(s, run)  # a depends_on_past successor may launch now
+            self._wake_in(s, run)  # a depends_on_past successor may launch now
 
 
 class RunHead(Protocol):

@@ -100,9 +100,16 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """Yield a session in a write transaction; commit on success, roll back on error."""
-        with self._write() as session, session.begin():
-            yield session
+        """Yield a session in a write transaction; commit on success, roll back on error.
+
+        Callables appended to `session.info["after_commit"]` run once the transaction has
+        committed (never after a rollback): messages about what it changed go out only then.
+        """
+        with self._write() as session:
+            with session.begin():
+                yield session
+            for hook in session.info.pop("after_commit", ()):
+                hook()
 
     @contextmanager
     def read(self) -> Iterator[Session]:

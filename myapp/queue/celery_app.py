@@ -23,6 +23,7 @@ EXECUTE = "myapp.execute_task_instance"
 RECONCILE = "myapp.reconcile"
 SCHEDULE = "make_timerun_config"
 ALERTS = "myapp.deliver_alerts"
+WAKE = "myapp.schedule_pipelines"   # a pass for pipelines whose cron run just ended
 QUEUE = "myapp"
 
 
@@ -36,7 +37,8 @@ class LazyServices:
 
     def get(self) -> Services:
         if self._services is None:
-            self._services = build_services(self.settings, dispatch=celery_dispatch(self.app))
+            self._services = build_services(self.settings)
+            use_celery(self._services, self.app)
         return self._services
 
     def reset(self) -> None:
@@ -66,6 +68,19 @@ def celery_dispatch(app: Celery) -> Any:
             log.warning("batched dispatch of %d task instances failed; sending one by one", len(ids), exc_info=True)
             send_each(ids)
     return dispatch
+
+
+def celery_wake(app: Celery) -> Any:
+    """Return a function asking a worker for a scheduler pass over some pipelines (RunStore.wake)."""
+    def wake(pipeline_ids: Sequence[int]) -> None:
+        app.send_task(WAKE, args=[[int(i) for i in pipeline_ids]], queue=QUEUE)
+    return wake
+
+
+def use_celery(services: Services, app: Celery) -> None:
+    """Send what a commit makes ready through `app`: queued task instances, and woken pipelines."""
+    services.set_dispatch(celery_dispatch(app))
+    services.runs.wake = celery_wake(app)
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:
@@ -154,3 +169,10 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
 
         services = deps.get()
         run_pass(services, services.clock.now())
+
+    @app.task(name=WAKE)
+    def schedule_pipelines(pipeline_ids: list[int]) -> None:
+        from myapp.scheduler import run_pass_for
+
+        services = deps.get()
+        run_pass_for(services, services.clock.now(), pipeline_ids)

@@ -75,10 +75,10 @@ def create_app(settings: Settings, services: Services | None = None, *, update_p
         appbuilder.init_app(app, db.session)
         svc = services or build_services(settings)
         if services is None:
-            from myapp.queue.celery_app import celery_dispatch, create_celery
+            from myapp.queue.celery_app import create_celery, use_celery
 
             celery, _ = create_celery(settings)
-            svc.set_dispatch(celery_dispatch(celery))
+            use_celery(svc, celery)
         app.extensions["myapp"] = svc
         from myapp.web.api import register_apis
         from myapp.web.pages import register_pages

@@ -1,0 +1,81 @@
+"""A cron run that ends asks for a scheduler pass over its pipeline at once (RunStore.wake), so a
+depends_on_past backfill goes on run after run instead of one run per beat (every minute)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from myapp.core.states import RunState, Trigger
+from myapp.db.run_store import NewRun
+from myapp.scheduler import run_pass, run_pass_for
+from tests.conftest import WorkerProcess, worker_env
+from tests.integration.engine_helpers import poll, wait_finished
+from tests.integration.test_scheduler import pipeline_yaml, records, save_at, ts
+
+pytestmark = pytest.mark.integration
+
+
+def test_an_ending_cron_run_wakes_its_pipeline_after_commit_only(services: Any) -> None:
+    woken: list[list[int]] = []
+    services.runs.wake = lambda ids: woken.append(list(ids))
+    try:
+        pid = save_at(services, pipeline_yaml("wake-me", "0 * * * *", dop=True, exp=0), "2025-12-31T00:00Z")
+        report = run_pass(services, ts("2026-01-01T02:00Z"))
+        (run_id,) = report.launched
+        manual = services.runs.create_run(NewRun(pid, Trigger.MANUAL, ts("2026-01-01T02:00Z"), {}),
+                                          ts("2026-01-01T02:00Z"))
+        services.runs.stop_run(manual, ts("2026-01-01T02:01Z"))
+        assert woken == []                                  # a manual run never wakes the scheduler
+        services.runs.stop_run(run_id, ts("2026-01-01T02:01Z"))
+        assert woken == [[pid]]                             # once, after COMMIT
+        services.runs.mark_run(run_id, RunState.SUCCEEDED, ts("2026-01-01T02:02Z"))
+        assert woken == [[pid], [pid]]
+        with pytest.raises(RuntimeError), services.db.write() as s:   # rolled back: nothing is sent
+            run = services.runs.lock_run(s, run_id)
+            services.runs._wake_in(s, run)
+            raise RuntimeError("rollback")
+        assert woken == [[pid], [pid]]
+        # The woken pipeline's pass launches the next record at once (its predecessor succeeded).
+        after = run_pass_for(services, ts("2026-01-01T02:02Z"), [pid])
+        assert len(after.launched) == 1
+        assert [r[1] for r in records(services, pid)][:2] == ["launched", "launched"]
+    finally:
+        services.runs.wake = lambda ids: None
+
+
+@pytest.fixture(scope="module")
+def worker_without_beat(services: Any, broker_url: str) -> Iterator[Any]:
+    """A real worker with no beat: only wake-ups can launch cron runs after the test's one pass."""
+    from myapp.queue.celery_app import create_celery, use_celery
+
+    settings = dataclasses.replace(services.settings, broker_url=broker_url)
+    app, _ = create_celery(settings)
+    use_celery(services, app)
+    worker = WorkerProcess(worker_env(settings, broker_url), beat=False)
+    worker.start()
+    yield services
+    worker.stop()
+
+
+def test_a_depends_on_past_backfill_runs_back_to_back_without_waiting_for_the_beat(worker_without_beat: Any) -> None:
+    services = worker_without_beat
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = (now - timedelta(hours=3, minutes=30)).strftime("%Y-%m-%dT%H:%M:%S")
+    pid = save_at(services, pipeline_yaml("backfill-chain", "0 * * * *", start=start, dop=True, exp=0, mar=1,
+                                          script="echo $MYAPP_RUN_ID"), now.isoformat())
+    report = run_pass_for(services, now, [pid])
+    assert report.created == 4 and len(report.launched) == 1   # 4 hourly fire times; dop launches the oldest
+    # No beat runs in this worker: the second to fourth runs can only come from wake-ups.
+    def all_succeeded() -> list[tuple[str, str, str | None]] | None:
+        rows = records(services, pid)
+        return rows if [state for _, _, state in rows] == ["succeeded"] * 4 else None
+
+    done = poll(all_succeeded, what="the four backfill runs to succeed one after the other", timeout=45)
+    assert [status for _, status, _ in done] == ["launched"] * 4
+    for run_id in report.launched:
+        assert wait_finished(services, run_id)["state"] == "succeeded"
