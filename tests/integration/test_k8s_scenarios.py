@@ -33,6 +33,7 @@ from tests.integration.test_engine_scenarios import (  # noqa: F401  collected a
     test_task_env_and_workdir,
     test_task_timeout_kills_the_process_group,
 )
+from tests.integration.test_templates_builtins import LEAKY_TEMPLATE
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -129,11 +130,7 @@ def _phase(cluster: Any, name: str) -> str:
     return str((pod or {}).get("status", {}).get("phase", ""))
 
 
-LEAKY_POD_TEMPLATE = {
-    "name": "secret-leak-pod", "version": "1", "image": "bash:5", "args_style": "env",
-    "command": ["bash", "-c", "echo \"pw=$password\"; echo \"$password\" >&2; echo done"],
-    "parameters": {"password": {"type": "secret", "required": True}},
-}
+LEAKY_POD_TEMPLATE = {**LEAKY_TEMPLATE, "name": "secret-leak-pod", "image": "bash:5"}   # a pod needs an image
 
 
 def test_a_secret_parameter_a_pod_prints_is_masked_in_its_log_and_details(engine_services: Any) -> None:
@@ -148,7 +145,7 @@ def test_a_secret_parameter_a_pod_prints_is_masked_in_its_log_and_details(engine
     run = wait_finished(engine_services, run_id, timeout=120)
     text = "\n".join(task_lines(engine_services, run_id, "leak"))
     assert run["state"] == "succeeded", text
-    assert "pw=******" in text and "done" in text and "correct-horse-battery" not in text
+    assert "pw=****** token=******" in text and "done" in text and "correct-horse-battery" not in text
     leak = run["by_name"]["leak"]
     assert leak["inputs"]["password"]["value"] == "******"
     assert "correct-horse-battery" not in json.dumps(leak)   # inputs, container status, launch record
