@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import WorkerProcess, worker_env
 from tests.integration.engine_helpers import save, start, task_lines, wait_finished, wait_until
+from tests.processes import wait_gone
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -35,14 +36,6 @@ def two_workers(services: Any, broker_url: str) -> Iterator[tuple[Any, WorkerPro
     finally:
         victim.stop()
         busy.stop()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_killing_one_worker_leaves_the_other_workers_run_alone(two_workers: Any) -> None:
@@ -77,7 +70,7 @@ def test_killing_one_worker_leaves_the_other_workers_run_alone(two_workers: Any)
     tries = doomed_end["by_name"]["victim"]["attempts"]
     assert doomed_end["state"] == "succeeded", doomed_end
     assert tries[0]["state"] == "failed" and "lost" in tries[0]["message"] and tries[1]["state"] == "succeeded"
-    assert not _alive(task_pid), "the killed worker's task process is still running"
+    assert wait_gone(task_pid, 5), "the killed worker's task process is still running"
 
     steady_end = wait_finished(services, steady_run, timeout=60)
     (only,) = steady_end["by_name"]["tick"]["attempts"]

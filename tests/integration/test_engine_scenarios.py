@@ -6,7 +6,6 @@ retries, timeouts, stop, retry-from-failure, copy, parameter passing and a debug
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 import uuid
@@ -25,6 +24,7 @@ from tests.integration.engine_helpers import (
     wait_finished,
     wait_until,
 )
+from tests.processes import alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -103,12 +103,7 @@ def test_retries_exhausted_fail_the_task(engine_services: Any) -> None:
     assert [a["state"] for a in run["by_name"]["x"]["attempts"]] == ["failed", "failed"]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+_alive = alive   # test_k8s_scenarios imports it from here
 
 
 def test_task_timeout_kills_the_process_group(engine_services: Any, tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
+
+from tests.processes import alive, wait_gone
 
 # A stand-in worker: starts two task groups the way the local executor does, registers both with
 # the reaper, forgets the second (as if it had ended), prints the pids, then waits to be killed.
@@ -23,35 +24,18 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_a_killed_worker_takes_its_registered_task_groups_with_it() -> None:
     worker = subprocess.Popen([sys.executable, "-c", WORKER], stdout=subprocess.PIPE, text=True,
                               start_new_session=True)
     assert worker.stdout is not None
     registered, forgotten, reaper = (int(p) for p in worker.stdout.readline().split())
     try:
-        assert _alive(registered) and _alive(forgotten) and _alive(reaper)
+        assert alive(registered) and alive(forgotten) and alive(reaper)
         os.killpg(worker.pid, signal.SIGKILL)   # the whole worker process group, as `kill -9 -PGID`
         worker.wait()
-        assert _wait_gone(registered), "the registered task outlived its killed worker"
-        assert _wait_gone(reaper), "the reaper did not exit after its worker died"
-        assert _alive(forgotten), "a forgotten group (an ended attempt's id) must never be signalled"
+        assert wait_gone(registered), "the registered task outlived its killed worker"
+        assert wait_gone(reaper), "the reaper did not exit after its worker died"
+        assert alive(forgotten), "a forgotten group (an ended attempt's id) must never be signalled"
     finally:
         for pid in (registered, forgotten):
             try:
@@ -70,13 +54,13 @@ def test_a_reaper_that_died_is_replaced_and_told_the_groups_still_running() -> N
         first = reaper.pid()
         assert first is not None
         os.kill(first, signal.SIGKILL)
-        assert _wait_gone(first)
+        assert wait_gone(first)
         reaper.register(os.getpid() + 10_000_000)   # any message: the dead helper is noticed and replaced
         second = reaper.pid()
-        assert second is not None and second != first and _alive(second)
+        assert second is not None and second != first and alive(second)
         assert reaper._proc is not None and reaper._proc.stdin is not None
         reaper._proc.stdin.close()   # what the kernel does when this process dies
-        assert _wait_gone(task.pid), "the new reaper was not told about the running group"
+        assert wait_gone(task.pid), "the new reaper was not told about the running group"
     finally:
         try:
             os.killpg(task.pid, signal.SIGKILL)
