@@ -50,6 +50,8 @@ from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
 
 Dispatch = Callable[[Sequence[int]], None]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class NewRun:
@@ -67,9 +69,6 @@ class NewRun:
     copied_from: int | None = None
 
 
-log = logging.getLogger(__name__)
-
-
 def _no_wake(pipeline_ids: Sequence[int]) -> None:
     """Without a broker the next beat pass (or `myapp schedule tick`) looks at woken pipelines."""
 
@@ -81,7 +80,7 @@ class RunStore:
         self.db = db
         self.specs = specs
         self.dispatch = dispatch
-        self.wake: Callable[[Sequence[int]], None] = _no_wake   # ask for a scheduler pass (set_broker)
+        self.wake: Callable[[Sequence[int]], None] = _no_wake   # ask for a scheduler pass (queue.celery_app.use_celery)
         self._secret = secret.encode()
 
     # ----- tokens ------------------------------------------------------------------------
