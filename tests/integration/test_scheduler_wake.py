@@ -65,7 +65,7 @@ def worker_without_beat(services: Any, broker_url: str) -> Iterator[Any]:
 def test_a_depends_on_past_backfill_runs_back_to_back_without_waiting_for_the_beat(worker_without_beat: Any) -> None:
     services = worker_without_beat
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    start = (now - timedelta(hours=3, minutes=30)).strftime("%Y-%m-%dT%H:%M:%S")
+    start = (now.replace(minute=0) - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S")   # 4 fire times, ever
     pid = save_at(services, pipeline_yaml("backfill-chain", "0 * * * *", start=start, dop=True, exp=0, mar=1,
                                           script="echo $MYAPP_RUN_ID"), now.isoformat())
     report = run_pass_for(services, now, [pid])
