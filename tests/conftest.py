@@ -102,10 +102,12 @@ def initialised_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 def _copy_database(template: str, module_home: Path) -> str:
     if not template.startswith("postgresql"):
         import sqlite3
+        from contextlib import closing
 
         target = module_home / "myapp.db"
         # The backup API copies a consistent snapshot, including what is still in the WAL file.
-        with sqlite3.connect(template.removeprefix("sqlite:///")) as src, sqlite3.connect(target) as dst:
+        with closing(sqlite3.connect(template.removeprefix("sqlite:///"))) as src, \
+                closing(sqlite3.connect(target)) as dst:
             src.backup(dst)
         return f"sqlite:///{target}"
     import psycopg

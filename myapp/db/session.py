@@ -103,13 +103,18 @@ class Database:
         """Yield a session in a write transaction; commit on success, roll back on error.
 
         Callables appended to `session.info["after_commit"]` run once the transaction has
-        committed (never after a rollback): messages about what it changed go out only then.
+        committed (never after a rollback): messages about what it changed go out only then. A hook
+        that raises is logged and skipped: the transaction is committed, and a caller that saw an
+        error would repeat it (retry_on_disconnect).
         """
         with self._write() as session:
             with session.begin():
                 yield session
             for hook in session.info.pop("after_commit", ()):
-                hook()
+                try:
+                    hook()
+                except Exception:  # noqa: BLE001
+                    log.exception("a hook run after COMMIT failed; the transaction stays committed")
 
     @contextmanager
     def read(self) -> Iterator[Session]:

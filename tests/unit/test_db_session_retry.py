@@ -75,3 +75,27 @@ def test_application_name_names_the_command(monkeypatch: pytest.MonkeyPatch) -> 
     assert application_name(["/x/gunicorn/__main__.py", "-w", "2"]) == "myapp"
     monkeypatch.setenv("PGAPPNAME", "custom")
     assert application_name(["/usr/local/bin/myapp", "worker"]) == "custom"
+
+
+def test_after_commit_hooks_run_after_a_commit_only_and_never_undo_it(tmp_path: Any) -> None:
+    from sqlalchemy import text
+
+    db = Database.from_url(f"sqlite:///{tmp_path / 'hooks.db'}")
+    with db.write() as s:
+        s.execute(text("CREATE TABLE t (x INTEGER)"))
+    ran: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("broker down")
+
+    with db.write() as s:   # a hook that raises is logged; the commit stands, the next hook still runs
+        s.execute(text("INSERT INTO t VALUES (1)"))
+        s.info.setdefault("after_commit", []).extend([broken, lambda: ran.append("committed")])
+    with pytest.raises(ValueError), db.write() as s:
+        s.execute(text("INSERT INTO t VALUES (2)"))
+        s.info.setdefault("after_commit", []).append(lambda: ran.append("rolled back"))
+        raise ValueError("abort")
+    with db.read() as s:
+        assert list(s.scalars(text("SELECT x FROM t"))) == [1]
+    assert ran == ["committed"]
+    db.dispose()
