@@ -4,8 +4,8 @@ SQLite gets WAL, a busy timeout, foreign keys, and `BEGIN IMMEDIATE` for write t
 (a single-writer lock, our substitute for row locks there); server databases use row locks
 (`SELECT ... FOR UPDATE [SKIP LOCKED]`) taken by the stores.
 
-Connections are checked before use (`pool_pre_ping`), so one dropped while idle in the pool is
-replaced unnoticed; a transaction whose connection drops midway is repeated whole by
+Connections are checked before use, so one dropped while idle in the pool is replaced unnoticed:
+on PostgreSQL without a round trip (`_ping_if_spoken_to`), elsewhere with `pool_pre_ping`; a transaction whose connection drops midway is repeated whole by
 `Database.retry_on_disconnect`. PostgreSQL sessions are named after the command (`myapp-worker`)
 so `pg_stat_activity` tells the processes apart.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,31 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         url = "mysql+pymysql://" + url[len("mysql://"):]
     if url.startswith("postgresql"):
         kwargs.setdefault("connect_args", {"application_name": application_name()})
+        engine = create_engine(url, pool_size=10, max_overflow=20, **kwargs)
+        event.listen(engine, "checkout", _ping_if_spoken_to)
+        return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+
+
+def _ping_if_spoken_to(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Check a PostgreSQL connection taken from the pool; raise DisconnectionError if it is dead.
+
+    An idle connection has nothing to read unless the server spoke: a server that restarts, crashes,
+    terminates the backend or times the session out sends its goodbye or closes the socket, and
+    either makes the socket readable. Only then is it pinged (the pool replaces a dead one). This
+    is what `pool_pre_ping` catches, without its round trip on every checkout: two of a task's ten
+    round trips to the database (docs/benchmarks.md). Neither notices a peer that vanished
+    silently (a dropped network path): there a ping would wait for TCP's timeout too.
+    """
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+    if not poller.poll(0):
+        return
+    try:
+        dbapi_connection.execute("SELECT 1")
+        dbapi_connection.rollback()
+    except Exception as exc:  # noqa: BLE001  any failure here means: do not hand this connection out
+        raise DisconnectionError(f"connection checked from the pool is dead: {exc}") from exc
 
 
 def application_name(argv: list[str] | None = None) -> str:

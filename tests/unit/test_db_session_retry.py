@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 import pytest
@@ -99,3 +101,72 @@ def test_after_commit_hooks_run_after_a_commit_only_and_never_undo_it(tmp_path: 
         assert list(s.scalars(text("SELECT x FROM t"))) == [1]
     assert ran == ["committed"]
     db.dispose()
+
+
+class FakePgConnection:
+    """A DBAPI connection over one end of a socket pair; the test plays the server on the other."""
+
+    def __init__(self, sock: Any, fails: bool = False) -> None:
+        self.sock, self.fails, self.statements = sock, fails, []
+
+    def fileno(self) -> int:
+        return int(self.sock.fileno())
+
+    def execute(self, sql: str) -> None:
+        self.statements.append(sql)
+        if self.fails:
+            raise OSError("server closed the connection unexpectedly")
+
+    def rollback(self) -> None:
+        self.statements.append("ROLLBACK")
+
+
+def test_a_pooled_connection_is_pinged_only_when_the_server_spoke_while_it_was_idle() -> None:
+    import socket
+
+    from sqlalchemy.exc import DisconnectionError
+
+    from myapp.db.session import _ping_if_spoken_to
+
+    client, server = socket.socketpair()
+    try:
+        quiet = FakePgConnection(client)
+        _ping_if_spoken_to(quiet, None, None)
+        assert quiet.statements == [], "a connection with nothing to read needs no round trip"
+        server.sendall(b"E")   # e.g. FATAL: terminating connection due to administrator command
+        alive = FakePgConnection(client)
+        _ping_if_spoken_to(alive, None, None)
+        assert alive.statements == ["SELECT 1", "ROLLBACK"]
+        server.close()          # and then the socket's end
+        with pytest.raises(DisconnectionError):
+            _ping_if_spoken_to(FakePgConnection(client, fails=True), None, None)
+    finally:
+        client.close()
+        server.close()
+
+
+@pytest.mark.skipif(not os.environ.get("MYAPP_TEST_DATABASE_URL"), reason="needs PostgreSQL")
+def test_a_terminated_postgresql_backend_is_replaced_when_taken_from_the_pool() -> None:
+    import psycopg
+    from sqlalchemy import text
+
+    from myapp.db.session import make_engine
+
+    url = os.environ["MYAPP_TEST_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            first = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+            for _ in range(100):   # until the backend is gone
+                if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (first,)).fetchone():
+                    break
+                time.sleep(0.02)
+        with engine.connect() as conn:   # no error: the dead connection is swapped for a new one
+            second = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        assert second != first
+        with engine.connect() as conn:   # and the live one is reused
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar() == second
+    finally:
+        engine.dispose()
