@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Literal
 
 OutputType = Literal["text", "file"]
@@ -131,10 +132,12 @@ class PipelineSpec:
 
     def task(self, name: str) -> TaskSpec:
         """Return the task called `name`; KeyError if absent."""
-        for task in self.tasks:
-            if task.name == name:
-                return task
-        raise KeyError(name)
+        return self._by_name[name]
+
+    @cached_property
+    def _by_name(self) -> dict[str, TaskSpec]:
+        # Built on first use: a worker looks up one task per attempt in pipelines of 1000 tasks.
+        return {task.name: task for task in self.tasks}
 
 
 @dataclass(frozen=True)

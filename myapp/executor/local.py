@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import selectors
-import shutil
 import signal
 import subprocess
 import time
@@ -73,14 +72,14 @@ class LocalExecutor:
         log.redact_with(Redactor([*secret_values, ctx.token]))
         log.write(f"[myapp] attempt {ctx.try_number} of task {ctx.task.name!r} in {workdir}")
         try:
-            if shutil.which(argv[0], path=env.get("PATH")) is None:
-                raise FileNotFoundError(2, "command not found")
+            # A command without a slash is looked up in the PATH of `env` (as execvpe does).
             proc = subprocess.Popen(
                 list(argv), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
             )
         except OSError as exc:
-            msg = f"task {ctx.task.name!r}: cannot start {argv[0]!r}: {exc.strerror or exc}"
+            why = "command not found" if isinstance(exc, FileNotFoundError) and "/" not in argv[0] else exc.strerror
+            msg = f"task {ctx.task.name!r}: cannot start {argv[0]!r}: {why or exc}"
             log.write(f"[myapp] {msg}")
             return AttemptResult(succeeded=False, message=msg, inputs=shown)
         # If this worker dies (kill -9 included), its reaper kills the group (myapp/executor/reaper.py).
