@@ -197,6 +197,7 @@ def standalone(ctx: click.Context, port: int | None) -> None:
                   admin_password=os.environ.get("MYAPP_ADMIN_PASSWORD"), admin_email="admin@localhost")
     settings = services.settings
     port = port or settings.web_port
+    _resend_queued(services)
     env = {**os.environ, "MYAPP_HOME": str(settings.home)}
     commands = [
         [sys.executable, "-m", "myapp", "worker", "--beat"],
@@ -205,6 +206,23 @@ def standalone(ctx: click.Context, port: int | None) -> None:
     click.echo(f"myapp standalone: http://{settings.web_host}:{port}/  (user admin, password in "
                f"{settings.home / 'admin_password'} unless MYAPP_ADMIN_PASSWORD was set); Ctrl-C stops")
     _supervise(commands, env)
+
+
+def _resend_queued(services: Any) -> None:
+    """Send a message for every queued task instance before the worker starts.
+
+    The folder broker hands a message over by deleting its file: one a worker had taken when
+    standalone was stopped (or killed) is gone, and the reconciler would re-send it only after
+    `requeue_after` (2 minutes). Standalone is the only worker of its MYAPP_HOME; a message still
+    in the folder becomes a duplicate, which claims nothing.
+    """
+    from myapp.cli.pipeline import attach_dispatch
+
+    queued = services.attempts.claimable(limit=None)
+    if queued:
+        attach_dispatch(services)
+        services.runs.dispatch(queued)
+        click.echo(f"myapp standalone: {len(queued)} queued task(s) sent to the worker again")
 
 
 def _supervise(commands: list[list[str]], env: dict[str, str], max_restarts: int = 5) -> None:

@@ -385,8 +385,8 @@ class AttemptStore:
         self.runs.dispatch(queued)
         return len(ids)
 
-    def claimable(self, limit: int = 100) -> list[int]:
-        """Return ids of queued task instances (for the burst worker), oldest first."""
+    def claimable(self, limit: int | None = 100) -> list[int]:
+        """Return ids of queued task instances (all with limit=None), oldest first."""
         with self.db.read() as s:
             return list(s.scalars(select(TaskInstance.id).where(TaskInstance.state == TaskState.QUEUED.value)
                                   .order_by(TaskInstance.queued_at, TaskInstance.id).limit(limit)).all())
