@@ -6,6 +6,7 @@ The messages are captured instead of sent, so each test decides who claims and f
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -90,6 +91,49 @@ def test_claims_racing_a_stop_leave_nothing_running(services: Any, sent: list[in
     assert run == "stopped"
     assert all(state == "stopped" for name, state in tasks.items() if name != "root"), tasks
     assert attempts.count("running") == 0, attempts  # a claim either lost the race or was stopped
+
+
+def test_a_claim_waiting_for_a_stop_holding_the_run_starts_nothing(services: Any, sent: list[int]) -> None:
+    # The stop locks the run first; the claim comes while the stop is still in its transaction, so
+    # it has to wait, and must then see the stopped run (not the queued task it read before).
+    from myapp.core.states import RunState
+
+    run_id, queued = started_leaves(services, sent, "claim-waits-for-stop", 1)
+    locked, claimed = threading.Event(), []
+
+    def stop() -> None:
+        with services.db.write() as s:
+            run = services.runs.lock_run(s, run_id)
+            locked.set()
+            time.sleep(0.5)   # the claim below is sent meanwhile and waits for this lock
+            services.runs.halt_in(s, run, services.clock.now(), RunState.STOPPED, "stopped by tester")
+
+    stopper = threading.Thread(target=stop)
+    stopper.start()
+    assert locked.wait(10)
+    began = time.monotonic()
+    claimed.append(claim(services, queued[0]))
+    waited = time.monotonic() - began
+    stopper.join()
+    assert claimed == [None]
+    assert waited > 0.2, "the claim did not wait for the run's lock"
+    run, tasks, attempts = states(services, run_id)
+    assert run == "stopped" and tasks["leaf0"] == "stopped" and attempts == ["succeeded"]   # the root's
+
+
+def test_a_claim_records_the_attempt_deadline_of_a_task_timeout(services: Any, sent: list[int]) -> None:
+    from datetime import timedelta
+
+    run_id = start(services, save(services, "name: claim-deadline\ntasks:\n"
+                                            "  - {name: slow, image: local, command: ['true'], timeout: 30}\n"))
+    now = services.clock.now()
+    ctx = services.attempts.claim(sent.pop(), "w", now)
+    assert ctx is not None and ctx.deadline_at == now + timedelta(seconds=30)
+    with services.db.read() as s:
+        attempt = s.get(TaskAttempt, ctx.attempt_id)
+        assert attempt is not None and attempt.deadline_at == now + timedelta(seconds=30)
+        assert (attempt.state, attempt.worker, attempt.try_number) == ("running", "w", 1)
+    assert states(services, run_id)[1] == {"slow": "running"}
 
 
 def test_a_finish_after_a_stop_keeps_the_attempt_stopped(services: Any, sent: list[int]) -> None:
