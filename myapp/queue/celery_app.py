@@ -110,6 +110,8 @@ def broker_options(settings: Settings) -> dict[str, Any]:
 def create_celery(settings: Settings) -> tuple[Celery, LazyServices]:
     """Create the Celery app with its tasks and beat schedule."""
     app = Celery("myapp", broker=settings.effective_broker_url, set_as_current=False)
+    if settings.effective_broker_url == "filesystem://":   # kombu's, with whole-file writes
+        app.conf.broker_transport = "myapp.queue.folder_transport:Transport"
     app.conf.update(
         broker_transport_options=broker_options(settings), task_ignore_result=True,
         task_default_queue=QUEUE, worker_prefetch_multiplier=1, task_acks_late=False,
