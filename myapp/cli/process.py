@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -205,7 +206,8 @@ def standalone(ctx: click.Context, port: int | None) -> None:
     ]
     click.echo(f"myapp standalone: http://{settings.web_host}:{port}/  (user admin, password in "
                f"{settings.home / 'admin_password'} unless MYAPP_ADMIN_PASSWORD was set); Ctrl-C stops")
-    _supervise(commands, env)
+    # A worker that died may have taken messages it never ran: send the queued ones again.
+    _supervise(commands, env, before_restart=lambda i: _resend_queued(services) if i == 0 else None)
 
 
 def _resend_queued(services: Any) -> None:
@@ -225,8 +227,12 @@ def _resend_queued(services: Any) -> None:
         click.echo(f"myapp standalone: {len(queued)} queued task(s) sent to the worker again")
 
 
-def _supervise(commands: list[list[str]], env: dict[str, str], max_restarts: int = 5) -> None:
-    """Run the commands; restart one that dies (the database keeps the work), stop all on a signal."""
+def _supervise(commands: list[list[str]], env: dict[str, str], max_restarts: int = 5,
+               before_restart: Callable[[int], None] | None = None) -> None:
+    """Run the commands; restart one that dies (the database keeps the work), stop all on a signal.
+
+    `before_restart(i)` runs before command `i` is started again.
+    """
     procs = [subprocess.Popen(cmd, env=env) for cmd in commands]
     restarts = [0] * len(commands)
     stopping = False
@@ -249,6 +255,11 @@ def _supervise(commands: list[list[str]], env: dict[str, str], max_restarts: int
                     restarts[i] += 1
                     click.echo(f"myapp standalone: {' '.join(commands[i][2:])} exited ({p.returncode}); restarting",
                                err=True)
+                    if before_restart is not None:
+                        try:
+                            before_restart(i)
+                        except Exception as exc:  # noqa: BLE001  the restart matters more
+                            click.echo(f"myapp standalone: before restarting: {exc}", err=True)
                     procs[i] = subprocess.Popen(commands[i], env=env)
             time.sleep(0.5)
     except KeyboardInterrupt:

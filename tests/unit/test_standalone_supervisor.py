@@ -17,10 +17,13 @@ def test_dead_child_is_restarted_then_the_crash_loop_stops(tmp_path: Path) -> No
     code = (f"import pathlib; p = pathlib.Path({str(count)!r}); "
             "p.write_text(str(int(p.read_text()) + 1) if p.exists() else '1'); raise SystemExit(3)")
     previous = signal.getsignal(signal.SIGTERM)
+    restarting: list[int] = []
     try:
         with pytest.raises(SystemExit) as exc:
-            _supervise([[sys.executable, "-c", code]], dict(os.environ), max_restarts=2)
+            _supervise([[sys.executable, "-c", code]], dict(os.environ), max_restarts=2,
+                       before_restart=restarting.append)
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert exc.value.code == 1
     assert count.read_text() == "3"  # the first start and two restarts
+    assert restarting == [0, 0]      # told before each restart (standalone re-sends queued tasks)
