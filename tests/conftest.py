@@ -29,6 +29,26 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: long-running suite (faults, load)")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Append the logs of the test's worker and watcher processes to a failure's report.
+
+    Those processes log to files in the test's MYAPP_HOME, which pytest deletes a few runs later:
+    without this a failure in CI says what was waited for, never why it did not happen.
+    """
+    outcome: Any = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    shown: set[Path] = set()
+    for value in getattr(item, "funcargs", {}).values():
+        for process in (value, getattr(value, "worker", None), getattr(value, "watcher", None)):
+            log = getattr(process, "log", None)
+            if isinstance(log, Path) and log.exists() and log not in shown:
+                shown.add(log)
+                report.sections.append((f"log of {log.name} (last 4000 characters)", log.read_text()[-4000:]))
+
+
 def _fresh_database_url(tmp: Path) -> str:
     server = os.environ.get("MYAPP_TEST_DATABASE_URL", "")
     if not server.startswith("postgresql"):
