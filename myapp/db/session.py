@@ -6,8 +6,9 @@ SQLite gets WAL, a busy timeout, foreign keys, and `BEGIN IMMEDIATE` for write t
 
 Connections are checked before use, so one dropped while idle in the pool is replaced unnoticed
 (on PostgreSQL without a round trip, `_ping_if_spoken_to`; elsewhere `pool_pre_ping`); a
-transaction whose connection drops midway is repeated whole by `Database.retry_on_disconnect`. PostgreSQL sessions are named after the command
-(`myapp-worker`) so `pg_stat_activity` tells the processes apart.
+transaction whose connection drops midway is repeated whole by `Database.retry_on_disconnect`.
+PostgreSQL sessions are named after the command (`myapp-worker`) so `pg_stat_activity` tells the
+processes apart.
 """
 
 from __future__ import annotations

@@ -14,10 +14,18 @@ from kombu import Connection
 from myapp.queue import folder_transport
 
 
+def folder_options(tmp_path: Path) -> dict[str, Any]:
+    # Every folder in tmp_path: kombu's control folder defaults to ./control (the working directory).
+    queue, control = tmp_path / "queue", tmp_path / "control"
+    queue.mkdir(exist_ok=True)
+    control.mkdir(exist_ok=True)
+    return {"data_folder_in": str(queue), "data_folder_out": str(queue), "processed_folder": str(queue),
+            "store_processed": False, "control_folder": str(control)}
+
+
 @pytest.fixture()
 def channel(tmp_path: Path) -> Iterator[Any]:
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path),
-               "processed_folder": str(tmp_path), "store_processed": False}
+    options = folder_options(tmp_path)
     with Connection("filesystem://", transport="myapp.queue.folder_transport:Transport",
                     transport_options=options) as conn:
         yield conn.default_channel
@@ -47,9 +55,7 @@ def test_kombus_own_writer_shows_a_consumer_an_empty_file(tmp_path: Path, monkey
     # polling right after the creation (here: while the lock is taken) reads an empty file.
     from kombu.transport import filesystem
 
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path),
-               "processed_folder": str(tmp_path), "store_processed": False}
-    with Connection("filesystem://", transport_options=options) as conn:
+    with Connection("filesystem://", transport_options=folder_options(tmp_path)) as conn:
         plain = conn.default_channel
         errors: list[Exception] = []
         real_lock = filesystem.lock
