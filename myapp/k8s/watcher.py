@@ -259,13 +259,26 @@ class Watcher:
                 delete_attempt_objects(self.launcher, attempt, self.pods_of(attempt.attempt_id), running_only=True)
             self._save_status([attempt.attempt_id])
             self.finisher.finish(attempt, outcome, self.pods_of(attempt.attempt_id))
+        except Exception:  # noqa: BLE001  decided again from the cached pods by the next tick
+            log.exception("finishing attempt %s failed; the next tick tries again", attempt.attempt_id)
+            self._finish_later(attempt)
+            return
+        try:
             if self.cfg.delete_finished:
                 delete_attempt_objects(self.launcher, attempt, self.pods_of(attempt.attempt_id), running_only=False)
-        except Exception:  # noqa: BLE001  the next tick retries (the attempt is still running in the database)
-            log.exception("finishing attempt %s failed", attempt.attempt_id)
+        except Exception:  # noqa: BLE001  the attempt is recorded; the orphan sweep deletes what is left
+            log.exception("deleting the objects of finished attempt %s failed", attempt.attempt_id)
         finally:
             self._done(attempt)
             self.finished += 1
+
+    def _finish_later(self, attempt: TrackedAttempt) -> None:
+        # Not _done: it would forget the attempt's pods, and pods that ended send no more events,
+        # so the next try could only fail the attempt as "pod not found" after missing_grace.
+        # Untracked, it is loaded again by the next tick, whose _check decides it from the cache.
+        with self.lock:
+            self.tracked.pop(attempt.attempt_id, None)
+            self.busy.discard(attempt.attempt_id)
 
     def _release(self, attempt: TrackedAttempt) -> None:
         """The engine ended the attempt (stop, run timeout, lost): kill its pods, archive its log."""
