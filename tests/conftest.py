@@ -142,12 +142,18 @@ def _copy_database(template: str, module_home: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def services(module_home: Path, initialised_database: str) -> Iterator[Any]:
-    """Services on a migrated, initialised database (admin user, default project, plugins) of the module's own."""
+def services(module_home: Path, initialised_database: str, broker_url: str) -> Iterator[Any]:
+    """Services on a migrated, initialised database (admin user, default project, plugins) of the module's own.
+
+    Live logs go to the module's own Redis database (the broker's, as in the product's default):
+    their keys are named after run ids, which every module's fresh database starts again at 1, so
+    in a shared database a key an earlier module (or a killed run) left behind would be read as
+    this module's log.
+    """
     from myapp.services import build_services
 
     url = _copy_database(initialised_database, module_home)
-    svc = build_services(make_settings(module_home, url, redis_url=_redis_url() + "/0"))
+    svc = build_services(make_settings(module_home, url, redis_url=broker_url))
     yield svc
     svc.db.dispose()
     _drop_database(url)

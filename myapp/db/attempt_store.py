@@ -186,9 +186,17 @@ class AttemptStore:
         with self.db.read() as s:
             conn = s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             row = conn.execute(_CLAIM_IN_ONE, {"ti_id": ti_id, "now": now, "worker": worker}).first()
-            if row is None:
-                return None
-            check_task_transition(TaskState.QUEUED, TaskState.RUNNING)
+        if row is None:
+            return None
+        check_task_transition(TaskState.QUEUED, TaskState.RUNNING)
+        # The claim is committed: a connection lost from here on must repeat the reads below, not the
+        # claim (which would find the task running, return None and leave the attempt orphaned).
+        return self.db.retry_on_disconnect(lambda: self._claimed(row, ti_id, now))
+
+    def _claimed(self, row: Row[Any], ti_id: int, now: datetime) -> AttemptContext:
+        """Read what a claimed attempt needs (and record its deadline): safe to repeat."""
+        with self.db.read() as s:
+            conn = s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             spec, _ = self.runs.specs.get(s, row.version_id)
             task = spec.task(row.task_name)
             deadline = now + timedelta(seconds=task.timeout) if task.timeout else None

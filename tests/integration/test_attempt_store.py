@@ -121,6 +121,36 @@ def test_a_claim_waiting_for_a_stop_holding_the_run_starts_nothing(services: Any
     assert run == "stopped" and tasks["leaf0"] == "stopped" and attempts == ["succeeded"]   # the root's
 
 
+def test_a_connection_lost_while_a_claim_reads_the_attempts_context_leaves_no_orphan(
+        services: Any, sent: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The worker repeats a claim whose connection dropped (retry_on_disconnect). On PostgreSQL the
+    # claim commits in its first statement; repeating all of it would find the task running and
+    # leave that attempt without a process. What must be repeated is only what follows.
+    from sqlalchemy.exc import OperationalError
+
+    class AdminShutdown(Exception):
+        pass
+
+    AdminShutdown.__module__ = "psycopg.errors"
+    run_id, queued = started_leaves(services, sent, "claim-context-drop", 1)
+    real, calls = services.attempts._pipeline_names, []
+
+    def drops_once(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("SELECT", {}, AdminShutdown("terminating connection due to administrator command"))
+        return real(*args)
+
+    monkeypatch.setattr(services.attempts, "_pipeline_names", drops_once)
+    ctx = services.db.retry_on_disconnect(lambda: claim(services, queued[0]), sleep=lambda _: None)
+    assert ctx is not None and ctx.try_number == 1 and len(calls) == 2
+    run, tasks, attempts = states(services, run_id)
+    assert tasks["leaf0"] == "running" and attempts.count("running") == 1
+    with services.db.read() as s:
+        attempt = s.get(TaskAttempt, ctx.attempt_id)
+        assert attempt is not None and attempt.state == "running"
+
+
 def test_a_claim_records_the_attempt_deadline_of_a_task_timeout(services: Any, sent: list[int]) -> None:
     from datetime import timedelta
 
