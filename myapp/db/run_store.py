@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, object_session
@@ -65,7 +65,7 @@ class NewRun:
     runner: str = ""
     version_id: int | None = None
     debug_task: str | None = None
-    debug_inputs: Mapping[str, str] | None = None
+    debug_inputs: Mapping[str, Any] | None = None
     copied_from: int | None = None
 
 
@@ -352,7 +352,7 @@ class RunStore:
             )
         return self.create_run(new, now)
 
-    def _debug_inputs(self, s: Session, run: Run) -> dict[str, str] | None:
+    def _debug_inputs(self, s: Session, run: Run) -> dict[str, Any] | None:
         if not run.debug_task:
             return None
         ti = s.scalar(select(TaskInstance).where(TaskInstance.run_id == run.id))

@@ -15,12 +15,14 @@ from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import protect
 
 from myapp.core.authz import Action, Forbidden
+from myapp.core.debug_inputs import require_complete
 from myapp.core.errors import Conflict, MyappError, NotFound, SpecError
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.states import RunState, Trigger
+from myapp.db.debug_source import debug_plan
 from myapp.db.pipeline_store import SpecErrors
 from myapp.db.run_store import NewRun
-from myapp.logs import LogKey
+from myapp.logs import LogKey, LogLine
 from myapp.runs_view import run_detail, run_rows
 from myapp.services import Services
 from myapp.web.access import (
@@ -36,6 +38,13 @@ from myapp.web.access import (
 from myapp.yaml_io import dump_yaml, load_yaml
 
 F = TypeVar("F", bound=Callable[..., Any])
+LOG_PAGE = 5000  # log lines per response at most
+
+
+def log_entry(line: LogLine) -> dict[str, Any]:
+    """Return one stored log line as JSON: its UTC instant (ms), its stream, its text."""
+    at = f"{line.at:%Y-%m-%dT%H:%M:%S}.{line.at.microsecond // 1000:03d}Z" if line.at else None
+    return {"at": at, "stream": line.stream.value, "text": line.text}
 
 
 def services() -> Services:
@@ -227,11 +236,18 @@ class PipelineApi(BaseApi):
         inputs = body.get("inputs") or {}
         if not isinstance(inputs, dict):
             raise SpecError("inputs", "expected an object of NAME: VALUE")
+        debug_inputs = None
+        if debug_task:  # upstream inputs not given come from the latest succeeded run (core/debug_inputs.py)
+            spec, _ = svc.pipelines.spec(pk)
+            with svc.db.read() as s:
+                plan = debug_plan(s, pk, spec, debug_task, {str(k): str(v) for k, v in inputs.items()})
+            require_complete(plan, spec.name)
+            debug_inputs = plan.stored()
         now = svc.clock.now()
         run_id = svc.runs.create_run(NewRun(
             pipeline_id=pk, trigger=Trigger.DEBUG if debug_task else Trigger.MANUAL, execution_date=now,
             params={str(k): str(v) for k, v in params.items()}, user_id=user_id(), runner=user_name(),
-            debug_task=debug_task, debug_inputs={str(k): str(v) for k, v in inputs.items()} if debug_task else None), now)
+            debug_task=debug_task, debug_inputs=debug_inputs), now)
         return self.response(201, id=run_id)
 
 
@@ -302,8 +318,11 @@ class RunApi(BaseApi):
             raise NotFound(f"task {task!r} not found in run {pk}")
         try_number = request.args.get("try", type=int) or ti["try_number"]
         offset = max(request.args.get("offset", 0, type=int) or 0, 0)
-        lines, finished = services().logs.lines(LogKey(pk, task, try_number), offset)
-        return self.response(200, lines=lines, offset=offset + len(lines), finished=finished, try_number=try_number)
+        entries, finished = services().logs.entries(LogKey(pk, task, try_number), offset)
+        if len(entries) > LOG_PAGE:  # bounded: the next call continues from the returned offset
+            entries, finished = entries[:LOG_PAGE], False
+        return self.response(200, lines=[e.plain for e in entries], offset=offset + len(entries), finished=finished,
+                             try_number=try_number, entries=[log_entry(e) for e in entries])
 
     def _act(self, pk: int, action: str) -> Response:
         check_run(pk, Action.RUN)
