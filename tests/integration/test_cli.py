@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -104,7 +105,7 @@ def test_run_burst_logs_show_mark_copy(cli: Any, tmp_path: Path) -> None:
     assert burst.returncode == 0, burst.stderr
     show = json.loads(cli("run", "show", str(run_id), "--json").stdout)
     assert show["state"] == "succeeded" and show["params"] == {"who": "ada"}
-    logs = cli("run", "logs", str(run_id), "hello")
+    logs = cli("run", "logs", str(run_id), "hello", "--plain")
     assert "hello ada" in logs.stdout.splitlines()
     assert cli("run", "logs", str(run_id), "hello", "--follow").returncode == 0
     assert cli("run", "mark", str(run_id), "--state", "failed").returncode == 0
@@ -140,6 +141,56 @@ def test_debug_one_task(cli: Any, tmp_path: Path) -> None:
     debug = next(r for r in runs if r["trigger"] == "debug")
     assert debug["state"] == "succeeded" and debug["debug_task"] == "hello"
     assert "hello debugger" in cli("run", "logs", str(debug["id"])).stdout
+
+
+STAMPED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC  (\[stderr\] |\[myapp\] )?")
+
+
+def test_log_lines_carry_their_time_and_stderr_is_marked(cli: Any, tmp_path: Path) -> None:
+    assert cli("pipeline", "import", write(tmp_path, "p.yaml", """
+        name: cli-streams
+        tasks:
+          - {name: talk, template: shell, args: {script: 'echo to-out; echo to-err >&2; exit 3'}}
+    """)).returncode == 0
+    run_id = json.loads(cli("pipeline", "run", "cli-streams", "--json").stdout)["run_id"]
+    assert cli("worker", "--burst").returncode == 0
+    lines = cli("run", "logs", str(run_id), "talk").stdout.splitlines()
+    assert all(STAMPED.match(line) for line in lines), lines
+    body = [STAMPED.sub(lambda m: m.group(1) or "", line) for line in lines]
+    assert "to-out" in body and "[stderr] to-err" in body
+    assert not any("/workflow_space" in line or "attempt 1 of task" in line for line in lines), lines
+    plain = cli("run", "logs", str(run_id), "talk", "--plain").stdout.splitlines()
+    assert "to-out" in plain and "to-err" in plain
+
+
+def test_debug_fills_upstream_inputs_from_the_latest_succeeded_run(cli: Any, tmp_path: Path) -> None:
+    assert cli("pipeline", "import", write(tmp_path, "p.yaml", """
+        name: cli-upstream
+        tasks:
+          - name: make
+            template: shell
+            args: {script: 'echo made-text > /tmp/t.txt; mkdir -p d; echo in-file > d/f'}
+            outputs:
+              - {name: text, path: /tmp/t.txt, type: text}
+              - {name: dir, path: d, type: file}
+          - name: use
+            template: shell
+            inputs: {a: {from: make.text}, b: {from: make.dir}, c: {from: make.text}}
+            args: {script: 'echo "a=$a c=$c"; cat "$b/f"'}
+    """)).returncode == 0
+    refused = cli("task", "debug", "cli-upstream", "use", "--input", "a=given", "--no-follow")
+    assert refused.returncode == 2
+    assert "b, c" in refused.stderr and "no succeeded run" in refused.stderr and "a," not in refused.stderr
+    assert cli("pipeline", "run", "cli-upstream").returncode == 0
+    assert cli("worker", "--burst").returncode == 0
+    started = cli("task", "debug", "cli-upstream", "use", "--input", "a=given", "--no-follow")
+    assert started.returncode == 0, started.stderr
+    assert "input b = " in started.stdout and "make.dir of run" in started.stdout
+    assert cli("worker", "--burst").returncode == 0
+    debug_id = int(started.stdout.split("debug run ")[1].split()[0])
+    assert json.loads(cli("run", "show", str(debug_id), "--json").stdout)["state"] == "succeeded"
+    out = cli("run", "logs", str(debug_id), "use", "--plain").stdout.splitlines()
+    assert out == ["a=given c=made-text", "in-file"]
 
 
 def test_init_twice_is_safe(cli: Any) -> None:
