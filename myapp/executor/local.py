@@ -130,7 +130,7 @@ class LocalExecutor:
         })
         secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
         shown = {k: {"type": v.kind, "value": MASK if k in secrets else values[k]} for k, v in resolved.items()}
-        secret_values = [v for k, v in [*values.items(), *rendered.env.items()] if k in secrets]
+        secret_values = [rendered.env[k] for k in rendered.secret_env]
         return rendered.argv, env, rendered.outputs, shown, secret_values
 
     def _local_values(self, resolved: Mapping[str, InputValue], workdir: Path) -> dict[str, str]:
