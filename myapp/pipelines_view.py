@@ -39,7 +39,7 @@ class ListQuery:
     limit: int | None = 50   # None: every pipeline (the CLI's --all); the REST API always bounds it
     offset: int = 0
     strip: int = 10
-    visible: frozenset[int] | None = None  # pipeline ids the user may read (None: all)
+    project_ids: tuple[int, ...] | None = None  # the projects the user may read (None: all)
 
     def __post_init__(self) -> None:
         if self.sort not in SORTS:
@@ -47,8 +47,8 @@ class ListQuery:
 
 
 def _filtered(q: Select[Any], lq: ListQuery) -> Select[Any]:
-    if lq.visible is not None:
-        q = q.where(Pipeline.id.in_(sorted(lq.visible)))
+    if lq.project_ids is not None:
+        q = q.where(Pipeline.project_id.in_(lq.project_ids))
     if lq.project_id is not None:
         q = q.where(Pipeline.project_id == lq.project_id)
     if lq.search:

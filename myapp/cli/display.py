@@ -18,7 +18,7 @@ from myapp.logs import LogLine, Stream
 
 
 def when(value: datetime | str | None, tz: str = "UTC", *, ms: bool = False) -> str:
-    """Return an instant as `2026-12-06 15:40:01 UTC` (or `... +08:00` in another zone); "-" for none."""
+    """Return an instant as `2026-12-06 15:40:01 UTC` (`... UTC+08:00` in another zone), as the pages do."""
     if value is None or value == "":
         return "-"
     at = datetime.fromisoformat(value) if isinstance(value, str) else value
@@ -29,7 +29,7 @@ def when(value: datetime | str | None, tz: str = "UTC", *, ms: bool = False) -> 
     if tz in ("UTC", "Etc/UTC"):
         return text + " UTC"
     offset = local.strftime("%z")
-    return f"{text} {offset[:3]}:{offset[3:]}"
+    return f"{text} UTC{offset[:3]}:{offset[3:]}"
 
 
 def parse_instant(text: str | None, option: str, tz: str = "UTC") -> datetime | None:

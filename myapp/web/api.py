@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from flask import Response, current_app, g, request
 from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import protect
 
+from myapp.backfill_guard import guard, save_backfill
 from myapp.core.authz import Action, Forbidden
 from myapp.core.debug_inputs import require_complete
 from myapp.core.errors import Conflict, MyappError, NotFound, SpecError
@@ -23,7 +25,7 @@ from myapp.db.debug_source import debug_plan
 from myapp.db.pipeline_store import SpecErrors
 from myapp.db.run_store import NewRun
 from myapp.logs import LogKey, LogLine
-from myapp.runs_view import run_detail, run_rows
+from myapp.runs_view import RunFilter, run_count, run_detail, run_rows
 from myapp.services import Services
 from myapp.web.access import (
     check_pipeline,
@@ -65,13 +67,25 @@ def domain_errors(fn: F) -> F:
             return self.response(400, message=str(exc), errors=[{"field": exc.field, "message": exc.message}])
         except NotFound as exc:
             return self.response(404, message=str(exc))
-        except Conflict as exc:
-            return self.response(409, message=str(exc))
+        except Conflict as exc:  # a backfill above the threshold says how many runs (`backfill`)
+            return self.response(409, message=str(exc), **getattr(exc, "details", {}))
         except Forbidden as exc:
             return self.response(403, message=str(exc))
         except MyappError as exc:
             return self.response(400, message=str(exc))
     return wrapper  # type: ignore[return-value]
+
+
+def query_instant(name: str) -> datetime | None:
+    """Parse the query argument `name` as a date (YYYY-MM-DD, UTC midnight) or an ISO instant; 400 if neither."""
+    text = request.args.get(name)
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise SpecError(name, f"{text[:40]!r} is not a date (YYYY-MM-DD) or an ISO 8601 instant") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def user_id() -> int | None:
@@ -127,14 +141,21 @@ class PipelineApi(BaseApi):
         """Create or update a pipeline from YAML or JSON; a change makes a new version.
         ---
         post:
+          parameters:
+          - {in: query, name: confirm_backfill, schema: {type: boolean}}
           responses:
             200: {description: Saved}
             400: {description: Invalid pipeline}
             403: {description: You may not write in that project}
+            409: {description: The schedule would start more backfill runs than backfill_confirm}
         """
         svc = services()
         spec = request_spec()
         check_project_write(spec.project)
+        svc.pipelines.check(spec)
+        confirmed = (request.args.get("confirm_backfill") or "").lower() in ("1", "true", "yes")
+        guard(save_backfill(svc, spec, svc.clock.now()), svc.settings.backfill_confirm, confirmed,
+              "save again with ?confirm_backfill=1 to start it anyway")
         res = svc.pipelines.save(spec, svc.clock.now(), user_id=user_id(),
                                  message=request.args.get("message", ""))
         return self.response(200, id=res.pipeline_id, version=res.version, changed=res.created_version)
@@ -260,20 +281,34 @@ class RunApi(BaseApi):
 
     @expose("/", methods=["GET"])
     @protect()
+    @domain_errors
     def list(self) -> Response:
-        """List runs, newest first (filters: pipeline_id, state, trigger; page with limit/offset).
+        """List runs, newest first (filters: pipeline_id, state, trigger, since/until on the execution
+        date; page with limit/offset; `total`: how many match).
         ---
         get:
+          parameters:
+          - {in: query, name: pipeline_id, schema: {type: integer}}
+          - {in: query, name: state, schema: {type: string}}
+          - {in: query, name: trigger, schema: {type: string}}
+          - {in: query, name: since, schema: {type: string}}
+          - {in: query, name: until, schema: {type: string}}
+          - {in: query, name: limit, schema: {type: integer}}
+          - {in: query, name: offset, schema: {type: integer}}
           responses:
-            200: {description: Runs}
+            200: {description: Runs and the total}
+            400: {description: Bad date}
         """
         limit = min(max(request.args.get("limit", 50, type=int) or 50, 1), 500)
+        where = RunFilter(pipeline_id=request.args.get("pipeline_id", type=int), state=request.args.get("state"),
+                          trigger=request.args.get("trigger"), project_ids=visible_projects(),
+                          since=query_instant("since"), until=query_instant("until"))
         with services().db.read() as s:
-            rows = run_rows(s, pipeline_id=request.args.get("pipeline_id", type=int),
-                            state=request.args.get("state"), trigger=request.args.get("trigger"),
+            rows = run_rows(s, pipeline_id=where.pipeline_id, state=where.state, trigger=where.trigger,
                             limit=limit, offset=max(request.args.get("offset", 0, type=int) or 0, 0),
-                            project_ids=visible_projects())
-        return self.response(200, result=rows)
+                            project_ids=where.project_ids, since=where.since, until=where.until)
+            total = run_count(s, where) if request.args.get("total", "1") != "0" else None
+        return self.response(200, result=rows, total=total)
 
     @expose("/<int:pk>", methods=["GET"])
     @run_token_or_protect
