@@ -107,7 +107,7 @@ def test_pipeline_create_from_template(cli: Any) -> None:
     ml = json.loads(cli("pipeline", "create", "--from-template", "ml-train-evaluate-publish", "--json").stdout)
     assert (ml["pipeline"], ml["version"], ml["changed"]) == ("ml-train-evaluate-publish", 1, True)
     exported = cli("pipeline", "export", "ml-train-evaluate-publish").stdout
-    assert "template: distributed@1" in exported and "template: http@1" in exported
+    assert "template: distributed@1" in exported and "template: python@1" in exported
     missing = cli("pipeline", "create", "--from-template", "nope")
     assert missing.returncode == 1 and "available: daily-etl" in missing.stderr
     bad_name = cli("pipeline", "create", "--from-template", "daily-etl", "--name", "Bad_Name")
