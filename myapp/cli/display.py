@@ -1,7 +1,7 @@
 """How the CLI shows things: one time format with its zone, aligned tables, "N of M" counts, log lines.
 
 Every listing and detail command formats through here, so times, columns and truncation read
-the same everywhere (docs/cli.md).
+the same everywhere (README "Commands"; the pages use the same time format, ui.tsx `fmtTime`).
 """
 
 from __future__ import annotations
