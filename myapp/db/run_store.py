@@ -43,7 +43,7 @@ from myapp.db.run_drafts import (
     started_rows,
     version_of,
 )
-from myapp.db.schedule_store import wake_in
+from myapp.db.schedule_store import Wake, no_wake, wake_after_commit, wake_in
 from myapp.db.session import Database
 from myapp.db.specs import VersionSpecs
 from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
@@ -69,10 +69,6 @@ class NewRun:
     copied_from: int | None = None
 
 
-def _no_wake(pipeline_ids: Sequence[int]) -> None:
-    """Without a broker the next beat pass (or `myapp schedule tick`) looks at woken pipelines."""
-
-
 class RunStore:
     """Transactional operations on runs and their task instances."""
 
@@ -80,7 +76,7 @@ class RunStore:
         self.db = db
         self.specs = specs
         self.dispatch = dispatch
-        self.wake: Callable[[Sequence[int]], None] = _no_wake   # ask for a scheduler pass (queue.celery_app.use_celery)
+        self.wake: Wake = no_wake   # ask for a scheduler pass (queue.celery_app.use_celery)
         self.dialect = db.engine.dialect.name
         self._secret = secret.encode()
 
@@ -343,18 +339,7 @@ class RunStore:
         if run.trigger != Trigger.CRON.value:
             return
         wake_in(s, run)
-        woken: set[int] | None = s.info.get("woken_pipelines")
-        if woken is None:
-            woken = s.info["woken_pipelines"] = set()
-            s.info.setdefault("after_commit", []).append(lambda: self._send_wake(sorted(woken)))
-        woken.add(run.pipeline_id)
-
-    def _send_wake(self, pipeline_ids: Sequence[int]) -> None:
-        try:
-            self.wake(pipeline_ids)
-        except Exception:  # noqa: BLE001  the next beat pass sees them due anyway
-            log.warning("asking for a scheduler pass for pipelines %s failed; the next beat does it",
-                        pipeline_ids, exc_info=True)
+        wake_after_commit(s, run.pipeline_id, self.wake)
 
     # ----- operator actions --------------------------------------------------------------
     def stop_run(self, run_id: int, now: datetime, by: str = "") -> None:
