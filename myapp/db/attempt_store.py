@@ -316,11 +316,17 @@ class AttemptStore:
                 .values(**values).execution_options(synchronize_session=False))
             return bool(getattr(result, "rowcount", 0))
 
-    def finish(self, attempt_id: int, result: AttemptResult, now: datetime) -> None:
-        """Record how an attempt ended, move its task on, and dispatch what became ready."""
+    def finish(self, attempt_id: int, result: AttemptResult, now: datetime, *, keep_one: bool = False) -> int | None:
+        """Record how an attempt ended, move its task on, and dispatch what became ready.
+
+        With `keep_one`, the first task instance that became ready is not dispatched but returned:
+        the caller runs it next itself (it is queued in the database like the others).
+        """
         with self.db.write() as s:
             queued = self.finish_in(s, attempt_id, result, now)
-        self.runs.dispatch(queued)
+        kept = queued[0] if keep_one and queued else None
+        self.runs.dispatch(queued[1:] if kept is not None else queued)
+        return kept
 
     def finish_in(self, s: Session, attempt_id: int, result: AttemptResult, now: datetime) -> list[int]:
         """Apply an attempt's end inside the caller's transaction; return task ids to dispatch."""
