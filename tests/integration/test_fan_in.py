@@ -20,12 +20,22 @@ from myapp.core.states import RunState
 from myapp.db.attempt_store import AttemptResult
 from myapp.db.tables import TaskInstance
 from tests.integration.engine_helpers import detail, save, start
-from tests.integration.test_attempt_store import claim, sent  # noqa: F401  (the fixture)
+from tests.integration.test_attempt_store import claim
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 OK = AttemptResult(succeeded=True, exit_code=0)
 FAIL = AttemptResult(succeeded=False, exit_code=1, message="failed on purpose")
+
+
+@pytest.fixture()
+def sent(services: Any) -> Iterator[list[int]]:
+    """The task instance ids dispatched while the test runs (nothing is sent to a broker)."""
+    ids: list[int] = []
+    real = services.runs.dispatch
+    services.set_dispatch(ids.extend)
+    yield ids
+    services.set_dispatch(real)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from myapp.core.errors import SpecError
 from myapp.core.states import RunState, Trigger
 from myapp.db.run_store import NewRun
 from myapp.scheduler import run_pass, run_pass_for
@@ -66,7 +67,7 @@ def test_a_save_that_makes_a_schedule_due_wakes_it_after_commit_only(services: A
         assert woken == [[pid], [pid]]                            # a start_time change makes it due again
         save_at(services, moved.replace("enabled: true", "enabled: false"), "2026-01-01T00:04Z")
         assert woken == [[pid], [pid]]                            # disabling asks for nothing
-        with pytest.raises(Exception):                            # a refused save asks for nothing
+        with pytest.raises(SpecError):                            # a refused save asks for nothing
             save_at(services, moved.replace("0 * * * *", "61 * * * *"), "2026-01-01T00:05Z")
         assert woken == [[pid], [pid]]
     finally:
