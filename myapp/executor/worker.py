@@ -31,7 +31,7 @@ def local_executor(services: Services) -> LocalExecutor:
     return LocalExecutor(
         LocalConfig(workflow_space=s.workflow_space, artifacts_dir=s.artifacts_dir,
                     cluster_name=s.cluster_name, heartbeat_interval=s.heartbeat_interval,
-                    kill_grace=s.kill_grace),
+                    kill_grace=s.kill_grace, render_timeout=s.render_timeout),
         services.templates,
     )
 
