@@ -79,6 +79,7 @@ def import_(ctx: click.Context, files: tuple[str, ...], message: str, yes: bool,
     for _path, spec in specs:  # all files valid (and their backfills confirmed) before anything is written
         services.pipelines.check(spec)
         confirm_backfill(services, spec, now, yes)
+    attach_dispatch(services)   # a save that makes a schedule due asks the workers for a pass at once
     results = []
     for path, spec in specs:
         res = services.pipelines.save(spec, services.clock.now(), user_id=admin_id(services), message=message)
@@ -183,6 +184,7 @@ def _set_enabled(ctx: click.Context, pipeline: str, project: str | None, enabled
     from myapp.backfill_guard import set_enabled
 
     services = get_services(ctx)
+    attach_dispatch(services)   # enabling makes the schedule due: the workers get a pass at once
     row = services.pipelines.find(pipeline, project)
     version, changed, backfill = set_enabled(
         services, row.id, enabled, services.clock.now(), user_id=admin_id(services), confirmed=yes,

@@ -29,7 +29,7 @@ from myapp.core.argv import (
 from myapp.core.errors import RenderError, SpecError
 from myapp.core.model import GlobalParam, OutputSpec, ParamDef, TaskSpec, TemplateSpec
 from myapp.core.params import coerce_value
-from myapp.core.sandbox import DATETIME, UUID, render_bounded
+from myapp.core.sandbox import DATETIME, UUID, RenderCancelled, render_bounded
 from myapp.core.validate import effective_outputs
 
 CODE_HINT = "inputs are not spliced into code: read them from the environment ($NAME, os.environ['NAME'])"
@@ -76,6 +76,8 @@ def render_text(
         return text
     try:
         return render_bounded(text, _variables(ctx, inputs, code=code))
+    except RenderCancelled:
+        raise
     except Exception as exc:  # user text may raise anything; each becomes a RenderError
         raise RenderError(task, field, f"{type(exc).__name__}: {exc}") from exc
 

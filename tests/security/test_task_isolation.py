@@ -111,3 +111,66 @@ def test_b8_a_value_that_would_become_the_interpreter_fails_the_attempt(world: W
     assert task["state"] == "failed" and "interpreter code" in task["message"], task
     assert "uid=" not in "".join(logs["sneaky"])
     assert time.monotonic() - started < 60
+
+
+# B5: rendering bounded in memory and time; a stopped run frees its worker slot at once.
+@pytest.mark.parametrize("bomb", [
+    "{% set a = 'x' * 10000 %}{{ ([a]*3000)|map('upper')|join|length }}",     # issue 13: ([a]*30000)|map('upper')
+    "{% set a = 'x' * 100000 %}{% set a = ([a]*100)|join %}{{ a|length }}",   # issue 13: ([a]*1000)|join doubling
+    "{% set a = 'x' * 600000 %}{% set b = a ~ a %}{{ b|length }}",
+])
+def test_b5_a_render_bomb_fails_the_attempt_quickly_naming_task_and_field(world: World, services: Any,
+                                                                           bomb: str) -> None:
+    started = time.monotonic()
+    detail, logs = run_tasks(world, services, [{"name": "boom", "template": "shell", "args": {"script": bomb},
+                                                "timeout": 5}])
+    elapsed = time.monotonic() - started
+    task = detail["tasks"][0]
+    assert task["state"] == "failed", (task, logs)
+    assert "boom" in task["message"] and "args.script" in task["message"], task["message"]
+    assert any(word in task["message"] for word in ("larger than", "longer than", "repetition", "given more")), task
+    assert elapsed < 20, elapsed
+
+
+def test_b5_stopping_a_rendering_run_frees_the_worker_for_another_project(world: World, services: Any,
+                                                                           tmp_path: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, worker_env
+
+    bomb = "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}"
+    slow = world.call("POST", "/pipelines/", json={"name": unique("slowrender"), "project": "sec", "tasks": [
+        {"name": "render", "template": "shell", "args": {"script": bomb}}]}).get_json()["id"]
+    quick = world.call("POST", "/pipelines/", json={"name": unique("quick"), "project": "elsewhere", "tasks": [
+        {"name": "hello", "template": "shell", "args": {"script": "echo quick"}}]}).get_json()["id"]
+    slow_run = world.run(slow)
+    log = (tmp_path / "burst.log").open("wb")
+    worker = subprocess.Popen([sys.executable, "-m", "myapp", "worker", "--burst", "-c", "1"], cwd=REPO,
+                              env=worker_env(services.settings, "filesystem://"), stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        wait_for(lambda: world.call("GET", f"/runs/{slow_run}").get_json()["result"]["tasks"][0]["state"] == "running",
+                 60, "the render attempt to start")
+        quick_run = world.run(quick)
+        stopped_at = time.monotonic()
+        assert world.call("POST", f"/runs/{slow_run}/stop").status_code == 200
+        wait_for(lambda: world.call("GET", f"/runs/{quick_run}").get_json()["result"]["state"] == "succeeded", 30,
+                 "the other project's run to succeed")
+        assert time.monotonic() - stopped_at < 30
+        assert world.call("GET", f"/runs/{slow_run}").get_json()["result"]["state"] == "stopped"
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+
+def wait_for(condition: Any, seconds: float, what: str) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {seconds} s waiting for {what}")
+        time.sleep(0.1)
