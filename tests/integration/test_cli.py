@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +198,36 @@ def test_init_twice_is_safe(cli: Any) -> None:
     first = cli("init", "--admin-password", "x")
     second = cli("init", "--admin-password", "x")
     assert first.returncode == 0 and second.returncode == 0, second.stderr
+
+
+def test_run_show_lists_attempts_with_try_numbers_in_aligned_columns(cli: Any, tmp_path: Path) -> None:
+    marker = tmp_path / "tried-once"
+    assert cli("pipeline", "import", write(tmp_path, "p.yaml", f"""
+        name: cli-flaky
+        tasks:
+          - name: prepare
+            template: shell
+            args: {{script: 'echo ready'}}
+          - name: flaky
+            template: shell
+            depends_on: [prepare]
+            retries: 1
+            args: {{script: 'if [ -e {marker} ]; then echo second try works; else touch {marker}; echo first try fails >&2; exit 1; fi'}}
+    """)).returncode == 0
+    run_id = json.loads(cli("pipeline", "run", "cli-flaky", "--json").stdout)["run_id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the retry waits for its delay: burst until the run ends
+        assert cli("worker", "--burst").returncode == 0
+        if json.loads(cli("run", "show", str(run_id), "--json").stdout)["state"] == "succeeded":
+            break
+    out = cli("run", "show", str(run_id)).stdout.splitlines()
+    header = next(i for i, line in enumerate(out) if line.startswith("TASK (TRY)"))
+    rows = out[header:]
+    assert rows[1].startswith("prepare (1) ") and rows[2].startswith("flaky (2) ")
+    assert rows[3].lstrip().startswith("try 1") and "failed" in rows[3] and "exit code 1" in rows[3]
+    assert rows[4].lstrip().startswith("try 2") and "succeeded" in rows[4]
+    state_col = rows[0].index("STATE")
+    assert all(row[state_col - 2:state_col] == "  " and row[state_col] != " " for row in rows[1:5]), rows
+    assert re.search(r"execution date \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "\n".join(out))
+    logs = cli("run", "logs", str(run_id), "flaky").stdout
+    assert "[flaky (1)]" not in logs and "[stderr] first try fails" in logs and "second try works" in logs
