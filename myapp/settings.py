@@ -132,6 +132,8 @@ def _validate(s: Settings) -> None:
                  "k8s_watch_timeout", "render_timeout"):
         if getattr(s, name) <= 0:
             raise SettingsError(f"MYAPP_{name.upper()}: must be a positive number")
+    if s.backfill_confirm < 0:
+        raise SettingsError("MYAPP_BACKFILL_CONFIRM: must be 0 (always ask) or more")
     if s.production and not s.secret_key:
         raise SettingsError("MYAPP_SECRET_KEY: required in production mode")
 

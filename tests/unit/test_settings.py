@@ -26,6 +26,7 @@ def test_defaults_and_overrides(tmp_path: Path) -> None:
     ({"MYAPP_WEB_PORT": "eighty"}, "MYAPP_WEB_PORT"),
     ({"MYAPP_PRODUCTION": "true"}, "MYAPP_SECRET_KEY"),
     ({"MYAPP_CONFIG": "/nonexistent.yaml"}, "MYAPP_CONFIG"),
+    ({"MYAPP_BACKFILL_CONFIRM": "-1"}, "MYAPP_BACKFILL_CONFIRM"),
 ])
 def test_bad_values_name_the_setting(env: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
