@@ -76,6 +76,13 @@ EXPECTED: dict[tuple[str, str], tuple[Setup, dict[str, int]]] = {
     ("/api/v1/pipelines/{pk}/versions", "get"): (lambda w, c: (f"/pipelines/{w.pipeline()}/versions", {}), READ),
     ("/api/v1/pipelines/{pk}/runs", "post"): (
         lambda w, c: (f"/pipelines/{w.pipeline()}/runs", {"json": {"params": {"who": "x"}}}), write(201)),
+    ("/api/v1/overview/pipelines", "get"): (fixed("/overview/pipelines"), EVERYONE),
+    ("/api/v1/overview/pipelines/{pk}/grid", "get"): (lambda w, c: (f"/overview/pipelines/{w.pipeline()}/grid", {}),
+                                                     READ),
+    ("/api/v1/overview/pipelines/{pk}/debug_inputs", "get"): (
+        lambda w, c: (f"/overview/pipelines/{w.pipeline()}/debug_inputs", {"query_string": {"task": "hello"}}), READ),
+    ("/api/v1/overview/pipelines/{pk}/schedule", "post"): (
+        lambda w, c: (f"/overview/pipelines/{w.pipeline()}/schedule", {"json": {"enabled": False}}), write(200)),
     ("/api/v1/projects/", "get"): (fixed("/projects/"), EVERYONE),
     ("/api/v1/projects/", "post"): (lambda w, c: ("/projects/", {"json": {"name": unique("proj")}}),
                                     row(201, 403, 403, 403, 403, 403)),
