@@ -51,6 +51,7 @@ class Settings:
     kill_grace: float = 5.0
     render_timeout: float = 10.0          # seconds an attempt may spend rendering its Jinja (docs/security.md)
     worker_concurrency: int = 2
+    broker_liveness_timeout: int = 120    # seconds a Redis worker may take no probe before it exits; 0 = off
     plugin_dirs: str = "plugins"
     k8s_namespace: str = "myapp"
     k8s_service_account: str = ""
@@ -131,6 +132,8 @@ def _validate(s: Settings) -> None:
                  "k8s_watch_timeout", "render_timeout"):
         if getattr(s, name) <= 0:
             raise SettingsError(f"MYAPP_{name.upper()}: must be a positive number")
+    if s.broker_liveness_timeout < 0:
+        raise SettingsError("MYAPP_BROKER_LIVENESS_TIMEOUT: must be 0 (off) or a positive number of seconds")
     if s.production and not s.secret_key:
         raise SettingsError("MYAPP_SECRET_KEY: required in production mode")
 

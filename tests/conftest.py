@@ -230,6 +230,7 @@ def worker_env(settings: Settings, broker: str) -> dict[str, str]:
         "MYAPP_HEARTBEAT_TIMEOUT": str(settings.heartbeat_timeout),
         "MYAPP_RECONCILE_INTERVAL": str(settings.reconcile_interval),
         "MYAPP_KILL_GRACE": str(settings.kill_grace), "MYAPP_REQUEUE_AFTER": str(settings.requeue_after),
+        "MYAPP_BROKER_LIVENESS_TIMEOUT": str(settings.broker_liveness_timeout),
         "PYTHONPATH": str(REPO),
     })
     return env

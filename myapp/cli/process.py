@@ -122,12 +122,30 @@ def worker(ctx: click.Context, burst: bool, concurrency: int | None, beat: bool,
         return
     from myapp.queue.celery_app import create_celery
 
-    app, _ = create_celery(services.settings)
-    code, asked = run_celery_worker(app, celery_worker_argv(services.settings, beat=beat, concurrency=concurrency,
-                                                            pool=pool))
+    settings = services.settings
+    app, _ = create_celery(settings)
+    liveness = _watch_liveness(app, settings)
+    code, asked = run_celery_worker(app, celery_worker_argv(settings, beat=beat, concurrency=concurrency, pool=pool))
+    if liveness is not None and liveness.failed.is_set():
+        fail(f"the Celery worker stopped taking messages from the broker for {liveness.timeout} s "
+             "(broker_liveness_timeout); it stopped so that its supervisor starts it again", 1)
     if code and not asked:
         fail(f"the Celery worker stopped by itself with exit code {code} (its log above says why)", code)
     sys.exit(code)
+
+
+def _watch_liveness(app: Any, settings: Settings) -> Any:
+    """On a Redis broker, probe this worker's consumer once it is ready (myapp/queue/liveness.py)."""
+    if not settings.effective_broker_url.startswith(("redis://", "rediss://")):
+        return None
+    from celery.signals import worker_ready
+
+    from myapp.queue.liveness import install, start_watchdog
+
+    liveness = install(app, settings.broker_liveness_timeout)
+    if liveness is not None:
+        worker_ready.connect(lambda **_: start_watchdog(app, liveness), weak=False)
+    return liveness
 
 
 def run_celery_worker(app: Any, argv: list[str]) -> tuple[int, bool]:
