@@ -41,12 +41,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when != "call" or not report.failed:
         return
     shown: set[Path] = set()
-    for value in getattr(item, "funcargs", {}).values():
-        for process in (value, getattr(value, "worker", None), getattr(value, "watcher", None)):
-            log = getattr(process, "log", None)
-            if isinstance(log, Path) and log.exists() and log not in shown:
-                shown.add(log)
-                report.sections.append((f"log of {log.name} (last 4000 characters)", log.read_text()[-4000:]))
+    for log in _process_logs(getattr(item, "funcargs", {}).values()):
+        if log.exists() and log not in shown:
+            shown.add(log)
+            report.sections.append((f"log of {log.name} (last 6000 characters)",
+                                    log.read_text(errors="replace")[-6000:]))
+
+
+def _process_logs(values: Any) -> Iterator[Path]:
+    """Yield the log files of the processes a test's fixtures hold: a process itself, or its `worker`,
+    `watcher`, `workers`, or those of its `cluster` (the Kubernetes fixtures hang them there)."""
+    for value in values:
+        holders = [value, getattr(value, "cluster", None)]
+        for holder in holders:
+            if holder is None:
+                continue
+            many = getattr(holder, "workers", None)
+            processes = [holder, getattr(holder, "worker", None), getattr(holder, "watcher", None),
+                         *(many if isinstance(many, (list, tuple)) else [])]
+            for process in processes:
+                log = getattr(process, "log", None)
+                if isinstance(log, Path):
+                    yield log
 
 
 def _fresh_database_url(tmp: Path) -> str:

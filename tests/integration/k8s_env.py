@@ -115,7 +115,12 @@ def k8s_cluster(services: Any, broker_url: str, **extra_env: str) -> Iterator[Cl
     if REAL_CLUSTER:   # the workflow space must be the directory the cluster's volume shows to pods
         space = Path(os.environ.get("MYAPP_TEST_WORKFLOW_SPACE", "/tmp/myapp-test-space"))
         services.settings = replace(services.settings, workflow_space=space)
-    settings = replace(services.settings, broker_url=broker_url)
+    # The worker's reconciler declares a running attempt lost after heartbeat_timeout without a
+    # heartbeat; pod attempts are heart-beaten by the watcher, and a watcher the test restarts stays
+    # silent for as long as a process takes to start: seconds on a loaded machine, beyond the
+    # suite's 5 s. The product's 60 s holds; local attempts are not run by these workers.
+    settings = replace(services.settings, broker_url=broker_url,
+                       heartbeat_timeout=max(services.settings.heartbeat_timeout, 60))
     app, _ = create_celery(settings)
     services.set_dispatch(celery_dispatch(app))
     if REAL_CLUSTER:
