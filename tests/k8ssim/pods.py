@@ -158,6 +158,7 @@ class PodWorker:
         if deadline and time.monotonic() - self.started_mono >= deadline:
             self.reason, self.message = "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
             self.sim.recorder.kubelet(self.pod, "Normal", "DeadlineExceeded", self.message)
+            self._sync_status()          # kubelet sets the status first, then kills the containers
             self._kill_all(_grace(spec), reason="")
             self.terminal = True
             return
@@ -165,6 +166,7 @@ class PodWorker:
             message, grace = self.evict_request
             self.reason, self.message = "Evicted", message
             self.sim.recorder.kubelet(self.pod, "Warning", "Evicted", message)
+            self._sync_status()
             self._kill_all(max(grace, MIN_GRACE), reason="")
             self.terminal = True
             return

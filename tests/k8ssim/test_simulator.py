@@ -188,6 +188,7 @@ def test_rotation_and_stalled_follows(testenv: TestEnv, core: client.CoreV1Api, 
     sim = testenv.sim
     assert sim is not None
     core.create_namespaced_pod(namespace, manifest("rotated", "echo before; sleep 1; echo after; sleep 60"))
+    wait_phase(core, namespace, "rotated", "Running")
     wait_for(lambda: "after" in (core.read_namespaced_pod_log("rotated", namespace) or ""), "the second line")
     sim.rotate_logs(namespace, "rotated")
     assert core.read_namespaced_pod_log("rotated", namespace) == "", "only the current file is served"
