@@ -44,11 +44,13 @@ class Settings:
     schedule_interval: int = 60
     cron_min_interval: int = 60
     backfill_chunk: int = 1000
+    backfill_confirm: int = 50             # a save or enable that would start more cron runs needs a confirmation
     reconcile_interval: int = 10
     heartbeat_interval: float = 2.0
     heartbeat_timeout: int = 60
     requeue_after: int = 120
     kill_grace: float = 5.0
+    render_timeout: float = 10.0          # seconds an attempt may spend rendering its Jinja (docs/security.md)
     worker_concurrency: int = 2
     plugin_dirs: str = "plugins"
     k8s_namespace: str = "myapp"
@@ -127,7 +129,7 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"MYAPP_BROKER_URL: unsupported broker {s.broker_url!r}")
     for name in ("web_port", "schedule_interval", "cron_min_interval", "backfill_chunk",
                  "reconcile_interval", "heartbeat_timeout", "requeue_after", "worker_concurrency",
-                 "k8s_watch_timeout"):
+                 "k8s_watch_timeout", "render_timeout"):
         if getattr(s, name) <= 0:
             raise SettingsError(f"MYAPP_{name.upper()}: must be a positive number")
     if s.production and not s.secret_key:

@@ -8,7 +8,8 @@ Must not import Celery, Flask or kubernetes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -23,6 +24,7 @@ from myapp.db.bulk import insert_rows, is_in, update_rows
 from myapp.db.session import Database
 from myapp.db.tables import Pipeline, Run, ScheduleRecord, ScheduleSkip
 
+log = logging.getLogger(__name__)
 ACTIVE_STATES = (RunState.QUEUED.value, RunState.RUNNING.value)
 _RECORDS = ScheduleRecord.__table__
 _PIPELINES = Pipeline.__table__
@@ -222,6 +224,35 @@ def update_pipelines(s: Session, ticks: Iterable[PipelineTick]) -> None:
          "schedule_error": t.schedule_error} for t in ticks], keys=("id",))
 
 
+Wake = Callable[[Sequence[int]], None]
+
+
+def wake_after_commit(s: Session, pipeline_id: int, wake: Wake) -> None:
+    """Ask for a scheduler pass over `pipeline_id` once this transaction has committed.
+
+    One call of `wake` per transaction, with every pipeline woken in it; never after a rollback
+    (`Database.write` runs `session.info["after_commit"]`). A failed ask is only logged: the next
+    beat pass finds the pipeline due anyway.
+    """
+    woken: set[int] | None = s.info.get("woken_pipelines")
+    if woken is None:
+        woken = s.info["woken_pipelines"] = set()
+        s.info.setdefault("after_commit", []).append(lambda: _send_wake(wake, sorted(woken)))
+    woken.add(pipeline_id)
+
+
+def _send_wake(wake: Wake, pipeline_ids: Sequence[int]) -> None:
+    try:
+        wake(pipeline_ids)
+    except Exception:  # noqa: BLE001  the next beat pass sees them due anyway
+        log.warning("asking for a scheduler pass for pipelines %s failed; the next beat does it",
+                    pipeline_ids, exc_info=True)
+
+
+def no_wake(pipeline_ids: Sequence[int]) -> None:
+    """Without a broker the next beat pass (or `myapp schedule tick`) looks at woken pipelines."""
+
+
 def wake_in(s: Session, run: Run) -> None:
     """Make the scheduler look at a pipeline whose cron run just ended (a slot or a predecessor freed)."""
     if run.trigger == Trigger.CRON.value:
@@ -236,17 +267,35 @@ def local_text(instant: datetime, timezone: str) -> str:
     return f"{local.strftime('%Y-%m-%d %H:%M:%S')} {local.isoformat()[19:]}"
 
 
-def record_rows(s: Session, *, pipeline_id: int | None = None, status: str | None = None,
-                limit: int = 100) -> list[dict[str, Any]]:
-    """Return schedule records newest first, with their run's state, as JSON-ready dicts."""
-    q = (select(ScheduleRecord, Pipeline.name, Pipeline.timezone, Run.state)
-         .join(Pipeline, Pipeline.id == ScheduleRecord.pipeline_id)
-         .outerjoin(Run, Run.id == ScheduleRecord.run_id)
-         .order_by(ScheduleRecord.execution_date.desc(), ScheduleRecord.id.desc()).limit(limit))
+def _record_filter(q: Any, pipeline_id: int | None, status: str | None, since: datetime | None,
+                   until: datetime | None) -> Any:
     if pipeline_id is not None:
         q = q.where(ScheduleRecord.pipeline_id == pipeline_id)
     if status:
         q = q.where(ScheduleRecord.status == status)
+    if since is not None:
+        q = q.where(ScheduleRecord.execution_date >= since)
+    if until is not None:
+        q = q.where(ScheduleRecord.execution_date < until)
+    return q
+
+
+def record_count(s: Session, *, pipeline_id: int | None = None, status: str | None = None,
+                 since: datetime | None = None, until: datetime | None = None) -> int:
+    """Return how many schedule records match (the "N of M" of a listing)."""
+    return int(s.scalar(_record_filter(select(func.count(ScheduleRecord.id)), pipeline_id, status, since, until))
+               or 0)
+
+
+def record_rows(s: Session, *, pipeline_id: int | None = None, status: str | None = None,
+                limit: int = 100, offset: int = 0, since: datetime | None = None,
+                until: datetime | None = None) -> list[dict[str, Any]]:
+    """Return schedule records newest first, with their run's state, as JSON-ready dicts."""
+    q = (select(ScheduleRecord, Pipeline.name, Pipeline.timezone, Run.state)
+         .join(Pipeline, Pipeline.id == ScheduleRecord.pipeline_id)
+         .outerjoin(Run, Run.id == ScheduleRecord.run_id)
+         .order_by(ScheduleRecord.execution_date.desc(), ScheduleRecord.id.desc()).limit(limit).offset(offset))
+    q = _record_filter(q, pipeline_id, status, since, until)
     return [{
         "id": r.id, "pipeline_id": r.pipeline_id, "pipeline": name, "timezone": tz,
         "execution_date": r.execution_date_text, "execution_local": local_text(r.execution_date, tz),

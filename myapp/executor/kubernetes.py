@@ -16,12 +16,13 @@ from typing import Any
 
 from myapp.core.errors import MyappError
 from myapp.core.ports import TemplateCatalog
+from myapp.core.sandbox import Budget, render_budget
 from myapp.db.attempt_store import AttemptContext, AttemptResult
 from myapp.executor.pod_plan import Launch, prepare_launch
 from myapp.k8s.config import KubeConfig, kube_config
 from myapp.k8s.launcher import Launcher, LaunchError
 from myapp.k8s.manifest import LABEL_ATTEMPT
-from myapp.logs import AttemptLog, LogKey
+from myapp.logs import AttemptLog, LogKey, Stream
 from myapp.services import Services
 
 WORKER_PREFIX = "k8s:"
@@ -51,7 +52,8 @@ class KubernetesExecutor:
     def launch(self, ctx: AttemptContext, services: Services) -> Failure | None:
         """Create the attempt's objects; return a Failure only when the attempt already failed."""
         try:
-            launch = prepare_launch(ctx, self.cfg, self.catalog)
+            with render_budget(Budget(services.settings.render_timeout)):   # bounded like the local executor's
+                launch = prepare_launch(ctx, self.cfg, self.catalog)
         except (MyappError, OSError) as exc:
             return Failure(AttemptResult(succeeded=False, message=str(exc)), created_any=False)
         services.attempts.record_process(ctx.attempt_id, pod_names=launch.pod_names, container={
@@ -108,7 +110,7 @@ def launch_task_instance(ti_id: int, services: Services, executor: KubernetesExe
         if not failure.created_any:   # otherwise the watcher writes (and archives) this attempt's log
             log = AttemptLog(LogKey(ctx.run_id, ctx.task.name, ctx.try_number), services.settings.logs_dir,
                              services.redis)
-            log.write(f"[myapp] {failure.result.message}")
+            log.write(failure.result.message, Stream.SYS)
             log.close()
         attempts.finish(ctx.attempt_id, failure.result, clock.now())
     return True

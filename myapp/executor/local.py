@@ -25,10 +25,11 @@ from myapp.core.params import MASK
 from myapp.core.ports import TemplateCatalog
 from myapp.core.redact import Redactor
 from myapp.core.render import RenderContext, render_global_params, render_task
+from myapp.core.sandbox import Budget, RenderCancelled, render_budget
 from myapp.db.attempt_store import AttemptContext, AttemptResult
 from myapp.executor.outputs import collect_outputs, materialize
 from myapp.executor.reaper import REAPER
-from myapp.logs import MAX_LINE, AttemptLog
+from myapp.logs import MAX_LINE, AttemptLog, Stream
 
 PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
 EXIT_POLL = 0.02  # seconds between exit checks where no pidfd tells of the exit
@@ -42,6 +43,7 @@ class LocalConfig:
     cluster_name: str
     heartbeat_interval: float
     kill_grace: float
+    render_timeout: float = 10.0
 
 
 Heartbeat = Callable[[], bool]   # False: the attempt was stopped or taken away; kill it
@@ -63,14 +65,20 @@ class LocalExecutor:
             on_start: Callable[[int], None] | None = None) -> AttemptResult:
         """Run one attempt to its end and return how it ended; never raises for task errors."""
         workdir = self.workdir(ctx)
+        # Rendering and copying inputs stop as soon as the attempt is stopped or times out: a
+        # render bomb never holds this worker slot (issue 13 B5).
+        stop = _StopAsker(ctx, heartbeat, now, self.config.heartbeat_interval)
         try:
-            argv, env, outputs, shown, secret_values = self._prepare(ctx, workdir)
+            with render_budget(Budget(self.config.render_timeout, cancelled=stop)):
+                argv, env, outputs, shown, secret_values = self._prepare(ctx, workdir)
+        except RenderCancelled:
+            log.write(f"[myapp] {stop.why}")
+            return AttemptResult(succeeded=False, message=stop.why)
         except MyappError as exc:
-            log.write(f"[myapp] {exc}")
+            log.write(str(exc), Stream.SYS)
             return AttemptResult(succeeded=False, message=str(exc))
         # What the task prints of its secrets or its run token never reaches the live or archived log.
         log.redact_with(Redactor([*secret_values, ctx.token]))
-        log.write(f"[myapp] attempt {ctx.try_number} of task {ctx.task.name!r} in {workdir}")
         try:
             # A command without a slash is looked up in the PATH of `env` (as execvpe does).
             proc = subprocess.Popen(
@@ -80,7 +88,7 @@ class LocalExecutor:
         except OSError as exc:
             why = "command not found" if isinstance(exc, FileNotFoundError) and "/" not in argv[0] else exc.strerror
             msg = f"task {ctx.task.name!r}: cannot start {argv[0]!r}: {why or exc}"
-            log.write(f"[myapp] {msg}")
+            log.write(msg, Stream.SYS)
             return AttemptResult(succeeded=False, message=msg, inputs=shown)
         # If this worker dies (kill -9 included), its reaper kills the group (myapp/executor/reaper.py).
         REAPER.register(proc.pid)
@@ -94,7 +102,7 @@ class LocalExecutor:
         finally:
             REAPER.forget(proc.pid)     # the group is gone: _wait killed what was left of it
         if why:
-            log.write(f"[myapp] {why}")
+            log.write(why, Stream.SYS)
             return AttemptResult(succeeded=False, exit_code=code, message=why, inputs=shown)
         if code != 0:
             return AttemptResult(succeeded=False, exit_code=code, message=f"exit code {code}", inputs=shown)
@@ -102,7 +110,7 @@ class LocalExecutor:
             store = self.config.artifacts_dir / str(ctx.run_id) / ctx.task.name / str(ctx.try_number)
             produced = collect_outputs(ctx.task.name, outputs, workdir, store)
         except (MyappError, OSError) as exc:
-            log.write(f"[myapp] {exc}")
+            log.write(str(exc), Stream.SYS)
             return AttemptResult(succeeded=False, exit_code=code, message=str(exc), inputs=shown)
         return AttemptResult(succeeded=True, exit_code=0, outputs=produced, inputs=shown)
 
@@ -131,13 +139,15 @@ class LocalExecutor:
         })
         secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
         shown = {k: {"type": v.kind, "value": MASK if k in secrets else values[k]} for k, v in resolved.items()}
-        secret_values = [v for k, v in [*values.items(), *rendered.env.items()] if k in secrets]
+        secret_values = [rendered.env[k] for k in rendered.secret_env]
         return rendered.argv, env, rendered.outputs, shown, secret_values
 
     def _local_values(self, resolved: Mapping[str, InputValue], workdir: Path) -> dict[str, str]:
         # File inputs are copied per consumer, so one task cannot alter what another receives (R11).
         out = {}
         for name, val in resolved.items():
+            if val.kind == "file":
+                Budget.current().check_time()   # a stop between two copies frees the slot
             out[name] = str(materialize(val.value, workdir / "inputs" / name)) if val.kind == "file" else val.value
         return out
 
@@ -180,6 +190,28 @@ class LocalExecutor:
         return code
 
 
+class _StopAsker:
+    """Whether an attempt that has not started its process yet should stop: asked while it renders.
+
+    Looks at the deadline each time and heart-beats at most once per heartbeat interval, so a
+    rendering asking every few milliseconds costs no database round trip.
+    """
+
+    def __init__(self, ctx: AttemptContext, heartbeat: Heartbeat, now: Now, interval: float) -> None:
+        self.ctx, self.heartbeat, self.now, self.interval = ctx, heartbeat, now, interval
+        self.next_beat = time.monotonic() + interval
+        self.why = ""
+
+    def __call__(self) -> bool:
+        if self.ctx.deadline_at is not None and self.now() >= self.ctx.deadline_at:
+            self.why = f"task {self.ctx.task.name!r} timed out after {self.ctx.task.timeout} s (while rendering)"
+        elif time.monotonic() >= self.next_beat:
+            self.next_beat = time.monotonic() + self.interval
+            if not self.heartbeat():
+                self.why = "attempt stopped (while rendering)"
+        return bool(self.why)
+
+
 class _Watch:
     """Reads a process's stdout and stderr into its log, line by line, in the calling thread.
 
@@ -192,6 +224,8 @@ class _Watch:
         self.log = log
         self.selector = selectors.DefaultSelector()
         self.streams = {stream.fileno(): stream for stream in (proc.stdout, proc.stderr) if stream is not None}
+        self.kinds = {proc.stdout.fileno() if proc.stdout else -1: Stream.OUT,
+                      proc.stderr.fileno() if proc.stderr else -2: Stream.ERR}
         self.partial = {fd: bytearray() for fd in self.streams}
         self.cutting: set[int] = set()  # streams inside a line already cut at MAX_LINE
         for fd in self.streams:
@@ -233,7 +267,7 @@ class _Watch:
         chunk = os.read(fd, 65536)
         if not chunk:  # end of the stream: its last line may lack a newline
             if self.partial[fd] and fd not in self.cutting:
-                self.log.write(self.partial[fd].decode("utf-8", errors="replace"))
+                self.log.write(self.partial[fd].decode("utf-8", errors="replace"), self.kinds[fd])
             self.selector.unregister(fd)
             self.streams.pop(fd).close()
             return
@@ -244,11 +278,11 @@ class _Watch:
             if fd in self.cutting:  # the rest of a cut line is dropped
                 self.cutting.discard(fd)
             else:
-                self.log.write(buf[start:end + 1].decode("utf-8", errors="replace"))
+                self.log.write(buf[start:end + 1].decode("utf-8", errors="replace"), self.kinds[fd])
             start = end + 1
         del buf[:start]
         if len(buf) > MAX_LINE and fd not in self.cutting:  # the log cuts it; keep no more of it
-            self.log.write(buf.decode("utf-8", errors="replace"))
+            self.log.write(buf.decode("utf-8", errors="replace"), self.kinds[fd])
             self.cutting.add(fd)
         if fd in self.cutting:
             buf.clear()
