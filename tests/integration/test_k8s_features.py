@@ -72,7 +72,9 @@ def test_distributed_attempt_shows_interleaved_prefixed_logs(cluster: Cluster) -
     switches = sum(1 for a, b in zip(prefixed, prefixed[1:], strict=False) if a and b and a.group(1) != b.group(1))
     print("\n".join(lines))
     assert switches >= 4, f"the pods' lines are not interleaved: {lines}"
-    assert cluster.launcher.get_object("v1", "Service", pods[0][:-2]) is None, "the headless service outlived the attempt"
+    # the watcher deletes an attempt's objects after recording its end: wait for it, never assume it
+    poll(lambda: cluster.launcher.get_object("v1", "Service", pods[0][:-2]) is None,
+         "the headless service to be deleted with its attempt")
 
 
 def test_one_failing_rank_fails_the_attempt_and_deletes_the_others(cluster: Cluster) -> None:

@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -65,7 +66,7 @@ class TestEnv:
         self.root.mkdir(parents=True, exist_ok=True)
         stderr = (self.root / "testenv.log").open("ab")
         self.proc = subprocess.Popen(
-            [str(SCRIPT), "serve", "--state", str(self.cluster_dir), "--watch-stdin", "--audit",
+            [sys.executable, str(SCRIPT), "serve", "--state", str(self.cluster_dir), "--watch-stdin", "--audit",
              f"--namespace={HOME_NAMESPACE}"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
         stderr.close()
