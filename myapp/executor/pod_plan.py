@@ -114,7 +114,8 @@ def _plan(ctx: AttemptContext, cfg: KubeConfig, template: TemplateSpec | None, r
     env = {**rendered.env, "MYAPP_RUN_ID": str(ctx.run_id), "MYAPP_USER_ID": str(ctx.user_id or ""),
            "MYAPP_TOKEN": ctx.token, "MYAPP_TASK_NAME": ctx.task.name, "MYAPP_TRY_NUMBER": str(ctx.try_number),
            "MYAPP_PIPELINE_ID": str(ctx.pipeline_id), "MYAPP_ATTEMPT_ID": str(ctx.attempt_id)}
-    ref = AttemptRef(ctx.pipeline_id, ctx.run_id, ctx.task.name, ctx.try_number, ctx.attempt_id, cfg.group)
+    ref = AttemptRef(ctx.pipeline_id, ctx.run_id, ctx.task.name, ctx.try_number, ctx.attempt_id, cfg.group,
+                     cfg.installation)
     return PodPlan(
         ref=ref, namespace=cfg.namespace, name=attempt_name(cfg.pod_prefix, ctx.run_id, ctx.task.name, ctx.try_number),
         image=rendered.image, argv=rendered.argv, env=env, workdir=workdir, outputs=rendered.outputs,

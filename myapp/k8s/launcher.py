@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from kubernetes import client
+from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.response import BaseHTTPResponse
 
 from myapp.core.errors import MyappError
@@ -24,11 +25,41 @@ Raw = dict[str, Any]
 
 
 class LaunchError(MyappError):
-    """The API server refused a request; the message says why, in its own words."""
+    """The API server refused a request; the message says why, in its own words.
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    `retry_after` is the server's Retry-After (header, or the Status' details.retryAfterSeconds).
+    """
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None,
+                 *, reason: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
+        self.reason = reason
+
+
+def api_error(what: str, exc: client.ApiException) -> LaunchError:
+    """Return the LaunchError of an ApiException: the server's message, status and Retry-After."""
+    body = _body(exc)
+    retry = None
+    header = (exc.headers or {}).get("Retry-After") if exc.headers is not None else None
+    for value in (header, (body.get("details") or {}).get("retryAfterSeconds")):
+        try:
+            retry = float(value) if value not in (None, "") else retry
+        except (TypeError, ValueError):
+            pass
+        if retry is not None:
+            break
+    message = str(body.get("message") or exc.reason or exc)
+    return LaunchError(f"{what}: {message}", exc.status, retry, reason=str(body.get("reason") or ""))
+
+
+def _body(exc: client.ApiException) -> dict[str, Any]:
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def api_message(exc: client.ApiException) -> str:
@@ -66,7 +97,10 @@ class Launcher:
         except client.ApiException as exc:
             if exc.status == 409:
                 return "exists"
-            raise LaunchError(f"cannot create {kind} {_name(manifest)}: {api_message(exc)}", exc.status) from None
+            raise api_error(f"cannot create {kind} {_name(manifest)}", exc) from None
+        except (Urllib3Error, OSError) as exc:   # the request may or may not have arrived: a retry finds out
+            raise LaunchError(f"cannot create {kind} {_name(manifest)}: {exc}", None, reason="ConnectionError") \
+                from None
         return "created"
 
     def delete(self, kind: str, name: str, *, api_version: str = "v1", namespace: str | None = None,
@@ -151,6 +185,40 @@ class Launcher:
             raise LaunchError(f"cannot read the log of {pod}/{container}: {api_message(exc)}", exc.status) from None
         _check(response, f"read the log of {pod}/{container}")
         return response
+
+    # --- leases (watcher leader election) ----------------------------------------------
+    def get_lease(self, name: str) -> Raw | None:
+        """Return a coordination.k8s.io/v1 Lease as a raw dict, or None."""
+        try:
+            response = client.CoordinationV1Api(self.api).read_namespaced_lease(name, self.namespace,
+                                                                                 _preload_content=False)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise api_error(f"cannot read lease {name}", exc) from None
+        return _json(cast(BaseHTTPResponse, response))
+
+    def create_lease(self, body: Raw) -> bool:
+        """Create a Lease; False when one exists already."""
+        try:
+            _discard(client.CoordinationV1Api(self.api).create_namespaced_lease(
+                self.namespace, cast(Any, body), _preload_content=False))
+        except client.ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise api_error("cannot create lease", exc) from None
+        return True
+
+    def replace_lease(self, name: str, body: Raw) -> bool:
+        """Replace a Lease (its resourceVersion a precondition); False when it changed meanwhile."""
+        try:
+            _discard(client.CoordinationV1Api(self.api).replace_namespaced_lease(
+                name, self.namespace, cast(Any, body), _preload_content=False))
+        except client.ApiException as exc:
+            if exc.status in (404, 409):
+                return False
+            raise api_error(f"cannot update lease {name}", exc) from None
+        return True
 
     # --- dynamic client --------------------------------------------------------------
     def _resource(self, api_version: str, kind: str) -> Any:

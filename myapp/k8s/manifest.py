@@ -2,7 +2,9 @@
 and the labels stamped on a resource. Pure: no I/O, no kubernetes import (STYLE.md rule 6).
 
 Names derive from ids (run, task, try), so creating twice finds "already exists". Labels carry
-pipeline, run, task, try, attempt and worker group; the watcher selects on the group.
+pipeline, run, task, try, attempt, worker group and installation; the watcher selects on the group
+and the installation, so two installations sharing a namespace never see (or delete) each
+other's objects.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from myapp.k8s.entrypoint import TERMINATION_LOG, outputs_env, wrapped_command
 MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_PIPELINE, LABEL_RUN, LABEL_TASK, LABEL_TRY = "myapp/pipeline", "myapp/run", "myapp/task", "myapp/try"
 LABEL_ATTEMPT, LABEL_GROUP, LABEL_RANK, LABEL_ROLE = "myapp/attempt", "myapp/group", "myapp/rank", "myapp/role"
+LABEL_INSTALLATION = "myapp/installation"
 TASK_ANNOTATION = "myapp/task-name"
 SECRET_ENV_ANNOTATION = "myapp/secret-env"   # names (never values) of the env vars that carry secrets
 CONTAINER = "main"
@@ -43,6 +46,7 @@ class AttemptRef:
     try_number: int
     attempt_id: int
     group: str
+    installation: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,13 +92,14 @@ def attempt_labels(ref: AttemptRef) -> dict[str, str]:
     return {
         MANAGED_BY: "myapp", LABEL_GROUP: label_value(ref.group), LABEL_PIPELINE: str(ref.pipeline_id),
         LABEL_RUN: str(ref.run_id), LABEL_TASK: label_value(ref.task), LABEL_TRY: str(ref.try_number),
-        LABEL_ATTEMPT: str(ref.attempt_id),
+        LABEL_ATTEMPT: str(ref.attempt_id), **({LABEL_INSTALLATION: ref.installation} if ref.installation else {}),
     }
 
 
-def group_selector(group: str) -> str:
-    """Return the label selector of every pod a worker group's watcher owns."""
-    return f"{MANAGED_BY}=myapp,{LABEL_GROUP}={label_value(group)}"
+def group_selector(group: str, installation: str = "") -> str:
+    """Return the label selector of every pod a worker group's watcher owns (in its installation)."""
+    own = f",{LABEL_INSTALLATION}={installation}" if installation else ""
+    return f"{MANAGED_BY}=myapp,{LABEL_GROUP}={label_value(group)}{own}"
 
 
 def resolve_resources(task: Resources, template: Resources | None, placement: Resources,

@@ -19,6 +19,9 @@ def attempt_status(attempt: TrackedAttempt, pods: Sequence[PodView], events: Eve
                    resource: Raw | None = MISSING) -> tuple[dict[str, Any], list[Any]]:
     """Return (container, events) of one attempt for TaskAttempt."""
     container: dict[str, Any] = {**attempt.container, "pods": [pod_summary(p) for p in pods]}
+    if pods:   # created at last: a create retry's waiting reason (loaded earlier) is history
+        container.pop("waiting", None)
+        container.pop("creating_until", None)
     if resource is None:
         container["object"] = {"exists": False}
     elif resource is not MISSING:

@@ -25,8 +25,9 @@ from myapp.k8s.events import EventBook, parse_event
 from myapp.k8s.launcher import Launcher, LaunchError, Raw
 from myapp.k8s.logs import LogHub
 from myapp.k8s.manifest import group_selector
+from myapp.k8s.outcome import attempt_outcome
 from myapp.k8s.podcache import PodCache
-from myapp.k8s.pods import Outcome, PodView, attempt_outcome, parse_pod
+from myapp.k8s.pods import Outcome, PodView, parse_pod
 from myapp.k8s.status import MISSING, attempt_status
 from myapp.k8s.stream import ListWatch
 from myapp.k8s.tracked import AttemptBook, Finisher, TrackedAttempt
@@ -54,7 +55,8 @@ class Watcher:
         self.wake = threading.Event()
         self.synced = threading.Event()   # the pod cache holds a full list (missing pods mean something)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="finish")
-        self.pod_stream = ListWatch(launcher, "pods", group_selector(cfg.group), cfg.watch_timeout)
+        self.pod_stream = ListWatch(launcher, "pods", group_selector(cfg.group, cfg.installation),
+                                    cfg.watch_timeout)
         self.event_stream = ListWatch(launcher, "events", "", cfg.watch_timeout)
         self.resources: dict[int, Raw | None] = {}
         self.settled: dict[int, None] = {}   # attempts this watcher finished or released (bounded, oldest first)
@@ -102,13 +104,13 @@ class Watcher:
     def _apply(self, pod: PodView) -> None:
         with self.lock:
             attempt = self.tracked.get(pod.attempt_id) if pod.attempt_id is not None else None
-            if pod.gone and attempt is None:
+            quiet = pod.attempt_id in self.settled or pod.attempt_id in self.busy
+            if pod.gone and attempt is None and (quiet or pod.attempt_id is None):
                 self.pods.forget(pod.name)
-            else:
+            else:   # a pod gone before its attempt was loaded is kept: the next tick decides from it
                 self.pods.put(pod)
             if attempt is not None:
                 self.dirty.add(attempt.attempt_id)
-            quiet = pod.attempt_id in self.settled or pod.attempt_id in self.busy
         if not pod.gone:
             self.hub.observe(pod)
         if attempt is not None:
@@ -163,6 +165,7 @@ class Watcher:
         loaded = self.book.load(wanted) if wanted else {}
         with self.lock:
             self.tracked.update({i: a for i, a in loaded.items() if i not in self.busy})
+            self.dirty.update(i for i in loaded if i not in self.busy)   # pod changes seen before the load
         self._delete_orphans(seen, running)
         self._sweep_ended(running)
         for attempt in list(self.tracked.values()):
@@ -175,7 +178,12 @@ class Watcher:
         with self.lock:
             busy = set(self.busy)
         for pod in seen:
-            if pod.attempt_id in running or pod.attempt_id in busy or pod.gone or pod.deleting:
+            if pod.attempt_id in running or pod.attempt_id in busy:
+                continue
+            if pod.gone:   # kept for an attempt not loaded yet (see _apply); that attempt ended meanwhile
+                self.pods.forget(pod.name)
+                continue
+            if pod.deleting:
                 continue
             if pod.is_terminal and not self.cfg.delete_finished:
                 continue
@@ -212,16 +220,30 @@ class Watcher:
         elif attempt.kind == "resource":
             self._check_resource(attempt, now)
         elif age > self.missing_grace and self.synced.is_set() and not self.pods_of(attempt.attempt_id):
+            if self._still_creating(attempt.attempt_id, now):
+                return
             names = ", ".join(attempt.pod_names) or "?"
             self._finish(attempt, Outcome(False, None, f"pod {names} not found {int(age)} s after launch"))
-        elif loaded:
-            self._decide(attempt)
+        else:   # pod changes decide as they arrive; the time rules (startup, image pull, lost node) need a tick
+            self._decide(attempt, now)
 
-    def _decide(self, attempt: TrackedAttempt) -> None:
+    def _still_creating(self, attempt_id: int, now: datetime) -> bool:
+        # The launching worker may still be waiting out a throttled or over-quota create
+        # (myapp/k8s/retry.py): read its fresh record before calling the pod lost.
+        fresh = self.book.load([attempt_id]).get(attempt_id)
+        until = str((fresh.container if fresh else {}).get("creating_until") or "")
+        try:
+            return bool(until) and (datetime.fromisoformat(until) - now).total_seconds() > -self.missing_grace
+        except ValueError:
+            return False
+
+    def _decide(self, attempt: TrackedAttempt, now: datetime | None = None) -> None:
         if attempt.kind not in ("pod", "distributed"):
             return
         pods = self.pods_of(attempt.attempt_id)
-        outcome = attempt_outcome(pods, len(attempt.pod_names), task=attempt.task, timeout=attempt.timeout)
+        notes = {p.name: self.events.latest(p.name, "FailedScheduling") for p in pods}
+        outcome = attempt_outcome(pods, len(attempt.pod_names), task=attempt.task, timeout=attempt.timeout,
+                                  now=now or self.now(), rules=self.cfg.pod_rules, notes=notes)
         if outcome is not None:
             self._finish(attempt, outcome)
 
@@ -256,9 +278,12 @@ class Watcher:
     def _finish_job(self, attempt: TrackedAttempt, outcome: Outcome) -> None:
         try:
             if not outcome.succeeded:   # stop the rest at once: one failed pod fails the attempt
-                delete_attempt_objects(self.launcher, attempt, self.pods_of(attempt.attempt_id), running_only=True)
+                delete_attempt_objects(self.launcher, attempt, self.pods_of(attempt.attempt_id), running_only=True,
+                                       grace=0 if outcome.force_delete else None)
             self._save_status([attempt.attempt_id])
             self.finisher.finish(attempt, outcome, self.pods_of(attempt.attempt_id))
+            # The task container ended: sidecars (a mesh proxy, a log shipper) must not keep the pod alive.
+            delete_attempt_objects(self.launcher, attempt, self.pods_of(attempt.attempt_id), running_only=True)
         except Exception:  # noqa: BLE001  decided again from the cached pods by the next tick
             log.exception("finishing attempt %s failed; the next tick tries again", attempt.attempt_id)
             self._finish_later(attempt)
@@ -314,8 +339,9 @@ class Watcher:
                 ids = list(only) if only is not None else list(self.dirty)
                 if only is None:
                     self.dirty.clear()
-                attempts = [self.tracked[i] for i in ids
-                            if i in self.tracked and (only is not None or i not in self.busy)]
+                # Never before its launch record is loaded: the write would replace that record.
+                attempts = [self.tracked[i] for i in ids if i in self.tracked and self.tracked[i].launch
+                            and (only is not None or i not in self.busy)]
             updates = {a.attempt_id: attempt_status(a, self.pods_of(a.attempt_id), self.events,
                                                      self.resources.get(a.attempt_id, MISSING)) for a in attempts}
             if updates:
