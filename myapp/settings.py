@@ -51,6 +51,7 @@ class Settings:
     heartbeat_timeout: int = 60
     requeue_after: int = 120
     kill_grace: float = 5.0
+    render_timeout: float = 10.0          # seconds an attempt may spend rendering its Jinja (docs/security.md)
     worker_concurrency: int = 2
     plugin_dirs: str = "plugins"
     k8s_namespace: str = "myapp"
@@ -136,7 +137,7 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"MYAPP_BROKER_URL: unsupported broker {s.broker_url!r}")
     for name in ("web_port", "schedule_interval", "cron_min_interval", "backfill_chunk",
                  "reconcile_interval", "heartbeat_timeout", "requeue_after", "worker_concurrency",
-                 "k8s_watch_timeout", "k8s_watcher_timeout", "k8s_lease_duration"):
+                 "k8s_watch_timeout", "k8s_watcher_timeout", "k8s_lease_duration", "render_timeout"):
         if getattr(s, name) <= 0:
             raise SettingsError(f"MYAPP_{name.upper()}: must be a positive number")
     for name in ("k8s_image_pull_grace", "k8s_startup_timeout", "k8s_lost_node_timeout", "k8s_create_retry_timeout"):

@@ -19,6 +19,7 @@ from typing import Any
 
 from myapp.core.errors import MyappError
 from myapp.core.ports import TemplateCatalog
+from myapp.core.sandbox import Budget, render_budget
 from myapp.db.attempt_store import WATCHER_PREFIX, AttemptContext, AttemptResult
 from myapp.executor.pod_plan import Launch, prepare_launch
 from myapp.k8s.config import KubeConfig, kube_config
@@ -56,7 +57,8 @@ class KubernetesExecutor:
     def launch(self, ctx: AttemptContext, services: Services) -> Failure | None:
         """Create the attempt's objects; return a Failure only when the attempt already failed."""
         try:
-            launch = prepare_launch(ctx, self.cfg, self.catalog)
+            with render_budget(Budget(services.settings.render_timeout)):   # bounded like the local executor's
+                launch = prepare_launch(ctx, self.cfg, self.catalog)
         except (MyappError, OSError) as exc:
             return Failure(AttemptResult(succeeded=False, message=str(exc)), created_any=False)
         self._record(ctx, services, launch)
