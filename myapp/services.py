@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from myapp.core.output_paths import parse_roots
 from myapp.db.attempt_store import AttemptStore
 from myapp.db.pipeline_store import PipelineStore
 from myapp.db.run_store import Dispatch, RunStore
@@ -81,7 +82,7 @@ def build_services(settings: Settings, dispatch: Dispatch | None = None) -> Serv
     redis_client = make_redis(settings)
     return Services(
         settings=settings, db=db, templates=templates,
-        pipelines=PipelineStore(db, templates, cron_check_for(settings)),
+        pipelines=PipelineStore(db, templates, cron_check_for(settings), parse_roots(settings.output_roots)),
         runs=runs, attempts=AttemptStore(runs), logs=LogReader(settings.logs_dir, redis_client),
         redis=redis_client, clock=SystemClock(),
     )

@@ -79,6 +79,7 @@ class Settings:
     k8s_create_retry_timeout: float = 300.0  # creates refused by 429/5xx/quota are tried again this long
     k8s_watcher_timeout: int = 120         # attempts of a silent watcher are lost after this (restart, failover)
     k8s_lease_duration: int = 15           # a leading watcher's Lease expires this long after its last renewal
+    output_roots: str = "/tmp"             # absolute output paths must lie under one of these (comma-separated)
     installation_id: str = ""              # label myapp/installation on every object; empty: derived from the database
 
     def __post_init__(self) -> None:
@@ -143,6 +144,8 @@ def _validate(s: Settings) -> None:
     for name in ("k8s_image_pull_grace", "k8s_startup_timeout", "k8s_lost_node_timeout", "k8s_create_retry_timeout"):
         if getattr(s, name) < 0:
             raise SettingsError(f"MYAPP_{name.upper()}: must be 0 (off) or a positive number of seconds")
+    if any(not root.strip().startswith("/") for root in s.output_roots.split(",") if root.strip()):
+        raise SettingsError(f"MYAPP_OUTPUT_ROOTS: {s.output_roots!r}: every location must be an absolute path")
     if s.installation_id and not _LABEL_VALUE.fullmatch(s.installation_id):
         raise SettingsError(f"MYAPP_INSTALLATION_ID: {s.installation_id!r} is not a label value "
                             "(up to 63 letters, digits, '-', '_' or '.', alphanumeric at both ends)")

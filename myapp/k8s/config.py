@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from myapp.core.model import Resources
+from myapp.core.output_paths import parse_roots
 from myapp.settings import Settings, SettingsError
 
 JsonMap = Mapping[str, Any]
@@ -64,6 +65,7 @@ class KubeConfig:
     pod_rules: PodRules = field(default_factory=PodRules)
     create_retry_timeout: float = 300.0
     installation: str = ""
+    output_roots: tuple[str, ...] = ("/tmp",)
 
     def placement_for(self, project: str) -> Placement:
         """Return the placement of `project`: its own values over the global defaults."""
@@ -116,6 +118,7 @@ def kube_config(settings: Settings) -> KubeConfig:
                            lost_node_timeout=settings.k8s_lost_node_timeout),
         create_retry_timeout=settings.k8s_create_retry_timeout,
         installation=installation_id(settings),
+        output_roots=parse_roots(settings.output_roots),
     )
 
 

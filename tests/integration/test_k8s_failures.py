@@ -275,3 +275,24 @@ def test_pods_of_another_installation_in_the_same_namespace_and_group_are_left_a
             "the watcher deleted another installation's pod as an orphan"
     finally:
         cluster.launcher.delete("Pod", "other-install-7-work-1", grace_seconds=0)
+
+
+# --- outputs confined to the attempt's workspace --------------------------------------------------
+
+def test_an_output_linking_out_of_the_workspace_is_refused_by_the_watcher(cluster: Cluster) -> None:
+    svc = cluster.services
+    secret = svc.settings.home / "watcher-secret.txt"    # a file of the server, not of the pod
+    secret.write_text("kube-token-s3cret")
+    pid = save(svc, f"""
+        name: link-out
+        tasks:
+          - name: steal
+            template: shell
+            args: {{script: 'ln -s {secret} cfg'}}
+            outputs: [{{name: cfg, path: cfg, type: file}}]
+    """)
+    run = wait_finished(svc, start(svc, pid))
+    assert run["state"] == "failed"
+    assert f"output 'cfg' at cfg resolves to {secret}" in _message(run, "steal"), _message(run, "steal")
+    stored = list((svc.settings.artifacts_dir / str(run["id"])).rglob("*"))
+    assert not any(p.is_file() and "s3cret" in p.read_text(errors="replace") for p in stored)

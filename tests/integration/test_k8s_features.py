@@ -246,8 +246,8 @@ def test_outputs_from_the_termination_message_and_the_workflow_space(cluster: Cl
                 image: trainer:1
                 command: [train]
                 outputs:
-                  - {name: score, path: /out/score.txt, type: text}
-                  - {name: model, path: /out/model, type: file}
+                  - {name: score, path: /tmp/out/score.txt, type: text}
+                  - {name: model, path: /tmp/out/model, type: file}
               - name: consume
                 template: shell
                 args: {script: 'echo "score=$score"; ls "$model"'}
@@ -369,7 +369,7 @@ def test_a_restarted_watcher_picks_up_running_attempts(cluster: Cluster) -> None
         pid = save(svc, """
             name: survives
             tasks:
-              - {name: held, image: 'busybox:1.36', command: ['true'], outputs: [{name: answer, path: /a.txt}]}
+              - {name: held, image: 'busybox:1.36', command: ['true'], outputs: [{name: answer, path: /tmp/a.txt}]}
               - {name: next, template: shell, args: {script: 'echo "got $answer"'}, inputs: {answer: {from: held.answer}}}
         """)
         run_id = start(svc, pid)

@@ -59,7 +59,7 @@ def test_one_watcher_leads_and_a_standby_takes_over_running_attempts_when_it_die
         pid = save(svc, """
             name: failover
             tasks:
-              - {name: held, image: 'busybox:1.36', command: ['true'], outputs: [{name: answer, path: /a.txt}]}
+              - {name: held, image: 'busybox:1.36', command: ['true'], outputs: [{name: answer, path: /tmp/a.txt}]}
               - {name: next, template: shell, args: {script: 'echo "got $answer"'}, inputs: {answer: {from: held.answer}}}
         """)
         run_id = start(svc, pid)
