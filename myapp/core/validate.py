@@ -31,6 +31,9 @@ from myapp.core.ports import TemplateCatalog
 from myapp.core.task_spec import PARAMS_PREFIX
 
 CronCheck = Callable[[str, str], None]
+# A check the core cannot make itself (e.g. what a resource manifest asks of the cluster): task,
+# its template, the pipeline's project -> errors naming the task and field.
+TaskCheck = Callable[[TaskSpec, "TemplateSpec | None", str], list[SpecError]]
 PIPELINE_NAME = re.compile(r"[a-z0-9-]{1,63}")
 TASK_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -47,7 +50,7 @@ MAX_RETRIES = 100
 
 def validate_pipeline(
     spec: PipelineSpec, catalog: TemplateCatalog, *, cron_check: CronCheck | None = None,
-    output_roots: Sequence[str] = DEFAULT_ROOTS,
+    output_roots: Sequence[str] = DEFAULT_ROOTS, task_check: TaskCheck | None = None,
 ) -> list[SpecError]:
     """Return every rule `spec` breaks, in document order (empty when valid)."""
     if len(spec.tasks) > MAX_TASKS:
@@ -61,6 +64,8 @@ def validate_pipeline(
     for task in spec.tasks:
         errors += _check_task(task, templates.get(task.template or ""), outputs, params)
         errors += _check_output_paths(outputs[task.name], f"tasks[{task.name}]", output_roots)
+        if task_check is not None:
+            errors += task_check(task, templates.get(task.template or ""), spec.project)
     errors += _check_global_outputs(spec, outputs)
     errors += _check_cycle(spec)
     return errors

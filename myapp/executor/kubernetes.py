@@ -24,7 +24,7 @@ from myapp.db.attempt_store import WATCHER_PREFIX, AttemptContext, AttemptResult
 from myapp.executor.pod_plan import Launch, prepare_launch
 from myapp.k8s.config import KubeConfig, kube_config
 from myapp.k8s.launcher import Launcher, LaunchError
-from myapp.k8s.manifest import LABEL_ATTEMPT
+from myapp.k8s.manifest import LABEL_ATTEMPT, secret_manifest
 from myapp.k8s.retry import is_retriable, retry_delay
 from myapp.logs import AttemptLog, LogKey
 from myapp.services import Services
@@ -75,6 +75,12 @@ class KubernetesExecutor:
                 if self._create_one(ctx, launch, manifest, services) == "exists" and launch.record["kind"] == "resource":
                     self._check_owner(manifest, ctx.attempt_id)
                 created.append(manifest)
+            if launch.secret is not None:   # after the pods: they own it (and wait for it: CreateContainerConfigError)
+                owners = [(str(m["metadata"]["name"]), self.launcher.uid_of_pod(str(m["metadata"]["name"])))
+                          for m in created if m["kind"] == "Pod"]
+                secret = secret_manifest(launch.secret, owners)
+                self._create_one(ctx, launch, secret, services)
+                created.append(secret)
         except LaunchError as exc:
             for manifest in reversed(created):   # a half-created distributed attempt must not linger
                 meta = manifest["metadata"]

@@ -37,7 +37,7 @@ def collect_pod_outputs(task: str, launch: Mapping[str, Any], termination: str, 
     texts = parse_termination_outputs(termination)
     located = [_locate(task, out, workdir, texts, workflow_space=workflow_space, mount=mount, store=store,
                        shared=shared) for out in declared]
-    return collect_outputs(task, located, workdir, store, Confinement(roots=(str(store),)))
+    return collect_outputs(task, located, workdir, store, Confinement(roots=(str(store), str(workdir))))
 
 
 def _locate(task: str, out: OutputSpec, workdir: Path, texts: Mapping[str, str], *, workflow_space: Path,

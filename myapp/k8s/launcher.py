@@ -8,6 +8,7 @@ error is a LaunchError whose message is the API server's own. Reads return raw d
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -89,6 +90,9 @@ class Launcher:
         try:
             if kind == "Pod" and manifest.get("apiVersion") == "v1":
                 _discard(self.core.create_namespaced_pod(namespace, cast(Any, dict(manifest)), _preload_content=False))
+            elif kind == "Secret" and manifest.get("apiVersion") == "v1":
+                _discard(self.core.create_namespaced_secret(namespace, cast(Any, dict(manifest)),
+                                                            _preload_content=False))
             elif kind == "Service" and manifest.get("apiVersion") == "v1":
                 _discard(self.core.create_namespaced_service(namespace, cast(Any, dict(manifest)),
                                                              _preload_content=False))
@@ -113,6 +117,8 @@ class Launcher:
                                                          _preload_content=False))
             elif kind == "Service" and api_version == "v1":
                 _discard(self.core.delete_namespaced_service(name, ns, _preload_content=False))
+            elif kind == "Secret" and api_version == "v1":
+                _discard(self.core.delete_namespaced_secret(name, ns, _preload_content=False))
             else:
                 resource = self._resource(api_version, kind)
                 resource.delete(name=name, namespace=ns if resource.namespaced else None)
@@ -132,6 +138,24 @@ class Launcher:
                 return None
             raise LaunchError(f"cannot read pod {name}: {api_message(exc)}", exc.status) from None
         return _json(cast(BaseHTTPResponse, response))
+
+    def uid_of_pod(self, name: str) -> str:
+        """Return a pod's uid (to own another object); LaunchError when it does not exist."""
+        pod = self.get_pod(name)
+        if pod is None:
+            raise LaunchError(f"pod {name} vanished right after its creation", 404)
+        return str((pod.get("metadata") or {}).get("uid") or "")
+
+    def get_secret_data(self, name: str) -> dict[str, str]:
+        """Return a Secret's values, decoded ({} when it does not exist)."""
+        try:
+            response = self.core.read_namespaced_secret(name, self.namespace, _preload_content=False)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return {}
+            raise api_error(f"cannot read secret {name}", exc) from None
+        data = _json(cast(BaseHTTPResponse, response)).get("data") or {}
+        return {str(k): base64.b64decode(str(v)).decode("utf-8", "replace") for k, v in data.items()}
 
     def get_object(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Raw | None:
         """Return any object as a raw dict, or None when it does not exist."""

@@ -34,6 +34,7 @@ CLOSED_MEMORY = 100_000  # archived attempts remembered, so late pod events neve
 class LogSource(Protocol):
     def open_log(self, pod: str, container: str, *, follow: bool, since_time: str = "") -> BaseHTTPResponse: ...
     def get_pod(self, name: str) -> Raw | None: ...
+    def get_secret_data(self, name: str) -> dict[str, str]: ...
 
 
 def timestamp_key(stamp: str) -> str:
@@ -156,6 +157,7 @@ class AttemptStream:
     lock: threading.Lock = field(default_factory=threading.Lock)
     secrets: frozenset[str] = frozenset()
     redact: Redactor = NO_SECRETS
+    read_secrets: set[str] = field(default_factory=set)   # the attempt's Secrets already read for masking
 
     def mask(self, secrets: Sequence[str]) -> None:
         """Mask these values (a pod's secret parameters) in every line written from now on."""
@@ -199,7 +201,7 @@ class LogHub:
         if not ready:
             return
         stream = self._stream(pod.attempt_id, LogKey(pod.run_id, pod.task, pod.try_number))
-        stream.mask(pod.secrets)   # before any of its lines is read
+        self._mask(stream, pod)   # before any of its lines is read
         prefixed = pod.rank is not None or len(pod.container_names) > 1
         with self._lock:
             for name in ready:
@@ -213,7 +215,7 @@ class LogHub:
         if stream.closed:
             return
         for pod in pods:
-            stream.mask(pod.secrets)
+            self._mask(stream, pod)
         with self._lock:
             for pod in pods:
                 prefixed = pod.rank is not None or len(pod.container_names) > 1
@@ -234,6 +236,18 @@ class LogHub:
             self._closed[attempt_id] = None
             if len(self._closed) > CLOSED_MEMORY:
                 del self._closed[next(iter(self._closed))]
+
+    def _mask(self, stream: AttemptStream, pod: PodView) -> None:
+        """Mask the pod's secret parameters: inline values, or read once from the attempt's Secret."""
+        stream.mask(pod.secrets)
+        for name in sorted({n for n, _ in pod.secret_refs} - stream.read_secrets):
+            try:
+                data = self.source.get_secret_data(name)
+            except (LaunchError, Urllib3Error, OSError) as exc:
+                log.warning("cannot read secret %s to mask its values (tried again): %s", name, exc)
+                continue
+            stream.read_secrets.add(name)
+            stream.mask([data[k] for n, k in pod.secret_refs if n == name and data.get(k)])
 
     def _stream(self, attempt_id: int, key: LogKey) -> AttemptStream:
         with self._lock:

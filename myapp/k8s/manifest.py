@@ -9,6 +9,7 @@ other's objects.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import re
@@ -26,6 +27,7 @@ LABEL_ATTEMPT, LABEL_GROUP, LABEL_RANK, LABEL_ROLE = "myapp/attempt", "myapp/gro
 LABEL_INSTALLATION = "myapp/installation"
 TASK_ANNOTATION = "myapp/task-name"
 SECRET_ENV_ANNOTATION = "myapp/secret-env"   # names (never values) of the env vars that carry secrets
+TOKEN_ENV = "MYAPP_TOKEN"
 CONTAINER = "main"
 VOLUME = "workflow-space"
 MONITORING = Resources(cpu="100m", memory="128Mi")
@@ -65,9 +67,11 @@ class PodPlan:
     placement: Placement = field(default_factory=Placement)
     timeout: int = 0
     mount: str = "/tmp/workflow_space"
+    subpath: str = ""   # the project's own directory of the workflow space: the only part its pods mount
     pvc: str = ""
     gpu_resource: str = "nvidia.com/gpu"
     secret_env: tuple[str, ...] = ()   # env names holding secret parameters: the watcher masks their values in logs
+    secret_name: str = ""   # the attempt's Secret: secret parameters and the run token come from it, never inline
 
 
 def attempt_name(prefix: str, run_id: int, task: str, try_number: int) -> str:
@@ -136,9 +140,9 @@ def pod_manifest(plan: PodPlan, *, name: str | None = None, extra_env: Mapping[s
         env["MYAPP_OUTPUTS"] = outputs_env(plan.outputs)
     container: Manifest = {
         "name": CONTAINER, "image": plan.image, "command": command, "args": args, "workingDir": plan.workdir,
-        "env": [{"name": k, "value": v} for k, v in env.items()],
+        "env": [_env_entry(plan, k, v) for k, v in env.items()],
         "resources": resource_requirements(plan.resources, plan.gpu_resource),
-        "volumeMounts": [{"name": VOLUME, "mountPath": plan.mount}],
+        "volumeMounts": [_workflow_mount(plan)],
         "terminationMessagePath": TERMINATION_LOG, "terminationMessagePolicy": "File",
     }
     if ports:
@@ -151,6 +155,26 @@ def pod_manifest(plan: PodPlan, *, name: str | None = None, extra_env: Mapping[s
     if subdomain:
         spec.update(hostname=pod_name, subdomain=subdomain)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": _metadata(plan, pod_name, extra_labels), "spec": spec}
+
+
+def secret_keys(plan: PodPlan) -> tuple[str, ...]:
+    """Return the env names a pod reads from the attempt's Secret (the run token, secret parameters)."""
+    return tuple(k for k in plan.env if k == TOKEN_ENV or k in plan.secret_env) if plan.secret_name else ()
+
+
+def _env_entry(plan: PodPlan, name: str, value: str) -> Manifest:
+    if name in secret_keys(plan):
+        return {"name": name, "valueFrom": {"secretKeyRef": {"name": plan.secret_name, "key": name}}}
+    return {"name": name, "value": value}
+
+
+def secret_manifest(plan: PodPlan, owners: Sequence[tuple[str, str]]) -> Manifest:
+    """Return the attempt's Secret, owned by its pods (`owners`: (name, uid)), so it goes with them."""
+    data = {k: base64.b64encode(plan.env[k].encode()).decode() for k in secret_keys(plan)}
+    meta = _metadata(plan, plan.secret_name, None)
+    meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid, "controller": False,
+                                "blockOwnerDeletion": False} for name, uid in owners]
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "data": data}
 
 
 def distributed_manifests(plan: PodPlan, port: int, rank_envs: Sequence[Mapping[str, str]]
@@ -193,6 +217,18 @@ def _metadata(plan: PodPlan, name: str, extra_labels: Mapping[str, str] | None) 
             "labels": {**attempt_labels(plan.ref), **(extra_labels or {})},
             "annotations": {TASK_ANNOTATION: plan.ref.task,
                             **({SECRET_ENV_ANNOTATION: ",".join(plan.secret_env)} if plan.secret_env else {})}}
+
+
+def project_subpath(project: str) -> str:
+    """Return the directory of a project in the workflow space (its pods mount nothing else of it)."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", project).strip("-.") or "default"
+    return slug[:100]
+
+
+def _workflow_mount(plan: PodPlan) -> Manifest:
+    if not plan.subpath:
+        return {"name": VOLUME, "mountPath": plan.mount}
+    return {"name": VOLUME, "mountPath": f"{plan.mount.rstrip('/')}/{plan.subpath}", "subPath": plan.subpath}
 
 
 def _volume(plan: PodPlan) -> Manifest:

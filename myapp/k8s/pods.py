@@ -77,6 +77,7 @@ class PodView:
     created_at: datetime | None = None
     deletion_at: datetime | None = None   # deletionTimestamp: when the grace period of a deletion ends
     secrets: tuple[str, ...] = field(default=(), repr=False)   # values to mask in its logs (SECRET_ENV_ANNOTATION)
+    secret_refs: tuple[tuple[str, str], ...] = ()   # (Secret, key) of those values when they come from a Secret
 
     @property
     def is_terminal(self) -> bool:
@@ -125,7 +126,19 @@ def parse_pod(raw: Mapping[str, Any], *, gone: bool = False) -> PodView:
                          for c in status.get("conditions") or []),
         created_at=parse_time(meta.get("creationTimestamp")), deletion_at=parse_time(meta.get("deletionTimestamp")),
         secrets=_secret_values(spec, str(annotations.get(SECRET_ENV_ANNOTATION) or "")),
+        secret_refs=_secret_refs(spec, str(annotations.get(SECRET_ENV_ANNOTATION) or "")),
     )
+
+
+def _secret_refs(spec: Mapping[str, Any], names: str) -> tuple[tuple[str, str], ...]:
+    wanted = {n for n in names.split(",") if n}
+    refs = set()
+    for container in spec.get("containers") or []:
+        for entry in container.get("env") or []:
+            ref = (entry.get("valueFrom") or {}).get("secretKeyRef") or {}
+            if entry.get("name") in wanted and ref.get("name") and ref.get("key"):
+                refs.add((str(ref["name"]), str(ref["key"])))
+    return tuple(sorted(refs))
 
 
 def _secret_values(spec: Mapping[str, Any], names: str) -> tuple[str, ...]:

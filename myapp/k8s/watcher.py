@@ -8,6 +8,9 @@ list+watch (resumed after 410 Gone with a fresh list), and:
 - deletes the pods of attempts the engine ended (stop, run timeout, lost) and of unknown attempts;
 - enforces task deadlines, polls resource attempts' conditions, notices pods that never appear;
 - keeps pod status and events for the run page.
+While the pod watch fails (a forbidden list or watch, an API outage), the watcher says so (its log
+and the run page: `container.watcher`) and reads the pods of its running attempts one by one each
+tick instead, so outcomes and the "pod not found" rule keep working.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 SWEEP_WINDOW = 1000      # attempt ids looked back at for attempts ended before this watcher loaded them
 SETTLED_MEMORY = 100_000
+POLL_BATCH = 200          # pods read per tick while the pod watch fails
 
 
 class Watcher:
@@ -63,6 +67,9 @@ class Watcher:
         self._window: int | None = None
         self.finished = 0
         self._last_beat: datetime | None = None
+        self.notice = ""          # why the pod watch cannot be trusted now ("" while it is healthy)
+        self._polled_absent: set[int] = set()   # attempts whose pods a poll found missing
+        self._poll_from = 0
 
     # --- process loop ----------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -168,9 +175,47 @@ class Watcher:
             self.dirty.update(i for i in loaded if i not in self.busy)   # pod changes seen before the load
         self._delete_orphans(seen, running)
         self._sweep_ended(running)
+        self._poll_if_degraded()
         for attempt in list(self.tracked.values()):
             self._check(attempt, now, loaded=attempt.attempt_id in loaded)
         self._save_status()
+
+    def _poll_if_degraded(self) -> None:
+        notice = "" if self.pod_stream.healthy else \
+            f"the pod watch fails ({self.pod_stream.error}); pods are read one by one"
+        if notice != self.notice:
+            (log.warning if notice else log.info)("%s", notice or "the pod watch works again")
+            with self.lock:
+                self.notice = notice
+                self.dirty.update(self.tracked)
+        if not notice:
+            self._polled_absent.clear()
+            return
+        with self.lock:
+            pods = sorted((a.attempt_id, a) for a in self.tracked.values()
+                          if a.kind in ("pod", "distributed") and a.attempt_id not in self.busy)
+        batch = (pods[self._poll_from:] + pods[:self._poll_from])[:POLL_BATCH]
+        self._poll_from = (self._poll_from + len(batch)) % max(len(pods), 1)
+        for attempt_id, attempt in batch:
+            self._poll(attempt_id, attempt)
+
+    def _poll(self, attempt_id: int, attempt: TrackedAttempt) -> None:
+        absent = 0
+        for name in attempt.pod_names:
+            try:
+                raw = self.launcher.get_pod(name)
+            except LaunchError as exc:
+                log.warning("attempt %s: cannot read pod %s: %s", attempt_id, name, exc)
+                return
+            if raw is not None:
+                self._apply(parse_pod(raw))
+                continue
+            absent += 1
+            cached = self.pods.get(name)
+            if cached is not None and not cached.gone:
+                self._apply(dataclasses.replace(cached, gone=True))
+        if absent == len(attempt.pod_names):
+            self._polled_absent.add(attempt_id)
 
     def _delete_orphans(self, seen: Sequence[PodView], running: set[int]) -> None:
         # A pod listed before the running attempts were read, whose attempt is not running, can
@@ -219,7 +264,8 @@ class Watcher:
                                                            "(the launching worker was lost)"))
         elif attempt.kind == "resource":
             self._check_resource(attempt, now)
-        elif age > self.missing_grace and self.synced.is_set() and not self.pods_of(attempt.attempt_id):
+        elif age > self.missing_grace and not self.pods_of(attempt.attempt_id) and (
+                (self.synced.is_set() and not self.notice) or attempt.attempt_id in self._polled_absent):
             if self._still_creating(attempt.attempt_id, now):
                 return
             names = ", ".join(attempt.pod_names) or "?"
@@ -343,6 +389,7 @@ class Watcher:
                 attempts = [self.tracked[i] for i in ids if i in self.tracked and self.tracked[i].launch
                             and (only is not None or i not in self.busy)]
             updates = {a.attempt_id: attempt_status(a, self.pods_of(a.attempt_id), self.events,
-                                                     self.resources.get(a.attempt_id, MISSING)) for a in attempts}
+                                                     self.resources.get(a.attempt_id, MISSING), notice=self.notice)
+                       for a in attempts}
             if updates:
                 self.book.save_status(updates)

@@ -296,3 +296,129 @@ def test_an_output_linking_out_of_the_workspace_is_refused_by_the_watcher(cluste
     assert f"output 'cfg' at cfg resolves to {secret}" in _message(run, "steal"), _message(run, "steal")
     stored = list((svc.settings.artifacts_dir / str(run["id"])).rglob("*"))
     assert not any(p.is_file() and "s3cret" in p.read_text(errors="replace") for p in stored)
+
+
+# --- resource manifests may not borrow the executor's rights ------------------------------------
+
+def test_a_resource_manifest_borrowing_the_executors_rights_is_refused_on_save_and_at_render(
+        cluster: Cluster) -> None:
+    from myapp.core.errors import MyappError
+
+    svc = cluster.services
+    with pytest.raises(MyappError) as refused:
+        save(svc, """
+            name: borrow
+            tasks:
+              - name: apply
+                template: k8s-resource
+                args:
+                  manifest: |
+                    apiVersion: v1
+                    kind: Pod
+                    metadata: {name: "borrow-{{ run_id }}"}
+                    spec:
+                      containers: [{name: c, image: busybox, command: [cat, /home/kubeconfig.json]}]
+                      volumes: [{name: home, hostPath: {path: /}}]
+        """)
+    assert "tasks[apply].args.manifest.spec.volumes[0]" in str(refused.value)
+    assert "hostPath is not allowed" in str(refused.value)
+    pid = save(svc, """
+        name: borrow-late
+        tasks:
+          - name: apply
+            template: k8s-resource
+            args:
+              manifest: |
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: "borrow-late-{{ run_id }}"}
+                spec:
+                  serviceAccountName: "{{ 'my' ~ 'app' }}"
+                  containers: [{name: c, image: busybox, command: ['true']}]
+    """)
+    run = wait_finished(svc, start(svc, pid))
+    assert run["state"] == "failed"
+    assert "args.manifest.spec.serviceAccountName: may not name service account 'myapp'" in _message(run, "apply")
+    assert cluster.get_pod(f"borrow-late-{run['id']}") is None, "the pod was created"
+
+
+# --- each project mounts only its own part of the workflow space ---------------------------------
+
+def test_a_pod_mounts_only_its_projects_subpath_of_the_workflow_space(cluster: Cluster) -> None:
+    svc = cluster.services
+    pid = save(svc, """
+        name: own-space
+        project: vision
+        tasks:
+          - {name: t, template: shell, args: {script: 'echo "$MYAPP_WORKDIR"; sleep 30'}}
+    """)
+    run_id = start(svc, pid)
+    name = _running_pod(cluster, run_id, "t")
+    pod = cluster.get_pod(name) or {}
+    mounts = pod["spec"]["containers"][0]["volumeMounts"]
+    space = [m for m in mounts if m["name"] == "workflow-space"]
+    assert len(space) == 1 and space[0]["subPath"] == "vision", mounts
+    workdir = pod["spec"]["containers"][0]["workingDir"]
+    assert workdir.startswith(space[0]["mountPath"] + "/"), (workdir, space)
+    svc.runs.stop_run(run_id, svc.clock.now(), by="tester")
+
+
+# --- a failing or forbidden watch -------------------------------------------------------------------
+
+def test_a_forbidden_pod_watch_is_shown_and_attempts_are_still_decided(cluster: Cluster) -> None:
+    from tests.k8sfake.faults import forbidden
+
+    svc, (kube, _) = cluster.services, cluster.fake()
+    kube.inject_fault("GET", rf"/namespaces/{NAMESPACE}/pods$", forbidden(
+        "system:serviceaccount:myapp:myapp", "watch", "pods", NAMESPACE), times=-1, watch=True)
+    kube.end_watches("pods")          # the open watch ends; every new one is refused (RBAC without "watch")
+    poll(lambda: b"the pod watch fails" in cluster.watcher.log.read_bytes(), "the watcher to say so", timeout=60)
+    pid = save(svc, "name: no-watch\ntasks:\n  - {name: t, template: shell, args: {script: 'sleep 1; echo done'}}\n")
+    run = wait_finished(svc, start(svc, pid))
+    assert run["state"] == "succeeded", run["by_name"]["t"]["message"]
+    notice = run["by_name"]["t"]["attempts"][0]["container"].get("watcher", "")
+    assert "the pod watch fails" in notice and "forbidden" in notice, notice
+    kube.clear_faults()
+    poll(lambda: b"the pod watch works again" in cluster.watcher.log.read_bytes(), "the watch to recover", timeout=90)
+
+
+# --- secrets and the run token through a per-attempt Secret ----------------------------------------
+
+def test_secrets_and_the_run_token_reach_the_pod_through_its_own_secret_never_inline(cluster: Cluster) -> None:
+    import json
+
+    from kubernetes import client as k8s
+
+    from myapp.plugins import parse_template
+    from tests.integration.engine_helpers import log_text
+
+    svc = cluster.services
+    svc.templates.sync([parse_template({
+        "name": "secret-user", "version": "1", "args_style": "env", "image": "bash:5",
+        "command": ["bash", "-c", 'n=$(printf %s "$password" | wc -c); echo "pw=$password token=$MYAPP_TOKEN len=$n"; '
+                                  'sleep 2; echo done'],
+        "parameters": {"password": {"type": "secret", "required": True}}})], "test", svc.clock.now())
+    pid = save(svc, """
+        name: secret-delivery
+        parameters: [{name: pw}]
+        tasks:
+          - {name: use, template: secret-user, inputs: {password: {from: params.pw}}}
+    """)
+    run_id = start(svc, pid, {"pw": "correct-horse-battery"})
+    token = svc.runs.run_token(run_id)
+    name = _running_pod(cluster, run_id, "use")
+    pod = cluster.get_pod(name) or {}
+    assert "correct-horse-battery" not in json.dumps(pod) and token not in json.dumps(pod)
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    for key in ("MYAPP_TOKEN", "password"):
+        assert env[key]["valueFrom"]["secretKeyRef"] == {"name": f"{name}-secret", "key": key}, env[key]
+    secret = k8s.CoreV1Api(cluster.launcher.api).read_namespaced_secret(f"{name}-secret", NAMESPACE)
+    owners = [(o.kind, o.name, o.uid) for o in secret.metadata.owner_references or []]
+    assert owners == [("Pod", name, pod["metadata"]["uid"])], "the Secret must go with its pod"
+    assert cluster.launcher.get_secret_data(f"{name}-secret") == {"MYAPP_TOKEN": token,
+                                                                   "password": "correct-horse-battery"}
+    run = wait_finished(svc, run_id)
+    text = log_text(svc, run_id, "use")
+    assert run["state"] == "succeeded", text
+    assert "pw=****** token=****** len=21" in text and "correct-horse-battery" not in text
+    poll(lambda: cluster.launcher.get_secret_data(f"{name}-secret") == {}, "the Secret to be deleted with the attempt")

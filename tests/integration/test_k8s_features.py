@@ -228,7 +228,7 @@ def test_outputs_from_the_termination_message_and_the_workflow_space(cluster: Cl
             kubelet.play(pod)
             return
         main = pod["spec"]["containers"][0]
-        env = {e["name"]: e["value"] for e in main["env"]}
+        env = {e["name"]: e.get("value", "") for e in main["env"]}
         kept = Path(env["MYAPP_WORKDIR"]) / ".myapp" / "outputs" / "model" / "model"
         kept.mkdir(parents=True)
         (kept / "weights.bin").write_bytes(b"\x00\x01")

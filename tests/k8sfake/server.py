@@ -296,6 +296,14 @@ class FakeKubeServer:
 
     # --- history and streams -------------------------------------------------------------
 
+    def restore_backup(self, revisions: int) -> None:
+        """Go back `revisions` in etcd's revision (a storage restore): clients now hold versions from the future."""
+        with self.store.lock:
+            self.store.revision = max(self.store.floor, self.store.revision - revisions)
+            self.store.history.clear()
+            self.store.floor = self.store.revision
+        self.store.end_watches(None, "abrupt")
+
     def compact(self) -> None:
         """Forget history: watches from any resourceVersion before now get 410 Expired."""
         self.store.compact()

@@ -31,6 +31,7 @@ class Settings:
 
     auto_create_namespaces: bool = True
     hold_pod_deletions: bool = False  # keep gracefully deleted pods Terminating
+    too_new_wait: float = 3.0  # seconds a watch from a future resourceVersion waits before 504 (the watch cache's)
     # Mutating admission (as webhooks): (plural, mutate) applied to created objects before defaulting.
     admission: list[tuple[str, Callable[[JsonObj], None]]] = field(default_factory=list)
 
