@@ -46,6 +46,7 @@ class Settings:
     schedule_interval: int = 60
     cron_min_interval: int = 60
     backfill_chunk: int = 1000
+    backfill_confirm: int = 50             # a save or enable that would start more cron runs needs a confirmation
     reconcile_interval: int = 10
     heartbeat_interval: float = 2.0
     heartbeat_timeout: int = 60

@@ -160,7 +160,7 @@ class AttemptContext:
     user_id: int | None
     token: str
     upstream_outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    debug_inputs: Mapping[str, str] | None = None
+    debug_inputs: Mapping[str, Any] | None = None
     deadline_at: datetime | None = None
 
 

@@ -26,7 +26,7 @@ from myapp.k8s.config import KubeConfig, kube_config
 from myapp.k8s.launcher import Launcher, LaunchError
 from myapp.k8s.manifest import LABEL_ATTEMPT, secret_manifest
 from myapp.k8s.retry import is_retriable, retry_delay
-from myapp.logs import AttemptLog, LogKey
+from myapp.logs import AttemptLog, LogKey, Stream
 from myapp.services import Services
 
 WORKER_PREFIX = WATCHER_PREFIX
@@ -149,7 +149,7 @@ def launch_task_instance(ti_id: int, services: Services, executor: KubernetesExe
         if not failure.created_any:   # otherwise the watcher writes (and archives) this attempt's log
             log = AttemptLog(LogKey(ctx.run_id, ctx.task.name, ctx.try_number), services.settings.logs_dir,
                              services.redis)
-            log.write(f"[myapp] {failure.result.message}")
+            log.write(failure.result.message, Stream.SYS)
             log.close()
         attempts.finish(ctx.attempt_id, failure.result, clock.now())
     return True
