@@ -78,6 +78,7 @@ class Settings:
     k8s_startup_timeout: float = 600.0     # a pod that started no container this long after creation fails
     k8s_lost_node_timeout: float = 300.0   # a pod stuck terminating / on a not-ready node: force-deleted after this
     k8s_create_retry_timeout: float = 300.0  # creates refused by 429/5xx/quota are tried again this long
+    k8s_log_read_timeout: float = 120.0    # a log follow silent this long is resumed with sinceTime (0: never)
     k8s_watcher_timeout: int = 120         # attempts of a silent watcher are lost after this (restart, failover)
     k8s_lease_duration: int = 15           # a leading watcher's Lease expires this long after its last renewal
     output_roots: str = "/tmp"             # absolute output paths must lie under one of these (comma-separated)
@@ -142,7 +143,8 @@ def _validate(s: Settings) -> None:
                  "k8s_watch_timeout", "k8s_watcher_timeout", "k8s_lease_duration", "render_timeout"):
         if getattr(s, name) <= 0:
             raise SettingsError(f"MYAPP_{name.upper()}: must be a positive number")
-    for name in ("k8s_image_pull_grace", "k8s_startup_timeout", "k8s_lost_node_timeout", "k8s_create_retry_timeout"):
+    for name in ("k8s_image_pull_grace", "k8s_startup_timeout", "k8s_lost_node_timeout", "k8s_create_retry_timeout",
+                 "k8s_log_read_timeout"):
         if getattr(s, name) < 0:
             raise SettingsError(f"MYAPP_{name.upper()}: must be 0 (off) or a positive number of seconds")
     if any(not root.strip().startswith("/") for root in s.output_roots.split(",") if root.strip()):

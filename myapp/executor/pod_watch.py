@@ -34,6 +34,7 @@ def build_watcher(services: Services, cfg: KubeConfig | None = None, *, finish_w
     cfg = cfg or kube_config(settings)
     api = make_api_client(cfg, pool_size=min(cfg.log_streams, 4000) + 32)
     launcher = Launcher(api, cfg.namespace, discovery_cache=settings.home / "k8s-discovery.json")
+    launcher.log_read_timeout = settings.k8s_log_read_timeout or None
 
     def open_sink(key: LogKey) -> LogWriter:
         log = AttemptLog(key, settings.logs_dir, services.redis)

@@ -81,6 +81,7 @@ class Launcher:
         self.core = client.CoreV1Api(api)
         self._discovery_cache = discovery_cache
         self._dynamic: Any = None
+        self.log_read_timeout: float | None = None   # a follow silent this long is resumed (myapp/k8s/logs.py)
 
     # --- create / delete -------------------------------------------------------------
     def create(self, manifest: Mapping[str, Any]) -> CreateResult:
@@ -204,7 +205,8 @@ class Launcher:
             header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"])
         try:
             response = cast(BaseHTTPResponse, self.api.call_api(method, url, header_params=headers,
-                                                                _request_timeout=(10, None)).response)
+                                                                _request_timeout=(10, self.log_read_timeout)
+                                                                ).response)
         except client.ApiException as exc:
             raise LaunchError(f"cannot read the log of {pod}/{container}: {api_message(exc)}", exc.status) from None
         _check(response, f"read the log of {pod}/{container}")

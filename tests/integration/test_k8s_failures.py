@@ -4,7 +4,7 @@ A real Celery worker and a real `myapp k8s-watcher` on FakeKubeServer; the kubel
 plays the pods faithfully (SIGTERM to PID 1 on deletion, then SIGKILL after the grace period,
 terminal status before the final delete). Short limits keep the time rules quick:
 image pull grace 8 s, startup timeout 4 s, lost-node timeout 3 s; a 30 s kill grace shows that a
-stop no longer waits it out.
+stop no longer waits it out; a log follow silent for 2 s is resumed.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from tests.integration.engine_helpers import detail, poll, save, start, wait_finished, wait_until
+from tests.integration.engine_helpers import detail, poll, save, start, task_lines, wait_finished, wait_until
 from tests.integration.k8s_env import NAMESPACE, Cluster, k8s_cluster
 from tests.integration.k8s_kubelet import Kubelet
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 LIMITS = {"MYAPP_K8S_IMAGE_PULL_GRACE": "8", "MYAPP_K8S_STARTUP_TIMEOUT": "4", "MYAPP_K8S_LOST_NODE_TIMEOUT": "3",
-          "MYAPP_KILL_GRACE": "30"}
+          "MYAPP_KILL_GRACE": "30", "MYAPP_K8S_LOG_READ_TIMEOUT": "2"}
 
 
 @pytest.fixture(scope="module")
@@ -422,3 +422,34 @@ def test_secrets_and_the_run_token_reach_the_pod_through_its_own_secret_never_in
     assert run["state"] == "succeeded", text
     assert "pw=****** token=****** len=21" in text and "correct-horse-battery" not in text
     poll(lambda: cluster.launcher.get_secret_data(f"{name}-secret") == {}, "the Secret to be deleted with the attempt")
+
+
+# --- logs: long lines, stalled follows ------------------------------------------------------------
+
+def test_a_line_longer_than_the_runtimes_16_kib_arrives_whole(cluster: Cluster) -> None:
+    svc = cluster.services
+    pid = save(svc, """
+        name: long-line
+        tasks:
+          - {name: t, template: shell, args: {script: 'head -c 40000 /dev/zero | tr "\\0" x; echo; echo end'}}
+    """)
+    run = wait_finished(svc, start(svc, pid))
+    assert run["state"] == "succeeded"
+    lines = task_lines(svc, run["id"], "t")
+    assert lines == ["x" * 40000, "end"], [len(line) for line in lines]
+
+
+def test_a_stalled_log_follow_is_resumed_and_loses_nothing(cluster: Cluster) -> None:
+    svc, (kube, _) = cluster.services, cluster.fake()
+    pid = save(svc, """
+        name: stalled-log
+        tasks:
+          - {name: t, template: shell, args: {script: 'for i in $(seq 1 40); do echo "line $i"; sleep 0.1; done'}}
+    """)
+    run_id = start(svc, pid)
+    _running_pod(cluster, run_id, "t")
+    kube.wait_for_log_follows(1, timeout=30)
+    assert kube.stall_log_streams() >= 1       # the kubelet's stream goes silent; the connection stays open
+    run = wait_finished(svc, run_id)
+    assert run["state"] == "succeeded"
+    assert task_lines(svc, run_id, "t") == [f"line {i}" for i in range(1, 41)]

@@ -308,6 +308,10 @@ class FakeKubeServer:
         """Forget history: watches from any resourceVersion before now get 410 Expired."""
         self.store.compact()
 
+    def stall_log_streams(self) -> int:
+        """Make every open `follow` log stream go silent without closing it; return how many were open."""
+        return self.logs.stall_streams()
+
     def break_log_streams(self) -> int:
         """Cut every open `follow` log stream mid-body; return how many were open."""
         return self.logs.break_streams()

@@ -167,3 +167,16 @@ def test_a_stream_masks_the_secrets_of_its_pods_from_then_on() -> None:
     stream.mask(("correct-horse", "tok-12345"))
     stream.write("tok-12345 correct-horse")
     assert sink.lines == ["pw=correct-horse", "pw=******, again ******", "****** ******"]
+
+
+def test_partial_chunks_of_a_long_line_are_joined_without_their_timestamps() -> None:
+    from myapp.k8s.logs import join_partials
+
+    first, second, third = b"a" * 16384, b"b" * 16384, b"c" * 10
+    line = (b"2026-12-06T12:00:00.000000001Z " + first + b"2026-12-06T12:00:00.000000002Z " + second
+            + b"2026-12-06T12:00:00.000000003Z " + third)
+    assert join_partials(line) == b"2026-12-06T12:00:00.000000001Z " + first + second + third
+    printed = b"2026-12-06T12:00:00Z said 2026-12-06T12:00:00Z at noon"
+    assert join_partials(printed) == printed, "a timestamp the task printed is kept"
+    short = b"2026-12-06T12:00:00Z " + b"x" * 100
+    assert join_partials(short) == short
