@@ -328,15 +328,13 @@ class Watcher:
                                        grace=0 if outcome.force_delete else None)
             self._save_status([attempt.attempt_id])
             self.finisher.finish(attempt, outcome, self.pods_of(attempt.attempt_id))
-            # The task container ended: sidecars (a mesh proxy, a log shipper) must not keep the pod alive.
-            delete_attempt_objects(self.launcher, attempt, self.pods_of(attempt.attempt_id), running_only=True)
         except Exception:  # noqa: BLE001  decided again from the cached pods by the next tick
             log.exception("finishing attempt %s failed; the next tick tries again", attempt.attempt_id)
             self._finish_later(attempt)
             return
-        try:
-            if self.cfg.delete_finished:
-                delete_attempt_objects(self.launcher, attempt, self.pods_of(attempt.attempt_id), running_only=False)
+        try:   # pods still running are deleted either way: sidecars (a mesh proxy) must not keep them alive
+            delete_attempt_objects(self.launcher, attempt, self.pods_of(attempt.attempt_id),
+                                   running_only=not self.cfg.delete_finished)
         except Exception:  # noqa: BLE001  the attempt is recorded; the orphan sweep deletes what is left
             log.exception("deleting the objects of finished attempt %s failed", attempt.attempt_id)
         finally:

@@ -72,7 +72,8 @@ def test_distributed_attempt_shows_interleaved_prefixed_logs(cluster: Cluster) -
     switches = sum(1 for a, b in zip(prefixed, prefixed[1:], strict=False) if a and b and a.group(1) != b.group(1))
     print("\n".join(lines))
     assert switches >= 4, f"the pods' lines are not interleaved: {lines}"
-    assert cluster.launcher.get_object("v1", "Service", pods[0][:-2]) is None, "the headless service outlived the attempt"
+    poll(lambda: cluster.launcher.get_object("v1", "Service", pods[0][:-2]) is None,
+         "the headless service to go with the attempt (deleted right after its end is recorded)")
 
 
 def test_one_failing_rank_fails_the_attempt_and_deletes_the_others(cluster: Cluster) -> None:
@@ -88,8 +89,8 @@ def test_one_failing_rank_fails_the_attempt_and_deletes_the_others(cluster: Clus
     """)
     run_id = start(svc, pid)
     pods = _pod_names(cluster, run_id, "train")
-    service = cluster.launcher.get_object("v1", "Service", pods[0][:-2])
-    assert service is not None and service["spec"]["clusterIP"] == "None"
+    service = poll(lambda: cluster.launcher.get_object("v1", "Service", pods[0][:-2]), "the headless service")
+    assert service["spec"]["clusterIP"] == "None"
     run = wait_finished(svc, run_id)
     ti = run["by_name"]["train"]
     assert run["state"] == "failed" and ti["state"] == "failed"
@@ -329,7 +330,8 @@ def test_a_resource_succeeds_fails_and_is_deleted_on_stop(cluster: Cluster) -> N
     job = created(ok)
     assert job["spec"] == {"replicas": 4} and job["metadata"]["labels"]["myapp/run"] == str(ok)
     kube.set_status(NAMESPACE, "trainingjobs", f"mnist-{ok}", {"succeeded": 1}, group=GROUP)
-    assert wait_finished(svc, ok)["state"] == "succeeded"
+    finished = wait_finished(svc, ok)
+    assert finished["state"] == "succeeded", finished["by_name"]["job"]["message"]
 
     bad = start(svc, pid)
     created(bad)
