@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from cron_descriptor import ExpressionDescriptor, Options
-
 _PRESETS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
             "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
 _ZH_DAYS = {"Sunday": "星期日", "Monday": "星期一", "Tuesday": "星期二", "Wednesday": "星期三", "Thursday": "星期四",
@@ -21,6 +19,8 @@ _ZH_DAYS = {"Sunday": "星期日", "Monday": "星期一", "Tuesday": "星期二"
 @lru_cache(maxsize=1024)
 def describe_cron(expr: str, locale: str = "en") -> str:
     """Return `expr` in words in `locale` ("en" or "zh"); the expression itself if it cannot be described."""
+    from cron_descriptor import ExpressionDescriptor, Options  # only the pipeline list needs it
+
     options = Options()
     options.locale_code = "zh_CN" if locale.startswith("zh") else "en_US"
     options.use_24hour_time_format = True

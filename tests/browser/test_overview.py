@@ -74,9 +74,9 @@ def test_pipeline_list_grid_gantt_and_logs(new_page: Any, live_server: Any) -> N
     assert times and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC", x) for x in times), times
     assert "/workflow_space" not in page.inner_text("[data-testid=log-text]")  # no internal path header
     page.fill("[data-testid=log-search]", "rows")
-    page.wait_for_selector("[data-testid=log-matches]:has-text('2 matching lines')")
+    page.wait_for_selector("[data-testid=log-matches]:has-text('matches: 2')")
     page.fill("[data-testid=log-search]", "skipped")
-    page.wait_for_selector("[data-testid=log-matches]:has-text('1 matching lines')")
+    page.wait_for_selector("[data-testid=log-matches]:has-text('matches: 1')")
     assert page.locator(".myapp-log-line mark").inner_text() == "skipped"
     shot(page, "logs")
 
@@ -126,6 +126,9 @@ def test_pipeline_list_schedule_switch_guards_the_backfill(new_page: Any, live_s
     page.click("[data-testid=backfill-confirm]")
     page.wait_for_selector("tr[data-pipeline=hourly-report] [data-testid=schedule-toggle][data-enabled=true]")
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:00:00 UTC", row.locator("[data-testid=next-run]").inner_text())
+    # the save asked for a scheduler pass: the backfill's first runs show up in the strip
+    page.wait_for_selector("tr[data-pipeline=hourly-report] [data-testid=run-strip] a", timeout=60_000)
+    shot(page, "pipelines")
     # pausing needs no confirmation
     row.locator("[data-testid=schedule-toggle]").click()
     page.wait_for_selector("tr[data-pipeline=hourly-report] [data-testid=schedule-toggle][data-enabled=false]")
@@ -138,7 +141,6 @@ def test_pipeline_list_schedule_switch_guards_the_backfill(new_page: Any, live_s
     page.select_option("[data-testid=pipeline-sort]", "-name")
     page.wait_for_function("() => { const n = [...document.querySelectorAll('tr[data-pipeline]')].map(r => r.dataset.pipeline);"
                            " return n.length > 1 && n.join() === [...n].sort().reverse().join(); }")
-    shot(page, "pipelines")
 
 
 def test_first_visit_has_no_access_denied_banner_and_a_favicon(browser: Any, live_server: Any) -> None:

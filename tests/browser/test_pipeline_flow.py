@@ -113,7 +113,6 @@ def test_build_save_run_watch_logs(new_page: Any, live_server: Any) -> None:
     # the saved pipeline appears in the list and in the runs list
     page.goto(f"{base}/pipelines/")
     page.wait_for_selector("tr[data-pipeline=browser-etl]")
-    shot(page, "pipelines")
     page.goto(f"{base}/runs/")
     page.wait_for_selector("tr[data-state=succeeded]")
     shot(page, "runs")
