@@ -77,7 +77,8 @@ def k8s_env(base: dict[str, str], kubeconfig: Path, namespace: str = NAMESPACE, 
     env.update({"MYAPP_EXECUTOR": "kubernetes", "MYAPP_K8S_KUBECONFIG": str(kubeconfig),
                 "MYAPP_K8S_NAMESPACE": namespace,
                 "MYAPP_K8S_WORKFLOW_SPACE_PVC": os.environ.get("MYAPP_TEST_K8S_PVC", "workflow-space"),
-                "MYAPP_K8S_GROUP": "test", "MYAPP_K8S_RESOURCE_PACKAGES": '{"small": {"cpu": "250m", "memory": "256Mi"}}'})
+                "MYAPP_K8S_GROUP": "test", "MYAPP_K8S_RESOURCE_PACKAGES": '{"small": {"cpu": "250m", "memory": "256Mi"}}',
+                "MYAPP_K8S_IMAGE_PULL_GRACE": "2"})
     env.update(extra)
     return env
 

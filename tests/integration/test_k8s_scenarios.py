@@ -126,7 +126,8 @@ def test_pods_are_labelled_and_placed(engine_services: Any) -> None:
     assert main["resources"]["limits"] == {"cpu": "100m", "memory": "64Mi", "nvidia.com/gpu": "1"}
     env = {e["name"]: e.get("value") for e in main["env"]}
     assert env["MYAPP_RUN_ID"] == str(run_id) and env["MYAPP_TASK_NAME"] == "Show_Me"
-    assert env["MYAPP_TOKEN"].startswith("run-")
+    token = next(e for e in main["env"] if e["name"] == "MYAPP_TOKEN")   # never inline: the attempt's Secret
+    assert token["valueFrom"]["secretKeyRef"] == {"name": f"{name}-secret", "key": "MYAPP_TOKEN"}
     claim = os.environ.get("MYAPP_TEST_K8S_PVC", "workflow-space")
     assert spec["volumes"] == [{"name": "workflow-space", "persistentVolumeClaim": {"claimName": claim}}]
     if cluster.kube is None:
