@@ -31,7 +31,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Append the logs of the test's worker and watcher processes to a failure's report.
+    """Append the logs of the test's worker and watcher processes (and, for Kubernetes tests, of the
+    API server and the node simulator) to a failure's report.
 
     Those processes log to files in the test's MYAPP_HOME, which pytest deletes a few runs later:
     without this a failure in CI says what was waited for, never why it did not happen.
@@ -41,28 +42,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when != "call" or not report.failed:
         return
     shown: set[Path] = set()
-    for log in _process_logs(getattr(item, "funcargs", {}).values()):
+    for name, log in _process_logs(getattr(item, "funcargs", {}).values()):
         if log.exists() and log not in shown:
             shown.add(log)
-            report.sections.append((f"log of {log.name} (last 6000 characters)",
-                                    log.read_text(errors="replace")[-6000:]))
+            report.sections.append((f"log of {name} (last 6000 characters)", log.read_text(errors="replace")[-6000:]))
 
 
-def _process_logs(values: Any) -> Iterator[Path]:
-    """Yield the log files of the processes a test's fixtures hold: a process itself, or its `worker`,
-    `watcher`, `workers`, or those of its `cluster` (the Kubernetes fixtures hang them there)."""
+def _process_logs(values: Any) -> Iterator[tuple[str, Path]]:
+    """Yield (name, log file) of the processes a test's fixtures hold: a process itself, its `worker`,
+    `watcher` or `workers`, or those of its `cluster` (the Kubernetes fixtures hang them there, with
+    the API server's and node simulator's logs given by `report_logs()`)."""
     for value in values:
-        holders = [value, getattr(value, "cluster", None)]
-        for holder in holders:
+        for holder in (value, getattr(value, "cluster", None)):
             if holder is None:
                 continue
+            if callable(getattr(holder, "report_logs", None)):
+                for name, log in holder.report_logs():
+                    if isinstance(log, Path):
+                        yield name, log
             many = getattr(holder, "workers", None)
             processes = [holder, getattr(holder, "worker", None), getattr(holder, "watcher", None),
                          *(many if isinstance(many, (list, tuple)) else [])]
             for process in processes:
                 log = getattr(process, "log", None)
                 if isinstance(log, Path):
-                    yield log
+                    yield log.name, log
 
 
 def _fresh_database_url(tmp: Path) -> str:

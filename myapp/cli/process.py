@@ -226,6 +226,7 @@ def run_burst(services: Any, concurrency: int, poll: float = 0.2) -> int:
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         while True:
             services.attempts.reconcile(services.clock.now(), heartbeat_timeout=s.heartbeat_timeout,
+                                             watcher_timeout=s.k8s_watcher_timeout,
                                         requeue_after=s.requeue_after)
             ids = services.attempts.claimable(limit=concurrency * 4)
             if ids:
