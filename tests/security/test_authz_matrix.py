@@ -64,6 +64,8 @@ def fixed(path: str, **kw: Any) -> Setup:
 EXPECTED: dict[tuple[str, str], tuple[Setup, dict[str, int]]] = {
     # /me/ accepts the session or a JWT like every endpoint (it hands a new JWT to a session only).
     ("/api/v1/me/", "get"): (fixed("/me/"), EVERYONE),
+    # Signing out ends the caller's own login: each role signs in again first (own_login).
+    ("/api/v1/me/logout", "post"): (fixed("/me/logout", own_login=True), EVERYONE),
     ("/api/v1/pipelines/", "get"): (fixed("/pipelines/"), EVERYONE),
     ("/api/v1/pipelines/", "post"): (
         lambda w, c: ("/pipelines/", {"data": pipeline_yaml(unique("new")), "content_type": "application/yaml"}),
@@ -126,6 +128,13 @@ EXPECTED: dict[tuple[str, str], tuple[Setup, dict[str, int]]] = {
 }
 
 
+def fresh_login(client: FlaskClient, role: str) -> dict[str, str]:
+    """Sign `role` in again and return its new bearer header (for endpoints that end a login)."""
+    res = client.post("/api/v1/security/login", json={"username": role, "password": f"{role}-pass", "provider": "db"})
+    assert res.status_code == 200, res.get_data(as_text=True)
+    return {"Authorization": f"Bearer {res.get_json()['access_token']}"}
+
+
 def operations(clients: Clients) -> list[tuple[str, str]]:
     """Return every (path, method) of the OpenAPI document this suite must cover."""
     client, auth = clients["admin"]
@@ -150,7 +159,11 @@ def test_matrix(clients: Clients, world: World, role: str) -> None:
     for path, method in operations(clients):
         setup, codes = EXPECTED[(path, method)]
         url, kw = setup(world, clients)
-        res = client.open(f"/api/v1{url}", method=method.upper(), headers=auth, **kw)
+        kw = dict(kw)   # `fixed` hands out the same dict every time
+        headers = {**auth, **kw.pop("headers", {})}
+        if kw.pop("own_login", False) and role != "anonymous":
+            headers = fresh_login(client, role)
+        res = client.open(f"/api/v1{url}", method=method.upper(), headers=headers, **kw)
         if res.status_code != codes[role]:
             wrong.append(f"{method.upper()} {url}: {res.status_code} (expected {codes[role]}) "
                          f"{res.get_data(as_text=True)[:200]}")
