@@ -54,7 +54,10 @@ class PipelineStore:
 
     def check(self, spec: PipelineSpec) -> PipelineSpec:
         """Validate `spec` and return it with template versions pinned; raise SpecErrors."""
-        catalog = MemoCatalog(self.catalog)  # 10,000 tasks of one template: one lookup, not 20,000
+        # A project's pipelines see only the templates published to it (or to all); 10,000 tasks of
+        # one template make one lookup, not 20,000.
+        scoped = getattr(self.catalog, "for_project", None)
+        catalog = MemoCatalog(scoped(spec.project) if callable(scoped) else self.catalog)
         errors = validate_pipeline(spec, catalog, cron_check=self.cron_check)
         if errors:
             raise SpecErrors(errors)

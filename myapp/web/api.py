@@ -402,7 +402,7 @@ class TemplateApi(BaseApi):
     @expose("/", methods=["GET"])
     @protect()
     def list(self) -> Response:
-        """List published task templates.
+        """List the published task templates usable in your projects.
         ---
         get:
           responses:
@@ -410,7 +410,8 @@ class TemplateApi(BaseApi):
         """
         from myapp.db.template_review import masked_template_dict  # secret defaults never leave
 
-        return self.response(200, result=[masked_template_dict(t) for t in services().templates.list()])
+        return self.response(200, result=[masked_template_dict(t)
+                                          for t in services().templates.list(visible_projects())])
 
 
 def register_apis(appbuilder: Any) -> None:

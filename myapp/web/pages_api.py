@@ -132,10 +132,11 @@ def project_rows(s: Session) -> list[dict[str, Any]]:
 
 
 def _require_manager(s: Session, project_id: int) -> Project:
-    project = s.get(Project, project_id)
-    if project is None:
+    """Return the project if the actor may manage it; one they are not a member of is "not found" (no leak)."""
+    project, actor = s.get(Project, project_id), current_actor(s)
+    if project is None or not can(actor, Action.READ, project_id):
         raise NotFound(f"project {project_id} not found")
-    require(current_actor(s), Action.MANAGE, project_id, f"the members of project {project.name!r}")
+    require(actor, Action.MANAGE, project_id, f"the members of project {project.name!r}")
     return project
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.browser.canvas import GREEN, import_yaml, node, run_from_editor, wait_color
-from tests.browser.conftest import VIEWER, api_token, shot
+from tests.browser.conftest import REVIEWER, VIEWER, api_token, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -125,7 +125,21 @@ def test_templates_create_submit_review(new_page: Any, live_server: Any) -> None
     page.goto(f"{live_server.url}/templates/review")
     page.wait_for_selector("[data-testid=review-table] tr[data-template=word-count]")
     shot(page, "review")
+    # Its submitter may not approve it: the dialog says why and nothing is published.
     page.click("[data-testid=review-table] tr[data-template=word-count] button[data-action=approve]")
+    page.click("[data-testid=approve-confirm]")
+    page.wait_for_selector("[data-testid=approve-dialog] :text('another reviewer must approve it')")
+    page.click("[data-testid=approve-dialog] button.close")
+    # Another admin publishes it; a personal template can only go to every project.
+    reviewer = new_page(REVIEWER)
+    reviewer.goto(f"{live_server.url}/templates/review")
+    reviewer.click("[data-testid=review-table] tr[data-template=word-count] button[data-action=approve]")
+    assert reviewer.is_disabled("input[name=publish-scope][value=project]")
+    assert reviewer.is_checked("input[name=publish-scope][value=all]")
+    reviewer.fill("[data-testid=approve-comment]", "looks good")
+    reviewer.click("[data-testid=approve-confirm]")
+    reviewer.wait_for_selector("[data-testid=approve-dialog]", state="detached")
+    page.reload()
     page.wait_for_selector("[data-testid=mine-table] tr[data-template=word-count][data-status=published]")
     page.goto(f"{live_server.url}/templates/")
     page.wait_for_selector(".myapp-catalog-group .myapp-card[data-template=word-count]")

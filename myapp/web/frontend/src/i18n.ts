@@ -84,6 +84,9 @@ const en = {
   state_rejected: "rejected", state_draft: "draft",
   trigger_manual: "manual", trigger_cron: "cron", trigger_debug: "debug",
   role_owner: "owner", role_member: "member", role_viewer: "viewer",
+  approve_template: "Approve {ref}", publish_to: "Publish to", scope_project: "Project {project} only",
+  scope_no_project: "(no project: every project only)", scope_all: "Every project", scope_all_admins: "(admins only)",
+  comment: "Comment",
 };
 
 export type Key = keyof typeof en;
@@ -158,6 +161,9 @@ const zh: Record<Key, string> = {
   state_published: "已发布", state_pending_review: "待审核", state_rejected: "未通过", state_draft: "草稿",
   trigger_manual: "手动", trigger_cron: "定时", trigger_debug: "调试",
   role_owner: "所有者", role_member: "成员", role_viewer: "查看者",
+  approve_template: "通过 {ref}", publish_to: "发布范围", scope_project: "仅项目 {project}",
+  scope_no_project: "（不属于任何项目：只能发布到全部项目）", scope_all: "全部项目", scope_all_admins: "（仅管理员）",
+  comment: "备注",
 };
 
 const TABLES: Record<string, Record<Key, string>> = { en, zh };
