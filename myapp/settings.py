@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from myapp.core.secret_policy import password_problem, secret_key_problem
+from myapp.core.webhook_policy import parse_networks
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXECUTORS = ("local", "kubernetes")
@@ -148,6 +149,10 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"MYAPP_{name.upper()}: must be a positive number")
     if s.web_proxy_hops < 0:
         raise SettingsError("MYAPP_WEB_PROXY_HOPS: must be 0 or more")
+    try:
+        parse_networks(s.webhook_allowed_networks)
+    except ValueError as exc:
+        raise SettingsError(f"MYAPP_WEBHOOK_ALLOWED_NETWORKS: {exc}") from None
     if s.production:
         _validate_production(s)
 

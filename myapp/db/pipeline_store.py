@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 from myapp.core.cron import wall_time_to_instant
 from myapp.core.errors import NotFound, SpecError
 from myapp.core.model import PipelineSpec, ScheduleSpec, TaskSpec, TemplateSpec
-from myapp.core.pipeline_spec import parse_pipeline, pipeline_to_dict, spec_hash
+from myapp.core.pipeline_spec import canonical_hash, parse_pipeline, pipeline_to_dict
 from myapp.core.ports import TemplateCatalog
-from myapp.core.validate import validate_pipeline
+from myapp.core.validate import UrlCheck, validate_pipeline
+from myapp.db.bulk import insert_rows
 from myapp.db.session import Database
 from myapp.db.tables import Pipeline, PipelineTask, PipelineVersion, Project, ScheduleRecord
 
@@ -47,10 +48,12 @@ class SaveResult:
 class PipelineStore:
     """Save, find and list pipelines and versions."""
 
-    def __init__(self, db: Database, catalog: TemplateCatalog, cron_check: CronCheck | None = None) -> None:
+    def __init__(self, db: Database, catalog: TemplateCatalog, cron_check: CronCheck | None = None,
+                 webhook_check: UrlCheck | None = None) -> None:
         self.db = db
         self.catalog = catalog
         self.cron_check = cron_check
+        self.webhook_check = webhook_check
 
     def check(self, spec: PipelineSpec) -> PipelineSpec:
         """Validate `spec` and return it with template versions pinned; raise SpecErrors."""
@@ -58,7 +61,7 @@ class PipelineStore:
         # one template make one lookup, not 20,000.
         scoped = getattr(self.catalog, "for_project", None)
         catalog = MemoCatalog(scoped(spec.project) if callable(scoped) else self.catalog)
-        errors = validate_pipeline(spec, catalog, cron_check=self.cron_check)
+        errors = validate_pipeline(spec, catalog, cron_check=self.cron_check, webhook_check=self.webhook_check)
         if errors:
             raise SpecErrors(errors)
         return dataclasses.replace(spec, tasks=tuple(_pin(t, catalog) for t in spec.tasks))
@@ -67,7 +70,7 @@ class PipelineStore:
         """Validate and store `spec`; a changed definition becomes a new version."""
         pinned = self.check(spec)
         data = pipeline_to_dict(pinned)
-        digest = spec_hash(pinned)
+        digest = canonical_hash(data)   # = spec_hash(pinned), without building the dict twice
         with self.db.write() as s:
             project = self._project(s, pinned.project, now)
             pipeline = s.scalar(select(Pipeline).where(Pipeline.project_id == project.id, Pipeline.name == pinned.name)
@@ -87,9 +90,9 @@ class PipelineStore:
                                       message=message, created_by=user_id, created_at=now)
             s.add(version)
             s.flush()
-            for task in pinned.tasks:
-                s.add(PipelineTask(version_id=version.id, name=task.name, template=task.template,
-                                   image=task.image, upstream=list(task.depends_on)))
+            insert_rows(s.connection(), PipelineTask.__table__, [   # one statement, however many tasks
+                {"version_id": version.id, "name": task.name, "template": task.template, "image": task.image,
+                 "upstream": list(task.depends_on)} for task in pinned.tasks])
             pipeline.current_version_id = version.id
             pipeline.description = pinned.description
             pipeline.updated_at = now

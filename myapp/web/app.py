@@ -65,7 +65,8 @@ def flask_config(settings: Settings, *, create_db: bool, update_perms: bool) -> 
         "JSON_SORT_KEYS": False, "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
         # Sign-in (docs/security.md): a per-address limit on login attempts (Redis when there is one, so
         # every worker counts together), the password policy on new passwords, short-lived tokens.
-        "AUTH_RATE_LIMITED": True, "AUTH_RATE_LIMIT": settings.login_rate_limit,
+        # FAB sets RATELIMIT_ENABLED to False by default: AUTH_RATE_LIMITED alone limits nothing.
+        "AUTH_RATE_LIMITED": True, "AUTH_RATE_LIMIT": settings.login_rate_limit, "RATELIMIT_ENABLED": True,
         "RATELIMIT_STORAGE_URI": settings.effective_redis_url or "memory://",
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True, "RATELIMIT_SWALLOW_ERRORS": True,
         "FAB_PASSWORD_COMPLEXITY_ENABLED": True,

@@ -26,7 +26,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Flask, current_app, g, jsonify, request, session
+from flask import Flask, current_app, g, has_request_context, jsonify, request, session
 from flask_appbuilder.exceptions import PasswordComplexityValidationError
 from flask_appbuilder.security.sqla.apis.user.api import UserApi
 from flask_appbuilder.security.sqla.apis.user.schema import UserPutSchema
@@ -119,7 +119,7 @@ class MyappSecurityManager(SecurityManager):
     def reset_password(self, userid: Any, password: str) -> None:
         """Change a password (FAB's pages, `flask fab reset-password`); a user changing their own stays signed in."""
         super().reset_password(userid, password)
-        if str(session.get("_user_id", "")) == str(userid) and session.get(LID):
+        if has_request_context() and str(session.get("_user_id", "")) == str(userid) and session.get(LID):
             session[PWV] = self.fingerprint(self.get_user_by_id(userid))
 
     # ----- tokens ------------------------------------------------------------------------
