@@ -65,6 +65,7 @@ class Settings:
     heartbeat_timeout: int = 60
     requeue_after: int = 120
     kill_grace: float = 5.0
+    render_timeout: float = 10.0          # seconds an attempt may spend rendering its Jinja (docs/security.md)
     worker_concurrency: int = 2
     plugin_dirs: str = "plugins"
     k8s_namespace: str = "myapp"
@@ -144,7 +145,7 @@ def _validate(s: Settings) -> None:
     for name in ("web_port", "web_workers", "web_threads", "web_client_timeout", "password_min_length",
                  "jwt_access_minutes", "jwt_refresh_hours", "schedule_interval", "cron_min_interval", "backfill_chunk",
                  "reconcile_interval", "heartbeat_timeout", "requeue_after", "worker_concurrency",
-                 "k8s_watch_timeout"):
+                 "k8s_watch_timeout", "render_timeout"):
         if getattr(s, name) <= 0:
             raise SettingsError(f"MYAPP_{name.upper()}: must be a positive number")
     if s.web_proxy_hops < 0:

@@ -74,6 +74,7 @@ def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: b
     specs = [(path, read_spec(path, services.settings.timezone)) for path in files]
     for _path, spec in specs:  # all files valid before anything is written
         services.pipelines.check(spec)
+    attach_dispatch(services)   # a save that makes a schedule due asks the workers for a pass at once
     results = []
     for path, spec in specs:
         res = services.pipelines.save(spec, services.clock.now(), user_id=admin_id(services), message=message)

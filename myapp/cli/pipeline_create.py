@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from myapp.cli import echo_json, get_services, handle_errors
-from myapp.cli.pipeline import admin_id, read_spec
+from myapp.cli.pipeline import admin_id, attach_dispatch, read_spec
 from myapp.core.errors import NotFound
 from myapp.settings import REPO_ROOT
 
@@ -54,6 +54,7 @@ def create(ctx: click.Context, template: str, name: str | None, project: str | N
     path = find_template(template)
     spec = read_spec(str(path), services.settings.timezone)
     spec = dataclasses.replace(spec, name=name or spec.name, project=project or spec.project)
+    attach_dispatch(services)   # a save that makes a schedule due asks the workers for a pass at once
     res = services.pipelines.save(spec, services.clock.now(), user_id=admin_id(services),
                                   message=message or f"created from template {path.stem}")
     if as_json:

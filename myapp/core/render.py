@@ -1,9 +1,12 @@
 """Run-time rendering of a task into argv, env, image and outputs (PRODUCT.md §2).
 
 Order: Jinja first (sandbox.py; args, command elements, env values), then `$(params.NAME)` and
-`$name` substitution in one pass, so a value is never evaluated twice. Interpreter code (argv.py)
-gets no `$name` splicing and no `inputs` in Jinja: every input is exported as an environment
-variable and the interpreter reads it from there. The scheduler never calls this; the worker does.
+`$name` substitution in one pass, so a value is never evaluated twice. Interpreter code (argv.py,
+wherever the interpreter stands in the argv) gets no `$name` splicing and no `inputs` in Jinja:
+every input is exported as an environment variable and the interpreter reads it from there; a
+template parameter inside shell code becomes `${MYAPP_PARAM_NAME}`, exported likewise. The final
+argv is checked again, so a value can never end up as code (`[$prog, -c, $code]`). The scheduler
+never calls this; the worker does.
 Imports jinja2 (through sandbox.py) and nothing else outside the standard library.
 """
 
@@ -14,11 +17,19 @@ from dataclasses import dataclass, replace
 
 from jinja2.exceptions import SecurityError
 
-from myapp.core.argv import expand, find_code, param_refs, shell_quoted, whole_param_ref
+from myapp.core.argv import (
+    CodeSlot,
+    code_slots,
+    expand,
+    param_env_name,
+    param_env_refs,
+    param_refs,
+    whole_param_ref,
+)
 from myapp.core.errors import RenderError, SpecError
 from myapp.core.model import GlobalParam, OutputSpec, ParamDef, TaskSpec, TemplateSpec
 from myapp.core.params import coerce_value
-from myapp.core.sandbox import DATETIME, UUID, render_bounded
+from myapp.core.sandbox import DATETIME, UUID, RenderCancelled, render_bounded
 from myapp.core.validate import effective_outputs
 
 CODE_HINT = "inputs are not spliced into code: read them from the environment ($NAME, os.environ['NAME'])"
@@ -47,6 +58,7 @@ class RenderedTask:
     env: Mapping[str, str]
     image: str
     outputs: tuple[OutputSpec, ...]
+    secret_env: frozenset[str] = frozenset()   # names of env entries that carry secret values
 
 
 class _InputsInCode:
@@ -64,6 +76,8 @@ def render_text(
         return text
     try:
         return render_bounded(text, _variables(ctx, inputs, code=code))
+    except RenderCancelled:
+        raise
     except Exception as exc:  # user text may raise anything; each becomes a RenderError
         raise RenderError(task, field, f"{type(exc).__name__}: {exc}") from exc
 
@@ -116,27 +130,57 @@ def render_task(
     if missing:
         raise RenderError(task.name, f"inputs.{missing[0]}", "has no value")
     env: dict[str, str] = {}
+    secret_env: set[str] = set()
     if template is None:
         argv = _custom_argv(task, ctx, inputs)
     else:
         argv, env = _template_argv(task, template, ctx, inputs)
+        secrets = {p.name for p in template.parameters if p.type == "secret"}
+        secret_env = {name for name in (*env, *inputs) if name in secrets}
+        secret_env |= {param_env_name(name) for name in secrets if param_env_name(name) in env}
         env = {**_render_env(template.env, ctx, inputs, task.name, "template.env"), **env}
     env.update(_render_env(task.env, ctx, inputs, task.name, "env"))
     env.update(inputs)
     image = render_text(task.image or (template.image if template else ""), ctx, inputs, task=task.name, field="image")
-    rendered = RenderedTask(tuple(argv), env, image, effective_outputs(task, template))
+    rendered = RenderedTask(tuple(argv), env, image, effective_outputs(task, template), frozenset(secret_env))
     _check_nul(rendered, task.name)
     return rendered
 
 
 def _custom_argv(task: TaskSpec, ctx: RenderContext, inputs: Mapping[str, str]) -> list[str]:
-    slot = find_code(task.command)
-    code_at = slot.index if slot else -1
-    rendered = [
-        render_text(el, ctx, inputs, task=task.name, field=f"command[{i}]", code=i == code_at)
-        for i, el in enumerate(task.command)
-    ]
-    return [el if i == code_at else expand(el, {}, inputs) for i, el in enumerate(rendered)]
+    slots = code_slots(task.command)
+    rendered = _render_command(task.command, slots, frozenset(), ctx, inputs, task.name, "command")
+    argv = [el if i in slots else expand(el, {}, inputs) for i, el in enumerate(rendered)]
+    _refuse_values_in_code(task.name, "command", set(slots), rendered, argv)
+    return argv
+
+
+def _render_command(command: Sequence[str], slots: dict[int, CodeSlot], scripts: frozenset[str], ctx: RenderContext,
+                    inputs: Mapping[str, str], task: str, prefix: str) -> list[str]:
+    """Render the Jinja of each element; interpreter code without `inputs`. Updates `slots` in place.
+
+    Jinja may itself produce an interpreter's name (`{{ params.shell }} -c ...`): its code is then
+    rendered again as code.
+    """
+    def render(i: int, el: str) -> str:
+        code = i in slots or whole_param_ref(el) in scripts
+        return render_text(el, ctx, inputs, task=task, field=f"{prefix}[{i}]", code=code)
+
+    rendered = [render(i, el) for i, el in enumerate(command)]
+    late = {i: slot for i, slot in code_slots(rendered).items() if i not in slots}
+    if late:
+        slots.update(late)
+        rendered = [render(i, el) if i in late else rendered[i] for i, el in enumerate(command)]
+    return rendered
+
+
+def _refuse_values_in_code(task: str, prefix: str, treated_as_code: set[int], before: Sequence[str],
+                           after: Sequence[str]) -> None:
+    """Refuse an argv in which substituted text landed where an interpreter runs code."""
+    for i in sorted(code_slots(after)):
+        if i not in treated_as_code and (i >= len(before) or after[i] != before[i]):
+            raise RenderError(task, f"{prefix}[{i}]", "a value would be run as interpreter code here "
+                              f"({after[i][:40]!r}); {CODE_HINT}")
 
 
 def _template_argv(
@@ -147,22 +191,31 @@ def _template_argv(
         raise RenderError(task.name, problems[0].field, problems[0].message)
     values = _param_values(task, template, ctx, inputs)
     spliced = {p.name: "" for p in template.parameters} | values   # an unset optional parameter is ""
-    slot = find_code(template.command)
     scripts = frozenset(p.name for p in template.parameters if p.script)
+    slots = dict(code_slots(template.command))
+    rendered = _render_command(template.command, slots, scripts, ctx, inputs, task.name, "template.command")
     argv: list[str] = []
-    for i, el in enumerate(template.command):
-        is_code = (slot is not None and slot.index == i) or whole_param_ref(el) in scripts
-        text = render_text(el, ctx, inputs, task=task.name, field=f"template.command[{i}]", code=is_code)
-        shell = slot is not None and slot.index == i and slot.is_shell
-        argv.append(expand(text, shell_quoted(spliced, scripts) if shell else spliced, inputs, code=is_code))
+    env: dict[str, str] = {}
+    for i, text in enumerate(rendered):
+        if whole_param_ref(template.command[i]) in scripts:
+            argv.append(expand(text, spliced, inputs, code=True))     # the script is the code
+        elif i in slots:
+            # Code never receives a value as text: shell code reads `${MYAPP_PARAM_NAME}`.
+            refs = param_refs(text)
+            env.update({param_env_name(name): spliced.get(name, "") for name in refs})
+            argv.append(expand(text, param_env_refs(refs) if slots[i].is_shell else {}, inputs, code=True))
+        else:
+            argv.append(expand(text, spliced, inputs))
     used = {name for el in template.command for name in param_refs(el)}
     rest = {name: value for name, value in values.items() if name not in used}
     if template.args_style == "env":
-        return argv, rest
+        _refuse_values_in_code(task.name, "template.command", set(slots), rendered, argv)
+        return argv, {**rest, **env}
     # Secrets never go on the command line (visible in `ps`, /proc and pod specs): env only.
     secrets = {p.name for p in template.parameters if p.type == "secret"}
     cli = [f"--{name}={value}" for name, value in rest.items() if name not in secrets]
-    return argv + cli, {name: value for name, value in rest.items() if name in secrets}
+    _refuse_values_in_code(task.name, "template.command", set(slots), rendered, argv + cli)
+    return argv + cli, {**{name: value for name, value in rest.items() if name in secrets}, **env}
 
 
 def _param_values(
@@ -216,8 +269,9 @@ def _check_nul(rendered: RenderedTask, task: str) -> None:
 def template_command_errors(template: TemplateSpec) -> list[SpecError]:
     """Return what is wrong with `$(params.NAME)` use in the template's command."""
     defs = {p.name: p for p in template.parameters}
-    slot = find_code(template.command)
+    slots = code_slots(template.command)
     errors: list[SpecError] = []
+    env_names: dict[str, str] = {}
     for i, el in enumerate(template.command):
         refs = param_refs(el)
         whole = whole_param_ref(el)
@@ -225,8 +279,15 @@ def template_command_errors(template: TemplateSpec) -> list[SpecError]:
         errors += [SpecError(field, f"unknown parameter {name!r}") for name in refs if name not in defs]
         if any(defs[n].script for n in refs if n in defs) and whole is None:
             errors.append(SpecError(field, "a script parameter must be a whole command element"))
-        in_code = slot is not None and slot.index == i and not slot.is_shell
-        if in_code and refs and not (whole in defs and defs[whole].script):
+        slot = slots.get(i)
+        if slot is None or (whole in defs and defs[whole].script):
+            continue
+        if not slot.is_shell and refs:
             errors.append(SpecError(field, "parameters are not spliced into code: mark the parameter "
                                     "`script: true`, or pass it as an argument or env"))
+        for name in refs:
+            other = env_names.setdefault(param_env_name(name), name)
+            if other != name:
+                errors.append(SpecError(field, f"parameters {other!r} and {name!r} both reach shell code as "
+                                        f"${param_env_name(name)}: rename one"))
     return errors

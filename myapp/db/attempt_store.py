@@ -11,13 +11,29 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Row, and_, bindparam, exists, func, insert, literal, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Row,
+    String,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 
 from myapp.core import engine as core
 from myapp.core.model import PipelineSpec, TaskSpec
 from myapp.core.states import TASK_UNFINISHED, RunState, TaskState, check_task_transition
-from myapp.db.run_store import LockedRun, RunStore
+from myapp.db.run_store import RELEASED_COLUMNS, LockedRun, RunStore
 from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
 from myapp.db.types import UTCDateTime
 
@@ -41,7 +57,11 @@ _CLAIM_START = (
 _INSERT_ATTEMPT = insert(TaskAttempt).returning(TaskAttempt.id)
 _RUN_OF_ATTEMPT = (select(TaskInstance.run_id).join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
                    .where(TaskAttempt.id == bindparam("attempt_id")).scalar_subquery())
-_FINISH_LOCK = select(Run.id, Run.state, Run.version_id, Run.debug_task, Run.deadline_at).where(Run.id == _RUN_OF_ATTEMPT)
+_TASK_OF_ATTEMPT = (select(TaskInstance.task_name).join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
+                    .where(TaskAttempt.id == bindparam("attempt_id")).scalar_subquery())
+# The run's head (locked) and the attempt's task name: what a success releases is known before it is written.
+_FINISH_LOCK = (select(Run.id, Run.state, Run.version_id, Run.debug_task, Run.deadline_at, _TASK_OF_ATTEMPT)
+                .where(Run.id == _RUN_OF_ATTEMPT))
 _END_RUNNING_ATTEMPT = (update(TaskAttempt)
                         .where(TaskAttempt.id == bindparam("attempt_id"), TaskAttempt.state == "running")
                         .returning(TaskAttempt.task_instance_id))
@@ -59,11 +79,23 @@ _NOW = bindparam("now", type_=UTCDateTime())
 _ENDED = (update(TaskAttempt).where(TaskAttempt.id == bindparam("attempt_id"), TaskAttempt.state == "running")
           .values(state="succeeded", exit_code=bindparam("a_exit"), ended_at=_NOW, message=bindparam("a_message"))
           .returning(TaskAttempt.task_instance_id).cte("ended"))
-_SUCCEED_IN_ONE = (update(TaskInstance).where(TaskInstance.id == _ENDED.c.task_instance_id)
-                   .values(state=TaskState.SUCCEEDED.value, outputs=bindparam("t_outputs", type_=JSON()), message="",
-                           ended_at=_NOW, inputs=func.coalesce(bindparam("t_inputs", type_=JSON(none_as_null=True)),
-                                                               TaskInstance.inputs))
-                   .returning(TaskInstance.task_name, _OTHERS_UNFINISHED))
+_SUCCEED = (update(TaskInstance).where(TaskInstance.id == _ENDED.c.task_instance_id)
+            .values(state=TaskState.SUCCEEDED.value, outputs=bindparam("t_outputs", type_=JSON()), message="",
+                    ended_at=_NOW, inputs=func.coalesce(bindparam("t_inputs", type_=JSON(none_as_null=True)),
+                                                        TaskInstance.inputs)))
+_SUCCEED_IN_ONE = _SUCCEED.returning(TaskInstance.task_name, _OTHERS_UNFINISHED)
+# ... and, for a task with downstream tasks, a third: their counts of waiting upstreams go down by one
+# (the released rows come back joined to the succeeded one; no row at all if the attempt was no
+# longer running, and then nothing is released).
+_DONE = _SUCCEED.returning(TaskInstance.task_name.label("done_name"), _OTHERS_UNFINISHED.label("others")).cte("done")
+_RELEASED = (update(TaskInstance)
+             .where(TaskInstance.run_id == bindparam("of_run"),
+                    TaskInstance.task_name == any_(bindparam("released", type_=ARRAY(String()))),
+                    exists(select(literal(1)).select_from(_DONE)))
+             .values(upstream_waiting=TaskInstance.upstream_waiting - 1)
+             .returning(*RELEASED_COLUMNS).cte("released"))
+_SUCCEED_AND_RELEASE = (select(_DONE.c.done_name, _DONE.c.others, *_RELEASED.c)
+                        .select_from(_DONE.outerjoin(_RELEASED, true())))
 # PostgreSQL claims in one statement run in autocommit (no BEGIN and COMMIT round trips): lock the
 # run shared if it is running and not past its deadline, start the task instance if it is still
 # queued, insert its attempt, and return what the claim reads. The lock is taken before the task
@@ -284,11 +316,17 @@ class AttemptStore:
                 .values(**values).execution_options(synchronize_session=False))
             return bool(getattr(result, "rowcount", 0))
 
-    def finish(self, attempt_id: int, result: AttemptResult, now: datetime) -> None:
-        """Record how an attempt ended, move its task on, and dispatch what became ready."""
+    def finish(self, attempt_id: int, result: AttemptResult, now: datetime, *, keep_one: bool = False) -> int | None:
+        """Record how an attempt ended, move its task on, and dispatch what became ready.
+
+        With `keep_one`, the first task instance that became ready is not dispatched but returned:
+        the caller runs it next itself (it is queued in the database like the others).
+        """
         with self.db.write() as s:
             queued = self.finish_in(s, attempt_id, result, now)
-        self.runs.dispatch(queued)
+        kept = queued[0] if keep_one and queued else None
+        self.runs.dispatch(queued[1:] if kept is not None else queued)
+        return kept
 
     def finish_in(self, s: Session, attempt_id: int, result: AttemptResult, now: datetime) -> list[int]:
         """Apply an attempt's end inside the caller's transaction; return task ids to dispatch."""
@@ -296,9 +334,9 @@ class AttemptStore:
         head = conn.execute(self._finish_lock, {"attempt_id": attempt_id}).first()
         if head is None:
             return []
-        run = LockedRun(*head)
+        run, task_name = LockedRun(*head[:5]), head[5]
         if result.succeeded and self._in_one:
-            return self._succeed_in_one(s, run, attempt_id, result, now)
+            return self._succeed_in_one(s, run, attempt_id, task_name, result, now)
         # A new statement after the lock: it sees what a stop or timeout committed while we waited.
         ti_id = conn.execute(_END_RUNNING_ATTEMPT, {
             "attempt_id": attempt_id, "state": "succeeded" if result.succeeded else "failed",
@@ -314,24 +352,29 @@ class AttemptStore:
             return self._after_success(s, run, name, others_unfinished, now)
         return self._fail_task(s, run, ti_id, result, now, inputs)
 
-    def _succeed_in_one(self, s: Session, run: LockedRun, attempt_id: int, result: AttemptResult,
+    def _succeed_in_one(self, s: Session, run: LockedRun, attempt_id: int, task_name: str, result: AttemptResult,
                         now: datetime) -> list[int]:
+        """PostgreSQL: end the attempt, the task instance and (if any) release its downstream tasks in one statement."""
         conn = s.connection()
         check_task_transition(TaskState.RUNNING, TaskState.SUCCEEDED)
-        done = conn.execute(_SUCCEED_IN_ONE, {
-            "attempt_id": attempt_id, "a_exit": result.exit_code, "a_message": result.message, "now": now,
-            "t_outputs": dict(result.outputs), "t_inputs": dict(result.inputs) if result.inputs else None,
-            "of_run": run.id}).first()
-        if done is None:
+        params = {"attempt_id": attempt_id, "a_exit": result.exit_code, "a_message": result.message, "now": now,
+                  "t_outputs": dict(result.outputs), "t_inputs": dict(result.inputs) if result.inputs else None,
+                  "of_run": run.id}
+        downstream = core.released_by(self.runs.dag_of(s, run), task_name)
+        if not downstream:
+            done = conn.execute(_SUCCEED_IN_ONE, params).first()
+            if done is None:
+                return self._end_taken_attempt(conn, attempt_id, result, now)
+            return self._after_success(s, run, done[0], done[1], now)
+        rows = conn.execute(_SUCCEED_AND_RELEASE, {**params, "released": list(downstream)}).all()
+        if not rows:
             return self._end_taken_attempt(conn, attempt_id, result, now)
-        return self._after_success(s, run, done[0], done[1], now)
+        released = [row for row in rows if row.id is not None]
+        return self.runs.queue_released(s, run, now, released, others_unfinished=rows[0].others)
 
     def _after_success(self, s: Session, run: LockedRun, name: str, others_unfinished: bool,
                        now: datetime) -> list[int]:
-        downstream = self.runs.dag_of(s, run).downstream.get(name, ())
-        if not downstream and others_unfinished:
-            return []  # nothing to queue, and the run goes on
-        return self.runs.advance_in(s, run, now, downstream)
+        return self.runs.release_in(s, run, now, name, others_unfinished)
 
     def _end_taken_attempt(self, conn: Connection, attempt_id: int, result: AttemptResult, now: datetime) -> list[int]:
         # Stopped, timed out by the run, or declared lost meanwhile: the attempt keeps that end.

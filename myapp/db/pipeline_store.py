@@ -23,6 +23,7 @@ from myapp.core.pipeline_spec import canonical_hash, parse_pipeline, pipeline_to
 from myapp.core.ports import TemplateCatalog
 from myapp.core.validate import UrlCheck, validate_pipeline
 from myapp.db.bulk import insert_rows
+from myapp.db.schedule_store import Wake, no_wake, wake_after_commit
 from myapp.db.session import Database
 from myapp.db.tables import Pipeline, PipelineTask, PipelineVersion, Project, ScheduleRecord
 
@@ -54,6 +55,7 @@ class PipelineStore:
         self.catalog = catalog
         self.cron_check = cron_check
         self.webhook_check = webhook_check
+        self.wake: Wake = no_wake   # ask for a scheduler pass (queue.celery_app.use_celery)
 
     def check(self, spec: PipelineSpec) -> PipelineSpec:
         """Validate `spec` and return it with template versions pinned; raise SpecErrors."""
@@ -98,6 +100,10 @@ class PipelineStore:
             pipeline.updated_at = now
             previous = parse_pipeline(current.spec).schedule if current is not None else None
             reset = apply_schedule(s, pipeline, pinned, now, previous)
+            if is_scheduled(pipeline):
+                # The save made it due (next_fire_at cleared): a pass over it right after COMMIT
+                # starts a backfill at once instead of at the next beat (up to schedule_interval).
+                wake_after_commit(s, pipeline.id, self.wake)
             return SaveResult(pipeline.id, number, True, reset)
 
     def _project(self, s: Session, name: str, now: datetime) -> Project:
@@ -231,6 +237,11 @@ def apply_schedule(s: Session, pipeline: Pipeline, spec: PipelineSpec, now: date
     pipeline.next_fire_at = None  # re-evaluated by the next scheduler pass
     pipeline.schedule_error = None
     return reset
+
+
+def is_scheduled(pipeline: Pipeline) -> bool:
+    """Return True when the scheduler's passes look at this pipeline (an enabled crontab schedule)."""
+    return pipeline.schedule_enabled and pipeline.schedule_type == "crontab"
 
 
 def _to_utc(wall: datetime, timezone: str) -> datetime:

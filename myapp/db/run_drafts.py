@@ -84,11 +84,12 @@ def draft_run(new: NewRun, pipeline: PipelineRow, version_id: int, spec: Pipelin
         "debug_task": new.debug_task, "copied_from_id": new.copied_from, "created_by": new.user_id,
         "runner": new.runner, "timeout": spec.timeout, "created_at": now, "updated_at": now,
     }
+    executed = Dag((new.debug_task,), {new.debug_task: ()}) if new.debug_task else dag
+    waiting = core.initial_waiting(executed)
     tasks = tuple({"task_name": name, "state": TaskState.PENDING.value, "try_number": 0,
-                   "max_tries": spec.task(name).retries + 1,
+                   "max_tries": spec.task(name).retries + 1, "upstream_waiting": waiting[name],
                    "inputs": dict(new.debug_inputs or {}) if new.debug_task else {}, "outputs": {}}
                   for name in names)
-    executed = Dag((new.debug_task,), {new.debug_task: ()}) if new.debug_task else dag
     return RunDraft(run, tasks, executed)
 
 
@@ -115,7 +116,8 @@ def started_rows(draft: RunDraft, now: datetime) -> tuple[dict[str, Any], list[d
     `RunStore.create_in`.
     """
     check_run_transition(RunState(draft.run["state"]), RunState.RUNNING)
-    views = {t["task_name"]: core.TaskView(t["task_name"], TaskState.PENDING, 0, t["max_tries"]) for t in draft.tasks}
+    views = {t["task_name"]: core.TaskView(t["task_name"], TaskState.PENDING, 0, t["max_tries"],
+                                           waiting=t["upstream_waiting"]) for t in draft.tasks}
     names = set(draft.dag.names)
     ready = set(core.ready_to_queue(draft.dag, views, names, now))
     if not ready or core.blocked_by_failure(draft.dag, views, names):

@@ -12,9 +12,9 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, object_session
@@ -34,7 +34,7 @@ from myapp.core.states import (
     Trigger,
     check_run_transition,
 )
-from myapp.db.bulk import is_in
+from myapp.db.bulk import is_in, update_rows
 from myapp.db.run_drafts import (
     PipelineRow,
     RunDraft,
@@ -43,7 +43,7 @@ from myapp.db.run_drafts import (
     started_rows,
     version_of,
 )
-from myapp.db.schedule_store import wake_in
+from myapp.db.schedule_store import Wake, no_wake, wake_after_commit, wake_in
 from myapp.db.session import Database
 from myapp.db.specs import VersionSpecs
 from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
@@ -69,10 +69,6 @@ class NewRun:
     copied_from: int | None = None
 
 
-def _no_wake(pipeline_ids: Sequence[int]) -> None:
-    """Without a broker the next beat pass (or `myapp schedule tick`) looks at woken pipelines."""
-
-
 class RunStore:
     """Transactional operations on runs and their task instances."""
 
@@ -80,7 +76,8 @@ class RunStore:
         self.db = db
         self.specs = specs
         self.dispatch = dispatch
-        self.wake: Callable[[Sequence[int]], None] = _no_wake   # ask for a scheduler pass (queue.celery_app.use_celery)
+        self.wake: Wake = no_wake   # ask for a scheduler pass (queue.celery_app.use_celery)
+        self.dialect = db.engine.dialect.name
         self._secret = secret.encode()
 
     # ----- tokens ------------------------------------------------------------------------
@@ -197,30 +194,96 @@ class RunStore:
     ) -> list[int]:
         """Queue what is ready, propagate failures, finish the run if nothing can run any more.
 
-        With `candidates` only those tasks (and their upstreams) are examined — the
-        event-driven path after one task finishes; without, the whole run (reconciler, retry).
-        The run must be locked by the caller.
+        With `candidates` only those task instances are read, and each is ready by its count of
+        upstream tasks still waiting (the event-driven path: a task up for retry); without, the
+        whole run, counted again from its states (start, retry, the reconciler). The run must be
+        locked by the caller.
         """
         if RunState(run.state) is not RunState.RUNNING:
             return []
         s.flush()  # the reads below go straight to the connection: they must see the caller's changes
         dag = self.dag_of(s, run)
-        names = set(dag.names) if candidates is None else set(candidates)
+        if candidates is None:
+            return self._advance_all(s, run, dag, now)
+        names = sorted(set(candidates))
         if not names:
             self.finish_if_done(s, run, now)
             return []
-        needed = names | {u for n in names for u in dag.upstream.get(n, ())}
-        query = _TASK_VIEWS.where(TaskInstance.run_id == run.id)
-        if candidates is not None:
-            query = query.where(TaskInstance.task_name.in_(needed))
-        rows = s.connection().execute(query).all()
-        views = {r.task_name: core.TaskView(r.task_name, TaskState(r.state), r.try_number, r.max_tries,
-                                            r.next_try_at) for r in rows}
-        blocked = core.blocked_by_failure(dag, views, names)
+        rows = s.connection().execute(_TASK_VIEWS.where(
+            TaskInstance.run_id == run.id, is_in(TaskInstance.task_name, names, self.dialect))).all()
+        return self._queue_ready(s, run, dag, rows, now)
+
+    def release_in(self, s: Session, run: RunHead, now: datetime, succeeded: str, others_unfinished: bool) -> list[int]:
+        """After `succeeded` succeeded: take one off the count of each of its downstream tasks, queue
+        those that reach 0, and end the run if nothing is left. Reads and writes the downstream task
+        instances only (O(own downstream edges)), however many upstreams they have.
+
+        `others_unfinished`: whether another task instance of the run was unfinished, as read
+        with the success. The run must be locked by the caller.
+        """
+        dag = self.dag_of(s, run)
+        downstream = core.released_by(dag, succeeded)
+        if not downstream:
+            if not others_unfinished:
+                self.finish_if_done(s, run, now)
+            return []
+        return self.queue_released(s, run, now, self._release(s, run.id, downstream), others_unfinished)
+
+    def queue_released(self, s: Session, run: RunHead, now: datetime, rows: Sequence[Any],
+                       others_unfinished: bool = True) -> list[int]:
+        """Queue the released downstream task instances (`_TASK_VIEWS` rows) that are ready; end the
+        run when none is and nothing else was unfinished."""
+        return self._queue_ready(s, run, self.dag_of(s, run), rows, now, finish=not others_unfinished)
+
+    def _release(self, s: Session, run_id: int, names: Sequence[str]) -> Sequence[Any]:
+        conn = s.connection()
+        where = (TaskInstance.run_id == run_id, is_in(TaskInstance.task_name, list(names), self.dialect))
+        release = update(TaskInstance).where(*where).values(upstream_waiting=TaskInstance.upstream_waiting - 1)
+        if self.db.engine.dialect.update_returning:
+            return conn.execute(release.returning(*RELEASED_COLUMNS)).all()
+        conn.execute(release)  # MySQL: no UPDATE ... RETURNING; the run lock keeps the rows as written
+        return conn.execute(_TASK_VIEWS.where(*where)).all()
+
+    def _queue_ready(self, s: Session, run: RunHead, dag: Dag, rows: Sequence[Any], now: datetime, *,
+                     finish: bool = True) -> list[int]:
+        views = [_row_view(r) for r in rows]
+        unknown = [v.name for v in views if v.waiting is None and v.state is TaskState.PENDING]
+        if unknown:  # a run from before counts were kept: count these from their upstreams' states
+            views = self._recount(s, run.id, dag, views, unknown)
+        ready = set(core.ready_by_count(views, now))
+        queued = self._queue(s, [r.id for r in rows if r.task_name in ready], now)
+        if not queued and finish:  # else the run goes on: what was just queued is unfinished
+            self.finish_if_done(s, run, now)
+        return queued
+
+    def _recount(self, s: Session, run_id: int, dag: Dag, views: list[core.TaskView],
+                 unknown: Sequence[str]) -> list[core.TaskView]:
+        ups = sorted({u for name in unknown for u in dag.upstream.get(name, ())})
+        states = {name: TaskState(state) for name, state in s.connection().execute(
+            select(TaskInstance.task_name, TaskInstance.state).where(
+                TaskInstance.run_id == run_id, is_in(TaskInstance.task_name, ups, self.dialect)))} if ups else {}
+        counts = core.count_waiting(dag, states, unknown)
+        self._store_counts(s, run_id, counts)
+        return [replace(v, waiting=counts[v.name]) if v.name in counts else v for v in views]
+
+    def _store_counts(self, s: Session, run_id: int, counts: Mapping[str, int]) -> None:
+        if counts:
+            update_rows(s.connection(), _TI_TABLE, [
+                {"run_id": run_id, "task_name": name, "upstream_waiting": n} for name, n in sorted(counts.items())],
+                keys=("run_id", "task_name"))
+
+    def _advance_all(self, s: Session, run: RunHead, dag: Dag, now: datetime) -> list[int]:
+        """Advance the whole run from its states, and store any count that disagrees with them."""
+        rows = s.connection().execute(_TASK_VIEWS.where(TaskInstance.run_id == run.id)).all()
+        views = {r.task_name: _row_view(r) for r in rows}
+        blocked = core.blocked_by_failure(dag, views, dag.names)
         if blocked:
             self._set_states(s, run.id, blocked, TaskState.UPSTREAM_FAILED, now,
                              message="an upstream task did not succeed")
-        ready = core.ready_to_queue(dag, views, names, now)
+        pending = [name for name in dag.names if name in views and views[name].state is TaskState.PENDING]
+        counts = core.count_waiting(dag, {name: v.state for name, v in views.items()}, pending)
+        self._store_counts(s, run.id, {name: n for name, n in counts.items() if views[name].waiting != n})
+        ready = core.ready_to_queue(dag, views, dag.names, now)
         queued = self._queue(s, [r.id for r in rows if r.task_name in ready], now)
         if not queued:  # else the run goes on: what was just queued is unfinished
             self.finish_if_done(s, run, now)
@@ -277,18 +340,7 @@ class RunStore:
         if run.trigger != Trigger.CRON.value:
             return
         wake_in(s, run)
-        woken: set[int] | None = s.info.get("woken_pipelines")
-        if woken is None:
-            woken = s.info["woken_pipelines"] = set()
-            s.info.setdefault("after_commit", []).append(lambda: self._send_wake(sorted(woken)))
-        woken.add(run.pipeline_id)
-
-    def _send_wake(self, pipeline_ids: Sequence[int]) -> None:
-        try:
-            self.wake(pipeline_ids)
-        except Exception:  # noqa: BLE001  the next beat pass sees them due anyway
-            log.warning("asking for a scheduler pass for pipelines %s failed; the next beat does it",
-                        pipeline_ids, exc_info=True)
+        wake_after_commit(s, run.pipeline_id, self.wake)
 
     # ----- operator actions --------------------------------------------------------------
     def stop_run(self, run_id: int, now: datetime, by: str = "") -> None:
@@ -397,12 +449,19 @@ class LockedRun:
     deadline_at: datetime | None
 
 
-_TASK_VIEWS = select(TaskInstance.id, TaskInstance.task_name, TaskInstance.state, TaskInstance.try_number,
-                     TaskInstance.max_tries, TaskInstance.next_try_at)
+RELEASED_COLUMNS = (TaskInstance.id, TaskInstance.task_name, TaskInstance.state, TaskInstance.try_number,
+                    TaskInstance.max_tries, TaskInstance.next_try_at, TaskInstance.upstream_waiting)
+_TASK_VIEWS = select(*RELEASED_COLUMNS)
+_TI_TABLE = TaskInstance.__table__
 _UNFINISHED = (select(TaskInstance.id)
                .where(TaskInstance.run_id == bindparam("run_id"),
                       TaskInstance.state.in_(sorted(t.value for t in TASK_UNFINISHED)))
                .limit(1))
+
+
+def _row_view(row: Any) -> core.TaskView:
+    return core.TaskView(row.task_name, TaskState(row.state), row.try_number, row.max_tries, row.next_try_at,
+                         row.upstream_waiting)
 
 
 def _view(row: TaskInstance) -> core.TaskView:

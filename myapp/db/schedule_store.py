@@ -8,7 +8,8 @@ Must not import Celery, Flask or kubernetes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -23,6 +24,7 @@ from myapp.db.bulk import insert_rows, is_in, update_rows
 from myapp.db.session import Database
 from myapp.db.tables import Pipeline, Run, ScheduleRecord, ScheduleSkip
 
+log = logging.getLogger(__name__)
 ACTIVE_STATES = (RunState.QUEUED.value, RunState.RUNNING.value)
 _RECORDS = ScheduleRecord.__table__
 _PIPELINES = Pipeline.__table__
@@ -220,6 +222,35 @@ def update_pipelines(s: Session, ticks: Iterable[PipelineTick]) -> None:
     update_rows(s.connection(), _PIPELINES, [
         {"id": t.pipeline_id, "next_fire_at": t.next_fire_at, "last_tick_at": t.last_tick_at,
          "schedule_error": t.schedule_error} for t in ticks], keys=("id",))
+
+
+Wake = Callable[[Sequence[int]], None]
+
+
+def wake_after_commit(s: Session, pipeline_id: int, wake: Wake) -> None:
+    """Ask for a scheduler pass over `pipeline_id` once this transaction has committed.
+
+    One call of `wake` per transaction, with every pipeline woken in it; never after a rollback
+    (`Database.write` runs `session.info["after_commit"]`). A failed ask is only logged: the next
+    beat pass finds the pipeline due anyway.
+    """
+    woken: set[int] | None = s.info.get("woken_pipelines")
+    if woken is None:
+        woken = s.info["woken_pipelines"] = set()
+        s.info.setdefault("after_commit", []).append(lambda: _send_wake(wake, sorted(woken)))
+    woken.add(pipeline_id)
+
+
+def _send_wake(wake: Wake, pipeline_ids: Sequence[int]) -> None:
+    try:
+        wake(pipeline_ids)
+    except Exception:  # noqa: BLE001  the next beat pass sees them due anyway
+        log.warning("asking for a scheduler pass for pipelines %s failed; the next beat does it",
+                    pipeline_ids, exc_info=True)
+
+
+def no_wake(pipeline_ids: Sequence[int]) -> None:
+    """Without a broker the next beat pass (or `myapp schedule tick`) looks at woken pipelines."""
 
 
 def wake_in(s: Session, run: Run) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from myapp.core.errors import MyappError
 from myapp.core.ports import TemplateCatalog
+from myapp.core.sandbox import Budget, render_budget
 from myapp.db.attempt_store import AttemptContext, AttemptResult
 from myapp.executor.pod_plan import Launch, prepare_launch
 from myapp.k8s.config import KubeConfig, kube_config
@@ -51,7 +52,8 @@ class KubernetesExecutor:
     def launch(self, ctx: AttemptContext, services: Services) -> Failure | None:
         """Create the attempt's objects; return a Failure only when the attempt already failed."""
         try:
-            launch = prepare_launch(ctx, self.cfg, self.catalog)
+            with render_budget(Budget(services.settings.render_timeout)):   # bounded like the local executor's
+                launch = prepare_launch(ctx, self.cfg, self.catalog)
         except (MyappError, OSError) as exc:
             return Failure(AttemptResult(succeeded=False, message=str(exc)), created_any=False)
         services.attempts.record_process(ctx.attempt_id, pod_names=launch.pod_names, container={

@@ -25,6 +25,7 @@ from myapp.core.params import MASK
 from myapp.core.ports import TemplateCatalog
 from myapp.core.redact import Redactor
 from myapp.core.render import RenderContext, render_global_params, render_task
+from myapp.core.sandbox import Budget, RenderCancelled, render_budget
 from myapp.db.attempt_store import AttemptContext, AttemptResult
 from myapp.executor.outputs import collect_outputs, materialize
 from myapp.executor.reaper import REAPER
@@ -42,6 +43,7 @@ class LocalConfig:
     cluster_name: str
     heartbeat_interval: float
     kill_grace: float
+    render_timeout: float = 10.0
 
 
 Heartbeat = Callable[[], bool]   # False: the attempt was stopped or taken away; kill it
@@ -63,8 +65,15 @@ class LocalExecutor:
             on_start: Callable[[int], None] | None = None) -> AttemptResult:
         """Run one attempt to its end and return how it ended; never raises for task errors."""
         workdir = self.workdir(ctx)
+        # Rendering and copying inputs stop as soon as the attempt is stopped or times out: a
+        # render bomb never holds this worker slot (issue 13 B5).
+        stop = _StopAsker(ctx, heartbeat, now, self.config.heartbeat_interval)
         try:
-            argv, env, outputs, shown, secret_values = self._prepare(ctx, workdir)
+            with render_budget(Budget(self.config.render_timeout, cancelled=stop)):
+                argv, env, outputs, shown, secret_values = self._prepare(ctx, workdir)
+        except RenderCancelled:
+            log.write(f"[myapp] {stop.why}")
+            return AttemptResult(succeeded=False, message=stop.why)
         except MyappError as exc:
             log.write(f"[myapp] {exc}")
             return AttemptResult(succeeded=False, message=str(exc))
@@ -131,13 +140,15 @@ class LocalExecutor:
         })
         secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
         shown = {k: {"type": v.kind, "value": MASK if k in secrets else values[k]} for k, v in resolved.items()}
-        secret_values = [v for k, v in [*values.items(), *rendered.env.items()] if k in secrets]
+        secret_values = [rendered.env[k] for k in rendered.secret_env]
         return rendered.argv, env, rendered.outputs, shown, secret_values
 
     def _local_values(self, resolved: Mapping[str, InputValue], workdir: Path) -> dict[str, str]:
         # File inputs are copied per consumer, so one task cannot alter what another receives (R11).
         out = {}
         for name, val in resolved.items():
+            if val.kind == "file":
+                Budget.current().check_time()   # a stop between two copies frees the slot
             out[name] = str(materialize(val.value, workdir / "inputs" / name)) if val.kind == "file" else val.value
         return out
 
@@ -178,6 +189,28 @@ class LocalExecutor:
         code = watch.proc.wait()
         _kill_leftovers(watch.proc.pid)
         return code
+
+
+class _StopAsker:
+    """Whether an attempt that has not started its process yet should stop: asked while it renders.
+
+    Looks at the deadline each time and heart-beats at most once per heartbeat interval, so a
+    rendering asking every few milliseconds costs no database round trip.
+    """
+
+    def __init__(self, ctx: AttemptContext, heartbeat: Heartbeat, now: Now, interval: float) -> None:
+        self.ctx, self.heartbeat, self.now, self.interval = ctx, heartbeat, now, interval
+        self.next_beat = time.monotonic() + interval
+        self.why = ""
+
+    def __call__(self) -> bool:
+        if self.ctx.deadline_at is not None and self.now() >= self.ctx.deadline_at:
+            self.why = f"task {self.ctx.task.name!r} timed out after {self.ctx.task.timeout} s (while rendering)"
+        elif time.monotonic() >= self.next_beat:
+            self.next_beat = time.monotonic() + self.interval
+            if not self.heartbeat():
+                self.why = "attempt stopped (while rendering)"
+        return bool(self.why)
 
 
 class _Watch:

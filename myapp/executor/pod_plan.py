@@ -67,7 +67,7 @@ def prepare_launch(ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalo
     kind = template.kind if template else "pod"
     secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
     shown = {k: {**v, "value": MASK} if k in secrets else v for k, v in shown.items()}
-    plan = replace(_plan(ctx, cfg, template, rendered), secret_env=tuple(sorted(set(rendered.env) & secrets)))
+    plan = replace(_plan(ctx, cfg, template, rendered), secret_env=tuple(sorted(rendered.secret_env)))
     record: dict[str, Any] = {
         "kind": kind, "namespace": cfg.namespace, "timeout": ctx.task.timeout, "inputs": shown,
         "workdir": str(local_workdir(cfg, ctx)), "pod_workdir": plan.workdir, "image": plan.image,

@@ -78,9 +78,10 @@ def celery_wake(app: Celery) -> Any:
 
 
 def use_celery(services: Services, app: Celery) -> None:
-    """Send what a commit makes ready through `app`: queued task instances, and woken pipelines."""
+    """Send what a commit makes ready through `app`: queued task instances, and woken pipelines
+    (a cron run's end, a save that makes a schedule due)."""
     services.set_dispatch(celery_dispatch(app))
-    services.runs.wake = celery_wake(app)
+    services.runs.wake = services.pipelines.wake = celery_wake(app)
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:

@@ -62,6 +62,8 @@ def domain_errors(fn: F) -> F:
             return self.response(403, message=str(exc))
         except MyappError as exc:
             return self.response(400, message=str(exc))
+        except OverflowError:   # a date stored before schedules were limited to years 1970-2999
+            return self.response(400, message="a date of this object is out of range (years 1970-2999)")
     return wrapper  # type: ignore[return-value]
 
 

@@ -1,5 +1,7 @@
 """A cron run that ends asks for a scheduler pass over its pipeline at once (RunStore.wake), so a
-depends_on_past backfill goes on run after run instead of one run per beat (every minute)."""
+depends_on_past backfill goes on run after run instead of one run per beat (every minute); a save
+that makes a schedule due (enable, import, start_time change) does too (PipelineStore.wake), so a
+backfill starts right after the enable."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from myapp.core.errors import SpecError
 from myapp.core.states import RunState, Trigger
 from myapp.db.run_store import NewRun
 from myapp.scheduler import run_pass, run_pass_for
@@ -48,6 +51,29 @@ def test_an_ending_cron_run_wakes_its_pipeline_after_commit_only(services: Any) 
         services.runs.wake = lambda ids: None
 
 
+def test_a_save_that_makes_a_schedule_due_wakes_it_after_commit_only(services: Any) -> None:
+    woken: list[list[int]] = []
+    services.pipelines.wake = lambda ids: woken.append(list(ids))
+    try:
+        yaml = pipeline_yaml("wake-on-save", "0 * * * *", enabled=False)
+        pid = save_at(services, yaml, "2026-01-01T00:00Z")
+        assert woken == []                                        # disabled: no pass looks at it
+        save_at(services, yaml.replace("enabled: false", "enabled: true"), "2026-01-01T00:01Z")
+        assert woken == [[pid]]                                   # enabled: once, after COMMIT
+        save_at(services, yaml.replace("enabled: false", "enabled: true"), "2026-01-01T00:02Z")
+        assert woken == [[pid]]                                   # unchanged: nothing saved, nothing asked
+        moved = yaml.replace("enabled: false", "enabled: true").replace("2026-01-01T00:00:00", "2025-12-31T00:00:00")
+        save_at(services, moved, "2026-01-01T00:03Z")
+        assert woken == [[pid], [pid]]                            # a start_time change makes it due again
+        save_at(services, moved.replace("enabled: true", "enabled: false"), "2026-01-01T00:04Z")
+        assert woken == [[pid], [pid]]                            # disabling asks for nothing
+        with pytest.raises(SpecError):                            # a refused save asks for nothing
+            save_at(services, moved.replace("0 * * * *", "61 * * * *"), "2026-01-01T00:05Z")
+        assert woken == [[pid], [pid]]
+    finally:
+        services.pipelines.wake = lambda ids: None
+
+
 @pytest.fixture(scope="module")
 def worker_without_beat(services: Any, broker_url: str) -> Iterator[Any]:
     """A real worker with no beat: only wake-ups can launch cron runs after the test's one pass."""
@@ -79,3 +105,17 @@ def test_a_depends_on_past_backfill_runs_back_to_back_without_waiting_for_the_be
     assert [status for _, status, _ in done] == ["launched"] * 4
     for run_id in report.launched:
         assert wait_finished(services, run_id)["state"] == "succeeded"
+
+
+def test_enabling_a_schedule_starts_its_backfill_without_waiting_for_the_beat(worker_without_beat: Any) -> None:
+    services = worker_without_beat
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = (now.replace(minute=0) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S")   # 3 fire times, ever
+    yaml = pipeline_yaml("enable-me", "0 * * * *", start=start, exp=0, mar=3, enabled=False, script="true")
+    pid = save_at(services, yaml, now.isoformat())
+    assert records(services, pid) == []
+    # No beat runs in this worker, and nothing else asks for a pass: only the enabling save's wake can.
+    save_at(services, yaml.replace("enabled: false", "enabled: true"), datetime.now(UTC).isoformat())
+    done = poll(lambda: (rows := records(services, pid)) and all(state == "succeeded" for _, _, state in rows) and rows,
+                what="the three backfill runs launched by the enabling save to succeed", timeout=60)
+    assert [status for _, status, _ in done] == ["launched"] * 3

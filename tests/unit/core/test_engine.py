@@ -80,3 +80,35 @@ def test_dag_cycle_and_order() -> None:
     assert cyclic.find_cycle() == ["a", "b", "c", "a"]
     chain = Dag.from_edges([str(i) for i in range(10000)], [(str(i), str(i + 1)) for i in range(9999)])
     assert chain.find_cycle() is None and len(chain.descendants("0")) == 9999
+
+
+def test_counts_start_at_the_number_of_upstreams_and_follow_the_states() -> None:
+    assert engine.initial_waiting(DIAMOND) == {"a": 0, "b": 1, "c": 1, "d": 2}
+    states = {"a": S, "b": S, "c": R, "d": P}
+    assert engine.count_waiting(DIAMOND, states) == {"a": 0, "b": 0, "c": 0, "d": 1}
+    assert engine.count_waiting(DIAMOND, {**states, "c": TaskState.SKIPPED}, ["d"]) == {"d": 0}
+    assert engine.count_waiting(DIAMOND, {**states, "c": F}, ["d"]) == {"d": 1}
+
+
+def test_a_success_releases_only_its_own_downstream_tasks() -> None:
+    assert engine.released_by(DIAMOND, "a") == ("b", "c")
+    assert engine.released_by(DIAMOND, "b") == ("d",)
+    assert engine.released_by(DIAMOND, "d") == ()
+
+
+def test_ready_by_count_is_the_state_rule_with_the_count_given() -> None:
+    later = NOW + timedelta(seconds=30)
+    tasks = [TaskView("p0", P, waiting=0), TaskView("p1", P, waiting=1), TaskView("unknown", P),
+             TaskView("retry_due", TaskState.UP_FOR_RETRY, 1, 3, NOW), TaskView("retry_later", TaskState.UP_FOR_RETRY, 1, 3, later),
+             TaskView("running", R, waiting=0)]
+    assert engine.ready_by_count(tasks, NOW) == ["p0", "retry_due"]
+
+
+def test_both_ways_of_counting_agree_on_every_state_of_a_diamond() -> None:
+    import itertools
+
+    for combo in itertools.product(list(TaskState), repeat=3):
+        states = dict(zip("abc", combo, strict=True)) | {"d": P}
+        by_state = engine.ready_to_queue(DIAMOND, views(**states), "d", NOW)
+        counted = engine.ready_by_count([TaskView("d", P, waiting=engine.count_waiting(DIAMOND, states, ["d"])["d"])], NOW)
+        assert by_state == counted, states

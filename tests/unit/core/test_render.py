@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -247,15 +248,48 @@ def test_missing_required_parameter_and_missing_input() -> None:
     assert err.value.field == "inputs.a"
 
 
-def test_parameters_spliced_into_shell_code_are_quoted(tmp_path: Path) -> None:
-    tmpl = TemplateSpec(name="greet", command=("bash", "-c", "echo hello $(params.who)"),
+@pytest.mark.parametrize("code", [
+    "echo hello $(params.who)", 'echo "hello $(params.who)"', "echo 'hello $(params.who)'",
+])
+@pytest.mark.parametrize("wrapper", [(), ("timeout", "30"), ("nice", "-n", "5"), ("env", "X=1")])
+def test_parameters_reach_shell_code_as_environment_references(tmp_path: Path, code: str,
+                                                                 wrapper: tuple[str, ...]) -> None:
+    tmpl = TemplateSpec(name="greet", command=(*wrapper, "bash", "-c", code),
                         parameters=(ParamDef("who", required=True),))
     task = TaskSpec(name="t", template="greet", inputs=(from_task("who", "e.name"),))
-    rendered = render_task(task, tmpl, CTX, {"who": "world; touch pwned"})
-    assert rendered.argv == ("bash", "-c", "echo hello 'world; touch pwned'")
-    out = subprocess.run(rendered.argv, cwd=tmp_path, capture_output=True, text=True, check=True, timeout=30)
-    assert out.stdout == "hello world; touch pwned\n"
+    hostile = "world; touch pwned $(touch pwned2) `touch pwned3` ' \""
+    rendered = render_task(task, tmpl, CTX, {"who": hostile})
+    assert rendered.argv[-1] == code.replace("$(params.who)", "${MYAPP_PARAM_who}")
+    assert rendered.env["MYAPP_PARAM_who"] == hostile
+    out = subprocess.run(rendered.argv, cwd=tmp_path, capture_output=True, text=True, check=True, timeout=30,
+                         env={"PATH": "/usr/bin:/bin", **rendered.env})
+    assert hostile in out.stdout or "${MYAPP_PARAM_who}" in out.stdout   # single quotes: the reference, unexpanded
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_value_never_becomes_code_even_as_the_interpreter_name() -> None:
+    task = make_task("t", command=("$prog", "-c", "$code"), inputs=(literal("prog", ""), literal("code", "")))
+    with pytest.raises(RenderError) as err:
+        render_task(task, None, CTX, {"prog": "bash", "code": "id"})
+    assert err.value.field == "command[2]" and "interpreter code" in str(err.value)
+    # A harmless program keeps its data arguments.
+    assert render_task(task, None, CTX, {"prog": "echo", "code": "id"}).argv == ("echo", "-c", "id")
+
+
+def test_jinja_that_names_an_interpreter_renders_its_code_as_code() -> None:
+    task = make_task("t", command=("{{ params.shell }}", "-c", "echo $who {{ inputs.parameters.who }}"),
+                     inputs=(literal("who", ""),))
+    ctx = replace(CTX, params={"shell": "bash"})
+    with pytest.raises(RenderError, match="inputs are not spliced into code"):
+        render_task(task, None, ctx, {"who": "x; id"})
+
+
+def test_custom_commands_behind_wrappers_keep_inputs_out_of_code() -> None:
+    for command in (("timeout", "30", "bash", "-c", "echo got: $msg"), ("nice", "sh", "-c", "echo $msg"),
+                    ("bash", "--rcfile", "/dev/null", "-c", "echo $msg"), ("nice", "python3", "-c", "print('$msg')")):
+        task = make_task("t", command=command, inputs=(literal("msg", ""),))
+        rendered = render_task(task, None, CTX, {"msg": "x; id; echo INJECTED $(id -un)"})
+        assert rendered.argv == command and rendered.env["msg"] == "x; id; echo INJECTED $(id -un)"
 
 
 def test_template_command_errors() -> None:

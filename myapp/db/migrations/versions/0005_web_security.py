@@ -1,7 +1,7 @@
 """web security: revoked logins; the publication scope of templates
 
 Revision ID: 0005_web_security
-Revises: 0003_runs_list
+Revises: 0004_upstream_waiting
 Create Date: 2026-12-06 18:00:00
 
 Templates published before this revision were visible to every project: they keep scope `all`.
@@ -14,7 +14,7 @@ from alembic import op
 import myapp.db.types
 
 revision = '0005_web_security'
-down_revision = '0003_runs_list'
+down_revision = '0004_upstream_waiting'
 branch_labels = None
 depends_on = None
 
