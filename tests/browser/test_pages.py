@@ -208,3 +208,14 @@ def test_chinese_pages(new_page: Any, live_server: Any) -> None:
     page.goto(f"{live_server.url}/pipelines/new")
     page.wait_for_selector("button:has-text('保存为新版本')")
     page.goto(f"{live_server.url}/lang/en")
+
+
+def test_swagger_and_the_user_admin_pages_run_under_the_content_security_policy(new_page: Any,
+                                                                              live_server: Any) -> None:
+    page = new_page()        # the fixture fails the test on any Content-Security-Policy violation
+    page.goto(f"{live_server.url}/swagger/v1")
+    page.wait_for_selector(".swagger-ui .opblock-tag")
+    page.goto(f"{live_server.url}/users/list/")
+    page.wait_for_selector("table :text('admin')")
+    page.goto(f"{live_server.url}/users/add")
+    page.wait_for_selector("input[name=username]")

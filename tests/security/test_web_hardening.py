@@ -45,12 +45,18 @@ def api(client: FlaskClient, auth: dict[str, str], method: str, path: str, **kw:
     return client.open(f"/api/v1{path}", method=method, headers={**auth, **kw.pop("headers", {})}, **kw)
 
 
-def form_login(client: FlaskClient, user: str, password: str) -> Any:
-    """Sign in through FAB's login form (with its CSRF token), as a browser does."""
-    page = client.get("/login/").get_data(as_text=True)
+def csrf_token(client: FlaskClient, url: str) -> str:
+    """Return the Flask-WTF token of the form at `url`."""
+    page = client.get(url).get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
     assert token, page[:500]
-    return client.post("/login/", data={"username": user, "password": password, "csrf_token": token.group(1)})
+    return token.group(1)
+
+
+def form_login(client: FlaskClient, user: str, password: str) -> Any:
+    """Sign in through FAB's login form (with its CSRF token), as a browser does."""
+    token = csrf_token(client, "/login/")
+    return client.post("/login/", data={"username": user, "password": password, "csrf_token": token})
 
 
 def signed_in(app: Any, user: str, password: str) -> FlaskClient:
@@ -213,6 +219,22 @@ def test_b11_a_password_change_ends_every_other_session_and_token(app: Any, clie
     assert other.post("/api/v1/security/refresh", headers=bearer(tokens["refresh_token"])).status_code == 401
     assert browser.get("/api/v1/me/").status_code == 401
     assert api_login(other, name, STRONG + "-new")["access_token"]
+
+
+def test_b11_changing_your_own_password_keeps_you_signed_in_and_ends_your_other_sessions(app: Any) -> None:
+    name, _ = fresh_user(app, "Admin")        # FAB's "reset my password" page is an admin's
+    here, there = signed_in(app, name, STRONG), signed_in(app, name, STRONG)
+    weak = here.post("/resetmypassword/form", data={"password": "1", "conf_password": "1",
+                                                   "csrf_token": csrf_token(here, "/resetmypassword/form")})
+    assert weak.status_code == 200 and "at least 12 characters" in weak.get_data(as_text=True)
+    assert there.get("/api/v1/me/").status_code == 200                 # nothing changed
+    new = STRONG + "-mine"
+    changed = here.post("/resetmypassword/form", data={"password": new, "conf_password": new,
+                                                      "csrf_token": csrf_token(here, "/resetmypassword/form")})
+    assert changed.status_code == 302
+    assert here.get("/api/v1/me/").status_code == 200
+    assert there.get("/api/v1/me/").status_code == 401
+    assert api_login(app.test_client(), name, new)["access_token"]
 
 
 def test_b11_logout_revokes_the_refresh_token_of_that_login_only(app: Any) -> None:
