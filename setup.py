@@ -31,6 +31,7 @@ setup(
         "click>=8.1,<9",
         "gunicorn>=23,<28",
         "kubernetes==37.0.1",
+        "cron-descriptor>=2.2,<3",  # a schedule in words on the pipeline list (as Airflow's UI)
     ],
     extras_require={
         "postgres": ["psycopg[binary]>=3.2,<3.4"],

@@ -2,21 +2,74 @@
 
 One reader serves both: the archive if the attempt has ended, else the live Redis stream, else
 the live file a worker on this machine is writing (the no-Redis standalone mode).
+
+The stored line format lives here and only here (`format_line` / `parse_line`): every line is
+stamped when it is written, never when it is shown, with the stream it came from:
+
+    2026-12-06T15:40:01.123Z out outpraram1
+    2026-12-06T15:40:01.125Z err warning: something on stderr
+    2026-12-06T15:40:02.002Z sys task 'step2' timed out after 600 s
+
+`out` is the task's stdout (or a pod container's log), `err` its stderr, `sys` what myapp itself
+says about the attempt. Lines archived before this format (no stamp) read as `out` with no time.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
 LIVE_TTL_SECONDS = 24 * 3600
 MAX_LINE = 64 * 1024
 FLUSH_AFTER = 0.05  # seconds a buffered line may wait before the live copies get it
+
+
+class Stream(StrEnum):
+    """Where a log line came from."""
+
+    OUT = "out"   # the task's stdout, or a pod container's log
+    ERR = "err"   # the task's stderr
+    SYS = "sys"   # myapp about the attempt (timeouts, missing outputs, kills)
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One stored line: when it was written (None for a line stored before stamps), its stream, its text."""
+
+    at: datetime | None
+    stream: Stream
+    text: str  # ends with "\n"
+
+    @property
+    def plain(self) -> str:
+        """Return the text as the pre-stamp logs showed it (myapp's own lines prefixed `[myapp] `)."""
+        return f"[myapp] {self.text}" if self.stream is Stream.SYS else self.text
+
+
+_STAMPED = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z (out|err|sys) ", re.ASCII)
+
+
+def format_line(at: datetime, stream: Stream, text: str) -> str:
+    """Return the stored form of one line: `<UTC instant, ms>Z <stream> <text>\n`."""
+    utc = at.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z {stream.value} {text}"
+
+
+def parse_line(line: str) -> LogLine:
+    """Return the parts of a stored line (an unstamped line is `out` with no time)."""
+    found = _STAMPED.match(line)
+    if found is None:
+        return LogLine(None, Stream.OUT, line)
+    at = datetime.fromisoformat(found.group(1)).replace(tzinfo=UTC)
+    return LogLine(at, Stream(found.group(2)), line[found.end():])
 
 
 @dataclass(frozen=True)
@@ -57,8 +110,10 @@ class AttemptLog:
     an attempt that ends within that time costs no Redis round trip and never has a live file.
     """
 
-    def __init__(self, key: LogKey, logs_dir: Path, redis: RedisLike | None, *, buffered: bool = False) -> None:
+    def __init__(self, key: LogKey, logs_dir: Path, redis: RedisLike | None, *, buffered: bool = False,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.key = key
+        self._now = clock or (lambda: datetime.now(UTC))
         self.final = key.path(logs_dir)
         self.live = self.final.with_suffix(".live")
         self._file: Any = None  # the live file, opened by the first flush
@@ -74,14 +129,19 @@ class AttemptLog:
         """Pass every line written from now on through `redact` (e.g. a Redactor of the task's secrets)."""
         self._redact = redact
 
-    def write(self, line: str) -> None:
-        """Append one line (a trailing newline is added if missing; huge lines are cut)."""
+    def write(self, line: str, stream: Stream = Stream.OUT) -> None:
+        """Append one line, stamped now (a trailing newline is added if missing; huge lines are cut)."""
         if self._redact is not None:
             line = self._redact(line)
         if len(line) > MAX_LINE:
             line = line[:MAX_LINE] + f"... [line cut at {MAX_LINE} characters]\n"
         if not line.endswith("\n"):
             line += "\n"
+        if "\n" in line[:-1]:  # one stored line per line, each stamped (a traceback, a message)
+            for part in line[:-1].split("\n"):
+                self.write(part, stream)
+            return
+        line = format_line(self._now(), stream, line)
         with self._lock:
             if not self._pending:
                 self._due = time.monotonic() + FLUSH_AFTER
@@ -142,7 +202,17 @@ class LogReader:
         self.redis = redis
 
     def lines(self, key: LogKey, start: int = 0) -> tuple[list[str], bool]:
-        """Return (lines from line number `start`, finished?)."""
+        """Return (the text of the lines from line number `start`, finished?), without stamps."""
+        stored, finished = self.stored(key, start)
+        return [parse_line(line).plain for line in stored], finished
+
+    def entries(self, key: LogKey, start: int = 0) -> tuple[list[LogLine], bool]:
+        """Return (the lines from line number `start` with their time and stream, finished?)."""
+        stored, finished = self.stored(key, start)
+        return [parse_line(line) for line in stored], finished
+
+    def stored(self, key: LogKey, start: int = 0) -> tuple[list[str], bool]:
+        """Return (the stored lines from line number `start`, finished?)."""
         final = key.path(self.logs_dir)
         if final.exists():
             return _file_lines(final, start), True

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from myapp.core.errors import NotFound
@@ -32,32 +34,60 @@ LIST_COLUMNS = (Run.id, Run.pipeline_id, Run.trigger, Run.state, Run.execution_d
                 Run.started_at, Run.ended_at)
 
 
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs a listing shows; `since`/`until` bound the execution date (UTC instants, inclusive/exclusive)."""
+
+    pipeline_id: int | None = None
+    state: str | None = None
+    trigger: str | None = None
+    project_ids: list[int] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def apply(self, q: Select[Any]) -> Select[Any]:
+        """Return `q` with these conditions on `runs`."""
+        if self.pipeline_id is not None:
+            q = q.where(Run.pipeline_id == self.pipeline_id)
+        if self.state:
+            q = q.where(Run.state == self.state)
+        if self.trigger:
+            q = q.where(Run.trigger == self.trigger)
+        if self.project_ids is not None:  # one project: an equality, so PostgreSQL walks (project_id, id) in order
+            q = q.where(Run.project_id == self.project_ids[0] if len(self.project_ids) == 1
+                        else Run.project_id.in_(self.project_ids))
+        if self.since is not None:
+            q = q.where(Run.execution_date >= self.since)
+        if self.until is not None:
+            q = q.where(Run.execution_date < self.until)
+        return q
+
+
 def run_rows(s: Session, *, pipeline_id: int | None = None, state: str | None = None,
              trigger: str | None = None, limit: int = 50, offset: int = 0,
-             project_ids: list[int] | None = None) -> list[dict[str, Any]]:
+             project_ids: list[int] | None = None, since: datetime | None = None,
+             until: datetime | None = None) -> list[dict[str, Any]]:
     """Return runs newest first, filtered; one statement, whatever the page."""
-    q = run_rows_query(pipeline_id=pipeline_id, state=state, trigger=trigger, limit=limit, offset=offset,
-                       project_ids=project_ids)
+    where = RunFilter(pipeline_id, state, trigger, project_ids, since, until)
+    q = run_rows_query(where=where, limit=limit, offset=offset)
     return [run_row(row, row.pipeline_name, row.version_number) for row in s.execute(q)]
 
 
+def run_count(s: Session, where: RunFilter) -> int:
+    """Return how many runs match (the "N of M" of a listing)."""
+    return int(s.scalar(where.apply(select(func.count(Run.id)))) or 0)
+
+
 def run_rows_query(*, pipeline_id: int | None = None, state: str | None = None, trigger: str | None = None,
-                   limit: int = 50, offset: int = 0, project_ids: list[int] | None = None) -> Select[Any]:
+                   limit: int = 50, offset: int = 0, project_ids: list[int] | None = None,
+                   where: RunFilter | None = None) -> Select[Any]:
     """Return the query of `run_rows`: LIST_COLUMNS, pipeline_name, version_number; newest first.
 
     The page is chosen on `runs` alone (ids only: an index-only scan of the pipeline/state/project
     index, so a deep page skips index entries, not joined rows), then those ids are joined.
     """
-    page = select(Run.id).order_by(Run.id.desc()).limit(limit).offset(offset)
-    if pipeline_id is not None:
-        page = page.where(Run.pipeline_id == pipeline_id)
-    if state:
-        page = page.where(Run.state == state)
-    if trigger:
-        page = page.where(Run.trigger == trigger)
-    if project_ids is not None:  # one project: an equality, so PostgreSQL walks (project_id, id) in order
-        page = page.where(Run.project_id == project_ids[0] if len(project_ids) == 1
-                          else Run.project_id.in_(project_ids))
+    where = where or RunFilter(pipeline_id, state, trigger, project_ids)
+    page = where.apply(select(Run.id).order_by(Run.id.desc()).limit(limit).offset(offset))
     ids = page.subquery("page")
     return (select(*LIST_COLUMNS, Pipeline.name.label("pipeline_name"), PipelineVersion.number.label("version_number"))
             .join(ids, ids.c.id == Run.id)

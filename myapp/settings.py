@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -23,6 +24,7 @@ from myapp.core.webhook_policy import parse_networks
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXECUTORS = ("local", "kubernetes")
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?")
 
 
 class SettingsError(ValueError):
@@ -60,6 +62,7 @@ class Settings:
     schedule_interval: int = 60
     cron_min_interval: int = 60
     backfill_chunk: int = 1000
+    backfill_confirm: int = 50             # a save or enable that would start more cron runs needs a confirmation
     reconcile_interval: int = 10
     heartbeat_interval: float = 2.0
     heartbeat_timeout: int = 60
@@ -87,6 +90,15 @@ class Settings:
     k8s_delete_finished: bool = True       # delete pods, services and resources of ended attempts
     k8s_watch_timeout: int = 300           # seconds a watch request lasts before it is resumed
     k8s_log_streams: int = 2000            # most live log streams per watcher; beyond, logs are read at the end
+    k8s_image_pull_grace: float = 120.0    # a container that cannot start (image pull, config) fails after this
+    k8s_startup_timeout: float = 600.0     # a pod that started no container this long after creation fails
+    k8s_lost_node_timeout: float = 300.0   # a pod stuck terminating / on a not-ready node: force-deleted after this
+    k8s_create_retry_timeout: float = 300.0  # creates refused by 429/5xx/quota are tried again this long
+    k8s_log_read_timeout: float = 120.0    # a log follow silent this long is resumed with sinceTime (0: never)
+    k8s_watcher_timeout: int = 120         # attempts of a silent watcher are lost after this (restart, failover)
+    k8s_lease_duration: int = 15           # a leading watcher's Lease expires this long after its last renewal
+    output_roots: str = "/tmp"             # absolute output paths must lie under one of these (comma-separated)
+    installation_id: str = ""              # label myapp/installation on every object; empty: derived from the database
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -145,9 +157,18 @@ def _validate(s: Settings) -> None:
     for name in ("web_port", "web_workers", "web_threads", "web_client_timeout", "password_min_length",
                  "jwt_access_minutes", "jwt_refresh_hours", "schedule_interval", "cron_min_interval", "backfill_chunk",
                  "reconcile_interval", "heartbeat_timeout", "requeue_after", "worker_concurrency",
-                 "k8s_watch_timeout", "render_timeout"):
+                 "k8s_watch_timeout", "k8s_watcher_timeout", "k8s_lease_duration", "render_timeout"):
         if getattr(s, name) <= 0:
             raise SettingsError(f"MYAPP_{name.upper()}: must be a positive number")
+    for name in ("k8s_image_pull_grace", "k8s_startup_timeout", "k8s_lost_node_timeout", "k8s_create_retry_timeout",
+                 "k8s_log_read_timeout"):
+        if getattr(s, name) < 0:
+            raise SettingsError(f"MYAPP_{name.upper()}: must be 0 (off) or a positive number of seconds")
+    if any(not root.strip().startswith("/") for root in s.output_roots.split(",") if root.strip()):
+        raise SettingsError(f"MYAPP_OUTPUT_ROOTS: {s.output_roots!r}: every location must be an absolute path")
+    if s.installation_id and not _LABEL_VALUE.fullmatch(s.installation_id):
+        raise SettingsError(f"MYAPP_INSTALLATION_ID: {s.installation_id!r} is not a label value "
+                            "(up to 63 letters, digits, '-', '_' or '.', alphanumeric at both ends)")
     if s.web_proxy_hops < 0:
         raise SettingsError("MYAPP_WEB_PROXY_HOPS: must be 0 or more")
     try:

@@ -31,7 +31,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Append the logs of the test's worker and watcher processes to a failure's report.
+    """Append the logs of the test's worker and watcher processes (and, for Kubernetes tests, of the
+    API server and the node simulator) to a failure's report.
 
     Those processes log to files in the test's MYAPP_HOME, which pytest deletes a few runs later:
     without this a failure in CI says what was waited for, never why it did not happen.
@@ -42,11 +43,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     shown: set[Path] = set()
     for value in getattr(item, "funcargs", {}).values():
+        named: list[tuple[str, Any]] = []
+        for holder in (value, getattr(value, "cluster", None)):     # engine_services.cluster: a Kubernetes cluster
+            if callable(getattr(holder, "report_logs", None)):      # ...with its API server and node logs
+                named += holder.report_logs()
         for process in (value, getattr(value, "worker", None), getattr(value, "watcher", None)):
-            log = getattr(process, "log", None)
+            named.append((getattr(getattr(process, "log", None), "name", ""), getattr(process, "log", None)))
+        for name, log in named:
             if isinstance(log, Path) and log.exists() and log not in shown:
                 shown.add(log)
-                report.sections.append((f"log of {log.name} (last 4000 characters)", log.read_text()[-4000:]))
+                report.sections.append((f"log of {name} (last 4000 characters)",
+                                        log.read_text(errors="replace")[-4000:]))
 
 
 def _fresh_database_url(tmp: Path) -> str:

@@ -10,10 +10,12 @@ from typing import Any
 import click
 
 from myapp.cli import echo_json, fail, get_services, handle_errors
+from myapp.cli.display import shown_of, table, when
 from myapp.core.errors import SpecError
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.states import RUN_TERMINAL, RunState, Trigger
 from myapp.db.run_store import NewRun
+from myapp.pipelines_view import SORTS, ListQuery, pipeline_list
 from myapp.yaml_io import dump_yaml, load_yaml
 
 
@@ -65,15 +67,18 @@ def validate(ctx: click.Context, files: tuple[str, ...]) -> None:
 @pipeline_group.command("import")
 @click.argument("files", nargs=-1, required=True)
 @click.option("--message", "-m", default="", help="Version message.")
+@click.option("--yes", "-y", is_flag=True, help="Confirm a schedule whose backfill starts more runs than backfill_confirm.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
-def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: bool) -> None:
+def import_(ctx: click.Context, files: tuple[str, ...], message: str, yes: bool, as_json: bool) -> None:
     """Save pipelines from YAML; a changed pipeline gets a new version."""
     services = get_services(ctx)
     specs = [(path, read_spec(path, services.settings.timezone)) for path in files]
-    for _path, spec in specs:  # all files valid before anything is written
+    now = services.clock.now()
+    for _path, spec in specs:  # all files valid (and their backfills confirmed) before anything is written
         services.pipelines.check(spec)
+        confirm_backfill(services, spec, now, yes)
     attach_dispatch(services)   # a save that makes a schedule due asks the workers for a pass at once
     results = []
     for path, spec in specs:
@@ -85,6 +90,18 @@ def import_(ctx: click.Context, files: tuple[str, ...], message: str, as_json: b
             click.echo(f"{spec.name}: {what}")
     if as_json:
         echo_json(results)
+
+
+def confirm_backfill(services: Any, spec: Any, now: Any, yes: bool) -> None:
+    """Refuse (exit 1, naming --yes) a save whose schedule would start more backfill runs than allowed."""
+    from myapp.backfill_guard import guard, save_backfill
+
+    backfill = save_backfill(services, spec, now)
+    guard(backfill, services.settings.backfill_confirm, yes,
+          f"add --yes to save {spec.name!r} anyway, or keep fewer with schedule.expired_limit "
+          "or a later schedule.start_time")
+    if backfill.runs:
+        click.echo(f"{spec.name}: {backfill.describe()}", err=True)
 
 
 @pipeline_group.command("export")
@@ -101,22 +118,82 @@ def export(ctx: click.Context, pipeline: str, version: int | None, project: str 
 
 
 @pipeline_group.command("list")
+@click.option("--search", "-s", default="", help="Only pipelines whose name or description contains this.")
+@click.option("--sort", default="name", show_default=True, type=click.Choice(SORTS))
+@click.option("--limit", default=50, show_default=True, help="Show the first N.")
+@click.option("--all", "show_all", is_flag=True, help="Show every matching pipeline.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
-def list_(ctx: click.Context, as_json: bool) -> None:
-    """List pipelines."""
-    rows = get_services(ctx).pipelines.summaries()
+def list_(ctx: click.Context, search: str, sort: str, limit: int, show_all: bool, as_json: bool) -> None:
+    """List pipelines: the states of their last runs (newest right), schedule in words, next fire time."""
+    services = get_services(ctx)
+    tz = services.settings.timezone
+    with services.db.read() as s:
+        rows, total = pipeline_list(s, ListQuery(search=search, sort=sort, limit=None if show_all else limit),
+                                    services.clock.now())
     if as_json:
         echo_json(rows)
         return
-    click.echo(f"{'ID':>4}  {'PROJECT':<12} {'NAME':<28} {'VER':>3}  SCHEDULE")
+    table(["ID", "PROJECT", "NAME", "OWNER", "VER", "LAST RUNS", "SCHEDULE", "NEXT RUN"],
+          [[r["id"], r["project"], r["name"], r["owner"] or "-", r["version"] or "-", strip(r["runs"]),
+            _schedule_text(r["schedule"]), when(r["schedule"]["next_fire_at"], tz)] for r in rows], right=(0, 4))
     for r in rows:
-        sch = r["schedule"]
-        when = f"{sch['cron']} {sch['timezone']}{'' if sch['enabled'] else ' (disabled)'}" if sch["type"] == "crontab" else "manual"
-        click.echo(f"{r['id']:>4}  {r['project']:<12} {r['name']:<28} {r['version'] or '-':>3}  {when}")
         if r["schedule_error"]:
-            click.echo(f"      schedule error: {r['schedule_error']}")
+            click.echo(f"{r['name']}: schedule error: {r['schedule_error']}")
+    shown_of(len(rows), total, more="--all or --limit N")
+    if any(r["runs"] for r in rows):
+        click.echo("last runs: S succeeded  F failed  R running  Q queued  X stopped (newest right)")
+
+
+def strip(runs: list[dict[str, Any]]) -> str:
+    """Return the states of the newest runs as letters, oldest left, newest right."""
+    letters = {"succeeded": "S", "failed": "F", "running": "R", "queued": "Q", "stopped": "X"}
+    return "".join(letters.get(r["state"], "?") for r in reversed(runs)) or "-"
+
+
+def _schedule_text(sch: dict[str, Any]) -> str:
+    if sch["type"] != "crontab":
+        return "manual"
+    paused = "" if sch["enabled"] else " (disabled)"
+    return f"{sch['cron']} {sch['timezone']}: {sch['text']}{paused}"
+
+
+@pipeline_group.command("enable")
+@click.argument("pipeline")
+@click.option("--project", default=None)
+@click.option("--yes", "-y", is_flag=True, help="Confirm a backfill of more runs than backfill_confirm.")
+@click.pass_context
+@handle_errors
+def enable(ctx: click.Context, pipeline: str, project: str | None, yes: bool) -> None:
+    """Enable a pipeline's cron schedule (a new version); a large backfill needs --yes."""
+    _set_enabled(ctx, pipeline, project, True, yes)
+
+
+@pipeline_group.command("disable")
+@click.argument("pipeline")
+@click.option("--project", default=None)
+@click.pass_context
+@handle_errors
+def disable(ctx: click.Context, pipeline: str, project: str | None) -> None:
+    """Disable (pause) a pipeline's cron schedule (a new version); running runs go on."""
+    _set_enabled(ctx, pipeline, project, False, True)
+
+
+def _set_enabled(ctx: click.Context, pipeline: str, project: str | None, enabled: bool, yes: bool) -> None:
+    from myapp.backfill_guard import set_enabled
+
+    services = get_services(ctx)
+    attach_dispatch(services)   # enabling makes the schedule due: the workers get a pass at once
+    row = services.pipelines.find(pipeline, project)
+    version, changed, backfill = set_enabled(
+        services, row.id, enabled, services.clock.now(), user_id=admin_id(services), confirmed=yes,
+        how=f"see them with `myapp schedule preview {row.name}`; add --yes to enable it anyway")
+    word = "enabled" if enabled else "disabled"
+    click.echo(f"{row.name}: schedule {word} (version {version})" if changed
+               else f"{row.name}: schedule already {word} (version {version})")
+    if backfill.runs:
+        click.echo(f"{row.name}: {backfill.describe()}")
 
 
 @pipeline_group.command("versions")

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from myapp.cli import echo_json, get_services, handle_errors
-from myapp.cli.pipeline import admin_id, attach_dispatch, read_spec
+from myapp.cli.pipeline import admin_id, attach_dispatch, confirm_backfill, read_spec
 from myapp.core.errors import NotFound
 from myapp.settings import REPO_ROOT
 
@@ -44,16 +44,19 @@ def find_template(name: str, directory: Path = TEMPLATES_DIR) -> Path:
 @click.option("--name", default=None, help="Pipeline name (default: the template's).")
 @click.option("--project", default=None, help="Project (default: the template's, else default).")
 @click.option("--message", "-m", default="", help="Version message.")
+@click.option("--yes", "-y", is_flag=True, help="Confirm a schedule whose backfill starts more runs than backfill_confirm.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
 def create(ctx: click.Context, template: str, name: str | None, project: str | None, message: str,
-           as_json: bool) -> None:
+           yes: bool, as_json: bool) -> None:
     """Create (or update) a pipeline from a ready-made pipeline template."""
     services = get_services(ctx)
     path = find_template(template)
     spec = read_spec(str(path), services.settings.timezone)
     spec = dataclasses.replace(spec, name=name or spec.name, project=project or spec.project)
+    services.pipelines.check(spec)
+    confirm_backfill(services, spec, services.clock.now(), yes)
     attach_dispatch(services)   # a save that makes a schedule due asks the workers for a pass at once
     res = services.pipelines.save(spec, services.clock.now(), user_id=admin_id(services),
                                   message=message or f"created from template {path.stem}")

@@ -8,8 +8,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import click
@@ -96,24 +97,49 @@ def init(ctx: click.Context, admin_user: str, admin_password: str | None, admin_
 @click.option("--port", type=int, default=None)
 @click.option("--workers", type=int, default=None, help="Worker processes (default: MYAPP_WEB_WORKERS, 2).")
 @click.option("--threads", type=int, default=None, help="Threads per worker (default: MYAPP_WEB_THREADS, 8).")
+@click.option("--access-log/--no-access-log", default=True, show_default=True, help="One line per request on stdout.")
+@click.option("--graceful-timeout", type=int, default=30, show_default=True,
+              help="Seconds a stopping worker may finish its requests.")
 @click.pass_context
 @handle_errors
-def webserver(ctx: click.Context, host: str | None, port: int | None, workers: int | None,
-              threads: int | None) -> None:
+def webserver(ctx: click.Context, host: str | None, port: int | None, workers: int | None, threads: int | None,
+              access_log: bool, graceful_timeout: int) -> None:
     """Serve the web pages and the REST API with gunicorn (threaded workers, client timeouts)."""
     from myapp.web.server import gunicorn_argv
 
     settings = get_services(ctx).settings
     bind = f"{host or settings.web_host}:{port or settings.web_port}"
     os.environ.setdefault("PGAPPNAME", "myapp-webserver")  # gunicorn's argv does not name the command
-    argv = gunicorn_argv(settings, bind, workers, threads)
-    os.execvp(argv[0], argv)
+    argv = gunicorn_argv(settings, bind, workers, threads, access_log=access_log, graceful_timeout=graceful_timeout,
+                         chdir=package_root())
+    os.execvpe(argv[0], argv, safe_env(os.environ))
 
 
-def celery_worker_argv(settings: Settings, *, beat: bool, concurrency: int | None, pool: str = "prefork") -> list[str]:
-    """Return the argv of a Celery worker (optionally with the embedded beat)."""
-    argv = ["worker", "--loglevel=INFO", f"--concurrency={concurrency or settings.worker_concurrency}", f"--pool={pool}",
-            "-Q", "myapp", "--without-gossip", "--without-mingle", "-n", f"myapp-{os.getpid()}@%h"]
+def package_root() -> Path:
+    """Return the directory that holds the `myapp` package (gunicorn imports from there, not the cwd)."""
+    import myapp
+
+    return Path(myapp.__file__).resolve().parent.parent
+
+
+def safe_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Return `env` for a child Python that must not import from its working directory.
+
+    `python -m` puts the working directory first on sys.path: started from a directory holding a
+    folder named `myapp` (a checkout, say), `import myapp` found that folder as a namespace
+    package ("cannot import name ... 'myapp.plugins' (unknown location)"). PYTHONSAFEPATH
+    (Python 3.11) leaves it out.
+    """
+    return {**env, "PYTHONSAFEPATH": "1"}
+
+
+def celery_worker_argv(settings: Settings, *, beat: bool, concurrency: int | None, pool: str = "prefork",
+                       quiet: bool = False) -> list[str]:
+    """Return the argv of a Celery worker (optionally with the embedded beat; quiet: no banner, warnings only)."""
+    argv = ["--quiet"] if quiet else []
+    argv += ["worker", f"--loglevel={'WARNING' if quiet else 'INFO'}",
+             f"--concurrency={concurrency or settings.worker_concurrency}", f"--pool={pool}",
+             "-Q", "myapp", "--without-gossip", "--without-mingle", "-n", f"myapp-{os.getpid()}@%h"]
     if beat:
         argv += ["-B", f"--schedule={settings.home / 'celerybeat-schedule'}"]
     return argv
@@ -125,9 +151,10 @@ def celery_worker_argv(settings: Settings, *, beat: bool, concurrency: int | Non
 @click.option("--beat", is_flag=True, help="Also run the beat scheduler in this worker.")
 @click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork", show_default=True,
               help="Celery pool; solo runs one attempt at a time in this process (start several workers).")
+@click.option("--quiet", is_flag=True, help="No banner; log warnings and errors only.")
 @click.pass_context
 @handle_errors
-def worker(ctx: click.Context, burst: bool, concurrency: int | None, beat: bool, pool: str) -> None:
+def worker(ctx: click.Context, burst: bool, concurrency: int | None, beat: bool, pool: str, quiet: bool) -> None:
     """Run a Celery worker that executes task attempts."""
     services = get_services(ctx)
     if burst:
@@ -136,12 +163,25 @@ def worker(ctx: click.Context, burst: bool, concurrency: int | None, beat: bool,
         return
     from myapp.queue.celery_app import create_celery
 
+    if quiet:
+        _hush_worker_notices()
     app, _ = create_celery(services.settings)
     code, asked = run_celery_worker(app, celery_worker_argv(services.settings, beat=beat, concurrency=concurrency,
-                                                            pool=pool))
+                                                            pool=pool, quiet=quiet))
     if code and not asked:
         fail(f"the Celery worker stopped by itself with exit code {code} (its log above says why)", code)
     sys.exit(code)
+
+
+def _hush_worker_notices() -> None:
+    """Leave out the notices a quiet worker would print at every start (standalone's console)."""
+    import logging
+    import warnings
+
+    from celery.platforms import SecurityWarning
+
+    warnings.filterwarnings("ignore", category=SecurityWarning)  # running as root: a development machine
+    logging.getLogger("kombu.connection").setLevel(logging.ERROR)  # "No hostname was supplied" (folder broker)
 
 
 def run_celery_worker(app: Any, argv: list[str]) -> tuple[int, bool]:
@@ -179,6 +219,7 @@ def run_burst(services: Any, concurrency: int, poll: float = 0.2) -> int:
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         while True:
             services.attempts.reconcile(services.clock.now(), heartbeat_timeout=s.heartbeat_timeout,
+                                             watcher_timeout=s.k8s_watcher_timeout,
                                         requeue_after=s.requeue_after)
             ids = services.attempts.claimable(limit=concurrency * 4)
             if ids:
@@ -203,25 +244,37 @@ def beat(ctx: click.Context) -> None:
 
 @click.command("standalone")
 @click.option("--port", type=int, default=None)
+@click.option("--verbose", "-v", is_flag=True,
+              help="Also print the worker's banner and log, beat ticks and one line per web request.")
 @click.pass_context
 @handle_errors
-def standalone(ctx: click.Context, port: int | None) -> None:
-    """Run web + scheduler + worker in one command on the embedded default (SQLite, no Redis)."""
+def standalone(ctx: click.Context, port: int | None, verbose: bool) -> None:
+    """Run web + scheduler + worker in one command on the embedded default (SQLite, no Redis).
+
+    Quiet by default: a line when it is ready, one per run that starts or ends, and errors.
+    Ctrl-C or SIGTERM stops every process (see docs/standalone.md).
+    """
     services = get_services(ctx)
     init_database(services, admin_user=os.environ.get("MYAPP_ADMIN_USER", "admin"),
-                  admin_password=os.environ.get("MYAPP_ADMIN_PASSWORD"), admin_email="admin@localhost")
+                  admin_password=os.environ.get("MYAPP_ADMIN_PASSWORD"), admin_email="admin@localhost",
+                  quiet=not verbose)
     settings = services.settings
     port = port or settings.web_port
     _resend_queued(services)
-    env = {**os.environ, "MYAPP_HOME": str(settings.home)}
+    env = safe_env({**os.environ, "MYAPP_HOME": str(settings.home)})
+    quiet = [] if verbose else ["--quiet"]
+    web_quiet = [] if verbose else ["--no-access-log"]
     commands = [
-        [sys.executable, "-m", "myapp", "worker", "--beat"],
-        [sys.executable, "-m", "myapp", "webserver", "--port", str(port), "--workers", "1"],
+        [sys.executable, "-m", "myapp", "worker", "--beat", *quiet],
+        [sys.executable, "-m", "myapp", "webserver", "--port", str(port), "--workers", "1", "--graceful-timeout", "3",
+         *web_quiet],
     ]
     click.echo(f"myapp standalone: http://{settings.web_host}:{port}/  (user admin, password in "
                f"{settings.home / 'admin_password'} unless MYAPP_ADMIN_PASSWORD was set); Ctrl-C stops")
     # A worker that died may have taken messages it never ran: send the queued ones again.
-    _supervise(commands, env, before_restart=lambda i: _resend_queued(services) if i == 0 else None)
+    reporter = RunReporter(services)
+    _supervise(commands, env, before_restart=lambda i: _resend_queued(services) if i == 0 else None,
+               every_second=reporter.report)
 
 
 def _resend_queued(services: Any) -> None:
@@ -241,52 +294,116 @@ def _resend_queued(services: Any) -> None:
         click.echo(f"myapp standalone: {len(queued)} queued task(s) sent to the worker again")
 
 
-def _supervise(commands: list[list[str]], env: dict[str, str], max_restarts: int = 5,
-               before_restart: Callable[[int], None] | None = None) -> None:
-    """Run the commands; restart one that dies (the database keeps the work), stop all on a signal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    `before_restart(i)` runs before command `i` is started again.
+
+def _supervise(commands: list[list[str]], env: dict[str, str], max_restarts: int = 5,
+               before_restart: Callable[[int], None] | None = None,
+               every_second: Callable[[], None] | None = None, grace: float = 15.0) -> None:
+    """Run the commands; restart one that dies by itself (the database keeps the work); stop all on a signal.
+
+    SIGINT (Ctrl-C), SIGTERM and SIGHUP stop everything, in the foreground or the background
+    (a background job of a script starts with SIGINT ignored; the handlers are installed
+    explicitly). Once stopping, nothing is restarted. Each child gets SIGTERM, then SIGKILL after
+    `grace` seconds (the worker's reaper kills the process groups of attempts it ran).
+    `before_restart(i)` runs before command `i` is started again; `every_second()` once a second.
     """
     procs = [subprocess.Popen(cmd, env=env) for cmd in commands]
     restarts = [0] * len(commands)
-    stopping = False
+    stopping: list[int] = []
 
-    def stop(*_: Any) -> None:
-        nonlocal stopping
-        stopping = True
+    def stop(signum: int = 0, *_: Any) -> None:
+        if not stopping:
+            stopping.append(signum)
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, stop)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop)
+    last_report = 0.0
     try:
         while not stopping:
             for i, p in enumerate(procs):
-                if p.poll() is not None and not stopping:
-                    if restarts[i] >= max_restarts:
-                        click.echo(f"myapp standalone: {' '.join(commands[i][2:])} keeps failing; stopping", err=True)
-                        stop()
-                        break
-                    restarts[i] += 1
-                    click.echo(f"myapp standalone: {' '.join(commands[i][2:])} exited ({p.returncode}); restarting",
-                               err=True)
-                    if before_restart is not None:
-                        try:
-                            before_restart(i)
-                        except Exception as exc:  # noqa: BLE001  the restart matters more
-                            click.echo(f"myapp standalone: before restarting: {exc}", err=True)
-                    procs[i] = subprocess.Popen(commands[i], env=env)
-            time.sleep(0.5)
+                if p.poll() is None or stopping:
+                    continue
+                if restarts[i] >= max_restarts:
+                    click.echo(f"myapp standalone: {' '.join(commands[i][2:])} keeps failing; stopping", err=True)
+                    stop()
+                    break
+                restarts[i] += 1
+                click.echo(f"myapp standalone: {' '.join(commands[i][2:4])} exited ({p.returncode}); restarting",
+                           err=True)
+                if before_restart is not None:
+                    try:
+                        before_restart(i)
+                    except Exception as exc:  # noqa: BLE001  the restart matters more
+                        click.echo(f"myapp standalone: before restarting: {exc}", err=True)
+                procs[i] = subprocess.Popen(commands[i], env=env)
+            if every_second is not None and time.monotonic() - last_report >= 1.0:
+                last_report = time.monotonic()
+                try:
+                    every_second()
+                except Exception as exc:  # noqa: BLE001  reporting must never stop the processes
+                    click.echo(f"myapp standalone: cannot report runs: {str(exc).splitlines()[0]}", err=True)
+            time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:
+        began = time.monotonic()
         stop()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        _wait_all(procs, grace)
+        click.echo(f"myapp standalone: stopped in {time.monotonic() - began:.1f} s")
     if any(n >= max_restarts for n in restarts):
         sys.exit(1)
+
+
+def _wait_all(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
+    deadline = time.monotonic() + grace
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+class RunReporter:
+    """Prints one line when a run starts and one when it ends (standalone's quiet console)."""
+
+    def __init__(self, services: Any) -> None:
+        from sqlalchemy import func, select
+
+        from myapp.db.tables import Run
+
+        self.services = services
+        with services.db.read() as s:  # runs that exist already are not news
+            self.seen = int(s.scalar(select(func.max(Run.id))) or 0)
+        self.active: dict[int, str] = {}
+
+    def report(self) -> None:
+        """Print the runs that started or ended since the last call."""
+        from sqlalchemy import or_, select
+
+        from myapp.core.states import RUN_TERMINAL, RunState
+        from myapp.db.tables import Pipeline, Run
+
+        cols = (Run.id, Pipeline.name, Run.trigger, Run.state, Run.message, Run.started_at, Run.ended_at,
+                Run.debug_task)
+        with self.services.db.read() as s:
+            rows = s.execute(select(*cols).join(Pipeline, Pipeline.id == Run.pipeline_id)
+                             .where(or_(Run.id > self.seen, Run.id.in_(list(self.active))))
+                             .order_by(Run.id).limit(200)).all()
+        for r in rows:
+            what = f"run {r.id} {r.name}" + (f" (debug {r.debug_task})" if r.debug_task else f" ({r.trigger})")
+            if r.id > self.seen:
+                self.seen = r.id
+                click.echo(f"{what} started")
+            if RunState(r.state) in RUN_TERMINAL:
+                self.active.pop(r.id, None)
+                took = f" in {(r.ended_at - r.started_at).total_seconds():.0f} s" if r.ended_at and r.started_at else ""
+                click.echo(f"{what} {r.state}{took}" + (f": {r.message}" if r.message else ""))
+            else:
+                self.active[r.id] = r.state
 
 
 def register(main: click.Group) -> None:

@@ -10,12 +10,13 @@ import click
 from sqlalchemy import select
 
 from myapp.cli import echo_json, get_services, handle_errors
+from myapp.cli.display import duration, log_line, parse_instant, shown_of, table, when
 from myapp.cli.pipeline import admin_id, attach_dispatch, parse_params, runner_name, wait_for
 from myapp.core.errors import NotFound
-from myapp.core.states import RUN_TERMINAL, RunState
+from myapp.core.states import RUN_TERMINAL, RunState, Trigger
 from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
 from myapp.logs import LogKey
-from myapp.runs_view import run_detail, run_rows
+from myapp.runs_view import RunFilter, run_count, run_detail, run_rows
 
 
 @click.group("run")
@@ -26,23 +27,32 @@ def run_group() -> None:
 @run_group.command("list")
 @click.option("--pipeline", default=None)
 @click.option("--state", default=None, type=click.Choice([s.value for s in RunState]))
-@click.option("--limit", default=50, show_default=True)
+@click.option("--trigger", default=None, type=click.Choice([t.value for t in Trigger]))
+@click.option("--since", default=None, help="Execution date from (YYYY-MM-DD or an ISO instant, inclusive).")
+@click.option("--until", default=None, help="Execution date before (YYYY-MM-DD or an ISO instant, exclusive).")
+@click.option("--limit", default=50, show_default=True, help="Show the newest N.")
+@click.option("--all", "show_all", is_flag=True, help="Show every matching run.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
-def list_(ctx: click.Context, pipeline: str | None, state: str | None, limit: int, as_json: bool) -> None:
-    """List runs, newest first."""
+def list_(ctx: click.Context, pipeline: str | None, state: str | None, trigger: str | None, since: str | None,
+          until: str | None, limit: int, show_all: bool, as_json: bool) -> None:
+    """List runs, newest first, with how many match in all."""
     services = get_services(ctx)
-    pid = services.pipelines.find(pipeline).id if pipeline else None
+    tz = services.settings.timezone
+    where = RunFilter(pipeline_id=services.pipelines.find(pipeline).id if pipeline else None, state=state,
+                      trigger=trigger, since=parse_instant(since, "--since", tz), until=parse_instant(until, "--until", tz))
     with services.db.read() as s:
-        rows = run_rows(s, pipeline_id=pid, state=state, limit=limit)
+        total = run_count(s, where)
+        rows = run_rows(s, pipeline_id=where.pipeline_id, state=state, trigger=trigger, since=where.since,
+                        until=where.until, limit=total if show_all else max(limit, 0))
     if as_json:
         echo_json(rows)
         return
-    click.echo(f"{'ID':>5}  {'PIPELINE':<24} {'TRIGGER':<7} {'STATE':<10} {'EXECUTION DATE':<20} CREATED")
-    for r in rows:
-        click.echo(f"{r['id']:>5}  {r['pipeline']:<24} {r['trigger']:<7} {r['state']:<10} "
-                   f"{r['execution_date']:<20} {r['created_at'][:19]}")
+    table(["ID", "PIPELINE", "TRIGGER", "STATE", "EXECUTION DATE", "STARTED", "DURATION"],
+          [[r["id"], r["pipeline"], r["trigger"], r["state"], when(r["execution_instant"], tz),
+            when(r["started_at"], tz), duration(r["started_at"], r["ended_at"])] for r in rows])
+    shown_of(len(rows), total)
 
 
 @run_group.command("show")
@@ -51,8 +61,9 @@ def list_(ctx: click.Context, pipeline: str | None, state: str | None, limit: in
 @click.pass_context
 @handle_errors
 def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
-    """Show a run and its task instances."""
+    """Show a run, its tasks and every attempt of each (the number in brackets is the try number)."""
     services = get_services(ctx)
+    tz = services.settings.timezone
     with services.db.read() as s:
         data = run_detail(s, run_id)
     if as_json:
@@ -60,10 +71,23 @@ def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
         return
     click.echo(f"run {data['id']}  {data['pipeline']} v{data['version']}  {data['trigger']}  {data['state']}"
                f"{'  (' + data['message'] + ')' if data['message'] else ''}")
-    click.echo(f"execution date {data['execution_date']}  params {data['params']}")
+    click.echo(f"execution date {when(data['execution_instant'], tz)}  started {when(data['started_at'], tz)}  "
+               f"duration {duration(data['started_at'], data['ended_at'])}")
+    click.echo(f"params {data['params']}")
+    rows: list[list[Any]] = []
     for t in data["tasks"]:
-        retries = f" ({t['try_number']})" if t["try_number"] > 1 else ""
-        click.echo(f"  {t['name']}{retries:<6} {t['state']:<16} {t['message']}")
+        rows.append([task_label(t["name"], t["try_number"]), t["state"], "", when(t["started_at"], tz),
+                     duration(t["started_at"], t["ended_at"]), t["message"]])
+        for a in t["attempts"] if len(t["attempts"]) > 1 else []:
+            rows.append([f"  try {a['try_number']}", a["state"], a["exit_code"], when(a["started_at"], tz),
+                         duration(a["started_at"], a["ended_at"]), a["message"]])
+    click.echo("")
+    table(["TASK (TRY)", "STATE", "EXIT", "STARTED", "DURATION", "MESSAGE"], rows, right=())
+
+
+def task_label(name: str, try_number: int) -> str:
+    """Return a task's name with its try number in brackets, as every page and listing shows it."""
+    return f"{name} ({try_number})" if try_number > 0 else name
 
 
 @run_group.command("logs")
@@ -71,20 +95,23 @@ def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
 @click.argument("task", required=False)
 @click.option("--try", "try_number", type=int, default=None, help="Attempt number (default: every attempt).")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing lines until the run ends.")
+@click.option("--plain", is_flag=True, help="Print the lines as the task wrote them, without time or stream marks.")
 @click.pass_context
 @handle_errors
-def logs(ctx: click.Context, run_id: int, task: str | None, try_number: int | None, follow: bool) -> None:
-    """Print the logs of a run's attempts (live while running, archived after)."""
+def logs(ctx: click.Context, run_id: int, task: str | None, try_number: int | None, follow: bool,
+         plain: bool = False) -> None:
+    """Print the logs of a run's attempts: each line with the time it was written; stderr marked."""
     services = get_services(ctx)
+    tz = services.settings.timezone
     printed: dict[LogKey, int] = {}
     while True:
         keys, active = _log_keys(services, run_id, task, try_number)
         for key in keys:
-            lines, _ = services.logs.lines(key, printed.get(key, 0))
-            printed[key] = printed.get(key, 0) + len(lines)
-            prefix = f"[{key.task_name}#{key.try_number}] " if task is None else ""
-            for line in lines:
-                click.echo(prefix + line, nl=False)
+            entries, _ = services.logs.entries(key, printed.get(key, 0))
+            printed[key] = printed.get(key, 0) + len(entries)
+            prefix = f"[{key.task_name} ({key.try_number})] " if task is None else ""
+            for entry in entries:
+                click.echo(prefix + (entry.plain if plain else log_line(entry, tz)), nl=False)
         if not follow or not active:
             return
         time.sleep(0.5)

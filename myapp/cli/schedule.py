@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import click
 
@@ -91,31 +90,36 @@ def preview(ctx: click.Context, pipeline: str, now: str | None, count: int, proj
 @click.option("--pipeline", default=None)
 @click.option("--project", default=None)
 @click.option("--status", default=None, type=click.Choice(STATUSES))
-@click.option("--limit", default=100, show_default=True)
+@click.option("--since", default=None, help="Execution date from (YYYY-MM-DD or an ISO instant, inclusive).")
+@click.option("--until", default=None, help="Execution date before (YYYY-MM-DD or an ISO instant, exclusive).")
+@click.option("--limit", default=100, show_default=True, help="Show the newest N.")
+@click.option("--all", "show_all", is_flag=True, help="Show every matching record.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
-def records(ctx: click.Context, pipeline: str | None, project: str | None, status: str | None, limit: int,
-            as_json: bool) -> None:
-    """List schedule records (newest first) with their runs, and the skipped spans."""
-    from myapp.db.schedule_store import record_rows, skip_rows
+def records(ctx: click.Context, pipeline: str | None, project: str | None, status: str | None, since: str | None,
+            until: str | None, limit: int, show_all: bool, as_json: bool) -> None:
+    """List schedule records (newest first) with their runs, how many match in all, and the skipped spans."""
+    from myapp.cli.display import parse_instant as parse_day
+    from myapp.cli.display import shown_of, table
+    from myapp.db.schedule_store import record_count, record_rows, skip_rows
 
     services = get_services(ctx)
+    tz = services.settings.timezone
     pid = services.pipelines.find(pipeline, project).id if pipeline else None
+    start, end = parse_day(since, "--since", tz), parse_day(until, "--until", tz)
     with services.db.read() as s:
-        rows = record_rows(s, pipeline_id=pid, status=status, limit=limit)
-        skips = skip_rows(s, pipeline_id=pid, limit=limit)
+        total = record_count(s, pipeline_id=pid, status=status, since=start, until=end)
+        rows = record_rows(s, pipeline_id=pid, status=status, limit=total if show_all else max(limit, 0),
+                           since=start, until=end)
+        skips = skip_rows(s, pipeline_id=pid, limit=100)
     if as_json:
-        echo_json({"records": rows, "skipped": skips})
+        echo_json({"records": rows, "total": total, "skipped": skips})
         return
-    _print_records(rows, skips)
-
-
-def _print_records(rows: list[dict[str, Any]], skips: list[dict[str, Any]]) -> None:
-    click.echo(f"{'PIPELINE':<24} {'EXECUTION DATE':<26} {'STATUS':<9} {'RUN':>6}  {'RUN STATE':<10} NOTE")
-    for r in rows:
-        click.echo(f"{r['pipeline']:<24} {r['execution_local']:<26} {r['status']:<9} {r['run_id'] or '-':>6}  "
-                   f"{r['run_state'] or '-':<10} {r['message']}")
+    table(["PIPELINE", "EXECUTION DATE", "STATUS", "RUN", "RUN STATE", "NOTE"],
+          [[r["pipeline"], r["execution_local"], r["status"], r["run_id"] or "-", r["run_state"] or "-", r["message"]]
+           for r in rows], right=(3,))
+    shown_of(len(rows), total)
     for skip in skips:
         click.echo(f"skipped: {skip['pipeline']}: {skip['text']}")
 

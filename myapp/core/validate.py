@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from myapp.core.dag import Dag
@@ -25,6 +25,7 @@ from myapp.core.model import (
     TemplateSpec,
 )
 from myapp.core.nesting import MAX_NESTING, nesting_problem
+from myapp.core.output_paths import DEFAULT_ROOTS, output_path_problem
 from myapp.core.params import coerce_value, is_deferred
 from myapp.core.pipeline_spec import MAX_TASKS
 from myapp.core.ports import TemplateCatalog
@@ -32,6 +33,9 @@ from myapp.core.task_spec import PARAMS_PREFIX
 
 CronCheck = Callable[[str, str], None]
 UrlCheck = Callable[[str], "str | None"]   # why a webhook URL is refused (myapp/core/webhook_policy.py), or None
+# A check the core cannot make itself (e.g. what a resource manifest asks of the cluster): task,
+# its template, the pipeline's project -> errors naming the task and field.
+TaskCheck = Callable[[TaskSpec, "TemplateSpec | None", str], list[SpecError]]
 PIPELINE_NAME = re.compile(r"[a-z0-9-]{1,63}")
 TASK_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -49,6 +53,7 @@ MAX_RETRIES = 100
 
 def validate_pipeline(
     spec: PipelineSpec, catalog: TemplateCatalog, *, cron_check: CronCheck | None = None,
+    output_roots: Sequence[str] = DEFAULT_ROOTS, task_check: TaskCheck | None = None,
     webhook_check: UrlCheck | None = None,
 ) -> list[SpecError]:
     """Return every rule `spec` breaks, in document order (empty when valid)."""
@@ -65,6 +70,9 @@ def validate_pipeline(
     params = {p.name for p in spec.parameters}
     for task in spec.tasks:
         errors += _check_task(task, templates.get(task.template or ""), outputs, params)
+        errors += _check_output_paths(outputs[task.name], f"tasks[{task.name}]", output_roots)
+        if task_check is not None:
+            errors += task_check(task, templates.get(task.template or ""), spec.project)
     errors += _check_global_outputs(spec, outputs)
     errors += _check_cycle(spec)
     return errors
@@ -197,6 +205,12 @@ def _check_outputs(outputs: tuple[OutputSpec, ...], where: str) -> list[SpecErro
         if output.type not in ("text", "file"):
             errors.append(SpecError(f"{at}.type", "must be text or file"))
     return errors
+
+
+def _check_output_paths(outputs: tuple[OutputSpec, ...], where: str, roots: Sequence[str]) -> list[SpecError]:
+    # The task's own outputs and those it inherits from its template (effective_outputs).
+    return [SpecError(f"{where}.outputs[{o.name}].path", problem) for o in outputs
+            if o.path.strip() and (problem := output_path_problem(o.path, roots))]
 
 
 def _check_env(env: Mapping[str, str], where: str) -> list[SpecError]:

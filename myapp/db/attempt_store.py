@@ -38,6 +38,7 @@ from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
 from myapp.db.types import UTCDateTime
 
 MAX_RESEND_GAP = timedelta(hours=1)  # the longest wait between two re-sends of a queued task instance
+WATCHER_PREFIX = "k8s:"   # TaskAttempt.worker of attempts a Kubernetes watcher owns (myapp/executor/kubernetes.py)
 ACTIVE_TASK_STATES = [TaskState.QUEUED.value, TaskState.RUNNING.value, TaskState.UP_FOR_RETRY.value]
 
 # The claim and finish statements, built once: SQLAlchemy Core on the session's connection (no unit
@@ -159,7 +160,7 @@ class AttemptContext:
     user_id: int | None
     token: str
     upstream_outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    debug_inputs: Mapping[str, str] | None = None
+    debug_inputs: Mapping[str, Any] | None = None
     deadline_at: datetime | None = None
 
 
@@ -403,11 +404,17 @@ class AttemptStore:
         return self.runs.advance_in(s, run, now, (ti.task_name,))
 
     # ----- the reconciler ---------------------------------------------------------------
-    def reconcile(self, now: datetime, *, heartbeat_timeout: float, requeue_after: float) -> dict[str, int]:
-        """Repair what lost messages or dead workers left behind; return counts per repair."""
+    def reconcile(self, now: datetime, *, heartbeat_timeout: float, requeue_after: float,
+                  watcher_timeout: float | None = None) -> dict[str, int]:
+        """Repair what lost messages or dead workers left behind; return counts per repair.
+
+        Attempts owned by a Kubernetes watcher (worker `k8s:GROUP`) are lost only after
+        `watcher_timeout` (when longer): their pods run on without it, and a restarted or
+        failed-over watcher (a new Lease holder) adopts them.
+        """
         counts = {
             "timed_out_runs": self._time_out_runs(now),
-            "lost_attempts": self._fail_lost_attempts(now, heartbeat_timeout),
+            "lost_attempts": self._fail_lost_attempts(now, heartbeat_timeout, max(watcher_timeout or 0, heartbeat_timeout)),
             "requeued": self._requeue_stale(now, requeue_after),
             "advanced_runs": self._advance_idle_runs(now),
         }
@@ -425,11 +432,13 @@ class AttemptStore:
                     self.runs.halt_in(s, run, now, RunState.FAILED, f"run timed out after {run.timeout} s")
         return len(ids)
 
-    def _fail_lost_attempts(self, now: datetime, heartbeat_timeout: float) -> int:
+    def _fail_lost_attempts(self, now: datetime, heartbeat_timeout: float, watcher_timeout: float) -> int:
         limit = now - timedelta(seconds=heartbeat_timeout)
+        watched = TaskAttempt.worker.startswith(WATCHER_PREFIX, autoescape=True)
         with self.db.read() as s:
             rows = s.execute(select(TaskAttempt.id, TaskAttempt.worker, TaskAttempt.heartbeat_at).where(
-                TaskAttempt.state == "running", TaskAttempt.heartbeat_at < limit)).all()
+                TaskAttempt.state == "running", TaskAttempt.heartbeat_at < limit,
+                ~watched | (TaskAttempt.heartbeat_at < now - timedelta(seconds=watcher_timeout)))).all()
         for attempt_id, worker, beat in rows:
             msg = f"worker {worker or '?'} lost: no heartbeat since {beat:%Y-%m-%d %H:%M:%S} UTC"
             self.finish(attempt_id, AttemptResult(succeeded=False, message=msg), now)

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 from myapp.core.cron import wall_time_to_instant
 from myapp.core.errors import NotFound, SpecError
 from myapp.core.model import PipelineSpec, ScheduleSpec, TaskSpec, TemplateSpec
+from myapp.core.output_paths import DEFAULT_ROOTS
 from myapp.core.pipeline_spec import canonical_hash, parse_pipeline, pipeline_to_dict
 from myapp.core.ports import TemplateCatalog
-from myapp.core.validate import UrlCheck, validate_pipeline
+from myapp.core.validate import TaskCheck, UrlCheck, validate_pipeline
 from myapp.db.bulk import insert_rows
 from myapp.db.schedule_store import Wake, no_wake, wake_after_commit
 from myapp.db.session import Database
@@ -50,10 +51,13 @@ class PipelineStore:
     """Save, find and list pipelines and versions."""
 
     def __init__(self, db: Database, catalog: TemplateCatalog, cron_check: CronCheck | None = None,
+                 output_roots: Sequence[str] = DEFAULT_ROOTS, task_check: TaskCheck | None = None,
                  webhook_check: UrlCheck | None = None) -> None:
         self.db = db
         self.catalog = catalog
         self.cron_check = cron_check
+        self.output_roots = tuple(output_roots)
+        self.task_check = task_check
         self.webhook_check = webhook_check
         self.wake: Wake = no_wake   # ask for a scheduler pass (queue.celery_app.use_celery)
 
@@ -63,7 +67,8 @@ class PipelineStore:
         # one template make one lookup, not 20,000.
         scoped = getattr(self.catalog, "for_project", None)
         catalog = MemoCatalog(scoped(spec.project) if callable(scoped) else self.catalog)
-        errors = validate_pipeline(spec, catalog, cron_check=self.cron_check, webhook_check=self.webhook_check)
+        errors = validate_pipeline(spec, catalog, cron_check=self.cron_check, output_roots=self.output_roots,
+                                   task_check=self.task_check, webhook_check=self.webhook_check)
         if errors:
             raise SpecErrors(errors)
         return dataclasses.replace(spec, tasks=tuple(_pin(t, catalog) for t in spec.tasks))

@@ -65,7 +65,7 @@ class NewRun:
     runner: str = ""
     version_id: int | None = None
     debug_task: str | None = None
-    debug_inputs: Mapping[str, str] | None = None
+    debug_inputs: Mapping[str, Any] | None = None
     copied_from: int | None = None
 
 
@@ -405,7 +405,7 @@ class RunStore:
             )
         return self.create_run(new, now)
 
-    def _debug_inputs(self, s: Session, run: Run) -> dict[str, str] | None:
+    def _debug_inputs(self, s: Session, run: Run) -> dict[str, Any] | None:
         if not run.debug_task:
             return None
         ti = s.scalar(select(TaskInstance).where(TaskInstance.run_id == run.id))

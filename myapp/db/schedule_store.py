@@ -267,17 +267,35 @@ def local_text(instant: datetime, timezone: str) -> str:
     return f"{local.strftime('%Y-%m-%d %H:%M:%S')} {local.isoformat()[19:]}"
 
 
-def record_rows(s: Session, *, pipeline_id: int | None = None, status: str | None = None,
-                limit: int = 100) -> list[dict[str, Any]]:
-    """Return schedule records newest first, with their run's state, as JSON-ready dicts."""
-    q = (select(ScheduleRecord, Pipeline.name, Pipeline.timezone, Run.state)
-         .join(Pipeline, Pipeline.id == ScheduleRecord.pipeline_id)
-         .outerjoin(Run, Run.id == ScheduleRecord.run_id)
-         .order_by(ScheduleRecord.execution_date.desc(), ScheduleRecord.id.desc()).limit(limit))
+def _record_filter(q: Any, pipeline_id: int | None, status: str | None, since: datetime | None,
+                   until: datetime | None) -> Any:
     if pipeline_id is not None:
         q = q.where(ScheduleRecord.pipeline_id == pipeline_id)
     if status:
         q = q.where(ScheduleRecord.status == status)
+    if since is not None:
+        q = q.where(ScheduleRecord.execution_date >= since)
+    if until is not None:
+        q = q.where(ScheduleRecord.execution_date < until)
+    return q
+
+
+def record_count(s: Session, *, pipeline_id: int | None = None, status: str | None = None,
+                 since: datetime | None = None, until: datetime | None = None) -> int:
+    """Return how many schedule records match (the "N of M" of a listing)."""
+    return int(s.scalar(_record_filter(select(func.count(ScheduleRecord.id)), pipeline_id, status, since, until))
+               or 0)
+
+
+def record_rows(s: Session, *, pipeline_id: int | None = None, status: str | None = None,
+                limit: int = 100, offset: int = 0, since: datetime | None = None,
+                until: datetime | None = None) -> list[dict[str, Any]]:
+    """Return schedule records newest first, with their run's state, as JSON-ready dicts."""
+    q = (select(ScheduleRecord, Pipeline.name, Pipeline.timezone, Run.state)
+         .join(Pipeline, Pipeline.id == ScheduleRecord.pipeline_id)
+         .outerjoin(Run, Run.id == ScheduleRecord.run_id)
+         .order_by(ScheduleRecord.execution_date.desc(), ScheduleRecord.id.desc()).limit(limit).offset(offset))
+    q = _record_filter(q, pipeline_id, status, since, until)
     return [{
         "id": r.id, "pipeline_id": r.pipeline_id, "pipeline": name, "timezone": tz,
         "execution_date": r.execution_date_text, "execution_local": local_text(r.execution_date, tz),

@@ -21,15 +21,16 @@ from typing import Any
 from myapp.core.errors import MyappError
 from myapp.core.inputs import InputValue, resolve_inputs
 from myapp.core.model import OutputSpec
+from myapp.core.output_paths import DEFAULT_ROOTS
 from myapp.core.params import MASK
 from myapp.core.ports import TemplateCatalog
 from myapp.core.redact import Redactor
 from myapp.core.render import RenderContext, render_global_params, render_task
 from myapp.core.sandbox import Budget, RenderCancelled, render_budget
 from myapp.db.attempt_store import AttemptContext, AttemptResult
-from myapp.executor.outputs import collect_outputs, materialize
+from myapp.executor.outputs import Confinement, collect_outputs, materialize
 from myapp.executor.reaper import REAPER
-from myapp.logs import MAX_LINE, AttemptLog
+from myapp.logs import MAX_LINE, AttemptLog, Stream
 
 PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
 EXIT_POLL = 0.02  # seconds between exit checks where no pidfd tells of the exit
@@ -44,6 +45,7 @@ class LocalConfig:
     heartbeat_interval: float
     kill_grace: float
     render_timeout: float = 10.0
+    confinement: Confinement = Confinement(roots=DEFAULT_ROOTS)   # where outputs may be read (item 7)
 
 
 Heartbeat = Callable[[], bool]   # False: the attempt was stopped or taken away; kill it
@@ -75,11 +77,10 @@ class LocalExecutor:
             log.write(f"[myapp] {stop.why}")
             return AttemptResult(succeeded=False, message=stop.why)
         except MyappError as exc:
-            log.write(f"[myapp] {exc}")
+            log.write(str(exc), Stream.SYS)
             return AttemptResult(succeeded=False, message=str(exc))
         # What the task prints of its secrets or its run token never reaches the live or archived log.
         log.redact_with(Redactor([*secret_values, ctx.token]))
-        log.write(f"[myapp] attempt {ctx.try_number} of task {ctx.task.name!r} in {workdir}")
         try:
             # A command without a slash is looked up in the PATH of `env` (as execvpe does).
             proc = subprocess.Popen(
@@ -89,7 +90,7 @@ class LocalExecutor:
         except OSError as exc:
             why = "command not found" if isinstance(exc, FileNotFoundError) and "/" not in argv[0] else exc.strerror
             msg = f"task {ctx.task.name!r}: cannot start {argv[0]!r}: {why or exc}"
-            log.write(f"[myapp] {msg}")
+            log.write(msg, Stream.SYS)
             return AttemptResult(succeeded=False, message=msg, inputs=shown)
         # If this worker dies (kill -9 included), its reaper kills the group (myapp/executor/reaper.py).
         REAPER.register(proc.pid)
@@ -103,15 +104,15 @@ class LocalExecutor:
         finally:
             REAPER.forget(proc.pid)     # the group is gone: _wait killed what was left of it
         if why:
-            log.write(f"[myapp] {why}")
+            log.write(why, Stream.SYS)
             return AttemptResult(succeeded=False, exit_code=code, message=why, inputs=shown)
         if code != 0:
             return AttemptResult(succeeded=False, exit_code=code, message=f"exit code {code}", inputs=shown)
         try:
             store = self.config.artifacts_dir / str(ctx.run_id) / ctx.task.name / str(ctx.try_number)
-            produced = collect_outputs(ctx.task.name, outputs, workdir, store)
+            produced = collect_outputs(ctx.task.name, outputs, workdir, store, self.config.confinement)
         except (MyappError, OSError) as exc:
-            log.write(f"[myapp] {exc}")
+            log.write(str(exc), Stream.SYS)
             return AttemptResult(succeeded=False, exit_code=code, message=str(exc), inputs=shown)
         return AttemptResult(succeeded=True, exit_code=0, outputs=produced, inputs=shown)
 
@@ -225,6 +226,8 @@ class _Watch:
         self.log = log
         self.selector = selectors.DefaultSelector()
         self.streams = {stream.fileno(): stream for stream in (proc.stdout, proc.stderr) if stream is not None}
+        self.kinds = {proc.stdout.fileno() if proc.stdout else -1: Stream.OUT,
+                      proc.stderr.fileno() if proc.stderr else -2: Stream.ERR}
         self.partial = {fd: bytearray() for fd in self.streams}
         self.cutting: set[int] = set()  # streams inside a line already cut at MAX_LINE
         for fd in self.streams:
@@ -266,7 +269,7 @@ class _Watch:
         chunk = os.read(fd, 65536)
         if not chunk:  # end of the stream: its last line may lack a newline
             if self.partial[fd] and fd not in self.cutting:
-                self.log.write(self.partial[fd].decode("utf-8", errors="replace"))
+                self.log.write(self.partial[fd].decode("utf-8", errors="replace"), self.kinds[fd])
             self.selector.unregister(fd)
             self.streams.pop(fd).close()
             return
@@ -277,11 +280,11 @@ class _Watch:
             if fd in self.cutting:  # the rest of a cut line is dropped
                 self.cutting.discard(fd)
             else:
-                self.log.write(buf[start:end + 1].decode("utf-8", errors="replace"))
+                self.log.write(buf[start:end + 1].decode("utf-8", errors="replace"), self.kinds[fd])
             start = end + 1
         del buf[:start]
         if len(buf) > MAX_LINE and fd not in self.cutting:  # the log cuts it; keep no more of it
-            self.log.write(buf.decode("utf-8", errors="replace"))
+            self.log.write(buf.decode("utf-8", errors="replace"), self.kinds[fd])
             self.cutting.add(fd)
         if fd in self.cutting:
             buf.clear()

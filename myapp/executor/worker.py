@@ -12,9 +12,11 @@ import time
 import traceback
 from typing import Any
 
+from myapp.core.output_paths import parse_roots
 from myapp.db.attempt_store import AttemptResult
 from myapp.executor.local import LocalConfig, LocalExecutor
-from myapp.logs import AttemptLog, LogKey
+from myapp.executor.outputs import Confinement
+from myapp.logs import AttemptLog, LogKey, Stream
 from myapp.services import Services
 
 CONTINUE_FOR = 30.0  # seconds a worker process goes on with the tasks its successes made ready
@@ -31,7 +33,8 @@ def local_executor(services: Services) -> LocalExecutor:
     return LocalExecutor(
         LocalConfig(workflow_space=s.workflow_space, artifacts_dir=s.artifacts_dir,
                     cluster_name=s.cluster_name, heartbeat_interval=s.heartbeat_interval,
-                    kill_grace=s.kill_grace, render_timeout=s.render_timeout),
+                    kill_grace=s.kill_grace, render_timeout=s.render_timeout,
+                    confinement=Confinement(parse_roots(s.output_roots), (s.home, s.workflow_space))),
         services.templates,
     )
 
@@ -79,7 +82,7 @@ def _execute_one(ti_id: int, services: Services, executor: LocalExecutor, *,
     # Buffered: the executor flushes the lines of a running attempt every FLUSH_AFTER seconds, and a
     # short attempt's lines go out once, at close.
     log = AttemptLog(LogKey(ctx.run_id, ctx.task.name, ctx.try_number), services.settings.logs_dir, services.redis,
-                     buffered=True)
+                     buffered=True, clock=clock.now)
     process: dict[str, Any] = {}
 
     def heartbeat() -> bool:
@@ -90,7 +93,7 @@ def _execute_one(ti_id: int, services: Services, executor: LocalExecutor, *,
             return retry(lambda: attempts.heartbeat(ctx.attempt_id, clock.now(), pid=fresh and fresh["pid"],
                                                     container=fresh))
         except Exception as exc:  # noqa: BLE001  the database stayed away: the attempt will be declared lost
-            log.write(f"[myapp] heartbeat failed, stopping the attempt: {str(exc).splitlines()[0]}")
+            log.write(f"heartbeat failed, stopping the attempt: {str(exc).splitlines()[0]}", Stream.SYS)
             return False
 
     try:
@@ -99,7 +102,7 @@ def _execute_one(ti_id: int, services: Services, executor: LocalExecutor, *,
             on_start=lambda pid: process.update(new={"kind": "process", "pid": pid, "worker": worker_name()}),
         )
     except Exception as exc:  # noqa: BLE001  an executor bug must still end the attempt
-        log.write("[myapp] internal error:\n" + traceback.format_exc())
+        log.write("internal error:\n" + traceback.format_exc(), Stream.SYS)
         result = AttemptResult(succeeded=False, message=f"internal error: {exc}")
     finally:
         log.close()

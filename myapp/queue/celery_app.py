@@ -162,6 +162,7 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
         services = deps.get()
         s = services.settings
         counts = services.attempts.reconcile(services.clock.now(), heartbeat_timeout=s.heartbeat_timeout,
+                                             watcher_timeout=s.k8s_watcher_timeout,
                                              requeue_after=s.requeue_after)
         if any(counts.values()):
             log.info("reconciled %s", counts)

@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from flask import Response, current_app, g, request
 from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import protect
 
+from myapp.backfill_guard import guard, save_backfill
 from myapp.core.authz import Action, Forbidden
+from myapp.core.debug_inputs import require_complete
 from myapp.core.errors import Conflict, MyappError, NotFound, SpecError
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.states import RunState, Trigger
+from myapp.db.debug_source import debug_plan
 from myapp.db.pipeline_store import SpecErrors
 from myapp.db.run_store import NewRun
-from myapp.logs import LogKey
-from myapp.runs_view import run_detail, run_rows
+from myapp.logs import LogKey, LogLine
+from myapp.runs_view import RunFilter, run_count, run_detail, run_rows
 from myapp.services import Services
 from myapp.web.access import (
     check_pipeline,
@@ -36,6 +40,13 @@ from myapp.web.access import (
 from myapp.yaml_io import dump_yaml, load_yaml
 
 F = TypeVar("F", bound=Callable[..., Any])
+LOG_PAGE = 5000  # log lines per response at most
+
+
+def log_entry(line: LogLine) -> dict[str, Any]:
+    """Return one stored log line as JSON: its UTC instant (ms), its stream, its text."""
+    at = f"{line.at:%Y-%m-%dT%H:%M:%S}.{line.at.microsecond // 1000:03d}Z" if line.at else None
+    return {"at": at, "stream": line.stream.value, "text": line.text}
 
 
 def services() -> Services:
@@ -56,8 +67,8 @@ def domain_errors(fn: F) -> F:
             return self.response(400, message=str(exc), errors=[{"field": exc.field, "message": exc.message}])
         except NotFound as exc:
             return self.response(404, message=str(exc))
-        except Conflict as exc:
-            return self.response(409, message=str(exc))
+        except Conflict as exc:  # a backfill above the threshold says how many runs (`backfill`)
+            return self.response(409, message=str(exc), **getattr(exc, "details", {}))
         except Forbidden as exc:
             return self.response(403, message=str(exc))
         except MyappError as exc:
@@ -65,6 +76,18 @@ def domain_errors(fn: F) -> F:
         except OverflowError:   # a date stored before schedules were limited to years 1970-2999
             return self.response(400, message="a date of this object is out of range (years 1970-2999)")
     return wrapper  # type: ignore[return-value]
+
+
+def query_instant(name: str) -> datetime | None:
+    """Parse the query argument `name` as a date (YYYY-MM-DD, UTC midnight) or an ISO instant; 400 if neither."""
+    text = request.args.get(name)
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise SpecError(name, f"{text[:40]!r} is not a date (YYYY-MM-DD) or an ISO 8601 instant") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def user_id() -> int | None:
@@ -120,14 +143,21 @@ class PipelineApi(BaseApi):
         """Create or update a pipeline from YAML or JSON; a change makes a new version.
         ---
         post:
+          parameters:
+          - {in: query, name: confirm_backfill, schema: {type: boolean}}
           responses:
             200: {description: Saved}
             400: {description: Invalid pipeline}
             403: {description: You may not write in that project}
+            409: {description: The schedule would start more backfill runs than backfill_confirm}
         """
         svc = services()
         spec = request_spec()
         check_project_write(spec.project)
+        svc.pipelines.check(spec)
+        confirmed = (request.args.get("confirm_backfill") or "").lower() in ("1", "true", "yes")
+        guard(save_backfill(svc, spec, svc.clock.now()), svc.settings.backfill_confirm, confirmed,
+              "save again with ?confirm_backfill=1 to start it anyway")
         res = svc.pipelines.save(spec, svc.clock.now(), user_id=user_id(),
                                  message=request.args.get("message", ""))
         return self.response(200, id=res.pipeline_id, version=res.version, changed=res.created_version)
@@ -229,11 +259,18 @@ class PipelineApi(BaseApi):
         inputs = body.get("inputs") or {}
         if not isinstance(inputs, dict):
             raise SpecError("inputs", "expected an object of NAME: VALUE")
+        debug_inputs = None
+        if debug_task:  # upstream inputs not given come from the latest succeeded run (core/debug_inputs.py)
+            spec, _ = svc.pipelines.spec(pk)
+            with svc.db.read() as s:
+                plan = debug_plan(s, pk, spec, debug_task, {str(k): str(v) for k, v in inputs.items()})
+            require_complete(plan, spec.name)
+            debug_inputs = plan.stored()
         now = svc.clock.now()
         run_id = svc.runs.create_run(NewRun(
             pipeline_id=pk, trigger=Trigger.DEBUG if debug_task else Trigger.MANUAL, execution_date=now,
             params={str(k): str(v) for k, v in params.items()}, user_id=user_id(), runner=user_name(),
-            debug_task=debug_task, debug_inputs={str(k): str(v) for k, v in inputs.items()} if debug_task else None), now)
+            debug_task=debug_task, debug_inputs=debug_inputs), now)
         return self.response(201, id=run_id)
 
 
@@ -246,20 +283,34 @@ class RunApi(BaseApi):
 
     @expose("/", methods=["GET"])
     @protect()
+    @domain_errors
     def list(self) -> Response:
-        """List runs, newest first (filters: pipeline_id, state, trigger; page with limit/offset).
+        """List runs, newest first (filters: pipeline_id, state, trigger, since/until on the execution
+        date; page with limit/offset; `total`: how many match).
         ---
         get:
+          parameters:
+          - {in: query, name: pipeline_id, schema: {type: integer}}
+          - {in: query, name: state, schema: {type: string}}
+          - {in: query, name: trigger, schema: {type: string}}
+          - {in: query, name: since, schema: {type: string}}
+          - {in: query, name: until, schema: {type: string}}
+          - {in: query, name: limit, schema: {type: integer}}
+          - {in: query, name: offset, schema: {type: integer}}
           responses:
-            200: {description: Runs}
+            200: {description: Runs and the total}
+            400: {description: Bad date}
         """
         limit = min(max(request.args.get("limit", 50, type=int) or 50, 1), 500)
+        where = RunFilter(pipeline_id=request.args.get("pipeline_id", type=int), state=request.args.get("state"),
+                          trigger=request.args.get("trigger"), project_ids=visible_projects(),
+                          since=query_instant("since"), until=query_instant("until"))
         with services().db.read() as s:
-            rows = run_rows(s, pipeline_id=request.args.get("pipeline_id", type=int),
-                            state=request.args.get("state"), trigger=request.args.get("trigger"),
+            rows = run_rows(s, pipeline_id=where.pipeline_id, state=where.state, trigger=where.trigger,
                             limit=limit, offset=max(request.args.get("offset", 0, type=int) or 0, 0),
-                            project_ids=visible_projects())
-        return self.response(200, result=rows)
+                            project_ids=where.project_ids, since=where.since, until=where.until)
+            total = run_count(s, where) if request.args.get("total", "1") != "0" else None
+        return self.response(200, result=rows, total=total)
 
     @expose("/<int:pk>", methods=["GET"])
     @run_token_or_protect
@@ -304,8 +355,11 @@ class RunApi(BaseApi):
             raise NotFound(f"task {task!r} not found in run {pk}")
         try_number = request.args.get("try", type=int) or ti["try_number"]
         offset = max(request.args.get("offset", 0, type=int) or 0, 0)
-        lines, finished = services().logs.lines(LogKey(pk, task, try_number), offset)
-        return self.response(200, lines=lines, offset=offset + len(lines), finished=finished, try_number=try_number)
+        entries, finished = services().logs.entries(LogKey(pk, task, try_number), offset)
+        if len(entries) > LOG_PAGE:  # bounded: the next call continues from the returned offset
+            entries, finished = entries[:LOG_PAGE], False
+        return self.response(200, lines=[e.plain for e in entries], offset=offset + len(entries), finished=finished,
+                             try_number=try_number, entries=[log_entry(e) for e in entries])
 
     def _act(self, pk: int, action: str) -> Response:
         check_run(pk, Action.RUN)

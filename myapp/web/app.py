@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, redirect, url_for
+from flask import Flask, redirect, send_from_directory, url_for
 from flask_appbuilder import AppBuilder, IndexView, expose
 from flask_appbuilder.const import AUTH_DB
 from flask_appbuilder.models.sqla import Model
@@ -35,7 +36,7 @@ def builtin_roles() -> dict[str, list[list[str]]]:
 
 
 class HomeView(IndexView):
-    """The landing page is the pipeline list (which asks anonymous users to log in)."""
+    """The landing page is the pipeline list; an anonymous visitor goes to the login page first."""
 
     @expose("/")
     def index(self) -> Any:
@@ -117,6 +118,11 @@ def create_app(settings: Settings, services: Services | None = None, *, update_p
     @app.get("/docs")
     def docs() -> Any:
         return redirect("/swagger/v1")
+
+    @app.get("/favicon.ico")
+    def favicon() -> Any:  # browsers ask for it on every page, FAB's login page included
+        return send_from_directory(Path(__file__).parent / "static", "favicon.svg", mimetype="image/svg+xml",
+                                   max_age=86400)
 
     return app
 

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, request
+from flask import Blueprint, Flask, current_app, redirect, request
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import get_locale
+from flask_login import current_user
 
 WEB_DIR = Path(__file__).resolve().parent
 DIST_DIR = WEB_DIR / "static" / "dist"
@@ -95,7 +96,7 @@ class PipelinePages(PageView):
     route_base = "/pipelines"
     class_permission_name = "Pipelines"
     method_permission_name = {"list": "read", "new": "read", "editor": "read", "versions": "read",
-                              "all_versions": "read"}
+                              "all_versions": "read", "grid": "read"}
 
     @expose("/")
     @has_access
@@ -119,6 +120,11 @@ class PipelinePages(PageView):
     @has_access
     def versions(self, pk: int) -> str:
         return self.shell("versions", Label("Pipeline versions", "任务流版本"), pipeline_id=pk)
+
+    @expose("/<int:pk>/grid")
+    @has_access
+    def grid(self, pk: int) -> str:
+        return self.shell("grid", Label("Pipeline runs grid", "任务流运行网格"), pipeline_id=pk)
 
     @expose("/versions")
     @has_access
@@ -193,6 +199,15 @@ def register_pages(appbuilder: Any) -> None:
                                      template_folder="templates"))
     for view in PAGE_VIEWS:
         appbuilder.add_view_no_menu(view)
+    page_endpoints = {view.__name__ for view in PAGE_VIEWS} | {"HomeView"}
+
+    @app.before_request
+    def login_first() -> Any:
+        """Send an anonymous visitor of a page to the login page, without FAB's "Access is Denied" banner."""
+        endpoint = (request.endpoint or "").split(".")[0]
+        if endpoint in page_endpoints and not current_user.is_authenticated:
+            return redirect(appbuilder.get_url_for_login_with(request.full_path.rstrip("?")))
+        return None
     for link in MENU:
         label, icon = CATEGORIES[link.category]
         appbuilder.add_link(link.name, href=link.endpoint, icon=link.icon, label=link.label,

@@ -16,10 +16,10 @@ from flask_appbuilder.security.decorators import protect
 from myapp.core.authz import Action
 from myapp.core.cron import year_problem
 from myapp.core.errors import SpecError
-from myapp.db.schedule_store import record_rows, skip_rows
+from myapp.db.schedule_store import record_count, record_rows, skip_rows
 from myapp.scheduler import preview_pipeline
 from myapp.web.access import check_pipeline, visible_pipeline_ids
-from myapp.web.api import domain_errors, services
+from myapp.web.api import domain_errors, query_instant, services
 
 STATUSES = ("waiting", "launched", "expired")
 
@@ -54,8 +54,10 @@ class ScheduleApi(BaseApi):
           - {in: query, name: pipeline_id, schema: {type: integer}}
           - {in: query, name: status, schema: {type: string, enum: [waiting, launched, expired]}}
           - {in: query, name: limit, schema: {type: integer}}
+          - {in: query, name: since, schema: {type: string}}
+          - {in: query, name: until, schema: {type: string}}
           responses:
-            200: {description: Records and skipped spans}
+            200: {description: Records, their total and skipped spans}
             400: {description: Bad filter}
             404: {description: Pipeline not found}
         """
@@ -67,19 +69,22 @@ class ScheduleApi(BaseApi):
         if pipeline_id is not None:
             check_pipeline(pipeline_id, Action.READ)
         limit = min(max(request.args.get("limit", 100, type=int) or 100, 1), 1000)
+        since, until = query_instant("since"), query_instant("until")
         visible = None if pipeline_id is not None else visible_pipeline_ids()
         with svc.db.read() as s:
             if visible is None:
-                rows = record_rows(s, pipeline_id=pipeline_id, status=status, limit=limit)
+                rows = record_rows(s, pipeline_id=pipeline_id, status=status, limit=limit, since=since, until=until)
+                total = record_count(s, pipeline_id=pipeline_id, status=status, since=since, until=until)
                 skips = skip_rows(s, pipeline_id=pipeline_id, limit=limit)
             else:  # a non-admin: only the pipelines of their projects, merged newest first
-                rows, skips = [], []
+                rows, skips, total = [], [], 0
                 for pid in sorted(visible):
-                    rows += record_rows(s, pipeline_id=pid, status=status, limit=limit)
+                    rows += record_rows(s, pipeline_id=pid, status=status, limit=limit, since=since, until=until)
+                    total += record_count(s, pipeline_id=pid, status=status, since=since, until=until)
                     skips += skip_rows(s, pipeline_id=pid, limit=limit)
                 rows = sorted(rows, key=lambda r: (r["execution_utc"], r["id"]), reverse=True)[:limit]
                 skips = sorted(skips, key=lambda r: str(r["created_at"]), reverse=True)[:limit]
-        return self.response(200, result=rows, skipped=skips)
+        return self.response(200, result=rows, skipped=skips, total=total)
 
     @expose("/preview/<int:pipeline_id>", methods=["GET"])
     @protect()

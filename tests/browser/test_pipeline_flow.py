@@ -92,7 +92,7 @@ def test_build_save_run_watch_logs(new_page: Any, live_server: Any) -> None:
     wait_color(page, "load", GREEN)
     assert node_color(page, "transform") == GREEN
     page.wait_for_selector("[data-testid=run-page][data-state=succeeded]")
-    assert node(page, "load").inner_text().startswith("load (0)")
+    assert node(page, "load").inner_text().startswith("load (1)")  # its try number, as `run show` prints it
 
     # the logs tab shows the task's own output; inputs/outputs show what passed between tasks
     node(page, "load").click()
@@ -113,7 +113,6 @@ def test_build_save_run_watch_logs(new_page: Any, live_server: Any) -> None:
     # the saved pipeline appears in the list and in the runs list
     page.goto(f"{base}/pipelines/")
     page.wait_for_selector("tr[data-pipeline=browser-etl]")
-    shot(page, "pipelines")
     page.goto(f"{base}/runs/")
     page.wait_for_selector("tr[data-state=succeeded]")
     shot(page, "runs")
@@ -126,9 +125,11 @@ def test_debug_one_task_with_live_logs(new_page: Any, live_server: Any) -> None:
     page.wait_for_selector(".myapp-node[data-task=transform]")
     select_node(page, "transform")
     page.click("[data-testid=debug-task]")
-    # inputs pre-filled where they can be; an upstream output must be typed in
+    # an upstream input is pre-filled from the pipeline's latest succeeded run; typing overrides it
+    page.wait_for_selector("[data-debug-source=greeting]:has-text('#')")
     field = page.locator("[data-debug-input=greeting]")
-    assert field.input_value() == ""
+    assert field.input_value() == "greeting-browser"
+    assert "extract." in page.inner_text("[data-debug-source=greeting]")
     field.fill("typed-by-hand")
     page.click("[data-testid=debug-start]")
     page.wait_for_selector("[data-testid=debug-run] [data-testid=log-text]:has-text('transform got typed-by-hand')",

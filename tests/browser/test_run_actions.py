@@ -74,9 +74,9 @@ def test_failed_run_is_retried_from_its_failure(new_page: Any, live_server: Any,
     page.click("button[data-action=retry]")
     wait_color(page, "report", GREEN)
     page.wait_for_selector("[data-testid=run-page][data-state=succeeded]")
-    # the failed task ran again (retry count 1); the succeeded one kept its single attempt
-    assert node(page, "flaky").inner_text().startswith("flaky (1)")
-    assert node(page, "prepare").inner_text().startswith("prepare (0)")
+    # the failed task ran again (try 2); the succeeded one kept its single attempt (try 1)
+    assert node(page, "flaky").inner_text().startswith("flaky (2)")
+    assert node(page, "prepare").inner_text().startswith("prepare (1)")
     node(page, "flaky").click()
     page.click("a[data-tab=logs]")
     page.wait_for_selector("[data-testid=log-text]:has-text('second try works')")

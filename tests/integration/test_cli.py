@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +106,7 @@ def test_run_burst_logs_show_mark_copy(cli: Any, tmp_path: Path) -> None:
     assert burst.returncode == 0, burst.stderr
     show = json.loads(cli("run", "show", str(run_id), "--json").stdout)
     assert show["state"] == "succeeded" and show["params"] == {"who": "ada"}
-    logs = cli("run", "logs", str(run_id), "hello")
+    logs = cli("run", "logs", str(run_id), "hello", "--plain")
     assert "hello ada" in logs.stdout.splitlines()
     assert cli("run", "logs", str(run_id), "hello", "--follow").returncode == 0
     assert cli("run", "mark", str(run_id), "--state", "failed").returncode == 0
@@ -142,7 +144,90 @@ def test_debug_one_task(cli: Any, tmp_path: Path) -> None:
     assert "hello debugger" in cli("run", "logs", str(debug["id"])).stdout
 
 
+STAMPED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC  (\[stderr\] |\[myapp\] )?")
+
+
+def test_log_lines_carry_their_time_and_stderr_is_marked(cli: Any, tmp_path: Path) -> None:
+    assert cli("pipeline", "import", write(tmp_path, "p.yaml", """
+        name: cli-streams
+        tasks:
+          - {name: talk, template: shell, args: {script: 'echo to-out; echo to-err >&2; exit 3'}}
+    """)).returncode == 0
+    run_id = json.loads(cli("pipeline", "run", "cli-streams", "--json").stdout)["run_id"]
+    assert cli("worker", "--burst").returncode == 0
+    lines = cli("run", "logs", str(run_id), "talk").stdout.splitlines()
+    assert all(STAMPED.match(line) for line in lines), lines
+    body = [STAMPED.sub(lambda m: m.group(1) or "", line) for line in lines]
+    assert "to-out" in body and "[stderr] to-err" in body
+    assert not any("/workflow_space" in line or "attempt 1 of task" in line for line in lines), lines
+    plain = cli("run", "logs", str(run_id), "talk", "--plain").stdout.splitlines()
+    assert "to-out" in plain and "to-err" in plain
+
+
+def test_debug_fills_upstream_inputs_from_the_latest_succeeded_run(cli: Any, tmp_path: Path) -> None:
+    assert cli("pipeline", "import", write(tmp_path, "p.yaml", """
+        name: cli-upstream
+        tasks:
+          - name: make
+            template: shell
+            args: {script: 'echo made-text > /tmp/t.txt; mkdir -p d; echo in-file > d/f'}
+            outputs:
+              - {name: text, path: /tmp/t.txt, type: text}
+              - {name: dir, path: d, type: file}
+          - name: use
+            template: shell
+            inputs: {a: {from: make.text}, b: {from: make.dir}, c: {from: make.text}}
+            args: {script: 'echo "a=$a c=$c"; cat "$b/f"'}
+    """)).returncode == 0
+    refused = cli("task", "debug", "cli-upstream", "use", "--input", "a=given", "--no-follow")
+    assert refused.returncode == 2
+    assert "b, c" in refused.stderr and "no succeeded run" in refused.stderr and "a," not in refused.stderr
+    assert cli("pipeline", "run", "cli-upstream").returncode == 0
+    assert cli("worker", "--burst").returncode == 0
+    started = cli("task", "debug", "cli-upstream", "use", "--input", "a=given", "--no-follow")
+    assert started.returncode == 0, started.stderr
+    assert "input b = " in started.stdout and "make.dir of run" in started.stdout
+    assert cli("worker", "--burst").returncode == 0
+    debug_id = int(started.stdout.split("debug run ")[1].split()[0])
+    assert json.loads(cli("run", "show", str(debug_id), "--json").stdout)["state"] == "succeeded"
+    out = cli("run", "logs", str(debug_id), "use", "--plain").stdout.splitlines()
+    assert out == ["a=given c=made-text", "in-file"]
+
+
 def test_init_twice_is_safe(cli: Any) -> None:
     first = cli("init", "--admin-password", "x")
     second = cli("init", "--admin-password", "x")
     assert first.returncode == 0 and second.returncode == 0, second.stderr
+
+
+def test_run_show_lists_attempts_with_try_numbers_in_aligned_columns(cli: Any, tmp_path: Path) -> None:
+    marker = tmp_path / "tried-once"
+    assert cli("pipeline", "import", write(tmp_path, "p.yaml", f"""
+        name: cli-flaky
+        tasks:
+          - name: prepare
+            template: shell
+            args: {{script: 'echo ready'}}
+          - name: flaky
+            template: shell
+            depends_on: [prepare]
+            retries: 1
+            args: {{script: 'if [ -e {marker} ]; then echo second try works; else touch {marker}; echo first try fails >&2; exit 1; fi'}}
+    """)).returncode == 0
+    run_id = json.loads(cli("pipeline", "run", "cli-flaky", "--json").stdout)["run_id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the retry waits for its delay: burst until the run ends
+        assert cli("worker", "--burst").returncode == 0
+        if json.loads(cli("run", "show", str(run_id), "--json").stdout)["state"] == "succeeded":
+            break
+    out = cli("run", "show", str(run_id)).stdout.splitlines()
+    header = next(i for i, line in enumerate(out) if line.startswith("TASK (TRY)"))
+    rows = out[header:]
+    assert rows[1].startswith("prepare (1) ") and rows[2].startswith("flaky (2) ")
+    assert rows[3].lstrip().startswith("try 1") and "failed" in rows[3] and "exit code 1" in rows[3]
+    assert rows[4].lstrip().startswith("try 2") and "succeeded" in rows[4]
+    state_col = rows[0].index("STATE")
+    assert all(row[state_col - 2:state_col] == "  " and row[state_col] != " " for row in rows[1:5]), rows
+    assert re.search(r"execution date \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "\n".join(out))
+    logs = cli("run", "logs", str(run_id), "flaky").stdout
+    assert "[flaky (1)]" not in logs and "[stderr] first try fails" in logs and "second try works" in logs

@@ -16,7 +16,7 @@ import pytest
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.db.attempt_store import AttemptContext, AttemptResult
 from myapp.executor.local import LocalConfig, LocalExecutor
-from myapp.logs import AttemptLog, LogKey, LogReader
+from myapp.logs import AttemptLog, LogKey, LogReader, Stream, parse_line
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -98,7 +98,8 @@ def test_a_short_attempt_goes_straight_to_the_archive(tmp_path: Path, redis_clie
 def test_a_longer_attempt_is_live_in_redis_until_archived(tmp_path: Path, redis_client: Any) -> None:
     result, lines, key, _ = run_script(tmp_path, "echo early; sleep 0.5; echo late", redis_client)
     assert result.succeeded and lines[-2:] == ["early\n", "late\n"]
-    assert redis_client.lrange(key.redis_key, 0, -1)[-2:] == [b"early\n", b"late\n"]
+    live = [parse_line(raw.decode()) for raw in redis_client.lrange(key.redis_key, 0, -1)[-2:]]
+    assert [(e.stream, e.text) for e in live] == [(Stream.OUT, "early\n"), (Stream.OUT, "late\n")]
     assert 0 < redis_client.ttl(key.redis_key) <= 300  # expires soon after the archive
 
 

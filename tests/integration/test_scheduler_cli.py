@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,23 @@ def test_records_show_local_time_with_offset_status_and_run(cli: Any, shanghai: 
     assert newest["run_state"] == "running" and newest["run_id"] and newest["execution_utc"].startswith(
         "2026-01-02T18:00")
     text = cli("schedule", "records", "--pipeline", shanghai, "--status", "expired").stdout
-    assert "2026-01-01 02:00:00 +08:00 expired" in text and "launched" not in text
+    assert re.search(r"2026-01-01 02:00:00 \+08:00\s+expired", text) and "launched" not in text, text
+    assert re.search(r"^\d+ in all$", text, re.M), text  # a listing says how many there are
+
+
+def test_records_listing_says_n_of_m_and_filters_by_date(cli: Any, shanghai: str) -> None:
+    cli("schedule", "tick", "--now", "2026-01-02T18:30Z")
+    total = json.loads(cli("schedule", "records", "--pipeline", shanghai, "--json").stdout)["total"]
+    assert total >= 2
+    cut = cli("schedule", "records", "--pipeline", shanghai, "--limit", "1").stdout
+    assert f"1 of {total} shown" in cut and "--all" in cut
+    every = cli("schedule", "records", "--pipeline", shanghai, "--all").stdout
+    assert f"{total} in all" in every
+    since = json.loads(cli("schedule", "records", "--pipeline", shanghai, "--since", "2026-01-02", "--json").stdout)
+    assert since["records"] and all(r["execution_utc"] >= "2026-01-02T00:00" for r in since["records"])
+    assert since["total"] < total
+    bad = cli("schedule", "records", "--since", "yesterday")
+    assert bad.returncode == 2 and "--since" in bad.stderr
 
 
 def test_preview_explains_decisions_in_words(cli: Any, shanghai: str) -> None:

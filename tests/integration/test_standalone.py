@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,11 +37,15 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120, cwd=REPO)
 
 
-def start_standalone(tmp_path: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    """Start `myapp standalone` and wait until its web server answers."""
+def start_standalone(tmp_path: Path, env: dict[str, str], port: int, *, cwd: Path = REPO,
+                     preexec: Any = None) -> subprocess.Popen[bytes]:
+    """Start `myapp standalone` (the installed entry point) and wait until its web server answers."""
     log = (tmp_path / "standalone.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "myapp", "standalone", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
+    entry = Path(sys.executable).with_name("myapp")
+    argv = [str(entry)] if entry.exists() else [sys.executable, "-m", "myapp"]
+    proc = subprocess.Popen([*argv, "standalone", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd,
+                            preexec_fn=preexec)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
@@ -70,7 +75,7 @@ def test_standalone_serves_web_and_runs_a_pipeline(tmp_path: Path) -> None:
         assert cli(env, "pipeline", "import", "templates/parameter-passing.yaml").returncode == 0
         run = cli(env, "pipeline", "run", "parameter-passing", "--wait")
         assert run.returncode == 0, run.stdout + run.stderr
-        logs = cli(env, "run", "logs", "1", "step2").stdout.splitlines()
+        logs = cli(env, "run", "logs", "1", "step2", "--plain").stdout.splitlines()
         assert logs[-2:] == ["outpraram2", "file1"]
         body = json.dumps({"username": "admin", "password": "standalone-pass", "provider": "db"}).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/security/login", data=body,
@@ -110,3 +115,60 @@ def test_standalone_sends_again_a_queued_task_whose_message_was_lost(tmp_path: P
         assert "1 queued task(s) sent to the worker again" in (tmp_path / "standalone.log").read_text()
     finally:
         stop_standalone(proc)
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _wait_gone(pids: list[int], timeout: float) -> float:
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if not any(Path(f"/proc/{p}").exists() and "zombie" not in _status(p) for p in pids):
+            return time.monotonic() - began
+        time.sleep(0.1)
+    pytest.fail(f"still running after {timeout} s: {[p for p in pids if Path(f'/proc/{p}').exists()]}")
+
+
+def _status(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return "zombie"
+
+
+def _ignore_sigint() -> None:  # what a script does to a job it starts with `&`
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("how", ["sigint-in-background", "sigterm"])
+def test_standalone_is_quiet_and_stops_cleanly_from_any_directory(tmp_path: Path, how: str) -> None:
+    port = free_port()
+    env = standalone_env(tmp_path)
+    elsewhere = tmp_path / "work"
+    (elsewhere / "myapp").mkdir(parents=True)  # a folder named like the package: a checkout, say
+    proc = start_standalone(tmp_path, env, port, cwd=elsewhere,
+                            preexec=_ignore_sigint if how.startswith("sigint") else None)
+    try:
+        assert cli(env, "pipeline", "import", "templates/parameter-passing.yaml").returncode == 0
+        assert cli(env, "pipeline", "run", "parameter-passing", "--wait").returncode == 0, "the worker did not run it"
+        deadline = time.monotonic() + 30
+        while "succeeded" not in (tmp_path / "standalone.log").read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        children = _children(proc.pid)
+        assert len(children) == 2
+    finally:
+        proc.send_signal(signal.SIGINT if how.startswith("sigint") else signal.SIGTERM)
+        took = _wait_gone([proc.pid, *children], 30)
+    proc.wait()
+    out = (tmp_path / "standalone.log").read_text()
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert "restarting" not in out and "Traceback" not in out and "ImportError" not in out, out
+    assert lines[0].startswith("myapp standalone: http://"), out
+    assert any(line.startswith("run 1 parameter-passing (manual) started") for line in lines), out
+    assert any(line.startswith("run 1 parameter-passing (manual) succeeded") for line in lines), out
+    # quiet: no Celery banner, beat ticks or access log; at most a shutdown notice besides our lines
+    noise = [line for line in lines if not line.startswith(("myapp standalone:", "run 1 ")) and "Warm shutdown" not in line]
+    assert noise == [], out
+    assert took < 20, f"stopping took {took:.1f} s"

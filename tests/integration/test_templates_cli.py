@@ -95,7 +95,11 @@ def test_pipeline_create_from_template(cli: Any) -> None:
     assert listed.returncode == 0
     assert {line.split()[0] for line in listed.stdout.splitlines()} >= {
         "daily-etl", "ml-train-evaluate-publish", "parameter-passing"}
-    out = cli("pipeline", "create", "--from-template", "daily-etl", "--name", "etl-copy", "--project", "team-a")
+    # its backfill (every day since 2026-01-01) is above backfill_confirm: refused, then confirmed with --yes
+    refused = cli("pipeline", "create", "--from-template", "daily-etl", "--name", "etl-copy", "--project", "team-a")
+    assert refused.returncode == 1 and "backfill runs" in refused.stderr and "--yes" in refused.stderr
+    assert "etl-copy" not in cli("pipeline", "list").stdout
+    out = cli("pipeline", "create", "--from-template", "daily-etl", "--name", "etl-copy", "--project", "team-a", "--yes")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "etl-copy: version 1 (from template daily-etl, project team-a)"
     rows = {r["name"]: r for r in json.loads(cli("pipeline", "list", "--json").stdout)}
@@ -103,7 +107,7 @@ def test_pipeline_create_from_template(cli: Any) -> None:
     ml = json.loads(cli("pipeline", "create", "--from-template", "ml-train-evaluate-publish", "--json").stdout)
     assert (ml["pipeline"], ml["version"], ml["changed"]) == ("ml-train-evaluate-publish", 1, True)
     exported = cli("pipeline", "export", "ml-train-evaluate-publish").stdout
-    assert "template: distributed@1" in exported and "template: http@1" in exported
+    assert "template: distributed@1" in exported and "template: python@1" in exported
     missing = cli("pipeline", "create", "--from-template", "nope")
     assert missing.returncode == 1 and "available: daily-etl" in missing.stderr
     bad_name = cli("pipeline", "create", "--from-template", "daily-etl", "--name", "Bad_Name")

@@ -25,9 +25,9 @@ export interface RunNodeData extends Record<string, unknown> {
   try_number: number;
 }
 
-/** The label of a run node: the name, then the retry count in brackets once it has started. */
+/** The label of a run node: the name, then its try number in brackets once it has started (as the CLI shows it). */
 export function runNodeLabel(data: RunNodeData): string {
-  return data.try_number > 0 ? `${data.name} (${data.try_number - 1})` : data.name;
+  return data.try_number > 0 ? `${data.name} (${data.try_number})` : data.name;
 }
 
 export function RunNode({ data, selected }: NodeProps<Node<RunNodeData, "runTask">>) {

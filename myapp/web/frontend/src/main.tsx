@@ -15,6 +15,7 @@ import { TemplatesPage } from "./pages/Templates";
 import { ReviewPage } from "./pages/Review";
 import { VersionsPage } from "./pages/Versions";
 import { ProjectsPage } from "./pages/Projects";
+import { GridPage } from "./pages/Grid";
 
 const PAGES: Record<string, ComponentType<any>> = {
   pipelines: PipelinesPage,
@@ -26,6 +27,7 @@ const PAGES: Record<string, ComponentType<any>> = {
   review: ReviewPage,
   versions: VersionsPage,
   projects: ProjectsPage,
+  grid: GridPage,
 };
 
 function App({ page, props }: { page: string; props: Record<string, unknown> }) {

@@ -1,6 +1,6 @@
 // Small shared pieces of the pages: state colours, badges, dialogs, errors, toasts, polling.
 import { ReactNode, useEffect, useRef, useState } from "react";
-import { ApiError } from "./api";
+import { ApiError, currentMe } from "./api";
 import { t, Key } from "./i18n";
 
 // Run page colours (reference manual): blue running, green succeeded, red failed, grey waiting.
@@ -42,12 +42,26 @@ export function StateBadge({ state }: { state: string | null | undefined }) {
   );
 }
 
-export function fmtTime(iso: string | null | undefined): string {
+/** Format an instant as `2026-12-06 15:40:01 UTC` (`... UTC+08:00` in another zone): the CLI's format,
+ *  in the server's time zone (`/me`'s timezone). */
+export function fmtTime(iso: string | null | undefined, opts: { ms?: boolean } = {}): string {
   if (!iso) return "";
   const d = new Date(iso);
   if (isNaN(d.getTime())) return String(iso);
-  const p = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  const tz = currentMe()?.timezone || "UTC";
+  try {
+    const parts = new Intl.DateTimeFormat("en-CA", {
+      timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+      second: "2-digit", hourCycle: "h23", timeZoneName: "longOffset",
+    }).formatToParts(d);
+    const part = (type: string) => parts.find((p) => p.type === type)?.value ?? "";
+    const offset = part("timeZoneName").replace("GMT", "") || "+00:00";
+    const zone = tz === "UTC" || tz === "Etc/UTC" ? "UTC" : `UTC${offset}`;
+    const ms = opts.ms ? "." + String(d.getUTCMilliseconds()).padStart(3, "0") : "";
+    return `${part("year")}-${part("month")}-${part("day")} ${part("hour")}:${part("minute")}:${part("second")}${ms} ${zone}`;
+  } catch {
+    return d.toISOString();
+  }
 }
 
 export function fmtDuration(start: string | null | undefined, end: string | null | undefined): string {

@@ -21,6 +21,8 @@ function readFilters(initial: number | null) {
     pipeline_id: q.get("pipeline_id") ?? (initial ? String(initial) : ""),
     state: q.get("state") ?? "",
     trigger: q.get("trigger") ?? "",
+    since: q.get("since") ?? "",
+    until: q.get("until") ?? "",
     offset: Number(q.get("offset") ?? 0),
   };
 }
@@ -29,6 +31,7 @@ export function RunsPage({ pipeline_id }: { pipeline_id: number | null }) {
   const pipelines = usePipelineNames();
   const [filters, setFilters] = useState(() => readFilters(pipeline_id));
   const [rows, setRows] = useState<RunRow[] | null>(null);
+  const [total, setTotal] = useState<number | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [copying, setCopying] = useState<RunRow | null>(null);
   const canWrite = can("Runs", "write");
@@ -42,8 +45,9 @@ export function RunsPage({ pipeline_id }: { pipeline_id: number | null }) {
   };
   const load = async () => {
     try {
-      const res = await get<{ result: RunRow[] }>("/runs/", { ...filters, limit: PAGE });
+      const res = await get<{ result: RunRow[]; total: number | null }>("/runs/", { ...filters, limit: PAGE });
       setRows(res.result);
+      setTotal(res.total);
       setError(null);
     } catch (err) {
       setError(err);
@@ -67,7 +71,13 @@ export function RunsPage({ pipeline_id }: { pipeline_id: number | null }) {
         <select className="form-control input-sm" name="trigger" value={filters.trigger} onChange={(e) => set({ trigger: e.target.value })}>
           <option value="">{t("all_triggers")}</option>
           {TRIGGERS.map((s) => <option key={s} value={s}>{t(`trigger_${s}` as any)}</option>)}
-        </select>
+        </select>{" "}
+        <label className="myapp-muted small">{t("date_filter")}</label>{" "}
+        <input type="date" className="form-control input-sm" name="since" title={t("since")} value={filters.since}
+               onChange={(e) => set({ since: e.target.value })} />{" "}
+        <span className="myapp-muted">–</span>{" "}
+        <input type="date" className="form-control input-sm" name="until" title={t("until")} value={filters.until}
+               onChange={(e) => set({ until: e.target.value })} />
       </form>
       <ErrorBox error={error} />
       {rows && rows.length === 0 && <Empty>{t("no_runs")}</Empty>}
@@ -85,7 +95,7 @@ export function RunsPage({ pipeline_id }: { pipeline_id: number | null }) {
                 <td>{r.version}</td>
                 <td>{t(`trigger_${r.trigger}` as any)}{r.debug_task ? ` (${r.debug_task})` : ""}</td>
                 <td><StateBadge state={r.state} /></td>
-                <td>{r.execution_date}</td>
+                <td>{fmtTime(r.execution_instant ?? r.execution_date)}</td>
                 <td>{fmtTime(r.started_at)}</td>
                 <td>{fmtDuration(r.started_at, r.ended_at)}</td>
                 <td>{r.runner}</td>
@@ -99,9 +109,11 @@ export function RunsPage({ pipeline_id }: { pipeline_id: number | null }) {
         </table>
       )}
       <div className="myapp-pager">
+        {rows && total !== null && <span className="myapp-total" data-testid="runs-total">
+          {t("n_of_m", { n: rows.length ? `${filters.offset + 1}–${filters.offset + rows.length}` : 0, m: total })}</span>}{" "}
         <button type="button" className="btn btn-default btn-sm" disabled={filters.offset === 0}
                 onClick={() => set({ offset: Math.max(0, filters.offset - PAGE) })}>‹ {t("previous")}</button>{" "}
-        <button type="button" className="btn btn-default btn-sm" disabled={!rows || rows.length < PAGE}
+        <button type="button" className="btn btn-default btn-sm" disabled={!rows || rows.length < PAGE || (total !== null && filters.offset + PAGE >= total)}
                 onClick={() => set({ offset: filters.offset + PAGE })}>{t("next")} ›</button>
       </div>
       {copying && <CopyDialog run={copying} onClose={() => setCopying(null)} />}

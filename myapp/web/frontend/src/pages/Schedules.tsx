@@ -20,6 +20,9 @@ export function SchedulesPage({ pipeline_id }: { pipeline_id: number | null }) {
   const pipelines = usePipelineNames();
   const [pid, setPid] = useState<string>(pipeline_id ? String(pipeline_id) : "");
   const [records, setRecords] = useState<RecordRow[] | null>(null);
+  const [total, setTotal] = useState<number | null>(null);
+  const [since, setSince] = useState("");
+  const [until, setUntil] = useState("");
   const [skipped, setSkipped] = useState<Record<string, any>[]>([]);
   const [preview, setPreview] = useState<Preview | null>(null);
   const [previewNote, setPreviewNote] = useState("");
@@ -28,8 +31,10 @@ export function SchedulesPage({ pipeline_id }: { pipeline_id: number | null }) {
 
   usePolling(async () => {
     try {
-      const res = await get<{ result: RecordRow[]; skipped?: Record<string, any>[] }>("/schedules/records", { pipeline_id: pid });
+      const res = await get<{ result: RecordRow[]; total?: number; skipped?: Record<string, any>[] }>(
+        "/schedules/records", { pipeline_id: pid, since, until });
       setRecords(res.result);
+      setTotal(res.total ?? null);
       setSkipped(res.skipped ?? []);
       setError(null);
     } catch (err) {
@@ -43,7 +48,7 @@ export function SchedulesPage({ pipeline_id }: { pipeline_id: number | null }) {
       setPreview(null);
       setPreviewNote(err instanceof ApiError ? err.message : String(err));
     }
-  }, 10000, !missing, [pid]);
+  }, 10000, !missing, [pid, since, until]);
 
   return (
     <div data-testid="schedules-page">
@@ -56,6 +61,12 @@ export function SchedulesPage({ pipeline_id }: { pipeline_id: number | null }) {
           <option value="">{t("all_pipelines")}</option>
           {pipelines.map((p) => <option key={p.id} value={p.id}>{p.project}/{p.name}</option>)}
         </select>
+        <label className="myapp-muted small">{t("date_filter")}</label>
+        <input type="date" className="form-control input-sm myapp-inline" name="since" title={t("since")} value={since}
+               onChange={(e) => setSince(e.target.value)} />
+        <span className="myapp-muted">–</span>
+        <input type="date" className="form-control input-sm myapp-inline" name="until" title={t("until")} value={until}
+               onChange={(e) => setUntil(e.target.value)} />
       </PageHeader>
       <p className="myapp-muted">{t("schedule_records_help")}</p>
       {missing && <div className="alert alert-info" data-testid="schedules-missing">{t("endpoint_missing", { path: "/api/v1/schedules/records" })}</div>}
@@ -76,6 +87,7 @@ export function SchedulesPage({ pipeline_id }: { pipeline_id: number | null }) {
       )}
       {previewNote && <div className="alert alert-info myapp-small-alert" data-testid="preview-note">{previewNote}</div>}
       {records && records.length === 0 && <Empty>{t("no_records")}</Empty>}
+      {records && total !== null && <div className="myapp-total" data-testid="records-total">{t("n_of_m", { n: records.length, m: total })}</div>}
       {records && records.length > 0 && (
         <table className="table table-condensed table-hover myapp-table" data-testid="records-table">
           <thead><tr><th>ID</th><th>{t("pipeline")}</th><th>{t("execution_date")}</th><th>{t("status")}</th>

@@ -2,7 +2,7 @@
 // edit, submit for review. Reads /templates/ and /user_templates/ (scope=mine).
 import { useEffect, useMemo, useState } from "react";
 import { api, can, get, isMissingEndpoint, post } from "../api";
-import { t } from "../i18n";
+import { categoryLabel, t } from "../i18n";
 import { Empty, ErrorBox, Modal, PageHeader, StateBadge, Tabs, errorText, fmtTime, toast } from "../ui";
 import type { OutputDef, ParamDef, Template } from "./editor/model";
 
@@ -58,7 +58,7 @@ function Catalog() {
       {list && groups.length === 0 && <Empty>{t("no_templates_match")}</Empty>}
       {groups.map(([cat, items]) => (
         <div key={cat} className="myapp-catalog-group">
-          <h4>{cat} <span className="badge">{items.length}</span></h4>
+          <h4>{categoryLabel(cat)} <span className="badge">{items.length}</span></h4>
           <div className="myapp-cards">
             {items.map((tpl) => {
               const key = `${tpl.name}@${tpl.version}`;
@@ -249,7 +249,7 @@ function MyTemplates() {
             {list.map((tpl) => (
               <tr key={tpl.id} data-template={tpl.name} data-status={tpl.status}>
                 <td><b>{tpl.ref}</b><div className="myapp-muted small">{tpl.description}</div></td>
-                <td>{tpl.category}</td>
+                <td>{categoryLabel(tpl.category)}</td>
                 <td><StateBadge state={tpl.status === "pending" ? "pending_review" : tpl.status} />
                   {tpl.rejection_reason && <div className="text-danger small">{t("rejected_because")}: {tpl.rejection_reason}</div>}</td>
                 <td>{tpl.project ?? ""}</td>

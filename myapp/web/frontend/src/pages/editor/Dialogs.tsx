@@ -1,5 +1,5 @@
 // Editor dialogs: global parameters, schedule settings, run, debug one task, YAML view/import.
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import yaml from "js-yaml";
 import { get, post } from "../../api";
 import { t } from "../../i18n";
@@ -134,18 +134,17 @@ export function RunDialog({ pipelineId, meta, onClose }: { pipelineId: number; m
   );
 }
 
-/** Values a debug run starts with: literals, global parameter defaults, template defaults. */
-export function debugDefaults(task: TaskData, meta: PipelineMeta): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const row of task.inputs) {
-    if (!row.name) continue;
-    if (row.binding.kind === "literal") out[row.name] = row.binding.value;
-    else if (row.binding.kind === "param") {
-      const p = meta.parameters.find((x) => `params.${x.name}` === row.binding.ref);
-      out[row.name] = p?.default ?? "";
-    } else out[row.name] = "";
-  }
-  return out;
+interface DebugInputPlan { name: string; filled_from: "given" | "literal" | "param" | "run"; kind: string; value: string; binding: string }
+interface DebugPlan { task: string; source_run_id: number | null; missing: string[]; inputs: DebugInputPlan[] }
+
+/** Where each input of a debug run comes from, as the server decides it (the CLI's `task debug` alike). */
+function sourceText(item: DebugInputPlan | undefined, plan: DebugPlan | null, edited: boolean, missing: boolean): string {
+  if (edited) return t("debug_edited");
+  if (missing) return "";
+  if (!item) return "";
+  if (item.filled_from === "run") return t("debug_from_run", { id: plan?.source_run_id ?? "?", binding: item.binding });
+  if (item.filled_from === "param") return t("debug_from_param", { binding: item.binding });
+  return t("debug_literal");
 }
 
 interface RunDetail { id: number; state: string; tasks: { name: string; state: string; try_number: number; message: string }[] }
@@ -153,15 +152,32 @@ interface RunDetail { id: number; state: string; tasks: { name: string; state: s
 export function DebugDialog({ pipelineId, task, meta, onClose }: {
   pipelineId: number; task: TaskData; meta: PipelineMeta; onClose: () => void;
 }) {
-  const [values, setValues] = useState<Record<string, string>>(() => debugDefaults(task, meta));
+  const [plan, setPlan] = useState<DebugPlan | null>(null);
+  const [values, setValues] = useState<Record<string, string>>({});
+  const [edited, setEdited] = useState<Set<string>>(new Set());
   const [runId, setRunId] = useState<number | null>(null);
   const [run, setRun] = useState<RunDetail | null>(null);
   const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    get<DebugPlan>(`/overview/pipelines/${pipelineId}/debug_inputs`, { task: task.name }).then((p) => {
+      setPlan(p);
+      const next: Record<string, string> = {};
+      for (const row of task.inputs) if (row.name) next[row.name] = "";
+      for (const item of p.inputs) {
+        if (item.filled_from === "param") {
+          const param = meta.parameters.find((x) => `params.${x.name}` === item.binding);
+          next[item.name] = param?.default ?? "";
+        } else next[item.name] = item.value;
+      }
+      setValues(next);
+    }, setError);
+  }, [pipelineId, task.name]);
   const start = async () => {
     setError(null);
     try {
       const params = Object.fromEntries(meta.parameters.map((p) => [p.name, p.default ?? ""]));
-      const res = await post<{ id: number }>(`/pipelines/${pipelineId}/runs`, { debug_task: task.name, inputs: values, params });
+      const inputs = Object.fromEntries(Object.entries(values).filter(([name]) => edited.has(name) || plan?.missing.includes(name)));
+      const res = await post<{ id: number }>(`/pipelines/${pipelineId}/runs`, { debug_task: task.name, inputs, params });
       setRun(null);
       setRunId(res.id);
     } catch (err) {
@@ -175,26 +191,36 @@ export function DebugDialog({ pipelineId, task, meta, onClose }: {
     setRun(res.result);
   }, 1000, runId !== null && !finished, [runId]);
   const ti = run?.tasks.find((x) => x.name === task.name);
+  const byName = new Map((plan?.inputs ?? []).map((i) => [i.name, i]));
   return (
     <Modal title={t("debug_title", { name: task.name })} onClose={onClose} wide testId="debug-dialog" footer={
       <>
         {runId !== null && <a className="btn btn-link" href={`/runs/${runId}`} data-testid="debug-run-link">{t("open_run_page")}</a>}
         <button type="button" className="btn btn-default" onClick={onClose}>{t("close")}</button>
-        <button type="button" className="btn btn-warning" data-testid="debug-start" disabled={runId !== null && !finished}
+        <button type="button" className="btn btn-warning" data-testid="debug-start" disabled={plan === null || (runId !== null && !finished)}
                 onClick={start}><i className="fa fa-bug" /> {runId === null ? t("start_debug") : t("debug_again")}</button>
       </>
     }>
       <p className="myapp-muted">{t("debug_help")}</p>
       <ErrorBox error={error} />
-      {Object.keys(values).length === 0 && <p className="myapp-muted">{t("no_inputs")}</p>}
+      {plan && Object.keys(values).length === 0 && <p className="myapp-muted">{t("no_inputs")}</p>}
       <div className="myapp-grid2">
-        {Object.entries(values).map(([name, value]) => (
-          <div className="form-group" key={name}>
-            <label>{name}</label>
-            <input className="form-control input-sm" data-debug-input={name} value={value}
-                   onChange={(e) => setValues({ ...values, [name]: e.target.value })} />
-          </div>
-        ))}
+        {Object.entries(values).map(([name, value]) => {
+          const item = byName.get(name);
+          const missing = (plan?.missing.includes(name) ?? false) && !edited.has(name);
+          const binding = task.inputs.find((r) => r.name === name)?.binding;
+          return (
+            <div className={"form-group" + (missing ? " has-error" : "")} key={name}>
+              <label>{name}</label>
+              <input className="form-control input-sm" data-debug-input={name} value={value}
+                     onChange={(e) => { setValues({ ...values, [name]: e.target.value }); setEdited(new Set(edited).add(name)); }} />
+              <div className={"myapp-debug-source" + (missing ? " missing" : " myapp-muted")} data-debug-source={name}>
+                {missing ? t("debug_missing", { binding: binding && binding.kind === "task" ? binding.ref : name })
+                         : sourceText(item, plan, edited.has(name), missing)}
+              </div>
+            </div>
+          );
+        })}
       </div>
       {runId !== null && (
         <div className="myapp-debug-run" data-testid="debug-run" data-run-id={runId}>

@@ -12,6 +12,7 @@ import { ErrorBox, errorText, toast } from "../../ui";
 import { Palette, CUSTOM_REF, DRAG_TYPE } from "./Palette";
 import { TaskForm, sourceOptions } from "./TaskForm";
 import { DebugDialog, ParamsDialog, RunDialog, ScheduleDialog, YamlDialog } from "./Dialogs";
+import { BackfillDialog, BackfillInfo, backfillOf } from "../../backfill";
 import {
   PipelineMeta, Template, TaskData, TaskNode, ancestors, emptyMeta, findTemplate, fromDefinition, layout,
   localErrors, makeEdge, newNodeId, newTask, taskOfField, taskOutputs, toDefinition, uniqueName, wouldCycle,
@@ -72,6 +73,7 @@ function Editor(props: Props) {
   const [version, setVersion] = useState<number | null>(null);
   const [dirty, setDirty] = useState(false);
   const [errors, setErrors] = useState<unknown>(null);
+  const [backfill, setBackfill] = useState<BackfillInfo | null>(null);
   const [valid, setValid] = useState(false);
   const [loadError, setLoadError] = useState<unknown>(null);
   const [dialog, setDialog] = useState<DialogName>(null);
@@ -214,11 +216,13 @@ function Editor(props: Props) {
     }
   };
 
-  const save = async (): Promise<number | null> => {
+  const save = async (confirmBackfill = false): Promise<number | null> => {
     if (!checkLocal()) return null;
     setBusy(true);
     try {
-      const res = await post<{ id: number; version: number; changed: boolean }>("/pipelines/", doc(), { message });
+      const res = await post<{ id: number; version: number; changed: boolean }>("/pipelines/", doc(),
+        { message, confirm_backfill: confirmBackfill ? 1 : undefined });
+      setBackfill(null);
       setErrors(null);
       setNodes((ns) => ns.map((n) => ({ ...n, data: { ...n.data, invalid: false } })));
       setPipelineId(res.id);
@@ -229,6 +233,11 @@ function Editor(props: Props) {
       if (window.location.pathname !== `/pipelines/${res.id}/edit`) window.history.replaceState(null, "", `/pipelines/${res.id}/edit`);
       return res.id;
     } catch (err) {
+      const info = backfillOf(err);
+      if (info) {  // the schedule would start more backfill runs than allowed: ask, then save again
+        setBackfill(info);
+        return null;
+      }
       showErrors(err);
       toast(errorText(err), "danger");
       return null;
@@ -356,6 +365,7 @@ function Editor(props: Props) {
         <DebugDialog pipelineId={pipelineId} task={selectedNode.data} meta={meta} onClose={() => setDialog(null)} />
       )}
       {dialog === "yaml" && <YamlDialog doc={doc()} readOnly={readOnly} onImport={importDoc} onClose={() => setDialog(null)} />}
+      {backfill && <BackfillDialog info={backfill} onClose={() => setBackfill(null)} onConfirm={() => save(true)} />}
     </div>
   );
 }

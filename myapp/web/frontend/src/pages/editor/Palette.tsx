@@ -1,6 +1,6 @@
 // The template palette: templates grouped by category, with search; drag one onto the canvas.
 import { useMemo, useState } from "react";
-import { t } from "../../i18n";
+import { categoryLabel, t } from "../../i18n";
 import type { Template } from "./model";
 
 export const DRAG_TYPE = "application/x-myapp-template";
@@ -47,7 +47,7 @@ export function Palette({ templates, disabled, onAdd }: {
       {groups.map(([cat, list]) => (
         <div key={cat} className="myapp-palette-group" data-category={cat}>
           <div className="myapp-palette-cat" onClick={() => setClosed({ ...closed, [cat]: !closed[cat] })}>
-            <i className={"fa " + (closed[cat] ? "fa-caret-right" : "fa-caret-down")} /> {cat}
+            <i className={"fa " + (closed[cat] ? "fa-caret-right" : "fa-caret-down")} /> {categoryLabel(cat)}
             <span className="badge">{list.length}</span>
           </div>
           {!closed[cat] && list.map((tpl) =>

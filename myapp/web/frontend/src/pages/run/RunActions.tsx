@@ -12,6 +12,7 @@ export interface RunRow {
   trigger: string;
   state: string;
   execution_date: string;
+  execution_instant?: string | null;
   params: Record<string, string>;
   message: string;
   debug_task: string | null;

@@ -10,6 +10,7 @@ import { ErrorBox, RUN_TERMINAL, StateBadge, errorText, fmtDuration, fmtTime, to
 import { layout, makeEdge } from "../editor/model";
 import { CopyDialog, RunButtons, RunRow } from "./RunActions";
 import { TaskPanel, TaskRow } from "./TaskPanel";
+import { Gantt } from "./Gantt";
 
 const nodeTypes = { runTask: RunNode };
 
@@ -41,6 +42,16 @@ function buildGraph(def: any, run: RunDetail): { nodes: Node<RunNodeData>[]; edg
   return { nodes: positioned ? nodes : layout(nodes, edges), edges };
 }
 
+/** Order tasks as the graph lays them out (top to bottom, then left to right). */
+function orderTasks(tasks: TaskRow[], graph: { nodes: Node<RunNodeData>[] } | null): TaskRow[] {
+  if (!graph) return tasks;
+  const at = new Map(graph.nodes.map((n) => [n.id, n.position]));
+  return [...tasks].sort((a, b) => {
+    const pa = at.get(a.name), pb = at.get(b.name);
+    return pa && pb ? pa.y - pb.y || pa.x - pb.x : 0;
+  });
+}
+
 function RunView({ runId }: { runId: number }) {
   const flow = useReactFlow();
   const [run, setRun] = useState<RunDetail | null>(null);
@@ -49,6 +60,7 @@ function RunView({ runId }: { runId: number }) {
   const [error, setError] = useState<unknown>(null);
   const [copying, setCopying] = useState(false);
   const [poll, setPoll] = useState(0);
+  const [view, setView] = useState<"graph" | "gantt">("graph");
   const finished = run !== null && RUN_TERMINAL.has(run.state);
   const canWrite = can("Runs", "write");
 
@@ -130,7 +142,7 @@ function RunView({ runId }: { runId: number }) {
       </div>
       <div className="myapp-run-meta">
         <span><b>{t("trigger")}:</b> {t(`trigger_${run.trigger}` as any)}{run.debug_task ? ` (${run.debug_task})` : ""}</span>
-        <span><b>{t("execution_date")}:</b> {run.execution_date}</span>
+        <span><b>{t("execution_date")}:</b> {fmtTime(run.execution_instant ?? run.execution_date)}</span>
         <span><b>{t("runner")}:</b> {run.runner}</span>
         <span><b>{t("started")}:</b> {fmtTime(run.started_at)}</span>
         <span><b>{t("duration")}:</b> {fmtDuration(run.started_at, run.ended_at)}</span>
@@ -148,13 +160,21 @@ function RunView({ runId }: { runId: number }) {
       </div>
       <div className="myapp-run-body">
         <div className="myapp-run-dag" data-testid="run-dag">
-          <ReactFlow nodes={nodes} edges={edges} nodeTypes={nodeTypes} nodesDraggable={false} nodesConnectable={false}
+          <div className="btn-group btn-group-xs myapp-view-switch">
+            <button type="button" className={"btn btn-default" + (view === "graph" ? " active" : "")} data-testid="view-graph"
+                    onClick={() => setView("graph")}><i className="fa fa-project-diagram" /> {t("graph")}</button>
+            <button type="button" className={"btn btn-default" + (view === "gantt" ? " active" : "")} data-testid="view-gantt"
+                    onClick={() => setView("gantt")}><i className="fa fa-stream" /> {t("gantt")}</button>
+            <a className="btn btn-default" href={`/pipelines/${run.pipeline_id}/grid`}><i className="fa fa-th" /> {t("grid")}</a>
+          </div>
+          {view === "gantt" && <Gantt tasks={orderTasks(run.tasks, graph)} onPick={setSelected} />}
+          {view === "graph" && <ReactFlow nodes={nodes} edges={edges} nodeTypes={nodeTypes} nodesDraggable={false} nodesConnectable={false}
                      elementsSelectable onNodeClick={(_, n) => setSelected(n.id)} onPaneClick={() => setSelected(null)}
                      fitView fitViewOptions={{ padding: 0.25, maxZoom: 1.2 }} proOptions={{ hideAttribution: true }}
                      deleteKeyCode={null}>
             <Background gap={16} />
             <Controls showInteractive={false} />
-          </ReactFlow>
+          </ReactFlow>}
         </div>
         <div className="myapp-run-side" data-testid="task-panel">
           {task ? <TaskPanel runId={run.id} task={task} /> : <div className="myapp-empty">{t("click_a_node")}</div>}
