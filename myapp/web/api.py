@@ -75,6 +75,9 @@ def domain_errors(fn: F) -> F:
             return self.response(400, message=str(exc))
         except OverflowError:   # a date stored before schedules were limited to years 1970-2999
             return self.response(400, message="a date of this object is out of range (years 1970-2999)")
+        except RecursionError:  # a definition stored before documents were limited to 64 levels
+            return self.response(400, message="this definition is nested too deeply to be written out; "
+                                              "save a version nested at most 64 levels")
     return wrapper  # type: ignore[return-value]
 
 

@@ -426,6 +426,21 @@ def test_b14_a_json_pipeline_too_deep_to_export_is_never_stored(world: World, se
     assert reimported.status_code == 200, reimported.get_json()
 
 
+def test_b14_a_too_deep_definition_stored_before_the_limit_exports_as_a_400(world: World, services: Any) -> None:
+    from myapp.db.tables import PipelineVersion
+
+    pid = world.pipeline(cron=None)
+    with services.db.write() as s:   # as a version saved by an older release could be
+        version = s.scalar(select(PipelineVersion).join(Pipeline, Pipeline.current_version_id == PipelineVersion.id)
+                           .where(Pipeline.id == pid))
+        spec = dict(version.spec)
+        spec["tasks"] = [{**spec["tasks"][0], "template": "http@1",
+                          "args": {"url": "https://example.com/", "headers": nested_object(600)}}]
+        version.spec = spec
+    res = world.call("GET", f"/pipelines/{pid}/export")
+    assert res.status_code == 400 and "64 levels" in res.get_json()["message"], res.get_data(as_text=True)[:200]
+
+
 @pytest.mark.parametrize("start", ["9999-12-31T23:59:59", "0001-01-01T00:00:00"])
 def test_b14_far_future_and_far_past_dates_are_a_400(world: World, start: str) -> None:
     pid = world.pipeline(cron="0 3 * * *")
