@@ -162,8 +162,11 @@ def _copy_database(template: str, module_home: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def services(module_home: Path, initialised_database: str, broker_url: str) -> Iterator[Any]:
+def services(module_home: Path, initialised_database: str, broker_url: str, request: pytest.FixtureRequest
+             ) -> Iterator[Any]:
     """Services on a migrated, initialised database (admin user, default project, plugins) of the module's own.
+
+    A test module may set `SETTINGS_OVERRIDES = {"setting": value}` for its own services.
 
     Live logs go to the module's own Redis database (the broker's, as in the product's default):
     their keys are named after run ids, which every module's fresh database starts again at 1, so
@@ -173,7 +176,8 @@ def services(module_home: Path, initialised_database: str, broker_url: str) -> I
     from myapp.services import build_services
 
     url = _copy_database(initialised_database, module_home)
-    svc = build_services(make_settings(module_home, url, redis_url=broker_url))
+    overrides = getattr(request.module, "SETTINGS_OVERRIDES", {})
+    svc = build_services(make_settings(module_home, url, redis_url=broker_url, **overrides))
     yield svc
     svc.db.dispose()
     _drop_database(url)
