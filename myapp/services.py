@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from myapp.core.output_paths import parse_roots
 from myapp.db.attempt_store import AttemptStore
 from myapp.db.pipeline_store import PipelineStore
 from myapp.db.run_store import Dispatch, RunStore
@@ -14,7 +15,7 @@ from myapp.db.session import Database
 from myapp.db.specs import VersionSpecs
 from myapp.db.template_store import TemplateStore
 from myapp.logs import LogReader
-from myapp.settings import Settings, ensure_secret_key
+from myapp.settings import Settings, SettingsError, ensure_secret_key
 
 
 class SystemClock:
@@ -45,6 +46,25 @@ class Services:
         self.runs.dispatch = dispatch
 
 
+def resource_check_for(settings: Settings) -> Any:
+    """Return the save-time check of resource manifests against this installation's k8s settings."""
+    from myapp.builtins.k8s_resource import check_task_manifest
+    from myapp.builtins.manifest_policy import ManifestPolicy
+    from myapp.executor.pod_plan import manifest_policy
+    from myapp.k8s.config import kube_config
+
+    try:
+        cfg = kube_config(settings)
+    except SettingsError:   # k8s settings are only checked when the Kubernetes executor starts
+        cfg = None
+
+    def check(task: Any, template: Any, project: str) -> list[Any]:
+        policy = manifest_policy(cfg, project) if cfg is not None else ManifestPolicy()
+        return check_task_manifest(task, template, policy)
+
+    return check
+
+
 def cron_check_for(settings: Settings) -> Any:
     """Return the cron validator used at save time (R12), or None if the cron core is absent."""
     try:
@@ -59,6 +79,14 @@ def cron_check_for(settings: Settings) -> Any:
         validate_cron(cron, timedelta(seconds=settings.cron_min_interval))
 
     return check
+
+
+def webhook_check_for(settings: Settings) -> Any:
+    """Return the save-time check of alert webhook URLs (no DNS; the sender checks addresses again)."""
+    from myapp.core.webhook_policy import parse_networks, url_problem
+
+    allowed = parse_networks(settings.webhook_allowed_networks)
+    return lambda url: url_problem(url, allowed)
 
 
 def make_redis(settings: Settings) -> Any:
@@ -81,7 +109,8 @@ def build_services(settings: Settings, dispatch: Dispatch | None = None) -> Serv
     redis_client = make_redis(settings)
     return Services(
         settings=settings, db=db, templates=templates,
-        pipelines=PipelineStore(db, templates, cron_check_for(settings)),
+        pipelines=PipelineStore(db, templates, cron_check_for(settings), parse_roots(settings.output_roots),
+                                resource_check_for(settings), webhook_check_for(settings)),
         runs=runs, attempts=AttemptStore(runs), logs=LogReader(settings.logs_dir, redis_client),
         redis=redis_client, clock=SystemClock(),
     )

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from myapp.builtins.conditions import Requirement, parse_condition
+from myapp.builtins.manifest_policy import ManifestPolicy, manifest_problems
 from myapp.builtins.values import template_values
 from myapp.core.argv import PARAM_REF
 from myapp.core.errors import RenderError, SpecError
@@ -41,8 +42,21 @@ class ResourcePlan:
     timeout: int
 
 
+def check_task_manifest(task: TaskSpec, template: TemplateSpec | None, policy: ManifestPolicy) -> list[SpecError]:
+    """Return what the task's literal manifest (args.manifest or the template's) may not ask for, on save."""
+    if template is None or template.kind != "resource":
+        return []
+    try:
+        source, field = _manifest_source(task, template, {})
+        data = _parse_manifest(source, task.name, field)
+    except (RenderError, KeyError):
+        return []   # no literal manifest here (an input, or broken: reported elsewhere)
+    return [SpecError(f"tasks[{task.name}].{name.replace('manifest', field, 1)}", message)
+            for name, message in manifest_problems(data, policy)]
+
+
 def render_resource(task: TaskSpec, template: TemplateSpec, ctx: RenderContext,
-                    inputs: Mapping[str, str]) -> ResourcePlan:
+                    inputs: Mapping[str, str], policy: ManifestPolicy | None = None) -> ResourcePlan:
     """Return the rendered manifest and conditions of one attempt; RenderError names task and field."""
     values = template_values(task, template, ctx, inputs, exclude=(MANIFEST,))
     source, field = _manifest_source(task, template, inputs)
@@ -53,6 +67,10 @@ def render_resource(task: TaskSpec, template: TemplateSpec, ctx: RenderContext,
     problem = manifest_problem(manifest)
     if problem or not isinstance(manifest, dict):
         raise RenderError(task.name, field, problem)
+    refused = manifest_problems(manifest, policy or ManifestPolicy())   # Jinja may have produced any of them
+    if refused:
+        name, message = refused[0]
+        raise RenderError(task.name, name.replace("manifest", field, 1), message)
     conditions = [_condition(template, values, name, task.name) for name in CONDITIONS]
     return ResourcePlan(manifest, conditions[0], conditions[1], _timeout(template, values, task.name))
 
@@ -69,6 +87,8 @@ def check_resource_template(template: TemplateSpec) -> list[SpecError]:
     except RenderError as exc:
         return [SpecError("extra.manifest", str(exc.args[0]).split(": ", 1)[-1])]
     errors = [SpecError("extra.manifest", problem) for problem in [manifest_problem(data)] if problem]
+    errors += [SpecError(field.replace("manifest", "extra.manifest", 1), message)
+               for field, message in manifest_problems(data, ManifestPolicy())]
     if PARAMS not in declared:
         errors += [SpecError("extra.manifest", f"unknown parameter {name!r} in $(params.{name})")
                    for name in sorted(_references(data)) if name not in declared]

@@ -1,7 +1,8 @@
 """`myapp k8s-watcher`: the watcher of one worker group of the Kubernetes executor.
 
-Run one per group next to the Celery workers (which only create pods). Stops cleanly on SIGTERM
-or Ctrl-C after finishing the attempts it was ending.
+Run one or more per group next to the Celery workers (which only create pods): they elect a leader
+through a Lease (myapp/k8s/lease.py); the others stand by and take over when it stops renewing.
+Stops cleanly on SIGTERM or Ctrl-C after finishing the attempts it was ending (and hands the Lease over).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def k8s_watcher(group: str | None) -> None:
     """Watch the pods of a worker group and feed their outcomes, logs and events into myapp."""
     import dataclasses
 
-    from myapp.executor.pod_watch import run_watcher
+    from myapp.executor.pod_watch import run_elected
     from myapp.queue.celery_app import create_celery, use_celery
     from myapp.services import build_services
     from myapp.settings import load_settings
@@ -43,7 +44,7 @@ def k8s_watcher(group: str | None) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     click.echo(f"k8s-watcher: group {settings.k8s_group!r}, namespace {settings.k8s_namespace!r}; watching")
-    run_watcher(services, stop)
+    run_elected(services, stop, on_state=lambda text: click.echo(f"k8s-watcher: {text}"))
     click.echo("k8s-watcher: stopped")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from myapp.core.dag import Dag
@@ -24,12 +24,18 @@ from myapp.core.model import (
     TaskSpec,
     TemplateSpec,
 )
+from myapp.core.nesting import MAX_NESTING, nesting_problem
+from myapp.core.output_paths import DEFAULT_ROOTS, output_path_problem
 from myapp.core.params import coerce_value, is_deferred
 from myapp.core.pipeline_spec import MAX_TASKS
 from myapp.core.ports import TemplateCatalog
 from myapp.core.task_spec import PARAMS_PREFIX
 
 CronCheck = Callable[[str, str], None]
+UrlCheck = Callable[[str], "str | None"]   # why a webhook URL is refused (myapp/core/webhook_policy.py), or None
+# A check the core cannot make itself (e.g. what a resource manifest asks of the cluster): task,
+# its template, the pipeline's project -> errors naming the task and field.
+TaskCheck = Callable[[TaskSpec, "TemplateSpec | None", str], list[SpecError]]
 PIPELINE_NAME = re.compile(r"[a-z0-9-]{1,63}")
 TASK_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -41,16 +47,22 @@ UNSAFE_INPUT_NAMES = frozenset({
     "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PERL5LIB", "PERL5OPT", "RUBYOPT", "NODE_OPTIONS",
 })
 ALERT_EVENTS = frozenset({"failed", "succeeded", "timeout", "stopped"})
+ARGS_LEVEL = 3   # pipeline -> tasks -> task -> args
 MAX_RETRIES = 100
 
 
 def validate_pipeline(
-    spec: PipelineSpec, catalog: TemplateCatalog, *, cron_check: CronCheck | None = None
+    spec: PipelineSpec, catalog: TemplateCatalog, *, cron_check: CronCheck | None = None,
+    output_roots: Sequence[str] = DEFAULT_ROOTS, task_check: TaskCheck | None = None,
+    webhook_check: UrlCheck | None = None,
 ) -> list[SpecError]:
     """Return every rule `spec` breaks, in document order (empty when valid)."""
     if len(spec.tasks) > MAX_TASKS:
         return [SpecError("tasks", f"at most {MAX_TASKS} tasks, got {len(spec.tasks)}")]
     errors = _check_pipeline_fields(spec)
+    if webhook_check is not None:
+        errors += [SpecError("alerts.webhooks", problem) for url in spec.alerts.webhooks
+                   if url.startswith(("http://", "https://")) and (problem := webhook_check(url))]
     errors += _check_schedule(spec, cron_check)
     errors += _check_task_names(spec)
     templates = {t.template: catalog.get(t.template) for t in spec.tasks if t.template}
@@ -58,6 +70,9 @@ def validate_pipeline(
     params = {p.name for p in spec.parameters}
     for task in spec.tasks:
         errors += _check_task(task, templates.get(task.template or ""), outputs, params)
+        errors += _check_output_paths(outputs[task.name], f"tasks[{task.name}]", output_roots)
+        if task_check is not None:
+            errors += task_check(task, templates.get(task.template or ""), spec.project)
     errors += _check_global_outputs(spec, outputs)
     errors += _check_cycle(spec)
     return errors
@@ -142,6 +157,10 @@ def _check_task(
 ) -> list[SpecError]:
     where = f"tasks[{task.name}]"
     errors = _check_kind(task, template, where)
+    # the args mapping sits 3 levels down in the exported document: keep the whole within MAX_NESTING
+    deep = nesting_problem(dict(task.args), MAX_NESTING - ARGS_LEVEL) if task.args else None
+    errors += [SpecError(f"{where}.args", f"{deep}: the whole pipeline may nest at most {MAX_NESTING} levels")
+               ] if deep else []
     errors += _check_numbers(task, where)
     errors += _check_outputs(task.outputs, where)
     errors += _check_env(task.env, f"{where}.env")
@@ -186,6 +205,12 @@ def _check_outputs(outputs: tuple[OutputSpec, ...], where: str) -> list[SpecErro
         if output.type not in ("text", "file"):
             errors.append(SpecError(f"{at}.type", "must be text or file"))
     return errors
+
+
+def _check_output_paths(outputs: tuple[OutputSpec, ...], where: str, roots: Sequence[str]) -> list[SpecError]:
+    # The task's own outputs and those it inherits from its template (effective_outputs).
+    return [SpecError(f"{where}.outputs[{o.name}].path", problem) for o in outputs
+            if o.path.strip() and (problem := output_path_problem(o.path, roots))]
 
 
 def _check_env(env: Mapping[str, str], where: str) -> list[SpecError]:

@@ -10,22 +10,26 @@ this attempt's label.
 
 from __future__ import annotations
 
+import time
 import traceback
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from myapp.core.errors import MyappError
 from myapp.core.ports import TemplateCatalog
 from myapp.core.sandbox import Budget, render_budget
-from myapp.db.attempt_store import AttemptContext, AttemptResult
+from myapp.db.attempt_store import WATCHER_PREFIX, AttemptContext, AttemptResult
 from myapp.executor.pod_plan import Launch, prepare_launch
 from myapp.k8s.config import KubeConfig, kube_config
 from myapp.k8s.launcher import Launcher, LaunchError
-from myapp.k8s.manifest import LABEL_ATTEMPT
+from myapp.k8s.manifest import LABEL_ATTEMPT, secret_manifest
+from myapp.k8s.retry import is_retriable, retry_delay
 from myapp.logs import AttemptLog, LogKey, Stream
 from myapp.services import Services
 
-WORKER_PREFIX = "k8s:"
+WORKER_PREFIX = WATCHER_PREFIX
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class KubernetesExecutor:
     cfg: KubeConfig
     catalog: TemplateCatalog
     launcher: Launcher
+    sleep: Callable[[float], None] = field(default=time.sleep)
 
     def launch(self, ctx: AttemptContext, services: Services) -> Failure | None:
         """Create the attempt's objects; return a Failure only when the attempt already failed."""
@@ -56,17 +61,26 @@ class KubernetesExecutor:
                 launch = prepare_launch(ctx, self.cfg, self.catalog)
         except (MyappError, OSError) as exc:
             return Failure(AttemptResult(succeeded=False, message=str(exc)), created_any=False)
-        services.attempts.record_process(ctx.attempt_id, pod_names=launch.pod_names, container={
-            "executor": "kubernetes", "namespace": self.cfg.namespace, "launch": launch.record})
-        return self._create(ctx, launch)
+        self._record(ctx, services, launch)
+        return self._create(ctx, launch, services)
 
-    def _create(self, ctx: AttemptContext, launch: Launch) -> Failure | None:
+    def _record(self, ctx: AttemptContext, services: Services, launch: Launch, **waiting: str) -> None:
+        services.attempts.record_process(ctx.attempt_id, pod_names=launch.pod_names, container={
+            "executor": "kubernetes", "namespace": self.cfg.namespace, "launch": launch.record, **waiting})
+
+    def _create(self, ctx: AttemptContext, launch: Launch, services: Services) -> Failure | None:
         created: list[dict[str, Any]] = []
         try:
             for manifest in launch.manifests:
-                if self.launcher.create(manifest) == "exists" and launch.record["kind"] == "resource":
+                if self._create_one(ctx, launch, manifest, services) == "exists" and launch.record["kind"] == "resource":
                     self._check_owner(manifest, ctx.attempt_id)
                 created.append(manifest)
+            if launch.secret is not None:   # after the pods: they own it (and wait for it: CreateContainerConfigError)
+                owners = [(str(m["metadata"]["name"]), self.launcher.uid_of_pod(str(m["metadata"]["name"])))
+                          for m in created if m["kind"] == "Pod"]
+                secret = secret_manifest(launch.secret, owners)
+                self._create_one(ctx, launch, secret, services)
+                created.append(secret)
         except LaunchError as exc:
             for manifest in reversed(created):   # a half-created distributed attempt must not linger
                 meta = manifest["metadata"]
@@ -74,6 +88,31 @@ class KubernetesExecutor:
             result = AttemptResult(succeeded=False, message=str(exc), inputs=launch.record.get("inputs", {}))
             return Failure(result, created_any=bool(created))
         return None
+
+    def _create_one(self, ctx: AttemptContext, launch: Launch, manifest: dict[str, Any], services: Services) -> str:
+        """Create one object, waiting out throttling, overload and quota (myapp/k8s/retry.py) within the limit."""
+        give_up = services.clock.now() + timedelta(seconds=self.cfg.create_retry_timeout)
+        failures = 0
+        while True:
+            try:
+                result = self.launcher.create(manifest)
+            except LaunchError as exc:
+                failures += 1
+                delay = retry_delay(failures, exc.retry_after)
+                if not is_retriable(exc.status, exc.reason, str(exc)) \
+                        or services.clock.now() + timedelta(seconds=delay) > give_up:
+                    if failures > 1:
+                        raise LaunchError(f"{exc} (gave up after {failures} tries)", exc.status) from None
+                    raise
+                # Shown on the run page (TaskAttempt.container.waiting); the watcher holds its
+                # "pod not found" rule until `creating_until`.
+                self._record(ctx, services, launch, waiting=f"{exc}; trying again in {delay:g} s (try {failures + 1})",
+                             creating_until=give_up.isoformat())
+                self.sleep(delay)
+                continue
+            if failures:
+                self._record(ctx, services, launch)
+            return result
 
     def _check_owner(self, manifest: dict[str, Any], attempt_id: int) -> None:
         meta = manifest["metadata"]

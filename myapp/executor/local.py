@@ -21,13 +21,14 @@ from typing import Any
 from myapp.core.errors import MyappError
 from myapp.core.inputs import InputValue, resolve_inputs
 from myapp.core.model import OutputSpec
+from myapp.core.output_paths import DEFAULT_ROOTS
 from myapp.core.params import MASK
 from myapp.core.ports import TemplateCatalog
 from myapp.core.redact import Redactor
 from myapp.core.render import RenderContext, render_global_params, render_task
 from myapp.core.sandbox import Budget, RenderCancelled, render_budget
 from myapp.db.attempt_store import AttemptContext, AttemptResult
-from myapp.executor.outputs import collect_outputs, materialize
+from myapp.executor.outputs import Confinement, collect_outputs, materialize
 from myapp.executor.reaper import REAPER
 from myapp.logs import MAX_LINE, AttemptLog, Stream
 
@@ -44,6 +45,7 @@ class LocalConfig:
     heartbeat_interval: float
     kill_grace: float
     render_timeout: float = 10.0
+    confinement: Confinement = Confinement(roots=DEFAULT_ROOTS)   # where outputs may be read (item 7)
 
 
 Heartbeat = Callable[[], bool]   # False: the attempt was stopped or taken away; kill it
@@ -108,7 +110,7 @@ class LocalExecutor:
             return AttemptResult(succeeded=False, exit_code=code, message=f"exit code {code}", inputs=shown)
         try:
             store = self.config.artifacts_dir / str(ctx.run_id) / ctx.task.name / str(ctx.try_number)
-            produced = collect_outputs(ctx.task.name, outputs, workdir, store)
+            produced = collect_outputs(ctx.task.name, outputs, workdir, store, self.config.confinement)
         except (MyappError, OSError) as exc:
             log.write(str(exc), Stream.SYS)
             return AttemptResult(succeeded=False, exit_code=code, message=str(exc), inputs=shown)

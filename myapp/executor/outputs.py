@@ -1,25 +1,63 @@
-"""Collect declared outputs after an attempt (R11) and hand file artifacts to consumers."""
+"""Collect declared outputs after an attempt (R11) and hand file artifacts to consumers.
+
+Every output is read only after its path resolved (symbolic links followed) inside the attempt's
+working directory or an allowed output location (Confinement); links inside a file output's
+directory are copied as links, never followed.
+"""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from myapp.core.errors import OutputError
 from myapp.core.model import OutputSpec
+from myapp.core.output_paths import output_path_problem
 
 TEXT_LIMIT = 1000
 
 
-def collect_outputs(task: str, outputs: Sequence[OutputSpec], workdir: Path, store: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Confinement:
+    """Where an attempt's outputs may be read: its working directory, and absolute paths under
+    `roots` that are not in `denied` (the server's data directory, the workflow space of others)."""
+
+    roots: tuple[str, ...] = ()
+    denied: tuple[Path, ...] = ()
+
+
+def confined_source(task: str, out: OutputSpec, workdir: Path, confinement: Confinement) -> Path:
+    """Return the real path of an output after the rules of myapp/core/output_paths.py; OutputError if refused."""
+    problem = output_path_problem(out.path, confinement.roots)
+    if problem:
+        raise OutputError(f"task {task!r}: output {out.name!r}: {problem}")
+    source = Path(out.path) if Path(out.path).is_absolute() else workdir / out.path
+    if not source.exists():
+        raise OutputError(f"task {task!r}: output {out.name!r} not found at {out.path}")
+    real = source.resolve()
+    if _inside(real, workdir.resolve()):
+        return real
+    allowed = Path(out.path).is_absolute() and any(_inside(real, Path(r).resolve()) for r in confinement.roots) \
+        and not any(_inside(real, d.resolve()) for d in confinement.denied)
+    if not allowed:
+        raise OutputError(f"task {task!r}: output {out.name!r} at {out.path} resolves to {real}, outside the "
+                          f"attempt's working directory and the allowed output locations (a symbolic link?)")
+    return real
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def collect_outputs(task: str, outputs: Sequence[OutputSpec], workdir: Path, store: Path,
+                    confinement: Confinement) -> dict[str, Any]:
     """Read text outputs and copy file outputs into the run's artifact store; raise OutputError."""
     result: dict[str, Any] = {}
     for out in outputs:
-        source = Path(out.path) if Path(out.path).is_absolute() else workdir / out.path
-        if not source.exists():
-            raise OutputError(f"task {task!r}: output {out.name!r} not found at {out.path}")
+        source = confined_source(task, out, workdir, confinement)
         if out.type == "text":
             result[out.name] = {"type": "text", "value": read_text_output(task, out, source)}
         else:

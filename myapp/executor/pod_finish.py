@@ -63,7 +63,8 @@ class PodFinisher:
         try:
             outputs = collect_pod_outputs(attempt.task, attempt.launch, outcome.termination,
                                           workflow_space=self.cfg.workflow_space, mount=self.cfg.workflow_space_mount,
-                                          store=store, shared=bool(self.cfg.workflow_space_pvc))
+                                          store=store, shared=bool(self.cfg.workflow_space_pvc),
+                                          roots=self.cfg.output_roots)
         except (OutputError, OSError) as exc:
             return AttemptResult(False, outcome.exit_code, str(exc), inputs=inputs)
         return AttemptResult(True, outcome.exit_code, "", outputs=outputs, inputs=inputs)

@@ -11,22 +11,33 @@ from typing import Any
 
 from myapp.core.errors import OutputError
 from myapp.core.model import OutputSpec
-from myapp.executor.outputs import collect_outputs
+from myapp.core.output_paths import output_path_problem
+from myapp.executor.outputs import Confinement, collect_outputs
 from myapp.k8s.entrypoint import KEEP_DIR, parse_termination_outputs
 
 
 def collect_pod_outputs(task: str, launch: Mapping[str, Any], termination: str, *, workflow_space: Path,
-                        mount: str, store: Path, shared: bool) -> dict[str, Any]:
-    """Return the attempt's outputs; OutputError names a missing or invalid one."""
+                        mount: str, store: Path, shared: bool, roots: Sequence[str]) -> dict[str, Any]:
+    """Return the attempt's outputs; OutputError names a missing, invalid or escaping one.
+
+    A declared path is a path inside the pod; it must pass the rules of myapp/core/output_paths.py
+    (`roots`: the allowed output locations). What is read here is its copy in the attempt's working
+    directory (or the termination message), and only after the copy resolved inside that directory:
+    a symbolic link the task left there (to the watcher's kubeconfig, say) is refused.
+    """
     declared = [OutputSpec(name=str(o["name"]), path=str(o["path"]), type=o.get("type", "text"))
                 for o in launch.get("outputs") or []]
     if not declared:
         return {}
+    for out in declared:
+        problem = output_path_problem(out.path, roots)
+        if problem:
+            raise OutputError(f"task {task!r}: output {out.name!r}: {problem}")
     workdir = Path(str(launch["workdir"]))
     texts = parse_termination_outputs(termination)
     located = [_locate(task, out, workdir, texts, workflow_space=workflow_space, mount=mount, store=store,
                        shared=shared) for out in declared]
-    return collect_outputs(task, located, workdir, store)
+    return collect_outputs(task, located, workdir, store, Confinement(roots=(str(store), str(workdir))))
 
 
 def _locate(task: str, out: OutputSpec, workdir: Path, texts: Mapping[str, str], *, workflow_space: Path,
@@ -39,7 +50,11 @@ def _locate(task: str, out: OutputSpec, workdir: Path, texts: Mapping[str, str],
         return OutputSpec(out.name, str(copy), out.type, out.description)
     for candidate in _candidates(out, workdir, workflow_space, mount):
         if candidate.exists():
-            return OutputSpec(out.name, str(candidate), out.type, out.description)
+            real = candidate.resolve()
+            if real != workdir.resolve() and workdir.resolve() not in real.parents:
+                raise OutputError(f"task {task!r}: output {out.name!r} at {out.path} resolves to {real}, outside "
+                                  "the attempt's working directory (a symbolic link?)")
+            return OutputSpec(out.name, str(real), out.type, out.description)
     hint = "" if shared else " (file outputs need a shared workflow space: set k8s_workflow_space_pvc)"
     raise OutputError(f"task {task!r}: output {out.name!r} not found at {out.path}{hint}")
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from myapp.builtins.distributed import rank_env, rendezvous_settings
 from myapp.builtins.k8s_resource import render_resource
+from myapp.builtins.manifest_policy import ManifestPolicy
 from myapp.builtins.values import template_values
 from myapp.core.errors import MyappError, SpecError
 from myapp.core.inputs import resolve_inputs
@@ -31,6 +32,7 @@ from myapp.k8s.manifest import (
     attempt_name,
     distributed_manifests,
     pod_manifest,
+    project_subpath,
     rank_addresses,
     resolve_resources,
     resource_manifest,
@@ -44,11 +46,19 @@ class Launch:
     manifests: list[Manifest]
     record: dict[str, Any]
     pod_names: list[str]
+    secret: PodPlan | None = None   # create the attempt's Secret from it once its pods exist (their uids own it)
 
 
 def local_workdir(cfg: KubeConfig, ctx: AttemptContext) -> Path:
-    """Return the attempt's working directory as this process sees it."""
-    return cfg.workflow_space / str(ctx.run_id) / ctx.task.name / str(ctx.try_number)
+    """Return the attempt's working directory as this process sees it (under its project's directory)."""
+    return cfg.workflow_space / project_subpath(ctx.spec.project) / str(ctx.run_id) / ctx.task.name \
+        / str(ctx.try_number)
+
+
+def manifest_policy(cfg: KubeConfig, project: str) -> ManifestPolicy:
+    """Return what a resource manifest of `project` may ask of the cluster (myapp/builtins/manifest_policy.py)."""
+    return ManifestPolicy(namespace=cfg.namespace, service_account=cfg.placement_for(project).service_account,
+                          claim=cfg.workflow_space_pvc, subpath=project_subpath(project))
 
 
 def pod_path(cfg: KubeConfig, local: Path) -> str:
@@ -67,7 +77,8 @@ def prepare_launch(ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalo
     kind = template.kind if template else "pod"
     secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
     shown = {k: {**v, "value": MASK} if k in secrets else v for k, v in shown.items()}
-    plan = replace(_plan(ctx, cfg, template, rendered), secret_env=tuple(sorted(rendered.secret_env)))
+    plan = _plan(ctx, cfg, template, rendered)
+    plan = replace(plan, secret_env=tuple(sorted(rendered.secret_env)), secret_name=f"{plan.name}-secret")
     record: dict[str, Any] = {
         "kind": kind, "namespace": cfg.namespace, "timeout": ctx.task.timeout, "inputs": shown,
         "workdir": str(local_workdir(cfg, ctx)), "pod_workdir": plan.workdir, "image": plan.image,
@@ -75,12 +86,13 @@ def prepare_launch(ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalo
         "resources": {"cpu": plan.resources.cpu, "memory": plan.resources.memory, "gpu": plan.resources.gpu},
     }
     if kind == "resource" and template is not None:
-        return _resource_launch(ctx, template, rctx, values, plan, record)
+        return _resource_launch(ctx, template, rctx, values, plan, record, manifest_policy(cfg, ctx.spec.project))
     if not rendered.image:
         raise MyappError(f"task {ctx.task.name!r}: no image: set `image` or use a template that has one")
     if kind == "distributed" and template is not None:
         return _distributed_launch(ctx, template, rctx, values, plan, record)
-    return Launch([pod_manifest(plan)], {**record, "pods": [plan.name]}, [plan.name])
+    return Launch([pod_manifest(plan)], {**record, "pods": [plan.name], "secret": plan.secret_name}, [plan.name],
+                  plan)
 
 
 def _render_inputs(ctx: AttemptContext, cfg: KubeConfig) -> tuple[RenderContext, dict[str, str], dict[str, Any]]:
@@ -114,12 +126,13 @@ def _plan(ctx: AttemptContext, cfg: KubeConfig, template: TemplateSpec | None, r
     env = {**rendered.env, "MYAPP_RUN_ID": str(ctx.run_id), "MYAPP_USER_ID": str(ctx.user_id or ""),
            "MYAPP_TOKEN": ctx.token, "MYAPP_TASK_NAME": ctx.task.name, "MYAPP_TRY_NUMBER": str(ctx.try_number),
            "MYAPP_PIPELINE_ID": str(ctx.pipeline_id), "MYAPP_ATTEMPT_ID": str(ctx.attempt_id)}
-    ref = AttemptRef(ctx.pipeline_id, ctx.run_id, ctx.task.name, ctx.try_number, ctx.attempt_id, cfg.group)
+    ref = AttemptRef(ctx.pipeline_id, ctx.run_id, ctx.task.name, ctx.try_number, ctx.attempt_id, cfg.group,
+                     cfg.installation)
     return PodPlan(
         ref=ref, namespace=cfg.namespace, name=attempt_name(cfg.pod_prefix, ctx.run_id, ctx.task.name, ctx.try_number),
         image=rendered.image, argv=rendered.argv, env=env, workdir=workdir, outputs=rendered.outputs,
         resources=resources, placement=placement, timeout=ctx.task.timeout, mount=cfg.workflow_space_mount,
-        pvc=cfg.workflow_space_pvc, gpu_resource=cfg.gpu_resource)
+        pvc=cfg.workflow_space_pvc, gpu_resource=cfg.gpu_resource, subpath=project_subpath(ctx.spec.project))
 
 
 def _distributed_launch(ctx: AttemptContext, template: TemplateSpec, rctx: RenderContext, values: dict[str, str],
@@ -132,13 +145,14 @@ def _distributed_launch(ctx: AttemptContext, template: TemplateSpec, rctx: Rende
     envs = [rank_env(settings, rank, addresses) for rank in range(settings.workers)]
     service, pods = distributed_manifests(plan, settings.master_port, envs)
     names = [str(p["metadata"]["name"]) for p in pods]
-    return Launch([service, *pods], {**record, "pods": names, "service": plan.name,
-                                     "world_size": settings.workers, "master_port": settings.master_port}, names)
+    return Launch([service, *pods], {**record, "pods": names, "service": plan.name, "secret": plan.secret_name,
+                                     "world_size": settings.workers, "master_port": settings.master_port}, names,
+                  plan)
 
 
 def _resource_launch(ctx: AttemptContext, template: TemplateSpec, rctx: RenderContext, values: dict[str, str],
-                     plan: PodPlan, record: dict[str, Any]) -> Launch:
-    resource = render_resource(ctx.task, template, rctx, values)
+                     plan: PodPlan, record: dict[str, Any], policy: ManifestPolicy) -> Launch:
+    resource = render_resource(ctx.task, template, rctx, values, policy)
     manifest = resource_manifest(resource.manifest, plan)
     meta = manifest["metadata"]
     if not meta.get("name"):   # generateName would create a new object on every retry of the create

@@ -4,7 +4,14 @@ the logs and the Celery dispatch once, then run myapp.k8s.watcher.Watcher until 
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import re
+import socket
 import threading
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from myapp.core.redact import Redactor
@@ -13,7 +20,8 @@ from myapp.executor.pod_attempts import PodAttempts
 from myapp.executor.pod_finish import PodFinisher
 from myapp.k8s.client import make_api_client
 from myapp.k8s.config import KubeConfig, kube_config
-from myapp.k8s.launcher import Launcher
+from myapp.k8s.launcher import Launcher, LaunchError
+from myapp.k8s.lease import LeaderElector
 from myapp.k8s.logs import LogHub
 from myapp.k8s.watcher import Watcher
 from myapp.logs import AttemptLog, LogKey, LogWriter
@@ -26,6 +34,7 @@ def build_watcher(services: Services, cfg: KubeConfig | None = None, *, finish_w
     cfg = cfg or kube_config(settings)
     api = make_api_client(cfg, pool_size=min(cfg.log_streams, 4000) + 32)
     launcher = Launcher(api, cfg.namespace, discovery_cache=settings.home / "k8s-discovery.json")
+    launcher.log_read_timeout = settings.k8s_log_read_timeout or None
 
     def open_sink(key: LogKey) -> LogWriter:
         log = AttemptLog(key, settings.logs_dir, services.redis)
@@ -46,3 +55,62 @@ def run_watcher(services: Services, stop: threading.Event, **options: Any) -> Wa
     watcher = build_watcher(services, **options)
     watcher.run(stop)
     return watcher
+
+
+def lease_name(cfg: KubeConfig) -> str:
+    """Return the Lease the watchers of a group (in one installation) elect their leader with."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", f"{cfg.group}-{cfg.installation}".lower()).strip("-")
+    digest = hashlib.sha256(f"{cfg.installation}/{cfg.group}".encode()).hexdigest()[:8]
+    return f"{cfg.pod_prefix}-watcher-{slug}"[:240].rstrip("-") + f"-{digest}"
+
+
+def run_elected(services: Services, stop: threading.Event, *, identity: str = "",
+                on_state: Callable[[str], None] = lambda _: None) -> None:
+    """Stand by until this process holds the group's Lease, then watch until `stop` or the Lease is lost."""
+    cfg = kube_config(services.settings)
+    launcher = Launcher(make_api_client(cfg, pool_size=4), cfg.namespace)
+    me = identity or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    elector = LeaderElector(launcher, lease_name(cfg), me, duration=float(services.settings.k8s_lease_duration))
+    waiting_for = None
+    while not stop.is_set():
+        try:
+            leading = elector.try_acquire_or_renew()
+        except LaunchError as exc:   # forbidden (RBAC), or the API is down: say so, keep trying
+            on_state(f"cannot use lease {elector.name}: {exc}")
+            stop.wait(elector.renew_every)
+            continue
+        if not leading:
+            if waiting_for != elector.holder:
+                waiting_for = elector.holder
+                on_state(f"standing by: {elector.holder!r} leads (lease {elector.name})")
+            stop.wait(min(elector.renew_every, 2.0))
+            continue
+        waiting_for = None
+        on_state(f"leading as {me!r} (lease {elector.name})")
+        _lead(services, cfg, elector, stop)
+    elector_release(elector)
+
+
+def _lead(services: Services, cfg: KubeConfig, elector: LeaderElector, stop: threading.Event) -> None:
+    lost = threading.Event()
+    either = threading.Event()
+    renewer = threading.Thread(target=elector.lead, args=(either, lost), name="lease", daemon=True)
+
+    def relay() -> None:
+        while not either.is_set():
+            if stop.wait(0.2) or lost.is_set():
+                either.set()
+
+    threading.Thread(target=relay, name="lease-relay", daemon=True).start()
+    renewer.start()
+    build_watcher(services, cfg).run(either)
+    either.set()
+    renewer.join(5)
+
+
+def elector_release(elector: LeaderElector) -> None:
+    """Hand the Lease over on a clean stop (a follower need not wait for it to expire)."""
+    try:
+        elector.release()
+    except LaunchError as exc:
+        logging.getLogger(__name__).warning("releasing lease %s: %s", elector.name, exc)

@@ -12,8 +12,10 @@ import time
 import traceback
 from typing import Any
 
+from myapp.core.output_paths import parse_roots
 from myapp.db.attempt_store import AttemptResult
 from myapp.executor.local import LocalConfig, LocalExecutor
+from myapp.executor.outputs import Confinement
 from myapp.logs import AttemptLog, LogKey, Stream
 from myapp.services import Services
 
@@ -31,7 +33,8 @@ def local_executor(services: Services) -> LocalExecutor:
     return LocalExecutor(
         LocalConfig(workflow_space=s.workflow_space, artifacts_dir=s.artifacts_dir,
                     cluster_name=s.cluster_name, heartbeat_interval=s.heartbeat_interval,
-                    kill_grace=s.kill_grace, render_timeout=s.render_timeout),
+                    kill_grace=s.kill_grace, render_timeout=s.render_timeout,
+                    confinement=Confinement(parse_roots(s.output_roots), (s.home, s.workflow_space))),
         services.templates,
     )
 

@@ -34,6 +34,8 @@ def delete_attempt_objects(launcher: Launcher, attempt: TrackedAttempt, cached: 
         return
     if attempt.launch.get("service"):
         delete_quietly(launcher, "Service", str(attempt.launch["service"]))
+    if attempt.launch.get("secret"):   # owned by the pods, but no garbage collector may run (nor in time)
+        delete_quietly(launcher, "Secret", str(attempt.launch["secret"]))
     ref = attempt.launch.get("resource")
     if isinstance(ref, dict) and ref.get("name"):
         delete_quietly(launcher, str(ref.get("kind")), str(ref["name"]), api_version=str(ref.get("apiVersion")),

@@ -6,6 +6,7 @@ JSON or YAML text, so they work the same from config/myapp.yaml and from MYAPP_*
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import yaml
 
 from myapp.core.model import Resources
+from myapp.core.output_paths import parse_roots
 from myapp.settings import Settings, SettingsError
 
 JsonMap = Mapping[str, Any]
@@ -28,6 +30,15 @@ class Placement:
     tolerations: tuple[JsonMap, ...] = ()
     service_account: str = ""
     image_pull_secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PodRules:
+    """Time limits of the rules of myapp/k8s/outcome.py, in seconds (0 turns a rule off)."""
+
+    image_pull_grace: float = 120.0
+    startup_timeout: float = 600.0
+    lost_node_timeout: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,10 @@ class KubeConfig:
     watch_timeout: int = 300
     log_streams: int = 2000
     heartbeat_interval: float = 2.0
+    pod_rules: PodRules = field(default_factory=PodRules)
+    create_retry_timeout: float = 300.0
+    installation: str = ""
+    output_roots: tuple[str, ...] = ("/tmp",)
 
     def placement_for(self, project: str) -> Placement:
         """Return the placement of `project`: its own values over the global defaults."""
@@ -98,7 +113,34 @@ def kube_config(settings: Settings) -> KubeConfig:
         cluster_name=settings.cluster_name, delete_finished=settings.k8s_delete_finished,
         watch_timeout=settings.k8s_watch_timeout, log_streams=settings.k8s_log_streams,
         heartbeat_interval=settings.heartbeat_interval,
+        pod_rules=PodRules(image_pull_grace=settings.k8s_image_pull_grace,
+                           startup_timeout=settings.k8s_startup_timeout,
+                           lost_node_timeout=settings.k8s_lost_node_timeout),
+        create_retry_timeout=settings.k8s_create_retry_timeout,
+        installation=installation_id(settings),
+        output_roots=parse_roots(settings.output_roots),
     )
+
+
+def installation_id(settings: Settings) -> str:
+    """Return the installation's id: the setting, else derived from the database (its URL without password).
+
+    Every object an installation creates carries it (label myapp/installation) and its watchers
+    select on it, so two installations in one namespace and worker group never touch each other's pods.
+    """
+    if settings.installation_id:
+        return settings.installation_id
+    url = make_url_safe(settings.effective_database_url)
+    return "db-" + hashlib.sha256(url.encode()).hexdigest()[:12]
+
+
+def make_url_safe(url: str) -> str:
+    """Return a database URL without its password (the id must not depend on, or reveal, a secret)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    credentials, _, host = rest.partition("@")
+    return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"
 
 
 def _fail(name: str, why: str) -> SettingsError:

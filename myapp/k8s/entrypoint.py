@@ -1,7 +1,8 @@
 """The container entrypoint that hands outputs over, and the termination message it writes. Pure.
 
 Every task container runs its argv under a small POSIX `sh` wrapper: it changes to the attempt's
-working directory (in the shared workflow space), runs the argv, and, when that succeeded, copies
+working directory (in the shared workflow space), runs the argv as its child and forwards SIGTERM
+(and SIGINT, SIGHUP) to it, and, when that succeeded, copies
 each declared output given by an absolute path into `WORKDIR/.myapp/outputs/NAME` (relative paths
 already live in the workflow space) and writes the text outputs to the termination message:
 
@@ -11,6 +12,11 @@ already live in the workflow space) and writes the text outputs to the terminati
 
 Text outputs thus reach the worker even without a shared volume (an emptyDir workflow space);
 file outputs need the shared one. Images need /bin/sh (any Debian, Alpine or busybox base has it).
+
+The wrapper is the container's PID 1, and the kubelet signals only PID 1: a PID 1 has no default
+signal action, so a plain `sh -c` wrapper would ignore the SIGTERM of a deletion and the task
+would only die by SIGKILL when the grace period ends. The wrapper therefore traps the signal and
+passes it on, then waits for the task's own exit status (`wait` returns early when a trap runs).
 """
 
 from __future__ import annotations
@@ -24,8 +30,12 @@ KEEP_DIR = ".myapp/outputs"
 TERMINATION_LOG = "/dev/termination-log"
 
 SCRIPT = r"""mkdir -p "$MYAPP_WORKDIR" && cd "$MYAPP_WORKDIR" || exit 125
-"$@"
+"$@" &
+child=$!
+for sig in TERM INT HUP; do trap "kill -$sig $child 2>/dev/null" "$sig"; done
+wait "$child"
 rc=$?
+while kill -0 "$child" 2>/dev/null; do wait "$child"; rc=$?; done
 if [ "$rc" -eq 0 ] && [ -n "${MYAPP_OUTPUTS:-}" ]; then
   keep="$MYAPP_WORKDIR/.myapp/outputs"
   tlog="${MYAPP_TERMINATION_LOG:-/dev/termination-log}"

@@ -74,6 +74,12 @@ class EventBook:
             found = [e for name in names for e in self._by_object.get(name, {}).values()]
         return [e.record() for e in sorted(found, key=lambda e: (e.last_seen, e.first_seen))]
 
+    def latest(self, name: str, reason: str) -> str:
+        """Return the message of the object's newest event with `reason` ("" when none)."""
+        with self._lock:
+            found = [e for e in self._by_object.get(name, {}).values() if e.reason == reason]
+        return max(found, key=lambda e: (e.last_seen, e.first_seen)).message if found else ""
+
     def forget(self, names: Iterable[str]) -> None:
         """Drop the events of objects that are gone."""
         with self._lock:

@@ -8,27 +8,62 @@ error is a LaunchError whose message is the API server's own. Reads return raw d
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from kubernetes import client
+from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.response import BaseHTTPResponse
 
 from myapp.core.errors import MyappError
 
 CreateResult = Literal["created", "exists"]
+# pods/log answers text, but the API server negotiates only its object media types (406 for
+# "text/plain"): what kubectl sends. The body is the log whatever this says.
+LOG_ACCEPT = "application/json, */*"
 DeleteResult = Literal["deleted", "absent"]
 Raw = dict[str, Any]
 
 
 class LaunchError(MyappError):
-    """The API server refused a request; the message says why, in its own words."""
+    """The API server refused a request; the message says why, in its own words.
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    `retry_after` is the server's Retry-After (header, or the Status' details.retryAfterSeconds).
+    """
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None,
+                 *, reason: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
+        self.reason = reason
+
+
+def api_error(what: str, exc: client.ApiException) -> LaunchError:
+    """Return the LaunchError of an ApiException: the server's message, status and Retry-After."""
+    body = _body(exc)
+    retry = None
+    header = (exc.headers or {}).get("Retry-After") if exc.headers is not None else None
+    for value in (header, (body.get("details") or {}).get("retryAfterSeconds")):
+        try:
+            retry = float(value) if value not in (None, "") else retry
+        except (TypeError, ValueError):
+            pass
+        if retry is not None:
+            break
+    message = str(body.get("message") or exc.reason or exc)
+    return LaunchError(f"{what}: {message}", exc.status, retry, reason=str(body.get("reason") or ""))
+
+
+def _body(exc: client.ApiException) -> dict[str, Any]:
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def api_message(exc: client.ApiException) -> str:
@@ -49,6 +84,7 @@ class Launcher:
         self.core = client.CoreV1Api(api)
         self._discovery_cache = discovery_cache
         self._dynamic: Any = None
+        self.log_read_timeout: float | None = None   # a follow silent this long is resumed (myapp/k8s/logs.py)
 
     # --- create / delete -------------------------------------------------------------
     def create(self, manifest: Mapping[str, Any]) -> CreateResult:
@@ -58,6 +94,9 @@ class Launcher:
         try:
             if kind == "Pod" and manifest.get("apiVersion") == "v1":
                 _discard(self.core.create_namespaced_pod(namespace, cast(Any, dict(manifest)), _preload_content=False))
+            elif kind == "Secret" and manifest.get("apiVersion") == "v1":
+                _discard(self.core.create_namespaced_secret(namespace, cast(Any, dict(manifest)),
+                                                            _preload_content=False))
             elif kind == "Service" and manifest.get("apiVersion") == "v1":
                 _discard(self.core.create_namespaced_service(namespace, cast(Any, dict(manifest)),
                                                              _preload_content=False))
@@ -66,7 +105,10 @@ class Launcher:
         except client.ApiException as exc:
             if exc.status == 409:
                 return "exists"
-            raise LaunchError(f"cannot create {kind} {_name(manifest)}: {api_message(exc)}", exc.status) from None
+            raise api_error(f"cannot create {kind} {_name(manifest)}", exc) from None
+        except (Urllib3Error, OSError) as exc:   # the request may or may not have arrived: a retry finds out
+            raise LaunchError(f"cannot create {kind} {_name(manifest)}: {exc}", None, reason="ConnectionError") \
+                from None
         return "created"
 
     def delete(self, kind: str, name: str, *, api_version: str = "v1", namespace: str | None = None,
@@ -79,6 +121,8 @@ class Launcher:
                                                          _preload_content=False))
             elif kind == "Service" and api_version == "v1":
                 _discard(self.core.delete_namespaced_service(name, ns, _preload_content=False))
+            elif kind == "Secret" and api_version == "v1":
+                _discard(self.core.delete_namespaced_secret(name, ns, _preload_content=False))
             else:
                 resource = self._resource(api_version, kind)
                 resource.delete(name=name, namespace=ns if resource.namespaced else None)
@@ -98,6 +142,24 @@ class Launcher:
                 return None
             raise LaunchError(f"cannot read pod {name}: {api_message(exc)}", exc.status) from None
         return _json(cast(BaseHTTPResponse, response))
+
+    def uid_of_pod(self, name: str) -> str:
+        """Return a pod's uid (to own another object); LaunchError when it does not exist."""
+        pod = self.get_pod(name)
+        if pod is None:
+            raise LaunchError(f"pod {name} vanished right after its creation", 404)
+        return str((pod.get("metadata") or {}).get("uid") or "")
+
+    def get_secret_data(self, name: str) -> dict[str, str]:
+        """Return a Secret's values, decoded ({} when it does not exist)."""
+        try:
+            response = self.core.read_namespaced_secret(name, self.namespace, _preload_content=False)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return {}
+            raise api_error(f"cannot read secret {name}", exc) from None
+        data = _json(cast(BaseHTTPResponse, response)).get("data") or {}
+        return {str(k): base64.b64decode(str(v)).decode("utf-8", "replace") for k, v in data.items()}
 
     def get_object(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Raw | None:
         """Return any object as a raw dict, or None when it does not exist."""
@@ -143,14 +205,49 @@ class Launcher:
         method, url, headers, _, _ = self.api.param_serialize(
             method="GET", resource_path="/api/v1/namespaces/{namespace}/pods/{name}/log",
             path_params={"namespace": self.namespace, "name": pod}, query_params=query,
-            header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"])
+            header_params={"Accept": LOG_ACCEPT}, auth_settings=["BearerToken"])
         try:
             response = cast(BaseHTTPResponse, self.api.call_api(method, url, header_params=headers,
-                                                                _request_timeout=(10, None)).response)
+                                                                _request_timeout=(10, self.log_read_timeout)
+                                                                ).response)
         except client.ApiException as exc:
             raise LaunchError(f"cannot read the log of {pod}/{container}: {api_message(exc)}", exc.status) from None
         _check(response, f"read the log of {pod}/{container}")
         return response
+
+    # --- leases (watcher leader election) ----------------------------------------------
+    def get_lease(self, name: str) -> Raw | None:
+        """Return a coordination.k8s.io/v1 Lease as a raw dict, or None."""
+        try:
+            response = client.CoordinationV1Api(self.api).read_namespaced_lease(name, self.namespace,
+                                                                                 _preload_content=False)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise api_error(f"cannot read lease {name}", exc) from None
+        return _json(cast(BaseHTTPResponse, response))
+
+    def create_lease(self, body: Raw) -> bool:
+        """Create a Lease; False when one exists already."""
+        try:
+            _discard(client.CoordinationV1Api(self.api).create_namespaced_lease(
+                self.namespace, cast(Any, body), _preload_content=False))
+        except client.ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise api_error("cannot create lease", exc) from None
+        return True
+
+    def replace_lease(self, name: str, body: Raw) -> bool:
+        """Replace a Lease (its resourceVersion a precondition); False when it changed meanwhile."""
+        try:
+            _discard(client.CoordinationV1Api(self.api).replace_namespaced_lease(
+                name, self.namespace, cast(Any, body), _preload_content=False))
+        except client.ApiException as exc:
+            if exc.status in (404, 409):
+                return False
+            raise api_error(f"cannot update lease {name}", exc) from None
+        return True
 
     # --- dynamic client --------------------------------------------------------------
     def _resource(self, api_version: str, kind: str) -> Any:

@@ -4,13 +4,17 @@ Like stern, each line of an attempt with several containers is prefixed `pod/con
 attempt with a single container keeps its lines as they are (as `kubectl logs` shows them).
 Pods that start late are followed as soon as their containers have a log. A broken stream is
 resumed with `sinceTime` (second precision, as the API takes it) and lines already written are
-skipped by their nanosecond timestamps. When the attempt ends its log is archived by closing the
-sink (myapp.logs.AttemptLog). Past `max_streams` live streams, logs are read once at the end.
+skipped by their nanosecond timestamps. A follow that stays silent past the read timeout
+(`k8s_log_read_timeout`: a stalled connection) is resumed the same way. Lines the container
+runtime split (over 16 KiB) are joined again (join_partials). When the attempt ends its log is
+archived by closing the sink (myapp.logs.AttemptLog). Past `max_streams` live streams, logs are
+read once at the end.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,11 +33,14 @@ from myapp.logs import LogKey, LogWriter
 log = logging.getLogger(__name__)
 START_RETRIES = 40       # a container not started yet: retry this many times (0.25 s apart)
 CLOSED_MEMORY = 100_000  # archived attempts remembered, so late pod events never reopen their log
+CRI_SPLIT = 16 * 1024    # containerd's max_container_log_line_size: longer lines come in chunks
+_INNER_STAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d) ")
 
 
 class LogSource(Protocol):
     def open_log(self, pod: str, container: str, *, follow: bool, since_time: str = "") -> BaseHTTPResponse: ...
     def get_pod(self, name: str) -> Raw | None: ...
+    def get_secret_data(self, name: str) -> dict[str, str]: ...
 
 
 def timestamp_key(stamp: str) -> str:
@@ -135,15 +142,33 @@ class Follower:
         return False
 
 
+def join_partials(line: bytes, split: int = CRI_SPLIT) -> bytes:
+    """Return a timestamped log line with the timestamps of its CRI partial chunks removed.
+
+    The container runtime stores a line longer than `split` bytes (containerd's default 16 KiB) as
+    chunks of exactly that size; with timestamps a kubelet (1.20) writes each chunk's own timestamp
+    into the line: `T1 <16384 bytes>T2 rest`. Only a timestamp at such a boundary is removed.
+    """
+    stamp, sep, body = line.partition(b" ")
+    at = split
+    while len(body) > at:
+        inner = _INNER_STAMP.match(body, at)
+        if inner is None:
+            break
+        body = body[:at] + body[inner.end():]
+        at += split
+    return stamp + sep + body
+
+
 def _lines(response: BaseHTTPResponse) -> Iterator[str]:
     buffer = b""
     for chunk in response.stream(amt=None, decode_content=False):
         buffer += chunk
         *whole, buffer = buffer.split(b"\n")
         for line in whole:
-            yield line.decode("utf-8", "replace")
+            yield join_partials(line).decode("utf-8", "replace")
     if buffer:
-        yield buffer.decode("utf-8", "replace")
+        yield join_partials(buffer).decode("utf-8", "replace")
 
 
 @dataclass
@@ -156,6 +181,7 @@ class AttemptStream:
     lock: threading.Lock = field(default_factory=threading.Lock)
     secrets: frozenset[str] = frozenset()
     redact: Redactor = NO_SECRETS
+    read_secrets: set[str] = field(default_factory=set)   # the attempt's Secrets already read for masking
 
     def mask(self, secrets: Sequence[str]) -> None:
         """Mask these values (a pod's secret parameters) in every line written from now on."""
@@ -199,7 +225,7 @@ class LogHub:
         if not ready:
             return
         stream = self._stream(pod.attempt_id, LogKey(pod.run_id, pod.task, pod.try_number))
-        stream.mask(pod.secrets)   # before any of its lines is read
+        self._mask(stream, pod)   # before any of its lines is read
         prefixed = pod.rank is not None or len(pod.container_names) > 1
         with self._lock:
             for name in ready:
@@ -213,7 +239,7 @@ class LogHub:
         if stream.closed:
             return
         for pod in pods:
-            stream.mask(pod.secrets)
+            self._mask(stream, pod)
         with self._lock:
             for pod in pods:
                 prefixed = pod.rank is not None or len(pod.container_names) > 1
@@ -234,6 +260,18 @@ class LogHub:
             self._closed[attempt_id] = None
             if len(self._closed) > CLOSED_MEMORY:
                 del self._closed[next(iter(self._closed))]
+
+    def _mask(self, stream: AttemptStream, pod: PodView) -> None:
+        """Mask the pod's secret parameters: inline values, or read once from the attempt's Secret."""
+        stream.mask(pod.secrets)
+        for name in sorted({n for n, _ in pod.secret_refs} - stream.read_secrets):
+            try:
+                data = self.source.get_secret_data(name)
+            except (LaunchError, Urllib3Error, OSError) as exc:
+                log.warning("cannot read secret %s to mask its values (tried again): %s", name, exc)
+                continue
+            stream.read_secrets.add(name)
+            stream.mask([data[k] for n, k in pod.secret_refs if n == name and data.get(k)])
 
     def _stream(self, attempt_id: int, key: LogKey) -> AttemptStream:
         with self._lock:

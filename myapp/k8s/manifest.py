@@ -2,11 +2,14 @@
 and the labels stamped on a resource. Pure: no I/O, no kubernetes import (STYLE.md rule 6).
 
 Names derive from ids (run, task, try), so creating twice finds "already exists". Labels carry
-pipeline, run, task, try, attempt and worker group; the watcher selects on the group.
+pipeline, run, task, try, attempt, worker group and installation; the watcher selects on the group
+and the installation, so two installations sharing a namespace never see (or delete) each
+other's objects.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import re
@@ -21,8 +24,10 @@ from myapp.k8s.entrypoint import TERMINATION_LOG, outputs_env, wrapped_command
 MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_PIPELINE, LABEL_RUN, LABEL_TASK, LABEL_TRY = "myapp/pipeline", "myapp/run", "myapp/task", "myapp/try"
 LABEL_ATTEMPT, LABEL_GROUP, LABEL_RANK, LABEL_ROLE = "myapp/attempt", "myapp/group", "myapp/rank", "myapp/role"
+LABEL_INSTALLATION = "myapp/installation"
 TASK_ANNOTATION = "myapp/task-name"
 SECRET_ENV_ANNOTATION = "myapp/secret-env"   # names (never values) of the env vars that carry secrets
+TOKEN_ENV = "MYAPP_TOKEN"
 CONTAINER = "main"
 VOLUME = "workflow-space"
 MONITORING = Resources(cpu="100m", memory="128Mi")
@@ -43,6 +48,7 @@ class AttemptRef:
     try_number: int
     attempt_id: int
     group: str
+    installation: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,9 +67,11 @@ class PodPlan:
     placement: Placement = field(default_factory=Placement)
     timeout: int = 0
     mount: str = "/tmp/workflow_space"
+    subpath: str = ""   # the project's own directory of the workflow space: the only part its pods mount
     pvc: str = ""
     gpu_resource: str = "nvidia.com/gpu"
     secret_env: tuple[str, ...] = ()   # env names holding secret parameters: the watcher masks their values in logs
+    secret_name: str = ""   # the attempt's Secret: secret parameters and the run token come from it, never inline
 
 
 def attempt_name(prefix: str, run_id: int, task: str, try_number: int) -> str:
@@ -88,13 +96,14 @@ def attempt_labels(ref: AttemptRef) -> dict[str, str]:
     return {
         MANAGED_BY: "myapp", LABEL_GROUP: label_value(ref.group), LABEL_PIPELINE: str(ref.pipeline_id),
         LABEL_RUN: str(ref.run_id), LABEL_TASK: label_value(ref.task), LABEL_TRY: str(ref.try_number),
-        LABEL_ATTEMPT: str(ref.attempt_id),
+        LABEL_ATTEMPT: str(ref.attempt_id), **({LABEL_INSTALLATION: ref.installation} if ref.installation else {}),
     }
 
 
-def group_selector(group: str) -> str:
-    """Return the label selector of every pod a worker group's watcher owns."""
-    return f"{MANAGED_BY}=myapp,{LABEL_GROUP}={label_value(group)}"
+def group_selector(group: str, installation: str = "") -> str:
+    """Return the label selector of every pod a worker group's watcher owns (in its installation)."""
+    own = f",{LABEL_INSTALLATION}={installation}" if installation else ""
+    return f"{MANAGED_BY}=myapp,{LABEL_GROUP}={label_value(group)}{own}"
 
 
 def resolve_resources(task: Resources, template: Resources | None, placement: Resources,
@@ -131,9 +140,9 @@ def pod_manifest(plan: PodPlan, *, name: str | None = None, extra_env: Mapping[s
         env["MYAPP_OUTPUTS"] = outputs_env(plan.outputs)
     container: Manifest = {
         "name": CONTAINER, "image": plan.image, "command": command, "args": args, "workingDir": plan.workdir,
-        "env": [{"name": k, "value": v} for k, v in env.items()],
+        "env": [_env_entry(plan, k, v) for k, v in env.items()],
         "resources": resource_requirements(plan.resources, plan.gpu_resource),
-        "volumeMounts": [{"name": VOLUME, "mountPath": plan.mount}],
+        "volumeMounts": [_workflow_mount(plan)],
         "terminationMessagePath": TERMINATION_LOG, "terminationMessagePolicy": "File",
     }
     if ports:
@@ -146,6 +155,26 @@ def pod_manifest(plan: PodPlan, *, name: str | None = None, extra_env: Mapping[s
     if subdomain:
         spec.update(hostname=pod_name, subdomain=subdomain)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": _metadata(plan, pod_name, extra_labels), "spec": spec}
+
+
+def secret_keys(plan: PodPlan) -> tuple[str, ...]:
+    """Return the env names a pod reads from the attempt's Secret (the run token, secret parameters)."""
+    return tuple(k for k in plan.env if k == TOKEN_ENV or k in plan.secret_env) if plan.secret_name else ()
+
+
+def _env_entry(plan: PodPlan, name: str, value: str) -> Manifest:
+    if name in secret_keys(plan):
+        return {"name": name, "valueFrom": {"secretKeyRef": {"name": plan.secret_name, "key": name}}}
+    return {"name": name, "value": value}
+
+
+def secret_manifest(plan: PodPlan, owners: Sequence[tuple[str, str]]) -> Manifest:
+    """Return the attempt's Secret, owned by its pods (`owners`: (name, uid)), so it goes with them."""
+    data = {k: base64.b64encode(plan.env[k].encode()).decode() for k in secret_keys(plan)}
+    meta = _metadata(plan, plan.secret_name, None)
+    meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid, "controller": False,
+                                "blockOwnerDeletion": False} for name, uid in owners]
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "data": data}
 
 
 def distributed_manifests(plan: PodPlan, port: int, rank_envs: Sequence[Mapping[str, str]]
@@ -188,6 +217,18 @@ def _metadata(plan: PodPlan, name: str, extra_labels: Mapping[str, str] | None) 
             "labels": {**attempt_labels(plan.ref), **(extra_labels or {})},
             "annotations": {TASK_ANNOTATION: plan.ref.task,
                             **({SECRET_ENV_ANNOTATION: ",".join(plan.secret_env)} if plan.secret_env else {})}}
+
+
+def project_subpath(project: str) -> str:
+    """Return the directory of a project in the workflow space (its pods mount nothing else of it)."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", project).strip("-.") or "default"
+    return slug[:100]
+
+
+def _workflow_mount(plan: PodPlan) -> Manifest:
+    if not plan.subpath:
+        return {"name": VOLUME, "mountPath": plan.mount}
+    return {"name": VOLUME, "mountPath": f"{plan.mount.rstrip('/')}/{plan.subpath}", "subPath": plan.subpath}
 
 
 def _volume(plan: PodPlan) -> Manifest:

@@ -1,23 +1,26 @@
-"""Pods as the API server reports them, parsed once (STYLE.md rule 12), and the attempt outcome
-they add up to. Pure.
+"""Pods as the API server reports them, parsed once (STYLE.md rule 12). Pure.
 
-An attempt of a `pod` template has one pod; a `distributed` one has N. It succeeds when every
-pod succeeded, and fails as soon as one pod failed (its exit code, eviction or deadline), was
-deleted while running, or cannot start (bad image, bad config).
+What an attempt's pods add up to (its outcome) is decided in myapp/k8s/outcome.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from myapp.k8s.manifest import LABEL_ATTEMPT, LABEL_RANK, LABEL_RUN, LABEL_TRY, SECRET_ENV_ANNOTATION, TASK_ANNOTATION
+from myapp.k8s.manifest import (
+    CONTAINER,
+    LABEL_ATTEMPT,
+    LABEL_RANK,
+    LABEL_RUN,
+    LABEL_TRY,
+    SECRET_ENV_ANNOTATION,
+    TASK_ANNOTATION,
+)
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
-# Waiting reasons that never resolve by themselves: fail the attempt (a retry may still help).
-FATAL_WAITING = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
-                           "CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,17 @@ class ContainerView:
     def has_log(self) -> bool:
         """Return True once the container started (its log can be read)."""
         return self.state in ("running", "terminated")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One pod condition; `since` is its lastTransitionTime."""
+
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -59,12 +73,27 @@ class PodView:
     gone: bool = False
     containers: tuple[ContainerView, ...] = ()
     container_names: tuple[str, ...] = ()
-    conditions: tuple[tuple[str, str, str, str], ...] = ()   # (type, status, reason, message)
+    conditions: tuple[Condition, ...] = ()
+    created_at: datetime | None = None
+    deletion_at: datetime | None = None   # deletionTimestamp: when the grace period of a deletion ends
     secrets: tuple[str, ...] = field(default=(), repr=False)   # values to mask in its logs (SECRET_ENV_ANNOTATION)
+    secret_refs: tuple[tuple[str, str], ...] = ()   # (Secret, key) of those values when they come from a Secret
 
     @property
     def is_terminal(self) -> bool:
         return self.phase in TERMINAL_PHASES
+
+    @property
+    def task_container(self) -> ContainerView | None:
+        """Return the container that runs the task (`main`; else the only one): sidecars are not it."""
+        named = next((c for c in self.containers if c.name == CONTAINER), None)
+        if named is not None or len(self.container_names) > 1:
+            return named
+        return self.containers[0] if self.containers else None
+
+    def condition(self, kind: str) -> Condition | None:
+        """Return the pod's condition of type `kind`, if it has one."""
+        return next((c for c in self.conditions if c.type == kind), None)
 
 
 @dataclass(frozen=True)
@@ -75,6 +104,7 @@ class Outcome:
     exit_code: int | None = None
     message: str = ""
     termination: str = ""
+    force_delete: bool = False   # the pod's node no longer answers: delete it without a grace period
 
 
 def parse_pod(raw: Mapping[str, Any], *, gone: bool = False) -> PodView:
@@ -91,10 +121,24 @@ def parse_pod(raw: Mapping[str, Any], *, gone: bool = False) -> PodView:
         ip=str(status.get("podIP") or ""), deleting=bool(meta.get("deletionTimestamp")), gone=gone,
         containers=tuple(_container(s) for s in status.get("containerStatuses") or []),
         container_names=tuple(str(c.get("name", "")) for c in spec.get("containers") or []),
-        conditions=tuple((str(c.get("type", "")), str(c.get("status", "")), str(c.get("reason") or ""),
-                          str(c.get("message") or "")) for c in status.get("conditions") or []),
+        conditions=tuple(Condition(str(c.get("type", "")), str(c.get("status", "")), str(c.get("reason") or ""),
+                                   str(c.get("message") or ""), parse_time(c.get("lastTransitionTime")))
+                         for c in status.get("conditions") or []),
+        created_at=parse_time(meta.get("creationTimestamp")), deletion_at=parse_time(meta.get("deletionTimestamp")),
         secrets=_secret_values(spec, str(annotations.get(SECRET_ENV_ANNOTATION) or "")),
+        secret_refs=_secret_refs(spec, str(annotations.get(SECRET_ENV_ANNOTATION) or "")),
     )
+
+
+def _secret_refs(spec: Mapping[str, Any], names: str) -> tuple[tuple[str, str], ...]:
+    wanted = {n for n in names.split(",") if n}
+    refs = set()
+    for container in spec.get("containers") or []:
+        for entry in container.get("env") or []:
+            ref = (entry.get("valueFrom") or {}).get("secretKeyRef") or {}
+            if entry.get("name") in wanted and ref.get("name") and ref.get("key"):
+                refs.add((str(ref["name"]), str(ref["key"])))
+    return tuple(sorted(refs))
 
 
 def _secret_values(spec: Mapping[str, Any], names: str) -> tuple[str, ...]:
@@ -117,6 +161,16 @@ def _container(raw: Mapping[str, Any]) -> ContainerView:
     return ContainerView(name=str(raw.get("name", "")), state="unknown")
 
 
+def parse_time(value: object) -> datetime | None:
+    """Return an RFC 3339 time of the API (`2026-01-02T03:04:05Z`, fractions allowed) as an aware datetime."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def _int(value: object) -> int | None:
     try:
         return int(str(value)) if value is not None else None
@@ -124,69 +178,18 @@ def _int(value: object) -> int | None:
         return None
 
 
-def attempt_outcome(pods: Sequence[PodView], expected: int, *, task: str, timeout: int) -> Outcome | None:
-    """Return the attempt's outcome once decided by its pods, else None (still running)."""
-    ordered = sorted(pods, key=lambda p: (p.rank or 0, p.name))
-    for pod in ordered:
-        failure = pod_failure(pod, task=task, timeout=timeout, several=expected > 1)
-        if failure is not None:
-            return failure
-    done = [p for p in ordered if p.phase == "Succeeded"]
-    if expected and len(done) >= expected:
-        return Outcome(True, 0, "", termination_message(ordered[0]))
-    return None
-
-
-def pod_failure(pod: PodView, *, task: str, timeout: int, several: bool) -> Outcome | None:
-    """Return why `pod` failed the attempt, or None while it has not."""
-    where = f"pod {pod.name}: " if several else ""
-    if pod.phase == "Failed":
-        return _failed(pod, task, timeout, where)
-    if pod.gone and pod.phase != "Succeeded":
-        return Outcome(False, None, f"pod {pod.name} was deleted while {pod.phase.lower()}")
-    for c in pod.containers:
-        if c.state == "waiting" and c.reason in FATAL_WAITING:
-            detail = f": {c.message}" if c.message else ""
-            return Outcome(False, None, f"{where}container {c.name} cannot start: {c.reason}{detail}")
-    return None
-
-
-def _failed(pod: PodView, task: str, timeout: int, where: str) -> Outcome:
-    if pod.reason == "DeadlineExceeded":
-        return Outcome(False, None, f"task {task!r} timed out after {timeout} s")
-    if pod.reason:
-        return Outcome(False, None, f"pod {pod.name} {_reason_text(pod.reason)}: {pod.message}".rstrip(": "))
-    failed = [c for c in pod.containers if c.state == "terminated" and c.exit_code not in (0, None)]
-    if not failed:
-        return Outcome(False, None, f"pod {pod.name} failed")
-    c = failed[0]
-    text = f"{where}exit code {c.exit_code}"
-    if c.reason and c.reason not in ("Error", "Completed"):
-        text += f" ({c.reason})"
-    if c.message and not c.message.startswith("myapp-outputs"):
-        text += f": {c.message.strip()[:500]}"
-    return Outcome(False, c.exit_code, text)
-
-
-def _reason_text(reason: str) -> str:
-    return {"Evicted": "was evicted", "Preempting": "was preempted", "NodeLost": "lost its node",
-            "Shutdown": "was shut down with its node"}.get(reason, f"failed ({reason})")
-
-
 def termination_message(pod: PodView) -> str:
-    """Return the termination message of the pod's first container (where outputs are written)."""
-    for c in pod.containers:
-        if c.state == "terminated":
-            return c.message
-    return ""
+    """Return the termination message of the task container (where the entrypoint writes outputs)."""
+    main = pod.task_container
+    return main.message if main is not None and main.state == "terminated" else ""
 
 
 def pod_summary(pod: PodView) -> dict[str, Any]:
     """Return the pod's status as kept for the run page (TaskAttempt.container)."""
-    waiting = next((c for c in pod.conditions if c[1] == "False" and c[2]), None)
+    waiting = next((c for c in pod.conditions if c.status == "False" and c.reason), None)
     return {
         "name": pod.name, "phase": "Deleted" if pod.gone else pod.phase, "reason": pod.reason,
-        "message": pod.message or (waiting[3] if waiting else ""), "node": pod.node, "ip": pod.ip,
+        "message": pod.message or (waiting.message if waiting else ""), "node": pod.node, "ip": pod.ip,
         "rank": pod.rank, "deleting": pod.deleting,
         "containers": [{"name": c.name, "state": c.state, "reason": c.reason, "exit_code": c.exit_code,
                         "message": "" if c.message.startswith("myapp-outputs") else c.message[:1000],

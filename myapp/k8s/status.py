@@ -16,9 +16,15 @@ MISSING: Raw = {"__missing__": True}   # no resource read yet (not the same as "
 
 
 def attempt_status(attempt: TrackedAttempt, pods: Sequence[PodView], events: EventBook,
-                   resource: Raw | None = MISSING) -> tuple[dict[str, Any], list[Any]]:
-    """Return (container, events) of one attempt for TaskAttempt."""
+                   resource: Raw | None = MISSING, *, notice: str = "") -> tuple[dict[str, Any], list[Any]]:
+    """Return (container, events) of one attempt for TaskAttempt; `notice`: the watcher's trouble, if any."""
     container: dict[str, Any] = {**attempt.container, "pods": [pod_summary(p) for p in pods]}
+    if pods:   # created at last: a create retry's waiting reason (loaded earlier) is history
+        container.pop("waiting", None)
+        container.pop("creating_until", None)
+    container.pop("watcher", None)
+    if notice:
+        container["watcher"] = notice
     if resource is None:
         container["object"] = {"exists": False}
     elif resource is not MISSING:

@@ -3,6 +3,10 @@ after 410 Gone (history compacted) list again and hand the fresh state to the co
 
 Events are raw dicts (no model building per event). A broken connection resumes from the last
 version seen (bookmarks included) after a short backoff; the stream ends only when asked to.
+A resourceVersion the server does not have yet ("Too large resource version": a lagging API
+server behind a load balancer, a restored etcd) means a fresh list, as client-go's reflector
+does; so does a watch that failed three times in a row from the same version. A failing or
+forbidden stream is reported (`error`, `healthy`) so its owner can say so and fall back.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class StreamStats:
     events: int = 0
     expired: int = 0
     errors: int = 0
+    too_new: int = 0
 
 
 @dataclass
@@ -54,6 +59,13 @@ class ListWatch:
     backoff: float = 1.0
     stats: StreamStats = field(default_factory=StreamStats)
     _response: BaseHTTPResponse | None = None
+    error: str = ""           # the last failure, "" once a list or watch succeeded again
+    failing: int = 0          # consecutive failures
+
+    @property
+    def healthy(self) -> bool:
+        """Return True unless the stream failed since its last watch opened (a list alone brings no changes)."""
+        return not self.error
 
     def run(self, stop: threading.Event, on_event: OnEvent, on_sync: OnSync) -> None:
         """List, then watch until `stop` is set; call on_sync after every (re)list."""
@@ -71,10 +83,14 @@ class ListWatch:
                     version = ""
                     continue
                 failures = self._pause(stop, exc, failures)
+                if is_too_new(str(exc)) or failures >= 3:
+                    self.stats.too_new += is_too_new(str(exc))
+                    version = ""            # list again rather than insist on a version the server lacks
             except (ApiException, Urllib3Error, OSError, ValueError) as exc:
                 failures = self._pause(stop, exc, failures)
 
     def _pause(self, stop: threading.Event, exc: Exception, failures: int) -> int:
+        self.error, self.failing = f"{self.what}: {exc}", self.failing + 1
         if not stop.is_set():
             self.stats.errors += 1
             log.warning("watch %s: %s; resuming", self.what, exc)
@@ -98,6 +114,7 @@ class ListWatch:
                                          label_selector=self.selector)
         self._response = response
         self.stats.watches += 1
+        self.error, self.failing = "", 0
         try:
             for line in _lines(response):
                 if stop.is_set():
@@ -108,6 +125,9 @@ class ListWatch:
                     if obj.get("code") == 410:
                         self.stats.expired += 1
                         return ""          # too old: list again
+                    if is_too_new(str(obj.get("message", ""))):
+                        self.stats.too_new += 1
+                        return ""          # too new: list again
                     raise LaunchError(f"watch {self.what}: {obj.get('message', obj)}")
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                 if kind != "BOOKMARK":
@@ -117,6 +137,11 @@ class ListWatch:
             self._response = None
             response.close()
         return version
+
+
+def is_too_new(message: str) -> bool:
+    """Return True for the API server's answer to a resourceVersion it does not have yet."""
+    return "Too large resource version" in message or "ResourceVersionTooLarge" in message
 
 
 def _lines(response: BaseHTTPResponse) -> Iterator[str]:

@@ -8,6 +8,9 @@ list+watch (resumed after 410 Gone with a fresh list), and:
 - deletes the pods of attempts the engine ended (stop, run timeout, lost) and of unknown attempts;
 - enforces task deadlines, polls resource attempts' conditions, notices pods that never appear;
 - keeps pod status and events for the run page.
+While the pod watch fails (a forbidden list or watch, an API outage), the watcher says so (its log
+and the run page: `container.watcher`) and reads the pods of its running attempts one by one each
+tick instead, so outcomes and the "pod not found" rule keep working.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from myapp.k8s.events import EventBook, parse_event
 from myapp.k8s.launcher import Launcher, LaunchError, Raw
 from myapp.k8s.logs import LogHub
 from myapp.k8s.manifest import group_selector
+from myapp.k8s.outcome import attempt_outcome
 from myapp.k8s.podcache import PodCache
-from myapp.k8s.pods import Outcome, PodView, attempt_outcome, parse_pod
+from myapp.k8s.pods import Outcome, PodView, parse_pod
 from myapp.k8s.status import MISSING, attempt_status
 from myapp.k8s.stream import ListWatch
 from myapp.k8s.tracked import AttemptBook, Finisher, TrackedAttempt
@@ -35,6 +39,7 @@ log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 SWEEP_WINDOW = 1000      # attempt ids looked back at for attempts ended before this watcher loaded them
 SETTLED_MEMORY = 100_000
+POLL_BATCH = 200          # pods read per tick while the pod watch fails
 
 
 class Watcher:
@@ -54,13 +59,17 @@ class Watcher:
         self.wake = threading.Event()
         self.synced = threading.Event()   # the pod cache holds a full list (missing pods mean something)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="finish")
-        self.pod_stream = ListWatch(launcher, "pods", group_selector(cfg.group), cfg.watch_timeout)
+        self.pod_stream = ListWatch(launcher, "pods", group_selector(cfg.group, cfg.installation),
+                                    cfg.watch_timeout)
         self.event_stream = ListWatch(launcher, "events", "", cfg.watch_timeout)
         self.resources: dict[int, Raw | None] = {}
         self.settled: dict[int, None] = {}   # attempts this watcher finished or released (bounded, oldest first)
         self._window: int | None = None
         self.finished = 0
         self._last_beat: datetime | None = None
+        self.notice = ""          # why the pod watch cannot be trusted now ("" while it is healthy)
+        self._polled_absent: set[int] = set()   # attempts whose pods a poll found missing
+        self._poll_from = 0
 
     # --- process loop ----------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -102,13 +111,13 @@ class Watcher:
     def _apply(self, pod: PodView) -> None:
         with self.lock:
             attempt = self.tracked.get(pod.attempt_id) if pod.attempt_id is not None else None
-            if pod.gone and attempt is None:
+            quiet = pod.attempt_id in self.settled or pod.attempt_id in self.busy
+            if pod.gone and attempt is None and (quiet or pod.attempt_id is None):
                 self.pods.forget(pod.name)
-            else:
+            else:   # a pod gone before its attempt was loaded is kept: the next tick decides from it
                 self.pods.put(pod)
             if attempt is not None:
                 self.dirty.add(attempt.attempt_id)
-            quiet = pod.attempt_id in self.settled or pod.attempt_id in self.busy
         if not pod.gone:
             self.hub.observe(pod)
         if attempt is not None:
@@ -163,11 +172,50 @@ class Watcher:
         loaded = self.book.load(wanted) if wanted else {}
         with self.lock:
             self.tracked.update({i: a for i, a in loaded.items() if i not in self.busy})
+            self.dirty.update(i for i in loaded if i not in self.busy)   # pod changes seen before the load
         self._delete_orphans(seen, running)
         self._sweep_ended(running)
+        self._poll_if_degraded()
         for attempt in list(self.tracked.values()):
             self._check(attempt, now, loaded=attempt.attempt_id in loaded)
         self._save_status()
+
+    def _poll_if_degraded(self) -> None:
+        notice = "" if self.pod_stream.healthy else \
+            f"the pod watch fails ({self.pod_stream.error}); pods are read one by one"
+        if notice != self.notice:
+            (log.warning if notice else log.info)("%s", notice or "the pod watch works again")
+            with self.lock:
+                self.notice = notice
+                self.dirty.update(self.tracked)
+        if not notice:
+            self._polled_absent.clear()
+            return
+        with self.lock:
+            pods = sorted((a.attempt_id, a) for a in self.tracked.values()
+                          if a.kind in ("pod", "distributed") and a.attempt_id not in self.busy)
+        batch = (pods[self._poll_from:] + pods[:self._poll_from])[:POLL_BATCH]
+        self._poll_from = (self._poll_from + len(batch)) % max(len(pods), 1)
+        for attempt_id, attempt in batch:
+            self._poll(attempt_id, attempt)
+
+    def _poll(self, attempt_id: int, attempt: TrackedAttempt) -> None:
+        absent = 0
+        for name in attempt.pod_names:
+            try:
+                raw = self.launcher.get_pod(name)
+            except LaunchError as exc:
+                log.warning("attempt %s: cannot read pod %s: %s", attempt_id, name, exc)
+                return
+            if raw is not None:
+                self._apply(parse_pod(raw))
+                continue
+            absent += 1
+            cached = self.pods.get(name)
+            if cached is not None and not cached.gone:
+                self._apply(dataclasses.replace(cached, gone=True))
+        if absent == len(attempt.pod_names):
+            self._polled_absent.add(attempt_id)
 
     def _delete_orphans(self, seen: Sequence[PodView], running: set[int]) -> None:
         # A pod listed before the running attempts were read, whose attempt is not running, can
@@ -175,7 +223,12 @@ class Watcher:
         with self.lock:
             busy = set(self.busy)
         for pod in seen:
-            if pod.attempt_id in running or pod.attempt_id in busy or pod.gone or pod.deleting:
+            if pod.attempt_id in running or pod.attempt_id in busy:
+                continue
+            if pod.gone:   # kept for an attempt not loaded yet (see _apply); that attempt ended meanwhile
+                self.pods.forget(pod.name)
+                continue
+            if pod.deleting:
                 continue
             if pod.is_terminal and not self.cfg.delete_finished:
                 continue
@@ -211,17 +264,32 @@ class Watcher:
                                                            "(the launching worker was lost)"))
         elif attempt.kind == "resource":
             self._check_resource(attempt, now)
-        elif age > self.missing_grace and self.synced.is_set() and not self.pods_of(attempt.attempt_id):
+        elif age > self.missing_grace and not self.pods_of(attempt.attempt_id) and (
+                (self.synced.is_set() and not self.notice) or attempt.attempt_id in self._polled_absent):
+            if self._still_creating(attempt.attempt_id, now):
+                return
             names = ", ".join(attempt.pod_names) or "?"
             self._finish(attempt, Outcome(False, None, f"pod {names} not found {int(age)} s after launch"))
-        elif loaded:
-            self._decide(attempt)
+        else:   # pod changes decide as they arrive; the time rules (startup, image pull, lost node) need a tick
+            self._decide(attempt, now)
 
-    def _decide(self, attempt: TrackedAttempt) -> None:
+    def _still_creating(self, attempt_id: int, now: datetime) -> bool:
+        # The launching worker may still be waiting out a throttled or over-quota create
+        # (myapp/k8s/retry.py): read its fresh record before calling the pod lost.
+        fresh = self.book.load([attempt_id]).get(attempt_id)
+        until = str((fresh.container if fresh else {}).get("creating_until") or "")
+        try:
+            return bool(until) and (datetime.fromisoformat(until) - now).total_seconds() > -self.missing_grace
+        except ValueError:
+            return False
+
+    def _decide(self, attempt: TrackedAttempt, now: datetime | None = None) -> None:
         if attempt.kind not in ("pod", "distributed"):
             return
         pods = self.pods_of(attempt.attempt_id)
-        outcome = attempt_outcome(pods, len(attempt.pod_names), task=attempt.task, timeout=attempt.timeout)
+        notes = {p.name: self.events.latest(p.name, "FailedScheduling") for p in pods}
+        outcome = attempt_outcome(pods, len(attempt.pod_names), task=attempt.task, timeout=attempt.timeout,
+                                  now=now or self.now(), rules=self.cfg.pod_rules, notes=notes)
         if outcome is not None:
             self._finish(attempt, outcome)
 
@@ -256,16 +324,17 @@ class Watcher:
     def _finish_job(self, attempt: TrackedAttempt, outcome: Outcome) -> None:
         try:
             if not outcome.succeeded:   # stop the rest at once: one failed pod fails the attempt
-                delete_attempt_objects(self.launcher, attempt, self.pods_of(attempt.attempt_id), running_only=True)
+                delete_attempt_objects(self.launcher, attempt, self.pods_of(attempt.attempt_id), running_only=True,
+                                       grace=0 if outcome.force_delete else None)
             self._save_status([attempt.attempt_id])
             self.finisher.finish(attempt, outcome, self.pods_of(attempt.attempt_id))
         except Exception:  # noqa: BLE001  decided again from the cached pods by the next tick
             log.exception("finishing attempt %s failed; the next tick tries again", attempt.attempt_id)
             self._finish_later(attempt)
             return
-        try:
-            if self.cfg.delete_finished:
-                delete_attempt_objects(self.launcher, attempt, self.pods_of(attempt.attempt_id), running_only=False)
+        try:   # pods still running are deleted either way: sidecars (a mesh proxy) must not keep them alive
+            delete_attempt_objects(self.launcher, attempt, self.pods_of(attempt.attempt_id),
+                                   running_only=not self.cfg.delete_finished)
         except Exception:  # noqa: BLE001  the attempt is recorded; the orphan sweep deletes what is left
             log.exception("deleting the objects of finished attempt %s failed", attempt.attempt_id)
         finally:
@@ -314,9 +383,11 @@ class Watcher:
                 ids = list(only) if only is not None else list(self.dirty)
                 if only is None:
                     self.dirty.clear()
-                attempts = [self.tracked[i] for i in ids
-                            if i in self.tracked and (only is not None or i not in self.busy)]
+                # Never before its launch record is loaded: the write would replace that record.
+                attempts = [self.tracked[i] for i in ids if i in self.tracked and self.tracked[i].launch
+                            and (only is not None or i not in self.busy)]
             updates = {a.attempt_id: attempt_status(a, self.pods_of(a.attempt_id), self.events,
-                                                     self.resources.get(a.attempt_id, MISSING)) for a in attempts}
+                                                     self.resources.get(a.attempt_id, MISSING), notice=self.notice)
+                       for a in attempts}
             if updates:
                 self.book.save_status(updates)

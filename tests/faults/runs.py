@@ -126,8 +126,8 @@ def log_lines(services: Any, run_id: int, task: str, try_number: int, *, archive
     if archived:
         path = key.path(services.settings.logs_dir)
         assert path.exists(), f"no archived log {path}"
-        stored = path.read_text(encoding="utf-8").splitlines(keepends=True)  # stamped lines (myapp/logs.py)
-        return [parse_line(line).plain.rstrip("\n") for line in stored]
+        # The archive holds stored lines (stamped, with their stream); compare their text as read live.
+        return [parse_line(line).plain.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines(True)]
     lines, _ = services.logs.lines(key)
     return [line.rstrip("\n") for line in lines]
 

@@ -8,10 +8,17 @@ Deleting a pod kills its processes; `activeDeadlineSeconds` fails the pod with D
 A test can take over a pod with `kubelet.behave(prefix, fn)` (fn(kubelet, pod_dict) plays it, and
 may call `kubelet.play(pod)` to run it normally). Every pod and service it sees is checked against
 the client's models (V1Pod, V1Service): a misspelled or invented field fails the test.
+
+Like a real kubelet, it resolves `valueFrom.secretKeyRef` env values (a missing Secret leaves the
+container waiting with CreateContainerConfigError until it appears), runs every container of the
+pod (sidecars a mutating admission added too), and on a graceful deletion sends SIGTERM to each
+container's first process only (a container's PID 1), SIGKILLs what is left when the grace period
+ends, reports the containers terminated (128 + signal), then completes the deletion.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -113,20 +120,54 @@ class Kubelet:
 
     def play(self, pod: dict[str, Any]) -> None:
         """Run the pod's containers to their end (the default behaviour)."""
-        self.kube.set_pod_phase(self.namespace, pod["metadata"]["name"], "Running")
-        threads = [threading.Thread(target=self._run_container, args=(pod, c), daemon=True)
+        name = pod["metadata"]["name"]
+        envs = self._resolve_env(pod)
+        if envs is None:
+            return
+        self.kube.set_pod_phase(self.namespace, name, "Running")
+        threads = [threading.Thread(target=self._run_container, args=(pod, c, envs[c["name"]]), daemon=True)
                    for c in pod["spec"]["containers"]]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        now = self.kube.get("pods", self.namespace, name)
+        if now is not None and now["metadata"].get("deletionTimestamp"):
+            self.kube.complete_pod_deletion(self.namespace, name)   # the kubelet's final delete
+
+    def _resolve_env(self, pod: dict[str, Any]) -> dict[str, dict[str, str]] | None:
+        """Return each container's env with Secret references resolved; wait while a Secret is missing."""
+        name = pod["metadata"]["name"]
+        while True:
+            try:
+                return {c["name"]: self._env_of(c) for c in pod["spec"]["containers"]}
+            except LookupError as missing:
+                self.kube.set_pod_phase(self.namespace, name, "Pending", reason="CreateContainerConfigError",
+                                        message=str(missing.args[0]))
+            if self._stop.wait(0.1) or not self.alive(name):
+                return None
+
+    def _env_of(self, container: dict[str, Any]) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for item in container.get("env") or []:
+            ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+            if ref is None:
+                env[item["name"]] = item.get("value", "")
+                continue
+            secret = self.kube.get("secrets", self.namespace, ref["name"])
+            if secret is None or ref["key"] not in (secret.get("data") or {}):
+                what = f'secret "{ref["name"]}" not found' if secret is None else \
+                    f"couldn't find key {ref['key']} in Secret {self.namespace}/{ref['name']}"
+                raise LookupError(what)
+            env[item["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
+        return env
 
     # --- one container -----------------------------------------------------------
-    def _run_container(self, pod: dict[str, Any], container: dict[str, Any]) -> None:
+    def _run_container(self, pod: dict[str, Any], container: dict[str, Any], own_env: dict[str, str]) -> None:
         name, cname = pod["metadata"]["name"], container["name"]
         message_file = self._tmp / f"{name}.{cname}.termination"
         env = {k: os.environ[k] for k in HOST_ENV if k in os.environ}
-        env.update({e["name"]: e.get("value", "") for e in container.get("env") or []})
+        env.update(own_env)
         if container.get("terminationMessagePath") and "MYAPP_TERMINATION_LOG" in env:
             env["MYAPP_TERMINATION_LOG"] = str(message_file)    # kubelet mounts a host file there
         workdir = container.get("workingDir") or str(self._tmp)
@@ -140,8 +181,13 @@ class Kubelet:
         deadline = pod["spec"].get("activeDeadlineSeconds")
         started = time.monotonic()
         while proc.poll() is None:
-            if not self.alive(name):
-                _kill_group(proc.pid)
+            current = self.kube.get("pods", self.namespace, name)
+            if current is None or current["metadata"].get("deletionTimestamp"):
+                self._terminate(proc, current)
+                pump.join(5)
+                if current is not None and self.kube.get("pods", self.namespace, name) is not None:
+                    code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+                    self.kube.finish_pod(self.namespace, name, exit_code=code, container=cname)
                 return
             if deadline and time.monotonic() - started > deadline:
                 _kill_group(proc.pid)
@@ -154,6 +200,20 @@ class Kubelet:
         message = message_file.read_text(errors="replace")[:4096] if message_file.exists() else ""
         if self.alive(name):
             self.kube.finish_pod(self.namespace, name, exit_code=proc.returncode, message=message, container=cname)
+
+    def _terminate(self, proc: subprocess.Popen[bytes], pod: dict[str, Any] | None) -> None:
+        """SIGTERM the container's first process (its PID 1) only; SIGKILL the rest after the grace period."""
+        grace = float((pod or {}).get("metadata", {}).get("deletionGracePeriodSeconds") or 0)
+        try:
+            os.kill(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        _kill_group(proc.pid)
+        proc.wait()
 
     def _pump(self, proc: subprocess.Popen[bytes], pod: str, container: str) -> None:
         assert proc.stdout is not None

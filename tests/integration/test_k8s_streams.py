@@ -136,3 +136,26 @@ def test_logs_of_every_container_are_merged_prefixed_resumed_and_archived(kube: 
     assert any("sinceTime" in r.query for r in kube.requests if r.path.endswith("/log"))
     hub.observe(pods[0])                              # a late event never reopens an archived log
     assert len(sinks) == 1 and not hub.has_stream(5)
+
+
+def test_a_resource_version_from_the_future_leads_to_a_fresh_list(kube: FakeKubeServer) -> None:
+    # The API server's storage was restored from a backup (or a lagging server answers): the version
+    # the stream holds is newer than the server's; it answers 504 "Too large resource version".
+    kube.settings.too_new_wait = 0.2
+    launcher = Launcher(kube.api_client(), NS)
+    launcher.create(make_pod("before", labels={"app": "x"}))
+    for i in range(5):
+        launcher.create(make_pod(f"churn-{i}", labels={"app": "y"}))
+    stream, seen, stop = ListWatch(launcher, "pods", "app=x", timeout_seconds=30, backoff=0.05), Recorder(), threading.Event()
+    thread = threading.Thread(target=stream.run, args=(stop, seen.on_event, seen.on_sync), daemon=True)
+    thread.start()
+    try:
+        kube.wait_for_watches(1)
+        kube.restore_backup(4)
+        launcher.create(make_pod("after", labels={"app": "x"}))    # at a version the stream thinks it has seen
+        until(lambda: seen.syncs and "after" in seen.syncs[-1], "a fresh list that shows the new pod")
+        assert stream.stats.too_new >= 1 and stream.healthy
+    finally:
+        stop.set()
+        stream.close()
+        thread.join(5)

@@ -175,9 +175,21 @@ class RestApi:
             since = int(version)
         elif query.get("sendInitialEvents") == "false":
             since = self.store.revision
+        if since is not None and since > self.store.revision:
+            self._wait_for_revision(since)
         timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
         options = WatchOptions(since, timeout, bookmarks, send_initial, rtype.kind, rtype.api_version, request.alive)
         return open_watch(self.store, rtype.storage_key, scope, options, lambda o: shape(o, rtype))
+
+    def _wait_for_revision(self, since: int) -> None:
+        """As the watch cache: wait a while for a resourceVersion it has not seen, then 504 Timeout."""
+        with self.store.lock:
+            if self.store.lock.wait_for(lambda: self.store.revision >= since, self.writer.settings.too_new_wait):
+                return
+            current = self.store.revision
+        raise errors.StatusError(504, "Timeout", f"Too large resource version: {since}, current: {current}",
+                                 {"causes": [{"reason": "ResourceVersionTooLarge",
+                                              "message": "Too large resource version"}], "retryAfterSeconds": 1})
 
     def _delete_collection(self, request: ApiRequest, target: Target) -> JsonObj:
         rtype = target.rtype

@@ -18,7 +18,8 @@ from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from tests.k8sfake.api import ApiRequest, RestApi
-from tests.k8sfake.errors import StatusError, internal_error
+from tests.k8sfake.errors import StatusError, acceptable, internal_error, not_acceptable
+from tests.k8sfake.faults import Faults
 from tests.k8sfake.responses import AbortStream, JsonResponse, Response, StreamResponse, TextResponse
 
 
@@ -43,6 +44,7 @@ class KubeHTTPServer(ThreadingHTTPServer):
         self.requests: list[RecordedRequest] = []
         self.server_errors: list[str] = []
         self.connections: set[socket.socket] = set()
+        self.faults = Faults()
 
     def record(self, request: RecordedRequest) -> None:
         """Remember a request for the test's assertions."""
@@ -113,7 +115,15 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
         self.server.record(RecordedRequest(self.command, url.path, query))
         request = ApiRequest(self.command, url.path, query, body,
                              self.headers.get("Content-Type") or "application/json", _peer_alive(self.connection))
+        fault = self.server.faults.take(self.command, url.path, query.get("watch") in ("1", "true", "True"))
+        if fault is not None:
+            headers = (("Retry-After", str(fault.retry_after)),) if fault.retry_after is not None else ()
+            self._send(fault.error.code, "application/json", JsonResponse(0, fault.error.status()).encoded(), headers)
+            return
         try:
+            if url.path.startswith(("/api/", "/apis/")) or url.path in ("/api", "/apis"):
+                if not acceptable(self.headers.get("Accept") or ""):
+                    raise not_acceptable(log=url.path.endswith("/log"))
             response: Response = self.server.api.handle(request)
         except StatusError as error:
             response = JsonResponse(error.code, error.status())
@@ -133,8 +143,11 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache, private")
         self.send_header("Content-Type", content_type)
 
-    def _send(self, code: int, content_type: str, data: bytes) -> None:
+    def _send(self, code: int, content_type: str, data: bytes,
+              headers: tuple[tuple[str, str], ...] = ()) -> None:
         self._headers(code, content_type)
+        for key, value in headers:
+            self.send_header(key, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

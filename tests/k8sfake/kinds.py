@@ -6,6 +6,7 @@ strategy, reduced to what clients of a scheduler observe.
 
 from __future__ import annotations
 
+import base64
 import copy
 
 from tests.k8sfake.errors import FieldError
@@ -155,7 +156,43 @@ CRD_TYPE = ResourceType(
     categories=("api-extensions",), default=_default_crd, validate=_validate_crd, tracks_generation=True,
 )
 
-BUILTIN_TYPES = (NAMESPACE_TYPE, SERVICE_TYPE, EVENT_TYPE, JOB_TYPE, CRD_TYPE)
+def _default_secret(secret: JsonObj, env: CreateEnv) -> None:
+    secret.setdefault("type", "Opaque")
+    data = secret.setdefault("data", {})
+    for key, value in (secret.pop("stringData", None) or {}).items():   # stringData is write-only
+        data[key] = base64.b64encode(str(value).encode()).decode()
+
+
+def _validate_secret(secret: JsonObj) -> list[FieldError]:
+    errors = validate_metadata(secret, dns1123_subdomain)
+    for key, value in (secret.get("data") or {}).items():
+        try:
+            base64.b64decode(str(value), validate=True)
+        except ValueError:
+            errors.append(FieldError(f"data[{key}]", "Invalid", "<value omitted>", "illegal base64 data"))
+    return errors
+
+
+SECRET_TYPE = ResourceType(
+    group="", version="v1", kind="Secret", plural="secrets", singular="secret", status_subresource=False,
+    field_labels=("type",), default=_default_secret, validate=_validate_secret,
+)
+
+
+def _validate_lease(lease: JsonObj) -> list[FieldError]:
+    errors = validate_metadata(lease, dns1123_subdomain)
+    duration = (lease.get("spec") or {}).get("leaseDurationSeconds")
+    if duration is not None and (not isinstance(duration, int) or duration <= 0):
+        errors.append(FieldError("spec.leaseDurationSeconds", "Invalid", duration, "must be greater than 0"))
+    return errors
+
+
+LEASE_TYPE = ResourceType(
+    group="coordination.k8s.io", version="v1", kind="Lease", plural="leases", singular="lease",
+    status_subresource=False, validate=_validate_lease,
+)
+
+BUILTIN_TYPES = (NAMESPACE_TYPE, SERVICE_TYPE, EVENT_TYPE, JOB_TYPE, CRD_TYPE, SECRET_TYPE, LEASE_TYPE)
 
 
 def crd_object(group: str, version: str, kind: str, plural: str, *, singular: str | None = None,

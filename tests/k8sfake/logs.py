@@ -18,6 +18,7 @@ from tests.k8sfake.pods import container_state
 from tests.k8sfake.responses import AbortStream, Response, StreamResponse, TextResponse
 from tests.k8sfake.store import Store
 
+CRI_MAX_LINE = 16 * 1024  # characters here (bytes for containerd; tests write ASCII)
 _POLL_SECONDS = 0.5  # how often a quiet follow checks whether its client hung up
 
 
@@ -49,15 +50,32 @@ class LogBook:
         self.clock = clock
         self.lines: dict[tuple[str, str], list[LogLine]] = {}
         self.breaks = 0  # bumped by break_streams(); open follows compare it
+        self.stalls = 0  # bumped by stall_streams(): follows open before then send nothing more
         self.follows: set[object] = set()  # one token per open follow stream
 
     def append(self, uid: str, container: str, text: str) -> None:
-        """Write `text` (split into lines) to a container's log."""
+        """Write `text` (split into lines) to a container's log.
+
+        As the CRI runtime does (containerd's max_container_log_line_size, 16 KiB), a line longer than
+        CRI_MAX_LINE is stored as partial chunks, each with its own time: with `timestamps=true` the
+        kubelet (1.20) then prefixes each chunk with a timestamp inside the one long line.
+        """
         with self.store.lock:
             now = self.clock()
             entries = self.lines.setdefault((uid, container), [])
-            entries += [LogLine(now, piece) for piece in text.splitlines(keepends=True)]
+            for piece in text.splitlines(keepends=True):
+                while len(piece.rstrip("\n")) > CRI_MAX_LINE:
+                    entries.append(LogLine(now, piece[:CRI_MAX_LINE]))
+                    piece = piece[CRI_MAX_LINE:]
+                entries.append(LogLine(now, piece))
             self.store.lock.notify_all()
+
+    def stall_streams(self) -> int:
+        """Make every open follow stream go silent (connection kept, nothing sent); return how many."""
+        with self.store.lock:
+            self.stalls += 1
+            self.store.lock.notify_all()
+            return len(self.follows)
 
     def break_streams(self) -> int:
         """Drop every open follow stream mid-way; return how many were open."""
@@ -83,7 +101,7 @@ class LogBook:
         selected = _select(lines, options)
         if not options.follow:
             return TextResponse(200, _limit("".join(_render(selected, options)), options.limit_bytes))
-        follow = _Follow(pod, key, len(lines), breaks, alive)
+        follow = _Follow(pod, key, len(lines), breaks, alive, self.stalls)
         return StreamResponse(self._stream(follow, selected, options, token), "text/plain",
                               lambda: self._release(token))
 
@@ -122,6 +140,9 @@ class LogBook:
             pod = self.store.objects.get("pods", {}).get((follow.namespace, follow.name))
             if not follow.alive():
                 return [], "gone"
+            if follow.stalls != self.stalls:   # a stalled kubelet stream: silent until the client gives up
+                self.store.lock.wait(timeout=_POLL_SECONDS)
+                continue
             if pod is None or metadata(pod).get("uid") != follow.key[0] or self.store.closed:
                 ended = True
             else:
@@ -141,6 +162,7 @@ class _Follow:
     seen: int
     breaks: int
     alive: Callable[[], bool]
+    stalls: int = 0
 
     @property
     def namespace(self) -> str:

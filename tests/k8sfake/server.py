@@ -8,6 +8,7 @@ The server itself uses only the standard library; `api_client()` and
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import threading
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING
 
 from tests.k8sfake import pods
 from tests.k8sfake.api import RestApi, shape
+from tests.k8sfake.errors import StatusError
+from tests.k8sfake.faults import Fault
 from tests.k8sfake.handler import KubeHTTPServer, RecordedRequest
 from tests.k8sfake.kinds import BUILTIN_TYPES, CRD_TYPE, EVENT_TYPE, crd_object, types_from_crd
 from tests.k8sfake.logs import LogBook
@@ -193,6 +196,19 @@ class FakeKubeServer:
 
         return self._mutate_pod(namespace, name, change)
 
+    def mark_pod_not_ready(self, namespace: str, name: str) -> JsonObj:
+        """Set the pod's Ready condition False as the node lifecycle controller does for a NotReady node."""
+        now = format_time(self.clock())
+
+        def change(pod: JsonObj) -> None:
+            for condition in pod.get("status", {}).get("conditions") or []:
+                if condition["type"] == "Ready" and condition["status"] != "False":
+                    condition.update(status="False", lastTransitionTime=now)
+                    condition.pop("reason", None)
+                    condition.pop("message", None)
+
+        return self._mutate_pod(namespace, name, change)
+
     def complete_pod_deletion(self, namespace: str, name: str) -> None:
         """Finish a graceful deletion held by `settings.hold_pod_deletions` (DELETED event)."""
         self.writer.remove(POD_TYPE, namespace, name)
@@ -263,11 +279,38 @@ class FakeKubeServer:
                                      lambda obj: obj.__setitem__("status", status))
         return shape(changed, rtype)
 
+    # --- faults and admission --------------------------------------------------------------
+
+    def inject_fault(self, method: str, path: str, error: StatusError, *, times: int = 1, watch: bool | None = None,
+                     retry_after: int | None = None) -> Fault:
+        """Answer the next `times` requests (-1: all) whose path matches the regex `path` with `error`."""
+        return self._httpd.faults.arm(Fault(method, re.compile(path), error, times, watch, retry_after))
+
+    def clear_faults(self) -> None:
+        """Disarm every injected fault."""
+        self._httpd.faults.clear()
+
+    def add_admission(self, plural: str, mutate: Callable[[JsonObj], None]) -> None:
+        """Mutate every created `plural` object before defaulting, as a mutating admission webhook does."""
+        self.settings.admission.append((plural, mutate))
+
     # --- history and streams -------------------------------------------------------------
+
+    def restore_backup(self, revisions: int) -> None:
+        """Go back `revisions` in etcd's revision (a storage restore): clients now hold versions from the future."""
+        with self.store.lock:
+            self.store.revision = max(self.store.floor, self.store.revision - revisions)
+            self.store.history.clear()
+            self.store.floor = self.store.revision
+        self.store.end_watches(None, "abrupt")
 
     def compact(self) -> None:
         """Forget history: watches from any resourceVersion before now get 410 Expired."""
         self.store.compact()
+
+    def stall_log_streams(self) -> int:
+        """Make every open `follow` log stream go silent without closing it; return how many were open."""
+        return self.logs.stall_streams()
 
     def break_log_streams(self) -> int:
         """Cut every open `follow` log stream mid-body; return how many were open."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from tests.k8sfake import errors
@@ -31,6 +31,9 @@ class Settings:
 
     auto_create_namespaces: bool = True
     hold_pod_deletions: bool = False  # keep gracefully deleted pods Terminating
+    too_new_wait: float = 3.0  # seconds a watch from a future resourceVersion waits before 504 (the watch cache's)
+    # Mutating admission (as webhooks): (plural, mutate) applied to created objects before defaulting.
+    admission: list[tuple[str, Callable[[JsonObj], None]]] = field(default_factory=list)
 
 
 def decode(body: bytes, rtype: ResourceType) -> JsonObj:
@@ -86,6 +89,9 @@ class Writer:
             raise StatusError(500, "InternalError", "resourceVersion should not be set on objects to be created")
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = generated_name(str(meta["generateName"]))
+        for plural, mutate in list(self.settings.admission):
+            if plural == rtype.plural and not dry_run:
+                mutate(obj)
         with self.store.lock:
             now = self.clock()
             meta.update(uid=new_uid(), creationTimestamp=format_time(now))

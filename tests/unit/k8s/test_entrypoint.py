@@ -46,3 +46,28 @@ def test_a_cut_or_foreign_termination_message_gives_what_is_whole() -> None:
     assert parse_termination_outputs(whole[:-3]) == {"a": "ok"}
     assert parse_termination_outputs("Error: out of memory") == {}
     assert parse_termination_outputs("myapp-outputs 1\nu 4\n\u00e9\u00e9\n") == {"u": "\u00e9\u00e9"}
+
+
+def test_sigterm_reaches_the_task_and_its_exit_status_is_kept(tmp_path: Path) -> None:
+    # The kubelet signals PID 1 (the wrapper) only: the wrapper must pass SIGTERM on to the task.
+    import signal
+    import time
+
+    workdir = tmp_path / "w"
+    command, args = wrapped_command(["sh", "-c", "trap 'echo got-term > term.txt; exit 9' TERM; "
+                                     "echo ready > ready.txt; while :; do sleep 0.05; done"])
+    env = {"PATH": os.environ["PATH"], "MYAPP_WORKDIR": str(workdir), "MYAPP_TERMINATION_LOG": str(tmp_path / "t")}
+    proc = subprocess.Popen([*command, *args], env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (workdir / "ready.txt").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the task did not start"
+            time.sleep(0.02)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)            # to the wrapper only, as a kubelet does
+        assert proc.wait(timeout=20) == 9, "the wrapper exits with the task's own status"
+        assert (workdir / "term.txt").read_text() == "got-term\n"
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -132,3 +132,35 @@ def test_a_pod_names_its_secret_env_vars_and_the_watcher_reads_their_values_back
     view = parse_pod(pod)
     assert view.secrets == ("correct-horse",) and "correct-horse" not in repr(view)
     assert parse_pod(pod_manifest(make_plan())).secrets == ()
+
+
+def test_every_object_carries_the_installation_and_the_watcher_selects_on_it() -> None:
+    from dataclasses import replace
+
+    from myapp.k8s.config import installation_id, make_url_safe
+    from myapp.settings import Settings
+
+    ref = replace(REF, installation="prod-a")
+    assert attempt_labels(ref)["myapp/installation"] == "prod-a"
+    assert group_selector("gpu", "prod-a") == \
+        "app.kubernetes.io/managed-by=myapp,myapp/group=gpu,myapp/installation=prod-a"
+    one = Settings(database_url="postgresql://app:s3cret@db1/myapp")
+    assert installation_id(one) == installation_id(Settings(database_url="postgresql://app:other@db1/myapp")), \
+        "the password is no part of the id"
+    assert installation_id(one) != installation_id(Settings(database_url="postgresql://app:s3cret@db2/myapp"))
+    assert make_url_safe("postgresql://app:s3cret@db1/myapp") == "postgresql://app@db1/myapp"
+    assert installation_id(Settings(installation_id="staging")) == "staging"
+
+
+def test_pods_mount_only_their_projects_part_of_the_workflow_space() -> None:
+    from dataclasses import replace
+
+    from myapp.k8s.manifest import PodPlan, pod_manifest, project_subpath
+
+    plan = PodPlan(ref=REF, namespace="ns", name="p", image="x", argv=("true",), env={},
+                   workdir="/space/ml/12/t/1", mount="/space", pvc="shared", subpath=project_subpath("ml"))
+    mounts = pod_manifest(plan)["spec"]["containers"][0]["volumeMounts"]
+    assert mounts == [{"name": "workflow-space", "mountPath": "/space/ml", "subPath": "ml"}]
+    assert project_subpath("../etc") == "etc" and project_subpath("") == "default"
+    assert pod_manifest(replace(plan, subpath=""))["spec"]["containers"][0]["volumeMounts"][0] == \
+        {"name": "workflow-space", "mountPath": "/space"}

@@ -1,0 +1,455 @@
+"""What real clusters do to pods, and what the attempt then says (issue 12, item 5).
+
+A real Celery worker and a real `myapp k8s-watcher` on FakeKubeServer; the kubelet simulator
+plays the pods faithfully (SIGTERM to PID 1 on deletion, then SIGKILL after the grace period,
+terminal status before the final delete). Short limits keep the time rules quick:
+image pull grace 8 s, startup timeout 4 s, lost-node timeout 3 s; a 30 s kill grace shows that a
+stop no longer waits it out; a log follow silent for 2 s is resumed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.engine_helpers import detail, poll, save, start, task_lines, wait_finished, wait_until
+from tests.integration.k8s_env import NAMESPACE, Cluster, k8s_cluster
+from tests.integration.k8s_kubelet import Kubelet
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+LIMITS = {"MYAPP_K8S_IMAGE_PULL_GRACE": "8", "MYAPP_K8S_STARTUP_TIMEOUT": "4", "MYAPP_K8S_LOST_NODE_TIMEOUT": "3",
+          "MYAPP_KILL_GRACE": "30", "MYAPP_K8S_LOG_READ_TIMEOUT": "2"}
+
+
+@pytest.fixture(scope="module")
+def cluster(services: Any, broker_url: str) -> Iterator[Cluster]:
+    with k8s_cluster(services, broker_url, **LIMITS) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _clean_fake(cluster: Cluster) -> Iterator[None]:
+    yield
+    if cluster.kube is not None and cluster.kubelet is not None:
+        cluster.kubelet.behaviours.clear()
+        cluster.kube.settings.hold_pod_deletions = False
+        cluster.kube.settings.admission.clear()
+        cluster.kube.clear_faults()
+
+
+def _running_pod(cluster: Cluster, run_id: int, task: str) -> str:
+    data = wait_until(cluster.services, run_id, lambda d: d["by_name"][task]["attempts"]
+                      and d["by_name"][task]["attempts"][-1]["pods"], what=f"the pod of {task}")
+    name = str(data["by_name"][task]["attempts"][-1]["pods"][0])
+    poll(lambda: ((cluster.get_pod(name) or {}).get("status") or {}).get("phase") == "Running",
+         f"pod {name} to run", timeout=120)
+    if cluster.kubelet is not None:
+        poll(lambda: f"{name}/main" in cluster.kubelet.pids, "the kubelet to start the container")
+    return name
+
+
+def _message(run: dict[str, Any], task: str) -> str:
+    return str(run["by_name"][task]["message"])
+
+
+# --- deleted or evicted by someone else -------------------------------------------------------
+
+def test_a_pod_deleted_by_someone_else_says_so_instead_of_an_exit_code(cluster: Cluster) -> None:
+    svc = cluster.services
+    pid = save(svc, "name: deleted-by-other\ntasks:\n  - {name: long, template: shell, args: {script: 'sleep 120'}}\n")
+    run_id = start(svc, pid)
+    name = _running_pod(cluster, run_id, "long")
+    if cluster.kube is not None:
+        cluster.kube.settings.hold_pod_deletions = True    # Terminating until the kubelet is done, as for real
+    cluster.launcher.delete("Pod", name, grace_seconds=5)   # kubectl delete pod, a descheduler, an operator...
+    run = wait_finished(svc, run_id)
+    assert run["state"] == "failed"
+    message = _message(run, "long")
+    assert message.startswith(f"pod {name} was deleted by someone else while running"), message
+
+
+# --- graceful stop ------------------------------------------------------------------------------
+
+def test_stop_sends_sigterm_to_the_task_and_does_not_wait_out_the_grace_period(cluster: Cluster) -> None:
+    svc = cluster.services
+    pid = save(svc, """
+        name: graceful-stop
+        tasks:
+          - name: serve
+            template: shell
+            args: {script: 'trap "echo bye > \\"$MYAPP_WORKDIR/got-term\\"; exit 143" TERM; while :; do sleep 0.1; done'}
+    """)
+    run_id = start(svc, pid)
+    name = _running_pod(cluster, run_id, "serve")
+    workdir = Path(detail(svc, run_id)["by_name"]["serve"]["attempts"][0]["container"]["launch"]["workdir"])
+    if cluster.kube is not None:
+        cluster.kube.settings.hold_pod_deletions = True
+    stopped_at = time.monotonic()
+    svc.runs.stop_run(run_id, svc.clock.now(), by="tester")
+    poll(lambda: cluster.get_pod(name) is None, "the stopped pod to go", timeout=60)
+    took = time.monotonic() - stopped_at
+    assert (workdir / "got-term").read_text() == "bye\n", "the task never received SIGTERM"
+    assert took < 20, f"the stop waited {took:.1f} s: the grace period (30 s) instead of the task's exit"
+    assert detail(svc, run_id)["state"] == "stopped"
+
+
+# --- pods that cannot start ---------------------------------------------------------------------
+
+def test_an_image_pull_error_is_waited_out_within_its_grace_and_shown(cluster: Cluster) -> None:
+    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    recovered = threading.Event()
+
+    def flaky_registry(k: Kubelet, pod: dict[str, Any]) -> None:
+        kube.set_pod_phase(NAMESPACE, pod["metadata"]["name"], "Pending", reason="ErrImagePull",
+                           message="rpc error: code = Unknown desc = 503 Service Unavailable")
+        recovered.wait(60)
+        k.play(pod)
+
+    kubelet.behave("myapp-", flaky_registry)
+    pid = save(svc, "name: flaky-registry\ntasks:\n  - {name: pull, template: shell, args: {script: 'echo pulled'}}\n")
+    run_id = start(svc, pid)
+    shown = wait_until(svc, run_id, lambda d: any(
+        c.get("reason") == "ErrImagePull" for a in d["by_name"]["pull"]["attempts"]
+        for p in a["container"].get("pods") or [] for c in p["containers"]), what="the waiting reason on the run page")
+    assert shown["by_name"]["pull"]["state"] == "running", shown["by_name"]["pull"]["message"]
+    recovered.set()
+    run = wait_finished(svc, run_id)
+    assert run["state"] == "succeeded", run
+    assert len(run["by_name"]["pull"]["attempts"]) == 1, "a registry hiccup cost a retry"
+
+
+def test_an_image_that_never_pulls_fails_after_the_grace(cluster: Cluster) -> None:
+    svc, (kube, kubelet) = cluster.services, cluster.fake()
+
+    def missing(k: Kubelet, pod: dict[str, Any]) -> None:
+        kube.set_pod_phase(NAMESPACE, pod["metadata"]["name"], "Pending", reason="ImagePullBackOff",
+                           message='Back-off pulling image "nope:1"')
+
+    kubelet.behave("myapp-", missing)
+    pid = save(svc, "name: never-pulls\ntasks:\n  - {name: x, image: 'nope:1', command: ['true']}\n")
+    run = wait_finished(svc, start(svc, pid))
+    assert run["state"] == "failed"
+    assert _message(run, "x") == 'container main cannot start: ImagePullBackOff: Back-off pulling image "nope:1" (for 8 s)'
+
+
+def test_a_pod_that_never_starts_fails_with_the_schedulers_reason(cluster: Cluster) -> None:
+    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    why = "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
+
+    def unschedulable(k: Kubelet, pod: dict[str, Any]) -> None:
+        name = pod["metadata"]["name"]
+        kube.set_pod_phase(NAMESPACE, name, "Pending", reason="Unschedulable", message=why)
+        kube.add_event(NAMESPACE, ("Pod", name), "FailedScheduling", why, type="Warning", component="default-scheduler")
+
+    kubelet.behave("myapp-", unschedulable)
+    pid = save(svc, "name: no-gpu\ntasks:\n  - {name: train, template: shell, args: {script: 'true'}}\n")
+    run = wait_finished(svc, start(svc, pid))
+    assert run["state"] == "failed"
+    assert _message(run, "train").endswith(f"did not start within 4 s: {why}"), _message(run, "train")
+
+
+# --- lost nodes ---------------------------------------------------------------------------------
+
+def _lost_kubelet(kube: Any) -> Any:
+    def play(k: Kubelet, pod: dict[str, Any]) -> None:   # runs, then its node stops answering: nothing more
+        kube.set_pod_phase(NAMESPACE, pod["metadata"]["name"], "Running")
+    return play
+
+
+def test_a_pod_stuck_terminating_on_a_lost_node_is_force_deleted(cluster: Cluster) -> None:
+    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    kubelet.behave("myapp-", _lost_kubelet(kube))
+    kube.settings.hold_pod_deletions = True
+    pid = save(svc, "name: lost-node\ntasks:\n  - {name: stuck, template: shell, args: {script: 'true'}}\n")
+    run_id = start(svc, pid)
+    data = wait_until(svc, run_id, lambda d: d["by_name"]["stuck"]["attempts"]
+                      and d["by_name"]["stuck"]["attempts"][0]["pods"], what="the pod")
+    name = data["by_name"]["stuck"]["attempts"][0]["pods"][0]
+    poll(lambda: ((kube.get("pods", NAMESPACE, name) or {}).get("status") or {}).get("phase") == "Running", "running")
+    cluster.launcher.delete("Pod", name, grace_seconds=1)   # the taint manager, say: no kubelet will ever confirm
+    run = wait_finished(svc, run_id)
+    assert run["state"] == "failed"
+    assert _message(run, "stuck") == (f"pod {name} was still terminating 3 s after its deletion "
+                                      f"(node fake-node lost?); it was force-deleted")
+    poll(lambda: kube.get("pods", NAMESPACE, name) is None, "the force deletion")
+
+
+def test_a_pod_on_a_not_ready_node_is_force_deleted(cluster: Cluster) -> None:
+    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    kubelet.behave("myapp-", _lost_kubelet(kube))
+    kube.settings.hold_pod_deletions = True
+    pid = save(svc, "name: not-ready-node\ntasks:\n  - {name: stuck, template: shell, args: {script: 'true'}}\n")
+    run_id = start(svc, pid)
+    data = wait_until(svc, run_id, lambda d: d["by_name"]["stuck"]["attempts"]
+                      and d["by_name"]["stuck"]["attempts"][0]["pods"], what="the pod")
+    name = data["by_name"]["stuck"]["attempts"][0]["pods"][0]
+    poll(lambda: ((kube.get("pods", NAMESPACE, name) or {}).get("status") or {}).get("phase") == "Running", "running")
+    kube.mark_pod_not_ready(NAMESPACE, name)
+    run = wait_finished(svc, run_id)
+    assert run["state"] == "failed"
+    assert _message(run, "stuck") == f"node fake-node of pod {name} has not been ready for 3 s (lost?); " \
+                                     "the pod was force-deleted"
+    poll(lambda: kube.get("pods", NAMESPACE, name) is None, "the force deletion")
+
+
+# --- sidecars -----------------------------------------------------------------------------------
+
+def test_an_injected_sidecar_does_not_keep_the_attempt_running(cluster: Cluster) -> None:
+    svc, (kube, _) = cluster.services, cluster.fake()
+
+    def inject(pod: dict[str, Any]) -> None:   # what a service mesh's mutating webhook does
+        pod["spec"]["containers"].append({"name": "proxy", "image": "proxy:1", "command": ["sleep", "300"]})
+
+    kube.add_admission("pods", inject)
+    pid = save(svc, """
+        name: with-sidecar
+        tasks:
+          - {name: work, template: shell, args: {script: 'echo 7 > n.txt'}, outputs: [{name: n, path: n.txt}]}
+    """)
+    run = wait_finished(svc, start(svc, pid))
+    assert run["state"] == "succeeded", run
+    assert run["by_name"]["work"]["outputs"]["n"] == {"type": "text", "value": "7"}
+    name = run["by_name"]["work"]["attempts"][0]["pods"][0]
+    poll(lambda: kube.get("pods", NAMESPACE, name) is None, "the pod (and its sidecar) to be deleted")
+
+
+# --- create refused by a throttled, overloaded or over-quota API server ---------------------------
+
+def test_a_throttled_or_over_quota_create_is_retried_without_using_a_task_retry(cluster: Cluster) -> None:
+    from tests.k8sfake.faults import exceeded_quota, service_unavailable, too_many_requests
+
+    svc, (kube, _) = cluster.services, cluster.fake()
+    pods = rf"/namespaces/{NAMESPACE}/pods$"
+    kube.inject_fault("POST", pods, service_unavailable(), times=1)
+    kube.inject_fault("POST", pods, too_many_requests(1), times=1, retry_after=1)
+    quota = kube.inject_fault("POST", pods, exceeded_quota("pods", "x"), times=2)
+    pid = save(svc, "name: throttled\ntasks:\n  - {name: t, template: shell, args: {script: 'echo made it'}}\n")
+    run_id = start(svc, pid)
+    waiting = wait_until(svc, run_id, lambda d: "exceeded quota" in str(
+        (d["by_name"]["t"]["attempts"] or [{}])[-1].get("container", {}).get("waiting", "")),
+        what="the create's waiting reason on the run page")
+    assert waiting["by_name"]["t"]["state"] == "running"
+    run = wait_finished(svc, run_id)
+    assert run["state"] == "succeeded", run
+    assert len(run["by_name"]["t"]["attempts"]) == 1, "the throttled create cost a task retry"
+    assert quota.hits == 2
+    assert "waiting" not in run["by_name"]["t"]["attempts"][0]["container"]
+    posts = [r for r in kube.requests if r.method == "POST" and r.path.endswith(f"/namespaces/{NAMESPACE}/pods")]
+    assert len([r for r in posts]) >= 5
+
+
+def test_a_create_refused_for_good_fails_at_once(cluster: Cluster) -> None:
+    from tests.k8sfake.errors import StatusError
+
+    svc, (kube, _) = cluster.services, cluster.fake()
+    kube.inject_fault("POST", rf"/namespaces/{NAMESPACE}/pods$", StatusError(
+        422, "Invalid", 'Pod "x" is invalid: spec.containers[0].image: Required value'), times=1)
+    pid = save(svc, "name: refused\ntasks:\n  - {name: t, template: shell, args: {script: 'true'}}\n")
+    run = wait_finished(svc, start(svc, pid))
+    assert run["state"] == "failed"
+    assert "is invalid" in _message(run, "t") and "tries" not in _message(run, "t")
+
+
+# --- two installations in one namespace ---------------------------------------------------------
+
+def test_pods_of_another_installation_in_the_same_namespace_and_group_are_left_alone(cluster: Cluster) -> None:
+    svc = cluster.services
+    foreign = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "other-install-7-work-1", "namespace": NAMESPACE,
+        "labels": {"app.kubernetes.io/managed-by": "myapp", "myapp/group": "test", "myapp/attempt": "7",
+                   "myapp/run": "7", "myapp/try": "1", "myapp/installation": "staging"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "debian:bookworm-slim",
+                                                           "command": ["sleep", "60"]}]}}
+    assert cluster.launcher.create(foreign) == "created"
+    try:
+        pid = save(svc, "name: own-work\ntasks:\n  - {name: w, template: shell, args: {script: 'echo mine'}}\n")
+        run = wait_finished(svc, start(svc, pid))   # several watcher ticks, each with its orphan sweep
+        assert run["state"] == "succeeded"
+        pod = cluster.get_pod("other-install-7-work-1")
+        assert pod is not None and not pod["metadata"].get("deletionTimestamp"), \
+            "the watcher deleted another installation's pod as an orphan"
+    finally:
+        cluster.launcher.delete("Pod", "other-install-7-work-1", grace_seconds=0)
+
+
+# --- outputs confined to the attempt's workspace --------------------------------------------------
+
+def test_an_output_linking_out_of_the_workspace_is_refused_by_the_watcher(cluster: Cluster) -> None:
+    svc = cluster.services
+    secret = svc.settings.home / "watcher-secret.txt"    # a file of the server, not of the pod
+    secret.write_text("kube-token-s3cret")
+    pid = save(svc, f"""
+        name: link-out
+        tasks:
+          - name: steal
+            template: shell
+            args: {{script: 'ln -s {secret} cfg'}}
+            outputs: [{{name: cfg, path: cfg, type: file}}]
+    """)
+    run = wait_finished(svc, start(svc, pid))
+    assert run["state"] == "failed"
+    assert f"output 'cfg' at cfg resolves to {secret}" in _message(run, "steal"), _message(run, "steal")
+    stored = list((svc.settings.artifacts_dir / str(run["id"])).rglob("*"))
+    assert not any(p.is_file() and "s3cret" in p.read_text(errors="replace") for p in stored)
+
+
+# --- resource manifests may not borrow the executor's rights ------------------------------------
+
+def test_a_resource_manifest_borrowing_the_executors_rights_is_refused_on_save_and_at_render(
+        cluster: Cluster) -> None:
+    from myapp.core.errors import MyappError
+
+    svc = cluster.services
+    with pytest.raises(MyappError) as refused:
+        save(svc, """
+            name: borrow
+            tasks:
+              - name: apply
+                template: k8s-resource
+                args:
+                  manifest: |
+                    apiVersion: v1
+                    kind: Pod
+                    metadata: {name: "borrow-{{ run_id }}"}
+                    spec:
+                      containers: [{name: c, image: busybox, command: [cat, /home/kubeconfig.json]}]
+                      volumes: [{name: home, hostPath: {path: /}}]
+        """)
+    assert "tasks[apply].args.manifest.spec.volumes[0]" in str(refused.value)
+    assert "hostPath is not allowed" in str(refused.value)
+    pid = save(svc, """
+        name: borrow-late
+        tasks:
+          - name: apply
+            template: k8s-resource
+            args:
+              manifest: |
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: "borrow-late-{{ run_id }}"}
+                spec:
+                  serviceAccountName: "{{ 'my' ~ 'app' }}"
+                  containers: [{name: c, image: busybox, command: ['true']}]
+    """)
+    run = wait_finished(svc, start(svc, pid))
+    assert run["state"] == "failed"
+    assert "args.manifest.spec.serviceAccountName: may not name service account 'myapp'" in _message(run, "apply")
+    assert cluster.get_pod(f"borrow-late-{run['id']}") is None, "the pod was created"
+
+
+# --- each project mounts only its own part of the workflow space ---------------------------------
+
+def test_a_pod_mounts_only_its_projects_subpath_of_the_workflow_space(cluster: Cluster) -> None:
+    svc = cluster.services
+    pid = save(svc, """
+        name: own-space
+        project: vision
+        tasks:
+          - {name: t, template: shell, args: {script: 'echo "$MYAPP_WORKDIR"; sleep 30'}}
+    """)
+    run_id = start(svc, pid)
+    name = _running_pod(cluster, run_id, "t")
+    pod = cluster.get_pod(name) or {}
+    mounts = pod["spec"]["containers"][0]["volumeMounts"]
+    space = [m for m in mounts if m["name"] == "workflow-space"]
+    assert len(space) == 1 and space[0]["subPath"] == "vision", mounts
+    workdir = pod["spec"]["containers"][0]["workingDir"]
+    assert workdir.startswith(space[0]["mountPath"] + "/"), (workdir, space)
+    svc.runs.stop_run(run_id, svc.clock.now(), by="tester")
+
+
+# --- a failing or forbidden watch -------------------------------------------------------------------
+
+def test_a_forbidden_pod_watch_is_shown_and_attempts_are_still_decided(cluster: Cluster) -> None:
+    from tests.k8sfake.faults import forbidden
+
+    svc, (kube, _) = cluster.services, cluster.fake()
+    kube.inject_fault("GET", rf"/namespaces/{NAMESPACE}/pods$", forbidden(
+        "system:serviceaccount:myapp:myapp", "watch", "pods", NAMESPACE), times=-1, watch=True)
+    kube.end_watches("pods")          # the open watch ends; every new one is refused (RBAC without "watch")
+    poll(lambda: b"the pod watch fails" in cluster.watcher.log.read_bytes(), "the watcher to say so", timeout=60)
+    pid = save(svc, "name: no-watch\ntasks:\n  - {name: t, template: shell, args: {script: 'sleep 1; echo done'}}\n")
+    run = wait_finished(svc, start(svc, pid))
+    assert run["state"] == "succeeded", run["by_name"]["t"]["message"]
+    notice = run["by_name"]["t"]["attempts"][0]["container"].get("watcher", "")
+    assert "the pod watch fails" in notice and "forbidden" in notice, notice
+    kube.clear_faults()
+    poll(lambda: b"the pod watch works again" in cluster.watcher.log.read_bytes(), "the watch to recover", timeout=90)
+
+
+# --- secrets and the run token through a per-attempt Secret ----------------------------------------
+
+def test_secrets_and_the_run_token_reach_the_pod_through_its_own_secret_never_inline(cluster: Cluster) -> None:
+    import json
+
+    from kubernetes import client as k8s
+
+    from myapp.plugins import parse_template
+    from tests.integration.engine_helpers import log_text
+
+    svc = cluster.services
+    svc.templates.sync([parse_template({
+        "name": "secret-user", "version": "1", "args_style": "env", "image": "bash:5",
+        "command": ["bash", "-c", 'n=$(printf %s "$password" | wc -c); echo "pw=$password token=$MYAPP_TOKEN len=$n"; '
+                                  'sleep 2; echo done'],
+        "parameters": {"password": {"type": "secret", "required": True}}})], "test", svc.clock.now())
+    pid = save(svc, """
+        name: secret-delivery
+        parameters: [{name: pw}]
+        tasks:
+          - {name: use, template: secret-user, inputs: {password: {from: params.pw}}}
+    """)
+    run_id = start(svc, pid, {"pw": "correct-horse-battery"})
+    token = svc.runs.run_token(run_id)
+    name = _running_pod(cluster, run_id, "use")
+    pod = cluster.get_pod(name) or {}
+    assert "correct-horse-battery" not in json.dumps(pod) and token not in json.dumps(pod)
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    for key in ("MYAPP_TOKEN", "password"):
+        assert env[key]["valueFrom"]["secretKeyRef"] == {"name": f"{name}-secret", "key": key}, env[key]
+    secret = k8s.CoreV1Api(cluster.launcher.api).read_namespaced_secret(f"{name}-secret", NAMESPACE)
+    owners = [(o.kind, o.name, o.uid) for o in secret.metadata.owner_references or []]
+    assert owners == [("Pod", name, pod["metadata"]["uid"])], "the Secret must go with its pod"
+    assert cluster.launcher.get_secret_data(f"{name}-secret") == {"MYAPP_TOKEN": token,
+                                                                   "password": "correct-horse-battery"}
+    run = wait_finished(svc, run_id)
+    text = log_text(svc, run_id, "use")
+    assert run["state"] == "succeeded", text
+    assert "pw=****** token=****** len=21" in text and "correct-horse-battery" not in text
+    poll(lambda: cluster.launcher.get_secret_data(f"{name}-secret") == {}, "the Secret to be deleted with the attempt")
+
+
+# --- logs: long lines, stalled follows ------------------------------------------------------------
+
+def test_a_line_longer_than_the_runtimes_16_kib_arrives_whole(cluster: Cluster) -> None:
+    svc = cluster.services
+    pid = save(svc, """
+        name: long-line
+        tasks:
+          - {name: t, template: shell, args: {script: 'head -c 40000 /dev/zero | tr "\\0" x; echo; echo end'}}
+    """)
+    run = wait_finished(svc, start(svc, pid))
+    assert run["state"] == "succeeded"
+    lines = task_lines(svc, run["id"], "t")
+    assert lines == ["x" * 40000, "end"], [len(line) for line in lines]
+
+
+def test_a_stalled_log_follow_is_resumed_and_loses_nothing(cluster: Cluster) -> None:
+    svc, (kube, _) = cluster.services, cluster.fake()
+    pid = save(svc, """
+        name: stalled-log
+        tasks:
+          - {name: t, template: shell, args: {script: 'for i in $(seq 1 40); do echo "line $i"; sleep 0.1; done'}}
+    """)
+    run_id = start(svc, pid)
+    _running_pod(cluster, run_id, "t")
+    kube.wait_for_log_follows(1, timeout=30)
+    assert kube.stall_log_streams() >= 1       # the kubelet's stream goes silent; the connection stays open
+    run = wait_finished(svc, run_id)
+    assert run["state"] == "succeeded"
+    assert task_lines(svc, run_id, "t") == [f"line {i}" for i in range(1, 41)]

@@ -1,0 +1,83 @@
+"""Injected API failures: what a loaded, throttled or locked-down kube-apiserver answers.
+
+A test arms a Fault (method, path pattern, watch or not) for a number of requests; the handler
+answers the matching requests with the fault's Status instead of serving them. The Status bodies
+and headers are the real server's: 429 TooManyRequests from the max-in-flight/priority filter
+(`Retry-After` header and `details.retryAfterSeconds`), 5xx InternalError / ServiceUnavailable,
+403 Forbidden from RBAC or from the ResourceQuota admission plugin (`exceeded quota: ...`).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+
+from tests.k8sfake.errors import StatusError
+
+
+@dataclass
+class Fault:
+    """Answer `times` matching requests (-1: every one) with `error`."""
+
+    method: str
+    path: re.Pattern[str]
+    error: StatusError
+    times: int = 1
+    watch: bool | None = None          # None: watches and plain requests alike
+    retry_after: int | None = None     # seconds, sent as the Retry-After header
+    hits: int = 0
+
+
+@dataclass
+class Faults:
+    """The armed faults of one server (thread-safe)."""
+
+    armed: list[Fault] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def arm(self, fault: Fault) -> Fault:
+        with self.lock:
+            self.armed.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self.lock:
+            self.armed.clear()
+
+    def take(self, method: str, path: str, is_watch: bool) -> Fault | None:
+        """Return the first armed fault matching this request, counting it down."""
+        with self.lock:
+            for fault in self.armed:
+                if fault.method in (method, "*") and fault.path.search(path) \
+                        and fault.watch in (None, is_watch) and fault.times != 0:
+                    fault.times -= 1 if fault.times > 0 else 0
+                    fault.hits += 1
+                    return fault
+        return None
+
+
+def too_many_requests(retry_after: int = 1) -> StatusError:
+    """Return the 429 of the API priority and fairness / max-in-flight filter."""
+    return StatusError(429, "TooManyRequests", "Too many requests, please try again later.",
+                       {"causes": [{"message": "Too many requests, please try again later."}],
+                        "retryAfterSeconds": retry_after})
+
+
+def service_unavailable(message: str = "the server is currently unable to handle the request") -> StatusError:
+    return StatusError(503, "ServiceUnavailable", message, {"causes": [{"reason": "UnexpectedServerResponse",
+                                                                       "message": message}]})
+
+
+def exceeded_quota(resource: str, name: str, detail: str = "requested: cpu=1, used: cpu=2, limited: cpu=2"
+                   ) -> StatusError:
+    """Return the ResourceQuota admission plugin's 403."""
+    return StatusError(403, "Forbidden", f'{resource} "{name}" is forbidden: exceeded quota: compute, {detail}',
+                       {"name": name, "kind": resource})
+
+
+def forbidden(user: str, verb: str, resource: str, namespace: str, group: str = "") -> StatusError:
+    """Return RBAC's 403 for a request the user may not make."""
+    where = f'resource "{resource}" in API group "{group}" in the namespace "{namespace}"'
+    return StatusError(403, "Forbidden", f'{resource} is forbidden: User "{user}" cannot {verb} {where}',
+                       {"kind": resource})
