@@ -99,10 +99,10 @@ class Cluster:
     kube: FakeKubeServer | None = None
     kubelet: Kubelet | None = None
 
-    def fake(self) -> tuple[FakeKubeServer, Kubelet]:
-        """Return the fake server and kubelet; skip the test on a real cluster."""
+    def fake(self, why: str = "") -> tuple[FakeKubeServer, Kubelet]:
+        """Return the fake server and kubelet; skip the test on a real cluster (saying `why` it needs the fake)."""
         if self.kube is None or self.kubelet is None:
-            pytest.skip("drives the fake API server (MYAPP_TEST_KUBECONFIG selects a real cluster)")
+            pytest.skip(why or "drives the fake API server (MYAPP_TEST_KUBECONFIG selects a real cluster)")
         return self.kube, self.kubelet
 
     def get_pod(self, name: str) -> dict[str, Any] | None:

@@ -101,7 +101,7 @@ def test_stop_sends_sigterm_to_the_task_and_does_not_wait_out_the_grace_period(c
 # --- pods that cannot start ---------------------------------------------------------------------
 
 def test_an_image_pull_error_is_waited_out_within_its_grace_and_shown(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    svc, (kube, kubelet) = cluster.services, cluster.fake('a registry that fails, then recovers, on cue: a kubelet behaviour of the fake')
     recovered = threading.Event()
 
     def flaky_registry(k: Kubelet, pod: dict[str, Any]) -> None:
@@ -124,7 +124,7 @@ def test_an_image_pull_error_is_waited_out_within_its_grace_and_shown(cluster: C
 
 
 def test_an_image_that_never_pulls_fails_after_the_grace(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    svc, (kube, kubelet) = cluster.services, cluster.fake("the image pull failure is played by the fake's kubelet")
 
     def missing(k: Kubelet, pod: dict[str, Any]) -> None:
         kube.set_pod_phase(NAMESPACE, pod["metadata"]["name"], "Pending", reason="ImagePullBackOff",
@@ -138,7 +138,7 @@ def test_an_image_that_never_pulls_fails_after_the_grace(cluster: Cluster) -> No
 
 
 def test_a_pod_that_never_starts_fails_with_the_schedulers_reason(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    svc, (kube, kubelet) = cluster.services, cluster.fake('an unschedulable pod with its FailedScheduling event, played by the fake')
     why = "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
 
     def unschedulable(k: Kubelet, pod: dict[str, Any]) -> None:
@@ -162,7 +162,7 @@ def _lost_kubelet(kube: Any) -> Any:
 
 
 def test_a_pod_stuck_terminating_on_a_lost_node_is_force_deleted(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    svc, (kube, kubelet) = cluster.services, cluster.fake("a node that stops answering is played by the fake's kubelet")
     kubelet.behave("myapp-", _lost_kubelet(kube))
     kube.settings.hold_pod_deletions = True
     pid = save(svc, "name: lost-node\ntasks:\n  - {name: stuck, template: shell, args: {script: 'true'}}\n")
@@ -180,7 +180,7 @@ def test_a_pod_stuck_terminating_on_a_lost_node_is_force_deleted(cluster: Cluste
 
 
 def test_a_pod_on_a_not_ready_node_is_force_deleted(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    svc, (kube, kubelet) = cluster.services, cluster.fake("the node controller's Ready=False (no controller-manager runs with the real test server)")
     kubelet.behave("myapp-", _lost_kubelet(kube))
     kube.settings.hold_pod_deletions = True
     pid = save(svc, "name: not-ready-node\ntasks:\n  - {name: stuck, template: shell, args: {script: 'true'}}\n")
@@ -200,7 +200,7 @@ def test_a_pod_on_a_not_ready_node_is_force_deleted(cluster: Cluster) -> None:
 # --- sidecars -----------------------------------------------------------------------------------
 
 def test_an_injected_sidecar_does_not_keep_the_attempt_running(cluster: Cluster) -> None:
-    svc, (kube, _) = cluster.services, cluster.fake()
+    svc, (kube, _) = cluster.services, cluster.fake("a mutating admission webhook: the fake's admission hook")
 
     def inject(pod: dict[str, Any]) -> None:   # what a service mesh's mutating webhook does
         pod["spec"]["containers"].append({"name": "proxy", "image": "proxy:1", "command": ["sleep", "300"]})
@@ -223,7 +223,7 @@ def test_an_injected_sidecar_does_not_keep_the_attempt_running(cluster: Cluster)
 def test_a_throttled_or_over_quota_create_is_retried_without_using_a_task_retry(cluster: Cluster) -> None:
     from tests.k8sfake.faults import exceeded_quota, service_unavailable, too_many_requests
 
-    svc, (kube, _) = cluster.services, cluster.fake()
+    svc, (kube, _) = cluster.services, cluster.fake('429/503 on create cannot be provoked on the real server')
     pods = rf"/namespaces/{NAMESPACE}/pods$"
     kube.inject_fault("POST", pods, service_unavailable(), times=1)
     kube.inject_fault("POST", pods, too_many_requests(1), times=1, retry_after=1)
@@ -246,7 +246,7 @@ def test_a_throttled_or_over_quota_create_is_retried_without_using_a_task_retry(
 def test_a_create_refused_for_good_fails_at_once(cluster: Cluster) -> None:
     from tests.k8sfake.errors import StatusError
 
-    svc, (kube, _) = cluster.services, cluster.fake()
+    svc, (kube, _) = cluster.services, cluster.fake('an injected 422 on create')
     kube.inject_fault("POST", rf"/namespaces/{NAMESPACE}/pods$", StatusError(
         422, "Invalid", 'Pod "x" is invalid: spec.containers[0].image: Required value'), times=1)
     pid = save(svc, "name: refused\ntasks:\n  - {name: t, template: shell, args: {script: 'true'}}\n")
@@ -368,7 +368,7 @@ def test_a_pod_mounts_only_its_projects_subpath_of_the_workflow_space(cluster: C
 def test_a_forbidden_pod_watch_is_shown_and_attempts_are_still_decided(cluster: Cluster) -> None:
     from tests.k8sfake.faults import forbidden
 
-    svc, (kube, _) = cluster.services, cluster.fake()
+    svc, (kube, _) = cluster.services, cluster.fake('RBAC is fixed for the run: the fake refuses watches on cue')
     kube.inject_fault("GET", rf"/namespaces/{NAMESPACE}/pods$", forbidden(
         "system:serviceaccount:myapp:myapp", "watch", "pods", NAMESPACE), times=-1, watch=True)
     kube.end_watches("pods")          # the open watch ends; every new one is refused (RBAC without "watch")
@@ -440,7 +440,7 @@ def test_a_line_longer_than_the_runtimes_16_kib_arrives_whole(cluster: Cluster) 
 
 
 def test_a_stalled_log_follow_is_resumed_and_loses_nothing(cluster: Cluster) -> None:
-    svc, (kube, _) = cluster.services, cluster.fake()
+    svc, (kube, _) = cluster.services, cluster.fake('a kubelet log stream that stalls on cue')
     pid = save(svc, """
         name: stalled-log
         tasks:

@@ -34,7 +34,7 @@ def _holder(cluster: Cluster) -> str:
 
 
 def test_one_watcher_leads_and_a_standby_takes_over_running_attempts_when_it_dies(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    svc, (kube, kubelet) = cluster.services, cluster.fake("holds a pod Running across the failover with a kubelet behaviour of the fake")
     leader = cluster.watcher
     poll(lambda: b"leading as" in leader.log.read_bytes(), "the first watcher to lead", timeout=60)
     first = _holder(cluster)
