@@ -17,7 +17,16 @@ from typing import Any
 
 import pytest
 
-from tests.integration.engine_helpers import detail, poll, save, start, task_lines, wait_finished, wait_until
+from tests.integration.engine_helpers import (
+    detail,
+    log_text,
+    poll,
+    save,
+    start,
+    task_lines,
+    wait_finished,
+    wait_until,
+)
 from tests.integration.k8s_env import NAMESPACE, Cluster, k8s_cluster
 from tests.integration.k8s_kubelet import Kubelet
 
@@ -390,7 +399,6 @@ def test_secrets_and_the_run_token_reach_the_pod_through_its_own_secret_never_in
     from kubernetes import client as k8s
 
     from myapp.plugins import parse_template
-    from tests.integration.engine_helpers import log_text
 
     svc = cluster.services
     svc.templates.sync([parse_template({
@@ -447,9 +455,11 @@ def test_a_stalled_log_follow_is_resumed_and_loses_nothing(cluster: Cluster) -> 
           - {name: t, template: shell, args: {script: 'for i in $(seq 1 40); do echo "line $i"; sleep 0.1; done'}}
     """)
     run_id = start(svc, pid)
-    _running_pod(cluster, run_id, "t")
-    kube.wait_for_log_follows(1, timeout=30)
+    name = _running_pod(cluster, run_id, "t")
+    poll(lambda: "line 2" in log_text(svc, run_id, "t"), "the follow to deliver lines", timeout=60)
     assert kube.stall_log_streams() >= 1       # the kubelet's stream goes silent; the connection stays open
     run = wait_finished(svc, run_id)
     assert run["state"] == "succeeded"
     assert task_lines(svc, run_id, "t") == [f"line {i}" for i in range(1, 41)]
+    resumed = [r for r in kube.requests if r.path.endswith(f"/pods/{name}/log") and "sinceTime" in r.query]
+    assert resumed, "the stalled follow was never resumed"
