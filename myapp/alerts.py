@@ -3,17 +3,18 @@
 Transactional outbox: `enqueue_in` is called by RunStore._end_run, in the transaction that ends
 the run, and only adds one `alert_outbox` row per webhook; nothing is sent inline, so neither the
 engine nor the scheduler ever waits on a webhook. `deliver_alerts` (the Celery task
-`myapp.deliver_alerts`, on its own beat entry) claims due rows, POSTs their JSON with urllib outside
-any transaction, and retries failures with exponential backoff. Delivery is at least once.
+`myapp.deliver_alerts`, on its own beat entry) claims due rows, POSTs their JSON outside any
+transaction (myapp/webhook_http.py: never to this machine or a private network unless
+`webhook_allowed_networks` says so; such a row fails at once, saying why), and retries failures
+with exponential backoff. Delivery is at least once.
 Must not import Flask or kubernetes; Celery only through `register_tasks`.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,9 +25,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from myapp.core.states import RunState
+from myapp.core.webhook_policy import Network, parse_networks
 from myapp.db.schedule_tables import AlertOutbox
 from myapp.db.session import Database
 from myapp.db.tables import Pipeline, Run
+from myapp.webhook_http import WebhookRefused, post_checked
 
 log = logging.getLogger(__name__)
 DELIVER = "myapp.deliver_alerts"
@@ -35,6 +38,7 @@ BASE_DELAY = timedelta(seconds=10)
 MAX_DELAY = timedelta(hours=1)
 LEASE = timedelta(minutes=2)  # a claimed row is retried after this if its sender died
 TIMEOUT_PREFIX = "run timed out"  # the message RunStore.halt_in gets from the reconciler (R10)
+REFUSED = "refused: "             # a webhook the policy forbids: failed at once, never retried
 Post = Callable[[str, bytes, float], int]
 
 
@@ -85,15 +89,9 @@ def backoff(attempts: int) -> timedelta:
     return min(BASE_DELAY * (1 << min(max(attempts - 1, 0), 20)), MAX_DELAY)
 
 
-def post_json(url: str, body: bytes, timeout: float) -> int:
-    """POST `body` as JSON to `url`; return the HTTP status (OSError when unreachable)."""
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": "myapp-alerts/1"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
+def post_json(url: str, body: bytes, timeout: float, allowed: Sequence[Network] = ()) -> int:
+    """POST `body` as JSON to `url` (checked and pinned, see myapp/webhook_http.py); return the HTTP status."""
+    return post_checked(url, body, timeout, allowed)
 
 
 def run_url(settings: Any, run_id: int) -> str:
@@ -102,11 +100,16 @@ def run_url(settings: Any, run_id: int) -> str:
 
 
 def deliver_alerts(services: Any, now: datetime, *, limit: int = 50, timeout: float = 5.0,
-                   post: Post = post_json) -> dict[str, int]:
+                   post: Post | None = None) -> dict[str, int]:
     """Send the due outbox rows once each; return counts of sent, retrying and failed rows."""
     batch = _claim(services.db, now, limit, services.settings)
     if not batch:
         return {"sent": 0, "retrying": 0, "failed": 0}
+    if post is None:
+        allowed = parse_networks(services.settings.webhook_allowed_networks)
+
+        def post(url: str, body: bytes, seconds: float) -> int:
+            return post_json(url, body, seconds, allowed)
     with ThreadPoolExecutor(max_workers=min(8, len(batch))) as pool:
         errors = list(pool.map(lambda d: _send(d, timeout, post), batch))
     return _record(services.db, list(zip(batch, errors, strict=True)), now)
@@ -132,7 +135,9 @@ def _send(delivery: Delivery, timeout: float, post: Post) -> str | None:
     """Return None when the webhook accepted the alert (2xx), else what went wrong."""
     try:
         status = post(delivery.url, delivery.body, timeout)
-    except (OSError, ValueError) as exc:
+    except WebhookRefused as exc:
+        return f"{REFUSED}{exc}"
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # a malformed answer: a failed try
         return f"{type(exc).__name__}: {exc}"
     return None if 200 <= status < 300 else f"HTTP {status}"
 
@@ -147,7 +152,7 @@ def _record(db: Database, results: list[tuple[Delivery, str | None]], now: datet
             if error is None:
                 row.status, row.sent_at, row.last_error = "sent", now, ""
                 counts["sent"] += 1
-            elif delivery.attempts >= MAX_ATTEMPTS:
+            elif delivery.attempts >= MAX_ATTEMPTS or error.startswith(REFUSED):
                 row.status, row.last_error = "failed", error
                 counts["failed"] += 1
                 log.warning("alert %s to %s given up after %d tries: %s", row.id, row.url, row.attempts, error)

@@ -81,6 +81,14 @@ def cron_check_for(settings: Settings) -> Any:
     return check
 
 
+def webhook_check_for(settings: Settings) -> Any:
+    """Return the save-time check of alert webhook URLs (no DNS; the sender checks addresses again)."""
+    from myapp.core.webhook_policy import parse_networks, url_problem
+
+    allowed = parse_networks(settings.webhook_allowed_networks)
+    return lambda url: url_problem(url, allowed)
+
+
 def make_redis(settings: Settings) -> Any:
     """Return a Redis client for live logs, or None when no Redis is configured."""
     url = settings.effective_redis_url
@@ -102,7 +110,7 @@ def build_services(settings: Settings, dispatch: Dispatch | None = None) -> Serv
     return Services(
         settings=settings, db=db, templates=templates,
         pipelines=PipelineStore(db, templates, cron_check_for(settings), parse_roots(settings.output_roots),
-                                resource_check_for(settings)),
+                                resource_check_for(settings), webhook_check_for(settings)),
         runs=runs, attempts=AttemptStore(runs), logs=LogReader(settings.logs_dir, redis_client),
         redis=redis_client, clock=SystemClock(),
     )

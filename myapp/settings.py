@@ -14,9 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import get_type_hints
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+
+from myapp.core.secret_policy import password_problem, secret_key_problem
+from myapp.core.webhook_policy import parse_networks
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXECUTORS = ("local", "kubernetes")
@@ -43,6 +47,18 @@ class Settings:
     secret_key: str = ""
     web_host: str = "127.0.0.1"
     web_port: int = 8080
+    # Web server and its defences (docs/security.md)
+    web_workers: int = 2                   # gunicorn worker processes
+    web_threads: int = 8                   # threads per worker: one request each
+    web_client_timeout: int = 10           # seconds a client may stay silent while sending a request
+    web_proxy_hops: int = 0                # reverse proxies in front whose X-Forwarded-* headers are trusted
+    web_trusted_origins: str = ""          # extra origins allowed for cookie-authenticated API writes
+    login_rate_limit: str = "10 per minute"   # per client address, on the login form and the API login
+    password_min_length: int = 12
+    jwt_access_minutes: int = 15
+    jwt_refresh_hours: int = 12
+    template_self_approval: bool = False   # let a template's submitter approve it (single-admin installs)
+    webhook_allowed_networks: str = ""     # CIDRs alert webhooks may reach although private (e.g. 10.0.0.0/8)
     schedule_interval: int = 60
     cron_min_interval: int = 60
     backfill_chunk: int = 1000
@@ -54,6 +70,7 @@ class Settings:
     kill_grace: float = 5.0
     render_timeout: float = 10.0          # seconds an attempt may spend rendering its Jinja (docs/security.md)
     worker_concurrency: int = 2
+    broker_liveness_timeout: int = 120    # seconds a Redis worker may take no probe before it exits; 0 = off
     plugin_dirs: str = "plugins"
     k8s_namespace: str = "myapp"
     k8s_service_account: str = ""
@@ -138,13 +155,14 @@ def _validate(s: Settings) -> None:
     scheme = s.broker_url.split("://", 1)[0] if s.broker_url else "filesystem"
     if scheme not in ("redis", "rediss", "filesystem", "memory", "amqp", "sqla+sqlite"):
         raise SettingsError(f"MYAPP_BROKER_URL: unsupported broker {s.broker_url!r}")
-    for name in ("web_port", "schedule_interval", "cron_min_interval", "backfill_chunk",
+    for name in ("web_port", "web_workers", "web_threads", "web_client_timeout", "password_min_length",
+                 "jwt_access_minutes", "jwt_refresh_hours", "schedule_interval", "cron_min_interval", "backfill_chunk",
                  "reconcile_interval", "heartbeat_timeout", "requeue_after", "worker_concurrency",
                  "k8s_watch_timeout", "k8s_watcher_timeout", "k8s_lease_duration", "render_timeout"):
         if getattr(s, name) <= 0:
             raise SettingsError(f"MYAPP_{name.upper()}: must be a positive number")
     for name in ("k8s_image_pull_grace", "k8s_startup_timeout", "k8s_lost_node_timeout", "k8s_create_retry_timeout",
-                 "k8s_log_read_timeout"):
+                 "k8s_log_read_timeout", "broker_liveness_timeout"):
         if getattr(s, name) < 0:
             raise SettingsError(f"MYAPP_{name.upper()}: must be 0 (off) or a positive number of seconds")
     if any(not root.strip().startswith("/") for root in s.output_roots.split(",") if root.strip()):
@@ -152,8 +170,36 @@ def _validate(s: Settings) -> None:
     if s.installation_id and not _LABEL_VALUE.fullmatch(s.installation_id):
         raise SettingsError(f"MYAPP_INSTALLATION_ID: {s.installation_id!r} is not a label value "
                             "(up to 63 letters, digits, '-', '_' or '.', alphanumeric at both ends)")
-    if s.production and not s.secret_key:
+    if s.web_proxy_hops < 0:
+        raise SettingsError("MYAPP_WEB_PROXY_HOPS: must be 0 or more")
+    try:
+        parse_networks(s.webhook_allowed_networks)
+    except ValueError as exc:
+        raise SettingsError(f"MYAPP_WEBHOOK_ALLOWED_NETWORKS: {exc}") from None
+    if s.production:
+        _validate_production(s)
+
+
+def _validate_production(s: Settings) -> None:
+    """Refuse what would let anyone in: a missing, shipped or weak secret key or password (item B2)."""
+    if not s.secret_key:
         raise SettingsError("MYAPP_SECRET_KEY: required in production mode")
+    problem = secret_key_problem(s.secret_key)
+    if problem:
+        raise SettingsError(f"MYAPP_SECRET_KEY: {problem}; production mode needs a random key of your own")
+    for name in ("database_url", "broker_url", "redis_url"):
+        password = url_password(getattr(s, name))
+        problem = password_problem(password, min_length=s.password_min_length) if password else None
+        if problem:
+            raise SettingsError(f"MYAPP_{name.upper()}: its password {problem}; production mode needs a strong one")
+
+
+def url_password(url: str) -> str:
+    """Return the password of a URL such as postgresql://user:password@host/db ('' when it has none)."""
+    try:
+        return unquote(urlsplit(url).password or "")
+    except ValueError:
+        return ""
 
 
 def _convert(name: str, kind: object, raw: object) -> object:

@@ -18,9 +18,10 @@ from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, ScalarNode
 
 from myapp.core.errors import SpecError
+from myapp.core.nesting import MAX_NESTING, nesting_problem
 
 MAX_YAML_BYTES = 2 * 1024 * 1024
-MAX_DEPTH = 64
+MAX_DEPTH = MAX_NESTING  # the JSON guard of the web API uses the same limit
 _LINE_WIDTH = 4096
 
 
@@ -63,7 +64,7 @@ def load_yaml(text: str) -> object:
         raise SpecError("", f"YAML text larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB")
     try:
         _check_events(text)
-        return yaml.load(text, Loader=GuardedLoader)  # GuardedLoader is a safe loader
+        data = yaml.load(text, Loader=GuardedLoader)  # GuardedLoader is a safe loader
     except yaml.MarkedYAMLError as exc:
         if "maximum nesting depth" in str(exc):   # PyYAML >= 6.0.4 stops deep flow nesting in its scanner
             mark = exc.problem_mark or exc.context_mark
@@ -72,6 +73,10 @@ def load_yaml(text: str) -> object:
         raise SpecError("", f"invalid YAML: {exc}") from None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise SpecError("", f"invalid YAML: {exc}") from None
+    problem = nesting_problem(data)   # a NUL written as "\0" in a quoted scalar
+    if problem:
+        raise SpecError("", f"invalid YAML: the document {problem}")
+    return data
 
 
 def _check_events(text: str) -> None:

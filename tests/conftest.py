@@ -31,7 +31,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Append the logs of the test's worker and watcher processes to a failure's report.
+    """Append the logs of the test's worker and watcher processes (and, for Kubernetes tests, of the
+    API server and the node simulator) to a failure's report.
 
     Those processes log to files in the test's MYAPP_HOME, which pytest deletes a few runs later:
     without this a failure in CI says what was waited for, never why it did not happen.
@@ -41,12 +42,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when != "call" or not report.failed:
         return
     shown: set[Path] = set()
-    for value in getattr(item, "funcargs", {}).values():
-        for process in (value, getattr(value, "worker", None), getattr(value, "watcher", None)):
-            log = getattr(process, "log", None)
-            if isinstance(log, Path) and log.exists() and log not in shown:
-                shown.add(log)
-                report.sections.append((f"log of {log.name} (last 4000 characters)", log.read_text()[-4000:]))
+    for name, log in _process_logs(getattr(item, "funcargs", {}).values()):
+        if log.exists() and log not in shown:
+            shown.add(log)
+            report.sections.append((f"log of {name} (last 6000 characters)", log.read_text(errors="replace")[-6000:]))
+
+
+def _process_logs(values: Any) -> Iterator[tuple[str, Path]]:
+    """Yield (name, log file) of the processes a test's fixtures hold: a process itself, its `worker`,
+    `watcher` or `workers`, or those of its `cluster` (the Kubernetes fixtures hang them there, with
+    the API server's and node simulator's logs given by `report_logs()`)."""
+    for value in values:
+        for holder in (value, getattr(value, "cluster", None)):
+            if holder is None:
+                continue
+            if callable(getattr(holder, "report_logs", None)):
+                for name, log in holder.report_logs():
+                    if isinstance(log, Path):
+                        yield name, log
+            many = getattr(holder, "workers", None)
+            processes = [holder, getattr(holder, "worker", None), getattr(holder, "watcher", None),
+                         *(many if isinstance(many, (list, tuple)) else [])]
+            for process in processes:
+                log = getattr(process, "log", None)
+                if isinstance(log, Path):
+                    yield log.name, log
 
 
 def _fresh_database_url(tmp: Path) -> str:
@@ -142,8 +162,11 @@ def _copy_database(template: str, module_home: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def services(module_home: Path, initialised_database: str, broker_url: str) -> Iterator[Any]:
+def services(module_home: Path, initialised_database: str, broker_url: str, request: pytest.FixtureRequest
+             ) -> Iterator[Any]:
     """Services on a migrated, initialised database (admin user, default project, plugins) of the module's own.
+
+    A test module may set `SETTINGS_OVERRIDES = {"setting": value}` for its own services.
 
     Live logs go to the module's own Redis database (the broker's, as in the product's default):
     their keys are named after run ids, which every module's fresh database starts again at 1, so
@@ -153,7 +176,8 @@ def services(module_home: Path, initialised_database: str, broker_url: str) -> I
     from myapp.services import build_services
 
     url = _copy_database(initialised_database, module_home)
-    svc = build_services(make_settings(module_home, url, redis_url=broker_url))
+    overrides = getattr(request.module, "SETTINGS_OVERRIDES", {})
+    svc = build_services(make_settings(module_home, url, redis_url=broker_url, **overrides))
     yield svc
     svc.db.dispose()
     _drop_database(url)
@@ -230,6 +254,7 @@ def worker_env(settings: Settings, broker: str) -> dict[str, str]:
         "MYAPP_HEARTBEAT_TIMEOUT": str(settings.heartbeat_timeout),
         "MYAPP_RECONCILE_INTERVAL": str(settings.reconcile_interval),
         "MYAPP_KILL_GRACE": str(settings.kill_grace), "MYAPP_REQUEUE_AFTER": str(settings.requeue_after),
+        "MYAPP_BROKER_LIVENESS_TIMEOUT": str(settings.broker_liveness_timeout),
         "PYTHONPATH": str(REPO),
     })
     return env

@@ -23,3 +23,18 @@ def wait_gone(pid: int, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return not alive(pid)
+
+
+def running_argv(*argv: str) -> list[int]:
+    """Pids (not zombies) whose command line is exactly `argv`: finds a task's child by a unique
+    argument where its pid means nothing here (a pod's processes live in a PID namespace of their own)."""
+    wanted = "\0".join(argv).encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes() == wanted and alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found

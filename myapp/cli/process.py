@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from myapp.cli import fail, get_services, handle_errors
+from myapp.core.secret_policy import password_problem
 from myapp.settings import Settings
 
 
@@ -25,14 +26,20 @@ def init_database(services: Any, *, admin_user: str, admin_password: str | None,
     from myapp.db.migrate import upgrade
     from myapp.plugins import load_templates
     from myapp.web.app import create_app
+    from myapp.web.security import admins_with_shipped_passwords
 
     settings: Settings = services.settings
+    if admin_password is not None and settings.production:
+        problem = password_problem(admin_password, min_length=settings.password_min_length, username=admin_user)
+        if problem:
+            fail(f"MYAPP_ADMIN_PASSWORD: {problem}; production mode needs a strong password of your own", 2)
     upgrade(services.db)
     app = create_app(settings, services, update_perms=True, create_db=True)
     with app.app_context():
         sm = app.appbuilder.sm  # type: ignore[attr-defined]
         sm.create_builtin_roles()
-        if sm.find_user(username=admin_user) is None:
+        existing = sm.find_user(username=admin_user)
+        if existing is None:
             password = admin_password or _dev_password(settings)
             role = sm.find_role("Admin")
             if not sm.add_user(admin_user, "Admin", "User", admin_email, role, password):
@@ -40,6 +47,9 @@ def init_database(services: Any, *, admin_user: str, admin_password: str | None,
             if not quiet:
                 click.echo(f"created admin user {admin_user!r}"
                            + ("" if admin_password else f" (password in {settings.home / 'admin_password'})"))
+        elif settings.production and admin_password and admin_user in admins_with_shipped_passwords(sm):
+            sm.reset_password(existing.id, admin_password)   # an install from before production checks
+            click.echo(f"replaced the placeholder password of admin user {admin_user!r} with MYAPP_ADMIN_PASSWORD")
     result = load_templates(settings.plugin_paths())
     for err in result.errors:
         click.echo(f"myapp: warning: plugin skipped: {err}", err=True)
@@ -85,22 +95,24 @@ def init(ctx: click.Context, admin_user: str, admin_password: str | None, admin_
 @click.command("webserver")
 @click.option("--host", default=None)
 @click.option("--port", type=int, default=None)
-@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--workers", type=int, default=None, help="Worker processes (default: MYAPP_WEB_WORKERS, 2).")
+@click.option("--threads", type=int, default=None, help="Threads per worker (default: MYAPP_WEB_THREADS, 8).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="One line per request on stdout.")
 @click.option("--graceful-timeout", type=int, default=30, show_default=True,
               help="Seconds a stopping worker may finish its requests.")
 @click.pass_context
 @handle_errors
-def webserver(ctx: click.Context, host: str | None, port: int | None, workers: int, access_log: bool,
-              graceful_timeout: int) -> None:
-    """Serve the web pages and the REST API with gunicorn."""
+def webserver(ctx: click.Context, host: str | None, port: int | None, workers: int | None, threads: int | None,
+              access_log: bool, graceful_timeout: int) -> None:
+    """Serve the web pages and the REST API with gunicorn (threaded workers, client timeouts)."""
+    from myapp.web.server import gunicorn_argv
+
     settings = get_services(ctx).settings
     bind = f"{host or settings.web_host}:{port or settings.web_port}"
     os.environ.setdefault("PGAPPNAME", "myapp-webserver")  # gunicorn's argv does not name the command
-    argv = [sys.executable, "-m", "gunicorn", "--preload", "-w", str(workers), "-b", bind,
-            "--graceful-timeout", str(graceful_timeout), "--chdir", str(package_root())]
-    argv += ["--access-logfile", "-"] if access_log else ["--log-level", "warning"]
-    os.execvpe(sys.executable, [*argv, "myapp.web.wsgi:application"], safe_env(os.environ))
+    argv = gunicorn_argv(settings, bind, workers, threads, access_log=access_log, graceful_timeout=graceful_timeout,
+                         chdir=package_root())
+    os.execvpe(argv[0], argv, safe_env(os.environ))
 
 
 def package_root() -> Path:
@@ -151,14 +163,33 @@ def worker(ctx: click.Context, burst: bool, concurrency: int | None, beat: bool,
         return
     from myapp.queue.celery_app import create_celery
 
+    settings = services.settings
     if quiet:
         _hush_worker_notices()
-    app, _ = create_celery(services.settings)
-    code, asked = run_celery_worker(app, celery_worker_argv(services.settings, beat=beat, concurrency=concurrency,
+    app, _ = create_celery(settings)
+    liveness = _watch_liveness(app, settings)
+    code, asked = run_celery_worker(app, celery_worker_argv(settings, beat=beat, concurrency=concurrency,
                                                             pool=pool, quiet=quiet))
+    if liveness is not None and liveness.failed.is_set():
+        fail(f"the Celery worker stopped taking messages from the broker for {liveness.timeout} s "
+             "(broker_liveness_timeout); it stopped so that its supervisor starts it again", 1)
     if code and not asked:
         fail(f"the Celery worker stopped by itself with exit code {code} (its log above says why)", code)
     sys.exit(code)
+
+
+def _watch_liveness(app: Any, settings: Settings) -> Any:
+    """On a Redis broker, probe this worker's consumer once it is ready (myapp/queue/liveness.py)."""
+    if not settings.effective_broker_url.startswith(("redis://", "rediss://")):
+        return None
+    from celery.signals import worker_ready
+
+    from myapp.queue.liveness import install, start_watchdog
+
+    liveness = install(app, settings.broker_liveness_timeout)
+    if liveness is not None:
+        worker_ready.connect(lambda **_: start_watchdog(app, liveness), weak=False)
+    return liveness
 
 
 def _hush_worker_notices() -> None:

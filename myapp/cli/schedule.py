@@ -8,6 +8,7 @@ import click
 
 from myapp.cli import echo_json, get_services, handle_errors
 from myapp.cli.pipeline import attach_dispatch
+from myapp.core.cron import year_problem
 from myapp.core.errors import SpecError
 
 STATUSES = ("waiting", "launched", "expired")
@@ -20,6 +21,9 @@ def parse_instant(text: str, option: str = "--now") -> datetime:
     except ValueError:
         raise SpecError(option, f"{text!r} is not an ISO 8601 instant such as 2026-01-01T02:00:00+08:00 "
                                 "or 2026-01-01T00:00:00Z") from None
+    problem = year_problem(value)
+    if problem:
+        raise SpecError(option, problem)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

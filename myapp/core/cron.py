@@ -38,6 +38,16 @@ PRESETS: Mapping[str, str] = {
 }
 
 MINUTE = timedelta(minutes=1)
+# The years schedule math accepts (a start time, a `--now`/`?now=`): the preview looks 30 years
+# ahead, and Python dates end at 9999, so year 9999 used to be a 500 (issue 13, B14).
+FIRST_YEAR, LAST_YEAR = 1970, 2999
+
+
+def year_problem(value: datetime) -> str | None:
+    """Return why an instant or wall time is outside the years schedules support, or None."""
+    if FIRST_YEAR <= value.year <= LAST_YEAR:
+        return None
+    return f"{value.isoformat()} is out of range: schedules use years {FIRST_YEAR} to {LAST_YEAR}"
 _DAY_MINUTES = 1440
 _LEAP_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 # tzdata never changes a zone's offset twice within 95 hours (checked for every zone, 1938-2040),

@@ -54,6 +54,11 @@ def initial_waiting(dag: Dag) -> dict[str, int]:
     return {name: len(dag.upstream.get(name, ())) for name in dag.names}
 
 
+def ready_at_start(dag: Dag) -> frozenset[str]:
+    """Return the tasks a new run queues as it starts: all are pending, so those whose count is 0."""
+    return frozenset(name for name, waiting in initial_waiting(dag).items() if waiting == 0)
+
+
 def released_by(dag: Dag, succeeded: str) -> tuple[str, ...]:
     """Return the tasks whose count a success of `succeeded` takes one off (its direct downstream)."""
     return dag.downstream.get(succeeded, ())

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import cast, get_args
 
+from myapp.core.cron import year_problem
 from myapp.core.errors import SpecError
 from myapp.core.model import (
     AlertSpec,
@@ -83,7 +84,12 @@ def pipeline_to_dict(spec: PipelineSpec) -> dict[str, object]:
 
 def spec_hash(spec: PipelineSpec) -> str:
     """Return a stable sha256 (hex) of the canonical form: equal specs, equal hashes."""
-    text = json.dumps(pipeline_to_dict(spec), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return canonical_hash(pipeline_to_dict(spec))
+
+
+def canonical_hash(data: Mapping[str, object]) -> str:
+    """Return spec_hash of the spec whose canonical form (pipeline_to_dict) is `data`."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -160,6 +166,9 @@ def _parse_start_time(raw: object) -> datetime | None:
         raise SpecError("schedule.start_time", "must be an ISO date-time text such as 2026-01-01T00:00:00")
     if value.tzinfo is not None:
         raise SpecError("schedule.start_time", "must be a wall time without UTC offset; it is read in schedule.timezone")
+    problem = year_problem(value)
+    if problem:
+        raise SpecError("schedule.start_time", problem)
     return value
 
 

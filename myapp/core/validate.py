@@ -24,6 +24,7 @@ from myapp.core.model import (
     TaskSpec,
     TemplateSpec,
 )
+from myapp.core.nesting import MAX_NESTING, nesting_problem
 from myapp.core.output_paths import DEFAULT_ROOTS, output_path_problem
 from myapp.core.params import coerce_value, is_deferred
 from myapp.core.pipeline_spec import MAX_TASKS
@@ -31,6 +32,7 @@ from myapp.core.ports import TemplateCatalog
 from myapp.core.task_spec import PARAMS_PREFIX
 
 CronCheck = Callable[[str, str], None]
+UrlCheck = Callable[[str], "str | None"]   # why a webhook URL is refused (myapp/core/webhook_policy.py), or None
 # A check the core cannot make itself (e.g. what a resource manifest asks of the cluster): task,
 # its template, the pipeline's project -> errors naming the task and field.
 TaskCheck = Callable[[TaskSpec, "TemplateSpec | None", str], list[SpecError]]
@@ -45,17 +47,22 @@ UNSAFE_INPUT_NAMES = frozenset({
     "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PERL5LIB", "PERL5OPT", "RUBYOPT", "NODE_OPTIONS",
 })
 ALERT_EVENTS = frozenset({"failed", "succeeded", "timeout", "stopped"})
+ARGS_LEVEL = 3   # pipeline -> tasks -> task -> args
 MAX_RETRIES = 100
 
 
 def validate_pipeline(
     spec: PipelineSpec, catalog: TemplateCatalog, *, cron_check: CronCheck | None = None,
     output_roots: Sequence[str] = DEFAULT_ROOTS, task_check: TaskCheck | None = None,
+    webhook_check: UrlCheck | None = None,
 ) -> list[SpecError]:
     """Return every rule `spec` breaks, in document order (empty when valid)."""
     if len(spec.tasks) > MAX_TASKS:
         return [SpecError("tasks", f"at most {MAX_TASKS} tasks, got {len(spec.tasks)}")]
     errors = _check_pipeline_fields(spec)
+    if webhook_check is not None:
+        errors += [SpecError("alerts.webhooks", problem) for url in spec.alerts.webhooks
+                   if url.startswith(("http://", "https://")) and (problem := webhook_check(url))]
     errors += _check_schedule(spec, cron_check)
     errors += _check_task_names(spec)
     templates = {t.template: catalog.get(t.template) for t in spec.tasks if t.template}
@@ -150,6 +157,10 @@ def _check_task(
 ) -> list[SpecError]:
     where = f"tasks[{task.name}]"
     errors = _check_kind(task, template, where)
+    # the args mapping sits 3 levels down in the exported document: keep the whole within MAX_NESTING
+    deep = nesting_problem(dict(task.args), MAX_NESTING - ARGS_LEVEL) if task.args else None
+    errors += [SpecError(f"{where}.args", f"{deep}: the whole pipeline may nest at most {MAX_NESTING} levels")
+               ] if deep else []
     errors += _check_numbers(task, where)
     errors += _check_outputs(task.outputs, where)
     errors += _check_env(task.env, f"{where}.env")

@@ -28,12 +28,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased
 
 from myapp.core import engine as core
 from myapp.core.model import PipelineSpec, TaskSpec
 from myapp.core.states import TASK_UNFINISHED, RunState, TaskState, check_task_transition
 from myapp.db.run_store import RELEASED_COLUMNS, LockedRun, RunStore
+from myapp.db.session import is_transient
 from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
 from myapp.db.types import UTCDateTime
 
@@ -131,6 +133,17 @@ _CLAIM_IN_ONE = (
     .select_from(_CLAIM_ATTEMPT)
     .join(_CLAIM_TASK, _CLAIM_TASK.c.id == _CLAIM_ATTEMPT.c.task_instance_id)
     .join(_RUN_TO_CLAIM, _RUN_TO_CLAIM.c.id == _CLAIM_TASK.c.run_id))
+# The attempt a claim made, found again after its connection was lost (AttemptStore.claim): the
+# same columns as _CLAIM_IN_ONE returns.
+_OWN_CLAIM = (
+    select(TaskAttempt.id.label("attempt_id"), TaskAttempt.try_number, TaskInstance.task_name, TaskInstance.inputs,
+           Run.id, Run.state, Run.version_id, Run.pipeline_id, Run.trigger, Run.execution_date_text, Run.params,
+           Run.runner, Run.created_by, Run.debug_task, Run.deadline_at)
+    .join_from(TaskAttempt, TaskInstance, TaskInstance.id == TaskAttempt.task_instance_id)
+    .join(Run, Run.id == TaskInstance.run_id)
+    .where(TaskAttempt.task_instance_id == bindparam("ti_id"), TaskAttempt.worker == bindparam("worker"),
+           TaskAttempt.started_at == _NOW, TaskAttempt.state == "running",
+           TaskAttempt.try_number == TaskInstance.try_number))
 _SET_ATTEMPT_DEADLINE = update(TaskAttempt).where(TaskAttempt.id == bindparam("attempt_id")).values(
     deadline_at=bindparam("deadline", type_=UTCDateTime()))
 # A success returns the task's name and whether another task instance of the run is unfinished,
@@ -191,7 +204,31 @@ class AttemptStore:
             self._finish_lock = _FINISH_LOCK.with_for_update(**self.db.lock_options())
 
     def claim(self, ti_id: int, worker: str, now: datetime) -> AttemptContext | None:
-        """Start the next attempt of a queued task instance, or return None if not claimable."""
+        """Start the next attempt of a queued task instance, or return None if not claimable.
+
+        A connection lost while the claim commits leaves its outcome unknown: the claim looks for
+        the attempt it may have made (this worker's, started at this `now`, still running) and goes
+        on with it; only if there is none does the error go up, for the caller to claim again.
+        Without this, the repeated claim found the task running and returned None, and the attempt
+        waited without a process until the reconciler declared it lost.
+        """
+        try:
+            return self._claim(ti_id, worker, now)
+        except DBAPIError as exc:
+            if not is_transient(exc):
+                raise
+            mine = self.db.retry_on_disconnect(lambda: self._claimed_by(ti_id, worker, now))
+            if mine is None:
+                raise
+            return mine
+
+    def _claimed_by(self, ti_id: int, worker: str, now: datetime) -> AttemptContext | None:
+        """Return the context of the attempt `worker` claimed at `now`, if that claim was committed."""
+        with self.db.read() as s:
+            row = s.connection().execute(_OWN_CLAIM, {"ti_id": ti_id, "worker": worker, "now": now}).first()
+        return None if row is None else self._claimed(row, ti_id, now)
+
+    def _claim(self, ti_id: int, worker: str, now: datetime) -> AttemptContext | None:
         if self._in_one:
             return self._claim_in_one(ti_id, worker, now)
         with self.db.write() as s:

@@ -40,6 +40,14 @@ def is_in(column: Column, values: Sequence[Any], dialect: str) -> ColumnElement[
     return column.in_(list(values))
 
 
+def in_param(column: Column, name: str, dialect: str) -> ColumnElement[bool]:
+    """Return `column IN :name` for a statement built once: one array parameter on PostgreSQL,
+    an expanding parameter elsewhere. Pass the values as `name` when executing."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
                 returning: Sequence[str] = (), conflict_keys: Sequence[str] = ()) -> list[tuple[Any, ...]]:
     """Insert `rows` (all with the same keys) and return the `returning` columns, in the rows' order.
@@ -57,6 +65,12 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     if not returning:
         conn.execute(stmt, list(rows))
         return []
+    if conn.dialect.name == "sqlite" and not conflict_keys:
+        # SQLAlchemy orders RETURNING rows on SQLite by inserting them one statement each; in the
+        # writer's transaction (BEGIN IMMEDIATE) a multi-row INSERT takes ascending ids in the rows'
+        # order, so sorting the returned rows by id gives that order in one statement per page.
+        stmt = stmt.returning(table.c.id, *(table.c[name] for name in returning))
+        return [tuple(row[1:]) for row in sorted(conn.execute(stmt, list(rows)), key=lambda row: int(row[0]))]
     ordered = not conflict_keys  # SQLAlchemy cannot order what ON CONFLICT may leave out
     stmt = stmt.returning(*(table.c[name] for name in returning), sort_by_parameter_order=ordered)
     return [tuple(row) for row in conn.execute(stmt, list(rows))]

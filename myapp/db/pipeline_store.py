@@ -20,9 +20,10 @@ from myapp.core.cron import wall_time_to_instant
 from myapp.core.errors import NotFound, SpecError
 from myapp.core.model import PipelineSpec, ScheduleSpec, TaskSpec, TemplateSpec
 from myapp.core.output_paths import DEFAULT_ROOTS
-from myapp.core.pipeline_spec import parse_pipeline, pipeline_to_dict, spec_hash
+from myapp.core.pipeline_spec import canonical_hash, parse_pipeline, pipeline_to_dict
 from myapp.core.ports import TemplateCatalog
-from myapp.core.validate import TaskCheck, validate_pipeline
+from myapp.core.validate import TaskCheck, UrlCheck, validate_pipeline
+from myapp.db.bulk import insert_rows
 from myapp.db.schedule_store import Wake, no_wake, wake_after_commit
 from myapp.db.session import Database
 from myapp.db.tables import Pipeline, PipelineTask, PipelineVersion, Project, ScheduleRecord
@@ -50,19 +51,24 @@ class PipelineStore:
     """Save, find and list pipelines and versions."""
 
     def __init__(self, db: Database, catalog: TemplateCatalog, cron_check: CronCheck | None = None,
-                 output_roots: Sequence[str] = DEFAULT_ROOTS, task_check: TaskCheck | None = None) -> None:
+                 output_roots: Sequence[str] = DEFAULT_ROOTS, task_check: TaskCheck | None = None,
+                 webhook_check: UrlCheck | None = None) -> None:
         self.db = db
         self.catalog = catalog
         self.cron_check = cron_check
         self.output_roots = tuple(output_roots)
         self.task_check = task_check
+        self.webhook_check = webhook_check
         self.wake: Wake = no_wake   # ask for a scheduler pass (queue.celery_app.use_celery)
 
     def check(self, spec: PipelineSpec) -> PipelineSpec:
         """Validate `spec` and return it with template versions pinned; raise SpecErrors."""
-        catalog = MemoCatalog(self.catalog)  # 10,000 tasks of one template: one lookup, not 20,000
+        # A project's pipelines see only the templates published to it (or to all); 10,000 tasks of
+        # one template make one lookup, not 20,000.
+        scoped = getattr(self.catalog, "for_project", None)
+        catalog = MemoCatalog(scoped(spec.project) if callable(scoped) else self.catalog)
         errors = validate_pipeline(spec, catalog, cron_check=self.cron_check, output_roots=self.output_roots,
-                                   task_check=self.task_check)
+                                   task_check=self.task_check, webhook_check=self.webhook_check)
         if errors:
             raise SpecErrors(errors)
         return dataclasses.replace(spec, tasks=tuple(_pin(t, catalog) for t in spec.tasks))
@@ -71,7 +77,7 @@ class PipelineStore:
         """Validate and store `spec`; a changed definition becomes a new version."""
         pinned = self.check(spec)
         data = pipeline_to_dict(pinned)
-        digest = spec_hash(pinned)
+        digest = canonical_hash(data)   # = spec_hash(pinned), without building the dict twice
         with self.db.write() as s:
             project = self._project(s, pinned.project, now)
             pipeline = s.scalar(select(Pipeline).where(Pipeline.project_id == project.id, Pipeline.name == pinned.name)
@@ -91,9 +97,9 @@ class PipelineStore:
                                       message=message, created_by=user_id, created_at=now)
             s.add(version)
             s.flush()
-            for task in pinned.tasks:
-                s.add(PipelineTask(version_id=version.id, name=task.name, template=task.template,
-                                   image=task.image, upstream=list(task.depends_on)))
+            insert_rows(s.connection(), PipelineTask.__table__, [   # one statement, however many tasks
+                {"version_id": version.id, "name": task.name, "template": task.template, "image": task.image,
+                 "upstream": list(task.depends_on)} for task in pinned.tasks])
             pipeline.current_version_id = version.id
             pipeline.description = pinned.description
             pipeline.updated_at = now

@@ -2,8 +2,9 @@
 (`RunStore.create_in`, through the ORM and `advance_in`) or for a whole batch (`insert_started`:
 one INSERT ... RETURNING for the runs and one for the task instances, however many runs).
 
-Both ways give identical rows: the checks (`draft_run`) and the start decision (the core's
-`ready_to_queue`, as in `advance_in`) are the same functions. Holds no business rule of its own;
+Both ways give identical rows: the checks (`draft_run`) are the same function, and the start
+decision of a batch (the core's `ready_at_start`) is `ready_to_queue` (what `advance_in` uses)
+applied to a run whose tasks are all pending. Holds no business rule of its own;
 must not import Celery, Flask or kubernetes.
 """
 
@@ -111,23 +112,22 @@ def started_rows(draft: RunDraft, now: datetime) -> tuple[dict[str, Any], list[d
     """Return the rows of the draft's run once started at `now`, as `RunStore._start` leaves them.
 
     The run becomes running (deadline set from its timeout) and the tasks the core's
-    `ready_to_queue` picks are queued. None when starting would do more than that (a task is
-    blocked, or nothing is ready so the run would end at once): such a run goes through
-    `RunStore.create_in`.
+    `ready_at_start` picks are queued (what `ready_to_queue` picks among a new run's tasks, all
+    pending: those with no upstream). None when starting would do more than that (nothing is
+    ready, so the run would end at once): such a run goes through `RunStore.create_in`.
     """
     check_run_transition(RunState(draft.run["state"]), RunState.RUNNING)
-    views = {t["task_name"]: core.TaskView(t["task_name"], TaskState.PENDING, 0, t["max_tries"],
-                                           waiting=t["upstream_waiting"]) for t in draft.tasks}
-    names = set(draft.dag.names)
-    ready = set(core.ready_to_queue(draft.dag, views, names, now))
-    if not ready or core.blocked_by_failure(draft.dag, views, names):
+    ready = core.ready_at_start(draft.dag)
+    if not ready:
         return None
     timeout = draft.run["timeout"]
     run = {**draft.run, "state": RunState.RUNNING.value, "started_at": now, "updated_at": now,
            "deadline_at": now + timedelta(seconds=timeout) if timeout else None,
            "message": "", "token_hash": None, "ended_at": None}
-    tasks = [{**t, "state": TaskState.QUEUED.value, "queued_at": now} if t["task_name"] in ready
-             else {**t, "queued_at": None} for t in draft.tasks]
+    queued, pending = TaskState.QUEUED.value, TaskState.PENDING.value
+    tasks = [{**t, "state": queued if t["task_name"] in ready else pending,
+              "queued_at": now if t["task_name"] in ready else None,
+              "message": "", "started_at": None, "ended_at": None, "next_try_at": None} for t in draft.tasks]
     return run, tasks
 
 
@@ -138,8 +138,11 @@ def insert_started(s: Session, started: Sequence[tuple[dict[str, Any], list[dict
         return []
     conn = s.connection()
     run_ids = [run_id for run_id, in insert_rows(conn, _RUNS, [run for run, _ in started], returning=("id",))]
-    rows = [{**task, "run_id": run_id, "message": "", "started_at": None, "ended_at": None, "next_try_at": None}
-            for run_id, (_, tasks) in zip(run_ids, started, strict=True) for task in tasks]
+    rows = []
+    for run_id, (_, tasks) in zip(run_ids, started, strict=True):
+        for task in tasks:
+            task["run_id"] = run_id   # the rows are this call's own (started_rows' copies)
+            rows.append(task)
     ti_ids = [ti_id for ti_id, in insert_rows(conn, _TASK_INSTANCES, rows, returning=("id",))]
     queued: dict[int, list[int]] = {run_id: [] for run_id in run_ids}
     for row, ti_id in zip(rows, ti_ids, strict=True):

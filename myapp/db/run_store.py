@@ -114,7 +114,8 @@ class RunStore:
         version_id = version_of(new, pipeline)
         assert pipeline is not None  # version_of raised otherwise
         spec, dag = self.specs.get(s, version_id)
-        return self._insert_draft(s, draft_run(new, pipeline, version_id, spec, dag, now), now)
+        # the batch path (two INSERTs whatever the number of tasks) when the start only queues tasks
+        return self.create_drafts_in(s, [draft_run(new, pipeline, version_id, spec, dag, now)], now)[0]
 
     def draft_many_in(self, s: Session, news: Sequence[NewRun], now: datetime) -> list[RunDraft | MyappError]:
         """Check many new runs as `create_in` does, writing nothing: a draft, or the refusal, for each.

@@ -12,15 +12,16 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from myapp.core.schedule import Record, RecordStatus, Schedule
 from myapp.core.states import RunState, Trigger
-from myapp.db.bulk import insert_rows, is_in, update_rows
+from myapp.db.bulk import in_param, insert_rows, is_in, update_rows
 from myapp.db.session import Database
 from myapp.db.tables import Pipeline, Run, ScheduleRecord, ScheduleSkip
 
@@ -125,24 +126,32 @@ def load_snapshots(s: Session, pipeline_ids: Sequence[int]) -> dict[int, Snapsho
     snaps = {pid: Snapshot() for pid in pipeline_ids}
     if not snaps:
         return snaps
-    ids, dialect = list(snaps), s.get_bind().dialect.name
-    newest, newest_status, newest_state = _newest(None)
-    launched, _, launched_state = _newest("launched")
-    query = select(Pipeline.id, _active_cron_runs(), newest, newest_status, newest_state, launched, launched_state)
-    for pid, active, newest_at, status, newest_run, launched_at, launched_run in s.execute(
-            query.where(is_in(Pipeline.id, ids, dialect))):
+    heads, waiting = _snapshot_statements(s.get_bind().dialect.name)
+    ids = {"ids": list(snaps)}
+    for pid, active, newest_at, status, newest_run, launched_at, launched_run in s.execute(heads, ids):
         snap = snaps[pid]
         snap.active = int(active)
         if launched_at is not None:
             snap.records[launched_at] = Record(launched_at, "launched", _run_state(launched_run))
         if newest_at is not None:
             snap.records[newest_at] = Record(newest_at, cast(RecordStatus, status), _run_state(newest_run))
-    waiting = s.execute(select(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date, ScheduleRecord.message)
-                        .where(is_in(ScheduleRecord.pipeline_id, ids, dialect), ScheduleRecord.status == "waiting"))
-    for pid, instant, message in waiting:
+    for pid, instant, message in s.execute(waiting, ids):
         snaps[pid].records[instant] = Record(instant, "waiting")
         snaps[pid].waiting[instant] = message
     return snaps
+
+
+@cache
+def _snapshot_statements(dialect: str) -> tuple[Any, Any]:
+    """Build the two snapshot statements once per dialect (SQLAlchemy memoizes a statement's cache
+    key per object: a batch does not rebuild and re-key a dozen subqueries)."""
+    newest, newest_status, newest_state = _newest(None)
+    launched, _, launched_state = _newest("launched")
+    heads = (select(Pipeline.id, _active_cron_runs(), newest, newest_status, newest_state, launched, launched_state)
+             .where(in_param(Pipeline.id, "ids", dialect)))
+    waiting = (select(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date, ScheduleRecord.message)
+               .where(in_param(ScheduleRecord.pipeline_id, "ids", dialect), ScheduleRecord.status == "waiting"))
+    return heads, waiting
 
 
 def _newest(status: str | None) -> tuple[Any, Any, Any]:
@@ -163,7 +172,8 @@ def _newest(status: str | None) -> tuple[Any, Any, Any]:
 def _active_cron_runs() -> Any:
     """How many of a pipeline's cron runs are queued or running (R5), correlated."""
     return (select(func.count()).select_from(Run)
-            .where(Run.pipeline_id == Pipeline.id, Run.trigger == Trigger.CRON.value, Run.state.in_(ACTIVE_STATES))
+            .where(Run.pipeline_id == Pipeline.id, Run.trigger == Trigger.CRON.value,
+                   or_(*(Run.state == state for state in ACTIVE_STATES)))   # no expanding IN to render each time
             .correlate(Pipeline).scalar_subquery())
 
 

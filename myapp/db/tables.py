@@ -62,6 +62,8 @@ class TaskTemplate(Model):
     status: Mapped[str] = mapped_column(String(16))  # draft | pending | published | rejected
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"), nullable=True)
     project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"), nullable=True)
+    # who may use a published user template: its project only, or every project (chosen at approval)
+    publish_scope: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -1,14 +1,20 @@
 """User templates (PRODUCT.md §6, the reference's 模块管理/模块审核): create, edit, submit, review.
 
 A user's template starts as a `draft` visible to its owner only. The owner submits it
-(`pending`); an admin, or an owner of the template's project, approves it (`published`: visible to
-everyone and usable in pipelines, as `name@version`) or rejects it with a reason (`rejected`: the
-owner fixes it and submits again). Published versions are immutable; a change is a new version.
-Every step is kept as a TemplateReview row (the history). A name belongs to its first owner (or
-to the plugin that registered it), so nobody can publish a newer `shell`.
+(`pending`); an admin, or an owner of the template's project, approves it (`published`, usable in
+pipelines as `name@version`) or rejects it with a reason (`rejected`: the owner fixes it and
+submits again). Published versions are immutable; a change is a new version. Every step is kept
+as a TemplateReview row (the history). A name belongs to its first owner (or to the plugin that
+registered it), so nobody can publish a newer `shell`.
 
-Visibility: published -> every signed-in user; draft/rejected -> the owner (and admins);
-pending -> the owner and those who may review it.
+Approval (issue 13, B13): whoever submitted a template may not approve it (four eyes) unless the
+setting `template_self_approval` allows it (single-admin installs), and the reviewer chooses the
+**publication scope**: `project` (usable and visible in the template's project only) or `all`
+(every project; an admin only). A personal template (no project) can only be published to all.
+
+Visibility: published -> every signed-in user (scope `all`) or the project's members (scope
+`project`), admins always; draft/rejected -> the owner (and admins); pending -> the owner and
+those who may review it.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from myapp.plugins import parse_template, template_to_dict
 
 USER_SOURCE = "user"
 MAX_REASON = 4000
+SCOPES = ("project", "all")
 
 
 class TemplateStatus(StrEnum):
@@ -74,8 +81,10 @@ def may_see(actor: Actor, row: TaskTemplate) -> bool:
     """Return whether `actor` may see the template row (the visibility rule above)."""
     if actor.is_anonymous:
         return False
-    if row.status == TemplateStatus.PUBLISHED or actor.is_admin or row.owner_id == actor.user_id:
+    if actor.is_admin or row.owner_id == actor.user_id:
         return True
+    if row.status == TemplateStatus.PUBLISHED:
+        return row.publish_scope != "project" or row.project_id in actor.projects
     return row.status == TemplateStatus.PENDING and may_review(actor, row)
 
 
@@ -87,8 +96,9 @@ def may_review(actor: Actor, row: TaskTemplate) -> bool:
 class UserTemplates:
     """The use-cases of user templates; every method takes the acting user and `now`."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, self_approval: bool = False) -> None:
         self.db = db
+        self.self_approval = self_approval
 
     # ----- writes ------------------------------------------------------------------------
     def create(self, actor: Actor, data: Mapping[str, Any], now: datetime, *, project: str | None = None) -> int:
@@ -96,7 +106,7 @@ class UserTemplates:
         _require_signed_in(actor)
         spec = _parse(data)
         with self.db.write() as s:
-            project_id = _project_id(s, project)
+            project_id = _project_id(s, project, actor)
             if project_id is not None and not can(actor, Action.WRITE, project_id):
                 raise Forbidden(f"you may not create templates in project {project!r}")
             _check_name(s, actor, spec, exclude_id=None)
@@ -128,22 +138,48 @@ class UserTemplates:
             row.updated_at = now
             _record(s, row.id, "submit", _reason(message, required=False), actor, now)
 
-    def approve(self, actor: Actor, template_id: int, now: datetime, comment: str = "") -> None:
-        """Publish a pending template (an admin or an owner of its project)."""
-        self._review(actor, template_id, TemplateStatus.PUBLISHED, _reason(comment, required=False), now)
+    def approve(self, actor: Actor, template_id: int, now: datetime, comment: str = "", *,
+                scope: str | None = None) -> None:
+        """Publish a pending template to `scope` (project or all): an admin or an owner of its project,
+        not its submitter."""
+        reason = _reason(comment, required=False)
+        with self.db.write() as s:
+            row = self._reviewable(s, actor, template_id)
+            row.publish_scope = self._check_approval(s, actor, row, scope)
+            self._step(s, actor, row, TemplateStatus.PUBLISHED, reason, now)
 
     def reject(self, actor: Actor, template_id: int, reason: str, now: datetime) -> None:
         """Send a pending template back to its owner with a reason (required)."""
-        self._review(actor, template_id, TemplateStatus.REJECTED, _reason(reason, required=True), now)
-
-    def _review(self, actor: Actor, template_id: int, to: TemplateStatus, reason: str, now: datetime) -> None:
+        text = _reason(reason, required=True)
         with self.db.write() as s:
-            row = self._visible(s, actor, template_id, lock=True)
-            if not may_review(actor, row):
-                raise Forbidden(f"only an admin or an owner of the template's project may review {_ref(row)}")
-            row.status = transition(row.status, to, _ref(row)).value
-            row.updated_at = now
-            _record(s, row.id, "approve" if to is TemplateStatus.PUBLISHED else "reject", reason, actor, now)
+            self._step(s, actor, self._reviewable(s, actor, template_id), TemplateStatus.REJECTED, text, now)
+
+    def _reviewable(self, s: Session, actor: Actor, template_id: int) -> TaskTemplate:
+        row = self._visible(s, actor, template_id, lock=True)
+        if not may_review(actor, row):
+            raise Forbidden(f"only an admin or an owner of the template's project may review {_ref(row)}")
+        return row
+
+    def _check_approval(self, s: Session, actor: Actor, row: TaskTemplate, scope: str | None) -> str:
+        """Return the publication scope once the approval rules hold; raise otherwise."""
+        transition(row.status, TemplateStatus.PUBLISHED, _ref(row))
+        if scope not in SCOPES:
+            where = "project (its project only) or all (every project)" if row.project_id else "all"
+            raise SpecError("scope", f"choose where {_ref(row)} is published: {where}")
+        if scope == "project" and row.project_id is None:
+            raise SpecError("scope", f"{_ref(row)} belongs to no project: it can only be published to all")
+        if scope == "all" and not actor.is_admin:
+            raise Forbidden(f"only an admin may publish {_ref(row)} to every project; choose scope project")
+        if not self.self_approval and actor.user_id == _submitter(s, row):
+            raise Forbidden(f"you submitted {_ref(row)}: another reviewer must approve it "
+                            "(the setting template_self_approval allows it on single-admin installs)")
+        return scope
+
+    def _step(self, s: Session, actor: Actor, row: TaskTemplate, to: TemplateStatus, reason: str,
+              now: datetime) -> None:
+        row.status = transition(row.status, to, _ref(row)).value
+        row.updated_at = now
+        _record(s, row.id, "approve" if to is TemplateStatus.PUBLISHED else "reject", reason, actor, now)
 
     # ----- reads -------------------------------------------------------------------------
     def get(self, actor: Actor, template_id: int) -> dict[str, Any]:
@@ -190,6 +226,14 @@ class UserTemplates:
         return row
 
 
+def _submitter(s: Session, row: TaskTemplate) -> int | None:
+    """Return who asked for the current review: the user of the latest submit (else the owner)."""
+    user_id = s.scalar(select(TemplateReview.user_id).where(TemplateReview.template_id == row.id,
+                                                            TemplateReview.action == "submit")
+                       .order_by(TemplateReview.at.desc(), TemplateReview.id.desc()).limit(1))
+    return int(user_id) if user_id is not None else row.owner_id
+
+
 def _require_signed_in(actor: Actor) -> None:
     if actor.is_anonymous:
         raise Forbidden("sign in first")
@@ -210,11 +254,12 @@ def _reason(text: object, *, required: bool) -> str:
     return reason
 
 
-def _project_id(s: Session, name: str | None) -> int | None:
+def _project_id(s: Session, name: str | None, actor: Actor) -> int | None:
+    """Return the id of project `name`; one the actor may not read is "not found", like a missing one."""
     if not name:
         return None
     project_id = s.scalar(select(Project.id).where(Project.name == name))
-    if project_id is None:
+    if project_id is None or not can(actor, Action.READ, int(project_id)):
         raise NotFound(f"project {name!r} not found")
     return int(project_id)
 
@@ -267,6 +312,7 @@ def _view(s: Session, row: TaskTemplate, actor: Actor) -> dict[str, Any]:
     spec = parse_template(row.spec, "database")
     return {
         "id": row.id, "name": row.name, "version": row.version, "ref": _ref(row), "kind": row.kind,
+        "publish_scope": row.publish_scope if row.status == TemplateStatus.PUBLISHED else None,
         "category": row.category, "description": row.description, "status": row.status, "source": row.source,
         "owner": owner, "owner_id": row.owner_id, "project": project, "readme": row.readme,
         "rejection_reason": last.reason if last is not None and row.status == TemplateStatus.REJECTED else "",

@@ -1,6 +1,8 @@
 """Task templates in the database: sync plugins in, and a catalog that reads them back.
 
-Template versions are immutable, so `name@version` lookups are cached for the process.
+Template versions are immutable, so `name@version` lookups are cached for the process. A user
+template published with scope `project` is usable and listed only in its own project
+(myapp/db/template_review.py): `for_project(name)` is the catalog a pipeline of that project sees.
 """
 
 from __future__ import annotations
@@ -9,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 
 from myapp.core.model import TemplateSpec
 from myapp.db.session import Database
-from myapp.db.tables import TaskTemplate
+from myapp.db.tables import Project, TaskTemplate
 from myapp.plugins import parse_template, template_to_dict, version_key
 
 
@@ -50,13 +52,23 @@ class TemplateStore:
         self._exact.clear()
         return written
 
-    def get(self, ref: str) -> TemplateSpec | None:
-        """Return the published template for "name" (newest version) or "name@version"."""
-        if ref in self._exact:
-            return self._exact[ref]
+    def for_project(self, project: str) -> ProjectCatalog:
+        """Return the catalog a pipeline of `project` may use (project-scoped templates of others hidden)."""
+        return ProjectCatalog(self, project)
+
+    def get(self, ref: str, project: str | None = None) -> TemplateSpec | None:
+        """Return the published template for "name" (newest version) or "name@version".
+
+        With `project`, only the templates a pipeline of that project may use.
+        """
+        key = ref if project is None else f"{project}\x00{ref}"
+        if key in self._exact:
+            return self._exact[key]
         name, _, version = ref.partition("@")
         with self.db.read() as s:
             q = select(TaskTemplate).where(TaskTemplate.name == name, TaskTemplate.status == "published")
+            if project is not None:
+                q = q.where(_usable_in(select(Project.id).where(Project.name == project).scalar_subquery()))
             if version:
                 q = q.where(TaskTemplate.version == version)
             rows = s.scalars(q).all()
@@ -65,12 +77,36 @@ class TemplateStore:
         best = max(rows, key=lambda r: version_key(r.version))
         spec = template_from_dict(best.spec)
         if version:
-            self._exact[ref] = spec
+            self._exact[key] = spec
         return spec
 
-    def list(self) -> list[TemplateSpec]:
-        """Return every published template, newest version of each name first."""
+    def list(self, projects: Sequence[int] | None = None) -> list[TemplateSpec]:
+        """Return every published template, newest version of each name first.
+
+        With `projects`, only those usable in one of them (the projects a user belongs to).
+        """
+        q = select(TaskTemplate).where(TaskTemplate.status == "published")
+        if projects is not None:
+            q = q.where(or_(TaskTemplate.publish_scope.is_(None), TaskTemplate.publish_scope != "project",
+                            TaskTemplate.project_id.in_(list(projects))))
         with self.db.read() as s:
-            rows = s.scalars(select(TaskTemplate).where(TaskTemplate.status == "published")
-                             .order_by(TaskTemplate.category, TaskTemplate.name)).all()
+            rows = s.scalars(q.order_by(TaskTemplate.category, TaskTemplate.name)).all()
         return [template_from_dict(r.spec) for r in rows]
+
+
+def _usable_in(project_id: Any) -> ColumnElement[bool]:
+    """Return the condition "a pipeline of project `project_id` may use this published template"."""
+    return or_(TaskTemplate.publish_scope.is_(None), TaskTemplate.publish_scope != "project",
+               TaskTemplate.project_id == project_id)
+
+
+class ProjectCatalog:
+    """The TemplateCatalog of one project's pipelines."""
+
+    def __init__(self, store: TemplateStore, project: str) -> None:
+        self.store = store
+        self.project = project
+
+    def get(self, ref: str) -> TemplateSpec | None:
+        """Return the template for `ref` if this project may use it."""
+        return self.store.get(ref, self.project)

@@ -21,6 +21,9 @@ from urllib3.response import BaseHTTPResponse
 from myapp.core.errors import MyappError
 
 CreateResult = Literal["created", "exists"]
+# pods/log answers text, but the API server negotiates only its object media types (406 for
+# "text/plain"): what kubectl sends. The body is the log whatever this says.
+LOG_ACCEPT = "application/json, */*"
 DeleteResult = Literal["deleted", "absent"]
 Raw = dict[str, Any]
 
@@ -202,7 +205,7 @@ class Launcher:
         method, url, headers, _, _ = self.api.param_serialize(
             method="GET", resource_path="/api/v1/namespaces/{namespace}/pods/{name}/log",
             path_params={"namespace": self.namespace, "name": pod}, query_params=query,
-            header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"])
+            header_params={"Accept": LOG_ACCEPT}, auth_settings=["BearerToken"])
         try:
             response = cast(BaseHTTPResponse, self.api.call_api(method, url, header_params=headers,
                                                                 _request_timeout=(10, self.log_read_timeout)

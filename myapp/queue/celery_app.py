@@ -95,7 +95,12 @@ def broker_options(settings: Settings) -> dict[str, Any]:
     """
     url = settings.effective_broker_url
     if url.startswith(("redis://", "rediss://")):
-        return {"ack_emulation": False}
+        # A broker that vanishes without closing the connection must not hang a publish forever
+        # (socket_timeout), and kombu drops a BRPOP connection whose reply is overdue
+        # (health_check_interval; kombu 5.7): the consumer reconnects within ~15 s. What else
+        # stops a consumer is caught by the worker's liveness probe (myapp/queue/liveness.py).
+        return {"ack_emulation": False, "socket_timeout": 30, "socket_connect_timeout": 10,
+                "socket_keepalive": True, "health_check_interval": 5}
     if url != "filesystem://":
         return {"visibility_timeout": 3600}
     base = settings.home / "broker"

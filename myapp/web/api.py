@@ -73,6 +73,11 @@ def domain_errors(fn: F) -> F:
             return self.response(403, message=str(exc))
         except MyappError as exc:
             return self.response(400, message=str(exc))
+        except OverflowError:   # a date stored before schedules were limited to years 1970-2999
+            return self.response(400, message="a date of this object is out of range (years 1970-2999)")
+        except RecursionError:  # a definition stored before documents were limited to 64 levels
+            return self.response(400, message="this definition is nested too deeply to be written out; "
+                                              "save a version nested at most 64 levels")
     return wrapper  # type: ignore[return-value]
 
 
@@ -456,7 +461,7 @@ class TemplateApi(BaseApi):
     @expose("/", methods=["GET"])
     @protect()
     def list(self) -> Response:
-        """List published task templates.
+        """List the published task templates usable in your projects.
         ---
         get:
           responses:
@@ -464,7 +469,8 @@ class TemplateApi(BaseApi):
         """
         from myapp.db.template_review import masked_template_dict  # secret defaults never leave
 
-        return self.response(200, result=[masked_template_dict(t) for t in services().templates.list()])
+        return self.response(200, result=[masked_template_dict(t)
+                                          for t in services().templates.list(visible_projects())])
 
 
 def register_apis(appbuilder: Any) -> None:

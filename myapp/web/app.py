@@ -16,7 +16,9 @@ from flask_appbuilder.models.sqla import Model
 from flask_appbuilder.utils.legacy import get_sqla_class
 
 from myapp.services import Services, build_services
-from myapp.settings import Settings, ensure_secret_key
+from myapp.settings import Settings, SettingsError, ensure_secret_key
+from myapp.web.guards import add_security_headers, refuse_cross_site_writes, refuse_hostile_input
+from myapp.web.security import MyappSecurityManager, admins_with_shipped_passwords, limit_api_login
 
 
 def builtin_roles() -> dict[str, list[list[str]]]:
@@ -49,6 +51,10 @@ def flask_config(settings: Settings, *, create_db: bool, update_perms: bool) -> 
     options: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         options = {"connect_args": {"timeout": 60, "check_same_thread": False}}
+    from datetime import timedelta
+
+    from myapp.web.security import password_validator
+
     return {
         "SECRET_KEY": settings.secret_key, "SQLALCHEMY_DATABASE_URI": url,
         "SQLALCHEMY_ENGINE_OPTIONS": options, "SQLALCHEMY_TRACK_MODIFICATIONS": False,
@@ -58,7 +64,16 @@ def flask_config(settings: Settings, *, create_db: bool, update_perms: bool) -> 
         "LANGUAGES": {"en": {"flag": "gb", "name": "English"}, "zh": {"flag": "cn", "name": "Chinese"}},
         "BABEL_DEFAULT_LOCALE": "en", "WTF_CSRF_ENABLED": True, "WTF_CSRF_EXEMPT_LIST": [],
         "JSON_SORT_KEYS": False, "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
-        "SESSION_COOKIE_HTTPONLY": True, "SESSION_COOKIE_SAMESITE": "Lax",
+        # Sign-in (docs/security.md): a per-address limit on login attempts (Redis when there is one, so
+        # every worker counts together), the password policy on new passwords, short-lived tokens.
+        # FAB sets RATELIMIT_ENABLED to False by default: AUTH_RATE_LIMITED alone limits nothing.
+        "AUTH_RATE_LIMITED": True, "AUTH_RATE_LIMIT": settings.login_rate_limit, "RATELIMIT_ENABLED": True,
+        "RATELIMIT_STORAGE_URI": settings.effective_redis_url or "memory://",
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True, "RATELIMIT_SWALLOW_ERRORS": True,
+        "FAB_PASSWORD_COMPLEXITY_ENABLED": True,
+        "FAB_PASSWORD_COMPLEXITY_VALIDATOR": password_validator(settings.password_min_length),
+        "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=settings.jwt_access_minutes),
+        "JWT_REFRESH_TOKEN_EXPIRES": timedelta(hours=settings.jwt_refresh_hours),
     }
 
 
@@ -69,11 +84,16 @@ def create_app(settings: Settings, services: Services | None = None, *, update_p
     logging.getLogger("flask_appbuilder").setLevel(logging.ERROR)
     app = Flask("myapp")
     app.config.update(flask_config(settings, create_db=create_db, update_perms=update_perms))
+    guard_requests(app, settings)
     db = get_sqla_class()(model_class=Model)
     db.init_app(app)
     with app.app_context():
-        appbuilder = AppBuilder(indexview=HomeView, update_perms=update_perms)
+        appbuilder = AppBuilder(indexview=HomeView, update_perms=update_perms,
+                                security_manager_class=MyappSecurityManager)
         appbuilder.init_app(app, db.session)
+        limit_api_login(app, settings.login_rate_limit)
+        if settings.production and not create_db:
+            refuse_shipped_admin_passwords(appbuilder.sm)
         svc = services or build_services(settings)
         if services is None:
             from myapp.queue.celery_app import create_celery, use_celery
@@ -86,6 +106,10 @@ def create_app(settings: Settings, services: Services | None = None, *, update_p
 
         register_apis(appbuilder)
         register_pages(appbuilder)
+
+    @app.errorhandler(BlockingIOError)
+    def client_too_slow(exc: BlockingIOError) -> Any:  # the web server's client timeout (myapp/web/server.py)
+        return {"message": "the request body did not arrive in time"}, 408
 
     @app.get("/health")
     def health() -> Any:
@@ -101,3 +125,23 @@ def create_app(settings: Settings, services: Services | None = None, *, update_p
                                    max_age=86400)
 
     return app
+
+
+def guard_requests(app: Flask, settings: Settings) -> None:
+    """Install the request guards and security headers (myapp/web/guards.py), and trust configured proxies."""
+    refuse_hostile_input(app)
+    refuse_cross_site_writes(app, settings.web_trusted_origins)
+    add_security_headers(app, production=settings.production)
+    if settings.web_proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.web_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+
+
+def refuse_shipped_admin_passwords(sm: Any) -> None:
+    """Stop a production start while an admin still has a password our files suggest (B2)."""
+    found = admins_with_shipped_passwords(sm)
+    if found:
+        raise SettingsError(f"MYAPP_ADMIN_PASSWORD: admin user(s) {', '.join(found)} still have a placeholder "
+                            "password; run `myapp init` with MYAPP_ADMIN_PASSWORD set to a strong password")

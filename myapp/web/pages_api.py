@@ -4,6 +4,8 @@
   with the browser session it also hands out a short-lived JWT, so the browser bundle calls every
   other endpoint as a plain API client; called with a JWT (like any other endpoint) it hands out
   none, so a token cannot renew itself past its expiry.
+- `POST /api/v1/me/logout`: end a sign-in (the bearer token's login, or the browser session):
+  its session and every token it issued are refused from then on (myapp/web/security.py).
 - `/api/v1/projects/`: projects and their members (owner, member, viewer): list, create, add or
   change a member, remove a member. Admins manage every project; an owner manages their own.
 
@@ -23,7 +25,8 @@ from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import protect
 from flask_appbuilder.security.sqla.models import User
 from flask_babel import get_locale
-from flask_jwt_extended import create_access_token, verify_jwt_in_request
+from flask_jwt_extended import create_access_token, get_jwt, verify_jwt_in_request
+from flask_login import logout_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -89,6 +92,29 @@ class SessionApi(BaseApi):
             locale="zh" if locale.startswith("zh") else "en", timezone=services().settings.timezone, **token)
 
 
+    @expose("/logout", methods=["POST"])
+    def logout(self) -> Response:
+        """End this sign-in: the bearer token's login (its access and refresh tokens), or the browser session.
+        ---
+        post:
+          responses:
+            200: {description: Signed out; the token (or session) and every token of the same login are refused}
+            401: {description: Not signed in, or already signed out}
+        """
+        sm = current_app.appbuilder.sm  # type: ignore[attr-defined]
+        if request.headers.get("Authorization"):
+            verify_jwt_in_request(verify_type=False)   # an access or a refresh token; a revoked one answers 401
+            claims = get_jwt()
+            sm.revoke(str(claims.get("lid") or ""), int(claims["sub"]))
+            return self.response(200, message="signed out: every token of this login is refused from now on")
+        user = current_user_row()
+        if user is None:
+            return self.response_401()
+        logout_user()
+        sm.on_user_logout(user)
+        return self.response(200, message="signed out")
+
+
 def project_rows(s: Session) -> list[dict[str, Any]]:
     """Return the projects the signed-in user may read (all for an admin), each with its members."""
     actor = current_actor(s)
@@ -106,10 +132,11 @@ def project_rows(s: Session) -> list[dict[str, Any]]:
 
 
 def _require_manager(s: Session, project_id: int) -> Project:
-    project = s.get(Project, project_id)
-    if project is None:
+    """Return the project if the actor may manage it; one they are not a member of is "not found" (no leak)."""
+    project, actor = s.get(Project, project_id), current_actor(s)
+    if project is None or not can(actor, Action.READ, project_id):
         raise NotFound(f"project {project_id} not found")
-    require(current_actor(s), Action.MANAGE, project_id, f"the members of project {project.name!r}")
+    require(actor, Action.MANAGE, project_id, f"the members of project {project.name!r}")
     return project
 
 

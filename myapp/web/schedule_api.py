@@ -14,6 +14,7 @@ from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import protect
 
 from myapp.core.authz import Action
+from myapp.core.cron import year_problem
 from myapp.core.errors import SpecError
 from myapp.db.schedule_store import record_count, record_rows, skip_rows
 from myapp.scheduler import preview_pipeline
@@ -30,6 +31,9 @@ def _instant(text: str | None) -> datetime:
         value = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         raise SpecError("now", f"{text!r} is not an ISO 8601 instant") from None
+    problem = year_problem(value)
+    if problem:
+        raise SpecError("now", problem)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 

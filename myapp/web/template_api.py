@@ -61,7 +61,8 @@ def json_field(name: str) -> str:
 
 def store() -> UserTemplates:
     """Return the use-cases on this process's database."""
-    return UserTemplates(services().db)
+    svc = services()
+    return UserTemplates(svc.db, self_approval=svc.settings.template_self_approval)
 
 
 def actor() -> Actor:
@@ -153,7 +154,7 @@ class UserTemplateApi(BaseApi):
         if step == "submit":
             templates.submit(who, pk, now, json_field("message"))
         elif step == "approve":
-            templates.approve(who, pk, now, json_field("comment"))
+            templates.approve(who, pk, now, json_field("comment"), scope=json_field("scope") or None)
         else:
             templates.reject(who, pk, json_field("reason"), now)
         try:
@@ -180,14 +181,19 @@ class UserTemplateApi(BaseApi):
     @protect()
     @domain_errors
     def approve(self, pk: int) -> Response:
-        """Publish a pending template (admin or project owner; body: {"comment": ...} optional).
+        """Publish a pending template: body {"scope": "project"|"all", "comment": ...} (scope required).
+
+        An admin or an owner of the template's project, never its submitter (unless the setting
+        template_self_approval allows it); scope `project` publishes it to its project only, `all`
+        (admins only) to every project.
         ---
         post:
           parameters:
           - {in: path, name: pk, required: true, schema: {type: integer}}
           responses:
             200: {description: Published}
-            403: {description: Not a reviewer}
+            400: {description: No or wrong scope}
+            403: {description: Not a reviewer, the submitter, or scope all by a non-admin}
             409: {description: Not pending}
         """
         return self._step(pk, "approve")

@@ -31,6 +31,7 @@ DIST = REPO / "myapp" / "web" / "static" / "dist"
 SCREENSHOTS = Path(os.environ.get("MYAPP_SCREENSHOTS", "/tmp/myapp-screenshots"))
 VIEWER = ("viewer", "viewer-pass")
 ADMIN = ("admin", "admin-pass")
+REVIEWER = ("reviewer", "reviewer-pass")   # a second admin: nobody approves the templates they submitted
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -84,6 +85,7 @@ def live_server(engine_services: Any, bundle: Path, chromium: Path) -> Iterator[
     with app.app_context():
         user = ensure_user(app, VIEWER[0], "Viewer", VIEWER[1])
         ensure_member(engine_services, user.id, "default", "viewer")
+        ensure_user(app, REVIEWER[0], "Admin", REVIEWER[1])
     with LiveServer(app) as server:
         yield server
 
@@ -124,6 +126,9 @@ FAILURE_SHOTS = Path(os.environ.get("MYAPP_BROWSER_FAILURES", "/tmp/myapp-browse
 def new_page(browser: Any, live_server: LiveServer, request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
     """Open a signed-in page (admin by default) in a fresh browser context; collect page errors.
 
+    Errors are uncaught JavaScript exceptions and Content-Security-Policy violations (the console
+    reports what the policy blocked: a script, a style, a frame).
+
     When the test fails, each open page is saved as a PNG under MYAPP_BROWSER_FAILURES.
     """
     contexts: list[Any] = []
@@ -135,6 +140,7 @@ def new_page(browser: Any, live_server: LiveServer, request: pytest.FixtureReque
         page = context.new_page()
         page.set_default_timeout(15_000)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
         login(page, live_server.url, user)
         return page
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.browser.canvas import GREEN, import_yaml, node, run_from_editor, wait_color
-from tests.browser.conftest import VIEWER, api_token, shot
+from tests.browser.conftest import REVIEWER, VIEWER, api_token, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -125,7 +125,21 @@ def test_templates_create_submit_review(new_page: Any, live_server: Any) -> None
     page.goto(f"{live_server.url}/templates/review")
     page.wait_for_selector("[data-testid=review-table] tr[data-template=word-count]")
     shot(page, "review")
+    # Its submitter may not approve it: the dialog says why and nothing is published.
     page.click("[data-testid=review-table] tr[data-template=word-count] button[data-action=approve]")
+    page.click("[data-testid=approve-confirm]")
+    page.wait_for_selector("[data-testid=approve-dialog] :text('another reviewer must approve it')")
+    page.click("[data-testid=approve-dialog] button.close")
+    # Another admin publishes it; a personal template can only go to every project.
+    reviewer = new_page(REVIEWER)
+    reviewer.goto(f"{live_server.url}/templates/review")
+    reviewer.click("[data-testid=review-table] tr[data-template=word-count] button[data-action=approve]")
+    assert reviewer.is_disabled("input[name=publish-scope][value=project]")
+    assert reviewer.is_checked("input[name=publish-scope][value=all]")
+    reviewer.fill("[data-testid=approve-comment]", "looks good")
+    reviewer.click("[data-testid=approve-confirm]")
+    reviewer.wait_for_selector("[data-testid=approve-dialog]", state="detached")
+    page.reload()
     page.wait_for_selector("[data-testid=mine-table] tr[data-template=word-count][data-status=published]")
     page.goto(f"{live_server.url}/templates/")
     page.wait_for_selector(".myapp-catalog-group .myapp-card[data-template=word-count]")
@@ -194,3 +208,14 @@ def test_chinese_pages(new_page: Any, live_server: Any) -> None:
     page.goto(f"{live_server.url}/pipelines/new")
     page.wait_for_selector("button:has-text('保存为新版本')")
     page.goto(f"{live_server.url}/lang/en")
+
+
+def test_swagger_and_the_user_admin_pages_run_under_the_content_security_policy(new_page: Any,
+                                                                              live_server: Any) -> None:
+    page = new_page()        # the fixture fails the test on any Content-Security-Policy violation
+    page.goto(f"{live_server.url}/swagger/v1")
+    page.wait_for_selector(".swagger-ui .opblock-tag")
+    page.goto(f"{live_server.url}/users/list/")
+    page.wait_for_selector("table :text('admin')")
+    page.goto(f"{live_server.url}/users/add")
+    page.wait_for_selector("input[name=username]")

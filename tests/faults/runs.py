@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from myapp.core.states import RUN_TERMINAL, RunState
 from myapp.db.tables import TaskAttempt, TaskInstance
-from myapp.logs import LogKey
+from myapp.logs import LogKey, parse_line
 from tests.integration.engine_helpers import detail, save, start
 
 TASKS = ("a", "b", "c", "d")
@@ -126,7 +126,8 @@ def log_lines(services: Any, run_id: int, task: str, try_number: int, *, archive
     if archived:
         path = key.path(services.settings.logs_dir)
         assert path.exists(), f"no archived log {path}"
-        return path.read_text(encoding="utf-8").splitlines()
+        # The archive holds stored lines (stamped, with their stream); compare their text as read live.
+        return [parse_line(line).plain.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines(True)]
     lines, _ = services.logs.lines(key)
     return [line.rstrip("\n") for line in lines]
 

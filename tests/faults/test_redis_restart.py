@@ -46,8 +46,10 @@ def redis_services(module_home: Path, database_url: str, redis_server: PrivateRe
 
     # The beat sends two messages every reconcile_interval; 2 s leaves the first kill time to land
     # before they fill the worker's prefetch.
+    # The liveness probe's timeout is short (the product's is 120 s): a broker restart must not be
+    # taken for a stuck consumer (tests/faults/test_broker_stall.py has the stuck one).
     settings = make_settings(module_home, database_url, broker_url=redis_server.url, redis_url=redis_server.url,
-                             reconcile_interval=2)
+                             reconcile_interval=2, broker_liveness_timeout=15)
     services = build_services(settings)
     init_database(services, admin_user="admin", admin_password="admin-pass", admin_email="a@b.c", quiet=True)
     app, _ = create_celery(settings)
@@ -87,7 +89,10 @@ def test_broker_restarts_mid_run_lose_nothing(redis_services: Any, redis_server:
     log = worker.log.read_text(errors="replace")
     assert worker.proc is not None and worker.proc.poll() is None, "the worker exited:\n" + log[-3000:]
     assert "Unrecoverable error" not in log, log[-5000:]
-    assert log.count("Connected to redis://") >= 3, "the consumer did not reconnect after each restart"
+    assert "stopped taking messages" not in log and "consumer is stuck" not in log, log[-5000:]
+    # The consumer noticed a lost broker and connected again (a restart that redis-py's own retry
+    # absorbs is not logged as one); that it takes work after each restart is what the runs show.
+    assert "Connection to broker lost" in log and log.count("Connected to redis://") >= 2, log[-5000:]
     # A run started after the faults is taken by the reconnected consumer.
     fresh = start_runs(services, save_diamond(services, "after-restarts", lines=1, pause=0), 1)
     wait_all_finished(services, fresh, timeout=20)

@@ -21,6 +21,7 @@ from tests.integration.test_scheduler import save_at, tick, ts
 
 pytestmark = pytest.mark.integration
 T = ts("2026-01-01T00:00Z")
+SETTINGS_OVERRIDES = {"webhook_allowed_networks": "127.0.0.0/8"}   # the test receivers listen on loopback
 
 
 def alerting_yaml(name: str, url: str, script: str, on: str = "[failed, succeeded, timeout]",

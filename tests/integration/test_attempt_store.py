@@ -151,6 +151,37 @@ def test_a_connection_lost_while_a_claim_reads_the_attempts_context_leaves_no_or
         assert attempt is not None and attempt.state == "running"
 
 
+def test_a_claim_whose_commit_reply_is_lost_goes_on_with_the_attempt_it_made(
+        services: Any, sent: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The claim committed, then the connection dropped before its reply: the worker must not
+    # claim again (it would find the task running and leave the attempt without a process).
+    from sqlalchemy.exc import OperationalError
+
+    class AdminShutdown(Exception):
+        pass
+
+    AdminShutdown.__module__ = "psycopg.errors"
+    run_id, queued = started_leaves(services, sent, "claim-reply-lost", 2)
+    real = services.attempts._claim
+
+    def committed_then_dropped(*args: Any) -> Any:
+        real(*args)
+        raise OperationalError("COMMIT", {}, AdminShutdown("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(services.attempts, "_claim", committed_then_dropped)
+    ctx = claim(services, queued[0])
+    assert ctx is not None and ctx.try_number == 1 and ctx.task.name == "leaf0"
+    run, tasks, attempts = states(services, run_id)
+    assert tasks["leaf0"] == "running" and attempts.count("running") == 1
+    # A claim that did not commit (the task is still queued) raises: the caller claims again.
+    monkeypatch.setattr(services.attempts, "_claim", lambda *args: (_ for _ in ()).throw(
+        OperationalError("SELECT", {}, AdminShutdown("server closed the connection unexpectedly"))))
+    with pytest.raises(OperationalError):
+        claim(services, queued[1])
+    assert states(services, run_id)[1]["leaf1"] == "queued"
+    services.runs.stop_run(run_id, services.clock.now())   # leaves nothing queued for the reconciler tests
+
+
 def test_a_claim_records_the_attempt_deadline_of_a_task_timeout(services: Any, sent: list[int]) -> None:
     from datetime import timedelta
 

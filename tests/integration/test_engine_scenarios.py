@@ -24,7 +24,7 @@ from tests.integration.engine_helpers import (
     wait_finished,
     wait_until,
 )
-from tests.processes import alive
+from tests.processes import alive, running_argv
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -108,23 +108,24 @@ _alive = alive   # test_k8s_scenarios imports it from here
 
 def test_task_timeout_kills_the_process_group(engine_services: Any, tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
+    seconds = f"{60 + uuid.uuid4().int % 10**6 / 10**6:.6f}"    # the child's unique argv finds it on the host
     pid = save(engine_services, f"""
         name: task-timeout
         tasks:
           - name: slow
             template: shell
-            args: {{script: "sleep 60 & echo $! > {pidfile}; wait"}}
+            args: {{script: "sleep {seconds} & echo $! > {pidfile}; wait"}}
             timeout: 1
     """)
     run = wait_finished(engine_services, start(engine_services, pid))
     ti = run["by_name"]["slow"]
     assert run["state"] == "failed"
     assert ti["state"] == "failed" and "timed out after 1 s" in ti["message"]
-    child = int(pidfile.read_text())
+    assert pidfile.read_text().strip(), "the task did not start its child"
     deadline = time.monotonic() + 5
-    while _alive(child) and time.monotonic() < deadline:
+    while running_argv("sleep", seconds) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(child), "the background child of the timed-out task survived"
+    assert not running_argv("sleep", seconds), "the background child of the timed-out task survived"
 
 
 def test_run_timeout_fails_running_and_stops_unstarted(engine_services: Any) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from myapp.plugins import parse_template
 from tests.integration.engine_helpers import detail, poll, save, start, task_lines, wait_finished, wait_until
-from tests.integration.k8s_env import REAL_CLUSTER, k8s_cluster
+from tests.integration.k8s_env import REAL_CLUSTER, backends, k8s_cluster
 from tests.integration.test_engine_scenarios import (  # noqa: F401  collected again with the k8s fixture
     _alive,
     test_copy_starts_a_new_run_with_the_same_parameters,
@@ -47,10 +47,25 @@ if REAL_CLUSTER:   # these two share files under the test's tmp_path with the ta
         """Skipped on a real cluster."""
 
 
-@pytest.fixture(scope="module")
-def engine_services(services: Any, broker_url: str) -> Iterator[Any]:
-    """Services whose runs execute as pods on the fake cluster."""
-    with k8s_cluster(services, broker_url) as cluster:
+# Known differences of a real node, each a product issue (issue 12 item 5), not a harness one:
+REAL_NODE_GAPS = {
+    "test_task_timeout_kills_the_process_group[real]":
+        "a timed-out pod is deleted with the default 30 s grace and the entrypoint's sh, PID 1 of the "
+        "container, ignores SIGTERM: the task's children live until the SIGKILL (issue 12, graceful stop)",
+}
+
+
+@pytest.fixture(autouse=True)
+def _real_node_gaps(request: pytest.FixtureRequest) -> None:
+    reason = REAL_NODE_GAPS.get(request.node.name)
+    if reason:
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=False))   # timing: may pass when slow
+
+
+@pytest.fixture(scope="module", params=backends())
+def engine_services(request: pytest.FixtureRequest, services: Any, broker_url: str) -> Iterator[Any]:
+    """Services whose runs execute as pods on the backend's cluster."""
+    with k8s_cluster(services, broker_url, backend=request.param) as cluster:
         services.cluster = cluster
         yield services
 

@@ -75,13 +75,13 @@ def test_a_stopped_task_is_killed_and_its_last_words_are_kept(tmp_path: Path, re
     script = "trap 'echo bye; exit 3' TERM; echo ready; while :; do sleep 0.05; done"
     result, lines, _, took = run_script(tmp_path, script, redis_client, stop_after=0.3)
     assert not result.succeeded and result.message == "attempt stopped"
-    assert "ready\n" in lines and "bye\n" in lines and took < 5
+    assert "ready\n" in lines and "bye\n" in lines and took < 20   # a task left running would hang here
 
 
 def test_leftover_background_processes_die_and_do_not_hold_the_attempt(tmp_path: Path, redis_client: Any) -> None:
     pid_file = tmp_path / "leftover.pid"
     result, lines, _, took = run_script(tmp_path, f"sleep 30 & echo $! > {pid_file}; echo started", redis_client)
-    assert result.succeeded and "started\n" in lines and took < 3
+    assert result.succeeded and "started\n" in lines and took < 15   # not the 30 s of its leftover sleep
     leftover = int(pid_file.read_text())
     time.sleep(0.2)
     alive = os.path.exists(f"/proc/{leftover}") and " Z " not in Path(f"/proc/{leftover}/stat").read_text()
@@ -107,4 +107,4 @@ def test_without_pidfd_the_exit_is_noticed_by_polling(tmp_path: Path, redis_clie
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(os, "pidfd_open", raising=False)
     result, lines, _, took = run_script(tmp_path, "sleep 30 & echo polled", redis_client)
-    assert result.succeeded and lines[-1] == "polled\n" and took < 3
+    assert result.succeeded and lines[-1] == "polled\n" and took < 15   # not the 30 s of its leftover sleep

@@ -176,7 +176,9 @@ def test_three_year_outage_is_one_short_pass_with_a_skipped_span(services: Any) 
     started = time.perf_counter()
     report = tick(services, "2025-12-31T23:59Z")
     elapsed = time.perf_counter() - started
-    assert elapsed < 1.0, elapsed
+    # Walking the outage minute by minute takes ~30 s (1.6 million fire times); the bound holds on a
+    # machine ten times slower than a quiet one and still tells the two apart. Figures: benchmarks/.
+    assert elapsed < 10.0, elapsed
     total = count_fire_times("* * * * *", "UTC", ts("2022-12-31T23:59:59Z"), ts("2025-12-31T23:59Z"))
     assert report.skipped == total - 5 and report.created == 5
     assert by_status(services, pid, "launched") == ["2025-12-31T23:55Z"]

@@ -82,7 +82,7 @@ def published_names(clients: Any, user: str) -> set[str]:
     return {t["name"] for t in client.get("/api/v1/templates/", headers=auth).get_json()["result"]}
 
 
-def test_submit_reject_fix_approve_then_visible_to_everyone(clients: Any, services: Any) -> None:
+def test_submit_reject_fix_approve_then_visible_in_its_project(clients: Any, services: Any) -> None:
     bob, alice, dave = Api(clients, "bob"), Api(clients, "alice"), Api(clients, "dave")
     res = bob.call("POST", "/", json={"template": template("my-tool", script="ech hi"), "project": "ml"})
     assert res.status_code == 201 and res.get_json()["result"]["status"] == "draft"
@@ -100,10 +100,14 @@ def test_submit_reject_fix_approve_then_visible_to_everyone(clients: Any, servic
     fixed = bob.call("PUT", f"/{tid}", json=template("my-tool", script="echo hi")).get_json()["result"]
     assert fixed["status"] == "draft" and fixed["definition"]["parameters"]["script"]["default"] == "echo hi"
     assert bob.call("POST", f"/{tid}/submit").status_code == 200
-    assert bob.call("POST", f"/{tid}/approve").status_code == 403          # a member cannot publish
-    assert alice.call("POST", f"/{tid}/approve", json={"comment": "lgtm"}).get_json()["result"]["status"] == "published"
-    assert dave.call("GET", f"/{tid}").status_code == 200
-    assert "my-tool" in published_names(clients, "dave") and services.templates.get("my-tool@1") is not None
+    assert bob.call("POST", f"/{tid}/approve", json={"scope": "project"}).status_code == 403  # a member cannot
+    assert alice.call("POST", f"/{tid}/approve", json={"comment": "lgtm"}).status_code == 400   # no scope chosen
+    assert alice.call("POST", f"/{tid}/approve", json={"scope": "all"}).status_code == 403      # admins only
+    approved = alice.call("POST", f"/{tid}/approve", json={"comment": "lgtm", "scope": "project"}).get_json()["result"]
+    assert (approved["status"], approved["publish_scope"]) == ("published", "project")
+    assert dave.call("GET", f"/{tid}").status_code == 404                  # published to project "ml" only
+    assert "my-tool" in published_names(clients, "bea") and "my-tool" not in published_names(clients, "dave")
+    assert services.templates.get("my-tool@1", "ml") is not None and services.templates.get("my-tool@1", "other") is None
     assert bob.call("PUT", f"/{tid}", json=template("my-tool", script="echo changed")).status_code == 409
     history = bob.call("GET", f"/{tid}/history").get_json()["result"]
     assert [(h["action"], h["user"], h["reason"]) for h in history] == [
@@ -131,13 +135,14 @@ def test_who_may_see_and_approve_a_pending_template(clients: Any, user: str, see
     tid = pending(clients)
     api = Api(clients, user)
     assert api.call("GET", f"/{tid}").status_code == see
-    assert api.call("POST", f"/{tid}/approve").status_code == approve
+    assert api.call("POST", f"/{tid}/approve", json={"scope": "project"}).status_code == approve
     assert api.call("POST", f"/{tid}/reject", json={"reason": "x"}).status_code in (
         (409,) if approve == 200 else (approve,))
 
 
 @pytest.mark.parametrize(("user", "status"), [
-    ("admin", 201), ("alice", 201), ("bob", 201), ("carol", 403), ("dave", 403), ("vera", 403), ("anonymous", 401),
+    # dave belongs to another project: "ml" is as unknown to him as a missing project (404, no leak)
+    ("admin", 201), ("alice", 201), ("bob", 201), ("carol", 403), ("dave", 404), ("vera", 403), ("anonymous", 401),
 ])
 def test_who_may_create_in_a_project(clients: Any, user: str, status: int) -> None:
     res = Api(clients, user).call("POST", "/", json={"template": template(f"new-{next(_names)}"), "project": "ml"})
@@ -169,7 +174,10 @@ def test_a_personal_template_is_approved_by_an_admin_only(clients: Any) -> None:
     assert Api(clients, "admin").call("GET", "/?scope=review").get_json()["result"][0]["id"] is not None
     assert tid in {t["id"] for t in Api(clients, "admin").call("GET", "/?scope=review").get_json()["result"]}
     assert tid not in {t["id"] for t in Api(clients, "alice").call("GET", "/?scope=review").get_json()["result"]}
-    assert Api(clients, "admin").call("POST", f"/{tid}/approve").status_code == 200
+    assert Api(clients, "admin").call("POST", f"/{tid}/approve", json={"scope": "project"}).status_code == 400
+    assert Api(clients, "admin").call("POST", f"/{tid}/approve", json={"scope": "all"}).status_code == 200
+    assert "tool" in str(published_names(clients, "dave")) and tid in {
+        t["id"] for t in Api(clients, "carol").call("GET", "/").get_json()["result"]}
 
 
 def test_names_belong_to_their_owner(clients: Any) -> None:
@@ -201,7 +209,7 @@ def test_secret_defaults_are_masked_everywhere(clients: Any, services: Any) -> N
         "parameters": {"token": {"type": "secret", "default": "tok-123"}}, "command": ["env"]}
     tid = bob.call("POST", "/", json={"template": body, "project": "ml"}).get_json()["result"]["id"]
     bob.call("POST", f"/{tid}/submit")
-    approved = Api(clients, "alice").call("POST", f"/{tid}/approve")
+    approved = admin.call("POST", f"/{tid}/approve", json={"scope": "all"})
     assert approved.get_json()["result"]["definition"]["parameters"]["token"]["default"] == "******"
     for text in (bob.call("GET", f"/{tid}").get_data(as_text=True), admin.call("GET", "/").get_data(as_text=True),
                  clients["dave"][0].get("/api/v1/templates/", headers=clients["dave"][1]).get_data(as_text=True)):

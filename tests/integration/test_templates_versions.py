@@ -53,16 +53,17 @@ def test_a_reviewed_new_version_does_not_change_pipelines(services: Any) -> None
         admin_id = s.scalar(select(User.id).where(User.username == "admin"))
     admin = Actor(admin_id, "admin", frozenset({"Admin"}), {})
     owner = Actor(admin_id, "admin", frozenset({"Admin"}), {1: ProjectRole.OWNER})
-    reviews, now = UserTemplates(services.db), services.clock.now
+    # one admin submits and approves: the single-admin setting (template_self_approval)
+    reviews, now = UserTemplates(services.db, self_approval=True), services.clock.now
     for version in ("1", "2"):
         tid = reviews.create(owner, {"name": "reviewed", "version": version, "command": ["echo", f"reviewed v{version}"]},
                              now())
         reviews.submit(owner, tid, now())
         if version == "1":
-            reviews.approve(admin, tid, now())
+            reviews.approve(admin, tid, now(), scope="all")
             pid = save(services, "name: uses-reviewed\ntasks:\n  - {name: hi, template: reviewed}\n")
     assert services.templates.get("reviewed").version == "1"        # version 2 is pending, not published
-    reviews.approve(admin, tid, now())
+    reviews.approve(admin, tid, now(), scope="all")
     assert services.templates.get("reviewed").version == "2"
     assert services.pipelines.export(pid)["tasks"][0]["template"] == "reviewed@1"
     assert run_once(services, pid) == ["reviewed v1"]

@@ -149,6 +149,36 @@ def unsupported_media_type(content_type: str, *, builtin: bool = True) -> Status
     return StatusError(415, "UnsupportedMediaType", message, {})
 
 
+SERVED_MEDIA_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
+
+
+def acceptable(accept: str) -> bool:
+    """The API server's Accept negotiation (checked on 1.20): an empty header, `*/*`, or one of the
+    served types (a `q` parameter allowed, any other parameter not); `text/plain`, `text/*` and
+    `application/*` are refused, on pods/log too (which then answers text/plain)."""
+    if not accept.strip():
+        return True
+    for clause in accept.split(","):
+        media, *params = (part.strip() for part in clause.split(";"))
+        names = {p.partition("=")[0].strip().lower() for p in params if p}
+        q = next((p.partition("=")[2] for p in params if p.lower().startswith("q=")), "1")
+        try:
+            weight = float(q)
+        except ValueError:
+            weight = 0.0
+        if (media == "*/*" or media.lower() in SERVED_MEDIA_TYPES) and names <= {"q"} and weight > 0:
+            return True
+    return False
+
+
+def not_acceptable(*, log: bool = False) -> StatusError:
+    """Return 406 NotAcceptable as the API server words it (pods/log names what it accepts)."""
+    if log:
+        return StatusError(406, "NotAcceptable",
+                           "only the following media types are accepted: " + ", ".join(SERVED_MEDIA_TYPES), {})
+    return StatusError(406, "NotAcceptable", "406: Not Acceptable", {})
+
+
 def internal_error(detail: str) -> StatusError:
     """Return 500 InternalError."""
     return StatusError(500, "InternalError", f"Internal error occurred: {detail}", {"causes": [{"message": detail}]})

@@ -18,7 +18,7 @@ from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from tests.k8sfake.api import ApiRequest, RestApi
-from tests.k8sfake.errors import StatusError, internal_error
+from tests.k8sfake.errors import StatusError, acceptable, internal_error, not_acceptable
 from tests.k8sfake.faults import Faults
 from tests.k8sfake.responses import AbortStream, JsonResponse, Response, StreamResponse, TextResponse
 
@@ -121,6 +121,9 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
             self._send(fault.error.code, "application/json", JsonResponse(0, fault.error.status()).encoded(), headers)
             return
         try:
+            if url.path.startswith(("/api/", "/apis/")) or url.path in ("/api", "/apis"):
+                if not acceptable(self.headers.get("Accept") or ""):
+                    raise not_acceptable(log=url.path.endswith("/log"))
             response: Response = self.server.api.handle(request)
         except StatusError as error:
             response = JsonResponse(error.code, error.status())

@@ -146,3 +146,25 @@ def test_logs_belong_to_one_pod_incarnation(kube: FakeKubeServer, core: client.C
     assert gone.value.status == 404
     running_pod(kube, core)
     assert core.read_namespaced_pod_log("a", "team") == ""
+
+
+def test_an_accept_the_api_server_refuses_is_406(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
+    """As kube-apiserver 1.20 answers (checked with curl against scripts/k8s-testenv's server)."""
+    running_pod(kube, core)
+    kube.append_log("team", "a", "hello\n")
+    http = urllib3.PoolManager()
+    url = f"{kube.url}/api/v1/namespaces/team/pods/a/log"
+    answers = {accept: http.request("GET", url, headers={"Accept": accept} if accept else {})
+               for accept in ("text/plain", "text/*", "application/*", "application/json;as=Table;v=v1;g=meta.k8s.io",
+                              "", "*/*", "application/json", "application/json, */*", "text/plain, */*",
+                              "application/json;q=0.9", "application/yaml")}
+    refused = {a for a, r in answers.items() if r.status == 406}
+    assert refused == {"text/plain", "text/*", "application/*", "application/json;as=Table;v=v1;g=meta.k8s.io"}
+    assert all(r.data == b"hello\n" for a, r in answers.items() if a not in refused)
+    status = json.loads(answers["text/plain"].data)
+    assert (status["reason"], status["message"]) == (
+        "NotAcceptable",
+        "only the following media types are accepted: application/json, application/yaml, "
+        "application/vnd.kubernetes.protobuf")
+    listed = http.request("GET", f"{kube.url}/api/v1/namespaces/team/pods", headers={"Accept": "text/plain"})
+    assert listed.status == 406 and json.loads(listed.data)["message"] == "406: Not Acceptable"

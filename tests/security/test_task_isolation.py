@@ -48,7 +48,7 @@ def publish_template(world: World, clients: Clients, template: dict[str, Any]) -
     assert res.status_code in (200, 201), res.get_json()
     tid = res.get_json()["result"]["id"]
     assert client.post(f"/api/v1/user_templates/{tid}/submit", headers=auth).status_code == 200
-    assert world.call("POST", f"/user_templates/{tid}/approve").status_code == 200
+    assert world.call("POST", f"/user_templates/{tid}/approve", json={"scope": "project"}).status_code == 200
     return str(template["name"])
 
 

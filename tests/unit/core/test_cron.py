@@ -235,7 +235,7 @@ def test_three_years_of_every_minute_cost_milliseconds() -> None:
     elapsed = time.perf_counter() - started
     assert newest[-1] == datetime(2026, 1, 1, tzinfo=UTC) and len(newest) == 5
     assert count == (datetime(2026, 1, 1, tzinfo=UTC) - after) // MINUTE  # every real minute
-    assert elapsed < 0.2
+    assert elapsed < 2.0   # forward iteration takes ~30 s; 2 s holds on a machine ten times slower
 
 
 def test_count_of_hourly_over_a_dst_year_is_every_real_hour() -> None:

@@ -112,3 +112,10 @@ def test_both_ways_of_counting_agree_on_every_state_of_a_diamond() -> None:
         by_state = engine.ready_to_queue(DIAMOND, views(**states), "d", NOW)
         counted = engine.ready_by_count([TaskView("d", P, waiting=engine.count_waiting(DIAMOND, states, ["d"])["d"])], NOW)
         assert by_state == counted, states
+
+
+def test_a_new_run_queues_what_ready_to_queue_picks_among_all_pending_tasks() -> None:
+    fan_in = Dag.from_edges(["r", "x", "y", "j", "solo"], [("r", "x"), ("r", "y"), ("x", "j"), ("y", "j")])
+    for dag in (DIAMOND, fan_in, Dag.from_edges("a", [])):
+        pending = {name: TaskView(name, P) for name in dag.names}
+        assert engine.ready_at_start(dag) == set(engine.ready_to_queue(dag, pending, dag.names, NOW))

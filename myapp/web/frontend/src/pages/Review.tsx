@@ -1,9 +1,11 @@
-// Template review: reviewers (admins, project owners) approve or reject pending templates with a
-// reason; everyone sees the state of their own submissions and each template's history.
+// Template review: reviewers (admins, project owners) approve pending templates, choosing where they
+// are published (their project only, or every project: admins), or reject them with a reason;
+// nobody approves what they submitted themselves. Everyone sees the state of their own submissions
+// and each template's history.
 import { useEffect, useState } from "react";
 import { currentMe, get, isMissingEndpoint, post } from "../api";
 import { t } from "../i18n";
-import { Empty, ErrorBox, Modal, PageHeader, StateBadge, errorText, fmtTime, toast } from "../ui";
+import { Empty, ErrorBox, Modal, PageHeader, StateBadge, fmtTime, toast } from "../ui";
 import { ParamTable, UserTemplate } from "./Templates";
 
 function History({ tpl, onClose }: { tpl: UserTemplate; onClose: () => void }) {
@@ -49,18 +51,46 @@ function RejectDialog({ tpl, onClose, onDone }: { tpl: UserTemplate; onClose: ()
   );
 }
 
+function ApproveDialog({ tpl, onClose, onDone }: { tpl: UserTemplate; onClose: () => void; onDone: () => void }) {
+  const admin = Boolean(currentMe()?.is_admin);
+  const [scope, setScope] = useState<"project" | "all">(tpl.project ? "project" : "all");
+  const [comment, setComment] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const approve = async () => {
+    try {
+      await post(`/user_templates/${tpl.id}/approve`, { scope, comment });
+      toast(t("approved_template", { ref: tpl.ref }), "success");
+      onDone();
+      onClose();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <Modal title={t("approve_template", { ref: tpl.ref })} onClose={onClose} testId="approve-dialog" footer={<>
+      <button type="button" className="btn btn-default" onClick={onClose}>{t("cancel")}</button>
+      <button type="button" className="btn btn-success" data-testid="approve-confirm" onClick={approve}>{t("approve")}</button>
+    </>}>
+      <ErrorBox error={error} />
+      <label>{t("publish_to")}</label>
+      <div className="radio"><label>
+        <input type="radio" name="publish-scope" value="project" checked={scope === "project"} disabled={!tpl.project}
+               onChange={() => setScope("project")} /> {tpl.project ? t("scope_project", { project: tpl.project }) : t("scope_no_project")}
+      </label></div>
+      <div className="radio"><label>
+        <input type="radio" name="publish-scope" value="all" checked={scope === "all"} disabled={!admin}
+               onChange={() => setScope("all")} /> {t("scope_all")}{!admin && <span className="myapp-muted"> {t("scope_all_admins")}</span>}
+      </label></div>
+      <label>{t("comment")}</label>
+      <textarea className="form-control" rows={2} data-testid="approve-comment" value={comment} onChange={(e) => setComment(e.target.value)} />
+    </Modal>
+  );
+}
+
 function Table({ rows, reviewer, onChanged }: { rows: UserTemplate[]; reviewer: boolean; onChanged: () => void }) {
   const [history, setHistory] = useState<UserTemplate | null>(null);
   const [rejecting, setRejecting] = useState<UserTemplate | null>(null);
-  const approve = async (tpl: UserTemplate) => {
-    try {
-      await post(`/user_templates/${tpl.id}/approve`, {});
-      toast(t("approved_template", { ref: tpl.ref }), "success");
-    } catch (err) {
-      toast(errorText(err), "danger");
-    }
-    onChanged();
-  };
+  const [approving, setApproving] = useState<UserTemplate | null>(null);
   return (
     <>
       <table className="table table-condensed table-hover myapp-table">
@@ -77,7 +107,7 @@ function Table({ rows, reviewer, onChanged }: { rows: UserTemplate[]; reviewer: 
               <td className="text-right myapp-nowrap">
                 <button type="button" className="btn btn-xs btn-default" onClick={() => setHistory(tpl)}><i className="fa fa-history" /> {t("details")}</button>{" "}
                 {reviewer && tpl.can_review && <>
-                  <button type="button" className="btn btn-xs btn-success" data-action="approve" onClick={() => approve(tpl)}><i className="fa fa-check" /> {t("approve")}</button>{" "}
+                  <button type="button" className="btn btn-xs btn-success" data-action="approve" onClick={() => setApproving(tpl)}><i className="fa fa-check" /> {t("approve")}</button>{" "}
                   <button type="button" className="btn btn-xs btn-danger" data-action="reject" onClick={() => setRejecting(tpl)}><i className="fa fa-times" /> {t("reject")}</button>
                 </>}
               </td>
@@ -87,6 +117,7 @@ function Table({ rows, reviewer, onChanged }: { rows: UserTemplate[]; reviewer: 
       </table>
       {history && <History tpl={history} onClose={() => setHistory(null)} />}
       {rejecting && <RejectDialog tpl={rejecting} onClose={() => setRejecting(null)} onDone={onChanged} />}
+      {approving && <ApproveDialog tpl={approving} onClose={() => setApproving(null)} onDone={onChanged} />}
     </>
   );
 }
