@@ -471,7 +471,7 @@ class AttemptStore:
 
     def _fail_lost_attempts(self, now: datetime, heartbeat_timeout: float, watcher_timeout: float) -> int:
         limit = now - timedelta(seconds=heartbeat_timeout)
-        watched = TaskAttempt.worker.startswith(WATCHER_PREFIX, autoescape=True)
+        watched = func.coalesce(TaskAttempt.worker, "").startswith(WATCHER_PREFIX, autoescape=True)
         with self.db.read() as s:
             rows = s.execute(select(TaskAttempt.id, TaskAttempt.worker, TaskAttempt.heartbeat_at).where(
                 TaskAttempt.state == "running", TaskAttempt.heartbeat_at < limit,

@@ -71,16 +71,16 @@ class KubernetesExecutor:
     def _create(self, ctx: AttemptContext, launch: Launch, services: Services) -> Failure | None:
         created: list[dict[str, Any]] = []
         try:
+            if launch.secret is not None:   # before the pods (they read it), owned by them once they exist
+                secret = secret_manifest(launch.secret, ())
+                self._create_one(ctx, launch, secret, services)
+                created.append(secret)
             for manifest in launch.manifests:
                 if self._create_one(ctx, launch, manifest, services) == "exists" and launch.record["kind"] == "resource":
                     self._check_owner(manifest, ctx.attempt_id)
                 created.append(manifest)
-            if launch.secret is not None:   # after the pods: they own it (and wait for it: CreateContainerConfigError)
-                owners = [(str(m["metadata"]["name"]), self.launcher.uid_of_pod(str(m["metadata"]["name"])))
-                          for m in created if m["kind"] == "Pod"]
-                secret = secret_manifest(launch.secret, owners)
-                self._create_one(ctx, launch, secret, services)
-                created.append(secret)
+            if launch.secret is not None:
+                self._own_secret(launch, created)
         except LaunchError as exc:
             for manifest in reversed(created):   # a half-created distributed attempt must not linger
                 meta = manifest["metadata"]
@@ -88,6 +88,15 @@ class KubernetesExecutor:
             result = AttemptResult(succeeded=False, message=str(exc), inputs=launch.record.get("inputs", {}))
             return Failure(result, created_any=bool(created))
         return None
+
+    def _own_secret(self, launch: Launch, created: list[dict[str, Any]]) -> None:
+        # The pending-owner pattern: the Secret exists before its pods (no container waits for it),
+        # and gets them as owners now, so the garbage collector removes it with them. Until then (a
+        # crash in between) it is removed with the attempt's other objects.
+        assert launch.secret is not None
+        owners = [(str(m["metadata"]["name"]), self.launcher.uid_of_pod(str(m["metadata"]["name"])))
+                  for m in created if m["kind"] == "Pod"]
+        self.launcher.set_owners("Secret", launch.secret.secret_name, owners)
 
     def _create_one(self, ctx: AttemptContext, launch: Launch, manifest: dict[str, Any], services: Services) -> str:
         """Create one object, waiting out throttling, overload and quota (myapp/k8s/retry.py) within the limit."""

@@ -150,6 +150,16 @@ class Launcher:
             raise LaunchError(f"pod {name} vanished right after its creation", 404)
         return str((pod.get("metadata") or {}).get("uid") or "")
 
+    def set_owners(self, kind: str, name: str, owners: list[tuple[str, str]]) -> None:
+        """Make pods (name, uid) the owners of a Secret (a merge patch of metadata.ownerReferences)."""
+        refs = [{"apiVersion": "v1", "kind": "Pod", "name": n, "uid": uid, "controller": False,
+                 "blockOwnerDeletion": False} for n, uid in owners]
+        try:
+            _discard(self.core.patch_namespaced_secret(name, self.namespace, {"metadata": {"ownerReferences": refs}},
+                                                       _preload_content=False))
+        except client.ApiException as exc:
+            raise api_error(f"cannot set the owners of {kind} {name}", exc) from None
+
     def get_secret_data(self, name: str) -> dict[str, str]:
         """Return a Secret's values, decoded ({} when it does not exist)."""
         try:

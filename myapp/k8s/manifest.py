@@ -172,8 +172,9 @@ def secret_manifest(plan: PodPlan, owners: Sequence[tuple[str, str]]) -> Manifes
     """Return the attempt's Secret, owned by its pods (`owners`: (name, uid)), so it goes with them."""
     data = {k: base64.b64encode(plan.env[k].encode()).decode() for k in secret_keys(plan)}
     meta = _metadata(plan, plan.secret_name, None)
-    meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid, "controller": False,
-                                "blockOwnerDeletion": False} for name, uid in owners]
+    if owners:
+        meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid,
+                                    "controller": False, "blockOwnerDeletion": False} for name, uid in owners]
     return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "data": data}
 
 

@@ -17,8 +17,17 @@ from typing import Any
 
 import pytest
 
-from tests.integration.engine_helpers import detail, poll, save, start, task_lines, wait_finished, wait_until
-from tests.integration.k8s_env import NAMESPACE, Cluster, k8s_cluster
+from tests.integration.engine_helpers import (
+    detail,
+    log_text,
+    poll,
+    save,
+    start,
+    task_lines,
+    wait_finished,
+    wait_until,
+)
+from tests.integration.k8s_env import NAMESPACE, Cluster, backends, k8s_cluster
 from tests.integration.k8s_kubelet import Kubelet
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -26,9 +35,9 @@ LIMITS = {"MYAPP_K8S_IMAGE_PULL_GRACE": "8", "MYAPP_K8S_STARTUP_TIMEOUT": "4", "
           "MYAPP_KILL_GRACE": "30", "MYAPP_K8S_LOG_READ_TIMEOUT": "2"}
 
 
-@pytest.fixture(scope="module")
-def cluster(services: Any, broker_url: str) -> Iterator[Cluster]:
-    with k8s_cluster(services, broker_url, **LIMITS) as running:
+@pytest.fixture(scope="module", params=backends())
+def cluster(request: pytest.FixtureRequest, services: Any, broker_url: str) -> Iterator[Cluster]:
+    with k8s_cluster(services, broker_url, backend=request.param, **LIMITS) as running:
         yield running
 
 
@@ -40,6 +49,14 @@ def _clean_fake(cluster: Cluster) -> Iterator[None]:
         cluster.kube.settings.hold_pod_deletions = False
         cluster.kube.settings.admission.clear()
         cluster.kube.clear_faults()
+    sim = cluster.sim
+    if sim is not None:      # the knobs these tests use, released one by one
+        sim.release_scheduling()
+        sim.resume_logs()
+        if sim.node_lost.is_set():
+            sim.restore_node()
+        with sim.faults.lock:
+            sim.faults.sidecars.clear()
 
 
 def _running_pod(cluster: Cluster, run_id: int, task: str) -> str:
@@ -101,7 +118,7 @@ def test_stop_sends_sigterm_to_the_task_and_does_not_wait_out_the_grace_period(c
 # --- pods that cannot start ---------------------------------------------------------------------
 
 def test_an_image_pull_error_is_waited_out_within_its_grace_and_shown(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    svc, (kube, kubelet) = cluster.services, cluster.fake('a registry that fails, then recovers, on cue: a kubelet behaviour of the fake')
     recovered = threading.Event()
 
     def flaky_registry(k: Kubelet, pod: dict[str, Any]) -> None:
@@ -124,29 +141,39 @@ def test_an_image_pull_error_is_waited_out_within_its_grace_and_shown(cluster: C
 
 
 def test_an_image_that_never_pulls_fails_after_the_grace(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    svc = cluster.services
+    if cluster.kube is not None and cluster.kubelet is not None:
+        kube = cluster.kube
 
-    def missing(k: Kubelet, pod: dict[str, Any]) -> None:
-        kube.set_pod_phase(NAMESPACE, pod["metadata"]["name"], "Pending", reason="ImagePullBackOff",
-                           message='Back-off pulling image "nope:1"')
+        def missing(k: Kubelet, pod: dict[str, Any]) -> None:
+            kube.set_pod_phase(NAMESPACE, pod["metadata"]["name"], "Pending", reason="ImagePullBackOff",
+                               message='Back-off pulling image "fail-pull:1"')
 
-    kubelet.behave("myapp-", missing)
-    pid = save(svc, "name: never-pulls\ntasks:\n  - {name: x, image: 'nope:1', command: ['true']}\n")
-    run = wait_finished(svc, start(svc, pid))
+        cluster.kubelet.behave("myapp-", missing)
+    # On the real server the node simulator never pulls an image named *fail-pull*.
+    pid = save(svc, "name: never-pulls\ntasks:\n  - {name: x, image: 'fail-pull:1', command: ['true']}\n")
+    run = wait_finished(svc, start(svc, pid), timeout=120)
     assert run["state"] == "failed"
-    assert _message(run, "x") == 'container main cannot start: ImagePullBackOff: Back-off pulling image "nope:1" (for 8 s)'
+    message = _message(run, "x")
+    assert message.startswith("container main cannot start: ") and message.endswith("(for 8 s)"), message
+    assert "ImagePullBackOff" in message or "ErrImagePull" in message, message
 
 
 def test_a_pod_that_never_starts_fails_with_the_schedulers_reason(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    svc = cluster.services
     why = "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
+    if cluster.kube is not None and cluster.kubelet is not None:
+        kube = cluster.kube
 
-    def unschedulable(k: Kubelet, pod: dict[str, Any]) -> None:
-        name = pod["metadata"]["name"]
-        kube.set_pod_phase(NAMESPACE, name, "Pending", reason="Unschedulable", message=why)
-        kube.add_event(NAMESPACE, ("Pod", name), "FailedScheduling", why, type="Warning", component="default-scheduler")
+        def unschedulable(k: Kubelet, pod: dict[str, Any]) -> None:
+            name = pod["metadata"]["name"]
+            kube.set_pod_phase(NAMESPACE, name, "Pending", reason="Unschedulable", message=why)
+            kube.add_event(NAMESPACE, ("Pod", name), "FailedScheduling", why, type="Warning",
+                           component="default-scheduler")
 
-    kubelet.behave("myapp-", unschedulable)
+        cluster.kubelet.behave("myapp-", unschedulable)
+    else:
+        cluster.node().hold_scheduling(f"{cluster.namespace}/myapp-", message=why)
     pid = save(svc, "name: no-gpu\ntasks:\n  - {name: train, template: shell, args: {script: 'true'}}\n")
     run = wait_finished(svc, start(svc, pid))
     assert run["state"] == "failed"
@@ -162,25 +189,29 @@ def _lost_kubelet(kube: Any) -> Any:
 
 
 def test_a_pod_stuck_terminating_on_a_lost_node_is_force_deleted(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
-    kubelet.behave("myapp-", _lost_kubelet(kube))
-    kube.settings.hold_pod_deletions = True
-    pid = save(svc, "name: lost-node\ntasks:\n  - {name: stuck, template: shell, args: {script: 'true'}}\n")
+    svc = cluster.services
+    if cluster.kube is not None and cluster.kubelet is not None:
+        cluster.kubelet.behave("myapp-", _lost_kubelet(cluster.kube))
+        cluster.kube.settings.hold_pod_deletions = True
+    pid = save(svc, "name: lost-node\ntasks:\n  - {name: stuck, template: shell, args: {script: 'sleep 120'}}\n")
     run_id = start(svc, pid)
     data = wait_until(svc, run_id, lambda d: d["by_name"]["stuck"]["attempts"]
                       and d["by_name"]["stuck"]["attempts"][0]["pods"], what="the pod")
     name = data["by_name"]["stuck"]["attempts"][0]["pods"][0]
-    poll(lambda: ((kube.get("pods", NAMESPACE, name) or {}).get("status") or {}).get("phase") == "Running", "running")
+    poll(lambda: ((cluster.get_pod(name) or {}).get("status") or {}).get("phase") == "Running", "running", timeout=60)
+    node = ((cluster.get_pod(name) or {}).get("spec") or {}).get("nodeName")
+    if cluster.sim is not None:
+        cluster.sim.lose_node()               # its kubelet stops answering: deletions are never finished
     cluster.launcher.delete("Pod", name, grace_seconds=1)   # the taint manager, say: no kubelet will ever confirm
     run = wait_finished(svc, run_id)
     assert run["state"] == "failed"
     assert _message(run, "stuck") == (f"pod {name} was still terminating 3 s after its deletion "
-                                      f"(node fake-node lost?); it was force-deleted")
-    poll(lambda: kube.get("pods", NAMESPACE, name) is None, "the force deletion")
+                                      f"(node {node} lost?); it was force-deleted")
+    poll(lambda: cluster.get_pod(name) is None, "the force deletion")
 
 
 def test_a_pod_on_a_not_ready_node_is_force_deleted(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    svc, (kube, kubelet) = cluster.services, cluster.fake("the node controller's Ready=False (no controller-manager runs with the real test server)")
     kubelet.behave("myapp-", _lost_kubelet(kube))
     kube.settings.hold_pod_deletions = True
     pid = save(svc, "name: not-ready-node\ntasks:\n  - {name: stuck, template: shell, args: {script: 'true'}}\n")
@@ -200,12 +231,14 @@ def test_a_pod_on_a_not_ready_node_is_force_deleted(cluster: Cluster) -> None:
 # --- sidecars -----------------------------------------------------------------------------------
 
 def test_an_injected_sidecar_does_not_keep_the_attempt_running(cluster: Cluster) -> None:
-    svc, (kube, _) = cluster.services, cluster.fake()
+    svc = cluster.services
+    if cluster.kube is not None:
+        def inject(pod: dict[str, Any]) -> None:   # what a service mesh's mutating webhook does
+            pod["spec"]["containers"].append({"name": "proxy", "image": "proxy:1", "command": ["sleep", "300"]})
 
-    def inject(pod: dict[str, Any]) -> None:   # what a service mesh's mutating webhook does
-        pod["spec"]["containers"].append({"name": "proxy", "image": "proxy:1", "command": ["sleep", "300"]})
-
-    kube.add_admission("pods", inject)
+        cluster.kube.add_admission("pods", inject)
+    else:
+        cluster.node().inject_sidecar(f"{cluster.namespace}/myapp-", name="proxy")
     pid = save(svc, """
         name: with-sidecar
         tasks:
@@ -215,7 +248,7 @@ def test_an_injected_sidecar_does_not_keep_the_attempt_running(cluster: Cluster)
     assert run["state"] == "succeeded", run
     assert run["by_name"]["work"]["outputs"]["n"] == {"type": "text", "value": "7"}
     name = run["by_name"]["work"]["attempts"][0]["pods"][0]
-    poll(lambda: kube.get("pods", NAMESPACE, name) is None, "the pod (and its sidecar) to be deleted")
+    poll(lambda: cluster.get_pod(name) is None, "the pod (and its sidecar) to be deleted", timeout=60)
 
 
 # --- create refused by a throttled, overloaded or over-quota API server ---------------------------
@@ -223,7 +256,7 @@ def test_an_injected_sidecar_does_not_keep_the_attempt_running(cluster: Cluster)
 def test_a_throttled_or_over_quota_create_is_retried_without_using_a_task_retry(cluster: Cluster) -> None:
     from tests.k8sfake.faults import exceeded_quota, service_unavailable, too_many_requests
 
-    svc, (kube, _) = cluster.services, cluster.fake()
+    svc, (kube, _) = cluster.services, cluster.fake('429/503 on create cannot be provoked on the real server')
     pods = rf"/namespaces/{NAMESPACE}/pods$"
     kube.inject_fault("POST", pods, service_unavailable(), times=1)
     kube.inject_fault("POST", pods, too_many_requests(1), times=1, retry_after=1)
@@ -246,7 +279,7 @@ def test_a_throttled_or_over_quota_create_is_retried_without_using_a_task_retry(
 def test_a_create_refused_for_good_fails_at_once(cluster: Cluster) -> None:
     from tests.k8sfake.errors import StatusError
 
-    svc, (kube, _) = cluster.services, cluster.fake()
+    svc, (kube, _) = cluster.services, cluster.fake('an injected 422 on create')
     kube.inject_fault("POST", rf"/namespaces/{NAMESPACE}/pods$", StatusError(
         422, "Invalid", 'Pod "x" is invalid: spec.containers[0].image: Required value'), times=1)
     pid = save(svc, "name: refused\ntasks:\n  - {name: t, template: shell, args: {script: 'true'}}\n")
@@ -260,7 +293,7 @@ def test_a_create_refused_for_good_fails_at_once(cluster: Cluster) -> None:
 def test_pods_of_another_installation_in_the_same_namespace_and_group_are_left_alone(cluster: Cluster) -> None:
     svc = cluster.services
     foreign = {"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": "other-install-7-work-1", "namespace": NAMESPACE,
+        "name": "other-install-7-work-1", "namespace": cluster.namespace,
         "labels": {"app.kubernetes.io/managed-by": "myapp", "myapp/group": "test", "myapp/attempt": "7",
                    "myapp/run": "7", "myapp/try": "1", "myapp/installation": "staging"}},
         "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "debian:bookworm-slim",
@@ -368,7 +401,7 @@ def test_a_pod_mounts_only_its_projects_subpath_of_the_workflow_space(cluster: C
 def test_a_forbidden_pod_watch_is_shown_and_attempts_are_still_decided(cluster: Cluster) -> None:
     from tests.k8sfake.faults import forbidden
 
-    svc, (kube, _) = cluster.services, cluster.fake()
+    svc, (kube, _) = cluster.services, cluster.fake('RBAC is fixed for the run: the fake refuses watches on cue')
     kube.inject_fault("GET", rf"/namespaces/{NAMESPACE}/pods$", forbidden(
         "system:serviceaccount:myapp:myapp", "watch", "pods", NAMESPACE), times=-1, watch=True)
     kube.end_watches("pods")          # the open watch ends; every new one is refused (RBAC without "watch")
@@ -390,7 +423,6 @@ def test_secrets_and_the_run_token_reach_the_pod_through_its_own_secret_never_in
     from kubernetes import client as k8s
 
     from myapp.plugins import parse_template
-    from tests.integration.engine_helpers import log_text
 
     svc = cluster.services
     svc.templates.sync([parse_template({
@@ -412,7 +444,7 @@ def test_secrets_and_the_run_token_reach_the_pod_through_its_own_secret_never_in
     env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
     for key in ("MYAPP_TOKEN", "password"):
         assert env[key]["valueFrom"]["secretKeyRef"] == {"name": f"{name}-secret", "key": key}, env[key]
-    secret = k8s.CoreV1Api(cluster.launcher.api).read_namespaced_secret(f"{name}-secret", NAMESPACE)
+    secret = k8s.CoreV1Api(cluster.launcher.api).read_namespaced_secret(f"{name}-secret", cluster.namespace)
     owners = [(o.kind, o.name, o.uid) for o in secret.metadata.owner_references or []]
     assert owners == [("Pod", name, pod["metadata"]["uid"])], "the Secret must go with its pod"
     assert cluster.launcher.get_secret_data(f"{name}-secret") == {"MYAPP_TOKEN": token,
@@ -440,16 +472,18 @@ def test_a_line_longer_than_the_runtimes_16_kib_arrives_whole(cluster: Cluster) 
 
 
 def test_a_stalled_log_follow_is_resumed_and_loses_nothing(cluster: Cluster) -> None:
-    svc, (kube, _) = cluster.services, cluster.fake()
+    svc, (kube, _) = cluster.services, cluster.fake('a kubelet log stream that stalls on cue')
     pid = save(svc, """
         name: stalled-log
         tasks:
           - {name: t, template: shell, args: {script: 'for i in $(seq 1 40); do echo "line $i"; sleep 0.1; done'}}
     """)
     run_id = start(svc, pid)
-    _running_pod(cluster, run_id, "t")
-    kube.wait_for_log_follows(1, timeout=30)
+    name = _running_pod(cluster, run_id, "t")
+    poll(lambda: "line 2" in log_text(svc, run_id, "t"), "the follow to deliver lines", timeout=60)
     assert kube.stall_log_streams() >= 1       # the kubelet's stream goes silent; the connection stays open
     run = wait_finished(svc, run_id)
     assert run["state"] == "succeeded"
     assert task_lines(svc, run_id, "t") == [f"line {i}" for i in range(1, 41)]
+    resumed = [r for r in kube.requests if r.path.endswith(f"/pods/{name}/log") and "sinceTime" in r.query]
+    assert resumed, "the stalled follow was never resumed"

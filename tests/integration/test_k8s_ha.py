@@ -5,9 +5,9 @@ adopting the running attempts without declaring them lost. Lease duration 3 s he
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,15 +15,14 @@ import pytest
 from myapp.executor.pod_watch import lease_name
 from myapp.k8s.config import kube_config
 from tests.integration.engine_helpers import log_text, poll, save, start, task_lines, wait_finished, wait_until
-from tests.integration.k8s_env import NAMESPACE, Cluster, WatcherProcess, k8s_cluster
-from tests.integration.k8s_kubelet import Kubelet
+from tests.integration.k8s_env import Cluster, WatcherProcess, backends, k8s_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 
-@pytest.fixture(scope="module")
-def cluster(services: Any, broker_url: str) -> Iterator[Cluster]:
-    with k8s_cluster(services, broker_url, MYAPP_K8S_LEASE_DURATION="3") as running:
+@pytest.fixture(scope="module", params=backends())
+def cluster(request: pytest.FixtureRequest, services: Any, broker_url: str) -> Iterator[Cluster]:
+    with k8s_cluster(services, broker_url, backend=request.param, MYAPP_K8S_LEASE_DURATION="3") as running:
         yield running
 
 
@@ -34,48 +33,39 @@ def _holder(cluster: Cluster) -> str:
 
 
 def test_one_watcher_leads_and_a_standby_takes_over_running_attempts_when_it_dies(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    svc = cluster.services
     leader = cluster.watcher
     poll(lambda: b"leading as" in leader.log.read_bytes(), "the first watcher to lead", timeout=60)
     first = _holder(cluster)
     assert first, "no Lease names the leader"
     standby = WatcherProcess(leader.env)
     standby.start()
-    release = threading.Event()
-
-    def hold(k: Kubelet, pod: dict[str, Any]) -> None:
-        name = pod["metadata"]["name"]
-        kube.set_pod_phase(NAMESPACE, name, "Running")
-        kube.append_log(NAMESPACE, name, "before the failover\n")
-        release.wait(60)
-        kube.append_log(NAMESPACE, name, "after the failover\n")
-        kube.finish_pod(NAMESPACE, name, exit_code=0, message="myapp-outputs 1\nanswer 2\n42\n")
-
-    kubelet.behave("myapp-", hold)
     try:
         poll(lambda: b"standing by" in standby.log.read_bytes(), "the second watcher to stand by", timeout=60)
-        assert sum(s.key == "pods" for s in kube.store.subscriptions) == 1, \
-            "the standby watches pods too"
+        if cluster.kube is not None:
+            assert sum(s.key == "pods" for s in cluster.kube.store.subscriptions) == 1, "the standby watches pods too"
         pid = save(svc, """
             name: failover
             tasks:
-              - {name: held, image: 'busybox:1.36', command: ['true'], outputs: [{name: answer, path: /tmp/a.txt}]}
+              - name: held
+                template: shell
+                args: {script: 'echo "before the failover"; while [ ! -e go ]; do sleep 0.2; done; echo "after the failover"; echo 42 > a.txt'}
+                outputs: [{name: answer, path: a.txt}]
               - {name: next, template: shell, args: {script: 'echo "got $answer"'}, inputs: {answer: {from: held.answer}}}
         """)
         run_id = start(svc, pid)
-        wait_until(svc, run_id, lambda d: any(p.get("phase") == "Running" for a in d["by_name"]["held"]["attempts"]
-                                              for p in a["container"].get("pods") or []), what="the leader's status")
+        running = wait_until(svc, run_id, lambda d: any(
+            p.get("phase") == "Running" for a in d["by_name"]["held"]["attempts"]
+            for p in a["container"].get("pods") or []), what="the leader's status", timeout=120)
+        workdir = Path(running["by_name"]["held"]["attempts"][0]["container"]["launch"]["workdir"])
         assert leader.proc is not None
         leader.proc.kill()                     # no clean stop: the Lease must expire
         leader.proc.wait()
         poll(lambda: b"leading as" in standby.log.read_bytes(), "the standby to take over", timeout=60)
         assert _holder(cluster) not in ("", first)
-        kubelet.behaviours.clear()
-        release.set()
+        (workdir / "go").touch()
         run = wait_finished(svc, run_id, timeout=120)
     finally:
-        release.set()
-        kubelet.behaviours.clear()
         standby.stop()
         leader.start()                         # the module's cluster keeps one watcher
     held = run["by_name"]["held"]

@@ -115,8 +115,7 @@ def test_pods_are_labelled_and_placed(engine_services: Any) -> None:
     data = wait_until(engine_services, run_id, lambda d: d["by_name"]["Show_Me"]["attempts"]
                       and d["by_name"]["Show_Me"]["attempts"][0]["pods"], what="the pod name")
     name = data["by_name"]["Show_Me"]["attempts"][0]["pods"][0]
-    pod = cluster.get_pod(name)
-    assert pod is not None
+    pod = poll(lambda: cluster.get_pod(name), "the pod (the launch record is written before it is created)")
     labels = pod["metadata"]["labels"]
     assert {k: labels[k] for k in ("myapp/pipeline", "myapp/run", "myapp/task", "myapp/try")} == {
         "myapp/pipeline": str(pid), "myapp/run": str(run_id), "myapp/task": "Show_Me", "myapp/try": "1"}
