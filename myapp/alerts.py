@@ -24,8 +24,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from myapp.core.states import RunState
+from myapp.core.states import ALERT, AlertStatus, RunState
 from myapp.core.webhook_policy import Network, parse_networks
+from myapp.db.guards import moving_to
 from myapp.db.schedule_tables import AlertOutbox
 from myapp.db.session import Database
 from myapp.db.tables import Pipeline, Run
@@ -70,7 +71,7 @@ def enqueue_in(s: Session, run: Run, state: RunState, now: datetime) -> int:
     }
     for url in webhooks:
         s.add(AlertOutbox(pipeline_id=pipeline.id, run_id=run.id, event=event, url=url, payload=payload,
-                          status="pending", attempts=0, next_attempt_at=now, last_error="", created_at=now))
+                          status=ALERT.initial.value, attempts=0, next_attempt_at=now, last_error="", created_at=now))
     return len(webhooks)
 
 
@@ -119,7 +120,7 @@ def _claim(db: Database, now: datetime, limit: int, settings: Any) -> list[Deliv
     """Lease due rows (next_attempt_at moves past now) so a concurrent drainer skips them."""
     with db.write() as s:
         rows = s.scalars(select(AlertOutbox)
-                         .where(AlertOutbox.status == "pending", AlertOutbox.next_attempt_at <= now)
+                         .where(moving_to(AlertOutbox.status, ALERT, AlertStatus.SENT), AlertOutbox.next_attempt_at <= now)
                          .order_by(AlertOutbox.id).limit(limit)
                          .with_for_update(**db.lock_options(skip_locked=True))).all()
         out = []
@@ -150,10 +151,10 @@ def _record(db: Database, results: list[tuple[Delivery, str | None]], now: datet
             if row is None:
                 continue
             if error is None:
-                row.status, row.sent_at, row.last_error = "sent", now, ""
+                row.status, row.sent_at, row.last_error = ALERT.check(AlertStatus(row.status), AlertStatus.SENT).value, now, ""
                 counts["sent"] += 1
             elif delivery.attempts >= MAX_ATTEMPTS or error.startswith(REFUSED):
-                row.status, row.last_error = "failed", error
+                row.status, row.last_error = ALERT.check(AlertStatus(row.status), AlertStatus.FAILED).value, error
                 counts["failed"] += 1
                 log.warning("alert %s to %s given up after %d tries: %s", row.id, row.url, row.attempts, error)
             else:

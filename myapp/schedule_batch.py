@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from myapp.core.cron import format_execution_date
-from myapp.core.schedule import PassPlan, RecordStatus, plan_pass
-from myapp.core.states import Trigger
+from myapp.core.schedule import PassPlan, plan_pass
+from myapp.core.states import RECORD, RecordStatus, Trigger
 from myapp.db.run_drafts import RunDraft
 from myapp.db.run_store import NewRun
 from myapp.db.schedule_store import (
@@ -127,16 +127,16 @@ class Batch:
         for p, _, plan in plans:
             expire, waits = set(plan.expire), {w.instant: w.reason for w in plan.waits}
             for instant in plan.create:
-                status: RecordStatus = "expired" if instant in expire else "waiting"
-                message = _expired_words(p) if status == "expired" else waits.get(instant, "")
+                status = RecordStatus.EXPIRED if instant in expire else RECORD.initial
+                message = _expired_words(p) if status is RecordStatus.EXPIRED else waits.get(instant, "")
                 run_id = runs.get((p.id, instant))
                 if run_id is not None:
-                    status, message = "launched", ""
+                    status, message = RecordStatus.LAUNCHED, ""
                 text = format_execution_date(instant, p.timezone)
                 rows.append(NewRecord(p.id, instant, text, status, failed.get((p.id, instant), message), run_id))
         inserted = insert_records(self.s, rows, self.now)
         self.report.created += len(inserted)
-        self.report.expired += sum(1 for r in rows if r.status == "expired" and (r.pipeline_id, r.instant) in inserted)
+        self.report.expired += sum(1 for r in rows if r.status == RecordStatus.EXPIRED and (r.pipeline_id, r.instant) in inserted)
         return inserted
 
     def _expire(self, plans: _Plans) -> None:

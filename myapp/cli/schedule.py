@@ -10,8 +10,9 @@ from myapp.cli import echo_json, get_services, handle_errors
 from myapp.cli.pipeline import attach_dispatch
 from myapp.core.cron import year_problem
 from myapp.core.errors import SpecError
+from myapp.core.states import RecordStatus
 
-STATUSES = ("waiting", "launched", "expired")
+STATUSES = tuple(s.value for s in RecordStatus)
 
 
 def parse_instant(text: str, option: str = "--now") -> datetime:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from myapp.core.cron import count_fire_times, fire_times, newest_fire_times
 from myapp.core.schedule import Record, Schedule
+from myapp.core.states import RecordStatus
 
 _JUST_BEFORE = timedelta(microseconds=1)  # start_time is inclusive (R1)
 
@@ -46,7 +47,7 @@ def catch_up(schedule: Schedule, records: Sequence[Record], now: datetime) -> Ba
     epoch = sorted((r for r in records if r.instant >= schedule.start_time), key=lambda r: r.instant)
     after = epoch[-1].instant if epoch else schedule.start_time - _JUST_BEFORE
     pending = count_fire_times(schedule.cron, schedule.timezone, after, now) if now > after else 0
-    waiting = [r.instant for r in epoch if r.status == "waiting"]
+    waiting = [r.instant for r in epoch if r.status == RecordStatus.WAITING]
     total = pending + len(waiting)
     keep = schedule.expired_limit
     runs = min(total, keep) if keep > 0 else total

@@ -23,9 +23,8 @@ from myapp.core.cron import (
     newest_fire_times,
     next_fire_time,
 )
-from myapp.core.states import RunState
+from myapp.core.states import RECORD, RecordStatus, RunState
 
-RecordStatus = Literal["waiting", "launched", "expired"]
 PreviewAction = Literal["launch", "wait", "expire", "disabled"]
 _JUST_BEFORE = timedelta(microseconds=1)  # start_time is inclusive (R1)
 _RUN_STATE_WORDS = {RunState.FAILED: "failed", RunState.STOPPED: "was stopped",
@@ -132,7 +131,7 @@ def plan_pass(schedule: Schedule, records: Sequence[Record], active_cron_runs: i
     after = newest if newest is not None else schedule.start_time - _JUST_BEFORE
     create, skipped, next_fire_at = _materialize(schedule.cron, schedule.timezone, after, now,
                                                  schedule.expired_limit, backfill_chunk)
-    waiting = [r.instant for r in epoch if r.status == "waiting"] + list(create)
+    waiting = [r.instant for r in epoch if r.status == RecordStatus.WAITING] + list(create)
     keep = schedule.expired_limit
     expire, waiting = (waiting[:-keep], waiting[-keep:]) if 0 < keep < len(waiting) else ([], waiting)
     launch, waits = _launch(schedule, epoch, waiting, active_cron_runs)
@@ -189,7 +188,7 @@ def _launch_after_success(schedule: Schedule, epoch: list[Record], waiting: list
     candidate, younger = waiting[0], waiting[1:]
     behind = f"depends_on_past: waits for {_local(schedule, candidate)} to run and succeed first"
     waits = tuple(Wait(instant, behind) for instant in younger)
-    previous = [r for r in epoch if r.status == "launched" and r.instant < candidate]
+    previous = [r for r in epoch if r.status == RecordStatus.LAUNCHED and r.instant < candidate]
     if previous and previous[-1].run_state != RunState.SUCCEEDED:
         state = previous[-1].run_state
         words = "has no run" if state is None else _RUN_STATE_WORDS.get(state, f"is {state}")
@@ -223,11 +222,11 @@ def apply_plan(records: Sequence[Record], active_cron_runs: int,
     """Return the records and active cron run count after performing `plan` (in memory)."""
     by_instant = {r.instant: r for r in records}
     for instant in plan.create:
-        by_instant.setdefault(instant, Record(instant, "waiting"))
+        by_instant.setdefault(instant, Record(instant, RECORD.initial))
     for instant in plan.expire:
-        by_instant[instant] = replace(by_instant[instant], status="expired")
+        by_instant[instant] = replace(by_instant[instant], status=RecordStatus.EXPIRED)
     for instant in plan.launch:
-        by_instant[instant] = replace(by_instant[instant], status="launched",
+        by_instant[instant] = replace(by_instant[instant], status=RecordStatus.LAUNCHED,
                                       run_state=RunState.QUEUED)
     ordered = tuple(sorted(by_instant.values(), key=lambda r: r.instant))
     return ordered, active_cron_runs + len(plan.launch)

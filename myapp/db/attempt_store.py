@@ -33,7 +33,17 @@ from sqlalchemy.orm import Session, aliased
 
 from myapp.core import engine as core
 from myapp.core.model import PipelineSpec, TaskSpec
-from myapp.core.states import TASK_UNFINISHED, RunState, TaskState, check_task_transition
+from myapp.core.states import (
+    ATTEMPT,
+    RUN,
+    TASK,
+    TASK_UNFINISHED,
+    AttemptState,
+    RunState,
+    TaskState,
+    check_task_transition,
+)
+from myapp.db.guards import moving_to, unfinished
 from myapp.db.run_store import RELEASED_COLUMNS, LockedRun, RunStore
 from myapp.db.session import is_transient
 from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
@@ -42,6 +52,9 @@ from myapp.db.types import UTCDateTime
 MAX_RESEND_GAP = timedelta(hours=1)  # the longest wait between two re-sends of a queued task instance
 WATCHER_PREFIX = "k8s:"   # TaskAttempt.worker of attempts a Kubernetes watcher owns (myapp/executor/kubernetes.py)
 ACTIVE_TASK_STATES = [TaskState.QUEUED.value, TaskState.RUNNING.value, TaskState.UP_FOR_RETRY.value]
+# An attempt still running: the only state an attempt ends from (core/states.py ATTEMPT); every
+# end of an attempt is guarded by it, so a stop or a lost-worker verdict is never overwritten.
+_ATTEMPT_RUNNING = unfinished(TaskAttempt.state, ATTEMPT)
 
 # The claim and finish statements, built once: SQLAlchemy Core on the session's connection (no unit
 # of work, no identity map), each row change an UPDATE guarded by the state it leaves, with RETURNING.
@@ -53,7 +66,7 @@ _CLAIM_READ = (
     .where(TaskInstance.id == bindparam("ti_id")))
 _CLAIM_START = (
     update(TaskInstance)
-    .where(TaskInstance.id == bindparam("ti_id"), TaskInstance.state == TaskState.QUEUED.value)
+    .where(TaskInstance.id == bindparam("ti_id"), moving_to(TaskInstance.state, TASK, TaskState.RUNNING))
     .values(state=TaskState.RUNNING.value, try_number=TaskInstance.try_number + 1,
             started_at=func.coalesce(TaskInstance.started_at, bindparam("now", type_=UTCDateTime())))
     .returning(TaskInstance.try_number))
@@ -66,7 +79,7 @@ _TASK_OF_ATTEMPT = (select(TaskInstance.task_name).join(TaskAttempt, TaskAttempt
 _FINISH_LOCK = (select(Run.id, Run.state, Run.version_id, Run.debug_task, Run.deadline_at, _TASK_OF_ATTEMPT)
                 .where(Run.id == _RUN_OF_ATTEMPT))
 _END_RUNNING_ATTEMPT = (update(TaskAttempt)
-                        .where(TaskAttempt.id == bindparam("attempt_id"), TaskAttempt.state == "running")
+                        .where(TaskAttempt.id == bindparam("attempt_id"), _ATTEMPT_RUNNING)
                         .returning(TaskAttempt.task_instance_id))
 _ATTEMPT_END = select(TaskAttempt.message, TaskAttempt.ended_at).where(TaskAttempt.id == bindparam("attempt_id"))
 _END_ATTEMPT = update(TaskAttempt).where(TaskAttempt.id == bindparam("attempt_id"))
@@ -79,8 +92,8 @@ _OTHERS_UNFINISHED = exists().where(_OTHER.run_id == bindparam("of_run"), _OTHER
 
 # PostgreSQL runs two dependent row changes as one statement (a data-modifying WITH), a round trip less.
 _NOW = bindparam("now", type_=UTCDateTime())
-_ENDED = (update(TaskAttempt).where(TaskAttempt.id == bindparam("attempt_id"), TaskAttempt.state == "running")
-          .values(state="succeeded", exit_code=bindparam("a_exit"), ended_at=_NOW, message=bindparam("a_message"))
+_ENDED = (update(TaskAttempt).where(TaskAttempt.id == bindparam("attempt_id"), _ATTEMPT_RUNNING)
+          .values(state=AttemptState.SUCCEEDED.value, exit_code=bindparam("a_exit"), ended_at=_NOW, message=bindparam("a_message"))
           .returning(TaskAttempt.task_instance_id).cte("ended"))
 _SUCCEED = (update(TaskInstance).where(TaskInstance.id == _ENDED.c.task_instance_id)
             .values(state=TaskState.SUCCEEDED.value, outputs=bindparam("t_outputs", type_=JSON()), message="",
@@ -115,7 +128,7 @@ _RUN_TO_CLAIM = (
 _CLAIM_TASK = (
     update(TaskInstance)
     .where(TaskInstance.id == bindparam("ti_id"), TaskInstance.run_id == _RUN_TO_CLAIM.c.id,
-           TaskInstance.state == TaskState.QUEUED.value)
+           moving_to(TaskInstance.state, TASK, TaskState.RUNNING))
     .values(state=TaskState.RUNNING.value, try_number=TaskInstance.try_number + 1,
             started_at=func.coalesce(TaskInstance.started_at, _NOW))
     .returning(TaskInstance.id, TaskInstance.run_id, TaskInstance.try_number, TaskInstance.task_name,
@@ -124,7 +137,7 @@ _CLAIM_TASK = (
 _CLAIM_ATTEMPT = insert(TaskAttempt).from_select(
     ["task_instance_id", "try_number", "state", "worker", "started_at", "heartbeat_at",
      "pod_names", "container", "events", "message"],
-    select(_CLAIM_TASK.c.id, _CLAIM_TASK.c.try_number, literal("running"), bindparam("worker"), _NOW, _NOW,
+    select(_CLAIM_TASK.c.id, _CLAIM_TASK.c.try_number, literal(ATTEMPT.initial.value), bindparam("worker"), _NOW, _NOW,
            literal([], JSON()), literal({}, JSON()), literal([], JSON()), literal("")),
 ).returning(TaskAttempt.id, TaskAttempt.task_instance_id).cte("claimed_attempt")
 _CLAIM_IN_ONE = (
@@ -142,7 +155,7 @@ _OWN_CLAIM = (
     .join_from(TaskAttempt, TaskInstance, TaskInstance.id == TaskAttempt.task_instance_id)
     .join(Run, Run.id == TaskInstance.run_id)
     .where(TaskAttempt.task_instance_id == bindparam("ti_id"), TaskAttempt.worker == bindparam("worker"),
-           TaskAttempt.started_at == _NOW, TaskAttempt.state == "running",
+           TaskAttempt.started_at == _NOW, _ATTEMPT_RUNNING,
            TaskAttempt.try_number == TaskInstance.try_number))
 _SET_ATTEMPT_DEADLINE = update(TaskAttempt).where(TaskAttempt.id == bindparam("attempt_id")).values(
     deadline_at=bindparam("deadline", type_=UTCDateTime()))
@@ -236,11 +249,11 @@ class AttemptStore:
             # A shared lock on the run: claims of one run do not wait for each other, while
             # stop, timeout and finish (exclusive) are serialized against them.
             row = conn.execute(self._claim_read, {"ti_id": ti_id}).first()
-            if row is None or row.ti_state != TaskState.QUEUED.value or row.state != RunState.RUNNING.value:
+            if (row is None or TaskState(row.ti_state) not in TASK.sources(TaskState.RUNNING)
+                    or row.state != RunState.RUNNING.value):
                 return None
             if row.deadline_at is not None and now >= row.deadline_at:
                 return None  # D8: no attempt starts after the run deadline
-            check_task_transition(TaskState.QUEUED, TaskState.RUNNING)
             spec, _ = self.runs.specs.get(s, row.version_id)
             task = spec.task(row.task_name)
             deadline = now + timedelta(seconds=task.timeout) if task.timeout else None
@@ -258,7 +271,6 @@ class AttemptStore:
             row = conn.execute(_CLAIM_IN_ONE, {"ti_id": ti_id, "now": now, "worker": worker}).first()
         if row is None:
             return None
-        check_task_transition(TaskState.QUEUED, TaskState.RUNNING)
         # The claim is committed: a connection lost from here on must repeat the reads below, not the
         # claim (which would find the task running, return None and leave the attempt orphaned).
         return self.db.retry_on_disconnect(lambda: self._claimed(row, ti_id, now))
@@ -287,7 +299,7 @@ class AttemptStore:
         if try_number is None:
             return None
         attempt_id = conn.execute(_INSERT_ATTEMPT, {
-            "task_instance_id": ti_id, "try_number": try_number, "state": "running", "worker": worker,
+            "task_instance_id": ti_id, "try_number": try_number, "state": ATTEMPT.initial.value, "worker": worker,
             "started_at": now, "heartbeat_at": now, "deadline_at": deadline}).scalar_one()
         return attempt_id, try_number
 
@@ -350,7 +362,7 @@ class AttemptStore:
         with self.db.write() as s:
             self.db.relax_durability(s)
             result = s.execute(
-                update(TaskAttempt).where(TaskAttempt.id == attempt_id, TaskAttempt.state == "running")
+                update(TaskAttempt).where(TaskAttempt.id == attempt_id, _ATTEMPT_RUNNING)
                 .values(**values).execution_options(synchronize_session=False))
             return bool(getattr(result, "rowcount", 0))
 
@@ -377,13 +389,12 @@ class AttemptStore:
             return self._succeed_in_one(s, run, attempt_id, task_name, result, now)
         # A new statement after the lock: it sees what a stop or timeout committed while we waited.
         ti_id = conn.execute(_END_RUNNING_ATTEMPT, {
-            "attempt_id": attempt_id, "state": "succeeded" if result.succeeded else "failed",
+            "attempt_id": attempt_id, "state": (AttemptState.SUCCEEDED if result.succeeded else AttemptState.FAILED).value,
             "exit_code": result.exit_code, "ended_at": now, "message": result.message}).scalar()
         if ti_id is None:
             return self._end_taken_attempt(conn, attempt_id, result, now)
         inputs = {"inputs": dict(result.inputs)} if result.inputs else {}
         if result.succeeded:
-            check_task_transition(TaskState.RUNNING, TaskState.SUCCEEDED)
             name, others_unfinished = conn.execute(_SET_TASK_SUCCEEDED, {
                 "ti_id": ti_id, "of_run": run.id, "state": TaskState.SUCCEEDED.value,
                 "outputs": dict(result.outputs), "message": "", "ended_at": now, **inputs}).one()
@@ -394,7 +405,6 @@ class AttemptStore:
                         now: datetime) -> list[int]:
         """PostgreSQL: end the attempt, the task instance and (if any) release its downstream tasks in one statement."""
         conn = s.connection()
-        check_task_transition(TaskState.RUNNING, TaskState.SUCCEEDED)
         params = {"attempt_id": attempt_id, "a_exit": result.exit_code, "a_message": result.message, "now": now,
                   "t_outputs": dict(result.outputs), "t_inputs": dict(result.inputs) if result.inputs else None,
                   "of_run": run.id}
@@ -460,7 +470,7 @@ class AttemptStore:
     def _time_out_runs(self, now: datetime) -> int:
         with self.db.read() as s:
             ids = s.scalars(select(Run.id).where(
-                Run.state.in_([RunState.RUNNING.value, RunState.QUEUED.value]),
+                unfinished(Run.state, RUN),
                 Run.deadline_at.is_not(None), Run.deadline_at <= now)).all()
         for run_id in ids:
             with self.db.write() as s:
@@ -474,7 +484,7 @@ class AttemptStore:
         watched = func.coalesce(TaskAttempt.worker, "").startswith(WATCHER_PREFIX, autoescape=True)
         with self.db.read() as s:
             rows = s.execute(select(TaskAttempt.id, TaskAttempt.worker, TaskAttempt.heartbeat_at).where(
-                TaskAttempt.state == "running", TaskAttempt.heartbeat_at < limit,
+                _ATTEMPT_RUNNING, TaskAttempt.heartbeat_at < limit,
                 ~watched | (TaskAttempt.heartbeat_at < now - timedelta(seconds=watcher_timeout)))).all()
         for attempt_id, worker, beat in rows:
             msg = f"worker {worker or '?'} lost: no heartbeat since {beat:%Y-%m-%d %H:%M:%S} UTC"

@@ -22,8 +22,10 @@ from myapp.core.model import PipelineSpec, ScheduleSpec, TaskSpec, TemplateSpec
 from myapp.core.output_paths import DEFAULT_ROOTS
 from myapp.core.pipeline_spec import canonical_hash, parse_pipeline, pipeline_to_dict
 from myapp.core.ports import TemplateCatalog
+from myapp.core.states import RECORD, RecordStatus
 from myapp.core.validate import TaskCheck, UrlCheck, validate_pipeline
 from myapp.db.bulk import insert_rows
+from myapp.db.guards import moving_to
 from myapp.db.schedule_store import Wake, no_wake, wake_after_commit
 from myapp.db.session import Database
 from myapp.db.tables import Pipeline, PipelineTask, PipelineVersion, Project, ScheduleRecord
@@ -236,8 +238,8 @@ def apply_schedule(s: Session, pipeline: Pipeline, spec: PipelineSpec, now: date
         pipeline.start_time = now
     if reset:
         s.execute(update(ScheduleRecord).where(ScheduleRecord.pipeline_id == pipeline.id,
-                                               ScheduleRecord.status == "waiting")
-                  .values(status="expired", message="schedule changed", updated_at=now)
+                                               moving_to(ScheduleRecord.status, RECORD, RecordStatus.EXPIRED))
+                  .values(status=RecordStatus.EXPIRED.value, message="schedule changed", updated_at=now)
                   .execution_options(synchronize_session=False))
     pipeline.next_fire_at = None  # re-evaluated by the next scheduler pass
     pipeline.schedule_error = None

@@ -24,17 +24,20 @@ from myapp.core import engine as core
 from myapp.core.dag import Dag
 from myapp.core.errors import Conflict, MyappError, NotFound
 from myapp.core.states import (
+    ATTEMPT,
     RUN_MARK_TARGETS,
     RUN_MARKABLE,
     RUN_RETRYABLE,
     RUN_TERMINAL,
     TASK_UNFINISHED,
+    AttemptState,
     RunState,
     TaskState,
     Trigger,
     check_run_transition,
 )
 from myapp.db.bulk import is_in, update_rows
+from myapp.db.guards import unfinished
 from myapp.db.run_drafts import (
     PipelineRow,
     RunDraft,
@@ -363,8 +366,8 @@ class RunStore:
             row.message = message
         s.execute(
             update(TaskAttempt)
-            .where(TaskAttempt.task_instance_id.in_([r.id for r in rows]), TaskAttempt.state == "running")
-            .values(state="stopped" if state is RunState.STOPPED else "failed",
+            .where(TaskAttempt.task_instance_id.in_([r.id for r in rows]), unfinished(TaskAttempt.state, ATTEMPT))
+            .values(state=(AttemptState.STOPPED if state is RunState.STOPPED else AttemptState.FAILED).value,
                     kill_requested=state.value, ended_at=now, message=message)
             .execution_options(synchronize_session=False)
         )

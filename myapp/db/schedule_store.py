@@ -13,21 +13,24 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from myapp.core.schedule import Record, RecordStatus, Schedule
-from myapp.core.states import RunState, Trigger
+from myapp.core.schedule import Record, Schedule
+from myapp.core.states import RECORD, RecordStatus, RunState, Trigger
 from myapp.db.bulk import in_param, insert_rows, is_in, update_rows
+from myapp.db.guards import only_source, unfinished
 from myapp.db.session import Database
 from myapp.db.tables import Pipeline, Run, ScheduleRecord, ScheduleSkip
 
 log = logging.getLogger(__name__)
 ACTIVE_STATES = (RunState.QUEUED.value, RunState.RUNNING.value)
 _RECORDS = ScheduleRecord.__table__
+# Launching and expiring both leave `waiting` (R4, R5): the bulk UPDATEs' guard, from the table.
+_ONLY_FROM = only_source(RECORD, RecordStatus.LAUNCHED, RecordStatus.EXPIRED)
 _PIPELINES = Pipeline.__table__
 
 
@@ -132,11 +135,11 @@ def load_snapshots(s: Session, pipeline_ids: Sequence[int]) -> dict[int, Snapsho
         snap = snaps[pid]
         snap.active = int(active)
         if launched_at is not None:
-            snap.records[launched_at] = Record(launched_at, "launched", _run_state(launched_run))
+            snap.records[launched_at] = Record(launched_at, RecordStatus.LAUNCHED, _run_state(launched_run))
         if newest_at is not None:
-            snap.records[newest_at] = Record(newest_at, cast(RecordStatus, status), _run_state(newest_run))
+            snap.records[newest_at] = Record(newest_at, RecordStatus(status), _run_state(newest_run))
     for pid, instant, message in s.execute(waiting, ids):
-        snaps[pid].records[instant] = Record(instant, "waiting")
+        snaps[pid].records[instant] = Record(instant, RecordStatus.WAITING)
         snaps[pid].waiting[instant] = message
     return snaps
 
@@ -146,11 +149,11 @@ def _snapshot_statements(dialect: str) -> tuple[Any, Any]:
     """Build the two snapshot statements once per dialect (SQLAlchemy memoizes a statement's cache
     key per object: a batch does not rebuild and re-key a dozen subqueries)."""
     newest, newest_status, newest_state = _newest(None)
-    launched, _, launched_state = _newest("launched")
+    launched, _, launched_state = _newest(RecordStatus.LAUNCHED)
     heads = (select(Pipeline.id, _active_cron_runs(), newest, newest_status, newest_state, launched, launched_state)
              .where(in_param(Pipeline.id, "ids", dialect)))
     waiting = (select(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date, ScheduleRecord.message)
-               .where(in_param(ScheduleRecord.pipeline_id, "ids", dialect), ScheduleRecord.status == "waiting"))
+               .where(in_param(ScheduleRecord.pipeline_id, "ids", dialect), unfinished(ScheduleRecord.status, RECORD)))
     return heads, waiting
 
 
@@ -186,7 +189,7 @@ def insert_records(s: Session, rows: Sequence[NewRecord], now: datetime) -> set[
     if not rows:
         return set()
     values = [{"pipeline_id": r.pipeline_id, "execution_date": r.instant, "execution_date_text": r.text,
-               "status": r.status, "message": r.message, "run_id": r.run_id, "created_at": now, "updated_at": now}
+               "status": RecordStatus(r.status).value, "message": r.message, "run_id": r.run_id, "created_at": now, "updated_at": now}
               for r in rows]
     if s.get_bind().dialect.name in ("postgresql", "sqlite"):
         inserted = insert_rows(s.connection(), _RECORDS, values, returning=("pipeline_id", "execution_date"),
@@ -199,7 +202,7 @@ def insert_records(s: Session, rows: Sequence[NewRecord], now: datetime) -> set[
 def expire_records(s: Session, rows: Sequence[tuple[int, datetime, str]], now: datetime) -> None:
     """Mark waiting records (pipeline_id, instant, message) expired."""
     _update_waiting(s, [{"pipeline_id": pid, "execution_date": at, "message": message} for pid, at, message in rows],
-                    {"status": "expired", "updated_at": now})
+                    {"status": RecordStatus.EXPIRED.value, "updated_at": now})
 
 
 def set_wait_reasons(s: Session, rows: Sequence[tuple[int, datetime, str]], now: datetime) -> None:
@@ -211,12 +214,12 @@ def set_wait_reasons(s: Session, rows: Sequence[tuple[int, datetime, str]], now:
 def mark_launched(s: Session, rows: Sequence[tuple[int, datetime, int]], now: datetime) -> int:
     """Mark waiting records (pipeline_id, instant, run_id) launched with their run; return how many were waiting."""
     return _update_waiting(s, [{"pipeline_id": pid, "execution_date": at, "run_id": run_id}
-                               for pid, at, run_id in rows], {"status": "launched", "message": "", "updated_at": now})
+                               for pid, at, run_id in rows], {"status": RecordStatus.LAUNCHED.value, "message": "", "updated_at": now})
 
 
 def _update_waiting(s: Session, rows: Sequence[dict[str, Any]], constants: dict[str, Any]) -> int:
     return update_rows(s.connection(), _RECORDS, rows, keys=("pipeline_id", "execution_date"), constants=constants,
-                       only_if={"status": "waiting"})
+                       only_if={"status": _ONLY_FROM})
 
 
 def insert_skips(s: Session, rows: Sequence[tuple[int, int, datetime, datetime]], now: datetime) -> None:

@@ -13,6 +13,7 @@ from flask_appbuilder.models.sqla import Model
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from myapp.core.states import ALERT
 from myapp.db.tables import Json
 from myapp.db.types import UTCDateTime
 
@@ -28,7 +29,7 @@ class AlertOutbox(Model):  # type: ignore[misc]
     event: Mapped[str] = mapped_column(String(16))  # failed | succeeded | timeout | stopped
     url: Mapped[str] = mapped_column(String(2048))
     payload: Mapped[dict[str, Any]] = mapped_column(Json)
-    status: Mapped[str] = mapped_column(String(16))  # pending | sent | failed
+    status: Mapped[str] = mapped_column(String(16), default=ALERT.initial.value)  # core/states.py ALERT
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_error: Mapped[str] = mapped_column(Text, default="")

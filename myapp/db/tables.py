@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from myapp.core.states import ATTEMPT, RECORD, RUN, TASK, TEMPLATE
 from myapp.db.types import UTCDateTime
 
 metadata = Model.metadata
@@ -59,7 +60,7 @@ class TaskTemplate(Model):
     spec: Mapped[dict[str, Any]] = mapped_column(Json)
     readme: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(16))  # builtin | plugin | package | user
-    status: Mapped[str] = mapped_column(String(16))  # draft | pending | published | rejected
+    status: Mapped[str] = mapped_column(String(16), default=TEMPLATE.initial.value)  # core/states.py TEMPLATE
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"), nullable=True)
     project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"), nullable=True)
     # who may use a published user template: its project only, or every project (chosen at approval)
@@ -153,7 +154,7 @@ class Run(Model):
     version_id: Mapped[int] = mapped_column(ForeignKey("pipeline_versions.id"))
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
     trigger: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default=RUN.initial.value)  # core/states.py RUN
     params: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     execution_date: Mapped[datetime] = mapped_column(UTCDateTime)
     execution_date_text: Mapped[str] = mapped_column(String(32))
@@ -181,7 +182,7 @@ class TaskInstance(Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     task_name: Mapped[str] = mapped_column(String(63))
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default=TASK.initial.value)  # core/states.py TASK
     try_number: Mapped[int] = mapped_column(Integer, default=0)   # attempts started so far
     max_tries: Mapped[int] = mapped_column(Integer, default=1)    # highest try_number allowed
     inputs: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
@@ -205,7 +206,7 @@ class TaskAttempt(Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     task_instance_id: Mapped[int] = mapped_column(ForeignKey("task_instances.id", ondelete="CASCADE"))
     try_number: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed | stopped
+    state: Mapped[str] = mapped_column(String(16), default=ATTEMPT.initial.value)  # core/states.py ATTEMPT
     worker: Mapped[str] = mapped_column(String(255), default="")
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     pod_names: Mapped[list[str]] = mapped_column(Json, default=list)
@@ -231,7 +232,7 @@ class ScheduleRecord(Model):
     pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"))
     execution_date: Mapped[datetime] = mapped_column(UTCDateTime)   # the fire instant (UTC)
     execution_date_text: Mapped[str] = mapped_column(String(32))     # rendered in the pipeline's zone
-    status: Mapped[str] = mapped_column(String(16))  # waiting | launched | expired
+    status: Mapped[str] = mapped_column(String(16), default=RECORD.initial.value)  # core/states.py RECORD
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), nullable=True)
     message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

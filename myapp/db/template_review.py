@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from flask_appbuilder.security.sqla.models import User
@@ -33,6 +32,7 @@ from myapp.core.authz import Action, Actor, Forbidden, ProjectRole, can
 from myapp.core.errors import Conflict, NotFound, SpecError
 from myapp.core.model import TemplateSpec
 from myapp.core.params import mask, param_def_to_dict
+from myapp.core.states import TEMPLATE, TemplateStatus
 from myapp.db.session import Database
 from myapp.db.tables import Project, TaskTemplate, TemplateReview
 from myapp.plugins import parse_template, template_to_dict
@@ -42,25 +42,10 @@ MAX_REASON = 4000
 SCOPES = ("project", "all")
 
 
-class TemplateStatus(StrEnum):
-    DRAFT = "draft"
-    PENDING = "pending"
-    PUBLISHED = "published"
-    REJECTED = "rejected"
-
-
-TRANSITIONS: Mapping[TemplateStatus, frozenset[TemplateStatus]] = {
-    TemplateStatus.DRAFT: frozenset({TemplateStatus.DRAFT, TemplateStatus.PENDING}),
-    TemplateStatus.PENDING: frozenset({TemplateStatus.PUBLISHED, TemplateStatus.REJECTED, TemplateStatus.DRAFT}),
-    TemplateStatus.REJECTED: frozenset({TemplateStatus.DRAFT, TemplateStatus.PENDING}),
-    TemplateStatus.PUBLISHED: frozenset(),
-}
-
-
 def transition(current: str, to: TemplateStatus, ref: str) -> TemplateStatus:
-    """Return `to` when the table allows it from `current`; Conflict (saying why) otherwise."""
+    """Return `to` when the table (core/states.py TEMPLATE) allows it from `current`; Conflict (saying why) otherwise."""
     state = TemplateStatus(current)
-    if to not in TRANSITIONS[state]:
+    if to not in TEMPLATE.transitions[state]:
         hint = " (published versions are immutable: create a new version)" if state is TemplateStatus.PUBLISHED else ""
         raise Conflict(f"template {ref} is {state.value}; it cannot become {to.value}{hint}")
     return to
@@ -111,7 +96,7 @@ class UserTemplates:
                 raise Forbidden(f"you may not create templates in project {project!r}")
             _check_name(s, actor, spec, exclude_id=None)
             row = TaskTemplate(name=spec.name, version=spec.version, source=USER_SOURCE,
-                               status=TemplateStatus.DRAFT.value, owner_id=actor.user_id, project_id=project_id,
+                               status=TEMPLATE.initial.value, owner_id=actor.user_id, project_id=project_id,
                                created_at=now)
             _fill(row, spec, now)
             s.add(row)

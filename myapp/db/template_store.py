@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 
 from myapp.core.model import TemplateSpec
+from myapp.core.states import TemplateStatus
 from myapp.db.session import Database
 from myapp.db.tables import Project, TaskTemplate
 from myapp.plugins import parse_template, template_to_dict, version_key
@@ -44,7 +45,7 @@ class TemplateStore:
                     continue  # a user's template keeps its name@version; the plugin is skipped
                 data = template_to_dict(t)
                 if row is None:
-                    row = TaskTemplate(name=t.name, version=t.version, created_at=now, source=source, status="published")
+                    row = TaskTemplate(name=t.name, version=t.version, created_at=now, source=source, status=TemplateStatus.PUBLISHED.value)
                     s.add(row)
                 row.kind, row.category, row.description = t.kind, t.category, t.description
                 row.spec, row.readme, row.updated_at = data, t.readme, now
@@ -66,7 +67,7 @@ class TemplateStore:
             return self._exact[key]
         name, _, version = ref.partition("@")
         with self.db.read() as s:
-            q = select(TaskTemplate).where(TaskTemplate.name == name, TaskTemplate.status == "published")
+            q = select(TaskTemplate).where(TaskTemplate.name == name, TaskTemplate.status == TemplateStatus.PUBLISHED.value)
             if project is not None:
                 q = q.where(_usable_in(select(Project.id).where(Project.name == project).scalar_subquery()))
             if version:
@@ -85,7 +86,7 @@ class TemplateStore:
 
         With `projects`, only those usable in one of them (the projects a user belongs to).
         """
-        q = select(TaskTemplate).where(TaskTemplate.status == "published")
+        q = select(TaskTemplate).where(TaskTemplate.status == TemplateStatus.PUBLISHED.value)
         if projects is not None:
             q = q.where(or_(TaskTemplate.publish_scope.is_(None), TaskTemplate.publish_scope != "project",
                             TaskTemplate.project_id.in_(list(projects))))

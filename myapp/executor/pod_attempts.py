@@ -13,9 +13,13 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from myapp.core.states import ATTEMPT
+from myapp.db.guards import unfinished
 from myapp.db.session import Database
 from myapp.db.tables import TaskAttempt, TaskInstance
 from myapp.k8s.tracked import TrackedAttempt
+
+_RUNNING = unfinished(TaskAttempt.state, ATTEMPT)
 
 CHUNK = 500   # ids per IN (...) list: well under SQLite's variable limit
 
@@ -31,7 +35,7 @@ class PodAttempts:
         """Return the ids of the group's running attempts."""
         with self.db.read() as s:
             return set(s.scalars(select(TaskAttempt.id).where(
-                TaskAttempt.state == "running", TaskAttempt.worker == self.worker)).all())
+                _RUNNING, TaskAttempt.worker == self.worker)).all())
 
     def newest_id(self) -> int:
         """Return the highest attempt id of the group (0 when none)."""
@@ -42,7 +46,7 @@ class PodAttempts:
         """Return ids of the group's ended attempts above `after_id` (a primary-key range scan)."""
         with self.db.read() as s:
             return set(s.scalars(select(TaskAttempt.id).where(
-                TaskAttempt.id > after_id, TaskAttempt.worker == self.worker, TaskAttempt.state != "running")).all())
+                TaskAttempt.id > after_id, TaskAttempt.worker == self.worker, ~_RUNNING)).all())
 
     def load(self, ids: Collection[int]) -> dict[int, TrackedAttempt]:
         """Return the attempts among `ids` (in any state) with what the watcher needs of them."""
@@ -64,7 +68,7 @@ class PodAttempts:
             return
         with self.db.write() as s:
             for chunk in _chunks(ids):
-                s.execute(update(TaskAttempt).where(TaskAttempt.id.in_(chunk), TaskAttempt.state == "running")
+                s.execute(update(TaskAttempt).where(TaskAttempt.id.in_(chunk), _RUNNING)
                           .values(heartbeat_at=now).execution_options(synchronize_session=False))
 
     def save_status(self, updates: Mapping[int, tuple[Mapping[str, Any], Sequence[Any]]]) -> None:

@@ -17,14 +17,16 @@ from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import protect
 
 from myapp.core.errors import NotFound, SpecError
-from myapp.db.template_review import TemplateStatus, UserTemplates
+from myapp.core.states import TemplateStatus
+from myapp.db.template_review import UserTemplates
 from myapp.web.api import domain_errors, services
 from myapp.web.authz import Actor, current_actor
 from myapp.yaml_io import load_yaml
 
 F = TypeVar("F", bound=Callable[..., Any])
 SCOPES = ("visible", "mine", "review")
-STEP_STATUS = {"submit": "pending", "approve": "published", "reject": "rejected"}
+STEP_STATUS = {"submit": TemplateStatus.PENDING.value, "approve": TemplateStatus.PUBLISHED.value,
+               "reject": TemplateStatus.REJECTED.value}
 
 
 

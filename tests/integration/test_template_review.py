@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from myapp.db.template_review import TRANSITIONS, TemplateStatus, transition
+from myapp.core.states import TEMPLATE, TemplateStatus
+from myapp.db.template_review import transition
 from myapp.web.app import create_app
 from myapp.web.authz import Action, Actor, ProjectRole, can, readable_projects
 from tests.accounts import ensure_member, ensure_project, ensure_user
@@ -227,7 +228,7 @@ def test_authz_table() -> None:
 
 
 def test_status_transitions() -> None:
-    assert not TRANSITIONS[TemplateStatus.PUBLISHED]
+    assert not TEMPLATE.transitions[TemplateStatus.PUBLISHED]
     assert transition("pending", TemplateStatus.PUBLISHED, "x@1") is TemplateStatus.PUBLISHED
     from myapp.core.errors import Conflict
 
