@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
+from myapp.core.cron import validate_cron, validate_timezone
+from myapp.core.errors import SpecError
+from myapp.core.model import TaskSpec, TemplateSpec
 from myapp.core.output_paths import parse_roots
+from myapp.core.validate import CronCheck, TaskCheck, UrlCheck
 from myapp.db.attempt_store import AttemptStore
 from myapp.db.pipeline_store import PipelineStore
 from myapp.db.run_store import Dispatch, RunStore
@@ -16,6 +20,9 @@ from myapp.db.specs import VersionSpecs
 from myapp.db.template_store import TemplateStore
 from myapp.logs import LogReader
 from myapp.settings import Settings, SettingsError, ensure_secret_key
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 
 class SystemClock:
@@ -38,7 +45,7 @@ class Services:
     runs: RunStore
     attempts: AttemptStore
     logs: LogReader
-    redis: Any
+    redis: Redis | None   # live logs and liveness; None where no Redis is configured
     clock: SystemClock
 
     def set_dispatch(self, dispatch: Dispatch) -> None:
@@ -46,7 +53,7 @@ class Services:
         self.runs.dispatch = dispatch
 
 
-def resource_check_for(settings: Settings) -> Any:
+def resource_check_for(settings: Settings) -> TaskCheck:
     """Return the save-time check of resource manifests against this installation's k8s settings."""
     from myapp.builtins.k8s_resource import check_task_manifest
     from myapp.builtins.manifest_policy import ManifestPolicy
@@ -58,21 +65,15 @@ def resource_check_for(settings: Settings) -> Any:
     except SettingsError:   # k8s settings are only checked when the Kubernetes executor starts
         cfg = None
 
-    def check(task: Any, template: Any, project: str) -> list[Any]:
+    def check(task: TaskSpec, template: TemplateSpec | None, project: str) -> list[SpecError]:
         policy = manifest_policy(cfg, project) if cfg is not None else ManifestPolicy()
         return check_task_manifest(task, template, policy)
 
     return check
 
 
-def cron_check_for(settings: Settings) -> Any:
-    """Return the cron validator used at save time (R12), or None if the cron core is absent."""
-    try:
-        from datetime import timedelta
-
-        from myapp.core.cron import validate_cron, validate_timezone
-    except ImportError:  # pragma: no cover - during bootstrap only
-        return None
+def cron_check_for(settings: Settings) -> CronCheck:
+    """Return the cron and timezone validator used at save time (R12, D14)."""
 
     def check(cron: str, timezone: str) -> None:
         validate_timezone(timezone)
@@ -81,7 +82,7 @@ def cron_check_for(settings: Settings) -> Any:
     return check
 
 
-def webhook_check_for(settings: Settings) -> Any:
+def webhook_check_for(settings: Settings) -> UrlCheck:
     """Return the save-time check of alert webhook URLs (no DNS; the sender checks addresses again)."""
     from myapp.core.webhook_policy import parse_networks, url_problem
 
@@ -89,7 +90,7 @@ def webhook_check_for(settings: Settings) -> Any:
     return lambda url: url_problem(url, allowed)
 
 
-def make_redis(settings: Settings) -> Any:
+def make_redis(settings: Settings) -> Redis | None:
     """Return a Redis client for live logs, or None when no Redis is configured."""
     url = settings.effective_redis_url
     if not url:
