@@ -103,7 +103,7 @@ def pipeline_yaml(name: str, tasks: list[str]) -> str:
 def create_runs(services: Any, pipeline_id: int, runs: int) -> list[int]:
     """Create the runs in one transaction (the scheduler's batch path when there are several) and dispatch."""
     from myapp.core.states import Trigger
-    from myapp.db.run_store import NewRun
+    from myapp.core.values import NewRun
 
     now = datetime.now(UTC)
     if runs == 1:

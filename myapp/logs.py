@@ -27,6 +27,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from myapp.core.ports import LogWriter as LogWriter  # re-exported: the port lives in the core
+from myapp.core.values import LogKey as LogKey
+
 LIVE_TTL_SECONDS = 24 * 3600
 MAX_LINE = 64 * 1024
 FLUSH_AFTER = 0.05  # seconds a buffered line may wait before the live copies get it
@@ -70,27 +73,6 @@ def parse_line(line: str) -> LogLine:
         return LogLine(None, Stream.OUT, line)
     at = datetime.fromisoformat(found.group(1)).replace(tzinfo=UTC)
     return LogLine(at, Stream(found.group(2)), line[found.end():])
-
-
-@dataclass(frozen=True)
-class LogKey:
-    """Identifies one attempt's log."""
-
-    run_id: int
-    task_name: str
-    try_number: int
-
-    @property
-    def redis_key(self) -> str:
-        return f"myapp:log:{self.run_id}:{self.task_name}:{self.try_number}"
-
-    def path(self, logs_dir: Path) -> Path:
-        return logs_dir / str(self.run_id) / self.task_name / f"{self.try_number}.log"
-
-
-class LogWriter(Protocol):
-    def write(self, line: str) -> None: ...
-    def close(self) -> None: ...
 
 
 class RedisLike(Protocol):

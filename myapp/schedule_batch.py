@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from myapp.core.cron import format_execution_date
 from myapp.core.schedule import PassPlan, plan_pass
 from myapp.core.states import RECORD, RecordStatus, Trigger
+from myapp.core.values import NewRun
 from myapp.db.run_drafts import RunDraft
-from myapp.db.run_store import NewRun
 from myapp.db.schedule_store import (
     DuePipeline,
     NewRecord,

@@ -11,10 +11,11 @@ from myapp.core.cron import validate_cron, validate_timezone
 from myapp.core.errors import SpecError
 from myapp.core.model import TaskSpec, TemplateSpec
 from myapp.core.output_paths import parse_roots
+from myapp.core.ports import Dispatch
 from myapp.core.validate import CronCheck, TaskCheck, UrlCheck
 from myapp.db.attempt_store import AttemptStore
 from myapp.db.pipeline_store import PipelineStore
-from myapp.db.run_store import Dispatch, RunStore
+from myapp.db.run_store import RunStore
 from myapp.db.session import Database
 from myapp.db.specs import VersionSpecs
 from myapp.db.template_store import TemplateStore

@@ -14,7 +14,7 @@ from myapp.cli.display import shown_of, table, when
 from myapp.core.errors import SpecError
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.states import RUN_TERMINAL, RunState, Trigger
-from myapp.db.run_store import NewRun
+from myapp.core.values import NewRun
 from myapp.pipelines_view import SORTS, ListQuery, pipeline_list
 from myapp.yaml_io import dump_yaml, load_yaml
 

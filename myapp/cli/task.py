@@ -10,8 +10,8 @@ from myapp.cli import get_services, handle_errors
 from myapp.cli.pipeline import admin_id, attach_dispatch, parse_params, runner_name
 from myapp.core.debug_inputs import DebugInput, require_complete
 from myapp.core.states import RUN_TERMINAL, RunState, Trigger
+from myapp.core.values import NewRun
 from myapp.db.debug_source import debug_plan
-from myapp.db.run_store import NewRun
 
 
 @click.group("task")

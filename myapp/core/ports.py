@@ -5,10 +5,17 @@ Adapters in myapp/db, myapp/queue, myapp/executor and myapp/k8s implement them; 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from myapp.core.model import TemplateSpec
+from myapp.core.values import AttemptContext, AttemptResult
+
+T = TypeVar("T")
+
+# Send queued task instances to the workers; called after the transaction that queued them commits.
+Dispatch = Callable[[Sequence[int]], None]
 
 
 class Clock(Protocol):
@@ -25,3 +32,41 @@ class TemplateCatalog(Protocol):
     def get(self, ref: str) -> TemplateSpec | None:
         """Return the template for "name" (newest published version) or "name@version"."""
         ...
+
+
+class AttemptPort(Protocol):
+    """Where an executor claims an attempt and reports on it (myapp/db/attempt_store.py implements it)."""
+
+    def claim(self, ti_id: int, worker: str, now: datetime) -> AttemptContext | None:
+        """Start the next attempt of a queued task instance, or return None if it is not claimable."""
+        ...
+
+    def heartbeat(self, attempt_id: int, now: datetime, *, pid: int | None = None,
+                  container: Mapping[str, Any] | None = None) -> bool:
+        """Refresh the attempt's heartbeat; False means: kill it."""
+        ...
+
+    def record_process(self, attempt_id: int, *, pid: int | None = None, pod_names: Sequence[str] | None = None,
+                       container: Mapping[str, Any] | None = None) -> None:
+        """Remember where the attempt runs."""
+        ...
+
+    def finish(self, attempt_id: int, result: AttemptResult, now: datetime, *, keep_one: bool = False) -> int | None:
+        """Record how the attempt ended; with `keep_one`, return a task instance to run next."""
+        ...
+
+
+class Reconnecting(Protocol):
+    """Repeats a unit of work whose database connection dropped (myapp/db/session.py Database)."""
+
+    def retry_on_disconnect(self, work: Callable[[], T], *, within: float = 30.0,
+                            sleep: Callable[[float], None] = ...) -> T:
+        """Return `work()`, calling it again while it fails on a lost connection."""
+        ...
+
+
+class LogWriter(Protocol):
+    """Takes one attempt's log lines (myapp/logs.py AttemptLog); closing it archives the log."""
+
+    def write(self, line: str) -> None: ...
+    def close(self) -> None: ...

@@ -7,7 +7,6 @@ instance to be `queued`, and inserts the attempt under a unique (task instance, 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,6 +42,8 @@ from myapp.core.states import (
     TaskState,
     check_task_transition,
 )
+from myapp.core.values import AttemptContext as AttemptContext  # re-exported for older imports
+from myapp.core.values import AttemptResult as AttemptResult
 from myapp.db.guards import moving_to, unfinished
 from myapp.db.run_store import RELEASED_COLUMNS, LockedRun, RunStore
 from myapp.db.session import is_transient
@@ -164,41 +165,6 @@ _SET_ATTEMPT_DEADLINE = update(TaskAttempt).where(TaskAttempt.id == bindparam("a
 _SET_TASK_SUCCEEDED = _SET_TASK.returning(TaskInstance.task_name, exists().where(
     _OTHER.run_id == bindparam("of_run"), _OTHER.id != bindparam("ti_id"),
     _OTHER.state.in_(sorted(t.value for t in TASK_UNFINISHED))))
-
-
-@dataclass(frozen=True)
-class AttemptContext:
-    """Everything an executor needs to run one attempt, read in the claim transaction."""
-
-    attempt_id: int
-    task_instance_id: int
-    try_number: int
-    run_id: int
-    pipeline_id: int
-    pipeline_name: str
-    spec: PipelineSpec
-    task: TaskSpec
-    trigger: str
-    execution_date: str
-    params: Mapping[str, str]
-    creator: str
-    runner: str
-    user_id: int | None
-    token: str
-    upstream_outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    debug_inputs: Mapping[str, Any] | None = None
-    deadline_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class AttemptResult:
-    """How an attempt ended, as the executor saw it."""
-
-    succeeded: bool
-    exit_code: int | None = None
-    message: str = ""
-    outputs: Mapping[str, Any] = field(default_factory=dict)
-    inputs: Mapping[str, Any] = field(default_factory=dict)
 
 
 class AttemptStore:

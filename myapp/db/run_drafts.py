@@ -28,7 +28,7 @@ from myapp.db.bulk import insert_rows
 from myapp.db.tables import Run, TaskInstance
 
 if TYPE_CHECKING:
-    from myapp.db.run_store import NewRun
+    from myapp.core.values import NewRun
 
 _RUNS = Run.__table__
 _TASK_INSTANCES = TaskInstance.__table__

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -23,6 +23,7 @@ from myapp.alerts import enqueue_in
 from myapp.core import engine as core
 from myapp.core.dag import Dag
 from myapp.core.errors import Conflict, MyappError, NotFound
+from myapp.core.ports import Dispatch as Dispatch  # re-exported for older imports
 from myapp.core.states import (
     ATTEMPT,
     RUN_MARK_TARGETS,
@@ -36,6 +37,7 @@ from myapp.core.states import (
     Trigger,
     check_run_transition,
 )
+from myapp.core.values import NewRun as NewRun
 from myapp.db.bulk import is_in, update_rows
 from myapp.db.guards import unfinished
 from myapp.db.run_drafts import (
@@ -51,25 +53,7 @@ from myapp.db.session import Database
 from myapp.db.specs import VersionSpecs
 from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
 
-Dispatch = Callable[[Sequence[int]], None]
-
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class NewRun:
-    """What a caller asks for when starting a run."""
-
-    pipeline_id: int
-    trigger: Trigger
-    execution_date: datetime
-    params: Mapping[str, str]
-    user_id: int | None = None
-    runner: str = ""
-    version_id: int | None = None
-    debug_task: str | None = None
-    debug_inputs: Mapping[str, Any] | None = None
-    copied_from: int | None = None
 
 
 class RunStore:

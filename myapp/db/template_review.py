@@ -33,9 +33,9 @@ from myapp.core.errors import Conflict, NotFound, SpecError
 from myapp.core.model import TemplateSpec
 from myapp.core.params import mask, param_def_to_dict
 from myapp.core.states import TEMPLATE, TemplateStatus
+from myapp.core.templates import KindCheck, parse_template, template_to_dict
 from myapp.db.session import Database
 from myapp.db.tables import Project, TaskTemplate, TemplateReview
-from myapp.plugins import parse_template, template_to_dict
 
 USER_SOURCE = "user"
 MAX_REASON = 4000
@@ -81,15 +81,16 @@ def may_review(actor: Actor, row: TaskTemplate) -> bool:
 class UserTemplates:
     """The use-cases of user templates; every method takes the acting user and `now`."""
 
-    def __init__(self, db: Database, *, self_approval: bool = False) -> None:
+    def __init__(self, db: Database, *, kind_check: KindCheck, self_approval: bool = False) -> None:
         self.db = db
+        self.kind_check = kind_check   # myapp/builtins/kinds.py kind_errors, given by the entry point
         self.self_approval = self_approval
 
     # ----- writes ------------------------------------------------------------------------
     def create(self, actor: Actor, data: Mapping[str, Any], now: datetime, *, project: str | None = None) -> int:
         """Register a new draft from a template.yaml-shaped dict; return its id."""
         _require_signed_in(actor)
-        spec = _parse(data)
+        spec = _parse(data, self.kind_check)
         with self.db.write() as s:
             project_id = _project_id(s, project, actor)
             if project_id is not None and not can(actor, Action.WRITE, project_id):
@@ -106,7 +107,7 @@ class UserTemplates:
 
     def edit(self, actor: Actor, template_id: int, data: Mapping[str, Any], now: datetime) -> None:
         """Replace an unpublished template's definition (owner only); a pending one goes back to draft."""
-        spec = _parse(data)
+        spec = _parse(data, self.kind_check)
         with self.db.write() as s:
             row = self._owned(s, actor, template_id)
             row.status = transition(row.status, TemplateStatus.DRAFT, _ref(row)).value
@@ -224,10 +225,10 @@ def _require_signed_in(actor: Actor) -> None:
         raise Forbidden("sign in first")
 
 
-def _parse(data: Mapping[str, Any]) -> TemplateSpec:
+def _parse(data: Mapping[str, Any], kind_check: KindCheck) -> TemplateSpec:
     if not isinstance(data, Mapping):
         raise SpecError("body", "a template must be a mapping (template.yaml as JSON or YAML)")
-    return parse_template(data, "request")
+    return parse_template(data, "request", kind_check)
 
 
 def _reason(text: object, *, required: bool) -> str:

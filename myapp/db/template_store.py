@@ -15,9 +15,9 @@ from sqlalchemy import ColumnElement, or_, select
 
 from myapp.core.model import TemplateSpec
 from myapp.core.states import TemplateStatus
+from myapp.core.templates import parse_template, template_to_dict, version_key
 from myapp.db.session import Database
 from myapp.db.tables import Project, TaskTemplate
-from myapp.plugins import parse_template, template_to_dict, version_key
 
 
 def template_from_dict(data: Mapping[str, Any]) -> TemplateSpec:

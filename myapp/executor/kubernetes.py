@@ -20,14 +20,15 @@ from typing import Any
 from myapp.core.errors import MyappError
 from myapp.core.ports import TemplateCatalog
 from myapp.core.sandbox import Budget, render_budget
-from myapp.db.attempt_store import WATCHER_PREFIX, AttemptContext, AttemptResult
+from myapp.core.values import AttemptContext, AttemptResult
+from myapp.db.attempt_store import WATCHER_PREFIX
 from myapp.executor.pod_plan import Launch, prepare_launch
+from myapp.executor.ports import ExecutorPorts
 from myapp.k8s.config import KubeConfig, kube_config
 from myapp.k8s.launcher import Launcher, LaunchError
 from myapp.k8s.manifest import LABEL_ATTEMPT, secret_manifest
 from myapp.k8s.retry import is_retriable, retry_delay
 from myapp.logs import AttemptLog, LogKey, Stream
-from myapp.services import Services
 
 WORKER_PREFIX = WATCHER_PREFIX
 
@@ -54,7 +55,7 @@ class KubernetesExecutor:
     launcher: Launcher
     sleep: Callable[[float], None] = field(default=time.sleep)
 
-    def launch(self, ctx: AttemptContext, services: Services) -> Failure | None:
+    def launch(self, ctx: AttemptContext, services: ExecutorPorts) -> Failure | None:
         """Create the attempt's objects; return a Failure only when the attempt already failed."""
         try:
             with render_budget(Budget(services.settings.render_timeout)):   # bounded like the local executor's
@@ -64,11 +65,11 @@ class KubernetesExecutor:
         self._record(ctx, services, launch)
         return self._create(ctx, launch, services)
 
-    def _record(self, ctx: AttemptContext, services: Services, launch: Launch, **waiting: str) -> None:
+    def _record(self, ctx: AttemptContext, services: ExecutorPorts, launch: Launch, **waiting: str) -> None:
         services.attempts.record_process(ctx.attempt_id, pod_names=launch.pod_names, container={
             "executor": "kubernetes", "namespace": self.cfg.namespace, "launch": launch.record, **waiting})
 
-    def _create(self, ctx: AttemptContext, launch: Launch, services: Services) -> Failure | None:
+    def _create(self, ctx: AttemptContext, launch: Launch, services: ExecutorPorts) -> Failure | None:
         created: list[dict[str, Any]] = []
         try:
             if launch.secret is not None:   # before the pods (they read it), owned by them once they exist
@@ -98,7 +99,7 @@ class KubernetesExecutor:
                   for m in created if m["kind"] == "Pod"]
         self.launcher.set_owners("Secret", launch.secret.secret_name, owners)
 
-    def _create_one(self, ctx: AttemptContext, launch: Launch, manifest: dict[str, Any], services: Services) -> str:
+    def _create_one(self, ctx: AttemptContext, launch: Launch, manifest: dict[str, Any], services: ExecutorPorts) -> str:
         """Create one object, waiting out throttling, overload and quota (myapp/k8s/retry.py) within the limit."""
         give_up = services.clock.now() + timedelta(seconds=self.cfg.create_retry_timeout)
         failures = 0
@@ -133,7 +134,7 @@ class KubernetesExecutor:
                               f"attempt (delete it or name the object after the run, e.g. with {{{{ run_id }}}})")
 
 
-def kubernetes_executor(services: Services) -> KubernetesExecutor:
+def kubernetes_executor(services: ExecutorPorts) -> KubernetesExecutor:
     """Build the executor from settings (one API client per process)."""
     from myapp.k8s.client import make_api_client
 
@@ -143,7 +144,7 @@ def kubernetes_executor(services: Services) -> KubernetesExecutor:
     return KubernetesExecutor(cfg, services.templates, launcher)
 
 
-def launch_task_instance(ti_id: int, services: Services, executor: KubernetesExecutor) -> bool:
+def launch_task_instance(ti_id: int, services: ExecutorPorts, executor: KubernetesExecutor) -> bool:
     """Claim task instance `ti_id` if it is still queued and launch its attempt; return True if claimed."""
     clock, attempts = services.clock, services.attempts
     ctx = attempts.claim(ti_id, group_worker(executor.cfg.group), clock.now())
@@ -164,7 +165,7 @@ def launch_task_instance(ti_id: int, services: Services, executor: KubernetesExe
     return True
 
 
-def launch_with_own_client(ti_id: int, services: Services) -> bool:
+def launch_with_own_client(ti_id: int, services: ExecutorPorts) -> bool:
     """Launch `ti_id` with a client built for this call and closed after (the Celery task's entry)."""
     executor = kubernetes_executor(services)
     try:

@@ -27,7 +27,7 @@ from myapp.core.ports import TemplateCatalog
 from myapp.core.redact import Redactor
 from myapp.core.render import RenderContext, render_global_params, render_task
 from myapp.core.sandbox import Budget, RenderCancelled, render_budget
-from myapp.db.attempt_store import AttemptContext, AttemptResult
+from myapp.core.values import AttemptContext, AttemptResult
 from myapp.executor.outputs import Confinement, collect_outputs, materialize
 from myapp.executor.reaper import REAPER
 from myapp.logs import MAX_LINE, AttemptLog, Stream

@@ -12,7 +12,8 @@ from typing import Any
 
 from myapp.builtins.conditions import Requirement, holds
 from myapp.core.errors import OutputError
-from myapp.db.attempt_store import AttemptResult, AttemptStore
+from myapp.core.ports import AttemptPort
+from myapp.core.values import AttemptResult
 from myapp.executor.pod_outputs import collect_pod_outputs
 from myapp.k8s.config import KubeConfig
 from myapp.k8s.logs import LogHub
@@ -23,7 +24,7 @@ from myapp.k8s.tracked import TrackedAttempt
 class PodFinisher:
     """Turns a decided Outcome into the attempt's recorded end."""
 
-    def __init__(self, attempts: AttemptStore, hub: LogHub, cfg: KubeConfig, artifacts_dir: Path,
+    def __init__(self, attempts: AttemptPort, hub: LogHub, cfg: KubeConfig, artifacts_dir: Path,
                  now: Callable[[], datetime]) -> None:
         self.attempts, self.hub, self.cfg, self.artifacts_dir, self.now = attempts, hub, cfg, artifacts_dir, now
 

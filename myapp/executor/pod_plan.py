@@ -22,7 +22,7 @@ from myapp.core.model import TemplateSpec
 from myapp.core.params import MASK
 from myapp.core.ports import TemplateCatalog
 from myapp.core.render import RenderContext, RenderedTask, render_global_params, render_task
-from myapp.db.attempt_store import AttemptContext
+from myapp.core.values import AttemptContext
 from myapp.executor.outputs import materialize
 from myapp.k8s.config import KubeConfig
 from myapp.k8s.manifest import (

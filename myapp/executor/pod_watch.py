@@ -18,6 +18,7 @@ from myapp.core.redact import Redactor
 from myapp.executor.kubernetes import group_worker
 from myapp.executor.pod_attempts import PodAttempts
 from myapp.executor.pod_finish import PodFinisher
+from myapp.executor.ports import WatcherPorts
 from myapp.k8s.client import make_api_client
 from myapp.k8s.config import KubeConfig, kube_config
 from myapp.k8s.launcher import Launcher, LaunchError
@@ -25,10 +26,9 @@ from myapp.k8s.lease import LeaderElector
 from myapp.k8s.logs import LogHub
 from myapp.k8s.watcher import Watcher
 from myapp.logs import AttemptLog, LogKey, LogWriter
-from myapp.services import Services
 
 
-def build_watcher(services: Services, cfg: KubeConfig | None = None, *, finish_workers: int = 8) -> Watcher:
+def build_watcher(services: WatcherPorts, cfg: KubeConfig | None = None, *, finish_workers: int = 8) -> Watcher:
     """Return the watcher of `cfg.group`, built on `services` (whose dispatch sends to Celery)."""
     settings = services.settings
     cfg = cfg or kube_config(settings)
@@ -50,7 +50,7 @@ def build_watcher(services: Services, cfg: KubeConfig | None = None, *, finish_w
                    kill_grace=int(settings.kill_grace))
 
 
-def run_watcher(services: Services, stop: threading.Event, **options: Any) -> Watcher:
+def run_watcher(services: WatcherPorts, stop: threading.Event, **options: Any) -> Watcher:
     """Run the group's watcher in this thread until `stop` is set; return it (for its counters)."""
     watcher = build_watcher(services, **options)
     watcher.run(stop)
@@ -64,7 +64,7 @@ def lease_name(cfg: KubeConfig) -> str:
     return f"{cfg.pod_prefix}-watcher-{slug}"[:240].rstrip("-") + f"-{digest}"
 
 
-def run_elected(services: Services, stop: threading.Event, *, identity: str = "",
+def run_elected(services: WatcherPorts, stop: threading.Event, *, identity: str = "",
                 on_state: Callable[[str], None] = lambda _: None) -> None:
     """Stand by until this process holds the group's Lease, then watch until `stop` or the Lease is lost."""
     cfg = kube_config(services.settings)
@@ -91,7 +91,7 @@ def run_elected(services: Services, stop: threading.Event, *, identity: str = ""
     elector_release(elector)
 
 
-def _lead(services: Services, cfg: KubeConfig, elector: LeaderElector, stop: threading.Event) -> None:
+def _lead(services: WatcherPorts, cfg: KubeConfig, elector: LeaderElector, stop: threading.Event) -> None:
     lost = threading.Event()
     either = threading.Event()
     renewer = threading.Thread(target=elector.lead, args=(either, lost), name="lease", daemon=True)

@@ -13,11 +13,11 @@ import traceback
 from typing import Any
 
 from myapp.core.output_paths import parse_roots
-from myapp.db.attempt_store import AttemptResult
+from myapp.core.values import AttemptResult
 from myapp.executor.local import LocalConfig, LocalExecutor
 from myapp.executor.outputs import Confinement
+from myapp.executor.ports import ExecutorPorts
 from myapp.logs import AttemptLog, LogKey, Stream
-from myapp.services import Services
 
 CONTINUE_FOR = 30.0  # seconds a worker process goes on with the tasks its successes made ready
 
@@ -27,7 +27,7 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def local_executor(services: Services) -> LocalExecutor:
+def local_executor(services: ExecutorPorts) -> LocalExecutor:
     """Build the local executor from settings."""
     s = services.settings
     return LocalExecutor(
@@ -39,7 +39,7 @@ def local_executor(services: Services) -> LocalExecutor:
     )
 
 
-def run_task_instance(ti_id: int, services: Services) -> int:
+def run_task_instance(ti_id: int, services: ExecutorPorts) -> int:
     """Run the next attempt of `ti_id` on the executor chosen by settings.executor; return attempts run."""
     if services.settings.executor == "kubernetes":   # claim + create pods; the k8s watcher ends it
         from myapp.executor.kubernetes import launch_with_own_client
@@ -48,7 +48,7 @@ def run_task_instance(ti_id: int, services: Services) -> int:
     return execute_task_instance(ti_id, services, local_executor(services))
 
 
-def execute_task_instance(ti_id: int, services: Services, executor: LocalExecutor) -> int:
+def execute_task_instance(ti_id: int, services: ExecutorPorts, executor: LocalExecutor) -> int:
     """Run the next attempt of task instance `ti_id` if it is still queued, then go on with what it
     made ready; return how many attempts ran.
 
@@ -70,7 +70,7 @@ def execute_task_instance(ti_id: int, services: Services, executor: LocalExecuto
         next_id = kept
 
 
-def _execute_one(ti_id: int, services: Services, executor: LocalExecutor, *,
+def _execute_one(ti_id: int, services: ExecutorPorts, executor: LocalExecutor, *,
                  keep_one: bool) -> tuple[int | None, bool]:
     """Claim and run one attempt; return (the task instance kept to run next, whether this one ran)."""
     clock, attempts, retry = services.clock, services.attempts, services.db.retry_on_disconnect

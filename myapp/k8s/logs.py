@@ -24,11 +24,12 @@ from typing import Protocol
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.response import BaseHTTPResponse
 
+from myapp.core.ports import LogWriter
 from myapp.core.redact import NO_SECRETS, Redactor
+from myapp.core.values import LogKey
 from myapp.k8s.launcher import LaunchError, Raw
 from myapp.k8s.pods import PodView
 from myapp.k8s.stream import _shutdown
-from myapp.logs import LogKey, LogWriter
 
 log = logging.getLogger(__name__)
 START_RETRIES = 40       # a container not started yet: retry this many times (0.25 s apart)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from myapp.core.values import LogKey
 from myapp.k8s.pods import Outcome, PodView
-from myapp.logs import LogKey
 
 
 @dataclass(frozen=True)

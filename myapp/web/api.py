@@ -21,9 +21,9 @@ from myapp.core.debug_inputs import require_complete
 from myapp.core.errors import Conflict, MyappError, NotFound, SpecError
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.states import RunState, Trigger
+from myapp.core.values import NewRun
 from myapp.db.debug_source import debug_plan
 from myapp.db.pipeline_store import SpecErrors
-from myapp.db.run_store import NewRun
 from myapp.logs import LogKey, LogLine
 from myapp.runs_view import RunFilter, run_count, run_detail, run_rows
 from myapp.services import Services

@@ -16,6 +16,7 @@ from flask import Response, request
 from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import protect
 
+from myapp.builtins.kinds import kind_errors
 from myapp.core.errors import NotFound, SpecError
 from myapp.core.states import TemplateStatus
 from myapp.db.template_review import UserTemplates
@@ -64,7 +65,7 @@ def json_field(name: str) -> str:
 def store() -> UserTemplates:
     """Return the use-cases on this process's database."""
     svc = services()
-    return UserTemplates(svc.db, self_approval=svc.settings.template_self_approval)
+    return UserTemplates(svc.db, kind_check=kind_errors, self_approval=svc.settings.template_self_approval)
 
 
 def actor() -> Actor:

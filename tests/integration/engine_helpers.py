@@ -8,7 +8,7 @@ from typing import Any
 
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.states import RUN_TERMINAL, RunState, Trigger
-from myapp.db.run_store import NewRun
+from myapp.core.values import NewRun
 from myapp.runs_view import run_detail
 from myapp.yaml_io import load_yaml
 

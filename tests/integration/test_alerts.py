@@ -13,7 +13,7 @@ from sqlalchemy import select
 from myapp.alerts import DELIVER, MAX_ATTEMPTS, backoff, deliver_alerts
 from myapp.cli.process import run_burst
 from myapp.core.states import Trigger
-from myapp.db.run_store import NewRun
+from myapp.core.values import NewRun
 from myapp.db.schedule_tables import AlertOutbox
 from myapp.queue.celery_app import create_celery
 from tests.integration.local_http import Script, serve

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from myapp.db.attempt_store import AttemptContext, AttemptResult
+from myapp.core.values import AttemptContext, AttemptResult
 from myapp.db.tables import Run, TaskAttempt, TaskInstance
 from tests.integration.engine_helpers import save, start
 

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import event, select, update
 
 from myapp.core.states import RunState
-from myapp.db.attempt_store import AttemptResult
+from myapp.core.values import AttemptResult
 from myapp.db.tables import TaskInstance
 from tests.integration.engine_helpers import detail, save, start
 from tests.integration.test_attempt_store import claim

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from myapp.core.pipeline_spec import parse_pipeline
-from myapp.db.attempt_store import AttemptContext, AttemptResult
+from myapp.core.values import AttemptContext, AttemptResult
 from myapp.executor.local import LocalConfig, LocalExecutor
 from myapp.logs import AttemptLog, LogKey, LogReader, Stream, parse_line
 

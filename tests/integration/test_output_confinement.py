@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from myapp.core.pipeline_spec import parse_pipeline
-from myapp.db.attempt_store import AttemptContext, AttemptResult
+from myapp.core.values import AttemptContext, AttemptResult
 from myapp.executor.local import LocalConfig, LocalExecutor
 from myapp.executor.outputs import Confinement
 from myapp.logs import AttemptLog, LogKey

@@ -19,8 +19,9 @@ from myapp.cli.schedule import parse_instant
 from myapp.core.cron import count_fire_times
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.states import RunState, Trigger
+from myapp.core.values import NewRun
 from myapp.db.pipeline_store import SpecErrors
-from myapp.db.run_store import NewRun, RunStore
+from myapp.db.run_store import RunStore
 from myapp.db.schedule_store import record_rows, skip_rows
 from myapp.db.tables import Pipeline, PipelineVersion, Run, ScheduleRecord, TaskInstance
 from myapp.scheduler import PassReport, preview_pipeline, run_pass

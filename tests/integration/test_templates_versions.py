@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from myapp.builtins.kinds import kind_errors
 from myapp.cli.process import run_burst
 from myapp.db.template_review import UserTemplates
 from myapp.plugins import parse_template
@@ -54,7 +55,7 @@ def test_a_reviewed_new_version_does_not_change_pipelines(services: Any) -> None
     admin = Actor(admin_id, "admin", frozenset({"Admin"}), {})
     owner = Actor(admin_id, "admin", frozenset({"Admin"}), {1: ProjectRole.OWNER})
     # one admin submits and approves: the single-admin setting (template_self_approval)
-    reviews, now = UserTemplates(services.db, self_approval=True), services.clock.now
+    reviews, now = UserTemplates(services.db, kind_check=kind_errors, self_approval=True), services.clock.now
     for version in ("1", "2"):
         tid = reviews.create(owner, {"name": "reviewed", "version": version, "command": ["echo", f"reviewed v{version}"]},
                              now())

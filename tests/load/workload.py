@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.states import RUN_TERMINAL, Trigger
-from myapp.db.run_store import NewRun
+from myapp.core.values import NewRun
 from myapp.db.tables import Run, TaskAttempt, TaskInstance
 from myapp.logs import LogKey
 from myapp.yaml_io import load_yaml

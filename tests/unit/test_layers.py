@@ -79,13 +79,6 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     # db/ -> a use-case: the run store writes the alert outbox through alerts.py (outbox SQL moves
     # to db/alert_outbox.py; alerts/ keeps the sending).
     ("myapp.db.run_store", "myapp.alerts"),
-    # db/ -> the plugin loader for pure template parsing (parsing moves to core/templates.py).
-    ("myapp.db.template_store", "myapp.plugins"),
-    ("myapp.db.template_review", "myapp.plugins"),
-    # executors take the whole Services (they get the ports they use).
-    ("myapp.executor.worker", "myapp.services"),
-    ("myapp.executor.kubernetes", "myapp.services"),
-    ("myapp.executor.pod_watch", "myapp.services"),
     # SQL outside db/ (phase B moves each statement into db/).
     ("myapp.alerts", "sqlalchemy"),
     ("myapp.schedule_batch", "sqlalchemy"),
@@ -99,10 +92,6 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     ("myapp.cli.pipeline", "sqlalchemy"),
     ("myapp.web.access", "sqlalchemy"),
     ("myapp.web.pages_api", "sqlalchemy"),
-    # the Kubernetes adapter writes attempt logs through logs.py (LogKey and a LogSink port move
-    # to core/ports.py; the watcher is handed the sink).
-    ("myapp.k8s.logs", "myapp.logs"),
-    ("myapp.k8s.tracked", "myapp.logs"),
 }
 
 
