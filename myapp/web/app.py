@@ -113,7 +113,12 @@ def create_app(settings: Settings, services: Services | None = None, *, update_p
 
     @app.get("/health")
     def health() -> Any:
-        return {"status": "ok"}
+        # How a worker started like this server keeps tasks apart (docs/security.md §3).
+        from myapp.executor.task_user import describe
+
+        isolation = {"mode": "pods", "message": "tasks run in Kubernetes pods"} \
+            if settings.executor == "kubernetes" else describe(settings.task_isolation)
+        return {"status": "ok", "task_isolation": isolation}
 
     @app.get("/docs")
     def docs() -> Any:
