@@ -48,6 +48,8 @@ ALLOWED: dict[str, set[str]] = {
     "web": BASE | {"db", "logs", "builtins", "k8s", "executor", "plugins", "services", "alerts", "scheduler",
                    "schedule_batch", "backfill_guard", "runs_view", "pipelines_view", "cron_text", "queue",
                    "cube_import"},
+    # the Python SDK: pure OPs and YAML; its local submit wires services like the CLI does
+    "sdk": BASE | {"db", "logs", "services", "queue", "runs_view", "cli"},
     "cli": set(),   # the outermost entry point: may import every package (filled in below)
     "__main__": {"cli"},
 }
