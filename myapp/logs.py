@@ -131,6 +131,10 @@ class AttemptLog:
             if not self._buffered:
                 self._flush(LIVE_TTL_SECONDS)
 
+    def note(self, text: str) -> None:
+        """Append one of myapp's own lines about the attempt (the `sys` stream)."""
+        self.write(text, Stream.SYS)
+
     def flush_due_in(self) -> float | None:
         """Return seconds until buffered lines must be flushed (0 if overdue), None if none wait."""
         return max(0.0, self._due - time.monotonic()) if self._pending else None

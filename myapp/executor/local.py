@@ -74,7 +74,7 @@ class LocalExecutor:
             with render_budget(Budget(self.config.render_timeout, cancelled=stop)):
                 argv, env, outputs, shown, secret_values = self._prepare(ctx, workdir)
         except RenderCancelled:
-            log.write(f"[myapp] {stop.why}")
+            log.write(stop.why, Stream.SYS)
             return AttemptResult(succeeded=False, message=stop.why)
         except MyappError as exc:
             log.write(str(exc), Stream.SYS)

@@ -70,18 +70,7 @@ LIBRARY_EXCEPTIONS = {("myapp.web.security", "sqlalchemy"), ("myapp.web.authz", 
 # Edges that break the table today (module -> imported module or library). Phase B of issue 16
 # removes them; each comment says how. Delete a line when its edge is gone.
 KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    # db/ loads Flask-AppBuilder: its declarative base and user table (own base in db/, FAB's
-    # tables attached by the web app).
-    ("myapp.db.tables", "flask_appbuilder"),
-    ("myapp.db.schedule_tables", "flask_appbuilder"),
-    ("myapp.db.auth_tables", "flask_appbuilder"),
-    ("myapp.db.template_review", "flask_appbuilder"),
-    ("myapp.db.attempt_store", "flask_appbuilder"),
-    # db/ -> a use-case: the run store writes the alert outbox through alerts.py (outbox SQL moves
-    # to db/alert_outbox.py; alerts/ keeps the sending).
-    ("myapp.db.run_store", "myapp.alerts"),
     # SQL outside db/ (phase B moves each statement into db/).
-    ("myapp.alerts", "sqlalchemy"),
     ("myapp.schedule_batch", "sqlalchemy"),
     ("myapp.runs_view", "sqlalchemy"),
     ("myapp.pipelines_view", "sqlalchemy"),
