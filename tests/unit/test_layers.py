@@ -37,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "alerts": BASE | {"db", "webhook_http"},
     "schedule_batch": BASE | {"db"},
     "scheduler": BASE | {"db", "schedule_batch"},
+    "retention": BASE | {"db"},
     "backfill_guard": BASE | {"db"},
     "runs_view": BASE | {"db"},
     "pipelines_view": BASE | {"db", "cron_text"},
@@ -44,7 +45,7 @@ ALLOWED: dict[str, set[str]] = {
     # wiring and entry points
     "services": BASE | {"db", "logs", "builtins", "k8s", "executor", "plugins"},
     "queue": BASE | {"db", "logs", "builtins", "k8s", "executor", "plugins", "services", "alerts", "scheduler",
-                     "schedule_batch"},
+                     "schedule_batch", "retention"},
     "web": BASE | {"db", "logs", "builtins", "k8s", "executor", "plugins", "services", "alerts", "scheduler",
                    "schedule_batch", "backfill_guard", "runs_view", "pipelines_view", "cron_text", "queue",
                    "cube_import"},
@@ -61,7 +62,7 @@ SQL = {"sqlalchemy"}
 FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
     "core": {"sqlalchemy", "flask", "flask_appbuilder", "celery", "kubernetes", "redis"},
     "db": {"flask", "flask_appbuilder", "celery", "kubernetes", "redis"},
-    **{pkg: SQL for pkg in ("alerts", "schedule_batch", "scheduler", "backfill_guard", "runs_view", "pipelines_view",
+    **{pkg: SQL for pkg in ("alerts", "schedule_batch", "scheduler", "retention", "backfill_guard", "runs_view", "pipelines_view",
                             "executor", "cli", "services", "queue", "k8s", "logs", "plugins", "builtins")},
     # web/security.py is Flask-AppBuilder's security manager: FAB's user model is queried there.
     "web": SQL,
