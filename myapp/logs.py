@@ -82,6 +82,9 @@ class RedisLike(Protocol):
     def lrange(self, key: str, start: int, end: int) -> Any: ...
     def exists(self, *keys: str) -> Any: ...
     def delete(self, *keys: str) -> Any: ...
+    def hset(self, name: str, key: str, value: str) -> Any: ...
+    def hgetall(self, name: str) -> Any: ...
+    def hdel(self, name: str, *keys: str) -> Any: ...
 
 
 class AttemptLog:
@@ -130,6 +133,10 @@ class AttemptLog:
             self._pending.append(line)
             if not self._buffered:
                 self._flush(LIVE_TTL_SECONDS)
+
+    def note(self, text: str) -> None:
+        """Append one of myapp's own lines about the attempt (the `sys` stream)."""
+        self.write(text, Stream.SYS)
 
     def flush_due_in(self) -> float | None:
         """Return seconds until buffered lines must be flushed (0 if overdue), None if none wait."""

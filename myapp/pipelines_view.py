@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import Select, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
@@ -21,7 +20,7 @@ from myapp.core.dag import Dag
 from myapp.core.errors import NotFound, SpecError
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.cron_text import describe_cron
-from myapp.db.tables import Pipeline, PipelineVersion, Project, Run, TaskInstance
+from myapp.db.tables import USERS, Pipeline, PipelineVersion, Project, Run, TaskInstance
 
 SORTS = ("name", "-name", "project", "-project", "next_fire", "-next_fire", "last_run", "-last_run")
 MAX_PAGE = 200
@@ -61,10 +60,10 @@ def pipeline_list(s: Session, lq: ListQuery, now: datetime, locale: str = "en") 
     """Return (a page of pipelines with their newest runs, next fire time and schedule in words, total)."""
     total = int(s.scalar(_filtered(select(func.count(Pipeline.id)), lq)) or 0)
     last_run = select(Run.pipeline_id, func.max(Run.id).label("last_id")).group_by(Run.pipeline_id).subquery("last")
-    q = _filtered(select(Pipeline, Project.name, PipelineVersion.number, User.username, last_run.c.last_id)
+    q = _filtered(select(Pipeline, Project.name, PipelineVersion.number, USERS.c.username, last_run.c.last_id)
                   .join(Project, Project.id == Pipeline.project_id)
                   .outerjoin(PipelineVersion, PipelineVersion.id == Pipeline.current_version_id)
-                  .outerjoin(User, User.id == Pipeline.created_by)
+                  .outerjoin(USERS, USERS.c.id == Pipeline.created_by)
                   .outerjoin(last_run, last_run.c.pipeline_id == Pipeline.id), lq)
     key = lq.sort.lstrip("-")
     column: Any = {"name": Pipeline.name, "project": Project.name, "next_fire": Pipeline.next_fire_at,

@@ -68,5 +68,12 @@ class Reconnecting(Protocol):
 class LogWriter(Protocol):
     """Takes one attempt's log lines (myapp/logs.py AttemptLog); closing it archives the log."""
 
-    def write(self, line: str) -> None: ...
+    def write(self, line: str) -> None:
+        """Append a line of the task's own output (stream `out`)."""
+        ...
+
+    def note(self, text: str) -> None:
+        """Append one of myapp's own lines about the attempt (stream `sys`, shown `[myapp] ...`)."""
+        ...
+
     def close(self) -> None: ...

@@ -47,7 +47,7 @@ from myapp.core.values import AttemptResult as AttemptResult
 from myapp.db.guards import moving_to, unfinished
 from myapp.db.run_store import RELEASED_COLUMNS, LockedRun, RunStore
 from myapp.db.session import is_transient
-from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
+from myapp.db.tables import USERS, Pipeline, Run, TaskAttempt, TaskInstance
 from myapp.db.types import UTCDateTime
 
 MAX_RESEND_GAP = timedelta(hours=1)  # the longest wait between two re-sends of a queued task instance
@@ -519,7 +519,4 @@ class AttemptStore:
 def _username(s: Session, user_id: int | None) -> str:
     if user_id is None:
         return ""
-    from flask_appbuilder.security.sqla.models import User
-
-    user = s.get(User, user_id)
-    return user.username if user is not None else ""
+    return s.scalar(select(USERS.c.username).where(USERS.c.id == user_id)) or ""

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask_appbuilder.models.sqla import Model
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from myapp.db.base import Base
 from myapp.db.types import UTCDateTime
 
 
-class RevokedLogin(Model):  # type: ignore[misc]
+class RevokedLogin(Base):
     __tablename__ = "revoked_logins"
     lid: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="CASCADE"), nullable=True)

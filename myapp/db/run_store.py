@@ -19,7 +19,6 @@ from typing import Any, Protocol
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, object_session
 
-from myapp.alerts import enqueue_in
 from myapp.core import engine as core
 from myapp.core.dag import Dag
 from myapp.core.errors import Conflict, MyappError, NotFound
@@ -38,6 +37,7 @@ from myapp.core.states import (
     check_run_transition,
 )
 from myapp.core.values import NewRun as NewRun
+from myapp.db.alert_outbox import enqueue_in
 from myapp.db.bulk import is_in, update_rows
 from myapp.db.guards import unfinished
 from myapp.db.run_drafts import (

@@ -9,16 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask_appbuilder.models.sqla import Model
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from myapp.core.states import ALERT
-from myapp.db.tables import Json
-from myapp.db.types import UTCDateTime
+from myapp.db.base import Base
+from myapp.db.types import Json, UTCDateTime
 
 
-class AlertOutbox(Model):  # type: ignore[misc]
+class AlertOutbox(Base):
     """One webhook delivery of one run outcome, written in the transaction that ends the run."""
 
     __tablename__ = "alert_outbox"

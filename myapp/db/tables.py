@@ -1,6 +1,7 @@
 """The relational schema: projects, templates, pipelines and versions, runs, task instances,
-attempts and schedule records. Shares Flask-AppBuilder's declarative base so its user and role
-tables live in the same metadata (foreign keys to ab_user, one Alembic history).
+attempts and schedule records. Our own declarative base (db/base.py): foreign keys point at
+Flask-AppBuilder's ab_user through the reference `USERS` there, and Alembic merges FAB's tables in
+(one history) -- this package never imports Flask-AppBuilder.
 
 Holds no business rule; the stores in this package decide nothing either, they apply core decisions.
 """
@@ -10,10 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask_appbuilder.models.sqla import Model
-from flask_appbuilder.security.sqla import models as _fab_models  # noqa: F401  registers ab_* tables
 from sqlalchemy import (
-    JSON,
     Boolean,
     ForeignKey,
     Index,
@@ -25,13 +23,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from myapp.core.states import ATTEMPT, RECORD, RUN, TASK, TEMPLATE
-from myapp.db.types import UTCDateTime
+from myapp.db.base import USERS, Base, metadata
+from myapp.db.types import Json, UTCDateTime
 
-metadata = Model.metadata
-Json = JSON().with_variant(JSON(), "postgresql")
+__all__ = ["USERS", "Json", "metadata"]
 
 
-class Project(Model):
+class Project(Base):
     __tablename__ = "projects"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
@@ -39,7 +37,7 @@ class Project(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class ProjectMember(Model):
+class ProjectMember(Base):
     __tablename__ = "project_members"
     __table_args__ = (UniqueConstraint("project_id", "user_id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -48,7 +46,7 @@ class ProjectMember(Model):
     role: Mapped[str] = mapped_column(String(16))  # owner | member | viewer
 
 
-class TaskTemplate(Model):
+class TaskTemplate(Base):
     __tablename__ = "task_templates"
     __table_args__ = (UniqueConstraint("name", "version"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -69,7 +67,7 @@ class TaskTemplate(Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class TemplateReview(Model):
+class TemplateReview(Base):
     __tablename__ = "template_reviews"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     template_id: Mapped[int] = mapped_column(ForeignKey("task_templates.id", ondelete="CASCADE"), index=True)
@@ -79,7 +77,7 @@ class TemplateReview(Model):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class Pipeline(Model):
+class Pipeline(Base):
     __tablename__ = "pipelines"
     __table_args__ = (
         UniqueConstraint("project_id", "name"),
@@ -111,7 +109,7 @@ class Pipeline(Model):
     alerts: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
 
 
-class PipelineVersion(Model):
+class PipelineVersion(Base):
     __tablename__ = "pipeline_versions"
     __table_args__ = (UniqueConstraint("pipeline_id", "number"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -124,7 +122,7 @@ class PipelineVersion(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class PipelineTask(Model):
+class PipelineTask(Base):
     """Index of a version's tasks (the version's spec is the source of truth)."""
 
     __tablename__ = "pipeline_tasks"
@@ -137,7 +135,7 @@ class PipelineTask(Model):
     upstream: Mapped[list[str]] = mapped_column(Json, default=list)
 
 
-class Run(Model):
+class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (
         Index("ix_runs_pipeline_trigger_state", "pipeline_id", "trigger", "state"),
@@ -172,7 +170,7 @@ class Run(Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class TaskInstance(Model):
+class TaskInstance(Base):
     __tablename__ = "task_instances"
     __table_args__ = (
         UniqueConstraint("run_id", "task_name"),
@@ -197,7 +195,7 @@ class TaskInstance(Model):
     upstream_waiting: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
-class TaskAttempt(Model):
+class TaskAttempt(Base):
     __tablename__ = "task_attempts"
     __table_args__ = (
         UniqueConstraint("task_instance_id", "try_number"),
@@ -222,7 +220,7 @@ class TaskAttempt(Model):
     events: Mapped[list[Any]] = mapped_column(Json, default=list)
 
 
-class ScheduleRecord(Model):
+class ScheduleRecord(Base):
     __tablename__ = "schedule_records"
     __table_args__ = (
         UniqueConstraint("pipeline_id", "execution_date", name="uq_schedule_record_instant"),
@@ -239,7 +237,7 @@ class ScheduleRecord(Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class ScheduleSkip(Model):
+class ScheduleSkip(Base):
     """Fire instants passed over without a record (D12): how many, from when to when."""
 
     __tablename__ = "schedule_skips"
@@ -250,5 +248,3 @@ class ScheduleSkip(Model):
     count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-
-import myapp.db.schedule_tables  # noqa: E402,F401  (the alert outbox; completes the metadata)

@@ -24,7 +24,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -35,7 +34,7 @@ from myapp.core.params import mask, param_def_to_dict
 from myapp.core.states import TEMPLATE, TemplateStatus
 from myapp.core.templates import KindCheck, parse_template, template_to_dict
 from myapp.db.session import Database
-from myapp.db.tables import Project, TaskTemplate, TemplateReview
+from myapp.db.tables import USERS, Project, TaskTemplate, TemplateReview
 
 USER_SOURCE = "user"
 MAX_REASON = 4000
@@ -189,8 +188,8 @@ class UserTemplates:
         """Return the template's steps, oldest first: create, edit, submit, approve, reject (with reasons)."""
         with self.db.read() as s:
             self._visible(s, actor, template_id)
-            rows = s.execute(select(TemplateReview, User.username)
-                             .join(User, User.id == TemplateReview.user_id, isouter=True)
+            rows = s.execute(select(TemplateReview, USERS.c.username)
+                             .join(USERS, USERS.c.id == TemplateReview.user_id, isouter=True)
                              .where(TemplateReview.template_id == template_id)
                              .order_by(TemplateReview.at, TemplateReview.id)).all()
             return [{"action": r.action, "reason": r.reason, "user": name, "at": r.at.isoformat()} for r, name in rows]
@@ -290,7 +289,7 @@ def _scoped(q: Any, actor: Actor, scope: str) -> Any:
 
 
 def _view(s: Session, row: TaskTemplate, actor: Actor) -> dict[str, Any]:
-    owner = s.scalar(select(User.username).where(User.id == row.owner_id)) if row.owner_id else None
+    owner = s.scalar(select(USERS.c.username).where(USERS.c.id == row.owner_id)) if row.owner_id else None
     project = s.scalar(select(Project.name).where(Project.id == row.project_id)) if row.project_id else None
     last = s.scalar(select(TemplateReview).where(TemplateReview.template_id == row.id,
                                                  TemplateReview.action == "reject")

@@ -1,13 +1,16 @@
-"""Column types shared by the tables: UTC datetimes that come back tz-aware on every backend."""
+"""Column types shared by the tables: JSON, and UTC datetimes that come back tz-aware on every backend."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import JSON, DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+# JSON columns: native JSON where the backend has it (JSONB is not needed: nothing queries inside them).
+Json = JSON().with_variant(JSON(), "postgresql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -86,7 +86,7 @@ class LocalExecutor:
             with render_budget(Budget(self.config.render_timeout, cancelled=stop)):
                 argv, env, outputs, shown, secret_values = self._prepare(ctx, workdir, account)
         except RenderCancelled:
-            log.write(f"[myapp] {stop.why}")
+            log.write(stop.why, Stream.SYS)
             return AttemptResult(succeeded=False, message=stop.why)
         except (MyappError, OSError) as exc:
             log.write(str(exc), Stream.SYS)

@@ -196,6 +196,12 @@ class AttemptStream:
             if not self.closed:
                 self.sink.write(self.redact(line))
 
+    def note(self, text: str) -> None:
+        """Write one of myapp's own lines (the `sys` stream, not the task's output)."""
+        with self.lock:
+            if not self.closed:
+                self.sink.note(self.redact(text))
+
 
 class LogHub:
     """The watcher's log aggregation for all attempts of its group."""
@@ -214,8 +220,9 @@ class LogHub:
             return attempt_id in self._streams
 
     def note(self, attempt_id: int, key: LogKey, text: str) -> None:
-        """Write one of myapp's own lines ("[myapp] ...") to the attempt's log."""
-        self._stream(attempt_id, key).write(f"[myapp] {text}")
+        """Write one of myapp's own lines to the attempt's log: the `sys` stream, which readers
+        show as `[myapp] ...`; never the task's stdout (a task printing `[myapp]` stays its own)."""
+        self._stream(attempt_id, key).note(text)
 
     def observe(self, pod: PodView) -> None:
         """Follow every container of `pod` that has a log and is not followed yet."""
@@ -299,6 +306,9 @@ class LogHub:
 
 class _NullSink:
     def write(self, line: str) -> None:
+        """Drop the line."""
+
+    def note(self, text: str) -> None:
         """Drop the line."""
 
     def close(self) -> None:

@@ -219,6 +219,25 @@ def test_an_image_that_cannot_be_pulled_fails_the_attempt(cluster: Cluster) -> N
     assert "cannot start: ErrImagePull: pull access denied" in run["by_name"]["x"]["message"]
 
 
+# --- myapp's own lines in an attempt's log ---------------------------------------------------
+
+def test_myapps_own_lines_are_the_sys_stream_and_the_tasks_lines_stay_its_output(cluster: Cluster) -> None:
+    from myapp.logs import Stream
+
+    svc = cluster.services
+    pid = save(svc, "name: sys-lines\ntasks:\n  - {name: t, template: shell, args: {script: 'echo \"[myapp] not me\"; "
+                    "echo done; exit 3'}}\n")
+    run = wait_finished(svc, start(svc, pid))
+    message = run["by_name"]["t"]["message"]
+    assert run["state"] == "failed" and message.endswith("exit code 3"), message
+    entries, archived = svc.logs.entries(LogKey(run["id"], "t", 1))
+    assert archived
+    shown = [(e.stream, e.text.rstrip("\n")) for e in entries]
+    assert (Stream.OUT, "[myapp] not me") in shown and (Stream.OUT, "done") in shown, shown
+    assert (Stream.SYS, message) in shown, shown     # the watcher's failure note: myapp's, not the task's
+    assert [text for stream, text in shown if stream is Stream.SYS] == [message], shown
+
+
 # --- outputs through the termination message -------------------------------------------------
 
 def test_outputs_from_the_termination_message_and_the_workflow_space(cluster: Cluster) -> None:

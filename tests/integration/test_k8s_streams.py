@@ -89,6 +89,9 @@ class Sink:
         assert not self.closed, "written after close"
         self.lines.append(line)
 
+    def note(self, text: str) -> None:
+        self.write(f"[sys] {text}")
+
     def close(self) -> None:
         self.closed = True
 

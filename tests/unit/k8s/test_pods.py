@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from myapp.k8s.config import PodRules
@@ -156,6 +157,9 @@ def test_a_stream_masks_the_secrets_of_its_pods_from_then_on() -> None:
         def write(self, line: str) -> None:
             self.lines.append(line)
 
+        def note(self, text: str) -> None:
+            self.lines.append(f"sys: {text}")
+
         def close(self) -> None:
             pass
 
@@ -166,7 +170,21 @@ def test_a_stream_masks_the_secrets_of_its_pods_from_then_on() -> None:
     stream.write("pw=correct-horse, again correct-horse")
     stream.mask(("correct-horse", "tok-12345"))
     stream.write("tok-12345 correct-horse")
-    assert sink.lines == ["pw=correct-horse", "pw=******, again ******", "****** ******"]
+    stream.note("failed: tok-12345")
+    assert sink.lines == ["pw=correct-horse", "pw=******, again ******", "****** ******", "sys: failed: ******"]
+
+
+def test_the_hubs_own_lines_go_to_the_sys_stream_of_the_attempt_log(tmp_path: Path) -> None:
+    from myapp.k8s.logs import LogHub
+    from myapp.logs import AttemptLog, LogKey, LogReader, Stream
+
+    key = LogKey(7, "t", 1)
+    hub = LogHub(None, lambda k: AttemptLog(k, tmp_path, None))   # type: ignore[arg-type]  no pod is followed
+    hub.note(9, key, "pod p: exit code 3")
+    hub.close(9, key, [])
+    entries, archived = LogReader(tmp_path, None).entries(key)
+    assert archived and [(e.stream, e.text) for e in entries] == [(Stream.SYS, "pod p: exit code 3\n")]
+    assert [e.plain for e in entries] == ["[myapp] pod p: exit code 3\n"]
 
 
 def test_partial_chunks_of_a_long_line_are_joined_without_their_timestamps() -> None:
