@@ -320,3 +320,60 @@ def test_b1_health_says_how_tasks_are_kept_apart(clients: Clients) -> None:
     body = clients["anonymous"][0].get("/health").get_json()
     expected = "users" if os.geteuid() == 0 else "single-project"
     assert body["task_isolation"]["mode"] == expected, body
+
+
+# B7: a task receiving secrets takes no environment that loads code; the log masker knows encodings.
+B7_SECRET = "T0ken/of+the=template!default"
+
+
+def test_b7_pythonpath_to_an_upstream_sitecustomize_is_refused_for_a_task_with_secrets(
+        world: World, clients: Clients) -> None:
+    name = publish_template(world, clients, {
+        "name": unique("pyrun"), "version": "1", "image": "python:3.12-slim",
+        "command": ["python3", "-c", "print('template ran')"],
+        "parameters": {"token": {"type": "secret", "default": B7_SECRET}}})
+    hook = "import base64, os; print(base64.b64encode(os.environ['token'].encode()).decode())"
+    client, auth = clients["member"]
+    for key in ("PYTHONPATH", "LD_PRELOAD", "PYTHONSTARTUP", "NODE_OPTIONS", "BASH_ENV", "PERL5OPT"):
+        res = client.post("/api/v1/pipelines/", headers=auth, json={"name": unique("b7"), "project": "sec", "tasks": [
+            {"name": "plant", "template": "shell",
+             "args": {"script": f"mkdir -p lib && printf '%s\\n' \"{hook}\" > lib/sitecustomize.py"},
+             "outputs": [{"name": "lib", "path": "lib", "type": "file"}]},
+            {"name": "use", "template": f"{name}@1", "env": {key: "inputs/lib/lib"},
+             "inputs": {"lib": {"from": "plant.lib"}}}]})
+        assert res.status_code == 400, (key, res.get_json())
+        assert f"tasks[use].env.{key}" in str(res.get_json()) and "secret parameter 'token'" in str(res.get_json())
+
+
+def test_b7_a_secret_printed_encoded_is_masked_in_the_log(world: World, services: Any, clients: Clients) -> None:
+    name = publish_template(world, clients, {
+        "name": unique("withkey"), "version": "1", "image": "debian",
+        "command": ["bash", "-c", "$(params.script)"],
+        "parameters": {"script": {"type": "text", "script": True, "required": True},
+                       "token": {"type": "secret", "default": B7_SECRET}}})
+    script = "\n".join([
+        'printf %s "$token" | base64 -w0; echo',
+        'printf %s "x$token" | base64 -w0; echo',
+        'printf %s "xy$token" | base64 -w0; echo',
+        'printf %s "$token" | od -An -tx1 | tr -d " \\n"; echo',
+        'python3 -c "import os, urllib.parse as u; print(u.quote(os.environ[\'token\'], safe=\'\'))"',
+        'python3 -c "import os, urllib.parse as u; print(u.quote_plus(os.environ[\'token\']))"',
+        'python3 -c "import os, base64; print(base64.urlsafe_b64encode(os.environ[\'token\'].encode()).decode())"',
+        'echo "$token" | tr a-z A-Z',
+        'echo done'])
+    detail, logs = run_tasks(world, services, [{"name": "leak", "template": f"{name}@1", "args": {"script": script}}])
+    text = "".join(logs["leak"])
+    assert detail["state"] == "succeeded", (detail, text)
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    raw = B7_SECRET.encode()
+    for form in (B7_SECRET, base64.b64encode(raw).decode(), base64.b64encode(raw).decode().rstrip("="),
+                 raw.hex(), quote(B7_SECRET, safe=""), quote_plus(B7_SECRET),
+                 base64.urlsafe_b64encode(raw).decode().rstrip("=")):
+        assert form not in text, (form, text)
+    for shift in ("x", "xy"):
+        encoded = base64.b64encode((shift + B7_SECRET).encode()).decode()
+        assert encoded[4:-4] not in text, (shift, text)
+    assert text.count("******") >= 7, text
+    assert "done\n" in text
