@@ -64,6 +64,7 @@ class Settings:
     backfill_chunk: int = 1000
     backfill_confirm: int = 50             # a save or enable that would start more cron runs needs a confirmation
     reconcile_interval: int = 10
+    sql_fast_paths: bool = True            # PostgreSQL's one-statement claim/finish; false: the generic path
     heartbeat_interval: float = 2.0
     heartbeat_timeout: int = 60
     requeue_after: int = 120
