@@ -175,8 +175,8 @@ _SUCCEEDED_TASK = select(TaskInstance.task_name, _OTHERS_OF_RUN_UNFINISHED).wher
 
 
 def _changed(conn: Connection, returning: Any, plain: Any, read_back: Any, params: dict[str, Any],
-             read_params: dict[str, Any] | None = None) -> Row[Any] | None:
-    """Run a guarded UPDATE and return its RETURNING row, or None when the guard matched nothing.
+             read_params: dict[str, Any] | None = None) -> Any:
+    """Run a guarded UPDATE and return its RETURNING row (a Row), or None when the guard matched nothing.
 
     MySQL and MariaDB have no UPDATE ... RETURNING: there the plain UPDATE runs, then `read_back`
     reads the row in the same transaction (the UPDATE's row lock keeps it as written).
