@@ -63,6 +63,7 @@ class Settings:
     cron_min_interval: int = 60
     backfill_chunk: int = 1000
     backfill_confirm: int = 50             # a save or enable that would start more cron runs needs a confirmation
+    retention_days: int = 0                # the beat runs `myapp db clean --older-than N` daily; 0 = never
     reconcile_interval: int = 10
     sql_fast_paths: bool = True            # PostgreSQL's one-statement claim/finish; false: the generic path
     heartbeat_interval: float = 2.0
@@ -164,6 +165,8 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"MYAPP_{name.upper()}: must be a positive number")
     if s.backfill_confirm < 0:
         raise SettingsError("MYAPP_BACKFILL_CONFIRM: must be 0 (always ask) or more")
+    if s.retention_days < 0:
+        raise SettingsError("MYAPP_RETENTION_DAYS: must be 0 (keep everything) or a number of days")
     for name in ("k8s_image_pull_grace", "k8s_startup_timeout", "k8s_lost_node_timeout", "k8s_create_retry_timeout",
                  "k8s_log_read_timeout", "broker_liveness_timeout"):
         if getattr(s, name) < 0:

@@ -203,7 +203,8 @@ class Launcher:
                 allow_watch_bookmarks=True, timeout_seconds=timeout_seconds, _preload_content=False,
                 _request_timeout=(10, timeout_seconds + 30)))
         except client.ApiException as exc:
-            raise LaunchError(f"cannot watch {what}: {api_message(exc)}", exc.status) from None
+            raise LaunchError(f"cannot watch {what}: {api_message(exc)}", exc.status,
+                              reason=str(exc.reason or "")) from None
         _check(response, f"watch {what}")
         return response
 

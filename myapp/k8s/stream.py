@@ -60,6 +60,7 @@ class ListWatch:
     stats: StreamStats = field(default_factory=StreamStats)
     _response: BaseHTTPResponse | None = None
     error: str = ""           # the last failure, "" once a list or watch succeeded again
+    error_kind: str = ""      # its short form, no server text: "HTTP 403 Forbidden", "ConnectionRefusedError"
     failing: int = 0          # consecutive failures
 
     @property
@@ -90,7 +91,7 @@ class ListWatch:
                 failures = self._pause(stop, exc, failures)
 
     def _pause(self, stop: threading.Event, exc: Exception, failures: int) -> int:
-        self.error, self.failing = f"{self.what}: {exc}", self.failing + 1
+        self.error, self.error_kind, self.failing = f"{self.what}: {exc}", error_kind(exc), self.failing + 1
         if not stop.is_set():
             self.stats.errors += 1
             log.warning("watch %s: %s; resuming", self.what, exc)
@@ -114,7 +115,7 @@ class ListWatch:
                                          label_selector=self.selector)
         self._response = response
         self.stats.watches += 1
-        self.error, self.failing = "", 0
+        self.error, self.error_kind, self.failing = "", "", 0
         try:
             for line in _lines(response):
                 if stop.is_set():
@@ -137,6 +138,16 @@ class ListWatch:
             self._response = None
             response.close()
         return version
+
+
+def error_kind(exc: Exception) -> str:
+    """Return a failure's short form without the server's words: the HTTP status and reason, else
+    the exception's type (what /health may show anyone)."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and status:
+        reason = getattr(exc, "reason", "") or ""
+        return f"HTTP {status} {reason}".strip() if isinstance(reason, str) and len(reason) < 40 else f"HTTP {status}"
+    return type(exc).__name__
 
 
 def is_too_new(message: str) -> bool:

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import worker_process_init
 
 from myapp.services import Services, build_services
@@ -24,6 +25,7 @@ RECONCILE = "myapp.reconcile"
 SCHEDULE = "make_timerun_config"
 ALERTS = "myapp.deliver_alerts"
 WAKE = "myapp.schedule_pipelines"   # a pass for pipelines whose cron run just ended
+CLEAN = "myapp.clean"               # the daily retention policy (settings.retention_days)
 QUEUE = "myapp"
 
 
@@ -113,6 +115,19 @@ def broker_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Return the beat's periodic tasks: passes, reconciler, alerts, and retention when retention_days > 0."""
+    entries: dict[str, dict[str, Any]] = {
+        SCHEDULE: {"task": SCHEDULE, "schedule": timedelta(seconds=settings.schedule_interval)},
+        RECONCILE: {"task": RECONCILE, "schedule": timedelta(seconds=settings.reconcile_interval)},
+        ALERTS: {"task": ALERTS, "schedule": timedelta(seconds=settings.reconcile_interval)},
+    }
+    if settings.retention_days > 0:
+        # A fixed time of day, not "every 24 h": a beat restarted daily would otherwise never get there.
+        entries[CLEAN] = {"task": CLEAN, "schedule": crontab(minute=30, hour=3)}
+    return entries
+
+
 def create_celery(settings: Settings) -> tuple[Celery, LazyServices]:
     """Create the Celery app with its tasks and beat schedule."""
     app = Celery("myapp", broker=settings.effective_broker_url, set_as_current=False)
@@ -124,11 +139,7 @@ def create_celery(settings: Settings) -> tuple[Celery, LazyServices]:
         broker_connection_retry_on_startup=True, broker_connection_max_retries=None,  # a worker never gives up
         worker_hijack_root_logger=False,
         timezone="UTC", enable_utc=True, worker_send_task_events=False,
-        beat_schedule={
-            SCHEDULE: {"task": SCHEDULE, "schedule": timedelta(seconds=settings.schedule_interval)},
-            RECONCILE: {"task": RECONCILE, "schedule": timedelta(seconds=settings.reconcile_interval)},
-            ALERTS: {"task": ALERTS, "schedule": timedelta(seconds=settings.reconcile_interval)},
-        },
+        beat_schedule=beat_schedule(settings),
     )
     deps = LazyServices(settings, app)
     _register_tasks(app, deps)
@@ -178,6 +189,14 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
 
         services = deps.get()
         run_pass(services, services.clock.now())
+
+    @app.task(name=CLEAN)
+    def clean() -> None:
+        from myapp.retention import clean as run_clean
+
+        services = deps.get()
+        if services.settings.retention_days > 0:
+            run_clean(services, services.clock.now(), services.settings.retention_days)
 
     @app.task(name=WAKE)
     def schedule_pipelines(pipeline_ids: list[int]) -> None:

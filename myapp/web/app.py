@@ -118,7 +118,7 @@ def create_app(settings: Settings, services: Services | None = None, *, update_p
 
     @app.get("/health")
     def health() -> Any:
-        return {"status": "ok"}
+        return health_report(app.extensions["myapp"])
 
     @app.get("/docs")
     def docs() -> Any:
@@ -130,6 +130,30 @@ def create_app(settings: Settings, services: Services | None = None, *, update_p
                                    max_age=86400)
 
     return app
+
+
+def health_report(svc: Services) -> dict[str, Any]:
+    """The body of /health: always 200 (a liveness probe must not restart the web server for a
+    watcher's trouble); `status` is `degraded` when a Kubernetes watcher reports a failing watch or
+    has gone silent. Its `k8s_watchers` entries are short: the reasons in full are in the watcher's
+    log and on the run page (docs/kubernetes.md)."""
+    settings = svc.settings
+    if settings.executor != "kubernetes":
+        return {"status": "ok"}
+    from myapp.executor.watcher_health import judge, read_reports
+    from myapp.k8s.config import installation_id
+
+    if svc.redis is None:
+        return {"status": "ok", "k8s_watchers": "not reported (no Redis configured)"}
+    try:
+        reports = read_reports(svc.redis)
+    except Exception as exc:  # noqa: BLE001  /health answers whatever is down
+        return {"status": "degraded", "k8s_watchers": f"cannot read the watchers' reports from Redis "
+                                                      f"({type(exc).__name__})"}
+    healthy, entries = judge(reports, installation=installation_id(settings), now=svc.clock.now(),
+                             silent_after=max(settings.k8s_watcher_timeout, settings.heartbeat_timeout),
+                             expected_group=settings.k8s_group)
+    return {"status": "ok" if healthy else "degraded", "k8s_watchers": entries}
 
 
 def guard_requests(app: Flask, settings: Settings) -> None:

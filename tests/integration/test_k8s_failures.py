@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from myapp.k8s.launcher import LaunchError
 from tests.integration.engine_helpers import (
     detail,
     log_text,
@@ -398,20 +399,96 @@ def test_a_pod_mounts_only_its_projects_subpath_of_the_workflow_space(cluster: C
 
 # --- a failing or forbidden watch -------------------------------------------------------------------
 
-def test_a_forbidden_pod_watch_is_shown_and_attempts_are_still_decided(cluster: Cluster) -> None:
-    from tests.k8sfake.faults import forbidden
+def _forbid_pod_watch(cluster: Cluster) -> Any:
+    """Take `watch` on pods away from the watcher; return what gives it back."""
+    if cluster.kube is not None:
+        from tests.k8sfake.faults import forbidden
 
-    svc, (kube, _) = cluster.services, cluster.fake('RBAC is fixed for the run: the fake refuses watches on cue')
-    kube.inject_fault("GET", rf"/namespaces/{NAMESPACE}/pods$", forbidden(
-        "system:serviceaccount:myapp:myapp", "watch", "pods", NAMESPACE), times=-1, watch=True)
-    kube.end_watches("pods")          # the open watch ends; every new one is refused (RBAC without "watch")
-    poll(lambda: b"the pod watch fails" in cluster.watcher.log.read_bytes(), "the watcher to say so", timeout=60)
-    pid = save(svc, "name: no-watch\ntasks:\n  - {name: t, template: shell, args: {script: 'sleep 1; echo done'}}\n")
-    run = wait_finished(svc, start(svc, pid))
-    assert run["state"] == "succeeded", run["by_name"]["t"]["message"]
-    notice = run["by_name"]["t"]["attempts"][0]["container"].get("watcher", "")
-    assert "the pod watch fails" in notice and "forbidden" in notice, notice
-    kube.clear_faults()
+        cluster.kube.inject_fault("GET", rf"/namespaces/{NAMESPACE}/pods$", forbidden(
+            "system:serviceaccount:myapp:myapp", "watch", "pods", NAMESPACE), times=-1, watch=True)
+        cluster.kube.end_watches("pods")   # the open watch ends; every new one is refused
+        return cluster.kube.clear_faults
+    # The real server: docker/k8s/rbac.yaml's Role without `watch` on pods (list, get stay). RBAC is
+    # checked when a watch opens, so the watcher is restarted once the server refuses watches.
+    assert cluster.testenv is not None and cluster.testenv.admin is not None
+    admin, role = cluster.testenv.admin, \
+        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{cluster.namespace}/roles/myapp-executor"
+    rules = admin.get(role)["rules"]
+    admin.merge_patch(role, {"rules": [
+        {**r, "verbs": [v for v in r["verbs"] if v != "watch"]} if r.get("resources") == ["pods"] else r
+        for r in rules]})
+
+    def refused() -> bool:
+        try:
+            cluster.launcher.watch_raw("pods", resource_version="", timeout_seconds=1).close()
+        except LaunchError as exc:
+            return exc.status == 403
+        return False
+
+    poll(refused, "the API server to refuse the watch", timeout=30)
+    cluster.watcher.stop()
+    cluster.watcher.start()
+    return lambda: admin.merge_patch(role, {"rules": rules})
+
+
+def _health(cluster: Cluster) -> Any:
+    """Return a function answering GET /health of a web app on the test's database and Redis."""
+    import dataclasses
+
+    from myapp.web.app import create_app
+
+    svc = cluster.services
+    settings = dataclasses.replace(svc.settings, executor="kubernetes", k8s_group="test")
+    app = create_app(settings, dataclasses.replace(svc, settings=settings))
+    client = app.test_client()
+    return lambda: client.get("/health").get_json()
+
+
+def test_a_forbidden_pod_watch_is_shown_and_attempts_are_still_decided(cluster: Cluster) -> None:
+    svc = cluster.services
+    health = _health(cluster)
+    poll(lambda: health()["status"] == "ok", "/health to show the watcher's working watch", timeout=30)
+    restore = _forbid_pod_watch(cluster)
+    try:
+        poll(lambda: b"the pod watch fails" in cluster.watcher.log.read_bytes(), "the watcher to say so", timeout=60)
+        report = poll(lambda: (h := health())["status"] == "degraded" and h, "/health to say so", timeout=30)
+        [entry] = report["k8s_watchers"]
+        assert entry["group"] == "test" and entry["status"] == "degraded", report
+        assert entry["watches"] == {"events": "ok", "pods": "failing"}, report
+        assert "the pods watch fails (HTTP 403 Forbidden) since" in entry["problem"], report
+        assert "pods read one by one" in entry["problem"], report
+        pid = save(svc, "name: no-watch\ntasks:\n  - {name: t, template: shell, args: {script: 'sleep 1; echo done'}}\n")
+        run = wait_finished(svc, start(svc, pid), timeout=120)
+        assert run["state"] == "succeeded", run["by_name"]["t"]["message"]
+        notice = run["by_name"]["t"]["attempts"][0]["container"].get("watcher", "")
+        assert "the pod watch fails" in notice and "forbidden" in notice, notice
+        assert task_lines(svc, run["id"], "t") == ["done"]
+    finally:
+        restore()
+    poll(lambda: b"the pod watch works again" in cluster.watcher.log.read_bytes(), "the watch to recover", timeout=90)
+    poll(lambda: health()["status"] == "ok", "/health to recover", timeout=30)
+
+
+@pytest.mark.timeout(300)
+def test_a_pod_deleted_while_its_watch_is_forbidden_is_still_found_missing(cluster: Cluster) -> None:
+    """Loss detection without a watch: the pods are read one by one, and one that is gone (deleted
+    with grace 0, so no terminal status is ever seen) fails its attempt as not found."""
+    svc = cluster.services
+    pid = save(svc, "name: no-watch-lost\ntasks:\n  - {name: t, template: shell, args: {script: 'sleep 300'}}\n")
+    run_id = start(svc, pid)
+    name = _running_pod(cluster, run_id, "t")
+    restore = _forbid_pod_watch(cluster)
+    try:
+        poll(lambda: b"the pod watch fails" in cluster.watcher.log.read_bytes(), "the watcher to say so", timeout=60)
+        cluster.launcher.delete("Pod", name, grace_seconds=0)
+        if cluster.kube is None:       # the real kubelet-less server removes a grace-0 pod at once
+            poll(lambda: cluster.get_pod(name) is None, "the pod to be gone", timeout=60)
+        run = wait_finished(svc, run_id, timeout=150)
+    finally:
+        restore()
+    assert run["state"] == "failed"
+    message = _message(run, "t")
+    assert name in message and ("not found" in message or "deleted" in message), message
     poll(lambda: b"the pod watch works again" in cluster.watcher.log.read_bytes(), "the watch to recover", timeout=90)
 
 

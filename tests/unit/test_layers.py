@@ -37,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "alerts": BASE | {"db", "webhook_http"},
     "schedule_batch": BASE | {"db"},
     "scheduler": BASE | {"db", "schedule_batch"},
+    "retention": BASE | {"db"},
     "backfill_guard": BASE | {"db"},
     "runs_view": BASE | {"db"},
     "pipelines_view": BASE | {"db", "cron_text"},
@@ -44,10 +45,12 @@ ALLOWED: dict[str, set[str]] = {
     # wiring and entry points
     "services": BASE | {"db", "logs", "builtins", "k8s", "executor", "plugins"},
     "queue": BASE | {"db", "logs", "builtins", "k8s", "executor", "plugins", "services", "alerts", "scheduler",
-                     "schedule_batch"},
+                     "schedule_batch", "retention"},
     "web": BASE | {"db", "logs", "builtins", "k8s", "executor", "plugins", "services", "alerts", "scheduler",
                    "schedule_batch", "backfill_guard", "runs_view", "pipelines_view", "cron_text", "queue",
                    "cube_import"},
+    # the Python SDK: pure OPs and YAML; its local submit wires services like the CLI does
+    "sdk": BASE | {"db", "logs", "services", "queue", "runs_view", "cli"},
     "cli": set(),   # the outermost entry point: may import every package (filled in below)
     "__main__": {"cli"},
 }
@@ -59,7 +62,7 @@ SQL = {"sqlalchemy"}
 FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
     "core": {"sqlalchemy", "flask", "flask_appbuilder", "celery", "kubernetes", "redis"},
     "db": {"flask", "flask_appbuilder", "celery", "kubernetes", "redis"},
-    **{pkg: SQL for pkg in ("alerts", "schedule_batch", "scheduler", "backfill_guard", "runs_view", "pipelines_view",
+    **{pkg: SQL for pkg in ("alerts", "schedule_batch", "scheduler", "retention", "backfill_guard", "runs_view", "pipelines_view",
                             "executor", "cli", "services", "queue", "k8s", "logs", "plugins", "builtins")},
     # web/security.py is Flask-AppBuilder's security manager: FAB's user model is queried there.
     "web": SQL,

@@ -1,0 +1,43 @@
+"""`myapp db clean`: delete finished runs, their attempts and logs, and old schedule records (retention)."""
+
+from __future__ import annotations
+
+import click
+
+from myapp.cli import echo_json, fail, get_services, handle_errors
+from myapp.cli.schedule import parse_instant
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database maintenance: retention."""
+
+
+@db_group.command("clean")
+@click.option("--older-than", "days", type=int, required=True, metavar="DAYS",
+              help="Delete what finished more than DAYS days ago (at least 1).")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted, per kind; delete nothing.")
+@click.option("--batch", default=200, show_default=True, help="Runs deleted per transaction.")
+@click.option("--now", default=None, metavar="T", hidden=True, help="Instant to count DAYS back from (ISO 8601).")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON instead of progress lines.")
+@click.pass_context
+@handle_errors
+def clean(ctx: click.Context, days: int, dry_run: bool, batch: int, now: str | None, as_json: bool) -> None:
+    """Delete finished runs (task instances, attempts, archived logs, live-log keys, file outputs,
+    alerts) and schedule records older than DAYS, in short transactions. Kept whatever their age:
+    unfinished runs, waiting records, each pipeline's newest record and newest launched record
+    with their runs (what the scheduler and depends_on_past read), a run a newer run was copied from."""
+    from myapp.retention import clean as run_clean
+
+    if days < 1:
+        fail(f"--older-than must be at least 1 day, got {days}", 2)
+    services = get_services(ctx)
+    at = parse_instant(now) if now else services.clock.now()
+    report = run_clean(services, at, days, dry_run=dry_run, batch=max(batch, 1),
+                       progress=(lambda line: None) if as_json else click.echo)
+    if as_json:
+        echo_json(report.to_dict())
+
+
+def register(main: click.Group) -> None:
+    main.add_command(db_group)
