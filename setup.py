@@ -25,7 +25,6 @@ setup(
         "alembic>=1.13,<2",
         "celery[redis]>=5.5,<5.8",
         "redis>=5,<9",
-        "croniter>=7,<8",
         "Jinja2>=3.1,<4",
         "PyYAML>=6,<7",
         "click>=8.1,<9",
