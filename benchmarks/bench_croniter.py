@@ -73,8 +73,8 @@ def main() -> None:
         ours = timed(lambda e=expr, z=tz: next_fire_time(e, z, start), 2000)
         theirs = timed(lambda e=expr, z=tz: croniter(e, start.astimezone(ZoneInfo(z))).get_next(datetime), 2000)
         year = (start, start + timedelta(days=365))
-        ours_year = timed(lambda e=expr, z=tz: fire_times(e, z, *year, limit=10**6), 3)
-        theirs_year = timed(lambda e=expr, z=tz: by_croniter(e, z, *year), 3)
+        ours_year = timed(lambda e=expr, z=tz, y=year: fire_times(e, z, *y, limit=10**6), 3)
+        theirs_year = timed(lambda e=expr, z=tz, y=year: by_croniter(e, z, *y), 3)
         print(f"{expr:<14} {tz:<14} next fire: ours {ours * 1e6:7.1f} us, croniter {theirs * 1e6:7.1f} us | "
               f"a year of fires: ours {ours_year * 1e3:8.1f} ms, croniter {theirs_year * 1e3:8.1f} ms")
 
