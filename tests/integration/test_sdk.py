@@ -73,7 +73,8 @@ def test_submit_to_the_local_installation(engine_services: Any, tmp_path: Path) 
     check_hello(run, tmp_path)
     # The pipeline was saved as the YAML the SDK writes: it exports back to the same workflow.
     exported = engine_services.pipelines.export(run.pipeline_id)
-    assert Workflow.from_spec(_spec(exported)).to_dict()["tasks"] == exported["tasks"]
+    back = Workflow.from_spec(_spec(exported))
+    assert back.to_dict()["tasks"] == exported["tasks"] and all(s.template is not None for s in back.steps)
 
 
 def _spec(data: dict[str, Any]) -> Any:
