@@ -173,7 +173,7 @@ class AttemptStore:
     def __init__(self, runs: RunStore) -> None:
         self.runs = runs
         self.db = runs.db
-        self._names: dict[int, tuple[str, str]] = {}
+        self._names: dict[int, tuple[str, str, int]] = {}
         # Claims share the run lock (FOR SHARE OF runs: the task instance row is only read, the
         # guarded UPDATE locks it); finishing takes it exclusively. SQLite: the writer lock.
         self._claim_read, self._finish_lock = _CLAIM_READ, _FINISH_LOCK
@@ -272,7 +272,7 @@ class AttemptStore:
     def _context(self, s: Session, conn: Connection, run: Row[Any], ti_id: int, started: tuple[int, int],
                  spec: PipelineSpec, task: TaskSpec, deadline: datetime | None) -> AttemptContext:
         attempt_id, try_number = started
-        pipeline_name, creator = self._pipeline_names(s, run.pipeline_id)
+        pipeline_name, creator, project_id = self._pipeline_names(s, run.pipeline_id)
         return AttemptContext(
             attempt_id=attempt_id, task_instance_id=ti_id, try_number=try_number, run_id=run.id,
             pipeline_id=run.pipeline_id, pipeline_name=pipeline_name, spec=spec, task=task,
@@ -280,15 +280,16 @@ class AttemptStore:
             creator=creator, runner=run.runner, user_id=run.created_by,
             token=self.runs.run_token(run.id), upstream_outputs=self._upstream_outputs(conn, run, task),
             debug_inputs=dict(run.inputs or {}) if run.debug_task else None, deadline_at=deadline,
+            project_id=project_id,
         )
 
-    def _pipeline_names(self, s: Session, pipeline_id: int) -> tuple[str, str]:
-        # A pipeline's name and creator never change, so each worker process looks them up once.
+    def _pipeline_names(self, s: Session, pipeline_id: int) -> tuple[str, str, int]:
+        # A pipeline's name, creator and project never change, so each worker process looks them up once.
         hit = self._names.get(pipeline_id)
         if hit is None:
             pipeline = s.get(Pipeline, pipeline_id)
             assert pipeline is not None
-            hit = (pipeline.name, _username(s, pipeline.created_by))
+            hit = (pipeline.name, _username(s, pipeline.created_by), pipeline.project_id)
             if len(self._names) > 10_000:
                 self._names.clear()
             self._names[pipeline_id] = hit

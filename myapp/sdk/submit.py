@@ -20,9 +20,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from myapp.sdk.credentials import credentials_path, load_credentials, save_credentials
 from myapp.sdk.runtime import decode_parameter, unwrap_artifact
 
 if TYPE_CHECKING:
@@ -69,23 +71,34 @@ class Server:
     """A myapp server: its base URL and a bearer token (or a user name and password to sign in)."""
 
     def __init__(self, url: str, token: str | None = None, *, username: str | None = None,
-                 password: str | None = None, transport: Transport | None = None) -> None:
-        if token is None and (username is None or password is None):
+                 password: str | None = None, refresh_token: str | None = None,
+                 transport: Transport | None = None, on_refresh: Callable[[str], None] | None = None) -> None:
+        if token is None and refresh_token is None and (username is None or password is None):
             raise SubmitError("give a token, or a username and a password")
         self.url = url.rstrip("/")
         self.token = token
-        self.username, self.password = username, password
+        self.username, self.password, self.refresh_token = username, password, refresh_token
         self.transport = transport or urllib_transport()
+        self.on_refresh = on_refresh   # called with each new access token (myapp login keeps it)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Server | None:
-        """Return the server of MYAPP_URL (MYAPP_API_TOKEN or MYAPP_TOKEN, or MYAPP_USERNAME + MYAPP_PASSWORD); None if unset."""
+        """Return the server to submit to: MYAPP_URL (MYAPP_API_TOKEN or MYAPP_TOKEN, or MYAPP_USERNAME +
+        MYAPP_PASSWORD), else the sign-in `myapp login` kept; None when there is neither."""
         env = os.environ if environ is None else environ
         url = env.get("MYAPP_URL", "").strip()
-        if not url:
+        if url:
+            return cls(url, env.get("MYAPP_API_TOKEN") or env.get("MYAPP_TOKEN") or None,
+                       username=env.get("MYAPP_USERNAME"), password=env.get("MYAPP_PASSWORD"))
+        path = credentials_path(env)
+        kept = load_credentials(path)
+        if kept is None:
             return None
-        return cls(url, env.get("MYAPP_API_TOKEN") or env.get("MYAPP_TOKEN") or None, username=env.get("MYAPP_USERNAME"),
-                   password=env.get("MYAPP_PASSWORD"))
+
+        def keep(token: str) -> None:
+            save_credentials(path, replace(kept, access_token=token))
+
+        return cls(kept.url, kept.access_token, refresh_token=kept.refresh_token, on_refresh=keep)
 
     def request(self, method: str, path: str, *, json_body: Any = None, body: bytes | None = None,
                 content_type: str = "application/json") -> tuple[int, Mapping[str, str], bytes]:
@@ -100,8 +113,8 @@ class Server:
             if data is not None:
                 headers["Content-Type"] = content_type
             status, response_headers, content = self.transport(method, self.url + path, headers, data)
-            if status == 401 and attempt == 0 and self.username is not None:
-                self.token = None
+            if status == 401 and attempt == 0 and (self.username is not None or self.refresh_token is not None):
+                self.token = None   # expired: sign in again, or refresh
                 continue
             return status, response_headers, content
         raise AssertionError("unreachable")
@@ -122,6 +135,16 @@ class Server:
         return data
 
     def _sign_in(self) -> None:
+        if self.refresh_token is not None and self.password is None:
+            status, _, content = self.transport("POST", self.url + "/api/v1/security/refresh",
+                                                {"Authorization": f"Bearer {self.refresh_token}"}, None)
+            if status != 200:
+                raise SubmitError(f"the sign-in to {self.url} expired or was revoked ({status}): run `myapp login` "
+                                  "again", status)
+            self.token = str(json.loads(content)["access_token"])
+            if self.on_refresh is not None:
+                self.on_refresh(self.token)
+            return
         body = json.dumps({"username": self.username, "password": self.password, "provider": "db"}).encode()
         status, _, content = self.transport("POST", self.url + "/api/v1/security/login",
                                             {"Content-Type": "application/json"}, body)

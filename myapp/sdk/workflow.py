@@ -28,9 +28,12 @@ DEFAULT_IMAGE = "python:3.12-slim"
 
 
 class PythonOPTemplate:
-    """An OP run by Python in an image (the `python` template; the local executor ignores the image)."""
+    """An OP run by Python in an image (the `python` template; the local executor ignores the image).
 
-    def __init__(self, op: Any, image: str = DEFAULT_IMAGE, *, helpers: Sequence[Any] = (),
+    `image=None` runs it in the `python` template's own image.
+    """
+
+    def __init__(self, op: Any, image: str | None = DEFAULT_IMAGE, *, helpers: Sequence[Any] = (),
                  env: Mapping[str, str] | None = None, resources: Resources | None = None) -> None:
         self.op = op
         self.image = image
@@ -98,7 +101,8 @@ class Step:
     def __init__(self, name: str, template: PythonOPTemplate | None = None, *,
                  parameters: Mapping[str, Any] | None = None, artifacts: Mapping[str, Any] | None = None,
                  dependencies: Iterable[Step | str] = (), retries: int = 0, timeout: int = 0,
-                 env: Mapping[str, str] | None = None, task: TaskSpec | None = None) -> None:
+                 env: Mapping[str, str] | None = None, position: tuple[float, float] | None = None,
+                 task: TaskSpec | None = None) -> None:
         if (template is None) == (task is None):
             raise TypeError(f"step {name!r}: give a template")
         self.name = name
@@ -107,6 +111,8 @@ class Step:
         self.dependencies = tuple(d.name if isinstance(d, Step) else str(d) for d in dependencies) or (
             task.depends_on if task is not None else ())
         self.retries, self.timeout, self.env = retries, timeout, dict(env or {})
+        self.position = position   # where the editor shows the node (kept from a document read back)
+        self.template_ref = PYTHON_TEMPLATE   # `python`, or the `python@N` a saved pipeline pinned
         self.bindings: dict[str, Any] = {}
         for given in (parameters or {}, artifacts or {}):
             for key, value in given.items():
@@ -137,8 +143,13 @@ class Step:
                 _check_value(where, spec, self.bindings[spec.name])
 
     def task(self, depends_on: Sequence[str] = ()) -> TaskSpec:
-        """Return the pipeline task of this step, after `depends_on` (added to its own dependencies)."""
-        deps = tuple(dict.fromkeys([*self.dependencies, *depends_on]))
+        """Return the pipeline task of this step, after `depends_on` (added to its own dependencies).
+
+        The producers of bound outputs are written into `depends_on` too: the product implies those
+        edges anyway, and written out the editor draws them.
+        """
+        producers = [v.step for v in self.bindings.values() if isinstance(v, OutputRef)]
+        deps = tuple(dict.fromkeys([*self.dependencies, *producers, *depends_on]))
         if self.raw_task is not None:
             return replace(self.raw_task, depends_on=deps)
         assert self.template is not None
@@ -149,9 +160,10 @@ class Step:
                 inputs.append(_binding(spec, self.bindings[spec.name]))
             elif spec.has_default:   # written out, so the form in the editor shows it
                 inputs.append(InputBinding(spec.name, "literal", value=encode_parameter(spec.default, spec.type)))
-        return TaskSpec(name=self.name, template=PYTHON_TEMPLATE, image=template.image, args={"code": template.code},
+        return TaskSpec(name=self.name, template=self.template_ref, image=template.image, args={"code": template.code},
                         inputs=tuple(inputs), outputs=template.outputs(), depends_on=deps, retries=self.retries,
-                        timeout=self.timeout, resources=template.resources, env={**template.env, **self.env})
+                        timeout=self.timeout, resources=template.resources, env={**template.env, **self.env},
+                        position=self.position)
 
     @classmethod
     def from_task(cls, task: TaskSpec) -> Step:
@@ -161,11 +173,13 @@ class Step:
         if script is not None:
             step = cls.__new__(cls)
             step.name, step.raw_task = task.name, None
-            step.template = PythonOPTemplate(script, image=task.image or DEFAULT_IMAGE, resources=task.resources)
+            step.template = PythonOPTemplate(script, image=task.image, resources=task.resources)
             step.dependencies, step.retries, step.timeout = task.depends_on, task.retries, task.timeout
             step.env, step.bindings = dict(task.env), {b.name: _ref_of(b) for b in task.inputs}
+            step.position = task.position   # moved in the editor: still the same OP
+            step.template_ref = task.template or PYTHON_TEMPLATE
             step.outputs = StepOutputs(step)
-            if step.task() == task:   # anything written by hand beyond what myapp.sdk writes: kept as a task
+            if step.task() == task:   # anything edited beyond what myapp.sdk writes: kept as a plain task
                 return step
         return cls(task.name, task=task)
 

@@ -134,7 +134,10 @@ def health_report(svc: Services) -> dict[str, Any]:
     log and on the run page (docs/kubernetes.md)."""
     settings = svc.settings
     if settings.executor != "kubernetes":
-        return {"status": "ok"}
+        # How a worker started like this server keeps tasks apart (docs/security.md §3).
+        from myapp.executor.task_user import describe
+
+        return {"status": "ok", "task_isolation": describe(settings.task_isolation)}
     from myapp.executor.watcher_health import judge, read_reports
     from myapp.k8s.config import installation_id
 

@@ -67,9 +67,19 @@ def test_a_pipeline_not_written_by_the_sdk_round_trips_as_it_is() -> None:
 
 
 def test_a_hand_edited_sdk_task_is_kept_as_written() -> None:
-    text = hello().to_yaml().replace("retries: 1", "retries: 1\n  timeout: 30\n  position: [10, 20]")
+    text = hello().to_yaml().replace("retries: 1", "retries: 1\n  retry_delay: 30")
     back = Workflow.from_yaml(text)
     assert back.to_spec() == parse_pipeline(load_yaml(text))  # type: ignore[arg-type]
+    assert back.step("read").template is None and back.step("write").template is not None
+
+
+def test_a_node_moved_in_the_editor_is_still_an_op() -> None:
+    text = hello().to_yaml().replace("retries: 1", "retries: 1\n  timeout: 30\n  position: [10, 20]")
+    text = text.replace("template: python\n", "template: python@1\n")   # pinned when saved
+    back = Workflow.from_yaml(text)
+    assert back.to_spec() == parse_pipeline(load_yaml(text))  # type: ignore[arg-type]
+    read = back.step("read")
+    assert read.template is not None and read.position == (10.0, 20.0) and read.timeout == 30
 
 
 def test_sequence_parallel_and_dag_composition() -> None:
@@ -80,8 +90,11 @@ def test_sequence_parallel_and_dag_composition() -> None:
         "a": (), "b": ("a",), "c": ("a",), "d": ("a", "b", "c")}
     dag = Workflow("dag", dag=True).add([a, b, c, d])
     assert {t.name: t.depends_on for t in dag.to_spec().tasks} == {"a": (), "b": (), "c": (), "d": ("a",)}
-    # In a DAG, a binding is the edge (the product implies it from `from:`).
-    assert hello(dag=True).to_spec().task("read").depends_on == ()
+    e = Step("e", PythonOPTemplate(templated), parameters={"text": b.outputs.parameters["total"]},
+             dependencies=["c"])
+    assert Workflow("dag2", dag=True).add([b, c, e]).to_spec().task("e").depends_on == ("c", "b")
+    # In a DAG, a binding is the edge (the product implies it; written out, the editor draws it).
+    assert hello(dag=True).to_spec().task("read").depends_on == ("write",)
     assert validate_pipeline(hello(dag=True).to_spec(), make_catalog()) == []
 
 
@@ -106,3 +119,10 @@ def test_bindings_are_checked_when_the_step_is_made() -> None:
         write.outputs.parameters["nope"]
     with pytest.raises(ValueError, match="already has a step"):
         Workflow("w").add(write).add(write)
+
+
+def test_a_template_image_of_none_is_the_python_templates_own() -> None:
+    wf = Workflow("img").add(Step("s", PythonOPTemplate(total, image=None), parameters={"items": [1]}))
+    assert wf.to_spec().task("s").image is None
+    back = Workflow.from_yaml(wf.to_yaml())
+    assert back == wf and back.step("s").template is not None
