@@ -24,6 +24,7 @@ from myapp.core.webhook_policy import parse_networks
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXECUTORS = ("local", "kubernetes")
+_ACCOUNT = re.compile(r"[a-z_][a-z0-9_-]{0,19}")
 _LABEL_VALUE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?")
 
 
@@ -65,10 +66,17 @@ class Settings:
     backfill_confirm: int = 50             # a save or enable that would start more cron runs needs a confirmation
     retention_days: int = 0                # the beat runs `myapp db clean --older-than N` daily; 0 = never
     reconcile_interval: int = 10
+    sql_fast_paths: bool = True            # PostgreSQL's one-statement claim/finish; false: the generic path
     heartbeat_interval: float = 2.0
     heartbeat_timeout: int = 60
     requeue_after: int = 120
     kill_grace: float = 5.0
+    # Who tasks run as on the local executor (docs/security.md §3): auto = one account per project when
+    # the worker is root, else the worker's user for one project only; users = demand accounts; none = opt in
+    # to every project's tasks running as the worker's user.
+    task_isolation: str = "auto"
+    task_user: str = "myapp-task"          # project N's tasks run as account <task_user>-N ...
+    task_uid_base: int = 2_000_000         # ... with uid = gid = task_uid_base + N
     render_timeout: float = 10.0          # seconds an attempt may spend rendering its Jinja (docs/security.md)
     worker_concurrency: int = 2
     broker_liveness_timeout: int = 120    # seconds a Redis worker may take no probe before it exits; 0 = off
@@ -175,6 +183,13 @@ def _validate(s: Settings) -> None:
     if s.installation_id and not _LABEL_VALUE.fullmatch(s.installation_id):
         raise SettingsError(f"MYAPP_INSTALLATION_ID: {s.installation_id!r} is not a label value "
                             "(up to 63 letters, digits, '-', '_' or '.', alphanumeric at both ends)")
+    if s.task_isolation not in ("auto", "users", "none"):
+        raise SettingsError(f"MYAPP_TASK_ISOLATION: {s.task_isolation!r} is not one of auto, users, none")
+    if not _ACCOUNT.fullmatch(s.task_user):
+        raise SettingsError(f"MYAPP_TASK_USER: {s.task_user!r} is not an account name prefix "
+                            "(lower-case letters, digits, '_' or '-', at most 20, starting with a letter)")
+    if not 1000 <= s.task_uid_base <= 4_000_000_000:
+        raise SettingsError("MYAPP_TASK_UID_BASE: must be between 1000 and 4000000000")
     if s.web_proxy_hops < 0:
         raise SettingsError("MYAPP_WEB_PROXY_HOPS: must be 0 or more")
     try:

@@ -93,12 +93,18 @@ def _drop_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# Commands a test starts with an environment of its own run tasks as the test process (see make_settings).
+NO_TASK_ACCOUNTS = {"MYAPP_TASK_ISOLATION": "none"}
+
+
 def make_settings(home: Path, database_url: str, **overrides: Any) -> Settings:
     """Return settings for a test home; fast heartbeats so fault tests finish quickly."""
     values: dict[str, Any] = {
         "home": home, "database_url": database_url, "workflow_space": home / "workflow_space",
         "secret_key": "test-secret-key-of-at-least-32-bytes!!", "heartbeat_interval": 0.2, "reconcile_interval": 1,
         "kill_grace": 1.0, "requeue_after": 3, "heartbeat_timeout": 5,
+        # Tasks run as the test process unless a module asks for task accounts (tests/security/test_task_isolation.py).
+        "task_isolation": "none",
     }
     values.update(overrides)
     return load_settings({}, **values)
@@ -255,6 +261,8 @@ def worker_env(settings: Settings, broker: str) -> dict[str, str]:
         "MYAPP_RECONCILE_INTERVAL": str(settings.reconcile_interval),
         "MYAPP_KILL_GRACE": str(settings.kill_grace), "MYAPP_REQUEUE_AFTER": str(settings.requeue_after),
         "MYAPP_BROKER_LIVENESS_TIMEOUT": str(settings.broker_liveness_timeout),
+        "MYAPP_TASK_ISOLATION": settings.task_isolation, "MYAPP_TASK_USER": settings.task_user,
+        "MYAPP_TASK_UID_BASE": str(settings.task_uid_base),
         "PYTHONPATH": str(REPO),
     })
     return env

@@ -55,9 +55,46 @@ def init_database(services: Any, *, admin_user: str, admin_password: str | None,
         click.echo(f"myapp: warning: plugin skipped: {err}", err=True)
     services.templates.sync(result.templates, "plugin", services.clock.now())
     _ensure_project(services)
+    _prepare_task_accounts(services)
     if not quiet:
         click.echo(f"database ready: {settings.effective_database_url.split('@')[-1]}; "
                    f"{len(result.templates)} templates registered")
+
+
+def _prepare_task_accounts(services: Any) -> None:
+    """As root: create the task account of every project and lock MYAPP_HOME away from them (docs/security.md §3)."""
+    from sqlalchemy import select
+
+    from myapp.db.tables import Project
+    from myapp.executor.task_user import TaskAccounts
+    from myapp.executor.worker import prepare_task_isolation
+
+    settings: Settings = services.settings
+    if settings.executor != "local":
+        return
+    iso = prepare_task_isolation(settings)
+    if not iso.switches_users:
+        return
+    with services.db.read() as s:
+        ids = list(s.scalars(select(Project.id)))
+    accounts = TaskAccounts(settings.task_user, settings.task_uid_base)
+    for project_id in ids:
+        accounts.for_project(project_id)
+
+
+def announce_task_isolation(settings: Settings) -> None:
+    """Say plainly at worker start how tasks are kept apart; stop if task_isolation cannot be given."""
+    if settings.executor != "local":
+        return
+    from myapp.executor.worker import prepare_task_isolation
+
+    iso = prepare_task_isolation(settings)
+    if not iso.switches_users and iso.message not in _ANNOUNCED:
+        _ANNOUNCED.add(iso.message)
+        click.echo(f"myapp: warning: task isolation: {iso.message}", err=True)
+
+
+_ANNOUNCED: set[str] = set()   # a burst worker run many times in one process says it once
 
 
 def _dev_password(settings: Settings) -> str:
@@ -162,6 +199,7 @@ def celery_worker_argv(settings: Settings, *, beat: bool, concurrency: int | Non
 def worker(ctx: click.Context, burst: bool, concurrency: int | None, beat: bool, pool: str, quiet: bool) -> None:
     """Run a Celery worker that executes task attempts."""
     services = get_services(ctx)
+    announce_task_isolation(services.settings)
     if burst:
         n = run_burst(services, concurrency or services.settings.worker_concurrency)
         click.echo(f"burst worker: {n} attempts run; no work left")
@@ -239,6 +277,7 @@ def run_burst(services: Any, concurrency: int, poll: float = 0.2) -> int:
     """Claim and run queued task instances straight from the database until nothing is left."""
     from myapp.executor.worker import execute_task_instance, local_executor
 
+    announce_task_isolation(services.settings)
     executor, s, ran = local_executor(services), services.settings, 0
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         while True:

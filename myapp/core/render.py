@@ -1,4 +1,4 @@
-"""Run-time rendering of a task into argv, env, image and outputs (PRODUCT.md §2).
+"""Run-time rendering of a task into argv, env, image and outputs (docs/rules.md P2).
 
 Order: Jinja first (sandbox.py; args, command elements, env values), then `$(params.NAME)` and
 `$name` substitution in one pass, so a value is never evaluated twice. Interpreter code (argv.py,
@@ -26,6 +26,7 @@ from myapp.core.argv import (
     param_refs,
     whole_param_ref,
 )
+from myapp.core.env_policy import loads_code
 from myapp.core.errors import RenderError, SpecError
 from myapp.core.model import GlobalParam, OutputSpec, ParamDef, TaskSpec, TemplateSpec
 from myapp.core.params import coerce_value
@@ -139,6 +140,11 @@ def render_task(
         secret_env = {name for name in (*env, *inputs) if name in secrets}
         secret_env |= {param_env_name(name) for name in secrets if param_env_name(name) in env}
         env = {**_render_env(template.env, ctx, inputs, task.name, "template.env"), **env}
+        if secrets:   # also for pipelines saved before the rule (myapp/core/env_policy.py)
+            for name in task.env:
+                if loads_code(name):
+                    raise RenderError(task.name, f"env.{name}", f"can load code into a task that receives secrets "
+                                                              f"({', '.join(sorted(secrets))}); refused")
     env.update(_render_env(task.env, ctx, inputs, task.name, "env"))
     env.update(inputs)
     image = render_text(task.image or (template.image if template else ""), ctx, inputs, task=task.name, field="image")

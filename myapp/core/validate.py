@@ -1,4 +1,4 @@
-"""The one pipeline checker behind save, import and `pipeline validate` (PRODUCT.md §2, SEMANTICS R12).
+"""The one pipeline checker behind save, import and `pipeline validate` (docs/rules.md P2 and R12).
 
 `validate_pipeline` returns every broken rule as a SpecError whose field names the task and field
 (`tasks[load].inputs.day.from`); callers show the first (CLI) or all (API, 4xx). The cron dialect
@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from myapp.core.dag import Dag
+from myapp.core.env_policy import loads_code
 from myapp.core.errors import SpecError
 from myapp.core.model import (
     InputBinding,
@@ -169,6 +170,7 @@ def _check_task(
         errors += _check_binding(task, binding, outputs, params)
     if template is not None:
         errors += _check_args(task, template, where)
+        errors += _check_code_loading_env(task, template, where)
     elif task.args:
         errors.append(SpecError(f"{where}.args", "args need a template; a custom task takes inputs"))
     return errors
@@ -223,12 +225,22 @@ def _check_env(env: Mapping[str, str], where: str) -> list[SpecError]:
     return errors
 
 
+def _check_code_loading_env(task: TaskSpec, template: TemplateSpec, where: str) -> list[SpecError]:
+    """A task receiving secrets takes no environment variable that loads code (issue 13 B7)."""
+    secrets = [p.name for p in template.parameters if p.type == "secret"]
+    if not secrets:
+        return []
+    return [SpecError(f"{where}.env.{name}", f"{name} can load code into the process of template {template.ref}, "
+                                             f"which receives the secret parameter {secrets[0]!r}; remove it")
+            for name in task.env if loads_code(name)]
+
+
 def _check_binding(
     task: TaskSpec, binding: InputBinding, outputs: Mapping[str, tuple[OutputSpec, ...]], params: set[str]
 ) -> list[SpecError]:
     at = f"tasks[{task.name}].inputs.{binding.name}"
     errors = _check_env({binding.name: ""}, f"tasks[{task.name}].inputs")
-    if binding.name in UNSAFE_INPUT_NAMES or binding.name.startswith(("LD_", "BASH_FUNC_")):
+    if binding.name in UNSAFE_INPUT_NAMES or loads_code(binding.name):
         errors.append(SpecError(at, f"{binding.name!r} would let the input's value change what runs; rename it"))
     if binding.source == "param" and binding.param not in params:
         errors.append(SpecError(f"{at}.from", f"unknown global parameter {binding.param!r}"))

@@ -54,6 +54,7 @@ class AttemptContext:
     upstream_outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     debug_inputs: Mapping[str, Any] | None = None
     deadline_at: datetime | None = None
+    project_id: int | None = None   # whose account the local executor runs the task as (docs/security.md §3)
 
 
 @dataclass(frozen=True)

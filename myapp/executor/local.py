@@ -1,4 +1,4 @@
-"""The local executor: each attempt is a process group on the worker (PRODUCT.md §5 local).
+"""The local executor: each attempt is a process group on the worker (docs/rules.md P5 local).
 
 argv lists only (no shell string is built from user input), a working directory under the
 workflow space, MYAPP_* variables, output collection, and a kill of the whole group on stop
@@ -7,8 +7,10 @@ or timeout. The image of a task is ignored here.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import time
@@ -30,6 +32,7 @@ from myapp.core.sandbox import Budget, RenderCancelled, render_budget
 from myapp.core.values import AttemptContext, AttemptResult
 from myapp.executor.outputs import Confinement, collect_outputs, materialize
 from myapp.executor.reaper import REAPER
+from myapp.executor.task_user import Account, TaskAccounts, bind_single_project, give_to
 from myapp.logs import MAX_LINE, AttemptLog, Stream
 
 PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
@@ -46,6 +49,10 @@ class LocalConfig:
     kill_grace: float
     render_timeout: float = 10.0
     confinement: Confinement = Confinement(roots=DEFAULT_ROOTS)   # where outputs may be read (item 7)
+    # Who tasks run as (issue 13 B1, myapp/executor/task_user.py): one account per project when the
+    # worker is root; else the worker's user, for the project recorded in `single_project_home` only.
+    accounts: TaskAccounts | None = None
+    single_project_home: Path | None = None
 
 
 Heartbeat = Callable[[], bool]   # False: the attempt was stopped or taken away; kill it
@@ -67,16 +74,21 @@ class LocalExecutor:
             on_start: Callable[[int], None] | None = None) -> AttemptResult:
         """Run one attempt to its end and return how it ended; never raises for task errors."""
         workdir = self.workdir(ctx)
+        try:
+            account = self._account(ctx)
+        except MyappError as exc:
+            log.write(str(exc), Stream.SYS)
+            return AttemptResult(succeeded=False, message=str(exc))
         # Rendering and copying inputs stop as soon as the attempt is stopped or times out: a
         # render bomb never holds this worker slot (issue 13 B5).
         stop = _StopAsker(ctx, heartbeat, now, self.config.heartbeat_interval)
         try:
             with render_budget(Budget(self.config.render_timeout, cancelled=stop)):
-                argv, env, outputs, shown, secret_values = self._prepare(ctx, workdir)
+                argv, env, outputs, shown, secret_values = self._prepare(ctx, workdir, account)
         except RenderCancelled:
             log.write(stop.why, Stream.SYS)
             return AttemptResult(succeeded=False, message=stop.why)
-        except MyappError as exc:
+        except (MyappError, OSError) as exc:
             log.write(str(exc), Stream.SYS)
             return AttemptResult(succeeded=False, message=str(exc))
         # What the task prints of its secrets or its run token never reaches the live or archived log.
@@ -86,6 +98,7 @@ class LocalExecutor:
             proc = subprocess.Popen(
                 list(argv), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                **_as_account(account),
             )
         except OSError as exc:
             why = "command not found" if isinstance(exc, FileNotFoundError) and "/" not in argv[0] else exc.strerror
@@ -110,13 +123,46 @@ class LocalExecutor:
             return AttemptResult(succeeded=False, exit_code=code, message=f"exit code {code}", inputs=shown)
         try:
             store = self.config.artifacts_dir / str(ctx.run_id) / ctx.task.name / str(ctx.try_number)
-            produced = collect_outputs(ctx.task.name, outputs, workdir, store, self.config.confinement)
+            confinement = self.config.confinement if account is None else \
+                dataclasses.replace(self.config.confinement, owner=account.uid)
+            produced = collect_outputs(ctx.task.name, outputs, workdir, store, confinement)
         except (MyappError, OSError) as exc:
             log.write(str(exc), Stream.SYS)
             return AttemptResult(succeeded=False, exit_code=code, message=str(exc), inputs=shown)
         return AttemptResult(succeeded=True, exit_code=0, outputs=produced, inputs=shown)
 
-    def _prepare(self, ctx: AttemptContext, workdir: Path) -> tuple[
+    def _account(self, ctx: AttemptContext) -> Account | None:
+        """Return the account the attempt runs as (None: the worker's own); MyappError if refused."""
+        if self.config.single_project_home is not None:
+            bind_single_project(self.config.single_project_home, ctx.project_id, ctx.task.name)
+        return self.config.accounts.for_project(ctx.project_id) if self.config.accounts is not None else None
+
+    def _make_workdir(self, workdir: Path, account: Account | None) -> None:
+        """Create the attempt's working directory; under a task account, with parents only the worker may change.
+
+        The run's and the task's directories are the worker's (mode 0711: a task can pass through
+        to its own directory, not list or add to them), so no task can plant a link the worker (root)
+        would follow when it creates the next attempt's directory or copies inputs into it.
+        """
+        if account is None:
+            workdir.mkdir(parents=True, exist_ok=True)
+            return
+        workdir.parent.parent.parent.mkdir(parents=True, exist_ok=True)
+        for parent in (workdir.parent.parent, workdir.parent):
+            try:
+                parent.mkdir(mode=0o711)
+            except FileExistsError:
+                pass
+            info = parent.lstat()
+            if not parent.is_dir() or parent.is_symlink() or info.st_uid != os.geteuid():
+                raise MyappError(f"{parent} is not a directory of the worker's own: refusing to run a task in it")
+        if workdir.is_symlink():
+            workdir.unlink()
+        elif workdir.exists():   # left by a lost attempt of the same try: its files are the task's, not trusted
+            shutil.rmtree(workdir)
+        workdir.mkdir(mode=0o700)
+
+    def _prepare(self, ctx: AttemptContext, workdir: Path, account: Account | None) -> tuple[
             tuple[str, ...], dict[str, str], tuple[OutputSpec, ...], dict[str, Any], list[str]]:
         rctx = RenderContext(
             creator=ctx.creator, runner=ctx.runner, pipeline_id=ctx.pipeline_id,
@@ -126,8 +172,10 @@ class LocalExecutor:
         params = render_global_params(ctx.spec.parameters, ctx.params, rctx)
         rctx = RenderContext(**{**rctx.__dict__, "params": params})
         resolved = resolve_inputs(ctx.task, ctx.upstream_outputs, params, ctx.debug_inputs)
-        workdir.mkdir(parents=True, exist_ok=True)
+        self._make_workdir(workdir, account)
         values = self._local_values(resolved, workdir)
+        if account is not None:
+            give_to(workdir, account)
         template = self.catalog.get(ctx.task.template) if ctx.task.template else None
         if ctx.task.template and template is None:
             raise MyappError(f"task {ctx.task.name!r}: template {ctx.task.template!r} is not registered")
@@ -139,6 +187,8 @@ class LocalExecutor:
             "MYAPP_TOKEN": ctx.token, "MYAPP_TASK_NAME": ctx.task.name,
             "MYAPP_TRY_NUMBER": str(ctx.try_number), "MYAPP_WORKDIR": str(workdir),
         })
+        if account is not None:   # the worker's HOME is not the task's
+            env["HOME"] = str(workdir)
         secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
         shown = {k: {"type": v.kind, "value": MASK if k in secrets else values[k]} for k, v in resolved.items()}
         secret_values = [rendered.env[k] for k in rendered.secret_env]
@@ -298,6 +348,13 @@ class _Watch:
         for stream in self.streams.values():
             stream.close()
         self.streams.clear()
+
+
+def _as_account(account: Account | None) -> dict[str, Any]:
+    """Return the Popen arguments that start the task as `account` (the child drops root before exec)."""
+    if account is None:
+        return {}
+    return {"user": account.uid, "group": account.gid, "extra_groups": [], "umask": 0o077}
 
 
 def _kill_leftovers(pgid: int) -> None:

@@ -7,6 +7,7 @@ directory are copied as links, never followed.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ class Confinement:
 
     roots: tuple[str, ...] = ()
     denied: tuple[Path, ...] = ()
+    owner: int | None = None   # the task's account: an output (and all it holds) must be its own (issue 13 B1)
 
 
 def confined_source(task: str, out: OutputSpec, workdir: Path, confinement: Confinement) -> Path:
@@ -38,6 +40,8 @@ def confined_source(task: str, out: OutputSpec, workdir: Path, confinement: Conf
     if not source.exists():
         raise OutputError(f"task {task!r}: output {out.name!r} not found at {out.path}")
     real = source.resolve()
+    if confinement.owner is not None:
+        _check_owner(task, out, real, confinement.owner)
     if _inside(real, workdir.resolve()):
         return real
     allowed = Path(out.path).is_absolute() and any(_inside(real, Path(r).resolve()) for r in confinement.roots) \
@@ -46,6 +50,19 @@ def confined_source(task: str, out: OutputSpec, workdir: Path, confinement: Conf
         raise OutputError(f"task {task!r}: output {out.name!r} at {out.path} resolves to {real}, outside the "
                           f"attempt's working directory and the allowed output locations (a symbolic link?)")
     return real
+
+
+def _check_owner(task: str, out: OutputSpec, real: Path, owner: int) -> None:
+    """Refuse an output the task's account does not own: the worker (root) reads for the task only
+    what the task itself could (a link to another project's file in /tmp is not an output)."""
+    paths = [real]
+    if real.is_dir():
+        for root, dirs, files in os.walk(real):
+            paths += [Path(root, name) for name in (*dirs, *files)]
+    for path in paths:
+        if path.lstat().st_uid != owner:
+            raise OutputError(f"task {task!r}: output {out.name!r} at {out.path}: {path} does not belong to the "
+                              "task's account")
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -19,6 +19,7 @@ from myapp.executor.kubernetes import group_worker
 from myapp.executor.pod_attempts import PodAttempts
 from myapp.executor.pod_finish import PodFinisher
 from myapp.executor.ports import WatcherPorts
+from myapp.executor.watcher_health import publish
 from myapp.k8s.client import make_api_client
 from myapp.k8s.config import KubeConfig, kube_config
 from myapp.k8s.launcher import Launcher, LaunchError
@@ -46,8 +47,10 @@ def build_watcher(services: WatcherPorts, cfg: KubeConfig | None = None, *, fini
     hub = LogHub(launcher, open_sink, max_streams=cfg.log_streams)
     finisher = PodFinisher(services.attempts, hub, cfg, settings.artifacts_dir, services.clock.now)
     book = PodAttempts(services.db, group_worker(cfg.group))
+    redis = services.redis
+    report = (lambda state: publish(redis, state)) if redis is not None else None
     return Watcher(cfg, launcher, book, finisher, hub, services.clock.now, workers=finish_workers,
-                   kill_grace=int(settings.kill_grace))
+                   kill_grace=int(settings.kill_grace), report=report)
 
 
 def run_watcher(services: WatcherPorts, stop: threading.Event, **options: Any) -> Watcher:

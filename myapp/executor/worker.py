@@ -6,19 +6,24 @@ task no longer queued and does nothing).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
 import traceback
 from typing import Any
 
+from myapp.core.errors import MyappError
 from myapp.core.output_paths import parse_roots
 from myapp.core.values import AttemptResult
 from myapp.executor.local import LocalConfig, LocalExecutor
 from myapp.executor.outputs import Confinement
 from myapp.executor.ports import ExecutorPorts
+from myapp.executor.task_user import SINGLE, Isolation, TaskAccounts, decide, secure_home
 from myapp.logs import AttemptLog, LogKey, Stream
+from myapp.settings import Settings
 
+log = logging.getLogger(__name__)
 CONTINUE_FOR = 30.0  # seconds a worker process goes on with the tasks its successes made ready
 
 
@@ -27,16 +32,47 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+_ACCOUNTS: dict[tuple[str, int], TaskAccounts] = {}   # per process: accounts already made
+
+
 def local_executor(services: ExecutorPorts) -> LocalExecutor:
-    """Build the local executor from settings."""
+    """Build the local executor from settings (MyappError if task_isolation cannot be given)."""
     s = services.settings
+    iso = decide(s.task_isolation, os.geteuid())
+    accounts = _ACCOUNTS.setdefault((s.task_user, s.task_uid_base), TaskAccounts(s.task_user, s.task_uid_base)) \
+        if iso.switches_users else None
     return LocalExecutor(
         LocalConfig(workflow_space=s.workflow_space, artifacts_dir=s.artifacts_dir,
                     cluster_name=s.cluster_name, heartbeat_interval=s.heartbeat_interval,
                     kill_grace=s.kill_grace, render_timeout=s.render_timeout,
-                    confinement=Confinement(parse_roots(s.output_roots), (s.home, s.workflow_space))),
+                    confinement=Confinement(parse_roots(s.output_roots), (s.home, s.workflow_space)),
+                    accounts=accounts, single_project_home=s.home if iso.mode == SINGLE else None),
         services.templates,
     )
+
+
+def prepare_task_isolation(settings: Settings) -> Isolation:
+    """At worker start: decide how tasks are kept apart, say it plainly, and lock the worker's files away.
+
+    Raises MyappError when task_isolation: users cannot be given (the worker must not start).
+    """
+    iso = decide(settings.task_isolation, os.geteuid())
+    if iso.switches_users:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        secure_home(settings.home)
+        settings.workflow_space.mkdir(parents=True, exist_ok=True)
+        if settings.workflow_space.stat().st_uid == os.geteuid():
+            settings.workflow_space.chmod(0o711)   # tasks pass through to their own directory only
+        closed = next((p for p in (settings.workflow_space, *settings.workflow_space.parents)
+                       if not p.stat().st_mode & 0o001), None)
+        if closed is not None:
+            raise MyappError(f"MYAPP_WORKFLOW_SPACE: {settings.workflow_space} is out of reach of the task accounts "
+                             f"({closed} is mode {closed.stat().st_mode & 0o777:o}); choose a workflow space every "
+                             "user may pass through, or set MYAPP_TASK_ISOLATION=none")
+        log.info("task isolation: %s", iso.message)
+    else:
+        log.warning("task isolation: %s", iso.message)
+    return iso
 
 
 def run_task_instance(ti_id: int, services: ExecutorPorts) -> int:

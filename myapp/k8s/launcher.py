@@ -1,4 +1,4 @@
-"""Create, read and delete objects with the official client; nothing else (STYLE.md rule 6).
+"""Create, read and delete objects with the official client; nothing else (docs/rules.md S6).
 
 Library errors become domain results here: 409 on create is "exists" (names derive from ids, so
 it is our own earlier create), 404 on delete is "absent", 404 on read is None. Any other API
@@ -203,7 +203,8 @@ class Launcher:
                 allow_watch_bookmarks=True, timeout_seconds=timeout_seconds, _preload_content=False,
                 _request_timeout=(10, timeout_seconds + 30)))
         except client.ApiException as exc:
-            raise LaunchError(f"cannot watch {what}: {api_message(exc)}", exc.status) from None
+            raise LaunchError(f"cannot watch {what}: {api_message(exc)}", exc.status,
+                              reason=str(exc.reason or "")) from None
         _check(response, f"watch {what}")
         return response
 

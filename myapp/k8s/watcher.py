@@ -8,9 +8,9 @@ list+watch (resumed after 410 Gone with a fresh list), and:
 - deletes the pods of attempts the engine ended (stop, run timeout, lost) and of unknown attempts;
 - enforces task deadlines, polls resource attempts' conditions, notices pods that never appear;
 - keeps pod status and events for the run page.
-While the pod watch fails (a forbidden list or watch, an API outage), the watcher says so (its log
-and the run page: `container.watcher`) and reads the pods of its running attempts one by one each
-tick instead, so outcomes and the "pod not found" rule keep working.
+While the pod watch fails (a forbidden list or watch, an API outage), the watcher says so (its log,
+the run page: `container.watcher`, and /health through `report`) and reads the pods of its running
+attempts one by one each tick instead, so outcomes and the "pod not found" rule keep working.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from myapp.k8s.tracked import AttemptBook, Finisher, TrackedAttempt
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
+Report = Callable[[dict[str, object]], None]
 SWEEP_WINDOW = 1000      # attempt ids looked back at for attempts ended before this watcher loaded them
 SETTLED_MEMORY = 100_000
 POLL_BATCH = 200          # pods read per tick while the pod watch fails
@@ -46,8 +47,10 @@ class Watcher:
     """Feeds pod changes of one worker group into the engine."""
 
     def __init__(self, cfg: KubeConfig, launcher: Launcher, book: AttemptBook, finisher: Finisher, hub: LogHub,
-                 now: Now, *, workers: int = 8, missing_grace: float = 60.0, kill_grace: int = 5) -> None:
+                 now: Now, *, workers: int = 8, missing_grace: float = 60.0, kill_grace: int = 5,
+                 report: Report | None = None) -> None:
         self.cfg, self.launcher, self.book, self.finisher, self.hub, self.now = cfg, launcher, book, finisher, hub, now
+        self.report = report      # gets watch_state() with every heartbeat (published for /health)
         self.missing_grace, self.kill_grace = missing_grace, kill_grace
         self.pods = PodCache()
         self.tracked: dict[int, TrackedAttempt] = {}
@@ -70,6 +73,8 @@ class Watcher:
         self.notice = ""          # why the pod watch cannot be trusted now ("" while it is healthy)
         self._polled_absent: set[int] = set()   # attempts whose pods a poll found missing
         self._poll_from = 0
+        self._failing_since: dict[str, datetime] = {}   # stream -> when it started failing
+        self._report_failed = False
 
     # --- process loop ----------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -179,6 +184,33 @@ class Watcher:
         for attempt in list(self.tracked.values()):
             self._check(attempt, now, loaded=attempt.attempt_id in loaded)
         self._save_status()
+        if self._last_beat == now:   # as often as the heartbeat
+            self._report(now, len(running))
+
+    def watch_state(self, now: datetime, running: int = 0) -> dict[str, object]:
+        """Return the health of this watcher's streams: for each, `ok` or its short error and since when."""
+        streams: dict[str, object] = {}
+        for stream in (self.pod_stream, self.event_stream):
+            if stream.healthy:
+                self._failing_since.pop(stream.what, None)
+                streams[stream.what] = {"ok": True}
+            else:
+                since = self._failing_since.setdefault(stream.what, now)
+                streams[stream.what] = {"ok": False, "error": stream.error_kind, "since": since.isoformat()}
+        return {"group": self.cfg.group, "installation": self.cfg.installation, "at": now.isoformat(),
+                "running": running, "streams": streams,
+                "fallback": "pods read one by one" if self.notice else ""}
+
+    def _report(self, now: datetime, running: int) -> None:
+        if self.report is None:
+            return
+        try:
+            self.report(self.watch_state(now, running))
+            self._report_failed = False
+        except Exception as exc:  # noqa: BLE001  health reporting must never stop the watcher
+            if not self._report_failed:
+                log.warning("cannot publish the watcher's health: %s", exc)
+            self._report_failed = True
 
     def _poll_if_degraded(self) -> None:
         notice = "" if self.pod_stream.healthy else \

@@ -15,6 +15,7 @@ from flask_appbuilder.const import AUTH_DB
 from flask_appbuilder.models.sqla import Model
 from flask_appbuilder.utils.legacy import get_sqla_class
 
+from myapp.db.session import driver_url
 from myapp.services import Services, build_services
 from myapp.settings import Settings, SettingsError, ensure_secret_key
 from myapp.web.guards import add_security_headers, refuse_cross_site_writes, refuse_hostile_input
@@ -45,9 +46,7 @@ class HomeView(IndexView):
 
 def flask_config(settings: Settings, *, create_db: bool, update_perms: bool) -> dict[str, Any]:
     """Return the Flask/FAB configuration derived from settings."""
-    url = settings.effective_database_url
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    url = driver_url(settings.effective_database_url)   # mysql:// too (it named MySQLdb, not installed)
     options: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         options = {"connect_args": {"timeout": 60, "check_same_thread": False}}
@@ -88,6 +87,12 @@ def create_app(settings: Settings, services: Services | None = None, *, update_p
     db = get_sqla_class()(model_class=Model)
     db.init_app(app)
     with app.app_context():
+        if db.engine.dialect.name in ("mysql", "mariadb"):
+            # FAB's models name sequences (ab_user_id_seq, ...) that only PostgreSQL's schema has; MariaDB
+            # would use them (it has sequences) and fail: our migrations give MySQL AUTO_INCREMENT ids.
+            # The dialect sets the flag at its first connection: connect first, then clear it.
+            db.engine.connect().close()
+            db.engine.dialect.supports_sequences = False
         appbuilder = AppBuilder(indexview=HomeView, update_perms=update_perms,
                                 security_manager_class=MyappSecurityManager)
         appbuilder.init_app(app, db.session)
@@ -113,7 +118,7 @@ def create_app(settings: Settings, services: Services | None = None, *, update_p
 
     @app.get("/health")
     def health() -> Any:
-        return {"status": "ok"}
+        return health_report(app.extensions["myapp"])
 
     @app.get("/docs")
     def docs() -> Any:
@@ -125,6 +130,33 @@ def create_app(settings: Settings, services: Services | None = None, *, update_p
                                    max_age=86400)
 
     return app
+
+
+def health_report(svc: Services) -> dict[str, Any]:
+    """The body of /health: always 200 (a liveness probe must not restart the web server for a
+    watcher's trouble); `status` is `degraded` when a Kubernetes watcher reports a failing watch or
+    has gone silent. Its `k8s_watchers` entries are short: the reasons in full are in the watcher's
+    log and on the run page (docs/kubernetes.md)."""
+    settings = svc.settings
+    if settings.executor != "kubernetes":
+        # How a worker started like this server keeps tasks apart (docs/security.md §3).
+        from myapp.executor.task_user import describe
+
+        return {"status": "ok", "task_isolation": describe(settings.task_isolation)}
+    from myapp.executor.watcher_health import judge, read_reports
+    from myapp.k8s.config import installation_id
+
+    if svc.redis is None:
+        return {"status": "ok", "k8s_watchers": "not reported (no Redis configured)"}
+    try:
+        reports = read_reports(svc.redis)
+    except Exception as exc:  # noqa: BLE001  /health answers whatever is down
+        return {"status": "degraded", "k8s_watchers": f"cannot read the watchers' reports from Redis "
+                                                      f"({type(exc).__name__})"}
+    healthy, entries = judge(reports, installation=installation_id(settings), now=svc.clock.now(),
+                             silent_after=max(settings.k8s_watcher_timeout, settings.heartbeat_timeout),
+                             expected_group=settings.k8s_group)
+    return {"status": "ok" if healthy else "degraded", "k8s_watchers": entries}
 
 
 def guard_requests(app: Flask, settings: Settings) -> None:

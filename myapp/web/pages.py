@@ -1,4 +1,4 @@
-"""The web pages (PRODUCT.md §7): thin Flask-AppBuilder views that render one Jinja shell each.
+"""The web pages (docs/rules.md P7): thin Flask-AppBuilder views that render one Jinja shell each.
 
 Every page is the same shell (`myapp/page.html`, FAB's layout: login, menus, language switch)
 loading the front-end bundle built from `myapp/web/frontend/` into `static/dist/`; the bundle
@@ -17,6 +17,8 @@ from flask import Blueprint, Flask, current_app, redirect, request
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import get_locale
 from flask_login import current_user
+
+from myapp.executor.task_user import USERS, describe
 
 WEB_DIR = Path(__file__).resolve().parent
 DIST_DIR = WEB_DIR / "static" / "dist"
@@ -89,7 +91,14 @@ class PageView(BaseView):
         return self.render_template(
             "myapp/page.html", page=page, page_title=str(title), props=props,
             locale="zh" if locale.startswith("zh") else "en", bundle=bundle_version(),
-            static_url=STATIC_URL + "/dist")
+            static_url=STATIC_URL + "/dist", isolation=task_isolation_notice())
+
+
+def task_isolation_notice() -> str:
+    """Return the warning every page shows when tasks cannot be run apart from the worker ('' when they can)."""
+    settings = current_app.extensions["myapp"].settings
+    state = describe(settings.task_isolation)
+    return "" if state["mode"] == USERS or settings.executor == "kubernetes" else state["message"]
 
 
 class PipelinePages(PageView):

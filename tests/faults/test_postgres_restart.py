@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from myapp.core.states import Trigger
 from myapp.db.tables import Pipeline, Run, ScheduleRecord
-from tests.conftest import make_settings
+from tests.conftest import NO_TASK_ACCOUNTS, make_settings
 from tests.faults.servers import PrivatePostgres
 from tests.integration.test_scheduler import pipeline_yaml, save_at, ts
 
@@ -64,7 +64,7 @@ class SchedulerProcess:
     """tests/faults/scheduler_process.py in a subprocess; its JSON lines are collected as they come."""
 
     def __init__(self, services: Any) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")} | NO_TASK_ACCOUNTS
         env.update({"MYAPP_HOME": str(services.settings.home), "MYAPP_SECRET_KEY": services.settings.secret_key,
                     "MYAPP_DATABASE_URL": services.settings.effective_database_url,
                     "MYAPP_BACKFILL_CHUNK": str(CHUNK), "PYTHONPATH": str(REPO)})

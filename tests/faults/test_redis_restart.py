@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import WorkerProcess, make_settings, worker_env
+from tests.conftest import NO_TASK_ACCOUNTS, WorkerProcess, make_settings, worker_env
 from tests.faults.runs import check_recovered, save_diamond, snapshot, start_runs, succeeded_outputs, wait_all_finished
 from tests.faults.servers import PrivateRedis
 from tests.integration.engine_helpers import detail, poll
@@ -104,7 +104,7 @@ def test_a_worker_stopped_by_an_unrecoverable_error_exits_non_zero(tmp_path: Pat
     broken = PrivateRedis(tmp_path, "--rename-command", "BRPOP", "")  # consuming fails: not a connection error
     broken.start()
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")} | NO_TASK_ACCOUNTS
         env.update({"MYAPP_HOME": str(tmp_path / "home"), "MYAPP_BROKER_URL": broken.url,
                     "MYAPP_SECRET_KEY": "test-secret-key-of-at-least-32-bytes!!",
                     "PYTHONPATH": str(Path(__file__).resolve().parents[2])})

@@ -1,6 +1,9 @@
 """AttemptStore's claim and finish transactions racing each other and operator actions (no worker).
 
 The messages are captured instead of sent, so each test decides who claims and finishes what, when.
+A contract suite: every test runs on each backend of tests/integration/backends.py -- SQLite and
+MariaDB (the generic path) in the SQLite suite; PostgreSQL's one-statement claim/finish and, on the
+same server, the generic path (sql_fast_paths=false) in the PostgreSQL suite.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from sqlalchemy import select
 
 from myapp.core.values import AttemptContext, AttemptResult
 from myapp.db.tables import Run, TaskAttempt, TaskInstance
+from tests.integration.backends import store_services  # noqa: F401  (the `services` fixture, per backend)
 from tests.integration.engine_helpers import save, start
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -115,8 +119,8 @@ def test_a_claim_waiting_for_a_stop_holding_the_run_starts_nothing(services: Any
     claimed.append(claim(services, queued[0]))
     waited = time.monotonic() - began
     stopper.join()
-    assert claimed == [None]
     assert waited > 0.2, "the claim did not wait for the run's lock"
+    assert claimed == [None]
     run, tasks, attempts = states(services, run_id)
     assert run == "stopped" and tasks["leaf0"] == "stopped" and attempts == ["succeeded"]   # the root's
 

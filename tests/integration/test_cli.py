@@ -16,6 +16,7 @@ import pytest
 
 from myapp.core.pipeline_spec import parse_pipeline, pipeline_to_dict
 from myapp.yaml_io import load_yaml
+from tests.conftest import NO_TASK_ACCOUNTS
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def cli(services: Any) -> Any:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")} | NO_TASK_ACCOUNTS
     env.update({"MYAPP_HOME": str(services.settings.home), "MYAPP_DATABASE_URL": services.settings.effective_database_url,
                 "MYAPP_SECRET_KEY": "test-secret-key-of-at-least-32-bytes!!", "MYAPP_WORKFLOW_SPACE": str(services.settings.workflow_space)})
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from myapp.web.app import create_app
+from tests.conftest import NO_TASK_ACCOUNTS
 from tests.integration.test_scheduler import pipeline_yaml
 
 pytestmark = pytest.mark.integration
@@ -21,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def cli(services: Any) -> Any:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")} | NO_TASK_ACCOUNTS
     env.update({"MYAPP_HOME": str(services.settings.home), "MYAPP_SECRET_KEY": "test-secret",
                 "MYAPP_DATABASE_URL": services.settings.effective_database_url})
 

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from myapp.core.states import RunState
 from myapp.db.tables import Pipeline, Run, ScheduleRecord
+from tests.conftest import NO_TASK_ACCOUNTS
 from tests.integration.test_scheduler import pipeline_yaml, save_at, ts
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,7 @@ KINDS = [("*/5 * * * *", 0, 1, False), ("* * * * *", 3, 2, False), ("*/2 * * * *
 
 
 def env_of(services: Any) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")} | NO_TASK_ACCOUNTS
     env.update({"MYAPP_HOME": str(services.settings.home), "MYAPP_SECRET_KEY": "test-secret",
                 "MYAPP_DATABASE_URL": services.settings.effective_database_url, "PYTHONPATH": str(REPO)})
     return env

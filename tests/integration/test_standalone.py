@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import NO_TASK_ACCOUNTS
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,7 +28,7 @@ def free_port() -> int:
 
 
 def standalone_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")} | NO_TASK_ACCOUNTS
     env.update({"MYAPP_HOME": str(tmp_path / "home"), "MYAPP_WORKFLOW_SPACE": str(tmp_path / "ws"),
                 "MYAPP_ADMIN_PASSWORD": "standalone-pass"})
     return env

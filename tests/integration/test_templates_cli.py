@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import NO_TASK_ACCOUNTS
 from tests.unit.test_cube_import import RAY_SKLEARN
 
 pytestmark = pytest.mark.integration
@@ -20,7 +21,7 @@ BUILTINS = ("shell@1", "python@1", "http@1", "wait-for@1", "k8s-resource@1", "di
 
 @pytest.fixture(scope="module")
 def cli(services: Any) -> Any:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")} | NO_TASK_ACCOUNTS
     env.update({"MYAPP_HOME": str(services.settings.home), "MYAPP_DATABASE_URL": services.settings.effective_database_url,
                 "MYAPP_SECRET_KEY": "test-secret", "MYAPP_WORKFLOW_SPACE": str(services.settings.workflow_space)})
 

@@ -22,6 +22,7 @@ from myapp.cli.process import run_burst
 from myapp.core.errors import RenderError
 from myapp.core.render import RenderContext, render_text
 from myapp.db.tables import Pipeline, PipelineVersion, Project, Run
+from tests.conftest import NO_TASK_ACCOUNTS
 from tests.security.conftest import World, unique
 
 pytestmark = pytest.mark.integration
@@ -175,7 +176,7 @@ def test_oversized_text_output_fails_naming_task_and_output_and_long_lines_are_c
 @pytest.mark.parametrize("case", ["over 2 MiB", "deep nesting", "alias bomb", "path traversal name", "invalid cron",
                                   "invalid timezone"])
 def test_pipeline_import_refuses_hostile_files(services: Any, tmp_path: Path, case: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")} | NO_TASK_ACCOUNTS
     env.update({"MYAPP_HOME": str(services.settings.home), "MYAPP_DATABASE_URL": services.settings.effective_database_url,
                 "MYAPP_SECRET_KEY": services.settings.secret_key,
                 "MYAPP_WORKFLOW_SPACE": str(services.settings.workflow_space)})

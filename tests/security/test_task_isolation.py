@@ -7,7 +7,10 @@ the fix it guards (each says which finding). docs/security.md is the threat mode
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,12 @@ from myapp.cli.process import run_burst
 from tests.security.conftest import World, unique
 
 pytestmark = pytest.mark.integration
+# B1: tasks run as per-project accounts (the tests run as root, so the switch is real). The workflow
+# space lies outside pytest's private temporary folders so that a task account can reach its own
+# working directory.
+WORKFLOW_SPACE = Path(tempfile.mkdtemp(prefix="myapp-iso-ws-"))
+SETTINGS_OVERRIDES = {"task_isolation": "users" if os.geteuid() == 0 else "auto", "workflow_space": WORKFLOW_SPACE}
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 Clients = dict[str, tuple[FlaskClient, dict[str, str]]]
 PAYLOAD = "x; id; echo INJECTED $(id -un)"   # issue 13, B8
 
@@ -174,3 +183,197 @@ def wait_for(condition: Any, seconds: float, what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {seconds} s waiting for {what}")
         time.sleep(0.1)
+
+
+# B1: task code is untrusted on the local executor.
+def _secret_key_file(services: Any) -> str:
+    """Write MYAPP_HOME/secret_key as `myapp` does when no key is configured; return its text."""
+    path = services.settings.home / "secret_key"
+    if not path.exists():
+        path.write_text("secret-key-written-by-the-worker-" + unique("k"), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8")
+
+
+@needs_root
+def test_b1_a_task_reads_nothing_of_the_worker_or_of_another_project(world: World, services: Any) -> None:
+    key = _secret_key_file(services)
+    settings = services.settings
+    # Another project's run leaves a log line and a file in its working directory.
+    theirs, their_logs = run_tasks(world, services, [{"name": "private", "template": "shell", "args": {
+        "script": "echo their-log-line-xyzzy; echo their-file-plugh > kept.txt"}}], project="elsewhere")
+    assert theirs["state"] == "succeeded", theirs
+    assert "their-log-line-xyzzy\n" in their_logs["private"]
+    their_dir = WORKFLOW_SPACE / str(theirs["id"]) / "private" / "1"
+    their_log = settings.logs_dir / str(theirs["id"]) / "private" / "1.log"
+    assert (their_dir / "kept.txt").exists() and their_log.exists()
+    probe = "\n".join([
+        'echo "uid=$(id -u) gid=$(id -g) groups=$(id -G)"',
+        'cat "/proc/$PPID/environ" && echo READ-ENVIRON',
+        f'cat "{settings.home}/secret_key" && echo READ-KEY',
+        f'ls "{settings.home}" && echo LISTED-HOME',
+        f'cat "{their_log}" && echo READ-THEIR-LOG',
+        f'cat "{their_dir}/kept.txt" && echo READ-THEIR-FILE',
+        f'ls "{their_dir}" && echo LISTED-THEIR-DIR',
+        f'touch "{their_dir}/planted" && echo WROTE-THEIR-DIR',
+        f'ln -s "{settings.home}" "{WORKFLOW_SPACE}/999999" && echo PLANTED-RUN-DIR',
+        'echo mine > out.txt; mkdir -p data; echo payload > data/f',
+        'echo probe-done',
+    ])
+    detail, logs = run_tasks(world, services, [
+        {"name": "probe", "template": "shell", "args": {"script": probe},
+         "outputs": [{"name": "text", "path": "out.txt", "type": "text"},
+                     {"name": "data", "path": "data", "type": "file"}]},
+        {"name": "consume", "template": "shell", "depends_on": ["probe"],
+         "args": {"script": 'echo "got $text"; cat "$data/f"'},
+         "inputs": {"text": {"from": "probe.text"}, "data": {"from": "probe.data"}}},
+    ])
+    text = "".join(logs["probe"])
+    sec = world.project_id("sec")
+    uid = settings.task_uid_base + sec
+    assert f"uid={uid} gid={uid} groups={uid}\n" in text, text
+    for leak in ("READ-ENVIRON", "READ-KEY", "LISTED-HOME", "READ-THEIR-LOG", "READ-THEIR-FILE",
+                 "LISTED-THEIR-DIR", "WROTE-THEIR-DIR", "PLANTED-RUN-DIR", key, "their-log-line-xyzzy",
+                 "their-file-plugh", "MYAPP_DATABASE_URL", "MYAPP_SECRET_KEY"):
+        assert leak not in text, (leak, text)
+    assert text.count("Permission denied") >= 7, text
+    assert "probe-done\n" in text
+    # The worker still reads what the task produced, and hands it on.
+    assert detail["state"] == "succeeded", detail
+    by_name = {t["name"]: t for t in detail["tasks"]}
+    assert by_name["probe"]["outputs"]["text"] == {"type": "text", "value": "mine"}, by_name["probe"]
+    assert logs["consume"][:2] == ["got mine\n", "payload\n"], logs["consume"]
+    assert not (their_dir / "planted").exists()
+
+
+@needs_root
+def test_b1_a_task_cannot_signal_another_projects_attempt(world: World, services: Any, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, worker_env
+
+    release = Path(f"/tmp/{WORKFLOW_SPACE.name}-release")   # the victim runs until this exists
+    # The victim's command line carries a mark the attacker looks for in /proc; the attacker's own
+    # command line spells it in two halves so that it does not match itself.
+    victim = world.call("POST", "/pipelines/", json={"name": unique("victim"), "project": "elsewhere", "tasks": [
+        {"name": "victim", "template": "shell", "timeout": 120, "args": {
+            "script": f"echo VICTIMMARK; while [ ! -e {release} ]; do sleep 0.1; done; echo victim-alive"}}]})
+    attacker = world.call("POST", "/pipelines/", json={"name": unique("attacker"), "project": "sec", "tasks": [
+        {"name": "attack", "template": "shell", "args": {"script": "\n".join([
+            "m=VICTIM; m=${m}MARK; found=0",
+            'for d in /proc/[0-9]*; do',
+            '  if { tr "\\0" " " < "$d/cmdline"; } 2>/dev/null | grep -q "echo $m"; then',
+            '    found=1; pid=${d#/proc/}',
+            '    if kill -9 "$pid" 2>/dev/null; then echo "KILLED $pid"; else echo "DENIED $pid"; fi',
+            '    cat "$d/environ" >/dev/null 2>&1 && echo "READ-ENV $pid"',
+            '  fi',
+            'done',
+            'echo "found=$found"'])}}]})
+    victim_run = world.run(victim.get_json()["id"])
+    log = (tmp_path / "burst.log").open("wb")
+
+    def burst_worker() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "myapp", "worker", "--burst", "-c", "1"], cwd=REPO,
+                                env=worker_env(services.settings, "filesystem://"), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+    workers = [burst_worker()]   # one worker per run, so that both attempts run at once
+    try:
+        wait_for(lambda: "VICTIMMARK\n" in world.call("GET", f"/runs/{victim_run}/logs",
+                                                      query_string={"task": "victim"}).get_json()["lines"],
+                 60, "the victim to start")
+        attack_run = world.run(attacker.get_json()["id"])
+        workers.append(burst_worker())
+        wait_for(lambda: world.call("GET", f"/runs/{attack_run}").get_json()["result"]["state"] in (
+            "succeeded", "failed"), 60, "the attacker to end")
+        release.touch()
+        wait_for(lambda: world.call("GET", f"/runs/{victim_run}").get_json()["result"]["state"] in (
+            "succeeded", "failed"), 60, "the victim to end")
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    attack = "".join(world.call("GET", f"/runs/{attack_run}/logs", query_string={"task": "attack"}).get_json()["lines"])
+    assert "found=1" in attack and "DENIED" in attack, attack
+    assert "KILLED" not in attack and "READ-ENV" not in attack, attack
+    assert world.call("GET", f"/runs/{victim_run}").get_json()["result"]["state"] == "succeeded"
+
+
+@needs_root
+def test_b1_an_output_linked_to_another_projects_file_is_refused(world: World, services: Any) -> None:
+    theirs, _ = run_tasks(world, services, [{"name": "keep", "template": "shell", "args": {
+        "script": f"echo their-secret-frob > /tmp/{WORKFLOW_SPACE.name}-theirs"}}], project="elsewhere")
+    assert theirs["state"] == "succeeded", theirs
+    link = f"/tmp/{WORKFLOW_SPACE.name}-link"
+    detail, logs = run_tasks(world, services, [{"name": "steal", "template": "shell", "args": {
+        "script": f"ln -sf /tmp/{WORKFLOW_SPACE.name}-theirs {link}"},
+        "outputs": [{"name": "loot", "path": link, "type": "text"}]}])
+    task = detail["tasks"][0]
+    assert task["state"] == "failed" and "does not belong to the task's account" in task["message"], task
+    assert "their-secret-frob" not in str(detail)
+
+
+def test_b1_health_says_how_tasks_are_kept_apart(clients: Clients) -> None:
+    body = clients["anonymous"][0].get("/health").get_json()
+    expected = "users" if os.geteuid() == 0 else "single-project"
+    assert body["task_isolation"]["mode"] == expected, body
+
+
+# B7: a task receiving secrets takes no environment that loads code; the log masker knows encodings.
+B7_SECRET = "T0ken/of+the=template!default"
+
+
+def test_b7_pythonpath_to_an_upstream_sitecustomize_is_refused_for_a_task_with_secrets(
+        world: World, clients: Clients) -> None:
+    name = publish_template(world, clients, {
+        "name": unique("pyrun"), "version": "1", "image": "python:3.12-slim",
+        "command": ["python3", "-c", "print('template ran')"],
+        "parameters": {"token": {"type": "secret", "default": B7_SECRET}}})
+    hook = "import base64, os; print(base64.b64encode(os.environ['token'].encode()).decode())"
+    client, auth = clients["member"]
+    for key in ("PYTHONPATH", "LD_PRELOAD", "PYTHONSTARTUP", "NODE_OPTIONS", "BASH_ENV", "PERL5OPT"):
+        res = client.post("/api/v1/pipelines/", headers=auth, json={"name": unique("b7"), "project": "sec", "tasks": [
+            {"name": "plant", "template": "shell",
+             "args": {"script": f"mkdir -p lib && printf '%s\\n' \"{hook}\" > lib/sitecustomize.py"},
+             "outputs": [{"name": "lib", "path": "lib", "type": "file"}]},
+            {"name": "use", "template": f"{name}@1", "env": {key: "inputs/lib/lib"},
+             "inputs": {"lib": {"from": "plant.lib"}}}]})
+        assert res.status_code == 400, (key, res.get_json())
+        assert f"tasks[use].env.{key}" in str(res.get_json()) and "secret parameter 'token'" in str(res.get_json())
+
+
+def test_b7_a_secret_printed_encoded_is_masked_in_the_log(world: World, services: Any, clients: Clients) -> None:
+    name = publish_template(world, clients, {
+        "name": unique("withkey"), "version": "1", "image": "debian",
+        "command": ["bash", "-c", "$(params.script)"],
+        "parameters": {"script": {"type": "text", "script": True, "required": True},
+                       "token": {"type": "secret", "default": B7_SECRET}}})
+    script = "\n".join([
+        'printf %s "$token" | base64 -w0; echo',
+        'printf %s "x$token" | base64 -w0; echo',
+        'printf %s "xy$token" | base64 -w0; echo',
+        'printf %s "$token" | od -An -tx1 | tr -d " \\n"; echo',
+        'python3 -c "import os, urllib.parse as u; print(u.quote(os.environ[\'token\'], safe=\'\'))"',
+        'python3 -c "import os, urllib.parse as u; print(u.quote_plus(os.environ[\'token\']))"',
+        'python3 -c "import os, base64; print(base64.urlsafe_b64encode(os.environ[\'token\'].encode()).decode())"',
+        'echo "$token" | tr a-z A-Z',
+        'echo done'])
+    detail, logs = run_tasks(world, services, [{"name": "leak", "template": f"{name}@1", "args": {"script": script}}])
+    text = "".join(logs["leak"])
+    assert detail["state"] == "succeeded", (detail, text)
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    raw = B7_SECRET.encode()
+    for form in (B7_SECRET, base64.b64encode(raw).decode(), base64.b64encode(raw).decode().rstrip("="),
+                 raw.hex(), quote(B7_SECRET, safe=""), quote_plus(B7_SECRET),
+                 base64.urlsafe_b64encode(raw).decode().rstrip("=")):
+        assert form not in text, (form, text)
+    for shift in ("x", "xy"):
+        encoded = base64.b64encode((shift + B7_SECRET).encode()).decode()
+        assert encoded[4:-4] not in text, (shift, text)
+    assert text.count("******") >= 7, text
+    assert "done\n" in text

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import NO_TASK_ACCOUNTS, REPO
 from tests.security.conftest import app as app  # noqa: F401  users of projects "sec" and "elsewhere"
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ class WebServer:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = Path(settings.home) / f"web-{self.port}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")} | NO_TASK_ACCOUNTS
         env.update({"MYAPP_HOME": str(settings.home), "MYAPP_DATABASE_URL": settings.effective_database_url,
                     "MYAPP_SECRET_KEY": settings.secret_key, "MYAPP_WORKFLOW_SPACE": str(settings.workflow_space),
                     "MYAPP_WEB_CLIENT_TIMEOUT": str(client_timeout), "PYTHONPATH": str(REPO)})

@@ -147,6 +147,12 @@ export function TaskForm(props: {
           <i className="fa fa-cube" /> <b>{data.template}</b>
           {template ? <span className="myapp-muted"> — {template.description}</span>
             : <span className="text-danger"> {t("unknown_template")}</span>}
+          {/* A template task may run another image than the template's (e.g. a myapp.sdk OP's image). */}
+          <Row label={t("image")}>
+            <input className="form-control input-sm" name="task-image" value={data.image} disabled={ro}
+                   placeholder={template?.image ?? ""}
+                   onChange={(e) => props.onChange({ image: e.target.value })} />
+          </Row>
         </div>
       ) : (
         <>

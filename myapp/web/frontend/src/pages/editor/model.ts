@@ -231,6 +231,7 @@ export function toDefinition(meta: PipelineMeta, nodes: TaskNode[], edges: Edge[
     if (d.description) out.description = d.description;
     if (d.template) {
       out.template = d.template;
+      if (d.image) out.image = d.image;   // a template task's own image (else the template's) is kept
       const args: Record<string, unknown> = {};
       for (const [key, value] of Object.entries(d.args)) {
         const v = argValue(template?.parameters?.[key], value);
