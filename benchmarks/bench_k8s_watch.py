@@ -1,20 +1,29 @@
-"""Kubernetes watcher benchmark: 1,000 running pods against the test API server (FakeKubeServer).
+"""Kubernetes watcher benchmark: 1,000 running pods, against the fake API server or a real one.
 
-    python3 benchmarks/bench_k8s_watch.py [--pods 1000] [--rate 100]
+    python3 benchmarks/bench_k8s_watch.py [--pods 1000] [--rate 100] [--server fake|real]
                                           [--database postgresql://postgres@127.0.0.1/postgres]
 
 The pods are launched as the Celery task does it (claim, launch record, create through the
-official client), then a simulated kubelet marks them Running with a log line each. A real
-`myapp k8s-watcher` process (one watch stream for the group, one live log stream per container)
-watches them; its CPU and memory are read from /proc. Then the pods complete: the first half at
-`--rate` per second, the rest all at once. Latency is the attempt's `ended_at` (written by the
-watcher when the engine records the end) minus the instant the pod was marked terminated.
+official client). A real `myapp k8s-watcher` process (one watch stream for the group, one live log
+stream per container) watches them; its CPU and memory are read from /proc. Then the pods
+complete: the first half at `--rate` per second, the rest all at once. Latency is the attempt's
+`ended_at` (written by the watcher when the engine records the end) minus the instant the pod's
+task was ended.
+
+- `--server fake` (default): tests/k8sfake in this process; a simulated kubelet marks the pods
+  Running with a log line each and terminated on cue (no process runs).
+- `--server real`: kube-apiserver v1.20.2 + etcd of scripts/k8s-testenv (built once per machine)
+  and the node simulator of tests/k8ssim in this process (scheduler and kubelet through the API).
+  Every pod runs its container for real (`unshare`, root), prints a line and waits; a pod completes
+  when the benchmark sends its task SIGUSR1 (the task exits 0, the node posts the terminated status,
+  the API server sends the watch event). The watcher authenticates as docker/k8s/rbac.yaml's Role.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -86,16 +95,136 @@ def main() -> None:
     parser.add_argument("--log-streams", type=int, default=2000,
                         help="live log streams of the watcher (0: read each log once at the end)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13", help="live logs; '' for files only")
+    parser.add_argument("--server", choices=("fake", "real"), default="fake",
+                        help="fake: tests/k8sfake; real: kube-apiserver of scripts/k8s-testenv + the node simulator")
     args = parser.parse_args()
 
+    home = Path(tempfile.mkdtemp(prefix="myapp-bench-k8s-"))
+    if args.server == "real":
+        real(args, home)
+        return
     from tests.k8sfake import FakeKubeServer
 
-    home = Path(tempfile.mkdtemp(prefix="myapp-bench-k8s-"))
     with FakeKubeServer() as kube:
-        run(args, home, kube)
+        run(args, home, FakeCluster(kube, home))
 
 
-def run(args: argparse.Namespace, home: Path, kube: Any) -> None:
+class FakeCluster:
+    """The fake API server in this process; the benchmark plays the kubelet."""
+
+    namespace = NAMESPACE
+
+    def __init__(self, kube: Any, home: Path) -> None:
+        from tests.integration.k8s_env import write_kubeconfig
+
+        self.kube = kube
+        self.kubeconfig = write_kubeconfig(home / "kubeconfig.json", kube.url, NAMESPACE)
+        self.workflow_space = home / "workflow-space"
+
+    def api_client(self) -> Any:
+        return self.kube.api_client()
+
+    def task(self) -> str:
+        return "{name: work, image: 'busybox:1.36', command: ['true']}"
+
+    def pods(self) -> dict[str, int]:
+        return {p["metadata"]["name"]: int(p["metadata"]["labels"]["myapp/attempt"])
+                for p in self.kube.store.items("pods", NAMESPACE)}
+
+    def run_all(self, pods: dict[str, int]) -> None:
+        for name in pods:
+            self.kube.set_pod_phase(NAMESPACE, name, "Running")
+            self.kube.append_log(NAMESPACE, name, f"{name} started\n")
+
+    def follows(self) -> int:
+        return len(self.kube.logs.follows)
+
+    def finish(self, name: str) -> None:
+        self.kube.finish_pod(NAMESPACE, name, exit_code=0)
+
+    def requests(self) -> str:
+        requests = self.kube.requests
+        watches = sum(1 for r in requests if r.path.endswith("/pods") and r.query.get("watch") == "true")
+        lists = sum(1 for r in requests if r.method == "GET" and r.path.endswith("/pods") and "watch" not in r.query)
+        return (f"{watches} pod watch(es), {lists} pod list(s), "
+                f"{sum(1 for r in requests if r.path.endswith('/log'))} log requests, "
+                f"{sum(1 for r in requests if r.method == 'DELETE')} deletes")
+
+
+def real(args: argparse.Namespace, home: Path) -> None:
+    from tests.k8ssim.testenv import TestEnv, missing_binaries
+
+    why = missing_binaries()
+    if why:
+        raise SystemExit(f"--server real cannot run here: {why}")
+    env = TestEnv(home / "testenv").start()
+    try:
+        run(args, home, RealCluster(env, home))
+    finally:
+        env.stop()
+
+
+class RealCluster:
+    """kube-apiserver + etcd (scripts/k8s-testenv) and the node simulator, in this process."""
+
+    def __init__(self, env: Any, home: Path) -> None:
+        self.env = env
+        self.workflow_space = home / "workflow-space"
+        self.namespace = env.namespace("bench", workflow_space=self.workflow_space, pvc="ws")
+        self.kubeconfig = env.myapp_kubeconfig(self.namespace, home / "kubeconfig.json")
+
+    def api_client(self) -> Any:
+        from tests.integration.k8s_env import api_client
+
+        return api_client(self.kubeconfig)
+
+    def task(self) -> str:
+        # Prints a line, then waits; SIGUSR1 ends it with exit code 0 (see finish).
+        return ("{name: work, image: 'busybox:1.36', command: ['sh', '-c', "
+                "'echo \"$MYAPP_ATTEMPT_ID started\"; trap \"exit 0\" USR1; sleep 86400 & wait']}")
+
+    def pods(self) -> dict[str, int]:
+        listed = self.env.admin.get(f"/api/v1/namespaces/{self.namespace}/pods") or {}
+        return {p["metadata"]["name"]: int(p["metadata"]["labels"]["myapp/attempt"]) for p in listed.get("items", [])}
+
+    def run_all(self, pods: dict[str, int]) -> None:
+        def running() -> bool:
+            listed = self.env.admin.get(f"/api/v1/namespaces/{self.namespace}/pods") or {}
+            phases = [(p.get("status") or {}).get("phase") for p in listed.get("items", [])]
+            return phases.count("Running") >= len(pods)
+
+        took = wait_for("every pod to run on the simulated node", running, 1800)
+        print(f"all {len(pods)} pods Running on the simulated node {took:.1f} s after their creation")
+
+    def follows(self) -> int:
+        return sum(1 for r in self.env.sim.log_requests() if r[3].get("follow") == "true")
+
+    def finish(self, name: str) -> None:
+        # The task is the child of the container's PID 1 (myapp's entrypoint wrapper).
+        init = self.env.sim.pid(self.namespace, name, "main")
+        for child in Path(f"/proc/{init}/task/{init}/children").read_text().split():
+            os.kill(int(child), signal.SIGUSR1)
+
+    def requests(self) -> str:
+        import json
+
+        counts: dict[str, int] = {}
+        audit = self.env.cluster_dir / "audit.log"
+        for line in audit.read_text().splitlines() if audit.exists() else []:
+            event = json.loads(line)
+            ref = event.get("objectRef") or {}
+            # a watch is counted when it opens (ResponseStarted), everything else when it completes
+            stage = "ResponseStarted" if event.get("verb") == "watch" else "ResponseComplete"
+            if event.get("stage") != stage or ref.get("namespace") != self.namespace \
+                    or "system:masters" in (event.get("user") or {}).get("groups", []):
+                continue
+            what = ref.get("resource", "") + ("/" + ref["subresource"] if ref.get("subresource") else "")
+            key = f"{event.get('verb')} {what}"
+            counts[key] = counts.get(key, 0) + 1
+        return ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + " (audit log, the Role-only user)"
+
+
+def run(args: argparse.Namespace, home: Path, cluster: Any) -> None:
     from myapp.cli.process import init_database
     from myapp.executor.kubernetes import KubernetesExecutor, launch_task_instance
     from myapp.k8s.config import kube_config
@@ -103,15 +232,16 @@ def run(args: argparse.Namespace, home: Path, kube: Any) -> None:
     from myapp.services import build_services
     from tests.conftest import make_settings, worker_env
     from tests.integration.engine_helpers import save, start
-    from tests.integration.k8s_env import k8s_env, write_kubeconfig
+    from tests.integration.k8s_env import k8s_env
 
     url = fresh_database(args.database, home)
-    kubeconfig = write_kubeconfig(home / "kubeconfig.json", kube.url, NAMESPACE)
-    settings = make_settings(home, url, heartbeat_interval=2.0, executor="kubernetes", k8s_namespace=NAMESPACE,
-                             k8s_kubeconfig=str(kubeconfig), k8s_group="bench", k8s_workflow_space_pvc="ws")
+    kubeconfig, namespace = cluster.kubeconfig, cluster.namespace
+    settings = make_settings(home, url, heartbeat_interval=2.0, executor="kubernetes", k8s_namespace=namespace,
+                             k8s_kubeconfig=str(kubeconfig), k8s_group="bench", k8s_workflow_space_pvc="ws",
+                             workflow_space=cluster.workflow_space)
     services = build_services(settings)
     init_database(services, admin_user="admin", admin_password="bench", admin_email="a@b.c", quiet=True)
-    env = k8s_env(worker_env(settings, "filesystem://"), kubeconfig, MYAPP_K8S_NAMESPACE=NAMESPACE,
+    env = k8s_env(worker_env(settings, "filesystem://"), kubeconfig, namespace, MYAPP_K8S_NAMESPACE=namespace,
                   MYAPP_K8S_GROUP="bench", MYAPP_HEARTBEAT_INTERVAL="2", MYAPP_HEARTBEAT_TIMEOUT="60",
                   MYAPP_K8S_LOG_STREAMS=str(args.log_streams))
     env.pop("MYAPP_BROKER_URL")
@@ -125,21 +255,19 @@ def run(args: argparse.Namespace, home: Path, kube: Any) -> None:
         wait_for("the watcher", lambda: b"watching" in watcher_log.read_bytes(), 60)
         proc = Proc(watcher.pid)
         base_rss = proc.rss_mib()
-        pid = save(services, "name: bench-k8s\ntasks:\n  - {name: work, image: 'busybox:1.36', command: ['true']}\n")
+        pid = save(services, f"name: bench-k8s\ntasks:\n  - {cluster.task()}\n")
         for _ in range(args.pods):
             start(services, pid)
-        executor = KubernetesExecutor(kube_config(settings), services.templates, Launcher(kube.api_client(), NAMESPACE))
+        executor = KubernetesExecutor(kube_config(settings), services.templates,
+                                      Launcher(cluster.api_client(), namespace))
         began = time.perf_counter()
         for ti_id in services.attempts.claimable(limit=args.pods * 2):
             launch_task_instance(ti_id, services, executor)
         launched = time.perf_counter() - began
-        pods = {p["metadata"]["name"]: int(p["metadata"]["labels"]["myapp/attempt"])
-                for p in kube.store.items("pods", NAMESPACE)}
-        for name in pods:
-            kube.set_pod_phase(NAMESPACE, name, "Running")
-            kube.append_log(NAMESPACE, name, f"{name} started\n")
+        pods = cluster.pods()
+        cluster.run_all(pods)
         streams = min(len(pods), args.log_streams)
-        settle = wait_for("the live log streams", lambda: len(kube.logs.follows) >= streams, 300)
+        settle = wait_for("the live log streams", lambda: cluster.follows() >= streams, 600)
         cpu0 = proc.cpu()
         time.sleep(args.idle)
         idle_cpu = proc.cpu() - cpu0
@@ -149,14 +277,10 @@ def run(args: argparse.Namespace, home: Path, kube: Any) -> None:
         print(f"watcher idle with {len(pods)} running pods: CPU {idle_cpu / args.idle * 100:.1f}% of one core, "
               f"RSS {idle_rss:.0f} MiB (empty: {base_rss:.0f} MiB, "
               f"{(idle_rss - base_rss) * 1024 / len(pods):.0f} KiB per pod), {threads} threads")
-        complete(args, kube, services, proc, pods)
-        requests = kube.requests
-        watches = sum(1 for r in requests if r.path.endswith("/pods") and r.query.get("watch") == "true")
-        lists = sum(1 for r in requests if r.method == "GET" and r.path.endswith("/pods") and "watch" not in r.query)
-        print(f"API requests: {watches} pod watch(es), {lists} pod list(s), "
-              f"{sum(1 for r in requests if r.path.endswith('/log'))} log requests, "
-              f"{sum(1 for r in requests if r.method == 'DELETE')} deletes")
-        print(f"database: {services.db.engine.dialect.name}, python {sys.version.split()[0]}, cpus {os.cpu_count()}")
+        complete(args, cluster, services, proc, pods)
+        print(f"API requests: {cluster.requests()}")
+        print(f"server: {args.server}, database: {services.db.engine.dialect.name}, python {sys.version.split()[0]}, "
+              f"cpus {os.cpu_count()}, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         watcher.terminate()
         watcher.wait(30)
@@ -164,7 +288,7 @@ def run(args: argparse.Namespace, home: Path, kube: Any) -> None:
         drop_database(args.database, url)
 
 
-def complete(args: argparse.Namespace, kube: Any, services: Any, proc: Proc, pods: dict[str, int]) -> None:
+def complete(args: argparse.Namespace, cluster: Any, services: Any, proc: Proc, pods: dict[str, int]) -> None:
     names = list(pods)
     half = len(names) // 2
     finished_at: dict[int, datetime] = {}
@@ -174,7 +298,7 @@ def complete(args: argparse.Namespace, kube: Any, services: Any, proc: Proc, pod
         if delay > 0:
             time.sleep(delay)
         finished_at[pods[name]] = datetime.now(UTC)
-        kube.finish_pod(NAMESPACE, name, exit_code=0)
+        cluster.finish(name)
     issued = time.perf_counter() - began
     wait_for("the steady half to finish", lambda: len(ended(services)) >= half, 300)
     steady_cpu, steady_wall = proc.cpu() - cpu0, time.perf_counter() - began
@@ -182,7 +306,7 @@ def complete(args: argparse.Namespace, kube: Any, services: Any, proc: Proc, pod
     cpu0, began = proc.cpu(), time.perf_counter()
     for name in names[half:]:                 # burst: everything else as fast as the fake server takes it
         finished_at[pods[name]] = datetime.now(UTC)
-        kube.finish_pod(NAMESPACE, name, exit_code=0)
+        cluster.finish(name)
     burst_issued = time.perf_counter() - began
     wait_for("every attempt to finish", lambda: len(ended(services)) >= len(names), 600)
     drain = time.perf_counter() - began

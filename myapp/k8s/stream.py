@@ -5,7 +5,8 @@ Events are raw dicts (no model building per event). A broken connection resumes 
 version seen (bookmarks included) after a short backoff; the stream ends only when asked to.
 A resourceVersion the server does not have yet ("Too large resource version": a lagging API
 server behind a load balancer, a restored etcd) means a fresh list, as client-go's reflector
-does; so does a watch that failed three times in a row from the same version. A failing or
+does; so does a watch that failed three times in a row from the same version, and a watch that ended
+without a change or a bookmark (kube-apiserver 1.20 answers a version from the future with silence). A failing or
 forbidden stream is reported (`error`, `healthy`) so its owner can say so and fall back.
 """
 
@@ -46,6 +47,7 @@ class StreamStats:
     expired: int = 0
     errors: int = 0
     too_new: int = 0
+    silent: int = 0           # watches that ended without delivering anything (followed by a list)
 
 
 @dataclass
@@ -116,8 +118,10 @@ class ListWatch:
         self._response = response
         self.stats.watches += 1
         self.error, self.error_kind, self.failing = "", "", 0
+        delivered = False
         try:
             for line in _lines(response):
+                delivered = True
                 if stop.is_set():
                     break
                 event = json.loads(line)
@@ -137,6 +141,12 @@ class ListWatch:
         finally:
             self._response = None
             response.close()
+        if not delivered and not stop.is_set():
+            # A whole watch without a change or a bookmark: quiet, or blind. kube-apiserver 1.20 keeps
+            # a watch from a version it does not have yet (an etcd restore) open and silent, never
+            # sending what changed meanwhile; a fresh list (one per watch timeout when idle) ends that.
+            self.stats.silent += 1
+            return ""
         return version
 
 

@@ -20,9 +20,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from myapp.sdk.credentials import credentials_path, load_credentials, save_credentials
 from myapp.sdk.runtime import decode_parameter, unwrap_artifact
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ class Backend(Protocol):
     def run_detail(self, run_id: int) -> dict[str, Any]: ...
     def log_text(self, run_id: int, task: str, try_number: int | None) -> str: ...
     def fetch_artifact(self, run_id: int, task: str, output: str, dest: Path) -> Path: ...
+    def act(self, run_id: int, action: str) -> None: ...
 
 
 def urllib_transport(timeout: float = 60.0) -> Transport:
@@ -69,23 +72,34 @@ class Server:
     """A myapp server: its base URL and a bearer token (or a user name and password to sign in)."""
 
     def __init__(self, url: str, token: str | None = None, *, username: str | None = None,
-                 password: str | None = None, transport: Transport | None = None) -> None:
-        if token is None and (username is None or password is None):
+                 password: str | None = None, refresh_token: str | None = None,
+                 transport: Transport | None = None, on_refresh: Callable[[str], None] | None = None) -> None:
+        if token is None and refresh_token is None and (username is None or password is None):
             raise SubmitError("give a token, or a username and a password")
         self.url = url.rstrip("/")
         self.token = token
-        self.username, self.password = username, password
+        self.username, self.password, self.refresh_token = username, password, refresh_token
         self.transport = transport or urllib_transport()
+        self.on_refresh = on_refresh   # called with each new access token (myapp login keeps it)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Server | None:
-        """Return the server of MYAPP_URL (MYAPP_API_TOKEN or MYAPP_TOKEN, or MYAPP_USERNAME + MYAPP_PASSWORD); None if unset."""
+        """Return the server to submit to: MYAPP_URL (MYAPP_API_TOKEN or MYAPP_TOKEN, or MYAPP_USERNAME +
+        MYAPP_PASSWORD), else the sign-in `myapp login` kept; None when there is neither."""
         env = os.environ if environ is None else environ
         url = env.get("MYAPP_URL", "").strip()
-        if not url:
+        if url:
+            return cls(url, env.get("MYAPP_API_TOKEN") or env.get("MYAPP_TOKEN") or None,
+                       username=env.get("MYAPP_USERNAME"), password=env.get("MYAPP_PASSWORD"))
+        path = credentials_path(env)
+        kept = load_credentials(path)
+        if kept is None:
             return None
-        return cls(url, env.get("MYAPP_API_TOKEN") or env.get("MYAPP_TOKEN") or None, username=env.get("MYAPP_USERNAME"),
-                   password=env.get("MYAPP_PASSWORD"))
+
+        def keep(token: str) -> None:
+            save_credentials(path, replace(kept, access_token=token))
+
+        return cls(kept.url, kept.access_token, refresh_token=kept.refresh_token, on_refresh=keep)
 
     def request(self, method: str, path: str, *, json_body: Any = None, body: bytes | None = None,
                 content_type: str = "application/json") -> tuple[int, Mapping[str, str], bytes]:
@@ -100,8 +114,8 @@ class Server:
             if data is not None:
                 headers["Content-Type"] = content_type
             status, response_headers, content = self.transport(method, self.url + path, headers, data)
-            if status == 401 and attempt == 0 and self.username is not None:
-                self.token = None
+            if status == 401 and attempt == 0 and (self.username is not None or self.refresh_token is not None):
+                self.token = None   # expired: sign in again, or refresh
                 continue
             return status, response_headers, content
         raise AssertionError("unreachable")
@@ -122,6 +136,16 @@ class Server:
         return data
 
     def _sign_in(self) -> None:
+        if self.refresh_token is not None and self.password is None:
+            status, _, content = self.transport("POST", self.url + "/api/v1/security/refresh",
+                                                {"Authorization": f"Bearer {self.refresh_token}"}, None)
+            if status != 200:
+                raise SubmitError(f"the sign-in to {self.url} expired or was revoked ({status}): run `myapp login` "
+                                  "again", status)
+            self.token = str(json.loads(content)["access_token"])
+            if self.on_refresh is not None:
+                self.on_refresh(self.token)
+            return
         body = json.dumps({"username": self.username, "password": self.password, "provider": "db"}).encode()
         status, _, content = self.transport("POST", self.url + "/api/v1/security/login",
                                             {"Content-Type": "application/json"}, body)
@@ -156,6 +180,9 @@ class RestBackend:
             if not page["lines"] or page["offset"] == offset:
                 return "".join(lines)
             offset = page["offset"]
+
+    def act(self, run_id: int, action: str) -> None:
+        self.server.json("POST", f"/api/v1/runs/{run_id}/{action}")
 
     def fetch_artifact(self, run_id: int, task: str, output: str, dest: Path) -> Path:
         path = f"/api/v1/runs/{run_id}/artifacts/{urllib.parse.quote(task)}/{urllib.parse.quote(output)}"
@@ -241,6 +268,20 @@ class LocalBackend:
         return target
 
 
+    def act(self, run_id: int, action: str) -> None:
+        from myapp.cli.pipeline import runner_name
+        from myapp.core.errors import MyappError
+
+        svc = self.services
+        try:
+            if action == "stop":
+                svc.runs.stop_run(run_id, svc.clock.now(), by=runner_name())
+            else:
+                svc.runs.retry_run(run_id, svc.clock.now())
+        except MyappError as exc:   # not found, already finished, nothing to retry
+            raise SubmitError(f"{action} run {run_id}: {exc}") from None
+
+
 def _task(detail: Mapping[str, Any], name: str) -> dict[str, Any]:
     found = next((t for t in detail.get("tasks", []) if t["name"] == name), None)
     if found is None:
@@ -249,7 +290,8 @@ def _task(detail: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 
 class RunHandle:
-    """A submitted run: `wait()`, `status()`, `steps()`, `logs(step)`, `parameters(step)`, `download_artifact`."""
+    """A submitted run: `wait()`, `status()`, `steps()`, `logs(step)`, `parameters(step)`, `download_artifact`,
+    `stop()`, `retry()`."""
 
     def __init__(self, backend: Backend, run_id: int, pipeline_id: int, workflow: Workflow | None = None) -> None:
         self.backend, self.id, self.pipeline_id, self.workflow = backend, run_id, pipeline_id, workflow
@@ -274,6 +316,14 @@ class RunHandle:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"run {self.id} is still {state} after {timeout} s")
             time.sleep(poll)
+
+    def stop(self) -> None:
+        """Stop the run: running steps are killed, pending ones never start (SubmitError when finished)."""
+        self.backend.act(self.id, "stop")
+
+    def retry(self) -> None:
+        """Retry a finished run from its failures: failed and stopped steps run again, succeeded ones are kept."""
+        self.backend.act(self.id, "retry")
 
     def steps(self) -> dict[str, str]:
         """Return the state of each step (task instance) by name."""

@@ -58,6 +58,7 @@ def _clean_fake(cluster: Cluster) -> Iterator[None]:
             sim.restore_node()
         with sim.faults.lock:
             sim.faults.sidecars.clear()
+            sim.faults.pull_failures.clear()
 
 
 def _running_pod(cluster: Cluster, run_id: int, task: str) -> str:
@@ -119,26 +120,36 @@ def test_stop_sends_sigterm_to_the_task_and_does_not_wait_out_the_grace_period(c
 # --- pods that cannot start ---------------------------------------------------------------------
 
 def test_an_image_pull_error_is_waited_out_within_its_grace_and_shown(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake('a registry that fails, then recovers, on cue: a kubelet behaviour of the fake')
+    svc = cluster.services
     recovered = threading.Event()
+    if cluster.kube is not None and cluster.kubelet is not None:
+        kube = cluster.kube
 
-    def flaky_registry(k: Kubelet, pod: dict[str, Any]) -> None:
-        kube.set_pod_phase(NAMESPACE, pod["metadata"]["name"], "Pending", reason="ErrImagePull",
-                           message="rpc error: code = Unknown desc = 503 Service Unavailable")
-        recovered.wait(60)
-        k.play(pod)
+        def flaky_registry(k: Kubelet, pod: dict[str, Any]) -> None:
+            kube.set_pod_phase(NAMESPACE, pod["metadata"]["name"], "Pending", reason="ErrImagePull",
+                               message="rpc error: code = Unknown desc = 503 Service Unavailable")
+            recovered.wait(60)
+            k.play(pod)
 
-    kubelet.behave("myapp-", flaky_registry)
-    pid = save(svc, "name: flaky-registry\ntasks:\n  - {name: pull, template: shell, args: {script: 'echo pulled'}}\n")
+        cluster.kubelet.behave("myapp-", flaky_registry)
+    else:   # the node's registry refuses the image's first pulls (ErrImagePull, then back-off), until told
+        sim = cluster.node()
+        sim.fail_pulls("flaky-registry")
+    pid = save(svc, "name: flaky-registry\ntasks:\n  - {name: pull, image: 'flaky-registry/sh:1', "
+                    "command: ['sh', '-c', 'echo pulled']}\n")
     run_id = start(svc, pid)
     shown = wait_until(svc, run_id, lambda d: any(
-        c.get("reason") == "ErrImagePull" for a in d["by_name"]["pull"]["attempts"]
+        c.get("reason") in ("ErrImagePull", "ImagePullBackOff") for a in d["by_name"]["pull"]["attempts"]
         for p in a["container"].get("pods") or [] for c in p["containers"]), what="the waiting reason on the run page")
     assert shown["by_name"]["pull"]["state"] == "running", shown["by_name"]["pull"]["message"]
     recovered.set()
+    if cluster.sim is not None:
+        with cluster.sim.faults.lock:   # the registry recovers: the next pull (after the back-off) works
+            cluster.sim.faults.pull_failures.clear()
     run = wait_finished(svc, run_id)
     assert run["state"] == "succeeded", run
     assert len(run["by_name"]["pull"]["attempts"]) == 1, "a registry hiccup cost a retry"
+    assert task_lines(svc, run_id, "pull") == ["pulled"]
 
 
 def test_an_image_that_never_pulls_fails_after_the_grace(cluster: Cluster) -> None:
@@ -275,6 +286,44 @@ def test_a_throttled_or_over_quota_create_is_retried_without_using_a_task_retry(
     assert "waiting" not in run["by_name"]["t"]["attempts"][0]["container"]
     posts = [r for r in kube.requests if r.method == "POST" and r.path.endswith(f"/namespaces/{NAMESPACE}/pods")]
     assert len([r for r in posts]) >= 5
+
+
+def test_an_over_quota_create_waits_for_the_quota_without_using_a_task_retry(cluster: Cluster) -> None:
+    """403 `exceeded quota` from the quota admission plugin: tried again until the quota allows it."""
+    svc = cluster.services
+    restore: Any = None
+    if cluster.kube is not None:
+        from tests.k8sfake.faults import exceeded_quota
+
+        quota = cluster.kube.inject_fault("POST", rf"/namespaces/{NAMESPACE}/pods$", exceeded_quota("pods", "x"),
+                                          times=-1)
+        restore = cluster.kube.clear_faults
+    else:   # a ResourceQuota that allows no more pods (its usage is what the quota controller would write)
+        assert cluster.testenv is not None and cluster.testenv.admin is not None
+        admin, path = cluster.testenv.admin, f"/api/v1/namespaces/{cluster.namespace}/resourcequotas"
+        admin.create(path, {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-pods"},
+                            "spec": {"hard": {"pods": "0"}}})
+        admin.merge_patch(f"{path}/no-pods/status", {"status": {"hard": {"pods": "0"}, "used": {"pods": "0"}}})
+
+        def restore() -> None:
+            admin.delete(f"{path}/no-pods")
+    try:
+        pid = save(svc, "name: over-quota\ntasks:\n  - {name: t, template: shell, args: {script: 'echo made it'}}\n")
+        run_id = start(svc, pid)
+        waiting = wait_until(svc, run_id, lambda d: "exceeded quota" in str(
+            (d["by_name"]["t"]["attempts"] or [{}])[-1].get("container", {}).get("waiting", "")),
+            what="the create's waiting reason on the run page")
+        assert waiting["by_name"]["t"]["state"] == "running"
+        text = waiting["by_name"]["t"]["attempts"][-1]["container"]["waiting"]
+        assert text.startswith("cannot create Pod ") and "trying again in" in text, text
+    finally:
+        restore()
+    run = wait_finished(svc, run_id, timeout=120)
+    assert run["state"] == "succeeded", run
+    assert len(run["by_name"]["t"]["attempts"]) == 1, "the over-quota create cost a task retry"
+    assert "waiting" not in run["by_name"]["t"]["attempts"][0]["container"]
+    if cluster.kube is not None:
+        assert quota.hits >= 1
 
 
 def test_a_create_refused_for_good_fails_at_once(cluster: Cluster) -> None:
@@ -549,7 +598,7 @@ def test_a_line_longer_than_the_runtimes_16_kib_arrives_whole(cluster: Cluster) 
 
 
 def test_a_stalled_log_follow_is_resumed_and_loses_nothing(cluster: Cluster) -> None:
-    svc, (kube, _) = cluster.services, cluster.fake('a kubelet log stream that stalls on cue')
+    svc = cluster.services
     pid = save(svc, """
         name: stalled-log
         tasks:
@@ -558,9 +607,39 @@ def test_a_stalled_log_follow_is_resumed_and_loses_nothing(cluster: Cluster) -> 
     run_id = start(svc, pid)
     name = _running_pod(cluster, run_id, "t")
     poll(lambda: "line 2" in log_text(svc, run_id, "t"), "the follow to deliver lines", timeout=60)
-    assert kube.stall_log_streams() >= 1       # the kubelet's stream goes silent; the connection stays open
+    if cluster.kube is not None:
+        assert cluster.kube.stall_log_streams() >= 1   # the kubelet's stream goes silent; the connection stays open
+    else:
+        sim = cluster.node()
+        sim.stall_logs(f"{cluster.namespace}/{name}")   # the node's streams of the pod go silent, stay open
+        poll(lambda: any(r[1] == name and "sinceTime" in r[3] for r in sim.log_requests()),
+             "the silent follow to be resumed with sinceTime", timeout=60)
+        sim.resume_logs()
     run = wait_finished(svc, run_id)
     assert run["state"] == "succeeded"
     assert task_lines(svc, run_id, "t") == [f"line {i}" for i in range(1, 41)]
-    resumed = [r for r in kube.requests if r.path.endswith(f"/pods/{name}/log") and "sinceTime" in r.query]
-    assert resumed, "the stalled follow was never resumed"
+    if cluster.kube is not None:
+        resumed = [r for r in cluster.kube.requests if r.path.endswith(f"/pods/{name}/log") and "sinceTime" in r.query]
+        assert resumed, "the stalled follow was never resumed"
+
+
+def test_a_log_rotated_by_the_node_while_followed_loses_nothing(cluster: Cluster) -> None:
+    sim = cluster.node("log files and their rotation are the node's (the fake keeps one log per container)")
+    svc = cluster.services
+    go = Path(cluster.services.settings.workflow_space) / f"rotate-{time.monotonic_ns()}"
+    pid = save(svc, f"""
+        name: rotated-log
+        tasks:
+          - {{name: t, template: shell, args: {{script: 'for i in $(seq 1 20); do echo "line $i"; done;
+              while [ ! -e {go} ]; do sleep 0.1; done; for i in $(seq 21 40); do echo "line $i"; done'}}}}
+    """)
+    run_id = start(svc, pid)
+    name = _running_pod(cluster, run_id, "t")
+    poll(lambda: "line 20" in log_text(svc, run_id, "t"), "the first lines to be followed", timeout=60)
+    sim.rotate_logs(cluster.namespace, name)     # as kubelet at containerLogMaxSize: a fresh file from now on
+    go.touch()
+    run = wait_finished(svc, run_id)
+    assert run["state"] == "succeeded"
+    assert task_lines(svc, run_id, "t") == [f"line {i}" for i in range(1, 41)]
+
+

@@ -175,27 +175,36 @@ def test_the_watch_resumes_after_410_gone_with_a_fresh_list(cluster: Cluster) ->
 
 
 def test_an_evicted_pod_is_retried(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    svc = cluster.services
+    if cluster.kube is not None and cluster.kubelet is not None:
+        kube = cluster.kube
 
-    def evict(kubelet: Kubelet, pod: dict[str, Any]) -> None:
-        name = pod["metadata"]["name"]
-        if not name.endswith("-1"):
-            kubelet.play(pod)
-            return
-        kube.set_pod_phase(cluster.namespace, name, "Running")
-        kube.set_pod_phase(cluster.namespace, name, "Failed", reason="Evicted",
-                           message="The node was low on resource: memory.")
+        def evict(kubelet: Kubelet, pod: dict[str, Any]) -> None:
+            name = pod["metadata"]["name"]
+            if not name.endswith("-1"):
+                kubelet.play(pod)
+                return
+            kube.set_pod_phase(cluster.namespace, name, "Running")
+            kube.set_pod_phase(cluster.namespace, name, "Failed", reason="Evicted",
+                               message="The node was low on resource: memory.")
 
-    kubelet.behave("myapp-", evict)
+        cluster.kubelet.behave("myapp-", evict)
     try:
         pid = save(svc, """
             name: evicted
             tasks:
-              - {name: work, template: shell, args: {script: 'echo "try $MYAPP_TRY_NUMBER"'}, retries: 1}
+              - {name: work, template: shell, args: {script: 'echo "try $MYAPP_TRY_NUMBER"; if [ "$MYAPP_TRY_NUMBER" = 1 ]; then sleep 120; fi'}, retries: 1}
         """)
-        run = wait_finished(svc, start(svc, pid))
+        run_id = start(svc, pid)
+        if cluster.sim is not None:   # kubelet's node-pressure eviction of the first try's pod
+            name = _pod_names(cluster, run_id, "work")[0]
+            poll(lambda: ((cluster.get_pod(name) or {}).get("status") or {}).get("phase") == "Running",
+                 "the first try to run", timeout=120)
+            cluster.sim.evict(cluster.namespace, name, message="The node was low on resource: memory. ")
+        run = wait_finished(svc, run_id, timeout=120)
     finally:
-        kubelet.behaviours.clear()
+        if cluster.kubelet is not None:
+            cluster.kubelet.behaviours.clear()
     ti = run["by_name"]["work"]
     assert run["state"] == "succeeded" and [a["state"] for a in ti["attempts"]] == ["failed", "succeeded"]
     assert "evicted: The node was low on resource: memory." in ti["attempts"][0]["message"]
@@ -375,38 +384,29 @@ def test_a_resource_succeeds_fails_and_is_deleted_on_stop(cluster: Cluster) -> N
 # --- the watcher process -----------------------------------------------------------------------
 
 def test_a_restarted_watcher_picks_up_running_attempts(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
-    release = threading.Event()
-
-    def hold(k: Kubelet, pod: dict[str, Any]) -> None:
-        name = pod["metadata"]["name"]
-        kube.set_pod_phase(cluster.namespace, name, "Running")
-        kube.append_log(cluster.namespace, name, "before the restart\n")
-        release.wait(30)
-        kube.append_log(cluster.namespace, name, "after the restart\n")
-        kube.finish_pod(cluster.namespace, name, exit_code=0, message="myapp-outputs 1\nanswer 2\n42\n")
-
-    kubelet.behave("myapp-", hold)
-    try:
-        pid = save(svc, """
-            name: survives
-            tasks:
-              - {name: held, image: 'busybox:1.36', command: ['true'], outputs: [{name: answer, path: /tmp/a.txt}]}
-              - {name: next, template: shell, args: {script: 'echo "got $answer"'}, inputs: {answer: {from: held.answer}}}
-        """)
-        run_id = start(svc, pid)
-        _pod_names(cluster, run_id, "held")
-        cluster.watcher.stop()
-        kubelet.behaviours.clear()
-        release.set()
-        poll(lambda: (kube.get("pods", cluster.namespace, _pod_names(cluster, run_id, "held")[0]) or {})
-              .get("status", {}).get("phase") == "Succeeded", "the pod to finish while no watcher runs")
-        cluster.watcher.start()
-        run = wait_finished(svc, run_id)
-    finally:
-        release.set()
-        kubelet.behaviours.clear()
+    svc = cluster.services
+    go = Path(svc.settings.workflow_space) / f"release-{time.monotonic_ns()}"
+    pid = save(svc, f"""
+        name: survives
+        tasks:
+          - name: held
+            image: 'busybox:1.36'
+            command: ['sh', '-c', 'echo before the restart; while [ ! -e {go} ]; do sleep 0.1; done;
+                      echo after the restart; echo 42 > a.txt']
+            outputs: [{{name: answer, path: a.txt}}]
+          - {{name: next, template: shell, args: {{script: 'echo "got $answer"'}}, inputs: {{answer: {{from: held.answer}}}}}}
+    """)
+    run_id = start(svc, pid)
+    name = _pod_names(cluster, run_id, "held")[0]
+    poll(lambda: "before the restart" in log_text(svc, run_id, "held"), "the pod to run and be followed", timeout=120)
+    cluster.watcher.stop()
+    go.touch()
+    poll(lambda: ((cluster.get_pod(name) or {}).get("status") or {}).get("phase") == "Succeeded",
+         "the pod to finish while no watcher runs", timeout=60)
+    cluster.watcher.start()
+    run = wait_finished(svc, run_id, timeout=120)
     assert run["state"] == "succeeded", run
+    assert [a["state"] for a in run["by_name"]["held"]["attempts"]] == ["succeeded"], "the restart cost a retry"
     assert run["by_name"]["held"]["outputs"]["answer"] == {"type": "text", "value": "42"}
     assert "after the restart" in log_text(svc, run_id, "held")
     assert task_lines(svc, run_id, "next") == ["got 42"]

@@ -4,8 +4,12 @@ Flask's test client), run by a real Celery worker; state, steps, logs, outputs a
 from __future__ import annotations
 
 import io
+import os
+import stat
+import subprocess
+import sys
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +17,11 @@ import pytest
 from flask.testing import FlaskClient
 
 from myapp.sdk import PythonOPTemplate, Server, Step, SubmitError, Workflow
+from myapp.sdk.credentials import load_credentials
 from myapp.web.app import create_app
 from tests.accounts import ensure_user
-from tests.unit.sdk.ops import WriteFile, directory, read_files
+from tests.conftest import REPO
+from tests.unit.sdk.ops import WriteFile, directory, flaky, read_files, sleepy
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 WAIT = 120
@@ -166,3 +172,70 @@ def _token(client: FlaskClient, user: str, password: str) -> str:
     res = client.post("/api/v1/security/login", json={"username": user, "password": password, "provider": "db"})
     assert res.status_code == 200, res.get_data(as_text=True)
     return str(res.get_json()["access_token"])
+
+
+@pytest.fixture(scope="module")
+def live_url(app: Any) -> Iterator[str]:
+    """The web app served over real HTTP (werkzeug in a thread), as the browser tests serve it."""
+    from tests.browser.conftest import LiveServer
+
+    with LiveServer(app) as server:
+        yield server.url
+
+
+def myapp_cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "myapp", *args], env=env, input=stdin, capture_output=True,
+                          text=True, timeout=60, cwd=REPO)
+
+
+def test_myapp_login_keeps_a_sign_in_the_sdk_submits_with(live_url: str, tmp_path: Path) -> None:
+    creds = tmp_path / "credentials.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
+    env.update({"MYAPP_CREDENTIALS": str(creds), "PYTHONPATH": str(REPO)})
+    refused = myapp_cli(env, "login", live_url, "--password-stdin", stdin="wrong-pass\n")
+    assert refused.returncode == 1 and "refused (401)" in refused.stderr and not creds.exists()
+    signed = myapp_cli(env, "login", live_url, "--password-stdin", stdin="admin-pass\n")
+    assert signed.returncode == 0, signed.stderr
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o600 and "admin-pass" not in creds.read_text()
+    server = Server.from_env({"MYAPP_CREDENTIALS": str(creds)})
+    assert server is not None and server.url == live_url
+    server.token = "expired"   # as after jwt_access_minutes: the refresh token gets a new one, kept in the file
+    run = hello("sdk-login").submit(server=server)
+    check_hello(run, tmp_path)   # over real HTTP: submit, logs, outputs, artifact download (urllib)
+    kept = load_credentials(creds)
+    assert kept is not None and kept.access_token == server.token != "expired"
+    out = myapp_cli(env, "logout")
+    assert out.returncode == 0 and out.stdout.startswith("signed out of") and not creds.exists(), out.stderr
+    server.token = None
+    with pytest.raises(SubmitError, match="run `myapp login` again"):   # revoked on the server
+        server.json("GET", "/api/v1/runs/")
+    assert myapp_cli(env, "logout").returncode == 1
+
+
+@pytest.mark.parametrize("over", ["rest", "local"])
+def test_stop_and_retry_through_the_handle(app: Any, engine_services: Any, tmp_path: Path, over: str) -> None:
+    submit: dict[str, Any] = {"server": server(app)} if over == "rest" else {"services": engine_services}
+    slow = Workflow(f"sdk-stop-{over}").add(Step("nap", PythonOPTemplate(sleepy), parameters={"seconds": 120}))
+    run = slow.submit(**submit)
+    _until(lambda: "sleeping" in run.logs("nap"), "the step to start")
+    run.stop()
+    assert run.wait(timeout=WAIT) == "stopped" and run.steps() == {"nap": "stopped"}
+    with pytest.raises(SubmitError):
+        run.stop()   # already finished
+    wf = Workflow(f"sdk-retry-{over}").add(
+        Step("flaky", PythonOPTemplate(flaky), parameters={"marker": str(tmp_path / "marker")}))
+    run = wf.submit(**submit)
+    assert run.wait(timeout=WAIT) == "failed"
+    assert "first try fails on purpose" in run.logs("flaky")
+    run.retry()
+    assert run.wait(timeout=WAIT) == "succeeded"
+    assert run.parameters("flaky") == {"tries": 2} and run.step("flaky")["try_number"] == 2
+
+
+def _until(condition: Any, what: str, timeout: float = WAIT) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)

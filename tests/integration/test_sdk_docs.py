@@ -35,7 +35,7 @@ def run_example(where: Path, env: dict[str, str]) -> subprocess.CompletedProcess
 
 def test_the_documented_example_runs_locally_and_over_rest(tmp_path: Path) -> None:
     env = standalone_env(tmp_path)
-    env["PYTHONPATH"] = str(REPO)
+    env.update({"PYTHONPATH": str(REPO), "MYAPP_CREDENTIALS": str(tmp_path / "no-sign-in.json")})
     proc = start_standalone(tmp_path, env, port := free_port())
     try:
         local = run_example(tmp_path / "local", env)
