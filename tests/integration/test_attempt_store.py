@@ -306,3 +306,31 @@ def test_a_waiting_message_is_resent_with_backoff_not_every_pass(services: Any, 
                                            .where(TaskInstance.id == ti_id)).one()
     assert (state, still_queued_at) == ("queued", queued_at)  # when it was really queued is kept
     assert services.attempts.claim(ti_id, "w", queued_at + timedelta(seconds=50)) is not None
+
+
+def test_no_resend_while_the_broker_queue_holds_a_message_for_every_queued_task(services: Any,
+                                                                                sent: list[int]) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import func
+
+    ids = []
+    for i in range(3):
+        start(services, fanout(services, f"resend-backlog-{i}", 0))
+        ids.append(sent.pop())
+    with services.db.read() as s:
+        latest = s.scalar(select(func.max(TaskInstance.queued_at)).where(TaskInstance.id.in_(ids)))
+        queued = s.scalar(select(func.count()).select_from(TaskInstance).where(TaskInstance.state == "queued"))
+    later = latest + timedelta(seconds=11)
+
+    def resent(backlog: int | None) -> list[int]:
+        sent.clear()
+        counts = services.attempts.reconcile(later, heartbeat_timeout=60, requeue_after=10, broker_backlog=backlog)
+        assert counts["requeued"] == len(sent)
+        return list(sent)
+
+    assert resent(queued) == [] and resent(queued + 5) == []   # a message waits for each: none is lost for sure
+    first = resent(queued - 1)                               # one is missing: one (the oldest stale) goes again
+    assert len(first) == 1
+    rest = resent(None)                                      # the broker cannot say: by age, as before
+    assert set(ids) - set(first) <= set(rest) and not set(first) & set(rest)
