@@ -256,3 +256,11 @@ def _to_utc(wall: datetime, timezone: str) -> datetime:
     if wall.tzinfo is not None:
         return wall.astimezone(UTC)
     return wall_time_to_instant(wall, timezone)
+
+
+def pipeline_and_spec(s: Session, project: str, name: str) -> tuple[Pipeline | None, dict[str, Any] | None]:
+    """Return the pipeline `project/name` and its current version's stored spec (None, None if there is none)."""
+    found = s.execute(select(Pipeline, PipelineVersion.spec).join(Project, Project.id == Pipeline.project_id)
+                      .outerjoin(PipelineVersion, PipelineVersion.id == Pipeline.current_version_id)
+                      .where(Project.name == project, Pipeline.name == name)).first()
+    return (found[0], found[1]) if found is not None else (None, None)
