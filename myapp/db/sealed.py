@@ -43,28 +43,36 @@ class Keyring:
 
     def configure(self, keys: Sequence[bytes]) -> None:
         """Seal with keys[0] from now on; open with these and every key configured before."""
-        from cryptography.fernet import Fernet, MultiFernet
-
         with self._lock:
             self._keys = list(dict.fromkeys([*keys, *self._keys]))
-            self._fernet = MultiFernet([Fernet(k) for k in self._keys])
+            self._fernet = None   # built on first use: a process that meets no secret never loads cryptography
+
+    def _cipher(self) -> Any:
+        with self._lock:
+            if self._fernet is None and self._keys:
+                from cryptography.fernet import Fernet, MultiFernet
+
+                self._fernet = MultiFernet([Fernet(k) for k in self._keys])
+            return self._fernet
 
     def seal(self, text: str) -> str:
         if text.startswith(PREFIX):
             return text
-        if self._fernet is None:
+        cipher = self._cipher()
+        if cipher is None:
             raise SealError("no key to seal secrets with (configure MYAPP_SECRET_KEY or MYAPP_SECRETS_KEYS)")
-        return PREFIX + str(self._fernet.encrypt(text.encode()).decode())
+        return PREFIX + str(cipher.encrypt(text.encode()).decode())
 
     def open(self, text: str) -> str:
         if not text.startswith(PREFIX):
             return text
+        cipher = self._cipher()
+        if cipher is None:
+            raise SealError("a stored secret is sealed, and no key is configured to open it")
         from cryptography.fernet import InvalidToken
 
-        if self._fernet is None:
-            raise SealError("a stored secret is sealed, and no key is configured to open it")
         try:
-            return str(self._fernet.decrypt(text[len(PREFIX):].encode()).decode())
+            return str(cipher.decrypt(text[len(PREFIX):].encode()).decode())
         except InvalidToken:
             raise SealError("a stored secret was sealed with a key that is not in MYAPP_SECRETS_KEYS "
                             "(or MYAPP_SECRET_KEY changed); add the old key after the new one") from None
