@@ -152,12 +152,17 @@ class FakeCluster:
 
 
 def real(args: argparse.Namespace, home: Path) -> None:
-    from tests.k8ssim.testenv import TestEnv, missing_binaries
+    from dataclasses import replace
+
+    from tests.k8ssim.testenv import TestEnv, missing_binaries, test_config
 
     why = missing_binaries()
     if why:
         raise SystemExit(f"--server real cannot run here: {why}")
-    env = TestEnv(home / "testenv").start()
+    # kubelet's maxPods is 110: this node takes them all (--max-pods on a real node)
+    config = replace(test_config(), capacity={"cpu": "1000", "memory": "4000Gi", "pods": str(args.pods + 10),
+                                              "ephemeral-storage": "100Ti"})
+    env = TestEnv(home / "testenv", config).start()
     try:
         run(args, home, RealCluster(env, home))
     finally:
