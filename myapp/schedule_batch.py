@@ -109,7 +109,7 @@ class Batch:
             plan = plan_pass(schedule_of(pipeline), list(snap.records.values()), snap.active, self.now,
                              backfill_chunk=self.services.settings.backfill_chunk,
                              last_pass_at=pipeline.last_tick_at)
-        except Exception as exc:  # a broken schedule must not stop the pass (PRODUCT.md §3)
+        except Exception as exc:  # a broken schedule must not stop the pass (docs/rules.md P3)
             self._fail(pipeline, f"schedule error: {exc}")
             self.next_fire[pipeline.id] = self.now + ERROR_RETRY
             return None

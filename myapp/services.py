@@ -113,6 +113,6 @@ def build_services(settings: Settings, dispatch: Dispatch | None = None) -> Serv
         settings=settings, db=db, templates=templates,
         pipelines=PipelineStore(db, templates, cron_check_for(settings), parse_roots(settings.output_roots),
                                 resource_check_for(settings), webhook_check_for(settings)),
-        runs=runs, attempts=AttemptStore(runs), logs=LogReader(settings.logs_dir, redis_client),
+        runs=runs, attempts=AttemptStore(runs, fast_path=settings.sql_fast_paths), logs=LogReader(settings.logs_dir, redis_client),
         redis=redis_client, clock=SystemClock(),
     )

@@ -66,6 +66,7 @@ class Settings:
     backfill_confirm: int = 50             # a save or enable that would start more cron runs needs a confirmation
     retention_days: int = 0                # the beat runs `myapp db clean --older-than N` daily; 0 = never
     reconcile_interval: int = 10
+    sql_fast_paths: bool = True            # PostgreSQL's one-statement claim/finish; false: the generic path
     heartbeat_interval: float = 2.0
     heartbeat_timeout: int = 60
     requeue_after: int = 120

@@ -1,4 +1,4 @@
-"""Plain factory functions with defaults for domain values (STYLE.md rule 15), and fakes of ports.
+"""Plain factory functions with defaults for domain values (docs/rules.md S15), and fakes of ports.
 
 `make_pipeline(tasks=[make_task("a"), make_task("b", depends_on=("a",))])`; every field can be
 overridden by keyword. `make_catalog()` holds the built-in templates of `plugins/`.

@@ -1,4 +1,4 @@
-"""The built-in templates' own code (PRODUCT.md §6): small entrypoints and pure builders.
+"""The built-in templates' own code (docs/rules.md P6): small entrypoints and pure builders.
 
 Entrypoints run inside a task's process or pod and use the standard library only:
 `python3 -m myapp.builtins.http` (call a URL, check the status, write the body) and

@@ -3,7 +3,7 @@
 A manifest comes from the template (`extra.manifest`, as YAML text or a mapping; user templates
 in the style of a Resource WorkflowTemplate) or from the task's `manifest` argument (the built-in
 `k8s-resource`). It is parsed first and rendered string by string, so no value can change its
-structure: Jinja (the sandbox of PRODUCT.md §2), then `$(params.NAME)`, where NAME is a declared
+structure: Jinja (the sandbox of docs/rules.md P2), then `$(params.NAME)`, where NAME is a declared
 parameter of the template or a key of the `params` JSON argument. A string that is exactly
 `$(params.NAME)` takes the value's type (`replicas: $(params.workers)` gives an integer).
 The Kubernetes executor creates the object and watches `success_condition`/`failure_condition`.

@@ -1,6 +1,6 @@
 """Poll a check until it is done or failed, or a timeout passes. Standard library only.
 
-The clock and the sleep are passed in (STYLE.md rule 3), so tests move time without waiting.
+The clock and the sleep are passed in (docs/rules.md S3), so tests move time without waiting.
 """
 
 from __future__ import annotations

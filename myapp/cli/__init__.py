@@ -1,4 +1,4 @@
-"""The `myapp` command line (PRODUCT.md §7): the entry module that loads settings and wires services.
+"""The `myapp` command line (docs/rules.md P7): the entry module that loads settings and wires services.
 
 Errors are printed as one line on stderr: exit 2 for invalid input (a pipeline rule, a bad
 setting), 1 for anything else the user asked that cannot be done (not found, wrong state).

@@ -172,11 +172,16 @@ def safe_env(env: Mapping[str, str]) -> dict[str, str]:
 
 def celery_worker_argv(settings: Settings, *, beat: bool, concurrency: int | None, pool: str = "prefork",
                        quiet: bool = False) -> list[str]:
-    """Return the argv of a Celery worker (optionally with the embedded beat; quiet: no banner, warnings only)."""
+    """Return the argv of a Celery worker (optionally with the embedded beat; quiet: no banner, warnings only).
+
+    It consumes the execute queue and the control queue (passes, wakes, reconciler, alerts).
+    """
+    from myapp.queue.celery_app import CONTROL_QUEUE, QUEUE
+
     argv = ["--quiet"] if quiet else []
     argv += ["worker", f"--loglevel={'WARNING' if quiet else 'INFO'}",
              f"--concurrency={concurrency or settings.worker_concurrency}", f"--pool={pool}",
-             "-Q", "myapp", "--without-gossip", "--without-mingle", "-n", f"myapp-{os.getpid()}@%h"]
+             "-Q", f"{QUEUE},{CONTROL_QUEUE}", "--without-gossip", "--without-mingle", "-n", f"myapp-{os.getpid()}@%h"]
     if beat:
         argv += ["-B", f"--schedule={settings.home / 'celerybeat-schedule'}"]
     return argv

@@ -1,4 +1,4 @@
-"""Who may do what (PRODUCT.md §7 roles): one pure table of project roles, used by the stores and APIs.
+"""Who may do what (docs/rules.md P7 roles): one pure table of project roles, used by the stores and APIs.
 
 Two layers decide: Flask-AppBuilder roles (Admin, User, Viewer) guard each endpoint by resource
 (`can_read`/`can_write` on Pipelines, Runs, Templates, Schedules); project roles (owner, member,

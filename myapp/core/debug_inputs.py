@@ -1,4 +1,4 @@
-"""The inputs of a debug run of one task (PRODUCT.md §4 "Debug run"): what fills each one.
+"""The inputs of a debug run of one task (docs/rules.md P4 "Debug run"): what fills each one.
 
 A debug run executes one task alone, so its upstream tasks do not run. Each input is, in order:
 the value the user gave (`--input NAME=VALUE`, the editor's dialog), else what its binding gives

@@ -1,4 +1,4 @@
-"""DAG-run decisions (PRODUCT.md §4, SEMANTICS.md R10) as pure functions of task states and `now`.
+"""DAG-run decisions (docs/rules.md P4 and R10) as pure functions of task states and `now`.
 
 The run store loads the part of a run a decision needs, calls these, and applies the result in
 one transaction. Nothing here touches a database, a queue or a clock.

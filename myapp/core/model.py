@@ -1,4 +1,4 @@
-"""Immutable domain values: pipeline definitions (PRODUCT.md §2) and task templates (§6).
+"""Immutable domain values: pipeline definitions (docs/rules.md P2) and task templates (P6).
 
 These are what the YAML, the REST API and the canvas all parse into, and what the engine and
 executors read. Change them with `dataclasses.replace`. No I/O; standard library only.
@@ -96,7 +96,7 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class ScheduleSpec:
-    """The pipeline's schedule (PRODUCT.md §3); `start_time` is a naive wall time in `timezone`."""
+    """The pipeline's schedule (docs/rules.md P3); `start_time` is a naive wall time in `timezone`."""
 
     type: ScheduleType = "once"
     cron: str | None = None
@@ -118,7 +118,7 @@ class AlertSpec:
 
 @dataclass(frozen=True)
 class PipelineSpec:
-    """A whole pipeline definition as in the YAML of PRODUCT.md §2."""
+    """A whole pipeline definition as in the YAML of docs/rules.md P2."""
 
     name: str
     project: str = "default"
@@ -174,7 +174,7 @@ class TemplateSpec:
     mounts: tuple[str, ...] = ()
     resources: Resources = field(default_factory=Resources)
     args_style: ArgsStyle = "cli"     # parameters not used in `command`: --name=value, or env NAME
-    monitoring: bool = False          # fixed small resources (PRODUCT §6 wait-for)
+    monitoring: bool = False          # fixed small resources (docs/rules.md P6 wait-for)
     readme: str = ""
     extra: Mapping[str, object] = field(default_factory=dict)   # kind-specific (manifest, replicas...)
 

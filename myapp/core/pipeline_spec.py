@@ -1,8 +1,8 @@
-"""The pipeline document (PRODUCT.md §2) as a plain dict <-> PipelineSpec, and its content hash.
+"""The pipeline document (docs/rules.md P2) as a plain dict <-> PipelineSpec, and its content hash.
 
 `parse_pipeline` checks structure only (types, unknown keys, enumerations) and raises the first
 SpecError with its field path (`tasks[load].inputs.day.from`); the rules between fields live in
-`validate.py`. `pipeline_to_dict` writes the canonical form: keys in the order of PRODUCT.md §2,
+`validate.py`. `pipeline_to_dict` writes the canonical form: keys in the order of docs/rules.md P2,
 defaults omitted, inputs in their short forms. Works on plain dicts: no YAML, no I/O.
 """
 
@@ -52,7 +52,7 @@ ALERT_KEYS = ("webhooks", "on")
 
 
 def parse_pipeline(data: Mapping[str, object], *, default_timezone: str = "UTC") -> PipelineSpec:
-    """Build a PipelineSpec from the plain dict of PRODUCT.md §2; SpecError on a structural error."""
+    """Build a PipelineSpec from the plain dict of docs/rules.md P2; SpecError on a structural error."""
     top = read_mapping(data, "")
     check_keys(top, PIPELINE_KEYS, "")
     return PipelineSpec(

@@ -1,4 +1,4 @@
-"""Run-time rendering of a task into argv, env, image and outputs (PRODUCT.md §2).
+"""Run-time rendering of a task into argv, env, image and outputs (docs/rules.md P2).
 
 Order: Jinja first (sandbox.py; args, command elements, env values), then `$(params.NAME)` and
 `$name` substitution in one pass, so a value is never evaluated twice. Interpreter code (argv.py,

@@ -1,4 +1,4 @@
-"""The Jinja sandbox that renders pipeline text at run time (PRODUCT.md §2), bounded in memory and time.
+"""The Jinja sandbox that renders pipeline text at run time (docs/rules.md P2), bounded in memory and time.
 
 One immutable sandboxed environment with no globals, no loader and no autoescape; the caller
 passes exactly the documented variables. `datetime` and `uuid` are small namespaces, not the

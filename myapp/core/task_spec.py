@@ -1,4 +1,4 @@
-"""One task of a pipeline document (PRODUCT.md §2) as a plain dict <-> TaskSpec.
+"""One task of a pipeline document (docs/rules.md P2) as a plain dict <-> TaskSpec.
 
 Inputs come in four forms: `{from: task.output}`, `{from: params.name}`, a bare literal, or
 `{value: x}`; the canonical form writes them back short. Outputs and resources share their form
@@ -180,7 +180,7 @@ def _parse_output(raw: object, path: str) -> OutputSpec:
 
 
 def output_to_dict(output: OutputSpec) -> dict[str, object]:
-    """Return an output declaration; `type` is always written, as in PRODUCT.md §2."""
+    """Return an output declaration; `type` is always written, as in docs/rules.md P2."""
     out: dict[str, object] = {"name": output.name, "path": output.path, "type": output.type}
     put(out, "description", output.description, "")
     return out

@@ -1,4 +1,4 @@
-"""The one pipeline checker behind save, import and `pipeline validate` (PRODUCT.md §2, SEMANTICS R12).
+"""The one pipeline checker behind save, import and `pipeline validate` (docs/rules.md P2 and R12).
 
 `validate_pipeline` returns every broken rule as a SpecError whose field names the task and field
 (`tasks[load].inputs.day.from`); callers show the first (CLI) or all (API, 4xx). The cron dialect

@@ -65,13 +65,19 @@ _CLAIM_READ = (
            TaskInstance.task_name, TaskInstance.state.label("ti_state"), TaskInstance.inputs)
     .join_from(Run, TaskInstance, TaskInstance.run_id == Run.id)
     .where(TaskInstance.id == bindparam("ti_id")))
-_CLAIM_START = (
+# MySQL/MariaDB cannot lock one table of a join (no FOR SHARE OF): the run is locked first on its
+# own, by id; a shared lock on the joined task instance row too made a claim and a stop deadlock.
+_RUN_OF_TASK = select(TaskInstance.run_id).where(TaskInstance.id == bindparam("ti_id"))
+_LOCK_RUN_SHARED = select(Run.id).where(Run.id == bindparam("run_id")).with_for_update(read=True)
+_CLAIM_START_PLAIN = (
     update(TaskInstance)
     .where(TaskInstance.id == bindparam("ti_id"), moving_to(TaskInstance.state, TASK, TaskState.RUNNING))
     .values(state=TaskState.RUNNING.value, try_number=TaskInstance.try_number + 1,
-            started_at=func.coalesce(TaskInstance.started_at, bindparam("now", type_=UTCDateTime())))
-    .returning(TaskInstance.try_number))
-_INSERT_ATTEMPT = insert(TaskAttempt).returning(TaskAttempt.id)
+            started_at=func.coalesce(TaskInstance.started_at, bindparam("now", type_=UTCDateTime()))))
+_CLAIM_START = _CLAIM_START_PLAIN.returning(TaskInstance.try_number)
+_TRY_NUMBER = select(TaskInstance.try_number).where(TaskInstance.id == bindparam("ti_id"))
+_INSERT_ATTEMPT_PLAIN = insert(TaskAttempt)
+_INSERT_ATTEMPT = _INSERT_ATTEMPT_PLAIN.returning(TaskAttempt.id)
 _RUN_OF_ATTEMPT = (select(TaskInstance.run_id).join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
                    .where(TaskAttempt.id == bindparam("attempt_id")).scalar_subquery())
 _TASK_OF_ATTEMPT = (select(TaskInstance.task_name).join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
@@ -79,9 +85,9 @@ _TASK_OF_ATTEMPT = (select(TaskInstance.task_name).join(TaskAttempt, TaskAttempt
 # The run's head (locked) and the attempt's task name: what a success releases is known before it is written.
 _FINISH_LOCK = (select(Run.id, Run.state, Run.version_id, Run.debug_task, Run.deadline_at, _TASK_OF_ATTEMPT)
                 .where(Run.id == _RUN_OF_ATTEMPT))
-_END_RUNNING_ATTEMPT = (update(TaskAttempt)
-                        .where(TaskAttempt.id == bindparam("attempt_id"), _ATTEMPT_RUNNING)
-                        .returning(TaskAttempt.task_instance_id))
+_END_RUNNING_ATTEMPT_PLAIN = update(TaskAttempt).where(TaskAttempt.id == bindparam("attempt_id"), _ATTEMPT_RUNNING)
+_END_RUNNING_ATTEMPT = _END_RUNNING_ATTEMPT_PLAIN.returning(TaskAttempt.task_instance_id)
+_TASK_INSTANCE_OF_ATTEMPT = select(TaskAttempt.task_instance_id).where(TaskAttempt.id == bindparam("attempt_id"))
 _ATTEMPT_END = select(TaskAttempt.message, TaskAttempt.ended_at).where(TaskAttempt.id == bindparam("attempt_id"))
 _END_ATTEMPT = update(TaskAttempt).where(TaskAttempt.id == bindparam("attempt_id"))
 _TASK_TRIES = (select(TaskInstance.task_name, TaskInstance.try_number, TaskInstance.max_tries,
@@ -162,24 +168,44 @@ _SET_ATTEMPT_DEADLINE = update(TaskAttempt).where(TaskAttempt.id == bindparam("a
     deadline_at=bindparam("deadline", type_=UTCDateTime()))
 # A success returns the task's name and whether another task instance of the run is unfinished,
 # in the same round trip (the run lock keeps the others as they are).
-_SET_TASK_SUCCEEDED = _SET_TASK.returning(TaskInstance.task_name, exists().where(
-    _OTHER.run_id == bindparam("of_run"), _OTHER.id != bindparam("ti_id"),
-    _OTHER.state.in_(sorted(t.value for t in TASK_UNFINISHED))))
+_OTHERS_OF_RUN_UNFINISHED = exists().where(_OTHER.run_id == bindparam("of_run"), _OTHER.id != bindparam("ti_id"),
+                                           _OTHER.state.in_(sorted(t.value for t in TASK_UNFINISHED)))
+_SET_TASK_SUCCEEDED = _SET_TASK.returning(TaskInstance.task_name, _OTHERS_OF_RUN_UNFINISHED)
+_SUCCEEDED_TASK = select(TaskInstance.task_name, _OTHERS_OF_RUN_UNFINISHED).where(TaskInstance.id == bindparam("ti_id"))
+
+
+def _changed(conn: Connection, returning: Any, plain: Any, read_back: Any, params: dict[str, Any],
+             read_params: dict[str, Any] | None = None) -> Any:
+    """Run a guarded UPDATE and return its RETURNING row (a Row), or None when the guard matched nothing.
+
+    MySQL and MariaDB have no UPDATE ... RETURNING: there the plain UPDATE runs, then `read_back`
+    reads the row in the same transaction (the UPDATE's row lock keeps it as written).
+    `read_params` are the parameters only the RETURNING clause (and `read_back`) use.
+    """
+    if conn.dialect.update_returning:
+        return conn.execute(returning, {**params, **(read_params or {})}).first()
+    if conn.execute(plain, params).rowcount == 0:
+        return None
+    return conn.execute(read_back, {**params, **(read_params or {})}).first()
 
 
 class AttemptStore:
     """Transactional operations on attempts; shares the run store's locking and advancing."""
 
-    def __init__(self, runs: RunStore) -> None:
+    def __init__(self, runs: RunStore, *, fast_path: bool = True) -> None:
         self.runs = runs
         self.db = runs.db
         self._names: dict[int, tuple[str, str, int]] = {}
         # Claims share the run lock (FOR SHARE OF runs: the task instance row is only read, the
         # guarded UPDATE locks it); finishing takes it exclusively. SQLite: the writer lock.
         self._claim_read, self._finish_lock = _CLAIM_READ, _FINISH_LOCK
-        self._in_one = self.db.engine.dialect.name == "postgresql"
-        if not self.db.is_sqlite:
+        # fast_path=False (setting sql_fast_paths) takes the generic path on PostgreSQL too: the
+        # contract suite runs both implementations of claim and finish on the same server.
+        self._in_one = fast_path and self.db.engine.dialect.name == "postgresql"
+        self._lock_run_first = self.db.engine.dialect.name in ("mysql", "mariadb")
+        if not self.db.is_sqlite and not self._lock_run_first:
             self._claim_read = _CLAIM_READ.with_for_update(of=Run, **self.db.lock_options(shared=True))
+        if not self.db.is_sqlite:
             self._finish_lock = _FINISH_LOCK.with_for_update(**self.db.lock_options())
 
     def claim(self, ti_id: int, worker: str, now: datetime) -> AttemptContext | None:
@@ -214,6 +240,11 @@ class AttemptStore:
             conn = s.connection()
             # A shared lock on the run: claims of one run do not wait for each other, while
             # stop, timeout and finish (exclusive) are serialized against them.
+            if self._lock_run_first:
+                run_id = conn.execute(_RUN_OF_TASK, {"ti_id": ti_id}).scalar()
+                if run_id is None:
+                    return None
+                conn.execute(_LOCK_RUN_SHARED, {"run_id": run_id})
             row = conn.execute(self._claim_read, {"ti_id": ti_id}).first()
             if (row is None or TaskState(row.ti_state) not in TASK.sources(TaskState.RUNNING)
                     or row.state != RunState.RUNNING.value):
@@ -261,12 +292,18 @@ class AttemptStore:
         Guarded by state = queued: of two claims racing for one task instance, the second waits
         for the first's row lock, then finds it running and changes nothing (None).
         """
-        try_number = conn.execute(_CLAIM_START, {"ti_id": ti_id, "now": now}).scalar()
-        if try_number is None:
+        started = _changed(conn, _CLAIM_START, _CLAIM_START_PLAIN, _TRY_NUMBER, {"ti_id": ti_id, "now": now})
+        if started is None:
             return None
-        attempt_id = conn.execute(_INSERT_ATTEMPT, {
-            "task_instance_id": ti_id, "try_number": try_number, "state": ATTEMPT.initial.value, "worker": worker,
-            "started_at": now, "heartbeat_at": now, "deadline_at": deadline}).scalar_one()
+        try_number = started[0]
+        values = {"task_instance_id": ti_id, "try_number": try_number, "state": ATTEMPT.initial.value,
+                  "worker": worker, "started_at": now, "heartbeat_at": now, "deadline_at": deadline}
+        if conn.dialect.insert_returning:
+            attempt_id = conn.execute(_INSERT_ATTEMPT, values).scalar_one()
+        else:   # MySQL
+            key = conn.execute(_INSERT_ATTEMPT_PLAIN, values).inserted_primary_key
+            assert key is not None
+            attempt_id = int(key[0])
         return attempt_id, try_number
 
     def _context(self, s: Session, conn: Connection, run: Row[Any], ti_id: int, started: tuple[int, int],
@@ -355,16 +392,19 @@ class AttemptStore:
         if result.succeeded and self._in_one:
             return self._succeed_in_one(s, run, attempt_id, task_name, result, now)
         # A new statement after the lock: it sees what a stop or timeout committed while we waited.
-        ti_id = conn.execute(_END_RUNNING_ATTEMPT, {
+        ended = _changed(conn, _END_RUNNING_ATTEMPT, _END_RUNNING_ATTEMPT_PLAIN, _TASK_INSTANCE_OF_ATTEMPT, {
             "attempt_id": attempt_id, "state": (AttemptState.SUCCEEDED if result.succeeded else AttemptState.FAILED).value,
-            "exit_code": result.exit_code, "ended_at": now, "message": result.message}).scalar()
+            "exit_code": result.exit_code, "ended_at": now, "message": result.message})
+        ti_id = None if ended is None else ended[0]
         if ti_id is None:
             return self._end_taken_attempt(conn, attempt_id, result, now)
         inputs = {"inputs": dict(result.inputs)} if result.inputs else {}
         if result.succeeded:
-            name, others_unfinished = conn.execute(_SET_TASK_SUCCEEDED, {
-                "ti_id": ti_id, "of_run": run.id, "state": TaskState.SUCCEEDED.value,
-                "outputs": dict(result.outputs), "message": "", "ended_at": now, **inputs}).one()
+            done = _changed(conn, _SET_TASK_SUCCEEDED, _SET_TASK, _SUCCEEDED_TASK, {
+                "ti_id": ti_id, "state": TaskState.SUCCEEDED.value,
+                "outputs": dict(result.outputs), "message": "", "ended_at": now, **inputs}, {"of_run": run.id})
+            assert done is not None   # the attempt was running, so its task instance is (the run is locked)
+            name, others_unfinished = done[0], bool(done[1])
             return self._after_success(s, run, name, others_unfinished, now)
         return self._fail_task(s, run, ti_id, result, now, inputs)
 
@@ -419,17 +459,18 @@ class AttemptStore:
 
     # ----- the reconciler ---------------------------------------------------------------
     def reconcile(self, now: datetime, *, heartbeat_timeout: float, requeue_after: float,
-                  watcher_timeout: float | None = None) -> dict[str, int]:
+                  watcher_timeout: float | None = None, broker_backlog: int | None = None) -> dict[str, int]:
         """Repair what lost messages or dead workers left behind; return counts per repair.
 
         Attempts owned by a Kubernetes watcher (worker `k8s:GROUP`) are lost only after
         `watcher_timeout` (when longer): their pods run on without it, and a restarted or
-        failed-over watcher (a new Lease holder) adopts them.
+        failed-over watcher (a new Lease holder) adopts them. `broker_backlog`, when the broker
+        can tell, is how many execute messages wait in its queue (see `_requeue_stale`).
         """
         counts = {
             "timed_out_runs": self._time_out_runs(now),
             "lost_attempts": self._fail_lost_attempts(now, heartbeat_timeout, max(watcher_timeout or 0, heartbeat_timeout)),
-            "requeued": self._requeue_stale(now, requeue_after),
+            "requeued": self._requeue_stale(now, requeue_after, broker_backlog),
             "advanced_runs": self._advance_idle_runs(now),
         }
         return counts
@@ -458,7 +499,7 @@ class AttemptStore:
             self.finish(attempt_id, AttemptResult(succeeded=False, message=msg), now)
         return len(rows)
 
-    def _requeue_stale(self, now: datetime, requeue_after: float) -> int:
+    def _requeue_stale(self, now: datetime, requeue_after: float, backlog: int | None = None) -> int:
         """Re-send queued task instances whose message may be lost, backing off per task instance.
 
         A message waiting `requeue_after` is re-sent; then again only once it has waited as long
@@ -466,12 +507,26 @@ class AttemptStore:
         `next_try_at` (unused while queued). A long backlog therefore costs a few re-sends per task
         instance, not one every reconciler interval: those duplicates would lengthen the backlog
         they react to. `queued_at` keeps when the task was really queued.
+
+        With `backlog` (the messages waiting in the broker's queue), at most as many are re-sent
+        as there are queued task instances beyond the messages waiting for them: while the queue
+        holds a message for every queued task instance, none of them is lost for sure and a
+        re-send would only add a duplicate behind it (1,000 concurrent runs left thousands of
+        them, which delayed a backfill's first run by 20-40 s). A lost message is re-sent once
+        the queue has drained below the count of queued task instances.
         """
         limit = now - timedelta(seconds=requeue_after)
         with self.db.write() as s:
-            rows = s.execute(select(TaskInstance.id, TaskInstance.queued_at).where(
+            query = select(TaskInstance.id, TaskInstance.queued_at).where(
                 TaskInstance.state == TaskState.QUEUED.value, TaskInstance.queued_at < limit,
-                (TaskInstance.next_try_at.is_(None)) | (TaskInstance.next_try_at <= now))).all()
+                (TaskInstance.next_try_at.is_(None)) | (TaskInstance.next_try_at <= now))
+            if backlog is not None:
+                queued = int(s.scalar(select(func.count()).select_from(TaskInstance)
+                                      .where(TaskInstance.state == TaskState.QUEUED.value)) or 0)
+                if queued <= backlog:
+                    return 0
+                query = query.order_by(TaskInstance.queued_at).limit(queued - backlog)
+            rows = s.execute(query).all()
             if rows:
                 table = TaskInstance.__table__
                 s.connection().execute(update(table).where(table.c.id == bindparam("ti_id"))

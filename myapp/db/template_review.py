@@ -1,4 +1,4 @@
-"""User templates (PRODUCT.md §6, the reference's 模块管理/模块审核): create, edit, submit, review.
+"""User templates (docs/rules.md P6, the reference's 模块管理/模块审核): create, edit, submit, review.
 
 A user's template starts as a `draft` visible to its owner only. The owner submits it
 (`pending`); an admin, or an owner of the template's project, approves it (`published`, usable in

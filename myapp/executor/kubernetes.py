@@ -1,4 +1,4 @@
-"""The `kubernetes` executor (PRODUCT.md §5): a Celery task claims an attempt, creates its pods and
+"""The `kubernetes` executor (docs/rules.md P5): a Celery task claims an attempt, creates its pods and
 returns at once. The watcher of the worker group (`myapp k8s-watcher`) follows the pods and ends
 the attempt, so a thousand running pods hold no worker slot.
 

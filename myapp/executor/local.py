@@ -1,4 +1,4 @@
-"""The local executor: each attempt is a process group on the worker (PRODUCT.md §5 local).
+"""The local executor: each attempt is a process group on the worker (docs/rules.md P5 local).
 
 argv lists only (no shell string is built from user input), a working directory under the
 workflow space, MYAPP_* variables, output collection, and a kill of the whole group on stop

@@ -1,4 +1,4 @@
-"""The Kubernetes edge of myapp (PRODUCT.md §5 `kubernetes`, issue 5).
+"""The Kubernetes edge of myapp (docs/rules.md P5 `kubernetes`, issue 5).
 
 `manifest.py` and `entrypoint.py` are pure: an attempt's plan becomes pod, service and resource
 manifests as plain dicts. `launcher.py` only creates, reads and deletes, turning 404/409 into

@@ -1,4 +1,4 @@
-"""Create, read and delete objects with the official client; nothing else (STYLE.md rule 6).
+"""Create, read and delete objects with the official client; nothing else (docs/rules.md S6).
 
 Library errors become domain results here: 409 on create is "exists" (names derive from ids, so
 it is our own earlier create), 404 on delete is "absent", 404 on read is None. Any other API

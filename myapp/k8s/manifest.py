@@ -1,5 +1,5 @@
 """Manifests of one attempt as plain dicts: pods, the headless service of a distributed attempt,
-and the labels stamped on a resource. Pure: no I/O, no kubernetes import (STYLE.md rule 6).
+and the labels stamped on a resource. Pure: no I/O, no kubernetes import (docs/rules.md S6).
 
 Names derive from ids (run, task, try), so creating twice finds "already exists". Labels carry
 pipeline, run, task, try, attempt, worker group and installation; the watcher selects on the group

@@ -1,4 +1,4 @@
-"""Pods as the API server reports them, parsed once (STYLE.md rule 12). Pure.
+"""Pods as the API server reports them, parsed once (docs/rules.md S12). Pure.
 
 What an attempt's pods add up to (its outcome) is decided in myapp/k8s/outcome.py.
 """

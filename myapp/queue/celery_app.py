@@ -26,7 +26,11 @@ SCHEDULE = "make_timerun_config"
 ALERTS = "myapp.deliver_alerts"
 WAKE = "myapp.schedule_pipelines"   # a pass for pipelines whose cron run just ended
 CLEAN = "myapp.clean"               # the daily retention policy (settings.retention_days)
-QUEUE = "myapp"
+QUEUE = "myapp"                     # execute messages: one per queued task instance
+# Scheduler passes, wakes, the reconciler, alerts and retention: a queue of their own, which the
+# worker polls in turn with QUEUE (kombu rotates the queues it polls), so a backlog of thousands of
+# execute messages does not hold back a pass that an enable or a cron run's end asked for.
+CONTROL_QUEUE = "myapp.control"
 
 
 class LazyServices:
@@ -75,8 +79,24 @@ def celery_dispatch(app: Celery) -> Any:
 def celery_wake(app: Celery) -> Any:
     """Return a function asking a worker for a scheduler pass over some pipelines (RunStore.wake)."""
     def wake(pipeline_ids: Sequence[int]) -> None:
-        app.send_task(WAKE, args=[[int(i) for i in pipeline_ids]], queue=QUEUE)
+        app.send_task(WAKE, args=[[int(i) for i in pipeline_ids]], queue=CONTROL_QUEUE)
     return wake
+
+
+def queue_depth(app: Celery) -> int | None:
+    """Return how many messages wait in the task queue, or None when the broker cannot say.
+
+    A passive queue declare: kombu's Redis and folder transports count the queue's list or files
+    (every priority level); an empty Redis queue does not exist, which reads as None too (the
+    reconciler then re-sends by age, which for an empty queue is right). Feeds the reconciler, which re-sends a queued task's message only when
+    the queue holds fewer messages than there are queued task instances (AttemptStore._requeue_stale).
+    """
+    try:
+        with app.connection_for_write() as conn:
+            return int(conn.default_channel.queue_declare(queue=QUEUE, passive=True).message_count)
+    except Exception:  # noqa: BLE001  unknown: the reconciler re-sends by age alone, as before
+        log.debug("could not read the depth of queue %s", QUEUE, exc_info=True)
+        return None
 
 
 def use_celery(services: Services, app: Celery) -> None:
@@ -125,6 +145,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     if settings.retention_days > 0:
         # A fixed time of day, not "every 24 h": a beat restarted daily would otherwise never get there.
         entries[CLEAN] = {"task": CLEAN, "schedule": crontab(minute=30, hour=3)}
+    for entry in entries.values():
+        entry["options"] = {"queue": CONTROL_QUEUE}
     return entries
 
 
@@ -179,7 +201,7 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
         s = services.settings
         counts = services.attempts.reconcile(services.clock.now(), heartbeat_timeout=s.heartbeat_timeout,
                                              watcher_timeout=s.k8s_watcher_timeout,
-                                             requeue_after=s.requeue_after)
+                                             requeue_after=s.requeue_after, broker_backlog=queue_depth(app))
         if any(counts.values()):
             log.info("reconciled %s", counts)
 

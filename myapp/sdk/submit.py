@@ -52,6 +52,7 @@ class Backend(Protocol):
     def run_detail(self, run_id: int) -> dict[str, Any]: ...
     def log_text(self, run_id: int, task: str, try_number: int | None) -> str: ...
     def fetch_artifact(self, run_id: int, task: str, output: str, dest: Path) -> Path: ...
+    def act(self, run_id: int, action: str) -> None: ...
 
 
 def urllib_transport(timeout: float = 60.0) -> Transport:
@@ -180,6 +181,9 @@ class RestBackend:
                 return "".join(lines)
             offset = page["offset"]
 
+    def act(self, run_id: int, action: str) -> None:
+        self.server.json("POST", f"/api/v1/runs/{run_id}/{action}")
+
     def fetch_artifact(self, run_id: int, task: str, output: str, dest: Path) -> Path:
         path = f"/api/v1/runs/{run_id}/artifacts/{urllib.parse.quote(task)}/{urllib.parse.quote(output)}"
         status, headers, content = self.server.request("GET", path)
@@ -264,6 +268,20 @@ class LocalBackend:
         return target
 
 
+    def act(self, run_id: int, action: str) -> None:
+        from myapp.cli.pipeline import runner_name
+        from myapp.core.errors import MyappError
+
+        svc = self.services
+        try:
+            if action == "stop":
+                svc.runs.stop_run(run_id, svc.clock.now(), by=runner_name())
+            else:
+                svc.runs.retry_run(run_id, svc.clock.now())
+        except MyappError as exc:   # not found, already finished, nothing to retry
+            raise SubmitError(f"{action} run {run_id}: {exc}") from None
+
+
 def _task(detail: Mapping[str, Any], name: str) -> dict[str, Any]:
     found = next((t for t in detail.get("tasks", []) if t["name"] == name), None)
     if found is None:
@@ -272,7 +290,8 @@ def _task(detail: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 
 class RunHandle:
-    """A submitted run: `wait()`, `status()`, `steps()`, `logs(step)`, `parameters(step)`, `download_artifact`."""
+    """A submitted run: `wait()`, `status()`, `steps()`, `logs(step)`, `parameters(step)`, `download_artifact`,
+    `stop()`, `retry()`."""
 
     def __init__(self, backend: Backend, run_id: int, pipeline_id: int, workflow: Workflow | None = None) -> None:
         self.backend, self.id, self.pipeline_id, self.workflow = backend, run_id, pipeline_id, workflow
@@ -297,6 +316,14 @@ class RunHandle:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"run {self.id} is still {state} after {timeout} s")
             time.sleep(poll)
+
+    def stop(self) -> None:
+        """Stop the run: running steps are killed, pending ones never start (SubmitError when finished)."""
+        self.backend.act(self.id, "stop")
+
+    def retry(self) -> None:
+        """Retry a finished run from its failures: failed and stopped steps run again, succeeded ones are kept."""
+        self.backend.act(self.id, "retry")
 
     def steps(self) -> dict[str, str]:
         """Return the state of each step (task instance) by name."""

@@ -1,4 +1,4 @@
-"""Templates, steps and workflows in Python, and their pipeline YAML (PRODUCT.md §2) both ways.
+"""Templates, steps and workflows in Python, and their pipeline YAML (docs/rules.md P2) both ways.
 
 A `PythonOPTemplate` runs an OP's code in an image: a task of the built-in `python` template whose
 `code` is the serialized OP (script.py), with one input per OP input and one output per OP output

@@ -15,6 +15,7 @@ from flask_appbuilder.const import AUTH_DB
 from flask_appbuilder.models.sqla import Model
 from flask_appbuilder.utils.legacy import get_sqla_class
 
+from myapp.db.session import driver_url
 from myapp.services import Services, build_services
 from myapp.settings import Settings, SettingsError, ensure_secret_key
 from myapp.web.guards import add_security_headers, refuse_cross_site_writes, refuse_hostile_input
@@ -45,9 +46,7 @@ class HomeView(IndexView):
 
 def flask_config(settings: Settings, *, create_db: bool, update_perms: bool) -> dict[str, Any]:
     """Return the Flask/FAB configuration derived from settings."""
-    url = settings.effective_database_url
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    url = driver_url(settings.effective_database_url)   # mysql:// too (it named MySQLdb, not installed)
     options: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         options = {"connect_args": {"timeout": 60, "check_same_thread": False}}
@@ -88,6 +87,12 @@ def create_app(settings: Settings, services: Services | None = None, *, update_p
     db = get_sqla_class()(model_class=Model)
     db.init_app(app)
     with app.app_context():
+        if db.engine.dialect.name in ("mysql", "mariadb"):
+            # FAB's models name sequences (ab_user_id_seq, ...) that only PostgreSQL's schema has; MariaDB
+            # would use them (it has sequences) and fail: our migrations give MySQL AUTO_INCREMENT ids.
+            # The dialect sets the flag at its first connection: connect first, then clear it.
+            db.engine.connect().close()
+            db.engine.dialect.supports_sequences = False
         appbuilder = AppBuilder(indexview=HomeView, update_perms=update_perms,
                                 security_manager_class=MyappSecurityManager)
         appbuilder.init_app(app, db.session)

@@ -1,4 +1,4 @@
-"""The web pages (PRODUCT.md §7): thin Flask-AppBuilder views that render one Jinja shell each.
+"""The web pages (docs/rules.md P7): thin Flask-AppBuilder views that render one Jinja shell each.
 
 Every page is the same shell (`myapp/page.html`, FAB's layout: login, menus, language switch)
 loading the front-end bundle built from `myapp/web/frontend/` into `static/dist/`; the bundle

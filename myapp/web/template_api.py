@@ -1,4 +1,4 @@
-"""REST for user templates and their review, under /api/v1/user_templates/ (PRODUCT.md §6).
+"""REST for user templates and their review, under /api/v1/user_templates/ (docs/rules.md P6).
 
 Create and edit a template (template.yaml as JSON or YAML), submit it, approve it or reject it
 with a reason, read its history. The rules live in myapp/db/template_review.py and

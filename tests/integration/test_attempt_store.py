@@ -1,6 +1,9 @@
 """AttemptStore's claim and finish transactions racing each other and operator actions (no worker).
 
 The messages are captured instead of sent, so each test decides who claims and finishes what, when.
+A contract suite: every test runs on each backend of tests/integration/backends.py -- SQLite and
+MariaDB (the generic path) in the SQLite suite; PostgreSQL's one-statement claim/finish and, on the
+same server, the generic path (sql_fast_paths=false) in the PostgreSQL suite.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from sqlalchemy import select
 
 from myapp.core.values import AttemptContext, AttemptResult
 from myapp.db.tables import Run, TaskAttempt, TaskInstance
+from tests.integration.backends import store_services  # noqa: F401  (the `services` fixture, per backend)
 from tests.integration.engine_helpers import save, start
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -115,8 +119,8 @@ def test_a_claim_waiting_for_a_stop_holding_the_run_starts_nothing(services: Any
     claimed.append(claim(services, queued[0]))
     waited = time.monotonic() - began
     stopper.join()
-    assert claimed == [None]
     assert waited > 0.2, "the claim did not wait for the run's lock"
+    assert claimed == [None]
     run, tasks, attempts = states(services, run_id)
     assert run == "stopped" and tasks["leaf0"] == "stopped" and attempts == ["succeeded"]   # the root's
 
@@ -302,3 +306,31 @@ def test_a_waiting_message_is_resent_with_backoff_not_every_pass(services: Any, 
                                            .where(TaskInstance.id == ti_id)).one()
     assert (state, still_queued_at) == ("queued", queued_at)  # when it was really queued is kept
     assert services.attempts.claim(ti_id, "w", queued_at + timedelta(seconds=50)) is not None
+
+
+def test_no_resend_while_the_broker_queue_holds_a_message_for_every_queued_task(services: Any,
+                                                                                sent: list[int]) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import func
+
+    ids = []
+    for i in range(3):
+        start(services, fanout(services, f"resend-backlog-{i}", 0))
+        ids.append(sent.pop())
+    with services.db.read() as s:
+        latest = s.scalar(select(func.max(TaskInstance.queued_at)).where(TaskInstance.id.in_(ids)))
+        queued = s.scalar(select(func.count()).select_from(TaskInstance).where(TaskInstance.state == "queued"))
+    later = latest + timedelta(seconds=11)
+
+    def resent(backlog: int | None) -> list[int]:
+        sent.clear()
+        counts = services.attempts.reconcile(later, heartbeat_timeout=60, requeue_after=10, broker_backlog=backlog)
+        assert counts["requeued"] == len(sent)
+        return list(sent)
+
+    assert resent(queued) == [] and resent(queued + 5) == []   # a message waits for each: none is lost for sure
+    first = resent(queued - 1)                               # one is missing: one (the oldest stale) goes again
+    assert len(first) == 1
+    rest = resent(None)                                      # the broker cannot say: by age, as before
+    assert set(ids) - set(first) <= set(rest) and not set(first) & set(rest)

@@ -1,7 +1,7 @@
 """The migrations build exactly the schema the tables declare (Alembic's autogenerate finds nothing).
 
 The schema is myapp's tables and Flask-AppBuilder's, merged in myapp/db/migrations/env.py (db/ has
-its own declarative base and never imports Flask-AppBuilder: docs/decisions/0004-db-without-flask.md).
+its own declarative base and never imports Flask-AppBuilder: docs/decisions/0009-db-without-flask.md).
 Runs on SQLite, and on PostgreSQL when MYAPP_TEST_DATABASE_URL points at one.
 """
 

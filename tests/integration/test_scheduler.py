@@ -1,4 +1,4 @@
-"""The scheduler pass through the real database (PRODUCT.md §3, SEMANTICS.md R1-R9, D1-D14).
+"""The scheduler pass through the real database (docs/rules.md P3, docs/rules.md R1-R9, D1-D14).
 
 Time travel: every pass gets an explicit `now`; each test uses pipelines of its own, and the
 scheduler's state is per pipeline, so tests in this module don't disturb each other.

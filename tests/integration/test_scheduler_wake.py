@@ -119,3 +119,30 @@ def test_enabling_a_schedule_starts_its_backfill_without_waiting_for_the_beat(wo
     done = poll(lambda: (rows := records(services, pid)) and all(state == "succeeded" for _, _, state in rows) and rows,
                 what="the three backfill runs launched by the enabling save to succeed", timeout=60)
     assert [status for _, status, _ in done] == ["launched"] * 3
+
+
+def test_a_backlog_of_task_messages_does_not_hold_back_the_pass_an_enable_asks_for(worker_without_beat: Any,
+                                                                                  broker_url: str) -> None:
+    """Wakes (and beat passes, the reconciler, alerts) travel on the control queue, which the worker
+    polls in turn with the execute queue: thousands of execute messages waiting (a burst of runs, or
+    the duplicates a reconciler re-sent) no longer delay the enable's pass by the time they take."""
+    from myapp.queue.celery_app import EXECUTE, QUEUE, create_celery, queue_depth
+
+    services = worker_without_beat
+    app, _ = create_celery(dataclasses.replace(services.settings, broker_url=broker_url))
+    backlog = 2000
+    with app.producer_or_acquire() as producer:
+        for i in range(backlog):   # ids of no task instance: each is taken, claims nothing, and is gone
+            app.send_task(EXECUTE, args=[10**9 + i], queue=QUEUE, producer=producer)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = (now.replace(minute=0) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    yaml = pipeline_yaml("enable-behind-backlog", "0 * * * *", start=start, exp=0, mar=2, enabled=False, script="true")
+    pid = save_at(services, yaml, now.isoformat())
+    save_at(services, yaml.replace("enabled: false", "enabled: true"), datetime.now(UTC).isoformat())
+    poll(lambda: len(records(services, pid)) == 2, what="the enable's pass to create its two records", timeout=60)
+    waiting = queue_depth(app) or 0
+    assert waiting > 0, "the pass ran only after the whole backlog of execute messages had been taken"
+    poll(lambda: (queue_depth(app) or 0) == 0, what="the backlog to drain", timeout=300)
+    done = poll(lambda: (rows := records(services, pid)) and all(state == "succeeded" for _, _, state in rows) and rows,
+                what="the two backfill runs to succeed", timeout=120)
+    assert [status for _, status, _ in done] == ["launched"] * 2

@@ -21,7 +21,7 @@ from myapp.sdk.credentials import load_credentials
 from myapp.web.app import create_app
 from tests.accounts import ensure_user
 from tests.conftest import REPO
-from tests.unit.sdk.ops import WriteFile, directory, read_files
+from tests.unit.sdk.ops import WriteFile, directory, flaky, read_files, sleepy
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 WAIT = 120
@@ -210,3 +210,32 @@ def test_myapp_login_keeps_a_sign_in_the_sdk_submits_with(live_url: str, tmp_pat
     with pytest.raises(SubmitError, match="run `myapp login` again"):   # revoked on the server
         server.json("GET", "/api/v1/runs/")
     assert myapp_cli(env, "logout").returncode == 1
+
+
+@pytest.mark.parametrize("over", ["rest", "local"])
+def test_stop_and_retry_through_the_handle(app: Any, engine_services: Any, tmp_path: Path, over: str) -> None:
+    submit: dict[str, Any] = {"server": server(app)} if over == "rest" else {"services": engine_services}
+    slow = Workflow(f"sdk-stop-{over}").add(Step("nap", PythonOPTemplate(sleepy), parameters={"seconds": 120}))
+    run = slow.submit(**submit)
+    _until(lambda: "sleeping" in run.logs("nap"), "the step to start")
+    run.stop()
+    assert run.wait(timeout=WAIT) == "stopped" and run.steps() == {"nap": "stopped"}
+    with pytest.raises(SubmitError):
+        run.stop()   # already finished
+    wf = Workflow(f"sdk-retry-{over}").add(
+        Step("flaky", PythonOPTemplate(flaky), parameters={"marker": str(tmp_path / "marker")}))
+    run = wf.submit(**submit)
+    assert run.wait(timeout=WAIT) == "failed"
+    assert "first try fails on purpose" in run.logs("flaky")
+    run.retry()
+    assert run.wait(timeout=WAIT) == "succeeded"
+    assert run.parameters("flaky") == {"tries": 2} and run.step("flaky")["try_number"] == 2
+
+
+def _until(condition: Any, what: str, timeout: float = WAIT) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)

@@ -1,6 +1,6 @@
 """Shared fixtures of the security suite: an app, one signed-in client per role, objects in project "sec".
 
-Roles (PRODUCT.md §7): admin (FAB Admin); owner, member and viewer of project "sec" (FAB User);
+Roles (docs/rules.md P7): admin (FAB Admin); owner, member and viewer of project "sec" (FAB User);
 outsider, owner of project "elsewhere" only (FAB User); readonly, member of "sec" whose FAB role is
 Viewer (FAB still gates writes by resource); anonymous. Logs in with JWT via /api/v1/security/login.
 """

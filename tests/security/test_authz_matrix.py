@@ -18,7 +18,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from myapp.db.tables import Pipeline, Project, Run
+from myapp.db.tables import Pipeline, Project, Run, TaskInstance
 from tests.security.conftest import ROLES, World, pipeline_yaml, unique
 
 pytestmark = pytest.mark.integration
@@ -55,6 +55,18 @@ def user_template(world: World, clients: Clients, *, submit: bool) -> int:
     if submit:
         assert client.post(f"/api/v1/user_templates/{tid}/submit", headers=auth).status_code == 200
     return tid
+
+
+def artifact(world: World, clients: Clients) -> Request:
+    """A run of project "sec" whose task `hello` has a file output `out` in the artifact store."""
+    run_id = world.run()
+    path = world.services.settings.artifacts_dir / str(run_id) / "hello" / "1" / "out" / "out.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("hi")
+    with world.services.db.write() as s:
+        ti = s.scalar(select(TaskInstance).where(TaskInstance.run_id == run_id, TaskInstance.task_name == "hello"))
+        ti.outputs = {"out": {"type": "file", "path": str(path)}}
+    return f"/runs/{run_id}/artifacts/hello/out", {}
 
 
 def fixed(path: str, **kw: Any) -> Setup:
@@ -100,6 +112,7 @@ EXPECTED: dict[tuple[str, str], tuple[Setup, dict[str, int]]] = {
     ("/api/v1/runs/{pk}", "get"): (lambda w, c: (f"/runs/{w.run()}", {}), READ),
     ("/api/v1/runs/{pk}/logs", "get"): (lambda w, c: (f"/runs/{w.run()}/logs", {"query_string": {"task": "hello"}}),
                                         READ),
+    ("/api/v1/runs/{pk}/artifacts/{task}/{output}", "get"): (artifact, READ),
     ("/api/v1/runs/{pk}/stop", "post"): (lambda w, c: (f"/runs/{w.run()}/stop", {}), write(200)),
     ("/api/v1/runs/{pk}/retry", "post"): (lambda w, c: (f"/runs/{w.run(stopped=True)}/retry", {}), write(200)),
     ("/api/v1/runs/{pk}/copy", "post"): (lambda w, c: (f"/runs/{w.run()}/copy", {"json": {}}), write(201)),

@@ -139,6 +139,14 @@ def test_every_package_has_a_row() -> None:
     assert packages == set(ALLOWED), "add the new package to ALLOWED (and docs/architecture.md)"
 
 
+def test_every_package_has_a_row_in_the_architecture_table() -> None:
+    table = [line for line in (MYAPP.parent / "docs" / "architecture.md").read_text().splitlines()
+             if line.startswith("| `")]
+    missing = [pkg for pkg in ALLOWED if pkg != "__main__"
+               and not any(f"`{pkg}/`" in line.split("|")[1] or f"`{pkg}.py`" in line.split("|")[1] for line in table)]
+    assert not missing, f"add a row to docs/architecture.md for {missing}"
+
+
 def test_imports_follow_the_layers() -> None:
     new = violations() - KNOWN_VIOLATIONS
     assert not new, f"imports against the layer table: {sorted(new)}"

@@ -14,7 +14,7 @@ from myapp.core.pipeline_spec import parse_pipeline, pipeline_to_dict, spec_hash
 
 
 def product_example() -> dict[str, Any]:
-    """The pipeline of PRODUCT.md §2, as yaml.safe_load gives it."""
+    """The pipeline of docs/rules.md P2, as yaml.safe_load gives it."""
     return {
         "name": "daily-etl",
         "project": "default",

@@ -1,4 +1,4 @@
-"""The core imports no I/O library (STYLE.md rule 2), checked in a fresh interpreter."""
+"""The core imports no I/O library (docs/rules.md S2), checked in a fresh interpreter."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one pipeline checker: every rule of PRODUCT.md §2, all errors at once, near-linear."""
+"""The one pipeline checker: every rule of docs/rules.md P2, all errors at once, near-linear."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""myapp.db and the worker's entry load no Flask (docs/decisions/0004-db-without-flask.md).
+"""myapp.db and the worker's entry load no Flask (docs/decisions/0009-db-without-flask.md).
 
 Worker, beat and watcher processes import db/ and the Celery app; Flask-AppBuilder belongs to the
 web app. Checked in a fresh interpreter, since this test process may have loaded Flask already.

@@ -59,3 +59,21 @@ def directory(name: str) -> dict[str, Path]:
     (root / "sub").mkdir(parents=True)
     (root / "sub" / "leaf.txt").write_text(name)
     return {"tree": root}
+
+
+@op(outputs={"tries": int})
+def flaky(marker: str) -> dict[str, int]:
+    """Fail the first time (leaving `marker`), succeed the next."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("failed once")
+        raise RuntimeError("first try fails on purpose")
+    return {"tries": 2}
+
+
+@op
+def sleepy(seconds: float) -> None:
+    import time
+
+    print("sleeping", flush=True)
+    time.sleep(seconds)
