@@ -18,6 +18,8 @@ setup(
         # Sign-in rate limit (FAB's AUTH_RATE_LIMITED) and security headers (docs/security.md)
         "Flask-Limiter>=3.5,<5",
         "flask-talisman>=1.1,<1.2",
+        # Secrets at rest: Fernet (docs/security.md §5)
+        "cryptography>=42",
         # FAB 5.3's security API schemas break on marshmallow 4 (KeyError 'permission_id').
         "marshmallow>=3.18,<4",
         "marshmallow-sqlalchemy>=0.29,<1.5",

@@ -13,16 +13,15 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from myapp.core.backfill import Backfill, catch_up
 from myapp.core.cron import wall_time_to_instant
 from myapp.core.errors import Conflict
 from myapp.core.model import PipelineSpec
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.schedule import Schedule
+from myapp.db.pipeline_store import pipeline_and_spec
 from myapp.db.schedule_store import load_snapshots, schedule_of
-from myapp.db.tables import Pipeline, PipelineVersion, Project
+from myapp.db.tables import Pipeline
 
 
 class BackfillUnconfirmed(Conflict):
@@ -46,10 +45,7 @@ def save_backfill(services: Any, spec: PipelineSpec, now: datetime) -> Backfill:
     if sch.type != "crontab" or not sch.enabled or sch.cron is None:
         return Backfill(0, 0)
     with services.db.read() as s:
-        found = s.execute(select(Pipeline, PipelineVersion.spec).join(Project, Project.id == Pipeline.project_id)
-                          .outerjoin(PipelineVersion, PipelineVersion.id == Pipeline.current_version_id)
-                          .where(Project.name == spec.project, Pipeline.name == spec.name)).first()
-        pipeline, stored = found if found is not None else (None, None)
+        pipeline, stored = pipeline_and_spec(s, spec.project, spec.name)
         previous = parse_pipeline(stored).schedule if stored else None
         explicit = _start(sch.start_time, sch.timezone) if sch.start_time else None
         changed = pipeline is None or (pipeline.schedule_type, pipeline.cron, pipeline.timezone) != (

@@ -10,6 +10,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from myapp.core.errors import NotFound
+from myapp.db.sealed import mask_sealed
 from myapp.db.tables import Pipeline, PipelineVersion, Run, TaskAttempt, TaskInstance
 
 
@@ -22,7 +23,7 @@ def run_row(run: Any, pipeline: str, version: int | None) -> dict[str, Any]:
     return {
         "id": run.id, "pipeline": pipeline, "pipeline_id": run.pipeline_id, "version": version,
         "trigger": run.trigger, "state": run.state, "execution_date": run.execution_date_text,
-        "execution_instant": _iso(run.execution_date), "params": run.params, "message": run.message,
+        "execution_instant": _iso(run.execution_date), "params": mask_sealed(run.params), "message": run.message,
         "debug_task": run.debug_task, "copied_from": run.copied_from_id, "runner": run.runner,
         "created_at": _iso(run.created_at), "started_at": _iso(run.started_at), "ended_at": _iso(run.ended_at),
     }

@@ -16,6 +16,7 @@ from myapp.core.validate import CronCheck, TaskCheck, UrlCheck
 from myapp.db.attempt_store import AttemptStore
 from myapp.db.pipeline_store import PipelineStore
 from myapp.db.run_store import RunStore
+from myapp.db.sealed import KEYRING, keys_from_settings
 from myapp.db.session import Database
 from myapp.db.specs import VersionSpecs
 from myapp.db.template_store import TemplateStore
@@ -105,6 +106,7 @@ def build_services(settings: Settings, dispatch: Dispatch | None = None) -> Serv
     """Build every store of this process on one engine."""
     settings = ensure_secret_key(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
+    KEYRING.configure(keys_from_settings(settings.secrets_keys, settings.secret_key))   # secrets at rest
     db = Database.from_url(settings.effective_database_url)
     templates = TemplateStore(db)
     runs = RunStore(db, VersionSpecs(), dispatch or _no_dispatch, secret=settings.secret_key)

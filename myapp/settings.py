@@ -6,6 +6,7 @@ A bad value fails at start with a message naming the setting.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 import re
@@ -46,6 +47,7 @@ class Settings:
     workflow_space: Path = Path("/tmp/workflow_space")
     production: bool = False
     secret_key: str = ""
+    secrets_keys: str = ""                 # Fernet keys sealing stored secrets, first seals; empty: derived from secret_key
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     # Web server and its defences (docs/security.md)
@@ -190,6 +192,14 @@ def _validate(s: Settings) -> None:
                             "(lower-case letters, digits, '_' or '-', at most 20, starting with a letter)")
     if not 1000 <= s.task_uid_base <= 4_000_000_000:
         raise SettingsError("MYAPP_TASK_UID_BASE: must be between 1000 and 4000000000")
+    for key in (k.strip() for k in s.secrets_keys.split(",") if k.strip()):
+        try:
+            ok = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except ValueError:
+            ok = False
+        if not ok:
+            raise SettingsError("MYAPP_SECRETS_KEYS: each key must be a Fernet key (32 bytes, URL-safe base64; "
+                                "make one with `myapp secrets new-key`)")
     if s.web_proxy_hops < 0:
         raise SettingsError("MYAPP_WEB_PROXY_HOPS: must be 0 or more")
     try:

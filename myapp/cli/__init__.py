@@ -13,11 +13,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-import sqlalchemy
-import sqlalchemy.engine
-import sqlalchemy.exc
 
 from myapp.core.errors import MyappError, SpecError
+from myapp.db.session import DatabaseUnavailable, shown_url
 from myapp.settings import SettingsError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,7 +38,7 @@ def handle_errors(fn: F) -> F:
             fail(str(exc), 2)
         except MyappError as exc:
             fail(str(exc), 1)
-        except sqlalchemy.exc.OperationalError as exc:
+        except DatabaseUnavailable as exc:
             # The database is down or unreachable: say which one, without a traceback or password.
             fail(f"cannot use the database {_database_shown()}: {_first_line(exc.orig or exc)}", 1)
     return wrapper  # type: ignore[return-value]
@@ -52,8 +50,7 @@ def _database_shown() -> str:
     services = obj.get("services") if obj is not None else None
     if services is None:
         return "(MYAPP_DATABASE_URL)"
-    url = sqlalchemy.engine.make_url(services.settings.effective_database_url)
-    return url.render_as_string(hide_password=True)
+    return shown_url(services.settings.effective_database_url)
 
 
 def _first_line(exc: BaseException) -> str:

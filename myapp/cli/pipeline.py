@@ -263,12 +263,9 @@ def runner_name() -> str:
 
 def admin_id(services: Any) -> int | None:
     """Return the id of the first admin user (the CLI acts as the operator), or None."""
-    from flask_appbuilder.security.sqla.models import User
-    from sqlalchemy import select
+    from myapp.db.users import first_user_id
 
-    with services.db.read() as s:
-        found: int | None = s.scalar(select(User.id).order_by(User.id).limit(1))
-        return found
+    return first_user_id(services.db)
 
 
 def attach_dispatch(services: Any) -> None:

@@ -7,14 +7,13 @@ import time
 from typing import Any
 
 import click
-from sqlalchemy import select
 
 from myapp.cli import echo_json, get_services, handle_errors
 from myapp.cli.display import duration, log_line, parse_instant, shown_of, table, when
 from myapp.cli.pipeline import admin_id, attach_dispatch, parse_params, runner_name, wait_for
-from myapp.core.errors import NotFound
-from myapp.core.states import RUN_TERMINAL, RunState, Trigger
-from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
+from myapp.core.states import RunState, Trigger
+from myapp.db.attempt_index import attempts_of
+from myapp.db.tables import Pipeline
 from myapp.logs import LogKey
 from myapp.runs_view import RunFilter, run_count, run_detail, run_rows
 
@@ -118,21 +117,8 @@ def logs(ctx: click.Context, run_id: int, task: str | None, try_number: int | No
 
 
 def _log_keys(services: Any, run_id: int, task: str | None, try_number: int | None) -> tuple[list[LogKey], bool]:
-    with services.db.read() as s:
-        run = s.get(Run, run_id)
-        if run is None:
-            raise NotFound(f"run {run_id} not found")
-        q = (select(TaskInstance.task_name, TaskAttempt.try_number)
-             .join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
-             .where(TaskInstance.run_id == run_id).order_by(TaskAttempt.started_at, TaskAttempt.id))
-        if task:
-            if s.scalar(select(TaskInstance.id).where(TaskInstance.run_id == run_id, TaskInstance.task_name == task)) is None:
-                raise NotFound(f"task {task!r} not found in run {run_id}")
-            q = q.where(TaskInstance.task_name == task)
-        if try_number:
-            q = q.where(TaskAttempt.try_number == try_number)
-        rows = s.execute(q).all()
-        return [LogKey(run_id, name, n) for name, n in rows], RunState(run.state) not in RUN_TERMINAL
+    pairs, active = attempts_of(services.db, run_id, task, try_number)
+    return [LogKey(run_id, name, n) for name, n in pairs], active
 
 
 @run_group.command("stop")

@@ -30,6 +30,7 @@ class GlobalParam:
     default: str | None = None
     description: str = ""
     required: bool = False
+    secret: bool = False   # masked for viewers, sealed at rest, masked in logs (docs/security.md §5)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ MAX_TASKS = 10_000
 PIPELINE_KEYS = (
     "name", "project", "description", "parameters", "outputs", "schedule", "timeout", "alerts", "tasks",
 )
-PARAM_KEYS = ("name", "default", "description", "required")
+PARAM_KEYS = ("name", "default", "description", "required", "secret")
 GLOBAL_OUTPUT_KEYS = ("name", "from")
 SCHEDULE_KEYS = (
     "type", "cron", "timezone", "start_time", "depends_on_past", "expired_limit", "max_active_runs", "enabled",
@@ -110,6 +110,7 @@ def _parse_param(raw: object, path: str) -> GlobalParam:
         default=None if default is None else value_text(default),
         description=read_str(data, "description", path),
         required=read_bool(data, "required", path, default=False),
+        secret=read_bool(data, "secret", path, default=False),
     )
 
 
@@ -118,6 +119,7 @@ def _param_to_dict(param: GlobalParam) -> dict[str, object]:
     put(out, "default", param.default, None)
     put(out, "description", param.description, "")
     put(out, "required", param.required, False)
+    put(out, "secret", param.secret, False)
     return out
 
 

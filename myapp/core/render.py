@@ -123,9 +123,13 @@ def _render_default(param: GlobalParam, ctx: RenderContext) -> str:
 
 
 def render_task(
-    task: TaskSpec, template: TemplateSpec | None, ctx: RenderContext, inputs: Mapping[str, str]
+    task: TaskSpec, template: TemplateSpec | None, ctx: RenderContext, inputs: Mapping[str, str],
+    secret_params: frozenset[str] | set[str] = frozenset(),
 ) -> RenderedTask:
-    """Return argv, env, image and outputs of one attempt of `task` with these input values."""
+    """Return argv, env, image and outputs of one attempt of `task` with these input values.
+
+    `secret_params`: the pipeline's secret global parameters; inputs bound to them are secret too.
+    """
     ctx = replace(ctx, task_name=task.name)
     missing = [b.name for b in task.inputs if b.name not in inputs]
     if missing:
@@ -140,11 +144,12 @@ def render_task(
         secret_env = {name for name in (*env, *inputs) if name in secrets}
         secret_env |= {param_env_name(name) for name in secrets if param_env_name(name) in env}
         env = {**_render_env(template.env, ctx, inputs, task.name, "template.env"), **env}
-        if secrets:   # also for pipelines saved before the rule (myapp/core/env_policy.py)
-            for name in task.env:
-                if loads_code(name):
-                    raise RenderError(task.name, f"env.{name}", f"can load code into a task that receives secrets "
-                                                              f"({', '.join(sorted(secrets))}); refused")
+    secret_env |= {b.name for b in task.inputs if b.source == "param" and b.param in secret_params}
+    if secret_env:   # also for pipelines saved before the rule (myapp/core/env_policy.py)
+        for name in task.env:
+            if loads_code(name):
+                raise RenderError(task.name, f"env.{name}", f"can load code into a task that receives secrets "
+                                                          f"({', '.join(sorted(secret_env))}); refused")
     env.update(_render_env(task.env, ctx, inputs, task.name, "env"))
     env.update(inputs)
     image = render_text(task.image or (template.image if template else ""), ctx, inputs, task=task.name, field="image")

@@ -69,8 +69,10 @@ def validate_pipeline(
     templates = {t.template: catalog.get(t.template) for t in spec.tasks if t.template}
     outputs = {t.name: effective_outputs(t, templates.get(t.template or "")) for t in spec.tasks}
     params = {p.name for p in spec.parameters}
+    secret_params = {p.name for p in spec.parameters if p.secret}
     for task in spec.tasks:
         errors += _check_task(task, templates.get(task.template or ""), outputs, params)
+        errors += _check_code_loading_env(task, templates.get(task.template or ""), secret_params)
         errors += _check_output_paths(outputs[task.name], f"tasks[{task.name}]", output_roots)
         if task_check is not None:
             errors += task_check(task, templates.get(task.template or ""), spec.project)
@@ -170,7 +172,6 @@ def _check_task(
         errors += _check_binding(task, binding, outputs, params)
     if template is not None:
         errors += _check_args(task, template, where)
-        errors += _check_code_loading_env(task, template, where)
     elif task.args:
         errors.append(SpecError(f"{where}.args", "args need a template; a custom task takes inputs"))
     return errors
@@ -225,13 +226,15 @@ def _check_env(env: Mapping[str, str], where: str) -> list[SpecError]:
     return errors
 
 
-def _check_code_loading_env(task: TaskSpec, template: TemplateSpec, where: str) -> list[SpecError]:
+def _check_code_loading_env(task: TaskSpec, template: TemplateSpec | None, secret_params: set[str]) -> list[SpecError]:
     """A task receiving secrets takes no environment variable that loads code (issue 13 B7)."""
-    secrets = [p.name for p in template.parameters if p.type == "secret"]
-    if not secrets:
+    if template is not None and (names := [p.name for p in template.parameters if p.type == "secret"]):
+        why = f"the process of template {template.ref}, which receives the secret parameter {names[0]!r}"
+    elif names := [b.param for b in task.inputs if b.source == "param" and b.param in secret_params]:
+        why = f"a task that receives the secret global parameter {names[0]!r}"
+    else:
         return []
-    return [SpecError(f"{where}.env.{name}", f"{name} can load code into the process of template {template.ref}, "
-                                             f"which receives the secret parameter {secrets[0]!r}; remove it")
+    return [SpecError(f"tasks[{task.name}].env.{name}", f"{name} can load code into {why}; remove it")
             for name in task.env if loads_code(name)]
 
 

@@ -46,6 +46,7 @@ from myapp.core.values import AttemptContext as AttemptContext  # re-exported fo
 from myapp.core.values import AttemptResult as AttemptResult
 from myapp.db.guards import moving_to, unfinished
 from myapp.db.run_store import RELEASED_COLUMNS, LockedRun, RunStore
+from myapp.db.sealed import open_tree
 from myapp.db.session import is_transient
 from myapp.db.tables import USERS, Pipeline, Run, TaskAttempt, TaskInstance
 from myapp.db.types import UTCDateTime
@@ -313,7 +314,7 @@ class AttemptStore:
         return AttemptContext(
             attempt_id=attempt_id, task_instance_id=ti_id, try_number=try_number, run_id=run.id,
             pipeline_id=run.pipeline_id, pipeline_name=pipeline_name, spec=spec, task=task,
-            trigger=run.trigger, execution_date=run.execution_date_text, params=dict(run.params or {}),
+            trigger=run.trigger, execution_date=run.execution_date_text, params=open_tree(dict(run.params or {})),
             creator=creator, runner=run.runner, user_id=run.created_by,
             token=self.runs.run_token(run.id), upstream_outputs=self._upstream_outputs(conn, run, task),
             debug_inputs=dict(run.inputs or {}) if run.debug_task else None, deadline_at=deadline,

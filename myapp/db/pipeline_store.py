@@ -22,11 +22,13 @@ from myapp.core.model import PipelineSpec, ScheduleSpec, TaskSpec, TemplateSpec
 from myapp.core.output_paths import DEFAULT_ROOTS
 from myapp.core.pipeline_spec import canonical_hash, parse_pipeline, pipeline_to_dict
 from myapp.core.ports import TemplateCatalog
+from myapp.core.secrets import map_pipeline_secrets
 from myapp.core.states import RECORD, RecordStatus
 from myapp.core.validate import TaskCheck, UrlCheck, validate_pipeline
 from myapp.db.bulk import insert_rows
 from myapp.db.guards import moving_to
 from myapp.db.schedule_store import Wake, no_wake, wake_after_commit
+from myapp.db.sealed import seal
 from myapp.db.session import Database
 from myapp.db.tables import Pipeline, PipelineTask, PipelineVersion, Project, ScheduleRecord
 
@@ -95,7 +97,8 @@ class PipelineStore:
                 return SaveResult(pipeline.id, current.number, False, False)
             number = (s.scalar(select(func.max(PipelineVersion.number)).where(
                 PipelineVersion.pipeline_id == pipeline.id)) or 0) + 1
-            version = PipelineVersion(pipeline_id=pipeline.id, number=number, spec=data, spec_hash=digest,
+            stored = map_pipeline_secrets(data, self.catalog.get, seal)   # secrets sealed at rest (B6)
+            version = PipelineVersion(pipeline_id=pipeline.id, number=number, spec=stored, spec_hash=digest,
                                       message=message, created_by=user_id, created_at=now)
             s.add(version)
             s.flush()
@@ -256,3 +259,11 @@ def _to_utc(wall: datetime, timezone: str) -> datetime:
     if wall.tzinfo is not None:
         return wall.astimezone(UTC)
     return wall_time_to_instant(wall, timezone)
+
+
+def pipeline_and_spec(s: Session, project: str, name: str) -> tuple[Pipeline | None, dict[str, Any] | None]:
+    """Return the pipeline `project/name` and its current version's stored spec (None, None if there is none)."""
+    found = s.execute(select(Pipeline, PipelineVersion.spec).join(Project, Project.id == Pipeline.project_id)
+                      .outerjoin(PipelineVersion, PipelineVersion.id == Pipeline.current_version_id)
+                      .where(Project.name == project, Pipeline.name == name)).first()
+    return (found[0], found[1]) if found is not None else (None, None)

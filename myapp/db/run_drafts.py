@@ -23,8 +23,10 @@ from myapp.core import engine as core
 from myapp.core.dag import Dag
 from myapp.core.errors import Conflict, NotFound, SpecError
 from myapp.core.model import PipelineSpec
+from myapp.core.secrets import map_run_params
 from myapp.core.states import RunState, TaskState, check_run_transition
 from myapp.db.bulk import insert_rows
+from myapp.db.sealed import seal
 from myapp.db.tables import Run, TaskInstance
 
 if TYPE_CHECKING:
@@ -79,7 +81,8 @@ def draft_run(new: NewRun, pipeline: PipelineRow, version_id: int, spec: Pipelin
     names = [new.debug_task] if new.debug_task else list(dag.names)
     run = {
         "pipeline_id": pipeline.id, "version_id": version_id, "project_id": pipeline.project_id,
-        "trigger": str(new.trigger), "state": RunState.QUEUED.value, "params": params,
+        "trigger": str(new.trigger), "state": RunState.QUEUED.value,
+        "params": map_run_params(params, spec, seal),   # secret values sealed at rest (B6)
         "execution_date": new.execution_date,
         "execution_date_text": format_execution_date(new.execution_date, pipeline.timezone),
         "debug_task": new.debug_task, "copied_from_id": new.copied_from, "created_by": new.user_id,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, object_session
 from myapp.core import engine as core
 from myapp.core.dag import Dag
 from myapp.core.errors import Conflict, MyappError, NotFound
+from myapp.core.params import MASK
 from myapp.core.ports import Dispatch as Dispatch  # re-exported for older imports
 from myapp.core.states import (
     ATTEMPT,
@@ -49,6 +50,7 @@ from myapp.db.run_drafts import (
     version_of,
 )
 from myapp.db.schedule_store import Wake, no_wake, wake_after_commit, wake_in
+from myapp.db.sealed import open_tree
 from myapp.db.session import Database
 from myapp.db.specs import VersionSpecs
 from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
@@ -383,7 +385,9 @@ class RunStore:
             src = s.get(Run, run_id)
             if src is None:
                 raise NotFound(f"run {run_id} not found")
-            merged = {**src.params, **(params or {})}
+            # A secret shown masked and sent back unchanged keeps the source run's value.
+            merged = {**open_tree(dict(src.params or {})),
+                      **{k: v for k, v in (params or {}).items() if v != MASK}}
             new = NewRun(
                 pipeline_id=src.pipeline_id, version_id=src.version_id, trigger=Trigger.MANUAL,
                 execution_date=src.execution_date, params=merged, user_id=user_id, runner=runner,

@@ -31,6 +31,17 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+# What callers outside db/ catch when the database is down or unreachable (the CLI says so in one line).
+DatabaseUnavailable = OperationalError
+
+
+def shown_url(url: str) -> str:
+    """Return a database URL fit to print: its password hidden."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def driver_url(url: str) -> str:
     """Return `url` naming the driver myapp installs: psycopg for postgresql://, PyMySQL for mysql://."""
     if url.startswith("postgresql://"):

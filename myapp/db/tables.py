@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from myapp.core.states import ATTEMPT, RECORD, RUN, TASK, TEMPLATE
 from myapp.db.base import USERS, Base, metadata
+from myapp.db.sealed import SealedJson
 from myapp.db.types import Json, UTCDateTime
 
 __all__ = ["USERS", "Json", "metadata"]
@@ -55,7 +56,7 @@ class TaskTemplate(Base):
     kind: Mapped[str] = mapped_column(String(16))
     category: Mapped[str] = mapped_column(String(63), default="general")
     description: Mapped[str] = mapped_column(Text, default="")
-    spec: Mapped[dict[str, Any]] = mapped_column(Json)
+    spec: Mapped[dict[str, Any]] = mapped_column(SealedJson)   # secret defaults sealed (myapp/db/sealed.py)
     readme: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(16))  # builtin | plugin | package | user
     status: Mapped[str] = mapped_column(String(16), default=TEMPLATE.initial.value)  # core/states.py TEMPLATE
@@ -115,7 +116,7 @@ class PipelineVersion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"), index=True)
     number: Mapped[int] = mapped_column(Integer)
-    spec: Mapped[dict[str, Any]] = mapped_column(Json)
+    spec: Mapped[dict[str, Any]] = mapped_column(SealedJson)   # secrets sealed (myapp/db/sealed.py)
     spec_hash: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"), nullable=True)
@@ -153,6 +154,8 @@ class Run(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
     trigger: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16), default=RUN.initial.value)  # core/states.py RUN
+    # Values of secret parameters are stored sealed and stay sealed when read: views show them masked
+    # (runs_view), and only the executor and a copy open them (myapp/db/sealed.py).
     params: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     execution_date: Mapped[datetime] = mapped_column(UTCDateTime)
     execution_date_text: Mapped[str] = mapped_column(String(32))

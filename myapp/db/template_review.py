@@ -19,7 +19,7 @@ those who may review it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -33,6 +33,7 @@ from myapp.core.model import TemplateSpec
 from myapp.core.params import mask, param_def_to_dict
 from myapp.core.states import TEMPLATE, TemplateStatus
 from myapp.core.templates import KindCheck, parse_template, template_to_dict
+from myapp.db.sealed import seal
 from myapp.db.session import Database
 from myapp.db.tables import USERS, Project, TaskTemplate, TemplateReview
 
@@ -260,7 +261,19 @@ def _check_name(s: Session, actor: Actor, spec: TemplateSpec, *, exclude_id: int
 
 def _fill(row: TaskTemplate, spec: TemplateSpec, now: datetime) -> None:
     row.kind, row.category, row.description = spec.kind, spec.category, spec.description
-    row.spec, row.readme, row.updated_at = template_to_dict(spec), spec.readme, now
+    row.spec, row.readme, row.updated_at = seal_template_defaults(template_to_dict(spec)), spec.readme, now
+
+
+def seal_template_defaults(data: dict[str, Any], fn: Callable[[str], str] = seal) -> dict[str, Any]:
+    """Return a template's stored form with the defaults of its secret parameters sealed (B6)."""
+    params = data.get("parameters")
+    if not isinstance(params, dict):
+        return data
+    out = {**data, "parameters": {name: ({**p, "default": fn(p["default"])}
+                                         if isinstance(p, dict) and p.get("type") == "secret"
+                                         and isinstance(p.get("default"), str) else p)
+                                  for name, p in params.items()}}
+    return out
 
 
 def _record(s: Session, template_id: int, action: str, reason: str, actor: Actor, now: datetime) -> None:

@@ -179,7 +179,8 @@ class LocalExecutor:
         template = self.catalog.get(ctx.task.template) if ctx.task.template else None
         if ctx.task.template and template is None:
             raise MyappError(f"task {ctx.task.name!r}: template {ctx.task.template!r} is not registered")
-        rendered = render_task(ctx.task, template, rctx, values)
+        secret_params = {p.name for p in ctx.spec.parameters if p.secret}
+        rendered = render_task(ctx.task, template, rctx, values, secret_params)
         env = {k: os.environ[k] for k in PASS_THROUGH_ENV if k in os.environ}
         env.update(rendered.env)
         env.update({
@@ -190,6 +191,7 @@ class LocalExecutor:
         if account is not None:   # the worker's HOME is not the task's
             env["HOME"] = str(workdir)
         secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
+        secrets |= rendered.secret_env
         shown = {k: {"type": v.kind, "value": MASK if k in secrets else values[k]} for k, v in resolved.items()}
         secret_values = [rendered.env[k] for k in rendered.secret_env]
         return rendered.argv, env, rendered.outputs, shown, secret_values

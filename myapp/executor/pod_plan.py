@@ -73,9 +73,10 @@ def prepare_launch(ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalo
     if ctx.task.template and template is None:
         raise MyappError(f"task {ctx.task.name!r}: template {ctx.task.template!r} is not registered")
     rctx, values, shown = _render_inputs(ctx, cfg)
-    rendered = render_task(ctx.task, template, rctx, values)
+    rendered = render_task(ctx.task, template, rctx, values, {p.name for p in ctx.spec.parameters if p.secret})
     kind = template.kind if template else "pod"
     secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
+    secrets |= rendered.secret_env
     shown = {k: {**v, "value": MASK} if k in secrets else v for k, v in shown.items()}
     plan = _plan(ctx, cfg, template, rendered)
     plan = replace(plan, secret_env=tuple(sorted(rendered.secret_env)), secret_name=f"{plan.name}-secret")

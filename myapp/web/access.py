@@ -25,6 +25,8 @@ from sqlalchemy.orm import Session
 
 from myapp.core.authz import Action, Actor, Forbidden, can, readable_projects
 from myapp.core.errors import NotFound
+from myapp.core.params import MASK
+from myapp.core.secrets import map_pipeline_secrets
 from myapp.db.tables import Pipeline, Project, Run
 from myapp.services import Services
 from myapp.web.authz import current_actor
@@ -77,6 +79,15 @@ def check_pipeline(pipeline_id: int, action: Action) -> None:
     if project is None:
         raise NotFound(f"{what} not found")
     authorize(request_actor(), action, project, what)
+
+
+def shown_definition(pipeline_id: int, definition: dict[str, Any]) -> dict[str, Any]:
+    """Return a pipeline definition as the actor may see it: secrets masked unless they may edit it (B6)."""
+    with _services().db.read() as s:
+        project = pipeline_project(s, pipeline_id)
+    if can(request_actor(), Action.WRITE, project):
+        return definition
+    return map_pipeline_secrets(definition, _services().templates.get, lambda _value: MASK)
 
 
 def check_run(run_id: int, action: Action) -> None:

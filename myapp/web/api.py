@@ -34,6 +34,7 @@ from myapp.web.access import (
     guard_integer_arguments,
     refuse_bad_tokens_with_401,
     run_token_or_protect,
+    shown_definition,
     visible_pipeline_ids,
     visible_projects,
 )
@@ -197,7 +198,8 @@ class PipelineApi(BaseApi):
         svc = services()
         row = svc.pipelines.find(pk)
         version = request.args.get("version", type=int)
-        return self.response(200, id=row.id, name=row.name, definition=svc.pipelines.export(pk, version),
+        definition = shown_definition(pk, svc.pipelines.export(pk, version))   # secrets masked for viewers
+        return self.response(200, id=row.id, name=row.name, definition=definition,
                              schedule_error=row.schedule_error)
 
     @expose("/<int:pk>/export", methods=["GET"])
@@ -216,7 +218,7 @@ class PipelineApi(BaseApi):
         """
         check_pipeline(pk, Action.READ)
         version = request.args.get("version", type=int)
-        text = dump_yaml(services().pipelines.export(pk, version))
+        text = dump_yaml(shown_definition(pk, services().pipelines.export(pk, version)))
         return Response(text, mimetype="application/yaml")
 
     @expose("/<int:pk>/versions", methods=["GET"])

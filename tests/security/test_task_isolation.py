@@ -377,3 +377,18 @@ def test_b7_a_secret_printed_encoded_is_masked_in_the_log(world: World, services
         assert encoded[4:-4] not in text, (shift, text)
     assert text.count("******") >= 7, text
     assert "done\n" in text
+
+
+def test_b1_every_page_warns_when_tasks_cannot_be_kept_apart(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from myapp.executor import task_user
+    from tests.security.test_web_hardening import form_login
+
+    client = app.test_client()
+    assert form_login(client, "viewer", "viewer-pass").status_code in (200, 302)
+    page = client.get("/pipelines/").get_data(as_text=True)
+    assert ('id="myapp-task-isolation"' in page) == (os.geteuid() != 0), page[:500]
+    monkeypatch.setattr(task_user.os, "geteuid", lambda: 1000)   # a worker that is not root
+    page = client.get("/pipelines/").get_data(as_text=True)
+    # This module demands task accounts (task_isolation: users): such a worker would refuse to start.
+    assert 'id="myapp-task-isolation"' in page and "Tasks are not isolated" in page, page
+    assert "needs a worker running as root" in page, page

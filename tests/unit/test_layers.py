@@ -76,12 +76,8 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     ("myapp.schedule_batch", "sqlalchemy"),
     ("myapp.runs_view", "sqlalchemy"),
     ("myapp.pipelines_view", "sqlalchemy"),
-    ("myapp.backfill_guard", "sqlalchemy"),
     ("myapp.executor.pod_attempts", "sqlalchemy"),
-    ("myapp.cli", "sqlalchemy"),
     ("myapp.cli.process", "sqlalchemy"),
-    ("myapp.cli.run", "sqlalchemy"),
-    ("myapp.cli.pipeline", "sqlalchemy"),
     ("myapp.web.access", "sqlalchemy"),
     ("myapp.web.pages_api", "sqlalchemy"),
 }
