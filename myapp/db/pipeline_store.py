@@ -29,7 +29,7 @@ from myapp.core.validate import TaskCheck, UrlCheck, validate_pipeline
 from myapp.db.bulk import insert_rows
 from myapp.db.guards import moving_to
 from myapp.db.schedule_store import Wake, no_wake, wake_after_commit
-from myapp.db.sealed import seal
+from myapp.db.sealed import open_tree, seal
 from myapp.db.session import Database
 from myapp.db.tables import Pipeline, PipelineTask, PipelineVersion, Project, ScheduleRecord
 
@@ -96,7 +96,7 @@ class PipelineStore:
                 s.add(pipeline)
                 s.flush()
             current = s.get(PipelineVersion, pipeline.current_version_id) if pipeline.current_version_id else None
-            if current is not None and current.spec_hash == digest:
+            if current is not None and (current.spec_hash == digest or _implied_hash(current.spec) == digest):
                 return SaveResult(pipeline.id, current.number, False, False)
             number = (s.scalar(select(func.max(PipelineVersion.number)).where(
                 PipelineVersion.pipeline_id == pipeline.id)) or 0) + 1
@@ -198,6 +198,21 @@ class MemoCatalog:
         if ref not in self._seen:
             self._seen[ref] = self.inner.get(ref)
         return self._seen[ref]
+
+
+def _implied_hash(stored: dict[str, Any]) -> str | None:
+    """Return the hash a version saved before rules P2 wrote implied edges would have today, or None.
+
+    Such a version (a binding whose producer is missing from `depends_on`) hashed its bare form, so
+    saving the same pipeline again would otherwise make a version that changes nothing.
+    """
+    def lacks(task: Any) -> bool:
+        deps = set(task.get("depends_on") or ())
+        refs = [b.get("from") for b in (task.get("inputs") or {}).values() if isinstance(b, dict)]
+        return any(isinstance(r, str) and not r.startswith("params.") and r.split(".")[0] not in deps for r in refs)
+    if not any(lacks(t) for t in stored.get("tasks") or () if isinstance(t, dict)):
+        return None
+    return canonical_hash(pipeline_to_dict(with_implied_edges(parse_pipeline(open_tree(stored)))))
 
 
 def _pin(task: TaskSpec, catalog: TemplateCatalog) -> TaskSpec:

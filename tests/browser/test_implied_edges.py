@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from myapp.yaml_io import load_yaml
-from tests.browser.canvas import GREEN, import_yaml, run_from_editor, select_node, wait_color
+from tests.browser.canvas import GREEN, connect, import_yaml, run_from_editor, select_node, wait_color
 from tests.browser.conftest import api_token
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(240)]
@@ -51,7 +51,11 @@ def test_a_binding_is_drawn_and_exported_as_an_edge(new_page: Any, live_server: 
     edge_count(page, 0)
     page.select_option("select[data-source='input-0']", "task:step1.x")
     edge_count(page, 1)
-    # step2 now depends on step1: step1 may not bind step2's output (not offered), nor be connected below it.
+    # step2 now depends on step1 through the binding alone: connecting step2 -> step1 closes a cycle,
+    # and step1 is not offered step2's output.
+    connect(page, "step2", "step1")
+    page.wait_for_selector(".myapp-toast:has-text('cycle')")
+    edge_count(page, 1)
     select_node(page, "step1")
     page.click("[data-testid=add-input]")
     options = page.locator("select[data-source='input-0'] option").all_inner_texts()
