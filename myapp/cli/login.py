@@ -22,7 +22,7 @@ from myapp.cli import fail, handle_errors
 def login(url: str, username: str, password_stdin: bool) -> None:
     """Sign in to the server at URL and keep the sign-in for myapp.sdk (Workflow.submit)."""
     from myapp.sdk.credentials import Credentials, credentials_path, save_credentials
-    from myapp.sdk.submit import urllib_transport
+    from myapp.sdk.server import urllib_transport
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt("Password", hide_input=True)
     body = json.dumps({"username": username, "password": password, "provider": "db", "refresh": True}).encode()
@@ -44,7 +44,7 @@ def login(url: str, username: str, password_stdin: bool) -> None:
 def logout() -> None:
     """Revoke the kept sign-in on its server and forget it."""
     from myapp.sdk.credentials import credentials_path, load_credentials
-    from myapp.sdk.submit import urllib_transport
+    from myapp.sdk.server import urllib_transport
 
     path = credentials_path()
     kept = load_credentials(path)

@@ -147,7 +147,7 @@ def bind_single_project(home: Path, project_id: int | None, task: str) -> None:
 def secure_home(home: Path) -> None:
     """Make MYAPP_HOME (secret key, database file, logs, artifacts) unreadable to task accounts."""
     try:
-        if home.is_dir() and home.stat().st_uid == os.geteuid():
+        if home.is_dir() and os.geteuid() in (0, home.stat().st_uid):   # root: also a home the web server owns
             home.chmod(0o700)
     except OSError as exc:
         log.warning("cannot restrict %s to its owner: %s", home, exc)
@@ -166,7 +166,11 @@ def give_to(path: Path, account: Account) -> None:
 
 
 def describe(setting: str, euid: int | None = None) -> dict[str, str]:
-    """Return what /health says about task isolation for a worker like this process."""
+    """Return what /health says about task isolation: under `users` what every worker guarantees (one
+    that is not root does not start), else what a worker running like this process would give."""
+    if setting == "users":
+        return {"mode": USERS, "message": "tasks run as one unprivileged account per project "
+                                          "(task_isolation: users; a worker that is not root does not start)"}
     try:
         iso = decide(setting, os.geteuid() if euid is None else euid)
     except MyappError as exc:

@@ -14,8 +14,9 @@ from __future__ import annotations
 from myapp.sdk.local_run import LocalResult, OPRunError, run_op
 from myapp.sdk.runtime import OP, OPIO, Artifact, OPIOSign, Parameter, op
 from myapp.sdk.script import ScriptOP
+from myapp.sdk.server import Server, SubmitError
 from myapp.sdk.signature import IOSpec, Signature, SignatureError, signature_of
-from myapp.sdk.submit import RunHandle, Server, SubmitError
+from myapp.sdk.submit import RunHandle
 from myapp.sdk.workflow import OutputRef, ParamRef, PythonOPTemplate, Step, Workflow
 
 __all__ = [

@@ -314,13 +314,14 @@ def main(namespace: Mapping[str, Any], name: str, signature: Mapping[str, Any]) 
     except OPError as exc:
         print(f"myapp.sdk: OP {name}: {exc}", file=sys.stderr)
         sys.exit(exc.code)
+    workdir = Path.cwd()   # where the collector reads outputs, even if the OP changes directory
     try:
         result = call(namespace[name], values)
     except Exception:
         traceback.print_exc()
         sys.exit(1)
     try:
-        write_outputs(signature.get("outputs", {}), result, Path.cwd())
+        write_outputs(signature.get("outputs", {}), result, workdir)
     except OPError as exc:
         print(f"myapp.sdk: OP {name}: {exc}", file=sys.stderr)
         sys.exit(exc.code)

@@ -95,7 +95,7 @@ def test_pipeline_list_grid_gantt_and_logs(new_page: Any, live_server: Any) -> N
     page.wait_for_selector(".myapp-toast:has-text('started')")
     page.wait_for_function("() => document.querySelectorAll("
                            "\"tr[data-pipeline=streams-demo] [data-testid=run-strip] a[data-state=succeeded]\").length == 2",
-                           timeout=60_000, polling=1000)
+                           timeout=180_000, polling=1000)
 
     # the grid: runs x tasks
     page.goto(f"{base}/pipelines/{pipeline_id}/grid")
@@ -127,7 +127,7 @@ def test_pipeline_list_schedule_switch_guards_the_backfill(new_page: Any, live_s
     page.wait_for_selector("tr[data-pipeline=hourly-report] [data-testid=schedule-toggle][data-enabled=true]")
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:00:00 UTC", row.locator("[data-testid=next-run]").inner_text())
     # the save asked for a scheduler pass: the backfill's first runs show up in the strip
-    page.wait_for_selector("tr[data-pipeline=hourly-report] [data-testid=run-strip] a", timeout=60_000)
+    page.wait_for_selector("tr[data-pipeline=hourly-report] [data-testid=run-strip] a", timeout=180_000)
     shot(page, "pipelines")
     # pausing needs no confirmation
     row.locator("[data-testid=schedule-toggle]").click()

@@ -133,7 +133,7 @@ def test_debug_one_task_with_live_logs(new_page: Any, live_server: Any) -> None:
     field.fill("typed-by-hand")
     page.click("[data-testid=debug-start]")
     page.wait_for_selector("[data-testid=debug-run] [data-testid=log-text]:has-text('transform got typed-by-hand')",
-                           timeout=60_000)
+                           timeout=180_000)
     page.wait_for_selector("[data-testid=debug-run] .myapp-badge[data-state=succeeded]")
     shot(page, "editor-debug")
     run_id = page.get_attribute("[data-testid=debug-run]", "data-run-id")

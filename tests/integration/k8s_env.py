@@ -147,6 +147,12 @@ class Cluster:
             pytest.skip(f"real API server only: {why}")
         return self.sim
 
+    def admin(self, why: str) -> Any:
+        """Return the real test server's admin client (system:masters); skip elsewhere, saying why."""
+        if self.testenv is None or self.testenv.admin is None:
+            pytest.skip(f"fake or test server only: {why}")
+        return self.testenv.admin
+
     def get_pod(self, name: str) -> dict[str, Any] | None:
         """Return a pod through the client (fake or real cluster), or None."""
         return self.launcher.get_pod(name)

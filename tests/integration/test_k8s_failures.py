@@ -299,8 +299,8 @@ def test_an_over_quota_create_waits_for_the_quota_without_using_a_task_retry(clu
                                           times=-1)
         restore = cluster.kube.clear_faults
     else:   # a ResourceQuota that allows no more pods (its usage is what the quota controller would write)
-        assert cluster.testenv is not None and cluster.testenv.admin is not None
-        admin, path = cluster.testenv.admin, f"/api/v1/namespaces/{cluster.namespace}/resourcequotas"
+        admin = cluster.admin("it creates a ResourceQuota and writes its status (the quota controller's part)")
+        path = f"/api/v1/namespaces/{cluster.namespace}/resourcequotas"
         admin.create(path, {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-pods"},
                             "spec": {"hard": {"pods": "0"}}})
         admin.merge_patch(f"{path}/no-pods/status", {"status": {"hard": {"pods": "0"}, "used": {"pods": "0"}}})
@@ -459,9 +459,8 @@ def _forbid_pod_watch(cluster: Cluster) -> Any:
         return cluster.kube.clear_faults
     # The real server: docker/k8s/rbac.yaml's Role without `watch` on pods (list, get stay). RBAC is
     # checked when a watch opens, so the watcher is restarted once the server refuses watches.
-    assert cluster.testenv is not None and cluster.testenv.admin is not None
-    admin, role = cluster.testenv.admin, \
-        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{cluster.namespace}/roles/myapp-executor"
+    admin = cluster.admin("it changes the executor's Role, which the test user may not do on your cluster")
+    role = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{cluster.namespace}/roles/myapp-executor"
     rules = admin.get(role)["rules"]
     admin.merge_patch(role, {"rules": [
         {**r, "verbs": [v for v in r["verbs"] if v != "watch"]} if r.get("resources") == ["pods"] else r
@@ -495,6 +494,8 @@ def _health(cluster: Cluster) -> Any:
 
 def test_a_forbidden_pod_watch_is_shown_and_attempts_are_still_decided(cluster: Cluster) -> None:
     svc = cluster.services
+    if cluster.kube is None:
+        cluster.admin("it changes the executor's Role, which the test user may not do on your cluster")
     health = _health(cluster)
     poll(lambda: health()["status"] == "ok", "/health to show the watcher's working watch", timeout=30)
     restore = _forbid_pod_watch(cluster)
@@ -523,6 +524,8 @@ def test_a_pod_deleted_while_its_watch_is_forbidden_is_still_found_missing(clust
     """Loss detection without a watch: the pods are read one by one, and one that is gone (deleted
     with grace 0, so no terminal status is ever seen) fails its attempt as not found."""
     svc = cluster.services
+    if cluster.kube is None:
+        cluster.admin("it changes the executor's Role, which the test user may not do on your cluster")
     pid = save(svc, "name: no-watch-lost\ntasks:\n  - {name: t, template: shell, args: {script: 'sleep 300'}}\n")
     run_id = start(svc, pid)
     name = _running_pod(cluster, run_id, "t")

@@ -101,7 +101,8 @@ def test_one_failing_rank_fails_the_attempt_and_deletes_the_others(cluster: Clus
 
 
 def test_a_late_pod_is_followed_when_it_starts(cluster: Cluster) -> None:
-    svc, (_, kubelet) = cluster.services, cluster.fake()
+    svc, (_, kubelet) = cluster.services, cluster.fake(
+        "the fake's kubelet starts one pod late, on cue, while its sibling runs")
 
     def late(kubelet: Kubelet, pod: dict[str, Any]) -> None:
         time.sleep(1.5)
@@ -125,7 +126,8 @@ def test_a_late_pod_is_followed_when_it_starts(cluster: Cluster) -> None:
 # --- logs ----------------------------------------------------------------------------------
 
 def test_a_broken_log_stream_resumes_without_loss_or_duplicates(cluster: Cluster) -> None:
-    svc, (kube, _) = cluster.services, cluster.fake()
+    svc, (kube, _) = cluster.services, cluster.fake(
+        "the fake cuts a log stream mid-line on cue (the real server's resume: the stalled-follow test)")
     pid = save(svc, """
         name: chatty
         tasks:
@@ -147,7 +149,8 @@ def test_a_broken_log_stream_resumes_without_loss_or_duplicates(cluster: Cluster
 # --- watch, eviction, image errors ---------------------------------------------------------
 
 def test_the_watch_resumes_after_410_gone_with_a_fresh_list(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    svc, (kube, kubelet) = cluster.services, cluster.fake(
+        "410 Gone needs etcd compacted past the watcher's version, which the fake does on demand")
     release = threading.Event()
 
     def hold(kubelet: Kubelet, pod: dict[str, Any]) -> None:
@@ -212,7 +215,8 @@ def test_an_evicted_pod_is_retried(cluster: Cluster) -> None:
 
 
 def test_an_image_that_cannot_be_pulled_fails_the_attempt(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    svc, (kube, kubelet) = cluster.services, cluster.fake(
+        "the fake's kubelet reports a registry's ErrImagePull (real server: the image pull tests of test_k8s_failures)")
 
     def bad_image(kubelet: Kubelet, pod: dict[str, Any]) -> None:
         kube.set_pod_phase(cluster.namespace, pod["metadata"]["name"], "Pending", reason="ErrImagePull",
@@ -250,7 +254,8 @@ def test_myapps_own_lines_are_the_sys_stream_and_the_tasks_lines_stay_its_output
 # --- outputs through the termination message -------------------------------------------------
 
 def test_outputs_from_the_termination_message_and_the_workflow_space(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    svc, (kube, kubelet) = cluster.services, cluster.fake(
+        "the fake's kubelet plays an image's `train` command: files and a termination message written on cue")
 
     def container(kubelet: Kubelet, pod: dict[str, Any]) -> None:
         name = pod["metadata"]["name"]
@@ -296,7 +301,8 @@ def test_outputs_from_the_termination_message_and_the_workflow_space(cluster: Cl
 def test_pod_status_and_events_are_served_by_the_rest_api(cluster: Cluster) -> None:
     from myapp.web.app import create_app
 
-    svc, (kube, kubelet) = cluster.services, cluster.fake()
+    svc, (kube, kubelet) = cluster.services, cluster.fake(
+        "it expects the fake kubelet's exact event sequence (Scheduled, Pulled, BackOff)")
 
     def with_events(kubelet: Kubelet, pod: dict[str, Any]) -> None:
         name = pod["metadata"]["name"]
@@ -348,7 +354,8 @@ RESOURCE = """
 
 
 def test_a_resource_succeeds_fails_and_is_deleted_on_stop(cluster: Cluster) -> None:
-    svc, (kube, _) = cluster.services, cluster.fake()
+    svc, (kube, _) = cluster.services, cluster.fake(
+        "it needs a custom resource whose status a controller sets on cue; the real test server runs no controller")
     pid = save(svc, RESOURCE)
 
     def created(run_id: int) -> dict[str, Any]:

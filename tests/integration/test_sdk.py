@@ -131,7 +131,8 @@ def test_artifact_download_endpoint(app: Any, engine_services: Any) -> None:
         "name: sdk-plain-file\ntasks:\n  - name: t\n    template: shell\n    args: {script: 'echo hi > out.txt'}\n"
         "    outputs: [{name: out, path: out.txt, type: file}, {name: word, path: out.txt, type: text}]\n"))
     assert pipeline.status_code == 200, pipeline.get_json()
-    from myapp.sdk.submit import RestBackend, RunHandle
+    from myapp.sdk.server import RestBackend
+    from myapp.sdk.submit import RunHandle
 
     started = client.post(f"/api/v1/pipelines/{pipeline.get_json()['id']}/runs", json={}, headers=admin)
     plain = RunHandle(RestBackend(server(app)), started.get_json()["id"], pipeline.get_json()["id"])

@@ -208,7 +208,8 @@ def _wait(path: Path, f: BinaryIO, inode: int, running: Callable[[], bool], stop
         return False, False
     offset = f.tell()
     deadline = time.monotonic() + FORCE_CHECK
-    while time.monotonic() < deadline and not stop.is_set():
+    pause = 0.02     # kubelet is told by fsnotify; polling backs off while the file stays quiet, so a
+    while time.monotonic() < deadline and not stop.is_set():   # thousand idle follows cost little
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -217,7 +218,8 @@ def _wait(path: Path, f: BinaryIO, inode: int, running: Callable[[], bool], stop
             return True, True
         if st.st_size > offset:
             return True, False
-        time.sleep(0.02)
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.2)
     return True, False
 
 

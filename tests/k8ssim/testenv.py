@@ -50,8 +50,9 @@ def test_config() -> SimConfig:
 class TestEnv:
     __test__ = False
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, config: SimConfig | None = None) -> None:
         self.root = root
+        self.config = config or test_config()
         self.proc: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
         self.admin: SimApi | None = None
@@ -85,7 +86,7 @@ class TestEnv:
         sim_logger = logging.getLogger("k8ssim")
         sim_logger.addHandler(self._handler)
         sim_logger.setLevel(logging.INFO)
-        self.sim = NodeSimulator(Path(self.info["admin_kubeconfig"]), self.root / "node", test_config()).start()
+        self.sim = NodeSimulator(Path(self.info["admin_kubeconfig"]), self.root / "node", self.config).start()
         return self
 
     def stop(self) -> None:

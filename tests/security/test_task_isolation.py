@@ -377,3 +377,18 @@ def test_b7_a_secret_printed_encoded_is_masked_in_the_log(world: World, services
         assert encoded[4:-4] not in text, (shift, text)
     assert text.count("******") >= 7, text
     assert "done\n" in text
+
+
+def test_b1_every_page_warns_when_tasks_cannot_be_kept_apart(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from myapp.executor import task_user
+    from tests.security.test_web_hardening import form_login
+
+    client = app.test_client()
+    assert form_login(client, "viewer", "viewer-pass").status_code in (200, 302)
+    page = client.get("/pipelines/").get_data(as_text=True)
+    assert 'id="myapp-task-isolation"' not in page, page   # this module demands task accounts
+    # task_isolation: auto, run by a user that is not root
+    monkeypatch.setattr("myapp.web.pages.describe", lambda setting: task_user.describe("auto", 1000))
+    page = client.get("/pipelines/").get_data(as_text=True)
+    assert 'id="myapp-task-isolation"' in page and "Tasks are not isolated" in page, page
+    assert "cannot switch users" in page, page

@@ -55,7 +55,11 @@ def lying(n: int) -> dict[str, str]:
 
 @op(outputs={"tree": Artifact(Path)})
 def directory(name: str) -> dict[str, Path]:
-    root = Path("tree")
+    import os
+
+    os.mkdir("elsewhere")
+    os.chdir("elsewhere")   # the outputs still land in the task's working directory
+    root = Path("tree").resolve()
     (root / "sub").mkdir(parents=True)
     (root / "sub" / "leaf.txt").write_text(name)
     return {"tree": root}
