@@ -5,11 +5,25 @@ An edge u -> v exists when v depends on u (`depends_on`) or binds an input to u'
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
 from myapp.core.model import PipelineSpec
+
+
+def with_implied_edges(spec: PipelineSpec) -> PipelineSpec:
+    """Return `spec` with every upstream written in `depends_on` (docs/rules.md P2).
+
+    A `from: task.output` binding implies the edge task -> consumer; the result lists the explicit
+    `depends_on` first, then the implied upstreams in binding order, without duplicates -- the whole
+    graph is readable from `depends_on` alone, and normalising twice changes nothing.
+    """
+    dag = Dag.from_spec(spec)
+    tasks = tuple(t if dag.upstream[t.name] == t.depends_on else dataclasses.replace(t, depends_on=dag.upstream[t.name])
+                  for t in spec.tasks)
+    return dataclasses.replace(spec, tasks=tasks)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from myapp.core.cron import wall_time_to_instant
+from myapp.core.dag import with_implied_edges
 from myapp.core.errors import NotFound, SpecError
 from myapp.core.model import PipelineSpec, ScheduleSpec, TaskSpec, TemplateSpec
 from myapp.core.output_paths import DEFAULT_ROOTS
@@ -75,7 +76,9 @@ class PipelineStore:
                                    task_check=self.task_check, webhook_check=self.webhook_check)
         if errors:
             raise SpecErrors(errors)
-        return dataclasses.replace(spec, tasks=tuple(_pin(t, catalog) for t in spec.tasks))
+        # Stored = explicit + binding-implied upstreams (rules P2): export, the editor and the run
+        # graph read one `depends_on`, and re-importing an export hashes the same (no new version).
+        return with_implied_edges(dataclasses.replace(spec, tasks=tuple(_pin(t, catalog) for t in spec.tasks)))
 
     def save(self, spec: PipelineSpec, now: datetime, *, user_id: int | None = None, message: str = "") -> SaveResult:
         """Validate and store `spec`; a changed definition becomes a new version."""
@@ -160,9 +163,9 @@ class PipelineStore:
             return parse_pipeline(row.spec), row.number
 
     def export(self, pipeline_id: int, version: int | None = None) -> dict[str, Any]:
-        """Return the canonical YAML-ready dict of a version."""
+        """Return the canonical YAML-ready dict of a version, implied edges in `depends_on`."""
         spec, _ = self.spec(pipeline_id, version)
-        return pipeline_to_dict(spec)
+        return pipeline_to_dict(with_implied_edges(spec))   # versions saved before rules P2 listed them too
 
     def summaries(self) -> list[dict[str, Any]]:
         """Return a summary row per pipeline."""

@@ -72,6 +72,32 @@ def test_import_export_roundtrip_and_versions(cli: Any, tmp_path: Path) -> None:
     assert any(p["name"] == "cli-demo" and p["version"] == 2 for p in listed)
 
 
+BOUND = """
+    name: cli-bound
+    tasks:
+      - name: step1
+        template: shell
+        args: {script: 'echo hi > /tmp/x.txt'}
+        outputs: [{name: x, path: /tmp/x.txt}]
+      - name: step2
+        template: shell
+        args: {script: 'echo "$x"'}
+        inputs: {x: {from: step1.x}}
+"""
+
+
+def test_export_lists_binding_implied_edges_and_reimporting_it_changes_nothing(cli: Any, tmp_path: Path) -> None:
+    path = write(tmp_path, "bound.yaml", BOUND)
+    assert cli("pipeline", "import", path).stdout.strip() == "cli-bound: version 1"
+    exported = cli("pipeline", "export", "cli-bound")
+    assert exported.returncode == 0, exported.stderr
+    tasks = load_yaml(exported.stdout)["tasks"]
+    assert [t.get("depends_on") for t in tasks] == [None, ["step1"]]
+    again = cli("pipeline", "import", "-", stdin=exported.stdout)
+    assert again.stdout.strip() == "cli-bound: unchanged (version 1)", again.stderr
+    assert cli("pipeline", "export", "cli-bound").stdout == exported.stdout
+
+
 @pytest.mark.parametrize("body,message", [
     ("name: Bad_Name\ntasks: []\n", "name"),
     ("name: x\ntasks:\n  - {name: a, template: nope}\n", "tasks[a].template"),

@@ -208,3 +208,12 @@ def test_ten_thousand_task_chain_validates_in_linear_work() -> None:
 def test_more_than_ten_thousand_tasks_is_refused_at_once() -> None:
     spec = make_pipeline(tasks=[make_task(f"t{i}") for i in range(10_001)])
     assert [e.field for e in validate_pipeline(spec, CATALOG)] == ["tasks"]
+
+
+def test_mutual_bindings_are_a_cycle_naming_both_tasks() -> None:
+    spec = make_pipeline(tasks=[
+        make_task("a", inputs=(from_task("x", "b.out"),), outputs=(make_output(),)),
+        make_task("b", inputs=(from_task("x", "a.out"),), outputs=(make_output(),)),
+    ])
+    errors = [str(e) for e in validate_pipeline(spec, CATALOG)]
+    assert errors == ["tasks[a].depends_on: the graph has a cycle: a -> b -> a"]

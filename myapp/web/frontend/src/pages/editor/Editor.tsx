@@ -15,7 +15,7 @@ import { DebugDialog, ParamsDialog, RunDialog, ScheduleDialog, YamlDialog } from
 import { BackfillDialog, BackfillInfo, backfillOf } from "../../backfill";
 import {
   PipelineMeta, Template, TaskData, TaskNode, ancestors, emptyMeta, findTemplate, fromDefinition, layout,
-  localErrors, makeEdge, newNodeId, newTask, taskOfField, taskOutputs, toDefinition, uniqueName, wouldCycle,
+  allEdges, descendants, localErrors, makeEdge, newNodeId, newTask, taskOfField, taskOutputs, toDefinition, uniqueName, wouldCycle,
 } from "./model";
 
 const nodeTypes = { task: EditorNode };
@@ -90,7 +90,7 @@ function Editor(props: Props) {
         if (loaded.def) {
           const state = fromDefinition(loaded.def, currentMe()?.timezone);
           setMeta(state.meta);
-          setNodes(state.positioned ? state.nodes : layout(state.nodes, state.edges));
+          setNodes(state.positioned ? state.nodes : layout(state.nodes, allEdges(state.nodes, state.edges)));
           setEdges(state.edges);
           setVersion(loaded.version);
           setPipelineId(loaded.id);
@@ -112,10 +112,13 @@ function Editor(props: Props) {
     if (changes.some((c) => c.type === "remove" || c.type === "add")) changed();
   }, []);
 
+  // What the canvas draws and the graph checks use: explicit edges + the ones bindings imply (dashed).
+  const graphEdges = useMemo(() => allEdges(nodes, edges), [nodes, edges]);
+
   const onConnect = (conn: Connection) => {
     if (readOnly || !conn.source || !conn.target) return;
     if (edges.some((e) => e.source === conn.source && e.target === conn.target)) return;
-    if (wouldCycle(conn.source, conn.target, edges)) {
+    if (wouldCycle(conn.source, conn.target, graphEdges)) {   // binding-implied edges count too
       toast(t("cycle_refused"), "danger");
       return;
     }
@@ -181,9 +184,14 @@ function Editor(props: Props) {
 
   const upstream = useMemo(() => {
     if (!selectedNode) return [];
-    const ids = ancestors(selectedNode.id, edges);
-    return nodes.filter((n) => ids.has(n.id)).map((n) => ({ task: n.data.name, outputs: taskOutputs(n.data, templates) }));
-  }, [selectedNode, nodes, edges, templates]);
+    // Any task's output may be bound except the task's own and its descendants' (that would close a
+    // cycle): binding one makes that task an upstream (a dashed edge). Ancestors are listed first.
+    const up = ancestors(selectedNode.id, graphEdges);
+    const down = descendants(selectedNode.id, graphEdges);
+    const offered = nodes.filter((n) => n.id !== selectedNode.id && !down.has(n.id));
+    return [...offered.filter((n) => up.has(n.id)), ...offered.filter((n) => !up.has(n.id))]
+      .map((n) => ({ task: n.data.name, outputs: taskOutputs(n.data, templates) }));
+  }, [selectedNode, nodes, graphEdges, templates]);
 
   const doc = () => toDefinition(meta, nodes, edges, templates);
 
@@ -264,7 +272,7 @@ function Editor(props: Props) {
   const importDoc = (def: any) => {
     const state = fromDefinition(def, currentMe()?.timezone);
     setMeta(state.meta);
-    setNodes(state.positioned ? state.nodes : layout(state.nodes, state.edges));
+    setNodes(state.positioned ? state.nodes : layout(state.nodes, allEdges(state.nodes, state.edges)));
     setEdges(state.edges);
     setSelected(null);
     changed();
@@ -294,7 +302,7 @@ function Editor(props: Props) {
           <button type="button" className="btn btn-default" data-testid="open-schedule" onClick={() => setDialog("schedule")}>
             <i className="fa fa-clock" /> {t("schedule")}</button>
           <button type="button" className="btn btn-default" data-testid="auto-layout"
-                  onClick={() => { setNodes((ns) => layout(ns, edges)); changed(); setTimeout(() => flow.fitView({ padding: 0.2, maxZoom: 1 }), 50); }}
+                  onClick={() => { setNodes((ns) => layout(ns, graphEdges)); changed(); setTimeout(() => flow.fitView({ padding: 0.2, maxZoom: 1 }), 50); }}
                   disabled={readOnly}>
             <i className="fa fa-sitemap" /> {t("auto_layout")}</button>
           <button type="button" className="btn btn-default" data-testid="open-yaml" onClick={() => setDialog("yaml")}>
@@ -328,7 +336,7 @@ function Editor(props: Props) {
         <div className="myapp-canvas" data-testid="canvas" onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }}
              onDrop={onDrop}>
           <ReactFlow<TaskNode, Edge>
-            nodes={nodes} edges={edges} nodeTypes={nodeTypes}
+            nodes={nodes} edges={graphEdges} nodeTypes={nodeTypes}
             onNodesChange={onNodesChange} onEdgesChange={onEdgesChange} onConnect={onConnect}
             onNodeClick={(_, node) => { setSelected(node.id); setNameError(""); }}
             onPaneClick={() => setSelected(null)}

@@ -185,15 +185,47 @@ export function fromDefinition(def: any, timezone = "UTC"): { meta: PipelineMeta
       resources: { ...(task.resources ?? {}) }, env: { ...(task.env ?? {}) }, description: task.description ?? "",
     },
   }));
+  // `edges` holds the explicit dependencies only: a `depends_on` entry that a binding of the task
+  // already implies (the server writes implied edges into depends_on, rules P2) is drawn by
+  // impliedEdges instead, so removing the binding removes it.
   const edges: Edge[] = [];
   for (const task of tasks) {
+    const bound = new Set(Object.values(task.inputs ?? {}).map((raw) => boundTask(parseBinding(raw))));
     for (const dep of task.depends_on ?? []) {
       const source = ids.get(dep);
       const target = ids.get(task.name);
-      if (source && target) edges.push(makeEdge(source, target));
+      if (source && target && !bound.has(dep)) edges.push(makeEdge(source, target));
     }
   }
   return { meta, nodes, edges, positioned };
+}
+
+/** Return the task a binding reads from (`from: task.output`), or null. */
+export function boundTask(b: Binding): string | null {
+  if (b.kind !== "task" || !b.ref.includes(".")) return null;
+  return b.ref.slice(0, b.ref.indexOf("."));
+}
+
+/** Return the edges the input bindings imply (dashed) that no explicit edge already draws. */
+export function impliedEdges(nodes: TaskNode[], edges: Edge[]): Edge[] {
+  const idOf = new Map(nodes.map((n) => [n.data.name, n.id]));
+  const have = new Set(edges.map((e) => `${e.source}>${e.target}`));
+  const out: Edge[] = [];
+  for (const node of nodes) {
+    for (const row of node.data.inputs) {
+      const source = idOf.get(boundTask(row.binding) ?? "");
+      if (!source || source === node.id || have.has(`${source}>${node.id}`)) continue;
+      have.add(`${source}>${node.id}`);
+      out.push({ ...makeEdge(source, node.id), id: `i-${source}-${node.id}`, deletable: false,
+        className: "myapp-edge-implied", style: { strokeDasharray: "6 4" }, data: { implied: true } });
+    }
+  }
+  return out;
+}
+
+/** Return the explicit edges plus the binding-implied ones: the whole graph. */
+export function allEdges(nodes: TaskNode[], edges: Edge[]): Edge[] {
+  return [...edges, ...impliedEdges(nodes, edges)];
 }
 
 export function makeEdge(source: string, target: string): Edge {
@@ -224,6 +256,7 @@ function argValue(defn: ParamDef | undefined, value: unknown): unknown {
 /** Build the §2 document (what POST /pipelines/ saves) from the editor state. */
 export function toDefinition(meta: PipelineMeta, nodes: TaskNode[], edges: Edge[], templates: Template[]): any {
   const nameOf = new Map(nodes.map((n) => [n.id, n.data.name]));
+  const taskNames = new Set(nameOf.values());
   const tasks = nodes.map((node) => {
     const d = node.data;
     const template = findTemplate(templates, d.template);
@@ -242,8 +275,14 @@ export function toDefinition(meta: PipelineMeta, nodes: TaskNode[], edges: Edge[
       out.image = d.image;
       out.command = d.command.filter((part) => part !== "");
     }
-    const deps = edges.filter((e) => e.target === node.id).map((e) => nameOf.get(e.source)).filter(Boolean);
-    if (deps.length) out.depends_on = deps;
+    // Explicit upstreams first, then the binding-implied ones, once each (what the server stores).
+    const deps = edges.filter((e) => e.target === node.id).map((e) => nameOf.get(e.source)).filter(Boolean) as string[];
+    for (const row of d.inputs) {
+      const up = boundTask(row.binding);
+      if (row.name && up && up !== d.name && taskNames.has(up)) deps.push(up);
+    }
+    const unique = [...new Set(deps)];
+    if (unique.length) out.depends_on = unique;
     const inputs: Record<string, unknown> = {};
     for (const row of d.inputs) if (row.name) inputs[row.name] = bindingToShort(row.binding);
     if (Object.keys(inputs).length) out.inputs = inputs;
@@ -302,6 +341,11 @@ export function ancestors(id: string, edges: Edge[]): Set<string> {
     }
   }
   return seen;
+}
+
+/** Return the ids of every descendant of `id` (following edges forwards). */
+export function descendants(id: string, edges: Edge[]): Set<string> {
+  return ancestors(id, edges.map((e) => ({ ...e, source: e.target, target: e.source })));
 }
 
 /** Return whether adding source -> target would close a cycle (or is a self-loop). */

@@ -36,7 +36,13 @@ function buildGraph(def: any, run: RunDetail): { nodes: Node<RunNodeData>[]; edg
   }));
   const edges: Edge[] = [];
   for (const task of tasks) {
-    for (const dep of task.depends_on ?? []) if (names.has(dep)) edges.push({ ...makeEdge(dep, task.name), animated: false });
+    // Every upstream: depends_on (where the server also lists binding-implied ones, rules P2) and,
+    // for definitions saved before that, the `from: task.output` bindings themselves.
+    const bound = Object.values(task.inputs ?? {}).map((raw: any) =>
+      typeof raw?.from === "string" && !raw.from.startsWith("params.") ? raw.from.split(".")[0] : "");
+    for (const dep of new Set<string>([...(task.depends_on ?? []), ...bound])) {
+      if (dep && dep !== task.name && names.has(dep)) edges.push({ ...makeEdge(dep, task.name), animated: false });
+    }
   }
   const positioned = tasks.every((x) => Array.isArray(x.position));
   return { nodes: positioned ? nodes : layout(nodes, edges), edges };
