@@ -97,7 +97,7 @@ def _outcome(delivery: Delivery, error: str | None, now: datetime) -> Outcome:
 def register_tasks(app: Any, deps: Any) -> None:
     """Register the Celery task that drains the outbox (called by myapp.queue.celery_app)."""
 
-    @app.task(name=DELIVER)  # type: ignore[untyped-decorator]
+    @app.task(name=DELIVER, shared=False)  # type: ignore[untyped-decorator]
     def deliver() -> None:
         services = deps.get()
         counts = deliver_alerts(services, services.clock.now())

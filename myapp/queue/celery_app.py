@@ -186,16 +186,19 @@ class QuietExecuteLog(logging.Filter):
 
 
 def _register_tasks(app: Celery, deps: LazyServices) -> None:
+    # shared=False: Celery adds a shared task to every app created later in the process, and the
+    # first registered under a name wins there, so a second app (tests, benchmarks) would run the
+    # first app's closure, with its settings and database.
     from myapp.alerts import register_tasks as register_alert_tasks
     from myapp.executor.worker import run_task_instance
 
     register_alert_tasks(app, deps)
 
-    @app.task(name=EXECUTE)
+    @app.task(name=EXECUTE, shared=False)
     def execute(ti_id: int) -> None:
         run_task_instance(ti_id, deps.get())
 
-    @app.task(name=RECONCILE)
+    @app.task(name=RECONCILE, shared=False)
     def reconcile() -> None:
         services = deps.get()
         s = services.settings
@@ -205,14 +208,14 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
         if any(counts.values()):
             log.info("reconciled %s", counts)
 
-    @app.task(name=SCHEDULE)
+    @app.task(name=SCHEDULE, shared=False)
     def make_timerun_config() -> None:
         from myapp.scheduler import run_pass
 
         services = deps.get()
         run_pass(services, services.clock.now())
 
-    @app.task(name=CLEAN)
+    @app.task(name=CLEAN, shared=False)
     def clean() -> None:
         from myapp.retention import clean as run_clean
 
@@ -220,7 +223,7 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
         if services.settings.retention_days > 0:
             run_clean(services, services.clock.now(), services.settings.retention_days)
 
-    @app.task(name=WAKE)
+    @app.task(name=WAKE, shared=False)
     def schedule_pipelines(pipeline_ids: list[int]) -> None:
         from myapp.scheduler import run_pass_for
 
