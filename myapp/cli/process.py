@@ -82,16 +82,19 @@ def _prepare_task_accounts(services: Any) -> None:
         accounts.for_project(project_id)
 
 
-def announce_task_isolation(settings: Settings) -> None:
-    """Say plainly at worker start how tasks are kept apart; stop if task_isolation cannot be given."""
+def announce_task_isolation(settings: Settings, *, prefix: str = "myapp", silent: bool = False) -> None:
+    """Say plainly at worker start how tasks are kept apart; stop if task_isolation cannot be given.
+
+    `silent`: check only (standalone's own worker: standalone has said it once already).
+    """
     if settings.executor != "local":
         return
     from myapp.executor.worker import prepare_task_isolation
 
     iso = prepare_task_isolation(settings)
-    if not iso.switches_users and iso.message not in _ANNOUNCED:
+    if not iso.switches_users and not silent and iso.message not in _ANNOUNCED:
         _ANNOUNCED.add(iso.message)
-        click.echo(f"myapp: warning: task isolation: {iso.message}", err=True)
+        click.echo(f"{prefix}: warning: task isolation: {iso.message}", err=True)
 
 
 _ANNOUNCED: set[str] = set()   # a burst worker run many times in one process says it once
@@ -199,7 +202,7 @@ def celery_worker_argv(settings: Settings, *, beat: bool, concurrency: int | Non
 def worker(ctx: click.Context, burst: bool, concurrency: int | None, beat: bool, pool: str, quiet: bool) -> None:
     """Run a Celery worker that executes task attempts."""
     services = get_services(ctx)
-    announce_task_isolation(services.settings)
+    announce_task_isolation(services.settings, silent=os.environ.get("MYAPP_STANDALONE_CHILD") == "1")
     if burst:
         n = run_burst(services, concurrency or services.settings.worker_concurrency)
         click.echo(f"burst worker: {n} attempts run; no work left")
@@ -324,7 +327,7 @@ def standalone(ctx: click.Context, port: int | None, verbose: bool) -> None:
     settings = services.settings
     port = port or settings.web_port
     _resend_queued(services)
-    env = safe_env({**os.environ, "MYAPP_HOME": str(settings.home)})
+    env = safe_env({**os.environ, "MYAPP_HOME": str(settings.home), "MYAPP_STANDALONE_CHILD": "1"})
     quiet = [] if verbose else ["--quiet"]
     web_quiet = [] if verbose else ["--no-access-log"]
     commands = [
@@ -334,6 +337,7 @@ def standalone(ctx: click.Context, port: int | None, verbose: bool) -> None:
     ]
     click.echo(f"myapp standalone: http://{settings.web_host}:{port}/  (user admin, password in "
                f"{settings.home / 'admin_password'} unless MYAPP_ADMIN_PASSWORD was set); Ctrl-C stops")
+    announce_task_isolation(settings, prefix="myapp standalone")   # once, here, not by its worker
     # A worker that died may have taken messages it never ran: send the queued ones again.
     reporter = RunReporter(services)
     _supervise(commands, env, before_restart=lambda i: _resend_queued(services) if i == 0 else None,

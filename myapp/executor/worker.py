@@ -70,9 +70,7 @@ def prepare_task_isolation(settings: Settings) -> Isolation:
                              f"({closed} is mode {closed.stat().st_mode & 0o777:o}); choose a workflow space every "
                              "user may pass through, or set MYAPP_TASK_ISOLATION=none")
         log.info("task isolation: %s", iso.message)
-    else:
-        log.warning("task isolation: %s", iso.message)
-    return iso
+    return iso   # without user switching the caller says so, once (cli/process.py announce_task_isolation)
 
 
 def run_task_instance(ti_id: int, services: ExecutorPorts) -> int:

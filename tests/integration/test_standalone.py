@@ -173,4 +173,7 @@ def test_standalone_is_quiet_and_stops_cleanly_from_any_directory(tmp_path: Path
     # quiet: no Celery banner, beat ticks or access log; at most a shutdown notice besides our lines
     noise = [line for line in lines if not line.startswith(("myapp standalone:", "run 1 ")) and "Warm shutdown" not in line]
     assert noise == [], out
+    # tests run without task accounts (task_isolation: none): standalone says so once, after its first line
+    assert [line for line in lines if "task isolation" in line] == [
+        line for line in lines[1:2] if line.startswith("myapp standalone: warning: task isolation:")], out
     assert took < 20, f"stopping took {took:.1f} s"
