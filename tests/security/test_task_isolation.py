@@ -392,3 +392,16 @@ def test_b1_every_page_warns_when_tasks_cannot_be_kept_apart(app: Any, monkeypat
     page = client.get("/pipelines/").get_data(as_text=True)
     assert 'id="myapp-task-isolation"' in page and "Tasks are not isolated" in page, page
     assert "cannot switch users" in page, page
+
+
+# B1 for the shipped demo: with task accounts, outputs written at one fixed /tmp path by two projects
+# collided (the second project's account may not overwrite the first one's file: Permission denied).
+def test_the_shipped_parameter_passing_pipeline_runs_green_in_two_projects_under_task_accounts(
+        world: World, services: Any) -> None:
+    import yaml
+
+    spec = yaml.safe_load((Path(__file__).parents[2] / "templates" / "parameter-passing.yaml").read_text())
+    for project in ("sec", "elsewhere", "sec"):
+        detail, logs = run_tasks(world, services, spec["tasks"], project=project)
+        assert detail["state"] == "succeeded", (project, detail, logs)
+        assert "".join(logs["step2"]).endswith("outpraram2\nfile1\n"), (project, logs)
