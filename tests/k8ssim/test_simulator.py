@@ -51,8 +51,10 @@ def events(testenv: TestEnv, ns: str, name: str) -> list[tuple[str, str]]:
 
 def test_a_pod_runs_to_its_exit_code_with_kubelet_status_events_and_log(
         testenv: TestEnv, core: client.CoreV1Api, namespace: str) -> None:
+    # an image no earlier test pulled on this (shared) node: a present image gives no Pulling event
     core.create_namespaced_pod(namespace, manifest(
-        "basic", "echo out; echo err >&2; echo 'the end' > /dev/termination-log; printf partial; exit 3"))
+        "basic", "echo out; echo err >&2; echo 'the end' > /dev/termination-log; printf partial; exit 3",
+        container={"image": f"example.test/basic-{namespace}:1"}))
     p = wait_phase(core, namespace, "basic", "Failed")
     term = state(p)["terminated"]
     assert (term["exitCode"], term["reason"], term["message"]) == (3, "Error", "the end\n")
