@@ -305,6 +305,11 @@ class Watcher:
         else:   # pod changes decide as they arrive; the time rules (startup, image pull, lost node) need a tick
             self._decide(attempt, now)
 
+    def _not_created_yet(self, attempt: TrackedAttempt, now: datetime) -> bool:
+        """True while a resource never seen may still be on its way (within missing_grace, or a create retrying)."""
+        age = (now - attempt.started_at).total_seconds()
+        return age <= self.missing_grace or self._still_creating(attempt.attempt_id, now)
+
     def _still_creating(self, attempt_id: int, now: datetime) -> bool:
         # The launching worker may still be waiting out a throttled or over-quota create
         # (myapp/k8s/retry.py): read its fresh record before calling the pod lost.
@@ -339,8 +344,11 @@ class Watcher:
             log.warning("attempt %s: %s", attempt.attempt_id, exc)
             return
         with self.lock:
+            seen = self.resources.get(attempt.attempt_id) is not None
             self.resources[attempt.attempt_id] = obj
             self.dirty.add(attempt.attempt_id)
+        if obj is None and not seen and self._not_created_yet(attempt, now):
+            return   # the launch record is written before the create: absent is not yet "deleted"
         outcome = self.finisher.judge_resource(attempt, obj)
         if outcome is not None:
             self._finish(attempt, outcome)
