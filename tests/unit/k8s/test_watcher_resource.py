@@ -7,7 +7,7 @@ come first; that must not fail the attempt while within missing_grace.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,34 +15,12 @@ from myapp.k8s.config import KubeConfig
 from myapp.k8s.pods import Outcome, PodView
 from myapp.k8s.tracked import TrackedAttempt
 from myapp.k8s.watcher import Watcher
+from tests.unit.k8s.test_watcher_retry import Book, Hub
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 REF = {"apiVersion": "batch.example.com/v1", "kind": "TrainingJob", "name": "mnist-11"}
 ATTEMPT = TrackedAttempt(11, 4, "job", 1, NOW - timedelta(seconds=5),
                          container={"launch": {"kind": "resource", "resource": REF}})
-
-
-class Book:
-    def __init__(self) -> None:
-        self.running = {ATTEMPT.attempt_id}
-
-    def running_ids(self) -> set[int]:
-        return set(self.running)
-
-    def newest_id(self) -> int:
-        return ATTEMPT.attempt_id
-
-    def ended_after(self, after_id: int) -> set[int]:
-        return set()
-
-    def load(self, ids: Collection[int]) -> dict[int, TrackedAttempt]:
-        return {i: ATTEMPT for i in ids if i == ATTEMPT.attempt_id}
-
-    def heartbeat(self, ids: Collection[int], now: datetime) -> None:
-        pass
-
-    def save_status(self, updates: Mapping[int, tuple[Mapping[str, Any], Sequence[Any]]]) -> None:
-        pass
 
 
 class Finisher:
@@ -64,11 +42,6 @@ class Finisher:
         raise AssertionError("a finished attempt is not released")
 
 
-class Hub:
-    def observe(self, pod: PodView) -> None:
-        pass
-
-
 class Launcher:
     def __init__(self) -> None:
         self.obj: dict[str, Any] | None = None
@@ -82,7 +55,7 @@ class Launcher:
 
 def run(steps: Sequence[tuple[timedelta, dict[str, Any] | None]]) -> list[Outcome]:
     """Tick the watcher at NOW + each offset with the object the API server would return then."""
-    book, launcher = Book(), Launcher()
+    book, launcher = Book(ATTEMPT), Launcher()
     finisher = Finisher(book)
     watcher = Watcher(KubeConfig(namespace="ns", group="g"), launcher, book, finisher, Hub(),  # type: ignore[arg-type]
                       lambda: NOW, workers=1, missing_grace=60)

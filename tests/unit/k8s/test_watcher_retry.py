@@ -21,20 +21,21 @@ ATTEMPT = TrackedAttempt(9, 3, "train", 1, NOW - timedelta(seconds=5), container
 class Book:
     """The database side: one running attempt until the finisher records its end."""
 
-    def __init__(self) -> None:
-        self.running = {ATTEMPT.attempt_id}
+    def __init__(self, attempt: TrackedAttempt = ATTEMPT) -> None:
+        self.attempt = attempt
+        self.running = {attempt.attempt_id}
 
     def running_ids(self) -> set[int]:
         return set(self.running)
 
     def newest_id(self) -> int:
-        return ATTEMPT.attempt_id
+        return self.attempt.attempt_id
 
     def ended_after(self, after_id: int) -> set[int]:
         return set()
 
     def load(self, ids: Collection[int]) -> dict[int, TrackedAttempt]:
-        return {i: ATTEMPT for i in ids if i == ATTEMPT.attempt_id}
+        return {i: self.attempt for i in ids if i == self.attempt.attempt_id}
 
     def heartbeat(self, ids: Collection[int], now: datetime) -> None:
         pass
