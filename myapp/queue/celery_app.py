@@ -210,7 +210,7 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
 
     @app.task(name=SCHEDULE, shared=False)
     def make_timerun_config() -> None:
-        from myapp.scheduler import run_pass
+        from myapp.scheduling.scheduler import run_pass
 
         services = deps.get()
         run_pass(services, services.clock.now())
@@ -225,7 +225,7 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
 
     @app.task(name=WAKE, shared=False)
     def schedule_pipelines(pipeline_ids: list[int]) -> None:
-        from myapp.scheduler import run_pass_for
+        from myapp.scheduling.scheduler import run_pass_for
 
         services = deps.get()
         run_pass_for(services, services.clock.now(), pipeline_ids)
