@@ -189,7 +189,7 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
     # shared=False: Celery adds a shared task to every app created later in the process, and the
     # first registered under a name wins there, so a second app (tests, benchmarks) would run the
     # first app's closure, with its settings and database.
-    from myapp.alerts import register_tasks as register_alert_tasks
+    from myapp.alerts.delivery import register_tasks as register_alert_tasks
     from myapp.executor.worker import run_task_instance
 
     register_alert_tasks(app, deps)
@@ -217,7 +217,7 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
 
     @app.task(name=CLEAN, shared=False)
     def clean() -> None:
-        from myapp.retention import clean as run_clean
+        from myapp.retention.clean import clean as run_clean
 
         services = deps.get()
         if services.settings.retention_days > 0:
