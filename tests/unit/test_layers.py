@@ -33,6 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     "db": {"core"},
     "logs": BASE,
     "k8s": BASE,
+    "artifacts": BASE,
     # use-cases: they apply core decisions through db/ and the adapters' ports
     "alerts": BASE | {"db", "webhook_http"},
     "schedule_batch": BASE | {"db"},
@@ -41,9 +42,9 @@ ALLOWED: dict[str, set[str]] = {
     "backfill_guard": BASE | {"db"},
     "runs_view": BASE | {"db"},
     "pipelines_view": BASE | {"db", "cron_text"},
-    "executor": BASE | {"db", "logs", "builtins", "k8s"},
+    "executor": BASE | {"db", "logs", "builtins", "k8s", "artifacts"},
     # wiring and entry points
-    "services": BASE | {"db", "logs", "builtins", "k8s", "executor", "plugins"},
+    "services": BASE | {"db", "logs", "builtins", "k8s", "executor", "plugins", "artifacts"},
     "queue": BASE | {"db", "logs", "builtins", "k8s", "executor", "plugins", "services", "alerts", "scheduler",
                      "schedule_batch", "retention"},
     "web": BASE | {"db", "logs", "builtins", "k8s", "executor", "plugins", "services", "alerts", "scheduler",
