@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from myapp.executor.worker import local_executor, worker_name
-from myapp.logs import AttemptLog, LogKey
-from myapp.retention import clean
+from myapp.logs.attempt_logs import AttemptLog, LogKey
+from myapp.retention.clean import clean
 from myapp.sdk.submit import LocalBackend
 from myapp.services import build_services
 from tests.conftest import make_settings
