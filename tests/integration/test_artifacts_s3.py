@@ -7,7 +7,9 @@ layout cannot pass the files (the test would catch a shared disk doing the work)
 
 from __future__ import annotations
 
+import io
 import shutil
+import tarfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -143,10 +145,35 @@ def test_workers_with_separate_spaces_pass_a_file_and_a_directory_through_s3(
     assert (got / "sub" / "notes.txt").read_text() == "notes\n" and (got / "empty").is_dir()
     assert (got / "latest").is_symlink()
 
+    # The REST download reads through the repository too: the file as it is, the directory as a .tar.gz.
+    client = web_client(second)
+    admin = {"Authorization": f"Bearer {login(client)}"}
+    res = client.get(f"/api/v1/runs/{run_id}/artifacts/make/msg", headers=admin)
+    assert res.status_code == 200 and res.get_data() == b"hello from the producer\n", res.get_data()
+    res = client.get(f"/api/v1/runs/{run_id}/artifacts/make/model", headers=admin)
+    assert res.status_code == 200 and res.headers["X-Myapp-Artifact"] == "directory"
+    with tarfile.open(fileobj=io.BytesIO(res.get_data()), mode="r:gz") as archive:
+        assert {"model/empty", "model/latest", "model/sub/notes.txt"} <= set(archive.getnames())
+
     # Retention deletes the run's objects.
     later = services.clock.now() + timedelta(days=30)
     clean(second, later, days=1)
     assert s3.keys(f"runs/{run_id}/") == []
+    assert client.get(f"/api/v1/runs/{run_id}/artifacts/make/msg", headers=admin).status_code == 404
+
+
+def web_client(svc: Any) -> Any:
+    from myapp.web.app import create_app
+
+    app = create_app(svc.settings, svc)
+    app.config["TESTING"] = True
+    return app.test_client()
+
+
+def login(client: Any) -> str:
+    res = client.post("/api/v1/security/login", json={"username": "admin", "password": "admin-pass", "provider": "db"})
+    assert res.status_code == 200, res.get_data(as_text=True)
+    return str(res.get_json()["access_token"])
 
 
 def test_without_a_shared_repository_the_consumer_cannot_find_the_files(services: Any, tmp_path: Path) -> None:
