@@ -28,7 +28,7 @@ from myapp.k8s.config import KubeConfig, kube_config
 from myapp.k8s.launcher import Launcher, LaunchError
 from myapp.k8s.manifest import LABEL_ATTEMPT, secret_manifest
 from myapp.k8s.retry import is_retriable, retry_delay
-from myapp.logs import AttemptLog, LogKey, Stream
+from myapp.logs.attempt_logs import AttemptLog, LogKey, Stream
 
 WORKER_PREFIX = WATCHER_PREFIX
 
@@ -59,7 +59,7 @@ class KubernetesExecutor:
         """Create the attempt's objects; return a Failure only when the attempt already failed."""
         try:
             with render_budget(Budget(services.settings.render_timeout)):   # bounded like the local executor's
-                launch = prepare_launch(ctx, self.cfg, self.catalog)
+                launch = prepare_launch(ctx, self.cfg, self.catalog, services.artifacts)
         except (MyappError, OSError) as exc:
             return Failure(AttemptResult(succeeded=False, message=str(exc)), created_any=False)
         self._record(ctx, services, launch)

@@ -26,7 +26,7 @@ from myapp.k8s.launcher import Launcher, LaunchError
 from myapp.k8s.lease import LeaderElector
 from myapp.k8s.logs import LogHub
 from myapp.k8s.watcher import Watcher
-from myapp.logs import AttemptLog, LogKey, LogWriter
+from myapp.logs.attempt_logs import AttemptLog, LogKey, LogWriter
 
 
 def build_watcher(services: WatcherPorts, cfg: KubeConfig | None = None, *, finish_workers: int = 8) -> Watcher:
@@ -45,7 +45,7 @@ def build_watcher(services: WatcherPorts, cfg: KubeConfig | None = None, *, fini
         return log
 
     hub = LogHub(launcher, open_sink, max_streams=cfg.log_streams)
-    finisher = PodFinisher(services.attempts, hub, cfg, settings.artifacts_dir, services.clock.now)
+    finisher = PodFinisher(services.attempts, hub, cfg, services.artifacts, services.clock.now)
     book = PodAttempts(services.db, group_worker(cfg.group))
     redis = services.redis
     report = (lambda state: publish(redis, state)) if redis is not None else None

@@ -20,7 +20,7 @@ from myapp.executor.local import LocalConfig, LocalExecutor
 from myapp.executor.outputs import Confinement
 from myapp.executor.ports import ExecutorPorts
 from myapp.executor.task_user import SINGLE, Isolation, TaskAccounts, decide, secure_home
-from myapp.logs import AttemptLog, LogKey, Stream
+from myapp.logs.attempt_logs import AttemptLog, LogKey, Stream
 from myapp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,8 @@ def local_executor(services: ExecutorPorts) -> LocalExecutor:
                     cluster_name=s.cluster_name, heartbeat_interval=s.heartbeat_interval,
                     kill_grace=s.kill_grace, render_timeout=s.render_timeout,
                     confinement=Confinement(parse_roots(s.output_roots), (s.home, s.workflow_space)),
-                    accounts=accounts, single_project_home=s.home if iso.mode == SINGLE else None),
+                    accounts=accounts, single_project_home=s.home if iso.mode == SINGLE else None,
+                    artifacts=services.artifacts),
         services.templates,
     )
 
