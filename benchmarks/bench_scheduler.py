@@ -141,7 +141,7 @@ class ServerCpu:
 
 def timed_pass(services: Any, counter: StatementCounter, server: ServerCpu, now: datetime,
                batch_size: int) -> tuple[str, Any]:
-    from myapp.scheduler import run_pass
+    from myapp.scheduling.scheduler import run_pass
 
     counter.reset()
     server_before, client_before, started = server.read(), time.process_time(), time.perf_counter()
@@ -201,7 +201,7 @@ def bench_outage(server_url: str) -> None:
 
 
 def main() -> None:
-    from myapp.scheduler import BATCH_SIZE
+    from myapp.scheduling.scheduler import BATCH_SIZE
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default="postgresql://postgres@127.0.0.1/postgres")

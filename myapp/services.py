@@ -20,7 +20,7 @@ from myapp.db.sealed import KEYRING, keys_from_settings
 from myapp.db.session import Database
 from myapp.db.specs import VersionSpecs
 from myapp.db.template_store import TemplateStore
-from myapp.logs import LogReader
+from myapp.logs.attempt_logs import LogReader
 from myapp.settings import Settings, SettingsError, ensure_secret_key
 
 if TYPE_CHECKING:

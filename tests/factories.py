@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from myapp.catalog.plugins import MemoryCatalog, load_templates
 from myapp.core.model import (
     GlobalParam,
     InputBinding,
@@ -23,7 +24,6 @@ from myapp.core.model import (
     TemplateSpec,
 )
 from myapp.core.render import RenderContext
-from myapp.plugins import MemoryCatalog, load_templates
 
 PLUGINS_DIR = Path(__file__).resolve().parent.parent / "plugins"
 

@@ -27,7 +27,7 @@ def clean(ctx: click.Context, days: int, dry_run: bool, batch: int, now: str | N
     alerts) and schedule records older than DAYS, in short transactions. Kept whatever their age:
     unfinished runs, waiting records, each pipeline's newest record and newest launched record
     with their runs (what the scheduler and depends_on_past read), a run a newer run was copied from."""
-    from myapp.retention import clean as run_clean
+    from myapp.retention.clean import clean as run_clean
 
     if days < 1:
         fail(f"--older-than must be at least 1 day, got {days}", 2)

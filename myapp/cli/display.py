@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from myapp.core.errors import SpecError
-from myapp.logs import LogLine, Stream
+from myapp.logs.attempt_logs import LogLine, Stream
 
 
 def when(value: datetime | str | None, tz: str = "UTC", *, ms: bool = False) -> str:

@@ -15,7 +15,7 @@ from myapp.core.errors import SpecError
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.states import RUN_TERMINAL, RunState, Trigger
 from myapp.core.values import NewRun
-from myapp.pipelines_view import SORTS, ListQuery, pipeline_list
+from myapp.views.pipelines import SORTS, ListQuery, pipeline_list
 from myapp.yaml_io import dump_yaml, load_yaml
 
 
@@ -94,7 +94,7 @@ def import_(ctx: click.Context, files: tuple[str, ...], message: str, yes: bool,
 
 def confirm_backfill(services: Any, spec: Any, now: Any, yes: bool) -> None:
     """Refuse (exit 1, naming --yes) a save whose schedule would start more backfill runs than allowed."""
-    from myapp.backfill_guard import guard, save_backfill
+    from myapp.scheduling.backfill_guard import guard, save_backfill
 
     backfill = save_backfill(services, spec, now)
     guard(backfill, services.settings.backfill_confirm, yes,
@@ -181,7 +181,7 @@ def disable(ctx: click.Context, pipeline: str, project: str | None) -> None:
 
 
 def _set_enabled(ctx: click.Context, pipeline: str, project: str | None, enabled: bool, yes: bool) -> None:
-    from myapp.backfill_guard import set_enabled
+    from myapp.scheduling.backfill_guard import set_enabled
 
     services = get_services(ctx)
     attach_dispatch(services)   # enabling makes the schedule due: the workers get a pass at once

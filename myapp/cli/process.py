@@ -23,8 +23,8 @@ from myapp.settings import Settings
 def init_database(services: Any, *, admin_user: str, admin_password: str | None, admin_email: str,
                   quiet: bool = False) -> None:
     """Create or upgrade the schema, roles, the admin user, the default project and templates."""
+    from myapp.catalog.plugins import load_templates
     from myapp.db.migrate import upgrade
-    from myapp.plugins import load_templates
     from myapp.web.app import create_app
     from myapp.web.security import admins_with_shipped_passwords
 
@@ -167,7 +167,7 @@ def safe_env(env: Mapping[str, str]) -> dict[str, str]:
 
     `python -m` puts the working directory first on sys.path: started from a directory holding a
     folder named `myapp` (a checkout, say), `import myapp` found that folder as a namespace
-    package ("cannot import name ... 'myapp.plugins' (unknown location)"). PYTHONSAFEPATH
+    package ("cannot import name ... 'myapp.catalog.plugins' (unknown location)"). PYTHONSAFEPATH
     (Python 3.11) leaves it out.
     """
     return {**env, "PYTHONSAFEPATH": "1"}

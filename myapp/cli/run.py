@@ -14,8 +14,8 @@ from myapp.cli.pipeline import admin_id, attach_dispatch, parse_params, runner_n
 from myapp.core.states import RunState, Trigger
 from myapp.db.attempt_index import attempts_of
 from myapp.db.tables import Pipeline
-from myapp.logs import LogKey
-from myapp.runs_view import RunFilter, run_count, run_detail, run_rows
+from myapp.logs.attempt_logs import LogKey
+from myapp.views.runs import RunFilter, run_count, run_detail, run_rows
 
 
 @click.group("run")

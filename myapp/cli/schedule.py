@@ -43,7 +43,7 @@ def schedule_group() -> None:
 @handle_errors
 def tick(ctx: click.Context, nows: tuple[str, ...], batch: int, as_json: bool) -> None:
     """Run one scheduler pass (make_timerun_config) at instant T: materialize, expire, launch."""
-    from myapp.scheduler import run_pass
+    from myapp.scheduling.scheduler import run_pass
 
     services = get_services(ctx)
     instants = [parse_instant(text) for text in nows] or [services.clock.now()]
@@ -72,7 +72,7 @@ def tick(ctx: click.Context, nows: tuple[str, ...], batch: int, as_json: bool) -
 def preview(ctx: click.Context, pipeline: str, now: str | None, count: int, project: str | None,
             as_json: bool) -> None:
     """Show the next fire times and what a pass would do with each, in words."""
-    from myapp.scheduler import preview_pipeline
+    from myapp.scheduling.scheduler import preview_pipeline
 
     services = get_services(ctx)
     row = services.pipelines.find(pipeline, project)

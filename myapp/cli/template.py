@@ -13,10 +13,7 @@ from typing import Any
 
 import click
 
-from myapp.cli import echo_json, fail, get_services, handle_errors
-from myapp.core.errors import SpecError
-from myapp.core.model import TemplateSpec
-from myapp.plugins import (
+from myapp.catalog.plugins import (
     README_FILE,
     TEMPLATE_FILE,
     TemplateError,
@@ -24,6 +21,9 @@ from myapp.plugins import (
     read_template_folder,
     template_to_dict,
 )
+from myapp.cli import echo_json, fail, get_services, handle_errors
+from myapp.core.errors import SpecError
+from myapp.core.model import TemplateSpec
 
 
 def masked(spec: TemplateSpec) -> dict[str, object]:
@@ -129,7 +129,7 @@ def validate(folders: tuple[str, ...]) -> None:
 def import_cube(ctx: click.Context, file: str, name: str | None, version: str, out: str | None,
                 register: bool, force: bool, dry_run: bool) -> None:
     """Turn a Cube Studio job template (JSON or YAML; one, a list, or name -> template) into myapp templates."""
-    from myapp.cube_import import cube_records, cube_to_template
+    from myapp.catalog.cube_import import cube_records, cube_to_template
     from myapp.yaml_io import dump_yaml
 
     records = cube_records(_read_data(Path(file)))

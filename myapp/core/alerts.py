@@ -1,6 +1,6 @@
 """Which run outcomes alert whom: the event of an outcome and whether a pipeline listens to it (pure).
 
-Used by db/alert_outbox.py (the outbox rows written when a run ends) and myapp/alerts.py (delivery).
+Used by db/alert_outbox.py (the outbox rows written when a run ends) and myapp/alerts/delivery.py (delivery).
 """
 
 from __future__ import annotations

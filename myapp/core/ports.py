@@ -66,7 +66,7 @@ class Reconnecting(Protocol):
 
 
 class LogWriter(Protocol):
-    """Takes one attempt's log lines (myapp/logs.py AttemptLog); closing it archives the log."""
+    """Takes one attempt's log lines (myapp/logs/attempt_logs.py AttemptLog); closing it archives the log."""
 
     def write(self, line: str) -> None:
         """Append a line of the task's own output (stream `out`)."""

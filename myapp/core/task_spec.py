@@ -2,7 +2,7 @@
 
 Inputs come in four forms: `{from: task.output}`, `{from: params.name}`, a bare literal, or
 `{value: x}`; the canonical form writes them back short. Outputs and resources share their form
-with templates (plugins.py). Structure only; rules between fields live in validate.py.
+with templates (catalog/plugins.py). Structure only; rules between fields live in validate.py.
 """
 
 from __future__ import annotations

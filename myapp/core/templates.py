@@ -1,6 +1,6 @@
 """Task templates as data: template.yaml <-> TemplateSpec, and the natural order of versions.
 
-Pure (no file, no entry point, no database): the plugin loader (myapp/plugins.py) reads folders
+Pure (no file, no entry point, no database): the plugin loader (myapp/catalog/plugins.py) reads folders
 and entry points and hands their dicts here; the database stores parse what they read back. The
 checks of a template kind (distributed, resource) are passed in as `kind_check`.
 """

@@ -3,7 +3,7 @@
 A project member writes the webhook URL and the worker POSTs to it, so an unchecked URL lets any
 member make the worker reach internal services (127.0.0.1, 10.0.0.0/8, 169.254.169.254, ...).
 Every address a webhook's host resolves to must be globally routable, unless it lies in a network
-the operator allows (`webhook_allowed_networks`). The sender (myapp/webhook_http.py) resolves the
+the operator allows (`webhook_allowed_networks`). The sender (myapp/alerts/webhook_http.py) resolves the
 host, checks every address with `address_problem`, and connects to the address it checked (a DNS
 answer that changes between check and connect cannot redirect it). `url_problem` is the save-time
 check, without DNS: the scheme, and a host that is an address or names this machine. Pure: no I/O.

@@ -1,6 +1,6 @@
 """The alert outbox's SQL: rows added when a run ends, leased by a drainer, then marked.
 
-myapp/alerts.py decides what to send and what a failure means (retry or give up); this module only
+myapp/alerts/delivery.py decides what to send and what a failure means (retry or give up); this module only
 reads and writes `alert_outbox` rows. Holds no business rule.
 """
 

@@ -28,7 +28,7 @@ from myapp.k8s.config import KubeConfig, kube_config
 from myapp.k8s.launcher import Launcher, LaunchError
 from myapp.k8s.manifest import LABEL_ATTEMPT, secret_manifest
 from myapp.k8s.retry import is_retriable, retry_delay
-from myapp.logs import AttemptLog, LogKey, Stream
+from myapp.logs.attempt_logs import AttemptLog, LogKey, Stream
 
 WORKER_PREFIX = WATCHER_PREFIX
 

@@ -33,7 +33,7 @@ from myapp.core.values import AttemptContext, AttemptResult
 from myapp.executor.outputs import Confinement, collect_outputs, materialize
 from myapp.executor.reaper import REAPER
 from myapp.executor.task_user import Account, TaskAccounts, bind_single_project, give_to
-from myapp.logs import MAX_LINE, AttemptLog, Stream
+from myapp.logs.attempt_logs import MAX_LINE, AttemptLog, Stream
 
 PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
 EXIT_POLL = 0.02  # seconds between exit checks where no pidfd tells of the exit

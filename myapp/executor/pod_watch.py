@@ -26,7 +26,7 @@ from myapp.k8s.launcher import Launcher, LaunchError
 from myapp.k8s.lease import LeaderElector
 from myapp.k8s.logs import LogHub
 from myapp.k8s.watcher import Watcher
-from myapp.logs import AttemptLog, LogKey, LogWriter
+from myapp.logs.attempt_logs import AttemptLog, LogKey, LogWriter
 
 
 def build_watcher(services: WatcherPorts, cfg: KubeConfig | None = None, *, finish_workers: int = 8) -> Watcher:

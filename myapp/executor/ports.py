@@ -10,7 +10,7 @@ from typing import Protocol
 
 from myapp.core.ports import AttemptPort, Clock, Reconnecting, TemplateCatalog
 from myapp.db.session import Database
-from myapp.logs import RedisLike
+from myapp.logs.attempt_logs import RedisLike
 from myapp.settings import Settings
 
 

@@ -20,7 +20,7 @@ from myapp.executor.local import LocalConfig, LocalExecutor
 from myapp.executor.outputs import Confinement
 from myapp.executor.ports import ExecutorPorts
 from myapp.executor.task_user import SINGLE, Isolation, TaskAccounts, decide, secure_home
-from myapp.logs import AttemptLog, LogKey, Stream
+from myapp.logs.attempt_logs import AttemptLog, LogKey, Stream
 from myapp.settings import Settings
 
 log = logging.getLogger(__name__)

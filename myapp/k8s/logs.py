@@ -7,7 +7,7 @@ resumed with `sinceTime` (second precision, as the API takes it) and lines alrea
 skipped by their nanosecond timestamps. A follow that stays silent past the read timeout
 (`k8s_log_read_timeout`: a stalled connection) is resumed the same way. Lines the container
 runtime split (over 16 KiB) are joined again (join_partials). When the attempt ends its log is
-archived by closing the sink (myapp.logs.AttemptLog). Past `max_streams` live streams, logs are
+archived by closing the sink (myapp.logs.attempt_logs.AttemptLog). Past `max_streams` live streams, logs are
 read once at the end.
 """
 

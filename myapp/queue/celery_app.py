@@ -199,7 +199,7 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
     # shared=False: Celery adds a shared task to every app created later in the process, and the
     # first registered under a name wins there, so a second app (tests, benchmarks) would run the
     # first app's closure, with its settings and database.
-    from myapp.alerts import register_tasks as register_alert_tasks
+    from myapp.alerts.delivery import register_tasks as register_alert_tasks
     from myapp.executor.worker import run_task_instance
 
     register_alert_tasks(app, deps)
@@ -230,14 +230,14 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
 
     @app.task(name=SCHEDULE, shared=False)
     def make_timerun_config() -> None:
-        from myapp.scheduler import run_pass
+        from myapp.scheduling.scheduler import run_pass
 
         services = deps.get()
         run_pass(services, services.clock.now())
 
     @app.task(name=CLEAN, shared=False)
     def clean() -> None:
-        from myapp.retention import clean as run_clean
+        from myapp.retention.clean import clean as run_clean
 
         services = deps.get()
         if services.settings.retention_days > 0:
@@ -245,7 +245,7 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
 
     @app.task(name=WAKE, shared=False)
     def schedule_pipelines(pipeline_ids: list[int]) -> None:
-        from myapp.scheduler import run_pass_for
+        from myapp.scheduling.scheduler import run_pass_for
 
         services = deps.get()
         run_pass_for(services, services.clock.now(), pipeline_ids)

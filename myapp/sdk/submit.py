@@ -74,13 +74,13 @@ class LocalBackend:
         return saved.pipeline_id, int(run_id)
 
     def run_detail(self, run_id: int) -> dict[str, Any]:
-        from myapp.runs_view import run_detail
+        from myapp.views.runs import run_detail
 
         with self.services.db.read() as s:
             return run_detail(s, run_id)
 
     def log_text(self, run_id: int, task: str, try_number: int | None) -> str:
-        from myapp.logs import LogKey
+        from myapp.logs.attempt_logs import LogKey
 
         number = try_number or _task(self.run_detail(run_id), task)["try_number"]
         entries, _ = self.services.logs.entries(LogKey(run_id, task, number), 0)

@@ -15,7 +15,6 @@ from flask import Response, current_app, g, request
 from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import protect
 
-from myapp.backfill_guard import guard, save_backfill
 from myapp.core.authz import Action, Forbidden
 from myapp.core.debug_inputs import require_complete
 from myapp.core.errors import Conflict, MyappError, NotFound, SpecError
@@ -25,9 +24,10 @@ from myapp.core.values import NewRun
 from myapp.db.debug_source import debug_plan
 from myapp.db.pipeline_store import SpecErrors
 from myapp.db.run_creation import request_run, version_task_count
-from myapp.logs import LogKey, LogLine
-from myapp.runs_view import RunFilter, run_count, run_detail, run_rows
+from myapp.logs.attempt_logs import LogKey, LogLine
+from myapp.scheduling.backfill_guard import guard, save_backfill
 from myapp.services import Services
+from myapp.views.runs import RunFilter, run_count, run_detail, run_rows
 from myapp.web.access import (
     check_pipeline,
     check_project_write,

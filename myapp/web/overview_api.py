@@ -1,8 +1,8 @@
 """REST API of the overview pages under /api/v1/overview: the pipeline list, a pipeline's run grid,
 the inputs a debug run would get, and the schedule toggle.
 
-Thin: parse the request, call the read models (`myapp/pipelines_view.py`) and use-cases
-(`myapp/backfill_guard.py`, `myapp/db/debug_source.py`) the CLI calls too. Every answer is
+Thin: parse the request, call the read models (`myapp/views/pipelines.py`) and use-cases
+(`myapp/scheduling/backfill_guard.py`, `myapp/db/debug_source.py`) the CLI calls too. Every answer is
 bounded (a page of at most 200 pipelines, 25 runs per strip, 100 runs per grid).
 """
 
@@ -15,11 +15,11 @@ from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import protect
 from flask_babel import get_locale
 
-from myapp.backfill_guard import set_enabled
 from myapp.core.authz import Action
 from myapp.core.errors import SpecError
 from myapp.db.debug_source import debug_plan
-from myapp.pipelines_view import ListQuery, pipeline_list, run_grid
+from myapp.scheduling.backfill_guard import set_enabled
+from myapp.views.pipelines import ListQuery, pipeline_list, run_grid
 from myapp.web.access import check_pipeline, visible_projects
 from myapp.web.api import domain_errors, services, user_id
 

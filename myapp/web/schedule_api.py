@@ -18,7 +18,7 @@ from myapp.core.cron import year_problem
 from myapp.core.errors import SpecError
 from myapp.core.states import RecordStatus
 from myapp.db.schedule_store import record_count, record_rows, skip_rows
-from myapp.scheduler import preview_pipeline
+from myapp.scheduling.scheduler import preview_pipeline
 from myapp.web.access import check_pipeline, visible_pipeline_ids
 from myapp.web.api import domain_errors, query_instant, services
 

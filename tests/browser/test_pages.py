@@ -92,7 +92,7 @@ def test_schedule_records(new_page: Any, live_server: Any, engine_services: Any)
     page.click("[data-testid=open-schedule]")
     assert page.input_value("input[name=cron]") == "0 * * * *"
     page.keyboard.press("Escape")
-    from myapp.scheduler import run_pass
+    from myapp.scheduling.scheduler import run_pass
 
     run_pass(engine_services, datetime.now(UTC))
     page.goto(f"{live_server.url}/schedules/records?pipeline_id={pipeline_id}")

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from myapp.core.states import RUN_TERMINAL, RunState
 from myapp.db.tables import TaskAttempt, TaskInstance
-from myapp.logs import LogKey, parse_line
+from myapp.logs.attempt_logs import LogKey, parse_line
 from tests.integration.engine_helpers import detail, save, start
 
 TASKS = ("a", "b", "c", "d")

@@ -18,7 +18,7 @@ import time
 from datetime import timedelta
 
 from myapp.cli.schedule import parse_instant
-from myapp.scheduler import run_pass
+from myapp.scheduling.scheduler import run_pass
 from myapp.services import build_services
 from myapp.settings import load_settings
 

@@ -9,7 +9,7 @@ from typing import Any
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.states import RUN_TERMINAL, RunState, Trigger
 from myapp.core.values import NewRun
-from myapp.runs_view import run_detail
+from myapp.views.runs import run_detail
 from myapp.yaml_io import load_yaml
 
 
@@ -66,7 +66,7 @@ def wait_finished(services: Any, run_id: int, timeout: float = 60.0) -> dict[str
 
 def log_text(services: Any, run_id: int, task: str, try_number: int = 1) -> str:
     """Return an attempt's whole log."""
-    from myapp.logs import LogKey
+    from myapp.logs.attempt_logs import LogKey
 
     lines, _ = services.logs.lines(LogKey(run_id, task, try_number))
     return "".join(lines)

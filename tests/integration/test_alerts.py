@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from myapp.alerts import DELIVER, MAX_ATTEMPTS, backoff, deliver_alerts
+from myapp.alerts.delivery import DELIVER, MAX_ATTEMPTS, backoff, deliver_alerts
 from myapp.cli.process import run_burst
 from myapp.core.states import Trigger
 from myapp.core.values import NewRun

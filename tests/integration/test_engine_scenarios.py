@@ -297,7 +297,7 @@ def test_task_env_and_workdir(engine_services: Any) -> None:
 
 
 def test_logs_are_live_through_redis_then_archived(engine_services: Any) -> None:
-    from myapp.logs import LogKey
+    from myapp.logs.attempt_logs import LogKey
 
     pid = save(engine_services, """
         name: live-logs

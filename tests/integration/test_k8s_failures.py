@@ -551,7 +551,7 @@ def test_secrets_and_the_run_token_reach_the_pod_through_its_own_secret_never_in
 
     from kubernetes import client as k8s
 
-    from myapp.plugins import parse_template
+    from myapp.catalog.plugins import parse_template
 
     svc = cluster.services
     svc.templates.sync([parse_template({

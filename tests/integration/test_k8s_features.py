@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from myapp.logs import LogKey
+from myapp.logs.attempt_logs import LogKey
 from tests.integration.engine_helpers import detail, log_text, poll, save, start, task_lines, wait_finished, wait_until
 from tests.integration.k8s_env import Cluster, backends, k8s_cluster
 from tests.integration.k8s_kubelet import Kubelet
@@ -235,7 +235,7 @@ def test_an_image_that_cannot_be_pulled_fails_the_attempt(cluster: Cluster) -> N
 # --- myapp's own lines in an attempt's log ---------------------------------------------------
 
 def test_myapps_own_lines_are_the_sys_stream_and_the_tasks_lines_stay_its_output(cluster: Cluster) -> None:
-    from myapp.logs import Stream
+    from myapp.logs.attempt_logs import Stream
 
     svc = cluster.services
     pid = save(svc, "name: sys-lines\ntasks:\n  - {name: t, template: shell, args: {script: 'echo \"[myapp] not me\"; "

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from myapp.plugins import parse_template
+from myapp.catalog.plugins import parse_template
 from tests.integration.engine_helpers import detail, poll, save, start, task_lines, wait_finished, wait_until
 from tests.integration.k8s_env import REAL_CLUSTER, backends, k8s_cluster
 from tests.integration.test_engine_scenarios import (  # noqa: F401  collected again with the k8s fixture

@@ -15,7 +15,7 @@ from myapp.k8s.launcher import Launcher
 from myapp.k8s.logs import LogHub
 from myapp.k8s.pods import parse_pod
 from myapp.k8s.stream import ListWatch
-from myapp.logs import LogKey
+from myapp.logs.attempt_logs import LogKey
 from tests.k8sfake import FakeKubeServer
 from tests.k8sfake.manifests import make_pod
 

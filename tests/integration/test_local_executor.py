@@ -16,7 +16,7 @@ import pytest
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.values import AttemptContext, AttemptResult
 from myapp.executor.local import LocalConfig, LocalExecutor
-from myapp.logs import AttemptLog, LogKey, LogReader, Stream, parse_line
+from myapp.logs.attempt_logs import AttemptLog, LogKey, LogReader, Stream, parse_line
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

@@ -14,7 +14,7 @@ from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.values import AttemptContext, AttemptResult
 from myapp.executor.local import LocalConfig, LocalExecutor
 from myapp.executor.outputs import Confinement
-from myapp.logs import AttemptLog, LogKey
+from myapp.logs.attempt_logs import AttemptLog, LogKey
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

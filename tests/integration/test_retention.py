@@ -24,7 +24,7 @@ from myapp.core.states import RunState, Trigger
 from myapp.core.values import LogKey, NewRun
 from myapp.db.schedule_tables import AlertOutbox
 from myapp.db.tables import Run, ScheduleRecord, ScheduleSkip, TaskAttempt, TaskInstance
-from myapp.retention import clean
+from myapp.retention.clean import clean
 from tests.integration.test_scheduler import by_status, cron_runs, pipeline_yaml, save_at, tick, ts
 
 pytestmark = pytest.mark.integration

@@ -24,7 +24,7 @@ from myapp.db.pipeline_store import SpecErrors
 from myapp.db.run_store import RunStore
 from myapp.db.schedule_store import record_rows, skip_rows
 from myapp.db.tables import Pipeline, PipelineVersion, Run, ScheduleRecord, TaskInstance
-from myapp.scheduler import PassReport, preview_pipeline, run_pass
+from myapp.scheduling.scheduler import PassReport, preview_pipeline, run_pass
 from myapp.yaml_io import load_yaml
 
 pytestmark = pytest.mark.integration

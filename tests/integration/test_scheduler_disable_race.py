@@ -20,10 +20,10 @@ import pytest
 from sqlalchemy import select, text
 
 import myapp.db.pipeline_store as pipeline_store
-import myapp.schedule_batch as schedule_batch
-from myapp.backfill_guard import set_enabled
+import myapp.scheduling.batch as schedule_batch
 from myapp.db.tables import Pipeline, Run
-from myapp.scheduler import PassReport, run_pass
+from myapp.scheduling.backfill_guard import set_enabled
+from myapp.scheduling.scheduler import PassReport, run_pass
 from tests.integration.test_scheduler import pipeline_yaml, save_at, ts
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import event, select
 
 from myapp.db.tables import Run, ScheduleRecord, TaskInstance
-from myapp.scheduler import run_pass
+from myapp.scheduling.scheduler import run_pass
 from tests.integration.test_scheduler import pipeline_yaml, save_at, ts
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import pytest
 from myapp.core.errors import SpecError
 from myapp.core.states import RunState, Trigger
 from myapp.core.values import NewRun
-from myapp.scheduler import run_pass, run_pass_for
+from myapp.scheduling.scheduler import run_pass, run_pass_for
 from tests.conftest import WorkerProcess, worker_env
 from tests.integration.engine_helpers import poll, wait_finished
 from tests.integration.test_scheduler import pipeline_yaml, records, save_at, ts

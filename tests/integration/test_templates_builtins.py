@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from myapp.catalog.plugins import parse_template
 from myapp.cli.pipeline import read_spec
-from myapp.plugins import parse_template
 from tests.integration.engine_helpers import log_text, save, start, task_lines, wait_finished
 from tests.integration.local_http import Script, serve
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from myapp.builtins.kinds import kind_errors
+from myapp.catalog.plugins import parse_template
 from myapp.cli.process import run_burst
 from myapp.db.template_review import UserTemplates
-from myapp.plugins import parse_template
 from myapp.web.authz import Actor, ProjectRole
 from tests.integration.engine_helpers import save, start, task_lines, wait_finished
 

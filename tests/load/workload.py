@@ -26,7 +26,7 @@ from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.states import RUN_TERMINAL, Trigger
 from myapp.core.values import NewRun
 from myapp.db.tables import Run, TaskAttempt, TaskInstance
-from myapp.logs import LogKey
+from myapp.logs.attempt_logs import LogKey
 from myapp.yaml_io import load_yaml
 
 PARTS = 6

@@ -227,7 +227,7 @@ def test_lists_are_filtered_by_project(clients: Clients, world: World, services:
 def test_schedule_records_are_scoped(clients: Clients, world: World, services: Any) -> None:
     from datetime import timedelta
 
-    from myapp.scheduler import run_pass
+    from myapp.scheduling.scheduler import run_pass
 
     mine, theirs = world.pipeline("sec", "*/5 * * * *"), world.pipeline("elsewhere", "*/5 * * * *")
     run_pass(services, services.clock.now() + timedelta(minutes=11))

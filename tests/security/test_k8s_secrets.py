@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from myapp.catalog.plugins import parse_template
 from myapp.db.sealed import open_tree
 from myapp.db.tables import Pipeline, PipelineVersion, Run
-from myapp.plugins import parse_template
-from myapp.runs_view import run_detail
+from myapp.views.runs import run_detail
 from tests.integration.engine_helpers import log_text, poll, save, start, wait_finished, wait_until
 from tests.integration.k8s_env import Cluster, backends, k8s_cluster
 

@@ -475,7 +475,7 @@ def receiver() -> Iterator[tuple[str, Script]]:
 
 def test_b16_a_name_resolving_to_a_private_address_is_refused_when_sent(world: World, services: Any,
                                                                         receiver: tuple[str, Script]) -> None:
-    from myapp.alerts import deliver_alerts
+    from myapp.alerts.delivery import deliver_alerts
     from myapp.cli.process import run_burst
     from myapp.db.schedule_tables import AlertOutbox
 
@@ -506,8 +506,8 @@ def test_b16_a_name_resolving_to_a_private_address_is_refused_when_sent(world: W
 def test_b16_the_request_goes_to_the_address_that_was_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     """DNS rebinding: the name answers an allowed address to the check, then another one; the POST
     still goes to the checked address, and the name is resolved once."""
+    from myapp.alerts.webhook_http import post_checked
     from myapp.core.webhook_policy import parse_networks
-    from myapp.webhook_http import post_checked
 
     first, second = Script(answers={"/hook": [(204, "")]}), Script(answers={"/hook": [(204, "")]})
     with serve(first) as base:

@@ -15,10 +15,10 @@ from myapp.builtins.distributed import (
     resource_requirements,
 )
 from myapp.builtins.values import template_values
+from myapp.catalog.plugins import TemplateError, parse_template
 from myapp.core.errors import SpecError
 from myapp.core.model import Resources, TaskSpec
 from myapp.core.render import render_task
-from myapp.plugins import TemplateError, parse_template
 from tests.factories import from_param, make_catalog, make_context
 
 DISTRIBUTED = make_catalog().get("distributed")

@@ -8,9 +8,9 @@ import pytest
 
 from myapp.builtins.conditions import Requirement, holds, parse_condition
 from myapp.builtins.k8s_resource import check_resource_template, main, manifest_problem, render_resource
+from myapp.catalog.plugins import TemplateError, parse_template, template_to_dict
 from myapp.core.errors import RenderError
 from myapp.core.model import ParamDef, TaskSpec, TemplateSpec
-from myapp.plugins import TemplateError, parse_template, template_to_dict
 from tests.factories import literal, make_catalog, make_context
 
 BUILTIN = make_catalog().get("k8s-resource")

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from myapp.catalog.cube_import import cube_records, cube_to_template, plain_text
+from myapp.catalog.plugins import parse_template, template_to_dict
 from myapp.core.errors import SpecError
 from myapp.core.model import TaskSpec
 from myapp.core.render import render_task
-from myapp.cube_import import cube_records, cube_to_template, plain_text
-from myapp.plugins import parse_template, template_to_dict
 from tests.factories import make_context
 
 

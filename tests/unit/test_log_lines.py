@@ -1,11 +1,11 @@
-"""The stored log line format (myapp/logs.py): stamped when written, stream kept, old lines still read."""
+"""The stored log line format (myapp/logs/attempt_logs.py): stamped when written, stream kept, old lines still read."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from myapp.logs import AttemptLog, LogKey, LogLine, LogReader, Stream, format_line, parse_line
+from myapp.logs.attempt_logs import AttemptLog, LogKey, LogLine, LogReader, Stream, format_line, parse_line
 
 AT = datetime(2026, 12, 6, 15, 40, 1, 123456, tzinfo=UTC)
 

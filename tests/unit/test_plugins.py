@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from myapp.core.errors import SpecError
-from myapp.core.model import ParamDef, TemplateSpec
-from myapp.plugins import (
+from myapp.catalog.plugins import (
     MemoryCatalog,
     TemplateError,
     load_templates,
@@ -19,6 +17,8 @@ from myapp.plugins import (
     template_to_dict,
     version_key,
 )
+from myapp.core.errors import SpecError
+from myapp.core.model import ParamDef, TemplateSpec
 from tests.factories import PLUGINS_DIR, builtin_templates, make_template
 
 TEMPLATE_YAML = """\

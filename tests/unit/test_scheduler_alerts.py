@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from myapp.alerts import MAX_DELAY, alert_event, backoff, is_wanted
+from myapp.alerts.delivery import MAX_DELAY, alert_event, backoff, is_wanted
 from myapp.cli.schedule import parse_instant
 from myapp.core.errors import SpecError
 from myapp.core.states import RunState

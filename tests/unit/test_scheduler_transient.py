@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from myapp import scheduler
+from myapp.scheduling import scheduler
 
 
 def _dropped() -> OperationalError:

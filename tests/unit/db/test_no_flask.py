@@ -26,7 +26,7 @@ print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in {flask!r})))
 """
 
 WORKER = """
-import myapp.alerts, myapp.scheduler, myapp.executor.worker, myapp.cli.process
+import myapp.alerts.delivery, myapp.scheduling.scheduler, myapp.executor.worker, myapp.cli.process
 from myapp.settings import load_settings
 from myapp.queue.celery_app import create_celery
 app, deps = create_celery(load_settings())

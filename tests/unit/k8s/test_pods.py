@@ -176,7 +176,7 @@ def test_a_stream_masks_the_secrets_of_its_pods_from_then_on() -> None:
 
 def test_the_hubs_own_lines_go_to_the_sys_stream_of_the_attempt_log(tmp_path: Path) -> None:
     from myapp.k8s.logs import LogHub
-    from myapp.logs import AttemptLog, LogKey, LogReader, Stream
+    from myapp.logs.attempt_logs import AttemptLog, LogKey, LogReader, Stream
 
     key = LogKey(7, "t", 1)
     hub = LogHub(None, lambda k: AttemptLog(k, tmp_path, None))   # type: ignore[arg-type]  no pod is followed

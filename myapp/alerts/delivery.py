@@ -4,7 +4,7 @@ Transactional outbox: `enqueue_in` (myapp/db/alert_outbox.py, with the rest of t
 the run, and only adds one `alert_outbox` row per webhook; nothing is sent inline, so neither the
 engine nor the scheduler ever waits on a webhook. `deliver_alerts` (the Celery task
 `myapp.deliver_alerts`, on its own beat entry) claims due rows, POSTs their JSON outside any
-transaction (myapp/webhook_http.py: never to this machine or a private network unless
+transaction (myapp/alerts/webhook_http.py: never to this machine or a private network unless
 `webhook_allowed_networks` says so; such a row fails at once, saying why), and retries failures
 with exponential backoff. Delivery is at least once.
 Must not import Flask or kubernetes; Celery only through `register_tasks`.
@@ -19,11 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
+from myapp.alerts.webhook_http import WebhookRefused, post_checked
 from myapp.core.alerts import TIMEOUT_PREFIX, alert_event, is_wanted
 from myapp.core.states import AlertStatus
 from myapp.core.webhook_policy import Network, parse_networks
 from myapp.db.alert_outbox import Delivery, Outcome, claim_due, enqueue_in, record
-from myapp.webhook_http import WebhookRefused, post_checked
 
 __all__ = ["TIMEOUT_PREFIX", "alert_event", "deliver_alerts", "enqueue_in", "is_wanted"]
 
@@ -43,7 +43,7 @@ def backoff(attempts: int) -> timedelta:
 
 
 def post_json(url: str, body: bytes, timeout: float, allowed: Sequence[Network] = ()) -> int:
-    """POST `body` as JSON to `url` (checked and pinned, see myapp/webhook_http.py); return the HTTP status."""
+    """POST `body` as JSON to `url` (checked and pinned, see myapp/alerts/webhook_http.py); return the HTTP status."""
     return post_checked(url, body, timeout, allowed)
 
 

@@ -20,11 +20,11 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from myapp.catalog.plugins import parse_template, template_to_dict
 from myapp.core.errors import SpecError
 from myapp.core.model import ParamDef, TemplateSpec
 from myapp.core.params import coerce_value, is_deferred
 from myapp.core.validate import IDENTIFIER
-from myapp.plugins import parse_template, template_to_dict
 
 RECORD_KEYS = ("job_template_name", "job_template_args", "image_name", "job_template_command")
 STRING_TYPES = frozenset({"str", "string", "text", "date", "datetime", "file", "list", "multiple", "enum"})

@@ -1,7 +1,7 @@
 """The scheduler use-case (`make_timerun_config`, `myapp schedule tick`): one pass at an instant `now`.
 
 A pass claims due pipelines in batches (by id, `FOR UPDATE SKIP LOCKED` on PostgreSQL, the writer
-lock on SQLite) and performs each batch (myapp.schedule_batch.Batch) in one transaction; two
+lock on SQLite) and performs each batch (myapp.scheduling.batch.Batch) in one transaction; two
 batches are in flight at once on PostgreSQL. Queued tasks are dispatched only after COMMIT. One
 broken pipeline never stops a pass: a batch whose transaction fails is redone one pipeline at a
 time, and a pipeline's error goes to pipelines.schedule_error while the others go on.
@@ -35,7 +35,7 @@ from myapp.db.schedule_store import (
 )
 from myapp.db.session import is_transient
 from myapp.db.tables import Pipeline
-from myapp.schedule_batch import ERROR_RETRY, Batch, PassReport
+from myapp.scheduling.batch import ERROR_RETRY, Batch, PassReport
 
 __all__ = ["BATCH_SIZE", "LANES", "PassReport", "preview_pipeline", "run_pass", "run_pass_for"]
 

@@ -19,8 +19,8 @@ from myapp.core.cron import next_fire_time
 from myapp.core.dag import Dag
 from myapp.core.errors import NotFound, SpecError
 from myapp.core.pipeline_spec import parse_pipeline
-from myapp.cron_text import describe_cron
 from myapp.db.tables import USERS, Pipeline, PipelineVersion, Project, Run, TaskInstance
+from myapp.scheduling.cron_text import describe_cron
 
 SORTS = ("name", "-name", "project", "-project", "next_fire", "-next_fire", "last_run", "-last_run")
 MAX_PAGE = 200
