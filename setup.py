@@ -37,10 +37,13 @@ setup(
     extras_require={
         "postgres": ["psycopg[binary]>=3.2,<3.4"],
         "mysql": ["PyMySQL>=1.1,<1.3"],
+        # An artifact repository in S3 or MinIO (artifact_repository: s3://bucket/prefix, docs/artifacts.md)
+        "s3": ["s3fs>=2024.6"],
         "dev": [
             "pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "mypy>=1.10", "ruff>=0.5",
             "types-PyYAML", "playwright==1.65.2", "psycopg[binary]>=3.2,<3.4", "schemathesis>=4.32,<5",
             "PyMySQL>=1.1,<1.3",   # the claim/finish contract suite on MariaDB
+            "s3fs>=2024.6", "moto[server]>=5.0,<6",   # artifacts against an S3-protocol server on loopback
         ],
     },
     entry_points={"console_scripts": ["myapp = myapp.cli:main"]},

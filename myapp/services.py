@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from myapp.artifacts import open_repository
 from myapp.core.cron import validate_cron, validate_timezone
 from myapp.core.errors import SpecError
 from myapp.core.model import TaskSpec, TemplateSpec
 from myapp.core.output_paths import parse_roots
-from myapp.core.ports import Dispatch
+from myapp.core.ports import ArtifactRepository, Dispatch
 from myapp.core.validate import CronCheck, TaskCheck, UrlCheck
 from myapp.db.attempt_store import AttemptStore
 from myapp.db.pipeline_store import PipelineStore
@@ -49,6 +50,7 @@ class Services:
     logs: LogReader
     redis: Redis | None   # live logs and liveness; None where no Redis is configured
     clock: SystemClock
+    artifacts: ArtifactRepository   # file outputs: on this disk or in S3 (myapp/artifacts/)
 
     def set_dispatch(self, dispatch: Dispatch) -> None:
         """Route newly queued task instances to `dispatch` (after each commit)."""
@@ -116,5 +118,5 @@ def build_services(settings: Settings, dispatch: Dispatch | None = None) -> Serv
         pipelines=PipelineStore(db, templates, cron_check_for(settings), parse_roots(settings.output_roots),
                                 resource_check_for(settings), webhook_check_for(settings)),
         runs=runs, attempts=AttemptStore(runs, fast_path=settings.sql_fast_paths), logs=LogReader(settings.logs_dir, redis_client),
-        redis=redis_client, clock=SystemClock(),
+        redis=redis_client, clock=SystemClock(), artifacts=open_repository(settings),
     )

@@ -111,6 +111,11 @@ class Settings:
     k8s_watcher_timeout: int = 120         # attempts of a silent watcher are lost after this (restart, failover)
     k8s_lease_duration: int = 15           # a leading watcher's Lease expires this long after its last renewal
     output_roots: str = "/tmp"             # absolute output paths must lie under one of these (comma-separated)
+    # Where file outputs are kept (docs/artifacts.md): empty = MYAPP_HOME/artifacts on this machine's disk,
+    # file:///path, or s3://bucket/prefix (extra [s3]; credentials from AWS_* variables or ~/.aws).
+    artifact_repository: str = ""
+    artifact_s3_endpoint_url: str = ""     # MinIO or another S3-protocol server, e.g. http://minio:9000
+    artifact_s3_region: str = ""
     installation_id: str = ""              # label myapp/installation on every object; empty: derived from the database
 
     def __post_init__(self) -> None:
@@ -183,6 +188,7 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"MYAPP_{name.upper()}: must be 0 (off) or a positive number of seconds")
     if any(not root.strip().startswith("/") for root in s.output_roots.split(",") if root.strip()):
         raise SettingsError(f"MYAPP_OUTPUT_ROOTS: {s.output_roots!r}: every location must be an absolute path")
+    _validate_artifact_repository(s.artifact_repository.strip())
     if s.installation_id and not _LABEL_VALUE.fullmatch(s.installation_id):
         raise SettingsError(f"MYAPP_INSTALLATION_ID: {s.installation_id!r} is not a label value "
                             "(up to 63 letters, digits, '-', '_' or '.', alphanumeric at both ends)")
@@ -209,6 +215,15 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"MYAPP_WEBHOOK_ALLOWED_NETWORKS: {exc}") from None
     if s.production:
         _validate_production(s)
+
+
+def _validate_artifact_repository(url: str) -> None:
+    scheme, sep, rest = url.partition("://")
+    if url and (not sep or not scheme.isidentifier() or not rest.strip("/")):
+        raise SettingsError(f"MYAPP_ARTIFACT_REPOSITORY: {url!r} is not a URL like s3://bucket/prefix or "
+                            "file:///path (empty: MYAPP_HOME/artifacts)")
+    if scheme == "file" and not rest.startswith("/"):
+        raise SettingsError(f"MYAPP_ARTIFACT_REPOSITORY: {url!r}: a file:// repository needs an absolute path")
 
 
 def _validate_production(s: Settings) -> None:

@@ -44,3 +44,7 @@ class RenderError(MyappError):
 
 class OutputError(MyappError):
     """A declared output could not be collected (missing, too long)."""
+
+
+class ArtifactError(MyappError):
+    """The artifact repository could not store, find or hand over a file output."""

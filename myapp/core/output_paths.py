@@ -45,3 +45,9 @@ def output_path_problem(path: str, roots: Sequence[str] = DEFAULT_ROOTS) -> str:
         return (f"{path!r} is outside the allowed output locations ({allowed}); "
                 "use a path relative to the working directory")
     return ""
+
+
+def artifact_key(run_id: int, task: str, try_number: int, output: str) -> str:
+    """Return where an attempt's file output is kept in the artifact repository: run-scoped, so
+    retention deletes a run's artifacts as one prefix (docs/decisions/0011-artifact-repository.md)."""
+    return f"{run_id}/{task}/{try_number}/{output}"

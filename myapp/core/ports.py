@@ -6,8 +6,10 @@ Adapters in myapp/db, myapp/queue, myapp/executor and myapp/k8s implement them; 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from pathlib import Path
+from typing import IO, Any, Protocol, TypeVar
 
 from myapp.core.model import TemplateSpec
 from myapp.core.values import AttemptContext, AttemptResult
@@ -77,3 +79,37 @@ class LogWriter(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ArtifactDownload:
+    """A stored artifact opened for reading: a file as it is, a directory as a gzipped tar of it."""
+
+    name: str          # the file's or the directory's own name
+    directory: bool
+    stream: IO[bytes]  # the caller closes it
+
+
+class ArtifactRepository(Protocol):
+    """Where file outputs (a file or a directory) are kept between the task that wrote them and
+    their consumers, downloads and retries (docs/artifacts.md, decisions/0011): myapp/artifacts/."""
+
+    def put(self, source: Path, key: str) -> str:
+        """Store the file or directory `source` under `key`; return its location (kept in the output's record)."""
+        ...
+
+    def fetch(self, location: str, target_dir: Path) -> Path:
+        """Copy a stored artifact into `target_dir` under its own name; return the local path."""
+        ...
+
+    def holds(self, location: str) -> bool:
+        """Return True when `location` is an artifact of this repository that exists."""
+        ...
+
+    def open(self, location: str) -> ArtifactDownload:
+        """Open a stored artifact for a download."""
+        ...
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete every artifact of run `run_id` (retention)."""
+        ...

@@ -59,7 +59,7 @@ class KubernetesExecutor:
         """Create the attempt's objects; return a Failure only when the attempt already failed."""
         try:
             with render_budget(Budget(services.settings.render_timeout)):   # bounded like the local executor's
-                launch = prepare_launch(ctx, self.cfg, self.catalog)
+                launch = prepare_launch(ctx, self.cfg, self.catalog, services.artifacts)
         except (MyappError, OSError) as exc:
             return Failure(AttemptResult(succeeded=False, message=str(exc)), created_any=False)
         self._record(ctx, services, launch)

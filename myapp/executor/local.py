@@ -20,17 +20,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from myapp.artifacts import LocalArtifacts
 from myapp.core.errors import MyappError
 from myapp.core.inputs import InputValue, resolve_inputs
 from myapp.core.model import OutputSpec
 from myapp.core.output_paths import DEFAULT_ROOTS
 from myapp.core.params import MASK
-from myapp.core.ports import TemplateCatalog
+from myapp.core.ports import ArtifactRepository, TemplateCatalog
 from myapp.core.redact import Redactor
 from myapp.core.render import RenderContext, render_global_params, render_task
 from myapp.core.sandbox import Budget, RenderCancelled, render_budget
 from myapp.core.values import AttemptContext, AttemptResult
-from myapp.executor.outputs import Confinement, collect_outputs, materialize
+from myapp.executor.outputs import Confinement, collect_outputs
 from myapp.executor.reaper import REAPER
 from myapp.executor.task_user import Account, TaskAccounts, bind_single_project, give_to
 from myapp.logs.attempt_logs import MAX_LINE, AttemptLog, Stream
@@ -53,6 +54,8 @@ class LocalConfig:
     # worker is root; else the worker's user, for the project recorded in `single_project_home` only.
     accounts: TaskAccounts | None = None
     single_project_home: Path | None = None
+    # Where file outputs are stored and fetched from (myapp/artifacts/); None: artifacts_dir on this disk.
+    artifacts: ArtifactRepository | None = None
 
 
 Heartbeat = Callable[[], bool]   # False: the attempt was stopped or taken away; kill it
@@ -65,6 +68,7 @@ class LocalExecutor:
     def __init__(self, config: LocalConfig, catalog: TemplateCatalog) -> None:
         self.config = config
         self.catalog = catalog
+        self.artifacts = config.artifacts or LocalArtifacts(config.artifacts_dir)
 
     def workdir(self, ctx: AttemptContext) -> Path:
         """Return the attempt's working directory under the workflow space."""
@@ -122,10 +126,10 @@ class LocalExecutor:
         if code != 0:
             return AttemptResult(succeeded=False, exit_code=code, message=f"exit code {code}", inputs=shown)
         try:
-            store = self.config.artifacts_dir / str(ctx.run_id) / ctx.task.name / str(ctx.try_number)
             confinement = self.config.confinement if account is None else \
                 dataclasses.replace(self.config.confinement, owner=account.uid)
-            produced = collect_outputs(ctx.task.name, outputs, workdir, store, confinement)
+            produced = collect_outputs(ctx.task.name, outputs, workdir, confinement, artifacts=self.artifacts,
+                                       run_id=ctx.run_id, try_number=ctx.try_number)
         except (MyappError, OSError) as exc:
             log.write(str(exc), Stream.SYS)
             return AttemptResult(succeeded=False, exit_code=code, message=str(exc), inputs=shown)
@@ -197,12 +201,13 @@ class LocalExecutor:
         return rendered.argv, env, rendered.outputs, shown, secret_values
 
     def _local_values(self, resolved: Mapping[str, InputValue], workdir: Path) -> dict[str, str]:
-        # File inputs are copied per consumer, so one task cannot alter what another receives (R11).
+        # File inputs are fetched per consumer, so one task cannot alter what another receives (R11).
         out = {}
         for name, val in resolved.items():
             if val.kind == "file":
                 Budget.current().check_time()   # a stop between two copies frees the slot
-            out[name] = str(materialize(val.value, workdir / "inputs" / name)) if val.kind == "file" else val.value
+            out[name] = str(self.artifacts.fetch(val.value, workdir / "inputs" / name)) if val.kind == "file" \
+                else val.value
         return out
 
     def _wait(self, proc: subprocess.Popen[bytes], ctx: AttemptContext, log: AttemptLog,

@@ -1,4 +1,5 @@
-"""Collect declared outputs after an attempt (R11) and hand file artifacts to consumers.
+"""Collect declared outputs after an attempt (R11): text read here, files and directories stored
+in the artifact repository (myapp/artifacts/), which hands them to consumers.
 
 Every output is read only after its path resolved (symbolic links followed) inside the attempt's
 working directory or an allowed output location (Confinement); links inside a file output's
@@ -8,7 +9,6 @@ directory are copied as links, never followed.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,8 @@ from typing import Any
 
 from myapp.core.errors import OutputError
 from myapp.core.model import OutputSpec
-from myapp.core.output_paths import output_path_problem
+from myapp.core.output_paths import artifact_key, output_path_problem
+from myapp.core.ports import ArtifactRepository
 
 TEXT_LIMIT = 1000
 
@@ -69,21 +70,18 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def collect_outputs(task: str, outputs: Sequence[OutputSpec], workdir: Path, store: Path,
-                    confinement: Confinement) -> dict[str, Any]:
-    """Read text outputs and copy file outputs into the run's artifact store; raise OutputError."""
+def collect_outputs(task: str, outputs: Sequence[OutputSpec], workdir: Path, confinement: Confinement, *,
+                    artifacts: ArtifactRepository, run_id: int, try_number: int) -> dict[str, Any]:
+    """Read text outputs and store file outputs in the artifact repository; raise OutputError
+    (ArtifactError when the repository fails)."""
     result: dict[str, Any] = {}
     for out in outputs:
         source = confined_source(task, out, workdir, confinement)
         if out.type == "text":
             result[out.name] = {"type": "text", "value": read_text_output(task, out, source)}
         else:
-            target = store / out.name / (source.name or out.name)
-            if target.parent.exists():
-                shutil.rmtree(target.parent)
-            target.parent.mkdir(parents=True)
-            _copy(source, target)
-            result[out.name] = {"type": "file", "path": str(target)}
+            location = artifacts.put(source, artifact_key(run_id, task, try_number, out.name))
+            result[out.name] = {"type": "file", "path": location}
     return result
 
 
@@ -98,19 +96,3 @@ def read_text_output(task: str, out: OutputSpec, source: Path) -> str:
         raise OutputError(f"task {task!r}: text output {out.name!r} has {len(text)} characters; "
                           f"the limit is {TEXT_LIMIT} (use type: file)")
     return text
-
-
-def materialize(artifact: str, target_dir: Path) -> Path:
-    """Copy an artifact (file or directory) into `target_dir`; return the local path handed over."""
-    source = Path(artifact)
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / source.name
-    _copy(source, target)
-    return target
-
-
-def _copy(source: Path, target: Path) -> None:
-    if source.is_dir():
-        shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
-    else:
-        shutil.copy2(source, target)

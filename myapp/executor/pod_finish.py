@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from myapp.builtins.conditions import Requirement, holds
-from myapp.core.errors import OutputError
-from myapp.core.ports import AttemptPort
+from myapp.core.errors import MyappError
+from myapp.core.ports import ArtifactRepository, AttemptPort
 from myapp.core.values import AttemptResult
 from myapp.executor.pod_outputs import collect_pod_outputs
 from myapp.k8s.config import KubeConfig
@@ -24,9 +23,9 @@ from myapp.k8s.tracked import TrackedAttempt
 class PodFinisher:
     """Turns a decided Outcome into the attempt's recorded end."""
 
-    def __init__(self, attempts: AttemptPort, hub: LogHub, cfg: KubeConfig, artifacts_dir: Path,
+    def __init__(self, attempts: AttemptPort, hub: LogHub, cfg: KubeConfig, artifacts: ArtifactRepository,
                  now: Callable[[], datetime]) -> None:
-        self.attempts, self.hub, self.cfg, self.artifacts_dir, self.now = attempts, hub, cfg, artifacts_dir, now
+        self.attempts, self.hub, self.cfg, self.artifacts, self.now = attempts, hub, cfg, artifacts, now
 
     def finish(self, attempt: TrackedAttempt, outcome: Outcome, pods: Sequence[PodView]) -> None:
         """Collect outputs (on success), archive the log, then record the end."""
@@ -60,13 +59,13 @@ class PodFinisher:
         inputs = dict(attempt.launch.get("inputs") or {})
         if not outcome.succeeded:
             return AttemptResult(False, outcome.exit_code, outcome.message, inputs=inputs)
-        store = self.artifacts_dir / str(attempt.run_id) / attempt.task / str(attempt.try_number)
         try:
             outputs = collect_pod_outputs(attempt.task, attempt.launch, outcome.termination,
                                           workflow_space=self.cfg.workflow_space, mount=self.cfg.workflow_space_mount,
-                                          store=store, shared=bool(self.cfg.workflow_space_pvc),
-                                          roots=self.cfg.output_roots)
-        except (OutputError, OSError) as exc:
+                                          shared=bool(self.cfg.workflow_space_pvc), roots=self.cfg.output_roots,
+                                          artifacts=self.artifacts, run_id=attempt.run_id,
+                                          try_number=attempt.try_number)
+        except (MyappError, OSError) as exc:
             return AttemptResult(False, outcome.exit_code, str(exc), inputs=inputs)
         return AttemptResult(True, outcome.exit_code, "", outputs=outputs, inputs=inputs)
 

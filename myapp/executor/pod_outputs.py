@@ -1,10 +1,12 @@
 """Outputs of a pod attempt (R11): text from the termination message or the workflow space, files
-through the workflow space. The rules themselves (trailing newline, 1000 characters, copies into
-the run's artifact store) are outputs.collect_outputs, shared with the local executor.
+read from the workflow space by the watcher and stored in the artifact repository (myapp/artifacts/).
+The rules themselves (trailing newline, 1000 characters, the upload) are outputs.collect_outputs,
+shared with the local executor.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -12,12 +14,14 @@ from typing import Any
 from myapp.core.errors import OutputError
 from myapp.core.model import OutputSpec
 from myapp.core.output_paths import output_path_problem
+from myapp.core.ports import ArtifactRepository
 from myapp.executor.outputs import Confinement, collect_outputs
 from myapp.k8s.entrypoint import KEEP_DIR, parse_termination_outputs
 
 
 def collect_pod_outputs(task: str, launch: Mapping[str, Any], termination: str, *, workflow_space: Path,
-                        mount: str, store: Path, shared: bool, roots: Sequence[str]) -> dict[str, Any]:
+                        mount: str, shared: bool, roots: Sequence[str], artifacts: ArtifactRepository,
+                        run_id: int, try_number: int) -> dict[str, Any]:
     """Return the attempt's outputs; OutputError names a missing, invalid or escaping one.
 
     A declared path is a path inside the pod; it must pass the rules of myapp/core/output_paths.py
@@ -35,16 +39,18 @@ def collect_pod_outputs(task: str, launch: Mapping[str, Any], termination: str, 
             raise OutputError(f"task {task!r}: output {out.name!r}: {problem}")
     workdir = Path(str(launch["workdir"]))
     texts = parse_termination_outputs(termination)
-    located = [_locate(task, out, workdir, texts, workflow_space=workflow_space, mount=mount, store=store,
-                       shared=shared) for out in declared]
-    return collect_outputs(task, located, workdir, store, Confinement(roots=(str(store), str(workdir))))
+    with tempfile.TemporaryDirectory(prefix="myapp-termination-") as scratch:
+        located = [_locate(task, out, workdir, texts, workflow_space=workflow_space, mount=mount,
+                           scratch=Path(scratch), shared=shared) for out in declared]
+        return collect_outputs(task, located, workdir, Confinement(roots=(scratch, str(workdir))),
+                               artifacts=artifacts, run_id=run_id, try_number=try_number)
 
 
 def _locate(task: str, out: OutputSpec, workdir: Path, texts: Mapping[str, str], *, workflow_space: Path,
-            mount: str, store: Path, shared: bool) -> OutputSpec:
+            mount: str, scratch: Path, shared: bool) -> OutputSpec:
     if out.type == "text" and out.name in texts:
         # The termination message needs no shared volume; R11 is applied to it as to a file.
-        copy = store / ".termination" / out.name
+        copy = scratch / out.name
         copy.parent.mkdir(parents=True, exist_ok=True)
         copy.write_text(texts[out.name], encoding="utf-8")
         return OutputSpec(out.name, str(copy), out.type, out.description)

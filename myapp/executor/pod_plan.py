@@ -1,5 +1,5 @@
-"""Prepare one attempt for Kubernetes: render it, hand its file inputs over through the workflow
-space, and turn it into manifests (`pod`, `distributed` or `resource`) plus the record the
+"""Prepare one attempt for Kubernetes: render it, fetch its file inputs from the artifact repository
+into the workflow space, and turn it into manifests (`pod`, `distributed` or `resource`) plus the record the
 watcher needs (`TaskAttempt.container["launch"]`).
 
 The workflow space is one volume seen at `cfg.workflow_space` here and at `cfg.workflow_space_mount`
@@ -20,10 +20,9 @@ from myapp.core.errors import MyappError, SpecError
 from myapp.core.inputs import resolve_inputs
 from myapp.core.model import TemplateSpec
 from myapp.core.params import MASK
-from myapp.core.ports import TemplateCatalog
+from myapp.core.ports import ArtifactRepository, TemplateCatalog
 from myapp.core.render import RenderContext, RenderedTask, render_global_params, render_task
 from myapp.core.values import AttemptContext
-from myapp.executor.outputs import materialize
 from myapp.k8s.config import KubeConfig
 from myapp.k8s.manifest import (
     AttemptRef,
@@ -67,12 +66,13 @@ def pod_path(cfg: KubeConfig, local: Path) -> str:
     return str(PurePosixPath(cfg.workflow_space_mount) / relative.as_posix())
 
 
-def prepare_launch(ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalog) -> Launch:
+def prepare_launch(ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalog,
+                   artifacts: ArtifactRepository) -> Launch:
     """Render the attempt into manifests; MyappError (naming task and field) when it cannot be."""
     template = catalog.get(ctx.task.template) if ctx.task.template else None
     if ctx.task.template and template is None:
         raise MyappError(f"task {ctx.task.name!r}: template {ctx.task.template!r} is not registered")
-    rctx, values, shown = _render_inputs(ctx, cfg)
+    rctx, values, shown = _render_inputs(ctx, cfg, artifacts)
     rendered = render_task(ctx.task, template, rctx, values, {p.name for p in ctx.spec.parameters if p.secret})
     kind = template.kind if template else "pod"
     secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
@@ -96,7 +96,8 @@ def prepare_launch(ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalo
                   plan)
 
 
-def _render_inputs(ctx: AttemptContext, cfg: KubeConfig) -> tuple[RenderContext, dict[str, str], dict[str, Any]]:
+def _render_inputs(ctx: AttemptContext, cfg: KubeConfig,
+                   artifacts: ArtifactRepository) -> tuple[RenderContext, dict[str, str], dict[str, Any]]:
     rctx = RenderContext(
         creator=ctx.creator, runner=ctx.runner, pipeline_id=ctx.pipeline_id, pipeline_name=ctx.pipeline_name,
         run_id=ctx.run_id, task_name=ctx.task.name, cluster_name=cfg.cluster_name,
@@ -108,8 +109,8 @@ def _render_inputs(ctx: AttemptContext, cfg: KubeConfig) -> tuple[RenderContext,
     workdir.mkdir(parents=True, exist_ok=True)
     values: dict[str, str] = {}
     for name, val in resolved.items():
-        # File inputs are copied per consumer into the workflow space (R11) and named as pods see them.
-        values[name] = pod_path(cfg, materialize(val.value, workdir / "inputs" / name)) if val.kind == "file" \
+        # File inputs are fetched per consumer into the workflow space (R11) and named as pods see them.
+        values[name] = pod_path(cfg, artifacts.fetch(val.value, workdir / "inputs" / name)) if val.kind == "file" \
             else val.value
     shown = {k: {"type": v.kind, "value": values[k]} for k, v in resolved.items()}
     return rctx, values, shown

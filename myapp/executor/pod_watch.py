@@ -45,7 +45,7 @@ def build_watcher(services: WatcherPorts, cfg: KubeConfig | None = None, *, fini
         return log
 
     hub = LogHub(launcher, open_sink, max_streams=cfg.log_streams)
-    finisher = PodFinisher(services.attempts, hub, cfg, settings.artifacts_dir, services.clock.now)
+    finisher = PodFinisher(services.attempts, hub, cfg, services.artifacts, services.clock.now)
     book = PodAttempts(services.db, group_worker(cfg.group))
     redis = services.redis
     report = (lambda state: publish(redis, state)) if redis is not None else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from myapp.core.ports import AttemptPort, Clock, Reconnecting, TemplateCatalog
+from myapp.core.ports import ArtifactRepository, AttemptPort, Clock, Reconnecting, TemplateCatalog
 from myapp.db.session import Database
 from myapp.logs.attempt_logs import RedisLike
 from myapp.settings import Settings
@@ -34,6 +34,9 @@ class ExecutorPorts(Protocol):
 
     @property
     def db(self) -> Reconnecting: ...
+
+    @property
+    def artifacts(self) -> ArtifactRepository: ...
 
 
 class RunTokens(Protocol):

@@ -46,7 +46,8 @@ def local_executor(services: ExecutorPorts) -> LocalExecutor:
                     cluster_name=s.cluster_name, heartbeat_interval=s.heartbeat_interval,
                     kill_grace=s.kill_grace, render_timeout=s.render_timeout,
                     confinement=Confinement(parse_roots(s.output_roots), (s.home, s.workflow_space)),
-                    accounts=accounts, single_project_home=s.home if iso.mode == SINGLE else None),
+                    accounts=accounts, single_project_home=s.home if iso.mode == SINGLE else None,
+                    artifacts=services.artifacts),
         services.templates,
     )
 

@@ -1,9 +1,9 @@
 """Retention (`myapp db clean --older-than DAYS`, the daily `retention_days` policy): delete what is old.
 
 Finished runs created and ended before the cutoff go with their task instances, attempts, alert
-outbox rows, archived log files, live-log Redis keys and file outputs; schedule records unchanged
-since the cutoff (not waiting), skipped spans and delivered alerts go too. Kept whatever their age:
-unfinished runs, waiting records, each pipeline's newest record and newest launched record (the
+outbox rows, archived log files, live-log Redis keys and file outputs (in the artifact repository);
+schedule records unchanged since the cutoff (not waiting), skipped spans and delivered alerts go
+too. Kept whatever their age: unfinished runs, waiting records, each pipeline's newest record and newest launched record (the
 depends_on_past predecessor) with their runs, and a run a staying run was copied from.
 
 Batched: each batch is one short transaction (`batch` runs or `batch * 5` other rows), so neither
@@ -104,8 +104,12 @@ def _remove_files(services: Any, run_ids: list[int], keys: list[Any]) -> int:
     logs_dir: Path = services.settings.logs_dir
     removed = sum(1 for key in keys if key.path(logs_dir).exists())
     for run_id in run_ids:
-        for root in (logs_dir, services.settings.artifacts_dir):
-            shutil.rmtree(root / str(run_id), ignore_errors=True)
+        shutil.rmtree(logs_dir / str(run_id), ignore_errors=True)
+        try:
+            services.artifacts.delete_run(run_id)   # on disk or in the object store (myapp/artifacts/)
+        except Exception:  # noqa: BLE001  a store out of reach must not stop the clean; say which run
+            log.warning("deleting the artifacts of run %d failed; delete them from the store by hand",
+                        run_id, exc_info=True)
     if services.redis is not None and keys:
         try:
             for start in range(0, len(keys), 1000):

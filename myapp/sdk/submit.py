@@ -11,7 +11,6 @@ The returned RunHandle reads the run the same way on both: state, steps, logs, o
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -90,15 +89,8 @@ class LocalBackend:
         produced = _task(self.run_detail(run_id), task).get("outputs", {}).get(output)
         if not isinstance(produced, Mapping) or produced.get("type") != "file":
             raise SubmitError(f"step {task!r} of run {run_id} has no file output {output!r}")
-        source = Path(str(produced["path"]))
-        dest.mkdir(parents=True, exist_ok=True)
-        target = dest / source.name
-        if source.is_dir():
-            shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
-        else:
-            shutil.copy2(source, target)
-        return target
-
+        # Through the installation's artifact repository: its disk, or S3 (myapp/artifacts/).
+        return Path(self.services.artifacts.fetch(str(produced["path"]), dest))
 
     def act(self, run_id: int, action: str) -> None:
         from myapp.cli.pipeline import runner_name

@@ -3,15 +3,13 @@
 A file is sent as it is; a directory as a gzipped tar of it (symbolic links kept as links, never
 followed). The header `X-Myapp-Artifact` says which (`file` or `directory`) and
 `X-Myapp-Artifact-Name` gives the stored name. Who may read the run may download (a run token of
-the run too, while it runs); only paths inside this server's artifact store are served, so an
-artifact kept elsewhere (another machine's store) answers 404 and says so.
+the run too, while it runs). It is read through the artifact repository (myapp/artifacts/: this
+server's disk or S3); only what that repository holds is served, so an artifact kept elsewhere
+(another machine's disk) answers 404 and says so.
 """
 
 from __future__ import annotations
 
-import tarfile
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from flask import Response, send_file
@@ -22,8 +20,6 @@ from myapp.core.errors import NotFound
 from myapp.views.runs import run_detail
 from myapp.web.access import check_run, run_token_or_protect
 from myapp.web.api import domain_errors, services
-
-SPOOL = 16 * 1024 * 1024   # a directory's archive stays in memory up to this size, then on disk
 
 
 class RunArtifactApi(BaseApi):
@@ -57,30 +53,16 @@ class RunArtifactApi(BaseApi):
         produced = (found.get("outputs") or {}).get(output)
         if not isinstance(produced, dict) or produced.get("type") != "file":
             raise NotFound(f"task {task!r} of run {pk} has no file output {output!r} (yet)")
-        path = stored_path(Path(str(produced.get("path", ""))), svc.settings.artifacts_dir, pk, task)
-        if path.is_dir():
-            return _directory(path)
-        response = send_file(path, mimetype="application/octet-stream", as_attachment=True, download_name=path.name)
-        response.headers.update({"X-Myapp-Artifact": "file", "X-Myapp-Artifact-Name": path.name})
+        location = str(produced.get("path", ""))
+        if not svc.artifacts.holds(location):
+            raise NotFound(f"the artifact of task {task!r} of run {pk} is not stored on this server "
+                           "or in its artifact repository")
+        download = svc.artifacts.open(location)
+        kind, name = ("directory", f"{download.name}.tar.gz") if download.directory else ("file", download.name)
+        response = send_file(download.stream, mimetype="application/gzip" if download.directory else
+                             "application/octet-stream", as_attachment=True, download_name=name)
+        response.headers.update({"X-Myapp-Artifact": kind, "X-Myapp-Artifact-Name": download.name})
         return response
-
-
-def stored_path(path: Path, store: Path, run_id: int, task: str) -> Path:
-    """Return `path` when it is inside this server's artifact store and exists; NotFound otherwise."""
-    real, root = path.resolve(), store.resolve()
-    if root not in real.parents or not real.exists():
-        raise NotFound(f"the artifact of task {task!r} of run {run_id} is not stored on this server")
-    return real
-
-
-def _directory(path: Path) -> Response:
-    spool: Any = tempfile.SpooledTemporaryFile(max_size=SPOOL)
-    with tarfile.open(fileobj=spool, mode="w:gz") as archive:
-        archive.add(path, arcname=path.name)   # links are archived as links (dereference=False)
-    spool.seek(0)
-    response = send_file(spool, mimetype="application/gzip", as_attachment=True, download_name=f"{path.name}.tar.gz")
-    response.headers.update({"X-Myapp-Artifact": "directory", "X-Myapp-Artifact-Name": path.name})
-    return response
 
 
 def register(appbuilder: Any) -> None:

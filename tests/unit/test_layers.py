@@ -30,14 +30,15 @@ ALLOWED: dict[str, set[str]] = {
     "db": {"core"},
     "logs": BASE,
     "k8s": BASE,
+    "artifacts": BASE,
     # use-cases: they apply core decisions through db/ and the adapters' ports
     "alerts": BASE | {"db"},
     "scheduling": BASE | {"db"},
     "retention": BASE | {"db"},
     "views": BASE | {"db", "scheduling"},
-    "executor": BASE | {"db", "logs", "builtins", "k8s"},
+    "executor": BASE | {"db", "logs", "builtins", "k8s", "artifacts"},
     # wiring and entry points
-    "services": BASE | {"db", "logs", "builtins", "k8s", "executor", "catalog"},
+    "services": BASE | {"db", "logs", "builtins", "k8s", "executor", "catalog", "artifacts"},
     "queue": BASE | {"db", "logs", "builtins", "k8s", "executor", "catalog", "services", "alerts", "scheduling",
                      "retention"},
     "web": BASE | {"db", "logs", "builtins", "k8s", "executor", "catalog", "services", "alerts", "scheduling",
