@@ -252,7 +252,7 @@ class RealCluster:
 
 def run(args: argparse.Namespace, home: Path, cluster: Any) -> None:
     from myapp.cli.process import init_database
-    from myapp.executor.kubernetes import KubernetesExecutor, launch_task_instance
+    from myapp.executor.kubernetes.launch import KubernetesExecutor, launch_task_instance
     from myapp.k8s.config import kube_config
     from myapp.k8s.launcher import Launcher
     from myapp.services import build_services

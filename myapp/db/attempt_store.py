@@ -54,7 +54,7 @@ from myapp.db.tables import USERS, Pipeline, Run, TaskAttempt, TaskInstance
 from myapp.db.types import UTCDateTime
 
 MAX_RESEND_GAP = timedelta(hours=1)  # the longest wait between two re-sends of a queued task instance
-WATCHER_PREFIX = "k8s:"   # TaskAttempt.worker of attempts a Kubernetes watcher owns (myapp/executor/kubernetes.py)
+WATCHER_PREFIX = "k8s:"   # TaskAttempt.worker of attempts a Kubernetes watcher owns (myapp/executor/kubernetes/launch.py)
 ACTIVE_TASK_STATES = [TaskState.QUEUED.value, TaskState.RUNNING.value, TaskState.UP_FOR_RETRY.value]
 # An attempt still running: the only state an attempt ends from (core/states.py ATTEMPT); every
 # end of an attempt is guarded by it, so a stop or a lost-worker verdict is never overwritten.

@@ -23,6 +23,7 @@ from myapp.core.states import RunState, Trigger
 from myapp.core.values import NewRun
 from myapp.db.debug_source import debug_plan
 from myapp.db.pipeline_store import SpecErrors
+from myapp.db.run_creation import request_run, version_task_count
 from myapp.logs.attempt_logs import LogKey, LogLine
 from myapp.scheduling.backfill_guard import guard, save_backfill
 from myapp.services import Services
@@ -158,12 +159,12 @@ class PipelineApi(BaseApi):
         svc = services()
         spec = request_spec()
         check_project_write(spec.project)
-        svc.pipelines.check(spec)
+        pinned = svc.pipelines.check(spec)
         confirmed = (request.args.get("confirm_backfill") or "").lower() in ("1", "true", "yes")
-        guard(save_backfill(svc, spec, svc.clock.now()), svc.settings.backfill_confirm, confirmed,
+        guard(save_backfill(svc, pinned, svc.clock.now()), svc.settings.backfill_confirm, confirmed,
               "save again with ?confirm_backfill=1 to start it anyway")
-        res = svc.pipelines.save(spec, svc.clock.now(), user_id=user_id(),
-                                 message=request.args.get("message", ""))
+        res = svc.pipelines.save(pinned, svc.clock.now(), user_id=user_id(),
+                                 message=request.args.get("message", ""), checked=True)
         return self.response(200, id=res.pipeline_id, version=res.version, changed=res.created_version)
 
     @expose("/validate", methods=["POST"])
@@ -247,6 +248,7 @@ class PipelineApi(BaseApi):
           - {in: path, name: pk, required: true, schema: {type: integer}}
           responses:
             201: {description: Run started}
+            202: {description: "Run accepted, state creating: a worker writes its task instances (more than run_inline_tasks)"}
             400: {description: Bad parameters}
             403: {description: You may not run it}
             404: {description: Not found}
@@ -272,11 +274,13 @@ class PipelineApi(BaseApi):
             require_complete(plan, spec.name)
             debug_inputs = plan.stored()
         now = svc.clock.now()
-        run_id = svc.runs.create_run(NewRun(
-            pipeline_id=pk, trigger=Trigger.DEBUG if debug_task else Trigger.MANUAL, execution_date=now,
-            params={str(k): str(v) for k, v in params.items()}, user_id=user_id(), runner=user_name(),
-            debug_task=debug_task, debug_inputs=debug_inputs), now)
-        return self.response(201, id=run_id)
+        new = NewRun(pipeline_id=pk, trigger=Trigger.DEBUG if debug_task else Trigger.MANUAL, execution_date=now,
+                     params={str(k): str(v) for k, v in params.items()}, user_id=user_id(), runner=user_name(),
+                     debug_task=debug_task, debug_inputs=debug_inputs)
+        tasks = version_task_count(svc.runs, new)
+        if tasks > svc.settings.run_inline_tasks:   # a worker writes its task instances (B15)
+            return self.response(202, id=request_run(svc.runs, new, now, tasks), state=RunState.CREATING.value)
+        return self.response(201, id=svc.runs.create_run(new, now))
 
 
 class RunApi(BaseApi):
