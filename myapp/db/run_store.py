@@ -60,6 +60,10 @@ from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
 log = logging.getLogger(__name__)
 
 
+def _no_create(run_ids: Sequence[int]) -> None:
+    """Ask nobody: without a queue, `creating` runs wait for an explicit finish_creation."""
+
+
 class RunStore:
     """Transactional operations on runs and their task instances."""
 
@@ -68,6 +72,9 @@ class RunStore:
         self.specs = specs
         self.dispatch = dispatch
         self.wake: Wake = no_wake   # ask for a scheduler pass (queue.celery_app.use_celery)
+        # ask a worker to create `creating` runs (db/run_creation.py; queue.celery_app.use_celery);
+        # without a queue they wait for whoever calls finish_creation (tests, the reconciler's resend)
+        self.create: Dispatch = _no_create
         self.dialect = db.engine.dialect.name
         self._secret = secret.encode()
 
@@ -411,6 +418,8 @@ class RunStore:
                 raise Conflict(f"run {run_id} is {run.state}; only failed or stopped runs can be retried")
             spec, _ = self.specs.get(s, run.version_id)
             rows = s.scalars(select(TaskInstance).where(TaskInstance.run_id == run.id)).all()
+            if not rows:   # stopped or failed while `creating` (db/run_creation.py): nothing to retry
+                raise Conflict(f"run {run_id} ended before its tasks were created; copy it to run it again")
             budgets = core.to_retry({r.task_name: _view(r) for r in rows},
                                     {t.name: t.retries for t in spec.tasks})
             for row in rows:
