@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased
 
 from myapp.core import engine as core
+from myapp.core.conditions import referenced_tasks
 from myapp.core.model import PipelineSpec, TaskSpec
 from myapp.core.states import (
     ATTEMPT,
@@ -335,7 +336,7 @@ class AttemptStore:
         return hit
 
     def _upstream_outputs(self, conn: Connection, run: Row[Any], task: TaskSpec) -> dict[str, dict[str, Any]]:
-        names = {b.task for b in task.inputs if b.source == "task" and b.task}
+        names = {b.task for b in task.inputs if b.source == "task" and b.task} | set(referenced_tasks(task.when))
         if not names or run.debug_task:
             return {}
         rows = conn.execute(select(TaskInstance.task_name, TaskInstance.outputs).where(
@@ -391,7 +392,7 @@ class AttemptStore:
         if head is None:
             return []
         run, task_name = LockedRun(*head[:5]), head[5]
-        if result.succeeded and self._in_one:
+        if result.succeeded and not result.skipped and self._in_one:
             return self._succeed_in_one(s, run, attempt_id, task_name, result, now)
         # A new statement after the lock: it sees what a stop or timeout committed while we waited.
         ended = _changed(conn, _END_RUNNING_ATTEMPT, _END_RUNNING_ATTEMPT_PLAIN, _TASK_INSTANCE_OF_ATTEMPT, {
@@ -401,6 +402,11 @@ class AttemptStore:
         if ti_id is None:
             return self._end_taken_attempt(conn, attempt_id, result, now)
         inputs = {"inputs": dict(result.inputs)} if result.inputs else {}
+        if result.skipped:   # R14: its condition was false; its downstream tasks decide by their rules (R13)
+            check_task_transition(TaskState.RUNNING, TaskState.SKIPPED)
+            conn.execute(_SET_TASK, {"ti_id": ti_id, "state": TaskState.SKIPPED.value, "message": result.message,
+                                     "ended_at": now})
+            return self.runs.end_in(s, run, now, task_name, Outcome.SKIPPED, others_unfinished=False)
         if result.succeeded:
             done = _changed(conn, _SET_TASK_SUCCEEDED, _SET_TASK, _SUCCEEDED_TASK, {
                 "ti_id": ti_id, "state": TaskState.SUCCEEDED.value,
