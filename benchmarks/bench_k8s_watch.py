@@ -77,12 +77,12 @@ def ended(services: Any) -> dict[int, datetime]:
                                            .where(TaskAttempt.ended_at.is_not(None))).all()}
 
 
-def wait_for(what: str, predicate: Any, timeout: float) -> float:
+def wait_for(what: str, predicate: Any, timeout: float, every: float = 0.1) -> float:
     began = time.perf_counter()
     while not predicate():
         if time.perf_counter() - began > timeout:
             raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(every)
     return time.perf_counter() - began
 
 
@@ -113,6 +113,7 @@ class FakeCluster:
     """The fake API server in this process; the benchmark plays the kubelet."""
 
     namespace = NAMESPACE
+    side = "the fake API server and its kubelet"
 
     def __init__(self, kube: Any, home: Path) -> None:
         from tests.integration.k8s_env import write_kubeconfig
@@ -172,6 +173,8 @@ def real(args: argparse.Namespace, home: Path) -> None:
 class RealCluster:
     """kube-apiserver + etcd (scripts/k8s-testenv) and the node simulator, in this process."""
 
+    side = "the node simulator"
+
     def __init__(self, env: Any, home: Path) -> None:
         self.env = env
         self.workflow_space = home / "workflow-space"
@@ -198,7 +201,7 @@ class RealCluster:
             phases = [(p.get("status") or {}).get("phase") for p in listed.get("items", [])]
             return phases.count("Running") >= len(pods)
 
-        took = wait_for("every pod to run on the simulated node", running, 1800)
+        took = wait_for("every pod to run on the simulated node", running, 1800, every=1.0)   # lists every pod
         print(f"all {len(pods)} pods Running on the simulated node {took:.1f} s after their creation")
 
     def follows(self) -> int:
@@ -252,7 +255,7 @@ class RealCluster:
 
 def run(args: argparse.Namespace, home: Path, cluster: Any) -> None:
     from myapp.cli.process import init_database
-    from myapp.executor.kubernetes import KubernetesExecutor, launch_task_instance
+    from myapp.executor.kubernetes.launch import KubernetesExecutor, launch_task_instance
     from myapp.k8s.config import kube_config
     from myapp.k8s.launcher import Launcher
     from myapp.services import build_services
@@ -294,15 +297,18 @@ def run(args: argparse.Namespace, home: Path, cluster: Any) -> None:
         cluster.run_all(pods)
         streams = min(len(pods), args.log_streams)
         settle = wait_for("the live log streams", lambda: cluster.follows() >= streams, 600)
-        cpu0 = proc.cpu()
+        own = Proc(os.getpid())           # this process: the fake server, or the node simulator
+        cpu0, own0 = proc.cpu(), own.cpu()
         time.sleep(args.idle)
-        idle_cpu = proc.cpu() - cpu0
+        idle_cpu, own_cpu = proc.cpu() - cpu0, own.cpu() - own0
         idle_rss, threads = proc.rss_mib(), proc.status("Threads")
         print(f"pods: {len(pods)} running (launched through the client in {launched:.1f} s, "
               f"{len(pods) / launched:.0f} pods/s); {streams} live log streams open {settle:.1f} s after Running")
         print(f"watcher idle with {len(pods)} running pods: CPU {idle_cpu / args.idle * 100:.1f}% of one core, "
               f"RSS {idle_rss:.0f} MiB (empty: {base_rss:.0f} MiB, "
               f"{(idle_rss - base_rss) * 1024 / len(pods):.0f} KiB per pod), {threads} threads")
+        print(f"this process ({cluster.side}) meanwhile: CPU {own_cpu / args.idle * 100:.1f}% of one core, "
+              f"{own.status('Threads')} threads, RSS {own.rss_mib():.0f} MiB")
         complete(args, cluster, services, proc, pods)
         print(f"API requests: {cluster.requests()}")
         print(f"server: {args.server}, database: {services.db.engine.dialect.name}, python {sys.version.split()[0]}, "

@@ -61,7 +61,7 @@ def resource_check_for(settings: Settings) -> TaskCheck:
     """Return the save-time check of resource manifests against this installation's k8s settings."""
     from myapp.builtins.k8s_resource import check_task_manifest
     from myapp.builtins.manifest_policy import ManifestPolicy
-    from myapp.executor.pod_plan import manifest_policy
+    from myapp.executor.kubernetes.pod_plan import manifest_policy
     from myapp.k8s.config import kube_config
 
     try:

@@ -66,6 +66,7 @@ class Settings:
     cron_min_interval: int = 60
     backfill_chunk: int = 1000
     backfill_confirm: int = 50             # a save or enable that would start more cron runs needs a confirmation
+    run_inline_tasks: int = 1000           # a REST run of more tasks is created by a worker (202, state creating)
     retention_days: int = 0                # the beat runs `myapp db clean --older-than N` daily; 0 = never
     reconcile_interval: int = 10
     sql_fast_paths: bool = True            # PostgreSQL's one-statement claim/finish; false: the generic path
@@ -173,7 +174,7 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"MYAPP_BROKER_URL: unsupported broker {s.broker_url!r}")
     for name in ("web_port", "web_workers", "web_threads", "web_client_timeout", "password_min_length",
                  "jwt_access_minutes", "jwt_refresh_hours", "schedule_interval", "cron_min_interval", "backfill_chunk",
-                 "reconcile_interval", "heartbeat_timeout", "requeue_after", "worker_concurrency",
+                 "run_inline_tasks", "reconcile_interval", "heartbeat_timeout", "requeue_after", "worker_concurrency",
                  "k8s_watch_timeout", "k8s_watcher_timeout", "k8s_lease_duration", "render_timeout"):
         if getattr(s, name) <= 0:
             raise SettingsError(f"MYAPP_{name.upper()}: must be a positive number")

@@ -24,7 +24,7 @@ def k8s_watcher(group: str | None) -> None:
     """Watch the pods of a worker group and feed their outcomes, logs and events into myapp."""
     import dataclasses
 
-    from myapp.executor.pod_watch import run_elected
+    from myapp.executor.kubernetes.pod_watch import run_elected
     from myapp.queue.celery_app import create_celery, use_celery
     from myapp.services import build_services
     from myapp.settings import load_settings

@@ -143,12 +143,12 @@ def list_(ctx: click.Context, search: str, sort: str, limit: int, show_all: bool
             click.echo(f"{r['name']}: schedule error: {r['schedule_error']}")
     shown_of(len(rows), total, more="--all or --limit N")
     if any(r["runs"] for r in rows):
-        click.echo("last runs: S succeeded  F failed  R running  Q queued  X stopped (newest right)")
+        click.echo("last runs: S succeeded  F failed  R running  Q queued  C creating  X stopped (newest right)")
 
 
 def strip(runs: list[dict[str, Any]]) -> str:
     """Return the states of the newest runs as letters, oldest left, newest right."""
-    letters = {"succeeded": "S", "failed": "F", "running": "R", "queued": "Q", "stopped": "X"}
+    letters = {"succeeded": "S", "failed": "F", "running": "R", "queued": "Q", "stopped": "X", "creating": "C"}
     return "".join(letters.get(r["state"], "?") for r in reversed(runs)) or "-"
 
 

@@ -278,12 +278,15 @@ def run_celery_worker(app: Any, argv: list[str]) -> tuple[int, bool]:
 
 def run_burst(services: Any, concurrency: int, poll: float = 0.2) -> int:
     """Claim and run queued task instances straight from the database until nothing is left."""
+    from myapp.db.run_creation import creating_runs, finish_creation
     from myapp.executor.worker import execute_task_instance, local_executor
 
     announce_task_isolation(services.settings)
     executor, s, ran = local_executor(services), services.settings, 0
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         while True:
+            for run_id in creating_runs(services.runs):   # large runs asked for through the API (B15)
+                finish_creation(services.runs, run_id, services.clock.now())
             services.attempts.reconcile(services.clock.now(), heartbeat_timeout=s.heartbeat_timeout,
                                              watcher_timeout=s.k8s_watcher_timeout,
                                         requeue_after=s.requeue_after)

@@ -130,3 +130,7 @@ class Dag:
     def roots(self) -> tuple[str, ...]:
         """Return the tasks with no upstream."""
         return tuple(n for n in self.names if not self.upstream.get(n))
+
+    def leaves(self) -> tuple[str, ...]:
+        """Return the tasks with no downstream task (what a run's outcome is read from, R13)."""
+        return tuple(n for n in self.names if not self.downstream.get(n))

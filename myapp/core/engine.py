@@ -4,16 +4,18 @@ The run store loads the part of a run a decision needs, calls these, and applies
 one transaction. Nothing here touches a database, a queue or a clock.
 
 Readiness is counted, not searched: every task instance carries `waiting`, the number of its
-direct upstream tasks that have not succeeded yet (`count_waiting` from the states; a success
-takes one off each of its downstream tasks, `released_by`). A pending task is ready when that
-count is 0, so finishing a task reads its own downstream tasks only, never a sibling's other
-upstreams: a join after a 1,000-wide fan-out costs each leaf one decrement, not 1,000 reads.
+direct upstream tasks that have not finished yet (`count_waiting` from the states; a task that
+ends, in any state, takes one off each of its downstream tasks, `released_by`). What the ended
+task's outcome and the remaining count decide for each pending downstream task is its trigger
+rule's (R13, myapp/core/trigger_rules.py): run, skip, upstream-failed or wait. So finishing a task
+reads its own downstream tasks only, never a sibling's other upstreams: a join after a
+1,000-wide fan-out costs each leaf one decrement, not 1,000 reads, whatever the rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from myapp.core.dag import Dag
@@ -24,8 +26,17 @@ from myapp.core.states import (
     RunState,
     TaskState,
 )
+from myapp.core.trigger_rules import (
+    DEFAULT_RULE,
+    QUEUE,
+    Outcome,
+    TriggerRule,
+    at_zero,
+    from_upstream_states,
+    on_upstream_end,
+)
 
-BLOCKING = frozenset({TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.STOPPED})
+Rules = Mapping[str, TriggerRule]   # task name -> its trigger rule; absent: the default (all_success)
 
 
 @dataclass(frozen=True)
@@ -37,15 +48,15 @@ class TaskView:
     try_number: int = 0
     max_tries: int = 1
     next_try_at: datetime | None = None
-    waiting: int | None = None  # direct upstream tasks not succeeded yet; None: not known (recount)
+    waiting: int | None = None  # direct upstream tasks not finished yet; None: not known (recount)
 
 
 def count_waiting(dag: Dag, states: Mapping[str, TaskState], names: Iterable[str] | None = None) -> dict[str, int]:
-    """Return, for each of `names` (default: every task), how many direct upstreams have not succeeded.
+    """Return, for each of `names` (default: every task), how many direct upstreams have not finished.
 
-    `states` must hold those tasks' upstreams. Skipped counts as succeeded (TASK_DONE_OK).
+    `states` must hold those tasks' upstreams.
     """
-    return {name: sum(1 for up in dag.upstream.get(name, ()) if states[up] not in TASK_DONE_OK)
+    return {name: sum(1 for up in dag.upstream.get(name, ()) if states[up] in TASK_UNFINISHED)
             for name in (dag.names if names is None else names)}
 
 
@@ -55,53 +66,90 @@ def initial_waiting(dag: Dag) -> dict[str, int]:
 
 
 def ready_at_start(dag: Dag) -> frozenset[str]:
-    """Return the tasks a new run queues as it starts: all are pending, so those whose count is 0."""
+    """Return the tasks a new run queues as it starts: all are pending, so those whose count is 0.
+
+    Every rule runs a task without upstream tasks (validation refuses the rules that could not, R13).
+    """
     return frozenset(name for name, waiting in initial_waiting(dag).items() if waiting == 0)
 
 
-def released_by(dag: Dag, succeeded: str) -> tuple[str, ...]:
-    """Return the tasks whose count a success of `succeeded` takes one off (its direct downstream)."""
-    return dag.downstream.get(succeeded, ())
+def released_by(dag: Dag, ended: str) -> tuple[str, ...]:
+    """Return the tasks whose count the end of `ended` takes one off (its direct downstream)."""
+    return dag.downstream.get(ended, ())
 
 
-def is_ready(view: TaskView, now: datetime) -> bool:
+def is_ready(view: TaskView, now: datetime, rule: TriggerRule = DEFAULT_RULE) -> bool:
     """Return True when a task should be queued now.
 
-    Pending: no upstream left waiting (`view.waiting == 0`). Up for retry: its delay has passed.
+    Pending: no upstream left unfinished and its rule runs it then (`at_zero`). Up for retry:
+    its delay has passed.
     """
     if view.state is TaskState.PENDING:
-        return view.waiting == 0
+        return view.waiting == 0 and at_zero(rule) is QUEUE
     return view.state is TaskState.UP_FOR_RETRY and (view.next_try_at is None or view.next_try_at <= now)
 
 
-def ready_by_count(tasks: Iterable[TaskView], now: datetime) -> list[str]:
+def ready_by_count(tasks: Iterable[TaskView], now: datetime, rules: Rules | None = None) -> list[str]:
     """Return the names of the tasks that are ready by their counts (`is_ready`), in the given order."""
-    return [view.name for view in tasks if is_ready(view, now)]
+    return [view.name for view in tasks if is_ready(view, now, (rules or {}).get(view.name, DEFAULT_RULE))]
+
+
+def on_release(tasks: Iterable[TaskView], outcome: Outcome | None, now: datetime,
+               rules: Rules | None = None) -> dict[str, TaskState]:
+    """Return what the end of one upstream task (with `outcome`) decides for each released task.
+
+    `tasks` carry their counts with that end already taken off. QUEUED for each to run now (a
+    task up for retry whose delay passed, too), SKIPPED or UPSTREAM_FAILED for each it settles
+    without a run (R13); tasks still waiting are absent. `outcome` None: no upstream ended (a
+    retry came due), so only the counts decide.
+    """
+    decided: dict[str, TaskState] = {}
+    for view in tasks:
+        rule = (rules or {}).get(view.name, DEFAULT_RULE)
+        if view.state is TaskState.PENDING and view.waiting is not None:
+            target = at_zero(rule) if outcome is None and view.waiting == 0 else (
+                None if outcome is None else on_upstream_end(rule, outcome, view.waiting))
+            if target is not None:
+                decided[view.name] = target
+        elif is_ready(view, now, rule):
+            decided[view.name] = QUEUE
+    return decided
+
+
+def settle_pending(dag: Dag, states: Mapping[str, TaskState], rules: Rules | None = None) -> dict[str, TaskState]:
+    """Return the decision for every pending task of a run from all its states (the recount path).
+
+    Goes in topological order, so a task skipped or upstream-failed here counts as ended for its
+    downstream tasks (R13). QUEUED: run it now; absent: it waits.
+    """
+    now_states = dict(states)
+    decided: dict[str, TaskState] = {}
+    for name in dag.topological_order():
+        if now_states.get(name) is not TaskState.PENDING:
+            continue
+        target = from_upstream_states((rules or {}).get(name, DEFAULT_RULE),
+                                      (now_states[up] for up in dag.upstream.get(name, ())))
+        if target is not None:
+            decided[name] = target
+            if target is not QUEUE:
+                now_states[name] = target
+    return decided
 
 
 def ready_to_queue(
-    dag: Dag, tasks: Mapping[str, TaskView], candidates: Iterable[str], now: datetime
+    dag: Dag, tasks: Mapping[str, TaskView], candidates: Iterable[str], now: datetime, rules: Rules | None = None
 ) -> list[str]:
     """Return the candidates that should be queued now, in DAG declaration order, counting from the states.
 
-    The same rule as `ready_by_count` (a pending task is ready when every upstream succeeded or
-    was skipped; a task up for retry when its delay has passed), with each count taken from
-    `tasks`, which must hold the candidates and their upstreams.
+    The same rule as `ready_by_count` (a pending task runs when its trigger rule says so, R13; a
+    task up for retry when its delay has passed), with each count taken from `tasks`, which must
+    hold the candidates and their upstreams.
     """
     wanted = set(candidates)
     names = [name for name in dag.names if name in wanted and name in tasks]
-    counts = count_waiting(dag, {name: view.state for name, view in tasks.items()},
-                           [n for n in names if tasks[n].state is TaskState.PENDING])
-    return [name for name in names if is_ready(replace(tasks[name], waiting=counts.get(name, 0)), now)]
-
-
-def blocked_by_failure(dag: Dag, tasks: Mapping[str, TaskView], candidates: Iterable[str]) -> list[str]:
-    """Return pending candidates with an upstream that failed, was stopped or upstream-failed."""
-    return [
-        name for name in candidates
-        if name in tasks and tasks[name].state is TaskState.PENDING
-        and any(tasks[up].state in BLOCKING for up in dag.upstream.get(name, ()))
-    ]
+    settled = settle_pending(dag, {name: view.state for name, view in tasks.items()}, rules)
+    return [name for name in names if settled.get(name) is QUEUE
+            or (tasks[name].state is not TaskState.PENDING and is_ready(tasks[name], now))]
 
 
 def after_failed_attempt(view: TaskView, now: datetime, retry_delay: int, deadline: datetime | None) -> tuple[TaskState, datetime | None]:
@@ -116,9 +164,15 @@ def after_failed_attempt(view: TaskView, now: datetime, retry_delay: int, deadli
     return TaskState.FAILED, None
 
 
-def run_outcome(states: Iterable[TaskState]) -> RunState | None:
-    """Return the run's final state once nothing can run any more, else None."""
-    seen = list(states)
+def run_outcome(leaf_states: Iterable[TaskState]) -> RunState | None:
+    """Return the run's final state from its leaf tasks' states (R13), once none is unfinished.
+
+    Succeeded when every leaf (a task with no downstream task) succeeded or was skipped, else
+    failed. With the default rule a failure reaches every leaf below it as upstream_failed, so this
+    is "any task failed"; a failure a trigger rule handled (an all_done or one_failed cleanup leaf
+    that succeeded) does not fail the run, as in Airflow.
+    """
+    seen = list(leaf_states)
     if any(s in TASK_UNFINISHED for s in seen):
         return None
     return RunState.SUCCEEDED if all(s in TASK_DONE_OK for s in seen) else RunState.FAILED

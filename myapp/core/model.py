@@ -93,6 +93,8 @@ class TaskSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     position: tuple[float, float] | None = None   # canvas coordinates
     description: str = ""
+    trigger_rule: str = "all_success"    # R13; one of core.trigger_rules.TriggerRule (checked in validate.py)
+    when: str = ""                       # a sandboxed condition; refused by validate.py until the engine evaluates it
 
 
 @dataclass(frozen=True)

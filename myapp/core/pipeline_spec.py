@@ -68,6 +68,11 @@ def parse_pipeline(data: Mapping[str, object], *, default_timezone: str = "UTC")
     )
 
 
+def stored_schedule(data: Mapping[str, object]) -> ScheduleSpec:
+    """Return the schedule of a stored (canonical) definition without parsing its tasks."""
+    return _parse_schedule(read_mapping(data, "").get("schedule"), "UTC")
+
+
 def pipeline_to_dict(spec: PipelineSpec) -> dict[str, object]:
     """Return the canonical plain-dict form of `spec` (defaults omitted, §2 key order)."""
     out: dict[str, object] = {"name": spec.name}

@@ -28,7 +28,7 @@ from myapp.core.states import RECORD, RecordStatus, RunState
 PreviewAction = Literal["launch", "wait", "expire", "disabled"]
 _JUST_BEFORE = timedelta(microseconds=1)  # start_time is inclusive (R1)
 _RUN_STATE_WORDS = {RunState.FAILED: "failed", RunState.STOPPED: "was stopped",
-                    RunState.QUEUED: "is still queued", RunState.RUNNING: "is still running"}
+                    RunState.CREATING: "is still being created", RunState.QUEUED: "is still queued", RunState.RUNNING: "is still running"}
 
 
 @dataclass(frozen=True)

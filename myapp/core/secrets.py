@@ -7,7 +7,6 @@ values of secret global parameters. Everything else is plain.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,24 +22,48 @@ def secret_params(template: TemplateSpec | None) -> set[str]:
 
 def map_pipeline_secrets(data: Mapping[str, Any], templates: TemplateLookup,
                          fn: Callable[[str], str]) -> dict[str, Any]:
-    """Return a copy of a pipeline's dict form (pipeline_to_dict) with `fn` applied to every secret value."""
-    out: dict[str, Any] = copy.deepcopy(dict(data))
-    for param in out.get("parameters") or []:
-        if isinstance(param, dict) and param.get("secret") and isinstance(param.get("default"), str):
-            param["default"] = fn(param["default"])
-    for task in out.get("tasks") or []:
-        if not isinstance(task, dict) or not task.get("template"):
-            continue
-        secrets = secret_params(templates(str(task["template"])))
-        for name, value in (task.get("args") or {}).items():
-            if name in secrets and isinstance(value, str):
-                task["args"][name] = fn(value)
-        for name, binding in (task.get("inputs") or {}).items():
-            if name in secrets and isinstance(binding, dict) and isinstance(binding.get("value"), str):
-                binding["value"] = fn(binding["value"])
-            elif name in secrets and isinstance(binding, str):
-                task["inputs"][name] = fn(binding)
+    """Return a copy of a pipeline's dict form (pipeline_to_dict) with `fn` applied to every secret value.
+
+    Only what holds a secret is copied (the rest is shared with `data`, which stays unchanged): a
+    deep copy of a 10,000-task definition took 0.2 s of a save (issue 13 B15).
+    """
+    out: dict[str, Any] = dict(data)
+    if isinstance(out.get("parameters"), list):
+        out["parameters"] = [{**p, "default": fn(p["default"])}
+                             if isinstance(p, dict) and p.get("secret") and isinstance(p.get("default"), str) else p
+                             for p in out["parameters"]]
+    if isinstance(out.get("tasks"), list):
+        known: dict[str, set[str]] = {}
+        out["tasks"] = [_map_task_secrets(task, templates, fn, known) for task in out["tasks"]]
     return out
+
+
+def _map_task_secrets(task: Any, templates: TemplateLookup, fn: Callable[[str], str],
+                      known: dict[str, set[str]]) -> Any:
+    """Return `task` itself when it holds no secret, else a copy with `fn` applied to its secrets."""
+    if not isinstance(task, dict) or not task.get("template"):
+        return task
+    ref = str(task["template"])
+    if ref not in known:
+        known[ref] = secret_params(templates(ref))
+    secrets = known[ref]
+    args, inputs = task.get("args"), task.get("inputs")
+    if not secrets or not (set(args or ()) | set(inputs or ())) & secrets:
+        return task
+    out = dict(task)
+    if isinstance(args, dict):
+        out["args"] = {name: fn(value) if name in secrets and isinstance(value, str) else value
+                       for name, value in args.items()}
+    if isinstance(inputs, dict):
+        out["inputs"] = {name: _map_binding(binding, fn) if name in secrets else binding
+                         for name, binding in inputs.items()}
+    return out
+
+
+def _map_binding(binding: Any, fn: Callable[[str], str]) -> Any:
+    if isinstance(binding, dict) and isinstance(binding.get("value"), str):
+        return {**binding, "value": fn(binding["value"])}
+    return fn(binding) if isinstance(binding, str) else binding
 
 
 def map_run_params(params: Mapping[str, Any], spec: PipelineSpec, fn: Callable[[str], str]) -> dict[str, Any]:

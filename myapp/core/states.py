@@ -24,6 +24,7 @@ S = TypeVar("S", bound=StrEnum)
 
 
 class RunState(StrEnum):
+    CREATING = "creating"   # a large run whose task instances a worker is writing (issue 13 B15)
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -112,7 +113,11 @@ class Lifecycle(Generic[S]):
         return target
 
 
-RUN = Lifecycle("run", RunState.QUEUED, {
+RUN = Lifecycle("run", RunState.CREATING, {
+    # A run is drafted, its task instances written, then started. Small runs are inserted already
+    # queued or running in one transaction; a large one (REST, above `run_inline_tasks`) is first
+    # inserted alone as `creating` and a worker writes its task instances and starts it.
+    RunState.CREATING: frozenset({RunState.QUEUED, RunState.RUNNING, RunState.FAILED, RunState.STOPPED}),
     RunState.QUEUED: frozenset({RunState.RUNNING, RunState.FAILED, RunState.STOPPED}),
     RunState.RUNNING: frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.STOPPED}),
     RunState.SUCCEEDED: frozenset(),

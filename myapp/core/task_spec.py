@@ -27,7 +27,7 @@ from myapp.core.spec_fields import (
 
 TASK_KEYS = (
     "name", "description", "template", "image", "command", "args", "depends_on", "inputs", "outputs",
-    "retries", "retry_delay", "timeout", "resources", "env", "position",
+    "retries", "retry_delay", "timeout", "resources", "env", "position", "trigger_rule", "when",
 )
 OUTPUT_KEYS = ("name", "path", "type", "description")
 RESOURCE_KEYS = ("cpu", "memory", "gpu", "package")
@@ -62,6 +62,8 @@ def parse_task(raw: object, path: str) -> TaskSpec:
         resources=parse_resources(data.get("resources"), f"{path}.resources"),
         env=read_text_map(data, "env", path),
         position=_parse_position(data.get("position"), f"{path}.position"),
+        trigger_rule=read_str(data, "trigger_rule", path) or "all_success",
+        when=read_str(data, "when", path).strip(),
     )
 
 
@@ -81,6 +83,8 @@ def task_to_dict(task: TaskSpec) -> dict[str, object]:
     put(out, "timeout", task.timeout, 0)
     put(out, "resources", resources_to_dict(task.resources), {})
     put(out, "env", dict(task.env), {})
+    put(out, "trigger_rule", task.trigger_rule, "all_success")
+    put(out, "when", task.when, "")
     if task.position is not None:
         out["position"] = [_compact_number(v) for v in task.position]
     return out

@@ -31,6 +31,7 @@ from myapp.core.params import coerce_value, is_deferred
 from myapp.core.pipeline_spec import MAX_TASKS
 from myapp.core.ports import TemplateCatalog
 from myapp.core.task_spec import PARAMS_PREFIX
+from myapp.core.trigger_rules import NEED_UPSTREAM, TriggerRule, parse_rule
 
 CronCheck = Callable[[str, str], None]
 UrlCheck = Callable[[str], "str | None"]   # why a webhook URL is refused (myapp/core/webhook_policy.py), or None
@@ -168,6 +169,9 @@ def _check_task(
     errors += _check_outputs(task.outputs, where)
     errors += _check_env(task.env, f"{where}.env")
     errors += [SpecError(f"{where}.depends_on", f"unknown task {d!r}") for d in task.depends_on if d not in outputs]
+    errors += _check_trigger_rule(task, where)
+    if task.when:  # the engine does not evaluate conditions yet: refused rather than silently ignored
+        errors.append(SpecError(f"{where}.when", "conditions (when) are not supported yet"))
     for binding in task.inputs:
         errors += _check_binding(task, binding, outputs, params)
     if template is not None:
@@ -175,6 +179,19 @@ def _check_task(
     elif task.args:
         errors.append(SpecError(f"{where}.args", "args need a template; a custom task takes inputs"))
     return errors
+
+
+def _check_trigger_rule(task: TaskSpec, where: str) -> list[SpecError]:
+    """R13: a known rule, and one that can run this task (one_failed/all_skipped need an upstream)."""
+    rule = parse_rule(task.trigger_rule)
+    if rule is None:
+        names = ", ".join(r.value for r in TriggerRule)
+        return [SpecError(f"{where}.trigger_rule", f"unknown trigger rule {task.trigger_rule!r}; use one of {names}")]
+    has_upstream = bool(task.depends_on) or any(b.source == "task" for b in task.inputs)
+    if rule in NEED_UPSTREAM and not has_upstream:
+        return [SpecError(f"{where}.trigger_rule", f"{rule.value} needs an upstream task (depends_on); "
+                                                    "without one the task could never run")]
+    return []
 
 
 def _check_kind(task: TaskSpec, template: TemplateSpec | None, where: str) -> list[SpecError]:

@@ -42,6 +42,7 @@ from myapp.core.states import (
     TaskState,
     check_task_transition,
 )
+from myapp.core.trigger_rules import Outcome
 from myapp.core.values import AttemptContext as AttemptContext  # re-exported for older imports
 from myapp.core.values import AttemptResult as AttemptResult
 from myapp.db.guards import moving_to, unfinished
@@ -52,7 +53,7 @@ from myapp.db.tables import USERS, Pipeline, Run, TaskAttempt, TaskInstance
 from myapp.db.types import UTCDateTime
 
 MAX_RESEND_GAP = timedelta(hours=1)  # the longest wait between two re-sends of a queued task instance
-WATCHER_PREFIX = "k8s:"   # TaskAttempt.worker of attempts a Kubernetes watcher owns (myapp/executor/kubernetes.py)
+WATCHER_PREFIX = "k8s:"   # TaskAttempt.worker of attempts a Kubernetes watcher owns (myapp/executor/kubernetes/launch.py)
 ACTIVE_TASK_STATES = [TaskState.QUEUED.value, TaskState.RUNNING.value, TaskState.UP_FOR_RETRY.value]
 # An attempt still running: the only state an attempt ends from (core/states.py ATTEMPT); every
 # end of an attempt is guarded by it, so a stop or a lost-worker verdict is never overwritten.
@@ -452,10 +453,10 @@ class AttemptStore:
         conn.execute(_SET_TASK, {"ti_id": ti_id, "state": state.value, "next_try_at": next_try,
                                  "message": result.message, **ended, **inputs})
         if state is TaskState.FAILED:
-            dag = self.runs.dag_of(s, run)
-            self.runs._set_states(s, run.id, dag.descendants(ti.task_name), TaskState.UPSTREAM_FAILED, now,
-                                  message=f"upstream task {ti.task_name!r} failed")
-            return self.runs.advance_in(s, run, now, ())
+            # Its downstream tasks decide by their trigger rules (R13): upstream-failed by default,
+            # and so on down; an all_done or one_failed task runs. Not known whether others are
+            # unfinished: the run's end is checked (one indexed read).
+            return self.runs.end_in(s, run, now, ti.task_name, Outcome.FAILED, others_unfinished=False)
         return self.runs.advance_in(s, run, now, (ti.task_name,))
 
     # ----- the reconciler ---------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ from myapp.core.states import (
     Trigger,
     check_run_transition,
 )
+from myapp.core.trigger_rules import DEFAULT_RULE, QUEUE, Outcome, TriggerRule
 from myapp.core.values import NewRun as NewRun
 from myapp.db.alert_outbox import enqueue_in
 from myapp.db.bulk import is_in, update_rows
@@ -58,6 +60,10 @@ from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
 log = logging.getLogger(__name__)
 
 
+def _no_create(run_ids: Sequence[int]) -> None:
+    """Ask nobody: without a queue, `creating` runs wait for an explicit finish_creation."""
+
+
 class RunStore:
     """Transactional operations on runs and their task instances."""
 
@@ -66,6 +72,9 @@ class RunStore:
         self.specs = specs
         self.dispatch = dispatch
         self.wake: Wake = no_wake   # ask for a scheduler pass (queue.celery_app.use_celery)
+        # ask a worker to create `creating` runs (db/run_creation.py; queue.celery_app.use_celery);
+        # without a queue they wait for whoever calls finish_creation (tests, the reconciler's resend)
+        self.create: Dispatch = _no_create
         self.dialect = db.engine.dialect.name
         self._secret = secret.encode()
 
@@ -203,31 +212,38 @@ class RunStore:
         return self._queue_ready(s, run, dag, rows, now)
 
     def release_in(self, s: Session, run: RunHead, now: datetime, succeeded: str, others_unfinished: bool) -> list[int]:
-        """After `succeeded` succeeded: take one off the count of each of its downstream tasks, queue
-        those that reach 0, and end the run if nothing is left. Reads and writes the downstream task
-        instances only (O(own downstream edges)), however many upstreams they have.
+        """After `succeeded` succeeded: release its downstream tasks (`end_in`)."""
+        return self.end_in(s, run, now, succeeded, Outcome.SUCCESS, others_unfinished)
+
+    def end_in(self, s: Session, run: RunHead, now: datetime, ended: str, outcome: Outcome,
+               others_unfinished: bool = True) -> list[int]:
+        """After `ended` ended with `outcome`: take one off the count of each of its downstream tasks,
+        let their trigger rules decide them (R13), and end the run if nothing is left. Reads and
+        writes the downstream task instances only (O(own downstream edges)), however many upstreams
+        they have; a task this skips or upstream-fails releases its own downstream tasks in turn.
 
         `others_unfinished`: whether another task instance of the run was unfinished, as read
-        with the success. The run must be locked by the caller.
+        with the end. The run must be locked by the caller.
         """
         dag = self.dag_of(s, run)
-        downstream = core.released_by(dag, succeeded)
+        downstream = core.released_by(dag, ended)
         if not downstream:
             if not others_unfinished:
                 self.finish_if_done(s, run, now)
             return []
-        return self.queue_released(s, run, now, self._release(s, run.id, downstream), others_unfinished)
+        return self._settle(s, run, dag, self._release(s, run.id, downstream), outcome, now,
+                            finish=not others_unfinished)
 
     def queue_released(self, s: Session, run: RunHead, now: datetime, rows: Sequence[Any],
                        others_unfinished: bool = True) -> list[int]:
-        """Queue the released downstream task instances (`_TASK_VIEWS` rows) that are ready; end the
-        run when none is and nothing else was unfinished."""
-        return self._queue_ready(s, run, self.dag_of(s, run), rows, now, finish=not others_unfinished)
+        """Decide the downstream task instances (`_TASK_VIEWS` rows) a success released: queue those
+        that are ready; end the run when none is and nothing else was unfinished."""
+        return self._settle(s, run, self.dag_of(s, run), rows, Outcome.SUCCESS, now, finish=not others_unfinished)
 
-    def _release(self, s: Session, run_id: int, names: Sequence[str]) -> Sequence[Any]:
+    def _release(self, s: Session, run_id: int, names: Sequence[str], by: int = 1) -> Sequence[Any]:
         conn = s.connection()
         where = (TaskInstance.run_id == run_id, is_in(TaskInstance.task_name, list(names), self.dialect))
-        release = update(TaskInstance).where(*where).values(upstream_waiting=TaskInstance.upstream_waiting - 1)
+        release = update(TaskInstance).where(*where).values(upstream_waiting=TaskInstance.upstream_waiting - by)
         if self.db.engine.dialect.update_returning:
             return conn.execute(release.returning(*RELEASED_COLUMNS)).all()
         conn.execute(release)  # MySQL: no UPDATE ... RETURNING; the run lock keeps the rows as written
@@ -235,15 +251,44 @@ class RunStore:
 
     def _queue_ready(self, s: Session, run: RunHead, dag: Dag, rows: Sequence[Any], now: datetime, *,
                      finish: bool = True) -> list[int]:
-        views = [_row_view(r) for r in rows]
-        unknown = [v.name for v in views if v.waiting is None and v.state is TaskState.PENDING]
-        if unknown:  # a run from before counts were kept: count these from their upstreams' states
-            views = self._recount(s, run.id, dag, views, unknown)
-        ready = set(core.ready_by_count(views, now))
-        queued = self._queue(s, [r.id for r in rows if r.task_name in ready], now)
-        if not queued and finish:  # else the run goes on: what was just queued is unfinished
+        return self._settle(s, run, dag, rows, None, now, finish=finish)
+
+    def _settle(self, s: Session, run: RunHead, dag: Dag, rows: Sequence[Any], outcome: Outcome | None,
+                now: datetime, *, finish: bool) -> list[int]:
+        """Apply what the end of an upstream (`outcome`; None: none ended) decides for the released rows.
+
+        Those it skips or upstream-fails (R13) end too: their downstream tasks are released in
+        turn, once per ending upstream (a task two of them feed is taken down by two in one UPDATE).
+        """
+        queued: list[int] = []
+        settled_any = False
+        todo: list[tuple[Sequence[Any], Outcome | None]] = [(rows, outcome)]
+        while todo:
+            batch, cause = todo.pop()
+            views = [_row_view(r) for r in batch]
+            unknown = [v.name for v in views if v.waiting is None and v.state is TaskState.PENDING]
+            if unknown:  # a run from before counts were kept: count these from their upstreams' states
+                views = self._recount(s, run.id, dag, views, unknown)
+            decided = core.on_release(views, cause, now, self._rules(s, run, [v.name for v in views]))
+            queued += self._queue(s, [r.id for r in batch if decided.get(r.task_name) is QUEUE], now)
+            for target, ended in ((TaskState.SKIPPED, Outcome.SKIPPED), (TaskState.UPSTREAM_FAILED, Outcome.FAILED)):
+                names = [v.name for v in views if decided.get(v.name) is target]
+                if names:
+                    settled_any = True
+                    self._set_states(s, run.id, names, target, now, message=_SETTLED_MESSAGE[target])
+                    todo += [(self._release(s, run.id, below, by), ended)
+                             for by, below in _by_count(dag, names).items()]
+        if not queued and (finish or settled_any):  # else the run goes on: what was just queued is unfinished
             self.finish_if_done(s, run, now)
         return queued
+
+    def _rules(self, s: Session, run: RunHead, names: Iterable[str]) -> dict[str, TriggerRule]:
+        """Return the trigger rules of `names` (R13) that are not the default; a debug run has none."""
+        if run.debug_task:
+            return {}
+        spec, _ = self.specs.get(s, run.version_id)
+        return {name: TriggerRule(rule) for name in names
+                if (rule := spec.task(name).trigger_rule) != DEFAULT_RULE.value}
 
     def _recount(self, s: Session, run_id: int, dag: Dag, views: list[core.TaskView],
                  unknown: Sequence[str]) -> list[core.TaskView]:
@@ -265,14 +310,18 @@ class RunStore:
         """Advance the whole run from its states, and store any count that disagrees with them."""
         rows = s.connection().execute(_TASK_VIEWS.where(TaskInstance.run_id == run.id)).all()
         views = {r.task_name: _row_view(r) for r in rows}
-        blocked = core.blocked_by_failure(dag, views, dag.names)
-        if blocked:
-            self._set_states(s, run.id, blocked, TaskState.UPSTREAM_FAILED, now,
-                             message="an upstream task did not succeed")
-        pending = [name for name in dag.names if name in views and views[name].state is TaskState.PENDING]
-        counts = core.count_waiting(dag, {name: v.state for name, v in views.items()}, pending)
+        states = {name: v.state for name, v in views.items()}
+        settled = core.settle_pending(dag, states, self._rules(s, run, views))
+        for target in (TaskState.SKIPPED, TaskState.UPSTREAM_FAILED):
+            names = [name for name, t in settled.items() if t is target]
+            if names:
+                self._set_states(s, run.id, names, target, now, message=_SETTLED_MESSAGE[target])
+                states.update(dict.fromkeys(names, target))
+        pending = [name for name in dag.names if states.get(name) is TaskState.PENDING]
+        counts = core.count_waiting(dag, states, pending)
         self._store_counts(s, run.id, {name: n for name, n in counts.items() if views[name].waiting != n})
-        ready = core.ready_to_queue(dag, views, dag.names, now)
+        ready = {name for name, t in settled.items() if t is QUEUE} | {
+            v.name for v in views.values() if v.state is TaskState.UP_FOR_RETRY and core.is_ready(v, now)}
         queued = self._queue(s, [r.id for r in rows if r.task_name in ready], now)
         if not queued:  # else the run goes on: what was just queued is unfinished
             self.finish_if_done(s, run, now)
@@ -301,8 +350,10 @@ class RunStore:
         """End the run when no task instance is unfinished any more."""
         if s.connection().execute(_UNFINISHED, {"run_id": run.id}).first() is not None:
             return
+        leaves = self.dag_of(s, run).leaves()   # R13: the outcome is read from the leaf tasks
         counts = dict(s.execute(
-            select(TaskInstance.state, func.count()).where(TaskInstance.run_id == run.id)
+            select(TaskInstance.state, func.count())
+            .where(TaskInstance.run_id == run.id, is_in(TaskInstance.task_name, list(leaves), self.dialect))
             .group_by(TaskInstance.state)).all())
         outcome = core.run_outcome(TaskState(k) for k in counts)
         if outcome is not None:
@@ -367,6 +418,8 @@ class RunStore:
                 raise Conflict(f"run {run_id} is {run.state}; only failed or stopped runs can be retried")
             spec, _ = self.specs.get(s, run.version_id)
             rows = s.scalars(select(TaskInstance).where(TaskInstance.run_id == run.id)).all()
+            if not rows:   # stopped or failed while `creating` (db/run_creation.py): nothing to retry
+                raise Conflict(f"run {run_id} ended before its tasks were created; copy it to run it again")
             budgets = core.to_retry({r.task_name: _view(r) for r in rows},
                                     {t.name: t.retries for t in spec.tasks})
             for row in rows:
@@ -448,6 +501,19 @@ _UNFINISHED = (select(TaskInstance.id)
                .where(TaskInstance.run_id == bindparam("run_id"),
                       TaskInstance.state.in_(sorted(t.value for t in TASK_UNFINISHED)))
                .limit(1))
+
+
+_SETTLED_MESSAGE = {TaskState.SKIPPED: "skipped by its trigger rule (R13)",
+                    TaskState.UPSTREAM_FAILED: "an upstream task did not succeed"}
+
+
+def _by_count(dag: Dag, ended: Iterable[str]) -> dict[int, list[str]]:
+    """Group the downstream tasks of `ended` by how many of them feed each: {count: names}."""
+    feeds = Counter(d for name in ended for d in dag.downstream.get(name, ()))
+    grouped: dict[int, list[str]] = {}
+    for name, n in sorted(feeds.items()):
+        grouped.setdefault(n, []).append(name)
+    return grouped
 
 
 def _row_view(row: Any) -> core.TaskView:

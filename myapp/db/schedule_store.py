@@ -27,7 +27,7 @@ from myapp.db.session import Database
 from myapp.db.tables import Pipeline, Run, ScheduleRecord, ScheduleSkip
 
 log = logging.getLogger(__name__)
-ACTIVE_STATES = (RunState.QUEUED.value, RunState.RUNNING.value)
+ACTIVE_STATES = (RunState.CREATING.value, RunState.QUEUED.value, RunState.RUNNING.value)
 _RECORDS = ScheduleRecord.__table__
 # Launching and expiring both leave `waiting` (R4, R5): the bulk UPDATEs' guard, from the table.
 _ONLY_FROM = only_source(RECORD, RecordStatus.LAUNCHED, RecordStatus.EXPIRED)

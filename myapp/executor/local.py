@@ -197,6 +197,9 @@ class LocalExecutor:
         secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
         secrets |= rendered.secret_env
         shown = {k: {"type": v.kind, "value": MASK if k in secrets else values[k]} for k, v in resolved.items()}
+        for k, v in resolved.items():   # where a file came from: a retried or copied debug run fetches it again
+            if v.kind == "file":
+                shown[k]["path"] = v.value
         secret_values = [rendered.env[k] for k in rendered.secret_env]
         return rendered.argv, env, rendered.outputs, shown, secret_values
 

@@ -77,7 +77,7 @@ def prepare_task_isolation(settings: Settings) -> Isolation:
 def run_task_instance(ti_id: int, services: ExecutorPorts) -> int:
     """Run the next attempt of `ti_id` on the executor chosen by settings.executor; return attempts run."""
     if services.settings.executor == "kubernetes":   # claim + create pods; the k8s watcher ends it
-        from myapp.executor.kubernetes import launch_with_own_client
+        from myapp.executor.kubernetes.launch import launch_with_own_client
 
         return int(launch_with_own_client(ti_id, services))
     return execute_task_instance(ti_id, services, local_executor(services))

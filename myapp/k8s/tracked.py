@@ -1,7 +1,7 @@
 """The watcher's ports: the running attempts it owns, and what finishes them. No I/O here.
 
-`AttemptBook` is the database side (implemented in myapp/executor/pod_attempts.py), `Finisher`
-collects outputs and records the end (myapp/executor/pod_finish.py). The watcher only decides
+`AttemptBook` is the database side (implemented in myapp/executor/kubernetes/pod_attempts.py), `Finisher`
+collects outputs and records the end (myapp/executor/kubernetes/pod_finish.py). The watcher only decides
 when; they do the work.
 """
 

@@ -26,6 +26,7 @@ SCHEDULE = "make_timerun_config"
 ALERTS = "myapp.deliver_alerts"
 WAKE = "myapp.schedule_pipelines"   # a pass for pipelines whose cron run just ended
 CLEAN = "myapp.clean"               # the daily retention policy (settings.retention_days)
+CREATE = "myapp.create_run"         # write the task instances of a large run (db/run_creation.py)
 QUEUE = "myapp"                     # execute messages: one per queued task instance
 # Scheduler passes, wakes, the reconciler, alerts and retention: a queue of their own, which the
 # worker polls in turn with QUEUE (kombu rotates the queues it polls), so a backlog of thousands of
@@ -83,6 +84,14 @@ def celery_wake(app: Celery) -> Any:
     return wake
 
 
+def celery_create(app: Celery) -> Any:
+    """Return a function asking a worker to create `creating` runs (RunStore.create), on the control queue."""
+    def create(run_ids: Sequence[int]) -> None:
+        for run_id in run_ids:
+            app.send_task(CREATE, args=[int(run_id)], queue=CONTROL_QUEUE)
+    return create
+
+
 def queue_depth(app: Celery) -> int | None:
     """Return how many messages wait in the task queue, or None when the broker cannot say.
 
@@ -104,6 +113,7 @@ def use_celery(services: Services, app: Celery) -> None:
     (a cron run's end, a save that makes a schedule due)."""
     services.set_dispatch(celery_dispatch(app))
     services.runs.wake = services.pipelines.wake = celery_wake(app)
+    services.runs.create = celery_create(app)
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:
@@ -198,13 +208,23 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
     def execute(ti_id: int) -> None:
         run_task_instance(ti_id, deps.get())
 
+    @app.task(name=CREATE, shared=False)
+    def create_run(run_id: int) -> None:
+        from myapp.db.run_creation import finish_creation
+
+        services = deps.get()
+        finish_creation(services.runs, run_id, services.clock.now())
+
     @app.task(name=RECONCILE, shared=False)
     def reconcile() -> None:
+        from myapp.db.run_creation import resend_creating
+
         services = deps.get()
         s = services.settings
         counts = services.attempts.reconcile(services.clock.now(), heartbeat_timeout=s.heartbeat_timeout,
                                              watcher_timeout=s.k8s_watcher_timeout,
                                              requeue_after=s.requeue_after, broker_backlog=queue_depth(app))
+        counts["creating_runs"] = resend_creating(services.runs, services.clock.now(), s.requeue_after)
         if any(counts.values()):
             log.info("reconciled %s", counts)
 

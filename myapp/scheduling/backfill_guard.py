@@ -17,7 +17,7 @@ from myapp.core.backfill import Backfill, catch_up
 from myapp.core.cron import wall_time_to_instant
 from myapp.core.errors import Conflict
 from myapp.core.model import PipelineSpec
-from myapp.core.pipeline_spec import parse_pipeline
+from myapp.core.pipeline_spec import stored_schedule
 from myapp.core.schedule import Schedule
 from myapp.db.pipeline_store import pipeline_and_spec
 from myapp.db.schedule_store import load_snapshots, schedule_of
@@ -46,7 +46,7 @@ def save_backfill(services: Any, spec: PipelineSpec, now: datetime) -> Backfill:
         return Backfill(0, 0)
     with services.db.read() as s:
         pipeline, stored = pipeline_and_spec(s, spec.project, spec.name)
-        previous = parse_pipeline(stored).schedule if stored else None
+        previous = stored_schedule(stored) if stored else None
         explicit = _start(sch.start_time, sch.timezone) if sch.start_time else None
         changed = pipeline is None or (pipeline.schedule_type, pipeline.cron, pipeline.timezone) != (
             sch.type, sch.cron, sch.timezone)

@@ -102,7 +102,7 @@ class Step:
                  parameters: Mapping[str, Any] | None = None, artifacts: Mapping[str, Any] | None = None,
                  dependencies: Iterable[Step | str] = (), retries: int = 0, timeout: int = 0,
                  env: Mapping[str, str] | None = None, position: tuple[float, float] | None = None,
-                 task: TaskSpec | None = None) -> None:
+                 task: TaskSpec | None = None, trigger_rule: str = "all_success", when: str = "") -> None:
         if (template is None) == (task is None):
             raise TypeError(f"step {name!r}: give a template")
         self.name = name
@@ -111,6 +111,8 @@ class Step:
         self.dependencies = tuple(d.name if isinstance(d, Step) else str(d) for d in dependencies) or (
             task.depends_on if task is not None else ())
         self.retries, self.timeout, self.env = retries, timeout, dict(env or {})
+        # docs/rules.md R13: checked with the rest of the pipeline on submit and export
+        self.trigger_rule, self.when = trigger_rule, when
         self.position = position   # where the editor shows the node (kept from a document read back)
         self.template_ref = PYTHON_TEMPLATE   # `python`, or the `python@N` a saved pipeline pinned
         self.bindings: dict[str, Any] = {}
@@ -163,7 +165,7 @@ class Step:
         return TaskSpec(name=self.name, template=self.template_ref, image=template.image, args={"code": template.code},
                         inputs=tuple(inputs), outputs=template.outputs(), depends_on=deps, retries=self.retries,
                         timeout=self.timeout, resources=template.resources, env={**template.env, **self.env},
-                        position=self.position)
+                        position=self.position, trigger_rule=self.trigger_rule, when=self.when)
 
     @classmethod
     def from_task(cls, task: TaskSpec) -> Step:
@@ -176,6 +178,7 @@ class Step:
             step.template = PythonOPTemplate(script, image=task.image, resources=task.resources)
             step.dependencies, step.retries, step.timeout = task.depends_on, task.retries, task.timeout
             step.env, step.bindings = dict(task.env), {b.name: _ref_of(b) for b in task.inputs}
+            step.trigger_rule, step.when = task.trigger_rule, task.when
             step.position = task.position   # moved in the editor: still the same OP
             step.template_ref = task.template or PYTHON_TEMPLATE
             step.outputs = StepOutputs(step)

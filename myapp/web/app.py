@@ -143,7 +143,7 @@ def health_report(svc: Services) -> dict[str, Any]:
         from myapp.executor.task_user import describe
 
         return {"status": "ok", "task_isolation": describe(settings.task_isolation)}
-    from myapp.executor.watcher_health import judge, read_reports
+    from myapp.executor.kubernetes.watcher_health import judge, read_reports
     from myapp.k8s.config import installation_id
 
     if svc.redis is None:

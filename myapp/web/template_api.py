@@ -4,7 +4,7 @@ Create and edit a template (template.yaml as JSON or YAML), submit it, approve i
 with a reason, read its history. The rules live in myapp/db/template_review.py and
 myapp/web/authz.py; this module parses requests and maps errors to 4xx (Forbidden -> 403,
 not visible -> 404, wrong state -> 409). The read-only catalog of published templates stays at
-/api/v1/templates/ (api.py). Secret defaults are masked in every answer.
+/api/v1/templates/ (catalog_api.py). Secret defaults are masked in every answer.
 """
 
 from __future__ import annotations

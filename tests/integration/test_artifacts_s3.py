@@ -155,6 +155,22 @@ def test_workers_with_separate_spaces_pass_a_file_and_a_directory_through_s3(
     with tarfile.open(fileobj=io.BytesIO(res.get_data()), mode="r:gz") as archive:
         assert {"model/empty", "model/latest", "model/sub/notes.txt"} <= set(archive.getnames())
 
+    # A debug run of `use` fed with the producer's stored outputs, then retried on another worker:
+    # the retry takes its inputs from what the first attempt showed, which names their locations.
+    produced = run["by_name"]["make"]["outputs"]
+    debug_id = start(services, run["pipeline_id"], debug_task="use",
+                     debug_inputs={name: {"type": "file", "path": produced[name]["path"]}
+                                   for name in ("msg", "model", "digest")})
+    third = s3_worker(services, s3, tmp_path / "d")
+    assert run_one(third, services) == "use"
+    debug = detail(services, debug_id)
+    assert debug["state"] == "failed" and "first try fails on purpose" in log_of(third, debug_id, "use", 1)
+    assert debug["by_name"]["use"]["inputs"]["msg"]["path"] == produced["msg"]["path"]
+    forget(third)
+    services.runs.retry_run(debug_id, services.clock.now())
+    assert run_one(s3_worker(services, s3, tmp_path / "e"), services) == "use"
+    assert detail(services, debug_id)["state"] == "succeeded"
+
     # Retention deletes the run's objects.
     later = services.clock.now() + timedelta(days=30)
     clean(second, later, days=1)
@@ -190,3 +206,15 @@ def test_without_a_shared_repository_the_consumer_cannot_find_the_files(services
     assert "not found" in run["by_name"]["use"]["attempts"][-1]["message"]
 
 
+
+
+def test_a_store_that_refuses_the_upload_fails_the_attempt_and_says_where(
+        services: Any, s3: S3Server, tmp_path: Path) -> None:
+    run_id = start(services, save(services, PIPELINE.replace("name: s3-pass", "name: no-bucket")))
+    producer = worker(services, tmp_path / "a", artifact_repository="s3://myapp-no-such-bucket/runs",
+                      artifact_s3_endpoint_url=s3.endpoint)
+    assert run_one(producer, services) == "make"
+    run = detail(services, run_id)
+    message = run["by_name"]["make"]["attempts"][-1]["message"]
+    assert run["by_name"]["make"]["state"] == "failed" and run["by_name"]["use"]["state"] == "upstream_failed"
+    assert f"at s3://myapp-no-such-bucket/runs/{run_id}/make/1/" in message and "failed" in message, message

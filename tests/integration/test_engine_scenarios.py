@@ -332,3 +332,27 @@ def test_missing_command_fails_with_a_clear_message(engine_services: Any) -> Non
     ti = run["by_name"]["x"]
     assert run["state"] == "failed"
     assert ti["message"] == "task 'x': cannot start 'no-such-command-here': command not found"
+
+
+def test_trigger_rules_run_a_cleanup_after_a_failure_and_skip_what_they_say(engine_services: Any) -> None:
+    # R13 on the local executor through a real worker: `work` fails; `report` (default) is
+    # upstream-failed; `cleanup` (all_done) and `alarm` (one_failed) run; `audit` (one_failed
+    # after a success) is skipped and its child `notify` (default) is skipped too.
+    pid = save(engine_services, """
+        name: rules
+        tasks:
+          - {name: work, template: shell, args: {script: "exit 3"}}
+          - {name: fine, template: shell, args: {script: "echo fine"}}
+          - {name: report, template: shell, args: {script: "echo report"}, depends_on: [work]}
+          - {name: cleanup, template: shell, args: {script: "echo cleaned"}, depends_on: [work, fine],
+             trigger_rule: all_done}
+          - {name: alarm, template: shell, args: {script: "echo alarm"}, depends_on: [work], trigger_rule: one_failed}
+          - {name: audit, template: shell, args: {script: "echo audit"}, depends_on: [fine], trigger_rule: one_failed}
+          - {name: notify, template: shell, args: {script: "echo notify"}, depends_on: [audit]}
+    """)
+    run = wait_finished(engine_services, start(engine_services, pid))
+    got = {name: t["state"] for name, t in run["by_name"].items()}
+    assert got == {"work": "failed", "fine": "succeeded", "report": "upstream_failed", "cleanup": "succeeded",
+                   "alarm": "succeeded", "audit": "skipped", "notify": "skipped"}, got
+    assert run["state"] == "failed"   # the leaf `report` was upstream-failed (R13: outcome from the leaves)
+    assert task_lines(engine_services, run["id"], "cleanup") == ["cleaned"]

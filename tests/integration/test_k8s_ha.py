@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from myapp.executor.pod_watch import lease_name
+from myapp.executor.kubernetes.pod_watch import lease_name
 from myapp.k8s.config import kube_config
 from tests.integration.engine_helpers import log_text, poll, save, start, task_lines, wait_finished, wait_until
 from tests.integration.k8s_env import Cluster, WatcherProcess, backends, k8s_cluster

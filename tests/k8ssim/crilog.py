@@ -14,16 +14,17 @@ Reading (kubelet's `ReadLogs`, pkg/kubelet/kuberuntime/logs in 1.20): only the c
 compared per record; with `timestamps` each record's content is prefixed with its time in the fixed
 9-digit RFC3339 form, so the parts of a long line come back as `TS1 part1TS2 part2\\n`; without, the
 parts join into the original line. `limitBytes` cuts the output. A follow reads to the end, then,
-while the container runs, waits for writes (checking at least every second); a rotated file is
+while the container runs, waits for writes (woken by them; checking at least every second); a rotated file is
 reopened at its new start (what was still unread in the old one is lost, as with kubelet).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -65,7 +66,9 @@ def parse_time(text: str) -> int:
 
 
 class LogFile:
-    """The log file of one container, written by its two stream pumps (thread-safe)."""
+    """The log file of one container, written by the node's output reactor (thread-safe). Readers
+    that follow it register a callback in `watchers`, called after every record, rotation and close
+    (kubelet is told by fsnotify)."""
 
     def __init__(self, path: Path, *, max_size: int, max_files: int, clock: Callable[[], int] = time.time_ns) -> None:
         self.path, self.max_size, self.max_files, self.clock = path, max_size, max_files, clock
@@ -73,36 +76,30 @@ class LogFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("ab")
         self.rotations = 0
+        self.watchers: set[Callable[[], None]] = set()
 
     def write_stream(self, stream: str, source: Iterator[bytes]) -> None:
         """Copy a pipe (an iterator of chunks) into records until it ends."""
-        pending = b""
+        writer = StreamWriter(self, stream)
         for chunk in source:
-            pending += chunk
-            while True:
-                cut = pending.find(b"\n")
-                if cut < 0 or cut > MAX_LINE:
-                    if len(pending) >= MAX_LINE:
-                        self.record(stream, "P", pending[:MAX_LINE])
-                        pending = pending[MAX_LINE:]
-                        continue
-                    break
-                self.record(stream, "F", pending[:cut])
-                pending = pending[cut + 1:]
-        if pending:
-            self.record(stream, "F", pending)
+            writer.feed(chunk)
+        writer.end()
 
     def record(self, stream: str, tag: str, content: bytes) -> None:
         with self.lock:
+            if self._file.closed:
+                return                 # the container was reported ended: late output is dropped
             line = f"{rfc3339nano(self.clock())} {stream} {tag} ".encode() + content + b"\n"
             self._file.write(line)
             self._file.flush()
             if self.max_size and self._file.tell() > self.max_size:
                 self._rotate()
+        self._notify()
 
     def rotate(self) -> None:
         with self.lock:
             self._rotate()
+        self._notify()
 
     def _rotate(self) -> None:
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -122,6 +119,37 @@ class LogFile:
     def close(self) -> None:
         with self.lock:
             self._file.close()
+        self._notify()
+
+    def _notify(self) -> None:
+        for watcher in list(self.watchers):
+            watcher()
+
+
+class StreamWriter:
+    """One output stream of a container, cut into CRI records chunk by chunk as it arrives."""
+
+    def __init__(self, log: LogFile, stream: str) -> None:
+        self.log, self.stream, self.pending = log, stream, b""
+
+    def feed(self, chunk: bytes) -> None:
+        pending = self.pending + chunk
+        while True:
+            cut = pending.find(b"\n")
+            if cut < 0 or cut > MAX_LINE:
+                if len(pending) >= MAX_LINE:
+                    self.log.record(self.stream, "P", pending[:MAX_LINE])
+                    pending = pending[MAX_LINE:]
+                    continue
+                break
+            self.log.record(self.stream, "F", pending[:cut])
+            pending = pending[cut + 1:]
+        self.pending = pending
+
+    def end(self) -> None:
+        if self.pending:
+            self.log.record(self.stream, "F", self.pending)
+            self.pending = b""
 
 
 class LogOptions:
@@ -161,17 +189,29 @@ def tail_start(f: BinaryIO, n: int) -> int:
     return left
 
 
-def read_logs(path: Path, opts: LogOptions, running: Callable[[], bool], write: Callable[[bytes], None],
-              stalled: Callable[[], bool] = lambda: False, stop: threading.Event | None = None) -> None:
-    """Stream a container's log to `write` as kubelet's ReadLogs does."""
-    stop = stop or threading.Event()
+async def read_logs(log: LogFile, opts: LogOptions, running: Callable[[], bool],
+                    write: Callable[[bytes], Awaitable[None]], stalled: Callable[[], bool] = lambda: False,
+                    closed: Callable[[], bool] = lambda: False) -> None:
+    """Stream a container's log to `write` as kubelet's ReadLogs does (a coroutine of the node's
+    endpoint: the file's writes wake it, as fsnotify wakes kubelet)."""
+    loop = asyncio.get_running_loop()
+    changed = asyncio.Event()
+
+    def notify() -> None:
+        try:
+            loop.call_soon_threadsafe(changed.set)
+        except RuntimeError:       # the endpoint's loop is closed
+            pass
+
+    path = log.path
     f = path.open("rb")
+    log.watchers.add(notify)
     try:
         f.seek(tail_start(f, opts.tail))
         remain = opts.limit if opts.limit >= 0 else 1 << 62
         found = True
         inode = os.fstat(f.fileno()).st_ino
-        while not stop.is_set():
+        while not closed():
             line = f.readline()
             if not line.endswith(b"\n"):
                 if not opts.follow:
@@ -181,35 +221,38 @@ def read_logs(path: Path, opts: LogOptions, running: Callable[[], bool], write: 
                     if not found:
                         return
                     f.seek(-len(line), os.SEEK_CUR)
-                    found, recreated = _wait(path, f, inode, running, stop)
+                    found, recreated = await _wait(path, f, inode, running, changed, closed)
                     if recreated:
                         f.close()
                         f = path.open("rb")
                         inode = os.fstat(f.fileno()).st_ino
                     continue
-            while stalled() and not stop.is_set():
-                time.sleep(0.05)
+            while stalled() and not closed():
+                await asyncio.sleep(0.05)
             out = _format(line, opts)
             if out is None:
                 continue
             if len(out) > remain:
                 out = out[:remain]
-            write(out)
+            await write(out)
             remain -= len(out)
             if remain <= 0:
                 return
     finally:
+        log.watchers.discard(notify)
         f.close()
 
 
-def _wait(path: Path, f: BinaryIO, inode: int, running: Callable[[], bool], stop: threading.Event) -> tuple[bool, bool]:
-    """kubelet's waitLogs: (more may come, the file was recreated)."""
+async def _wait(path: Path, f: BinaryIO, inode: int, running: Callable[[], bool], changed: asyncio.Event,
+                closed: Callable[[], bool]) -> tuple[bool, bool]:
+    """kubelet's waitLogs: (more may come, the file was recreated); woken by the file's writes,
+    and checks at least every second (logForceCheckPeriod)."""
     if not running():
         return False, False
     offset = f.tell()
     deadline = time.monotonic() + FORCE_CHECK
-    pause = 0.02     # kubelet is told by fsnotify; polling backs off while the file stays quiet, so a
-    while time.monotonic() < deadline and not stop.is_set():   # thousand idle follows cost little
+    while not closed():
+        changed.clear()
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -218,8 +261,13 @@ def _wait(path: Path, f: BinaryIO, inode: int, running: Callable[[], bool], stop
             return True, True
         if st.st_size > offset:
             return True, False
-        time.sleep(pause)
-        pause = min(pause * 1.5, 0.2)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            await asyncio.wait_for(changed.wait(), left)
+        except TimeoutError:
+            pass
     return True, False
 
 

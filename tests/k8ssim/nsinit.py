@@ -1,18 +1,22 @@
-"""A container's runtime shim, exec'd by `unshare --pid --mount --uts` (so it is in the new mount and
-UTS namespaces, and its first child is PID 1 of the new PID namespace): it sets up the container's
-filesystem view, forks the container's PID 1 (which mounts its own /proc and execs the command),
-waits for it and ends as it ended (same exit code, or killed by the same signal). The kernel drops
-signals sent to a namespace's PID 1 unless it handles them, as in a real container.
+"""A container's PID 1 setup, exec'd by `unshare --pid --mount --uts --fork --kill-child` (so it is
+PID 1 of the new PID namespace, in the new mount and UTS namespaces; the small `unshare` parent
+waits for it, ends as it ended, same exit code or killed by the same signal, and SIGKILLs it when
+it dies itself): it sets up the container's filesystem view, mounts its own /proc, sets the
+hostname and the user, and execs the container's command, which thus is PID 1 (the kernel drops
+signals sent to a namespace's PID 1 unless it handles them, as in a real container). No Python
+process stays resident per container.
 
 The view: each volume mount bind-mounted at its mountPath (read-only when asked), a fresh /dev
 (tmpfs with null, zero, full, random, urandom, tty, pts, shm and the usual symlinks, like a
 container runtime's) holding the termination-message file bound from the host, the pod's
-hostname. Standard library only; the spec comes as a JSON file. A failure before exec is written
-to the status pipe (fd in the spec) and ends with exit code 128; a successful exec closes the pipe
-(only PID 1 holds it, close-on-exec).
+hostname. Standard library only; the spec comes as a JSON file. The status pipe (fd in the spec)
+gets one message: NUL right before the exec (the command was found and is executable), or the
+error text of a failure before it (then exit code 128). The `unshare` parent holds a copy of the
+pipe, so the reader cannot wait for EOF at the exec; it reads this one message instead.
 """
 
 import ctypes
+import errno
 import json
 import os
 import signal
@@ -80,9 +84,27 @@ def fail(status: int, exc: OSError, argv: list[str]) -> NoReturn:
     os._exit(128)
 
 
-def container(spec: dict[str, Any], status: int) -> None:
+def resolve(argv: list[str], env: dict[str, str]) -> None:
+    """Raise what execvpe would for a missing or non-executable command (checked before the NUL)."""
+    if not argv:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+    if "/" in argv[0]:
+        candidates = [argv[0]]
+    else:
+        candidates = [os.path.join(d or ".", argv[0]) for d in env.get("PATH", os.defpath).split(":")]
+    denied = False
+    for path in candidates:
+        if os.path.isfile(path):
+            if os.access(path, os.X_OK):
+                return
+            denied = True
+    if denied:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+
+
+def container(spec: dict[str, Any], status: int) -> NoReturn:
     """PID 1 of the new PID namespace: its /proc, hostname, user, directory, then the command."""
-    libc.prctl(1, signal.SIGKILL)            # PR_SET_PDEATHSIG: dies with the shim
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(sig, signal.SIG_DFL)   # Python ignores them, and exec would keep that
     argv = spec["argv"]
@@ -98,9 +120,15 @@ def container(spec: dict[str, Any], status: int) -> None:
         workdir = spec.get("workdir") or "/"
         os.makedirs(workdir, exist_ok=True)      # the runtime creates a missing workingDir
         os.chdir(workdir)
-        os.execvpe(argv[0], argv, spec["env"])
+        resolve(argv, spec["env"])
     except OSError as exc:
         fail(status, exc, argv)
+    os.write(status, b"\0")
+    os.close(status)
+    try:
+        os.execvpe(argv[0], argv, spec["env"])
+    except OSError:
+        os._exit(128)
 
 
 def main() -> None:
@@ -117,22 +145,7 @@ def main() -> None:
             bind(host, path)
     except OSError as exc:
         fail(status, exc, [])
-    pid = os.fork()
-    if pid == 0:
-        container(spec, status)
-    os.close(status)
-    while True:
-        try:
-            _, st = os.waitpid(pid, 0)
-            break
-        except InterruptedError:
-            continue
-    if os.WIFSIGNALED(st):
-        sig = os.WTERMSIG(st)
-        if sig not in (signal.SIGKILL, signal.SIGSTOP):
-            signal.signal(sig, signal.SIG_DFL)
-        os.kill(os.getpid(), sig)
-    sys.exit(os.WEXITSTATUS(st))
+    container(spec, status)
 
 
 if __name__ == "__main__":

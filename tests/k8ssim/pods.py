@@ -1,7 +1,13 @@
-"""kubelet's part for one pod: a worker thread that pulls (pretends to), starts the containers as
-local processes (tests/k8ssim/sandbox.py), posts status through `pods/status`, emits the kubelet's
+"""kubelet's part for one pod: a worker that pulls (pretends to), starts the containers as local
+processes (tests/k8ssim/sandbox.py), posts status through `pods/status`, emits the kubelet's
 events, enforces `activeDeadlineSeconds`, honours graceful deletion and finally deletes the pod with
 a uid precondition, as kubelet's status manager does.
+
+A worker owns no thread: the node's work queue (tests/k8ssim/workqueue.py, a few threads for all
+pods) calls `sync()` when the worker is kicked (its pod changed, a container ended, a knob) or when
+the time its last sync asked for is due (a back-off, a grace period, a deadline). Nothing in a sync
+waits: a graceful kill sends SIGTERM and comes back at the end of the grace period or when the
+containers ended, whichever is first.
 
 Images are not pulled: the host filesystem is every image. An image name containing `fail-pull`
 never pulls (ErrImagePull, then ImagePullBackOff with kubelet's doubling back-off, retried for as
@@ -18,7 +24,6 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +33,7 @@ from tests.k8ssim import sandbox
 from tests.k8ssim.client import ApiError, pod_path
 from tests.k8ssim.crilog import LogFile
 from tests.k8ssim.envvars import ConfigError, container_env, expand
+from tests.k8ssim.scheduler import pod_requests
 from tests.k8ssim.status import ContainerState, conditions, get_phase
 
 if TYPE_CHECKING:
@@ -36,6 +42,7 @@ if TYPE_CHECKING:
 Obj = dict[str, Any]
 log = logging.getLogger("k8ssim.pods")
 MIN_GRACE = 2            # kubelet's minimumGracePeriodInSeconds
+RESYNC = 10.0            # a pod is synced at least this often (kubelet: --sync-frequency, 1 min)
 HOST_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
 
 
@@ -57,6 +64,9 @@ class Runtime:
     next_try: float = 0.0
     backoff: float = 0.0
     backoff_at: float = 0.0
+    pull_until: float = 0.0          # a pull in progress ends then (SimConfig.pull_seconds)
+    pull_started: float = 0.0
+    pull_fails: bool = False
     oom: bool = False
     exit_noted: bool = False
 
@@ -72,7 +82,7 @@ class PodWorker:
         self.dir = sim.state_dir / "pods" / self.uid
         self.ip = sim.allocate_ip()
         self.lock = threading.RLock()
-        self.wake = threading.Event()
+        self.requests = pod_requests(pod["spec"])
         self.gone = False                 # DELETED seen (the API object is gone)
         self.terminal = False
         self.reason = self.message = ""   # pod-level (DeadlineExceeded, Evicted)
@@ -80,26 +90,32 @@ class PodWorker:
         self.start_time = ""
         self.started_mono = 0.0
         self.posted: Obj | None = None
+        self.kill_deadline = 0.0          # a graceful kill in progress: SIGKILL then
+        self.kill_grace = 0
         self.finished = threading.Event()
         spec = pod["spec"]
         self.init = [self._runtime(c, True) for c in spec.get("initContainers") or []]
         self.main = [self._runtime(c, False) for c in spec.get("containers") or []]
-        self.thread = threading.Thread(target=self._run, name=f"pod {self.key}", daemon=True)
 
     def _runtime(self, spec: Obj, init: bool) -> Runtime:
         return Runtime(spec, ContainerState(spec["name"], spec.get("image", ""), init=init),
                        self.dir / f"{'init-' if init else ''}{spec['name']}")
 
     # --- inputs from the kubelet loop and the control API -------------------------------------
+    def kick(self) -> None:
+        """Sync this pod soon (the work queue runs one sync of it at a time)."""
+        if not self.finished.is_set():
+            self.sim.syncs.kick(self)
+
     def update(self, pod: Obj) -> None:
         with self.lock:
             if pod["metadata"]["uid"] == self.uid:
                 self.pod = pod
-        self.wake.set()
+        self.kick()
 
     def deleted(self) -> None:
         self.gone = True
-        self.wake.set()
+        self.kick()
 
     def containers(self) -> list[Runtime]:
         return self.init + self.main
@@ -107,44 +123,48 @@ class PodWorker:
     def container(self, name: str) -> Runtime | None:
         return next((r for r in self.containers() if r.spec["name"] == name), None)
 
-    # --- the loop --------------------------------------------------------------------------------
-    def _run(self) -> None:
+    # --- the sync --------------------------------------------------------------------------------
+    def sync(self) -> float | None:
+        """One sync (the work queue calls it); return the seconds until the next one is due."""
+        if self.finished.is_set():
+            return None
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            self.start_time = now_rfc3339()
-            self.started_mono = time.monotonic()
-            self._sync_status()
-            while not self._step():
-                self.wake.wait(self._next_wake())
-                self.wake.clear()
+            if not self.start_time:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                self.start_time = now_rfc3339()
+                self.started_mono = time.monotonic()
+                self._sync_status()
+            if not self._step():
+                return self._next_wake()
         except Exception as exc:  # noqa: BLE001  reported by the simulator's errors
             log.exception("pod %s", self.key)
             self.sim.errors.append(f"pod {self.key}: {type(exc).__name__}: {exc}")
-            self._kill_all(0, reason="")
-        finally:
-            self._cleanup()
-            self.finished.set()
+        self._cleanup()
+        self.finished.set()
+        return None
 
     def _next_wake(self) -> float:
         now = time.monotonic()
-        due = [t - now for r in self.main + self.init if r.state.state == "waiting"
-               for t in (r.next_try, r.backoff_at) if t > now]
+        due = [t for r in self.main + self.init if r.state.state == "waiting"
+               for t in (r.next_try, r.backoff_at, r.pull_until) if t > now]
+        if self.kill_deadline > now:
+            due.append(self.kill_deadline)
         deadline = self.pod["spec"].get("activeDeadlineSeconds")
         if deadline and not self.terminal:
-            due.append(self.started_mono + deadline - time.monotonic())
-        return max(0.02, min([0.5, *due]))
+            due.append(self.started_mono + deadline)
+        return max(0.01, min([now + RESYNC, *due]) - now)
 
     def _step(self) -> bool:
         """One sync; True when the worker is done (the pod is gone from the API)."""
         if self.sim.node_lost.is_set():
             return False                  # a lost node syncs nothing, deletes nothing
         if self.gone:                     # force-deleted: the API object is gone already
-            self._kill_all(MIN_GRACE, reason="")
-            return True
+            return self._kill_all(MIN_GRACE)
         pod = self.pod
         if pod["metadata"].get("deletionTimestamp"):
             grace = pod["metadata"].get("deletionGracePeriodSeconds") or 0
-            self._kill_all(grace, reason="")
+            if not self._kill_all(grace):
+                return False
             self._sync_status()
             return self._finalize()
         if not self.terminal:
@@ -155,20 +175,21 @@ class PodWorker:
     def _sync_containers(self) -> None:
         spec = self.pod["spec"]
         deadline = spec.get("activeDeadlineSeconds")
+        if self.reason:                  # DeadlineExceeded or Evicted: the containers are being killed
+            self.terminal = self._kill_all(self.kill_grace)
+            return
         if deadline and time.monotonic() - self.started_mono >= deadline:
             self.reason, self.message = "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
             self.sim.recorder.kubelet(self.pod, "Normal", "DeadlineExceeded", self.message)
             self._sync_status()          # kubelet sets the status first, then kills the containers
-            self._kill_all(_grace(spec), reason="")
-            self.terminal = True
+            self.terminal = self._kill_all(_grace(spec))
             return
         if self.evict_request:
             message, grace = self.evict_request
             self.reason, self.message = "Evicted", message
             self.sim.recorder.kubelet(self.pod, "Warning", "Evicted", message)
             self._sync_status()
-            self._kill_all(max(grace, MIN_GRACE), reason="")
-            self.terminal = True
+            self.terminal = self._kill_all(max(grace, MIN_GRACE))
             return
         for r in self.containers():
             self._reap(r)
@@ -232,7 +253,7 @@ class PodWorker:
             uid=security.get("runAsUser"), gid=security.get("runAsGroup"))
         now = now_rfc3339()
         try:
-            r.process = sandbox.start(spec, r.workdir, r.log)
+            r.process = sandbox.start(spec, r.workdir, r.log, self.sim.reactor, self.kick)
         except sandbox.StartError as exc:
             r.state.state, r.state.reason, r.state.message = "terminated", "StartError", str(exc)
             r.state.exit_code, r.state.started_at, r.state.finished_at = 128, "", now
@@ -243,6 +264,8 @@ class PodWorker:
         self.sim.faults.on_start(self, r)
 
     def _pull(self, r: Runtime, image: str, path: str) -> bool:
+        if r.pull_started:
+            return self._pulled(r, image, path)
         if time.monotonic() < r.next_try:
             return False
         policy = r.spec.get("imagePullPolicy", "IfNotPresent")
@@ -259,10 +282,18 @@ class PodWorker:
             r.next_try = time.monotonic() + self.sim.config.retry_interval
             return False
         self.sim.recorder.kubelet(self.pod, "Normal", "Pulling", f'Pulling image "{image}"', path)
-        started = time.monotonic()
-        if self.sim.config.pull_seconds:
-            self.wake.wait(self.sim.config.pull_seconds)
-        if fails:
+        r.pull_started = time.monotonic()
+        r.pull_until = r.pull_started + self.sim.config.pull_seconds
+        r.pull_fails = fails
+        return self._pulled(r, image, path)
+
+    def _pulled(self, r: Runtime, image: str, path: str) -> bool:
+        """The pull in progress: False until it took `pull_seconds`; then it failed or succeeded."""
+        now = time.monotonic()
+        if now < r.pull_until:
+            return False
+        took, r.pull_started, r.pull_until = now - r.pull_started, 0.0, 0.0
+        if r.pull_fails:
             r.pull_failures += 1
             ref = _reference(image)
             message = (f'rpc error: code = Unknown desc = failed to pull and unpack image "{ref}": failed to resolve '
@@ -277,7 +308,6 @@ class PodWorker:
             r.backoff_at = time.monotonic() + self.sim.config.retry_interval
             r.next_try = r.backoff_at + r.backoff
             return False
-        took = time.monotonic() - started
         self.sim.image_pulled(image)
         self.sim.recorder.kubelet(self.pod, "Normal", "Pulled",
                                   f'Successfully pulled image "{image}" in {go_duration(took)}', path)
@@ -303,12 +333,9 @@ class PodWorker:
 
     # --- container ends -----------------------------------------------------------------------------
     def _reap(self, r: Runtime) -> None:
-        if r.process is None or r.state.state != "running":
+        if r.process is None or r.state.state != "running" or r.process.exit_code is None:
             return
-        code = r.process.wait(0) if not r.process.running() else None
-        if code is None:
-            return
-        self._terminated(r, code)
+        self._terminated(r, r.process.exit_code)
 
     def _terminated(self, r: Runtime, code: int) -> None:
         r.state.state, r.state.exit_code, r.state.finished_at = "terminated", code, now_rfc3339()
@@ -320,33 +347,32 @@ class PodWorker:
         if r.log:
             r.log.close()
 
-    def _kill_all(self, grace: int, *, reason: str) -> None:
-        """Stop every running container: SIGTERM to PID 1, the grace period, then SIGKILL (kubelet's
-        killContainer with at least 2 s)."""
+    def _kill_all(self, grace: int) -> bool:
+        """Stop every running container as kubelet's killContainer does: SIGTERM to PID 1, then
+        SIGKILL after the grace period (at least 2 s). Called on each sync until it returns True
+        (no container runs any more); a shorter grace of a later call shortens the wait."""
         running = [r for r in self.containers() if r.process is not None and r.state.state == "running"]
-        if not running:
-            return
-        for r in running:
-            path = f"spec.{'initContainers' if r.state.init else 'containers'}{{{r.spec['name']}}}"
-            self.sim.recorder.kubelet(self.pod, "Normal", "Killing", f"Stopping container {r.spec['name']}", path)
-            assert r.process is not None
-            r.process.signal(signal.SIGTERM)
-        deadline = time.monotonic() + max(grace, MIN_GRACE)
-        while time.monotonic() < deadline and any(r.process and r.process.running() for r in running):
-            if self.gone:
-                break
-            meta = self.pod["metadata"]
-            newer = meta.get("deletionGracePeriodSeconds")
-            if meta.get("deletionTimestamp") and newer is not None and newer < grace:
-                grace = newer          # a second delete with a shorter grace shortens the wait
-                deadline = min(deadline, time.monotonic() + max(newer, MIN_GRACE))
-            time.sleep(0.02)
+        now = time.monotonic()
+        if running and not self.kill_deadline:
+            for r in running:
+                path = f"spec.{'initContainers' if r.state.init else 'containers'}{{{r.spec['name']}}}"
+                self.sim.recorder.kubelet(self.pod, "Normal", "Killing", f"Stopping container {r.spec['name']}", path)
+                assert r.process is not None
+                r.process.signal(signal.SIGTERM)
+            self.kill_grace, self.kill_deadline = grace, now + max(grace, MIN_GRACE)
+        elif running and grace < self.kill_grace:     # a second delete with a shorter grace
+            self.kill_grace = grace
+            self.kill_deadline = min(self.kill_deadline, now + max(grace, MIN_GRACE))
         for r in running:
             assert r.process is not None
-            if r.process.running():
-                r.process.kill_all()
-            code = r.process.wait(30)
-            self._terminated(r, 137 if code is None else code)
+            if r.process.exit_code is not None:
+                self._terminated(r, r.process.exit_code)
+            elif (self.gone or now >= self.kill_deadline) and signal.SIGKILL not in r.process.signalled:
+                r.process.kill_all()       # the reactor reports the end, which syncs the pod again
+        if any(r.state.state == "running" for r in running):
+            return False
+        self.kill_deadline = 0.0
+        return True
 
     # --- status -----------------------------------------------------------------------------------
     def _sync_status(self) -> None:
@@ -406,7 +432,7 @@ class PodWorker:
         for r in self.containers():
             if r.process is not None and r.process.running():
                 r.process.kill_all()
-                r.process.wait(10)
+                r.process.wait(10)          # rare: an error, or the node stopping
             if r.log:
                 r.log.close()
         self.sim.forget(self)
@@ -420,11 +446,10 @@ class PodWorker:
             raise KeyError(f"{self.key}: no running container {container!r}")
         r.oom = True
         r.process.kill_all()
-        self.wake.set()
 
     def evict(self, message: str, grace: int) -> None:
         self.evict_request = (message, grace)
-        self.wake.set()
+        self.kick()
 
 
 def go_duration(seconds: float) -> str:
@@ -445,12 +470,3 @@ def _reference(image: str) -> str:
     from tests.k8ssim.status import normalize_image
 
     return normalize_image(image)
-
-
-def wait_all(workers: list[PodWorker], timeout: float, predicate: Callable[[PodWorker], bool]) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(predicate(w) for w in workers):
-            return True
-        time.sleep(0.05)
-    return False

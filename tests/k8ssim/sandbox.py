@@ -1,7 +1,9 @@
 """One container's process, as a container runtime runs it: in new PID, mount and UTS namespaces
-(`unshare --pid --mount --uts` runs tests/k8ssim/nsinit.py, a shim that forks the container's PID 1,
-which execs the command), stdout and stderr pumped into a CRI log file, the termination-message file
-bound from the host.
+(`unshare --pid --mount --uts --fork --kill-child` forks tests/k8ssim/nsinit.py as the namespace's
+PID 1, which sets the container up and execs the command; the small `unshare` parent stays as the
+shim that waits for it), stdout and stderr copied into a CRI log file by the node's one I/O thread
+(tests/k8ssim/reactor.py), which also notices the end, the termination-message file bound from the
+host.
 
 Signals go to PID 1 only, as the runtime sends them: SIGTERM is dropped by the kernel unless PID 1
 handles it, SIGKILL always works, and when PID 1 ends the kernel kills the rest of the namespace.
@@ -21,15 +23,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.k8ssim.crilog import LogFile
+from tests.k8ssim.reactor import Reactor
 
 NSINIT = Path(__file__).with_name("nsinit.py")
 UNSHARE = ["unshare", "--pid", "--mount", "--uts", "--propagation", "private"]
+SHIM = [*UNSHARE, "--fork", "--kill-child"]
 
 
 def _pdeathsig() -> None:
@@ -73,18 +77,25 @@ class ContainerSpec:
 
 @dataclass
 class Process:
-    """A started container process; `exit_code` is set when it ended."""
+    """A started container process; `exit_code` is set once it ended (exited, reaped, output drained)."""
 
     popen: subprocess.Popen[bytes]
     log: LogFile
     started_at: float
     init_pid: int = 0
-    pumps: list[threading.Thread] = field(default_factory=list)
     exit_code: int | None = None
     signalled: list[int] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
 
     def running(self) -> bool:
-        return self.popen.poll() is None
+        """Whether the container has not ended yet (the reactor reports its end)."""
+        return not self.done.is_set()
+
+    def ended(self) -> None:
+        """The reactor saw the exit and the end of the output: reap and record the runtime's code."""
+        rc = self.popen.wait()
+        self.exit_code = rc if rc >= 0 else 128 - rc
+        self.done.set()
 
     def signal(self, sig: int) -> None:
         """Send `sig` to the container's PID 1, as the runtime does."""
@@ -96,13 +107,7 @@ class Process:
             pass
 
     def wait(self, timeout: float | None = None) -> int | None:
-        try:
-            rc = self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        for pump in self.pumps:
-            pump.join(10)
-        self.exit_code = rc if rc >= 0 else 128 - rc
+        self.done.wait(timeout)
         return self.exit_code
 
     def kill_all(self) -> None:
@@ -118,8 +123,9 @@ class StartError(Exception):
     """The runtime could not start the container (exit code 128, reason StartError)."""
 
 
-def start(spec: ContainerSpec, workdir: Path, log: LogFile) -> Process:
-    """Start the container; raise StartError when its command cannot be executed."""
+def start(spec: ContainerSpec, workdir: Path, log: LogFile, reactor: Reactor, on_end: Callable[[], None]) -> Process:
+    """Start the container (its output and end watched by `reactor`, which calls `on_end` once it
+    ended); raise StartError when its command cannot be executed."""
     if not spec.argv:
         raise StartError("failed to create containerd task: OCI runtime create failed: no command specified")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -139,33 +145,27 @@ def start(spec: ContainerSpec, workdir: Path, log: LogFile) -> Process:
     spec_file = workdir / "nsinit.json"
     spec_file.write_text(json.dumps(config))
     try:
-        popen = subprocess.Popen([*UNSHARE, sys.executable, "-I", "-S", str(NSINIT), str(spec_file)],
+        popen = subprocess.Popen([*SHIM, sys.executable, "-I", "-S", str(NSINIT), str(spec_file)],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  pass_fds=(write_end,), start_new_session=True, preexec_fn=_pdeathsig,
                                  env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
     finally:
         os.close(write_end)
-    with os.fdopen(read_end, "rb") as status:
-        failure = status.read()          # EOF at exec (close-on-exec) or the error text
-    process = Process(popen, log, time.time())
-    if failure:
-        popen.wait()
+    try:
+        answer = os.read(read_end, 4096)   # NUL right before the exec, or the error text (see nsinit.py)
+    finally:
+        os.close(read_end)
+    if answer != b"\0":
+        popen.kill()
+        popen.communicate()
         spec_file.unlink(missing_ok=True)
+        failure = answer.decode(errors="replace") or "the container's init ended before its command"
         raise StartError("failed to create containerd task: OCI runtime create failed: container_linux.go:370: "
-                         f"starting container process caused: {failure.decode(errors='replace')}: unknown")
+                         f"starting container process caused: {failure}: unknown")
+    process = Process(popen, log, time.time())
     process.init_pid = _child_of(popen.pid)
-    for stream, pipe in (("stdout", popen.stdout), ("stderr", popen.stderr)):
-        assert pipe is not None
-        pump = threading.Thread(target=log.write_stream, args=(stream, _chunks(pipe)), name=f"pump {stream}",
-                                daemon=True)
-        pump.start()
-        process.pumps.append(pump)
+    reactor.watch(process, on_end)
     return process
-
-
-def _chunks(pipe: Any) -> Iterator[bytes]:
-    while chunk := pipe.read1(65536):
-        yield chunk
 
 
 def termination_message(workdir: Path) -> bytes:

@@ -3,20 +3,21 @@ serves it (the API server proxies `pods/log` here, with follow, timestamps, sinc
 tailLines, limitBytes, previous), and `POST /mutate`, a mutating admission webhook the simulator
 registers when a test asks for sidecar injection. Its certificate comes from its own CA (openssl),
 which the webhook configuration carries as caBundle; the API server does not verify kubelet
-certificates without --kubelet-certificate-authority, as here.
+certificates without --kubelet-certificate-authority, as here. One asyncio loop in one thread
+serves every connection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
-import socket
 import ssl
 import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -47,143 +48,155 @@ def make_certs(directory: Path, ip: str) -> tuple[Path, Path, Path]:
     return ca, crt, key
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], sim: NodeSimulator) -> None:
-        self.sim = sim
-        self.open: set[socket.socket] = set()
-        self.open_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt: str, *args: Any) -> None:
-        log.debug("%s " + fmt, self.address_string(), *args)
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.open_lock:
-            self.server.open.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.open_lock:
-            self.server.open.discard(self.connection)
-        try:
-            super().finish()
-        except OSError:
-            pass
-
-    def _error(self, code: int, text: str) -> None:
-        body = text.encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-        self.close_connection = True
-
-    def do_GET(self) -> None:  # noqa: N802
-        url = urlsplit(self.path)
-        parts = [unquote(p) for p in url.path.split("/") if p]
-        if parts == ["healthz"]:
-            return self._error(200, "ok")
-        if len(parts) != 4 or parts[0] != "containerLogs":
-            return self._error(404, "404 page not found")
-        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        _, namespace, pod, container = parts
-        sim = self.server.sim
-        sim.faults.log_request(namespace, pod, container, query)
-        worker = sim.worker(namespace, pod)
-        if worker is None:
-            return self._error(404, f'pod "{pod}_{namespace}" does not exist\n')
-        runtime = worker.container(container)
-        if runtime is None:
-            return self._error(404, f'container "{container}" not found in pod "{pod}_{namespace}"\n')
-        if query.get("previous", "false").lower() in ("true", "1"):
-            return self._error(400, f'previous terminated container "{container}" in pod "{pod}" not found')
-        if runtime.log is None:
-            return self._error(400, f'container "{container}" in pod "{pod}" is waiting to start: '
-                                    f"{runtime.state.reason}")
-        opts = LogOptions(query, time.time_ns())
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.close_connection = True
-        stop = threading.Event()
-
-        def write(data: bytes) -> None:
-            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-            self.wfile.flush()
-
-        try:
-            read_logs(runtime.log.path, opts, lambda: runtime.state.state == "running", write,
-                      stalled=lambda: sim.faults.log_stalled(namespace, pod) or sim.node_lost.is_set(), stop=stop)
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
-        except (OSError, ssl.SSLError):
-            stop.set()
-
-    def do_POST(self) -> None:  # noqa: N802
-        if urlsplit(self.path).path != "/mutate":
-            return self._error(404, "404 page not found")
-        review = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-        request = review.get("request") or {}
-        patch = self.server.sim.faults.mutate(request.get("object") or {}, request.get("namespace", ""))
-        response: dict[str, Any] = {"uid": request.get("uid"), "allowed": True}
-        if patch:
-            response.update(patchType="JSONPatch", patch=base64.b64encode(json.dumps(patch).encode()).decode())
-        body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                           "response": response}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 class NodeServer:
-    """The TLS server; `pause()` drops it off the network (a lost node), `resume()` brings it back."""
+    """The TLS endpoint: one asyncio loop in one thread serves every connection (a thousand log
+    follows are a thousand coroutines, not threads); `pause()` drops it off the network (a lost
+    node: the listener closed, open connections cut), `resume()` brings it back on the same port."""
 
     def __init__(self, sim: NodeSimulator, ip: str, certs: tuple[Path, Path, Path]) -> None:
         self.sim, self.ip = sim, ip
         self.ca, self.cert, self.key = certs
         self.port = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="kubelet-server", daemon=True)
+        self._server: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._ctx.load_cert_chain(str(self.cert), str(self.key))
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
 
     def start(self) -> None:
-        server = _Server((self.ip, self.port), self.sim)
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(str(self.cert), str(self.key))
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
-        self.port = server.server_address[1]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="kubelet-server", daemon=True)
-        self._thread.start()
+        if not self._thread.is_alive():
+            self._thread.start()
+        self._call(self._listen())
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        with server.open_lock:
-            for conn in list(server.open):
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        if self._thread:
+        if self._thread.is_alive():
+            self._call(self._close())
+
+    def shutdown(self) -> None:
+        """Stop serving for good and end the loop's thread."""
+        self.stop()
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
 
     pause = stop
     resume = start
+
+    async def _listen(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(self._connection, self.ip, self.port, ssl=self._ctx,
+                                                      reuse_address=True, backlog=1024)
+            self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._open):
+            writer.transport.abort()
+        if self._tasks:      # cut off, each handler ends at its next read or write (within a second)
+            await asyncio.wait(list(self._tasks), timeout=5)
+        if server is not None:
+            await server.wait_closed()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._open.add(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            while True:
+                request = await _read_request(reader)
+                if request is None or not await self._answer(request, writer):
+                    return
+        except (OSError, ssl.SSLError, asyncio.IncompleteReadError, ValueError):
+            pass
+        except Exception:  # noqa: BLE001
+            log.exception("kubelet endpoint")
+        finally:
+            self._open.discard(writer)
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _answer(self, request: tuple[str, str, bytes], writer: asyncio.StreamWriter) -> bool:
+        """Answer one request; False when the connection is to be closed."""
+        method, target, body = request
+        url = urlsplit(target)
+        if method == "POST" and url.path == "/mutate":
+            await self._mutate(body, writer)
+            return True
+        parts = [unquote(p) for p in url.path.split("/") if p]
+        if method == "GET" and parts == ["healthz"]:
+            return await _error(writer, 200, "ok")
+        if method != "GET" or len(parts) != 4 or parts[0] != "containerLogs":
+            return await _error(writer, 404, "404 page not found")
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        _, namespace, pod, container = parts
+        sim = self.sim
+        sim.faults.log_request(namespace, pod, container, query)
+        worker = sim.worker(namespace, pod)
+        if worker is None:
+            return await _error(writer, 404, f'pod "{pod}_{namespace}" does not exist\n')
+        runtime = worker.container(container)
+        if runtime is None:
+            return await _error(writer, 404, f'container "{container}" not found in pod "{pod}_{namespace}"\n')
+        if query.get("previous", "false").lower() in ("true", "1"):
+            return await _error(writer, 400, f'previous terminated container "{container}" in pod "{pod}" not found')
+        if runtime.log is None:
+            return await _error(writer, 400, f'container "{container}" in pod "{pod}" is waiting to start: '
+                                              f"{runtime.state.reason}")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
+                     b"Connection: close\r\n\r\n")
+
+        async def write(data: bytes) -> None:
+            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            await writer.drain()
+
+        await read_logs(runtime.log, LogOptions(query, time.time_ns()), lambda: runtime.state.state == "running",
+                        write, stalled=lambda: sim.faults.log_stalled(namespace, pod) or sim.node_lost.is_set(),
+                        closed=writer.is_closing)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return False
+
+    async def _mutate(self, body: bytes, writer: asyncio.StreamWriter) -> None:
+        review = json.loads(body)
+        request = review.get("request") or {}
+        patch = self.sim.faults.mutate(request.get("object") or {}, request.get("namespace", ""))
+        response: dict[str, Any] = {"uid": request.get("uid"), "allowed": True}
+        if patch:
+            response.update(patchType="JSONPatch", patch=base64.b64encode(json.dumps(patch).encode()).decode())
+        answer = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                             "response": response}).encode()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     + f"Content-Length: {len(answer)}\r\n\r\n".encode() + answer)
+        await writer.drain()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes] | None:
+    """(method, target, body) of the next HTTP/1.1 request; None at the end of the connection."""
+    line = await reader.readline()
+    if not line.strip():
+        return None
+    method, target, _ = line.decode("latin-1").split(" ", 2)
+    length = 0
+    while (header := await reader.readline()) not in (b"\r\n", b"\n", b""):
+        name, _, value = header.decode("latin-1").partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    body = await reader.readexactly(length) if length else b""
+    return method, target, body
+
+
+async def _error(writer: asyncio.StreamWriter, code: int, text: str) -> bool:
+    """Answer with a plain-text body and close the connection (False)."""
+    body = text.encode()
+    writer.write(f"HTTP/1.1 {code} {HTTPStatus(code).phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+    await writer.drain()
+    return False

@@ -27,13 +27,16 @@ from tests.k8ssim.client import ApiError, SimApi, pod_path
 from tests.k8ssim.events import Recorder, now_micro, now_rfc3339
 from tests.k8ssim.faults import Faults, PodMatch, matcher
 from tests.k8ssim.pods import PodWorker
-from tests.k8ssim.scheduler import Scheduler, pod_requests
+from tests.k8ssim.reactor import Reactor
+from tests.k8ssim.scheduler import Scheduler
 from tests.k8ssim.server import NodeServer, make_certs
+from tests.k8ssim.workqueue import WorkQueue
 
 Obj = dict[str, Any]
 log = logging.getLogger("k8ssim")
 DEFAULT_EVICTION = "The node was low on resource: memory. "
 WEBHOOK = "k8ssim-sidecar-injector"
+SYNC_THREADS = 8        # kubelet syncs pods in goroutines; here a few threads sync them all
 
 
 @dataclass
@@ -139,6 +142,8 @@ class NodeSimulator:
         self._node: Obj = {}
         self._reflectors: list[Reflector] = []
         self._threads: list[threading.Thread] = []
+        self.reactor = Reactor(self.errors)             # every container's output and end, one thread
+        self.syncs = WorkQueue(SYNC_THREADS)            # every pod's syncs, a few threads
 
     # --- lifecycle --------------------------------------------------------------------------------------
     def start(self) -> NodeSimulator:
@@ -146,6 +151,8 @@ class NodeSimulator:
         certs = make_certs(self.state_dir / "pki", self.config.node_ip)
         self.server = NodeServer(self, self.config.node_ip, certs)
         self.server.start()
+        self.reactor.start()
+        self.syncs.start()
         self._register_node()
         self._register_webhook(certs[0])
         self._reflectors = [
@@ -174,16 +181,16 @@ class NodeSimulator:
         self.scheduler.kick.set()
         with self._lock:
             workers = list(self._workers.values())
-        for w in workers:
-            w.deleted()
-        for w in workers:
-            for r in w.containers():
-                if r.process is not None and r.process.running():
-                    r.process.kill_all()
-        for w in workers:
-            w.finished.wait(15)
+        running = [r.process for w in workers for r in w.containers() if r.process is not None and r.process.running()]
+        for process in running:
+            process.kill_all()
+        deadline = time.monotonic() + 15
+        for process in running:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        self.syncs.stop()
+        self.reactor.stop()
         if self.server:
-            self.server.stop()
+            self.server.shutdown()
         try:
             self.api.delete(f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{WEBHOOK}-"
                             f"{self.config.node_name}")
@@ -324,7 +331,7 @@ class NodeSimulator:
         with self._lock:
             self._workers[uid] = worker
             self._by_name[worker.key] = worker
-        worker.thread.start()
+        worker.kick()
 
     def forget(self, worker: PodWorker) -> None:
         with self._lock:
@@ -348,7 +355,7 @@ class NodeSimulator:
             if w.terminal or w.gone:
                 continue
             count += 1
-            for k, v in pod_requests(w.pod["spec"]).items():
+            for k, v in w.requests.items():
                 used[k] = used.get(k, 0) + v
         return used, count
 
@@ -526,7 +533,7 @@ class NodeSimulator:
             self._post_node_status()
         self.node_lost.clear()
         for w in self.workers():
-            w.wake.set()
+            w.kick()
 
     def on_start(self, match: str | PodMatch, hook: Callable[[PodWorker, Any], None]) -> None:
         """Call hook(worker, runtime) right after each matching container starts."""

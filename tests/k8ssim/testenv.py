@@ -199,10 +199,32 @@ def missing_binaries() -> str:
     return ""
 
 
+def database_suite() -> str:
+    """The database this test session runs on: "postgresql" or "sqlite" (tests/conftest.py's choice)."""
+    return "postgresql" if os.environ.get("MYAPP_TEST_DATABASE_URL", "").startswith("postgresql") else "sqlite"
+
+
+def other_suite_runs_it() -> str:
+    """Why this session leaves the real API server out ("" when it runs it). scripts/test runs the
+    whole suite twice, on SQLite and on PostgreSQL, side by side; the real-API-server tests do not
+    depend on the database (the fake backend's tests, run in both, cover the database side), so
+    MYAPP_TEST_K8S_REAL_SUITE names the one suite that runs them. Unset: every session does."""
+    chosen = os.environ.get("MYAPP_TEST_K8S_REAL_SUITE", "").strip().lower()
+    if chosen not in ("", "sqlite", "postgresql"):
+        raise ValueError(f"MYAPP_TEST_K8S_REAL_SUITE={chosen!r}: use sqlite or postgresql")
+    if chosen and chosen != database_suite():
+        return (f"the real-API-server tests run in the {chosen} suite only (MYAPP_TEST_K8S_REAL_SUITE={chosen}): "
+                "they do not depend on the database; the fake backend runs in both")
+    return ""
+
+
 def shared_testenv() -> TestEnv:
     """The session's instance, started on first use; skips (or fails with MYAPP_TEST_K8S_REQUIRE=1)
-    when it cannot run here."""
+    when it cannot run here; skips when MYAPP_TEST_K8S_REAL_SUITE names the other database suite."""
     global _shared, _shared_error
+    elsewhere = other_suite_runs_it()
+    if elsewhere:
+        pytest.skip(elsewhere)
     with _lock:
         if _shared is None and not _shared_error:
             _shared_error = missing_binaries()

@@ -394,6 +394,28 @@ def test_b1_every_page_warns_when_tasks_cannot_be_kept_apart(app: Any, monkeypat
     assert "cannot switch users" in page, page
 
 
+def test_b1_a_worker_that_cannot_switch_users_runs_one_projects_tasks_only(world: World, services: Any,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13 item 2: without root, tasks of a second project are refused unless the operator opts in."""
+    from myapp.executor import task_user, worker
+
+    monkeypatch.setattr(worker, "decide", lambda setting, euid: task_user.decide("auto", 1000))   # not root
+    bound = services.settings.home / "task_project"
+    bound.unlink(missing_ok=True)
+    try:
+        mine, _ = run_tasks(world, services, [{"name": "first", "template": "shell", "args": {"script": "echo ok"}}])
+        assert mine["state"] == "succeeded", mine
+        theirs, _ = run_tasks(world, services, [{"name": "other", "template": "shell",
+                                                 "args": {"script": "echo SHOULD-NOT-RUN"}}], project="elsewhere")
+        message = theirs["tasks"][0]["message"]
+        assert theirs["state"] == "failed" and "refused: this worker cannot switch users" in message, theirs
+        assert "MYAPP_TASK_ISOLATION=none" in message and not theirs["tasks"][0]["attempts"][0].get("pid"), theirs
+        again, _ = run_tasks(world, services, [{"name": "again", "template": "shell", "args": {"script": "true"}}])
+        assert again["state"] == "succeeded", again   # the first project still runs
+    finally:
+        bound.unlink(missing_ok=True)
+
+
 # B1 for the shipped demo: with task accounts, outputs written at one fixed /tmp path by two projects
 # collided (the second project's account may not overwrite the first one's file: Permission denied).
 def test_the_shipped_parameter_passing_pipeline_runs_green_in_two_projects_under_task_accounts(

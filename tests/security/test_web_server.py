@@ -142,17 +142,18 @@ def post_json(base: str, path: str, body: Any, token: str) -> tuple[int, Any]:
 
 
 def answered_meanwhile(base: str, *requests: Any) -> tuple[list[Any], int]:
-    """Run the `requests` in threads at once; ask /health until one ends; return their results and how
-    many /health answers came back while all of them were still running."""
+    """Run the `requests` in threads at once; ask /health until all end; return their results and how
+    many /health answers came back while one of them was still running (a large run is now answered
+    at once, 202: the save beside it is what is still slow)."""
     results: dict[int, Any] = {}
     threads = [threading.Thread(target=lambda i=i, r=r: results.__setitem__(i, r())) for i, r in enumerate(requests)]
     for thread in threads:
         thread.start()
     time.sleep(0.15)   # let the requests (a 1 MB body) reach the server first
     answered = 0
-    while all(thread.is_alive() for thread in threads):
+    while any(thread.is_alive() for thread in threads):
         status = health(base)
-        if all(thread.is_alive() for thread in threads):
+        if any(thread.is_alive() for thread in threads):
             answered += status == 200
         time.sleep(0.05)
     for thread in threads:
@@ -183,7 +184,7 @@ def test_b15_a_10000_task_save_and_run_do_not_hold_the_server(services: Any, app
         [(saved_status, _), (run_status, run)], during_both = answered_meanwhile(
             web.base, lambda: save("echo 2"), lambda: post_json(web.base, f"/api/v1/pipelines/{saved['id']}/runs",
                                                                 {}, token))
-        assert saved_status == 200 and run_status == 201, run
+        assert saved_status == 200 and run_status == 202 and run["state"] == "creating", run   # a worker creates it
         assert during_save > 0 and during_both > 0, (during_save, during_both)
     finally:
         web.stop()

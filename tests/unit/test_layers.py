@@ -70,7 +70,7 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     ("myapp.scheduling.batch", "sqlalchemy"),
     ("myapp.views.runs", "sqlalchemy"),
     ("myapp.views.pipelines", "sqlalchemy"),
-    ("myapp.executor.pod_attempts", "sqlalchemy"),
+    ("myapp.executor.kubernetes.pod_attempts", "sqlalchemy"),
     ("myapp.cli.process", "sqlalchemy"),
     ("myapp.web.access", "sqlalchemy"),
     ("myapp.web.pages_api", "sqlalchemy"),

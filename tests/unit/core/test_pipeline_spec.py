@@ -210,3 +210,17 @@ def test_hash_is_stable_and_tells_changed_from_unchanged() -> None:
     assert len(spec_hash(spec)) == 64
     changed = _broken("tasks/0/retries", 3)
     assert spec_hash(parse_pipeline(changed)) != spec_hash(spec)
+
+
+def test_trigger_rule_and_when_round_trip_and_defaults_are_omitted() -> None:
+    doc = {"name": "p", "tasks": [
+        {"name": "a", "image": "x", "command": ["true"]},
+        {"name": "b", "image": "x", "command": ["true"], "depends_on": ["a"], "trigger_rule": "all_done",
+         "when": "{{ params.go }}"}]}
+    spec = parse_pipeline(doc)
+    assert (spec.tasks[0].trigger_rule, spec.tasks[0].when) == ("all_success", "")
+    assert (spec.tasks[1].trigger_rule, spec.tasks[1].when) == ("all_done", "{{ params.go }}")
+    out = pipeline_to_dict(spec)
+    assert "trigger_rule" not in out["tasks"][0] and "when" not in out["tasks"][0]
+    assert out["tasks"][1]["trigger_rule"] == "all_done" and out["tasks"][1]["when"] == "{{ params.go }}"
+    assert parse_pipeline(out) == spec

@@ -67,7 +67,8 @@ def test_the_tables() -> None:
     def edges(lc: Lifecycle[StrEnum]) -> set[tuple[str, str]]:
         return {(a.value, b.value) for a, nexts in lc.transitions.items() for b in nexts}
 
-    assert edges(RUN) == {("queued", "running"), ("queued", "failed"), ("queued", "stopped"),
+    assert edges(RUN) == {("creating", "queued"), ("creating", "running"), ("creating", "failed"),
+                          ("creating", "stopped"), ("queued", "running"), ("queued", "failed"), ("queued", "stopped"),
                           ("running", "succeeded"), ("running", "failed"), ("running", "stopped")}
     assert edges(TASK) == {
         ("pending", "queued"), ("pending", "upstream_failed"), ("pending", "stopped"), ("pending", "skipped"),
@@ -81,7 +82,7 @@ def test_the_tables() -> None:
                                ("rejected", "pending")}
     assert edges(ALERT) == {("pending", "sent"), ("pending", "failed")}
     assert (RUN.initial, TASK.initial, ATTEMPT.initial, RECORD.initial, TEMPLATE.initial, ALERT.initial) == (
-        RunState.QUEUED, TaskState.PENDING, AttemptState.RUNNING, RecordStatus.WAITING, TemplateStatus.DRAFT,
+        RunState.CREATING, TaskState.PENDING, AttemptState.RUNNING, RecordStatus.WAITING, TemplateStatus.DRAFT,
         AlertStatus.PENDING)
 
 

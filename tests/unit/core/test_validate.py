@@ -99,6 +99,12 @@ def test_a_valid_pipeline_has_no_errors() -> None:
     (make_pipeline(outputs=(GlobalOutput("r", "t1", "x"),)), "outputs[r].from", "has no output"),
     (make_pipeline(alerts=AlertSpec(on=("exploded",))), "alerts.on", "unknown event"),
     (make_pipeline(alerts=AlertSpec(webhooks=("file:///etc/passwd",))), "alerts.webhooks", "http"),
+    (make_pipeline(tasks=[make_task("a", trigger_rule="one_success")]), "tasks[a].trigger_rule",
+     "unknown trigger rule 'one_success'; use one of all_success, all_done"),
+    (make_pipeline(tasks=[make_task("a", trigger_rule="one_failed")]), "tasks[a].trigger_rule",
+     "one_failed needs an upstream task"),
+    (make_pipeline(tasks=[make_task("a", trigger_rule="all_skipped")]), "tasks[a].trigger_rule",
+     "all_skipped needs an upstream task"),
 ])
 def test_each_rule_names_its_field(spec: PipelineSpec, field: str, words: str) -> None:
     errors = errors_of(spec)
@@ -217,3 +223,9 @@ def test_mutual_bindings_are_a_cycle_naming_both_tasks() -> None:
     ])
     errors = [str(e) for e in validate_pipeline(spec, CATALOG)]
     assert errors == ["tasks[a].depends_on: the graph has a cycle: a -> b -> a"]
+
+
+def test_every_trigger_rule_is_accepted_after_an_upstream() -> None:
+    for rule in ("all_success", "all_done", "one_failed", "none_failed", "all_skipped"):
+        spec = make_pipeline(tasks=[make_task("a"), make_task("b", depends_on=("a",), trigger_rule=rule)])
+        assert errors_of(spec) == {}, rule

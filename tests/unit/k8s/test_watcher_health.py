@@ -1,11 +1,11 @@
-"""What /health makes of the watchers' reports (myapp/executor/watcher_health.py judge: pure)."""
+"""What /health makes of the watchers' reports (myapp/executor/kubernetes/watcher_health.py judge: pure)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from myapp.executor.watcher_health import judge, publish, read_reports
+from myapp.executor.kubernetes.watcher_health import judge, publish, read_reports
 from myapp.k8s.stream import error_kind
 
 NOW = datetime(2026, 12, 6, 20, 0, tzinfo=UTC)

@@ -24,7 +24,7 @@ ATTEMPT = TrackedAttempt(11, 4, "job", 1, NOW - timedelta(seconds=5),
 
 
 class Finisher:
-    """Judges like myapp/executor/pod_finish.py: no object is "deleted"; status.succeeded is success."""
+    """Judges like myapp/executor/kubernetes/pod_finish.py: no object is "deleted"; status.succeeded is success."""
 
     def __init__(self, book: Book) -> None:
         self.book, self.outcomes = book, []  # type: list[Outcome]

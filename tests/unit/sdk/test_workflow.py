@@ -126,3 +126,16 @@ def test_a_template_image_of_none_is_the_python_templates_own() -> None:
     assert wf.to_spec().task("s").image is None
     back = Workflow.from_yaml(wf.to_yaml())
     assert back == wf and back.step("s").template is not None
+
+
+def test_a_step_takes_a_trigger_rule_and_a_condition_and_they_round_trip() -> None:
+    wf = hello()
+    cleanup = Step("cleanup", PythonOPTemplate(total), parameters={"items": [1], "flag": True},
+                   dependencies=[wf.step("read")], trigger_rule="all_done", when="{{ params.greeting != '' }}")
+    wf.add(cleanup)
+    task = wf.to_spec().task("cleanup")
+    assert (task.trigger_rule, task.when, task.depends_on) == ("all_done", "{{ params.greeting != '' }}", ("read",))
+    assert "trigger_rule: all_done" in wf.to_yaml()
+    back = Workflow.from_yaml(wf.to_yaml())
+    assert back.step("cleanup").template is not None and back.to_spec() == wf.to_spec()
+    assert [e.field for e in validate_pipeline(wf.to_spec(), make_catalog())] == ["tasks[cleanup].when"]  # not yet

@@ -13,6 +13,7 @@ export const STATE_COLORS: Record<string, string> = {
   skipped: "#bdbdbd",
   pending: "#9e9e9e",
   queued: "#9e9e9e",
+  creating: "#90caf9",
   up_for_retry: "#9e9e9e",
   waiting: "#9e9e9e",
   launched: "#1e88e5",

@@ -156,8 +156,13 @@ function RunView({ runId }: { runId: number }) {
         {Object.keys(run.params).length > 0 && (
           <span><b>{t("parameters")}:</b> {Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(", ")}</span>
         )}
-        {run.message && <span className="text-danger"><b>{t("message")}:</b> {run.message}</span>}
+        {run.message && run.state !== "creating" && <span className="text-danger"><b>{t("message")}:</b> {run.message}</span>}
       </div>
+      {run.state === "creating" && (
+        <div className="alert alert-info myapp-small-alert" data-testid="run-creating">
+          <i className="fa fa-spinner fa-spin" /> {run.message}
+        </div>
+      )}
       <div className="myapp-legend">
         {["running", "succeeded", "failed", "pending", "upstream_failed", "stopped"].map((s) => (
           <span key={s}><StateBadge state={s} /></span>

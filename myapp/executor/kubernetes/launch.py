@@ -22,7 +22,7 @@ from myapp.core.ports import TemplateCatalog
 from myapp.core.sandbox import Budget, render_budget
 from myapp.core.values import AttemptContext, AttemptResult
 from myapp.db.attempt_store import WATCHER_PREFIX
-from myapp.executor.pod_plan import Launch, prepare_launch
+from myapp.executor.kubernetes.pod_plan import Launch, prepare_launch
 from myapp.executor.ports import ExecutorPorts
 from myapp.k8s.config import KubeConfig, kube_config
 from myapp.k8s.launcher import Launcher, LaunchError

@@ -13,7 +13,7 @@ from myapp.builtins.conditions import Requirement, holds
 from myapp.core.errors import MyappError
 from myapp.core.ports import ArtifactRepository, AttemptPort
 from myapp.core.values import AttemptResult
-from myapp.executor.pod_outputs import collect_pod_outputs
+from myapp.executor.kubernetes.pod_outputs import collect_pod_outputs
 from myapp.k8s.config import KubeConfig
 from myapp.k8s.logs import LogHub
 from myapp.k8s.pods import Outcome, PodView

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from myapp.core.redact import Redactor
-from myapp.executor.kubernetes import group_worker
-from myapp.executor.pod_attempts import PodAttempts
-from myapp.executor.pod_finish import PodFinisher
+from myapp.executor.kubernetes.launch import group_worker
+from myapp.executor.kubernetes.pod_attempts import PodAttempts
+from myapp.executor.kubernetes.pod_finish import PodFinisher
+from myapp.executor.kubernetes.watcher_health import publish
 from myapp.executor.ports import WatcherPorts
-from myapp.executor.watcher_health import publish
 from myapp.k8s.client import make_api_client
 from myapp.k8s.config import KubeConfig, kube_config
 from myapp.k8s.launcher import Launcher, LaunchError

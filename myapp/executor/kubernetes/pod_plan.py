@@ -112,7 +112,9 @@ def _render_inputs(ctx: AttemptContext, cfg: KubeConfig,
         # File inputs are fetched per consumer into the workflow space (R11) and named as pods see them.
         values[name] = pod_path(cfg, artifacts.fetch(val.value, workdir / "inputs" / name)) if val.kind == "file" \
             else val.value
-    shown = {k: {"type": v.kind, "value": values[k]} for k, v in resolved.items()}
+    # A file input also keeps its artifact's location: a retried or copied debug run fetches it again.
+    shown = {k: {"type": v.kind, "value": values[k], **({"path": v.value} if v.kind == "file" else {})}
+             for k, v in resolved.items()}
     return rctx, values, shown
 
 
