@@ -94,7 +94,7 @@ class TaskSpec:
     position: tuple[float, float] | None = None   # canvas coordinates
     description: str = ""
     trigger_rule: str = "all_success"    # R13; one of core.trigger_rules.TriggerRule (checked in validate.py)
-    when: str = ""                       # a sandboxed condition; refused by validate.py until the engine evaluates it
+    when: str = ""                       # R14; a sandboxed Jinja condition (core/conditions.py); false skips the task
 
 
 @dataclass(frozen=True)

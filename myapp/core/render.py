@@ -70,13 +70,17 @@ class _InputsInCode:
 
 
 def render_text(
-    text: str, ctx: RenderContext, inputs: Mapping[str, str], *, task: str, field: str, code: bool = False
+    text: str, ctx: RenderContext, inputs: Mapping[str, str], *, task: str, field: str, code: bool = False,
+    extra: Mapping[str, object] | None = None,
 ) -> str:
-    """Render the Jinja in `text`; RenderError(task, field, ...) on any failure, sandbox ones included."""
+    """Render the Jinja in `text`; RenderError(task, field, ...) on any failure, sandbox ones included.
+
+    `extra`: variables besides the documented ones (a condition's `tasks`, conditions.py).
+    """
     if "{{" not in text and "{%" not in text and "{#" not in text:
         return text
     try:
-        return render_bounded(text, _variables(ctx, inputs, code=code))
+        return render_bounded(text, {**_variables(ctx, inputs, code=code), **(extra or {})})
     except RenderCancelled:
         raise
     except Exception as exc:  # user text may raise anything; each becomes a RenderError

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from myapp.core.conditions import condition_problem, referenced_tasks
 from myapp.core.dag import Dag
 from myapp.core.env_policy import loads_code
 from myapp.core.errors import SpecError
@@ -170,8 +171,7 @@ def _check_task(
     errors += _check_env(task.env, f"{where}.env")
     errors += [SpecError(f"{where}.depends_on", f"unknown task {d!r}") for d in task.depends_on if d not in outputs]
     errors += _check_trigger_rule(task, where)
-    if task.when:  # the engine does not evaluate conditions yet: refused rather than silently ignored
-        errors.append(SpecError(f"{where}.when", "conditions (when) are not supported yet"))
+    errors += _check_when(task, where, outputs)
     for binding in task.inputs:
         errors += _check_binding(task, binding, outputs, params)
     if template is not None:
@@ -192,6 +192,19 @@ def _check_trigger_rule(task: TaskSpec, where: str) -> list[SpecError]:
         return [SpecError(f"{where}.trigger_rule", f"{rule.value} needs an upstream task (depends_on); "
                                                     "without one the task could never run")]
     return []
+
+
+def _check_when(task: TaskSpec, where: str, outputs: Mapping[str, tuple[OutputSpec, ...]]) -> list[SpecError]:
+    """R14: a Jinja expression whose `tasks.NAME` are upstream tasks of this one."""
+    if not task.when:
+        return []
+    problem = condition_problem(task.when)
+    if problem:
+        return [SpecError(f"{where}.when", problem)]
+    upstream = set(task.depends_on) | {b.task for b in task.inputs if b.source == "task"}
+    return [SpecError(f"{where}.when", f"unknown task {name!r}" if name not in outputs else
+                      f"task {name!r} is not an upstream task of {task.name!r}: add it to depends_on")
+            for name in referenced_tasks(task.when) if name not in upstream]
 
 
 def _check_kind(task: TaskSpec, template: TemplateSpec | None, where: str) -> list[SpecError]:

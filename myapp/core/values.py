@@ -66,6 +66,7 @@ class AttemptResult:
     message: str = ""
     outputs: Mapping[str, Any] = field(default_factory=dict)
     inputs: Mapping[str, Any] = field(default_factory=dict)
+    skipped: bool = False   # with succeeded: nothing ran, its condition was false (R14); the task is skipped
 
 
 @dataclass(frozen=True)

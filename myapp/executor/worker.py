@@ -16,6 +16,7 @@ from typing import Any
 from myapp.core.errors import MyappError
 from myapp.core.output_paths import parse_roots
 from myapp.core.values import AttemptResult
+from myapp.executor.condition import condition_result
 from myapp.executor.local import LocalConfig, LocalExecutor
 from myapp.executor.outputs import Confinement
 from myapp.executor.ports import ExecutorPorts
@@ -132,7 +133,10 @@ def _execute_one(ti_id: int, services: ExecutorPorts, executor: LocalExecutor, *
             return False
 
     try:
-        result = executor.run(
+        early = condition_result(ctx, executor.config.cluster_name)   # R14: a false `when` runs nothing
+        if early is not None:
+            log.write(early.message, Stream.SYS)
+        result = early or executor.run(
             ctx, log, heartbeat=heartbeat, now=clock.now,
             on_start=lambda pid: process.update(new={"kind": "process", "pid": pid, "worker": worker_name()}),
         )

@@ -111,7 +111,7 @@ class Step:
         self.dependencies = tuple(d.name if isinstance(d, Step) else str(d) for d in dependencies) or (
             task.depends_on if task is not None else ())
         self.retries, self.timeout, self.env = retries, timeout, dict(env or {})
-        # docs/rules.md R13: checked with the rest of the pipeline on submit and export
+        # docs/rules.md R13, R14: checked with the rest of the pipeline on submit and export
         self.trigger_rule, self.when = trigger_rule, when
         self.position = position   # where the editor shows the node (kept from a document read back)
         self.template_ref = PYTHON_TEMPLATE   # `python`, or the `python@N` a saved pipeline pinned

@@ -356,3 +356,27 @@ def test_trigger_rules_run_a_cleanup_after_a_failure_and_skip_what_they_say(engi
                    "alarm": "succeeded", "audit": "skipped", "notify": "skipped"}, got
     assert run["state"] == "failed"   # the leaf `report` was upstream-failed (R13: outcome from the leaves)
     assert task_lines(engine_services, run["id"], "cleanup") == ["cleaned"]
+
+
+def test_a_condition_over_an_upstream_output_skips_or_runs_a_task(engine_services: Any) -> None:
+    # R14 on the local executor through a real worker: `low` is skipped (score 0.5), its child
+    # is skipped (R13); `high` runs; nothing ran for the skipped tasks.
+    pid = save(engine_services, """
+        name: conditions
+        parameters: [{name: threshold, default: '0.9'}]
+        tasks:
+          - {name: check, template: shell, args: {script: "echo 0.5 > score.txt"},
+             outputs: [{name: score, path: score.txt}]}
+          - {name: low, template: shell, args: {script: "echo ran"}, depends_on: [check],
+             when: "{{ tasks.check.outputs.score | float > params.threshold | float }}"}
+          - {name: after-low, template: shell, args: {script: "echo ran"}, depends_on: [low]}
+          - {name: high, template: shell, args: {script: "echo ran"}, depends_on: [check],
+             when: "{{ tasks.check.outputs.score | float > 0.1 }}"}
+    """)
+    run = wait_finished(engine_services, start(engine_services, pid))
+    got = {name: t["state"] for name, t in run["by_name"].items()}
+    assert got == {"check": "succeeded", "low": "skipped", "after-low": "skipped", "high": "succeeded"}, got
+    assert run["state"] == "succeeded"
+    assert task_lines(engine_services, run["id"], "high") == ["ran"]
+    assert "ran" not in log_text(engine_services, run["id"], "low")
+    assert "condition" in run["by_name"]["low"]["message"]

@@ -21,6 +21,7 @@ from tests.integration.engine_helpers import detail, poll, save, start, task_lin
 from tests.integration.k8s_env import REAL_CLUSTER, backends, k8s_cluster
 from tests.integration.test_engine_scenarios import (  # noqa: F401  collected again with the k8s fixture
     _alive,
+    test_a_condition_over_an_upstream_output_skips_or_runs_a_task,
     test_copy_starts_a_new_run_with_the_same_parameters,
     test_debug_run_of_one_task,
     test_diamond_runs_in_dependency_order,
@@ -32,6 +33,7 @@ from tests.integration.test_engine_scenarios import (  # noqa: F401  collected a
     test_run_timeout_fails_running_and_stops_unstarted,
     test_task_env_and_workdir,
     test_task_timeout_kills_the_process_group,
+    test_trigger_rules_run_a_cleanup_after_a_failure_and_skip_what_they_say,
 )
 from tests.integration.test_templates_builtins import LEAKY_TEMPLATE
 

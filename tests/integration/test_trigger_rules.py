@@ -1,4 +1,5 @@
-"""Trigger rules and the run's outcome (docs/rules.md R13) in process: a fixed clock, dispatch captured.
+"""Trigger rules, the run's outcome and conditions (docs/rules.md R13, R14) in process: a fixed clock,
+dispatch captured.
 
 Every backend of tests/integration/backends.py, like test_engine_rules.py (whose helpers these are):
 each test claims and finishes attempts itself at explicit instants.
@@ -13,9 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from myapp.db.tables import TaskInstance
+from myapp.core.values import AttemptResult
+from myapp.db.tables import TaskAttempt, TaskInstance
+from myapp.executor.condition import condition_result
 from tests.integration.backends import store_services  # noqa: F401  (the `services` fixture, per backend)
-from tests.integration.test_engine_rules import FAIL, OK, T0, names, run_of, run_task, states
+from tests.integration.test_engine_rules import FAIL, OK, T0, claim, names, run_of, run_task, states
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 S1 = timedelta(seconds=1)
@@ -120,3 +123,60 @@ def test_retry_sends_upstream_failed_tasks_back_and_the_rules_decide_again(servi
     run_task(services, sent, run_id, "a", OK, T0 + 3 * S1)
     run_task(services, sent, run_id, "b", OK, T0 + 4 * S1)
     assert states(services, run_id) == ("succeeded", {"a": "succeeded", "b": "succeeded", "cleanup": "succeeded"})
+
+
+CONDITIONAL = """\
+name: conditional
+parameters: [{name: go, default: 'yes'}]
+tasks:
+  - {name: check, image: local, command: ['true'], outputs: [{name: score, path: s.txt}]}
+  - {name: train, image: local, command: ['true'], depends_on: [check],
+     when: "{{ tasks.check.outputs.score | float > 0.9 and params.go == 'yes' }}"}
+  - {name: deploy, image: local, command: ['true'], depends_on: [train]}
+  - {name: report, image: local, command: ['true'], depends_on: [train], trigger_rule: none_failed}
+"""
+
+
+def run_with_condition(services: Any, sent: list[int], run_id: int, name: str, at: Any) -> AttemptResult | None:
+    """Claim `name`, check its condition as the executors do; run it (OK) unless the condition ended it."""
+    ctx = claim(services, sent, run_id, name, at)
+    early = condition_result(ctx, "local")
+    services.attempts.finish(ctx.attempt_id, early or OK, at + S1)
+    return early
+
+
+def test_a_false_condition_skips_the_task_and_the_skip_propagates(services: Any, sent: list[int]) -> None:
+    run_id = run_of(services, CONDITIONAL)
+    ctx = claim(services, sent, run_id, "check", T0)
+    services.attempts.finish(ctx.attempt_id, AttemptResult(succeeded=True, outputs={"score": {"type": "text", "value": "0.5"}}), T0 + S1)
+    early = run_with_condition(services, sent, run_id, "train", T0 + 2 * S1)
+    assert early is not None and early.skipped
+    state, tasks = states(services, run_id)
+    assert tasks == {"check": "succeeded", "train": "skipped", "deploy": "skipped", "report": "queued"}
+    assert messages(services, run_id)["train"].startswith("skipped: its condition")
+    with services.db.read() as s:   # the attempt ended without running anything
+        assert s.scalars(select(TaskAttempt.state).join(TaskInstance).where(
+            TaskInstance.run_id == run_id, TaskInstance.task_name == "train")).all() == ["succeeded"]
+    run_task(services, sent, run_id, "report", OK, T0 + 3 * S1)
+    assert states(services, run_id)[0] == "succeeded"
+
+
+def test_a_true_condition_runs_the_task(services: Any, sent: list[int]) -> None:
+    run_id = run_of(services, CONDITIONAL)
+    ctx = claim(services, sent, run_id, "check", T0)
+    services.attempts.finish(ctx.attempt_id, AttemptResult(succeeded=True, outputs={"score": {"type": "text", "value": "0.95"}}), T0 + S1)
+    assert run_with_condition(services, sent, run_id, "train", T0 + 2 * S1) is None
+    assert names(services, sent) == ["deploy", "report"]
+
+
+def test_a_broken_condition_fails_the_attempt_naming_the_field(services: Any, sent: list[int]) -> None:
+    broken = CONDITIONAL.replace("name: conditional", "name: broken").replace(
+        "tasks.check.outputs.score | float > 0.9 and params.go == 'yes'", "tasks.check.outputs.score")
+    run_id = run_of(services, broken)
+    ctx = claim(services, sent, run_id, "check", T0)
+    services.attempts.finish(ctx.attempt_id, AttemptResult(succeeded=True, outputs={"score": {"type": "text", "value": "high"}}), T0 + S1)
+    early = run_with_condition(services, sent, run_id, "train", T0 + 2 * S1)
+    assert early is not None and not early.succeeded
+    assert early.message == "task 'train', field when: rendered 'high', which is neither true nor false"
+    assert states(services, run_id)[1]["train"] == "failed"
+    assert states(services, run_id)[1]["report"] == "upstream_failed"

@@ -22,6 +22,7 @@ from myapp.core.ports import TemplateCatalog
 from myapp.core.sandbox import Budget, render_budget
 from myapp.core.values import AttemptContext, AttemptResult
 from myapp.db.attempt_store import WATCHER_PREFIX
+from myapp.executor.condition import condition_result
 from myapp.executor.kubernetes.pod_plan import Launch, prepare_launch
 from myapp.executor.ports import ExecutorPorts
 from myapp.k8s.config import KubeConfig, kube_config
@@ -150,6 +151,10 @@ def launch_task_instance(ti_id: int, services: ExecutorPorts, executor: Kubernet
     ctx = attempts.claim(ti_id, group_worker(executor.cfg.group), clock.now())
     if ctx is None:
         return False
+    early = condition_result(ctx, executor.cfg.cluster_name)   # R14: a false `when` creates no pod
+    if early is not None:
+        attempts.finish(ctx.attempt_id, early, clock.now())
+        return True
     try:
         failure = executor.launch(ctx, services)
     except Exception as exc:  # noqa: BLE001  an executor bug must still end the attempt

@@ -74,6 +74,7 @@ def test_the_tables() -> None:
         ("pending", "queued"), ("pending", "upstream_failed"), ("pending", "stopped"), ("pending", "skipped"),
         ("queued", "running"), ("queued", "failed"), ("queued", "stopped"),
         ("running", "succeeded"), ("running", "failed"), ("running", "up_for_retry"), ("running", "stopped"),
+        ("running", "skipped"),
         ("up_for_retry", "queued"), ("up_for_retry", "failed"), ("up_for_retry", "stopped")}
     assert edges(ATTEMPT) == {("running", "succeeded"), ("running", "failed"), ("running", "stopped")}
     assert edges(RECORD) == {("waiting", "launched"), ("waiting", "expired")}

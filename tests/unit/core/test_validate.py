@@ -105,6 +105,11 @@ def test_a_valid_pipeline_has_no_errors() -> None:
      "one_failed needs an upstream task"),
     (make_pipeline(tasks=[make_task("a", trigger_rule="all_skipped")]), "tasks[a].trigger_rule",
      "all_skipped needs an upstream task"),
+    (make_pipeline(tasks=[make_task("a", when="params.go")]), "tasks[a].when", "must be a Jinja expression"),
+    (make_pipeline(tasks=[make_task("a", when="{{ params.go == }}")]), "tasks[a].when", "syntax error"),
+    (make_pipeline(tasks=[make_task("a", when="{{ tasks.ghost.outputs.x }}")]), "tasks[a].when", "unknown task 'ghost'"),
+    (make_pipeline(tasks=[make_task("a"), make_task("b", when="{{ tasks.a.outputs.x }}")]), "tasks[b].when",
+     "task 'a' is not an upstream task of 'b': add it to depends_on"),
 ])
 def test_each_rule_names_its_field(spec: PipelineSpec, field: str, words: str) -> None:
     errors = errors_of(spec)
@@ -229,3 +234,9 @@ def test_every_trigger_rule_is_accepted_after_an_upstream() -> None:
     for rule in ("all_success", "all_done", "one_failed", "none_failed", "all_skipped"):
         spec = make_pipeline(tasks=[make_task("a"), make_task("b", depends_on=("a",), trigger_rule=rule)])
         assert errors_of(spec) == {}, rule
+
+
+def test_a_condition_over_an_upstream_output_is_accepted() -> None:
+    spec = make_pipeline(tasks=[make_task("a"), make_task("b", depends_on=("a",),
+                                                          when="{{ tasks.a.outputs.score | float > 0.9 }}")])
+    assert errors_of(spec) == {}
