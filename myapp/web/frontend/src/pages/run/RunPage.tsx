@@ -166,7 +166,7 @@ function RunView({ runId }: { runId: number }) {
         </div>
       )}
       <div className="myapp-legend">
-        {["running", "succeeded", "failed", "pending", "upstream_failed", "stopped"].map((s) => (
+        {["running", "succeeded", "failed", "pending", "upstream_failed", "stopped", "skipped"].map((s) => (
           <span key={s}><StateBadge state={s} /></span>
         ))}
         <span className="myapp-muted small">{t("legend_retries")}</span>
