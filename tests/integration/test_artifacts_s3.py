@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import socket
 import tarfile
 from collections.abc import Iterator
 from datetime import timedelta
@@ -171,11 +172,23 @@ def test_workers_with_separate_spaces_pass_a_file_and_a_directory_through_s3(
     assert run_one(s3_worker(services, s3, tmp_path / "e"), services) == "use"
     assert detail(services, debug_id)["state"] == "succeeded"
 
+    # A repository that cannot be reached answers 503 and says which, not "not found".
+    down = worker(services, tmp_path / "down", artifact_repository=s3.url("runs"),
+                  artifact_s3_endpoint_url=f"http://127.0.0.1:{closed_port()}")
+    res = web_client(down).get(f"/api/v1/runs/{run_id}/artifacts/make/msg", headers=admin)
+    assert res.status_code == 503 and f"{s3.url('runs')} cannot be read" in res.get_json()["message"]
+
     # Retention deletes the run's objects.
     later = services.clock.now() + timedelta(days=30)
     clean(second, later, days=1)
     assert s3.keys(f"runs/{run_id}/") == []
     assert client.get(f"/api/v1/runs/{run_id}/artifacts/make/msg", headers=admin).status_code == 404
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:   # bound, never listening: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def web_client(svc: Any) -> Any:
