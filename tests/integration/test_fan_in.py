@@ -166,3 +166,41 @@ def test_a_debug_run_and_a_copy_start_with_their_own_counts(services: Any, sent:
     services.runs.stop_run(copy, services.clock.now())
     services.runs.stop_run(debug, services.clock.now())
     sent.clear()
+
+
+def test_trigger_rules_keep_a_leaf_end_at_the_same_cost_whatever_the_width(services: Any, sent: list[int]) -> None:
+    # R13: a failing leaf ends (and so does a succeeding one) at a cost independent of the width,
+    # with an all_done join (runs after all) and an all_success join (upstream-failed at the first failure).
+    by_width: dict[int, dict[bool, set[tuple[int, int]]]] = {}
+    for width in (6, 300):
+        leaves = [f"leaf{i}" for i in range(width)]
+        lines = [f"name: rules-fan-in-{width}", "tasks:", "  - {name: root, image: local, command: ['true']}"]
+        lines += [f"  - {{name: {n}, image: local, command: ['true'], depends_on: [root]}}" for n in leaves]
+        lines.append(f"  - {{name: join, image: local, command: ['true'], depends_on: [{', '.join(leaves)}], "
+                     "trigger_rule: all_done}")
+        lines.append(f"  - {{name: strict, image: local, command: ['true'], depends_on: [{', '.join(leaves)}]}}")
+        run_id = start(services, save(services, "\n".join(lines) + "\n"))
+        root = claim(services, sent.pop())
+        assert root is not None
+        services.attempts.finish(root.attempt_id, OK, services.clock.now())
+        ids, costs = list(sent), {True: set(), False: set()}
+        sent.clear()
+        for i, ti_id in enumerate(ids[:-1]):   # the last leaf queues the join: measured apart below
+            ctx = claim(services, ti_id)
+            assert ctx is not None
+            failing = i % 3 == 1
+            with measured(services) as cost:
+                services.attempts.finish(ctx.attempt_id, FAIL if failing else OK, services.clock.now())
+            if i > 1:   # the first failure settles `strict` (and the first success is the first of its kind)
+                costs[failing].add((cost.statements, cost.values))
+            assert sent == []
+        ctx = claim(services, ids[-1])
+        assert ctx is not None
+        services.attempts.finish(ctx.attempt_id, OK, services.clock.now())
+        assert [claim(services, j).task.name for j in sent] == ["join"]  # type: ignore[union-attr]
+        states = {t["name"]: t["state"] for t in detail(services, run_id)["tasks"]}
+        assert states["strict"] == "upstream_failed" and states["join"] == "running"
+        sent.clear()
+        by_width[width] = costs
+    assert by_width[6] == by_width[300], by_width
+    assert all(len(c) == 1 for c in by_width[300].values()), by_width[300]

@@ -3,7 +3,7 @@
 import { ReactNode, useEffect, useState } from "react";
 import { t } from "../../i18n";
 import type { Binding, InputRow, OutputDef, ParamDef, PipelineMeta, TaskData, Template } from "./model";
-import { PARAMS } from "./model";
+import { PARAMS, TRIGGER_RULES } from "./model";
 
 export interface SourceOption { value: string; label: string }
 
@@ -245,6 +245,18 @@ export function TaskForm(props: {
                  value={data.timeout} onChange={(e) => props.onChange({ timeout: Number(e.target.value) })} />
         </Row>
       </div>
+      <div className="myapp-grid3">
+        <Row label={t("trigger_rule")} help={t("trigger_rule_help")}>
+          <select className="form-control input-sm" name="task-trigger-rule" disabled={ro}
+                  value={data.trigger_rule} onChange={(e) => props.onChange({ trigger_rule: e.target.value })}>
+            {TRIGGER_RULES.map((rule) => <option key={rule} value={rule}>{rule}</option>)}
+          </select>
+        </Row>
+      </div>
+      <Row label={t("when")} help={t("when_help")}>
+        <input className="form-control input-sm" name="task-when" disabled={ro} placeholder="{{ tasks.check.outputs.ok }}"
+               value={data.when} onChange={(e) => props.onChange({ when: e.target.value })} />
+      </Row>
       <div className="myapp-grid3">
         <Row label={t("cpu")}>
           <input className="form-control input-sm" name="task-cpu" disabled={ro} value={data.resources.cpu ?? ""}

@@ -49,8 +49,12 @@ export interface TaskData extends Record<string, unknown> {
   resources: Resources;
   env: Record<string, string>;
   description: string;
+  trigger_rule: string;   // docs/rules.md R13; "all_success" is the default and is not written
+  when: string;           // docs/rules.md R14; a Jinja condition, "" for none
   invalid?: boolean;
 }
+
+export const TRIGGER_RULES = ["all_success", "all_done", "one_failed", "none_failed", "all_skipped"];
 
 export interface GlobalParam { name: string; default?: string | null; description?: string; required?: boolean }
 export interface Schedule {
@@ -121,7 +125,7 @@ export function newTask(name: string, template: Template | null): TaskData {
   return {
     name, template: template ? template.name : null, image: template ? "" : "python:3.12-slim",
     command: [], args: {}, inputs: [], outputs: [], retries: 0, retry_delay: 0, timeout: 0, resources: {},
-    env: {}, description: "",
+    env: {}, description: "", trigger_rule: "all_success", when: "",
   };
 }
 
@@ -183,6 +187,7 @@ export function fromDefinition(def: any, timezone = "UTC"): { meta: PipelineMeta
       outputs: (task.outputs ?? []).map((o: any) => ({ ...o, type: o.type ?? "text" })),
       retries: task.retries ?? 0, retry_delay: task.retry_delay ?? 0, timeout: task.timeout ?? 0,
       resources: { ...(task.resources ?? {}) }, env: { ...(task.env ?? {}) }, description: task.description ?? "",
+      trigger_rule: task.trigger_rule ?? "all_success", when: task.when ?? "",
     },
   }));
   // `edges` holds the explicit dependencies only: a `depends_on` entry that a binding of the task
@@ -291,6 +296,8 @@ export function toDefinition(meta: PipelineMeta, nodes: TaskNode[], edges: Edge[
     if (d.retries) out.retries = numberOr(d.retries, 0);
     if (d.retry_delay) out.retry_delay = numberOr(d.retry_delay, 0);
     if (d.timeout) out.timeout = numberOr(d.timeout, 0);
+    if (d.trigger_rule && d.trigger_rule !== "all_success") out.trigger_rule = d.trigger_rule;
+    if (d.when && d.when.trim()) out.when = d.when.trim();
     const res: Record<string, unknown> = {};
     if (d.resources.cpu) res.cpu = d.resources.cpu;
     if (d.resources.memory) res.memory = d.resources.memory;

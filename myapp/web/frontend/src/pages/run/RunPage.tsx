@@ -82,7 +82,9 @@ function RunView({ runId }: { runId: number }) {
   usePolling(refresh, 1000, !finished, [poll]);
 
   useEffect(() => {
-    if (!run || graph) return;
+    // A large run has no task instances while a worker writes them (state creating): the graph is
+    // built once they exist.
+    if (!run || graph || run.state === "creating") return;
     (async () => {
       let def: any = null;
       try {
@@ -164,7 +166,7 @@ function RunView({ runId }: { runId: number }) {
         </div>
       )}
       <div className="myapp-legend">
-        {["running", "succeeded", "failed", "pending", "upstream_failed", "stopped"].map((s) => (
+        {["running", "succeeded", "failed", "pending", "upstream_failed", "stopped", "skipped"].map((s) => (
           <span key={s}><StateBadge state={s} /></span>
         ))}
         <span className="myapp-muted small">{t("legend_retries")}</span>

@@ -1,0 +1,116 @@
+"""Profile the worker's path of a task in one process, without Celery: where the CPU of a task goes.
+
+    python3 benchmarks/profile_worker.py                       # 300 no-op leaves, PostgreSQL
+    python3 benchmarks/profile_worker.py --leaves 500 --profile 30   # and the 30 costliest functions
+    python3 benchmarks/profile_worker.py --repo /tmp/old-tree  # the same on another checkout (bisecting)
+
+A fan-out of a root and N leaves (`command: ['true']`) is saved and started; the root runs through
+`execute_task_instance` (which queues the leaves), then each leaf does, one after the other, in this
+process: claim, spawn, wait, archive the log, finish. Reported per leaf: this process's CPU, the task
+processes' CPU (reaped children), the PostgreSQL backend's CPU (from /proc), SQL statements and
+commits (a SQLAlchemy listener), and, with --profile, Python function calls (cProfile). Function
+calls and statements do not depend on the machine's load or its cores' speed, so comparing them
+between two commits finds what a change added even on shared cores; the CPU figures move with both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--leaves", type=int, default=300)
+    parser.add_argument("--profile", type=int, default=0, help="print the N functions of most own time")
+    parser.add_argument("--sort", default="tottime", help="pstats sort key for --profile (tottime, cumulative)")
+    parser.add_argument("--dump", default=None, help="write the cProfile stats to this file (pstats format)")
+    parser.add_argument("--wall", action="store_true", help="profile wall time instead of this process's CPU time")
+    parser.add_argument("--repo", default=str(Path(__file__).resolve().parent.parent),
+                        help="the checkout whose myapp is profiled")
+    args = parser.parse_args()
+    sys.path.insert(0, args.repo)
+    sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+
+    from sqlalchemy import event, text
+    from sqlalchemy.engine import Engine
+
+    from benchmarks.databases import drop_database, fresh_database
+    from myapp.cli.process import init_database
+    from myapp.executor.worker import execute_task_instance, local_executor
+    from myapp.services import build_services
+    from tests.conftest import make_settings
+    from tests.integration.engine_helpers import save, start
+
+    home = Path(tempfile.mkdtemp(prefix="myapp-profile-"))
+    url = fresh_database(args.database, home)
+    services = build_services(make_settings(home, url, heartbeat_interval=2.0))
+    try:
+        init_database(services, admin_user="admin", admin_password="bench", admin_email="a@b.c", quiet=True)
+        queued: list[int] = []
+        services.set_dispatch(lambda ids: queued.extend(int(i) for i in ids))
+        lines = ["name: profile-fanout", "tasks:", "  - {name: root, image: local, command: ['true']}"]
+        lines += [f"  - {{name: leaf{i}, image: local, command: ['true'], depends_on: [root]}}"
+                  for i in range(args.leaves)]
+        start(services, save(services, "\n".join(lines) + "\n"))
+        executor = local_executor(services)
+        execute_task_instance(queued.pop(0), services, executor)   # runs the root (and a kept leaf)
+        with services.db.read() as s:
+            backends = list(s.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))) \
+                if services.db.engine.dialect.name == "postgresql" else []
+        counts = [0, 0]
+        event.listen(Engine, "before_cursor_execute", lambda *_: counts.__setitem__(0, counts[0] + 1))
+        event.listen(Engine, "commit", lambda *_: counts.__setitem__(1, counts[1] + 1))
+        profiler = (cProfile.Profile() if args.wall else cProfile.Profile(time.process_time)) if args.profile else None
+        leaves = list(queued)
+        pg0 = sum(_proc_cpu(p) for p in backends)
+        self0, kids0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        began = time.perf_counter()
+        ran = 0
+        for ti_id in leaves:
+            if profiler:
+                profiler.enable()
+            ran += int(execute_task_instance(ti_id, services, executor))
+            if profiler:
+                profiler.disable()
+        wall = time.perf_counter() - began
+        self1, kids1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        pg = sum(_proc_cpu(p) for p in backends) - pg0
+        n = max(ran, 1)
+
+        def ms(a: Any, b: Any) -> float:
+            return (b.ru_utime + b.ru_stime - a.ru_utime - a.ru_stime) * 1000 / n
+        print(f"{ran} leaves in {wall:.2f} s ({ran / wall:.0f}/s one at a time); per leaf: "
+              f"worker {ms(self0, self1):.2f} ms CPU, task processes {ms(kids0, kids1):.2f} ms, "
+              f"postgres {pg * 1000 / n:.2f} ms, {counts[0] / n:.2f} statements, {counts[1] / n:.2f} commits "
+              f"(load {os.getloadavg()[0]:.1f})")
+        if profiler:
+            stats = pstats.Stats(profiler)
+            if args.dump:
+                stats.dump_stats(args.dump)
+            print(f"python function calls per leaf: {stats.total_calls / n:.0f}")  # type: ignore[attr-defined]
+            stats.sort_stats(args.sort).print_stats(args.profile)
+    finally:
+        services.db.dispose()
+        drop_database(args.database, url)
+
+
+if __name__ == "__main__":
+    main()
