@@ -69,7 +69,6 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     # SQL outside db/ (phase B moves each statement into db/).
     ("myapp.views.runs", "sqlalchemy"),
     ("myapp.views.pipelines", "sqlalchemy"),
-    ("myapp.executor.kubernetes.pod_attempts", "sqlalchemy"),
 }
 
 

@@ -24,7 +24,7 @@ BY_PACKAGE: dict[str, tuple[str, str]] = {
                  "test_engine_rules.py (contract suites), test_migrations.py, test_scheduler*.py, test_template_review.py",
                  "alert_outbox attempt_index attempt_statements attempt_store auth_tables base bulk debug_source "
                  "migrate pipeline_store projects reseal retention_store run_creation run_drafts run_feed run_store "
-                 "schedule_store schedule_tables sealed specs tables template_review template_store types users"),
+                 "schedule_store schedule_tables sealed specs tables template_review template_store types users watcher_attempts"),
     "myapp.web": ("Flask's test client: tests/integration/test_rest_api.py, test_overview_api.py, tests/security/, "
                   "tests/browser/",
                   "access api app artifact_api authz catalog_api guards overview_api pages pages_api pipelines_api "
