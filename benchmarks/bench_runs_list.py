@@ -149,7 +149,7 @@ def time_request(client: Any, auth: dict[str, str], url: str, repeat: int, count
 
 def time_query(services: Any, filters: dict[str, Any], project_ids: list[int] | None, repeat: int) -> float:
     """Return the median milliseconds of the list query alone (`run_rows`, as the endpoint calls it)."""
-    from myapp.views.runs import run_rows
+    from myapp.db.run_views import run_rows
 
     times = []
     for _ in range(repeat):
@@ -250,7 +250,7 @@ def explain(services: Any, member_projects: list[int]) -> None:
     """Print the plans of the list query for a few filters (PostgreSQL: EXPLAIN ANALYZE)."""
     from sqlalchemy import text
 
-    from myapp.views.runs import run_rows_query
+    from myapp.db.run_views import run_rows_query
 
     engine = services.db.engine
     prefix = "EXPLAIN ANALYZE " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "

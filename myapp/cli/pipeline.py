@@ -15,7 +15,7 @@ from myapp.core.errors import SpecError
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.states import RUN_TERMINAL, RunState, Trigger
 from myapp.core.values import NewRun
-from myapp.views.pipelines import SORTS, ListQuery, pipeline_list
+from myapp.db.pipeline_views import SORTS, ListQuery, pipeline_list
 from myapp.yaml_io import dump_yaml, load_yaml
 
 

@@ -13,9 +13,9 @@ from myapp.cli.display import duration, log_line, parse_instant, shown_of, table
 from myapp.cli.pipeline import admin_id, attach_dispatch, parse_params, runner_name, wait_for
 from myapp.core.states import RunState, Trigger
 from myapp.db.attempt_index import attempts_of
+from myapp.db.run_views import RunFilter, run_count, run_detail, run_rows
 from myapp.db.tables import Pipeline
 from myapp.logs.attempt_logs import LogKey
-from myapp.views.runs import RunFilter, run_count, run_detail, run_rows
 
 
 @click.group("run")

@@ -155,7 +155,7 @@ class Run(Base):
     trigger: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16), default=RUN.initial.value)  # core/states.py RUN
     # Values of secret parameters are stored sealed and stay sealed when read: views show them masked
-    # (views/runs.py), and only the executor and a copy open them (myapp/db/sealed.py).
+    # (db/run_views.py), and only the executor and a copy open them (myapp/db/sealed.py).
     params: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     execution_date: Mapped[datetime] = mapped_column(UTCDateTime)
     execution_date_text: Mapped[str] = mapped_column(String(32))

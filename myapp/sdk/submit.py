@@ -73,7 +73,7 @@ class LocalBackend:
         return saved.pipeline_id, int(run_id)
 
     def run_detail(self, run_id: int) -> dict[str, Any]:
-        from myapp.views.runs import run_detail
+        from myapp.db.run_views import run_detail
 
         with self.services.db.read() as s:
             return run_detail(s, run_id)

@@ -17,7 +17,7 @@ from flask_appbuilder.api import BaseApi, expose
 
 from myapp.core.authz import Action
 from myapp.core.errors import ArtifactError, NotFound
-from myapp.views.runs import run_detail
+from myapp.db.run_views import run_detail
 from myapp.web.access import check_run, run_token_or_protect
 from myapp.web.api import domain_errors, services
 

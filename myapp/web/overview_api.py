@@ -1,7 +1,7 @@
 """REST API of the overview pages under /api/v1/overview: the pipeline list, a pipeline's run grid,
 the inputs a debug run would get, and the schedule toggle.
 
-Thin: parse the request, call the read models (`myapp/views/pipelines.py`) and use-cases
+Thin: parse the request, call the read models (`myapp/db/pipeline_views.py`) and use-cases
 (`myapp/scheduling/backfill_guard.py`, `myapp/db/debug_source.py`) the CLI calls too. Every answer is
 bounded (a page of at most 200 pipelines, 25 runs per strip, 100 runs per grid).
 """
@@ -18,8 +18,8 @@ from flask_babel import get_locale
 from myapp.core.authz import Action
 from myapp.core.errors import SpecError
 from myapp.db.debug_source import debug_plan
+from myapp.db.pipeline_views import ListQuery, pipeline_list, run_grid
 from myapp.scheduling.backfill_guard import set_enabled
-from myapp.views.pipelines import ListQuery, pipeline_list, run_grid
 from myapp.web.access import check_pipeline, visible_projects
 from myapp.web.api import domain_errors, services, user_id
 

@@ -14,8 +14,8 @@ from flask_appbuilder.security.decorators import protect
 from myapp.core.authz import Action
 from myapp.core.errors import NotFound, SpecError
 from myapp.core.states import RunState
+from myapp.db.run_views import RunFilter, run_count, run_detail, run_rows
 from myapp.logs.attempt_logs import LogKey, LogLine
-from myapp.views.runs import RunFilter, run_count, run_detail, run_rows
 from myapp.web.access import check_run, run_token_or_protect, visible_projects
 from myapp.web.api import domain_errors, query_instant, services, user_id, user_name
 

@@ -9,7 +9,7 @@ from typing import Any
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.states import RUN_TERMINAL, RunState, Trigger
 from myapp.core.values import NewRun
-from myapp.views.runs import run_detail
+from myapp.db.run_views import run_detail
 from myapp.yaml_io import load_yaml
 
 

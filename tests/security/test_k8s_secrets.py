@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import select
 
 from myapp.catalog.plugins import parse_template
+from myapp.db.run_views import run_detail
 from myapp.db.sealed import open_tree
 from myapp.db.tables import Pipeline, PipelineVersion, Run
-from myapp.views.runs import run_detail
 from tests.integration.engine_helpers import log_text, poll, save, start, wait_finished, wait_until
 from tests.integration.k8s_env import Cluster, backends, k8s_cluster
 

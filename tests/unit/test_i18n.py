@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from myapp.core.states import RunState, TaskState, Trigger
-from myapp.views.pipelines import SORTS
+from myapp.db.pipeline_views import SORTS
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "myapp" / "web" / "frontend" / "src"

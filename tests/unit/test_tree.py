@@ -74,10 +74,10 @@ WITHOUT_UNIT_TEST: dict[str, str] = {
     "myapp.retention.clean": _INTEGRATION + "test_retention.py",
     "myapp.scheduling.backfill_guard": _INTEGRATION + "test_scheduler_cli.py, test_scheduler_disable_race.py, test_rest_api.py",
     "myapp.scheduling.batch": _INTEGRATION + "test_scheduler.py, test_scheduler_statements.py (one pass's writes)",
-    "myapp.scheduling.cron_text": _INTEGRATION + "test_overview_api.py (the schedule in words, both locales)",
+    "myapp.core.cron_text": _INTEGRATION + "test_overview_api.py (the schedule in words, both locales)",
     "myapp.services": "every integration test builds it (the `services` fixture)",
-    "myapp.views.pipelines": _INTEGRATION + "test_overview_api.py; tests/unit/test_i18n.py (its labels)",
-    "myapp.views.runs": _INTEGRATION + "test_cli.py, test_rest_api.py",
+    "myapp.db.pipeline_views": _INTEGRATION + "test_overview_api.py; tests/unit/test_i18n.py (its labels)",
+    "myapp.db.run_views": _INTEGRATION + "test_cli.py, test_rest_api.py",
 }
 
 

@@ -16,11 +16,11 @@ from sqlalchemy import Select, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from myapp.core.cron import next_fire_time
+from myapp.core.cron_text import describe_cron
 from myapp.core.dag import Dag
 from myapp.core.errors import NotFound, SpecError
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.db.tables import USERS, Pipeline, PipelineVersion, Project, Run, TaskInstance
-from myapp.scheduling.cron_text import describe_cron
 
 SORTS = ("name", "-name", "project", "-project", "next_fire", "-next_fire", "last_run", "-last_run")
 MAX_PAGE = 200
