@@ -152,14 +152,20 @@ class RemoteArtifacts:
         if not location.startswith(self.url + "/") or "/../" in location or location.endswith("/.."):
             return False
         path, directory, _ = self._parse(location)
-        return bool(self.fs.exists(path + DIR_ARCHIVE if directory else path))
+        try:
+            return bool(self.fs.exists(path + DIR_ARCHIVE if directory else path))
+        except Exception as exc:   # noqa: BLE001  unreachable, refused credentials: not "absent"
+            raise ArtifactError(f"the artifact repository {self.url} cannot be read: {exc}") from exc
 
     def open(self, location: str) -> ArtifactDownload:
         """Open a stored object for reading: the file, or the directory's archive."""
         if "://" not in location:
             return self.local.open(location)
         path, directory, name = self._parse(location)
-        return ArtifactDownload(name, directory, self.fs.open(path + DIR_ARCHIVE if directory else path, "rb"))
+        try:
+            return ArtifactDownload(name, directory, self.fs.open(path + DIR_ARCHIVE if directory else path, "rb"))
+        except Exception as exc:   # noqa: BLE001
+            raise ArtifactError(f"the artifact repository {self.url} cannot be read: {exc}") from exc
 
     def delete_run(self, run_id: int) -> None:
         """Delete every object under ROOT/RUN/ (and a local directory left from file://)."""

@@ -317,7 +317,7 @@ class AttemptStore:
         if not rows:
             return self._end_taken_attempt(conn, attempt_id, result, now)
         released = [row for row in rows if row.id is not None]
-        return self.runs.queue_released(s, run, now, released, others_unfinished=rows[0].others)
+        return self.runs.queue_released(s, run, now, released, others_unfinished=rows[0].others, succeeded=task_name)
 
     def _after_success(self, s: Session, run: LockedRun, name: str, others_unfinished: bool,
                        now: datetime) -> list[int]:

@@ -232,13 +232,14 @@ class RunStore:
                 self.finish_if_done(s, run, now)
             return []
         return self._settle(s, run, dag, self._release(s, run.id, downstream), outcome, now,
-                            finish=not others_unfinished)
+                            finish=not others_unfinished, ended=(ended,))
 
     def queue_released(self, s: Session, run: RunHead, now: datetime, rows: Sequence[Any],
-                       others_unfinished: bool = True) -> list[int]:
-        """Decide the downstream task instances (`_TASK_VIEWS` rows) a success released: queue those
-        that are ready; end the run when none is and nothing else was unfinished."""
-        return self._settle(s, run, self.dag_of(s, run), rows, Outcome.SUCCESS, now, finish=not others_unfinished)
+                       others_unfinished: bool = True, succeeded: str = "") -> list[int]:
+        """Decide the downstream task instances (`_TASK_VIEWS` rows) the success of `succeeded` released:
+        queue those that are ready; end the run when none is and nothing else was unfinished."""
+        return self._settle(s, run, self.dag_of(s, run), rows, Outcome.SUCCESS, now, finish=not others_unfinished,
+                            ended=(succeeded,) if succeeded else ())
 
     def _release(self, s: Session, run_id: int, names: Sequence[str], by: int = 1) -> Sequence[Any]:
         conn = s.connection()
@@ -254,29 +255,29 @@ class RunStore:
         return self._settle(s, run, dag, rows, None, now, finish=finish)
 
     def _settle(self, s: Session, run: RunHead, dag: Dag, rows: Sequence[Any], outcome: Outcome | None,
-                now: datetime, *, finish: bool) -> list[int]:
-        """Apply what the end of an upstream (`outcome`; None: none ended) decides for the released rows.
+                now: datetime, *, finish: bool, ended: Sequence[str] = ()) -> list[int]:
+        """Apply what the end of `ended` (`outcome`; None: none ended) decides for the released rows.
 
         Those it skips or upstream-fails (R13) end too: their downstream tasks are released in
         turn, once per ending upstream (a task two of them feed is taken down by two in one UPDATE).
         """
         queued: list[int] = []
         settled_any = False
-        todo: list[tuple[Sequence[Any], Outcome | None]] = [(rows, outcome)]
+        todo: list[tuple[Sequence[Any], Outcome | None, Sequence[str]]] = [(rows, outcome, ended)]
         while todo:
-            batch, cause = todo.pop()
+            batch, cause, by_whom = todo.pop()
             views = [_row_view(r) for r in batch]
             unknown = [v.name for v in views if v.waiting is None and v.state is TaskState.PENDING]
             if unknown:  # a run from before counts were kept: count these from their upstreams' states
                 views = self._recount(s, run.id, dag, views, unknown)
             decided = core.on_release(views, cause, now, self._rules(s, run, [v.name for v in views]))
             queued += self._queue(s, [r.id for r in batch if decided.get(r.task_name) is QUEUE], now)
-            for target, ended in ((TaskState.SKIPPED, Outcome.SKIPPED), (TaskState.UPSTREAM_FAILED, Outcome.FAILED)):
+            for target, result in ((TaskState.SKIPPED, Outcome.SKIPPED), (TaskState.UPSTREAM_FAILED, Outcome.FAILED)):
                 names = [v.name for v in views if decided.get(v.name) is target]
                 if names:
                     settled_any = True
-                    self._set_states(s, run.id, names, target, now, message=_SETTLED_MESSAGE[target])
-                    todo += [(self._release(s, run.id, below, by), ended)
+                    self._set_states(s, run.id, names, target, now, message=_settled_message(target, by_whom))
+                    todo += [(self._release(s, run.id, below, by), result, _feeding(dag, names, below))
                              for by, below in _by_count(dag, names).items()]
         if not queued and (finish or settled_any):  # else the run goes on: what was just queued is unfinished
             self.finish_if_done(s, run, now)
@@ -505,6 +506,22 @@ _UNFINISHED = (select(TaskInstance.id)
 
 _SETTLED_MESSAGE = {TaskState.SKIPPED: "skipped by its trigger rule (R13)",
                     TaskState.UPSTREAM_FAILED: "an upstream task did not succeed"}
+
+
+def _feeding(dag: Dag, ended: Sequence[str], below: Sequence[str]) -> list[str]:
+    """Return those of `ended` that feed at least one of `below` (for the messages)."""
+    wanted = set(below)
+    return [name for name in ended if wanted.intersection(dag.downstream.get(name, ()))]
+
+
+def _settled_message(target: TaskState, ended: Sequence[str]) -> str:
+    """Say which upstream end settled a task (R13): the first of `ended`, and how many more."""
+    if not ended:
+        return _SETTLED_MESSAGE[target]
+    who = f"{ended[0]!r}" + (f" and {len(ended) - 1} more" if len(ended) > 1 else "")
+    if target is TaskState.UPSTREAM_FAILED:
+        return f"upstream task {who} did not succeed"
+    return f"skipped by its trigger rule (R13) when upstream task {who} ended"
 
 
 def _by_count(dag: Dag, ended: Iterable[str]) -> dict[int, list[str]]:

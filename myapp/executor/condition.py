@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from myapp.core.conditions import is_condition_met
 from myapp.core.errors import MyappError
+from myapp.core.redact import Redactor
 from myapp.core.render import RenderContext, render_global_params
 from myapp.core.values import AttemptContext, AttemptResult
 
@@ -29,8 +30,10 @@ def condition_result(ctx: AttemptContext, cluster_name: str) -> AttemptResult | 
     try:
         rctx = replace(rctx, params=render_global_params(ctx.spec.parameters, ctx.params, rctx))
         met = is_condition_met(when, rctx, ctx.upstream_outputs)
-    except MyappError as exc:
-        return AttemptResult(succeeded=False, message=str(exc))
+    except MyappError as exc:   # a message people read: a secret parameter's value never shows in it
+        values = {**ctx.params, **rctx.params}
+        secrets = Redactor(values.get(p.name, "") for p in ctx.spec.parameters if p.secret)
+        return AttemptResult(succeeded=False, message=secrets(str(exc)))
     if met:
         return None
     return AttemptResult(succeeded=True, skipped=True, message=f"skipped: its condition {when!r} is false")

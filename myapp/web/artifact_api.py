@@ -16,7 +16,7 @@ from flask import Response, send_file
 from flask_appbuilder.api import BaseApi, expose
 
 from myapp.core.authz import Action
-from myapp.core.errors import NotFound
+from myapp.core.errors import ArtifactError, NotFound
 from myapp.views.runs import run_detail
 from myapp.web.access import check_run, run_token_or_protect
 from myapp.web.api import domain_errors, services
@@ -42,6 +42,7 @@ class RunArtifactApi(BaseApi):
           responses:
             200: {description: The file, or a gzipped tar of the directory}
             404: {description: No such run, task, file output, or not stored on this server}
+            503: {description: The artifact repository (S3) cannot be reached}
         """
         check_run(pk, Action.READ)
         svc = services()
@@ -54,10 +55,13 @@ class RunArtifactApi(BaseApi):
         if not isinstance(produced, dict) or produced.get("type") != "file":
             raise NotFound(f"task {task!r} of run {pk} has no file output {output!r} (yet)")
         location = str(produced.get("path", ""))
-        if not svc.artifacts.holds(location):
-            raise NotFound(f"the artifact of task {task!r} of run {pk} is not stored on this server "
-                           "or in its artifact repository")
-        download = svc.artifacts.open(location)
+        try:
+            if not svc.artifacts.holds(location):
+                raise NotFound(f"the artifact of task {task!r} of run {pk} is not stored on this server "
+                               "or in its artifact repository")
+            download = svc.artifacts.open(location)
+        except ArtifactError as exc:   # the store is down or refuses us: the server's trouble, not the request's
+            return self.response(503, message=str(exc))
         kind, name = ("directory", f"{download.name}.tar.gz") if download.directory else ("file", download.name)
         response = send_file(download.stream, mimetype="application/gzip" if download.directory else
                              "application/octet-stream", as_attachment=True, download_name=name)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import io
 import shutil
+import socket
+import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from datetime import timedelta
@@ -22,7 +25,7 @@ from myapp.logs.attempt_logs import AttemptLog, LogKey
 from myapp.retention.clean import clean
 from myapp.sdk.submit import LocalBackend
 from myapp.services import build_services
-from tests.conftest import make_settings
+from tests.conftest import make_settings, worker_env
 from tests.integration.engine_helpers import detail, save, start
 from tests.s3server import S3Server, running_s3_server
 
@@ -171,11 +174,23 @@ def test_workers_with_separate_spaces_pass_a_file_and_a_directory_through_s3(
     assert run_one(s3_worker(services, s3, tmp_path / "e"), services) == "use"
     assert detail(services, debug_id)["state"] == "succeeded"
 
+    # A repository that cannot be reached answers 503 and says which, not "not found".
+    down = worker(services, tmp_path / "down", artifact_repository=s3.url("runs"),
+                  artifact_s3_endpoint_url=f"http://127.0.0.1:{closed_port()}")
+    res = web_client(down).get(f"/api/v1/runs/{run_id}/artifacts/make/msg", headers=admin)
+    assert res.status_code == 503 and f"{s3.url('runs')} cannot be read" in res.get_json()["message"]
+
     # Retention deletes the run's objects.
     later = services.clock.now() + timedelta(days=30)
     clean(second, later, days=1)
     assert s3.keys(f"runs/{run_id}/") == []
     assert client.get(f"/api/v1/runs/{run_id}/artifacts/make/msg", headers=admin).status_code == 404
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:   # bound, never listening: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def web_client(svc: Any) -> Any:
@@ -218,3 +233,28 @@ def test_a_store_that_refuses_the_upload_fails_the_attempt_and_says_where(
     message = run["by_name"]["make"]["attempts"][-1]["message"]
     assert run["by_name"]["make"]["state"] == "failed" and run["by_name"]["use"]["state"] == "upstream_failed"
     assert f"at s3://myapp-no-such-bucket/runs/{run_id}/make/1/" in message and "failed" in message, message
+
+
+def test_two_burst_worker_processes_configured_by_environment_pass_files(
+        services: Any, s3: S3Server, tmp_path: Path) -> None:
+    """`myapp worker --burst` processes, each with its own MYAPP_HOME and MYAPP_WORKFLOW_SPACE and the
+    repository given as MYAPP_ARTIFACT_* variables: the second runs the retried consumer after the
+    first one's home and workflow space are gone."""
+    run_id = start(services, save(services, PIPELINE.replace("name: s3-pass", "name: burst-pass")))
+
+    def burst(home: Path) -> None:
+        env = worker_env(make_settings(home, services.settings.database_url), "filesystem://")
+        env.update(s3.env("burst"), MYAPP_REDIS_URL="")
+        done = subprocess.run([sys.executable, "-m", "myapp", "worker", "--burst"], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    burst(tmp_path / "a")   # runs `make`, then the first try of `use` (which fails on purpose)
+    assert detail(services, run_id)["by_name"]["use"]["state"] == "failed"
+    shutil.rmtree(tmp_path / "a")
+    services.runs.retry_run(run_id, services.clock.now())
+    burst(tmp_path / "b")
+    run = detail(services, run_id)
+    assert run["state"] == "succeeded", run
+    assert (tmp_path / "b" / "workflow_space" / str(run_id) / "use" / "2" / "inputs" / "model" / "model" / "empty").is_dir()
+    assert f"burst/{run_id}/make/1/model/model/.myapp-tree.tar.gz" in s3.keys(f"burst/{run_id}/")

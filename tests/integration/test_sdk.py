@@ -236,3 +236,21 @@ def _until(condition: Any, what: str, timeout: float = WAIT) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
+
+
+def test_steps_with_a_condition_and_a_trigger_rule_run_as_the_rules_say(engine_services: Any) -> None:
+    # docs/rules.md R13, R14 through myapp.sdk: `big` is skipped by its condition over write's output
+    # parameter, `small` runs; `after` (all_done) runs after the skip, `strict` (default) is skipped.
+    wf = Workflow("sdk-conditions")
+    write = Step("write", PythonOPTemplate(WriteFile), parameters={"msg": "Hello", "number": 3})
+    big = Step("big", PythonOPTemplate(directory), parameters={"name": "b"}, dependencies=[write],
+               when="{{ tasks.write.outputs.length | int > 10 }}")
+    small = Step("small", PythonOPTemplate(directory), parameters={"name": "s"}, dependencies=[write],
+                 when="{{ tasks.write.outputs.length | int <= 10 }}")
+    after = Step("after", PythonOPTemplate(directory), parameters={"name": "a"}, dependencies=[big],
+                 trigger_rule="all_done")
+    strict = Step("strict", PythonOPTemplate(directory), parameters={"name": "x"}, dependencies=[big])
+    run = wf.add(write).add([big, small]).add([after, strict]).submit(services=engine_services)
+    assert run.wait(timeout=WAIT) == "succeeded", run.steps()
+    assert run.steps() == {"write": "succeeded", "big": "skipped", "small": "succeeded", "after": "succeeded",
+                           "strict": "skipped"}

@@ -59,6 +59,8 @@ def test_a_cleanup_after_a_failure_runs_and_the_run_outcome_comes_from_the_leave
     assert names(services, sent) == ["alarm", "cleanup"]
     assert states(services, run_id)[1] == {"a": "failed", "b": "upstream_failed", "c": "upstream_failed",
                                            "cleanup": "queued", "alarm": "queued", "ok": "upstream_failed"}
+    assert messages(services, run_id)["b"] == "upstream task 'a' did not succeed"
+    assert messages(services, run_id)["c"] == "upstream task 'b' did not succeed"
     run_task(services, sent, run_id, "cleanup", OK, T0 + S1)
     run_task(services, sent, run_id, "alarm", OK, T0 + 2 * S1)
     assert states(services, run_id)[0] == "failed" and sent == []
@@ -84,7 +86,8 @@ def test_one_failed_is_skipped_when_nothing_failed_and_skips_propagate(services:
     assert names(services, sent) == ["e", "f", "g"]
     assert states(services, run_id)[1] == {"a": "succeeded", "b": "succeeded", "alarm": "skipped", "d": "skipped",
                                                 "e": "queued", "f": "queued", "g": "queued"}
-    assert messages(services, run_id)["d"] == "skipped by its trigger rule (R13)"
+    assert messages(services, run_id)["alarm"] == "skipped by its trigger rule (R13) when upstream task 'b' ended"
+    assert messages(services, run_id)["d"] == "skipped by its trigger rule (R13) when upstream task 'alarm' ended"
     for i, name in enumerate("efg"):
         run_task(services, sent, run_id, name, OK, T0 + (2 + i) * S1)
     assert states(services, run_id)[0] == "succeeded"

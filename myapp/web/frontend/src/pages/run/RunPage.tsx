@@ -82,7 +82,9 @@ function RunView({ runId }: { runId: number }) {
   usePolling(refresh, 1000, !finished, [poll]);
 
   useEffect(() => {
-    if (!run || graph) return;
+    // A large run has no task instances while a worker writes them (state creating): the graph is
+    // built once they exist.
+    if (!run || graph || run.state === "creating") return;
     (async () => {
       let def: any = null;
       try {
