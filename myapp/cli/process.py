@@ -63,9 +63,7 @@ def init_database(services: Any, *, admin_user: str, admin_password: str | None,
 
 def _prepare_task_accounts(services: Any) -> None:
     """As root: create the task account of every project and lock MYAPP_HOME away from them (docs/security.md §3)."""
-    from sqlalchemy import select
-
-    from myapp.db.tables import Project
+    from myapp.db.projects import project_ids
     from myapp.executor.task_user import TaskAccounts
     from myapp.executor.worker import prepare_task_isolation
 
@@ -76,7 +74,7 @@ def _prepare_task_accounts(services: Any) -> None:
     if not iso.switches_users:
         return
     with services.db.read() as s:
-        ids = list(s.scalars(select(Project.id)))
+        ids = project_ids(s)
     accounts = TaskAccounts(settings.task_user, settings.task_uid_base)
     for project_id in ids:
         accounts.for_project(project_id)
@@ -111,13 +109,10 @@ def _dev_password(settings: Settings) -> str:
 
 
 def _ensure_project(services: Any) -> None:
-    from sqlalchemy import select
-
-    from myapp.db.tables import Project
+    from myapp.db.projects import ensure_project
 
     with services.db.write() as s:
-        if s.scalar(select(Project.id).where(Project.name == "default")) is None:
-            s.add(Project(name="default", description="Default project", created_at=services.clock.now()))
+        ensure_project(s, "default", "Default project", services.clock.now())
 
 
 @click.command("init")
@@ -441,28 +436,20 @@ class RunReporter:
     """Prints one line when a run starts and one when it ends (standalone's quiet console)."""
 
     def __init__(self, services: Any) -> None:
-        from sqlalchemy import func, select
-
-        from myapp.db.tables import Run
+        from myapp.db.run_feed import newest_run_id
 
         self.services = services
         with services.db.read() as s:  # runs that exist already are not news
-            self.seen = int(s.scalar(select(func.max(Run.id))) or 0)
+            self.seen = newest_run_id(s)
         self.active: dict[int, str] = {}
 
     def report(self) -> None:
         """Print the runs that started or ended since the last call."""
-        from sqlalchemy import or_, select
-
         from myapp.core.states import RUN_TERMINAL, RunState
-        from myapp.db.tables import Pipeline, Run
+        from myapp.db.run_feed import runs_since
 
-        cols = (Run.id, Pipeline.name, Run.trigger, Run.state, Run.message, Run.started_at, Run.ended_at,
-                Run.debug_task)
         with self.services.db.read() as s:
-            rows = s.execute(select(*cols).join(Pipeline, Pipeline.id == Run.pipeline_id)
-                             .where(or_(Run.id > self.seen, Run.id.in_(list(self.active))))
-                             .order_by(Run.id).limit(200)).all()
+            rows = runs_since(s, self.seen, self.active)
         for r in rows:
             what = f"run {r.id} {r.name}" + (f" (debug {r.debug_task})" if r.debug_task else f" ({r.trigger})")
             if r.id > self.seen:

@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session as Session  # re-exported: the transaction handle db.read()/write() yield
+from sqlalchemy.orm import sessionmaker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

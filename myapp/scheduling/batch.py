@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from myapp.core.cron import format_execution_date
 from myapp.core.schedule import PassPlan, plan_pass
 from myapp.core.states import RECORD, RecordStatus, Trigger
@@ -35,6 +33,7 @@ from myapp.db.schedule_store import (
     set_wait_reasons,
     update_pipelines,
 )
+from myapp.db.session import Session
 
 ERROR_RETRY = timedelta(minutes=10)  # a pipeline whose planning failed is looked at again after this
 RUNNER = "scheduler"

@@ -20,14 +20,12 @@ from typing import Any, TypeVar
 from flask import g, request
 from flask_appbuilder.api import BaseApi
 from flask_appbuilder.security.decorators import protect
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from myapp.core.authz import Action, Actor, Forbidden, can, readable_projects
 from myapp.core.errors import NotFound
 from myapp.core.params import MASK
 from myapp.core.secrets import map_pipeline_secrets
-from myapp.db.tables import Pipeline, Project, Run
+from myapp.db.projects import pipeline_ids_in, pipeline_project, project_id_named, run_project
 from myapp.services import Services
 from myapp.web.authz import current_actor
 
@@ -59,16 +57,6 @@ def authorize(actor: Actor, action: Action, project_id: int | None, what: str) -
         raise NotFound(f"{what} not found")
     if not can(actor, action, project_id):
         raise Forbidden(f"you may not {action.value} {what}")
-
-
-def pipeline_project(s: Session, pipeline_id: int) -> int | None:
-    """Return the project of a pipeline, None when there is no such pipeline."""
-    return s.scalar(select(Pipeline.project_id).where(Pipeline.id == pipeline_id))
-
-
-def run_project(s: Session, run_id: int) -> int | None:
-    """Return the project of a run, None when there is no such run."""
-    return s.scalar(select(Run.project_id).where(Run.id == run_id))
 
 
 def check_pipeline(pipeline_id: int, action: Action) -> None:
@@ -111,7 +99,7 @@ def check_project_write(project_name: str) -> None:
     if actor.is_admin:
         return
     with _services().db.read() as s:
-        project = s.scalar(select(Project.id).where(Project.name == project_name))
+        project = project_id_named(s, project_name)
     if project is None or not can(actor, Action.WRITE, project):
         raise Forbidden(f"you may not write pipelines in project {project_name!r}")
 
@@ -128,7 +116,7 @@ def visible_pipeline_ids() -> set[int] | None:
     if projects is None:
         return None
     with _services().db.read() as s:
-        return set(s.scalars(select(Pipeline.id).where(Pipeline.project_id.in_(projects))).all())
+        return pipeline_ids_in(s, projects)
 
 
 def bearer_token() -> str:

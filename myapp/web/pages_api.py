@@ -23,15 +23,22 @@ from typing import Any, TypeVar
 from flask import Response, current_app, g, request
 from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import protect
-from flask_appbuilder.security.sqla.models import User
 from flask_babel import get_locale
 from flask_jwt_extended import create_access_token, get_jwt, verify_jwt_in_request
 from flask_login import logout_user
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from myapp.core.errors import Conflict, NotFound, SpecError
-from myapp.db.tables import Project, ProjectMember
+from myapp.db.projects import (
+    add_member,
+    create_project,
+    member,
+    members_by_project,
+    project_id_named,
+    projects_by_name,
+    user_id_named,
+)
+from myapp.db.session import Session
+from myapp.db.tables import Project
 from myapp.web.api import domain_errors, services
 from myapp.web.authz import Action, Forbidden, can, current_actor, readable_projects, require
 
@@ -119,12 +126,8 @@ def project_rows(s: Session) -> list[dict[str, Any]]:
     """Return the projects the signed-in user may read (all for an admin), each with its members."""
     actor = current_actor(s)
     readable = readable_projects(actor)
-    projects = s.scalars(select(Project).order_by(Project.name)).all()
-    members = s.execute(select(ProjectMember, User.username).join(User, User.id == ProjectMember.user_id)
-                        .order_by(User.username)).all()
-    by_project: dict[int, list[dict[str, Any]]] = {}
-    for m, username in members:
-        by_project.setdefault(m.project_id, []).append({"user_id": m.user_id, "username": username, "role": m.role})
+    projects = projects_by_name(s)
+    by_project = members_by_project(s)
     return [{"id": p.id, "name": p.name, "description": p.description, "members": by_project.get(p.id, []),
              "my_role": actor.role_in(p.id), "can_manage": can(actor, Action.MANAGE, p.id),
              "created_at": p.created_at.isoformat()}
@@ -186,12 +189,10 @@ class ProjectApi(BaseApi):
             raise Forbidden("only an admin can create projects")
         svc = services()
         with svc.db.write() as s:
-            if s.scalar(select(Project.id).where(Project.name == name)) is not None:
+            if project_id_named(s, name) is not None:
                 raise Conflict(f"project {name!r} exists")
-            project = Project(name=name, description=str(body.get("description") or ""), created_at=svc.clock.now())
-            s.add(project)
-            s.flush()
-            s.add(ProjectMember(project_id=project.id, user_id=user.id, role="owner"))
+            project = create_project(s, name, str(body.get("description") or ""), svc.clock.now())
+            add_member(s, project.id, user.id, "owner")
             return self.response(201, id=project.id)
 
     @expose("/<int:pk>/members", methods=["POST"])
@@ -214,15 +215,14 @@ class ProjectApi(BaseApi):
             raise SpecError("role", f"must be one of {', '.join(PROJECT_ROLES)}")
         with services().db.write() as s:
             _require_manager(s, pk)
-            user_id = s.scalar(select(User.id).where(User.username == username))
+            user_id = user_id_named(s, username)
             if user_id is None:
                 raise SpecError("username", f"no user {username!r}")
-            member = s.scalar(select(ProjectMember).where(ProjectMember.project_id == pk,
-                                                          ProjectMember.user_id == user_id))
-            if member is None:
-                s.add(ProjectMember(project_id=pk, user_id=user_id, role=role))
+            found = member(s, pk, user_id)
+            if found is None:
+                add_member(s, pk, user_id, role)
             else:
-                member.role = role
+                found.role = role
         return self.response(200, project_id=pk, username=username, role=role)
 
     @expose("/<int:pk>/members/<int:user_id>", methods=["DELETE"])
@@ -242,11 +242,10 @@ class ProjectApi(BaseApi):
         """
         with services().db.write() as s:
             _require_manager(s, pk)
-            member = s.scalar(select(ProjectMember).where(ProjectMember.project_id == pk,
-                                                          ProjectMember.user_id == user_id))
-            if member is None:
+            found = member(s, pk, user_id)
+            if found is None:
                 raise NotFound(f"user {user_id} is not a member of project {pk}")
-            s.delete(member)
+            s.delete(found)
         return self.response(200, project_id=pk, user_id=user_id)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import NO_TASK_ACCOUNTS
-from tests.unit.test_cube_import import RAY_SKLEARN
+from tests.unit.catalog.test_cube_import import RAY_SKLEARN
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
