@@ -66,7 +66,6 @@ WITHOUT_UNIT_TEST: dict[str, str] = {
     "myapp.builtins.polling": "tests/unit/builtins/test_wait_for.py",
     "myapp.builtins.values": "tests/unit/builtins/test_distributed.py",
     "myapp.artifacts.repository": _INTEGRATION + "test_artifact_repository.py, test_artifacts_s3.py",
-    "myapp.executor.condition": _INTEGRATION + "test_trigger_rules.py (the rules themselves: tests/unit/core/)",
     "myapp.executor.local": _INTEGRATION + "test_local_executor.py, test_output_confinement.py (real processes)",
     "myapp.executor.outputs": _INTEGRATION + "test_output_confinement.py",
     "myapp.executor.worker": _INTEGRATION + "test_engine_scenarios.py (real Celery workers), tests/faults/",
