@@ -14,7 +14,7 @@ from typing import Literal
 
 OutputType = Literal["text", "file"]
 ScheduleType = Literal["once", "crontab"]
-TemplateKind = Literal["pod", "distributed", "resource"]
+TemplateKind = Literal["pod", "distributed", "resource", "seqpod"]
 ParamType = Literal[
     "string", "integer", "number", "boolean", "choice", "json", "text", "secret"
 ]

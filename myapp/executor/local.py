@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from myapp.artifacts import LocalArtifacts
+from myapp.builtins.seqpod_runner import PLAN_ENV
 from myapp.core.errors import MyappError
 from myapp.core.inputs import InputValue, resolve_inputs
 from myapp.core.model import OutputSpec
@@ -33,6 +34,7 @@ from myapp.core.sandbox import Budget, RenderCancelled, render_budget
 from myapp.core.values import AttemptContext, AttemptResult
 from myapp.executor.outputs import Confinement, collect_outputs
 from myapp.executor.reaper import REAPER
+from myapp.executor.seqpod_local import render_seqpod, seqpod_failure
 from myapp.executor.task_user import Account, TaskAccounts, bind_single_project, give_to
 from myapp.logs.attempt_logs import MAX_LINE, AttemptLog, Stream
 
@@ -124,7 +126,8 @@ class LocalExecutor:
             log.write(why, Stream.SYS)
             return AttemptResult(succeeded=False, exit_code=code, message=why, inputs=shown)
         if code != 0:
-            return AttemptResult(succeeded=False, exit_code=code, message=f"exit code {code}", inputs=shown)
+            msg = seqpod_failure(ctx.task.name, workdir, code) if PLAN_ENV in env else f"exit code {code}"
+            return AttemptResult(succeeded=False, exit_code=code, message=msg, inputs=shown)
         try:
             confinement = self.config.confinement if account is None else \
                 dataclasses.replace(self.config.confinement, owner=account.uid)
@@ -184,7 +187,10 @@ class LocalExecutor:
         if ctx.task.template and template is None:
             raise MyappError(f"task {ctx.task.name!r}: template {ctx.task.template!r} is not registered")
         secret_params = {p.name for p in ctx.spec.parameters if p.secret}
-        rendered = render_task(ctx.task, template, rctx, values, secret_params)
+        if template is not None and template.kind == "seqpod":   # the steps, in one runner process
+            rendered = render_seqpod(ctx.task, template, rctx, values, secret_params)
+        else:
+            rendered = render_task(ctx.task, template, rctx, values, secret_params)
         env = {k: os.environ[k] for k in PASS_THROUGH_ENV if k in os.environ}
         env.update(rendered.env)
         env.update({

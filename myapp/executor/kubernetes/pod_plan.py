@@ -72,6 +72,9 @@ def prepare_launch(ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalo
     template = catalog.get(ctx.task.template) if ctx.task.template else None
     if ctx.task.template and template is None:
         raise MyappError(f"task {ctx.task.name!r}: template {ctx.task.template!r} is not registered")
+    if template is not None and template.kind == "seqpod":
+        raise MyappError(f"task {ctx.task.name!r}: kind seqpod does not run on the Kubernetes executor yet "
+                         "(docs/templates.md §9)")
     rctx, values, shown = _render_inputs(ctx, cfg, artifacts)
     rendered = render_task(ctx.task, template, rctx, values, {p.name for p in ctx.spec.parameters if p.secret})
     kind = template.kind if template else "pod"
