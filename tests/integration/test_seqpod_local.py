@@ -51,3 +51,35 @@ def test_seqpod_steps_share_the_workdir_and_a_failed_step_is_named(engine_servic
     assert "step 'read' failed with exit code 7" in bad["message"], bad
     workdir = engine_services.settings.workflow_space / str(run["id"]) / "bad" / "1"
     assert (workdir / "shared.txt").exists() and not (workdir / "finished.txt").exists()
+
+
+WS_TEMPLATE = {
+    "name": "ws-reader", "version": "1", "kind": "seqpod", "image": "alpine:3",
+    "outputs": [{"name": "seen", "path": "seen.txt", "type": "text"}],
+    "extra": {"steps": [
+        {"name": "copy", "command": ["cp", "$(workspaces.data.path)/note.txt", "seen.txt"]},
+        {"name": "append", "script": 'echo "read by $MYAPP_TASK_NAME" >> "$(workspaces.data.path)/log.txt"'},
+    ]},
+}
+
+
+def test_workspaces_are_a_project_directory_shared_by_tasks_and_runs(engine_services: Any) -> None:
+    engine_services.templates.sync([parse_template(WS_TEMPLATE)], "test", engine_services.clock.now())
+    pid = save(engine_services, """
+        name: workspace-demo
+        tasks:
+          - name: write
+            image: alpine:3
+            command: ["sh", "-c", "echo from-write > \\"$WS/note.txt\\""]
+            env: {WS: "$(workspaces.data.path)"}
+            workspaces: {data: {claim: data-pvc}}
+          - {name: read, template: ws-reader, depends_on: [write], workspaces: {data: {claim: data-pvc}}}
+    """)
+    first = wait_finished(engine_services, start(engine_services, pid))
+    assert first["state"] == "succeeded", {t["name"]: (t["message"], log_text(engine_services, first["id"], t["name"]))
+                                           for t in first["tasks"]}
+    assert first["by_name"]["read"]["outputs"]["seen"] == {"type": "text", "value": "from-write"}
+    second = wait_finished(engine_services, start(engine_services, pid))
+    assert second["state"] == "succeeded"
+    found = list((engine_services.settings.workflow_space / "workspaces").glob("*/data/log.txt"))
+    assert len(found) == 1 and found[0].read_text() == "read by read\nread by read\n"   # kept across runs

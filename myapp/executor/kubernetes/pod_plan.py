@@ -8,6 +8,7 @@ in pods; an attempt works in RUN/TASK/TRY under it, as with the local executor.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -23,6 +24,7 @@ from myapp.core.params import MASK
 from myapp.core.ports import ArtifactRepository, TemplateCatalog
 from myapp.core.render import RenderContext, RenderedTask, render_global_params, render_task
 from myapp.core.values import AttemptContext
+from myapp.core.workspaces import apply_workspaces, mount_path
 from myapp.k8s.config import KubeConfig
 from myapp.k8s.manifest import (
     AttemptRef,
@@ -75,8 +77,10 @@ def prepare_launch(ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalo
     if template is not None and template.kind == "seqpod":
         raise MyappError(f"task {ctx.task.name!r}: kind seqpod does not run on the Kubernetes executor yet "
                          "(docs/templates.md §9)")
+    _check_claims(ctx, cfg)
+    task, template = apply_workspaces(ctx.task, template, {b.name: mount_path(b) for b in ctx.task.workspaces})
     rctx, values, shown = _render_inputs(ctx, cfg, artifacts)
-    rendered = render_task(ctx.task, template, rctx, values, {p.name for p in ctx.spec.parameters if p.secret})
+    rendered = render_task(task, template, rctx, values, {p.name for p in ctx.spec.parameters if p.secret})
     kind = template.kind if template else "pod"
     secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
     secrets |= rendered.secret_env
@@ -97,6 +101,22 @@ def prepare_launch(ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalo
         return _distributed_launch(ctx, template, rctx, values, plan, record)
     return Launch([pod_manifest(plan)], {**record, "pods": [plan.name], "secret": plan.secret_name}, [plan.name],
                   plan)
+
+
+def workspace_claim_prefix(project: str) -> str:
+    """Return how the PVC names a project's tasks may mount as workspaces begin (`PROJECT-`)."""
+    return (re.sub(r"[^a-z0-9-]+", "-", project.lower()).strip("-") or "default") + "-"
+
+
+def _check_claims(ctx: AttemptContext, cfg: KubeConfig) -> None:
+    """Refuse a workspace without a claim, or with a claim that is not the project's (docs/security.md §10)."""
+    prefix = workspace_claim_prefix(ctx.spec.project)
+    for b in ctx.task.workspaces:
+        field = f"task {ctx.task.name!r}: workspaces.{b.name}.claim"
+        if not b.claim:
+            raise MyappError(f"{field}: a workspace needs a PersistentVolumeClaim on the Kubernetes executor")
+        if b.claim == cfg.workflow_space_pvc or not b.claim.startswith(prefix):
+            raise MyappError(f"{field}: {b.claim!r} is not one of the project's claims (named {prefix}...)")
 
 
 def _render_inputs(ctx: AttemptContext, cfg: KubeConfig,
@@ -139,7 +159,8 @@ def _plan(ctx: AttemptContext, cfg: KubeConfig, template: TemplateSpec | None, r
         ref=ref, namespace=cfg.namespace, name=attempt_name(cfg.pod_prefix, ctx.run_id, ctx.task.name, ctx.try_number),
         image=rendered.image, argv=rendered.argv, env=env, workdir=workdir, outputs=rendered.outputs,
         resources=resources, placement=placement, timeout=ctx.task.timeout, mount=cfg.workflow_space_mount,
-        pvc=cfg.workflow_space_pvc, gpu_resource=cfg.gpu_resource, subpath=project_subpath(ctx.spec.project))
+        pvc=cfg.workflow_space_pvc, gpu_resource=cfg.gpu_resource, subpath=project_subpath(ctx.spec.project),
+        workspaces=tuple((b.name, b.claim, mount_path(b)) for b in ctx.task.workspaces))
 
 
 def _distributed_launch(ctx: AttemptContext, template: TemplateSpec, rctx: RenderContext, values: dict[str, str],
