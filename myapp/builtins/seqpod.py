@@ -4,8 +4,8 @@ A step is `{name, image?, command: [...]}` or `{name, image?, script: CODE, lang
 in the template's `extra.steps`. A script becomes `python3 -c CODE` or `bash -c CODE` (an argument,
 never a shell string built from values), so `$(params.NAME)` follows the same rules as in a
 template's `command` (docs/security.md §2). The local executor runs the steps as sequential
-processes through `myapp.builtins.seqpod_runner`; the Kubernetes executor as one pod whose init
-containers are the steps but the last (the main container). Pure; imports myapp.core only.
+processes through `myapp.builtins.seqpod_runner`; the Kubernetes executor in one container of the
+template's image through the POSIX `sh` runner below (`sh_runner_argv`). Pure; imports myapp.core only.
 """
 
 from __future__ import annotations
@@ -109,3 +109,33 @@ def failure_message(task: str, step: str, code: int) -> str:
 def step_names(steps: Sequence[Step]) -> list[str]:
     """Return the names of `steps`, in order."""
     return [s.name for s in steps]
+
+
+# The runner of a SeqPod inside one container (Kubernetes): `sh -c SH_RUNNER seqpod NAME N ARG1..ARGN ...`.
+# `eval` only ever sees positional references built from integers ("${7}"), never a value, so each
+# step runs as its exact argv. Each line is labelled `[NAME] ` (stderr merged into stdout); the first
+# failure writes "step 'NAME' failed with exit code N" to stderr and the termination message.
+SH_RUNNER = r"""mkdir -p .myapp || exit 125
+i=1
+while [ "$i" -le "$#" ]; do
+  eval "name=\${$i} n=\${$((i + 1))}"
+  i=$((i + 2)); cmd=""; j=0
+  while [ "$j" -lt "$n" ]; do cmd="$cmd \"\${$((i + j))}\""; j=$((j + 1)); done
+  i=$((i + n))
+  { eval "$cmd"; echo "$?" > .myapp/seqpod.rc; } 2>&1 |
+    while IFS= read -r line || [ -n "$line" ]; do printf '[%s] %s\n' "$name" "$line"; done
+  rc=$(cat .myapp/seqpod.rc 2>/dev/null || echo 1)
+  if [ "$rc" != 0 ]; then
+    printf "step '%s' failed with exit code %s\n" "$name" "$rc" | tee "${MYAPP_TERMINATION_LOG:-/dev/null}" >&2
+    exit "$rc"
+  fi
+done
+"""
+
+
+def sh_runner_argv(steps: Sequence[tuple[str, Sequence[str]]]) -> tuple[str, ...]:
+    """Return the argv running `steps` ((name, argv) in order) in sequence in one container with `sh`."""
+    out: list[str] = ["sh", "-c", SH_RUNNER, "seqpod"]
+    for name, argv in steps:
+        out += [name, str(len(argv)), *argv]
+    return tuple(out)

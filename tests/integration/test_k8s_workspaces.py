@@ -1,7 +1,8 @@
 """Workspaces on the Kubernetes executor (FakeKubeServer, official client, real Celery worker and
 watcher): the task's pod mounts each workspace's PersistentVolumeClaim at its path and the command
 sees `$(workspaces.NAME.path)` as that path; a claim that is not the project's, or none, fails the
-attempt naming the task and field, before any pod exists. SeqPod is refused with the reason."""
+attempt naming the task and field, before any pod exists. SeqPod runs its steps in one container
+sharing the working directory, labels their lines and names a failed step."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from myapp.catalog.plugins import parse_template
-from tests.integration.engine_helpers import save, start, task_lines, wait_finished
+from tests.integration.engine_helpers import log_text, save, start, task_lines, wait_finished
 from tests.integration.k8s_env import Cluster, k8s_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -55,11 +56,42 @@ def test_a_workspace_is_the_projects_claim_mounted_at_its_path(cluster: Cluster)
     assert "workspaces.w.claim: a workspace needs a PersistentVolumeClaim" in by["unclaimed"]["message"]
 
 
-def test_seqpod_is_refused_with_the_reason(cluster: Cluster) -> None:
+SEQ = {
+    "name": "seq-k8s", "kind": "seqpod", "image": "python:3.12-slim",
+    "parameters": {"fail_with": {"type": "integer", "default": 0}},
+    "outputs": [{"name": "result", "path": "result.txt", "type": "text"}],
+    "extra": {"steps": [
+        {"name": "write", "script": "echo 'hello from step 1' > shared.txt; echo wrote"},
+        {"name": "read", "language": "python", "script": (
+            "import os, sys\ntext = open('shared.txt').read().strip()\nprint('read:', text)\n"
+            "open('result.txt', 'w').write(text.upper())\nsys.exit(int(os.environ['fail_with']))\n")},
+        {"name": "finish", "command": ["sh", "-c", "touch finished.txt; cat result.txt"]},
+    ]},
+}
+
+
+def test_seqpod_runs_its_steps_in_one_pod_and_names_a_failed_step(cluster: Cluster) -> None:
     svc = cluster.services
-    svc.templates.sync([parse_template({"name": "seq-k8s", "kind": "seqpod", "image": "alpine:3",
-                                        "extra": {"steps": [{"name": "a", "command": ["true"]}]}})],
-                       "test", svc.clock.now())
-    run = wait_finished(svc, start(svc, save(svc, "{name: seq-k8s, tasks: [{name: s, template: seq-k8s}]}")))
-    assert run["state"] == "failed"
-    assert "kind seqpod does not run on the Kubernetes executor yet" in run["by_name"]["s"]["message"]
+    other_image = {**SEQ, "name": "seq-k8s-images", "extra": {"steps": [
+        {"name": "a", "command": ["true"]}, {"name": "b", "image": "busybox:1", "command": ["true"]}]}}
+    svc.templates.sync([parse_template(SEQ), parse_template(other_image)], "test", svc.clock.now())
+    pid = save(svc, """
+        name: seq-k8s
+        tasks:
+          - {name: ok, template: seq-k8s}
+          - {name: bad, template: seq-k8s, args: {fail_with: 7}}
+          - {name: images, template: seq-k8s-images}
+    """)
+    run = wait_finished(svc, start(svc, pid))
+    by = run["by_name"]
+    assert by["ok"]["state"] == "succeeded", by["ok"]
+    assert by["ok"]["outputs"]["result"] == {"type": "text", "value": "HELLO FROM STEP 1"}
+    assert task_lines(svc, run["id"], "ok") == ["[write] wrote", "[read] read: hello from step 1",
+                                                "[finish] HELLO FROM STEP 1"]
+    assert len(by["ok"]["attempts"][0]["pods"]) == 1
+    assert by["bad"]["state"] == "failed"
+    assert "step 'read' failed with exit code 7" in by["bad"]["message"], by["bad"]
+    assert "[finish]" not in log_text(svc, run["id"], "bad")
+    assert by["images"]["state"] == "failed"
+    assert "step 'b': a step with its own image (busybox:1) does not run on the Kubernetes executor yet" in \
+        by["images"]["message"]

@@ -80,3 +80,22 @@ def test_a_step_that_cannot_start_fails_with_code_1(tmp_path: Path, monkeypatch:
     plan = {"steps": [{"name": "gone", "argv": ["/nonexistent/program"]}]}
     assert seqpod_runner.main({seqpod_runner.PLAN_ENV: json.dumps(plan)}) == 1
     assert json.loads((tmp_path / ".myapp" / "seqpod.json").read_text())["step"] == "gone"
+
+
+def test_the_sh_runner_passes_each_argv_exactly_and_names_the_failed_step(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from myapp.builtins.seqpod import sh_runner_argv
+
+    tricky = ["x y", "$(touch pwned)", '"q"', "a;b", "*", ""]
+    argv = sh_runner_argv([("one", ["sh", "-c", "echo shared > f; echo err >&2"]),
+                           ("two", [sys.executable, "-c", "import sys; print(open('f').read().strip(), sys.argv[1:]); "
+                                    "sys.exit(5)", *tricky]),
+                           ("three", ["touch", "never"])])
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=False,
+                          env={**os.environ, "MYAPP_TERMINATION_LOG": str(tmp_path / "term")})
+    assert done.returncode == 5
+    assert done.stdout.splitlines() == ["[one] err", f"[two] shared {tricky!r}"]   # stderr merged, labelled
+    assert (tmp_path / "term").read_text() == "step 'two' failed with exit code 5\n"
+    assert not (tmp_path / "never").exists() and not (tmp_path / "pwned").exists()
