@@ -14,7 +14,7 @@ from typing import Literal
 
 OutputType = Literal["text", "file"]
 ScheduleType = Literal["once", "crontab"]
-TemplateKind = Literal["pod", "distributed", "resource"]
+TemplateKind = Literal["pod", "distributed", "resource", "seqpod"]
 ParamType = Literal[
     "string", "integer", "number", "boolean", "choice", "json", "text", "secret"
 ]
@@ -75,6 +75,15 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class WorkspaceBinding:
+    """A named volume a task mounts (core/workspaces.py): a PVC on Kubernetes, a project directory locally."""
+
+    name: str
+    claim: str = ""     # the PersistentVolumeClaim (Kubernetes); locally unused
+    path: str = ""      # the mount path in pods; "" = /workspaces/NAME
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One node of a pipeline: a template instance or a custom image + command."""
 
@@ -95,6 +104,7 @@ class TaskSpec:
     description: str = ""
     trigger_rule: str = "all_success"    # R13; one of core.trigger_rules.TriggerRule (checked in validate.py)
     when: str = ""                       # R14; a sandboxed Jinja condition (core/conditions.py); false skips the task
+    workspaces: tuple[WorkspaceBinding, ...] = ()   # named volumes, `$(workspaces.NAME.path)` (core/workspaces.py)
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,11 @@ from myapp.core.spec_fields import (
     read_str_list,
     read_text_map,
 )
+from myapp.core.workspaces import parse_workspaces, workspaces_to_dict
 
 TASK_KEYS = (
     "name", "description", "template", "image", "command", "args", "depends_on", "inputs", "outputs",
-    "retries", "retry_delay", "timeout", "resources", "env", "position", "trigger_rule", "when",
+    "retries", "retry_delay", "timeout", "resources", "env", "position", "trigger_rule", "when", "workspaces",
 )
 OUTPUT_KEYS = ("name", "path", "type", "description")
 RESOURCE_KEYS = ("cpu", "memory", "gpu", "package")
@@ -64,6 +65,7 @@ def parse_task(raw: object, path: str) -> TaskSpec:
         position=_parse_position(data.get("position"), f"{path}.position"),
         trigger_rule=read_str(data, "trigger_rule", path) or "all_success",
         when=read_str(data, "when", path).strip(),
+        workspaces=parse_workspaces(data.get("workspaces"), path),
     )
 
 
@@ -85,6 +87,7 @@ def task_to_dict(task: TaskSpec) -> dict[str, object]:
     put(out, "env", dict(task.env), {})
     put(out, "trigger_rule", task.trigger_rule, "all_success")
     put(out, "when", task.when, "")
+    put(out, "workspaces", workspaces_to_dict(task.workspaces), {})
     if task.position is not None:
         out["position"] = [_compact_number(v) for v in task.position]
     return out

@@ -33,6 +33,7 @@ from myapp.core.pipeline_spec import MAX_TASKS
 from myapp.core.ports import TemplateCatalog
 from myapp.core.task_spec import PARAMS_PREFIX
 from myapp.core.trigger_rules import NEED_UPSTREAM, TriggerRule, parse_rule
+from myapp.core.workspaces import workspace_errors
 
 CronCheck = Callable[[str, str], None]
 UrlCheck = Callable[[str], "str | None"]   # why a webhook URL is refused (myapp/core/webhook_policy.py), or None
@@ -172,6 +173,7 @@ def _check_task(
     errors += [SpecError(f"{where}.depends_on", f"unknown task {d!r}") for d in task.depends_on if d not in outputs]
     errors += _check_trigger_rule(task, where)
     errors += _check_when(task, where, outputs)
+    errors += workspace_errors(task, template, where)
     for binding in task.inputs:
         errors += _check_binding(task, binding, outputs, params)
     if template is not None:

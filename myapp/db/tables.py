@@ -193,8 +193,9 @@ class TaskInstance(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     next_try_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # Direct upstream tasks that have not succeeded yet (core.engine.count_waiting); a pending task
-    # with 0 is ready. NULL: not known (rows from before migration 0004), counted again from the states.
+    # Direct upstream tasks that have not ended yet (core.engine.count_waiting); with the ended task's
+    # outcome it is what the task's trigger rule decides from (R13). NULL: not known (rows from before
+    # migration 0004), counted again from the states.
     upstream_waiting: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from myapp.artifacts import LocalArtifacts
+from myapp.builtins.seqpod_runner import PLAN_ENV
 from myapp.core.errors import MyappError
 from myapp.core.inputs import InputValue, resolve_inputs
 from myapp.core.model import OutputSpec
@@ -31,8 +32,10 @@ from myapp.core.redact import Redactor
 from myapp.core.render import RenderContext, render_global_params, render_task
 from myapp.core.sandbox import Budget, RenderCancelled, render_budget
 from myapp.core.values import AttemptContext, AttemptResult
+from myapp.core.workspaces import apply_workspaces
 from myapp.executor.outputs import Confinement, collect_outputs
 from myapp.executor.reaper import REAPER
+from myapp.executor.seqpod_local import render_seqpod, seqpod_failure
 from myapp.executor.task_user import Account, TaskAccounts, bind_single_project, give_to
 from myapp.logs.attempt_logs import MAX_LINE, AttemptLog, Stream
 
@@ -124,7 +127,8 @@ class LocalExecutor:
             log.write(why, Stream.SYS)
             return AttemptResult(succeeded=False, exit_code=code, message=why, inputs=shown)
         if code != 0:
-            return AttemptResult(succeeded=False, exit_code=code, message=f"exit code {code}", inputs=shown)
+            msg = seqpod_failure(ctx.task.name, workdir, code) if PLAN_ENV in env else f"exit code {code}"
+            return AttemptResult(succeeded=False, exit_code=code, message=msg, inputs=shown)
         try:
             confinement = self.config.confinement if account is None else \
                 dataclasses.replace(self.config.confinement, owner=account.uid)
@@ -184,7 +188,11 @@ class LocalExecutor:
         if ctx.task.template and template is None:
             raise MyappError(f"task {ctx.task.name!r}: template {ctx.task.template!r} is not registered")
         secret_params = {p.name for p in ctx.spec.parameters if p.secret}
-        rendered = render_task(ctx.task, template, rctx, values, secret_params)
+        task, template = apply_workspaces(ctx.task, template, self._workspaces(ctx, account))
+        if template is not None and template.kind == "seqpod":   # the steps, in one runner process
+            rendered = render_seqpod(task, template, rctx, values, secret_params)
+        else:
+            rendered = render_task(task, template, rctx, values, secret_params)
         env = {k: os.environ[k] for k in PASS_THROUGH_ENV if k in os.environ}
         env.update(rendered.env)
         env.update({
@@ -202,6 +210,26 @@ class LocalExecutor:
                 shown[k]["path"] = v.value
         secret_values = [rendered.env[k] for k in rendered.secret_env]
         return rendered.argv, env, rendered.outputs, shown, secret_values
+
+    def _workspaces(self, ctx: AttemptContext, account: Account | None) -> dict[str, str]:
+        """Return NAME -> the project's directory of each workspace the task binds (created on first use).
+
+        Locally a workspace is `workflow_space/workspaces/project-ID/NAME` (`shared` without a
+        project): a project's tasks see their own workspaces only (docs/security.md §3).
+        """
+        base = self.config.workflow_space / "workspaces" / \
+            (f"project-{ctx.project_id}" if ctx.project_id is not None else "shared")
+        paths = {}
+        for binding in ctx.task.workspaces:
+            where = base / binding.name
+            if not where.is_dir():
+                where.mkdir(parents=True, exist_ok=True)
+                if account is not None:
+                    give_to(where, account)
+            elif account is not None and where.stat().st_uid != account.uid:
+                raise MyappError(f"task {ctx.task.name!r}: workspace {binding.name!r} ({where}) is not the project's")
+            paths[binding.name] = str(where)
+        return paths
 
     def _local_values(self, resolved: Mapping[str, InputValue], workdir: Path) -> dict[str, str]:
         # File inputs are fetched per consumer, so one task cannot alter what another receives (R11).

@@ -72,6 +72,7 @@ class PodPlan:
     gpu_resource: str = "nvidia.com/gpu"
     secret_env: tuple[str, ...] = ()   # env names holding secret parameters: the watcher masks their values in logs
     secret_name: str = ""   # the attempt's Secret: secret parameters and the run token come from it, never inline
+    workspaces: tuple[tuple[str, str, str], ...] = ()   # (name, PVC claim, mount path): core/workspaces.py
 
 
 def attempt_name(prefix: str, run_id: int, task: str, try_number: int) -> str:
@@ -142,13 +143,14 @@ def pod_manifest(plan: PodPlan, *, name: str | None = None, extra_env: Mapping[s
         "name": CONTAINER, "image": plan.image, "command": command, "args": args, "workingDir": plan.workdir,
         "env": [_env_entry(plan, k, v) for k, v in env.items()],
         "resources": resource_requirements(plan.resources, plan.gpu_resource),
-        "volumeMounts": [_workflow_mount(plan)],
+        "volumeMounts": [_workflow_mount(plan), *({"name": f"ws-{n}", "mountPath": m} for n, _, m in plan.workspaces)],
         "terminationMessagePath": TERMINATION_LOG, "terminationMessagePolicy": "File",
     }
     if ports:
         container["ports"] = [{"name": f"port-{p}", "containerPort": p} for p in ports]
     spec: Manifest = {"restartPolicy": "Never", "containers": [container], "enableServiceLinks": False,
-                      "volumes": [_volume(plan)]}
+                      "volumes": [_volume(plan), *({"name": f"ws-{n}", "persistentVolumeClaim": {"claimName": c}}
+                                                   for n, c, _ in plan.workspaces)]}
     spec.update(_placement(plan.placement))
     if plan.timeout > 0:
         spec["activeDeadlineSeconds"] = plan.timeout

@@ -341,23 +341,41 @@ def test_a_create_refused_for_good_fails_at_once(cluster: Cluster) -> None:
 # --- two installations in one namespace ---------------------------------------------------------
 
 def test_pods_of_another_installation_in_the_same_namespace_and_group_are_left_alone(cluster: Cluster) -> None:
+    # Two pods that look like leftovers of an ended attempt 7 in the same group: one labelled with
+    # this installation, one with another. The watcher's orphan sweep must delete the first (which
+    # proves a sweep ran while both existed) and leave the second alone.
+    from myapp.k8s.config import installation_id
+
     svc = cluster.services
-    foreign = {"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": "other-install-7-work-1", "namespace": cluster.namespace,
-        "labels": {"app.kubernetes.io/managed-by": "myapp", "myapp/group": "test", "myapp/attempt": "7",
-                   "myapp/run": "7", "myapp/try": "1", "myapp/installation": "staging"}},
-        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "debian:bookworm-slim",
-                                                           "command": ["sleep", "60"]}]}}
-    assert cluster.launcher.create(foreign) == "created"
+
+    def leftover(name: str, installation: str) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": name, "namespace": cluster.namespace,
+            "labels": {"app.kubernetes.io/managed-by": "myapp", "myapp/group": "test", "myapp/attempt": "7",
+                       "myapp/run": "7", "myapp/try": "1", "myapp/installation": installation}},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "debian:bookworm-slim",
+                                                               "command": ["sleep", "60"]}]}}
+
+    ours = installation_id(svc.settings)
+    assert ours != "staging"
+    assert cluster.launcher.create(leftover("other-install-7-work-1", "staging")) == "created"
+    assert cluster.launcher.create(leftover("own-leftover-7-work-1", ours)) == "created"
     try:
         pid = save(svc, "name: own-work\ntasks:\n  - {name: w, template: shell, args: {script: 'echo mine'}}\n")
-        run = wait_finished(svc, start(svc, pid))   # several watcher ticks, each with its orphan sweep
+        run = wait_finished(svc, start(svc, pid))
         assert run["state"] == "succeeded"
+
+        def own_leftover_deleted() -> bool:
+            pod = cluster.get_pod("own-leftover-7-work-1")
+            return pod is None or bool(pod["metadata"].get("deletionTimestamp"))
+
+        poll(own_leftover_deleted, "the orphan sweep to delete this installation's leftover pod", timeout=120)
         pod = cluster.get_pod("other-install-7-work-1")
         assert pod is not None and not pod["metadata"].get("deletionTimestamp"), \
             "the watcher deleted another installation's pod as an orphan"
     finally:
-        cluster.launcher.delete("Pod", "other-install-7-work-1", grace_seconds=0)
+        for name in ("other-install-7-work-1", "own-leftover-7-work-1"):
+            cluster.launcher.delete("Pod", name, grace_seconds=0)
 
 
 # --- outputs confined to the attempt's workspace --------------------------------------------------

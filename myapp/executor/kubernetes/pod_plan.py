@@ -8,6 +8,7 @@ in pods; an attempt works in RUN/TASK/TRY under it, as with the local executor.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -15,14 +16,17 @@ from typing import Any
 from myapp.builtins.distributed import rank_env, rendezvous_settings
 from myapp.builtins.k8s_resource import render_resource
 from myapp.builtins.manifest_policy import ManifestPolicy
+from myapp.builtins.seqpod import parse_steps, sh_runner_argv
 from myapp.builtins.values import template_values
 from myapp.core.errors import MyappError, SpecError
 from myapp.core.inputs import resolve_inputs
-from myapp.core.model import TemplateSpec
+from myapp.core.model import TaskSpec, TemplateSpec
 from myapp.core.params import MASK
 from myapp.core.ports import ArtifactRepository, TemplateCatalog
 from myapp.core.render import RenderContext, RenderedTask, render_global_params, render_task
 from myapp.core.values import AttemptContext
+from myapp.core.workspaces import apply_workspaces, mount_path
+from myapp.executor.seqpod_local import render_steps
 from myapp.k8s.config import KubeConfig
 from myapp.k8s.manifest import (
     AttemptRef,
@@ -72,9 +76,15 @@ def prepare_launch(ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalo
     template = catalog.get(ctx.task.template) if ctx.task.template else None
     if ctx.task.template and template is None:
         raise MyappError(f"task {ctx.task.name!r}: template {ctx.task.template!r} is not registered")
+    _check_claims(ctx, cfg)
+    task, template = apply_workspaces(ctx.task, template, {b.name: mount_path(b) for b in ctx.task.workspaces})
     rctx, values, shown = _render_inputs(ctx, cfg, artifacts)
-    rendered = render_task(ctx.task, template, rctx, values, {p.name for p in ctx.spec.parameters if p.secret})
-    kind = template.kind if template else "pod"
+    secret_params = {p.name for p in ctx.spec.parameters if p.secret}
+    if template is not None and template.kind == "seqpod":   # the steps, in one container (docs/templates.md §9)
+        rendered = _seqpod_rendered(task, template, rctx, values, secret_params)
+    else:
+        rendered = render_task(task, template, rctx, values, secret_params)
+    kind = template.kind if template and template.kind != "seqpod" else "pod"   # a SeqPod is one pod
     secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
     secrets |= rendered.secret_env
     shown = {k: {**v, "value": MASK} if k in secrets else v for k, v in shown.items()}
@@ -94,6 +104,33 @@ def prepare_launch(ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalo
         return _distributed_launch(ctx, template, rctx, values, plan, record)
     return Launch([pod_manifest(plan)], {**record, "pods": [plan.name], "secret": plan.secret_name}, [plan.name],
                   plan)
+
+
+def _seqpod_rendered(task: TaskSpec, template: TemplateSpec, rctx: RenderContext, values: dict[str, str],
+                     secret_params: set[str]) -> RenderedTask:
+    other = next((s for s in parse_steps(template) if s.image and s.image != template.image), None)
+    if other is not None:
+        raise MyappError(f"task {task.name!r}: step {other.name!r}: a step with its own image "
+                         f"({other.image}) does not run on the Kubernetes executor yet: the steps run in one "
+                         "container of the template's image")
+    steps, rendered = render_steps(task, template, rctx, values, secret_params)
+    return replace(rendered, argv=sh_runner_argv(steps))
+
+
+def workspace_claim_prefix(project: str) -> str:
+    """Return how the PVC names a project's tasks may mount as workspaces begin (`PROJECT-`)."""
+    return (re.sub(r"[^a-z0-9-]+", "-", project.lower()).strip("-") or "default") + "-"
+
+
+def _check_claims(ctx: AttemptContext, cfg: KubeConfig) -> None:
+    """Refuse a workspace without a claim, or with a claim that is not the project's (docs/security.md §10)."""
+    prefix = workspace_claim_prefix(ctx.spec.project)
+    for b in ctx.task.workspaces:
+        field = f"task {ctx.task.name!r}: workspaces.{b.name}.claim"
+        if not b.claim:
+            raise MyappError(f"{field}: a workspace needs a PersistentVolumeClaim on the Kubernetes executor")
+        if b.claim == cfg.workflow_space_pvc or not b.claim.startswith(prefix):
+            raise MyappError(f"{field}: {b.claim!r} is not one of the project's claims (named {prefix}...)")
 
 
 def _render_inputs(ctx: AttemptContext, cfg: KubeConfig,
@@ -136,7 +173,8 @@ def _plan(ctx: AttemptContext, cfg: KubeConfig, template: TemplateSpec | None, r
         ref=ref, namespace=cfg.namespace, name=attempt_name(cfg.pod_prefix, ctx.run_id, ctx.task.name, ctx.try_number),
         image=rendered.image, argv=rendered.argv, env=env, workdir=workdir, outputs=rendered.outputs,
         resources=resources, placement=placement, timeout=ctx.task.timeout, mount=cfg.workflow_space_mount,
-        pvc=cfg.workflow_space_pvc, gpu_resource=cfg.gpu_resource, subpath=project_subpath(ctx.spec.project))
+        pvc=cfg.workflow_space_pvc, gpu_resource=cfg.gpu_resource, subpath=project_subpath(ctx.spec.project),
+        workspaces=tuple((b.name, b.claim, mount_path(b)) for b in ctx.task.workspaces))
 
 
 def _distributed_launch(ctx: AttemptContext, template: TemplateSpec, rctx: RenderContext, values: dict[str, str],

@@ -1,0 +1,97 @@
+"""Workspaces on the Kubernetes executor (FakeKubeServer, official client, real Celery worker and
+watcher): the task's pod mounts each workspace's PersistentVolumeClaim at its path and the command
+sees `$(workspaces.NAME.path)` as that path; a claim that is not the project's, or none, fails the
+attempt naming the task and field, before any pod exists. SeqPod runs its steps in one container
+sharing the working directory, labels their lines and names a failed step."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from myapp.catalog.plugins import parse_template
+from tests.integration.engine_helpers import log_text, save, start, task_lines, wait_finished
+from tests.integration.k8s_env import Cluster, k8s_cluster
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+@pytest.fixture(scope="module")
+def cluster(services: Any, broker_url: str) -> Iterator[Cluster]:
+    with k8s_cluster(services, broker_url, backend="fake") as running:
+        yield running
+
+
+def test_a_workspace_is_the_projects_claim_mounted_at_its_path(cluster: Cluster) -> None:
+    svc = cluster.services
+    kube, _ = cluster.fake("the pods are seen as created (they are deleted once the attempt ends)")
+    created: dict[str, Any] = {}
+    kube.add_admission("pods", lambda pod: created.setdefault(pod["metadata"]["name"], copy.deepcopy(pod)))
+    pid = save(svc, """
+        name: k8s-workspaces
+        tasks:
+          - name: use
+            image: alpine:3
+            command: ["sh", "-c", "echo data at $(workspaces.data.path); echo out at $OUT"]
+            env: {OUT: "$(workspaces.out.path)/x"}
+            workspaces: {data: {claim: default-notebook, path: /mnt/data}, out: {claim: default-out}}
+          - {name: stolen, image: alpine:3, command: ["ls", "$(workspaces.w.path)"], workspaces: {w: {claim: other-pvc}}}
+          - {name: unclaimed, image: alpine:3, command: ["ls", "$(workspaces.w.path)"], workspaces: {w: {}}}
+    """)
+    run = wait_finished(svc, start(svc, pid))
+    by = run["by_name"]
+    assert by["use"]["state"] == "succeeded", by["use"]
+    assert task_lines(svc, run["id"], "use") == ["data at /mnt/data", "out at /workspaces/out/x"]
+    pod = created[by["use"]["attempts"][0]["pods"][0]]
+    spec = pod["spec"]
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v}
+    assert claims["ws-data"] == "default-notebook" and claims["ws-out"] == "default-out"
+    mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+    assert mounts["ws-data"] == "/mnt/data" and mounts["ws-out"] == "/workspaces/out"
+    assert by["stolen"]["state"] == "failed" and by["stolen"]["attempts"][0]["pods"] == []
+    assert "workspaces.w.claim: 'other-pvc' is not one of the project's claims" in by["stolen"]["message"]
+    assert "workspaces.w.claim: a workspace needs a PersistentVolumeClaim" in by["unclaimed"]["message"]
+
+
+SEQ = {
+    "name": "seq-k8s", "kind": "seqpod", "image": "python:3.12-slim",
+    "parameters": {"fail_with": {"type": "integer", "default": 0}},
+    "outputs": [{"name": "result", "path": "result.txt", "type": "text"}],
+    "extra": {"steps": [
+        {"name": "write", "script": "echo 'hello from step 1' > shared.txt; echo wrote"},
+        {"name": "read", "language": "python", "script": (
+            "import os, sys\ntext = open('shared.txt').read().strip()\nprint('read:', text)\n"
+            "open('result.txt', 'w').write(text.upper())\nsys.exit(int(os.environ['fail_with']))\n")},
+        {"name": "finish", "command": ["sh", "-c", "touch finished.txt; cat result.txt"]},
+    ]},
+}
+
+
+def test_seqpod_runs_its_steps_in_one_pod_and_names_a_failed_step(cluster: Cluster) -> None:
+    svc = cluster.services
+    other_image = {**SEQ, "name": "seq-k8s-images", "extra": {"steps": [
+        {"name": "a", "command": ["true"]}, {"name": "b", "image": "busybox:1", "command": ["true"]}]}}
+    svc.templates.sync([parse_template(SEQ), parse_template(other_image)], "test", svc.clock.now())
+    pid = save(svc, """
+        name: seq-k8s
+        tasks:
+          - {name: ok, template: seq-k8s}
+          - {name: bad, template: seq-k8s, args: {fail_with: 7}}
+          - {name: images, template: seq-k8s-images}
+    """)
+    run = wait_finished(svc, start(svc, pid))
+    by = run["by_name"]
+    assert by["ok"]["state"] == "succeeded", by["ok"]
+    assert by["ok"]["outputs"]["result"] == {"type": "text", "value": "HELLO FROM STEP 1"}
+    assert task_lines(svc, run["id"], "ok") == ["[write] wrote", "[read] read: hello from step 1",
+                                                "[finish] HELLO FROM STEP 1"]
+    assert len(by["ok"]["attempts"][0]["pods"]) == 1
+    assert by["bad"]["state"] == "failed"
+    assert "step 'read' failed with exit code 7" in by["bad"]["message"], by["bad"]
+    assert "[finish]" not in log_text(svc, run["id"], "bad")
+    assert by["images"]["state"] == "failed"
+    assert "step 'b': a step with its own image (busybox:1) does not run on the Kubernetes executor yet" in \
+        by["images"]["message"]
