@@ -86,6 +86,9 @@ def test_the_compose_file_wires_postgres_redis_web_beat_and_two_workers() -> Non
 def test_the_dockerfile_builds_one_image_for_every_process() -> None:
     text = (DOCKER / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11", text, re.M) and "npm run build" in text
-    assert 'ENTRYPOINT ["myapp"]' in text and re.search(r"pip install \"\.\[postgres\]\"", text)
+    assert 'ENTRYPOINT ["myapp"]' in text
+    extras = re.search(r'pip install "\.\[([a-z0-9,]+)\]"', text)
+    assert extras and {"postgres", "s3"} <= set(extras.group(1).split(",")), \
+        "the image needs PostgreSQL's driver and the S3 artifact repository's (docs/artifacts.md)"
     for copied in ("myapp", "config", "plugins"):
         assert re.search(rf"^COPY {copied} {copied}$", text, re.M)
