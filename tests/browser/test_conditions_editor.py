@@ -3,6 +3,7 @@ YAML they show in the task form, an edit is saved, and what the editor did not t
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -39,3 +40,31 @@ def test_trigger_rule_and_condition_show_in_the_form_and_are_saved(new_page: Any
     assert (spec.task("train").trigger_rule, spec.task("train").when) == ("none_failed", "{{ params.go == 'yes' }}")
     assert (spec.task("cleanup").trigger_rule, spec.task("cleanup").when) == ("all_done", "")
     assert (spec.task("check").trigger_rule, spec.task("check").when) == ("all_success", "")
+
+
+KEPT_YAML = """\
+name: kept-by-the-editor
+tasks:
+  - name: fit
+    image: local
+    command: ['true']
+    workspaces: {data: {claim: default-data, path: /data}}
+    outputs: [{name: model, path: model.bin, type: file, description: the fitted model}]
+"""
+
+
+def test_task_keys_without_a_form_survive_an_editor_save(new_page: Any, live_server: Any,
+                                                         engine_services: Any) -> None:
+    # The editor has no form for workspaces or an output's description: saving from it must write
+    # them back as they were read (it dropped them before), whatever else the user edited.
+    page = new_page()
+    import_yaml(page, live_server.url, KEPT_YAML)
+    select_node(page, "fit")
+    page.fill("[name=task-when]", "{{ 1 == 1 }}")
+    page.click("[data-testid=save]")
+    page.wait_for_selector("[data-testid=version-label]:has-text('version 2')")
+    pipeline_id = int(re.search(r"/pipelines/(\d+)/edit$", page.url).group(1))  # type: ignore[union-attr]
+    exported = json.dumps(engine_services.pipelines.export(pipeline_id))
+    assert "workspaces" in exported and "default-data" in exported and "/data" in exported, exported
+    assert "the fitted model" in exported, exported
+    assert "{{ 1 == 1 }}" in exported, exported

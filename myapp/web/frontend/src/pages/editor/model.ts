@@ -51,8 +51,14 @@ export interface TaskData extends Record<string, unknown> {
   description: string;
   trigger_rule: string;   // docs/rules.md R13; "all_success" is the default and is not written
   when: string;           // docs/rules.md R14; a Jinja condition, "" for none
+  kept?: Record<string, unknown>;   // task keys without a form here (e.g. workspaces): written back as read
   invalid?: boolean;
 }
+
+// The task keys the editor reads into its form and writes back itself; any other key of a stored
+// task (a newer field, `workspaces`) is kept as it came and saved unchanged, never dropped.
+const EDITED_KEYS = new Set(["name", "template", "image", "command", "args", "inputs", "outputs", "retries",
+  "retry_delay", "timeout", "resources", "env", "description", "trigger_rule", "when", "depends_on", "position"]);
 
 export const TRIGGER_RULES = ["all_success", "all_done", "one_failed", "none_failed", "all_skipped"];
 
@@ -188,6 +194,7 @@ export function fromDefinition(def: any, timezone = "UTC"): { meta: PipelineMeta
       retries: task.retries ?? 0, retry_delay: task.retry_delay ?? 0, timeout: task.timeout ?? 0,
       resources: { ...(task.resources ?? {}) }, env: { ...(task.env ?? {}) }, description: task.description ?? "",
       trigger_rule: task.trigger_rule ?? "all_success", when: task.when ?? "",
+      kept: Object.fromEntries(Object.entries(task).filter(([key]) => !EDITED_KEYS.has(key))),
     },
   }));
   // `edges` holds the explicit dependencies only: a `depends_on` entry that a binding of the task
@@ -292,7 +299,8 @@ export function toDefinition(meta: PipelineMeta, nodes: TaskNode[], edges: Edge[
     for (const row of d.inputs) if (row.name) inputs[row.name] = bindingToShort(row.binding);
     if (Object.keys(inputs).length) out.inputs = inputs;
     const outputs = d.outputs.filter((o) => o.name);
-    if (outputs.length) out.outputs = outputs.map((o) => ({ name: o.name, path: o.path, type: o.type || "text" }));
+    // `...o` keeps what the form does not edit (an output's description).
+    if (outputs.length) out.outputs = outputs.map((o) => ({ ...o, name: o.name, path: o.path, type: o.type || "text" }));
     if (d.retries) out.retries = numberOr(d.retries, 0);
     if (d.retry_delay) out.retry_delay = numberOr(d.retry_delay, 0);
     if (d.timeout) out.timeout = numberOr(d.timeout, 0);
@@ -306,6 +314,7 @@ export function toDefinition(meta: PipelineMeta, nodes: TaskNode[], edges: Edge[
     if (Object.keys(res).length) out.resources = res;
     const env = Object.fromEntries(Object.entries(d.env).filter(([k]) => k));
     if (Object.keys(env).length) out.env = env;
+    Object.assign(out, d.kept ?? {});
     out.position = [Math.round(node.position.x), Math.round(node.position.y)];
     return out;
   });
