@@ -79,23 +79,32 @@ def measure(db_url: str, dag: str, run_id: str | None) -> None:
         if run_id is not None:
             where, params = where + " AND run_id = %s", [dag, run_id]
         rows: list[Any] = conn.execute(
-            f"SELECT run_id, task_id, start_date, end_date, state FROM task_instance WHERE {where}", params).fetchall()
+            f"SELECT run_id, task_id, start_date, end_date, state FROM task_instance WHERE {where}", params
+        ).fetchall()
     if not rows:
         raise SystemExit(f"no task instances of {dag} in that database")
     not_done = [r for r in rows if r[4] != "success"]
     if not_done:
-        raise SystemExit(f"{len(not_done)} task instances are not successful yet (e.g. {not_done[0][1]}: {not_done[0][4]})")
+        raise SystemExit(
+            f"{len(not_done)} task instances are not successful yet (e.g. {not_done[0][1]}: {not_done[0][4]})"
+        )
     by_run: dict[str, dict[str, tuple[Any, Any]]] = {}
     for run, task, start, end, _ in rows:
         by_run.setdefault(run, {})[task] = (start, end)
-    hops = [(tasks[name][0] - max(tasks[up][1] for up in ups)).total_seconds() * 1000
-            for tasks in by_run.values() for name, ups in graph.items() if ups]
+    hops = [
+        (tasks[name][0] - max(tasks[up][1] for up in ups)).total_seconds() * 1000
+        for tasks in by_run.values()
+        for name, ups in graph.items()
+        if ups
+    ]
     first, last = min(r[2] for r in rows), max(r[3] for r in rows)
     span = (last - first).total_seconds()
     p50 = statistics.median(hops) if hops else 0.0
     p95 = percentile(hops, 0.95) if hops else 0.0
-    print(f"airflow {shape:<10} {len(rows):>6} tasks {len(rows) / span:>7.0f} tasks/s  hop p50 {p50:7.1f} ms "
-          f"p95 {p95:8.1f} ms  span {span:.1f} s over {len(by_run)} run(s)")
+    print(
+        f"airflow {shape:<10} {len(rows):>6} tasks {len(rows) / span:>7.0f} tasks/s  hop p50 {p50:7.1f} ms "
+        f"p95 {p95:8.1f} ms  span {span:.1f} s over {len(by_run)} run(s)"
+    )
 
 
 def main() -> None:

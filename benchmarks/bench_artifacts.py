@@ -51,7 +51,9 @@ def median_seconds(work: Callable[[int], None], repeat: int) -> float:
     return statistics.median(times)
 
 
-def measure(repo: ArtifactRepository, cases: dict[str, Path], scratch: Path, repeat: int) -> dict[str, tuple[float, float]]:
+def measure(
+    repo: ArtifactRepository, cases: dict[str, Path], scratch: Path, repeat: int
+) -> dict[str, tuple[float, float]]:
     found = {}
     for n, (name, source) in enumerate(cases.items()):
         found[name] = measure_case(repo, n, source, scratch, repeat)
@@ -73,10 +75,13 @@ def main() -> None:
         root = Path(tmp)
         cases = make_cases(root / "cases")
         disk = open_repository(Settings(home=root / "home"))
-        remote = open_repository(Settings(home=root / "home", artifact_repository=s3.url("bench"),
-                                          artifact_s3_endpoint_url=s3.endpoint))
-        results = {"file://": measure(disk, cases, root / "disk", args.repeat),
-                   "s3:// (moto)": measure(remote, cases, root / "s3", args.repeat)}
+        remote = open_repository(
+            Settings(home=root / "home", artifact_repository=s3.url("bench"), artifact_s3_endpoint_url=s3.endpoint)
+        )
+        results = {
+            "file://": measure(disk, cases, root / "disk", args.repeat),
+            "s3:// (moto)": measure(remote, cases, root / "s3", args.repeat),
+        }
     print(f"{'case':24} {'repository':14} {'put s':>8} {'fetch s':>8}")
     for repository, rows in results.items():
         for case, (put, fetch) in rows.items():

@@ -45,8 +45,12 @@ def free_port() -> int:
 def call(base: str, method: str, path: str, body: Any = None, token: str = "") -> tuple[int, Any, float]:
     """Return (status, JSON answer, seconds) of one request."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method, headers={
-        "Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})})
+    req = urllib.request.Request(
+        base + path,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
+    )
     began = time.perf_counter()
     try:
         with urllib.request.urlopen(req, timeout=300) as res:
@@ -80,9 +84,24 @@ class HealthProbe:
 
 
 def start_server(env: dict[str, str], port: int, workers: int, threads: int, log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "myapp", "webserver", "--port", str(port), "--workers",
-                             str(workers), "--threads", str(threads)], env=env, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "myapp",
+            "webserver",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+        ],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -97,8 +116,11 @@ def start_server(env: dict[str, str], port: int, workers: int, threads: int, log
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/postgres",
-                        help="a PostgreSQL server URL, or 'sqlite' for a SQLite file")
+    parser.add_argument(
+        "--database",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a PostgreSQL server URL, or 'sqlite' for a SQLite file",
+    )
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
@@ -116,46 +138,68 @@ def main() -> None:
     try:
         init_database(services, admin_user="admin", admin_password="bench-password-1", admin_email="a@b.c", quiet=True)
         services.db.dispose()
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}, "MYAPP_HOME": str(home),
-               "MYAPP_DATABASE_URL": url, "MYAPP_SECRET_KEY": services.settings.secret_key,
-               "PYTHONPATH": str(REPO)}
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")},
+            "MYAPP_HOME": str(home),
+            "MYAPP_DATABASE_URL": url,
+            "MYAPP_SECRET_KEY": services.settings.secret_key,
+            "PYTHONPATH": str(REPO),
+        }
         port = free_port()
         proc = start_server(env, port, args.workers, args.threads, home / "web.log")
         base = f"http://127.0.0.1:{port}"
-        status, login, _ = call(base, "POST", "/api/v1/security/login",
-                                {"username": "admin", "password": "bench-password-1", "provider": "db"})
+        status, login, _ = call(
+            base,
+            "POST",
+            "/api/v1/security/login",
+            {"username": "admin", "password": "bench-password-1", "provider": "db"},
+        )
         assert status == 200, login
         token = login["access_token"]
         rows: dict[str, list[tuple[float, float]]] = {"save": [], "run": [], "create": []}
         for i in range(args.repeat):
-            tasks = [{"name": f"t{k}", "template": "shell", "args": {"script": f"echo {i}"},
-                      **({"depends_on": [f"t{k - 1}"]} if k else {})} for k in range(args.tasks)]
+            tasks = [
+                {
+                    "name": f"t{k}",
+                    "template": "shell",
+                    "args": {"script": f"echo {i}"},
+                    **({"depends_on": [f"t{k - 1}"]} if k else {}),
+                }
+                for k in range(args.tasks)
+            ]
             with HealthProbe(base) as probe:
-                status, saved, seconds = call(base, "POST", "/api/v1/pipelines/",
-                                              {"name": "huge", "project": "default", "tasks": tasks}, token)
+                status, saved, seconds = call(
+                    base, "POST", "/api/v1/pipelines/", {"name": "huge", "project": "default", "tasks": tasks}, token
+                )
             assert status == 200, saved
             rows["save"].append((seconds, probe.slowest))
             with HealthProbe(base) as probe:
                 status, run, seconds = call(base, "POST", f"/api/v1/pipelines/{saved['id']}/runs", {}, token)
             assert status in (201, 202), run
             rows["run"].append((seconds, probe.slowest))
-            if status == 202:   # the worker's part, off the web server
+            if status == 202:  # the worker's part, off the web server
                 from myapp.db.run_creation import finish_creation
 
                 began = time.perf_counter()
                 assert finish_creation(services.runs, run["id"], services.clock.now())
                 rows["create"].append((time.perf_counter() - began, 0.0))
-        print(f"{args.tasks:,}-task chain, {args.workers} workers x {args.threads} threads, "
-              f"{'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}, {args.repeat} repeats")
-        for what, label in (("save", "save a new version (POST /pipelines/)"),
-                            ("run", "start a run (POST /pipelines/N/runs)"),
-                            ("create", "worker creates the run (finish_creation)")):
+        print(
+            f"{args.tasks:,}-task chain, {args.workers} workers x {args.threads} threads, "
+            f"{'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}, {args.repeat} repeats"
+        )
+        for what, label in (
+            ("save", "save a new version (POST /pipelines/)"),
+            ("run", "start a run (POST /pipelines/N/runs)"),
+            ("create", "worker creates the run (finish_creation)"),
+        ):
             if not rows[what]:
                 continue
             took = [r[0] for r in rows[what]]
             health = [r[1] for r in rows[what]]
-            print(f"  {label:42s} median {statistics.median(took):6.2f} s  max {max(took):6.2f} s   "
-                  + (f"slowest /health meanwhile {max(health) * 1000:6.0f} ms" if what != "create" else "(no request)"))
+            print(
+                f"  {label:42s} median {statistics.median(took):6.2f} s  max {max(took):6.2f} s   "
+                + (f"slowest /health meanwhile {max(health) * 1000:6.0f} ms" if what != "create" else "(no request)")
+            )
     finally:
         if proc is not None:
             os.killpg(proc.pid, 15)

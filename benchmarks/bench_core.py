@@ -36,8 +36,12 @@ from tests.factories import (  # noqa: E402
 
 def chain(n: int) -> object:
     tasks = [make_task("t0", outputs=(make_output(),))]
-    tasks += [make_task(f"t{i}", depends_on=(f"t{i - 1}",), inputs=(from_task("x", f"t{i - 1}.out"),),
-                        outputs=(make_output(),)) for i in range(1, n)]
+    tasks += [
+        make_task(
+            f"t{i}", depends_on=(f"t{i - 1}",), inputs=(from_task("x", f"t{i - 1}.out"),), outputs=(make_output(),)
+        )
+        for i in range(1, n)
+    ]
     return make_pipeline(tasks=tasks)
 
 
@@ -53,8 +57,9 @@ def cases() -> dict[str, Callable[[], object]]:
         "validate a 10,000-task chain": lambda: validate_pipeline(spec, catalog),  # type: ignore[arg-type]
         "plan a pass after a 3-year outage of * * * * *": lambda: plan_pass(schedule, old, 0, outage_end),
         "newest 5 fire times over 3 years": lambda: newest_fire_times("* * * * *", "Europe/Berlin", after, until, 5),
-        "count 3 years of every-minute fire times": lambda: count_fire_times("* * * * *", "Europe/Berlin", after,
-                                                                             until),
+        "count 3 years of every-minute fire times": lambda: count_fire_times(
+            "* * * * *", "Europe/Berlin", after, until
+        ),
         "weight of a million 1000-char strings (stops at the limit)": lambda: weight(big),
     }
 
@@ -69,8 +74,10 @@ def main() -> None:
             started = time.perf_counter()
             case()
             times.append(time.perf_counter() - started)
-        print(f"{name}: median {statistics.median(times) * 1000:.1f} ms (min {min(times) * 1000:.1f}, "
-              f"max {max(times) * 1000:.1f}; {args.repeat} runs)")
+        print(
+            f"{name}: median {statistics.median(times) * 1000:.1f} ms (min {min(times) * 1000:.1f}, "
+            f"max {max(times) * 1000:.1f}; {args.repeat} runs)"
+        )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,13 @@ from benchmarks.databases import drop_database, fresh_database  # noqa: E402
 
 # The product's reconciler timing (config/myapp.yaml). The test suite's (reconcile every second,
 # re-send a message queued for 3 s) would re-send most of a 1000-task backlog several times over.
-PRODUCT_TIMING = {"reconcile_interval": 10, "requeue_after": 120, "heartbeat_timeout": 60,
-                  "heartbeat_interval": 2.0, "kill_grace": 5.0}
+PRODUCT_TIMING = {
+    "reconcile_interval": 10,
+    "requeue_after": 120,
+    "heartbeat_timeout": 60,
+    "heartbeat_interval": 2.0,
+    "kill_grace": 5.0,
+}
 TEST_TIMING = {"heartbeat_interval": 2.0}
 
 
@@ -55,9 +60,11 @@ def attempts(services: Any, run_id: int) -> list[tuple[str, datetime, datetime]]
     from myapp.db.tables import TaskAttempt, TaskInstance
 
     with services.db.read() as s:
-        rows = s.execute(select(TaskInstance.task_name, TaskAttempt.started_at, TaskAttempt.ended_at)
-                         .join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
-                         .where(TaskInstance.run_id == run_id)).all()
+        rows = s.execute(
+            select(TaskInstance.task_name, TaskAttempt.started_at, TaskAttempt.ended_at)
+            .join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
+            .where(TaskInstance.run_id == run_id)
+        ).all()
     return [(name, start, end) for name, start, end in rows]
 
 
@@ -84,6 +91,7 @@ def take_redis_database(url: str) -> tuple[str, Any]:
             def release(index: int = index, taken: str = taken) -> None:
                 redis.Redis.from_url(taken).flushdb()
                 locks.delete(f"myapp:test:lock:{index}")
+
             return taken, release
     raise SystemExit("no free Redis database (1-15 are all locked by test runs)")
 
@@ -147,16 +155,22 @@ class CpuMeter:
             return list(s.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")))
 
     def _redis(self) -> list[int]:
-        return [int(d.name) for d in Path("/proc").glob("[0-9]*")
-                if (d / "comm").exists() and _read(d / "comm").startswith("redis-server")]
+        return [
+            int(d.name)
+            for d in Path("/proc").glob("[0-9]*")
+            if (d / "comm").exists() and _read(d / "comm").startswith("redis-server")
+        ]
 
     def sample(self) -> dict[str, Any]:
         """Return CPU seconds per process of each group, and the machine's busy seconds."""
         cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
         busy = (sum(int(v) for v in cpu[:8]) - int(cpu[3]) - int(cpu[4])) / self.tick  # minus idle, iowait
-        return {"worker": {p: self._proc(p) for p in self._tree()},
-                "postgres": {p: self._proc(p) for p in self._backends()},
-                "redis": {p: self._proc(p) for p in self._redis()}, "machine": busy}
+        return {
+            "worker": {p: self._proc(p) for p in self._tree()},
+            "postgres": {p: self._proc(p) for p in self._backends()},
+            "redis": {p: self._proc(p) for p in self._redis()},
+            "machine": busy,
+        }
 
     @staticmethod
     def used(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
@@ -186,16 +200,26 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379",
-                        help="a Redis server (a free database of it is taken) or a database URL ending in /N")
+    parser.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379",
+        help="a Redis server (a free database of it is taken) or a database URL ending in /N",
+    )
     parser.add_argument("--chain", type=int, default=100)
     parser.add_argument("--fanout", type=int, default=1000)
     parser.add_argument("--pool", choices=["solo", "prefork", "threads"], default="prefork")
-    parser.add_argument("--concurrency", type=int, default=2,
-                        help="prefork processes of the worker, or solo / threads workers (the product's default is 2)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=2,
+        help="prefork processes of the worker, or solo / threads workers (the product's default is 2)",
+    )
     parser.add_argument("--threads", type=int, default=4, help="with --pool threads: threads per worker process")
-    parser.add_argument("--test-timing", action="store_true",
-                        help="the test suite's reconciler timing (re-send queued messages after 3 s) instead of the product's")
+    parser.add_argument(
+        "--test-timing",
+        action="store_true",
+        help="the test suite's reconciler timing (re-send queued messages after 3 s) instead of the product's",
+    )
     parser.add_argument("--cpu-detail", action="store_true", help="print the fan-out CPU of each worker process")
     args = parser.parse_args()
     args.redis, release_redis = take_redis_database(args.redis)
@@ -234,7 +258,8 @@ def run_benchmark(args: argparse.Namespace) -> None:
         worker.start()
     try:
         shape = {"solo": f"{n} x solo", "threads": f"{n} processes x {args.threads} threads"}.get(
-            args.pool, f"prefork, concurrency {n}")
+            args.pool, f"prefork, concurrency {n}"
+        )
         print(f"workers: {args.pool} ({shape})")
         pids = [w.proc.pid for w in workers if w.proc is not None]
         report(services, args, CpuMeter(services, pids))
@@ -252,8 +277,10 @@ def report(services: Any, args: argparse.Namespace, meter: CpuMeter) -> None:
     gaps = [(rows[f"t{i}"][0] - rows[f"t{i - 1}"][1]).total_seconds() * 1000 for i in range(1, args.chain)]
     durations = [(end - start).total_seconds() * 1000 for start, end in rows.values()]
     print(f"chain of {args.chain} no-op tasks: {elapsed:.2f} s wall")
-    print(f"  task->task latency (end of N to start of N+1): p50 {statistics.median(gaps):.1f} ms, "
-          f"p95 {percentile(gaps, 0.95):.1f} ms, max {max(gaps):.1f} ms")
+    print(
+        f"  task->task latency (end of N to start of N+1): p50 {statistics.median(gaps):.1f} ms, "
+        f"p95 {percentile(gaps, 0.95):.1f} ms, max {max(gaps):.1f} ms"
+    )
     print(f"  attempt duration (spawn to exit, logs, outputs): p50 {statistics.median(durations):.1f} ms")
     before = meter.sample()
     run_id, elapsed = run_and_wait(services, fanout_yaml(args.fanout), 900)
@@ -265,9 +292,11 @@ def report(services: Any, args: argparse.Namespace, meter: CpuMeter) -> None:
     print(f"  throughput: {len(leaves) / span:.0f} tasks/s ({args.concurrency} worker processes)")
     per = {k: v * 1000 / (args.fanout + 1) for k, v in used.items()}
     ours = per["worker"] + per["postgres"] + per["redis"]
-    print(f"  CPU per task: {ours:.1f} ms = worker tree {per['worker']:.1f} + postgres backends "
-          f"{per['postgres']:.1f} + redis-server {per['redis']:.1f}; whole machine {per['machine']:.1f} ms "
-          f"({used['machine'] / elapsed:.2f} of {os.cpu_count()} cpus busy)")
+    print(
+        f"  CPU per task: {ours:.1f} ms = worker tree {per['worker']:.1f} + postgres backends "
+        f"{per['postgres']:.1f} + redis-server {per['redis']:.1f}; whole machine {per['machine']:.1f} ms "
+        f"({used['machine'] / elapsed:.2f} of {os.cpu_count()} cpus busy)"
+    )
     if args.cpu_detail:
         for pid, cpu in sorted(after["worker"].items()):
             spent = (cpu - before["worker"].get(pid, 0.0)) * 1000 / (args.fanout + 1)

@@ -73,8 +73,12 @@ def ended(services: Any) -> dict[int, datetime]:
     from myapp.db.tables import TaskAttempt
 
     with services.db.read() as s:
-        return {i: e for i, e in s.execute(select(TaskAttempt.id, TaskAttempt.ended_at)
-                                           .where(TaskAttempt.ended_at.is_not(None))).all()}
+        return {
+            i: e
+            for i, e in s.execute(
+                select(TaskAttempt.id, TaskAttempt.ended_at).where(TaskAttempt.ended_at.is_not(None))
+            ).all()
+        }
 
 
 def wait_for(what: str, predicate: Any, timeout: float, every: float = 0.1) -> float:
@@ -92,11 +96,19 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="completions per second in the steady phase")
     parser.add_argument("--database", default="sqlite", help="sqlite (default) or a PostgreSQL server URL")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle measurement")
-    parser.add_argument("--log-streams", type=int, default=2000,
-                        help="live log streams of the watcher (0: read each log once at the end)")
+    parser.add_argument(
+        "--log-streams",
+        type=int,
+        default=2000,
+        help="live log streams of the watcher (0: read each log once at the end)",
+    )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13", help="live logs; '' for files only")
-    parser.add_argument("--server", choices=("fake", "real"), default="fake",
-                        help="fake: tests/k8sfake; real: kube-apiserver of scripts/k8s-testenv + the node simulator")
+    parser.add_argument(
+        "--server",
+        choices=("fake", "real"),
+        default="fake",
+        help="fake: tests/k8sfake; real: kube-apiserver of scripts/k8s-testenv + the node simulator",
+    )
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="myapp-bench-k8s-"))
@@ -129,8 +141,10 @@ class FakeCluster:
         return "{name: work, image: 'busybox:1.36', command: ['true']}"
 
     def pods(self) -> dict[str, int]:
-        return {p["metadata"]["name"]: int(p["metadata"]["labels"]["myapp/attempt"])
-                for p in self.kube.store.items("pods", NAMESPACE)}
+        return {
+            p["metadata"]["name"]: int(p["metadata"]["labels"]["myapp/attempt"])
+            for p in self.kube.store.items("pods", NAMESPACE)
+        }
 
     def run_all(self, pods: dict[str, int]) -> None:
         for name in pods:
@@ -147,9 +161,11 @@ class FakeCluster:
         requests = self.kube.requests
         watches = sum(1 for r in requests if r.path.endswith("/pods") and r.query.get("watch") == "true")
         lists = sum(1 for r in requests if r.method == "GET" and r.path.endswith("/pods") and "watch" not in r.query)
-        return (f"{watches} pod watch(es), {lists} pod list(s), "
-                f"{sum(1 for r in requests if r.path.endswith('/log'))} log requests, "
-                f"{sum(1 for r in requests if r.method == 'DELETE')} deletes")
+        return (
+            f"{watches} pod watch(es), {lists} pod list(s), "
+            f"{sum(1 for r in requests if r.path.endswith('/log'))} log requests, "
+            f"{sum(1 for r in requests if r.method == 'DELETE')} deletes"
+        )
 
 
 def real(args: argparse.Namespace, home: Path) -> None:
@@ -161,8 +177,10 @@ def real(args: argparse.Namespace, home: Path) -> None:
     if why:
         raise SystemExit(f"--server real cannot run here: {why}")
     # kubelet's maxPods is 110: this node takes them all (--max-pods on a real node)
-    config = replace(test_config(), capacity={"cpu": "1000", "memory": "4000Gi", "pods": str(args.pods + 10),
-                                              "ephemeral-storage": "100Ti"})
+    config = replace(
+        test_config(),
+        capacity={"cpu": "1000", "memory": "4000Gi", "pods": str(args.pods + 10), "ephemeral-storage": "100Ti"},
+    )
     env = TestEnv(home / "testenv", config).start()
     try:
         run(args, home, RealCluster(env, home))
@@ -188,8 +206,10 @@ class RealCluster:
 
     def task(self) -> str:
         # Prints a line, then waits; SIGUSR1 ends it with exit code 0 (see finish).
-        return ("{name: work, image: 'busybox:1.36', command: ['sh', '-c', "
-                "'echo \"$MYAPP_ATTEMPT_ID started\"; trap \"exit 0\" USR1; sleep 86400 & wait']}")
+        return (
+            "{name: work, image: 'busybox:1.36', command: ['sh', '-c', "
+            '\'echo "$MYAPP_ATTEMPT_ID started"; trap "exit 0" USR1; sleep 86400 & wait\']}'
+        )
 
     def pods(self) -> dict[str, int]:
         listed = self.env.admin.get(f"/api/v1/namespaces/{self.namespace}/pods") or {}
@@ -201,7 +221,7 @@ class RealCluster:
             phases = [(p.get("status") or {}).get("phase") for p in listed.get("items", [])]
             return phases.count("Running") >= len(pods)
 
-        took = wait_for("every pod to run on the simulated node", running, 1800, every=1.0)   # lists every pod
+        took = wait_for("every pod to run on the simulated node", running, 1800, every=1.0)  # lists every pod
         print(f"all {len(pods)} pods Running on the simulated node {took:.1f} s after their creation")
 
     def follows(self) -> int:
@@ -223,8 +243,12 @@ class RealCluster:
         for line in audit.read_text().splitlines() if audit.exists() else []:
             event = json.loads(line)
             ref = event.get("objectRef") or {}
-            if event.get("stage") == "ResponseComplete" and event.get("verb") == "patch" \
-                    and ref.get("subresource") == "status" and ref.get("namespace") == self.namespace:
+            if (
+                event.get("stage") == "ResponseComplete"
+                and event.get("verb") == "patch"
+                and ref.get("subresource") == "status"
+                and ref.get("namespace") == self.namespace
+            ):
                 at = datetime.fromisoformat(str(event["stageTimestamp"]).replace("Z", "+00:00"))
                 posts.setdefault(str(ref.get("name")), []).append(at)
         out = {}
@@ -244,8 +268,11 @@ class RealCluster:
             ref = event.get("objectRef") or {}
             # a watch is counted when it opens (ResponseStarted), everything else when it completes
             stage = "ResponseStarted" if event.get("verb") == "watch" else "ResponseComplete"
-            if event.get("stage") != stage or ref.get("namespace") != self.namespace \
-                    or "system:masters" in (event.get("user") or {}).get("groups", []):
+            if (
+                event.get("stage") != stage
+                or ref.get("namespace") != self.namespace
+                or "system:masters" in (event.get("user") or {}).get("groups", [])
+            ):
                 continue
             what = ref.get("resource", "") + ("/" + ref["subresource"] if ref.get("subresource") else "")
             key = f"{event.get('verb')} {what}"
@@ -265,21 +292,37 @@ def run(args: argparse.Namespace, home: Path, cluster: Any) -> None:
 
     url = fresh_database(args.database, home)
     kubeconfig, namespace = cluster.kubeconfig, cluster.namespace
-    settings = make_settings(home, url, heartbeat_interval=2.0, executor="kubernetes", k8s_namespace=namespace,
-                             k8s_kubeconfig=str(kubeconfig), k8s_group="bench", k8s_workflow_space_pvc="ws",
-                             workflow_space=cluster.workflow_space)
+    settings = make_settings(
+        home,
+        url,
+        heartbeat_interval=2.0,
+        executor="kubernetes",
+        k8s_namespace=namespace,
+        k8s_kubeconfig=str(kubeconfig),
+        k8s_group="bench",
+        k8s_workflow_space_pvc="ws",
+        workflow_space=cluster.workflow_space,
+    )
     services = build_services(settings)
     init_database(services, admin_user="admin", admin_password="bench", admin_email="a@b.c", quiet=True)
-    env = k8s_env(worker_env(settings, "filesystem://"), kubeconfig, namespace, MYAPP_K8S_NAMESPACE=namespace,
-                  MYAPP_K8S_GROUP="bench", MYAPP_HEARTBEAT_INTERVAL="2", MYAPP_HEARTBEAT_TIMEOUT="60",
-                  MYAPP_K8S_LOG_STREAMS=str(args.log_streams))
+    env = k8s_env(
+        worker_env(settings, "filesystem://"),
+        kubeconfig,
+        namespace,
+        MYAPP_K8S_NAMESPACE=namespace,
+        MYAPP_K8S_GROUP="bench",
+        MYAPP_HEARTBEAT_INTERVAL="2",
+        MYAPP_HEARTBEAT_TIMEOUT="60",
+        MYAPP_K8S_LOG_STREAMS=str(args.log_streams),
+    )
     env.pop("MYAPP_BROKER_URL")
     env.pop("MYAPP_REDIS_URL", None)
     if args.redis:
-        env["MYAPP_REDIS_URL"] = args.redis      # live log lines go to Redis as in production
+        env["MYAPP_REDIS_URL"] = args.redis  # live log lines go to Redis as in production
     watcher_log = home / "watcher.log"
-    watcher = subprocess.Popen([sys.executable, "-m", "myapp", "k8s-watcher"], env=env,
-                               stdout=watcher_log.open("ab"), stderr=subprocess.STDOUT)
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "myapp", "k8s-watcher"], env=env, stdout=watcher_log.open("ab"), stderr=subprocess.STDOUT
+    )
     try:
         wait_for("the watcher", lambda: b"watching" in watcher_log.read_bytes(), 60)
         proc = Proc(watcher.pid)
@@ -287,8 +330,9 @@ def run(args: argparse.Namespace, home: Path, cluster: Any) -> None:
         pid = save(services, f"name: bench-k8s\ntasks:\n  - {cluster.task()}\n")
         for _ in range(args.pods):
             start(services, pid)
-        executor = KubernetesExecutor(kube_config(settings), services.templates,
-                                      Launcher(cluster.api_client(), namespace))
+        executor = KubernetesExecutor(
+            kube_config(settings), services.templates, Launcher(cluster.api_client(), namespace)
+        )
         began = time.perf_counter()
         for ti_id in services.attempts.claimable(limit=args.pods * 2):
             launch_task_instance(ti_id, services, executor)
@@ -297,22 +341,30 @@ def run(args: argparse.Namespace, home: Path, cluster: Any) -> None:
         cluster.run_all(pods)
         streams = min(len(pods), args.log_streams)
         settle = wait_for("the live log streams", lambda: cluster.follows() >= streams, 600)
-        own = Proc(os.getpid())           # this process: the fake server, or the node simulator
+        own = Proc(os.getpid())  # this process: the fake server, or the node simulator
         cpu0, own0 = proc.cpu(), own.cpu()
         time.sleep(args.idle)
         idle_cpu, own_cpu = proc.cpu() - cpu0, own.cpu() - own0
         idle_rss, threads = proc.rss_mib(), proc.status("Threads")
-        print(f"pods: {len(pods)} running (launched through the client in {launched:.1f} s, "
-              f"{len(pods) / launched:.0f} pods/s); {streams} live log streams open {settle:.1f} s after Running")
-        print(f"watcher idle with {len(pods)} running pods: CPU {idle_cpu / args.idle * 100:.1f}% of one core, "
-              f"RSS {idle_rss:.0f} MiB (empty: {base_rss:.0f} MiB, "
-              f"{(idle_rss - base_rss) * 1024 / len(pods):.0f} KiB per pod), {threads} threads")
-        print(f"this process ({cluster.side}) meanwhile: CPU {own_cpu / args.idle * 100:.1f}% of one core, "
-              f"{own.status('Threads')} threads, RSS {own.rss_mib():.0f} MiB")
+        print(
+            f"pods: {len(pods)} running (launched through the client in {launched:.1f} s, "
+            f"{len(pods) / launched:.0f} pods/s); {streams} live log streams open {settle:.1f} s after Running"
+        )
+        print(
+            f"watcher idle with {len(pods)} running pods: CPU {idle_cpu / args.idle * 100:.1f}% of one core, "
+            f"RSS {idle_rss:.0f} MiB (empty: {base_rss:.0f} MiB, "
+            f"{(idle_rss - base_rss) * 1024 / len(pods):.0f} KiB per pod), {threads} threads"
+        )
+        print(
+            f"this process ({cluster.side}) meanwhile: CPU {own_cpu / args.idle * 100:.1f}% of one core, "
+            f"{own.status('Threads')} threads, RSS {own.rss_mib():.0f} MiB"
+        )
         complete(args, cluster, services, proc, pods)
         print(f"API requests: {cluster.requests()}")
-        print(f"server: {args.server}, database: {services.db.engine.dialect.name}, python {sys.version.split()[0]}, "
-              f"cpus {os.cpu_count()}, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print(
+            f"server: {args.server}, database: {services.db.engine.dialect.name}, python {sys.version.split()[0]}, "
+            f"cpus {os.cpu_count()}, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+        )
     finally:
         watcher.terminate()
         watcher.wait(30)
@@ -325,7 +377,7 @@ def complete(args: argparse.Namespace, cluster: Any, services: Any, proc: Proc, 
     half = len(names) // 2
     finished_at: dict[int, datetime] = {}
     cpu0, began = proc.cpu(), time.perf_counter()
-    for i, name in enumerate(names[:half]):   # steady: `rate` completions per second
+    for i, name in enumerate(names[:half]):  # steady: `rate` completions per second
         delay = began + i / args.rate - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
@@ -336,7 +388,7 @@ def complete(args: argparse.Namespace, cluster: Any, services: Any, proc: Proc, 
     steady_cpu, steady_wall = proc.cpu() - cpu0, time.perf_counter() - began
     report("steady", finished_at, ended(services))
     cpu0, began = proc.cpu(), time.perf_counter()
-    for name in names[half:]:                 # burst: everything else as fast as the fake server takes it
+    for name in names[half:]:  # burst: everything else as fast as the fake server takes it
         finished_at[pods[name]] = datetime.now(UTC)
         cluster.finish(name)
     burst_issued = time.perf_counter() - began
@@ -344,28 +396,40 @@ def complete(args: argparse.Namespace, cluster: Any, services: Any, proc: Proc, 
     drain = time.perf_counter() - began
     burst_cpu = proc.cpu() - cpu0
     report("burst", {k: finished_at[pods[n]] for n in names[half:] for k in [pods[n]]}, ended(services))
-    if hasattr(cluster, "status_posted"):   # the real server: the watcher's part alone, from the API server's side
-        time.sleep(2)                       # the audit log is written in batches (1 s)
+    if hasattr(cluster, "status_posted"):  # the real server: the watcher's part alone, from the API server's side
+        time.sleep(2)  # the audit log is written in batches (1 s)
         posted = cluster.status_posted(pods, finished_at)
         steady = {pods[n] for n in names[:half]}
-        report("steady, from the terminated status at the API server", {i: t for i, t in posted.items() if i in steady},
-               ended(services))
-        report("burst, from the terminated status at the API server",
-               {i: t for i, t in posted.items() if i not in steady}, ended(services))
-    print(f"  steady phase: {half} completions at {args.rate:g}/s (achieved {half / issued:.0f}/s), "
-          f"watcher CPU {steady_cpu:.1f} s "
-          f"({steady_cpu / steady_wall * 100:.0f}% of one core, {steady_cpu / half * 1000:.1f} ms per attempt)")
-    print(f"  burst phase: {len(names) - half} completions issued in {burst_issued:.1f} s, all finished "
-          f"{drain:.1f} s after the first "
-          f"({(len(names) - half) / drain:.0f} attempts/s), watcher CPU {burst_cpu:.1f} s; "
-          f"peak RSS {proc.rss_mib('VmHWM'):.0f} MiB")
+        report(
+            "steady, from the terminated status at the API server",
+            {i: t for i, t in posted.items() if i in steady},
+            ended(services),
+        )
+        report(
+            "burst, from the terminated status at the API server",
+            {i: t for i, t in posted.items() if i not in steady},
+            ended(services),
+        )
+    print(
+        f"  steady phase: {half} completions at {args.rate:g}/s (achieved {half / issued:.0f}/s), "
+        f"watcher CPU {steady_cpu:.1f} s "
+        f"({steady_cpu / steady_wall * 100:.0f}% of one core, {steady_cpu / half * 1000:.1f} ms per attempt)"
+    )
+    print(
+        f"  burst phase: {len(names) - half} completions issued in {burst_issued:.1f} s, all finished "
+        f"{drain:.1f} s after the first "
+        f"({(len(names) - half) / drain:.0f} attempts/s), watcher CPU {burst_cpu:.1f} s; "
+        f"peak RSS {proc.rss_mib('VmHWM'):.0f} MiB"
+    )
 
 
 def report(phase: str, finished_at: dict[int, datetime], ends: dict[int, datetime]) -> None:
     latencies = [(ends[i] - t).total_seconds() * 1000 for i, t in finished_at.items() if i in ends]
-    print(f"latency pod terminated -> attempt finished ({phase}, n={len(latencies)}): "
-          f"p50 {statistics.median(latencies):.0f} ms, p95 {percentile(latencies, 0.95):.0f} ms, "
-          f"max {max(latencies):.0f} ms")
+    print(
+        f"latency pod terminated -> attempt finished ({phase}, n={len(latencies)}): "
+        f"p50 {statistics.median(latencies):.0f} ms, p95 {percentile(latencies, 0.95):.0f} ms, "
+        f"max {max(latencies):.0f} ms"
+    )
 
 
 if __name__ == "__main__":

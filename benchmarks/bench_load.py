@@ -36,8 +36,13 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.databases import drop_database, fresh_database  # noqa: E402
 
-PRODUCT_TIMING = {"reconcile_interval": 10, "requeue_after": 120, "heartbeat_timeout": 60,
-                  "heartbeat_interval": 2.0, "kill_grace": 5.0}
+PRODUCT_TIMING = {
+    "reconcile_interval": 10,
+    "requeue_after": 120,
+    "heartbeat_timeout": 60,
+    "heartbeat_interval": 2.0,
+    "kill_grace": 5.0,
+}
 
 
 def take_redis_database(base: str) -> tuple[str, Any]:
@@ -45,8 +50,14 @@ def take_redis_database(base: str) -> tuple[str, Any]:
     import redis
 
     client = redis.Redis.from_url(base.rstrip("/") + "/0")
-    index = next((i for i in range(15, 0, -1)
-                  if client.set(f"myapp:test:lock:{i}", f"bench_load-{os.getpid()}", nx=True, ex=7200)), None)
+    index = next(
+        (
+            i
+            for i in range(15, 0, -1)
+            if client.set(f"myapp:test:lock:{i}", f"bench_load-{os.getpid()}", nx=True, ex=7200)
+        ),
+        None,
+    )
     if index is None:
         raise SystemExit("no free Redis database (all of 1-15 are locked by test runs)")
     url = f"{base.rstrip('/')}/{index}"
@@ -55,6 +66,7 @@ def take_redis_database(base: str) -> tuple[str, Any]:
     def release() -> None:
         redis.Redis.from_url(url).flushdb()
         client.delete(f"myapp:test:lock:{index}")
+
     return url, release
 
 
@@ -124,8 +136,12 @@ def main() -> None:
     parser.add_argument("--creators", type=int, default=2, help="threads creating runs at once")
     parser.add_argument("--pool", choices=["solo", "prefork"], default="prefork")
     parser.add_argument("--timeout", type=float, default=3600)
-    parser.add_argument("--requeue-after", type=int, default=PRODUCT_TIMING["requeue_after"],
-                        help="seconds before the reconciler re-sends a queued task's message (product: 120)")
+    parser.add_argument(
+        "--requeue-after",
+        type=int,
+        default=PRODUCT_TIMING["requeue_after"],
+        help="seconds before the reconciler re-sends a queued task's message (product: 120)",
+    )
     args = parser.parse_args()
 
     from myapp.cli.process import init_database
@@ -151,10 +167,12 @@ def main() -> None:
             workers = [WorkerProcess(env, 2, "prefork")]
         for worker in workers:
             worker.start()
-        print(f"workers: {'2 x solo' if args.pool == 'solo' else 'one worker, prefork pool of 2'}, with beat "
-              f"(reconcile every {settings.reconcile_interval} s, re-send queued after {settings.requeue_after} s); "
-              f"database {services.db.engine.dialect.name}; "
-              f"python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+        print(
+            f"workers: {'2 x solo' if args.pool == 'solo' else 'one worker, prefork pool of 2'}, with beat "
+            f"(reconcile every {settings.reconcile_interval} s, re-send queued after {settings.requeue_after} s); "
+            f"database {services.db.engine.dialect.name}; "
+            f"python {sys.version.split()[0]}, {os.cpu_count()} cpus"
+        )
         ok = measure(services, args, workers)
     finally:
         for worker in workers:
@@ -178,33 +196,45 @@ def measure(services: Any, args: argparse.Namespace, workers: list[Any]) -> bool
     sampler.start()
     began = time.perf_counter()
     created_in = launch(services, pipeline_id, args.runs, creators=args.creators)
-    print(f"created {args.runs} runs in {created_in:.1f} s: {args.runs / created_in:.0f} runs/s "
-          f"({args.creators} creator threads, RunStore.create_run)")
+    print(
+        f"created {args.runs} runs in {created_in:.1f} s: {args.runs / created_in:.0f} runs/s "
+        f"({args.creators} creator threads, RunStore.create_run)"
+    )
     finished = wait_all(services, pipeline_id, args.runs, args.timeout)
     wall = time.perf_counter() - began
     sampler.stopping.set()
     sampler.join()
     report = check(services, pipeline_id, args.runs)
     tasks = args.runs * len(TASKS)
-    print(f"all runs terminal: {finished}; wall time {wall:.1f} s (creation start -> last run terminal), "
-          f"{tasks / wall:.1f} tasks/s over the wall time")
+    print(
+        f"all runs terminal: {finished}; wall time {wall:.1f} s (creation start -> last run terminal), "
+        f"{tasks / wall:.1f} tasks/s over the wall time"
+    )
     for line in report.lines():
         print("  " + line)
-    print(f"peak worker RSS: {sampler.peak_total / 2**20:.0f} MiB summed over the {sampler.processes} worker processes "
-          f"(main, pool, beat; PSS {sampler.peak_pss / 2**20:.0f} MiB), {sampler.peak_one / 2**20:.0f} MiB the largest one")
+    print(
+        f"peak worker RSS: {sampler.peak_total / 2**20:.0f} MiB summed over the {sampler.processes} worker processes "
+        f"(main, pool, beat; PSS {sampler.peak_pss / 2**20:.0f} MiB), {sampler.peak_one / 2**20:.0f} MiB the largest one"
+    )
     received = sum(w.log.read_text(errors="replace").count("myapp.execute_task_instance[") // 2 for w in workers)
-    print(f"execute messages handled by the workers: ~{received} for {tasks + 20} task instances "
-          f"(more means the reconciler re-sent stale messages; a duplicate claims nothing)")
-    print(f"load average (1 min): {load_before[0]:.1f} before, peak {sampler.peak_load:.1f}, "
-          f"{os.getloadavg()[0]:.1f} after")
+    print(
+        f"execute messages handled by the workers: ~{received} for {tasks + 20} task instances "
+        f"(more means the reconciler re-sent stale messages; a duplicate claims nothing)"
+    )
+    print(
+        f"load average (1 min): {load_before[0]:.1f} before, peak {sampler.peak_load:.1f}, "
+        f"{os.getloadavg()[0]:.1f} after"
+    )
     if report.problems or not finished:
         print(f"LOST OR ALTERED WORK ({len(report.problems)} problems):")
         for problem in report.problems:
             print("  " + problem)
         return False
-    print(f"nothing lost: {report.runs['succeeded']} runs, {report.task_instances['succeeded']} task instances, "
-          f"1 attempt each, {report.logs_checked} logs, {report.outputs_checked} outputs intact; "
-          f"run duration p50 {statistics.median(report.run_seconds):.1f} s")
+    print(
+        f"nothing lost: {report.runs['succeeded']} runs, {report.task_instances['succeeded']} task instances, "
+        f"1 attempt each, {report.logs_checked} logs, {report.outputs_checked} outputs intact; "
+        f"run duration p50 {statistics.median(report.run_seconds):.1f} s"
+    )
     return True
 
 

@@ -40,10 +40,12 @@ BATCH = 5000
 
 
 def pipeline_yaml(project: str, name: str) -> str:
-    return (f"name: {name}\nproject: {project}\ntasks:\n"
-            "  - {name: a, image: local, command: ['true']}\n"
-            "  - {name: b, image: local, command: ['true'], depends_on: [a]}\n"
-            "  - {name: c, image: local, command: ['true'], depends_on: [b]}\n")
+    return (
+        f"name: {name}\nproject: {project}\ntasks:\n"
+        "  - {name: a, image: local, command: ['true']}\n"
+        "  - {name: b, image: local, command: ['true'], depends_on: [a]}\n"
+        "  - {name: c, image: local, command: ['true'], depends_on: [b]}\n"
+    )
 
 
 def seed_pipelines(services: Any) -> list[tuple[int, int, int]]:
@@ -72,7 +74,7 @@ def seed_runs(services: Any, pipelines: list[tuple[int, int, int]], count: int) 
     from myapp.db.tables import Run, TaskInstance
 
     rng = random.Random(7)
-    weights = [1 + (i % 4) * 2 for i in range(len(pipelines))]   # some pipelines run more than others
+    weights = [1 + (i % 4) * 2 for i in range(len(pipelines))]  # some pipelines run more than others
     now = datetime.now(UTC).replace(microsecond=0)
     start = now - timedelta(days=90)
     step = (now - start) / count
@@ -84,19 +86,45 @@ def seed_runs(services: Any, pipelines: list[tuple[int, int, int]], count: int) 
             created = start + step * i
             state = rng.choices([s for s, _ in STATES], [w for _, w in STATES])[0]
             ended = created + timedelta(seconds=rng.randint(5, 900)) if state not in ("running", "queued") else None
-            rows.append({
-                "pipeline_id": pid, "version_id": vid, "project_id": project,
-                "trigger": rng.choices([t for t, _ in TRIGGERS], [w for _, w in TRIGGERS])[0], "state": state,
-                "params": {"day": created.strftime("%Y-%m-%d")}, "execution_date": created,
-                "execution_date_text": created.strftime("%Y-%m-%d %H:%M:%S"), "runner": "bench", "message": "",
-                "timeout": 0, "created_at": created, "updated_at": ended or created,
-                "started_at": None if state == "queued" else created, "ended_at": ended})
+            rows.append(
+                {
+                    "pipeline_id": pid,
+                    "version_id": vid,
+                    "project_id": project,
+                    "trigger": rng.choices([t for t, _ in TRIGGERS], [w for _, w in TRIGGERS])[0],
+                    "state": state,
+                    "params": {"day": created.strftime("%Y-%m-%d")},
+                    "execution_date": created,
+                    "execution_date_text": created.strftime("%Y-%m-%d %H:%M:%S"),
+                    "runner": "bench",
+                    "message": "",
+                    "timeout": 0,
+                    "created_at": created,
+                    "updated_at": ended or created,
+                    "started_at": None if state == "queued" else created,
+                    "ended_at": ended,
+                }
+            )
         with services.db.write() as s:
-            ids = s.execute(insert(Run.__table__).returning(Run.__table__.c.id, sort_by_parameter_order=True),
-                            rows).scalars().all()
-            tis = [{"run_id": run_id, "task_name": name, "state": "succeeded", "try_number": 1, "max_tries": 1,
-                    "inputs": {}, "outputs": {}, "message": ""}
-                   for run_id in ids[::5] for name in ("a", "b", "c")]
+            ids = (
+                s.execute(insert(Run.__table__).returning(Run.__table__.c.id, sort_by_parameter_order=True), rows)
+                .scalars()
+                .all()
+            )
+            tis = [
+                {
+                    "run_id": run_id,
+                    "task_name": name,
+                    "state": "succeeded",
+                    "try_number": 1,
+                    "max_tries": 1,
+                    "inputs": {},
+                    "outputs": {},
+                    "message": "",
+                }
+                for run_id in ids[::5]
+                for name in ("a", "b", "c")
+            ]
             s.execute(insert(TaskInstance.__table__), tis)
     return time.perf_counter() - began
 
@@ -131,8 +159,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def time_request(client: Any, auth: dict[str, str], url: str, repeat: int, counter: StatementCounter
-                 ) -> tuple[list[float], int, int]:
+def time_request(
+    client: Any, auth: dict[str, str], url: str, repeat: int, counter: StatementCounter
+) -> tuple[list[float], int, int]:
     """Return (milliseconds per call, statements per call, rows in the answer)."""
     res = client.get(url, headers=auth)
     assert res.status_code == 200, (url, res.status_code, res.get_data(as_text=True)[:300])
@@ -165,16 +194,25 @@ def queries(pipeline_id: int) -> list[tuple[str, str, dict[str, Any] | None]]:
     return [
         ("runs page (limit 25, newest first)", "/api/v1/runs/?limit=25", {"limit": 25}),
         ("API first page (default limit 50)", "/api/v1/runs/", {}),
-        ("filtered by pipeline", f"/api/v1/runs/?pipeline_id={pipeline_id}&limit=25",
-         {"pipeline_id": pipeline_id, "limit": 25}),
+        (
+            "filtered by pipeline",
+            f"/api/v1/runs/?pipeline_id={pipeline_id}&limit=25",
+            {"pipeline_id": pipeline_id, "limit": 25},
+        ),
         ("filtered by state=failed", "/api/v1/runs/?state=failed&limit=25", {"state": "failed", "limit": 25}),
         ("filtered by state=running", "/api/v1/runs/?state=running&limit=25", {"state": "running", "limit": 25}),
         ("filtered by trigger=debug", "/api/v1/runs/?trigger=debug&limit=25", {"trigger": "debug", "limit": 25}),
-        ("pipeline + state=failed", f"/api/v1/runs/?pipeline_id={pipeline_id}&state=failed&limit=25",
-         {"pipeline_id": pipeline_id, "state": "failed", "limit": 25}),
+        (
+            "pipeline + state=failed",
+            f"/api/v1/runs/?pipeline_id={pipeline_id}&state=failed&limit=25",
+            {"pipeline_id": pipeline_id, "state": "failed", "limit": 25},
+        ),
         ("deep page (offset 10,000)", "/api/v1/runs/?offset=10000&limit=25", {"offset": 10000, "limit": 25}),
-        ("pipeline, deep page (offset 2,000)", f"/api/v1/runs/?pipeline_id={pipeline_id}&offset=2000&limit=25",
-         {"pipeline_id": pipeline_id, "offset": 2000, "limit": 25}),
+        (
+            "pipeline, deep page (offset 2,000)",
+            f"/api/v1/runs/?pipeline_id={pipeline_id}&offset=2000&limit=25",
+            {"pipeline_id": pipeline_id, "offset": 2000, "limit": 25},
+        ),
         ("runs page: pipeline names", "/api/v1/pipelines/", None),
         ("who am I (/me/)", "/api/v1/me/", None),
     ]
@@ -182,8 +220,11 @@ def queries(pipeline_id: int) -> list[tuple[str, str, dict[str, Any] | None]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/postgres",
-                        help="a PostgreSQL server URL, or 'sqlite' for a SQLite file")
+    parser.add_argument(
+        "--database",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a PostgreSQL server URL, or 'sqlite' for a SQLite file",
+    )
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--explain", action="store_true", help="print the query plan of the list queries")
@@ -201,9 +242,11 @@ def main() -> None:
         pipelines = seed_pipelines(services)
         seconds = seed_runs(services, pipelines, args.runs)
         analyse(services)
-        print(f"database {services.db.engine.dialect.name}: {args.runs} runs over {len(pipelines)} pipelines in "
-              f"{PROJECTS} projects inserted in {seconds:.1f} s; python {sys.version.split()[0]}, "
-              f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"database {services.db.engine.dialect.name}: {args.runs} runs over {len(pipelines)} pipelines in "
+            f"{PROJECTS} projects inserted in {seconds:.1f} s; python {sys.version.split()[0]}, "
+            f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}"
+        )
         report(services, pipelines, args)
         print(f"load average (1 min) after: {os.getloadavg()[0]:.1f}")
     finally:
@@ -223,7 +266,10 @@ def report(services: Any, pipelines: list[tuple[int, int, int]], args: argparse.
     with services.db.read() as s:
         names = {project_id: name for project_id, name in s.execute(select(Project.id, Project.name))}
     users: list[tuple[str, str, list[int] | None]] = [
-        ("admin", "bench-pass", None), ("member2", "member2-pass", projects[1:3]), ("member1", "member1-pass", projects[1:2])]
+        ("admin", "bench-pass", None),
+        ("member2", "member2-pass", projects[1:3]),
+        ("member1", "member1-pass", projects[1:2]),
+    ]
     with app.app_context():
         for name, _, scope in users[1:]:
             user = ensure_user(app, name, "User")
@@ -240,8 +286,10 @@ def report(services: Any, pipelines: list[tuple[int, int, int]], args: argparse.
         for label, url, filters in queries(own):
             times, statements, rows = time_request(client, auth, url, args.repeat, counter)
             sql = f"{time_query(services, filters, scope, args.repeat):7.1f}" if filters is not None else "      -"
-            print(f"{label:<38} {user:<8} {statistics.median(times):7.1f} {percentile(times, 0.95):7.1f} "
-                  f"{max(times):7.1f} {sql} {statements:5d} {rows:5d}")
+            print(
+                f"{label:<38} {user:<8} {statistics.median(times):7.1f} {percentile(times, 0.95):7.1f} "
+                f"{max(times):7.1f} {sql} {statements:5d} {rows:5d}"
+            )
     if args.explain:
         explain(services, projects[1:3])
 
@@ -254,9 +302,15 @@ def explain(services: Any, member_projects: list[int]) -> None:
 
     engine = services.db.engine
     prefix = "EXPLAIN ANALYZE " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
-    cases: list[dict[str, Any]] = [{}, {"state": "failed"}, {"offset": 10000}, {"project_ids": member_projects},
-                                   {"project_ids": member_projects, "offset": 10000},
-                                   {"project_ids": member_projects[:1], "offset": 10000}, {"trigger": "debug"}]
+    cases: list[dict[str, Any]] = [
+        {},
+        {"state": "failed"},
+        {"offset": 10000},
+        {"project_ids": member_projects},
+        {"project_ids": member_projects, "offset": 10000},
+        {"project_ids": member_projects[:1], "offset": 10000},
+        {"trigger": "debug"},
+    ]
     with engine.connect() as conn:
         for case in cases:
             stmt = run_rows_query(limit=25, **case).compile(engine, compile_kwargs={"literal_binds": True})

@@ -63,19 +63,50 @@ def populate(services: Any, n: int, *, cron_of: Any, start: datetime, expired_li
     from myapp.db.tables import Pipeline, PipelineVersion, Project
 
     def spec(i: int) -> dict[str, Any]:
-        return pipeline_to_dict(parse_pipeline({"name": f"p{i}", "tasks": [
-            {"name": "a", "image": "local", "command": ["true"]}]}))
+        return pipeline_to_dict(
+            parse_pipeline({"name": f"p{i}", "tasks": [{"name": "a", "image": "local", "command": ["true"]}]})
+        )
 
     with services.db.write() as s:
         s.execute(insert(Project.__table__), [{"id": 1, "name": "default", "description": "", "created_at": start}])
-        s.execute(insert(Pipeline.__table__), [{
-            "id": i, "project_id": 1, "name": f"p{i}", "description": "", "created_at": start, "updated_at": start,
-            "schedule_type": "crontab", "cron": cron_of(i), "timezone": "UTC", "start_time": start,
-            "depends_on_past": False, "expired_limit": expired_limit, "max_active_runs": 1,
-            "schedule_enabled": True, "alerts": {}} for i in range(1, n + 1)])
-        s.execute(insert(PipelineVersion.__table__), [{
-            "id": i, "pipeline_id": i, "number": 1, "spec": spec(i), "spec_hash": f"bench-{i}", "message": "",
-            "created_at": start} for i in range(1, n + 1)])
+        s.execute(
+            insert(Pipeline.__table__),
+            [
+                {
+                    "id": i,
+                    "project_id": 1,
+                    "name": f"p{i}",
+                    "description": "",
+                    "created_at": start,
+                    "updated_at": start,
+                    "schedule_type": "crontab",
+                    "cron": cron_of(i),
+                    "timezone": "UTC",
+                    "start_time": start,
+                    "depends_on_past": False,
+                    "expired_limit": expired_limit,
+                    "max_active_runs": 1,
+                    "schedule_enabled": True,
+                    "alerts": {},
+                }
+                for i in range(1, n + 1)
+            ],
+        )
+        s.execute(
+            insert(PipelineVersion.__table__),
+            [
+                {
+                    "id": i,
+                    "pipeline_id": i,
+                    "number": 1,
+                    "spec": spec(i),
+                    "spec_hash": f"bench-{i}",
+                    "message": "",
+                    "created_at": start,
+                }
+                for i in range(1, n + 1)
+            ],
+        )
         s.execute(text("UPDATE pipelines SET current_version_id = id"))
     if services.db.engine.dialect.name == "postgresql":
         with services.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -103,6 +134,7 @@ class StatementCounter:
                 return method(*args, **kwargs)
             finally:
                 self._local.in_run = outer
+
         return counted
 
     def reset(self) -> None:
@@ -139,8 +171,9 @@ class ServerCpu:
         return total / self.tick
 
 
-def timed_pass(services: Any, counter: StatementCounter, server: ServerCpu, now: datetime,
-               batch_size: int) -> tuple[str, Any]:
+def timed_pass(
+    services: Any, counter: StatementCounter, server: ServerCpu, now: datetime, batch_size: int
+) -> tuple[str, Any]:
     from myapp.scheduling.scheduler import run_pass
 
     counter.reset()
@@ -151,7 +184,10 @@ def timed_pass(services: Any, counter: StatementCounter, server: ServerCpu, now:
     if server_before is not None and server_after is not None:
         cpu += f", server {(server_after - server_before) * 1000:5.0f} ms"
     runs = f" ({counter.count - counter.per_run} + {counter.per_run} creating the runs)" if counter.per_run else ""
-    return f"{wall * 1000:8.1f} ms | CPU {cpu} | {counter.count}{runs} statements | load {os.getloadavg()[0]:.1f}", report
+    return (
+        f"{wall * 1000:8.1f} ms | CPU {cpu} | {counter.count}{runs} statements | load {os.getloadavg()[0]:.1f}",
+        report,
+    )
 
 
 def end_every_run(services: Any) -> None:
@@ -170,15 +206,20 @@ def bench_size(server_url: str, n: int, batch_size: int) -> None:
             services = build(url, Path(home))
             populate(services, n, cron_of=lambda i: f"{i % 60} * * * *", start=datetime(2026, 1, 1, tzinfo=UTC))
             counter, server = StatementCounter(services), ServerCpu(services)
-            for label, now in (("first pass, all due, 1 launch each", "2026-01-01T00:59:00+00:00"),
-                               ("steady state, 1/60 due, slots full", "2026-01-01T01:00:00+00:00"),
-                               ("all due, 1 record each, no launch", "2026-01-01T01:59:00+00:00"),
-                               ("all due again, 1 launch each", "2026-01-01T02:59:00+00:00")):
+            for label, now in (
+                ("first pass, all due, 1 launch each", "2026-01-01T00:59:00+00:00"),
+                ("steady state, 1/60 due, slots full", "2026-01-01T01:00:00+00:00"),
+                ("all due, 1 record each, no launch", "2026-01-01T01:59:00+00:00"),
+                ("all due again, 1 launch each", "2026-01-01T02:59:00+00:00"),
+            ):
                 if now.startswith("2026-01-01T02"):
                     end_every_run(services)
                 figures, report = timed_pass(services, counter, server, datetime.fromisoformat(now), batch_size)
-                print(f"{n:>6} pipelines | {label:<35} | {report.pipelines:>6} due | {report.created:>6} created | "
-                      f"{len(report.launched):>6} launched | {figures}", flush=True)
+                print(
+                    f"{n:>6} pipelines | {label:<35} | {report.pipelines:>6} due | {report.created:>6} created | "
+                    f"{len(report.launched):>6} launched | {figures}",
+                    flush=True,
+                )
             services.db.dispose()
     finally:
         drop_database(server_url, url)
@@ -189,12 +230,15 @@ def bench_outage(server_url: str) -> None:
     try:
         with tempfile.TemporaryDirectory() as home:
             services = build(url, Path(home))
-            populate(services, 1, cron_of=lambda _: "* * * * *", start=datetime(2023, 1, 1, tzinfo=UTC),
-                     expired_limit=5)
+            populate(
+                services, 1, cron_of=lambda _: "* * * * *", start=datetime(2023, 1, 1, tzinfo=UTC), expired_limit=5
+            )
             counter, server = StatementCounter(services), ServerCpu(services)
             figures, report = timed_pass(services, counter, server, datetime(2025, 12, 31, 23, 59, tzinfo=UTC), 500)
-            print(f"outage: 3 years of '* * * * *', expired_limit 5 | {report.created} created, {report.skipped:,} "
-                  f"skipped, {len(report.launched)} launched | {figures}")
+            print(
+                f"outage: 3 years of '* * * * *', expired_limit 5 | {report.created} created, {report.skipped:,} "
+                f"skipped, {len(report.launched)} launched | {figures}"
+            )
             services.db.dispose()
     finally:
         drop_database(server_url, url)

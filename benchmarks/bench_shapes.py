@@ -85,13 +85,22 @@ def layers(depth: int = 10, width: int = 100) -> list[str]:
 
 def ten_tasks() -> list[str]:
     parts = [f"part{i}" for i in range(1, 7)]
-    return [_task("extract"), _task("clean", ["extract"]), *(_task(p, ["clean"]) for p in parts),
-            _task("join", parts), _task("publish", ["join"])]
+    return [
+        _task("extract"),
+        _task("clean", ["extract"]),
+        *(_task(p, ["clean"]) for p in parts),
+        _task("join", parts),
+        _task("publish", ["join"]),
+    ]
 
 
 SHAPES: dict[str, tuple[Callable[[], list[str]], int]] = {
-    "chain": (chain, 1), "fanout": (fanout, 1), "fanin": (fanin, 1), "diamonds": (diamonds, 1),
-    "layers": (layers, 1), "concurrent": (ten_tasks, 1000),
+    "chain": (chain, 1),
+    "fanout": (fanout, 1),
+    "fanin": (fanin, 1),
+    "diamonds": (diamonds, 1),
+    "layers": (layers, 1),
+    "concurrent": (ten_tasks, 1000),
 }
 
 
@@ -125,8 +134,11 @@ def wait_runs(services: Any, pipeline_id: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with services.db.read() as s:
-            active = s.scalar(select(func.count()).select_from(Run).where(
-                Run.pipeline_id == pipeline_id, Run.state.in_(["queued", "running"])))
+            active = s.scalar(
+                select(func.count())
+                .select_from(Run)
+                .where(Run.pipeline_id == pipeline_id, Run.state.in_(["queued", "running"]))
+            )
         if not active:
             return
         time.sleep(0.1)
@@ -139,11 +151,21 @@ def attempt_rows(services: Any, pipeline_id: int) -> list[tuple[int, str, str, d
     from myapp.db.tables import Run, TaskAttempt, TaskInstance
 
     with services.db.read() as s:
-        return [tuple(row) for row in s.execute(  # type: ignore[misc]
-            select(TaskInstance.run_id, TaskInstance.task_name, TaskAttempt.state, TaskAttempt.started_at,
-                   TaskAttempt.ended_at)
-            .join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
-            .join(Run, Run.id == TaskInstance.run_id).where(Run.pipeline_id == pipeline_id))]
+        return [
+            tuple(row)
+            for row in s.execute(  # type: ignore[misc]
+                select(
+                    TaskInstance.run_id,
+                    TaskInstance.task_name,
+                    TaskAttempt.state,
+                    TaskAttempt.started_at,
+                    TaskAttempt.ended_at,
+                )
+                .join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
+                .join(Run, Run.id == TaskInstance.run_id)
+                .where(Run.pipeline_id == pipeline_id)
+            )
+        ]
 
 
 @dataclasses.dataclass
@@ -162,10 +184,12 @@ class Figures:
     load: tuple[float, float]
 
     def line(self) -> str:
-        return (f"{self.shape:<10} {self.tasks:>6} tasks  {self.tasks_per_s:>6.0f} tasks/s  "
-                f"hop p50 {self.hop_p50:>6.1f} ms p95 {self.hop_p95:>7.1f} ms  CPU/task {self.cpu_ms:>5.2f} ms "
-                f"(machine {self.machine_ms:>5.2f})  SQL/task {self.statements:>5.2f} + {self.commits:.2f} commits  "
-                f"created in {self.create_s:.2f} s, wall {self.wall_s:.1f} s  load {self.load[0]:.2f} -> {self.load[1]:.2f}")
+        return (
+            f"{self.shape:<10} {self.tasks:>6} tasks  {self.tasks_per_s:>6.0f} tasks/s  "
+            f"hop p50 {self.hop_p50:>6.1f} ms p95 {self.hop_p95:>7.1f} ms  CPU/task {self.cpu_ms:>5.2f} ms "
+            f"(machine {self.machine_ms:>5.2f})  SQL/task {self.statements:>5.2f} + {self.commits:.2f} commits  "
+            f"created in {self.create_s:.2f} s, wall {self.wall_s:.1f} s  load {self.load[0]:.2f} -> {self.load[1]:.2f}"
+        )
 
 
 def run_shape(services: Any, name: str, meter: CpuMeter, counts: Path, timeout: float) -> Figures:
@@ -186,17 +210,31 @@ def run_shape(services: Any, name: str, meter: CpuMeter, counts: Path, timeout: 
     rows = attempt_rows(services, pipeline_id)
     failed = [r for r in rows if r[2] != "succeeded"]
     if failed or len(rows) != runs * len(spec.tasks):
-        raise SystemExit(f"{name}: {len(rows)} attempts for {runs * len(spec.tasks)} tasks, {len(failed)} not succeeded")
+        raise SystemExit(
+            f"{name}: {len(rows)} attempts for {runs * len(spec.tasks)} tasks, {len(failed)} not succeeded"
+        )
     ends = {(run, task): end for run, task, _, _, end in rows}
-    hops = [(start - max(ends[(run, up)] for up in dag.upstream[task])).total_seconds() * 1000
-            for run, task, _, start, _ in rows if dag.upstream.get(task)]
+    hops = [
+        (start - max(ends[(run, up)] for up in dag.upstream[task])).total_seconds() * 1000
+        for run, task, _, start, _ in rows
+        if dag.upstream.get(task)
+    ]
     span = (max(r[4] for r in rows) - min(r[3] for r in rows)).total_seconds()
     n = len(rows)
     return Figures(
-        shape=name, tasks=n, tasks_per_s=n / span, hop_p50=statistics.median(hops), hop_p95=percentile(hops, 0.95),
-        cpu_ms=(used["worker"] + used["postgres"] + used["redis"]) * 1000 / n, machine_ms=used["machine"] * 1000 / n,
-        statements=(stmts_after[0] - stmts_before[0]) / n, commits=(stmts_after[1] - stmts_before[1]) / n,
-        create_s=created, wall_s=wall, load=(load_before, os.getloadavg()[0]))
+        shape=name,
+        tasks=n,
+        tasks_per_s=n / span,
+        hop_p50=statistics.median(hops),
+        hop_p95=percentile(hops, 0.95),
+        cpu_ms=(used["worker"] + used["postgres"] + used["redis"]) * 1000 / n,
+        machine_ms=used["machine"] * 1000 / n,
+        statements=(stmts_after[0] - stmts_before[0]) / n,
+        commits=(stmts_after[1] - stmts_before[1]) / n,
+        create_s=created,
+        wall_s=wall,
+        load=(load_before, os.getloadavg()[0]),
+    )
 
 
 def _dag(services: Any, pipeline_id: int) -> tuple[Any, Any]:
@@ -221,24 +259,32 @@ def enable_latency(services: Any, repeats: int) -> list[float]:
         name = f"enable-{os.getpid()}-{i}"
 
         def spec(enabled: bool, name: str = name, start: str = start) -> str:
-            return (f"name: {name}\nschedule: {{type: crontab, cron: '0 * * * *', start_time: '{start}', "
-                    f"expired_limit: 0, enabled: {str(enabled).lower()}}}\ntasks:\n" + _task("t") + "\n")
+            return (
+                f"name: {name}\nschedule: {{type: crontab, cron: '0 * * * *', start_time: '{start}', "
+                f"expired_limit: 0, enabled: {str(enabled).lower()}}}\ntasks:\n" + _task("t") + "\n"
+            )
 
         pipeline_id = save(services, spec(False))
-        asked = datetime.now(UTC)   # before the enabling save: its validation and COMMIT count too
+        asked = datetime.now(UTC)  # before the enabling save: its validation and COMMIT count too
         save(services, spec(True))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             with services.db.read() as s:
-                started = s.scalar(select(TaskAttempt.started_at).join(TaskInstance).join(Run)
-                                   .where(Run.pipeline_id == pipeline_id).order_by(TaskAttempt.started_at).limit(1))
+                started = s.scalar(
+                    select(TaskAttempt.started_at)
+                    .join(TaskInstance)
+                    .join(Run)
+                    .where(Run.pipeline_id == pipeline_id)
+                    .order_by(TaskAttempt.started_at)
+                    .limit(1)
+                )
             if started is not None:
                 out.append((started - asked).total_seconds())
                 break
             time.sleep(0.01)
         else:
             raise SystemExit(f"enable: no run started within 120 s of enabling {name}")
-        with services.db.write() as s:   # disable again, so later passes leave it alone
+        with services.db.write() as s:  # disable again, so later passes leave it alone
             from myapp.db.tables import Pipeline
 
             s.get(Pipeline, pipeline_id).schedule_enabled = False
@@ -248,8 +294,11 @@ def enable_latency(services: Any, repeats: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379",
-                        help="a Redis server (a free database of it is taken) or a database URL ending in /N")
+    parser.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379",
+        help="a Redis server (a free database of it is taken) or a database URL ending in /N",
+    )
     parser.add_argument("--shapes", default=",".join([*SHAPES, "enable"]))
     parser.add_argument("--concurrency", type=int, default=2, help="prefork processes of the one worker")
     parser.add_argument("--enable-repeats", type=int, default=10)
@@ -275,8 +324,9 @@ def benchmark(args: argparse.Namespace, shapes: list[str]) -> None:
 
     home = Path(tempfile.mkdtemp(prefix="myapp-shapes-"))
     url = fresh_database(args.database, home)
-    settings = dataclasses.replace(make_settings(home, url, **PRODUCT_TIMING), broker_url=args.redis,
-                                   redis_url=args.redis)
+    settings = dataclasses.replace(
+        make_settings(home, url, **PRODUCT_TIMING), broker_url=args.redis, redis_url=args.redis
+    )
     services = build_services(settings)
     init_database(services, admin_user="admin", admin_password="bench", admin_email="a@b.c", quiet=True)
     app, _ = create_celery(settings)
@@ -289,8 +339,10 @@ def benchmark(args: argparse.Namespace, shapes: list[str]) -> None:
     worker.start()
     try:
         meter = CpuMeter(services, [worker.proc.pid] if worker.proc else [])
-        print(f"one worker, prefork pool of {args.concurrency}, with beat; database {services.db.engine.dialect.name}; "
-              f"python {sys.version.split()[0]}, {os.cpu_count()} cpus; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+        print(
+            f"one worker, prefork pool of {args.concurrency}, with beat; database {services.db.engine.dialect.name}; "
+            f"python {sys.version.split()[0]}, {os.cpu_count()} cpus; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        )
         save_warmup = save(services, pipeline_yaml("warmup", chain(3)))
         create_runs(services, save_warmup, 2)
         wait_runs(services, save_warmup, 120)
@@ -298,9 +350,12 @@ def benchmark(args: argparse.Namespace, shapes: list[str]) -> None:
             if name == "enable":
                 load = os.getloadavg()[0]
                 seconds = enable_latency(services, args.enable_repeats)
-                print(f"{'enable':<10} save (enabled: true) -> first backfill attempt started: "
-                      f"p50 {statistics.median(seconds) * 1000:.0f} ms, max {max(seconds) * 1000:.0f} ms "
-                      f"over {len(seconds)} enables  load {load:.2f} -> {os.getloadavg()[0]:.2f}", flush=True)
+                print(
+                    f"{'enable':<10} save (enabled: true) -> first backfill attempt started: "
+                    f"p50 {statistics.median(seconds) * 1000:.0f} ms, max {max(seconds) * 1000:.0f} ms "
+                    f"over {len(seconds)} enables  load {load:.2f} -> {os.getloadavg()[0]:.2f}",
+                    flush=True,
+                )
                 continue
             print(run_shape(services, name, meter, counts, args.timeout).line(), flush=True)
     finally:

@@ -43,14 +43,23 @@ def _group_alive(pgid: int) -> bool:
 def one_round(home: Path) -> tuple[float, float, int]:
     """Return (seconds to ready, seconds to stop, console lines)."""
     port, log = _port(), home / "console.log"
-    env = {**os.environ, "MYAPP_HOME": str(home / "home"), "MYAPP_WORKFLOW_SPACE": str(home / "ws"),
-           "MYAPP_ADMIN_PASSWORD": "bench-pass"}
+    env = {
+        **os.environ,
+        "MYAPP_HOME": str(home / "home"),
+        "MYAPP_WORKFLOW_SPACE": str(home / "ws"),
+        "MYAPP_ADMIN_PASSWORD": "bench-pass",
+    }
     if sys.prefix != sys.base_prefix:
         env["VIRTUAL_ENV"] = sys.prefix
     began = time.monotonic()
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(REPO / "scripts" / "standalone"), "--port", str(port)], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(REPO / "scripts" / "standalone"), "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     while time.monotonic() - began < 600:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):

@@ -43,8 +43,9 @@ def main() -> None:
     parser.add_argument("--sort", default="tottime", help="pstats sort key for --profile (tottime, cumulative)")
     parser.add_argument("--dump", default=None, help="write the cProfile stats to this file (pstats format)")
     parser.add_argument("--wall", action="store_true", help="profile wall time instead of this process's CPU time")
-    parser.add_argument("--repo", default=str(Path(__file__).resolve().parent.parent),
-                        help="the checkout whose myapp is profiled")
+    parser.add_argument(
+        "--repo", default=str(Path(__file__).resolve().parent.parent), help="the checkout whose myapp is profiled"
+    )
     args = parser.parse_args()
     sys.path.insert(0, args.repo)
     sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
@@ -67,14 +68,18 @@ def main() -> None:
         queued: list[int] = []
         services.set_dispatch(lambda ids: queued.extend(int(i) for i in ids))
         lines = ["name: profile-fanout", "tasks:", "  - {name: root, image: local, command: ['true']}"]
-        lines += [f"  - {{name: leaf{i}, image: local, command: ['true'], depends_on: [root]}}"
-                  for i in range(args.leaves)]
+        lines += [
+            f"  - {{name: leaf{i}, image: local, command: ['true'], depends_on: [root]}}" for i in range(args.leaves)
+        ]
         start(services, save(services, "\n".join(lines) + "\n"))
         executor = local_executor(services)
-        execute_task_instance(queued.pop(0), services, executor)   # runs the root (and a kept leaf)
+        execute_task_instance(queued.pop(0), services, executor)  # runs the root (and a kept leaf)
         with services.db.read() as s:
-            backends = list(s.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))) \
-                if services.db.engine.dialect.name == "postgresql" else []
+            backends = (
+                list(s.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")))
+                if services.db.engine.dialect.name == "postgresql"
+                else []
+            )
         counts = [0, 0]
         event.listen(Engine, "before_cursor_execute", lambda *_: counts.__setitem__(0, counts[0] + 1))
         event.listen(Engine, "commit", lambda *_: counts.__setitem__(1, counts[1] + 1))
@@ -97,10 +102,13 @@ def main() -> None:
 
         def ms(a: Any, b: Any) -> float:
             return (b.ru_utime + b.ru_stime - a.ru_utime - a.ru_stime) * 1000 / n
-        print(f"{ran} leaves in {wall:.2f} s ({ran / wall:.0f}/s one at a time); per leaf: "
-              f"worker {ms(self0, self1):.2f} ms CPU, task processes {ms(kids0, kids1):.2f} ms, "
-              f"postgres {pg * 1000 / n:.2f} ms, {counts[0] / n:.2f} statements, {counts[1] / n:.2f} commits "
-              f"(load {os.getloadavg()[0]:.1f})")
+
+        print(
+            f"{ran} leaves in {wall:.2f} s ({ran / wall:.0f}/s one at a time); per leaf: "
+            f"worker {ms(self0, self1):.2f} ms CPU, task processes {ms(kids0, kids1):.2f} ms, "
+            f"postgres {pg * 1000 / n:.2f} ms, {counts[0] / n:.2f} statements, {counts[1] / n:.2f} commits "
+            f"(load {os.getloadavg()[0]:.1f})"
+        )
         if profiler:
             stats = pstats.Stats(profiler)
             if args.dump:

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-_FORMAT = "<QQ"   # statements, commits
+_FORMAT = "<QQ"  # statements, commits
 _SIZE = struct.calcsize(_FORMAT)
 
 
@@ -29,7 +29,7 @@ class _Counter:
         self.values = [0, 0]
 
     def _mapped(self) -> mmap.mmap:
-        if self.pid != os.getpid() or self.map is None:   # a forked child counts in a file of its own
+        if self.pid != os.getpid() or self.map is None:  # a forked child counts in a file of its own
             self.pid, self.values = os.getpid(), [0, 0]
             path = self.directory / f"{self.pid}.count"
             with path.open("wb") as out:
@@ -68,7 +68,8 @@ def sitecustomize_dir(counts: Path) -> Path:
         "import os\n"
         "if os.environ.get('MYAPP_BENCH_STATEMENTS'):\n"
         "    from benchmarks.statement_counter import install\n"
-        "    install(os.environ['MYAPP_BENCH_STATEMENTS'])\n")
+        "    install(os.environ['MYAPP_BENCH_STATEMENTS'])\n"
+    )
     counts.mkdir(parents=True, exist_ok=True)
     return site
 

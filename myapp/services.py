@@ -48,9 +48,9 @@ class Services:
     runs: RunStore
     attempts: AttemptStore
     logs: LogReader
-    redis: Redis | None   # live logs and liveness; None where no Redis is configured
+    redis: Redis | None  # live logs and liveness; None where no Redis is configured
     clock: SystemClock
-    artifacts: ArtifactRepository   # file outputs: on this disk or in S3 (myapp/artifacts/)
+    artifacts: ArtifactRepository  # file outputs: on this disk or in S3 (myapp/artifacts/)
 
     def set_dispatch(self, dispatch: Dispatch) -> None:
         """Route newly queued task instances to `dispatch` (after each commit)."""
@@ -66,7 +66,7 @@ def resource_check_for(settings: Settings) -> TaskCheck:
 
     try:
         cfg = kube_config(settings)
-    except SettingsError:   # k8s settings are only checked when the Kubernetes executor starts
+    except SettingsError:  # k8s settings are only checked when the Kubernetes executor starts
         cfg = None
 
     def check(task: TaskSpec, template: TemplateSpec | None, project: str) -> list[SpecError]:
@@ -108,15 +108,27 @@ def build_services(settings: Settings, dispatch: Dispatch | None = None) -> Serv
     """Build every store of this process on one engine."""
     settings = ensure_secret_key(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
-    KEYRING.configure(keys_from_settings(settings.secrets_keys, settings.secret_key))   # secrets at rest
+    KEYRING.configure(keys_from_settings(settings.secrets_keys, settings.secret_key))  # secrets at rest
     db = Database.from_url(settings.effective_database_url)
     templates = TemplateStore(db)
     runs = RunStore(db, VersionSpecs(), dispatch or _no_dispatch, secret=settings.secret_key)
     redis_client = make_redis(settings)
     return Services(
-        settings=settings, db=db, templates=templates,
-        pipelines=PipelineStore(db, templates, cron_check_for(settings), parse_roots(settings.output_roots),
-                                resource_check_for(settings), webhook_check_for(settings)),
-        runs=runs, attempts=AttemptStore(runs, fast_path=settings.sql_fast_paths), logs=LogReader(settings.logs_dir, redis_client),
-        redis=redis_client, clock=SystemClock(), artifacts=open_repository(settings),
+        settings=settings,
+        db=db,
+        templates=templates,
+        pipelines=PipelineStore(
+            db,
+            templates,
+            cron_check_for(settings),
+            parse_roots(settings.output_roots),
+            resource_check_for(settings),
+            webhook_check_for(settings),
+        ),
+        runs=runs,
+        attempts=AttemptStore(runs, fast_path=settings.sql_fast_paths),
+        logs=LogReader(settings.logs_dir, redis_client),
+        redis=redis_client,
+        clock=SystemClock(),
+        artifacts=open_repository(settings),
     )

@@ -55,7 +55,8 @@ class GuardedLoader(_FastSafeLoader):  # type: ignore[valid-type, misc]
 
 
 GuardedLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def load_yaml(text: str) -> object:
@@ -66,14 +67,14 @@ def load_yaml(text: str) -> object:
         _check_events(text)
         data = yaml.load(text, Loader=GuardedLoader)  # GuardedLoader is a safe loader
     except yaml.MarkedYAMLError as exc:
-        if "maximum nesting depth" in str(exc):   # PyYAML >= 6.0.4 stops deep flow nesting in its scanner
+        if "maximum nesting depth" in str(exc):  # PyYAML >= 6.0.4 stops deep flow nesting in its scanner
             mark = exc.problem_mark or exc.context_mark
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
             raise SpecError("", f"invalid YAML{where}: nesting deeper than {MAX_DEPTH} levels") from None
         raise SpecError("", f"invalid YAML: {exc}") from None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise SpecError("", f"invalid YAML: {exc}") from None
-    problem = nesting_problem(data)   # a NUL written as "\0" in a quoted scalar
+    problem = nesting_problem(data)  # a NUL written as "\0" in a quoted scalar
     if problem:
         raise SpecError("", f"invalid YAML: the document {problem}")
     return data

@@ -24,15 +24,17 @@ def ensure_project(services: Any, name: str) -> int:
 def ensure_user(app: Any, name: str, fab_role: str, password: str | None = None) -> Any:
     """Return the FAB user `name` with `fab_role` (password `<name>-pass` unless given); call in an app context."""
     sm = app.appbuilder.sm
-    return sm.find_user(username=name) or sm.add_user(name, name, "T", f"{name}@example.com",
-                                                      sm.find_role(fab_role), password or f"{name}-pass")
+    return sm.find_user(username=name) or sm.add_user(
+        name, name, "T", f"{name}@example.com", sm.find_role(fab_role), password or f"{name}-pass"
+    )
 
 
 def ensure_member(services: Any, user_id: int, project: str, role: str) -> None:
     """Make the user a member of `project` with `role` (owner, member, viewer) unless already one."""
     project_id = ensure_project(services, project)
     with services.db.write() as s:
-        exists = s.scalar(select(ProjectMember.id).where(ProjectMember.project_id == project_id,
-                                                         ProjectMember.user_id == user_id))
+        exists = s.scalar(
+            select(ProjectMember.id).where(ProjectMember.project_id == project_id, ProjectMember.user_id == user_id)
+        )
         if exists is None:
             s.add(ProjectMember(project_id=project_id, user_id=user_id, role=role))

@@ -61,8 +61,12 @@ def _process_logs(values: Any) -> Iterator[tuple[str, Path]]:
                     if isinstance(log, Path):
                         yield name, log
             many = getattr(holder, "workers", None)
-            processes = [holder, getattr(holder, "worker", None), getattr(holder, "watcher", None),
-                         *(many if isinstance(many, (list, tuple)) else [])]
+            processes = [
+                holder,
+                getattr(holder, "worker", None),
+                getattr(holder, "watcher", None),
+                *(many if isinstance(many, (list, tuple)) else []),
+            ]
             for process in processes:
                 log = getattr(process, "log", None)
                 if isinstance(log, Path):
@@ -100,9 +104,15 @@ NO_TASK_ACCOUNTS = {"MYAPP_TASK_ISOLATION": "none"}
 def make_settings(home: Path, database_url: str, **overrides: Any) -> Settings:
     """Return settings for a test home; fast heartbeats so fault tests finish quickly."""
     values: dict[str, Any] = {
-        "home": home, "database_url": database_url, "workflow_space": home / "workflow_space",
-        "secret_key": "test-secret-key-of-at-least-32-bytes!!", "heartbeat_interval": 0.2, "reconcile_interval": 1,
-        "kill_grace": 1.0, "requeue_after": 3, "heartbeat_timeout": 5,
+        "home": home,
+        "database_url": database_url,
+        "workflow_space": home / "workflow_space",
+        "secret_key": "test-secret-key-of-at-least-32-bytes!!",
+        "heartbeat_interval": 0.2,
+        "reconcile_interval": 1,
+        "kill_grace": 1.0,
+        "requeue_after": 3,
+        "heartbeat_timeout": 5,
         # Tasks run as the test process unless a module asks for task accounts (tests/security/test_task_isolation.py).
         "task_isolation": "none",
     }
@@ -152,15 +162,18 @@ def _copy_database(template: str, module_home: Path) -> str:
 
         target = module_home / "myapp.db"
         # The backup API copies a consistent snapshot, including what is still in the WAL file.
-        with closing(sqlite3.connect(template.removeprefix("sqlite:///"))) as src, \
-                closing(sqlite3.connect(target)) as dst:
+        with (
+            closing(sqlite3.connect(template.removeprefix("sqlite:///"))) as src,
+            closing(sqlite3.connect(target)) as dst,
+        ):
             src.backup(dst)
         return f"sqlite:///{target}"
     import psycopg
 
     name, source = f"myapp_test_{uuid.uuid4().hex[:10]}", template.rsplit("/", 1)[1]
-    with psycopg.connect(os.environ["MYAPP_TEST_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://"),
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        os.environ["MYAPP_TEST_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as conn:
         # A template must have no sessions: init's web app keeps a pooled connection of its own.
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (source,))
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
@@ -168,8 +181,9 @@ def _copy_database(template: str, module_home: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def services(module_home: Path, initialised_database: str, broker_url: str, request: pytest.FixtureRequest
-             ) -> Iterator[Any]:
+def services(
+    module_home: Path, initialised_database: str, broker_url: str, request: pytest.FixtureRequest
+) -> Iterator[Any]:
     """Services on a migrated, initialised database (admin user, default project, plugins) of the module's own.
 
     A test module may set `SETTINGS_OVERRIDES = {"setting": value}` for its own services.
@@ -226,9 +240,22 @@ class WorkerProcess:
     def start(self) -> None:
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "myapp", "worker", *(["--beat"] if self.beat else []),
-             "-c", str(self.concurrency), "--pool", self.pool],
-            env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "myapp",
+                "worker",
+                *(["--beat"] if self.beat else []),
+                "-c",
+                str(self.concurrency),
+                "--pool",
+                self.pool,
+            ],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if b"ready." in self.log.read_bytes():
@@ -251,20 +278,26 @@ class WorkerProcess:
 def worker_env(settings: Settings, broker: str) -> dict[str, str]:
     """Return the environment of a worker sharing `settings`' database and home."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
-    env.update({
-        "MYAPP_HOME": str(settings.home), "MYAPP_DATABASE_URL": settings.effective_database_url,
-        "MYAPP_BROKER_URL": broker, "MYAPP_SECRET_KEY": settings.secret_key,
-        "MYAPP_REDIS_URL": settings.effective_redis_url or broker,
-        "MYAPP_WORKFLOW_SPACE": str(settings.workflow_space),
-        "MYAPP_HEARTBEAT_INTERVAL": str(settings.heartbeat_interval),
-        "MYAPP_HEARTBEAT_TIMEOUT": str(settings.heartbeat_timeout),
-        "MYAPP_RECONCILE_INTERVAL": str(settings.reconcile_interval),
-        "MYAPP_KILL_GRACE": str(settings.kill_grace), "MYAPP_REQUEUE_AFTER": str(settings.requeue_after),
-        "MYAPP_BROKER_LIVENESS_TIMEOUT": str(settings.broker_liveness_timeout),
-        "MYAPP_TASK_ISOLATION": settings.task_isolation, "MYAPP_TASK_USER": settings.task_user,
-        "MYAPP_TASK_UID_BASE": str(settings.task_uid_base),
-        "PYTHONPATH": str(REPO),
-    })
+    env.update(
+        {
+            "MYAPP_HOME": str(settings.home),
+            "MYAPP_DATABASE_URL": settings.effective_database_url,
+            "MYAPP_BROKER_URL": broker,
+            "MYAPP_SECRET_KEY": settings.secret_key,
+            "MYAPP_REDIS_URL": settings.effective_redis_url or broker,
+            "MYAPP_WORKFLOW_SPACE": str(settings.workflow_space),
+            "MYAPP_HEARTBEAT_INTERVAL": str(settings.heartbeat_interval),
+            "MYAPP_HEARTBEAT_TIMEOUT": str(settings.heartbeat_timeout),
+            "MYAPP_RECONCILE_INTERVAL": str(settings.reconcile_interval),
+            "MYAPP_KILL_GRACE": str(settings.kill_grace),
+            "MYAPP_REQUEUE_AFTER": str(settings.requeue_after),
+            "MYAPP_BROKER_LIVENESS_TIMEOUT": str(settings.broker_liveness_timeout),
+            "MYAPP_TASK_ISOLATION": settings.task_isolation,
+            "MYAPP_TASK_USER": settings.task_user,
+            "MYAPP_TASK_UID_BASE": str(settings.task_uid_base),
+            "PYTHONPATH": str(REPO),
+        }
+    )
     return env
 
 

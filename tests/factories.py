@@ -28,9 +28,20 @@ from myapp.core.render import RenderContext
 PLUGINS_DIR = Path(__file__).resolve().parent.parent / "plugins"
 
 __all__ = [
-    "MemoryCatalog", "builtin_templates", "from_param", "from_task", "literal", "make_catalog",
-    "make_context", "make_output", "make_param", "make_pipeline", "make_schedule", "make_task",
-    "make_template", "make_template_task",
+    "MemoryCatalog",
+    "builtin_templates",
+    "from_param",
+    "from_task",
+    "literal",
+    "make_catalog",
+    "make_context",
+    "make_output",
+    "make_param",
+    "make_pipeline",
+    "make_schedule",
+    "make_task",
+    "make_template",
+    "make_template_task",
 ]
 
 
@@ -119,7 +130,14 @@ def make_catalog(*templates: TemplateSpec) -> MemoryCatalog:
 def make_context(**overrides: Any) -> RenderContext:
     """Return a render context of run 7 of pipeline 3 at 2026-01-02 03:04:05."""
     base = RenderContext(
-        creator="alice", runner="bob", pipeline_id=3, pipeline_name="demo", run_id=7, task_name="t1",
-        cluster_name="local", execution_date="2026-01-02 03:04:05", params={},
+        creator="alice",
+        runner="bob",
+        pipeline_id=3,
+        pipeline_name="demo",
+        run_id=7,
+        task_name="t1",
+        cluster_name="local",
+        execution_date="2026-01-02 03:04:05",
+        params={},
     )
     return replace(base, **overrides)

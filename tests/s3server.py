@@ -31,8 +31,11 @@ class S3Server:
 
     def env(self, prefix: str) -> dict[str, str]:
         """Return the environment of a myapp process storing its artifacts under `prefix`."""
-        return {**CREDENTIALS, "MYAPP_ARTIFACT_REPOSITORY": self.url(prefix),
-                "MYAPP_ARTIFACT_S3_ENDPOINT_URL": self.endpoint}
+        return {
+            **CREDENTIALS,
+            "MYAPP_ARTIFACT_REPOSITORY": self.url(prefix),
+            "MYAPP_ARTIFACT_S3_ENDPOINT_URL": self.endpoint,
+        }
 
     def client(self) -> Any:
         """Return a boto3 client on the server (to look at what is stored, bypassing myapp)."""

@@ -33,7 +33,7 @@ MAX_ATTEMPTS = 8
 BASE_DELAY = timedelta(seconds=10)
 MAX_DELAY = timedelta(hours=1)
 LEASE = timedelta(minutes=2)  # a claimed row is retried after this if its sender died
-REFUSED = "refused: "             # a webhook the policy forbids: failed at once, never retried
+REFUSED = "refused: "  # a webhook the policy forbids: failed at once, never retried
 Post = Callable[[str, bytes, float], int]
 
 
@@ -52,8 +52,9 @@ def run_url(settings: Any, run_id: int) -> str:
     return f"http://{settings.web_host}:{settings.web_port}/api/v1/runs/{run_id}"
 
 
-def deliver_alerts(services: Any, now: datetime, *, limit: int = 50, timeout: float = 5.0,
-                   post: Post | None = None) -> dict[str, int]:
+def deliver_alerts(
+    services: Any, now: datetime, *, limit: int = 50, timeout: float = 5.0, post: Post | None = None
+) -> dict[str, int]:
     """Send the due outbox rows once each; return counts of sent, retrying and failed rows."""
     batch = claim_due(services.db, now, limit, LEASE, lambda run_id: run_url(services.settings, run_id))
     if not batch:
@@ -63,6 +64,7 @@ def deliver_alerts(services: Any, now: datetime, *, limit: int = 50, timeout: fl
 
         def post(url: str, body: bytes, seconds: float) -> int:
             return post_json(url, body, seconds, allowed)
+
     with ThreadPoolExecutor(max_workers=min(8, len(batch))) as pool:
         errors = list(pool.map(lambda d: _send(d, timeout, post), batch))
     outcomes = [_outcome(d, error, now) for d, error in zip(batch, errors, strict=True)]

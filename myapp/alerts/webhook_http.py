@@ -71,8 +71,12 @@ def post_checked(url: str, body: bytes, timeout: float, allowed: Sequence[Networ
     kind = _PinnedHTTPS if parts.scheme == "https" else _PinnedHTTP
     conn = kind(host, port, address, timeout)
     try:
-        conn.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body=body,
-                     headers={"Content-Type": "application/json", "User-Agent": "myapp-alerts/1"})
+        conn.request(
+            "POST",
+            (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+            body=body,
+            headers={"Content-Type": "application/json", "User-Agent": "myapp-alerts/1"},
+        )
         return int(conn.getresponse().status)
     finally:
         conn.close()

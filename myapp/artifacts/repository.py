@@ -25,7 +25,7 @@ from myapp.core.ports import ArtifactDownload, ArtifactRepository
 from myapp.settings import Settings
 
 DIR_ARCHIVE = ".myapp-tree.tar.gz"
-SPOOL = 16 * 1024 * 1024   # a directory's download archive stays in memory up to this size, then on disk
+SPOOL = 16 * 1024 * 1024  # a directory's download archive stays in memory up to this size, then on disk
 
 
 class LocalArtifacts:
@@ -47,8 +47,10 @@ class LocalArtifacts:
         """Copy the artifact at path `location` into `target_dir`; return the copy's path."""
         source = Path(location)
         if not source.exists():
-            raise ArtifactError(f"artifact {location} not found: deleted by retention, or kept on another "
-                                "machine's disk (set artifact_repository to a store every worker reaches)")
+            raise ArtifactError(
+                f"artifact {location} not found: deleted by retention, or kept on another "
+                "machine's disk (set artifact_repository to a store every worker reaches)"
+            )
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / source.name
         _copy(source, target)
@@ -96,8 +98,10 @@ class RemoteArtifacts:
 
                 self._fs = fsspec.filesystem(self.protocol, **self.options)
             except (ImportError, ValueError) as exc:
-                raise ArtifactError(f"artifact_repository {self.url}: cannot open the {self.protocol}:// store "
-                                    f"({exc}); for S3 or MinIO install myapp[s3]") from None
+                raise ArtifactError(
+                    f"artifact_repository {self.url}: cannot open the {self.protocol}:// store "
+                    f"({exc}); for S3 or MinIO install myapp[s3]"
+                ) from None
         return self._fs
 
     def put(self, source: Path, key: str) -> str:
@@ -111,12 +115,12 @@ class RemoteArtifacts:
             with tempfile.TemporaryDirectory(prefix="myapp-artifact-") as tmp:
                 archive = Path(tmp) / DIR_ARCHIVE
                 with tarfile.open(archive, "w:gz") as tar:
-                    tar.add(source, arcname=name)   # links archived as links (dereference=False)
+                    tar.add(source, arcname=name)  # links archived as links (dereference=False)
                 self.fs.put_file(str(archive), f"{base}/{DIR_ARCHIVE}")
             return f"{self.protocol}://{base}/"
         except ArtifactError:
             raise
-        except Exception as exc:   # noqa: BLE001  s3fs, botocore and aiohttp raise their own kinds
+        except Exception as exc:  # noqa: BLE001  s3fs, botocore and aiohttp raise their own kinds
             raise ArtifactError(f"storing {source.name!r} at {self.protocol}://{base} failed: {exc}") from exc
 
     def fetch(self, location: str, target_dir: Path) -> Path:
@@ -130,19 +134,17 @@ class RemoteArtifacts:
             if not directory:
                 self.fs.get_file(path, str(target))
                 return target
-            with self.fs.open(path + DIR_ARCHIVE, "rb") as stream, \
-                    _OwnTar.open(fileobj=stream, mode="r|gz") as tar:
+            with self.fs.open(path + DIR_ARCHIVE, "rb") as stream, _OwnTar.open(fileobj=stream, mode="r|gz") as tar:
                 for member in tar:
                     if member.name != name and not member.name.startswith(name + "/"):
-                        raise ArtifactError(f"artifact {location}: the archive holds {member.name!r}, "
-                                            f"outside {name!r}")
-                    tar.extract(member, target_dir, filter="tar")   # never writes outside target_dir
+                        raise ArtifactError(f"artifact {location}: the archive holds {member.name!r}, outside {name!r}")
+                    tar.extract(member, target_dir, filter="tar")  # never writes outside target_dir
             return target
         except ArtifactError:
             raise
         except FileNotFoundError:
             raise ArtifactError(f"artifact {location} not found (deleted by retention?)") from None
-        except Exception as exc:   # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001
             raise ArtifactError(f"fetching artifact {location} failed: {exc}") from exc
 
     def holds(self, location: str) -> bool:
@@ -154,7 +156,7 @@ class RemoteArtifacts:
         path, directory, _ = self._parse(location)
         try:
             return bool(self.fs.exists(path + DIR_ARCHIVE if directory else path))
-        except Exception as exc:   # noqa: BLE001  unreachable, refused credentials: not "absent"
+        except Exception as exc:  # noqa: BLE001  unreachable, refused credentials: not "absent"
             raise ArtifactError(f"the artifact repository {self.url} cannot be read: {exc}") from exc
 
     def open(self, location: str) -> ArtifactDownload:
@@ -164,7 +166,7 @@ class RemoteArtifacts:
         path, directory, name = self._parse(location)
         try:
             return ArtifactDownload(name, directory, self.fs.open(path + DIR_ARCHIVE if directory else path, "rb"))
-        except Exception as exc:   # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001
             raise ArtifactError(f"the artifact repository {self.url} cannot be read: {exc}") from exc
 
     def delete_run(self, run_id: int) -> None:
@@ -196,7 +198,7 @@ def open_repository(settings: Settings) -> ArtifactRepository:
     if not url:
         return local
     if url.startswith("file://"):
-        return LocalArtifacts(Path(url[len("file://"):]))
+        return LocalArtifacts(Path(url[len("file://") :]))
     options: dict[str, Any] = {}
     if url.startswith(("s3://", "s3a://")):
         client: dict[str, str] = {}

@@ -46,6 +46,7 @@ class DistributedPlan:
 
 def rendezvous_settings(template: TemplateSpec, values: Mapping[str, str]) -> Rendezvous:
     """Return the settings from parameter values, `extra` and defaults; SpecError names a bad one."""
+
     def pick(name: str) -> object:
         return values[name] if name in values else template.extra.get(name, DEFAULTS[name])
 
@@ -70,9 +71,14 @@ def check_distributed_template(template: TemplateSpec) -> list[SpecError]:
 def rank_env(settings: Rendezvous, rank: int, addresses: tuple[str, ...]) -> dict[str, str]:
     """Return the rendezvous env of `rank`; `addresses` are the pods' DNS names, rank 0 first."""
     env = {
-        "MASTER_ADDR": addresses[0], "MASTER_PORT": str(settings.master_port),
-        "WORLD_SIZE": str(settings.workers), "RANK": str(rank), "NODE_RANK": str(rank), "LOCAL_RANK": "0",
-        "MYAPP_RANK": str(rank), "MYAPP_WORLD_SIZE": str(settings.workers),
+        "MASTER_ADDR": addresses[0],
+        "MASTER_PORT": str(settings.master_port),
+        "WORLD_SIZE": str(settings.workers),
+        "RANK": str(rank),
+        "NODE_RANK": str(rank),
+        "LOCAL_RANK": "0",
+        "MYAPP_RANK": str(rank),
+        "MYAPP_WORLD_SIZE": str(settings.workers),
     }
     if settings.framework == "tensorflow":
         cluster = {"worker": [f"{a}:{settings.master_port}" for a in addresses]}
@@ -89,38 +95,80 @@ def pod_prefix(run_id: int, task: str, try_number: int) -> str:
     return f"{base[:41].rstrip('-')}-{digest}"
 
 
-def build_distributed(rendered: RenderedTask, settings: Rendezvous, *, prefix: str, namespace: str,
-                      labels: Mapping[str, str], resources: Resources) -> DistributedPlan:
+def build_distributed(
+    rendered: RenderedTask,
+    settings: Rendezvous,
+    *,
+    prefix: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    resources: Resources,
+) -> DistributedPlan:
     """Return the Service and the per-rank pods that run `rendered` as one distributed job."""
     selector = {**labels, "myapp.io/job": prefix}
     addresses = tuple(f"{prefix}-{rank}.{prefix}.{namespace}.svc" for rank in range(settings.workers))
     service: dict[str, object] = {
-        "apiVersion": "v1", "kind": "Service",
+        "apiVersion": "v1",
+        "kind": "Service",
         "metadata": {"name": prefix, "namespace": namespace, "labels": dict(selector)},
-        "spec": {"clusterIP": "None", "selector": dict(selector), "publishNotReadyAddresses": True,
-                 "ports": [{"name": "rendezvous", "port": settings.master_port}]},
+        "spec": {
+            "clusterIP": "None",
+            "selector": dict(selector),
+            "publishNotReadyAddresses": True,
+            "ports": [{"name": "rendezvous", "port": settings.master_port}],
+        },
     }
-    pods = tuple(_pod(rendered, settings, rank, addresses, prefix=prefix, namespace=namespace,
-                      labels=selector, resources=resources) for rank in range(settings.workers))
+    pods = tuple(
+        _pod(
+            rendered,
+            settings,
+            rank,
+            addresses,
+            prefix=prefix,
+            namespace=namespace,
+            labels=selector,
+            resources=resources,
+        )
+        for rank in range(settings.workers)
+    )
     return DistributedPlan(service, pods)
 
 
-def _pod(rendered: RenderedTask, settings: Rendezvous, rank: int, addresses: tuple[str, ...], *,
-         prefix: str, namespace: str, labels: Mapping[str, str], resources: Resources) -> dict[str, object]:
+def _pod(
+    rendered: RenderedTask,
+    settings: Rendezvous,
+    rank: int,
+    addresses: tuple[str, ...],
+    *,
+    prefix: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    resources: Resources,
+) -> dict[str, object]:
     env = {**rendered.env, **rank_env(settings, rank, addresses)}
     role = "master" if rank == 0 else "worker"
     container = {
-        "name": "main", "image": rendered.image, "command": list(rendered.argv),
+        "name": "main",
+        "image": rendered.image,
+        "command": list(rendered.argv),
         "env": [{"name": k, "value": v} for k, v in env.items()],
         "ports": [{"containerPort": settings.master_port, "name": "rendezvous"}],
         "resources": resource_requirements(resources),
     }
     return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": f"{prefix}-{rank}", "namespace": namespace,
-                     "labels": {**labels, "myapp.io/rank": str(rank), "myapp.io/role": role}},
-        "spec": {"hostname": f"{prefix}-{rank}", "subdomain": prefix, "restartPolicy": "Never",
-                 "containers": [container]},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{prefix}-{rank}",
+            "namespace": namespace,
+            "labels": {**labels, "myapp.io/rank": str(rank), "myapp.io/role": role},
+        },
+        "spec": {
+            "hostname": f"{prefix}-{rank}",
+            "subdomain": prefix,
+            "restartPolicy": "Never",
+            "containers": [container],
+        },
     }
 
 

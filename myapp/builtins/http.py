@@ -35,8 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--body", default="")
     parser.add_argument("--headers", default="")
     parser.add_argument("--timeout", type=float, default=30.0)
-    parser.add_argument("--token", default=os.environ.get("token", ""),
-                        help="sent as 'Authorization: Bearer TOKEN'; never printed (the template passes it in env)")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("token", ""),
+        help="sent as 'Authorization: Bearer TOKEN'; never printed (the template passes it in env)",
+    )
     parser.add_argument("--output", default="body.txt")
     parser.add_argument("--status_output", default="status.txt")
     return parser

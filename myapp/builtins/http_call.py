@@ -59,7 +59,7 @@ def parse_headers(text: str) -> dict[str, str]:
         return {}
     data = json.loads(text)
     if not isinstance(data, dict):
-        raise ValueError("headers must be a JSON object such as {\"Accept\": \"application/json\"}")
+        raise ValueError('headers must be a JSON object such as {"Accept": "application/json"}')
     return {str(k): str(v) for k, v in data.items()}
 
 
@@ -67,8 +67,9 @@ def send(request: Request) -> Response:
     """Send `request`; HTTP error statuses are answers too, only network failures set `error`."""
     if not request.url.startswith(("http://", "https://")):
         return Response(0, error=f"{request.url!r} is not an http:// or https:// URL")
-    req = urllib.request.Request(request.url, data=request.body, method=request.method.upper(),
-                                 headers=dict(request.headers))
+    req = urllib.request.Request(
+        request.url, data=request.body, method=request.method.upper(), headers=dict(request.headers)
+    )
     try:
         with urllib.request.urlopen(req, timeout=request.timeout) as answer:  # noqa: S310 - scheme checked
             return Response(answer.status, answer.read(MAX_BODY))

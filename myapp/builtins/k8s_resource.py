@@ -50,13 +50,20 @@ def check_task_manifest(task: TaskSpec, template: TemplateSpec | None, policy: M
         source, field = _manifest_source(task, template, {})
         data = _parse_manifest(source, task.name, field)
     except (RenderError, KeyError):
-        return []   # no literal manifest here (an input, or broken: reported elsewhere)
-    return [SpecError(f"tasks[{task.name}].{name.replace('manifest', field, 1)}", message)
-            for name, message in manifest_problems(data, policy)]
+        return []  # no literal manifest here (an input, or broken: reported elsewhere)
+    return [
+        SpecError(f"tasks[{task.name}].{name.replace('manifest', field, 1)}", message)
+        for name, message in manifest_problems(data, policy)
+    ]
 
 
-def render_resource(task: TaskSpec, template: TemplateSpec, ctx: RenderContext,
-                    inputs: Mapping[str, str], policy: ManifestPolicy | None = None) -> ResourcePlan:
+def render_resource(
+    task: TaskSpec,
+    template: TemplateSpec,
+    ctx: RenderContext,
+    inputs: Mapping[str, str],
+    policy: ManifestPolicy | None = None,
+) -> ResourcePlan:
     """Return the rendered manifest and conditions of one attempt; RenderError names task and field."""
     values = template_values(task, template, ctx, inputs, exclude=(MANIFEST,))
     source, field = _manifest_source(task, template, inputs)
@@ -67,7 +74,7 @@ def render_resource(task: TaskSpec, template: TemplateSpec, ctx: RenderContext,
     problem = manifest_problem(manifest)
     if problem or not isinstance(manifest, dict):
         raise RenderError(task.name, field, problem)
-    refused = manifest_problems(manifest, policy or ManifestPolicy())   # Jinja may have produced any of them
+    refused = manifest_problems(manifest, policy or ManifestPolicy())  # Jinja may have produced any of them
     if refused:
         name, message = refused[0]
         raise RenderError(task.name, name.replace("manifest", field, 1), message)
@@ -80,18 +87,26 @@ def check_resource_template(template: TemplateSpec) -> list[SpecError]:
     declared = {p.name for p in template.parameters}
     raw = template.extra.get(MANIFEST)
     if raw is None:
-        return [] if MANIFEST in declared else [SpecError("extra.manifest", "a resource template needs "
-                                                          "extra.manifest or a `manifest` parameter")]
+        return (
+            []
+            if MANIFEST in declared
+            else [SpecError("extra.manifest", "a resource template needs extra.manifest or a `manifest` parameter")]
+        )
     try:
         data = _parse_manifest(raw, "", "extra.manifest")
     except RenderError as exc:
         return [SpecError("extra.manifest", str(exc.args[0]).split(": ", 1)[-1])]
     errors = [SpecError("extra.manifest", problem) for problem in [manifest_problem(data)] if problem]
-    errors += [SpecError(field.replace("manifest", "extra.manifest", 1), message)
-               for field, message in manifest_problems(data, ManifestPolicy())]
+    errors += [
+        SpecError(field.replace("manifest", "extra.manifest", 1), message)
+        for field, message in manifest_problems(data, ManifestPolicy())
+    ]
     if PARAMS not in declared:
-        errors += [SpecError("extra.manifest", f"unknown parameter {name!r} in $(params.{name})")
-                   for name in sorted(_references(data)) if name not in declared]
+        errors += [
+            SpecError("extra.manifest", f"unknown parameter {name!r} in $(params.{name})")
+            for name in sorted(_references(data))
+            if name not in declared
+        ]
     for name in CONDITIONS:
         if isinstance(template.extra.get(name), str):
             try:
@@ -171,11 +186,12 @@ def _render_jinja(node: object, ctx: RenderContext, inputs: Mapping[str, str], t
 def _typed(defn: ParamDef | None, text: str) -> object:
     if defn is None or defn.type not in TYPED:
         return text
-    return json.loads(text)   # canonical integer/number/boolean/json text is JSON
+    return json.loads(text)  # canonical integer/number/boolean/json text is JSON
 
 
-def _render_node(node: object, ctx: RenderContext, inputs: Mapping[str, str], subs: Mapping[str, object],
-                 task: str, field: str) -> object:
+def _render_node(
+    node: object, ctx: RenderContext, inputs: Mapping[str, str], subs: Mapping[str, object], task: str, field: str
+) -> object:
     if isinstance(node, dict):
         return {str(k): _render_node(v, ctx, inputs, subs, task, f"{field}.{k}") for k, v in node.items()}
     if isinstance(node, list):
@@ -227,8 +243,11 @@ def _timeout(template: TemplateSpec, values: Mapping[str, str], task: str) -> in
 
 def main() -> int:
     """Explain, when run as a local process, that a resource task needs the Kubernetes executor."""
-    print("myapp: a k8s-resource task creates a Kubernetes object; run it with the kubernetes executor "
-          "(MYAPP_EXECUTOR=kubernetes). The local executor cannot apply manifests.", file=sys.stderr)
+    print(
+        "myapp: a k8s-resource task creates a Kubernetes object; run it with the kubernetes executor "
+        "(MYAPP_EXECUTOR=kubernetes). The local executor cannot apply manifests.",
+        file=sys.stderr,
+    )
     return 2
 
 

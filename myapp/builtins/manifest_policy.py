@@ -34,18 +34,23 @@ class ManifestPolicy:
     namespace: str = ""
     service_account: str | None = None
     claim: str | None = None
-    subpath: str = ""   # the project's own part of the workflow space claim
+    subpath: str = ""  # the project's own part of the workflow space claim
 
 
 def manifest_problems(manifest: object, policy: ManifestPolicy, where: str = "manifest") -> list[tuple[str, str]]:
     """Return (field, message) for everything `manifest` may not ask for."""
     problems: list[tuple[str, str]] = []
     if isinstance(manifest, Mapping):
-        namespace = (manifest.get("metadata") or {}).get("namespace") if isinstance(
-            manifest.get("metadata"), Mapping) else None
+        namespace = (
+            (manifest.get("metadata") or {}).get("namespace") if isinstance(manifest.get("metadata"), Mapping) else None
+        )
         if policy.namespace and namespace and _literal(namespace) and namespace != policy.namespace:
-            problems.append((f"{where}.metadata.namespace",
-                             f"objects are created in the executor's namespace {policy.namespace!r} only"))
+            problems.append(
+                (
+                    f"{where}.metadata.namespace",
+                    f"objects are created in the executor's namespace {policy.namespace!r} only",
+                )
+            )
     for path, spec in _pod_specs(manifest, where):
         problems += _pod_spec_problems(spec, path, policy)
     return problems
@@ -66,8 +71,7 @@ def _pod_spec_problems(spec: Mapping[str, Any], path: str, policy: ManifestPolic
     problems = []
     for key in ("serviceAccountName", "serviceAccount"):
         account = spec.get(key)
-        if policy.service_account is not None and _literal(account) and account \
-                and account != policy.service_account:
+        if policy.service_account is not None and _literal(account) and account and account != policy.service_account:
             own = repr(policy.service_account) if policy.service_account else "none"
             problems.append((f"{path}.{key}", f"may not name service account {account!r} (the task pods' own: {own})"))
     for key in ("hostNetwork", "hostPID", "hostIPC"):
@@ -97,33 +101,46 @@ def _volume_problem(volume: Mapping[str, Any], policy: ManifestPolicy) -> tuple[
         claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
         if not _literal(claim) or policy.claim is None or (policy.claim and claim == policy.claim):
             return "", True
-        return (f"volume {name!r}: claim {claim!r} is not the task's own "
-                f"(only the workflow space {policy.claim or '(k8s_workflow_space_pvc)'!r})"), False
+        return (
+            f"volume {name!r}: claim {claim!r} is not the task's own "
+            f"(only the workflow space {policy.claim or '(k8s_workflow_space_pvc)'!r})"
+        ), False
     if len(sources) == 1 and sources[0] in SAFE_SOURCES:
         return "", False
     what = ", ".join(sources) or "no source"
     return f"volume {name!r}: {what} is not allowed (only emptyDir, downwardAPI and the workflow space claim)", False
 
 
-def _container_problems(container: Mapping[str, Any], path: str, claims: set[str],
-                        policy: ManifestPolicy) -> list[tuple[str, str]]:
+def _container_problems(
+    container: Mapping[str, Any], path: str, claims: set[str], policy: ManifestPolicy
+) -> list[tuple[str, str]]:
     problems = []
     context = container.get("securityContext") or {}
     if isinstance(context, Mapping):
         if context.get("privileged") is True or str(context.get("privileged")).lower() == "true":
             problems.append((f"{path}.securityContext.privileged", "privileged containers are not allowed"))
-        added = ((context.get("capabilities") or {}).get("add") or []) if isinstance(
-            context.get("capabilities"), Mapping) else []
+        added = (
+            ((context.get("capabilities") or {}).get("add") or [])
+            if isinstance(context.get("capabilities"), Mapping)
+            else []
+        )
         if any(str(cap).upper() in POWERFUL_CAPS for cap in added):
             problems.append((f"{path}.securityContext.capabilities.add", "SYS_ADMIN / ALL are not allowed"))
     for index, mount in enumerate(container.get("volumeMounts") or []):
         if not isinstance(mount, Mapping) or mount.get("name") not in claims or not policy.subpath:
             continue
         sub = str(mount.get("subPath") or "")
-        if _literal(sub) and not (sub == policy.subpath or sub.startswith(policy.subpath + "/")) \
-                or ".." in sub.split("/"):
-            problems.append((f"{path}.volumeMounts[{index}].subPath",
-                             f"the workflow space is mounted with the project's own subPath {policy.subpath!r}"))
+        if (
+            _literal(sub)
+            and not (sub == policy.subpath or sub.startswith(policy.subpath + "/"))
+            or ".." in sub.split("/")
+        ):
+            problems.append(
+                (
+                    f"{path}.volumeMounts[{index}].subPath",
+                    f"the workflow space is mounted with the project's own subPath {policy.subpath!r}",
+                )
+            )
     return problems
 
 

@@ -26,9 +26,15 @@ class Outcome:
     message: str
 
 
-def poll(check: Callable[[], Outcome], *, timeout: float, interval: float,
-         clock: Callable[[], float], sleep: Callable[[float], None],
-         report: Callable[[str], None] = lambda line: None) -> Outcome:
+def poll(
+    check: Callable[[], Outcome],
+    *,
+    timeout: float,
+    interval: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    report: Callable[[str], None] = lambda line: None,
+) -> Outcome:
     """Run `check` every `interval` seconds until DONE or FAILED; FAILED after `timeout` seconds."""
     deadline = clock() + timeout
     attempt = 0

@@ -80,8 +80,9 @@ def _step(item: object, field: str) -> Step:
 
 def step_template(template: TemplateSpec, step: Step) -> TemplateSpec:
     """Return `template` as if it were a pod template running `step` (parameters not used reach it as env)."""
-    return replace(template, kind="pod", command=step.command, args_style="env",
-                   image=step.image or template.image, extra={})
+    return replace(
+        template, kind="pod", command=step.command, args_style="env", image=step.image or template.image, extra={}
+    )
 
 
 def check_seqpod_template(template: TemplateSpec) -> list[SpecError]:
@@ -96,8 +97,10 @@ def check_seqpod_template(template: TemplateSpec) -> list[SpecError]:
     for i, step in enumerate(steps):
         if not (step.image or template.image):
             errors.append(SpecError(f"extra.steps[{i}].image", "needs an image (or the template's image)"))
-        errors += [SpecError(f"extra.steps[{i}].{e.field}", e.message)
-                   for e in template_command_errors(step_template(template, step))]
+        errors += [
+            SpecError(f"extra.steps[{i}].{e.field}", e.message)
+            for e in template_command_errors(step_template(template, step))
+        ]
     return errors
 
 

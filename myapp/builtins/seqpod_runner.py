@@ -33,16 +33,19 @@ def run_step(name: str, argv: Sequence[str], env: dict[str, str]) -> int:
     """Run one step with its output labelled; return its exit code (never raises for the step)."""
     prefix = f"[{name}] ".encode()
     try:
-        proc = subprocess.Popen(list(argv), env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            list(argv), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
     except OSError as exc:
         why = "command not found" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
         sys.stderr.buffer.write(prefix + f"cannot start {argv[0]!r}: {why}\n".encode())
         sys.stderr.buffer.flush()
         return 1
     assert proc.stdout is not None and proc.stderr is not None
-    pumps = [threading.Thread(target=_pump, args=(stream, sink, prefix), daemon=True)
-             for stream, sink in ((proc.stdout, sys.stdout.buffer), (proc.stderr, sys.stderr.buffer))]
+    pumps = [
+        threading.Thread(target=_pump, args=(stream, sink, prefix), daemon=True)
+        for stream, sink in ((proc.stdout, sys.stdout.buffer), (proc.stderr, sys.stderr.buffer))
+    ]
     for pump in pumps:
         pump.start()
     code = proc.wait()

@@ -15,8 +15,14 @@ from myapp.core.params import coerce_value
 from myapp.core.render import RenderContext, render_task
 
 
-def template_values(task: TaskSpec, template: TemplateSpec, ctx: RenderContext, inputs: Mapping[str, str],
-                    *, exclude: Collection[str] = ()) -> dict[str, str]:
+def template_values(
+    task: TaskSpec,
+    template: TemplateSpec,
+    ctx: RenderContext,
+    inputs: Mapping[str, str],
+    *,
+    exclude: Collection[str] = (),
+) -> dict[str, str]:
     """Return NAME -> canonical text of every parameter that has a value (RenderError names the field)."""
     params = tuple(p for p in template.parameters if p.name not in exclude)
     bare = replace(template, command=(), env={}, args_style="env", parameters=params)

@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def url_check(url: str, patterns: tuple[str, ...], contains: str, request_timeout: float) -> Check:
     """Return a check that is DONE when the URL answers an expected status (and body substring)."""
+
     def check() -> Outcome:
         response = send(Request(url=url, timeout=request_timeout))
         if response.error:
@@ -51,6 +52,7 @@ def url_check(url: str, patterns: tuple[str, ...], contains: str, request_timeou
         if contains and contains not in response.body.decode("utf-8", errors="replace"):
             return Outcome(Verdict.PENDING, f"{url} answered {response.status} without {contains!r}")
         return Outcome(Verdict.DONE, f"{url} answered {response.status}")
+
     return check
 
 
@@ -80,6 +82,7 @@ def run_check(api_url: str, run_id: int, target: str, token: str, request_timeou
         except (ValueError, KeyError, TypeError):
             return Outcome(Verdict.FAILED, f"{url} did not answer a run")
         return run_state_outcome(state, target)
+
     return check
 
 
@@ -102,11 +105,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"myapp.wait_for: {exc}", file=sys.stderr)
         return 2
-    outcome = poll(check, timeout=args.timeout, interval=args.interval, clock=time.monotonic,
-                   sleep=time.sleep, report=lambda line: print(f"myapp.wait_for: {line}", flush=True))
+    outcome = poll(
+        check,
+        timeout=args.timeout,
+        interval=args.interval,
+        clock=time.monotonic,
+        sleep=time.sleep,
+        report=lambda line: print(f"myapp.wait_for: {line}", flush=True),
+    )
     done = outcome.verdict is Verdict.DONE
-    print(f"myapp.wait_for: {'condition met' if done else 'failed'}: {outcome.message}",
-          file=sys.stdout if done else sys.stderr)
+    print(
+        f"myapp.wait_for: {'condition met' if done else 'failed'}: {outcome.message}",
+        file=sys.stdout if done else sys.stderr,
+    )
     return 0 if done else 1
 
 

@@ -30,9 +30,20 @@ RECORD_KEYS = ("job_template_name", "job_template_args", "image_name", "job_temp
 STRING_TYPES = frozenset({"str", "string", "text", "date", "datetime", "file", "list", "multiple", "enum"})
 PATTERNS = {"date": r"\d{4}-\d{2}-\d{2}", "datetime": r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?"}
 TYPE_MAP = {
-    "str": "string", "string": "string", "text": "text", "file": "text", "int": "integer", "float": "number",
-    "bool": "boolean", "json": "json", "dict": "json", "enum": "choice", "date": "string",
-    "datetime": "string", "list": "string", "multiple": "string",
+    "str": "string",
+    "string": "string",
+    "text": "text",
+    "file": "text",
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean",
+    "json": "json",
+    "dict": "json",
+    "enum": "choice",
+    "date": "string",
+    "datetime": "string",
+    "list": "string",
+    "multiple": "string",
 }
 _LINK = re.compile(r"<a\b[^>]*href=['\"]([^'\"]+)['\"][^>]*>(.*?)</a\s*>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
@@ -46,25 +57,46 @@ def cube_records(data: object) -> list[tuple[str, Mapping[str, Any]]]:
         return [(str(k), v) for k, v in data.items()]
     if isinstance(data, list) and data and all(isinstance(v, Mapping) for v in data):
         return [("", v) for v in data]
-    raise SpecError("", "expected a Cube job template (job_template_name, image_name, job_template_args, ...), "
-                        "a list of them, or a mapping of name -> template")
+    raise SpecError(
+        "",
+        "expected a Cube job template (job_template_name, image_name, job_template_args, ...), "
+        "a list of them, or a mapping of name -> template",
+    )
 
 
-def cube_to_template(record: Mapping[str, Any], *, key: str = "", name: str | None = None,
-                     version: str = "1") -> TemplateSpec:
+def cube_to_template(
+    record: Mapping[str, Any], *, key: str = "", name: str | None = None, version: str = "1"
+) -> TemplateSpec:
     """Convert one Cube job template; the result passes every template rule (parse_template)."""
     params, groups, flags, ui = _parameters(record.get("job_template_args") or {})
-    extra = {"cube": {k: v for k, v in {
-        "groups": groups, "flags": flags, "ui": ui, "service_account": record.get("job_template_account") or None,
-        "expand": record.get("job_template_expand") or None, "stage": record.get("job_template_version") or None,
-        "gitpath": record.get("gitpath") or None, "name": record.get("job_template_name") or key or None,
-    }.items() if v}}
+    extra = {
+        "cube": {
+            k: v
+            for k, v in {
+                "groups": groups,
+                "flags": flags,
+                "ui": ui,
+                "service_account": record.get("job_template_account") or None,
+                "expand": record.get("job_template_expand") or None,
+                "stage": record.get("job_template_version") or None,
+                "gitpath": record.get("gitpath") or None,
+                "name": record.get("job_template_name") or key or None,
+            }.items()
+            if v
+        }
+    }
     spec = TemplateSpec(
-        name=name or _template_name(record, key), version=version, category=_text(record.get("project_name")) or "cube",
-        description=plain_text(_text(record.get("job_template_describe"))), image=_image(record),
-        command=_command(record), parameters=params, env=_env(record.get("job_template_env")),
+        name=name or _template_name(record, key),
+        version=version,
+        category=_text(record.get("project_name")) or "cube",
+        description=plain_text(_text(record.get("job_template_describe"))),
+        image=_image(record),
+        command=_command(record),
+        parameters=params,
+        env=_env(record.get("job_template_env")),
         mounts=tuple(v.strip() for v in _text(record.get("job_template_volume")).split(",") if v.strip()),
-        args_style="cli", extra=extra,
+        args_style="cli",
+        extra=extra,
     )
     spec = parse_template(template_to_dict(spec), "cube")
     return replace(spec, readme=cube_readme(spec, record))
@@ -81,18 +113,33 @@ def cube_readme(spec: TemplateSpec, record: Mapping[str, Any]) -> str:
     cube: Mapping[str, Any] = spec.extra.get("cube", {})  # type: ignore[assignment]
     expand = record.get("job_template_expand")
     help_url = expand.get("help_url") if isinstance(expand, Mapping) else None
-    lines = [f"# {spec.name}", "", spec.description or "(no description)", "",
-             f"Imported from the Cube Studio job template {cube.get('name', spec.name)!r}.", ""]
+    lines = [
+        f"# {spec.name}",
+        "",
+        spec.description or "(no description)",
+        "",
+        f"Imported from the Cube Studio job template {cube.get('name', spec.name)!r}.",
+        "",
+    ]
     if help_url:
         lines += [f"Upstream documentation: {help_url}", ""]
-    lines += [f"Image: `{spec.image}`", "", f"Command: `{shlex.join(spec.command) or '(the image entrypoint)'}` "
-              "followed by `--name=value` for every parameter that has a value.", "", "## Parameters", "",
-              "| name | type | required | default | description |", "| --- | --- | --- | --- | --- |"]
+    lines += [
+        f"Image: `{spec.image}`",
+        "",
+        f"Command: `{shlex.join(spec.command) or '(the image entrypoint)'}` "
+        "followed by `--name=value` for every parameter that has a value.",
+        "",
+        "## Parameters",
+        "",
+        "| name | type | required | default | description |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for p in spec.parameters:
         shown = p.default if isinstance(p.default, str) else json.dumps(p.default, ensure_ascii=False)
         default = "" if p.default is None else shown.replace("|", "\\|")
-        lines.append(f"| {p.name} | {p.type} | {'yes' if p.required else 'no'} | {default} | "
-                     f"{p.description.replace('|', '/')} |")
+        lines.append(
+            f"| {p.name} | {p.type} | {'yes' if p.required else 'no'} | {default} | {p.description.replace('|', '/')} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -115,7 +162,9 @@ def _parameters(raw: object) -> tuple[tuple[ParamDef, ...], dict[str, list[str]]
             groups.setdefault(str(group), []).append(defn.name)
             if str(flag) != f"--{defn.name}":
                 flags[defn.name] = str(flag)
-            ui[defn.name] = {k: attr[k] for k in ("placeholder", "editable", "item_type") if attr.get(k) not in (None, "")}
+            ui[defn.name] = {
+                k: attr[k] for k in ("placeholder", "editable", "item_type") if attr.get(k) not in (None, "")
+            }
     return tuple(params), groups, flags, {k: v for k, v in ui.items() if v}
 
 
@@ -131,10 +180,16 @@ def _param(flag: str, attr: object, where: str) -> ParamDef:
         kind = "string"
     low, high = _range(str(attr.get("range") or ""), cube_type)
     defn = ParamDef(
-        name=_param_name(flag, where), type=kind, required=_flag(attr.get("require")),  # type: ignore[arg-type]
-        label=plain_text(_text(attr.get("label"))), description=plain_text(_text(attr.get("describe"))),
-        choices=choices if kind == "choice" else (), minimum=low, maximum=high,
-        pattern=_pattern(cube_type, choices), default=_default(attr.get("default"), cube_type),
+        name=_param_name(flag, where),
+        type=kind,  # type: ignore[arg-type]
+        required=_flag(attr.get("require")),
+        label=plain_text(_text(attr.get("label"))),
+        description=plain_text(_text(attr.get("describe"))),
+        choices=choices if kind == "choice" else (),
+        minimum=low,
+        maximum=high,
+        pattern=_pattern(cube_type, choices),
+        default=_default(attr.get("default"), cube_type),
     )
     if defn.default is not None and not is_deferred(defn.default):
         try:
@@ -158,7 +213,7 @@ def _range(text: str, cube_type: str) -> tuple[float | None, float | None]:
     low_text, high_text = (part.strip() for part in text.split(",", 1))
     low, high = _number(low_text), _number(high_text)
     if high is not None and cube_type == "int":
-        high = high - 1   # Cube's max is exclusive
+        high = high - 1  # Cube's max is exclusive
     return low, high
 
 

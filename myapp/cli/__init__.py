@@ -30,6 +30,7 @@ def fail(message: str, code: int = 1) -> None:
 
 def handle_errors(fn: F) -> F:
     """Turn domain errors into one clear line and an exit code."""
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -41,6 +42,7 @@ def handle_errors(fn: F) -> F:
         except DatabaseUnavailable as exc:
             # The database is down or unreachable: say which one, without a traceback or password.
             fail(f"cannot use the database {_database_shown()}: {_first_line(exc.orig or exc)}", 1)
+
     return wrapper  # type: ignore[return-value]
 
 

@@ -14,8 +14,14 @@ def db_group() -> None:
 
 
 @db_group.command("clean")
-@click.option("--older-than", "days", type=int, required=True, metavar="DAYS",
-              help="Delete what finished more than DAYS days ago (at least 1).")
+@click.option(
+    "--older-than",
+    "days",
+    type=int,
+    required=True,
+    metavar="DAYS",
+    help="Delete what finished more than DAYS days ago (at least 1).",
+)
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted, per kind; delete nothing.")
 @click.option("--batch", default=200, show_default=True, help="Runs deleted per transaction.")
 @click.option("--now", default=None, metavar="T", hidden=True, help="Instant to count DAYS back from (ISO 8601).")
@@ -33,8 +39,14 @@ def clean(ctx: click.Context, days: int, dry_run: bool, batch: int, now: str | N
         fail(f"--older-than must be at least 1 day, got {days}", 2)
     services = get_services(ctx)
     at = parse_instant(now) if now else services.clock.now()
-    report = run_clean(services, at, days, dry_run=dry_run, batch=max(batch, 1),
-                       progress=(lambda line: None) if as_json else click.echo)
+    report = run_clean(
+        services,
+        at,
+        days,
+        dry_run=dry_run,
+        batch=max(batch, 1),
+        progress=(lambda line: None) if as_json else click.echo,
+    )
     if as_json:
         echo_json(report.to_dict())
 

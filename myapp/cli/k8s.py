@@ -34,7 +34,7 @@ def k8s_watcher(group: str | None) -> None:
         settings = dataclasses.replace(settings, k8s_group=group)
     app, _ = create_celery(settings)
     services = build_services(settings)
-    use_celery(services, app)   # the watcher ends attempts, so runs: dispatch and scheduler wake-ups
+    use_celery(services, app)  # the watcher ends attempts, so runs: dispatch and scheduler wake-ups
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
 

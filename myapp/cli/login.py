@@ -27,8 +27,9 @@ def login(url: str, username: str, password_stdin: bool) -> None:
     password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt("Password", hide_input=True)
     body = json.dumps({"username": username, "password": password, "provider": "db", "refresh": True}).encode()
     try:
-        status, _, content = urllib_transport(30)("POST", url.rstrip("/") + "/api/v1/security/login",
-                                                  {"Content-Type": "application/json"}, body)
+        status, _, content = urllib_transport(30)(
+            "POST", url.rstrip("/") + "/api/v1/security/login", {"Content-Type": "application/json"}, body
+        )
     except OSError as exc:
         fail(f"cannot reach {url}: {exc}")
     if status != 200:
@@ -52,8 +53,9 @@ def logout() -> None:
         fail(f"not signed in ({path} holds no sign-in)")
         return
     try:
-        status, _, _ = urllib_transport(30)("POST", kept.url + "/api/v1/me/logout",
-                                            {"Authorization": f"Bearer {kept.refresh_token}"}, None)
+        status, _, _ = urllib_transport(30)(
+            "POST", kept.url + "/api/v1/me/logout", {"Authorization": f"Bearer {kept.refresh_token}"}, None
+        )
     except OSError as exc:
         status = 0
         click.echo(f"myapp: warning: cannot reach {kept.url} to revoke the sign-in: {exc}", err=True)

@@ -67,7 +67,9 @@ def validate(ctx: click.Context, files: tuple[str, ...]) -> None:
 @pipeline_group.command("import")
 @click.argument("files", nargs=-1, required=True)
 @click.option("--message", "-m", default="", help="Version message.")
-@click.option("--yes", "-y", is_flag=True, help="Confirm a schedule whose backfill starts more runs than backfill_confirm.")
+@click.option(
+    "--yes", "-y", is_flag=True, help="Confirm a schedule whose backfill starts more runs than backfill_confirm."
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
@@ -79,12 +81,19 @@ def import_(ctx: click.Context, files: tuple[str, ...], message: str, yes: bool,
     for _path, spec in specs:  # all files valid (and their backfills confirmed) before anything is written
         services.pipelines.check(spec)
         confirm_backfill(services, spec, now, yes)
-    attach_dispatch(services)   # a save that makes a schedule due asks the workers for a pass at once
+    attach_dispatch(services)  # a save that makes a schedule due asks the workers for a pass at once
     results = []
     for path, spec in specs:
         res = services.pipelines.save(spec, services.clock.now(), user_id=admin_id(services), message=message)
-        results.append({"file": path, "pipeline": spec.name, "id": res.pipeline_id, "version": res.version,
-                        "changed": res.created_version})
+        results.append(
+            {
+                "file": path,
+                "pipeline": spec.name,
+                "id": res.pipeline_id,
+                "version": res.version,
+                "changed": res.created_version,
+            }
+        )
         if not as_json:
             what = f"version {res.version}" if res.created_version else f"unchanged (version {res.version})"
             click.echo(f"{spec.name}: {what}")
@@ -97,9 +106,13 @@ def confirm_backfill(services: Any, spec: Any, now: Any, yes: bool) -> None:
     from myapp.scheduling.backfill_guard import guard, save_backfill
 
     backfill = save_backfill(services, spec, now)
-    guard(backfill, services.settings.backfill_confirm, yes,
-          f"add --yes to save {spec.name!r} anyway, or keep fewer with schedule.expired_limit "
-          "or a later schedule.start_time")
+    guard(
+        backfill,
+        services.settings.backfill_confirm,
+        yes,
+        f"add --yes to save {spec.name!r} anyway, or keep fewer with schedule.expired_limit "
+        "or a later schedule.start_time",
+    )
     if backfill.runs:
         click.echo(f"{spec.name}: {backfill.describe()}", err=True)
 
@@ -130,14 +143,29 @@ def list_(ctx: click.Context, search: str, sort: str, limit: int, show_all: bool
     services = get_services(ctx)
     tz = services.settings.timezone
     with services.db.read() as s:
-        rows, total = pipeline_list(s, ListQuery(search=search, sort=sort, limit=None if show_all else limit),
-                                    services.clock.now())
+        rows, total = pipeline_list(
+            s, ListQuery(search=search, sort=sort, limit=None if show_all else limit), services.clock.now()
+        )
     if as_json:
         echo_json(rows)
         return
-    table(["ID", "PROJECT", "NAME", "OWNER", "VER", "LAST RUNS", "SCHEDULE", "NEXT RUN"],
-          [[r["id"], r["project"], r["name"], r["owner"] or "-", r["version"] or "-", strip(r["runs"]),
-            _schedule_text(r["schedule"]), when(r["schedule"]["next_fire_at"], tz)] for r in rows], right=(0, 4))
+    table(
+        ["ID", "PROJECT", "NAME", "OWNER", "VER", "LAST RUNS", "SCHEDULE", "NEXT RUN"],
+        [
+            [
+                r["id"],
+                r["project"],
+                r["name"],
+                r["owner"] or "-",
+                r["version"] or "-",
+                strip(r["runs"]),
+                _schedule_text(r["schedule"]),
+                when(r["schedule"]["next_fire_at"], tz),
+            ]
+            for r in rows
+        ],
+        right=(0, 4),
+    )
     for r in rows:
         if r["schedule_error"]:
             click.echo(f"{r['name']}: schedule error: {r['schedule_error']}")
@@ -184,14 +212,23 @@ def _set_enabled(ctx: click.Context, pipeline: str, project: str | None, enabled
     from myapp.scheduling.backfill_guard import set_enabled
 
     services = get_services(ctx)
-    attach_dispatch(services)   # enabling makes the schedule due: the workers get a pass at once
+    attach_dispatch(services)  # enabling makes the schedule due: the workers get a pass at once
     row = services.pipelines.find(pipeline, project)
     version, changed, backfill = set_enabled(
-        services, row.id, enabled, services.clock.now(), user_id=admin_id(services), confirmed=yes,
-        how=f"see them with `myapp schedule preview {row.name}`; add --yes to enable it anyway")
+        services,
+        row.id,
+        enabled,
+        services.clock.now(),
+        user_id=admin_id(services),
+        confirmed=yes,
+        how=f"see them with `myapp schedule preview {row.name}`; add --yes to enable it anyway",
+    )
     word = "enabled" if enabled else "disabled"
-    click.echo(f"{row.name}: schedule {word} (version {version})" if changed
-               else f"{row.name}: schedule already {word} (version {version})")
+    click.echo(
+        f"{row.name}: schedule {word} (version {version})"
+        if changed
+        else f"{row.name}: schedule already {word} (version {version})"
+    )
     if backfill.runs:
         click.echo(f"{row.name}: {backfill.describe()}")
 
@@ -225,9 +262,17 @@ def run(ctx: click.Context, pipeline: str, params: tuple[str, ...], wait: bool, 
     attach_dispatch(services)
     row = services.pipelines.find(pipeline)
     now = services.clock.now()
-    run_id = services.runs.create_run(NewRun(
-        pipeline_id=row.id, trigger=Trigger.MANUAL, execution_date=now, params=parse_params(params),
-        user_id=admin_id(services), runner=runner_name()), now)
+    run_id = services.runs.create_run(
+        NewRun(
+            pipeline_id=row.id,
+            trigger=Trigger.MANUAL,
+            execution_date=now,
+            params=parse_params(params),
+            user_id=admin_id(services),
+            runner=runner_name(),
+        ),
+        now,
+    )
     if not as_json:
         click.echo(f"run {run_id} started")
     state = wait_for(services, run_id) if wait else None

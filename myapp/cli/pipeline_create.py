@@ -40,16 +40,21 @@ def find_template(name: str, directory: Path = TEMPLATES_DIR) -> Path:
 
 
 @click.command("create")
-@click.option("--from-template", "template", required=True, help="A name from `myapp pipeline templates`, or a YAML file.")
+@click.option(
+    "--from-template", "template", required=True, help="A name from `myapp pipeline templates`, or a YAML file."
+)
 @click.option("--name", default=None, help="Pipeline name (default: the template's).")
 @click.option("--project", default=None, help="Project (default: the template's, else default).")
 @click.option("--message", "-m", default="", help="Version message.")
-@click.option("--yes", "-y", is_flag=True, help="Confirm a schedule whose backfill starts more runs than backfill_confirm.")
+@click.option(
+    "--yes", "-y", is_flag=True, help="Confirm a schedule whose backfill starts more runs than backfill_confirm."
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
-def create(ctx: click.Context, template: str, name: str | None, project: str | None, message: str,
-           yes: bool, as_json: bool) -> None:
+def create(
+    ctx: click.Context, template: str, name: str | None, project: str | None, message: str, yes: bool, as_json: bool
+) -> None:
     """Create (or update) a pipeline from a ready-made pipeline template."""
     services = get_services(ctx)
     path = find_template(template)
@@ -57,12 +62,21 @@ def create(ctx: click.Context, template: str, name: str | None, project: str | N
     spec = dataclasses.replace(spec, name=name or spec.name, project=project or spec.project)
     services.pipelines.check(spec)
     confirm_backfill(services, spec, services.clock.now(), yes)
-    attach_dispatch(services)   # a save that makes a schedule due asks the workers for a pass at once
-    res = services.pipelines.save(spec, services.clock.now(), user_id=admin_id(services),
-                                  message=message or f"created from template {path.stem}")
+    attach_dispatch(services)  # a save that makes a schedule due asks the workers for a pass at once
+    res = services.pipelines.save(
+        spec, services.clock.now(), user_id=admin_id(services), message=message or f"created from template {path.stem}"
+    )
     if as_json:
-        echo_json({"pipeline": spec.name, "project": spec.project, "id": res.pipeline_id,
-                   "version": res.version, "changed": res.created_version, "template": path.stem})
+        echo_json(
+            {
+                "pipeline": spec.name,
+                "project": spec.project,
+                "id": res.pipeline_id,
+                "version": res.version,
+                "changed": res.created_version,
+                "template": path.stem,
+            }
+        )
         return
     what = f"version {res.version}" if res.created_version else f"unchanged (version {res.version})"
     click.echo(f"{spec.name}: {what} (from template {path.stem}, project {spec.project})")
@@ -76,8 +90,15 @@ def templates(as_json: bool) -> None:
     rows = []
     for stem, path in template_files().items():
         spec = read_spec(str(path))
-        rows.append({"name": stem, "pipeline": spec.name, "tasks": len(spec.tasks), "description": spec.description,
-                     "schedule": spec.schedule.cron if spec.schedule.type == "crontab" else "manual"})
+        rows.append(
+            {
+                "name": stem,
+                "pipeline": spec.name,
+                "tasks": len(spec.tasks),
+                "description": spec.description,
+                "schedule": spec.schedule.cron if spec.schedule.type == "crontab" else "manual",
+            }
+        )
     if as_json:
         echo_json(rows)
         return

@@ -20,8 +20,9 @@ from myapp.core.secret_policy import password_problem
 from myapp.settings import Settings
 
 
-def init_database(services: Any, *, admin_user: str, admin_password: str | None, admin_email: str,
-                  quiet: bool = False) -> None:
+def init_database(
+    services: Any, *, admin_user: str, admin_password: str | None, admin_email: str, quiet: bool = False
+) -> None:
     """Create or upgrade the schema, roles, the admin user, the default project and templates."""
     from myapp.catalog.plugins import load_templates
     from myapp.db.migrate import upgrade
@@ -45,10 +46,12 @@ def init_database(services: Any, *, admin_user: str, admin_password: str | None,
             if not sm.add_user(admin_user, "Admin", "User", admin_email, role, password):
                 fail(f"could not create admin user {admin_user!r}")
             if not quiet:
-                click.echo(f"created admin user {admin_user!r}"
-                           + ("" if admin_password else f" (password in {settings.home / 'admin_password'})"))
+                click.echo(
+                    f"created admin user {admin_user!r}"
+                    + ("" if admin_password else f" (password in {settings.home / 'admin_password'})")
+                )
         elif settings.production and admin_password and admin_user in admins_with_shipped_passwords(sm):
-            sm.reset_password(existing.id, admin_password)   # an install from before production checks
+            sm.reset_password(existing.id, admin_password)  # an install from before production checks
             click.echo(f"replaced the placeholder password of admin user {admin_user!r} with MYAPP_ADMIN_PASSWORD")
     result = load_templates(settings.plugin_paths())
     for err in result.errors:
@@ -57,8 +60,10 @@ def init_database(services: Any, *, admin_user: str, admin_password: str | None,
     _ensure_project(services)
     _prepare_task_accounts(services)
     if not quiet:
-        click.echo(f"database ready: {settings.effective_database_url.split('@')[-1]}; "
-                   f"{len(result.templates)} templates registered")
+        click.echo(
+            f"database ready: {settings.effective_database_url.split('@')[-1]}; "
+            f"{len(result.templates)} templates registered"
+        )
 
 
 def _prepare_task_accounts(services: Any) -> None:
@@ -95,7 +100,7 @@ def announce_task_isolation(settings: Settings, *, prefix: str = "myapp", silent
         click.echo(f"{prefix}: warning: task isolation: {iso.message}", err=True)
 
 
-_ANNOUNCED: set[str] = set()   # a burst worker run many times in one process says it once
+_ANNOUNCED: set[str] = set()  # a burst worker run many times in one process says it once
 
 
 def _dev_password(settings: Settings) -> str:
@@ -117,8 +122,12 @@ def _ensure_project(services: Any) -> None:
 
 @click.command("init")
 @click.option("--admin-user", envvar="MYAPP_ADMIN_USER", default="admin", show_default=True)
-@click.option("--admin-password", envvar="MYAPP_ADMIN_PASSWORD", default=None,
-              help="Default: a random password kept in MYAPP_HOME/admin_password (refused in production).")
+@click.option(
+    "--admin-password",
+    envvar="MYAPP_ADMIN_PASSWORD",
+    default=None,
+    help="Default: a random password kept in MYAPP_HOME/admin_password (refused in production).",
+)
 @click.option("--admin-email", envvar="MYAPP_ADMIN_EMAIL", default="admin@localhost", show_default=True)
 @click.pass_context
 @handle_errors
@@ -133,20 +142,33 @@ def init(ctx: click.Context, admin_user: str, admin_password: str | None, admin_
 @click.option("--workers", type=int, default=None, help="Worker processes (default: MYAPP_WEB_WORKERS, 2).")
 @click.option("--threads", type=int, default=None, help="Threads per worker (default: MYAPP_WEB_THREADS, 8).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="One line per request on stdout.")
-@click.option("--graceful-timeout", type=int, default=30, show_default=True,
-              help="Seconds a stopping worker may finish its requests.")
+@click.option(
+    "--graceful-timeout",
+    type=int,
+    default=30,
+    show_default=True,
+    help="Seconds a stopping worker may finish its requests.",
+)
 @click.pass_context
 @handle_errors
-def webserver(ctx: click.Context, host: str | None, port: int | None, workers: int | None, threads: int | None,
-              access_log: bool, graceful_timeout: int) -> None:
+def webserver(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    threads: int | None,
+    access_log: bool,
+    graceful_timeout: int,
+) -> None:
     """Serve the web pages and the REST API with gunicorn (threaded workers, client timeouts)."""
     from myapp.web.server import gunicorn_argv
 
     settings = get_services(ctx).settings
     bind = f"{host or settings.web_host}:{port or settings.web_port}"
     os.environ.setdefault("PGAPPNAME", "myapp-webserver")  # gunicorn's argv does not name the command
-    argv = gunicorn_argv(settings, bind, workers, threads, access_log=access_log, graceful_timeout=graceful_timeout,
-                         chdir=package_root())
+    argv = gunicorn_argv(
+        settings, bind, workers, threads, access_log=access_log, graceful_timeout=graceful_timeout, chdir=package_root()
+    )
     os.execvpe(argv[0], argv, safe_env(os.environ))
 
 
@@ -168,8 +190,9 @@ def safe_env(env: Mapping[str, str]) -> dict[str, str]:
     return {**env, "PYTHONSAFEPATH": "1"}
 
 
-def celery_worker_argv(settings: Settings, *, beat: bool, concurrency: int | None, pool: str = "prefork",
-                       quiet: bool = False) -> list[str]:
+def celery_worker_argv(
+    settings: Settings, *, beat: bool, concurrency: int | None, pool: str = "prefork", quiet: bool = False
+) -> list[str]:
     """Return the argv of a Celery worker (optionally with the embedded beat; quiet: no banner, warnings only).
 
     It consumes the execute queue and the control queue (passes, wakes, reconciler, alerts).
@@ -177,9 +200,18 @@ def celery_worker_argv(settings: Settings, *, beat: bool, concurrency: int | Non
     from myapp.queue.celery_app import CONTROL_QUEUE, QUEUE
 
     argv = ["--quiet"] if quiet else []
-    argv += ["worker", f"--loglevel={'WARNING' if quiet else 'INFO'}",
-             f"--concurrency={concurrency or settings.worker_concurrency}", f"--pool={pool}",
-             "-Q", f"{QUEUE},{CONTROL_QUEUE}", "--without-gossip", "--without-mingle", "-n", f"myapp-{os.getpid()}@%h"]
+    argv += [
+        "worker",
+        f"--loglevel={'WARNING' if quiet else 'INFO'}",
+        f"--concurrency={concurrency or settings.worker_concurrency}",
+        f"--pool={pool}",
+        "-Q",
+        f"{QUEUE},{CONTROL_QUEUE}",
+        "--without-gossip",
+        "--without-mingle",
+        "-n",
+        f"myapp-{os.getpid()}@%h",
+    ]
     if beat:
         argv += ["-B", f"--schedule={settings.home / 'celerybeat-schedule'}"]
     return argv
@@ -189,8 +221,13 @@ def celery_worker_argv(settings: Settings, *, beat: bool, concurrency: int | Non
 @click.option("--burst", is_flag=True, help="Run queued work until none is left, then exit (no broker needed).")
 @click.option("--concurrency", "-c", type=int, default=None)
 @click.option("--beat", is_flag=True, help="Also run the beat scheduler in this worker.")
-@click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork", show_default=True,
-              help="Celery pool; solo runs one attempt at a time in this process (start several workers).")
+@click.option(
+    "--pool",
+    type=click.Choice(["prefork", "solo", "threads"]),
+    default="prefork",
+    show_default=True,
+    help="Celery pool; solo runs one attempt at a time in this process (start several workers).",
+)
 @click.option("--quiet", is_flag=True, help="No banner; log warnings and errors only.")
 @click.pass_context
 @handle_errors
@@ -209,11 +246,15 @@ def worker(ctx: click.Context, burst: bool, concurrency: int | None, beat: bool,
         _hush_worker_notices()
     app, _ = create_celery(settings)
     liveness = _watch_liveness(app, settings)
-    code, asked = run_celery_worker(app, celery_worker_argv(settings, beat=beat, concurrency=concurrency,
-                                                            pool=pool, quiet=quiet))
+    code, asked = run_celery_worker(
+        app, celery_worker_argv(settings, beat=beat, concurrency=concurrency, pool=pool, quiet=quiet)
+    )
     if liveness is not None and liveness.failed.is_set():
-        fail(f"the Celery worker stopped taking messages from the broker for {liveness.timeout} s "
-             "(broker_liveness_timeout); it stopped so that its supervisor starts it again", 1)
+        fail(
+            f"the Celery worker stopped taking messages from the broker for {liveness.timeout} s "
+            "(broker_liveness_timeout); it stopped so that its supervisor starts it again",
+            1,
+        )
     if code and not asked:
         fail(f"the Celery worker stopped by itself with exit code {code} (its log above says why)", code)
     sys.exit(code)
@@ -280,11 +321,14 @@ def run_burst(services: Any, concurrency: int, poll: float = 0.2) -> int:
     executor, s, ran = local_executor(services), services.settings, 0
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         while True:
-            for run_id in creating_runs(services.runs):   # large runs asked for through the API (B15)
+            for run_id in creating_runs(services.runs):  # large runs asked for through the API (B15)
                 finish_creation(services.runs, run_id, services.clock.now())
-            services.attempts.reconcile(services.clock.now(), heartbeat_timeout=s.heartbeat_timeout,
-                                             watcher_timeout=s.k8s_watcher_timeout,
-                                        requeue_after=s.requeue_after)
+            services.attempts.reconcile(
+                services.clock.now(),
+                heartbeat_timeout=s.heartbeat_timeout,
+                watcher_timeout=s.k8s_watcher_timeout,
+                requeue_after=s.requeue_after,
+            )
             ids = services.attempts.claimable(limit=concurrency * 4)
             if ids:
                 ran += sum(pool.map(lambda i: execute_task_instance(i, services, executor), ids))
@@ -308,8 +352,12 @@ def beat(ctx: click.Context) -> None:
 
 @click.command("standalone")
 @click.option("--port", type=int, default=None)
-@click.option("--verbose", "-v", is_flag=True,
-              help="Also print the worker's banner and log, beat ticks and one line per web request.")
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Also print the worker's banner and log, beat ticks and one line per web request.",
+)
 @click.pass_context
 @handle_errors
 def standalone(ctx: click.Context, port: int | None, verbose: bool) -> None:
@@ -319,9 +367,13 @@ def standalone(ctx: click.Context, port: int | None, verbose: bool) -> None:
     Ctrl-C or SIGTERM stops every process (see docs/standalone.md).
     """
     services = get_services(ctx)
-    init_database(services, admin_user=os.environ.get("MYAPP_ADMIN_USER", "admin"),
-                  admin_password=os.environ.get("MYAPP_ADMIN_PASSWORD"), admin_email="admin@localhost",
-                  quiet=not verbose)
+    init_database(
+        services,
+        admin_user=os.environ.get("MYAPP_ADMIN_USER", "admin"),
+        admin_password=os.environ.get("MYAPP_ADMIN_PASSWORD"),
+        admin_email="admin@localhost",
+        quiet=not verbose,
+    )
     settings = services.settings
     port = port or settings.web_port
     _resend_queued(services)
@@ -330,16 +382,33 @@ def standalone(ctx: click.Context, port: int | None, verbose: bool) -> None:
     web_quiet = [] if verbose else ["--no-access-log"]
     commands = [
         [sys.executable, "-m", "myapp", "worker", "--beat", *quiet],
-        [sys.executable, "-m", "myapp", "webserver", "--port", str(port), "--workers", "1", "--graceful-timeout", "3",
-         *web_quiet],
+        [
+            sys.executable,
+            "-m",
+            "myapp",
+            "webserver",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--graceful-timeout",
+            "3",
+            *web_quiet,
+        ],
     ]
-    click.echo(f"myapp standalone: http://{settings.web_host}:{port}/  (user admin, password in "
-               f"{settings.home / 'admin_password'} unless MYAPP_ADMIN_PASSWORD was set); Ctrl-C stops")
-    announce_task_isolation(settings, prefix="myapp standalone")   # once, here, not by its worker
+    click.echo(
+        f"myapp standalone: http://{settings.web_host}:{port}/  (user admin, password in "
+        f"{settings.home / 'admin_password'} unless MYAPP_ADMIN_PASSWORD was set); Ctrl-C stops"
+    )
+    announce_task_isolation(settings, prefix="myapp standalone")  # once, here, not by its worker
     # A worker that died may have taken messages it never ran: send the queued ones again.
     reporter = RunReporter(services)
-    _supervise(commands, env, before_restart=lambda i: _resend_queued(services) if i == 0 else None,
-               every_second=reporter.report)
+    _supervise(
+        commands,
+        env,
+        before_restart=lambda i: _resend_queued(services) if i == 0 else None,
+        every_second=reporter.report,
+    )
 
 
 def _resend_queued(services: Any) -> None:
@@ -362,9 +431,14 @@ def _resend_queued(services: Any) -> None:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _supervise(commands: list[list[str]], env: dict[str, str], max_restarts: int = 5,
-               before_restart: Callable[[int], None] | None = None,
-               every_second: Callable[[], None] | None = None, grace: float = 15.0) -> None:
+def _supervise(
+    commands: list[list[str]],
+    env: dict[str, str],
+    max_restarts: int = 5,
+    before_restart: Callable[[int], None] | None = None,
+    every_second: Callable[[], None] | None = None,
+    grace: float = 15.0,
+) -> None:
     """Run the commands; restart one that dies by itself (the database keeps the work); stop all on a signal.
 
     SIGINT (Ctrl-C), SIGTERM and SIGHUP stop everything, in the foreground or the background
@@ -383,6 +457,7 @@ def _supervise(commands: list[list[str]], env: dict[str, str], max_restarts: int
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
+
     for sig in STOP_SIGNALS:
         signal.signal(sig, stop)
     last_report = 0.0
@@ -396,8 +471,9 @@ def _supervise(commands: list[list[str]], env: dict[str, str], max_restarts: int
                     stop()
                     break
                 restarts[i] += 1
-                click.echo(f"myapp standalone: {' '.join(commands[i][2:4])} exited ({p.returncode}); restarting",
-                           err=True)
+                click.echo(
+                    f"myapp standalone: {' '.join(commands[i][2:4])} exited ({p.returncode}); restarting", err=True
+                )
                 if before_restart is not None:
                     try:
                         before_restart(i)

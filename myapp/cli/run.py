@@ -34,23 +34,56 @@ def run_group() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
-def list_(ctx: click.Context, pipeline: str | None, state: str | None, trigger: str | None, since: str | None,
-          until: str | None, limit: int, show_all: bool, as_json: bool) -> None:
+def list_(
+    ctx: click.Context,
+    pipeline: str | None,
+    state: str | None,
+    trigger: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    show_all: bool,
+    as_json: bool,
+) -> None:
     """List runs, newest first, with how many match in all."""
     services = get_services(ctx)
     tz = services.settings.timezone
-    where = RunFilter(pipeline_id=services.pipelines.find(pipeline).id if pipeline else None, state=state,
-                      trigger=trigger, since=parse_instant(since, "--since", tz), until=parse_instant(until, "--until", tz))
+    where = RunFilter(
+        pipeline_id=services.pipelines.find(pipeline).id if pipeline else None,
+        state=state,
+        trigger=trigger,
+        since=parse_instant(since, "--since", tz),
+        until=parse_instant(until, "--until", tz),
+    )
     with services.db.read() as s:
         total = run_count(s, where)
-        rows = run_rows(s, pipeline_id=where.pipeline_id, state=state, trigger=trigger, since=where.since,
-                        until=where.until, limit=total if show_all else max(limit, 0))
+        rows = run_rows(
+            s,
+            pipeline_id=where.pipeline_id,
+            state=state,
+            trigger=trigger,
+            since=where.since,
+            until=where.until,
+            limit=total if show_all else max(limit, 0),
+        )
     if as_json:
         echo_json(rows)
         return
-    table(["ID", "PIPELINE", "TRIGGER", "STATE", "EXECUTION DATE", "STARTED", "DURATION"],
-          [[r["id"], r["pipeline"], r["trigger"], r["state"], when(r["execution_instant"], tz),
-            when(r["started_at"], tz), duration(r["started_at"], r["ended_at"])] for r in rows])
+    table(
+        ["ID", "PIPELINE", "TRIGGER", "STATE", "EXECUTION DATE", "STARTED", "DURATION"],
+        [
+            [
+                r["id"],
+                r["pipeline"],
+                r["trigger"],
+                r["state"],
+                when(r["execution_instant"], tz),
+                when(r["started_at"], tz),
+                duration(r["started_at"], r["ended_at"]),
+            ]
+            for r in rows
+        ],
+    )
     shown_of(len(rows), total)
 
 
@@ -68,18 +101,38 @@ def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
     if as_json:
         echo_json(data)
         return
-    click.echo(f"run {data['id']}  {data['pipeline']} v{data['version']}  {data['trigger']}  {data['state']}"
-               f"{'  (' + data['message'] + ')' if data['message'] else ''}")
-    click.echo(f"execution date {when(data['execution_instant'], tz)}  started {when(data['started_at'], tz)}  "
-               f"duration {duration(data['started_at'], data['ended_at'])}")
+    click.echo(
+        f"run {data['id']}  {data['pipeline']} v{data['version']}  {data['trigger']}  {data['state']}"
+        f"{'  (' + data['message'] + ')' if data['message'] else ''}"
+    )
+    click.echo(
+        f"execution date {when(data['execution_instant'], tz)}  started {when(data['started_at'], tz)}  "
+        f"duration {duration(data['started_at'], data['ended_at'])}"
+    )
     click.echo(f"params {data['params']}")
     rows: list[list[Any]] = []
     for t in data["tasks"]:
-        rows.append([task_label(t["name"], t["try_number"]), t["state"], "", when(t["started_at"], tz),
-                     duration(t["started_at"], t["ended_at"]), t["message"]])
+        rows.append(
+            [
+                task_label(t["name"], t["try_number"]),
+                t["state"],
+                "",
+                when(t["started_at"], tz),
+                duration(t["started_at"], t["ended_at"]),
+                t["message"],
+            ]
+        )
         for a in t["attempts"] if len(t["attempts"]) > 1 else []:
-            rows.append([f"  try {a['try_number']}", a["state"], a["exit_code"], when(a["started_at"], tz),
-                         duration(a["started_at"], a["ended_at"]), a["message"]])
+            rows.append(
+                [
+                    f"  try {a['try_number']}",
+                    a["state"],
+                    a["exit_code"],
+                    when(a["started_at"], tz),
+                    duration(a["started_at"], a["ended_at"]),
+                    a["message"],
+                ]
+            )
     click.echo("")
     table(["TASK (TRY)", "STATE", "EXIT", "STARTED", "DURATION", "MESSAGE"], rows, right=())
 
@@ -97,8 +150,9 @@ def task_label(name: str, try_number: int) -> str:
 @click.option("--plain", is_flag=True, help="Print the lines as the task wrote them, without time or stream marks.")
 @click.pass_context
 @handle_errors
-def logs(ctx: click.Context, run_id: int, task: str | None, try_number: int | None, follow: bool,
-         plain: bool = False) -> None:
+def logs(
+    ctx: click.Context, run_id: int, task: str | None, try_number: int | None, follow: bool, plain: bool = False
+) -> None:
     """Print the logs of a run's attempts: each line with the time it was written; stderr marked."""
     services = get_services(ctx)
     tz = services.settings.timezone
@@ -158,8 +212,9 @@ def copy(ctx: click.Context, run_id: int, params: tuple[str, ...]) -> None:
     """Start a new run of the same version with the same (or edited) parameters."""
     services = get_services(ctx)
     attach_dispatch(services)
-    new_id = services.runs.copy_run(run_id, services.clock.now(), parse_params(params),
-                                    user_id=admin_id(services), runner=runner_name())
+    new_id = services.runs.copy_run(
+        run_id, services.clock.now(), parse_params(params), user_id=admin_id(services), runner=runner_name()
+    )
     click.echo(f"run {new_id} started (copy of {run_id})")
 
 

@@ -20,8 +20,9 @@ def parse_instant(text: str, option: str = "--now") -> datetime:
     try:
         value = datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError:
-        raise SpecError(option, f"{text!r} is not an ISO 8601 instant such as 2026-01-01T02:00:00+08:00 "
-                                "or 2026-01-01T00:00:00Z") from None
+        raise SpecError(
+            option, f"{text!r} is not an ISO 8601 instant such as 2026-01-01T02:00:00+08:00 or 2026-01-01T00:00:00Z"
+        ) from None
     problem = year_problem(value)
     if problem:
         raise SpecError(option, problem)
@@ -34,9 +35,13 @@ def schedule_group() -> None:
 
 
 @schedule_group.command("tick")
-@click.option("--now", "nows", multiple=True, metavar="T",
-              help="Instant of the pass (ISO 8601; no offset = UTC). Repeat for several passes, in order. "
-                   "Default: the clock.")
+@click.option(
+    "--now",
+    "nows",
+    multiple=True,
+    metavar="T",
+    help="Instant of the pass (ISO 8601; no offset = UTC). Repeat for several passes, in order. Default: the clock.",
+)
 @click.option("--batch", default=500, show_default=True, hidden=True, help="Pipelines claimed per transaction.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -54,9 +59,11 @@ def tick(ctx: click.Context, nows: tuple[str, ...], batch: int, as_json: bool) -
         return
     for report in reports:
         runs = f" (runs {', '.join(map(str, report['run_ids']))})" if report["run_ids"] else ""
-        click.echo(f"pass at {report['now']}: {report['pipelines']} pipelines due, {report['created']} records "
-                   f"created, {report['expired']} expired, {report['launched']} runs launched{runs}, "
-                   f"{report['skipped']} fire times skipped")
+        click.echo(
+            f"pass at {report['now']}: {report['pipelines']} pipelines due, {report['created']} records "
+            f"created, {report['expired']} expired, {report['launched']} runs launched{runs}, "
+            f"{report['skipped']} fire times skipped"
+        )
         for error in report["errors"]:
             click.echo(f"  error: {error.get('pipeline', error['pipeline_id'])}: {error['error']}")
 
@@ -69,8 +76,7 @@ def tick(ctx: click.Context, nows: tuple[str, ...], batch: int, as_json: bool) -
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
-def preview(ctx: click.Context, pipeline: str, now: str | None, count: int, project: str | None,
-            as_json: bool) -> None:
+def preview(ctx: click.Context, pipeline: str, now: str | None, count: int, project: str | None, as_json: bool) -> None:
     """Show the next fire times and what a pass would do with each, in words."""
     from myapp.scheduling.scheduler import preview_pipeline
 
@@ -98,8 +104,17 @@ def preview(ctx: click.Context, pipeline: str, now: str | None, count: int, proj
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handle_errors
-def records(ctx: click.Context, pipeline: str | None, project: str | None, status: str | None, since: str | None,
-            until: str | None, limit: int, show_all: bool, as_json: bool) -> None:
+def records(
+    ctx: click.Context,
+    pipeline: str | None,
+    project: str | None,
+    status: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    show_all: bool,
+    as_json: bool,
+) -> None:
     """List schedule records (newest first) with their runs, how many match in all, and the skipped spans."""
     from myapp.cli.display import parse_instant as parse_day
     from myapp.cli.display import shown_of, table
@@ -111,15 +126,21 @@ def records(ctx: click.Context, pipeline: str | None, project: str | None, statu
     start, end = parse_day(since, "--since", tz), parse_day(until, "--until", tz)
     with services.db.read() as s:
         total = record_count(s, pipeline_id=pid, status=status, since=start, until=end)
-        rows = record_rows(s, pipeline_id=pid, status=status, limit=total if show_all else max(limit, 0),
-                           since=start, until=end)
+        rows = record_rows(
+            s, pipeline_id=pid, status=status, limit=total if show_all else max(limit, 0), since=start, until=end
+        )
         skips = skip_rows(s, pipeline_id=pid, limit=100)
     if as_json:
         echo_json({"records": rows, "total": total, "skipped": skips})
         return
-    table(["PIPELINE", "EXECUTION DATE", "STATUS", "RUN", "RUN STATE", "NOTE"],
-          [[r["pipeline"], r["execution_local"], r["status"], r["run_id"] or "-", r["run_state"] or "-", r["message"]]
-           for r in rows], right=(3,))
+    table(
+        ["PIPELINE", "EXECUTION DATE", "STATUS", "RUN", "RUN STATE", "NOTE"],
+        [
+            [r["pipeline"], r["execution_local"], r["status"], r["run_id"] or "-", r["run_state"] or "-", r["message"]]
+            for r in rows
+        ],
+        right=(3,),
+    )
     shown_of(len(rows), total)
     for skip in skips:
         click.echo(f"skipped: {skip['pipeline']}: {skip['text']}")

@@ -33,8 +33,10 @@ def rotate(ctx: click.Context) -> None:
 
     services = get_services(ctx)
     count = reseal_all(services.db, services.templates)
-    click.echo(f"re-sealed the secrets of {count.versions} pipeline versions, {count.runs} runs and "
-               f"{count.templates} templates with the first key")
+    click.echo(
+        f"re-sealed the secrets of {count.versions} pipeline versions, {count.runs} runs and "
+        f"{count.templates} templates with the first key"
+    )
 
 
 def register(main: click.Group) -> None:

@@ -22,15 +22,21 @@ def task_group() -> None:
 @task_group.command("debug")
 @click.argument("pipeline")
 @click.argument("task")
-@click.option("--input", "-i", "inputs", multiple=True,
-              help="NAME=VALUE for an input (default: a literal or parameter binding's value, else the "
-                   "upstream output of the pipeline's latest succeeded run).")
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    help="NAME=VALUE for an input (default: a literal or parameter binding's value, else the "
+    "upstream output of the pipeline's latest succeeded run).",
+)
 @click.option("--param", "-p", "params", multiple=True, help="NAME=VALUE global parameter.")
 @click.option("--no-follow", is_flag=True, help="Start the debug run and return.")
 @click.pass_context
 @handle_errors
-def debug(ctx: click.Context, pipeline: str, task: str, inputs: tuple[str, ...], params: tuple[str, ...],
-          no_follow: bool) -> None:
+def debug(
+    ctx: click.Context, pipeline: str, task: str, inputs: tuple[str, ...], params: tuple[str, ...], no_follow: bool
+) -> None:
     """Run TASK of PIPELINE alone; its upstream inputs come from the latest succeeded run unless given."""
     services = get_services(ctx)
     attach_dispatch(services)
@@ -42,9 +48,19 @@ def debug(ctx: click.Context, pipeline: str, task: str, inputs: tuple[str, ...],
     for item in plan.inputs:
         click.echo(f"  input {item.name} = {_shown(item, plan.source_run_id)}")
     now = services.clock.now()
-    run_id = services.runs.create_run(NewRun(
-        pipeline_id=row.id, trigger=Trigger.DEBUG, execution_date=now, params=parse_params(params),
-        user_id=admin_id(services), runner=runner_name(), debug_task=task, debug_inputs=plan.stored()), now)
+    run_id = services.runs.create_run(
+        NewRun(
+            pipeline_id=row.id,
+            trigger=Trigger.DEBUG,
+            execution_date=now,
+            params=parse_params(params),
+            user_id=admin_id(services),
+            runner=runner_name(),
+            debug_task=task,
+            debug_inputs=plan.stored(),
+        ),
+        now,
+    )
     click.echo(f"debug run {run_id} of task {task!r} started")
     if no_follow:
         return

@@ -126,8 +126,16 @@ def validate(folders: tuple[str, ...]) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the template.yaml files; write nothing.")
 @click.pass_context
 @handle_errors
-def import_cube(ctx: click.Context, file: str, name: str | None, version: str, out: str | None,
-                register: bool, force: bool, dry_run: bool) -> None:
+def import_cube(
+    ctx: click.Context,
+    file: str,
+    name: str | None,
+    version: str,
+    out: str | None,
+    register: bool,
+    force: bool,
+    dry_run: bool,
+) -> None:
     """Turn a Cube Studio job template (JSON or YAML; one, a list, or name -> template) into myapp templates."""
     from myapp.catalog.cube_import import cube_records, cube_to_template
     from myapp.yaml_io import dump_yaml
@@ -165,7 +173,7 @@ def _read_data(path: Path) -> object:
 
 def _folder_dict(spec: TemplateSpec) -> dict[str, object]:
     data = template_to_dict(spec)
-    data.pop("readme", None)   # README.md sits beside template.yaml
+    data.pop("readme", None)  # README.md sits beside template.yaml
     return data
 
 

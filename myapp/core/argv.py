@@ -51,41 +51,71 @@ class Grammar:
     through: bool = False
 
 
-def _g(letters: str = "", long: str = "", values: str = "", files: str = "", pairs: str = "", ends: str = "",
-       **flags: bool) -> Grammar:
-    return Grammar(letters=letters, long=frozenset(long.split()), values=frozenset(values.split()),
-                   files=frozenset(files.split()), pairs=frozenset(pairs.split()), ends=frozenset(ends.split()),
-                   **flags)
+def _g(
+    letters: str = "", long: str = "", values: str = "", files: str = "", pairs: str = "", ends: str = "", **flags: bool
+) -> Grammar:
+    return Grammar(
+        letters=letters,
+        long=frozenset(long.split()),
+        values=frozenset(values.split()),
+        files=frozenset(files.split()),
+        pairs=frozenset(pairs.split()),
+        ends=frozenset(ends.split()),
+        **flags,
+    )
 
 
 _SHELL = _g(shell=True, letters="c", values="-o +o -O +O --rcfile --init-file")
 _PYTHON = _g(letters="c", values="-W -X --check-hash-based-pycs", ends="-m", attached=True)
 _PERL = _g(letters="eE", values="-I -M -m", attached=True, repeat=True)
-_AWK = _g(letters="e", long="--source", values="-F -v -W --field-separator --assign", files="-f --file",
-          program=True, repeat=True)
-_SED = _g(letters="e", long="--expression", values="-l --line-length", files="-f --file", program=True,
-          repeat=True)
+_AWK = _g(
+    letters="e",
+    long="--source",
+    values="-F -v -W --field-separator --assign",
+    files="-f --file",
+    program=True,
+    repeat=True,
+)
+_SED = _g(letters="e", long="--expression", values="-l --line-length", files="-f --file", program=True, repeat=True)
 _NODE = _g(letters="ep", long="--eval --print", values="-r --require --import --loader -C --conditions")
 _VIM = _g(letters="c", long="--cmd", repeat=True, plus=True, through=True)
 _PWSH = _g(shell=True, letters="cC", long="-Command -command -EncodedCommand -e -ec", ends="-File -f")
 # Interpreters by program name (docs/security.md lists the same table; a test keeps them in step).
 INTERPRETERS: Mapping[str, Grammar] = {
-    **{name: _SHELL for name in ("sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "yash", "posh", "rbash",
-                                 "busybox-sh", "csh", "tcsh", "fish")},
+    **{
+        name: _SHELL
+        for name in (
+            "sh",
+            "bash",
+            "dash",
+            "zsh",
+            "ksh",
+            "ash",
+            "mksh",
+            "yash",
+            "posh",
+            "rbash",
+            "busybox-sh",
+            "csh",
+            "tcsh",
+            "fish",
+        )
+    },
     **{name: _PYTHON for name in ("python", "python2", "python3", "pypy", "pypy3", "ipython", "ipython3")},
     "perl": _PERL,
     "ruby": _g(letters="e", values="-I -r -C -E -F", attached=True, repeat=True),
     "node": _NODE,
     "nodejs": _NODE,
     "bun": _g(letters="e", long="--eval --print"),
-    "deno": _g(),     # `deno eval CODE`: the operand after `eval` is code (see _deno)
+    "deno": _g(),  # `deno eval CODE`: the operand after `eval` is code (see _deno)
     "php": _g(letters="rBRE", values="-c -d -z", ends="-f", attached=True),
     "lua": _g(letters="e", values="-l", attached=True, repeat=True),
     "luajit": _g(letters="e", values="-l", attached=True, repeat=True),
     "Rscript": _g(letters="e", long="--expr", repeat=True),
     "R": _g(letters="e", repeat=True),
-    "julia": _g(letters="eE", long="--eval --print", values="-L --load -J --sysimage --project -t --threads",
-                repeat=True),
+    "julia": _g(
+        letters="eE", long="--eval --print", values="-L --load -J --sysimage --project -t --threads", repeat=True
+    ),
     "pwsh": _PWSH,
     "powershell": _PWSH,
     "osascript": _g(letters="e", repeat=True),
@@ -98,12 +128,21 @@ INTERPRETERS: Mapping[str, Grammar] = {
     **{name: _AWK for name in ("awk", "gawk", "mawk", "nawk", "busybox-awk")},
     "sed": _SED,
     "gsed": _SED,
-    "jq": _g(values="--indent -L", pairs="--arg --argjson --slurpfile --rawfile", files="-f --from-file",
-             program=True),
-    "psql": _g(letters="c", long="--command", values="-d -h -p -U -f -o -v -P -F -R -L --dbname --host --port "
-               "--username --file --output --set --variable", repeat=True, through=True),
-    "mysql": _g(letters="e", long="--execute", values="-h -P -u -D -S --host --port --user --database --socket",
-                repeat=True, through=True),
+    "jq": _g(values="--indent -L", pairs="--arg --argjson --slurpfile --rawfile", files="-f --from-file", program=True),
+    "psql": _g(
+        letters="c",
+        long="--command",
+        values="-d -h -p -U -f -o -v -P -F -R -L --dbname --host --port --username --file --output --set --variable",
+        repeat=True,
+        through=True,
+    ),
+    "mysql": _g(
+        letters="e",
+        long="--execute",
+        values="-h -P -u -D -S --host --port --user --database --socket",
+        repeat=True,
+        through=True,
+    ),
     **{name: _VIM for name in ("vim", "vi", "nvim", "ex", "view")},
     "gdb": _g(long="-ex -iex --eval-command --init-eval-command", repeat=True, through=True),
 }
@@ -130,10 +169,48 @@ SHELL_STRING_OPERANDS: Mapping[str, tuple[frozenset[str], int]] = {
 }
 # Wrappers that run the rest of the argv as a command: nothing special is needed for them, since an
 # interpreter is found wherever it stands; listed for docs/security.md and its test.
-WRAPPERS = ("env", "nice", "nohup", "timeout", "stdbuf", "setsid", "ionice", "taskset", "chrt", "numactl",
-            "prlimit", "time", "xargs", "sudo", "doas", "chroot", "unshare", "nsenter", "setpriv", "strace",
-            "ltrace", "valgrind", "catchsegv", "busybox", "exec", "command", "builtin", "flock", "firejail",
-            "bwrap", "cgexec", "uv", "poetry", "pipenv", "conda", "pixi", "npx", "docker", "podman", "kubectl")
+WRAPPERS = (
+    "env",
+    "nice",
+    "nohup",
+    "timeout",
+    "stdbuf",
+    "setsid",
+    "ionice",
+    "taskset",
+    "chrt",
+    "numactl",
+    "prlimit",
+    "time",
+    "xargs",
+    "sudo",
+    "doas",
+    "chroot",
+    "unshare",
+    "nsenter",
+    "setpriv",
+    "strace",
+    "ltrace",
+    "valgrind",
+    "catchsegv",
+    "busybox",
+    "exec",
+    "command",
+    "builtin",
+    "flock",
+    "firejail",
+    "bwrap",
+    "cgexec",
+    "uv",
+    "poetry",
+    "pipenv",
+    "conda",
+    "pixi",
+    "npx",
+    "docker",
+    "podman",
+    "kubectl",
+)
 
 
 @dataclass(frozen=True)
@@ -203,7 +280,7 @@ def _interpreter_code(argv: Sequence[str], i: int, g: Grammar) -> list[int]:
             found.append(i + code)
             if not g.repeat:
                 break
-        elif step == 0:   # an operand: the program of awk/sed/jq, else a script and its arguments
+        elif step == 0:  # an operand: the program of awk/sed/jq, else a script and its arguments
             if g.program and not found and not from_file:
                 found.append(i)
             if not g.through:
@@ -216,7 +293,7 @@ def _interpreter_code(argv: Sequence[str], i: int, g: Grammar) -> list[int]:
 def _option(arg: str, name: str, has_value: bool, g: Grammar) -> tuple[int, int | None]:
     """Return (elements this option spans, offset of its code or None); (0, None) for an operand."""
     if name in g.long:
-        return (1, 0) if has_value else (2, 1)     # `--eval=CODE` is code in place
+        return (1, 0) if has_value else (2, 1)  # `--eval=CODE` is code in place
     if arg in g.values:
         return 2, None
     if arg in g.pairs:
@@ -231,15 +308,15 @@ def _option(arg: str, name: str, has_value: bool, g: Grammar) -> tuple[int, int 
         letter = arg[at]
         if letter in g.letters:
             if g.attached and at < len(arg) - 1:
-                return 1, 0                          # `-cCODE`
-            return 2, 1                              # `-c CODE`, `-ec CODE`
+                return 1, 0  # `-cCODE`
+            return 2, 1  # `-c CODE`, `-ec CODE`
         if g.attached and f"-{letter}" in g.values:  # `-Idir`, `-Wignore`: the rest is that option's value
             break
     return 1, None
 
 
 def _deno(argv: Sequence[str], start: int) -> list[int]:
-    rest = list(argv[start + 1:])
+    rest = list(argv[start + 1 :])
     return [start + 2] if rest[:1] == ["eval"] and len(rest) > 1 else []
 
 
@@ -253,10 +330,10 @@ def _option_values(argv: Sequence[str], i: int, options: frozenset[str], operand
             i += 1 if eq else 2
             continue
         if any(arg.startswith(o) and len(arg) > len(o) and not o.startswith("--") for o in options):
-            found.append(i)    # `-SCMD`
+            found.append(i)  # `-SCMD`
         elif arg == "--" or not (arg.startswith("-") or _ASSIGNMENT.fullmatch(arg)):
             if operands <= 0 or grammar_of(arg) is not None:
-                break          # the command that runs next: its own arguments are not ours
+                break  # the command that runs next: its own arguments are not ours
             operands -= 1
         i += 1
     return [j for j in found if j < len(argv)]
@@ -268,10 +345,10 @@ def _operands(argv: Sequence[str], i: int, values: frozenset[str], skip: int, na
     if i < len(argv) and argv[i] == "--":
         i += 1
     i += skip
-    if name == "make":   # `make VAR=$(shell ...)`: an assignment's value is make code
+    if name == "make":  # `make VAR=$(shell ...)`: an assignment's value is make code
         return [j for j in range(i, len(argv)) if _ASSIGNMENT.fullmatch(argv[j])]
     if name == "sudo" and not any(a in ("-s", "-i", "--shell", "--login") for a in argv[:i]):
-        return []         # plain sudo runs an argv, not a shell string
+        return []  # plain sudo runs an argv, not a shell string
     if name == "parallel":
         end = next((j for j in range(i, len(argv)) if argv[j].startswith(":::")), len(argv))
         return list(range(i, end))
@@ -288,6 +365,7 @@ def expand(text: str, params: Mapping[str, str], inputs: Mapping[str, str], *, c
 
     Substituted values are never rescanned, so a value holding `$x` stays as it is.
     """
+
     def replace(match: re.Match[str]) -> str:
         dollar, param, braced, bare = match.groups()
         if param is not None:

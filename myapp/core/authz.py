@@ -29,11 +29,11 @@ class ProjectRole(StrEnum):
 
 
 class Action(StrEnum):
-    READ = "read"        # see the project's pipelines, runs, templates
-    WRITE = "write"      # create or edit pipelines and templates in the project
-    RUN = "run"          # start, stop, retry, copy, mark runs
-    REVIEW = "review"    # approve or reject the project's templates
-    MANAGE = "manage"    # add, change and remove members
+    READ = "read"  # see the project's pipelines, runs, templates
+    WRITE = "write"  # create or edit pipelines and templates in the project
+    RUN = "run"  # start, stop, retry, copy, mark runs
+    REVIEW = "review"  # approve or reject the project's templates
+    MANAGE = "manage"  # add, change and remove members
 
 
 PROJECT_ACTIONS: Mapping[ProjectRole, frozenset[Action]] = {

@@ -26,8 +26,8 @@ class Backfill:
 
     runs: int
     fire_times: int
-    first: datetime | None = None   # the oldest fire time that would run
-    last: datetime | None = None    # the newest
+    first: datetime | None = None  # the oldest fire time that would run
+    last: datetime | None = None  # the newest
 
     def needs_confirmation(self, threshold: int) -> bool:
         """Return whether the catch-up is larger than `threshold` runs."""
@@ -37,8 +37,14 @@ class Backfill:
         """Say it in words (no time zone: the caller adds it)."""
         if not self.runs:
             return "no backfill: nothing before now would run"
-        span = f" from {self.first:%Y-%m-%d %H:%M} to {self.last:%Y-%m-%d %H:%M} UTC" if self.first and self.last else ""
-        kept = "" if self.runs == self.fire_times else f" (of {self.fire_times} fire times; expired_limit keeps the newest)"
+        span = (
+            f" from {self.first:%Y-%m-%d %H:%M} to {self.last:%Y-%m-%d %H:%M} UTC" if self.first and self.last else ""
+        )
+        kept = (
+            ""
+            if self.runs == self.fire_times
+            else f" (of {self.fire_times} fire times; expired_limit keeps the newest)"
+        )
         return f"the schedule would start {self.runs} backfill run{'s' * (self.runs != 1)}{span}{kept}"
 
 
@@ -55,9 +61,9 @@ def catch_up(schedule: Schedule, records: Sequence[Record], now: datetime) -> Ba
         return Backfill(0, total)
     newest = newest_fire_times(schedule.cron, schedule.timezone, after, now, 1) if pending else []
     last = newest[-1] if newest else waiting[-1]
-    if keep > 0 and total > keep:   # the newest `keep` run: the oldest of them is the first
+    if keep > 0 and total > keep:  # the newest `keep` run: the oldest of them is the first
         tail = newest_fire_times(schedule.cron, schedule.timezone, after, now, min(keep, pending)) if pending else []
-        first = (waiting[-(keep - len(tail)):] + tail)[0] if keep > len(tail) else tail[0]
+        first = (waiting[-(keep - len(tail)) :] + tail)[0] if keep > len(tail) else tail[0]
     else:
         first = waiting[0] if waiting else fire_times(schedule.cron, schedule.timezone, after, now, limit=1)[0]
     return Backfill(runs, total, first, last)

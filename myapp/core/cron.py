@@ -48,6 +48,8 @@ def year_problem(value: datetime) -> str | None:
     if FIRST_YEAR <= value.year <= LAST_YEAR:
         return None
     return f"{value.isoformat()} is out of range: schedules use years {FIRST_YEAR} to {LAST_YEAR}"
+
+
 _DAY_MINUTES = 1440
 _LEAP_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 # tzdata never changes a zone's offset twice within 95 hours (checked for every zone, 1938-2040),
@@ -79,10 +81,14 @@ _FIELDS = (
     _Field("minute", 0, 59, {}, f"0-59, {_SYNTAX}"),
     _Field("hour", 0, 23, {}, f"0-23, {_SYNTAX}"),
     _Field("day-of-month", 1, 31, {}, f"1-31, {_SYNTAX}"),
-    _Field("month", 1, 12, {name: i + 1 for i, name in enumerate(_MONTH_NAMES)},
-           f"1-12, jan-dec, {_SYNTAX}"),
-    _Field("day-of-week", 0, 7, {name: i for i, name in enumerate(_DAY_NAMES)},
-           f"0-7 (0 and 7 are Sunday), sun-sat, {_SYNTAX}"),
+    _Field("month", 1, 12, {name: i + 1 for i, name in enumerate(_MONTH_NAMES)}, f"1-12, jan-dec, {_SYNTAX}"),
+    _Field(
+        "day-of-week",
+        0,
+        7,
+        {name: i for i, name in enumerate(_DAY_NAMES)},
+        f"0-7 (0 and 7 are Sunday), sun-sat, {_SYNTAX}",
+    ),
 )
 
 
@@ -110,8 +116,12 @@ class CronExpression:
 
     def matches(self, wall: datetime) -> bool:
         """Return whether the naive wall time `wall` (a whole minute) matches."""
-        return wall.second == 0 and wall.microsecond == 0 and self.matches_day(wall.date()) and (
-            wall.hour in self.hours and wall.minute in self.minutes)
+        return (
+            wall.second == 0
+            and wall.microsecond == 0
+            and self.matches_day(wall.date())
+            and (wall.hour in self.hours and wall.minute in self.minutes)
+        )
 
 
 @lru_cache(maxsize=4096)
@@ -123,16 +133,23 @@ def parse_cron(expr: str) -> CronExpression:
             raise CronError(f'cron "{expr}": {fields[0]} is not supported; use one of {", ".join(PRESETS)}')
         fields = PRESETS[fields[0].lower()].split()
     if len(fields) != len(_FIELDS):
-        raise CronError(f'cron "{expr}" has {len(fields)} fields; use 5 (minute hour day-of-month '
-                        "month day-of-week) or a preset such as @daily")
+        raise CronError(
+            f'cron "{expr}" has {len(fields)} fields; use 5 (minute hour day-of-month '
+            "month day-of-week) or a preset such as @daily"
+        )
     values = [_parse_field(expr, part, spec) for part, spec in zip(fields, _FIELDS, strict=True)]
     minutes, hours, days, months, weekdays = values
     return CronExpression(
-        text=" ".join(fields).lower(), minutes=minutes, hours=hours, days=days, months=months,
+        text=" ".join(fields).lower(),
+        minutes=minutes,
+        hours=hours,
+        days=days,
+        months=months,
         weekdays=frozenset(day % 7 for day in weekdays),
         days_or_weekdays=not fields[2].startswith("*") and not fields[4].startswith("*"),
         fixed_time=fields[0][0].isdigit() and fields[1][0].isdigit(),
-        minutes_of_day=tuple(sorted(h * 60 + m for h in hours for m in minutes)))
+        minutes_of_day=tuple(sorted(h * 60 + m for h in hours for m in minutes)),
+    )
 
 
 def _parse_field(expr: str, part: str, field: _Field) -> frozenset[int]:
@@ -147,16 +164,22 @@ def _parse_item(expr: str, item: str, field: _Field) -> range:
     if match is None:
         raise _not_vixie(expr, item, field)
     if match[4] is not None and match[1] != "*" and match[3] is None:
-        raise CronError(f'cron "{expr}": {field.name} "{item}" has a step without a range; '
-                        f"write {match[2]}-{field.high}/{match[4]}")
-    low, high = (field.low, field.high) if match[1] == "*" else (
-        _parse_value(expr, match[2], field), _parse_value(expr, match[3] or match[2], field))
+        raise CronError(
+            f'cron "{expr}": {field.name} "{item}" has a step without a range; write {match[2]}-{field.high}/{match[4]}'
+        )
+    low, high = (
+        (field.low, field.high)
+        if match[1] == "*"
+        else (_parse_value(expr, match[2], field), _parse_value(expr, match[3] or match[2], field))
+    )
     step = int(match[4] or 1)
     if step == 0:
         raise CronError(f'cron "{expr}": {field.name} "{item}" has a step of 0')
     if low > high:
-        raise CronError(f'cron "{expr}": {field.name} "{item}" runs backwards; Vixie cron ranges '
-                        "do not wrap around, write two items instead (e.g. 5-6,0)")
+        raise CronError(
+            f'cron "{expr}": {field.name} "{item}" runs backwards; Vixie cron ranges '
+            "do not wrap around, write two items instead (e.g. 5-6,0)"
+        )
     return range(low, high + 1, step)
 
 
@@ -166,14 +189,12 @@ def _parse_value(expr: str, token: str, field: _Field) -> int:
     if not token.isdigit():
         raise _not_vixie(expr, token, field)
     if not field.low <= int(token) <= field.high:
-        raise CronError(f'cron "{expr}": {field.name} "{token}" is out of range '
-                        f"{field.low}-{field.high}")
+        raise CronError(f'cron "{expr}": {field.name} "{token}" is out of range {field.low}-{field.high}')
     return int(token)
 
 
 def _not_vixie(expr: str, item: str, field: _Field) -> CronError:
-    return CronError(f'cron "{expr}": {field.name} "{item}" is not Vixie cron '
-                     f"(allowed: {field.allowed})")
+    return CronError(f'cron "{expr}": {field.name} "{item}" is not Vixie cron (allowed: {field.allowed})')
 
 
 def validate_cron(expr: str, min_interval: timedelta = MINUTE) -> str:
@@ -183,15 +204,18 @@ def validate_cron(expr: str, min_interval: timedelta = MINUTE) -> str:
         raise CronError(f'cron "{expr}" never fires')
     gap = _shortest_gap(cron, min_interval)
     if gap < min_interval:
-        raise CronError(f'cron "{expr}" fires {_duration(gap)} apart at its closest, more often '
-                        f"than the minimum interval of {_duration(min_interval)}")
+        raise CronError(
+            f'cron "{expr}" fires {_duration(gap)} apart at its closest, more often '
+            f"than the minimum interval of {_duration(min_interval)}"
+        )
     return cron.text
 
 
 def _has_a_day(cron: CronExpression) -> bool:
     # Each valid (month, day) falls on every weekday in some year (Feb 29 within 28 years).
     return cron.days_or_weekdays or any(
-        day <= _LEAP_MONTH_DAYS[month - 1] for month in cron.months for day in cron.days)
+        day <= _LEAP_MONTH_DAYS[month - 1] for month in cron.months for day in cron.days
+    )
 
 
 def _shortest_gap(cron: CronExpression, enough: timedelta) -> timedelta:
@@ -248,8 +272,7 @@ def wall_time_to_instant(wall: datetime, tz: str) -> datetime:
     return _offset_change(zone, wall.replace(tzinfo=zone, fold=1).astimezone(UTC), early)
 
 
-def fire_times(expr: str, tz: str, after: datetime, until: datetime, *,
-               limit: int | None = None) -> list[datetime]:
+def fire_times(expr: str, tz: str, after: datetime, until: datetime, *, limit: int | None = None) -> list[datetime]:
     """Return the fire instants t with after < t <= until, oldest first (at most `limit`)."""
     window = _Window.of(after, until)
     return list(islice(_instants(parse_cron(expr), validate_timezone(tz), window, False), limit))
@@ -273,8 +296,9 @@ def next_fire_time(expr: str, tz: str, after: datetime) -> datetime | None:
     return None
 
 
-def fire_times_and_next(expr: str, tz: str, after: datetime, until: datetime,
-                        limit: int) -> tuple[list[datetime], datetime | None]:
+def fire_times_and_next(
+    expr: str, tz: str, after: datetime, until: datetime, limit: int
+) -> tuple[list[datetime], datetime | None]:
     """Return up to `limit` fire instants in (after, until], oldest first, and the fire instant after them.
 
     One forward walk instead of `fire_times` plus `next_fire_time`: the second value is the first
@@ -386,15 +410,15 @@ def _spans_backward(zone: ZoneInfo, window: _Window) -> Iterator[_Span]:
             yield _Span(change, end, offset, before)
             end, offset = change, before
         elif (end is None or end - step_start >= _SPAN_CAP) and (
-                _offset(zone, step_start - _LOOKBACK) == offset):  # not just after a transition
+            _offset(zone, step_start - _LOOKBACK) == offset
+        ):  # not just after a transition
             yield _Span(step_start, end, offset, None)
             end = step_start
         cursor = step_start
     yield _Span(floor, end, offset, None)
 
 
-def _instants(cron: CronExpression, zone: ZoneInfo, window: _Window,
-              newest_first: bool) -> Iterator[datetime]:
+def _instants(cron: CronExpression, zone: ZoneInfo, window: _Window, newest_first: bool) -> Iterator[datetime]:
     """Yield the fire instants in `window` in order, each once."""
     if window.until <= window.after:
         return
@@ -407,8 +431,7 @@ def _instants(cron: CronExpression, zone: ZoneInfo, window: _Window,
                 last = instant
 
 
-def _span_instants(cron: CronExpression, span: _Span, window: _Window,
-                   newest_first: bool) -> Iterator[datetime]:
+def _span_instants(cron: CronExpression, span: _Span, window: _Window, newest_first: bool) -> Iterator[datetime]:
     first, last = _span_walls(cron, span, window)
     direct: Iterator[datetime] = iter(())
     if _count_walls(cron, first, last):
@@ -420,8 +443,10 @@ def _span_instants(cron: CronExpression, span: _Span, window: _Window,
 
 def _span_walls(cron: CronExpression, span: _Span, window: _Window) -> tuple[datetime, datetime]:
     """Return the first and last wall minute of `span` inside `window` that may fire."""
-    first = max(_ceil_minute(_wall(window.after, span.offset), strict=True),
-                _ceil_minute(_wall(span.start, span.offset), strict=False))
+    first = max(
+        _ceil_minute(_wall(window.after, span.offset), strict=True),
+        _ceil_minute(_wall(span.start, span.offset), strict=False),
+    )
     if cron.fixed_time and span.previous is not None and span.previous > span.offset:
         # Fall-back: wall times repeated from the previous span fired there already (D1).
         first = max(first, _ceil_minute(_wall(span.start, span.previous), strict=False))
@@ -451,7 +476,7 @@ def _walls_forward(cron: CronExpression, first: datetime, last: datetime) -> Ite
     while day <= last.date():
         if cron.matches_day(day):
             midnight = datetime(day.year, day.month, day.day)
-            for minute in times[bisect.bisect_left(times, low):]:
+            for minute in times[bisect.bisect_left(times, low) :]:
                 wall = midnight + timedelta(minutes=minute)
                 if wall > last:
                     return
@@ -465,7 +490,7 @@ def _walls_backward(cron: CronExpression, first: datetime, last: datetime) -> It
     while day >= first.date():
         if cron.matches_day(day):
             midnight = datetime(day.year, day.month, day.day)
-            for minute in reversed(times[:bisect.bisect_right(times, high)]):
+            for minute in reversed(times[: bisect.bisect_right(times, high)]):
                 wall = midnight + timedelta(minutes=minute)
                 if wall < first:
                     return

@@ -21,8 +21,10 @@ def with_implied_edges(spec: PipelineSpec) -> PipelineSpec:
     graph is readable from `depends_on` alone, and normalising twice changes nothing.
     """
     dag = Dag.from_spec(spec)
-    tasks = tuple(t if dag.upstream[t.name] == t.depends_on else dataclasses.replace(t, depends_on=dag.upstream[t.name])
-                  for t in spec.tasks)
+    tasks = tuple(
+        t if dag.upstream[t.name] == t.depends_on else dataclasses.replace(t, depends_on=dag.upstream[t.name])
+        for t in spec.tasks
+    )
     return dataclasses.replace(spec, tasks=tasks)
 
 
@@ -87,7 +89,7 @@ class Dag:
                 work.append((node, i + 1))
                 nxt = succ[i]
                 if color[nxt] == 1:
-                    return stack[stack.index(nxt):] + [nxt]
+                    return stack[stack.index(nxt) :] + [nxt]
                 if color[nxt] == 0:
                     work.append((nxt, 0))
             else:

@@ -33,7 +33,7 @@ class DebugInput:
     filled_from: FilledFrom
     kind: Literal["text", "file"] = "text"
     value: str = ""
-    binding: str = ""          # "step1.output_param1", "params.day", or "" for a literal/given
+    binding: str = ""  # "step1.output_param1", "params.day", or "" for a literal/given
 
 
 @dataclass(frozen=True)
@@ -59,13 +59,20 @@ class DebugPlan:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the plan as JSON-ready data (the REST API and `--json`)."""
-        return {"task": self.task, "source_run_id": self.source_run_id, "missing": list(self.missing),
-                "inputs": [{"name": i.name, "filled_from": i.filled_from, "kind": i.kind, "value": i.value,
-                            "binding": i.binding} for i in self.inputs]}
+        return {
+            "task": self.task,
+            "source_run_id": self.source_run_id,
+            "missing": list(self.missing),
+            "inputs": [
+                {"name": i.name, "filled_from": i.filled_from, "kind": i.kind, "value": i.value, "binding": i.binding}
+                for i in self.inputs
+            ],
+        }
 
 
-def plan_debug_inputs(task: TaskSpec, given: Mapping[str, str],
-                      upstream: Mapping[str, Mapping[str, Any]], source_run_id: int | None) -> DebugPlan:
+def plan_debug_inputs(
+    task: TaskSpec, given: Mapping[str, str], upstream: Mapping[str, Mapping[str, Any]], source_run_id: int | None
+) -> DebugPlan:
     """Return how each input of `task` is filled for a debug run.
 
     `upstream` maps each upstream task to the outputs it produced in run `source_run_id` (the
@@ -74,8 +81,7 @@ def plan_debug_inputs(task: TaskSpec, given: Mapping[str, str],
     items: list[DebugInput] = []
     missing: list[str] = []
     for b in task.inputs:
-        binding = (f"{b.task}.{b.output}" if b.source == "task" else f"params.{b.param}" if b.source == "param"
-                   else "")
+        binding = f"{b.task}.{b.output}" if b.source == "task" else f"params.{b.param}" if b.source == "param" else ""
         if b.name in given:
             items.append(DebugInput(b.name, "given", "text", given[b.name], binding))
         elif b.source == "literal":
@@ -99,7 +105,11 @@ def require_complete(plan: DebugPlan, pipeline: str) -> None:
     """Raise a SpecError naming every input that still needs a value."""
     if not plan.missing:
         return
-    where = ("the latest succeeded run has no output for them" if plan.source_run_id is not None
-             else f"pipeline {pipeline!r} has no succeeded run to take upstream outputs from")
-    raise SpecError(f"tasks[{plan.task}].inputs",
-                    f"give a value (--input NAME=VALUE) for: {', '.join(plan.missing)} ({where})")
+    where = (
+        "the latest succeeded run has no output for them"
+        if plan.source_run_id is not None
+        else f"pipeline {pipeline!r} has no succeeded run to take upstream outputs from"
+    )
+    raise SpecError(
+        f"tasks[{plan.task}].inputs", f"give a value (--input NAME=VALUE) for: {', '.join(plan.missing)} ({where})"
+    )

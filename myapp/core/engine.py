@@ -36,7 +36,7 @@ from myapp.core.trigger_rules import (
     on_upstream_end,
 )
 
-Rules = Mapping[str, TriggerRule]   # task name -> its trigger rule; absent: the default (all_success)
+Rules = Mapping[str, TriggerRule]  # task name -> its trigger rule; absent: the default (all_success)
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,10 @@ def count_waiting(dag: Dag, states: Mapping[str, TaskState], names: Iterable[str
 
     `states` must hold those tasks' upstreams.
     """
-    return {name: sum(1 for up in dag.upstream.get(name, ()) if states[up] in TASK_UNFINISHED)
-            for name in (dag.names if names is None else names)}
+    return {
+        name: sum(1 for up in dag.upstream.get(name, ()) if states[up] in TASK_UNFINISHED)
+        for name in (dag.names if names is None else names)
+    }
 
 
 def initial_waiting(dag: Dag) -> dict[str, int]:
@@ -94,8 +96,9 @@ def ready_by_count(tasks: Iterable[TaskView], now: datetime, rules: Rules | None
     return [view.name for view in tasks if is_ready(view, now, (rules or {}).get(view.name, DEFAULT_RULE))]
 
 
-def on_release(tasks: Iterable[TaskView], outcome: Outcome | None, now: datetime,
-               rules: Rules | None = None) -> dict[str, TaskState]:
+def on_release(
+    tasks: Iterable[TaskView], outcome: Outcome | None, now: datetime, rules: Rules | None = None
+) -> dict[str, TaskState]:
     """Return what the end of one upstream task (with `outcome`) decides for each released task.
 
     `tasks` carry their counts with that end already taken off. QUEUED for each to run now (a
@@ -107,8 +110,11 @@ def on_release(tasks: Iterable[TaskView], outcome: Outcome | None, now: datetime
     for view in tasks:
         rule = (rules or {}).get(view.name, DEFAULT_RULE)
         if view.state is TaskState.PENDING and view.waiting is not None:
-            target = at_zero(rule) if outcome is None and view.waiting == 0 else (
-                None if outcome is None else on_upstream_end(rule, outcome, view.waiting))
+            target = (
+                at_zero(rule)
+                if outcome is None and view.waiting == 0
+                else (None if outcome is None else on_upstream_end(rule, outcome, view.waiting))
+            )
             if target is not None:
                 decided[view.name] = target
         elif is_ready(view, now, rule):
@@ -127,8 +133,9 @@ def settle_pending(dag: Dag, states: Mapping[str, TaskState], rules: Rules | Non
     for name in dag.topological_order():
         if now_states.get(name) is not TaskState.PENDING:
             continue
-        target = from_upstream_states((rules or {}).get(name, DEFAULT_RULE),
-                                      (now_states[up] for up in dag.upstream.get(name, ())))
+        target = from_upstream_states(
+            (rules or {}).get(name, DEFAULT_RULE), (now_states[up] for up in dag.upstream.get(name, ()))
+        )
         if target is not None:
             decided[name] = target
             if target is not QUEUE:
@@ -148,11 +155,16 @@ def ready_to_queue(
     wanted = set(candidates)
     names = [name for name in dag.names if name in wanted and name in tasks]
     settled = settle_pending(dag, {name: view.state for name, view in tasks.items()}, rules)
-    return [name for name in names if settled.get(name) is QUEUE
-            or (tasks[name].state is not TaskState.PENDING and is_ready(tasks[name], now))]
+    return [
+        name
+        for name in names
+        if settled.get(name) is QUEUE or (tasks[name].state is not TaskState.PENDING and is_ready(tasks[name], now))
+    ]
 
 
-def after_failed_attempt(view: TaskView, now: datetime, retry_delay: int, deadline: datetime | None) -> tuple[TaskState, datetime | None]:
+def after_failed_attempt(
+    view: TaskView, now: datetime, retry_delay: int, deadline: datetime | None
+) -> tuple[TaskState, datetime | None]:
     """Return the task's state after a failed attempt: up for retry while tries remain, else failed.
 
     No retry is scheduled past the run deadline (D8: no attempt starts after it).
@@ -203,7 +215,5 @@ def to_retry(tasks: Mapping[str, TaskView], retries: Mapping[str, int]) -> dict[
     Attempt numbers continue; each re-run task gets a fresh budget of automatic retries (D11).
     """
     return {
-        name: view.try_number + retries.get(name, 0) + 1
-        for name, view in tasks.items()
-        if view.state in TASK_RETRYABLE
+        name: view.try_number + retries.get(name, 0) + 1 for name, view in tasks.items() if view.state in TASK_RETRYABLE
     }

@@ -9,26 +9,88 @@ template's command, with the secret in reach. The template itself (reviewed) may
 from __future__ import annotations
 
 # Exact names: interpreters' and tools' startup hooks, module paths and option variables.
-CODE_LOADING_ENV = frozenset({
-    # shells
-    "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND", "IFS", "CDPATH", "GLOBIGNORE", "ZDOTDIR",
-    # programs looked up, rc files found, tools that run a command they are given
-    "PATH", "HOME", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "EDITOR", "VISUAL", "PAGER", "BROWSER", "LESSOPEN",
-    "LESSCLOSE", "MANPAGER",
-    # Python
-    "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONPLATLIBDIR", "PYTHONEXECUTABLE",
-    "PYTHONWARNINGS", "PYTHONBREAKPOINT", "PYTHONINSPECT", "PYTHONSAFEPATH", "PYTHONNOUSERSITE", "PYTHONPYCACHEPREFIX",
-    "VIRTUAL_ENV", "CONDA_PREFIX",
-    # Perl, Ruby, Node, PHP, Lua, R, Julia, Tcl, Java, .NET, Go
-    "PERL5LIB", "PERLLIB", "PERL5OPT", "PERL5DB", "RUBYOPT", "RUBYLIB", "GEM_HOME", "GEM_PATH", "BUNDLE_GEMFILE",
-    "NODE_OPTIONS", "NODE_PATH", "PHPRC", "PHP_INI_SCAN_DIR", "LUA_INIT", "LUA_PATH", "LUA_CPATH", "R_PROFILE",
-    "R_PROFILE_USER", "R_ENVIRON", "R_ENVIRON_USER", "R_LIBS", "R_LIBS_USER", "JULIA_LOAD_PATH", "JULIA_DEPOT_PATH",
-    "TCLLIBPATH", "CLASSPATH", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "DOTNET_STARTUP_HOOKS",
-    "GOFLAGS",
-    # the C library, the dynamic loader, OpenSSL engines, Kerberos/SSL configuration that loads modules
-    "GCONV_PATH", "GLIBC_TUNABLES", "MALLOC_CONF", "OPENSSL_CONF", "OPENSSL_ENGINES", "OPENSSL_MODULES",
-    "SSLKEYLOGFILE",
-})
+CODE_LOADING_ENV = frozenset(
+    {
+        # shells
+        "ENV",
+        "BASH_ENV",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "PS4",
+        "PROMPT_COMMAND",
+        "IFS",
+        "CDPATH",
+        "GLOBIGNORE",
+        "ZDOTDIR",
+        # programs looked up, rc files found, tools that run a command they are given
+        "PATH",
+        "HOME",
+        "XDG_CONFIG_HOME",
+        "XDG_CONFIG_DIRS",
+        "EDITOR",
+        "VISUAL",
+        "PAGER",
+        "BROWSER",
+        "LESSOPEN",
+        "LESSCLOSE",
+        "MANPAGER",
+        # Python
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONHOME",
+        "PYTHONUSERBASE",
+        "PYTHONPLATLIBDIR",
+        "PYTHONEXECUTABLE",
+        "PYTHONWARNINGS",
+        "PYTHONBREAKPOINT",
+        "PYTHONINSPECT",
+        "PYTHONSAFEPATH",
+        "PYTHONNOUSERSITE",
+        "PYTHONPYCACHEPREFIX",
+        "VIRTUAL_ENV",
+        "CONDA_PREFIX",
+        # Perl, Ruby, Node, PHP, Lua, R, Julia, Tcl, Java, .NET, Go
+        "PERL5LIB",
+        "PERLLIB",
+        "PERL5OPT",
+        "PERL5DB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "GEM_HOME",
+        "GEM_PATH",
+        "BUNDLE_GEMFILE",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "PHPRC",
+        "PHP_INI_SCAN_DIR",
+        "LUA_INIT",
+        "LUA_PATH",
+        "LUA_CPATH",
+        "R_PROFILE",
+        "R_PROFILE_USER",
+        "R_ENVIRON",
+        "R_ENVIRON_USER",
+        "R_LIBS",
+        "R_LIBS_USER",
+        "JULIA_LOAD_PATH",
+        "JULIA_DEPOT_PATH",
+        "TCLLIBPATH",
+        "CLASSPATH",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "JDK_JAVA_OPTIONS",
+        "DOTNET_STARTUP_HOOKS",
+        "GOFLAGS",
+        # the C library, the dynamic loader, OpenSSL engines, Kerberos/SSL configuration that loads modules
+        "GCONV_PATH",
+        "GLIBC_TUNABLES",
+        "MALLOC_CONF",
+        "OPENSSL_CONF",
+        "OPENSSL_ENGINES",
+        "OPENSSL_MODULES",
+        "SSLKEYLOGFILE",
+    }
+)
 # Prefixes: the dynamic loader (LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT), macOS's, bash exported
 # functions, git (GIT_SSH_COMMAND, GIT_EXEC_PATH, GIT_CONFIG_*), npm/pip configuration that runs scripts.
 CODE_LOADING_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "GIT_", "NPM_CONFIG_", "PIP_")

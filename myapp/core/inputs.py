@@ -41,8 +41,9 @@ def resolve_inputs(
         else:
             produced = upstream_outputs.get(b.task or "", {}).get(b.output or "")
             if not isinstance(produced, Mapping):
-                raise MyappError(f"task {task.name!r}: input {b.name!r} needs output {b.task}.{b.output}, "
-                                 "which was not produced")
+                raise MyappError(
+                    f"task {task.name!r}: input {b.name!r} needs output {b.task}.{b.output}, which was not produced"
+                )
             kind: Literal["text", "file"] = "file" if produced.get("type") == "file" else "text"
             out[b.name] = InputValue(kind, str(produced.get("path") if kind == "file" else produced.get("value", "")))
     return out

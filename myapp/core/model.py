@@ -15,9 +15,7 @@ from typing import Literal
 OutputType = Literal["text", "file"]
 ScheduleType = Literal["once", "crontab"]
 TemplateKind = Literal["pod", "distributed", "resource", "seqpod"]
-ParamType = Literal[
-    "string", "integer", "number", "boolean", "choice", "json", "text", "secret"
-]
+ParamType = Literal["string", "integer", "number", "boolean", "choice", "json", "text", "secret"]
 ArgsStyle = Literal["cli", "env"]
 BindingSource = Literal["task", "param", "literal"]
 
@@ -30,7 +28,7 @@ class GlobalParam:
     default: str | None = None
     description: str = ""
     required: bool = False
-    secret: bool = False   # masked for viewers, sealed at rest, masked in logs (docs/security.md §5)
+    secret: bool = False  # masked for viewers, sealed at rest, masked in logs (docs/security.md §5)
 
 
 @dataclass(frozen=True)
@@ -58,10 +56,10 @@ class InputBinding:
 
     name: str
     source: BindingSource
-    task: str | None = None      # source == "task"
-    output: str | None = None    # source == "task"
-    param: str | None = None     # source == "param"
-    value: str | None = None     # source == "literal"
+    task: str | None = None  # source == "task"
+    output: str | None = None  # source == "task"
+    param: str | None = None  # source == "param"
+    value: str | None = None  # source == "literal"
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,7 @@ class Resources:
     cpu: str | None = None
     memory: str | None = None
     gpu: int = 0
-    package: str | None = None   # a named resource package from config, instead of cpu/memory/gpu
+    package: str | None = None  # a named resource package from config, instead of cpu/memory/gpu
 
 
 @dataclass(frozen=True)
@@ -79,8 +77,8 @@ class WorkspaceBinding:
     """A named volume a task mounts (core/workspaces.py): a PVC on Kubernetes, a project directory locally."""
 
     name: str
-    claim: str = ""     # the PersistentVolumeClaim (Kubernetes); locally unused
-    path: str = ""      # the mount path in pods; "" = /workspaces/NAME
+    claim: str = ""  # the PersistentVolumeClaim (Kubernetes); locally unused
+    path: str = ""  # the mount path in pods; "" = /workspaces/NAME
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,7 @@ class TaskSpec:
     """One node of a pipeline: a template instance or a custom image + command."""
 
     name: str
-    template: str | None = None          # "name" or "name@version"
+    template: str | None = None  # "name" or "name@version"
     image: str | None = None
     command: tuple[str, ...] = ()
     args: Mapping[str, object] = field(default_factory=dict)
@@ -96,15 +94,15 @@ class TaskSpec:
     outputs: tuple[OutputSpec, ...] = ()
     depends_on: tuple[str, ...] = ()
     retries: int = 0
-    retry_delay: int = 0                 # seconds between attempts
-    timeout: int = 0                     # seconds per attempt, 0 = none
+    retry_delay: int = 0  # seconds between attempts
+    timeout: int = 0  # seconds per attempt, 0 = none
     resources: Resources = field(default_factory=Resources)
     env: Mapping[str, str] = field(default_factory=dict)
-    position: tuple[float, float] | None = None   # canvas coordinates
+    position: tuple[float, float] | None = None  # canvas coordinates
     description: str = ""
-    trigger_rule: str = "all_success"    # R13; one of core.trigger_rules.TriggerRule (checked in validate.py)
-    when: str = ""                       # R14; a sandboxed Jinja condition (core/conditions.py); false skips the task
-    workspaces: tuple[WorkspaceBinding, ...] = ()   # named volumes, `$(workspaces.NAME.path)` (core/workspaces.py)
+    trigger_rule: str = "all_success"  # R13; one of core.trigger_rules.TriggerRule (checked in validate.py)
+    when: str = ""  # R14; a sandboxed Jinja condition (core/conditions.py); false skips the task
+    workspaces: tuple[WorkspaceBinding, ...] = ()  # named volumes, `$(workspaces.NAME.path)` (core/workspaces.py)
 
 
 @dataclass(frozen=True)
@@ -167,7 +165,7 @@ class ParamDef:
     minimum: float | None = None
     maximum: float | None = None
     pattern: str | None = None
-    script: bool = False   # code run by an interpreter: `$name` is left to the shell/env, never spliced
+    script: bool = False  # code run by an interpreter: `$name` is left to the shell/env, never spliced
 
 
 @dataclass(frozen=True)
@@ -180,16 +178,16 @@ class TemplateSpec:
     category: str = "general"
     description: str = ""
     image: str = ""
-    command: tuple[str, ...] = ()     # elements may contain $(params.NAME)
+    command: tuple[str, ...] = ()  # elements may contain $(params.NAME)
     parameters: tuple[ParamDef, ...] = ()
     outputs: tuple[OutputSpec, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     mounts: tuple[str, ...] = ()
     resources: Resources = field(default_factory=Resources)
-    args_style: ArgsStyle = "cli"     # parameters not used in `command`: --name=value, or env NAME
-    monitoring: bool = False          # fixed small resources (docs/rules.md P6 wait-for)
+    args_style: ArgsStyle = "cli"  # parameters not used in `command`: --name=value, or env NAME
+    monitoring: bool = False  # fixed small resources (docs/rules.md P6 wait-for)
     readme: str = ""
-    extra: Mapping[str, object] = field(default_factory=dict)   # kind-specific (manifest, replicas...)
+    extra: Mapping[str, object] = field(default_factory=dict)  # kind-specific (manifest, replicas...)
 
     @property
     def ref(self) -> str:

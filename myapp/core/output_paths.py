@@ -35,15 +35,19 @@ def output_path_problem(path: str, roots: Sequence[str] = DEFAULT_ROOTS) -> str:
     if "\0" in path or "\n" in path:
         return "the path contains a NUL or a line break"
     if not path.startswith("/") and ".." not in path:
-        return "" if path.strip() else "the path is empty"     # the common case, checked on every save
+        return "" if path.strip() else "the path is empty"  # the common case, checked on every save
     parts = [part for part in path.split("/") if part not in ("", ".")]
     if ".." in parts:
-        return (f"{path!r} contains '..': an output path stays inside the attempt's working directory "
-                "or an allowed output location")
+        return (
+            f"{path!r} contains '..': an output path stays inside the attempt's working directory "
+            "or an allowed output location"
+        )
     if path.startswith("/") and not any(is_under("/" + "/".join(parts), r) for r in roots):
         allowed = ", ".join(roots) or "none (setting output_roots)"
-        return (f"{path!r} is outside the allowed output locations ({allowed}); "
-                "use a path relative to the working directory")
+        return (
+            f"{path!r} is outside the allowed output locations ({allowed}); "
+            "use a path relative to the working directory"
+        )
     return ""
 
 

@@ -23,8 +23,16 @@ TEXT_TYPES = frozenset({"string", "text", "secret"})
 MAX_PATTERN_LENGTH = 500
 MAX_VALUE_LENGTH = 1_000_000
 _KEYS = (
-    "type", "default", "required", "description", "label",
-    "choices", "minimum", "maximum", "pattern", "script",
+    "type",
+    "default",
+    "required",
+    "description",
+    "label",
+    "choices",
+    "minimum",
+    "maximum",
+    "pattern",
+    "script",
 )
 _INTEGER = re.compile(r"\s*[-+]?\d{1,30}\s*")
 _TRUE = frozenset({"true", "yes", "on", "1"})
@@ -60,10 +68,14 @@ def param_def_to_dict(defn: ParamDef) -> dict[str, object]:
     """Return the declaration as a plain dict, defaults omitted (inverse of parse_param_def)."""
     out: dict[str, object] = {"type": defn.type}
     optional: tuple[tuple[str, object, object], ...] = (
-        ("default", defn.default, None), ("required", defn.required, False),
-        ("description", defn.description, ""), ("label", defn.label, ""),
-        ("choices", list(defn.choices), []), ("minimum", defn.minimum, None),
-        ("maximum", defn.maximum, None), ("pattern", defn.pattern, None),
+        ("default", defn.default, None),
+        ("required", defn.required, False),
+        ("description", defn.description, ""),
+        ("label", defn.label, ""),
+        ("choices", list(defn.choices), []),
+        ("minimum", defn.minimum, None),
+        ("maximum", defn.maximum, None),
+        ("pattern", defn.pattern, None),
         ("script", defn.script, False),
     )
     out.update({key: value for key, value, empty in optional if value != empty})
@@ -80,7 +92,7 @@ def coerce_value(defn: ParamDef, value: object) -> str:
     if len(text) > MAX_VALUE_LENGTH:
         raise ValueError(f"value longer than {MAX_VALUE_LENGTH} characters")
     if defn.pattern is not None and defn.type in TEXT_TYPES and not re.fullmatch(defn.pattern, text):
-        shown = MASK if defn.type == "secret" else repr(_shorten(text))   # never echo a secret
+        shown = MASK if defn.type == "secret" else repr(_shorten(text))  # never echo a secret
         raise ValueError(f"{shown} does not match the pattern {defn.pattern!r}")
     return text
 

@@ -41,12 +41,27 @@ from myapp.core.task_spec import PARAMS_PREFIX, parse_task, split_ref, task_to_d
 
 MAX_TASKS = 10_000
 PIPELINE_KEYS = (
-    "name", "project", "description", "parameters", "outputs", "schedule", "timeout", "alerts", "tasks",
+    "name",
+    "project",
+    "description",
+    "parameters",
+    "outputs",
+    "schedule",
+    "timeout",
+    "alerts",
+    "tasks",
 )
 PARAM_KEYS = ("name", "default", "description", "required", "secret")
 GLOBAL_OUTPUT_KEYS = ("name", "from")
 SCHEDULE_KEYS = (
-    "type", "cron", "timezone", "start_time", "depends_on_past", "expired_limit", "max_active_runs", "enabled",
+    "type",
+    "cron",
+    "timezone",
+    "start_time",
+    "depends_on_past",
+    "expired_limit",
+    "max_active_runs",
+    "enabled",
 )
 ALERT_KEYS = ("webhooks", "on")
 
@@ -168,11 +183,15 @@ def _parse_start_time(raw: object) -> datetime | None:
         try:
             value = datetime.fromisoformat(raw.strip())
         except ValueError:
-            raise SpecError("schedule.start_time", f"{raw!r} is not an ISO date-time such as 2026-01-01T00:00:00") from None
+            raise SpecError(
+                "schedule.start_time", f"{raw!r} is not an ISO date-time such as 2026-01-01T00:00:00"
+            ) from None
     else:
         raise SpecError("schedule.start_time", "must be an ISO date-time text such as 2026-01-01T00:00:00")
     if value.tzinfo is not None:
-        raise SpecError("schedule.start_time", "must be a wall time without UTC offset; it is read in schedule.timezone")
+        raise SpecError(
+            "schedule.start_time", "must be a wall time without UTC offset; it is read in schedule.timezone"
+        )
     problem = year_problem(value)
     if problem:
         raise SpecError("schedule.start_time", problem)

@@ -43,13 +43,20 @@ class AttemptPort(Protocol):
         """Start the next attempt of a queued task instance, or return None if it is not claimable."""
         ...
 
-    def heartbeat(self, attempt_id: int, now: datetime, *, pid: int | None = None,
-                  container: Mapping[str, Any] | None = None) -> bool:
+    def heartbeat(
+        self, attempt_id: int, now: datetime, *, pid: int | None = None, container: Mapping[str, Any] | None = None
+    ) -> bool:
         """Refresh the attempt's heartbeat; False means: kill it."""
         ...
 
-    def record_process(self, attempt_id: int, *, pid: int | None = None, pod_names: Sequence[str] | None = None,
-                       container: Mapping[str, Any] | None = None) -> None:
+    def record_process(
+        self,
+        attempt_id: int,
+        *,
+        pid: int | None = None,
+        pod_names: Sequence[str] | None = None,
+        container: Mapping[str, Any] | None = None,
+    ) -> None:
         """Remember where the attempt runs."""
         ...
 
@@ -61,8 +68,9 @@ class AttemptPort(Protocol):
 class Reconnecting(Protocol):
     """Repeats a unit of work whose database connection dropped (myapp/db/session.py Database)."""
 
-    def retry_on_disconnect(self, work: Callable[[], T], *, within: float = 30.0,
-                            sleep: Callable[[float], None] = ...) -> T:
+    def retry_on_disconnect(
+        self, work: Callable[[], T], *, within: float = 30.0, sleep: Callable[[float], None] = ...
+    ) -> T:
         """Return `work()`, calling it again while it fails on a lost connection."""
         ...
 
@@ -85,7 +93,7 @@ class LogWriter(Protocol):
 class ArtifactDownload:
     """A stored artifact opened for reading: a file as it is, a directory as a gzipped tar of it."""
 
-    name: str          # the file's or the directory's own name
+    name: str  # the file's or the directory's own name
     directory: bool
     stream: IO[bytes]  # the caller closes it
 

@@ -30,8 +30,13 @@ class Redactor:
     """Replace known secret values in text with MASK; a Redactor of no secrets returns text unchanged."""
 
     def __init__(self, secrets: Iterable[str], *, min_length: int = MIN_LENGTH) -> None:
-        plain = {piece for value in secrets if value
-                 for piece in [value, *value.splitlines()] if len(piece.strip()) >= min_length}
+        plain = {
+            piece
+            for value in secrets
+            if value
+            for piece in [value, *value.splitlines()]
+            if len(piece.strip()) >= min_length
+        }
         parts = {form for piece in plain for form in encoded_forms(piece) if len(form) >= min_length} | plain
         # Longest first, so a secret that contains another is masked whole.
         ordered = sorted(parts, key=lambda p: (-len(p), p))

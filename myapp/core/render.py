@@ -59,7 +59,7 @@ class RenderedTask:
     env: Mapping[str, str]
     image: str
     outputs: tuple[OutputSpec, ...]
-    secret_env: frozenset[str] = frozenset()   # names of env entries that carry secret values
+    secret_env: frozenset[str] = frozenset()  # names of env entries that carry secret values
 
 
 class _InputsInCode:
@@ -70,7 +70,13 @@ class _InputsInCode:
 
 
 def render_text(
-    text: str, ctx: RenderContext, inputs: Mapping[str, str], *, task: str, field: str, code: bool = False,
+    text: str,
+    ctx: RenderContext,
+    inputs: Mapping[str, str],
+    *,
+    task: str,
+    field: str,
+    code: bool = False,
     extra: Mapping[str, object] | None = None,
 ) -> str:
     """Render the Jinja in `text`; RenderError(task, field, ...) on any failure, sandbox ones included.
@@ -89,12 +95,18 @@ def render_text(
 
 def _variables(ctx: RenderContext, inputs: Mapping[str, str], *, code: bool) -> dict[str, object]:
     return {
-        "creator": ctx.creator, "runner": ctx.runner, "pipeline_id": ctx.pipeline_id,
-        "pipeline_name": ctx.pipeline_name, "run_id": ctx.run_id, "task_name": ctx.task_name,
-        "cluster_name": ctx.cluster_name, "execution_date": ctx.execution_date,
+        "creator": ctx.creator,
+        "runner": ctx.runner,
+        "pipeline_id": ctx.pipeline_id,
+        "pipeline_name": ctx.pipeline_name,
+        "run_id": ctx.run_id,
+        "task_name": ctx.task_name,
+        "cluster_name": ctx.cluster_name,
+        "execution_date": ctx.execution_date,
         "params": dict(ctx.params),
         "inputs": _InputsInCode() if code else {"parameters": dict(inputs)},
-        "datetime": DATETIME, "uuid": UUID,
+        "datetime": DATETIME,
+        "uuid": UUID,
     }
 
 
@@ -127,7 +139,10 @@ def _render_default(param: GlobalParam, ctx: RenderContext) -> str:
 
 
 def render_task(
-    task: TaskSpec, template: TemplateSpec | None, ctx: RenderContext, inputs: Mapping[str, str],
+    task: TaskSpec,
+    template: TemplateSpec | None,
+    ctx: RenderContext,
+    inputs: Mapping[str, str],
     secret_params: frozenset[str] | set[str] = frozenset(),
 ) -> RenderedTask:
     """Return argv, env, image and outputs of one attempt of `task` with these input values.
@@ -149,11 +164,14 @@ def render_task(
         secret_env |= {param_env_name(name) for name in secrets if param_env_name(name) in env}
         env = {**_render_env(template.env, ctx, inputs, task.name, "template.env"), **env}
     secret_env |= {b.name for b in task.inputs if b.source == "param" and b.param in secret_params}
-    if secret_env:   # also for pipelines saved before the rule (myapp/core/env_policy.py)
+    if secret_env:  # also for pipelines saved before the rule (myapp/core/env_policy.py)
         for name in task.env:
             if loads_code(name):
-                raise RenderError(task.name, f"env.{name}", f"can load code into a task that receives secrets "
-                                                          f"({', '.join(sorted(secret_env))}); refused")
+                raise RenderError(
+                    task.name,
+                    f"env.{name}",
+                    f"can load code into a task that receives secrets ({', '.join(sorted(secret_env))}); refused",
+                )
     env.update(_render_env(task.env, ctx, inputs, task.name, "env"))
     env.update(inputs)
     image = render_text(task.image or (template.image if template else ""), ctx, inputs, task=task.name, field="image")
@@ -170,13 +188,21 @@ def _custom_argv(task: TaskSpec, ctx: RenderContext, inputs: Mapping[str, str]) 
     return argv
 
 
-def _render_command(command: Sequence[str], slots: dict[int, CodeSlot], scripts: frozenset[str], ctx: RenderContext,
-                    inputs: Mapping[str, str], task: str, prefix: str) -> list[str]:
+def _render_command(
+    command: Sequence[str],
+    slots: dict[int, CodeSlot],
+    scripts: frozenset[str],
+    ctx: RenderContext,
+    inputs: Mapping[str, str],
+    task: str,
+    prefix: str,
+) -> list[str]:
     """Render the Jinja of each element; interpreter code without `inputs`. Updates `slots` in place.
 
     Jinja may itself produce an interpreter's name (`{{ params.shell }} -c ...`): its code is then
     rendered again as code.
     """
+
     def render(i: int, el: str) -> str:
         code = i in slots or whole_param_ref(el) in scripts
         return render_text(el, ctx, inputs, task=task, field=f"{prefix}[{i}]", code=code)
@@ -189,13 +215,17 @@ def _render_command(command: Sequence[str], slots: dict[int, CodeSlot], scripts:
     return rendered
 
 
-def _refuse_values_in_code(task: str, prefix: str, treated_as_code: set[int], before: Sequence[str],
-                           after: Sequence[str]) -> None:
+def _refuse_values_in_code(
+    task: str, prefix: str, treated_as_code: set[int], before: Sequence[str], after: Sequence[str]
+) -> None:
     """Refuse an argv in which substituted text landed where an interpreter runs code."""
     for i in sorted(code_slots(after)):
         if i not in treated_as_code and (i >= len(before) or after[i] != before[i]):
-            raise RenderError(task, f"{prefix}[{i}]", "a value would be run as interpreter code here "
-                              f"({after[i][:40]!r}); {CODE_HINT}")
+            raise RenderError(
+                task,
+                f"{prefix}[{i}]",
+                f"a value would be run as interpreter code here ({after[i][:40]!r}); {CODE_HINT}",
+            )
 
 
 def _template_argv(
@@ -205,7 +235,7 @@ def _template_argv(
     if problems:
         raise RenderError(task.name, problems[0].field, problems[0].message)
     values = _param_values(task, template, ctx, inputs)
-    spliced = {p.name: "" for p in template.parameters} | values   # an unset optional parameter is ""
+    spliced = {p.name: "" for p in template.parameters} | values  # an unset optional parameter is ""
     scripts = frozenset(p.name for p in template.parameters if p.script)
     slots = dict(code_slots(template.command))
     rendered = _render_command(template.command, slots, scripts, ctx, inputs, task.name, "template.command")
@@ -213,7 +243,7 @@ def _template_argv(
     env: dict[str, str] = {}
     for i, text in enumerate(rendered):
         if whole_param_ref(template.command[i]) in scripts:
-            argv.append(expand(text, spliced, inputs, code=True))     # the script is the code
+            argv.append(expand(text, spliced, inputs, code=True))  # the script is the code
         elif i in slots:
             # Code never receives a value as text: shell code reads `${MYAPP_PARAM_NAME}`.
             refs = param_refs(text)
@@ -298,11 +328,21 @@ def template_command_errors(template: TemplateSpec) -> list[SpecError]:
         if slot is None or (whole in defs and defs[whole].script):
             continue
         if not slot.is_shell and refs:
-            errors.append(SpecError(field, "parameters are not spliced into code: mark the parameter "
-                                    "`script: true`, or pass it as an argument or env"))
+            errors.append(
+                SpecError(
+                    field,
+                    "parameters are not spliced into code: mark the parameter "
+                    "`script: true`, or pass it as an argument or env",
+                )
+            )
         for name in refs:
             other = env_names.setdefault(param_env_name(name), name)
             if other != name:
-                errors.append(SpecError(field, f"parameters {other!r} and {name!r} both reach shell code as "
-                                        f"${param_env_name(name)}: rename one"))
+                errors.append(
+                    SpecError(
+                        field,
+                        f"parameters {other!r} and {name!r} both reach shell code as "
+                        f"${param_env_name(name)}: rename one",
+                    )
+                )
     return errors

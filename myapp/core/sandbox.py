@@ -34,22 +34,31 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-MAX_TEXT = 1_000_000          # characters of one rendered field, one string, or one value's weight
+MAX_TEXT = 1_000_000  # characters of one rendered field, one string, or one value's weight
 MAX_INT_BITS = 100_000
-MAX_WIDTH = 10_000            # padding width in format specs and str methods
-MAX_LOOP_STEPS = 100_000      # `{% for %}` iterations in one rendering, all loops together
-MAX_OPERATIONS = 2_000_000    # checked operations (calls, filters, operators, lookups) per budget
-MAX_WORK = 50_000_000         # total weight of the values built under one budget
-RENDER_SECONDS = 10.0         # wall time of one budget (an attempt's rendering), unless given
-CHECK_EVERY = 512             # operations between two looks at the clock and at `cancelled`
+MAX_WIDTH = 10_000  # padding width in format specs and str methods
+MAX_LOOP_STEPS = 100_000  # `{% for %}` iterations in one rendering, all loops together
+MAX_OPERATIONS = 2_000_000  # checked operations (calls, filters, operators, lookups) per budget
+MAX_WORK = 50_000_000  # total weight of the values built under one budget
+RENDER_SECONDS = 10.0  # wall time of one budget (an attempt's rendering), unless given
+CHECK_EVERY = 512  # operations between two looks at the clock and at `cancelled`
 _LOOP_FILTER = "_myapp_loop_budget"
 _CONCAT_FILTER = "_myapp_concat"
 _WIDE_PERCENT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d{5,}|\d*\.(?:\*|\d{5,}))")
 _WIDE_FORMAT = re.compile(r"\{[^{}]*:[^{}]*(?:\d{5,}|\{)[^{}]*\}")
 _PADDING_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})
 _REMOVED_FILTERS = ("center", "indent", "wordwrap", "format", "replace")
-_GROWING_FILTERS = {"tojson": 6, "escape": 6, "e": 6, "forceescape": 6, "urlencode": 3, "urlize": 3,
-                    "pprint": 4, "string": 4, "xmlattr": 8}   # output at most this many times the input
+_GROWING_FILTERS = {
+    "tojson": 6,
+    "escape": 6,
+    "e": 6,
+    "forceescape": 6,
+    "urlencode": 3,
+    "urlize": 3,
+    "pprint": 4,
+    "string": 4,
+    "xmlattr": 8,
+}  # output at most this many times the input
 
 
 class RenderCancelled(Exception):  # noqa: N818  (it is not an error of the template)
@@ -85,9 +94,15 @@ class Budget:
     is over, rendering stops with RenderCancelled / SecurityError.
     """
 
-    def __init__(self, seconds: float = RENDER_SECONDS, *, cancelled: Callable[[], bool] | None = None,
-                 clock: Callable[[], float] = time.monotonic, operations: int = MAX_OPERATIONS,
-                 work: int = MAX_WORK) -> None:
+    def __init__(
+        self,
+        seconds: float = RENDER_SECONDS,
+        *,
+        cancelled: Callable[[], bool] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        operations: int = MAX_OPERATIONS,
+        work: int = MAX_WORK,
+    ) -> None:
         self.clock = clock
         self.seconds = seconds
         self.deadline = clock() + seconds
@@ -142,7 +157,7 @@ def render_budget(budget: Budget) -> Iterator[Budget]:
 
 def _budget() -> Budget:
     budget = _BUDGET.get()
-    return Budget() if budget is None else budget   # outside render_bounded: a budget for this check only
+    return Budget() if budget is None else budget  # outside render_bounded: a budget for this check only
 
 
 def weight(value: object, limit: int = MAX_TEXT) -> int:
@@ -186,7 +201,7 @@ class GuardedEnvironment(ImmutableSandboxedEnvironment):
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         """Refuse calls that would allocate huge values, then call and count the result."""
         _budget().tick()
-        args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)   # checked, then used, once
+        args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)  # checked, then used, once
         _check_call(obj, args, kwargs)
         result = super().call(context, obj, *args, **kwargs)
         return _counted(result, "a call's result")
@@ -227,8 +242,9 @@ def _rewrite_concat(node: nodes.Node) -> None:
 
 
 def _concat_call(concat: nodes.Concat) -> nodes.Filter:
-    return nodes.Filter(nodes.List(concat.nodes, lineno=concat.lineno), _CONCAT_FILTER, [], [], None, None,
-                        lineno=concat.lineno)
+    return nodes.Filter(
+        nodes.List(concat.nodes, lineno=concat.lineno), _CONCAT_FILTER, [], [], None, None, lineno=concat.lineno
+    )
 
 
 def _checked_concat(parts: Iterable[Any]) -> str:
@@ -282,9 +298,9 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         at = 1 if passes is not None else 0
-        value, rest = args[at], args[at + 1:]
+        value, rest = args[at], args[at + 1 :]
         _budget().tick()
-        if isinstance(value, Iterator):   # a lazy value (already counted item by item): take it once
+        if isinstance(value, Iterator):  # a lazy value (already counted item by item): take it once
             value = list(value)
             args = (*args[:at], value, *rest)
         _check_filter_args(name, value, rest, kwargs)
@@ -298,8 +314,9 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _check_filter_args(name: str, value: Any, rest: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     numbers = [v for v in (*rest, *kwargs.values()) if isinstance(v, int)]
-    if name in ("batch", "slice", "truncate", "tojson", "pprint", "round", "urlize") and \
-            any(abs(n) >= MAX_WIDTH for n in numbers):
+    if name in ("batch", "slice", "truncate", "tojson", "pprint", "round", "urlize") and any(
+        abs(n) >= MAX_WIDTH for n in numbers
+    ):
         raise SecurityError(f"filter {name!r} arguments are limited to {MAX_WIDTH - 1}")
     if name == "join":
         items = list(value) if isinstance(value, Iterable) and not isinstance(value, (str, bytes)) else [value]
@@ -314,8 +331,9 @@ def _check_filter_args(name: str, value: Any, rest: tuple[Any, ...], kwargs: dic
 @cache
 def environment() -> GuardedEnvironment:
     """Return the process-wide sandbox (immutable, so one is enough)."""
-    env = GuardedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True,
-                             finalize=_finalize)
+    env = GuardedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize
+    )
     env.globals.clear()
     for name in _REMOVED_FILTERS:
         env.filters.pop(name, None)
@@ -376,7 +394,7 @@ def _check_repeat(seq: object, times: object) -> None:
 
 
 def _check_call(obj: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    target = getattr(obj, "__wrapped__", obj)   # the sandbox wraps str.format in a function
+    target = getattr(obj, "__wrapped__", obj)  # the sandbox wraps str.format in a function
     owner = getattr(target, "__self__", None)
     if not isinstance(owner, str):
         return

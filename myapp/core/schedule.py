@@ -27,8 +27,13 @@ from myapp.core.states import RECORD, RecordStatus, RunState
 
 PreviewAction = Literal["launch", "wait", "expire", "disabled"]
 _JUST_BEFORE = timedelta(microseconds=1)  # start_time is inclusive (R1)
-_RUN_STATE_WORDS = {RunState.FAILED: "failed", RunState.STOPPED: "was stopped",
-                    RunState.CREATING: "is still being created", RunState.QUEUED: "is still queued", RunState.RUNNING: "is still running"}
+_RUN_STATE_WORDS = {
+    RunState.FAILED: "failed",
+    RunState.STOPPED: "was stopped",
+    RunState.CREATING: "is still being created",
+    RunState.QUEUED: "is still queued",
+    RunState.RUNNING: "is still running",
+}
 
 
 @dataclass(frozen=True)
@@ -116,8 +121,15 @@ class PreviewLine:
     reason: str
 
 
-def plan_pass(schedule: Schedule, records: Sequence[Record], active_cron_runs: int, now: datetime,
-              *, backfill_chunk: int = 1000, last_pass_at: datetime | None = None) -> PassPlan:
+def plan_pass(
+    schedule: Schedule,
+    records: Sequence[Record],
+    active_cron_runs: int,
+    now: datetime,
+    *,
+    backfill_chunk: int = 1000,
+    last_pass_at: datetime | None = None,
+) -> PassPlan:
     """Return what one pass at `now` does for this pipeline; perform none of it."""
     if now.tzinfo is None:
         raise ValueError(f"now must be timezone-aware, got {now.isoformat()}")
@@ -129,14 +141,16 @@ def plan_pass(schedule: Schedule, records: Sequence[Record], active_cron_runs: i
     if (newest is not None and now < newest) or (last_pass_at is not None and now < last_pass_at):
         return PassPlan(next_fire_at=_next_fire_at(schedule, newest))  # R6: an earlier pass won
     after = newest if newest is not None else schedule.start_time - _JUST_BEFORE
-    create, skipped, next_fire_at = _materialize(schedule.cron, schedule.timezone, after, now,
-                                                 schedule.expired_limit, backfill_chunk)
+    create, skipped, next_fire_at = _materialize(
+        schedule.cron, schedule.timezone, after, now, schedule.expired_limit, backfill_chunk
+    )
     waiting = [r.instant for r in epoch if r.status == RecordStatus.WAITING] + list(create)
     keep = schedule.expired_limit
     expire, waiting = (waiting[:-keep], waiting[-keep:]) if 0 < keep < len(waiting) else ([], waiting)
     launch, waits = _launch(schedule, epoch, waiting, active_cron_runs)
-    return PassPlan(create=create, expire=tuple(expire), launch=launch, skipped=skipped, waits=waits,
-                    next_fire_at=next_fire_at)
+    return PassPlan(
+        create=create, expire=tuple(expire), launch=launch, skipped=skipped, waits=waits, next_fire_at=next_fire_at
+    )
 
 
 def _epoch_records(schedule: Schedule, records: Sequence[Record]) -> list[Record]:
@@ -145,8 +159,9 @@ def _epoch_records(schedule: Schedule, records: Sequence[Record]) -> list[Record
 
 
 @lru_cache(maxsize=2048)
-def _materialize(cron: str, tz: str, after: datetime, now: datetime, keep: int,
-                 chunk: int) -> tuple[tuple[datetime, ...], SkippedSpan | None, datetime | None]:
+def _materialize(
+    cron: str, tz: str, after: datetime, now: datetime, keep: int, chunk: int
+) -> tuple[tuple[datetime, ...], SkippedSpan | None, datetime | None]:
     """Return the instants to create after `after` (R3), the span skipped instead of expired at once
     (D12), and the first fire instant after the last one created (or after `after`): next_fire_at.
 
@@ -165,8 +180,9 @@ def _materialize(cron: str, tz: str, after: datetime, now: datetime, keep: int,
     return tuple(kept), SkippedSpan(total - keep, create[0], last_skipped), _next_after(cron, tz, kept[-1])
 
 
-def _launch(schedule: Schedule, epoch: list[Record], waiting: list[datetime],
-            active: int) -> tuple[tuple[datetime, ...], tuple[Wait, ...]]:
+def _launch(
+    schedule: Schedule, epoch: list[Record], waiting: list[datetime], active: int
+) -> tuple[tuple[datetime, ...], tuple[Wait, ...]]:
     """Return the instants to launch, oldest first, and why the others wait (R5)."""
     if schedule.depends_on_past:
         return _launch_after_success(schedule, epoch, waiting, active)
@@ -180,8 +196,9 @@ def _launch(schedule: Schedule, epoch: list[Record], waiting: list[datetime],
     return tuple(launch), tuple(waits)
 
 
-def _launch_after_success(schedule: Schedule, epoch: list[Record], waiting: list[datetime],
-                          active: int) -> tuple[tuple[datetime, ...], tuple[Wait, ...]]:
+def _launch_after_success(
+    schedule: Schedule, epoch: list[Record], waiting: list[datetime], active: int
+) -> tuple[tuple[datetime, ...], tuple[Wait, ...]]:
     """Launch only the oldest waiting record, once its launched predecessor succeeded."""
     if not waiting:
         return (), ()
@@ -217,8 +234,7 @@ def _next_after(cron: str, tz: str, after: datetime) -> datetime | None:
     return next_fire_time(cron, tz, after)
 
 
-def apply_plan(records: Sequence[Record], active_cron_runs: int,
-               plan: PassPlan) -> tuple[tuple[Record, ...], int]:
+def apply_plan(records: Sequence[Record], active_cron_runs: int, plan: PassPlan) -> tuple[tuple[Record, ...], int]:
     """Return the records and active cron run count after performing `plan` (in memory)."""
     by_instant = {r.instant: r for r in records}
     for instant in plan.create:
@@ -226,19 +242,18 @@ def apply_plan(records: Sequence[Record], active_cron_runs: int,
     for instant in plan.expire:
         by_instant[instant] = replace(by_instant[instant], status=RecordStatus.EXPIRED)
     for instant in plan.launch:
-        by_instant[instant] = replace(by_instant[instant], status=RecordStatus.LAUNCHED,
-                                      run_state=RunState.QUEUED)
+        by_instant[instant] = replace(by_instant[instant], status=RecordStatus.LAUNCHED, run_state=RunState.QUEUED)
     ordered = tuple(sorted(by_instant.values(), key=lambda r: r.instant))
     return ordered, active_cron_runs + len(plan.launch)
 
 
-def preview(schedule: Schedule, records: Sequence[Record], active_cron_runs: int, now: datetime,
-            n: int) -> list[PreviewLine]:
+def preview(
+    schedule: Schedule, records: Sequence[Record], active_cron_runs: int, now: datetime, n: int
+) -> list[PreviewLine]:
     """Describe the next `n` fire times after `now` and what their passes would do."""
     epoch = _epoch_records(schedule, records)
     after = max(now, epoch[-1].instant if epoch else schedule.start_time - _JUST_BEFORE)
-    coming = fire_times(schedule.cron, schedule.timezone, after, after + timedelta(days=366 * 30),
-                        limit=n)
+    coming = fire_times(schedule.cron, schedule.timezone, after, after + timedelta(days=366 * 30), limit=n)
     state, active = tuple(epoch), active_cron_runs
     lines: list[PreviewLine] = []
     for instant in coming:
@@ -256,8 +271,13 @@ def _describe(schedule: Schedule, instant: datetime, plan: PassPlan, active: int
     wait = next((w for w in plan.waits if w.instant == instant), None)
     action: PreviewAction
     if instant in plan.launch:
-        action, reason = "launch", (f"starts a cron run ({active + len(plan.launch)} of "
-                                    f"max_active_runs {schedule.max_active_runs} busy after it)")
+        action, reason = (
+            "launch",
+            (
+                f"starts a cron run ({active + len(plan.launch)} of "
+                f"max_active_runs {schedule.max_active_runs} busy after it)"
+            ),
+        )
     elif wait is not None:
         action, reason = "wait", f"waits: {wait.reason}"
     else:

@@ -16,19 +16,50 @@ import re
 
 # Values the repository ships as examples (docker/, config/, docs, README) or that every scanner
 # tries first. Compared case-insensitively; anything containing a CHANGE-ME marker is refused too.
-PLACEHOLDERS = frozenset({
-    "change-me", "changeme", "change_me", "change-me-to-a-long-random-string",
-    "change-me-to-a-long-random-string-of-64-characters-or-more-please",
-    "myapp", "admin", "admin-pass", "password", "passw0rd", "secret", "secret-key", "secret_key",
-    "test-secret-key-of-at-least-32-bytes!!", "bench-pass", "postgres", "root", "guest", "default",
-    "123456", "12345678", "123456789", "1234567890", "qwerty", "qwerty123", "letmein", "welcome",
-    "administrator", "password1", "password123", "iloveyou", "abc123", "111111", "000000",
-})
+PLACEHOLDERS = frozenset(
+    {
+        "change-me",
+        "changeme",
+        "change_me",
+        "change-me-to-a-long-random-string",
+        "change-me-to-a-long-random-string-of-64-characters-or-more-please",
+        "myapp",
+        "admin",
+        "admin-pass",
+        "password",
+        "passw0rd",
+        "secret",
+        "secret-key",
+        "secret_key",
+        "test-secret-key-of-at-least-32-bytes!!",
+        "bench-pass",
+        "postgres",
+        "root",
+        "guest",
+        "default",
+        "123456",
+        "12345678",
+        "123456789",
+        "1234567890",
+        "qwerty",
+        "qwerty123",
+        "letmein",
+        "welcome",
+        "administrator",
+        "password1",
+        "password123",
+        "iloveyou",
+        "abc123",
+        "111111",
+        "000000",
+    }
+)
 # The passwords our own files suggest (docker/, docs): an existing admin still using one is refused
 # at start in production. Few on purpose: each check costs a password-hash computation.
 SHIPPED_PASSWORDS = ("change-me", "CHANGE-ME", "changeme", "admin", "password", "myapp")
-PLACEHOLDER_MARKER = re.compile(r"change[-_ ]?me|replace[-_ ]?me|your[-_ ]?(secret|password)|<[^>]*>|\.\.\.",
-                                re.IGNORECASE)
+PLACEHOLDER_MARKER = re.compile(
+    r"change[-_ ]?me|replace[-_ ]?me|your[-_ ]?(secret|password)|<[^>]*>|\.\.\.", re.IGNORECASE
+)
 REPEATED = re.compile(r"(.+?)\1+", re.DOTALL)
 SECRET_KEY_MIN_LENGTH = 32
 SECRET_KEY_MIN_BITS = 128
@@ -75,8 +106,10 @@ def secret_key_problem(key: str) -> str | None:
     if reason:
         return reason
     if len(key) < SECRET_KEY_MIN_LENGTH:
-        return f"must be at least {SECRET_KEY_MIN_LENGTH} characters long (e.g. `python3 -c 'import secrets; " \
-               "print(secrets.token_hex(32))'`)"
+        return (
+            f"must be at least {SECRET_KEY_MIN_LENGTH} characters long (e.g. `python3 -c 'import secrets; "
+            "print(secrets.token_hex(32))'`)"
+        )
     if len(set(key)) < 10 or REPEATED.fullmatch(key):
         return "repeats a few characters or a short pattern; use a random value"
     if estimated_bits(key) < SECRET_KEY_MIN_BITS:

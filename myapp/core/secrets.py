@@ -20,8 +20,9 @@ def secret_params(template: TemplateSpec | None) -> set[str]:
     return {p.name for p in template.parameters if p.type == "secret"} if template else set()
 
 
-def map_pipeline_secrets(data: Mapping[str, Any], templates: TemplateLookup,
-                         fn: Callable[[str], str]) -> dict[str, Any]:
+def map_pipeline_secrets(
+    data: Mapping[str, Any], templates: TemplateLookup, fn: Callable[[str], str]
+) -> dict[str, Any]:
     """Return a copy of a pipeline's dict form (pipeline_to_dict) with `fn` applied to every secret value.
 
     Only what holds a secret is copied (the rest is shared with `data`, which stays unchanged): a
@@ -29,17 +30,21 @@ def map_pipeline_secrets(data: Mapping[str, Any], templates: TemplateLookup,
     """
     out: dict[str, Any] = dict(data)
     if isinstance(out.get("parameters"), list):
-        out["parameters"] = [{**p, "default": fn(p["default"])}
-                             if isinstance(p, dict) and p.get("secret") and isinstance(p.get("default"), str) else p
-                             for p in out["parameters"]]
+        out["parameters"] = [
+            {**p, "default": fn(p["default"])}
+            if isinstance(p, dict) and p.get("secret") and isinstance(p.get("default"), str)
+            else p
+            for p in out["parameters"]
+        ]
     if isinstance(out.get("tasks"), list):
         known: dict[str, set[str]] = {}
         out["tasks"] = [_map_task_secrets(task, templates, fn, known) for task in out["tasks"]]
     return out
 
 
-def _map_task_secrets(task: Any, templates: TemplateLookup, fn: Callable[[str], str],
-                      known: dict[str, set[str]]) -> Any:
+def _map_task_secrets(
+    task: Any, templates: TemplateLookup, fn: Callable[[str], str], known: dict[str, set[str]]
+) -> Any:
     """Return `task` itself when it holds no secret, else a copy with `fn` applied to its secrets."""
     if not isinstance(task, dict) or not task.get("template"):
         return task
@@ -52,11 +57,13 @@ def _map_task_secrets(task: Any, templates: TemplateLookup, fn: Callable[[str], 
         return task
     out = dict(task)
     if isinstance(args, dict):
-        out["args"] = {name: fn(value) if name in secrets and isinstance(value, str) else value
-                       for name, value in args.items()}
+        out["args"] = {
+            name: fn(value) if name in secrets and isinstance(value, str) else value for name, value in args.items()
+        }
     if isinstance(inputs, dict):
-        out["inputs"] = {name: _map_binding(binding, fn) if name in secrets else binding
-                         for name, binding in inputs.items()}
+        out["inputs"] = {
+            name: _map_binding(binding, fn) if name in secrets else binding for name, binding in inputs.items()
+        }
     return out
 
 

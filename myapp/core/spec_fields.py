@@ -121,6 +121,13 @@ def read_text_map(data: Mapping[str, object], key: str, path: str) -> dict[str, 
 
 
 def _kind(raw: object) -> str:
-    names = {dict: "a mapping", list: "a list", str: "text", bool: "a boolean", int: "an integer",
-             float: "a number", type(None): "nothing"}
+    names = {
+        dict: "a mapping",
+        list: "a list",
+        str: "text",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "nothing",
+    }
     return names.get(type(raw), f"a {type(raw).__name__}")

@@ -24,7 +24,7 @@ S = TypeVar("S", bound=StrEnum)
 
 
 class RunState(StrEnum):
-    CREATING = "creating"   # a large run whose task instances a worker is writing (issue 13 B15)
+    CREATING = "creating"  # a large run whose task instances a worker is writing (issue 13 B15)
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -113,69 +113,100 @@ class Lifecycle(Generic[S]):
         return target
 
 
-RUN = Lifecycle("run", RunState.CREATING, {
-    # A run is drafted, its task instances written, then started. Small runs are inserted already
-    # queued or running in one transaction; a large one (REST, above `run_inline_tasks`) is first
-    # inserted alone as `creating` and a worker writes its task instances and starts it.
-    RunState.CREATING: frozenset({RunState.QUEUED, RunState.RUNNING, RunState.FAILED, RunState.STOPPED}),
-    RunState.QUEUED: frozenset({RunState.RUNNING, RunState.FAILED, RunState.STOPPED}),
-    RunState.RUNNING: frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.STOPPED}),
-    RunState.SUCCEEDED: frozenset(),
-    RunState.FAILED: frozenset(),
-    RunState.STOPPED: frozenset(),
-})
+RUN = Lifecycle(
+    "run",
+    RunState.CREATING,
+    {
+        # A run is drafted, its task instances written, then started. Small runs are inserted already
+        # queued or running in one transaction; a large one (REST, above `run_inline_tasks`) is first
+        # inserted alone as `creating` and a worker writes its task instances and starts it.
+        RunState.CREATING: frozenset({RunState.QUEUED, RunState.RUNNING, RunState.FAILED, RunState.STOPPED}),
+        RunState.QUEUED: frozenset({RunState.RUNNING, RunState.FAILED, RunState.STOPPED}),
+        RunState.RUNNING: frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.STOPPED}),
+        RunState.SUCCEEDED: frozenset(),
+        RunState.FAILED: frozenset(),
+        RunState.STOPPED: frozenset(),
+    },
+)
 
-TASK = Lifecycle("task", TaskState.PENDING, {
-    TaskState.PENDING: frozenset(
-        {TaskState.QUEUED, TaskState.UPSTREAM_FAILED, TaskState.STOPPED, TaskState.SKIPPED}
-    ),
-    TaskState.QUEUED: frozenset({TaskState.RUNNING, TaskState.FAILED, TaskState.STOPPED}),
-    TaskState.RUNNING: frozenset(   # skipped: its condition (`when`, R14) rendered false
-        {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.UP_FOR_RETRY, TaskState.STOPPED, TaskState.SKIPPED}
-    ),
-    TaskState.UP_FOR_RETRY: frozenset({TaskState.QUEUED, TaskState.FAILED, TaskState.STOPPED}),
-    TaskState.SUCCEEDED: frozenset(),
-    TaskState.FAILED: frozenset(),
-    TaskState.UPSTREAM_FAILED: frozenset(),
-    TaskState.STOPPED: frozenset(),
-    TaskState.SKIPPED: frozenset(),
-})
+TASK = Lifecycle(
+    "task",
+    TaskState.PENDING,
+    {
+        TaskState.PENDING: frozenset(
+            {TaskState.QUEUED, TaskState.UPSTREAM_FAILED, TaskState.STOPPED, TaskState.SKIPPED}
+        ),
+        TaskState.QUEUED: frozenset({TaskState.RUNNING, TaskState.FAILED, TaskState.STOPPED}),
+        TaskState.RUNNING: frozenset(  # skipped: its condition (`when`, R14) rendered false
+            {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.UP_FOR_RETRY, TaskState.STOPPED, TaskState.SKIPPED}
+        ),
+        TaskState.UP_FOR_RETRY: frozenset({TaskState.QUEUED, TaskState.FAILED, TaskState.STOPPED}),
+        TaskState.SUCCEEDED: frozenset(),
+        TaskState.FAILED: frozenset(),
+        TaskState.UPSTREAM_FAILED: frozenset(),
+        TaskState.STOPPED: frozenset(),
+        TaskState.SKIPPED: frozenset(),
+    },
+)
 
 # An attempt is created running by the claim; it ends once: succeeded or failed by its executor
 # (or failed by the reconciler when its worker is lost, or by a run timeout), stopped by a stop.
-ATTEMPT = Lifecycle("attempt", AttemptState.RUNNING, {
-    AttemptState.RUNNING: frozenset({AttemptState.SUCCEEDED, AttemptState.FAILED, AttemptState.STOPPED}),
-    AttemptState.SUCCEEDED: frozenset(),
-    AttemptState.FAILED: frozenset(),
-    AttemptState.STOPPED: frozenset(),
-})
+ATTEMPT = Lifecycle(
+    "attempt",
+    AttemptState.RUNNING,
+    {
+        AttemptState.RUNNING: frozenset({AttemptState.SUCCEEDED, AttemptState.FAILED, AttemptState.STOPPED}),
+        AttemptState.SUCCEEDED: frozenset(),
+        AttemptState.FAILED: frozenset(),
+        AttemptState.STOPPED: frozenset(),
+    },
+)
 
 # R2: a record is created waiting; R4: only waiting records expire; R5: a waiting record launches.
-RECORD = Lifecycle("schedule record", RecordStatus.WAITING, {
-    RecordStatus.WAITING: frozenset({RecordStatus.LAUNCHED, RecordStatus.EXPIRED}),
-    RecordStatus.LAUNCHED: frozenset(),
-    RecordStatus.EXPIRED: frozenset(),
-})
+RECORD = Lifecycle(
+    "schedule record",
+    RecordStatus.WAITING,
+    {
+        RecordStatus.WAITING: frozenset({RecordStatus.LAUNCHED, RecordStatus.EXPIRED}),
+        RecordStatus.LAUNCHED: frozenset(),
+        RecordStatus.EXPIRED: frozenset(),
+    },
+)
 
 # A user template starts as a draft (edits keep it a draft); published versions are immutable.
 # Templates registered from plugins and packages are created published (they are not reviewed).
-TEMPLATE = Lifecycle("template", TemplateStatus.DRAFT, {
-    TemplateStatus.DRAFT: frozenset({TemplateStatus.DRAFT, TemplateStatus.PENDING}),
-    TemplateStatus.PENDING: frozenset({TemplateStatus.PUBLISHED, TemplateStatus.REJECTED, TemplateStatus.DRAFT}),
-    TemplateStatus.REJECTED: frozenset({TemplateStatus.DRAFT, TemplateStatus.PENDING}),
-    TemplateStatus.PUBLISHED: frozenset(),
-})
+TEMPLATE = Lifecycle(
+    "template",
+    TemplateStatus.DRAFT,
+    {
+        TemplateStatus.DRAFT: frozenset({TemplateStatus.DRAFT, TemplateStatus.PENDING}),
+        TemplateStatus.PENDING: frozenset({TemplateStatus.PUBLISHED, TemplateStatus.REJECTED, TemplateStatus.DRAFT}),
+        TemplateStatus.REJECTED: frozenset({TemplateStatus.DRAFT, TemplateStatus.PENDING}),
+        TemplateStatus.PUBLISHED: frozenset(),
+    },
+)
 
 # An alert is written pending in the transaction that ends its run; a failed try leaves it pending
 # (with a later next_attempt_at) until it is sent or given up.
-ALERT = Lifecycle("alert", AlertStatus.PENDING, {
-    AlertStatus.PENDING: frozenset({AlertStatus.SENT, AlertStatus.FAILED}),
-    AlertStatus.SENT: frozenset(),
-    AlertStatus.FAILED: frozenset(),
-})
+ALERT = Lifecycle(
+    "alert",
+    AlertStatus.PENDING,
+    {
+        AlertStatus.PENDING: frozenset({AlertStatus.SENT, AlertStatus.FAILED}),
+        AlertStatus.SENT: frozenset(),
+        AlertStatus.FAILED: frozenset(),
+    },
+)
 
-LIFECYCLES: tuple[Lifecycle[RunState] | Lifecycle[TaskState] | Lifecycle[AttemptState] | Lifecycle[RecordStatus]
-                  | Lifecycle[TemplateStatus] | Lifecycle[AlertStatus], ...] = (RUN, TASK, ATTEMPT, RECORD, TEMPLATE, ALERT)
+LIFECYCLES: tuple[
+    Lifecycle[RunState]
+    | Lifecycle[TaskState]
+    | Lifecycle[AttemptState]
+    | Lifecycle[RecordStatus]
+    | Lifecycle[TemplateStatus]
+    | Lifecycle[AlertStatus],
+    ...,
+] = (RUN, TASK, ATTEMPT, RECORD, TEMPLATE, ALERT)
 
 # The names the engine has always used, derived from the tables above.
 RUN_TRANSITIONS = RUN.transitions

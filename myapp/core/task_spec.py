@@ -27,8 +27,24 @@ from myapp.core.spec_fields import (
 from myapp.core.workspaces import parse_workspaces, workspaces_to_dict
 
 TASK_KEYS = (
-    "name", "description", "template", "image", "command", "args", "depends_on", "inputs", "outputs",
-    "retries", "retry_delay", "timeout", "resources", "env", "position", "trigger_rule", "when", "workspaces",
+    "name",
+    "description",
+    "template",
+    "image",
+    "command",
+    "args",
+    "depends_on",
+    "inputs",
+    "outputs",
+    "retries",
+    "retry_delay",
+    "timeout",
+    "resources",
+    "env",
+    "position",
+    "trigger_rule",
+    "when",
+    "workspaces",
 )
 OUTPUT_KEYS = ("name", "path", "type", "description")
 RESOURCE_KEYS = ("cpu", "memory", "gpu", "package")

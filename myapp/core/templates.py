@@ -29,8 +29,22 @@ from myapp.core.validate import IDENTIFIER
 KindCheck = Callable[[TemplateSpec], list[SpecError]]
 
 TEMPLATE_KEYS = (
-    "name", "version", "kind", "category", "description", "image", "command", "parameters", "outputs",
-    "env", "mounts", "resources", "args_style", "monitoring", "readme", "extra",
+    "name",
+    "version",
+    "kind",
+    "category",
+    "description",
+    "image",
+    "command",
+    "parameters",
+    "outputs",
+    "env",
+    "mounts",
+    "resources",
+    "args_style",
+    "monitoring",
+    "readme",
+    "extra",
 )
 TEMPLATE_NAME = re.compile(r"[a-z0-9-]{1,63}")
 VERSION = re.compile(r"[A-Za-z0-9._-]{1,32}")
@@ -126,14 +140,20 @@ def template_to_dict(spec: TemplateSpec) -> dict[str, object]:
     """Return the template as the plain dict of template.yaml (defaults omitted, readme included)."""
     out: dict[str, object] = {"name": spec.name, "version": spec.version}
     optional: tuple[tuple[str, object, object], ...] = (
-        ("kind", spec.kind, "pod"), ("category", spec.category, "general"),
-        ("description", spec.description, ""), ("image", spec.image, ""),
+        ("kind", spec.kind, "pod"),
+        ("category", spec.category, "general"),
+        ("description", spec.description, ""),
+        ("image", spec.image, ""),
         ("command", list(spec.command), []),
         ("parameters", {p.name: param_def_to_dict(p) for p in spec.parameters}, {}),
-        ("outputs", [output_to_dict(o) for o in spec.outputs], []), ("env", dict(spec.env), {}),
-        ("mounts", list(spec.mounts), []), ("resources", resources_to_dict(spec.resources), {}),
-        ("args_style", spec.args_style, "cli"), ("monitoring", spec.monitoring, False),
-        ("readme", spec.readme, ""), ("extra", dict(spec.extra), {}),
+        ("outputs", [output_to_dict(o) for o in spec.outputs], []),
+        ("env", dict(spec.env), {}),
+        ("mounts", list(spec.mounts), []),
+        ("resources", resources_to_dict(spec.resources), {}),
+        ("args_style", spec.args_style, "cli"),
+        ("monitoring", spec.monitoring, False),
+        ("readme", spec.readme, ""),
+        ("extra", dict(spec.extra), {}),
     )
     out.update({key: value for key, value, empty in optional if value != empty})
     return out

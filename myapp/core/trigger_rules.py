@@ -23,11 +23,11 @@ from myapp.core.states import TASK_UNFINISHED, TaskState
 
 
 class TriggerRule(StrEnum):
-    ALL_SUCCESS = "all_success"   # the default: every upstream succeeded
-    ALL_DONE = "all_done"         # every upstream finished, whatever its state
-    ONE_FAILED = "one_failed"     # at least one upstream failed (runs at once, without waiting)
-    NONE_FAILED = "none_failed"   # every upstream finished, none failed (skipped is fine)
-    ALL_SKIPPED = "all_skipped"   # every upstream was skipped
+    ALL_SUCCESS = "all_success"  # the default: every upstream succeeded
+    ALL_DONE = "all_done"  # every upstream finished, whatever its state
+    ONE_FAILED = "one_failed"  # at least one upstream failed (runs at once, without waiting)
+    NONE_FAILED = "none_failed"  # every upstream finished, none failed (skipped is fine)
+    ALL_SKIPPED = "all_skipped"  # every upstream was skipped
 
 
 class Outcome(StrEnum):
@@ -35,11 +35,11 @@ class Outcome(StrEnum):
 
     SUCCESS = "success"
     SKIPPED = "skipped"
-    FAILED = "failed"   # failed, upstream_failed or stopped
+    FAILED = "failed"  # failed, upstream_failed or stopped
 
 
 DEFAULT_RULE = TriggerRule.ALL_SUCCESS
-QUEUE = TaskState.QUEUED   # the decision "run it"
+QUEUE = TaskState.QUEUED  # the decision "run it"
 # Rules that can never run a task without upstream tasks (refused on such a task, R12).
 NEED_UPSTREAM = frozenset({TriggerRule.ONE_FAILED, TriggerRule.ALL_SKIPPED})
 
@@ -53,8 +53,11 @@ _AT_ONCE: dict[TriggerRule, dict[Outcome, TaskState]] = {
 }
 # R13: a pending task whose upstream tasks all ended without settling it.
 _AT_ZERO: dict[TriggerRule, TaskState] = {
-    TriggerRule.ALL_SUCCESS: QUEUE, TriggerRule.ALL_DONE: QUEUE, TriggerRule.ONE_FAILED: TaskState.SKIPPED,
-    TriggerRule.NONE_FAILED: QUEUE, TriggerRule.ALL_SKIPPED: QUEUE,
+    TriggerRule.ALL_SUCCESS: QUEUE,
+    TriggerRule.ALL_DONE: QUEUE,
+    TriggerRule.ONE_FAILED: TaskState.SKIPPED,
+    TriggerRule.NONE_FAILED: QUEUE,
+    TriggerRule.ALL_SKIPPED: QUEUE,
 }
 # When several ended upstreams could each have settled the task, the recount applies them in
 # this order (a failure first, as Airflow does); the event path applies whichever came first.

@@ -36,7 +36,7 @@ from myapp.core.trigger_rules import NEED_UPSTREAM, TriggerRule, parse_rule
 from myapp.core.workspaces import workspace_errors
 
 CronCheck = Callable[[str, str], None]
-UrlCheck = Callable[[str], "str | None"]   # why a webhook URL is refused (myapp/core/webhook_policy.py), or None
+UrlCheck = Callable[[str], "str | None"]  # why a webhook URL is refused (myapp/core/webhook_policy.py), or None
 # A check the core cannot make itself (e.g. what a resource manifest asks of the cluster): task,
 # its template, the pipeline's project -> errors naming the task and field.
 TaskCheck = Callable[[TaskSpec, "TemplateSpec | None", str], list[SpecError]]
@@ -46,18 +46,38 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 OUTPUT_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}")
 RESERVED_ENV_PREFIX = "MYAPP_"
 # Inputs become environment variables whose values are data; these names would make data code.
-UNSAFE_INPUT_NAMES = frozenset({
-    "PATH", "HOME", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND",
-    "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PERL5LIB", "PERL5OPT", "RUBYOPT", "NODE_OPTIONS",
-})
+UNSAFE_INPUT_NAMES = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "IFS",
+        "ENV",
+        "BASH_ENV",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "PS4",
+        "PROMPT_COMMAND",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONHOME",
+        "PERL5LIB",
+        "PERL5OPT",
+        "RUBYOPT",
+        "NODE_OPTIONS",
+    }
+)
 ALERT_EVENTS = frozenset({"failed", "succeeded", "timeout", "stopped"})
-ARGS_LEVEL = 3   # pipeline -> tasks -> task -> args
+ARGS_LEVEL = 3  # pipeline -> tasks -> task -> args
 MAX_RETRIES = 100
 
 
 def validate_pipeline(
-    spec: PipelineSpec, catalog: TemplateCatalog, *, cron_check: CronCheck | None = None,
-    output_roots: Sequence[str] = DEFAULT_ROOTS, task_check: TaskCheck | None = None,
+    spec: PipelineSpec,
+    catalog: TemplateCatalog,
+    *,
+    cron_check: CronCheck | None = None,
+    output_roots: Sequence[str] = DEFAULT_ROOTS,
+    task_check: TaskCheck | None = None,
     webhook_check: UrlCheck | None = None,
 ) -> list[SpecError]:
     """Return every rule `spec` breaks, in document order (empty when valid)."""
@@ -65,8 +85,11 @@ def validate_pipeline(
         return [SpecError("tasks", f"at most {MAX_TASKS} tasks, got {len(spec.tasks)}")]
     errors = _check_pipeline_fields(spec)
     if webhook_check is not None:
-        errors += [SpecError("alerts.webhooks", problem) for url in spec.alerts.webhooks
-                   if url.startswith(("http://", "https://")) and (problem := webhook_check(url))]
+        errors += [
+            SpecError("alerts.webhooks", problem)
+            for url in spec.alerts.webhooks
+            if url.startswith(("http://", "https://")) and (problem := webhook_check(url))
+        ]
     errors += _check_schedule(spec, cron_check)
     errors += _check_task_names(spec)
     templates = {t.template: catalog.get(t.template) for t in spec.tasks if t.template}
@@ -102,12 +125,19 @@ def _check_pipeline_fields(spec: PipelineSpec) -> list[SpecError]:
     errors += _duplicates((p.name for p in spec.parameters), "parameters", "parameter")
     errors += [
         SpecError(f"parameters[{p.name}].name", f"{p.name!r} must be an identifier ([A-Za-z_][A-Za-z0-9_]*)")
-        for p in spec.parameters if not IDENTIFIER.fullmatch(p.name)
+        for p in spec.parameters
+        if not IDENTIFIER.fullmatch(p.name)
     ]
-    errors += [SpecError("alerts.on", f"unknown event {e!r}; use {', '.join(sorted(ALERT_EVENTS))}")
-               for e in spec.alerts.on if e not in ALERT_EVENTS]
-    errors += [SpecError("alerts.webhooks", f"{url!r} must be an http:// or https:// URL")
-               for url in spec.alerts.webhooks if not url.startswith(("http://", "https://"))]
+    errors += [
+        SpecError("alerts.on", f"unknown event {e!r}; use {', '.join(sorted(ALERT_EVENTS))}")
+        for e in spec.alerts.on
+        if e not in ALERT_EVENTS
+    ]
+    errors += [
+        SpecError("alerts.webhooks", f"{url!r} must be an http:// or https:// URL")
+        for url in spec.alerts.webhooks
+        if not url.startswith(("http://", "https://"))
+    ]
     return errors
 
 
@@ -143,8 +173,11 @@ def _check_task_names(spec: PipelineSpec) -> list[SpecError]:
     errors = _duplicates((t.name for t in spec.tasks), "tasks", "task")
     for task in spec.tasks:
         if not TASK_NAME.fullmatch(task.name):
-            errors.append(SpecError(f"tasks[{task.name}].name",
-                                    f"{task.name!r} must be 1-63 characters of A-Z, a-z, 0-9, _ and -"))
+            errors.append(
+                SpecError(
+                    f"tasks[{task.name}].name", f"{task.name!r} must be 1-63 characters of A-Z, a-z, 0-9, _ and -"
+                )
+            )
         elif task.name == PARAMS_PREFIX:
             errors.append(SpecError(f"tasks[{task.name}].name", "'params' is reserved for global parameters"))
     return errors
@@ -165,8 +198,11 @@ def _check_task(
     errors = _check_kind(task, template, where)
     # the args mapping sits 3 levels down in the exported document: keep the whole within MAX_NESTING
     deep = nesting_problem(dict(task.args), MAX_NESTING - ARGS_LEVEL) if task.args else None
-    errors += [SpecError(f"{where}.args", f"{deep}: the whole pipeline may nest at most {MAX_NESTING} levels")
-               ] if deep else []
+    errors += (
+        [SpecError(f"{where}.args", f"{deep}: the whole pipeline may nest at most {MAX_NESTING} levels")]
+        if deep
+        else []
+    )
     errors += _check_numbers(task, where)
     errors += _check_outputs(task.outputs, where)
     errors += _check_env(task.env, f"{where}.env")
@@ -191,8 +227,12 @@ def _check_trigger_rule(task: TaskSpec, where: str) -> list[SpecError]:
         return [SpecError(f"{where}.trigger_rule", f"unknown trigger rule {task.trigger_rule!r}; use one of {names}")]
     has_upstream = bool(task.depends_on) or any(b.source == "task" for b in task.inputs)
     if rule in NEED_UPSTREAM and not has_upstream:
-        return [SpecError(f"{where}.trigger_rule", f"{rule.value} needs an upstream task (depends_on); "
-                                                    "without one the task could never run")]
+        return [
+            SpecError(
+                f"{where}.trigger_rule",
+                f"{rule.value} needs an upstream task (depends_on); without one the task could never run",
+            )
+        ]
     return []
 
 
@@ -204,9 +244,16 @@ def _check_when(task: TaskSpec, where: str, outputs: Mapping[str, tuple[OutputSp
     if problem:
         return [SpecError(f"{where}.when", problem)]
     upstream = set(task.depends_on) | {b.task for b in task.inputs if b.source == "task"}
-    return [SpecError(f"{where}.when", f"unknown task {name!r}" if name not in outputs else
-                      f"task {name!r} is not an upstream task of {task.name!r}: add it to depends_on")
-            for name in referenced_tasks(task.when) if name not in upstream]
+    return [
+        SpecError(
+            f"{where}.when",
+            f"unknown task {name!r}"
+            if name not in outputs
+            else f"task {name!r} is not an upstream task of {task.name!r}: add it to depends_on",
+        )
+        for name in referenced_tasks(task.when)
+        if name not in upstream
+    ]
 
 
 def _check_kind(task: TaskSpec, template: TemplateSpec | None, where: str) -> list[SpecError]:
@@ -244,8 +291,11 @@ def _check_outputs(outputs: tuple[OutputSpec, ...], where: str) -> list[SpecErro
 
 def _check_output_paths(outputs: tuple[OutputSpec, ...], where: str, roots: Sequence[str]) -> list[SpecError]:
     # The task's own outputs and those it inherits from its template (effective_outputs).
-    return [SpecError(f"{where}.outputs[{o.name}].path", problem) for o in outputs
-            if o.path.strip() and (problem := output_path_problem(o.path, roots))]
+    return [
+        SpecError(f"{where}.outputs[{o.name}].path", problem)
+        for o in outputs
+        if o.path.strip() and (problem := output_path_problem(o.path, roots))
+    ]
 
 
 def _check_env(env: Mapping[str, str], where: str) -> list[SpecError]:
@@ -266,8 +316,11 @@ def _check_code_loading_env(task: TaskSpec, template: TemplateSpec | None, secre
         why = f"a task that receives the secret global parameter {names[0]!r}"
     else:
         return []
-    return [SpecError(f"tasks[{task.name}].env.{name}", f"{name} can load code into {why}; remove it")
-            for name in task.env if loads_code(name)]
+    return [
+        SpecError(f"tasks[{task.name}].env.{name}", f"{name} can load code into {why}; remove it")
+        for name in task.env
+        if loads_code(name)
+    ]
 
 
 def _check_binding(
@@ -308,8 +361,11 @@ def _check_args(task: TaskSpec, template: TemplateSpec, where: str) -> list[Spec
             errors += _check_value(defn, literal.value, f"{where}.inputs.{defn.name}")
         missing = defn.name not in task.args and literal is None and defn.default is None
         if defn.required and missing:
-            errors.append(SpecError(f"{where}.args.{defn.name}",
-                                    f"required parameter of {template.ref} has no arg, binding or default"))
+            errors.append(
+                SpecError(
+                    f"{where}.args.{defn.name}", f"required parameter of {template.ref} has no arg, binding or default"
+                )
+            )
     return errors
 
 

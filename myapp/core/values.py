@@ -54,7 +54,7 @@ class AttemptContext:
     upstream_outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     debug_inputs: Mapping[str, Any] | None = None
     deadline_at: datetime | None = None
-    project_id: int | None = None   # whose account the local executor runs the task as (docs/security.md §3)
+    project_id: int | None = None  # whose account the local executor runs the task as (docs/security.md §3)
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class AttemptResult:
     message: str = ""
     outputs: Mapping[str, Any] = field(default_factory=dict)
     inputs: Mapping[str, Any] = field(default_factory=dict)
-    skipped: bool = False   # with succeeded: nothing ran, its condition was false (R14); the task is skipped
+    skipped: bool = False  # with succeeded: nothing ran, its condition was false (R14); the task is skipped
 
 
 @dataclass(frozen=True)

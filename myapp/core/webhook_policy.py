@@ -38,9 +38,14 @@ def address_problem(address: str, allowed: Sequence[Network] = ()) -> str | None
         ip = ip.ipv4_mapped
     if any(ip in net for net in allowed if net.version == ip.version):
         return None
-    for kind, hit in (("loopback", ip.is_loopback), ("unspecified", ip.is_unspecified),
-                      ("link-local (cloud metadata lives there)", ip.is_link_local),
-                      ("private", ip.is_private), ("multicast", ip.is_multicast), ("reserved", ip.is_reserved)):
+    for kind, hit in (
+        ("loopback", ip.is_loopback),
+        ("unspecified", ip.is_unspecified),
+        ("link-local (cloud metadata lives there)", ip.is_link_local),
+        ("private", ip.is_private),
+        ("multicast", ip.is_multicast),
+        ("reserved", ip.is_reserved),
+    ):
         if hit:
             return f"{ip} is a {kind} address"
     if not ip.is_global:
@@ -63,5 +68,5 @@ def url_problem(url: str, allowed: Sequence[Network] = ()) -> str | None:
     try:
         problem = address_problem(host, allowed)
     except ValueError:
-        return None   # a name: its addresses are checked when the alert is sent
+        return None  # a name: its addresses are checked when the alert is sent
     return f"{url!r}: {problem}; alerts may not be sent there (see webhook_allowed_networks)" if problem else None

@@ -65,8 +65,11 @@ def _texts(task: TaskSpec, template: TemplateSpec | None) -> Iterator[tuple[str,
     for i, step in enumerate(steps if isinstance(steps, list) else []):
         if isinstance(step, Mapping):
             command = step.get("command")
-            yield from ((f"template.extra.steps[{i}].command[{j}]", el)
-                        for j, el in enumerate(command if isinstance(command, list) else []) if isinstance(el, str))
+            yield from (
+                (f"template.extra.steps[{i}].command[{j}]", el)
+                for j, el in enumerate(command if isinstance(command, list) else [])
+                if isinstance(el, str)
+            )
             if isinstance(step.get("script"), str):
                 yield f"template.extra.steps[{i}].script", str(step["script"])
 
@@ -76,9 +79,11 @@ def workspace_errors(task: TaskSpec, template: TemplateSpec | None, where: str) 
     names = [b.name for b in task.workspaces]
     errors = [SpecError(f"{where}.workspaces.{n}", "bound twice") for i, n in enumerate(names) if n in names[:i]]
     for field, text in _texts(task, template):
-        errors += [SpecError(f"{where}.{field}", f"unknown workspace {ref!r} (the task binds: "
-                                                 f"{', '.join(names) or 'none'})")
-                   for ref in REF.findall(text) if ref not in names]
+        errors += [
+            SpecError(f"{where}.{field}", f"unknown workspace {ref!r} (the task binds: {', '.join(names) or 'none'})")
+            for ref in REF.findall(text)
+            if ref not in names
+        ]
     return errors
 
 
@@ -87,22 +92,32 @@ def expand(text: str, paths: Mapping[str, str]) -> str:
     return REF.sub(lambda m: paths.get(m.group(1), m.group(0)), text)
 
 
-def apply_workspaces(task: TaskSpec, template: TemplateSpec | None, paths: Mapping[str, str],
-                     ) -> tuple[TaskSpec, TemplateSpec | None]:
+def apply_workspaces(
+    task: TaskSpec,
+    template: TemplateSpec | None,
+    paths: Mapping[str, str],
+) -> tuple[TaskSpec, TemplateSpec | None]:
     """Return `task` and `template` with the workspace references replaced by `paths` (NAME -> path)."""
     if not paths:
         return task, template
-    task = replace(task, command=tuple(expand(el, paths) for el in task.command),
-                   args={k: expand(v, paths) if isinstance(v, str) else v for k, v in task.args.items()},
-                   env={k: expand(v, paths) for k, v in task.env.items()})
+    task = replace(
+        task,
+        command=tuple(expand(el, paths) for el in task.command),
+        args={k: expand(v, paths) if isinstance(v, str) else v for k, v in task.args.items()},
+        env={k: expand(v, paths) for k, v in task.env.items()},
+    )
     if template is None:
         return task, None
     extra = dict(template.extra)
     steps = extra.get("steps")
     if template.kind == "seqpod" and isinstance(steps, list):
         extra["steps"] = [_expand_step(step, paths) for step in steps]
-    return task, replace(template, command=tuple(expand(el, paths) for el in template.command),
-                         env={k: expand(v, paths) for k, v in template.env.items()}, extra=extra)
+    return task, replace(
+        template,
+        command=tuple(expand(el, paths) for el in template.command),
+        env={k: expand(v, paths) for k, v in template.env.items()},
+        extra=extra,
+    )
 
 
 def _expand_step(step: object, paths: Mapping[str, str]) -> object:

@@ -37,7 +37,7 @@ class Outcome:
     """What became of one delivery: sent, failed for good, or retried at `retry_at`; `error` says why."""
 
     delivery: Delivery
-    status: AlertStatus | None     # SENT or FAILED; None = try again at retry_at
+    status: AlertStatus | None  # SENT or FAILED; None = try again at retry_at
     error: str = ""
     retry_at: datetime | None = None
 
@@ -51,25 +51,47 @@ def enqueue_in(s: Session, run: Run, state: RunState, now: datetime) -> int:
     if pipeline is None or not webhooks or not is_wanted(list(alerts.get("on") or []), event):
         return 0
     payload = {
-        "pipeline": pipeline.name, "pipeline_id": pipeline.id, "run_id": run.id, "state": state.value,
-        "event": event, "reason": run.message or "", "trigger": run.trigger,
-        "execution_date": run.execution_date_text, "execution_instant": run.execution_date.isoformat(),
+        "pipeline": pipeline.name,
+        "pipeline_id": pipeline.id,
+        "run_id": run.id,
+        "state": state.value,
+        "event": event,
+        "reason": run.message or "",
+        "trigger": run.trigger,
+        "execution_date": run.execution_date_text,
+        "execution_instant": run.execution_date.isoformat(),
         "ended_at": now.isoformat(),
     }
     for url in webhooks:
-        s.add(AlertOutbox(pipeline_id=pipeline.id, run_id=run.id, event=event, url=url, payload=payload,
-                          status=ALERT.initial.value, attempts=0, next_attempt_at=now, last_error="", created_at=now))
+        s.add(
+            AlertOutbox(
+                pipeline_id=pipeline.id,
+                run_id=run.id,
+                event=event,
+                url=url,
+                payload=payload,
+                status=ALERT.initial.value,
+                attempts=0,
+                next_attempt_at=now,
+                last_error="",
+                created_at=now,
+            )
+        )
     return len(webhooks)
 
 
-def claim_due(db: Database, now: datetime, limit: int, lease: timedelta,
-              url_of: Callable[[int], str]) -> list[Delivery]:
+def claim_due(
+    db: Database, now: datetime, limit: int, lease: timedelta, url_of: Callable[[int], str]
+) -> list[Delivery]:
     """Lease due rows (next_attempt_at moves `lease` past now) so a concurrent drainer skips them."""
     with db.write() as s:
-        rows = s.scalars(select(AlertOutbox)
-                         .where(moving_to(AlertOutbox.status, ALERT, AlertStatus.SENT), AlertOutbox.next_attempt_at <= now)
-                         .order_by(AlertOutbox.id).limit(limit)
-                         .with_for_update(**db.lock_options(skip_locked=True))).all()
+        rows = s.scalars(
+            select(AlertOutbox)
+            .where(moving_to(AlertOutbox.status, ALERT, AlertStatus.SENT), AlertOutbox.next_attempt_at <= now)
+            .order_by(AlertOutbox.id)
+            .limit(limit)
+            .with_for_update(**db.lock_options(skip_locked=True))
+        ).all()
         out = []
         for row in rows:
             row.attempts += 1

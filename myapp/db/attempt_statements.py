@@ -48,11 +48,25 @@ _ATTEMPT_RUNNING = unfinished(TaskAttempt.state, ATTEMPT)
 # The claim and finish statements, built once: SQLAlchemy Core on the session's connection (no unit
 # of work, no identity map), each row change an UPDATE guarded by the state it leaves, with RETURNING.
 _CLAIM_READ = (
-    select(Run.id, Run.state, Run.version_id, Run.pipeline_id, Run.trigger, Run.execution_date_text, Run.params,
-           Run.runner, Run.created_by, Run.debug_task, Run.deadline_at,
-           TaskInstance.task_name, TaskInstance.state.label("ti_state"), TaskInstance.inputs)
+    select(
+        Run.id,
+        Run.state,
+        Run.version_id,
+        Run.pipeline_id,
+        Run.trigger,
+        Run.execution_date_text,
+        Run.params,
+        Run.runner,
+        Run.created_by,
+        Run.debug_task,
+        Run.deadline_at,
+        TaskInstance.task_name,
+        TaskInstance.state.label("ti_state"),
+        TaskInstance.inputs,
+    )
     .join_from(Run, TaskInstance, TaskInstance.run_id == Run.id)
-    .where(TaskInstance.id == bindparam("ti_id")))
+    .where(TaskInstance.id == bindparam("ti_id"))
+)
 # MySQL/MariaDB cannot lock one table of a join (no FOR SHARE OF): the run is locked first on its
 # own, by id; a shared lock on the joined task instance row too made a claim and a stop deadlock.
 _RUN_OF_TASK = select(TaskInstance.run_id).where(TaskInstance.id == bindparam("ti_id"))
@@ -60,53 +74,89 @@ _LOCK_RUN_SHARED = select(Run.id).where(Run.id == bindparam("run_id")).with_for_
 _CLAIM_START_PLAIN = (
     update(TaskInstance)
     .where(TaskInstance.id == bindparam("ti_id"), moving_to(TaskInstance.state, TASK, TaskState.RUNNING))
-    .values(state=TaskState.RUNNING.value, try_number=TaskInstance.try_number + 1,
-            started_at=func.coalesce(TaskInstance.started_at, bindparam("now", type_=UTCDateTime()))))
+    .values(
+        state=TaskState.RUNNING.value,
+        try_number=TaskInstance.try_number + 1,
+        started_at=func.coalesce(TaskInstance.started_at, bindparam("now", type_=UTCDateTime())),
+    )
+)
 _CLAIM_START = _CLAIM_START_PLAIN.returning(TaskInstance.try_number)
 _TRY_NUMBER = select(TaskInstance.try_number).where(TaskInstance.id == bindparam("ti_id"))
 _INSERT_ATTEMPT_PLAIN = insert(TaskAttempt)
 _INSERT_ATTEMPT = _INSERT_ATTEMPT_PLAIN.returning(TaskAttempt.id)
-_RUN_OF_ATTEMPT = (select(TaskInstance.run_id).join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
-                   .where(TaskAttempt.id == bindparam("attempt_id")).scalar_subquery())
-_TASK_OF_ATTEMPT = (select(TaskInstance.task_name).join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
-                    .where(TaskAttempt.id == bindparam("attempt_id")).scalar_subquery())
+_RUN_OF_ATTEMPT = (
+    select(TaskInstance.run_id)
+    .join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
+    .where(TaskAttempt.id == bindparam("attempt_id"))
+    .scalar_subquery()
+)
+_TASK_OF_ATTEMPT = (
+    select(TaskInstance.task_name)
+    .join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
+    .where(TaskAttempt.id == bindparam("attempt_id"))
+    .scalar_subquery()
+)
 # The run's head (locked) and the attempt's task name: what a success releases is known before it is written.
-_FINISH_LOCK = (select(Run.id, Run.state, Run.version_id, Run.debug_task, Run.deadline_at, _TASK_OF_ATTEMPT)
-                .where(Run.id == _RUN_OF_ATTEMPT))
+_FINISH_LOCK = select(Run.id, Run.state, Run.version_id, Run.debug_task, Run.deadline_at, _TASK_OF_ATTEMPT).where(
+    Run.id == _RUN_OF_ATTEMPT
+)
 _END_RUNNING_ATTEMPT_PLAIN = update(TaskAttempt).where(TaskAttempt.id == bindparam("attempt_id"), _ATTEMPT_RUNNING)
 _END_RUNNING_ATTEMPT = _END_RUNNING_ATTEMPT_PLAIN.returning(TaskAttempt.task_instance_id)
 _TASK_INSTANCE_OF_ATTEMPT = select(TaskAttempt.task_instance_id).where(TaskAttempt.id == bindparam("attempt_id"))
 _ATTEMPT_END = select(TaskAttempt.message, TaskAttempt.ended_at).where(TaskAttempt.id == bindparam("attempt_id"))
 _END_ATTEMPT = update(TaskAttempt).where(TaskAttempt.id == bindparam("attempt_id"))
-_TASK_TRIES = (select(TaskInstance.task_name, TaskInstance.try_number, TaskInstance.max_tries,
-                      TaskInstance.next_try_at).where(TaskInstance.id == bindparam("ti_id")))
+_TASK_TRIES = select(
+    TaskInstance.task_name, TaskInstance.try_number, TaskInstance.max_tries, TaskInstance.next_try_at
+).where(TaskInstance.id == bindparam("ti_id"))
 _SET_TASK = update(TaskInstance).where(TaskInstance.id == bindparam("ti_id"))
 _OTHER = aliased(TaskInstance)
-_OTHERS_UNFINISHED = exists().where(_OTHER.run_id == bindparam("of_run"), _OTHER.id != TaskInstance.id,
-                                    _OTHER.state.in_(sorted(t.value for t in TASK_UNFINISHED)))
+_OTHERS_UNFINISHED = exists().where(
+    _OTHER.run_id == bindparam("of_run"),
+    _OTHER.id != TaskInstance.id,
+    _OTHER.state.in_(sorted(t.value for t in TASK_UNFINISHED)),
+)
 
 # PostgreSQL runs two dependent row changes as one statement (a data-modifying WITH), a round trip less.
 _NOW = bindparam("now", type_=UTCDateTime())
-_ENDED = (update(TaskAttempt).where(TaskAttempt.id == bindparam("attempt_id"), _ATTEMPT_RUNNING)
-          .values(state=AttemptState.SUCCEEDED.value, exit_code=bindparam("a_exit"), ended_at=_NOW, message=bindparam("a_message"))
-          .returning(TaskAttempt.task_instance_id).cte("ended"))
-_SUCCEED = (update(TaskInstance).where(TaskInstance.id == _ENDED.c.task_instance_id)
-            .values(state=TaskState.SUCCEEDED.value, outputs=bindparam("t_outputs", type_=JSON()), message="",
-                    ended_at=_NOW, inputs=func.coalesce(bindparam("t_inputs", type_=JSON(none_as_null=True)),
-                                                        TaskInstance.inputs)))
+_ENDED = (
+    update(TaskAttempt)
+    .where(TaskAttempt.id == bindparam("attempt_id"), _ATTEMPT_RUNNING)
+    .values(
+        state=AttemptState.SUCCEEDED.value, exit_code=bindparam("a_exit"), ended_at=_NOW, message=bindparam("a_message")
+    )
+    .returning(TaskAttempt.task_instance_id)
+    .cte("ended")
+)
+_SUCCEED = (
+    update(TaskInstance)
+    .where(TaskInstance.id == _ENDED.c.task_instance_id)
+    .values(
+        state=TaskState.SUCCEEDED.value,
+        outputs=bindparam("t_outputs", type_=JSON()),
+        message="",
+        ended_at=_NOW,
+        inputs=func.coalesce(bindparam("t_inputs", type_=JSON(none_as_null=True)), TaskInstance.inputs),
+    )
+)
 _SUCCEED_IN_ONE = _SUCCEED.returning(TaskInstance.task_name, _OTHERS_UNFINISHED)
 # ... and, for a task with downstream tasks, a third: their counts of waiting upstreams go down by one
 # (the released rows come back joined to the succeeded one; no row at all if the attempt was no
 # longer running, and then nothing is released).
 _DONE = _SUCCEED.returning(TaskInstance.task_name.label("done_name"), _OTHERS_UNFINISHED.label("others")).cte("done")
-_RELEASED = (update(TaskInstance)
-             .where(TaskInstance.run_id == bindparam("of_run"),
-                    TaskInstance.task_name == any_(bindparam("released", type_=ARRAY(String()))),
-                    exists(select(literal(1)).select_from(_DONE)))
-             .values(upstream_waiting=TaskInstance.upstream_waiting - 1)
-             .returning(*RELEASED_COLUMNS).cte("released"))
-_SUCCEED_AND_RELEASE = (select(_DONE.c.done_name, _DONE.c.others, *_RELEASED.c)
-                        .select_from(_DONE.outerjoin(_RELEASED, true())))
+_RELEASED = (
+    update(TaskInstance)
+    .where(
+        TaskInstance.run_id == bindparam("of_run"),
+        TaskInstance.task_name == any_(bindparam("released", type_=ARRAY(String()))),
+        exists(select(literal(1)).select_from(_DONE)),
+    )
+    .values(upstream_waiting=TaskInstance.upstream_waiting - 1)
+    .returning(*RELEASED_COLUMNS)
+    .cte("released")
+)
+_SUCCEED_AND_RELEASE = select(_DONE.c.done_name, _DONE.c.others, *_RELEASED.c).select_from(
+    _DONE.outerjoin(_RELEASED, true())
+)
 # PostgreSQL claims in one statement run in autocommit (no BEGIN and COMMIT round trips): lock the
 # run shared if it is running and not past its deadline, start the task instance if it is still
 # queued, insert its attempt, and return what the claim reads. The lock is taken before the task
@@ -114,56 +164,142 @@ _SUCCEED_AND_RELEASE = (select(_DONE.c.done_name, _DONE.c.others, *_RELEASED.c)
 # exclusively is waited for; one that committed meanwhile is seen: the locked row is read anew
 # and the UPDATE re-checks a task instance that changed.
 _RUN_TO_CLAIM = (
-    select(Run.id, Run.state, Run.version_id, Run.pipeline_id, Run.trigger, Run.execution_date_text, Run.params,
-           Run.runner, Run.created_by, Run.debug_task, Run.deadline_at)
+    select(
+        Run.id,
+        Run.state,
+        Run.version_id,
+        Run.pipeline_id,
+        Run.trigger,
+        Run.execution_date_text,
+        Run.params,
+        Run.runner,
+        Run.created_by,
+        Run.debug_task,
+        Run.deadline_at,
+    )
     .join_from(Run, TaskInstance, TaskInstance.run_id == Run.id)
-    .where(TaskInstance.id == bindparam("ti_id"), Run.state == RunState.RUNNING.value,
-           Run.deadline_at.is_(None) | (Run.deadline_at > _NOW))   # D8: no attempt starts after the run deadline
-    .with_for_update(of=Run, read=True).cte("claimed_run"))
+    .where(
+        TaskInstance.id == bindparam("ti_id"),
+        Run.state == RunState.RUNNING.value,
+        Run.deadline_at.is_(None) | (Run.deadline_at > _NOW),
+    )  # D8: no attempt starts after the run deadline
+    .with_for_update(of=Run, read=True)
+    .cte("claimed_run")
+)
 _CLAIM_TASK = (
     update(TaskInstance)
-    .where(TaskInstance.id == bindparam("ti_id"), TaskInstance.run_id == _RUN_TO_CLAIM.c.id,
-           moving_to(TaskInstance.state, TASK, TaskState.RUNNING))
-    .values(state=TaskState.RUNNING.value, try_number=TaskInstance.try_number + 1,
-            started_at=func.coalesce(TaskInstance.started_at, _NOW))
-    .returning(TaskInstance.id, TaskInstance.run_id, TaskInstance.try_number, TaskInstance.task_name,
-               TaskInstance.inputs)
-    .cte("claimed_task"))
-_CLAIM_ATTEMPT = insert(TaskAttempt).from_select(
-    ["task_instance_id", "try_number", "state", "worker", "started_at", "heartbeat_at",
-     "pod_names", "container", "events", "message"],
-    select(_CLAIM_TASK.c.id, _CLAIM_TASK.c.try_number, literal(ATTEMPT.initial.value), bindparam("worker"), _NOW, _NOW,
-           literal([], JSON()), literal({}, JSON()), literal([], JSON()), literal("")),
-).returning(TaskAttempt.id, TaskAttempt.task_instance_id).cte("claimed_attempt")
+    .where(
+        TaskInstance.id == bindparam("ti_id"),
+        TaskInstance.run_id == _RUN_TO_CLAIM.c.id,
+        moving_to(TaskInstance.state, TASK, TaskState.RUNNING),
+    )
+    .values(
+        state=TaskState.RUNNING.value,
+        try_number=TaskInstance.try_number + 1,
+        started_at=func.coalesce(TaskInstance.started_at, _NOW),
+    )
+    .returning(
+        TaskInstance.id, TaskInstance.run_id, TaskInstance.try_number, TaskInstance.task_name, TaskInstance.inputs
+    )
+    .cte("claimed_task")
+)
+_CLAIM_ATTEMPT = (
+    insert(TaskAttempt)
+    .from_select(
+        [
+            "task_instance_id",
+            "try_number",
+            "state",
+            "worker",
+            "started_at",
+            "heartbeat_at",
+            "pod_names",
+            "container",
+            "events",
+            "message",
+        ],
+        select(
+            _CLAIM_TASK.c.id,
+            _CLAIM_TASK.c.try_number,
+            literal(ATTEMPT.initial.value),
+            bindparam("worker"),
+            _NOW,
+            _NOW,
+            literal([], JSON()),
+            literal({}, JSON()),
+            literal([], JSON()),
+            literal(""),
+        ),
+    )
+    .returning(TaskAttempt.id, TaskAttempt.task_instance_id)
+    .cte("claimed_attempt")
+)
 _CLAIM_IN_ONE = (
-    select(_CLAIM_ATTEMPT.c.id.label("attempt_id"), _CLAIM_TASK.c.try_number, _CLAIM_TASK.c.task_name,
-           _CLAIM_TASK.c.inputs, *_RUN_TO_CLAIM.c)
+    select(
+        _CLAIM_ATTEMPT.c.id.label("attempt_id"),
+        _CLAIM_TASK.c.try_number,
+        _CLAIM_TASK.c.task_name,
+        _CLAIM_TASK.c.inputs,
+        *_RUN_TO_CLAIM.c,
+    )
     .select_from(_CLAIM_ATTEMPT)
     .join(_CLAIM_TASK, _CLAIM_TASK.c.id == _CLAIM_ATTEMPT.c.task_instance_id)
-    .join(_RUN_TO_CLAIM, _RUN_TO_CLAIM.c.id == _CLAIM_TASK.c.run_id))
+    .join(_RUN_TO_CLAIM, _RUN_TO_CLAIM.c.id == _CLAIM_TASK.c.run_id)
+)
 # The attempt a claim made, found again after its connection was lost (AttemptStore.claim): the
 # same columns as _CLAIM_IN_ONE returns.
 _OWN_CLAIM = (
-    select(TaskAttempt.id.label("attempt_id"), TaskAttempt.try_number, TaskInstance.task_name, TaskInstance.inputs,
-           Run.id, Run.state, Run.version_id, Run.pipeline_id, Run.trigger, Run.execution_date_text, Run.params,
-           Run.runner, Run.created_by, Run.debug_task, Run.deadline_at)
+    select(
+        TaskAttempt.id.label("attempt_id"),
+        TaskAttempt.try_number,
+        TaskInstance.task_name,
+        TaskInstance.inputs,
+        Run.id,
+        Run.state,
+        Run.version_id,
+        Run.pipeline_id,
+        Run.trigger,
+        Run.execution_date_text,
+        Run.params,
+        Run.runner,
+        Run.created_by,
+        Run.debug_task,
+        Run.deadline_at,
+    )
     .join_from(TaskAttempt, TaskInstance, TaskInstance.id == TaskAttempt.task_instance_id)
     .join(Run, Run.id == TaskInstance.run_id)
-    .where(TaskAttempt.task_instance_id == bindparam("ti_id"), TaskAttempt.worker == bindparam("worker"),
-           TaskAttempt.started_at == _NOW, _ATTEMPT_RUNNING,
-           TaskAttempt.try_number == TaskInstance.try_number))
-_SET_ATTEMPT_DEADLINE = update(TaskAttempt).where(TaskAttempt.id == bindparam("attempt_id")).values(
-    deadline_at=bindparam("deadline", type_=UTCDateTime()))
+    .where(
+        TaskAttempt.task_instance_id == bindparam("ti_id"),
+        TaskAttempt.worker == bindparam("worker"),
+        TaskAttempt.started_at == _NOW,
+        _ATTEMPT_RUNNING,
+        TaskAttempt.try_number == TaskInstance.try_number,
+    )
+)
+_SET_ATTEMPT_DEADLINE = (
+    update(TaskAttempt)
+    .where(TaskAttempt.id == bindparam("attempt_id"))
+    .values(deadline_at=bindparam("deadline", type_=UTCDateTime()))
+)
 # A success returns the task's name and whether another task instance of the run is unfinished,
 # in the same round trip (the run lock keeps the others as they are).
-_OTHERS_OF_RUN_UNFINISHED = exists().where(_OTHER.run_id == bindparam("of_run"), _OTHER.id != bindparam("ti_id"),
-                                           _OTHER.state.in_(sorted(t.value for t in TASK_UNFINISHED)))
+_OTHERS_OF_RUN_UNFINISHED = exists().where(
+    _OTHER.run_id == bindparam("of_run"),
+    _OTHER.id != bindparam("ti_id"),
+    _OTHER.state.in_(sorted(t.value for t in TASK_UNFINISHED)),
+)
 _SET_TASK_SUCCEEDED = _SET_TASK.returning(TaskInstance.task_name, _OTHERS_OF_RUN_UNFINISHED)
 _SUCCEEDED_TASK = select(TaskInstance.task_name, _OTHERS_OF_RUN_UNFINISHED).where(TaskInstance.id == bindparam("ti_id"))
 
 
-def _changed(conn: Connection, returning: Any, plain: Any, read_back: Any, params: dict[str, Any],
-             read_params: dict[str, Any] | None = None) -> Any:
+def _changed(
+    conn: Connection,
+    returning: Any,
+    plain: Any,
+    read_back: Any,
+    params: dict[str, Any],
+    read_params: dict[str, Any] | None = None,
+) -> Any:
     """Run a guarded UPDATE and return its RETURNING row (a Row), or None when the guard matched nothing.
 
     MySQL and MariaDB have no UPDATE ... RETURNING: there the plain UPDATE runs, then `read_back`

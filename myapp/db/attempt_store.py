@@ -72,7 +72,9 @@ from myapp.db.session import is_transient
 from myapp.db.tables import USERS, Pipeline, Run, TaskAttempt, TaskInstance
 
 MAX_RESEND_GAP = timedelta(hours=1)  # the longest wait between two re-sends of a queued task instance
-WATCHER_PREFIX = "k8s:"   # TaskAttempt.worker of attempts a Kubernetes watcher owns (myapp/executor/kubernetes/launch.py)
+WATCHER_PREFIX = (
+    "k8s:"  # TaskAttempt.worker of attempts a Kubernetes watcher owns (myapp/executor/kubernetes/launch.py)
+)
 ACTIVE_TASK_STATES = [TaskState.QUEUED.value, TaskState.RUNNING.value, TaskState.UP_FOR_RETRY.value]
 
 
@@ -133,8 +135,11 @@ class AttemptStore:
                     return None
                 conn.execute(_LOCK_RUN_SHARED, {"run_id": run_id})
             row = conn.execute(self._claim_read, {"ti_id": ti_id}).first()
-            if (row is None or TaskState(row.ti_state) not in TASK.sources(TaskState.RUNNING)
-                    or row.state != RunState.RUNNING.value):
+            if (
+                row is None
+                or TaskState(row.ti_state) not in TASK.sources(TaskState.RUNNING)
+                or row.state != RunState.RUNNING.value
+            ):
                 return None
             if row.deadline_at is not None and now >= row.deadline_at:
                 return None  # D8: no attempt starts after the run deadline
@@ -172,8 +177,9 @@ class AttemptStore:
                 conn.execute(_SET_ATTEMPT_DEADLINE, {"attempt_id": row.attempt_id, "deadline": deadline})
             return self._context(s, conn, row, ti_id, (row.attempt_id, row.try_number), spec, task, deadline)
 
-    def _start_attempt(self, conn: Connection, ti_id: int, worker: str, now: datetime,
-                       deadline: datetime | None) -> tuple[int, int] | None:
+    def _start_attempt(
+        self, conn: Connection, ti_id: int, worker: str, now: datetime, deadline: datetime | None
+    ) -> tuple[int, int] | None:
         """Mark the task instance running and insert its attempt; return (attempt id, try number).
 
         Guarded by state = queued: of two claims racing for one task instance, the second waits
@@ -183,27 +189,55 @@ class AttemptStore:
         if started is None:
             return None
         try_number = started[0]
-        values = {"task_instance_id": ti_id, "try_number": try_number, "state": ATTEMPT.initial.value,
-                  "worker": worker, "started_at": now, "heartbeat_at": now, "deadline_at": deadline}
+        values = {
+            "task_instance_id": ti_id,
+            "try_number": try_number,
+            "state": ATTEMPT.initial.value,
+            "worker": worker,
+            "started_at": now,
+            "heartbeat_at": now,
+            "deadline_at": deadline,
+        }
         if conn.dialect.insert_returning:
             attempt_id = conn.execute(_INSERT_ATTEMPT, values).scalar_one()
-        else:   # MySQL
+        else:  # MySQL
             key = conn.execute(_INSERT_ATTEMPT_PLAIN, values).inserted_primary_key
             assert key is not None
             attempt_id = int(key[0])
         return attempt_id, try_number
 
-    def _context(self, s: Session, conn: Connection, run: Row[Any], ti_id: int, started: tuple[int, int],
-                 spec: PipelineSpec, task: TaskSpec, deadline: datetime | None) -> AttemptContext:
+    def _context(
+        self,
+        s: Session,
+        conn: Connection,
+        run: Row[Any],
+        ti_id: int,
+        started: tuple[int, int],
+        spec: PipelineSpec,
+        task: TaskSpec,
+        deadline: datetime | None,
+    ) -> AttemptContext:
         attempt_id, try_number = started
         pipeline_name, creator, project_id = self._pipeline_names(s, run.pipeline_id)
         return AttemptContext(
-            attempt_id=attempt_id, task_instance_id=ti_id, try_number=try_number, run_id=run.id,
-            pipeline_id=run.pipeline_id, pipeline_name=pipeline_name, spec=spec, task=task,
-            trigger=run.trigger, execution_date=run.execution_date_text, params=open_tree(dict(run.params or {})),
-            creator=creator, runner=run.runner, user_id=run.created_by,
-            token=self.runs.run_token(run.id), upstream_outputs=self._upstream_outputs(conn, run, task),
-            debug_inputs=dict(run.inputs or {}) if run.debug_task else None, deadline_at=deadline,
+            attempt_id=attempt_id,
+            task_instance_id=ti_id,
+            try_number=try_number,
+            run_id=run.id,
+            pipeline_id=run.pipeline_id,
+            pipeline_name=pipeline_name,
+            spec=spec,
+            task=task,
+            trigger=run.trigger,
+            execution_date=run.execution_date_text,
+            params=open_tree(dict(run.params or {})),
+            creator=creator,
+            runner=run.runner,
+            user_id=run.created_by,
+            token=self.runs.run_token(run.id),
+            upstream_outputs=self._upstream_outputs(conn, run, task),
+            debug_inputs=dict(run.inputs or {}) if run.debug_task else None,
+            deadline_at=deadline,
             project_id=project_id,
         )
 
@@ -223,12 +257,21 @@ class AttemptStore:
         names = {b.task for b in task.inputs if b.source == "task" and b.task} | set(referenced_tasks(task.when))
         if not names or run.debug_task:
             return {}
-        rows = conn.execute(select(TaskInstance.task_name, TaskInstance.outputs).where(
-            TaskInstance.run_id == run.id, TaskInstance.task_name.in_(names))).all()
+        rows = conn.execute(
+            select(TaskInstance.task_name, TaskInstance.outputs).where(
+                TaskInstance.run_id == run.id, TaskInstance.task_name.in_(names)
+            )
+        ).all()
         return {name: dict(outputs or {}) for name, outputs in rows}
 
-    def record_process(self, attempt_id: int, *, pid: int | None = None,
-                       pod_names: Sequence[str] | None = None, container: Mapping[str, Any] | None = None) -> None:
+    def record_process(
+        self,
+        attempt_id: int,
+        *,
+        pid: int | None = None,
+        pod_names: Sequence[str] | None = None,
+        container: Mapping[str, Any] | None = None,
+    ) -> None:
         """Remember where an attempt runs (process id or pods) for the run page."""
         values: dict[str, Any] = {}
         if pid is not None:
@@ -242,8 +285,9 @@ class AttemptStore:
                 self.db.relax_durability(s)
                 s.execute(update(TaskAttempt).where(TaskAttempt.id == attempt_id).values(**values))
 
-    def heartbeat(self, attempt_id: int, now: datetime, *, pid: int | None = None,
-                  container: Mapping[str, Any] | None = None) -> bool:
+    def heartbeat(
+        self, attempt_id: int, now: datetime, *, pid: int | None = None, container: Mapping[str, Any] | None = None
+    ) -> bool:
         """Refresh an attempt's heartbeat (and where it runs); return False when it must be killed."""
         values: dict[str, Any] = {"heartbeat_at": now}
         if pid is not None:
@@ -253,8 +297,11 @@ class AttemptStore:
         with self.db.write() as s:
             self.db.relax_durability(s)
             result = s.execute(
-                update(TaskAttempt).where(TaskAttempt.id == attempt_id, _ATTEMPT_RUNNING)
-                .values(**values).execution_options(synchronize_session=False))
+                update(TaskAttempt)
+                .where(TaskAttempt.id == attempt_id, _ATTEMPT_RUNNING)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
             return bool(getattr(result, "rowcount", 0))
 
     def finish(self, attempt_id: int, result: AttemptResult, now: datetime, *, keep_one: bool = False) -> int | None:
@@ -279,34 +326,65 @@ class AttemptStore:
         if result.succeeded and not result.skipped and self._in_one:
             return self._succeed_in_one(s, run, attempt_id, task_name, result, now)
         # A new statement after the lock: it sees what a stop or timeout committed while we waited.
-        ended = _changed(conn, _END_RUNNING_ATTEMPT, _END_RUNNING_ATTEMPT_PLAIN, _TASK_INSTANCE_OF_ATTEMPT, {
-            "attempt_id": attempt_id, "state": (AttemptState.SUCCEEDED if result.succeeded else AttemptState.FAILED).value,
-            "exit_code": result.exit_code, "ended_at": now, "message": result.message})
+        ended = _changed(
+            conn,
+            _END_RUNNING_ATTEMPT,
+            _END_RUNNING_ATTEMPT_PLAIN,
+            _TASK_INSTANCE_OF_ATTEMPT,
+            {
+                "attempt_id": attempt_id,
+                "state": (AttemptState.SUCCEEDED if result.succeeded else AttemptState.FAILED).value,
+                "exit_code": result.exit_code,
+                "ended_at": now,
+                "message": result.message,
+            },
+        )
         ti_id = None if ended is None else ended[0]
         if ti_id is None:
             return self._end_taken_attempt(conn, attempt_id, result, now)
         inputs = {"inputs": dict(result.inputs)} if result.inputs else {}
-        if result.skipped:   # R14: its condition was false; its downstream tasks decide by their rules (R13)
+        if result.skipped:  # R14: its condition was false; its downstream tasks decide by their rules (R13)
             check_task_transition(TaskState.RUNNING, TaskState.SKIPPED)
-            conn.execute(_SET_TASK, {"ti_id": ti_id, "state": TaskState.SKIPPED.value, "message": result.message,
-                                     "ended_at": now})
+            conn.execute(
+                _SET_TASK,
+                {"ti_id": ti_id, "state": TaskState.SKIPPED.value, "message": result.message, "ended_at": now},
+            )
             return self.runs.end_in(s, run, now, task_name, Outcome.SKIPPED, others_unfinished=False)
         if result.succeeded:
-            done = _changed(conn, _SET_TASK_SUCCEEDED, _SET_TASK, _SUCCEEDED_TASK, {
-                "ti_id": ti_id, "state": TaskState.SUCCEEDED.value,
-                "outputs": dict(result.outputs), "message": "", "ended_at": now, **inputs}, {"of_run": run.id})
-            assert done is not None   # the attempt was running, so its task instance is (the run is locked)
+            done = _changed(
+                conn,
+                _SET_TASK_SUCCEEDED,
+                _SET_TASK,
+                _SUCCEEDED_TASK,
+                {
+                    "ti_id": ti_id,
+                    "state": TaskState.SUCCEEDED.value,
+                    "outputs": dict(result.outputs),
+                    "message": "",
+                    "ended_at": now,
+                    **inputs,
+                },
+                {"of_run": run.id},
+            )
+            assert done is not None  # the attempt was running, so its task instance is (the run is locked)
             name, others_unfinished = done[0], bool(done[1])
             return self._after_success(s, run, name, others_unfinished, now)
         return self._fail_task(s, run, ti_id, result, now, inputs)
 
-    def _succeed_in_one(self, s: Session, run: LockedRun, attempt_id: int, task_name: str, result: AttemptResult,
-                        now: datetime) -> list[int]:
+    def _succeed_in_one(
+        self, s: Session, run: LockedRun, attempt_id: int, task_name: str, result: AttemptResult, now: datetime
+    ) -> list[int]:
         """PostgreSQL: end the attempt, the task instance and (if any) release its downstream tasks in one statement."""
         conn = s.connection()
-        params = {"attempt_id": attempt_id, "a_exit": result.exit_code, "a_message": result.message, "now": now,
-                  "t_outputs": dict(result.outputs), "t_inputs": dict(result.inputs) if result.inputs else None,
-                  "of_run": run.id}
+        params = {
+            "attempt_id": attempt_id,
+            "a_exit": result.exit_code,
+            "a_message": result.message,
+            "now": now,
+            "t_outputs": dict(result.outputs),
+            "t_inputs": dict(result.inputs) if result.inputs else None,
+            "of_run": run.id,
+        }
         downstream = core.released_by(self.runs.dag_of(s, run), task_name)
         if not downstream:
             done = conn.execute(_SUCCEED_IN_ONE, params).first()
@@ -319,20 +397,28 @@ class AttemptStore:
         released = [row for row in rows if row.id is not None]
         return self.runs.queue_released(s, run, now, released, others_unfinished=rows[0].others, succeeded=task_name)
 
-    def _after_success(self, s: Session, run: LockedRun, name: str, others_unfinished: bool,
-                       now: datetime) -> list[int]:
+    def _after_success(
+        self, s: Session, run: LockedRun, name: str, others_unfinished: bool, now: datetime
+    ) -> list[int]:
         return self.runs.release_in(s, run, now, name, others_unfinished)
 
     def _end_taken_attempt(self, conn: Connection, attempt_id: int, result: AttemptResult, now: datetime) -> list[int]:
         # Stopped, timed out by the run, or declared lost meanwhile: the attempt keeps that end.
         message, ended_at = conn.execute(_ATTEMPT_END, {"attempt_id": attempt_id}).one()
-        conn.execute(_END_ATTEMPT, {"attempt_id": attempt_id, "exit_code": result.exit_code,
-                                    "ended_at": ended_at or now,
-                                    "message": (message + "; " if message else "") + result.message})
+        conn.execute(
+            _END_ATTEMPT,
+            {
+                "attempt_id": attempt_id,
+                "exit_code": result.exit_code,
+                "ended_at": ended_at or now,
+                "message": (message + "; " if message else "") + result.message,
+            },
+        )
         return []
 
-    def _fail_task(self, s: Session, run: LockedRun, ti_id: int, result: AttemptResult, now: datetime,
-                   inputs: dict[str, Any]) -> list[int]:
+    def _fail_task(
+        self, s: Session, run: LockedRun, ti_id: int, result: AttemptResult, now: datetime, inputs: dict[str, Any]
+    ) -> list[int]:
         conn = s.connection()
         ti = conn.execute(_TASK_TRIES, {"ti_id": ti_id}).one()
         spec, _ = self.runs.specs.get(s, run.version_id)
@@ -340,8 +426,17 @@ class AttemptStore:
         state, next_try = core.after_failed_attempt(view, now, spec.task(ti.task_name).retry_delay, run.deadline_at)
         check_task_transition(TaskState.RUNNING, state)
         ended = {"ended_at": now} if state is TaskState.FAILED else {}
-        conn.execute(_SET_TASK, {"ti_id": ti_id, "state": state.value, "next_try_at": next_try,
-                                 "message": result.message, **ended, **inputs})
+        conn.execute(
+            _SET_TASK,
+            {
+                "ti_id": ti_id,
+                "state": state.value,
+                "next_try_at": next_try,
+                "message": result.message,
+                **ended,
+                **inputs,
+            },
+        )
         if state is TaskState.FAILED:
             # Its downstream tasks decide by their trigger rules (R13): upstream-failed by default,
             # and so on down; an all_done or one_failed task runs. Not known whether others are
@@ -350,8 +445,15 @@ class AttemptStore:
         return self.runs.advance_in(s, run, now, (ti.task_name,))
 
     # ----- the reconciler ---------------------------------------------------------------
-    def reconcile(self, now: datetime, *, heartbeat_timeout: float, requeue_after: float,
-                  watcher_timeout: float | None = None, broker_backlog: int | None = None) -> dict[str, int]:
+    def reconcile(
+        self,
+        now: datetime,
+        *,
+        heartbeat_timeout: float,
+        requeue_after: float,
+        watcher_timeout: float | None = None,
+        broker_backlog: int | None = None,
+    ) -> dict[str, int]:
         """Repair what lost messages or dead workers left behind; return counts per repair.
 
         Attempts owned by a Kubernetes watcher (worker `k8s:GROUP`) are lost only after
@@ -361,7 +463,9 @@ class AttemptStore:
         """
         counts = {
             "timed_out_runs": self._time_out_runs(now),
-            "lost_attempts": self._fail_lost_attempts(now, heartbeat_timeout, max(watcher_timeout or 0, heartbeat_timeout)),
+            "lost_attempts": self._fail_lost_attempts(
+                now, heartbeat_timeout, max(watcher_timeout or 0, heartbeat_timeout)
+            ),
             "requeued": self._requeue_stale(now, requeue_after, broker_backlog),
             "advanced_runs": self._advance_idle_runs(now),
         }
@@ -369,9 +473,9 @@ class AttemptStore:
 
     def _time_out_runs(self, now: datetime) -> int:
         with self.db.read() as s:
-            ids = s.scalars(select(Run.id).where(
-                unfinished(Run.state, RUN),
-                Run.deadline_at.is_not(None), Run.deadline_at <= now)).all()
+            ids = s.scalars(
+                select(Run.id).where(unfinished(Run.state, RUN), Run.deadline_at.is_not(None), Run.deadline_at <= now)
+            ).all()
         for run_id in ids:
             with self.db.write() as s:
                 run = self.runs.lock_run(s, run_id)
@@ -383,9 +487,13 @@ class AttemptStore:
         limit = now - timedelta(seconds=heartbeat_timeout)
         watched = func.coalesce(TaskAttempt.worker, "").startswith(WATCHER_PREFIX, autoescape=True)
         with self.db.read() as s:
-            rows = s.execute(select(TaskAttempt.id, TaskAttempt.worker, TaskAttempt.heartbeat_at).where(
-                _ATTEMPT_RUNNING, TaskAttempt.heartbeat_at < limit,
-                ~watched | (TaskAttempt.heartbeat_at < now - timedelta(seconds=watcher_timeout)))).all()
+            rows = s.execute(
+                select(TaskAttempt.id, TaskAttempt.worker, TaskAttempt.heartbeat_at).where(
+                    _ATTEMPT_RUNNING,
+                    TaskAttempt.heartbeat_at < limit,
+                    ~watched | (TaskAttempt.heartbeat_at < now - timedelta(seconds=watcher_timeout)),
+                )
+            ).all()
         for attempt_id, worker, beat in rows:
             msg = f"worker {worker or '?'} lost: no heartbeat since {beat:%Y-%m-%d %H:%M:%S} UTC"
             self.finish(attempt_id, AttemptResult(succeeded=False, message=msg), now)
@@ -410,36 +518,56 @@ class AttemptStore:
         limit = now - timedelta(seconds=requeue_after)
         with self.db.write() as s:
             query = select(TaskInstance.id, TaskInstance.queued_at).where(
-                TaskInstance.state == TaskState.QUEUED.value, TaskInstance.queued_at < limit,
-                (TaskInstance.next_try_at.is_(None)) | (TaskInstance.next_try_at <= now))
+                TaskInstance.state == TaskState.QUEUED.value,
+                TaskInstance.queued_at < limit,
+                (TaskInstance.next_try_at.is_(None)) | (TaskInstance.next_try_at <= now),
+            )
             if backlog is not None:
-                queued = int(s.scalar(select(func.count()).select_from(TaskInstance)
-                                      .where(TaskInstance.state == TaskState.QUEUED.value)) or 0)
+                queued = int(
+                    s.scalar(
+                        select(func.count())
+                        .select_from(TaskInstance)
+                        .where(TaskInstance.state == TaskState.QUEUED.value)
+                    )
+                    or 0
+                )
                 if queued <= backlog:
                     return 0
                 query = query.order_by(TaskInstance.queued_at).limit(queued - backlog)
             rows = s.execute(query).all()
             if rows:
                 table = TaskInstance.__table__
-                s.connection().execute(update(table).where(table.c.id == bindparam("ti_id"))
-                                       .values(next_try_at=bindparam("next_at")),
-                                       [{"ti_id": ti_id, "next_at": now + min(now - (queued_at or now), MAX_RESEND_GAP)}
-                                        for ti_id, queued_at in rows])
+                s.connection().execute(
+                    update(table).where(table.c.id == bindparam("ti_id")).values(next_try_at=bindparam("next_at")),
+                    [
+                        {"ti_id": ti_id, "next_at": now + min(now - (queued_at or now), MAX_RESEND_GAP)}
+                        for ti_id, queued_at in rows
+                    ],
+                )
         ids = [ti_id for ti_id, _ in rows]
         self.runs.dispatch(ids)
         return len(ids)
 
     def _advance_idle_runs(self, now: datetime) -> int:
         """Advance runs with retries due, runs never started, and running runs with nothing active."""
-        busy = exists().where(and_(TaskInstance.run_id == Run.id, TaskInstance.state.in_(
-            [TaskState.QUEUED.value, TaskState.RUNNING.value])))
-        retry_due = exists().where(and_(TaskInstance.run_id == Run.id,
-                                        TaskInstance.state == TaskState.UP_FOR_RETRY.value,
-                                        TaskInstance.next_try_at <= now))
+        busy = exists().where(
+            and_(
+                TaskInstance.run_id == Run.id, TaskInstance.state.in_([TaskState.QUEUED.value, TaskState.RUNNING.value])
+            )
+        )
+        retry_due = exists().where(
+            and_(
+                TaskInstance.run_id == Run.id,
+                TaskInstance.state == TaskState.UP_FOR_RETRY.value,
+                TaskInstance.next_try_at <= now,
+            )
+        )
         with self.db.read() as s:
-            ids = s.scalars(select(Run.id).where(
-                (Run.state == RunState.QUEUED.value)
-                | ((Run.state == RunState.RUNNING.value) & (~busy | retry_due)))).all()
+            ids = s.scalars(
+                select(Run.id).where(
+                    (Run.state == RunState.QUEUED.value) | ((Run.state == RunState.RUNNING.value) & (~busy | retry_due))
+                )
+            ).all()
         queued: list[int] = []
         for run_id in ids:
             with self.db.write() as s:
@@ -454,8 +582,14 @@ class AttemptStore:
     def claimable(self, limit: int | None = 100) -> list[int]:
         """Return ids of queued task instances (all with limit=None), oldest first."""
         with self.db.read() as s:
-            return list(s.scalars(select(TaskInstance.id).where(TaskInstance.state == TaskState.QUEUED.value)
-                                  .order_by(TaskInstance.queued_at, TaskInstance.id).limit(limit)).all())
+            return list(
+                s.scalars(
+                    select(TaskInstance.id)
+                    .where(TaskInstance.state == TaskState.QUEUED.value)
+                    .order_by(TaskInstance.queued_at, TaskInstance.id)
+                    .limit(limit)
+                ).all()
+            )
 
     def has_pending_work(self, now: datetime) -> bool:
         """Return True while some task is queued, running or up for retry in an active run."""

@@ -23,9 +23,14 @@ class Base(DeclarativeBase):
     """The base class of every table of myapp (never Flask-AppBuilder's `Model`)."""
 
     metadata = metadata
-    __table__: ClassVar[Table]   # every class here is one plain table (the bulk SQL in bulk.py relies on it)
+    __table__: ClassVar[Table]  # every class here is one plain table (the bulk SQL in bulk.py relies on it)
 
 
 # Flask-AppBuilder's user table, as far as db/ reads it (see the module docstring).
-USERS = Table("ab_user", metadata, Column("id", Integer, primary_key=True), Column("username", String(64)),
-              info={"owned_by": "flask_appbuilder"})
+USERS = Table(
+    "ab_user",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64)),
+    info={"owned_by": "flask_appbuilder"},
+)

@@ -48,8 +48,14 @@ def in_param(column: Column, name: str, dialect: str) -> ColumnElement[bool]:
     return column.in_(bindparam(name, expanding=True))
 
 
-def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
-                returning: Sequence[str] = (), conflict_keys: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+def insert_rows(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    returning: Sequence[str] = (),
+    conflict_keys: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
     """Insert `rows` (all with the same keys) and return the `returning` columns, in the rows' order.
 
     With `conflict_keys`, rows that collide on that unique key are skipped (ON CONFLICT DO
@@ -76,8 +82,15 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     return [tuple(row) for row in conn.execute(stmt, list(rows))]
 
 
-def update_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *, keys: Sequence[str],
-                constants: Mapping[str, Any] | None = None, only_if: Mapping[str, Any] | None = None) -> int:
+def update_rows(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    keys: Sequence[str],
+    constants: Mapping[str, Any] | None = None,
+    only_if: Mapping[str, Any] | None = None,
+) -> int:
     """For each row, set its non-key columns (and `constants`) where `keys` equal the row's and `only_if` holds.
 
     PostgreSQL: one UPDATE ... FROM unnest(one array per column); others: one executemany.
@@ -88,19 +101,29 @@ def update_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     constants, only_if = dict(constants or {}), dict(only_if or {})
     names = list(rows[0])
     if conn.dialect.name != "postgresql":
-        stmt = (update(table).where(*(table.c[k] == bindparam(f"k_{k}") for k in keys),
-                                    *(table.c[k] == value for k, value in only_if.items()))
-                .values({**{n: bindparam(f"v_{n}") for n in names if n not in keys}, **constants}))
-        return int(conn.execute(stmt, [{(f"k_{n}" if n in keys else f"v_{n}"): value for n, value in row.items()}
-                                       for row in rows]).rowcount)
+        stmt = (
+            update(table)
+            .where(
+                *(table.c[k] == bindparam(f"k_{k}") for k in keys),
+                *(table.c[k] == value for k, value in only_if.items()),
+            )
+            .values({**{n: bindparam(f"v_{n}") for n in names if n not in keys}, **constants})
+        )
+        return int(
+            conn.execute(
+                stmt, [{(f"k_{n}" if n in keys else f"v_{n}"): value for n, value in row.items()} for row in rows]
+            ).rowcount
+        )
     varying, same = _split(names, rows, keep=keys)
     params = _arrays(table, varying, rows) | _scalars(table, {**same, **constants}, "c_")
     params |= _scalars(table, only_if, "w_")
     sets = [f'"{n}" = v."{n}"' for n in varying if n not in keys]
     sets += [f'"{n}" = {_scalar(conn, table, n, "c_")}' for n in {**same, **constants}]
     where = [f't."{k}" = v."{k}"' for k in keys] + [f't."{n}" = {_scalar(conn, table, n, "w_")}' for n in only_if]
-    sql = (f'UPDATE "{table.name}" AS t SET {", ".join(sets)} FROM unnest({_casts(conn, table, varying)}) '
-           f"AS v({_quoted(varying)}) WHERE {' AND '.join(where)}")
+    sql = (
+        f'UPDATE "{table.name}" AS t SET {", ".join(sets)} FROM unnest({_casts(conn, table, varying)}) '
+        f"AS v({_quoted(varying)}) WHERE {' AND '.join(where)}"
+    )
     return int(conn.exec_driver_sql(sql, params).rowcount)
 
 
@@ -112,8 +135,13 @@ def _on_conflict_do_nothing(dialect: str, table: Table, keys: Sequence[str]) -> 
     return insert(table).prefix_with("IGNORE")  # MySQL
 
 
-def _insert_unnest(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], returning: Sequence[str],
-                   conflict_keys: Sequence[str]) -> list[tuple[Any, ...]]:
+def _insert_unnest(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    returning: Sequence[str],
+    conflict_keys: Sequence[str],
+) -> list[tuple[Any, ...]]:
     """INSERT ... SELECT FROM unnest(one array per varying column) WITH ORDINALITY ORDER BY it.
 
     Serial ids are drawn in the SELECT's order, so sorting the returned rows by id gives the
@@ -122,9 +150,11 @@ def _insert_unnest(conn: Connection, table: Table, rows: Sequence[Mapping[str, A
     names = list(rows[0])
     varying, same = _split(names, rows, keep=names[:1])
     selected = ", ".join(f'v."{n}"' if n in varying else _scalar(conn, table, n, "c_") for n in names)
-    sql = (f'INSERT INTO "{table.name}" ({_quoted(names)}) SELECT {selected} '
-           f'FROM unnest({_casts(conn, table, varying)}) WITH ORDINALITY AS v({_quoted(varying)}, "ord_") '
-           'ORDER BY "ord_"')
+    sql = (
+        f'INSERT INTO "{table.name}" ({_quoted(names)}) SELECT {selected} '
+        f'FROM unnest({_casts(conn, table, varying)}) WITH ORDINALITY AS v({_quoted(varying)}, "ord_") '
+        'ORDER BY "ord_"'
+    )
     if conflict_keys:
         sql += f" ON CONFLICT ({_quoted(conflict_keys)}) DO NOTHING"
     params = _arrays(table, varying, rows) | _scalars(table, same, "c_")
@@ -133,15 +163,18 @@ def _insert_unnest(conn: Connection, table: Table, rows: Sequence[Mapping[str, A
         return []
     result = conn.exec_driver_sql(f"{sql} RETURNING id, {_quoted(returning)}", params).all()
     processors = [_result_processor(conn, table.c[name].type) for name in returning]
-    return [tuple(process(value) for process, value in zip(processors, row[1:], strict=True))
-            for row in sorted(result, key=lambda row: int(row[0]))]
+    return [
+        tuple(process(value) for process, value in zip(processors, row[1:], strict=True))
+        for row in sorted(result, key=lambda row: int(row[0]))
+    ]
 
 
 # PostgreSQL statements are sent as written (exec_driver_sql) with `%(name)b` placeholders: psycopg
 # dumps arrays in binary, about five times faster than as text for timestamps and strings. A column
 # with the same value in every row (created_at, state, ...) is bound once instead of as an array.
-def _split(names: Sequence[str], rows: Sequence[Mapping[str, Any]],
-           keep: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+def _split(
+    names: Sequence[str], rows: Sequence[Mapping[str, Any]], keep: Sequence[str]
+) -> tuple[list[str], dict[str, Any]]:
     """Return the columns whose value varies between rows (and `keep`), and the others' single value."""
     first = rows[0]
     varying = [n for n in names if n in keep or any(row[n] != first[n] for row in rows)]

@@ -24,12 +24,19 @@ def latest_upstream_outputs(s: Session, pipeline_id: int, tasks: set[str]) -> tu
     """Return (run id, {task: outputs}) of the pipeline's newest succeeded non-debug run."""
     if not tasks:
         return None, {}
-    run_id = s.scalar(select(Run.id).where(Run.pipeline_id == pipeline_id, Run.state == RunState.SUCCEEDED.value,
-                                           Run.debug_task.is_(None)).order_by(Run.id.desc()).limit(1))
+    run_id = s.scalar(
+        select(Run.id)
+        .where(Run.pipeline_id == pipeline_id, Run.state == RunState.SUCCEEDED.value, Run.debug_task.is_(None))
+        .order_by(Run.id.desc())
+        .limit(1)
+    )
     if run_id is None:
         return None, {}
-    rows = s.execute(select(TaskInstance.task_name, TaskInstance.outputs).where(
-        TaskInstance.run_id == run_id, TaskInstance.task_name.in_(sorted(tasks)))).all()
+    rows = s.execute(
+        select(TaskInstance.task_name, TaskInstance.outputs).where(
+            TaskInstance.run_id == run_id, TaskInstance.task_name.in_(sorted(tasks))
+        )
+    ).all()
     return run_id, {name: dict(outputs or {}) for name, outputs in rows}
 
 

@@ -19,7 +19,9 @@ from myapp.core.states import Lifecycle
 S = TypeVar("S", bound=StrEnum)
 
 
-def in_states(column: InstrumentedAttribute[Any] | ColumnElement[Any], states: Iterable[StrEnum]) -> ColumnElement[bool]:
+def in_states(
+    column: InstrumentedAttribute[Any] | ColumnElement[Any], states: Iterable[StrEnum]
+) -> ColumnElement[bool]:
     """Return `column IN (states)` (`=` for one state), the values sorted for stable SQL text."""
     values = sorted(s.value for s in states)
     if len(values) == 1:
@@ -27,8 +29,9 @@ def in_states(column: InstrumentedAttribute[Any] | ColumnElement[Any], states: I
     return column.in_(values)
 
 
-def moving_to(column: InstrumentedAttribute[Any] | ColumnElement[Any], lifecycle: Lifecycle[S],
-              target: S) -> ColumnElement[bool]:
+def moving_to(
+    column: InstrumentedAttribute[Any] | ColumnElement[Any], lifecycle: Lifecycle[S], target: S
+) -> ColumnElement[bool]:
     """Return the guard of an UPDATE to `target`: the row is in a state the table moves to it from."""
     return in_states(column, lifecycle.sources(target))
 

@@ -55,16 +55,22 @@ class SaveResult:
 class PipelineStore:
     """Save, find and list pipelines and versions."""
 
-    def __init__(self, db: Database, catalog: TemplateCatalog, cron_check: CronCheck | None = None,
-                 output_roots: Sequence[str] = DEFAULT_ROOTS, task_check: TaskCheck | None = None,
-                 webhook_check: UrlCheck | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        catalog: TemplateCatalog,
+        cron_check: CronCheck | None = None,
+        output_roots: Sequence[str] = DEFAULT_ROOTS,
+        task_check: TaskCheck | None = None,
+        webhook_check: UrlCheck | None = None,
+    ) -> None:
         self.db = db
         self.catalog = catalog
         self.cron_check = cron_check
         self.output_roots = tuple(output_roots)
         self.task_check = task_check
         self.webhook_check = webhook_check
-        self.wake: Wake = no_wake   # ask for a scheduler pass (queue.celery_app.use_celery)
+        self.wake: Wake = no_wake  # ask for a scheduler pass (queue.celery_app.use_celery)
 
     def check(self, spec: PipelineSpec) -> PipelineSpec:
         """Validate `spec` and return it with template versions pinned; raise SpecErrors."""
@@ -72,16 +78,23 @@ class PipelineStore:
         # one template make one lookup, not 20,000.
         scoped = getattr(self.catalog, "for_project", None)
         catalog = MemoCatalog(scoped(spec.project) if callable(scoped) else self.catalog)
-        errors = validate_pipeline(spec, catalog, cron_check=self.cron_check, output_roots=self.output_roots,
-                                   task_check=self.task_check, webhook_check=self.webhook_check)
+        errors = validate_pipeline(
+            spec,
+            catalog,
+            cron_check=self.cron_check,
+            output_roots=self.output_roots,
+            task_check=self.task_check,
+            webhook_check=self.webhook_check,
+        )
         if errors:
             raise SpecErrors(errors)
         # Stored = explicit + binding-implied upstreams (rules P2): export, the editor and the run
         # graph read one `depends_on`, and re-importing an export hashes the same (no new version).
         return with_implied_edges(dataclasses.replace(spec, tasks=tuple(_pin(t, catalog) for t in spec.tasks)))
 
-    def save(self, spec: PipelineSpec, now: datetime, *, user_id: int | None = None, message: str = "",
-             checked: bool = False) -> SaveResult:
+    def save(
+        self, spec: PipelineSpec, now: datetime, *, user_id: int | None = None, message: str = "", checked: bool = False
+    ) -> SaveResult:
         """Validate and store `spec`; a changed definition becomes a new version.
 
         `checked`: `spec` is what `check` returned (the REST API checks first for the backfill
@@ -89,34 +102,66 @@ class PipelineStore:
         """
         pinned = spec if checked else self.check(spec)
         data = pipeline_to_dict(pinned)
-        digest = canonical_hash(data)   # = spec_hash(pinned), without building the dict twice
+        digest = canonical_hash(data)  # = spec_hash(pinned), without building the dict twice
         with self.db.write() as s:
             project = self._project(s, pinned.project, now)
-            pipeline = s.scalar(select(Pipeline).where(Pipeline.project_id == project.id, Pipeline.name == pinned.name)
-                                .with_for_update(**self.db.lock_options()))
+            pipeline = s.scalar(
+                select(Pipeline)
+                .where(Pipeline.project_id == project.id, Pipeline.name == pinned.name)
+                .with_for_update(**self.db.lock_options())
+            )
             if pipeline is None:
-                pipeline = Pipeline(project_id=project.id, name=pinned.name, created_by=user_id,
-                                    created_at=now, updated_at=now, alerts={}, schedule_type="once",
-                                    cron=None, timezone="UTC", schedule_enabled=False)
+                pipeline = Pipeline(
+                    project_id=project.id,
+                    name=pinned.name,
+                    created_by=user_id,
+                    created_at=now,
+                    updated_at=now,
+                    alerts={},
+                    schedule_type="once",
+                    cron=None,
+                    timezone="UTC",
+                    schedule_enabled=False,
+                )
                 s.add(pipeline)
                 s.flush()
             current = s.get(PipelineVersion, pipeline.current_version_id) if pipeline.current_version_id else None
             if current is not None and (current.spec_hash == digest or _implied_hash(current.spec) == digest):
                 return SaveResult(pipeline.id, current.number, False, False)
-            number = (s.scalar(select(func.max(PipelineVersion.number)).where(
-                PipelineVersion.pipeline_id == pipeline.id)) or 0) + 1
-            stored = map_pipeline_secrets(data, self.catalog.get, seal)   # secrets sealed at rest (B6)
-            version = PipelineVersion(pipeline_id=pipeline.id, number=number, spec=stored, spec_hash=digest,
-                                      message=message, created_by=user_id, created_at=now)
+            number = (
+                s.scalar(select(func.max(PipelineVersion.number)).where(PipelineVersion.pipeline_id == pipeline.id))
+                or 0
+            ) + 1
+            stored = map_pipeline_secrets(data, self.catalog.get, seal)  # secrets sealed at rest (B6)
+            version = PipelineVersion(
+                pipeline_id=pipeline.id,
+                number=number,
+                spec=stored,
+                spec_hash=digest,
+                message=message,
+                created_by=user_id,
+                created_at=now,
+            )
             s.add(version)
             s.flush()
-            insert_rows(s.connection(), PipelineTask.__table__, [   # one statement, however many tasks
-                {"version_id": version.id, "name": task.name, "template": task.template, "image": task.image,
-                 "upstream": list(task.depends_on)} for task in pinned.tasks])
+            insert_rows(
+                s.connection(),
+                PipelineTask.__table__,
+                [  # one statement, however many tasks
+                    {
+                        "version_id": version.id,
+                        "name": task.name,
+                        "template": task.template,
+                        "image": task.image,
+                        "upstream": list(task.depends_on),
+                    }
+                    for task in pinned.tasks
+                ],
+            )
             pipeline.current_version_id = version.id
             pipeline.description = pinned.description
             pipeline.updated_at = now
-            previous = stored_schedule(current.spec) if current is not None else None   # not its tasks
+            previous = stored_schedule(current.spec) if current is not None else None  # not its tasks
             reset = apply_schedule(s, pipeline, pinned, now, previous)
             if is_scheduled(pipeline):
                 # The save made it due (next_fire_at cleared): a pass over it right after COMMIT
@@ -170,7 +215,7 @@ class PipelineStore:
     def export(self, pipeline_id: int, version: int | None = None) -> dict[str, Any]:
         """Return the canonical YAML-ready dict of a version, implied edges in `depends_on`."""
         spec, _ = self.spec(pipeline_id, version)
-        return pipeline_to_dict(with_implied_edges(spec))   # versions saved before rules P2 listed them too
+        return pipeline_to_dict(with_implied_edges(spec))  # versions saved before rules P2 listed them too
 
     def summaries(self) -> list[dict[str, Any]]:
         """Return a summary row per pipeline."""
@@ -179,16 +224,28 @@ class PipelineStore:
                 select(Pipeline, Project.name, PipelineVersion.number)
                 .join(Project, Project.id == Pipeline.project_id)
                 .join(PipelineVersion, PipelineVersion.id == Pipeline.current_version_id, isouter=True)
-                .order_by(Project.name, Pipeline.name)).all()
+                .order_by(Project.name, Pipeline.name)
+            ).all()
         return [pipeline_summary(p, project, number) for p, project, number in rows]
 
     def versions(self, pipeline_id: int) -> list[dict[str, Any]]:
         """Return the versions of a pipeline, newest first."""
         with self.db.read() as s:
-            rows = s.scalars(select(PipelineVersion).where(PipelineVersion.pipeline_id == pipeline_id)
-                             .order_by(PipelineVersion.number.desc())).all()
-            return [{"id": v.id, "number": v.number, "message": v.message, "created_at": v.created_at.isoformat(),
-                     "tasks": len(v.spec.get("tasks", []))} for v in rows]
+            rows = s.scalars(
+                select(PipelineVersion)
+                .where(PipelineVersion.pipeline_id == pipeline_id)
+                .order_by(PipelineVersion.number.desc())
+            ).all()
+            return [
+                {
+                    "id": v.id,
+                    "number": v.number,
+                    "message": v.message,
+                    "created_at": v.created_at.isoformat(),
+                    "tasks": len(v.spec.get("tasks", [])),
+                }
+                for v in rows
+            ]
 
 
 class MemoCatalog:
@@ -211,10 +268,12 @@ def _implied_hash(stored: dict[str, Any]) -> str | None:
     Such a version (a binding whose producer is missing from `depends_on`) hashed its bare form, so
     saving the same pipeline again would otherwise make a version that changes nothing.
     """
+
     def lacks(task: Any) -> bool:
         deps = set(task.get("depends_on") or ())
         refs = [b.get("from") for b in (task.get("inputs") or {}).values() if isinstance(b, dict)]
         return any(isinstance(r, str) and not r.startswith("params.") and r.split(".")[0] not in deps for r in refs)
+
     if not any(lacks(t) for t in stored.get("tasks") or () if isinstance(t, dict)):
         return None
     return canonical_hash(pipeline_to_dict(with_implied_edges(parse_pipeline(open_tree(stored)))))
@@ -230,16 +289,27 @@ def _pin(task: TaskSpec, catalog: TemplateCatalog) -> TaskSpec:
 def pipeline_summary(p: Pipeline, project: str, version: int | None) -> dict[str, Any]:
     """Return the JSON row of a pipeline used by listings."""
     return {
-        "id": p.id, "name": p.name, "project": project, "description": p.description, "version": version,
-        "schedule": {"type": p.schedule_type, "cron": p.cron, "timezone": p.timezone,
-                     "enabled": p.schedule_enabled, "start_time": p.start_time.isoformat() if p.start_time else None,
-                     "next_fire_at": p.next_fire_at.isoformat() if p.next_fire_at else None},
-        "schedule_error": p.schedule_error, "updated_at": p.updated_at.isoformat(),
+        "id": p.id,
+        "name": p.name,
+        "project": project,
+        "description": p.description,
+        "version": version,
+        "schedule": {
+            "type": p.schedule_type,
+            "cron": p.cron,
+            "timezone": p.timezone,
+            "enabled": p.schedule_enabled,
+            "start_time": p.start_time.isoformat() if p.start_time else None,
+            "next_fire_at": p.next_fire_at.isoformat() if p.next_fire_at else None,
+        },
+        "schedule_error": p.schedule_error,
+        "updated_at": p.updated_at.isoformat(),
     }
 
 
-def apply_schedule(s: Session, pipeline: Pipeline, spec: PipelineSpec, now: datetime,
-                   previous: ScheduleSpec | None = None) -> bool:
+def apply_schedule(
+    s: Session, pipeline: Pipeline, spec: PipelineSpec, now: datetime, previous: ScheduleSpec | None = None
+) -> bool:
     """Copy the version's schedule onto the pipeline; start a new epoch on a cron/type/zone change (R7).
 
     `previous` is the schedule of the version this save replaces. Return True when the epoch was
@@ -263,10 +333,15 @@ def apply_schedule(s: Session, pipeline: Pipeline, spec: PipelineSpec, now: date
     elif changed:
         pipeline.start_time = now
     if reset:
-        s.execute(update(ScheduleRecord).where(ScheduleRecord.pipeline_id == pipeline.id,
-                                               moving_to(ScheduleRecord.status, RECORD, RecordStatus.EXPIRED))
-                  .values(status=RecordStatus.EXPIRED.value, message="schedule changed", updated_at=now)
-                  .execution_options(synchronize_session=False))
+        s.execute(
+            update(ScheduleRecord)
+            .where(
+                ScheduleRecord.pipeline_id == pipeline.id,
+                moving_to(ScheduleRecord.status, RECORD, RecordStatus.EXPIRED),
+            )
+            .values(status=RecordStatus.EXPIRED.value, message="schedule changed", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
     pipeline.next_fire_at = None  # re-evaluated by the next scheduler pass
     pipeline.schedule_error = None
     return reset
@@ -286,7 +361,10 @@ def _to_utc(wall: datetime, timezone: str) -> datetime:
 
 def pipeline_and_spec(s: Session, project: str, name: str) -> tuple[Pipeline | None, dict[str, Any] | None]:
     """Return the pipeline `project/name` and its current version's stored spec (None, None if there is none)."""
-    found = s.execute(select(Pipeline, PipelineVersion.spec).join(Project, Project.id == Pipeline.project_id)
-                      .outerjoin(PipelineVersion, PipelineVersion.id == Pipeline.current_version_id)
-                      .where(Project.name == project, Pipeline.name == name)).first()
+    found = s.execute(
+        select(Pipeline, PipelineVersion.spec)
+        .join(Project, Project.id == Pipeline.project_id)
+        .outerjoin(PipelineVersion, PipelineVersion.id == Pipeline.current_version_id)
+        .where(Project.name == project, Pipeline.name == name)
+    ).first()
     return (found[0], found[1]) if found is not None else (None, None)

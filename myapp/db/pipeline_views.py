@@ -35,7 +35,7 @@ class ListQuery:
     search: str = ""
     project_id: int | None = None
     sort: str = "name"
-    limit: int | None = 50   # None: every pipeline (the CLI's --all); the REST API always bounds it
+    limit: int | None = 50  # None: every pipeline (the CLI's --all); the REST API always bounds it
     offset: int = 0
     strip: int = 10
     project_ids: tuple[int, ...] | None = None  # the projects the user may read (None: all)
@@ -60,26 +60,41 @@ def pipeline_list(s: Session, lq: ListQuery, now: datetime, locale: str = "en") 
     """Return (a page of pipelines with their newest runs, next fire time and schedule in words, total)."""
     total = int(s.scalar(_filtered(select(func.count(Pipeline.id)), lq)) or 0)
     last_run = select(Run.pipeline_id, func.max(Run.id).label("last_id")).group_by(Run.pipeline_id).subquery("last")
-    q = _filtered(select(Pipeline, Project.name, PipelineVersion.number, USERS.c.username, last_run.c.last_id)
-                  .join(Project, Project.id == Pipeline.project_id)
-                  .outerjoin(PipelineVersion, PipelineVersion.id == Pipeline.current_version_id)
-                  .outerjoin(USERS, USERS.c.id == Pipeline.created_by)
-                  .outerjoin(last_run, last_run.c.pipeline_id == Pipeline.id), lq)
+    q = _filtered(
+        select(Pipeline, Project.name, PipelineVersion.number, USERS.c.username, last_run.c.last_id)
+        .join(Project, Project.id == Pipeline.project_id)
+        .outerjoin(PipelineVersion, PipelineVersion.id == Pipeline.current_version_id)
+        .outerjoin(USERS, USERS.c.id == Pipeline.created_by)
+        .outerjoin(last_run, last_run.c.pipeline_id == Pipeline.id),
+        lq,
+    )
     key = lq.sort.lstrip("-")
-    column: Any = {"name": Pipeline.name, "project": Project.name, "next_fire": Pipeline.next_fire_at,
-                   "last_run": last_run.c.last_id}[key]
+    column: Any = {
+        "name": Pipeline.name,
+        "project": Project.name,
+        "next_fire": Pipeline.next_fire_at,
+        "last_run": last_run.c.last_id,
+    }[key]
     ordered = column.desc() if lq.sort.startswith("-") else column.asc()
     q = q.order_by(column.is_(None), ordered, Pipeline.name, Pipeline.id)  # never-set values last, either way
     if lq.limit is not None:
         q = q.limit(min(max(lq.limit, 0), MAX_PAGE))
     rows = s.execute(q.offset(max(lq.offset, 0))).all()
     strips = recent_runs(s, [p.id for p, *_ in rows], min(max(lq.strip, 0), MAX_STRIP))
-    return [_row(p, project, version, owner, strips.get(p.id, []), now, locale)
-            for p, project, version, owner, _ in rows], total
+    return [
+        _row(p, project, version, owner, strips.get(p.id, []), now, locale) for p, project, version, owner, _ in rows
+    ], total
 
 
-def _row(p: Pipeline, project: str, version: int | None, owner: str | None, runs: list[dict[str, Any]],
-         now: datetime, locale: str) -> dict[str, Any]:
+def _row(
+    p: Pipeline,
+    project: str,
+    version: int | None,
+    owner: str | None,
+    runs: list[dict[str, Any]],
+    now: datetime,
+    locale: str,
+) -> dict[str, Any]:
     crontab = p.schedule_type == "crontab" and p.cron is not None
     next_fire = p.next_fire_at if crontab and p.schedule_enabled else None
     if crontab and p.schedule_enabled and next_fire is None and p.cron:  # not ticked yet since the last save
@@ -88,12 +103,24 @@ def _row(p: Pipeline, project: str, version: int | None, owner: str | None, runs
         except ValueError:
             next_fire = None
     return {
-        "id": p.id, "name": p.name, "project": project, "project_id": p.project_id, "owner": owner or "",
-        "description": p.description, "version": version, "updated_at": p.updated_at.isoformat(),
-        "schedule": {"type": p.schedule_type, "cron": p.cron, "timezone": p.timezone, "enabled": p.schedule_enabled,
-                     "text": describe_cron(p.cron, locale) if crontab and p.cron else "",
-                     "next_fire_at": next_fire.isoformat() if next_fire else None},
-        "schedule_error": p.schedule_error, "runs": runs,
+        "id": p.id,
+        "name": p.name,
+        "project": project,
+        "project_id": p.project_id,
+        "owner": owner or "",
+        "description": p.description,
+        "version": version,
+        "updated_at": p.updated_at.isoformat(),
+        "schedule": {
+            "type": p.schedule_type,
+            "cron": p.cron,
+            "timezone": p.timezone,
+            "enabled": p.schedule_enabled,
+            "text": describe_cron(p.cron, locale) if crontab and p.cron else "",
+            "next_fire_at": next_fire.isoformat() if next_fire else None,
+        },
+        "schedule_error": p.schedule_error,
+        "runs": runs,
         "last_run": runs[0] if runs else None,
     }
 
@@ -103,15 +130,22 @@ def recent_runs(s: Session, pipeline_ids: list[int], n: int) -> dict[int, list[d
     if not pipeline_ids or n <= 0:
         return {}
     cols = (Run.id, Run.pipeline_id, Run.state, Run.trigger, Run.execution_date_text, Run.started_at, Run.ended_at)
-    parts = [select(*cols).where(Run.pipeline_id == pid).order_by(Run.id.desc()).limit(n).subquery()
-             for pid in pipeline_ids]
+    parts = [
+        select(*cols).where(Run.pipeline_id == pid).order_by(Run.id.desc()).limit(n).subquery() for pid in pipeline_ids
+    ]
     stmt = union_all(*[select(*part.c) for part in parts])
     out: dict[int, list[dict[str, Any]]] = {}
     for r in sorted(s.execute(stmt).all(), key=lambda r: -r.id):
-        out.setdefault(r.pipeline_id, []).append({
-            "id": r.id, "state": r.state, "trigger": r.trigger, "execution_date": r.execution_date_text,
-            "started_at": r.started_at.isoformat() if r.started_at else None,
-            "ended_at": r.ended_at.isoformat() if r.ended_at else None})
+        out.setdefault(r.pipeline_id, []).append(
+            {
+                "id": r.id,
+                "state": r.state,
+                "trigger": r.trigger,
+                "execution_date": r.execution_date_text,
+                "started_at": r.started_at.isoformat() if r.started_at else None,
+                "ended_at": r.ended_at.isoformat() if r.ended_at else None,
+            }
+        )
     return out
 
 
@@ -123,27 +157,58 @@ def run_grid(s: Session, pipeline_id: int, *, limit: int = 25, before: int | Non
     pipeline = s.get(Pipeline, pipeline_id)
     if pipeline is None:
         raise NotFound(f"pipeline {pipeline_id} not found")
-    q = select(Run.id, Run.state, Run.trigger, Run.execution_date_text, Run.started_at, Run.ended_at,
-               Run.debug_task).where(Run.pipeline_id == pipeline_id)
+    q = select(
+        Run.id, Run.state, Run.trigger, Run.execution_date_text, Run.started_at, Run.ended_at, Run.debug_task
+    ).where(Run.pipeline_id == pipeline_id)
     if before is not None:
         q = q.where(Run.id < before)
     runs = list(reversed(s.execute(q.order_by(Run.id.desc()).limit(min(max(limit, 1), MAX_GRID))).all()))
-    cells = s.execute(select(TaskInstance.run_id, TaskInstance.task_name, TaskInstance.state, TaskInstance.try_number,
-                             TaskInstance.started_at, TaskInstance.ended_at)
-                      .where(TaskInstance.run_id.in_([r.id for r in runs]))).all() if runs else []
+    cells = (
+        s.execute(
+            select(
+                TaskInstance.run_id,
+                TaskInstance.task_name,
+                TaskInstance.state,
+                TaskInstance.try_number,
+                TaskInstance.started_at,
+                TaskInstance.ended_at,
+            ).where(TaskInstance.run_id.in_([r.id for r in runs]))
+        ).all()
+        if runs
+        else []
+    )
     names = _task_order(s, pipeline)
     for c in cells:
         if c.task_name not in names:
             names.append(c.task_name)
     total = int(s.scalar(select(func.count(Run.id)).where(Run.pipeline_id == pipeline_id)) or 0)
     return {
-        "pipeline": {"id": pipeline.id, "name": pipeline.name}, "tasks": names, "total_runs": total,
-        "runs": [{"id": r.id, "state": r.state, "trigger": r.trigger, "execution_date": r.execution_date_text,
-                  "debug_task": r.debug_task, "started_at": r.started_at.isoformat() if r.started_at else None,
-                  "ended_at": r.ended_at.isoformat() if r.ended_at else None} for r in runs],
-        "cells": [{"run_id": c.run_id, "task": c.task_name, "state": c.state, "try_number": c.try_number,
-                   "started_at": c.started_at.isoformat() if c.started_at else None,
-                   "ended_at": c.ended_at.isoformat() if c.ended_at else None} for c in cells],
+        "pipeline": {"id": pipeline.id, "name": pipeline.name},
+        "tasks": names,
+        "total_runs": total,
+        "runs": [
+            {
+                "id": r.id,
+                "state": r.state,
+                "trigger": r.trigger,
+                "execution_date": r.execution_date_text,
+                "debug_task": r.debug_task,
+                "started_at": r.started_at.isoformat() if r.started_at else None,
+                "ended_at": r.ended_at.isoformat() if r.ended_at else None,
+            }
+            for r in runs
+        ],
+        "cells": [
+            {
+                "run_id": c.run_id,
+                "task": c.task_name,
+                "state": c.state,
+                "try_number": c.try_number,
+                "started_at": c.started_at.isoformat() if c.started_at else None,
+                "ended_at": c.ended_at.isoformat() if c.ended_at else None,
+            }
+            for c in cells
+        ],
     }
 
 

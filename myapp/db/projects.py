@@ -46,8 +46,11 @@ def projects_by_name(s: Session) -> Sequence[Project]:
 
 def members_by_project(s: Session) -> dict[int, list[dict[str, Any]]]:
     """Return each project's members (user id, username, role), by username."""
-    rows = s.execute(select(ProjectMember, USERS.c.username).join(USERS, USERS.c.id == ProjectMember.user_id)
-                     .order_by(USERS.c.username)).all()
+    rows = s.execute(
+        select(ProjectMember, USERS.c.username)
+        .join(USERS, USERS.c.id == ProjectMember.user_id)
+        .order_by(USERS.c.username)
+    ).all()
     by_project: dict[int, list[dict[str, Any]]] = {}
     for m, username in rows:
         by_project.setdefault(m.project_id, []).append({"user_id": m.user_id, "username": username, "role": m.role})

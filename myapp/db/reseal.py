@@ -43,12 +43,16 @@ def reseal_all(db: Database, catalog: TemplateCatalog) -> ResealCount:
     specs: dict[int, PipelineSpec] = {}
     while True:
         with db.write() as s:
-            rows = s.execute(select(PipelineVersion.id, PipelineVersion.spec).where(PipelineVersion.id > last)
-                             .order_by(PipelineVersion.id).limit(BATCH)).all()
+            rows = s.execute(
+                select(PipelineVersion.id, PipelineVersion.spec)
+                .where(PipelineVersion.id > last)
+                .order_by(PipelineVersion.id)
+                .limit(BATCH)
+            ).all()
             for version_id, spec in rows:
                 sealed = map_pipeline_secrets(spec, catalog.get, KEYRING.reseal)
                 parsed = parse_pipeline(spec)
-                if any(p.secret for p in parsed.parameters):   # only these have secret run parameters
+                if any(p.secret for p in parsed.parameters):  # only these have secret run parameters
                     specs[version_id] = parsed
                 if sealed != spec:
                     s.execute(update(PipelineVersion).where(PipelineVersion.id == version_id).values(spec=sealed))
@@ -59,8 +63,9 @@ def reseal_all(db: Database, catalog: TemplateCatalog) -> ResealCount:
     last = 0
     while True:
         with db.write() as s:
-            rows = s.execute(select(Run.id, Run.version_id, Run.params).where(Run.id > last)
-                             .order_by(Run.id).limit(BATCH)).all()
+            rows = s.execute(
+                select(Run.id, Run.version_id, Run.params).where(Run.id > last).order_by(Run.id).limit(BATCH)
+            ).all()
             for run_id, version_id, params in rows:
                 spec = specs.get(version_id)
                 if not params or spec is None:

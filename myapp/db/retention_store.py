@@ -48,18 +48,21 @@ def schedule_needs(s: Session) -> Needed:
     in_epoch = ScheduleRecord.execution_date >= Pipeline.start_time
     heads: set[tuple[int, datetime]] = set()
     for condition in (None, launched, in_epoch, launched & in_epoch):
-        q: Any = (select(ScheduleRecord.pipeline_id, func.max(ScheduleRecord.execution_date))
-             .join(Pipeline, Pipeline.id == ScheduleRecord.pipeline_id)
-             .group_by(ScheduleRecord.pipeline_id))
+        q: Any = (
+            select(ScheduleRecord.pipeline_id, func.max(ScheduleRecord.execution_date))
+            .join(Pipeline, Pipeline.id == ScheduleRecord.pipeline_id)
+            .group_by(ScheduleRecord.pipeline_id)
+        )
         if condition is not None:
             q = q.where(condition)
         heads.update((pid, at) for pid, at in s.execute(q) if at is not None)
     needed = Needed()
     pipelines = sorted({pid for pid, _ in heads})
     for start in range(0, len(pipelines), 1000):
-        chunk = set(pipelines[start:start + 1000])
-        q = select(ScheduleRecord.id, ScheduleRecord.pipeline_id, ScheduleRecord.execution_date,
-                   ScheduleRecord.run_id).where(is_in(ScheduleRecord.pipeline_id, sorted(chunk), _dialect(s)))
+        chunk = set(pipelines[start : start + 1000])
+        q = select(
+            ScheduleRecord.id, ScheduleRecord.pipeline_id, ScheduleRecord.execution_date, ScheduleRecord.run_id
+        ).where(is_in(ScheduleRecord.pipeline_id, sorted(chunk), _dialect(s)))
         q = q.where(ScheduleRecord.execution_date.in_(sorted({at for pid, at in heads if pid in chunk})))
         for rid, pid, at, run_id in s.execute(q):
             if (pid, at) in heads:
@@ -81,21 +84,30 @@ class RunBatch:
     """One batch of finished runs older than the cutoff, with what goes with them."""
 
     run_ids: list[int]
-    last_id: int                        # where the next batch starts (kept runs skipped too)
-    kept: int                           # old finished runs of the batch kept for a schedule or a copy
+    last_id: int  # where the next batch starts (kept runs skipped too)
+    kept: int  # old finished runs of the batch kept for a schedule or a copy
     counts: dict[str, int]
     log_keys: list[LogKey]
 
 
-def old_runs(s: Session, db: Database, cutoff: datetime, needed: Needed, *, after_id: int, limit: int,
-             lock: bool) -> RunBatch | None:
+def old_runs(
+    s: Session, db: Database, cutoff: datetime, needed: Needed, *, after_id: int, limit: int, lock: bool
+) -> RunBatch | None:
     """Select (and with `lock`, lock) the next `limit` finished runs created and ended before `cutoff`.
 
     None when there are no more. Runs a needed record points to are passed over.
     """
-    q = (select(Run.id).where(Run.id > after_id, in_states(Run.state, RUN.terminal), Run.created_at < cutoff,
-                              (Run.ended_at.is_(None)) | (Run.ended_at < cutoff))
-         .order_by(Run.id).limit(limit))
+    q = (
+        select(Run.id)
+        .where(
+            Run.id > after_id,
+            in_states(Run.state, RUN.terminal),
+            Run.created_at < cutoff,
+            (Run.ended_at.is_(None)) | (Run.ended_at < cutoff),
+        )
+        .order_by(Run.id)
+        .limit(limit)
+    )
     if lock:
         q = q.with_for_update(**db.lock_options(skip_locked=True))
     ids = list(s.scalars(q))
@@ -107,15 +119,23 @@ def old_runs(s: Session, db: Database, cutoff: datetime, needed: Needed, *, afte
     keys: list[LogKey] = []
     if run_ids:
         counts["runs"] = len(run_ids)
-        counts["task_instances"] = int(s.scalar(select(func.count()).select_from(TaskInstance)
-                                                .where(is_in(TaskInstance.run_id, run_ids, dialect))) or 0)
-        keys = [LogKey(run_id, name, try_number) for run_id, name, try_number in s.execute(
-            select(TaskInstance.run_id, TaskInstance.task_name, TaskAttempt.try_number)
-            .join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
-            .where(is_in(TaskInstance.run_id, run_ids, dialect)))]
+        counts["task_instances"] = int(
+            s.scalar(select(func.count()).select_from(TaskInstance).where(is_in(TaskInstance.run_id, run_ids, dialect)))
+            or 0
+        )
+        keys = [
+            LogKey(run_id, name, try_number)
+            for run_id, name, try_number in s.execute(
+                select(TaskInstance.run_id, TaskInstance.task_name, TaskAttempt.try_number)
+                .join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
+                .where(is_in(TaskInstance.run_id, run_ids, dialect))
+            )
+        ]
         counts["attempts"] = len(keys)
-        counts["outbox"] = int(s.scalar(select(func.count()).select_from(AlertOutbox)
-                                        .where(is_in(AlertOutbox.run_id, run_ids, dialect))) or 0)
+        counts["outbox"] = int(
+            s.scalar(select(func.count()).select_from(AlertOutbox).where(is_in(AlertOutbox.run_id, run_ids, dialect)))
+            or 0
+        )
     return RunBatch(run_ids, ids[-1], len(ids) - len(run_ids), counts, keys)
 
 
@@ -127,18 +147,39 @@ def delete_runs(s: Session, run_ids: Sequence[int]) -> int:
         return 0
     dialect = _dialect(s)
     tis = select(TaskInstance.id).where(is_in(TaskInstance.run_id, run_ids, dialect)).scalar_subquery()
-    s.execute(delete(TaskAttempt).where(TaskAttempt.task_instance_id.in_(tis)).execution_options(synchronize_session=False))
-    s.execute(delete(AlertOutbox).where(is_in(AlertOutbox.run_id, run_ids, dialect))
-              .execution_options(synchronize_session=False))
-    s.execute(delete(TaskInstance).where(is_in(TaskInstance.run_id, run_ids, dialect))
-              .execution_options(synchronize_session=False))
-    result = s.execute(delete(Run).where(is_in(Run.id, run_ids, dialect), in_states(Run.state, RUN.terminal))
-                       .execution_options(synchronize_session=False))
+    s.execute(
+        delete(TaskAttempt).where(TaskAttempt.task_instance_id.in_(tis)).execution_options(synchronize_session=False)
+    )
+    s.execute(
+        delete(AlertOutbox)
+        .where(is_in(AlertOutbox.run_id, run_ids, dialect))
+        .execution_options(synchronize_session=False)
+    )
+    s.execute(
+        delete(TaskInstance)
+        .where(is_in(TaskInstance.run_id, run_ids, dialect))
+        .execution_options(synchronize_session=False)
+    )
+    result = s.execute(
+        delete(Run)
+        .where(is_in(Run.id, run_ids, dialect), in_states(Run.state, RUN.terminal))
+        .execution_options(synchronize_session=False)
+    )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def old_rows(s: Session, db: Database, kind: str, cutoff: datetime, needed: Needed, *, after_id: int, limit: int,
-             lock: bool, gone_runs: set[int] | frozenset[int] = frozenset()) -> tuple[list[int], int, int] | None:
+def old_rows(
+    s: Session,
+    db: Database,
+    kind: str,
+    cutoff: datetime,
+    needed: Needed,
+    *,
+    after_id: int,
+    limit: int,
+    lock: bool,
+    gone_runs: set[int] | frozenset[int] = frozenset(),
+) -> tuple[list[int], int, int] | None:
     """Select the next `limit` ids of old finished `records`, `skips` or `outbox` rows.
 
     Return (ids to delete, last id looked at, how many were kept), or None when there are no more. Records: not

@@ -42,29 +42,42 @@ def version_task_count(runs: RunStore, new: NewRun) -> int:
     if new.debug_task:
         return 1
     with runs.db.read() as s:
-        version_id = new.version_id or s.scalar(select(Pipeline.current_version_id)
-                                                .where(Pipeline.id == new.pipeline_id))
+        version_id = new.version_id or s.scalar(
+            select(Pipeline.current_version_id).where(Pipeline.id == new.pipeline_id)
+        )
         if version_id is None:
             return 0
-        return int(s.scalar(select(func.count()).select_from(PipelineTask)
-                            .where(PipelineTask.version_id == version_id)) or 0)
+        return int(
+            s.scalar(select(func.count()).select_from(PipelineTask).where(PipelineTask.version_id == version_id)) or 0
+        )
 
 
 def request_run(runs: RunStore, new: NewRun, now: datetime, tasks: int) -> int:
     """Insert the run `new` alone as `creating` and ask a worker to create it; return its id."""
     with runs.db.write() as s:
         row = s.get(Pipeline, new.pipeline_id)
-        pipeline = None if row is None else PipelineRow(row.id, row.name, row.project_id, row.current_version_id,
-                                                        row.timezone)
-        version_id = version_of(new, pipeline)   # NotFound / Conflict before anything is written
+        pipeline = (
+            None if row is None else PipelineRow(row.id, row.name, row.project_id, row.current_version_id, row.timezone)
+        )
+        version_id = version_of(new, pipeline)  # NotFound / Conflict before anything is written
         assert pipeline is not None
-        run = Run(pipeline_id=pipeline.id, version_id=version_id, project_id=pipeline.project_id,
-                  trigger=str(new.trigger), state=CREATING,
-                  params={str(k): seal(str(v)) for k, v in new.params.items()},   # B6: nothing plain at rest
-                  execution_date=new.execution_date,
-                  execution_date_text=format_execution_date(new.execution_date, pipeline.timezone),
-                  debug_task=new.debug_task, copied_from_id=new.copied_from, created_by=new.user_id,
-                  runner=new.runner, message=f"creating {tasks:,} task instances", created_at=now, updated_at=now)
+        run = Run(
+            pipeline_id=pipeline.id,
+            version_id=version_id,
+            project_id=pipeline.project_id,
+            trigger=str(new.trigger),
+            state=CREATING,
+            params={str(k): seal(str(v)) for k, v in new.params.items()},  # B6: nothing plain at rest
+            execution_date=new.execution_date,
+            execution_date_text=format_execution_date(new.execution_date, pipeline.timezone),
+            debug_task=new.debug_task,
+            copied_from_id=new.copied_from,
+            created_by=new.user_id,
+            runner=new.runner,
+            message=f"creating {tasks:,} task instances",
+            created_at=now,
+            updated_at=now,
+        )
         s.add(run)
         s.flush()
         run_id = run.id
@@ -77,21 +90,28 @@ def finish_creation(runs: RunStore, run_id: int, now: datetime) -> bool:
     with runs.db.write() as s:
         run = runs.lock_run(s, run_id)
         if run.state != CREATING:
-            return False   # stopped meanwhile, or created by an earlier message
+            return False  # stopped meanwhile, or created by an earlier message
         try:
             row = s.get(Pipeline, run.pipeline_id)
-            assert row is not None   # runs go with their pipeline (ON DELETE CASCADE)
+            assert row is not None  # runs go with their pipeline (ON DELETE CASCADE)
             pipeline = PipelineRow(row.id, row.name, row.project_id, row.current_version_id, row.timezone)
             spec, dag = runs.specs.get(s, run.version_id)
-            new = NewRun(pipeline_id=run.pipeline_id, trigger=Trigger(run.trigger), execution_date=run.execution_date,
-                         params=open_tree(dict(run.params or {})), user_id=run.created_by, runner=run.runner,
-                         version_id=run.version_id, copied_from=run.copied_from_id)
+            new = NewRun(
+                pipeline_id=run.pipeline_id,
+                trigger=Trigger(run.trigger),
+                execution_date=run.execution_date,
+                params=open_tree(dict(run.params or {})),
+                user_id=run.created_by,
+                runner=run.runner,
+                version_id=run.version_id,
+                copied_from=run.copied_from_id,
+            )
             draft = draft_run(new, pipeline, run.version_id, spec, dag, now)
-        except MyappError as exc:   # what create_in would have answered with a 4xx: shown on the run
+        except MyappError as exc:  # what create_in would have answered with a 4xx: shown on the run
             runs._end_run(run, RunState.FAILED, now, f"could not create the run: {exc}")
             return True
         started = started_rows(draft, now)
-        if started is None:   # nothing ready at the start: the ORM path ends it as create_in would
+        if started is None:  # nothing ready at the start: the ORM path ends it as create_in would
             for task in draft.tasks:
                 s.add(TaskInstance(run_id=run.id, **task))
             run.params, run.timeout = dict(draft.run["params"]), draft.run["timeout"]
@@ -100,14 +120,19 @@ def finish_creation(runs: RunStore, run_id: int, now: datetime) -> bool:
             queued = runs._start(s, run, now)
         else:
             fields, tasks = started
-            ids = insert_rows(s.connection(), TaskInstance.__table__, [{**task, "run_id": run.id} for task in tasks],
-                              returning=("id",))   # one statement for every task instance
+            ids = insert_rows(
+                s.connection(),
+                TaskInstance.__table__,
+                [{**task, "run_id": run.id} for task in tasks],
+                returning=("id",),
+            )  # one statement for every task instance
             check_run_transition(RunState.CREATING, RunState(fields["state"]))
             for key in ("params", "timeout", "state", "started_at", "deadline_at", "message"):
                 setattr(run, key, fields[key])
             run.updated_at = now
-            queued = [ti_id for (ti_id,), task in zip(ids, tasks, strict=True)
-                      if task["state"] == TaskState.QUEUED.value]
+            queued = [
+                ti_id for (ti_id,), task in zip(ids, tasks, strict=True) if task["state"] == TaskState.QUEUED.value
+            ]
     runs.dispatch(queued)
     return True
 
@@ -117,11 +142,17 @@ def resend_creating(runs: RunStore, now: datetime, after: float) -> int:
     worker that died mid-creation: its transaction rolled back); return how many."""
     limit = now - timedelta(seconds=after)
     with runs.db.write() as s:
-        ids = list(s.scalars(select(Run.id).where(Run.state == CREATING, Run.updated_at < limit)
-                             .with_for_update(**runs.db.lock_options(skip_locked=True))))
-        if ids:   # asked again no sooner than `after` from now
-            s.execute(update(Run).where(Run.id.in_(ids)).values(updated_at=now)
-                      .execution_options(synchronize_session=False))
+        ids = list(
+            s.scalars(
+                select(Run.id)
+                .where(Run.state == CREATING, Run.updated_at < limit)
+                .with_for_update(**runs.db.lock_options(skip_locked=True))
+            )
+        )
+        if ids:  # asked again no sooner than `after` from now
+            s.execute(
+                update(Run).where(Run.id.in_(ids)).values(updated_at=now).execution_options(synchronize_session=False)
+            )
     if ids:
         runs.create(ids)
     return len(ids)

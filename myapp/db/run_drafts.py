@@ -72,28 +72,45 @@ def version_of(new: NewRun, pipeline: PipelineRow | None) -> int:
     return version_id
 
 
-def draft_run(new: NewRun, pipeline: PipelineRow, version_id: int, spec: PipelineSpec, dag: Dag,
-              now: datetime) -> RunDraft:
+def draft_run(
+    new: NewRun, pipeline: PipelineRow, version_id: int, spec: PipelineSpec, dag: Dag, now: datetime
+) -> RunDraft:
     """Check a new run (parameters, debug task) and return its rows; raise a MyappError if refused."""
     params = check_params(spec, new.params)
     if new.debug_task and new.debug_task not in dag.names:
         raise NotFound(f"task {new.debug_task!r} not found in pipeline {spec.name!r}")
     names = [new.debug_task] if new.debug_task else list(dag.names)
     run = {
-        "pipeline_id": pipeline.id, "version_id": version_id, "project_id": pipeline.project_id,
-        "trigger": str(new.trigger), "state": RunState.QUEUED.value,
-        "params": map_run_params(params, spec, seal),   # secret values sealed at rest (B6)
+        "pipeline_id": pipeline.id,
+        "version_id": version_id,
+        "project_id": pipeline.project_id,
+        "trigger": str(new.trigger),
+        "state": RunState.QUEUED.value,
+        "params": map_run_params(params, spec, seal),  # secret values sealed at rest (B6)
         "execution_date": new.execution_date,
         "execution_date_text": format_execution_date(new.execution_date, pipeline.timezone),
-        "debug_task": new.debug_task, "copied_from_id": new.copied_from, "created_by": new.user_id,
-        "runner": new.runner, "timeout": spec.timeout, "created_at": now, "updated_at": now,
+        "debug_task": new.debug_task,
+        "copied_from_id": new.copied_from,
+        "created_by": new.user_id,
+        "runner": new.runner,
+        "timeout": spec.timeout,
+        "created_at": now,
+        "updated_at": now,
     }
     executed = Dag((new.debug_task,), {new.debug_task: ()}) if new.debug_task else dag
     waiting = core.initial_waiting(executed)
-    tasks = tuple({"task_name": name, "state": TaskState.PENDING.value, "try_number": 0,
-                   "max_tries": spec.task(name).retries + 1, "upstream_waiting": waiting[name],
-                   "inputs": dict(new.debug_inputs or {}) if new.debug_task else {}, "outputs": {}}
-                  for name in names)
+    tasks = tuple(
+        {
+            "task_name": name,
+            "state": TaskState.PENDING.value,
+            "try_number": 0,
+            "max_tries": spec.task(name).retries + 1,
+            "upstream_waiting": waiting[name],
+            "inputs": dict(new.debug_inputs or {}) if new.debug_task else {},
+            "outputs": {},
+        }
+        for name in names
+    )
     return RunDraft(run, tasks, executed)
 
 
@@ -102,8 +119,9 @@ def check_params(spec: PipelineSpec, supplied: Mapping[str, Any]) -> dict[str, s
     declared = {p.name: p for p in spec.parameters}
     unknown = sorted(set(supplied) - set(declared))
     if unknown:
-        raise SpecError("params", f"unknown parameter(s) {', '.join(unknown)}; "
-                        f"declared: {', '.join(declared) or 'none'}")
+        raise SpecError(
+            "params", f"unknown parameter(s) {', '.join(unknown)}; declared: {', '.join(declared) or 'none'}"
+        )
     out = {k: str(v) for k, v in supplied.items()}
     missing = [p.name for p in spec.parameters if p.required and p.default is None and p.name not in out]
     if missing:
@@ -124,29 +142,47 @@ def started_rows(draft: RunDraft, now: datetime) -> tuple[dict[str, Any], list[d
     if not ready:
         return None
     timeout = draft.run["timeout"]
-    run = {**draft.run, "state": RunState.RUNNING.value, "started_at": now, "updated_at": now,
-           "deadline_at": now + timedelta(seconds=timeout) if timeout else None,
-           "message": "", "token_hash": None, "ended_at": None}
+    run = {
+        **draft.run,
+        "state": RunState.RUNNING.value,
+        "started_at": now,
+        "updated_at": now,
+        "deadline_at": now + timedelta(seconds=timeout) if timeout else None,
+        "message": "",
+        "token_hash": None,
+        "ended_at": None,
+    }
     queued, pending = TaskState.QUEUED.value, TaskState.PENDING.value
-    tasks = [{**t, "state": queued if t["task_name"] in ready else pending,
-              "queued_at": now if t["task_name"] in ready else None,
-              "message": "", "started_at": None, "ended_at": None, "next_try_at": None} for t in draft.tasks]
+    tasks = [
+        {
+            **t,
+            "state": queued if t["task_name"] in ready else pending,
+            "queued_at": now if t["task_name"] in ready else None,
+            "message": "",
+            "started_at": None,
+            "ended_at": None,
+            "next_try_at": None,
+        }
+        for t in draft.tasks
+    ]
     return run, tasks
 
 
-def insert_started(s: Session, started: Sequence[tuple[dict[str, Any], list[dict[str, Any]]]],
-                   ) -> list[tuple[int, list[int]]]:
+def insert_started(
+    s: Session,
+    started: Sequence[tuple[dict[str, Any], list[dict[str, Any]]]],
+) -> list[tuple[int, list[int]]]:
     """Insert started runs and their task instances in two statements; return (run id, queued ids) each."""
     if not started:
         return []
     conn = s.connection()
-    run_ids = [run_id for run_id, in insert_rows(conn, _RUNS, [run for run, _ in started], returning=("id",))]
+    run_ids = [run_id for (run_id,) in insert_rows(conn, _RUNS, [run for run, _ in started], returning=("id",))]
     rows = []
     for run_id, (_, tasks) in zip(run_ids, started, strict=True):
         for task in tasks:
-            task["run_id"] = run_id   # the rows are this call's own (started_rows' copies)
+            task["run_id"] = run_id  # the rows are this call's own (started_rows' copies)
             rows.append(task)
-    ti_ids = [ti_id for ti_id, in insert_rows(conn, _TASK_INSTANCES, rows, returning=("id",))]
+    ti_ids = [ti_id for (ti_id,) in insert_rows(conn, _TASK_INSTANCES, rows, returning=("id",))]
     queued: dict[int, list[int]] = {run_id: [] for run_id in run_ids}
     for row, ti_id in zip(rows, ti_ids, strict=True):
         if row["state"] == TaskState.QUEUED.value:

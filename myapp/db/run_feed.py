@@ -20,7 +20,11 @@ def newest_run_id(s: Session) -> int:
 
 def runs_since(s: Session, seen: int, active: Iterable[int], limit: int = 200) -> Sequence[Any]:
     """Return the runs after id `seen` and those in `active` (id, name, trigger, state, message, times, debug_task)."""
-    rows: Sequence[Any] = s.execute(select(*_COLUMNS).join(Pipeline, Pipeline.id == Run.pipeline_id)
-                                         .where(or_(Run.id > seen, Run.id.in_(list(active))))
-                                         .order_by(Run.id).limit(limit)).all()
+    rows: Sequence[Any] = s.execute(
+        select(*_COLUMNS)
+        .join(Pipeline, Pipeline.id == Run.pipeline_id)
+        .where(or_(Run.id > seen, Run.id.in_(list(active))))
+        .order_by(Run.id)
+        .limit(limit)
+    ).all()
     return rows

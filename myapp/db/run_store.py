@@ -71,7 +71,7 @@ class RunStore:
         self.db = db
         self.specs = specs
         self.dispatch = dispatch
-        self.wake: Wake = no_wake   # ask for a scheduler pass (queue.celery_app.use_celery)
+        self.wake: Wake = no_wake  # ask for a scheduler pass (queue.celery_app.use_celery)
         # ask a worker to create `creating` runs (db/run_creation.py; queue.celery_app.use_celery);
         # without a queue they wait for whoever calls finish_creation (tests, the reconciler's resend)
         self.create: Dispatch = _no_create
@@ -107,8 +107,9 @@ class RunStore:
     def create_in(self, s: Session, new: NewRun, now: datetime) -> tuple[int, list[int]]:
         """Create and start a run inside the caller's transaction; return (id, queued ti ids)."""
         row = s.get(Pipeline, new.pipeline_id)
-        pipeline = None if row is None else PipelineRow(row.id, row.name, row.project_id, row.current_version_id,
-                                                        row.timezone)
+        pipeline = (
+            None if row is None else PipelineRow(row.id, row.name, row.project_id, row.current_version_id, row.timezone)
+        )
         version_id = version_of(new, pipeline)
         assert pipeline is not None  # version_of raised otherwise
         spec, dag = self.specs.get(s, version_id)
@@ -121,9 +122,18 @@ class RunStore:
         Two statements for the whole batch (the pipelines, the versions not cached yet).
         """
         ids = sorted({new.pipeline_id for new in news})
-        pipelines = {row.id: PipelineRow(*row) for row in s.execute(
-            select(Pipeline.id, Pipeline.name, Pipeline.project_id, Pipeline.current_version_id, Pipeline.timezone)
-            .where(is_in(Pipeline.id, ids, s.get_bind().dialect.name)))} if ids else {}
+        pipelines = (
+            {
+                row.id: PipelineRow(*row)
+                for row in s.execute(
+                    select(
+                        Pipeline.id, Pipeline.name, Pipeline.project_id, Pipeline.current_version_id, Pipeline.timezone
+                    ).where(is_in(Pipeline.id, ids, s.get_bind().dialect.name))
+                )
+            }
+            if ids
+            else {}
+        )
         versions: list[int | MyappError] = []
         for new in news:
             try:
@@ -151,8 +161,10 @@ class RunStore:
         """
         started = [started_rows(draft, now) for draft in drafts]
         bulk = iter(insert_started(s, [rows for rows in started if rows is not None]))
-        return [next(bulk) if rows is not None else self._insert_draft(s, draft, now)
-                for draft, rows in zip(drafts, started, strict=True)]
+        return [
+            next(bulk) if rows is not None else self._insert_draft(s, draft, now)
+            for draft, rows in zip(drafts, started, strict=True)
+        ]
 
     def _insert_draft(self, s: Session, draft: RunDraft, now: datetime) -> tuple[int, list[int]]:
         run = Run(**draft.run)
@@ -187,9 +199,7 @@ class RunStore:
             return Dag((run.debug_task,), {run.debug_task: ()})
         return dag
 
-    def advance_in(
-        self, s: Session, run: RunHead, now: datetime, candidates: Iterable[str] | None = None
-    ) -> list[int]:
+    def advance_in(self, s: Session, run: RunHead, now: datetime, candidates: Iterable[str] | None = None) -> list[int]:
         """Queue what is ready, propagate failures, finish the run if nothing can run any more.
 
         With `candidates` only those task instances are read, and each is ready by its count of
@@ -207,16 +217,22 @@ class RunStore:
         if not names:
             self.finish_if_done(s, run, now)
             return []
-        rows = s.connection().execute(_TASK_VIEWS.where(
-            TaskInstance.run_id == run.id, is_in(TaskInstance.task_name, names, self.dialect))).all()
+        rows = (
+            s.connection()
+            .execute(
+                _TASK_VIEWS.where(TaskInstance.run_id == run.id, is_in(TaskInstance.task_name, names, self.dialect))
+            )
+            .all()
+        )
         return self._queue_ready(s, run, dag, rows, now)
 
     def release_in(self, s: Session, run: RunHead, now: datetime, succeeded: str, others_unfinished: bool) -> list[int]:
         """After `succeeded` succeeded: release its downstream tasks (`end_in`)."""
         return self.end_in(s, run, now, succeeded, Outcome.SUCCESS, others_unfinished)
 
-    def end_in(self, s: Session, run: RunHead, now: datetime, ended: str, outcome: Outcome,
-               others_unfinished: bool = True) -> list[int]:
+    def end_in(
+        self, s: Session, run: RunHead, now: datetime, ended: str, outcome: Outcome, others_unfinished: bool = True
+    ) -> list[int]:
         """After `ended` ended with `outcome`: take one off the count of each of its downstream tasks,
         let their trigger rules decide them (R13), and end the run if nothing is left. Reads and
         writes the downstream task instances only (O(own downstream edges)), however many upstreams
@@ -231,15 +247,38 @@ class RunStore:
             if not others_unfinished:
                 self.finish_if_done(s, run, now)
             return []
-        return self._settle(s, run, dag, self._release(s, run.id, downstream), outcome, now,
-                            finish=not others_unfinished, ended=(ended,))
+        return self._settle(
+            s,
+            run,
+            dag,
+            self._release(s, run.id, downstream),
+            outcome,
+            now,
+            finish=not others_unfinished,
+            ended=(ended,),
+        )
 
-    def queue_released(self, s: Session, run: RunHead, now: datetime, rows: Sequence[Any],
-                       others_unfinished: bool = True, succeeded: str = "") -> list[int]:
+    def queue_released(
+        self,
+        s: Session,
+        run: RunHead,
+        now: datetime,
+        rows: Sequence[Any],
+        others_unfinished: bool = True,
+        succeeded: str = "",
+    ) -> list[int]:
         """Decide the downstream task instances (`_TASK_VIEWS` rows) the success of `succeeded` released:
         queue those that are ready; end the run when none is and nothing else was unfinished."""
-        return self._settle(s, run, self.dag_of(s, run), rows, Outcome.SUCCESS, now, finish=not others_unfinished,
-                            ended=(succeeded,) if succeeded else ())
+        return self._settle(
+            s,
+            run,
+            self.dag_of(s, run),
+            rows,
+            Outcome.SUCCESS,
+            now,
+            finish=not others_unfinished,
+            ended=(succeeded,) if succeeded else (),
+        )
 
     def _release(self, s: Session, run_id: int, names: Sequence[str], by: int = 1) -> Sequence[Any]:
         conn = s.connection()
@@ -250,12 +289,23 @@ class RunStore:
         conn.execute(release)  # MySQL: no UPDATE ... RETURNING; the run lock keeps the rows as written
         return conn.execute(_TASK_VIEWS.where(*where)).all()
 
-    def _queue_ready(self, s: Session, run: RunHead, dag: Dag, rows: Sequence[Any], now: datetime, *,
-                     finish: bool = True) -> list[int]:
+    def _queue_ready(
+        self, s: Session, run: RunHead, dag: Dag, rows: Sequence[Any], now: datetime, *, finish: bool = True
+    ) -> list[int]:
         return self._settle(s, run, dag, rows, None, now, finish=finish)
 
-    def _settle(self, s: Session, run: RunHead, dag: Dag, rows: Sequence[Any], outcome: Outcome | None,
-                now: datetime, *, finish: bool, ended: Sequence[str] = ()) -> list[int]:
+    def _settle(
+        self,
+        s: Session,
+        run: RunHead,
+        dag: Dag,
+        rows: Sequence[Any],
+        outcome: Outcome | None,
+        now: datetime,
+        *,
+        finish: bool,
+        ended: Sequence[str] = (),
+    ) -> list[int]:
         """Apply what the end of `ended` (`outcome`; None: none ended) decides for the released rows.
 
         Those it skips or upstream-fails (R13) end too: their downstream tasks are released in
@@ -277,8 +327,10 @@ class RunStore:
                 if names:
                     settled_any = True
                     self._set_states(s, run.id, names, target, now, message=_settled_message(target, by_whom))
-                    todo += [(self._release(s, run.id, below, by), result, _feeding(dag, names, below))
-                             for by, below in _by_count(dag, names).items()]
+                    todo += [
+                        (self._release(s, run.id, below, by), result, _feeding(dag, names, below))
+                        for by, below in _by_count(dag, names).items()
+                    ]
         if not queued and (finish or settled_any):  # else the run goes on: what was just queued is unfinished
             self.finish_if_done(s, run, now)
         return queued
@@ -288,24 +340,38 @@ class RunStore:
         if run.debug_task:
             return {}
         spec, _ = self.specs.get(s, run.version_id)
-        return {name: TriggerRule(rule) for name in names
-                if (rule := spec.task(name).trigger_rule) != DEFAULT_RULE.value}
+        return {
+            name: TriggerRule(rule) for name in names if (rule := spec.task(name).trigger_rule) != DEFAULT_RULE.value
+        }
 
-    def _recount(self, s: Session, run_id: int, dag: Dag, views: list[core.TaskView],
-                 unknown: Sequence[str]) -> list[core.TaskView]:
+    def _recount(
+        self, s: Session, run_id: int, dag: Dag, views: list[core.TaskView], unknown: Sequence[str]
+    ) -> list[core.TaskView]:
         ups = sorted({u for name in unknown for u in dag.upstream.get(name, ())})
-        states = {name: TaskState(state) for name, state in s.connection().execute(
-            select(TaskInstance.task_name, TaskInstance.state).where(
-                TaskInstance.run_id == run_id, is_in(TaskInstance.task_name, ups, self.dialect)))} if ups else {}
+        states = (
+            {
+                name: TaskState(state)
+                for name, state in s.connection().execute(
+                    select(TaskInstance.task_name, TaskInstance.state).where(
+                        TaskInstance.run_id == run_id, is_in(TaskInstance.task_name, ups, self.dialect)
+                    )
+                )
+            }
+            if ups
+            else {}
+        )
         counts = core.count_waiting(dag, states, unknown)
         self._store_counts(s, run_id, counts)
         return [replace(v, waiting=counts[v.name]) if v.name in counts else v for v in views]
 
     def _store_counts(self, s: Session, run_id: int, counts: Mapping[str, int]) -> None:
         if counts:
-            update_rows(s.connection(), _TI_TABLE, [
-                {"run_id": run_id, "task_name": name, "upstream_waiting": n} for name, n in sorted(counts.items())],
-                keys=("run_id", "task_name"))
+            update_rows(
+                s.connection(),
+                _TI_TABLE,
+                [{"run_id": run_id, "task_name": name, "upstream_waiting": n} for name, n in sorted(counts.items())],
+                keys=("run_id", "task_name"),
+            )
 
     def _advance_all(self, s: Session, run: RunHead, dag: Dag, now: datetime) -> list[int]:
         """Advance the whole run from its states, and store any count that disagrees with them."""
@@ -322,7 +388,8 @@ class RunStore:
         counts = core.count_waiting(dag, states, pending)
         self._store_counts(s, run.id, {name: n for name, n in counts.items() if views[name].waiting != n})
         ready = {name for name, t in settled.items() if t is QUEUE} | {
-            v.name for v in views.values() if v.state is TaskState.UP_FOR_RETRY and core.is_ready(v, now)}
+            v.name for v in views.values() if v.state is TaskState.UP_FOR_RETRY and core.is_ready(v, now)
+        }
         queued = self._queue(s, [r.id for r in rows if r.task_name in ready], now)
         if not queued:  # else the run goes on: what was just queued is unfinished
             self.finish_if_done(s, run, now)
@@ -330,19 +397,32 @@ class RunStore:
 
     def _queue(self, s: Session, ids: Sequence[int], now: datetime) -> list[int]:
         if ids:  # one UPDATE; "evaluate" keeps task instances loaded in this session up to date
-            s.execute(update(TaskInstance).where(TaskInstance.id.in_(ids))
-                      .values(state=TaskState.QUEUED.value, queued_at=now, next_try_at=None),
-                      execution_options={"synchronize_session": "evaluate"})
+            s.execute(
+                update(TaskInstance)
+                .where(TaskInstance.id.in_(ids))
+                .values(state=TaskState.QUEUED.value, queued_at=now, next_try_at=None),
+                execution_options={"synchronize_session": "evaluate"},
+            )
         return list(ids)
 
     def _set_states(
-        self, s: Session, run_id: int, names: Iterable[str], target: TaskState, now: datetime, *,
-        message: str = "", only_from: Iterable[TaskState] = (TaskState.PENDING,),
+        self,
+        s: Session,
+        run_id: int,
+        names: Iterable[str],
+        target: TaskState,
+        now: datetime,
+        *,
+        message: str = "",
+        only_from: Iterable[TaskState] = (TaskState.PENDING,),
     ) -> None:
         s.execute(
             update(TaskInstance)
-            .where(TaskInstance.run_id == run_id, TaskInstance.task_name.in_(list(names)),
-                   TaskInstance.state.in_([st.value for st in only_from]))
+            .where(
+                TaskInstance.run_id == run_id,
+                TaskInstance.task_name.in_(list(names)),
+                TaskInstance.state.in_([st.value for st in only_from]),
+            )
             .values(state=target.value, ended_at=now, message=message)
             .execution_options(synchronize_session=False)
         )
@@ -351,11 +431,14 @@ class RunStore:
         """End the run when no task instance is unfinished any more."""
         if s.connection().execute(_UNFINISHED, {"run_id": run.id}).first() is not None:
             return
-        leaves = self.dag_of(s, run).leaves()   # R13: the outcome is read from the leaf tasks
-        counts = dict(s.execute(
-            select(TaskInstance.state, func.count())
-            .where(TaskInstance.run_id == run.id, is_in(TaskInstance.task_name, list(leaves), self.dialect))
-            .group_by(TaskInstance.state)).all())
+        leaves = self.dag_of(s, run).leaves()  # R13: the outcome is read from the leaf tasks
+        counts = dict(
+            s.execute(
+                select(TaskInstance.state, func.count())
+                .where(TaskInstance.run_id == run.id, is_in(TaskInstance.task_name, list(leaves), self.dialect))
+                .group_by(TaskInstance.state)
+            ).all()
+        )
         outcome = core.run_outcome(TaskState(k) for k in counts)
         if outcome is not None:
             ended = s.get(Run, run.id)  # the caller's object if it holds one; locked by the caller either way
@@ -394,8 +477,11 @@ class RunStore:
 
     def halt_in(self, s: Session, run: Run, now: datetime, state: RunState, message: str) -> None:
         """End an active run as stopped or failed(timeout), killing its running attempts."""
-        rows = s.scalars(select(TaskInstance).where(
-            TaskInstance.run_id == run.id, TaskInstance.state.in_([t.value for t in TASK_UNFINISHED]))).all()
+        rows = s.scalars(
+            select(TaskInstance).where(
+                TaskInstance.run_id == run.id, TaskInstance.state.in_([t.value for t in TASK_UNFINISHED])
+            )
+        ).all()
         states = {r.task_name: TaskState(r.state) for r in rows}
         targets = core.on_stop(states) if state is RunState.STOPPED else core.on_run_timeout(states)
         for row in rows:
@@ -405,8 +491,12 @@ class RunStore:
         s.execute(
             update(TaskAttempt)
             .where(TaskAttempt.task_instance_id.in_([r.id for r in rows]), unfinished(TaskAttempt.state, ATTEMPT))
-            .values(state=(AttemptState.STOPPED if state is RunState.STOPPED else AttemptState.FAILED).value,
-                    kill_requested=state.value, ended_at=now, message=message)
+            .values(
+                state=(AttemptState.STOPPED if state is RunState.STOPPED else AttemptState.FAILED).value,
+                kill_requested=state.value,
+                ended_at=now,
+                message=message,
+            )
             .execution_options(synchronize_session=False)
         )
         self._end_run(run, state, now, message)
@@ -419,10 +509,9 @@ class RunStore:
                 raise Conflict(f"run {run_id} is {run.state}; only failed or stopped runs can be retried")
             spec, _ = self.specs.get(s, run.version_id)
             rows = s.scalars(select(TaskInstance).where(TaskInstance.run_id == run.id)).all()
-            if not rows:   # stopped or failed while `creating` (db/run_creation.py): nothing to retry
+            if not rows:  # stopped or failed while `creating` (db/run_creation.py): nothing to retry
                 raise Conflict(f"run {run_id} ended before its tasks were created; copy it to run it again")
-            budgets = core.to_retry({r.task_name: _view(r) for r in rows},
-                                    {t.name: t.retries for t in spec.tasks})
+            budgets = core.to_retry({r.task_name: _view(r) for r in rows}, {t.name: t.retries for t in spec.tasks})
             for row in rows:
                 if row.task_name in budgets:
                     row.state = TaskState.PENDING.value
@@ -432,20 +521,31 @@ class RunStore:
             queued = self._start(s, run, now)
         self.dispatch(queued)
 
-    def copy_run(self, run_id: int, now: datetime, params: Mapping[str, str] | None = None,
-                 user_id: int | None = None, runner: str = "") -> int:
+    def copy_run(
+        self,
+        run_id: int,
+        now: datetime,
+        params: Mapping[str, str] | None = None,
+        user_id: int | None = None,
+        runner: str = "",
+    ) -> int:
         """Start a new manual run of the same version with the same (or edited) parameters."""
         with self.db.read() as s:
             src = s.get(Run, run_id)
             if src is None:
                 raise NotFound(f"run {run_id} not found")
             # A secret shown masked and sent back unchanged keeps the source run's value.
-            merged = {**open_tree(dict(src.params or {})),
-                      **{k: v for k, v in (params or {}).items() if v != MASK}}
+            merged = {**open_tree(dict(src.params or {})), **{k: v for k, v in (params or {}).items() if v != MASK}}
             new = NewRun(
-                pipeline_id=src.pipeline_id, version_id=src.version_id, trigger=Trigger.MANUAL,
-                execution_date=src.execution_date, params=merged, user_id=user_id, runner=runner,
-                copied_from=src.id, debug_task=src.debug_task,
+                pipeline_id=src.pipeline_id,
+                version_id=src.version_id,
+                trigger=Trigger.MANUAL,
+                execution_date=src.execution_date,
+                params=merged,
+                user_id=user_id,
+                runner=runner,
+                copied_from=src.id,
+                debug_task=src.debug_task,
                 debug_inputs=self._debug_inputs(s, src),
             )
         return self.create_run(new, now)
@@ -494,18 +594,28 @@ class LockedRun:
     deadline_at: datetime | None
 
 
-RELEASED_COLUMNS = (TaskInstance.id, TaskInstance.task_name, TaskInstance.state, TaskInstance.try_number,
-                    TaskInstance.max_tries, TaskInstance.next_try_at, TaskInstance.upstream_waiting)
+RELEASED_COLUMNS = (
+    TaskInstance.id,
+    TaskInstance.task_name,
+    TaskInstance.state,
+    TaskInstance.try_number,
+    TaskInstance.max_tries,
+    TaskInstance.next_try_at,
+    TaskInstance.upstream_waiting,
+)
 _TASK_VIEWS = select(*RELEASED_COLUMNS)
 _TI_TABLE = TaskInstance.__table__
-_UNFINISHED = (select(TaskInstance.id)
-               .where(TaskInstance.run_id == bindparam("run_id"),
-                      TaskInstance.state.in_(sorted(t.value for t in TASK_UNFINISHED)))
-               .limit(1))
+_UNFINISHED = (
+    select(TaskInstance.id)
+    .where(TaskInstance.run_id == bindparam("run_id"), TaskInstance.state.in_(sorted(t.value for t in TASK_UNFINISHED)))
+    .limit(1)
+)
 
 
-_SETTLED_MESSAGE = {TaskState.SKIPPED: "skipped by its trigger rule (R13)",
-                    TaskState.UPSTREAM_FAILED: "an upstream task did not succeed"}
+_SETTLED_MESSAGE = {
+    TaskState.SKIPPED: "skipped by its trigger rule (R13)",
+    TaskState.UPSTREAM_FAILED: "an upstream task did not succeed",
+}
 
 
 def _feeding(dag: Dag, ended: Sequence[str], below: Sequence[str]) -> list[str]:
@@ -534,10 +644,10 @@ def _by_count(dag: Dag, ended: Iterable[str]) -> dict[int, list[str]]:
 
 
 def _row_view(row: Any) -> core.TaskView:
-    return core.TaskView(row.task_name, TaskState(row.state), row.try_number, row.max_tries, row.next_try_at,
-                         row.upstream_waiting)
+    return core.TaskView(
+        row.task_name, TaskState(row.state), row.try_number, row.max_tries, row.next_try_at, row.upstream_waiting
+    )
 
 
 def _view(row: TaskInstance) -> core.TaskView:
     return core.TaskView(row.task_name, TaskState(row.state), row.try_number, row.max_tries, row.next_try_at)
-

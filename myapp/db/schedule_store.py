@@ -91,27 +91,39 @@ def schedule_of(pipeline: Pipeline | DuePipeline) -> Schedule:
     if pipeline.cron is None or pipeline.start_time is None:
         raise ValueError("the schedule has no cron expression or start_time; save the pipeline again")
     return Schedule(
-        pipeline_id=pipeline.id, cron=pipeline.cron, timezone=pipeline.timezone,
-        start_time=pipeline.start_time, depends_on_past=pipeline.depends_on_past,
-        expired_limit=pipeline.expired_limit, max_active_runs=pipeline.max_active_runs,
-        enabled=pipeline.schedule_enabled and pipeline.schedule_type == "crontab")
+        pipeline_id=pipeline.id,
+        cron=pipeline.cron,
+        timezone=pipeline.timezone,
+        start_time=pipeline.start_time,
+        depends_on_past=pipeline.depends_on_past,
+        expired_limit=pipeline.expired_limit,
+        max_active_runs=pipeline.max_active_runs,
+        enabled=pipeline.schedule_enabled and pipeline.schedule_type == "crontab",
+    )
 
 
-def claim_due(s: Session, db: Database, now: datetime, *, after_id: int = 0, limit: int = 500,
-              ids: Sequence[int] | None = None) -> list[DuePipeline]:
+def claim_due(
+    s: Session, db: Database, now: datetime, *, after_id: int = 0, limit: int = 500, ids: Sequence[int] | None = None
+) -> list[DuePipeline]:
     """Lock and return up to `limit` due pipelines with id > after_id, by id (SKIP LOCKED).
 
     Due: enabled crontab, next_fire_at unset or <= now, and not already ticked at a later
     instant (a clock that steps back changes nothing, R6). Plain rows: loading ORM objects would
     cost more than planning them.
     """
-    q = (select(*_DUE_COLUMNS)
-         .where(Pipeline.schedule_enabled.is_(True), Pipeline.schedule_type == "crontab",
-                (Pipeline.next_fire_at.is_(None)) | (Pipeline.next_fire_at <= now),
-                (Pipeline.last_tick_at.is_(None)) | (Pipeline.last_tick_at <= now),
-                Pipeline.id > after_id)
-         .order_by(Pipeline.id).limit(limit)
-         .with_for_update(**db.lock_options(skip_locked=True)))
+    q = (
+        select(*_DUE_COLUMNS)
+        .where(
+            Pipeline.schedule_enabled.is_(True),
+            Pipeline.schedule_type == "crontab",
+            (Pipeline.next_fire_at.is_(None)) | (Pipeline.next_fire_at <= now),
+            (Pipeline.last_tick_at.is_(None)) | (Pipeline.last_tick_at <= now),
+            Pipeline.id > after_id,
+        )
+        .order_by(Pipeline.id)
+        .limit(limit)
+        .with_for_update(**db.lock_options(skip_locked=True))
+    )
     if ids is not None:
         q = q.where(is_in(Pipeline.id, ids, db.engine.dialect.name))
     return [DuePipeline(*row) for row in s.execute(q)]
@@ -150,10 +162,12 @@ def _snapshot_statements(dialect: str) -> tuple[Any, Any]:
     key per object: a batch does not rebuild and re-key a dozen subqueries)."""
     newest, newest_status, newest_state = _newest(None)
     launched, _, launched_state = _newest(RecordStatus.LAUNCHED)
-    heads = (select(Pipeline.id, _active_cron_runs(), newest, newest_status, newest_state, launched, launched_state)
-             .where(in_param(Pipeline.id, "ids", dialect)))
-    waiting = (select(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date, ScheduleRecord.message)
-               .where(in_param(ScheduleRecord.pipeline_id, "ids", dialect), unfinished(ScheduleRecord.status, RECORD)))
+    heads = select(
+        Pipeline.id, _active_cron_runs(), newest, newest_status, newest_state, launched, launched_state
+    ).where(in_param(Pipeline.id, "ids", dialect))
+    waiting = select(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date, ScheduleRecord.message).where(
+        in_param(ScheduleRecord.pipeline_id, "ids", dialect), unfinished(ScheduleRecord.status, RECORD)
+    )
     return heads, waiting
 
 
@@ -174,10 +188,17 @@ def _newest(status: str | None) -> tuple[Any, Any, Any]:
 
 def _active_cron_runs() -> Any:
     """How many of a pipeline's cron runs are queued or running (R5), correlated."""
-    return (select(func.count()).select_from(Run)
-            .where(Run.pipeline_id == Pipeline.id, Run.trigger == Trigger.CRON.value,
-                   or_(*(Run.state == state for state in ACTIVE_STATES)))   # no expanding IN to render each time
-            .correlate(Pipeline).scalar_subquery())
+    return (
+        select(func.count())
+        .select_from(Run)
+        .where(
+            Run.pipeline_id == Pipeline.id,
+            Run.trigger == Trigger.CRON.value,
+            or_(*(Run.state == state for state in ACTIVE_STATES)),
+        )  # no expanding IN to render each time
+        .correlate(Pipeline)
+        .scalar_subquery()
+    )
 
 
 def _run_state(value: str | None) -> RunState | None:
@@ -188,12 +209,27 @@ def insert_records(s: Session, rows: Sequence[NewRecord], now: datetime) -> set[
     """Insert records, ignoring any that exist (the unique key is the arbiter); return those inserted."""
     if not rows:
         return set()
-    values = [{"pipeline_id": r.pipeline_id, "execution_date": r.instant, "execution_date_text": r.text,
-               "status": RecordStatus(r.status).value, "message": r.message, "run_id": r.run_id, "created_at": now, "updated_at": now}
-              for r in rows]
+    values = [
+        {
+            "pipeline_id": r.pipeline_id,
+            "execution_date": r.instant,
+            "execution_date_text": r.text,
+            "status": RecordStatus(r.status).value,
+            "message": r.message,
+            "run_id": r.run_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for r in rows
+    ]
     if s.get_bind().dialect.name in ("postgresql", "sqlite"):
-        inserted = insert_rows(s.connection(), _RECORDS, values, returning=("pipeline_id", "execution_date"),
-                               conflict_keys=("pipeline_id", "execution_date"))
+        inserted = insert_rows(
+            s.connection(),
+            _RECORDS,
+            values,
+            returning=("pipeline_id", "execution_date"),
+            conflict_keys=("pipeline_id", "execution_date"),
+        )
         return {(pid, instant) for pid, instant in inserted}
     s.connection().execute(insert(_RECORDS).prefix_with("IGNORE"), values)  # MySQL: no RETURNING
     return {(r.pipeline_id, r.instant) for r in rows}
@@ -201,40 +237,70 @@ def insert_records(s: Session, rows: Sequence[NewRecord], now: datetime) -> set[
 
 def expire_records(s: Session, rows: Sequence[tuple[int, datetime, str]], now: datetime) -> None:
     """Mark waiting records (pipeline_id, instant, message) expired."""
-    _update_waiting(s, [{"pipeline_id": pid, "execution_date": at, "message": message} for pid, at, message in rows],
-                    {"status": RecordStatus.EXPIRED.value, "updated_at": now})
+    _update_waiting(
+        s,
+        [{"pipeline_id": pid, "execution_date": at, "message": message} for pid, at, message in rows],
+        {"status": RecordStatus.EXPIRED.value, "updated_at": now},
+    )
 
 
 def set_wait_reasons(s: Session, rows: Sequence[tuple[int, datetime, str]], now: datetime) -> None:
     """Store why waiting records (pipeline_id, instant, reason) still wait."""
-    _update_waiting(s, [{"pipeline_id": pid, "execution_date": at, "message": reason} for pid, at, reason in rows],
-                    {"updated_at": now})
+    _update_waiting(
+        s,
+        [{"pipeline_id": pid, "execution_date": at, "message": reason} for pid, at, reason in rows],
+        {"updated_at": now},
+    )
 
 
 def mark_launched(s: Session, rows: Sequence[tuple[int, datetime, int]], now: datetime) -> int:
     """Mark waiting records (pipeline_id, instant, run_id) launched with their run; return how many were waiting."""
-    return _update_waiting(s, [{"pipeline_id": pid, "execution_date": at, "run_id": run_id}
-                               for pid, at, run_id in rows], {"status": RecordStatus.LAUNCHED.value, "message": "", "updated_at": now})
+    return _update_waiting(
+        s,
+        [{"pipeline_id": pid, "execution_date": at, "run_id": run_id} for pid, at, run_id in rows],
+        {"status": RecordStatus.LAUNCHED.value, "message": "", "updated_at": now},
+    )
 
 
 def _update_waiting(s: Session, rows: Sequence[dict[str, Any]], constants: dict[str, Any]) -> int:
-    return update_rows(s.connection(), _RECORDS, rows, keys=("pipeline_id", "execution_date"), constants=constants,
-                       only_if={"status": _ONLY_FROM})
+    return update_rows(
+        s.connection(),
+        _RECORDS,
+        rows,
+        keys=("pipeline_id", "execution_date"),
+        constants=constants,
+        only_if={"status": _ONLY_FROM},
+    )
 
 
 def insert_skips(s: Session, rows: Sequence[tuple[int, int, datetime, datetime]], now: datetime) -> None:
     """Record skipped spans (pipeline_id, count, first, last) (D12)."""
     if rows:
-        s.connection().execute(insert(ScheduleSkip.__table__), [
-            {"pipeline_id": pid, "count": count, "first_instant": first, "last_instant": last, "created_at": now}
-            for pid, count, first, last in rows])
+        s.connection().execute(
+            insert(ScheduleSkip.__table__),
+            [
+                {"pipeline_id": pid, "count": count, "first_instant": first, "last_instant": last, "created_at": now}
+                for pid, count, first, last in rows
+            ],
+        )
 
 
 def update_pipelines(s: Session, ticks: Iterable[PipelineTick]) -> None:
     """Write next_fire_at, last_tick_at and schedule_error back to the pipelines."""
-    update_rows(s.connection(), _PIPELINES, [
-        {"id": t.pipeline_id, "next_fire_at": t.next_fire_at, "last_tick_at": t.last_tick_at,
-         "schedule_error": t.schedule_error} for t in ticks], keys=("id",))
+    update_rows(
+        s.connection(),
+        _PIPELINES,
+        [
+            {
+                "id": t.pipeline_id,
+                "next_fire_at": t.next_fire_at,
+                "last_tick_at": t.last_tick_at,
+                "schedule_error": t.schedule_error,
+            }
+            for t in ticks
+        ],
+        keys=("id",),
+    )
 
 
 Wake = Callable[[Sequence[int]], None]
@@ -258,8 +324,9 @@ def _send_wake(wake: Wake, pipeline_ids: Sequence[int]) -> None:
     try:
         wake(pipeline_ids)
     except Exception:  # noqa: BLE001  the next beat pass sees them due anyway
-        log.warning("asking for a scheduler pass for pipelines %s failed; the next beat does it",
-                    pipeline_ids, exc_info=True)
+        log.warning(
+            "asking for a scheduler pass for pipelines %s failed; the next beat does it", pipeline_ids, exc_info=True
+        )
 
 
 def no_wake(pipeline_ids: Sequence[int]) -> None:
@@ -269,8 +336,12 @@ def no_wake(pipeline_ids: Sequence[int]) -> None:
 def wake_in(s: Session, run: Run) -> None:
     """Make the scheduler look at a pipeline whose cron run just ended (a slot or a predecessor freed)."""
     if run.trigger == Trigger.CRON.value:
-        s.execute(update(Pipeline).where(Pipeline.id == run.pipeline_id, Pipeline.schedule_enabled.is_(True))
-                  .values(next_fire_at=None).execution_options(synchronize_session=False))
+        s.execute(
+            update(Pipeline)
+            .where(Pipeline.id == run.pipeline_id, Pipeline.schedule_enabled.is_(True))
+            .values(next_fire_at=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 # ----- read models for `myapp schedule records` and GET /api/v1/schedules/records ------------------
@@ -280,8 +351,9 @@ def local_text(instant: datetime, timezone: str) -> str:
     return f"{local.strftime('%Y-%m-%d %H:%M:%S')} {local.isoformat()[19:]}"
 
 
-def _record_filter(q: Any, pipeline_id: int | None, status: str | None, since: datetime | None,
-                   until: datetime | None) -> Any:
+def _record_filter(
+    q: Any, pipeline_id: int | None, status: str | None, since: datetime | None, until: datetime | None
+) -> Any:
     if pipeline_id is not None:
         q = q.where(ScheduleRecord.pipeline_id == pipeline_id)
     if status:
@@ -293,45 +365,83 @@ def _record_filter(q: Any, pipeline_id: int | None, status: str | None, since: d
     return q
 
 
-def record_count(s: Session, *, pipeline_id: int | None = None, status: str | None = None,
-                 since: datetime | None = None, until: datetime | None = None) -> int:
+def record_count(
+    s: Session,
+    *,
+    pipeline_id: int | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> int:
     """Return how many schedule records match (the "N of M" of a listing)."""
-    return int(s.scalar(_record_filter(select(func.count(ScheduleRecord.id)), pipeline_id, status, since, until))
-               or 0)
+    return int(s.scalar(_record_filter(select(func.count(ScheduleRecord.id)), pipeline_id, status, since, until)) or 0)
 
 
-def record_rows(s: Session, *, pipeline_id: int | None = None, status: str | None = None,
-                limit: int = 100, offset: int = 0, since: datetime | None = None,
-                until: datetime | None = None) -> list[dict[str, Any]]:
+def record_rows(
+    s: Session,
+    *,
+    pipeline_id: int | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[dict[str, Any]]:
     """Return schedule records newest first, with their run's state, as JSON-ready dicts."""
-    q = (select(ScheduleRecord, Pipeline.name, Pipeline.timezone, Run.state)
-         .join(Pipeline, Pipeline.id == ScheduleRecord.pipeline_id)
-         .outerjoin(Run, Run.id == ScheduleRecord.run_id)
-         .order_by(ScheduleRecord.execution_date.desc(), ScheduleRecord.id.desc()).limit(limit).offset(offset))
+    q = (
+        select(ScheduleRecord, Pipeline.name, Pipeline.timezone, Run.state)
+        .join(Pipeline, Pipeline.id == ScheduleRecord.pipeline_id)
+        .outerjoin(Run, Run.id == ScheduleRecord.run_id)
+        .order_by(ScheduleRecord.execution_date.desc(), ScheduleRecord.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
     q = _record_filter(q, pipeline_id, status, since, until)
-    return [{
-        "id": r.id, "pipeline_id": r.pipeline_id, "pipeline": name, "timezone": tz,
-        "execution_date": r.execution_date_text, "execution_local": local_text(r.execution_date, tz),
-        "execution_instant": r.execution_date.astimezone(ZoneInfo(tz)).isoformat(),
-        "execution_utc": r.execution_date.isoformat(), "status": r.status, "run_id": r.run_id,
-        "run_state": run_state, "message": r.message, "created_at": r.created_at.isoformat(),
-    } for r, name, tz, run_state in s.execute(q)]
+    return [
+        {
+            "id": r.id,
+            "pipeline_id": r.pipeline_id,
+            "pipeline": name,
+            "timezone": tz,
+            "execution_date": r.execution_date_text,
+            "execution_local": local_text(r.execution_date, tz),
+            "execution_instant": r.execution_date.astimezone(ZoneInfo(tz)).isoformat(),
+            "execution_utc": r.execution_date.isoformat(),
+            "status": r.status,
+            "run_id": r.run_id,
+            "run_state": run_state,
+            "message": r.message,
+            "created_at": r.created_at.isoformat(),
+        }
+        for r, name, tz, run_state in s.execute(q)
+    ]
 
 
 def skip_rows(s: Session, *, pipeline_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """Return the skipped spans (D12) newest first: how many fire times, from when to when."""
-    q = (select(ScheduleSkip, Pipeline.name, Pipeline.timezone, Pipeline.expired_limit)
-         .join(Pipeline, Pipeline.id == ScheduleSkip.pipeline_id)
-         .order_by(ScheduleSkip.id.desc()).limit(limit))
+    q = (
+        select(ScheduleSkip, Pipeline.name, Pipeline.timezone, Pipeline.expired_limit)
+        .join(Pipeline, Pipeline.id == ScheduleSkip.pipeline_id)
+        .order_by(ScheduleSkip.id.desc())
+        .limit(limit)
+    )
     if pipeline_id is not None:
         q = q.where(ScheduleSkip.pipeline_id == pipeline_id)
     rows = []
     for skip, name, tz, keep in s.execute(q):
         first, last = local_text(skip.first_instant, tz), local_text(skip.last_instant, tz)
-        rows.append({
-            "pipeline_id": skip.pipeline_id, "pipeline": name, "count": skip.count,
-            "first": first, "last": last, "first_instant": skip.first_instant.isoformat(),
-            "last_instant": skip.last_instant.isoformat(), "created_at": skip.created_at.isoformat(),
-            "text": f"{skip.count:,} fire times from {first} to {last} were skipped "
-                    f"(expired_limit {keep} keeps only the newest)"})
+        rows.append(
+            {
+                "pipeline_id": skip.pipeline_id,
+                "pipeline": name,
+                "count": skip.count,
+                "first": first,
+                "last": last,
+                "first_instant": skip.first_instant.isoformat(),
+                "last_instant": skip.last_instant.isoformat(),
+                "created_at": skip.created_at.isoformat(),
+                "text": f"{skip.count:,} fire times from {first} to {last} were skipped "
+                f"(expired_limit {keep} keeps only the newest)",
+            }
+        )
     return rows

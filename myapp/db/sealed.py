@@ -45,7 +45,7 @@ class Keyring:
         """Seal with keys[0] from now on; open with these and every key configured before."""
         with self._lock:
             self._keys = list(dict.fromkeys([*keys, *self._keys]))
-            self._fernet = None   # built on first use: a process that meets no secret never loads cryptography
+            self._fernet = None  # built on first use: a process that meets no secret never loads cryptography
 
     def _cipher(self) -> Any:
         with self._lock:
@@ -72,10 +72,12 @@ class Keyring:
         from cryptography.fernet import InvalidToken
 
         try:
-            return str(cipher.decrypt(text[len(PREFIX):].encode()).decode())
+            return str(cipher.decrypt(text[len(PREFIX) :].encode()).decode())
         except InvalidToken:
-            raise SealError("a stored secret was sealed with a key that is not in MYAPP_SECRETS_KEYS "
-                            "(or MYAPP_SECRET_KEY changed); add the old key after the new one") from None
+            raise SealError(
+                "a stored secret was sealed with a key that is not in MYAPP_SECRETS_KEYS "
+                "(or MYAPP_SECRET_KEY changed); add the old key after the new one"
+            ) from None
 
     def reseal(self, text: str) -> str:
         """Return `text` sealed with the first key (opening it first if sealed with another)."""

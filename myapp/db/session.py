@@ -46,9 +46,9 @@ def shown_url(url: str) -> str:
 def driver_url(url: str) -> str:
     """Return `url` naming the driver myapp installs: psycopg for postgresql://, PyMySQL for mysql://."""
     if url.startswith("postgresql://"):
-        return "postgresql+psycopg://" + url[len("postgresql://"):]
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
     if url.startswith("mysql://"):
-        return "mysql+pymysql://" + url[len("mysql://"):]
+        return "mysql+pymysql://" + url[len("mysql://") :]
     return url
 
 
@@ -187,8 +187,9 @@ class Database:
         if self.engine.dialect.name == "postgresql":
             session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
-    def retry_on_disconnect(self, work: Callable[[], T], *, within: float = 30.0,
-                            sleep: Callable[[float], None] = time.sleep) -> T:
+    def retry_on_disconnect(
+        self, work: Callable[[], T], *, within: float = 30.0, sleep: Callable[[float], None] = time.sleep
+    ) -> T:
         """Return `work()`, calling it again while it fails on a lost connection, for up to `within` s.
 
         `work` must be whole transactions that are safe to repeat: one that failed was rolled back.

@@ -58,8 +58,9 @@ class VersionSpecs:
         if not missing:
             return found
         loaded: dict[int, tuple[PipelineSpec, Dag]] = {}
-        for version_id, data in session.execute(select(PipelineVersion.id, PipelineVersion.spec)
-                                                .where(PipelineVersion.id.in_(missing))):
+        for version_id, data in session.execute(
+            select(PipelineVersion.id, PipelineVersion.spec).where(PipelineVersion.id.in_(missing))
+        ):
             spec = parse_pipeline(data)
             loaded[version_id] = (spec, Dag.from_spec(spec))
         with self._lock:

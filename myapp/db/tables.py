@@ -56,7 +56,7 @@ class TaskTemplate(Base):
     kind: Mapped[str] = mapped_column(String(16))
     category: Mapped[str] = mapped_column(String(63), default="general")
     description: Mapped[str] = mapped_column(Text, default="")
-    spec: Mapped[dict[str, Any]] = mapped_column(SealedJson)   # secret defaults sealed (myapp/db/sealed.py)
+    spec: Mapped[dict[str, Any]] = mapped_column(SealedJson)  # secret defaults sealed (myapp/db/sealed.py)
     readme: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(16))  # builtin | plugin | package | user
     status: Mapped[str] = mapped_column(String(16), default=TEMPLATE.initial.value)  # core/states.py TEMPLATE
@@ -116,7 +116,7 @@ class PipelineVersion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"), index=True)
     number: Mapped[int] = mapped_column(Integer)
-    spec: Mapped[dict[str, Any]] = mapped_column(SealedJson)   # secrets sealed (myapp/db/sealed.py)
+    spec: Mapped[dict[str, Any]] = mapped_column(SealedJson)  # secrets sealed (myapp/db/sealed.py)
     spec_hash: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"), nullable=True)
@@ -184,8 +184,8 @@ class TaskInstance(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     task_name: Mapped[str] = mapped_column(String(63))
     state: Mapped[str] = mapped_column(String(16), default=TASK.initial.value)  # core/states.py TASK
-    try_number: Mapped[int] = mapped_column(Integer, default=0)   # attempts started so far
-    max_tries: Mapped[int] = mapped_column(Integer, default=1)    # highest try_number allowed
+    try_number: Mapped[int] = mapped_column(Integer, default=0)  # attempts started so far
+    max_tries: Mapped[int] = mapped_column(Integer, default=1)  # highest try_number allowed
     inputs: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     outputs: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     message: Mapped[str] = mapped_column(Text, default="")
@@ -232,8 +232,8 @@ class ScheduleRecord(Base):
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"))
-    execution_date: Mapped[datetime] = mapped_column(UTCDateTime)   # the fire instant (UTC)
-    execution_date_text: Mapped[str] = mapped_column(String(32))     # rendered in the pipeline's zone
+    execution_date: Mapped[datetime] = mapped_column(UTCDateTime)  # the fire instant (UTC)
+    execution_date_text: Mapped[str] = mapped_column(String(32))  # rendered in the pipeline's zone
     status: Mapped[str] = mapped_column(String(16), default=RECORD.initial.value)  # core/states.py RECORD
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), nullable=True)
     message: Mapped[str] = mapped_column(Text, default="")
@@ -251,4 +251,3 @@ class ScheduleSkip(Base):
     last_instant: Mapped[datetime] = mapped_column(UTCDateTime)
     count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-

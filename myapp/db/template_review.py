@@ -83,7 +83,7 @@ class UserTemplates:
 
     def __init__(self, db: Database, *, kind_check: KindCheck, self_approval: bool = False) -> None:
         self.db = db
-        self.kind_check = kind_check   # myapp/builtins/kinds.py kind_errors, given by the entry point
+        self.kind_check = kind_check  # myapp/builtins/kinds.py kind_errors, given by the entry point
         self.self_approval = self_approval
 
     # ----- writes ------------------------------------------------------------------------
@@ -96,9 +96,15 @@ class UserTemplates:
             if project_id is not None and not can(actor, Action.WRITE, project_id):
                 raise Forbidden(f"you may not create templates in project {project!r}")
             _check_name(s, actor, spec, exclude_id=None)
-            row = TaskTemplate(name=spec.name, version=spec.version, source=USER_SOURCE,
-                               status=TEMPLATE.initial.value, owner_id=actor.user_id, project_id=project_id,
-                               created_at=now)
+            row = TaskTemplate(
+                name=spec.name,
+                version=spec.version,
+                source=USER_SOURCE,
+                status=TEMPLATE.initial.value,
+                owner_id=actor.user_id,
+                project_id=project_id,
+                created_at=now,
+            )
             _fill(row, spec, now)
             s.add(row)
             s.flush()
@@ -124,8 +130,9 @@ class UserTemplates:
             row.updated_at = now
             _record(s, row.id, "submit", _reason(message, required=False), actor, now)
 
-    def approve(self, actor: Actor, template_id: int, now: datetime, comment: str = "", *,
-                scope: str | None = None) -> None:
+    def approve(
+        self, actor: Actor, template_id: int, now: datetime, comment: str = "", *, scope: str | None = None
+    ) -> None:
         """Publish a pending template to `scope` (project or all): an admin or an owner of its project,
         not its submitter."""
         reason = _reason(comment, required=False)
@@ -157,12 +164,15 @@ class UserTemplates:
         if scope == "all" and not actor.is_admin:
             raise Forbidden(f"only an admin may publish {_ref(row)} to every project; choose scope project")
         if not self.self_approval and actor.user_id == _submitter(s, row):
-            raise Forbidden(f"you submitted {_ref(row)}: another reviewer must approve it "
-                            "(the setting template_self_approval allows it on single-admin installs)")
+            raise Forbidden(
+                f"you submitted {_ref(row)}: another reviewer must approve it "
+                "(the setting template_self_approval allows it on single-admin installs)"
+            )
         return scope
 
-    def _step(self, s: Session, actor: Actor, row: TaskTemplate, to: TemplateStatus, reason: str,
-              now: datetime) -> None:
+    def _step(
+        self, s: Session, actor: Actor, row: TaskTemplate, to: TemplateStatus, reason: str, now: datetime
+    ) -> None:
         row.status = transition(row.status, to, _ref(row)).value
         row.updated_at = now
         _record(s, row.id, "approve" if to is TemplateStatus.PUBLISHED else "reject", reason, actor, now)
@@ -189,10 +199,12 @@ class UserTemplates:
         """Return the template's steps, oldest first: create, edit, submit, approve, reject (with reasons)."""
         with self.db.read() as s:
             self._visible(s, actor, template_id)
-            rows = s.execute(select(TemplateReview, USERS.c.username)
-                             .join(USERS, USERS.c.id == TemplateReview.user_id, isouter=True)
-                             .where(TemplateReview.template_id == template_id)
-                             .order_by(TemplateReview.at, TemplateReview.id)).all()
+            rows = s.execute(
+                select(TemplateReview, USERS.c.username)
+                .join(USERS, USERS.c.id == TemplateReview.user_id, isouter=True)
+                .where(TemplateReview.template_id == template_id)
+                .order_by(TemplateReview.at, TemplateReview.id)
+            ).all()
             return [{"action": r.action, "reason": r.reason, "user": name, "at": r.at.isoformat()} for r, name in rows]
 
     # ----- helpers -----------------------------------------------------------------------
@@ -214,9 +226,12 @@ class UserTemplates:
 
 def _submitter(s: Session, row: TaskTemplate) -> int | None:
     """Return who asked for the current review: the user of the latest submit (else the owner)."""
-    user_id = s.scalar(select(TemplateReview.user_id).where(TemplateReview.template_id == row.id,
-                                                            TemplateReview.action == "submit")
-                       .order_by(TemplateReview.at.desc(), TemplateReview.id.desc()).limit(1))
+    user_id = s.scalar(
+        select(TemplateReview.user_id)
+        .where(TemplateReview.template_id == row.id, TemplateReview.action == "submit")
+        .order_by(TemplateReview.at.desc(), TemplateReview.id.desc())
+        .limit(1)
+    )
     return int(user_id) if user_id is not None else row.owner_id
 
 
@@ -269,10 +284,17 @@ def seal_template_defaults(data: dict[str, Any], fn: Callable[[str], str] = seal
     params = data.get("parameters")
     if not isinstance(params, dict):
         return data
-    out = {**data, "parameters": {name: ({**p, "default": fn(p["default"])}
-                                         if isinstance(p, dict) and p.get("type") == "secret"
-                                         and isinstance(p.get("default"), str) else p)
-                                  for name, p in params.items()}}
+    out = {
+        **data,
+        "parameters": {
+            name: (
+                {**p, "default": fn(p["default"])}
+                if isinstance(p, dict) and p.get("type") == "secret" and isinstance(p.get("default"), str)
+                else p
+            )
+            for name, p in params.items()
+        },
+    }
     return out
 
 
@@ -297,26 +319,46 @@ def _scoped(q: Any, actor: Actor, scope: str) -> Any:
         raise SpecError("scope", "must be visible, mine or review")
     if actor.is_admin:
         return q
-    return q.where(or_(TaskTemplate.status == TemplateStatus.PUBLISHED.value,
-                       TaskTemplate.owner_id == actor.user_id, TaskTemplate.status == TemplateStatus.PENDING.value))
+    return q.where(
+        or_(
+            TaskTemplate.status == TemplateStatus.PUBLISHED.value,
+            TaskTemplate.owner_id == actor.user_id,
+            TaskTemplate.status == TemplateStatus.PENDING.value,
+        )
+    )
 
 
 def _view(s: Session, row: TaskTemplate, actor: Actor) -> dict[str, Any]:
     owner = s.scalar(select(USERS.c.username).where(USERS.c.id == row.owner_id)) if row.owner_id else None
     project = s.scalar(select(Project.name).where(Project.id == row.project_id)) if row.project_id else None
-    last = s.scalar(select(TemplateReview).where(TemplateReview.template_id == row.id,
-                                                 TemplateReview.action == "reject")
-                    .order_by(TemplateReview.at.desc(), TemplateReview.id.desc()).limit(1))
+    last = s.scalar(
+        select(TemplateReview)
+        .where(TemplateReview.template_id == row.id, TemplateReview.action == "reject")
+        .order_by(TemplateReview.at.desc(), TemplateReview.id.desc())
+        .limit(1)
+    )
     spec = parse_template(row.spec, "database")
     return {
-        "id": row.id, "name": row.name, "version": row.version, "ref": _ref(row), "kind": row.kind,
+        "id": row.id,
+        "name": row.name,
+        "version": row.version,
+        "ref": _ref(row),
+        "kind": row.kind,
         "publish_scope": row.publish_scope if row.status == TemplateStatus.PUBLISHED else None,
-        "category": row.category, "description": row.description, "status": row.status, "source": row.source,
-        "owner": owner, "owner_id": row.owner_id, "project": project, "readme": row.readme,
+        "category": row.category,
+        "description": row.description,
+        "status": row.status,
+        "source": row.source,
+        "owner": owner,
+        "owner_id": row.owner_id,
+        "project": project,
+        "readme": row.readme,
         "rejection_reason": last.reason if last is not None and row.status == TemplateStatus.REJECTED else "",
-        "can_edit": row.source == USER_SOURCE and row.owner_id == actor.user_id
+        "can_edit": row.source == USER_SOURCE
+        and row.owner_id == actor.user_id
         and row.status != TemplateStatus.PUBLISHED,
         "can_review": row.status == TemplateStatus.PENDING and may_review(actor, row),
         "definition": masked_template_dict(spec),
-        "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
     }

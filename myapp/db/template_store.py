@@ -40,12 +40,20 @@ class TemplateStore:
         written = []
         with self.db.write() as s:
             for t in templates:
-                row = s.scalar(select(TaskTemplate).where(TaskTemplate.name == t.name, TaskTemplate.version == t.version))
+                row = s.scalar(
+                    select(TaskTemplate).where(TaskTemplate.name == t.name, TaskTemplate.version == t.version)
+                )
                 if row is not None and row.source == "user":
                     continue  # a user's template keeps its name@version; the plugin is skipped
                 data = template_to_dict(t)
                 if row is None:
-                    row = TaskTemplate(name=t.name, version=t.version, created_at=now, source=source, status=TemplateStatus.PUBLISHED.value)
+                    row = TaskTemplate(
+                        name=t.name,
+                        version=t.version,
+                        created_at=now,
+                        source=source,
+                        status=TemplateStatus.PUBLISHED.value,
+                    )
                     s.add(row)
                 row.kind, row.category, row.description = t.kind, t.category, t.description
                 row.spec, row.readme, row.updated_at = data, t.readme, now
@@ -67,7 +75,9 @@ class TemplateStore:
             return self._exact[key]
         name, _, version = ref.partition("@")
         with self.db.read() as s:
-            q = select(TaskTemplate).where(TaskTemplate.name == name, TaskTemplate.status == TemplateStatus.PUBLISHED.value)
+            q = select(TaskTemplate).where(
+                TaskTemplate.name == name, TaskTemplate.status == TemplateStatus.PUBLISHED.value
+            )
             if project is not None:
                 q = q.where(_usable_in(select(Project.id).where(Project.name == project).scalar_subquery()))
             if version:
@@ -88,8 +98,13 @@ class TemplateStore:
         """
         q = select(TaskTemplate).where(TaskTemplate.status == TemplateStatus.PUBLISHED.value)
         if projects is not None:
-            q = q.where(or_(TaskTemplate.publish_scope.is_(None), TaskTemplate.publish_scope != "project",
-                            TaskTemplate.project_id.in_(list(projects))))
+            q = q.where(
+                or_(
+                    TaskTemplate.publish_scope.is_(None),
+                    TaskTemplate.publish_scope != "project",
+                    TaskTemplate.project_id.in_(list(projects)),
+                )
+            )
         with self.db.read() as s:
             rows = s.scalars(q.order_by(TaskTemplate.category, TaskTemplate.name)).all()
         return [template_from_dict(r.spec) for r in rows]
@@ -97,8 +112,11 @@ class TemplateStore:
 
 def _usable_in(project_id: Any) -> ColumnElement[bool]:
     """Return the condition "a pipeline of project `project_id` may use this published template"."""
-    return or_(TaskTemplate.publish_scope.is_(None), TaskTemplate.publish_scope != "project",
-               TaskTemplate.project_id == project_id)
+    return or_(
+        TaskTemplate.publish_scope.is_(None),
+        TaskTemplate.publish_scope != "project",
+        TaskTemplate.project_id == project_id,
+    )
 
 
 class ProjectCatalog:

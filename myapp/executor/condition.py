@@ -24,13 +24,20 @@ def condition_result(ctx: AttemptContext, cluster_name: str) -> AttemptResult | 
     if not when or ctx.debug_inputs is not None:
         return None
     rctx = RenderContext(
-        creator=ctx.creator, runner=ctx.runner, pipeline_id=ctx.pipeline_id, pipeline_name=ctx.pipeline_name,
-        run_id=ctx.run_id, task_name=ctx.task.name, cluster_name=cluster_name,
-        execution_date=ctx.execution_date, params={})
+        creator=ctx.creator,
+        runner=ctx.runner,
+        pipeline_id=ctx.pipeline_id,
+        pipeline_name=ctx.pipeline_name,
+        run_id=ctx.run_id,
+        task_name=ctx.task.name,
+        cluster_name=cluster_name,
+        execution_date=ctx.execution_date,
+        params={},
+    )
     try:
         rctx = replace(rctx, params=render_global_params(ctx.spec.parameters, ctx.params, rctx))
         met = is_condition_met(when, rctx, ctx.upstream_outputs)
-    except MyappError as exc:   # a message people read: a secret parameter's value never shows in it
+    except MyappError as exc:  # a message people read: a secret parameter's value never shows in it
         values = {**ctx.params, **rctx.params}
         secrets = Redactor(values.get(p.name, "") for p in ctx.spec.parameters if p.secret)
         return AttemptResult(succeeded=False, message=secrets(str(exc)))

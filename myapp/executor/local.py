@@ -52,7 +52,7 @@ class LocalConfig:
     heartbeat_interval: float
     kill_grace: float
     render_timeout: float = 10.0
-    confinement: Confinement = Confinement(roots=DEFAULT_ROOTS)   # where outputs may be read (item 7)
+    confinement: Confinement = Confinement(roots=DEFAULT_ROOTS)  # where outputs may be read (item 7)
     # Who tasks run as (issue 13 B1, myapp/executor/task_user.py): one account per project when the
     # worker is root; else the worker's user, for the project recorded in `single_project_home` only.
     accounts: TaskAccounts | None = None
@@ -61,7 +61,7 @@ class LocalConfig:
     artifacts: ArtifactRepository | None = None
 
 
-Heartbeat = Callable[[], bool]   # False: the attempt was stopped or taken away; kill it
+Heartbeat = Callable[[], bool]  # False: the attempt was stopped or taken away; kill it
 Now = Callable[[], datetime]
 
 
@@ -77,8 +77,14 @@ class LocalExecutor:
         """Return the attempt's working directory under the workflow space."""
         return self.config.workflow_space / str(ctx.run_id) / ctx.task.name / str(ctx.try_number)
 
-    def run(self, ctx: AttemptContext, log: AttemptLog, heartbeat: Heartbeat, now: Now,
-            on_start: Callable[[int], None] | None = None) -> AttemptResult:
+    def run(
+        self,
+        ctx: AttemptContext,
+        log: AttemptLog,
+        heartbeat: Heartbeat,
+        now: Now,
+        on_start: Callable[[int], None] | None = None,
+    ) -> AttemptResult:
         """Run one attempt to its end and return how it ended; never raises for task errors."""
         workdir = self.workdir(ctx)
         try:
@@ -103,8 +109,13 @@ class LocalExecutor:
         try:
             # A command without a slash is looked up in the PATH of `env` (as execvpe does).
             proc = subprocess.Popen(
-                list(argv), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                list(argv),
+                cwd=workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
                 **_as_account(account),
             )
         except OSError as exc:
@@ -119,10 +130,10 @@ class LocalExecutor:
                 on_start(proc.pid)
             code, why = self._wait(proc, ctx, log, heartbeat, now)
         except BaseException:
-            _kill_leftovers(proc.pid)   # the leader is not reaped yet, so its group id is still ours
+            _kill_leftovers(proc.pid)  # the leader is not reaped yet, so its group id is still ours
             raise
         finally:
-            REAPER.forget(proc.pid)     # the group is gone: _wait killed what was left of it
+            REAPER.forget(proc.pid)  # the group is gone: _wait killed what was left of it
         if why:
             log.write(why, Stream.SYS)
             return AttemptResult(succeeded=False, exit_code=code, message=why, inputs=shown)
@@ -130,10 +141,20 @@ class LocalExecutor:
             msg = seqpod_failure(ctx.task.name, workdir, code) if PLAN_ENV in env else f"exit code {code}"
             return AttemptResult(succeeded=False, exit_code=code, message=msg, inputs=shown)
         try:
-            confinement = self.config.confinement if account is None else \
-                dataclasses.replace(self.config.confinement, owner=account.uid)
-            produced = collect_outputs(ctx.task.name, outputs, workdir, confinement, artifacts=self.artifacts,
-                                       run_id=ctx.run_id, try_number=ctx.try_number)
+            confinement = (
+                self.config.confinement
+                if account is None
+                else dataclasses.replace(self.config.confinement, owner=account.uid)
+            )
+            produced = collect_outputs(
+                ctx.task.name,
+                outputs,
+                workdir,
+                confinement,
+                artifacts=self.artifacts,
+                run_id=ctx.run_id,
+                try_number=ctx.try_number,
+            )
         except (MyappError, OSError) as exc:
             log.write(str(exc), Stream.SYS)
             return AttemptResult(succeeded=False, exit_code=code, message=str(exc), inputs=shown)
@@ -166,16 +187,23 @@ class LocalExecutor:
                 raise MyappError(f"{parent} is not a directory of the worker's own: refusing to run a task in it")
         if workdir.is_symlink():
             workdir.unlink()
-        elif workdir.exists():   # left by a lost attempt of the same try: its files are the task's, not trusted
+        elif workdir.exists():  # left by a lost attempt of the same try: its files are the task's, not trusted
             shutil.rmtree(workdir)
         workdir.mkdir(mode=0o700)
 
-    def _prepare(self, ctx: AttemptContext, workdir: Path, account: Account | None) -> tuple[
-            tuple[str, ...], dict[str, str], tuple[OutputSpec, ...], dict[str, Any], list[str]]:
+    def _prepare(
+        self, ctx: AttemptContext, workdir: Path, account: Account | None
+    ) -> tuple[tuple[str, ...], dict[str, str], tuple[OutputSpec, ...], dict[str, Any], list[str]]:
         rctx = RenderContext(
-            creator=ctx.creator, runner=ctx.runner, pipeline_id=ctx.pipeline_id,
-            pipeline_name=ctx.pipeline_name, run_id=ctx.run_id, task_name=ctx.task.name,
-            cluster_name=self.config.cluster_name, execution_date=ctx.execution_date, params={},
+            creator=ctx.creator,
+            runner=ctx.runner,
+            pipeline_id=ctx.pipeline_id,
+            pipeline_name=ctx.pipeline_name,
+            run_id=ctx.run_id,
+            task_name=ctx.task.name,
+            cluster_name=self.config.cluster_name,
+            execution_date=ctx.execution_date,
+            params={},
         )
         params = render_global_params(ctx.spec.parameters, ctx.params, rctx)
         rctx = RenderContext(**{**rctx.__dict__, "params": params})
@@ -189,23 +217,28 @@ class LocalExecutor:
             raise MyappError(f"task {ctx.task.name!r}: template {ctx.task.template!r} is not registered")
         secret_params = {p.name for p in ctx.spec.parameters if p.secret}
         task, template = apply_workspaces(ctx.task, template, self._workspaces(ctx, account))
-        if template is not None and template.kind == "seqpod":   # the steps, in one runner process
+        if template is not None and template.kind == "seqpod":  # the steps, in one runner process
             rendered = render_seqpod(task, template, rctx, values, secret_params)
         else:
             rendered = render_task(task, template, rctx, values, secret_params)
         env = {k: os.environ[k] for k in PASS_THROUGH_ENV if k in os.environ}
         env.update(rendered.env)
-        env.update({
-            "MYAPP_RUN_ID": str(ctx.run_id), "MYAPP_USER_ID": str(ctx.user_id or ""),
-            "MYAPP_TOKEN": ctx.token, "MYAPP_TASK_NAME": ctx.task.name,
-            "MYAPP_TRY_NUMBER": str(ctx.try_number), "MYAPP_WORKDIR": str(workdir),
-        })
-        if account is not None:   # the worker's HOME is not the task's
+        env.update(
+            {
+                "MYAPP_RUN_ID": str(ctx.run_id),
+                "MYAPP_USER_ID": str(ctx.user_id or ""),
+                "MYAPP_TOKEN": ctx.token,
+                "MYAPP_TASK_NAME": ctx.task.name,
+                "MYAPP_TRY_NUMBER": str(ctx.try_number),
+                "MYAPP_WORKDIR": str(workdir),
+            }
+        )
+        if account is not None:  # the worker's HOME is not the task's
             env["HOME"] = str(workdir)
         secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
         secrets |= rendered.secret_env
         shown = {k: {"type": v.kind, "value": MASK if k in secrets else values[k]} for k, v in resolved.items()}
-        for k, v in resolved.items():   # where a file came from: a retried or copied debug run fetches it again
+        for k, v in resolved.items():  # where a file came from: a retried or copied debug run fetches it again
             if v.kind == "file":
                 shown[k]["path"] = v.value
         secret_values = [rendered.env[k] for k in rendered.secret_env]
@@ -217,8 +250,11 @@ class LocalExecutor:
         Locally a workspace is `workflow_space/workspaces/project-ID/NAME` (`shared` without a
         project): a project's tasks see their own workspaces only (docs/security.md §3).
         """
-        base = self.config.workflow_space / "workspaces" / \
-            (f"project-{ctx.project_id}" if ctx.project_id is not None else "shared")
+        base = (
+            self.config.workflow_space
+            / "workspaces"
+            / (f"project-{ctx.project_id}" if ctx.project_id is not None else "shared")
+        )
         paths = {}
         for binding in ctx.task.workspaces:
             where = base / binding.name
@@ -236,13 +272,15 @@ class LocalExecutor:
         out = {}
         for name, val in resolved.items():
             if val.kind == "file":
-                Budget.current().check_time()   # a stop between two copies frees the slot
-            out[name] = str(self.artifacts.fetch(val.value, workdir / "inputs" / name)) if val.kind == "file" \
-                else val.value
+                Budget.current().check_time()  # a stop between two copies frees the slot
+            out[name] = (
+                str(self.artifacts.fetch(val.value, workdir / "inputs" / name)) if val.kind == "file" else val.value
+            )
         return out
 
-    def _wait(self, proc: subprocess.Popen[bytes], ctx: AttemptContext, log: AttemptLog,
-              heartbeat: Heartbeat, now: Now) -> tuple[int, str]:
+    def _wait(
+        self, proc: subprocess.Popen[bytes], ctx: AttemptContext, log: AttemptLog, heartbeat: Heartbeat, now: Now
+    ) -> tuple[int, str]:
         """Pump the output into the log until the process exits, heart-beating; kill it when told to."""
         watch = _Watch(proc, log)
         try:
@@ -314,8 +352,10 @@ class _Watch:
         self.log = log
         self.selector = selectors.DefaultSelector()
         self.streams = {stream.fileno(): stream for stream in (proc.stdout, proc.stderr) if stream is not None}
-        self.kinds = {proc.stdout.fileno() if proc.stdout else -1: Stream.OUT,
-                      proc.stderr.fileno() if proc.stderr else -2: Stream.ERR}
+        self.kinds = {
+            proc.stdout.fileno() if proc.stdout else -1: Stream.OUT,
+            proc.stderr.fileno() if proc.stderr else -2: Stream.ERR,
+        }
         self.partial = {fd: bytearray() for fd in self.streams}
         self.cutting: set[int] = set()  # streams inside a line already cut at MAX_LINE
         for fd in self.streams:
@@ -368,7 +408,7 @@ class _Watch:
             if fd in self.cutting:  # the rest of a cut line is dropped
                 self.cutting.discard(fd)
             else:
-                self.log.write(buf[start:end + 1].decode("utf-8", errors="replace"), self.kinds[fd])
+                self.log.write(buf[start : end + 1].decode("utf-8", errors="replace"), self.kinds[fd])
             start = end + 1
         del buf[:start]
         if len(buf) > MAX_LINE and fd not in self.cutting:  # the log cuts it; keep no more of it

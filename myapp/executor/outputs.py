@@ -29,7 +29,7 @@ class Confinement:
 
     roots: tuple[str, ...] = ()
     denied: tuple[Path, ...] = ()
-    owner: int | None = None   # the task's account: an output (and all it holds) must be its own (issue 13 B1)
+    owner: int | None = None  # the task's account: an output (and all it holds) must be its own (issue 13 B1)
 
 
 def confined_source(task: str, out: OutputSpec, workdir: Path, confinement: Confinement) -> Path:
@@ -45,11 +45,16 @@ def confined_source(task: str, out: OutputSpec, workdir: Path, confinement: Conf
         _check_owner(task, out, real, confinement.owner)
     if _inside(real, workdir.resolve()):
         return real
-    allowed = Path(out.path).is_absolute() and any(_inside(real, Path(r).resolve()) for r in confinement.roots) \
+    allowed = (
+        Path(out.path).is_absolute()
+        and any(_inside(real, Path(r).resolve()) for r in confinement.roots)
         and not any(_inside(real, d.resolve()) for d in confinement.denied)
+    )
     if not allowed:
-        raise OutputError(f"task {task!r}: output {out.name!r} at {out.path} resolves to {real}, outside the "
-                          f"attempt's working directory and the allowed output locations (a symbolic link?)")
+        raise OutputError(
+            f"task {task!r}: output {out.name!r} at {out.path} resolves to {real}, outside the "
+            f"attempt's working directory and the allowed output locations (a symbolic link?)"
+        )
     return real
 
 
@@ -62,16 +67,25 @@ def _check_owner(task: str, out: OutputSpec, real: Path, owner: int) -> None:
             paths += [Path(root, name) for name in (*dirs, *files)]
     for path in paths:
         if path.lstat().st_uid != owner:
-            raise OutputError(f"task {task!r}: output {out.name!r} at {out.path}: {path} does not belong to the "
-                              "task's account")
+            raise OutputError(
+                f"task {task!r}: output {out.name!r} at {out.path}: {path} does not belong to the task's account"
+            )
 
 
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def collect_outputs(task: str, outputs: Sequence[OutputSpec], workdir: Path, confinement: Confinement, *,
-                    artifacts: ArtifactRepository, run_id: int, try_number: int) -> dict[str, Any]:
+def collect_outputs(
+    task: str,
+    outputs: Sequence[OutputSpec],
+    workdir: Path,
+    confinement: Confinement,
+    *,
+    artifacts: ArtifactRepository,
+    run_id: int,
+    try_number: int,
+) -> dict[str, Any]:
     """Read text outputs and store file outputs in the artifact repository; raise OutputError
     (ArtifactError when the repository fails)."""
     result: dict[str, Any] = {}
@@ -93,6 +107,8 @@ def read_text_output(task: str, out: OutputSpec, source: Path) -> str:
     if text.endswith("\n"):
         text = text[:-1]
     if len(text) > TEXT_LIMIT:
-        raise OutputError(f"task {task!r}: text output {out.name!r} has {len(text)} characters; "
-                          f"the limit is {TEXT_LIMIT} (use type: file)")
+        raise OutputError(
+            f"task {task!r}: text output {out.name!r} has {len(text)} characters; "
+            f"the limit is {TEXT_LIMIT} (use type: file)"
+        )
     return text

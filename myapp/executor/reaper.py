@@ -52,9 +52,9 @@ class Reaper:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
-        self._table = -1           # the slot table's file descriptor
-        self._owner = 0            # the pid that made _proc and _table (a forked child needs its own)
-        self._slots: dict[int, int] = {}   # process group -> slot
+        self._table = -1  # the slot table's file descriptor
+        self._owner = 0  # the pid that made _proc and _table (a forked child needs its own)
+        self._slots: dict[int, int] = {}  # process group -> slot
         self._free: list[int] = []
 
     def register(self, pgid: int) -> None:
@@ -83,7 +83,7 @@ class Reaper:
             return self._proc.pid if self._proc is not None else None
 
     def _after_fork(self) -> None:
-        if self._owner != os.getpid():   # inherited: the parent's helper, table and groups are not ours
+        if self._owner != os.getpid():  # inherited: the parent's helper, table and groups are not ours
             self._proc, self._table, self._slots, self._free = None, -1, {}, []
 
     def _ensure(self) -> None:
@@ -92,12 +92,17 @@ class Reaper:
             self._table, self._owner = _new_table(), os.getpid()
         if self._proc is not None and self._proc.poll() is None:
             return
-        if self._proc is not None:   # it died: the table still holds every running group
+        if self._proc is not None:  # it died: the table still holds every running group
             log.warning("the reaper process %s died; starting another", self._proc.pid)
         # Its own session: a signal to the worker's process group (Ctrl-C, killpg) does not reach it.
-        self._proc = subprocess.Popen([sys.executable, "-S", "-c", HELPER, str(self._table)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      pass_fds=(self._table,), start_new_session=True)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-S", "-c", HELPER, str(self._table)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(self._table,),
+            start_new_session=True,
+        )
 
 
 def _new_table() -> int:

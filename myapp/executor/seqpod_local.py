@@ -20,8 +20,13 @@ from myapp.core.model import TaskSpec, TemplateSpec
 from myapp.core.render import RenderContext, RenderedTask, render_task
 
 
-def render_steps(task: TaskSpec, template: TemplateSpec, ctx: RenderContext, inputs: Mapping[str, str],
-                 secret_params: frozenset[str] | set[str]) -> tuple[list[tuple[str, tuple[str, ...]]], RenderedTask]:
+def render_steps(
+    task: TaskSpec,
+    template: TemplateSpec,
+    ctx: RenderContext,
+    inputs: Mapping[str, str],
+    secret_params: frozenset[str] | set[str],
+) -> tuple[list[tuple[str, tuple[str, ...]]], RenderedTask]:
     """Return each step's (name, rendered argv) and the task as rendered for the last step, with every step's env."""
     env: dict[str, str] = {}
     secret_env: set[str] = set()
@@ -34,8 +39,13 @@ def render_steps(task: TaskSpec, template: TemplateSpec, ctx: RenderContext, inp
     return steps, replace(rendered, env=env, secret_env=frozenset(secret_env))
 
 
-def render_seqpod(task: TaskSpec, template: TemplateSpec, ctx: RenderContext, inputs: Mapping[str, str],
-                  secret_params: frozenset[str] | set[str]) -> RenderedTask:
+def render_seqpod(
+    task: TaskSpec,
+    template: TemplateSpec,
+    ctx: RenderContext,
+    inputs: Mapping[str, str],
+    secret_params: frozenset[str] | set[str],
+) -> RenderedTask:
     """Return the local runner's argv and env for `task` (env: every step's env and the plan)."""
     steps, rendered = render_steps(task, template, ctx, inputs, secret_params)
     plan = {"steps": [{"name": name, "argv": list(argv)} for name, argv in steps]}

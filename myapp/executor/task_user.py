@@ -61,15 +61,23 @@ def decide(setting: str, euid: int) -> Isolation:
     if euid == 0 and setting in ("auto", "users"):
         return Isolation(USERS, "tasks run as one unprivileged account per project (the worker is root)")
     if setting == "users":
-        raise MyappError("MYAPP_TASK_ISOLATION: 'users' needs a worker running as root (it switches to each "
-                         f"project's account); this worker runs as uid {euid}")
+        raise MyappError(
+            "MYAPP_TASK_ISOLATION: 'users' needs a worker running as root (it switches to each "
+            f"project's account); this worker runs as uid {euid}"
+        )
     if setting == "none":
-        return Isolation(SHARED, "tasks run as the worker's own user, for every project (task_isolation: none): "
-                                 "task code can read the worker's environment, secret key, database credentials and "
-                                 "every project's logs and files")
-    return Isolation(SINGLE, "the worker is not root, so it cannot switch users: tasks run as the worker's own "
-                             "user and can read its environment, secret key and database credentials; only one "
-                             "project's tasks run (set task_isolation: none to run every project's, accepting this)")
+        return Isolation(
+            SHARED,
+            "tasks run as the worker's own user, for every project (task_isolation: none): "
+            "task code can read the worker's environment, secret key, database credentials and "
+            "every project's logs and files",
+        )
+    return Isolation(
+        SINGLE,
+        "the worker is not root, so it cannot switch users: tasks run as the worker's own "
+        "user and can read its environment, secret key and database credentials; only one "
+        "project's tasks run (set task_isolation: none to run every project's, accepting this)",
+    )
 
 
 class TaskAccounts:
@@ -98,8 +106,10 @@ class TaskAccounts:
         except KeyError:
             taken = None
         if taken is not None and taken.pw_name != name:
-            raise MyappError(f"uid {uid} (task_uid_base + project {project_id}) belongs to {taken.pw_name!r}, "
-                             f"not to the task account {name!r}: choose another MYAPP_TASK_UID_BASE")
+            raise MyappError(
+                f"uid {uid} (task_uid_base + project {project_id}) belongs to {taken.pw_name!r}, "
+                f"not to the task account {name!r}: choose another MYAPP_TASK_UID_BASE"
+            )
         if taken is None and self.create:
             _create_account(name, uid)
         return Account(name, uid, uid)
@@ -111,13 +121,35 @@ def _create_account(name: str, uid: int) -> None:
     if not (groupadd and useradd):
         log.info("no useradd here: task account %s runs with the numeric uid %d only", name, uid)
         return
-    for argv in ([groupadd, "-g", str(uid), name],
-                 [useradd, "-u", str(uid), "-g", str(uid), "-M", "-N", "-l", "-d", "/nonexistent",
-                  "-s", "/usr/sbin/nologin", "-c", "myapp task account", name]):
+    for argv in (
+        [groupadd, "-g", str(uid), name],
+        [
+            useradd,
+            "-u",
+            str(uid),
+            "-g",
+            str(uid),
+            "-M",
+            "-N",
+            "-l",
+            "-d",
+            "/nonexistent",
+            "-s",
+            "/usr/sbin/nologin",
+            "-c",
+            "myapp task account",
+            name,
+        ],
+    ):
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if done.returncode not in (0, 4, 9):   # 4: id taken (a concurrent worker), 9: name taken
-            log.warning("%s failed (%s): task account %s runs with the numeric uid %d only",
-                        argv[0], done.stderr.strip(), name, uid)
+        if done.returncode not in (0, 4, 9):  # 4: id taken (a concurrent worker), 9: name taken
+            log.warning(
+                "%s failed (%s): task account %s runs with the numeric uid %d only",
+                argv[0],
+                done.stderr.strip(),
+                name,
+                uid,
+            )
             return
 
 
@@ -141,13 +173,14 @@ def bind_single_project(home: Path, project_id: int | None, task: str) -> None:
         raise MyappError(
             f"task {task!r}: refused: this worker cannot switch users (it is not root), so it runs the tasks of "
             f"one project only (project id {bound}, recorded in {path}); run the worker as root, or set "
-            "MYAPP_TASK_ISOLATION=none to let every project's tasks run as the worker's user")
+            "MYAPP_TASK_ISOLATION=none to let every project's tasks run as the worker's user"
+        )
 
 
 def secure_home(home: Path) -> None:
     """Make MYAPP_HOME (secret key, database file, logs, artifacts) unreadable to task accounts."""
     try:
-        if home.is_dir() and os.geteuid() in (0, home.stat().st_uid):   # root: also a home the web server owns
+        if home.is_dir() and os.geteuid() in (0, home.stat().st_uid):  # root: also a home the web server owns
             home.chmod(0o700)
     except OSError as exc:
         log.warning("cannot restrict %s to its owner: %s", home, exc)
@@ -169,8 +202,11 @@ def describe(setting: str, euid: int | None = None) -> dict[str, str]:
     """Return what /health says about task isolation: under `users` what every worker guarantees (one
     that is not root does not start), else what a worker running like this process would give."""
     if setting == "users":
-        return {"mode": USERS, "message": "tasks run as one unprivileged account per project "
-                                          "(task_isolation: users; a worker that is not root does not start)"}
+        return {
+            "mode": USERS,
+            "message": "tasks run as one unprivileged account per project "
+            "(task_isolation: users; a worker that is not root does not start)",
+        }
     try:
         iso = decide(setting, os.geteuid() if euid is None else euid)
     except MyappError as exc:

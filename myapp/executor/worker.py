@@ -33,22 +33,31 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-_ACCOUNTS: dict[tuple[str, int], TaskAccounts] = {}   # per process: accounts already made
+_ACCOUNTS: dict[tuple[str, int], TaskAccounts] = {}  # per process: accounts already made
 
 
 def local_executor(services: ExecutorPorts) -> LocalExecutor:
     """Build the local executor from settings (MyappError if task_isolation cannot be given)."""
     s = services.settings
     iso = decide(s.task_isolation, os.geteuid())
-    accounts = _ACCOUNTS.setdefault((s.task_user, s.task_uid_base), TaskAccounts(s.task_user, s.task_uid_base)) \
-        if iso.switches_users else None
+    accounts = (
+        _ACCOUNTS.setdefault((s.task_user, s.task_uid_base), TaskAccounts(s.task_user, s.task_uid_base))
+        if iso.switches_users
+        else None
+    )
     return LocalExecutor(
-        LocalConfig(workflow_space=s.workflow_space, artifacts_dir=s.artifacts_dir,
-                    cluster_name=s.cluster_name, heartbeat_interval=s.heartbeat_interval,
-                    kill_grace=s.kill_grace, render_timeout=s.render_timeout,
-                    confinement=Confinement(parse_roots(s.output_roots), (s.home, s.workflow_space)),
-                    accounts=accounts, single_project_home=s.home if iso.mode == SINGLE else None,
-                    artifacts=services.artifacts),
+        LocalConfig(
+            workflow_space=s.workflow_space,
+            artifacts_dir=s.artifacts_dir,
+            cluster_name=s.cluster_name,
+            heartbeat_interval=s.heartbeat_interval,
+            kill_grace=s.kill_grace,
+            render_timeout=s.render_timeout,
+            confinement=Confinement(parse_roots(s.output_roots), (s.home, s.workflow_space)),
+            accounts=accounts,
+            single_project_home=s.home if iso.mode == SINGLE else None,
+            artifacts=services.artifacts,
+        ),
         services.templates,
     )
 
@@ -64,20 +73,24 @@ def prepare_task_isolation(settings: Settings) -> Isolation:
         secure_home(settings.home)
         settings.workflow_space.mkdir(parents=True, exist_ok=True)
         if settings.workflow_space.stat().st_uid == os.geteuid():
-            settings.workflow_space.chmod(0o711)   # tasks pass through to their own directory only
-        closed = next((p for p in (settings.workflow_space, *settings.workflow_space.parents)
-                       if not p.stat().st_mode & 0o001), None)
+            settings.workflow_space.chmod(0o711)  # tasks pass through to their own directory only
+        closed = next(
+            (p for p in (settings.workflow_space, *settings.workflow_space.parents) if not p.stat().st_mode & 0o001),
+            None,
+        )
         if closed is not None:
-            raise MyappError(f"MYAPP_WORKFLOW_SPACE: {settings.workflow_space} is out of reach of the task accounts "
-                             f"({closed} is mode {closed.stat().st_mode & 0o777:o}); choose a workflow space every "
-                             "user may pass through, or set MYAPP_TASK_ISOLATION=none")
+            raise MyappError(
+                f"MYAPP_WORKFLOW_SPACE: {settings.workflow_space} is out of reach of the task accounts "
+                f"({closed} is mode {closed.stat().st_mode & 0o777:o}); choose a workflow space every "
+                "user may pass through, or set MYAPP_TASK_ISOLATION=none"
+            )
         log.info("task isolation: %s", iso.message)
-    return iso   # without user switching the caller says so, once (cli/process.py announce_task_isolation)
+    return iso  # without user switching the caller says so, once (cli/process.py announce_task_isolation)
 
 
 def run_task_instance(ti_id: int, services: ExecutorPorts) -> int:
     """Run the next attempt of `ti_id` on the executor chosen by settings.executor; return attempts run."""
-    if services.settings.executor == "kubernetes":   # claim + create pods; the k8s watcher ends it
+    if services.settings.executor == "kubernetes":  # claim + create pods; the k8s watcher ends it
         from myapp.executor.kubernetes.launch import launch_with_own_client
 
         return int(launch_with_own_client(ti_id, services))
@@ -106,8 +119,9 @@ def execute_task_instance(ti_id: int, services: ExecutorPorts, executor: LocalEx
         next_id = kept
 
 
-def _execute_one(ti_id: int, services: ExecutorPorts, executor: LocalExecutor, *,
-                 keep_one: bool) -> tuple[int | None, bool]:
+def _execute_one(
+    ti_id: int, services: ExecutorPorts, executor: LocalExecutor, *, keep_one: bool
+) -> tuple[int | None, bool]:
     """Claim and run one attempt; return (the task instance kept to run next, whether this one ran)."""
     clock, attempts, retry = services.clock, services.attempts, services.db.retry_on_disconnect
     # Each store call is whole transactions: one whose connection dropped is repeated (a lost
@@ -117,8 +131,13 @@ def _execute_one(ti_id: int, services: ExecutorPorts, executor: LocalExecutor, *
         return None, False
     # Buffered: the executor flushes the lines of a running attempt every FLUSH_AFTER seconds, and a
     # short attempt's lines go out once, at close.
-    log = AttemptLog(LogKey(ctx.run_id, ctx.task.name, ctx.try_number), services.settings.logs_dir, services.redis,
-                     buffered=True, clock=clock.now)
+    log = AttemptLog(
+        LogKey(ctx.run_id, ctx.task.name, ctx.try_number),
+        services.settings.logs_dir,
+        services.redis,
+        buffered=True,
+        clock=clock.now,
+    )
     process: dict[str, Any] = {}
 
     def heartbeat() -> bool:
@@ -126,18 +145,22 @@ def _execute_one(ti_id: int, services: ExecutorPorts, executor: LocalExecutor, *
         # heartbeat interval costs no extra transaction.
         fresh = process.pop("new", None)
         try:
-            return retry(lambda: attempts.heartbeat(ctx.attempt_id, clock.now(), pid=fresh and fresh["pid"],
-                                                    container=fresh))
+            return retry(
+                lambda: attempts.heartbeat(ctx.attempt_id, clock.now(), pid=fresh and fresh["pid"], container=fresh)
+            )
         except Exception as exc:  # noqa: BLE001  the database stayed away: the attempt will be declared lost
             log.write(f"heartbeat failed, stopping the attempt: {str(exc).splitlines()[0]}", Stream.SYS)
             return False
 
     try:
-        early = condition_result(ctx, executor.config.cluster_name)   # R14: a false `when` runs nothing
+        early = condition_result(ctx, executor.config.cluster_name)  # R14: a false `when` runs nothing
         if early is not None:
             log.write(early.message, Stream.SYS)
         result = early or executor.run(
-            ctx, log, heartbeat=heartbeat, now=clock.now,
+            ctx,
+            log,
+            heartbeat=heartbeat,
+            now=clock.now,
             on_start=lambda pid: process.update(new={"kind": "process", "pid": pid, "worker": worker_name()}),
         )
     except Exception as exc:  # noqa: BLE001  an executor bug must still end the attempt

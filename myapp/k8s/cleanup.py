@@ -12,8 +12,15 @@ from myapp.k8s.tracked import TrackedAttempt
 log = logging.getLogger(__name__)
 
 
-def delete_quietly(launcher: Launcher, kind: str, name: str, *, grace: int | None = None, api_version: str = "v1",
-                   namespace: str | None = None) -> None:
+def delete_quietly(
+    launcher: Launcher,
+    kind: str,
+    name: str,
+    *,
+    grace: int | None = None,
+    api_version: str = "v1",
+    namespace: str | None = None,
+) -> None:
     """Delete one object; a refusal is logged (the next tick or sweep tries again), never raised."""
     try:
         launcher.delete(kind, name, api_version=api_version, namespace=namespace, grace_seconds=grace)
@@ -21,8 +28,14 @@ def delete_quietly(launcher: Launcher, kind: str, name: str, *, grace: int | Non
         log.warning("%s", exc)
 
 
-def delete_attempt_objects(launcher: Launcher, attempt: TrackedAttempt, cached: Sequence[PodView], *,
-                           running_only: bool, grace: int | None = None) -> None:
+def delete_attempt_objects(
+    launcher: Launcher,
+    attempt: TrackedAttempt,
+    cached: Sequence[PodView],
+    *,
+    running_only: bool,
+    grace: int | None = None,
+) -> None:
     """Delete the attempt's pods (only those still running if `running_only`), then its service and resource."""
     known = {p.name: p for p in cached}
     for name in sorted(set(attempt.pod_names) | set(known)):
@@ -34,9 +47,14 @@ def delete_attempt_objects(launcher: Launcher, attempt: TrackedAttempt, cached: 
         return
     if attempt.launch.get("service"):
         delete_quietly(launcher, "Service", str(attempt.launch["service"]))
-    if attempt.launch.get("secret"):   # owned by the pods, but no garbage collector may run (nor in time)
+    if attempt.launch.get("secret"):  # owned by the pods, but no garbage collector may run (nor in time)
         delete_quietly(launcher, "Secret", str(attempt.launch["secret"]))
     ref = attempt.launch.get("resource")
     if isinstance(ref, dict) and ref.get("name"):
-        delete_quietly(launcher, str(ref.get("kind")), str(ref["name"]), api_version=str(ref.get("apiVersion")),
-                       namespace=str(ref.get("namespace") or "") or None)
+        delete_quietly(
+            launcher,
+            str(ref.get("kind")),
+            str(ref["name"]),
+            api_version=str(ref.get("apiVersion")),
+            namespace=str(ref.get("namespace") or "") or None,
+        )

@@ -15,13 +15,18 @@ def make_api_client(cfg: KubeConfig, *, pool_size: int = 32) -> client.ApiClient
     configuration = client.Configuration()
     try:
         if cfg.kubeconfig:
-            config.load_kube_config(config_file=cfg.kubeconfig, context=cfg.context or None,  # type: ignore[no-untyped-call]
-                                    client_configuration=configuration)
+            config.load_kube_config(
+                config_file=cfg.kubeconfig,
+                context=cfg.context or None,  # type: ignore[no-untyped-call]
+                client_configuration=configuration,
+            )
         elif os.environ.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         else:
-            config.load_kube_config(context=cfg.context or None,  # type: ignore[no-untyped-call]
-                                    client_configuration=configuration)
+            config.load_kube_config(
+                context=cfg.context or None,  # type: ignore[no-untyped-call]
+                client_configuration=configuration,
+            )
     except (config.ConfigException, OSError) as exc:
         raise MyappError(f"kubernetes: cannot load the cluster configuration: {exc}") from None
     # Each live log stream holds a connection; keep them pooled instead of discarded.

@@ -49,8 +49,8 @@ class KubeConfig:
     group: str = "default"
     kubeconfig: str = ""
     context: str = ""
-    workflow_space: Path = Path("/tmp/workflow_space")   # where this process sees the workflow space
-    workflow_space_mount: str = "/tmp/workflow_space"    # where pods see it
+    workflow_space: Path = Path("/tmp/workflow_space")  # where this process sees the workflow space
+    workflow_space_mount: str = "/tmp/workflow_space"  # where pods see it
     workflow_space_pvc: str = ""
     placement: Placement = field(default_factory=Placement)
     projects: Mapping[str, Placement] = field(default_factory=dict)
@@ -84,15 +84,20 @@ class KubeConfig:
 
 def merge_resources(first: Resources, fallback: Resources) -> Resources:
     """Return `first` with each unset field taken from `fallback`."""
-    return Resources(cpu=first.cpu or fallback.cpu, memory=first.memory or fallback.memory,
-                     gpu=first.gpu or fallback.gpu, package=first.package or fallback.package)
+    return Resources(
+        cpu=first.cpu or fallback.cpu,
+        memory=first.memory or fallback.memory,
+        gpu=first.gpu or fallback.gpu,
+        package=first.package or fallback.package,
+    )
 
 
 def kube_config(settings: Settings) -> KubeConfig:
     """Parse the k8s_* settings; SettingsError names the bad one."""
     placement = Placement(
-        resources=_resources(_parse(settings.k8s_default_resources, "k8s_default_resources", {}),
-                             "k8s_default_resources"),
+        resources=_resources(
+            _parse(settings.k8s_default_resources, "k8s_default_resources", {}), "k8s_default_resources"
+        ),
         node_selector=_selector(settings.k8s_node_selector, "k8s_node_selector"),
         tolerations=_tolerations(_parse(settings.k8s_tolerations, "k8s_tolerations", []), "k8s_tolerations"),
         service_account=settings.k8s_service_account,
@@ -103,19 +108,28 @@ def kube_config(settings: Settings) -> KubeConfig:
     if not isinstance(packages, dict) or not isinstance(projects, dict):
         raise SettingsError("MYAPP_K8S_RESOURCE_PACKAGES / MYAPP_K8S_PROJECTS: expected a mapping")
     return KubeConfig(
-        namespace=settings.k8s_namespace, group=settings.k8s_group, kubeconfig=settings.k8s_kubeconfig,
-        context=settings.k8s_context, workflow_space=settings.workflow_space,
+        namespace=settings.k8s_namespace,
+        group=settings.k8s_group,
+        kubeconfig=settings.k8s_kubeconfig,
+        context=settings.k8s_context,
+        workflow_space=settings.workflow_space,
         workflow_space_mount=settings.k8s_workflow_space_mount or str(settings.workflow_space),
-        workflow_space_pvc=settings.k8s_workflow_space_pvc, placement=placement,
+        workflow_space_pvc=settings.k8s_workflow_space_pvc,
+        placement=placement,
         projects={str(k): _project(v, f"k8s_projects.{k}") for k, v in projects.items()},
         packages={str(k): _resources(v, f"k8s_resource_packages.{k}") for k, v in packages.items()},
-        gpu_resource=settings.k8s_gpu_resource, pod_prefix=settings.k8s_pod_prefix,
-        cluster_name=settings.cluster_name, delete_finished=settings.k8s_delete_finished,
-        watch_timeout=settings.k8s_watch_timeout, log_streams=settings.k8s_log_streams,
+        gpu_resource=settings.k8s_gpu_resource,
+        pod_prefix=settings.k8s_pod_prefix,
+        cluster_name=settings.cluster_name,
+        delete_finished=settings.k8s_delete_finished,
+        watch_timeout=settings.k8s_watch_timeout,
+        log_streams=settings.k8s_log_streams,
         heartbeat_interval=settings.heartbeat_interval,
-        pod_rules=PodRules(image_pull_grace=settings.k8s_image_pull_grace,
-                           startup_timeout=settings.k8s_startup_timeout,
-                           lost_node_timeout=settings.k8s_lost_node_timeout),
+        pod_rules=PodRules(
+            image_pull_grace=settings.k8s_image_pull_grace,
+            startup_timeout=settings.k8s_startup_timeout,
+            lost_node_timeout=settings.k8s_lost_node_timeout,
+        ),
         create_retry_timeout=settings.k8s_create_retry_timeout,
         installation=installation_id(settings),
         output_roots=parse_roots(settings.output_roots),

@@ -81,8 +81,8 @@ def parse_termination_outputs(message: str) -> dict[str, str]:
         if not name or not size.isdigit():
             break
         start, end = eol + 1, eol + 1 + int(size)
-        if end >= len(data) or data[end:end + 1] != b"\n":
-            break   # cut by the 4096-byte limit: the workflow space still has it
+        if end >= len(data) or data[end : end + 1] != b"\n":
+            break  # cut by the 4096-byte limit: the workflow space still has it
         found[name] = data[start:end].decode("utf-8", "replace")
         pos = end + 1
     return found

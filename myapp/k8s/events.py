@@ -31,9 +31,16 @@ class EventView:
 
     def record(self) -> dict[str, Any]:
         """Return the JSON kept in TaskAttempt.events."""
-        return {"object": f"{self.object_kind.lower()}/{self.object_name}", "type": self.type,
-                "reason": self.reason, "message": self.message, "count": self.count,
-                "first_seen": self.first_seen, "last_seen": self.last_seen, "source": self.source}
+        return {
+            "object": f"{self.object_kind.lower()}/{self.object_name}",
+            "type": self.type,
+            "reason": self.reason,
+            "message": self.message,
+            "count": self.count,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "source": self.source,
+        }
 
 
 def parse_event(raw: Mapping[str, Any]) -> EventView:
@@ -41,10 +48,15 @@ def parse_event(raw: Mapping[str, Any]) -> EventView:
     meta, involved, source = raw.get("metadata") or {}, raw.get("involvedObject") or {}, raw.get("source") or {}
     last = raw.get("lastTimestamp") or raw.get("eventTime") or meta.get("creationTimestamp") or ""
     return EventView(
-        uid=str(meta.get("uid") or meta.get("name") or ""), object_kind=str(involved.get("kind") or ""),
-        object_name=str(involved.get("name") or ""), type=str(raw.get("type") or "Normal"),
-        reason=str(raw.get("reason") or ""), message=str(raw.get("message") or ""),
-        count=int(raw.get("count") or 1), first_seen=str(raw.get("firstTimestamp") or last), last_seen=str(last),
+        uid=str(meta.get("uid") or meta.get("name") or ""),
+        object_kind=str(involved.get("kind") or ""),
+        object_name=str(involved.get("name") or ""),
+        type=str(raw.get("type") or "Normal"),
+        reason=str(raw.get("reason") or ""),
+        message=str(raw.get("message") or ""),
+        count=int(raw.get("count") or 1),
+        first_seen=str(raw.get("firstTimestamp") or last),
+        last_seen=str(last),
         source=str(source.get("component") or raw.get("reportingComponent") or ""),
     )
 
@@ -54,7 +66,7 @@ class EventBook:
 
     def __init__(self, limit: int = 50, objects: int = 20_000) -> None:
         self.limit, self.objects = limit, objects
-        self._by_object: dict[str, dict[str, EventView]] = {}   # oldest object first
+        self._by_object: dict[str, dict[str, EventView]] = {}  # oldest object first
         self._lock = threading.Lock()
 
     def add(self, event: EventView) -> None:
@@ -62,7 +74,7 @@ class EventBook:
         with self._lock:
             kept = self._by_object.setdefault(event.object_name, {})
             kept[event.uid] = event
-            if len(self._by_object) > self.objects:     # objects never claimed by an attempt age out
+            if len(self._by_object) > self.objects:  # objects never claimed by an attempt age out
                 del self._by_object[next(iter(self._by_object))]
             if len(kept) > self.limit:
                 oldest = min(kept.values(), key=lambda e: e.last_seen)

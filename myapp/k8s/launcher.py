@@ -34,8 +34,9 @@ class LaunchError(MyappError):
     `retry_after` is the server's Retry-After (header, or the Status' details.retryAfterSeconds).
     """
 
-    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None,
-                 *, reason: str = "") -> None:
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None, *, reason: str = ""
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
@@ -84,7 +85,7 @@ class Launcher:
         self.core = client.CoreV1Api(api)
         self._discovery_cache = discovery_cache
         self._dynamic: Any = None
-        self.log_read_timeout: float | None = None   # a follow silent this long is resumed (myapp/k8s/logs.py)
+        self.log_read_timeout: float | None = None  # a follow silent this long is resumed (myapp/k8s/logs.py)
 
     # --- create / delete -------------------------------------------------------------
     def create(self, manifest: Mapping[str, Any]) -> CreateResult:
@@ -95,30 +96,43 @@ class Launcher:
             if kind == "Pod" and manifest.get("apiVersion") == "v1":
                 _discard(self.core.create_namespaced_pod(namespace, cast(Any, dict(manifest)), _preload_content=False))
             elif kind == "Secret" and manifest.get("apiVersion") == "v1":
-                _discard(self.core.create_namespaced_secret(namespace, cast(Any, dict(manifest)),
-                                                            _preload_content=False))
+                _discard(
+                    self.core.create_namespaced_secret(namespace, cast(Any, dict(manifest)), _preload_content=False)
+                )
             elif kind == "Service" and manifest.get("apiVersion") == "v1":
-                _discard(self.core.create_namespaced_service(namespace, cast(Any, dict(manifest)),
-                                                             _preload_content=False))
+                _discard(
+                    self.core.create_namespaced_service(namespace, cast(Any, dict(manifest)), _preload_content=False)
+                )
             else:
                 self._create_dynamic(manifest, namespace)
         except client.ApiException as exc:
             if exc.status == 409:
                 return "exists"
             raise api_error(f"cannot create {kind} {_name(manifest)}", exc) from None
-        except (Urllib3Error, OSError) as exc:   # the request may or may not have arrived: a retry finds out
-            raise LaunchError(f"cannot create {kind} {_name(manifest)}: {exc}", None, reason="ConnectionError") \
-                from None
+        except (Urllib3Error, OSError) as exc:  # the request may or may not have arrived: a retry finds out
+            raise LaunchError(
+                f"cannot create {kind} {_name(manifest)}: {exc}", None, reason="ConnectionError"
+            ) from None
         return "created"
 
-    def delete(self, kind: str, name: str, *, api_version: str = "v1", namespace: str | None = None,
-               grace_seconds: int | None = None) -> DeleteResult:
+    def delete(
+        self,
+        kind: str,
+        name: str,
+        *,
+        api_version: str = "v1",
+        namespace: str | None = None,
+        grace_seconds: int | None = None,
+    ) -> DeleteResult:
         """Delete an object (pods gracefully); "absent" when it is already gone."""
         ns = namespace or self.namespace
         try:
-            if kind == "Pod" and api_version == "v1":   # raw answers: no model is built for what we discard
-                _discard(self.core.delete_namespaced_pod(name, ns, grace_period_seconds=grace_seconds,
-                                                         _preload_content=False))
+            if kind == "Pod" and api_version == "v1":  # raw answers: no model is built for what we discard
+                _discard(
+                    self.core.delete_namespaced_pod(
+                        name, ns, grace_period_seconds=grace_seconds, _preload_content=False
+                    )
+                )
             elif kind == "Service" and api_version == "v1":
                 _discard(self.core.delete_namespaced_service(name, ns, _preload_content=False))
             elif kind == "Secret" and api_version == "v1":
@@ -152,11 +166,16 @@ class Launcher:
 
     def set_owners(self, kind: str, name: str, owners: list[tuple[str, str]]) -> None:
         """Make pods (name, uid) the owners of a Secret (a merge patch of metadata.ownerReferences)."""
-        refs = [{"apiVersion": "v1", "kind": "Pod", "name": n, "uid": uid, "controller": False,
-                 "blockOwnerDeletion": False} for n, uid in owners]
+        refs = [
+            {"apiVersion": "v1", "kind": "Pod", "name": n, "uid": uid, "controller": False, "blockOwnerDeletion": False}
+            for n, uid in owners
+        ]
         try:
-            _discard(self.core.patch_namespaced_secret(name, self.namespace, {"metadata": {"ownerReferences": refs}},
-                                                       _preload_content=False))
+            _discard(
+                self.core.patch_namespaced_secret(
+                    name, self.namespace, {"metadata": {"ownerReferences": refs}}, _preload_content=False
+                )
+            )
         except client.ApiException as exc:
             raise api_error(f"cannot set the owners of {kind} {name}", exc) from None
 
@@ -187,24 +206,39 @@ class Launcher:
         """Return a raw list of "pods" or "events" of the namespace."""
         call = self.core.list_namespaced_pod if what == "pods" else self.core.list_namespaced_event
         try:
-            response = call(self.namespace, label_selector=label_selector or None,
-                            field_selector=field_selector or None, _preload_content=False)
+            response = call(
+                self.namespace,
+                label_selector=label_selector or None,
+                field_selector=field_selector or None,
+                _preload_content=False,
+            )
         except client.ApiException as exc:
             raise LaunchError(f"cannot list {what}: {api_message(exc)}", exc.status) from None
         return _json(cast(BaseHTTPResponse, response))
 
-    def watch_raw(self, what: str, *, resource_version: str, timeout_seconds: int, label_selector: str = ""
-                  ) -> BaseHTTPResponse:
+    def watch_raw(
+        self, what: str, *, resource_version: str, timeout_seconds: int, label_selector: str = ""
+    ) -> BaseHTTPResponse:
         """Open a watch of "pods" or "events" from `resource_version`; the caller reads and closes it."""
         call = self.core.list_namespaced_pod if what == "pods" else self.core.list_namespaced_event
         try:
-            response = cast(BaseHTTPResponse, call(
-                self.namespace, label_selector=label_selector or None, watch=True, resource_version=resource_version,
-                allow_watch_bookmarks=True, timeout_seconds=timeout_seconds, _preload_content=False,
-                _request_timeout=(10, timeout_seconds + 30)))
+            response = cast(
+                BaseHTTPResponse,
+                call(
+                    self.namespace,
+                    label_selector=label_selector or None,
+                    watch=True,
+                    resource_version=resource_version,
+                    allow_watch_bookmarks=True,
+                    timeout_seconds=timeout_seconds,
+                    _preload_content=False,
+                    _request_timeout=(10, timeout_seconds + 30),
+                ),
+            )
         except client.ApiException as exc:
-            raise LaunchError(f"cannot watch {what}: {api_message(exc)}", exc.status,
-                              reason=str(exc.reason or "")) from None
+            raise LaunchError(
+                f"cannot watch {what}: {api_message(exc)}", exc.status, reason=str(exc.reason or "")
+            ) from None
         _check(response, f"watch {what}")
         return response
 
@@ -214,13 +248,20 @@ class Launcher:
         if since_time:
             query.append(("sinceTime", since_time))
         method, url, headers, _, _ = self.api.param_serialize(
-            method="GET", resource_path="/api/v1/namespaces/{namespace}/pods/{name}/log",
-            path_params={"namespace": self.namespace, "name": pod}, query_params=query,
-            header_params={"Accept": LOG_ACCEPT}, auth_settings=["BearerToken"])
+            method="GET",
+            resource_path="/api/v1/namespaces/{namespace}/pods/{name}/log",
+            path_params={"namespace": self.namespace, "name": pod},
+            query_params=query,
+            header_params={"Accept": LOG_ACCEPT},
+            auth_settings=["BearerToken"],
+        )
         try:
-            response = cast(BaseHTTPResponse, self.api.call_api(method, url, header_params=headers,
-                                                                _request_timeout=(10, self.log_read_timeout)
-                                                                ).response)
+            response = cast(
+                BaseHTTPResponse,
+                self.api.call_api(
+                    method, url, header_params=headers, _request_timeout=(10, self.log_read_timeout)
+                ).response,
+            )
         except client.ApiException as exc:
             raise LaunchError(f"cannot read the log of {pod}/{container}: {api_message(exc)}", exc.status) from None
         _check(response, f"read the log of {pod}/{container}")
@@ -230,8 +271,9 @@ class Launcher:
     def get_lease(self, name: str) -> Raw | None:
         """Return a coordination.k8s.io/v1 Lease as a raw dict, or None."""
         try:
-            response = client.CoordinationV1Api(self.api).read_namespaced_lease(name, self.namespace,
-                                                                                 _preload_content=False)
+            response = client.CoordinationV1Api(self.api).read_namespaced_lease(
+                name, self.namespace, _preload_content=False
+            )
         except client.ApiException as exc:
             if exc.status == 404:
                 return None
@@ -241,8 +283,11 @@ class Launcher:
     def create_lease(self, body: Raw) -> bool:
         """Create a Lease; False when one exists already."""
         try:
-            _discard(client.CoordinationV1Api(self.api).create_namespaced_lease(
-                self.namespace, cast(Any, body), _preload_content=False))
+            _discard(
+                client.CoordinationV1Api(self.api).create_namespaced_lease(
+                    self.namespace, cast(Any, body), _preload_content=False
+                )
+            )
         except client.ApiException as exc:
             if exc.status == 409:
                 return False
@@ -252,8 +297,11 @@ class Launcher:
     def replace_lease(self, name: str, body: Raw) -> bool:
         """Replace a Lease (its resourceVersion a precondition); False when it changed meanwhile."""
         try:
-            _discard(client.CoordinationV1Api(self.api).replace_namespaced_lease(
-                name, self.namespace, cast(Any, body), _preload_content=False))
+            _discard(
+                client.CoordinationV1Api(self.api).replace_namespaced_lease(
+                    name, self.namespace, cast(Any, body), _preload_content=False
+                )
+            )
         except client.ApiException as exc:
             if exc.status in (404, 409):
                 return False
@@ -272,7 +320,7 @@ class Launcher:
         try:
             return self._dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:
-            self._dynamic.resources.invalidate_cache()   # a CRD may have been installed since
+            self._dynamic.resources.invalidate_cache()  # a CRD may have been installed since
             try:
                 return self._dynamic.resources.get(api_version=api_version, kind=kind)
             except ResourceNotFoundError:

@@ -27,7 +27,7 @@ Raw = dict[str, Any]
 
 class LeaseStore(Protocol):
     def get_lease(self, name: str) -> Raw | None: ...
-    def create_lease(self, body: Raw) -> bool: ...            # False: it exists (someone was first)
+    def create_lease(self, body: Raw) -> bool: ...  # False: it exists (someone was first)
     def replace_lease(self, name: str, body: Raw) -> bool: ...  # False: it changed since read (409)
 
 
@@ -47,7 +47,7 @@ def lease_free(spec: Raw, observed: Observed | None, identity: str, duration: fl
         return True
     record = (holder, str(spec.get("renewTime") or ""))
     if observed is None or (observed.holder, observed.renewed) != record:
-        return False   # changed since we last looked: its holder is alive (we start counting now)
+        return False  # changed since we last looked: its holder is alive (we start counting now)
     return monotonic_now - observed.at >= duration
 
 
@@ -59,13 +59,20 @@ def micro_time(at: datetime) -> str:
 class LeaderElector:
     """Acquires, renews and releases one Lease for `identity`."""
 
-    def __init__(self, store: LeaseStore, name: str, identity: str, *, duration: float = 15.0,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        store: LeaseStore,
+        name: str,
+        identity: str,
+        *,
+        duration: float = 15.0,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store, self.name, self.identity, self.duration = store, name, identity, duration
         self.now, self.monotonic = now, monotonic
         self.observed: Observed | None = None
-        self.holder = ""     # the leader as last seen (for the log and health)
+        self.holder = ""  # the leader as last seen (for the log and health)
 
     @property
     def renew_every(self) -> float:
@@ -84,8 +91,9 @@ class LeaderElector:
             return False
         mine = spec.get("holderIdentity") == self.identity
         transitions = int(spec.get("leaseTransitions") or 0) + (0 if mine else 1)
-        body = self._body(current, stamp, transitions=transitions,
-                          acquired=str(spec.get("acquireTime") or stamp) if mine else stamp)
+        body = self._body(
+            current, stamp, transitions=transitions, acquired=str(spec.get("acquireTime") or stamp) if mine else stamp
+        )
         return self._won(self.store.replace_lease(self.name, body), body)
 
     def release(self) -> None:
@@ -94,8 +102,12 @@ class LeaderElector:
         if current is None or (current.get("spec") or {}).get("holderIdentity") != self.identity:
             return
         body = dict(current)
-        body["spec"] = {**(current.get("spec") or {}), "holderIdentity": "", "leaseDurationSeconds": 1,
-                        "renewTime": micro_time(self.now())}
+        body["spec"] = {
+            **(current.get("spec") or {}),
+            "holderIdentity": "",
+            "leaseDurationSeconds": 1,
+            "renewTime": micro_time(self.now()),
+        }
         self.store.replace_lease(self.name, body)
 
     def lead(self, stop: threading.Event, lost: threading.Event) -> None:
@@ -126,9 +138,21 @@ class LeaderElector:
         return written
 
     def _body(self, current: Raw, stamp: str, *, transitions: int, acquired: str) -> Raw:
-        meta = {k: v for k, v in (current.get("metadata") or {}).items()
-                if k in ("name", "namespace", "resourceVersion", "labels", "annotations")}
+        meta = {
+            k: v
+            for k, v in (current.get("metadata") or {}).items()
+            if k in ("name", "namespace", "resourceVersion", "labels", "annotations")
+        }
         meta.setdefault("name", self.name)
-        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
-                "spec": {"holderIdentity": self.identity, "leaseDurationSeconds": max(int(self.duration), 1),
-                         "acquireTime": acquired, "renewTime": stamp, "leaseTransitions": transitions}}
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": meta,
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": max(int(self.duration), 1),
+                "acquireTime": acquired,
+                "renewTime": stamp,
+                "leaseTransitions": transitions,
+            },
+        }

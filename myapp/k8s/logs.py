@@ -32,9 +32,9 @@ from myapp.k8s.pods import PodView
 from myapp.k8s.stream import _shutdown
 
 log = logging.getLogger(__name__)
-START_RETRIES = 40       # a container not started yet: retry this many times (0.25 s apart)
+START_RETRIES = 40  # a container not started yet: retry this many times (0.25 s apart)
 CLOSED_MEMORY = 100_000  # archived attempts remembered, so late pod events never reopen their log
-CRI_SPLIT = 16 * 1024    # containerd's max_container_log_line_size: longer lines come in chunks
+CRI_SPLIT = 16 * 1024  # containerd's max_container_log_line_size: longer lines come in chunks
 _INNER_STAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d) ")
 
 
@@ -54,8 +54,16 @@ def timestamp_key(stamp: str) -> str:
 class Follower:
     """Copies one container's log into an attempt stream, resuming after breaks."""
 
-    def __init__(self, source: LogSource, pod: str, container: str, emit: Callable[[str], None], *,
-                 follow: bool = True, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        source: LogSource,
+        pod: str,
+        container: str,
+        emit: Callable[[str], None],
+        *,
+        follow: bool = True,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.source, self.pod, self.container, self.emit = source, pod, container, emit
         self.follow, self.sleep = follow, sleep
         self.last_key, self.at_last, self.replayed, self.resumes = "", 0, 0, 0
@@ -80,13 +88,12 @@ class Follower:
         failures = 0
         while not self._stopped and failures < START_RETRIES:
             try:
-                response = self.source.open_log(self.pod, self.container, follow=self.follow,
-                                                since_time=self._since())
+                response = self.source.open_log(self.pod, self.container, follow=self.follow, since_time=self._since())
             except LaunchError as exc:
                 if exc.status == 404:
                     return
                 failures += 1
-                self.sleep(0.25)    # waiting to start, or the API hiccuped
+                self.sleep(0.25)  # waiting to start, or the API hiccuped
                 continue
             except (Urllib3Error, OSError):
                 failures += 1
@@ -118,7 +125,7 @@ class Follower:
         if key == self.last_key:
             self.replayed += 1
             if self.replayed <= self.at_last:
-                return          # written before the stream broke
+                return  # written before the stream broke
             self.at_last += 1
         else:
             self.last_key, self.at_last, self.replayed = key, 1, 1
@@ -156,7 +163,7 @@ def join_partials(line: bytes, split: int = CRI_SPLIT) -> bytes:
         inner = _INNER_STAMP.match(body, at)
         if inner is None:
             break
-        body = body[:at] + body[inner.end():]
+        body = body[:at] + body[inner.end() :]
         at += split
     return stamp + sep + body
 
@@ -182,7 +189,7 @@ class AttemptStream:
     lock: threading.Lock = field(default_factory=threading.Lock)
     secrets: frozenset[str] = frozenset()
     redact: Redactor = NO_SECRETS
-    read_secrets: set[str] = field(default_factory=set)   # the attempt's Secrets already read for masking
+    read_secrets: set[str] = field(default_factory=set)  # the attempt's Secrets already read for masking
 
     def mask(self, secrets: Sequence[str]) -> None:
         """Mask these values (a pod's secret parameters) in every line written from now on."""
@@ -206,13 +213,19 @@ class AttemptStream:
 class LogHub:
     """The watcher's log aggregation for all attempts of its group."""
 
-    def __init__(self, source: LogSource, open_sink: Callable[[LogKey], LogWriter], *, max_streams: int = 2000,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        source: LogSource,
+        open_sink: Callable[[LogKey], LogWriter],
+        *,
+        max_streams: int = 2000,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.source, self.open_sink, self.max_streams, self.sleep = source, open_sink, max_streams, sleep
         self._streams: dict[int, AttemptStream] = {}
-        self._closed: dict[int, None] = {}   # recently archived attempts, oldest first (bounded)
+        self._closed: dict[int, None] = {}  # recently archived attempts, oldest first (bounded)
         self._lock = threading.Lock()
-        self.live_streams = 0   # followers running now (guarded by _lock)
+        self.live_streams = 0  # followers running now (guarded by _lock)
 
     def has_stream(self, attempt_id: int) -> bool:
         """Return True when this watcher has written to (or follows) the attempt's log."""
@@ -226,19 +239,27 @@ class LogHub:
 
     def observe(self, pod: PodView) -> None:
         """Follow every container of `pod` that has a log and is not followed yet."""
-        if pod.attempt_id is None or pod.run_id is None or pod.try_number is None or not pod.task \
-                or pod.attempt_id in self._closed:
+        if (
+            pod.attempt_id is None
+            or pod.run_id is None
+            or pod.try_number is None
+            or not pod.task
+            or pod.attempt_id in self._closed
+        ):
             return
         ready = [c.name for c in pod.containers if c.has_log]
         if not ready:
             return
         stream = self._stream(pod.attempt_id, LogKey(pod.run_id, pod.task, pod.try_number))
-        self._mask(stream, pod)   # before any of its lines is read
+        self._mask(stream, pod)  # before any of its lines is read
         prefixed = pod.rank is not None or len(pod.container_names) > 1
         with self._lock:
             for name in ready:
-                if (pod.name, name) not in stream.followers and not stream.closed \
-                        and self.live_streams < self.max_streams:
+                if (
+                    (pod.name, name) not in stream.followers
+                    and not stream.closed
+                    and self.live_streams < self.max_streams
+                ):
                     self._start(stream, pod.name, name, prefixed, follow=True)
 
     def close(self, attempt_id: int, key: LogKey, pods: Sequence[PodView], *, timeout: float = 10.0) -> None:
@@ -283,7 +304,7 @@ class LogHub:
 
     def _stream(self, attempt_id: int, key: LogKey) -> AttemptStream:
         with self._lock:
-            if attempt_id in self._closed:      # archived already: never reopen (it would replace the archive)
+            if attempt_id in self._closed:  # archived already: never reopen (it would replace the archive)
                 return AttemptStream(_NullSink(), closed=True)
             stream = self._streams.get(attempt_id)
             if stream is None:
@@ -292,8 +313,9 @@ class LogHub:
 
     def _start(self, stream: AttemptStream, pod: str, container: str, prefixed: bool, *, follow: bool) -> None:
         prefix = f"{pod}/{container} " if prefixed else ""
-        follower = Follower(self.source, pod, container, lambda text: stream.write(prefix + text),
-                            follow=follow, sleep=self.sleep)
+        follower = Follower(
+            self.source, pod, container, lambda text: stream.write(prefix + text), follow=follow, sleep=self.sleep
+        )
         follower.on_done = self._ended
         stream.followers[(pod, container)] = follower
         self.live_streams += 1

@@ -26,12 +26,12 @@ LABEL_PIPELINE, LABEL_RUN, LABEL_TASK, LABEL_TRY = "myapp/pipeline", "myapp/run"
 LABEL_ATTEMPT, LABEL_GROUP, LABEL_RANK, LABEL_ROLE = "myapp/attempt", "myapp/group", "myapp/rank", "myapp/role"
 LABEL_INSTALLATION = "myapp/installation"
 TASK_ANNOTATION = "myapp/task-name"
-SECRET_ENV_ANNOTATION = "myapp/secret-env"   # names (never values) of the env vars that carry secrets
+SECRET_ENV_ANNOTATION = "myapp/secret-env"  # names (never values) of the env vars that carry secrets
 TOKEN_ENV = "MYAPP_TOKEN"
 CONTAINER = "main"
 VOLUME = "workflow-space"
 MONITORING = Resources(cpu="100m", memory="128Mi")
-MAX_BASE_NAME = 52   # leaves room for "-RANK" within the 63 characters of a hostname / service name
+MAX_BASE_NAME = 52  # leaves room for "-RANK" within the 63 characters of a hostname / service name
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 _NOT_LABEL = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -67,12 +67,12 @@ class PodPlan:
     placement: Placement = field(default_factory=Placement)
     timeout: int = 0
     mount: str = "/tmp/workflow_space"
-    subpath: str = ""   # the project's own directory of the workflow space: the only part its pods mount
+    subpath: str = ""  # the project's own directory of the workflow space: the only part its pods mount
     pvc: str = ""
     gpu_resource: str = "nvidia.com/gpu"
-    secret_env: tuple[str, ...] = ()   # env names holding secret parameters: the watcher masks their values in logs
-    secret_name: str = ""   # the attempt's Secret: secret parameters and the run token come from it, never inline
-    workspaces: tuple[tuple[str, str, str], ...] = ()   # (name, PVC claim, mount path): core/workspaces.py
+    secret_env: tuple[str, ...] = ()  # env names holding secret parameters: the watcher masks their values in logs
+    secret_name: str = ""  # the attempt's Secret: secret parameters and the run token come from it, never inline
+    workspaces: tuple[tuple[str, str, str], ...] = ()  # (name, PVC claim, mount path): core/workspaces.py
 
 
 def attempt_name(prefix: str, run_id: int, task: str, try_number: int) -> str:
@@ -82,7 +82,7 @@ def attempt_name(prefix: str, run_id: int, task: str, try_number: int) -> str:
     lossless = slug == task
     if lossless and len(base) <= MAX_BASE_NAME:
         return base
-    digest = hashlib.sha256(task.encode()).hexdigest()[:6]   # keeps "A_b" and "a-b" apart
+    digest = hashlib.sha256(task.encode()).hexdigest()[:6]  # keeps "A_b" and "a-b" apart
     head = f"{prefix}-{run_id}-{slug}"[: MAX_BASE_NAME - len(f"-{digest}-{try_number}")].rstrip("-")
     return f"{head}-{digest}-{try_number}"
 
@@ -95,9 +95,14 @@ def label_value(text: str) -> str:
 def attempt_labels(ref: AttemptRef) -> dict[str, str]:
     """Return the labels of every object of the attempt."""
     return {
-        MANAGED_BY: "myapp", LABEL_GROUP: label_value(ref.group), LABEL_PIPELINE: str(ref.pipeline_id),
-        LABEL_RUN: str(ref.run_id), LABEL_TASK: label_value(ref.task), LABEL_TRY: str(ref.try_number),
-        LABEL_ATTEMPT: str(ref.attempt_id), **({LABEL_INSTALLATION: ref.installation} if ref.installation else {}),
+        MANAGED_BY: "myapp",
+        LABEL_GROUP: label_value(ref.group),
+        LABEL_PIPELINE: str(ref.pipeline_id),
+        LABEL_RUN: str(ref.run_id),
+        LABEL_TASK: label_value(ref.task),
+        LABEL_TRY: str(ref.try_number),
+        LABEL_ATTEMPT: str(ref.attempt_id),
+        **({LABEL_INSTALLATION: ref.installation} if ref.installation else {}),
     }
 
 
@@ -107,8 +112,14 @@ def group_selector(group: str, installation: str = "") -> str:
     return f"{MANAGED_BY}=myapp,{LABEL_GROUP}={label_value(group)}{own}"
 
 
-def resolve_resources(task: Resources, template: Resources | None, placement: Resources,
-                      packages: Mapping[str, Resources], *, monitoring: bool = False) -> Resources:
+def resolve_resources(
+    task: Resources,
+    template: Resources | None,
+    placement: Resources,
+    packages: Mapping[str, Resources],
+    *,
+    monitoring: bool = False,
+) -> Resources:
     """Return the attempt's resources: task, then its package, then template, then config/project."""
     if monitoring:
         return MONITORING
@@ -130,9 +141,16 @@ def resource_requirements(resources: Resources, gpu_resource: str) -> dict[str, 
     return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
 
 
-def pod_manifest(plan: PodPlan, *, name: str | None = None, extra_env: Mapping[str, str] | None = None,
-                 extra_labels: Mapping[str, str] | None = None, subdomain: str = "",
-                 ports: Sequence[int] = (), collect_outputs: bool = True) -> Manifest:
+def pod_manifest(
+    plan: PodPlan,
+    *,
+    name: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    extra_labels: Mapping[str, str] | None = None,
+    subdomain: str = "",
+    ports: Sequence[int] = (),
+    collect_outputs: bool = True,
+) -> Manifest:
     """Return one pod of the attempt (restartPolicy Never: retries are the engine's)."""
     pod_name = name or plan.name
     command, args = wrapped_command(plan.argv)
@@ -140,17 +158,28 @@ def pod_manifest(plan: PodPlan, *, name: str | None = None, extra_env: Mapping[s
     if collect_outputs and plan.outputs:
         env["MYAPP_OUTPUTS"] = outputs_env(plan.outputs)
     container: Manifest = {
-        "name": CONTAINER, "image": plan.image, "command": command, "args": args, "workingDir": plan.workdir,
+        "name": CONTAINER,
+        "image": plan.image,
+        "command": command,
+        "args": args,
+        "workingDir": plan.workdir,
         "env": [_env_entry(plan, k, v) for k, v in env.items()],
         "resources": resource_requirements(plan.resources, plan.gpu_resource),
         "volumeMounts": [_workflow_mount(plan), *({"name": f"ws-{n}", "mountPath": m} for n, _, m in plan.workspaces)],
-        "terminationMessagePath": TERMINATION_LOG, "terminationMessagePolicy": "File",
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "File",
     }
     if ports:
         container["ports"] = [{"name": f"port-{p}", "containerPort": p} for p in ports]
-    spec: Manifest = {"restartPolicy": "Never", "containers": [container], "enableServiceLinks": False,
-                      "volumes": [_volume(plan), *({"name": f"ws-{n}", "persistentVolumeClaim": {"claimName": c}}
-                                                   for n, c, _ in plan.workspaces)]}
+    spec: Manifest = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "enableServiceLinks": False,
+        "volumes": [
+            _volume(plan),
+            *({"name": f"ws-{n}", "persistentVolumeClaim": {"claimName": c}} for n, c, _ in plan.workspaces),
+        ],
+    }
     spec.update(_placement(plan.placement))
     if plan.timeout > 0:
         spec["activeDeadlineSeconds"] = plan.timeout
@@ -175,24 +204,48 @@ def secret_manifest(plan: PodPlan, owners: Sequence[tuple[str, str]]) -> Manifes
     data = {k: base64.b64encode(plan.env[k].encode()).decode() for k in secret_keys(plan)}
     meta = _metadata(plan, plan.secret_name, None)
     if owners:
-        meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid,
-                                    "controller": False, "blockOwnerDeletion": False} for name, uid in owners]
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": name,
+                "uid": uid,
+                "controller": False,
+                "blockOwnerDeletion": False,
+            }
+            for name, uid in owners
+        ]
     return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "data": data}
 
 
-def distributed_manifests(plan: PodPlan, port: int, rank_envs: Sequence[Mapping[str, str]]
-                          ) -> tuple[Manifest, list[Manifest]]:
+def distributed_manifests(
+    plan: PodPlan, port: int, rank_envs: Sequence[Mapping[str, str]]
+) -> tuple[Manifest, list[Manifest]]:
     """Return the headless service and one pod per rank (rank 0, the master, first)."""
     selector = {LABEL_ATTEMPT: str(plan.ref.attempt_id), MANAGED_BY: "myapp"}
     service = {
-        "apiVersion": "v1", "kind": "Service", "metadata": _metadata(plan, plan.name, None),
-        "spec": {"clusterIP": "None", "selector": selector, "publishNotReadyAddresses": True,
-                 "ports": [{"name": "rendezvous", "port": port, "targetPort": port}]},
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(plan, plan.name, None),
+        "spec": {
+            "clusterIP": "None",
+            "selector": selector,
+            "publishNotReadyAddresses": True,
+            "ports": [{"name": "rendezvous", "port": port, "targetPort": port}],
+        },
     }
-    pods = [pod_manifest(plan, name=rank_pod_name(plan.name, rank), extra_env=env, subdomain=plan.name,
-                         extra_labels={LABEL_RANK: str(rank), LABEL_ROLE: "master" if rank == 0 else "worker"},
-                         ports=(port,), collect_outputs=rank == 0)
-            for rank, env in enumerate(rank_envs)]
+    pods = [
+        pod_manifest(
+            plan,
+            name=rank_pod_name(plan.name, rank),
+            extra_env=env,
+            subdomain=plan.name,
+            extra_labels={LABEL_RANK: str(rank), LABEL_ROLE: "master" if rank == 0 else "worker"},
+            ports=(port,),
+            collect_outputs=rank == 0,
+        )
+        for rank, env in enumerate(rank_envs)
+    ]
     return service, pods
 
 
@@ -216,10 +269,15 @@ def resource_manifest(manifest: Mapping[str, Any], plan: PodPlan) -> Manifest:
 
 
 def _metadata(plan: PodPlan, name: str, extra_labels: Mapping[str, str] | None) -> Manifest:
-    return {"name": name, "namespace": plan.namespace,
-            "labels": {**attempt_labels(plan.ref), **(extra_labels or {})},
-            "annotations": {TASK_ANNOTATION: plan.ref.task,
-                            **({SECRET_ENV_ANNOTATION: ",".join(plan.secret_env)} if plan.secret_env else {})}}
+    return {
+        "name": name,
+        "namespace": plan.namespace,
+        "labels": {**attempt_labels(plan.ref), **(extra_labels or {})},
+        "annotations": {
+            TASK_ANNOTATION: plan.ref.task,
+            **({SECRET_ENV_ANNOTATION: ",".join(plan.secret_env)} if plan.secret_env else {}),
+        },
+    }
 
 
 def project_subpath(project: str) -> str:

@@ -31,8 +31,17 @@ from myapp.k8s.config import PodRules
 from myapp.k8s.pods import ContainerView, Outcome, PodView, termination_message
 
 # Waiting reasons that do not resolve by themselves within a grace period: fail the attempt.
-FATAL_WAITING = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
-                           "CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
+FATAL_WAITING = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
 DISRUPTIONS = {
     "EvictionByEvictionAPI": "was evicted (Eviction API)",
     "PreemptionByScheduler": "was preempted by the scheduler",
@@ -41,21 +50,41 @@ DISRUPTIONS = {
     "DeletionByPodGC": "was deleted by the pod garbage collector (its node is gone)",
     "TerminationByKubelet": "was terminated by the kubelet (node pressure or shutdown)",
 }
-FAILED_REASONS = {"Evicted": "was evicted", "Preempting": "was preempted", "NodeLost": "lost its node",
-                  "Shutdown": "was shut down with its node", "Terminated": "was terminated with its node"}
-NODE_NOT_READY = ("", "NodeNotReady", "NodeLost")   # Ready=False set by the node controller, not the kubelet
+FAILED_REASONS = {
+    "Evicted": "was evicted",
+    "Preempting": "was preempted",
+    "NodeLost": "lost its node",
+    "Shutdown": "was shut down with its node",
+    "Terminated": "was terminated with its node",
+}
+NODE_NOT_READY = ("", "NodeNotReady", "NodeLost")  # Ready=False set by the node controller, not the kubelet
 
 
-def attempt_outcome(pods: Sequence[PodView], expected: int, *, task: str, timeout: int, now: datetime,
-                    rules: PodRules = PodRules(), notes: Mapping[str, str] | None = None) -> Outcome | None:
+def attempt_outcome(
+    pods: Sequence[PodView],
+    expected: int,
+    *,
+    task: str,
+    timeout: int,
+    now: datetime,
+    rules: PodRules = PodRules(),
+    notes: Mapping[str, str] | None = None,
+) -> Outcome | None:
     """Return the attempt's outcome once decided by its pods, else None (still running).
 
     `notes` maps a pod name to the scheduler's latest word on it (a FailedScheduling message).
     """
     ordered = sorted(pods, key=lambda p: (p.rank or 0, p.name))
     for pod in ordered:
-        failure = pod_failure(pod, task=task, timeout=timeout, several=expected > 1, now=now, rules=rules,
-                              note=(notes or {}).get(pod.name, ""))
+        failure = pod_failure(
+            pod,
+            task=task,
+            timeout=timeout,
+            several=expected > 1,
+            now=now,
+            rules=rules,
+            note=(notes or {}).get(pod.name, ""),
+        )
         if failure is not None:
             return failure
     done = [p for p in ordered if is_done(p)]
@@ -72,8 +101,9 @@ def is_done(pod: PodView) -> bool:
     return pod.phase == "Succeeded"
 
 
-def pod_failure(pod: PodView, *, task: str, timeout: int, several: bool, now: datetime,
-                rules: PodRules = PodRules(), note: str = "") -> Outcome | None:
+def pod_failure(
+    pod: PodView, *, task: str, timeout: int, several: bool, now: datetime, rules: PodRules = PodRules(), note: str = ""
+) -> Outcome | None:
     """Return why `pod` failed the attempt, or None while it has not."""
     where = f"pod {pod.name}: " if several else ""
     main = pod.task_container
@@ -119,35 +149,59 @@ def _stuck(pod: PodView, now: datetime, rules: PodRules, where: str, note: str) 
     if lost is not None:
         return lost
     scheduled = pod.condition("PodScheduled")
-    since = scheduled.since if scheduled is not None and scheduled.status == "True" and scheduled.since \
-        else pod.created_at
+    since = (
+        scheduled.since if scheduled is not None and scheduled.status == "True" and scheduled.since else pod.created_at
+    )
     broken = [c for c in pod.containers if c.state == "waiting" and c.reason in FATAL_WAITING]
-    for c in broken:   # governed by the image pull grace alone, not by the startup timeout
+    for c in broken:  # governed by the image pull grace alone, not by the startup timeout
         if not _past(since, now, rules.image_pull_grace):
             return None
         detail = f": {c.message}" if c.message else ""
-        return Outcome(False, None, f"{where}container {c.name} cannot start: {c.reason}{detail} "
-                                    f"(for {rules.image_pull_grace:g} s)")
+        return Outcome(
+            False,
+            None,
+            f"{where}container {c.name} cannot start: {c.reason}{detail} (for {rules.image_pull_grace:g} s)",
+        )
     started = any(c.has_log for c in pod.containers)
     if pod.phase == "Pending" and not started and _past(pod.created_at, now, rules.startup_timeout):
-        why = note or (scheduled.message if scheduled is not None and scheduled.status == "False" else "") \
+        why = (
+            note
+            or (scheduled.message if scheduled is not None and scheduled.status == "False" else "")
             or next((f"{c.reason}: {c.message}".rstrip(": ") for c in pod.containers if c.reason), "")
-        return Outcome(False, None, f"pod {pod.name} did not start within {rules.startup_timeout:g} s"
-                                    + (f": {why}" if why else ""))
+        )
+        return Outcome(
+            False,
+            None,
+            f"pod {pod.name} did not start within {rules.startup_timeout:g} s" + (f": {why}" if why else ""),
+        )
     return None
 
 
 def _lost_node(pod: PodView, now: datetime, rules: PodRules) -> Outcome | None:
     node = pod.node or "?"
     if pod.deleting and _past(pod.deletion_at, now, rules.lost_node_timeout):
-        return Outcome(False, None, f"pod {pod.name} was still terminating {rules.lost_node_timeout:g} s after its "
-                                    f"deletion (node {node} lost?); it was force-deleted", force_delete=True)
+        return Outcome(
+            False,
+            None,
+            f"pod {pod.name} was still terminating {rules.lost_node_timeout:g} s after its "
+            f"deletion (node {node} lost?); it was force-deleted",
+            force_delete=True,
+        )
     ready = pod.condition("Ready")
-    if pod.phase == "Running" and ready is not None and ready.status == "False" and ready.reason in NODE_NOT_READY \
-            and _past(ready.since, now, rules.lost_node_timeout):
-        return Outcome(False, None, f"node {node} of pod {pod.name} has not been ready for "
-                                    f"{rules.lost_node_timeout:g} s (lost?); the pod was force-deleted",
-                       force_delete=True)
+    if (
+        pod.phase == "Running"
+        and ready is not None
+        and ready.status == "False"
+        and ready.reason in NODE_NOT_READY
+        and _past(ready.since, now, rules.lost_node_timeout)
+    ):
+        return Outcome(
+            False,
+            None,
+            f"node {node} of pod {pod.name} has not been ready for "
+            f"{rules.lost_node_timeout:g} s (lost?); the pod was force-deleted",
+            force_delete=True,
+        )
     return None
 
 

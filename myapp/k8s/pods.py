@@ -75,9 +75,9 @@ class PodView:
     container_names: tuple[str, ...] = ()
     conditions: tuple[Condition, ...] = ()
     created_at: datetime | None = None
-    deletion_at: datetime | None = None   # deletionTimestamp: when the grace period of a deletion ends
-    secrets: tuple[str, ...] = field(default=(), repr=False)   # values to mask in its logs (SECRET_ENV_ANNOTATION)
-    secret_refs: tuple[tuple[str, str], ...] = ()   # (Secret, key) of those values when they come from a Secret
+    deletion_at: datetime | None = None  # deletionTimestamp: when the grace period of a deletion ends
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # values to mask in its logs (SECRET_ENV_ANNOTATION)
+    secret_refs: tuple[tuple[str, str], ...] = ()  # (Secret, key) of those values when they come from a Secret
 
     @property
     def is_terminal(self) -> bool:
@@ -104,7 +104,7 @@ class Outcome:
     exit_code: int | None = None
     message: str = ""
     termination: str = ""
-    force_delete: bool = False   # the pod's node no longer answers: delete it without a grace period
+    force_delete: bool = False  # the pod's node no longer answers: delete it without a grace period
 
 
 def parse_pod(raw: Mapping[str, Any], *, gone: bool = False) -> PodView:
@@ -112,19 +112,35 @@ def parse_pod(raw: Mapping[str, Any], *, gone: bool = False) -> PodView:
     meta, spec, status = raw.get("metadata") or {}, raw.get("spec") or {}, raw.get("status") or {}
     labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
     return PodView(
-        name=str(meta.get("name", "")), namespace=str(meta.get("namespace", "")), uid=str(meta.get("uid", "")),
-        attempt_id=_int(labels.get(LABEL_ATTEMPT)), rank=_int(labels.get(LABEL_RANK)),
-        run_id=_int(labels.get(LABEL_RUN)), try_number=_int(labels.get(LABEL_TRY)),
+        name=str(meta.get("name", "")),
+        namespace=str(meta.get("namespace", "")),
+        uid=str(meta.get("uid", "")),
+        attempt_id=_int(labels.get(LABEL_ATTEMPT)),
+        rank=_int(labels.get(LABEL_RANK)),
+        run_id=_int(labels.get(LABEL_RUN)),
+        try_number=_int(labels.get(LABEL_TRY)),
         task=str(annotations.get(TASK_ANNOTATION, "")),
-        phase=str(status.get("phase") or "Pending"), reason=str(status.get("reason") or ""),
-        message=str(status.get("message") or ""), node=str(spec.get("nodeName") or ""),
-        ip=str(status.get("podIP") or ""), deleting=bool(meta.get("deletionTimestamp")), gone=gone,
+        phase=str(status.get("phase") or "Pending"),
+        reason=str(status.get("reason") or ""),
+        message=str(status.get("message") or ""),
+        node=str(spec.get("nodeName") or ""),
+        ip=str(status.get("podIP") or ""),
+        deleting=bool(meta.get("deletionTimestamp")),
+        gone=gone,
         containers=tuple(_container(s) for s in status.get("containerStatuses") or []),
         container_names=tuple(str(c.get("name", "")) for c in spec.get("containers") or []),
-        conditions=tuple(Condition(str(c.get("type", "")), str(c.get("status", "")), str(c.get("reason") or ""),
-                                   str(c.get("message") or ""), parse_time(c.get("lastTransitionTime")))
-                         for c in status.get("conditions") or []),
-        created_at=parse_time(meta.get("creationTimestamp")), deletion_at=parse_time(meta.get("deletionTimestamp")),
+        conditions=tuple(
+            Condition(
+                str(c.get("type", "")),
+                str(c.get("status", "")),
+                str(c.get("reason") or ""),
+                str(c.get("message") or ""),
+                parse_time(c.get("lastTransitionTime")),
+            )
+            for c in status.get("conditions") or []
+        ),
+        created_at=parse_time(meta.get("creationTimestamp")),
+        deletion_at=parse_time(meta.get("deletionTimestamp")),
         secrets=_secret_values(spec, str(annotations.get(SECRET_ENV_ANNOTATION) or "")),
         secret_refs=_secret_refs(spec, str(annotations.get(SECRET_ENV_ANNOTATION) or "")),
     )
@@ -145,8 +161,16 @@ def _secret_values(spec: Mapping[str, Any], names: str) -> tuple[str, ...]:
     wanted = {n for n in names.split(",") if n}
     if not wanted:
         return ()
-    return tuple(sorted({str(e.get("value") or "") for c in spec.get("containers") or [] for e in c.get("env") or []
-                         if e.get("name") in wanted and e.get("value")}))
+    return tuple(
+        sorted(
+            {
+                str(e.get("value") or "")
+                for c in spec.get("containers") or []
+                for e in c.get("env") or []
+                if e.get("name") in wanted and e.get("value")
+            }
+        )
+    )
 
 
 def _container(raw: Mapping[str, Any]) -> ContainerView:
@@ -155,9 +179,14 @@ def _container(raw: Mapping[str, Any]) -> ContainerView:
         if state.get(kind) is not None:
             detail = state[kind] or {}
             return ContainerView(
-                name=str(raw.get("name", "")), state=kind, reason=str(detail.get("reason") or ""),
-                message=str(detail.get("message") or ""), exit_code=_int(detail.get("exitCode")),
-                started_at=str(detail.get("startedAt") or ""), finished_at=str(detail.get("finishedAt") or ""))
+                name=str(raw.get("name", "")),
+                state=kind,
+                reason=str(detail.get("reason") or ""),
+                message=str(detail.get("message") or ""),
+                exit_code=_int(detail.get("exitCode")),
+                started_at=str(detail.get("startedAt") or ""),
+                finished_at=str(detail.get("finishedAt") or ""),
+            )
     return ContainerView(name=str(raw.get("name", "")), state="unknown")
 
 
@@ -188,10 +217,24 @@ def pod_summary(pod: PodView) -> dict[str, Any]:
     """Return the pod's status as kept for the run page (TaskAttempt.container)."""
     waiting = next((c for c in pod.conditions if c.status == "False" and c.reason), None)
     return {
-        "name": pod.name, "phase": "Deleted" if pod.gone else pod.phase, "reason": pod.reason,
-        "message": pod.message or (waiting.message if waiting else ""), "node": pod.node, "ip": pod.ip,
-        "rank": pod.rank, "deleting": pod.deleting,
-        "containers": [{"name": c.name, "state": c.state, "reason": c.reason, "exit_code": c.exit_code,
-                        "message": "" if c.message.startswith("myapp-outputs") else c.message[:1000],
-                        "started_at": c.started_at, "finished_at": c.finished_at} for c in pod.containers],
+        "name": pod.name,
+        "phase": "Deleted" if pod.gone else pod.phase,
+        "reason": pod.reason,
+        "message": pod.message or (waiting.message if waiting else ""),
+        "node": pod.node,
+        "ip": pod.ip,
+        "rank": pod.rank,
+        "deleting": pod.deleting,
+        "containers": [
+            {
+                "name": c.name,
+                "state": c.state,
+                "reason": c.reason,
+                "exit_code": c.exit_code,
+                "message": "" if c.message.startswith("myapp-outputs") else c.message[:1000],
+                "started_at": c.started_at,
+                "finished_at": c.finished_at,
+            }
+            for c in pod.containers
+        ],
     }

@@ -12,14 +12,20 @@ from myapp.k8s.launcher import Raw
 from myapp.k8s.pods import PodView, pod_summary
 from myapp.k8s.tracked import TrackedAttempt
 
-MISSING: Raw = {"__missing__": True}   # no resource read yet (not the same as "the object is gone")
+MISSING: Raw = {"__missing__": True}  # no resource read yet (not the same as "the object is gone")
 
 
-def attempt_status(attempt: TrackedAttempt, pods: Sequence[PodView], events: EventBook,
-                   resource: Raw | None = MISSING, *, notice: str = "") -> tuple[dict[str, Any], list[Any]]:
+def attempt_status(
+    attempt: TrackedAttempt,
+    pods: Sequence[PodView],
+    events: EventBook,
+    resource: Raw | None = MISSING,
+    *,
+    notice: str = "",
+) -> tuple[dict[str, Any], list[Any]]:
     """Return (container, events) of one attempt for TaskAttempt; `notice`: the watcher's trouble, if any."""
     container: dict[str, Any] = {**attempt.container, "pods": [pod_summary(p) for p in pods]}
-    if pods:   # created at last: a create retry's waiting reason (loaded earlier) is history
+    if pods:  # created at last: a create retry's waiting reason (loaded earlier) is history
         container.pop("waiting", None)
         container.pop("creating_until", None)
     container.pop("watcher", None)

@@ -33,8 +33,9 @@ OnSync = Callable[[list[Raw]], None]
 
 class WatchSource(Protocol):
     def list_raw(self, what: str, *, label_selector: str = "", field_selector: str = "") -> Raw: ...
-    def watch_raw(self, what: str, *, resource_version: str, timeout_seconds: int,
-                  label_selector: str = "") -> BaseHTTPResponse: ...
+    def watch_raw(
+        self, what: str, *, resource_version: str, timeout_seconds: int, label_selector: str = ""
+    ) -> BaseHTTPResponse: ...
 
 
 @dataclass
@@ -47,7 +48,7 @@ class StreamStats:
     expired: int = 0
     errors: int = 0
     too_new: int = 0
-    silent: int = 0           # watches that ended without delivering anything (followed by a list)
+    silent: int = 0  # watches that ended without delivering anything (followed by a list)
 
 
 @dataclass
@@ -61,9 +62,9 @@ class ListWatch:
     backoff: float = 1.0
     stats: StreamStats = field(default_factory=StreamStats)
     _response: BaseHTTPResponse | None = None
-    error: str = ""           # the last failure, "" once a list or watch succeeded again
-    error_kind: str = ""      # its short form, no server text: "HTTP 403 Forbidden", "ConnectionRefusedError"
-    failing: int = 0          # consecutive failures
+    error: str = ""  # the last failure, "" once a list or watch succeeded again
+    error_kind: str = ""  # its short form, no server text: "HTTP 403 Forbidden", "ConnectionRefusedError"
+    failing: int = 0  # consecutive failures
 
     @property
     def healthy(self) -> bool:
@@ -81,14 +82,14 @@ class ListWatch:
                 version = self._watch(version, stop, on_event)
                 failures = 0
             except LaunchError as exc:
-                if exc.status == 410:       # some servers answer the watch request itself with 410
+                if exc.status == 410:  # some servers answer the watch request itself with 410
                     self.stats.expired += 1
                     version = ""
                     continue
                 failures = self._pause(stop, exc, failures)
                 if is_too_new(str(exc)) or failures >= 3:
                     self.stats.too_new += is_too_new(str(exc))
-                    version = ""            # list again rather than insist on a version the server lacks
+                    version = ""  # list again rather than insist on a version the server lacks
             except (ApiException, Urllib3Error, OSError, ValueError) as exc:
                 failures = self._pause(stop, exc, failures)
 
@@ -113,8 +114,9 @@ class ListWatch:
         return str((data.get("metadata") or {}).get("resourceVersion") or "")
 
     def _watch(self, version: str, stop: threading.Event, on_event: OnEvent) -> str:
-        response = self.source.watch_raw(self.what, resource_version=version, timeout_seconds=self.timeout_seconds,
-                                         label_selector=self.selector)
+        response = self.source.watch_raw(
+            self.what, resource_version=version, timeout_seconds=self.timeout_seconds, label_selector=self.selector
+        )
         self._response = response
         self.stats.watches += 1
         self.error, self.error_kind, self.failing = "", "", 0
@@ -129,10 +131,10 @@ class ListWatch:
                 if kind == "ERROR":
                     if obj.get("code") == 410:
                         self.stats.expired += 1
-                        return ""          # too old: list again
+                        return ""  # too old: list again
                     if is_too_new(str(obj.get("message", ""))):
                         self.stats.too_new += 1
-                        return ""          # too new: list again
+                        return ""  # too new: list again
                     raise LaunchError(f"watch {self.what}: {obj.get('message', obj)}")
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                 if kind != "BOOKMARK":

@@ -38,19 +38,30 @@ from myapp.k8s.tracked import AttemptBook, Finisher, TrackedAttempt
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 Report = Callable[[dict[str, object]], None]
-SWEEP_WINDOW = 1000      # attempt ids looked back at for attempts ended before this watcher loaded them
+SWEEP_WINDOW = 1000  # attempt ids looked back at for attempts ended before this watcher loaded them
 SETTLED_MEMORY = 100_000
-POLL_BATCH = 200          # pods read per tick while the pod watch fails
+POLL_BATCH = 200  # pods read per tick while the pod watch fails
 
 
 class Watcher:
     """Feeds pod changes of one worker group into the engine."""
 
-    def __init__(self, cfg: KubeConfig, launcher: Launcher, book: AttemptBook, finisher: Finisher, hub: LogHub,
-                 now: Now, *, workers: int = 8, missing_grace: float = 60.0, kill_grace: int = 5,
-                 report: Report | None = None) -> None:
+    def __init__(
+        self,
+        cfg: KubeConfig,
+        launcher: Launcher,
+        book: AttemptBook,
+        finisher: Finisher,
+        hub: LogHub,
+        now: Now,
+        *,
+        workers: int = 8,
+        missing_grace: float = 60.0,
+        kill_grace: int = 5,
+        report: Report | None = None,
+    ) -> None:
         self.cfg, self.launcher, self.book, self.finisher, self.hub, self.now = cfg, launcher, book, finisher, hub, now
-        self.report = report      # gets watch_state() with every heartbeat (published for /health)
+        self.report = report  # gets watch_state() with every heartbeat (published for /health)
         self.missing_grace, self.kill_grace = missing_grace, kill_grace
         self.pods = PodCache()
         self.tracked: dict[int, TrackedAttempt] = {}
@@ -58,32 +69,39 @@ class Watcher:
         self.dirty: set[int] = set()
         self.events = EventBook()
         self.lock = threading.RLock()
-        self.status_lock = threading.Lock()   # status writes in order: a tick's never lands after a finish's
+        self.status_lock = threading.Lock()  # status writes in order: a tick's never lands after a finish's
         self.wake = threading.Event()
-        self.synced = threading.Event()   # the pod cache holds a full list (missing pods mean something)
+        self.synced = threading.Event()  # the pod cache holds a full list (missing pods mean something)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="finish")
-        self.pod_stream = ListWatch(launcher, "pods", group_selector(cfg.group, cfg.installation),
-                                    cfg.watch_timeout)
+        self.pod_stream = ListWatch(launcher, "pods", group_selector(cfg.group, cfg.installation), cfg.watch_timeout)
         self.event_stream = ListWatch(launcher, "events", "", cfg.watch_timeout)
         self.resources: dict[int, Raw | None] = {}
-        self.settled: dict[int, None] = {}   # attempts this watcher finished or released (bounded, oldest first)
+        self.settled: dict[int, None] = {}  # attempts this watcher finished or released (bounded, oldest first)
         self._window: int | None = None
         self.finished = 0
         self._last_beat: datetime | None = None
-        self.notice = ""          # why the pod watch cannot be trusted now ("" while it is healthy)
-        self._polled_absent: set[int] = set()   # attempts whose pods a poll found missing
+        self.notice = ""  # why the pod watch cannot be trusted now ("" while it is healthy)
+        self._polled_absent: set[int] = set()  # attempts whose pods a poll found missing
         self._poll_from = 0
-        self._failing_since: dict[str, datetime] = {}   # stream -> when it started failing
+        self._failing_since: dict[str, datetime] = {}  # stream -> when it started failing
         self._report_failed = False
 
     # --- process loop ----------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Watch and tick until `stop` is set; finish in-flight work before returning."""
         streams = [
-            threading.Thread(target=self.pod_stream.run, args=(stop, self.on_pod_event, self.on_pod_sync),
-                             name="watch-pods", daemon=True),
-            threading.Thread(target=self.event_stream.run, args=(stop, self.on_event, self.on_event_sync),
-                             name="watch-events", daemon=True),
+            threading.Thread(
+                target=self.pod_stream.run,
+                args=(stop, self.on_pod_event, self.on_pod_sync),
+                name="watch-pods",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=self.event_stream.run,
+                args=(stop, self.on_event, self.on_event_sync),
+                name="watch-events",
+                daemon=True,
+            ),
         ]
         for thread in streams:
             thread.start()
@@ -119,7 +137,7 @@ class Watcher:
             quiet = pod.attempt_id in self.settled or pod.attempt_id in self.busy
             if pod.gone and attempt is None and (quiet or pod.attempt_id is None):
                 self.pods.forget(pod.name)
-            else:   # a pod gone before its attempt was loaded is kept: the next tick decides from it
+            else:  # a pod gone before its attempt was loaded is kept: the next tick decides from it
                 self.pods.put(pod)
             if attempt is not None:
                 self.dirty.add(attempt.attempt_id)
@@ -128,7 +146,7 @@ class Watcher:
         if attempt is not None:
             self._decide(attempt)
         elif (pod.is_terminal or pod.gone) and not quiet:
-            self.wake.set()   # an attempt not loaded yet: load it now rather than next interval
+            self.wake.set()  # an attempt not loaded yet: load it now rather than next interval
 
     def pods_of(self, attempt_id: int) -> list[PodView]:
         """Return the cached pods of an attempt."""
@@ -142,7 +160,7 @@ class Watcher:
         event = parse_event(raw)
         owner = self._owner(event.object_name)
         if owner is not None or event.object_name.startswith(f"{self.cfg.pod_prefix}-"):
-            self.events.add(event)   # kept even before the pod's own watch event names its attempt
+            self.events.add(event)  # kept even before the pod's own watch event names its attempt
         if owner is not None:
             with self.lock:
                 self.dirty.add(owner)
@@ -161,7 +179,7 @@ class Watcher:
     # --- the tick --------------------------------------------------------------------
     def tick(self, now: datetime) -> None:
         """Reconcile memory with the database: heartbeat, load, clean up, decide, save status."""
-        seen = self.pods.all()   # before reading the database: see _delete_orphans
+        seen = self.pods.all()  # before reading the database: see _delete_orphans
         running = self.book.running_ids()
         if self._last_beat is None or (now - self._last_beat).total_seconds() >= self.cfg.heartbeat_interval * 0.9:
             self.book.heartbeat(running, now)
@@ -177,14 +195,14 @@ class Watcher:
         loaded = self.book.load(wanted) if wanted else {}
         with self.lock:
             self.tracked.update({i: a for i, a in loaded.items() if i not in self.busy})
-            self.dirty.update(i for i in loaded if i not in self.busy)   # pod changes seen before the load
+            self.dirty.update(i for i in loaded if i not in self.busy)  # pod changes seen before the load
         self._delete_orphans(seen, running)
         self._sweep_ended(running)
         self._poll_if_degraded()
         for attempt in list(self.tracked.values()):
             self._check(attempt, now, loaded=attempt.attempt_id in loaded)
         self._save_status()
-        if self._last_beat == now:   # as often as the heartbeat
+        if self._last_beat == now:  # as often as the heartbeat
             self._report(now, len(running))
 
     def watch_state(self, now: datetime, running: int = 0) -> dict[str, object]:
@@ -197,9 +215,14 @@ class Watcher:
             else:
                 since = self._failing_since.setdefault(stream.what, now)
                 streams[stream.what] = {"ok": False, "error": stream.error_kind, "since": since.isoformat()}
-        return {"group": self.cfg.group, "installation": self.cfg.installation, "at": now.isoformat(),
-                "running": running, "streams": streams,
-                "fallback": "pods read one by one" if self.notice else ""}
+        return {
+            "group": self.cfg.group,
+            "installation": self.cfg.installation,
+            "at": now.isoformat(),
+            "running": running,
+            "streams": streams,
+            "fallback": "pods read one by one" if self.notice else "",
+        }
 
     def _report(self, now: datetime, running: int) -> None:
         if self.report is None:
@@ -213,8 +236,11 @@ class Watcher:
             self._report_failed = True
 
     def _poll_if_degraded(self) -> None:
-        notice = "" if self.pod_stream.healthy else \
-            f"the pod watch fails ({self.pod_stream.error}); pods are read one by one"
+        notice = (
+            ""
+            if self.pod_stream.healthy
+            else f"the pod watch fails ({self.pod_stream.error}); pods are read one by one"
+        )
         if notice != self.notice:
             (log.warning if notice else log.info)("%s", notice or "the pod watch works again")
             with self.lock:
@@ -224,9 +250,12 @@ class Watcher:
             self._polled_absent.clear()
             return
         with self.lock:
-            pods = sorted((a.attempt_id, a) for a in self.tracked.values()
-                          if a.kind in ("pod", "distributed") and a.attempt_id not in self.busy)
-        batch = (pods[self._poll_from:] + pods[:self._poll_from])[:POLL_BATCH]
+            pods = sorted(
+                (a.attempt_id, a)
+                for a in self.tracked.values()
+                if a.kind in ("pod", "distributed") and a.attempt_id not in self.busy
+            )
+        batch = (pods[self._poll_from :] + pods[: self._poll_from])[:POLL_BATCH]
         self._poll_from = (self._poll_from + len(batch)) % max(len(pods), 1)
         for attempt_id, attempt in batch:
             self._poll(attempt_id, attempt)
@@ -257,7 +286,7 @@ class Watcher:
         for pod in seen:
             if pod.attempt_id in running or pod.attempt_id in busy:
                 continue
-            if pod.gone:   # kept for an attempt not loaded yet (see _apply); that attempt ended meanwhile
+            if pod.gone:  # kept for an attempt not loaded yet (see _apply); that attempt ended meanwhile
                 self.pods.forget(pod.name)
                 continue
             if pod.deleting:
@@ -292,17 +321,22 @@ class Watcher:
             self._finish(attempt, Outcome(False, None, f"task {attempt.task!r} timed out after {attempt.timeout} s"))
         elif not attempt.launch:
             if age > self.missing_grace:
-                self._finish(attempt, Outcome(False, None, "the attempt was claimed but never launched "
-                                                           "(the launching worker was lost)"))
+                self._finish(
+                    attempt,
+                    Outcome(False, None, "the attempt was claimed but never launched (the launching worker was lost)"),
+                )
         elif attempt.kind == "resource":
             self._check_resource(attempt, now)
-        elif age > self.missing_grace and not self.pods_of(attempt.attempt_id) and (
-                (self.synced.is_set() and not self.notice) or attempt.attempt_id in self._polled_absent):
+        elif (
+            age > self.missing_grace
+            and not self.pods_of(attempt.attempt_id)
+            and ((self.synced.is_set() and not self.notice) or attempt.attempt_id in self._polled_absent)
+        ):
             if self._still_creating(attempt.attempt_id, now):
                 return
             names = ", ".join(attempt.pod_names) or "?"
             self._finish(attempt, Outcome(False, None, f"pod {names} not found {int(age)} s after launch"))
-        else:   # pod changes decide as they arrive; the time rules (startup, image pull, lost node) need a tick
+        else:  # pod changes decide as they arrive; the time rules (startup, image pull, lost node) need a tick
             self._decide(attempt, now)
 
     def _not_created_yet(self, attempt: TrackedAttempt, now: datetime) -> bool:
@@ -325,8 +359,15 @@ class Watcher:
             return
         pods = self.pods_of(attempt.attempt_id)
         notes = {p.name: self.events.latest(p.name, "FailedScheduling") for p in pods}
-        outcome = attempt_outcome(pods, len(attempt.pod_names), task=attempt.task, timeout=attempt.timeout,
-                                  now=now or self.now(), rules=self.cfg.pod_rules, notes=notes)
+        outcome = attempt_outcome(
+            pods,
+            len(attempt.pod_names),
+            task=attempt.task,
+            timeout=attempt.timeout,
+            now=now or self.now(),
+            rules=self.cfg.pod_rules,
+            notes=notes,
+        )
         if outcome is not None:
             self._finish(attempt, outcome)
 
@@ -334,12 +375,22 @@ class Watcher:
         ref = attempt.launch.get("resource") or {}
         limit = int(attempt.launch.get("resource_timeout") or 0)
         if limit and (now - attempt.started_at).total_seconds() >= limit:
-            self._finish(attempt, Outcome(False, None, f"{ref.get('kind')} {ref.get('name')} did not reach its "
-                                                       f"success condition within {limit} s"))
+            self._finish(
+                attempt,
+                Outcome(
+                    False,
+                    None,
+                    f"{ref.get('kind')} {ref.get('name')} did not reach its success condition within {limit} s",
+                ),
+            )
             return
         try:
-            obj = self.launcher.get_object(str(ref.get("apiVersion")), str(ref.get("kind")), str(ref.get("name")),
-                                           str(ref.get("namespace") or "") or None)
+            obj = self.launcher.get_object(
+                str(ref.get("apiVersion")),
+                str(ref.get("kind")),
+                str(ref.get("name")),
+                str(ref.get("namespace") or "") or None,
+            )
         except LaunchError as exc:
             log.warning("attempt %s: %s", attempt.attempt_id, exc)
             return
@@ -348,7 +399,7 @@ class Watcher:
             self.resources[attempt.attempt_id] = obj
             self.dirty.add(attempt.attempt_id)
         if obj is None and not seen and self._not_created_yet(attempt, now):
-            return   # the launch record is written before the create: absent is not yet "deleted"
+            return  # the launch record is written before the create: absent is not yet "deleted"
         outcome = self.finisher.judge_resource(attempt, obj)
         if outcome is not None:
             self._finish(attempt, outcome)
@@ -363,18 +414,24 @@ class Watcher:
 
     def _finish_job(self, attempt: TrackedAttempt, outcome: Outcome) -> None:
         try:
-            if not outcome.succeeded:   # stop the rest at once: one failed pod fails the attempt
-                delete_attempt_objects(self.launcher, attempt, self.pods_of(attempt.attempt_id), running_only=True,
-                                       grace=0 if outcome.force_delete else None)
+            if not outcome.succeeded:  # stop the rest at once: one failed pod fails the attempt
+                delete_attempt_objects(
+                    self.launcher,
+                    attempt,
+                    self.pods_of(attempt.attempt_id),
+                    running_only=True,
+                    grace=0 if outcome.force_delete else None,
+                )
             self._save_status([attempt.attempt_id])
             self.finisher.finish(attempt, outcome, self.pods_of(attempt.attempt_id))
         except Exception:  # noqa: BLE001  decided again from the cached pods by the next tick
             log.exception("finishing attempt %s failed; the next tick tries again", attempt.attempt_id)
             self._finish_later(attempt)
             return
-        try:   # pods still running are deleted either way: sidecars (a mesh proxy) must not keep them alive
-            delete_attempt_objects(self.launcher, attempt, self.pods_of(attempt.attempt_id),
-                                   running_only=not self.cfg.delete_finished)
+        try:  # pods still running are deleted either way: sidecars (a mesh proxy) must not keep them alive
+            delete_attempt_objects(
+                self.launcher, attempt, self.pods_of(attempt.attempt_id), running_only=not self.cfg.delete_finished
+            )
         except Exception:  # noqa: BLE001  the attempt is recorded; the orphan sweep deletes what is left
             log.exception("deleting the objects of finished attempt %s failed", attempt.attempt_id)
         finally:
@@ -392,10 +449,11 @@ class Watcher:
     def _release(self, attempt: TrackedAttempt) -> None:
         """The engine ended the attempt (stop, run timeout, lost): kill its pods, archive its log."""
         try:
-            if not attempt.launch:   # loaded before its launch record was written: read it again
+            if not attempt.launch:  # loaded before its launch record was written: read it again
                 attempt = self.book.load([attempt.attempt_id]).get(attempt.attempt_id, attempt)
-            delete_attempt_objects(self.launcher, attempt, self.pods_of(attempt.attempt_id), running_only=False,
-                                   grace=self.kill_grace)
+            delete_attempt_objects(
+                self.launcher, attempt, self.pods_of(attempt.attempt_id), running_only=False, grace=self.kill_grace
+            )
             self.finisher.release(attempt, self.pods_of(attempt.attempt_id))
         except Exception:  # noqa: BLE001
             log.exception("releasing attempt %s failed", attempt.attempt_id)
@@ -424,10 +482,20 @@ class Watcher:
                 if only is None:
                     self.dirty.clear()
                 # Never before its launch record is loaded: the write would replace that record.
-                attempts = [self.tracked[i] for i in ids if i in self.tracked and self.tracked[i].launch
-                            and (only is not None or i not in self.busy)]
-            updates = {a.attempt_id: attempt_status(a, self.pods_of(a.attempt_id), self.events,
-                                                     self.resources.get(a.attempt_id, MISSING), notice=self.notice)
-                       for a in attempts}
+                attempts = [
+                    self.tracked[i]
+                    for i in ids
+                    if i in self.tracked and self.tracked[i].launch and (only is not None or i not in self.busy)
+                ]
+            updates = {
+                a.attempt_id: attempt_status(
+                    a,
+                    self.pods_of(a.attempt_id),
+                    self.events,
+                    self.resources.get(a.attempt_id, MISSING),
+                    notice=self.notice,
+                )
+                for a in attempts
+            }
             if updates:
                 self.book.save_status(updates)

@@ -38,9 +38,9 @@ FLUSH_AFTER = 0.05  # seconds a buffered line may wait before the live copies ge
 class Stream(StrEnum):
     """Where a log line came from."""
 
-    OUT = "out"   # the task's stdout, or a pod container's log
-    ERR = "err"   # the task's stderr
-    SYS = "sys"   # myapp about the attempt (timeouts, missing outputs, kills)
+    OUT = "out"  # the task's stdout, or a pod container's log
+    ERR = "err"  # the task's stderr
+    SYS = "sys"  # myapp about the attempt (timeouts, missing outputs, kills)
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def parse_line(line: str) -> LogLine:
     if found is None:
         return LogLine(None, Stream.OUT, line)
     at = datetime.fromisoformat(found.group(1)).replace(tzinfo=UTC)
-    return LogLine(at, Stream(found.group(2)), line[found.end():])
+    return LogLine(at, Stream(found.group(2)), line[found.end() :])
 
 
 class RedisLike(Protocol):
@@ -95,8 +95,15 @@ class AttemptLog:
     an attempt that ends within that time costs no Redis round trip and never has a live file.
     """
 
-    def __init__(self, key: LogKey, logs_dir: Path, redis: RedisLike | None, *, buffered: bool = False,
-                 clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        key: LogKey,
+        logs_dir: Path,
+        redis: RedisLike | None,
+        *,
+        buffered: bool = False,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.key = key
         self._now = clock or (lambda: datetime.now(UTC))
         self.final = key.path(logs_dir)

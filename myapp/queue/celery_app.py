@@ -24,10 +24,10 @@ EXECUTE = "myapp.execute_task_instance"
 RECONCILE = "myapp.reconcile"
 SCHEDULE = "make_timerun_config"
 ALERTS = "myapp.deliver_alerts"
-WAKE = "myapp.schedule_pipelines"   # a pass for pipelines whose cron run just ended
-CLEAN = "myapp.clean"               # the daily retention policy (settings.retention_days)
-CREATE = "myapp.create_run"         # write the task instances of a large run (db/run_creation.py)
-QUEUE = "myapp"                     # execute messages: one per queued task instance
+WAKE = "myapp.schedule_pipelines"  # a pass for pipelines whose cron run just ended
+CLEAN = "myapp.clean"  # the daily retention policy (settings.retention_days)
+CREATE = "myapp.create_run"  # write the task instances of a large run (db/run_creation.py)
+QUEUE = "myapp"  # execute messages: one per queued task instance
 # Scheduler passes, wakes, the reconciler, alerts and retention: a queue of their own, which the
 # worker polls in turn with QUEUE (kombu rotates the queues it polls), so a backlog of thousands of
 # execute messages does not hold back a pass that an enable or a cron run's end asked for.
@@ -59,6 +59,7 @@ def celery_dispatch(app: Celery) -> Any:
     one pipelined round trip: half the CPU per message of a fan-out. A batch is sent once, without
     kombu's publish retry, so a failed one is sent again message by message (a duplicate claims nothing).
     """
+
     def send_each(ids: Sequence[int]) -> None:
         for ti_id in ids:
             app.send_task(EXECUTE, args=[int(ti_id)], queue=QUEUE)
@@ -74,21 +75,26 @@ def celery_dispatch(app: Celery) -> Any:
         except Exception:  # noqa: BLE001  delivery uncertain: resend each with kombu's retry
             log.warning("batched dispatch of %d task instances failed; sending one by one", len(ids), exc_info=True)
             send_each(ids)
+
     return dispatch
 
 
 def celery_wake(app: Celery) -> Any:
     """Return a function asking a worker for a scheduler pass over some pipelines (RunStore.wake)."""
+
     def wake(pipeline_ids: Sequence[int]) -> None:
         app.send_task(WAKE, args=[[int(i) for i in pipeline_ids]], queue=CONTROL_QUEUE)
+
     return wake
 
 
 def celery_create(app: Celery) -> Any:
     """Return a function asking a worker to create `creating` runs (RunStore.create), on the control queue."""
+
     def create(run_ids: Sequence[int]) -> None:
         for run_id in run_ids:
             app.send_task(CREATE, args=[int(run_id)], queue=CONTROL_QUEUE)
+
     return create
 
 
@@ -131,17 +137,25 @@ def broker_options(settings: Settings) -> dict[str, Any]:
         # (socket_timeout), and kombu drops a BRPOP connection whose reply is overdue
         # (health_check_interval; kombu 5.7): the consumer reconnects within ~15 s. What else
         # stops a consumer is caught by the worker's liveness probe (myapp/queue/liveness.py).
-        return {"ack_emulation": False, "socket_timeout": 30, "socket_connect_timeout": 10,
-                "socket_keepalive": True, "health_check_interval": 5}
+        return {
+            "ack_emulation": False,
+            "socket_timeout": 30,
+            "socket_connect_timeout": 10,
+            "socket_keepalive": True,
+            "health_check_interval": 5,
+        }
     if url != "filesystem://":
         return {"visibility_timeout": 3600}
     base = settings.home / "broker"
     for sub in ("queue", "processed", "control"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     return {
-        "data_folder_in": str(base / "queue"), "data_folder_out": str(base / "queue"),
-        "processed_folder": str(base / "processed"), "store_processed": False,
-        "control_folder": str(base / "control"), "polling_interval": 0.05,
+        "data_folder_in": str(base / "queue"),
+        "data_folder_out": str(base / "queue"),
+        "processed_folder": str(base / "processed"),
+        "store_processed": False,
+        "control_folder": str(base / "control"),
+        "polling_interval": 0.05,
     }
 
 
@@ -163,14 +177,20 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 def create_celery(settings: Settings) -> tuple[Celery, LazyServices]:
     """Create the Celery app with its tasks and beat schedule."""
     app = Celery("myapp", broker=settings.effective_broker_url, set_as_current=False)
-    if settings.effective_broker_url == "filesystem://":   # kombu's, with whole-file writes
+    if settings.effective_broker_url == "filesystem://":  # kombu's, with whole-file writes
         app.conf.broker_transport = "myapp.queue.folder_transport:Transport"
     app.conf.update(
-        broker_transport_options=broker_options(settings), task_ignore_result=True,
-        task_default_queue=QUEUE, worker_prefetch_multiplier=1, task_acks_late=False,
-        broker_connection_retry_on_startup=True, broker_connection_max_retries=None,  # a worker never gives up
+        broker_transport_options=broker_options(settings),
+        task_ignore_result=True,
+        task_default_queue=QUEUE,
+        worker_prefetch_multiplier=1,
+        task_acks_late=False,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a worker never gives up
         worker_hijack_root_logger=False,
-        timezone="UTC", enable_utc=True, worker_send_task_events=False,
+        timezone="UTC",
+        enable_utc=True,
+        worker_send_task_events=False,
         beat_schedule=beat_schedule(settings),
     )
     deps = LazyServices(settings, app)
@@ -221,9 +241,13 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
 
         services = deps.get()
         s = services.settings
-        counts = services.attempts.reconcile(services.clock.now(), heartbeat_timeout=s.heartbeat_timeout,
-                                             watcher_timeout=s.k8s_watcher_timeout,
-                                             requeue_after=s.requeue_after, broker_backlog=queue_depth(app))
+        counts = services.attempts.reconcile(
+            services.clock.now(),
+            heartbeat_timeout=s.heartbeat_timeout,
+            watcher_timeout=s.k8s_watcher_timeout,
+            requeue_after=s.requeue_after,
+            broker_backlog=queue_depth(app),
+        )
         counts["creating_runs"] = resend_creating(services.runs, services.clock.now(), s.requeue_after)
         if any(counts.values()):
             log.info("reconciled %s", counts)

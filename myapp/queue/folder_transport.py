@@ -31,7 +31,7 @@ class Channel(filesystem.Channel):
         """Put a message on `queue`: write it under a hidden name, then rename it into place."""
         name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
-        hidden = os.path.join(self.data_folder_out, f".{name}.part")   # never matches `.<queue>.msg`
+        hidden = os.path.join(self.data_folder_out, f".{name}.part")  # never matches `.<queue>.msg`
         try:
             with open(hidden, "wb") as f:
                 f.write(dumps(payload).encode())  # type: ignore[no-untyped-call]
@@ -41,7 +41,7 @@ class Channel(filesystem.Channel):
 
     def _get(self, queue: Any, timeout: Any = None) -> Any:
         """Get the next message of `queue`, skipping a file that is not a message."""
-        while True:   # each failed file has been taken out of the folder: the loop ends with Empty
+        while True:  # each failed file has been taken out of the folder: the loop ends with Empty
             try:
                 return super()._get(queue)  # type: ignore[no-untyped-call]
             except ValueError as exc:

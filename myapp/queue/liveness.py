@@ -45,7 +45,7 @@ class Liveness:
         self.clock = clock
         name = f"myapp.liveness.{socket.gethostname()}.{os.getpid()}"
         self.queue = Queue(name, Exchange(name, type="direct"), routing_key=name, auto_delete=True)
-        self.unanswered_since: float | None = None   # the first probe published since the last one received
+        self.unanswered_since: float | None = None  # the first probe published since the last one received
         self.failed = threading.Event()
 
     @property
@@ -83,8 +83,7 @@ class LivenessStep(bootsteps.ConsumerStep):
         self.liveness: Liveness = c.app.myapp_liveness
 
     def get_consumers(self, channel: Any) -> list[Consumer]:
-        return [Consumer(channel, queues=[self.liveness.queue], callbacks=[self.liveness.received],
-                         accept=["json"])]
+        return [Consumer(channel, queues=[self.liveness.queue], callbacks=[self.liveness.received], accept=["json"])]
 
     def stop(self, c: Any) -> None:
         self._forget()
@@ -110,7 +109,7 @@ def install(app: Celery, timeout: float) -> Liveness | None:
     if timeout <= 0:
         return None
     liveness = Liveness(timeout)
-    app.myapp_liveness = liveness   # read by LivenessStep
+    app.myapp_liveness = liveness  # read by LivenessStep
     app.steps["consumer"].add(LivenessStep)
     return liveness
 
@@ -121,14 +120,17 @@ def start_watchdog(app: Celery, liveness: Liveness, *, stop: Callable[[], None] 
     On a stall: log, set `liveness.failed`, and ask the worker to stop as SIGTERM does (a warm
     shutdown: running attempts end first; they need only the database).
     """
+
     def watch() -> None:
         with Connection(app.conf.broker_url, transport_options=app.conf.broker_transport_options) as conn:
             while not liveness.failed.is_set():
                 time.sleep(liveness.interval)
                 if liveness.is_stalled():
-                    log.error("the worker took no message from the broker for %.0f s although the broker "
-                              "accepted probes: its consumer is stuck; stopping so that it is started again",
-                              liveness.timeout)
+                    log.error(
+                        "the worker took no message from the broker for %.0f s although the broker "
+                        "accepted probes: its consumer is stuck; stopping so that it is started again",
+                        liveness.timeout,
+                    )
                     liveness.failed.set()
                     (stop or _terminate)()
                     return
@@ -141,13 +143,18 @@ def start_watchdog(app: Celery, liveness: Liveness, *, stop: Callable[[], None] 
 
 def _probe(conn: Connection, liveness: Liveness) -> None:
     try:
-        Producer(conn).publish({"at": time.time()}, exchange=liveness.queue.exchange,
-                               routing_key=liveness.queue.routing_key, declare=[liveness.queue],
-                               serializer="json", retry=False)
+        Producer(conn).publish(
+            {"at": time.time()},
+            exchange=liveness.queue.exchange,
+            routing_key=liveness.queue.routing_key,
+            declare=[liveness.queue],
+            serializer="json",
+            retry=False,
+        )
     except Exception as exc:  # noqa: BLE001  the broker is away: the consumer is reconnecting, not stuck
         log.debug("liveness probe not published: %s", exc)
         liveness.unreachable()
-        conn.close()   # the next probe opens a fresh connection
+        conn.close()  # the next probe opens a fresh connection
         return
     liveness.published()
 

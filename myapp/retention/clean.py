@@ -45,22 +45,36 @@ class CleanReport:
     cutoff: datetime
     dry_run: bool
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    kept_runs: int = 0     # old finished runs kept because a schedule or a copy still needs them
+    kept_runs: int = 0  # old finished runs kept because a schedule or a copy still needs them
     kept_records: int = 0  # old records kept because a schedule still needs them
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cutoff": self.cutoff.isoformat(), "dry_run": self.dry_run, **self.counts,
-                "kept_runs": self.kept_runs, "kept_records": self.kept_records}
+        return {
+            "cutoff": self.cutoff.isoformat(),
+            "dry_run": self.dry_run,
+            **self.counts,
+            "kept_runs": self.kept_runs,
+            "kept_records": self.kept_records,
+        }
 
     def summary(self) -> str:
         verb = "would delete" if self.dry_run else "deleted"
         parts = ", ".join(f"{n:,} {kind.replace('_', ' ')}" for kind, n in self.counts.items())
-        return (f"{verb} {parts} older than {self.cutoff.isoformat()}; kept {self.kept_runs:,} old runs and "
-                f"{self.kept_records:,} old records a schedule or a retry still needs")
+        return (
+            f"{verb} {parts} older than {self.cutoff.isoformat()}; kept {self.kept_runs:,} old runs and "
+            f"{self.kept_records:,} old records a schedule or a retry still needs"
+        )
 
 
-def clean(services: Any, now: datetime, days: int, *, dry_run: bool = False, batch: int = BATCH,
-          progress: Progress | None = None) -> CleanReport:
+def clean(
+    services: Any,
+    now: datetime,
+    days: int,
+    *,
+    dry_run: bool = False,
+    batch: int = BATCH,
+    progress: Progress | None = None,
+) -> CleanReport:
     """Delete (or count, with `dry_run`) what is older than `days` at `now`; return the counts."""
     report = CleanReport(cutoff(now, days), dry_run)
     say = progress or (lambda line: log.info("%s", line))
@@ -79,8 +93,9 @@ def _runs(services: Any, report: CleanReport, needed: Needed, batch: int, say: P
     after, gone = 0, set[int]()
     while True:
         with services.db.read() if report.dry_run else services.db.write() as s:
-            found = old_runs(s, services.db, report.cutoff, needed, after_id=after, limit=batch,
-                             lock=not report.dry_run)
+            found = old_runs(
+                s, services.db, report.cutoff, needed, after_id=after, limit=batch, lock=not report.dry_run
+            )
             if found is None:
                 return gone
             if not report.dry_run:
@@ -94,8 +109,10 @@ def _runs(services: Any, report: CleanReport, needed: Needed, batch: int, say: P
         else:
             gone.update(found.run_ids)
             report.counts["logs"] += sum(1 for key in found.log_keys if key.path(services.settings.logs_dir).exists())
-        say(f"runs: {report.counts['runs']:,} {'to delete' if report.dry_run else 'deleted'} so far "
-            f"(up to run id {after})")
+        say(
+            f"runs: {report.counts['runs']:,} {'to delete' if report.dry_run else 'deleted'} so far "
+            f"(up to run id {after})"
+        )
 
 
 def _remove_files(services: Any, run_ids: list[int], keys: list[Any]) -> int:
@@ -106,27 +123,39 @@ def _remove_files(services: Any, run_ids: list[int], keys: list[Any]) -> int:
     for run_id in run_ids:
         shutil.rmtree(logs_dir / str(run_id), ignore_errors=True)
         try:
-            services.artifacts.delete_run(run_id)   # on disk or in the object store (myapp/artifacts/)
+            services.artifacts.delete_run(run_id)  # on disk or in the object store (myapp/artifacts/)
         except Exception:  # noqa: BLE001  a store out of reach must not stop the clean; say which run
-            log.warning("deleting the artifacts of run %d failed; delete them from the store by hand",
-                        run_id, exc_info=True)
+            log.warning(
+                "deleting the artifacts of run %d failed; delete them from the store by hand", run_id, exc_info=True
+            )
     if services.redis is not None and keys:
         try:
             for start in range(0, len(keys), 1000):
-                services.redis.delete(*(key.redis_key for key in keys[start:start + 1000]))
+                services.redis.delete(*(key.redis_key for key in keys[start : start + 1000]))
         except Exception:  # noqa: BLE001  live keys expire by themselves (LIVE_TTL_SECONDS)
-            log.warning("deleting the live-log keys of %d runs failed; they expire by themselves",
-                        len(run_ids), exc_info=True)
+            log.warning(
+                "deleting the live-log keys of %d runs failed; they expire by themselves", len(run_ids), exc_info=True
+            )
     return removed
 
 
-def _rows(services: Any, report: CleanReport, needed: Needed, kind: str, batch: int, say: Progress,
-          gone: set[int]) -> None:
+def _rows(
+    services: Any, report: CleanReport, needed: Needed, kind: str, batch: int, say: Progress, gone: set[int]
+) -> None:
     after = 0
     while True:
         with services.db.read() if report.dry_run else services.db.write() as s:
-            found = old_rows(s, services.db, kind, report.cutoff, needed, after_id=after, limit=batch,
-                             lock=not report.dry_run, gone_runs=gone)
+            found = old_rows(
+                s,
+                services.db,
+                kind,
+                report.cutoff,
+                needed,
+                after_id=after,
+                limit=batch,
+                lock=not report.dry_run,
+                gone_runs=gone,
+            )
             if found is None:
                 break
             ids, after, kept = found

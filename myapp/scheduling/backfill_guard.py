@@ -29,10 +29,15 @@ class BackfillUnconfirmed(Conflict):
 
     def __init__(self, backfill: Backfill, threshold: int, how: str) -> None:
         super().__init__(f"{backfill.describe()}, more than backfill_confirm ({threshold}); {how}")
-        self.details = {"backfill": {"runs": backfill.runs, "fire_times": backfill.fire_times,
-                                     "first": backfill.first.isoformat() if backfill.first else None,
-                                     "last": backfill.last.isoformat() if backfill.last else None,
-                                     "threshold": threshold}}
+        self.details = {
+            "backfill": {
+                "runs": backfill.runs,
+                "fire_times": backfill.fire_times,
+                "first": backfill.first.isoformat() if backfill.first else None,
+                "last": backfill.last.isoformat() if backfill.last else None,
+                "threshold": threshold,
+            }
+        }
 
 
 def _start(wall: datetime, tz: str) -> datetime:
@@ -49,17 +54,34 @@ def save_backfill(services: Any, spec: PipelineSpec, now: datetime) -> Backfill:
         previous = stored_schedule(stored) if stored else None
         explicit = _start(sch.start_time, sch.timezone) if sch.start_time else None
         changed = pipeline is None or (pipeline.schedule_type, pipeline.cron, pipeline.timezone) != (
-            sch.type, sch.cron, sch.timezone)
+            sch.type,
+            sch.cron,
+            sch.timezone,
+        )
         sets_start = explicit is not None and (previous is None or previous.start_time != sch.start_time)
         if pipeline is not None and pipeline.schedule_enabled and not changed and not sets_start:
             return Backfill(0, 0)  # the catch-up already runs; this save does not start one
-        start: datetime = (explicit if sets_start and explicit is not None else now if changed or pipeline is None
-                           else pipeline.start_time or now)
+        start: datetime = (
+            explicit
+            if sets_start and explicit is not None
+            else now
+            if changed or pipeline is None
+            else pipeline.start_time or now
+        )
         same_epoch = pipeline is not None and start == pipeline.start_time
-        records = list(load_snapshots(s, [pipeline.id])[pipeline.id].records.values()) if same_epoch and pipeline else []
-    schedule = Schedule(pipeline_id=pipeline.id if pipeline else 0, cron=sch.cron, timezone=sch.timezone,
-                        start_time=start, depends_on_past=sch.depends_on_past, expired_limit=sch.expired_limit,
-                        max_active_runs=sch.max_active_runs, enabled=True)
+        records = (
+            list(load_snapshots(s, [pipeline.id])[pipeline.id].records.values()) if same_epoch and pipeline else []
+        )
+    schedule = Schedule(
+        pipeline_id=pipeline.id if pipeline else 0,
+        cron=sch.cron,
+        timezone=sch.timezone,
+        start_time=start,
+        depends_on_past=sch.depends_on_past,
+        expired_limit=sch.expired_limit,
+        max_active_runs=sch.max_active_runs,
+        enabled=True,
+    )
     return catch_up(schedule, records, now)
 
 
@@ -83,8 +105,9 @@ def guard(backfill: Backfill, threshold: int, confirmed: bool, how: str) -> None
         raise BackfillUnconfirmed(backfill, threshold, how)
 
 
-def set_enabled(services: Any, pipeline_id: int, enabled: bool, now: datetime, *, user_id: int | None,
-                confirmed: bool, how: str) -> tuple[int, bool, Backfill]:
+def set_enabled(
+    services: Any, pipeline_id: int, enabled: bool, now: datetime, *, user_id: int | None, confirmed: bool, how: str
+) -> tuple[int, bool, Backfill]:
     """Enable or disable a pipeline's schedule as a new version; return (version, changed, backfill)."""
     spec, _ = services.pipelines.spec(pipeline_id)
     if spec.schedule.type != "crontab":
@@ -92,6 +115,7 @@ def set_enabled(services: Any, pipeline_id: int, enabled: bool, now: datetime, *
     backfill = enable_backfill(services, pipeline_id, now) if enabled else Backfill(0, 0)
     guard(backfill, services.settings.backfill_confirm, confirmed, how)
     changed = replace(spec, schedule=replace(spec.schedule, enabled=enabled))
-    res = services.pipelines.save(changed, now, user_id=user_id,
-                                  message=f"schedule {'enabled' if enabled else 'disabled'}")
+    res = services.pipelines.save(
+        changed, now, user_id=user_id, message=f"schedule {'enabled' if enabled else 'disabled'}"
+    )
     return res.version, res.created_version, backfill

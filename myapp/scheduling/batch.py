@@ -62,9 +62,16 @@ class PassReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form printed by `myapp schedule tick --json`."""
-        return {"now": self.now.isoformat(), "pipelines": self.pipelines, "created": self.created,
-                "expired": self.expired, "skipped": self.skipped, "launched": len(self.launched),
-                "run_ids": self.launched, "errors": self.errors}
+        return {
+            "now": self.now.isoformat(),
+            "pipelines": self.pipelines,
+            "created": self.created,
+            "expired": self.expired,
+            "skipped": self.skipped,
+            "launched": len(self.launched),
+            "run_ids": self.launched,
+            "errors": self.errors,
+        }
 
 
 class LostRace(Exception):
@@ -98,16 +105,22 @@ class Batch:
         skips = [(p.id, plan.skipped) for p, _, plan in plans if plan.skipped]
         insert_skips(self.s, [(pid, span.count, span.first, span.last) for pid, span in skips], self.now)
         self.report.skipped += sum(span.count for _, span in skips)
-        update_pipelines(self.s, [PipelineTick(p.id, self.next_fire.get(p.id), self.now, self.errors.get(p.id))
-                                  for p in pipelines])
+        update_pipelines(
+            self.s, [PipelineTick(p.id, self.next_fire.get(p.id), self.now, self.errors.get(p.id)) for p in pipelines]
+        )
         self.report.pipelines = len(pipelines)
         return self.report, self.queued
 
     def _plan(self, pipeline: DuePipeline, snap: Snapshot) -> PassPlan | None:
         try:
-            plan = plan_pass(schedule_of(pipeline), list(snap.records.values()), snap.active, self.now,
-                             backfill_chunk=self.services.settings.backfill_chunk,
-                             last_pass_at=pipeline.last_tick_at)
+            plan = plan_pass(
+                schedule_of(pipeline),
+                list(snap.records.values()),
+                snap.active,
+                self.now,
+                backfill_chunk=self.services.settings.backfill_chunk,
+                last_pass_at=pipeline.last_tick_at,
+            )
         except Exception as exc:  # a broken schedule must not stop the pass (docs/rules.md P3)
             self._fail(pipeline, f"schedule error: {exc}")
             self.next_fire[pipeline.id] = self.now + ERROR_RETRY
@@ -135,7 +148,9 @@ class Batch:
                 rows.append(NewRecord(p.id, instant, text, status, failed.get((p.id, instant), message), run_id))
         inserted = insert_records(self.s, rows, self.now)
         self.report.created += len(inserted)
-        self.report.expired += sum(1 for r in rows if r.status == RecordStatus.EXPIRED and (r.pipeline_id, r.instant) in inserted)
+        self.report.expired += sum(
+            1 for r in rows if r.status == RecordStatus.EXPIRED and (r.pipeline_id, r.instant) in inserted
+        )
         return inserted
 
     def _expire(self, plans: _Plans) -> None:
@@ -178,8 +193,12 @@ class Batch:
     def _launch_one_by_one(self, plans: _Plans) -> None:
         """Insert the new records, then create each cron run in a savepoint; a pipeline stops at its first failure."""
         inserted = self._insert(plans, {})
-        launches = [(p, instant) for p, snap, plan in plans for instant in plan.launch
-                    if instant in snap.waiting or (p.id, instant) in inserted]  # else the unique key gave it away
+        launches = [
+            (p, instant)
+            for p, snap, plan in plans
+            for instant in plan.launch
+            if instant in snap.waiting or (p.id, instant) in inserted
+        ]  # else the unique key gave it away
         rows: list[tuple[int, datetime, int]] = []
         refused: set[int] = set()
         for p, instant in launches:
@@ -198,8 +217,14 @@ class Batch:
         mark_launched(self.s, rows, self.now)
 
     def _new_run(self, p: DuePipeline, instant: datetime) -> NewRun:
-        return NewRun(pipeline_id=p.id, trigger=Trigger.CRON, execution_date=instant, params={},
-                      user_id=p.created_by, runner=RUNNER)
+        return NewRun(
+            pipeline_id=p.id,
+            trigger=Trigger.CRON,
+            execution_date=instant,
+            params={},
+            user_id=p.created_by,
+            runner=RUNNER,
+        )
 
     def _launch_failed(self, p: DuePipeline, instant: datetime, exc: Exception) -> None:
         message = f"launch of {format_execution_date(instant, p.timezone)} failed: {exc}"
@@ -207,8 +232,12 @@ class Batch:
         self.failed_launches.append((p.id, instant, message))
 
     def _wait_reasons(self, plans: _Plans) -> None:
-        rows = [(p.id, w.instant, w.reason) for p, snap, plan in plans for w in plan.waits
-                if w.instant in snap.waiting and snap.waiting[w.instant] != w.reason]
+        rows = [
+            (p.id, w.instant, w.reason)
+            for p, snap, plan in plans
+            for w in plan.waits
+            if w.instant in snap.waiting and snap.waiting[w.instant] != w.reason
+        ]
         waiting = {p.id: snap.waiting for p, snap, _ in plans}
         failed = [row for row in self.failed_launches if self.one_by_one or row[1] in waiting[row[0]]]
         set_wait_reasons(self.s, rows + failed, self.now)

@@ -65,13 +65,14 @@ def run_pass_for(services: Any, now: datetime, pipeline_ids: Sequence[int]) -> P
     report, queued = PassReport(now), []
     for start in range(0, len(pipeline_ids), BATCH_SIZE):
         try:
-            done, more = _run_batch(services, now, _Claim(), ids=pipeline_ids[start:start + BATCH_SIZE],
-                                    one_by_one=False)
+            done, more = _run_batch(
+                services, now, _Claim(), ids=pipeline_ids[start : start + BATCH_SIZE], one_by_one=False
+            )
         except Exception as exc:
             if is_transient(exc):
                 raise
             log.exception("scheduler: pass for pipelines %s failed; isolating them", pipeline_ids)
-            done, more = _isolate(services, now, pipeline_ids[start:start + BATCH_SIZE])
+            done, more = _isolate(services, now, pipeline_ids[start : start + BATCH_SIZE])
         report.add(done)
         queued += more
     _dispatch(services, queued)
@@ -130,8 +131,7 @@ class _Claim:
         self.done = threading.Event()
 
 
-def _claimed_batch(services: Any, now: datetime, claim: _Claim, after: int,
-                   limit: int) -> tuple[PassReport, list[int]]:
+def _claimed_batch(services: Any, now: datetime, claim: _Claim, after: int, limit: int) -> tuple[PassReport, list[int]]:
     """Run one batch; if its transaction fails as a whole, redo its pipelines one by one."""
     try:
         return _run_batch(services, now, claim, after_id=after, limit=limit)
@@ -150,8 +150,16 @@ def _collect(services: Any, report: PassReport, batch: Future[tuple[PassReport, 
     _dispatch(services, queued)
 
 
-def _run_batch(services: Any, now: datetime, claim: _Claim, *, after_id: int = 0, limit: int = BATCH_SIZE,
-               ids: Sequence[int] | None = None, one_by_one: bool | None = None) -> tuple[PassReport, list[int]]:
+def _run_batch(
+    services: Any,
+    now: datetime,
+    claim: _Claim,
+    *,
+    after_id: int = 0,
+    limit: int = BATCH_SIZE,
+    ids: Sequence[int] | None = None,
+    one_by_one: bool | None = None,
+) -> tuple[PassReport, list[int]]:
     """Claim a batch of due pipelines and perform their plans in one transaction.
 
     A batch claimed by `ids` (the isolation of a failed batch) launches its runs one by one, each
@@ -207,8 +215,10 @@ def preview_pipeline(services: Any, pipeline_id: int, now: datetime, n: int = 10
         if pipeline is None:
             raise NotFound(f"pipeline {pipeline_id} not found")
         if pipeline.schedule_type != "crontab" or pipeline.cron is None:
-            raise Conflict(f"pipeline {pipeline.name!r} has no cron schedule (schedule type "
-                           f"{pipeline.schedule_type!r}): it runs only when started by hand")
+            raise Conflict(
+                f"pipeline {pipeline.name!r} has no cron schedule (schedule type "
+                f"{pipeline.schedule_type!r}): it runs only when started by hand"
+            )
         try:
             schedule = schedule_of(pipeline)
         except ValueError as exc:
@@ -217,11 +227,21 @@ def preview_pipeline(services: Any, pipeline_id: int, now: datetime, n: int = 10
     lines = preview(schedule, list(snap.records.values()), snap.active, now.astimezone(UTC), n)
     tz = schedule.timezone
     return {
-        "pipeline_id": pipeline.id, "pipeline": pipeline.name, "now": now.isoformat(),
-        "summary": _summary(pipeline, snap), "schedule_error": pipeline.schedule_error,
-        "fire_times": [{"execution_date": line.execution_date, "local": local_text(line.instant, tz),
-                        "instant": line.instant.isoformat(), "action": line.action, "reason": line.reason}
-                       for line in lines],
+        "pipeline_id": pipeline.id,
+        "pipeline": pipeline.name,
+        "now": now.isoformat(),
+        "summary": _summary(pipeline, snap),
+        "schedule_error": pipeline.schedule_error,
+        "fire_times": [
+            {
+                "execution_date": line.execution_date,
+                "local": local_text(line.instant, tz),
+                "instant": line.instant.isoformat(),
+                "action": line.action,
+                "reason": line.reason,
+            }
+            for line in lines
+        ],
     }
 
 
@@ -229,6 +249,8 @@ def _summary(p: Pipeline, snap: Snapshot) -> str:
     dop = ", depends_on_past" if p.depends_on_past else ""
     keep = "keep all" if p.expired_limit == 0 else f"keeps the newest {p.expired_limit}"
     state = "enabled" if p.schedule_enabled else "DISABLED: nothing is created or run"
-    return (f'{p.name}: cron "{p.cron}" in {p.timezone}, {state}; max_active_runs {p.max_active_runs}, '
-            f"expired_limit {p.expired_limit} ({keep}){dop}; now {snap.active} cron run"
-            f"{'s' * (snap.active != 1)} active and {len(snap.waiting)} record{'s' * (len(snap.waiting) != 1)} waiting")
+    return (
+        f'{p.name}: cron "{p.cron}" in {p.timezone}, {state}; max_active_runs {p.max_active_runs}, '
+        f"expired_limit {p.expired_limit} ({keep}){dop}; now {snap.active} cron run"
+        f"{'s' * (snap.active != 1)} active and {len(snap.waiting)} record{'s' * (len(snap.waiting) != 1)} waiting"
+    )

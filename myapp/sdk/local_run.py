@@ -48,8 +48,14 @@ class LocalResult:
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
-def run_op(op: Any, inputs: Mapping[str, Any] | None = None, *, workdir: Path | None = None,
-           python: str = sys.executable, timeout: float | None = None) -> LocalResult:
+def run_op(
+    op: Any,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    workdir: Path | None = None,
+    python: str = sys.executable,
+    timeout: float | None = None,
+) -> LocalResult:
     """Run `op` (an OP or a PythonOPTemplate) with `inputs` in a subprocess; return its decoded outputs.
 
     Raises OPRunError when the process fails (a type error of an input or output included).
@@ -71,8 +77,15 @@ def run_op(op: Any, inputs: Mapping[str, Any] | None = None, *, workdir: Path | 
             env[name] = os.fspath(value)
         else:
             env[name] = encode_parameter(value, spec.type)
-    proc = subprocess.run([python, "-c", template.code], cwd=workdir, env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [python, "-c", template.code],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     result = LocalResult(proc.returncode, proc.stdout, proc.stderr, workdir)
     if proc.returncode != 0:
         raise OPRunError(f"OP {template.name} exited with {proc.returncode}: {proc.stderr.strip()[-2000:]}", result)

@@ -97,8 +97,9 @@ class OP:
 class FunctionOP:
     """A function made an OP by `@op`: its type hints (or `inputs=`/`outputs=`) are its signature."""
 
-    def __init__(self, fn: Callable[..., Any], inputs: Mapping[str, Any] | None = None,
-                 outputs: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], inputs: Mapping[str, Any] | None = None, outputs: Mapping[str, Any] | None = None
+    ) -> None:
         self.fn = fn
         self.inputs = inputs
         self.outputs = outputs
@@ -113,8 +114,12 @@ class FunctionOP:
         return f"<op {self.__name__}>"
 
 
-def op(fn: Callable[..., Any] | None = None, *, inputs: Mapping[str, Any] | None = None,
-       outputs: Mapping[str, Any] | None = None) -> Any:
+def op(
+    fn: Callable[..., Any] | None = None,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    outputs: Mapping[str, Any] | None = None,
+) -> Any:
     """Make a function an OP: `@op`, or `@op(inputs={...}, outputs={...})` to declare the signature explicitly."""
     if fn is None:
         return lambda f: FunctionOP(f, inputs, outputs)
@@ -130,6 +135,7 @@ class OPError(Exception):
 
 
 # ---- values <-> text (the same rules on the client, in the task and in tests) ----
+
 
 def encode_parameter(value: Any, type_name: str) -> str:
     """Return the text form of a parameter value of `type_name`; TypeError when it is not of that type."""
@@ -222,8 +228,9 @@ def write_artifact(value: Any, type_name: str, target: Path) -> None:
     paths = [value] if type_name == "path" else value
     if type_name == "path" and not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"expected a path, got {type(value).__name__} {_short(value)}")
-    if type_name == "paths" and (not isinstance(value, (list, tuple))
-                                 or not all(isinstance(p, (str, os.PathLike)) for p in value)):
+    if type_name == "paths" and (
+        not isinstance(value, (list, tuple)) or not all(isinstance(p, (str, os.PathLike)) for p in value)
+    ):
         raise TypeError(f"expected a list of paths, got {_short(value)}")
     sources = [Path(p) for p in paths]
     missing = [str(p) for p in sources if not p.exists()]
@@ -235,7 +242,7 @@ def write_artifact(value: Any, type_name: str, target: Path) -> None:
     names = [p.resolve().name or "root" for p in sources]
     flat = len(set(names)) == len(names) and MANIFEST not in names
     items = []
-    for index, source in enumerate(sources):   # (no zip(strict=...): this file runs on Python 3.8)
+    for index, source in enumerate(sources):  # (no zip(strict=...): this file runs on Python 3.8)
         name = names[index]
         item = name if flat else f"{index}/{name}"
         destination = target / item
@@ -249,6 +256,7 @@ def write_artifact(value: Any, type_name: str, target: Path) -> None:
 
 
 # ---- the task's entry point ----
+
 
 def read_inputs(inputs: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str]) -> dict[str, Any]:
     """Return the OP's input values from the environment, decoded and checked; OPError otherwise."""
@@ -279,8 +287,10 @@ def write_outputs(outputs: Mapping[str, Mapping[str, Any]], result: Any, workdir
         return
     if not isinstance(result, Mapping):
         if len(outputs) != 1:
-            raise OPError(f"the OP returned {type(result).__name__}; expected a dict with "
-                          f"{', '.join(sorted(outputs))}", EXIT_BAD_OUTPUT)
+            raise OPError(
+                f"the OP returned {type(result).__name__}; expected a dict with {', '.join(sorted(outputs))}",
+                EXIT_BAD_OUTPUT,
+            )
         result = {next(iter(outputs)): result}
     missing = [name for name in outputs if name not in result]
     if missing:
@@ -314,7 +324,7 @@ def main(namespace: Mapping[str, Any], name: str, signature: Mapping[str, Any]) 
     except OPError as exc:
         print(f"myapp.sdk: OP {name}: {exc}", file=sys.stderr)
         sys.exit(exc.code)
-    workdir = Path.cwd()   # where the collector reads outputs, even if the OP changes directory
+    workdir = Path.cwd()  # where the collector reads outputs, even if the OP changes directory
     try:
         result = call(namespace[name], values)
     except Exception:

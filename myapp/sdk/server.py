@@ -34,30 +34,41 @@ class SubmitError(RuntimeError):
 
 def urllib_transport(timeout: float = 60.0) -> Transport:
     """Return a transport over urllib (no dependency beyond the standard library)."""
-    def send(method: str, url: str, headers: Mapping[str, str], body: bytes | None
-             ) -> tuple[int, Mapping[str, str], bytes]:
+
+    def send(
+        method: str, url: str, headers: Mapping[str, str], body: bytes | None
+    ) -> tuple[int, Mapping[str, str], bytes]:
         request = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) URL of the user)
                 return response.status, dict(response.headers), response.read()
         except urllib.error.HTTPError as exc:
             return exc.code, dict(exc.headers or {}), exc.read()
+
     return send
 
 
 class Server:
     """A myapp server: its base URL and a bearer token (or a user name and password to sign in)."""
 
-    def __init__(self, url: str, token: str | None = None, *, username: str | None = None,
-                 password: str | None = None, refresh_token: str | None = None,
-                 transport: Transport | None = None, on_refresh: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        refresh_token: str | None = None,
+        transport: Transport | None = None,
+        on_refresh: Callable[[str], None] | None = None,
+    ) -> None:
         if token is None and refresh_token is None and (username is None or password is None):
             raise SubmitError("give a token, or a username and a password")
         self.url = url.rstrip("/")
         self.token = token
         self.username, self.password, self.refresh_token = username, password, refresh_token
         self.transport = transport or urllib_transport()
-        self.on_refresh = on_refresh   # called with each new access token (myapp login keeps it)
+        self.on_refresh = on_refresh  # called with each new access token (myapp login keeps it)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Server | None:
@@ -66,8 +77,12 @@ class Server:
         env = os.environ if environ is None else environ
         url = env.get("MYAPP_URL", "").strip()
         if url:
-            return cls(url, env.get("MYAPP_API_TOKEN") or env.get("MYAPP_TOKEN") or None,
-                       username=env.get("MYAPP_USERNAME"), password=env.get("MYAPP_PASSWORD"))
+            return cls(
+                url,
+                env.get("MYAPP_API_TOKEN") or env.get("MYAPP_TOKEN") or None,
+                username=env.get("MYAPP_USERNAME"),
+                password=env.get("MYAPP_PASSWORD"),
+            )
         path = credentials_path(env)
         kept = load_credentials(path)
         if kept is None:
@@ -78,8 +93,15 @@ class Server:
 
         return cls(kept.url, kept.access_token, refresh_token=kept.refresh_token, on_refresh=keep)
 
-    def request(self, method: str, path: str, *, json_body: Any = None, body: bytes | None = None,
-                content_type: str = "application/json") -> tuple[int, Mapping[str, str], bytes]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, Mapping[str, str], bytes]:
         """Send one API request (signing in first, and again once when the token expired)."""
         for attempt in (0, 1):
             if self.token is None:
@@ -92,7 +114,7 @@ class Server:
                 headers["Content-Type"] = content_type
             status, response_headers, content = self.transport(method, self.url + path, headers, data)
             if status == 401 and attempt == 0 and (self.username is not None or self.refresh_token is not None):
-                self.token = None   # expired: sign in again, or refresh
+                self.token = None  # expired: sign in again, or refresh
                 continue
             return status, response_headers, content
         raise AssertionError("unreachable")
@@ -108,24 +130,28 @@ class Server:
             message = data.get("message") if isinstance(data, dict) else data
             errors = data.get("errors") if isinstance(data, dict) else None
             detail = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in errors or [] if isinstance(e, dict))
-            raise SubmitError(f"{method} {path}: {status} {message}{' (' + detail + ')' if detail else ''}",
-                              status, data)
+            raise SubmitError(
+                f"{method} {path}: {status} {message}{' (' + detail + ')' if detail else ''}", status, data
+            )
         return data
 
     def _sign_in(self) -> None:
         if self.refresh_token is not None and self.password is None:
-            status, _, content = self.transport("POST", self.url + "/api/v1/security/refresh",
-                                                {"Authorization": f"Bearer {self.refresh_token}"}, None)
+            status, _, content = self.transport(
+                "POST", self.url + "/api/v1/security/refresh", {"Authorization": f"Bearer {self.refresh_token}"}, None
+            )
             if status != 200:
-                raise SubmitError(f"the sign-in to {self.url} expired or was revoked ({status}): run `myapp login` "
-                                  "again", status)
+                raise SubmitError(
+                    f"the sign-in to {self.url} expired or was revoked ({status}): run `myapp login` again", status
+                )
             self.token = str(json.loads(content)["access_token"])
             if self.on_refresh is not None:
                 self.on_refresh(self.token)
             return
         body = json.dumps({"username": self.username, "password": self.password, "provider": "db"}).encode()
-        status, _, content = self.transport("POST", self.url + "/api/v1/security/login",
-                                            {"Content-Type": "application/json"}, body)
+        status, _, content = self.transport(
+            "POST", self.url + "/api/v1/security/login", {"Content-Type": "application/json"}, body
+        )
         if status != 200:
             raise SubmitError(f"sign-in as {self.username!r} at {self.url} failed: {status}", status)
         self.token = json.loads(content)["access_token"]
@@ -138,8 +164,12 @@ class RestBackend:
         self.server = server
 
     def submit(self, yaml_text: str, params: Mapping[str, str]) -> tuple[int, int]:
-        saved = self.server.json("POST", "/api/v1/pipelines/?message=myapp.sdk", body=yaml_text.encode("utf-8"),
-                                 content_type="application/yaml")
+        saved = self.server.json(
+            "POST",
+            "/api/v1/pipelines/?message=myapp.sdk",
+            body=yaml_text.encode("utf-8"),
+            content_type="application/yaml",
+        )
         started = self.server.json("POST", f"/api/v1/pipelines/{saved['id']}/runs", json_body={"params": dict(params)})
         return int(saved["id"]), int(started["id"])
 

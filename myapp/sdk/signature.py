@@ -22,8 +22,24 @@ Kind = Literal["parameter", "artifact"]
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # Inputs become environment variables of the task: these would be read as something else (the
 # python template's own `code`, variables the executor passes through or sets).
-RESERVED_NAMES = frozenset({"code", "PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT", "IFS", "ENV",
-                            "BASH_ENV", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME"})
+RESERVED_NAMES = frozenset(
+    {
+        "code",
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "TZ",
+        "TMPDIR",
+        "SYSTEMROOT",
+        "IFS",
+        "ENV",
+        "BASH_ENV",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONHOME",
+    }
+)
 
 
 class SignatureError(TypeError):
@@ -36,7 +52,7 @@ class IOSpec:
 
     name: str
     kind: Kind
-    type: str                    # parameter: str int float bool json; artifact: path paths
+    type: str  # parameter: str int float bool json; artifact: path paths
     default: Any = None
     has_default: bool = False
     optional: bool = False
@@ -53,8 +69,14 @@ class IOSpec:
     @classmethod
     def from_data(cls, name: str, data: Mapping[str, Any]) -> IOSpec:
         """Build from the JSON form."""
-        return cls(name=name, kind=data["kind"], type=data["type"], default=data.get("default"),
-                   has_default="default" in data, optional=bool(data.get("optional")))
+        return cls(
+            name=name,
+            kind=data["kind"],
+            type=data["type"],
+            default=data.get("default"),
+            has_default="default" in data,
+            optional=bool(data.get("optional")),
+        )
 
 
 @dataclass(frozen=True)
@@ -74,14 +96,18 @@ class Signature:
 
     def to_data(self) -> dict[str, Any]:
         """Return the JSON form the runtime reads."""
-        return {"inputs": {s.name: s.to_data() for s in self.inputs},
-                "outputs": {s.name: s.to_data() for s in self.outputs}}
+        return {
+            "inputs": {s.name: s.to_data() for s in self.inputs},
+            "outputs": {s.name: s.to_data() for s in self.outputs},
+        }
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Signature:
         """Build from the JSON form."""
-        return cls(inputs=tuple(IOSpec.from_data(n, d) for n, d in data.get("inputs", {}).items()),
-                   outputs=tuple(IOSpec.from_data(n, d) for n, d in data.get("outputs", {}).items()))
+        return cls(
+            inputs=tuple(IOSpec.from_data(n, d) for n, d in data.get("inputs", {}).items()),
+            outputs=tuple(IOSpec.from_data(n, d) for n, d in data.get("outputs", {}).items()),
+        )
 
 
 def signature_of(target: Any) -> Signature:
@@ -103,9 +129,15 @@ def _function_signature(target: FunctionOP) -> Signature:
     if target.inputs is not None:
         inputs = _specs(target.inputs, f"{where} inputs")
     else:
-        inputs = tuple(_spec(name, hints.get(name, str), f"{where}({name})",
-                             params[name].default if params[name].default is not inspect.Parameter.empty else _NONE)
-                       for name in params)
+        inputs = tuple(
+            _spec(
+                name,
+                hints.get(name, str),
+                f"{where}({name})",
+                params[name].default if params[name].default is not inspect.Parameter.empty else _NONE,
+            )
+            for name in params
+        )
     unknown = [s.name for s in inputs if s.name not in params] if not _takes_kwargs(params) else []
     if unknown:
         raise SignatureError(f"{where}: input {unknown[0]!r} is not a parameter of the function")
@@ -115,8 +147,9 @@ def _function_signature(target: FunctionOP) -> Signature:
     elif isinstance(returned, Mapping):
         outputs = _specs(returned, f"{where} outputs")
     else:
-        raise SignatureError(f"{where}: declare the outputs as a dict, e.g. -> {{'out': Artifact(Path)}} "
-                             "or @op(outputs={...})")
+        raise SignatureError(
+            f"{where}: declare the outputs as a dict, e.g. -> {{'out': Artifact(Path)}} or @op(outputs={{...}})"
+        )
     return Signature(inputs, outputs)
 
 
@@ -142,8 +175,10 @@ def _specs(sign: Mapping[str, Any], where: str) -> tuple[IOSpec, ...]:
 
 def _spec(name: str, declared: Any, where: str, default: Any) -> IOSpec:
     if not NAME.fullmatch(name) or name in RESERVED_NAMES or name.startswith("MYAPP_"):
-        raise SignatureError(f"{where}: {name!r} cannot be an input or output name (an identifier, not "
-                             f"{', '.join(sorted(RESERVED_NAMES))} and not MYAPP_*)")
+        raise SignatureError(
+            f"{where}: {name!r} cannot be an input or output name (an identifier, not "
+            f"{', '.join(sorted(RESERVED_NAMES))} and not MYAPP_*)"
+        )
     if isinstance(declared, Parameter):
         if declared.has_default:
             default = declared.default
@@ -180,8 +215,12 @@ def _is_path(declared: Any) -> bool:
 
 def _is_path_list(declared: Any) -> bool:
     args = typing.get_args(declared)
-    return typing.get_origin(declared) in (list, tuple) and len(args) >= 1 and _is_path(args[0]) \
+    return (
+        typing.get_origin(declared) in (list, tuple)
+        and len(args) >= 1
+        and _is_path(args[0])
         and (len(args) == 1 or args[1] is Ellipsis)
+    )
 
 
 def _parameter_type(declared: Any, where: str) -> str:
@@ -191,5 +230,7 @@ def _parameter_type(declared: Any, where: str) -> str:
     origin = typing.get_origin(declared) or declared
     if declared is Any or origin in (dict, list, tuple) or declared is object:
         return "json"
-    raise SignatureError(f"{where}: {declared!r} is not a parameter type (str, int, float, bool, dict, list, "
-                         "Any) nor an artifact (Artifact(Path), Artifact(List[Path]))")
+    raise SignatureError(
+        f"{where}: {declared!r} is not a parameter type (str, int, float, bool, dict, list, "
+        "Any) nor an artifact (Artifact(Path), Artifact(List[Path]))"
+    )

@@ -40,7 +40,7 @@ class LocalBackend:
 
     def __init__(self, services: Any = None) -> None:
         self._services = services
-        self._wired = services is not None   # given services come wired (their dispatch) by the caller
+        self._wired = services is not None  # given services come wired (their dispatch) by the caller
 
     @property
     def services(self) -> Any:
@@ -61,15 +61,23 @@ class LocalBackend:
 
         svc = self.services
         spec = parse_pipeline(load_yaml(yaml_text), default_timezone=svc.settings.timezone)  # type: ignore[arg-type]
-        if not self._wired:   # send the run's tasks to the installation's broker, as `myapp pipeline run` does
+        if not self._wired:  # send the run's tasks to the installation's broker, as `myapp pipeline run` does
             attach_dispatch(svc)
             self._wired = True
         now = svc.clock.now()
         user = admin_id(svc)
         saved = svc.pipelines.save(spec, now, user_id=user, message="myapp.sdk")
-        run_id = svc.runs.create_run(NewRun(
-            pipeline_id=saved.pipeline_id, trigger=Trigger.MANUAL, execution_date=now, params=dict(params),
-            user_id=user, runner=runner_name()), now)
+        run_id = svc.runs.create_run(
+            NewRun(
+                pipeline_id=saved.pipeline_id,
+                trigger=Trigger.MANUAL,
+                execution_date=now,
+                params=dict(params),
+                user_id=user,
+                runner=runner_name(),
+            ),
+            now,
+        )
         return saved.pipeline_id, int(run_id)
 
     def run_detail(self, run_id: int) -> dict[str, Any]:
@@ -102,7 +110,7 @@ class LocalBackend:
                 svc.runs.stop_run(run_id, svc.clock.now(), by=runner_name())
             else:
                 svc.runs.retry_run(run_id, svc.clock.now())
-        except MyappError as exc:   # not found, already finished, nothing to retry
+        except MyappError as exc:  # not found, already finished, nothing to retry
             raise SubmitError(f"{action} run {run_id}: {exc}") from None
 
 
@@ -128,7 +136,7 @@ class RunHandle:
         """Return the run's state: queued, running, succeeded, failed or stopped."""
         return str(self.detail()["state"])
 
-    query_status = status   # dflow's name
+    query_status = status  # dflow's name
 
     def wait(self, timeout: float | None = None, poll: float = 0.5) -> str:
         """Wait until the run is finished (TimeoutError after `timeout` seconds); return its state."""
@@ -192,14 +200,25 @@ class RunHandle:
         return f"<RunHandle run {self.id} of pipeline {self.pipeline_id}>"
 
 
-def submit(workflow: Workflow, parameters: Mapping[str, Any] | None = None, *, server: Server | None = None,
-           local: bool | None = None, services: Any = None) -> RunHandle:
+def submit(
+    workflow: Workflow,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    server: Server | None = None,
+    local: bool | None = None,
+    services: Any = None,
+) -> RunHandle:
     """Save `workflow` and start a run of it (see the module docstring for where); return its handle."""
     from myapp.sdk.runtime import encode_parameter
 
-    params = {k: v if isinstance(v, str) else encode_parameter(v, "json" if isinstance(v, (dict, list)) else
-                                                                {bool: "bool", int: "int", float: "float"}[type(v)])
-              for k, v in (parameters or {}).items()}
+    params = {
+        k: v
+        if isinstance(v, str)
+        else encode_parameter(
+            v, "json" if isinstance(v, (dict, list)) else {bool: "bool", int: "int", float: "float"}[type(v)]
+        )
+        for k, v in (parameters or {}).items()
+    }
     backend: Backend
     if server is None and not local and services is None:
         server = Server.from_env()

@@ -33,8 +33,15 @@ class PythonOPTemplate:
     `image=None` runs it in the `python` template's own image.
     """
 
-    def __init__(self, op: Any, image: str | None = DEFAULT_IMAGE, *, helpers: Sequence[Any] = (),
-                 env: Mapping[str, str] | None = None, resources: Resources | None = None) -> None:
+    def __init__(
+        self,
+        op: Any,
+        image: str | None = DEFAULT_IMAGE,
+        *,
+        helpers: Sequence[Any] = (),
+        env: Mapping[str, str] | None = None,
+        resources: Resources | None = None,
+    ) -> None:
         self.op = op
         self.image = image
         self.name = op_name(op)
@@ -46,9 +53,11 @@ class PythonOPTemplate:
     def outputs(self) -> tuple[OutputSpec, ...]:
         """Return the task outputs the OP's outputs become."""
         return tuple(
-            OutputSpec(name=s.name, path=f"{OUTPUT_ARTIFACTS}/{s.name}", type="file") if s.kind == "artifact"
+            OutputSpec(name=s.name, path=f"{OUTPUT_ARTIFACTS}/{s.name}", type="file")
+            if s.kind == "artifact"
             else OutputSpec(name=s.name, path=f"{OUTPUT_PARAMETERS}/{s.name}", type="text")
-            for s in self.signature.outputs)
+            for s in self.signature.outputs
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PythonOPTemplate) and (self.code, self.image) == (other.code, other.image)
@@ -80,8 +89,10 @@ class _Outputs:
     def __getitem__(self, name: str) -> OutputRef:
         spec = self.step.output_spec(name)
         if spec is not None and spec.kind != self.kind:
-            raise KeyError(f"step {self.step.name!r}: {name!r} is a{'n' if spec.kind == 'artifact' else ''} "
-                           f"{spec.kind}, not a{'n' if self.kind == 'artifact' else ''} {self.kind}")
+            raise KeyError(
+                f"step {self.step.name!r}: {name!r} is a{'n' if spec.kind == 'artifact' else ''} "
+                f"{spec.kind}, not a{'n' if self.kind == 'artifact' else ''} {self.kind}"
+            )
         if spec is None and self.step.template is not None:
             raise KeyError(f"step {self.step.name!r} has no {self.kind} output {name!r}")
         return OutputRef(self.step.name, name, spec)
@@ -98,23 +109,35 @@ class StepOutputs:
 class Step:
     """One task of a workflow: a template with its inputs bound (literals, parameters, outputs)."""
 
-    def __init__(self, name: str, template: PythonOPTemplate | None = None, *,
-                 parameters: Mapping[str, Any] | None = None, artifacts: Mapping[str, Any] | None = None,
-                 dependencies: Iterable[Step | str] = (), retries: int = 0, timeout: int = 0,
-                 env: Mapping[str, str] | None = None, position: tuple[float, float] | None = None,
-                 task: TaskSpec | None = None, trigger_rule: str = "all_success", when: str = "") -> None:
+    def __init__(
+        self,
+        name: str,
+        template: PythonOPTemplate | None = None,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        artifacts: Mapping[str, Any] | None = None,
+        dependencies: Iterable[Step | str] = (),
+        retries: int = 0,
+        timeout: int = 0,
+        env: Mapping[str, str] | None = None,
+        position: tuple[float, float] | None = None,
+        task: TaskSpec | None = None,
+        trigger_rule: str = "all_success",
+        when: str = "",
+    ) -> None:
         if (template is None) == (task is None):
             raise TypeError(f"step {name!r}: give a template")
         self.name = name
         self.template = template
-        self.raw_task = task    # a task of a YAML document that myapp.sdk did not write
+        self.raw_task = task  # a task of a YAML document that myapp.sdk did not write
         self.dependencies = tuple(d.name if isinstance(d, Step) else str(d) for d in dependencies) or (
-            task.depends_on if task is not None else ())
+            task.depends_on if task is not None else ()
+        )
         self.retries, self.timeout, self.env = retries, timeout, dict(env or {})
         # docs/rules.md R13, R14: checked with the rest of the pipeline on submit and export
         self.trigger_rule, self.when = trigger_rule, when
-        self.position = position   # where the editor shows the node (kept from a document read back)
-        self.template_ref = PYTHON_TEMPLATE   # `python`, or the `python@N` a saved pipeline pinned
+        self.position = position  # where the editor shows the node (kept from a document read back)
+        self.template_ref = PYTHON_TEMPLATE  # `python`, or the `python@N` a saved pipeline pinned
         self.bindings: dict[str, Any] = {}
         for given in (parameters or {}, artifacts or {}):
             for key, value in given.items():
@@ -131,8 +154,10 @@ class Step:
         where = f"step {self.name!r}"
         for key in [*parameters, *artifacts]:
             if signature.input(key) is None:
-                raise TypeError(f"{where}: the OP {self.template.name if self.template else ''} has no input {key!r}; "
-                                f"it takes {', '.join(s.name for s in signature.inputs) or 'none'}")
+                raise TypeError(
+                    f"{where}: the OP {self.template.name if self.template else ''} has no input {key!r}; "
+                    f"it takes {', '.join(s.name for s in signature.inputs) or 'none'}"
+                )
         for spec in signature.inputs:
             given = spec.name in parameters or spec.name in artifacts
             if not given and not spec.has_default and not spec.optional:
@@ -160,12 +185,24 @@ class Step:
         for spec in template.signature.inputs:
             if spec.name in self.bindings:
                 inputs.append(_binding(spec, self.bindings[spec.name]))
-            elif spec.has_default:   # written out, so the form in the editor shows it
+            elif spec.has_default:  # written out, so the form in the editor shows it
                 inputs.append(InputBinding(spec.name, "literal", value=encode_parameter(spec.default, spec.type)))
-        return TaskSpec(name=self.name, template=self.template_ref, image=template.image, args={"code": template.code},
-                        inputs=tuple(inputs), outputs=template.outputs(), depends_on=deps, retries=self.retries,
-                        timeout=self.timeout, resources=template.resources, env={**template.env, **self.env},
-                        position=self.position, trigger_rule=self.trigger_rule, when=self.when)
+        return TaskSpec(
+            name=self.name,
+            template=self.template_ref,
+            image=template.image,
+            args={"code": template.code},
+            inputs=tuple(inputs),
+            outputs=template.outputs(),
+            depends_on=deps,
+            retries=self.retries,
+            timeout=self.timeout,
+            resources=template.resources,
+            env={**template.env, **self.env},
+            position=self.position,
+            trigger_rule=self.trigger_rule,
+            when=self.when,
+        )
 
     @classmethod
     def from_task(cls, task: TaskSpec) -> Step:
@@ -179,37 +216,46 @@ class Step:
             step.dependencies, step.retries, step.timeout = task.depends_on, task.retries, task.timeout
             step.env, step.bindings = dict(task.env), {b.name: _ref_of(b) for b in task.inputs}
             step.trigger_rule, step.when = task.trigger_rule, task.when
-            step.position = task.position   # moved in the editor: still the same OP
+            step.position = task.position  # moved in the editor: still the same OP
             step.template_ref = task.template or PYTHON_TEMPLATE
             step.outputs = StepOutputs(step)
-            if step.task() == task:   # anything edited beyond what myapp.sdk writes: kept as a plain task
+            if step.task() == task:  # anything edited beyond what myapp.sdk writes: kept as a plain task
                 return step
         return cls(task.name, task=task)
 
 
 def _check_value(where: str, spec: IOSpec, value: Any) -> None:
     if isinstance(value, ParamRef):
-        return   # text at run time: the task checks it against the type
+        return  # text at run time: the task checks it against the type
     if isinstance(value, OutputRef):
         produced = value.spec
         if produced is None:
-            return   # an output of a task myapp.sdk did not write: checked at run time
+            return  # an output of a task myapp.sdk did not write: checked at run time
         if produced.kind != spec.kind:
-            raise TypeError(f"{where}: input {spec.name!r} is a{'n' if spec.kind == 'artifact' else ''} {spec.kind}, "
-                            f"but {value.step}.{value.name} is a{'n' if produced.kind == 'artifact' else ''} "
-                            f"{produced.kind}")
-        compatible = produced.type == spec.type or spec.type == "str" or (produced.type, spec.type) in {
-            ("int", "float"), ("path", "paths")} or "json" in (spec.type,)
+            raise TypeError(
+                f"{where}: input {spec.name!r} is a{'n' if spec.kind == 'artifact' else ''} {spec.kind}, "
+                f"but {value.step}.{value.name} is a{'n' if produced.kind == 'artifact' else ''} "
+                f"{produced.kind}"
+            )
+        compatible = (
+            produced.type == spec.type
+            or spec.type == "str"
+            or (produced.type, spec.type) in {("int", "float"), ("path", "paths")}
+            or "json" in (spec.type,)
+        )
         if not compatible:
-            raise TypeError(f"{where}: input {spec.name!r} expects {spec.type}, but {value.step}.{value.name} "
-                            f"is {produced.type}")
+            raise TypeError(
+                f"{where}: input {spec.name!r} expects {spec.type}, but {value.step}.{value.name} is {produced.type}"
+            )
         return
     if isinstance(value, _Literal):
         return
     if spec.kind == "artifact":
         if not isinstance(value, (str, bytes)) and not hasattr(value, "__fspath__"):
-            raise TypeError(f"{where}: artifact {spec.name!r} takes another step's artifact or a path on the "
-                            f"worker, not {type(value).__name__}")
+            raise TypeError(
+                f"{where}: artifact {spec.name!r} takes another step's artifact or a path on the "
+                f"worker, not {type(value).__name__}"
+            )
         return
     try:
         encode_parameter(value, spec.type)
@@ -248,16 +294,28 @@ class Workflow:
     """Steps composed into one pipeline: `add(step)` runs it after everything added before, `add([a, b])`
     runs a and b side by side; with `dag=True`, order comes only from bindings and `dependencies`."""
 
-    def __init__(self, name: str, *, project: str = "default", description: str = "",
-                 parameters: Mapping[str, Any] | None = None, dag: bool = False, timeout: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        project: str = "default",
+        description: str = "",
+        parameters: Mapping[str, Any] | None = None,
+        dag: bool = False,
+        timeout: int = 0,
+    ) -> None:
         self.name, self.project, self.description, self.dag, self.timeout = name, project, description, dag, timeout
         self.global_params = {
-            k: GlobalParam(k, default=None if v is None else v if isinstance(v, str) else encode_parameter(
-                v, _json_type(v)), required=v is None)
-            for k, v in (parameters or {}).items()}
+            k: GlobalParam(
+                k,
+                default=None if v is None else v if isinstance(v, str) else encode_parameter(v, _json_type(v)),
+                required=v is None,
+            )
+            for k, v in (parameters or {}).items()
+        }
         self.parameters = {name: ParamRef(name) for name in self.global_params}
         self.groups: list[list[Step]] = []
-        self.base: PipelineSpec | None = None   # what a document read by from_yaml had beyond steps
+        self.base: PipelineSpec | None = None  # what a document read by from_yaml had beyond steps
 
     def add(self, step: Step | Sequence[Step]) -> Workflow:
         """Add a step, or a list of steps run in parallel; return the workflow."""
@@ -290,9 +348,15 @@ class Workflow:
             after = [] if self.dag else previous
             tasks.extend(s.task(after) for s in group)
             previous = [s.name for s in group]
-        return replace(self.base or PipelineSpec(name=self.name), name=self.name, project=self.project,
-                       description=self.description, parameters=tuple(self.global_params.values()),
-                       timeout=self.timeout, tasks=tuple(tasks))
+        return replace(
+            self.base or PipelineSpec(name=self.name),
+            name=self.name,
+            project=self.project,
+            description=self.description,
+            parameters=tuple(self.global_params.values()),
+            timeout=self.timeout,
+            tasks=tuple(tasks),
+        )
 
     def to_dict(self) -> dict[str, object]:
         """Return the canonical pipeline document as plain data."""
@@ -308,7 +372,7 @@ class Workflow:
         wf = cls(spec.name, project=spec.project, description=spec.description, dag=True, timeout=spec.timeout)
         wf.global_params = {p.name: p for p in spec.parameters}
         wf.parameters = {name: ParamRef(name) for name in wf.global_params}
-        wf.base = spec   # schedule, alerts, global outputs: kept as they were
+        wf.base = spec  # schedule, alerts, global outputs: kept as they were
         for task in spec.tasks:
             wf.add(Step.from_task(task))
         return wf
@@ -321,8 +385,14 @@ class Workflow:
             raise SpecError("", "a pipeline document is a mapping")
         return cls.from_spec(parse_pipeline(data))
 
-    def submit(self, parameters: Mapping[str, Any] | None = None, *, server: Any = None, local: bool | None = None,
-               services: Any = None) -> Any:
+    def submit(
+        self,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        server: Any = None,
+        local: bool | None = None,
+        services: Any = None,
+    ) -> Any:
         """Save this workflow as a pipeline and start a run; return its RunHandle (myapp/sdk/submit.py).
 
         To `server` (a myapp.sdk.Server) or the server of MYAPP_URL when set; else to the local

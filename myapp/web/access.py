@@ -159,7 +159,7 @@ def refuse_bad_tokens_with_401(appbuilder: Any) -> None:
         manager.invalid_token_loader(invalid)
 
 
-MAX_ID = 2**31 - 1   # the widest integer every backend's id columns hold (PostgreSQL INTEGER)
+MAX_ID = 2**31 - 1  # the widest integer every backend's id columns hold (PostgreSQL INTEGER)
 
 
 def guard_integer_arguments(app: Any) -> None:

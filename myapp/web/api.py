@@ -31,12 +31,15 @@ def services() -> Services:
 
 def domain_errors(fn: F) -> F:
     """Map domain errors to 400/403/404/409 JSON responses."""
+
     @functools.wraps(fn)
     def wrapper(self: BaseApi, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(self, *args, **kwargs)
         except SpecErrors as exc:
-            return self.response(400, message=str(exc), errors=[{"field": e.field, "message": e.message} for e in exc.errors])
+            return self.response(
+                400, message=str(exc), errors=[{"field": e.field, "message": e.message} for e in exc.errors]
+            )
         except SpecError as exc:
             return self.response(400, message=str(exc), errors=[{"field": exc.field, "message": exc.message}])
         except NotFound as exc:
@@ -47,11 +50,15 @@ def domain_errors(fn: F) -> F:
             return self.response(403, message=str(exc))
         except MyappError as exc:
             return self.response(400, message=str(exc))
-        except OverflowError:   # a date stored before schedules were limited to years 1970-2999
+        except OverflowError:  # a date stored before schedules were limited to years 1970-2999
             return self.response(400, message="a date of this object is out of range (years 1970-2999)")
         except RecursionError:  # a definition stored before documents were limited to 64 levels
-            return self.response(400, message="this definition is nested too deeply to be written out; "
-                                              "save a version nested at most 64 levels")
+            return self.response(
+                400,
+                message="this definition is nested too deeply to be written out; "
+                "save a version nested at most 64 levels",
+            )
+
     return wrapper  # type: ignore[return-value]
 
 

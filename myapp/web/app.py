@@ -46,7 +46,7 @@ class HomeView(IndexView):
 
 def flask_config(settings: Settings, *, create_db: bool, update_perms: bool) -> dict[str, Any]:
     """Return the Flask/FAB configuration derived from settings."""
-    url = driver_url(settings.effective_database_url)   # mysql:// too (it named MySQLdb, not installed)
+    url = driver_url(settings.effective_database_url)  # mysql:// too (it named MySQLdb, not installed)
     options: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         options = {"connect_args": {"timeout": 60, "check_same_thread": False}}
@@ -55,20 +55,34 @@ def flask_config(settings: Settings, *, create_db: bool, update_perms: bool) -> 
     from myapp.web.security import password_validator
 
     return {
-        "SECRET_KEY": settings.secret_key, "SQLALCHEMY_DATABASE_URI": url,
-        "SQLALCHEMY_ENGINE_OPTIONS": options, "SQLALCHEMY_TRACK_MODIFICATIONS": False,
-        "AUTH_TYPE": AUTH_DB, "AUTH_ROLE_ADMIN": "Admin", "AUTH_ROLE_PUBLIC": "Public",
-        "FAB_ROLES": builtin_roles(), "FAB_ADD_SECURITY_API": True, "FAB_API_SWAGGER_UI": True,
-        "FAB_CREATE_DB": create_db, "FAB_UPDATE_PERMS": update_perms, "APP_NAME": "myapp",
+        "SECRET_KEY": settings.secret_key,
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": options,
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "AUTH_TYPE": AUTH_DB,
+        "AUTH_ROLE_ADMIN": "Admin",
+        "AUTH_ROLE_PUBLIC": "Public",
+        "FAB_ROLES": builtin_roles(),
+        "FAB_ADD_SECURITY_API": True,
+        "FAB_API_SWAGGER_UI": True,
+        "FAB_CREATE_DB": create_db,
+        "FAB_UPDATE_PERMS": update_perms,
+        "APP_NAME": "myapp",
         "LANGUAGES": {"en": {"flag": "gb", "name": "English"}, "zh": {"flag": "cn", "name": "Chinese"}},
-        "BABEL_DEFAULT_LOCALE": "en", "WTF_CSRF_ENABLED": True, "WTF_CSRF_EXEMPT_LIST": [],
-        "JSON_SORT_KEYS": False, "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
+        "BABEL_DEFAULT_LOCALE": "en",
+        "WTF_CSRF_ENABLED": True,
+        "WTF_CSRF_EXEMPT_LIST": [],
+        "JSON_SORT_KEYS": False,
+        "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
         # Sign-in (docs/security.md): a per-address limit on login attempts (Redis when there is one, so
         # every worker counts together), the password policy on new passwords, short-lived tokens.
         # FAB sets RATELIMIT_ENABLED to False by default: AUTH_RATE_LIMITED alone limits nothing.
-        "AUTH_RATE_LIMITED": True, "AUTH_RATE_LIMIT": settings.login_rate_limit, "RATELIMIT_ENABLED": True,
+        "AUTH_RATE_LIMITED": True,
+        "AUTH_RATE_LIMIT": settings.login_rate_limit,
+        "RATELIMIT_ENABLED": True,
         "RATELIMIT_STORAGE_URI": settings.effective_redis_url or "memory://",
-        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True, "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
         "FAB_PASSWORD_COMPLEXITY_ENABLED": True,
         "FAB_PASSWORD_COMPLEXITY_VALIDATOR": password_validator(settings.password_min_length),
         "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=settings.jwt_access_minutes),
@@ -76,8 +90,9 @@ def flask_config(settings: Settings, *, create_db: bool, update_perms: bool) -> 
     }
 
 
-def create_app(settings: Settings, services: Services | None = None, *, update_perms: bool = False,
-               create_db: bool = False) -> Flask:
+def create_app(
+    settings: Settings, services: Services | None = None, *, update_perms: bool = False, create_db: bool = False
+) -> Flask:
     """Build the Flask app; `myapp init` must have created the schema first."""
     settings = ensure_secret_key(settings)
     logging.getLogger("flask_appbuilder").setLevel(logging.ERROR)
@@ -93,8 +108,9 @@ def create_app(settings: Settings, services: Services | None = None, *, update_p
             # The dialect sets the flag at its first connection: connect first, then clear it.
             db.engine.connect().close()
             db.engine.dialect.supports_sequences = False
-        appbuilder = AppBuilder(indexview=HomeView, update_perms=update_perms,
-                                security_manager_class=MyappSecurityManager)
+        appbuilder = AppBuilder(
+            indexview=HomeView, update_perms=update_perms, security_manager_class=MyappSecurityManager
+        )
         appbuilder.init_app(app, db.session)
         limit_api_login(app, settings.login_rate_limit)
         if settings.production and not create_db:
@@ -126,8 +142,9 @@ def create_app(settings: Settings, services: Services | None = None, *, update_p
 
     @app.get("/favicon.ico")
     def favicon() -> Any:  # browsers ask for it on every page, FAB's login page included
-        return send_from_directory(Path(__file__).parent / "static", "favicon.svg", mimetype="image/svg+xml",
-                                   max_age=86400)
+        return send_from_directory(
+            Path(__file__).parent / "static", "favicon.svg", mimetype="image/svg+xml", max_age=86400
+        )
 
     return app
 
@@ -151,11 +168,17 @@ def health_report(svc: Services) -> dict[str, Any]:
     try:
         reports = read_reports(svc.redis)
     except Exception as exc:  # noqa: BLE001  /health answers whatever is down
-        return {"status": "degraded", "k8s_watchers": f"cannot read the watchers' reports from Redis "
-                                                      f"({type(exc).__name__})"}
-    healthy, entries = judge(reports, installation=installation_id(settings), now=svc.clock.now(),
-                             silent_after=max(settings.k8s_watcher_timeout, settings.heartbeat_timeout),
-                             expected_group=settings.k8s_group)
+        return {
+            "status": "degraded",
+            "k8s_watchers": f"cannot read the watchers' reports from Redis ({type(exc).__name__})",
+        }
+    healthy, entries = judge(
+        reports,
+        installation=installation_id(settings),
+        now=svc.clock.now(),
+        silent_after=max(settings.k8s_watcher_timeout, settings.heartbeat_timeout),
+        expected_group=settings.k8s_group,
+    )
     return {"status": "ok" if healthy else "degraded", "k8s_watchers": entries}
 
 
@@ -175,5 +198,7 @@ def refuse_shipped_admin_passwords(sm: Any) -> None:
     """Stop a production start while an admin still has a password our files suggest (B2)."""
     found = admins_with_shipped_passwords(sm)
     if found:
-        raise SettingsError(f"MYAPP_ADMIN_PASSWORD: admin user(s) {', '.join(found)} still have a placeholder "
-                            "password; run `myapp init` with MYAPP_ADMIN_PASSWORD set to a strong password")
+        raise SettingsError(
+            f"MYAPP_ADMIN_PASSWORD: admin user(s) {', '.join(found)} still have a placeholder "
+            "password; run `myapp init` with MYAPP_ADMIN_PASSWORD set to a strong password"
+        )

@@ -57,14 +57,20 @@ class RunArtifactApi(BaseApi):
         location = str(produced.get("path", ""))
         try:
             if not svc.artifacts.holds(location):
-                raise NotFound(f"the artifact of task {task!r} of run {pk} is not stored on this server "
-                               "or in its artifact repository")
+                raise NotFound(
+                    f"the artifact of task {task!r} of run {pk} is not stored on this server "
+                    "or in its artifact repository"
+                )
             download = svc.artifacts.open(location)
-        except ArtifactError as exc:   # the store is down or refuses us: the server's trouble, not the request's
+        except ArtifactError as exc:  # the store is down or refuses us: the server's trouble, not the request's
             return self.response(503, message=str(exc))
         kind, name = ("directory", f"{download.name}.tar.gz") if download.directory else ("file", download.name)
-        response = send_file(download.stream, mimetype="application/gzip" if download.directory else
-                             "application/octet-stream", as_attachment=True, download_name=name)
+        response = send_file(
+            download.stream,
+            mimetype="application/gzip" if download.directory else "application/octet-stream",
+            as_attachment=True,
+            download_name=name,
+        )
         response.headers.update({"X-Myapp-Artifact": kind, "X-Myapp-Artifact-Name": download.name})
         return response
 

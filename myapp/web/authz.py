@@ -19,8 +19,19 @@ from myapp.core.authz import (
     require,
 )
 
-__all__ = ["ADMIN_ROLE", "ANONYMOUS", "Action", "Actor", "Forbidden", "ProjectRole", "actor_for", "can", "current_actor",
-           "readable_projects", "require"]
+__all__ = [
+    "ADMIN_ROLE",
+    "ANONYMOUS",
+    "Action",
+    "Actor",
+    "Forbidden",
+    "ProjectRole",
+    "actor_for",
+    "can",
+    "current_actor",
+    "readable_projects",
+    "require",
+]
 
 
 def actor_for(session: Any, user: Any) -> Actor:
@@ -31,11 +42,16 @@ def actor_for(session: Any, user: Any) -> Actor:
 
     if user is None or not getattr(user, "is_authenticated", False) or getattr(user, "id", None) is None:
         return ANONYMOUS
-    rows = session.execute(select(ProjectMember.project_id, ProjectMember.role)
-                           .where(ProjectMember.user_id == user.id)).all()
+    rows = session.execute(
+        select(ProjectMember.project_id, ProjectMember.role).where(ProjectMember.user_id == user.id)
+    ).all()
     projects = {pid: ProjectRole(role) for pid, role in rows if role in ProjectRole.__members__.values()}
-    return Actor(user_id=int(user.id), username=str(user.username or ""),
-                 fab_roles=frozenset(str(r.name) for r in getattr(user, "roles", []) or []), projects=projects)
+    return Actor(
+        user_id=int(user.id),
+        username=str(user.username or ""),
+        fab_roles=frozenset(str(r.name) for r in getattr(user, "roles", []) or []),
+        projects=projects,
+    )
 
 
 def current_actor(session: Any) -> Actor:

@@ -32,8 +32,9 @@ class TemplateApi(BaseApi):
         """
         from myapp.db.template_review import masked_template_dict  # secret defaults never leave
 
-        return self.response(200, result=[masked_template_dict(t)
-                                          for t in services().templates.list(visible_projects())])
+        return self.response(
+            200, result=[masked_template_dict(t) for t in services().templates.list(visible_projects())]
+        )
 
 
 def register(appbuilder: Any) -> None:

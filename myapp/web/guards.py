@@ -31,7 +31,7 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSP = {
     "default-src": "'self'",
     "script-src": "'self'",
-    "style-src": "'self' 'unsafe-inline'",     # React Flow and FAB position nodes with style attributes
+    "style-src": "'self' 'unsafe-inline'",  # React Flow and FAB position nodes with style attributes
     "img-src": "'self' data: blob:",
     "font-src": "'self' data:",
     "connect-src": "'self'",
@@ -92,8 +92,11 @@ def refuse_cross_site_writes(app: Flask, trusted_origins: str) -> None:
         source = request.headers.get("Origin") or request.headers.get("Referer") or ""
         if is_same_site(source, request.host, trusted):
             return None
-        return _refused("cross-site request refused: an API write signed in by the session cookie must come "
-                        "from this site's pages (Origin or Referer); scripts should send a bearer token", 403)
+        return _refused(
+            "cross-site request refused: an API write signed in by the session cookie must come "
+            "from this site's pages (Origin or Referer); scripts should send a bearer token",
+            403,
+        )
 
 
 def is_same_site(source: str, host: str, trusted: set[str]) -> bool:
@@ -108,13 +111,27 @@ def is_same_site(source: str, host: str, trusted: set[str]) -> bool:
 
 def add_security_headers(app: Flask, *, production: bool) -> None:
     """Send the security headers on every answer and set the session cookie's flags."""
-    app.config.update(SESSION_COOKIE_SECURE=production, SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_SAMESITE="Lax", REMEMBER_COOKIE_SECURE=production,
-                      REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SAMESITE="Lax")
-    Talisman(app, force_https=False, strict_transport_security=production,
-             session_cookie_secure=production, session_cookie_http_only=True, session_cookie_samesite="Lax",
-             frame_options="DENY", content_security_policy=CSP, content_security_policy_nonce_in=["script-src"],
-             referrer_policy="strict-origin-when-cross-origin", x_content_type_options=True)
+    app.config.update(
+        SESSION_COOKIE_SECURE=production,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=production,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+    )
+    Talisman(
+        app,
+        force_https=False,
+        strict_transport_security=production,
+        session_cookie_secure=production,
+        session_cookie_http_only=True,
+        session_cookie_samesite="Lax",
+        frame_options="DENY",
+        content_security_policy=CSP,
+        content_security_policy_nonce_in=["script-src"],
+        referrer_policy="strict-origin-when-cross-origin",
+        x_content_type_options=True,
+    )
 
     @app.after_request
     def _no_store_api(response: Any) -> Any:

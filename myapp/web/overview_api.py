@@ -53,10 +53,15 @@ class OverviewApi(BaseApi):
             400: {description: Bad sort key}
         """
         projects = visible_projects()
-        lq = ListQuery(search=(request.args.get("q") or "")[:200], project_id=request.args.get("project_id", type=int),
-                       sort=request.args.get("sort") or "name", limit=request.args.get("limit", 50, type=int) or 50,
-                       offset=request.args.get("offset", 0, type=int) or 0, strip=request.args.get("strip", 10, type=int),
-                       project_ids=None if projects is None else tuple(projects))
+        lq = ListQuery(
+            search=(request.args.get("q") or "")[:200],
+            project_id=request.args.get("project_id", type=int),
+            sort=request.args.get("sort") or "name",
+            limit=request.args.get("limit", 50, type=int) or 50,
+            offset=request.args.get("offset", 0, type=int) or 0,
+            strip=request.args.get("strip", 10, type=int),
+            project_ids=None if projects is None else tuple(projects),
+        )
         svc = services()
         with svc.db.read() as s:
             rows, total = pipeline_list(s, lq, svc.clock.now(), str(get_locale() or "en"))
@@ -79,8 +84,9 @@ class OverviewApi(BaseApi):
         """
         check_pipeline(pk, Action.READ)
         with services().db.read() as s:
-            data = run_grid(s, pk, limit=request.args.get("limit", 25, type=int) or 25,
-                            before=request.args.get("before", type=int))
+            data = run_grid(
+                s, pk, limit=request.args.get("limit", 25, type=int) or 25, before=request.args.get("before", type=int)
+            )
         return self.response(200, **data)
 
     @expose("/pipelines/<int:pk>/debug_inputs", methods=["GET"])
@@ -127,10 +133,17 @@ class OverviewApi(BaseApi):
             raise SpecError("enabled", "expected true or false")
         svc = services()
         version, changed, backfill = set_enabled(
-            svc, pk, body["enabled"], svc.clock.now(), user_id=user_id(), confirmed=body.get("confirm") is True,
-            how="confirm to enable it anyway")
-        return self.response(200, id=pk, version=version, changed=changed, enabled=body["enabled"],
-                             backfill_runs=backfill.runs)
+            svc,
+            pk,
+            body["enabled"],
+            svc.clock.now(),
+            user_id=user_id(),
+            confirmed=body.get("confirm") is True,
+            how="confirm to enable it anyway",
+        )
+        return self.response(
+            200, id=pk, version=version, changed=changed, enabled=body["enabled"], backfill_runs=backfill.runs
+        )
 
 
 def register(appbuilder: Any) -> None:

@@ -61,15 +61,18 @@ CATEGORIES = {
 MENU = (
     MenuLink("Pipeline list", "PipelinePages.list", Label("Pipelines", "任务流列表"), "fa-list", "Pipelines"),
     MenuLink("Pipeline editor", "PipelinePages.new", Label("New pipeline", "新建任务流"), "fa-pencil-alt", "Pipelines"),
-    MenuLink("Pipeline versions", "PipelinePages.all_versions", Label("Versions", "版本"), "fa-code-branch", "Pipelines"),
-    MenuLink("Projects and members", "ProjectPages.list", Label("Projects & members", "项目与成员"), "fa-users",
-             "Pipelines"),
+    MenuLink(
+        "Pipeline versions", "PipelinePages.all_versions", Label("Versions", "版本"), "fa-code-branch", "Pipelines"
+    ),
+    MenuLink(
+        "Projects and members", "ProjectPages.list", Label("Projects & members", "项目与成员"), "fa-users", "Pipelines"
+    ),
     MenuLink("Run list", "RunPages.list", Label("Runs", "运行实例列表"), "fa-tasks", "Runs"),
-    MenuLink("Schedule records", "SchedulePages.records", Label("Schedule records", "定时调度记录"), "fa-clock",
-             "Runs"),
+    MenuLink(
+        "Schedule records", "SchedulePages.records", Label("Schedule records", "定时调度记录"), "fa-clock", "Runs"
+    ),
     MenuLink("Template list", "TemplatePages.list", Label("Templates", "模板列表"), "fa-cubes", "Templates"),
-    MenuLink("Template review", "TemplatePages.review", Label("Review", "模板审核"), "fa-check-square",
-             "Templates"),
+    MenuLink("Template review", "TemplatePages.review", Label("Review", "模板审核"), "fa-check-square", "Templates"),
 )
 # Every signed-in role may see the menus; each page's own permission (and the API's) still applies.
 
@@ -89,9 +92,15 @@ class PageView(BaseView):
         """Render the Jinja shell that mounts front-end `page` with `props`."""
         locale = str(get_locale() or "en")
         return self.render_template(
-            "myapp/page.html", page=page, page_title=str(title), props=props,
-            locale="zh" if locale.startswith("zh") else "en", bundle=bundle_version(),
-            static_url=STATIC_URL + "/dist", isolation=task_isolation_notice())
+            "myapp/page.html",
+            page=page,
+            page_title=str(title),
+            props=props,
+            locale="zh" if locale.startswith("zh") else "en",
+            bundle=bundle_version(),
+            static_url=STATIC_URL + "/dist",
+            isolation=task_isolation_notice(),
+        )
 
 
 def task_isolation_notice() -> str:
@@ -104,8 +113,14 @@ def task_isolation_notice() -> str:
 class PipelinePages(PageView):
     route_base = "/pipelines"
     class_permission_name = "Pipelines"
-    method_permission_name = {"list": "read", "new": "read", "editor": "read", "versions": "read",
-                              "all_versions": "read", "grid": "read"}
+    method_permission_name = {
+        "list": "read",
+        "new": "read",
+        "editor": "read",
+        "versions": "read",
+        "all_versions": "read",
+        "grid": "read",
+    }
 
     @expose("/")
     @has_access
@@ -115,15 +130,23 @@ class PipelinePages(PageView):
     @expose("/new")
     @has_access
     def new(self) -> str:
-        return self.shell("editor", Label("New pipeline", "新建任务流"), pipeline_id=None,
-                          copy_of=request.args.get("copy_of", type=int),
-                          copy_version=request.args.get("version", type=int))
+        return self.shell(
+            "editor",
+            Label("New pipeline", "新建任务流"),
+            pipeline_id=None,
+            copy_of=request.args.get("copy_of", type=int),
+            copy_version=request.args.get("version", type=int),
+        )
 
     @expose("/<int:pk>/edit")
     @has_access
     def editor(self, pk: int) -> str:
-        return self.shell("editor", Label("Pipeline editor", "任务流编辑"), pipeline_id=pk,
-                          version=request.args.get("version", type=int))
+        return self.shell(
+            "editor",
+            Label("Pipeline editor", "任务流编辑"),
+            pipeline_id=pk,
+            version=request.args.get("version", type=int),
+        )
 
     @expose("/<int:pk>/versions")
     @has_access
@@ -149,8 +172,7 @@ class RunPages(PageView):
     @expose("/")
     @has_access
     def list(self) -> str:
-        return self.shell("runs", Label("Runs", "运行实例"),
-                          pipeline_id=request.args.get("pipeline_id", type=int))
+        return self.shell("runs", Label("Runs", "运行实例"), pipeline_id=request.args.get("pipeline_id", type=int))
 
     @expose("/<int:pk>")
     @has_access
@@ -167,8 +189,11 @@ class SchedulePages(PageView):
     @expose("/records")
     @has_access
     def records(self) -> str:
-        return self.shell("schedules", Label("Schedule records", "定时调度记录"),
-                          pipeline_id=request.args.get("pipeline_id", type=int))
+        return self.shell(
+            "schedules",
+            Label("Schedule records", "定时调度记录"),
+            pipeline_id=request.args.get("pipeline_id", type=int),
+        )
 
 
 class TemplatePages(PageView):
@@ -204,8 +229,11 @@ PAGE_VIEWS = (PipelinePages, RunPages, SchedulePages, TemplatePages, ProjectPage
 def register_pages(appbuilder: Any) -> None:
     """Add the page views, their menus, and the static bundle folder to the app."""
     app: Flask = current_app
-    app.register_blueprint(Blueprint("myapp_pages", __name__, static_folder="static", static_url_path=STATIC_URL,
-                                     template_folder="templates"))
+    app.register_blueprint(
+        Blueprint(
+            "myapp_pages", __name__, static_folder="static", static_url_path=STATIC_URL, template_folder="templates"
+        )
+    )
     for view in PAGE_VIEWS:
         appbuilder.add_view_no_menu(view)
     page_endpoints = {view.__name__ for view in PAGE_VIEWS} | {"HomeView"}
@@ -217,10 +245,18 @@ def register_pages(appbuilder: Any) -> None:
         if endpoint in page_endpoints and not current_user.is_authenticated:
             return redirect(appbuilder.get_url_for_login_with(request.full_path.rstrip("?")))
         return None
+
     for link in MENU:
         label, icon = CATEGORIES[link.category]
-        appbuilder.add_link(link.name, href=link.endpoint, icon=link.icon, label=link.label,
-                            category=link.category, category_icon=icon, category_label=label)
+        appbuilder.add_link(
+            link.name,
+            href=link.endpoint,
+            icon=link.icon,
+            label=link.label,
+            category=link.category,
+            category_icon=icon,
+            category_label=label,
+        )
 
 
 def menu_access_pattern() -> str:

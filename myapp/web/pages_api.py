@@ -85,19 +85,29 @@ class SessionApi(BaseApi):
         if user is None:
             return self.response_401()
         sm = current_app.appbuilder.sm  # type: ignore[attr-defined]
-        perms = {name: {"read": sm.has_access("can_read", name), "write": sm.has_access("can_write", name)}
-                 for name in RESOURCES}
+        perms = {
+            name: {"read": sm.has_access("can_read", name), "write": sm.has_access("can_write", name)}
+            for name in RESOURCES
+        }
         locale = str(get_locale() or "en")
         token: dict[str, Any] = {}
         if by_session:
-            token = {"access_token": create_access_token(identity=str(user.id), fresh=False,
-                                                         expires_delta=TOKEN_LIFETIME),
-                     "expires_in": int(TOKEN_LIFETIME.total_seconds())}
+            token = {
+                "access_token": create_access_token(identity=str(user.id), fresh=False, expires_delta=TOKEN_LIFETIME),
+                "expires_in": int(TOKEN_LIFETIME.total_seconds()),
+            }
         return self.response(
-            200, id=user.id, username=user.username, name=f"{user.first_name} {user.last_name}".strip(),
-            roles=[r.name for r in user.roles], is_admin=is_admin(user), can=perms,
-            locale="zh" if locale.startswith("zh") else "en", timezone=services().settings.timezone, **token)
-
+            200,
+            id=user.id,
+            username=user.username,
+            name=f"{user.first_name} {user.last_name}".strip(),
+            roles=[r.name for r in user.roles],
+            is_admin=is_admin(user),
+            can=perms,
+            locale="zh" if locale.startswith("zh") else "en",
+            timezone=services().settings.timezone,
+            **token,
+        )
 
     @expose("/logout", methods=["POST"])
     def logout(self) -> Response:
@@ -110,7 +120,7 @@ class SessionApi(BaseApi):
         """
         sm = current_app.appbuilder.sm  # type: ignore[attr-defined]
         if request.headers.get("Authorization"):
-            verify_jwt_in_request(verify_type=False)   # an access or a refresh token; a revoked one answers 401
+            verify_jwt_in_request(verify_type=False)  # an access or a refresh token; a revoked one answers 401
             claims = get_jwt()
             sm.revoke(str(claims.get("lid") or ""), int(claims["sub"]))
             return self.response(200, message="signed out: every token of this login is refused from now on")
@@ -128,10 +138,19 @@ def project_rows(s: Session) -> list[dict[str, Any]]:
     readable = readable_projects(actor)
     projects = projects_by_name(s)
     by_project = members_by_project(s)
-    return [{"id": p.id, "name": p.name, "description": p.description, "members": by_project.get(p.id, []),
-             "my_role": actor.role_in(p.id), "can_manage": can(actor, Action.MANAGE, p.id),
-             "created_at": p.created_at.isoformat()}
-            for p in projects if readable is None or p.id in readable]
+    return [
+        {
+            "id": p.id,
+            "name": p.name,
+            "description": p.description,
+            "members": by_project.get(p.id, []),
+            "my_role": actor.role_in(p.id),
+            "can_manage": can(actor, Action.MANAGE, p.id),
+            "created_at": p.created_at.isoformat(),
+        }
+        for p in projects
+        if readable is None or p.id in readable
+    ]
 
 
 def _require_manager(s: Session, project_id: int) -> Project:

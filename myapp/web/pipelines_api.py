@@ -42,8 +42,15 @@ def request_spec() -> Any:
 class PipelineApi(BaseApi):
     resource_name = "pipelines"
     class_permission_name = "Pipelines"
-    method_permission_name = {"list": "read", "get": "read", "export": "read", "versions": "read",
-                              "save": "write", "validate": "read", "create_run": "write"}
+    method_permission_name = {
+        "list": "read",
+        "get": "read",
+        "export": "read",
+        "versions": "read",
+        "save": "write",
+        "validate": "read",
+        "create_run": "write",
+    }
     openapi_spec_tag = "Pipelines"
 
     @expose("/", methods=["GET"])
@@ -79,10 +86,15 @@ class PipelineApi(BaseApi):
         check_project_write(spec.project)
         pinned = svc.pipelines.check(spec)
         confirmed = (request.args.get("confirm_backfill") or "").lower() in ("1", "true", "yes")
-        guard(save_backfill(svc, pinned, svc.clock.now()), svc.settings.backfill_confirm, confirmed,
-              "save again with ?confirm_backfill=1 to start it anyway")
-        res = svc.pipelines.save(pinned, svc.clock.now(), user_id=user_id(),
-                                 message=request.args.get("message", ""), checked=True)
+        guard(
+            save_backfill(svc, pinned, svc.clock.now()),
+            svc.settings.backfill_confirm,
+            confirmed,
+            "save again with ?confirm_backfill=1 to start it anyway",
+        )
+        res = svc.pipelines.save(
+            pinned, svc.clock.now(), user_id=user_id(), message=request.args.get("message", ""), checked=True
+        )
         return self.response(200, id=res.pipeline_id, version=res.version, changed=res.created_version)
 
     @expose("/validate", methods=["POST"])
@@ -117,9 +129,8 @@ class PipelineApi(BaseApi):
         svc = services()
         row = svc.pipelines.find(pk)
         version = request.args.get("version", type=int)
-        definition = shown_definition(pk, svc.pipelines.export(pk, version))   # secrets masked for viewers
-        return self.response(200, id=row.id, name=row.name, definition=definition,
-                             schedule_error=row.schedule_error)
+        definition = shown_definition(pk, svc.pipelines.export(pk, version))  # secrets masked for viewers
+        return self.response(200, id=row.id, name=row.name, definition=definition, schedule_error=row.schedule_error)
 
     @expose("/<int:pk>/export", methods=["GET"])
     @protect()
@@ -192,11 +203,18 @@ class PipelineApi(BaseApi):
             require_complete(plan, spec.name)
             debug_inputs = plan.stored()
         now = svc.clock.now()
-        new = NewRun(pipeline_id=pk, trigger=Trigger.DEBUG if debug_task else Trigger.MANUAL, execution_date=now,
-                     params={str(k): str(v) for k, v in params.items()}, user_id=user_id(), runner=user_name(),
-                     debug_task=debug_task, debug_inputs=debug_inputs)
+        new = NewRun(
+            pipeline_id=pk,
+            trigger=Trigger.DEBUG if debug_task else Trigger.MANUAL,
+            execution_date=now,
+            params={str(k): str(v) for k, v in params.items()},
+            user_id=user_id(),
+            runner=user_name(),
+            debug_task=debug_task,
+            debug_inputs=debug_inputs,
+        )
         tasks = version_task_count(svc.runs, new)
-        if tasks > svc.settings.run_inline_tasks:   # a worker writes its task instances (B15)
+        if tasks > svc.settings.run_inline_tasks:  # a worker writes its task instances (B15)
             return self.response(202, id=request_run(svc.runs, new, now, tasks), state=RunState.CREATING.value)
         return self.response(201, id=svc.runs.create_run(new, now))
 

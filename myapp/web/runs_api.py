@@ -31,8 +31,15 @@ def log_entry(line: LogLine) -> dict[str, Any]:
 class RunApi(BaseApi):
     resource_name = "runs"
     class_permission_name = "Runs"
-    method_permission_name = {"list": "read", "get": "read", "logs": "read", "stop": "write",
-                              "retry": "write", "copy": "write", "mark": "write"}
+    method_permission_name = {
+        "list": "read",
+        "get": "read",
+        "logs": "read",
+        "stop": "write",
+        "retry": "write",
+        "copy": "write",
+        "mark": "write",
+    }
     openapi_spec_tag = "Runs"
 
     @expose("/", methods=["GET"])
@@ -56,13 +63,26 @@ class RunApi(BaseApi):
             400: {description: Bad date}
         """
         limit = min(max(request.args.get("limit", 50, type=int) or 50, 1), 500)
-        where = RunFilter(pipeline_id=request.args.get("pipeline_id", type=int), state=request.args.get("state"),
-                          trigger=request.args.get("trigger"), project_ids=visible_projects(),
-                          since=query_instant("since"), until=query_instant("until"))
+        where = RunFilter(
+            pipeline_id=request.args.get("pipeline_id", type=int),
+            state=request.args.get("state"),
+            trigger=request.args.get("trigger"),
+            project_ids=visible_projects(),
+            since=query_instant("since"),
+            until=query_instant("until"),
+        )
         with services().db.read() as s:
-            rows = run_rows(s, pipeline_id=where.pipeline_id, state=where.state, trigger=where.trigger,
-                            limit=limit, offset=max(request.args.get("offset", 0, type=int) or 0, 0),
-                            project_ids=where.project_ids, since=where.since, until=where.until)
+            rows = run_rows(
+                s,
+                pipeline_id=where.pipeline_id,
+                state=where.state,
+                trigger=where.trigger,
+                limit=limit,
+                offset=max(request.args.get("offset", 0, type=int) or 0, 0),
+                project_ids=where.project_ids,
+                since=where.since,
+                until=where.until,
+            )
             total = run_count(s, where) if request.args.get("total", "1") != "0" else None
         return self.response(200, result=rows, total=total)
 
@@ -112,8 +132,14 @@ class RunApi(BaseApi):
         entries, finished = services().logs.entries(LogKey(pk, task, try_number), offset)
         if len(entries) > LOG_PAGE:  # bounded: the next call continues from the returned offset
             entries, finished = entries[:LOG_PAGE], False
-        return self.response(200, lines=[e.plain for e in entries], offset=offset + len(entries), finished=finished,
-                             try_number=try_number, entries=[log_entry(e) for e in entries])
+        return self.response(
+            200,
+            lines=[e.plain for e in entries],
+            offset=offset + len(entries),
+            finished=finished,
+            try_number=try_number,
+            entries=[log_entry(e) for e in entries],
+        )
 
     def _act(self, pk: int, action: str) -> Response:
         check_run(pk, Action.RUN)
@@ -175,8 +201,13 @@ class RunApi(BaseApi):
         if params is not None and not isinstance(params, dict):
             raise SpecError("params", "expected an object of NAME: VALUE")
         svc = services()
-        new_id = svc.runs.copy_run(pk, svc.clock.now(), {str(k): str(v) for k, v in (params or {}).items()},
-                                   user_id=user_id(), runner=user_name())
+        new_id = svc.runs.copy_run(
+            pk,
+            svc.clock.now(),
+            {str(k): str(v) for k, v in (params or {}).items()},
+            user_id=user_id(),
+            runner=user_name(),
+        )
         return self.response(201, id=new_id)
 
     @expose("/<int:pk>/mark", methods=["POST"])

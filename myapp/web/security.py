@@ -48,18 +48,24 @@ REFRESH_ENDPOINT = "SecurityApi.refresh"
 
 def password_validator(min_length: int) -> Any:
     """Return FAB's FAB_PASSWORD_COMPLEXITY_VALIDATOR: raise with the reason a password is refused."""
+
     def validate(password: str) -> None:
         problem = password_problem(password or "", min_length=min_length)
         if problem:
             raise PasswordComplexityValidationError(f"The password {problem}.")
+
     return validate
 
 
 class _UserPutSchema(UserPutSchema):
     """FAB's user update schema, with the password accepted but never sent back."""
 
-    password = fields.String(required=False, load_only=True, validate=[PasswordComplexityValidator()],
-                             metadata={"description": "The user's new password (never returned)"})
+    password = fields.String(
+        required=False,
+        load_only=True,
+        validate=[PasswordComplexityValidator()],
+        metadata={"description": "The user's new password (never returned)"},
+    )
 
 
 class UserApiWithoutEcho(UserApi):
@@ -85,11 +91,18 @@ class MyappSecurityManager(SecurityManager):
         manager = super().create_jwt_manager(app)
         manager.additional_claims_loader(self.token_claims)
         manager.token_in_blocklist_loader(self.is_token_revoked)
-        manager.revoked_token_loader(lambda *_: (jsonify(message="Not authorized",
-                                                         reason="this sign-in was ended (logout)"), 401))
-        manager.user_lookup_error_loader(lambda *_: (jsonify(
-            message="Not authorized", reason="the token no longer matches its user (password changed or "
-                                             "user deactivated)"), 401))
+        manager.revoked_token_loader(
+            lambda *_: (jsonify(message="Not authorized", reason="this sign-in was ended (logout)"), 401)
+        )
+        manager.user_lookup_error_loader(
+            lambda *_: (
+                jsonify(
+                    message="Not authorized",
+                    reason="the token no longer matches its user (password changed or user deactivated)",
+                ),
+                401,
+            )
+        )
         return manager
 
     # ----- sessions ----------------------------------------------------------------------
@@ -130,9 +143,9 @@ class MyappSecurityManager(SecurityManager):
 
     def _login_id(self, identity: Any) -> str:
         if session.get(LID) and str(session.get("_user_id", "")) == str(identity):
-            return str(session[LID])          # /api/v1/me/: the browser session's own
+            return str(session[LID])  # /api/v1/me/: the browser session's own
         if request.endpoint == REFRESH_ENDPOINT:
-            lid = get_jwt().get("lid")        # /api/v1/security/refresh: the refresh token's
+            lid = get_jwt().get("lid")  # /api/v1/security/refresh: the refresh token's
             if lid:
                 return str(lid)
         # A login: its access and refresh tokens share one (kept on the request, not on `g`: an
@@ -193,7 +206,8 @@ def limit_api_login(app: Flask, rate: str) -> None:
         return
     limiter = app.appbuilder.sm.limiter  # type: ignore[attr-defined]
     app.view_functions[API_LOGIN_ENDPOINT] = limiter.limit(
-        rate, methods=["POST"], deduct_when=lambda response: response.status_code == 401)(view)
+        rate, methods=["POST"], deduct_when=lambda response: response.status_code == 401
+    )(view)
 
     @app.errorhandler(429)
     def too_many(exc: Any) -> Any:

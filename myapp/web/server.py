@@ -28,13 +28,41 @@ from myapp.settings import Settings, load_settings
 WORKER_CLASS = "myapp.web.server.ThreadWorker"
 
 
-def gunicorn_argv(settings: Settings, bind: str, workers: int | None = None, threads: int | None = None, *,
-                  access_log: bool = True, graceful_timeout: int = 30, chdir: Path | None = None) -> list[str]:
+def gunicorn_argv(
+    settings: Settings,
+    bind: str,
+    workers: int | None = None,
+    threads: int | None = None,
+    *,
+    access_log: bool = True,
+    graceful_timeout: int = 30,
+    chdir: Path | None = None,
+) -> list[str]:
     """Return the argv that serves the web app with gunicorn's threaded workers."""
-    argv = [sys.executable, "-m", "gunicorn", "--preload",
-            "-w", str(workers or settings.web_workers), "--threads", str(threads or settings.web_threads),
-            "-k", WORKER_CLASS, "--timeout", "60", "--graceful-timeout", str(graceful_timeout), "--keep-alive", "5",
-            "--limit-request-line", "8190", "--limit-request-fields", "100", "-b", bind]
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--preload",
+        "-w",
+        str(workers or settings.web_workers),
+        "--threads",
+        str(threads or settings.web_threads),
+        "-k",
+        WORKER_CLASS,
+        "--timeout",
+        "60",
+        "--graceful-timeout",
+        str(graceful_timeout),
+        "--keep-alive",
+        "5",
+        "--limit-request-line",
+        "8190",
+        "--limit-request-fields",
+        "100",
+        "-b",
+        bind,
+    ]
     argv += ["--chdir", str(chdir)] if chdir is not None else []
     argv += ["--access-logfile", "-"] if access_log else ["--log-level", "warning"]
     return [*argv, "myapp.web.wsgi:application"]

@@ -26,9 +26,11 @@ from myapp.yaml_io import load_yaml
 
 F = TypeVar("F", bound=Callable[..., Any])
 SCOPES = ("visible", "mine", "review")
-STEP_STATUS = {"submit": TemplateStatus.PENDING.value, "approve": TemplateStatus.PUBLISHED.value,
-               "reject": TemplateStatus.REJECTED.value}
-
+STEP_STATUS = {
+    "submit": TemplateStatus.PENDING.value,
+    "approve": TemplateStatus.PUBLISHED.value,
+    "reject": TemplateStatus.REJECTED.value,
+}
 
 
 def request_template() -> tuple[dict[str, Any], str | None]:
@@ -77,8 +79,16 @@ def actor() -> Actor:
 class UserTemplateApi(BaseApi):
     resource_name = "user_templates"
     class_permission_name = "Templates"
-    method_permission_name = {"list": "read", "get": "read", "history": "read", "create": "write",
-                              "edit": "write", "submit": "write", "approve": "write", "reject": "write"}
+    method_permission_name = {
+        "list": "read",
+        "get": "read",
+        "history": "read",
+        "create": "write",
+        "edit": "write",
+        "submit": "write",
+        "approve": "write",
+        "reject": "write",
+    }
     openapi_spec_tag = "Templates"
     allow_browser_login = True
 
@@ -162,7 +172,7 @@ class UserTemplateApi(BaseApi):
             templates.reject(who, pk, json_field("reason"), now)
         try:
             return self.response(200, result=templates.get(who, pk))
-        except NotFound:   # a rejected template goes back to its owner: the reviewer no longer sees it
+        except NotFound:  # a rejected template goes back to its owner: the reviewer no longer sees it
             return self.response(200, result={"id": pk, "status": STEP_STATUS[step]})
 
     @expose("/<int:pk>/submit", methods=["POST"])

@@ -12,8 +12,11 @@ RED = "rgb(229, 57, 53)"
 
 def drop_template(page: Any, template: str, x: int, y: int) -> None:
     """Drag a template from the palette onto the canvas at (x, y) of the canvas."""
-    page.drag_and_drop(f".myapp-palette-item[data-template='{template}']", "[data-testid=canvas] .react-flow__pane",
-                       target_position={"x": x, "y": y})
+    page.drag_and_drop(
+        f".myapp-palette-item[data-template='{template}']",
+        "[data-testid=canvas] .react-flow__pane",
+        target_position={"x": x, "y": y},
+    )
 
 
 def node(page: Any, name: str) -> Any:
@@ -64,7 +67,10 @@ def node_color(page: Any, name: str) -> str:
 def wait_color(page: Any, name: str, color: str, timeout: float = 60_000) -> None:
     page.wait_for_function(
         "([name, color]) => { const el = document.querySelector(`.myapp-run-node[data-task='${name}']`);"
-        " return el && getComputedStyle(el).backgroundColor === color; }", arg=[name, color], timeout=timeout)
+        " return el && getComputedStyle(el).backgroundColor === color; }",
+        arg=[name, color],
+        timeout=timeout,
+    )
 
 
 def import_yaml(page: Any, base: str, text: str) -> None:

@@ -31,7 +31,7 @@ DIST = REPO / "myapp" / "web" / "static" / "dist"
 SCREENSHOTS = Path(os.environ.get("MYAPP_SCREENSHOTS", "/tmp/myapp-screenshots"))
 VIEWER = ("viewer", "viewer-pass")
 ADMIN = ("admin", "admin-pass")
-REVIEWER = ("reviewer", "reviewer-pass")   # a second admin: nobody approves the templates they submitted
+REVIEWER = ("reviewer", "reviewer-pass")  # a second admin: nobody approves the templates they submitted
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -23,8 +23,9 @@ tasks:
 """
 
 
-def test_trigger_rule_and_condition_show_in_the_form_and_are_saved(new_page: Any, live_server: Any,
-                                                                   engine_services: Any) -> None:
+def test_trigger_rule_and_condition_show_in_the_form_and_are_saved(
+    new_page: Any, live_server: Any, engine_services: Any
+) -> None:
     page = new_page()
     import_yaml(page, live_server.url, YAML)
     select_node(page, "cleanup")
@@ -53,8 +54,7 @@ tasks:
 """
 
 
-def test_task_keys_without_a_form_survive_an_editor_save(new_page: Any, live_server: Any,
-                                                         engine_services: Any) -> None:
+def test_task_keys_without_a_form_survive_an_editor_save(new_page: Any, live_server: Any, engine_services: Any) -> None:
     # The editor has no form for workspaces or an output's description: saving from it must write
     # them back as they were read (it dropped them before), whatever else the user edited.
     page = new_page()

@@ -37,11 +37,14 @@ def test_a_binding_is_drawn_and_exported_as_an_edge(new_page: Any, live_server: 
     page = new_page()
     import_yaml(page, live_server.url, BOUND)
     edge_count(page, 1)
-    assert page.locator(f"{EDGE}.myapp-edge-implied").count() == 1   # dashed: the binding implies it
+    assert page.locator(f"{EDGE}.myapp-edge-implied").count() == 1  # dashed: the binding implies it
     pipeline_id = int(re.search(r"/pipelines/(\d+)/edit$", page.url).group(1))  # type: ignore[union-attr]
     token = api_token(page)
-    text = page.evaluate("([id, token]) => fetch(`/api/v1/pipelines/${id}/export`, "
-                         "{headers: {Authorization: `Bearer ${token}`}}).then(r => r.text())", [pipeline_id, token])
+    text = page.evaluate(
+        "([id, token]) => fetch(`/api/v1/pipelines/${id}/export`, "
+        "{headers: {Authorization: `Bearer ${token}`}}).then(r => r.text())",
+        [pipeline_id, token],
+    )
     tasks = load_yaml(text)["tasks"]
     assert [t.get("depends_on") for t in tasks] == [None, ["step1"]]
 
@@ -67,6 +70,6 @@ def test_a_binding_is_drawn_and_exported_as_an_edge(new_page: Any, live_server: 
     fresh.wait_for_selector(".react-flow__node")
     edge_count(fresh, 1)
     run_from_editor(fresh)
-    edge_count(fresh, 1)   # the run page's graph
+    edge_count(fresh, 1)  # the run page's graph
     wait_color(fresh, "step1", GREEN)
     wait_color(fresh, "step2", GREEN)

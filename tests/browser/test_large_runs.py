@@ -26,8 +26,12 @@ def held_run(services: Any, pipeline_id: int, params: dict[str, str]) -> int:
     sent, runs.create = runs.create, lambda ids: None
     try:
         now = services.clock.now()
-        run_id = request_run(runs, NewRun(pipeline_id=pipeline_id, trigger=Trigger.MANUAL, execution_date=now,
-                                          params=params, runner="admin"), now, 3)
+        run_id = request_run(
+            runs,
+            NewRun(pipeline_id=pipeline_id, trigger=Trigger.MANUAL, execution_date=now, params=params, runner="admin"),
+            now,
+            3,
+        )
     finally:
         runs.create = sent
     with services.db.write() as s:
@@ -36,14 +40,17 @@ def held_run(services: Any, pipeline_id: int, params: dict[str, str]) -> int:
 
 
 def test_a_creating_run_says_so_then_shows_its_graph(new_page: Any, live_server: Any, engine_services: Any) -> None:
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: big-in-browser
         parameters: [{name: who, default: world}]
         tasks:
           - {name: a, template: shell, args: {script: 'echo a'}}
           - {name: b, template: shell, args: {script: 'echo b'}, depends_on: [a]}
           - {name: c, template: shell, args: {script: 'echo c'}, depends_on: [b]}
-    """)
+    """,
+    )
     run_id = held_run(engine_services, pid, {})
     page = new_page()
     page.goto(f"{live_server.url}/runs/{run_id}")

@@ -93,9 +93,12 @@ def test_pipeline_list_grid_gantt_and_logs(new_page: Any, live_server: Any) -> N
     row = page.locator("tr[data-pipeline=streams-demo]")
     row.locator("[data-testid=run-now]").click()
     page.wait_for_selector(".myapp-toast:has-text('started')")
-    page.wait_for_function("() => document.querySelectorAll("
-                           "\"tr[data-pipeline=streams-demo] [data-testid=run-strip] a[data-state=succeeded]\").length == 2",
-                           timeout=180_000, polling=1000)
+    page.wait_for_function(
+        "() => document.querySelectorAll("
+        '"tr[data-pipeline=streams-demo] [data-testid=run-strip] a[data-state=succeeded]").length == 2',
+        timeout=180_000,
+        polling=1000,
+    )
 
     # the grid: runs x tasks
     page.goto(f"{base}/pipelines/{pipeline_id}/grid")
@@ -139,8 +142,10 @@ def test_pipeline_list_schedule_switch_guards_the_backfill(new_page: Any, live_s
     assert page.inner_text("[data-testid=pipelines-total]").strip() == "1 of 1"
     page.fill("[data-testid=pipeline-search]", "")
     page.select_option("[data-testid=pipeline-sort]", "-name")
-    page.wait_for_function("() => { const n = [...document.querySelectorAll('tr[data-pipeline]')].map(r => r.dataset.pipeline);"
-                           " return n.length > 1 && n.join() === [...n].sort().reverse().join(); }")
+    page.wait_for_function(
+        "() => { const n = [...document.querySelectorAll('tr[data-pipeline]')].map(r => r.dataset.pipeline);"
+        " return n.length > 1 && n.join() === [...n].sort().reverse().join(); }"
+    )
 
 
 def test_first_visit_has_no_access_denied_banner_and_a_favicon(browser: Any, live_server: Any) -> None:

@@ -49,8 +49,9 @@ tasks:
 def api_status(page: Any, path: str) -> int:
     """Return the HTTP status of GET /api/v1<path> as the page's own client sees it."""
     token = api_token(page)
-    status: int = page.evaluate("([p, t]) => fetch('/api/v1' + p, {headers: {Authorization: 'Bearer ' + t}})"
-                                ".then(r => r.status)", [path, token])
+    status: int = page.evaluate(
+        "([p, t]) => fetch('/api/v1' + p, {headers: {Authorization: 'Bearer ' + t}}).then(r => r.status)", [path, token]
+    )
     return status
 
 
@@ -182,9 +183,12 @@ def test_viewer_cannot_edit(new_page: Any, live_server: Any) -> None:
     shot(page, "editor-viewer")
     # the API refuses the viewer's writes too, whatever a page would send
     token = api_token(page)
-    status = page.evaluate("([t]) => fetch('/api/v1/pipelines/', {method: 'POST', headers: {Authorization: 'Bearer ' + t,"
-                           " 'Content-Type': 'application/json'}, body: JSON.stringify({name: 'x', tasks: []})})"
-                           ".then(r => r.status)", [token])
+    status = page.evaluate(
+        "([t]) => fetch('/api/v1/pipelines/', {method: 'POST', headers: {Authorization: 'Bearer ' + t,"
+        " 'Content-Type': 'application/json'}, body: JSON.stringify({name: 'x', tasks: []})})"
+        ".then(r => r.status)",
+        [token],
+    )
     assert status == 403
     # runs: readable, but no stop/retry/copy buttons
     page.goto(f"{live_server.url}/runs/")
@@ -210,9 +214,10 @@ def test_chinese_pages(new_page: Any, live_server: Any) -> None:
     page.goto(f"{live_server.url}/lang/en")
 
 
-def test_swagger_and_the_user_admin_pages_run_under_the_content_security_policy(new_page: Any,
-                                                                              live_server: Any) -> None:
-    page = new_page()        # the fixture fails the test on any Content-Security-Policy violation
+def test_swagger_and_the_user_admin_pages_run_under_the_content_security_policy(
+    new_page: Any, live_server: Any
+) -> None:
+    page = new_page()  # the fixture fails the test on any Content-Security-Policy violation
     page.goto(f"{live_server.url}/swagger/v1")
     page.wait_for_selector(".swagger-ui .opblock-tag")
     page.goto(f"{live_server.url}/users/list/")

@@ -27,6 +27,7 @@ from tests.browser.conftest import shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(240)]
 
+
 def build_three_tasks(page: Any, base: str, name: str) -> None:
     """Build extract -> transform -> load in the editor, entirely with the mouse and the forms."""
     page.goto(f"{base}/pipelines/new")
@@ -56,8 +57,10 @@ def build_three_tasks(page: Any, base: str, name: str) -> None:
     add_input(page, 0, "who", "param:params.who")
     add_output(page, "greeting", "greeting.txt")
     select_node(page, "transform")
-    page.fill("[data-param=code]", 'import os\ng = os.environ["greeting"]\nprint("transform got", g)\n'
-                                   'open("upper.txt", "w").write(g.upper())')
+    page.fill(
+        "[data-param=code]",
+        'import os\ng = os.environ["greeting"]\nprint("transform got", g)\nopen("upper.txt", "w").write(g.upper())',
+    )
     add_input(page, 0, "greeting", "task:extract.greeting")
     add_output(page, "upper", "upper.txt")
     select_node(page, "load")
@@ -132,8 +135,9 @@ def test_debug_one_task_with_live_logs(new_page: Any, live_server: Any) -> None:
     assert "extract." in page.inner_text("[data-debug-source=greeting]")
     field.fill("typed-by-hand")
     page.click("[data-testid=debug-start]")
-    page.wait_for_selector("[data-testid=debug-run] [data-testid=log-text]:has-text('transform got typed-by-hand')",
-                           timeout=180_000)
+    page.wait_for_selector(
+        "[data-testid=debug-run] [data-testid=log-text]:has-text('transform got typed-by-hand')", timeout=180_000
+    )
     page.wait_for_selector("[data-testid=debug-run] .myapp-badge[data-state=succeeded]")
     shot(page, "editor-debug")
     run_id = page.get_attribute("[data-testid=debug-run]", "data-run-id")

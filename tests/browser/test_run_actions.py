@@ -151,4 +151,6 @@ def test_editor_refuses_cycles_and_duplicate_names(new_page: Any, live_server: A
     # pan and zoom
     before = page.get_attribute(".react-flow__viewport", "style")
     page.click(".react-flow__controls-zoomin")
-    page.wait_for_function("b => document.querySelector('.react-flow__viewport').getAttribute('style') !== b", arg=before)
+    page.wait_for_function(
+        "b => document.querySelector('.react-flow__viewport').getAttribute('style') !== b", arg=before
+    )

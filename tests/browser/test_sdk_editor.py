@@ -19,19 +19,24 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(
 def workflow() -> Workflow:
     wf = Workflow("sdk-in-the-editor", parameters={"greeting": "Hello"}, dag=True)
     write = Step("write", PythonOPTemplate(WriteFile), parameters={"msg": wf.parameters["greeting"], "number": 3})
-    read = Step("read", PythonOPTemplate(read_files), artifacts={"files": write.outputs.artifacts["out_art"]},
-                parameters={"length": write.outputs.parameters["length"]})
+    read = Step(
+        "read",
+        PythonOPTemplate(read_files),
+        artifacts={"files": write.outputs.artifacts["out_art"]},
+        parameters={"length": write.outputs.parameters["length"]},
+    )
     return wf.add([write, read])
 
 
-def test_an_sdk_workflow_opens_validates_saves_and_runs_in_the_editor(new_page: Any, live_server: Any,
-                                                                      engine_services: Any) -> None:
+def test_an_sdk_workflow_opens_validates_saves_and_runs_in_the_editor(
+    new_page: Any, live_server: Any, engine_services: Any
+) -> None:
     wf = workflow()
     page = new_page()
     import_yaml(page, live_server.url, wf.to_yaml())
     assert node(page, "write").count() == 1 and node(page, "read").count() == 1
     page.locator(".react-flow__edge").first.wait_for(state="attached")
-    assert page.locator(".react-flow__edge").count() == 1   # the edge the bindings imply
+    assert page.locator(".react-flow__edge").count() == 1  # the edge the bindings imply
     select_node(page, "read")
     code = page.input_value("[data-param=code]")
     assert "def read_files(" in code and "_m.main(globals(), 'read_files'" in code

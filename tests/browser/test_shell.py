@@ -16,9 +16,16 @@ from myapp.web.app import create_app
 pytestmark = pytest.mark.integration
 
 PAGES = {
-    "/pipelines/": "pipelines", "/pipelines/new": "editor", "/pipelines/1/edit": "editor",
-    "/pipelines/1/versions": "versions", "/pipelines/versions": "versions", "/runs/": "runs", "/runs/1": "run",
-    "/schedules/records": "schedules", "/templates/": "templates", "/templates/review": "review",
+    "/pipelines/": "pipelines",
+    "/pipelines/new": "editor",
+    "/pipelines/1/edit": "editor",
+    "/pipelines/1/versions": "versions",
+    "/pipelines/versions": "versions",
+    "/runs/": "runs",
+    "/runs/1": "run",
+    "/schedules/records": "schedules",
+    "/templates/": "templates",
+    "/templates/review": "review",
     "/projects/": "projects",
 }
 
@@ -101,8 +108,12 @@ def test_projects_and_members(app: Any) -> None:
     assert admin.post("/api/v1/projects/", json={"name": "Bad Name"}, headers=token).status_code == 400
     added = admin.post(f"/api/v1/projects/{pid}/members", json={"username": "uma", "role": "member"}, headers=token)
     assert added.status_code == 200, added.get_json()
-    assert admin.post(f"/api/v1/projects/{pid}/members", json={"username": "nobody", "role": "member"},
-                      headers=token).status_code == 400
+    assert (
+        admin.post(
+            f"/api/v1/projects/{pid}/members", json={"username": "nobody", "role": "member"}, headers=token
+        ).status_code
+        == 400
+    )
     rows = admin.get("/api/v1/projects/", headers=token).get_json()["result"]
     research = next(p for p in rows if p["name"] == "research")
     assert [m["username"] for m in research["members"]] == ["admin", "uma"]

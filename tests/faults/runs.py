@@ -24,7 +24,9 @@ TASKS = ("a", "b", "c", "d")
 def save_diamond(services: Any, name: str, lines: int = 12, pause: float = 0.1) -> int:
     """Save a -> (b, c) -> d: each task logs numbered lines, b and c pass a's output on, d joins them."""
     loop = f'for i in $(seq 1 {lines}); do echo "$MYAPP_TASK_NAME line $i"; sleep {pause}; done'
-    return save(services, f"""
+    return save(
+        services,
+        f"""
         name: {name}
         tasks:
           - name: a
@@ -49,7 +51,8 @@ def save_diamond(services: Any, name: str, lines: int = 12, pause: float = 0.1) 
             inputs: {{y: {{from: b.o}}, z: {{from: c.o}}}}
             args: {{script: 'echo "joined $y $z"; echo "$y+$z" > out.txt'}}
             outputs: [{{name: o, path: out.txt, type: text}}]
-    """)
+    """,
+    )
 
 
 def start_runs(services: Any, pipeline_id: int, n: int) -> list[int]:
@@ -77,8 +80,12 @@ def snapshot(services: Any, run_ids: Iterable[int]) -> dict[tuple[int, str, int]
 
 def succeeded_outputs(services: Any, run_ids: Iterable[int]) -> dict[tuple[int, str], dict[str, Any]]:
     """Return the outputs of the task instances that have succeeded so far."""
-    return {(run_id, t["name"]): t["outputs"] for run_id in run_ids for t in detail(services, run_id)["tasks"]
-            if t["state"] == "succeeded"}
+    return {
+        (run_id, t["name"]): t["outputs"]
+        for run_id in run_ids
+        for t in detail(services, run_id)["tasks"]
+        if t["state"] == "succeeded"
+    }
 
 
 def wait_all_finished(services: Any, run_ids: list[int], timeout: float) -> list[dict[str, Any]]:
@@ -89,14 +96,23 @@ def wait_all_finished(services: Any, run_ids: list[int], timeout: float) -> list
         if all(RunState(r["state"]) in RUN_TERMINAL for r in runs):
             return runs
         if time.monotonic() > deadline:
-            stuck = {r["id"]: {t["name"]: t["state"] for t in r["tasks"]} for r in runs
-                     if RunState(r["state"]) not in RUN_TERMINAL}
+            stuck = {
+                r["id"]: {t["name"]: t["state"] for t in r["tasks"]}
+                for r in runs
+                if RunState(r["state"]) not in RUN_TERMINAL
+            }
             raise AssertionError(f"runs not terminal after {timeout} s: {stuck}")
         time.sleep(0.2)
 
 
-def check_recovered(services: Any, run_ids: list[int], acknowledged: dict[tuple[int, str, int], list[str]],
-                    outputs_before: dict[tuple[int, str], dict[str, Any]], *, one_attempt: bool = True) -> None:
+def check_recovered(
+    services: Any,
+    run_ids: list[int],
+    acknowledged: dict[tuple[int, str, int], list[str]],
+    outputs_before: dict[tuple[int, str], dict[str, Any]],
+    *,
+    one_attempt: bool = True,
+) -> None:
     """Assert the invariants of a recovery (see the module docstring)."""
     runs = [detail(services, run_id) for run_id in run_ids]
     assert {r["id"]: r["state"] for r in runs} == {run_id: "succeeded" for run_id in run_ids}, runs
@@ -109,16 +125,20 @@ def check_recovered(services: Any, run_ids: list[int], acknowledged: dict[tuple[
             if one_attempt:
                 assert len(tries) == 1, f"run {run['id']} task {task['name']} ran again: {task['attempts']}"
         assert {t["name"]: t["outputs"] for t in run["tasks"]} == expected_outputs(run["id"]), run
-        d_lines = [line for line in log_lines(services, run["id"], "d", run["by_name"]["d"]["try_number"])
-                   if not line.startswith("[myapp]")]
+        d_lines = [
+            line
+            for line in log_lines(services, run["id"], "d", run["by_name"]["d"]["try_number"])
+            if not line.startswith("[myapp]")
+        ]
         want = expected_outputs(run["id"])
         assert d_lines == [f"joined {want['b']['o']['value']} {want['c']['o']['value']}"], d_lines
     for key, outputs in outputs_before.items():
         assert detail(services, key[0])["by_name"][key[1]]["outputs"] == outputs, f"output of {key} changed"
     for key, lines in acknowledged.items():
         archived = log_lines(services, *key, archived=True)
-        assert archived[:len(lines)] == [line.rstrip("\n") for line in lines], \
+        assert archived[: len(lines)] == [line.rstrip("\n") for line in lines], (
             f"log {key}: lines read before the fault are missing from the archive"
+        )
 
 
 def log_lines(services: Any, run_id: int, task: str, try_number: int, *, archived: bool = False) -> list[str]:
@@ -134,11 +154,21 @@ def log_lines(services: Any, run_id: int, task: str, try_number: int, *, archive
 
 def no_duplicate_attempts(services: Any) -> bool:
     with services.db.read() as s:
-        dup = s.execute(select(TaskAttempt.task_instance_id, TaskAttempt.try_number)
-                        .group_by(TaskAttempt.task_instance_id, TaskAttempt.try_number)
-                        .having(func.count() > 1)).all()
-        twice = s.execute(select(TaskAttempt.task_instance_id).where(TaskAttempt.state == "succeeded")
-                          .group_by(TaskAttempt.task_instance_id).having(func.count() > 1)).all()
-        orphans = s.scalar(select(func.count()).select_from(TaskAttempt).outerjoin(
-            TaskInstance, TaskInstance.id == TaskAttempt.task_instance_id).where(TaskInstance.id.is_(None)))
+        dup = s.execute(
+            select(TaskAttempt.task_instance_id, TaskAttempt.try_number)
+            .group_by(TaskAttempt.task_instance_id, TaskAttempt.try_number)
+            .having(func.count() > 1)
+        ).all()
+        twice = s.execute(
+            select(TaskAttempt.task_instance_id)
+            .where(TaskAttempt.state == "succeeded")
+            .group_by(TaskAttempt.task_instance_id)
+            .having(func.count() > 1)
+        ).all()
+        orphans = s.scalar(
+            select(func.count())
+            .select_from(TaskAttempt)
+            .outerjoin(TaskInstance, TaskInstance.id == TaskAttempt.task_instance_id)
+            .where(TaskInstance.id.is_(None))
+        )
     return not dup and not twice and not orphans

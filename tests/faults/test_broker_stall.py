@@ -23,7 +23,7 @@ from tests.integration.engine_helpers import detail, poll
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(180)]
 LIVENESS_TIMEOUT = 4
 
-STALL = '''
+STALL = """
 import os
 marker = os.environ.get("MYAPP_TEST_STALL_MARKER")
 if marker:
@@ -36,7 +36,7 @@ if marker:
         return real(self, timeout)
 
     redis_transport.Channel._brpop_start = _brpop_start
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,9 @@ def stall_services(module_home: Path, database_url: str, broker_url: str) -> Ite
     from myapp.queue.celery_app import create_celery, use_celery
     from myapp.services import build_services
 
-    settings = make_settings(module_home, database_url, broker_url=broker_url, redis_url=broker_url,
-                             broker_liveness_timeout=LIVENESS_TIMEOUT)
+    settings = make_settings(
+        module_home, database_url, broker_url=broker_url, redis_url=broker_url, broker_liveness_timeout=LIVENESS_TIMEOUT
+    )
     services = build_services(settings)
     init_database(services, admin_user="admin", admin_password="admin-pass", admin_email="a@b.c", quiet=True)
     app, _ = create_celery(settings)
@@ -65,17 +66,21 @@ def stall_services(module_home: Path, database_url: str, broker_url: str) -> Ite
 def test_a_worker_that_stops_consuming_exits_1_and_its_replacement_runs_the_waiting_work(stall_services: Any) -> None:
     services, marker = stall_services, Path(stall_services.env["MYAPP_TEST_STALL_MARKER"])
     stuck = WorkerProcess(services.env, concurrency=2, beat=True)
-    services.worker = stuck   # its log goes into a failure's report
+    services.worker = stuck  # its log goes into a failure's report
     stuck.start()
     try:
         pipeline = save_diamond(services, "stall", lines=1, pause=0)
         before = start_runs(services, pipeline, 1)
-        wait_all_finished(services, before, timeout=60)   # healthy, and several probes answered meanwhile
+        wait_all_finished(services, before, timeout=60)  # healthy, and several probes answered meanwhile
         marker.write_text("stall")
         waiting = start_runs(services, pipeline, 2)
         assert stuck.proc is not None
-        code = poll(lambda: stuck.proc.poll() is not None and (stuck.proc.returncode, ), "the stuck worker to exit",
-                    timeout=90, interval=0.2)[0]
+        code = poll(
+            lambda: stuck.proc.poll() is not None and (stuck.proc.returncode,),
+            "the stuck worker to exit",
+            timeout=90,
+            interval=0.2,
+        )[0]
         log = stuck.log.read_text(errors="replace")
         assert code == 1, log[-3000:]
         assert "stopped taking messages from the broker" in log, log[-3000:]
@@ -83,7 +88,7 @@ def test_a_worker_that_stops_consuming_exits_1_and_its_replacement_runs_the_wait
     finally:
         stuck.stop()
     marker.unlink()
-    replacement = WorkerProcess(services.env, concurrency=2, beat=True)   # what the supervisor starts
+    replacement = WorkerProcess(services.env, concurrency=2, beat=True)  # what the supervisor starts
     services.worker = replacement
     replacement.start()
     try:

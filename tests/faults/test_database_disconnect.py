@@ -21,13 +21,19 @@ from tests.faults.runs import check_recovered, save_diamond, snapshot, start_run
 from tests.integration.engine_helpers import detail
 
 pytestmark = [
-    pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(150),
-    pytest.mark.skipif(not os.environ.get("MYAPP_TEST_DATABASE_URL", "").startswith("postgresql"),
-                       reason="needs PostgreSQL (MYAPP_TEST_DATABASE_URL): SQLite has no connection to lose"),
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.timeout(150),
+    pytest.mark.skipif(
+        not os.environ.get("MYAPP_TEST_DATABASE_URL", "").startswith("postgresql"),
+        reason="needs PostgreSQL (MYAPP_TEST_DATABASE_URL): SQLite has no connection to lose",
+    ),
 ]
-TERMINATE = text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                 "WHERE datname = current_database() AND application_name = 'myapp-worker' "
-                 "AND pid <> pg_backend_pid()")
+TERMINATE = text(
+    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND application_name = 'myapp-worker' "
+    "AND pid <> pg_backend_pid()"
+)
 
 
 def test_worker_survives_its_connections_being_terminated(engine_services: Any) -> None:

@@ -26,9 +26,13 @@ from tests.faults.servers import PrivatePostgres
 from tests.integration.engine_helpers import detail, poll
 
 pytestmark = [
-    pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240),
-    pytest.mark.skipif(not os.environ.get("MYAPP_TEST_DATABASE_URL", "").startswith("postgresql"),
-                       reason="PostgreSQL fault test: set MYAPP_TEST_DATABASE_URL to run the suite on PostgreSQL"),
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.timeout(240),
+    pytest.mark.skipif(
+        not os.environ.get("MYAPP_TEST_DATABASE_URL", "").startswith("postgresql"),
+        reason="PostgreSQL fault test: set MYAPP_TEST_DATABASE_URL to run the suite on PostgreSQL",
+    ),
 ]
 
 
@@ -49,8 +53,9 @@ def crash_services(module_home: Path, private_pg: PrivatePostgres, broker_url: s
 
     # The product's heartbeat timeout is 60 s; the suite's 5 s would declare a running attempt lost
     # while the database restarts on a loaded machine, which is not what this test is about.
-    settings = make_settings(module_home, private_pg.url, broker_url=broker_url, redis_url=broker_url,
-                             heartbeat_timeout=60)
+    settings = make_settings(
+        module_home, private_pg.url, broker_url=broker_url, redis_url=broker_url, heartbeat_timeout=60
+    )
     services = build_services(settings)
     init_database(services, admin_user="admin", admin_password="admin-pass", admin_email="a@b.c", quiet=True)
     app, _ = create_celery(settings)
@@ -71,12 +76,16 @@ def test_postgres_crash_and_restart_mid_run_lose_nothing(crash_services: Any, pr
     run_ids = start_runs(services, save_diamond(services, "pg-crash", lines=20, pause=0.1), 3)
     poll(lambda: len(running(services, run_ids)) >= 2, "two tasks running", timeout=60)
     acknowledged, outputs = snapshot(services, run_ids), succeeded_outputs(services, run_ids)
-    services.db.dispose()   # the test's own pooled connections die with the server too
+    services.db.dispose()  # the test's own pooled connections die with the server too
     private_pg.crash(down=1.0)
 
-    poll(lambda: any(t in ("b", "c") for _, t in running(services, run_ids)), "a second-level task running",
-         timeout=90, interval=0.1)
-    time.sleep(0.3)   # a few of its lines are written before the next fault
+    poll(
+        lambda: any(t in ("b", "c") for _, t in running(services, run_ids)),
+        "a second-level task running",
+        timeout=90,
+        interval=0.1,
+    )
+    time.sleep(0.3)  # a few of its lines are written before the next fault
     acknowledged.update(snapshot(services, run_ids))
     outputs.update(succeeded_outputs(services, run_ids))
     services.db.dispose()
@@ -87,9 +96,13 @@ def test_postgres_crash_and_restart_mid_run_lose_nothing(crash_services: Any, pr
     log = worker.log.read_text(errors="replace")
     assert worker.proc is not None and worker.proc.poll() is None, "the worker exited:\n" + log[-3000:]
     assert "internal error" not in log, log[-5000:]
-    retried = [(r["id"], t["name"], t["attempts"]) for r in (detail(services, i) for i in run_ids)
-               for t in r["tasks"] if len(t["attempts"]) > 1]
-    for _run, _task, attempts in retried:   # an extra try only for an attempt lost while the database was away
+    retried = [
+        (r["id"], t["name"], t["attempts"])
+        for r in (detail(services, i) for i in run_ids)
+        for t in r["tasks"]
+        if len(t["attempts"]) > 1
+    ]
+    for _run, _task, attempts in retried:  # an extra try only for an attempt lost while the database was away
         assert all("lost" in a["message"] or "heartbeat" in a["message"] for a in attempts[:-1]), attempts
     assert "database connection lost" in log, "the faults never reached the worker:\n" + log[-3000:]
     # The same worker takes new work at once.

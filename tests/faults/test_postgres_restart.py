@@ -30,13 +30,17 @@ from tests.faults.servers import PrivatePostgres
 from tests.integration.test_scheduler import pipeline_yaml, save_at, ts
 
 pytestmark = [
-    pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(180),
-    pytest.mark.skipif(not os.environ.get("MYAPP_TEST_DATABASE_URL", "").startswith("postgresql"),
-                       reason="PostgreSQL fault test: set MYAPP_TEST_DATABASE_URL to run the suite on PostgreSQL"),
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(
+        not os.environ.get("MYAPP_TEST_DATABASE_URL", "").startswith("postgresql"),
+        reason="PostgreSQL fault test: set MYAPP_TEST_DATABASE_URL to run the suite on PostgreSQL",
+    ),
 ]
 REPO = Path(__file__).resolve().parents[2]
-FIRST = ts("2026-03-01T12:00Z")      # the first pass
-START = FIRST - timedelta(hours=2)   # 121 fire times are due at the first pass
+FIRST = ts("2026-03-01T12:00Z")  # the first pass
+START = FIRST - timedelta(hours=2)  # 121 fire times are due at the first pass
 PIPELINES, PASSES, CHUNK, PAUSE = 200, 16, 25, 0.5
 
 
@@ -65,13 +69,24 @@ class SchedulerProcess:
 
     def __init__(self, services: Any) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")} | NO_TASK_ACCOUNTS
-        env.update({"MYAPP_HOME": str(services.settings.home), "MYAPP_SECRET_KEY": services.settings.secret_key,
-                    "MYAPP_DATABASE_URL": services.settings.effective_database_url,
-                    "MYAPP_BACKFILL_CHUNK": str(CHUNK), "PYTHONPATH": str(REPO)})
+        env.update(
+            {
+                "MYAPP_HOME": str(services.settings.home),
+                "MYAPP_SECRET_KEY": services.settings.secret_key,
+                "MYAPP_DATABASE_URL": services.settings.effective_database_url,
+                "MYAPP_BACKFILL_CHUNK": str(CHUNK),
+                "PYTHONPATH": str(REPO),
+            }
+        )
         self.stderr = services.settings.home / "scheduler.err"
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.faults.scheduler_process", FIRST.isoformat(),
-                                      str(PASSES), str(PAUSE)], env=env, cwd=REPO, stdout=subprocess.PIPE,
-                                     stderr=self.stderr.open("w"), text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.faults.scheduler_process", FIRST.isoformat(), str(PASSES), str(PAUSE)],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr.open("w"),
+            text=True,
+        )
         self.events: list[dict[str, Any]] = []
         self.other: list[str] = []
         self.started = threading.Condition()
@@ -107,14 +122,17 @@ class SchedulerProcess:
 def test_scheduler_passes_survive_postgres_restarts(pg_services: Any, private_pg: PrivatePostgres) -> None:
     services = pg_services
     for i in range(PIPELINES):
-        save_at(services, pipeline_yaml(f"pg-restart-{i}", "* * * * *", start=f"{START:%Y-%m-%dT%H:%M:%S}",
-                                        exp=0, mar=1), (START - timedelta(hours=1)).isoformat())
+        save_at(
+            services,
+            pipeline_yaml(f"pg-restart-{i}", "* * * * *", start=f"{START:%Y-%m-%dT%H:%M:%S}", exp=0, mar=1),
+            (START - timedelta(hours=1)).isoformat(),
+        )
     services.db.dispose()  # the test's own pool must not hold connections across the restarts
     scheduler = SchedulerProcess(services)
     scheduler.wait_for_start(3)
-    private_pg.restart()          # fast shutdown: the pass in flight loses its connection
+    private_pg.restart()  # fast shutdown: the pass in flight loses its connection
     scheduler.wait_for_start(7)
-    private_pg.crash()            # kill -9 of the postmaster, crash recovery
+    private_pg.crash()  # kill -9 of the postmaster, crash recovery
     assert scheduler.wait(timeout=120) == 0, scheduler.stderr.read_text()[-3000:]
 
     passes = scheduler.passes()
@@ -129,25 +147,37 @@ def test_scheduler_passes_survive_postgres_restarts(pg_services: Any, private_pg
 
 def check_schedule(services: Any, want: set[Any]) -> None:
     with services.db.read() as s:
-        dup_records = s.execute(select(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date)
-                                .group_by(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date)
-                                .having(func.count() > 1)).all()
-        dup_runs = s.execute(select(Run.pipeline_id, Run.execution_date).where(Run.trigger == Trigger.CRON.value)
-                             .group_by(Run.pipeline_id, Run.execution_date).having(func.count() > 1)).all()
+        dup_records = s.execute(
+            select(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date)
+            .group_by(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date)
+            .having(func.count() > 1)
+        ).all()
+        dup_runs = s.execute(
+            select(Run.pipeline_id, Run.execution_date)
+            .where(Run.trigger == Trigger.CRON.value)
+            .group_by(Run.pipeline_id, Run.execution_date)
+            .having(func.count() > 1)
+        ).all()
         records: dict[int, set[Any]] = {}
         for pid, instant in s.execute(select(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date)):
             records.setdefault(pid, set()).add(instant)
-        errors = s.execute(select(Pipeline.name, Pipeline.schedule_error, Pipeline.next_fire_at)
-                           .where(Pipeline.schedule_error.is_not(None))).all()
-        launched = s.execute(select(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date, Run.pipeline_id,
-                                    Run.execution_date)
-                             .join(Run, Run.id == ScheduleRecord.run_id, isouter=True)
-                             .where(ScheduleRecord.status != "waiting", ScheduleRecord.status != "expired")).all()
+        errors = s.execute(
+            select(Pipeline.name, Pipeline.schedule_error, Pipeline.next_fire_at).where(
+                Pipeline.schedule_error.is_not(None)
+            )
+        ).all()
+        launched = s.execute(
+            select(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date, Run.pipeline_id, Run.execution_date)
+            .join(Run, Run.id == ScheduleRecord.run_id, isouter=True)
+            .where(ScheduleRecord.status != "waiting", ScheduleRecord.status != "expired")
+        ).all()
         cron_runs = s.scalar(select(func.count()).select_from(Run).where(Run.trigger == Trigger.CRON.value))
     assert not dup_records and not dup_runs, (dup_records, dup_runs)
     assert not errors, f"pipelines left with a schedule error by the outage: {errors[:5]}"
     assert len(records) == PIPELINES
     missing = {pid: sorted(want - got)[:3] for pid, got in records.items() if got != want}
-    assert not missing, f"{len(missing)} pipelines miss fire times (or have extra ones): {dict(list(missing.items())[:3])}"
+    assert not missing, (
+        f"{len(missing)} pipelines miss fire times (or have extra ones): {dict(list(missing.items())[:3])}"
+    )
     assert all(rp == pid and rd == at for pid, at, rp, rd in launched), "a launched record points at another run"
     assert cron_runs == len(launched) == PIPELINES, (cron_runs, len(launched))

@@ -48,8 +48,14 @@ def redis_services(module_home: Path, database_url: str, redis_server: PrivateRe
     # before they fill the worker's prefetch.
     # The liveness probe's timeout is short (the product's is 120 s): a broker restart must not be
     # taken for a stuck consumer (tests/faults/test_broker_stall.py has the stuck one).
-    settings = make_settings(module_home, database_url, broker_url=redis_server.url, redis_url=redis_server.url,
-                             reconcile_interval=2, broker_liveness_timeout=15)
+    settings = make_settings(
+        module_home,
+        database_url,
+        broker_url=redis_server.url,
+        redis_url=redis_server.url,
+        reconcile_interval=2,
+        broker_liveness_timeout=15,
+    )
     services = build_services(settings)
     init_database(services, admin_user="admin", admin_password="admin-pass", admin_email="a@b.c", quiet=True)
     app, _ = create_celery(settings)
@@ -70,14 +76,22 @@ def test_broker_restarts_mid_run_lose_nothing(redis_services: Any, redis_server:
     run_ids = start_runs(services, save_diamond(services, "redis-restart"), 3)
     # Two roots run (concurrency 2), the third is prefetched and waits while the consumer polls
     # for more (no beat message received yet, or it would fill the prefetch and stop the polling).
-    poll(lambda: RECEIVED.findall(worker.log.read_bytes()).count(b"myapp.execute_task_instance") >= 3,
-         "the three root messages received", timeout=30, interval=0.02)
+    poll(
+        lambda: RECEIVED.findall(worker.log.read_bytes()).count(b"myapp.execute_task_instance") >= 3,
+        "the three root messages received",
+        timeout=30,
+        interval=0.02,
+    )
     acknowledged = snapshot(services, run_ids)
     outputs = succeeded_outputs(services, run_ids)
     redis_server.restart(down=1.0)
 
-    poll(lambda: any(t in ("b", "c") for _, t in running_tasks(services, run_ids)),
-         "a task logging after the first restart", timeout=40, interval=0.02)
+    poll(
+        lambda: any(t in ("b", "c") for _, t in running_tasks(services, run_ids)),
+        "a task logging after the first restart",
+        timeout=40,
+        interval=0.02,
+    )
     time.sleep(0.5)  # some lines go live through the new Redis
     acknowledged.update(snapshot(services, run_ids))
     outputs.update(succeeded_outputs(services, run_ids))
@@ -105,11 +119,21 @@ def test_a_worker_stopped_by_an_unrecoverable_error_exits_non_zero(tmp_path: Pat
     broken.start()
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")} | NO_TASK_ACCOUNTS
-        env.update({"MYAPP_HOME": str(tmp_path / "home"), "MYAPP_BROKER_URL": broken.url,
-                    "MYAPP_SECRET_KEY": "test-secret-key-of-at-least-32-bytes!!",
-                    "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
-        done = subprocess.run([sys.executable, "-m", "myapp", "worker", "--pool", "solo"], env=env,
-                              capture_output=True, text=True, timeout=60)
+        env.update(
+            {
+                "MYAPP_HOME": str(tmp_path / "home"),
+                "MYAPP_BROKER_URL": broken.url,
+                "MYAPP_SECRET_KEY": "test-secret-key-of-at-least-32-bytes!!",
+                "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+            }
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "myapp", "worker", "--pool", "solo"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         broken.kill()
     assert "Unrecoverable error" in done.stderr, done.stderr[-3000:]

@@ -43,35 +43,49 @@ def test_killing_one_worker_leaves_the_other_workers_run_alone(two_workers: Any)
     # The steady task runs until the test is done with the other worker (a fixed duration would end
     # it before `victim` has started on a loaded machine, and `busy` would take the doomed task).
     release = services.settings.home / "steady-release"
-    steady = save(services, f"""
+    steady = save(
+        services,
+        f"""
         name: steady
         tasks:
           - name: tick
             template: shell
             args: {{script: 'i=0; while [ ! -e {release} ]; do i=$((i+1)); echo "tick $i"; sleep 0.5; done; echo done'}}
-    """)
+    """,
+    )
     steady_run = start(services, steady)
-    running = wait_until(services, steady_run, lambda d: d["by_name"]["tick"]["attempts"]
-                         and d["by_name"]["tick"]["attempts"][0]["pid"], what="the steady task running on `busy`")
+    running = wait_until(
+        services,
+        steady_run,
+        lambda d: d["by_name"]["tick"]["attempts"] and d["by_name"]["tick"]["attempts"][0]["pid"],
+        what="the steady task running on `busy`",
+    )
     steady_attempt = running["by_name"]["tick"]["attempts"][0]
-    victim.start()   # `busy` is taken (solo), so the next task can only go to `victim`
-    doomed = save(services, """
+    victim.start()  # `busy` is taken (solo), so the next task can only go to `victim`
+    doomed = save(
+        services,
+        """
         name: doomed
         tasks:
           - name: victim
             template: shell
             args: {script: '[ "$MYAPP_TRY_NUMBER" -ge 2 ] || sleep 60; echo "try $MYAPP_TRY_NUMBER"'}
             retries: 1
-    """)
+    """,
+    )
     doomed_run = start(services, doomed)
-    taken = wait_until(services, doomed_run, lambda d: d["by_name"]["victim"]["attempts"]
-                       and d["by_name"]["victim"]["attempts"][0]["pid"], what="the doomed task running on `victim`")
+    taken = wait_until(
+        services,
+        doomed_run,
+        lambda d: d["by_name"]["victim"]["attempts"] and d["by_name"]["victim"]["attempts"][0]["pid"],
+        what="the doomed task running on `victim`",
+    )
     task_pid = taken["by_name"]["victim"]["attempts"][0]["pid"]
     assert victim.proc is not None and busy.proc is not None
     assert taken["by_name"]["victim"]["attempts"][0]["worker"] != steady_attempt["worker"]
-    victim.stop(sig=signal.SIGKILL)   # kill -9 of its whole process group, mid-attempt
+    victim.stop(sig=signal.SIGKILL)  # kill -9 of its whole process group, mid-attempt
     assert detail(services, steady_run)["by_name"]["tick"]["state"] == "running"
-    release.touch()   # `busy` runs the reconciler (its beat) and the retry once its task is done
+    release.touch()  # `busy` runs the reconciler (its beat) and the retry once its task is done
 
     doomed_end = wait_finished(services, doomed_run, timeout=90)
     tries = doomed_end["by_name"]["victim"]["attempts"]

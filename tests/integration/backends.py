@@ -36,8 +36,14 @@ def _mysql_admin() -> Any:
     import pymysql
 
     parts = urlsplit(MYSQL_URL)
-    return pymysql.connect(host=parts.hostname or "127.0.0.1", port=parts.port or 3306, user=parts.username or "root",
-                           password=parts.password or "", autocommit=True, connect_timeout=5)
+    return pymysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=parts.username or "root",
+        password=parts.password or "",
+        autocommit=True,
+        connect_timeout=5,
+    )
 
 
 def _fresh_mysql_database() -> str:
@@ -60,8 +66,9 @@ def _drop_mysql_database(url: str) -> None:
 
 
 @pytest.fixture(scope="module", params=backend_names(), name="services")
-def store_services(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-                   initialised_database: str, broker_url: str) -> Iterator[Any]:
+def store_services(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, initialised_database: str, broker_url: str
+) -> Iterator[Any]:
     """Services on a fresh, initialised database of the backend `request.param`."""
     from myapp.services import build_services
 
@@ -70,7 +77,7 @@ def store_services(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     if backend == "mariadb":
         url = _fresh_mysql_database()
         _initialise(home, url)
-    else:   # the suite's own backend: a copy of the session's initialised database
+    else:  # the suite's own backend: a copy of the session's initialised database
         url = _copy_database(initialised_database, home)
     overrides = {**getattr(request.module, "SETTINGS_OVERRIDES", {}), "sql_fast_paths": backend != "postgresql-generic"}
     svc = build_services(make_settings(home, url, redis_url=broker_url, **overrides))

@@ -23,8 +23,12 @@ def start(services: Any, pipeline_id: int, params: dict[str, str] | None = None,
     """Start a manual (or debug, with debug_task=) run; return its id."""
     now = services.clock.now()
     trigger = Trigger.DEBUG if kw.get("debug_task") else Trigger.MANUAL
-    return services.runs.create_run(NewRun(pipeline_id=pipeline_id, trigger=trigger, execution_date=now,
-                                           params=params or {}, runner="tester", **kw), now)
+    return services.runs.create_run(
+        NewRun(
+            pipeline_id=pipeline_id, trigger=trigger, execution_date=now, params=params or {}, runner="tester", **kw
+        ),
+        now,
+    )
 
 
 def detail(services: Any, run_id: int) -> dict[str, Any]:

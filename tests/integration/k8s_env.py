@@ -39,7 +39,7 @@ from tests.k8ssim.testenv import TestEnv, shared_testenv
 
 REAL_CLUSTER = os.environ.get("MYAPP_TEST_KUBECONFIG", "")
 CLUSTER_NAMESPACE = os.environ.get("MYAPP_TEST_K8S_NAMESPACE", "myapp-test")
-NAMESPACE = "pipelines"          # the fake's namespace; the real backends use Cluster.namespace
+NAMESPACE = "pipelines"  # the fake's namespace; the real backends use Cluster.namespace
 
 
 def backends() -> list[Any]:
@@ -54,12 +54,20 @@ def backends() -> list[Any]:
 
 def write_kubeconfig(path: Path, url: str, namespace: str = NAMESPACE) -> Path:
     """Write a kubeconfig pointing at `url` (the fake needs no credentials)."""
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": url}}],
-        "users": [{"name": "tester", "user": {"token": "test-token"}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "tester", "namespace": namespace}}],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "fake",
+                "clusters": [{"name": "fake", "cluster": {"server": url}}],
+                "users": [{"name": "tester", "user": {"token": "test-token"}}],
+                "contexts": [
+                    {"name": "fake", "context": {"cluster": "fake", "user": "tester", "namespace": namespace}}
+                ],
+            }
+        )
+    )
     return path
 
 
@@ -74,11 +82,17 @@ def api_client(kubeconfig: Path) -> client.ApiClient:
 def k8s_env(base: dict[str, str], kubeconfig: Path, namespace: str = NAMESPACE, **extra: str) -> dict[str, str]:
     """Return a process environment selecting the Kubernetes executor on `kubeconfig`'s cluster."""
     env = dict(base)
-    env.update({"MYAPP_EXECUTOR": "kubernetes", "MYAPP_K8S_KUBECONFIG": str(kubeconfig),
-                "MYAPP_K8S_NAMESPACE": namespace,
-                "MYAPP_K8S_WORKFLOW_SPACE_PVC": os.environ.get("MYAPP_TEST_K8S_PVC", "workflow-space"),
-                "MYAPP_K8S_GROUP": "test", "MYAPP_K8S_RESOURCE_PACKAGES": '{"small": {"cpu": "250m", "memory": "256Mi"}}',
-                "MYAPP_K8S_IMAGE_PULL_GRACE": "2"})
+    env.update(
+        {
+            "MYAPP_EXECUTOR": "kubernetes",
+            "MYAPP_K8S_KUBECONFIG": str(kubeconfig),
+            "MYAPP_K8S_NAMESPACE": namespace,
+            "MYAPP_K8S_WORKFLOW_SPACE_PVC": os.environ.get("MYAPP_TEST_K8S_PVC", "workflow-space"),
+            "MYAPP_K8S_GROUP": "test",
+            "MYAPP_K8S_RESOURCE_PACKAGES": '{"small": {"cpu": "250m", "memory": "256Mi"}}',
+            "MYAPP_K8S_IMAGE_PULL_GRACE": "2",
+        }
+    )
     env.update(extra)
     return env
 
@@ -92,10 +106,15 @@ class WatcherProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        offset = self.log.stat().st_size if self.log.exists() else 0   # a restart appends to the same log
+        offset = self.log.stat().st_size if self.log.exists() else 0  # a restart appends to the same log
         out = self.log.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "myapp", "k8s-watcher"], env=self.env, stdout=out,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "myapp", "k8s-watcher"],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if b"watching" in self.log.read_bytes()[offset:]:
@@ -166,7 +185,7 @@ class Cluster:
 @contextmanager
 def k8s_cluster(services: Any, broker_url: str, backend: str = "fake", **extra_env: str) -> Iterator[Cluster]:
     """Start the cluster side, a Celery worker and the watcher; route dispatch to them."""
-    if backend == "cluster":   # the workflow space must be the directory the cluster's volume shows to pods
+    if backend == "cluster":  # the workflow space must be the directory the cluster's volume shows to pods
         space = Path(os.environ.get("MYAPP_TEST_WORKFLOW_SPACE", "/tmp/myapp-test-space"))
         services.settings = replace(services.settings, workflow_space=space)
     settings = replace(services.settings, broker_url=broker_url)
@@ -176,8 +195,13 @@ def k8s_cluster(services: Any, broker_url: str, backend: str = "fake", **extra_e
         if not REAL_CLUSTER:
             pytest.skip("the cluster backend needs MYAPP_TEST_KUBECONFIG")
         with _processes(services, settings, broker_url, Path(REAL_CLUSTER), CLUSTER_NAMESPACE, extra_env) as procs:
-            yield Cluster(services, Launcher(api_client(Path(REAL_CLUSTER)), CLUSTER_NAMESPACE), *procs,
-                          backend="cluster", namespace=CLUSTER_NAMESPACE)
+            yield Cluster(
+                services,
+                Launcher(api_client(Path(REAL_CLUSTER)), CLUSTER_NAMESPACE),
+                *procs,
+                backend="cluster",
+                namespace=CLUSTER_NAMESPACE,
+            )
         return
     if backend == "real":
         yield from _real(services, settings, broker_url, extra_env)
@@ -187,8 +211,9 @@ def k8s_cluster(services: Any, broker_url: str, backend: str = "fake", **extra_e
         kubelet = Kubelet(kube, NAMESPACE).start()
         try:
             with _processes(services, settings, broker_url, kubeconfig, NAMESPACE, extra_env) as (worker, watcher):
-                yield Cluster(services, Launcher(kube.api_client(), NAMESPACE), worker, watcher, kube=kube,
-                              kubelet=kubelet)
+                yield Cluster(
+                    services, Launcher(kube.api_client(), NAMESPACE), worker, watcher, kube=kube, kubelet=kubelet
+                )
         finally:
             kubelet.stop()
         assert kube.server_errors == [], kube.server_errors
@@ -204,8 +229,16 @@ def _real(services: Any, settings: Any, broker_url: str, extra_env: dict[str, st
     api = api_client(kubeconfig)
     try:
         with _processes(services, settings, broker_url, kubeconfig, namespace, extra_env) as (worker, watcher):
-            yield Cluster(services, Launcher(api, namespace), worker, watcher, backend="real", namespace=namespace,
-                          testenv=env, logs=env.logs())
+            yield Cluster(
+                services,
+                Launcher(api, namespace),
+                worker,
+                watcher,
+                backend="real",
+                namespace=namespace,
+                testenv=env,
+                logs=env.logs(),
+            )
     finally:
         env.clean_namespace(namespace)
         api.close()
@@ -214,8 +247,9 @@ def _real(services: Any, settings: Any, broker_url: str, extra_env: dict[str, st
 
 
 @contextmanager
-def _processes(services: Any, settings: Any, broker_url: str, kubeconfig: Path, namespace: str,
-               extra_env: dict[str, str]) -> Iterator[tuple[WorkerProcess, WatcherProcess]]:
+def _processes(
+    services: Any, settings: Any, broker_url: str, kubeconfig: Path, namespace: str, extra_env: dict[str, str]
+) -> Iterator[tuple[WorkerProcess, WatcherProcess]]:
     env = k8s_env(worker_env(settings, broker_url), kubeconfig, namespace, **extra_env)
     worker, watcher = WorkerProcess(env), WatcherProcess(env)
     worker.start()

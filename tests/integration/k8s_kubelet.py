@@ -73,8 +73,11 @@ class Kubelet:
             for pod in self._pods():
                 self._check_model(pod, "V1Pod")
                 name = pod["metadata"]["name"]
-                if name not in self.started and not pod["metadata"].get("deletionTimestamp") \
-                        and pod.get("status", {}).get("phase") == "Pending":
+                if (
+                    name not in self.started
+                    and not pod["metadata"].get("deletionTimestamp")
+                    and pod.get("status", {}).get("phase") == "Pending"
+                ):
                     thread = threading.Thread(target=self._play, args=(pod,), name=f"pod {name}", daemon=True)
                     self.started[name] = thread
                     thread.start()
@@ -125,15 +128,17 @@ class Kubelet:
         if envs is None:
             return
         self.kube.set_pod_phase(self.namespace, name, "Running")
-        threads = [threading.Thread(target=self._run_container, args=(pod, c, envs[c["name"]]), daemon=True)
-                   for c in pod["spec"]["containers"]]
+        threads = [
+            threading.Thread(target=self._run_container, args=(pod, c, envs[c["name"]]), daemon=True)
+            for c in pod["spec"]["containers"]
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         now = self.kube.get("pods", self.namespace, name)
         if now is not None and now["metadata"].get("deletionTimestamp"):
-            self.kube.complete_pod_deletion(self.namespace, name)   # the kubelet's final delete
+            self.kube.complete_pod_deletion(self.namespace, name)  # the kubelet's final delete
 
     def _resolve_env(self, pod: dict[str, Any]) -> dict[str, dict[str, str]] | None:
         """Return each container's env with Secret references resolved; wait while a Secret is missing."""
@@ -142,8 +147,9 @@ class Kubelet:
             try:
                 return {c["name"]: self._env_of(c) for c in pod["spec"]["containers"]}
             except LookupError as missing:
-                self.kube.set_pod_phase(self.namespace, name, "Pending", reason="CreateContainerConfigError",
-                                        message=str(missing.args[0]))
+                self.kube.set_pod_phase(
+                    self.namespace, name, "Pending", reason="CreateContainerConfigError", message=str(missing.args[0])
+                )
             if self._stop.wait(0.1) or not self.alive(name):
                 return None
 
@@ -156,8 +162,11 @@ class Kubelet:
                 continue
             secret = self.kube.get("secrets", self.namespace, ref["name"])
             if secret is None or ref["key"] not in (secret.get("data") or {}):
-                what = f'secret "{ref["name"]}" not found' if secret is None else \
-                    f"couldn't find key {ref['key']} in Secret {self.namespace}/{ref['name']}"
+                what = (
+                    f'secret "{ref["name"]}" not found'
+                    if secret is None
+                    else f"couldn't find key {ref['key']} in Secret {self.namespace}/{ref['name']}"
+                )
                 raise LookupError(what)
             env[item["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
         return env
@@ -169,12 +178,18 @@ class Kubelet:
         env = {k: os.environ[k] for k in HOST_ENV if k in os.environ}
         env.update(own_env)
         if container.get("terminationMessagePath") and "MYAPP_TERMINATION_LOG" in env:
-            env["MYAPP_TERMINATION_LOG"] = str(message_file)    # kubelet mounts a host file there
+            env["MYAPP_TERMINATION_LOG"] = str(message_file)  # kubelet mounts a host file there
         workdir = container.get("workingDir") or str(self._tmp)
         Path(workdir).mkdir(parents=True, exist_ok=True)
-        proc = subprocess.Popen([*container.get("command", []), *container.get("args", [])], cwd=workdir, env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [*container.get("command", []), *container.get("args", [])],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.pids[f"{name}/{cname}"] = proc.pid
         pump = threading.Thread(target=self._pump, args=(proc, name, cname), daemon=True)
         pump.start()
@@ -191,11 +206,16 @@ class Kubelet:
                 return
             if deadline and time.monotonic() - started > deadline:
                 _kill_group(proc.pid)
-                self.kube.set_pod_phase(self.namespace, name, "Failed", reason="DeadlineExceeded",
-                                        message="Pod was active on the node longer than the specified deadline")
+                self.kube.set_pod_phase(
+                    self.namespace,
+                    name,
+                    "Failed",
+                    reason="DeadlineExceeded",
+                    message="Pod was active on the node longer than the specified deadline",
+                )
                 return
             time.sleep(0.05)
-        _kill_group(proc.pid)       # leftovers of the container die with it
+        _kill_group(proc.pid)  # leftovers of the container die with it
         pump.join(5)
         message = message_file.read_text(errors="replace")[:4096] if message_file.exists() else ""
         if self.alive(name):

@@ -27,6 +27,7 @@ class Script:
 @contextmanager
 def serve(script: Script) -> Iterator[str]:
     """Serve `script` on a free loopback port; yield the base URL."""
+
     class Handler(BaseHTTPRequestHandler):
         def _reply(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

@@ -21,14 +21,17 @@ from tests.integration.test_scheduler import save_at, tick, ts
 
 pytestmark = pytest.mark.integration
 T = ts("2026-01-01T00:00Z")
-SETTINGS_OVERRIDES = {"webhook_allowed_networks": "127.0.0.0/8"}   # the test receivers listen on loopback
+SETTINGS_OVERRIDES = {"webhook_allowed_networks": "127.0.0.0/8"}  # the test receivers listen on loopback
 
 
-def alerting_yaml(name: str, url: str, script: str, on: str = "[failed, succeeded, timeout]",
-                  timeout: int = 0, cron: bool = False) -> str:
+def alerting_yaml(
+    name: str, url: str, script: str, on: str = "[failed, succeeded, timeout]", timeout: int = 0, cron: bool = False
+) -> str:
     schedule = 'schedule: {type: crontab, cron: "0 * * * *", start_time: "2026-01-01T00:00:00"}\n' if cron else ""
-    return (f"name: {name}\ntimeout: {timeout}\n{schedule}alerts:\n  webhooks: [\"{url}\"]\n  \"on\": {on}  # quoted: YAML 1.1 reads a bare on as true\n"
-            f"tasks:\n  - name: a\n    template: shell\n    args: {{script: '{script}'}}\n")
+    return (
+        f'name: {name}\ntimeout: {timeout}\n{schedule}alerts:\n  webhooks: ["{url}"]\n  "on": {on}  # quoted: YAML 1.1 reads a bare on as true\n'
+        f"tasks:\n  - name: a\n    template: shell\n    args: {{script: '{script}'}}\n"
+    )
 
 
 def outbox(services: Any, run_id: int) -> list[AlertOutbox]:
@@ -87,8 +90,9 @@ def test_a_receiver_failing_twice_gets_the_alert_on_the_third_try(services: Any)
 
 def test_a_run_timeout_is_its_own_event_and_unwanted_events_are_not_queued(services: Any) -> None:
     url = "http://127.0.0.1:9/never"
-    timing = save_at(services, alerting_yaml("alert-timeout", url, "sleep 30", on="[timeout]", timeout=1),
-                     "2025-12-01T00:00Z")
+    timing = save_at(
+        services, alerting_yaml("alert-timeout", url, "sleep 30", on="[timeout]", timeout=1), "2025-12-01T00:00Z"
+    )
     run_id = manual_run(services, timing)
     services.attempts.reconcile(T + timedelta(seconds=5), heartbeat_timeout=60, requeue_after=120)
     (row,) = outbox(services, run_id)

@@ -65,8 +65,9 @@ def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArtifactRep
         yield open_repository(Settings(home=tmp_path / "home"))
         return
     s3: S3Server = request.getfixturevalue("s3")
-    settings = Settings(home=tmp_path / "home", artifact_repository=s3.url(f"t-{tmp_path.name}"),
-                        artifact_s3_endpoint_url=s3.endpoint)
+    settings = Settings(
+        home=tmp_path / "home", artifact_repository=s3.url(f"t-{tmp_path.name}"), artifact_s3_endpoint_url=s3.endpoint
+    )
     yield open_repository(settings)
 
 
@@ -77,7 +78,7 @@ def test_a_file_and_a_directory_come_back_identical(repo: ArtifactRepository, tm
     directory = make_directory(made)
     file_at = repo.put(made / "message.txt", artifact_key(7, "step1", 1, "msg"))
     dir_at = repo.put(directory, artifact_key(7, "step1", 1, "model"))
-    for consumer in ("c1", "c2"):   # each consumer gets its own copy
+    for consumer in ("c1", "c2"):  # each consumer gets its own copy
         got = repo.fetch(file_at, tmp_path / consumer / "inputs" / "msg")
         assert got == tmp_path / consumer / "inputs" / "msg" / "message.txt" and got.read_text() == "hello\n"
         tree_at = repo.fetch(dir_at, tmp_path / consumer / "inputs" / "model")
@@ -98,7 +99,7 @@ def test_retention_deletes_one_run_and_keeps_the_others(repo: ArtifactRepository
     one = repo.put(source, artifact_key(1, "a", 1, "out"))
     ten = repo.put(source, artifact_key(10, "a", 1, "out"))
     repo.delete_run(1)
-    repo.delete_run(99)   # nothing stored: not an error
+    repo.delete_run(99)  # nothing stored: not an error
     assert not repo.holds(one) and repo.holds(ten)
     with pytest.raises(ArtifactError, match="not found"):
         repo.fetch(one, tmp_path / "late")
@@ -113,8 +114,9 @@ def test_holds_refuses_what_is_not_its_own(repo: ArtifactRepository, tmp_path: P
 
 
 def test_s3_keys_are_run_scoped_and_a_directory_is_one_archive(s3: S3Server, tmp_path: Path) -> None:
-    repo = open_repository(Settings(home=tmp_path / "home", artifact_repository=s3.url("keys"),
-                                    artifact_s3_endpoint_url=s3.endpoint))
+    repo = open_repository(
+        Settings(home=tmp_path / "home", artifact_repository=s3.url("keys"), artifact_s3_endpoint_url=s3.endpoint)
+    )
     directory = make_directory(tmp_path)
     at = repo.put(directory, artifact_key(3, "train", 2, "model"))
     assert at == f"s3://{s3.bucket}/keys/3/train/2/model/model/"
@@ -126,8 +128,9 @@ def test_records_of_the_disk_repository_stay_readable_after_a_switch(s3: S3Serve
     source = tmp_path / "old.txt"
     source.write_text("from before")
     old = open_repository(Settings(home=home)).put(source, artifact_key(5, "a", 1, "out"))
-    remote = open_repository(Settings(home=home, artifact_repository=s3.url("switch"),
-                                      artifact_s3_endpoint_url=s3.endpoint))
+    remote = open_repository(
+        Settings(home=home, artifact_repository=s3.url("switch"), artifact_s3_endpoint_url=s3.endpoint)
+    )
     assert isinstance(remote, RemoteArtifacts) and remote.holds(old)
     assert remote.fetch(old, tmp_path / "in").read_text() == "from before"
     remote.delete_run(5)
@@ -135,8 +138,9 @@ def test_records_of_the_disk_repository_stay_readable_after_a_switch(s3: S3Serve
 
 
 def test_an_archive_reaching_outside_its_directory_is_refused(s3: S3Server, tmp_path: Path) -> None:
-    repo = open_repository(Settings(home=tmp_path / "home", artifact_repository=s3.url("evil"),
-                                    artifact_s3_endpoint_url=s3.endpoint))
+    repo = open_repository(
+        Settings(home=tmp_path / "home", artifact_repository=s3.url("evil"), artifact_s3_endpoint_url=s3.endpoint)
+    )
     assert isinstance(repo, RemoteArtifacts)
     for i, member in enumerate(("d/../../escaped.txt", "other/x.txt")):
         data = io.BytesIO()
@@ -144,8 +148,7 @@ def test_an_archive_reaching_outside_its_directory_is_refused(s3: S3Server, tmp_
             info = tarfile.TarInfo(member)
             info.size = 3
             archive.addfile(info, io.BytesIO(b"bad"))
-        s3.client().put_object(Bucket=s3.bucket, Key=f"evil/{i}/a/1/out/d/{DIR_ARCHIVE}",
-                                      Body=data.getvalue())
+        s3.client().put_object(Bucket=s3.bucket, Key=f"evil/{i}/a/1/out/d/{DIR_ARCHIVE}", Body=data.getvalue())
         with pytest.raises(ArtifactError):
             repo.fetch(f"s3://{s3.bucket}/evil/{i}/a/1/out/d/", tmp_path / "in" / str(i))
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "in" / "1" / "other").exists()

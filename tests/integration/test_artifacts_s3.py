@@ -94,8 +94,13 @@ def run_one(svc: Any, services: Any) -> str:
     assert len(queued) == 1, queued
     ctx = svc.attempts.claim(queued[0], worker_name(), svc.clock.now())
     assert ctx is not None
-    log = AttemptLog(LogKey(ctx.run_id, ctx.task.name, ctx.try_number), svc.settings.logs_dir, None, buffered=True,
-                     clock=svc.clock.now)
+    log = AttemptLog(
+        LogKey(ctx.run_id, ctx.task.name, ctx.try_number),
+        svc.settings.logs_dir,
+        None,
+        buffered=True,
+        clock=svc.clock.now,
+    )
     try:
         result = local_executor(svc).run(ctx, log, heartbeat=lambda: True, now=svc.clock.now)
     finally:
@@ -117,13 +122,19 @@ def log_of(svc: Any, run_id: int, task: str, try_number: int) -> str:
 
 
 def test_workers_with_separate_spaces_pass_a_file_and_a_directory_through_s3(
-        services: Any, s3: S3Server, tmp_path: Path) -> None:
+    services: Any, s3: S3Server, tmp_path: Path
+) -> None:
     run_id = start(services, save(services, PIPELINE))
     producer = s3_worker(services, s3, tmp_path / "a")
     assert run_one(producer, services) == "make"
     stored = s3.keys(f"runs/{run_id}/")
-    assert stored == sorted([f"runs/{run_id}/make/1/msg/message.txt", f"runs/{run_id}/make/1/digest/weights.copy",
-                             f"runs/{run_id}/make/1/model/model/.myapp-tree.tar.gz"])
+    assert stored == sorted(
+        [
+            f"runs/{run_id}/make/1/msg/message.txt",
+            f"runs/{run_id}/make/1/digest/weights.copy",
+            f"runs/{run_id}/make/1/model/model/.myapp-tree.tar.gz",
+        ]
+    )
     forget(producer)
 
     first = s3_worker(services, s3, tmp_path / "b")
@@ -141,7 +152,9 @@ def test_workers_with_separate_spaces_pass_a_file_and_a_directory_through_s3(
     run = detail(services, run_id)
     assert run["state"] == "succeeded", run
     assert [a["try_number"] for a in run["by_name"]["make"]["attempts"]] == [1]
-    assert run["by_name"]["use"]["outputs"]["result"]["path"] == f"s3://{s3.bucket}/runs/{run_id}/use/2/result/result.txt"
+    assert (
+        run["by_name"]["use"]["outputs"]["result"]["path"] == f"s3://{s3.bucket}/runs/{run_id}/use/2/result/result.txt"
+    )
 
     # The SDK's download (a local installation) reads through the repository.
     got = LocalBackend(second).fetch_artifact(run_id, "make", "model", tmp_path / "download")
@@ -161,9 +174,12 @@ def test_workers_with_separate_spaces_pass_a_file_and_a_directory_through_s3(
     # A debug run of `use` fed with the producer's stored outputs, then retried on another worker:
     # the retry takes its inputs from what the first attempt showed, which names their locations.
     produced = run["by_name"]["make"]["outputs"]
-    debug_id = start(services, run["pipeline_id"], debug_task="use",
-                     debug_inputs={name: {"type": "file", "path": produced[name]["path"]}
-                                   for name in ("msg", "model", "digest")})
+    debug_id = start(
+        services,
+        run["pipeline_id"],
+        debug_task="use",
+        debug_inputs={name: {"type": "file", "path": produced[name]["path"]} for name in ("msg", "model", "digest")},
+    )
     third = s3_worker(services, s3, tmp_path / "d")
     assert run_one(third, services) == "use"
     debug = detail(services, debug_id)
@@ -175,8 +191,12 @@ def test_workers_with_separate_spaces_pass_a_file_and_a_directory_through_s3(
     assert detail(services, debug_id)["state"] == "succeeded"
 
     # A repository that cannot be reached answers 503 and says which, not "not found".
-    down = worker(services, tmp_path / "down", artifact_repository=s3.url("runs"),
-                  artifact_s3_endpoint_url=f"http://127.0.0.1:{closed_port()}")
+    down = worker(
+        services,
+        tmp_path / "down",
+        artifact_repository=s3.url("runs"),
+        artifact_s3_endpoint_url=f"http://127.0.0.1:{closed_port()}",
+    )
     res = web_client(down).get(f"/api/v1/runs/{run_id}/artifacts/make/msg", headers=admin)
     assert res.status_code == 503 and f"{s3.url('runs')} cannot be read" in res.get_json()["message"]
 
@@ -188,7 +208,7 @@ def test_workers_with_separate_spaces_pass_a_file_and_a_directory_through_s3(
 
 
 def closed_port() -> int:
-    with socket.socket() as sock:   # bound, never listening: connections are refused
+    with socket.socket() as sock:  # bound, never listening: connections are refused
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
@@ -221,13 +241,16 @@ def test_without_a_shared_repository_the_consumer_cannot_find_the_files(services
     assert "not found" in run["by_name"]["use"]["attempts"][-1]["message"]
 
 
-
-
 def test_a_store_that_refuses_the_upload_fails_the_attempt_and_says_where(
-        services: Any, s3: S3Server, tmp_path: Path) -> None:
+    services: Any, s3: S3Server, tmp_path: Path
+) -> None:
     run_id = start(services, save(services, PIPELINE.replace("name: s3-pass", "name: no-bucket")))
-    producer = worker(services, tmp_path / "a", artifact_repository="s3://myapp-no-such-bucket/runs",
-                      artifact_s3_endpoint_url=s3.endpoint)
+    producer = worker(
+        services,
+        tmp_path / "a",
+        artifact_repository="s3://myapp-no-such-bucket/runs",
+        artifact_s3_endpoint_url=s3.endpoint,
+    )
     assert run_one(producer, services) == "make"
     run = detail(services, run_id)
     message = run["by_name"]["make"]["attempts"][-1]["message"]
@@ -236,7 +259,8 @@ def test_a_store_that_refuses_the_upload_fails_the_attempt_and_says_where(
 
 
 def test_two_burst_worker_processes_configured_by_environment_pass_files(
-        services: Any, s3: S3Server, tmp_path: Path) -> None:
+    services: Any, s3: S3Server, tmp_path: Path
+) -> None:
     """`myapp worker --burst` processes, each with its own MYAPP_HOME and MYAPP_WORKFLOW_SPACE and the
     repository given as MYAPP_ARTIFACT_* variables: the second runs the retried consumer after the
     first one's home and workflow space are gone."""
@@ -245,16 +269,24 @@ def test_two_burst_worker_processes_configured_by_environment_pass_files(
     def burst(home: Path) -> None:
         env = worker_env(make_settings(home, services.settings.database_url), "filesystem://")
         env.update(s3.env("burst"), MYAPP_REDIS_URL="")
-        done = subprocess.run([sys.executable, "-m", "myapp", "worker", "--burst"], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "myapp", "worker", "--burst"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
 
-    burst(tmp_path / "a")   # runs `make`, then the first try of `use` (which fails on purpose)
+    burst(tmp_path / "a")  # runs `make`, then the first try of `use` (which fails on purpose)
     assert detail(services, run_id)["by_name"]["use"]["state"] == "failed"
     shutil.rmtree(tmp_path / "a")
     services.runs.retry_run(run_id, services.clock.now())
     burst(tmp_path / "b")
     run = detail(services, run_id)
     assert run["state"] == "succeeded", run
-    assert (tmp_path / "b" / "workflow_space" / str(run_id) / "use" / "2" / "inputs" / "model" / "model" / "empty").is_dir()
+    assert (
+        tmp_path / "b" / "workflow_space" / str(run_id) / "use" / "2" / "inputs" / "model" / "model" / "empty"
+    ).is_dir()
     assert f"burst/{run_id}/make/1/model/model/.myapp-tree.tar.gz" in s3.keys(f"burst/{run_id}/")

@@ -76,8 +76,10 @@ def test_pods_pass_a_file_and_a_directory_through_s3(cluster: Cluster, s3: S3Ser
     base = f"s3://{s3.bucket}/k8s/{run_id}/produce/1"
     assert produced["msg"] == {"type": "file", "path": f"{base}/msg/message.txt"}
     assert produced["model"] == {"type": "file", "path": f"{base}/model/model/"}
-    assert s3.keys(f"k8s/{run_id}/") == [f"k8s/{run_id}/produce/1/model/model/.myapp-tree.tar.gz",
-                                         f"k8s/{run_id}/produce/1/msg/message.txt"]
+    assert s3.keys(f"k8s/{run_id}/") == [
+        f"k8s/{run_id}/produce/1/model/model/.myapp-tree.tar.gz",
+        f"k8s/{run_id}/produce/1/msg/message.txt",
+    ]
     assert task_lines(svc, run_id, "consume", 1)[:2] == ["hello from the pod", "weights"]
 
     # Nothing of the producer is left on disk: the retried consumer can only fetch from S3.

@@ -38,8 +38,10 @@ def sent(services: Any) -> Iterator[list[int]]:
 
 def fanout(services: Any, name: str, leaves: int, retries: int = 0) -> int:
     lines = [f"name: {name}", "tasks:", "  - {name: root, image: local, command: ['true']}"]
-    lines += [f"  - {{name: leaf{i}, image: local, command: ['true'], depends_on: [root], retries: {retries}}}"
-              for i in range(leaves)]
+    lines += [
+        f"  - {{name: leaf{i}, image: local, command: ['true'], depends_on: [root], retries: {retries}}}"
+        for i in range(leaves)
+    ]
     return save(services, "\n".join(lines) + "\n")
 
 
@@ -81,8 +83,12 @@ def states(services: Any, run_id: int) -> tuple[str, dict[str, str], list[str]]:
     with services.db.read() as s:
         run = s.get(Run, run_id)
         assert run is not None
-        tasks = {name: state for name, state in s.execute(
-            select(TaskInstance.task_name, TaskInstance.state).where(TaskInstance.run_id == run_id))}
+        tasks = {
+            name: state
+            for name, state in s.execute(
+                select(TaskInstance.task_name, TaskInstance.state).where(TaskInstance.run_id == run_id)
+            )
+        }
         attempts = list(s.scalars(select(TaskAttempt.state).join(TaskInstance).where(TaskInstance.run_id == run_id)))
     return run.state, tasks, attempts
 
@@ -109,7 +115,7 @@ def test_a_claim_waiting_for_a_stop_holding_the_run_starts_nothing(services: Any
         with services.db.write() as s:
             run = services.runs.lock_run(s, run_id)
             locked.set()
-            time.sleep(0.5)   # the claim below is sent meanwhile and waits for this lock
+            time.sleep(0.5)  # the claim below is sent meanwhile and waits for this lock
             services.runs.halt_in(s, run, services.clock.now(), RunState.STOPPED, "stopped by tester")
 
     stopper = threading.Thread(target=stop)
@@ -122,11 +128,12 @@ def test_a_claim_waiting_for_a_stop_holding_the_run_starts_nothing(services: Any
     assert waited > 0.2, "the claim did not wait for the run's lock"
     assert claimed == [None]
     run, tasks, attempts = states(services, run_id)
-    assert run == "stopped" and tasks["leaf0"] == "stopped" and attempts == ["succeeded"]   # the root's
+    assert run == "stopped" and tasks["leaf0"] == "stopped" and attempts == ["succeeded"]  # the root's
 
 
 def test_a_connection_lost_while_a_claim_reads_the_attempts_context_leaves_no_orphan(
-        services: Any, sent: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    services: Any, sent: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The worker repeats a claim whose connection dropped (retry_on_disconnect). On PostgreSQL the
     # claim commits in its first statement; repeating all of it would find the task running and
     # leave that attempt without a process. What must be repeated is only what follows.
@@ -156,7 +163,8 @@ def test_a_connection_lost_while_a_claim_reads_the_attempts_context_leaves_no_or
 
 
 def test_a_claim_whose_commit_reply_is_lost_goes_on_with_the_attempt_it_made(
-        services: Any, sent: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    services: Any, sent: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The claim committed, then the connection dropped before its reply: the worker must not
     # claim again (it would find the task running and leave the attempt without a process).
     from sqlalchemy.exc import OperationalError
@@ -178,19 +186,28 @@ def test_a_claim_whose_commit_reply_is_lost_goes_on_with_the_attempt_it_made(
     run, tasks, attempts = states(services, run_id)
     assert tasks["leaf0"] == "running" and attempts.count("running") == 1
     # A claim that did not commit (the task is still queued) raises: the caller claims again.
-    monkeypatch.setattr(services.attempts, "_claim", lambda *args: (_ for _ in ()).throw(
-        OperationalError("SELECT", {}, AdminShutdown("server closed the connection unexpectedly"))))
+    monkeypatch.setattr(
+        services.attempts,
+        "_claim",
+        lambda *args: (_ for _ in ()).throw(
+            OperationalError("SELECT", {}, AdminShutdown("server closed the connection unexpectedly"))
+        ),
+    )
     with pytest.raises(OperationalError):
         claim(services, queued[1])
     assert states(services, run_id)[1]["leaf1"] == "queued"
-    services.runs.stop_run(run_id, services.clock.now())   # leaves nothing queued for the reconciler tests
+    services.runs.stop_run(run_id, services.clock.now())  # leaves nothing queued for the reconciler tests
 
 
 def test_a_claim_records_the_attempt_deadline_of_a_task_timeout(services: Any, sent: list[int]) -> None:
     from datetime import timedelta
 
-    run_id = start(services, save(services, "name: claim-deadline\ntasks:\n"
-                                            "  - {name: slow, image: local, command: ['true'], timeout: 30}\n"))
+    run_id = start(
+        services,
+        save(
+            services, "name: claim-deadline\ntasks:\n  - {name: slow, image: local, command: ['true'], timeout: 30}\n"
+        ),
+    )
     now = services.clock.now()
     ctx = services.attempts.claim(sent.pop(), "w", now)
     assert ctx is not None and ctx.deadline_at == now + timedelta(seconds=30)
@@ -206,8 +223,9 @@ def test_a_finish_after_a_stop_keeps_the_attempt_stopped(services: Any, sent: li
     ctx = claim(services, queued[0])
     assert ctx is not None
     services.runs.stop_run(run_id, services.clock.now(), by="tester")
-    services.attempts.finish(ctx.attempt_id, AttemptResult(succeeded=True, exit_code=0, message="done"),
-                             services.clock.now())
+    services.attempts.finish(
+        ctx.attempt_id, AttemptResult(succeeded=True, exit_code=0, message="done"), services.clock.now()
+    )
     run, tasks, _ = states(services, run_id)
     with services.db.read() as s:
         attempt = s.get(TaskAttempt, ctx.attempt_id)
@@ -256,15 +274,18 @@ def test_a_leaf_up_for_retry_keeps_the_run_going(services: Any, sent: list[int])
     sent.clear()
     assert first is not None and second is not None
     services.attempts.finish(first.attempt_id, OK, services.clock.now())
-    services.attempts.finish(second.attempt_id, AttemptResult(succeeded=False, exit_code=1, message="exit code 1"),
-                             services.clock.now())
+    services.attempts.finish(
+        second.attempt_id, AttemptResult(succeeded=False, exit_code=1, message="exit code 1"), services.clock.now()
+    )
     run, tasks, _ = states(services, run_id)  # no retry delay: queued again at once
     assert run == "running" and tasks == {"root": "succeeded", "leaf0": "succeeded", "leaf1": "queued"}
     again = claim(services, sent.pop())
     assert again is not None and again.try_number == 2
     services.attempts.finish(again.attempt_id, OK, services.clock.now())
-    assert states(services, run_id)[:2] == ("succeeded", {"root": "succeeded", "leaf0": "succeeded",
-                                                          "leaf1": "succeeded"})
+    assert states(services, run_id)[:2] == (
+        "succeeded",
+        {"root": "succeeded", "leaf0": "succeeded", "leaf1": "succeeded"},
+    )
 
 
 def test_a_success_records_outputs_and_the_inputs_shown(services: Any, sent: list[int]) -> None:
@@ -273,8 +294,11 @@ def test_a_success_records_outputs_and_the_inputs_shown(services: Any, sent: lis
     for ti_id, inputs in zip(queued, (shown, {}), strict=True):
         ctx = claim(services, ti_id)
         assert ctx is not None
-        services.attempts.finish(ctx.attempt_id, AttemptResult(succeeded=True, exit_code=0, outputs={"out": "v"},
-                                                               inputs=inputs), services.clock.now())
+        services.attempts.finish(
+            ctx.attempt_id,
+            AttemptResult(succeeded=True, exit_code=0, outputs={"out": "v"}, inputs=inputs),
+            services.clock.now(),
+        )
     with services.db.read() as s:
         rows = {ti.task_name: ti for ti in s.scalars(select(TaskInstance).where(TaskInstance.run_id == run_id))}
         assert (rows["leaf0"].inputs, rows["leaf0"].outputs) == (shown, {"out": "v"})
@@ -294,22 +318,23 @@ def test_a_waiting_message_is_resent_with_backoff_not_every_pass(services: Any, 
 
     def resend_at(seconds: float) -> int:
         sent.clear()
-        counts = services.attempts.reconcile(queued_at + timedelta(seconds=seconds),
-                                             heartbeat_timeout=60, requeue_after=10)
+        counts = services.attempts.reconcile(
+            queued_at + timedelta(seconds=seconds), heartbeat_timeout=60, requeue_after=10
+        )
         assert sent == ([ti_id] if counts["requeued"] else [])
         return int(counts["requeued"])
 
     # Waited 11 s: re-sent; then not again until it has waited as long again (22 s), then 44 s...
     assert [resend_at(t) for t in (5, 11, 12, 21, 23, 30, 45, 47)] == [0, 1, 0, 0, 1, 0, 0, 1]
     with services.db.read() as s:
-        state, still_queued_at = s.execute(select(TaskInstance.state, TaskInstance.queued_at)
-                                           .where(TaskInstance.id == ti_id)).one()
+        state, still_queued_at = s.execute(
+            select(TaskInstance.state, TaskInstance.queued_at).where(TaskInstance.id == ti_id)
+        ).one()
     assert (state, still_queued_at) == ("queued", queued_at)  # when it was really queued is kept
     assert services.attempts.claim(ti_id, "w", queued_at + timedelta(seconds=50)) is not None
 
 
-def test_no_resend_while_the_broker_queue_holds_a_message_for_every_queued_task(services: Any,
-                                                                                sent: list[int]) -> None:
+def test_no_resend_while_the_broker_queue_holds_a_message_for_every_queued_task(services: Any, sent: list[int]) -> None:
     from datetime import timedelta
 
     from sqlalchemy import func
@@ -329,8 +354,8 @@ def test_no_resend_while_the_broker_queue_holds_a_message_for_every_queued_task(
         assert counts["requeued"] == len(sent)
         return list(sent)
 
-    assert resent(queued) == [] and resent(queued + 5) == []   # a message waits for each: none is lost for sure
-    first = resent(queued - 1)                               # one is missing: one (the oldest stale) goes again
+    assert resent(queued) == [] and resent(queued + 5) == []  # a message waits for each: none is lost for sure
+    first = resent(queued - 1)  # one is missing: one (the oldest stale) goes again
     assert len(first) == 1
-    rest = resent(None)                                      # the broker cannot say: by age, as before
+    rest = resent(None)  # the broker cannot say: by age, as before
     assert set(ids) - set(first) <= set(rest) and not set(first) & set(rest)

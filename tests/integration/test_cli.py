@@ -25,12 +25,26 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def cli(services: Any) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")} | NO_TASK_ACCOUNTS
-    env.update({"MYAPP_HOME": str(services.settings.home), "MYAPP_DATABASE_URL": services.settings.effective_database_url,
-                "MYAPP_SECRET_KEY": "test-secret-key-of-at-least-32-bytes!!", "MYAPP_WORKFLOW_SPACE": str(services.settings.workflow_space)})
+    env.update(
+        {
+            "MYAPP_HOME": str(services.settings.home),
+            "MYAPP_DATABASE_URL": services.settings.effective_database_url,
+            "MYAPP_SECRET_KEY": "test-secret-key-of-at-least-32-bytes!!",
+            "MYAPP_WORKFLOW_SPACE": str(services.settings.workflow_space),
+        }
+    )
 
     def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "myapp", *args], env=env, input=stdin,
-                              capture_output=True, text=True, timeout=120, cwd=REPO)
+        return subprocess.run(
+            [sys.executable, "-m", "myapp", *args],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+        )
+
     return run
 
 
@@ -98,21 +112,38 @@ def test_export_lists_binding_implied_edges_and_reimporting_it_changes_nothing(c
     assert cli("pipeline", "export", "cli-bound").stdout == exported.stdout
 
 
-@pytest.mark.parametrize("body,message", [
-    ("name: Bad_Name\ntasks: []\n", "name"),
-    ("name: x\ntasks:\n  - {name: a, template: nope}\n", "tasks[a].template"),
-    ("name: x\ntasks:\n  - {name: a, template: shell, args: {script: hi}, depends_on: [b]}\n"
-     "  - {name: b, template: shell, args: {script: hi}, depends_on: [a]}\n", "cycle"),
-    ("name: x\ntasks:\n  - {name: a, template: shell, args: {script: hi}}\n  - {name: a, template: shell, args: {script: hi}}\n", "a"),
-    ("name: x\ntasks:\n  - {name: a, template: shell}\n", "script"),
-    ("name: x\ntasks:\n  - {name: a, template: shell, args: {script: hi}, inputs: {v: {from: b.out}}}\n"
-     "  - {name: b, template: shell, args: {script: hi}}\n", "tasks[a].inputs"),
-    ("name: x\nschedule: {type: crontab, cron: '61 * * * *'}\ntasks: []\n", "schedule.cron"),
-    ("name: x\nschedule: {type: crontab, cron: '0 * * * *', timezone: Mars/Base}\ntasks: []\n", "schedule.timezone"),
-    ("name: x\ntasks:\n  - {name: a, template: shell, args: {script: hi}, retries: -1}\n", "retries"),
-    ("{{{ not yaml", ""),
-])
-def test_invalid_pipeline_exits_2_with_one_line_and_writes_nothing(cli: Any, tmp_path: Path, body: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ("name: Bad_Name\ntasks: []\n", "name"),
+        ("name: x\ntasks:\n  - {name: a, template: nope}\n", "tasks[a].template"),
+        (
+            "name: x\ntasks:\n  - {name: a, template: shell, args: {script: hi}, depends_on: [b]}\n"
+            "  - {name: b, template: shell, args: {script: hi}, depends_on: [a]}\n",
+            "cycle",
+        ),
+        (
+            "name: x\ntasks:\n  - {name: a, template: shell, args: {script: hi}}\n  - {name: a, template: shell, args: {script: hi}}\n",
+            "a",
+        ),
+        ("name: x\ntasks:\n  - {name: a, template: shell}\n", "script"),
+        (
+            "name: x\ntasks:\n  - {name: a, template: shell, args: {script: hi}, inputs: {v: {from: b.out}}}\n"
+            "  - {name: b, template: shell, args: {script: hi}}\n",
+            "tasks[a].inputs",
+        ),
+        ("name: x\nschedule: {type: crontab, cron: '61 * * * *'}\ntasks: []\n", "schedule.cron"),
+        (
+            "name: x\nschedule: {type: crontab, cron: '0 * * * *', timezone: Mars/Base}\ntasks: []\n",
+            "schedule.timezone",
+        ),
+        ("name: x\ntasks:\n  - {name: a, template: shell, args: {script: hi}, retries: -1}\n", "retries"),
+        ("{{{ not yaml", ""),
+    ],
+)
+def test_invalid_pipeline_exits_2_with_one_line_and_writes_nothing(
+    cli: Any, tmp_path: Path, body: str, message: str
+) -> None:
     before = cli("pipeline", "list", "--json").stdout
     path = write(tmp_path, "bad.yaml", body)
     for verb in ("validate", "import"):
@@ -175,11 +206,22 @@ STAMPED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC  (\[stderr\] |
 
 
 def test_log_lines_carry_their_time_and_stderr_is_marked(cli: Any, tmp_path: Path) -> None:
-    assert cli("pipeline", "import", write(tmp_path, "p.yaml", """
+    assert (
+        cli(
+            "pipeline",
+            "import",
+            write(
+                tmp_path,
+                "p.yaml",
+                """
         name: cli-streams
         tasks:
           - {name: talk, template: shell, args: {script: 'echo to-out; echo to-err >&2; exit 3'}}
-    """)).returncode == 0
+    """,
+            ),
+        ).returncode
+        == 0
+    )
     run_id = json.loads(cli("pipeline", "run", "cli-streams", "--json").stdout)["run_id"]
     assert cli("worker", "--burst").returncode == 0
     lines = cli("run", "logs", str(run_id), "talk").stdout.splitlines()
@@ -192,7 +234,14 @@ def test_log_lines_carry_their_time_and_stderr_is_marked(cli: Any, tmp_path: Pat
 
 
 def test_debug_fills_upstream_inputs_from_the_latest_succeeded_run(cli: Any, tmp_path: Path) -> None:
-    assert cli("pipeline", "import", write(tmp_path, "p.yaml", """
+    assert (
+        cli(
+            "pipeline",
+            "import",
+            write(
+                tmp_path,
+                "p.yaml",
+                """
         name: cli-upstream
         tasks:
           - name: make
@@ -205,7 +254,11 @@ def test_debug_fills_upstream_inputs_from_the_latest_succeeded_run(cli: Any, tmp
             template: shell
             inputs: {a: {from: make.text}, b: {from: make.dir}, c: {from: make.text}}
             args: {script: 'echo "a=$a c=$c"; cat "$b/f"'}
-    """)).returncode == 0
+    """,
+            ),
+        ).returncode
+        == 0
+    )
     refused = cli("task", "debug", "cli-upstream", "use", "--input", "a=given", "--no-follow")
     assert refused.returncode == 2
     assert "b, c" in refused.stderr and "no succeeded run" in refused.stderr and "a," not in refused.stderr
@@ -229,7 +282,14 @@ def test_init_twice_is_safe(cli: Any) -> None:
 
 def test_run_show_lists_attempts_with_try_numbers_in_aligned_columns(cli: Any, tmp_path: Path) -> None:
     marker = tmp_path / "tried-once"
-    assert cli("pipeline", "import", write(tmp_path, "p.yaml", f"""
+    assert (
+        cli(
+            "pipeline",
+            "import",
+            write(
+                tmp_path,
+                "p.yaml",
+                f"""
         name: cli-flaky
         tasks:
           - name: prepare
@@ -240,7 +300,11 @@ def test_run_show_lists_attempts_with_try_numbers_in_aligned_columns(cli: Any, t
             depends_on: [prepare]
             retries: 1
             args: {{script: 'if [ -e {marker} ]; then echo second try works; else touch {marker}; echo first try fails >&2; exit 1; fi'}}
-    """)).returncode == 0
+    """,
+            ),
+        ).returncode
+        == 0
+    )
     run_id = json.loads(cli("pipeline", "run", "cli-flaky", "--json").stdout)["run_id"]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # the retry waits for its delay: burst until the run ends
@@ -254,7 +318,7 @@ def test_run_show_lists_attempts_with_try_numbers_in_aligned_columns(cli: Any, t
     assert rows[3].lstrip().startswith("try 1") and "failed" in rows[3] and "exit code 1" in rows[3]
     assert rows[4].lstrip().startswith("try 2") and "succeeded" in rows[4]
     state_col = rows[0].index("STATE")
-    assert all(row[state_col - 2:state_col] == "  " and row[state_col] != " " for row in rows[1:5]), rows
+    assert all(row[state_col - 2 : state_col] == "  " and row[state_col] != " " for row in rows[1:5]), rows
     assert re.search(r"execution date \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "\n".join(out))
     logs = cli("run", "logs", str(run_id), "flaky").stdout
     assert "[flaky (1)]" not in logs and "[stderr] first try fails" in logs and "second try works" in logs

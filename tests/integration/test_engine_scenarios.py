@@ -38,14 +38,17 @@ def _ended(t: dict[str, Any]) -> datetime:
 
 
 def test_diamond_runs_in_dependency_order(engine_services: Any) -> None:
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: diamond
         tasks:
           - {name: a, template: shell, args: {script: "sleep 0.2; echo a"}}
           - {name: b, template: shell, args: {script: "sleep 0.3; echo b"}, depends_on: [a]}
           - {name: c, template: shell, args: {script: "sleep 0.1; echo c"}, depends_on: [a]}
           - {name: d, template: shell, args: {script: "echo d"}, depends_on: [b, c]}
-    """)
+    """,
+    )
     run = wait_finished(engine_services, start(engine_services, pid))
     t = run["by_name"]
     assert run["state"] == "succeeded", run
@@ -56,7 +59,9 @@ def test_diamond_runs_in_dependency_order(engine_services: Any) -> None:
 
 
 def test_failure_propagates_and_independent_branch_continues(engine_services: Any) -> None:
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: propagate
         tasks:
           - {name: bad, template: shell, args: {script: "echo broken >&2; exit 3"}}
@@ -64,7 +69,8 @@ def test_failure_propagates_and_independent_branch_continues(engine_services: An
           - {name: grandchild, template: shell, args: {script: "echo never"}, depends_on: [child]}
           - {name: other, template: shell, args: {script: "sleep 0.5; echo fine"}}
           - {name: after-other, template: shell, args: {script: "echo fine too"}, depends_on: [other]}
-    """)
+    """,
+    )
     run = wait_finished(engine_services, start(engine_services, pid))
     t = run["by_name"]
     assert run["state"] == "failed"
@@ -76,14 +82,17 @@ def test_failure_propagates_and_independent_branch_continues(engine_services: An
 
 
 def test_retries_fail_twice_then_succeed(engine_services: Any) -> None:
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: flaky
         tasks:
           - name: flaky
             template: shell
             args: {script: 'echo "try $MYAPP_TRY_NUMBER"; [ "$MYAPP_TRY_NUMBER" -ge 3 ]'}
             retries: 2
-    """)
+    """,
+    )
     run = wait_finished(engine_services, start(engine_services, pid))
     ti = run["by_name"]["flaky"]
     assert run["state"] == "succeeded"
@@ -93,30 +102,36 @@ def test_retries_fail_twice_then_succeed(engine_services: Any) -> None:
 
 
 def test_retries_exhausted_fail_the_task(engine_services: Any) -> None:
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: always-fails
         tasks:
           - {name: x, template: shell, args: {script: "exit 1"}, retries: 1}
-    """)
+    """,
+    )
     run = wait_finished(engine_services, start(engine_services, pid))
     assert run["state"] == "failed"
     assert [a["state"] for a in run["by_name"]["x"]["attempts"]] == ["failed", "failed"]
 
 
-_alive = alive   # test_k8s_scenarios imports it from here
+_alive = alive  # test_k8s_scenarios imports it from here
 
 
 def test_task_timeout_kills_the_process_group(engine_services: Any, tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
-    seconds = f"{60 + uuid.uuid4().int % 10**6 / 10**6:.6f}"    # the child's unique argv finds it on the host
-    pid = save(engine_services, f"""
+    seconds = f"{60 + uuid.uuid4().int % 10**6 / 10**6:.6f}"  # the child's unique argv finds it on the host
+    pid = save(
+        engine_services,
+        f"""
         name: task-timeout
         tasks:
           - name: slow
             template: shell
             args: {{script: "sleep {seconds} & echo $! > {pidfile}; wait"}}
             timeout: 1
-    """)
+    """,
+    )
     run = wait_finished(engine_services, start(engine_services, pid))
     ti = run["by_name"]["slow"]
     assert run["state"] == "failed"
@@ -129,13 +144,16 @@ def test_task_timeout_kills_the_process_group(engine_services: Any, tmp_path: Pa
 
 
 def test_run_timeout_fails_running_and_stops_unstarted(engine_services: Any) -> None:
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: run-timeout
         timeout: 2
         tasks:
           - {name: long, template: shell, args: {script: "sleep 60"}}
           - {name: later, template: shell, args: {script: "echo later"}, depends_on: [long]}
-    """)
+    """,
+    )
     run = wait_finished(engine_services, start(engine_services, pid), timeout=60)
     t = run["by_name"]
     assert run["state"] == "failed" and "timed out" in run["message"]
@@ -144,21 +162,32 @@ def test_run_timeout_fails_running_and_stops_unstarted(engine_services: Any) -> 
 
 
 def test_stop_while_running(engine_services: Any) -> None:
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: stoppable
         tasks:
           - {name: long, template: shell, args: {script: "echo started; sleep 60"}}
           - {name: next, template: shell, args: {script: "echo next"}, depends_on: [long]}
           - {name: parallel, template: shell, args: {script: "sleep 60"}}
-    """)
+    """,
+    )
     run_id = start(engine_services, pid)
-    running = wait_until(engine_services, run_id, lambda d: d["by_name"]["long"]["state"] == "running"
-                         and d["by_name"]["long"]["attempts"][0]["pid"], what="long to run")
+    running = wait_until(
+        engine_services,
+        run_id,
+        lambda d: d["by_name"]["long"]["state"] == "running" and d["by_name"]["long"]["attempts"][0]["pid"],
+        what="long to run",
+    )
     proc_pid = running["by_name"]["long"]["attempts"][0]["pid"]
     engine_services.runs.stop_run(run_id, engine_services.clock.now(), by="tester")
     run = detail(engine_services, run_id)
     assert run["state"] == "stopped"
-    assert {t["name"]: t["state"] for t in run["tasks"]} == {"long": "stopped", "next": "stopped", "parallel": "stopped"}
+    assert {t["name"]: t["state"] for t in run["tasks"]} == {
+        "long": "stopped",
+        "next": "stopped",
+        "parallel": "stopped",
+    }
     deadline = time.monotonic() + 10
     while _alive(proc_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -169,7 +198,9 @@ def test_stop_while_running(engine_services: Any) -> None:
 
 def test_retry_from_failure_reuses_outputs(engine_services: Any, tmp_path: Path) -> None:
     flag = tmp_path / "fixed"
-    pid = save(engine_services, f"""
+    pid = save(
+        engine_services,
+        f"""
         name: retry-from-failure
         tasks:
           - name: produce
@@ -184,7 +215,8 @@ def test_retry_from_failure_reuses_outputs(engine_services: Any, tmp_path: Path)
             inputs:
               text: {{from: produce.text}}
               data: {{from: produce.data}}
-    """)
+    """,
+    )
     run_id = start(engine_services, pid)
     first = wait_finished(engine_services, run_id)
     assert first["state"] == "failed" and first["by_name"]["consume"]["state"] == "failed"
@@ -199,7 +231,9 @@ def test_retry_from_failure_reuses_outputs(engine_services: Any, tmp_path: Path)
 
 
 def test_copy_starts_a_new_run_with_the_same_parameters(engine_services: Any) -> None:
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: copyable
         parameters:
           - {name: who, default: nobody}
@@ -208,14 +242,17 @@ def test_copy_starts_a_new_run_with_the_same_parameters(engine_services: Any) ->
             template: shell
             args: {script: 'echo "hello $who"'}
             inputs: {who: {from: params.who}}
-    """)
+    """,
+    )
     first = wait_finished(engine_services, start(engine_services, pid, {"who": "ada"}))
     copy_id = engine_services.runs.copy_run(first["id"], engine_services.clock.now())
     copy = wait_finished(engine_services, copy_id)
     assert copy["id"] != first["id"] and copy["copied_from"] == first["id"]
     assert copy["params"] == {"who": "ada"} and copy["version"] == first["version"]
     assert task_lines(engine_services, copy_id, "hello") == ["hello ada"]
-    edited = wait_finished(engine_services, engine_services.runs.copy_run(first["id"], engine_services.clock.now(), {"who": "bob"}))
+    edited = wait_finished(
+        engine_services, engine_services.runs.copy_run(first["id"], engine_services.clock.now(), {"who": "bob"})
+    )
     assert task_lines(engine_services, edited["id"], "hello") == ["hello bob"]
 
 
@@ -254,7 +291,9 @@ REFERENCE = """
 def test_reference_parameter_passing_example(engine_services: Any) -> None:
     # The reference writes under /tmp; a directory of this test's own keeps two suites running at once apart.
     scratch = f"/tmp/myapp-reference-{uuid.uuid4().hex[:8]}"
-    text = REFERENCE.replace("/tmp/", f"{scratch}/").replace("script: |\n", f"script: |\n            mkdir -p {scratch}\n", 1)
+    text = REFERENCE.replace("/tmp/", f"{scratch}/").replace(
+        "script: |\n", f"script: |\n            mkdir -p {scratch}\n", 1
+    )
     run = wait_finished(engine_services, start(engine_services, save(engine_services, text)))
     shutil.rmtree(scratch, ignore_errors=True)
     assert run["state"] == "succeeded", run
@@ -266,7 +305,9 @@ def test_reference_parameter_passing_example(engine_services: Any) -> None:
 
 
 def test_debug_run_of_one_task(engine_services: Any) -> None:
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: debuggable
         tasks:
           - {name: first, template: shell, args: {script: "echo first > out.txt"}, outputs: [{name: o, path: out.txt}]}
@@ -274,7 +315,8 @@ def test_debug_run_of_one_task(engine_services: Any) -> None:
             template: shell
             args: {script: 'echo "got $o"'}
             inputs: {o: {from: first.o}}
-    """)
+    """,
+    )
     run = wait_finished(engine_services, start(engine_services, pid, debug_task="second", debug_inputs={"o": "typed"}))
     assert run["trigger"] == "debug" and run["state"] == "succeeded"
     assert [t["name"] for t in run["tasks"]] == ["second"]
@@ -282,13 +324,16 @@ def test_debug_run_of_one_task(engine_services: Any) -> None:
 
 
 def test_task_env_and_workdir(engine_services: Any) -> None:
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: env-check
         tasks:
           - name: env
             template: shell
             args: {script: 'echo "$MYAPP_RUN_ID|$MYAPP_TASK_NAME|${MYAPP_TOKEN:0:4}|$(pwd)"'}
-    """)
+    """,
+    )
     run = wait_finished(engine_services, start(engine_services, pid))
     line = task_lines(engine_services, run["id"], "env")[0]
     run_id, task, token, cwd = line.split("|")
@@ -299,11 +344,14 @@ def test_task_env_and_workdir(engine_services: Any) -> None:
 def test_logs_are_live_through_redis_then_archived(engine_services: Any) -> None:
     from myapp.logs.attempt_logs import LogKey
 
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: live-logs
         tasks:
           - {name: talk, template: shell, args: {script: "echo first; sleep 3; echo second"}}
-    """)
+    """,
+    )
     run_id = start(engine_services, pid)
     key = LogKey(run_id, "talk", 1)
     deadline = time.monotonic() + 30
@@ -323,11 +371,14 @@ def test_logs_are_live_through_redis_then_archived(engine_services: Any) -> None
 
 
 def test_missing_command_fails_with_a_clear_message(engine_services: Any) -> None:
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: missing-command
         tasks:
           - {name: x, image: local, command: ["no-such-command-here", "--flag"]}
-    """)
+    """,
+    )
     run = wait_finished(engine_services, start(engine_services, pid))
     ti = run["by_name"]["x"]
     assert run["state"] == "failed"
@@ -338,7 +389,9 @@ def test_trigger_rules_run_a_cleanup_after_a_failure_and_skip_what_they_say(engi
     # R13 on the local executor through a real worker: `work` fails; `report` (default) is
     # upstream-failed; `cleanup` (all_done) and `alarm` (one_failed) run; `audit` (one_failed
     # after a success) is skipped and its child `notify` (default) is skipped too.
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: rules
         tasks:
           - {name: work, template: shell, args: {script: "exit 3"}}
@@ -349,19 +402,29 @@ def test_trigger_rules_run_a_cleanup_after_a_failure_and_skip_what_they_say(engi
           - {name: alarm, template: shell, args: {script: "echo alarm"}, depends_on: [work], trigger_rule: one_failed}
           - {name: audit, template: shell, args: {script: "echo audit"}, depends_on: [fine], trigger_rule: one_failed}
           - {name: notify, template: shell, args: {script: "echo notify"}, depends_on: [audit]}
-    """)
+    """,
+    )
     run = wait_finished(engine_services, start(engine_services, pid))
     got = {name: t["state"] for name, t in run["by_name"].items()}
-    assert got == {"work": "failed", "fine": "succeeded", "report": "upstream_failed", "cleanup": "succeeded",
-                   "alarm": "succeeded", "audit": "skipped", "notify": "skipped"}, got
-    assert run["state"] == "failed"   # the leaf `report` was upstream-failed (R13: outcome from the leaves)
+    assert got == {
+        "work": "failed",
+        "fine": "succeeded",
+        "report": "upstream_failed",
+        "cleanup": "succeeded",
+        "alarm": "succeeded",
+        "audit": "skipped",
+        "notify": "skipped",
+    }, got
+    assert run["state"] == "failed"  # the leaf `report` was upstream-failed (R13: outcome from the leaves)
     assert task_lines(engine_services, run["id"], "cleanup") == ["cleaned"]
 
 
 def test_a_condition_over_an_upstream_output_skips_or_runs_a_task(engine_services: Any) -> None:
     # R14 on the local executor through a real worker: `low` is skipped (score 0.5), its child
     # is skipped (R13); `high` runs; nothing ran for the skipped tasks.
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: conditions
         parameters: [{name: threshold, default: '0.9'}]
         tasks:
@@ -372,7 +435,8 @@ def test_a_condition_over_an_upstream_output_skips_or_runs_a_task(engine_service
           - {name: after-low, template: shell, args: {script: "echo ran"}, depends_on: [low]}
           - {name: high, template: shell, args: {script: "echo ran"}, depends_on: [check],
              when: "{{ tasks.check.outputs.score | float > 0.1 }}"}
-    """)
+    """,
+    )
     run = wait_finished(engine_services, start(engine_services, pid))
     got = {name: t["state"] for name, t in run["by_name"].items()}
     assert got == {"check": "succeeded", "low": "skipped", "after-low": "skipped", "high": "succeeded"}, got

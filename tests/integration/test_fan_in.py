@@ -41,7 +41,7 @@ def sent(services: Any) -> Iterator[list[int]]:
 @dataclass
 class Cost:
     statements: int = 0
-    values: int = 0   # bound values, an array or list counted element by element
+    values: int = 0  # bound values, an array or list counted element by element
 
 
 def _values(params: Any) -> int:
@@ -71,7 +71,9 @@ def measured(services: Any) -> Iterator[Cost]:
 def fan_in(services: Any, name: str, leaves: int) -> int:
     lines = [f"name: {name}", "tasks:", "  - {name: root, image: local, command: ['true']}"]
     lines += [f"  - {{name: leaf{i}, image: local, command: ['true'], depends_on: [root]}}" for i in range(leaves)]
-    lines.append(f"  - {{name: join, image: local, command: ['true'], depends_on: [{', '.join(f'leaf{i}' for i in range(leaves))}]}}")
+    lines.append(
+        f"  - {{name: join, image: local, command: ['true'], depends_on: [{', '.join(f'leaf{i}' for i in range(leaves))}]}}"
+    )
     return save(services, "\n".join(lines) + "\n")
 
 
@@ -107,15 +109,17 @@ def test_a_leaf_finish_costs_the_same_whatever_the_width_of_the_fan_in(services:
         by_width[width] = costs
     narrow, wide = by_width[5], by_width[300]
     # Every leaf but the last leaves the join waiting; the last one queues it.
-    assert {(c.statements, c.values) for c in wide[:-1]} == {(c.statements, c.values) for c in narrow[:-1]}, \
-        (narrow[:-1], wide[:3])
+    assert {(c.statements, c.values) for c in wide[:-1]} == {(c.statements, c.values) for c in narrow[:-1]}, (
+        narrow[:-1],
+        wide[:3],
+    )
     assert (wide[-1].statements, wide[-1].values) == (narrow[-1].statements, narrow[-1].values), (narrow[-1], wide[-1])
     assert max(c.values for c in wide) < 40, wide[-1]
 
 
 def test_counts_from_before_the_migration_are_counted_again_from_the_states(services: Any, sent: list[int]) -> None:
     run_id = start(services, fan_in(services, "fan-in-unknown", 4))
-    with services.db.write() as s:   # as a run created before migration 0004 leaves them
+    with services.db.write() as s:  # as a run created before migration 0004 leaves them
         s.execute(update(TaskInstance).where(TaskInstance.run_id == run_id).values(upstream_waiting=None))
     run_leaves(services, sent, run_id)
     (join,) = sent
@@ -128,19 +132,20 @@ def test_counts_from_before_the_migration_are_counted_again_from_the_states(serv
 
 def waiting_counts(services: Any, run_id: int) -> dict[str, int | None]:
     with services.db.read() as s:
-        rows = s.execute(select(TaskInstance.task_name, TaskInstance.upstream_waiting)
-                         .where(TaskInstance.run_id == run_id)).all()
+        rows = s.execute(
+            select(TaskInstance.task_name, TaskInstance.upstream_waiting).where(TaskInstance.run_id == run_id)
+        ).all()
     return {name: count for name, count in rows}
 
 
 def test_retry_counts_again_what_the_failed_tasks_wait_for(services: Any, sent: list[int]) -> None:
     run_id = start(services, fan_in(services, "fan-in-retry", 3))
-    run_leaves(services, sent, run_id, result=FAIL)   # leaf0 fails: the join is upstream_failed
+    run_leaves(services, sent, run_id, result=FAIL)  # leaf0 fails: the join is upstream_failed
     run = detail(services, run_id)
     assert run["state"] == "failed" and run["by_name"]["join"]["state"] == "upstream_failed"
     assert sent == []
     services.runs.retry_run(run_id, services.clock.now())
-    assert waiting_counts(services, run_id)["join"] == 1   # leaf1 and leaf2 succeeded; leaf0 runs again
+    assert waiting_counts(services, run_id)["join"] == 1  # leaf1 and leaf2 succeeded; leaf0 runs again
     (leaf0,) = sent
     sent.clear()
     ctx = claim(services, leaf0)
@@ -157,7 +162,7 @@ def test_retry_counts_again_what_the_failed_tasks_wait_for(services: Any, sent: 
 def test_a_debug_run_and_a_copy_start_with_their_own_counts(services: Any, sent: list[int]) -> None:
     pid = fan_in(services, "fan-in-copy", 2)
     debug = start(services, pid, debug_task="join")
-    assert waiting_counts(services, debug) == {"join": 0} and len(sent) == 1   # a debug run is its task alone
+    assert waiting_counts(services, debug) == {"join": 0} and len(sent) == 1  # a debug run is its task alone
     sent.clear()
     first = start(services, pid)
     copy = services.runs.copy_run(first, services.clock.now())
@@ -176,8 +181,10 @@ def test_trigger_rules_keep_a_leaf_end_at_the_same_cost_whatever_the_width(servi
         leaves = [f"leaf{i}" for i in range(width)]
         lines = [f"name: rules-fan-in-{width}", "tasks:", "  - {name: root, image: local, command: ['true']}"]
         lines += [f"  - {{name: {n}, image: local, command: ['true'], depends_on: [root]}}" for n in leaves]
-        lines.append(f"  - {{name: join, image: local, command: ['true'], depends_on: [{', '.join(leaves)}], "
-                     "trigger_rule: all_done}")
+        lines.append(
+            f"  - {{name: join, image: local, command: ['true'], depends_on: [{', '.join(leaves)}], "
+            "trigger_rule: all_done}"
+        )
         lines.append(f"  - {{name: strict, image: local, command: ['true'], depends_on: [{', '.join(leaves)}]}}")
         run_id = start(services, save(services, "\n".join(lines) + "\n"))
         root = claim(services, sent.pop())
@@ -185,13 +192,13 @@ def test_trigger_rules_keep_a_leaf_end_at_the_same_cost_whatever_the_width(servi
         services.attempts.finish(root.attempt_id, OK, services.clock.now())
         ids, costs = list(sent), {True: set(), False: set()}
         sent.clear()
-        for i, ti_id in enumerate(ids[:-1]):   # the last leaf queues the join: measured apart below
+        for i, ti_id in enumerate(ids[:-1]):  # the last leaf queues the join: measured apart below
             ctx = claim(services, ti_id)
             assert ctx is not None
             failing = i % 3 == 1
             with measured(services) as cost:
                 services.attempts.finish(ctx.attempt_id, FAIL if failing else OK, services.clock.now())
-            if i > 1:   # the first failure settles `strict` (and the first success is the first of its kind)
+            if i > 1:  # the first failure settles `strict` (and the first success is the first of its kind)
                 costs[failing].add((cost.statements, cost.values))
             assert sent == []
         ctx = claim(services, ids[-1])

@@ -45,9 +45,12 @@ def test_save_stores_implied_upstreams_and_resaving_the_export_changes_nothing(s
 
 def test_a_version_saved_before_implied_edges_is_exported_with_them_and_not_resaved(services: Any) -> None:
     first = services.pipelines.save(spec_of("implied-legacy"), services.clock.now())
-    with services.db.write() as s:   # make it look like a version saved before rules P2 wrote implied edges
-        row = s.scalar(select(PipelineVersion).join(Pipeline, Pipeline.current_version_id == PipelineVersion.id)
-                       .where(Pipeline.id == first.pipeline_id))
+    with services.db.write() as s:  # make it look like a version saved before rules P2 wrote implied edges
+        row = s.scalar(
+            select(PipelineVersion)
+            .join(Pipeline, Pipeline.current_version_id == PipelineVersion.id)
+            .where(Pipeline.id == first.pipeline_id)
+        )
         legacy = dict(row.spec)
         legacy["tasks"] = [{k: v for k, v in t.items() if k != "depends_on"} for t in row.spec["tasks"]]
         row.spec, row.spec_hash = legacy, canonical_hash(legacy)

@@ -20,10 +20,15 @@ from tests.k8sfake.manifests import assert_model
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 MODELS = {
-    ("v1", "Namespace"): "V1Namespace", ("v1", "ServiceAccount"): "V1ServiceAccount",
-    ("v1", "ConfigMap"): "V1ConfigMap", ("v1", "Secret"): "V1Secret", ("v1", "Service"): "V1Service",
-    ("v1", "PersistentVolumeClaim"): "V1PersistentVolumeClaim", ("apps/v1", "Deployment"): "V1Deployment",
-    ("batch/v1", "Job"): "V1Job", ("rbac.authorization.k8s.io/v1", "Role"): "V1Role",
+    ("v1", "Namespace"): "V1Namespace",
+    ("v1", "ServiceAccount"): "V1ServiceAccount",
+    ("v1", "ConfigMap"): "V1ConfigMap",
+    ("v1", "Secret"): "V1Secret",
+    ("v1", "Service"): "V1Service",
+    ("v1", "PersistentVolumeClaim"): "V1PersistentVolumeClaim",
+    ("apps/v1", "Deployment"): "V1Deployment",
+    ("batch/v1", "Job"): "V1Job",
+    ("rbac.authorization.k8s.io/v1", "Role"): "V1Role",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "V1RoleBinding",
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "V1ClusterRoleBinding",
 }
@@ -44,8 +49,9 @@ def test_every_manifest_is_a_valid_model(doc: dict[str, Any]) -> None:
 
 def test_the_workers_may_manage_pods_services_events_logs_and_custom_resources() -> None:
     role = next(d for d in manifests() if d["kind"] == "Role")
-    granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
-               for v in rule["verbs"]}
+    granted = {
+        (g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
+    }
     for verb in ("create", "get", "list", "watch", "delete"):
         assert ("", "pods", verb) in granted
     assert ("", "pods/log", "get") in granted and ("", "events", "watch") in granted
@@ -57,10 +63,18 @@ def test_the_workers_may_manage_pods_services_events_logs_and_custom_resources()
 
 def test_deployments_run_the_product_commands_with_known_settings() -> None:
     docs = manifests()
-    commands = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["args"][0]
-                for d in docs if d["kind"] in ("Deployment", "Job")}
-    assert commands == {"myapp-init": "init", "myapp-web": "webserver", "myapp-worker": "worker",
-                        "myapp-beat": "beat", "myapp-k8s-watcher": "k8s-watcher"}
+    commands = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        for d in docs
+        if d["kind"] in ("Deployment", "Job")
+    }
+    assert commands == {
+        "myapp-init": "init",
+        "myapp-web": "webserver",
+        "myapp-worker": "worker",
+        "myapp-beat": "beat",
+        "myapp-k8s-watcher": "k8s-watcher",
+    }
     env = {k for d in docs if d["kind"] in ("ConfigMap", "Secret") for k in (d.get("data") or d.get("stringData"))}
     assert env <= SETTINGS, env - SETTINGS
     claims = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
@@ -88,7 +102,8 @@ def test_the_dockerfile_builds_one_image_for_every_process() -> None:
     assert re.search(r"^FROM python:3\.11", text, re.M) and "npm run build" in text
     assert 'ENTRYPOINT ["myapp"]' in text
     extras = re.search(r'pip install "\.\[([a-z0-9,]+)\]"', text)
-    assert extras and {"postgres", "s3"} <= set(extras.group(1).split(",")), \
+    assert extras and {"postgres", "s3"} <= set(extras.group(1).split(",")), (
         "the image needs PostgreSQL's driver and the S3 artifact repository's (docs/artifacts.md)"
+    )
     for copied in ("myapp", "config", "plugins"):
         assert re.search(rf"^COPY {copied} {copied}$", text, re.M)

@@ -37,16 +37,23 @@ def cluster(request: pytest.FixtureRequest, services: Any, broker_url: str) -> I
 
 
 def _pod_names(cluster: Cluster, run_id: int, task: str) -> list[str]:
-    data = wait_until(cluster.services, run_id, lambda d: d["by_name"][task]["attempts"]
-                      and d["by_name"][task]["attempts"][-1]["pods"], what=f"pods of {task}")
+    data = wait_until(
+        cluster.services,
+        run_id,
+        lambda d: d["by_name"][task]["attempts"] and d["by_name"][task]["attempts"][-1]["pods"],
+        what=f"pods of {task}",
+    )
     return list(data["by_name"][task]["attempts"][-1]["pods"])
 
 
 # --- distributed -------------------------------------------------------------------------
 
+
 def test_distributed_attempt_shows_interleaved_prefixed_logs(cluster: Cluster) -> None:
     svc = cluster.services
-    pid = save(svc, """
+    pid = save(
+        svc,
+        """
         name: dist-ok
         tasks:
           - name: train
@@ -56,7 +63,8 @@ def test_distributed_attempt_shows_interleaved_prefixed_logs(cluster: Cluster) -
               script: |
                 echo "rank $RANK of $WORLD_SIZE master $MASTER_ADDR:$MASTER_PORT"
                 for i in 1 2 3 4 5 6; do echo "rank $RANK step $i"; sleep 0.3; done
-    """)
+    """,
+    )
     run = wait_finished(svc, start(svc, pid))
     assert run["state"] == "succeeded", run
     attempt = run["by_name"]["train"]["attempts"][0]
@@ -72,13 +80,17 @@ def test_distributed_attempt_shows_interleaved_prefixed_logs(cluster: Cluster) -
     switches = sum(1 for a, b in zip(prefixed, prefixed[1:], strict=False) if a and b and a.group(1) != b.group(1))
     print("\n".join(lines))
     assert switches >= 4, f"the pods' lines are not interleaved: {lines}"
-    poll(lambda: cluster.launcher.get_object("v1", "Service", pods[0][:-2]) is None,
-         "the headless service to go with the attempt (deleted right after its end is recorded)")
+    poll(
+        lambda: cluster.launcher.get_object("v1", "Service", pods[0][:-2]) is None,
+        "the headless service to go with the attempt (deleted right after its end is recorded)",
+    )
 
 
 def test_one_failing_rank_fails_the_attempt_and_deletes_the_others(cluster: Cluster) -> None:
     svc = cluster.services
-    pid = save(svc, """
+    pid = save(
+        svc,
+        """
         name: dist-fail
         tasks:
           - name: train
@@ -86,7 +98,8 @@ def test_one_failing_rank_fails_the_attempt_and_deletes_the_others(cluster: Clus
             args:
               workers: 3
               script: 'if [ "$RANK" = 1 ]; then sleep 0.5; echo "rank 1 gives up"; exit 7; fi; echo "rank $RANK waits"; sleep 60'
-    """)
+    """,
+    )
     run_id = start(svc, pid)
     pods = _pod_names(cluster, run_id, "train")
     service = poll(lambda: cluster.launcher.get_object("v1", "Service", pods[0][:-2]), "the headless service")
@@ -101,8 +114,10 @@ def test_one_failing_rank_fails_the_attempt_and_deletes_the_others(cluster: Clus
 
 
 def test_a_late_pod_is_followed_when_it_starts(cluster: Cluster) -> None:
-    svc, (_, kubelet) = cluster.services, cluster.fake(
-        "the fake's kubelet starts one pod late, on cue, while its sibling runs")
+    svc, (_, kubelet) = (
+        cluster.services,
+        cluster.fake("the fake's kubelet starts one pod late, on cue, while its sibling runs"),
+    )
 
     def late(kubelet: Kubelet, pod: dict[str, Any]) -> None:
         time.sleep(1.5)
@@ -110,29 +125,41 @@ def test_a_late_pod_is_followed_when_it_starts(cluster: Cluster) -> None:
 
     kubelet.behave("myapp-", lambda k, p: late(k, p) if p["metadata"]["name"].endswith("late-1-1") else k.play(p))
     try:
-        pid = save(svc, """
+        pid = save(
+            svc,
+            """
             name: dist-late
             tasks:
               - {name: late, template: distributed, args: {workers: 2, script: 'echo "hello from $RANK"'}}
-        """)
+        """,
+        )
         run = wait_finished(svc, start(svc, pid))
     finally:
         kubelet.behaviours.clear()
     assert run["state"] == "succeeded"
     pods = run["by_name"]["late"]["attempts"][0]["pods"]
-    assert sorted(task_lines(svc, run["id"], "late")) == [f"{pods[0]}/main hello from 0", f"{pods[1]}/main hello from 1"]
+    assert sorted(task_lines(svc, run["id"], "late")) == [
+        f"{pods[0]}/main hello from 0",
+        f"{pods[1]}/main hello from 1",
+    ]
 
 
 # --- logs ----------------------------------------------------------------------------------
 
+
 def test_a_broken_log_stream_resumes_without_loss_or_duplicates(cluster: Cluster) -> None:
-    svc, (kube, _) = cluster.services, cluster.fake(
-        "the fake cuts a log stream mid-line on cue (the real server's resume: the stalled-follow test)")
-    pid = save(svc, """
+    svc, (kube, _) = (
+        cluster.services,
+        cluster.fake("the fake cuts a log stream mid-line on cue (the real server's resume: the stalled-follow test)"),
+    )
+    pid = save(
+        svc,
+        """
         name: chatty
         tasks:
           - {name: talk, template: shell, args: {script: 'for i in $(seq 1 30); do echo "line $i"; sleep 0.05; done'}}
-    """)
+    """,
+    )
     run_id = start(svc, pid)
     _pod_names(cluster, run_id, "talk")
     kube.wait_for_log_follows(1, timeout=10)
@@ -148,9 +175,12 @@ def test_a_broken_log_stream_resumes_without_loss_or_duplicates(cluster: Cluster
 
 # --- watch, eviction, image errors ---------------------------------------------------------
 
+
 def test_the_watch_resumes_after_410_gone_with_a_fresh_list(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake(
-        "410 Gone needs etcd compacted past the watcher's version, which the fake does on demand")
+    svc, (kube, kubelet) = (
+        cluster.services,
+        cluster.fake("410 Gone needs etcd compacted past the watcher's version, which the fake does on demand"),
+    )
     release = threading.Event()
 
     def hold(kubelet: Kubelet, pod: dict[str, Any]) -> None:
@@ -165,10 +195,12 @@ def test_the_watch_resumes_after_410_gone_with_a_fresh_list(cluster: Cluster) ->
         _pod_names(cluster, run_id, "wait")
         lists = sum(1 for r in kube.requests if r.path.endswith("/pods") and "watch" not in r.query)
         kube.create("namespaces", None, {"metadata": {"name": f"elsewhere-{run_id}"}})  # history moves on...
-        kube.compact()                      # ...and is compacted: the watcher's version is now too old
+        kube.compact()  # ...and is compacted: the watcher's version is now too old
         kube.end_watches("pods")
-        poll(lambda: sum(1 for r in kube.requests if r.path.endswith("/pods") and "watch" not in r.query) > lists,
-              "the watcher to list again after 410")
+        poll(
+            lambda: sum(1 for r in kube.requests if r.path.endswith("/pods") and "watch" not in r.query) > lists,
+            "the watcher to list again after 410",
+        )
         release.set()
         run = wait_finished(svc, run_id)
     finally:
@@ -188,21 +220,28 @@ def test_an_evicted_pod_is_retried(cluster: Cluster) -> None:
                 kubelet.play(pod)
                 return
             kube.set_pod_phase(cluster.namespace, name, "Running")
-            kube.set_pod_phase(cluster.namespace, name, "Failed", reason="Evicted",
-                               message="The node was low on resource: memory.")
+            kube.set_pod_phase(
+                cluster.namespace, name, "Failed", reason="Evicted", message="The node was low on resource: memory."
+            )
 
         cluster.kubelet.behave("myapp-", evict)
     try:
-        pid = save(svc, """
+        pid = save(
+            svc,
+            """
             name: evicted
             tasks:
               - {name: work, template: shell, args: {script: 'echo "try $MYAPP_TRY_NUMBER"; if [ "$MYAPP_TRY_NUMBER" = 1 ]; then sleep 120; fi'}, retries: 1}
-        """)
+        """,
+        )
         run_id = start(svc, pid)
-        if cluster.sim is not None:   # kubelet's node-pressure eviction of the first try's pod
+        if cluster.sim is not None:  # kubelet's node-pressure eviction of the first try's pod
             name = _pod_names(cluster, run_id, "work")[0]
-            poll(lambda: ((cluster.get_pod(name) or {}).get("status") or {}).get("phase") == "Running",
-                 "the first try to run", timeout=120)
+            poll(
+                lambda: ((cluster.get_pod(name) or {}).get("status") or {}).get("phase") == "Running",
+                "the first try to run",
+                timeout=120,
+            )
             cluster.sim.evict(cluster.namespace, name, message="The node was low on resource: memory. ")
         run = wait_finished(svc, run_id, timeout=120)
     finally:
@@ -215,12 +254,21 @@ def test_an_evicted_pod_is_retried(cluster: Cluster) -> None:
 
 
 def test_an_image_that_cannot_be_pulled_fails_the_attempt(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake(
-        "the fake's kubelet reports a registry's ErrImagePull (real server: the image pull tests of test_k8s_failures)")
+    svc, (kube, kubelet) = (
+        cluster.services,
+        cluster.fake(
+            "the fake's kubelet reports a registry's ErrImagePull (real server: the image pull tests of test_k8s_failures)"
+        ),
+    )
 
     def bad_image(kubelet: Kubelet, pod: dict[str, Any]) -> None:
-        kube.set_pod_phase(cluster.namespace, pod["metadata"]["name"], "Pending", reason="ErrImagePull",
-                           message='pull access denied for nope, repository does not exist')
+        kube.set_pod_phase(
+            cluster.namespace,
+            pod["metadata"]["name"],
+            "Pending",
+            reason="ErrImagePull",
+            message="pull access denied for nope, repository does not exist",
+        )
 
     kubelet.behave("myapp-", bad_image)
     try:
@@ -234,12 +282,16 @@ def test_an_image_that_cannot_be_pulled_fails_the_attempt(cluster: Cluster) -> N
 
 # --- myapp's own lines in an attempt's log ---------------------------------------------------
 
+
 def test_myapps_own_lines_are_the_sys_stream_and_the_tasks_lines_stay_its_output(cluster: Cluster) -> None:
     from myapp.logs.attempt_logs import Stream
 
     svc = cluster.services
-    pid = save(svc, "name: sys-lines\ntasks:\n  - {name: t, template: shell, args: {script: 'echo \"[myapp] not me\"; "
-                    "echo done; exit 3'}}\n")
+    pid = save(
+        svc,
+        'name: sys-lines\ntasks:\n  - {name: t, template: shell, args: {script: \'echo "[myapp] not me"; '
+        "echo done; exit 3'}}\n",
+    )
     run = wait_finished(svc, start(svc, pid))
     message = run["by_name"]["t"]["message"]
     assert run["state"] == "failed" and message.endswith("exit code 3"), message
@@ -247,15 +299,20 @@ def test_myapps_own_lines_are_the_sys_stream_and_the_tasks_lines_stay_its_output
     assert archived
     shown = [(e.stream, e.text.rstrip("\n")) for e in entries]
     assert (Stream.OUT, "[myapp] not me") in shown and (Stream.OUT, "done") in shown, shown
-    assert (Stream.SYS, message) in shown, shown     # the watcher's failure note: myapp's, not the task's
+    assert (Stream.SYS, message) in shown, shown  # the watcher's failure note: myapp's, not the task's
     assert [text for stream, text in shown if stream is Stream.SYS] == [message], shown
 
 
 # --- outputs through the termination message -------------------------------------------------
 
+
 def test_outputs_from_the_termination_message_and_the_workflow_space(cluster: Cluster) -> None:
-    svc, (kube, kubelet) = cluster.services, cluster.fake(
-        "the fake's kubelet plays an image's `train` command: files and a termination message written on cue")
+    svc, (kube, kubelet) = (
+        cluster.services,
+        cluster.fake(
+            "the fake's kubelet plays an image's `train` command: files and a termination message written on cue"
+        ),
+    )
 
     def container(kubelet: Kubelet, pod: dict[str, Any]) -> None:
         name = pod["metadata"]["name"]
@@ -269,12 +326,14 @@ def test_outputs_from_the_termination_message_and_the_workflow_space(cluster: Cl
         (kept / "weights.bin").write_bytes(b"\x00\x01")
         kube.set_pod_phase(cluster.namespace, name, "Running")
         kube.append_log(cluster.namespace, name, "trained\n")
-        message = "myapp-outputs 1\nscore 5\n0.93\n\n"      # the entrypoint's format, text "0.93\n"
+        message = "myapp-outputs 1\nscore 5\n0.93\n\n"  # the entrypoint's format, text "0.93\n"
         kube.finish_pod(cluster.namespace, name, exit_code=0, message=message)
 
     kubelet.behave("myapp-", container)
     try:
-        pid = save(svc, """
+        pid = save(
+            svc,
+            """
             name: termination-outputs
             tasks:
               - name: produce
@@ -287,7 +346,8 @@ def test_outputs_from_the_termination_message_and_the_workflow_space(cluster: Cl
                 template: shell
                 args: {script: 'echo "score=$score"; ls "$model"'}
                 inputs: {score: {from: produce.score}, model: {from: produce.model}}
-        """)
+        """,
+        )
         run = wait_finished(svc, start(svc, pid))
     finally:
         kubelet.behaviours.clear()
@@ -298,17 +358,27 @@ def test_outputs_from_the_termination_message_and_the_workflow_space(cluster: Cl
 
 # --- status and events on the run page -------------------------------------------------------
 
+
 def test_pod_status_and_events_are_served_by_the_rest_api(cluster: Cluster) -> None:
     from myapp.web.app import create_app
 
-    svc, (kube, kubelet) = cluster.services, cluster.fake(
-        "it expects the fake kubelet's exact event sequence (Scheduled, Pulled, BackOff)")
+    svc, (kube, kubelet) = (
+        cluster.services,
+        cluster.fake("it expects the fake kubelet's exact event sequence (Scheduled, Pulled, BackOff)"),
+    )
 
     def with_events(kubelet: Kubelet, pod: dict[str, Any]) -> None:
         name = pod["metadata"]["name"]
-        kube.add_event(cluster.namespace, ("Pod", name), "Scheduled", f"Successfully assigned {cluster.namespace}/{name} to fake-node",
-                       component="default-scheduler")
-        kube.add_event(cluster.namespace, ("Pod", name), "Pulled", 'Container image "debian:bookworm-slim" already present')
+        kube.add_event(
+            cluster.namespace,
+            ("Pod", name),
+            "Scheduled",
+            f"Successfully assigned {cluster.namespace}/{name} to fake-node",
+            component="default-scheduler",
+        )
+        kube.add_event(
+            cluster.namespace, ("Pod", name), "Pulled", 'Container image "debian:bookworm-slim" already present'
+        )
         kube.add_event(cluster.namespace, ("Pod", name), "BackOff", "Back-off pulling image", type="Warning")
         time.sleep(0.6)
         kubelet.play(pod)
@@ -321,12 +391,17 @@ def test_pod_status_and_events_are_served_by_the_rest_api(cluster: Cluster) -> N
         kubelet.behaviours.clear()
     app = create_app(svc.settings, svc)
     client = app.test_client()
-    login = client.post("/api/v1/security/login", json={"username": "admin", "password": "admin-pass", "provider": "db"})
+    login = client.post(
+        "/api/v1/security/login", json={"username": "admin", "password": "admin-pass", "provider": "db"}
+    )
     auth = {"Authorization": f"Bearer {login.get_json()['access_token']}"}
     body = client.get(f"/api/v1/runs/{run_id}", headers=auth).get_json()["result"]
     attempt = body["tasks"][0]["attempts"][0]
     assert [(e["reason"], e["type"]) for e in attempt["events"]] == [
-        ("Scheduled", "Normal"), ("Pulled", "Normal"), ("BackOff", "Warning")]
+        ("Scheduled", "Normal"),
+        ("Pulled", "Normal"),
+        ("BackOff", "Warning"),
+    ]
     assert attempt["events"][0]["object"] == f"pod/{attempt['pods'][0]}"
     pod = attempt["container"]["pods"][0]
     assert pod["phase"] == "Succeeded" and pod["node"] == "fake-node"
@@ -354,13 +429,20 @@ RESOURCE = """
 
 
 def test_a_resource_succeeds_fails_and_is_deleted_on_stop(cluster: Cluster) -> None:
-    svc, (kube, _) = cluster.services, cluster.fake(
-        "it needs a custom resource whose status a controller sets on cue; the real test server runs no controller")
+    svc, (kube, _) = (
+        cluster.services,
+        cluster.fake(
+            "it needs a custom resource whose status a controller sets on cue; the real test server runs no controller"
+        ),
+    )
     pid = save(svc, RESOURCE)
 
     def created(run_id: int) -> dict[str, Any]:
-        return dict(poll(lambda: kube.get("trainingjobs", cluster.namespace, f"mnist-{run_id}", group=GROUP),
-                          "the training job"))
+        return dict(
+            poll(
+                lambda: kube.get("trainingjobs", cluster.namespace, f"mnist-{run_id}", group=GROUP), "the training job"
+            )
+        )
 
     ok = start(svc, pid)
     job = created(ok)
@@ -374,15 +456,23 @@ def test_a_resource_succeeds_fails_and_is_deleted_on_stop(cluster: Cluster) -> N
     kube.set_status(cluster.namespace, "trainingjobs", f"mnist-{bad}", {"failed": 2}, group=GROUP)
     failed = wait_finished(svc, bad)
     assert failed["state"] == "failed"
-    assert failed["by_name"]["job"]["message"] == f"TrainingJob mnist-{bad} met its failure condition (status.failed > 0)"
+    assert (
+        failed["by_name"]["job"]["message"] == f"TrainingJob mnist-{bad} met its failure condition (status.failed > 0)"
+    )
 
     stopped = start(svc, pid)
     created(stopped)
-    wait_until(svc, stopped, lambda d: d["by_name"]["job"]["attempts"]
-               and d["by_name"]["job"]["attempts"][0]["container"].get("launch"), what="the launch record")
+    wait_until(
+        svc,
+        stopped,
+        lambda d: d["by_name"]["job"]["attempts"] and d["by_name"]["job"]["attempts"][0]["container"].get("launch"),
+        what="the launch record",
+    )
     svc.runs.stop_run(stopped, svc.clock.now(), by="tester")
-    poll(lambda: kube.get("trainingjobs", cluster.namespace, f"mnist-{stopped}", group=GROUP) is None,
-          "stop to delete the training job")
+    poll(
+        lambda: kube.get("trainingjobs", cluster.namespace, f"mnist-{stopped}", group=GROUP) is None,
+        "stop to delete the training job",
+    )
     assert detail(svc, stopped)["state"] == "stopped"
     events = json.dumps(detail(svc, ok)["by_name"]["job"]["attempts"][0]["container"])
     assert '"succeeded": 1' in events
@@ -390,10 +480,13 @@ def test_a_resource_succeeds_fails_and_is_deleted_on_stop(cluster: Cluster) -> N
 
 # --- the watcher process -----------------------------------------------------------------------
 
+
 def test_a_restarted_watcher_picks_up_running_attempts(cluster: Cluster) -> None:
     svc = cluster.services
     go = Path(svc.settings.workflow_space) / f"release-{time.monotonic_ns()}"
-    pid = save(svc, f"""
+    pid = save(
+        svc,
+        f"""
         name: survives
         tasks:
           - name: held
@@ -402,14 +495,18 @@ def test_a_restarted_watcher_picks_up_running_attempts(cluster: Cluster) -> None
                       echo after the restart; echo 42 > a.txt']
             outputs: [{{name: answer, path: a.txt}}]
           - {{name: next, template: shell, args: {{script: 'echo "got $answer"'}}, inputs: {{answer: {{from: held.answer}}}}}}
-    """)
+    """,
+    )
     run_id = start(svc, pid)
     name = _pod_names(cluster, run_id, "held")[0]
     poll(lambda: "before the restart" in log_text(svc, run_id, "held"), "the pod to run and be followed", timeout=120)
     cluster.watcher.stop()
     go.touch()
-    poll(lambda: ((cluster.get_pod(name) or {}).get("status") or {}).get("phase") == "Succeeded",
-         "the pod to finish while no watcher runs", timeout=60)
+    poll(
+        lambda: ((cluster.get_pod(name) or {}).get("status") or {}).get("phase") == "Succeeded",
+        "the pod to finish while no watcher runs",
+        timeout=60,
+    )
     cluster.watcher.start()
     run = wait_finished(svc, run_id, timeout=120)
     assert run["state"] == "succeeded", run

@@ -44,7 +44,9 @@ def test_one_watcher_leads_and_a_standby_takes_over_running_attempts_when_it_die
         poll(lambda: b"standing by" in standby.log.read_bytes(), "the second watcher to stand by", timeout=60)
         if cluster.kube is not None:
             assert sum(s.key == "pods" for s in cluster.kube.store.subscriptions) == 1, "the standby watches pods too"
-        pid = save(svc, """
+        pid = save(
+            svc,
+            """
             name: failover
             tasks:
               - name: held
@@ -52,14 +54,23 @@ def test_one_watcher_leads_and_a_standby_takes_over_running_attempts_when_it_die
                 args: {script: 'echo "before the failover"; while [ ! -e go ]; do sleep 0.2; done; echo "after the failover"; echo 42 > a.txt'}
                 outputs: [{name: answer, path: a.txt}]
               - {name: next, template: shell, args: {script: 'echo "got $answer"'}, inputs: {answer: {from: held.answer}}}
-        """)
+        """,
+        )
         run_id = start(svc, pid)
-        running = wait_until(svc, run_id, lambda d: any(
-            p.get("phase") == "Running" for a in d["by_name"]["held"]["attempts"]
-            for p in a["container"].get("pods") or []), what="the leader's status", timeout=120)
+        running = wait_until(
+            svc,
+            run_id,
+            lambda d: any(
+                p.get("phase") == "Running"
+                for a in d["by_name"]["held"]["attempts"]
+                for p in a["container"].get("pods") or []
+            ),
+            what="the leader's status",
+            timeout=120,
+        )
         workdir = Path(running["by_name"]["held"]["attempts"][0]["container"]["launch"]["workdir"])
         assert leader.proc is not None
-        leader.proc.kill()                     # no clean stop: the Lease must expire
+        leader.proc.kill()  # no clean stop: the Lease must expire
         leader.proc.wait()
         poll(lambda: b"leading as" in standby.log.read_bytes(), "the standby to take over", timeout=60)
         assert _holder(cluster) not in ("", first)
@@ -67,7 +78,7 @@ def test_one_watcher_leads_and_a_standby_takes_over_running_attempts_when_it_die
         run = wait_finished(svc, run_id, timeout=120)
     finally:
         standby.stop()
-        leader.start()                         # the module's cluster keeps one watcher
+        leader.start()  # the module's cluster keeps one watcher
     held = run["by_name"]["held"]
     assert run["state"] == "succeeded", held["attempts"]
     assert len(held["attempts"]) == 1, "the failover cost a retry (the attempt was declared lost)"
@@ -84,7 +95,7 @@ def test_a_stopped_leader_hands_the_lease_over_at_once(cluster: Cluster) -> None
     try:
         poll(lambda: b"standing by" in standby.log.read_bytes(), "the standby", timeout=60)
         before = _holder(cluster)
-        leader.stop()                          # SIGTERM: releases the Lease
+        leader.stop()  # SIGTERM: releases the Lease
         poll(lambda: _holder(cluster) not in ("", before), "the standby to take the released lease", timeout=30)
     finally:
         standby.stop()

@@ -39,7 +39,8 @@ from tests.integration.test_templates_builtins import LEAKY_TEMPLATE
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-if REAL_CLUSTER:   # these two share files under the test's tmp_path with the task: only a local "kubelet" sees them
+if REAL_CLUSTER:  # these two share files under the test's tmp_path with the task: only a local "kubelet" sees them
+
     @pytest.mark.skip(reason="uses host paths that pods of a real cluster cannot see")
     def test_task_timeout_kills_the_process_group() -> None:
         """Skipped on a real cluster."""
@@ -51,9 +52,8 @@ if REAL_CLUSTER:   # these two share files under the test's tmp_path with the ta
 
 # Known differences of a real node, each a product issue (issue 12 item 5), not a harness one:
 REAL_NODE_GAPS = {
-    "test_task_timeout_kills_the_process_group[real]":
-        "a timed-out pod is deleted with the default 30 s grace and the entrypoint's sh, PID 1 of the "
-        "container, ignores SIGTERM: the task's children live until the SIGKILL (issue 12, graceful stop)",
+    "test_task_timeout_kills_the_process_group[real]": "a timed-out pod is deleted with the default 30 s grace and the entrypoint's sh, PID 1 of the "
+    "container, ignores SIGTERM: the task's children live until the SIGKILL (issue 12, graceful stop)",
 }
 
 
@@ -61,7 +61,7 @@ REAL_NODE_GAPS = {
 def _real_node_gaps(request: pytest.FixtureRequest) -> None:
     reason = REAL_NODE_GAPS.get(request.node.name)
     if reason:
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=False))   # timing: may pass when slow
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=False))  # timing: may pass when slow
 
 
 @pytest.fixture(scope="module", params=backends())
@@ -74,17 +74,26 @@ def engine_services(request: pytest.FixtureRequest, services: Any, broker_url: s
 
 def test_stop_deletes_the_running_pods(engine_services: Any) -> None:
     cluster = engine_services.cluster
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: stoppable-pods
         tasks:
           - {name: long, template: shell, args: {script: "echo started; sleep 60"}}
           - {name: next, template: shell, args: {script: "echo next"}, depends_on: [long]}
           - {name: parallel, template: shell, args: {script: "sleep 60"}}
-    """)
+    """,
+    )
     run_id = start(engine_services, pid)
-    running = wait_until(engine_services, run_id, lambda d: all(
-        d["by_name"][n]["state"] == "running" and d["by_name"][n]["attempts"][0]["pods"] for n in ("long", "parallel")),
-        what="long and parallel to run")
+    running = wait_until(
+        engine_services,
+        run_id,
+        lambda d: all(
+            d["by_name"][n]["state"] == "running" and d["by_name"][n]["attempts"][0]["pods"]
+            for n in ("long", "parallel")
+        ),
+        what="long and parallel to run",
+    )
     pods = [running["by_name"][n]["attempts"][0]["pods"][0] for n in ("long", "parallel")]
     poll(lambda: all(_phase(cluster, p) == "Running" for p in pods), "both pods to run", timeout=120)
     if cluster.kubelet is not None:
@@ -92,7 +101,11 @@ def test_stop_deletes_the_running_pods(engine_services: Any) -> None:
     engine_services.runs.stop_run(run_id, engine_services.clock.now(), by="tester")
     run = detail(engine_services, run_id)
     assert run["state"] == "stopped"
-    assert {t["name"]: t["state"] for t in run["tasks"]} == {"long": "stopped", "next": "stopped", "parallel": "stopped"}
+    assert {t["name"]: t["state"] for t in run["tasks"]} == {
+        "long": "stopped",
+        "next": "stopped",
+        "parallel": "stopped",
+    }
     poll(lambda: all(cluster.get_pod(p) is None for p in pods), "stop to delete the pods", timeout=60)
     if cluster.kubelet is not None:
         processes = [cluster.kubelet.pids[f"{p}/main"] for p in pods]
@@ -103,7 +116,9 @@ def test_stop_deletes_the_running_pods(engine_services: Any) -> None:
 
 def test_pods_are_labelled_and_placed(engine_services: Any) -> None:
     cluster = engine_services.cluster
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: labelled
         tasks:
           - name: Show_Me
@@ -112,27 +127,36 @@ def test_pods_are_labelled_and_placed(engine_services: Any) -> None:
             timeout: 30
             resources: {cpu: 100m, memory: 64Mi, gpu: 1}
           - {name: packaged, template: shell, args: {script: "true"}, resources: {package: small}}
-    """)
+    """,
+    )
     run_id = start(engine_services, pid)
-    data = wait_until(engine_services, run_id, lambda d: d["by_name"]["Show_Me"]["attempts"]
-                      and d["by_name"]["Show_Me"]["attempts"][0]["pods"], what="the pod name")
+    data = wait_until(
+        engine_services,
+        run_id,
+        lambda d: d["by_name"]["Show_Me"]["attempts"] and d["by_name"]["Show_Me"]["attempts"][0]["pods"],
+        what="the pod name",
+    )
     name = data["by_name"]["Show_Me"]["attempts"][0]["pods"][0]
     pod = poll(lambda: cluster.get_pod(name), "the pod (the launch record is written before it is created)")
     labels = pod["metadata"]["labels"]
     assert {k: labels[k] for k in ("myapp/pipeline", "myapp/run", "myapp/task", "myapp/try")} == {
-        "myapp/pipeline": str(pid), "myapp/run": str(run_id), "myapp/task": "Show_Me", "myapp/try": "1"}
+        "myapp/pipeline": str(pid),
+        "myapp/run": str(run_id),
+        "myapp/task": "Show_Me",
+        "myapp/try": "1",
+    }
     spec = pod["spec"]
     assert spec["activeDeadlineSeconds"] == 30 and spec["restartPolicy"] == "Never"
     main = spec["containers"][0]
     assert main["resources"]["limits"] == {"cpu": "100m", "memory": "64Mi", "nvidia.com/gpu": "1"}
     env = {e["name"]: e.get("value") for e in main["env"]}
     assert env["MYAPP_RUN_ID"] == str(run_id) and env["MYAPP_TASK_NAME"] == "Show_Me"
-    token = next(e for e in main["env"] if e["name"] == "MYAPP_TOKEN")   # never inline: the attempt's Secret
+    token = next(e for e in main["env"] if e["name"] == "MYAPP_TOKEN")  # never inline: the attempt's Secret
     assert token["valueFrom"]["secretKeyRef"] == {"name": f"{name}-secret", "key": "MYAPP_TOKEN"}
     claim = os.environ.get("MYAPP_TEST_K8S_PVC", "workflow-space")
     assert spec["volumes"] == [{"name": "workflow-space", "persistentVolumeClaim": {"claimName": claim}}]
     if cluster.kube is None:
-        return   # a real cluster without GPUs leaves it Pending: the labels and placement were the point
+        return  # a real cluster without GPUs leaves it Pending: the labels and placement were the point
     run = wait_finished(engine_services, run_id)
     assert run["state"] == "succeeded"
     packaged = run["by_name"]["packaged"]["attempts"][0]
@@ -147,17 +171,20 @@ def _phase(cluster: Any, name: str) -> str:
     return str((pod or {}).get("status", {}).get("phase", ""))
 
 
-LEAKY_POD_TEMPLATE = {**LEAKY_TEMPLATE, "name": "secret-leak-pod", "image": "bash:5"}   # a pod needs an image
+LEAKY_POD_TEMPLATE = {**LEAKY_TEMPLATE, "name": "secret-leak-pod", "image": "bash:5"}  # a pod needs an image
 
 
 def test_a_secret_parameter_a_pod_prints_is_masked_in_its_log_and_details(engine_services: Any) -> None:
     engine_services.templates.sync([parse_template(LEAKY_POD_TEMPLATE)], "test", engine_services.clock.now())
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: pod-prints-secret
         parameters: [{name: pw}]
         tasks:
           - {name: leak, template: secret-leak-pod, inputs: {password: {from: params.pw}}}
-    """)
+    """,
+    )
     run_id = start(engine_services, pid, {"pw": "correct-horse-battery"})
     run = wait_finished(engine_services, run_id, timeout=120)
     text = "\n".join(task_lines(engine_services, run_id, "leak"))
@@ -165,15 +192,18 @@ def test_a_secret_parameter_a_pod_prints_is_masked_in_its_log_and_details(engine
     assert "pw=****** token=******" in text and "done" in text and "correct-horse-battery" not in text
     leak = run["by_name"]["leak"]
     assert leak["inputs"]["password"]["value"] == "******"
-    assert "correct-horse-battery" not in json.dumps(leak)   # inputs, container status, launch record
+    assert "correct-horse-battery" not in json.dumps(leak)  # inputs, container status, launch record
 
 
 def test_the_run_token_a_pod_prints_is_masked_in_its_log(engine_services: Any) -> None:
-    pid = save(engine_services, """
+    pid = save(
+        engine_services,
+        """
         name: pod-prints-token
         tasks:
           - {name: leak, template: shell, args: {script: 'echo "token=$MYAPP_TOKEN"; echo done'}}
-    """)
+    """,
+    )
     run_id = start(engine_services, pid)
     run = wait_finished(engine_services, run_id, timeout=120)
     lines = task_lines(engine_services, run_id, "leak")

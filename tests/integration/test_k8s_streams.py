@@ -52,7 +52,11 @@ class Recorder:
 def test_list_then_watch_resumes_and_relists_after_410(kube: FakeKubeServer) -> None:
     launcher = Launcher(kube.api_client(), NS)
     launcher.create(make_pod("before", labels={"app": "x"}))
-    stream, seen, stop = ListWatch(launcher, "pods", "app=x", timeout_seconds=30, backoff=0.05), Recorder(), threading.Event()
+    stream, seen, stop = (
+        ListWatch(launcher, "pods", "app=x", timeout_seconds=30, backoff=0.05),
+        Recorder(),
+        threading.Event(),
+    )
     thread = threading.Thread(target=stream.run, args=(stop, seen.on_event, seen.on_sync), daemon=True)
     thread.start()
     kube.wait_for_watches(1)
@@ -60,15 +64,15 @@ def test_list_then_watch_resumes_and_relists_after_410(kube: FakeKubeServer) -> 
     launcher.create(make_pod("a", labels={"app": "x"}))
     kube.set_pod_phase(NS, "a", "Running")
     until(lambda: ("MODIFIED", "a", "Running") in seen.events, "the live events")
-    kube.end_watches("pods", abrupt=True)                       # a cut connection: resume, no relist
+    kube.end_watches("pods", abrupt=True)  # a cut connection: resume, no relist
     kube.wait_for_watches(1)
     kube.set_pod_phase(NS, "a", "Succeeded")
     until(lambda: ("MODIFIED", "a", "Succeeded") in seen.events, "events after the cut")
     assert stream.stats.lists == 1
     launcher.delete("Pod", "before")
     until(lambda: ("DELETED", "before", "Pending") in seen.events, "the deletion")
-    kube.create("namespaces", None, {"metadata": {"name": "elsewhere"}})   # history the watch does not see...
-    kube.compact()                                              # ...is compacted: 410, list again
+    kube.create("namespaces", None, {"metadata": {"name": "elsewhere"}})  # history the watch does not see...
+    kube.compact()  # ...is compacted: 410, list again
     kube.end_watches("pods")
     until(lambda: stream.stats.lists == 2, "the relist after 410")
     assert seen.syncs[-1] == ["a"] and stream.stats.expired == 1
@@ -115,13 +119,13 @@ def test_logs_of_every_container_are_merged_prefixed_resumed_and_archived(kube: 
     kube.append_log(NS, "job-0", "m1\n", container="main")
     kube.append_log(NS, "job-0", "s1\n", container="side")
     observe("job-0")
-    observe("job-1")                                 # still Pending: not followed yet
+    observe("job-1")  # still Pending: not followed yet
     kube.wait_for_log_follows(2)
     kube.append_log(NS, "job-0", "m2\n", container="main")
     time.sleep(0.2)
-    assert kube.break_log_streams() == 2             # both streams cut: resumed with sinceTime
+    assert kube.break_log_streams() == 2  # both streams cut: resumed with sinceTime
     kube.append_log(NS, "job-0", "m3\n", container="main")
-    kube.set_pod_phase(NS, "job-1", "Running")       # the late pod starts
+    kube.set_pod_phase(NS, "job-1", "Running")  # the late pod starts
     kube.append_log(NS, "job-1", "late\n", container="main")
     observe("job-1")
     kube.wait_for_log_follows(4)
@@ -137,7 +141,7 @@ def test_logs_of_every_container_are_merged_prefixed_resumed_and_archived(kube: 
         by_stream.setdefault(prefix, []).append(text)
     assert by_stream == {"job-0/main": ["m1", "m2", "m3"], "job-0/side": ["s1"], "job-1/main": ["late"]}
     assert any("sinceTime" in r.query for r in kube.requests if r.path.endswith("/log"))
-    hub.observe(pods[0])                              # a late event never reopens an archived log
+    hub.observe(pods[0])  # a late event never reopens an archived log
     assert len(sinks) == 1 and not hub.has_stream(5)
 
 
@@ -149,13 +153,17 @@ def test_a_resource_version_from_the_future_leads_to_a_fresh_list(kube: FakeKube
     launcher.create(make_pod("before", labels={"app": "x"}))
     for i in range(5):
         launcher.create(make_pod(f"churn-{i}", labels={"app": "y"}))
-    stream, seen, stop = ListWatch(launcher, "pods", "app=x", timeout_seconds=30, backoff=0.05), Recorder(), threading.Event()
+    stream, seen, stop = (
+        ListWatch(launcher, "pods", "app=x", timeout_seconds=30, backoff=0.05),
+        Recorder(),
+        threading.Event(),
+    )
     thread = threading.Thread(target=stream.run, args=(stop, seen.on_event, seen.on_sync), daemon=True)
     thread.start()
     try:
         kube.wait_for_watches(1)
         kube.restore_backup(4)
-        launcher.create(make_pod("after", labels={"app": "x"}))    # at a version the stream thinks it has seen
+        launcher.create(make_pod("after", labels={"app": "x"}))  # at a version the stream thinks it has seen
         until(lambda: seen.syncs and "after" in seen.syncs[-1], "a fresh list that shows the new pod")
         assert stream.stats.too_new >= 1 and stream.healthy
     finally:
@@ -164,8 +172,7 @@ def test_a_resource_version_from_the_future_leads_to_a_fresh_list(kube: FakeKube
         thread.join(5)
 
 
-def test_a_resource_version_from_the_future_makes_the_real_server_answer_and_the_stream_relists(
-        tmp_path: Any) -> None:
+def test_a_resource_version_from_the_future_makes_the_real_server_answer_and_the_stream_relists(tmp_path: Any) -> None:
     """The same against kube-apiserver 1.20: the stream's first list hands it a version ten million
     ahead (as after an etcd restore). 1.20 keeps that watch open and silent, so a pod created
     meanwhile is missed: the silent watch's end makes the stream list again, which shows it."""
@@ -178,7 +185,7 @@ def test_a_resource_version_from_the_future_makes_the_real_server_answer_and_the
     ns = env.namespace("rv")
     api = api_client(env.myapp_kubeconfig(ns, tmp_path / "kubeconfig.json"))
     launcher = Launcher(api, ns)
-    nowhere = {"nodeSelector": {"myapp-test/nowhere": "x"}}      # stays Pending: no container runs
+    nowhere = {"nodeSelector": {"myapp-test/nowhere": "x"}}  # stays Pending: no container runs
 
     class FromTheFuture:
         def __init__(self) -> None:
@@ -196,17 +203,23 @@ def test_a_resource_version_from_the_future_makes_the_real_server_answer_and_the
 
     launcher.create(make_pod("before", labels={"app": "x"}, **nowhere))
     source = FromTheFuture()
-    stream, seen, stop = ListWatch(source, "pods", "app=x", timeout_seconds=3, backoff=0.05), Recorder(), \
-        threading.Event()
+    stream, seen, stop = (
+        ListWatch(source, "pods", "app=x", timeout_seconds=3, backoff=0.05),
+        Recorder(),
+        threading.Event(),
+    )
     thread = threading.Thread(target=stream.run, args=(stop, seen.on_event, seen.on_sync), daemon=True)
     thread.start()
     try:
-        launcher.create(make_pod("after", labels={"app": "x"}, **nowhere))   # the blind watch misses it
+        launcher.create(make_pod("after", labels={"app": "x"}, **nowhere))  # the blind watch misses it
         until(lambda: source.lists >= 2, "the stream to list again", timeout=60)
         # 1.20 keeps such a watch open and silent (newer servers answer "Too large resource version")
         assert stream.stats.silent + stream.stats.too_new >= 1, stream.stats
-        until(lambda: ("ADDED", "after", "Pending") in seen.events or any("after" in s for s in seen.syncs),
-              "the new pod through the fresh watch", timeout=30)
+        until(
+            lambda: ("ADDED", "after", "Pending") in seen.events or any("after" in s for s in seen.syncs),
+            "the new pod through the fresh watch",
+            timeout=30,
+        )
         assert stream.healthy
     finally:
         stop.set()

@@ -29,10 +29,12 @@ def test_a_workspace_is_the_projects_claim_mounted_at_its_path(cluster: Cluster)
     if cluster.kube is None:
         pytest.skip("fake only: the node simulator needs bound PersistentVolumes for the claims (not set up here)")
     svc = cluster.services
-    created: dict[str, Any] = {}   # the pods as created (they are deleted once the attempt ends)
+    created: dict[str, Any] = {}  # the pods as created (they are deleted once the attempt ends)
     if cluster.kube is not None:
         cluster.kube.add_admission("pods", lambda pod: created.setdefault(pod["metadata"]["name"], copy.deepcopy(pod)))
-    pid = save(svc, """
+    pid = save(
+        svc,
+        """
         name: k8s-workspaces
         tasks:
           - name: use
@@ -42,15 +44,17 @@ def test_a_workspace_is_the_projects_claim_mounted_at_its_path(cluster: Cluster)
             workspaces: {data: {claim: default-notebook, path: /mnt/data}, out: {claim: default-out}}
           - {name: stolen, image: alpine:3, command: ["ls", "$(workspaces.w.path)"], workspaces: {w: {claim: other-pvc}}}
           - {name: unclaimed, image: alpine:3, command: ["ls", "$(workspaces.w.path)"], workspaces: {w: {}}}
-    """)
+    """,
+    )
     run = wait_finished(svc, start(svc, pid))
     by = run["by_name"]
     assert by["use"]["state"] == "succeeded", by["use"]
     assert task_lines(svc, run["id"], "use") == ["data at /mnt/data", "out at /workspaces/out/x"]
     if cluster.kube is not None:
         spec = created[by["use"]["attempts"][0]["pods"][0]]["spec"]
-        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"]
-                  if "persistentVolumeClaim" in v}
+        claims = {
+            v["name"]: v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v
+        }
         assert claims["ws-data"] == "default-notebook" and claims["ws-out"] == "default-out"
         mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
         assert mounts["ws-data"] == "/mnt/data" and mounts["ws-out"] == "/workspaces/out"
@@ -60,41 +64,63 @@ def test_a_workspace_is_the_projects_claim_mounted_at_its_path(cluster: Cluster)
 
 
 SEQ = {
-    "name": "seq-k8s", "kind": "seqpod", "image": "python:3.12-slim",
+    "name": "seq-k8s",
+    "kind": "seqpod",
+    "image": "python:3.12-slim",
     "parameters": {"fail_with": {"type": "integer", "default": 0}},
     "outputs": [{"name": "result", "path": "result.txt", "type": "text"}],
-    "extra": {"steps": [
-        {"name": "write", "script": "echo 'hello from step 1' > shared.txt; echo wrote"},
-        {"name": "read", "language": "python", "script": (
-            "import os, sys\ntext = open('shared.txt').read().strip()\nprint('read:', text)\n"
-            "open('result.txt', 'w').write(text.upper())\nsys.exit(int(os.environ['fail_with']))\n")},
-        {"name": "finish", "command": ["sh", "-c", "touch finished.txt; cat result.txt"]},
-    ]},
+    "extra": {
+        "steps": [
+            {"name": "write", "script": "echo 'hello from step 1' > shared.txt; echo wrote"},
+            {
+                "name": "read",
+                "language": "python",
+                "script": (
+                    "import os, sys\ntext = open('shared.txt').read().strip()\nprint('read:', text)\n"
+                    "open('result.txt', 'w').write(text.upper())\nsys.exit(int(os.environ['fail_with']))\n"
+                ),
+            },
+            {"name": "finish", "command": ["sh", "-c", "touch finished.txt; cat result.txt"]},
+        ]
+    },
 }
 
 
 def test_seqpod_runs_its_steps_in_one_pod_and_names_a_failed_step(cluster: Cluster) -> None:
     svc = cluster.services
-    other_image = {**SEQ, "name": "seq-k8s-images", "extra": {"steps": [
-        {"name": "a", "command": ["true"]}, {"name": "b", "image": "busybox:1", "command": ["true"]}]}}
+    other_image = {
+        **SEQ,
+        "name": "seq-k8s-images",
+        "extra": {
+            "steps": [{"name": "a", "command": ["true"]}, {"name": "b", "image": "busybox:1", "command": ["true"]}]
+        },
+    }
     svc.templates.sync([parse_template(SEQ), parse_template(other_image)], "test", svc.clock.now())
-    pid = save(svc, """
+    pid = save(
+        svc,
+        """
         name: seq-k8s
         tasks:
           - {name: ok, template: seq-k8s}
           - {name: bad, template: seq-k8s, args: {fail_with: 7}}
           - {name: images, template: seq-k8s-images}
-    """)
+    """,
+    )
     run = wait_finished(svc, start(svc, pid))
     by = run["by_name"]
     assert by["ok"]["state"] == "succeeded", by["ok"]
     assert by["ok"]["outputs"]["result"] == {"type": "text", "value": "HELLO FROM STEP 1"}
-    assert task_lines(svc, run["id"], "ok") == ["[write] wrote", "[read] read: hello from step 1",
-                                                "[finish] HELLO FROM STEP 1"]
+    assert task_lines(svc, run["id"], "ok") == [
+        "[write] wrote",
+        "[read] read: hello from step 1",
+        "[finish] HELLO FROM STEP 1",
+    ]
     assert len(by["ok"]["attempts"][0]["pods"]) == 1
     assert by["bad"]["state"] == "failed"
     assert "step 'read' failed with exit code 7" in by["bad"]["message"], by["bad"]
     assert "[finish]" not in log_text(svc, run["id"], "bad")
     assert by["images"]["state"] == "failed"
-    assert "step 'b': a step with its own image (busybox:1) does not run on the Kubernetes executor yet" in \
-        by["images"]["message"]
+    assert (
+        "step 'b': a step with its own image (busybox:1) does not run on the Kubernetes executor yet"
+        in by["images"]["message"]
+    )

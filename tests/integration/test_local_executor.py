@@ -34,17 +34,45 @@ def redis_client() -> Any:
     return redis.Redis.from_url(base + "/0")
 
 
-def run_script(tmp_path: Path, script: str, redis_client: Any, *, stop_after: float | None = None,
-               ) -> tuple[AttemptResult, list[str], LogKey, float]:
+def run_script(
+    tmp_path: Path,
+    script: str,
+    redis_client: Any,
+    *,
+    stop_after: float | None = None,
+) -> tuple[AttemptResult, list[str], LogKey, float]:
     """Run `sh -c script` as one attempt; return (result, archived log lines, log key, seconds taken)."""
-    spec = parse_pipeline({"name": "local", "tasks": [{"name": "t", "image": "local", "command": ["sh", "-c", script]}]})
+    spec = parse_pipeline(
+        {"name": "local", "tasks": [{"name": "t", "image": "local", "command": ["sh", "-c", script]}]}
+    )
     run_id = random.randrange(10**8, 10**9)  # a log key no other test uses
     ctx = AttemptContext(
-        attempt_id=1, task_instance_id=1, try_number=1, run_id=run_id, pipeline_id=1, pipeline_name="local",
-        spec=spec, task=spec.task("t"), trigger="manual", execution_date="2026-01-01 00:00:00", params={},
-        creator="tester", runner="tester", user_id=None, token="run-1.x")
-    executor = LocalExecutor(LocalConfig(workflow_space=tmp_path / "ws", artifacts_dir=tmp_path / "artifacts",
-                                         cluster_name="test", heartbeat_interval=0.1, kill_grace=2.0), NoTemplates())
+        attempt_id=1,
+        task_instance_id=1,
+        try_number=1,
+        run_id=run_id,
+        pipeline_id=1,
+        pipeline_name="local",
+        spec=spec,
+        task=spec.task("t"),
+        trigger="manual",
+        execution_date="2026-01-01 00:00:00",
+        params={},
+        creator="tester",
+        runner="tester",
+        user_id=None,
+        token="run-1.x",
+    )
+    executor = LocalExecutor(
+        LocalConfig(
+            workflow_space=tmp_path / "ws",
+            artifacts_dir=tmp_path / "artifacts",
+            cluster_name="test",
+            heartbeat_interval=0.1,
+            kill_grace=2.0,
+        ),
+        NoTemplates(),
+    )
     key = LogKey(run_id, "t", 1)
     log = AttemptLog(key, tmp_path / "logs", redis_client, buffered=True)
     began = time.monotonic()
@@ -62,8 +90,11 @@ def run_script(tmp_path: Path, script: str, redis_client: Any, *, stop_after: fl
 
 
 def test_output_is_logged_line_by_line_and_a_huge_line_is_cut(tmp_path: Path, redis_client: Any) -> None:
-    result, lines, _, _ = run_script(tmp_path, "echo one; head -c 200000 /dev/zero | tr '\\0' y; echo; echo three; "
-                                               "printf 'no newline' >&2", redis_client)
+    result, lines, _, _ = run_script(
+        tmp_path,
+        "echo one; head -c 200000 /dev/zero | tr '\\0' y; echo; echo three; printf 'no newline' >&2",
+        redis_client,
+    )
     assert result.succeeded
     body = [line for line in lines if not line.startswith("[myapp]")]
     assert body[0] == "one\n" and "three\n" in body and "no newline\n" in body
@@ -75,13 +106,13 @@ def test_a_stopped_task_is_killed_and_its_last_words_are_kept(tmp_path: Path, re
     script = "trap 'echo bye; exit 3' TERM; echo ready; while :; do sleep 0.05; done"
     result, lines, _, took = run_script(tmp_path, script, redis_client, stop_after=0.3)
     assert not result.succeeded and result.message == "attempt stopped"
-    assert "ready\n" in lines and "bye\n" in lines and took < 20   # a task left running would hang here
+    assert "ready\n" in lines and "bye\n" in lines and took < 20  # a task left running would hang here
 
 
 def test_leftover_background_processes_die_and_do_not_hold_the_attempt(tmp_path: Path, redis_client: Any) -> None:
     pid_file = tmp_path / "leftover.pid"
     result, lines, _, took = run_script(tmp_path, f"sleep 30 & echo $! > {pid_file}; echo started", redis_client)
-    assert result.succeeded and "started\n" in lines and took < 15   # not the 30 s of its leftover sleep
+    assert result.succeeded and "started\n" in lines and took < 15  # not the 30 s of its leftover sleep
     leftover = int(pid_file.read_text())
     time.sleep(0.2)
     alive = os.path.exists(f"/proc/{leftover}") and " Z " not in Path(f"/proc/{leftover}/stat").read_text()
@@ -103,8 +134,9 @@ def test_a_longer_attempt_is_live_in_redis_until_archived(tmp_path: Path, redis_
     assert 0 < redis_client.ttl(key.redis_key) <= 300  # expires soon after the archive
 
 
-def test_without_pidfd_the_exit_is_noticed_by_polling(tmp_path: Path, redis_client: Any,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_pidfd_the_exit_is_noticed_by_polling(
+    tmp_path: Path, redis_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delattr(os, "pidfd_open", raising=False)
     result, lines, _, took = run_script(tmp_path, "sleep 30 & echo polled", redis_client)
-    assert result.succeeded and lines[-1] == "polled\n" and took < 15   # not the 30 s of its leftover sleep
+    assert result.succeeded and lines[-1] == "polled\n" and took < 15  # not the 30 s of its leftover sleep

@@ -25,21 +25,42 @@ class NoTemplates:
 
 
 def run(tmp_path: Path, script: str, outputs: list[dict[str, str]]) -> AttemptResult:
-    spec = parse_pipeline({"name": "confined", "tasks": [
-        {"name": "t", "image": "local", "command": ["sh", "-c", script], "outputs": outputs}]})
+    spec = parse_pipeline(
+        {
+            "name": "confined",
+            "tasks": [{"name": "t", "image": "local", "command": ["sh", "-c", script], "outputs": outputs}],
+        }
+    )
     run_id = random.randrange(10**8, 10**9)
     ctx = AttemptContext(
-        attempt_id=1, task_instance_id=1, try_number=1, run_id=run_id, pipeline_id=1, pipeline_name="confined",
-        spec=spec, task=spec.task("t"), trigger="manual", execution_date="2026-01-01 00:00:00", params={},
-        creator="tester", runner="tester", user_id=None, token="run-1.x")
+        attempt_id=1,
+        task_instance_id=1,
+        try_number=1,
+        run_id=run_id,
+        pipeline_id=1,
+        pipeline_name="confined",
+        spec=spec,
+        task=spec.task("t"),
+        trigger="manual",
+        execution_date="2026-01-01 00:00:00",
+        params={},
+        creator="tester",
+        runner="tester",
+        user_id=None,
+        token="run-1.x",
+    )
     home = tmp_path / "home"
-    config = LocalConfig(workflow_space=home / "ws", artifacts_dir=home / "artifacts", cluster_name="test",
-                         heartbeat_interval=0.1, kill_grace=2.0,
-                         confinement=Confinement(("/tmp",), (home, home / "ws")))
+    config = LocalConfig(
+        workflow_space=home / "ws",
+        artifacts_dir=home / "artifacts",
+        cluster_name="test",
+        heartbeat_interval=0.1,
+        kill_grace=2.0,
+        confinement=Confinement(("/tmp",), (home, home / "ws")),
+    )
     log = AttemptLog(LogKey(run_id, "t", 1), tmp_path / "logs", None, buffered=True)
     try:
-        return LocalExecutor(config, NoTemplates()).run(ctx, log, heartbeat=lambda: True,
-                                                        now=lambda: datetime.now(UTC))
+        return LocalExecutor(config, NoTemplates()).run(ctx, log, heartbeat=lambda: True, now=lambda: datetime.now(UTC))
     finally:
         log.close()
 
@@ -65,9 +86,15 @@ def test_an_absolute_path_into_the_servers_data_is_refused_even_under_an_allowed
 def test_outputs_inside_the_workdir_or_an_allowed_location_are_read(tmp_path: Path) -> None:
     shared = Path("/tmp") / f"confined-{random.randrange(10**9)}.txt"
     try:
-        result = run(tmp_path, f"echo in > in.txt; echo out > {shared}; mkdir d; ln -s /etc/hostname d/link",
-                     [{"name": "a", "path": "in.txt"}, {"name": "b", "path": str(shared)},
-                      {"name": "d", "path": "d", "type": "file"}])
+        result = run(
+            tmp_path,
+            f"echo in > in.txt; echo out > {shared}; mkdir d; ln -s /etc/hostname d/link",
+            [
+                {"name": "a", "path": "in.txt"},
+                {"name": "b", "path": str(shared)},
+                {"name": "d", "path": "d", "type": "file"},
+            ],
+        )
     finally:
         shared.unlink(missing_ok=True)
     assert result.succeeded, result.message

@@ -47,7 +47,9 @@ def client(services: Any) -> tuple[FlaskClient, dict[str, str], Any]:
 
 
 def save(c: FlaskClient, h: dict[str, str], text: str, **query: str) -> Any:
-    return c.post("/api/v1/pipelines/", data=text, headers={**h, "Content-Type": "application/yaml"}, query_string=query)
+    return c.post(
+        "/api/v1/pipelines/", data=text, headers={**h, "Content-Type": "application/yaml"}, query_string=query
+    )
 
 
 def test_debug_inputs_come_from_the_latest_succeeded_run(client: Any) -> None:
@@ -61,8 +63,9 @@ def test_debug_inputs_come_from_the_latest_succeeded_run(client: Any) -> None:
     run_burst(services, 2)
     plan = c.get(f"/api/v1/overview/pipelines/{pid}/debug_inputs?task=use", headers=h).get_json()
     assert plan["missing"] == [] and plan["source_run_id"] == run_id
-    assert plan["inputs"] == [{"name": "got", "filled_from": "run", "kind": "text", "value": "made",
-                               "binding": "make.text"}]
+    assert plan["inputs"] == [
+        {"name": "got", "filled_from": "run", "kind": "text", "value": "made", "binding": "make.text"}
+    ]
     debug = c.post(f"/api/v1/pipelines/{pid}/runs", json={"debug_task": "use"}, headers=h)
     assert debug.status_code == 201
     run_burst(services, 2)
@@ -86,6 +89,7 @@ def test_pipeline_list_strip_search_sort_total_in_bounded_statements(client: Any
 
     def count(*args: Any) -> None:
         statements.append(str(args[2]))
+
     event.listen(services.db.engine, "before_cursor_execute", count)
     try:
         res = c.get("/api/v1/overview/pipelines?q=ov-&sort=-name&strip=2&limit=2", headers=h).get_json()
@@ -109,8 +113,10 @@ def test_grid_lists_runs_by_tasks(client: Any) -> None:
     grid = c.get(f"/api/v1/overview/pipelines/{pid}/grid?limit=2", headers=h).get_json()
     assert grid["tasks"] == ["make", "use"] and [r["id"] for r in grid["runs"]] == ids[1:]
     assert grid["total_runs"] == 3 and len(grid["cells"]) == 4
-    assert {(x["task"], x["try_number"], x["state"]) for x in grid["cells"]} == {("make", 1, "succeeded"),
-                                                                             ("use", 1, "succeeded")}
+    assert {(x["task"], x["try_number"], x["state"]) for x in grid["cells"]} == {
+        ("make", 1, "succeeded"),
+        ("use", 1, "succeeded"),
+    }
     older = c.get(f"/api/v1/overview/pipelines/{pid}/grid?limit=2&before={ids[1]}", headers=h).get_json()
     assert [r["id"] for r in older["runs"]] == ids[:1]
     assert c.get("/api/v1/overview/pipelines/999999/grid", headers=h).status_code == 404

@@ -31,7 +31,10 @@ def test_template_runs_green(cli: Any, path: Path) -> None:  # noqa: F811
     assert burst.returncode == 0, burst.stderr
     detail = json.loads(cli("run", "show", str(run_id), "--json").stdout)
     logs = cli("run", "logs", str(run_id)).stdout
-    assert detail["state"] == "succeeded", (detail["message"], [(t["name"], t["state"], t["message"])
-                                                               for t in detail["tasks"]], logs[-3000:])
+    assert detail["state"] == "succeeded", (
+        detail["message"],
+        [(t["name"], t["state"], t["message"]) for t in detail["tasks"]],
+        logs[-3000:],
+    )
     assert all(t["state"] == "succeeded" for t in detail["tasks"])
     cli("pipeline", "disable", name)  # its schedule, if any, stops here: nothing else of it runs later

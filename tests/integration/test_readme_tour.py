@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 def tour_commands() -> list[str]:
     """Return the commands of the README's tour block, comments stripped, `&&` chains split."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## A five-minute tour"):]
+    section = readme[readme.index("## A five-minute tour") :]
     block = re.search(r"```bash\n(.*?)```", section, re.S)
     assert block is not None, "the tour has no ```bash block"
     commands = []
@@ -57,5 +57,7 @@ def test_the_readme_tour_passes_as_written(tmp_path: Path) -> None:
     assert [re.sub(r"^\S+ \S+ UTC  ", "", line) for line in stamped][-2:] == ["outpraram2", "file1"]
     assert outputs["myapp run logs 1 step2 --plain"].splitlines()[-2:] == ["outpraram2", "file1"]
     debug = outputs["myapp task debug parameter-passing step2 --input step1param1=hello"]
-    assert re.search(r"of run [12]\)", debug) and "hello" in debug and re.search(r"debug run \d+ succeeded", debug), debug
+    assert re.search(r"of run [12]\)", debug) and "hello" in debug and re.search(r"debug run \d+ succeeded", debug), (
+        debug
+    )
     assert "daily-etl" in outputs["myapp pipeline list"]

@@ -76,14 +76,22 @@ def test_save_list_get_export_versions(admin: tuple[FlaskClient, dict[str, str]]
     assert [v["number"] for v in versions] == [2, 1]
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"name": "x", "tasks": [{"name": "a", "template": "missing"}]}, "tasks[a].template"),
-    ({"name": "x", "tasks": [{"name": "a", "template": "shell", "args": {"script": 1, "bogus": 2}}]}, "tasks[a].args"),
-    ({"name": "NOPE", "tasks": []}, "name"),
-    ({"name": "x", "schedule": {"type": "crontab", "cron": "0 0 30 2 *"}}, "schedule.cron"),
-    (["not", "a", "mapping"], "body"),
-])
-def test_invalid_pipelines_are_400_with_fields(admin: tuple[FlaskClient, dict[str, str]], body: Any, field: str) -> None:
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"name": "x", "tasks": [{"name": "a", "template": "missing"}]}, "tasks[a].template"),
+        (
+            {"name": "x", "tasks": [{"name": "a", "template": "shell", "args": {"script": 1, "bogus": 2}}]},
+            "tasks[a].args",
+        ),
+        ({"name": "NOPE", "tasks": []}, "name"),
+        ({"name": "x", "schedule": {"type": "crontab", "cron": "0 0 30 2 *"}}, "schedule.cron"),
+        (["not", "a", "mapping"], "body"),
+    ],
+)
+def test_invalid_pipelines_are_400_with_fields(
+    admin: tuple[FlaskClient, dict[str, str]], body: Any, field: str
+) -> None:
     client, auth = admin
     for url in ("/api/v1/pipelines/", "/api/v1/pipelines/validate"):
         res = client.post(url, json=body, headers=auth)
@@ -100,7 +108,9 @@ def test_malformed_yaml_is_400(admin: tuple[FlaskClient, dict[str, str]]) -> Non
 
 def test_run_lifecycle_over_the_api(admin: tuple[FlaskClient, dict[str, str]], services: Any) -> None:
     client, auth = admin
-    pid = client.post("/api/v1/pipelines/", data=PIPELINE, headers={**auth, "Content-Type": "application/yaml"}).get_json()["id"]
+    pid = client.post(
+        "/api/v1/pipelines/", data=PIPELINE, headers={**auth, "Content-Type": "application/yaml"}
+    ).get_json()["id"]
     bad = client.post(f"/api/v1/pipelines/{pid}/runs", json={"params": {"nope": 1}}, headers=auth)
     assert bad.status_code == 400
     res = client.post(f"/api/v1/pipelines/{pid}/runs", json={"params": {"who": "api"}}, headers=auth)
@@ -127,8 +137,12 @@ def test_run_lifecycle_over_the_api(admin: tuple[FlaskClient, dict[str, str]], s
 
 def test_debug_run_over_the_api(admin: tuple[FlaskClient, dict[str, str]], services: Any) -> None:
     client, auth = admin
-    pid = client.post("/api/v1/pipelines/", data=PIPELINE, headers={**auth, "Content-Type": "application/yaml"}).get_json()["id"]
-    res = client.post(f"/api/v1/pipelines/{pid}/runs", json={"debug_task": "hello", "inputs": {"who": "dbg"}}, headers=auth)
+    pid = client.post(
+        "/api/v1/pipelines/", data=PIPELINE, headers={**auth, "Content-Type": "application/yaml"}
+    ).get_json()["id"]
+    res = client.post(
+        f"/api/v1/pipelines/{pid}/runs", json={"debug_task": "hello", "inputs": {"who": "dbg"}}, headers=auth
+    )
     assert res.status_code == 201
     run_burst(services, 1)
     run = client.get(f"/api/v1/runs/{res.get_json()['id']}", headers=auth).get_json()["result"]
@@ -139,7 +153,12 @@ def test_viewer_reads_but_cannot_write(app: Any) -> None:
     client = app.test_client()
     auth = token(client, "viewer", "viewer-pass")
     assert client.get("/api/v1/pipelines/", headers=auth).status_code == 200
-    assert client.post("/api/v1/pipelines/", data=PIPELINE, headers={**auth, "Content-Type": "application/yaml"}).status_code == 403
+    assert (
+        client.post(
+            "/api/v1/pipelines/", data=PIPELINE, headers={**auth, "Content-Type": "application/yaml"}
+        ).status_code
+        == 403
+    )
     assert client.post("/api/v1/runs/1/stop", headers=auth).status_code == 403
 
 
@@ -163,5 +182,10 @@ def test_openapi_document_lists_the_api(admin: tuple[FlaskClient, dict[str, str]
     doc = client.get("/api/v1/_openapi", headers=auth)
     assert doc.status_code == 200
     paths = doc.get_json()["paths"]
-    for path in ("/api/v1/pipelines/", "/api/v1/pipelines/{pk}/runs", "/api/v1/runs/{pk}/retry", "/api/v1/runs/{pk}/logs"):
+    for path in (
+        "/api/v1/pipelines/",
+        "/api/v1/pipelines/{pk}/runs",
+        "/api/v1/runs/{pk}/retry",
+        "/api/v1/runs/{pk}/logs",
+    ):
         assert path in paths, sorted(paths)

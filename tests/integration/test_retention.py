@@ -29,16 +29,28 @@ from tests.integration.test_scheduler import by_status, cron_runs, pipeline_yaml
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
-CLEAN_AT = ts("2026-03-01T00:00Z")   # with --older-than 30: everything before 2026-01-30 is old
+CLEAN_AT = ts("2026-03-01T00:00Z")  # with --older-than 30: everything before 2026-01-30 is old
 
 
 def _attempt(services: Any, run_id: int, at: datetime) -> LogKey:
     """Give the run's task `a` a finished attempt with an archived log, a live-log key and a file output."""
     with services.db.write() as s:
         ti = s.scalar(select(TaskInstance.id).where(TaskInstance.run_id == run_id, TaskInstance.task_name == "a"))
-        s.execute(insert(TaskAttempt.__table__).values(
-            task_instance_id=ti, try_number=1, state="failed", worker="w", pod_names=[], message="", started_at=at,
-            heartbeat_at=at, ended_at=at, container={}, events=[]))
+        s.execute(
+            insert(TaskAttempt.__table__).values(
+                task_instance_id=ti,
+                try_number=1,
+                state="failed",
+                worker="w",
+                pod_names=[],
+                message="",
+                started_at=at,
+                heartbeat_at=at,
+                ended_at=at,
+                container={},
+                events=[],
+            )
+        )
     key = LogKey(run_id, "a", 1)
     path = key.path(services.settings.logs_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,9 +64,21 @@ def _attempt(services: Any, run_id: int, at: datetime) -> LogKey:
 
 def _outbox(services: Any, pipeline_id: int, run_id: int, at: datetime, status: str = "sent") -> None:
     with services.db.write() as s:
-        s.execute(insert(AlertOutbox.__table__).values(
-            pipeline_id=pipeline_id, run_id=run_id, event="failed", url="http://example.invalid/hook", payload={},
-            status=status, attempts=1, next_attempt_at=at, last_error="", created_at=at, sent_at=at))
+        s.execute(
+            insert(AlertOutbox.__table__).values(
+                pipeline_id=pipeline_id,
+                run_id=run_id,
+                event="failed",
+                url="http://example.invalid/hook",
+                payload={},
+                status=status,
+                attempts=1,
+                next_attempt_at=at,
+                last_error="",
+                created_at=at,
+                sent_at=at,
+            )
+        )
 
 
 def _manual(services: Any, pid: int, at: datetime, *, stop: bool = True) -> int:
@@ -77,30 +101,46 @@ def _count(services: Any, model: Any) -> int:
 @pytest.fixture(scope="module")
 def history(services: Any) -> dict[str, Any]:
     pid = save_at(services, pipeline_yaml("ret-dop", "0 0 * * *", exp=0, mar=1, dop=True), "2025-12-01T00:00Z")
-    tick(services, "2026-01-05T00:00Z")                      # 01..05 materialized, 01 launched
+    tick(services, "2026-01-05T00:00Z")  # 01..05 materialized, 01 launched
     first = cron_runs(services, pid)[0].id
     services.runs.stop_run(first, ts("2026-01-05T00:01Z"))
     services.runs.mark_run(first, RunState.SUCCEEDED, ts("2026-01-05T00:01Z"))
-    tick(services, "2026-01-05T00:02Z")                      # 02 launched
+    tick(services, "2026-01-05T00:02Z")  # 02 launched
     second = cron_runs(services, pid)[1].id
     services.runs.stop_run(second, ts("2026-01-05T00:03Z"))
-    tick(services, "2026-01-05T00:04Z")                      # 03 waits: its predecessor was stopped
+    tick(services, "2026-01-05T00:04Z")  # 03 waits: its predecessor was stopped
     other = save_at(services, pipeline_yaml("ret-manual", "0 0 * * *", enabled=False), "2025-12-01T00:00Z")
     old = _manual(services, other, ts("2026-01-02T00:00Z"))
     recent = _manual(services, other, ts("2026-02-20T00:00Z"))
     unfinished = _manual(services, other, ts("2026-01-03T00:00Z"), stop=False)
-    keys = {"old": _attempt(services, old, ts("2026-01-02T00:00Z")),
-            "first": _attempt(services, first, ts("2026-01-05T00:00Z")),
-            "recent": _attempt(services, recent, ts("2026-02-20T00:00Z"))}
+    keys = {
+        "old": _attempt(services, old, ts("2026-01-02T00:00Z")),
+        "first": _attempt(services, first, ts("2026-01-05T00:00Z")),
+        "recent": _attempt(services, recent, ts("2026-02-20T00:00Z")),
+    }
     _outbox(services, other, old, ts("2026-01-02T00:02Z"))
-    _outbox(services, pid, second, ts("2026-01-05T00:03Z"))               # delivered: goes, its run stays
-    _outbox(services, pid, second, ts("2026-01-05T00:03Z"), "pending")    # still to deliver: stays
+    _outbox(services, pid, second, ts("2026-01-05T00:03Z"))  # delivered: goes, its run stays
+    _outbox(services, pid, second, ts("2026-01-05T00:03Z"), "pending")  # still to deliver: stays
     with services.db.write() as s:
-        s.execute(insert(ScheduleSkip.__table__).values(pipeline_id=pid, first_instant=ts("2025-01-01T00:00Z"),
-                                                        last_instant=ts("2025-06-01T00:00Z"), count=5,
-                                                        created_at=ts("2026-01-05T00:00Z")))
-    return {"pid": pid, "unfinished_pipeline": other, "first": first, "second": second, "old": old, "recent": recent, "unfinished": unfinished,
-            "keys": keys}
+        s.execute(
+            insert(ScheduleSkip.__table__).values(
+                pipeline_id=pid,
+                first_instant=ts("2025-01-01T00:00Z"),
+                last_instant=ts("2025-06-01T00:00Z"),
+                count=5,
+                created_at=ts("2026-01-05T00:00Z"),
+            )
+        )
+    return {
+        "pid": pid,
+        "unfinished_pipeline": other,
+        "first": first,
+        "second": second,
+        "old": old,
+        "recent": recent,
+        "unfinished": unfinished,
+        "keys": keys,
+    }
 
 
 def test_a_dry_run_counts_per_kind_and_deletes_nothing(services: Any, history: dict[str, Any]) -> None:
@@ -109,21 +149,36 @@ def test_a_dry_run_counts_per_kind_and_deletes_nothing(services: Any, history: d
     report = clean(services, CLEAN_AT, 30, dry_run=True, batch=1, progress=lines.append)
     # runs: the old manual one and the first cron run (its record is neither the newest nor the
     # newest launched one); the stopped cron run is the depends_on_past predecessor of 03: kept
-    assert report.counts == {"runs": 2, "task_instances": 2, "attempts": 2, "logs": 2, "records": 1, "skips": 1,
-                             "outbox": 2}, report.counts
+    assert report.counts == {
+        "runs": 2,
+        "task_instances": 2,
+        "attempts": 2,
+        "logs": 2,
+        "records": 1,
+        "skips": 1,
+        "outbox": 2,
+    }, report.counts
     assert report.kept_runs == 1 and report.kept_records == 1
-    assert any(line.startswith("runs: 1 to delete so far") for line in lines), lines   # one line per batch
+    assert any(line.startswith("runs: 1 to delete so far") for line in lines), lines  # one line per batch
     assert lines[-1].startswith("would delete 2 runs, 2 task instances, 2 attempts, 2 logs, 1 records"), lines
     assert before == {m: _count(services, m) for m in before}
     assert history["keys"]["old"].path(services.settings.logs_dir).exists()
 
 
-def test_clean_deletes_old_finished_things_and_keeps_what_a_schedule_reads(services: Any,
-                                                                          history: dict[str, Any]) -> None:
+def test_clean_deletes_old_finished_things_and_keeps_what_a_schedule_reads(
+    services: Any, history: dict[str, Any]
+) -> None:
     pid, logs = history["pid"], services.settings.logs_dir
     report = clean(services, CLEAN_AT, 30, batch=1, progress=lambda line: None)
-    assert report.counts == {"runs": 2, "task_instances": 2, "attempts": 2, "logs": 2, "records": 1, "skips": 1,
-                             "outbox": 2}, report.counts
+    assert report.counts == {
+        "runs": 2,
+        "task_instances": 2,
+        "attempts": 2,
+        "logs": 2,
+        "records": 1,
+        "skips": 1,
+        "outbox": 2,
+    }, report.counts
     for gone in ("old", "first"):
         run_id, key = history[gone], history["keys"][gone]
         assert not _exists(services, Run, id=run_id) and not _exists(services, TaskInstance, run_id=run_id)
@@ -141,8 +196,11 @@ def test_clean_deletes_old_finished_things_and_keeps_what_a_schedule_reads(servi
     assert by_status(services, pid, "waiting") == [f"2026-01-0{d}T00:00Z" for d in (3, 4, 5)]
     assert not tick(services, "2026-01-05T00:10Z").launched
     with services.db.read() as s:
-        reason = s.scalar(select(ScheduleRecord.message).where(ScheduleRecord.pipeline_id == pid,
-                                                               ScheduleRecord.execution_date == ts("2026-01-03T00:00Z")))
+        reason = s.scalar(
+            select(ScheduleRecord.message).where(
+                ScheduleRecord.pipeline_id == pid, ScheduleRecord.execution_date == ts("2026-01-03T00:00Z")
+            )
+        )
     assert reason == "depends_on_past: previous run 2026-01-02 00:00:00 was stopped"
     # ... and runs once it is marked succeeded; no fire time is materialized twice
     services.runs.mark_run(history["second"], RunState.SUCCEEDED, ts("2026-01-05T00:11Z"))
@@ -150,20 +208,38 @@ def test_clean_deletes_old_finished_things_and_keeps_what_a_schedule_reads(servi
     assert by_status(services, pid, "launched") == ["2026-01-02T00:00Z", "2026-01-03T00:00Z"]
     # 02 is no longer the newest launched record: the next clean takes its run (and its alert) too
     again = clean(services, CLEAN_AT, 30, progress=lambda line: None)
-    assert again.counts == {"runs": 1, "task_instances": 1, "attempts": 0, "logs": 0, "records": 1, "skips": 0,
-                            "outbox": 1}, again.counts
+    assert again.counts == {
+        "runs": 1,
+        "task_instances": 1,
+        "attempts": 0,
+        "logs": 0,
+        "records": 1,
+        "skips": 0,
+        "outbox": 1,
+    }, again.counts
     assert not _exists(services, Run, id=history["second"])
     assert not any(clean(services, CLEAN_AT, 30, progress=lambda line: None).counts.values())
 
 
 def test_the_cli_prints_progress_and_refuses_less_than_a_day(services: Any, history: dict[str, Any]) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
-    env.update({"MYAPP_HOME": str(services.settings.home), "MYAPP_SECRET_KEY": "test-secret",
-                "MYAPP_DATABASE_URL": services.settings.effective_database_url})
+    env.update(
+        {
+            "MYAPP_HOME": str(services.settings.home),
+            "MYAPP_SECRET_KEY": "test-secret",
+            "MYAPP_DATABASE_URL": services.settings.effective_database_url,
+        }
+    )
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "myapp", "db", "clean", *args], env=env, capture_output=True,
-                              text=True, timeout=120, cwd=REPO)
+        return subprocess.run(
+            [sys.executable, "-m", "myapp", "db", "clean", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+        )
 
     refused = cli("--older-than", "0")
     assert refused.returncode == 2 and "at least 1 day" in refused.stderr
@@ -178,8 +254,9 @@ def test_the_cli_prints_progress_and_refuses_less_than_a_day(services: Any, hist
     assert not _exists(services, Run, id=recent) and _exists(services, Run, id=history["unfinished"])
 
 
-def test_the_daily_policy_is_a_beat_entry_that_cleans_with_retention_days(services: Any,
-                                                                          history: dict[str, Any]) -> None:
+def test_the_daily_policy_is_a_beat_entry_that_cleans_with_retention_days(
+    services: Any, history: dict[str, Any]
+) -> None:
     from dataclasses import replace
 
     from myapp.queue.celery_app import CLEAN, beat_schedule, create_celery
@@ -191,7 +268,7 @@ def test_the_daily_policy_is_a_beat_entry_that_cleans_with_retention_days(servic
     finished = _manual(services, history["unfinished_pipeline"], ts("2026-06-01T00:00Z"))
     app, deps = create_celery(settings)
     try:
-        app.tasks[CLEAN].run()   # the real clock: every run of this module ended long enough ago
+        app.tasks[CLEAN].run()  # the real clock: every run of this module ended long enough ago
     finally:
         if deps._services is not None:
             deps._services.db.dispose()

@@ -35,15 +35,28 @@ def ts(text: str) -> datetime:
     return parse_instant(text)
 
 
-def pipeline_yaml(name: str, cron: str, *, tz: str = "UTC", start: str | None = "2026-01-01T00:00:00",
-                  exp: int = 1, mar: int = 1, dop: bool = False, enabled: bool = True,
-                  description: str = "", params: str = "", script: str = "echo hi") -> str:
+def pipeline_yaml(
+    name: str,
+    cron: str,
+    *,
+    tz: str = "UTC",
+    start: str | None = "2026-01-01T00:00:00",
+    exp: int = 1,
+    mar: int = 1,
+    dop: bool = False,
+    enabled: bool = True,
+    description: str = "",
+    params: str = "",
+    script: str = "echo hi",
+) -> str:
     start_line = f'  start_time: "{start}"\n' if start else ""
-    return (f"name: {name}\ndescription: '{description}'\n{params}"
-            f"schedule:\n  type: crontab\n  cron: \"{cron}\"\n  timezone: {tz}\n{start_line}"
-            f"  expired_limit: {exp}\n  max_active_runs: {mar}\n  depends_on_past: {str(dop).lower()}\n"
-            f"  enabled: {str(enabled).lower()}\n"
-            f"tasks:\n  - name: a\n    template: shell\n    args: {{script: '{script}'}}\n")
+    return (
+        f"name: {name}\ndescription: '{description}'\n{params}"
+        f'schedule:\n  type: crontab\n  cron: "{cron}"\n  timezone: {tz}\n{start_line}'
+        f"  expired_limit: {exp}\n  max_active_runs: {mar}\n  depends_on_past: {str(dop).lower()}\n"
+        f"  enabled: {str(enabled).lower()}\n"
+        f"tasks:\n  - name: a\n    template: shell\n    args: {{script: '{script}'}}\n"
+    )
 
 
 def save_at(services: Any, text: str, at: str) -> int:
@@ -59,9 +72,12 @@ def tick(services: Any, at: str) -> PassReport:
 def records(services: Any, pid: int) -> list[tuple[str, str, str | None]]:
     """Return (instant UTC ISO, status, run state) oldest first."""
     with services.db.read() as s:
-        rows = s.execute(select(ScheduleRecord.execution_date, ScheduleRecord.status, Run.state)
-                         .outerjoin(Run, Run.id == ScheduleRecord.run_id)
-                         .where(ScheduleRecord.pipeline_id == pid).order_by(ScheduleRecord.execution_date)).all()
+        rows = s.execute(
+            select(ScheduleRecord.execution_date, ScheduleRecord.status, Run.state)
+            .outerjoin(Run, Run.id == ScheduleRecord.run_id)
+            .where(ScheduleRecord.pipeline_id == pid)
+            .order_by(ScheduleRecord.execution_date)
+        ).all()
     return [(at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ"), status, state) for at, status, state in rows]
 
 
@@ -84,8 +100,9 @@ def pipeline_row(services: Any, pid: int) -> Pipeline:
 def state_of(services: Any, pid: int) -> tuple[Any, ...]:
     """Everything a pass may change for one pipeline, to compare passes."""
     with services.db.read() as s:
-        runs = s.execute(select(Run.id, Run.state, Run.execution_date).where(Run.pipeline_id == pid)
-                         .order_by(Run.id)).all()
+        runs = s.execute(
+            select(Run.id, Run.state, Run.execution_date).where(Run.pipeline_id == pid).order_by(Run.id)
+        ).all()
     return tuple(records(services, pid)), tuple(runs)
 
 
@@ -94,9 +111,11 @@ def test_a_pass_materializes_expires_and_launches_the_newest(services: Any) -> N
     pid = save_at(services, pipeline_yaml("daily-sh", "0 2 * * *", tz="Asia/Shanghai"), "2025-12-01T00:00Z")
     report = tick(services, "2026-01-03T03:00:00+08:00")
     assert (report.created, report.expired, len(report.launched)) == (3, 2, 1)
-    assert records(services, pid) == [("2025-12-31T18:00Z", "expired", None),
-                                      ("2026-01-01T18:00Z", "expired", None),
-                                      ("2026-01-02T18:00Z", "launched", "running")]
+    assert records(services, pid) == [
+        ("2025-12-31T18:00Z", "expired", None),
+        ("2026-01-01T18:00Z", "expired", None),
+        ("2026-01-02T18:00Z", "launched", "running"),
+    ]
     (run,) = cron_runs(services, pid)
     assert run.execution_date == ts("2026-01-02T18:00Z")  # the fire instant itself (R2)
     assert run.execution_date_text == "2026-01-03 02:00:00"  # rendered in the pipeline's zone
@@ -109,16 +128,22 @@ def test_a_pass_materializes_expires_and_launches_the_newest(services: Any) -> N
 
 
 def test_start_time_is_inclusive_and_a_wall_time_in_the_zone(services: Any) -> None:
-    pid = save_at(services, pipeline_yaml("incl", "0 * * * *", tz="Europe/Berlin", start="2026-01-01T05:00:00"),
-                  "2025-12-01T00:00Z")
+    pid = save_at(
+        services,
+        pipeline_yaml("incl", "0 * * * *", tz="Europe/Berlin", start="2026-01-01T05:00:00"),
+        "2025-12-01T00:00Z",
+    )
     assert pipeline_row(services, pid).start_time == ts("2026-01-01T04:00Z")
     tick(services, "2026-01-01T04:00Z")
     assert records(services, pid) == [("2026-01-01T04:00Z", "launched", "running")]
 
 
 def test_start_time_in_a_dst_gap_means_the_first_instant_after_it(services: Any) -> None:
-    pid = save_at(services, pipeline_yaml("gap-start", "0 * * * *", tz="Europe/Berlin", start="2026-03-29T02:30:00"),
-                  "2026-03-01T00:00Z")
+    pid = save_at(
+        services,
+        pipeline_yaml("gap-start", "0 * * * *", tz="Europe/Berlin", start="2026-03-29T02:30:00"),
+        "2026-03-01T00:00Z",
+    )
     assert pipeline_row(services, pid).start_time == ts("2026-03-29T01:00Z")  # 03:00+02:00
 
 
@@ -147,8 +172,13 @@ def test_max_active_runs_holds_and_a_finished_run_frees_a_slot(services: Any) ->
     tick(services, "2026-01-01T00:50Z")
     assert len(cron_runs(services, pid)) == 2 and len(by_status(services, pid, "waiting")) == 4
     with services.db.read() as s:
-        reasons = set(s.scalars(select(ScheduleRecord.message).where(
-            ScheduleRecord.pipeline_id == pid, ScheduleRecord.status == "waiting")))
+        reasons = set(
+            s.scalars(
+                select(ScheduleRecord.message).where(
+                    ScheduleRecord.pipeline_id == pid, ScheduleRecord.status == "waiting"
+                )
+            )
+        )
     assert reasons == {"max_active_runs 2 reached (2 active)"}
     # manual runs never count and never create records
     services.runs.create_run(NewRun(pid, Trigger.MANUAL, ts("2026-01-01T00:51Z"), {}), ts("2026-01-01T00:51Z"))
@@ -172,8 +202,9 @@ def test_only_due_pipelines_are_read(services: Any) -> None:
 
 # ----- outages, backfill (R3, R4, D12) ------------------------------------------------------------
 def test_three_year_outage_is_one_short_pass_with_a_skipped_span(services: Any) -> None:
-    pid = save_at(services, pipeline_yaml("outage", "* * * * *", exp=5, start="2023-01-01T00:00:00"),
-                  "2022-12-01T00:00Z")
+    pid = save_at(
+        services, pipeline_yaml("outage", "* * * * *", exp=5, start="2023-01-01T00:00:00"), "2022-12-01T00:00Z"
+    )
     started = time.perf_counter()
     report = tick(services, "2025-12-31T23:59Z")
     elapsed = time.perf_counter() - started
@@ -210,46 +241,80 @@ def test_a_short_overflow_is_materialized_as_expired(services: Any) -> None:
     pid = save_at(services, pipeline_yaml("short-outage", "* * * * *", exp=1), "2025-12-01T00:00Z")
     tick(services, "2026-01-01T00:09Z")
     assert len(by_status(services, pid, "expired")) == 9 and by_status(services, pid, "launched") == [
-        "2026-01-01T00:09Z"]
+        "2026-01-01T00:09Z"
+    ]
 
 
 # ----- time: zones, DST, aliases, month end, leap day (R1, R2) --------------------------------------
 def test_spring_gap_fires_once_at_the_first_instant_after_it(services: Any) -> None:
-    pid = save_at(services, pipeline_yaml("berlin-spring", "30 2 * * *", tz="Europe/Berlin", exp=0, mar=9,
-                                          start="2026-03-27T00:00:00"), "2026-03-01T00:00Z")
+    pid = save_at(
+        services,
+        pipeline_yaml("berlin-spring", "30 2 * * *", tz="Europe/Berlin", exp=0, mar=9, start="2026-03-27T00:00:00"),
+        "2026-03-01T00:00Z",
+    )
     tick(services, "2026-03-30T12:00Z")
     assert [at for at, _, _ in records(services, pid)] == [
-        "2026-03-27T01:30Z", "2026-03-28T01:30Z", "2026-03-29T01:00Z", "2026-03-30T00:30Z"]
+        "2026-03-27T01:30Z",
+        "2026-03-28T01:30Z",
+        "2026-03-29T01:00Z",
+        "2026-03-30T00:30Z",
+    ]
 
 
 def test_fall_back_fixed_time_once_and_wildcard_twice(services: Any) -> None:
-    fixed = save_at(services, pipeline_yaml("berlin-fall-fixed", "30 2 * * *", tz="Europe/Berlin", exp=0, mar=9,
-                                            start="2026-10-25T00:00:00"), "2026-10-01T00:00Z")
-    wild = save_at(services, pipeline_yaml("berlin-fall-wild", "*/30 * * * *", tz="Europe/Berlin", exp=0,
-                                           mar=99, start="2026-10-25T01:30:00"), "2026-10-01T00:00Z")
+    fixed = save_at(
+        services,
+        pipeline_yaml("berlin-fall-fixed", "30 2 * * *", tz="Europe/Berlin", exp=0, mar=9, start="2026-10-25T00:00:00"),
+        "2026-10-01T00:00Z",
+    )
+    wild = save_at(
+        services,
+        pipeline_yaml(
+            "berlin-fall-wild", "*/30 * * * *", tz="Europe/Berlin", exp=0, mar=99, start="2026-10-25T01:30:00"
+        ),
+        "2026-10-01T00:00Z",
+    )
     tick(services, "2026-10-25T02:00Z")
     assert [at for at, _, _ in records(services, fixed)] == ["2026-10-25T00:30Z"]
     assert [at for at, _, _ in records(services, wild)] == [
-        "2026-10-24T23:30Z", "2026-10-25T00:00Z", "2026-10-25T00:30Z", "2026-10-25T01:00Z",
-        "2026-10-25T01:30Z", "2026-10-25T02:00Z"]
+        "2026-10-24T23:30Z",
+        "2026-10-25T00:00Z",
+        "2026-10-25T00:30Z",
+        "2026-10-25T01:00Z",
+        "2026-10-25T01:30Z",
+        "2026-10-25T02:00Z",
+    ]
     with services.db.read() as s:
         rows = record_rows(s, pipeline_id=wild)
     local = sorted(r["execution_local"] for r in rows if r["execution_date"].startswith("2026-10-25 02:"))
-    assert local == ["2026-10-25 02:00:00 +01:00", "2026-10-25 02:00:00 +02:00",
-                     "2026-10-25 02:30:00 +01:00", "2026-10-25 02:30:00 +02:00"]
+    assert local == [
+        "2026-10-25 02:00:00 +01:00",
+        "2026-10-25 02:00:00 +02:00",
+        "2026-10-25 02:30:00 +01:00",
+        "2026-10-25 02:30:00 +02:00",
+    ]
 
 
 def test_aliases_month_end_and_leap_day(services: Any) -> None:
-    daily = save_at(services, pipeline_yaml("alias-daily", "@daily", tz="Europe/Berlin", exp=0, mar=9,
-                                            start="2026-03-28T00:00:00"), "2026-03-01T00:00Z")
+    daily = save_at(
+        services,
+        pipeline_yaml("alias-daily", "@daily", tz="Europe/Berlin", exp=0, mar=9, start="2026-03-28T00:00:00"),
+        "2026-03-01T00:00Z",
+    )
     month_end = save_at(services, pipeline_yaml("month-end", "0 0 31 * *", exp=0, mar=9), "2025-12-01T00:00Z")
     leap = save_at(services, pipeline_yaml("leap-day", "0 0 29 2 *", exp=0, mar=9), "2025-12-01T00:00Z")
     tick(services, "2026-03-30T12:00Z")
     tick(services, "2026-06-01T00:00Z")
     assert [at for at, _, _ in records(services, daily)][:3] == [
-        "2026-03-27T23:00Z", "2026-03-28T23:00Z", "2026-03-29T22:00Z"]
+        "2026-03-27T23:00Z",
+        "2026-03-28T23:00Z",
+        "2026-03-29T22:00Z",
+    ]
     assert [at for at, _, _ in records(services, month_end)] == [
-        "2026-01-31T00:00Z", "2026-03-31T00:00Z", "2026-05-31T00:00Z"]
+        "2026-01-31T00:00Z",
+        "2026-03-31T00:00Z",
+        "2026-05-31T00:00Z",
+    ]
     assert records(services, leap) == [] and pipeline_row(services, leap).next_fire_at == ts("2028-02-29T00:00Z")
     tick(services, "2028-02-29T00:00Z")
     assert [at for at, _, _ in records(services, leap)] == ["2028-02-29T00:00Z"]
@@ -266,8 +331,11 @@ def test_depends_on_past_blocks_on_failure_until_marked_succeeded(services: Any)
     services.runs.stop_run(first, ts("2026-01-01T02:02Z"))
     tick(services, "2026-01-01T02:03Z")
     with services.db.read() as s:
-        reason = s.scalar(select(ScheduleRecord.message).where(
-            ScheduleRecord.pipeline_id == pid, ScheduleRecord.execution_date == ts("2026-01-01T01:00Z")))
+        reason = s.scalar(
+            select(ScheduleRecord.message).where(
+                ScheduleRecord.pipeline_id == pid, ScheduleRecord.execution_date == ts("2026-01-01T01:00Z")
+            )
+        )
     assert reason == "depends_on_past: previous run 2026-01-01 00:00:00 was stopped"
     services.runs.mark_run(first, RunState.SUCCEEDED, ts("2026-01-01T02:04Z"))
     assert pipeline_row(services, pid).next_fire_at is None  # marking woke the scheduler
@@ -299,8 +367,11 @@ def test_explicit_start_time_in_the_same_save_wins_and_survives_later_saves(serv
     assert pipeline_row(services, pid).start_time == ts("2026-02-01T00:00Z")
     save_at(services, changed.replace("description: ''", "description: 'docs only'"), "2026-02-02T00:00Z")
     assert pipeline_row(services, pid).start_time == ts("2026-02-01T00:00Z")  # other edits: untouched
-    save_at(services, changed.replace("30 * * * *", "45 * * * *").replace("2026-01-01T00:00:00", "2026-03-01T08:00:00"),
-            "2026-02-03T00:00Z")
+    save_at(
+        services,
+        changed.replace("30 * * * *", "45 * * * *").replace("2026-01-01T00:00:00", "2026-03-01T08:00:00"),
+        "2026-02-03T00:00Z",
+    )
     assert pipeline_row(services, pid).start_time == ts("2026-03-01T08:00Z")  # explicit value wins (D7)
 
 
@@ -368,8 +439,9 @@ def test_one_broken_pipeline_never_stops_a_pass(services: Any) -> None:
 
 # ----- preview -------------------------------------------------------------------------------------------
 def test_preview_explains_each_fire_time_in_words(services: Any) -> None:
-    pid = save_at(services, pipeline_yaml("preview", "0 2 * * *", tz="Asia/Shanghai", mar=1, exp=1),
-                  "2025-12-01T00:00Z")
+    pid = save_at(
+        services, pipeline_yaml("preview", "0 2 * * *", tz="Asia/Shanghai", mar=1, exp=1), "2025-12-01T00:00Z"
+    )
     tick(services, "2026-01-01T02:00:00+08:00")
     data = preview_pipeline(services, pid, ts("2026-01-01T03:00:00+08:00"), 2)
     assert "1 cron run active" in data["summary"]
@@ -383,9 +455,11 @@ def test_preview_explains_each_fire_time_in_words(services: Any) -> None:
 def test_a_run_created_with_its_batch_equals_a_run_created_alone(services: Any) -> None:
     params = "parameters:\n  - {name: day, required: true}\n  - {name: mode, default: fast}\n"
     text = pipeline_yaml("batch-equal", "0 2 * * *", tz="Asia/Shanghai", params=params).replace(
-        "tasks:\n", "timeout: 600\ntasks:\n") + (
+        "tasks:\n", "timeout: 600\ntasks:\n"
+    ) + (
         "  - {name: b, template: shell, args: {script: 'echo b'}, retries: 2}\n"
-        "  - {name: c, template: shell, args: {script: 'echo c'}, depends_on: [a, b]}\n")
+        "  - {name: c, template: shell, args: {script: 'echo c'}, depends_on: [a, b]}\n"
+    )
     pid = save_at(services, text, "2025-12-01T00:00Z")
     now, at = ts("2026-01-03T00:00Z"), ts("2026-01-02T18:00Z")
     new = NewRun(pid, Trigger.CRON, at, {"day": "2026-01-03"}, runner="scheduler")
@@ -395,15 +469,20 @@ def test_a_run_created_with_its_batch_equals_a_run_created_alone(services: Any) 
         (batched, batched_queued), _ = services.runs.create_drafts_in(s, drafts, now)
     with services.db.read() as s:
         rows = {r.id: r for r in s.scalars(select(Run).where(Run.id.in_([alone, batched])))}
-        tis = {run_id: {t.task_name: t for t in s.scalars(select(TaskInstance).where(TaskInstance.run_id == run_id))}
-               for run_id in (alone, batched)}
-        queued = {t.id: t.task_name for t in s.scalars(select(TaskInstance).where(
-            TaskInstance.id.in_(alone_queued + batched_queued)))}
+        tis = {
+            run_id: {t.task_name: t for t in s.scalars(select(TaskInstance).where(TaskInstance.run_id == run_id))}
+            for run_id in (alone, batched)
+        }
+        queued = {
+            t.id: t.task_name
+            for t in s.scalars(select(TaskInstance).where(TaskInstance.id.in_(alone_queued + batched_queued)))
+        }
     assert columns(rows[batched], "id") == columns(rows[alone], "id")
     assert rows[alone].execution_date_text == "2026-01-03 02:00:00" and rows[alone].state == "running"
     assert rows[alone].deadline_at == ts("2026-01-03T00:10Z") and rows[alone].params == {"day": "2026-01-03"}
     assert {name: columns(ti, "id", "run_id") for name, ti in tis[batched].items()} == {
-        name: columns(ti, "id", "run_id") for name, ti in tis[alone].items()}
+        name: columns(ti, "id", "run_id") for name, ti in tis[alone].items()
+    }
     assert [queued[i] for i in alone_queued] == [queued[i] for i in batched_queued] == ["a", "b"]
     assert (tis[alone]["b"].max_tries, tis[alone]["c"].state) == (3, "pending")
 
@@ -416,8 +495,11 @@ def test_drafting_refuses_a_run_as_creating_it_alone_would(services: Any) -> Non
     params = "parameters:\n  - {name: day, required: true}\n"
     pid = save_at(services, pipeline_yaml("batch-refused", "0 2 * * *", params=params), "2025-12-01T00:00Z")
     now = ts("2026-01-03T00:00Z")
-    news = [NewRun(pid, Trigger.CRON, now, {}), NewRun(pid, Trigger.CRON, now, {"day": "x"}),
-            NewRun(999_999, Trigger.CRON, now, {})]
+    news = [
+        NewRun(pid, Trigger.CRON, now, {}),
+        NewRun(pid, Trigger.CRON, now, {"day": "x"}),
+        NewRun(999_999, Trigger.CRON, now, {}),
+    ]
     with services.db.write() as s:
         missing, fine, unknown = services.runs.draft_many_in(s, news, now)
         with pytest.raises(Exception) as alone:
@@ -445,8 +527,10 @@ class RefusingRuns(RunStore):
 
 
 def test_a_run_the_database_refuses_inside_a_launching_batch_is_isolated(services: Any) -> None:
-    first, broken, last = (save_at(services, pipeline_yaml(f"batch-isolated-{i}", "0 * * * *", exp=0, mar=2),
-                                   "2025-12-01T00:00Z") for i in range(3))
+    first, broken, last = (
+        save_at(services, pipeline_yaml(f"batch-isolated-{i}", "0 * * * *", exp=0, mar=2), "2025-12-01T00:00Z")
+        for i in range(3)
+    )
     report = run_pass(dataclasses.replace(services, runs=RefusingRuns(services.runs, broken)), ts("2026-01-01T01:00Z"))
     errors = {e["pipeline_id"]: e["error"] for e in report.errors if e["pipeline_id"] in (first, broken, last)}
     assert set(errors) == {broken} and "launch of 2026-01-01 00:00:00 failed" in errors[broken]

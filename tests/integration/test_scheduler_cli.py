@@ -23,12 +23,19 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def cli(services: Any) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")} | NO_TASK_ACCOUNTS
-    env.update({"MYAPP_HOME": str(services.settings.home), "MYAPP_SECRET_KEY": "test-secret",
-                "MYAPP_DATABASE_URL": services.settings.effective_database_url})
+    env.update(
+        {
+            "MYAPP_HOME": str(services.settings.home),
+            "MYAPP_SECRET_KEY": "test-secret",
+            "MYAPP_DATABASE_URL": services.settings.effective_database_url,
+        }
+    )
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "myapp", *args], env=env, capture_output=True, text=True,
-                              timeout=120, cwd=REPO)
+        return subprocess.run(
+            [sys.executable, "-m", "myapp", *args], env=env, capture_output=True, text=True, timeout=120, cwd=REPO
+        )
+
     return run
 
 
@@ -55,8 +62,9 @@ def test_records_show_local_time_with_offset_status_and_run(cli: Any, shanghai: 
     data = json.loads(cli("schedule", "records", "--pipeline", shanghai, "--json").stdout)
     newest = data["records"][0]
     assert newest["execution_local"] == "2026-01-03 02:00:00 +08:00" and newest["status"] == "launched"
-    assert newest["run_state"] == "running" and newest["run_id"] and newest["execution_utc"].startswith(
-        "2026-01-02T18:00")
+    assert (
+        newest["run_state"] == "running" and newest["run_id"] and newest["execution_utc"].startswith("2026-01-02T18:00")
+    )
     text = cli("schedule", "records", "--pipeline", shanghai, "--status", "expired").stdout
     assert re.search(r"2026-01-01 02:00:00 \+08:00\s+expired", text) and "launched" not in text, text
     assert re.search(r"^\d+ in all$", text, re.M), text  # a listing says how many there are
@@ -97,8 +105,9 @@ def test_rest_records_and_preview(services: Any, cli: Any, shanghai: str) -> Non
     cli("schedule", "tick", "--now", "2026-01-02T18:30Z")
     app = create_app(services.settings, services)
     client = app.test_client()
-    login = client.post("/api/v1/security/login", json={"username": "admin", "password": "admin-pass",
-                                                         "provider": "db"})
+    login = client.post(
+        "/api/v1/security/login", json={"username": "admin", "password": "admin-pass", "provider": "db"}
+    )
     headers = {"Authorization": f"Bearer {login.get_json()['access_token']}"}
     pid = services.pipelines.find(shanghai).id
     res = client.get(f"/api/v1/schedules/records?pipeline_id={pid}", headers=headers)

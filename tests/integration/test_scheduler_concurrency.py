@@ -27,14 +27,25 @@ REPO = Path(__file__).resolve().parents[2]
 T0 = ts("2026-01-01T00:00Z")
 ROUNDS, PASSES, PIPELINES = 6, 5, 50
 # (cron, expired_limit, max_active_runs, depends_on_past)
-KINDS = [("*/5 * * * *", 0, 1, False), ("* * * * *", 3, 2, False), ("*/2 * * * *", 0, 3, True),
-         ("*/3 * * * *", 1, 1, False), ("* * * * *", 0, 4, False)]
+KINDS = [
+    ("*/5 * * * *", 0, 1, False),
+    ("* * * * *", 3, 2, False),
+    ("*/2 * * * *", 0, 3, True),
+    ("*/3 * * * *", 1, 1, False),
+    ("* * * * *", 0, 4, False),
+]
 
 
 def env_of(services: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")} | NO_TASK_ACCOUNTS
-    env.update({"MYAPP_HOME": str(services.settings.home), "MYAPP_SECRET_KEY": "test-secret",
-                "MYAPP_DATABASE_URL": services.settings.effective_database_url, "PYTHONPATH": str(REPO)})
+    env.update(
+        {
+            "MYAPP_HOME": str(services.settings.home),
+            "MYAPP_SECRET_KEY": "test-secret",
+            "MYAPP_DATABASE_URL": services.settings.effective_database_url,
+            "PYTHONPATH": str(REPO),
+        }
+    )
     return env
 
 
@@ -43,8 +54,12 @@ def tick_processes(services: Any, passes: list[str]) -> list[int]:
     argv = [sys.executable, "-m", "myapp", "schedule", "tick", "--batch", "5", "--json"]
     for now in passes:
         argv += ["--now", now]
-    procs = [subprocess.Popen(argv, env=env_of(services), cwd=REPO, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            argv, env=env_of(services), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     ticked = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)
@@ -87,23 +102,37 @@ def test_two_concurrent_schedulers_never_duplicate_records_or_runs(services: Any
 def stop_all_active(services: Any) -> None:
     """End every active cron run, so each round starts with free slots (and wakes its pipeline)."""
     with services.db.read() as s:
-        ids = list(s.scalars(select(Run.id).where(Run.trigger == "cron", Run.state.in_(
-            [RunState.QUEUED.value, RunState.RUNNING.value]))))
+        ids = list(
+            s.scalars(
+                select(Run.id).where(
+                    Run.trigger == "cron", Run.state.in_([RunState.QUEUED.value, RunState.RUNNING.value])
+                )
+            )
+        )
     for run_id in ids:
         services.runs.stop_run(run_id, services.clock.now())
 
 
 def assert_no_duplicates(services: Any) -> None:
     with services.db.read() as s:
-        dup_records = s.execute(select(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date, func.count())
-                                .group_by(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date)
-                                .having(func.count() > 1)).all()
-        dup_runs = s.execute(select(Run.pipeline_id, Run.execution_date, func.count()).where(Run.trigger == "cron")
-                             .group_by(Run.pipeline_id, Run.execution_date).having(func.count() > 1)).all()
+        dup_records = s.execute(
+            select(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date, func.count())
+            .group_by(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date)
+            .having(func.count() > 1)
+        ).all()
+        dup_runs = s.execute(
+            select(Run.pipeline_id, Run.execution_date, func.count())
+            .where(Run.trigger == "cron")
+            .group_by(Run.pipeline_id, Run.execution_date)
+            .having(func.count() > 1)
+        ).all()
         runs = set(s.scalars(select(Run.id).where(Run.trigger == "cron")))
         linked = list(s.scalars(select(ScheduleRecord.run_id).where(ScheduleRecord.run_id.is_not(None))))
-        launched_without_run = s.scalar(select(func.count()).select_from(ScheduleRecord).where(
-            ScheduleRecord.status == "launched", ScheduleRecord.run_id.is_(None)))
+        launched_without_run = s.scalar(
+            select(func.count())
+            .select_from(ScheduleRecord)
+            .where(ScheduleRecord.status == "launched", ScheduleRecord.run_id.is_(None))
+        )
         errors = list(s.scalars(select(Pipeline.schedule_error).where(Pipeline.schedule_error.is_not(None))))
     assert dup_records == [] and dup_runs == []
     assert sorted(linked) == sorted(runs)  # every cron run belongs to exactly one record, and back

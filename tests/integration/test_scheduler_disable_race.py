@@ -42,8 +42,10 @@ def _disable(services: Any, pid: int, at: str) -> None:
 
 def _cron_runs(services: Any, pid: int) -> list[tuple[int, str]]:
     with services.db.read() as s:
-        return [(r.id, r.execution_date.strftime("%H:%M")) for r in s.scalars(
-            select(Run).where(Run.pipeline_id == pid, Run.trigger == "cron").order_by(Run.id))]
+        return [
+            (r.id, r.execution_date.strftime("%H:%M"))
+            for r in s.scalars(select(Run).where(Run.pipeline_id == pid, Run.trigger == "cron").order_by(Run.id))
+        ]
 
 
 class Thread(threading.Thread):
@@ -68,10 +70,13 @@ class Thread(threading.Thread):
 
 
 def test_a_disable_waits_for_a_pass_that_claimed_the_pipeline_and_later_passes_launch_nothing(
-        services: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    services: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if services.db.is_sqlite:
-        pytest.skip("SQLite: the disable cannot start its write while the pass holds the writer lock "
-                    "(the next test covers the order where the disable writes first)")
+        pytest.skip(
+            "SQLite: the disable cannot start its write while the pass holds the writer lock "
+            "(the next test covers the order where the disable writes first)"
+        )
     pid = save_at(services, pipeline_yaml("race-claimed", "0 * * * *", mar=5), "2025-12-01T00:00Z")
     run_pass(services, ts("2026-01-01T00:00Z"))
     claimed, release = threading.Event(), threading.Event()
@@ -92,15 +97,21 @@ def test_a_disable_waits_for_a_pass_that_claimed_the_pipeline_and_later_passes_l
 
     def disable_waits_on_a_lock() -> bool:
         with services.db.read() as s:
-            return bool(s.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                      "AND wait_event_type = 'Lock'")))
+            return bool(
+                s.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'"
+                    )
+                )
+            )
 
     _wait_for(disable_waits_on_a_lock, "the disable to wait for the pass's row lock")
     assert disabling.is_alive()
     release.set()
     report: PassReport = passing.outcome()
     disabling.outcome()
-    assert len(report.launched) == 1   # committed before the disable could: its run is legitimate
+    assert len(report.launched) == 1  # committed before the disable could: its run is legitimate
     monkeypatch.setattr(schedule_batch, "load_snapshots", real)
     for at in ("2026-01-01T02:00Z", "2026-01-01T03:00Z"):
         assert not run_pass(services, ts(at)).launched
@@ -108,7 +119,8 @@ def test_a_disable_waits_for_a_pass_that_claimed_the_pipeline_and_later_passes_l
 
 
 def test_a_pass_running_while_a_disable_holds_the_pipeline_launches_nothing(
-        services: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    services: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pid = save_at(services, pipeline_yaml("race-held", "0 * * * *", mar=5), "2025-12-01T00:00Z")
     run_pass(services, ts("2026-01-01T00:00Z"))
     holding, release = threading.Event(), threading.Event()
@@ -123,11 +135,11 @@ def test_a_pass_running_while_a_disable_holds_the_pipeline_launches_nothing(
     monkeypatch.setattr(pipeline_store, "apply_schedule", paused)
     disabling = Thread(lambda: _disable(services, pid, "2026-01-01T01:00Z"))
     disabling.start()
-    assert holding.wait(120)   # the disable's transaction holds the pipeline's row (or SQLite's writer lock)
+    assert holding.wait(120)  # the disable's transaction holds the pipeline's row (or SQLite's writer lock)
     passing = Thread(lambda: run_pass(services, ts("2026-01-01T01:00:30Z")))
     passing.start()
     if not services.db.is_sqlite:
-        passing.outcome()      # PostgreSQL: the locked pipeline is skipped, the pass does not wait
+        passing.outcome()  # PostgreSQL: the locked pipeline is skipped, the pass does not wait
     release.set()
     disabling.outcome()
     report: PassReport = passing.outcome()

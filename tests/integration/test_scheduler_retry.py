@@ -23,13 +23,19 @@ def flaky(mark: Path) -> str:
 
 def reason(services: Any, pid: int, at: str) -> str | None:
     with services.db.read() as s:
-        return s.scalar(select(ScheduleRecord.message).where(
-            ScheduleRecord.pipeline_id == pid, ScheduleRecord.execution_date == ts(at)))
+        return s.scalar(
+            select(ScheduleRecord.message).where(
+                ScheduleRecord.pipeline_id == pid, ScheduleRecord.execution_date == ts(at)
+            )
+        )
 
 
 def test_depends_on_past_with_one_slot_and_a_retry_does_not_deadlock(services: Any, tmp_path: Path) -> None:
-    pid = save_at(services, pipeline_yaml("dop-retry", "0 * * * *", exp=0, mar=1, dop=True,
-                                          script=flaky(tmp_path / "dop")), "2025-12-01T00:00Z")
+    pid = save_at(
+        services,
+        pipeline_yaml("dop-retry", "0 * * * *", exp=0, mar=1, dop=True, script=flaky(tmp_path / "dop")),
+        "2025-12-01T00:00Z",
+    )
     tick(services, "2026-01-01T00:00Z")
     run_burst(services, 1)
     (first,) = cron_runs(services, pid)
@@ -49,8 +55,11 @@ def test_depends_on_past_with_one_slot_and_a_retry_does_not_deadlock(services: A
 
 
 def test_a_retry_starts_even_when_max_active_runs_is_reached(services: Any, tmp_path: Path) -> None:
-    pid = save_at(services, pipeline_yaml("slot-retry", "0 * * * *", exp=0, mar=1,
-                                          script=flaky(tmp_path / "slot")), "2025-12-01T00:00Z")
+    pid = save_at(
+        services,
+        pipeline_yaml("slot-retry", "0 * * * *", exp=0, mar=1, script=flaky(tmp_path / "slot")),
+        "2025-12-01T00:00Z",
+    )
     tick(services, "2026-01-01T00:00Z")
     run_burst(services, 1)
     tick(services, "2026-01-01T01:00Z")  # the failed run freed the slot: the next one launches

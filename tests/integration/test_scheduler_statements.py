@@ -34,22 +34,34 @@ def counted_pass(services: Any, at: str) -> tuple[int, Any]:
 
 def test_a_pass_launching_many_runs_sends_as_many_statements_as_one_launching_two(services: Any) -> None:
     daily = "0 0 * * *"
-    first = [save_at(services, pipeline_yaml(f"few-{i}", daily, start="2026-01-01T00:00:00"), "2025-12-31T00:00Z")
-             for i in range(2)]
+    first = [
+        save_at(services, pipeline_yaml(f"few-{i}", daily, start="2026-01-01T00:00:00"), "2025-12-31T00:00Z")
+        for i in range(2)
+    ]
     few, report = counted_pass(services, "2026-01-01T00:30Z")
     assert report.pipelines == 2 and len(report.launched) == 2 and report.created == 2
-    for run_id in report.launched:   # their slots free again: the next pass launches them too
+    for run_id in report.launched:  # their slots free again: the next pass launches them too
         services.runs.stop_run(run_id, ts("2026-01-01T00:31Z"))
-    later = [save_at(services, pipeline_yaml(f"many-{i}", daily, start="2026-01-02T00:00:00"), "2026-01-01T01:00Z")
-             for i in range(40)]
+    later = [
+        save_at(services, pipeline_yaml(f"many-{i}", daily, start="2026-01-02T00:00:00"), "2026-01-01T01:00Z")
+        for i in range(40)
+    ]
     many, report = counted_pass(services, "2026-01-02T00:30Z")
     assert report.pipelines == len(first) + len(later) and len(report.launched) == 42 and report.created == 42
     assert many == few, f"{few} statements for 2 launches, {many} for 42: a statement per pipeline crept in"
     assert few <= 12, few
     # Rows inserted together still belong together: each record's run is of its pipeline, with its task.
     with services.db.read() as s:
-        rows = s.execute(select(ScheduleRecord.pipeline_id, Run.pipeline_id, TaskInstance.task_name, Run.execution_date,
-                                ScheduleRecord.execution_date)
-                         .join(Run, Run.id == ScheduleRecord.run_id).join(TaskInstance, TaskInstance.run_id == Run.id)
-                         .where(Run.id.in_(report.launched))).all()
+        rows = s.execute(
+            select(
+                ScheduleRecord.pipeline_id,
+                Run.pipeline_id,
+                TaskInstance.task_name,
+                Run.execution_date,
+                ScheduleRecord.execution_date,
+            )
+            .join(Run, Run.id == ScheduleRecord.run_id)
+            .join(TaskInstance, TaskInstance.run_id == Run.id)
+            .where(Run.id.in_(report.launched))
+        ).all()
     assert len(rows) == 42 and all(a == b and name == "a" and r == e for a, b, name, r, e in rows), rows

@@ -30,15 +30,16 @@ def test_an_ending_cron_run_wakes_its_pipeline_after_commit_only(services: Any) 
         pid = save_at(services, pipeline_yaml("wake-me", "0 * * * *", dop=True, exp=0), "2025-12-31T00:00Z")
         report = run_pass(services, ts("2026-01-01T02:00Z"))
         (run_id,) = report.launched
-        manual = services.runs.create_run(NewRun(pid, Trigger.MANUAL, ts("2026-01-01T02:00Z"), {}),
-                                          ts("2026-01-01T02:00Z"))
+        manual = services.runs.create_run(
+            NewRun(pid, Trigger.MANUAL, ts("2026-01-01T02:00Z"), {}), ts("2026-01-01T02:00Z")
+        )
         services.runs.stop_run(manual, ts("2026-01-01T02:01Z"))
-        assert woken == []                                  # a manual run never wakes the scheduler
+        assert woken == []  # a manual run never wakes the scheduler
         services.runs.stop_run(run_id, ts("2026-01-01T02:01Z"))
-        assert woken == [[pid]]                             # once, after COMMIT
+        assert woken == [[pid]]  # once, after COMMIT
         services.runs.mark_run(run_id, RunState.SUCCEEDED, ts("2026-01-01T02:02Z"))
         assert woken == [[pid], [pid]]
-        with pytest.raises(RuntimeError), services.db.write() as s:   # rolled back: nothing is sent
+        with pytest.raises(RuntimeError), services.db.write() as s:  # rolled back: nothing is sent
             run = services.runs.lock_run(s, run_id)
             services.runs._wake_in(s, run)
             raise RuntimeError("rollback")
@@ -57,17 +58,17 @@ def test_a_save_that_makes_a_schedule_due_wakes_it_after_commit_only(services: A
     try:
         yaml = pipeline_yaml("wake-on-save", "0 * * * *", enabled=False)
         pid = save_at(services, yaml, "2026-01-01T00:00Z")
-        assert woken == []                                        # disabled: no pass looks at it
+        assert woken == []  # disabled: no pass looks at it
         save_at(services, yaml.replace("enabled: false", "enabled: true"), "2026-01-01T00:01Z")
-        assert woken == [[pid]]                                   # enabled: once, after COMMIT
+        assert woken == [[pid]]  # enabled: once, after COMMIT
         save_at(services, yaml.replace("enabled: false", "enabled: true"), "2026-01-01T00:02Z")
-        assert woken == [[pid]]                                   # unchanged: nothing saved, nothing asked
+        assert woken == [[pid]]  # unchanged: nothing saved, nothing asked
         moved = yaml.replace("enabled: false", "enabled: true").replace("2026-01-01T00:00:00", "2025-12-31T00:00:00")
         save_at(services, moved, "2026-01-01T00:03Z")
-        assert woken == [[pid], [pid]]                            # a start_time change makes it due again
+        assert woken == [[pid], [pid]]  # a start_time change makes it due again
         save_at(services, moved.replace("enabled: true", "enabled: false"), "2026-01-01T00:04Z")
-        assert woken == [[pid], [pid]]                            # disabling asks for nothing
-        with pytest.raises(SpecError):                            # a refused save asks for nothing
+        assert woken == [[pid], [pid]]  # disabling asks for nothing
+        with pytest.raises(SpecError):  # a refused save asks for nothing
             save_at(services, moved.replace("0 * * * *", "61 * * * *"), "2026-01-01T00:05Z")
         assert woken == [[pid], [pid]]
     finally:
@@ -91,11 +92,15 @@ def worker_without_beat(services: Any, broker_url: str) -> Iterator[Any]:
 def test_a_depends_on_past_backfill_runs_back_to_back_without_waiting_for_the_beat(worker_without_beat: Any) -> None:
     services = worker_without_beat
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    start = (now.replace(minute=0) - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S")   # 4 fire times, ever
-    pid = save_at(services, pipeline_yaml("backfill-chain", "0 * * * *", start=start, dop=True, exp=0, mar=1,
-                                          script="echo $MYAPP_RUN_ID"), now.isoformat())
+    start = (now.replace(minute=0) - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S")  # 4 fire times, ever
+    pid = save_at(
+        services,
+        pipeline_yaml("backfill-chain", "0 * * * *", start=start, dop=True, exp=0, mar=1, script="echo $MYAPP_RUN_ID"),
+        now.isoformat(),
+    )
     report = run_pass_for(services, now, [pid])
-    assert report.created == 4 and len(report.launched) == 1   # 4 hourly fire times; dop launches the oldest
+    assert report.created == 4 and len(report.launched) == 1  # 4 hourly fire times; dop launches the oldest
+
     # No beat runs in this worker: the second to fourth runs can only come from wake-ups.
     def all_succeeded() -> list[tuple[str, str, str | None]] | None:
         rows = records(services, pid)
@@ -110,19 +115,23 @@ def test_a_depends_on_past_backfill_runs_back_to_back_without_waiting_for_the_be
 def test_enabling_a_schedule_starts_its_backfill_without_waiting_for_the_beat(worker_without_beat: Any) -> None:
     services = worker_without_beat
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    start = (now.replace(minute=0) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S")   # 3 fire times, ever
+    start = (now.replace(minute=0) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S")  # 3 fire times, ever
     yaml = pipeline_yaml("enable-me", "0 * * * *", start=start, exp=0, mar=3, enabled=False, script="true")
     pid = save_at(services, yaml, now.isoformat())
     assert records(services, pid) == []
     # No beat runs in this worker, and nothing else asks for a pass: only the enabling save's wake can.
     save_at(services, yaml.replace("enabled: false", "enabled: true"), datetime.now(UTC).isoformat())
-    done = poll(lambda: (rows := records(services, pid)) and all(state == "succeeded" for _, _, state in rows) and rows,
-                what="the three backfill runs launched by the enabling save to succeed", timeout=60)
+    done = poll(
+        lambda: (rows := records(services, pid)) and all(state == "succeeded" for _, _, state in rows) and rows,
+        what="the three backfill runs launched by the enabling save to succeed",
+        timeout=60,
+    )
     assert [status for _, status, _ in done] == ["launched"] * 3
 
 
-def test_a_backlog_of_task_messages_does_not_hold_back_the_pass_an_enable_asks_for(worker_without_beat: Any,
-                                                                                  broker_url: str) -> None:
+def test_a_backlog_of_task_messages_does_not_hold_back_the_pass_an_enable_asks_for(
+    worker_without_beat: Any, broker_url: str
+) -> None:
     """Wakes (and beat passes, the reconciler, alerts) travel on the control queue, which the worker
     polls in turn with the execute queue: thousands of execute messages waiting (a burst of runs, or
     the duplicates a reconciler re-sent) no longer delay the enable's pass by the time they take."""
@@ -132,7 +141,7 @@ def test_a_backlog_of_task_messages_does_not_hold_back_the_pass_an_enable_asks_f
     app, _ = create_celery(dataclasses.replace(services.settings, broker_url=broker_url))
     backlog = 2000
     with app.producer_or_acquire() as producer:
-        for i in range(backlog):   # ids of no task instance: each is taken, claims nothing, and is gone
+        for i in range(backlog):  # ids of no task instance: each is taken, claims nothing, and is gone
             app.send_task(EXECUTE, args=[10**9 + i], queue=QUEUE, producer=producer)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     start = (now.replace(minute=0) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
@@ -143,6 +152,9 @@ def test_a_backlog_of_task_messages_does_not_hold_back_the_pass_an_enable_asks_f
     waiting = queue_depth(app) or 0
     assert waiting > 0, "the pass ran only after the whole backlog of execute messages had been taken"
     poll(lambda: (queue_depth(app) or 0) == 0, what="the backlog to drain", timeout=300)
-    done = poll(lambda: (rows := records(services, pid)) and all(state == "succeeded" for _, _, state in rows) and rows,
-                what="the two backfill runs to succeed", timeout=120)
+    done = poll(
+        lambda: (rows := records(services, pid)) and all(state == "succeeded" for _, _, state in rows) and rows,
+        what="the two backfill runs to succeed",
+        timeout=120,
+    )
     assert [status for _, status, _ in done] == ["launched"] * 2

@@ -30,8 +30,12 @@ WAIT = 120
 def hello(name: str) -> Workflow:
     wf = Workflow(name, parameters={"greeting": "Hello"})
     write = Step("write", PythonOPTemplate(WriteFile), parameters={"msg": wf.parameters["greeting"], "number": 3})
-    read = Step("read", PythonOPTemplate(read_files), artifacts={"files": write.outputs.artifacts["out_art"]},
-                parameters={"length": write.outputs.parameters["length"]})
+    read = Step(
+        "read",
+        PythonOPTemplate(read_files),
+        artifacts={"files": write.outputs.artifacts["out_art"]},
+        parameters={"length": write.outputs.parameters["length"]},
+    )
     tree = Step("tree", PythonOPTemplate(directory), parameters={"name": "leafy"})
     return wf.add([write, tree]).add(read)
 
@@ -41,15 +45,17 @@ def app(engine_services: Any) -> Any:
     application = create_app(engine_services.settings, engine_services)
     application.config["TESTING"] = True
     with application.app_context():
-        ensure_user(application, "outsider", "User")   # a member of no project
+        ensure_user(application, "outsider", "User")  # a member of no project
     return application
 
 
 def client_transport(client: FlaskClient) -> Any:
     """Send the SDK's requests to the web app through Flask's test client."""
+
     def send(method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> Any:
         res = client.open(url.removeprefix("http://myapp.test"), method=method, headers=dict(headers), data=body)
         return res.status_code, dict(res.headers), res.get_data()
+
     return send
 
 
@@ -59,12 +65,17 @@ def server(app: Any, user: str = "admin", password: str = "admin-pass") -> Serve
 
 def check_hello(run: Any, tmp_path: Path) -> None:
     state = run.wait(timeout=WAIT)
-    assert state == "succeeded", (run.steps(), [(t["name"], t["message"]) for t in run.detail()["tasks"]],
-                                  run.logs("write")[-2000:])
+    assert state == "succeeded", (
+        run.steps(),
+        [(t["name"], t["message"]) for t in run.detail()["tasks"]],
+        run.logs("write")[-2000:],
+    )
     assert run.steps() == {"write": "succeeded", "tree": "succeeded", "read": "succeeded"}
     assert run.parameters("write") == {"length": 5}
-    assert run.parameters("read") == {"summary": "Hello/3/10.0", "meta": {"files": ["msg.txt", "results.txt"],
-                                                                          "ok": True}}
+    assert run.parameters("read") == {
+        "summary": "Hello/3/10.0",
+        "meta": {"files": ["msg.txt", "results.txt"], "ok": True},
+    }
     assert "read 2 files: msg.txt, results.txt" in run.logs("read")
     files = run.download_artifact("write", "out_art", tmp_path / "write")
     assert [(p.name, p.read_text()) for p in files] == [("msg.txt", "Hello"), ("results.txt", "3")]
@@ -93,7 +104,7 @@ def test_submit_over_rest(app: Any, tmp_path: Path) -> None:
     wf = hello("sdk-rest")
     run = wf.submit({"greeting": "Hello"}, server=server(app))
     check_hello(run, tmp_path)
-    again = wf.submit(server=server(app))   # the same workflow: the same pipeline, no new version
+    again = wf.submit(server=server(app))  # the same workflow: the same pipeline, no new version
     assert again.pipeline_id == run.pipeline_id and again.id != run.id
     again.wait(timeout=WAIT)
 
@@ -127,9 +138,14 @@ def test_artifact_download_endpoint(app: Any, engine_services: Any) -> None:
         names = set(archive.getnames())
     assert {"tree/tree/sub/leaf.txt", "tree/.myapp-artifact.json"} <= names
     # A plain file output (a task not written by the SDK) comes as the file itself.
-    pipeline = client.post("/api/v1/pipelines/", headers={**admin, "Content-Type": "application/yaml"}, data=(
-        "name: sdk-plain-file\ntasks:\n  - name: t\n    template: shell\n    args: {script: 'echo hi > out.txt'}\n"
-        "    outputs: [{name: out, path: out.txt, type: file}, {name: word, path: out.txt, type: text}]\n"))
+    pipeline = client.post(
+        "/api/v1/pipelines/",
+        headers={**admin, "Content-Type": "application/yaml"},
+        data=(
+            "name: sdk-plain-file\ntasks:\n  - name: t\n    template: shell\n    args: {script: 'echo hi > out.txt'}\n"
+            "    outputs: [{name: out, path: out.txt, type: file}, {name: word, path: out.txt, type: text}]\n"
+        ),
+    )
     assert pipeline.status_code == 200, pipeline.get_json()
     from myapp.sdk.server import RestBackend
     from myapp.sdk.submit import RunHandle
@@ -146,8 +162,11 @@ def test_artifact_download_endpoint(app: Any, engine_services: Any) -> None:
     assert client.get(f"{base}/tree/tree", headers=outsider).status_code == 404
     assert client.get(f"/api/v1/runs/{run.id}", headers=outsider).status_code == 404
     # Text outputs, unknown tasks and outputs: 404 with the reason.
-    for path, reason in ((f"{base}/write/length", "no file output"), (f"{base}/nope/x", "not found"),
-                         (f"{base}/tree/nope", "no file output")):
+    for path, reason in (
+        (f"{base}/write/length", "no file output"),
+        (f"{base}/nope/x", "not found"),
+        (f"{base}/tree/nope", "no file output"),
+    ):
         res = client.get(path, headers=admin)
         assert res.status_code == 404 and reason in res.get_json()["message"], (path, res.get_json())
 
@@ -181,8 +200,15 @@ def live_url(app: Any) -> Iterator[str]:
 
 
 def myapp_cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "myapp", *args], env=env, input=stdin, capture_output=True,
-                          text=True, timeout=60, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "myapp", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
 
 
 def test_myapp_login_keeps_a_sign_in_the_sdk_submits_with(live_url: str, tmp_path: Path) -> None:
@@ -196,15 +222,15 @@ def test_myapp_login_keeps_a_sign_in_the_sdk_submits_with(live_url: str, tmp_pat
     assert stat.S_IMODE(creds.stat().st_mode) == 0o600 and "admin-pass" not in creds.read_text()
     server = Server.from_env({"MYAPP_CREDENTIALS": str(creds)})
     assert server is not None and server.url == live_url
-    server.token = "expired"   # as after jwt_access_minutes: the refresh token gets a new one, kept in the file
+    server.token = "expired"  # as after jwt_access_minutes: the refresh token gets a new one, kept in the file
     run = hello("sdk-login").submit(server=server)
-    check_hello(run, tmp_path)   # over real HTTP: submit, logs, outputs, artifact download (urllib)
+    check_hello(run, tmp_path)  # over real HTTP: submit, logs, outputs, artifact download (urllib)
     kept = load_credentials(creds)
     assert kept is not None and kept.access_token == server.token != "expired"
     out = myapp_cli(env, "logout")
     assert out.returncode == 0 and out.stdout.startswith("signed out of") and not creds.exists(), out.stderr
     server.token = None
-    with pytest.raises(SubmitError, match="run `myapp login` again"):   # revoked on the server
+    with pytest.raises(SubmitError, match="run `myapp login` again"):  # revoked on the server
         server.json("GET", "/api/v1/runs/")
     assert myapp_cli(env, "logout").returncode == 1
 
@@ -218,9 +244,10 @@ def test_stop_and_retry_through_the_handle(app: Any, engine_services: Any, tmp_p
     run.stop()
     assert run.wait(timeout=WAIT) == "stopped" and run.steps() == {"nap": "stopped"}
     with pytest.raises(SubmitError):
-        run.stop()   # already finished
+        run.stop()  # already finished
     wf = Workflow(f"sdk-retry-{over}").add(
-        Step("flaky", PythonOPTemplate(flaky), parameters={"marker": str(tmp_path / "marker")}))
+        Step("flaky", PythonOPTemplate(flaky), parameters={"marker": str(tmp_path / "marker")})
+    )
     run = wf.submit(**submit)
     assert run.wait(timeout=WAIT) == "failed"
     assert "first try fails on purpose" in run.logs("flaky")
@@ -243,14 +270,30 @@ def test_steps_with_a_condition_and_a_trigger_rule_run_as_the_rules_say(engine_s
     # parameter, `small` runs; `after` (all_done) runs after the skip, `strict` (default) is skipped.
     wf = Workflow("sdk-conditions")
     write = Step("write", PythonOPTemplate(WriteFile), parameters={"msg": "Hello", "number": 3})
-    big = Step("big", PythonOPTemplate(directory), parameters={"name": "b"}, dependencies=[write],
-               when="{{ tasks.write.outputs.length | int > 10 }}")
-    small = Step("small", PythonOPTemplate(directory), parameters={"name": "s"}, dependencies=[write],
-                 when="{{ tasks.write.outputs.length | int <= 10 }}")
-    after = Step("after", PythonOPTemplate(directory), parameters={"name": "a"}, dependencies=[big],
-                 trigger_rule="all_done")
+    big = Step(
+        "big",
+        PythonOPTemplate(directory),
+        parameters={"name": "b"},
+        dependencies=[write],
+        when="{{ tasks.write.outputs.length | int > 10 }}",
+    )
+    small = Step(
+        "small",
+        PythonOPTemplate(directory),
+        parameters={"name": "s"},
+        dependencies=[write],
+        when="{{ tasks.write.outputs.length | int <= 10 }}",
+    )
+    after = Step(
+        "after", PythonOPTemplate(directory), parameters={"name": "a"}, dependencies=[big], trigger_rule="all_done"
+    )
     strict = Step("strict", PythonOPTemplate(directory), parameters={"name": "x"}, dependencies=[big])
     run = wf.add(write).add([big, small]).add([after, strict]).submit(services=engine_services)
     assert run.wait(timeout=WAIT) == "succeeded", run.steps()
-    assert run.steps() == {"write": "succeeded", "big": "skipped", "small": "succeeded", "after": "succeeded",
-                           "strict": "skipped"}
+    assert run.steps() == {
+        "write": "succeeded",
+        "big": "skipped",
+        "small": "succeeded",
+        "after": "succeeded",
+        "strict": "skipped",
+    }

@@ -29,8 +29,9 @@ def example() -> str:
 def run_example(where: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     where.mkdir(parents=True)
     (where / "hello_sdk.py").write_text(example())
-    return subprocess.run([sys.executable, "hello_sdk.py"], cwd=where, env=env, capture_output=True, text=True,
-                          timeout=400)
+    return subprocess.run(
+        [sys.executable, "hello_sdk.py"], cwd=where, env=env, capture_output=True, text=True, timeout=400
+    )
 
 
 def test_the_documented_example_runs_locally_and_over_rest(tmp_path: Path) -> None:
@@ -41,16 +42,25 @@ def test_the_documented_example_runs_locally_and_over_rest(tmp_path: Path) -> No
         local = run_example(tmp_path / "local", env)
         assert local.returncode == 0, local.stdout + local.stderr
         remote_env = {k: v for k, v in env.items() if k not in ("MYAPP_HOME", "MYAPP_WORKFLOW_SPACE")}
-        remote_env.update({"MYAPP_URL": f"http://127.0.0.1:{port}", "MYAPP_USERNAME": "admin",
-                           "MYAPP_PASSWORD": "standalone-pass", "MYAPP_HOME": str(tmp_path / "client-home")})
+        remote_env.update(
+            {
+                "MYAPP_URL": f"http://127.0.0.1:{port}",
+                "MYAPP_USERNAME": "admin",
+                "MYAPP_PASSWORD": "standalone-pass",
+                "MYAPP_HOME": str(tmp_path / "client-home"),
+            }
+        )
         remote = run_example(tmp_path / "remote", remote_env)
         assert remote.returncode == 0, remote.stdout + remote.stderr
     finally:
         stop_standalone(proc)
     for result, where in ((local, tmp_path / "local"), (remote, tmp_path / "remote")):
         lines = result.stdout.splitlines()
-        assert lines[:3] == ["{'step0': 'succeeded', 'step1': 'succeeded'}", "{'total': 4}",
-                             "read 'Hello World!' and 2"], result.stdout
+        assert lines[:3] == [
+            "{'step0': 'succeeded', 'step1': 'succeeded'}",
+            "{'total': 4}",
+            "read 'Hello World!' and 2",
+        ], result.stdout
         assert (where / "downloads" / "report" / "report.txt").read_text() == "Hello World!\nHello World!"
         assert "template: python" in (where / "hello-sdk.yaml").read_text()
     # Nothing of the local submission was written into the client's own home by the REST one.

@@ -28,4 +28,4 @@ def test_the_hello_world_runs_as_pods(engine_services: Any, tmp_path: Path) -> N
     run = hello("sdk-pods").submit(services=engine_services)
     check_hello(run, tmp_path)
     pods = [a["pods"] for t in run.detail()["tasks"] for a in t["attempts"]]
-    assert len(pods) == 3 and all(pods), pods   # every step ran as a pod
+    assert len(pods) == 3 and all(pods), pods  # every step ran as a pod

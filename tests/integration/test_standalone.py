@@ -29,25 +29,38 @@ def free_port() -> int:
 
 def standalone_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")} | NO_TASK_ACCOUNTS
-    env.update({"MYAPP_HOME": str(tmp_path / "home"), "MYAPP_WORKFLOW_SPACE": str(tmp_path / "ws"),
-                "MYAPP_ADMIN_PASSWORD": "standalone-pass"})
+    env.update(
+        {
+            "MYAPP_HOME": str(tmp_path / "home"),
+            "MYAPP_WORKFLOW_SPACE": str(tmp_path / "ws"),
+            "MYAPP_ADMIN_PASSWORD": "standalone-pass",
+        }
+    )
     return env
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "myapp", *args], env=env, capture_output=True,
-                          text=True, timeout=120, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "myapp", *args], env=env, capture_output=True, text=True, timeout=120, cwd=REPO
+    )
 
 
-def start_standalone(tmp_path: Path, env: dict[str, str], port: int, *, cwd: Path = REPO,
-                     preexec: Any = None) -> subprocess.Popen[bytes]:
+def start_standalone(
+    tmp_path: Path, env: dict[str, str], port: int, *, cwd: Path = REPO, preexec: Any = None
+) -> subprocess.Popen[bytes]:
     """Start `myapp standalone` (the installed entry point) and wait until its web server answers."""
     log = (tmp_path / "standalone.log").open("wb")
     entry = Path(sys.executable).with_name("myapp")
     argv = [str(entry)] if entry.exists() else [sys.executable, "-m", "myapp"]
-    proc = subprocess.Popen([*argv, "standalone", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd,
-                            preexec_fn=preexec)
+    proc = subprocess.Popen(
+        [*argv, "standalone", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=cwd,
+        preexec_fn=preexec,
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
@@ -80,12 +93,14 @@ def test_standalone_serves_web_and_runs_a_pipeline(tmp_path: Path) -> None:
         logs = cli(env, "run", "logs", "1", "step2", "--plain").stdout.splitlines()
         assert logs[-2:] == ["outpraram2", "file1"]
         body = json.dumps({"username": "admin", "password": "standalone-pass", "provider": "db"}).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/security/login", data=body,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/security/login", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=10) as res:
             token = json.load(res)["access_token"]
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/runs/1",
-                                     headers={"Authorization": f"Bearer {token}"})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/runs/1", headers={"Authorization": f"Bearer {token}"}
+        )
         with urllib.request.urlopen(req, timeout=10) as res:
             assert json.load(res)["result"]["state"] == "succeeded"
     finally:
@@ -150,8 +165,9 @@ def test_standalone_is_quiet_and_stops_cleanly_from_any_directory(tmp_path: Path
     env = standalone_env(tmp_path)
     elsewhere = tmp_path / "work"
     (elsewhere / "myapp").mkdir(parents=True)  # a folder named like the package: a checkout, say
-    proc = start_standalone(tmp_path, env, port, cwd=elsewhere,
-                            preexec=_ignore_sigint if how.startswith("sigint") else None)
+    proc = start_standalone(
+        tmp_path, env, port, cwd=elsewhere, preexec=_ignore_sigint if how.startswith("sigint") else None
+    )
     try:
         assert cli(env, "pipeline", "import", "templates/parameter-passing.yaml").returncode == 0
         assert cli(env, "pipeline", "run", "parameter-passing", "--wait").returncode == 0, "the worker did not run it"
@@ -171,9 +187,12 @@ def test_standalone_is_quiet_and_stops_cleanly_from_any_directory(tmp_path: Path
     assert any(line.startswith("run 1 parameter-passing (manual) started") for line in lines), out
     assert any(line.startswith("run 1 parameter-passing (manual) succeeded") for line in lines), out
     # quiet: no Celery banner, beat ticks or access log; at most a shutdown notice besides our lines
-    noise = [line for line in lines if not line.startswith(("myapp standalone:", "run 1 ")) and "Warm shutdown" not in line]
+    noise = [
+        line for line in lines if not line.startswith(("myapp standalone:", "run 1 ")) and "Warm shutdown" not in line
+    ]
     assert noise == [], out
     # tests run without task accounts (task_isolation: none): standalone says so once, after its first line
     assert [line for line in lines if "task isolation" in line] == [
-        line for line in lines[1:2] if line.startswith("myapp standalone: warning: task isolation:")], out
+        line for line in lines[1:2] if line.startswith("myapp standalone: warning: task isolation:")
+    ], out
     assert took < 20, f"stopping took {took:.1f} s"

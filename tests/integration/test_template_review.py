@@ -20,8 +20,12 @@ from tests.accounts import ensure_member, ensure_project, ensure_user
 
 pytestmark = pytest.mark.integration
 USERS = {  # name: (FAB role, project role in "ml" or "other")
-    "alice": ("User", ("ml", "owner")), "bob": ("User", ("ml", "member")), "bea": ("User", ("ml", "member")),
-    "carol": ("User", ("ml", "viewer")), "dave": ("User", ("other", "owner")), "vera": ("Viewer", None),
+    "alice": ("User", ("ml", "owner")),
+    "bob": ("User", ("ml", "member")),
+    "bea": ("User", ("ml", "member")),
+    "carol": ("User", ("ml", "viewer")),
+    "dave": ("User", ("other", "owner")),
+    "vera": ("Viewer", None),
 }
 _names = itertools.count(1)
 
@@ -63,9 +67,15 @@ class Api:
 
 
 def template(name: str, version: str = "1", script: str = "echo hi", **extra: Any) -> dict[str, Any]:
-    return {"name": name, "version": version, "description": "a user tool", "image": "busybox",
-            "command": ["bash", "-c", "$(params.script)"],
-            "parameters": {"script": {"type": "text", "default": script, "script": True}}, **extra}
+    return {
+        "name": name,
+        "version": version,
+        "description": "a user tool",
+        "image": "busybox",
+        "command": ["bash", "-c", "$(params.script)"],
+        "parameters": {"script": {"type": "text", "default": script, "script": True}},
+        **extra,
+    }
 
 
 def pending(clients: Any, project: str | None = "ml", owner: str = "bob") -> int:
@@ -88,13 +98,13 @@ def test_submit_reject_fix_approve_then_visible_in_its_project(clients: Any, ser
     res = bob.call("POST", "/", json={"template": template("my-tool", script="ech hi"), "project": "ml"})
     assert res.status_code == 201 and res.get_json()["result"]["status"] == "draft"
     tid = res.get_json()["result"]["id"]
-    assert alice.call("GET", f"/{tid}").status_code == 404                 # a draft: its owner only
+    assert alice.call("GET", f"/{tid}").status_code == 404  # a draft: its owner only
     assert bob.call("POST", f"/{tid}/submit", json={"message": "please"}).get_json()["result"]["status"] == "pending"
     assert alice.call("GET", f"/{tid}").get_json()["result"]["can_review"] is True
     assert dave.call("GET", f"/{tid}").status_code == 404
     assert alice.call("POST", f"/{tid}/reject", json={"reason": " "}).status_code == 400
     rejected = alice.call("POST", f"/{tid}/reject", json={"reason": "typo: ech"}).get_json()["result"]
-    assert rejected == {"id": tid, "status": "rejected"}           # back to its owner: the reviewer sees no more
+    assert rejected == {"id": tid, "status": "rejected"}  # back to its owner: the reviewer sees no more
     mine = bob.call("GET", f"/{tid}").get_json()["result"]
     assert (mine["status"], mine["rejection_reason"], mine["can_edit"]) == ("rejected", "typo: ech", True)
     assert "my-tool" not in published_names(clients, "dave") and services.templates.get("my-tool") is None
@@ -102,32 +112,45 @@ def test_submit_reject_fix_approve_then_visible_in_its_project(clients: Any, ser
     assert fixed["status"] == "draft" and fixed["definition"]["parameters"]["script"]["default"] == "echo hi"
     assert bob.call("POST", f"/{tid}/submit").status_code == 200
     assert bob.call("POST", f"/{tid}/approve", json={"scope": "project"}).status_code == 403  # a member cannot
-    assert alice.call("POST", f"/{tid}/approve", json={"comment": "lgtm"}).status_code == 400   # no scope chosen
-    assert alice.call("POST", f"/{tid}/approve", json={"scope": "all"}).status_code == 403      # admins only
+    assert alice.call("POST", f"/{tid}/approve", json={"comment": "lgtm"}).status_code == 400  # no scope chosen
+    assert alice.call("POST", f"/{tid}/approve", json={"scope": "all"}).status_code == 403  # admins only
     approved = alice.call("POST", f"/{tid}/approve", json={"comment": "lgtm", "scope": "project"}).get_json()["result"]
     assert (approved["status"], approved["publish_scope"]) == ("published", "project")
-    assert dave.call("GET", f"/{tid}").status_code == 404                  # published to project "ml" only
+    assert dave.call("GET", f"/{tid}").status_code == 404  # published to project "ml" only
     assert "my-tool" in published_names(clients, "bea") and "my-tool" not in published_names(clients, "dave")
-    assert services.templates.get("my-tool@1", "ml") is not None and services.templates.get("my-tool@1", "other") is None
+    assert (
+        services.templates.get("my-tool@1", "ml") is not None and services.templates.get("my-tool@1", "other") is None
+    )
     assert bob.call("PUT", f"/{tid}", json=template("my-tool", script="echo changed")).status_code == 409
     history = bob.call("GET", f"/{tid}/history").get_json()["result"]
     assert [(h["action"], h["user"], h["reason"]) for h in history] == [
-        ("create", "bob", ""), ("submit", "bob", "please"), ("reject", "alice", "typo: ech"), ("edit", "bob", ""),
-        ("submit", "bob", ""), ("approve", "alice", "lgtm")]
+        ("create", "bob", ""),
+        ("submit", "bob", "please"),
+        ("reject", "alice", "typo: ech"),
+        ("edit", "bob", ""),
+        ("submit", "bob", ""),
+        ("approve", "alice", "lgtm"),
+    ]
 
 
 def test_rejection_reason_is_shown_to_reviewers_too(clients: Any) -> None:
     tid = pending(clients)
     alice = Api(clients, "alice")
     alice.call("POST", f"/{tid}/reject", json={"reason": "needs a README"})
-    assert alice.call("GET", f"/{tid}").status_code == 404           # rejected: back to its owner only
+    assert alice.call("GET", f"/{tid}").status_code == 404  # rejected: back to its owner only
     assert Api(clients, "admin").call("GET", f"/{tid}").get_json()["result"]["rejection_reason"] == "needs a README"
 
 
 # Who may see and approve a pending template of project "ml" owned by bob.
 MATRIX = [
-    ("admin", 200, 200), ("alice", 200, 200), ("bob", 200, 403), ("bea", 404, 404), ("carol", 404, 404),
-    ("dave", 404, 404), ("vera", 404, 403), ("anonymous", 401, 401),
+    ("admin", 200, 200),
+    ("alice", 200, 200),
+    ("bob", 200, 403),
+    ("bea", 404, 404),
+    ("carol", 404, 404),
+    ("dave", 404, 404),
+    ("vera", 404, 403),
+    ("anonymous", 401, 401),
 ]
 
 
@@ -138,13 +161,23 @@ def test_who_may_see_and_approve_a_pending_template(clients: Any, user: str, see
     assert api.call("GET", f"/{tid}").status_code == see
     assert api.call("POST", f"/{tid}/approve", json={"scope": "project"}).status_code == approve
     assert api.call("POST", f"/{tid}/reject", json={"reason": "x"}).status_code in (
-        (409,) if approve == 200 else (approve,))
+        (409,) if approve == 200 else (approve,)
+    )
 
 
-@pytest.mark.parametrize(("user", "status"), [
-    # dave belongs to another project: "ml" is as unknown to him as a missing project (404, no leak)
-    ("admin", 201), ("alice", 201), ("bob", 201), ("carol", 403), ("dave", 404), ("vera", 403), ("anonymous", 401),
-])
+@pytest.mark.parametrize(
+    ("user", "status"),
+    [
+        # dave belongs to another project: "ml" is as unknown to him as a missing project (404, no leak)
+        ("admin", 201),
+        ("alice", 201),
+        ("bob", 201),
+        ("carol", 403),
+        ("dave", 404),
+        ("vera", 403),
+        ("anonymous", 401),
+    ],
+)
 def test_who_may_create_in_a_project(clients: Any, user: str, status: int) -> None:
     res = Api(clients, user).call("POST", "/", json={"template": template(f"new-{next(_names)}"), "project": "ml"})
     assert res.status_code == status, res.get_json()
@@ -166,7 +199,7 @@ def test_only_the_owner_edits_and_submits(clients: Any) -> None:
     admin = Api(clients, "admin")
     assert admin.call("PUT", f"/{tid}", json=template("hijack")).status_code == 403
     assert admin.call("POST", f"/{tid}/submit").status_code == 403
-    assert admin.call("POST", f"/{tid}/approve").status_code == 409        # not submitted yet
+    assert admin.call("POST", f"/{tid}/approve").status_code == 409  # not submitted yet
 
 
 def test_a_personal_template_is_approved_by_an_admin_only(clients: Any) -> None:
@@ -178,7 +211,8 @@ def test_a_personal_template_is_approved_by_an_admin_only(clients: Any) -> None:
     assert Api(clients, "admin").call("POST", f"/{tid}/approve", json={"scope": "project"}).status_code == 400
     assert Api(clients, "admin").call("POST", f"/{tid}/approve", json={"scope": "all"}).status_code == 200
     assert "tool" in str(published_names(clients, "dave")) and tid in {
-        t["id"] for t in Api(clients, "carol").call("GET", "/").get_json()["result"]}
+        t["id"] for t in Api(clients, "carol").call("GET", "/").get_json()["result"]
+    }
 
 
 def test_names_belong_to_their_owner(clients: Any) -> None:
@@ -187,7 +221,7 @@ def test_names_belong_to_their_owner(clients: Any) -> None:
     name = f"owned-{next(_names)}"
     assert bob.call("POST", "/", json={"template": template(name)}).status_code == 201
     assert dave.call("POST", "/", json={"template": template(name, version="2")}).status_code == 409
-    assert bob.call("POST", "/", json={"template": template(name)}).status_code == 409       # same version
+    assert bob.call("POST", "/", json={"template": template(name)}).status_code == 409  # same version
     assert bob.call("POST", "/", json={"template": template(name, version="2")}).status_code == 201
 
 
@@ -197,8 +231,12 @@ def test_invalid_templates_are_clean_400s(clients: Any) -> None:
     assert res.status_code == 400 and res.get_json()["errors"][0]["field"] == "name"
     res = bob.call("POST", "/", data="name: x\nkind: [\n", headers={"Content-Type": "application/yaml"})
     assert res.status_code == 400
-    yaml_ok = bob.call("POST", "/?project=ml", data=f"name: yaml-{next(_names)}\ncommand: [echo]\n",
-                       headers={"Content-Type": "application/yaml"})
+    yaml_ok = bob.call(
+        "POST",
+        "/?project=ml",
+        data=f"name: yaml-{next(_names)}\ncommand: [echo]\n",
+        headers={"Content-Type": "application/yaml"},
+    )
     assert yaml_ok.status_code == 201 and yaml_ok.get_json()["result"]["project"] == "ml"
     assert bob.call("GET", "/?scope=everything").status_code == 400
     assert bob.call("POST", "/", json={"template": template(f"p-{next(_names)}"), "project": "nope"}).status_code == 404
@@ -207,13 +245,18 @@ def test_invalid_templates_are_clean_400s(clients: Any) -> None:
 def test_secret_defaults_are_masked_everywhere(clients: Any, services: Any) -> None:
     bob, admin = Api(clients, "bob"), Api(clients, "admin")
     body = template(f"secretive-{next(_names)}") | {
-        "parameters": {"token": {"type": "secret", "default": "tok-123"}}, "command": ["env"]}
+        "parameters": {"token": {"type": "secret", "default": "tok-123"}},
+        "command": ["env"],
+    }
     tid = bob.call("POST", "/", json={"template": body, "project": "ml"}).get_json()["result"]["id"]
     bob.call("POST", f"/{tid}/submit")
     approved = admin.call("POST", f"/{tid}/approve", json={"scope": "all"})
     assert approved.get_json()["result"]["definition"]["parameters"]["token"]["default"] == "******"
-    for text in (bob.call("GET", f"/{tid}").get_data(as_text=True), admin.call("GET", "/").get_data(as_text=True),
-                 clients["dave"][0].get("/api/v1/templates/", headers=clients["dave"][1]).get_data(as_text=True)):
+    for text in (
+        bob.call("GET", f"/{tid}").get_data(as_text=True),
+        admin.call("GET", "/").get_data(as_text=True),
+        clients["dave"][0].get("/api/v1/templates/", headers=clients["dave"][1]).get_data(as_text=True),
+    ):
         assert "tok-123" not in text and "******" in text
 
 
@@ -221,7 +264,13 @@ def test_authz_table() -> None:
     owner = Actor(1, projects={5: ProjectRole.OWNER})
     member, viewer = Actor(2, projects={5: ProjectRole.MEMBER}), Actor(3, projects={5: ProjectRole.VIEWER})
     admin, anonymous = Actor(4, fab_roles=frozenset({"Admin"})), Actor(None)
-    assert [can(a, Action.REVIEW, 5) for a in (owner, member, viewer, admin, anonymous)] == [True, False, False, True, False]
+    assert [can(a, Action.REVIEW, 5) for a in (owner, member, viewer, admin, anonymous)] == [
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]
     assert [can(a, Action.WRITE, 5) for a in (owner, member, viewer)] == [True, True, False]
     assert not can(owner, Action.READ, 6) and not can(owner, Action.REVIEW, None) and can(admin, Action.MANAGE, None)
     assert readable_projects(viewer) == frozenset({5}) and readable_projects(admin) is None

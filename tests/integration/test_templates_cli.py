@@ -22,12 +22,25 @@ BUILTINS = ("shell@1", "python@1", "http@1", "wait-for@1", "k8s-resource@1", "di
 @pytest.fixture(scope="module")
 def cli(services: Any) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")} | NO_TASK_ACCOUNTS
-    env.update({"MYAPP_HOME": str(services.settings.home), "MYAPP_DATABASE_URL": services.settings.effective_database_url,
-                "MYAPP_SECRET_KEY": "test-secret", "MYAPP_WORKFLOW_SPACE": str(services.settings.workflow_space)})
+    env.update(
+        {
+            "MYAPP_HOME": str(services.settings.home),
+            "MYAPP_DATABASE_URL": services.settings.effective_database_url,
+            "MYAPP_SECRET_KEY": "test-secret",
+            "MYAPP_WORKFLOW_SPACE": str(services.settings.workflow_space),
+        }
+    )
 
     def run(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "myapp", *args], env={**env, **extra_env},
-                              capture_output=True, text=True, timeout=120, cwd=REPO)
+        return subprocess.run(
+            [sys.executable, "-m", "myapp", *args],
+            env={**env, **extra_env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+        )
+
     return run
 
 
@@ -44,7 +57,10 @@ def test_template_list_shows_the_builtins(cli: Any) -> None:
 
 def test_validate_folders(cli: Any, tmp_path: Path) -> None:
     ok = cli("template", "validate", "plugins/http", "plugins/distributed")
-    assert ok.returncode == 0 and ok.stdout.splitlines() == ["http@1: ok (plugins/http)", "distributed@1: ok (plugins/distributed)"]
+    assert ok.returncode == 0 and ok.stdout.splitlines() == [
+        "http@1: ok (plugins/http)",
+        "distributed@1: ok (plugins/distributed)",
+    ]
     assert cli("template", "validate", "plugins").stdout.count(": ok") == len(BUILTINS)
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -81,8 +97,13 @@ def test_import_cube_writes_and_registers(cli: Any, tmp_path: Path) -> None:
     assert "1 templates registered: ray-sklearn@1" in out.stdout
     assert cli("template", "validate", str(tmp_path / "out" / "ray-sklearn")).returncode == 0
     shown = json.loads(cli("template", "show", "ray-sklearn", "--json").stdout)
-    assert shown["parameters"]["num_worker"] == {"type": "integer", "default": 2, "required": True,
-                                                 "minimum": 1, "maximum": 10}
+    assert shown["parameters"]["num_worker"] == {
+        "type": "integer",
+        "default": 2,
+        "required": True,
+        "minimum": 1,
+        "maximum": 10,
+    }
     again = cli("template", "import-cube", str(source), "--out", str(tmp_path / "out"))
     assert again.returncode == 2 and "--force" in again.stderr
     bad = tmp_path / "bad.json"
@@ -95,12 +116,17 @@ def test_pipeline_create_from_template(cli: Any) -> None:
     listed = cli("pipeline", "templates")
     assert listed.returncode == 0
     assert {line.split()[0] for line in listed.stdout.splitlines()} >= {
-        "daily-etl", "ml-train-evaluate-publish", "parameter-passing"}
+        "daily-etl",
+        "ml-train-evaluate-publish",
+        "parameter-passing",
+    }
     # its backfill (every day since 2026-01-01) is above backfill_confirm: refused, then confirmed with --yes
     refused = cli("pipeline", "create", "--from-template", "daily-etl", "--name", "etl-copy", "--project", "team-a")
     assert refused.returncode == 1 and "backfill runs" in refused.stderr and "--yes" in refused.stderr
     assert "etl-copy" not in cli("pipeline", "list").stdout
-    out = cli("pipeline", "create", "--from-template", "daily-etl", "--name", "etl-copy", "--project", "team-a", "--yes")
+    out = cli(
+        "pipeline", "create", "--from-template", "daily-etl", "--name", "etl-copy", "--project", "team-a", "--yes"
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "etl-copy: version 1 (from template daily-etl, project team-a)"
     rows = {r["name"]: r for r in json.loads(cli("pipeline", "list", "--json").stdout)}

@@ -35,7 +35,7 @@ def test_a_pipeline_keeps_the_version_it_was_saved_with(services: Any) -> None:
     pid = save(services, "name: pinned\ntasks:\n  - {name: hi, template: greet}\n")
     explicit = save(services, "name: explicit\ntasks:\n  - {name: hi, template: greet@1}\n")
     assert services.pipelines.export(pid)["tasks"][0]["template"] == "greet@1"
-    services.templates.sync([greet("2")], "plugin", now())                  # a newer version is published
+    services.templates.sync([greet("2")], "plugin", now())  # a newer version is published
     assert services.templates.get("greet").version == "2"
     assert services.pipelines.export(pid)["tasks"][0]["template"] == "greet@1"
     assert [v["number"] for v in services.pipelines.versions(pid)] == [1]
@@ -57,13 +57,14 @@ def test_a_reviewed_new_version_does_not_change_pipelines(services: Any) -> None
     # one admin submits and approves: the single-admin setting (template_self_approval)
     reviews, now = UserTemplates(services.db, kind_check=kind_errors, self_approval=True), services.clock.now
     for version in ("1", "2"):
-        tid = reviews.create(owner, {"name": "reviewed", "version": version, "command": ["echo", f"reviewed v{version}"]},
-                             now())
+        tid = reviews.create(
+            owner, {"name": "reviewed", "version": version, "command": ["echo", f"reviewed v{version}"]}, now()
+        )
         reviews.submit(owner, tid, now())
         if version == "1":
             reviews.approve(admin, tid, now(), scope="all")
             pid = save(services, "name: uses-reviewed\ntasks:\n  - {name: hi, template: reviewed}\n")
-    assert services.templates.get("reviewed").version == "1"        # version 2 is pending, not published
+    assert services.templates.get("reviewed").version == "1"  # version 2 is pending, not published
     reviews.approve(admin, tid, now(), scope="all")
     assert services.templates.get("reviewed").version == "2"
     assert services.pipelines.export(pid)["tasks"][0]["template"] == "reviewed@1"

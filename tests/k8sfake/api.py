@@ -136,8 +136,12 @@ class RestApi:
 
     def _filter(self, query: Mapping[str, str], target: Target, field_selector: str | None) -> ObjectFilter:
         getters = target.rtype.field_getters()
-        return ObjectFilter(target.namespace, parse_label_selector(query.get("labelSelector")),
-                            parse_field_selector(field_selector, getters), getters)
+        return ObjectFilter(
+            target.namespace,
+            parse_label_selector(query.get("labelSelector")),
+            parse_field_selector(field_selector, getters),
+            getters,
+        )
 
     def _list(self, query: Mapping[str, str], target: Target) -> JsonObj:
         rtype = target.rtype
@@ -154,8 +158,12 @@ class RestApi:
             list_meta["continue"] = _encode_continue(_key(items[limit - 1]), revision)
             list_meta["remainingItemCount"] = len(items) - limit
             items = items[:limit]
-        return {"kind": rtype.list_kind, "apiVersion": rtype.api_version, "metadata": list_meta,
-                "items": [shape(o, rtype, list_item=True) for o in items]}
+        return {
+            "kind": rtype.list_kind,
+            "apiVersion": rtype.api_version,
+            "metadata": list_meta,
+            "items": [shape(o, rtype, list_item=True) for o in items],
+        }
 
     def _watch(self, request: ApiRequest, target: Target, field_selector: str | None) -> StreamResponse:
         query, rtype = request.query, target.rtype
@@ -164,10 +172,14 @@ class RestApi:
         send_initial = query.get("sendInitialEvents") in _TRUE
         bookmarks = query.get("allowWatchBookmarks") in _TRUE
         if send_initial and (query.get("resourceVersionMatch") != "NotOlderThan" or not bookmarks):
-            raise errors.StatusError(422, "Invalid", 'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: '
-                                     "Forbidden: sendInitialEvents requires setting resourceVersionMatch to "
-                                     "NotOlderThan and allowWatchBookmarks to true",
-                                     {"group": "meta.k8s.io", "kind": "ListOptions"})
+            raise errors.StatusError(
+                422,
+                "Invalid",
+                'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: '
+                "Forbidden: sendInitialEvents requires setting resourceVersionMatch to "
+                "NotOlderThan and allowWatchBookmarks to true",
+                {"group": "meta.k8s.io", "kind": "ListOptions"},
+            )
         since: int | None = None
         if version not in ("", "0") and not send_initial:
             if not version.isdigit():
@@ -187,9 +199,15 @@ class RestApi:
             if self.store.lock.wait_for(lambda: self.store.revision >= since, self.writer.settings.too_new_wait):
                 return
             current = self.store.revision
-        raise errors.StatusError(504, "Timeout", f"Too large resource version: {since}, current: {current}",
-                                 {"causes": [{"reason": "ResourceVersionTooLarge",
-                                              "message": "Too large resource version"}], "retryAfterSeconds": 1})
+        raise errors.StatusError(
+            504,
+            "Timeout",
+            f"Too large resource version: {since}, current: {current}",
+            {
+                "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                "retryAfterSeconds": 1,
+            },
+        )
 
     def _delete_collection(self, request: ApiRequest, target: Target) -> JsonObj:
         rtype = target.rtype
@@ -202,9 +220,12 @@ class RestApi:
                     result = self.writer.delete(rtype, target.namespace, name_of(obj), options)
                     deleted.append(obj if result.get("kind") == "Status" else result)
             revision = self.store.revision
-        return {"kind": rtype.list_kind, "apiVersion": rtype.api_version,
-                "metadata": {"resourceVersion": str(revision)},
-                "items": [shape(o, rtype, list_item=True) for o in deleted]}
+        return {
+            "kind": rtype.list_kind,
+            "apiVersion": rtype.api_version,
+            "metadata": {"resourceVersion": str(revision)},
+            "items": [shape(o, rtype, list_item=True) for o in deleted],
+        }
 
 
 def _dry_run(request: ApiRequest) -> bool:

@@ -144,8 +144,7 @@ def unsupported_media_type(content_type: str, *, builtin: bool = True) -> Status
     accepted = ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
     if builtin:
         accepted.insert(2, "application/strategic-merge-patch+json")
-    message = ("the body of the request was in an unknown format - accepted media types include: "
-               + ", ".join(accepted))
+    message = "the body of the request was in an unknown format - accepted media types include: " + ", ".join(accepted)
     return StatusError(415, "UnsupportedMediaType", message, {})
 
 
@@ -174,8 +173,9 @@ def acceptable(accept: str) -> bool:
 def not_acceptable(*, log: bool = False) -> StatusError:
     """Return 406 NotAcceptable as the API server words it (pods/log names what it accepts)."""
     if log:
-        return StatusError(406, "NotAcceptable",
-                           "only the following media types are accepted: " + ", ".join(SERVED_MEDIA_TYPES), {})
+        return StatusError(
+            406, "NotAcceptable", "only the following media types are accepted: " + ", ".join(SERVED_MEDIA_TYPES), {}
+        )
     return StatusError(406, "NotAcceptable", "406: Not Acceptable", {})
 
 

@@ -24,8 +24,8 @@ class Fault:
     path: re.Pattern[str]
     error: StatusError
     times: int = 1
-    watch: bool | None = None          # None: watches and plain requests alike
-    retry_after: int | None = None     # seconds, sent as the Retry-After header
+    watch: bool | None = None  # None: watches and plain requests alike
+    retry_after: int | None = None  # seconds, sent as the Retry-After header
     hits: int = 0
 
 
@@ -49,8 +49,12 @@ class Faults:
         """Return the first armed fault matching this request, counting it down."""
         with self.lock:
             for fault in self.armed:
-                if fault.method in (method, "*") and fault.path.search(path) \
-                        and fault.watch in (None, is_watch) and fault.times != 0:
+                if (
+                    fault.method in (method, "*")
+                    and fault.path.search(path)
+                    and fault.watch in (None, is_watch)
+                    and fault.times != 0
+                ):
                     fault.times -= 1 if fault.times > 0 else 0
                     fault.hits += 1
                     return fault
@@ -59,25 +63,35 @@ class Faults:
 
 def too_many_requests(retry_after: int = 1) -> StatusError:
     """Return the 429 of the API priority and fairness / max-in-flight filter."""
-    return StatusError(429, "TooManyRequests", "Too many requests, please try again later.",
-                       {"causes": [{"message": "Too many requests, please try again later."}],
-                        "retryAfterSeconds": retry_after})
+    return StatusError(
+        429,
+        "TooManyRequests",
+        "Too many requests, please try again later.",
+        {"causes": [{"message": "Too many requests, please try again later."}], "retryAfterSeconds": retry_after},
+    )
 
 
 def service_unavailable(message: str = "the server is currently unable to handle the request") -> StatusError:
-    return StatusError(503, "ServiceUnavailable", message, {"causes": [{"reason": "UnexpectedServerResponse",
-                                                                       "message": message}]})
+    return StatusError(
+        503, "ServiceUnavailable", message, {"causes": [{"reason": "UnexpectedServerResponse", "message": message}]}
+    )
 
 
-def exceeded_quota(resource: str, name: str, detail: str = "requested: cpu=1, used: cpu=2, limited: cpu=2"
-                   ) -> StatusError:
+def exceeded_quota(
+    resource: str, name: str, detail: str = "requested: cpu=1, used: cpu=2, limited: cpu=2"
+) -> StatusError:
     """Return the ResourceQuota admission plugin's 403."""
-    return StatusError(403, "Forbidden", f'{resource} "{name}" is forbidden: exceeded quota: compute, {detail}',
-                       {"name": name, "kind": resource})
+    return StatusError(
+        403,
+        "Forbidden",
+        f'{resource} "{name}" is forbidden: exceeded quota: compute, {detail}',
+        {"name": name, "kind": resource},
+    )
 
 
 def forbidden(user: str, verb: str, resource: str, namespace: str, group: str = "") -> StatusError:
     """Return RBAC's 403 for a request the user may not make."""
     where = f'resource "{resource}" in API group "{group}" in the namespace "{namespace}"'
-    return StatusError(403, "Forbidden", f'{resource} is forbidden: User "{user}" cannot {verb} {where}',
-                       {"kind": resource})
+    return StatusError(
+        403, "Forbidden", f'{resource} is forbidden: User "{user}" cannot {verb} {where}', {"kind": resource}
+    )

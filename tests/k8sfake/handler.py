@@ -113,8 +113,14 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         self.server.record(RecordedRequest(self.command, url.path, query))
-        request = ApiRequest(self.command, url.path, query, body,
-                             self.headers.get("Content-Type") or "application/json", _peer_alive(self.connection))
+        request = ApiRequest(
+            self.command,
+            url.path,
+            query,
+            body,
+            self.headers.get("Content-Type") or "application/json",
+            _peer_alive(self.connection),
+        )
         fault = self.server.faults.take(self.command, url.path, query.get("watch") in ("1", "true", "True"))
         if fault is not None:
             headers = (("Retry-After", str(fault.retry_after)),) if fault.retry_after is not None else ()
@@ -143,8 +149,7 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache, private")
         self.send_header("Content-Type", content_type)
 
-    def _send(self, code: int, content_type: str, data: bytes,
-              headers: tuple[tuple[str, str], ...] = ()) -> None:
+    def _send(self, code: int, content_type: str, data: bytes, headers: tuple[tuple[str, str], ...] = ()) -> None:
         self._headers(code, content_type)
         for key, value in headers:
             self.send_header(key, value)
@@ -171,4 +176,3 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
             if close is not None:
                 close()
             response.close()
-

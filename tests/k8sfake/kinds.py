@@ -26,16 +26,30 @@ def _default_namespace(ns: JsonObj, env: CreateEnv) -> None:
 
 
 NAMESPACE_TYPE = ResourceType(
-    group="", version="v1", kind="Namespace", plural="namespaces", singular="namespace", namespaced=False,
-    short_names=("ns",), return_deleted_object=True, field_labels=("status.phase",), name_check=dns1123_label,
-    default=_default_namespace, validate=lambda ns: validate_metadata(ns, dns1123_label),
+    group="",
+    version="v1",
+    kind="Namespace",
+    plural="namespaces",
+    singular="namespace",
+    namespaced=False,
+    short_names=("ns",),
+    return_deleted_object=True,
+    field_labels=("status.phase",),
+    name_check=dns1123_label,
+    default=_default_namespace,
+    validate=lambda ns: validate_metadata(ns, dns1123_label),
 )
 
 
 def _default_service(svc: JsonObj, env: CreateEnv) -> None:
     spec = svc.setdefault("spec", {})
-    for key, value in (("type", "ClusterIP"), ("sessionAffinity", "None"), ("ipFamilies", ["IPv4"]),
-                       ("ipFamilyPolicy", "SingleStack"), ("internalTrafficPolicy", "Cluster")):
+    for key, value in (
+        ("type", "ClusterIP"),
+        ("sessionAffinity", "None"),
+        ("ipFamilies", ["IPv4"]),
+        ("ipFamilyPolicy", "SingleStack"),
+        ("internalTrafficPolicy", "Cluster"),
+    ):
         spec.setdefault(key, value)
     if not spec.get("clusterIP"):
         spec["clusterIP"] = env.next_cluster_ip()
@@ -55,27 +69,50 @@ def _validate_service(svc: JsonObj) -> list[FieldError]:
     for index, port in enumerate(ports):
         number = port.get("port")
         if not isinstance(number, int) or not 1 <= number <= 65535:
-            errors.append(FieldError(f"spec.ports[{index}].port", "Invalid", number,
-                                     "must be between 1 and 65535, inclusive"))
+            errors.append(
+                FieldError(f"spec.ports[{index}].port", "Invalid", number, "must be between 1 and 65535, inclusive")
+            )
         if len(ports) > 1 and not port.get("name"):
             errors.append(FieldError(f"spec.ports[{index}].name", "Required"))
     if spec.get("type") not in SERVICE_TYPES:
-        errors.append(FieldError("spec.type", "NotSupported", spec.get("type"),
-                                 "supported values: " + ", ".join(f'"{t}"' for t in SERVICE_TYPES)))
+        errors.append(
+            FieldError(
+                "spec.type",
+                "NotSupported",
+                spec.get("type"),
+                "supported values: " + ", ".join(f'"{t}"' for t in SERVICE_TYPES),
+            )
+        )
     return errors
 
 
 SERVICE_TYPE = ResourceType(
-    group="", version="v1", kind="Service", plural="services", singular="service", short_names=("svc",),
-    categories=("all",), return_deleted_object=True, field_labels=("spec.clusterIP", "spec.type"),
-    name_check=dns1035_label, default=_default_service, validate=_validate_service,
+    group="",
+    version="v1",
+    kind="Service",
+    plural="services",
+    singular="service",
+    short_names=("svc",),
+    categories=("all",),
+    return_deleted_object=True,
+    field_labels=("spec.clusterIP", "spec.type"),
+    name_check=dns1035_label,
+    default=_default_service,
+    validate=_validate_service,
 )
 
 EVENT_TYPE = ResourceType(
-    group="", version="v1", kind="Event", plural="events", singular="event", short_names=("ev",),
+    group="",
+    version="v1",
+    kind="Event",
+    plural="events",
+    singular="event",
+    short_names=("ev",),
     status_subresource=False,
-    field_labels=tuple(f"involvedObject.{f}" for f in ("kind", "namespace", "name", "uid", "apiVersion",
-                                                        "resourceVersion", "fieldPath"))
+    field_labels=tuple(
+        f"involvedObject.{f}"
+        for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+    )
     + ("reason", "reportingComponent", "source", "type"),
     validate=lambda event: validate_metadata(event, dns1123_subdomain),
 )
@@ -86,8 +123,13 @@ def _default_job(job: JsonObj, env: CreateEnv) -> None:
     uid, name = metadata(job)["uid"], name_of(job)
     if "parallelism" not in spec and "completions" not in spec:
         spec["completions"] = 1
-    for key, value in (("parallelism", 1), ("backoffLimit", 6), ("completionMode", "NonIndexed"),
-                       ("suspend", False), ("podReplacementPolicy", "TerminatingOrFailed")):
+    for key, value in (
+        ("parallelism", 1),
+        ("backoffLimit", 6),
+        ("completionMode", "NonIndexed"),
+        ("suspend", False),
+        ("podReplacementPolicy", "TerminatingOrFailed"),
+    ):
         spec.setdefault(key, value)
     template = spec.setdefault("template", {})
     labels = metadata(template).setdefault("labels", {})
@@ -105,18 +147,32 @@ def _validate_job(job: JsonObj) -> list[FieldError]:
     template_spec = copy.deepcopy(((job.get("spec") or {}).get("template") or {}).get("spec") or {})
     template_spec.setdefault("restartPolicy", "Always")
     pod_errors = validate_pod({"metadata": {"name": "template"}, "spec": template_spec})
-    errors += [FieldError("spec.template." + e.field, e.kind, e.value, e.detail)
-               for e in pod_errors if e.field.startswith("spec.") and e.field != "spec.restartPolicy"]
+    errors += [
+        FieldError("spec.template." + e.field, e.kind, e.value, e.detail)
+        for e in pod_errors
+        if e.field.startswith("spec.") and e.field != "spec.restartPolicy"
+    ]
     policy = template_spec["restartPolicy"]
     if policy not in ("OnFailure", "Never"):
-        errors.append(FieldError("spec.template.spec.restartPolicy", "NotSupported", policy,
-                                 'supported values: "OnFailure", "Never"'))
+        errors.append(
+            FieldError(
+                "spec.template.spec.restartPolicy", "NotSupported", policy, 'supported values: "OnFailure", "Never"'
+            )
+        )
     return errors
 
 
 JOB_TYPE = ResourceType(
-    group="batch", version="v1", kind="Job", plural="jobs", singular="job", categories=("all",),
-    field_labels=("status.successful",), default=_default_job, validate=_validate_job, tracks_generation=True,
+    group="batch",
+    version="v1",
+    kind="Job",
+    plural="jobs",
+    singular="job",
+    categories=("all",),
+    field_labels=("status.successful",),
+    default=_default_job,
+    validate=_validate_job,
+    tracks_generation=True,
 )
 
 
@@ -131,7 +187,9 @@ def _validate_crd(crd: JsonObj) -> list[FieldError]:
         if not names.get(key):
             errors.append(FieldError(f"spec.names.{key}", "Required"))
     if not spec.get("versions"):
-        errors.append(FieldError("spec.versions", "Invalid", [], "must have exactly one version marked as storage version"))
+        errors.append(
+            FieldError("spec.versions", "Invalid", [], "must have exactly one version marked as storage version")
+        )
     return errors
 
 
@@ -143,23 +201,38 @@ def _default_crd(crd: JsonObj, env: CreateEnv) -> None:
     spec.setdefault("scope", "Namespaced")
     stamp = format_time(env.now)
     stored = [v.get("name") for v in spec.get("versions") or [] if v.get("storage")]
-    crd["status"] = {"acceptedNames": dict(names), "storedVersions": stored,
-                     "conditions": [{"type": kind, "status": "True", "reason": reason, "message": message,
-                                     "lastTransitionTime": stamp} for kind, reason, message in (
-                         ("NamesAccepted", "NoConflicts", "no conflicts found"),
-                         ("Established", "InitialNamesAccepted", "the initial names have been accepted"))]}
+    crd["status"] = {
+        "acceptedNames": dict(names),
+        "storedVersions": stored,
+        "conditions": [
+            {"type": kind, "status": "True", "reason": reason, "message": message, "lastTransitionTime": stamp}
+            for kind, reason, message in (
+                ("NamesAccepted", "NoConflicts", "no conflicts found"),
+                ("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+            )
+        ],
+    }
 
 
 CRD_TYPE = ResourceType(
-    group=CRD_GROUP, version="v1", kind="CustomResourceDefinition", plural="customresourcedefinitions",
-    singular="customresourcedefinition", namespaced=False, short_names=("crd", "crds"),
-    categories=("api-extensions",), default=_default_crd, validate=_validate_crd, tracks_generation=True,
+    group=CRD_GROUP,
+    version="v1",
+    kind="CustomResourceDefinition",
+    plural="customresourcedefinitions",
+    singular="customresourcedefinition",
+    namespaced=False,
+    short_names=("crd", "crds"),
+    categories=("api-extensions",),
+    default=_default_crd,
+    validate=_validate_crd,
+    tracks_generation=True,
 )
+
 
 def _default_secret(secret: JsonObj, env: CreateEnv) -> None:
     secret.setdefault("type", "Opaque")
     data = secret.setdefault("data", {})
-    for key, value in (secret.pop("stringData", None) or {}).items():   # stringData is write-only
+    for key, value in (secret.pop("stringData", None) or {}).items():  # stringData is write-only
         data[key] = base64.b64encode(str(value).encode()).decode()
 
 
@@ -174,8 +247,15 @@ def _validate_secret(secret: JsonObj) -> list[FieldError]:
 
 
 SECRET_TYPE = ResourceType(
-    group="", version="v1", kind="Secret", plural="secrets", singular="secret", status_subresource=False,
-    field_labels=("type",), default=_default_secret, validate=_validate_secret,
+    group="",
+    version="v1",
+    kind="Secret",
+    plural="secrets",
+    singular="secret",
+    status_subresource=False,
+    field_labels=("type",),
+    default=_default_secret,
+    validate=_validate_secret,
 )
 
 
@@ -188,36 +268,76 @@ def _validate_lease(lease: JsonObj) -> list[FieldError]:
 
 
 LEASE_TYPE = ResourceType(
-    group="coordination.k8s.io", version="v1", kind="Lease", plural="leases", singular="lease",
-    status_subresource=False, validate=_validate_lease,
+    group="coordination.k8s.io",
+    version="v1",
+    kind="Lease",
+    plural="leases",
+    singular="lease",
+    status_subresource=False,
+    validate=_validate_lease,
 )
 
 BUILTIN_TYPES = (NAMESPACE_TYPE, SERVICE_TYPE, EVENT_TYPE, JOB_TYPE, CRD_TYPE, SECRET_TYPE, LEASE_TYPE)
 
 
-def crd_object(group: str, version: str, kind: str, plural: str, *, singular: str | None = None,
-               namespaced: bool = True, short_names: tuple[str, ...] = (), status_subresource: bool = True) -> JsonObj:
+def crd_object(
+    group: str,
+    version: str,
+    kind: str,
+    plural: str,
+    *,
+    singular: str | None = None,
+    namespaced: bool = True,
+    short_names: tuple[str, ...] = (),
+    status_subresource: bool = True,
+) -> JsonObj:
     """Return the CustomResourceDefinition manifest for one served version."""
     subresources: JsonObj = {"status": {}} if status_subresource else {}
     return {
-        "apiVersion": f"{CRD_GROUP}/v1", "kind": "CustomResourceDefinition",
+        "apiVersion": f"{CRD_GROUP}/v1",
+        "kind": "CustomResourceDefinition",
         "metadata": {"name": f"{plural}.{group}"},
-        "spec": {"group": group, "scope": "Namespaced" if namespaced else "Cluster",
-                 "names": {"kind": kind, "plural": plural, "singular": singular or kind.lower(),
-                           "listKind": f"{kind}List", **({"shortNames": list(short_names)} if short_names else {})},
-                 "versions": [{"name": version, "served": True, "storage": True, "subresources": subresources,
-                               "schema": {"openAPIV3Schema": {"type": "object",
-                                                              "x-kubernetes-preserve-unknown-fields": True}}}]},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced" if namespaced else "Cluster",
+            "names": {
+                "kind": kind,
+                "plural": plural,
+                "singular": singular or kind.lower(),
+                "listKind": f"{kind}List",
+                **({"shortNames": list(short_names)} if short_names else {}),
+            },
+            "versions": [
+                {
+                    "name": version,
+                    "served": True,
+                    "storage": True,
+                    "subresources": subresources,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                }
+            ],
+        },
     }
 
 
 def types_from_crd(crd: JsonObj) -> list[ResourceType]:
     """Return one custom ResourceType per served version of `crd`."""
     spec, names = crd["spec"], crd["spec"]["names"]
-    return [ResourceType(
-        group=spec["group"], version=v["name"], kind=names["kind"], plural=names["plural"],
-        singular=names.get("singular") or names["kind"].lower(), namespaced=spec.get("scope") != "Cluster",
-        short_names=tuple(names.get("shortNames") or ()), categories=tuple(names.get("categories") or ()),
-        status_subresource="status" in (v.get("subresources") or {}), typed=False, tracks_generation=True,
-        validate=lambda obj: validate_metadata(obj, dns1123_subdomain),
-    ) for v in spec.get("versions") or [] if v.get("served", True)]
+    return [
+        ResourceType(
+            group=spec["group"],
+            version=v["name"],
+            kind=names["kind"],
+            plural=names["plural"],
+            singular=names.get("singular") or names["kind"].lower(),
+            namespaced=spec.get("scope") != "Cluster",
+            short_names=tuple(names.get("shortNames") or ()),
+            categories=tuple(names.get("categories") or ()),
+            status_subresource="status" in (v.get("subresources") or {}),
+            typed=False,
+            tracks_generation=True,
+            validate=lambda obj: validate_metadata(obj, dns1123_subdomain),
+        )
+        for v in spec.get("versions") or []
+        if v.get("served", True)
+    ]

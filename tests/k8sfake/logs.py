@@ -102,8 +102,9 @@ class LogBook:
         if not options.follow:
             return TextResponse(200, _limit("".join(_render(selected, options)), options.limit_bytes))
         follow = _Follow(pod, key, len(lines), breaks, alive, self.stalls)
-        return StreamResponse(self._stream(follow, selected, options, token), "text/plain",
-                              lambda: self._release(token))
+        return StreamResponse(
+            self._stream(follow, selected, options, token), "text/plain", lambda: self._release(token)
+        )
 
     def _release(self, token: object) -> None:
         with self.store.lock:
@@ -140,7 +141,7 @@ class LogBook:
             pod = self.store.objects.get("pods", {}).get((follow.namespace, follow.name))
             if not follow.alive():
                 return [], "gone"
-            if follow.stalls != self.stalls:   # a stalled kubelet stream: silent until the client gives up
+            if follow.stalls != self.stalls:  # a stalled kubelet stream: silent until the client gives up
                 self.store.lock.wait(timeout=_POLL_SECONDS)
                 continue
             if pod is None or metadata(pod).get("uid") != follow.key[0] or self.store.closed:
@@ -148,7 +149,7 @@ class LogBook:
             else:
                 ended = "terminated" in container_state(pod, follow.key[1])
             if len(lines) > follow.seen or ended:
-                new, follow.seen = lines[follow.seen:], len(lines)
+                new, follow.seen = lines[follow.seen :], len(lines)
                 return new, "clean" if ended else ""
             self.store.lock.wait(timeout=_POLL_SECONDS)
 
@@ -200,8 +201,14 @@ def _options(pod: JsonObj, query: Mapping[str, str], now: datetime) -> LogOption
     since = parse_time(query["sinceTime"]) if "sinceTime" in query else None
     if since_seconds is not None:
         since = now - timedelta(seconds=since_seconds)
-    return LogOptions(container, query.get("follow") == "true", query.get("timestamps") == "true",
-                      _int(query, "tailLines"), since, _int(query, "limitBytes"))
+    return LogOptions(
+        container,
+        query.get("follow") == "true",
+        query.get("timestamps") == "true",
+        _int(query, "tailLines"),
+        since,
+        _int(query, "limitBytes"),
+    )
 
 
 def _check_state(pod: JsonObj, container: str, previous: bool) -> None:
@@ -213,8 +220,9 @@ def _check_state(pod: JsonObj, container: str, previous: bool) -> None:
         raise bad_request(f'previous terminated container "{container}" in pod "{pod_name}" not found')
     if "waiting" in state:
         reason = state["waiting"].get("reason", "")
-        detail = {"ErrImagePull": "image can't be pulled",
-                  "ImagePullBackOff": "trying and failing to pull image"}.get(reason, reason)
+        detail = {"ErrImagePull": "image can't be pulled", "ImagePullBackOff": "trying and failing to pull image"}.get(
+            reason, reason
+        )
         raise bad_request(f'container "{container}" in pod "{pod_name}" is waiting to start: {detail}')
 
 
@@ -222,7 +230,7 @@ def _select(lines: list[LogLine], options: LogOptions) -> list[LogLine]:
     if options.since is not None:
         lines = [line for line in lines if line.at >= options.since]
     if options.tail_lines is not None:
-        lines = lines[-options.tail_lines:] if options.tail_lines > 0 else []
+        lines = lines[-options.tail_lines :] if options.tail_lines > 0 else []
     return lines
 
 

@@ -13,15 +13,24 @@ from kubernetes import client
 _TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
-def make_pod(name: str, *, labels: dict[str, str] | None = None, containers: tuple[str, ...] = ("main",),
-             restart_policy: str = "Never", **spec: Any) -> dict[str, Any]:
+def make_pod(
+    name: str,
+    *,
+    labels: dict[str, str] | None = None,
+    containers: tuple[str, ...] = ("main",),
+    restart_policy: str = "Never",
+    **spec: Any,
+) -> dict[str, Any]:
     """Return a pod manifest with one busybox container per name."""
     return {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": name, "labels": labels if labels is not None else {"app": "demo"}},
-        "spec": {"restartPolicy": restart_policy,
-                 "containers": [{"name": c, "image": "busybox:1.36", "command": ["sh", "-c", "true"]}
-                                for c in containers], **spec},
+        "spec": {
+            "restartPolicy": restart_policy,
+            "containers": [{"name": c, "image": "busybox:1.36", "command": ["sh", "-c", "true"]} for c in containers],
+            **spec,
+        },
     }
 
 

@@ -94,7 +94,7 @@ def _apply_one(doc: Any, op: dict[str, Any]) -> Any:
         if kind == "add":
             parent.insert(index, copy.deepcopy(op.get("value")))
         elif kind in ("remove", "replace") and 0 <= index < len(parent):
-            parent[index:index + 1] = [copy.deepcopy(op.get("value"))] if kind == "replace" else []
+            parent[index : index + 1] = [copy.deepcopy(op.get("value"))] if kind == "replace" else []
         else:
             raise _invalid(f"index {last} out of range")
     elif isinstance(parent, dict):

@@ -60,9 +60,14 @@ def default_pod_spec(spec: JsonObj) -> None:
             container.setdefault("imagePullPolicy", _pull_policy(str(container.get("image", ""))))
             for port in container.get("ports") or []:
                 port.setdefault("protocol", "TCP")
-    for key, value in (("restartPolicy", "Always"), ("terminationGracePeriodSeconds", 30),
-                       ("dnsPolicy", "ClusterFirst"), ("securityContext", {}),
-                       ("schedulerName", "default-scheduler"), ("enableServiceLinks", True)):
+    for key, value in (
+        ("restartPolicy", "Always"),
+        ("terminationGracePeriodSeconds", 30),
+        ("dnsPolicy", "ClusterFirst"),
+        ("securityContext", {}),
+        ("schedulerName", "default-scheduler"),
+        ("enableServiceLinks", True),
+    ):
         spec.setdefault(key, value)
 
 
@@ -102,8 +107,14 @@ def validate_pod(pod: JsonObj) -> list[FieldError]:
                 errors.append(FieldError(f"{path}.image", "Required"))
     policy = spec.get("restartPolicy")
     if policy not in RESTART_POLICIES:
-        errors.append(FieldError("spec.restartPolicy", "NotSupported", policy,
-                                 "supported values: " + ", ".join(f'"{p}"' for p in RESTART_POLICIES)))
+        errors.append(
+            FieldError(
+                "spec.restartPolicy",
+                "NotSupported",
+                policy,
+                "supported values: " + ", ".join(f'"{p}"' for p in RESTART_POLICIES),
+            )
+        )
     return errors
 
 
@@ -125,11 +136,29 @@ def validate_pod_update(old: JsonObj, new: JsonObj) -> list[FieldError]:
 
 
 POD_TYPE = ResourceType(
-    group="", version="v1", kind="Pod", plural="pods", singular="pod", short_names=("po",),
-    categories=("all",), extra_subresources=("log",), return_deleted_object=True,
-    field_labels=("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-                  "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"),
-    default=default_pod, validate=validate_pod, validate_update=validate_pod_update, tracks_generation=True,
+    group="",
+    version="v1",
+    kind="Pod",
+    plural="pods",
+    singular="pod",
+    short_names=("po",),
+    categories=("all",),
+    extra_subresources=("log",),
+    return_deleted_object=True,
+    field_labels=(
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    ),
+    default=default_pod,
+    validate=validate_pod,
+    validate_update=validate_pod_update,
+    tracks_generation=True,
 )
 
 
@@ -137,8 +166,12 @@ POD_TYPE = ResourceType(
 
 
 def _condition(kind: str, ok: bool, now: datetime, reason: str = "", message: str = "") -> JsonObj:
-    condition: JsonObj = {"type": kind, "status": "True" if ok else "False", "lastProbeTime": None,
-                          "lastTransitionTime": format_time(now)}
+    condition: JsonObj = {
+        "type": kind,
+        "status": "True" if ok else "False",
+        "lastProbeTime": None,
+        "lastTransitionTime": format_time(now),
+    }
     if reason:
         condition["reason"] = reason
     if message:
@@ -152,9 +185,17 @@ def _image_id(image: str) -> str:
 
 
 def _base_status(container: JsonObj, previous: JsonObj | None) -> JsonObj:
-    return {"name": container["name"], "state": {}, "lastState": {}, "ready": False,
-            "restartCount": 0, "image": str(container.get("image", "")), "imageID": "", "started": False,
-            "containerID": (previous or {}).get("containerID", "")}
+    return {
+        "name": container["name"],
+        "state": {},
+        "lastState": {},
+        "ready": False,
+        "restartCount": 0,
+        "image": str(container.get("image", "")),
+        "imageID": "",
+        "started": False,
+        "containerID": (previous or {}).get("containerID", ""),
+    }
 
 
 def _statuses_by_name(pod: JsonObj) -> dict[str, JsonObj]:
@@ -198,8 +239,12 @@ def set_running(pod: JsonObj, pod_ip: str, now: datetime) -> None:
             statuses.append(old)
             continue
         status = _base_status(container, old)
-        status.update(ready=True, started=True, imageID=_image_id(status["image"]),
-                      containerID="containerd://" + new_uid().replace("-", "") * 2)
+        status.update(
+            ready=True,
+            started=True,
+            imageID=_image_id(status["image"]),
+            containerID="containerd://" + new_uid().replace("-", "") * 2,
+        )
         status["state"] = {"running": {"startedAt": format_time(now)}}
         statuses.append(status)
     pod["status"]["containerStatuses"] = statuses
@@ -213,9 +258,13 @@ def terminate(pod: JsonObj, container: str | None, exit_code: int, reason: str, 
     for status in pod["status"].get("containerStatuses") or []:
         if (container is None and "terminated" not in status["state"]) or status["name"] == container:
             started = status["state"].get("running", {}).get("startedAt", format_time(now))
-            terminated: JsonObj = {"exitCode": exit_code, "reason": reason or ("Completed" if exit_code == 0 else "Error"),
-                                   "startedAt": started, "finishedAt": format_time(now),
-                                   "containerID": status.get("containerID", "")}
+            terminated: JsonObj = {
+                "exitCode": exit_code,
+                "reason": reason or ("Completed" if exit_code == 0 else "Error"),
+                "startedAt": started,
+                "finishedAt": format_time(now),
+                "containerID": status.get("containerID", ""),
+            }
             if message:
                 terminated["message"] = message
             status.update(state={"terminated": terminated}, ready=False, started=False)

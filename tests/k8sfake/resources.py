@@ -103,8 +103,11 @@ class Registry:
 
     def find(self, plural_or_kind: str, group: str | None = None) -> ResourceType:
         """Return the preferred type whose plural or kind matches (for the control API)."""
-        matches = [t for t in self._types.values()
-                   if plural_or_kind in (t.plural, t.kind) and (group is None or t.group == group)]
+        matches = [
+            t
+            for t in self._types.values()
+            if plural_or_kind in (t.plural, t.kind) and (group is None or t.group == group)
+        ]
         groups = {t.group for t in matches}
         if not matches:
             raise KeyError(f"no resource {plural_or_kind!r} is served")

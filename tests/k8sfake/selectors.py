@@ -104,7 +104,9 @@ class _Parser:
         if op in (">", "<"):
             value = self.identifier("integer")
             if not re.fullmatch(r"-?\d+", value):
-                raise bad_request(f"unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer: {value}")
+                raise bad_request(
+                    f"unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer: {value}"
+                )
             return Requirement(key, op, (value,))
         if op in ("in", "notin"):
             return Requirement(key, op, self.value_set())

@@ -40,8 +40,14 @@ _TERMINAL = ("Succeeded", "Failed")
 class FakeKubeServer:
     """A faithful-enough kube-apiserver for tests; use as a context manager."""
 
-    def __init__(self, *, clock: Clock = utc_now, history_limit: int | None = None,
-                 auto_create_namespaces: bool = True, node_name: str = "fake-node") -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock = utc_now,
+        history_limit: int | None = None,
+        auto_create_namespaces: bool = True,
+        node_name: str = "fake-node",
+    ) -> None:
         self.clock = clock
         self.node_name = node_name
         self.settings = Settings(auto_create_namespaces=auto_create_namespaces)
@@ -69,8 +75,9 @@ class FakeKubeServer:
 
     def start(self) -> FakeKubeServer:
         """Start serving in a background thread."""
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name="k8sfake", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="k8sfake", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -89,8 +96,9 @@ class FakeKubeServer:
     def __enter__(self) -> FakeKubeServer:
         return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self.stop()
 
     def api_client(self) -> ApiClient:
@@ -179,8 +187,16 @@ class FakeKubeServer:
 
         return self._mutate_pod(namespace, name, change)
 
-    def finish_pod(self, namespace: str, name: str, exit_code: int = 0, message: str = "", *,
-                   reason: str = "", container: str | None = None) -> JsonObj:
+    def finish_pod(
+        self,
+        namespace: str,
+        name: str,
+        exit_code: int = 0,
+        message: str = "",
+        *,
+        reason: str = "",
+        container: str | None = None,
+    ) -> JsonObj:
         """Terminate a container (default: all) with `exit_code` and termination `message`.
 
         The phase follows kubelet's rules: Succeeded/Failed once every container has
@@ -223,14 +239,29 @@ class FakeKubeServer:
 
     # --- events, custom resources, status ------------------------------------------------
 
-    def add_event(self, namespace: str, involved: tuple[str, str], reason: str, message: str,
-                  type: str = "Normal", *, component: str = "kubelet", field_path: str = "") -> JsonObj:  # noqa: A002
+    def add_event(
+        self,
+        namespace: str,
+        involved: tuple[str, str],
+        reason: str,
+        message: str,
+        type: str = "Normal",
+        *,
+        component: str = "kubelet",
+        field_path: str = "",
+    ) -> JsonObj:  # noqa: A002
         """Record a core/v1 Event about (kind, name), aggregating repeats like the recorder."""
         kind, name = involved
         rtype = self.registry.find(kind)
         target = self.store.get(rtype.storage_key, namespace if rtype.namespaced else "", name) or {}
-        reference = {"kind": kind, "namespace": namespace, "name": name, "uid": metadata(target).get("uid", ""),
-                     "apiVersion": rtype.api_version, "resourceVersion": metadata(target).get("resourceVersion", "")}
+        reference = {
+            "kind": kind,
+            "namespace": namespace,
+            "name": name,
+            "uid": metadata(target).get("uid", ""),
+            "apiVersion": rtype.api_version,
+            "resourceVersion": metadata(target).get("resourceVersion", ""),
+        }
         if field_path:
             reference["fieldPath"] = field_path
         stamp = format_time(self.clock())
@@ -240,23 +271,54 @@ class FakeKubeServer:
 
         with self.store.lock:
             for event in self.store.items(EVENT_TYPE.storage_key, namespace):
-                if (event["involvedObject"], event["reason"], event["message"], event["type"]) == \
-                        (reference, reason, message, type):
-                    return shape(self.writer.mutate(EVENT_TYPE, namespace, event["metadata"]["name"], repeat),
-                                 EVENT_TYPE)
-            body = {"metadata": {"name": f"{name}.{time.time_ns():x}", "namespace": namespace},
-                    "involvedObject": reference, "reason": reason, "message": message,
-                    "source": {"component": component, **({"host": self.node_name} if component == "kubelet" else {})},
-                    "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1, "type": type, "eventTime": None,
-                    "reportingComponent": component, "reportingInstance": self.node_name if component == "kubelet" else ""}
+                if (event["involvedObject"], event["reason"], event["message"], event["type"]) == (
+                    reference,
+                    reason,
+                    message,
+                    type,
+                ):
+                    return shape(
+                        self.writer.mutate(EVENT_TYPE, namespace, event["metadata"]["name"], repeat), EVENT_TYPE
+                    )
+            body = {
+                "metadata": {"name": f"{name}.{time.time_ns():x}", "namespace": namespace},
+                "involvedObject": reference,
+                "reason": reason,
+                "message": message,
+                "source": {"component": component, **({"host": self.node_name} if component == "kubelet" else {})},
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+                "count": 1,
+                "type": type,
+                "eventTime": None,
+                "reportingComponent": component,
+                "reportingInstance": self.node_name if component == "kubelet" else "",
+            }
             return shape(self.writer.create(EVENT_TYPE, namespace, body), EVENT_TYPE)
 
-    def register_crd(self, group: str, version: str, kind: str, plural: str, *, singular: str | None = None,
-                     namespaced: bool = True, short_names: tuple[str, ...] = (),
-                     status_subresource: bool = True) -> JsonObj:
+    def register_crd(
+        self,
+        group: str,
+        version: str,
+        kind: str,
+        plural: str,
+        *,
+        singular: str | None = None,
+        namespaced: bool = True,
+        short_names: tuple[str, ...] = (),
+        status_subresource: bool = True,
+    ) -> JsonObj:
         """Create a CustomResourceDefinition and serve its custom resources (adds a version if it exists)."""
-        crd = crd_object(group, version, kind, plural, singular=singular, namespaced=namespaced,
-                         short_names=short_names, status_subresource=status_subresource)
+        crd = crd_object(
+            group,
+            version,
+            kind,
+            plural,
+            singular=singular,
+            namespaced=namespaced,
+            short_names=short_names,
+            status_subresource=status_subresource,
+        )
         existing = self.store.get(CRD_TYPE.storage_key, "", f"{plural}.{group}")
         if existing is None:
             return shape(self.writer.create(CRD_TYPE, None, crd), CRD_TYPE)
@@ -271,18 +333,28 @@ class FakeKubeServer:
             self.registry.add(served)
         return shape(updated, CRD_TYPE)
 
-    def set_status(self, namespace: str, plural: str, name: str, status: JsonObj, *,
-                   group: str | None = None) -> JsonObj:
+    def set_status(
+        self, namespace: str, plural: str, name: str, status: JsonObj, *, group: str | None = None
+    ) -> JsonObj:
         """Replace an object's status as its controller would (MODIFIED event); return it."""
         rtype: ResourceType = self.registry.find(plural, group)
-        changed = self.writer.mutate(rtype, namespace if rtype.namespaced else "", name,
-                                     lambda obj: obj.__setitem__("status", status))
+        changed = self.writer.mutate(
+            rtype, namespace if rtype.namespaced else "", name, lambda obj: obj.__setitem__("status", status)
+        )
         return shape(changed, rtype)
 
     # --- faults and admission --------------------------------------------------------------
 
-    def inject_fault(self, method: str, path: str, error: StatusError, *, times: int = 1, watch: bool | None = None,
-                     retry_after: int | None = None) -> Fault:
+    def inject_fault(
+        self,
+        method: str,
+        path: str,
+        error: StatusError,
+        *,
+        times: int = 1,
+        watch: bool | None = None,
+        retry_after: int | None = None,
+    ) -> Fault:
         """Answer the next `times` requests (-1: all) whose path matches the regex `path` with `error`."""
         return self._httpd.faults.arm(Fault(method, re.compile(path), error, times, watch, retry_after))
 
@@ -325,12 +397,16 @@ class FakeKubeServer:
         """Make every open watch that allows bookmarks send a BOOKMARK now."""
         self.store.request_bookmarks()
 
-    def wait_for_watches(self, count: int = 1, plural: str = "pods", *, group: str | None = None,
-                         timeout: float = 5.0) -> None:
+    def wait_for_watches(
+        self, count: int = 1, plural: str = "pods", *, group: str | None = None, timeout: float = 5.0
+    ) -> None:
         """Block until at least `count` watches on `plural` are open; TimeoutError otherwise."""
         key = self.registry.find(plural, group).storage_key
-        self._wait(lambda: sum(s.key == key for s in self.store.subscriptions) >= count, timeout,
-                   f"{count} watch(es) on {plural}")
+        self._wait(
+            lambda: sum(s.key == key for s in self.store.subscriptions) >= count,
+            timeout,
+            f"{count} watch(es) on {plural}",
+        )
 
     def wait_for_log_follows(self, count: int = 1, *, timeout: float = 5.0) -> None:
         """Block until at least `count` follow log streams are open; TimeoutError otherwise."""
@@ -340,4 +416,3 @@ class FakeKubeServer:
         with self.store.lock:
             if not self.store.lock.wait_for(ready, timeout):
                 raise TimeoutError(f"timed out waiting for {what}")
-

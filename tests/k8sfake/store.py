@@ -88,7 +88,7 @@ class Store:
         self.history.append(change)
         if self.history_limit is not None and len(self.history) > self.history_limit:
             dropped = self.history[: len(self.history) - self.history_limit]
-            self.history = self.history[len(dropped):]
+            self.history = self.history[len(dropped) :]
             self.floor = dropped[-1].rv
         for subscription in self.subscriptions:
             if subscription.key == change.key:

@@ -14,12 +14,18 @@ from tests.k8sfake import FakeKubeServer
 from tests.k8sfake.manifests import assert_model, make_pod, make_service, raw_get
 
 
-def test_events_are_listed_by_involved_object(kube: FakeKubeServer, api_client: client.ApiClient,
-                                              core: client.CoreV1Api) -> None:
+def test_events_are_listed_by_involved_object(
+    kube: FakeKubeServer, api_client: client.ApiClient, core: client.CoreV1Api
+) -> None:
     pod = core.create_namespaced_pod("team", make_pod("pod-a"))
     core.create_namespaced_pod("team", make_pod("pod-b"))
-    kube.add_event("team", ("Pod", "pod-a"), "Scheduled", "Successfully assigned team/pod-a to fake-node",
-                   component="default-scheduler")
+    kube.add_event(
+        "team",
+        ("Pod", "pod-a"),
+        "Scheduled",
+        "Successfully assigned team/pod-a to fake-node",
+        component="default-scheduler",
+    )
     kube.add_event("team", ("Pod", "pod-a"), "BackOff", "Back-off pulling image", type="Warning")
     kube.add_event("team", ("Pod", "pod-b"), "Pulled", "Container image pulled")
     found = core.list_namespaced_event("team", field_selector="involvedObject.name=pod-a,involvedObject.kind=Pod")
@@ -72,4 +78,5 @@ def test_service_names_are_dns1035_labels(core: client.CoreV1Api) -> None:
         core.create_namespaced_service("team", make_service("1workers"))
     assert caught.value.status == 422
     assert json.loads(caught.value.body)["message"].startswith(
-        'Service "1workers" is invalid: metadata.name: Invalid value: "1workers": a DNS-1035 label')
+        'Service "1workers" is invalid: metadata.name: Invalid value: "1workers": a DNS-1035 label'
+    )

@@ -50,9 +50,15 @@ def test_not_found_is_a_404_status(core: client.CoreV1Api) -> None:
         core.read_namespaced_pod("nope", "team")
     assert (caught.value.status, caught.value.reason) == (404, "Not Found")
     assert _status(caught.value) == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": 'pods "nope" not found', "reason": "NotFound",
-        "details": {"name": "nope", "kind": "pods"}, "code": 404}
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'pods "nope" not found',
+        "reason": "NotFound",
+        "details": {"name": "nope", "kind": "pods"},
+        "code": 404,
+    }
 
 
 def test_creating_twice_is_a_409_already_exists(core: client.CoreV1Api) -> None:
@@ -72,8 +78,11 @@ def test_pod_without_containers_is_422_invalid(core: client.CoreV1Api) -> None:
     status = _status(caught.value)
     assert (caught.value.status, status["reason"]) == (422, "Invalid")
     assert status["message"] == 'Pod "empty" is invalid: spec.containers: Required value'
-    assert status["details"] == {"name": "empty", "kind": "Pod", "causes": [
-        {"reason": "FieldValueRequired", "message": "Required value", "field": "spec.containers"}]}
+    assert status["details"] == {
+        "name": "empty",
+        "kind": "Pod",
+        "causes": [{"reason": "FieldValueRequired", "message": "Required value", "field": "spec.containers"}],
+    }
 
 
 def test_bad_name_is_422_with_the_rfc1123_message(core: client.CoreV1Api) -> None:
@@ -83,7 +92,8 @@ def test_bad_name_is_422_with_the_rfc1123_message(core: client.CoreV1Api) -> Non
         'Pod "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain '
         "must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an "
         "alphanumeric character (e.g. 'example.com', regex used for validation is "
-        "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+        "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+    )
 
 
 def test_several_errors_are_listed_in_brackets(core: client.CoreV1Api) -> None:
@@ -93,7 +103,8 @@ def test_several_errors_are_listed_in_brackets(core: client.CoreV1Api) -> None:
         core.create_namespaced_pod("team", manifest)
     assert _status(caught.value)["message"] == (
         'Pod "two-errors" is invalid: [spec.containers[0].image: Required value, '
-        'spec.containers[1].name: Duplicate value: "main"]')
+        'spec.containers[1].name: Duplicate value: "main"]'
+    )
 
 
 def test_generate_name_appends_five_characters(core: client.CoreV1Api) -> None:
@@ -103,21 +114,27 @@ def test_generate_name_appends_five_characters(core: client.CoreV1Api) -> None:
     assert created.metadata.name.startswith("task-") and len(created.metadata.name) == 10
 
 
-@pytest.mark.parametrize(("selector", "expected"), [
-    ("app=web", ["web-a", "web-b"]),
-    ("app==web", ["web-a", "web-b"]),
-    ("app!=web", ["db", "plain"]),
-    ("tier in (front, back)", ["db", "web-a"]),
-    ("tier notin (front)", ["db", "plain", "web-b"]),
-    ("tier", ["db", "web-a"]),
-    ("!tier", ["plain", "web-b"]),
-    ("app=web,tier in (front)", ["web-a"]),
-    ("index>1", ["web-b"]),
-])
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("app=web", ["web-a", "web-b"]),
+        ("app==web", ["web-a", "web-b"]),
+        ("app!=web", ["db", "plain"]),
+        ("tier in (front, back)", ["db", "web-a"]),
+        ("tier notin (front)", ["db", "plain", "web-b"]),
+        ("tier", ["db", "web-a"]),
+        ("!tier", ["plain", "web-b"]),
+        ("app=web,tier in (front)", ["web-a"]),
+        ("index>1", ["web-b"]),
+    ],
+)
 def test_label_selectors(core: client.CoreV1Api, selector: str, expected: list[str]) -> None:
-    for name, labels in (("web-a", {"app": "web", "tier": "front", "index": "1"}),
-                         ("web-b", {"app": "web", "index": "2"}),
-                         ("db", {"app": "db", "tier": "back"}), ("plain", {})):
+    for name, labels in (
+        ("web-a", {"app": "web", "tier": "front", "index": "1"}),
+        ("web-b", {"app": "web", "index": "2"}),
+        ("db", {"app": "db", "tier": "back"}),
+        ("plain", {}),
+    ):
         core.create_namespaced_pod("team", make_pod(name, labels=labels))
     found = core.list_namespaced_pod("team", label_selector=selector)
     assert sorted(p.metadata.name for p in found.items) == expected
@@ -148,7 +165,11 @@ def test_list_across_namespaces_and_paging(core: client.CoreV1Api) -> None:
     for namespace, name in (("one", "a"), ("two", "b"), ("two", "c")):
         core.create_namespaced_pod(namespace, make_pod(name))
     everywhere = core.list_pod_for_all_namespaces(label_selector="app=demo")
-    assert [(p.metadata.namespace, p.metadata.name) for p in everywhere.items] == [("one", "a"), ("two", "b"), ("two", "c")]
+    assert [(p.metadata.namespace, p.metadata.name) for p in everywhere.items] == [
+        ("one", "a"),
+        ("two", "b"),
+        ("two", "c"),
+    ]
     first = core.list_pod_for_all_namespaces(limit=2)
     assert len(first.items) == 2 and first.metadata.remaining_item_count == 1
     rest = core.list_pod_for_all_namespaces(limit=2, _continue=first.metadata._continue)
@@ -167,7 +188,9 @@ def test_merge_strategic_and_json_patches(core: client.CoreV1Api) -> None:
     merged = core.patch_namespaced_pod("a", "team", {"metadata": {"labels": {"stage": "two", "app": None}}})
     assert merged.metadata.labels == {"stage": "two"}
     assert int(merged.metadata.resource_version) > int(created.metadata.resource_version)
-    patched = core.patch_namespaced_pod("a", "team", [{"op": "add", "path": "/metadata/annotations", "value": {"k": "v"}}])
+    patched = core.patch_namespaced_pod(
+        "a", "team", [{"op": "add", "path": "/metadata/annotations", "value": {"k": "v"}}]
+    )
     assert patched.metadata.annotations == {"k": "v"}
     same = core.patch_namespaced_pod("a", "team", {"metadata": {"labels": {"stage": "two"}}})
     assert same.metadata.resource_version == patched.metadata.resource_version  # no-op: no new version
@@ -182,7 +205,8 @@ def test_stale_resource_version_is_409_conflict(core: client.CoreV1Api) -> None:
     assert _status(caught.value)["reason"] == "Conflict"
     assert _status(caught.value)["message"] == (
         'Operation cannot be fulfilled on pods "a": the object has been modified; '
-        "please apply your changes to the latest version and try again")
+        "please apply your changes to the latest version and try again"
+    )
 
 
 def test_status_changes_only_through_the_status_subresource(core: client.CoreV1Api) -> None:
@@ -201,7 +225,8 @@ def test_pod_spec_is_immutable_except_images(core: client.CoreV1Api) -> None:
         core.patch_namespaced_pod("a", "team", {"spec": {"restartPolicy": "Always"}})
     assert caught.value.status == 422
     assert str(_status(caught.value)["message"]).startswith(
-        'Pod "a" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`')
+        'Pod "a" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`'
+    )
 
 
 def test_deleting_a_running_pod_is_graceful(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
@@ -226,14 +251,17 @@ def test_missing_namespace_is_404_without_auto_creation() -> None:
         assert core.create_namespaced_pod("nowhere", make_pod("a")).metadata.namespace == "nowhere"
 
 
-def test_served_objects_match_the_client_models(kube: FakeKubeServer, api_client: client.ApiClient,
-                                                core: client.CoreV1Api) -> None:
+def test_served_objects_match_the_client_models(
+    kube: FakeKubeServer, api_client: client.ApiClient, core: client.CoreV1Api
+) -> None:
     core.create_namespaced_pod("team", make_pod("a", containers=("main", "side")))
     assert_model(api_client, raw_get(api_client, "/api/v1/namespaces/team/pods/a")[1], "V1Pod")
-    for step in (lambda: kube.set_pod_phase("team", "a", "Pending"),
-                 lambda: kube.set_pod_phase("team", "a", "Running"),
-                 lambda: kube.finish_pod("team", "a", 3, "boom", container="side"),
-                 lambda: kube.finish_pod("team", "a", 0)):
+    for step in (
+        lambda: kube.set_pod_phase("team", "a", "Pending"),
+        lambda: kube.set_pod_phase("team", "a", "Running"),
+        lambda: kube.finish_pod("team", "a", 3, "boom", container="side"),
+        lambda: kube.finish_pod("team", "a", 0),
+    ):
         step()
         assert_model(api_client, raw_get(api_client, "/api/v1/namespaces/team/pods/a")[1], "V1Pod")
     assert_model(api_client, raw_get(api_client, "/api/v1/namespaces/team/pods")[1], "V1PodList")
@@ -253,7 +281,10 @@ def test_finished_pod_reports_exit_codes_and_phase(kube: FakeKubeServer, core: c
     states = {s.name: s.state.terminated for s in pod.status.container_statuses}
     assert pod.status.phase == "Failed"
     assert (states["main"].exit_code, states["main"].reason, states["main"].message) == (
-        2, "Error", "termination message text")
+        2,
+        "Error",
+        "termination message text",
+    )
     assert (states["side"].exit_code, states["side"].reason) == (0, "Completed")
 
 

@@ -52,14 +52,17 @@ def test_log_options_tail_since_timestamps_and_limit() -> None:
         assert core.read_namespaced_pod_log("a", "team", tail_lines=2) == "two\nthree\n"
         assert core.read_namespaced_pod_log("a", "team", since_seconds=5) == "two\nthree\n"
         assert core.read_namespaced_pod_log("a", "team", limit_bytes=6) == "one\ntw"
-        assert core.read_namespaced_pod_log("a", "team", timestamps=True, tail_lines=1) == \
-            "2026-01-01T00:00:10.25Z three\n"
-        assert raw_get(api_client, "/api/v1/namespaces/team/pods/a/log", sinceTime="2026-01-01T00:00:05Z") == \
-            (200, "two\nthree\n")
+        assert (
+            core.read_namespaced_pod_log("a", "team", timestamps=True, tail_lines=1)
+            == "2026-01-01T00:00:10.25Z three\n"
+        )
+        assert raw_get(api_client, "/api/v1/namespaces/team/pods/a/log", sinceTime="2026-01-01T00:00:05Z") == (
+            200,
+            "two\nthree\n",
+        )
 
 
-def test_follow_streams_new_lines_until_the_container_terminates(kube: FakeKubeServer,
-                                                                  core: client.CoreV1Api) -> None:
+def test_follow_streams_new_lines_until_the_container_terminates(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
     running_pod(kube, core)
     kube.append_log("team", "a", "one\n")
     response = core.read_namespaced_pod_log("a", "team", follow=True, _preload_content=False)
@@ -73,7 +76,8 @@ def test_follow_streams_new_lines_until_the_container_terminates(kube: FakeKubeS
 
 
 def test_follow_through_watch_yields_lines_and_ends_when_the_pod_is_deleted(
-        kube: FakeKubeServer, core: client.CoreV1Api) -> None:
+    kube: FakeKubeServer, core: client.CoreV1Api
+) -> None:
     running_pod(kube, core)
     kube.append_log("team", "a", "first\n")
     lines = watch.Watch().stream(core.read_namespaced_pod_log, name="a", namespace="team")
@@ -98,11 +102,14 @@ def test_a_container_must_be_named_when_there_are_several(kube: FakeKubeServer, 
     assert core.read_namespaced_pod_log("a", "team", container="main") == ""
 
 
-@pytest.mark.parametrize(("reason", "detail"), [
-    ("ContainerCreating", "ContainerCreating"),
-    ("ImagePullBackOff", "trying and failing to pull image"),
-    ("ErrImagePull", "image can't be pulled"),
-])
+@pytest.mark.parametrize(
+    ("reason", "detail"),
+    [
+        ("ContainerCreating", "ContainerCreating"),
+        ("ImagePullBackOff", "trying and failing to pull image"),
+        ("ErrImagePull", "image can't be pulled"),
+    ],
+)
 def test_a_waiting_container_is_400(kube: FakeKubeServer, core: client.CoreV1Api, reason: str, detail: str) -> None:
     core.create_namespaced_pod("team", make_pod("a"))
     kube.set_pod_phase("team", "a", "Pending", reason=reason)
@@ -121,8 +128,9 @@ def test_unscheduled_pod_has_an_empty_log_and_no_previous(kube: FakeKubeServer, 
     assert _message(caught.value) == 'previous terminated container "main" in pod "a" not found'
 
 
-def test_a_broken_follow_stream_fails_the_read_and_a_new_one_works(kube: FakeKubeServer,
-                                                                   core: client.CoreV1Api) -> None:
+def test_a_broken_follow_stream_fails_the_read_and_a_new_one_works(
+    kube: FakeKubeServer, core: client.CoreV1Api
+) -> None:
     running_pod(kube, core)
     kube.append_log("team", "a", "one\n")
     response = core.read_namespaced_pod_log("a", "team", follow=True, _preload_content=False)
@@ -154,10 +162,22 @@ def test_an_accept_the_api_server_refuses_is_406(kube: FakeKubeServer, core: cli
     kube.append_log("team", "a", "hello\n")
     http = urllib3.PoolManager()
     url = f"{kube.url}/api/v1/namespaces/team/pods/a/log"
-    answers = {accept: http.request("GET", url, headers={"Accept": accept} if accept else {})
-               for accept in ("text/plain", "text/*", "application/*", "application/json;as=Table;v=v1;g=meta.k8s.io",
-                              "", "*/*", "application/json", "application/json, */*", "text/plain, */*",
-                              "application/json;q=0.9", "application/yaml")}
+    answers = {
+        accept: http.request("GET", url, headers={"Accept": accept} if accept else {})
+        for accept in (
+            "text/plain",
+            "text/*",
+            "application/*",
+            "application/json;as=Table;v=v1;g=meta.k8s.io",
+            "",
+            "*/*",
+            "application/json",
+            "application/json, */*",
+            "text/plain, */*",
+            "application/json;q=0.9",
+            "application/yaml",
+        )
+    }
     refused = {a for a, r in answers.items() if r.status == 406}
     assert refused == {"text/plain", "text/*", "application/*", "application/json;as=Table;v=v1;g=meta.k8s.io"}
     assert all(r.data == b"hello\n" for a, r in answers.items() if a not in refused)
@@ -165,6 +185,7 @@ def test_an_accept_the_api_server_refuses_is_406(kube: FakeKubeServer, core: cli
     assert (status["reason"], status["message"]) == (
         "NotAcceptable",
         "only the following media types are accepted: application/json, application/yaml, "
-        "application/vnd.kubernetes.protobuf")
+        "application/vnd.kubernetes.protobuf",
+    )
     listed = http.request("GET", f"{kube.url}/api/v1/namespaces/team/pods", headers={"Accept": "text/plain"})
     assert listed.status == 406 and json.loads(listed.data)["message"] == "406: Not Acceptable"

@@ -47,11 +47,16 @@ def test_events_replay_in_order_from_a_listed_resource_version(kube: FakeKubeSer
     core.create_namespaced_pod("team", make_pod("other", labels={"app": "other"}))
     kube.set_pod_phase("team", "a", "Running")
     core.delete_namespaced_pod("a", "team")
-    stream = watch.Watch().stream(core.list_namespaced_pod, "team", label_selector="app=demo",
-                                  resource_version=since, timeout_seconds=5)
+    stream = watch.Watch().stream(
+        core.list_namespaced_pod, "team", label_selector="app=demo", resource_version=since, timeout_seconds=5
+    )
     events = take(stream, 4)
-    assert summary(events) == [("ADDED", "a", "Pending"), ("MODIFIED", "a", "Running"),
-                               ("MODIFIED", "a", "Running"), ("DELETED", "a", "Running")]
+    assert summary(events) == [
+        ("ADDED", "a", "Pending"),
+        ("MODIFIED", "a", "Running"),
+        ("MODIFIED", "a", "Running"),
+        ("DELETED", "a", "Running"),
+    ]
     assert events[2]["object"].metadata.deletion_timestamp is not None  # graceful deletion first
     versions = [int(e["object"].metadata.resource_version) for e in events]
     assert versions == sorted(versions) and len(set(versions)) == 4
@@ -66,8 +71,12 @@ def test_live_events_reach_an_open_watch(kube: FakeKubeServer, core: client.Core
     kube.finish_pod("team", "a", 0)
     core.delete_namespaced_pod("a", "team")  # terminated: grace 0, yet deletionTimestamp is written first
     thread.join(5)
-    assert summary(events) == [("ADDED", "a", "Pending"), ("MODIFIED", "a", "Succeeded"),
-                               ("MODIFIED", "a", "Succeeded"), ("DELETED", "a", "Succeeded")]
+    assert summary(events) == [
+        ("ADDED", "a", "Pending"),
+        ("MODIFIED", "a", "Succeeded"),
+        ("MODIFIED", "a", "Succeeded"),
+        ("DELETED", "a", "Succeeded"),
+    ]
     assert events[2]["object"].metadata.deletion_grace_period_seconds == 0
 
 
@@ -83,8 +92,9 @@ def test_objects_entering_and_leaving_a_selector(kube: FakeKubeServer, core: cli
     since = kube.resource_version
     core.patch_namespaced_pod("a", "team", {"metadata": {"labels": {"stage": "two"}}})
     core.patch_namespaced_pod("a", "team", {"metadata": {"labels": {"stage": "one"}}})
-    stream = watch.Watch().stream(core.list_namespaced_pod, "team", label_selector="stage=one",
-                                  resource_version=since, timeout_seconds=5)
+    stream = watch.Watch().stream(
+        core.list_namespaced_pod, "team", label_selector="stage=one", resource_version=since, timeout_seconds=5
+    )
     events = take(stream, 2)
     assert [e["type"] for e in events] == ["DELETED", "ADDED"]
     assert events[0]["object"].metadata.labels == {"stage": "one"}  # the last state that matched
@@ -115,17 +125,27 @@ def test_too_old_watch_answers_200_with_an_error_event(kube: FakeKubeServer, cor
     response = core.list_namespaced_pod("team", watch=True, resource_version="2", _preload_content=False)
     assert response.status == 200
     line = json.loads(response.data.splitlines()[0])
-    assert line == {"type": "ERROR", "object": {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": f"too old resource version: 2 ({kube.resource_version})", "reason": "Expired", "code": 410}}
+    assert line == {
+        "type": "ERROR",
+        "object": {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": f"too old resource version: 2 ({kube.resource_version})",
+            "reason": "Expired",
+            "code": 410,
+        },
+    }
 
 
 def test_bookmarks_advance_the_watch_resource_version(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
     watcher = watch.Watch()
     since = core.list_namespaced_pod("team").metadata.resource_version
     core.create_namespaced_service("team", {"metadata": {"name": "svc"}, "spec": {"clusterIP": "None"}})
-    stream = watcher.stream(core.list_namespaced_pod, "team", resource_version=since,
-                            allow_watch_bookmarks=True, timeout_seconds=5)
+    stream = watcher.stream(
+        core.list_namespaced_pod, "team", resource_version=since, allow_watch_bookmarks=True, timeout_seconds=5
+    )
     thread, events = collect_in_background(stream, 1)
     kube.wait_for_watches(1, "pods")
     kube.send_bookmarks()
@@ -135,15 +155,19 @@ def test_bookmarks_advance_the_watch_resource_version(kube: FakeKubeServer, core
 
 
 def test_timeout_seconds_ends_the_stream_cleanly(core: client.CoreV1Api) -> None:
-    events = list(watch.Watch().stream(core.list_namespaced_pod, "team", allow_watch_bookmarks=True,
-                                       resource_version="1", timeout_seconds=1))
+    events = list(
+        watch.Watch().stream(
+            core.list_namespaced_pod, "team", allow_watch_bookmarks=True, resource_version="1", timeout_seconds=1
+        )
+    )
     assert [e["type"] for e in events] == ["BOOKMARK"]  # sent as the watch expires
 
 
 def test_a_server_side_close_is_resumed_from_the_last_version(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
     since = core.list_namespaced_pod("team").metadata.resource_version
     thread, events = collect_in_background(
-        watch.Watch().stream(core.list_namespaced_pod, "team", resource_version=since), 2)
+        watch.Watch().stream(core.list_namespaced_pod, "team", resource_version=since), 2
+    )
     kube.wait_for_watches(1, "pods")
     core.create_namespaced_pod("team", make_pod("a"))
     first_version = kube.resource_version
@@ -175,16 +199,25 @@ def test_an_aborted_watch_surfaces_as_a_protocol_error(kube: FakeKubeServer, cor
 def test_watch_across_namespaces_and_initial_events(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
     core.create_namespaced_pod("one", make_pod("a"))
     core.create_namespaced_pod("two", make_pod("b"))
-    stream = watch.Watch().stream(core.list_pod_for_all_namespaces, allow_watch_bookmarks=True,
-                                  send_initial_events=True, resource_version_match="NotOlderThan", timeout_seconds=5)
+    stream = watch.Watch().stream(
+        core.list_pod_for_all_namespaces,
+        allow_watch_bookmarks=True,
+        send_initial_events=True,
+        resource_version_match="NotOlderThan",
+        timeout_seconds=5,
+    )
     events = take(stream, 3)
     assert [(e["type"], e["raw_object"]["metadata"].get("name")) for e in events] == [
-        ("ADDED", "a"), ("ADDED", "b"), ("BOOKMARK", None)]
+        ("ADDED", "a"),
+        ("ADDED", "b"),
+        ("BOOKMARK", None),
+    ]
     assert events[2]["raw_object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
 
 
-def test_watch_event_objects_match_the_model(kube: FakeKubeServer, api_client: client.ApiClient,
-                                             core: client.CoreV1Api) -> None:
+def test_watch_event_objects_match_the_model(
+    kube: FakeKubeServer, api_client: client.ApiClient, core: client.CoreV1Api
+) -> None:
     since = kube.resource_version
     core.create_namespaced_pod("team", make_pod("a"))
     kube.set_pod_phase("team", "a", "Running")

@@ -32,38 +32,58 @@ def _check(value: str, regex: str, limit: int, message: str) -> list[str]:
 
 def dns1123_subdomain(value: str) -> list[str]:
     """Return the problems with `value` as an RFC 1123 subdomain (pod, job, CR names)."""
-    return _check(value, _DNS1123_SUBDOMAIN, 253, (
-        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
-        "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
-        f"validation is '{_DNS1123_SUBDOMAIN}')"
-    ))
+    return _check(
+        value,
+        _DNS1123_SUBDOMAIN,
+        253,
+        (
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+            "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
+            f"validation is '{_DNS1123_SUBDOMAIN}')"
+        ),
+    )
 
 
 def dns1123_label(value: str) -> list[str]:
     """Return the problems with `value` as an RFC 1123 label (container and namespace names)."""
-    return _check(value, _DNS1123_LABEL, 63, (
-        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
-        "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
-        f"validation is '{_DNS1123_LABEL}')"
-    ))
+    return _check(
+        value,
+        _DNS1123_LABEL,
+        63,
+        (
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
+            "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
+            f"validation is '{_DNS1123_LABEL}')"
+        ),
+    )
 
 
 def dns1035_label(value: str) -> list[str]:
     """Return the problems with `value` as an RFC 1035 label (service names)."""
-    return _check(value, _DNS1035_LABEL, 63, (
-        "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
-        "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
-        f"regex used for validation is '{_DNS1035_LABEL}')"
-    ))
+    return _check(
+        value,
+        _DNS1035_LABEL,
+        63,
+        (
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
+            "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
+            f"regex used for validation is '{_DNS1035_LABEL}')"
+        ),
+    )
 
 
 def label_value(value: str) -> list[str]:
     """Return the problems with a label value."""
-    return _check(value, _LABEL_VALUE, 63, (
-        "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
-        "and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "
-        f"'12345', regex used for validation is '{_LABEL_VALUE}')"
-    ))
+    return _check(
+        value,
+        _LABEL_VALUE,
+        63,
+        (
+            "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
+            "and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "
+            f"'12345', regex used for validation is '{_LABEL_VALUE}')"
+        ),
+    )
 
 
 def qualified_name(value: str) -> list[str]:
@@ -76,11 +96,16 @@ def qualified_name(value: str) -> list[str]:
         problems += ["prefix part " + p for p in dns1123_subdomain(prefix)]
     if not name:
         return problems + ["name part must be non-empty"]
-    return problems + _check(name, _QUALIFIED_NAME, 63, (
-        "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
-        "an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
-        f"validation is '{_QUALIFIED_NAME}')"
-    ))
+    return problems + _check(
+        name,
+        _QUALIFIED_NAME,
+        63,
+        (
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
+            "an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+            f"validation is '{_QUALIFIED_NAME}')"
+        ),
+    )
 
 
 def validate_metadata(obj: JsonObj, check_name: NameCheck) -> list[FieldError]:

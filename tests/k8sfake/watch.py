@@ -100,8 +100,9 @@ def open_watch(store: Store, key: str, scope: ObjectFilter, options: WatchOption
     return StreamResponse(chunks(), "application/json", lambda: store.unsubscribe(subscription))
 
 
-def _open(store: Store, key: str, scope: ObjectFilter, options: WatchOptions,
-          shape: Shape) -> tuple[Subscription, list[Change], list[JsonObj], int]:
+def _open(
+    store: Store, key: str, scope: ObjectFilter, options: WatchOptions, shape: Shape
+) -> tuple[Subscription, list[Change], list[JsonObj], int]:
     """Atomically subscribe and snapshot what the watch starts with."""
     with store.lock:
         subscription, replay = store.subscribe(key, options.since)
@@ -118,8 +119,9 @@ def _encode(changes: list[Change], scope: ObjectFilter, shape: Shape) -> Iterato
             yield _line(event[0], shape(event[1]))
 
 
-def _follow(store: Store, subscription: Subscription, scope: ObjectFilter, options: WatchOptions,
-            shape: Shape) -> Iterator[bytes]:
+def _follow(
+    store: Store, subscription: Subscription, scope: ObjectFilter, options: WatchOptions, shape: Shape
+) -> Iterator[bytes]:
     deadline = None if options.timeout_seconds is None else time.monotonic() + options.timeout_seconds
     while True:
         hung_up = False

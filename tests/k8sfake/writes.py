@@ -21,8 +21,16 @@ from tests.k8sfake.patches import apply_patch
 from tests.k8sfake.resources import CreateEnv, Registry, ResourceType
 from tests.k8sfake.store import Store
 
-_SYSTEM_FIELDS = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
-                  "generation", "namespace", "name", "resourceVersion")
+_SYSTEM_FIELDS = (
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "namespace",
+    "name",
+    "resourceVersion",
+)
 
 
 @dataclass
@@ -41,16 +49,19 @@ def decode(body: bytes, rtype: ResourceType) -> JsonObj:
     try:
         obj = json.loads(body or b"{}")
     except ValueError as wrong:
-        raise errors.bad_request(f"the object provided is unrecognized (must be of type {rtype.kind}): "
-                                 f"couldn't get version/kind; json parse error: {wrong}") from wrong
+        raise errors.bad_request(
+            f"the object provided is unrecognized (must be of type {rtype.kind}): "
+            f"couldn't get version/kind; json parse error: {wrong}"
+        ) from wrong
     if not isinstance(obj, dict):
         raise errors.bad_request(f"the object provided is unrecognized (must be of type {rtype.kind})")
     kind, api_version = obj.pop("kind", None), obj.pop("apiVersion", None)
     if not rtype.typed and not kind:
         raise errors.bad_request(f"Object 'Kind' is missing in '{body.decode(errors='replace')}'")
     if api_version and api_version != rtype.api_version:
-        raise errors.bad_request(f"the API version in the data ({api_version}) does not match the "
-                                 f"expected API version ({rtype.api_version})")
+        raise errors.bad_request(
+            f"the API version in the data ({api_version}) does not match the expected API version ({rtype.api_version})"
+        )
     if kind and kind != rtype.kind:
         raise errors.bad_request(f"the object provided is unrecognized (must be of type {rtype.kind})")
     return obj
@@ -81,7 +92,9 @@ class Writer:
         meta = metadata(obj)
         if rtype.namespaced:
             if meta.get("namespace") and meta["namespace"] != namespace:
-                raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
@@ -132,22 +145,34 @@ class Writer:
             raise errors.not_found(rtype.plural, rtype.group, name)
         return current
 
-    def update(self, rtype: ResourceType, namespace: str | None, name: str, new: JsonObj,
-               subresource: str | None) -> JsonObj:
+    def update(
+        self, rtype: ResourceType, namespace: str | None, name: str, new: JsonObj, subresource: str | None
+    ) -> JsonObj:
         """Replace an object (PUT), honouring a resourceVersion precondition."""
         meta = metadata(new)
         if meta.get("name") and meta["name"] != name:
-            raise errors.bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
+            raise errors.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+            )
         if rtype.namespaced and meta.get("namespace") and meta["namespace"] != namespace:
-            raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
         with self.store.lock:
             old = self._existing(rtype, namespace, name)
             if meta.get("resourceVersion") and meta["resourceVersion"] != metadata(old)["resourceVersion"]:
                 raise errors.conflict(rtype.plural, rtype.group, name)
             return self.write_update(rtype, old, new, subresource)
 
-    def patch(self, rtype: ResourceType, namespace: str | None, name: str, patch: object,
-              content_type: str, subresource: str | None) -> JsonObj:
+    def patch(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        name: str,
+        patch: object,
+        content_type: str,
+        subresource: str | None,
+    ) -> JsonObj:
         """Apply a merge, strategic-merge (as merge) or JSON patch."""
         with self.store.lock:
             old = self._existing(rtype, namespace, name)
@@ -161,8 +186,9 @@ class Writer:
                 raise errors.conflict(rtype.plural, rtype.group, name)
             return self.write_update(rtype, old, patched, subresource)
 
-    def write_update(self, rtype: ResourceType, old: JsonObj, new: JsonObj, subresource: str | None,
-                     *, validate: bool = True) -> JsonObj:
+    def write_update(
+        self, rtype: ResourceType, old: JsonObj, new: JsonObj, subresource: str | None, *, validate: bool = True
+    ) -> JsonObj:
         """Store `new` over `old`: keep system fields, guard status, bump generation, skip no-ops."""
         if subresource == "status":
             merged = clone(old)
@@ -217,9 +243,14 @@ class Writer:
             for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
                 wanted = (options.get("preconditions") or {}).get(field)
                 if wanted and wanted != meta.get(field):
-                    raise StatusError(409, "Conflict", f"Operation cannot be fulfilled on {rtype.storage_key} "
-                                      f'"{name}": Precondition failed: {label} in precondition: {wanted}, '
-                                      f"{label} in object meta: {meta.get(field)}", {"name": name, "kind": rtype.plural})
+                    raise StatusError(
+                        409,
+                        "Conflict",
+                        f"Operation cannot be fulfilled on {rtype.storage_key} "
+                        f'"{name}": Precondition failed: {label} in precondition: {wanted}, '
+                        f"{label} in object meta: {meta.get(field)}",
+                        {"name": name, "kind": rtype.plural},
+                    )
             if rtype.storage_key == "pods":
                 return self._delete_pod(rtype, obj, options)
             if meta.get("finalizers"):
@@ -227,9 +258,18 @@ class Writer:
             removed = self.remove(rtype, namespace or "", name)
             if rtype.return_deleted_object:
                 return removed
-            return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                    "details": {"name": name, **({"group": rtype.group} if rtype.group else {}),
-                                "kind": rtype.plural, "uid": meta["uid"]}}
+            return {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {
+                    "name": name,
+                    **({"group": rtype.group} if rtype.group else {}),
+                    "kind": rtype.plural,
+                    "uid": meta["uid"],
+                },
+            }
 
     def _delete_pod(self, rtype: ResourceType, pod: JsonObj, options: JsonObj) -> JsonObj:
         """Pods always delete gracefully: deletionTimestamp first (MODIFIED), removal once grace is 0."""
@@ -243,8 +283,9 @@ class Writer:
 
     def _mark_deleting(self, rtype: ResourceType, obj: JsonObj, grace: int) -> JsonObj:
         marked = clone(obj)
-        metadata(marked).update(deletionTimestamp=format_time(self.clock() + timedelta(seconds=grace)),
-                                deletionGracePeriodSeconds=grace)
+        metadata(marked).update(
+            deletionTimestamp=format_time(self.clock() + timedelta(seconds=grace)), deletionGracePeriodSeconds=grace
+        )
         return self.store.put(rtype.storage_key, marked, prev=obj)
 
     def _grace_seconds(self, pod: JsonObj, options: JsonObj) -> int:

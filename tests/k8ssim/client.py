@@ -54,8 +54,9 @@ class SimApi:
         cert = self._file(user, "client-certificate")
         if cert:
             ctx.load_cert_chain(cert, self._file(user, "client-key"))
-        self.http = urllib3.PoolManager(maxsize=maxsize, ssl_context=ctx, retries=False,
-                                        timeout=urllib3.Timeout(connect=10, read=60))
+        self.http = urllib3.PoolManager(
+            maxsize=maxsize, ssl_context=ctx, retries=False, timeout=urllib3.Timeout(connect=10, read=60)
+        )
 
     def _file(self, section: Obj, key: str) -> str | None:
         if section.get(f"{key}-data"):
@@ -68,15 +69,25 @@ class SimApi:
         query = {k: v for k, v in (query or {}).items() if v is not None}
         return self.server + path + (("?" + urlencode(query)) if query else "")
 
-    def request(self, method: str, path: str, body: Any = None, *, query: dict[str, Any] | None = None,
-                content_type: str = "application/json", ok_missing: bool = False, timeout: float = 60) -> Obj | None:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+        ok_missing: bool = False,
+        timeout: float = 60,
+    ) -> Obj | None:
         headers = dict(self.headers)
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = content_type
-        response = self.http.request(method, self.url(path, query), body=data, headers=headers,
-                                     timeout=urllib3.Timeout(connect=10, read=timeout))
+        response = self.http.request(
+            method, self.url(path, query), body=data, headers=headers, timeout=urllib3.Timeout(connect=10, read=timeout)
+        )
         try:
             answer = json.loads(response.data) if response.data else {}
         except ValueError:
@@ -99,18 +110,25 @@ class SimApi:
         return self.request("PATCH", path, patch, content_type="application/merge-patch+json", ok_missing=True)
 
     def strategic_patch(self, path: str, patch: Obj) -> Obj | None:
-        return self.request("PATCH", path, patch, content_type="application/strategic-merge-patch+json",
-                            ok_missing=True)
+        return self.request(
+            "PATCH", path, patch, content_type="application/strategic-merge-patch+json", ok_missing=True
+        )
 
     def delete(self, path: str, body: Obj | None = None) -> Obj | None:
         return self.request("DELETE", path, body, ok_missing=True)
 
     def watch(self, path: str, *, resource_version: str, timeout_seconds: int = 60, **query: Any) -> Iterator[Obj]:
         """Yield watch events (dicts with type and object) until the server ends the stream."""
-        query.update(watch="true", resourceVersion=resource_version, timeoutSeconds=timeout_seconds,
-                     allowWatchBookmarks="true")
-        response = self.http.request("GET", self.url(path, query), headers=self.headers, preload_content=False,
-                                     timeout=urllib3.Timeout(connect=10, read=timeout_seconds + 30))
+        query.update(
+            watch="true", resourceVersion=resource_version, timeoutSeconds=timeout_seconds, allowWatchBookmarks="true"
+        )
+        response = self.http.request(
+            "GET",
+            self.url(path, query),
+            headers=self.headers,
+            preload_content=False,
+            timeout=urllib3.Timeout(connect=10, read=timeout_seconds + 30),
+        )
         try:
             if response.status != 200:
                 raise ApiError(response.status, _json_or_none(response.read()), f"watch {path}")

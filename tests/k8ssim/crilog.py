@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-MAX_LINE = 16 * 1024          # containerd's maxContainerLogLineSize
-FORCE_CHECK = 1.0             # kubelet's logForceCheckPeriod
+MAX_LINE = 16 * 1024  # containerd's maxContainerLogLineSize
+FORCE_CHECK = 1.0  # kubelet's logForceCheckPeriod
 
 
 def rfc3339nano(ns: int) -> str:
@@ -88,7 +88,7 @@ class LogFile:
     def record(self, stream: str, tag: str, content: bytes) -> None:
         with self.lock:
             if self._file.closed:
-                return                 # the container was reported ended: late output is dropped
+                return  # the container was reported ended: late output is dropped
             line = f"{rfc3339nano(self.clock())} {stream} {tag} ".encode() + content + b"\n"
             self._file.write(line)
             self._file.flush()
@@ -113,7 +113,7 @@ class LogFile:
         self._file = self.path.open("ab")
         self.rotations += 1
         rotated = sorted((p for p in self.path.parent.glob(self.path.name + ".*")), key=lambda p: p.stat().st_mtime)
-        for old in rotated[:max(0, len(rotated) - (self.max_files - 1))]:
+        for old in rotated[: max(0, len(rotated) - (self.max_files - 1))]:
             old.unlink(missing_ok=True)
 
     def close(self) -> None:
@@ -143,7 +143,7 @@ class StreamWriter:
                     continue
                 break
             self.log.record(self.stream, "F", pending[:cut])
-            pending = pending[cut + 1:]
+            pending = pending[cut + 1 :]
         self.pending = pending
 
     def end(self) -> None:
@@ -189,9 +189,14 @@ def tail_start(f: BinaryIO, n: int) -> int:
     return left
 
 
-async def read_logs(log: LogFile, opts: LogOptions, running: Callable[[], bool],
-                    write: Callable[[bytes], Awaitable[None]], stalled: Callable[[], bool] = lambda: False,
-                    closed: Callable[[], bool] = lambda: False) -> None:
+async def read_logs(
+    log: LogFile,
+    opts: LogOptions,
+    running: Callable[[], bool],
+    write: Callable[[bytes], Awaitable[None]],
+    stalled: Callable[[], bool] = lambda: False,
+    closed: Callable[[], bool] = lambda: False,
+) -> None:
     """Stream a container's log to `write` as kubelet's ReadLogs does (a coroutine of the node's
     endpoint: the file's writes wake it, as fsnotify wakes kubelet)."""
     loop = asyncio.get_running_loop()
@@ -200,7 +205,7 @@ async def read_logs(log: LogFile, opts: LogOptions, running: Callable[[], bool],
     def notify() -> None:
         try:
             loop.call_soon_threadsafe(changed.set)
-        except RuntimeError:       # the endpoint's loop is closed
+        except RuntimeError:  # the endpoint's loop is closed
             pass
 
     path = log.path
@@ -243,8 +248,9 @@ async def read_logs(log: LogFile, opts: LogOptions, running: Callable[[], bool],
         f.close()
 
 
-async def _wait(path: Path, f: BinaryIO, inode: int, running: Callable[[], bool], changed: asyncio.Event,
-                closed: Callable[[], bool]) -> tuple[bool, bool]:
+async def _wait(
+    path: Path, f: BinaryIO, inode: int, running: Callable[[], bool], changed: asyncio.Event, closed: Callable[[], bool]
+) -> tuple[bool, bool]:
     """kubelet's waitLogs: (more may come, the file was recreated); woken by the file's writes,
     and checks at least every second (logForceCheckPeriod)."""
     if not running():

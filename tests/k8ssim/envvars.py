@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 Obj = dict[str, Any]
-Lookup = Callable[[str, str, str], Obj | None]        # (kind "secrets"|"configmaps", namespace, name)
+Lookup = Callable[[str, str, str], Obj | None]  # (kind "secrets"|"configmaps", namespace, name)
 _NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 
@@ -34,7 +34,7 @@ def expand(text: str, mapping: dict[str, str]) -> str:
     while cursor < len(text):
         if text[cursor] == "$" and cursor + 1 < len(text):
             out.append(text[checkpoint:cursor])
-            read, is_var, advance = _read_name(text[cursor + 1:])
+            read, is_var, advance = _read_name(text[cursor + 1 :])
             if is_var:
                 out.append(mapping[read] if read in mapping else f"$({read})")
             else:
@@ -56,8 +56,9 @@ def _read_name(rest: str) -> tuple[str, bool, int]:
     return "$" + rest[0], False, 1
 
 
-def container_env(pod: Obj, container: Obj, lookup: Lookup, *, base: dict[str, str],
-                  allocatable: dict[str, str]) -> dict[str, str]:
+def container_env(
+    pod: Obj, container: Obj, lookup: Lookup, *, base: dict[str, str], allocatable: dict[str, str]
+) -> dict[str, str]:
     """Return the container's variables (`base` first: what the runtime adds, e.g. service variables)."""
     namespace = pod["metadata"]["namespace"]
     env: dict[str, str] = dict(base)
@@ -121,19 +122,38 @@ def _field(pod: Obj, path: str) -> str:
     match = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
     if match:
         return str((meta.get(match.group(1)) or {}).get(match.group(2), ""))
-    simple = {"metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace"),
-              "metadata.uid": meta.get("uid"), "spec.nodeName": spec.get("nodeName"),
-              "spec.serviceAccountName": spec.get("serviceAccountName"), "status.hostIP": status.get("hostIP"),
-              "status.podIP": status.get("podIP"),
-              "status.podIPs": ",".join(p["ip"] for p in status.get("podIPs") or [])}
+    simple = {
+        "metadata.name": meta.get("name"),
+        "metadata.namespace": meta.get("namespace"),
+        "metadata.uid": meta.get("uid"),
+        "spec.nodeName": spec.get("nodeName"),
+        "spec.serviceAccountName": spec.get("serviceAccountName"),
+        "status.hostIP": status.get("hostIP"),
+        "status.podIP": status.get("podIP"),
+        "status.podIPs": ",".join(p["ip"] for p in status.get("podIPs") or []),
+    }
     if path in ("metadata.labels", "metadata.annotations"):
         items = meta.get(path.split(".")[1]) or {}
         return "\n".join(f'{k}="{v}"' for k, v in sorted(items.items()))
     return str(simple.get(path) or "")
 
 
-_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-          "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60, "m": 0.001}
+_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+    "m": 0.001,
+}
 
 
 def quantity(text: str) -> float:
@@ -149,7 +169,7 @@ def _resource(ref: Obj, container: Obj, allocatable: dict[str, str]) -> str:
     resources = container.get("resources") or {}
     amount = (resources.get(which) or {}).get(resource)
     if amount is None and which == "limits":
-        amount = allocatable.get(resource, "0")     # no limit: the node's allocatable
+        amount = allocatable.get(resource, "0")  # no limit: the node's allocatable
     if amount is None:
         amount = "0"
     divisor = quantity(ref.get("divisor") or "1")

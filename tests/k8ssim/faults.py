@@ -20,8 +20,9 @@ def matcher(match: str | PodMatch) -> PodMatch:
     if callable(match):
         return match
     namespace, _, prefix = match.rpartition("/")
-    return lambda pod: pod["metadata"]["name"].startswith(prefix) and (
-        not namespace or pod["metadata"]["namespace"] == namespace)
+    return lambda pod: (
+        pod["metadata"]["name"].startswith(prefix) and (not namespace or pod["metadata"]["namespace"] == namespace)
+    )
 
 
 @dataclass
@@ -29,7 +30,7 @@ class Faults:
     lock: threading.Lock = field(default_factory=threading.Lock)
     holds: list[tuple[PodMatch, str]] = field(default_factory=list)
     delays: list[tuple[PodMatch, float]] = field(default_factory=list)
-    pull_failures: dict[str, int] = field(default_factory=dict)           # image substring -> failing pulls
+    pull_failures: dict[str, int] = field(default_factory=dict)  # image substring -> failing pulls
     sidecars: list[tuple[PodMatch, Obj]] = field(default_factory=list)
     stalled: list[PodMatch] = field(default_factory=list)
     on_start_hooks: list[tuple[PodMatch, Callable[[PodWorker, Runtime], None]]] = field(default_factory=list)

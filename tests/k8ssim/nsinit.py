@@ -26,14 +26,27 @@ from typing import Any, NoReturn
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC = 1, 2, 4, 8, 32, 4096, 8192, 16384
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
-LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
-         "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"}
+LINKS = {
+    "fd": "/proc/self/fd",
+    "stdin": "/proc/self/fd/0",
+    "stdout": "/proc/self/fd/1",
+    "stderr": "/proc/self/fd/2",
+    "ptmx": "pts/ptmx",
+}
 libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    if libc.mount(source.encode() if source else None, target.encode(), fstype.encode() if fstype else None,
-                  flags, data.encode() if data else None) != 0:
+    if (
+        libc.mount(
+            source.encode() if source else None,
+            target.encode(),
+            fstype.encode() if fstype else None,
+            flags,
+            data.encode() if data else None,
+        )
+        != 0
+    ):
         err = ctypes.get_errno()
         raise OSError(err, f"mount {source} on {target}: {os.strerror(err)}")
 
@@ -70,7 +83,7 @@ def make_dev(spec: dict[str, Any]) -> None:
     os.mkdir(f"{dev}/shm")
     mount("shm", f"{dev}/shm", "tmpfs", MS_NOSUID, "mode=1777,size=65536k")
     for host, path in spec.get("dev_files", []):
-        inside = f"{dev}/{path[len('/dev/'):]}"
+        inside = f"{dev}/{path[len('/dev/') :]}"
         make_target(inside, False)
         mount(host, inside, None, MS_BIND)
     mount(dev, "/dev", None, MS_MOVE)
@@ -106,7 +119,7 @@ def resolve(argv: list[str], env: dict[str, str]) -> None:
 def container(spec: dict[str, Any], status: int) -> NoReturn:
     """PID 1 of the new PID namespace: its /proc, hostname, user, directory, then the command."""
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)   # Python ignores them, and exec would keep that
+        signal.signal(sig, signal.SIG_DFL)  # Python ignores them, and exec would keep that
     argv = spec["argv"]
     try:
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -118,7 +131,7 @@ def container(spec: dict[str, Any], status: int) -> NoReturn:
         if spec.get("uid") is not None:
             os.setuid(spec["uid"])
         workdir = spec.get("workdir") or "/"
-        os.makedirs(workdir, exist_ok=True)      # the runtime creates a missing workingDir
+        os.makedirs(workdir, exist_ok=True)  # the runtime creates a missing workingDir
         os.chdir(workdir)
         resolve(argv, spec["env"])
     except OSError as exc:

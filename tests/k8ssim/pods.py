@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 
 Obj = dict[str, Any]
 log = logging.getLogger("k8ssim.pods")
-MIN_GRACE = 2            # kubelet's minimumGracePeriodInSeconds
-RESYNC = 10.0            # a pod is synced at least this often (kubelet: --sync-frequency, 1 min)
+MIN_GRACE = 2  # kubelet's minimumGracePeriodInSeconds
+RESYNC = 10.0  # a pod is synced at least this often (kubelet: --sync-frequency, 1 min)
 HOST_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
 
 
@@ -64,7 +64,7 @@ class Runtime:
     next_try: float = 0.0
     backoff: float = 0.0
     backoff_at: float = 0.0
-    pull_until: float = 0.0          # a pull in progress ends then (SimConfig.pull_seconds)
+    pull_until: float = 0.0  # a pull in progress ends then (SimConfig.pull_seconds)
     pull_started: float = 0.0
     pull_fails: bool = False
     oom: bool = False
@@ -83,14 +83,14 @@ class PodWorker:
         self.ip = sim.allocate_ip()
         self.lock = threading.RLock()
         self.requests = pod_requests(pod["spec"])
-        self.gone = False                 # DELETED seen (the API object is gone)
+        self.gone = False  # DELETED seen (the API object is gone)
         self.terminal = False
-        self.reason = self.message = ""   # pod-level (DeadlineExceeded, Evicted)
+        self.reason = self.message = ""  # pod-level (DeadlineExceeded, Evicted)
         self.evict_request: tuple[str, int] | None = None
         self.start_time = ""
         self.started_mono = 0.0
         self.posted: Obj | None = None
-        self.kill_deadline = 0.0          # a graceful kill in progress: SIGKILL then
+        self.kill_deadline = 0.0  # a graceful kill in progress: SIGKILL then
         self.kill_grace = 0
         self.finished = threading.Event()
         spec = pod["spec"]
@@ -98,8 +98,11 @@ class PodWorker:
         self.main = [self._runtime(c, False) for c in spec.get("containers") or []]
 
     def _runtime(self, spec: Obj, init: bool) -> Runtime:
-        return Runtime(spec, ContainerState(spec["name"], spec.get("image", ""), init=init),
-                       self.dir / f"{'init-' if init else ''}{spec['name']}")
+        return Runtime(
+            spec,
+            ContainerState(spec["name"], spec.get("image", ""), init=init),
+            self.dir / f"{'init-' if init else ''}{spec['name']}",
+        )
 
     # --- inputs from the kubelet loop and the control API -------------------------------------
     def kick(self) -> None:
@@ -145,8 +148,13 @@ class PodWorker:
 
     def _next_wake(self) -> float:
         now = time.monotonic()
-        due = [t for r in self.main + self.init if r.state.state == "waiting"
-               for t in (r.next_try, r.backoff_at, r.pull_until) if t > now]
+        due = [
+            t
+            for r in self.main + self.init
+            if r.state.state == "waiting"
+            for t in (r.next_try, r.backoff_at, r.pull_until)
+            if t > now
+        ]
         if self.kill_deadline > now:
             due.append(self.kill_deadline)
         deadline = self.pod["spec"].get("activeDeadlineSeconds")
@@ -157,8 +165,8 @@ class PodWorker:
     def _step(self) -> bool:
         """One sync; True when the worker is done (the pod is gone from the API)."""
         if self.sim.node_lost.is_set():
-            return False                  # a lost node syncs nothing, deletes nothing
-        if self.gone:                     # force-deleted: the API object is gone already
+            return False  # a lost node syncs nothing, deletes nothing
+        if self.gone:  # force-deleted: the API object is gone already
             return self._kill_all(MIN_GRACE)
         pod = self.pod
         if pod["metadata"].get("deletionTimestamp"):
@@ -175,13 +183,16 @@ class PodWorker:
     def _sync_containers(self) -> None:
         spec = self.pod["spec"]
         deadline = spec.get("activeDeadlineSeconds")
-        if self.reason:                  # DeadlineExceeded or Evicted: the containers are being killed
+        if self.reason:  # DeadlineExceeded or Evicted: the containers are being killed
             self.terminal = self._kill_all(self.kill_grace)
             return
         if deadline and time.monotonic() - self.started_mono >= deadline:
-            self.reason, self.message = "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
+            self.reason, self.message = (
+                "DeadlineExceeded",
+                "Pod was active on the node longer than the specified deadline",
+            )
             self.sim.recorder.kubelet(self.pod, "Normal", "DeadlineExceeded", self.message)
-            self._sync_status()          # kubelet sets the status first, then kills the containers
+            self._sync_status()  # kubelet sets the status first, then kills the containers
             self.terminal = self._kill_all(_grace(spec))
             return
         if self.evict_request:
@@ -196,7 +207,7 @@ class PodWorker:
         pending_init = [r for r in self.init if not (r.state.state == "terminated" and r.state.exit_code == 0)]
         if pending_init:
             r = pending_init[0]
-            if r.state.state == "terminated":          # a failed init container fails the pod (Never)
+            if r.state.state == "terminated":  # a failed init container fails the pod (Never)
                 self.terminal = True
                 return
             if r.state.state == "waiting":
@@ -240,17 +251,26 @@ class PodWorker:
             r.next_try = time.monotonic() + self.sim.config.retry_interval
             return
         argv = [expand(a, env) for a in [*(r.spec.get("command") or []), *(r.spec.get("args") or [])]]
-        r.state.container_id = "containerd://" + hashlib.sha256(f"{self.uid}/{cname}/{time.time_ns()}".encode()
-                                                                ).hexdigest()
-        r.log = LogFile(self.sim.log_path(self.namespace, self.name, self.uid, cname), max_size=self.sim.config.log_max_size,
-                        max_files=self.sim.config.log_max_files)
+        r.state.container_id = (
+            "containerd://" + hashlib.sha256(f"{self.uid}/{cname}/{time.time_ns()}".encode()).hexdigest()
+        )
+        r.log = LogFile(
+            self.sim.log_path(self.namespace, self.name, self.uid, cname),
+            max_size=self.sim.config.log_max_size,
+            max_files=self.sim.config.log_max_files,
+        )
         self.sim.recorder.kubelet(self.pod, "Normal", "Created", f"Created container {cname}", path)
         security = {**(self.pod["spec"].get("securityContext") or {}), **(r.spec.get("securityContext") or {})}
         spec = sandbox.ContainerSpec(
-            argv=argv, env=env, workdir=r.spec.get("workingDir") or "/", mounts=self._mounts(r.spec),
+            argv=argv,
+            env=env,
+            workdir=r.spec.get("workingDir") or "/",
+            mounts=self._mounts(r.spec),
             hostname=self.pod["spec"].get("hostname") or self.name,
             termination_path=r.spec.get("terminationMessagePath") or "/dev/termination-log",
-            uid=security.get("runAsUser"), gid=security.get("runAsGroup"))
+            uid=security.get("runAsUser"),
+            gid=security.get("runAsGroup"),
+        )
         now = now_rfc3339()
         try:
             r.process = sandbox.start(spec, r.workdir, r.log, self.sim.reactor, self.kick)
@@ -271,8 +291,9 @@ class PodWorker:
         policy = r.spec.get("imagePullPolicy", "IfNotPresent")
         fails = "fail-pull" in image or self.sim.faults.pull_fails(image, r.pull_failures)
         if not fails and policy != "Always" and self.sim.image_present(image):
-            self.sim.recorder.kubelet(self.pod, "Normal", "Pulled",
-                                      f'Container image "{image}" already present on machine', path)
+            self.sim.recorder.kubelet(
+                self.pod, "Normal", "Pulled", f'Container image "{image}" already present on machine', path
+            )
             r.pulled = True
             return True
         if policy == "Never":
@@ -296,9 +317,11 @@ class PodWorker:
         if r.pull_fails:
             r.pull_failures += 1
             ref = _reference(image)
-            message = (f'rpc error: code = Unknown desc = failed to pull and unpack image "{ref}": failed to resolve '
-                       f'reference "{ref}": pull access denied, repository does not exist or may require '
-                       "authorization: server message: insufficient_scope: authorization failed")
+            message = (
+                f'rpc error: code = Unknown desc = failed to pull and unpack image "{ref}": failed to resolve '
+                f'reference "{ref}": pull access denied, repository does not exist or may require '
+                "authorization: server message: insufficient_scope: authorization failed"
+            )
             r.state.reason, r.state.message = "ErrImagePull", message
             self.sim.recorder.kubelet(self.pod, "Warning", "Failed", f'Failed to pull image "{image}": {message}', path)
             self.sim.recorder.kubelet(self.pod, "Warning", "Failed", "Error: ErrImagePull", path)
@@ -309,8 +332,9 @@ class PodWorker:
             r.next_try = r.backoff_at + r.backoff
             return False
         self.sim.image_pulled(image)
-        self.sim.recorder.kubelet(self.pod, "Normal", "Pulled",
-                                  f'Successfully pulled image "{image}" in {go_duration(took)}', path)
+        self.sim.recorder.kubelet(
+            self.pod, "Normal", "Pulled", f'Successfully pulled image "{image}" in {go_duration(took)}', path
+        )
         r.pulled = True
         r.state.image_id = f"{_reference(image).rsplit(':', 1)[0]}@sha256:" + hashlib.sha256(image.encode()).hexdigest()
         return True
@@ -360,7 +384,7 @@ class PodWorker:
                 assert r.process is not None
                 r.process.signal(signal.SIGTERM)
             self.kill_grace, self.kill_deadline = grace, now + max(grace, MIN_GRACE)
-        elif running and grace < self.kill_grace:     # a second delete with a shorter grace
+        elif running and grace < self.kill_grace:  # a second delete with a shorter grace
             self.kill_grace = grace
             self.kill_deadline = min(self.kill_deadline, now + max(grace, MIN_GRACE))
         for r in running:
@@ -368,7 +392,7 @@ class PodWorker:
             if r.process.exit_code is not None:
                 self._terminated(r, r.process.exit_code)
             elif (self.gone or now >= self.kill_deadline) and signal.SIGKILL not in r.process.signalled:
-                r.process.kill_all()       # the reactor reports the end, which syncs the pod again
+                r.process.kill_all()  # the reactor reports the end, which syncs the pod again
         if any(r.state.state == "running" for r in running):
             return False
         self.kill_deadline = 0.0
@@ -380,10 +404,11 @@ class PodWorker:
         if status == self.posted or self.gone:
             return
         try:
-            answer = self.sim.api.merge_patch(pod_path(self.namespace, self.name, "status"),
-                                              {"metadata": {"uid": self.uid}, "status": status})
+            answer = self.sim.api.merge_patch(
+                pod_path(self.namespace, self.name, "status"), {"metadata": {"uid": self.uid}, "status": status}
+            )
         except ApiError as exc:
-            if exc.status in (409, 422):     # the uid precondition: another pod of that name now
+            if exc.status in (409, 422):  # the uid precondition: another pod of that name now
                 self.gone = True
                 return
             raise
@@ -397,7 +422,7 @@ class PodWorker:
     def status(self) -> Obj:
         spec = self.pod["spec"]
         on_pod = (self.pod.get("status") or {}).get("conditions") or []
-        mine = (self.posted or {}).get("conditions") or on_pod      # what we wrote (the watch may lag)
+        mine = (self.posted or {}).get("conditions") or on_pod  # what we wrote (the watch may lag)
         old = [c for c in mine if c["type"] != "PodScheduled"] + [c for c in on_pod if c["type"] == "PodScheduled"]
         init_failed = any(r.state.state == "terminated" and r.state.exit_code != 0 for r in self.init)
         phase = get_phase(spec, [r.state for r in self.main])
@@ -407,11 +432,15 @@ class PodWorker:
             phase = "Pending"
         now = now_rfc3339()
         status: Obj = {
-            "phase": phase, "conditions": conditions(phase, [r.state for r in self.init], [r.state for r in self.main],
-                                                     old, now),
-            "hostIP": self.sim.config.node_ip, "podIP": self.ip, "podIPs": [{"ip": self.ip}],
-            "startTime": self.start_time, "containerStatuses": [r.state.as_status() for r in self.main],
-            "reason": self.reason or None, "message": self.message or None,    # null: absent (merge patch)
+            "phase": phase,
+            "conditions": conditions(phase, [r.state for r in self.init], [r.state for r in self.main], old, now),
+            "hostIP": self.sim.config.node_ip,
+            "podIP": self.ip,
+            "podIPs": [{"ip": self.ip}],
+            "startTime": self.start_time,
+            "containerStatuses": [r.state.as_status() for r in self.main],
+            "reason": self.reason or None,
+            "message": self.message or None,  # null: absent (merge patch)
         }
         if self.init:
             status["initContainerStatuses"] = [r.state.as_status() for r in self.init]
@@ -420,9 +449,15 @@ class PodWorker:
     def _finalize(self) -> bool:
         """Delete the pod for good (grace 0, uid precondition); False while the node is lost."""
         try:
-            self.sim.api.delete(pod_path(self.namespace, self.name), {
-                "kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
-                "preconditions": {"uid": self.uid}})
+            self.sim.api.delete(
+                pod_path(self.namespace, self.name),
+                {
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "gracePeriodSeconds": 0,
+                    "preconditions": {"uid": self.uid},
+                },
+            )
         except ApiError as exc:
             if exc.status != 409:
                 raise
@@ -432,7 +467,7 @@ class PodWorker:
         for r in self.containers():
             if r.process is not None and r.process.running():
                 r.process.kill_all()
-                r.process.wait(10)          # rare: an error, or the node stopping
+                r.process.wait(10)  # rare: an error, or the node stopping
             if r.log:
                 r.log.close()
         self.sim.forget(self)

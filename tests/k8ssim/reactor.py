@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from tests.k8ssim.sandbox import Process
 
 log = logging.getLogger("k8ssim.reactor")
-LINGER = 10.0          # seconds an exited container's pipes may stay open before it counts as ended
+LINGER = 10.0  # seconds an exited container's pipes may stay open before it counts as ended
 
 
 @dataclass
@@ -34,7 +34,7 @@ class _Watched:
     process: Process
     on_end: Callable[[], None]
     pidfd: int
-    pipes: dict[int, tuple[Any, StreamWriter]] = field(default_factory=dict)   # fd -> (file, writer)
+    pipes: dict[int, tuple[Any, StreamWriter]] = field(default_factory=dict)  # fd -> (file, writer)
     exited_at: float = 0.0
 
 
@@ -83,7 +83,7 @@ class Reactor:
         try:
             os.write(self._wake_w, b"x")
         except BlockingIOError:
-            pass               # already woken
+            pass  # already woken
 
     def _run(self) -> None:
         while not self._stop:
@@ -92,7 +92,7 @@ class Reactor:
                 timeout = max(0.05, min(w.exited_at for w in self._lingering) + LINGER - time.monotonic())
             for key, _ in self._sel.select(timeout):
                 try:
-                    self._ready(key.fileobj, key.data)    # type: ignore[arg-type]
+                    self._ready(key.fileobj, key.data)  # type: ignore[arg-type]
                 except Exception as exc:  # noqa: BLE001  reported by the simulator's errors
                     log.exception("reactor")
                     self.errors.append(f"reactor: {type(exc).__name__}: {exc}")
@@ -115,7 +115,7 @@ class Reactor:
                 self._exited(watched)
 
     def _ready(self, fd: int, data: tuple[str, _Watched] | None) -> None:
-        if data is None:                       # the wake-up pipe
+        if data is None:  # the wake-up pipe
             try:
                 while os.read(self._wake_r, 4096):
                     pass

@@ -37,7 +37,7 @@ SHIM = [*UNSHARE, "--fork", "--kill-child"]
 
 
 def _pdeathsig() -> None:
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)     # PR_SET_PDEATHSIG
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 _available: bool | None = None
@@ -136,23 +136,35 @@ def start(spec: ContainerSpec, workdir: Path, log: LogFile, reactor: Reactor, on
     read_end, write_end = os.pipe()
     in_dev = spec.termination_path.startswith("/dev/")
     config: dict[str, Any] = {
-        "argv": spec.argv, "env": spec.env, "workdir": spec.workdir, "hostname": spec.hostname,
-        "mounts": [vars(m) for m in spec.mounts], "dev_dir": str(dev_dir), "status_fd": write_end,
+        "argv": spec.argv,
+        "env": spec.env,
+        "workdir": spec.workdir,
+        "hostname": spec.hostname,
+        "mounts": [vars(m) for m in spec.mounts],
+        "dev_dir": str(dev_dir),
+        "status_fd": write_end,
         "dev_files": [[str(termination), spec.termination_path]] if in_dev else [],
         "files": [] if in_dev else [[str(termination), spec.termination_path]],
-        "uid": spec.uid, "gid": spec.gid,
+        "uid": spec.uid,
+        "gid": spec.gid,
     }
     spec_file = workdir / "nsinit.json"
     spec_file.write_text(json.dumps(config))
     try:
-        popen = subprocess.Popen([*SHIM, sys.executable, "-I", "-S", str(NSINIT), str(spec_file)],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 pass_fds=(write_end,), start_new_session=True, preexec_fn=_pdeathsig,
-                                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        popen = subprocess.Popen(
+            [*SHIM, sys.executable, "-I", "-S", str(NSINIT), str(spec_file)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(write_end,),
+            start_new_session=True,
+            preexec_fn=_pdeathsig,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        )
     finally:
         os.close(write_end)
     try:
-        answer = os.read(read_end, 4096)   # NUL right before the exec, or the error text (see nsinit.py)
+        answer = os.read(read_end, 4096)  # NUL right before the exec, or the error text (see nsinit.py)
     finally:
         os.close(read_end)
     if answer != b"\0":
@@ -160,8 +172,10 @@ def start(spec: ContainerSpec, workdir: Path, log: LogFile, reactor: Reactor, on
         popen.communicate()
         spec_file.unlink(missing_ok=True)
         failure = answer.decode(errors="replace") or "the container's init ended before its command"
-        raise StartError("failed to create containerd task: OCI runtime create failed: container_linux.go:370: "
-                         f"starting container process caused: {failure}: unknown")
+        raise StartError(
+            "failed to create containerd task: OCI runtime create failed: container_linux.go:370: "
+            f"starting container process caused: {failure}: unknown"
+        )
     process = Process(popen, log, time.time())
     process.init_pid = _child_of(popen.pid)
     reactor.watch(process, on_end)
@@ -172,7 +186,7 @@ def termination_message(workdir: Path) -> bytes:
     path = workdir / "termination-log"
     try:
         with path.open("rb") as f:
-            return f.read(4096)       # kubelet reads at most 4096 bytes of it
+            return f.read(4096)  # kubelet reads at most 4096 bytes of it
     except OSError:
         return b""
 

@@ -73,17 +73,20 @@ def fit_failures(pod: Obj, node: Obj, used: dict[str, float], pod_count: int) ->
     reasons: list[str] = []
     selector = spec.get("nodeSelector") or {}
     affinity = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
-        "requiredDuringSchedulingIgnoredDuringExecution")
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    )
     terms = (affinity or {}).get("nodeSelectorTerms") or []
     if any(labels.get(k) != v for k, v in selector.items()) or (
-            terms and not any(all(_matches(e, labels) for e in t.get("matchExpressions") or []) for t in terms)):
+        terms and not any(all(_matches(e, labels) for e in t.get("matchExpressions") or []) for t in terms)
+    ):
         reasons.append("node(s) didn't match node selector")
     if node["spec"].get("unschedulable"):
         reasons.append("node(s) were unschedulable")
     for taint in node["spec"].get("taints") or []:
         if taint["effect"] in ("NoSchedule", "NoExecute") and not _tolerates(spec.get("tolerations") or [], taint):
-            reasons.append(f"node(s) had taint {{{taint['key']}: {taint.get('value', '')}}}, "
-                           "that the pod didn't tolerate")
+            reasons.append(
+                f"node(s) had taint {{{taint['key']}: {taint.get('value', '')}}}, that the pod didn't tolerate"
+            )
     allocatable = {k: quantity(v) for k, v in node["status"]["allocatable"].items()}
     if pod_count + 1 > allocatable.get("pods", 110):
         reasons.append("Too many pods")
@@ -102,16 +105,20 @@ class Scheduler:
 
     def __init__(self, sim: NodeSimulator) -> None:
         self.sim = sim
-        self.pending: dict[str, Obj] = {}       # uid -> latest pod
-        self.tried: dict[str, float] = {}       # uid -> when it last failed
+        self.pending: dict[str, Obj] = {}  # uid -> latest pod
+        self.tried: dict[str, float] = {}  # uid -> when it last failed
         self.lock = threading.Lock()
         self.kick = threading.Event()
 
     def seen(self, event: str, pod: Obj) -> None:
         uid = pod["metadata"]["uid"]
         with self.lock:
-            if event == "DELETED" or pod["spec"].get("nodeName") or pod["metadata"].get("deletionTimestamp") \
-                    or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            if (
+                event == "DELETED"
+                or pod["spec"].get("nodeName")
+                or pod["metadata"].get("deletionTimestamp")
+                or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+            ):
                 self.pending.pop(uid, None)
                 self.tried.pop(uid, None)
             elif pod["spec"].get("schedulerName", "default-scheduler") == "default-scheduler":
@@ -135,7 +142,7 @@ class Scheduler:
         if hold is not None:
             with self.lock:
                 self.tried[uid] = now
-            if hold:              # an empty message holds silently (as a scheduler that is not running)
+            if hold:  # an empty message holds silently (as a scheduler that is not running)
                 self._unschedulable(pod, hold)
             return
         node = self.sim.node_object()
@@ -149,12 +156,17 @@ class Scheduler:
             return
         meta = pod["metadata"]
         try:
-            self.sim.api.create(pod_path(meta["namespace"], meta["name"], "binding"), {
-                "apiVersion": "v1", "kind": "Binding",
-                "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": uid},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": self.sim.config.node_name}})
+            self.sim.api.create(
+                pod_path(meta["namespace"], meta["name"], "binding"),
+                {
+                    "apiVersion": "v1",
+                    "kind": "Binding",
+                    "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": uid},
+                    "target": {"apiVersion": "v1", "kind": "Node", "name": self.sim.config.node_name},
+                },
+            )
         except ApiError as exc:
-            if exc.status in (404, 409):       # deleted, or bound meanwhile
+            if exc.status in (404, 409):  # deleted, or bound meanwhile
                 with self.lock:
                     self.pending.pop(uid, None)
                 return
@@ -162,9 +174,13 @@ class Scheduler:
         with self.lock:
             self.pending.pop(uid, None)
             self.tried.pop(uid, None)
-        self.sim.recorder.scheduler(pod, "Normal", "Scheduled",
-                                    f"Successfully assigned {meta['namespace']}/{meta['name']} to "
-                                    f"{self.sim.config.node_name}", action="Binding")
+        self.sim.recorder.scheduler(
+            pod,
+            "Normal",
+            "Scheduled",
+            f"Successfully assigned {meta['namespace']}/{meta['name']} to {self.sim.config.node_name}",
+            action="Binding",
+        )
 
     def _claims(self, pod: Obj) -> str:
         """VolumeBinding's PreFilter: every claim must exist and be bound."""
@@ -183,15 +199,26 @@ class Scheduler:
     def _unschedulable(self, pod: Obj, message: str) -> None:
         meta = pod["metadata"]
         conditions = [c for c in (pod.get("status") or {}).get("conditions") or [] if c["type"] != "PodScheduled"]
-        previous = next((c for c in (pod.get("status") or {}).get("conditions") or []
-                         if c["type"] == "PodScheduled"), None)
+        previous = next(
+            (c for c in (pod.get("status") or {}).get("conditions") or [] if c["type"] == "PodScheduled"), None
+        )
         same = previous and previous.get("status") == "False" and previous.get("message") == message
         if not same:
-            conditions.append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                               "message": message, "lastProbeTime": None, "lastTransitionTime": now_rfc3339()})
+            conditions.append(
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": message,
+                    "lastProbeTime": None,
+                    "lastTransitionTime": now_rfc3339(),
+                }
+            )
             try:
-                self.sim.api.merge_patch(pod_path(meta["namespace"], meta["name"], "status"),
-                                         {"metadata": {"uid": meta["uid"]}, "status": {"conditions": conditions}})
+                self.sim.api.merge_patch(
+                    pod_path(meta["namespace"], meta["name"], "status"),
+                    {"metadata": {"uid": meta["uid"]}, "status": {"conditions": conditions}},
+                )
             except ApiError as exc:
                 if exc.status not in (404, 409, 422):
                     raise

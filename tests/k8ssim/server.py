@@ -35,16 +35,67 @@ def make_certs(directory: Path, ip: str) -> tuple[Path, Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     ca_key, ca, key, csr, crt = (directory / n for n in ("ca.key", "ca.crt", "node.key", "node.csr", "node.crt"))
     ext = directory / "node.ext"
-    ext.write_text(f"subjectAltName=IP:{ip},DNS:localhost\nbasicConstraints=CA:FALSE\n"
-                   "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+    ext.write_text(
+        f"subjectAltName=IP:{ip},DNS:localhost\nbasicConstraints=CA:FALSE\n"
+        "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+    )
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": True}
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out",
-                    str(ca), "-days", "30", "-subj", "/CN=k8ssim-ca"], **quiet)  # type: ignore[call-overload]
-    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
-                    "-subj", "/CN=k8ssim-node"], **quiet)  # type: ignore[call-overload]
-    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
-                    "-CAcreateserial", "-out", str(crt), "-days", "30", "-extfile", str(ext)],
-                   **quiet)  # type: ignore[call-overload]
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(ca_key),
+            "-out",
+            str(ca),
+            "-days",
+            "30",
+            "-subj",
+            "/CN=k8ssim-ca",
+        ],
+        **quiet,
+    )  # type: ignore[call-overload]
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(csr),
+            "-subj",
+            "/CN=k8ssim-node",
+        ],
+        **quiet,
+    )  # type: ignore[call-overload]
+    subprocess.run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(ca),
+            "-CAkey",
+            str(ca_key),
+            "-CAcreateserial",
+            "-out",
+            str(crt),
+            "-days",
+            "30",
+            "-extfile",
+            str(ext),
+        ],
+        **quiet,
+    )  # type: ignore[call-overload]
     return ca, crt, key
 
 
@@ -89,8 +140,9 @@ class NodeServer:
 
     async def _listen(self) -> None:
         if self._server is None:
-            self._server = await asyncio.start_server(self._connection, self.ip, self.port, ssl=self._ctx,
-                                                      reuse_address=True, backlog=1024)
+            self._server = await asyncio.start_server(
+                self._connection, self.ip, self.port, ssl=self._ctx, reuse_address=True, backlog=1024
+            )
             self.port = self._server.sockets[0].getsockname()[1]
 
     async def _close(self) -> None:
@@ -99,7 +151,7 @@ class NodeServer:
             server.close()
         for writer in list(self._open):
             writer.transport.abort()
-        if self._tasks:      # cut off, each handler ends at its next read or write (within a second)
+        if self._tasks:  # cut off, each handler ends at its next read or write (within a second)
             await asyncio.wait(list(self._tasks), timeout=5)
         if server is not None:
             await server.wait_closed()
@@ -148,18 +200,25 @@ class NodeServer:
         if query.get("previous", "false").lower() in ("true", "1"):
             return await _error(writer, 400, f'previous terminated container "{container}" in pod "{pod}" not found')
         if runtime.log is None:
-            return await _error(writer, 400, f'container "{container}" in pod "{pod}" is waiting to start: '
-                                              f"{runtime.state.reason}")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
-                     b"Connection: close\r\n\r\n")
+            return await _error(
+                writer, 400, f'container "{container}" in pod "{pod}" is waiting to start: {runtime.state.reason}'
+            )
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
 
         async def write(data: bytes) -> None:
             writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             await writer.drain()
 
-        await read_logs(runtime.log, LogOptions(query, time.time_ns()), lambda: runtime.state.state == "running",
-                        write, stalled=lambda: sim.faults.log_stalled(namespace, pod) or sim.node_lost.is_set(),
-                        closed=writer.is_closing)
+        await read_logs(
+            runtime.log,
+            LogOptions(query, time.time_ns()),
+            lambda: runtime.state.state == "running",
+            write,
+            stalled=lambda: sim.faults.log_stalled(namespace, pod) or sim.node_lost.is_set(),
+            closed=writer.is_closing,
+        )
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         return False
@@ -171,10 +230,14 @@ class NodeServer:
         response: dict[str, Any] = {"uid": request.get("uid"), "allowed": True}
         if patch:
             response.update(patchType="JSONPatch", patch=base64.b64encode(json.dumps(patch).encode()).decode())
-        answer = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                             "response": response}).encode()
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                     + f"Content-Length: {len(answer)}\r\n\r\n".encode() + answer)
+        answer = json.dumps(
+            {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+        ).encode()
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(answer)}\r\n\r\n".encode()
+            + answer
+        )
         await writer.drain()
 
 
@@ -196,7 +259,10 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes] 
 async def _error(writer: asyncio.StreamWriter, code: int, text: str) -> bool:
     """Answer with a plain-text body and close the connection (False)."""
     body = text.encode()
-    writer.write(f"HTTP/1.1 {code} {HTTPStatus(code).phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+    writer.write(
+        f"HTTP/1.1 {code} {HTTPStatus(code).phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )
     await writer.drain()
     return False

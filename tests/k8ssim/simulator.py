@@ -36,7 +36,7 @@ Obj = dict[str, Any]
 log = logging.getLogger("k8ssim")
 DEFAULT_EVICTION = "The node was low on resource: memory. "
 WEBHOOK = "k8ssim-sidecar-injector"
-SYNC_THREADS = 8        # kubelet syncs pods in goroutines; here a few threads sync them all
+SYNC_THREADS = 8  # kubelet syncs pods in goroutines; here a few threads sync them all
 
 
 @dataclass
@@ -45,27 +45,36 @@ class SimConfig:
 
     node_name: str = "sim-node"
     node_ip: str = "127.0.0.1"
-    capacity: dict[str, str] = field(default_factory=lambda: {
-        "cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"})
+    capacity: dict[str, str] = field(
+        default_factory=lambda: {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+    )
     labels: dict[str, str] = field(default_factory=dict)
-    heartbeat_interval: float = 10.0           # nodeStatusUpdateFrequency / lease renew interval
+    heartbeat_interval: float = 10.0  # nodeStatusUpdateFrequency / lease renew interval
     lease_duration: int = 40
-    log_max_size: int = 10 * 1024 * 1024       # containerLogMaxSize
-    log_max_files: int = 5                     # containerLogMaxFiles
+    log_max_size: int = 10 * 1024 * 1024  # containerLogMaxSize
+    log_max_files: int = 5  # containerLogMaxFiles
     pull_backoff: tuple[float, float] = (10.0, 300.0)
-    pull_seconds: float = 0.0                  # how long a (successful) pull takes
-    retry_interval: float = 10.0               # re-sync of a container that could not be created
-    unschedulable_retry: float = 30.0          # how often unschedulable pods are tried again
-    pvc_dirs: dict[str, str] = field(default_factory=dict)   # "ns/claim" or "claim" -> local directory
+    pull_seconds: float = 0.0  # how long a (successful) pull takes
+    retry_interval: float = 10.0  # re-sync of a container that could not be created
+    unschedulable_retry: float = 30.0  # how often unschedulable pods are tried again
+    pvc_dirs: dict[str, str] = field(default_factory=dict)  # "ns/claim" or "claim" -> local directory
     keep_pod_dirs: bool = False
-    namespaces: tuple[str, ...] = ()           # only these (empty: all)
+    namespaces: tuple[str, ...] = ()  # only these (empty: all)
 
 
 class Reflector:
     """list + watch of one path, resumed after a broken watch, listed again after 410."""
 
-    def __init__(self, api: SimApi, path: str, query: dict[str, str], handler: Callable[[str, Obj], None],
-                 stop: threading.Event, errors: list[str], name: str) -> None:
+    def __init__(
+        self,
+        api: SimApi,
+        path: str,
+        query: dict[str, str],
+        handler: Callable[[str, Obj], None],
+        stop: threading.Event,
+        errors: list[str],
+        name: str,
+    ) -> None:
         self.api, self.path, self.query, self.handler = api, path, query, handler
         self.stop, self.errors, self.name = stop, errors, name
         self.synced = threading.Event()
@@ -92,7 +101,7 @@ class Reflector:
                         return
                     kind, obj = event["type"], event["object"]
                     if kind == "ERROR":
-                        version = ""       # 410 Gone: list again
+                        version = ""  # 410 Gone: list again
                         break
                     version = obj["metadata"]["resourceVersion"]
                     if kind == "BOOKMARK":
@@ -132,8 +141,8 @@ class NodeSimulator:
         self.node_lost = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._workers: dict[str, PodWorker] = {}          # uid -> worker
-        self._by_name: dict[str, PodWorker] = {}          # ns/name -> latest worker
+        self._workers: dict[str, PodWorker] = {}  # uid -> worker
+        self._by_name: dict[str, PodWorker] = {}  # ns/name -> latest worker
         self._images: set[str] = set()
         self._next_ip = 0
         self.scheduler = Scheduler(self)
@@ -142,8 +151,8 @@ class NodeSimulator:
         self._node: Obj = {}
         self._reflectors: list[Reflector] = []
         self._threads: list[threading.Thread] = []
-        self.reactor = Reactor(self.errors)             # every container's output and end, one thread
-        self.syncs = WorkQueue(SYNC_THREADS)            # every pod's syncs, a few threads
+        self.reactor = Reactor(self.errors)  # every container's output and end, one thread
+        self.syncs = WorkQueue(SYNC_THREADS)  # every pod's syncs, a few threads
 
     # --- lifecycle --------------------------------------------------------------------------------------
     def start(self) -> NodeSimulator:
@@ -156,22 +165,38 @@ class NodeSimulator:
         self._register_node()
         self._register_webhook(certs[0])
         self._reflectors = [
-            Reflector(self.api, "/api/v1/pods", {"fieldSelector": f"spec.nodeName={self.config.node_name}"},
-                      self._kubelet_event, self._stop, self.errors, "kubelet pods"),
-            Reflector(self.api, "/api/v1/pods", {"fieldSelector": "spec.nodeName="},
-                      self._scheduler_event, self._stop, self.errors, "scheduler pods"),
+            Reflector(
+                self.api,
+                "/api/v1/pods",
+                {"fieldSelector": f"spec.nodeName={self.config.node_name}"},
+                self._kubelet_event,
+                self._stop,
+                self.errors,
+                "kubelet pods",
+            ),
+            Reflector(
+                self.api,
+                "/api/v1/pods",
+                {"fieldSelector": "spec.nodeName="},
+                self._scheduler_event,
+                self._stop,
+                self.errors,
+                "scheduler pods",
+            ),
         ]
         for r in self._reflectors:
             r.thread.start()
         for r in self._reflectors:
             r.synced.wait(30)
-        self._threads = [threading.Thread(target=self.scheduler.loop, args=(self._stop,), name="scheduler",
-                                          daemon=True),
-                         threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)]
+        self._threads = [
+            threading.Thread(target=self.scheduler.loop, args=(self._stop,), name="scheduler", daemon=True),
+            threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True),
+        ]
         for t in self._threads:
             t.start()
-        log.info("node ready: %s (kubelet endpoint %s:%s)", self.config.node_name, self.config.node_ip,
-                 self.server.port)
+        log.info(
+            "node ready: %s (kubelet endpoint %s:%s)", self.config.node_name, self.config.node_ip, self.server.port
+        )
         return self
 
     def stop(self) -> None:
@@ -192,8 +217,9 @@ class NodeSimulator:
         if self.server:
             self.server.shutdown()
         try:
-            self.api.delete(f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{WEBHOOK}-"
-                            f"{self.config.node_name}")
+            self.api.delete(
+                f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{WEBHOOK}-{self.config.node_name}"
+            )
         except (ApiError, OSError):
             pass
         self.api.close()
@@ -216,38 +242,69 @@ class NodeSimulator:
         def cond(kind: str, status: str, reason: str, message: str) -> Obj:
             old = previous.get(kind)
             since = old["lastTransitionTime"] if old and old["status"] == status else stamp
-            return {"type": kind, "status": status, "reason": reason, "message": message,
-                    "lastHeartbeatTime": stamp, "lastTransitionTime": since}
+            return {
+                "type": kind,
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastHeartbeatTime": stamp,
+                "lastTransitionTime": since,
+            }
 
         assert self.server is not None
         return {
-            "capacity": dict(self.config.capacity), "allocatable": dict(self.allocatable),
+            "capacity": dict(self.config.capacity),
+            "allocatable": dict(self.allocatable),
             "conditions": [
-                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                cond(
+                    "MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"
+                ),
                 cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
                 cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
                 cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
             ],
-            "addresses": [{"type": "InternalIP", "address": self.config.node_ip},
-                          {"type": "Hostname", "address": self.config.node_name}],
+            "addresses": [
+                {"type": "InternalIP", "address": self.config.node_ip},
+                {"type": "Hostname", "address": self.config.node_name},
+            ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self.server.port}},
-            "nodeInfo": {"machineID": uuid.uuid5(uuid.NAMESPACE_DNS, self.config.node_name).hex,
-                         "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, self.config.node_name)),
-                         "bootID": str(uuid.uuid4()), "kernelVersion": platform.release(),
-                         "osImage": "k8ssim (processes on the host)", "containerRuntimeVersion": "containerd://1.4.13",
-                         "kubeletVersion": "v1.20.2", "kubeProxyVersion": "v1.20.2", "operatingSystem": "linux",
-                         "architecture": "amd64"},
+            "nodeInfo": {
+                "machineID": uuid.uuid5(uuid.NAMESPACE_DNS, self.config.node_name).hex,
+                "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, self.config.node_name)),
+                "bootID": str(uuid.uuid4()),
+                "kernelVersion": platform.release(),
+                "osImage": "k8ssim (processes on the host)",
+                "containerRuntimeVersion": "containerd://1.4.13",
+                "kubeletVersion": "v1.20.2",
+                "kubeProxyVersion": "v1.20.2",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
         }
 
     def _register_node(self) -> None:
         name = self.config.node_name
-        labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                  "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64", **self.config.labels}
-        body = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": name, "labels": labels,
-                             "annotations": {"node.alpha.kubernetes.io/ttl": "0",
-                                             "volumes.kubernetes.io/controller-managed-attach-detach": "true"}},
-                "spec": {}}
+        labels = {
+            "kubernetes.io/hostname": name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "linux",
+            "beta.kubernetes.io/arch": "amd64",
+            **self.config.labels,
+        }
+        body = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "labels": labels,
+                "annotations": {
+                    "node.alpha.kubernetes.io/ttl": "0",
+                    "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+                },
+            },
+            "spec": {},
+        }
         try:
             self._node = self.api.create("/api/v1/nodes", body)
         except ApiError as exc:
@@ -283,11 +340,21 @@ class NodeSimulator:
         spec = {"holderIdentity": name, "leaseDurationSeconds": self.config.lease_duration, "renewTime": now_micro()}
         lease = self.api.get(f"{path}/{name}")
         if lease is None:
-            self.api.create(path, {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                                   "metadata": {"name": name, "namespace": "kube-node-lease",
-                                                "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name,
-                                                                     "uid": self._node["metadata"]["uid"]}]},
-                                   "spec": spec})
+            self.api.create(
+                path,
+                {
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {
+                        "name": name,
+                        "namespace": "kube-node-lease",
+                        "ownerReferences": [
+                            {"apiVersion": "v1", "kind": "Node", "name": name, "uid": self._node["metadata"]["uid"]}
+                        ],
+                    },
+                    "spec": spec,
+                },
+            )
         else:
             lease["spec"].update(spec)
             self.api.request("PUT", f"{path}/{name}", lease)
@@ -319,14 +386,14 @@ class NodeSimulator:
         if kind == "DELETED":
             if worker:
                 worker.deleted()
-            self.scheduler.kick.set()              # resources were freed
+            self.scheduler.kick.set()  # resources were freed
             return
         if worker:
             worker.update(pod)
             return
         phase = (pod.get("status") or {}).get("phase")
         if phase in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp"):
-            return                                 # ended before this simulator started
+            return  # ended before this simulator started
         worker = PodWorker(self, pod)
         with self._lock:
             self._workers[uid] = worker
@@ -379,11 +446,16 @@ class NodeSimulator:
     def service_env(self) -> dict[str, str]:
         server = urlsplit(self.api.server)
         host, port = server.hostname or "127.0.0.1", str(server.port or 443)
-        return {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port,
-                "KUBERNETES_SERVICE_PORT_HTTPS": port, "KUBERNETES_PORT": f"tcp://{host}:{port}",
-                f"KUBERNETES_PORT_{port}_TCP": f"tcp://{host}:{port}",
-                f"KUBERNETES_PORT_{port}_TCP_PROTO": "tcp", f"KUBERNETES_PORT_{port}_TCP_PORT": port,
-                f"KUBERNETES_PORT_{port}_TCP_ADDR": host}
+        return {
+            "KUBERNETES_SERVICE_HOST": host,
+            "KUBERNETES_SERVICE_PORT": port,
+            "KUBERNETES_SERVICE_PORT_HTTPS": port,
+            "KUBERNETES_PORT": f"tcp://{host}:{port}",
+            f"KUBERNETES_PORT_{port}_TCP": f"tcp://{host}:{port}",
+            f"KUBERNETES_PORT_{port}_TCP_PROTO": "tcp",
+            f"KUBERNETES_PORT_{port}_TCP_PORT": port,
+            f"KUBERNETES_PORT_{port}_TCP_ADDR": host,
+        }
 
     def log_path(self, namespace: str, name: str, uid: str, container: str) -> Path:
         return self.state_dir / "logs" / f"{namespace}_{name}_{uid}" / container / "0.log"
@@ -434,16 +506,37 @@ class NodeSimulator:
     def _register_webhook(self, ca: Path) -> None:
         assert self.server is not None
         name = f"{WEBHOOK}-{self.config.node_name}"
-        body = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-                "metadata": {"name": name},
-                "webhooks": [{"name": "sidecars.k8ssim.test", "admissionReviewVersions": ["v1"], "sideEffects": "None",
-                              "failurePolicy": "Ignore", "timeoutSeconds": 5, "reinvocationPolicy": "Never",
-                              "clientConfig": {"url": f"https://{self.config.node_ip}:{self.server.port}/mutate",
-                                               "caBundle": base64.b64encode(ca.read_bytes()).decode()},
-                              "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
-                                         "resources": ["pods"], "scope": "Namespaced"}],
-                              "namespaceSelector": {"matchExpressions": [
-                                  {"key": "k8ssim/no-sidecars", "operator": "DoesNotExist"}]}}]}
+        body = {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": name},
+            "webhooks": [
+                {
+                    "name": "sidecars.k8ssim.test",
+                    "admissionReviewVersions": ["v1"],
+                    "sideEffects": "None",
+                    "failurePolicy": "Ignore",
+                    "timeoutSeconds": 5,
+                    "reinvocationPolicy": "Never",
+                    "clientConfig": {
+                        "url": f"https://{self.config.node_ip}:{self.server.port}/mutate",
+                        "caBundle": base64.b64encode(ca.read_bytes()).decode(),
+                    },
+                    "rules": [
+                        {
+                            "operations": ["CREATE"],
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "resources": ["pods"],
+                            "scope": "Namespaced",
+                        }
+                    ],
+                    "namespaceSelector": {
+                        "matchExpressions": [{"key": "k8ssim/no-sidecars", "operator": "DoesNotExist"}]
+                    },
+                }
+            ],
+        }
         path = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
         self.api.delete(f"{path}/{name}")
         self.api.create(path, body)
@@ -456,8 +549,9 @@ class NodeSimulator:
             self.restore_node()
         self.scheduler.kick.set()
 
-    def hold_scheduling(self, match: str | PodMatch,
-                        message: str = "0/1 nodes are available: 1 Insufficient cpu.") -> None:
+    def hold_scheduling(
+        self, match: str | PodMatch, message: str = "0/1 nodes are available: 1 Insufficient cpu."
+    ) -> None:
         """Keep matching pods unscheduled; each try records FailedScheduling with `message` ("" = silently)."""
         with self.faults.lock:
             self.faults.holds.append((matcher(match), message))
@@ -479,12 +573,24 @@ class NodeSimulator:
         with self.faults.lock:
             self.faults.pull_failures[image_part] = times
 
-    def inject_sidecar(self, match: str | PodMatch, *, name: str = "sidecar", image: str = "k8ssim/sidecar:1",
-                       command: tuple[str, ...] = ("sleep", "3600")) -> None:
+    def inject_sidecar(
+        self,
+        match: str | PodMatch,
+        *,
+        name: str = "sidecar",
+        image: str = "k8ssim/sidecar:1",
+        command: tuple[str, ...] = ("sleep", "3600"),
+    ) -> None:
         """New matching pods get one more container (through the mutating webhook, as istio's injector)."""
-        container = {"name": name, "image": image, "command": list(command), "resources": {},
-                     "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
-                     "imagePullPolicy": "IfNotPresent"}
+        container = {
+            "name": name,
+            "image": image,
+            "command": list(command),
+            "resources": {},
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File",
+            "imagePullPolicy": "IfNotPresent",
+        }
         with self.faults.lock:
             self.faults.sidecars.append((matcher(match), container))
 
@@ -510,8 +616,11 @@ class NodeSimulator:
 
     def evict_via_api(self, namespace: str, name: str, grace: int | None = None) -> None:
         """The Eviction API (as `kubectl drain`): a graceful delete through pods/eviction."""
-        body: Obj = {"apiVersion": "policy/v1beta1", "kind": "Eviction",
-                     "metadata": {"name": name, "namespace": namespace}}
+        body: Obj = {
+            "apiVersion": "policy/v1beta1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+        }
         if grace is not None:
             body["deleteOptions"] = {"gracePeriodSeconds": grace}
         self.api.create(pod_path(namespace, name, "eviction"), body)

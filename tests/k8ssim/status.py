@@ -17,8 +17,8 @@ class ContainerState:
     name: str
     image: str
     init: bool = False
-    state: str = "waiting"              # waiting | running | terminated
-    reason: str = "ContainerCreating"   # waiting reason, or terminated reason
+    state: str = "waiting"  # waiting | running | terminated
+    reason: str = "ContainerCreating"  # waiting reason, or terminated reason
     message: str = ""
     exit_code: int = 0
     started_at: str = ""
@@ -31,8 +31,13 @@ class ContainerState:
         if self.state == "running":
             state: Obj = {"running": {"startedAt": self.started_at}}
         elif self.state == "terminated":
-            term: Obj = {"exitCode": self.exit_code, "reason": self.reason, "startedAt": self.started_at or None,
-                         "finishedAt": self.finished_at, "containerID": self.container_id or None}
+            term: Obj = {
+                "exitCode": self.exit_code,
+                "reason": self.reason,
+                "startedAt": self.started_at or None,
+                "finishedAt": self.finished_at,
+                "containerID": self.container_id or None,
+            }
             if self.message:
                 term["message"] = self.message
             state = {"terminated": {k: v for k, v in term.items() if v is not None}}
@@ -41,9 +46,16 @@ class ContainerState:
             if self.message:
                 waiting["message"] = self.message
             state = {"waiting": waiting}
-        status: Obj = {"name": self.name, "state": state, "lastState": {}, "ready": self.state == "running",
-                       "restartCount": 0, "image": normalize_image(self.image), "imageID": self.image_id,
-                       "started": self.state == "running"}
+        status: Obj = {
+            "name": self.name,
+            "state": state,
+            "lastState": {},
+            "ready": self.state == "running",
+            "restartCount": 0,
+            "image": normalize_image(self.image),
+            "imageID": self.image_id,
+            "started": self.state == "running",
+        }
         if self.container_id:
             status["containerID"] = self.container_id
         return status
@@ -104,21 +116,33 @@ def _condition(kind: str, ok: bool, old: dict[str, Obj], now: str, reason: str =
     return cond
 
 
-def conditions(phase: str, init: list[ContainerState], main: list[ContainerState], old: list[Obj], now: str
-               ) -> list[Obj]:
+def conditions(
+    phase: str, init: list[ContainerState], main: list[ContainerState], old: list[Obj], now: str
+) -> list[Obj]:
     """Initialized, Ready, ContainersReady, PodScheduled (the scheduler's, kept as it is)."""
     by_type = {c["type"]: c for c in old}
     pending_init = [c.name for c in init if not (c.state == "terminated" and c.exit_code == 0)]
-    out = [_condition("Initialized", not pending_init or phase == "Succeeded", by_type, now,
-                      *(("ContainersNotInitialized", f"containers with incomplete status: [{' '.join(pending_init)}]")
-                        if pending_init and phase != "Succeeded" else ()))]
+    out = [
+        _condition(
+            "Initialized",
+            not pending_init or phase == "Succeeded",
+            by_type,
+            now,
+            *(
+                ("ContainersNotInitialized", f"containers with incomplete status: [{' '.join(pending_init)}]")
+                if pending_init and phase != "Succeeded"
+                else ()
+            ),
+        )
+    ]
     if phase == "Succeeded":
         ready, reason, message = False, "PodCompleted", ""
     else:
         unready = [c.name for c in main if c.state != "running"]
         ready = not unready
-        reason, message = ("ContainersNotReady", f"containers with unready status: [{' '.join(unready)}]") \
-            if unready else ("", "")
+        reason, message = (
+            ("ContainersNotReady", f"containers with unready status: [{' '.join(unready)}]") if unready else ("", "")
+        )
     out.append(_condition("Ready", ready, by_type, now, reason, message))
     out.append(_condition("ContainersReady", ready, by_type, now, reason, message))
     if "PodScheduled" in by_type:

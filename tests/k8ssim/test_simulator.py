@@ -18,10 +18,18 @@ STAMP = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z ")
 
 
 def manifest(name: str, script: str, **spec: Any) -> dict[str, Any]:
-    container = {"name": "main", "image": "busybox:1.36", "command": ["/bin/sh", "-c", script],
-                 **spec.pop("container", {})}
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"restartPolicy": "Never", "containers": [container], **spec}}
+    container = {
+        "name": "main",
+        "image": "busybox:1.36",
+        "command": ["/bin/sh", "-c", script],
+        **spec.pop("container", {}),
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"restartPolicy": "Never", "containers": [container], **spec},
+    }
 
 
 def pod(core: client.CoreV1Api, ns: str, name: str) -> dict[str, Any] | None:
@@ -34,8 +42,13 @@ def pod(core: client.CoreV1Api, ns: str, name: str) -> dict[str, Any] | None:
 
 
 def wait_phase(core: client.CoreV1Api, ns: str, name: str, *phases: str, timeout: float = 60) -> dict[str, Any]:
-    return dict(wait_for(lambda: (p := pod(core, ns, name)) and p["status"].get("phase") in phases and p,
-                         f"pod {name} in {phases}", timeout))
+    return dict(
+        wait_for(
+            lambda: (p := pod(core, ns, name)) and p["status"].get("phase") in phases and p,
+            f"pod {name} in {phases}",
+            timeout,
+        )
+    )
 
 
 def state(p: dict[str, Any], index: int = 0) -> dict[str, Any]:
@@ -50,17 +63,27 @@ def events(testenv: TestEnv, ns: str, name: str) -> list[tuple[str, str]]:
 
 
 def test_a_pod_runs_to_its_exit_code_with_kubelet_status_events_and_log(
-        testenv: TestEnv, core: client.CoreV1Api, namespace: str) -> None:
+    testenv: TestEnv, core: client.CoreV1Api, namespace: str
+) -> None:
     # an image no earlier test pulled on this (shared) node: a present image gives no Pulling event
-    core.create_namespaced_pod(namespace, manifest(
-        "basic", "echo out; echo err >&2; echo 'the end' > /dev/termination-log; printf partial; exit 3",
-        container={"image": f"example.test/basic-{namespace}:1"}))
+    core.create_namespaced_pod(
+        namespace,
+        manifest(
+            "basic",
+            "echo out; echo err >&2; echo 'the end' > /dev/termination-log; printf partial; exit 3",
+            container={"image": f"example.test/basic-{namespace}:1"},
+        ),
+    )
     p = wait_phase(core, namespace, "basic", "Failed")
     term = state(p)["terminated"]
     assert (term["exitCode"], term["reason"], term["message"]) == (3, "Error", "the end\n")
     assert p["spec"]["nodeName"] == "sim-node" and p["status"]["podIP"].startswith("127.1.")
     assert {c["type"]: c["status"] for c in p["status"]["conditions"]} == {
-        "Initialized": "True", "Ready": "False", "ContainersReady": "False", "PodScheduled": "True"}
+        "Initialized": "True",
+        "Ready": "False",
+        "ContainersReady": "False",
+        "PodScheduled": "True",
+    }
     log = core.read_namespaced_pod_log("basic", namespace)
     assert sorted(log.splitlines()) == ["err", "out", "partial"]
     reasons = [r for r, _ in events(testenv, namespace, "basic")]
@@ -69,8 +92,9 @@ def test_a_pod_runs_to_its_exit_code_with_kubelet_status_events_and_log(
 
 def test_log_options_follow_the_kubelet_rules(testenv: TestEnv, core: client.CoreV1Api, namespace: str) -> None:
     long = "x" * 20000
-    core.create_namespaced_pod(namespace, manifest(
-        "logs", f"for i in 1 2 3 4 5; do echo line $i; sleep 0.3; done; echo {long}; sleep 1"))
+    core.create_namespaced_pod(
+        namespace, manifest("logs", f"for i in 1 2 3 4 5; do echo line $i; sleep 0.3; done; echo {long}; sleep 1")
+    )
     wait_phase(core, namespace, "logs", "Running")
     stream = core.read_namespaced_pod_log("logs", namespace, follow=True, _preload_content=False)
     followed = b"".join(stream.stream(1024))
@@ -95,8 +119,9 @@ def test_log_options_follow_the_kubelet_rules(testenv: TestEnv, core: client.Cor
 def raw_log(testenv: TestEnv, ns: str, name: str, **query: str) -> bytes:
     """pods/log with any query (the typed client has no sinceTime), as the admin."""
     assert testenv.admin is not None
-    response = testenv.admin.http.request("GET", testenv.admin.url(f"/api/v1/namespaces/{ns}/pods/{name}/log", query),
-                                          headers=testenv.admin.headers)
+    response = testenv.admin.http.request(
+        "GET", testenv.admin.url(f"/api/v1/namespaces/{ns}/pods/{name}/log", query), headers=testenv.admin.headers
+    )
     assert response.status == 200, response.data
     return bytes(response.data)
 
@@ -104,8 +129,9 @@ def raw_log(testenv: TestEnv, ns: str, name: str, **query: str) -> bytes:
 def test_graceful_delete_signals_pid_1_only(testenv: TestEnv, core: client.CoreV1Api, namespace: str) -> None:
     assert testenv.sim is not None
     core.create_namespaced_pod(namespace, manifest("ignores", "sleep 60", terminationGracePeriodSeconds=3))
-    core.create_namespaced_pod(namespace, manifest(
-        "traps", "trap 'echo got TERM; exit 0' TERM; while :; do sleep 0.1; done"))
+    core.create_namespaced_pod(
+        namespace, manifest("traps", "trap 'echo got TERM; exit 0' TERM; while :; do sleep 0.1; done")
+    )
     for name in ("ignores", "traps"):
         wait_phase(core, namespace, name, "Running")
     started = time.monotonic()
@@ -120,21 +146,31 @@ def test_graceful_delete_signals_pid_1_only(testenv: TestEnv, core: client.CoreV
 
 
 def test_deadline_unschedulable_and_image_errors(testenv: TestEnv, core: client.CoreV1Api, namespace: str) -> None:
-    core.create_namespaced_pod(namespace, manifest("deadline", "sleep 60", activeDeadlineSeconds=1,
-                                                      terminationGracePeriodSeconds=1))
+    core.create_namespaced_pod(
+        namespace, manifest("deadline", "sleep 60", activeDeadlineSeconds=1, terminationGracePeriodSeconds=1)
+    )
     core.create_namespaced_pod(namespace, manifest("nowhere", "true", nodeSelector={"disk": "ssd"}))
     core.create_namespaced_pod(namespace, manifest("nopull", "true", container={"image": "fail-pull/x:1"}))
     p = wait_phase(core, namespace, "deadline", "Failed")
     assert p["status"]["reason"] == "DeadlineExceeded"
-    wait_for(lambda: any(r == "FailedScheduling" and "didn't match node selector" in m
-                         for r, m in events(testenv, namespace, "nowhere")), "FailedScheduling")
+    wait_for(
+        lambda: any(
+            r == "FailedScheduling" and "didn't match node selector" in m
+            for r, m in events(testenv, namespace, "nowhere")
+        ),
+        "FailedScheduling",
+    )
     cond = next(c for c in pod(core, namespace, "nowhere")["status"]["conditions"] if c["type"] == "PodScheduled")  # type: ignore[index]
     assert cond["reason"] == "Unschedulable"
     assert cond["message"] == "0/1 nodes are available: 1 node(s) didn't match node selector."
-    wait_for(lambda: state(pod(core, namespace, "nopull") or {}).get("waiting", {}).get("reason") == "ErrImagePull",  # type: ignore[arg-type]
-             "ErrImagePull")
-    wait_for(lambda: state(pod(core, namespace, "nopull") or {}).get("waiting", {}).get("reason") == "ImagePullBackOff",  # type: ignore[arg-type]
-             "ImagePullBackOff")
+    wait_for(
+        lambda: state(pod(core, namespace, "nopull") or {}).get("waiting", {}).get("reason") == "ErrImagePull",  # type: ignore[arg-type]
+        "ErrImagePull",
+    )
+    wait_for(
+        lambda: state(pod(core, namespace, "nopull") or {}).get("waiting", {}).get("reason") == "ImagePullBackOff",  # type: ignore[arg-type]
+        "ImagePullBackOff",
+    )
     with pytest.raises(client.ApiException) as refused:
         core.read_namespaced_pod_log("nopull", namespace)
     assert refused.value.status == 400 and "is waiting to start" in refused.value.body
@@ -142,15 +178,28 @@ def test_deadline_unschedulable_and_image_errors(testenv: TestEnv, core: client.
 
 def test_env_from_secrets_waits_for_a_missing_one(testenv: TestEnv, core: client.CoreV1Api, namespace: str) -> None:
     assert testenv.admin is not None
-    env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
-           {"name": "GREETING", "value": "token=$(TOKEN)"}]
+    env = [
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+        {"name": "GREETING", "value": "token=$(TOKEN)"},
+    ]
     core.create_namespaced_pod(namespace, manifest("secret", 'echo "$GREETING"', container={"env": env}))
-    wait_for(lambda: state(pod(core, namespace, "secret") or {}).get("waiting", {}).get("reason")  # type: ignore[arg-type]
-             == "CreateContainerConfigError", "CreateContainerConfigError")
+    wait_for(
+        lambda: (
+            state(pod(core, namespace, "secret") or {}).get("waiting", {}).get("reason")  # type: ignore[arg-type]
+            == "CreateContainerConfigError"
+        ),
+        "CreateContainerConfigError",
+    )
     assert state(pod(core, namespace, "secret") or {})["waiting"]["message"] == 'secret "creds" not found'  # type: ignore[arg-type]
-    testenv.admin.create(f"/api/v1/namespaces/{namespace}/secrets", {
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
-        "data": {"token": base64.b64encode(b"s3cret").decode()}})
+    testenv.admin.create(
+        f"/api/v1/namespaces/{namespace}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "creds"},
+            "data": {"token": base64.b64encode(b"s3cret").decode()},
+        },
+    )
     wait_phase(core, namespace, "secret", "Succeeded")
     assert core.read_namespaced_pod_log("secret", namespace) == "token=s3cret\n"
 
@@ -169,7 +218,7 @@ def test_eviction_oom_and_a_lost_node(testenv: TestEnv, core: client.CoreV1Api, 
     assert state(wait_phase(core, namespace, "oom", "Failed"))["terminated"]["reason"] == "OOMKilled"
     sim.lose_node()
     core.delete_namespaced_pod("lost", namespace, grace_period_seconds=1)
-    time.sleep(3)            # longer than the grace period: nothing may finish the deletion
+    time.sleep(3)  # longer than the grace period: nothing may finish the deletion
     stuck = pod(core, namespace, "lost")
     assert stuck is not None and stuck["metadata"]["deletionTimestamp"] and stuck["status"]["phase"] == "Running"
     sim.restore_node()
@@ -180,8 +229,15 @@ def test_an_injected_sidecar_keeps_the_pod_running(testenv: TestEnv, core: clien
     assert testenv.sim is not None
     testenv.sim.inject_sidecar(f"{namespace}/mesh")
     core.create_namespaced_pod(namespace, manifest("mesh", "echo done"))
-    p = wait_for(lambda: (q := pod(core, namespace, "mesh")) and len(q["status"].get("containerStatuses") or []) == 2
-                 and "terminated" in state(q) and q, "the main container to end")
+    p = wait_for(
+        lambda: (
+            (q := pod(core, namespace, "mesh"))
+            and len(q["status"].get("containerStatuses") or []) == 2
+            and "terminated" in state(q)
+            and q
+        ),
+        "the main container to end",
+    )
     assert [c["name"] for c in p["spec"]["containers"]] == ["main", "sidecar"]
     assert p["status"]["phase"] == "Running" and "running" in state(p, 1)
 
@@ -195,8 +251,9 @@ def test_rotation_and_stalled_follows(testenv: TestEnv, core: client.CoreV1Api, 
     sim.rotate_logs(namespace, "rotated")
     assert core.read_namespaced_pod_log("rotated", namespace) == "", "only the current file is served"
     sim.stall_logs(f"{namespace}/rotated")
-    stream = core.read_namespaced_pod_log("rotated", namespace, follow=True, _preload_content=False,
-                                          _request_timeout=(5, 2))
+    stream = core.read_namespaced_pod_log(
+        "rotated", namespace, follow=True, _preload_content=False, _request_timeout=(5, 2)
+    )
     with pytest.raises(Exception):  # noqa: B017,PT011  urllib3's ReadTimeoutError, wrapped or not
         stream.read(1)
     core.delete_namespaced_pod("rotated", namespace, grace_period_seconds=0)

@@ -37,9 +37,13 @@ from tests.k8ssim.simulator import NodeSimulator, SimConfig
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "k8s-testenv"
 RBAC = REPO / "docker" / "k8s" / "rbac.yaml"
-HOME_NAMESPACE = "myapp-test"          # where the Role-only user's ServiceAccount lives
-PLURALS = {"ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings",
-           "ClusterRoleBinding": "clusterrolebindings"}
+HOME_NAMESPACE = "myapp-test"  # where the Role-only user's ServiceAccount lives
+PLURALS = {
+    "ServiceAccount": "serviceaccounts",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
+    "ClusterRoleBinding": "clusterrolebindings",
+}
 
 
 def test_config() -> SimConfig:
@@ -67,13 +71,28 @@ class TestEnv:
         self.root.mkdir(parents=True, exist_ok=True)
         stderr = (self.root / "testenv.log").open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, str(SCRIPT), "serve", "--state", str(self.cluster_dir), "--watch-stdin", "--audit",
-             f"--namespace={HOME_NAMESPACE}"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+            [
+                sys.executable,
+                str(SCRIPT),
+                "serve",
+                "--state",
+                str(self.cluster_dir),
+                "--watch-stdin",
+                "--audit",
+                f"--namespace={HOME_NAMESPACE}",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
         stderr.close()
         line: list[bytes] = []
-        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()  # type: ignore[union-attr]
-                                                             ), daemon=True)
+        reader = threading.Thread(
+            target=lambda: line.append(
+                self.proc.stdout.readline()  # type: ignore[union-attr]
+            ),
+            daemon=True,
+        )
         reader.start()
         reader.join(300)
         if not line or not line[0].strip():
@@ -95,7 +114,7 @@ class TestEnv:
             self.sim = None
         if self.proc is not None:
             if self.proc.stdin:
-                self.proc.stdin.close()          # the supervisor stops etcd and the API server
+                self.proc.stdin.close()  # the supervisor stops etcd and the API server
             try:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
@@ -113,11 +132,17 @@ class TestEnv:
         assert self.admin is not None
         ns = f"{prefix}-{uuid.uuid4().hex[:8]}"
         self.admin.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-        self.admin.create(f"/api/v1/namespaces/{ns}/serviceaccounts", {
-            "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"},
-            "automountServiceAccountToken": False})
+        self.admin.create(
+            f"/api/v1/namespaces/{ns}/serviceaccounts",
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "default"},
+                "automountServiceAccountToken": False,
+            },
+        )
         for obj in yaml.safe_load_all(RBAC.read_text()):
-            if not obj or obj["kind"] == "ClusterRoleBinding":      # discovery: bound once by k8s-testenv
+            if not obj or obj["kind"] == "ClusterRoleBinding":  # discovery: bound once by k8s-testenv
                 continue
             obj["metadata"]["namespace"] = ns
             for subject in obj.get("subjects", []):
@@ -136,18 +161,41 @@ class TestEnv:
         assert self.admin is not None
         directory.mkdir(parents=True, exist_ok=True)
         pv = f"{ns}-{claim}"
-        self.admin.create("/api/v1/persistentvolumes", {
-            "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
-            "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteMany"], "storageClassName": "manual",
-                     "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": str(directory)},
-                     "claimRef": {"namespace": ns, "name": claim}}})
-        self.admin.create(f"/api/v1/namespaces/{ns}/persistentvolumeclaims", {
-            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim},
-            "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "manual", "volumeName": pv,
-                     "resources": {"requests": {"storage": "10Gi"}}}})
+        self.admin.create(
+            "/api/v1/persistentvolumes",
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": pv},
+                "spec": {
+                    "capacity": {"storage": "10Gi"},
+                    "accessModes": ["ReadWriteMany"],
+                    "storageClassName": "manual",
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "hostPath": {"path": str(directory)},
+                    "claimRef": {"namespace": ns, "name": claim},
+                },
+            },
+        )
+        self.admin.create(
+            f"/api/v1/namespaces/{ns}/persistentvolumeclaims",
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": claim},
+                "spec": {
+                    "accessModes": ["ReadWriteMany"],
+                    "storageClassName": "manual",
+                    "volumeName": pv,
+                    "resources": {"requests": {"storage": "10Gi"}},
+                },
+            },
+        )
         self.admin.merge_patch(f"/api/v1/persistentvolumes/{pv}/status", {"status": {"phase": "Bound"}})
-        self.admin.merge_patch(f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{claim}/status", {
-            "status": {"phase": "Bound", "accessModes": ["ReadWriteMany"], "capacity": {"storage": "10Gi"}}})
+        self.admin.merge_patch(
+            f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{claim}/status",
+            {"status": {"phase": "Bound", "accessModes": ["ReadWriteMany"], "capacity": {"storage": "10Gi"}}},
+        )
 
     def myapp_kubeconfig(self, ns: str, path: Path) -> Path:
         """The Role-only user's kubeconfig with `ns` as its context's namespace."""
@@ -166,16 +214,22 @@ class TestEnv:
             listed = self.admin.get(f"/api/v1/namespaces/{ns}/{plural}") or {}
             for item in listed.get("items", []):
                 try:
-                    self.admin.delete(f"/api/v1/namespaces/{ns}/{plural}/{item['metadata']['name']}",
-                                      {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0})
+                    self.admin.delete(
+                        f"/api/v1/namespaces/{ns}/{plural}/{item['metadata']['name']}",
+                        {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0},
+                    )
                 except ApiError:
                     pass
         self.sim.wait_idle(ns, timeout)
 
     def logs(self) -> dict[str, Path]:
         """Log files worth showing with a failure."""
-        files = {"kube-apiserver": self.cluster_dir / "kube-apiserver.log", "etcd": self.cluster_dir / "etcd.log",
-                 "node simulator": self.root / "node-simulator.log", "k8s-testenv": self.root / "testenv.log"}
+        files = {
+            "kube-apiserver": self.cluster_dir / "kube-apiserver.log",
+            "etcd": self.cluster_dir / "etcd.log",
+            "node simulator": self.root / "node-simulator.log",
+            "k8s-testenv": self.root / "testenv.log",
+        }
         return {name: path for name, path in files.items() if path.exists()}
 
 
@@ -191,8 +245,10 @@ def missing_binaries() -> str:
     ok, why = sandbox.available()
     if not ok:
         return why
-    cache = Path(os.environ.get("MYAPP_K8S_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or
-                                                            Path.home() / ".cache") / "myapp-k8s")
+    cache = Path(
+        os.environ.get("MYAPP_K8S_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "myapp-k8s"
+    )
     binaries = [cache / "bin" / "kube-apiserver-v1.20.2", cache / "bin" / "etcd-3.4.23"]
     if not all(b.exists() for b in binaries):
         return f"kube-apiserver/etcd are not built in {cache} (run scripts/k8s-testenv build once)"
@@ -213,8 +269,10 @@ def other_suite_runs_it() -> str:
     if chosen not in ("", "sqlite", "postgresql"):
         raise ValueError(f"MYAPP_TEST_K8S_REAL_SUITE={chosen!r}: use sqlite or postgresql")
     if chosen and chosen != database_suite():
-        return (f"the real-API-server tests run in the {chosen} suite only (MYAPP_TEST_K8S_REAL_SUITE={chosen}): "
-                "they do not depend on the database; the fake backend runs in both")
+        return (
+            f"the real-API-server tests run in the {chosen} suite only (MYAPP_TEST_K8S_REAL_SUITE={chosen}): "
+            "they do not depend on the database; the fake backend runs in both"
+        )
     return ""
 
 

@@ -65,7 +65,7 @@ class WorkQueue:
                 now = time.monotonic()
                 while self._timers and self._timers[0][0] <= now:
                     when, _, item = heapq.heappop(self._timers)
-                    if self._due.get(item) == when:       # not superseded by a later sync's timer
+                    if self._due.get(item) == when:  # not superseded by a later sync's timer
                         del self._due[item]
                         self._enqueue(item)
                 if self._ready:

@@ -40,16 +40,26 @@ def pipeline_yaml(name: str = "load-10") -> str:
     tasks = [
         ("extract", "tag: {from: params.tag}", 'echo "extract $tag"; echo "$tag" > out.txt', output),
         ("clean", "v: {from: extract.o}", 'echo "clean $v"; echo "$v.c" > out.txt', output),
-        *((f"part{i}", "v: {from: clean.o}", f'echo "part{i} $v"; echo "$v.p{i}" > out.txt', output)
-          for i in range(1, PARTS + 1)),
-        ("join", ", ".join(f"a{i}: {{from: part{i}.o}}" for i in range(1, PARTS + 1)),
-         f'echo "join {joined}"; echo "{joined}" > out.txt', output),
+        *(
+            (f"part{i}", "v: {from: clean.o}", f'echo "part{i} $v"; echo "$v.p{i}" > out.txt', output)
+            for i in range(1, PARTS + 1)
+        ),
+        (
+            "join",
+            ", ".join(f"a{i}: {{from: part{i}.o}}" for i in range(1, PARTS + 1)),
+            f'echo "join {joined}"; echo "{joined}" > out.txt',
+            output,
+        ),
         ("publish", "v: {from: join.o}", 'echo "publish $v"', ""),
     ]
     lines = [f"name: {name}", "parameters:", "  - {name: tag, default: none}", "tasks:"]
     for task, inputs, script, outputs in tasks:
-        lines += [f"  - name: {task}", "    template: shell", f"    args: {{script: '{script}'}}",
-                  f"    inputs: {{{inputs}}}"] + ([f"    {outputs}"] if outputs else [])
+        lines += [
+            f"  - name: {task}",
+            "    template: shell",
+            f"    args: {{script: '{script}'}}",
+            f"    inputs: {{{inputs}}}",
+        ] + ([f"    {outputs}"] if outputs else [])
     return "\n".join(lines) + "\n"
 
 
@@ -78,11 +88,20 @@ def launch(services: Any, pipeline_id: int, count: int, creators: int = 1, prefi
 
     `creators` threads create them concurrently, as that many API clients would.
     """
+
     def create(indexes: Iterable[int]) -> None:
         for i in indexes:
             now = services.clock.now()
-            services.runs.create_run(NewRun(pipeline_id=pipeline_id, trigger=Trigger.MANUAL, execution_date=now,
-                                            params={"tag": f"{prefix}{i}"}, runner="load"), now)
+            services.runs.create_run(
+                NewRun(
+                    pipeline_id=pipeline_id,
+                    trigger=Trigger.MANUAL,
+                    execution_date=now,
+                    params={"tag": f"{prefix}{i}"},
+                    runner="load",
+                ),
+                now,
+            )
 
     began = time.perf_counter()
     threads = [threading.Thread(target=create, args=(range(k, count, creators),)) for k in range(creators)]
@@ -99,8 +118,9 @@ def wait_all(services: Any, pipeline_id: int, count: int, timeout: float, poll: 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with services.db.read() as s:
-            done = s.scalar(select(func.count()).select_from(Run)
-                            .where(Run.pipeline_id == pipeline_id, Run.state.in_(terminal)))
+            done = s.scalar(
+                select(func.count()).select_from(Run).where(Run.pipeline_id == pipeline_id, Run.state.in_(terminal))
+            )
         if done is not None and done >= count:
             return True
         time.sleep(poll)
@@ -142,8 +162,7 @@ class LoadReport:
             f"task instances by state: {dict(self.task_instances)}",
             f"attempts per task instance: {dict(self.attempts_per_ti)}",
             f"logs archived and checked: {self.logs_checked}; outputs checked: {self.outputs_checked}",
-            f"span first run created -> last run ended: {self.span_seconds:.1f} s, "
-            f"{self.tasks_per_second:.1f} tasks/s",
+            f"span first run created -> last run ended: {self.span_seconds:.1f} s, {self.tasks_per_second:.1f} tasks/s",
             f"run duration (created -> ended): p50 {median:.1f} s, p95 {self.percentile(0.95):.1f} s, "
             f"max {max(self.run_seconds, default=0.0):.1f} s",
         ]
@@ -153,14 +172,29 @@ def check(services: Any, pipeline_id: int, count: int) -> LoadReport:
     """Check that `count` runs of the pipeline succeeded with nothing lost, duplicated or altered."""
     report = LoadReport()
     with services.db.read() as s:
-        runs = s.execute(select(Run.id, Run.state, Run.params, Run.created_at, Run.ended_at, Run.message)
-                         .where(Run.pipeline_id == pipeline_id)).all()
-        tis = s.execute(select(TaskInstance.id, TaskInstance.run_id, TaskInstance.task_name, TaskInstance.state,
-                               TaskInstance.try_number, TaskInstance.outputs)
-                        .join(Run, Run.id == TaskInstance.run_id).where(Run.pipeline_id == pipeline_id)).all()
-        attempts = s.execute(select(TaskAttempt.task_instance_id, TaskAttempt.try_number, TaskAttempt.state)
-                             .join(TaskInstance, TaskInstance.id == TaskAttempt.task_instance_id)
-                             .join(Run, Run.id == TaskInstance.run_id).where(Run.pipeline_id == pipeline_id)).all()
+        runs = s.execute(
+            select(Run.id, Run.state, Run.params, Run.created_at, Run.ended_at, Run.message).where(
+                Run.pipeline_id == pipeline_id
+            )
+        ).all()
+        tis = s.execute(
+            select(
+                TaskInstance.id,
+                TaskInstance.run_id,
+                TaskInstance.task_name,
+                TaskInstance.state,
+                TaskInstance.try_number,
+                TaskInstance.outputs,
+            )
+            .join(Run, Run.id == TaskInstance.run_id)
+            .where(Run.pipeline_id == pipeline_id)
+        ).all()
+        attempts = s.execute(
+            select(TaskAttempt.task_instance_id, TaskAttempt.try_number, TaskAttempt.state)
+            .join(TaskInstance, TaskInstance.id == TaskAttempt.task_instance_id)
+            .join(Run, Run.id == TaskInstance.run_id)
+            .where(Run.pipeline_id == pipeline_id)
+        ).all()
     _check_runs(report, runs, count)
     tags = {run_id: str(params.get("tag")) for run_id, _, params, *_ in runs}
     per_ti: dict[int, list[tuple[int, str]]] = {}
@@ -175,8 +209,7 @@ def check(services: Any, pipeline_id: int, count: int) -> LoadReport:
         _check_output(report, run_id, name, outputs, tags[run_id])
         _check_log(report, services, run_id, name, tags[run_id])
     if report.task_instances["succeeded"] != count * len(TASKS):
-        report.problem(f"{report.task_instances['succeeded']} task instances succeeded, "
-                       f"expected {count * len(TASKS)}")
+        report.problem(f"{report.task_instances['succeeded']} task instances succeeded, expected {count * len(TASKS)}")
     return report
 
 

@@ -21,8 +21,11 @@ from myapp.web.app import create_app
 from tests.accounts import ensure_member, ensure_project, ensure_user
 
 USERS = {  # name: (FAB role, project, project role)
-    "owner": ("User", "sec", "owner"), "member": ("User", "sec", "member"), "viewer": ("User", "sec", "viewer"),
-    "outsider": ("User", "elsewhere", "owner"), "readonly": ("Viewer", "sec", "member"),
+    "owner": ("User", "sec", "owner"),
+    "member": ("User", "sec", "member"),
+    "viewer": ("User", "sec", "viewer"),
+    "outsider": ("User", "elsewhere", "owner"),
+    "readonly": ("Viewer", "sec", "member"),
     "zed": ("User", "elsewhere", "viewer"),
 }
 ROLES = ("admin", "owner", "member", "viewer", "outsider", "readonly", "anonymous")
@@ -36,9 +39,11 @@ def unique(prefix: str) -> str:
 
 def pipeline_yaml(name: str, project: str = "sec", cron: str | None = None) -> str:
     schedule = f"schedule: {{type: crontab, cron: '{cron}'}}\n" if cron else ""
-    return (f"name: {name}\nproject: {project}\n{schedule}parameters:\n  - {{name: who, default: world}}\n"
-            "tasks:\n  - name: hello\n    template: shell\n    args: {script: 'echo \"hello $who\"'}\n"
-            "    inputs: {who: {from: params.who}}\n")
+    return (
+        f"name: {name}\nproject: {project}\n{schedule}parameters:\n  - {{name: who, default: world}}\n"
+        "tasks:\n  - name: hello\n    template: shell\n    args: {script: 'echo \"hello $who\"'}\n"
+        "    inputs: {who: {from: params.who}}\n"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +82,12 @@ class World:
         return self.client.open(f"/api/v1{path}", method=method, headers=headers, **kw)
 
     def pipeline(self, project: str = "sec", cron: str | None = "0 3 * * *") -> int:
-        res = self.call("POST", "/pipelines/", data=pipeline_yaml(unique("p"), project, cron),
-                        headers={"Content-Type": "application/yaml"})
+        res = self.call(
+            "POST",
+            "/pipelines/",
+            data=pipeline_yaml(unique("p"), project, cron),
+            headers={"Content-Type": "application/yaml"},
+        )
         assert res.status_code == 200, res.get_json()
         return int(res.get_json()["id"])
 

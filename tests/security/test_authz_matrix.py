@@ -23,13 +23,14 @@ from tests.security.conftest import ROLES, World, pipeline_yaml, unique
 
 pytestmark = pytest.mark.integration
 Clients = dict[str, tuple[FlaskClient, dict[str, str]]]
-Request = tuple[str, dict[str, Any]]          # path under /api/v1, keyword arguments of client.open
+Request = tuple[str, dict[str, Any]]  # path under /api/v1, keyword arguments of client.open
 Setup = Callable[[World, Clients], Request]
 SKIPPED_PREFIXES = ("/api/v1/security/", "/api/v1/menu/", "/api/{version}/")
 
 
-def row(admin: int, owner: int, member: int, viewer: int, outsider: int, readonly: int, anonymous: int = 401
-        ) -> dict[str, int]:
+def row(
+    admin: int, owner: int, member: int, viewer: int, outsider: int, readonly: int, anonymous: int = 401
+) -> dict[str, int]:
     return dict(zip(ROLES, (admin, owner, member, viewer, outsider, readonly, anonymous), strict=True))
 
 
@@ -81,71 +82,104 @@ EXPECTED: dict[tuple[str, str], tuple[Setup, dict[str, int]]] = {
     ("/api/v1/pipelines/", "get"): (fixed("/pipelines/"), EVERYONE),
     ("/api/v1/pipelines/", "post"): (
         lambda w, c: ("/pipelines/", {"data": pipeline_yaml(unique("new")), "content_type": "application/yaml"}),
-        row(200, 200, 200, 403, 403, 403)),
+        row(200, 200, 200, 403, 403, 403),
+    ),
     ("/api/v1/pipelines/validate", "post"): (
         lambda w, c: ("/pipelines/validate", {"data": pipeline_yaml("v"), "content_type": "application/yaml"}),
-        EVERYONE),
+        EVERYONE,
+    ),
     ("/api/v1/pipelines/{pk}", "get"): (lambda w, c: (f"/pipelines/{w.pipeline()}", {}), READ),
     ("/api/v1/pipelines/{pk}/export", "get"): (lambda w, c: (f"/pipelines/{w.pipeline()}/export", {}), READ),
     ("/api/v1/pipelines/{pk}/versions", "get"): (lambda w, c: (f"/pipelines/{w.pipeline()}/versions", {}), READ),
     ("/api/v1/pipelines/{pk}/runs", "post"): (
-        lambda w, c: (f"/pipelines/{w.pipeline()}/runs", {"json": {"params": {"who": "x"}}}), write(201)),
+        lambda w, c: (f"/pipelines/{w.pipeline()}/runs", {"json": {"params": {"who": "x"}}}),
+        write(201),
+    ),
     ("/api/v1/overview/pipelines", "get"): (fixed("/overview/pipelines"), EVERYONE),
-    ("/api/v1/overview/pipelines/{pk}/grid", "get"): (lambda w, c: (f"/overview/pipelines/{w.pipeline()}/grid", {}),
-                                                     READ),
+    ("/api/v1/overview/pipelines/{pk}/grid", "get"): (
+        lambda w, c: (f"/overview/pipelines/{w.pipeline()}/grid", {}),
+        READ,
+    ),
     ("/api/v1/overview/pipelines/{pk}/debug_inputs", "get"): (
-        lambda w, c: (f"/overview/pipelines/{w.pipeline()}/debug_inputs", {"query_string": {"task": "hello"}}), READ),
+        lambda w, c: (f"/overview/pipelines/{w.pipeline()}/debug_inputs", {"query_string": {"task": "hello"}}),
+        READ,
+    ),
     ("/api/v1/overview/pipelines/{pk}/schedule", "post"): (
-        lambda w, c: (f"/overview/pipelines/{w.pipeline()}/schedule", {"json": {"enabled": False}}), write(200)),
+        lambda w, c: (f"/overview/pipelines/{w.pipeline()}/schedule", {"json": {"enabled": False}}),
+        write(200),
+    ),
     ("/api/v1/projects/", "get"): (fixed("/projects/"), EVERYONE),
-    ("/api/v1/projects/", "post"): (lambda w, c: ("/projects/", {"json": {"name": unique("proj")}}),
-                                    row(201, 403, 403, 403, 403, 403)),
+    ("/api/v1/projects/", "post"): (
+        lambda w, c: ("/projects/", {"json": {"name": unique("proj")}}),
+        row(201, 403, 403, 403, 403, 403),
+    ),
     ("/api/v1/projects/{pk}/members", "post"): (
         lambda w, c: (f"/projects/{w.project_id('sec')}/members", {"json": {"username": "zed", "role": "viewer"}}),
-        row(200, 200, 403, 403, 404, 403)),
+        row(200, 200, 403, 403, 404, 403),
+    ),
     ("/api/v1/projects/{pk}/members/{user_id}", "delete"): (
-        lambda w, c: (w.call("POST", f"/projects/{w.project_id('sec')}/members",
-                             json={"username": "zed", "role": "viewer"}) and
-                      f"/projects/{w.project_id('sec')}/members/{w.user_id('zed')}", {}),
-        row(200, 200, 403, 403, 404, 403)),
+        lambda w, c: (
+            w.call("POST", f"/projects/{w.project_id('sec')}/members", json={"username": "zed", "role": "viewer"})
+            and f"/projects/{w.project_id('sec')}/members/{w.user_id('zed')}",
+            {},
+        ),
+        row(200, 200, 403, 403, 404, 403),
+    ),
     ("/api/v1/runs/", "get"): (fixed("/runs/"), EVERYONE),
     ("/api/v1/runs/{pk}", "get"): (lambda w, c: (f"/runs/{w.run()}", {}), READ),
-    ("/api/v1/runs/{pk}/logs", "get"): (lambda w, c: (f"/runs/{w.run()}/logs", {"query_string": {"task": "hello"}}),
-                                        READ),
+    ("/api/v1/runs/{pk}/logs", "get"): (
+        lambda w, c: (f"/runs/{w.run()}/logs", {"query_string": {"task": "hello"}}),
+        READ,
+    ),
     ("/api/v1/runs/{pk}/artifacts/{task}/{output}", "get"): (artifact, READ),
     ("/api/v1/runs/{pk}/stop", "post"): (lambda w, c: (f"/runs/{w.run()}/stop", {}), write(200)),
     ("/api/v1/runs/{pk}/retry", "post"): (lambda w, c: (f"/runs/{w.run(stopped=True)}/retry", {}), write(200)),
     ("/api/v1/runs/{pk}/copy", "post"): (lambda w, c: (f"/runs/{w.run()}/copy", {"json": {}}), write(201)),
     ("/api/v1/runs/{pk}/mark", "post"): (
-        lambda w, c: (f"/runs/{w.run(stopped=True)}/mark", {"json": {"state": "failed"}}), write(200)),
+        lambda w, c: (f"/runs/{w.run(stopped=True)}/mark", {"json": {"state": "failed"}}),
+        write(200),
+    ),
     ("/api/v1/schedules/records", "get"): (fixed("/schedules/records"), EVERYONE),
     ("/api/v1/schedules/preview/{pipeline_id}", "get"): (
-        lambda w, c: (f"/schedules/preview/{w.pipeline()}", {"query_string": {"n": 2}}), READ),
+        lambda w, c: (f"/schedules/preview/{w.pipeline()}", {"query_string": {"n": 2}}),
+        READ,
+    ),
     ("/api/v1/templates/", "get"): (fixed("/templates/"), EVERYONE),
     ("/api/v1/user_templates/", "get"): (fixed("/user_templates/"), EVERYONE),
     # Creating in project "sec": the outsider is told "not found", as for a project that does not exist.
-    ("/api/v1/user_templates/", "post"): (lambda w, c: ("/user_templates/", {"json": template_body(unique("t"))}),
-                                          row(201, 201, 201, 403, 404, 403)),
+    ("/api/v1/user_templates/", "post"): (
+        lambda w, c: ("/user_templates/", {"json": template_body(unique("t"))}),
+        row(201, 201, 201, 403, 404, 403),
+    ),
     # A pending template of "sec" owned by the member: reviewers (admin, project owner) and its owner see it.
     ("/api/v1/user_templates/{pk}", "get"): (
-        lambda w, c: (f"/user_templates/{user_template(w, c, submit=True)}", {}), row(200, 200, 200, 404, 404, 404)),
+        lambda w, c: (f"/user_templates/{user_template(w, c, submit=True)}", {}),
+        row(200, 200, 200, 404, 404, 404),
+    ),
     ("/api/v1/user_templates/{pk}/history", "get"): (
         lambda w, c: (f"/user_templates/{user_template(w, c, submit=True)}/history", {}),
-        row(200, 200, 200, 404, 404, 404)),
+        row(200, 200, 200, 404, 404, 404),
+    ),
     # A draft is its owner's only: editing and submitting are theirs.
     ("/api/v1/user_templates/{pk}", "put"): (
-        lambda w, c: (f"/user_templates/{user_template(w, c, submit=False)}",
-                      {"json": template_body(unique("t"))["template"]}),
-        row(403, 404, 200, 404, 404, 403)),
+        lambda w, c: (
+            f"/user_templates/{user_template(w, c, submit=False)}",
+            {"json": template_body(unique("t"))["template"]},
+        ),
+        row(403, 404, 200, 404, 404, 403),
+    ),
     ("/api/v1/user_templates/{pk}/submit", "post"): (
         lambda w, c: (f"/user_templates/{user_template(w, c, submit=False)}/submit", {}),
-        row(403, 404, 200, 404, 404, 403)),
+        row(403, 404, 200, 404, 404, 403),
+    ),
     ("/api/v1/user_templates/{pk}/approve", "post"): (
         lambda w, c: (f"/user_templates/{user_template(w, c, submit=True)}/approve", {"json": {"scope": "project"}}),
-        row(200, 200, 403, 404, 404, 403)),
+        row(200, 200, 403, 404, 404, 403),
+    ),
     ("/api/v1/user_templates/{pk}/reject", "post"): (
         lambda w, c: (f"/user_templates/{user_template(w, c, submit=True)}/reject", {"json": {"reason": "no"}}),
-        row(200, 200, 403, 404, 404, 403)),
+        row(200, 200, 403, 404, 404, 403),
+    ),
 }
 
 
@@ -161,8 +195,12 @@ def operations(clients: Clients) -> list[tuple[str, str]]:
     client, auth = clients["admin"]
     doc = client.get("/api/v1/_openapi", headers=auth)
     assert doc.status_code == 200
-    return sorted((path, method) for path, ops in doc.get_json()["paths"].items() for method in ops
-                  if method in ("get", "post", "put", "patch", "delete") and not path.startswith(SKIPPED_PREFIXES))
+    return sorted(
+        (path, method)
+        for path, ops in doc.get_json()["paths"].items()
+        for method in ops
+        if method in ("get", "post", "put", "patch", "delete") and not path.startswith(SKIPPED_PREFIXES)
+    )
 
 
 def test_every_endpoint_has_an_entry(clients: Clients) -> None:
@@ -180,14 +218,15 @@ def test_matrix(clients: Clients, world: World, role: str) -> None:
     for path, method in operations(clients):
         setup, codes = EXPECTED[(path, method)]
         url, kw = setup(world, clients)
-        kw = dict(kw)   # `fixed` hands out the same dict every time
+        kw = dict(kw)  # `fixed` hands out the same dict every time
         headers = {**auth, **kw.pop("headers", {})}
         if kw.pop("own_login", False) and role != "anonymous":
             headers = fresh_login(client, role)
         res = client.open(f"/api/v1{url}", method=method.upper(), headers=headers, **kw)
         if res.status_code != codes[role]:
-            wrong.append(f"{method.upper()} {url}: {res.status_code} (expected {codes[role]}) "
-                         f"{res.get_data(as_text=True)[:200]}")
+            wrong.append(
+                f"{method.upper()} {url}: {res.status_code} (expected {codes[role]}) {res.get_data(as_text=True)[:200]}"
+            )
         if res.status_code == 404 and role == "outsider" and any(p.isdigit() for p in url.split("/")):
             # the same answer as for an id that does not exist
             parts = url.split("/")
@@ -214,7 +253,9 @@ def test_lists_are_filtered_by_project(clients: Clients, world: World, services:
         runs = _names(clients, role, "/runs/?limit=500")
         assert run_mine in runs and run_theirs not in runs
         assert _names(clients, role, f"/runs/?pipeline_id={theirs}") == set()
-    assert theirs in _names(clients, "outsider", "/pipelines/") and mine not in _names(clients, "outsider", "/pipelines/")
+    assert theirs in _names(clients, "outsider", "/pipelines/") and mine not in _names(
+        clients, "outsider", "/pipelines/"
+    )
     assert {mine, theirs} <= _names(clients, "admin", "/pipelines/")
     for role in ("owner", "outsider"):
         client, auth = clients[role]
@@ -242,15 +283,25 @@ def count(services: Any, table: Any) -> int:
         return int(s.scalar(select(func.count()).select_from(table)))
 
 
-@pytest.mark.parametrize(("role", "project", "status"), [
-    ("member", "elsewhere", 403), ("member", "brand-new", 403), ("owner", "brand-new", 403),
-    ("outsider", "sec", 403), ("viewer", "sec", 403), ("admin", "brand-new", 200),
-])
+@pytest.mark.parametrize(
+    ("role", "project", "status"),
+    [
+        ("member", "elsewhere", 403),
+        ("member", "brand-new", 403),
+        ("owner", "brand-new", 403),
+        ("outsider", "sec", 403),
+        ("viewer", "sec", 403),
+        ("admin", "brand-new", 200),
+    ],
+)
 def test_save_needs_write_on_the_project(clients: Clients, services: Any, role: str, project: str, status: int) -> None:
     client, auth = clients[role]
     before = (count(services, Project), count(services, Pipeline))
-    res = client.post("/api/v1/pipelines/", data=pipeline_yaml(unique("s"), project),
-                      headers={**auth, "Content-Type": "application/yaml"})
+    res = client.post(
+        "/api/v1/pipelines/",
+        data=pipeline_yaml(unique("s"), project),
+        headers={**auth, "Content-Type": "application/yaml"},
+    )
     assert res.status_code == status, res.get_json()
     if status == 403:
         assert (count(services, Project), count(services, Pipeline)) == before
@@ -263,15 +314,29 @@ def test_secrets_are_masked(clients: Clients, world: World, services: Any) -> No
 
     owner, owner_auth = clients["member"]
     name = unique("vault")
-    body: dict[str, Any] = {"template": {"name": name, "version": "1", "image": "busybox", "command": ["true"],
-                         "parameters": {"token": {"type": "secret", "default": "tok-default-123"}}},
-            "project": "sec"}
+    body: dict[str, Any] = {
+        "template": {
+            "name": name,
+            "version": "1",
+            "image": "busybox",
+            "command": ["true"],
+            "parameters": {"token": {"type": "secret", "default": "tok-default-123"}},
+        },
+        "project": "sec",
+    }
     tid = owner.post("/api/v1/user_templates/", json=body, headers=owner_auth).get_json()["result"]["id"]
     owner.post(f"/api/v1/user_templates/{tid}/submit", headers=owner_auth)
     assert world.call("POST", f"/user_templates/{tid}/approve", json={"scope": "project"}).status_code == 200
-    pipeline = world.call("POST", "/pipelines/", json={
-        "name": unique("secretive"), "project": "sec", "parameters": [{"name": "tok", "default": "tok-param-456"}],
-        "tasks": [{"name": "use", "template": f"{name}@1", "inputs": {"token": {"from": "params.tok"}}}]})
+    pipeline = world.call(
+        "POST",
+        "/pipelines/",
+        json={
+            "name": unique("secretive"),
+            "project": "sec",
+            "parameters": [{"name": "tok", "default": "tok-param-456"}],
+            "tasks": [{"name": "use", "template": f"{name}@1", "inputs": {"token": {"from": "params.tok"}}}],
+        },
+    )
     assert pipeline.status_code == 200, pipeline.get_json()
     run_id = world.run(pipeline.get_json()["id"])
     run_burst(services, 1)
@@ -299,8 +364,7 @@ def test_runs_table_unchanged_by_refused_calls(clients: Clients, world: World, s
     assert world.call("GET", f"/runs/{run_id}").get_json()["result"]["state"] != "stopped"
 
 
-def test_run_token_reads_its_own_run_only_while_it_is_unfinished(clients: Clients, world: World,
-                                                                 services: Any) -> None:
+def test_run_token_reads_its_own_run_only_while_it_is_unfinished(clients: Clients, world: World, services: Any) -> None:
     """MYAPP_TOKEN (`run-<id>.<hmac>`) may GET its run and that run's logs, nothing else, until the run ends."""
     pipeline_id = world.pipeline()
     run_id, other = world.run(pipeline_id), world.run(pipeline_id)
@@ -310,17 +374,33 @@ def test_run_token_reads_its_own_run_only_while_it_is_unfinished(clients: Client
     res = client.get(f"/api/v1/runs/{run_id}", headers=bearer)
     assert res.status_code == 200 and res.get_json()["result"]["id"] == run_id
     assert client.get(f"/api/v1/runs/{run_id}/logs?task=hello", headers=bearer).status_code == 200
-    refused = [("GET", f"/runs/{other}"), ("GET", f"/runs/{other}/logs?task=hello"), ("GET", "/runs/"),
-               ("GET", "/pipelines/"), ("GET", f"/pipelines/{pipeline_id}"), ("POST", f"/runs/{run_id}/stop"),
-               ("POST", f"/runs/{run_id}/copy"), ("POST", f"/runs/{run_id}/mark"), ("POST", f"/runs/{run_id}/retry"),
-               ("POST", f"/pipelines/{pipeline_id}/runs"), ("GET", "/schedules/records"), ("GET", "/templates/"),
-               ("GET", "/user_templates/"), ("GET", "/projects/"), ("GET", "/me/")]
+    refused = [
+        ("GET", f"/runs/{other}"),
+        ("GET", f"/runs/{other}/logs?task=hello"),
+        ("GET", "/runs/"),
+        ("GET", "/pipelines/"),
+        ("GET", f"/pipelines/{pipeline_id}"),
+        ("POST", f"/runs/{run_id}/stop"),
+        ("POST", f"/runs/{run_id}/copy"),
+        ("POST", f"/runs/{run_id}/mark"),
+        ("POST", f"/runs/{run_id}/retry"),
+        ("POST", f"/pipelines/{pipeline_id}/runs"),
+        ("GET", "/schedules/records"),
+        ("GET", "/templates/"),
+        ("GET", "/user_templates/"),
+        ("GET", "/projects/"),
+        ("GET", "/me/"),
+    ]
     for method, path in refused:
         assert client.open(f"/api/v1{path}", method=method, headers=bearer, json={}).status_code == 401, path
     forged = token[:-4] + ("0000" if not token.endswith("0000") else "1111")
     assert client.get(f"/api/v1/runs/{run_id}", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
-    assert client.get(f"/api/v1/runs/{other}",
-                      headers={"Authorization": f"Bearer run-{other}.{token.split('.')[1]}"}).status_code == 401
-    assert world.call("POST", f"/runs/{run_id}/stop").status_code == 200          # the run finishes
+    assert (
+        client.get(
+            f"/api/v1/runs/{other}", headers={"Authorization": f"Bearer run-{other}.{token.split('.')[1]}"}
+        ).status_code
+        == 401
+    )
+    assert world.call("POST", f"/runs/{run_id}/stop").status_code == 200  # the run finishes
     assert client.get(f"/api/v1/runs/{run_id}", headers=bearer).status_code == 401
     assert client.get(f"/api/v1/runs/{run_id}/logs?task=hello", headers=bearer).status_code == 401

@@ -23,18 +23,42 @@ from tests.security.conftest import World
 
 schemathesis = pytest.importorskip("schemathesis")
 pytestmark = pytest.mark.integration
-SKIPPED_PREFIXES = ("/api/v1/security/", "/api/v1/menu/", "/api/{version}/",
-                    "/api/v1/me/logout")   # it would end the fuzzer's own sign-in (tested in test_web_hardening)
-BUDGET_SECONDS = 60.0          # the whole module's fuzzing time per database backend
+SKIPPED_PREFIXES = (
+    "/api/v1/security/",
+    "/api/v1/menu/",
+    "/api/{version}/",
+    "/api/v1/me/logout",
+)  # it would end the fuzzer's own sign-in (tested in test_web_hardening)
+BUDGET_SECONDS = 60.0  # the whole module's fuzzing time per database backend
 EXAMPLES = 8
 SQL_WORDS = ("SELECT ", "INSERT INTO", "sqlalchemy", "psycopg", "sqlite3", "Traceback")
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-                suppress_health_check=list(HealthCheck))
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-                    max_leaves=12)
-BODY_KEYS = st.sampled_from(["name", "tasks", "params", "state", "inputs", "debug_task", "schedule", "parameters",
-                             "project", "template", "username", "role", "reason", "message", "comment"])
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+BODY_KEYS = st.sampled_from(
+    [
+        "name",
+        "tasks",
+        "params",
+        "state",
+        "inputs",
+        "debug_task",
+        "schedule",
+        "parameters",
+        "project",
+        "template",
+        "username",
+        "role",
+        "reason",
+        "message",
+        "comment",
+    ]
+)
 
 
 class Fuzzer:
@@ -46,8 +70,16 @@ class Fuzzer:
     def over_budget(self) -> bool:
         return time.monotonic() - self.started > BUDGET_SECONDS
 
-    def send(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
-             data: Any = None, headers: dict[str, str] | None = None) -> None:
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         kw: dict[str, Any] = {"query_string": query or {}, "headers": {**(headers or {}), **self.auth}}
         if body is not None:
             kw["json"] = body
@@ -56,12 +88,17 @@ class Fuzzer:
         res = self.client.open(path, method=method, **kw)
         text = res.get_data(as_text=True)
         if res.status_code >= 500 or any(word in text for word in SQL_WORDS):
-            self.failures.append(f"{res.status_code} {method} {path} query={query!r} "
-                                 f"body={json.dumps(body)[:300] if body is not None else data!r} -> {text[:300]}")
+            self.failures.append(
+                f"{res.status_code} {method} {path} query={query!r} "
+                f"body={json.dumps(body)[:300] if body is not None else data!r} -> {text[:300]}"
+            )
 
     def real_path(self, template: str, path_parameters: dict[str, Any]) -> str:
-        values = {"pk": self.real["run"] if template.startswith("/api/v1/runs/") else self.real["pipeline"],
-                  "pipeline_id": self.real["pipeline"], "user_id": self.real["user"]}
+        values = {
+            "pk": self.real["run"] if template.startswith("/api/v1/runs/") else self.real["pipeline"],
+            "pipeline_id": self.real["pipeline"],
+            "user_id": self.real["user"],
+        }
         if template.startswith("/api/v1/projects/"):
             values["pk"] = self.real["project"]
         if template.startswith("/api/v1/user_templates/"):
@@ -77,10 +114,21 @@ def fuzzer(clients: dict[str, tuple[FlaskClient, dict[str, str]]], world: World)
     client, auth = clients["admin"]
     run_id = world.run()
     member, member_auth = clients["member"]
-    tid = member.post("/api/v1/user_templates/", headers=member_auth, json={"template": {
-        "name": "fuzzed", "version": "1", "image": "busybox", "command": ["true"]}, "project": "sec"}).get_json()
-    real = {"pipeline": world.pipeline(), "run": run_id, "project": world.project_id("sec"),
-            "user": world.user_id("zed"), "template": int(tid["result"]["id"])}
+    tid = member.post(
+        "/api/v1/user_templates/",
+        headers=member_auth,
+        json={
+            "template": {"name": "fuzzed", "version": "1", "image": "busybox", "command": ["true"]},
+            "project": "sec",
+        },
+    ).get_json()
+    real = {
+        "pipeline": world.pipeline(),
+        "run": run_id,
+        "project": world.project_id("sec"),
+        "user": world.user_id("zed"),
+        "template": int(tid["result"]["id"]),
+    }
     yield Fuzzer(client, auth, real)
 
 
@@ -93,26 +141,32 @@ def operations(client: FlaskClient, auth: dict[str, str]) -> list[Any]:
 
 def fuzz_operation(fuzzer: Fuzzer, op: Any, mode: Any) -> None:
     """Send EXAMPLES generated cases of one operation, as generated and on real objects."""
+
     @FUZZ
     @given(case=op.as_strategy(generation_mode=mode))
     def check(case: Any) -> None:
         kw = case.as_transport_kwargs(base_url="http://localhost")
         path = kw["url"].removeprefix("http://localhost")
         query, body = kw.get("params") or {}, kw.get("json")
-        headers = {k: str(v) for k, v in (kw.get("headers") or {}).items()
-                   if k.lower() not in ("authorization", "content-length", "host")}
+        headers = {
+            k: str(v)
+            for k, v in (kw.get("headers") or {}).items()
+            if k.lower() not in ("authorization", "content-length", "host")
+        }
         fuzzer.send(case.method, path, query=query, body=body, data=kw.get("data"), headers=headers)
-        fuzzer.send(case.method, fuzzer.real_path(op.path, case.path_parameters or {}), query=query,
-                    body=body, headers=headers)
+        fuzzer.send(
+            case.method, fuzzer.real_path(op.path, case.path_parameters or {}), query=query, body=body, headers=headers
+        )
 
     try:
         check()
-    except Unsatisfiable:   # nothing to make negative: an operation without parameters
+    except Unsatisfiable:  # nothing to make negative: an operation without parameters
         pass
 
 
 def fuzz_bodies(fuzzer: Fuzzer, method: str, path: str) -> None:
     """Send random JSON (objects with the keys the handlers read) and random YAML text to one endpoint."""
+
     @FUZZ
     @given(body=st.dictionaries(BODY_KEYS, JSON, max_size=5) | JSON, text=st.text(max_size=200), as_yaml=st.booleans())
     def check(body: Any, text: str, as_yaml: bool) -> None:

@@ -40,12 +40,23 @@ def asked(services: Any) -> Any:
 
 def save_chain(clients: Clients, n: int, **extra: Any) -> int:
     client, auth = clients["member"]
-    tasks = [{"name": f"t{i}", "template": "shell", "args": {"script": "echo $who"},
-              "inputs": {"who": {"from": "params.who"}}, **({"depends_on": [f"t{i - 1}"]} if i else {})}
-             for i in range(n)]
-    body = {"name": unique("big"), "project": "sec", "tasks": tasks,
-            "parameters": [{"name": "who", "default": "world"}, {"name": "key", "secret": True, "default": "x"}],
-            **extra}
+    tasks = [
+        {
+            "name": f"t{i}",
+            "template": "shell",
+            "args": {"script": "echo $who"},
+            "inputs": {"who": {"from": "params.who"}},
+            **({"depends_on": [f"t{i - 1}"]} if i else {}),
+        }
+        for i in range(n)
+    ]
+    body = {
+        "name": unique("big"),
+        "project": "sec",
+        "tasks": tasks,
+        "parameters": [{"name": "who", "default": "world"}, {"name": "key", "secret": True, "default": "x"}],
+        **extra,
+    }
     res = client.post("/api/v1/pipelines/", json=body, headers=auth)
     assert res.status_code == 200, res.get_data(as_text=True)
     return int(res.get_json()["id"])
@@ -71,8 +82,9 @@ def shown(clients: Clients, run_id: int) -> dict[str, Any]:
     return dict(res.get_json()["result"])
 
 
-def test_b15_a_large_run_is_accepted_at_once_and_created_by_a_worker(clients: Clients, services: Any,
-                                                                     asked: list[int]) -> None:
+def test_b15_a_large_run_is_accepted_at_once_and_created_by_a_worker(
+    clients: Clients, services: Any, asked: list[int]
+) -> None:
     pipeline_id = save_chain(clients, 5)
     res = start(clients, pipeline_id, {"who": "you", "key": SECRET})
     assert res.status_code == 202, res.get_data(as_text=True)
@@ -80,7 +92,7 @@ def test_b15_a_large_run_is_accepted_at_once_and_created_by_a_worker(clients: Cl
     assert res.get_json()["state"] == "creating" and asked == [run_id]
     run, tasks = run_row(services, run_id)
     assert (run.state, tasks) == (RunState.CREATING.value, 0)
-    assert SECRET not in str(run.params) and "you" not in str(run.params)   # every value sealed meanwhile (B6)
+    assert SECRET not in str(run.params) and "you" not in str(run.params)  # every value sealed meanwhile (B6)
     detail = shown(clients, run_id)
     assert detail["state"] == "creating" and "creating 5 task instances" in detail["message"]
 
@@ -88,19 +100,24 @@ def test_b15_a_large_run_is_accepted_at_once_and_created_by_a_worker(clients: Cl
     previous, services.runs.dispatch = services.runs.dispatch, dispatched.extend
     try:
         assert finish_creation(services.runs, run_id, services.clock.now())
-        assert not finish_creation(services.runs, run_id, services.clock.now())   # a duplicate message: nothing
+        assert not finish_creation(services.runs, run_id, services.clock.now())  # a duplicate message: nothing
     finally:
         services.runs.dispatch = previous
     run, tasks = run_row(services, run_id)
     assert (run.state, tasks, run.message) == (RunState.RUNNING.value, 5, "")
-    assert SECRET not in str(run.params) and run.params["who"] == "you"   # the secret stays sealed, the rest plain
+    assert SECRET not in str(run.params) and run.params["who"] == "you"  # the secret stays sealed, the rest plain
     detail = shown(clients, run_id)
     assert detail["params"]["key"] == "******"
     states = {t["name"]: t["state"] for t in detail["tasks"]}
     assert states == {"t0": "queued", **{f"t{i}": "pending" for i in range(1, 5)}}
     with services.db.read() as s:
-        assert dispatched == list(s.scalars(select(TaskInstance.id).where(
-            TaskInstance.run_id == run_id, TaskInstance.state == TaskState.QUEUED.value)))
+        assert dispatched == list(
+            s.scalars(
+                select(TaskInstance.id).where(
+                    TaskInstance.run_id == run_id, TaskInstance.state == TaskState.QUEUED.value
+                )
+            )
+        )
 
 
 def test_b15_a_small_run_is_still_created_in_the_request(clients: Clients, services: Any, asked: list[int]) -> None:
@@ -109,8 +126,9 @@ def test_b15_a_small_run_is_still_created_in_the_request(clients: Clients, servi
     assert asked == [] and run_row(services, res.get_json()["id"])[0].state == RunState.RUNNING.value
 
 
-def test_b15_a_refused_large_run_fails_with_the_reason_on_the_run(clients: Clients, services: Any,
-                                                                  asked: list[int]) -> None:
+def test_b15_a_refused_large_run_fails_with_the_reason_on_the_run(
+    clients: Clients, services: Any, asked: list[int]
+) -> None:
     res = start(clients, save_chain(clients, 4), {"nope": "1"})
     assert res.status_code == 202
     run_id = res.get_json()["id"]
@@ -121,25 +139,26 @@ def test_b15_a_refused_large_run_fails_with_the_reason_on_the_run(clients: Clien
     assert detail["state"] == "failed" and "unknown parameter(s) nope" in detail["message"], detail["message"]
 
 
-def test_b15_a_crash_while_creating_leaves_no_half_run_and_is_asked_again(clients: Clients, services: Any,
-                                                                          asked: list[int],
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_b15_a_crash_while_creating_leaves_no_half_run_and_is_asked_again(
+    clients: Clients, services: Any, asked: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     run_id = start(clients, save_chain(clients, 6), {}).get_json()["id"]
     real = run_creation.insert_rows
 
     def insert_then_die(*args: Any, **kwargs: Any) -> Any:
-        real(*args, **kwargs)   # the task instances are written ... and the worker dies before COMMIT
+        real(*args, **kwargs)  # the task instances are written ... and the worker dies before COMMIT
         raise SystemExit("worker killed")
+
     monkeypatch.setattr(run_creation, "insert_rows", insert_then_die)
     with pytest.raises(SystemExit):
         finish_creation(services.runs, run_id, services.clock.now())
     run, tasks = run_row(services, run_id)
-    assert (run.state, tasks) == (RunState.CREATING.value, 0)   # nothing half-written
+    assert (run.state, tasks) == (RunState.CREATING.value, 0)  # nothing half-written
     monkeypatch.setattr(run_creation, "insert_rows", real)
 
     asked.clear()
     wait = services.settings.requeue_after
-    assert resend_creating(services.runs, run.updated_at, wait) == 0 and asked == []   # not yet: it may still come
+    assert resend_creating(services.runs, run.updated_at, wait) == 0 and asked == []  # not yet: it may still come
     assert run_id in creating_runs(services.runs)
     assert resend_creating(services.runs, run.updated_at + timedelta(seconds=wait + 1), wait) == 1 and asked == [run_id]
     assert finish_creation(services.runs, run_id, services.clock.now())
@@ -156,8 +175,9 @@ def test_b15_a_run_stopped_while_creating_stays_stopped(clients: Clients, servic
     assert client.post(f"/api/v1/runs/{run_id}/retry", headers=auth).status_code == 409
 
 
-def test_b15_a_celery_worker_creates_the_run_and_it_runs_to_the_end(clients: Clients, services: Any,
-                                                                     broker_url: str) -> None:
+def test_b15_a_celery_worker_creates_the_run_and_it_runs_to_the_end(
+    clients: Clients, services: Any, broker_url: str
+) -> None:
     """The whole way: the API's message, the worker's `myapp.create_run`, then the tasks themselves."""
     import dataclasses
 

@@ -35,19 +35,48 @@ def _raw(services: Any, sql: str, **params: Any) -> str:
 
 
 def _pipeline(world: World, clients: Clients) -> tuple[int, str]:
-    name = publish_template(world, clients, {
-        "name": unique("keyed"), "version": "1", "image": "debian", "command": ["bash", "-c", "$(params.script)"],
-        "parameters": {"script": {"type": "text", "script": True, "required": True},
-                       "token": {"type": "secret", "default": TEMPLATE_SECRET}}})
-    script = f'[ "$(printf %s "$token" | sha256sum | cut -c1-64)" = "{_sha(ARG_SECRET)}" ] && echo TOKEN-MATCH\n' \
-             'echo "token=$token"'
-    res = world.call("POST", "/pipelines/", json={
-        "name": unique("secrets"), "project": "sec",
-        "parameters": [{"name": "gp", "default": DEFAULT_SECRET, "secret": True}, {"name": "plain", "default": "p"}],
-        "tasks": [{"name": "keyed", "template": f"{name}@1", "args": {"script": script, "token": ARG_SECRET}},
-                  {"name": "reads", "template": "shell", "inputs": {"gp": {"from": "params.gp"}},
-                   "args": {"script": f'[ "$(printf %s "$gp" | sha256sum | cut -c1-64)" = "{_sha(RUN_SECRET)}" ] '
-                                      '&& echo GP-MATCH\necho "gp=$gp"'}}]})
+    name = publish_template(
+        world,
+        clients,
+        {
+            "name": unique("keyed"),
+            "version": "1",
+            "image": "debian",
+            "command": ["bash", "-c", "$(params.script)"],
+            "parameters": {
+                "script": {"type": "text", "script": True, "required": True},
+                "token": {"type": "secret", "default": TEMPLATE_SECRET},
+            },
+        },
+    )
+    script = (
+        f'[ "$(printf %s "$token" | sha256sum | cut -c1-64)" = "{_sha(ARG_SECRET)}" ] && echo TOKEN-MATCH\n'
+        'echo "token=$token"'
+    )
+    res = world.call(
+        "POST",
+        "/pipelines/",
+        json={
+            "name": unique("secrets"),
+            "project": "sec",
+            "parameters": [
+                {"name": "gp", "default": DEFAULT_SECRET, "secret": True},
+                {"name": "plain", "default": "p"},
+            ],
+            "tasks": [
+                {"name": "keyed", "template": f"{name}@1", "args": {"script": script, "token": ARG_SECRET}},
+                {
+                    "name": "reads",
+                    "template": "shell",
+                    "inputs": {"gp": {"from": "params.gp"}},
+                    "args": {
+                        "script": f'[ "$(printf %s "$gp" | sha256sum | cut -c1-64)" = "{_sha(RUN_SECRET)}" ] '
+                        '&& echo GP-MATCH\necho "gp=$gp"'
+                    },
+                },
+            ],
+        },
+    )
     assert res.status_code == 200, res.get_json()
     return int(res.get_json()["id"]), name
 
@@ -64,8 +93,9 @@ def test_b6_secrets_are_sealed_in_the_database(world: World, clients: Clients, s
     assert RUN_SECRET not in params and PREFIX in params, params
 
 
-def test_b6_viewers_see_secrets_masked_in_the_pipeline_and_its_export(world: World, clients: Clients,
-                                                                       services: Any) -> None:
+def test_b6_viewers_see_secrets_masked_in_the_pipeline_and_its_export(
+    world: World, clients: Clients, services: Any
+) -> None:
     pid, _ = _pipeline(world, clients)
     for role in ("viewer",):
         client, auth = clients[role]
@@ -85,8 +115,7 @@ def test_b6_viewers_see_secrets_masked_in_the_pipeline_and_its_export(world: Wor
 def test_b6_run_params_are_masked_and_tasks_get_the_values(world: World, clients: Clients, services: Any) -> None:
     pid, _ = _pipeline(world, clients)
     spec = world.call("GET", f"/pipelines/{pid}").get_json()["definition"]
-    detail, logs = run_tasks(world, services, spec["tasks"], parameters=spec["parameters"],
-                             params={"gp": RUN_SECRET})
+    detail, logs = run_tasks(world, services, spec["tasks"], parameters=spec["parameters"], params={"gp": RUN_SECRET})
     assert detail["state"] == "succeeded", detail
     assert "TOKEN-MATCH\n" in logs["keyed"] and "token=******\n" in logs["keyed"], logs
     assert "GP-MATCH\n" in logs["reads"] and "gp=******\n" in logs["reads"], logs
@@ -97,8 +126,9 @@ def test_b6_run_params_are_masked_and_tasks_get_the_values(world: World, clients
         for body in (run, listed):
             assert RUN_SECRET not in body and PREFIX not in body, (role, body)
         assert '"gp": "******"' in run or '"gp":"******"' in run, run
-        reads = [t for t in world.call("GET", f"/runs/{detail['id']}").get_json()["result"]["tasks"]
-                 if t["name"] == "reads"][0]
+        reads = [
+            t for t in world.call("GET", f"/runs/{detail['id']}").get_json()["result"]["tasks"] if t["name"] == "reads"
+        ][0]
         assert RUN_SECRET not in str(reads), reads
     # A copy of the run shown masked keeps the secret value.
     copied = world.call("POST", f"/runs/{detail['id']}/copy", json={"params": {"gp": "******"}})
@@ -122,7 +152,7 @@ def test_b6_rotation_reseals_with_the_new_key(world: World, clients: Clients, se
     new = Fernet.generate_key()
     old_only = Keyring()
     old_only.configure([derive_key(services.settings.secret_key)])
-    KEYRING.configure([new])   # the new key first; the old one still opens
+    KEYRING.configure([new])  # the new key first; the old one still opens
     count = reseal_all(services.db, services.templates)
     assert count.versions >= 1 and count.templates >= 1, count
     after = _raw(services, "SELECT spec FROM pipeline_versions WHERE pipeline_id = :p", p=pid)

@@ -27,26 +27,44 @@ WORKFLOW_SPACE = Path(tempfile.mkdtemp(prefix="myapp-iso-ws-"))
 SETTINGS_OVERRIDES = {"task_isolation": "users" if os.geteuid() == 0 else "auto", "workflow_space": WORKFLOW_SPACE}
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 Clients = dict[str, tuple[FlaskClient, dict[str, str]]]
-PAYLOAD = "x; id; echo INJECTED $(id -un)"   # issue 13, B8
+PAYLOAD = "x; id; echo INJECTED $(id -un)"  # issue 13, B8
 
 
-def run_tasks(world: World, services: Any, tasks: list[dict[str, Any]], *, project: str = "sec",
-              parameters: list[dict[str, Any]] | None = None, params: dict[str, str] | None = None,
-              client: tuple[FlaskClient, dict[str, str]] | None = None) -> tuple[dict[str, Any], dict[str, list[str]]]:
+def run_tasks(
+    world: World,
+    services: Any,
+    tasks: list[dict[str, Any]],
+    *,
+    project: str = "sec",
+    parameters: list[dict[str, Any]] | None = None,
+    params: dict[str, str] | None = None,
+    client: tuple[FlaskClient, dict[str, str]] | None = None,
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """Save a pipeline, run it to its end on the local executor; return the run and each task's log."""
-    call = world.call if client is None else (
-        lambda method, path, **kw: client[0].open(f"/api/v1{path}", method=method,
-                                                  headers={**client[1], **kw.pop("headers", {})}, **kw))
-    res = call("POST", "/pipelines/", json={"name": unique("iso"), "project": project, "tasks": tasks,
-                                            "parameters": parameters or []})
+    call = (
+        world.call
+        if client is None
+        else (
+            lambda method, path, **kw: client[0].open(
+                f"/api/v1{path}", method=method, headers={**client[1], **kw.pop("headers", {})}, **kw
+            )
+        )
+    )
+    res = call(
+        "POST",
+        "/pipelines/",
+        json={"name": unique("iso"), "project": project, "tasks": tasks, "parameters": parameters or []},
+    )
     assert res.status_code == 200, res.get_json()
     started = call("POST", f"/pipelines/{res.get_json()['id']}/runs", json={"params": params or {}})
     assert started.status_code == 201, started.get_json()
     run_id = started.get_json()["id"]
     run_burst(services, 2)
     detail = world.call("GET", f"/runs/{run_id}").get_json()["result"]
-    logs = {t["name"]: world.call("GET", f"/runs/{run_id}/logs", query_string={"task": t["name"]}).get_json()["lines"]
-            for t in detail["tasks"]}
+    logs = {
+        t["name"]: world.call("GET", f"/runs/{run_id}/logs", query_string={"task": t["name"]}).get_json()["lines"]
+        for t in detail["tasks"]
+    }
     return detail, logs
 
 
@@ -62,18 +80,25 @@ def publish_template(world: World, clients: Clients, template: dict[str, Any]) -
 
 
 # B8: inputs never spliced into interpreter code, whatever wraps the interpreter.
-@pytest.mark.parametrize("command", [
-    ["timeout", "30", "bash", "-c", "echo got: $msg"],
-    ["nice", "sh", "-c", "echo got: $msg"],
-    ["env", "X=1", "sh", "-c", "echo got: $msg"],
-    ["bash", "--rcfile", "/dev/null", "-c", "echo got: $msg"],
-    ["stdbuf", "-oL", "bash", "-c", "echo got: $msg"],
-    ["nice", "timeout", "30", "/bin/bash", "-c", "echo got: ${msg}"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["timeout", "30", "bash", "-c", "echo got: $msg"],
+        ["nice", "sh", "-c", "echo got: $msg"],
+        ["env", "X=1", "sh", "-c", "echo got: $msg"],
+        ["bash", "--rcfile", "/dev/null", "-c", "echo got: $msg"],
+        ["stdbuf", "-oL", "bash", "-c", "echo got: $msg"],
+        ["nice", "timeout", "30", "/bin/bash", "-c", "echo got: ${msg}"],
+    ],
+)
 def test_b8_wrapped_shells_receive_inputs_as_data(world: World, services: Any, command: list[str]) -> None:
-    detail, logs = run_tasks(world, services, [{"name": "echo", "image": "x", "command": command,
-                                                "inputs": {"msg": {"from": "params.msg"}}}],
-                             parameters=[{"name": "msg", "default": "hi"}], params={"msg": PAYLOAD})
+    detail, logs = run_tasks(
+        world,
+        services,
+        [{"name": "echo", "image": "x", "command": command, "inputs": {"msg": {"from": "params.msg"}}}],
+        parameters=[{"name": "msg", "default": "hi"}],
+        params={"msg": PAYLOAD},
+    )
     assert detail["state"] == "succeeded", detail
     text = "".join(logs["echo"])
     assert f"got: {PAYLOAD}\n" in text, text
@@ -83,27 +108,50 @@ def test_b8_wrapped_shells_receive_inputs_as_data(world: World, services: Any, c
 
 def test_b8_a_user_template_splicing_a_parameter_into_wrapped_python_is_refused(clients: Clients) -> None:
     client, auth = clients["member"]
-    body = {"template": {"name": unique("wrapped"), "version": "1", "image": "python:3.12-slim",
-                         "command": ["nice", "python3", "-c", "print('$(params.msg)')"],
-                         "parameters": {"msg": {"type": "string"}}}, "project": "sec"}
+    body = {
+        "template": {
+            "name": unique("wrapped"),
+            "version": "1",
+            "image": "python:3.12-slim",
+            "command": ["nice", "python3", "-c", "print('$(params.msg)')"],
+            "parameters": {"msg": {"type": "string"}},
+        },
+        "project": "sec",
+    }
     res = client.post("/api/v1/user_templates/", json=body, headers=auth)
     assert res.status_code == 400, res.get_json()
     assert "command[3]" in str(res.get_json()), res.get_json()
 
 
-@pytest.mark.parametrize("command", [
-    ["timeout", "30", "bash", "-c", "echo got: $(params.msg)"],
-    ["nice", "sh", "-c", "echo \"got: $(params.msg)\""],
-    ["bash", "-c", "echo 'got: $(params.msg)'"],
-])
-def test_b8_user_template_parameters_reach_wrapped_shell_code_as_data(world: World, services: Any, clients: Clients,
-                                                                      command: list[str]) -> None:
-    name = publish_template(world, clients, {"name": unique("greeter"), "version": "1", "image": "debian",
-                                             "command": command,
-                                             "parameters": {"msg": {"type": "string", "required": True}}})
-    detail, logs = run_tasks(world, services, [{"name": "greet", "template": f"{name}@1",
-                                                "inputs": {"msg": {"from": "params.msg"}}}],
-                             parameters=[{"name": "msg", "default": "hi"}], params={"msg": PAYLOAD})
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["timeout", "30", "bash", "-c", "echo got: $(params.msg)"],
+        ["nice", "sh", "-c", 'echo "got: $(params.msg)"'],
+        ["bash", "-c", "echo 'got: $(params.msg)'"],
+    ],
+)
+def test_b8_user_template_parameters_reach_wrapped_shell_code_as_data(
+    world: World, services: Any, clients: Clients, command: list[str]
+) -> None:
+    name = publish_template(
+        world,
+        clients,
+        {
+            "name": unique("greeter"),
+            "version": "1",
+            "image": "debian",
+            "command": command,
+            "parameters": {"msg": {"type": "string", "required": True}},
+        },
+    )
+    detail, logs = run_tasks(
+        world,
+        services,
+        [{"name": "greet", "template": f"{name}@1", "inputs": {"msg": {"from": "params.msg"}}}],
+        parameters=[{"name": "msg", "default": "hi"}],
+        params={"msg": PAYLOAD},
+    )
     text = "".join(logs["greet"])
     assert detail["state"] == "succeeded", (detail, text)
     assert "uid=" not in text and "INJECTED root" not in text, text
@@ -112,10 +160,19 @@ def test_b8_user_template_parameters_reach_wrapped_shell_code_as_data(world: Wor
 
 def test_b8_a_value_that_would_become_the_interpreter_fails_the_attempt(world: World, services: Any) -> None:
     started = time.monotonic()
-    detail, logs = run_tasks(world, services, [{"name": "sneaky", "image": "x", "command": ["$prog", "-c", "$code"],
-                                                "inputs": {"prog": {"from": "params.prog"},
-                                                           "code": {"from": "params.code"}}}],
-                             parameters=[{"name": "prog", "default": "bash"}, {"name": "code", "default": "id"}])
+    detail, logs = run_tasks(
+        world,
+        services,
+        [
+            {
+                "name": "sneaky",
+                "image": "x",
+                "command": ["$prog", "-c", "$code"],
+                "inputs": {"prog": {"from": "params.prog"}, "code": {"from": "params.code"}},
+            }
+        ],
+        parameters=[{"name": "prog", "default": "bash"}, {"name": "code", "default": "id"}],
+    )
     task = detail["tasks"][0]
     assert task["state"] == "failed" and "interpreter code" in task["message"], task
     assert "uid=" not in "".join(logs["sneaky"])
@@ -123,16 +180,21 @@ def test_b8_a_value_that_would_become_the_interpreter_fails_the_attempt(world: W
 
 
 # B5: rendering bounded in memory and time; a stopped run frees its worker slot at once.
-@pytest.mark.parametrize("bomb", [
-    "{% set a = 'x' * 10000 %}{{ ([a]*3000)|map('upper')|join|length }}",     # issue 13: ([a]*30000)|map('upper')
-    "{% set a = 'x' * 100000 %}{% set a = ([a]*100)|join %}{{ a|length }}",   # issue 13: ([a]*1000)|join doubling
-    "{% set a = 'x' * 600000 %}{% set b = a ~ a %}{{ b|length }}",
-])
-def test_b5_a_render_bomb_fails_the_attempt_quickly_naming_task_and_field(world: World, services: Any,
-                                                                           bomb: str) -> None:
+@pytest.mark.parametrize(
+    "bomb",
+    [
+        "{% set a = 'x' * 10000 %}{{ ([a]*3000)|map('upper')|join|length }}",  # issue 13: ([a]*30000)|map('upper')
+        "{% set a = 'x' * 100000 %}{% set a = ([a]*100)|join %}{{ a|length }}",  # issue 13: ([a]*1000)|join doubling
+        "{% set a = 'x' * 600000 %}{% set b = a ~ a %}{{ b|length }}",
+    ],
+)
+def test_b5_a_render_bomb_fails_the_attempt_quickly_naming_task_and_field(
+    world: World, services: Any, bomb: str
+) -> None:
     started = time.monotonic()
-    detail, logs = run_tasks(world, services, [{"name": "boom", "template": "shell", "args": {"script": bomb},
-                                                "timeout": 5}])
+    detail, logs = run_tasks(
+        world, services, [{"name": "boom", "template": "shell", "args": {"script": bomb}, "timeout": 5}]
+    )
     elapsed = time.monotonic() - started
     task = detail["tasks"][0]
     assert task["state"] == "failed", (task, logs)
@@ -141,8 +203,9 @@ def test_b5_a_render_bomb_fails_the_attempt_quickly_naming_task_and_field(world:
     assert elapsed < 20, elapsed
 
 
-def test_b5_stopping_a_rendering_run_frees_the_worker_for_another_project(world: World, services: Any,
-                                                                           tmp_path: Any) -> None:
+def test_b5_stopping_a_rendering_run_frees_the_worker_for_another_project(
+    world: World, services: Any, tmp_path: Any
+) -> None:
     import os
     import signal
     import subprocess
@@ -151,23 +214,48 @@ def test_b5_stopping_a_rendering_run_frees_the_worker_for_another_project(world:
     from tests.conftest import REPO, worker_env
 
     bomb = "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}"
-    slow = world.call("POST", "/pipelines/", json={"name": unique("slowrender"), "project": "sec", "tasks": [
-        {"name": "render", "template": "shell", "args": {"script": bomb}}]}).get_json()["id"]
-    quick = world.call("POST", "/pipelines/", json={"name": unique("quick"), "project": "elsewhere", "tasks": [
-        {"name": "hello", "template": "shell", "args": {"script": "echo quick"}}]}).get_json()["id"]
+    slow = world.call(
+        "POST",
+        "/pipelines/",
+        json={
+            "name": unique("slowrender"),
+            "project": "sec",
+            "tasks": [{"name": "render", "template": "shell", "args": {"script": bomb}}],
+        },
+    ).get_json()["id"]
+    quick = world.call(
+        "POST",
+        "/pipelines/",
+        json={
+            "name": unique("quick"),
+            "project": "elsewhere",
+            "tasks": [{"name": "hello", "template": "shell", "args": {"script": "echo quick"}}],
+        },
+    ).get_json()["id"]
     slow_run = world.run(slow)
     log = (tmp_path / "burst.log").open("wb")
-    worker = subprocess.Popen([sys.executable, "-m", "myapp", "worker", "--burst", "-c", "1"], cwd=REPO,
-                              env=worker_env(services.settings, "filesystem://"), stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "myapp", "worker", "--burst", "-c", "1"],
+        cwd=REPO,
+        env=worker_env(services.settings, "filesystem://"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
-        wait_for(lambda: world.call("GET", f"/runs/{slow_run}").get_json()["result"]["tasks"][0]["state"] == "running",
-                 60, "the render attempt to start")
+        wait_for(
+            lambda: world.call("GET", f"/runs/{slow_run}").get_json()["result"]["tasks"][0]["state"] == "running",
+            60,
+            "the render attempt to start",
+        )
         quick_run = world.run(quick)
         stopped_at = time.monotonic()
         assert world.call("POST", f"/runs/{slow_run}/stop").status_code == 200
-        wait_for(lambda: world.call("GET", f"/runs/{quick_run}").get_json()["result"]["state"] == "succeeded", 30,
-                 "the other project's run to succeed")
+        wait_for(
+            lambda: world.call("GET", f"/runs/{quick_run}").get_json()["result"]["state"] == "succeeded",
+            30,
+            "the other project's run to succeed",
+        )
         assert time.monotonic() - stopped_at < 30
         assert world.call("GET", f"/runs/{slow_run}").get_json()["result"]["state"] == "stopped"
     finally:
@@ -200,41 +288,79 @@ def test_b1_a_task_reads_nothing_of_the_worker_or_of_another_project(world: Worl
     key = _secret_key_file(services)
     settings = services.settings
     # Another project's run leaves a log line and a file in its working directory.
-    theirs, their_logs = run_tasks(world, services, [{"name": "private", "template": "shell", "args": {
-        "script": "echo their-log-line-xyzzy; echo their-file-plugh > kept.txt"}}], project="elsewhere")
+    theirs, their_logs = run_tasks(
+        world,
+        services,
+        [
+            {
+                "name": "private",
+                "template": "shell",
+                "args": {"script": "echo their-log-line-xyzzy; echo their-file-plugh > kept.txt"},
+            }
+        ],
+        project="elsewhere",
+    )
     assert theirs["state"] == "succeeded", theirs
     assert "their-log-line-xyzzy\n" in their_logs["private"]
     their_dir = WORKFLOW_SPACE / str(theirs["id"]) / "private" / "1"
     their_log = settings.logs_dir / str(theirs["id"]) / "private" / "1.log"
     assert (their_dir / "kept.txt").exists() and their_log.exists()
-    probe = "\n".join([
-        'echo "uid=$(id -u) gid=$(id -g) groups=$(id -G)"',
-        'cat "/proc/$PPID/environ" && echo READ-ENVIRON',
-        f'cat "{settings.home}/secret_key" && echo READ-KEY',
-        f'ls "{settings.home}" && echo LISTED-HOME',
-        f'cat "{their_log}" && echo READ-THEIR-LOG',
-        f'cat "{their_dir}/kept.txt" && echo READ-THEIR-FILE',
-        f'ls "{their_dir}" && echo LISTED-THEIR-DIR',
-        f'touch "{their_dir}/planted" && echo WROTE-THEIR-DIR',
-        f'ln -s "{settings.home}" "{WORKFLOW_SPACE}/999999" && echo PLANTED-RUN-DIR',
-        'echo mine > out.txt; mkdir -p data; echo payload > data/f',
-        'echo probe-done',
-    ])
-    detail, logs = run_tasks(world, services, [
-        {"name": "probe", "template": "shell", "args": {"script": probe},
-         "outputs": [{"name": "text", "path": "out.txt", "type": "text"},
-                     {"name": "data", "path": "data", "type": "file"}]},
-        {"name": "consume", "template": "shell", "depends_on": ["probe"],
-         "args": {"script": 'echo "got $text"; cat "$data/f"'},
-         "inputs": {"text": {"from": "probe.text"}, "data": {"from": "probe.data"}}},
-    ])
+    probe = "\n".join(
+        [
+            'echo "uid=$(id -u) gid=$(id -g) groups=$(id -G)"',
+            'cat "/proc/$PPID/environ" && echo READ-ENVIRON',
+            f'cat "{settings.home}/secret_key" && echo READ-KEY',
+            f'ls "{settings.home}" && echo LISTED-HOME',
+            f'cat "{their_log}" && echo READ-THEIR-LOG',
+            f'cat "{their_dir}/kept.txt" && echo READ-THEIR-FILE',
+            f'ls "{their_dir}" && echo LISTED-THEIR-DIR',
+            f'touch "{their_dir}/planted" && echo WROTE-THEIR-DIR',
+            f'ln -s "{settings.home}" "{WORKFLOW_SPACE}/999999" && echo PLANTED-RUN-DIR',
+            "echo mine > out.txt; mkdir -p data; echo payload > data/f",
+            "echo probe-done",
+        ]
+    )
+    detail, logs = run_tasks(
+        world,
+        services,
+        [
+            {
+                "name": "probe",
+                "template": "shell",
+                "args": {"script": probe},
+                "outputs": [
+                    {"name": "text", "path": "out.txt", "type": "text"},
+                    {"name": "data", "path": "data", "type": "file"},
+                ],
+            },
+            {
+                "name": "consume",
+                "template": "shell",
+                "depends_on": ["probe"],
+                "args": {"script": 'echo "got $text"; cat "$data/f"'},
+                "inputs": {"text": {"from": "probe.text"}, "data": {"from": "probe.data"}},
+            },
+        ],
+    )
     text = "".join(logs["probe"])
     sec = world.project_id("sec")
     uid = settings.task_uid_base + sec
     assert f"uid={uid} gid={uid} groups={uid}\n" in text, text
-    for leak in ("READ-ENVIRON", "READ-KEY", "LISTED-HOME", "READ-THEIR-LOG", "READ-THEIR-FILE",
-                 "LISTED-THEIR-DIR", "WROTE-THEIR-DIR", "PLANTED-RUN-DIR", key, "their-log-line-xyzzy",
-                 "their-file-plugh", "MYAPP_DATABASE_URL", "MYAPP_SECRET_KEY"):
+    for leak in (
+        "READ-ENVIRON",
+        "READ-KEY",
+        "LISTED-HOME",
+        "READ-THEIR-LOG",
+        "READ-THEIR-FILE",
+        "LISTED-THEIR-DIR",
+        "WROTE-THEIR-DIR",
+        "PLANTED-RUN-DIR",
+        key,
+        "their-log-line-xyzzy",
+        "their-file-plugh",
+        "MYAPP_DATABASE_URL",
+        "MYAPP_SECRET_KEY",
+    ):
         assert leak not in text, (leak, text)
     assert text.count("Permission denied") >= 7, text
     assert "probe-done\n" in text
@@ -254,43 +380,92 @@ def test_b1_a_task_cannot_signal_another_projects_attempt(world: World, services
 
     from tests.conftest import REPO, worker_env
 
-    release = Path(f"/tmp/{WORKFLOW_SPACE.name}-release")   # the victim runs until this exists
+    release = Path(f"/tmp/{WORKFLOW_SPACE.name}-release")  # the victim runs until this exists
     # The victim's command line carries a mark the attacker looks for in /proc; the attacker's own
     # command line spells it in two halves so that it does not match itself.
-    victim = world.call("POST", "/pipelines/", json={"name": unique("victim"), "project": "elsewhere", "tasks": [
-        {"name": "victim", "template": "shell", "timeout": 120, "args": {
-            "script": f"echo VICTIMMARK; while [ ! -e {release} ]; do sleep 0.1; done; echo victim-alive"}}]})
-    attacker = world.call("POST", "/pipelines/", json={"name": unique("attacker"), "project": "sec", "tasks": [
-        {"name": "attack", "template": "shell", "args": {"script": "\n".join([
-            "m=VICTIM; m=${m}MARK; found=0",
-            'for d in /proc/[0-9]*; do',
-            '  if { tr "\\0" " " < "$d/cmdline"; } 2>/dev/null | grep -q "echo $m"; then',
-            '    found=1; pid=${d#/proc/}',
-            '    if kill -9 "$pid" 2>/dev/null; then echo "KILLED $pid"; else echo "DENIED $pid"; fi',
-            '    cat "$d/environ" >/dev/null 2>&1 && echo "READ-ENV $pid"',
-            '  fi',
-            'done',
-            'echo "found=$found"'])}}]})
+    victim = world.call(
+        "POST",
+        "/pipelines/",
+        json={
+            "name": unique("victim"),
+            "project": "elsewhere",
+            "tasks": [
+                {
+                    "name": "victim",
+                    "template": "shell",
+                    "timeout": 120,
+                    "args": {
+                        "script": f"echo VICTIMMARK; while [ ! -e {release} ]; do sleep 0.1; done; echo victim-alive"
+                    },
+                }
+            ],
+        },
+    )
+    attacker = world.call(
+        "POST",
+        "/pipelines/",
+        json={
+            "name": unique("attacker"),
+            "project": "sec",
+            "tasks": [
+                {
+                    "name": "attack",
+                    "template": "shell",
+                    "args": {
+                        "script": "\n".join(
+                            [
+                                "m=VICTIM; m=${m}MARK; found=0",
+                                "for d in /proc/[0-9]*; do",
+                                '  if { tr "\\0" " " < "$d/cmdline"; } 2>/dev/null | grep -q "echo $m"; then',
+                                "    found=1; pid=${d#/proc/}",
+                                '    if kill -9 "$pid" 2>/dev/null; then echo "KILLED $pid"; else echo "DENIED $pid"; fi',
+                                '    cat "$d/environ" >/dev/null 2>&1 && echo "READ-ENV $pid"',
+                                "  fi",
+                                "done",
+                                'echo "found=$found"',
+                            ]
+                        )
+                    },
+                }
+            ],
+        },
+    )
     victim_run = world.run(victim.get_json()["id"])
     log = (tmp_path / "burst.log").open("wb")
 
     def burst_worker() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "myapp", "worker", "--burst", "-c", "1"], cwd=REPO,
-                                env=worker_env(services.settings, "filesystem://"), stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "myapp", "worker", "--burst", "-c", "1"],
+            cwd=REPO,
+            env=worker_env(services.settings, "filesystem://"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
-    workers = [burst_worker()]   # one worker per run, so that both attempts run at once
+    workers = [burst_worker()]  # one worker per run, so that both attempts run at once
     try:
-        wait_for(lambda: "VICTIMMARK\n" in world.call("GET", f"/runs/{victim_run}/logs",
-                                                      query_string={"task": "victim"}).get_json()["lines"],
-                 60, "the victim to start")
+        wait_for(
+            lambda: (
+                "VICTIMMARK\n"
+                in world.call("GET", f"/runs/{victim_run}/logs", query_string={"task": "victim"}).get_json()["lines"]
+            ),
+            60,
+            "the victim to start",
+        )
         attack_run = world.run(attacker.get_json()["id"])
         workers.append(burst_worker())
-        wait_for(lambda: world.call("GET", f"/runs/{attack_run}").get_json()["result"]["state"] in (
-            "succeeded", "failed"), 60, "the attacker to end")
+        wait_for(
+            lambda: world.call("GET", f"/runs/{attack_run}").get_json()["result"]["state"] in ("succeeded", "failed"),
+            60,
+            "the attacker to end",
+        )
         release.touch()
-        wait_for(lambda: world.call("GET", f"/runs/{victim_run}").get_json()["result"]["state"] in (
-            "succeeded", "failed"), 60, "the victim to end")
+        wait_for(
+            lambda: world.call("GET", f"/runs/{victim_run}").get_json()["result"]["state"] in ("succeeded", "failed"),
+            60,
+            "the victim to end",
+        )
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -304,13 +479,32 @@ def test_b1_a_task_cannot_signal_another_projects_attempt(world: World, services
 
 @needs_root
 def test_b1_an_output_linked_to_another_projects_file_is_refused(world: World, services: Any) -> None:
-    theirs, _ = run_tasks(world, services, [{"name": "keep", "template": "shell", "args": {
-        "script": f"echo their-secret-frob > /tmp/{WORKFLOW_SPACE.name}-theirs"}}], project="elsewhere")
+    theirs, _ = run_tasks(
+        world,
+        services,
+        [
+            {
+                "name": "keep",
+                "template": "shell",
+                "args": {"script": f"echo their-secret-frob > /tmp/{WORKFLOW_SPACE.name}-theirs"},
+            }
+        ],
+        project="elsewhere",
+    )
     assert theirs["state"] == "succeeded", theirs
     link = f"/tmp/{WORKFLOW_SPACE.name}-link"
-    detail, logs = run_tasks(world, services, [{"name": "steal", "template": "shell", "args": {
-        "script": f"ln -sf /tmp/{WORKFLOW_SPACE.name}-theirs {link}"},
-        "outputs": [{"name": "loot", "path": link, "type": "text"}]}])
+    detail, logs = run_tasks(
+        world,
+        services,
+        [
+            {
+                "name": "steal",
+                "template": "shell",
+                "args": {"script": f"ln -sf /tmp/{WORKFLOW_SPACE.name}-theirs {link}"},
+                "outputs": [{"name": "loot", "path": link, "type": "text"}],
+            }
+        ],
+    )
     task = detail["tasks"][0]
     assert task["state"] == "failed" and "does not belong to the task's account" in task["message"], task
     assert "their-secret-frob" not in str(detail)
@@ -327,40 +521,76 @@ B7_SECRET = "T0ken/of+the=template!default"
 
 
 def test_b7_pythonpath_to_an_upstream_sitecustomize_is_refused_for_a_task_with_secrets(
-        world: World, clients: Clients) -> None:
-    name = publish_template(world, clients, {
-        "name": unique("pyrun"), "version": "1", "image": "python:3.12-slim",
-        "command": ["python3", "-c", "print('template ran')"],
-        "parameters": {"token": {"type": "secret", "default": B7_SECRET}}})
+    world: World, clients: Clients
+) -> None:
+    name = publish_template(
+        world,
+        clients,
+        {
+            "name": unique("pyrun"),
+            "version": "1",
+            "image": "python:3.12-slim",
+            "command": ["python3", "-c", "print('template ran')"],
+            "parameters": {"token": {"type": "secret", "default": B7_SECRET}},
+        },
+    )
     hook = "import base64, os; print(base64.b64encode(os.environ['token'].encode()).decode())"
     client, auth = clients["member"]
     for key in ("PYTHONPATH", "LD_PRELOAD", "PYTHONSTARTUP", "NODE_OPTIONS", "BASH_ENV", "PERL5OPT"):
-        res = client.post("/api/v1/pipelines/", headers=auth, json={"name": unique("b7"), "project": "sec", "tasks": [
-            {"name": "plant", "template": "shell",
-             "args": {"script": f"mkdir -p lib && printf '%s\\n' \"{hook}\" > lib/sitecustomize.py"},
-             "outputs": [{"name": "lib", "path": "lib", "type": "file"}]},
-            {"name": "use", "template": f"{name}@1", "env": {key: "inputs/lib/lib"},
-             "inputs": {"lib": {"from": "plant.lib"}}}]})
+        res = client.post(
+            "/api/v1/pipelines/",
+            headers=auth,
+            json={
+                "name": unique("b7"),
+                "project": "sec",
+                "tasks": [
+                    {
+                        "name": "plant",
+                        "template": "shell",
+                        "args": {"script": f"mkdir -p lib && printf '%s\\n' \"{hook}\" > lib/sitecustomize.py"},
+                        "outputs": [{"name": "lib", "path": "lib", "type": "file"}],
+                    },
+                    {
+                        "name": "use",
+                        "template": f"{name}@1",
+                        "env": {key: "inputs/lib/lib"},
+                        "inputs": {"lib": {"from": "plant.lib"}},
+                    },
+                ],
+            },
+        )
         assert res.status_code == 400, (key, res.get_json())
         assert f"tasks[use].env.{key}" in str(res.get_json()) and "secret parameter 'token'" in str(res.get_json())
 
 
 def test_b7_a_secret_printed_encoded_is_masked_in_the_log(world: World, services: Any, clients: Clients) -> None:
-    name = publish_template(world, clients, {
-        "name": unique("withkey"), "version": "1", "image": "debian",
-        "command": ["bash", "-c", "$(params.script)"],
-        "parameters": {"script": {"type": "text", "script": True, "required": True},
-                       "token": {"type": "secret", "default": B7_SECRET}}})
-    script = "\n".join([
-        'printf %s "$token" | base64 -w0; echo',
-        'printf %s "x$token" | base64 -w0; echo',
-        'printf %s "xy$token" | base64 -w0; echo',
-        'printf %s "$token" | od -An -tx1 | tr -d " \\n"; echo',
-        'python3 -c "import os, urllib.parse as u; print(u.quote(os.environ[\'token\'], safe=\'\'))"',
-        'python3 -c "import os, urllib.parse as u; print(u.quote_plus(os.environ[\'token\']))"',
-        'python3 -c "import os, base64; print(base64.urlsafe_b64encode(os.environ[\'token\'].encode()).decode())"',
-        'echo "$token" | tr a-z A-Z',
-        'echo done'])
+    name = publish_template(
+        world,
+        clients,
+        {
+            "name": unique("withkey"),
+            "version": "1",
+            "image": "debian",
+            "command": ["bash", "-c", "$(params.script)"],
+            "parameters": {
+                "script": {"type": "text", "script": True, "required": True},
+                "token": {"type": "secret", "default": B7_SECRET},
+            },
+        },
+    )
+    script = "\n".join(
+        [
+            'printf %s "$token" | base64 -w0; echo',
+            'printf %s "x$token" | base64 -w0; echo',
+            'printf %s "xy$token" | base64 -w0; echo',
+            'printf %s "$token" | od -An -tx1 | tr -d " \\n"; echo',
+            "python3 -c \"import os, urllib.parse as u; print(u.quote(os.environ['token'], safe=''))\"",
+            "python3 -c \"import os, urllib.parse as u; print(u.quote_plus(os.environ['token']))\"",
+            "python3 -c \"import os, base64; print(base64.urlsafe_b64encode(os.environ['token'].encode()).decode())\"",
+            'echo "$token" | tr a-z A-Z',
+            "echo done",
+        ]
+    )
     detail, logs = run_tasks(world, services, [{"name": "leak", "template": f"{name}@1", "args": {"script": script}}])
     text = "".join(logs["leak"])
     assert detail["state"] == "succeeded", (detail, text)
@@ -368,9 +598,15 @@ def test_b7_a_secret_printed_encoded_is_masked_in_the_log(world: World, services
     from urllib.parse import quote, quote_plus
 
     raw = B7_SECRET.encode()
-    for form in (B7_SECRET, base64.b64encode(raw).decode(), base64.b64encode(raw).decode().rstrip("="),
-                 raw.hex(), quote(B7_SECRET, safe=""), quote_plus(B7_SECRET),
-                 base64.urlsafe_b64encode(raw).decode().rstrip("=")):
+    for form in (
+        B7_SECRET,
+        base64.b64encode(raw).decode(),
+        base64.b64encode(raw).decode().rstrip("="),
+        raw.hex(),
+        quote(B7_SECRET, safe=""),
+        quote_plus(B7_SECRET),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    ):
         assert form not in text, (form, text)
     for shift in ("x", "xy"):
         encoded = base64.b64encode((shift + B7_SECRET).encode()).decode()
@@ -386,7 +622,7 @@ def test_b1_every_page_warns_when_tasks_cannot_be_kept_apart(app: Any, monkeypat
     client = app.test_client()
     assert form_login(client, "viewer", "viewer-pass").status_code in (200, 302)
     page = client.get("/pipelines/").get_data(as_text=True)
-    assert 'id="myapp-task-isolation"' not in page, page   # this module demands task accounts
+    assert 'id="myapp-task-isolation"' not in page, page  # this module demands task accounts
     # task_isolation: auto, run by a user that is not root
     monkeypatch.setattr("myapp.web.pages.describe", lambda setting: task_user.describe("auto", 1000))
     page = client.get("/pipelines/").get_data(as_text=True)
@@ -394,24 +630,29 @@ def test_b1_every_page_warns_when_tasks_cannot_be_kept_apart(app: Any, monkeypat
     assert "cannot switch users" in page, page
 
 
-def test_b1_a_worker_that_cannot_switch_users_runs_one_projects_tasks_only(world: World, services: Any,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_b1_a_worker_that_cannot_switch_users_runs_one_projects_tasks_only(
+    world: World, services: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 13 item 2: without root, tasks of a second project are refused unless the operator opts in."""
     from myapp.executor import task_user, worker
 
-    monkeypatch.setattr(worker, "decide", lambda setting, euid: task_user.decide("auto", 1000))   # not root
+    monkeypatch.setattr(worker, "decide", lambda setting, euid: task_user.decide("auto", 1000))  # not root
     bound = services.settings.home / "task_project"
     bound.unlink(missing_ok=True)
     try:
         mine, _ = run_tasks(world, services, [{"name": "first", "template": "shell", "args": {"script": "echo ok"}}])
         assert mine["state"] == "succeeded", mine
-        theirs, _ = run_tasks(world, services, [{"name": "other", "template": "shell",
-                                                 "args": {"script": "echo SHOULD-NOT-RUN"}}], project="elsewhere")
+        theirs, _ = run_tasks(
+            world,
+            services,
+            [{"name": "other", "template": "shell", "args": {"script": "echo SHOULD-NOT-RUN"}}],
+            project="elsewhere",
+        )
         message = theirs["tasks"][0]["message"]
         assert theirs["state"] == "failed" and "refused: this worker cannot switch users" in message, theirs
         assert "MYAPP_TASK_ISOLATION=none" in message and not theirs["tasks"][0]["attempts"][0].get("pid"), theirs
         again, _ = run_tasks(world, services, [{"name": "again", "template": "shell", "args": {"script": "true"}}])
-        assert again["state"] == "succeeded", again   # the first project still runs
+        assert again["state"] == "succeeded", again  # the first project still runs
     finally:
         bound.unlink(missing_ok=True)
 
@@ -419,7 +660,8 @@ def test_b1_a_worker_that_cannot_switch_users_runs_one_projects_tasks_only(world
 # B1 for the shipped demo: with task accounts, outputs written at one fixed /tmp path by two projects
 # collided (the second project's account may not overwrite the first one's file: Permission denied).
 def test_the_shipped_parameter_passing_pipeline_runs_green_in_two_projects_under_task_accounts(
-        world: World, services: Any) -> None:
+    world: World, services: Any
+) -> None:
     import yaml
 
     spec = yaml.safe_load((Path(__file__).parents[2] / "templates" / "parameter-passing.yaml").read_text())

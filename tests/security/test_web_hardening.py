@@ -67,8 +67,9 @@ def signed_in(app: Any, user: str, password: str) -> FlaskClient:
 
 
 def api_login(client: FlaskClient, user: str, password: str, refresh: bool = False) -> dict[str, Any]:
-    res = client.post("/api/v1/security/login",
-                      json={"username": user, "password": password, "provider": "db", "refresh": refresh})
+    res = client.post(
+        "/api/v1/security/login", json={"username": user, "password": password, "provider": "db", "refresh": refresh}
+    )
     assert res.status_code == 200, res.get_data(as_text=True)
     return dict(res.get_json())
 
@@ -97,8 +98,11 @@ URL_PASSWORD = re.compile(r"://[A-Za-z0-9_.-]+:([^@\s/'\"]+)@")
 
 def shipped_placeholders() -> set[str]:
     """Every example secret or password in docker/, config/, the docs and the README."""
-    files = [p for p in (*REPO.glob("docker/**/*"), *REPO.glob("config/*"), *REPO.glob("docs/*.md"),
-                         REPO / "README.md") if p.is_file()]
+    files = [
+        p
+        for p in (*REPO.glob("docker/**/*"), *REPO.glob("config/*"), *REPO.glob("docs/*.md"), REPO / "README.md")
+        if p.is_file()
+    ]
     found: set[str] = set()
     for path in files:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -112,8 +116,9 @@ def test_b2_the_repository_still_ships_placeholders_this_test_sees() -> None:
 
 
 @pytest.mark.parametrize("value", sorted(shipped_placeholders()))
-def test_b2_production_refuses_every_shipped_placeholder(value: str, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_b2_production_refuses_every_shipped_placeholder(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     base = {"MYAPP_HOME": str(tmp_path), "MYAPP_PRODUCTION": "true"}
     with pytest.raises(SettingsError, match=r"^MYAPP_SECRET_KEY: "):
         load_settings({**base, "MYAPP_SECRET_KEY": value})
@@ -125,9 +130,8 @@ def test_b2_production_refuses_every_shipped_placeholder(value: str, tmp_path: P
     from myapp.cli.process import init_database
 
     settings = load_settings({**base, "MYAPP_SECRET_KEY": key})
-    with pytest.raises(SystemExit) as exited:   # refused before the database is touched
-        init_database(SimpleNamespace(settings=settings), admin_user="admin", admin_password=value,
-                      admin_email="a@b.c")
+    with pytest.raises(SystemExit) as exited:  # refused before the database is touched
+        init_database(SimpleNamespace(settings=settings), admin_user="admin", admin_password=value, admin_email="a@b.c")
     assert exited.value.code == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("myapp: error: MYAPP_ADMIN_PASSWORD: ") and "\n" not in error, error
@@ -137,8 +141,9 @@ def test_b2_production_refuses_every_shipped_placeholder(value: str, tmp_path: P
 def test_b2_production_refuses_a_weak_secret_key(key: str, tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=r"^MYAPP_SECRET_KEY: .*(characters|pattern|predictable)"):
         load_settings({"MYAPP_HOME": str(tmp_path), "MYAPP_PRODUCTION": "true", "MYAPP_SECRET_KEY": key})
-    strong = load_settings({"MYAPP_HOME": str(tmp_path), "MYAPP_PRODUCTION": "true",
-                            "MYAPP_SECRET_KEY": secrets.token_urlsafe(32)})
+    strong = load_settings(
+        {"MYAPP_HOME": str(tmp_path), "MYAPP_PRODUCTION": "true", "MYAPP_SECRET_KEY": secrets.token_urlsafe(32)}
+    )
     assert strong.production
 
 
@@ -157,7 +162,7 @@ def test_b2_an_admin_still_using_a_shipped_password_stops_a_production_start(app
     finally:
         with app.app_context():
             sm.reset_password(user.id, STRONG)
-    create_app(production(services), services)   # starts once the password is replaced
+    create_app(production(services), services)  # starts once the password is replaced
 
 
 # ----- B10/B11: sign-in ------------------------------------------------------------------------------
@@ -174,14 +179,20 @@ def test_b10_wrong_passwords_are_rate_limited_on_the_api_and_the_form(services: 
     assert res.status_code == 429 and "too many" in res.get_json()["message"]
     form = limited.test_client()
     answers = [form_login(form, name, "guess").status_code for _ in range(5)]
-    assert answers == [302] * 5                       # FAB's form answers a failure with a redirect
+    assert answers == [302] * 5  # FAB's form answers a failure with a redirect
     assert form_login(form, name, STRONG).status_code == 429
 
 
 def test_b11_weak_passwords_are_refused_for_new_and_changed_passwords(app: Any, clients: Clients) -> None:
     client, auth = clients["admin"]
-    user = {"first_name": "W", "last_name": "P", "username": unique("weak"), "email": f"{unique('w')}@x.org",
-            "roles": [role_id(app, "User")], "active": True}
+    user = {
+        "first_name": "W",
+        "last_name": "P",
+        "username": unique("weak"),
+        "email": f"{unique('w')}@x.org",
+        "roles": [role_id(app, "User")],
+        "active": True,
+    }
     for weak in ("1", "password", "change-me", "aaaaaaaaaaaaaaa", "short-1"):
         res = api(client, auth, "POST", "/security/users/", json={**user, "password": weak})
         assert res.status_code == 400 and "password" in json.dumps(res.get_json()), (weak, res.get_json())
@@ -197,13 +208,13 @@ def test_b11_a_session_cookie_copied_before_logout_no_longer_works_after_it(app:
     browser = signed_in(app, name, STRONG)
     thief = app.test_client()
     thief.set_cookie("session", browser.get_cookie("session").value)
-    assert thief.get("/api/v1/me/").status_code == 200            # the copy works while the session lives
-    token = thief.get("/api/v1/me/").get_json()["access_token"]   # and hands out API tokens
+    assert thief.get("/api/v1/me/").status_code == 200  # the copy works while the session lives
+    token = thief.get("/api/v1/me/").get_json()["access_token"]  # and hands out API tokens
     browser.get("/logout/")
     assert thief.get("/api/v1/me/").status_code == 401
-    assert thief.get("/pipelines/").status_code == 302            # back to the login page
+    assert thief.get("/pipelines/").status_code == 302  # back to the login page
     assert app.test_client().get("/api/v1/pipelines/", headers=bearer(token)).status_code == 401
-    assert signed_in(app, name, STRONG).get("/api/v1/me/").status_code == 200   # signing in again works
+    assert signed_in(app, name, STRONG).get("/api/v1/me/").status_code == 200  # signing in again works
 
 
 def test_b11_a_password_change_ends_every_other_session_and_token(app: Any, clients: Clients) -> None:
@@ -222,15 +233,19 @@ def test_b11_a_password_change_ends_every_other_session_and_token(app: Any, clie
 
 
 def test_b11_changing_your_own_password_keeps_you_signed_in_and_ends_your_other_sessions(app: Any) -> None:
-    name, _ = fresh_user(app, "Admin")        # FAB's "reset my password" page is an admin's
+    name, _ = fresh_user(app, "Admin")  # FAB's "reset my password" page is an admin's
     here, there = signed_in(app, name, STRONG), signed_in(app, name, STRONG)
-    weak = here.post("/resetmypassword/form", data={"password": "1", "conf_password": "1",
-                                                   "csrf_token": csrf_token(here, "/resetmypassword/form")})
+    weak = here.post(
+        "/resetmypassword/form",
+        data={"password": "1", "conf_password": "1", "csrf_token": csrf_token(here, "/resetmypassword/form")},
+    )
     assert weak.status_code == 200 and "at least 12 characters" in weak.get_data(as_text=True)
-    assert there.get("/api/v1/me/").status_code == 200                 # nothing changed
+    assert there.get("/api/v1/me/").status_code == 200  # nothing changed
     new = STRONG + "-mine"
-    changed = here.post("/resetmypassword/form", data={"password": new, "conf_password": new,
-                                                      "csrf_token": csrf_token(here, "/resetmypassword/form")})
+    changed = here.post(
+        "/resetmypassword/form",
+        data={"password": new, "conf_password": new, "csrf_token": csrf_token(here, "/resetmypassword/form")},
+    )
     assert changed.status_code == 302
     assert here.get("/api/v1/me/").status_code == 200
     assert there.get("/api/v1/me/").status_code == 401
@@ -285,8 +300,9 @@ def template_status(services: Any, tid: int) -> str:
         return str(s.scalar(select(TaskTemplate.status).where(TaskTemplate.id == tid)))
 
 
-def test_b12_a_cookie_authenticated_write_from_another_site_is_refused(app: Any, clients: Clients,
-                                                                       services: Any) -> None:
+def test_b12_a_cookie_authenticated_write_from_another_site_is_refused(
+    app: Any, clients: Clients, services: Any
+) -> None:
     tid = pending_template(clients)
     owner = signed_in(app, "owner", "owner-pass")
     forged = {"data": '{"scope": "project"}', "content_type": "text/plain"}
@@ -294,13 +310,20 @@ def test_b12_a_cookie_authenticated_write_from_another_site_is_refused(app: Any,
         res = owner.post(f"/api/v1/user_templates/{tid}/approve", headers=headers, **forged)
         assert res.status_code == 403 and "cross-site" in res.get_json()["message"], headers
     assert template_status(services, tid) == "pending"
-    res = owner.post(f"/api/v1/user_templates/{tid}/approve", headers={"Origin": "http://localhost"},
-                     json={"scope": "project"})                       # the pages themselves still work
+    res = owner.post(
+        f"/api/v1/user_templates/{tid}/approve", headers={"Origin": "http://localhost"}, json={"scope": "project"}
+    )  # the pages themselves still work
     assert res.status_code == 200 and template_status(services, tid) == "published"
     other = pending_template(clients)
-    client, auth = clients["owner"]                                   # a bearer client is not a browser: unaffected
-    res = api(client, auth, "POST", f"/user_templates/{other}/approve", json={"scope": "project"},
-              headers={"Origin": "http://evil.example"})
+    client, auth = clients["owner"]  # a bearer client is not a browser: unaffected
+    res = api(
+        client,
+        auth,
+        "POST",
+        f"/user_templates/{other}/approve",
+        json={"scope": "project"},
+        headers={"Origin": "http://evil.example"},
+    )
     assert res.status_code == 200
 
 
@@ -312,7 +335,9 @@ def test_b13_nobody_approves_a_template_they_submitted(clients: Clients, service
     assert res.status_code == 403 and "another reviewer" in res.get_json()["message"]
     assert template_status(services, tid) == "pending"
     admin, admin_auth = clients["admin"]
-    assert api(admin, admin_auth, "POST", f"/user_templates/{tid}/approve", json={"scope": "project"}).status_code == 200
+    assert (
+        api(admin, admin_auth, "POST", f"/user_templates/{tid}/approve", json={"scope": "project"}).status_code == 200
+    )
 
 
 def test_b13_a_single_admin_install_may_allow_self_approval(services: Any) -> None:
@@ -332,14 +357,17 @@ def test_b13_the_reviewer_chooses_the_publication_scope(clients: Clients, world:
     name = api(owner, owner_auth, "GET", f"/user_templates/{tid}").get_json()["result"]["name"]
     assert api(owner, owner_auth, "POST", f"/user_templates/{tid}/approve").status_code == 400
     assert api(owner, owner_auth, "POST", f"/user_templates/{tid}/approve", json={"scope": "all"}).status_code == 403
-    assert api(owner, owner_auth, "POST", f"/user_templates/{tid}/approve", json={"scope": "project"}).status_code == 200
+    assert (
+        api(owner, owner_auth, "POST", f"/user_templates/{tid}/approve", json={"scope": "project"}).status_code == 200
+    )
     outsider, outsider_auth = clients["outsider"]
     assert api(outsider, outsider_auth, "GET", f"/user_templates/{tid}").status_code == 404
     listed = {t["name"] for t in api(outsider, outsider_auth, "GET", "/templates/").get_json()["result"]}
     assert name not in listed
     uses = {"tasks": [{"name": "a", "template": f"{name}@1"}]}
-    refused = api(outsider, outsider_auth, "POST", "/pipelines/", json={"name": unique("p"), "project": "elsewhere",
-                                                                         **uses})
+    refused = api(
+        outsider, outsider_auth, "POST", "/pipelines/", json={"name": unique("p"), "project": "elsewhere", **uses}
+    )
     assert refused.status_code == 400 and name in refused.get_json()["message"]
     member, member_auth = clients["member"]
     assert name in {t["name"] for t in api(member, member_auth, "GET", "/templates/").get_json()["result"]}
@@ -354,16 +382,40 @@ def nul_cases(world: World) -> list[tuple[str, str, dict[str, Any]]]:
         ("GET", "/runs/?trigger=%00", {}),
         ("GET", "/user_templates/?status=draft%00", {}),
         ("GET", "/pipelines/%00/export", {}),
-        ("POST", "/pipelines/", {"json": {"name": unique("n"), "project": "sec", "description": "a\x00b",
-                                          "tasks": [{"name": "a", "template": "shell", "args": {"script": "true"}}]}}),
-        ("POST", "/pipelines/", {"data": f"name: {unique('n')}\nproject: sec\ndescription: \"a\\0b\"\ntasks: []\n",
-                                 "content_type": "application/yaml"}),
+        (
+            "POST",
+            "/pipelines/",
+            {
+                "json": {
+                    "name": unique("n"),
+                    "project": "sec",
+                    "description": "a\x00b",
+                    "tasks": [{"name": "a", "template": "shell", "args": {"script": "true"}}],
+                }
+            },
+        ),
+        (
+            "POST",
+            "/pipelines/",
+            {
+                "data": f'name: {unique("n")}\nproject: sec\ndescription: "a\\0b"\ntasks: []\n',
+                "content_type": "application/yaml",
+            },
+        ),
         ("POST", "/pipelines/", {"data": b"name: x\x00\n", "content_type": "application/yaml"}),
         ("POST", f"/pipelines/{pid}/runs", {"json": {"params": {"who": "x\x00"}}}),
         ("POST", f"/projects/{sec}/members", {"json": {"username": "a\x00b", "role": "viewer"}}),
         ("POST", "/projects/", {"json": {"name": unique("p"), "description": "\x00"}}),
-        ("POST", "/user_templates/", {"json": {"template": {"name": unique("t"), "version": "1", "command": ["true"],
-                                                            "description": "\x00"}, "project": "sec"}}),
+        (
+            "POST",
+            "/user_templates/",
+            {
+                "json": {
+                    "template": {"name": unique("t"), "version": "1", "command": ["true"], "description": "\x00"},
+                    "project": "sec",
+                }
+            },
+        ),
         ("POST", "/security/login", {"json": {"username": "admin\x00", "password": "x", "provider": "db"}}),
     ]
 
@@ -407,15 +459,16 @@ def nested_object(depth: int) -> Any:
 
 
 def test_b14_a_json_pipeline_too_deep_to_export_is_never_stored(world: World, services: Any) -> None:
-    def pipeline(depth: int) -> dict[str, Any]:   # the http template's `headers` is a JSON parameter
+    def pipeline(depth: int) -> dict[str, Any]:  # the http template's `headers` is a JSON parameter
         args = {"url": "https://example.com/", "headers": nested_object(depth)}
         return {"name": unique("deep"), "project": "sec", "tasks": [{"name": "a", "template": "http", "args": args}]}
+
     before = pipeline_count(services)
     assert world.call("POST", "/pipelines/", json=pipeline(600)).status_code == 400
-    for depth in (62, 61):   # 61 levels of headers + 3 above them: one more than the 64 YAML reads back
+    for depth in (62, 61):  # 61 levels of headers + 3 above them: one more than the 64 YAML reads back
         res = world.call("POST", "/pipelines/", json=pipeline(depth))
         assert res.status_code == 400 and "64" in res.get_json()["message"], res.get_json()
-        with pytest.raises(SpecErrors, match=r"tasks\[a\]\.args.*64 levels"):   # not only at the request
+        with pytest.raises(SpecErrors, match=r"tasks\[a\]\.args.*64 levels"):  # not only at the request
             services.pipelines.save(parse_pipeline(pipeline(depth)), services.clock.now())
     assert pipeline_count(services) == before
     saved = world.call("POST", "/pipelines/", json=pipeline(59))
@@ -430,12 +483,20 @@ def test_b14_a_too_deep_definition_stored_before_the_limit_exports_as_a_400(worl
     from myapp.db.tables import PipelineVersion
 
     pid = world.pipeline(cron=None)
-    with services.db.write() as s:   # as a version saved by an older release could be
-        version = s.scalar(select(PipelineVersion).join(Pipeline, Pipeline.current_version_id == PipelineVersion.id)
-                           .where(Pipeline.id == pid))
+    with services.db.write() as s:  # as a version saved by an older release could be
+        version = s.scalar(
+            select(PipelineVersion)
+            .join(Pipeline, Pipeline.current_version_id == PipelineVersion.id)
+            .where(Pipeline.id == pid)
+        )
         spec = dict(version.spec)
-        spec["tasks"] = [{**spec["tasks"][0], "template": "http@1",
-                          "args": {"url": "https://example.com/", "headers": nested_object(600)}}]
+        spec["tasks"] = [
+            {
+                **spec["tasks"][0],
+                "template": "http@1",
+                "args": {"url": "https://example.com/", "headers": nested_object(600)},
+            }
+        ]
         version.spec = spec
     res = world.call("GET", f"/pipelines/{pid}/export")
     assert res.status_code == 400 and "64 levels" in res.get_json()["message"], res.get_data(as_text=True)[:200]
@@ -447,21 +508,38 @@ def test_b14_far_future_and_far_past_dates_are_a_400(world: World, start: str) -
     for now in (start, start + "+14:00"):
         res = world.call("GET", f"/schedules/preview/{pid}", query_string={"now": now})
         assert res.status_code == 400 and "out of range" in res.get_json()["message"], res.get_data(as_text=True)
-    yaml_text = (f"name: {unique('far')}\nproject: sec\nschedule: {{type: crontab, cron: '0 3 * * *', "
-                 f"start_time: '{start}'}}\ntasks:\n  - {{name: a, template: shell, args: {{script: 'true'}}}}\n")
+    yaml_text = (
+        f"name: {unique('far')}\nproject: sec\nschedule: {{type: crontab, cron: '0 3 * * *', "
+        f"start_time: '{start}'}}\ntasks:\n  - {{name: a, template: shell, args: {{script: 'true'}}}}\n"
+    )
     res = world.call("POST", "/pipelines/", data=yaml_text, content_type="application/yaml")
     assert res.status_code == 400 and res.get_json()["errors"][0]["field"] == "schedule.start_time"
 
 
 # ----- B16: webhooks never reach this machine or private networks ---------------------------------
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8080/api/v1/projects/", "http://localhost/x", "http://10.1.2.3/", "http://192.168.1.1/",
-    "http://172.16.0.1/", "http://169.254.169.254/latest/meta-data/", "http://[::1]/", "http://[fd00::1]/",
-    "http://0.0.0.0/", "http://[::ffff:127.0.0.1]/", "http://app.localhost/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/api/v1/projects/",
+        "http://localhost/x",
+        "http://10.1.2.3/",
+        "http://192.168.1.1/",
+        "http://172.16.0.1/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
+        "http://[fd00::1]/",
+        "http://0.0.0.0/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://app.localhost/",
+    ],
+)
 def test_b16_a_webhook_to_an_internal_address_is_refused_at_save(world: World, url: str) -> None:
-    body = {"name": unique("hook"), "project": "sec", "alerts": {"webhooks": [url], "on": ["failed"]},
-            "tasks": [{"name": "a", "template": "shell", "args": {"script": "exit 1"}}]}
+    body = {
+        "name": unique("hook"),
+        "project": "sec",
+        "alerts": {"webhooks": [url], "on": ["failed"]},
+        "tasks": [{"name": "a", "template": "shell", "args": {"script": "exit 1"}}],
+    }
     res = world.call("POST", "/pipelines/", json=body)
     assert res.status_code == 400 and res.get_json()["errors"][0]["field"] == "alerts.webhooks", res.get_json()
 
@@ -473,22 +551,27 @@ def receiver() -> Iterator[tuple[str, Script]]:
         yield base, script
 
 
-def test_b16_a_name_resolving_to_a_private_address_is_refused_when_sent(world: World, services: Any,
-                                                                        receiver: tuple[str, Script]) -> None:
+def test_b16_a_name_resolving_to_a_private_address_is_refused_when_sent(
+    world: World, services: Any, receiver: tuple[str, Script]
+) -> None:
     from myapp.alerts.delivery import deliver_alerts
     from myapp.cli.process import run_burst
     from myapp.db.schedule_tables import AlertOutbox
 
     base, script = receiver
     port = base.rsplit(":", 1)[1]
-    host = socket.gethostname()     # a name, not an address: it passes the save-time check
+    host = socket.gethostname()  # a name, not an address: it passes the save-time check
     addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
     from myapp.core.webhook_policy import address_problem
+
     if not all(address_problem(a) for a in addresses):
         pytest.skip(f"{host} resolves to a public address here: {addresses}")
-    body = {"name": unique("hook"), "project": "sec", "alerts": {"webhooks": [f"http://{host}:{port}/hook"],
-                                                                 "on": ["failed"]},
-            "tasks": [{"name": "a", "template": "shell", "args": {"script": "exit 1"}}]}
+    body = {
+        "name": unique("hook"),
+        "project": "sec",
+        "alerts": {"webhooks": [f"http://{host}:{port}/hook"], "on": ["failed"]},
+        "tasks": [{"name": "a", "template": "shell", "args": {"script": "exit 1"}}],
+    }
     saved = world.call("POST", "/pipelines/", json=body)
     assert saved.status_code == 200, saved.get_json()
     run_id = world.run(saved.get_json()["id"])
@@ -512,7 +595,7 @@ def test_b16_the_request_goes_to_the_address_that_was_checked(monkeypatch: pytes
     first, second = Script(answers={"/hook": [(204, "")]}), Script(answers={"/hook": [(204, "")]})
     with serve(first) as base:
         port = int(base.rsplit(":", 1)[1])
-        with serve_on("127.0.0.2", port, second):     # the same port on the address DNS turns to
+        with serve_on("127.0.0.2", port, second):  # the same port on the address DNS turns to
             real = socket.getaddrinfo
             asked: list[str] = []
 

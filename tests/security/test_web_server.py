@@ -26,7 +26,7 @@ from tests.conftest import NO_TASK_ACCOUNTS, REPO
 from tests.security.conftest import app as app  # noqa: F401  users of projects "sec" and "elsewhere"
 
 pytestmark = pytest.mark.integration
-PATIENCE = 20.0   # far below what a stalled worker used to cost (gunicorn's 30 s), far above a healthy answer
+PATIENCE = 20.0  # far below what a stalled worker used to cost (gunicorn's 30 s), far above a healthy answer
 
 
 def free_port() -> int:
@@ -44,12 +44,23 @@ class WebServer:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = Path(settings.home) / f"web-{self.port}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")} | NO_TASK_ACCOUNTS
-        env.update({"MYAPP_HOME": str(settings.home), "MYAPP_DATABASE_URL": settings.effective_database_url,
-                    "MYAPP_SECRET_KEY": settings.secret_key, "MYAPP_WORKFLOW_SPACE": str(settings.workflow_space),
-                    "MYAPP_WEB_CLIENT_TIMEOUT": str(client_timeout), "PYTHONPATH": str(REPO)})
-        self.proc = subprocess.Popen([sys.executable, "-m", "myapp", "webserver", "--port", str(self.port), *args],
-                                     env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        env.update(
+            {
+                "MYAPP_HOME": str(settings.home),
+                "MYAPP_DATABASE_URL": settings.effective_database_url,
+                "MYAPP_SECRET_KEY": settings.secret_key,
+                "MYAPP_WORKFLOW_SPACE": str(settings.workflow_space),
+                "MYAPP_WEB_CLIENT_TIMEOUT": str(client_timeout),
+                "PYTHONPATH": str(REPO),
+            }
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "myapp", "webserver", "--port", str(self.port), *args],
+            env=env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -87,7 +98,7 @@ def half_sent(port: int, count: int) -> list[socket.socket]:
 
 
 @pytest.fixture()
-def server(services: Any, app: Any) -> Iterator[WebServer]:   # noqa: F811  `app` creates the users first
+def server(services: Any, app: Any) -> Iterator[WebServer]:  # noqa: F811  `app` creates the users first
     web = WebServer(services, "--workers", "2")
     yield web
     web.stop()
@@ -105,10 +116,10 @@ def test_b9_half_sent_requests_do_not_stall_the_server(server: WebServer) -> Non
 
 def test_b9_a_stalled_client_is_disconnected_and_its_thread_freed(services: Any, app: Any) -> None:  # noqa: F811
     web = WebServer(services, "--workers", "1", "--threads", "2", client_timeout=2)
-    stalled = half_sent(web.port, 4)   # twice as many as the server has threads
+    stalled = half_sent(web.port, 4)  # twice as many as the server has threads
     try:
         assert health(web.base) == 200
-        for sock in stalled:           # each is closed by the server after 2 s of silence
+        for sock in stalled:  # each is closed by the server after 2 s of silence
             try:
                 assert sock.recv(100) == b""
             except ConnectionResetError:
@@ -132,8 +143,12 @@ def test_b9_compose_publishes_on_loopback_and_carries_no_secret() -> None:
 
 
 def post_json(base: str, path: str, body: Any, token: str) -> tuple[int, Any]:
-    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST", headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    req = urllib.request.Request(
+        base + path,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=600) as res:
             return int(res.status), json.loads(res.read())
@@ -149,7 +164,7 @@ def answered_meanwhile(base: str, *requests: Any) -> tuple[list[Any], int]:
     threads = [threading.Thread(target=lambda i=i, r=r: results.__setitem__(i, r())) for i, r in enumerate(requests)]
     for thread in threads:
         thread.start()
-    time.sleep(0.15)   # let the requests (a 1 MB body) reach the server first
+    time.sleep(0.15)  # let the requests (a 1 MB body) reach the server first
     answered = 0
     while any(thread.is_alive() for thread in threads):
         status = health(base)
@@ -162,29 +177,46 @@ def answered_meanwhile(base: str, *requests: Any) -> tuple[list[Any], int]:
 
 
 def chain(n: int, script: str) -> list[dict[str, Any]]:
-    return [{"name": f"t{i}", "template": "shell", "args": {"script": script},
-             **({"depends_on": [f"t{i - 1}"]} if i else {})} for i in range(n)]
+    return [
+        {
+            "name": f"t{i}",
+            "template": "shell",
+            "args": {"script": script},
+            **({"depends_on": [f"t{i - 1}"]} if i else {}),
+        }
+        for i in range(n)
+    ]
 
 
 def test_b15_a_10000_task_save_and_run_do_not_hold_the_server(services: Any, app: Any) -> None:  # noqa: F811
-    web = WebServer(services, "--workers", "1")   # the standalone setup: one worker process
+    web = WebServer(services, "--workers", "1")  # the standalone setup: one worker process
     try:
-        login = urllib.request.Request(f"{web.base}/api/v1/security/login", method="POST", data=json.dumps(
-            {"username": "admin", "password": "admin-pass", "provider": "db"}).encode(),
-            headers={"Content-Type": "application/json"})
+        login = urllib.request.Request(
+            f"{web.base}/api/v1/security/login",
+            method="POST",
+            data=json.dumps({"username": "admin", "password": "admin-pass", "provider": "db"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(login, timeout=60) as res:
             token = json.loads(res.read())["access_token"]
 
         def save(script: str) -> Any:
-            return post_json(web.base, "/api/v1/pipelines/", {"name": "huge", "project": "sec",
-                                                             "tasks": chain(10_000, script)}, token)
+            return post_json(
+                web.base,
+                "/api/v1/pipelines/",
+                {"name": "huge", "project": "sec", "tasks": chain(10_000, script)},
+                token,
+            )
+
         [(status, saved)], during_save = answered_meanwhile(web.base, lambda: save("true"))
         assert status == 200, saved
         # a new version saved while a run of the first one is created
         [(saved_status, _), (run_status, run)], during_both = answered_meanwhile(
-            web.base, lambda: save("echo 2"), lambda: post_json(web.base, f"/api/v1/pipelines/{saved['id']}/runs",
-                                                                {}, token))
-        assert saved_status == 200 and run_status == 202 and run["state"] == "creating", run   # a worker creates it
+            web.base,
+            lambda: save("echo 2"),
+            lambda: post_json(web.base, f"/api/v1/pipelines/{saved['id']}/runs", {}, token),
+        )
+        assert saved_status == 200 and run_status == 202 and run["state"] == "creating", run  # a worker creates it
         assert during_save > 0 and during_both > 0, (during_save, during_both)
     finally:
         web.stop()

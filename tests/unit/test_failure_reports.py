@@ -10,7 +10,8 @@ pytest_plugins = ["pytester"]
 
 
 def test_a_failure_report_shows_the_worker_and_watcher_logs(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_inner='''
+    pytester.makepyfile(
+        test_inner="""
         from pathlib import Path
         from types import SimpleNamespace
         import pytest
@@ -25,9 +26,10 @@ def test_a_failure_report_shows_the_worker_and_watcher_logs(pytester: pytest.Pyt
 
         def test_fails(engine_services):
             assert False, "waited in vain"
-    ''')
+    """
+    )
     result = pytester.runpytest("-p", "tests.conftest", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "the worker said why" in out and "the watcher said why" in out
-    assert out.count("the worker said why") == 1   # one process, one section
+    assert out.count("the worker said why") == 1  # one process, one section

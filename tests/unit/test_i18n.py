@@ -27,7 +27,7 @@ def table(name: str) -> dict[str, str]:
     text = (SRC / "i18n.ts").read_text(encoding="utf-8")
     start = re.search(rf"const {name}[^=]*= {{\n", text)
     assert start is not None, f"no table {name} in i18n.ts"
-    body = text[start.end():text.index("\n};", start.end())]
+    body = text[start.end() : text.index("\n};", start.end())]
     pairs = re.findall(r'(?:^|[,{\s])("?[\w-]+"?):\s*("(?:[^"\\]|\\.)*")', body, re.M)
     return {key.strip('"'): value[1:-1] for key, value in pairs}
 
@@ -45,7 +45,7 @@ def test_the_chinese_table_has_every_english_key_translated() -> None:
 def test_every_key_the_pages_use_exists() -> None:
     en = table("en")
     used = {key for path in SOURCES for key in re.findall(r"\bt\(\s*\"([\w-]+)\"", path.read_text(encoding="utf-8"))}
-    assert used, "no t(\"key\") call found: the scan is broken"
+    assert used, 'no t("key") call found: the scan is broken'
     assert sorted(used - set(en)) == []
 
 

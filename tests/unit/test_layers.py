@@ -38,13 +38,12 @@ ALLOWED: dict[str, set[str]] = {
     "executor": BASE | {"db", "logs", "builtins", "k8s", "artifacts"},
     # wiring and entry points
     "services": BASE | {"db", "logs", "builtins", "k8s", "executor", "catalog", "artifacts"},
-    "queue": BASE | {"db", "logs", "builtins", "k8s", "executor", "catalog", "services", "alerts", "scheduling",
-                     "retention"},
-    "web": BASE | {"db", "logs", "builtins", "k8s", "executor", "catalog", "services", "alerts", "scheduling",
-                   "queue"},
+    "queue": BASE
+    | {"db", "logs", "builtins", "k8s", "executor", "catalog", "services", "alerts", "scheduling", "retention"},
+    "web": BASE | {"db", "logs", "builtins", "k8s", "executor", "catalog", "services", "alerts", "scheduling", "queue"},
     # the Python SDK: pure OPs and YAML; its local submit wires services like the CLI does
     "sdk": BASE | {"db", "logs", "services", "queue", "cli"},
-    "cli": set(),   # the outermost entry point: may import every package (filled in below)
+    "cli": set(),  # the outermost entry point: may import every package (filled in below)
     "__main__": {"cli"},
 }
 ALLOWED["cli"] = set(ALLOWED) - {"cli", "__main__"}
@@ -55,8 +54,22 @@ SQL = {"sqlalchemy"}
 FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
     "core": {"sqlalchemy", "flask", "flask_appbuilder", "celery", "kubernetes", "redis"},
     "db": {"flask", "flask_appbuilder", "celery", "kubernetes", "redis"},
-    **{pkg: SQL for pkg in ("alerts", "scheduling", "retention",
-                            "executor", "cli", "services", "queue", "k8s", "logs", "catalog", "builtins")},
+    **{
+        pkg: SQL
+        for pkg in (
+            "alerts",
+            "scheduling",
+            "retention",
+            "executor",
+            "cli",
+            "services",
+            "queue",
+            "k8s",
+            "logs",
+            "catalog",
+            "builtins",
+        )
+    },
     # web/security.py is Flask-AppBuilder's security manager: FAB's user model is queried there.
     "web": SQL,
 }
@@ -87,9 +100,12 @@ def imports(path: Path, text: str | None = None) -> Iterator[str]:
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:   # relative: resolve against the importing package
-                base = module.split(".")[: -node.level] if path.name != "__init__.py" else module.split(".")[
-                    : len(module.split(".")) - node.level + 1]
+            if node.level:  # relative: resolve against the importing package
+                base = (
+                    module.split(".")[: -node.level]
+                    if path.name != "__init__.py"
+                    else module.split(".")[: len(module.split(".")) - node.level + 1]
+                )
                 yield ".".join([*base, node.module or ""]).rstrip(".")
             else:
                 yield node.module or ""
@@ -121,10 +137,15 @@ def test_every_package_has_a_row() -> None:
 
 
 def test_every_package_has_a_row_in_the_architecture_table() -> None:
-    table = [line for line in (MYAPP.parent / "docs" / "architecture.md").read_text().splitlines()
-             if line.startswith("| `")]
-    missing = [pkg for pkg in ALLOWED if pkg != "__main__"
-               and not any(f"`{pkg}/`" in line.split("|")[1] or f"`{pkg}.py`" in line.split("|")[1] for line in table)]
+    table = [
+        line for line in (MYAPP.parent / "docs" / "architecture.md").read_text().splitlines() if line.startswith("| `")
+    ]
+    missing = [
+        pkg
+        for pkg in ALLOWED
+        if pkg != "__main__"
+        and not any(f"`{pkg}/`" in line.split("|")[1] or f"`{pkg}.py`" in line.split("|")[1] for line in table)
+    ]
     assert not missing, f"add a row to docs/architecture.md for {missing}"
 
 

@@ -29,13 +29,21 @@ def cited(text: str) -> set[str]:
 
 def sources(*roots: str, suffixes: tuple[str, ...] = (".py",)) -> list[Path]:
     """Files to scan: this test names the codes and documents it checks for, so it is left out."""
-    return sorted(p for root in roots for p in (REPO / root).rglob("*") if p.suffix in suffixes
-                  and "static" not in p.parts and "node_modules" not in p.parts and p != Path(__file__))
+    return sorted(
+        p
+        for root in roots
+        for p in (REPO / root).rglob("*")
+        if p.suffix in suffixes and "static" not in p.parts and "node_modules" not in p.parts and p != Path(__file__)
+    )
 
 
 def test_every_rule_code_cited_in_the_code_is_stated() -> None:
-    missing = {f"{p.relative_to(REPO)}: {code}" for p in sources("myapp", "tests") for code in cited(p.read_text())
-               if code not in stated()}
+    missing = {
+        f"{p.relative_to(REPO)}: {code}"
+        for p in sources("myapp", "tests")
+        for code in cited(p.read_text())
+        if code not in stated()
+    }
     assert not missing, sorted(missing)
 
 
@@ -46,8 +54,12 @@ def test_every_rule_code_cited_in_the_docs_is_stated() -> None:
 
 
 def test_no_citation_points_outside_the_repository() -> None:
-    roots = [*sources("myapp", "tests", "benchmarks", "scripts"), *sources("docs", suffixes=(".md",)),
-             REPO / "README.md", REPO / "config" / "myapp.yaml"]
+    roots = [
+        *sources("myapp", "tests", "benchmarks", "scripts"),
+        *sources("docs", suffixes=(".md",)),
+        REPO / "README.md",
+        REPO / "config" / "myapp.yaml",
+    ]
     found = [f"{p.relative_to(REPO)}: {m.group(0)}" for p in roots for m in OUTSIDE.finditer(p.read_text())]
     assert not found, found
 
@@ -56,13 +68,17 @@ def test_every_rule_is_stated_once_with_its_code_and_tests() -> None:
     text = RULES.read_text()
     codes = HEADING.findall(text)
     assert len(codes) == len(set(codes)), "a rule stated twice"
-    expected = ({f"R{n}" for n in range(1, 15)} | {f"D{n}" for n in range(1, 15)} - {"D3"}
-                | {f"P{n}" for n in range(1, 8)} | {f"S{n}" for n in range(1, 17)})
+    expected = (
+        {f"R{n}" for n in range(1, 15)}
+        | {f"D{n}" for n in range(1, 15)} - {"D3"}
+        | {f"P{n}" for n in range(1, 8)}
+        | {f"S{n}" for n in range(1, 17)}
+    )
     assert set(codes) == expected
     sections = re.split(r"^### ", text, flags=re.MULTILINE)[1:]
     for section in sections:
         code = section.split()[0]
-        if code[0] in "RD":   # the semantics: each names where it is implemented and tested
+        if code[0] in "RD":  # the semantics: each names where it is implemented and tested
             assert "Code:" in section and "Tests:" in section, code
             for path in re.findall(r"`((?:myapp|tests|benchmarks)/[\w/.]+?)(?:::\w+)?`", section):
                 assert (REPO / path.rstrip("/")).exists() or list(REPO.glob(path)), f"{code}: {path} does not exist"

@@ -18,16 +18,19 @@ def test_defaults_and_overrides(tmp_path: Path) -> None:
     assert r.effective_redis_url == "redis://127.0.0.1:6379/3"
 
 
-@pytest.mark.parametrize("env,named", [
-    ({"MYAPP_EXECUTOR": "docker"}, "MYAPP_EXECUTOR"),
-    ({"MYAPP_TIMEZONE": "Mars/Olympus"}, "MYAPP_TIMEZONE"),
-    ({"MYAPP_DATABASE_URL": "not a url"}, "MYAPP_DATABASE_URL"),
-    ({"MYAPP_BROKER_URL": "kafka://x"}, "MYAPP_BROKER_URL"),
-    ({"MYAPP_WEB_PORT": "eighty"}, "MYAPP_WEB_PORT"),
-    ({"MYAPP_PRODUCTION": "true"}, "MYAPP_SECRET_KEY"),
-    ({"MYAPP_CONFIG": "/nonexistent.yaml"}, "MYAPP_CONFIG"),
-    ({"MYAPP_BACKFILL_CONFIRM": "-1"}, "MYAPP_BACKFILL_CONFIRM"),
-])
+@pytest.mark.parametrize(
+    "env,named",
+    [
+        ({"MYAPP_EXECUTOR": "docker"}, "MYAPP_EXECUTOR"),
+        ({"MYAPP_TIMEZONE": "Mars/Olympus"}, "MYAPP_TIMEZONE"),
+        ({"MYAPP_DATABASE_URL": "not a url"}, "MYAPP_DATABASE_URL"),
+        ({"MYAPP_BROKER_URL": "kafka://x"}, "MYAPP_BROKER_URL"),
+        ({"MYAPP_WEB_PORT": "eighty"}, "MYAPP_WEB_PORT"),
+        ({"MYAPP_PRODUCTION": "true"}, "MYAPP_SECRET_KEY"),
+        ({"MYAPP_CONFIG": "/nonexistent.yaml"}, "MYAPP_CONFIG"),
+        ({"MYAPP_BACKFILL_CONFIRM": "-1"}, "MYAPP_BACKFILL_CONFIRM"),
+    ],
+)
 def test_bad_values_name_the_setting(env: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         load_settings(env)
@@ -53,10 +56,15 @@ def test_cli_reports_an_unreachable_database_in_one_line(tmp_path: Path) -> None
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "MYAPP_HOME": str(tmp_path),
-           "MYAPP_DATABASE_URL": f"postgresql://postgres:hunter22@127.0.0.1:{port}/x"}
+    env = {
+        **os.environ,
+        "MYAPP_HOME": str(tmp_path),
+        "MYAPP_DATABASE_URL": f"postgresql://postgres:hunter22@127.0.0.1:{port}/x",
+    }
     out = subprocess.run([sys.executable, "-m", "myapp", "schedule", "tick"], env=env, capture_output=True, text=True)
     assert out.returncode == 1
-    assert out.stderr.startswith(f"myapp: error: cannot use the database postgresql://postgres:***@127.0.0.1:{port}/x: ")
+    assert out.stderr.startswith(
+        f"myapp: error: cannot use the database postgresql://postgres:***@127.0.0.1:{port}/x: "
+    )
     assert "Traceback" not in out.stderr and "hunter22" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1

@@ -20,24 +20,36 @@ _INTEGRATION = "tests/integration/"
 # Kubernetes API server): one reason per package, and the modules it covers, by name, so that a
 # new module of the package still has to be added here (or get its test file).
 BY_PACKAGE: dict[str, tuple[str, str]] = {
-    "myapp.db": ("the stores against SQLite, PostgreSQL and MariaDB: tests/integration/test_attempt_store.py, "
-                 "test_engine_rules.py (contract suites), test_migrations.py, test_scheduler*.py, test_template_review.py",
-                 "alert_outbox attempt_index attempt_statements attempt_store auth_tables base bulk debug_source "
-                 "migrate pipeline_store projects reseal retention_store run_creation run_drafts run_feed run_store "
-                 "schedule_store schedule_tables sealed specs tables template_review template_store types users watcher_attempts"),
-    "myapp.web": ("Flask's test client: tests/integration/test_rest_api.py, test_overview_api.py, tests/security/, "
-                  "tests/browser/",
-                  "access api app artifact_api authz catalog_api guards overview_api pages pages_api pipelines_api "
-                  "runs_api schedule_api security server template_api wsgi"),
-    "myapp.cli": ("CliRunner and real processes: tests/integration/test_cli.py, test_scheduler_cli.py, "
-                  "test_templates_cli.py, test_readme_tour.py, test_standalone.py",
-                  "db display k8s login pipeline_create run schedule secrets task template"),
-    "myapp.k8s": ("the fake API server (tests/k8sfake/) and the real one: tests/integration/test_k8s_*.py",
-                  "cleanup client launcher logs outcome podcache retry status stream tracked watcher"),
-    "myapp.executor.kubernetes": ("against the test API server: tests/integration/test_k8s_*.py",
-                                  "launch pod_attempts pod_finish pod_outputs pod_plan pod_watch"),
-    "myapp.sdk": ("tests/integration/test_sdk.py, test_sdk_docs.py, test_sdk_k8s.py",
-                  "credentials local_run runtime server"),
+    "myapp.db": (
+        "the stores against SQLite, PostgreSQL and MariaDB: tests/integration/test_attempt_store.py, "
+        "test_engine_rules.py (contract suites), test_migrations.py, test_scheduler*.py, test_template_review.py",
+        "alert_outbox attempt_index attempt_statements attempt_store auth_tables base bulk debug_source "
+        "migrate pipeline_store projects reseal retention_store run_creation run_drafts run_feed run_store "
+        "schedule_store schedule_tables sealed specs tables template_review template_store types users watcher_attempts",
+    ),
+    "myapp.web": (
+        "Flask's test client: tests/integration/test_rest_api.py, test_overview_api.py, tests/security/, "
+        "tests/browser/",
+        "access api app artifact_api authz catalog_api guards overview_api pages pages_api pipelines_api "
+        "runs_api schedule_api security server template_api wsgi",
+    ),
+    "myapp.cli": (
+        "CliRunner and real processes: tests/integration/test_cli.py, test_scheduler_cli.py, "
+        "test_templates_cli.py, test_readme_tour.py, test_standalone.py",
+        "db display k8s login pipeline_create run schedule secrets task template",
+    ),
+    "myapp.k8s": (
+        "the fake API server (tests/k8sfake/) and the real one: tests/integration/test_k8s_*.py",
+        "cleanup client launcher logs outcome podcache retry status stream tracked watcher",
+    ),
+    "myapp.executor.kubernetes": (
+        "against the test API server: tests/integration/test_k8s_*.py",
+        "launch pod_attempts pod_finish pod_outputs pod_plan pod_watch",
+    ),
+    "myapp.sdk": (
+        "tests/integration/test_sdk.py, test_sdk_docs.py, test_sdk_k8s.py",
+        "credentials local_run runtime server",
+    ),
 }
 WITHOUT_UNIT_TEST: dict[str, str] = {
     # Declarations: no behaviour of their own.
@@ -62,7 +74,9 @@ WITHOUT_UNIT_TEST: dict[str, str] = {
     "myapp.alerts.webhook_http": "tests/security/test_web_hardening.py (refused addresses, pinned POST)",
     "myapp.builtins.conditions": "tests/unit/builtins/test_k8s_resource.py",
     "myapp.builtins.http_call": "tests/unit/builtins/test_http.py",
-    "myapp.builtins.kinds": "tests/unit/builtins/test_*.py (each kind's checks), " + _INTEGRATION + "test_templates_versions.py",
+    "myapp.builtins.kinds": "tests/unit/builtins/test_*.py (each kind's checks), "
+    + _INTEGRATION
+    + "test_templates_versions.py",
     "myapp.builtins.polling": "tests/unit/builtins/test_wait_for.py",
     "myapp.builtins.seqpod_runner": "tests/unit/builtins/test_seqpod.py, " + _INTEGRATION + "test_seqpod_local.py",
     "myapp.builtins.values": "tests/unit/builtins/test_distributed.py",
@@ -73,7 +87,8 @@ WITHOUT_UNIT_TEST: dict[str, str] = {
     "myapp.executor.worker": _INTEGRATION + "test_engine_scenarios.py (real Celery workers), tests/faults/",
     "myapp.queue.celery_app": _INTEGRATION + "test_engine_scenarios.py, tests/faults/ (a real broker)",
     "myapp.retention.clean": _INTEGRATION + "test_retention.py",
-    "myapp.scheduling.backfill_guard": _INTEGRATION + "test_scheduler_cli.py, test_scheduler_disable_race.py, test_rest_api.py",
+    "myapp.scheduling.backfill_guard": _INTEGRATION
+    + "test_scheduler_cli.py, test_scheduler_disable_race.py, test_rest_api.py",
     "myapp.scheduling.batch": _INTEGRATION + "test_scheduler.py, test_scheduler_statements.py (one pass's writes)",
     "myapp.core.cron_text": _INTEGRATION + "test_overview_api.py (the schedule in words, both locales)",
     "myapp.services": "every integration test builds it (the `services` fixture)",
@@ -112,28 +127,36 @@ def entry_for(module: str) -> str | None:
 
 def test_every_module_has_its_test_file_or_says_why_not() -> None:
     untested = [m for m in modules() if not unit_test_path(m).exists() and entry_for(m) is None]
-    assert not untested, (f"add tests/unit/<package>/test_<module>.py, or an entry in WITHOUT_UNIT_TEST or BY_PACKAGE "
-                          f"saying where it is tested: {untested}")
+    assert not untested, (
+        f"add tests/unit/<package>/test_<module>.py, or an entry in WITHOUT_UNIT_TEST or BY_PACKAGE "
+        f"saying where it is tested: {untested}"
+    )
 
 
 def test_every_entry_is_still_needed() -> None:
     untested = {m for m in modules() if not unit_test_path(m).exists()}
-    listed = set(WITHOUT_UNIT_TEST) | {f"{pkg}.{name}" for pkg, (_, names) in BY_PACKAGE.items() for name in names.split()}
+    listed = set(WITHOUT_UNIT_TEST) | {
+        f"{pkg}.{name}" for pkg, (_, names) in BY_PACKAGE.items() for name in names.split()
+    }
     stale = sorted(listed - untested)
     assert not stale, f"delete these entries (the module has its test file now, or is gone): {stale}"
 
 
 def test_an_entry_names_a_test_place() -> None:
     reasons = {**WITHOUT_UNIT_TEST, **{pkg: why for pkg, (why, _) in BY_PACKAGE.items()}}
-    vague = [key for key, why in reasons.items()
-             if "tests/" not in why and why not in {"exception types", "Protocols", "value types"}
-             and not why.startswith(("frozen value types", "every integration test"))]
+    vague = [
+        key
+        for key, why in reasons.items()
+        if "tests/" not in why
+        and why not in {"exception types", "Protocols", "value types"}
+        and not why.startswith(("frozen value types", "every integration test"))
+    ]
     assert not vague, f"say where these are tested: {vague}"
 
 
 def test_the_check_sees_a_new_module() -> None:
     assert entry_for("myapp.core.brand_new") is None
-    assert entry_for("myapp.web.brand_new_api") is None   # a package entry names its modules
+    assert entry_for("myapp.web.brand_new_api") is None  # a package entry names its modules
     assert entry_for("myapp.web.runs_api") == "myapp.web"
     assert entry_for("myapp.core.dag") == "myapp.core.dag"
     assert unit_test_path("myapp.core.brand_new") == UNIT / "core" / "test_brand_new.py"

@@ -14,7 +14,7 @@ from myapp.web import server
 
 def test_a_worker_freezes_the_preloaded_app_out_of_the_cyclic_collector(monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 13 B15: full collections during a 10,000-task save walked every object of the app."""
-    monkeypatch.setattr(server.GunicornThreadWorker, "init_process", lambda self: None)   # no serving here
+    monkeypatch.setattr(server.GunicornThreadWorker, "init_process", lambda self: None)  # no serving here
     monkeypatch.setattr(server, "load_settings", lambda: SimpleNamespace(web_client_timeout=7))
     worker: Any = object.__new__(server.ThreadWorker)
     worker.log = SimpleNamespace(error_log=logging.getLogger("test-web-server-worker"))
@@ -22,7 +22,7 @@ def test_a_worker_freezes_the_preloaded_app_out_of_the_cyclic_collector(monkeypa
     try:
         before = gc.get_freeze_count()
         server.ThreadWorker.init_process(worker)
-        assert before == 0 and gc.get_freeze_count() > 10_000   # every object alive at start, imports included
+        assert before == 0 and gc.get_freeze_count() > 10_000  # every object alive at start, imports included
         assert worker.client_timeout == 7
     finally:
         gc.unfreeze()

@@ -73,18 +73,21 @@ def test_dump_writes_shared_objects_in_full() -> None:
     assert "&" not in dump_yaml({"a": shared, "b": shared})
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("a: &x [1]\nb: *x\n", "aliases"),
-    ("a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n", "aliases"),
-    ("[" * 65 + "]" * 65, "nesting deeper than 64"),
-    ("[" * 200_000, "nesting deeper than 64"),
-    ("a: 1\na: 2\n", "duplicate key 'a'"),
-    ("x:\n  - {b: 1, b: 2}\n", "duplicate key 'b'"),
-    ("!!python/object/apply:os.system [echo]\n", "constructor"),
-    ("a: [\n", "invalid YAML"),
-    ("a: 1\n---\nb: 2\n", "single document"),
-    ("n: " + "9" * 5000 + "\n", "invalid YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("a: &x [1]\nb: *x\n", "aliases"),
+        ("a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n", "aliases"),
+        ("[" * 65 + "]" * 65, "nesting deeper than 64"),
+        ("[" * 200_000, "nesting deeper than 64"),
+        ("a: 1\na: 2\n", "duplicate key 'a'"),
+        ("x:\n  - {b: 1, b: 2}\n", "duplicate key 'b'"),
+        ("!!python/object/apply:os.system [echo]\n", "constructor"),
+        ("a: [\n", "invalid YAML"),
+        ("a: 1\n---\nb: 2\n", "single document"),
+        ("n: " + "9" * 5000 + "\n", "invalid YAML"),
+    ],
+)
 def test_hostile_yaml_is_refused_with_a_clear_error(text: str, words: str) -> None:
     with pytest.raises(SpecError, match=words):
         load_yaml(text)

@@ -23,7 +23,7 @@ def full_metadata() -> MetaData:
     from flask_appbuilder.models.sqla import Model
     from flask_appbuilder.security.sqla import models as _fab_models  # noqa: F401  registers the ab_* tables
 
-    assert myapp.db.tables and myapp.db.schedule_tables and myapp.db.auth_tables   # every table module loaded
+    assert myapp.db.tables and myapp.db.schedule_tables and myapp.db.auth_tables  # every table module loaded
     merged = MetaData()
     for table in Model.metadata.sorted_tables:
         table.to_metadata(merged)
@@ -45,8 +45,7 @@ def run_migrations_online() -> None:
 
 
 def _run(connection: object) -> None:
-    context.configure(connection=connection, target_metadata=full_metadata(), render_as_batch=True,
-                      compare_type=True)
+    context.configure(connection=connection, target_metadata=full_metadata(), render_as_batch=True, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -59,7 +59,7 @@ class KubernetesExecutor:
     def launch(self, ctx: AttemptContext, services: ExecutorPorts) -> Failure | None:
         """Create the attempt's objects; return a Failure only when the attempt already failed."""
         try:
-            with render_budget(Budget(services.settings.render_timeout)):   # bounded like the local executor's
+            with render_budget(Budget(services.settings.render_timeout)):  # bounded like the local executor's
                 launch = prepare_launch(ctx, self.cfg, self.catalog, services.artifacts)
         except (MyappError, OSError) as exc:
             return Failure(AttemptResult(succeeded=False, message=str(exc)), created_any=False)
@@ -67,24 +67,30 @@ class KubernetesExecutor:
         return self._create(ctx, launch, services)
 
     def _record(self, ctx: AttemptContext, services: ExecutorPorts, launch: Launch, **waiting: str) -> None:
-        services.attempts.record_process(ctx.attempt_id, pod_names=launch.pod_names, container={
-            "executor": "kubernetes", "namespace": self.cfg.namespace, "launch": launch.record, **waiting})
+        services.attempts.record_process(
+            ctx.attempt_id,
+            pod_names=launch.pod_names,
+            container={"executor": "kubernetes", "namespace": self.cfg.namespace, "launch": launch.record, **waiting},
+        )
 
     def _create(self, ctx: AttemptContext, launch: Launch, services: ExecutorPorts) -> Failure | None:
         created: list[dict[str, Any]] = []
         try:
-            if launch.secret is not None:   # before the pods (they read it), owned by them once they exist
+            if launch.secret is not None:  # before the pods (they read it), owned by them once they exist
                 secret = secret_manifest(launch.secret, ())
                 self._create_one(ctx, launch, secret, services)
                 created.append(secret)
             for manifest in launch.manifests:
-                if self._create_one(ctx, launch, manifest, services) == "exists" and launch.record["kind"] == "resource":
+                if (
+                    self._create_one(ctx, launch, manifest, services) == "exists"
+                    and launch.record["kind"] == "resource"
+                ):
                     self._check_owner(manifest, ctx.attempt_id)
                 created.append(manifest)
             if launch.secret is not None:
                 self._own_secret(launch, created)
         except LaunchError as exc:
-            for manifest in reversed(created):   # a half-created distributed attempt must not linger
+            for manifest in reversed(created):  # a half-created distributed attempt must not linger
                 meta = manifest["metadata"]
                 self.launcher.delete(manifest["kind"], meta["name"], api_version=manifest["apiVersion"])
             result = AttemptResult(succeeded=False, message=str(exc), inputs=launch.record.get("inputs", {}))
@@ -96,11 +102,16 @@ class KubernetesExecutor:
         # and gets them as owners now, so the garbage collector removes it with them. Until then (a
         # crash in between) it is removed with the attempt's other objects.
         assert launch.secret is not None
-        owners = [(str(m["metadata"]["name"]), self.launcher.uid_of_pod(str(m["metadata"]["name"])))
-                  for m in created if m["kind"] == "Pod"]
+        owners = [
+            (str(m["metadata"]["name"]), self.launcher.uid_of_pod(str(m["metadata"]["name"])))
+            for m in created
+            if m["kind"] == "Pod"
+        ]
         self.launcher.set_owners("Secret", launch.secret.secret_name, owners)
 
-    def _create_one(self, ctx: AttemptContext, launch: Launch, manifest: dict[str, Any], services: ExecutorPorts) -> str:
+    def _create_one(
+        self, ctx: AttemptContext, launch: Launch, manifest: dict[str, Any], services: ExecutorPorts
+    ) -> str:
         """Create one object, waiting out throttling, overload and quota (myapp/k8s/retry.py) within the limit."""
         give_up = services.clock.now() + timedelta(seconds=self.cfg.create_retry_timeout)
         failures = 0
@@ -110,15 +121,22 @@ class KubernetesExecutor:
             except LaunchError as exc:
                 failures += 1
                 delay = retry_delay(failures, exc.retry_after)
-                if not is_retriable(exc.status, exc.reason, str(exc)) \
-                        or services.clock.now() + timedelta(seconds=delay) > give_up:
+                if (
+                    not is_retriable(exc.status, exc.reason, str(exc))
+                    or services.clock.now() + timedelta(seconds=delay) > give_up
+                ):
                     if failures > 1:
                         raise LaunchError(f"{exc} (gave up after {failures} tries)", exc.status) from None
                     raise
                 # Shown on the run page (TaskAttempt.container.waiting); the watcher holds its
                 # "pod not found" rule until `creating_until`.
-                self._record(ctx, services, launch, waiting=f"{exc}; trying again in {delay:g} s (try {failures + 1})",
-                             creating_until=give_up.isoformat())
+                self._record(
+                    ctx,
+                    services,
+                    launch,
+                    waiting=f"{exc}; trying again in {delay:g} s (try {failures + 1})",
+                    creating_until=give_up.isoformat(),
+                )
                 self.sleep(delay)
                 continue
             if failures:
@@ -127,12 +145,18 @@ class KubernetesExecutor:
 
     def _check_owner(self, manifest: dict[str, Any], attempt_id: int) -> None:
         meta = manifest["metadata"]
-        found = self.launcher.get_object(manifest["apiVersion"], manifest["kind"], meta["name"],
-                                         meta.get("namespace") or None) or {}
+        found = (
+            self.launcher.get_object(
+                manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace") or None
+            )
+            or {}
+        )
         owner = ((found.get("metadata") or {}).get("labels") or {}).get(LABEL_ATTEMPT)
         if owner != str(attempt_id):
-            raise LaunchError(f"{manifest['kind']} {meta['name']} already exists and was not created by this "
-                              f"attempt (delete it or name the object after the run, e.g. with {{{{ run_id }}}})")
+            raise LaunchError(
+                f"{manifest['kind']} {meta['name']} already exists and was not created by this "
+                f"attempt (delete it or name the object after the run, e.g. with {{{{ run_id }}}})"
+            )
 
 
 def kubernetes_executor(services: ExecutorPorts) -> KubernetesExecutor:
@@ -140,8 +164,9 @@ def kubernetes_executor(services: ExecutorPorts) -> KubernetesExecutor:
     from myapp.k8s.client import make_api_client
 
     cfg = kube_config(services.settings)
-    launcher = Launcher(make_api_client(cfg, pool_size=8), cfg.namespace,
-                        discovery_cache=services.settings.home / "k8s-discovery.json")
+    launcher = Launcher(
+        make_api_client(cfg, pool_size=8), cfg.namespace, discovery_cache=services.settings.home / "k8s-discovery.json"
+    )
     return KubernetesExecutor(cfg, services.templates, launcher)
 
 
@@ -151,7 +176,7 @@ def launch_task_instance(ti_id: int, services: ExecutorPorts, executor: Kubernet
     ctx = attempts.claim(ti_id, group_worker(executor.cfg.group), clock.now())
     if ctx is None:
         return False
-    early = condition_result(ctx, executor.cfg.cluster_name)   # R14: a false `when` creates no pod
+    early = condition_result(ctx, executor.cfg.cluster_name)  # R14: a false `when` creates no pod
     if early is not None:
         attempts.finish(ctx.attempt_id, early, clock.now())
         return True
@@ -161,9 +186,10 @@ def launch_task_instance(ti_id: int, services: ExecutorPorts, executor: Kubernet
         traceback.print_exc()
         failure = Failure(AttemptResult(succeeded=False, message=f"internal error: {exc}"), created_any=True)
     if failure is not None:
-        if not failure.created_any:   # otherwise the watcher writes (and archives) this attempt's log
-            log = AttemptLog(LogKey(ctx.run_id, ctx.task.name, ctx.try_number), services.settings.logs_dir,
-                             services.redis)
+        if not failure.created_any:  # otherwise the watcher writes (and archives) this attempt's log
+            log = AttemptLog(
+                LogKey(ctx.run_id, ctx.task.name, ctx.try_number), services.settings.logs_dir, services.redis
+            )
             log.write(failure.result.message, Stream.SYS)
             log.close()
         attempts.finish(ctx.attempt_id, failure.result, clock.now())

@@ -15,5 +15,7 @@ class PodAttempts(WatcherAttempts):
 
     def load(self, ids: Collection[int]) -> dict[int, TrackedAttempt]:
         """Return the attempts among `ids` (in any state) with what the watcher needs of them."""
-        return {aid: TrackedAttempt(aid, run_id, task, try_number, started, deadline, dict(container or {}))
-                for aid, run_id, task, try_number, started, deadline, container in self.rows(ids)}
+        return {
+            aid: TrackedAttempt(aid, run_id, task, try_number, started, deadline, dict(container or {}))
+            for aid, run_id, task, try_number, started, deadline, container in self.rows(ids)
+        }

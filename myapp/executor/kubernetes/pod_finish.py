@@ -23,8 +23,14 @@ from myapp.k8s.tracked import TrackedAttempt
 class PodFinisher:
     """Turns a decided Outcome into the attempt's recorded end."""
 
-    def __init__(self, attempts: AttemptPort, hub: LogHub, cfg: KubeConfig, artifacts: ArtifactRepository,
-                 now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        attempts: AttemptPort,
+        hub: LogHub,
+        cfg: KubeConfig,
+        artifacts: ArtifactRepository,
+        now: Callable[[], datetime],
+    ) -> None:
         self.attempts, self.hub, self.cfg, self.artifacts, self.now = attempts, hub, cfg, artifacts, now
 
     def finish(self, attempt: TrackedAttempt, outcome: Outcome, pods: Sequence[PodView]) -> None:
@@ -38,8 +44,9 @@ class PodFinisher:
     def release(self, attempt: TrackedAttempt, pods: Sequence[PodView]) -> None:
         """The engine ended the attempt (stop, run timeout, lost worker): archive what was logged."""
         if self.hub.has_stream(attempt.attempt_id):
-            self.hub.note(attempt.attempt_id, attempt.key, "attempt ended by myapp (stopped or timed out): "
-                                                           "its pods were deleted")
+            self.hub.note(
+                attempt.attempt_id, attempt.key, "attempt ended by myapp (stopped or timed out): its pods were deleted"
+            )
             self.hub.close(attempt.attempt_id, attempt.key, pods, timeout=2.0)
 
     def judge_resource(self, attempt: TrackedAttempt, obj: Mapping[str, Any] | None) -> Outcome | None:
@@ -60,11 +67,18 @@ class PodFinisher:
         if not outcome.succeeded:
             return AttemptResult(False, outcome.exit_code, outcome.message, inputs=inputs)
         try:
-            outputs = collect_pod_outputs(attempt.task, attempt.launch, outcome.termination,
-                                          workflow_space=self.cfg.workflow_space, mount=self.cfg.workflow_space_mount,
-                                          shared=bool(self.cfg.workflow_space_pvc), roots=self.cfg.output_roots,
-                                          artifacts=self.artifacts, run_id=attempt.run_id,
-                                          try_number=attempt.try_number)
+            outputs = collect_pod_outputs(
+                attempt.task,
+                attempt.launch,
+                outcome.termination,
+                workflow_space=self.cfg.workflow_space,
+                mount=self.cfg.workflow_space_mount,
+                shared=bool(self.cfg.workflow_space_pvc),
+                roots=self.cfg.output_roots,
+                artifacts=self.artifacts,
+                run_id=attempt.run_id,
+                try_number=attempt.try_number,
+            )
         except (MyappError, OSError) as exc:
             return AttemptResult(False, outcome.exit_code, str(exc), inputs=inputs)
         return AttemptResult(True, outcome.exit_code, "", outputs=outputs, inputs=inputs)

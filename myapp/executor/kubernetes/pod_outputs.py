@@ -19,9 +19,19 @@ from myapp.executor.outputs import Confinement, collect_outputs
 from myapp.k8s.entrypoint import KEEP_DIR, parse_termination_outputs
 
 
-def collect_pod_outputs(task: str, launch: Mapping[str, Any], termination: str, *, workflow_space: Path,
-                        mount: str, shared: bool, roots: Sequence[str], artifacts: ArtifactRepository,
-                        run_id: int, try_number: int) -> dict[str, Any]:
+def collect_pod_outputs(
+    task: str,
+    launch: Mapping[str, Any],
+    termination: str,
+    *,
+    workflow_space: Path,
+    mount: str,
+    shared: bool,
+    roots: Sequence[str],
+    artifacts: ArtifactRepository,
+    run_id: int,
+    try_number: int,
+) -> dict[str, Any]:
     """Return the attempt's outputs; OutputError names a missing, invalid or escaping one.
 
     A declared path is a path inside the pod; it must pass the rules of myapp/core/output_paths.py
@@ -29,8 +39,10 @@ def collect_pod_outputs(task: str, launch: Mapping[str, Any], termination: str, 
     directory (or the termination message), and only after the copy resolved inside that directory:
     a symbolic link the task left there (to the watcher's kubeconfig, say) is refused.
     """
-    declared = [OutputSpec(name=str(o["name"]), path=str(o["path"]), type=o.get("type", "text"))
-                for o in launch.get("outputs") or []]
+    declared = [
+        OutputSpec(name=str(o["name"]), path=str(o["path"]), type=o.get("type", "text"))
+        for o in launch.get("outputs") or []
+    ]
     if not declared:
         return {}
     for out in declared:
@@ -40,14 +52,41 @@ def collect_pod_outputs(task: str, launch: Mapping[str, Any], termination: str, 
     workdir = Path(str(launch["workdir"]))
     texts = parse_termination_outputs(termination)
     with tempfile.TemporaryDirectory(prefix="myapp-termination-") as scratch:
-        located = [_locate(task, out, workdir, texts, workflow_space=workflow_space, mount=mount,
-                           scratch=Path(scratch), shared=shared) for out in declared]
-        return collect_outputs(task, located, workdir, Confinement(roots=(scratch, str(workdir))),
-                               artifacts=artifacts, run_id=run_id, try_number=try_number)
+        located = [
+            _locate(
+                task,
+                out,
+                workdir,
+                texts,
+                workflow_space=workflow_space,
+                mount=mount,
+                scratch=Path(scratch),
+                shared=shared,
+            )
+            for out in declared
+        ]
+        return collect_outputs(
+            task,
+            located,
+            workdir,
+            Confinement(roots=(scratch, str(workdir))),
+            artifacts=artifacts,
+            run_id=run_id,
+            try_number=try_number,
+        )
 
 
-def _locate(task: str, out: OutputSpec, workdir: Path, texts: Mapping[str, str], *, workflow_space: Path,
-            mount: str, scratch: Path, shared: bool) -> OutputSpec:
+def _locate(
+    task: str,
+    out: OutputSpec,
+    workdir: Path,
+    texts: Mapping[str, str],
+    *,
+    workflow_space: Path,
+    mount: str,
+    scratch: Path,
+    shared: bool,
+) -> OutputSpec:
     if out.type == "text" and out.name in texts:
         # The termination message needs no shared volume; R11 is applied to it as to a file.
         copy = scratch / out.name
@@ -58,8 +97,10 @@ def _locate(task: str, out: OutputSpec, workdir: Path, texts: Mapping[str, str],
         if candidate.exists():
             real = candidate.resolve()
             if real != workdir.resolve() and workdir.resolve() not in real.parents:
-                raise OutputError(f"task {task!r}: output {out.name!r} at {out.path} resolves to {real}, outside "
-                                  "the attempt's working directory (a symbolic link?)")
+                raise OutputError(
+                    f"task {task!r}: output {out.name!r} at {out.path} resolves to {real}, outside "
+                    "the attempt's working directory (a symbolic link?)"
+                )
             return OutputSpec(out.name, str(real), out.type, out.description)
     hint = "" if shared else " (file outputs need a shared workflow space: set k8s_workflow_space_pvc)"
     raise OutputError(f"task {task!r}: output {out.name!r} not found at {out.path}{hint}")
@@ -67,7 +108,7 @@ def _locate(task: str, out: OutputSpec, workdir: Path, texts: Mapping[str, str],
 
 def _candidates(out: OutputSpec, workdir: Path, workflow_space: Path, mount: str) -> Sequence[Path]:
     path = PurePosixPath(out.path)
-    kept = workdir / KEEP_DIR / out.name / path.name     # copied there by the entrypoint (absolute paths)
+    kept = workdir / KEEP_DIR / out.name / path.name  # copied there by the entrypoint (absolute paths)
     if not path.is_absolute():
         return [workdir / out.path]
     try:

@@ -49,19 +49,24 @@ class Launch:
     manifests: list[Manifest]
     record: dict[str, Any]
     pod_names: list[str]
-    secret: PodPlan | None = None   # create the attempt's Secret from it once its pods exist (their uids own it)
+    secret: PodPlan | None = None  # create the attempt's Secret from it once its pods exist (their uids own it)
 
 
 def local_workdir(cfg: KubeConfig, ctx: AttemptContext) -> Path:
     """Return the attempt's working directory as this process sees it (under its project's directory)."""
-    return cfg.workflow_space / project_subpath(ctx.spec.project) / str(ctx.run_id) / ctx.task.name \
-        / str(ctx.try_number)
+    return (
+        cfg.workflow_space / project_subpath(ctx.spec.project) / str(ctx.run_id) / ctx.task.name / str(ctx.try_number)
+    )
 
 
 def manifest_policy(cfg: KubeConfig, project: str) -> ManifestPolicy:
     """Return what a resource manifest of `project` may ask of the cluster (myapp/builtins/manifest_policy.py)."""
-    return ManifestPolicy(namespace=cfg.namespace, service_account=cfg.placement_for(project).service_account,
-                          claim=cfg.workflow_space_pvc, subpath=project_subpath(project))
+    return ManifestPolicy(
+        namespace=cfg.namespace,
+        service_account=cfg.placement_for(project).service_account,
+        claim=cfg.workflow_space_pvc,
+        subpath=project_subpath(project),
+    )
 
 
 def pod_path(cfg: KubeConfig, local: Path) -> str:
@@ -70,8 +75,9 @@ def pod_path(cfg: KubeConfig, local: Path) -> str:
     return str(PurePosixPath(cfg.workflow_space_mount) / relative.as_posix())
 
 
-def prepare_launch(ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalog,
-                   artifacts: ArtifactRepository) -> Launch:
+def prepare_launch(
+    ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalog, artifacts: ArtifactRepository
+) -> Launch:
     """Render the attempt into manifests; MyappError (naming task and field) when it cannot be."""
     template = catalog.get(ctx.task.template) if ctx.task.template else None
     if ctx.task.template and template is None:
@@ -80,19 +86,24 @@ def prepare_launch(ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalo
     task, template = apply_workspaces(ctx.task, template, {b.name: mount_path(b) for b in ctx.task.workspaces})
     rctx, values, shown = _render_inputs(ctx, cfg, artifacts)
     secret_params = {p.name for p in ctx.spec.parameters if p.secret}
-    if template is not None and template.kind == "seqpod":   # the steps, in one container (docs/templates.md §9)
+    if template is not None and template.kind == "seqpod":  # the steps, in one container (docs/templates.md §9)
         rendered = _seqpod_rendered(task, template, rctx, values, secret_params)
     else:
         rendered = render_task(task, template, rctx, values, secret_params)
-    kind = template.kind if template and template.kind != "seqpod" else "pod"   # a SeqPod is one pod
+    kind = template.kind if template and template.kind != "seqpod" else "pod"  # a SeqPod is one pod
     secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
     secrets |= rendered.secret_env
     shown = {k: {**v, "value": MASK} if k in secrets else v for k, v in shown.items()}
     plan = _plan(ctx, cfg, template, rendered)
     plan = replace(plan, secret_env=tuple(sorted(rendered.secret_env)), secret_name=f"{plan.name}-secret")
     record: dict[str, Any] = {
-        "kind": kind, "namespace": cfg.namespace, "timeout": ctx.task.timeout, "inputs": shown,
-        "workdir": str(local_workdir(cfg, ctx)), "pod_workdir": plan.workdir, "image": plan.image,
+        "kind": kind,
+        "namespace": cfg.namespace,
+        "timeout": ctx.task.timeout,
+        "inputs": shown,
+        "workdir": str(local_workdir(cfg, ctx)),
+        "pod_workdir": plan.workdir,
+        "image": plan.image,
         "outputs": [{"name": o.name, "path": o.path, "type": o.type} for o in rendered.outputs],
         "resources": {"cpu": plan.resources.cpu, "memory": plan.resources.memory, "gpu": plan.resources.gpu},
     }
@@ -102,17 +113,19 @@ def prepare_launch(ctx: AttemptContext, cfg: KubeConfig, catalog: TemplateCatalo
         raise MyappError(f"task {ctx.task.name!r}: no image: set `image` or use a template that has one")
     if kind == "distributed" and template is not None:
         return _distributed_launch(ctx, template, rctx, values, plan, record)
-    return Launch([pod_manifest(plan)], {**record, "pods": [plan.name], "secret": plan.secret_name}, [plan.name],
-                  plan)
+    return Launch([pod_manifest(plan)], {**record, "pods": [plan.name], "secret": plan.secret_name}, [plan.name], plan)
 
 
-def _seqpod_rendered(task: TaskSpec, template: TemplateSpec, rctx: RenderContext, values: dict[str, str],
-                     secret_params: set[str]) -> RenderedTask:
+def _seqpod_rendered(
+    task: TaskSpec, template: TemplateSpec, rctx: RenderContext, values: dict[str, str], secret_params: set[str]
+) -> RenderedTask:
     other = next((s for s in parse_steps(template) if s.image and s.image != template.image), None)
     if other is not None:
-        raise MyappError(f"task {task.name!r}: step {other.name!r}: a step with its own image "
-                         f"({other.image}) does not run on the Kubernetes executor yet: the steps run in one "
-                         "container of the template's image")
+        raise MyappError(
+            f"task {task.name!r}: step {other.name!r}: a step with its own image "
+            f"({other.image}) does not run on the Kubernetes executor yet: the steps run in one "
+            "container of the template's image"
+        )
     steps, rendered = render_steps(task, template, rctx, values, secret_params)
     return replace(rendered, argv=sh_runner_argv(steps))
 
@@ -133,12 +146,20 @@ def _check_claims(ctx: AttemptContext, cfg: KubeConfig) -> None:
             raise MyappError(f"{field}: {b.claim!r} is not one of the project's claims (named {prefix}...)")
 
 
-def _render_inputs(ctx: AttemptContext, cfg: KubeConfig,
-                   artifacts: ArtifactRepository) -> tuple[RenderContext, dict[str, str], dict[str, Any]]:
+def _render_inputs(
+    ctx: AttemptContext, cfg: KubeConfig, artifacts: ArtifactRepository
+) -> tuple[RenderContext, dict[str, str], dict[str, Any]]:
     rctx = RenderContext(
-        creator=ctx.creator, runner=ctx.runner, pipeline_id=ctx.pipeline_id, pipeline_name=ctx.pipeline_name,
-        run_id=ctx.run_id, task_name=ctx.task.name, cluster_name=cfg.cluster_name,
-        execution_date=ctx.execution_date, params={})
+        creator=ctx.creator,
+        runner=ctx.runner,
+        pipeline_id=ctx.pipeline_id,
+        pipeline_name=ctx.pipeline_name,
+        run_id=ctx.run_id,
+        task_name=ctx.task.name,
+        cluster_name=cfg.cluster_name,
+        execution_date=ctx.execution_date,
+        params={},
+    )
     params = render_global_params(ctx.spec.parameters, ctx.params, rctx)
     rctx = replace(rctx, params=params)
     resolved = resolve_inputs(ctx.task, ctx.upstream_outputs, params, ctx.debug_inputs)
@@ -147,38 +168,71 @@ def _render_inputs(ctx: AttemptContext, cfg: KubeConfig,
     values: dict[str, str] = {}
     for name, val in resolved.items():
         # File inputs are fetched per consumer into the workflow space (R11) and named as pods see them.
-        values[name] = pod_path(cfg, artifacts.fetch(val.value, workdir / "inputs" / name)) if val.kind == "file" \
-            else val.value
+        values[name] = (
+            pod_path(cfg, artifacts.fetch(val.value, workdir / "inputs" / name)) if val.kind == "file" else val.value
+        )
     # A file input also keeps its artifact's location: a retried or copied debug run fetches it again.
-    shown = {k: {"type": v.kind, "value": values[k], **({"path": v.value} if v.kind == "file" else {})}
-             for k, v in resolved.items()}
+    shown = {
+        k: {"type": v.kind, "value": values[k], **({"path": v.value} if v.kind == "file" else {})}
+        for k, v in resolved.items()
+    }
     return rctx, values, shown
 
 
 def _plan(ctx: AttemptContext, cfg: KubeConfig, template: TemplateSpec | None, rendered: RenderedTask) -> PodPlan:
     placement = cfg.placement_for(ctx.spec.project)
     try:
-        resources = resolve_resources(ctx.task.resources, template.resources if template else None,
-                                      placement.resources, cfg.packages,
-                                      monitoring=bool(template and template.monitoring))
+        resources = resolve_resources(
+            ctx.task.resources,
+            template.resources if template else None,
+            placement.resources,
+            cfg.packages,
+            monitoring=bool(template and template.monitoring),
+        )
     except KeyError as exc:
         raise MyappError(f"task {ctx.task.name!r}: resources.package: {exc.args[0]}") from None
     workdir = pod_path(cfg, local_workdir(cfg, ctx))
-    env = {**rendered.env, "MYAPP_RUN_ID": str(ctx.run_id), "MYAPP_USER_ID": str(ctx.user_id or ""),
-           "MYAPP_TOKEN": ctx.token, "MYAPP_TASK_NAME": ctx.task.name, "MYAPP_TRY_NUMBER": str(ctx.try_number),
-           "MYAPP_PIPELINE_ID": str(ctx.pipeline_id), "MYAPP_ATTEMPT_ID": str(ctx.attempt_id)}
-    ref = AttemptRef(ctx.pipeline_id, ctx.run_id, ctx.task.name, ctx.try_number, ctx.attempt_id, cfg.group,
-                     cfg.installation)
+    env = {
+        **rendered.env,
+        "MYAPP_RUN_ID": str(ctx.run_id),
+        "MYAPP_USER_ID": str(ctx.user_id or ""),
+        "MYAPP_TOKEN": ctx.token,
+        "MYAPP_TASK_NAME": ctx.task.name,
+        "MYAPP_TRY_NUMBER": str(ctx.try_number),
+        "MYAPP_PIPELINE_ID": str(ctx.pipeline_id),
+        "MYAPP_ATTEMPT_ID": str(ctx.attempt_id),
+    }
+    ref = AttemptRef(
+        ctx.pipeline_id, ctx.run_id, ctx.task.name, ctx.try_number, ctx.attempt_id, cfg.group, cfg.installation
+    )
     return PodPlan(
-        ref=ref, namespace=cfg.namespace, name=attempt_name(cfg.pod_prefix, ctx.run_id, ctx.task.name, ctx.try_number),
-        image=rendered.image, argv=rendered.argv, env=env, workdir=workdir, outputs=rendered.outputs,
-        resources=resources, placement=placement, timeout=ctx.task.timeout, mount=cfg.workflow_space_mount,
-        pvc=cfg.workflow_space_pvc, gpu_resource=cfg.gpu_resource, subpath=project_subpath(ctx.spec.project),
-        workspaces=tuple((b.name, b.claim, mount_path(b)) for b in ctx.task.workspaces))
+        ref=ref,
+        namespace=cfg.namespace,
+        name=attempt_name(cfg.pod_prefix, ctx.run_id, ctx.task.name, ctx.try_number),
+        image=rendered.image,
+        argv=rendered.argv,
+        env=env,
+        workdir=workdir,
+        outputs=rendered.outputs,
+        resources=resources,
+        placement=placement,
+        timeout=ctx.task.timeout,
+        mount=cfg.workflow_space_mount,
+        pvc=cfg.workflow_space_pvc,
+        gpu_resource=cfg.gpu_resource,
+        subpath=project_subpath(ctx.spec.project),
+        workspaces=tuple((b.name, b.claim, mount_path(b)) for b in ctx.task.workspaces),
+    )
 
 
-def _distributed_launch(ctx: AttemptContext, template: TemplateSpec, rctx: RenderContext, values: dict[str, str],
-                        plan: PodPlan, record: dict[str, Any]) -> Launch:
+def _distributed_launch(
+    ctx: AttemptContext,
+    template: TemplateSpec,
+    rctx: RenderContext,
+    values: dict[str, str],
+    plan: PodPlan,
+    record: dict[str, Any],
+) -> Launch:
     try:
         settings = rendezvous_settings(template, template_values(ctx.task, template, rctx, values))
     except SpecError as exc:
@@ -187,21 +241,45 @@ def _distributed_launch(ctx: AttemptContext, template: TemplateSpec, rctx: Rende
     envs = [rank_env(settings, rank, addresses) for rank in range(settings.workers)]
     service, pods = distributed_manifests(plan, settings.master_port, envs)
     names = [str(p["metadata"]["name"]) for p in pods]
-    return Launch([service, *pods], {**record, "pods": names, "service": plan.name, "secret": plan.secret_name,
-                                     "world_size": settings.workers, "master_port": settings.master_port}, names,
-                  plan)
+    return Launch(
+        [service, *pods],
+        {
+            **record,
+            "pods": names,
+            "service": plan.name,
+            "secret": plan.secret_name,
+            "world_size": settings.workers,
+            "master_port": settings.master_port,
+        },
+        names,
+        plan,
+    )
 
 
-def _resource_launch(ctx: AttemptContext, template: TemplateSpec, rctx: RenderContext, values: dict[str, str],
-                     plan: PodPlan, record: dict[str, Any], policy: ManifestPolicy) -> Launch:
+def _resource_launch(
+    ctx: AttemptContext,
+    template: TemplateSpec,
+    rctx: RenderContext,
+    values: dict[str, str],
+    plan: PodPlan,
+    record: dict[str, Any],
+    policy: ManifestPolicy,
+) -> Launch:
     resource = render_resource(ctx.task, template, rctx, values, policy)
     manifest = resource_manifest(resource.manifest, plan)
     meta = manifest["metadata"]
-    if not meta.get("name"):   # generateName would create a new object on every retry of the create
+    if not meta.get("name"):  # generateName would create a new object on every retry of the create
         meta["name"] = f"{meta.pop('generateName')}{ctx.attempt_id}"
-    ref = {"apiVersion": manifest["apiVersion"], "kind": manifest["kind"], "name": meta["name"],
-           "namespace": meta.get("namespace", "")}
-    conditions = {name: [[r.path, r.operator, r.value] for r in reqs]
-                  for name, reqs in (("success", resource.success), ("failure", resource.failure))}
-    return Launch([manifest], {**record, "pods": [], "resource": ref, **conditions,
-                               "resource_timeout": resource.timeout}, [])
+    ref = {
+        "apiVersion": manifest["apiVersion"],
+        "kind": manifest["kind"],
+        "name": meta["name"],
+        "namespace": meta.get("namespace", ""),
+    }
+    conditions = {
+        name: [[r.path, r.operator, r.value] for r in reqs]
+        for name, reqs in (("success", resource.success), ("failure", resource.failure))
+    }
+    return Launch(
+        [manifest], {**record, "pods": [], "resource": ref, **conditions, "resource_timeout": resource.timeout}, []
+    )

@@ -49,8 +49,17 @@ def build_watcher(services: WatcherPorts, cfg: KubeConfig | None = None, *, fini
     book = PodAttempts(services.db, group_worker(cfg.group))
     redis = services.redis
     report = (lambda state: publish(redis, state)) if redis is not None else None
-    return Watcher(cfg, launcher, book, finisher, hub, services.clock.now, workers=finish_workers,
-                   kill_grace=int(settings.kill_grace), report=report)
+    return Watcher(
+        cfg,
+        launcher,
+        book,
+        finisher,
+        hub,
+        services.clock.now,
+        workers=finish_workers,
+        kill_grace=int(settings.kill_grace),
+        report=report,
+    )
 
 
 def run_watcher(services: WatcherPorts, stop: threading.Event, **options: Any) -> Watcher:
@@ -67,8 +76,13 @@ def lease_name(cfg: KubeConfig) -> str:
     return f"{cfg.pod_prefix}-watcher-{slug}"[:240].rstrip("-") + f"-{digest}"
 
 
-def run_elected(services: WatcherPorts, stop: threading.Event, *, identity: str = "",
-                on_state: Callable[[str], None] = lambda _: None) -> None:
+def run_elected(
+    services: WatcherPorts,
+    stop: threading.Event,
+    *,
+    identity: str = "",
+    on_state: Callable[[str], None] = lambda _: None,
+) -> None:
     """Stand by until this process holds the group's Lease, then watch until `stop` or the Lease is lost."""
     cfg = kube_config(services.settings)
     launcher = Launcher(make_api_client(cfg, pool_size=4), cfg.namespace)
@@ -78,7 +92,7 @@ def run_elected(services: WatcherPorts, stop: threading.Event, *, identity: str 
     while not stop.is_set():
         try:
             leading = elector.try_acquire_or_renew()
-        except LaunchError as exc:   # forbidden (RBAC), or the API is down: say so, keep trying
+        except LaunchError as exc:  # forbidden (RBAC), or the API is down: say so, keep trying
             on_state(f"cannot use lease {elector.name}: {exc}")
             stop.wait(elector.renew_every)
             continue

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 KEY = "myapp:k8s-watchers"
-FORGET_AFTER = timedelta(days=7)   # a group not heard of for this long is no longer shown
+FORGET_AFTER = timedelta(days=7)  # a group not heard of for this long is no longer shown
 
 
 class HashStore(Protocol):
@@ -44,8 +44,9 @@ def read_reports(redis: HashStore) -> list[dict[str, Any]]:
     return reports
 
 
-def judge(reports: list[dict[str, Any]], *, installation: str, now: datetime, silent_after: float,
-          expected_group: str = "") -> tuple[bool, list[dict[str, Any]]]:
+def judge(
+    reports: list[dict[str, Any]], *, installation: str, now: datetime, silent_after: float, expected_group: str = ""
+) -> tuple[bool, list[dict[str, Any]]]:
     """Return (all healthy?, one entry per worker group of `installation`), pure.
 
     A group is unhealthy when one of its streams fails or its last report is older than
@@ -68,17 +69,23 @@ def judge(reports: list[dict[str, Any]], *, installation: str, now: datetime, si
         seen.add(report.get("group"))
         streams = report.get("streams") or {}
         failing = {name: s for name, s in streams.items() if not s.get("ok")}
-        entry: dict[str, Any] = {"group": report.get("group"), "reported_at": at.isoformat(),
-                                 "running_attempts": report.get("running", 0)}
+        entry: dict[str, Any] = {
+            "group": report.get("group"),
+            "reported_at": at.isoformat(),
+            "running_attempts": report.get("running", 0),
+        }
         if age > silent_after:
             entry["status"] = "silent"
-            entry["problem"] = f"no watcher of the group has reported for {int(age)} s (k8s_watcher_timeout " \
-                               f"{int(silent_after)} s): its running attempts are failed as lost"
+            entry["problem"] = (
+                f"no watcher of the group has reported for {int(age)} s (k8s_watcher_timeout "
+                f"{int(silent_after)} s): its running attempts are failed as lost"
+            )
         elif failing:
             entry["status"] = "degraded"
             entry["problem"] = "; ".join(
                 f"the {name} watch fails ({s.get('error') or 'error'}) since {s.get('since')}"
-                for name, s in sorted(failing.items()))
+                for name, s in sorted(failing.items())
+            )
             if report.get("fallback"):
                 entry["problem"] += f"; {report['fallback']}"
         else:
@@ -88,6 +95,11 @@ def judge(reports: list[dict[str, Any]], *, installation: str, now: datetime, si
         entries.append(entry)
     if expected_group and expected_group not in seen:
         healthy = False
-        entries.append({"group": expected_group, "status": "missing",
-                        "problem": "no watcher of the group has reported (is `myapp k8s-watcher` running?)"})
+        entries.append(
+            {
+                "group": expected_group,
+                "status": "missing",
+                "problem": "no watcher of the group has reported (is `myapp k8s-watcher` running?)",
+            }
+        )
     return healthy, entries

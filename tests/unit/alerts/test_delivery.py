@@ -31,6 +31,8 @@ def test_backoff_doubles_up_to_an_hour() -> None:
 
 def test_now_is_iso_8601_with_offset_or_z_and_naive_means_utc() -> None:
     assert parse_instant("2026-01-01T08:00:00+08:00") == datetime(2026, 1, 1, tzinfo=UTC)
-    assert parse_instant("2026-01-01T00:00:00Z") == parse_instant("2026-01-01T00:00") == datetime(2026, 1, 1, tzinfo=UTC)
+    assert (
+        parse_instant("2026-01-01T00:00:00Z") == parse_instant("2026-01-01T00:00") == datetime(2026, 1, 1, tzinfo=UTC)
+    )
     with pytest.raises(SpecError, match="ISO 8601"):
         parse_instant("tomorrow")

@@ -30,8 +30,14 @@ def plan_for(task: TaskSpec, inputs: dict[str, str] | None = None) -> object:
     inputs = inputs or {}
     rendered = render_task(task, DISTRIBUTED, CTX, inputs)
     settings = rendezvous_settings(DISTRIBUTED, template_values(task, DISTRIBUTED, CTX, inputs))
-    return build_distributed(rendered, settings, prefix=pod_prefix(7, task.name, 1), namespace="ml",
-                             labels={"myapp.io/run-id": "7"}, resources=Resources(cpu="2", memory="4Gi", gpu=1))
+    return build_distributed(
+        rendered,
+        settings,
+        prefix=pod_prefix(7, task.name, 1),
+        namespace="ml",
+        labels={"myapp.io/run-id": "7"},
+        resources=Resources(cpu="2", memory="4Gi", gpu=1),
+    )
 
 
 def test_pods_per_rank_with_rendezvous_env() -> None:
@@ -44,7 +50,12 @@ def test_pods_per_rank_with_rendezvous_env() -> None:
         container = pod["spec"]["containers"][0]
         env = {e["name"]: e["value"] for e in container["env"]}
         assert env["MASTER_ADDR"] == "myapp-7-train-1-0.myapp-7-train-1.ml.svc"
-        assert (env["MASTER_PORT"], env["WORLD_SIZE"], env["RANK"], env["NODE_RANK"]) == ("29500", "3", str(rank), str(rank))
+        assert (env["MASTER_PORT"], env["WORLD_SIZE"], env["RANK"], env["NODE_RANK"]) == (
+            "29500",
+            "3",
+            str(rank),
+            str(rank),
+        )
         assert container["command"] == ["bash", "-c", "python train.py"]
         assert container["image"] == "python:3.12-slim"
         assert container["resources"]["limits"] == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"}
@@ -61,24 +72,35 @@ def test_workers_can_come_from_a_global_parameter() -> None:
 
 def test_tensorflow_gets_tf_config() -> None:
     env = rank_env(Rendezvous(2, 2222, "tensorflow"), 1, ("a", "b"))
-    assert json.loads(env["TF_CONFIG"]) == {"cluster": {"worker": ["a:2222", "b:2222"]},
-                                            "task": {"type": "worker", "index": 1}}
+    assert json.loads(env["TF_CONFIG"]) == {
+        "cluster": {"worker": ["a:2222", "b:2222"]},
+        "task": {"type": "worker", "index": 1},
+    }
     assert "TF_CONFIG" not in rank_env(Rendezvous(2, 2222, "pytorch"), 0, ("a", "b"))
 
 
 def test_locally_the_template_is_a_world_of_one() -> None:
     assert DISTRIBUTED is not None
-    rendered = render_task(TaskSpec(name="t", template="distributed", args={"script": "echo $RANK"}),
-                           DISTRIBUTED, CTX, {})
+    rendered = render_task(
+        TaskSpec(name="t", template="distributed", args={"script": "echo $RANK"}), DISTRIBUTED, CTX, {}
+    )
     assert {k: rendered.env[k] for k in ("MASTER_ADDR", "WORLD_SIZE", "RANK")} == {
-        "MASTER_ADDR": "127.0.0.1", "WORLD_SIZE": "1", "RANK": "0"}
+        "MASTER_ADDR": "127.0.0.1",
+        "WORLD_SIZE": "1",
+        "RANK": "0",
+    }
     assert rendered.argv == ("bash", "-c", "echo $RANK")
 
 
-@pytest.mark.parametrize(("values", "field"), [
-    ({"workers": "0"}, "workers"), ({"workers": "1000"}, "workers"), ({"master_port": "x"}, "master_port"),
-    ({"framework": "mpi"}, "framework"),
-])
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"workers": "0"}, "workers"),
+        ({"workers": "1000"}, "workers"),
+        ({"master_port": "x"}, "master_port"),
+        ({"framework": "mpi"}, "framework"),
+    ],
+)
 def test_bad_settings(values: dict[str, str], field: str) -> None:
     assert DISTRIBUTED is not None
     with pytest.raises(SpecError) as err:
@@ -87,8 +109,9 @@ def test_bad_settings(values: dict[str, str], field: str) -> None:
 
 
 def test_fixed_settings_in_extra_are_checked_at_registration() -> None:
-    good = parse_template({"name": "ddp", "kind": "distributed", "command": ["torchrun", "train.py"],
-                           "extra": {"workers": 4}})
+    good = parse_template(
+        {"name": "ddp", "kind": "distributed", "command": ["torchrun", "train.py"], "extra": {"workers": 4}}
+    )
     assert rendezvous_settings(good, {}) == Rendezvous(4, 29500, "pytorch")
     with pytest.raises(TemplateError) as err:
         parse_template({"name": "ddp", "kind": "distributed", "extra": {"workers": 0}})

@@ -9,10 +9,19 @@ from myapp.builtins.http_call import Request, Response, parse_expected_status, p
 from tests.factories import builtin_templates
 
 
-@pytest.mark.parametrize(("text", "status", "ok"), [
-    ("200", 200, True), ("200", 201, False), ("200,201", 201, True), ("2xx", 204, True),
-    ("2XX", 299, True), ("2xx", 302, False), ("4xx,200", 404, True), (" 200 , 5xx ", 503, True),
-])
+@pytest.mark.parametrize(
+    ("text", "status", "ok"),
+    [
+        ("200", 200, True),
+        ("200", 201, False),
+        ("200,201", 201, True),
+        ("2xx", 204, True),
+        ("2XX", 299, True),
+        ("2xx", 302, False),
+        ("4xx,200", 404, True),
+        (" 200 , 5xx ", 503, True),
+    ],
+)
 def test_status_patterns(text: str, status: int, ok: bool) -> None:
     assert status_matches(status, parse_expected_status(text)) is ok
 
@@ -31,8 +40,16 @@ def test_headers_are_a_json_object() -> None:
 
 
 def test_request_from_arguments_puts_the_token_in_a_header() -> None:
-    args = build_parser().parse_args(["--url=http://h/x", "--method=post", "--body={}", "--token=s3cret",
-                                      '--headers={"Content-Type": "application/json"}', "--timeout=5"])
+    args = build_parser().parse_args(
+        [
+            "--url=http://h/x",
+            "--method=post",
+            "--body={}",
+            "--token=s3cret",
+            '--headers={"Content-Type": "application/json"}',
+            "--timeout=5",
+        ]
+    )
     req = build_request(args)
     assert (req.method, req.body, req.timeout) == ("POST", b"{}", 5.0)
     assert req.headers == {"Content-Type": "application/json", "Authorization": "Bearer s3cret"}
@@ -57,7 +74,13 @@ def test_the_http_template_declares_its_schema() -> None:
     http = next(t for t in builtin_templates() if t.name == "http")
     assert http.command == ("python3", "-m", "myapp.builtins.http")
     assert {p.name: p.type for p in http.parameters} == {
-        "url": "string", "method": "choice", "expect_status": "string", "body": "text", "headers": "json",
-        "timeout": "number", "token": "secret"}
+        "url": "string",
+        "method": "choice",
+        "expect_status": "string",
+        "body": "text",
+        "headers": "json",
+        "timeout": "number",
+        "token": "secret",
+    }
     assert [(o.name, o.type) for o in http.outputs] == [("status", "text"), ("body", "file")]
     assert http.readme.startswith("# http")

@@ -43,16 +43,19 @@ def builtin_task(**args: object) -> TaskSpec:
 
 def test_builtin_renders_params_and_jinja_into_the_manifest() -> None:
     assert BUILTIN is not None and BUILTIN.kind == "resource"
-    task = builtin_task(params={"trainingjob_name": "mnist-{{ run_id }}", "pvc_name": "mnist", "replicas": 4},
-                        success_condition="status.phase == Succeeded", failure_condition="status.phase == Failed",
-                        timeout=600)
+    task = builtin_task(
+        params={"trainingjob_name": "mnist-{{ run_id }}", "pvc_name": "mnist", "replicas": 4},
+        success_condition="status.phase == Succeeded",
+        failure_condition="status.phase == Failed",
+        timeout=600,
+    )
     plan = render_resource(task, BUILTIN, CTX, {})
     meta, spec = plan.manifest["metadata"], plan.manifest["spec"]
     assert meta == {"name": "mnist-7", "labels": {"day": "2026-01-02", "run": "run-7"}}  # type: ignore[comparison-overlap]
     worker = spec["replicaSpecs"][0]  # type: ignore[index]
-    assert worker["replicas"] == 4                     # a whole $(params.x) keeps the value's type
+    assert worker["replicas"] == 4  # a whole $(params.x) keeps the value's type
     container = worker["template"]["spec"]["containers"][0]
-    assert container["command"][2] == "python train.py --run mnist-7 --x $HOME"   # $HOME stays for the shell
+    assert container["command"][2] == "python train.py --run mnist-7 --x $HOME"  # $HOME stays for the shell
     assert worker["template"]["spec"]["volumes"][0]["persistentVolumeClaim"] == {"claimName": "mnist"}
     assert plan.success == (Requirement("status.phase", "==", "Succeeded"),)
     assert plan.failure == (Requirement("status.phase", "==", "Failed"),) and plan.timeout == 600
@@ -61,15 +64,16 @@ def test_builtin_renders_params_and_jinja_into_the_manifest() -> None:
 def test_values_never_change_the_manifest_structure() -> None:
     hostile = 'x\nspec: {hostPID: true}\n  privileged: true "}'
     data = json.dumps({"trainingjob_name": hostile, "pvc_name": "{{ 7*7 }}", "replicas": 1})
-    task = TaskSpec(name="train", template="k8s-resource", args={"manifest": TRAINING_JOB},
-                    inputs=(literal("params", "{}"),))
-    manifest = render_resource(task, BUILTIN, CTX, {"params": data}).manifest   # an input is data
+    task = TaskSpec(
+        name="train", template="k8s-resource", args={"manifest": TRAINING_JOB}, inputs=(literal("params", "{}"),)
+    )
+    manifest = render_resource(task, BUILTIN, CTX, {"params": data}).manifest  # an input is data
     assert manifest["metadata"]["name"] == hostile  # type: ignore[index]
     assert list(manifest) == ["apiVersion", "kind", "metadata", "spec"] and list(manifest["spec"]) == ["replicaSpecs"]
     container = manifest["spec"]["replicaSpecs"][0]["template"]["spec"]["containers"][0]  # type: ignore[index]
     assert container["command"][2] == f"python train.py --run {hostile} --x $HOME"
     claim = manifest["spec"]["replicaSpecs"][0]["template"]["spec"]["volumes"][0]  # type: ignore[index]
-    assert claim["persistentVolumeClaim"]["claimName"] == "{{ 7*7 }}"   # data is never rendered
+    assert claim["persistentVolumeClaim"]["claimName"] == "{{ 7*7 }}"  # data is never rendered
 
 
 def test_a_missing_value_names_the_task_and_field() -> None:
@@ -79,12 +83,15 @@ def test_a_missing_value_names_the_task_and_field() -> None:
     assert "$(params.trainingjob_name) has no value" in str(err.value)
 
 
-@pytest.mark.parametrize(("manifest", "message"), [
-    ("kind: Job\nmetadata: {name: x}\n", "needs apiVersion"),
-    ("apiVersion: v1\nkind: Pod\n", "metadata.name"),
-    ("- a\n- b\n", "one mapping"),
-    ("apiVersion: v1\nkind: [\n", "invalid YAML"),
-])
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ("kind: Job\nmetadata: {name: x}\n", "needs apiVersion"),
+        ("apiVersion: v1\nkind: Pod\n", "metadata.name"),
+        ("- a\n- b\n", "one mapping"),
+        ("apiVersion: v1\nkind: [\n", "invalid YAML"),
+    ],
+)
 def test_bad_manifests_fail_the_task_before_anything_starts(manifest: str, message: str) -> None:
     with pytest.raises(RenderError, match="manifest") as err:
         render_resource(TaskSpec(name="t", template="k8s-resource", args={"manifest": manifest}), BUILTIN, CTX, {})
@@ -106,10 +113,14 @@ def test_inputs_reach_the_manifest_through_jinja_and_a_bound_manifest() -> None:
 
 
 USER_RESOURCE = {
-    "name": "tf-job", "kind": "resource", "image": "unused",
-    "parameters": {"trainingjob_name": {"type": "string", "required": True},
-                   "pvc_name": {"type": "string", "default": "mnist"},
-                   "replicas": {"type": "integer", "default": 2, "minimum": 1}},
+    "name": "tf-job",
+    "kind": "resource",
+    "image": "unused",
+    "parameters": {
+        "trainingjob_name": {"type": "string", "required": True},
+        "pvc_name": {"type": "string", "default": "mnist"},
+        "replicas": {"type": "integer", "default": 2, "minimum": 1},
+    },
     "extra": {"manifest": TRAINING_JOB, "success_condition": "status.phase == Succeeded"},
 }
 
@@ -122,19 +133,27 @@ def test_a_user_resource_template_uses_its_declared_parameters() -> None:
     assert plan.manifest["spec"]["replicaSpecs"][0]["replicas"] == 3  # type: ignore[index]
     assert plan.success == (Requirement("status.phase", "==", "Succeeded"),)
     with pytest.raises(RenderError, match="below the minimum"):
-        render_resource(TaskSpec(name="job", template="tf-job", args={"trainingjob_name": "a", "replicas": 0}),
-                        template, CTX, {})
+        render_resource(
+            TaskSpec(name="job", template="tf-job", args={"trainingjob_name": "a", "replicas": 0}), template, CTX, {}
+        )
 
 
-@pytest.mark.parametrize(("extra", "parameters", "message"), [
-    ({}, {}, "needs extra.manifest or a `manifest` parameter"),
-    ({"manifest": "apiVersion: v1\nkind: Pod\nmetadata: {name: $(params.nope)}\n"}, {}, "unknown parameter 'nope'"),
-    ({"manifest": "kind: Pod\n"}, {}, "needs apiVersion"),
-    ({"manifest": "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n", "success_condition": "status.phase ~ x"}, {},
-     "not PATH OP VALUE"),
-])
-def test_resource_templates_are_checked_when_registered(extra: dict[str, object], parameters: dict[str, object],
-                                                        message: str) -> None:
+@pytest.mark.parametrize(
+    ("extra", "parameters", "message"),
+    [
+        ({}, {}, "needs extra.manifest or a `manifest` parameter"),
+        ({"manifest": "apiVersion: v1\nkind: Pod\nmetadata: {name: $(params.nope)}\n"}, {}, "unknown parameter 'nope'"),
+        ({"manifest": "kind: Pod\n"}, {}, "needs apiVersion"),
+        (
+            {"manifest": "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n", "success_condition": "status.phase ~ x"},
+            {},
+            "not PATH OP VALUE",
+        ),
+    ],
+)
+def test_resource_templates_are_checked_when_registered(
+    extra: dict[str, object], parameters: dict[str, object], message: str
+) -> None:
     data = {"name": "bad", "kind": "resource", "parameters": parameters, "extra": extra}
     with pytest.raises(TemplateError, match=message) as err:
         parse_template(data, "bad.yaml")
@@ -148,14 +167,15 @@ def test_the_builtin_template_is_valid_and_round_trips() -> None:
 
 
 def test_conditions() -> None:
-    job = {"status": {"succeeded": 1, "failed": "0", "conditions": [{"type": "Complete", "status": "True"}],
-                      "ready": True}}
+    job = {
+        "status": {"succeeded": 1, "failed": "0", "conditions": [{"type": "Complete", "status": "True"}], "ready": True}
+    }
     assert holds(parse_condition("status.succeeded > 0"), job)
     assert holds(parse_condition("status.succeeded >= 1, status.conditions[0].type == Complete"), job)
     assert holds(parse_condition("status.failed = 0, status.ready == true"), job)
     assert not holds(parse_condition("status.failed > 3"), job)
     assert not holds(parse_condition("status.conditions[3].type == Complete"), job)
-    assert not holds(parse_condition("status.phase != Failed"), job)      # missing never holds
+    assert not holds(parse_condition("status.phase != Failed"), job)  # missing never holds
     assert not holds(parse_condition("status.conditions[0].type > 2"), job)
     assert not holds((), job)
     with pytest.raises(ValueError):

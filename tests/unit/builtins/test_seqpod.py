@@ -27,45 +27,66 @@ def refused(data: dict[str, Any]) -> tuple[str, str]:
 
 
 def test_steps_parse_with_scripts_as_interpreter_arguments_and_round_trip() -> None:
-    data = seq([{"name": "a", "image": "busybox", "command": ["sh", "-c", "echo a > f"]},
-                {"name": "b", "script": "print(open('f').read())", "language": "python"},
-                {"name": "c", "script": "cat f"}])
+    data = seq(
+        [
+            {"name": "a", "image": "busybox", "command": ["sh", "-c", "echo a > f"]},
+            {"name": "b", "script": "print(open('f').read())", "language": "python"},
+            {"name": "c", "script": "cat f"},
+        ]
+    )
     spec = parse_template(data)
-    assert parse_steps(spec) == (Step("a", "busybox", ("sh", "-c", "echo a > f")),
-                                 Step("b", "", ("python3", "-c", "print(open('f').read())")),
-                                 Step("c", "", ("bash", "-c", "cat f")))
+    assert parse_steps(spec) == (
+        Step("a", "busybox", ("sh", "-c", "echo a > f")),
+        Step("b", "", ("python3", "-c", "print(open('f').read())")),
+        Step("c", "", ("bash", "-c", "cat f")),
+    )
     assert parse_template(template_to_dict(spec)) == spec
 
 
-@pytest.mark.parametrize(("data", "field", "words"), [
-    (seq([]), "extra.steps", "non-empty list"),
-    (seq([{"name": "a", "command": ["x"]}, {"name": "a", "command": ["y"]}]), "extra.steps[1].name", "twice"),
-    (seq([{"name": "Bad_Name", "command": ["x"]}]), "extra.steps[0].name", "a-z"),
-    (seq([{"name": "a"}]), "extra.steps[0]", "exactly one of"),
-    (seq([{"name": "a", "command": ["x"], "script": "y"}]), "extra.steps[0]", "exactly one of"),
-    (seq([{"name": "a", "script": "y", "language": "ruby"}]), "extra.steps[0].language", "python, shell"),
-    (seq([{"name": "a", "command": "echo hi"}]), "extra.steps[0].command", "list of text"),
-    (seq([{"name": "a", "command": ["x"], "shell": True}]), "extra.steps[0].shell", "unknown key"),
-    (seq([{"name": "a", "command": ["x"]}], image=""), "extra.steps[0].image", "needs an image"),
-    (seq([{"name": "a", "command": ["x"]}], command=["y"]), "command", "no command"),
-    (seq([{"name": "a", "command": ["echo", "$(params.nope)"]}]), "extra.steps[0].command[1]", "unknown parameter"),
-    (seq([{"name": "a", "script": "print('$(params.n)')", "language": "python"}],
-         parameters={"n": {"type": "string"}}), "extra.steps[0].command[2]", "not spliced into code"),
-])
+@pytest.mark.parametrize(
+    ("data", "field", "words"),
+    [
+        (seq([]), "extra.steps", "non-empty list"),
+        (seq([{"name": "a", "command": ["x"]}, {"name": "a", "command": ["y"]}]), "extra.steps[1].name", "twice"),
+        (seq([{"name": "Bad_Name", "command": ["x"]}]), "extra.steps[0].name", "a-z"),
+        (seq([{"name": "a"}]), "extra.steps[0]", "exactly one of"),
+        (seq([{"name": "a", "command": ["x"], "script": "y"}]), "extra.steps[0]", "exactly one of"),
+        (seq([{"name": "a", "script": "y", "language": "ruby"}]), "extra.steps[0].language", "python, shell"),
+        (seq([{"name": "a", "command": "echo hi"}]), "extra.steps[0].command", "list of text"),
+        (seq([{"name": "a", "command": ["x"], "shell": True}]), "extra.steps[0].shell", "unknown key"),
+        (seq([{"name": "a", "command": ["x"]}], image=""), "extra.steps[0].image", "needs an image"),
+        (seq([{"name": "a", "command": ["x"]}], command=["y"]), "command", "no command"),
+        (seq([{"name": "a", "command": ["echo", "$(params.nope)"]}]), "extra.steps[0].command[1]", "unknown parameter"),
+        (
+            seq(
+                [{"name": "a", "script": "print('$(params.n)')", "language": "python"}],
+                parameters={"n": {"type": "string"}},
+            ),
+            "extra.steps[0].command[2]",
+            "not spliced into code",
+        ),
+    ],
+)
 def test_bad_steps_are_refused_with_the_field_named(data: dict[str, Any], field: str, words: str) -> None:
     got_field, message = refused(data)
     assert got_field == field and words in message, (got_field, message)
 
 
 def test_the_runner_runs_steps_in_order_labels_output_and_stops_at_a_failure(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
     monkeypatch.chdir(tmp_path)
     py = sys.executable
-    plan = {"steps": [
-        {"name": "one", "argv": [py, "-c", "open('f', 'w').write('x'); print('first')"]},
-        {"name": "two", "argv": [py, "-c", "import sys; print(open('f').read()); sys.stderr.write('oops'); sys.exit(4)"]},
-        {"name": "three", "argv": [py, "-c", "open('g', 'w').write('never')"]},
-    ]}
+    plan = {
+        "steps": [
+            {"name": "one", "argv": [py, "-c", "open('f', 'w').write('x'); print('first')"]},
+            {
+                "name": "two",
+                "argv": [py, "-c", "import sys; print(open('f').read()); sys.stderr.write('oops'); sys.exit(4)"],
+            },
+            {"name": "three", "argv": [py, "-c", "open('g', 'w').write('never')"]},
+        ]
+    }
     code = seqpod_runner.main({"PATH": "/usr/bin:/bin", seqpod_runner.PLAN_ENV: json.dumps(plan)})
     out, err = capfdbinary.readouterr()
     assert code == 4
@@ -89,13 +110,30 @@ def test_the_sh_runner_passes_each_argv_exactly_and_names_the_failed_step(tmp_pa
     from myapp.builtins.seqpod import sh_runner_argv
 
     tricky = ["x y", "$(touch pwned)", '"q"', "a;b", "*", ""]
-    argv = sh_runner_argv([("one", ["sh", "-c", "echo shared > f; echo err >&2"]),
-                           ("two", [sys.executable, "-c", "import sys; print(open('f').read().strip(), sys.argv[1:]); "
-                                    "sys.exit(5)", *tricky]),
-                           ("three", ["touch", "never"])])
-    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=False,
-                          env={**os.environ, "MYAPP_TERMINATION_LOG": str(tmp_path / "term")})
+    argv = sh_runner_argv(
+        [
+            ("one", ["sh", "-c", "echo shared > f; echo err >&2"]),
+            (
+                "two",
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys; print(open('f').read().strip(), sys.argv[1:]); sys.exit(5)",
+                    *tricky,
+                ],
+            ),
+            ("three", ["touch", "never"]),
+        ]
+    )
+    done = subprocess.run(
+        argv,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "MYAPP_TERMINATION_LOG": str(tmp_path / "term")},
+    )
     assert done.returncode == 5
-    assert done.stdout.splitlines() == ["[one] err", f"[two] shared {tricky!r}"]   # stderr merged, labelled
+    assert done.stdout.splitlines() == ["[one] err", f"[two] shared {tricky!r}"]  # stderr merged, labelled
     assert (tmp_path / "term").read_text() == "step 'two' failed with exit code 5\n"
     assert not (tmp_path / "never").exists() and not (tmp_path / "pwned").exists()

@@ -56,22 +56,38 @@ def test_poll_times_out_after_a_last_check_at_the_deadline() -> None:
 
 def test_zero_timeout_checks_once() -> None:
     t = FakeTime()
-    assert poll(lambda: Outcome(Verdict.PENDING, "x"), timeout=0, interval=1, clock=t.clock,
-                sleep=t.sleep).verdict is Verdict.FAILED
+    assert (
+        poll(lambda: Outcome(Verdict.PENDING, "x"), timeout=0, interval=1, clock=t.clock, sleep=t.sleep).verdict
+        is Verdict.FAILED
+    )
     assert t.sleeps == []
 
 
-@pytest.mark.parametrize(("state", "target", "verdict"), [
-    ("running", "succeeded", Verdict.PENDING), ("queued", "finished", Verdict.PENDING),
-    ("succeeded", "succeeded", Verdict.DONE), ("failed", "succeeded", Verdict.FAILED),
-    ("stopped", "finished", Verdict.DONE), ("failed", "failed", Verdict.DONE), ("succeeded", "failed", Verdict.FAILED),
-])
+@pytest.mark.parametrize(
+    ("state", "target", "verdict"),
+    [
+        ("running", "succeeded", Verdict.PENDING),
+        ("queued", "finished", Verdict.PENDING),
+        ("succeeded", "succeeded", Verdict.DONE),
+        ("failed", "succeeded", Verdict.FAILED),
+        ("stopped", "finished", Verdict.DONE),
+        ("failed", "failed", Verdict.DONE),
+        ("succeeded", "failed", Verdict.FAILED),
+    ],
+)
 def test_run_state_outcome(state: str, target: str, verdict: Verdict) -> None:
     assert run_state_outcome(state, target).verdict is verdict
 
 
-@pytest.mark.parametrize("argv", [[], ["--url=http://x", "--run_id=3"], ["--url=http://x", "--interval=0"],
-                                  ["--url=http://x", "--expect_status=ok"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--url=http://x", "--run_id=3"],
+        ["--url=http://x", "--interval=0"],
+        ["--url=http://x", "--expect_status=ok"],
+    ],
+)
 def test_bad_options(argv: list[str]) -> None:
     with pytest.raises(ValueError):
         build_check(build_parser().parse_args(argv))

@@ -16,8 +16,18 @@ from tests.factories import make_context
 
 def arg(type_: str = "str", **over: Any) -> dict[str, Any]:
     """One Cube parameter in the shape of job_template_args."""
-    base = {"type": type_, "item_type": "str", "label": "", "require": 0, "choice": [], "range": "",
-            "default": "", "placeholder": "", "describe": "", "editable": 1}
+    base = {
+        "type": type_,
+        "item_type": "str",
+        "label": "",
+        "require": 0,
+        "choice": [],
+        "range": "",
+        "default": "",
+        "placeholder": "",
+        "describe": "",
+        "editable": 1,
+    }
     return base | over
 
 
@@ -34,10 +44,16 @@ RAY_SKLEARN = {
     "job_template_expand": {"index": 1, "help_url": "https://example.org/ray_sklearn"},
     "job_template_args": {
         "训练": {
-            "--train_csv_file_path": arg(label="训练集csv", default="/mnt/{{creator}}/ml-label.csv",
-                                         describe="训练集csv，逗号分割符"),
-            "--model_name": arg(label="模型名称", require=1, choice=["LogisticRegression", "SVC"],
-                                default="SVC", describe="<b>模型</b> <a target='_blank' href='https://x.y/z'>docs</a>"),
+            "--train_csv_file_path": arg(
+                label="训练集csv", default="/mnt/{{creator}}/ml-label.csv", describe="训练集csv，逗号分割符"
+            ),
+            "--model_name": arg(
+                label="模型名称",
+                require=1,
+                choice=["LogisticRegression", "SVC"],
+                default="SVC",
+                describe="<b>模型</b> <a target='_blank' href='https://x.y/z'>docs</a>",
+            ),
             "--model_args_dict": arg("json", default={"max_depth": 5, "min_samples_leaf": 10}),
         },
         "公共配置": {
@@ -74,14 +90,28 @@ def test_a_real_shaped_record_maps_every_field() -> None:
 def test_parameter_types_choices_ranges_and_defaults() -> None:
     p = by_name(cube_to_template(RAY_SKLEARN))
     assert (p["model_name"].type, p["model_name"].choices, p["model_name"].required) == (
-        "choice", ("LogisticRegression", "SVC"), True)
+        "choice",
+        ("LogisticRegression", "SVC"),
+        True,
+    )
     assert p["model_name"].description == "模型 docs (https://x.y/z)" and p["model_name"].label == "模型名称"
-    assert (p["model_args_dict"].type, p["model_args_dict"].default) == ("json", {"max_depth": 5, "min_samples_leaf": 10})
+    assert (p["model_args_dict"].type, p["model_args_dict"].default) == (
+        "json",
+        {"max_depth": 5, "min_samples_leaf": 10},
+    )
     assert (p["num_worker"].type, p["num_worker"].minimum, p["num_worker"].maximum, p["num_worker"].default) == (
-        "integer", 1, 10, 2)                                  # Cube's max is exclusive
+        "integer",
+        1,
+        10,
+        2,
+    )  # Cube's max is exclusive
     assert (p["learning_rate"].type, p["learning_rate"].minimum, p["learning_rate"].maximum) == ("number", 0, 1)
     assert (p["verbose"].type, p["verbose"].default) == ("boolean", True)
-    assert (p["metrics"].type, p["metrics"].default, p["metrics"].pattern) == ("string", "auc,f1", "(auc|f1)(,(auc|f1))*")
+    assert (p["metrics"].type, p["metrics"].default, p["metrics"].pattern) == (
+        "string",
+        "auc,f1",
+        "(auc|f1)(,(auc|f1))*",
+    )
     assert (p["day"].type, p["day"].pattern) == ("string", r"\d{4}-\d{2}-\d{2}")
     assert (p["script"].type, p["n"].type, p["n"].default) == ("text", "string", "a,b")
     assert p["train_csv_file_path"].default == "/mnt/{{creator}}/ml-label.csv" and not p["train_csv_file_path"].required
@@ -93,7 +123,7 @@ def test_imported_template_renders_cube_style_flags() -> None:
     argv = render_task(task, spec, make_context(), {}).argv
     assert argv[:2] == ("python3", "launcher.py")
     assert "--num_worker=4" in argv and "--model_name=SVC" in argv and "--verbose=true" in argv
-    assert "--train_csv_file_path=/mnt/alice/ml-label.csv" in argv      # {{creator}} rendered at run time
+    assert "--train_csv_file_path=/mnt/alice/ml-label.csv" in argv  # {{creator}} rendered at run time
     assert '--model_args_dict={"max_depth":5,"min_samples_leaf":10}' in argv
 
 
@@ -119,16 +149,19 @@ def test_names_from_the_key_or_given() -> None:
     assert cube_to_template(RAY_SKLEARN | {"job_template_name": "Ray_SKLearn v2"}).name == "ray-sklearn-v2"
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"image_name": ""}, "image_name"),
-    ({"job_template_env": "not a pair"}, "job_template_env"),
-    ({"job_template_command": "python 'unclosed"}, "job_template_command"),
-    ({"job_template_args": {"g": {"--x": arg("colour")}}}, "job_template_args.g.--x.type"),
-    ({"job_template_args": {"g": {"--x": arg("int", default="many")}}}, "job_template_args.g.--x.default"),
-    ({"job_template_args": {"g": {"--a-b": arg(), "--a_b": arg()}}}, "job_template_args.g.--a_b"),
-    ({"job_template_args": {"g": ["--x"]}}, "job_template_args.g"),
-    ({"job_template_args": {"g": {"--x": arg(choice=["a"], default="b")}}}, "job_template_args.g.--x.default"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"image_name": ""}, "image_name"),
+        ({"job_template_env": "not a pair"}, "job_template_env"),
+        ({"job_template_command": "python 'unclosed"}, "job_template_command"),
+        ({"job_template_args": {"g": {"--x": arg("colour")}}}, "job_template_args.g.--x.type"),
+        ({"job_template_args": {"g": {"--x": arg("int", default="many")}}}, "job_template_args.g.--x.default"),
+        ({"job_template_args": {"g": {"--a-b": arg(), "--a_b": arg()}}}, "job_template_args.g.--a_b"),
+        ({"job_template_args": {"g": ["--x"]}}, "job_template_args.g"),
+        ({"job_template_args": {"g": {"--x": arg(choice=["a"], default="b")}}}, "job_template_args.g.--x.default"),
+    ],
+)
 def test_errors_name_the_cube_field(change: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecError) as err:
         cube_to_template(RAY_SKLEARN | change)
@@ -137,4 +170,4 @@ def test_errors_name_the_cube_field(change: dict[str, Any], field: str) -> None:
 
 def test_plain_text() -> None:
     assert plain_text("a <a target='_blank' href='https://u'>link<a> &amp; <i>b</i>") == "a link & b"
-    assert plain_text("<a href=\"https://u\">docs</a>") == "docs (https://u)"
+    assert plain_text('<a href="https://u">docs</a>') == "docs (https://u)"

@@ -44,7 +44,8 @@ def test_builtin_shell_and_python_templates() -> None:
     shell, python = by_name["shell"], by_name["python"]
     assert shell.command == ("bash", "-c", "$(params.script)")
     assert shell.parameters[0] == ParamDef(
-        "script", type="text", required=True, script=True, label="Script", description=shell.parameters[0].description)
+        "script", type="text", required=True, script=True, label="Script", description=shell.parameters[0].description
+    )
     assert python.command == ("python3", "-c", "$(params.code)")
     assert python.param("code") is not None and python.param("code").script  # type: ignore[union-attr]
     assert shell.readme.startswith("# shell") and python.readme.startswith("# python")
@@ -52,37 +53,60 @@ def test_builtin_shell_and_python_templates() -> None:
 
 def test_parse_template_full_and_round_trip() -> None:
     data = {
-        "name": "train", "version": 2, "kind": "distributed", "category": "ml", "description": "d",
-        "image": "trainer:1", "command": ["python", "train.py", "--epochs=$(params.epochs)"],
+        "name": "train",
+        "version": 2,
+        "kind": "distributed",
+        "category": "ml",
+        "description": "d",
+        "image": "trainer:1",
+        "command": ["python", "train.py", "--epochs=$(params.epochs)"],
         "parameters": {"epochs": {"type": "integer", "default": 3, "minimum": 1}, "token": {"type": "secret"}},
         "outputs": [{"name": "model", "path": "/tmp/model", "type": "file"}],
-        "env": {"A": 1}, "mounts": ["/data"], "resources": {"cpu": 2, "memory": "4Gi", "gpu": 1},
-        "args_style": "env", "monitoring": True, "extra": {"replicas": 2},
+        "env": {"A": 1},
+        "mounts": ["/data"],
+        "resources": {"cpu": 2, "memory": "4Gi", "gpu": 1},
+        "args_style": "env",
+        "monitoring": True,
+        "extra": {"replicas": 2},
     }
     spec = parse_template(data, "x.yaml")
     assert (spec.ref, spec.kind, spec.env, spec.resources.cpu, spec.extra) == (
-        "train@2", "distributed", {"A": "1"}, "2", {"replicas": 2})
+        "train@2",
+        "distributed",
+        {"A": "1"},
+        "2",
+        {"replicas": 2},
+    )
     assert parse_template(template_to_dict(spec)) == spec
 
 
-@pytest.mark.parametrize(("data", "field"), [
-    ({"name": "x", "colour": "red"}, "colour"),
-    ({"name": "Bad_Name"}, "name"),
-    ({}, "name"),
-    ({"name": "x", "version": 1.10}, "version"),
-    ({"name": "x", "kind": "job"}, "kind"),
-    ({"name": "x", "args_style": "argv"}, "args_style"),
-    ({"name": "x", "command": "echo hi"}, "command"),
-    ({"name": "x", "parameters": {"a": {"type": "float"}}}, "parameters.a.type"),
-    ({"name": "x", "parameters": {"a-b": {}}}, "parameters.a-b"),
-    ({"name": "x", "parameters": {"a": "string"}}, "parameters.a"),
-    ({"name": "x", "parameters": [{"name": "a"}]}, "parameters"),
-    ({"name": "x", "outputs": [{"name": "o", "path": "/p"}, {"name": "o", "path": "/q"}]}, "outputs"),
-    ({"name": "x", "outputs": [{"name": "o"}]}, "outputs[0].path"),
-    ({"name": "x", "command": ["echo", "$(params.nope)"]}, "command[1]"),
-    ({"name": "x", "command": ["sh", "-c", "x; $(params.s)"], "parameters": {"s": {"type": "text", "script": True}}},
-     "command[2]"),
-])
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"name": "x", "colour": "red"}, "colour"),
+        ({"name": "Bad_Name"}, "name"),
+        ({}, "name"),
+        ({"name": "x", "version": 1.10}, "version"),
+        ({"name": "x", "kind": "job"}, "kind"),
+        ({"name": "x", "args_style": "argv"}, "args_style"),
+        ({"name": "x", "command": "echo hi"}, "command"),
+        ({"name": "x", "parameters": {"a": {"type": "float"}}}, "parameters.a.type"),
+        ({"name": "x", "parameters": {"a-b": {}}}, "parameters.a-b"),
+        ({"name": "x", "parameters": {"a": "string"}}, "parameters.a"),
+        ({"name": "x", "parameters": [{"name": "a"}]}, "parameters"),
+        ({"name": "x", "outputs": [{"name": "o", "path": "/p"}, {"name": "o", "path": "/q"}]}, "outputs"),
+        ({"name": "x", "outputs": [{"name": "o"}]}, "outputs[0].path"),
+        ({"name": "x", "command": ["echo", "$(params.nope)"]}, "command[1]"),
+        (
+            {
+                "name": "x",
+                "command": ["sh", "-c", "x; $(params.s)"],
+                "parameters": {"s": {"type": "text", "script": True}},
+            },
+            "command[2]",
+        ),
+    ],
+)
 def test_parse_template_is_strict(data: dict[str, object], field: str) -> None:
     with pytest.raises(TemplateError) as err:
         parse_template(data, "src.yaml")
@@ -101,10 +125,17 @@ def test_load_folders_reports_bad_plugins_and_duplicates(tmp_path: Path) -> None
     result = load_templates([tmp_path / "a", tmp_path / "b", tmp_path / "missing"], entry_points=False)
     assert [t.ref for t in result.templates] == ["hello@1", "hello@2"]
     assert result.templates[0].readme == "# hello\n"
-    errors = {((Path(e.source_file).relative_to(tmp_path).parts[1:2] or ("missing",))[0], e.field): e.message
-              for e in result.errors}
-    assert set(errors) == {("alias", ""), ("broken", ""), ("strict", "colour"), ("hello-again", "name"),
-                           ("missing", "")}
+    errors = {
+        ((Path(e.source_file).relative_to(tmp_path).parts[1:2] or ("missing",))[0], e.field): e.message
+        for e in result.errors
+    }
+    assert set(errors) == {
+        ("alias", ""),
+        ("broken", ""),
+        ("strict", "colour"),
+        ("hello-again", "name"),
+        ("missing", ""),
+    }
     assert "duplicate template hello@1" in errors[("hello-again", "name")]
     assert "aliases" in errors[("alias", "")]
     assert "line 2" in errors[("broken", "")] or "line 3" in errors[("broken", "")]
@@ -116,7 +147,7 @@ def test_load_repository_plugins_has_no_errors() -> None:
     assert {"shell@1", "python@1"} <= {t.ref for t in result.templates}
 
 
-ENTRY_MODULE = '''
+ENTRY_MODULE = """
 from pathlib import Path
 from myapp.core.model import TemplateSpec
 
@@ -133,7 +164,7 @@ def many():
 
 def boom():
     raise RuntimeError("plugin crashed")
-'''
+"""
 
 ENTRY_POINTS = """\
 [myapp.templates]
@@ -173,8 +204,13 @@ def test_entry_points_give_specs_dicts_paths_and_lists(entry_point_package: str)
     path_template = next(t for t in result.templates if t.name == "from-path")
     assert path_template.readme == "# from path\n"
     errors = {e.source_file.split(" = ")[0]: e for e in result.errors if module in e.source_file}
-    assert set(errors) == {"entry point dup", "entry point number", "entry point bad", "entry point boom",
-                           "entry point missing"}
+    assert set(errors) == {
+        "entry point dup",
+        "entry point number",
+        "entry point bad",
+        "entry point boom",
+        "entry point missing",
+    }
     assert "duplicate template from-spec@1" in errors["entry point dup"].message
     assert errors["entry point bad"].field == "colour"
     assert "plugin crashed" in errors["entry point boom"].message

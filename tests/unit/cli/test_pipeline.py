@@ -18,10 +18,13 @@ def test_default_timezone_comes_from_configuration(tmp_path: Path) -> None:
     assert read_spec(str(path), "Asia/Shanghai").schedule.timezone == "Europe/Berlin"
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"\xff\xfe not utf-8", "not UTF-8"),
-    (b"- a\n- list\n", "must be a YAML mapping"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"\xff\xfe not utf-8", "not UTF-8"),
+        (b"- a\n- list\n", "must be a YAML mapping"),
+    ],
+)
 def test_unreadable_files(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "p.yaml"
     path.write_bytes(content)

@@ -14,17 +14,20 @@ from myapp.cli.process import STOP_SIGNALS, _supervise
 
 def test_dead_child_is_restarted_then_the_crash_loop_stops(tmp_path: Path) -> None:
     count = tmp_path / "starts"
-    code = (f"import pathlib; p = pathlib.Path({str(count)!r}); "
-            "p.write_text(str(int(p.read_text()) + 1) if p.exists() else '1'); raise SystemExit(3)")
+    code = (
+        f"import pathlib; p = pathlib.Path({str(count)!r}); "
+        "p.write_text(str(int(p.read_text()) + 1) if p.exists() else '1'); raise SystemExit(3)"
+    )
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     restarting: list[int] = []
     try:
         with pytest.raises(SystemExit) as exc:
-            _supervise([[sys.executable, "-c", code]], dict(os.environ), max_restarts=2,
-                       before_restart=restarting.append)
+            _supervise(
+                [[sys.executable, "-c", code]], dict(os.environ), max_restarts=2, before_restart=restarting.append
+            )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     assert exc.value.code == 1
     assert count.read_text() == "3"  # the first start and two restarts
-    assert restarting == [0, 0]      # told before each restart (standalone re-sends queued tasks)
+    assert restarting == [0, 0]  # told before each restart (standalone re-sends queued tasks)

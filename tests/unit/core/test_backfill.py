@@ -11,8 +11,13 @@ NOW = datetime(2026, 12, 6, 15, 0, tzinfo=UTC)
 
 
 def daily(**kw: object) -> Schedule:
-    values: dict[str, object] = {"pipeline_id": 1, "cron": "0 2 * * *", "timezone": "UTC",
-                                 "start_time": datetime(2026, 1, 1, tzinfo=UTC), "expired_limit": 0}
+    values: dict[str, object] = {
+        "pipeline_id": 1,
+        "cron": "0 2 * * *",
+        "timezone": "UTC",
+        "start_time": datetime(2026, 1, 1, tzinfo=UTC),
+        "expired_limit": 0,
+    }
     values.update(kw)
     return Schedule(**values)  # type: ignore[arg-type]
 
@@ -32,8 +37,10 @@ def test_expired_limit_bounds_the_runs_and_the_span() -> None:
 
 
 def test_existing_records_count_from_the_newest_and_waiting_ones_still_run() -> None:
-    records = [Record(datetime(2026, 12, 3, 2, tzinfo=UTC), "launched"),
-               Record(datetime(2026, 12, 4, 2, tzinfo=UTC), "waiting")]
+    records = [
+        Record(datetime(2026, 12, 3, 2, tzinfo=UTC), "launched"),
+        Record(datetime(2026, 12, 4, 2, tzinfo=UTC), "waiting"),
+    ]
     b = catch_up(daily(), records, NOW)
     assert b.runs == 3  # the waiting 4th, then the 5th and the 6th
     assert b.first == datetime(2026, 12, 4, 2, tzinfo=UTC)

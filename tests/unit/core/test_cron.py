@@ -53,20 +53,35 @@ DST_TABLE = [
     (NEW_YORK, "2026-03-08", "30 2 * * *", ["03:00-04:00"]),
     (NEW_YORK, "2026-11-01", "30 2 * * *", ["02:30-05:00"]),
     (NEW_YORK, "2026-11-01", "30 1 * * *", ["01:30-04:00"]),
-    (BERLIN, "2026-03-29", "*/30 * * * *",
-     half_hours("00:00", "01:30", "+01:00") + half_hours("03:00", "23:30", "+02:00")),
-    (BERLIN, "2026-10-25", "*/30 * * * *",
-     half_hours("00:00", "02:30", "+02:00") + half_hours("02:00", "23:30", "+01:00")),
-    (NEW_YORK, "2026-03-08", "*/30 * * * *",
-     half_hours("00:00", "01:30", "-05:00") + half_hours("03:00", "23:30", "-04:00")),
-    (NEW_YORK, "2026-11-01", "*/30 * * * *",
-     half_hours("00:00", "01:30", "-04:00") + half_hours("01:00", "23:30", "-05:00")),
+    (
+        BERLIN,
+        "2026-03-29",
+        "*/30 * * * *",
+        half_hours("00:00", "01:30", "+01:00") + half_hours("03:00", "23:30", "+02:00"),
+    ),
+    (
+        BERLIN,
+        "2026-10-25",
+        "*/30 * * * *",
+        half_hours("00:00", "02:30", "+02:00") + half_hours("02:00", "23:30", "+01:00"),
+    ),
+    (
+        NEW_YORK,
+        "2026-03-08",
+        "*/30 * * * *",
+        half_hours("00:00", "01:30", "-05:00") + half_hours("03:00", "23:30", "-04:00"),
+    ),
+    (
+        NEW_YORK,
+        "2026-11-01",
+        "*/30 * * * *",
+        half_hours("00:00", "01:30", "-04:00") + half_hours("01:00", "23:30", "-05:00"),
+    ),
 ]
 
 
 @pytest.mark.parametrize(("tz", "day", "expr", "expected"), DST_TABLE)
-def test_dst_change_days_resolve_as_vixie_cron(tz: str, day: str, expr: str,
-                                                expected: list[str]) -> None:
+def test_dst_change_days_resolve_as_vixie_cron(tz: str, day: str, expr: str, expected: list[str]) -> None:
     assert day_fire_times(expr, tz, day) == expected
 
 
@@ -89,53 +104,60 @@ def test_daily_fires_at_local_midnight_across_the_change() -> None:
     after = datetime(2026, 3, 27, 12, tzinfo=UTC)
     instants = fire_times("@daily", BERLIN, after, after + timedelta(days=3))
     assert [t.isoformat() for t in instants] == [
-        "2026-03-27T23:00:00+00:00", "2026-03-28T23:00:00+00:00", "2026-03-29T22:00:00+00:00"]
+        "2026-03-27T23:00:00+00:00",
+        "2026-03-28T23:00:00+00:00",
+        "2026-03-29T22:00:00+00:00",
+    ]
 
 
 def test_day_31_fires_only_in_31_day_months() -> None:
-    instants = fire_times("0 0 31 * *", "UTC", datetime(2026, 1, 1, tzinfo=UTC),
-                          datetime(2027, 1, 1, tzinfo=UTC))
+    instants = fire_times("0 0 31 * *", "UTC", datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
     assert [t.month for t in instants] == [1, 3, 5, 7, 8, 10, 12]
 
 
 def test_february_29_fires_only_in_leap_years() -> None:
-    instants = fire_times("0 0 29 2 *", "UTC", datetime(2026, 1, 1, tzinfo=UTC),
-                          datetime(2034, 1, 1, tzinfo=UTC))
+    instants = fire_times("0 0 29 2 *", "UTC", datetime(2026, 1, 1, tzinfo=UTC), datetime(2034, 1, 1, tzinfo=UTC))
     assert [t.date().isoformat() for t in instants] == ["2028-02-29", "2032-02-29"]
 
 
 def test_restricted_day_fields_are_ored() -> None:
-    instants = fire_times("0 0 13 * 5", "UTC", datetime(2026, 3, 1, tzinfo=UTC),
-                          datetime(2026, 4, 1, tzinfo=UTC))
+    instants = fire_times("0 0 13 * 5", "UTC", datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
     days = [t.day for t in instants]
     assert days == [6, 13, 20, 27]  # Fridays plus the 13th (a Friday in March 2026)
-    april = fire_times("0 0 13 * 5", "UTC", datetime(2026, 4, 1, tzinfo=UTC),
-                       datetime(2026, 4, 30, 23, tzinfo=UTC))
+    april = fire_times("0 0 13 * 5", "UTC", datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 4, 30, 23, tzinfo=UTC))
     assert [t.day for t in april] == [3, 10, 13, 17, 24]
 
 
 def test_a_day_field_starting_with_star_is_anded_like_vixie() -> None:
     # Vixie sets DOM_STAR for "*/2": day-of-month AND day-of-week (odd Mondays only).
-    instants = fire_times("0 0 */2 * 1", "UTC", datetime(2026, 3, 1, tzinfo=UTC),
-                          datetime(2026, 4, 1, tzinfo=UTC))
+    instants = fire_times("0 0 */2 * 1", "UTC", datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
     assert [t.day for t in instants] == [9, 23]
 
 
 @pytest.mark.parametrize("sunday", ["0", "7", "sun", "SUN", "6-7"])
 def test_zero_and_seven_are_sunday(sunday: str) -> None:
     assert 0 in parse_cron(f"0 0 * * {sunday}").weekdays
-    instants = fire_times(f"0 0 * * {sunday}", "UTC", datetime(2026, 2, 28, 23, tzinfo=UTC),
-                          datetime(2026, 3, 31, tzinfo=UTC))
+    instants = fire_times(
+        f"0 0 * * {sunday}", "UTC", datetime(2026, 2, 28, 23, tzinfo=UTC), datetime(2026, 3, 31, tzinfo=UTC)
+    )
     assert all(t.weekday() in (5, 6) for t in instants) and instants[0].day == 1
 
 
-@pytest.mark.parametrize(("expr", "canonical"), [
-    ("0 9 * JAN-mar Mon-Fri", "0 9 * jan-mar mon-fri"),
-    ("  */15   0-23/2 1,15 * *", "*/15 0-23/2 1,15 * *"),
-    ("@daily", "0 0 * * *"), ("@midnight", "0 0 * * *"), ("@hourly", "0 * * * *"),
-    ("@weekly", "0 0 * * 0"), ("@monthly", "0 0 1 * *"), ("@yearly", "0 0 1 1 *"),
-    ("@annually", "0 0 1 1 *"), ("0 0 29 2 *", "0 0 29 2 *"),
-])
+@pytest.mark.parametrize(
+    ("expr", "canonical"),
+    [
+        ("0 9 * JAN-mar Mon-Fri", "0 9 * jan-mar mon-fri"),
+        ("  */15   0-23/2 1,15 * *", "*/15 0-23/2 1,15 * *"),
+        ("@daily", "0 0 * * *"),
+        ("@midnight", "0 0 * * *"),
+        ("@hourly", "0 * * * *"),
+        ("@weekly", "0 0 * * 0"),
+        ("@monthly", "0 0 1 * *"),
+        ("@yearly", "0 0 1 1 *"),
+        ("@annually", "0 0 1 1 *"),
+        ("0 0 29 2 *", "0 0 29 2 *"),
+    ],
+)
 def test_validate_returns_the_canonical_form(expr: str, canonical: str) -> None:
     assert validate_cron(expr) == canonical
 
@@ -144,37 +166,54 @@ def test_every_preset_validates() -> None:
     assert all(validate_cron(preset) for preset in PRESETS)
 
 
-@pytest.mark.parametrize(("expr", "words"), [
-    ("* * * * * *", "6 fields"), ("0 0 1 1 * 2026 x", "7 fields"), ("", "0 fields"),
-    ("@reboot", "@reboot is not supported"), ("0 0 L * *", '"L" is not Vixie cron'),
-    ("0 0 ? * *", '"?" is not Vixie cron'), ("H * * * *", '"H" is not Vixie cron'),
-    ("0 0 1W * *", '"1W" is not Vixie cron'), ("0 0 * * 1#2", '"1#2" is not Vixie cron'),
-    ("0 0 * * 5L", '"5L" is not Vixie cron'), ("60 * * * *", "out of range 0-59"),
-    ("0 24 * * *", "out of range"), ("0 0 0 * *", "out of range 1-31"),
-    ("0 0 * 13 *", "out of range"), ("0 0 * * 8", "out of range 0-7"),
-    ("*/0 * * * *", "step of 0"), ("5/10 * * * *", "write 5-59/10"),
-    ("0 0 * * fri-sun", "runs backwards"), ("0 0 * * monday", '"monday" is not Vixie cron'),
-    ("0 0 30 2 *", "never fires"), ("0 0 31 4,6,9,11 *", "never fires"),
-    ("1,,2 * * * *", "is not Vixie cron"), ("*-5 * * * *", "is not Vixie cron"),
-])
+@pytest.mark.parametrize(
+    ("expr", "words"),
+    [
+        ("* * * * * *", "6 fields"),
+        ("0 0 1 1 * 2026 x", "7 fields"),
+        ("", "0 fields"),
+        ("@reboot", "@reboot is not supported"),
+        ("0 0 L * *", '"L" is not Vixie cron'),
+        ("0 0 ? * *", '"?" is not Vixie cron'),
+        ("H * * * *", '"H" is not Vixie cron'),
+        ("0 0 1W * *", '"1W" is not Vixie cron'),
+        ("0 0 * * 1#2", '"1#2" is not Vixie cron'),
+        ("0 0 * * 5L", '"5L" is not Vixie cron'),
+        ("60 * * * *", "out of range 0-59"),
+        ("0 24 * * *", "out of range"),
+        ("0 0 0 * *", "out of range 1-31"),
+        ("0 0 * 13 *", "out of range"),
+        ("0 0 * * 8", "out of range 0-7"),
+        ("*/0 * * * *", "step of 0"),
+        ("5/10 * * * *", "write 5-59/10"),
+        ("0 0 * * fri-sun", "runs backwards"),
+        ("0 0 * * monday", '"monday" is not Vixie cron'),
+        ("0 0 30 2 *", "never fires"),
+        ("0 0 31 4,6,9,11 *", "never fires"),
+        ("1,,2 * * * *", "is not Vixie cron"),
+        ("*-5 * * * *", "is not Vixie cron"),
+    ],
+)
 def test_validate_refuses_with_a_message_quoting_the_expression(expr: str, words: str) -> None:
     with pytest.raises(CronError) as error:
         validate_cron(expr)
     assert f'cron "{expr}"' in str(error.value) and words in str(error.value)
 
 
-@pytest.mark.parametrize(("expr", "interval", "ok"), [
-    ("*/5 * * * *", timedelta(minutes=10), False),
-    ("*/10 * * * *", timedelta(minutes=10), True),
-    ("* * * * *", timedelta(minutes=1), True),
-    ("0,59 0,23 * * *", timedelta(minutes=10), False),  # 23:59 -> 00:00 is one minute
-    ("0 0 * * *", timedelta(hours=24), True),
-    ("0 0 */2 * *", timedelta(hours=25), False),  # the 31st, then the 1st
-    ("0 0 * * 1,3", timedelta(hours=47), True),
-    ("0 0 * * 1,2", timedelta(hours=47), False),
-])
-def test_min_interval_is_the_smallest_wall_clock_gap(expr: str, interval: timedelta,
-                                                     ok: bool) -> None:
+@pytest.mark.parametrize(
+    ("expr", "interval", "ok"),
+    [
+        ("*/5 * * * *", timedelta(minutes=10), False),
+        ("*/10 * * * *", timedelta(minutes=10), True),
+        ("* * * * *", timedelta(minutes=1), True),
+        ("0,59 0,23 * * *", timedelta(minutes=10), False),  # 23:59 -> 00:00 is one minute
+        ("0 0 * * *", timedelta(hours=24), True),
+        ("0 0 */2 * *", timedelta(hours=25), False),  # the 31st, then the 1st
+        ("0 0 * * 1,3", timedelta(hours=47), True),
+        ("0 0 * * 1,2", timedelta(hours=47), False),
+    ],
+)
+def test_min_interval_is_the_smallest_wall_clock_gap(expr: str, interval: timedelta, ok: bool) -> None:
     if ok:
         validate_cron(expr, interval)
     else:
@@ -182,10 +221,19 @@ def test_min_interval_is_the_smallest_wall_clock_gap(expr: str, interval: timede
             validate_cron(expr, interval)
 
 
-@pytest.mark.parametrize(("expr", "fixed"), [
-    ("30 2 * * *", True), ("0 0 * * *", True), ("@daily", True), ("0-59/5 2 * * *", True),
-    ("@hourly", False), ("*/5 * * * *", False), ("0 */2 * * *", False), ("* 2 * * *", False),
-])
+@pytest.mark.parametrize(
+    ("expr", "fixed"),
+    [
+        ("30 2 * * *", True),
+        ("0 0 * * *", True),
+        ("@daily", True),
+        ("0-59/5 2 * * *", True),
+        ("@hourly", False),
+        ("*/5 * * * *", False),
+        ("0 */2 * * *", False),
+        ("* 2 * * *", False),
+    ],
+)
 def test_fixed_time_means_minute_and_hour_start_with_a_digit(expr: str, fixed: bool) -> None:
     assert is_fixed_time(expr) is fixed
 
@@ -235,8 +283,8 @@ def test_three_years_of_every_minute_cost_work_by_the_day_not_by_the_fire() -> N
     assert newest[-1] == datetime(2026, 1, 1, tzinfo=UTC) and len(newest) == 5
     assert count == (datetime(2026, 1, 1, tzinfo=UTC) - after) // MINUTE  # every real minute
     _, one_day_calls = calls_made(newest_fire_times, "* * * * *", BERLIN, until - timedelta(days=1), until, 5)
-    assert newest_calls == one_day_calls            # walking back from the end: the outage's length costs nothing
-    assert count_calls < count // 60                # O(days): fewer calls than hours (17,831 today)
+    assert newest_calls == one_day_calls  # walking back from the end: the outage's length costs nothing
+    assert count_calls < count // 60  # O(days): fewer calls than hours (17,831 today)
 
 
 def test_count_of_hourly_over_a_dst_year_is_every_real_hour() -> None:
@@ -257,12 +305,17 @@ FIELD_CHOICES = (
 )
 crons = st.tuples(*(st.sampled_from(choices) for choices in FIELD_CHOICES)).map(" ".join)
 zones = st.sampled_from(["UTC", BERLIN, NEW_YORK, "Australia/Lord_Howe", "Asia/Kolkata"])
-CHANGE_DAYS = [datetime(2026, m, d, tzinfo=UTC) for m, d in
-               [(3, 8), (3, 29), (4, 5), (10, 4), (10, 25), (11, 1)]]  # NY, EU, Lord Howe
-near_changes = st.builds(lambda day, minutes: day + timedelta(minutes=minutes, seconds=minutes % 7),
-                         st.sampled_from(CHANGE_DAYS), st.integers(min_value=-3000, max_value=1500))
-starts = near_changes | st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2026, 12, 31),
-                                     timezones=st.just(UTC))
+CHANGE_DAYS = [
+    datetime(2026, m, d, tzinfo=UTC) for m, d in [(3, 8), (3, 29), (4, 5), (10, 4), (10, 25), (11, 1)]
+]  # NY, EU, Lord Howe
+near_changes = st.builds(
+    lambda day, minutes: day + timedelta(minutes=minutes, seconds=minutes % 7),
+    st.sampled_from(CHANGE_DAYS),
+    st.integers(min_value=-3000, max_value=1500),
+)
+starts = near_changes | st.datetimes(
+    min_value=datetime(2026, 1, 1), max_value=datetime(2026, 12, 31), timezones=st.just(UTC)
+)
 
 
 def reference_fire_times(expr: str, tz: str, after: datetime, until: datetime) -> list[datetime]:
@@ -291,8 +344,7 @@ def resolve(wall: datetime, zone: ZoneInfo, fixed: bool) -> list[datetime]:
 
 @settings(max_examples=80, deadline=None)
 @given(crons, zones, starts, st.integers(min_value=0, max_value=3 * 1440))
-def test_fire_times_match_the_minute_by_minute_reference(expr: str, tz: str, after: datetime,
-                                                          minutes: int) -> None:
+def test_fire_times_match_the_minute_by_minute_reference(expr: str, tz: str, after: datetime, minutes: int) -> None:
     until = after + timedelta(minutes=minutes, seconds=17)
     expected = reference_fire_times(expr, tz, after, until)
     assert fire_times(expr, tz, after, until) == expected
@@ -302,20 +354,28 @@ def test_fire_times_match_the_minute_by_minute_reference(expr: str, tz: str, aft
 
 
 daily_crons = st.tuples(*(st.sampled_from(c) for c in FIELD_CHOICES[:2])).map(
-    lambda fields: " ".join(fields) + " * * *")
+    lambda fields: " ".join(fields) + " * * *"
+)
 TRANSITIONS = [  # (zone, UTC instant of a 2026 offset change)
-    (BERLIN, datetime(2026, 3, 29, 1, tzinfo=UTC)), (BERLIN, datetime(2026, 10, 25, 1, tzinfo=UTC)),
-    (NEW_YORK, datetime(2026, 3, 8, 7, tzinfo=UTC)), (NEW_YORK, datetime(2026, 11, 1, 6, tzinfo=UTC)),
+    (BERLIN, datetime(2026, 3, 29, 1, tzinfo=UTC)),
+    (BERLIN, datetime(2026, 10, 25, 1, tzinfo=UTC)),
+    (NEW_YORK, datetime(2026, 3, 8, 7, tzinfo=UTC)),
+    (NEW_YORK, datetime(2026, 11, 1, 6, tzinfo=UTC)),
     ("Australia/Lord_Howe", datetime(2026, 4, 4, 15, tzinfo=UTC)),  # 30-minute fall-back
     ("Australia/Lord_Howe", datetime(2026, 10, 3, 15, 30, tzinfo=UTC)),
 ]
 
 
 @settings(max_examples=100, deadline=None)
-@given(daily_crons, st.sampled_from(TRANSITIONS), st.integers(min_value=0, max_value=600),
-       st.integers(min_value=0, max_value=1200))
+@given(
+    daily_crons,
+    st.sampled_from(TRANSITIONS),
+    st.integers(min_value=0, max_value=600),
+    st.integers(min_value=0, max_value=1200),
+)
 def test_dst_changes_match_the_minute_by_minute_reference(
-        expr: str, transition: tuple[str, datetime], lead: int, minutes: int) -> None:
+    expr: str, transition: tuple[str, datetime], lead: int, minutes: int
+) -> None:
     tz, change = transition
     after = change - timedelta(minutes=lead, seconds=lead % 3)
     until = after + timedelta(minutes=minutes)
@@ -325,14 +385,16 @@ def test_dst_changes_match_the_minute_by_minute_reference(
     assert newest_fire_times(expr, tz, after, until, 40) == expected[-40:]
 
 
-sparse_crons = st.tuples(st.sampled_from(["0", "30", "15,45"]), st.sampled_from(["2", "*/6", "1-3"]),
-                         *(st.sampled_from(c) for c in FIELD_CHOICES[2:])).map(" ".join)
+sparse_crons = st.tuples(
+    st.sampled_from(["0", "30", "15,45"]),
+    st.sampled_from(["2", "*/6", "1-3"]),
+    *(st.sampled_from(c) for c in FIELD_CHOICES[2:]),
+).map(" ".join)
 
 
 @settings(max_examples=40, deadline=None)
 @given(sparse_crons, zones, starts, st.integers(min_value=0, max_value=800))
-def test_counting_agrees_with_listing_over_long_windows(expr: str, tz: str, after: datetime,
-                                                       days: int) -> None:
+def test_counting_agrees_with_listing_over_long_windows(expr: str, tz: str, after: datetime, days: int) -> None:
     until = after + timedelta(days=days)
     listed = fire_times(expr, tz, after, until)
     assert count_fire_times(expr, tz, after, until) == len(listed)
@@ -343,8 +405,9 @@ def test_counting_agrees_with_listing_over_long_windows(expr: str, tz: str, afte
 
 @settings(max_examples=60, deadline=None)
 @given(crons | sparse_crons, zones, starts, st.integers(min_value=0, max_value=3 * 1440), st.integers(0, 5))
-def test_one_walk_gives_the_fire_times_and_the_next_one(expr: str, tz: str, after: datetime, minutes: int,
-                                                         limit: int) -> None:
+def test_one_walk_gives_the_fire_times_and_the_next_one(
+    expr: str, tz: str, after: datetime, minutes: int, limit: int
+) -> None:
     until = after + timedelta(minutes=minutes)
     found, following = fire_times_and_next(expr, tz, after, until, limit)
     assert found == fire_times(expr, tz, after, until, limit=limit)

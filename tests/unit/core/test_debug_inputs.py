@@ -9,8 +9,10 @@ from myapp.core.errors import SpecError
 from myapp.core.inputs import InputValue, resolve_inputs
 from tests.factories import from_param, from_task, literal, make_task
 
-STEP2 = make_task("step2", inputs=(from_task("text", "step1.t"), from_task("path", "step1.f"),
-                                   from_param("day"), literal("mode", "fast")))
+STEP2 = make_task(
+    "step2",
+    inputs=(from_task("text", "step1.t"), from_task("path", "step1.f"), from_param("day"), literal("mode", "fast")),
+)
 OUTPUTS = {"step1": {"t": {"type": "text", "value": "hello"}, "f": {"type": "file", "path": "/art/1/step1/1/f"}}}
 
 
@@ -19,8 +21,12 @@ def test_upstream_inputs_come_from_the_latest_succeeded_run() -> None:
     assert plan.missing == () and plan.source_run_id == 7
     assert plan.stored() == {"text": "hello", "path": {"type": "file", "path": "/art/1/step1/1/f"}, "mode": "fast"}
     values = resolve_inputs(STEP2, {}, {"day": "2026-01-02"}, plan.stored())
-    assert values == {"text": InputValue("text", "hello"), "path": InputValue("file", "/art/1/step1/1/f"),
-                      "mode": InputValue("text", "fast"), "day": InputValue("text", "2026-01-02")}
+    assert values == {
+        "text": InputValue("text", "hello"),
+        "path": InputValue("file", "/art/1/step1/1/f"),
+        "mode": InputValue("text", "fast"),
+        "day": InputValue("text", "2026-01-02"),
+    }
 
 
 def test_a_given_value_overrides_each_source() -> None:
@@ -35,7 +41,11 @@ def test_without_a_succeeded_run_every_upstream_input_is_named() -> None:
     assert plan.missing == ("path",)
     with pytest.raises(SpecError) as err:
         require_complete(plan, "demo")
-    assert "path" in str(err.value) and "no succeeded run" in str(err.value) and "text" not in err.value.message.split(":")[1]
+    assert (
+        "path" in str(err.value)
+        and "no succeeded run" in str(err.value)
+        and "text" not in err.value.message.split(":")[1]
+    )
 
 
 def test_an_output_the_run_did_not_produce_is_missing() -> None:

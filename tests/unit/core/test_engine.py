@@ -62,14 +62,21 @@ def test_run_outcome() -> None:
 
 def test_stop_and_timeout_targets() -> None:
     states = {"a": S, "b": R, "c": P, "d": Q, "e": TaskState.UP_FOR_RETRY}
-    assert engine.on_stop(states) == {"b": TaskState.STOPPED, "c": TaskState.STOPPED,
-                                      "d": TaskState.STOPPED, "e": TaskState.STOPPED}
+    assert engine.on_stop(states) == {
+        "b": TaskState.STOPPED,
+        "c": TaskState.STOPPED,
+        "d": TaskState.STOPPED,
+        "e": TaskState.STOPPED,
+    }
     assert engine.on_run_timeout(states) == {"b": F, "c": TaskState.STOPPED, "d": TaskState.STOPPED, "e": F}
 
 
 def test_retry_gives_a_fresh_budget_and_keeps_attempt_numbers() -> None:
-    tasks = {"a": TaskView("a", S, 1, 1), "b": TaskView("b", F, 3, 3),
-             "c": TaskView("c", TaskState.UPSTREAM_FAILED, 0, 1)}
+    tasks = {
+        "a": TaskView("a", S, 1, 1),
+        "b": TaskView("b", F, 3, 3),
+        "c": TaskView("c", TaskState.UPSTREAM_FAILED, 0, 1),
+    }
     assert engine.to_retry(tasks, {"a": 0, "b": 2, "c": 0}) == {"b": 6, "c": 1}
 
 
@@ -99,9 +106,14 @@ def test_a_success_releases_only_its_own_downstream_tasks() -> None:
 
 def test_ready_by_count_is_the_state_rule_with_the_count_given() -> None:
     later = NOW + timedelta(seconds=30)
-    tasks = [TaskView("p0", P, waiting=0), TaskView("p1", P, waiting=1), TaskView("unknown", P),
-             TaskView("retry_due", TaskState.UP_FOR_RETRY, 1, 3, NOW), TaskView("retry_later", TaskState.UP_FOR_RETRY, 1, 3, later),
-             TaskView("running", R, waiting=0)]
+    tasks = [
+        TaskView("p0", P, waiting=0),
+        TaskView("p1", P, waiting=1),
+        TaskView("unknown", P),
+        TaskView("retry_due", TaskState.UP_FOR_RETRY, 1, 3, NOW),
+        TaskView("retry_later", TaskState.UP_FOR_RETRY, 1, 3, later),
+        TaskView("running", R, waiting=0),
+    ]
     assert engine.ready_by_count(tasks, NOW) == ["p0", "retry_due"]
 
 
@@ -111,9 +123,11 @@ def test_both_ways_of_counting_agree_on_every_state_of_a_diamond() -> None:
     for combo in itertools.product(list(TaskState), repeat=3):
         states = dict(zip("abc", combo, strict=True)) | {"d": P}
         if engine.settle_pending(DIAMOND, states).get("d", TaskState.QUEUED) is not TaskState.QUEUED:
-            continue   # the upstream end that settled d (R13) ended d too: d is not pending there
+            continue  # the upstream end that settled d (R13) ended d too: d is not pending there
         by_state = engine.ready_to_queue(DIAMOND, views(**states), "d", NOW)
-        counted = engine.ready_by_count([TaskView("d", P, waiting=engine.count_waiting(DIAMOND, states, ["d"])["d"])], NOW)
+        counted = engine.ready_by_count(
+            [TaskView("d", P, waiting=engine.count_waiting(DIAMOND, states, ["d"])["d"])], NOW
+        )
         assert by_state == counted, states
 
 

@@ -28,10 +28,23 @@ def test_dot_dot_absolute_paths_elsewhere_and_odd_characters_are_refused() -> No
 
 
 def test_validation_names_the_task_and_the_field() -> None:
-    spec = parse_pipeline({"name": "leak", "tasks": [
-        {"name": "steal", "image": "x", "command": ["true"],
-         "outputs": [{"name": "cfg", "path": "../../../../kubeconfig.json"}, {"name": "pw", "path": "/etc/shadow"},
-                     {"name": "ok", "path": "/tmp/ok.txt"}]}]})
+    spec = parse_pipeline(
+        {
+            "name": "leak",
+            "tasks": [
+                {
+                    "name": "steal",
+                    "image": "x",
+                    "command": ["true"],
+                    "outputs": [
+                        {"name": "cfg", "path": "../../../../kubeconfig.json"},
+                        {"name": "pw", "path": "/etc/shadow"},
+                        {"name": "ok", "path": "/tmp/ok.txt"},
+                    ],
+                }
+            ],
+        }
+    )
     errors = {e.field: e.message for e in validate_pipeline(spec, NoTemplates())}
     assert set(errors) == {"tasks[steal].outputs[cfg].path", "tasks[steal].outputs[pw].path"}
     assert "contains '..'" in errors["tasks[steal].outputs[cfg].path"]

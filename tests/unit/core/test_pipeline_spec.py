@@ -22,25 +22,40 @@ def product_example() -> dict[str, Any]:
         "parameters": [{"name": "day", "default": "{{ execution_date[:10] }}", "description": "business day"}],
         "outputs": [{"name": "report", "from": "load.report"}],
         "schedule": {
-            "type": "crontab", "cron": "0 2 * * *", "timezone": "Asia/Shanghai",
-            "start_time": "2026-01-01T00:00:00", "depends_on_past": False, "expired_limit": 1,
-            "max_active_runs": 1, "enabled": True,
+            "type": "crontab",
+            "cron": "0 2 * * *",
+            "timezone": "Asia/Shanghai",
+            "start_time": "2026-01-01T00:00:00",
+            "depends_on_past": False,
+            "expired_limit": 1,
+            "max_active_runs": 1,
+            "enabled": True,
         },
         "timeout": 3600,
         "tasks": [
             {
-                "name": "extract", "template": "shell",
+                "name": "extract",
+                "template": "shell",
                 "args": {"script": 'echo "{{ execution_date }}" > /tmp/day.txt'},
-                "outputs": [{"name": "day", "path": "/tmp/day.txt", "type": "text"},
-                            {"name": "raw", "path": "/tmp/raw", "type": "file"}],
-                "retries": 2, "timeout": 600, "resources": {"cpu": "1", "memory": "1Gi", "gpu": 0},
+                "outputs": [
+                    {"name": "day", "path": "/tmp/day.txt", "type": "text"},
+                    {"name": "raw", "path": "/tmp/raw", "type": "file"},
+                ],
+                "retries": 2,
+                "timeout": 600,
+                "resources": {"cpu": "1", "memory": "1Gi", "gpu": 0},
             },
             {
-                "name": "load", "image": "python:3.12-slim",
+                "name": "load",
+                "image": "python:3.12-slim",
                 "command": ["python", "-c", "import sys; print(sys.argv[1:])", "$day", "$raw"],
                 "depends_on": ["extract"],
-                "inputs": {"day": {"from": "extract.day"}, "raw": {"from": "extract.raw"},
-                           "when": {"from": "params.day"}, "mode": "fast"},
+                "inputs": {
+                    "day": {"from": "extract.day"},
+                    "raw": {"from": "extract.raw"},
+                    "when": {"from": "params.day"},
+                    "mode": "fast",
+                },
                 "env": {"LOG_LEVEL": "info"},
             },
         ],
@@ -51,8 +66,12 @@ def normalized_example() -> dict[str, Any]:
     """The canonical form of the example: defaults gone, everything else as written."""
     data = product_example()
     del data["project"]
-    data["schedule"] = {"type": "crontab", "cron": "0 2 * * *", "timezone": "Asia/Shanghai",
-                        "start_time": "2026-01-01T00:00:00"}
+    data["schedule"] = {
+        "type": "crontab",
+        "cron": "0 2 * * *",
+        "timezone": "Asia/Shanghai",
+        "start_time": "2026-01-01T00:00:00",
+    }
     data["tasks"][0]["resources"] = {"cpu": "1", "memory": "1Gi"}
     return data
 
@@ -99,20 +118,30 @@ def test_minimal_pipeline_gets_the_default_timezone() -> None:
 
 
 def test_other_input_forms_and_scalars_become_text() -> None:
-    data = {"name": "x", "tasks": [{"name": "a", "image": "i", "command": ["c"], "inputs": {
-        "n": 5, "f": 1.5, "b": True, "v": {"value": 3}, "j": {"value": {"k": [1]}}}}]}
+    data = {
+        "name": "x",
+        "tasks": [
+            {
+                "name": "a",
+                "image": "i",
+                "command": ["c"],
+                "inputs": {"n": 5, "f": 1.5, "b": True, "v": {"value": 3}, "j": {"value": {"k": [1]}}},
+            }
+        ],
+    }
     inputs = parse_pipeline(data).tasks[0].inputs
     assert [b.value for b in inputs] == ["5", "1.5", "true", "3", '{"k":[1]}']
     out: Any = pipeline_to_dict(parse_pipeline(data))
-    assert out["tasks"][0]["inputs"] == {
-        "n": "5", "f": "1.5", "b": "true", "v": "3", "j": '{"k":[1]}'}
+    assert out["tasks"][0]["inputs"] == {"n": "5", "f": "1.5", "b": "true", "v": "3", "j": '{"k":[1]}'}
 
 
 def test_position_alerts_retry_delay_and_start_time_forms() -> None:
-    data = {"name": "x", "schedule": {"start_time": datetime(2026, 3, 1, 2, 30)},
-            "alerts": {"webhooks": ["https://hooks.example/a"], "on": ["failed", "succeeded"]},
-            "tasks": [{"name": "a", "image": "i", "command": ["c"], "retry_delay": 30,
-                       "position": {"x": 10, "y": 20.5}}]}
+    data = {
+        "name": "x",
+        "schedule": {"start_time": datetime(2026, 3, 1, 2, 30)},
+        "alerts": {"webhooks": ["https://hooks.example/a"], "on": ["failed", "succeeded"]},
+        "tasks": [{"name": "a", "image": "i", "command": ["c"], "retry_delay": 30, "position": {"x": 10, "y": 20.5}}],
+    }
     spec = parse_pipeline(data)
     assert spec.tasks[0].position == (10.0, 20.5)
     assert spec.tasks[0].retry_delay == 30
@@ -124,8 +153,12 @@ def test_position_alerts_retry_delay_and_start_time_forms() -> None:
 
 
 def test_nulls_count_as_absent() -> None:
-    data = {"name": "x", "description": None, "schedule": None, "tasks": [
-        {"name": "a", "image": "i", "command": ["c"], "env": None, "args": None, "retries": None}]}
+    data = {
+        "name": "x",
+        "description": None,
+        "schedule": None,
+        "tasks": [{"name": "a", "image": "i", "command": ["c"], "env": None, "args": None, "retries": None}],
+    }
     spec = parse_pipeline(data)
     assert spec.description == "" and spec.tasks[0].retries == 0
 
@@ -147,39 +180,42 @@ def _broken(path: str, value: object) -> dict[str, Any]:
 DELETE = object()
 
 
-@pytest.mark.parametrize(("path", "value", "field"), [
-    ("colour", "red", "colour"),
-    ("name", 3, "name"),
-    ("name", DELETE, "name"),
-    ("tasks", {"a": 1}, "tasks"),
-    ("tasks/1/inputs/day/from", "extract", "tasks[load].inputs.day.from"),
-    ("tasks/1/inputs/day/from", "extract.", "tasks[load].inputs.day.from"),
-    ("tasks/1/inputs/day", {"from": "extract.day", "value": 1}, "tasks[load].inputs.day"),
-    ("tasks/1/inputs/day", {"form": "extract.day"}, "tasks[load].inputs.day.form"),
-    ("tasks/1/inputs/day", None, "tasks[load].inputs.day"),
-    ("tasks/1/retries", "3", "tasks[load].retries"),
-    ("tasks/1/retries", True, "tasks[load].retries"),
-    ("tasks/1/command", "python -c x", "tasks[load].command"),
-    ("tasks/1/command/0", 5, "tasks[load].command[0]"),
-    ("tasks/1/env/LOG_LEVEL", {"a": 1}, "tasks[load].env.LOG_LEVEL"),
-    ("tasks/1/position", [1], "tasks[load].position"),
-    ("tasks/1/depends_on", "extract", "tasks[load].depends_on"),
-    ("tasks/1/imagee", "x", "tasks[load].imagee"),
-    ("tasks/0/outputs/0/type", "blob", "tasks[extract].outputs[0].type"),
-    ("tasks/0/outputs/0/size", 1, "tasks[extract].outputs[0].size"),
-    ("tasks/0/resources/gpu", "one", "tasks[extract].resources.gpu"),
-    ("tasks/0/resources/disk", "1Gi", "tasks[extract].resources.disk"),
-    ("tasks/0/args/script", object(), "tasks[extract].args.script"),
-    ("schedule/cron", 5, "schedule.cron"),
-    ("schedule/type", "weekly", "schedule.type"),
-    ("schedule/start_time", "yesterday", "schedule.start_time"),
-    ("schedule/start_time", "2026-01-01T00:00:00+08:00", "schedule.start_time"),
-    ("schedule/enabled", "yes", "schedule.enabled"),
-    ("parameters/0/default", ["a"], "parameters[0].default"),
-    ("parameters/0/kind", "x", "parameters[0].kind"),
-    ("outputs/0/from", "params.day", "outputs[0].from"),
-    ("alerts", {"webhooks": "https://x"}, "alerts.webhooks"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        ("colour", "red", "colour"),
+        ("name", 3, "name"),
+        ("name", DELETE, "name"),
+        ("tasks", {"a": 1}, "tasks"),
+        ("tasks/1/inputs/day/from", "extract", "tasks[load].inputs.day.from"),
+        ("tasks/1/inputs/day/from", "extract.", "tasks[load].inputs.day.from"),
+        ("tasks/1/inputs/day", {"from": "extract.day", "value": 1}, "tasks[load].inputs.day"),
+        ("tasks/1/inputs/day", {"form": "extract.day"}, "tasks[load].inputs.day.form"),
+        ("tasks/1/inputs/day", None, "tasks[load].inputs.day"),
+        ("tasks/1/retries", "3", "tasks[load].retries"),
+        ("tasks/1/retries", True, "tasks[load].retries"),
+        ("tasks/1/command", "python -c x", "tasks[load].command"),
+        ("tasks/1/command/0", 5, "tasks[load].command[0]"),
+        ("tasks/1/env/LOG_LEVEL", {"a": 1}, "tasks[load].env.LOG_LEVEL"),
+        ("tasks/1/position", [1], "tasks[load].position"),
+        ("tasks/1/depends_on", "extract", "tasks[load].depends_on"),
+        ("tasks/1/imagee", "x", "tasks[load].imagee"),
+        ("tasks/0/outputs/0/type", "blob", "tasks[extract].outputs[0].type"),
+        ("tasks/0/outputs/0/size", 1, "tasks[extract].outputs[0].size"),
+        ("tasks/0/resources/gpu", "one", "tasks[extract].resources.gpu"),
+        ("tasks/0/resources/disk", "1Gi", "tasks[extract].resources.disk"),
+        ("tasks/0/args/script", object(), "tasks[extract].args.script"),
+        ("schedule/cron", 5, "schedule.cron"),
+        ("schedule/type", "weekly", "schedule.type"),
+        ("schedule/start_time", "yesterday", "schedule.start_time"),
+        ("schedule/start_time", "2026-01-01T00:00:00+08:00", "schedule.start_time"),
+        ("schedule/enabled", "yes", "schedule.enabled"),
+        ("parameters/0/default", ["a"], "parameters[0].default"),
+        ("parameters/0/kind", "x", "parameters[0].kind"),
+        ("outputs/0/from", "params.day", "outputs[0].from"),
+        ("alerts", {"webhooks": "https://x"}, "alerts.webhooks"),
+    ],
+)
 def test_structural_errors_name_the_field(path: str, value: object, field: str) -> None:
     with pytest.raises(SpecError) as err:
         parse_pipeline(_broken(path, value))
@@ -213,10 +249,20 @@ def test_hash_is_stable_and_tells_changed_from_unchanged() -> None:
 
 
 def test_trigger_rule_and_when_round_trip_and_defaults_are_omitted() -> None:
-    doc = {"name": "p", "tasks": [
-        {"name": "a", "image": "x", "command": ["true"]},
-        {"name": "b", "image": "x", "command": ["true"], "depends_on": ["a"], "trigger_rule": "all_done",
-         "when": "{{ params.go }}"}]}
+    doc = {
+        "name": "p",
+        "tasks": [
+            {"name": "a", "image": "x", "command": ["true"]},
+            {
+                "name": "b",
+                "image": "x",
+                "command": ["true"],
+                "depends_on": ["a"],
+                "trigger_rule": "all_done",
+                "when": "{{ params.go }}",
+            },
+        ],
+    }
     spec = parse_pipeline(doc)
     assert (spec.tasks[0].trigger_rule, spec.tasks[0].when) == ("all_success", "")
     assert (spec.tasks[1].trigger_rule, spec.tasks[1].when) == ("all_done", "{{ params.go }}")

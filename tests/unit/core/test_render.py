@@ -24,9 +24,15 @@ STEP2_SCRIPT = "echo $step1param1\necho $step1param2\necho $step1param3\ncat $st
 def step2() -> TaskSpec:
     """Task step2 of the reference example (parameter passing between step1 and step2)."""
     return TaskSpec(
-        name="step2", template="shell", depends_on=("step1",), args={"script": STEP2_SCRIPT},
-        inputs=(from_task("step1param1", "step1.output_param1"), from_task("step1param2", "step1.output_param2"),
-                from_task("step1param3", "step1.output_param3")),
+        name="step2",
+        template="shell",
+        depends_on=("step1",),
+        args={"script": STEP2_SCRIPT},
+        inputs=(
+            from_task("step1param1", "step1.output_param1"),
+            from_task("step1param2", "step1.output_param2"),
+            from_task("step1param3", "step1.output_param3"),
+        ),
     )
 
 
@@ -63,8 +69,12 @@ def test_hostile_input_value_is_never_code(tmp_path: Path) -> None:
 
 
 def test_python_template_reads_inputs_from_environ(tmp_path: Path) -> None:
-    task = TaskSpec(name="t", template="python", inputs=(literal("day", "x"),),
-                    args={"code": "import os; print(os.environ['day'], '{{ run_id }}')"})
+    task = TaskSpec(
+        name="t",
+        template="python",
+        inputs=(literal("day", "x"),),
+        args={"code": "import os; print(os.environ['day'], '{{ run_id }}')"},
+    )
     rendered = render_task(task, PYTHON, CTX, {"day": "'); import os; os.system('touch pwned"})
     assert rendered.argv == ("python3", "-c", "import os; print(os.environ['day'], '7')")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **rendered.env}
@@ -74,21 +84,39 @@ def test_python_template_reads_inputs_from_environ(tmp_path: Path) -> None:
 
 
 def test_custom_task_substitutes_inputs_in_plain_arguments() -> None:
-    task = make_task("load", image="python:3.12-slim",
-                     command=("python", "-c", "import sys; print(sys.argv[1:])", "$day", "${raw}/x", "$$day", "$other"),
-                     inputs=(from_task("day", "e.day"), from_task("raw", "e.raw")), env={"LOG_LEVEL": "info"})
+    task = make_task(
+        "load",
+        image="python:3.12-slim",
+        command=("python", "-c", "import sys; print(sys.argv[1:])", "$day", "${raw}/x", "$$day", "$other"),
+        inputs=(from_task("day", "e.day"), from_task("raw", "e.raw")),
+        env={"LOG_LEVEL": "info"},
+    )
     rendered = render_task(task, None, CTX, {"day": "2026-01-02", "raw": "/w/raw"})
-    assert rendered.argv == ("python", "-c", "import sys; print(sys.argv[1:])", "2026-01-02", "/w/raw/x", "$day",
-                             "$other")
+    assert rendered.argv == (
+        "python",
+        "-c",
+        "import sys; print(sys.argv[1:])",
+        "2026-01-02",
+        "/w/raw/x",
+        "$day",
+        "$other",
+    )
     assert rendered.env == {"LOG_LEVEL": "info", "day": "2026-01-02", "raw": "/w/raw"}
     assert rendered.image == "python:3.12-slim"
 
 
-@pytest.mark.parametrize("command", [
-    ("bash", "-c", "echo $day"), ("sh", "-ec", "echo $day"), ("/bin/bash", "-o", "pipefail", "-xc", "echo $day"),
-    ("/usr/bin/env", "LC_ALL=C", "zsh", "-c", "echo $day"), ("python3.11", "-u", "-c", "echo $day"),
-    ("node", "-e", "echo $day"), ("perl", "-pe", "echo $day"),
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("bash", "-c", "echo $day"),
+        ("sh", "-ec", "echo $day"),
+        ("/bin/bash", "-o", "pipefail", "-xc", "echo $day"),
+        ("/usr/bin/env", "LC_ALL=C", "zsh", "-c", "echo $day"),
+        ("python3.11", "-u", "-c", "echo $day"),
+        ("node", "-e", "echo $day"),
+        ("perl", "-pe", "echo $day"),
+    ],
+)
 def test_interpreter_code_is_left_to_the_interpreter(command: tuple[str, ...]) -> None:
     task = make_task("t", command=command, inputs=(literal("day", "x"),))
     assert render_task(task, None, CTX, {"day": "; rm -rf /"}).argv == command
@@ -107,16 +135,25 @@ def test_input_values_are_never_evaluated_or_rescanned() -> None:
 
 def test_jinja_variables() -> None:
     ctx = make_context(params={"day": "2026-01-02"})
-    text = ("{{ creator }}|{{ runner }}|{{ pipeline_id }}|{{ pipeline_name }}|{{ run_id }}|{{ task_name }}|"
-            "{{ cluster_name }}|{{ execution_date }}|{{ params.day }}|{{ inputs.parameters.x }}")
+    text = (
+        "{{ creator }}|{{ runner }}|{{ pipeline_id }}|{{ pipeline_name }}|{{ run_id }}|{{ task_name }}|"
+        "{{ cluster_name }}|{{ execution_date }}|{{ params.day }}|{{ inputs.parameters.x }}"
+    )
     assert render_text(text, ctx, {"x": "X"}, task="t", field="f") == (
-        "alice|bob|3|demo|7|t1|local|2026-01-02 03:04:05|2026-01-02|X")
+        "alice|bob|3|demo|7|t1|local|2026-01-02 03:04:05|2026-01-02|X"
+    )
 
 
 def test_datetime_and_uuid_helpers() -> None:
-    out = render_text('{{ uuid.uuid4().hex[:4] }} {{ datetime.datetime.now().strftime("%Y%m%d") }} '
-                      "{{ (datetime.datetime(2026, 1, 1) + datetime.timedelta(days=1)).date() }} "
-                      "{{ datetime.timezone.utc }} {{ uuid.UUID(int=1).hex[-1:] }}", CTX, {}, task="t", field="f")
+    out = render_text(
+        '{{ uuid.uuid4().hex[:4] }} {{ datetime.datetime.now().strftime("%Y%m%d") }} '
+        "{{ (datetime.datetime(2026, 1, 1) + datetime.timedelta(days=1)).date() }} "
+        "{{ datetime.timezone.utc }} {{ uuid.UUID(int=1).hex[-1:] }}",
+        CTX,
+        {},
+        task="t",
+        field="f",
+    )
     hex4, day, tomorrow, utc, one = out.split(" ")
     assert len(hex4) == 4 and int(hex4, 16) >= 0
     assert len(day) == 8 and day.isdigit()
@@ -183,8 +220,9 @@ def test_template_injection_is_refused(text: str) -> None:
 
 
 def test_inputs_are_refused_inside_code_with_a_hint() -> None:
-    task = TaskSpec(name="t", template="shell", args={"script": "echo {{ inputs.parameters.x }}"},
-                    inputs=(literal("x", "1"),))
+    task = TaskSpec(
+        name="t", template="shell", args={"script": "echo {{ inputs.parameters.x }}"}, inputs=(literal("x", "1"),)
+    )
     with pytest.raises(RenderError, match=r"\$NAME"):
         render_task(task, SHELL, CTX, {"x": "; rm -rf /"})
     custom = make_task("c", command=("bash", "-c", "echo {{ inputs.parameters.x }}"), inputs=(literal("x", "1"),))
@@ -193,12 +231,15 @@ def test_inputs_are_refused_inside_code_with_a_hint() -> None:
 
 
 TRAIN = TemplateSpec(
-    name="train", image="trainer:1",
+    name="train",
+    image="trainer:1",
     command=("python", "train.py", "--data=$(params.data)", "$(params.epochs)"),
     parameters=(
-        ParamDef("data", required=True), ParamDef("epochs", type="integer", default=3),
+        ParamDef("data", required=True),
+        ParamDef("epochs", type="integer", default=3),
         ParamDef("mode", type="choice", choices=("fast", "full"), default="fast"),
-        ParamDef("config", type="json", default={"lr": 0.1}), ParamDef("note"),
+        ParamDef("config", type="json", default={"lr": 0.1}),
+        ParamDef("note"),
     ),
     outputs=(make_output("model", "/tmp/model", "file"), make_output("score")),
     env={"STAGE": "{{ pipeline_name }}"},
@@ -206,8 +247,13 @@ TRAIN = TemplateSpec(
 
 
 def test_template_cli_style_appends_unreferenced_parameters() -> None:
-    task = TaskSpec(name="t", template="train", args={"data": "$raw/x", "mode": "full"},
-                    inputs=(from_task("raw", "e.raw"),), env={"EXTRA": "1"})
+    task = TaskSpec(
+        name="t",
+        template="train",
+        args={"data": "$raw/x", "mode": "full"},
+        inputs=(from_task("raw", "e.raw"),),
+        env={"EXTRA": "1"},
+    )
     rendered = render_task(task, TRAIN, CTX, {"raw": "/w/raw"})
     assert rendered.argv == ("python", "train.py", "--data=/w/raw/x", "3", "--mode=full", '--config={"lr":0.1}')
     assert rendered.env == {"STAGE": "demo", "EXTRA": "1", "raw": "/w/raw"}
@@ -216,14 +262,23 @@ def test_template_cli_style_appends_unreferenced_parameters() -> None:
 
 def test_template_env_style_and_binding_wins_over_default() -> None:
     tmpl = TemplateSpec(**{**TRAIN.__dict__, "args_style": "env"})
-    task = TaskSpec(name="t", template="train", image="trainer:2", args={"data": "d"},
-                    inputs=(from_param("epochs"),), outputs=(make_output("score", "/tmp/s2"), make_output("log")))
+    task = TaskSpec(
+        name="t",
+        template="train",
+        image="trainer:2",
+        args={"data": "d"},
+        inputs=(from_param("epochs"),),
+        outputs=(make_output("score", "/tmp/s2"), make_output("log")),
+    )
     rendered = render_task(task, tmpl, CTX, {"epochs": "12"})
     assert rendered.argv == ("python", "train.py", "--data=d", "12")
     assert rendered.env == {"STAGE": "demo", "mode": "fast", "config": '{"lr":0.1}', "epochs": "12"}
     assert rendered.image == "trainer:2"
-    assert [(o.name, o.path) for o in rendered.outputs] == [("model", "/tmp/model"), ("score", "/tmp/s2"),
-                                                            ("log", "/tmp/out.txt")]
+    assert [(o.name, o.path) for o in rendered.outputs] == [
+        ("model", "/tmp/model"),
+        ("score", "/tmp/s2"),
+        ("log", "/tmp/out.txt"),
+    ]
 
 
 def test_bound_parameter_value_is_coerced_and_not_rescanned() -> None:
@@ -248,22 +303,36 @@ def test_missing_required_parameter_and_missing_input() -> None:
     assert err.value.field == "inputs.a"
 
 
-@pytest.mark.parametrize("code", [
-    "echo hello $(params.who)", 'echo "hello $(params.who)"', "echo 'hello $(params.who)'",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "echo hello $(params.who)",
+        'echo "hello $(params.who)"',
+        "echo 'hello $(params.who)'",
+    ],
+)
 @pytest.mark.parametrize("wrapper", [(), ("timeout", "30"), ("nice", "-n", "5"), ("env", "X=1")])
-def test_parameters_reach_shell_code_as_environment_references(tmp_path: Path, code: str,
-                                                                 wrapper: tuple[str, ...]) -> None:
-    tmpl = TemplateSpec(name="greet", command=(*wrapper, "bash", "-c", code),
-                        parameters=(ParamDef("who", required=True),))
+def test_parameters_reach_shell_code_as_environment_references(
+    tmp_path: Path, code: str, wrapper: tuple[str, ...]
+) -> None:
+    tmpl = TemplateSpec(
+        name="greet", command=(*wrapper, "bash", "-c", code), parameters=(ParamDef("who", required=True),)
+    )
     task = TaskSpec(name="t", template="greet", inputs=(from_task("who", "e.name"),))
     hostile = "world; touch pwned $(touch pwned2) `touch pwned3` ' \""
     rendered = render_task(task, tmpl, CTX, {"who": hostile})
     assert rendered.argv[-1] == code.replace("$(params.who)", "${MYAPP_PARAM_who}")
     assert rendered.env["MYAPP_PARAM_who"] == hostile
-    out = subprocess.run(rendered.argv, cwd=tmp_path, capture_output=True, text=True, check=True, timeout=30,
-                         env={"PATH": "/usr/bin:/bin", **rendered.env})
-    assert hostile in out.stdout or "${MYAPP_PARAM_who}" in out.stdout   # single quotes: the reference, unexpanded
+    out = subprocess.run(
+        rendered.argv,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin", **rendered.env},
+    )
+    assert hostile in out.stdout or "${MYAPP_PARAM_who}" in out.stdout  # single quotes: the reference, unexpanded
     assert list(tmp_path.iterdir()) == []
 
 
@@ -277,28 +346,41 @@ def test_a_value_never_becomes_code_even_as_the_interpreter_name() -> None:
 
 
 def test_jinja_that_names_an_interpreter_renders_its_code_as_code() -> None:
-    task = make_task("t", command=("{{ params.shell }}", "-c", "echo $who {{ inputs.parameters.who }}"),
-                     inputs=(literal("who", ""),))
+    task = make_task(
+        "t", command=("{{ params.shell }}", "-c", "echo $who {{ inputs.parameters.who }}"), inputs=(literal("who", ""),)
+    )
     ctx = replace(CTX, params={"shell": "bash"})
     with pytest.raises(RenderError, match="inputs are not spliced into code"):
         render_task(task, None, ctx, {"who": "x; id"})
 
 
 def test_custom_commands_behind_wrappers_keep_inputs_out_of_code() -> None:
-    for command in (("timeout", "30", "bash", "-c", "echo got: $msg"), ("nice", "sh", "-c", "echo $msg"),
-                    ("bash", "--rcfile", "/dev/null", "-c", "echo $msg"), ("nice", "python3", "-c", "print('$msg')")):
+    for command in (
+        ("timeout", "30", "bash", "-c", "echo got: $msg"),
+        ("nice", "sh", "-c", "echo $msg"),
+        ("bash", "--rcfile", "/dev/null", "-c", "echo $msg"),
+        ("nice", "python3", "-c", "print('$msg')"),
+    ):
         task = make_task("t", command=command, inputs=(literal("msg", ""),))
         rendered = render_task(task, None, CTX, {"msg": "x; id; echo INJECTED $(id -un)"})
         assert rendered.argv == command and rendered.env["msg"] == "x; id; echo INJECTED $(id -un)"
 
 
 def test_template_command_errors() -> None:
-    bad = TemplateSpec(name="x", command=("python3", "-c", "print('$(params.msg)')", "$(params.nope)"),
-                       parameters=(ParamDef("msg"), ParamDef("code", type="text", script=True)))
+    bad = TemplateSpec(
+        name="x",
+        command=("python3", "-c", "print('$(params.msg)')", "$(params.nope)"),
+        parameters=(ParamDef("msg"), ParamDef("code", type="text", script=True)),
+    )
     assert [(e.field, e.message[:20]) for e in template_command_errors(bad)] == [
-        ("command[2]", "parameters are not s"), ("command[3]", "unknown parameter 'n")]
-    mixed = TemplateSpec(name="x", command=("bash", "-c", "set -e; $(params.code)"),
-                         parameters=(ParamDef("code", type="text", script=True),))
+        ("command[2]", "parameters are not s"),
+        ("command[3]", "unknown parameter 'n"),
+    ]
+    mixed = TemplateSpec(
+        name="x",
+        command=("bash", "-c", "set -e; $(params.code)"),
+        parameters=(ParamDef("code", type="text", script=True),),
+    )
     assert [e.field for e in template_command_errors(mixed)] == ["command[2]"]
     with pytest.raises(RenderError):
         render_task(TaskSpec(name="t", template="x", args={"code": "x"}), mixed, CTX, {})
@@ -312,10 +394,18 @@ def test_nul_characters_are_refused() -> None:
 
 
 def test_global_params_defaults_are_rendered_and_supplied_values_win() -> None:
-    params = (GlobalParam("day", default="{{ execution_date[:10] }}"), GlobalParam("tag", default="{{ params.day }}-x"),
-              GlobalParam("who", default="me"), GlobalParam("opt"))
+    params = (
+        GlobalParam("day", default="{{ execution_date[:10] }}"),
+        GlobalParam("tag", default="{{ params.day }}-x"),
+        GlobalParam("who", default="me"),
+        GlobalParam("opt"),
+    )
     assert render_global_params(params, {"who": "{{ you }}"}, CTX) == {
-        "day": "2026-01-02", "tag": "2026-01-02-x", "who": "{{ you }}", "opt": ""}
+        "day": "2026-01-02",
+        "tag": "2026-01-02-x",
+        "who": "{{ you }}",
+        "opt": "",
+    }
 
 
 def test_global_params_errors() -> None:

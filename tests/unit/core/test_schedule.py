@@ -30,9 +30,16 @@ ACTIVE = (RunState.QUEUED, RunState.RUNNING)
 
 def make_schedule(**overrides: Any) -> Schedule:
     """Return an hourly UTC schedule starting at S; keyword arguments override fields."""
-    defaults: dict[str, Any] = dict(pipeline_id=1, cron="0 * * * *", timezone="UTC", start_time=S,
-                                    depends_on_past=False, expired_limit=1, max_active_runs=1,
-                                    enabled=True)
+    defaults: dict[str, Any] = dict(
+        pipeline_id=1,
+        cron="0 * * * *",
+        timezone="UTC",
+        start_time=S,
+        depends_on_past=False,
+        expired_limit=1,
+        max_active_runs=1,
+        enabled=True,
+    )
     return Schedule(**{**defaults, **overrides})
 
 
@@ -130,8 +137,11 @@ def test_launch_never_exceeds_max_active_runs_and_retries_take_no_slot_from_the_
 
 def test_depends_on_past_blocks_on_a_failed_or_stopped_predecessor() -> None:
     schedule = make_schedule(depends_on_past=True, expired_limit=0, max_active_runs=5)
-    for state, words in [(RunState.FAILED, "failed"), (RunState.STOPPED, "was stopped"),
-                         (RunState.RUNNING, "is still running")]:
+    for state, words in [
+        (RunState.FAILED, "failed"),
+        (RunState.STOPPED, "was stopped"),
+        (RunState.RUNNING, "is still running"),
+    ]:
         records = [Record(at(0), "launched", state), Record(at(1), "waiting")]
         plan = plan_pass(schedule, records, 0, at(2))
         assert plan.launch == ()
@@ -184,11 +194,11 @@ def test_after_applying_a_pass_the_same_now_plans_nothing() -> None:
 
 
 def test_fall_back_day_materializes_a_fixed_time_once() -> None:
-    schedule = make_schedule(cron="30 2 * * *", timezone="Europe/Berlin", expired_limit=0,
-                             start_time=datetime(2026, 10, 24, tzinfo=UTC))
+    schedule = make_schedule(
+        cron="30 2 * * *", timezone="Europe/Berlin", expired_limit=0, start_time=datetime(2026, 10, 24, tzinfo=UTC)
+    )
     plan = plan_pass(schedule, [], 0, datetime(2026, 10, 26, tzinfo=UTC))
-    assert plan.create == (datetime(2026, 10, 24, 0, 30, tzinfo=UTC),
-                           datetime(2026, 10, 25, 0, 30, tzinfo=UTC))
+    assert plan.create == (datetime(2026, 10, 24, 0, 30, tzinfo=UTC), datetime(2026, 10, 25, 0, 30, tzinfo=UTC))
 
 
 def test_apply_plan_matches_the_reference_apply() -> None:
@@ -202,7 +212,10 @@ def test_apply_plan_matches_the_reference_apply() -> None:
 def test_preview_explains_the_coming_fire_times() -> None:
     lines = preview(make_schedule(max_active_runs=1, expired_limit=1), [], 0, at(0.5), 3)
     assert [line.execution_date for line in lines] == [
-        "2026-01-01 01:00:00", "2026-01-01 02:00:00", "2026-01-01 03:00:00"]
+        "2026-01-01 01:00:00",
+        "2026-01-01 02:00:00",
+        "2026-01-01 03:00:00",
+    ]
     assert [line.action for line in lines] == ["launch", "wait", "wait"]
     assert "max_active_runs 1 reached (1 active)" in lines[1].reason
     assert "expires 1 older waiting record" in lines[2].reason
@@ -219,6 +232,7 @@ def test_preview_of_a_blocked_depends_on_past_schedule_names_the_predecessor() -
 
 # --- properties: a simulated scheduler over many passes --------------------------------------
 
+
 @dataclass(frozen=True)
 class Step:
     minutes: int  # how far `now` moves before the pass
@@ -226,16 +240,18 @@ class Step:
 
 
 OUTCOMES = ("keep", "succeeded", "failed", "stopped", "retried")
-steps = st.builds(Step, st.integers(min_value=0, max_value=400),
-                  st.lists(st.sampled_from(OUTCOMES), max_size=4).map(tuple))
+steps = st.builds(
+    Step, st.integers(min_value=0, max_value=400), st.lists(st.sampled_from(OUTCOMES), max_size=4).map(tuple)
+)
 schedules = st.builds(
     make_schedule,
     cron=st.sampled_from(["*/20 * * * *", "0 * * * *", "30 2 * * *", "*/30 1-3 * * *", "@daily"]),
     timezone=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"]),
-    start_time=st.sampled_from([datetime(2026, 10, 24, 20, 7, tzinfo=UTC),
-                                datetime(2026, 3, 28, 23, tzinfo=UTC)]),
-    depends_on_past=st.booleans(), expired_limit=st.integers(0, 3),
-    max_active_runs=st.integers(0, 3))
+    start_time=st.sampled_from([datetime(2026, 10, 24, 20, 7, tzinfo=UTC), datetime(2026, 3, 28, 23, tzinfo=UTC)]),
+    depends_on_past=st.booleans(),
+    expired_limit=st.integers(0, 3),
+    max_active_runs=st.integers(0, 3),
+)
 
 
 def settle(records: list[Record], outcomes: tuple[str, ...]) -> list[Record]:
@@ -257,16 +273,17 @@ def check_plan(schedule: Schedule, records: list[Record], plan: PassPlan, now: d
     assert len(set(plan.create)) == len(plan.create) and not set(plan.create) & existing
     assert list(plan.create) == sorted(plan.create)
     assert all(i > max(existing, default=schedule.start_time - timedelta(1)) for i in plan.create)
-    assert set(plan.create) <= set(fire_times(schedule.cron, schedule.timezone,
-                                              schedule.start_time - timedelta(microseconds=1), now))
+    assert set(plan.create) <= set(
+        fire_times(schedule.cron, schedule.timezone, schedule.start_time - timedelta(microseconds=1), now)
+    )
     assert list(plan.launch) == sorted(set(plan.launch))
     waiting_before = sorted([r.instant for r in records if r.status == "waiting"] + list(plan.create))
     survivors = [i for i in waiting_before if i not in plan.expire]
     if schedule.expired_limit:
-        assert survivors == waiting_before[-schedule.expired_limit:]  # exactly the newest N
+        assert survivors == waiting_before[-schedule.expired_limit :]  # exactly the newest N
     else:
         assert not plan.expire
-    assert list(plan.launch) == survivors[:len(plan.launch)]  # strictly oldest first
+    assert list(plan.launch) == survivors[: len(plan.launch)]  # strictly oldest first
     active = active_runs(records)
     assert active + len(plan.launch) <= max(active, schedule.max_active_runs)
     if schedule.depends_on_past and plan.launch:
@@ -292,14 +309,16 @@ def test_simulated_passes_keep_every_invariant(schedule: Schedule, plan_steps: l
                 break
         again = plan_pass(schedule, records, active_runs(records), now, backfill_chunk=7)
         assert again.changes_nothing  # R6: a second pass at the same now changes nothing
-        assert not plan_pass(schedule, records, active_runs(records), now - timedelta(minutes=1),
-                             last_pass_at=now).launch
+        assert not plan_pass(
+            schedule, records, active_runs(records), now - timedelta(minutes=1), last_pass_at=now
+        ).launch
     start = schedule.start_time - timedelta(microseconds=1)
     assert created + skipped == count_fire_times(schedule.cron, schedule.timezone, start, now)
 
 
-def three_walk_plan(schedule: Schedule, newest: datetime | None, now: datetime,
-                    chunk: int) -> tuple[tuple[datetime, ...], SkippedSpan | None, datetime | None]:
+def three_walk_plan(
+    schedule: Schedule, newest: datetime | None, now: datetime, chunk: int
+) -> tuple[tuple[datetime, ...], SkippedSpan | None, datetime | None]:
     """The planner's materialization as it was before one walk replaced three: count, list, then next."""
     cron, tz, keep = schedule.cron, schedule.timezone, schedule.expired_limit
     after = newest if newest is not None else schedule.start_time - timedelta(microseconds=1)
@@ -317,10 +336,15 @@ def three_walk_plan(schedule: Schedule, newest: datetime | None, now: datetime,
 
 
 @settings(max_examples=80, deadline=None)
-@given(schedules, st.integers(min_value=0, max_value=4000), st.integers(min_value=0, max_value=3000),
-       st.integers(min_value=1, max_value=40))
+@given(
+    schedules,
+    st.integers(min_value=0, max_value=4000),
+    st.integers(min_value=0, max_value=3000),
+    st.integers(min_value=1, max_value=40),
+)
 def test_one_walk_plans_what_counting_listing_and_a_fresh_walk_planned(
-        schedule: Schedule, newest_minutes: int, minutes: int, chunk: int) -> None:
+    schedule: Schedule, newest_minutes: int, minutes: int, chunk: int
+) -> None:
     newest = schedule.start_time + timedelta(minutes=newest_minutes) if newest_minutes % 3 else None
     records = [Record(newest, "launched", RunState.SUCCEEDED)] if newest is not None else []
     now = (newest or schedule.start_time) + timedelta(minutes=minutes)

@@ -64,43 +64,85 @@ def test_every_state_is_reachable_and_something_ends(lifecycle: Lifecycle[StrEnu
 
 def test_the_tables() -> None:
     """Each lifecycle as it stands: a changed table is a visible change of this test."""
+
     def edges(lc: Lifecycle[StrEnum]) -> set[tuple[str, str]]:
         return {(a.value, b.value) for a, nexts in lc.transitions.items() for b in nexts}
 
-    assert edges(RUN) == {("creating", "queued"), ("creating", "running"), ("creating", "failed"),
-                          ("creating", "stopped"), ("queued", "running"), ("queued", "failed"), ("queued", "stopped"),
-                          ("running", "succeeded"), ("running", "failed"), ("running", "stopped")}
+    assert edges(RUN) == {
+        ("creating", "queued"),
+        ("creating", "running"),
+        ("creating", "failed"),
+        ("creating", "stopped"),
+        ("queued", "running"),
+        ("queued", "failed"),
+        ("queued", "stopped"),
+        ("running", "succeeded"),
+        ("running", "failed"),
+        ("running", "stopped"),
+    }
     assert edges(TASK) == {
-        ("pending", "queued"), ("pending", "upstream_failed"), ("pending", "stopped"), ("pending", "skipped"),
-        ("queued", "running"), ("queued", "failed"), ("queued", "stopped"),
-        ("running", "succeeded"), ("running", "failed"), ("running", "up_for_retry"), ("running", "stopped"),
+        ("pending", "queued"),
+        ("pending", "upstream_failed"),
+        ("pending", "stopped"),
+        ("pending", "skipped"),
+        ("queued", "running"),
+        ("queued", "failed"),
+        ("queued", "stopped"),
+        ("running", "succeeded"),
+        ("running", "failed"),
+        ("running", "up_for_retry"),
+        ("running", "stopped"),
         ("running", "skipped"),
-        ("up_for_retry", "queued"), ("up_for_retry", "failed"), ("up_for_retry", "stopped")}
+        ("up_for_retry", "queued"),
+        ("up_for_retry", "failed"),
+        ("up_for_retry", "stopped"),
+    }
     assert edges(ATTEMPT) == {("running", "succeeded"), ("running", "failed"), ("running", "stopped")}
     assert edges(RECORD) == {("waiting", "launched"), ("waiting", "expired")}
-    assert edges(TEMPLATE) == {("draft", "draft"), ("draft", "pending"), ("pending", "published"),
-                               ("pending", "rejected"), ("pending", "draft"), ("rejected", "draft"),
-                               ("rejected", "pending")}
+    assert edges(TEMPLATE) == {
+        ("draft", "draft"),
+        ("draft", "pending"),
+        ("pending", "published"),
+        ("pending", "rejected"),
+        ("pending", "draft"),
+        ("rejected", "draft"),
+        ("rejected", "pending"),
+    }
     assert edges(ALERT) == {("pending", "sent"), ("pending", "failed")}
     assert (RUN.initial, TASK.initial, ATTEMPT.initial, RECORD.initial, TEMPLATE.initial, ALERT.initial) == (
-        RunState.CREATING, TaskState.PENDING, AttemptState.RUNNING, RecordStatus.WAITING, TemplateStatus.DRAFT,
-        AlertStatus.PENDING)
+        RunState.CREATING,
+        TaskState.PENDING,
+        AttemptState.RUNNING,
+        RecordStatus.WAITING,
+        TemplateStatus.DRAFT,
+        AlertStatus.PENDING,
+    )
 
 
 def test_terminal_states_are_derived_from_the_tables() -> None:
     assert RUN_TERMINAL == {RunState.SUCCEEDED, RunState.FAILED, RunState.STOPPED}
-    assert TASK_TERMINAL == {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.UPSTREAM_FAILED,
-                             TaskState.STOPPED, TaskState.SKIPPED}
+    assert TASK_TERMINAL == {
+        TaskState.SUCCEEDED,
+        TaskState.FAILED,
+        TaskState.UPSTREAM_FAILED,
+        TaskState.STOPPED,
+        TaskState.SKIPPED,
+    }
     assert TASK_UNFINISHED == {TaskState.PENDING, TaskState.QUEUED, TaskState.RUNNING, TaskState.UP_FOR_RETRY}
     assert ATTEMPT.unfinished == {AttemptState.RUNNING}
     assert RECORD.terminal == {RecordStatus.LAUNCHED, RecordStatus.EXPIRED}
     assert TEMPLATE.terminal == {TemplateStatus.PUBLISHED}
 
 
-@pytest.mark.parametrize("current,target", [
-    (RunState.SUCCEEDED, RunState.RUNNING), (RunState.FAILED, RunState.SUCCEEDED),
-    (RunState.STOPPED, RunState.QUEUED), (RunState.RUNNING, RunState.QUEUED),
-])
+@pytest.mark.parametrize(
+    "current,target",
+    [
+        (RunState.SUCCEEDED, RunState.RUNNING),
+        (RunState.FAILED, RunState.SUCCEEDED),
+        (RunState.STOPPED, RunState.QUEUED),
+        (RunState.RUNNING, RunState.QUEUED),
+    ],
+)
 def test_illegal_run_transitions_raise(current: RunState, target: RunState) -> None:
     with pytest.raises(IllegalTransition):
         check_run_transition(current, target)
@@ -110,22 +152,34 @@ def test_legal_run_transition_returns_target() -> None:
     assert check_run_transition(RunState.QUEUED, RunState.RUNNING) is RunState.RUNNING
 
 
-@pytest.mark.parametrize("current,target", [
-    (TaskState.PENDING, TaskState.RUNNING), (TaskState.SUCCEEDED, TaskState.FAILED),
-    (TaskState.UPSTREAM_FAILED, TaskState.QUEUED), (TaskState.QUEUED, TaskState.SUCCEEDED),
-])
+@pytest.mark.parametrize(
+    "current,target",
+    [
+        (TaskState.PENDING, TaskState.RUNNING),
+        (TaskState.SUCCEEDED, TaskState.FAILED),
+        (TaskState.UPSTREAM_FAILED, TaskState.QUEUED),
+        (TaskState.QUEUED, TaskState.SUCCEEDED),
+    ],
+)
 def test_illegal_task_transitions_raise(current: TaskState, target: TaskState) -> None:
     with pytest.raises(IllegalTransition):
         check_task_transition(current, target)
 
 
-@pytest.mark.parametrize("lifecycle,current,target", [
-    (ATTEMPT, AttemptState.SUCCEEDED, AttemptState.FAILED), (ATTEMPT, AttemptState.STOPPED, AttemptState.RUNNING),
-    (RECORD, RecordStatus.EXPIRED, RecordStatus.LAUNCHED), (RECORD, RecordStatus.LAUNCHED, RecordStatus.EXPIRED),
-    (TEMPLATE, TemplateStatus.PUBLISHED, TemplateStatus.DRAFT), (ALERT, AlertStatus.FAILED, AlertStatus.SENT),
-])
-def test_illegal_transitions_of_the_other_lifecycles_raise(lifecycle: Lifecycle[StrEnum], current: StrEnum,
-                                                           target: StrEnum) -> None:
+@pytest.mark.parametrize(
+    "lifecycle,current,target",
+    [
+        (ATTEMPT, AttemptState.SUCCEEDED, AttemptState.FAILED),
+        (ATTEMPT, AttemptState.STOPPED, AttemptState.RUNNING),
+        (RECORD, RecordStatus.EXPIRED, RecordStatus.LAUNCHED),
+        (RECORD, RecordStatus.LAUNCHED, RecordStatus.EXPIRED),
+        (TEMPLATE, TemplateStatus.PUBLISHED, TemplateStatus.DRAFT),
+        (ALERT, AlertStatus.FAILED, AlertStatus.SENT),
+    ],
+)
+def test_illegal_transitions_of_the_other_lifecycles_raise(
+    lifecycle: Lifecycle[StrEnum], current: StrEnum, target: StrEnum
+) -> None:
     with pytest.raises(IllegalTransition, match=lifecycle.name):
         lifecycle.check(current, target)
 

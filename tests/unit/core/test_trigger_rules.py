@@ -30,13 +30,25 @@ OUTCOME_STATE = {Outcome.SUCCESS: S, Outcome.SKIPPED: SK, Outcome.FAILED: F}
 
 # The table of docs/rules.md R13: (rule, upstream states) -> decision; None = wait.
 TABLE = [
-    (A.ALL_SUCCESS, [S, S], QUEUE), (A.ALL_SUCCESS, [S, R], None), (A.ALL_SUCCESS, [F, R], UF),
-    (A.ALL_SUCCESS, [SK, R], SK), (A.ALL_SUCCESS, [UF, S], UF), (A.ALL_SUCCESS, [ST, S], UF),
-    (A.ALL_DONE, [S, R], None), (A.ALL_DONE, [F, SK], QUEUE), (A.ALL_DONE, [UF, S], QUEUE),
-    (A.ONE_FAILED, [F, R], QUEUE), (A.ONE_FAILED, [UF, R], QUEUE), (A.ONE_FAILED, [S, R], None),
+    (A.ALL_SUCCESS, [S, S], QUEUE),
+    (A.ALL_SUCCESS, [S, R], None),
+    (A.ALL_SUCCESS, [F, R], UF),
+    (A.ALL_SUCCESS, [SK, R], SK),
+    (A.ALL_SUCCESS, [UF, S], UF),
+    (A.ALL_SUCCESS, [ST, S], UF),
+    (A.ALL_DONE, [S, R], None),
+    (A.ALL_DONE, [F, SK], QUEUE),
+    (A.ALL_DONE, [UF, S], QUEUE),
+    (A.ONE_FAILED, [F, R], QUEUE),
+    (A.ONE_FAILED, [UF, R], QUEUE),
+    (A.ONE_FAILED, [S, R], None),
     (A.ONE_FAILED, [S, SK], SK),
-    (A.NONE_FAILED, [S, SK], QUEUE), (A.NONE_FAILED, [SK, R], None), (A.NONE_FAILED, [F, R], UF),
-    (A.ALL_SKIPPED, [SK, SK], QUEUE), (A.ALL_SKIPPED, [SK, R], None), (A.ALL_SKIPPED, [S, R], SK),
+    (A.NONE_FAILED, [S, SK], QUEUE),
+    (A.NONE_FAILED, [SK, R], None),
+    (A.NONE_FAILED, [F, R], UF),
+    (A.ALL_SKIPPED, [SK, SK], QUEUE),
+    (A.ALL_SKIPPED, [SK, R], None),
+    (A.ALL_SKIPPED, [S, R], SK),
     (A.ALL_SKIPPED, [F, R], SK),
 ]
 
@@ -65,7 +77,14 @@ def test_a_failure_wins_over_a_skip_in_the_recount() -> None:
 
 def test_outcomes_and_names() -> None:
     assert [outcome_of(s) for s in (S, SK, F, UF, ST, R, P)] == [
-        Outcome.SUCCESS, Outcome.SKIPPED, Outcome.FAILED, Outcome.FAILED, Outcome.FAILED, None, None]
+        Outcome.SUCCESS,
+        Outcome.SKIPPED,
+        Outcome.FAILED,
+        Outcome.FAILED,
+        Outcome.FAILED,
+        None,
+        None,
+    ]
     assert parse_rule("one_failed") is A.ONE_FAILED and parse_rule("one_success") is None
     assert at_zero(A.ONE_FAILED) is SK and at_zero(A.ALL_DONE) is QUEUE
 
@@ -81,8 +100,12 @@ def test_settle_pending_cascades_skips_and_failures_in_one_pass() -> None:
 
 
 def test_on_release_decides_released_tasks_from_their_counts() -> None:
-    tasks = [TaskView("join", P, waiting=3), TaskView("cleanup", P, waiting=0), TaskView("alarm", P, waiting=2),
-             TaskView("done", S, waiting=0)]
+    tasks = [
+        TaskView("join", P, waiting=3),
+        TaskView("cleanup", P, waiting=0),
+        TaskView("alarm", P, waiting=2),
+        TaskView("done", S, waiting=0),
+    ]
     rules = {"cleanup": A.ALL_DONE, "alarm": A.ONE_FAILED}
     assert engine.on_release(tasks, Outcome.FAILED, NOW, rules) == {"join": UF, "cleanup": QUEUE, "alarm": QUEUE}
     assert engine.on_release(tasks, Outcome.SUCCESS, NOW, rules) == {"cleanup": QUEUE}

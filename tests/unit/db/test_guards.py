@@ -18,7 +18,8 @@ def sql(clause: object) -> str:
 def test_a_guard_lists_the_states_the_table_moves_from() -> None:
     assert sql(moving_to(column("state"), TASK, TaskState.RUNNING)) == "state = 'queued'"
     assert sql(moving_to(column("state"), TASK, TaskState.STOPPED)) == (
-        "state IN ('pending', 'queued', 'running', 'up_for_retry')")
+        "state IN ('pending', 'queued', 'running', 'up_for_retry')"
+    )
     assert sql(unfinished(column("state"), ATTEMPT)) == "state = 'running'"
 
 
@@ -29,15 +30,22 @@ class Grown(StrEnum):
 
 
 def test_a_new_state_is_one_edit_of_the_table() -> None:
-    grown = Lifecycle("record", Grown.WAITING, {Grown.WAITING: frozenset({Grown.LAUNCHED, Grown.HELD}),
-                                                Grown.HELD: frozenset({Grown.LAUNCHED}),
-                                                Grown.LAUNCHED: frozenset()})
+    grown = Lifecycle(
+        "record",
+        Grown.WAITING,
+        {
+            Grown.WAITING: frozenset({Grown.LAUNCHED, Grown.HELD}),
+            Grown.HELD: frozenset({Grown.LAUNCHED}),
+            Grown.LAUNCHED: frozenset(),
+        },
+    )
     assert sql(moving_to(column("status"), grown, Grown.LAUNCHED)) == "status IN ('held', 'waiting')"
     with pytest.raises(ValueError, match="not one state"):
-        only_source(grown, Grown.LAUNCHED)   # the bulk UPDATE's '=' guard must then be rewritten
+        only_source(grown, Grown.LAUNCHED)  # the bulk UPDATE's '=' guard must then be rewritten
 
 
 def test_bulk_updates_of_records_leave_waiting_only() -> None:
     assert only_source(RECORD, RecordStatus.LAUNCHED, RecordStatus.EXPIRED) == "waiting"
     assert sql(in_states(column("status"), [RecordStatus.EXPIRED, RecordStatus.LAUNCHED])) == (
-        "status IN ('expired', 'launched')")
+        "status IN ('expired', 'launched')"
+    )

@@ -37,8 +37,14 @@ deps.get()          # the worker's services, as its first task builds them
 def loaded_flask_modules(extra: str, home: Path) -> str:
     env = {**os.environ, "MYAPP_HOME": str(home)}
     env.pop("MYAPP_DATABASE_URL", None)
-    out = subprocess.run([sys.executable, "-c", CODE.format(extra=extra, flask=FLASK)], capture_output=True,
-                         text=True, check=True, env=env, cwd=home)
+    out = subprocess.run(
+        [sys.executable, "-c", CODE.format(extra=extra, flask=FLASK)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=home,
+    )
     return out.stdout.strip()
 
 

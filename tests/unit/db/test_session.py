@@ -90,7 +90,7 @@ def test_after_commit_hooks_run_after_a_commit_only_and_never_undo_it(tmp_path: 
     def broken() -> None:
         raise RuntimeError("broker down")
 
-    with db.write() as s:   # a hook that raises is logged; the commit stands, the next hook still runs
+    with db.write() as s:  # a hook that raises is logged; the commit stands, the next hook still runs
         s.execute(text("INSERT INTO t VALUES (1)"))
         s.info.setdefault("after_commit", []).extend([broken, lambda: ran.append("committed")])
     with pytest.raises(ValueError), db.write() as s:
@@ -133,11 +133,11 @@ def test_a_pooled_connection_is_pinged_only_when_the_server_spoke_while_it_was_i
         quiet = FakePgConnection(client)
         _ping_if_spoken_to(quiet, None, None)
         assert quiet.statements == [], "a connection with nothing to read needs no round trip"
-        server.sendall(b"E")   # e.g. FATAL: terminating connection due to administrator command
+        server.sendall(b"E")  # e.g. FATAL: terminating connection due to administrator command
         alive = FakePgConnection(client)
         _ping_if_spoken_to(alive, None, None)
         assert alive.statements == ["SELECT 1", "ROLLBACK"]
-        server.close()          # and then the socket's end
+        server.close()  # and then the socket's end
         with pytest.raises(DisconnectionError):
             _ping_if_spoken_to(FakePgConnection(client, fails=True), None, None)
     finally:
@@ -159,14 +159,14 @@ def test_a_terminated_postgresql_backend_is_replaced_when_taken_from_the_pool() 
             first = conn.execute(text("SELECT pg_backend_pid()")).scalar()
         with psycopg.connect(url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (first,))
-            for _ in range(100):   # until the backend is gone
+            for _ in range(100):  # until the backend is gone
                 if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (first,)).fetchone():
                     break
                 time.sleep(0.02)
-        with engine.connect() as conn:   # no error: the dead connection is swapped for a new one
+        with engine.connect() as conn:  # no error: the dead connection is swapped for a new one
             second = conn.execute(text("SELECT pg_backend_pid()")).scalar()
         assert second != first
-        with engine.connect() as conn:   # and the live one is reused
+        with engine.connect() as conn:  # and the live one is reused
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar() == second
     finally:
         engine.dispose()

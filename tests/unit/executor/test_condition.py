@@ -11,13 +11,27 @@ from tests.factories import make_param, make_pipeline, make_task
 
 def context(when: str, **overrides: Any) -> AttemptContext:
     task = make_task("train", depends_on=("check",), when=when)
-    spec = make_pipeline(tasks=[make_task("check"), task],
-                         parameters=(make_param("go", default="yes"), make_param("key", secret=True)))
+    spec = make_pipeline(
+        tasks=[make_task("check"), task], parameters=(make_param("go", default="yes"), make_param("key", secret=True))
+    )
     values: dict[str, Any] = dict(
-        attempt_id=1, task_instance_id=1, try_number=1, run_id=7, pipeline_id=1, pipeline_name="demo", spec=spec,
-        task=task, trigger="manual", execution_date="2026-01-01 00:00:00", params={"key": "s3cr3t-value"},
-        creator="ann", runner="ann", user_id=None, token="t",
-        upstream_outputs={"check": {"ok": {"type": "text", "value": "true"}}})
+        attempt_id=1,
+        task_instance_id=1,
+        try_number=1,
+        run_id=7,
+        pipeline_id=1,
+        pipeline_name="demo",
+        spec=spec,
+        task=task,
+        trigger="manual",
+        execution_date="2026-01-01 00:00:00",
+        params={"key": "s3cr3t-value"},
+        creator="ann",
+        runner="ann",
+        user_id=None,
+        token="t",
+        upstream_outputs={"check": {"ok": {"type": "text", "value": "true"}}},
+    )
     return AttemptContext(**{**values, **overrides})
 
 

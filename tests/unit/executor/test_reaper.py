@@ -27,13 +27,12 @@ WORKER = textwrap.dedent("""
 
 
 def test_a_killed_worker_takes_its_registered_task_groups_with_it() -> None:
-    worker = subprocess.Popen([sys.executable, "-c", WORKER], stdout=subprocess.PIPE, text=True,
-                              start_new_session=True)
+    worker = subprocess.Popen([sys.executable, "-c", WORKER], stdout=subprocess.PIPE, text=True, start_new_session=True)
     assert worker.stdout is not None
     registered, forgotten, later, reaper = (int(p) for p in worker.stdout.readline().split())
     try:
         assert alive(registered) and alive(forgotten) and alive(later) and alive(reaper)
-        os.killpg(worker.pid, signal.SIGKILL)   # the whole worker process group, as `kill -9 -PGID`
+        os.killpg(worker.pid, signal.SIGKILL)  # the whole worker process group, as `kill -9 -PGID`
         worker.wait()
         assert wait_gone(registered), "the registered task outlived its killed worker"
         assert wait_gone(later), "a task registered in a reused slot outlived its killed worker"
@@ -58,11 +57,11 @@ def test_a_reaper_that_died_is_replaced_and_the_new_one_kills_the_groups_still_r
         assert first is not None
         os.kill(first, signal.SIGKILL)
         assert wait_gone(first)
-        reaper.register(os.getpid() + 10_000_000)   # the next registration notices the dead helper and starts another
+        reaper.register(os.getpid() + 10_000_000)  # the next registration notices the dead helper and starts another
         second = reaper.pid()
         assert second is not None and second != first and alive(second)
         assert reaper._proc is not None and reaper._proc.stdin is not None
-        reaper._proc.stdin.close()   # what the kernel does when this process dies
+        reaper._proc.stdin.close()  # what the kernel does when this process dies
         assert wait_gone(task.pid), "the new reaper did not kill the group registered with the old one"
     finally:
         try:

@@ -28,12 +28,12 @@ def test_a_worker_that_cannot_switch_users_runs_one_project_and_says_so() -> Non
 def test_demanding_users_without_root_refuses_to_start() -> None:
     with pytest.raises(MyappError, match="MYAPP_TASK_ISOLATION: 'users' needs a worker running as root"):
         decide("users", 1000)
-    assert describe("users", 1000)["mode"] == USERS   # what any worker that starts guarantees
+    assert describe("users", 1000)["mode"] == USERS  # what any worker that starts guarantees
 
 
 def test_the_first_project_binds_an_unisolated_installation(tmp_path: Path) -> None:
     bind_single_project(tmp_path, 3, "a")
-    bind_single_project(tmp_path, 3, "b")   # the same project again: fine
+    bind_single_project(tmp_path, 3, "b")  # the same project again: fine
     with pytest.raises(MyappError) as err:
         bind_single_project(tmp_path, 4, "other")
     assert "task 'other': refused" in str(err.value) and "MYAPP_TASK_ISOLATION=none" in str(err.value)
@@ -59,8 +59,9 @@ def test_a_uid_of_another_account_is_refused() -> None:
         accounts.for_project(0)
 
 
-@pytest.mark.parametrize(("name", "value"), [("task_isolation", "maybe"), ("task_user", "Bad Name"),
-                                             ("task_uid_base", "10")])
+@pytest.mark.parametrize(
+    ("name", "value"), [("task_isolation", "maybe"), ("task_user", "Bad Name"), ("task_uid_base", "10")]
+)
 def test_bad_settings_name_themselves(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=f"MYAPP_{name.upper()}"):
         load_settings({f"MYAPP_{name.upper()}": value})

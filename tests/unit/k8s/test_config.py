@@ -16,11 +16,16 @@ def settings(**values: object) -> Settings:
 
 
 def test_structured_settings_accept_json_yaml_and_pairs() -> None:
-    cfg = kube_config(settings(
-        k8s_node_selector="disktype=ssd, zone=a", k8s_tolerations='[{"key": "gpu", "operator": "Exists"}]',
-        k8s_default_resources="{cpu: 500m, memory: 512Mi}", k8s_image_pull_secrets="a, b",
-        k8s_resource_packages='{"gpu-1": {"cpu": "4", "memory": "16Gi", "gpu": 1}}',
-        k8s_projects='{"ml": {"node_selector": {"pool": "gpu"}, "resources": {"cpu": "2"}, "image_pull_secrets": ["c"]}}'))
+    cfg = kube_config(
+        settings(
+            k8s_node_selector="disktype=ssd, zone=a",
+            k8s_tolerations='[{"key": "gpu", "operator": "Exists"}]',
+            k8s_default_resources="{cpu: 500m, memory: 512Mi}",
+            k8s_image_pull_secrets="a, b",
+            k8s_resource_packages='{"gpu-1": {"cpu": "4", "memory": "16Gi", "gpu": 1}}',
+            k8s_projects='{"ml": {"node_selector": {"pool": "gpu"}, "resources": {"cpu": "2"}, "image_pull_secrets": ["c"]}}',
+        )
+    )
     assert cfg.placement.node_selector == {"disktype": "ssd", "zone": "a"}
     assert cfg.placement.tolerations == ({"key": "gpu", "operator": "Exists"},)
     assert cfg.placement.resources == Resources(cpu="500m", memory="512Mi")
@@ -32,12 +37,15 @@ def test_structured_settings_accept_json_yaml_and_pairs() -> None:
     assert cfg.placement_for("other") == cfg.placement
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("k8s_tolerations", '{"key": "x"}', "MYAPP_K8S_TOLERATIONS: expected a list"),
-    ("k8s_default_resources", '{"cpus": 1}', "MYAPP_K8S_DEFAULT_RESOURCES: unknown key(s) cpus"),
-    ("k8s_resource_packages", '{"p": {"gpu": "lots"}}', "MYAPP_K8S_RESOURCE_PACKAGES.p: gpu 'lots'"),
-    ("k8s_node_selector", "[1, 2]", "MYAPP_K8S_NODE_SELECTOR: expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("k8s_tolerations", '{"key": "x"}', "MYAPP_K8S_TOLERATIONS: expected a list"),
+        ("k8s_default_resources", '{"cpus": 1}', "MYAPP_K8S_DEFAULT_RESOURCES: unknown key(s) cpus"),
+        ("k8s_resource_packages", '{"p": {"gpu": "lots"}}', "MYAPP_K8S_RESOURCE_PACKAGES.p: gpu 'lots'"),
+        ("k8s_node_selector", "[1, 2]", "MYAPP_K8S_NODE_SELECTOR: expected a mapping"),
+    ],
+)
 def test_bad_values_name_the_setting(field: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
         kube_config(settings(**{field: value}))

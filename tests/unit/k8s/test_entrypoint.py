@@ -14,18 +14,28 @@ def run(tmp_path: Path, argv: list[str], outputs: list[OutputSpec]) -> tuple[int
     workdir = tmp_path / "space" / "1" / "t" / "1"
     log = tmp_path / "termination-log"
     command, args = wrapped_command(argv)
-    env = {"PATH": os.environ["PATH"], "MYAPP_WORKDIR": str(workdir), "MYAPP_TERMINATION_LOG": str(log),
-           "MYAPP_OUTPUTS": outputs_env(outputs)}
+    env = {
+        "PATH": os.environ["PATH"],
+        "MYAPP_WORKDIR": str(workdir),
+        "MYAPP_TERMINATION_LOG": str(log),
+        "MYAPP_OUTPUTS": outputs_env(outputs),
+    }
     code = subprocess.run([*command, *args], env=env, check=False).returncode
     return code, log.read_text() if log.exists() else "", workdir
 
 
 def test_outputs_are_kept_and_text_goes_to_the_termination_message(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
-    script = (f"mkdir -p {outside}/dir/empty; printf 'v1\\n' > {outside}/a.txt; echo hi > {outside}/dir/f; "
-              "printf 'rel' > rel.txt")
-    outputs = [OutputSpec("a", f"{outside}/a.txt"), OutputSpec("d", f"{outside}/dir", "file"),
-               OutputSpec("r", "rel.txt"), OutputSpec("missing", "nope.txt")]
+    script = (
+        f"mkdir -p {outside}/dir/empty; printf 'v1\\n' > {outside}/a.txt; echo hi > {outside}/dir/f; "
+        "printf 'rel' > rel.txt"
+    )
+    outputs = [
+        OutputSpec("a", f"{outside}/a.txt"),
+        OutputSpec("d", f"{outside}/dir", "file"),
+        OutputSpec("r", "rel.txt"),
+        OutputSpec("missing", "nope.txt"),
+    ]
     code, message, workdir = run(tmp_path, ["sh", "-c", script], outputs)
     assert code == 0
     assert parse_termination_outputs(message) == {"a": "v1\n", "r": "rel"}
@@ -54,8 +64,13 @@ def test_sigterm_reaches_the_task_and_its_exit_status_is_kept(tmp_path: Path) ->
     import time
 
     workdir = tmp_path / "w"
-    command, args = wrapped_command(["sh", "-c", "trap 'echo got-term > term.txt; exit 9' TERM; "
-                                     "echo ready > ready.txt; while :; do sleep 0.05; done"])
+    command, args = wrapped_command(
+        [
+            "sh",
+            "-c",
+            "trap 'echo got-term > term.txt; exit 9' TERM; echo ready > ready.txt; while :; do sleep 0.05; done",
+        ]
+    )
     env = {"PATH": os.environ["PATH"], "MYAPP_WORKDIR": str(workdir), "MYAPP_TERMINATION_LOG": str(tmp_path / "t")}
     proc = subprocess.Popen([*command, *args], env=env, start_new_session=True)
     try:
@@ -63,7 +78,7 @@ def test_sigterm_reaches_the_task_and_its_exit_status_is_kept(tmp_path: Path) ->
         while not (workdir / "ready.txt").exists():
             assert time.monotonic() < deadline and proc.poll() is None, "the task did not start"
             time.sleep(0.02)
-        proc.send_signal(signal.SIGTERM)            # to the wrapper only, as a kubelet does
+        proc.send_signal(signal.SIGTERM)  # to the wrapper only, as a kubelet does
         # The task's own trap ran (not a kill after a grace period) and its status came back;
         # the wait's timeout only stops a hung wrapper from hanging the suite.
         assert proc.wait(timeout=60) == 9, "the wrapper exits with the task's own status"

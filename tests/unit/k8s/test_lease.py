@@ -48,8 +48,9 @@ class Clock:
 
 
 def electors(store: Leases, clock: Clock, *names: str) -> list[LeaderElector]:
-    return [LeaderElector(store, "myapp-watcher-x", n, duration=15, now=clock.now, monotonic=clock.monotonic)
-            for n in names]
+    return [
+        LeaderElector(store, "myapp-watcher-x", n, duration=15, now=clock.now, monotonic=clock.monotonic) for n in names
+    ]
 
 
 def test_one_leads_the_others_stand_by_and_take_over_only_after_the_lease_expires() -> None:
@@ -57,10 +58,10 @@ def test_one_leads_the_others_stand_by_and_take_over_only_after_the_lease_expire
     a, b = electors(store, clock, "a", "b")
     assert a.try_acquire_or_renew() and not b.try_acquire_or_renew()
     assert b.holder == "a" and store.obj is not None and store.obj["spec"]["holderIdentity"] == "a"
-    for _ in range(10):              # a renews every 5 s: b never takes over
+    for _ in range(10):  # a renews every 5 s: b never takes over
         clock.t += 5
         assert a.try_acquire_or_renew() and not b.try_acquire_or_renew()
-    clock.t += 14                    # a stops renewing (killed)
+    clock.t += 14  # a stops renewing (killed)
     assert not b.try_acquire_or_renew(), "not before b has seen the record unchanged for the whole duration"
     clock.t += 1
     assert b.try_acquire_or_renew()
@@ -77,11 +78,11 @@ def test_two_followers_racing_for_an_expired_lease_cannot_both_win() -> None:
     stale = store.get_lease("x")
     assert b.try_acquire_or_renew()
     store_get = store.get_lease
-    store.get_lease = lambda name: stale   # type: ignore[method-assign]  c read before b wrote
+    store.get_lease = lambda name: stale  # type: ignore[method-assign]  c read before b wrote
     try:
         assert not c.try_acquire_or_renew(), "c's write carries a stale resourceVersion"
     finally:
-        store.get_lease = store_get        # type: ignore[method-assign]
+        store.get_lease = store_get  # type: ignore[method-assign]
     assert store.obj is not None and store.obj["spec"]["holderIdentity"] == "b"
 
 

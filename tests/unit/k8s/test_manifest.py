@@ -29,12 +29,24 @@ REF = AttemptRef(pipeline_id=7, run_id=12, task="Extract_Day", try_number=2, att
 
 def make_plan(**overrides: Any) -> PodPlan:
     values: dict[str, Any] = dict(
-        ref=REF, namespace="pipelines", name=attempt_name("myapp", 12, "Extract_Day", 2), image="python:3.12-slim",
-        argv=("python3", "-c", "print(1)"), env={"MYAPP_RUN_ID": "12", "day": "2026-01-01"},
-        workdir="/tmp/workflow_space/12/Extract_Day/2", outputs=(OutputSpec("day", "/tmp/day.txt"),),
-        resources=Resources(cpu="1", memory="1Gi", gpu=2), timeout=600, pvc="shared-space",
-        placement=Placement(node_selector={"pool": "gpu"}, service_account="runner", image_pull_secrets=("regcred",),
-                            tolerations=({"key": "gpu", "operator": "Exists", "effect": "NoSchedule"},)))
+        ref=REF,
+        namespace="pipelines",
+        name=attempt_name("myapp", 12, "Extract_Day", 2),
+        image="python:3.12-slim",
+        argv=("python3", "-c", "print(1)"),
+        env={"MYAPP_RUN_ID": "12", "day": "2026-01-01"},
+        workdir="/tmp/workflow_space/12/Extract_Day/2",
+        outputs=(OutputSpec("day", "/tmp/day.txt"),),
+        resources=Resources(cpu="1", memory="1Gi", gpu=2),
+        timeout=600,
+        pvc="shared-space",
+        placement=Placement(
+            node_selector={"pool": "gpu"},
+            service_account="runner",
+            image_pull_secrets=("regcred",),
+            tolerations=({"key": "gpu", "operator": "Exists", "effect": "NoSchedule"},),
+        ),
+    )
     values.update(overrides)
     return PodPlan(**values)
 
@@ -100,7 +112,11 @@ def test_distributed_manifests_are_a_headless_service_and_one_pod_per_rank() -> 
 
 
 def test_a_resource_gets_the_attempt_labels_and_namespace() -> None:
-    job = {"apiVersion": "batch.example.com/v1", "kind": "TrainingJob", "metadata": {"name": "mnist", "labels": {"a": "b"}}}
+    job = {
+        "apiVersion": "batch.example.com/v1",
+        "kind": "TrainingJob",
+        "metadata": {"name": "mnist", "labels": {"a": "b"}},
+    }
     out = resource_manifest(job, make_plan())
     assert out["metadata"]["namespace"] == "pipelines" and out["metadata"]["labels"]["a"] == "b"
     assert out["metadata"]["labels"]["myapp/attempt"] == "345"
@@ -111,12 +127,15 @@ def test_resources_come_from_task_package_template_then_config() -> None:
     packages = {"big": Resources(cpu="8", memory="32Gi", gpu=1)}
     default = Resources(cpu="500m", memory="512Mi")
     assert resolve_resources(Resources(), None, default, packages) == default
-    assert resolve_resources(Resources(memory="2Gi"), Resources(cpu="1"), default, packages) == \
-        Resources(cpu="1", memory="2Gi")
-    assert resolve_resources(Resources(cpu="2", package="big"), Resources(cpu="1", memory="1Gi"), default, packages) == \
-        Resources(cpu="2", memory="32Gi", gpu=1)
-    assert resolve_resources(Resources(gpu=4), None, default, packages, monitoring=True) == \
-        Resources(cpu="100m", memory="128Mi")
+    assert resolve_resources(Resources(memory="2Gi"), Resources(cpu="1"), default, packages) == Resources(
+        cpu="1", memory="2Gi"
+    )
+    assert resolve_resources(
+        Resources(cpu="2", package="big"), Resources(cpu="1", memory="1Gi"), default, packages
+    ) == Resources(cpu="2", memory="32Gi", gpu=1)
+    assert resolve_resources(Resources(gpu=4), None, default, packages, monitoring=True) == Resources(
+        cpu="100m", memory="128Mi"
+    )
     with pytest.raises(KeyError, match="'small' is unknown; known: big"):
         resolve_resources(Resources(package="small"), None, default, packages)
 
@@ -124,10 +143,11 @@ def test_resources_come_from_task_package_template_then_config() -> None:
 def test_a_pod_names_its_secret_env_vars_and_the_watcher_reads_their_values_back() -> None:
     from myapp.k8s.pods import parse_pod
 
-    plan = make_plan(env={"MYAPP_RUN_ID": "12", "password": "correct-horse", "day": "2026-01-01"},
-                     secret_env=("password",))
+    plan = make_plan(
+        env={"MYAPP_RUN_ID": "12", "password": "correct-horse", "day": "2026-01-01"}, secret_env=("password",)
+    )
     pod = pod_manifest(plan)
-    assert pod["metadata"]["annotations"]["myapp/secret-env"] == "password"   # the name, never the value
+    assert pod["metadata"]["annotations"]["myapp/secret-env"] == "password"  # the name, never the value
     assert "correct-horse" not in str(pod["metadata"])
     view = parse_pod(pod)
     assert view.secrets == ("correct-horse",) and "correct-horse" not in repr(view)
@@ -142,11 +162,14 @@ def test_every_object_carries_the_installation_and_the_watcher_selects_on_it() -
 
     ref = replace(REF, installation="prod-a")
     assert attempt_labels(ref)["myapp/installation"] == "prod-a"
-    assert group_selector("gpu", "prod-a") == \
-        "app.kubernetes.io/managed-by=myapp,myapp/group=gpu,myapp/installation=prod-a"
+    assert (
+        group_selector("gpu", "prod-a")
+        == "app.kubernetes.io/managed-by=myapp,myapp/group=gpu,myapp/installation=prod-a"
+    )
     one = Settings(database_url="postgresql://app:s3cret@db1/myapp")
-    assert installation_id(one) == installation_id(Settings(database_url="postgresql://app:other@db1/myapp")), \
+    assert installation_id(one) == installation_id(Settings(database_url="postgresql://app:other@db1/myapp")), (
         "the password is no part of the id"
+    )
     assert installation_id(one) != installation_id(Settings(database_url="postgresql://app:s3cret@db2/myapp"))
     assert make_url_safe("postgresql://app:s3cret@db1/myapp") == "postgresql://app@db1/myapp"
     assert installation_id(Settings(installation_id="staging")) == "staging"
@@ -157,10 +180,22 @@ def test_pods_mount_only_their_projects_part_of_the_workflow_space() -> None:
 
     from myapp.k8s.manifest import PodPlan, pod_manifest, project_subpath
 
-    plan = PodPlan(ref=REF, namespace="ns", name="p", image="x", argv=("true",), env={},
-                   workdir="/space/ml/12/t/1", mount="/space", pvc="shared", subpath=project_subpath("ml"))
+    plan = PodPlan(
+        ref=REF,
+        namespace="ns",
+        name="p",
+        image="x",
+        argv=("true",),
+        env={},
+        workdir="/space/ml/12/t/1",
+        mount="/space",
+        pvc="shared",
+        subpath=project_subpath("ml"),
+    )
     mounts = pod_manifest(plan)["spec"]["containers"][0]["volumeMounts"]
     assert mounts == [{"name": "workflow-space", "mountPath": "/space/ml", "subPath": "ml"}]
     assert project_subpath("../etc") == "etc" and project_subpath("") == "default"
-    assert pod_manifest(replace(plan, subpath=""))["spec"]["containers"][0]["volumeMounts"][0] == \
-        {"name": "workflow-space", "mountPath": "/space"}
+    assert pod_manifest(replace(plan, subpath=""))["spec"]["containers"][0]["volumeMounts"][0] == {
+        "name": "workflow-space",
+        "mountPath": "/space",
+    }

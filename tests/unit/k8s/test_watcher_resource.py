@@ -19,8 +19,9 @@ from tests.unit.k8s.test_watcher_retry import Book, Hub
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 REF = {"apiVersion": "batch.example.com/v1", "kind": "TrainingJob", "name": "mnist-11"}
-ATTEMPT = TrackedAttempt(11, 4, "job", 1, NOW - timedelta(seconds=5),
-                         container={"launch": {"kind": "resource", "resource": REF}})
+ATTEMPT = TrackedAttempt(
+    11, 4, "job", 1, NOW - timedelta(seconds=5), container={"launch": {"kind": "resource", "resource": REF}}
+)
 
 
 class Finisher:
@@ -57,15 +58,23 @@ def run(steps: Sequence[tuple[timedelta, dict[str, Any] | None]]) -> list[Outcom
     """Tick the watcher at NOW + each offset with the object the API server would return then."""
     book, launcher = Book(ATTEMPT), Launcher()
     finisher = Finisher(book)
-    watcher = Watcher(KubeConfig(namespace="ns", group="g"), launcher, book, finisher, Hub(),  # type: ignore[arg-type]
-                      lambda: NOW, workers=1, missing_grace=60)
+    watcher = Watcher(
+        KubeConfig(namespace="ns", group="g"),
+        launcher,
+        book,
+        finisher,
+        Hub(),  # type: ignore[arg-type]
+        lambda: NOW,
+        workers=1,
+        missing_grace=60,
+    )
     try:
         watcher.on_pod_sync([])
         for offset, obj in steps:
             launcher.obj = obj
             watcher.tick(NOW + offset)
             deadline = time.monotonic() + 10
-            while watcher.busy:   # a finish runs on the watcher's pool
+            while watcher.busy:  # a finish runs on the watcher's pool
                 assert time.monotonic() < deadline, "timed out"
                 time.sleep(0.01)
         return finisher.outcomes
@@ -74,8 +83,13 @@ def run(steps: Sequence[tuple[timedelta, dict[str, Any] | None]]) -> list[Outcom
 
 
 def test_an_object_not_created_yet_is_waited_for_and_then_judged() -> None:
-    outcomes = run([(timedelta(0), None), (timedelta(seconds=1), {"status": {}}),
-                    (timedelta(seconds=2), {"status": {"succeeded": 1}})])
+    outcomes = run(
+        [
+            (timedelta(0), None),
+            (timedelta(seconds=1), {"status": {}}),
+            (timedelta(seconds=2), {"status": {"succeeded": 1}}),
+        ]
+    )
     assert outcomes == [Outcome(True, 0, "")]
 
 

@@ -14,8 +14,14 @@ from myapp.k8s.watcher import Watcher
 from tests.unit.k8s.test_pods import raw_pod, terminated
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
-ATTEMPT = TrackedAttempt(9, 3, "train", 1, NOW - timedelta(seconds=5), container={"launch": {
-    "kind": "distributed", "pods": ["p-0", "p-1"], "service": "p"}})
+ATTEMPT = TrackedAttempt(
+    9,
+    3,
+    "train",
+    1,
+    NOW - timedelta(seconds=5),
+    container={"launch": {"kind": "distributed", "pods": ["p-0", "p-1"], "service": "p"}},
+)
 
 
 class Book:
@@ -87,21 +93,27 @@ def wait_for(predicate: Any) -> None:
 def test_a_failed_finish_is_tried_again_from_the_cached_pods() -> None:
     book, launcher = Book(), Launcher()
     finisher = FlakyFinisher(book)
-    watcher = Watcher(KubeConfig(namespace="ns", group="g"), launcher, book, finisher, Hub(),  # type: ignore[arg-type]
-                      lambda: NOW, workers=1)
+    watcher = Watcher(
+        KubeConfig(namespace="ns", group="g"),
+        launcher,
+        book,
+        finisher,
+        Hub(),  # type: ignore[arg-type]
+        lambda: NOW,
+        workers=1,
+    )
     try:
-        watcher.on_pod_sync([])   # the pod cache is complete (pods missing from it would mean something)
-        watcher.tick(NOW)         # loads the running attempt
-        for rank in (0, 1):       # both pods succeed; pods that ended send no more events
+        watcher.on_pod_sync([])  # the pod cache is complete (pods missing from it would mean something)
+        watcher.tick(NOW)  # loads the running attempt
+        for rank in (0, 1):  # both pods succeed; pods that ended send no more events
             watcher.on_pod_event("MODIFIED", raw_pod(f"p-{rank}", "Succeeded", rank=rank, container=terminated(0)))
         wait_for(lambda: len(finisher.calls) == 1 and ATTEMPT.attempt_id not in watcher.busy)
         assert [p.name for p in watcher.pods_of(ATTEMPT.attempt_id)] == ["p-0", "p-1"], "the pods were forgotten"
         assert launcher.deleted == [], "nothing is deleted before the attempt's end is recorded"
 
-        watcher.tick(NOW + timedelta(seconds=1))   # the next tick decides the attempt again
+        watcher.tick(NOW + timedelta(seconds=1))  # the next tick decides the attempt again
         wait_for(lambda: book.running == set() and ATTEMPT.attempt_id not in watcher.busy)
         assert finisher.calls[1] == (Outcome(True, 0, ""), ["p-0", "p-1"])
         assert sorted(launcher.deleted) == [("Pod", "p-0"), ("Pod", "p-1"), ("Service", "p")]
     finally:
         watcher.pool.shutdown(wait=True)
-

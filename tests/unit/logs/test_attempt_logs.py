@@ -34,7 +34,8 @@ def test_the_stamp_is_taken_when_written_not_when_read(tmp_path: Path) -> None:
     assert [(e.at, e.stream, e.text) for e in entries] == [
         (AT.replace(microsecond=123000), Stream.OUT, "first\n"),
         (AT.replace(microsecond=123000) + timedelta(seconds=5), Stream.ERR, "oops\n"),
-        (AT.replace(microsecond=123000) + timedelta(seconds=6), Stream.SYS, "timed out\n")]
+        (AT.replace(microsecond=123000) + timedelta(seconds=6), Stream.SYS, "timed out\n"),
+    ]
     assert reader.entries(LogKey(1, "t", 1))[0] == entries  # read again: the same stamps
     assert reader.lines(LogKey(1, "t", 1))[0] == ["first\n", "oops\n", "[myapp] timed out\n"]
 

@@ -19,15 +19,21 @@ def folder_options(tmp_path: Path) -> dict[str, Any]:
     queue, control = tmp_path / "queue", tmp_path / "control"
     queue.mkdir(exist_ok=True)
     control.mkdir(exist_ok=True)
-    return {"data_folder_in": str(queue), "data_folder_out": str(queue), "processed_folder": str(queue),
-            "store_processed": False, "control_folder": str(control)}
+    return {
+        "data_folder_in": str(queue),
+        "data_folder_out": str(queue),
+        "processed_folder": str(queue),
+        "store_processed": False,
+        "control_folder": str(control),
+    }
 
 
 @pytest.fixture()
 def channel(tmp_path: Path) -> Iterator[Any]:
     options = folder_options(tmp_path)
-    with Connection("filesystem://", transport="myapp.queue.folder_transport:Transport",
-                    transport_options=options) as conn:
+    with Connection(
+        "filesystem://", transport="myapp.queue.folder_transport:Transport", transport_options=options
+    ) as conn:
         yield conn.default_channel
 
 
@@ -47,7 +53,7 @@ def test_a_message_appears_only_once_written_whole(channel: Any, monkeypatch: py
     channel._put("q", {"body": "hello"})
     assert seen_before_rename == ["nothing"]
     assert channel._get("q") == {"body": "hello"}
-    assert [p for p in os.listdir(channel.data_folder_in)] == []   # taken, and no hidden leftovers
+    assert [p for p in os.listdir(channel.data_folder_in)] == []  # taken, and no hidden leftovers
 
 
 def test_kombus_own_writer_shows_a_consumer_an_empty_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,7 +69,7 @@ def test_kombus_own_writer_shows_a_consumer_an_empty_file(tmp_path: Path, monkey
         def consumer_looks_then_lock(f: Any, flags: int) -> None:
             try:
                 plain._get("q")
-            except ValueError as exc:   # JSONDecodeError: the Celery worker stops on this
+            except ValueError as exc:  # JSONDecodeError: the Celery worker stops on this
                 errors.append(exc)
             except Empty:
                 pass
@@ -76,7 +82,7 @@ def test_kombus_own_writer_shows_a_consumer_an_empty_file(tmp_path: Path, monkey
 
 def test_an_unreadable_message_file_is_skipped_not_fatal(channel: Any) -> None:
     folder = Path(channel.data_folder_in)
-    (folder / "1_a.q.msg").write_bytes(b"")              # what kombu's own writer shows mid-write
+    (folder / "1_a.q.msg").write_bytes(b"")  # what kombu's own writer shows mid-write
     (folder / "2_b.q.msg").write_bytes(b"{not json")
     channel._put("q", {"body": "after"})
     assert channel._get("q") == {"body": "after"}

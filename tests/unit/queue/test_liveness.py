@@ -28,7 +28,7 @@ def test_a_probe_unanswered_for_longer_than_the_timeout_is_a_stall() -> None:
     assert live.interval == 5 and not live.is_stalled()
     live.published()
     clock.now += 15
-    live.published()               # the later probe does not move the start of the wait
+    live.published()  # the later probe does not move the start of the wait
     clock.now += 6
     assert live.is_stalled()
 
@@ -46,9 +46,9 @@ def test_a_received_probe_ends_the_wait_and_is_acknowledged() -> None:
 def test_probes_the_broker_refused_or_lost_prove_nothing() -> None:
     clock: Any = Clock()
     live = Liveness(20, clock=clock)
-    live.published()               # then the broker restarts empty: this probe is gone with it
+    live.published()  # then the broker restarts empty: this probe is gone with it
     clock.now += 10
-    live.unreachable()             # the next probe could not be published: the broker is away
+    live.unreachable()  # the next probe could not be published: the broker is away
     clock.now += 30
     assert not live.is_stalled()
     live.published()
@@ -58,5 +58,5 @@ def test_probes_the_broker_refused_or_lost_prove_nothing() -> None:
 
 def test_each_worker_process_has_a_queue_of_its_own() -> None:
     a, b = Liveness(10), Liveness(10)
-    assert a.queue.name == b.queue.name and a.queue.name.startswith("myapp.liveness.")   # same process
+    assert a.queue.name == b.queue.name and a.queue.name.startswith("myapp.liveness.")  # same process
     assert a.queue.routing_key == a.queue.name and a.queue.exchange.name == a.queue.name

@@ -32,8 +32,11 @@ def read_files(files: list[Path], length: int, scale: float = 2.0) -> dict[str, 
     texts = [p.read_text() for p in files]
     print(f"read {len(files)} files: {', '.join(p.name for p in files)}")
     Path("copy.txt").write_text("|".join(texts))
-    return {"summary": f"{texts[0]}/{texts[1]}/{length * scale}", "copy": Path("copy.txt"),
-            "meta": {"files": [p.name for p in files], "ok": True}}
+    return {
+        "summary": f"{texts[0]}/{texts[1]}/{length * scale}",
+        "copy": Path("copy.txt"),
+        "meta": {"files": [p.name for p in files], "ok": True},
+    }
 
 
 @op(inputs={"items": Parameter(list), "flag": Parameter(bool, default=False)}, outputs={"total": float})
@@ -58,7 +61,7 @@ def directory(name: str) -> dict[str, Path]:
     import os
 
     os.mkdir("elsewhere")
-    os.chdir("elsewhere")   # the outputs still land in the task's working directory
+    os.chdir("elsewhere")  # the outputs still land in the task's working directory
     root = Path("tree").resolve()
     (root / "sub").mkdir(parents=True)
     (root / "sub" / "leaf.txt").write_text(name)

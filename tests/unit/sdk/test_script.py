@@ -20,7 +20,7 @@ def test_the_code_is_readable_python_with_only_the_imports_the_op_uses() -> None
     ast.parse(code)
     assert "def read_files(" in code and "@op" in code
     assert "from pathlib import Path" in code and "from myapp.sdk import Artifact, op" in code
-    assert "import pytest" not in code and "import json" not in code    # imported by ops.py, unused by the OP
+    assert "import pytest" not in code and "import json" not in code  # imported by ops.py, unused by the OP
     assert not any(token in code for token in INTERPRETED)
 
 
@@ -41,7 +41,7 @@ def test_the_name_and_signature_are_read_back_from_the_code(target: object) -> N
 
 
 def test_the_runtime_shipped_in_every_task_is_python_3_8_syntax() -> None:
-    runtime = Path(runtime_module.__file__).read_text()   # images such as python:3.8 run it
+    runtime = Path(runtime_module.__file__).read_text()  # images such as python:3.8 run it
     ast.parse(runtime, feature_version=(3, 8))
     ast.parse(PythonOPTemplate(read_files).code, feature_version=(3, 8))
 
@@ -64,7 +64,7 @@ def test_the_hello_world_pair_runs_in_subprocesses(tmp_path: Path) -> None:
 def test_the_task_runs_without_myapp_installed(tmp_path: Path) -> None:
     # -I: isolated mode (no PYTHONPATH, no user site, no current directory): only the standard library.
     isolated = tmp_path / "python"
-    isolated.write_text(f"#!/bin/sh\nexec {sys.executable} -I \"$@\"\n")
+    isolated.write_text(f'#!/bin/sh\nexec {sys.executable} -I "$@"\n')
     isolated.chmod(0o755)
     result = run_op(total, {"items": [1, 2, 3.5], "flag": True}, python=str(isolated), workdir=tmp_path / "w")
     assert result.outputs == {"total": -6.5}

@@ -24,12 +24,18 @@ def test_class_op_signature_comes_from_its_signs() -> None:
 
 def test_function_op_signature_comes_from_type_hints_and_defaults() -> None:
     sign = signature_of(read_files)
-    assert kinds(sign.inputs) == {"files": ("artifact", "paths"), "length": ("parameter", "int"),
-                                  "scale": ("parameter", "float")}
+    assert kinds(sign.inputs) == {
+        "files": ("artifact", "paths"),
+        "length": ("parameter", "int"),
+        "scale": ("parameter", "float"),
+    }
     scale = sign.input("scale")
     assert scale is not None and scale.has_default and scale.default == 2.0
-    assert kinds(sign.outputs) == {"summary": ("parameter", "str"), "copy": ("artifact", "path"),
-                                   "meta": ("parameter", "json")}
+    assert kinds(sign.outputs) == {
+        "summary": ("parameter", "str"),
+        "copy": ("artifact", "path"),
+        "meta": ("parameter", "json"),
+    }
 
 
 def test_explicit_signs_win_over_hints() -> None:
@@ -54,14 +60,17 @@ def test_signature_survives_its_data_form() -> None:
     assert type(sign).from_data(sign.to_data()) == sign
 
 
-@pytest.mark.parametrize("declare,message", [
-    (lambda: op(lambda code: None), "cannot be an input"),
-    (lambda: op(inputs={"PATH": str}, outputs={})(lambda PATH: None), "cannot be an input"),
-    (lambda: op(inputs={"x": set}, outputs={})(lambda x: None), "not a parameter type"),
-    (lambda: op(inputs={"x": Artifact(int)}, outputs={})(lambda x: None), "an artifact is"),
-    (lambda: op(inputs={"x": Parameter(int, default="one")}, outputs={})(lambda x: None), "the default"),
-    (lambda: op(inputs={"y": int}, outputs={})(lambda x: None), "not a parameter of the function"),
-])
+@pytest.mark.parametrize(
+    "declare,message",
+    [
+        (lambda: op(lambda code: None), "cannot be an input"),
+        (lambda: op(inputs={"PATH": str}, outputs={})(lambda PATH: None), "cannot be an input"),
+        (lambda: op(inputs={"x": set}, outputs={})(lambda x: None), "not a parameter type"),
+        (lambda: op(inputs={"x": Artifact(int)}, outputs={})(lambda x: None), "an artifact is"),
+        (lambda: op(inputs={"x": Parameter(int, default="one")}, outputs={})(lambda x: None), "the default"),
+        (lambda: op(inputs={"y": int}, outputs={})(lambda x: None), "not a parameter of the function"),
+    ],
+)
 def test_unusable_signatures_are_refused_with_the_reason(declare: Any, message: str) -> None:
     with pytest.raises(SignatureError, match=message):
         signature_of(declare())
@@ -72,17 +81,25 @@ def test_a_non_op_is_refused() -> None:
         signature_of(print)
 
 
-@pytest.mark.parametrize("value,type_name,text", [
-    ("a b\n", "str", "a b\n"), (3, "int", "3"), (2.5, "float", "2.5"), (2, "float", "2"), (True, "bool", "true"),
-    ({"b": [1, 2], "a": None}, "json", '{"a":null,"b":[1,2]}'),
-])
+@pytest.mark.parametrize(
+    "value,type_name,text",
+    [
+        ("a b\n", "str", "a b\n"),
+        (3, "int", "3"),
+        (2.5, "float", "2.5"),
+        (2, "float", "2"),
+        (True, "bool", "true"),
+        ({"b": [1, 2], "a": None}, "json", '{"a":null,"b":[1,2]}'),
+    ],
+)
 def test_parameters_round_trip_through_their_text(value: Any, type_name: str, text: str) -> None:
     assert encode_parameter(value, type_name) == text
     assert decode_parameter(text, type_name) == value
 
 
-@pytest.mark.parametrize("value,type_name", [("3", "int"), (True, "int"), (1.5, "int"), (1, "bool"), (3, "str"),
-                                             ({1, 2}, "json")])
+@pytest.mark.parametrize(
+    "value,type_name", [("3", "int"), (True, "int"), (1.5, "int"), (1, "bool"), (3, "str"), ({1, 2}, "json")]
+)
 def test_parameters_of_the_wrong_type_are_refused(value: Any, type_name: str) -> None:
     with pytest.raises(TypeError, match="expected"):
         encode_parameter(value, type_name)
@@ -102,7 +119,7 @@ def test_artifacts_keep_their_names_and_order(tmp_path: Path) -> None:
         path.write_text(path.parent.name)
     write_artifact([first, second], "paths", tmp_path / "out1")
     assert [p.name for p in unwrap_artifact(str(tmp_path / "out1"), "paths")] == ["z.txt", "y.txt"]
-    write_artifact([second, same], "paths", tmp_path / "out2")   # the same name twice: numbered folders
+    write_artifact([second, same], "paths", tmp_path / "out2")  # the same name twice: numbered folders
     got = unwrap_artifact(str(tmp_path / "out2"), "paths")
     assert [p.read_text() for p in got] == ["a", "b"] and got[0] != got[1]
     write_artifact(tmp_path / "a", "path", tmp_path / "out3")

@@ -18,10 +18,18 @@ REPO = Path(__file__).resolve().parents[3]
 
 def hello(dag: bool = False) -> Workflow:
     wf = Workflow("hello", parameters={"greeting": "Hello", "times": 2}, dag=dag)
-    write = Step("write", PythonOPTemplate(WriteFile, image="python:3.8"),
-                 parameters={"msg": wf.parameters["greeting"], "number": 3})
-    read = Step("read", PythonOPTemplate(read_files), artifacts={"files": write.outputs.artifacts["out_art"]},
-                parameters={"length": write.outputs.parameters["length"]}, retries=1)
+    write = Step(
+        "write",
+        PythonOPTemplate(WriteFile, image="python:3.8"),
+        parameters={"msg": wf.parameters["greeting"], "number": 3},
+    )
+    read = Step(
+        "read",
+        PythonOPTemplate(read_files),
+        artifacts={"files": write.outputs.artifacts["out_art"]},
+        parameters={"length": write.outputs.parameters["length"]},
+        retries=1,
+    )
     wf.add(write)
     wf.add(read)
     return wf
@@ -32,12 +40,18 @@ def test_steps_become_python_tasks_with_typed_bindings_and_outputs() -> None:
     write, read = spec.tasks
     assert (write.template, write.image, read.image) == ("python", "python:3.8", "python:3.12-slim")
     assert {b.name: (b.source, b.param or b.value) for b in write.inputs} == {
-        "msg": ("param", "greeting"), "number": ("literal", "3")}
+        "msg": ("param", "greeting"),
+        "number": ("literal", "3"),
+    }
     assert {b.name: (b.source, b.task, b.output, b.value) for b in read.inputs} == {
-        "files": ("task", "write", "out_art", None), "length": ("task", "write", "length", None),
-        "scale": ("literal", None, None, "2.0")}   # a default is written out: the editor's form shows it
+        "files": ("task", "write", "out_art", None),
+        "length": ("task", "write", "length", None),
+        "scale": ("literal", None, None, "2.0"),
+    }  # a default is written out: the editor's form shows it
     assert [(o.name, o.path, o.type) for o in write.outputs] == [
-        ("out_art", "outputs/artifacts/out_art", "file"), ("length", "outputs/parameters/length", "text")]
+        ("out_art", "outputs/artifacts/out_art", "file"),
+        ("length", "outputs/parameters/length", "text"),
+    ]
     assert read.retries == 1 and read.depends_on == ("write",)
     assert [(p.name, p.default) for p in spec.parameters] == [("greeting", "Hello"), ("times", "2")]
 
@@ -75,7 +89,7 @@ def test_a_hand_edited_sdk_task_is_kept_as_written() -> None:
 
 def test_a_node_moved_in_the_editor_is_still_an_op() -> None:
     text = hello().to_yaml().replace("retries: 1", "retries: 1\n  timeout: 30\n  position: [10, 20]")
-    text = text.replace("template: python\n", "template: python@1\n")   # pinned when saved
+    text = text.replace("template: python\n", "template: python@1\n")  # pinned when saved
     back = Workflow.from_yaml(text)
     assert back.to_spec() == parse_pipeline(load_yaml(text))  # type: ignore[arg-type]
     read = back.step("read")
@@ -87,11 +101,14 @@ def test_sequence_parallel_and_dag_composition() -> None:
     d = Step("d", PythonOPTemplate(total), parameters={"items": [2]}, dependencies=[a])
     seq = Workflow("seq").add(a).add([b, c]).add(d)
     assert {t.name: t.depends_on for t in seq.to_spec().tasks} == {
-        "a": (), "b": ("a",), "c": ("a",), "d": ("a", "b", "c")}
+        "a": (),
+        "b": ("a",),
+        "c": ("a",),
+        "d": ("a", "b", "c"),
+    }
     dag = Workflow("dag", dag=True).add([a, b, c, d])
     assert {t.name: t.depends_on for t in dag.to_spec().tasks} == {"a": (), "b": (), "c": (), "d": ("a",)}
-    e = Step("e", PythonOPTemplate(templated), parameters={"text": b.outputs.parameters["total"]},
-             dependencies=["c"])
+    e = Step("e", PythonOPTemplate(templated), parameters={"text": b.outputs.parameters["total"]}, dependencies=["c"])
     assert Workflow("dag2", dag=True).add([b, c, e]).to_spec().task("e").depends_on == ("c", "b")
     # In a DAG, a binding is the edge (the product implies it; written out, the editor draws it).
     assert hello(dag=True).to_spec().task("read").depends_on == ("write",)
@@ -105,12 +122,23 @@ def test_bindings_are_checked_when_the_step_is_made() -> None:
         (lambda: Step("s", PythonOPTemplate(WriteFile), parameters={"msg": "x"}), "'number' .* has no value"),
         (lambda: Step("s", PythonOPTemplate(WriteFile), parameters={"msg": "x", "number": "3"}), "expected int"),
         (lambda: Step("s", PythonOPTemplate(WriteFile), parameters={"msg": "x", "number": 1, "n": 2}), "no input 'n'"),
-        (lambda: Step("s", template, parameters={"files": write.outputs.artifacts["out_art"], "length": 1}),
-         "is an artifact: pass it in artifacts="),
-        (lambda: Step("s", template, artifacts={"files": write.outputs.artifacts["out_art"]},
-                      parameters={"length": write.outputs.parameters["length"], "scale": "big"}), "expected float"),
-        (lambda: Step("s", PythonOPTemplate(templated), parameters={"text": write.outputs.artifacts["out_art"]}),
-         "is a parameter, but write.out_art is an artifact"),
+        (
+            lambda: Step("s", template, parameters={"files": write.outputs.artifacts["out_art"], "length": 1}),
+            "is an artifact: pass it in artifacts=",
+        ),
+        (
+            lambda: Step(
+                "s",
+                template,
+                artifacts={"files": write.outputs.artifacts["out_art"]},
+                parameters={"length": write.outputs.parameters["length"], "scale": "big"},
+            ),
+            "expected float",
+        ),
+        (
+            lambda: Step("s", PythonOPTemplate(templated), parameters={"text": write.outputs.artifacts["out_art"]}),
+            "is a parameter, but write.out_art is an artifact",
+        ),
     ]
     for make, message in cases:
         with pytest.raises(TypeError, match=message):
@@ -130,8 +158,14 @@ def test_a_template_image_of_none_is_the_python_templates_own() -> None:
 
 def test_a_step_takes_a_trigger_rule_and_a_condition_and_they_round_trip() -> None:
     wf = hello()
-    cleanup = Step("cleanup", PythonOPTemplate(total), parameters={"items": [1], "flag": True},
-                   dependencies=[wf.step("read")], trigger_rule="all_done", when="{{ params.greeting != '' }}")
+    cleanup = Step(
+        "cleanup",
+        PythonOPTemplate(total),
+        parameters={"items": [1], "flag": True},
+        dependencies=[wf.step("read")],
+        trigger_rule="all_done",
+        when="{{ params.greeting != '' }}",
+    )
     wf.add(cleanup)
     task = wf.to_spec().task("cleanup")
     assert (task.trigger_rule, task.when, task.depends_on) == ("all_done", "{{ params.greeting != '' }}", ("read",))
