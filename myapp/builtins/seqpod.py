@@ -3,9 +3,9 @@
 A step is `{name, image?, command: [...]}` or `{name, image?, script: CODE, language: python|shell}`
 in the template's `extra.steps`. A script becomes `python3 -c CODE` or `bash -c CODE` (an argument,
 never a shell string built from values), so `$(params.NAME)` follows the same rules as in a
-template's `command` (docs/security.md §2). The local executor runs the steps as sequential
-processes through `myapp.builtins.seqpod_runner`; the Kubernetes executor in one container of the
-template's image through the POSIX `sh` runner below (`sh_runner_argv`). Pure; imports myapp.core only.
+template's `command` (docs/security.md §2). Both executors run the steps through the POSIX `sh`
+runner below (`sh_runner_argv`): the local one as the attempt's process, the Kubernetes one in one
+container of the template's image. Pure; imports myapp.core only.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def step_names(steps: Sequence[Step]) -> list[str]:
     return [s.name for s in steps]
 
 
-# The runner of a SeqPod inside one container (Kubernetes): `sh -c SH_RUNNER seqpod NAME N ARG1..ARGN ...`.
+# The runner of a SeqPod (both executors): `sh -c SH_RUNNER seqpod NAME N ARG1..ARGN ...`.
 # `eval` only ever sees positional references built from integers ("${7}"), never a value, so each
 # step runs as its exact argv. Each line is labelled `[NAME] ` (stderr merged into stdout); the first
 # failure writes "step 'NAME' failed with exit code N" to stderr and the termination message.

@@ -1,23 +1,28 @@
 """SeqPod on the local executor: the steps rendered one by one, run in sequence by one runner process.
 
 Each step is rendered as a pod template of its own (myapp/builtins/seqpod.py step_template), so
-`$(params.NAME)` in a step obeys the rules of a template's command; the runner
-(myapp/builtins/seqpod_runner.py) runs them in the attempt's working directory, in the attempt's
-process group (a stop or timeout kills the current step with the runner).
+`$(params.NAME)` in a step obeys the rules of a template's command. The runner is the POSIX `sh`
+runner the Kubernetes executor puts in the pod (`sh_runner_argv`): it needs nothing but /bin/sh, so
+it starts under a per-project task account, which cannot execute the worker's own Python when that
+lives in a private home (docs/security.md §1). It runs in the attempt's working directory, in the
+attempt's process group (a stop or timeout kills the current step with the runner), and writes the
+failed step's words to TERMINATION_FILE there, which `seqpod_failure` reads.
 """
 
 from __future__ import annotations
 
-import json
-import sys
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from myapp.builtins.seqpod import failure_message, parse_steps, step_template
-from myapp.builtins.seqpod_runner import PLAN_ENV, RESULT
+from myapp.builtins.seqpod import failure_message, parse_steps, sh_runner_argv, step_template
 from myapp.core.model import TaskSpec, TemplateSpec
 from myapp.core.render import RenderContext, RenderedTask, render_task
+
+TERMINATION_ENV = "MYAPP_TERMINATION_LOG"  # where the sh runner writes "step 'NAME' failed with exit code N"
+TERMINATION_FILE = ".myapp/seqpod-failed"  # relative: in the attempt's working directory
+_FAILED = re.compile(r"step '(.+)' failed with exit code (\d+)")
 
 
 def render_steps(
@@ -46,17 +51,15 @@ def render_seqpod(
     inputs: Mapping[str, str],
     secret_params: frozenset[str] | set[str],
 ) -> RenderedTask:
-    """Return the local runner's argv and env for `task` (env: every step's env and the plan)."""
+    """Return the local runner's argv and env for `task` (env: every step's env and the runner's result file)."""
     steps, rendered = render_steps(task, template, ctx, inputs, secret_params)
-    plan = {"steps": [{"name": name, "argv": list(argv)} for name, argv in steps]}
-    argv = (sys.executable, "-m", "myapp.builtins.seqpod_runner")
-    return replace(rendered, argv=argv, env={**rendered.env, PLAN_ENV: json.dumps(plan)})
+    return replace(rendered, argv=sh_runner_argv(steps), env={**rendered.env, TERMINATION_ENV: TERMINATION_FILE})
 
 
 def seqpod_failure(task: str, workdir: Path, code: int) -> str:
     """Return the attempt's error for a runner that ended with `code`: which step failed, when known."""
     try:
-        found = json.loads((workdir / RESULT).read_text())
-        return failure_message(task, str(found["step"]), int(found["exit_code"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return f"exit code {code}"
+        found = _FAILED.search((workdir / TERMINATION_FILE).read_text())
+    except OSError:
+        found = None
+    return failure_message(task, found.group(1), int(found.group(2))) if found else f"exit code {code}"

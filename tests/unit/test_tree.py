@@ -78,7 +78,6 @@ WITHOUT_UNIT_TEST: dict[str, str] = {
     + _INTEGRATION
     + "test_templates_versions.py",
     "myapp.builtins.polling": "tests/unit/builtins/test_wait_for.py",
-    "myapp.builtins.seqpod_runner": "tests/unit/builtins/test_seqpod.py, " + _INTEGRATION + "test_seqpod_local.py",
     "myapp.builtins.values": "tests/unit/builtins/test_distributed.py",
     "myapp.artifacts.repository": _INTEGRATION + "test_artifact_repository.py, test_artifacts_s3.py",
     "myapp.executor.local": _INTEGRATION + "test_local_executor.py, test_output_confinement.py (real processes)",

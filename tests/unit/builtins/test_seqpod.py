@@ -3,14 +3,12 @@ arguments; the runner runs steps in order, labels their output and stops at the 
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from myapp.builtins import seqpod_runner
 from myapp.builtins.seqpod import Step, parse_steps
 from myapp.catalog.plugins import parse_template
 from myapp.core.templates import TemplateError, template_to_dict
@@ -72,35 +70,24 @@ def test_bad_steps_are_refused_with_the_field_named(data: dict[str, Any], field:
     assert got_field == field and words in message, (got_field, message)
 
 
-def test_the_runner_runs_steps_in_order_labels_output_and_stops_at_a_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfdbinary: pytest.CaptureFixture[bytes]
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    py = sys.executable
-    plan = {
-        "steps": [
-            {"name": "one", "argv": [py, "-c", "open('f', 'w').write('x'); print('first')"]},
-            {
-                "name": "two",
-                "argv": [py, "-c", "import sys; print(open('f').read()); sys.stderr.write('oops'); sys.exit(4)"],
-            },
-            {"name": "three", "argv": [py, "-c", "open('g', 'w').write('never')"]},
-        ]
-    }
-    code = seqpod_runner.main({"PATH": "/usr/bin:/bin", seqpod_runner.PLAN_ENV: json.dumps(plan)})
-    out, err = capfdbinary.readouterr()
-    assert code == 4
-    assert out.decode().splitlines() == ["[one] first", "[two] x"]
-    assert "[two] oops" in err.decode() and "step 'two' failed with exit code 4" in err.decode()
-    assert json.loads((tmp_path / ".myapp" / "seqpod.json").read_text()) == {"step": "two", "exit_code": 4}
-    assert not (tmp_path / "g").exists()
+def test_a_step_that_cannot_start_fails_the_sequence_with_its_name(tmp_path: Path) -> None:
+    import os
+    import subprocess
 
+    from myapp.builtins.seqpod import sh_runner_argv
 
-def test_a_step_that_cannot_start_fails_with_code_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    plan = {"steps": [{"name": "gone", "argv": ["/nonexistent/program"]}]}
-    assert seqpod_runner.main({seqpod_runner.PLAN_ENV: json.dumps(plan)}) == 1
-    assert json.loads((tmp_path / ".myapp" / "seqpod.json").read_text())["step"] == "gone"
+    argv = sh_runner_argv([("gone", ["/nonexistent/program"]), ("after", ["touch", "never"])])
+    done = subprocess.run(
+        argv,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "MYAPP_TERMINATION_LOG": str(tmp_path / "term")},
+    )
+    assert done.returncode == 127
+    assert (tmp_path / "term").read_text() == "step 'gone' failed with exit code 127\n"
+    assert not (tmp_path / "never").exists()
 
 
 def test_the_sh_runner_passes_each_argv_exactly_and_names_the_failed_step(tmp_path: Path) -> None:
