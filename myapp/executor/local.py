@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from myapp.artifacts import LocalArtifacts
-from myapp.builtins.seqpod_runner import PLAN_ENV
 from myapp.core.errors import MyappError
 from myapp.core.inputs import InputValue, resolve_inputs
 from myapp.core.model import OutputSpec
@@ -35,7 +34,8 @@ from myapp.core.values import AttemptContext, AttemptResult
 from myapp.core.workspaces import apply_workspaces
 from myapp.executor.outputs import Confinement, collect_outputs
 from myapp.executor.reaper import REAPER
-from myapp.executor.seqpod_local import render_seqpod, seqpod_failure
+from myapp.executor.seqpod_local import TERMINATION_ENV, render_seqpod, seqpod_failure
+from myapp.executor.task_runtime import runtime_dir
 from myapp.executor.task_user import Account, TaskAccounts, bind_single_project, give_to
 from myapp.logs.attempt_logs import MAX_LINE, AttemptLog, Stream
 
@@ -138,7 +138,7 @@ class LocalExecutor:
             log.write(why, Stream.SYS)
             return AttemptResult(succeeded=False, exit_code=code, message=why, inputs=shown)
         if code != 0:
-            msg = seqpod_failure(ctx.task.name, workdir, code) if PLAN_ENV in env else f"exit code {code}"
+            msg = seqpod_failure(ctx.task.name, workdir, code) if TERMINATION_ENV in env else f"exit code {code}"
             return AttemptResult(succeeded=False, exit_code=code, message=msg, inputs=shown)
         try:
             confinement = (
@@ -235,6 +235,9 @@ class LocalExecutor:
         )
         if account is not None:  # the worker's HOME is not the task's
             env["HOME"] = str(workdir)
+            # the built-in entrypoints (python3 -m myapp.builtins.http) where the account can import them
+            runtime = str(runtime_dir(self.config.workflow_space))
+            env["PYTHONPATH"] = f"{env['PYTHONPATH']}:{runtime}" if env.get("PYTHONPATH") else runtime
         secrets = {p.name for p in template.parameters if p.type == "secret"} if template else set()
         secrets |= rendered.secret_env
         shown = {k: {"type": v.kind, "value": MASK if k in secrets else values[k]} for k, v in resolved.items()}

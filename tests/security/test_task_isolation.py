@@ -669,3 +669,33 @@ def test_the_shipped_parameter_passing_pipeline_runs_green_in_two_projects_under
         detail, logs = run_tasks(world, services, spec["tasks"], project=project)
         assert detail["state"] == "succeeded", (project, detail, logs)
         assert "".join(logs["step2"]).endswith("outpraram2\nfile1\n"), (project, logs)
+
+
+# B1 side effect: under task accounts the built-in `http` template found no `myapp` to import (the
+# worker's Python and installation are private to it), so every http and wait-for task failed.
+@needs_root
+def test_the_builtin_http_template_runs_under_a_task_account(world: World, services: Any) -> None:
+    import http.server
+    import threading
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802  the standard library's name
+            body = b"pong from the test"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/ping"
+        detail, logs = run_tasks(world, services, [{"name": "ping", "template": "http", "args": {"url": url}}])
+    finally:
+        server.shutdown()
+    assert detail["state"] == "succeeded", (detail, logs)
+    assert detail["tasks"][0]["outputs"]["status"]["value"] == "200", detail
+    assert "pong from the test\n" in logs["ping"], logs
