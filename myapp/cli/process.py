@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -396,19 +397,49 @@ def standalone(ctx: click.Context, port: int | None, verbose: bool) -> None:
             *web_quiet,
         ],
     ]
-    click.echo(
+    ready = ReadyLine(
+        settings.web_host,
+        port,
         f"myapp standalone: http://{settings.web_host}:{port}/  (user admin, password in "
-        f"{settings.home / 'admin_password'} unless MYAPP_ADMIN_PASSWORD was set); Ctrl-C stops"
+        f"{settings.home / 'admin_password'} unless MYAPP_ADMIN_PASSWORD was set); Ctrl-C stops",
+        after=lambda: announce_task_isolation(settings, prefix="myapp standalone"),  # once, not by its worker
     )
-    announce_task_isolation(settings, prefix="myapp standalone")  # once, here, not by its worker
-    # A worker that died may have taken messages it never ran: send the queued ones again.
     reporter = RunReporter(services)
+
+    def every_second() -> None:
+        ready()  # before the run lines: a run started once the page answers is reported after it
+        reporter.report()
+
+    # A worker that died may have taken messages it never ran: send the queued ones again.
     _supervise(
         commands,
         env,
         before_restart=lambda i: _resend_queued(services) if i == 0 else None,
-        every_second=reporter.report,
+        every_second=every_second,
     )
+
+
+class ReadyLine:
+    """Standalone's ready line: printed once its web server accepts connections, not before.
+
+    Printed at start, the address was refused for the second or two the web server takes to bind,
+    the first thing a newcomer who clicks it sees. `after` runs once, right after the line.
+    """
+
+    def __init__(self, host: str, port: int, text: str, after: Callable[[], None]) -> None:
+        self.address = ("127.0.0.1" if host in ("", "0.0.0.0") else host, port)  # noqa: S104  a check, not a bind
+        self.text, self.after, self.said = text, after, False
+
+    def __call__(self) -> None:
+        if self.said:
+            return
+        try:
+            socket.create_connection(self.address, timeout=0.5).close()
+        except OSError:
+            return
+        self.said = True
+        click.echo(self.text)
+        self.after()
 
 
 def _resend_queued(services: Any) -> None:

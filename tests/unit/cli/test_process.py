@@ -31,3 +31,25 @@ def test_dead_child_is_restarted_then_the_crash_loop_stops(tmp_path: Path) -> No
     assert exc.value.code == 1
     assert count.read_text() == "3"  # the first start and two restarts
     assert restarting == [0, 0]  # told before each restart (standalone re-sends queued tasks)
+
+
+def test_the_ready_line_waits_for_the_web_server_and_is_said_once(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from myapp.cli.process import ReadyLine
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]  # bound, not listening: a connection is refused, as before the web binds
+    after: list[str] = []
+    ready = ReadyLine("0.0.0.0", port, "myapp standalone: http://0.0.0.0:PORT/", after=lambda: after.append("warned"))
+    ready()
+    assert capsys.readouterr().out == "" and after == []
+    probe.listen()
+    try:
+        ready()
+        ready()
+    finally:
+        probe.close()
+    assert capsys.readouterr().out == "myapp standalone: http://0.0.0.0:PORT/\n"
+    assert after == ["warned"]
