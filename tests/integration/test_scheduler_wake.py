@@ -106,7 +106,7 @@ def test_a_depends_on_past_backfill_runs_back_to_back_without_waiting_for_the_be
         rows = records(services, pid)
         return rows if [state for _, _, state in rows] == ["succeeded"] * 4 else None
 
-    done = poll(all_succeeded, what="the four backfill runs to succeed one after the other", timeout=45)
+    done = poll(all_succeeded, what="the four backfill runs to succeed one after the other", timeout=120)
     assert [status for _, status, _ in done] == ["launched"] * 4
     for run_id in report.launched:
         assert wait_finished(services, run_id)["state"] == "succeeded"
