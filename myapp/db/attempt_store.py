@@ -7,6 +7,7 @@ instance to be `queued`, and inserts the attempt under a unique (task instance, 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -355,6 +356,8 @@ class AttemptStore:
         released task either keeps waiting or is queued; returns the task instances it queued, or
         None when it changed nothing (then `finish_in` decides in a transaction)."""
         ti_id, run_id, version_id, task_name = claimed
+        if parent_of(task_name) is not None:  # a slice (R15): its sliced task counts it (slice_ended)
+            return None
         plan = self._release_plan(version_id, task_name)
         params: dict[str, Any] = {
             "attempt_id": attempt_id,
@@ -391,6 +394,8 @@ class AttemptStore:
                 spec, dag = self.runs.specs.get(s, version_id)
             rules = {name: TriggerRule(spec.task(name).trigger_rule) for name in core.released_by(dag, task_name)}
             plan = core.success_release(dag, task_name, rules)
+            # A sliced task that becomes ready makes its slices (start_sliced): the transaction does that.
+            plan = replace(plan, queue=tuple(name for name in plan.queue if name not in spec.sliced))
             if len(self._releases) > 10_000:
                 self._releases.clear()
             self._releases[key] = plan
