@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from myapp.core import engine as core
 from myapp.core.conditions import referenced_tasks
 from myapp.core.model import PipelineSpec, TaskSpec
+from myapp.core.slices import parent_of, slice_task, task_for
 from myapp.core.states import (
     ATTEMPT,
     RUN,
@@ -144,7 +145,7 @@ class AttemptStore:
             if row.deadline_at is not None and now >= row.deadline_at:
                 return None  # D8: no attempt starts after the run deadline
             spec, _ = self.runs.specs.get(s, row.version_id)
-            task = spec.task(row.task_name)
+            task = task_for(spec, row.task_name)
             deadline = now + timedelta(seconds=task.timeout) if task.timeout else None
             started = self._start_attempt(conn, ti_id, worker, now, deadline)
             if started is None:
@@ -169,7 +170,7 @@ class AttemptStore:
         with self.db.read() as s:
             conn = s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             spec, _ = self.runs.specs.get(s, row.version_id)
-            task = spec.task(row.task_name)
+            task = task_for(spec, row.task_name)
             deadline = now + timedelta(seconds=task.timeout) if task.timeout else None
             if deadline is not None:
                 # Written before the executor starts anything: the Kubernetes watcher reads an
@@ -219,6 +220,11 @@ class AttemptStore:
     ) -> AttemptContext:
         attempt_id, try_number = started
         pipeline_name, creator, project_id = self._pipeline_names(s, run.pipeline_id)
+        items: dict[str, dict[str, Any]] = {}
+        owner = parent_of(run.task_name)
+        if owner is not None:  # a slice (R15): the task's spec with its sliced inputs bound to its item
+            item = conn.execute(select(TaskInstance.slice_item).where(TaskInstance.id == ti_id)).scalar()
+            task, items = slice_task(task, owner[1], dict(item or {}))
         return AttemptContext(
             attempt_id=attempt_id,
             task_instance_id=ti_id,
@@ -235,7 +241,7 @@ class AttemptStore:
             runner=run.runner,
             user_id=run.created_by,
             token=self.runs.run_token(run.id),
-            upstream_outputs=self._upstream_outputs(conn, run, task),
+            upstream_outputs={**self._upstream_outputs(conn, run, task), **items},
             debug_inputs=dict(run.inputs or {}) if run.debug_task else None,
             deadline_at=deadline,
             project_id=project_id,
@@ -423,7 +429,9 @@ class AttemptStore:
         ti = conn.execute(_TASK_TRIES, {"ti_id": ti_id}).one()
         spec, _ = self.runs.specs.get(s, run.version_id)
         view = core.TaskView(ti.task_name, TaskState.RUNNING, ti.try_number, ti.max_tries, ti.next_try_at)
-        state, next_try = core.after_failed_attempt(view, now, spec.task(ti.task_name).retry_delay, run.deadline_at)
+        state, next_try = core.after_failed_attempt(
+            view, now, task_for(spec, ti.task_name).retry_delay, run.deadline_at
+        )
         check_task_transition(TaskState.RUNNING, state)
         ended = {"ended_at": now} if state is TaskState.FAILED else {}
         conn.execute(

@@ -8,6 +8,7 @@ in pods; an attempt works in RUN/TASK/TRY under it, as with the local executor.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -19,7 +20,7 @@ from myapp.builtins.manifest_policy import ManifestPolicy
 from myapp.builtins.seqpod import parse_steps, sh_runner_argv
 from myapp.builtins.values import template_values
 from myapp.core.errors import MyappError, SpecError
-from myapp.core.inputs import resolve_inputs
+from myapp.core.inputs import local_value, resolve_inputs
 from myapp.core.model import TaskSpec, TemplateSpec
 from myapp.core.params import MASK
 from myapp.core.ports import ArtifactRepository, TemplateCatalog
@@ -191,12 +192,17 @@ def _render_inputs(
     values: dict[str, str] = {}
     for name, val in resolved.items():
         # File inputs are fetched per consumer into the workflow space (R11) and named as pods see them.
-        values[name] = (
-            pod_path(cfg, artifacts.fetch(val.value, workdir / "inputs" / name)) if val.kind == "file" else val.value
+        values[name] = local_value(
+            val, workdir / "inputs" / name, lambda a, d: pod_path(cfg, artifacts.fetch(a, Path(d)))
         )
     # A file input also keeps its artifact's location: a retried or copied debug run fetches it again.
     shown = {
-        k: {"type": v.kind, "value": values[k], **({"path": v.value} if v.kind == "file" else {})}
+        k: {
+            "type": v.kind,
+            "value": values[k],
+            **({"path": v.value} if v.kind == "file" else {}),
+            **({"paths": json.loads(v.value)} if v.kind == "files" else {}),
+        }
         for k, v in resolved.items()
     }
     return rctx, values, shown
