@@ -31,6 +31,7 @@ from myapp.core.output_paths import DEFAULT_ROOTS, output_path_problem
 from myapp.core.params import coerce_value, is_deferred
 from myapp.core.pipeline_spec import MAX_TASKS
 from myapp.core.ports import TemplateCatalog
+from myapp.core.slices import slices_problems
 from myapp.core.task_spec import PARAMS_PREFIX
 from myapp.core.trigger_rules import NEED_UPSTREAM, TriggerRule, parse_rule
 from myapp.core.workspaces import workspace_errors
@@ -210,6 +211,7 @@ def _check_task(
     errors += _check_trigger_rule(task, where)
     errors += _check_when(task, where, outputs)
     errors += workspace_errors(task, template, where)
+    errors += [SpecError(f"{where}.{field}", message) for field, message in slices_problems(task)]
     for binding in task.inputs:
         errors += _check_binding(task, binding, outputs, params)
     if template is not None:
