@@ -60,3 +60,33 @@ def test_a_sliced_task_is_one_node_with_counts_and_its_slices_open_from_the_pane
     page.wait_for_selector("[data-testid=log-text]:has-text('slice 4')")
     assert node(page, "train").get_attribute("class").find("selected") >= 0  # the slice's task stays selected
     shot(page, "run-slice-log")
+
+
+FORM = """
+name: sweep-form
+tasks:
+  - {name: train, image: local, command: ['echo', '$lr', '$mode'], inputs: {lr: [1, 2, 3], mode: fast}}
+  - {name: grid, image: local, command: ['true'], inputs: {n: [1, 2]}, slices: {inputs: [n], continue_on_failed: true}}
+"""
+
+
+def test_the_slices_form_writes_the_block(new_page: Any, live_server: Any, engine_services: Any) -> None:
+    from tests.browser.canvas import select_node
+
+    page = new_page()
+    import_yaml(page, live_server.url, FORM)
+    select_node(page, "grid")
+    assert page.is_checked("[name=slice-input-n]") and page.is_checked("[name=slices-continue-on-failed]")
+    select_node(page, "train")
+    assert not page.is_checked("[name=slice-input-lr]")
+    page.check("[name=slice-input-lr]")
+    page.fill("[name=slices-parallelism]", "2")
+    page.fill("[name=slices-success-ratio]", "0.5")
+    shot(page, "editor-slices", hide_toasts=True)
+    page.click("[data-testid=save]")
+    page.wait_for_selector("[data-testid=version-label]:has-text('version 2')")
+    pipeline_id = int(re.search(r"/pipelines/(\d+)/edit$", page.url).group(1))  # type: ignore[union-attr]
+    spec = engine_services.pipelines.spec(pipeline_id)[0]
+    train, grid = spec.task("train").slices, spec.task("grid").slices
+    assert (train.inputs, train.parallelism, train.success_ratio, train.continue_on_failed) == (("lr",), 2, 0.5, False)
+    assert (grid.inputs, grid.continue_on_failed) == (("n",), True)
