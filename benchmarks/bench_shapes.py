@@ -12,6 +12,7 @@ Shapes (every task is `command: ['true']`):
   layers      10 layers of 100 tasks, every task depending on every task of the layer before (90,000 edges)
   concurrent  1,000 runs at once of a 10-task pipeline (extract -> clean -> 6 parts -> join -> publish),
               created in one transaction as the scheduler creates a batch
+  sweep       a grid task, a task sliced over 100 items (100 slices, R15), a select-best join after them
   enable      a pipeline with a backfill is enabled by a save: seconds from the save's call to the start
               of its first run's first attempt (issue 14 item 3), repeated
 
@@ -86,6 +87,16 @@ def layers(depth: int = 10, width: int = 100) -> list[str]:
     return lines
 
 
+def sweep(n: int = 100) -> list[str]:
+    """A grid task, a task sliced over n items (R15: one task instance per item), a select-best join."""
+    items = ", ".join(str(i) for i in range(n))
+    train = (
+        "  - {name: train, image: local, command: ['true'], depends_on: [grid], "
+        f"inputs: {{lr: [{items}]}}, slices: {{inputs: [lr]}}}}"
+    )
+    return [_task("grid"), train, _task("best", ["train"])]
+
+
 def ten_tasks() -> list[str]:
     parts = [f"part{i}" for i in range(1, 7)]
     return [
@@ -104,6 +115,7 @@ SHAPES: dict[str, tuple[Callable[[], list[str]], int]] = {
     "diamonds": (diamonds, 1),
     "layers": (layers, 1),
     "concurrent": (ten_tasks, 1000),
+    "sweep": (sweep, 1),
 }
 
 
@@ -233,15 +245,18 @@ def run_shape(services: Any, name: str, meter: CpuMeter, counts: Path, timeout: 
     stmts_after = statement_counter.read(counts)
     rows = attempt_rows(services, pipeline_id)
     failed = [r for r in rows if r[2] != "succeeded"]
-    if failed or len(rows) != runs * len(spec.tasks):
+    if failed or len({(run, _task_of(task)) for run, task, *_ in rows}) != runs * len(spec.tasks):
         raise SystemExit(
             f"{name}: {len(rows)} attempts for {runs * len(spec.tasks)} tasks, {len(failed)} not succeeded"
         )
-    ends = {(run, task): end for run, task, _, _, end in rows}
+    ends: dict[tuple[int, str], datetime] = {}
+    for run, task, _, _, end in rows:  # a sliced task ends with its last slice
+        key = (run, _task_of(task))
+        ends[key] = max(ends.get(key, end), end)
     hops = [
-        (start - max(ends[(run, up)] for up in dag.upstream[task])).total_seconds() * 1000
+        (start - max(ends[(run, up)] for up in dag.upstream[_task_of(task)])).total_seconds() * 1000
         for run, task, _, start, _ in rows
-        if dag.upstream.get(task)
+        if dag.upstream.get(_task_of(task))
     ]
     span = (max(r[4] for r in rows) - min(r[3] for r in rows)).total_seconds()
     n = len(rows)
@@ -259,6 +274,14 @@ def run_shape(services: Any, name: str, meter: CpuMeter, counts: Path, timeout: 
         wall_s=wall,
         load=(load_before, os.getloadavg()[0]),
     )
+
+
+def _task_of(name: str) -> str:
+    """Return the pipeline task of a task instance (a slice `train[3]` is one of `train`)."""
+    from myapp.core.slices import parent_of
+
+    owner = parent_of(name)
+    return name if owner is None else owner[0]
 
 
 def _dag(services: Any, pipeline_id: int) -> tuple[Any, Any]:

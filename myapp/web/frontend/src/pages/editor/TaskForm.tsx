@@ -1,8 +1,11 @@
 // The side panel of the editor: a form generated from the template's parameter schema, input
 // bindings chosen from ancestors' outputs and global parameters, outputs, retries, resources, env.
 import { ReactNode, useEffect, useState } from "react";
+import type { FieldError } from "../../api";
 import { t } from "../../i18n";
-import type { Binding, InputRow, OutputDef, ParamDef, PipelineMeta, TaskData, Template } from "./model";
+import { StepsList } from "../SeqPodSteps";
+import { WorkspacesForm } from "./Workspaces";
+import type { Binding, InputRow, OutputDef, ParamDef, PipelineMeta, SlicesData, TaskData, Template } from "./model";
 import { PARAMS, TRIGGER_RULES } from "./model";
 
 export interface SourceOption { value: string; label: string }
@@ -104,6 +107,7 @@ function SourceSelect({ binding, options, disabled, testId, onChange }: {
 export function TaskForm(props: {
   data: TaskData; template: Template | undefined; meta: PipelineMeta; options: SourceOption[];
   readOnly: boolean; nameError: string; canDebug: boolean;
+  kubernetes?: boolean; errors?: FieldError[];   // the installation's executor; the server's errors on this task
   onChange: (patch: Partial<TaskData>) => void; onRename: (name: string) => void;
   onDelete: () => void; onDebug: () => void;
 }) {
@@ -153,6 +157,12 @@ export function TaskForm(props: {
                    placeholder={template?.image ?? ""}
                    onChange={(e) => props.onChange({ image: e.target.value })} />
           </Row>
+          {template?.kind === "seqpod" && (
+            <div className="myapp-field">
+              <label>{t("seqpod_steps")}</label> <a className="small" href="/templates/?tab=mine">{t("seqpod_steps_where")}</a>
+              <StepsList extra={template.extra} image={data.image || template.image} />
+            </div>
+          )}
         </div>
       ) : (
         <>
@@ -257,6 +267,7 @@ export function TaskForm(props: {
         <input className="form-control input-sm" name="task-when" disabled={ro} placeholder="{{ tasks.check.outputs.ok }}"
                value={data.when} onChange={(e) => props.onChange({ when: e.target.value })} />
       </Row>
+      <SlicesRow data={data} ro={ro} onChange={(slices) => props.onChange({ slices })} />
       <div className="myapp-grid3">
         <Row label={t("cpu")}>
           <input className="form-control input-sm" name="task-cpu" disabled={ro} value={data.resources.cpu ?? ""}
@@ -291,6 +302,10 @@ export function TaskForm(props: {
                       onClick={() => props.onChange({ env: { ...data.env, [`VAR${Object.keys(data.env).length + 1}`]: "" } })}>
         <i className="fa fa-plus" /> {t("add_env")}</button>}
 
+      <WorkspacesForm task={data.name} rows={data.workspaces ?? []} project={props.meta.project}
+                      kubernetes={Boolean(props.kubernetes)} errors={props.errors ?? []} readOnly={ro}
+                      onChange={(workspaces) => props.onChange({ workspaces })} />
+
       {!ro && (
         <div className="myapp-form-actions">
           <button type="button" className="btn btn-warning btn-sm" data-testid="debug-task" disabled={!props.canDebug}
@@ -310,4 +325,50 @@ function renameKey(env: Record<string, string>, from: string, to: string): Recor
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) out[k === from ? to : k] = v;
   return out;
+}
+
+
+/** The task's `slices` block (docs/rules.md R15): tick the inputs whose lists it fans out over. */
+function SlicesRow({ data, ro, onChange }: { data: TaskData; ro: boolean; onChange: (s: SlicesData | null) => void }) {
+  const sl: SlicesData = data.slices ?? { inputs: [], parallelism: 0, continue_on_failed: false, success_ratio: null };
+  const names = [...new Set([...data.inputs.map((row) => row.name).filter(Boolean), ...sl.inputs])];
+  const set = (patch: Partial<SlicesData>) => {
+    const next = { ...sl, ...patch };
+    onChange(next.inputs.length || next.parallelism || next.success_ratio !== null || next.continue_on_failed ? next : null);
+  };
+  const toggle = (name: string, on: boolean) =>
+    set({ inputs: on ? [...sl.inputs.filter((x) => x !== name), name] : sl.inputs.filter((x) => x !== name) });
+  return (
+    <div className="myapp-slices-form" data-testid="slices-form">
+      <Row label={t("slices")} help={t("slices_help")}>
+        <div>
+          {names.length === 0 && <span className="myapp-muted small">{t("slices_no_inputs")}</span>}
+          {names.map((name) => (
+            <label key={name} className="checkbox-inline">
+              <input type="checkbox" name={`slice-input-${name}`} disabled={ro} checked={sl.inputs.includes(name)}
+                     onChange={(e) => toggle(name, e.target.checked)} /> {name}
+            </label>
+          ))}
+        </div>
+      </Row>
+      {sl.inputs.length > 0 && (
+        <div className="myapp-grid3">
+          <Row label={t("slices_parallelism")}>
+            <input className="form-control input-sm" name="slices-parallelism" type="number" min={0} disabled={ro}
+                   value={sl.parallelism} onChange={(e) => set({ parallelism: Number(e.target.value) || 0 })} />
+          </Row>
+          <Row label={t("slices_success_ratio")}>
+            <input className="form-control input-sm" name="slices-success-ratio" type="number" min={0} max={1} step={0.05}
+                   disabled={ro || sl.continue_on_failed} placeholder="1"
+                   value={sl.success_ratio ?? ""}
+                   onChange={(e) => set({ success_ratio: e.target.value === "" ? null : Number(e.target.value) })} />
+          </Row>
+          <Row label={t("slices_continue")}>
+            <input type="checkbox" name="slices-continue-on-failed" disabled={ro} checked={sl.continue_on_failed}
+                   onChange={(e) => set({ continue_on_failed: e.target.checked, success_ratio: e.target.checked ? null : sl.success_ratio })} />
+          </Row>
+        </div>
+      )}
+    </div>
+  );
 }
