@@ -110,6 +110,7 @@ class Settings:
     k8s_log_read_timeout: float = 120.0  # a log follow silent this long is resumed with sinceTime (0: never)
     k8s_watcher_timeout: int = 120  # attempts of a silent watcher are lost after this (restart, failover)
     k8s_lease_duration: int = 15  # a leading watcher's Lease expires this long after its last renewal
+    k8s_missing_grace: int = 60  # a launched attempt whose pods (or resource) stay absent this long fails
     output_roots: str = "/tmp"  # absolute output paths must lie under one of these (comma-separated)
     # Where file outputs are kept (docs/artifacts.md): empty = MYAPP_HOME/artifacts on this machine's disk,
     # file:///path, or s3://bucket/prefix (extra [s3]; credentials from AWS_* variables or ~/.aws).
@@ -191,6 +192,7 @@ def _validate(s: Settings) -> None:
         "k8s_watch_timeout",
         "k8s_watcher_timeout",
         "k8s_lease_duration",
+        "k8s_missing_grace",
         "render_timeout",
     ):
         if getattr(s, name) <= 0:

@@ -62,6 +62,7 @@ class KubeConfig:
     watch_timeout: int = 300
     log_streams: int = 2000
     heartbeat_interval: float = 2.0
+    missing_grace: float = 60.0
     pod_rules: PodRules = field(default_factory=PodRules)
     create_retry_timeout: float = 300.0
     installation: str = ""
@@ -125,6 +126,7 @@ def kube_config(settings: Settings) -> KubeConfig:
         watch_timeout=settings.k8s_watch_timeout,
         log_streams=settings.k8s_log_streams,
         heartbeat_interval=settings.heartbeat_interval,
+        missing_grace=float(settings.k8s_missing_grace),
         pod_rules=PodRules(
             image_pull_grace=settings.k8s_image_pull_grace,
             startup_timeout=settings.k8s_startup_timeout,

@@ -57,6 +57,7 @@ def build_watcher(services: WatcherPorts, cfg: KubeConfig | None = None, *, fini
         hub,
         services.clock.now,
         workers=finish_workers,
+        missing_grace=cfg.missing_grace,
         kill_grace=int(settings.kill_grace),
         report=report,
     )
