@@ -118,9 +118,13 @@ class WatcherProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # the Lease and the first pod list included, on a loaded machine
         while time.monotonic() < deadline:
-            if b"watching" in self.log.read_bytes()[offset:]:
+            # Ready: leading and its pods listed ("watching"), or standing by behind another leader.
+            # Not the first line: a test acting before the first list could create and delete a pod
+            # the watcher then never sees.
+            text = self.log.read_bytes()[offset:]
+            if b"k8s-watcher: watching" in text or b"k8s-watcher: standing by" in text:
                 return
             if self.proc.poll() is not None:
                 raise RuntimeError(f"watcher exited: {self.log.read_text()[-3000:]}")
