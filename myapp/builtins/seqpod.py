@@ -5,7 +5,8 @@ in the template's `extra.steps`. A script becomes `python3 -c CODE` or `bash -c 
 never a shell string built from values), so `$(params.NAME)` follows the same rules as in a
 template's `command` (docs/security.md §2). Both executors run the steps through the POSIX `sh`
 runner below (`sh_runner_argv`): the local one as the attempt's process, the Kubernetes one in one
-container of the template's image. Pure; imports myapp.core only.
+container of the template's image, or in one container per step when steps have images of their own
+(init containers, then `main`: myapp/executor/kubernetes/pod_plan.py). Pure; imports myapp.core only.
 """
 
 from __future__ import annotations

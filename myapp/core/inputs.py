@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any, Literal
 
 from myapp.core.errors import MyappError
@@ -12,10 +14,23 @@ from myapp.core.model import TaskSpec
 
 @dataclass(frozen=True)
 class InputValue:
-    """One resolved input: text, or a file/directory stored at `value` (an artifact path)."""
+    """One resolved input: text, a file/directory stored at `value` (an artifact path), or the
+    files gathered from a sliced task (R15): `value` is the JSON list of their artifact paths."""
 
-    kind: Literal["text", "file"]
+    kind: Literal["text", "file", "files"]
     value: str
+
+
+def local_value(val: InputValue, dest: PurePath, fetch: Callable[[str, PurePath], str]) -> str:
+    """Return what `$name` is for one input: text as is, a file fetched to `dest` (its local path),
+    gathered files each fetched to `dest/INDEX` (the JSON list of their local paths, null where a
+    slice produced none). `fetch(artifact, dest)` copies one artifact and returns its path as seen."""
+    if val.kind == "text":
+        return val.value
+    if val.kind == "file":
+        return fetch(val.value, dest)
+    paths = json.loads(val.value)
+    return json.dumps([None if p is None else fetch(str(p), dest / str(i)) for i, p in enumerate(paths)])
 
 
 def resolve_inputs(
@@ -44,6 +59,9 @@ def resolve_inputs(
                 raise MyappError(
                     f"task {task.name!r}: input {b.name!r} needs output {b.task}.{b.output}, which was not produced"
                 )
+            if produced.get("type") == "files":  # gathered from a sliced task (R15)
+                out[b.name] = InputValue("files", json.dumps(list(produced.get("paths") or [])))
+                continue
             kind: Literal["text", "file"] = "file" if produced.get("type") == "file" else "text"
             out[b.name] = InputValue(kind, str(produced.get("path") if kind == "file" else produced.get("value", "")))
     return out

@@ -82,6 +82,16 @@ class WorkspaceBinding:
 
 
 @dataclass(frozen=True)
+class SliceSpec:
+    """A task fanned out over lists (docs/rules.md R15): one task instance per item (core/slices.py)."""
+
+    inputs: tuple[str, ...]  # inputs whose values are lists; slice i gets item i of each
+    parallelism: int = 0  # slices queued or running at once; 0 = no cap
+    continue_on_failed: bool = False  # the task succeeds whatever its slices did (success_ratio 0)
+    success_ratio: float | None = None  # fraction of slices that must succeed; None = 1.0 (all)
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One node of a pipeline: a template instance or a custom image + command."""
 
@@ -103,6 +113,7 @@ class TaskSpec:
     trigger_rule: str = "all_success"  # R13; one of core.trigger_rules.TriggerRule (checked in validate.py)
     when: str = ""  # R14; a sandboxed Jinja condition (core/conditions.py); false skips the task
     workspaces: tuple[WorkspaceBinding, ...] = ()  # named volumes, `$(workspaces.NAME.path)` (core/workspaces.py)
+    slices: SliceSpec | None = None  # R15: fanned out over lists, one task instance per item
 
 
 @dataclass(frozen=True)
@@ -149,6 +160,11 @@ class PipelineSpec:
     def _by_name(self) -> dict[str, TaskSpec]:
         # Built on first use: a worker looks up one task per attempt in pipelines of 1000 tasks.
         return {task.name: task for task in self.tasks}
+
+    @cached_property
+    def sliced(self) -> frozenset[str]:
+        """Return the names of the tasks fanned out over lists (R15)."""
+        return frozenset(task.name for task in self.tasks if task.slices is not None)
 
 
 @dataclass(frozen=True)

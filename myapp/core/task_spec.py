@@ -14,6 +14,7 @@ from typing import cast, get_args
 from myapp.core.errors import SpecError
 from myapp.core.model import InputBinding, OutputSpec, OutputType, Resources, TaskSpec
 from myapp.core.params import value_text
+from myapp.core.slices import parse_slices, slices_to_dict
 from myapp.core.spec_fields import (
     check_keys,
     put,
@@ -45,6 +46,7 @@ TASK_KEYS = (
     "trigger_rule",
     "when",
     "workspaces",
+    "slices",
 )
 OUTPUT_KEYS = ("name", "path", "type", "description")
 RESOURCE_KEYS = ("cpu", "memory", "gpu", "package")
@@ -82,6 +84,7 @@ def parse_task(raw: object, path: str) -> TaskSpec:
         trigger_rule=read_str(data, "trigger_rule", path) or "all_success",
         when=read_str(data, "when", path).strip(),
         workspaces=parse_workspaces(data.get("workspaces"), path),
+        slices=parse_slices(data.get("slices"), path),
     )
 
 
@@ -104,6 +107,8 @@ def task_to_dict(task: TaskSpec) -> dict[str, object]:
     put(out, "trigger_rule", task.trigger_rule, "all_success")
     put(out, "when", task.when, "")
     put(out, "workspaces", workspaces_to_dict(task.workspaces), {})
+    if task.slices is not None:
+        out["slices"] = slices_to_dict(task.slices)
     if task.position is not None:
         out["position"] = [_compact_number(v) for v in task.position]
     return out

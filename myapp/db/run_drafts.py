@@ -54,6 +54,7 @@ class RunDraft:
     run: Mapping[str, Any]
     tasks: tuple[Mapping[str, Any], ...]
     dag: Dag
+    sliced: frozenset[str] = frozenset()  # its sliced tasks (R15): starting one makes its slices
 
 
 @lru_cache(maxsize=4096)  # the runs of one pass share a few instants
@@ -111,7 +112,7 @@ def draft_run(
         }
         for name in names
     )
-    return RunDraft(run, tasks, executed)
+    return RunDraft(run, tasks, executed, frozenset() if new.debug_task else spec.sliced)
 
 
 def check_params(spec: PipelineSpec, supplied: Mapping[str, Any]) -> dict[str, str]:
@@ -139,7 +140,7 @@ def started_rows(draft: RunDraft, now: datetime) -> tuple[dict[str, Any], list[d
     """
     check_run_transition(RunState(draft.run["state"]), RunState.RUNNING)
     ready = core.ready_at_start(draft.dag)
-    if not ready:
+    if not ready or ready & draft.sliced:  # a sliced task starts by making its slices (R15)
         return None
     timeout = draft.run["timeout"]
     run = {

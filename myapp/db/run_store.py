@@ -25,6 +25,7 @@ from myapp.core.dag import Dag
 from myapp.core.errors import Conflict, MyappError, NotFound
 from myapp.core.params import MASK
 from myapp.core.ports import Dispatch as Dispatch  # re-exported for older imports
+from myapp.core.slices import parent_of
 from myapp.core.states import (
     ATTEMPT,
     RUN_MARK_TARGETS,
@@ -54,6 +55,7 @@ from myapp.db.run_drafts import (
 from myapp.db.schedule_store import Wake, no_wake, wake_after_commit, wake_in
 from myapp.db.sealed import open_tree
 from myapp.db.session import Database
+from myapp.db.slice_store import retry_budgets, slice_ended, sliced_names, start_sliced
 from myapp.db.specs import VersionSpecs
 from myapp.db.tables import Pipeline, Run, TaskAttempt, TaskInstance
 
@@ -241,6 +243,9 @@ class RunStore:
         `others_unfinished`: whether another task instance of the run was unfinished, as read
         with the end. The run must be locked by the caller.
         """
+        owner = parent_of(ended)
+        if owner is not None:  # a slice (R15): its sliced task counts it, and ends after the last one
+            return slice_ended(self, s, run, now, ended, owner[0])
         dag = self.dag_of(s, run)
         downstream = core.released_by(dag, ended)
         if not downstream:
@@ -321,7 +326,7 @@ class RunStore:
             if unknown:  # a run from before counts were kept: count these from their upstreams' states
                 views = self._recount(s, run.id, dag, views, unknown)
             decided = core.on_release(views, cause, now, self._rules(s, run, [v.name for v in views]))
-            queued += self._queue(s, [r.id for r in batch if decided.get(r.task_name) is QUEUE], now)
+            queued += self._queue_ready_rows(s, run, [r for r in batch if decided.get(r.task_name) is QUEUE], now)
             for target, result in ((TaskState.SKIPPED, Outcome.SKIPPED), (TaskState.UPSTREAM_FAILED, Outcome.FAILED)):
                 names = [v.name for v in views if decided.get(v.name) is target]
                 if names:
@@ -341,7 +346,9 @@ class RunStore:
             return {}
         spec, _ = self.specs.get(s, run.version_id)
         return {
-            name: TriggerRule(rule) for name in names if (rule := spec.task(name).trigger_rule) != DEFAULT_RULE.value
+            name: TriggerRule(rule)
+            for name in names
+            if parent_of(name) is None and (rule := spec.task(name).trigger_rule) != DEFAULT_RULE.value
         }
 
     def _recount(
@@ -390,9 +397,19 @@ class RunStore:
         ready = {name for name, t in settled.items() if t is QUEUE} | {
             v.name for v in views.values() if v.state is TaskState.UP_FOR_RETRY and core.is_ready(v, now)
         }
-        queued = self._queue(s, [r.id for r in rows if r.task_name in ready], now)
+        queued = self._queue_ready_rows(s, run, [r for r in rows if r.task_name in ready], now)
         if not queued:  # else the run goes on: what was just queued is unfinished
             self.finish_if_done(s, run, now)
+        return queued
+
+    def _queue_ready_rows(self, s: Session, run: RunHead, rows: Sequence[Any], now: datetime) -> list[int]:
+        """Queue the task instances (rows with `id`, `task_name`) that are ready; a sliced task
+        instead makes its slices and queues them (R15, db/slice_store.py)."""
+        sliced = sliced_names(self, s, run) if rows else frozenset()
+        queued = self._queue(s, [r.id for r in rows if r.task_name not in sliced], now)
+        for r in rows:
+            if r.task_name in sliced:
+                queued += start_sliced(self, s, run, r.id, r.task_name, now)
         return queued
 
     def _queue(self, s: Session, ids: Sequence[int], now: datetime) -> list[int]:
@@ -511,7 +528,10 @@ class RunStore:
             rows = s.scalars(select(TaskInstance).where(TaskInstance.run_id == run.id)).all()
             if not rows:  # stopped or failed while `creating` (db/run_creation.py): nothing to retry
                 raise Conflict(f"run {run_id} ended before its tasks were created; copy it to run it again")
-            budgets = core.to_retry({r.task_name: _view(r) for r in rows}, {t.name: t.retries for t in spec.tasks})
+            budgets = core.to_retry(
+                {r.task_name: _view(r) for r in rows},
+                retry_budgets([r.task_name for r in rows], {t.name: t.retries for t in spec.tasks}),
+            )
             for row in rows:
                 if row.task_name in budgets:
                     row.state = TaskState.PENDING.value

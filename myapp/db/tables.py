@@ -179,6 +179,7 @@ class TaskInstance(Base):
         UniqueConstraint("run_id", "task_name"),
         Index("ix_ti_run_state", "run_id", "state"),
         Index("ix_ti_state_queued", "state", "queued_at"),
+        Index("ix_ti_slices", "run_id", "slice_of", "state", "slice_index"),  # R15: a sliced task's slices
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
@@ -197,6 +198,12 @@ class TaskInstance(Base):
     # outcome it is what the task's trigger rule decides from (R13). NULL: not known (rows from before
     # migration 0004), counted again from the states.
     upstream_waiting: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Slices (R15, core/slices.py, db/slice_store.py). A slice `NAME[i]`: its task, index and item
+    # ({input: {type, value|path}}). A sliced task: its slices not ended yet (NULL until it starts).
+    slice_of: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    slice_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    slice_item: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
+    slices_left: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class TaskAttempt(Base):

@@ -8,6 +8,7 @@ or timeout. The image of a task is ignored here.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import selectors
 import shutil
@@ -17,12 +18,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from myapp.artifacts import LocalArtifacts
 from myapp.core.errors import MyappError
-from myapp.core.inputs import InputValue, resolve_inputs
+from myapp.core.inputs import InputValue, local_value, resolve_inputs
 from myapp.core.model import OutputSpec
 from myapp.core.output_paths import DEFAULT_ROOTS
 from myapp.core.params import MASK
@@ -244,6 +245,8 @@ class LocalExecutor:
         for k, v in resolved.items():  # where a file came from: a retried or copied debug run fetches it again
             if v.kind == "file":
                 shown[k]["path"] = v.value
+            elif v.kind == "files":
+                shown[k]["paths"] = json.loads(v.value)
         secret_values = [rendered.env[k] for k in rendered.secret_env]
         return rendered.argv, env, rendered.outputs, shown, secret_values
 
@@ -274,12 +277,14 @@ class LocalExecutor:
         # File inputs are fetched per consumer, so one task cannot alter what another receives (R11).
         out = {}
         for name, val in resolved.items():
-            if val.kind == "file":
+            if val.kind != "text":
                 Budget.current().check_time()  # a stop between two copies frees the slot
-            out[name] = (
-                str(self.artifacts.fetch(val.value, workdir / "inputs" / name)) if val.kind == "file" else val.value
-            )
+            out[name] = local_value(val, workdir / "inputs" / name, self._fetch)
         return out
+
+    def _fetch(self, artifact: str, dest: PurePath) -> str:
+        Budget.current().check_time()
+        return str(self.artifacts.fetch(artifact, Path(dest)))
 
     def _wait(
         self, proc: subprocess.Popen[bytes], ctx: AttemptContext, log: AttemptLog, heartbeat: Heartbeat, now: Now

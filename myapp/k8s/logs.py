@@ -144,7 +144,8 @@ class Follower:
             return False
         if raw is None:
             return True
-        for status in (raw.get("status") or {}).get("containerStatuses") or []:
+        status_of = raw.get("status") or {}
+        for status in [*(status_of.get("initContainerStatuses") or []), *(status_of.get("containerStatuses") or [])]:
             if status.get("name") == self.container:
                 return bool((status.get("state") or {}).get("terminated"))
         return False
@@ -247,12 +248,12 @@ class LogHub:
             or pod.attempt_id in self._closed
         ):
             return
-        ready = [c.name for c in pod.containers if c.has_log]
+        ready = [c.name for c in pod.every_container if c.has_log]
         if not ready:
             return
         stream = self._stream(pod.attempt_id, LogKey(pod.run_id, pod.task, pod.try_number))
         self._mask(stream, pod)  # before any of its lines is read
-        prefixed = pod.rank is not None or len(pod.container_names) > 1
+        prefixed = _prefixed(pod)
         with self._lock:
             for name in ready:
                 if (
@@ -271,8 +272,8 @@ class LogHub:
             self._mask(stream, pod)
         with self._lock:
             for pod in pods:
-                prefixed = pod.rank is not None or len(pod.container_names) > 1
-                for c in pod.containers:
+                prefixed = _prefixed(pod)
+                for c in pod.every_container:
                     if c.has_log and (pod.name, c.name) not in stream.followers and not pod.gone:
                         self._start(stream, pod.name, c.name, prefixed, follow=False)
             followers = list(stream.followers.values())
@@ -324,6 +325,12 @@ class LogHub:
     def _ended(self) -> None:
         with self._lock:
             self.live_streams -= 1
+
+
+def _prefixed(pod: PodView) -> bool:
+    """Return True when the pod's lines get a `pod/container ` prefix: a rank, or several containers
+    (a SeqPod's step containers excepted: their lines carry `[STEP] ` already, as on the local executor)."""
+    return pod.rank is not None or (pod.several_containers and not pod.steps)
 
 
 class _NullSink:

@@ -27,6 +27,8 @@ LABEL_ATTEMPT, LABEL_GROUP, LABEL_RANK, LABEL_ROLE = "myapp/attempt", "myapp/gro
 LABEL_INSTALLATION = "myapp/installation"
 TASK_ANNOTATION = "myapp/task-name"
 SECRET_ENV_ANNOTATION = "myapp/secret-env"  # names (never values) of the env vars that carry secrets
+STEPS_ANNOTATION = "myapp/steps"  # a SeqPod's step names, in order: its log lines carry `[STEP] ` already
+STEP_CONTAINER_PREFIX = "step-"  # a SeqPod step in an init container of its own image: `step-NAME`
 TOKEN_ENV = "MYAPP_TOKEN"
 CONTAINER = "main"
 VOLUME = "workflow-space"
@@ -73,6 +75,10 @@ class PodPlan:
     secret_env: tuple[str, ...] = ()  # env names holding secret parameters: the watcher masks their values in logs
     secret_name: str = ""  # the attempt's Secret: secret parameters and the run token come from it, never inline
     workspaces: tuple[tuple[str, str, str], ...] = ()  # (name, PVC claim, mount path): core/workspaces.py
+    # A SeqPod whose steps have images of their own: (container name, image, argv) of the init containers
+    # running the steps before the last one, in order; the last step is the `main` container.
+    init_steps: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    steps: tuple[str, ...] = ()  # a SeqPod's step names (STEPS_ANNOTATION)
 
 
 def attempt_name(prefix: str, run_id: int, task: str, try_number: int) -> str:
@@ -153,26 +159,20 @@ def pod_manifest(
 ) -> Manifest:
     """Return one pod of the attempt (restartPolicy Never: retries are the engine's)."""
     pod_name = name or plan.name
-    command, args = wrapped_command(plan.argv)
     env = {**plan.env, **(extra_env or {}), "MYAPP_WORKDIR": plan.workdir, "MYAPP_TERMINATION_LOG": TERMINATION_LOG}
     if collect_outputs and plan.outputs:
         env["MYAPP_OUTPUTS"] = outputs_env(plan.outputs)
-    container: Manifest = {
-        "name": CONTAINER,
-        "image": plan.image,
-        "command": command,
-        "args": args,
-        "workingDir": plan.workdir,
-        "env": [_env_entry(plan, k, v) for k, v in env.items()],
-        "resources": resource_requirements(plan.resources, plan.gpu_resource),
-        "volumeMounts": [_workflow_mount(plan), *({"name": f"ws-{n}", "mountPath": m} for n, _, m in plan.workspaces)],
-        "terminationMessagePath": TERMINATION_LOG,
-        "terminationMessagePolicy": "File",
-    }
+    container = _container(plan, CONTAINER, plan.image, plan.argv, env)
     if ports:
         container["ports"] = [{"name": f"port-{p}", "containerPort": p} for p in ports]
+    init_env = {k: v for k, v in env.items() if k != "MYAPP_OUTPUTS"}  # only the last step hands outputs over
     spec: Manifest = {
         "restartPolicy": "Never",
+        **(
+            {"initContainers": [_container(plan, n, image, argv, init_env) for n, image, argv in plan.init_steps]}
+            if plan.init_steps
+            else {}
+        ),
         "containers": [container],
         "enableServiceLinks": False,
         "volumes": [
@@ -186,6 +186,23 @@ def pod_manifest(
     if subdomain:
         spec.update(hostname=pod_name, subdomain=subdomain)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": _metadata(plan, pod_name, extra_labels), "spec": spec}
+
+
+def _container(plan: PodPlan, name: str, image: str, argv: Sequence[str], env: Mapping[str, str]) -> Manifest:
+    """Return one container of the attempt's pod: `argv` under the entrypoint, in the working directory."""
+    command, args = wrapped_command(argv)
+    return {
+        "name": name,
+        "image": image,
+        "command": command,
+        "args": args,
+        "workingDir": plan.workdir,
+        "env": [_env_entry(plan, k, v) for k, v in env.items()],
+        "resources": resource_requirements(plan.resources, plan.gpu_resource),
+        "volumeMounts": [_workflow_mount(plan), *({"name": f"ws-{n}", "mountPath": m} for n, _, m in plan.workspaces)],
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "File",
+    }
 
 
 def secret_keys(plan: PodPlan) -> tuple[str, ...]:
@@ -276,6 +293,7 @@ def _metadata(plan: PodPlan, name: str, extra_labels: Mapping[str, str] | None) 
         "annotations": {
             TASK_ANNOTATION: plan.ref.task,
             **({SECRET_ENV_ANNOTATION: ",".join(plan.secret_env)} if plan.secret_env else {}),
+            **({STEPS_ANNOTATION: ",".join(plan.steps)} if plan.steps else {}),
         },
     }
 

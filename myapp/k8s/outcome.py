@@ -132,11 +132,15 @@ def _ended(pod: PodView, main: ContainerView | None, task: str, timeout: int, wh
 
 
 def _exit_code(pod: PodView, main: ContainerView | None, where: str) -> Outcome:
+    # An init container (a SeqPod step) that failed ended the pod before its containers started.
+    init = next((c for c in pod.init_containers if c.state == "terminated" and c.exit_code not in (0, None)), None)
     failed = [c for c in pod.containers if c.state == "terminated" and c.exit_code not in (0, None)]
-    c = main if main is not None and main in failed else (failed[0] if failed else None)
+    c = init or (main if main is not None and main in failed else (failed[0] if failed else None))
     if c is None:
         return Outcome(False, None, f"pod {pod.name} failed")
     text = f"{where}exit code {c.exit_code}"
+    if c is init and not c.message.strip():  # else the step's runner wrote which step failed
+        text = f"{where}init container {c.name} exit code {c.exit_code}"
     if c.reason and c.reason not in ("Error", "Completed"):
         text += f" ({c.reason})"
     if c.message and not c.message.startswith("myapp-outputs"):
@@ -152,7 +156,7 @@ def _stuck(pod: PodView, now: datetime, rules: PodRules, where: str, note: str) 
     since = (
         scheduled.since if scheduled is not None and scheduled.status == "True" and scheduled.since else pod.created_at
     )
-    broken = [c for c in pod.containers if c.state == "waiting" and c.reason in FATAL_WAITING]
+    broken = [c for c in pod.every_container if c.state == "waiting" and c.reason in FATAL_WAITING]
     for c in broken:  # governed by the image pull grace alone, not by the startup timeout
         if not _past(since, now, rules.image_pull_grace):
             return None
@@ -162,12 +166,12 @@ def _stuck(pod: PodView, now: datetime, rules: PodRules, where: str, note: str) 
             None,
             f"{where}container {c.name} cannot start: {c.reason}{detail} (for {rules.image_pull_grace:g} s)",
         )
-    started = any(c.has_log for c in pod.containers)
+    started = any(c.has_log for c in pod.every_container)  # init containers run while the pod is Pending
     if pod.phase == "Pending" and not started and _past(pod.created_at, now, rules.startup_timeout):
         why = (
             note
             or (scheduled.message if scheduled is not None and scheduled.status == "False" else "")
-            or next((f"{c.reason}: {c.message}".rstrip(": ") for c in pod.containers if c.reason), "")
+            or next((f"{c.reason}: {c.message}".rstrip(": ") for c in pod.every_container if c.reason), "")
         )
         return Outcome(
             False,

@@ -17,6 +17,7 @@ from myapp.k8s.manifest import (
     LABEL_RUN,
     LABEL_TRY,
     SECRET_ENV_ANNOTATION,
+    STEPS_ANNOTATION,
     TASK_ANNOTATION,
 )
 
@@ -73,6 +74,9 @@ class PodView:
     gone: bool = False
     containers: tuple[ContainerView, ...] = ()
     container_names: tuple[str, ...] = ()
+    init_containers: tuple[ContainerView, ...] = ()  # run one after another before `containers` (SeqPod steps)
+    init_container_names: tuple[str, ...] = ()
+    steps: tuple[str, ...] = ()  # a SeqPod's steps (STEPS_ANNOTATION): its lines are labelled `[STEP] ` already
     conditions: tuple[Condition, ...] = ()
     created_at: datetime | None = None
     deletion_at: datetime | None = None  # deletionTimestamp: when the grace period of a deletion ends
@@ -90,6 +94,16 @@ class PodView:
         if named is not None or len(self.container_names) > 1:
             return named
         return self.containers[0] if self.containers else None
+
+    @property
+    def every_container(self) -> tuple[ContainerView, ...]:
+        """Return the init containers' states, then the containers': every log of the pod, in order."""
+        return self.init_containers + self.containers
+
+    @property
+    def several_containers(self) -> bool:
+        """Return True when the pod's spec has more than one container, init containers included."""
+        return len(self.container_names) + len(self.init_container_names) > 1
 
     def condition(self, kind: str) -> Condition | None:
         """Return the pod's condition of type `kind`, if it has one."""
@@ -129,6 +143,9 @@ def parse_pod(raw: Mapping[str, Any], *, gone: bool = False) -> PodView:
         gone=gone,
         containers=tuple(_container(s) for s in status.get("containerStatuses") or []),
         container_names=tuple(str(c.get("name", "")) for c in spec.get("containers") or []),
+        init_containers=tuple(_container(s) for s in status.get("initContainerStatuses") or []),
+        init_container_names=tuple(str(c.get("name", "")) for c in spec.get("initContainers") or []),
+        steps=tuple(n for n in str(annotations.get(STEPS_ANNOTATION) or "").split(",") if n),
         conditions=tuple(
             Condition(
                 str(c.get("type", "")),
@@ -149,7 +166,7 @@ def parse_pod(raw: Mapping[str, Any], *, gone: bool = False) -> PodView:
 def _secret_refs(spec: Mapping[str, Any], names: str) -> tuple[tuple[str, str], ...]:
     wanted = {n for n in names.split(",") if n}
     refs = set()
-    for container in spec.get("containers") or []:
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
         for entry in container.get("env") or []:
             ref = (entry.get("valueFrom") or {}).get("secretKeyRef") or {}
             if entry.get("name") in wanted and ref.get("name") and ref.get("key"):
@@ -165,7 +182,7 @@ def _secret_values(spec: Mapping[str, Any], names: str) -> tuple[str, ...]:
         sorted(
             {
                 str(e.get("value") or "")
-                for c in spec.get("containers") or []
+                for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
                 for e in c.get("env") or []
                 if e.get("name") in wanted and e.get("value")
             }
@@ -235,6 +252,6 @@ def pod_summary(pod: PodView) -> dict[str, Any]:
                 "started_at": c.started_at,
                 "finished_at": c.finished_at,
             }
-            for c in pod.containers
+            for c in pod.every_container
         ],
     }

@@ -127,6 +127,14 @@ class Kubelet:
         envs = self._resolve_env(pod)
         if envs is None:
             return
+        for init in pod["spec"].get("initContainers") or []:  # one at a time, in order; a failure ends the pod
+            self.kube.run_init_container(self.namespace, name, init["name"])
+            code = self._run_container(pod, init, envs[init["name"]], init=True)
+            if code != 0:
+                now = self.kube.get("pods", self.namespace, name)
+                if now is not None and now["metadata"].get("deletionTimestamp"):
+                    self.kube.complete_pod_deletion(self.namespace, name)
+                return
         self.kube.set_pod_phase(self.namespace, name, "Running")
         threads = [
             threading.Thread(target=self._run_container, args=(pod, c, envs[c["name"]]), daemon=True)
@@ -145,7 +153,10 @@ class Kubelet:
         name = pod["metadata"]["name"]
         while True:
             try:
-                return {c["name"]: self._env_of(c) for c in pod["spec"]["containers"]}
+                return {
+                    c["name"]: self._env_of(c)
+                    for c in [*(pod["spec"].get("initContainers") or []), *pod["spec"]["containers"]]
+                }
             except LookupError as missing:
                 self.kube.set_pod_phase(
                     self.namespace, name, "Pending", reason="CreateContainerConfigError", message=str(missing.args[0])
@@ -172,8 +183,18 @@ class Kubelet:
         return env
 
     # --- one container -----------------------------------------------------------
-    def _run_container(self, pod: dict[str, Any], container: dict[str, Any], own_env: dict[str, str]) -> None:
+    def _run_container(
+        self, pod: dict[str, Any], container: dict[str, Any], own_env: dict[str, str], *, init: bool = False
+    ) -> int | None:
+        """Run one container to its end; return its exit code (None: the pod was deleted or timed out)."""
         name, cname = pod["metadata"]["name"], container["name"]
+
+        def finish(code: int, message: str = "") -> None:
+            if init:
+                self.kube.finish_init_container(self.namespace, name, cname, code, message)
+            else:
+                self.kube.finish_pod(self.namespace, name, exit_code=code, message=message, container=cname)
+
         message_file = self._tmp / f"{name}.{cname}.termination"
         env = {k: os.environ[k] for k in HOST_ENV if k in os.environ}
         env.update(own_env)
@@ -202,8 +223,8 @@ class Kubelet:
                 pump.join(5)
                 if current is not None and self.kube.get("pods", self.namespace, name) is not None:
                     code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
-                    self.kube.finish_pod(self.namespace, name, exit_code=code, container=cname)
-                return
+                    finish(code)
+                return None
             if deadline and time.monotonic() - started > deadline:
                 _kill_group(proc.pid)
                 self.kube.set_pod_phase(
@@ -213,13 +234,14 @@ class Kubelet:
                     reason="DeadlineExceeded",
                     message="Pod was active on the node longer than the specified deadline",
                 )
-                return
+                return None
             time.sleep(0.05)
         _kill_group(proc.pid)  # leftovers of the container die with it
         pump.join(5)
         message = message_file.read_text(errors="replace")[:4096] if message_file.exists() else ""
         if self.alive(name):
-            self.kube.finish_pod(self.namespace, name, exit_code=proc.returncode, message=message, container=cname)
+            finish(proc.returncode, message)
+        return proc.returncode
 
     def _terminate(self, proc: subprocess.Popen[bytes], pod: dict[str, Any] | None) -> None:
         """SIGTERM the container's first process (its PID 1) only; SIGKILL the rest after the grace period."""

@@ -2,7 +2,8 @@
 the node simulator for SeqPod; official client, real Celery worker and watcher): the task's pod mounts each workspace's PersistentVolumeClaim at its path and the command
 sees `$(workspaces.NAME.path)` as that path; a claim that is not the project's, or none, fails the
 attempt naming the task and field, before any pod exists. SeqPod runs its steps in one container
-sharing the working directory, labels their lines and names a failed step."""
+sharing the working directory, labels their lines and names a failed step; steps with images of their
+own run as init containers in order (the fake kubelet and the node simulator run them as a kubelet does)."""
 
 from __future__ import annotations
 
@@ -88,14 +89,7 @@ SEQ = {
 
 def test_seqpod_runs_its_steps_in_one_pod_and_names_a_failed_step(cluster: Cluster) -> None:
     svc = cluster.services
-    other_image = {
-        **SEQ,
-        "name": "seq-k8s-images",
-        "extra": {
-            "steps": [{"name": "a", "command": ["true"]}, {"name": "b", "image": "busybox:1", "command": ["true"]}]
-        },
-    }
-    svc.templates.sync([parse_template(SEQ), parse_template(other_image)], "test", svc.clock.now())
+    svc.templates.sync([parse_template(SEQ)], "test", svc.clock.now())
     pid = save(
         svc,
         """
@@ -103,7 +97,6 @@ def test_seqpod_runs_its_steps_in_one_pod_and_names_a_failed_step(cluster: Clust
         tasks:
           - {name: ok, template: seq-k8s}
           - {name: bad, template: seq-k8s, args: {fail_with: 7}}
-          - {name: images, template: seq-k8s-images}
     """,
     )
     run = wait_finished(svc, start(svc, pid))
@@ -119,8 +112,73 @@ def test_seqpod_runs_its_steps_in_one_pod_and_names_a_failed_step(cluster: Clust
     assert by["bad"]["state"] == "failed"
     assert "step 'read' failed with exit code 7" in by["bad"]["message"], by["bad"]
     assert "[finish]" not in log_text(svc, run["id"], "bad")
-    assert by["images"]["state"] == "failed"
-    assert (
-        "step 'b': a step with its own image (busybox:1) does not run on the Kubernetes executor yet"
-        in by["images"]["message"]
+
+
+IMAGES = {
+    "name": "seq-k8s-images",
+    "kind": "seqpod",
+    "image": "python:3.12-slim",
+    "parameters": {"fail_at": {"type": "string", "default": "none"}},
+    "outputs": [{"name": "result", "path": "result.txt", "type": "text"}],
+    "extra": {
+        "steps": [
+            {
+                "name": "fetch",
+                "image": "busybox:1.36",
+                "command": ["sh", "-c", 'echo one > data.txt; echo wrote data; [ "$fail_at" != fetch ] || exit 3'],
+            },
+            {
+                "name": "compute",
+                "language": "python",
+                "script": (
+                    "import os, sys\ntext = open('data.txt').read().strip()\nprint('read', text)\n"
+                    "open('result.txt', 'w').write(text.upper())\nsys.exit(4 if os.environ['fail_at'] == 'compute' else 0)\n"
+                ),
+            },
+            {"name": "report", "image": "alpine:3", "command": ["sh", "-c", "cat result.txt"]},
+        ]
+    },
+}
+
+
+def test_seqpod_steps_with_their_own_images_run_as_init_containers_in_order(cluster: Cluster) -> None:
+    """Each step runs in a container of its image (the steps before the last as init containers, the
+    last as `main`), sharing the working directory; a failed init step fails the pod, and the message
+    names it (from the init container's status); every step's container log reaches the attempt's log."""
+    svc = cluster.services
+    created: dict[str, Any] = {}
+    if cluster.kube is not None:
+        cluster.kube.add_admission("pods", lambda pod: created.setdefault(pod["metadata"]["name"], copy.deepcopy(pod)))
+    svc.templates.sync([parse_template(IMAGES)], "test", svc.clock.now())
+    pid = save(
+        svc,
+        """
+        name: seq-k8s-images
+        tasks:
+          - {name: ok, template: seq-k8s-images}
+          - {name: first, template: seq-k8s-images, args: {fail_at: fetch}}
+          - {name: middle, template: seq-k8s-images, args: {fail_at: compute}}
+    """,
     )
+    run = wait_finished(svc, start(svc, pid))
+    by = run["by_name"]
+    assert by["ok"]["state"] == "succeeded", (by["ok"], log_text(svc, run["id"], "ok"))
+    assert by["ok"]["outputs"]["result"] == {"type": "text", "value": "ONE"}
+    # each step's lines are whole and labelled; the watcher reads each container's log as its own stream
+    assert sorted(task_lines(svc, run["id"], "ok")) == ["[compute] read one", "[fetch] wrote data", "[report] ONE"]
+    assert len(by["ok"]["attempts"][0]["pods"]) == 1
+    assert by["first"]["state"] == "failed"
+    assert "exit code 3: step 'fetch' failed with exit code 3" in by["first"]["message"], by["first"]
+    assert "[compute]" not in log_text(svc, run["id"], "first")
+    assert by["middle"]["state"] == "failed"
+    assert "exit code 4: step 'compute' failed with exit code 4" in by["middle"]["message"], by["middle"]
+    assert "[fetch] wrote data" in log_text(svc, run["id"], "middle")
+    assert "[report]" not in log_text(svc, run["id"], "middle")
+    if cluster.kube is not None:
+        spec = created[by["ok"]["attempts"][0]["pods"][0]]["spec"]
+        assert [(c["name"], c["image"]) for c in spec["initContainers"]] == [
+            ("step-fetch", "busybox:1.36"),
+            ("step-compute", "python:3.12-slim"),
+        ]
+        assert [(c["name"], c["image"]) for c in spec["containers"]] == [("main", "alpine:3")]
+        assert all(c["workingDir"] == spec["containers"][0]["workingDir"] for c in spec["initContainers"])

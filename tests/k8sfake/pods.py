@@ -272,13 +272,62 @@ def terminate(pod: JsonObj, container: str | None, exit_code: int, reason: str, 
 
 
 def container_state(pod: JsonObj, container: str) -> JsonObj:
-    """Return the container's current state mapping ({} when it has no status yet)."""
-    status = _statuses_by_name(pod).get(container)
+    """Return the container's (or init container's) current state mapping ({} when it has no status yet)."""
+    init = {s["name"]: s for s in pod.get("status", {}).get("initContainerStatuses") or []}
+    status = _statuses_by_name(pod).get(container) or init.get(container)
     return dict(status["state"]) if status else {}
+
+
+def set_init_state(pod: JsonObj, container: str, exit_code: int | None, message: str, now: datetime) -> None:
+    """Run the init container `container` (exit_code None) or terminate it, as kubelet reports init
+    containers: the ones before it terminated, the ones after it waiting (PodInitializing), the pod
+    Pending (and its containers waiting PodInitializing) until every init container succeeded, and
+    Failed when one failed (restartPolicy Never)."""
+    old = {s["name"]: s for s in pod["status"].get("initContainerStatuses") or []}
+    statuses, seen = [], False
+    for spec in _containers(pod, "initContainers"):
+        name = spec["name"]
+        status = old.get(name) or _base_status(spec, None)
+        if name == container:
+            seen = True
+            started = (status["state"].get("running") or {}).get("startedAt", format_time(now))
+            status.update(imageID=_image_id(status["image"]), containerID="containerd://" + new_uid().replace("-", ""))
+            if exit_code is None:
+                status.update(state={"running": {"startedAt": started}}, started=True)
+            else:
+                terminated: JsonObj = {
+                    "exitCode": exit_code,
+                    "reason": "Completed" if exit_code == 0 else "Error",
+                    "startedAt": started,
+                    "finishedAt": format_time(now),
+                    "containerID": status["containerID"],
+                }
+                if message:
+                    terminated["message"] = message
+                status.update(state={"terminated": terminated}, ready=exit_code == 0, started=False)
+        elif seen and not status["state"]:
+            status["state"] = {"waiting": {"reason": "PodInitializing"}}
+        statuses.append(status)
+    pod["status"]["initContainerStatuses"] = statuses
+    if "containerStatuses" not in pod["status"] or exit_code is None:
+        set_waiting(pod, "PodInitializing", "", now)
+    if exit_code not in (None, 0) and pod["spec"].get("restartPolicy") == "Never":
+        pod["status"]["phase"] = "Failed"
+    _refresh(pod, now)
+
+
+def _init_pending(pod: JsonObj) -> list[str]:
+    return [
+        s["name"]
+        for s in pod["status"].get("initContainerStatuses") or []
+        if (s["state"].get("terminated") or {}).get("exitCode") != 0
+    ]
 
 
 def phase_of(pod: JsonObj) -> str:
     """Return the phase kubelet's getPhase derives from the container statuses."""
+    if _containers(pod, "initContainers") and (_init_pending(pod) or not pod["status"].get("initContainerStatuses")):
+        return "Pending"
     states = [s["state"] for s in pod["status"].get("containerStatuses") or []]
     if len(states) < len(_containers(pod)) or any("waiting" in s for s in states):
         return "Pending"
@@ -302,9 +351,16 @@ def _refresh(pod: JsonObj, now: datetime) -> None:
     message = "" if terminal or not names else f"containers with unready status: [{' '.join(names)}]"
     started = any("waiting" not in s["state"] for s in status.get("containerStatuses") or [])
     old = {c["type"]: c for c in status.get("conditions") or []}
+    pending_init = _init_pending(pod) if _containers(pod, "initContainers") else []
     fresh = [
         _condition("PodReadyToStartContainers", started and not terminal, now),
-        _condition("Initialized", True, now),
+        _condition(
+            "Initialized",
+            not pending_init,
+            now,
+            "ContainersNotInitialized" if pending_init else "",
+            f"containers with incomplete status: [{' '.join(pending_init)}]" if pending_init else "",
+        ),
         _condition("Ready", not names, now, reason, message),
         _condition("ContainersReady", not names, now, reason, message),
         _condition("PodScheduled", True, now),

@@ -212,6 +212,27 @@ class FakeKubeServer:
 
         return self._mutate_pod(namespace, name, change)
 
+    def run_init_container(self, namespace: str, name: str, container: str) -> JsonObj:
+        """Start the init container `container` (kubelet runs them one at a time, in order)."""
+        ip, now = self._next_pod_ip(), self.clock()
+
+        def change(pod: JsonObj) -> None:
+            if not pod["spec"].get("nodeName"):
+                pods.schedule(pod, self.node_name, "172.18.0.2", now)
+            pod["status"].setdefault("podIP", ip)
+            pods.set_init_state(pod, container, None, "", now)
+
+        return self._mutate_pod(namespace, name, change)
+
+    def finish_init_container(
+        self, namespace: str, name: str, container: str, exit_code: int, message: str = ""
+    ) -> JsonObj:
+        """Terminate the init container `container`: a failure fails the pod (restartPolicy Never)."""
+        now = self.clock()
+        return self._mutate_pod(
+            namespace, name, lambda pod: pods.set_init_state(pod, container, exit_code, message, now)
+        )
+
     def mark_pod_not_ready(self, namespace: str, name: str) -> JsonObj:
         """Set the pod's Ready condition False as the node lifecycle controller does for a NotReady node."""
         now = format_time(self.clock())

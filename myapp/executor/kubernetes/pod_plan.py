@@ -8,6 +8,7 @@ in pods; an attempt works in RUN/TASK/TRY under it, as with the local executor.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -19,16 +20,17 @@ from myapp.builtins.manifest_policy import ManifestPolicy
 from myapp.builtins.seqpod import parse_steps, sh_runner_argv
 from myapp.builtins.values import template_values
 from myapp.core.errors import MyappError, SpecError
-from myapp.core.inputs import resolve_inputs
+from myapp.core.inputs import local_value, resolve_inputs
 from myapp.core.model import TaskSpec, TemplateSpec
 from myapp.core.params import MASK
 from myapp.core.ports import ArtifactRepository, TemplateCatalog
-from myapp.core.render import RenderContext, RenderedTask, render_global_params, render_task
+from myapp.core.render import RenderContext, RenderedTask, render_global_params, render_task, render_text
 from myapp.core.values import AttemptContext
 from myapp.core.workspaces import apply_workspaces, mount_path
 from myapp.executor.seqpod_local import render_steps
 from myapp.k8s.config import KubeConfig
 from myapp.k8s.manifest import (
+    STEP_CONTAINER_PREFIX,
     AttemptRef,
     Manifest,
     PodPlan,
@@ -86,8 +88,9 @@ def prepare_launch(
     task, template = apply_workspaces(ctx.task, template, {b.name: mount_path(b) for b in ctx.task.workspaces})
     rctx, values, shown = _render_inputs(ctx, cfg, artifacts)
     secret_params = {p.name for p in ctx.spec.parameters if p.secret}
-    if template is not None and template.kind == "seqpod":  # the steps, in one container (docs/templates.md §9)
-        rendered = _seqpod_rendered(task, template, rctx, values, secret_params)
+    seqpod: tuple[tuple[tuple[str, str, tuple[str, ...]], ...], tuple[str, ...]] = ((), ())
+    if template is not None and template.kind == "seqpod":  # docs/templates.md §9
+        rendered, seqpod = _seqpod_rendered(task, template, rctx, values, secret_params)
     else:
         rendered = render_task(task, template, rctx, values, secret_params)
     kind = template.kind if template and template.kind != "seqpod" else "pod"  # a SeqPod is one pod
@@ -95,7 +98,13 @@ def prepare_launch(
     secrets |= rendered.secret_env
     shown = {k: {**v, "value": MASK} if k in secrets else v for k, v in shown.items()}
     plan = _plan(ctx, cfg, template, rendered)
-    plan = replace(plan, secret_env=tuple(sorted(rendered.secret_env)), secret_name=f"{plan.name}-secret")
+    plan = replace(
+        plan,
+        secret_env=tuple(sorted(rendered.secret_env)),
+        secret_name=f"{plan.name}-secret",
+        init_steps=seqpod[0],
+        steps=seqpod[1],
+    )
     record: dict[str, Any] = {
         "kind": kind,
         "namespace": cfg.namespace,
@@ -118,16 +127,31 @@ def prepare_launch(
 
 def _seqpod_rendered(
     task: TaskSpec, template: TemplateSpec, rctx: RenderContext, values: dict[str, str], secret_params: set[str]
-) -> RenderedTask:
-    other = next((s for s in parse_steps(template) if s.image and s.image != template.image), None)
-    if other is not None:
-        raise MyappError(
-            f"task {task.name!r}: step {other.name!r}: a step with its own image "
-            f"({other.image}) does not run on the Kubernetes executor yet: the steps run in one "
-            "container of the template's image"
-        )
+) -> tuple[RenderedTask, tuple[tuple[tuple[str, str, tuple[str, ...]], ...], tuple[str, ...]]]:
+    """Return the main container's task and the SeqPod's init containers and step names.
+
+    Steps all of one image (the task's `image`, else the template's) run in one container under
+    the `sh` runner. When a step has an image of its own, every step runs in a container of its
+    image, each under the runner (its lines labelled, its failure in its termination message):
+    the steps before the last as init containers `step-NAME`, in order, and the last as `main`,
+    which hands the outputs over. They share the working directory in the workflow space.
+    """
     steps, rendered = render_steps(task, template, rctx, values, secret_params)
-    return replace(rendered, argv=sh_runner_argv(steps))
+    default = render_text(task.image or template.image, rctx, values, task=task.name, field="image")
+    images = [s.image or default for s in parse_steps(template)]
+    names = tuple(name for name, _ in steps)
+    if len(set(images)) <= 1:
+        return replace(rendered, argv=sh_runner_argv(steps), image=images[0]), ((), names)
+    for (name, _), image in zip(steps, images, strict=True):
+        if not image:
+            raise MyappError(
+                f"task {task.name!r}: step {name!r}: no image: set the step's, the task's or the template's"
+            )
+    init = tuple(
+        (f"{STEP_CONTAINER_PREFIX}{name}", image, sh_runner_argv([(name, argv)]))
+        for (name, argv), image in zip(steps[:-1], images[:-1], strict=True)
+    )
+    return replace(rendered, argv=sh_runner_argv(steps[-1:]), image=images[-1]), (init, names)
 
 
 def workspace_claim_prefix(project: str) -> str:
@@ -135,15 +159,22 @@ def workspace_claim_prefix(project: str) -> str:
     return (re.sub(r"[^a-z0-9-]+", "-", project.lower()).strip("-") or "default") + "-"
 
 
+def workspace_claim_problems(task: TaskSpec, project: str, workflow_space_pvc: str) -> list[tuple[str, str]]:
+    """Return (workspace name, what is wrong) for each claim `task` may not mount (docs/security.md §10)."""
+    prefix = workspace_claim_prefix(project)
+    out: list[tuple[str, str]] = []
+    for b in task.workspaces:
+        if not b.claim:
+            out.append((b.name, "a workspace needs a PersistentVolumeClaim on the Kubernetes executor"))
+        elif b.claim == workflow_space_pvc or not b.claim.startswith(prefix):
+            out.append((b.name, f"{b.claim!r} is not one of the project's claims (named {prefix}...)"))
+    return out
+
+
 def _check_claims(ctx: AttemptContext, cfg: KubeConfig) -> None:
     """Refuse a workspace without a claim, or with a claim that is not the project's (docs/security.md §10)."""
-    prefix = workspace_claim_prefix(ctx.spec.project)
-    for b in ctx.task.workspaces:
-        field = f"task {ctx.task.name!r}: workspaces.{b.name}.claim"
-        if not b.claim:
-            raise MyappError(f"{field}: a workspace needs a PersistentVolumeClaim on the Kubernetes executor")
-        if b.claim == cfg.workflow_space_pvc or not b.claim.startswith(prefix):
-            raise MyappError(f"{field}: {b.claim!r} is not one of the project's claims (named {prefix}...)")
+    for name, problem in workspace_claim_problems(ctx.task, ctx.spec.project, cfg.workflow_space_pvc)[:1]:
+        raise MyappError(f"task {ctx.task.name!r}: workspaces.{name}.claim: {problem}")
 
 
 def _render_inputs(
@@ -168,12 +199,17 @@ def _render_inputs(
     values: dict[str, str] = {}
     for name, val in resolved.items():
         # File inputs are fetched per consumer into the workflow space (R11) and named as pods see them.
-        values[name] = (
-            pod_path(cfg, artifacts.fetch(val.value, workdir / "inputs" / name)) if val.kind == "file" else val.value
+        values[name] = local_value(
+            val, workdir / "inputs" / name, lambda a, d: pod_path(cfg, artifacts.fetch(a, Path(d)))
         )
     # A file input also keeps its artifact's location: a retried or copied debug run fetches it again.
     shown = {
-        k: {"type": v.kind, "value": values[k], **({"path": v.value} if v.kind == "file" else {})}
+        k: {
+            "type": v.kind,
+            "value": values[k],
+            **({"path": v.value} if v.kind == "file" else {}),
+            **({"paths": json.loads(v.value)} if v.kind == "files" else {}),
+        }
         for k, v in resolved.items()
     }
     return rctx, values, shown

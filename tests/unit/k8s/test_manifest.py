@@ -199,3 +199,27 @@ def test_pods_mount_only_their_projects_part_of_the_workflow_space() -> None:
         "name": "workflow-space",
         "mountPath": "/space",
     }
+
+
+def test_seqpod_steps_of_other_images_are_init_containers_before_the_last_step() -> None:
+    pod = pod_manifest(
+        make_plan(
+            init_steps=(("step-fetch", "busybox:1.36", ("sh", "-c", "echo 1")), ("step-b", "python:3", ("true",))),
+            steps=("fetch", "b", "last"),
+            workspaces=(("data", "default-data", "/mnt/data"),),
+        )
+    )
+    assert_model(API, pod, "V1Pod")
+    spec, main = pod["spec"], pod["spec"]["containers"][0]
+    assert [(c["name"], c["image"]) for c in spec["initContainers"]] == [
+        ("step-fetch", "busybox:1.36"),
+        ("step-b", "python:3"),
+    ]
+    first = spec["initContainers"][0]
+    assert first["args"] == ["sh", "-c", "echo 1"] and first["command"] == main["command"]
+    assert first["workingDir"] == main["workingDir"] and first["volumeMounts"] == main["volumeMounts"]
+    assert first["resources"] == main["resources"]
+    assert "MYAPP_OUTPUTS" not in {e["name"] for e in first["env"]}  # only the last step hands outputs over
+    assert "MYAPP_OUTPUTS" in {e["name"] for e in main["env"]}
+    assert pod["metadata"]["annotations"]["myapp/steps"] == "fetch,b,last"
+    assert "initContainers" not in pod_manifest(make_plan())["spec"]

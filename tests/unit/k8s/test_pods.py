@@ -262,3 +262,32 @@ def test_partial_chunks_of_a_long_line_are_joined_without_their_timestamps() -> 
     assert join_partials(printed) == printed, "a timestamp the task printed is kept"
     short = b"2026-12-06T12:00:00Z " + b"x" * 100
     assert join_partials(short) == short
+
+
+def seqpod(phase: str, init: list[dict[str, Any]], main: dict[str, Any] | None = None) -> dict[str, Any]:
+    pod = raw_pod("p", phase, container=main or {"waiting": {"reason": "PodInitializing"}})
+    pod["metadata"]["annotations"]["myapp/steps"] = "fetch,compute,report"
+    pod["spec"]["initContainers"] = [{"name": "step-fetch"}, {"name": "step-compute"}]
+    pod["status"]["initContainerStatuses"] = [
+        {"name": n, "state": s} for n, s in zip(["step-fetch", "step-compute"], init, strict=False)
+    ]
+    return pod
+
+
+def test_a_seqpod_init_container_that_fails_names_its_step() -> None:
+    said = "step 'compute' failed with exit code 4\n"
+    failed = seqpod("Failed", [terminated(0), terminated(4, said)])
+    assert outcome(failed) == Outcome(False, 4, "exit code 4: step 'compute' failed with exit code 4")
+    killed = seqpod("Failed", [terminated(137, reason="OOMKilled")])
+    assert outcome(killed) == Outcome(False, 137, "init container step-fetch exit code 137 (OOMKilled)")
+    pod = parse_pod(failed)
+    assert pod.steps == ("fetch", "compute", "report") and pod.several_containers
+    assert [c["name"] for c in pod_summary(pod)["containers"]] == ["step-fetch", "step-compute", "main"]
+
+
+def test_a_pending_pod_running_its_init_containers_has_started() -> None:
+    running = seqpod("Pending", [terminated(0), {"running": {"startedAt": "t"}}])
+    assert outcome(running, after=RULES.startup_timeout + 1) is None
+    pulling = seqpod("Pending", [{"waiting": {"reason": "ErrImagePull", "message": "no such image"}}])
+    failed = outcome(pulling, after=RULES.image_pull_grace + 1)
+    assert failed is not None and "container step-fetch cannot start: ErrImagePull" in failed.message

@@ -1,0 +1,239 @@
+"""Slices (docs/rules.md R15) in the engine: a task fanned out over a list, on every database backend.
+
+No worker: the messages are captured, and each test claims and finishes attempts itself, so every
+order of events is chosen by the test. The local executor runs slices in test_engine_scenarios-like
+tests in tests/integration/test_slices_local.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from myapp.core.values import AttemptResult
+from myapp.db.tables import TaskInstance
+from tests.integration.engine_helpers import detail, save, start
+from tests.integration.test_attempt_store import claim
+from tests.integration.test_fan_in import measured
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+FAIL = AttemptResult(succeeded=False, exit_code=1, message="failed on purpose")
+
+
+def ok(**texts: str) -> AttemptResult:
+    return AttemptResult(
+        succeeded=True, exit_code=0, outputs={k: {"type": "text", "value": v} for k, v in texts.items()}
+    )
+
+
+@pytest.fixture()
+def sent(services: Any) -> Iterator[list[int]]:
+    """The task instance ids dispatched while the test runs (nothing is sent to a broker)."""
+    ids: list[int] = []
+    real = services.runs.dispatch
+    services.set_dispatch(ids.extend)
+    yield ids
+    services.set_dispatch(real)
+
+
+def take(sent: list[int]) -> list[int]:
+    out = list(sent)
+    sent.clear()
+    return out
+
+
+def run_one(services: Any, ti_id: int, result: AttemptResult) -> Any:
+    ctx = claim(services, ti_id)
+    assert ctx is not None
+    services.attempts.finish(ctx.attempt_id, result, services.clock.now())
+    return ctx
+
+
+def sweep(services: Any, name: str, items: str = "{from: make.lrs}", extra: str = "") -> int:
+    return save(
+        services,
+        f"""
+        name: {name}
+        parameters: [{{name: lrs, default: '[0.1, 0.2, 0.3]'}}]
+        tasks:
+          - name: make
+            image: local
+            command: ['true']
+            outputs: [{{name: lrs, path: /tmp/lrs, type: text}}]
+          - name: train
+            image: local
+            command: ['echo', '$lr']
+            inputs: {{lr: {items}}}
+            outputs: [{{name: score, path: /tmp/score, type: text}}]
+            slices: {{inputs: [lr]{extra}}}
+          - name: best
+            image: local
+            command: ['echo', '$scores']
+            inputs: {{scores: {{from: train.score}}}}
+        """,
+    )
+
+
+def states(services: Any, run_id: int) -> dict[str, str]:
+    return {t["name"]: t["state"] for t in detail(services, run_id)["tasks"]}
+
+
+def outputs_of(services: Any, run_id: int, name: str) -> dict[str, Any]:
+    with services.db.read() as s:
+        return dict(
+            s.scalar(select(TaskInstance.outputs).where(TaskInstance.run_id == run_id, TaskInstance.task_name == name))
+            or {}
+        )
+
+
+def test_a_sliced_task_runs_one_instance_per_item_and_gathers_outputs_in_order(services: Any, sent: list[int]) -> None:
+    run_id = start(services, sweep(services, "slices-basic"))
+    run_one(services, take(sent)[0], ok(lrs="[0.1, 0.01, 0.001]"))
+    slices = take(sent)
+    assert len(slices) == 3
+    assert states(services, run_id)["train"] == "running"
+    contexts = []
+    for ti_id, score in reversed(list(zip(slices, ["a", "b", "c"], strict=True))):  # end in reverse order
+        ctx = run_one(services, ti_id, ok(score=score))
+        contexts.append(ctx)
+        if score != "a":
+            assert sent == [], "the join was queued before every slice ended"
+    assert sorted(c.task.name for c in contexts) == ["train[0]", "train[1]", "train[2]"]
+    by_name = {c.task.name: c for c in contexts}
+    assert [b.value for b in by_name["train[1]"].task.inputs] == ["0.01"]
+    assert json.loads(outputs_of(services, run_id, "train")["score"]["value"]) == ["a", "b", "c"]
+    (best,) = take(sent)
+    ctx = run_one(services, best, ok())
+    assert ctx.upstream_outputs["train"]["score"]["value"] == '["a", "b", "c"]'
+    assert detail(services, run_id)["state"] == "succeeded"
+
+
+def test_slices_from_a_literal_or_a_parameter_start_with_the_run(services: Any, sent: list[int]) -> None:
+    literal = start(services, sweep(services, "slices-literal", items="['x', 'y']"))
+    assert {states(services, literal)[f"train[{i}]"] for i in range(2)} == {"queued"}
+    param = start(services, sweep(services, "slices-param", items="{from: params.lrs}"), params={"lrs": "[1, 2, 3, 4]"})
+    assert sum(1 for n in states(services, param) if n.startswith("train[")) == 4
+    for run_id in (literal, param):
+        services.runs.stop_run(run_id, services.clock.now())
+    assert set(states(services, param).values()) >= {"stopped"}
+    take(sent)
+
+
+def test_parallelism_caps_the_slices_in_flight(services: Any, sent: list[int]) -> None:
+    run_id = start(services, sweep(services, "slices-cap", items="[1, 2, 3, 4, 5]", extra=", parallelism: 2"))
+    pending = take(sent)
+    assert len(pending) == 3  # make, train[0], train[1]
+    order = []
+    while pending:
+        ctx = run_one(services, pending.pop(0), ok(score="s", lrs="[]"))
+        order.append(ctx.task.name)
+        pending += take(sent)
+        in_flight = [n for n, st in states(services, run_id).items() if n.startswith("train[") and st == "queued"]
+        assert len(in_flight) <= 2, in_flight
+    assert order[-1] == "best" and detail(services, run_id)["state"] == "succeeded"
+    assert [n for n in order if n.startswith("train[")] == [f"train[{i}]" for i in range(5)]
+
+
+def test_a_list_that_is_not_one_fails_the_task_saying_so(services: Any, sent: list[int]) -> None:
+    run_id = start(services, sweep(services, "slices-not-a-list"))
+    run_one(services, take(sent)[0], ok(lrs="not json"))
+    run = detail(services, run_id)
+    train = run["by_name"]["train"]
+    assert train["state"] == "failed" and "make.lrs" in train["message"] and "not a JSON list" in train["message"]
+    assert run["by_name"]["best"]["state"] == "upstream_failed" and run["state"] == "failed"
+
+
+def test_an_empty_list_succeeds_with_empty_gathered_lists(services: Any, sent: list[int]) -> None:
+    run_id = start(services, sweep(services, "slices-empty"))
+    run_one(services, take(sent)[0], ok(lrs="[]"))
+    assert states(services, run_id)["train"] == "succeeded"
+    assert outputs_of(services, run_id, "train")["score"]["value"] == "[]"
+    (best,) = take(sent)
+    run_one(services, best, ok())
+    assert detail(services, run_id)["state"] == "succeeded"
+
+
+def test_success_ratio_decides_the_task_and_retry_reruns_only_failed_slices(services: Any, sent: list[int]) -> None:
+    run_id = start(services, sweep(services, "slices-ratio", items="[1, 2, 3, 4]", extra=", success_ratio: 0.75"))
+    ids = take(sent)
+    make, slices = ids[0], ids[1:]
+    run_one(services, make, ok(lrs="[]"))
+    for i, ti in enumerate(slices):
+        run_one(services, ti, FAIL if i in (1, 2) else ok(score=str(i)))
+    run = detail(services, run_id)
+    assert run["by_name"]["train"]["state"] == "failed", run["by_name"]["train"]
+    assert "2 of 4 slices succeeded" in run["by_name"]["train"]["message"]
+    assert run["state"] == "failed" and sent == []
+    services.runs.retry_run(run_id, services.clock.now())
+    again = take(sent)
+    assert sorted(states(services, run_id)[n] for n in ("train[0]", "train[3]")) == ["succeeded", "succeeded"]
+    names = [run_one(services, ti, ok(score="r")).task.name for ti in again]
+    assert sorted(names) == ["train[1]", "train[2]"]
+    assert json.loads(outputs_of(services, run_id, "train")["score"]["value"]) == ["0", "r", "r", "3"]
+    (best,) = take(sent)
+    run_one(services, best, ok())
+    assert detail(services, run_id)["state"] == "succeeded"
+
+
+def test_continue_on_failed_gathers_null_for_failed_slices(services: Any, sent: list[int]) -> None:
+    run_id = start(services, sweep(services, "slices-continue", items="[1, 2]", extra=", continue_on_failed: true"))
+    for ti in take(sent):
+        ctx = claim(services, ti)
+        assert ctx is not None
+        result = FAIL if ctx.task.name == "train[1]" else ok(score="s", lrs="[]")
+        services.attempts.finish(ctx.attempt_id, result, services.clock.now())
+    (best,) = take(sent)
+    run_one(services, best, ok())
+    run = detail(services, run_id)
+    assert run["by_name"]["train"]["state"] == "succeeded", run["by_name"]["train"]
+    assert json.loads(outputs_of(services, run_id, "train")["score"]["value"]) == ["s", None]
+    assert run["state"] == "succeeded"
+
+
+def test_a_slice_retries_on_its_own(services: Any, sent: list[int]) -> None:
+    pid = save(
+        services,
+        """
+        name: slices-retry
+        tasks:
+          - {name: train, image: local, command: ['true'], inputs: {x: [1, 2]}, slices: {inputs: [x]}, retries: 1}
+        """,
+    )
+    run_id = start(services, pid)
+    first, second = take(sent)
+    run_one(services, first, FAIL)
+    assert states(services, run_id)["train[0]"] in ("up_for_retry", "queued")
+    (again,) = take(sent)
+    assert again == first
+    ctx = run_one(services, again, ok())
+    assert ctx.try_number == 2
+    run_one(services, second, ok())
+    assert detail(services, run_id)["state"] == "succeeded"
+
+
+def test_a_slice_finish_costs_the_same_whatever_the_width(services: Any, sent: list[int]) -> None:
+    """Issue 15 item 5: a sweep of N slices and a select-best join; ending a slice reads no sibling."""
+    by_width: dict[int, list[tuple[int, int]]] = {}
+    for width in (5, 100):
+        items = json.dumps(list(range(width)))
+        run_id = start(services, sweep(services, f"slices-cost-{width}", items=f"'{items}'"))
+        ids = take(sent)
+        costs = []
+        for ti in ids[:-1]:  # the last slice gathers and queues the join: measured apart
+            ctx = claim(services, ti)
+            assert ctx is not None
+            with measured(services) as cost:
+                services.attempts.finish(ctx.attempt_id, ok(score="1"), services.clock.now())
+            costs.append((cost.statements, cost.values))
+        assert sent == []
+        run_one(services, ids[-1], ok(score="1"))
+        (best,) = take(sent)
+        run_one(services, best, ok())
+        assert detail(services, run_id)["state"] == "succeeded"
+        by_width[width] = costs
+    assert set(by_width[100]) == set(by_width[5]), (by_width[5][:3], by_width[100][:3])

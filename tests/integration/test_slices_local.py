@@ -1,0 +1,102 @@
+"""Slices (docs/rules.md R15) on the local executor, through a real Celery worker: a sweep whose list
+comes from an upstream output, each slice its own process with its item as `$name`, and a join
+that reads the gathered list; a failing slice retried alone by a run retry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.engine_helpers import save, start, task_lines, wait_finished
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+def test_a_sweep_fans_out_over_an_upstream_list_and_a_join_reads_the_gathered_outputs(engine_services: Any) -> None:
+    pid = save(
+        engine_services,
+        """
+        name: sweep-local
+        tasks:
+          - name: grid
+            template: shell
+            args: {script: "echo '[0.5, 2, 3]' > /tmp/grid"}
+            outputs: [{name: lrs, path: /tmp/grid, type: text}]
+          - name: train
+            image: local
+            command: ["sh", "-c", "echo training $0 as $MYAPP_TASK_NAME; printf s-%s $0 > /tmp/score", "$lr"]
+            inputs: {lr: {from: grid.lrs}}
+            outputs: [{name: score, path: /tmp/score, type: text}]
+            slices: {inputs: [lr], parallelism: 2}
+          - name: best
+            image: local
+            command: ["sh", "-c", "echo best of $0", "$scores"]
+            inputs: {scores: {from: train.score}}
+        """,
+    )
+    run = wait_finished(engine_services, start(engine_services, pid))
+    t = run["by_name"]
+    assert run["state"] == "succeeded", run
+    assert [t[f"train[{i}]"]["state"] for i in range(3)] == ["succeeded"] * 3
+    assert task_lines(engine_services, run["id"], "train[1]") == ["training 2 as train[1]"]
+    assert task_lines(engine_services, run["id"], "best") == ['best of ["s-0.5", "s-2", "s-3"]']
+
+
+def test_retry_reruns_only_the_failed_slice(engine_services: Any, tmp_path: Any) -> None:
+    flag = tmp_path / "fixed"
+    pid = save(
+        engine_services,
+        f"""
+        name: sweep-retry-local
+        tasks:
+          - name: train
+            image: local
+            command: ["sh", "-c", "echo run $0 >> {tmp_path}/runs; [ $0 != b ] || [ -e {flag} ]", "$x"]
+            inputs: {{x: [a, b, c]}}
+            slices: {{inputs: [x]}}
+          - {{name: after, image: local, command: ['true'], depends_on: [train]}}
+        """,
+    )
+    run = wait_finished(engine_services, start(engine_services, pid))
+    assert run["state"] == "failed" and run["by_name"]["train[1]"]["state"] == "failed", run
+    assert run["by_name"]["train"]["state"] == "failed" and run["by_name"]["after"]["state"] == "upstream_failed"
+    flag.write_text("")
+    engine_services.runs.retry_run(run["id"], engine_services.clock.now())
+    run = wait_finished(engine_services, run["id"])
+    assert run["state"] == "succeeded", run
+    assert sorted((tmp_path / "runs").read_text().split("\n")) == ["", "run a", "run b", "run b", "run c"]
+    assert [a["try_number"] for a in run["by_name"]["train[1]"]["attempts"]] == [1, 2]
+    assert [len(run["by_name"][f"train[{i}]"]["attempts"]) for i in (0, 2)] == [1, 1]
+
+
+def test_file_outputs_are_gathered_and_sliced_again(engine_services: Any) -> None:
+    pid = save(
+        engine_services,
+        """
+        name: sweep-files-local
+        tasks:
+          - name: shard
+            image: local
+            command: ["sh", "-c", "mkdir -p /tmp/out && echo part-$0 > /tmp/out/data.txt", "$n"]
+            inputs: {n: [a, b, c]}
+            outputs: [{name: part, path: /tmp/out, type: file}]
+            slices: {inputs: [n]}
+          - name: count
+            image: local
+            command: ["sh", "-c", "cat $0/data.txt | tr a-z A-Z > /tmp/up", "$part"]
+            inputs: {part: {from: shard.part}}
+            outputs: [{name: up, path: /tmp/up, type: text}]
+            slices: {inputs: [part], parallelism: 1}
+          - name: join
+            image: local
+            command: ["python3", "-c", "import json, sys; print([open(p + '/data.txt').read().strip() for p in json.loads(sys.argv[1])], sys.argv[2])", "$parts", "$ups"]
+            inputs: {parts: {from: shard.part}, ups: {from: count.up}}
+        """,
+    )
+    run = wait_finished(engine_services, start(engine_services, pid))
+    assert run["state"] == "succeeded", run
+    assert task_lines(engine_services, run["id"], "count[2]") == []
+    assert task_lines(engine_services, run["id"], "join") == [
+        "['part-a', 'part-b', 'part-c'] [\"PART-A\", \"PART-B\", \"PART-C\"]"
+    ]
