@@ -93,7 +93,7 @@ def k8s_env(base: dict[str, str], kubeconfig: Path, namespace: str = NAMESPACE, 
             "MYAPP_K8S_IMAGE_PULL_GRACE": "2",
             # An attempt whose pods the watcher never sees fails saying so ("pod ... not found") well
             # before a test's 60 s wait for its run runs out (the default, 60 s, was that same limit).
-            "MYAPP_K8S_MISSING_GRACE": "20",
+            "MYAPP_K8S_MISSING_GRACE": "30",
         }
     )
     env.update(extra)
