@@ -118,7 +118,7 @@ class WatcherProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 60  # the Lease and the first pod list included, on a loaded machine
+        deadline = time.monotonic() + 120  # a start takes seconds (Lease, first pod list); loaded, ten times that
         while time.monotonic() < deadline:
             # Ready: leading and its pods listed ("watching"), or standing by behind another leader.
             # Not the first line: a test acting before the first list could create and delete a pod
