@@ -92,8 +92,10 @@ def k8s_env(base: dict[str, str], kubeconfig: Path, namespace: str = NAMESPACE, 
             "MYAPP_K8S_RESOURCE_PACKAGES": '{"small": {"cpu": "250m", "memory": "256Mi"}}',
             "MYAPP_K8S_IMAGE_PULL_GRACE": "2",
             # An attempt whose pods the watcher never sees fails saying so ("pod ... not found") well
-            # before a test's 60 s wait for its run runs out (the default, 60 s, was that same limit).
-            "MYAPP_K8S_MISSING_GRACE": "30",
+            # before a test's wait for its run (wait_finished: 120 s) runs out, and before the module's
+            # pytest timeout; still long enough for a slowed worker between claim and launch record
+            # (the same grace fails an attempt "claimed but never launched").
+            "MYAPP_K8S_MISSING_GRACE": "45",
         }
     )
     env.update(extra)

@@ -120,11 +120,11 @@ def test_the_watcher_is_ready_only_once_it_has_listed_its_pods(cluster: Cluster)
     ready = threading.Thread(target=cluster.watcher.start, name="start-watcher")
     ready.start()
     try:
-        poll(lambda: held.waiting or not ready.is_alive(), "the watcher to list its pods", timeout=60)
+        poll(lambda: held.waiting or not ready.is_alive(), "the watcher to list its pods", timeout=120)
         assert ready.is_alive(), "the watcher said it was watching before its pods were listed"
     finally:
         held.release()
-        ready.join(60)
+        ready.join(150)  # WatcherProcess.start gives up after 120 s
     assert not ready.is_alive()
     test_a_pod_deleted_by_someone_else_says_so_instead_of_an_exit_code(cluster)
 
