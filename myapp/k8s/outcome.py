@@ -14,6 +14,9 @@ Rules that depend on time (`now` passed in; PodRules holds the limits):
 - a container that cannot start (ErrImagePull, ImagePullBackOff, InvalidImageName,
   CreateContainerConfigError, ...) fails the attempt only after `image_pull_grace` seconds since
   the pod was scheduled (a registry hiccup or a Secret created a moment later resolves itself);
+- a pod the scheduler refuses because a PersistentVolumeClaim it mounts does not exist (a
+  workspace's claim misspelt or never created) fails the attempt after `image_pull_grace` seconds,
+  naming the claim (a claim created a moment later resolves itself), not after the startup timeout;
 - a pod that has not started any container `startup_timeout` seconds after its creation fails
   the attempt, with the scheduler's reason (FailedScheduling event, PodScheduled condition);
   a pod with such a container error is judged by the image pull grace alone;
@@ -24,6 +27,7 @@ Rules that depend on time (`now` passed in; PodRules holds the limits):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -57,6 +61,9 @@ FAILED_REASONS = {
     "Shutdown": "was shut down with its node",
     "Terminated": "was terminated with its node",
 }
+# The scheduler's VolumeBinding PreFilter for a claim that does not exist (1.20: the bare error; later
+# releases wrap it in "0/N nodes are available: N persistentvolumeclaim ... not found.").
+MISSING_CLAIM = re.compile(r'persistentvolumeclaim "([^"]+)" not found')
 NODE_NOT_READY = ("", "NodeNotReady", "NodeLost")  # Ready=False set by the node controller, not the kubelet
 
 
@@ -167,6 +174,17 @@ def _stuck(pod: PodView, now: datetime, rules: PodRules, where: str, note: str) 
             f"{where}container {c.name} cannot start: {c.reason}{detail} (for {rules.image_pull_grace:g} s)",
         )
     started = any(c.has_log for c in pod.every_container)  # init containers run while the pod is Pending
+    refused = note or (scheduled.message if scheduled is not None and scheduled.status == "False" else "")
+    missing = MISSING_CLAIM.search(refused)
+    if missing is not None and pod.phase == "Pending" and not pod.node and not started:
+        if not _past(pod.created_at, now, rules.image_pull_grace):
+            return None
+        return Outcome(
+            False,
+            None,
+            f"pod {pod.name} cannot be scheduled: its PersistentVolumeClaim {missing.group(1)!r} does not exist "
+            f"in namespace {pod.namespace} (for {rules.image_pull_grace:g} s; the scheduler says: {refused.strip()})",
+        )
     if pod.phase == "Pending" and not started and _past(pod.created_at, now, rules.startup_timeout):
         why = (
             note
