@@ -33,6 +33,7 @@ from datetime import datetime
 
 from myapp.k8s.config import PodRules
 from myapp.k8s.pods import ContainerView, Outcome, PodView, termination_message
+from myapp.k8s.transfer import upload_failure
 
 # Waiting reasons that do not resolve by themselves within a grace period: fail the attempt.
 FATAL_WAITING = frozenset(
@@ -101,11 +102,27 @@ def attempt_outcome(
 
 
 def is_done(pod: PodView) -> bool:
-    """Return True when the pod's task succeeded (its sidecars may still run)."""
+    """Return True when the pod's task succeeded (its sidecars may still run) and, in a pod that
+    uploads its own outputs, its uploader succeeded too."""
     main = pod.task_container
+    up = pod.uploader
+    if up is not None and not (up.state == "terminated" and up.exit_code == 0):
+        return False
     if main is not None and main.state == "terminated":
         return main.exit_code == 0
     return pod.phase == "Succeeded"
+
+
+def _uploading(pod: PodView, main: ContainerView | None, where: str) -> Outcome | None:
+    """Return the failure of a pod's upload of its outputs, Outcome(True) while it still uploads, else None."""
+    up = pod.uploader
+    if up is None or main is None or main.state != "terminated" or main.exit_code != 0:
+        return None
+    if up.state != "terminated":
+        return None if pod.is_terminal or pod.gone or pod.deleting else Outcome(True)
+    if up.exit_code == 0:
+        return None
+    return Outcome(False, up.exit_code, where + upload_failure(up.message or f"exit code {up.exit_code}"))
 
 
 def pod_failure(
@@ -131,6 +148,9 @@ def _ended(pod: PodView, main: ContainerView | None, task: str, timeout: int, wh
         return Outcome(False, None, f"pod {pod.name} {what}: {pod.message}".rstrip(": "))
     if is_done(pod):
         return None
+    uploading = _uploading(pod, main, where)
+    if uploading is not None:
+        return None if uploading.succeeded else uploading
     if pod.deleting or pod.gone:
         code = f" (the task was killed: exit code {main.exit_code})" if main and main.exit_code is not None else ""
         state = "running" if main is not None and main.state != "waiting" else pod.phase.lower()
