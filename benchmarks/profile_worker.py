@@ -3,12 +3,14 @@
     python3 benchmarks/profile_worker.py                       # 300 no-op leaves, PostgreSQL
     python3 benchmarks/profile_worker.py --leaves 500 --profile 30   # and the 30 costliest functions
     python3 benchmarks/profile_worker.py --repo /tmp/old-tree  # the same on another checkout (bisecting)
+    python3 benchmarks/profile_worker.py --chain               # a chain of 301 instead (each success queues the next)
 
 A fan-out of a root and N leaves (`command: ['true']`) is saved and started; the root runs through
 `execute_task_instance` (which queues the leaves), then each leaf does, one after the other, in this
 process: claim, spawn, wait, archive the log, finish. Reported per leaf: this process's CPU, the task
 processes' CPU (reaped children), the PostgreSQL backend's CPU (from /proc), SQL statements and
-commits (a SQLAlchemy listener), and, with --profile, Python function calls (cProfile). Function
+commits (a SQLAlchemy listener; a commit in autocommit is none), round trips (statements + a BEGIN
+and a COMMIT per commit), the transactions the server committed (an autocommit statement is one), and, with --profile, Python function calls (cProfile). Function
 calls and statements do not depend on the machine's load or its cores' speed, so comparing them
 between two commits finds what a change added even on shared cores; the CPU figures move with both.
 """
@@ -39,6 +41,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--leaves", type=int, default=300)
+    parser.add_argument(
+        "--chain",
+        action="store_true",
+        help="a chain of root + N tasks instead of a fan-out (each success queues the next)",
+    )
     parser.add_argument("--profile", type=int, default=0, help="print the N functions of most own time")
     parser.add_argument("--sort", default="tottime", help="pstats sort key for --profile (tottime, cumulative)")
     parser.add_argument("--dump", default=None, help="write the cProfile stats to this file (pstats format)")
@@ -54,6 +61,7 @@ def main() -> None:
     from sqlalchemy.engine import Engine
 
     from benchmarks.databases import drop_database, fresh_database
+    from benchmarks.statement_counter import autocommit
     from myapp.cli.process import init_database
     from myapp.executor.worker import execute_task_instance, local_executor
     from myapp.services import build_services
@@ -69,20 +77,39 @@ def main() -> None:
         services.set_dispatch(lambda ids: queued.extend(int(i) for i in ids))
         lines = ["name: profile-fanout", "tasks:", "  - {name: root, image: local, command: ['true']}"]
         lines += [
-            f"  - {{name: leaf{i}, image: local, command: ['true'], depends_on: [root]}}" for i in range(args.leaves)
+            f"  - {{name: leaf{i}, image: local, command: ['true'], "
+            f"depends_on: [{f'leaf{i - 1}' if args.chain and i else 'root'}]}}"
+            for i in range(args.leaves)
         ]
         start(services, save(services, "\n".join(lines) + "\n"))
         executor = local_executor(services)
-        execute_task_instance(queued.pop(0), services, executor)  # runs the root (and a kept leaf)
+        root = queued.pop(0)
+        if not args.chain:
+            execute_task_instance(root, services, executor)  # runs the root (and a kept leaf)
+        else:
+            queued.append(root)  # the chain runs from its root in one call (each success keeps the next)
         with services.db.read() as s:
             backends = (
                 list(s.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")))
                 if services.db.engine.dialect.name == "postgresql"
                 else []
             )
+
+        def server_commits() -> int:
+            # Transactions the server committed in this database (an autocommit statement is one;
+            # SQLAlchemy's commit of an autocommit connection is none): its stats lag up to a second.
+            if not backends:
+                return 0
+            time.sleep(1.1)
+            with services.db.read() as s:
+                return int(
+                    s.scalar(text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")) or 0
+                )
+
+        xacts0 = server_commits()
         counts = [0, 0]
         event.listen(Engine, "before_cursor_execute", lambda *_: counts.__setitem__(0, counts[0] + 1))
-        event.listen(Engine, "commit", lambda *_: counts.__setitem__(1, counts[1] + 1))
+        event.listen(Engine, "commit", lambda conn: autocommit(conn) or counts.__setitem__(1, counts[1] + 1))
         profiler = (cProfile.Profile() if args.wall else cProfile.Profile(time.process_time)) if args.profile else None
         leaves = list(queued)
         pg0 = sum(_proc_cpu(p) for p in backends)
@@ -98,6 +125,7 @@ def main() -> None:
         wall = time.perf_counter() - began
         self1, kids1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         pg = sum(_proc_cpu(p) for p in backends) - pg0
+        xacts = server_commits() - xacts0 - 1  # less the read of the count itself
         n = max(ran, 1)
 
         def ms(a: Any, b: Any) -> float:
@@ -106,7 +134,8 @@ def main() -> None:
         print(
             f"{ran} leaves in {wall:.2f} s ({ran / wall:.0f}/s one at a time); per leaf: "
             f"worker {ms(self0, self1):.2f} ms CPU, task processes {ms(kids0, kids1):.2f} ms, "
-            f"postgres {pg * 1000 / n:.2f} ms, {counts[0] / n:.2f} statements, {counts[1] / n:.2f} commits "
+            f"postgres {pg * 1000 / n:.2f} ms, {counts[0] / n:.2f} statements, {counts[1] / n:.2f} commits, "
+            f"{(counts[0] + 2 * counts[1]) / n:.2f} round trips, {xacts / n:.2f} transactions on the server "
             f"(load {os.getloadavg()[0]:.1f})"
         )
         if profiler:

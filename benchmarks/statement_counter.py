@@ -2,7 +2,7 @@
 
 `sitecustomize_dir(counts)` writes a `sitecustomize.py` that Python imports at start-up in every
 process that has the directory first on its PYTHONPATH; it calls `install`, which listens on every
-SQLAlchemy engine (`before_cursor_execute`, `commit`) and keeps two counters per process in a
+SQLAlchemy engine (`before_cursor_execute`, `commit` of a transaction: not in autocommit) and keeps two counters per process in a
 16-byte file of `counts` mapped into memory (`<pid>.count`): they survive any way the process
 ends, a prefork child that the pool replaces included, and cost one memory write per statement.
 `read(counts)` sums them over every process so far.
@@ -54,11 +54,19 @@ def install(directory: str | Path) -> None:
     def statement(*_args: Any) -> None:
         counter.add(0)
 
-    def commit(*_args: Any) -> None:
-        counter.add(1)
+    def commit(conn: Any) -> None:
+        if not autocommit(conn):
+            counter.add(1)
 
     event.listen(Engine, "before_cursor_execute", statement)
     event.listen(Engine, "commit", commit)
+
+
+def autocommit(conn: Any) -> bool:
+    """Whether a SQLAlchemy connection runs in autocommit: its commit is no round trip and no
+    transaction (each of its statements is one on the server). Commits are counted without these:
+    what is counted is a transaction's BEGIN and COMMIT, two round trips besides its statements."""
+    return bool(conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
 
 
 def sitecustomize_dir(counts: Path) -> Path:

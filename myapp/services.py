@@ -61,7 +61,7 @@ def resource_check_for(settings: Settings) -> TaskCheck:
     """Return the save-time check of resource manifests against this installation's k8s settings."""
     from myapp.builtins.k8s_resource import check_task_manifest
     from myapp.builtins.manifest_policy import ManifestPolicy
-    from myapp.executor.kubernetes.pod_plan import manifest_policy
+    from myapp.executor.kubernetes.pod_plan import manifest_policy, workspace_claim_problems
     from myapp.k8s.config import kube_config
 
     try:
@@ -71,7 +71,14 @@ def resource_check_for(settings: Settings) -> TaskCheck:
 
     def check(task: TaskSpec, template: TemplateSpec | None, project: str) -> list[SpecError]:
         policy = manifest_policy(cfg, project) if cfg is not None else ManifestPolicy()
-        return check_task_manifest(task, template, policy)
+        errors = check_task_manifest(task, template, policy)
+        if settings.executor == "kubernetes":  # a claim the pod could not mount is refused on save, not at run
+            pvc = cfg.workflow_space_pvc if cfg is not None else ""
+            errors += [
+                SpecError(f"tasks[{task.name}].workspaces.{name}.claim", problem)
+                for name, problem in workspace_claim_problems(task, project, pvc)
+            ]
+        return errors
 
     return check
 

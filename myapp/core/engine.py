@@ -217,3 +217,29 @@ def to_retry(tasks: Mapping[str, TaskView], retries: Mapping[str, int]) -> dict[
     return {
         name: view.try_number + retries.get(name, 0) + 1 for name, view in tasks.items() if view.state in TASK_RETRYABLE
     }
+
+
+@dataclass(frozen=True)
+class SuccessRelease:
+    """What a success of one task does to the tasks it releases, decided before it is written.
+
+    `released`: its direct downstream tasks; `wait`: those a success leaves waiting while others
+    of their upstream tasks are unfinished; `queue`: those it queues when it was the last one. A
+    store may apply the success in one statement when each released task is pending and falls in
+    one of the two (the count tells which); any other case is decided by `on_release`.
+    """
+
+    released: tuple[str, ...]
+    wait: tuple[str, ...]
+    queue: tuple[str, ...]
+
+
+def success_release(dag: Dag, ended: str, rules: Rules | None = None) -> SuccessRelease:
+    """Return what a success of `ended` does to each task it releases (`SuccessRelease`)."""
+    released = released_by(dag, ended)
+    rule = {name: (rules or {}).get(name, DEFAULT_RULE) for name in released}
+    return SuccessRelease(
+        released=released,
+        wait=tuple(n for n in released if on_upstream_end(rule[n], Outcome.SUCCESS, 1) is None),
+        queue=tuple(n for n in released if on_upstream_end(rule[n], Outcome.SUCCESS, 0) is QUEUE),
+    )

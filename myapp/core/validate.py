@@ -394,4 +394,18 @@ def _check_cycle(spec: PipelineSpec) -> list[SpecError]:
     cycle = Dag.from_spec(spec).find_cycle()
     if cycle is None:
         return []
-    return [SpecError(f"tasks[{cycle[0]}].depends_on", f"the graph has a cycle: {' -> '.join(cycle)}")]
+    # An edge of the cycle that only an input binding makes (rules P2) is named by that binding, so
+    # that two tasks bound to each other's outputs read as such, not as a `depends_on` nobody wrote.
+    by_name = {t.name: t for t in spec.tasks}
+    bound: list[str] = []
+    field = f"tasks[{cycle[0]}].depends_on"
+    for up, down in zip(cycle, cycle[1:], strict=False):
+        task = by_name[down]
+        if up in task.depends_on:
+            continue
+        binding = next(b for b in task.inputs if b.source == "task" and b.task == up)
+        bound.append(f"{down}'s input {binding.name} is bound to {up}.{binding.output}")
+        if down == cycle[0]:
+            field = f"tasks[{down}].inputs.{binding.name}.from"
+    why = f" ({'; '.join(bound)})" if bound else ""
+    return [SpecError(field, f"the graph has a cycle: {' -> '.join(cycle)}{why}")]

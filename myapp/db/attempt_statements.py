@@ -17,10 +17,12 @@ from sqlalchemy import (
     String,
     any_,
     bindparam,
+    case,
     exists,
     func,
     insert,
     literal,
+    null,
     select,
     true,
     update,
@@ -311,3 +313,125 @@ def _changed(
     if conn.execute(plain, params).rowcount == 0:
         return None
     return conn.execute(read_back, {**params, **(read_params or {})}).first()
+
+
+# PostgreSQL finishes a success in one statement run in autocommit (1 round trip instead of 4: BEGIN,
+# the run lock, the change, COMMIT) when it needs no decision the locked rows cannot show: the run
+# is running and goes on (another task instance of it is unfinished), and each task the success
+# releases either keeps waiting or is queued by its trigger rule once its count reaches zero
+# (AttemptStore._finish_in_one passes the names of each kind, decided by core). Otherwise the
+# statement changes nothing and returns no row, and the transaction of finish_in decides.
+#
+# Order of the locks: the run first (FOR UPDATE, as every finish, stop and timeout; claims take it
+# FOR SHARE), since every other part reads the locked run's id. "Another task instance is
+# unfinished" is the row of one, locked FOR SHARE: a row a concurrent finish ended is re-checked
+# against its committed version and passed over (READ COMMITTED), and the one found cannot end
+# before this statement commits. A task instance the statement's snapshot does not show as
+# unfinished only makes it answer "none" (the transaction then decides). The released rows are
+# locked FOR UPDATE and judged on their committed versions before anything changes.
+_FAST_RUN = (
+    select(Run.id)
+    .where(
+        Run.id == bindparam("of_run"),
+        Run.version_id == bindparam("version_id"),
+        Run.debug_task.is_(None),
+        Run.state == RunState.RUNNING.value,
+    )
+    .with_for_update(of=Run)
+    .cte("locked_run")
+)
+_FAST_RUN_ID = select(_FAST_RUN.c.id).scalar_subquery()
+_LIVE_OTHER = (
+    select(_OTHER.id)
+    .where(
+        _OTHER.run_id == _FAST_RUN_ID,
+        _OTHER.id != bindparam("ti_id"),
+        _OTHER.state.in_(sorted(t.value for t in TASK_UNFINISHED)),
+    )
+    .limit(1)
+    .with_for_update(of=_OTHER, read=True)
+    .cte("live_other")
+)
+_FAST_RELEASED = (
+    select(TaskInstance.id, TaskInstance.task_name, TaskInstance.state, TaskInstance.upstream_waiting)
+    .where(
+        TaskInstance.run_id == _FAST_RUN_ID,
+        TaskInstance.task_name == any_(bindparam("released", type_=ARRAY(String()))),
+    )
+    .with_for_update(of=TaskInstance)
+    .cte("to_release")
+)
+# Every released row must be pending with a known count, and either still waiting after this end
+# (count > 1, a name of `wait`) or queued by it (count 1, a name of `queue`).
+_RELEASE_DECIDED = select(func.count()).select_from(_FAST_RELEASED).where(
+    _FAST_RELEASED.c.state == TaskState.PENDING.value,
+    (
+        (_FAST_RELEASED.c.upstream_waiting > 1)
+        & (_FAST_RELEASED.c.task_name == any_(bindparam("wait", type_=ARRAY(String()))))
+    )
+    | (
+        (_FAST_RELEASED.c.upstream_waiting == 1)
+        & (_FAST_RELEASED.c.task_name == any_(bindparam("queue", type_=ARRAY(String()))))
+    ),
+).scalar_subquery() == bindparam("n_released")
+
+
+def _fast_success(*, releases: bool) -> Any:
+    guards = [
+        TaskAttempt.id == bindparam("attempt_id"),
+        TaskAttempt.task_instance_id == bindparam("ti_id"),
+        _ATTEMPT_RUNNING,
+        exists(select(literal(1)).select_from(_LIVE_OTHER)),
+    ]
+    if releases:
+        guards.append(_RELEASE_DECIDED)
+    ended = (
+        update(TaskAttempt)
+        .where(*guards)
+        .values(
+            state=AttemptState.SUCCEEDED.value,
+            exit_code=bindparam("a_exit"),
+            ended_at=_NOW,
+            message=bindparam("a_message"),
+        )
+        .returning(TaskAttempt.task_instance_id)
+        .cte("fast_ended")
+    )
+    done = (
+        update(TaskInstance)
+        .where(TaskInstance.id == ended.c.task_instance_id)
+        .values(
+            state=TaskState.SUCCEEDED.value,
+            outputs=bindparam("t_outputs", type_=JSON()),
+            message="",
+            ended_at=_NOW,
+            inputs=func.coalesce(bindparam("t_inputs", type_=JSON(none_as_null=True)), TaskInstance.inputs),
+        )
+        .returning(TaskInstance.id)
+        .cte("fast_done")
+    )
+    if not releases:
+        return select(done.c.id.label("done_id"), literal(None).label("released_id"), literal(None).label("state"))
+    at_zero = TaskInstance.upstream_waiting == 1
+    released = (
+        update(TaskInstance)
+        .where(
+            TaskInstance.id.in_(select(_FAST_RELEASED.c.id)),
+            exists(select(literal(1)).select_from(done)),
+        )
+        .values(
+            upstream_waiting=TaskInstance.upstream_waiting - 1,
+            state=case((at_zero, TaskState.QUEUED.value), else_=TaskInstance.state),
+            queued_at=case((at_zero, _NOW), else_=TaskInstance.queued_at),
+            next_try_at=case((at_zero, null()), else_=TaskInstance.next_try_at),
+        )
+        .returning(TaskInstance.id, TaskInstance.state)
+        .cte("fast_released")
+    )
+    return select(done.c.id.label("done_id"), released.c.id.label("released_id"), released.c.state).select_from(
+        done.outerjoin(released, true())
+    )
+
+
+_SUCCEED_LEAF_FAST = _fast_success(releases=False)
+_SUCCEED_RELEASE_FAST = _fast_success(releases=True)

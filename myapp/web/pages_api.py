@@ -106,6 +106,7 @@ class SessionApi(BaseApi):
             can=perms,
             locale="zh" if locale.startswith("zh") else "en",
             timezone=services().settings.timezone,
+            executor=services().settings.executor,  # the editor checks workspace claims on kubernetes
             **token,
         )
 

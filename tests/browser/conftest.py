@@ -155,12 +155,13 @@ def new_page(browser: Any, live_server: LiveServer, request: pytest.FixtureReque
     assert errors == [], f"JavaScript errors on the pages: {errors}"
 
 
-def shot(page: Any, name: str) -> None:
-    """Keep a screenshot of the page (in MYAPP_SCREENSHOTS)."""
+def shot(page: Any, name: str, *, hide_toasts: bool = False) -> None:
+    """Keep a screenshot of the page (in MYAPP_SCREENSHOTS); `hide_toasts` leaves out the toasts over a form."""
     folder = SCREENSHOTS if SCREENSHOTS.is_absolute() else REPO / SCREENSHOTS
     folder.mkdir(parents=True, exist_ok=True)
     time.sleep(0.3)  # let transitions and fitView settle
-    page.screenshot(path=str(folder / f"{name}.png"))
+    style = ".myapp-toasts { visibility: hidden; }" if hide_toasts else None
+    page.screenshot(path=str(folder / f"{name}.png"), style=style)
 
 
 def api_token(page: Any) -> str:

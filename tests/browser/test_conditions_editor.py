@@ -55,8 +55,8 @@ tasks:
 
 
 def test_task_keys_without_a_form_survive_an_editor_save(new_page: Any, live_server: Any, engine_services: Any) -> None:
-    # The editor has no form for workspaces or an output's description: saving from it must write
-    # them back as they were read (it dropped them before), whatever else the user edited.
+    # Workspaces (a form now) and an output's description (none) must be written back as they were
+    # read (the editor dropped them before), whatever else the user edited.
     page = new_page()
     import_yaml(page, live_server.url, KEPT_YAML)
     select_node(page, "fit")

@@ -265,6 +265,85 @@ def test_leaves_finishing_together_end_the_run_once(services: Any, sent: list[in
         assert ended is not None and ended.ended_at is not None and ended.message == "a task failed"
 
 
+def test_successes_finishing_together_end_the_run_once_and_release_the_join_once(
+    services: Any, sent: list[int]
+) -> None:
+    # On PostgreSQL each of these successes is one statement in autocommit (AttemptStore._finish_in_one)
+    # until the last two, which must see each other end: the run ends once, the join is queued once.
+    lines = ["name: join-together", "tasks:", "  - {name: root, image: local, command: ['true']}"]
+    lines += [f"  - {{name: leaf{i}, image: local, command: ['true'], depends_on: [root]}}" for i in range(10)]
+    lines += [
+        "  - {name: join, image: local, command: ['true'], depends_on: ["
+        + ", ".join(f"leaf{i}" for i in range(10))
+        + "]}"
+    ]
+    run_id = start(services, save(services, "\n".join(lines) + "\n"))
+    root = claim(services, sent.pop())
+    assert root is not None
+    services.attempts.finish(root.attempt_id, OK, services.clock.now())
+    leaves = [claim(services, ti_id) for ti_id in sent]
+    sent.clear()
+    together(
+        [lambda ctx=ctx: services.attempts.finish(ctx.attempt_id, OK, services.clock.now()) for ctx in leaves if ctx]
+    )
+    assert len(sent) == 1, "the join is sent once"
+    join = claim(services, sent.pop())
+    assert join is not None and join.task.name == "join"
+    _, tasks, _ = states(services, run_id)
+    assert {name for name, state in tasks.items() if state != "succeeded"} == {"join"}
+    for _round in range(2):  # plain leaves, all at once: the last success ends the run, once
+        run2 = start(services, fanout(services, f"together-{_round}", 8))
+        first = claim(services, sent.pop())
+        assert first is not None
+        services.attempts.finish(first.attempt_id, OK, services.clock.now())
+        ctxs = [claim(services, ti_id) for ti_id in sent]
+        sent.clear()
+        together(
+            [lambda ctx=ctx: services.attempts.finish(ctx.attempt_id, OK, services.clock.now()) for ctx in ctxs if ctx]
+        )
+        assert states(services, run2)[0] == "succeeded" and sent == []
+    services.attempts.finish(join.attempt_id, OK, services.clock.now())
+    assert states(services, run_id)[0] == "succeeded"
+
+
+def test_a_success_that_the_run_goes_on_after_is_one_statement_on_postgresql(services: Any, sent: list[int]) -> None:
+    # a releases b (queued) and e (still waiting for b): one statement on PostgreSQL. b releases c,
+    # whose rule (one_failed) a success settles otherwise than by queueing it, and e: the
+    # transaction decides. e is the last unfinished task: the transaction ends the run.
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    lines = ["name: one-statement", "tasks:", "  - {name: a, image: local, command: ['true']}"]
+    lines += ["  - {name: b, image: local, command: ['true'], depends_on: [a]}"]
+    lines += ["  - {name: c, image: local, command: ['true'], depends_on: [b], trigger_rule: one_failed}"]
+    lines += ["  - {name: e, image: local, command: ['true'], depends_on: [a, b]}"]
+    run_id = start(services, save(services, "\n".join(lines) + "\n"))
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    def finish_counted(ti_id: int) -> int:
+        ctx = claim(services, ti_id)
+        assert ctx is not None
+        statements.clear()
+        event.listen(Engine, "before_cursor_execute", count)
+        try:
+            services.attempts.finish(ctx.attempt_id, OK, services.clock.now())
+        finally:
+            event.remove(Engine, "before_cursor_execute", count)
+        return len(statements)
+
+    one = services.attempts._in_one
+    assert finish_counted(sent.pop()) == 1 or not one
+    assert states(services, run_id)[1] == {"a": "succeeded", "b": "queued", "c": "pending", "e": "pending"}
+    assert finish_counted(sent.pop()) > 1
+    assert states(services, run_id)[1] == {"a": "succeeded", "b": "succeeded", "c": "skipped", "e": "queued"}
+    assert finish_counted(sent.pop()) > 1 and sent == []
+    run, tasks, attempts = states(services, run_id)
+    assert run == "succeeded" and tasks["e"] == "succeeded" and attempts == ["succeeded"] * 3
+
+
 def test_a_leaf_up_for_retry_keeps_the_run_going(services: Any, sent: list[int]) -> None:
     run_id = start(services, fanout(services, "leaf-retry", 2, retries=1))
     root = claim(services, sent.pop())

@@ -175,15 +175,22 @@ def workspace_claim_prefix(project: str) -> str:
     return (re.sub(r"[^a-z0-9-]+", "-", project.lower()).strip("-") or "default") + "-"
 
 
+def workspace_claim_problems(task: TaskSpec, project: str, workflow_space_pvc: str) -> list[tuple[str, str]]:
+    """Return (workspace name, what is wrong) for each claim `task` may not mount (docs/security.md §10)."""
+    prefix = workspace_claim_prefix(project)
+    out: list[tuple[str, str]] = []
+    for b in task.workspaces:
+        if not b.claim:
+            out.append((b.name, "a workspace needs a PersistentVolumeClaim on the Kubernetes executor"))
+        elif b.claim == workflow_space_pvc or not b.claim.startswith(prefix):
+            out.append((b.name, f"{b.claim!r} is not one of the project's claims (named {prefix}...)"))
+    return out
+
+
 def _check_claims(ctx: AttemptContext, cfg: KubeConfig) -> None:
     """Refuse a workspace without a claim, or with a claim that is not the project's (docs/security.md §10)."""
-    prefix = workspace_claim_prefix(ctx.spec.project)
-    for b in ctx.task.workspaces:
-        field = f"task {ctx.task.name!r}: workspaces.{b.name}.claim"
-        if not b.claim:
-            raise MyappError(f"{field}: a workspace needs a PersistentVolumeClaim on the Kubernetes executor")
-        if b.claim == cfg.workflow_space_pvc or not b.claim.startswith(prefix):
-            raise MyappError(f"{field}: {b.claim!r} is not one of the project's claims (named {prefix}...)")
+    for name, problem in workspace_claim_problems(ctx.task, ctx.spec.project, cfg.workflow_space_pvc)[:1]:
+        raise MyappError(f"task {ctx.task.name!r}: workspaces.{name}.claim: {problem}")
 
 
 def _pod_transfer_repository(

@@ -136,3 +136,15 @@ def test_a_new_run_queues_what_ready_to_queue_picks_among_all_pending_tasks() ->
     for dag in (DIAMOND, fan_in, Dag.from_edges("a", [])):
         pending = {name: TaskView(name, P) for name in dag.names}
         assert engine.ready_at_start(dag) == set(engine.ready_to_queue(dag, pending, dag.names, NOW))
+
+
+def test_what_a_success_does_to_each_released_task_is_known_before_it_is_written() -> None:
+    from myapp.core.trigger_rules import TriggerRule
+
+    dag = Dag.from_edges("abcde", [("a", "b"), ("a", "c"), ("a", "d"), ("a", "e")])
+    rules = {"c": TriggerRule.ONE_FAILED, "d": TriggerRule.ALL_DONE, "e": TriggerRule.ALL_SKIPPED}
+    plan = engine.success_release(dag, "a", rules)
+    assert plan.released == ("b", "c", "d", "e")
+    assert plan.queue == ("b", "d")  # one_failed and all_skipped settle otherwise (skipped): not queued
+    assert set(plan.wait) >= {"b", "c", "d"}  # none of these decides on a success while others wait
+    assert engine.success_release(dag, "b") == engine.SuccessRelease((), (), ())

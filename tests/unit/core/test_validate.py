@@ -308,7 +308,10 @@ def test_mutual_bindings_are_a_cycle_naming_both_tasks() -> None:
         ]
     )
     errors = [str(e) for e in validate_pipeline(spec, CATALOG)]
-    assert errors == ["tasks[a].depends_on: the graph has a cycle: a -> b -> a"]
+    assert errors == [
+        "tasks[a].inputs.x.from: the graph has a cycle: a -> b -> a "
+        "(b's input x is bound to a.out; a's input x is bound to b.out)"
+    ]
 
 
 def test_every_trigger_rule_is_accepted_after_an_upstream() -> None:

@@ -12,6 +12,7 @@ export interface Me {
   can: Record<string, Permission>;
   locale: string;
   timezone: string;
+  executor?: string;   // "local" or "kubernetes": the installation's (workspace claims matter on kubernetes)
   access_token: string;
   expires_in: number;
 }

@@ -1,10 +1,11 @@
 // Templates: the published catalog by category (with search), and your own templates: create,
 // edit, submit for review. Reads /templates/ and /user_templates/ (scope=mine).
 import { useEffect, useMemo, useState } from "react";
-import { api, can, get, isMissingEndpoint, post } from "../api";
+import { api, ApiError, can, get, isMissingEndpoint, post } from "../api";
 import { categoryLabel, t } from "../i18n";
 import { Empty, ErrorBox, Modal, PageHeader, StateBadge, Tabs, errorText, fmtTime, toast } from "../ui";
 import type { OutputDef, ParamDef, Template } from "./editor/model";
+import { StepRow, StepsEditor, StepsList, localStepErrors, stepsFromExtra, stepsToExtra } from "./SeqPodSteps";
 
 export interface UserTemplate {
   id: number; name: string; version: string; ref: string; kind: string; category: string; description: string;
@@ -73,6 +74,7 @@ function Catalog() {
                   {open === key && (
                     <div>
                       <ParamTable params={tpl.parameters} />
+                      {tpl.kind === "seqpod" && <StepsList extra={tpl.extra} image={tpl.image} />}
                       {(tpl.outputs ?? []).length > 0 && <div className="small"><b>{t("outputs")}:</b> {(tpl.outputs ?? []).map((o) => `${o.name} (${o.type})`).join(", ")}</div>}
                       {tpl.readme && <pre className="myapp-readme">{tpl.readme}</pre>}
                     </div>
@@ -127,12 +129,27 @@ export function TemplateForm({ existing, onClose, onSaved }: { existing: UserTem
   const [command, setCommand] = useState((def?.command ?? []).join("\n"));
   const [rows, setRows] = useState<ParamRow[]>(toRows(def?.parameters));
   const [outputs, setOutputs] = useState<OutputDef[]>(def?.outputs ?? []);
+  const [steps, setSteps] = useState<StepRow[]>(() => stepsFromExtra(def?.extra));
   const [error, setError] = useState<unknown>(null);
+  const seqpod = base.kind === "seqpod";
   const setRow = (i: number, patch: Partial<ParamRow>) => setRows(rows.map((r, j) => (j === i ? { ...r, ...patch } : r)));
   const save = async () => {
+    setError(null);
     try {
       // keep what the form does not show (env, mounts, resources, args_style, extra...)
-      const body = { ...(existing?.definition ?? {}), ...toTemplate(base, rows, outputs, command) };
+      const body: Record<string, unknown> = { ...(existing?.definition ?? {}), ...toTemplate(base, rows, outputs, seqpod ? "" : command) };
+      // A SeqPod's steps are `extra.steps` (its other extra settings are kept); another kind has none.
+      const extra: Record<string, unknown> = { ...(existing?.definition?.extra ?? {}) };
+      delete extra.steps;
+      if (seqpod) {
+        const local = localStepErrors(steps);
+        if (local.length) {
+          setError(new ApiError(400, t("fix_errors"), local, null));
+          return;
+        }
+        extra.steps = stepsToExtra(steps);
+      }
+      body.extra = extra;
       if (existing) await api("PUT", `/user_templates/${existing.id}`, { body });
       else await post("/user_templates/", body);
       toast(t("template_saved"), "success");
@@ -161,16 +178,21 @@ export function TemplateForm({ existing, onClose, onSaved }: { existing: UserTem
       </div>
       <div className="myapp-grid2">
         <div className="form-group"><label>{t("kind")}</label>
-          <select className="form-control input-sm" value={base.kind} onChange={(e) => setBase({ ...base, kind: e.target.value })}>
-            {["pod", "distributed", "resource"].map((k) => <option key={k}>{k}</option>)}
+          <select className="form-control input-sm" name="tpl-kind" value={base.kind} onChange={(e) => setBase({ ...base, kind: e.target.value })}>
+            {["pod", "seqpod", "distributed", "resource"].map((k) => <option key={k}>{k}</option>)}
           </select></div>
         {field("image", t("image"), "python:3.12-slim")}
       </div>
       {field("description", t("description"))}
-      <div className="form-group"><label>{t("command")}</label>
-        <textarea className="form-control input-sm myapp-code" rows={3} name="tpl-command" value={command}
-                  placeholder={"python3\n-c\n$(params.code)"} onChange={(e) => setCommand(e.target.value)} />
-        <div className="help-block">{t("template_command_help")}</div></div>
+      {seqpod ? (
+        <StepsEditor rows={steps} image={base.image ?? ""} errors={error instanceof ApiError ? error.errors : []}
+                     onChange={setSteps} />
+      ) : (
+        <div className="form-group"><label>{t("command")}</label>
+          <textarea className="form-control input-sm myapp-code" rows={3} name="tpl-command" value={command}
+                    placeholder={"python3\n-c\n$(params.code)"} onChange={(e) => setCommand(e.target.value)} />
+          <div className="help-block">{t("template_command_help")}</div></div>
+      )}
       <h5>{t("parameters")}</h5>
       <table className="table table-condensed">
         <thead><tr><th>{t("name")}</th><th>{t("type")}</th><th>{t("default")}</th><th>{t("required")}</th><th>{t("choices")}</th><th>{t("description")}</th><th /></tr></thead>

@@ -233,8 +233,9 @@ export function DebugDialog({ pipelineId, task, meta, onClose }: {
   );
 }
 
-export function YamlDialog({ doc, readOnly, onImport, onClose }: {
+export function YamlDialog({ doc, readOnly, onImport, onClose, check }: {
   doc: unknown; readOnly: boolean; onImport: (doc: any) => void; onClose: () => void;
+  check?: (doc: any) => { field: string; message: string } | null;   // refuse a document the canvas cannot draw (a cycle)
 }) {
   const [text, setText] = useState(() => yaml.dump(doc, { noRefs: true, lineWidth: 120 }));
   const [error, setError] = useState("");
@@ -242,6 +243,8 @@ export function YamlDialog({ doc, readOnly, onImport, onClose }: {
     try {
       const parsed = yaml.load(text);
       if (!parsed || typeof parsed !== "object") throw new Error(t("yaml_not_mapping"));
+      const problem = check?.(parsed);
+      if (problem) throw new Error(`${problem.field}: ${problem.message}`);
       onImport(parsed);
       onClose();
     } catch (err) {
@@ -255,7 +258,7 @@ export function YamlDialog({ doc, readOnly, onImport, onClose }: {
         {!readOnly && <button type="button" className="btn btn-primary" data-testid="yaml-apply" onClick={apply}>{t("yaml_apply")}</button>}
       </>
     }>
-      {error && <div className="alert alert-danger">{error}</div>}
+      {error && <div className="alert alert-danger" data-testid="yaml-error">{error}</div>}
       <textarea className="form-control myapp-code" rows={24} spellCheck={false} value={text} readOnly={readOnly}
                 data-testid="yaml-text" onChange={(e) => setText(e.target.value)} />
     </Modal>

@@ -15,7 +15,7 @@ import { DebugDialog, ParamsDialog, RunDialog, ScheduleDialog, YamlDialog } from
 import { BackfillDialog, BackfillInfo, backfillOf } from "../../backfill";
 import {
   PipelineMeta, Template, TaskData, TaskNode, ancestors, emptyMeta, findTemplate, fromDefinition, layout,
-  allEdges, descendants, localErrors, makeEdge, newNodeId, newTask, taskOfField, taskOutputs, toDefinition, uniqueName, wouldCycle,
+  allEdges, cycleError, descendants, localErrors, makeEdge, newNodeId, newTask, taskOfField, taskOutputs, toDefinition, uniqueName, wouldCycle,
 } from "./model";
 
 const nodeTypes = { task: EditorNode };
@@ -201,8 +201,9 @@ function Editor(props: Props) {
     setNodes((ns) => ns.map((n) => ({ ...n, data: { ...n.data, invalid: bad.has(n.data.name) } })));
   };
 
+  const kubernetes = currentMe()?.executor === "kubernetes";
   const checkLocal = (): boolean => {
-    const local = localErrors(meta, nodes);
+    const local = localErrors(meta, nodes, edges, kubernetes);
     if (local.length) {
       showErrors(new ApiError(400, t("fix_errors"), local, null));
       return false;
@@ -355,7 +356,8 @@ function Editor(props: Props) {
           {selectedNode ? (
             <TaskForm key={selectedNode.id} data={selectedNode.data} template={selectedTemplate} meta={meta}
                       options={sourceOptions(meta, upstream)} readOnly={readOnly} nameError={nameError}
-                      canDebug={pipelineId !== null}
+                      canDebug={pipelineId !== null} kubernetes={kubernetes}
+                      errors={(errors instanceof ApiError ? errors.errors : []).filter((e) => taskOfField(e.field) === selectedNode.data.name)}
                       onChange={(patch) => patchTask(selectedNode.id, patch)}
                       onRename={(name) => renameTask(selectedNode.id, name)}
                       onDelete={deleteSelected} onDebug={() => saveThen("debug")} />
@@ -372,7 +374,8 @@ function Editor(props: Props) {
       {dialog === "debug" && pipelineId !== null && selectedNode && (
         <DebugDialog pipelineId={pipelineId} task={selectedNode.data} meta={meta} onClose={() => setDialog(null)} />
       )}
-      {dialog === "yaml" && <YamlDialog doc={doc()} readOnly={readOnly} onImport={importDoc} onClose={() => setDialog(null)} />}
+      {dialog === "yaml" && <YamlDialog doc={doc()} readOnly={readOnly} onImport={importDoc} onClose={() => setDialog(null)}
+                                        check={(def) => { const s = fromDefinition(def); return cycleError(s.nodes, s.edges); }} />}
       {backfill && <BackfillDialog info={backfill} onClose={() => setBackfill(null)} onConfirm={() => save(true)} />}
     </div>
   );

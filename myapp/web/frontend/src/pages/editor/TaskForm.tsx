@@ -1,7 +1,10 @@
 // The side panel of the editor: a form generated from the template's parameter schema, input
 // bindings chosen from ancestors' outputs and global parameters, outputs, retries, resources, env.
 import { ReactNode, useEffect, useState } from "react";
+import type { FieldError } from "../../api";
 import { t } from "../../i18n";
+import { StepsList } from "../SeqPodSteps";
+import { WorkspacesForm } from "./Workspaces";
 import type { Binding, InputRow, OutputDef, ParamDef, PipelineMeta, TaskData, Template } from "./model";
 import { PARAMS, TRIGGER_RULES } from "./model";
 
@@ -104,6 +107,7 @@ function SourceSelect({ binding, options, disabled, testId, onChange }: {
 export function TaskForm(props: {
   data: TaskData; template: Template | undefined; meta: PipelineMeta; options: SourceOption[];
   readOnly: boolean; nameError: string; canDebug: boolean;
+  kubernetes?: boolean; errors?: FieldError[];   // the installation's executor; the server's errors on this task
   onChange: (patch: Partial<TaskData>) => void; onRename: (name: string) => void;
   onDelete: () => void; onDebug: () => void;
 }) {
@@ -153,6 +157,12 @@ export function TaskForm(props: {
                    placeholder={template?.image ?? ""}
                    onChange={(e) => props.onChange({ image: e.target.value })} />
           </Row>
+          {template?.kind === "seqpod" && (
+            <div className="myapp-field">
+              <label>{t("seqpod_steps")}</label> <a className="small" href="/templates/?tab=mine">{t("seqpod_steps_where")}</a>
+              <StepsList extra={template.extra} image={data.image || template.image} />
+            </div>
+          )}
         </div>
       ) : (
         <>
@@ -290,6 +300,10 @@ export function TaskForm(props: {
       {!ro && <button type="button" className="btn btn-default btn-xs"
                       onClick={() => props.onChange({ env: { ...data.env, [`VAR${Object.keys(data.env).length + 1}`]: "" } })}>
         <i className="fa fa-plus" /> {t("add_env")}</button>}
+
+      <WorkspacesForm task={data.name} rows={data.workspaces ?? []} project={props.meta.project}
+                      kubernetes={Boolean(props.kubernetes)} errors={props.errors ?? []} readOnly={ro}
+                      onChange={(workspaces) => props.onChange({ workspaces })} />
 
       {!ro && (
         <div className="myapp-form-actions">

@@ -28,12 +28,15 @@ export interface Template {
   resources?: Record<string, unknown>;
   readme?: string;
   monitoring?: boolean;
+  extra?: Record<string, unknown>;   // kind-specific settings: a SeqPod's `steps` (docs/templates.md §9)
 }
 
 export type BindingKind = "literal" | "task" | "param";
 export interface Binding { kind: BindingKind; value: string; ref: string }
 export interface InputRow { name: string; binding: Binding }
 export interface Resources { cpu?: string; memory?: string; gpu?: number; package?: string }
+/** One workspace a task mounts (docs/templates.md §10): `workspaces: {NAME: {claim, path}}`. */
+export interface WorkspaceRow { name: string; claim: string; path: string }
 
 export interface TaskData extends Record<string, unknown> {
   name: string;
@@ -51,18 +54,20 @@ export interface TaskData extends Record<string, unknown> {
   description: string;
   trigger_rule: string;   // docs/rules.md R13; "all_success" is the default and is not written
   when: string;           // docs/rules.md R14; a Jinja condition, "" for none
-  kept?: Record<string, unknown>;   // task keys without a form here (e.g. workspaces): written back as read
+  workspaces: WorkspaceRow[];       // in the order read; written as the `workspaces` mapping
+  kept?: Record<string, unknown>;   // task keys without a form here (a newer field): written back as read
   invalid?: boolean;
 }
 
 // The task keys the editor reads into its form and writes back itself; any other key of a stored
-// task (a newer field, `workspaces`) is kept as it came and saved unchanged, never dropped.
+// task (a newer field) is kept as it came and saved unchanged, never dropped.
 const EDITED_KEYS = new Set(["name", "template", "image", "command", "args", "inputs", "outputs", "retries",
-  "retry_delay", "timeout", "resources", "env", "description", "trigger_rule", "when", "depends_on", "position"]);
+  "retry_delay", "timeout", "resources", "env", "description", "trigger_rule", "when", "workspaces", "depends_on",
+  "position"]);
 
 export const TRIGGER_RULES = ["all_success", "all_done", "one_failed", "none_failed", "all_skipped"];
 
-export interface GlobalParam { name: string; default?: string | null; description?: string; required?: boolean }
+export interface GlobalParam { name: string; default?: string | null; description?: string; required?: boolean; secret?: boolean }
 export interface Schedule {
   type: "once" | "crontab";
   cron: string;
@@ -131,8 +136,66 @@ export function newTask(name: string, template: Template | null): TaskData {
   return {
     name, template: template ? template.name : null, image: template ? "" : "python:3.12-slim",
     command: [], args: {}, inputs: [], outputs: [], retries: 0, retry_delay: 0, timeout: 0, resources: {},
-    env: {}, description: "", trigger_rule: "all_success", when: "",
+    env: {}, description: "", trigger_rule: "all_success", when: "", workspaces: [],
   };
+}
+
+/** Read a task's `workspaces` mapping into form rows (a value that is not a mapping reads as empty). */
+export function parseWorkspaces(raw: unknown): WorkspaceRow[] {
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) return [];
+  return Object.entries(raw as Record<string, unknown>).map(([name, value]) => {
+    const v = value && typeof value === "object" ? (value as Record<string, unknown>) : {};
+    return { name, claim: textOf(v.claim), path: textOf(v.path) };
+  });
+}
+
+/** Write form rows as the `workspaces` mapping the server stores (empty claim or path omitted). */
+export function workspacesToDoc(rows: WorkspaceRow[]): Record<string, { claim?: string; path?: string }> {
+  const out: Record<string, { claim?: string; path?: string }> = {};
+  for (const row of rows) {
+    const name = row.name.trim();
+    if (!name) continue;
+    const ws: { claim?: string; path?: string } = {};
+    if (row.claim.trim()) ws.claim = row.claim.trim();
+    if (row.path.trim()) ws.path = row.path.trim();
+    out[name] = ws;
+  }
+  return out;
+}
+
+export const WORKSPACE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Return how a project's workspace claims are named on Kubernetes (`PROJECT-`): executor/kubernetes/pod_plan.py. */
+export function claimPrefix(project: string): string {
+  return (project.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "") || "default") + "-";
+}
+
+/** Return what is wrong with a task's workspace rows, by field (`tasks[T].workspaces.NAME.path`), as the server words it. */
+export function workspaceErrors(task: string, rows: WorkspaceRow[], project: string, kubernetes: boolean):
+    { field: string; message: string; row: number }[] {
+  const out: { field: string; message: string; row: number }[] = [];
+  const seen = new Set<string>();
+  rows.forEach((row, i) => {
+    const name = row.name.trim();
+    const where = `tasks[${task}].workspaces.${name || i}`;
+    if (!WORKSPACE_NAME.test(name)) {
+      out.push({ field: where, row: i, message: "a workspace name is 1-63 characters of a-z, 0-9 and - (not at the ends)" });
+    } else if (seen.has(name)) {
+      out.push({ field: where, row: i, message: "bound twice" });
+    }
+    seen.add(name);
+    const path = row.path.trim();
+    if (path && (!path.startsWith("/") || path === "/" || path.split("/").includes(".."))) {
+      out.push({ field: `${where}.path`, row: i, message: "must be an absolute path without '..' (not /)" });
+    }
+    const prefix = claimPrefix(project);
+    if (kubernetes && !row.claim.trim()) {
+      out.push({ field: `${where}.claim`, row: i, message: "a workspace needs a PersistentVolumeClaim on the Kubernetes executor" });
+    } else if (kubernetes && !row.claim.trim().startsWith(prefix)) {
+      out.push({ field: `${where}.claim`, row: i, message: `'${row.claim.trim()}' is not one of the project's claims (named ${prefix}...)` });
+    }
+  });
+  return out;
 }
 
 function parseBinding(raw: unknown): Binding {
@@ -170,7 +233,7 @@ export function fromDefinition(def: any, timezone = "UTC"): { meta: PipelineMeta
     name: def?.name ?? "", project: def?.project ?? "default", description: def?.description ?? "",
     timeout: Number(def?.timeout ?? 0), parameters: (def?.parameters ?? []).map((p: any) => ({
       name: p.name, default: p.default === undefined || p.default === null ? "" : textOf(p.default),
-      description: p.description ?? "", required: Boolean(p.required),
+      description: p.description ?? "", required: Boolean(p.required), secret: Boolean(p.secret),
     })),
     outputs: def?.outputs ?? [],
     schedule: {
@@ -194,6 +257,7 @@ export function fromDefinition(def: any, timezone = "UTC"): { meta: PipelineMeta
       retries: task.retries ?? 0, retry_delay: task.retry_delay ?? 0, timeout: task.timeout ?? 0,
       resources: { ...(task.resources ?? {}) }, env: { ...(task.env ?? {}) }, description: task.description ?? "",
       trigger_rule: task.trigger_rule ?? "all_success", when: task.when ?? "",
+      workspaces: parseWorkspaces(task.workspaces),
       kept: Object.fromEntries(Object.entries(task).filter(([key]) => !EDITED_KEYS.has(key))),
     },
   }));
@@ -314,27 +378,36 @@ export function toDefinition(meta: PipelineMeta, nodes: TaskNode[], edges: Edge[
     if (Object.keys(res).length) out.resources = res;
     const env = Object.fromEntries(Object.entries(d.env).filter(([k]) => k));
     if (Object.keys(env).length) out.env = env;
+    const workspaces = workspacesToDoc(d.workspaces ?? []);
+    if (Object.keys(workspaces).length) out.workspaces = workspaces;
     Object.assign(out, d.kept ?? {});
     out.position = [Math.round(node.position.x), Math.round(node.position.y)];
     return out;
   });
+  // Defaults are omitted as the server's canonical form omits them (core/pipeline_spec.py), so the
+  // YAML the editor shows is the export of what it saves.
   const s = meta.schedule;
-  const schedule: any = { type: s.type, timezone: s.timezone || "UTC" };
+  const schedule: any = {};
+  if (s.type !== "once") schedule.type = s.type;
   if (s.cron) schedule.cron = s.cron;
+  schedule.timezone = s.timezone || "UTC";
   if (s.start_time) schedule.start_time = s.start_time;
-  schedule.depends_on_past = s.depends_on_past;
-  schedule.expired_limit = numberOr(s.expired_limit, 1);
-  schedule.max_active_runs = numberOr(s.max_active_runs, 1);
-  schedule.enabled = s.enabled;
-  const doc: any = { name: meta.name, project: meta.project || "default" };
+  if (s.depends_on_past) schedule.depends_on_past = true;
+  if (numberOr(s.expired_limit, 1) !== 1) schedule.expired_limit = numberOr(s.expired_limit, 1);
+  if (numberOr(s.max_active_runs, 1) !== 1) schedule.max_active_runs = numberOr(s.max_active_runs, 1);
+  if (!s.enabled) schedule.enabled = false;
+  const doc: any = { name: meta.name };
+  if (meta.project && meta.project !== "default") doc.project = meta.project;
   if (meta.description) doc.description = meta.description;
-  doc.parameters = meta.parameters.filter((p) => p.name).map((p) => {
+  const parameters = meta.parameters.filter((p) => p.name).map((p) => {
     const param: any = { name: p.name };
     if (p.default !== undefined && p.default !== null && p.default !== "") param.default = p.default;
     if (p.description) param.description = p.description;
     if (p.required) param.required = true;
+    if (p.secret) param.secret = true;
     return param;
   });
+  if (parameters.length) doc.parameters = parameters;
   if (meta.outputs.length) doc.outputs = meta.outputs;
   doc.schedule = schedule;
   if (meta.timeout) doc.timeout = numberOr(meta.timeout, 0);
@@ -398,7 +471,8 @@ export function taskOfField(field: string): string | null {
 }
 
 /** Check what can be checked in the browser before asking the server. */
-export function localErrors(meta: PipelineMeta, nodes: TaskNode[]): { field: string; message: string }[] {
+export function localErrors(meta: PipelineMeta, nodes: TaskNode[], edges: Edge[] = [], kubernetes = false):
+    { field: string; message: string }[] {
   const errors: { field: string; message: string }[] = [];
   if (!/^[a-z0-9-]{1,63}$/.test(meta.name)) {
     errors.push({ field: "name", message: "1-63 characters of a-z, 0-9 and -" });
@@ -408,5 +482,49 @@ export function localErrors(meta: PipelineMeta, nodes: TaskNode[]): { field: str
     if (seen.has(n.data.name)) errors.push({ field: `tasks[${n.data.name}].name`, message: "duplicate task name" });
     seen.add(n.data.name);
   }
+  const cycle = cycleError(nodes, edges);
+  if (cycle) errors.push(cycle);
+  for (const n of nodes) {
+    errors.push(...workspaceErrors(n.data.name, n.data.workspaces ?? [], meta.project, kubernetes)
+      .map(({ field, message }) => ({ field, message })));
+  }
   return errors;
+}
+
+/** Return the cycle of the graph (explicit edges + bindings) in the server's words (core/validate.py), or null. */
+export function cycleError(nodes: TaskNode[], edges: Edge[]): { field: string; message: string } | null {
+  const all = allEdges(nodes, edges);
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const down = new Map<string, string[]>(nodes.map((n) => [n.id, []]));
+  for (const e of all) down.get(e.source)?.push(e.target);
+  const color = new Map<string, number>();
+  const stack: string[] = [];
+  let cycle: string[] | null = null;
+  const visit = (id: string): void => {
+    color.set(id, 1);
+    stack.push(id);
+    for (const next of down.get(id) ?? []) {
+      if (cycle) return;
+      if (color.get(next) === 1) { cycle = [...stack.slice(stack.indexOf(next)), next]; return; }
+      if (!color.get(next)) visit(next);
+    }
+    stack.pop();
+    color.set(id, 2);
+  };
+  for (const n of nodes) if (!cycle && !color.get(n.id)) visit(n.id);
+  if (!cycle) return null;
+  const ids: string[] = cycle;
+  const names = ids.map((id) => byId.get(id)!.data.name);
+  const bound: string[] = [];
+  let field = `tasks[${names[0]}].depends_on`;
+  for (let i = 0; i + 1 < ids.length; i++) {
+    const [up, downId] = [ids[i], ids[i + 1]];
+    if (edges.some((e) => e.source === up && e.target === downId)) continue;
+    const task = byId.get(downId)!.data;
+    const row = task.inputs.find((r) => boundTask(r.binding) === names[i]);
+    if (!row) continue;
+    bound.push(`${task.name}'s input ${row.name} is bound to ${row.binding.ref}`);
+    if (i + 1 === ids.length - 1) field = `tasks[${task.name}].inputs.${row.name}.from`;
+  }
+  return { field, message: `the graph has a cycle: ${names.join(" -> ")}${bound.length ? ` (${bound.join("; ")})` : ""}` };
 }
