@@ -69,7 +69,8 @@ def s3() -> Iterator[S3Server]:
 def cluster(request: pytest.FixtureRequest, services: Any, broker_url: str, s3: S3Server) -> Iterator[Cluster]:
     if request.param == "cluster":
         pytest.skip("a cluster's pods cannot reach the test's loopback S3 server")
-    env = {**s3.env("pods"), "MYAPP_K8S_ARTIFACT_TRANSFER": "pod", "MYAPP_K8S_WORKFLOW_SPACE_PVC": ""}
+    # a prefix per backend: both start at run 1, and the real one must find only what its own pods stored
+    env = {**s3.env(f"pods-{request.param}"), "MYAPP_K8S_ARTIFACT_TRANSFER": "pod", "MYAPP_K8S_WORKFLOW_SPACE_PVC": ""}
     with k8s_cluster(services, broker_url, backend=request.param, **env) as running:
         yield running
 
@@ -79,11 +80,14 @@ def test_pods_without_a_shared_volume_pass_files_and_directories_through_s3(clus
     created: dict[str, Any] = {}
     if cluster.kube is not None:
         cluster.kube.add_admission("pods", lambda pod: created.setdefault(pod["metadata"]["name"], copy.deepcopy(pod)))
+    space = svc.settings.workflow_space
+    before = {p: p.stat().st_mtime_ns for p in space.rglob("message.txt")}  # an earlier backend's (same home)
     run_id = start(svc, save(svc, PIPELINE))
     run = wait_finished(svc, run_id, timeout=150)
+    prefix = f"pods-{cluster.backend}"
     by = run["by_name"]
     assert run["state"] == "succeeded", (run, log_text(svc, run_id, "produce"), log_text(svc, run_id, "consume"))
-    base = f"s3://{s3.bucket}/pods/{run_id}/produce/1"
+    base = f"s3://{s3.bucket}/{prefix}/{run_id}/produce/1"
     assert by["produce"]["outputs"] == {
         "msg": {"type": "file", "path": f"{base}/msg/message.txt"},
         "model": {"type": "file", "path": f"{base}/model/model/"},
@@ -92,20 +96,19 @@ def test_pods_without_a_shared_volume_pass_files_and_directories_through_s3(clus
     }
     assert by["consume"]["outputs"]["copy"] == {
         "type": "file",
-        "path": f"s3://{s3.bucket}/pods/{run_id}/consume/1/copy/copy/",
+        "path": f"s3://{s3.bucket}/{prefix}/{run_id}/consume/1/copy/copy/",
     }
-    assert s3.keys(f"pods/{run_id}/") == [
-        f"pods/{run_id}/consume/1/copy/copy/.myapp-tree.tar.gz",
-        f"pods/{run_id}/produce/1/model/model/.myapp-tree.tar.gz",
-        f"pods/{run_id}/produce/1/msg/message.txt",
-        f"pods/{run_id}/produce/1/score/score.txt",
+    assert s3.keys(f"{prefix}/{run_id}/") == [
+        f"{prefix}/{run_id}/consume/1/copy/copy/.myapp-tree.tar.gz",
+        f"{prefix}/{run_id}/produce/1/model/model/.myapp-tree.tar.gz",
+        f"{prefix}/{run_id}/produce/1/msg/message.txt",
+        f"{prefix}/{run_id}/produce/1/score/score.txt",
     ]
     assert task_lines(svc, run_id, "consume") == ["hello from the pod", "weights", "42"]
     # Nothing went through this side's workflow space: the pods' files lived in their own emptyDir (the
     # fake kubelet runs every container on this machine, in the pod's workingDir, so only the node simulator shows it).
-    assert cluster.kube is not None or not [p for p in svc.settings.workflow_space.rglob("message.txt")], (
-        "a pod wrote to the shared space"
-    )
+    written = [p for p in space.rglob("message.txt") if before.get(p) != p.stat().st_mtime_ns]
+    assert cluster.kube is not None or not written, f"a pod wrote to the shared space: {written}"
     if cluster.kube is not None:
         produce = created[by["produce"]["attempts"][0]["pods"][0]]["spec"]
         consume = created[by["consume"]["attempts"][0]["pods"][0]]["spec"]
