@@ -17,7 +17,7 @@ from myapp.sdk.script import ScriptOP
 from myapp.sdk.server import Server, SubmitError
 from myapp.sdk.signature import IOSpec, Signature, SignatureError, signature_of
 from myapp.sdk.submit import RunHandle
-from myapp.sdk.workflow import OutputRef, ParamRef, PythonOPTemplate, Step, Workflow
+from myapp.sdk.workflow import OutputRef, ParamRef, PythonOPTemplate, Slices, Step, Workflow
 
 __all__ = [
     "OP",
@@ -36,6 +36,7 @@ __all__ = [
     "Server",
     "Signature",
     "SignatureError",
+    "Slices",
     "Step",
     "SubmitError",
     "Workflow",

@@ -205,6 +205,10 @@ def unwrap_artifact(location: str, type_name: str) -> Any:
     A path without a manifest (a plain file output, a literal path) is taken as it is; a list
     artifact without a manifest is the sorted entries of a directory (or the one file).
     """
+    if location.startswith("["):  # gathered from a sliced step (R15): the JSON list of each slice's artifact
+        if type_name == "path":
+            raise ValueError(f"expected one path, got the artifacts of a sliced step: {_short(location)}")
+        return [item for part in json.loads(location) if part is not None for item in unwrap_artifact(part, "paths")]
     root = Path(location)
     if not root.exists():
         raise ValueError(f"artifact not found at {location}")

@@ -11,12 +11,13 @@ it back (SDK tasks as OPs known by their code, any other task kept as it is).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from myapp.core.errors import SpecError
-from myapp.core.model import GlobalParam, InputBinding, OutputSpec, PipelineSpec, Resources, TaskSpec
+from myapp.core.model import GlobalParam, InputBinding, OutputSpec, PipelineSpec, Resources, SliceSpec, TaskSpec
 from myapp.core.pipeline_spec import parse_pipeline, pipeline_to_dict
 from myapp.sdk.runtime import OUTPUT_ARTIFACTS, OUTPUT_PARAMETERS, encode_parameter
 from myapp.sdk.script import build_code, op_name, op_signature, parse_code
@@ -82,6 +83,30 @@ class OutputRef:
     spec: IOSpec | None = None
 
 
+@dataclass(frozen=True)
+class Slices:
+    """Fan a step out over lists, as dflow's `Slices` (docs/rules.md R15): one task instance per item.
+
+    `input_parameter` / `input_artifact` name the step's inputs whose values are lists (a literal
+    list, a workflow parameter, another step's output holding a list); slice i gets item i of
+    each. Every output is gathered in slice order: a parameter into the list of the slices' texts,
+    an artifact into the list of their paths (`output_parameter` / `output_artifact`, when given,
+    must name the OP's outputs). `pool_size`: at most that many slices at once (Step's
+    `parallelism` does the same).
+    """
+
+    input_parameter: Sequence[str] = ()
+    input_artifact: Sequence[str] = ()
+    output_parameter: Sequence[str] = ()
+    output_artifact: Sequence[str] = ()
+    pool_size: int | None = None
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Return the sliced inputs, parameters first."""
+        return (*self.input_parameter, *self.input_artifact)
+
+
 class _Outputs:
     def __init__(self, step: Step, kind: str) -> None:
         self.step, self.kind = step, kind
@@ -95,6 +120,8 @@ class _Outputs:
             )
         if spec is None and self.step.template is not None:
             raise KeyError(f"step {self.step.name!r} has no {self.kind} output {name!r}")
+        if spec is not None and self.step.slices is not None:  # gathered: a list of texts, or of paths
+            spec = replace(spec, type="paths" if spec.kind == "artifact" else "json")
         return OutputRef(self.step.name, name, spec)
 
 
@@ -124,10 +151,18 @@ class Step:
         task: TaskSpec | None = None,
         trigger_rule: str = "all_success",
         when: str = "",
+        slices: Slices | None = None,
+        parallelism: int = 0,
+        continue_on_failed: bool = False,
+        continue_on_success_ratio: float | None = None,
     ) -> None:
         if (template is None) == (task is None):
             raise TypeError(f"step {name!r}: give a template")
         self.name = name
+        self.slices = slices
+        # R15, dflow's Step arguments: slices at once, and how many must succeed
+        self.parallelism = parallelism or (slices.pool_size if slices and slices.pool_size else 0)
+        self.continue_on_failed, self.success_ratio = continue_on_failed, continue_on_success_ratio
         self.template = template
         self.raw_task = task  # a task of a YAML document that myapp.sdk did not write
         self.dependencies = tuple(d.name if isinstance(d, Step) else str(d) for d in dependencies) or (
@@ -143,8 +178,20 @@ class Step:
             for key, value in given.items():
                 self.bindings[key] = value
         if template is not None:
+            self._check_slices(template.signature)
             self._check_bindings(template.signature, dict(parameters or {}), dict(artifacts or {}))
         self.outputs = StepOutputs(self)
+
+    def _check_slices(self, signature: Signature) -> None:
+        if self.slices is None:
+            return
+        where = f"step {self.name!r}: slices"
+        for name in self.slices.inputs:
+            if name not in self.bindings:
+                raise TypeError(f"{where}: input {name!r} has no value: bind it to a list")
+        for name in (*self.slices.output_parameter, *self.slices.output_artifact):
+            if signature.output(name) is None:
+                raise TypeError(f"{where}: the OP has no output {name!r}")
 
     def output_spec(self, name: str) -> IOSpec | None:
         """Return the declared output `name` of this step's OP (None for a task not written by myapp.sdk)."""
@@ -166,7 +213,9 @@ class Step:
                 raise TypeError(f"{where}: {spec.name!r} is a parameter: pass it in parameters=")
             if spec.kind == "artifact" and spec.name in parameters:
                 raise TypeError(f"{where}: {spec.name!r} is an artifact: pass it in artifacts=")
-            if given:
+            if given and self.slices is not None and spec.name in self.slices.inputs:
+                _check_items(where, spec, self.bindings[spec.name])
+            elif given:
                 _check_value(where, spec, self.bindings[spec.name])
 
     def task(self, depends_on: Sequence[str] = ()) -> TaskSpec:
@@ -184,7 +233,8 @@ class Step:
         inputs = []
         for spec in template.signature.inputs:
             if spec.name in self.bindings:
-                inputs.append(_binding(spec, self.bindings[spec.name]))
+                sliced = self.slices is not None and spec.name in self.slices.inputs
+                inputs.append(_binding(spec, self.bindings[spec.name], sliced))
             elif spec.has_default:  # written out, so the form in the editor shows it
                 inputs.append(InputBinding(spec.name, "literal", value=encode_parameter(spec.default, spec.type)))
         return TaskSpec(
@@ -202,6 +252,17 @@ class Step:
             position=self.position,
             trigger_rule=self.trigger_rule,
             when=self.when,
+            slices=self._slice_spec(),
+        )
+
+    def _slice_spec(self) -> SliceSpec | None:
+        if self.slices is None:
+            return None
+        return SliceSpec(
+            inputs=self.slices.inputs,
+            parallelism=self.parallelism,
+            continue_on_failed=self.continue_on_failed,
+            success_ratio=self.success_ratio,
         )
 
     @classmethod
@@ -216,6 +277,7 @@ class Step:
             step.dependencies, step.retries, step.timeout = task.depends_on, task.retries, task.timeout
             step.env, step.bindings = dict(task.env), {b.name: _ref_of(b) for b in task.inputs}
             step.trigger_rule, step.when = task.trigger_rule, task.when
+            step.slices, step.parallelism, step.continue_on_failed, step.success_ratio = _slices_of(task)
             step.position = task.position  # moved in the editor: still the same OP
             step.template_ref = task.template or PYTHON_TEMPLATE
             step.outputs = StepOutputs(step)
@@ -263,6 +325,32 @@ def _check_value(where: str, spec: IOSpec, value: Any) -> None:
         raise TypeError(f"{where}: input {spec.name!r}: {exc}") from None
 
 
+def _check_items(where: str, spec: IOSpec, value: Any) -> None:
+    """A sliced input: a list literal whose every item is a value of the input's type, or a reference."""
+    if isinstance(value, (ParamRef, OutputRef, _Literal)):
+        return  # a list at run time: the sliced task fails saying so when it is not one (R15)
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{where}: input {spec.name!r} is sliced: give a list, not {type(value).__name__}")
+    for item in value:
+        _check_value(where, spec, item)
+
+
+def _slices_of(task: TaskSpec) -> tuple[Slices | None, int, bool, float | None]:
+    """Return the SDK form of a task's slices block: (Slices, parallelism, continue_on_failed, ratio)."""
+    if task.slices is None:
+        return None, 0, False, None
+    kinds = {b.name: b for b in task.inputs}
+    code = parse_code(str(task.args.get("code", "")))
+    signature = op_signature(code) if code is not None else None
+    artifacts = {s.name for s in signature.inputs if s.kind == "artifact"} if signature else set()
+    names = [n for n in task.slices.inputs if n in kinds]
+    sl = Slices(
+        input_parameter=tuple(n for n in names if n not in artifacts),
+        input_artifact=tuple(n for n in names if n in artifacts),
+    )
+    return sl, task.slices.parallelism, task.slices.continue_on_failed, task.slices.success_ratio
+
+
 @dataclass(frozen=True)
 class _Literal:
     """A literal read from YAML: its text, as written."""
@@ -270,7 +358,11 @@ class _Literal:
     text: str
 
 
-def _binding(spec: IOSpec, value: Any) -> InputBinding:
+def _binding(spec: IOSpec, value: Any, sliced: bool = False) -> InputBinding:
+    if sliced and isinstance(value, (list, tuple)):  # R15: the list, each item as the input's text
+        if spec.kind == "artifact":
+            return InputBinding(spec.name, "literal", value=json.dumps([str(v) for v in value]))
+        return InputBinding(spec.name, "literal", value=json.dumps([_item(v, spec.type) for v in value]))
     if isinstance(value, ParamRef):
         return InputBinding(spec.name, "param", param=value.name)
     if isinstance(value, OutputRef):
@@ -280,6 +372,14 @@ def _binding(spec: IOSpec, value: Any) -> InputBinding:
     if spec.kind == "artifact":
         return InputBinding(spec.name, "literal", value=str(value))
     return InputBinding(spec.name, "literal", value=encode_parameter(value, spec.type))
+
+
+def _item(value: Any, type_name: str) -> Any:
+    """Return a slice item as written in the list: strings and numbers as themselves (their text is
+    the slice's input), anything else as its encoded text."""
+    if type_name in ("str", "int", "float") and not isinstance(value, bool):
+        return value
+    return encode_parameter(value, type_name)
 
 
 def _ref_of(binding: InputBinding) -> Any:

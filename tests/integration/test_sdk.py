@@ -297,3 +297,19 @@ def test_steps_with_a_condition_and_a_trigger_rule_run_as_the_rules_say(engine_s
         "after": "succeeded",
         "strict": "skipped",
     }
+
+
+def test_a_sliced_step_runs_one_slice_per_item_and_a_join_reads_the_gathered_outputs(engine_services: Any) -> None:
+    # docs/rules.md R15 through myapp.sdk: dflow's Slices over a list parameter; the join gets the
+    # list of the slices' texts and the list of their files.
+    from tests.unit.sdk.test_workflow import sweep_workflow
+
+    run = sweep_workflow().submit(services=engine_services)
+    assert run.wait(timeout=WAIT) == "succeeded", run.steps()
+    steps = run.steps()
+    assert {k: v for k, v in steps.items() if k.startswith("train[")} == {
+        "train[0]": "succeeded",
+        "train[1]": "succeeded",
+        "train[2]": "succeeded",
+    }
+    assert run.parameters("best") == {"best": 9.0, "texts": "s-2.25,s-4.0,s-9.0"}

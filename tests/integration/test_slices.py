@@ -1,4 +1,6 @@
-"""Slices (docs/rules.md R15) in the engine: a task fanned out over a list, on every database backend.
+"""Slices (docs/rules.md R15) in the engine: a task fanned out over a list, on every database backend
+(SQLite and MariaDB's generic path in the SQLite suite; PostgreSQL's one-statement and generic paths
+in the PostgreSQL suite: tests/integration/backends.py).
 
 No worker: the messages are captured, and each test claims and finishes attempts itself, so every
 order of events is chosen by the test. The local executor runs slices in test_engine_scenarios-like
@@ -16,6 +18,7 @@ from sqlalchemy import select
 
 from myapp.core.values import AttemptResult
 from myapp.db.tables import TaskInstance
+from tests.integration.backends import store_services  # noqa: F401  (the `services` fixture, per backend)
 from tests.integration.engine_helpers import detail, save, start
 from tests.integration.test_attempt_store import claim
 from tests.integration.test_fan_in import measured
@@ -237,3 +240,33 @@ def test_a_slice_finish_costs_the_same_whatever_the_width(services: Any, sent: l
         assert detail(services, run_id)["state"] == "succeeded"
         by_width[width] = costs
     assert set(by_width[100]) == set(by_width[5]), (by_width[5][:3], by_width[100][:3])
+
+
+def test_slices_are_made_once_whatever_advances_the_run_again(services: Any, sent: list[int]) -> None:
+    """A recount (the reconciler, a duplicate message's advance) and a second start find the slices made:
+    the sliced task is running, and a second set of rows would break the unique (run, name)."""
+    from sqlalchemy import func
+
+    from myapp.db.slice_store import start_sliced
+
+    run_id = start(services, sweep(services, "slices-once", items="[1, 2, 3]", extra=", parallelism: 2"))
+    first = take(sent)
+    now = services.clock.now()
+    for _ in range(2):
+        with services.db.write() as s:
+            run = services.runs.lock_run(s, run_id)
+            again = services.runs.advance_in(s, run, now)
+            train = s.scalar(
+                select(TaskInstance.id).where(TaskInstance.run_id == run_id, TaskInstance.task_name == "train")
+            )
+            again += start_sliced(services.runs, s, run, train, "train", now)  # as if a second worker started it
+        assert set(again) <= set(first), (again, first)
+    with services.db.read() as s:
+        count = s.scalar(
+            select(func.count())
+            .select_from(TaskInstance)
+            .where(TaskInstance.run_id == run_id, TaskInstance.slice_of == "train")
+        )
+    assert count == 3 and states(services, run_id)["train"] == "running"
+    assert sum(1 for n, st in states(services, run_id).items() if n.startswith("train[") and st == "queued") == 2
+    services.runs.stop_run(run_id, services.clock.now())

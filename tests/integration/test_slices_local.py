@@ -100,3 +100,24 @@ def test_file_outputs_are_gathered_and_sliced_again(engine_services: Any) -> Non
     assert task_lines(engine_services, run["id"], "join") == [
         "['part-a', 'part-b', 'part-c'] [\"PART-A\", \"PART-B\", \"PART-C\"]"
     ]
+
+
+def test_export_and_import_again_changes_nothing(engine_services: Any) -> None:
+    from myapp.core.pipeline_spec import parse_pipeline
+    from myapp.yaml_io import dump_yaml, load_yaml
+
+    svc = engine_services
+    pid = save(
+        svc,
+        """
+        name: sweep-round-trip
+        parameters: [{name: lrs, default: '[1, 2]'}]
+        tasks:
+          - {name: train, image: local, command: ['true'], inputs: {lr: {from: params.lrs}},
+             slices: {inputs: [lr], parallelism: 3, continue_on_failed: true}}
+        """,
+    )
+    exported = dump_yaml(svc.pipelines.export(pid))
+    assert "slices:" in exported and "continue_on_failed: true" in exported
+    again = svc.pipelines.save(parse_pipeline(load_yaml(exported)), svc.clock.now())
+    assert (again.pipeline_id, again.version, again.created_version) == (pid, 1, False)

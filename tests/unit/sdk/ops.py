@@ -84,3 +84,17 @@ def sleepy(seconds: float) -> None:
 
     print("sleeping", flush=True)
     time.sleep(seconds)
+
+
+@op(outputs={"y": float, "art": Artifact(Path)})
+def square(x: float, tag: str = "t") -> dict[str, Any]:
+    """One slice of a sweep (docs/rules.md R15): its item x; writes its square and a file."""
+    Path("out.txt").write_text(f"{tag}-{x * x}")
+    print(f"square {x}")
+    return {"y": x * x, "art": Path("out.txt")}
+
+
+@op(outputs={"best": float, "texts": str})
+def pick(ys: list, arts: Artifact(list[Path])) -> dict[str, Any]:  # type: ignore[valid-type]
+    """The select-best join: the gathered list of the slices' texts and the list of their files."""
+    return {"best": max(float(y) for y in ys), "texts": ",".join(p.read_text() for p in arts)}

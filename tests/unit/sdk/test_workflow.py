@@ -173,3 +173,46 @@ def test_a_step_takes_a_trigger_rule_and_a_condition_and_they_round_trip() -> No
     back = Workflow.from_yaml(wf.to_yaml())
     assert back.step("cleanup").template is not None and back.to_spec() == wf.to_spec()
     assert validate_pipeline(wf.to_spec(), make_catalog()) == []
+
+
+def sweep_workflow() -> Workflow:
+    from myapp.sdk import Slices
+    from tests.unit.sdk.ops import pick, square
+
+    wf = Workflow("sdk-sweep", parameters={"xs": [1.0, 2.0]})
+    train = Step(
+        "train",
+        PythonOPTemplate(square),
+        parameters={"x": [1.5, 2, 3], "tag": "s"},
+        slices=Slices(input_parameter=["x"], output_parameter=["y"], pool_size=2),
+        continue_on_success_ratio=0.5,
+    )
+    best = Step(
+        "best",
+        PythonOPTemplate(pick),
+        parameters={"ys": train.outputs.parameters["y"]},
+        artifacts={"arts": train.outputs.artifacts["art"]},
+    )
+    return wf.add(train).add(best)
+
+
+def test_a_sliced_step_writes_a_slices_block_and_round_trips() -> None:
+    wf = sweep_workflow()
+    task = next(t for t in wf.to_dict()["tasks"] if t["name"] == "train")  # type: ignore[union-attr]
+    assert task["slices"] == {"inputs": ["x"], "parallelism": 2, "success_ratio": 0.5}
+    assert task["inputs"]["x"] == "[1.5, 2, 3]"
+    assert validate_pipeline(wf.to_spec(), make_catalog()) == []
+    again = Workflow.from_yaml(wf.to_yaml())
+    assert again == wf and again.step("train").slices is not None
+
+
+def test_a_sliced_input_takes_a_list_of_values_of_its_type() -> None:
+    from myapp.sdk import Slices
+    from tests.unit.sdk.ops import square
+
+    with pytest.raises(TypeError, match="give a list"):
+        Step("t", PythonOPTemplate(square), parameters={"x": 1.0}, slices=Slices(input_parameter=["x"]))
+    with pytest.raises(TypeError, match="expected float"):
+        Step("t", PythonOPTemplate(square), parameters={"x": ["a"]}, slices=Slices(input_parameter=["x"]))
+    with pytest.raises(TypeError, match="no output 'z'"):
+        Step("t", PythonOPTemplate(square), parameters={"x": [1]}, slices=Slices(["x"], output_parameter=["z"]))

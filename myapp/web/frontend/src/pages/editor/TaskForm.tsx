@@ -5,7 +5,7 @@ import type { FieldError } from "../../api";
 import { t } from "../../i18n";
 import { StepsList } from "../SeqPodSteps";
 import { WorkspacesForm } from "./Workspaces";
-import type { Binding, InputRow, OutputDef, ParamDef, PipelineMeta, TaskData, Template } from "./model";
+import type { Binding, InputRow, OutputDef, ParamDef, PipelineMeta, SlicesData, TaskData, Template } from "./model";
 import { PARAMS, TRIGGER_RULES } from "./model";
 
 export interface SourceOption { value: string; label: string }
@@ -149,7 +149,7 @@ export function TaskForm(props: {
       {data.template ? (
         <div className="myapp-template-info">
           <i className="fa fa-cube" /> <b>{data.template}</b>
-          {template ? <span className="myapp-muted"> — {template.description}</span>
+          {template ? (template.description ? <span className="myapp-muted"> — {template.description}</span> : null)
             : <span className="text-danger"> {t("unknown_template")}</span>}
           {/* A template task may run another image than the template's (e.g. a myapp.sdk OP's image). */}
           <Row label={t("image")}>
@@ -267,6 +267,7 @@ export function TaskForm(props: {
         <input className="form-control input-sm" name="task-when" disabled={ro} placeholder="{{ tasks.check.outputs.ok }}"
                value={data.when} onChange={(e) => props.onChange({ when: e.target.value })} />
       </Row>
+      <SlicesRow data={data} ro={ro} onChange={(slices) => props.onChange({ slices })} />
       <div className="myapp-grid3">
         <Row label={t("cpu")}>
           <input className="form-control input-sm" name="task-cpu" disabled={ro} value={data.resources.cpu ?? ""}
@@ -324,4 +325,50 @@ function renameKey(env: Record<string, string>, from: string, to: string): Recor
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) out[k === from ? to : k] = v;
   return out;
+}
+
+
+/** The task's `slices` block (docs/rules.md R15): tick the inputs whose lists it fans out over. */
+function SlicesRow({ data, ro, onChange }: { data: TaskData; ro: boolean; onChange: (s: SlicesData | null) => void }) {
+  const sl: SlicesData = data.slices ?? { inputs: [], parallelism: 0, continue_on_failed: false, success_ratio: null };
+  const names = [...new Set([...data.inputs.map((row) => row.name).filter(Boolean), ...sl.inputs])];
+  const set = (patch: Partial<SlicesData>) => {
+    const next = { ...sl, ...patch };
+    onChange(next.inputs.length || next.parallelism || next.success_ratio !== null || next.continue_on_failed ? next : null);
+  };
+  const toggle = (name: string, on: boolean) =>
+    set({ inputs: on ? [...sl.inputs.filter((x) => x !== name), name] : sl.inputs.filter((x) => x !== name) });
+  return (
+    <div className="myapp-slices-form" data-testid="slices-form">
+      <Row label={t("slices")} help={t("slices_help")}>
+        <div>
+          {names.length === 0 && <span className="myapp-muted small">{t("slices_no_inputs")}</span>}
+          {names.map((name) => (
+            <label key={name} className="checkbox-inline">
+              <input type="checkbox" name={`slice-input-${name}`} disabled={ro} checked={sl.inputs.includes(name)}
+                     onChange={(e) => toggle(name, e.target.checked)} /> {name}
+            </label>
+          ))}
+        </div>
+      </Row>
+      {sl.inputs.length > 0 && (
+        <div className="myapp-grid3">
+          <Row label={t("slices_parallelism")}>
+            <input className="form-control input-sm" name="slices-parallelism" type="number" min={0} disabled={ro}
+                   value={sl.parallelism} onChange={(e) => set({ parallelism: Number(e.target.value) || 0 })} />
+          </Row>
+          <Row label={t("slices_success_ratio")}>
+            <input className="form-control input-sm" name="slices-success-ratio" type="number" min={0} max={1} step={0.05}
+                   disabled={ro || sl.continue_on_failed} placeholder="1"
+                   value={sl.success_ratio ?? ""}
+                   onChange={(e) => set({ success_ratio: e.target.value === "" ? null : Number(e.target.value) })} />
+          </Row>
+          <Row label={t("slices_continue")}>
+            <input type="checkbox" name="slices-continue-on-failed" disabled={ro} checked={sl.continue_on_failed}
+                   onChange={(e) => set({ continue_on_failed: e.target.checked, success_ratio: e.target.checked ? null : sl.success_ratio })} />
+          </Row>
+        </div>
+      )}
+    </div>
+  );
 }

@@ -55,14 +55,44 @@ export interface TaskData extends Record<string, unknown> {
   trigger_rule: string;   // docs/rules.md R13; "all_success" is the default and is not written
   when: string;           // docs/rules.md R14; a Jinja condition, "" for none
   workspaces: WorkspaceRow[];       // in the order read; written as the `workspaces` mapping
+  slices: SlicesData | null;        // docs/rules.md R15; null: not fanned out
   kept?: Record<string, unknown>;   // task keys without a form here (a newer field): written back as read
   invalid?: boolean;
+}
+
+/** A task's `slices` block (docs/rules.md R15): the inputs whose lists it is fanned out over, and how. */
+export interface SlicesData {
+  inputs: string[];
+  parallelism: number;            // 0: no cap
+  continue_on_failed: boolean;
+  success_ratio: number | null;   // null: every slice must succeed
+}
+
+/** Read a task's `slices` block into the form (anything that is not a mapping reads as none). */
+export function parseSlices(raw: any): SlicesData | null {
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) return null;
+  return {
+    inputs: Array.isArray(raw.inputs) ? raw.inputs.map(String) : [],
+    parallelism: Number(raw.parallelism ?? 0) || 0,
+    continue_on_failed: raw.continue_on_failed === true,
+    success_ratio: typeof raw.success_ratio === "number" ? raw.success_ratio : null,
+  };
+}
+
+/** Write the form as the `slices` block the server stores (defaults omitted); null when no input is sliced. */
+export function slicesToDoc(d: SlicesData | null): Record<string, unknown> | null {
+  if (!d || !d.inputs.length) return null;
+  const out: Record<string, unknown> = { inputs: d.inputs };
+  if (d.parallelism) out.parallelism = d.parallelism;
+  if (d.continue_on_failed) out.continue_on_failed = true;
+  if (d.success_ratio !== null && !Number.isNaN(d.success_ratio)) out.success_ratio = d.success_ratio;
+  return out;
 }
 
 // The task keys the editor reads into its form and writes back itself; any other key of a stored
 // task (a newer field) is kept as it came and saved unchanged, never dropped.
 const EDITED_KEYS = new Set(["name", "template", "image", "command", "args", "inputs", "outputs", "retries",
-  "retry_delay", "timeout", "resources", "env", "description", "trigger_rule", "when", "workspaces", "depends_on",
+  "retry_delay", "timeout", "resources", "env", "description", "trigger_rule", "when", "workspaces", "slices", "depends_on",
   "position"]);
 
 export const TRIGGER_RULES = ["all_success", "all_done", "one_failed", "none_failed", "all_skipped"];
@@ -136,7 +166,7 @@ export function newTask(name: string, template: Template | null): TaskData {
   return {
     name, template: template ? template.name : null, image: template ? "" : "python:3.12-slim",
     command: [], args: {}, inputs: [], outputs: [], retries: 0, retry_delay: 0, timeout: 0, resources: {},
-    env: {}, description: "", trigger_rule: "all_success", when: "", workspaces: [],
+    env: {}, description: "", trigger_rule: "all_success", when: "", workspaces: [], slices: null,
   };
 }
 
@@ -258,6 +288,7 @@ export function fromDefinition(def: any, timezone = "UTC"): { meta: PipelineMeta
       resources: { ...(task.resources ?? {}) }, env: { ...(task.env ?? {}) }, description: task.description ?? "",
       trigger_rule: task.trigger_rule ?? "all_success", when: task.when ?? "",
       workspaces: parseWorkspaces(task.workspaces),
+      slices: parseSlices(task.slices),
       kept: Object.fromEntries(Object.entries(task).filter(([key]) => !EDITED_KEYS.has(key))),
     },
   }));
@@ -380,6 +411,8 @@ export function toDefinition(meta: PipelineMeta, nodes: TaskNode[], edges: Edge[
     if (Object.keys(env).length) out.env = env;
     const workspaces = workspacesToDoc(d.workspaces ?? []);
     if (Object.keys(workspaces).length) out.workspaces = workspaces;
+    const slices = slicesToDoc(d.slices ?? null);
+    if (slices) out.slices = slices;
     Object.assign(out, d.kept ?? {});
     out.position = [Math.round(node.position.x), Math.round(node.position.y)];
     return out;

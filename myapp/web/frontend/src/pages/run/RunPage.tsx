@@ -5,8 +5,8 @@ import { Background, Controls, Edge, Node, ReactFlow, ReactFlowProvider, useReac
 import yaml from "js-yaml";
 import { api, can, get, post } from "../../api";
 import { t } from "../../i18n";
-import { RunNode, RunNodeData } from "../../graph";
-import { ErrorBox, RUN_TERMINAL, StateBadge, errorText, fmtDuration, fmtTime, toast, usePolling } from "../../ui";
+import { RunNode, RunNodeData, sliceCounts, sliceOf } from "../../graph";
+import { ErrorBox, RUN_TERMINAL, StateBadge, errorText, fmtDuration, fmtTime, stateColor, toast, usePolling } from "../../ui";
 import { layout, makeEdge } from "../editor/model";
 import { CopyDialog, RunButtons, RunRow } from "./RunActions";
 import { TaskPanel, TaskRow } from "./TaskPanel";
@@ -28,7 +28,9 @@ function buildGraph(def: any, run: RunDetail): { nodes: Node<RunNodeData>[]; edg
   const names = new Set(run.tasks.map((x) => x.name));
   const tasks: any[] = (def?.tasks ?? []).filter((x: any) => names.has(x.name));
   const known = new Set(tasks.map((x) => x.name));
-  for (const ti of run.tasks) if (!known.has(ti.name)) tasks.push({ name: ti.name });
+  // A slice (`train[3]`, rules R15) is shown inside its sliced task's node, not as a node of its own.
+  const grouped = (name: string) => { const of = sliceOf(name); return of !== null && names.has(of[0]); };
+  for (const ti of run.tasks) if (!known.has(ti.name) && !grouped(ti.name)) tasks.push({ name: ti.name });
   const nodes: Node<RunNodeData>[] = tasks.map((task) => ({
     id: task.name, type: "runTask", draggable: false, connectable: false,
     position: Array.isArray(task.position) ? { x: task.position[0], y: task.position[1] } : { x: 0, y: 0 },
@@ -46,6 +48,31 @@ function buildGraph(def: any, run: RunDetail): { nodes: Node<RunNodeData>[]; edg
   }
   const positioned = tasks.every((x) => Array.isArray(x.position));
   return { nodes: positioned ? nodes : layout(nodes, edges), edges };
+}
+
+/** The slices of the selected sliced task (or of the selected slice's task): pick one to see its tabs. */
+function SlicePicker({ tasks, selected, onPick }: { tasks: TaskRow[]; selected: string; onPick: (name: string) => void }) {
+  const owner = sliceOf(selected)?.[0] ?? selected;
+  const slices = tasks.filter((x) => sliceOf(x.name)?.[0] === owner)
+    .sort((a, b) => (sliceOf(a.name)?.[1] ?? 0) - (sliceOf(b.name)?.[1] ?? 0));
+  if (!slices.length) return null;
+  return (
+    <div className="myapp-slices" data-testid="slice-picker">
+      <div className="myapp-slices-head">
+        <b>{t("slices")}</b>{" "}
+        <a href="#" className={owner === selected ? "active" : ""} onClick={(e) => { e.preventDefault(); onPick(owner); }}>{owner}</a>
+      </div>
+      <div className="myapp-slices-list">
+        {slices.map((x) => (
+          <button type="button" key={x.name} data-slice={x.name} data-state={x.state} title={`${x.name}: ${x.state}`}
+                  className={"myapp-slice" + (x.name === selected ? " selected" : "")} style={{ background: stateColor(x.state) }}
+                  onClick={() => onPick(x.name)}>
+            {sliceOf(x.name)?.[1]}{x.try_number > 1 ? ` (${x.try_number})` : ""}
+          </button>
+        ))}
+      </div>
+    </div>
+  );
 }
 
 /** Order tasks as the graph lays them out (top to bottom, then left to right). */
@@ -100,9 +127,12 @@ function RunView({ runId }: { runId: number }) {
   const nodes = useMemo(() => {
     if (!graph || !run) return [];
     const byName = new Map(run.tasks.map((x) => [x.name, x]));
+    const counts = sliceCounts(run.tasks);
+    const owner = selected ? sliceOf(selected)?.[0] : undefined;
     return graph.nodes.map((n) => {
       const ti = byName.get(n.id);
-      return { ...n, selected: n.id === selected, data: { ...n.data, state: ti?.state ?? "pending", try_number: ti?.try_number ?? 0 } };
+      return { ...n, selected: n.id === selected || n.id === owner,
+               data: { ...n.data, state: ti?.state ?? "pending", try_number: ti?.try_number ?? 0, slices: counts.get(n.id) } };
     });
   }, [graph, run, selected]);
   const edges = useMemo(() => {
@@ -190,6 +220,7 @@ function RunView({ runId }: { runId: number }) {
           </ReactFlow>}
         </div>
         <div className="myapp-run-side" data-testid="task-panel">
+          {task && <SlicePicker tasks={run.tasks} selected={task.name} onPick={setSelected} />}
           {task ? <TaskPanel runId={run.id} task={task} /> : <div className="myapp-empty">{t("click_a_node")}</div>}
         </div>
       </div>
