@@ -20,9 +20,12 @@ For each shape: tasks/s over the span from the first attempt's start to the last
 p95, the start of a task's attempt minus the end of its last upstream's attempt (for the wide shapes
 that includes the wait in the queue behind the other ready tasks); CPU per task, read from /proc (the
 worker process tree with the task processes it reaped, the PostgreSQL backends of the benchmark
-database, the Redis server); SQL statements and commits per task, counted in the worker processes by
+database, the Redis server); SQL statements and commits (of transactions; an autocommit statement
+is none) per task, and round trips (statements + BEGIN and COMMIT per commit), counted in the worker processes by
 a SQLAlchemy listener (benchmarks/statement_counter.py, loaded through sitecustomize, nothing in the
-product); the load average of the machine before and after, since the 2 cores are shared.
+product); the load average of the machine before and after, since the 2 cores are shared; and
+whether the shape met issue 14's target (>= 300 tasks/s, 200 for concurrent; hop p50 < 5 ms for
+chain and diamonds), which holds for an idle 2-core machine only.
 
 The database is a fresh one (benchmarks/databases.py), the broker a free Redis database taken with the
 test suite's lock keys; the workers run with the product's reconciler timing. Airflow side by side:
@@ -199,9 +202,30 @@ class Figures:
         return (
             f"{self.shape:<10} {self.tasks:>6} tasks  {self.tasks_per_s:>6.0f} tasks/s  "
             f"hop p50 {self.hop_p50:>6.1f} ms p95 {self.hop_p95:>7.1f} ms  CPU/task {self.cpu_ms:>5.2f} ms "
-            f"(machine {self.machine_ms:>5.2f})  SQL/task {self.statements:>5.2f} + {self.commits:.2f} commits  "
-            f"created in {self.create_s:.2f} s, wall {self.wall_s:.1f} s  load {self.load[0]:.2f} -> {self.load[1]:.2f}"
+            f"(machine {self.machine_ms:>5.2f})  SQL/task {self.statements:>5.2f} + {self.commits:.2f} commits "
+            f"({self.statements + 2 * self.commits:.2f} round trips)  "
+            f"created in {self.create_s:.2f} s, wall {self.wall_s:.1f} s  load {self.load[0]:.2f} -> {self.load[1]:.2f}  "
+            f"{self.verdict()}"
         )
+
+    def verdict(self) -> str:
+        """The issue 14 target of this shape (idle 2-core machine) and whether this run met it."""
+        rate, hop = TARGETS.get(self.shape, (300.0, None))
+        met = self.tasks_per_s >= rate and (hop is None or self.hop_p50 < hop)
+        goal = f">= {rate:.0f} tasks/s" + (f", hop p50 < {hop:.0f} ms" if hop is not None else "")
+        return f"target {goal}: {'met' if met else 'NOT met'}"
+
+
+# Issue 14's targets per shape: (tasks/s, hop p50 in ms or None). The hop of the wide shapes is the
+# wait in the queue behind the other ready tasks (a backlog, not a latency): no hop target there.
+TARGETS: dict[str, tuple[float, float | None]] = {
+    "chain": (300.0, 5.0),
+    "diamonds": (300.0, 5.0),
+    "fanout": (300.0, None),
+    "fanin": (300.0, None),
+    "layers": (300.0, None),
+    "concurrent": (200.0, None),
+}
 
 
 def run_shape(services: Any, name: str, meter: CpuMeter, counts: Path, timeout: float) -> Figures:

@@ -61,7 +61,6 @@ def main() -> None:
     from sqlalchemy.engine import Engine
 
     from benchmarks.databases import drop_database, fresh_database
-    from benchmarks.statement_counter import autocommit
     from myapp.cli.process import init_database
     from myapp.executor.worker import execute_task_instance, local_executor
     from myapp.services import build_services
@@ -109,7 +108,12 @@ def main() -> None:
         xacts0 = server_commits()
         counts = [0, 0]
         event.listen(Engine, "before_cursor_execute", lambda *_: counts.__setitem__(0, counts[0] + 1))
-        event.listen(Engine, "commit", lambda conn: autocommit(conn) or counts.__setitem__(1, counts[1] + 1))
+
+        def commit(conn: Any) -> None:  # a commit in autocommit is no transaction (statement_counter.autocommit)
+            if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+                counts[1] += 1
+
+        event.listen(Engine, "commit", commit)
         profiler = (cProfile.Profile() if args.wall else cProfile.Profile(time.process_time)) if args.profile else None
         leaves = list(queued)
         pg0 = sum(_proc_cpu(p) for p in backends)

@@ -9,6 +9,7 @@ default redis://127.0.0.1:6379) and real `myapp worker` processes.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -42,10 +43,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when != "call" or not report.failed:
         return
     shown: set[Path] = set()
-    for name, log in _process_logs(getattr(item, "funcargs", {}).values()):
-        if log.exists() and log not in shown:
-            shown.add(log)
+    values = list(getattr(item, "funcargs", {}).values())
+    found = list(_process_logs(values))
+    # Processes a test starts by itself (a standalone, a burst worker, a private server) log into
+    # its tmp_path or its module's home: their logs written during the test are shown too.
+    found += [(log.name, log) for log in _logs_written_since(values, call.start - 1)]
+    for name, log in found:
+        if log.exists() and log.resolve() not in shown and len(shown) < 12:
+            shown.add(log.resolve())
             report.sections.append((f"log of {name} (last 6000 characters)", log.read_text(errors="replace")[-6000:]))
+
+
+def _logs_written_since(values: Any, since: float) -> list[Path]:
+    """`*.log` files at the top (or one folder down) of the directories a test's fixtures hold
+    (tmp_path, a module's home, services' MYAPP_HOME), written to at or after `since`."""
+    folders: list[Path] = []
+    for value in values:
+        for folder in (value, getattr(getattr(value, "settings", None), "home", None)):
+            if isinstance(folder, Path) and folder.is_dir() and folder not in folders:
+                folders.append(folder)
+    logs: list[Path] = []
+    for folder in folders:
+        for log in sorted([*folder.glob("*.log"), *folder.glob("*/*.log")]):
+            try:
+                if log.is_file() and log.stat().st_mtime >= since and log not in logs:
+                    logs.append(log)
+            except OSError:
+                continue
+    return logs
 
 
 def _process_logs(values: Any) -> Iterator[tuple[str, Path]]:
@@ -73,13 +98,41 @@ def _process_logs(values: Any) -> Iterator[tuple[str, Path]]:
                     yield log.name, log
 
 
+def database_name() -> str:
+    """A new test database's name: `myapp_test_<pid>_<random>`. The pid says which test process
+    owns it, so that a later session can drop what a killed one left (`drop_orphaned_databases`)
+    without touching a database of another test run going on at the same time."""
+    return f"myapp_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+
+def orphaned(names: Any) -> list[str]:
+    """The names among `names` made by `database_name` in a process that no longer runs."""
+    from tests.processes import alive
+
+    found = []
+    for name in names:
+        match = re.fullmatch(r"myapp_test_([0-9]+)_[0-9a-f]{8}", str(name))
+        if match and int(match[1]) != os.getpid() and not alive(int(match[1])):
+            found.append(str(name))
+    return found
+
+
+def _drop_orphaned_databases(server: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as conn:
+        names = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'myapp\\_test\\_%'").fetchall()
+        for name in orphaned(row[0] for row in names):
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def _fresh_database_url(tmp: Path) -> str:
     server = os.environ.get("MYAPP_TEST_DATABASE_URL", "")
     if not server.startswith("postgresql"):
         return f"sqlite:///{tmp / 'myapp.db'}"
     import psycopg
 
-    name = f"myapp_test_{uuid.uuid4().hex[:10]}"
+    name = database_name()
     admin = server.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -102,7 +155,15 @@ NO_TASK_ACCOUNTS = {"MYAPP_TASK_ISOLATION": "none"}
 
 
 def make_settings(home: Path, database_url: str, **overrides: Any) -> Settings:
-    """Return settings for a test home; fast heartbeats so fault tests finish quickly."""
+    """Return settings for a test home: fast heartbeats and reconciler passes so fault tests finish
+    quickly, but a heartbeat grace longer than a worker's stall on a loaded machine.
+
+    heartbeat_timeout is how long an attempt may go without a heartbeat before the reconciler
+    declares its worker lost: from the claim until the task's process runs and its heartbeat
+    thread beats, and across any stall of the worker. At 5 s, a process start on a loaded 2-core
+    machine (another test run beside this one) outlasted it and a healthy attempt was failed as
+    "lost"; 30 s costs the tests that kill a worker 25 s each, and nothing else.
+    """
     values: dict[str, Any] = {
         "home": home,
         "database_url": database_url,
@@ -112,7 +173,7 @@ def make_settings(home: Path, database_url: str, **overrides: Any) -> Settings:
         "reconcile_interval": 1,
         "kill_grace": 1.0,
         "requeue_after": 3,
-        "heartbeat_timeout": 5,
+        "heartbeat_timeout": 30,
         # Tasks run as the test process unless a module asks for task accounts (tests/security/test_task_isolation.py).
         "task_isolation": "none",
     }
@@ -149,6 +210,9 @@ def initialised_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     plugins); each module's `services` starts from a copy of it instead of migrating its own
     (about 3 s saved per module)."""
     home = tmp_path_factory.mktemp("initialised")
+    server = os.environ.get("MYAPP_TEST_DATABASE_URL", "")
+    if server.startswith("postgresql"):
+        _drop_orphaned_databases(server.replace("postgresql+psycopg://", "postgresql://"))
     url = _fresh_database_url(home)
     _initialise(home, url)
     yield url
@@ -170,7 +234,7 @@ def _copy_database(template: str, module_home: Path) -> str:
         return f"sqlite:///{target}"
     import psycopg
 
-    name, source = f"myapp_test_{uuid.uuid4().hex[:10]}", template.rsplit("/", 1)[1]
+    name, source = database_name(), template.rsplit("/", 1)[1]
     with psycopg.connect(
         os.environ["MYAPP_TEST_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://"), autocommit=True
     ) as conn:
@@ -208,22 +272,57 @@ def _redis_url() -> str:
     return base.rstrip("/")
 
 
+def _take_redis_database(client: Any) -> tuple[int, str]:
+    """Lock one of the Redis databases 1..15 for this process: (index, lock key).
+
+    The lock (`myapp:test:lock:N` in database 0, value "<pid> <random>") is shared by every test
+    process of the machine, other clones' concurrent runs included. A lock whose process no longer
+    runs (a killed run) is taken over instead of blocking its database for the lock's hour.
+    """
+    from tests.processes import alive
+
+    mine = f"{os.getpid()} {uuid.uuid4().hex[:8]}"
+    for _ in range(2):
+        for index in range(1, 16):
+            key = f"myapp:test:lock:{index}"
+            if client.set(key, mine, nx=True, ex=3600):
+                return index, mine
+        for index in range(1, 16):
+            key = f"myapp:test:lock:{index}"
+            holder = client.get(key)
+            pid = (holder or b"").split(b" ")[0]
+            if pid.isdigit() and not alive(int(pid)):
+                # Only if it still holds the dead process's value: another process may be taking it too.
+                with client.pipeline() as pipe:
+                    try:
+                        pipe.watch(key)
+                        if pipe.get(key) == holder:
+                            pipe.multi()
+                            pipe.delete(key)
+                            pipe.execute()
+                    except Exception:  # noqa: BLE001  (redis.WatchError: someone else was faster)
+                        pass
+    pytest.fail("no free Redis database for the test broker (15 test processes hold one each)")
+
+
+def _release_redis_database(client: Any, index: int, mine: str) -> None:
+    key = f"myapp:test:lock:{index}"
+    if client.get(key) == mine.encode():  # expired and taken by another process: not ours to delete
+        client.delete(key)
+
+
 @pytest.fixture(scope="module")
 def broker_url() -> Iterator[str]:
     """A Redis database of its own for this module's broker, emptied before use."""
     import redis
 
     client = redis.Redis.from_url(_redis_url() + "/0")
-    for index in range(1, 16):
-        if client.set(f"myapp:test:lock:{index}", os.getpid(), nx=True, ex=3600):
-            break
-    else:  # pragma: no cover
-        pytest.fail("no free Redis database for the test broker")
+    index, mine = _take_redis_database(client)
     url = f"{_redis_url()}/{index}"
     redis.Redis.from_url(url).flushdb()
     yield url
     redis.Redis.from_url(url).flushdb()
-    client.delete(f"myapp:test:lock:{index}")
+    _release_redis_database(client, index, mine)
 
 
 class WorkerProcess:
@@ -256,7 +355,7 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a start takes seconds; on a loaded machine ten times that
         while time.monotonic() < deadline:
             if b"ready." in self.log.read_bytes():
                 return

@@ -119,7 +119,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 FAILED = pytest.StashKey[bool]()
-FAILURE_SHOTS = Path(os.environ.get("MYAPP_BROWSER_FAILURES", "/tmp/myapp-browser-failures"))
+# One folder per test process: two runs (another clone's, or the other database's suite) would
+# overwrite each other's pictures of the same test.
+FAILURE_SHOTS = Path(os.environ.get("MYAPP_BROWSER_FAILURES", "/tmp/myapp-browser-failures")) / str(os.getpid())
 
 
 @pytest.fixture()
@@ -138,7 +140,9 @@ def new_page(browser: Any, live_server: LiveServer, request: pytest.FixtureReque
         context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
         contexts.append(context)
         page = context.new_page()
-        page.set_default_timeout(15_000)
+        # Every wait for an element is a wait for a condition: long enough for a loaded machine
+        # (Chromium, the server and the workers share two cores with another test run).
+        page.set_default_timeout(60_000)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
         login(page, live_server.url, user)

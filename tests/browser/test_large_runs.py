@@ -59,7 +59,7 @@ def test_a_creating_run_says_so_then_shows_its_graph(new_page: Any, live_server:
     page.wait_for_selector("[data-testid=run-page][data-state=creating]")
     shot(page, "run-creating")
     assert finish_creation(engine_services.runs, run_id, engine_services.clock.now())
-    page.wait_for_selector("[data-testid=run-page][data-state=succeeded]", timeout=60_000)
+    page.wait_for_selector("[data-testid=run-page][data-state=succeeded]", timeout=180_000)
     assert page.locator("[data-testid=run-creating]").count() == 0
     assert page.locator(".myapp-run-node[data-task=c][data-state=succeeded]").count() == 1
 

@@ -50,7 +50,7 @@ name: slow
 tasks:
   - name: sleeper
     template: shell
-    args: {script: 'echo going to sleep; sleep 120'}
+    args: {script: 'echo going to sleep; sleep 600'}
   - name: after
     template: shell
     args: {script: 'echo never'}
@@ -90,7 +90,7 @@ def test_running_run_is_stopped_and_copied(new_page: Any, live_server: Any) -> N
     page = new_page()
     import_yaml(page, live_server.url, SLOW)
     run_from_editor(page)
-    page.wait_for_selector(".myapp-run-node[data-task=sleeper][data-state=running]", timeout=30_000)
+    page.wait_for_selector(".myapp-run-node[data-task=sleeper][data-state=running]", timeout=120_000)
     node(page, "sleeper").click()
     page.click("a[data-tab=logs]")
     page.wait_for_selector("[data-testid=log-text]:has-text('going to sleep')")
@@ -102,16 +102,16 @@ def test_running_run_is_stopped_and_copied(new_page: Any, live_server: Any) -> N
     shot(page, "runs-running")
     page.click("tr[data-state=running] button[data-action=stop]")
     page.goto(run_url)
-    page.wait_for_selector("[data-testid=run-page][data-state=stopped]", timeout=30_000)
+    page.wait_for_selector("[data-testid=run-page][data-state=stopped]", timeout=120_000)
     assert node_state(page, "sleeper") == "stopped"
     assert node_state(page, "after") in ("pending", "stopped", "upstream_failed")
     # a copy is a new run of the same version
     page.click("button[data-action=copy]")
     page.click("[data-testid=copy-start]")
     page.wait_for_url(lambda url: url != run_url and re.search(r"/runs/\d+$", url) is not None)
-    page.wait_for_selector(".myapp-run-node[data-task=sleeper][data-state=running]", timeout=30_000)
+    page.wait_for_selector(".myapp-run-node[data-task=sleeper][data-state=running]", timeout=120_000)
     page.click("button[data-action=stop]")
-    page.wait_for_selector("[data-testid=run-page][data-state=stopped]", timeout=30_000)
+    page.wait_for_selector("[data-testid=run-page][data-state=stopped]", timeout=120_000)
 
 
 def test_editor_refuses_cycles_and_duplicate_names(new_page: Any, live_server: Any) -> None:

@@ -173,6 +173,7 @@ def test_workspaces_form_and_the_yaml_round_trip(new_page: Any, live_server: Any
     # The task form: the template's steps (read-only here) and the workspaces with how to refer to them.
     select_node(page, "prep")
     assert page.locator("[data-testid=seqpod-steps-list] li").count() == 2
+    shot(page, "editor-seqpod-task", hide_toasts=True)
     assert page.locator("[data-testid=workspace-ref]").all_inner_texts() == [
         "$(workspaces.data.path)",
         "$(workspaces.scratch.path)",
@@ -224,6 +225,14 @@ def test_workspaces_form_and_the_yaml_round_trip(new_page: Any, live_server: Any
     select_node(fresh, "prep")
     names = fresh.locator("[data-testid=workspace-name]").evaluate_all("els => els.map(e => e.value)")
     assert names == ["data", "models", "scratch"]  # stored in name order, as the export writes them
+
+    # The catalog shows a SeqPod template's steps under its details.
+    fresh.goto(f"{live_server.url}/templates/")
+    card = fresh.locator("[data-testid=catalog] .myapp-card[data-template=seq-ws]")
+    card.locator("button.btn-link").click()
+    assert card.locator("[data-testid=seqpod-steps-list] li").evaluate_all(
+        "els => els.map(e => e.dataset.stepName)"
+    ) == ["write", "read"]
 
 
 MUTUAL = """\

@@ -6,6 +6,7 @@ Never the shared servers on 6379 and 5432: everything here is started by the tes
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -18,13 +19,33 @@ import pytest
 
 
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """Return a TCP port on 127.0.0.1 that nothing is bound to now, below the kernel's ephemeral range.
+
+    A server here is killed and started again on the same port. A port the kernel hands out
+    (bind to 0) is one it also gives to outgoing connections: while the server was down, any
+    client on the machine (another test run's hundreds of connections) could take it as its
+    local port, and the restart would fail with "address in use".
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
-def _wait_for_port(port: int, alive: subprocess.Popen[bytes] | None, what: str, timeout: float = 20.0) -> None:
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _wait_for_port(port: int, alive: subprocess.Popen[bytes] | None, what: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if alive is not None and alive.poll() is not None:
@@ -73,6 +94,10 @@ class PrivateRedis:
             stderr=subprocess.STDOUT,
         )
         _wait_for_port(self.port, self.proc, "redis-server")
+
+    def report_logs(self) -> list[tuple[str, Path]]:
+        """The server's log, for a failure's report (tests/conftest.py)."""
+        return [(f"redis-server on port {self.port}", self.workdir / f"redis-{self.port}.log")]
 
     def kill(self) -> None:
         """kill -9 the server: every connection drops, every key is gone."""
@@ -157,19 +182,24 @@ class PrivatePostgres:
         """kill -9 the postmaster and start again: crash recovery, every connection dropped."""
         pid = int((self.data / "postmaster.pid").read_text().splitlines()[0])
         os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.05)
         # The backends notice the dead postmaster and exit; a new postmaster refuses to start
         # while any of them still holds the shared memory.
         time.sleep(down)
-        for _ in range(50):
+        deadline = time.monotonic() + 120  # on a loaded machine the old backends take seconds to go
+        while time.monotonic() < deadline:
             try:
                 self._pg_ctl("start")
                 return
             except subprocess.CalledProcessError:
                 time.sleep(0.2)
         raise RuntimeError("PostgreSQL did not start again:\n" + self.server_log()[-3000:])
+
+    def report_logs(self) -> list[tuple[str, Path]]:
+        """The server's log, for a failure's report (tests/conftest.py)."""
+        return [(f"PostgreSQL on port {self.port}", self.dir / "server.log")]
 
     def server_log(self) -> str:
         path = self.dir / "server.log"

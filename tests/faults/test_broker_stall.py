@@ -20,8 +20,10 @@ from tests.conftest import WorkerProcess, make_settings, worker_env
 from tests.faults.runs import check_recovered, save_diamond, start_runs, wait_all_finished
 from tests.integration.engine_helpers import detail, poll
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(180)]
-LIVENESS_TIMEOUT = 4
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+# Short, for the stall to be seen soon; not so short that a healthy consumer on a loaded machine,
+# slow to take a probe, is taken for a stuck one (it exits and the healthy phase fails).
+LIVENESS_TIMEOUT = 10
 
 STALL = """
 import os
@@ -71,7 +73,7 @@ def test_a_worker_that_stops_consuming_exits_1_and_its_replacement_runs_the_wait
     try:
         pipeline = save_diamond(services, "stall", lines=1, pause=0)
         before = start_runs(services, pipeline, 1)
-        wait_all_finished(services, before, timeout=60)  # healthy, and several probes answered meanwhile
+        wait_all_finished(services, before, timeout=120)  # healthy, and several probes answered meanwhile
         marker.write_text("stall")
         waiting = start_runs(services, pipeline, 2)
         assert stuck.proc is not None
@@ -92,7 +94,7 @@ def test_a_worker_that_stops_consuming_exits_1_and_its_replacement_runs_the_wait
     services.worker = replacement
     replacement.start()
     try:
-        wait_all_finished(services, waiting, timeout=90)
+        wait_all_finished(services, waiting, timeout=120)
         check_recovered(services, before + waiting, {}, {})
         assert replacement.proc is not None and replacement.proc.poll() is None
     finally:

@@ -23,7 +23,7 @@ from tests.integration.engine_helpers import detail
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
-    pytest.mark.timeout(150),
+    pytest.mark.timeout(300),
     pytest.mark.skipif(
         not os.environ.get("MYAPP_TEST_DATABASE_URL", "").startswith("postgresql"),
         reason="needs PostgreSQL (MYAPP_TEST_DATABASE_URL): SQLite has no connection to lose",
@@ -53,7 +53,7 @@ def test_worker_survives_its_connections_being_terminated(engine_services: Any) 
         rounds += 1
         time.sleep(0.3)
     assert rounds >= 5 and terminated >= 5, f"the faults did not happen: {terminated} sessions in {rounds} rounds"
-    wait_all_finished(services, run_ids, timeout=30)
+    wait_all_finished(services, run_ids, timeout=120)
     check_recovered(services, run_ids, acknowledged, outputs)
     worker = services.worker
     log = worker.log.read_text(errors="replace")

@@ -51,7 +51,7 @@ def crash_services(module_home: Path, private_pg: PrivatePostgres, broker_url: s
     from myapp.queue.celery_app import create_celery, use_celery
     from myapp.services import build_services
 
-    # The product's heartbeat timeout is 60 s; the suite's 5 s would declare a running attempt lost
+    # The product's heartbeat timeout is 60 s; the suite's 30 s could declare a running attempt lost
     # while the database restarts on a loaded machine, which is not what this test is about.
     settings = make_settings(
         module_home, private_pg.url, broker_url=broker_url, redis_url=broker_url, heartbeat_timeout=60

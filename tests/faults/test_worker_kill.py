@@ -17,7 +17,7 @@ from tests.conftest import WorkerProcess, worker_env
 from tests.integration.engine_helpers import detail, save, start, task_lines, wait_finished, wait_until
 from tests.processes import wait_gone
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +87,13 @@ def test_killing_one_worker_leaves_the_other_workers_run_alone(two_workers: Any)
     assert detail(services, steady_run)["by_name"]["tick"]["state"] == "running"
     release.touch()  # `busy` runs the reconciler (its beat) and the retry once its task is done
 
-    doomed_end = wait_finished(services, doomed_run, timeout=90)
+    doomed_end = wait_finished(services, doomed_run, timeout=150)  # heartbeat_timeout (30 s), then the retry
     tries = doomed_end["by_name"]["victim"]["attempts"]
     assert doomed_end["state"] == "succeeded", doomed_end
     assert tries[0]["state"] == "failed" and "lost" in tries[0]["message"] and tries[1]["state"] == "succeeded"
-    assert wait_gone(task_pid, 30), "the killed worker's task process is still running"
+    assert wait_gone(task_pid, 60), "the killed worker's task process is still running"
 
-    steady_end = wait_finished(services, steady_run, timeout=60)
+    steady_end = wait_finished(services, steady_run, timeout=120)
     (only,) = steady_end["by_name"]["tick"]["attempts"]
     assert steady_end["state"] == "succeeded" and only["state"] == "succeeded"
     assert (only["pid"], only["worker"]) == (steady_attempt["pid"], steady_attempt["worker"])

@@ -13,7 +13,6 @@ run (scripts/test runs the whole suite on SQLite and on PostgreSQL):
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import _copy_database, _drop_database, _fresh_database_url, _initialise, make_settings
+from tests.conftest import (
+    _copy_database,
+    _drop_database,
+    _fresh_database_url,
+    _initialise,
+    database_name,
+    make_settings,
+    orphaned,
+)
 
 MYSQL_URL = os.environ.get("MYAPP_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/mysql")
 
@@ -53,9 +60,13 @@ def _fresh_mysql_database() -> str:
         if os.environ.get("MYAPP_TEST_MYSQL_REQUIRE") == "1":
             raise
         pytest.skip(f"MariaDB/MySQL not reachable at {MYSQL_URL} ({exc}); .ci/run starts it")
-    name = f"myapp_test_{uuid.uuid4().hex[:10]}"
+    name = database_name()
     with admin:
-        admin.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        cursor = admin.cursor()
+        cursor.execute("SHOW DATABASES LIKE 'myapp\\_test\\_%'")
+        for left in orphaned(row[0] for row in cursor.fetchall()):  # a killed run's
+            cursor.execute(f"DROP DATABASE IF EXISTS `{left}`")
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
     return MYSQL_URL.rsplit("/", 1)[0] + "/" + name + "?charset=utf8mb4"
 
 

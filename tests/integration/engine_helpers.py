@@ -39,7 +39,13 @@ def detail(services: Any, run_id: int) -> dict[str, Any]:
     return data
 
 
-def poll(predicate: Any, what: str, timeout: float = 20.0, interval: float = 0.05) -> Any:
+# Waits for something that must happen eventually give it at least a minute: one minute of a machine
+# ten times slower (another test run beside this one) adds ~54 s to whatever the wait covers. A
+# wait that asserts promptness (before a reconciler pass, within a grace) bounds its own timeout.
+PATIENCE = 60.0
+
+
+def poll(predicate: Any, what: str, timeout: float = PATIENCE, interval: float = 0.05) -> Any:
     """Return the first truthy value of `predicate()`, polled every `interval`; fail naming `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -51,7 +57,7 @@ def poll(predicate: Any, what: str, timeout: float = 20.0, interval: float = 0.0
         time.sleep(interval)
 
 
-def wait_until(services: Any, run_id: int, pred: Any, timeout: float = 60.0, what: str = "") -> dict[str, Any]:
+def wait_until(services: Any, run_id: int, pred: Any, timeout: float = 2 * PATIENCE, what: str = "") -> dict[str, Any]:
     """Poll the run until `pred(detail)` holds; fail with the last detail after `timeout`."""
     deadline = time.monotonic() + timeout
     data = detail(services, run_id)
@@ -63,7 +69,7 @@ def wait_until(services: Any, run_id: int, pred: Any, timeout: float = 60.0, wha
     raise AssertionError(f"timed out waiting for {what or pred}: {data}")
 
 
-def wait_finished(services: Any, run_id: int, timeout: float = 60.0) -> dict[str, Any]:
+def wait_finished(services: Any, run_id: int, timeout: float = 2 * PATIENCE) -> dict[str, Any]:
     """Wait until the run reaches a terminal state."""
     return wait_until(services, run_id, lambda d: RunState(d["state"]) in RUN_TERMINAL, timeout, "run to finish")
 

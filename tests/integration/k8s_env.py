@@ -115,7 +115,7 @@ class WatcherProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a start takes seconds; on a loaded machine ten times that
         while time.monotonic() < deadline:
             if b"watching" in self.log.read_bytes()[offset:]:
                 return

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -61,6 +62,7 @@ class Kubelet:
         self._thread.join(5)
         for pid in list(self.pids.values()):
             _kill_group(pid)
+        shutil.rmtree(self._tmp, ignore_errors=True)  # termination-message files, one per container
 
     def behave(self, prefix: str, behaviour: Behaviour) -> None:
         """Play pods whose name starts with `prefix` with `behaviour` instead of running them."""

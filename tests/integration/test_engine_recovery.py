@@ -126,7 +126,7 @@ def test_killed_worker_attempt_is_retried_not_left_running(engine_services: Any)
     worker = engine_services.worker
     worker.stop(sig=signal.SIGKILL)  # kill -9 the whole worker process group mid-attempt
     worker.start()
-    run = wait_finished(engine_services, run_id, timeout=90)
+    run = wait_finished(engine_services, run_id, timeout=150)  # heartbeat_timeout (30 s), then the retry
     attempts = run["by_name"]["victim"]["attempts"]
     assert run["state"] == "succeeded", run
     assert attempts[0]["state"] == "failed" and "lost" in attempts[0]["message"]

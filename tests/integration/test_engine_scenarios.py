@@ -120,7 +120,9 @@ _alive = alive  # test_k8s_scenarios imports it from here
 
 def test_task_timeout_kills_the_process_group(engine_services: Any, tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
-    seconds = f"{60 + uuid.uuid4().int % 10**6 / 10**6:.6f}"  # the child's unique argv finds it on the host
+    # The child's unique argv finds it on the host; it sleeps far longer than the wait for its death
+    # below, so that it cannot end by itself within it however slow the machine.
+    seconds = f"{600 + uuid.uuid4().int % 10**6 / 10**6:.6f}"
     pid = save(
         engine_services,
         f"""
@@ -137,7 +139,7 @@ def test_task_timeout_kills_the_process_group(engine_services: Any, tmp_path: Pa
     assert run["state"] == "failed"
     assert ti["state"] == "failed" and "timed out after 1 s" in ti["message"]
     assert pidfile.read_text().strip(), "the task did not start its child"
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60
     while running_argv("sleep", seconds) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not running_argv("sleep", seconds), "the background child of the timed-out task survived"
@@ -167,9 +169,9 @@ def test_stop_while_running(engine_services: Any) -> None:
         """
         name: stoppable
         tasks:
-          - {name: long, template: shell, args: {script: "echo started; sleep 60"}}
+          - {name: long, template: shell, args: {script: "echo started; sleep 600"}}
           - {name: next, template: shell, args: {script: "echo next"}, depends_on: [long]}
-          - {name: parallel, template: shell, args: {script: "sleep 60"}}
+          - {name: parallel, template: shell, args: {script: "sleep 600"}}
     """,
     )
     run_id = start(engine_services, pid)
@@ -188,7 +190,7 @@ def test_stop_while_running(engine_services: Any) -> None:
         "next": "stopped",
         "parallel": "stopped",
     }
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # the task sleeps 600 s: only the stop ends it within this
     while _alive(proc_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(proc_pid), "stop did not kill the running attempt"
@@ -344,17 +346,20 @@ def test_task_env_and_workdir(engine_services: Any) -> None:
 def test_logs_are_live_through_redis_then_archived(engine_services: Any) -> None:
     from myapp.logs.attempt_logs import LogKey
 
+    # The task waits for the test to have read its first line (a fixed sleep could end before a
+    # loaded machine lets the test look).
+    release = engine_services.settings.home / f"live-logs-{uuid.uuid4().hex[:8]}"
     pid = save(
         engine_services,
-        """
+        f"""
         name: live-logs
         tasks:
-          - {name: talk, template: shell, args: {script: "echo first; sleep 3; echo second"}}
+          - {{name: talk, template: shell, args: {{script: "echo first; while [ ! -e {release} ]; do sleep 0.1; done; echo second"}}}}
     """,
     )
     run_id = start(engine_services, pid)
     key = LogKey(run_id, "talk", 1)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     lines: list[str] = []
     while time.monotonic() < deadline:
         lines, finished = engine_services.logs.lines(key)
@@ -364,6 +369,7 @@ def test_logs_are_live_through_redis_then_archived(engine_services: Any) -> None
     assert "first\n" in lines and not finished, "the first line was not readable while the task ran"
     assert engine_services.redis.exists(key.redis_key), "live lines are not in Redis"
     assert not key.path(engine_services.settings.logs_dir).exists()
+    release.touch()
     wait_finished(engine_services, run_id)
     lines, finished = engine_services.logs.lines(key)
     assert finished and lines[-2:] == ["first\n", "second\n"]

@@ -162,7 +162,7 @@ def test_a_broken_log_stream_resumes_without_loss_or_duplicates(cluster: Cluster
     )
     run_id = start(svc, pid)
     _pod_names(cluster, run_id, "talk")
-    kube.wait_for_log_follows(1, timeout=10)
+    kube.wait_for_log_follows(1, timeout=60)
     time.sleep(0.5)
     assert kube.break_log_streams() >= 1
     run = wait_finished(svc, run_id)

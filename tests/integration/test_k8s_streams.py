@@ -218,7 +218,7 @@ def test_a_resource_version_from_the_future_makes_the_real_server_answer_and_the
         until(
             lambda: ("ADDED", "after", "Pending") in seen.events or any("after" in s for s in seen.syncs),
             "the new pod through the fresh watch",
-            timeout=30,
+            timeout=60,
         )
         assert stream.healthy
     finally:

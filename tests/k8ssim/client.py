@@ -44,16 +44,20 @@ class SimApi:
         user: Obj = next((u["user"] for u in config.get("users", []) if u["name"] == context.get("user")), {})
         self.server = str(cluster["server"]).rstrip("/")
         self.namespace = str(context.get("namespace", "default"))
-        self._files = Path(tempfile.mkdtemp(prefix="k8ssim-client-"))
         self.headers = {"Accept": "application/json", "User-Agent": "k8ssim/1.0 (kubelet simulator)"}
         if user.get("token"):
             self.headers["Authorization"] = f"Bearer {user['token']}"
-        ctx = ssl.create_default_context(cafile=self._file(cluster, "certificate-authority"))
-        if cluster.get("insecure-skip-tls-verify"):
-            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-        cert = self._file(user, "client-certificate")
-        if cert:
-            ctx.load_cert_chain(cert, self._file(user, "client-key"))
+        # The kubeconfig's inline certificates go through files only while the SSL context loads them
+        # (it keeps them in memory): a directory kept for the client's life was left behind by every
+        # client nobody closed, one per simulator start.
+        with tempfile.TemporaryDirectory(prefix="k8ssim-client-") as files:
+            self._files = Path(files)
+            ctx = ssl.create_default_context(cafile=self._file(cluster, "certificate-authority"))
+            if cluster.get("insecure-skip-tls-verify"):
+                ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+            cert = self._file(user, "client-certificate")
+            if cert:
+                ctx.load_cert_chain(cert, self._file(user, "client-key"))
         self.http = urllib3.PoolManager(
             maxsize=maxsize, ssl_context=ctx, retries=False, timeout=urllib3.Timeout(connect=10, read=60)
         )
@@ -144,9 +148,6 @@ class SimApi:
 
     def close(self) -> None:
         self.http.clear()
-        for f in self._files.iterdir():
-            f.unlink()
-        self._files.rmdir()
 
 
 def _json_or_none(data: bytes) -> Obj | None:

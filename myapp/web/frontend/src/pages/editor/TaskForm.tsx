@@ -149,7 +149,7 @@ export function TaskForm(props: {
       {data.template ? (
         <div className="myapp-template-info">
           <i className="fa fa-cube" /> <b>{data.template}</b>
-          {template ? <span className="myapp-muted"> — {template.description}</span>
+          {template ? (template.description ? <span className="myapp-muted"> — {template.description}</span> : null)
             : <span className="text-danger"> {t("unknown_template")}</span>}
           {/* A template task may run another image than the template's (e.g. a myapp.sdk OP's image). */}
           <Row label={t("image")}>
