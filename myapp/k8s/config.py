@@ -66,6 +66,8 @@ class KubeConfig:
     create_retry_timeout: float = 300.0
     installation: str = ""
     output_roots: tuple[str, ...] = ("/tmp",)
+    artifact_transfer: str = "watcher"  # or "pod": pods fetch and upload their own files (myapp/k8s/transfer.py)
+    transfer_image: str = "python:3.12-slim"
 
     def placement_for(self, project: str) -> Placement:
         """Return the placement of `project`: its own values over the global defaults."""
@@ -133,6 +135,8 @@ def kube_config(settings: Settings) -> KubeConfig:
         create_retry_timeout=settings.k8s_create_retry_timeout,
         installation=installation_id(settings),
         output_roots=parse_roots(settings.output_roots),
+        artifact_transfer=settings.k8s_artifact_transfer,
+        transfer_image=settings.k8s_transfer_image,
     )
 
 
