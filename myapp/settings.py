@@ -110,6 +110,11 @@ class Settings:
     k8s_log_read_timeout: float = 120.0  # a log follow silent this long is resumed with sinceTime (0: never)
     k8s_watcher_timeout: int = 120  # attempts of a silent watcher are lost after this (restart, failover)
     k8s_lease_duration: int = 15  # a leading watcher's Lease expires this long after its last renewal
+    k8s_missing_grace: int = 60  # a launched attempt whose pods (or resource) stay absent this long fails
+    # Who moves file inputs and outputs (docs/artifacts.md): "watcher" (through the shared workflow-space
+    # volume) or "pod" (the pod itself, through URLs presigned per attempt; needs an s3:// repository).
+    k8s_artifact_transfer: str = "watcher"
+    k8s_transfer_image: str = "python:3.12-slim"  # the pod's fetch-inputs/upload-outputs containers (python3)
     output_roots: str = "/tmp"  # absolute output paths must lie under one of these (comma-separated)
     # Where file outputs are kept (docs/artifacts.md): empty = MYAPP_HOME/artifacts on this machine's disk,
     # file:///path, or s3://bucket/prefix (extra [s3]; credentials from AWS_* variables or ~/.aws).
@@ -191,6 +196,7 @@ def _validate(s: Settings) -> None:
         "k8s_watch_timeout",
         "k8s_watcher_timeout",
         "k8s_lease_duration",
+        "k8s_missing_grace",
         "render_timeout",
     ):
         if getattr(s, name) <= 0:
@@ -212,6 +218,12 @@ def _validate(s: Settings) -> None:
     if any(not root.strip().startswith("/") for root in s.output_roots.split(",") if root.strip()):
         raise SettingsError(f"MYAPP_OUTPUT_ROOTS: {s.output_roots!r}: every location must be an absolute path")
     _validate_artifact_repository(s.artifact_repository.strip())
+    if s.k8s_artifact_transfer not in ("watcher", "pod"):
+        raise SettingsError(f"MYAPP_K8S_ARTIFACT_TRANSFER: {s.k8s_artifact_transfer!r}: use watcher or pod")
+    if s.k8s_artifact_transfer == "pod" and not s.artifact_repository.strip().startswith(("s3://", "s3a://")):
+        raise SettingsError(
+            "MYAPP_K8S_ARTIFACT_TRANSFER: pod needs an s3:// MYAPP_ARTIFACT_REPOSITORY (pods upload through presigned URLs)"
+        )
     if s.installation_id and not _LABEL_VALUE.fullmatch(s.installation_id):
         raise SettingsError(
             f"MYAPP_INSTALLATION_ID: {s.installation_id!r} is not a label value "

@@ -177,6 +177,34 @@ class RemoteArtifacts:
             pass
         self.local.delete_run(run_id)
 
+    def presign(self, path: str, method: str, seconds: int) -> str:
+        """Return a URL granting `method` (GET or PUT) on the one object `path` (BUCKET/KEY) for
+        `seconds`, signed with this process's credentials (pods that move their own files,
+        myapp/k8s/transfer.py). S3 only; no request is made."""
+        if self.protocol not in ("s3", "s3a"):
+            raise ArtifactError(f"artifact_repository {self.url}: only s3:// can sign URLs for pods")
+        bucket, _, key = path.partition("/")
+        try:
+            import botocore.session
+            from botocore.config import Config
+
+            client_kwargs = dict(self.options.get("client_kwargs") or {})
+            style = {"s3": {"addressing_style": "path"}} if client_kwargs.get("endpoint_url") else {}
+            client = botocore.session.get_session().create_client(
+                "s3", config=Config(signature_version="s3v4", **style), **client_kwargs
+            )
+            operation = {"GET": "get_object", "PUT": "put_object"}[method]
+            return str(
+                client.generate_presigned_url(operation, Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds)
+            )
+        except Exception as exc:  # noqa: BLE001  no credentials, no botocore
+            raise ArtifactError(f"artifact_repository {self.url}: cannot sign a URL for {path}: {exc}") from exc
+
+    def object_path(self, location: str) -> str:
+        """Return BUCKET/KEY of the object holding the artifact at `location` (a directory's archive)."""
+        path, directory, _ = self._parse(location)
+        return path + DIR_ARCHIVE if directory else path
+
     def _parse(self, location: str) -> tuple[str, bool, str]:
         """Return (path in the filesystem, is a directory, name) of a remote location."""
         path = location.split("://", 1)[1]

@@ -43,7 +43,8 @@ def k8s_watcher(group: str | None) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    click.echo(f"k8s-watcher: group {settings.k8s_group!r}, namespace {settings.k8s_namespace!r}; watching")
+    # "watching" comes later, from run_elected: once this process leads and has listed its pods.
+    click.echo(f"k8s-watcher: group {settings.k8s_group!r}, namespace {settings.k8s_namespace!r}; starting")
     run_elected(services, stop, on_state=lambda text: click.echo(f"k8s-watcher: {text}"))
     click.echo("k8s-watcher: stopped")
 

@@ -460,6 +460,8 @@ class RunStore:
         if outcome is not None:
             ended = s.get(Run, run.id)  # the caller's object if it holds one; locked by the caller either way
             assert ended is not None
+            if RunState(ended.state) in RUN_TERMINAL:  # ended already in this transaction (a sliced task
+                return  # that ended as it started, R15, released its downstream tasks and ended the run)
             self._end_run(ended, outcome, now, "" if outcome is RunState.SUCCEEDED else "a task failed")
 
     def _end_run(self, run: Run, state: RunState, now: datetime, message: str) -> None:

@@ -22,7 +22,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from myapp.core import slices as core
-from myapp.core.model import TaskSpec
+from myapp.core.model import PipelineSpec, TaskSpec
+from myapp.core.params import is_deferred
 from myapp.core.states import TASK_UNFINISHED, TaskState
 from myapp.core.trigger_rules import outcome_of
 from myapp.db.bulk import insert_rows
@@ -57,7 +58,7 @@ def start_sliced(store: RunStore, s: Session, run: RunHead, ti_id: int, name: st
     if left is not None:
         return _resume(store, s, run, ti_id, task, now)
     try:
-        items = core.slice_items(task, _lists(s, run, task))
+        items = core.slice_items(task, _lists(s, run, spec, task))
     except core.SliceError as exc:
         return _end_task(store, s, run, ti_id, name, TaskState.FAILED, {}, f"slices: {exc}", now)
     if not items:
@@ -97,7 +98,18 @@ def _slice_row(
     }
 
 
-def _lists(s: Session, run: RunHead, task: TaskSpec) -> dict[str, list[Any]]:
+def _param_default(spec: PipelineSpec, name: str, source: str) -> str | None:
+    """Return a global parameter's default for a sliced input; SliceError when it holds Jinja (only
+    rendered when a task runs, after the slices are made)."""
+    default = next((p.default for p in spec.parameters if p.name == name), None)
+    if is_deferred(default):
+        raise core.SliceError(
+            f"{source}: the default {default!r} is Jinja; give the run the list, or a literal default"
+        )
+    return default
+
+
+def _lists(s: Session, run: RunHead, spec: PipelineSpec, task: TaskSpec) -> dict[str, list[Any]]:
     """Read each sliced input's value and return its items (SliceError when it is not a list)."""
     assert task.slices is not None
     bound = {b.name: b for b in task.inputs}
@@ -113,6 +125,8 @@ def _lists(s: Session, run: RunHead, task: TaskSpec) -> dict[str, list[Any]]:
             if params is None:
                 params = open_tree(dict(conn.execute(select(Run.params).where(Run.id == run.id)).scalar() or {}))
             value, source = params.get(b.param or ""), f"input {name!r} (params.{b.param})"
+            if value is None:  # not given for the run: the parameter's default, which must be a literal
+                value = _param_default(spec, b.param or "", source)
         else:
             outputs = conn.execute(
                 select(TaskInstance.outputs).where(TaskInstance.run_id == run.id, TaskInstance.task_name == b.task)
@@ -188,7 +202,7 @@ def _end_task(
     s.connection().execute(
         update(TaskInstance)
         .where(TaskInstance.id == ti_id)
-        .values(state=state.value, outputs=outputs, message=message, ended_at=now, slices_left=0)
+        .values(state=state.value, outputs=outputs, message=message, ended_at=now)
     )
     ended = outcome_of(state)
     assert ended is not None

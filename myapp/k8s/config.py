@@ -62,10 +62,13 @@ class KubeConfig:
     watch_timeout: int = 300
     log_streams: int = 2000
     heartbeat_interval: float = 2.0
+    missing_grace: float = 60.0
     pod_rules: PodRules = field(default_factory=PodRules)
     create_retry_timeout: float = 300.0
     installation: str = ""
     output_roots: tuple[str, ...] = ("/tmp",)
+    artifact_transfer: str = "watcher"  # or "pod": pods fetch and upload their own files (myapp/k8s/transfer.py)
+    transfer_image: str = "python:3.12-slim"
 
     def placement_for(self, project: str) -> Placement:
         """Return the placement of `project`: its own values over the global defaults."""
@@ -125,6 +128,7 @@ def kube_config(settings: Settings) -> KubeConfig:
         watch_timeout=settings.k8s_watch_timeout,
         log_streams=settings.k8s_log_streams,
         heartbeat_interval=settings.heartbeat_interval,
+        missing_grace=float(settings.k8s_missing_grace),
         pod_rules=PodRules(
             image_pull_grace=settings.k8s_image_pull_grace,
             startup_timeout=settings.k8s_startup_timeout,
@@ -133,6 +137,8 @@ def kube_config(settings: Settings) -> KubeConfig:
         create_retry_timeout=settings.k8s_create_retry_timeout,
         installation=installation_id(settings),
         output_roots=parse_roots(settings.output_roots),
+        artifact_transfer=settings.k8s_artifact_transfer,
+        transfer_image=settings.k8s_transfer_image,
     )
 
 

@@ -11,7 +11,8 @@ already live in the workflow space) and writes the text outputs to the terminati
     <BYTES bytes of content>
 
 Text outputs thus reach the worker even without a shared volume (an emptyDir workflow space);
-file outputs need the shared one. Images need /bin/sh (any Debian, Alpine or busybox base has it).
+file outputs need the shared one, or pods that upload them (myapp/k8s/transfer.py: the wrapper then
+writes the task's exit code to MYAPP_EXIT_CODE_FILE last, which the uploader waits for). Images need /bin/sh (any Debian, Alpine or busybox base has it).
 
 The wrapper is the container's PID 1, and the kubelet signals only PID 1: a PID 1 has no default
 signal action, so a plain `sh -c` wrapper would ignore the SIGTERM of a deletion and the task
@@ -52,6 +53,7 @@ if [ "$rc" -eq 0 ] && [ -n "${MYAPP_OUTPUTS:-}" ]; then
     fi
   done
 fi
+[ -z "${MYAPP_EXIT_CODE_FILE:-}" ] || echo "$rc" > "$MYAPP_EXIT_CODE_FILE"
 exit "$rc"
 """
 

@@ -20,6 +20,15 @@ from typing import Any
 from myapp.core.model import OutputSpec, Resources
 from myapp.k8s.config import Placement, merge_resources
 from myapp.k8s.entrypoint import TERMINATION_LOG, outputs_env, wrapped_command
+from myapp.k8s.transfer import (
+    EXIT_CODE_ENV,
+    EXIT_CODE_FILE,
+    FETCHER,
+    INPUTS_ENV,
+    OUTPUTS_ENV,
+    UPLOADER,
+    transfer_argv,
+)
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_PIPELINE, LABEL_RUN, LABEL_TASK, LABEL_TRY = "myapp/pipeline", "myapp/run", "myapp/task", "myapp/try"
@@ -79,6 +88,9 @@ class PodPlan:
     # running the steps before the last one, in order; the last step is the `main` container.
     init_steps: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
     steps: tuple[str, ...] = ()  # a SeqPod's step names (STEPS_ANNOTATION)
+    # Pods that move their own files (myapp/k8s/transfer.py): the image of the fetch-inputs init container
+    # and of the upload-outputs container, present when env holds INPUTS_ENV / OUTPUTS_ENV (from the Secret).
+    transfer_image: str = ""
 
 
 def attempt_name(prefix: str, run_id: int, task: str, try_number: int) -> str:
@@ -162,18 +174,25 @@ def pod_manifest(
     env = {**plan.env, **(extra_env or {}), "MYAPP_WORKDIR": plan.workdir, "MYAPP_TERMINATION_LOG": TERMINATION_LOG}
     if collect_outputs and plan.outputs:
         env["MYAPP_OUTPUTS"] = outputs_env(plan.outputs)
+    transfer = {k: env.pop(k) for k in (INPUTS_ENV, OUTPUTS_ENV) if k in env}  # the transfer containers' only
+    if OUTPUTS_ENV in transfer:
+        env[EXIT_CODE_ENV] = f"{plan.workdir}/{EXIT_CODE_FILE}"
     container = _container(plan, CONTAINER, plan.image, plan.argv, env)
     if ports:
         container["ports"] = [{"name": f"port-{p}", "containerPort": p} for p in ports]
-    init_env = {k: v for k, v in env.items() if k != "MYAPP_OUTPUTS"}  # only the last step hands outputs over
+    init_env = {k: v for k, v in env.items() if k not in ("MYAPP_OUTPUTS", EXIT_CODE_ENV)}  # the last step's
+    init = [_container(plan, n, image, argv, init_env) for n, image, argv in plan.init_steps]
+    containers = [container]
+    if INPUTS_ENV in transfer:
+        init.insert(0, _transfer(plan, FETCHER, "fetch", {INPUTS_ENV: transfer[INPUTS_ENV]}))
+    if OUTPUTS_ENV in transfer:
+        containers.append(
+            _transfer(plan, UPLOADER, "upload", {OUTPUTS_ENV: transfer[OUTPUTS_ENV], EXIT_CODE_ENV: env[EXIT_CODE_ENV]})
+        )
     spec: Manifest = {
         "restartPolicy": "Never",
-        **(
-            {"initContainers": [_container(plan, n, image, argv, init_env) for n, image, argv in plan.init_steps]}
-            if plan.init_steps
-            else {}
-        ),
-        "containers": [container],
+        **({"initContainers": init} if init else {}),
+        "containers": containers,
         "enableServiceLinks": False,
         "volumes": [
             _volume(plan),
@@ -200,6 +219,22 @@ def _container(plan: PodPlan, name: str, image: str, argv: Sequence[str], env: M
         "env": [_env_entry(plan, k, v) for k, v in env.items()],
         "resources": resource_requirements(plan.resources, plan.gpu_resource),
         "volumeMounts": [_workflow_mount(plan), *({"name": f"ws-{n}", "mountPath": m} for n, _, m in plan.workspaces)],
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "File",
+    }
+
+
+def _transfer(plan: PodPlan, name: str, mode: str, env: Mapping[str, str]) -> Manifest:
+    """Return a transfer container: no task env (no run token), only its plan and the workflow-space mount."""
+    own = {**env, "MYAPP_TERMINATION_LOG": TERMINATION_LOG}
+    return {
+        "name": name,
+        "image": plan.transfer_image,
+        "command": list(transfer_argv(mode)[:3]),
+        "args": list(transfer_argv(mode)[3:]),
+        "env": [_env_entry(plan, k, v) for k, v in own.items()],
+        "resources": resource_requirements(MONITORING, plan.gpu_resource),
+        "volumeMounts": [_workflow_mount(plan)],
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "File",
     }

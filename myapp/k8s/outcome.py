@@ -14,6 +14,9 @@ Rules that depend on time (`now` passed in; PodRules holds the limits):
 - a container that cannot start (ErrImagePull, ImagePullBackOff, InvalidImageName,
   CreateContainerConfigError, ...) fails the attempt only after `image_pull_grace` seconds since
   the pod was scheduled (a registry hiccup or a Secret created a moment later resolves itself);
+- a pod the scheduler refuses because a PersistentVolumeClaim it mounts does not exist (a
+  workspace's claim misspelt or never created) fails the attempt after `image_pull_grace` seconds,
+  naming the claim (a claim created a moment later resolves itself), not after the startup timeout;
 - a pod that has not started any container `startup_timeout` seconds after its creation fails
   the attempt, with the scheduler's reason (FailedScheduling event, PodScheduled condition);
   a pod with such a container error is judged by the image pull grace alone;
@@ -24,11 +27,13 @@ Rules that depend on time (`now` passed in; PodRules holds the limits):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from myapp.k8s.config import PodRules
 from myapp.k8s.pods import ContainerView, Outcome, PodView, termination_message
+from myapp.k8s.transfer import upload_failure
 
 # Waiting reasons that do not resolve by themselves within a grace period: fail the attempt.
 FATAL_WAITING = frozenset(
@@ -57,6 +62,9 @@ FAILED_REASONS = {
     "Shutdown": "was shut down with its node",
     "Terminated": "was terminated with its node",
 }
+# The scheduler's VolumeBinding PreFilter for a claim that does not exist (1.20: the bare error; later
+# releases wrap it in "0/N nodes are available: N persistentvolumeclaim ... not found.").
+MISSING_CLAIM = re.compile(r'persistentvolumeclaim "([^"]+)" not found')
 NODE_NOT_READY = ("", "NodeNotReady", "NodeLost")  # Ready=False set by the node controller, not the kubelet
 
 
@@ -94,11 +102,27 @@ def attempt_outcome(
 
 
 def is_done(pod: PodView) -> bool:
-    """Return True when the pod's task succeeded (its sidecars may still run)."""
+    """Return True when the pod's task succeeded (its sidecars may still run) and, in a pod that
+    uploads its own outputs, its uploader succeeded too."""
     main = pod.task_container
+    up = pod.uploader
+    if up is not None and not (up.state == "terminated" and up.exit_code == 0):
+        return False
     if main is not None and main.state == "terminated":
         return main.exit_code == 0
     return pod.phase == "Succeeded"
+
+
+def _uploading(pod: PodView, main: ContainerView | None, where: str) -> Outcome | None:
+    """Return the failure of a pod's upload of its outputs, Outcome(True) while it still uploads, else None."""
+    up = pod.uploader
+    if up is None or main is None or main.state != "terminated" or main.exit_code != 0:
+        return None
+    if up.state != "terminated":
+        return None if pod.is_terminal or pod.gone or pod.deleting else Outcome(True)
+    if up.exit_code == 0:
+        return None
+    return Outcome(False, up.exit_code, where + upload_failure(up.message or f"exit code {up.exit_code}"))
 
 
 def pod_failure(
@@ -124,6 +148,9 @@ def _ended(pod: PodView, main: ContainerView | None, task: str, timeout: int, wh
         return Outcome(False, None, f"pod {pod.name} {what}: {pod.message}".rstrip(": "))
     if is_done(pod):
         return None
+    uploading = _uploading(pod, main, where)
+    if uploading is not None:
+        return None if uploading.succeeded else uploading
     if pod.deleting or pod.gone:
         code = f" (the task was killed: exit code {main.exit_code})" if main and main.exit_code is not None else ""
         state = "running" if main is not None and main.state != "waiting" else pod.phase.lower()
@@ -167,6 +194,17 @@ def _stuck(pod: PodView, now: datetime, rules: PodRules, where: str, note: str) 
             f"{where}container {c.name} cannot start: {c.reason}{detail} (for {rules.image_pull_grace:g} s)",
         )
     started = any(c.has_log for c in pod.every_container)  # init containers run while the pod is Pending
+    refused = note or (scheduled.message if scheduled is not None and scheduled.status == "False" else "")
+    missing = MISSING_CLAIM.search(refused)
+    if missing is not None and pod.phase == "Pending" and not pod.node and not started:
+        if not _past(pod.created_at, now, rules.image_pull_grace):
+            return None
+        return Outcome(
+            False,
+            None,
+            f"pod {pod.name} cannot be scheduled: its PersistentVolumeClaim {missing.group(1)!r} does not exist "
+            f"in namespace {pod.namespace} (for {rules.image_pull_grace:g} s; the scheduler says: {refused.strip()})",
+        )
     if pod.phase == "Pending" and not started and _past(pod.created_at, now, rules.startup_timeout):
         why = (
             note

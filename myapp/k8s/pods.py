@@ -20,6 +20,8 @@ from myapp.k8s.manifest import (
     STEPS_ANNOTATION,
     TASK_ANNOTATION,
 )
+from myapp.k8s.transfer import CONTAINERS as TRANSFER_CONTAINERS
+from myapp.k8s.transfer import UPLOADER
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
@@ -103,7 +105,15 @@ class PodView:
     @property
     def several_containers(self) -> bool:
         """Return True when the pod's spec has more than one container, init containers included."""
-        return len(self.container_names) + len(self.init_container_names) > 1
+        names = [n for n in self.init_container_names + self.container_names if n not in TRANSFER_CONTAINERS]
+        return len(names) > 1
+
+    @property
+    def uploader(self) -> ContainerView | None:
+        """Return the state of the container uploading the outputs (myapp/k8s/transfer.py), if the pod has one."""
+        if UPLOADER not in self.container_names:
+            return None
+        return next((c for c in self.containers if c.name == UPLOADER), ContainerView(UPLOADER, "waiting"))
 
     def condition(self, kind: str) -> Condition | None:
         """Return the pod's condition of type `kind`, if it has one."""

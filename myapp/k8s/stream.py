@@ -110,8 +110,11 @@ class ListWatch:
     def _relist(self, on_sync: OnSync) -> str:
         data = self.source.list_raw(self.what, label_selector=self.selector)
         self.stats.lists += 1
-        on_sync(list(data.get("items") or []))
-        return str((data.get("metadata") or {}).get("resourceVersion") or "")
+        items = list(data.get("items") or [])
+        version = str((data.get("metadata") or {}).get("resourceVersion") or "")
+        log.debug("list %s: %d items at resourceVersion %s", self.what, len(items), version)
+        on_sync(items)
+        return version
 
     def _watch(self, version: str, stop: threading.Event, on_event: OnEvent) -> str:
         response = self.source.watch_raw(
@@ -119,6 +122,7 @@ class ListWatch:
         )
         self._response = response
         self.stats.watches += 1
+        log.debug("watch %s opened from resourceVersion %s", self.what, version)
         self.error, self.error_kind, self.failing = "", "", 0
         delivered = False
         try:

@@ -91,6 +91,11 @@ def k8s_env(base: dict[str, str], kubeconfig: Path, namespace: str = NAMESPACE, 
             "MYAPP_K8S_GROUP": "test",
             "MYAPP_K8S_RESOURCE_PACKAGES": '{"small": {"cpu": "250m", "memory": "256Mi"}}',
             "MYAPP_K8S_IMAGE_PULL_GRACE": "2",
+            # An attempt whose pods the watcher never sees fails saying so ("pod ... not found") well
+            # before a test's wait for its run (wait_finished: 120 s) runs out, and before the module's
+            # pytest timeout; still long enough for a slowed worker between claim and launch record
+            # (the same grace fails an attempt "claimed but never launched").
+            "MYAPP_K8S_MISSING_GRACE": "45",
         }
     )
     env.update(extra)
@@ -115,9 +120,13 @@ class WatcherProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 120  # a start takes seconds; on a loaded machine ten times that
+        deadline = time.monotonic() + 120  # a start takes seconds (Lease, first pod list); loaded, ten times that
         while time.monotonic() < deadline:
-            if b"watching" in self.log.read_bytes()[offset:]:
+            # Ready: leading and its pods listed ("watching"), or standing by behind another leader.
+            # Not the first line: a test acting before the first list could create and delete a pod
+            # the watcher then never sees.
+            text = self.log.read_bytes()[offset:]
+            if b"k8s-watcher: watching" in text or b"k8s-watcher: standing by" in text:
                 return
             if self.proc.poll() is not None:
                 raise RuntimeError(f"watcher exited: {self.log.read_text()[-3000:]}")

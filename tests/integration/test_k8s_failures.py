@@ -109,6 +109,26 @@ def test_a_pod_deleted_by_someone_else_says_so_instead_of_an_exit_code(cluster: 
     assert message.startswith(f"pod {name} was deleted by someone else while running"), message
 
 
+def test_the_watcher_is_ready_only_once_it_has_listed_its_pods(cluster: Cluster) -> None:
+    # The flake of the test above (1 in 3 loaded CI runs): the watcher printed "watching" at start,
+    # before its Lease and its first pod list, and the fixture trusted it; on a loaded machine the
+    # test's pod was created, run and deleted before that list, so the watcher never saw it and the
+    # run stayed running. Here the watcher's first pod list is held, as a loaded start delays it.
+    kube, _ = cluster.fake("it holds the watcher's pod list in FakeKubeServer")
+    cluster.watcher.stop()
+    held = kube.hold_requests("GET", rf"^/api/v1/namespaces/{NAMESPACE}/pods$", watch=False)
+    ready = threading.Thread(target=cluster.watcher.start, name="start-watcher")
+    ready.start()
+    try:
+        poll(lambda: held.waiting or not ready.is_alive(), "the watcher to list its pods", timeout=120)
+        assert ready.is_alive(), "the watcher said it was watching before its pods were listed"
+    finally:
+        held.release()
+        ready.join(150)  # WatcherProcess.start gives up after 120 s
+    assert not ready.is_alive()
+    test_a_pod_deleted_by_someone_else_says_so_instead_of_an_exit_code(cluster)
+
+
 # --- graceful stop ------------------------------------------------------------------------------
 
 

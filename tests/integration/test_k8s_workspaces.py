@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,9 +27,16 @@ def cluster(request: pytest.FixtureRequest, services: Any, broker_url: str) -> I
         yield running
 
 
-def test_a_workspace_is_the_projects_claim_mounted_at_its_path(cluster: Cluster) -> None:
-    if cluster.kube is None:
-        pytest.skip("fake only: the node simulator needs bound PersistentVolumes for the claims (not set up here)")
+def bind_claims(cluster: Cluster, tmp_path: Path, *claims: str) -> None:
+    """On the real API server: each claim bound to a hostPath PersistentVolume on a directory of its own
+    (the binding the PV controller would write); the node simulator mounts it in every pod using it."""
+    if cluster.testenv is not None:
+        for claim in claims:
+            cluster.testenv.bind_directory(cluster.namespace, claim, tmp_path / claim)
+
+
+def test_a_workspace_is_the_projects_claim_mounted_at_its_path(cluster: Cluster, tmp_path: Path) -> None:
+    bind_claims(cluster, tmp_path, "default-notebook", "default-out")
     svc = cluster.services
     created: dict[str, Any] = {}  # the pods as created (they are deleted once the attempt ends)
     if cluster.kube is not None:
@@ -62,6 +70,48 @@ def test_a_workspace_is_the_projects_claim_mounted_at_its_path(cluster: Cluster)
     assert by["stolen"]["state"] == "failed" and by["stolen"]["attempts"][0]["pods"] == []
     assert "workspaces.w.claim: 'other-pvc' is not one of the project's claims" in by["stolen"]["message"]
     assert "workspaces.w.claim: a workspace needs a PersistentVolumeClaim" in by["unclaimed"]["message"]
+
+
+def test_two_tasks_in_two_pods_share_files_through_a_workspace_and_a_missing_claim_fails(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Real API server: a claim bound to a PersistentVolume, mounted by the pods of two tasks (one after
+    the other, each its own pod) at different paths: the second reads what the first wrote. A task whose
+    claim does not exist stays Pending (the scheduler's FailedScheduling event) and fails after the grace,
+    naming the claim, instead of waiting for the startup timeout."""
+    cluster.node("the fake kubelet runs commands on the host, without mounts")
+    svc = cluster.services
+    bind_claims(cluster, tmp_path, "default-shared")
+    pid = save(
+        svc,
+        """
+        name: k8s-workspace-share
+        tasks:
+          - name: produce
+            image: alpine:3
+            command: ["sh", "-c", "mkdir -p $(workspaces.ws.path)/d && echo from $MYAPP_TASK_NAME > $(workspaces.ws.path)/d/msg"]
+            workspaces: {ws: {claim: default-shared, path: /mnt/shared}}
+          - name: consume
+            image: alpine:3
+            depends_on: [produce]
+            command: ["sh", "-c", "cat $(workspaces.ws.path)/d/msg; hostname"]
+            workspaces: {ws: {claim: default-shared}}
+          - name: lost
+            image: alpine:3
+            command: ["true"]
+            workspaces: {ws: {claim: default-missing}}
+    """,
+    )
+    run = wait_finished(svc, start(svc, pid))
+    by = run["by_name"]
+    assert by["produce"]["state"] == "succeeded", by["produce"]
+    assert by["consume"]["state"] == "succeeded", by["consume"]
+    lines = task_lines(svc, run["id"], "consume")
+    assert lines == ["from produce", by["consume"]["attempts"][0]["pods"][0]]  # its own pod
+    assert (tmp_path / "default-shared" / "d" / "msg").read_text() == "from produce\n"
+    assert by["lost"]["state"] == "failed"
+    assert "its PersistentVolumeClaim 'default-missing' does not exist" in by["lost"]["message"], by["lost"]
+    assert 'persistentvolumeclaim "default-missing" not found' in log_text(svc, run["id"], "lost")
 
 
 SEQ = {

@@ -270,3 +270,46 @@ def test_slices_are_made_once_whatever_advances_the_run_again(services: Any, sen
     assert count == 3 and states(services, run_id)["train"] == "running"
     assert sum(1 for n, st in states(services, run_id).items() if n.startswith("train[") and st == "queued") == 2
     services.runs.stop_run(run_id, services.clock.now())
+
+
+def test_a_retry_reads_the_list_again_when_it_was_not_one(services: Any, sent: list[int]) -> None:
+    run_id = start(services, sweep(services, "slices-retry-list"))
+    run_one(services, take(sent)[0], ok(lrs='{"not": "a list"}'))
+    assert states(services, run_id)["train"] == "failed"
+    services.runs.retry_run(run_id, services.clock.now())  # make succeeded and keeps its output
+    run = detail(services, run_id)
+    assert run["by_name"]["train"]["state"] == "failed" and "not a JSON list" in run["by_name"]["train"]["message"]
+    assert sent == [] and run["state"] == "failed"
+
+
+def test_a_run_whose_sliced_root_ends_at_once_ends_as_it_starts(services: Any, sent: list[int]) -> None:
+    pid = save(
+        services,
+        """
+        name: slices-at-start
+        parameters: [{name: xs, default: '[]'}]
+        tasks:
+          - {name: train, image: local, command: ['true'], inputs: {x: {from: params.xs}}, slices: {inputs: [x]}}
+        """,
+    )
+    empty = start(services, pid)
+    got = detail(services, empty)
+    assert got["state"] == "succeeded" and states(services, empty) == {"train": "succeeded"}, (
+        got["message"],
+        got["tasks"][0]["message"],
+    )
+    broken = start(services, pid, params={"xs": "oops"})
+    run = detail(services, broken)
+    assert run["state"] == "failed" and "params.xs" in run["by_name"]["train"]["message"]
+    jinja = save(
+        services,
+        """
+        name: slices-jinja-default
+        parameters: [{name: xs, default: '{{ [1, 2] }}'}]
+        tasks:
+          - {name: train, image: local, command: ['true'], inputs: {x: {from: params.xs}}, slices: {inputs: [x]}}
+        """,
+    )
+    run = detail(services, start(services, jinja))
+    assert run["state"] == "failed" and "is Jinja" in run["by_name"]["train"]["message"]
+    assert sent == []

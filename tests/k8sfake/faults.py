@@ -1,7 +1,8 @@
 """Injected API failures: what a loaded, throttled or locked-down kube-apiserver answers.
 
 A test arms a Fault (method, path pattern, watch or not) for a number of requests; the handler
-answers the matching requests with the fault's Status instead of serving them. The Status bodies
+answers the matching requests with the fault's Status instead of serving them, or, for a Hold,
+keeps them waiting until the test releases them (a slow or loaded server) and then serves them. The Status bodies
 and headers are the real server's: 429 TooManyRequests from the max-in-flight/priority filter
 (`Retry-After` header and `details.retryAfterSeconds`), 5xx InternalError / ServiceUnavailable,
 403 Forbidden from RBAC or from the ResourceQuota admission plugin (`exceeded quota: ...`).
@@ -29,11 +30,36 @@ class Fault:
     hits: int = 0
 
 
+@dataclass(eq=False)
+class Hold:
+    """Keep `times` matching requests waiting until `release()` (at most `limit` seconds), then serve them."""
+
+    method: str
+    path: re.Pattern[str]
+    times: int = 1
+    watch: bool | None = None
+    limit: float = 120.0
+    hits: int = 0
+    released: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def waiting(self) -> bool:
+        """True once a request is held and not released yet."""
+        return self.hits > 0 and not self.released.is_set()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def wait(self) -> None:
+        self.released.wait(self.limit)
+
+
 @dataclass
 class Faults:
     """The armed faults of one server (thread-safe)."""
 
     armed: list[Fault] = field(default_factory=list)
+    holds: list[Hold] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def arm(self, fault: Fault) -> Fault:
@@ -41,9 +67,32 @@ class Faults:
             self.armed.append(fault)
         return fault
 
+    def hold(self, hold: Hold) -> Hold:
+        with self.lock:
+            self.holds.append(hold)
+        return hold
+
     def clear(self) -> None:
         with self.lock:
             self.armed.clear()
+            holds, self.holds = self.holds, []
+        for hold in holds:
+            hold.release()
+
+    def held(self, method: str, path: str, is_watch: bool) -> Hold | None:
+        """Return the first hold matching this request, counting it down."""
+        with self.lock:
+            for hold in self.holds:
+                if (
+                    hold.method in (method, "*")
+                    and hold.path.search(path)
+                    and hold.watch in (None, is_watch)
+                    and hold.times != 0
+                ):
+                    hold.times -= 1 if hold.times > 0 else 0
+                    hold.hits += 1
+                    return hold
+        return None
 
     def take(self, method: str, path: str, is_watch: bool) -> Fault | None:
         """Return the first armed fault matching this request, counting it down."""

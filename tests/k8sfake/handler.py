@@ -121,7 +121,11 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
             self.headers.get("Content-Type") or "application/json",
             _peer_alive(self.connection),
         )
-        fault = self.server.faults.take(self.command, url.path, query.get("watch") in ("1", "true", "True"))
+        is_watch = query.get("watch") in ("1", "true", "True")
+        hold = self.server.faults.held(self.command, url.path, is_watch)
+        if hold is not None:
+            hold.wait()
+        fault = self.server.faults.take(self.command, url.path, is_watch)
         if fault is not None:
             headers = (("Retry-After", str(fault.retry_after)),) if fault.retry_after is not None else ()
             self._send(fault.error.code, "application/json", JsonResponse(0, fault.error.status()).encoded(), headers)

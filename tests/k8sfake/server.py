@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from tests.k8sfake import pods
 from tests.k8sfake.api import RestApi, shape
 from tests.k8sfake.errors import StatusError
-from tests.k8sfake.faults import Fault
+from tests.k8sfake.faults import Fault, Hold
 from tests.k8sfake.handler import KubeHTTPServer, RecordedRequest
 from tests.k8sfake.kinds import BUILTIN_TYPES, CRD_TYPE, EVENT_TYPE, crd_object, types_from_crd
 from tests.k8sfake.logs import LogBook
@@ -379,8 +379,15 @@ class FakeKubeServer:
         """Answer the next `times` requests (-1: all) whose path matches the regex `path` with `error`."""
         return self._httpd.faults.arm(Fault(method, re.compile(path), error, times, watch, retry_after))
 
+    def hold_requests(
+        self, method: str, path: str, *, times: int = 1, watch: bool | None = None, limit: float = 120.0
+    ) -> Hold:
+        """Keep the next `times` requests whose path matches the regex `path` waiting until the
+        returned Hold is released (or `limit` seconds passed), then serve them: a slow server."""
+        return self._httpd.faults.hold(Hold(method, re.compile(path), times, watch, limit))
+
     def clear_faults(self) -> None:
-        """Disarm every injected fault."""
+        """Disarm every injected fault and release every hold."""
         self._httpd.faults.clear()
 
     def add_admission(self, plural: str, mutate: Callable[[JsonObj], None]) -> None:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from kubernetes import client
@@ -311,3 +312,21 @@ def test_dry_run_create_validates_without_storing(core: client.CoreV1Api) -> Non
     with pytest.raises(client.ApiException) as caught:
         core.create_namespaced_pod("team", make_pod("Bad"), dry_run="All")
     assert caught.value.status == 422
+
+
+def test_a_held_request_waits_until_released_then_is_served(kube: FakeKubeServer, core: client.CoreV1Api) -> None:
+    import threading
+
+    hold = kube.hold_requests("GET", r"^/api/v1/namespaces/default/pods$", watch=False)
+    answers: list[int] = []
+    lister = threading.Thread(target=lambda: answers.append(len(core.list_namespaced_pod("default").items)))
+    lister.start()
+    deadline = time.monotonic() + 10
+    while not hold.waiting and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert hold.waiting and answers == []
+    core.create_namespaced_pod("default", make_pod("made-while-held"))  # other requests are served meanwhile
+    hold.release()
+    lister.join(10)
+    assert answers == [1], "the held list is served after its release, with the state at that time"
+    assert len(core.list_namespaced_pod("default").items) == 1, "only `times` requests are held"

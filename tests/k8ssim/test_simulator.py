@@ -257,3 +257,27 @@ def test_rotation_and_stalled_follows(testenv: TestEnv, core: client.CoreV1Api, 
     with pytest.raises(Exception):  # noqa: B017,PT011  urllib3's ReadTimeoutError, wrapped or not
         stream.read(1)
     core.delete_namespaced_pod("rotated", namespace, grace_period_seconds=0)
+
+
+def test_a_watch_from_a_lists_version_gets_a_pod_created_and_deleted_in_between(
+    core: client.CoreV1Api, namespace: str
+) -> None:
+    """What the watcher's readiness relies on (it says "watching" once its first list is applied):
+    the watch from that list's resourceVersion delivers every later change, even of a pod whose
+    whole life fell between the list and the watch (FakeKubeServer: tests/k8sfake/test_watch.py)."""
+    import json
+
+    listed = json.loads(core.list_namespaced_pod(namespace, _preload_content=False).data)
+    version = listed["metadata"]["resourceVersion"]
+    core.create_namespaced_pod(namespace, manifest("between", "sleep 60"))
+    core.delete_namespaced_pod("between", namespace, grace_period_seconds=0)
+    wait_for(lambda: pod(core, namespace, "between") is None, "the pod to go", 30)
+    response = core.list_namespaced_pod(
+        namespace, watch=True, resource_version=version, timeout_seconds=2, _preload_content=False
+    )
+    kinds = [
+        event["type"]
+        for event in (json.loads(line) for line in response.data.splitlines() if line.strip())
+        if event["object"]["metadata"].get("name") == "between"
+    ]
+    assert kinds[0] == "ADDED" and kinds[-1] == "DELETED", kinds

@@ -44,7 +44,7 @@ BY_PACKAGE: dict[str, tuple[str, str]] = {
     ),
     "myapp.executor.kubernetes": (
         "against the test API server: tests/integration/test_k8s_*.py",
-        "launch pod_attempts pod_finish pod_outputs pod_plan pod_watch",
+        "launch pod_attempts pod_finish pod_outputs pod_plan",
     ),
     "myapp.sdk": (
         "tests/integration/test_sdk.py, test_sdk_docs.py, test_sdk_k8s.py",

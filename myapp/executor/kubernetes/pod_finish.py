@@ -13,7 +13,7 @@ from myapp.builtins.conditions import Requirement, holds
 from myapp.core.errors import MyappError
 from myapp.core.ports import ArtifactRepository, AttemptPort
 from myapp.core.values import AttemptResult
-from myapp.executor.kubernetes.pod_outputs import collect_pod_outputs
+from myapp.executor.kubernetes.pod_outputs import collect_pod_outputs, uploaded_pod_outputs
 from myapp.k8s.config import KubeConfig
 from myapp.k8s.logs import LogHub
 from myapp.k8s.pods import Outcome, PodView
@@ -67,6 +67,15 @@ class PodFinisher:
         if not outcome.succeeded:
             return AttemptResult(False, outcome.exit_code, outcome.message, inputs=inputs)
         try:
+            if attempt.launch.get("transfer") == "pod":  # the pod uploaded its own files
+                outputs = uploaded_pod_outputs(
+                    attempt.task,
+                    attempt.launch,
+                    outcome.termination,
+                    roots=self.cfg.output_roots,
+                    artifacts=self.artifacts,
+                )
+                return AttemptResult(True, outcome.exit_code, "", outputs=outputs, inputs=inputs)
             outputs = collect_pod_outputs(
                 attempt.task,
                 attempt.launch,

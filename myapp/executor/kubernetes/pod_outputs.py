@@ -15,7 +15,7 @@ from myapp.core.errors import OutputError
 from myapp.core.model import OutputSpec
 from myapp.core.output_paths import output_path_problem
 from myapp.core.ports import ArtifactRepository
-from myapp.executor.outputs import Confinement, collect_outputs
+from myapp.executor.outputs import Confinement, collect_outputs, read_text_output
 from myapp.k8s.entrypoint import KEEP_DIR, parse_termination_outputs
 
 
@@ -115,3 +115,42 @@ def _candidates(out: OutputSpec, workdir: Path, workflow_space: Path, mount: str
         return [kept, workflow_space / path.relative_to(mount)]
     except ValueError:
         return [kept]
+
+
+def uploaded_pod_outputs(
+    task: str, launch: Mapping[str, Any], termination: str, *, roots: Sequence[str], artifacts: ArtifactRepository
+) -> dict[str, Any]:
+    """Return the outputs of a pod that uploaded its own files (`k8s_artifact_transfer: pod`).
+
+    Text outputs come from the termination message (there is no shared volume to read a cut one
+    from); a file output is the object the pod stored under one of its two presigned keys (a file,
+    else a directory's archive), found in the repository.
+    """
+    texts = parse_termination_outputs(termination)
+    uploads = launch.get("uploads") or {}
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="myapp-termination-") as scratch:
+        for raw in launch.get("outputs") or []:
+            out = OutputSpec(name=str(raw["name"]), path=str(raw["path"]), type=raw.get("type", "text"))
+            problem = output_path_problem(out.path, roots)
+            if problem:
+                raise OutputError(f"task {task!r}: output {out.name!r}: {problem}")
+            if out.type == "text":
+                if out.name not in texts:
+                    raise OutputError(
+                        f"task {task!r}: output {out.name!r} not found at {out.path} (without a shared volume "
+                        "text outputs come from the termination message: 4096 bytes for all of them)"
+                    )
+                copy = Path(scratch) / out.name
+                copy.write_text(texts[out.name], encoding="utf-8")
+                result[out.name] = {"type": "text", "value": read_text_output(task, out, copy)}
+                continue
+            # The directory's archive first: a store answers "exists" for the prefix a directory's
+            # archive lies under, so the file's key would seem present too.
+            found = next((str(at) for at in reversed(uploads.get(out.name) or []) if artifacts.holds(str(at))), None)
+            if found is None:
+                raise OutputError(
+                    f"task {task!r}: output {out.name!r} not found at {out.path} (the pod uploaded nothing)"
+                )
+            result[out.name] = {"type": "file", "path": found}
+    return result

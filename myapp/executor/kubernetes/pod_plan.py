@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
+from myapp.artifacts.repository import DIR_ARCHIVE, RemoteArtifacts
 from myapp.builtins.distributed import rank_env, rendezvous_settings
 from myapp.builtins.k8s_resource import render_resource
 from myapp.builtins.manifest_policy import ManifestPolicy
@@ -22,6 +23,7 @@ from myapp.builtins.values import template_values
 from myapp.core.errors import MyappError, SpecError
 from myapp.core.inputs import local_value, resolve_inputs
 from myapp.core.model import TaskSpec, TemplateSpec
+from myapp.core.output_paths import artifact_key, output_path_problem
 from myapp.core.params import MASK
 from myapp.core.ports import ArtifactRepository, TemplateCatalog
 from myapp.core.render import RenderContext, RenderedTask, render_global_params, render_task, render_text
@@ -29,6 +31,7 @@ from myapp.core.values import AttemptContext
 from myapp.core.workspaces import apply_workspaces, mount_path
 from myapp.executor.seqpod_local import render_steps
 from myapp.k8s.config import KubeConfig
+from myapp.k8s.entrypoint import KEEP_DIR
 from myapp.k8s.manifest import (
     STEP_CONTAINER_PREFIX,
     AttemptRef,
@@ -42,6 +45,9 @@ from myapp.k8s.manifest import (
     resolve_resources,
     resource_manifest,
 )
+from myapp.k8s.transfer import INPUTS_ENV, OUTPUTS_ENV, InputFetch, OutputUpload
+from myapp.k8s.transfer import inputs_env as transfer_inputs_env
+from myapp.k8s.transfer import outputs_env as transfer_outputs_env
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,8 @@ def prepare_launch(
         raise MyappError(f"task {ctx.task.name!r}: template {ctx.task.template!r} is not registered")
     _check_claims(ctx, cfg)
     task, template = apply_workspaces(ctx.task, template, {b.name: mount_path(b) for b in ctx.task.workspaces})
-    rctx, values, shown = _render_inputs(ctx, cfg, artifacts)
+    remote = _pod_transfer_repository(ctx, cfg, artifacts)
+    rctx, values, shown, fetches = _render_inputs(ctx, cfg, artifacts, remote)
     secret_params = {p.name for p in ctx.spec.parameters if p.secret}
     seqpod: tuple[tuple[tuple[str, str, tuple[str, ...]], ...], tuple[str, ...]] = ((), ())
     if template is not None and template.kind == "seqpod":  # docs/templates.md §9
@@ -105,6 +112,9 @@ def prepare_launch(
         init_steps=seqpod[0],
         steps=seqpod[1],
     )
+    uploads: dict[str, list[str]] = {}
+    if remote is not None:
+        plan, uploads = _with_transfer(ctx, cfg, remote, plan, rendered, fetches)
     record: dict[str, Any] = {
         "kind": kind,
         "namespace": cfg.namespace,
@@ -115,12 +125,18 @@ def prepare_launch(
         "image": plan.image,
         "outputs": [{"name": o.name, "path": o.path, "type": o.type} for o in rendered.outputs],
         "resources": {"cpu": plan.resources.cpu, "memory": plan.resources.memory, "gpu": plan.resources.gpu},
+        **({"transfer": "pod", "uploads": uploads} if remote is not None else {}),
     }
     if kind == "resource" and template is not None:
         return _resource_launch(ctx, template, rctx, values, plan, record, manifest_policy(cfg, ctx.spec.project))
     if not rendered.image:
         raise MyappError(f"task {ctx.task.name!r}: no image: set `image` or use a template that has one")
     if kind == "distributed" and template is not None:
+        if plan.transfer_image:
+            raise MyappError(
+                f"task {task.name!r}: file inputs or outputs of a distributed template need the shared "
+                "workflow space (k8s_artifact_transfer: watcher)"
+            )
         return _distributed_launch(ctx, template, rctx, values, plan, record)
     return Launch([pod_manifest(plan)], {**record, "pods": [plan.name], "secret": plan.secret_name}, [plan.name], plan)
 
@@ -177,9 +193,27 @@ def _check_claims(ctx: AttemptContext, cfg: KubeConfig) -> None:
         raise MyappError(f"task {ctx.task.name!r}: workspaces.{name}.claim: {problem}")
 
 
-def _render_inputs(
+def _pod_transfer_repository(
     ctx: AttemptContext, cfg: KubeConfig, artifacts: ArtifactRepository
-) -> tuple[RenderContext, dict[str, str], dict[str, Any]]:
+) -> RemoteArtifacts | None:
+    """Return the repository pods move their own files with (`k8s_artifact_transfer: pod`), else None."""
+    if cfg.artifact_transfer != "pod":
+        return None
+    if not isinstance(artifacts, RemoteArtifacts):
+        raise MyappError(
+            f"task {ctx.task.name!r}: k8s_artifact_transfer is pod, which needs an s3:// artifact_repository"
+        )
+    return artifacts
+
+
+def _url_seconds(ctx: AttemptContext, cfg: KubeConfig) -> int:
+    """Return how long an attempt's presigned URLs last: its timeout (else a day) plus the start-up wait."""
+    return int(min(7 * 86400, (ctx.task.timeout or 86400) + cfg.pod_rules.startup_timeout + 3600))
+
+
+def _render_inputs(
+    ctx: AttemptContext, cfg: KubeConfig, artifacts: ArtifactRepository, remote: RemoteArtifacts | None
+) -> tuple[RenderContext, dict[str, str], dict[str, Any], list[InputFetch]]:
     rctx = RenderContext(
         creator=ctx.creator,
         runner=ctx.runner,
@@ -197,7 +231,17 @@ def _render_inputs(
     workdir = local_workdir(cfg, ctx)
     workdir.mkdir(parents=True, exist_ok=True)
     values: dict[str, str] = {}
+    fetches: list[InputFetch] = []
     for name, val in resolved.items():
+        if remote is not None:  # the pod fetches its file inputs itself (myapp/k8s/transfer.py)
+
+            def in_pod(location: str, dest: PurePath, name: str = name) -> str:
+                fetch = _input_fetch(ctx, cfg, remote, name, location, pod_path(cfg, Path(dest)))
+                fetches.append(fetch)
+                return f"{fetch.directory}/{fetch.name}"
+
+            values[name] = local_value(val, workdir / "inputs" / name, in_pod)
+            continue
         # File inputs are fetched per consumer into the workflow space (R11) and named as pods see them.
         values[name] = local_value(
             val, workdir / "inputs" / name, lambda a, d: pod_path(cfg, artifacts.fetch(a, Path(d)))
@@ -212,7 +256,66 @@ def _render_inputs(
         }
         for k, v in resolved.items()
     }
-    return rctx, values, shown
+    return rctx, values, shown, fetches
+
+
+def _input_fetch(
+    ctx: AttemptContext, cfg: KubeConfig, remote: RemoteArtifacts, name: str, location: str, directory: str
+) -> InputFetch:
+    if not location.startswith(remote.url + "/") or "/../" in location:
+        raise MyappError(
+            f"task {ctx.task.name!r}: input {name!r}: {location} is not in the artifact repository "
+            f"{remote.url}, so its pod cannot fetch it (k8s_artifact_transfer: pod)"
+        )
+    url = remote.presign(remote.object_path(location), "GET", _url_seconds(ctx, cfg))
+    return InputFetch(directory, PurePosixPath(location.rstrip("/")).name, url, location.endswith("/"))
+
+
+def _with_transfer(
+    ctx: AttemptContext,
+    cfg: KubeConfig,
+    remote: RemoteArtifacts,
+    plan: PodPlan,
+    rendered: RenderedTask,
+    fetches: list[InputFetch],
+) -> tuple[PodPlan, dict[str, list[str]]]:
+    """Return the plan of a pod moving its own files: no shared volume (an emptyDir), the fetch-inputs
+    init container and the upload-outputs container with URLs signed for this attempt's keys only,
+    kept in the attempt's Secret; and each file output's two possible locations (file, directory)."""
+    seconds = _url_seconds(ctx, cfg)
+    uploads: list[OutputUpload] = []
+    locations: dict[str, list[str]] = {}
+    for out in rendered.outputs:
+        if out.type != "file":
+            continue
+        problem = output_path_problem(out.path, cfg.output_roots)
+        if problem:
+            raise MyappError(f"task {ctx.task.name!r}: output {out.name!r}: {problem}")
+        name = PurePosixPath(out.path).name
+        base = f"{remote.root}/{artifact_key(ctx.run_id, ctx.task.name, ctx.try_number, out.name)}/{name}"
+        relative = not PurePosixPath(out.path).is_absolute()
+        source = f"{plan.workdir}/{out.path}" if relative else f"{plan.workdir}/{KEEP_DIR}/{out.name}/{name}"
+        uploads.append(
+            OutputUpload(
+                out.name,
+                source,
+                remote.presign(base, "PUT", seconds),
+                remote.presign(f"{base}/{DIR_ARCHIVE}", "PUT", seconds),
+            )
+        )
+        locations[out.name] = [f"{remote.protocol}://{base}", f"{remote.protocol}://{base}/"]
+    env = dict(plan.env)
+    secret = set(plan.secret_env)
+    if fetches:
+        env[INPUTS_ENV] = transfer_inputs_env(fetches)
+        secret.add(INPUTS_ENV)
+    if uploads:
+        env[OUTPUTS_ENV] = transfer_outputs_env(uploads)
+        secret.add(OUTPUTS_ENV)
+    plan = replace(
+        plan, env=env, secret_env=tuple(sorted(secret)), pvc="", transfer_image=cfg.transfer_image or plan.image
+    )
+    return plan, locations
 
 
 def _plan(ctx: AttemptContext, cfg: KubeConfig, template: TemplateSpec | None, rendered: RenderedTask) -> PodPlan:

@@ -57,6 +57,7 @@ def build_watcher(services: WatcherPorts, cfg: KubeConfig | None = None, *, fini
         hub,
         services.clock.now,
         workers=finish_workers,
+        missing_grace=cfg.missing_grace,
         kill_grace=int(settings.kill_grace),
         report=report,
     )
@@ -104,11 +105,17 @@ def run_elected(
             continue
         waiting_for = None
         on_state(f"leading as {me!r} (lease {elector.name})")
-        _lead(services, cfg, elector, stop)
+        _lead(services, cfg, elector, stop, on_state)
     elector_release(elector)
 
 
-def _lead(services: WatcherPorts, cfg: KubeConfig, elector: LeaderElector, stop: threading.Event) -> None:
+def _lead(
+    services: WatcherPorts,
+    cfg: KubeConfig,
+    elector: LeaderElector,
+    stop: threading.Event,
+    on_state: Callable[[str], None],
+) -> None:
     lost = threading.Event()
     either = threading.Event()
     renewer = threading.Thread(target=elector.lead, args=(either, lost), name="lease", daemon=True)
@@ -120,9 +127,24 @@ def _lead(services: WatcherPorts, cfg: KubeConfig, elector: LeaderElector, stop:
 
     threading.Thread(target=relay, name="lease-relay", daemon=True).start()
     renewer.start()
-    build_watcher(services, cfg).run(either)
+    watcher = build_watcher(services, cfg)
+    threading.Thread(target=announce_watching, args=(watcher, either, on_state), name="announce", daemon=True).start()
+    watcher.run(either)
     either.set()
     renewer.join(5)
+
+
+def announce_watching(watcher: Watcher, stop: threading.Event, on_state: Callable[[str], None]) -> None:
+    """Say "watching" once the watcher sees its pods: their first list is applied, or it failed and
+    the watcher reads them one by one. Not before: until then a pod created and deleted meanwhile is
+    invisible to it, and whoever waits for the line (an operator, a test) would act too early."""
+    while not stop.is_set():
+        if watcher.synced.wait(0.1):
+            on_state(f"watching: {len(watcher.pods)} pod(s) of the group listed")
+            return
+        if watcher.pod_stream.error:
+            on_state(f"watching without a pod list ({watcher.pod_stream.error}); pods are read one by one")
+            return
 
 
 def elector_release(elector: LeaderElector) -> None:

@@ -291,3 +291,31 @@ def test_a_pending_pod_running_its_init_containers_has_started() -> None:
     pulling = seqpod("Pending", [{"waiting": {"reason": "ErrImagePull", "message": "no such image"}}])
     failed = outcome(pulling, after=RULES.image_pull_grace + 1)
     assert failed is not None and "container step-fetch cannot start: ErrImagePull" in failed.message
+
+
+def test_a_pod_whose_claim_does_not_exist_fails_after_the_grace_naming_the_claim() -> None:
+    pod = raw_pod("p", "Pending")
+    pod["spec"].pop("nodeName")
+    pod["status"] = {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": 'persistentvolumeclaim "default-missing" not found',
+                "lastTransitionTime": stamp(CREATED),
+            }
+        ],
+    }
+    assert outcome(pod, after=RULES.image_pull_grace - 1) is None
+    failed = outcome(pod, after=RULES.image_pull_grace + 1)
+    assert failed is not None and not failed.succeeded
+    assert failed.message.startswith(
+        "pod p cannot be scheduled: its PersistentVolumeClaim 'default-missing' does not exist in namespace ns (for 30 s"
+    )
+    wrapped = '0/1 nodes are available: 1 persistentvolumeclaim "default-x" not found.'
+    failed = outcome(
+        raw_pod("p", "Pending") | {"spec": {"containers": [{"name": "main"}]}}, after=31, notes={"p": wrapped}
+    )
+    assert failed is not None and "PersistentVolumeClaim 'default-x'" in failed.message
