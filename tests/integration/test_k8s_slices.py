@@ -31,13 +31,13 @@ def test_a_sweep_runs_one_pod_per_slice_and_a_join_reads_the_gathered_outputs(cl
         tasks:
           - name: grid
             image: alpine:3
-            command: ["sh", "-c", "echo '[\\"a\\", \\"b\\", \\"c\\"]' > /tmp/grid"]
-            outputs: [{name: items, path: /tmp/grid, type: text}]
+            command: ["sh", "-c", "echo '[\\"a\\", \\"b\\", \\"c\\"]' > grid"]
+            outputs: [{name: items, path: grid, type: text}]
           - name: train
             image: alpine:3
-            command: ["sh", "-c", "mkdir -p /tmp/m && echo model-$0 > /tmp/m/w && echo $MYAPP_TASK_NAME > /tmp/s", "$x"]
+            command: ["sh", "-c", "mkdir -p m && echo model-$0 > m/w && echo $MYAPP_TASK_NAME > s", "$x"]
             inputs: {x: {from: grid.items}}
-            outputs: [{name: score, path: /tmp/s, type: text}, {name: model, path: /tmp/m, type: file}]
+            outputs: [{name: score, path: s, type: text}, {name: model, path: m, type: file}]
             slices: {inputs: [x], parallelism: 2}
           - name: best
             image: alpine:3

@@ -21,13 +21,13 @@ def test_a_sweep_fans_out_over_an_upstream_list_and_a_join_reads_the_gathered_ou
         tasks:
           - name: grid
             template: shell
-            args: {script: "echo '[0.5, 2, 3]' > /tmp/grid"}
-            outputs: [{name: lrs, path: /tmp/grid, type: text}]
+            args: {script: "echo '[0.5, 2, 3]' > grid"}
+            outputs: [{name: lrs, path: grid, type: text}]
           - name: train
             image: local
-            command: ["sh", "-c", "echo training $0 as $MYAPP_TASK_NAME; printf s-%s $0 > /tmp/score", "$lr"]
+            command: ["sh", "-c", "echo training $0 as $MYAPP_TASK_NAME; printf s-%s $0 > score", "$lr"]
             inputs: {lr: {from: grid.lrs}}
-            outputs: [{name: score, path: /tmp/score, type: text}]
+            outputs: [{name: score, path: score, type: text}]
             slices: {inputs: [lr], parallelism: 2}
           - name: best
             image: local
@@ -78,15 +78,15 @@ def test_file_outputs_are_gathered_and_sliced_again(engine_services: Any) -> Non
         tasks:
           - name: shard
             image: local
-            command: ["sh", "-c", "mkdir -p /tmp/out && echo part-$0 > /tmp/out/data.txt", "$n"]
+            command: ["sh", "-c", "mkdir -p out && echo part-$0 > out/data.txt", "$n"]
             inputs: {n: [a, b, c]}
-            outputs: [{name: part, path: /tmp/out, type: file}]
+            outputs: [{name: part, path: out, type: file}]
             slices: {inputs: [n]}
           - name: count
             image: local
-            command: ["sh", "-c", "cat $0/data.txt | tr a-z A-Z > /tmp/up", "$part"]
+            command: ["sh", "-c", "cat $0/data.txt | tr a-z A-Z > up", "$part"]
             inputs: {part: {from: shard.part}}
-            outputs: [{name: up, path: /tmp/up, type: text}]
+            outputs: [{name: up, path: up, type: text}]
             slices: {inputs: [part], parallelism: 1}
           - name: join
             image: local
