@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from myapp.sdk.submit import LocalBackend
 from myapp.services import build_services
 from tests.conftest import make_settings, worker_env
 from tests.integration.engine_helpers import detail, save, start
-from tests.s3server import S3Server, running_s3_server
+from tests.s3server import S3Server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -72,12 +71,6 @@ tasks:
     outputs:
       - {name: result, path: result.txt, type: file}
 """
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    with running_s3_server() as server:
-        yield server
 
 
 def worker(services: Any, home: Path, **overrides: Any) -> Any:

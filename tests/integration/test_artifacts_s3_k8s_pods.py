@@ -14,7 +14,7 @@ import pytest
 
 from tests.integration.engine_helpers import log_text, save, start, task_lines, wait_finished
 from tests.integration.k8s_env import Cluster, backends, k8s_cluster
-from tests.s3server import S3Server, running_s3_server
+from tests.s3server import S3Server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -57,12 +57,6 @@ tasks:
     outputs:
       - {name: copy, path: out/copy, type: file}
 """
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    with running_s3_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module", params=backends())
