@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -36,8 +36,7 @@ _RUNS = Run.__table__
 _TASK_INSTANCES = TaskInstance.__table__
 
 
-@dataclass(frozen=True)
-class PipelineRow:
+class PipelineRow(NamedTuple):
     """The pipeline columns a new run copies."""
 
     id: int
@@ -47,8 +46,7 @@ class PipelineRow:
     timezone: str
 
 
-@dataclass(frozen=True)
-class RunDraft:
+class RunDraft(NamedTuple):
     """A checked new run: its row (state queued), its task instances (pending) and the DAG it executes."""
 
     run: Mapping[str, Any]
