@@ -4,6 +4,7 @@
     python3 benchmarks/profile_worker.py --leaves 500 --profile 30   # and the 30 costliest functions
     python3 benchmarks/profile_worker.py --repo /tmp/old-tree  # the same on another checkout (bisecting)
     python3 benchmarks/profile_worker.py --chain               # a chain of 301 instead (each success queues the next)
+    python3 benchmarks/profile_worker.py --accounts            # as root: tasks run as the project's account
 
 A fan-out of a root and N leaves (`command: ['true']`) is saved and started; the root runs through
 `execute_task_instance` (which queues the leaves), then each leaf does, one after the other, in this
@@ -53,6 +54,11 @@ def main() -> None:
     parser.add_argument(
         "--repo", default=str(Path(__file__).resolve().parent.parent), help="the checkout whose myapp is profiled"
     )
+    parser.add_argument(
+        "--accounts",
+        action="store_true",
+        help="as root: tasks run as their project's account (task_isolation: users), as a root worker runs them",
+    )
     args = parser.parse_args()
     sys.path.insert(0, args.repo)
     sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
@@ -69,7 +75,12 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="myapp-profile-"))
     url = fresh_database(args.database, home)
-    services = build_services(make_settings(home, url, heartbeat_interval=2.0))
+    overrides: dict[str, Any] = {}
+    if args.accounts:  # the workflow space out of the private home, where an account can reach it
+        space = Path(tempfile.mkdtemp(prefix="myapp-profile-ws-"))
+        space.chmod(0o711)
+        overrides = {"task_isolation": "users", "workflow_space": space}
+    services = build_services(make_settings(home, url, heartbeat_interval=2.0, **overrides))
     try:
         init_database(services, admin_user="admin", admin_password="bench", admin_email="a@b.c", quiet=True)
         queued: list[int] = []

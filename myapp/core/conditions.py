@@ -10,6 +10,7 @@ Imports the sandbox (jinja2) and the render variables only.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,8 @@ def is_condition_met(when: str, ctx: RenderContext, outputs: Mapping[str, Mappin
 
 def _value_of(stored: Any) -> str:
     """Return what a condition sees of one stored output ({type, value} or {type, path}; plain text in tests)."""
+    if isinstance(stored, Mapping) and stored.get("type") == "files":  # a list of files (R15): its JSON list
+        return json.dumps(list(stored.get("paths") or []))
     if isinstance(stored, Mapping):
         return str(stored.get("path") if stored.get("type") == "file" else stored.get("value", ""))
     return str(stored)

@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Literal
 
-OutputType = Literal["text", "file"]
+OutputType = Literal["text", "file", "files"]
 ScheduleType = Literal["once", "crontab"]
 TemplateKind = Literal["pod", "distributed", "resource", "seqpod"]
 ParamType = Literal["string", "integer", "number", "boolean", "choice", "json", "text", "secret"]
@@ -42,7 +42,8 @@ class GlobalOutput:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """A declared task output: `text` is the file's content, `file` a file or directory."""
+    """A declared task output: `text` is the file's content, `file` a file or directory, `files` a
+    directory whose entries are a list of files (R15: a list a downstream task can slice over)."""
 
     name: str
     path: str

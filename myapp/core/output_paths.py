@@ -51,6 +51,9 @@ def output_path_problem(path: str, roots: Sequence[str] = DEFAULT_ROOTS) -> str:
     return ""
 
 
+FILES_MANIFEST = ".myapp-artifact.json"  # a `files` output's order, {"items": [...]} (myapp/sdk/runtime.py MANIFEST)
+
+
 def artifact_key(run_id: int, task: str, try_number: int, output: str) -> str:
     """Return where an attempt's file output is kept in the artifact repository: run-scoped, so
     retention deletes a run's artifacts as one prefix (docs/decisions/0011-artifact-repository.md)."""

@@ -1,7 +1,7 @@
 """Slices (docs/rules.md R15): a task fanned out over lists, one task instance per item.
 
 A sliced task names inputs whose values are lists (a literal, a global parameter, an upstream
-output holding a JSON list or a gathered list of files). When the task becomes ready its list
+output holding a JSON list, a `files` output or a gathered list of files). When the task becomes ready its list
 is read and one task instance per item is made, `NAME[i]`, each with its own attempts; the task
 itself ends when its slices have all ended, with each output gathered, in order, into a list.
 
@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from myapp.core.errors import SpecError
-from myapp.core.model import InputBinding, PipelineSpec, SliceSpec, TaskSpec
+from myapp.core.model import InputBinding, OutputSpec, PipelineSpec, SliceSpec, TaskSpec
 from myapp.core.spec_fields import check_keys, put, read_bool, read_int, read_mapping, read_str_list
 from myapp.core.states import TaskState
 
@@ -112,6 +112,35 @@ def slices_problems(task: TaskSpec) -> list[tuple[str, str]]:
     return problems
 
 
+def sliced_source_problems(
+    task: TaskSpec, producers: Mapping[str, TaskSpec], outputs: Mapping[str, Sequence[OutputSpec]]
+) -> list[tuple[str, str]]:
+    """Return (field, message) for a sliced input bound to an upstream output that is one file (R12).
+
+    A `file` output of a task that is not sliced is one file or directory, never a list: slice over
+    a `files` output (a list of files), a `text` output holding a JSON list, or a sliced task's
+    gathered output. `producers` and `outputs` are the pipeline's tasks and their effective outputs.
+    """
+    if task.slices is None:
+        return []
+    bound = {b.name: b for b in task.inputs}
+    problems: list[tuple[str, str]] = []
+    for name in task.slices.inputs:
+        binding = bound.get(name)
+        if binding is None or binding.source != "task" or binding.task not in producers:
+            continue
+        declared = next((o for o in outputs.get(binding.task or "", ()) if o.name == binding.output), None)
+        if declared is not None and declared.type == "file" and not is_sliced(producers[binding.task or ""]):
+            problems.append(
+                (
+                    f"inputs.{name}",
+                    f"is sliced, but {binding.task}.{binding.output} is one file (type: file), not a list: "
+                    "declare it type: files (a directory whose files are the items)",
+                )
+            )
+    return problems
+
+
 def _json(text: str) -> object:
     try:
         return json.loads(text)
@@ -129,7 +158,10 @@ def as_list(value: object, source: str) -> list[Any]:
         if value.get("type") == "files":
             return [None if p is None else {"type": "file", "path": p} for p in value.get("paths") or []]
         if value.get("type") == "file":
-            raise SliceError(f"{source} is one file, not a list: slice over a sliced task's gathered file output")
+            raise SliceError(
+                f"{source} is one file, not a list: declare the output type: files, or slice over a "
+                "sliced task's gathered file output"
+            )
         value = value.get("value", "")
     if value is None:
         raise SliceError(f"{source} was not produced")
@@ -211,6 +243,7 @@ def gather(task: TaskSpec, slices: Sequence[Mapping[str, Any]]) -> dict[str, Any
 
     A text output becomes a JSON list of the slices' texts, a file output `{type: files, paths}`;
     a slice that did not produce the output (it failed or was skipped) gives null in its place.
+    A `files` output (each slice's own list) becomes one list, the slices' lists one after another.
     The outputs are those declared on the task and those any slice produced (a template's).
     """
     names = dict.fromkeys([o.name for o in task.outputs] + [n for produced in slices for n in produced])
@@ -221,6 +254,8 @@ def gather(task: TaskSpec, slices: Sequence[Mapping[str, Any]]) -> dict[str, Any
         kind = next((v.get("type") for v in values if v), declared.get(name, "text"))
         if kind == "file":
             out[name] = {"type": "files", "paths": [v.get("path") for v in values]}
+        elif kind == "files":
+            out[name] = {"type": "files", "paths": [p for v in values for p in v.get("paths") or []]}
         else:
             out[name] = {"type": "text", "value": json.dumps([v.get("value") for v in values])}
     return out

@@ -198,7 +198,7 @@ def _parse_output(raw: object, path: str) -> OutputSpec:
     check_keys(data, OUTPUT_KEYS, path)
     kind = data.get("type", "text")
     if kind not in get_args(OutputType):
-        raise SpecError(f"{path}.type", f"must be text or file, not {kind!r}")
+        raise SpecError(f"{path}.type", f"must be text, file or files, not {kind!r}")
     return OutputSpec(
         name=read_str(data, "name", path, required=True),
         path=read_str(data, "path", path, required=True),

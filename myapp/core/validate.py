@@ -31,7 +31,7 @@ from myapp.core.output_paths import DEFAULT_ROOTS, output_path_problem
 from myapp.core.params import coerce_value, is_deferred
 from myapp.core.pipeline_spec import MAX_TASKS
 from myapp.core.ports import TemplateCatalog
-from myapp.core.slices import slices_problems
+from myapp.core.slices import sliced_source_problems, slices_problems
 from myapp.core.task_spec import PARAMS_PREFIX
 from myapp.core.trigger_rules import NEED_UPSTREAM, TriggerRule, parse_rule
 from myapp.core.workspaces import workspace_errors
@@ -97,8 +97,13 @@ def validate_pipeline(
     outputs = {t.name: effective_outputs(t, templates.get(t.template or "")) for t in spec.tasks}
     params = {p.name for p in spec.parameters}
     secret_params = {p.name for p in spec.parameters if p.secret}
+    tasks_by_name = {t.name: t for t in spec.tasks}
     for task in spec.tasks:
         errors += _check_task(task, templates.get(task.template or ""), outputs, params)
+        errors += [
+            SpecError(f"tasks[{task.name}].{field}", message)
+            for field, message in sliced_source_problems(task, tasks_by_name, outputs)
+        ]
         errors += _check_code_loading_env(task, templates.get(task.template or ""), secret_params)
         errors += _check_output_paths(outputs[task.name], f"tasks[{task.name}]", output_roots)
         if task_check is not None:
@@ -286,8 +291,8 @@ def _check_outputs(outputs: tuple[OutputSpec, ...], where: str) -> list[SpecErro
             errors.append(SpecError(f"{at}.name", f"{output.name!r} must be 1-63 characters of A-Z, a-z, 0-9, _ and -"))
         if not output.path.strip():
             errors.append(SpecError(f"{at}.path", "must not be empty"))
-        if output.type not in ("text", "file"):
-            errors.append(SpecError(f"{at}.type", "must be text or file"))
+        if output.type not in ("text", "file", "files"):
+            errors.append(SpecError(f"{at}.type", "must be text, file or files"))
     return errors
 
 

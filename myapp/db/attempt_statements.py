@@ -120,26 +120,41 @@ _OTHERS_UNFINISHED = exists().where(
 
 # PostgreSQL runs two dependent row changes as one statement (a data-modifying WITH), a round trip less.
 _NOW = bindparam("now", type_=UTCDateTime())
-_ENDED = (
-    update(TaskAttempt)
-    .where(TaskAttempt.id == bindparam("attempt_id"), _ATTEMPT_RUNNING)
-    .values(
-        state=AttemptState.SUCCEEDED.value, exit_code=bindparam("a_exit"), ended_at=_NOW, message=bindparam("a_message")
+
+
+# A success's two row changes, shared by the transaction's one-statement finish (_SUCCEED*) and the
+# autocommit one (_fast_success): the attempt ends SUCCEEDED where `guards` hold (returning its task
+# instance), and that task instance succeeds with the attempt's outputs (its inputs kept unless given).
+def _attempt_succeeded(*guards: Any) -> Any:
+    return (
+        update(TaskAttempt)
+        .where(*guards)
+        .values(
+            state=AttemptState.SUCCEEDED.value,
+            exit_code=bindparam("a_exit"),
+            ended_at=_NOW,
+            message=bindparam("a_message"),
+        )
+        .returning(TaskAttempt.task_instance_id)
     )
-    .returning(TaskAttempt.task_instance_id)
-    .cte("ended")
-)
-_SUCCEED = (
-    update(TaskInstance)
-    .where(TaskInstance.id == _ENDED.c.task_instance_id)
-    .values(
-        state=TaskState.SUCCEEDED.value,
-        outputs=bindparam("t_outputs", type_=JSON()),
-        message="",
-        ended_at=_NOW,
-        inputs=func.coalesce(bindparam("t_inputs", type_=JSON(none_as_null=True)), TaskInstance.inputs),
+
+
+def _task_succeeded(task_instance_id: Any) -> Any:
+    return (
+        update(TaskInstance)
+        .where(TaskInstance.id == task_instance_id)
+        .values(
+            state=TaskState.SUCCEEDED.value,
+            outputs=bindparam("t_outputs", type_=JSON()),
+            message="",
+            ended_at=_NOW,
+            inputs=func.coalesce(bindparam("t_inputs", type_=JSON(none_as_null=True)), TaskInstance.inputs),
+        )
     )
-)
+
+
+_ENDED = _attempt_succeeded(TaskAttempt.id == bindparam("attempt_id"), _ATTEMPT_RUNNING).cte("ended")
+_SUCCEED = _task_succeeded(_ENDED.c.task_instance_id)
 _SUCCEED_IN_ONE = _SUCCEED.returning(TaskInstance.task_name, _OTHERS_UNFINISHED)
 # ... and, for a task with downstream tasks, a third: their counts of waiting upstreams go down by one
 # (the released rows come back joined to the succeeded one; no row at all if the attempt was no
@@ -385,31 +400,8 @@ def _fast_success(*, releases: bool) -> Any:
     ]
     if releases:
         guards.append(_RELEASE_DECIDED)
-    ended = (
-        update(TaskAttempt)
-        .where(*guards)
-        .values(
-            state=AttemptState.SUCCEEDED.value,
-            exit_code=bindparam("a_exit"),
-            ended_at=_NOW,
-            message=bindparam("a_message"),
-        )
-        .returning(TaskAttempt.task_instance_id)
-        .cte("fast_ended")
-    )
-    done = (
-        update(TaskInstance)
-        .where(TaskInstance.id == ended.c.task_instance_id)
-        .values(
-            state=TaskState.SUCCEEDED.value,
-            outputs=bindparam("t_outputs", type_=JSON()),
-            message="",
-            ended_at=_NOW,
-            inputs=func.coalesce(bindparam("t_inputs", type_=JSON(none_as_null=True)), TaskInstance.inputs),
-        )
-        .returning(TaskInstance.id)
-        .cte("fast_done")
-    )
+    ended = _attempt_succeeded(*guards).cte("fast_ended")
+    done = _task_succeeded(ended.c.task_instance_id).returning(TaskInstance.id).cte("fast_done")
     if not releases:
         return select(done.c.id.label("done_id"), literal(None).label("released_id"), literal(None).label("state"))
     at_zero = TaskInstance.upstream_waiting == 1

@@ -33,6 +33,7 @@ from myapp.core.render import RenderContext, render_global_params, render_task
 from myapp.core.sandbox import Budget, RenderCancelled, render_budget
 from myapp.core.values import AttemptContext, AttemptResult
 from myapp.core.workspaces import apply_workspaces
+from myapp.executor.launcher import Launcher
 from myapp.executor.outputs import Confinement, collect_outputs
 from myapp.executor.reaper import REAPER
 from myapp.executor.seqpod_local import TERMINATION_ENV, render_seqpod, seqpod_failure
@@ -73,6 +74,7 @@ class LocalExecutor:
         self.config = config
         self.catalog = catalog
         self.artifacts = config.artifacts or LocalArtifacts(config.artifacts_dir)
+        self.launcher = Launcher.detect()
 
     def workdir(self, ctx: AttemptContext) -> Path:
         """Return the attempt's working directory under the workflow space."""
@@ -109,16 +111,7 @@ class LocalExecutor:
         log.redact_with(Redactor([*secret_values, ctx.token]))
         try:
             # A command without a slash is looked up in the PATH of `env` (as execvpe does).
-            proc = subprocess.Popen(
-                list(argv),
-                cwd=workdir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-                **_as_account(account),
-            )
+            proc = self.launcher.popen(argv, cwd=workdir, env=env, account=account)
         except OSError as exc:
             why = "command not found" if isinstance(exc, FileNotFoundError) and "/" not in argv[0] else exc.strerror
             msg = f"task {ctx.task.name!r}: cannot start {argv[0]!r}: {why or exc}"
@@ -434,13 +427,6 @@ class _Watch:
         for stream in self.streams.values():
             stream.close()
         self.streams.clear()
-
-
-def _as_account(account: Account | None) -> dict[str, Any]:
-    """Return the Popen arguments that start the task as `account` (the child drops root before exec)."""
-    if account is None:
-        return {}
-    return {"user": account.uid, "group": account.gid, "extra_groups": [], "umask": 0o077}
 
 
 def _kill_leftovers(pgid: int) -> None:

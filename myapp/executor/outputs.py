@@ -8,6 +8,7 @@ directory are copied as links, never followed.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from myapp.core.errors import OutputError
 from myapp.core.model import OutputSpec
-from myapp.core.output_paths import artifact_key, output_path_problem
+from myapp.core.output_paths import FILES_MANIFEST, artifact_key, output_path_problem
 from myapp.core.ports import ArtifactRepository
 
 TEXT_LIMIT = 1000
@@ -93,10 +94,49 @@ def collect_outputs(
         source = confined_source(task, out, workdir, confinement)
         if out.type == "text":
             result[out.name] = {"type": "text", "value": read_text_output(task, out, source)}
+        elif out.type == "files":
+            key = artifact_key(run_id, task, try_number, out.name)
+            paths = [artifacts.put(item, f"{key}/{i}") for i, item in enumerate(files_items(task, out, source))]
+            result[out.name] = {"type": "files", "paths": paths}
         else:
             location = artifacts.put(source, artifact_key(run_id, task, try_number, out.name))
             result[out.name] = {"type": "file", "path": location}
     return result
+
+
+def files_items(task: str, out: OutputSpec, source: Path) -> list[Path]:
+    """Return the items of a `files` output (R15): the entries of its directory in name order, or
+    in the order the directory's FILES_MANIFEST lists them (the SDK writes one for a list of paths).
+    An empty directory is an empty list; the manifest itself is never an item."""
+    if not source.is_dir():
+        raise OutputError(
+            f"task {task!r}: output {out.name!r} at {out.path} is a file; a files output is a directory "
+            "whose entries are the list (use type: file for one file)"
+        )
+    manifest = source / FILES_MANIFEST
+    if not manifest.is_file():
+        items = sorted(p for p in source.iterdir() if p.name != FILES_MANIFEST)
+    else:
+        items = _manifest_items(task, out, source, manifest)
+    for item in items:  # an item is stored as it is: a link would be followed out of the attempt's files
+        if item.is_symlink():
+            raise OutputError(f"task {task!r}: output {out.name!r}: {item.name} is a symbolic link, not a file")
+    return items
+
+
+def _manifest_items(task: str, out: OutputSpec, source: Path, manifest: Path) -> list[Path]:
+    try:
+        names = json.loads(manifest.read_text(encoding="utf-8"))["items"]
+        items = [source / str(name) for name in names]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise OutputError(
+            f"task {task!r}: output {out.name!r}: {FILES_MANIFEST} is not a list of items: {exc}"
+        ) from None
+    root = source.resolve()
+    for item in items:
+        if not item.exists() or root not in item.resolve().parents:
+            raise OutputError(f"task {task!r}: output {out.name!r}: {FILES_MANIFEST} names {item}, not in {out.path}")
+    return items
 
 
 def read_text_output(task: str, out: OutputSpec, source: Path) -> str:

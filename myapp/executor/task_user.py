@@ -59,7 +59,13 @@ def decide(setting: str, euid: int) -> Isolation:
     if setting not in MODES:
         raise MyappError(f"MYAPP_TASK_ISOLATION: {setting!r} is not one of {', '.join(MODES)}")
     if euid == 0 and setting in ("auto", "users"):
-        return Isolation(USERS, "tasks run as one unprivileged account per project (the worker is root)")
+        from myapp.executor.launcher import spawn_note  # noqa: PLC0415  (launcher imports this module)
+
+        note = spawn_note()
+        return Isolation(
+            USERS,
+            "tasks run as one unprivileged account per project (the worker is root)" + (f"; {note}" if note else ""),
+        )
     if setting == "users":
         raise MyappError(
             "MYAPP_TASK_ISOLATION: 'users' needs a worker running as root (it switches to each "

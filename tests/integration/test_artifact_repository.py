@@ -20,15 +20,9 @@ from myapp.core.errors import ArtifactError
 from myapp.core.output_paths import artifact_key
 from myapp.core.ports import ArtifactRepository
 from myapp.settings import Settings
-from tests.s3server import S3Server, running_s3_server
+from tests.s3server import S3Server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    with running_s3_server() as server:
-        yield server
 
 
 def tree(root: Path) -> dict[str, object]:

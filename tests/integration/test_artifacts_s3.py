@@ -8,12 +8,12 @@ layout cannot pass the files (the test would catch a shared disk doing the work)
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import socket
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from myapp.sdk.submit import LocalBackend
 from myapp.services import build_services
 from tests.conftest import make_settings, worker_env
 from tests.integration.engine_helpers import detail, save, start
-from tests.s3server import S3Server, running_s3_server
+from tests.s3server import S3Server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -71,12 +71,6 @@ tasks:
     outputs:
       - {name: result, path: result.txt, type: file}
 """
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    with running_s3_server() as server:
-        yield server
 
 
 def worker(services: Any, home: Path, **overrides: Any) -> Any:
@@ -205,6 +199,45 @@ def test_workers_with_separate_spaces_pass_a_file_and_a_directory_through_s3(
     clean(second, later, days=1)
     assert s3.keys(f"runs/{run_id}/") == []
     assert client.get(f"/api/v1/runs/{run_id}/artifacts/make/msg", headers=admin).status_code == 404
+
+
+def test_a_list_of_files_reaches_its_slices_through_s3_on_other_workers(
+    services: Any, s3: S3Server, tmp_path: Path
+) -> None:
+    """A `files` output is one object per item: each slice, on a worker of its own, fetches its file."""
+    pid = save(
+        services,
+        """
+        name: s3-list-of-files
+        tasks:
+          - name: split
+            image: local
+            command: ["sh", "-c", "mkdir -p shards/c && echo one > shards/a.txt && echo two > shards/b.txt && echo three > shards/c/x"]
+            outputs: [{name: shards, path: shards, type: files}]
+          - name: read
+            image: local
+            command: ["sh", "-c", "if [ -d $0 ]; then cat $0/x; else cat $0; fi > seen", "$shard"]
+            inputs: {shard: {from: split.shards}}
+            outputs: [{name: seen, path: seen, type: text}]
+            slices: {inputs: [shard], parallelism: 1}
+        """,
+    )
+    run_id = start(services, pid)
+    producer = s3_worker(services, s3, tmp_path / "p")
+    assert run_one(producer, services) == "split"
+    assert s3.keys(f"runs/{run_id}/") == [
+        f"runs/{run_id}/split/1/shards/0/a.txt",
+        f"runs/{run_id}/split/1/shards/1/b.txt",
+        f"runs/{run_id}/split/1/shards/2/c/.myapp-tree.tar.gz",
+    ]
+    forget(producer)
+    for i in range(3):
+        consumer = s3_worker(services, s3, tmp_path / f"c{i}")
+        assert run_one(consumer, services) == f"read[{i}]"
+        forget(consumer)
+    run = detail(services, run_id)
+    assert run["state"] == "succeeded", run
+    assert json.loads(run["by_name"]["read"]["outputs"]["seen"]["value"]) == ["one", "two", "three"]
 
 
 def closed_port() -> int:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.integration.engine_helpers import save, start, task_lines, wait_finished
 from tests.integration.k8s_env import Cluster, backends, k8s_cluster
-from tests.s3server import S3Server, running_s3_server
+from tests.s3server import S3Server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -53,17 +53,12 @@ tasks:
 """
 
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    with running_s3_server() as server:
-        yield server
-
-
 @pytest.fixture(scope="module", params=backends())
 def cluster(request: pytest.FixtureRequest, services: Any, broker_url: str, s3: S3Server) -> Iterator[Cluster]:
     if request.param == "cluster":
         pytest.skip("a cluster's watcher cannot reach the test's loopback S3 server")
-    with k8s_cluster(services, broker_url, backend=request.param, **s3.env("k8s")) as running:
+    # a prefix per backend: both start at run 1, and each must find only what its own watcher stored
+    with k8s_cluster(services, broker_url, backend=request.param, **s3.env(f"k8s-{request.param}")) as running:
         yield running
 
 
@@ -73,12 +68,13 @@ def test_pods_pass_a_file_and_a_directory_through_s3(cluster: Cluster, s3: S3Ser
     run = wait_finished(svc, run_id, timeout=120)
     assert run["state"] == "failed" and run["by_name"]["consume"]["state"] == "failed", run
     produced = run["by_name"]["produce"]["outputs"]
-    base = f"s3://{s3.bucket}/k8s/{run_id}/produce/1"
+    prefix = f"k8s-{cluster.backend}"
+    base = f"s3://{s3.bucket}/{prefix}/{run_id}/produce/1"
     assert produced["msg"] == {"type": "file", "path": f"{base}/msg/message.txt"}
     assert produced["model"] == {"type": "file", "path": f"{base}/model/model/"}
-    assert s3.keys(f"k8s/{run_id}/") == [
-        f"k8s/{run_id}/produce/1/model/model/.myapp-tree.tar.gz",
-        f"k8s/{run_id}/produce/1/msg/message.txt",
+    assert s3.keys(f"{prefix}/{run_id}/") == [
+        f"{prefix}/{run_id}/produce/1/model/model/.myapp-tree.tar.gz",
+        f"{prefix}/{run_id}/produce/1/msg/message.txt",
     ]
     assert task_lines(svc, run_id, "consume", 1)[:2] == ["hello from the pod", "weights"]
 

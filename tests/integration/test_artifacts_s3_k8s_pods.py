@@ -14,7 +14,7 @@ import pytest
 
 from tests.integration.engine_helpers import log_text, save, start, task_lines, wait_finished
 from tests.integration.k8s_env import Cluster, backends, k8s_cluster
-from tests.s3server import S3Server, running_s3_server
+from tests.s3server import S3Server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -57,12 +57,6 @@ tasks:
     outputs:
       - {name: copy, path: out/copy, type: file}
 """
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    with running_s3_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module", params=backends())
@@ -121,3 +115,31 @@ def test_pods_without_a_shared_volume_pass_files_and_directories_through_s3(clus
         assert "secretKeyRef" in uploader["MYAPP_TRANSFER_OUTPUTS"]["valueFrom"]
         assert "MYAPP_TOKEN" not in uploader
         assert "MYAPP_TRANSFER_OUTPUTS" not in {e["name"] for e in produce["containers"][0]["env"]}
+
+
+def test_pods_without_a_shared_volume_slice_over_a_list_of_files(cluster: Cluster, s3: S3Server) -> None:
+    """The producer's pod uploads its `files` directory as one archive; the watcher stores it item by
+    item, and each slice's pod fetches only its own file."""
+    svc = cluster.services
+    pipeline = """
+    name: k8s-s3-pods-files
+    tasks:
+      - name: split
+        image: busybox:pod-transfer
+        command: ["sh", "-c", "mkdir shards && echo one > shards/a.txt && echo two > shards/b.txt"]
+        outputs: [{name: shards, path: shards, type: files}]
+      - name: read
+        image: busybox:pod-transfer
+        command: ["sh", "-c", "echo $(basename $0): $(cat $0)", "$shard"]
+        inputs: {shard: {from: split.shards}}
+        slices: {inputs: [shard]}
+    """
+    run_id = start(svc, save(svc, pipeline))
+    run = wait_finished(svc, run_id, timeout=150)
+    assert run["state"] == "succeeded", (run, log_text(svc, run_id, "split"))
+    base = f"s3://{s3.bucket}/pods-{cluster.backend}/{run_id}/split/1/shards/items"
+    assert run["by_name"]["split"]["outputs"]["shards"] == {
+        "type": "files",
+        "paths": [f"{base}/0/a.txt", f"{base}/1/b.txt"],
+    }
+    assert [task_lines(svc, run_id, f"read[{i}]") for i in range(2)] == [["a.txt: one"], ["b.txt: two"]]

@@ -58,6 +58,41 @@ def test_a_sweep_runs_one_pod_per_slice_and_a_join_reads_the_gathered_outputs(cl
     ]
 
 
+def test_a_list_of_files_output_runs_one_pod_per_file(cluster: Cluster) -> None:
+    svc = cluster.services
+    pid = save(
+        svc,
+        """
+        name: k8s-list-of-files
+        tasks:
+          - name: split
+            image: alpine:3
+            command: ["sh", "-c", "mkdir shards && for s in b a c; do echo rows-$s > shards/$s.csv; done"]
+            outputs: [{name: shards, path: shards, type: files}]
+          - name: count
+            image: alpine:3
+            command: ["sh", "-c", "echo $MYAPP_TASK_NAME got $(basename $0): $(cat $0)", "$shard"]
+            inputs: {shard: {from: split.shards}}
+            slices: {inputs: [shard], parallelism: 2}
+          - name: join
+            image: alpine:3
+            command: ["sh", "-c", "for p in $(echo $0 | tr -d '[],\\"'); do cat $p; done", "$shards"]
+            inputs: {shards: {from: split.shards}}
+        """,
+    )
+    run = wait_finished(svc, start(svc, pid), timeout=150)
+    by = run["by_name"]
+    assert run["state"] == "succeeded", run
+    pods = [by[f"count[{i}]"]["attempts"][0]["pods"] for i in range(3)]
+    assert all(len(p) == 1 for p in pods) and len({p[0] for p in pods}) == 3, pods
+    assert [task_lines(svc, run["id"], f"count[{i}]") for i in range(3)] == [
+        ["count[0] got a.csv: rows-a"],
+        ["count[1] got b.csv: rows-b"],
+        ["count[2] got c.csv: rows-c"],
+    ]
+    assert task_lines(svc, run["id"], "join") == ["rows-a", "rows-b", "rows-c"]
+
+
 def test_retry_reruns_only_the_failed_slice(cluster: Cluster) -> None:
     svc = cluster.services
     pid = save(

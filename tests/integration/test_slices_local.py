@@ -102,6 +102,78 @@ def test_file_outputs_are_gathered_and_sliced_again(engine_services: Any) -> Non
     ]
 
 
+def test_a_list_of_files_output_is_sliced_one_slice_per_file(engine_services: Any) -> None:
+    pid = save(
+        engine_services,
+        """
+        name: sweep-list-of-files-local
+        tasks:
+          - name: split
+            image: local
+            command: ["sh", "-c", "mkdir shards && for s in b a c; do echo rows-$s > shards/$s.csv; done"]
+            outputs: [{name: shards, path: shards, type: files}]
+          - name: count
+            image: local
+            command: ["sh", "-c", "echo $MYAPP_TASK_NAME got $(basename $0): $(cat $0); tr a-z A-Z < $0 > up", "$shard"]
+            inputs: {shard: {from: split.shards}}
+            outputs: [{name: up, path: up, type: text}]
+            slices: {inputs: [shard], parallelism: 2}
+          - name: join
+            image: local
+            command: ["python3", "-c", "import json, sys; print([open(p).read().strip() for p in json.loads(sys.argv[1])], sys.argv[2])", "$shards", "$ups"]
+            inputs: {shards: {from: split.shards}, ups: {from: count.up}}
+        """,
+    )
+    run = wait_finished(engine_services, start(engine_services, pid))
+    by = run["by_name"]
+    assert run["state"] == "succeeded", run
+    assert by["split"]["outputs"]["shards"]["type"] == "files"
+    assert [p.rsplit("/", 1)[1] for p in by["split"]["outputs"]["shards"]["paths"]] == ["a.csv", "b.csv", "c.csv"]
+    assert [task_lines(engine_services, run["id"], f"count[{i}]") for i in range(3)] == [
+        ["count[0] got a.csv: rows-a"],
+        ["count[1] got b.csv: rows-b"],
+        ["count[2] got c.csv: rows-c"],
+    ]
+    assert by["count[1]"]["inputs"]["shard"]["type"] == "file"  # one file each, fetched for that slice alone
+    assert task_lines(engine_services, run["id"], "join") == [
+        "['rows-a', 'rows-b', 'rows-c'] [\"ROWS-A\", \"ROWS-B\", \"ROWS-C\"]"
+    ]
+
+
+def test_an_empty_list_of_files_ends_the_sliced_task_at_once(engine_services: Any) -> None:
+    pid = save(
+        engine_services,
+        """
+        name: sweep-no-files-local
+        tasks:
+          - {name: split, image: local, command: ["mkdir", "shards"], outputs: [{name: shards, path: shards, type: files}]}
+          - {name: count, image: local, command: ["cat", "$shard"], inputs: {shard: {from: split.shards}}, slices: {inputs: [shard]}}
+          - {name: join, image: local, command: ["echo", "joined $n"], inputs: {n: {from: split.shards}}, depends_on: [count]}
+        """,
+    )
+    run = wait_finished(engine_services, start(engine_services, pid))
+    assert run["state"] == "succeeded", run
+    assert "count[0]" not in run["by_name"]
+    assert task_lines(engine_services, run["id"], "join") == ["joined []"]
+
+
+def test_the_slice_files_example_runs(engine_services: Any) -> None:
+    from tests.conftest import REPO
+
+    pid = save(engine_services, (REPO / "templates" / "slice-files.yaml").read_text())
+    run = wait_finished(engine_services, start(engine_services, pid))
+    assert run["state"] == "succeeded", run
+    assert [task_lines(engine_services, run["id"], f"count[{i}]") for i in range(4)] == [
+        ["east.csv: 4 rows"],
+        ["north.csv: 5 rows"],
+        ["south.csv: 5 rows"],
+        ["west.csv: 4 rows"],
+    ]
+    said = task_lines(engine_services, run["id"], "report")
+    assert said[1] == 'rows per file: ["4", "5", "5", "4"]', said
+    assert said[0].startswith("files: [") and said[0].count(".csv") == 4, said
+
+
 def test_export_and_import_again_changes_nothing(engine_services: Any) -> None:
     from myapp.core.pipeline_spec import parse_pipeline
     from myapp.yaml_io import dump_yaml, load_yaml

@@ -74,6 +74,8 @@ class PodFinisher:
                     outcome.termination,
                     roots=self.cfg.output_roots,
                     artifacts=self.artifacts,
+                    run_id=attempt.run_id,
+                    try_number=attempt.try_number,
                 )
                 return AttemptResult(True, outcome.exit_code, "", outputs=outputs, inputs=inputs)
             outputs = collect_pod_outputs(

@@ -13,9 +13,9 @@ from typing import Any
 
 from myapp.core.errors import OutputError
 from myapp.core.model import OutputSpec
-from myapp.core.output_paths import output_path_problem
+from myapp.core.output_paths import artifact_key, output_path_problem
 from myapp.core.ports import ArtifactRepository
-from myapp.executor.outputs import Confinement, collect_outputs, read_text_output
+from myapp.executor.outputs import Confinement, collect_outputs, files_items, read_text_output
 from myapp.k8s.entrypoint import KEEP_DIR, parse_termination_outputs
 
 
@@ -118,7 +118,14 @@ def _candidates(out: OutputSpec, workdir: Path, workflow_space: Path, mount: str
 
 
 def uploaded_pod_outputs(
-    task: str, launch: Mapping[str, Any], termination: str, *, roots: Sequence[str], artifacts: ArtifactRepository
+    task: str,
+    launch: Mapping[str, Any],
+    termination: str,
+    *,
+    roots: Sequence[str],
+    artifacts: ArtifactRepository,
+    run_id: int,
+    try_number: int,
 ) -> dict[str, Any]:
     """Return the outputs of a pod that uploaded its own files (`k8s_artifact_transfer: pod`).
 
@@ -152,5 +159,19 @@ def uploaded_pod_outputs(
                 raise OutputError(
                     f"task {task!r}: output {out.name!r} not found at {out.path} (the pod uploaded nothing)"
                 )
+            if out.type == "files":
+                key = artifact_key(run_id, task, try_number, f"{out.name}/items")
+                result[out.name] = _split_files(task, out, found, Path(scratch) / "files", artifacts, key)
+                continue
             result[out.name] = {"type": "file", "path": found}
     return result
+
+
+def _split_files(
+    task: str, out: OutputSpec, found: str, scratch: Path, artifacts: ArtifactRepository, key: str
+) -> dict[str, Any]:
+    """Return a `files` output the pod uploaded as one directory: fetched once and stored item by
+    item, as the local executor stores it (each item its own artifact a slice can fetch alone)."""
+    directory = artifacts.fetch(found, scratch / out.name)
+    items = files_items(task, out, directory)
+    return {"type": "files", "paths": [artifacts.put(item, f"{key}/{i}") for i, item in enumerate(items)]}

@@ -286,7 +286,7 @@ def _with_transfer(
     uploads: list[OutputUpload] = []
     locations: dict[str, list[str]] = {}
     for out in rendered.outputs:
-        if out.type != "file":
+        if out.type == "text":  # a `files` output is uploaded as its directory, split by the watcher
             continue
         problem = output_path_problem(out.path, cfg.output_roots)
         if problem:

@@ -171,3 +171,38 @@ def test_gather_in_order_with_null_for_missing() -> None:
 def test_parallelism_queues_at_most_the_cap() -> None:
     assert slices.initial_queued(10, SliceSpec(inputs=("x",), parallelism=3)) == 3
     assert slices.initial_queued(10, SliceSpec(inputs=("x",))) == 10
+
+
+def _over(kind: str, sliced_producer: bool = False) -> dict[str, Any]:
+    doc = json.loads(json.dumps(DOC))
+    doc["tasks"][0]["outputs"] = [{"name": "lrs", "path": "out", "type": kind}]
+    if sliced_producer:
+        doc["tasks"][0]["inputs"] = {"k": [1, 2]}
+        doc["tasks"][0]["slices"] = {"inputs": ["k"]}
+    return doc
+
+
+def test_slicing_over_one_file_is_refused_at_save_and_a_list_of_files_is_not() -> None:
+    problems = errors(_over("file"))
+    assert "tasks[train].inputs.lr" in problems, problems
+    assert "grid.lrs is one file" in problems["tasks[train].inputs.lr"]
+    assert "type: files" in problems["tasks[train].inputs.lr"]
+    assert errors(_over("files")) == {}
+    assert errors(_over("file", sliced_producer=True)) == {}  # a sliced task's file output is gathered: a list
+    assert errors(_over("text")) == {}
+    with pytest.raises(SpecError, match="text, file or files"):
+        parse_pipeline(_over("filez"))
+
+
+def test_a_files_output_round_trips() -> None:
+    doc = pipeline_to_dict(parse_pipeline(_over("files")))
+    assert doc["tasks"][0]["outputs"] == [{"name": "lrs", "path": "out", "type": "files"}]
+
+
+def test_gather_concatenates_the_slices_lists_of_files() -> None:
+    task = parse_pipeline(DOC).task("train")
+    out = slices.gather(
+        task,
+        [{"parts": {"type": "files", "paths": ["a0", "a1"]}}, {}, {"parts": {"type": "files", "paths": ["c0"]}}],
+    )
+    assert out["parts"] == {"type": "files", "paths": ["a0", "a1", "c0"]}

@@ -112,7 +112,7 @@ def test_a_valid_pipeline_has_no_errors() -> None:
         (
             make_pipeline(tasks=[make_task("a", outputs=(OutputSpec("o", "/x", "blob"),))]),  # type: ignore[arg-type]
             "tasks[a].outputs[o].type",
-            "text or file",
+            "text, file or files",
         ),
         (make_pipeline(tasks=[make_task("a", outputs=(make_output("a.b"),))]), "tasks[a].outputs[a.b].name", "A-Z"),
         (make_pipeline(tasks=[make_task("a", retries=101)]), "tasks[a].retries", "0..100"),

@@ -17,6 +17,19 @@ def test_root_switches_users_unless_told_not_to() -> None:
     assert decide("none", 0).mode == SHARED
 
 
+def test_a_root_worker_without_setpriv_says_each_task_start_forks_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from myapp.executor import launcher
+
+    assert "setpriv" not in decide("auto", 0).message or launcher.find_setpriv() is None
+    monkeypatch.setattr(launcher, "SETPRIV_PATHS", ("/nonexistent/setpriv",))
+    assert launcher.Launcher.detect().setpriv is None
+    message = decide("auto", 0).message
+    assert (
+        message.startswith("tasks run as one unprivileged account per project") and "no util-linux setpriv" in message
+    )
+    assert "forks the whole worker" in message
+
+
 def test_a_worker_that_cannot_switch_users_runs_one_project_and_says_so() -> None:
     iso = decide("auto", 1000)
     assert iso.mode == SINGLE and not iso.switches_users

@@ -223,8 +223,9 @@ export function TemplateForm({ existing, onClose, onSaved }: { existing: UserTem
           <input className="form-control input-sm" placeholder={t("path")} value={o.path}
                  onChange={(e) => setOutputs(outputs.map((x, j) => (j === i ? { ...x, path: e.target.value } : x)))} />
           <select className="form-control input-sm" value={o.type}
-                  onChange={(e) => setOutputs(outputs.map((x, j) => (j === i ? { ...x, type: e.target.value as "text" | "file" } : x)))}>
+                  onChange={(e) => setOutputs(outputs.map((x, j) => (j === i ? { ...x, type: e.target.value as "text" | "file" | "files" } : x)))}>
             <option value="text">{t("output_text")}</option><option value="file">{t("output_file")}</option>
+            <option value="files">{t("output_files")}</option>
           </select>
           <button type="button" className="btn btn-link btn-xs" onClick={() => setOutputs(outputs.filter((_, j) => j !== i))}><i className="fa fa-times" /></button>
         </div>

@@ -228,9 +228,10 @@ export function TaskForm(props: {
           <input className="form-control input-sm" placeholder={t("path")} value={o.path} disabled={ro} data-testid="output-path"
                  onChange={(e) => props.onChange({ outputs: data.outputs.map((x, j) => (j === i ? { ...x, path: e.target.value } : x)) })} />
           <select className="form-control input-sm" value={o.type} disabled={ro} data-testid="output-type"
-                  onChange={(e) => props.onChange({ outputs: data.outputs.map((x, j) => (j === i ? { ...x, type: e.target.value as "text" | "file" } : x)) })}>
+                  onChange={(e) => props.onChange({ outputs: data.outputs.map((x, j) => (j === i ? { ...x, type: e.target.value as OutputDef["type"] } : x)) })}>
             <option value="text">{t("output_text")}</option>
             <option value="file">{t("output_file")}</option>
+            <option value="files">{t("output_files")}</option>
           </select>
           {!ro && <button type="button" className="btn btn-link btn-xs" title={t("remove")}
                           onClick={() => props.onChange({ outputs: data.outputs.filter((_, j) => j !== i) })}><i className="fa fa-times" /></button>}

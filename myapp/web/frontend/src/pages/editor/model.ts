@@ -14,7 +14,7 @@ export interface ParamDef {
   pattern?: string;
   script?: boolean;
 }
-export interface OutputDef { name: string; path: string; type: "text" | "file"; description?: string }
+export interface OutputDef { name: string; path: string; type: "text" | "file" | "files"; description?: string }
 export interface Template {
   name: string;
   version: string;

@@ -1,0 +1,131 @@
+"""How the local executor starts a task's process as its project's account (issue 14 item 2).
+
+The child must drop root exactly as before: no supplementary group, the account's gid, its uid,
+umask 077, a new session. `subprocess.Popen(user=, group=, extra_groups=)` does that in the child
+but CPython then cannot use vfork: every task start copies the page tables of the whole worker
+(~100 MB), 5-6 ms of CPU more per task than the spawn itself. So the worker execs util-linux
+`setpriv --reuid --regid --clear-groups` instead, with only `umask=` and `start_new_session=`
+asked of Popen (both keep vfork); setpriv drops root and execs the command (docs/benchmarks.md).
+
+setpriv runs as root with the task's environment for the instant before it drops root, so the
+environment handed to it may hold nothing the C library or the dynamic loader would act on as root
+(`LD_PRELOAD`, `GCONV_PATH`, ...: the variables glibc itself removes for a set-user-id program). A
+task whose environment has one starts the old way (root is dropped by Popen's child before exec),
+and so does every task where no setpriv is installed (the worker says so at start).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from myapp.executor.task_user import Account
+
+SETPRIV_PATHS = ("/usr/bin/setpriv", "/bin/setpriv")
+
+# glibc's UNSECURE_ENVVARS (sysdeps/generic/unsecvars.h): what it drops for a set-user-id program.
+_UNSECURE_FOR_ROOT = frozenset(
+    {
+        "GCONV_PATH",
+        "GETCONF_DIR",
+        "GLIBC_TUNABLES",
+        "HOSTALIASES",
+        "LOCALDOMAIN",
+        "LOCPATH",
+        "MALLOC_TRACE",
+        "NIS_PATH",
+        "NLSPATH",
+        "RESOLV_HOST_CONF",
+        "RES_OPTIONS",
+        "TMPDIR",
+        "TZDIR",
+    }
+)
+_UNSECURE_PREFIXES = ("LD_", "MALLOC_", "GLIBC_")
+
+
+def find_setpriv() -> str | None:
+    """Return the path of util-linux setpriv at a fixed system place (never from PATH), or None."""
+    for path in SETPRIV_PATHS:
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def spawn_note() -> str:
+    """Return what the worker says at start about how it starts tasks as their account ("" when fast)."""
+    if find_setpriv() is not None:
+        return ""
+    return (
+        "no util-linux setpriv at " + " or ".join(SETPRIV_PATHS) + ": each task start forks the whole worker "
+        "(about 5 ms of CPU more per task; install util-linux)"
+    )
+
+
+def safe_for_root(env: Mapping[str, str]) -> bool:
+    """Whether `env` may be the environment of a root process for an instant (see the module doc)."""
+    return not any(k in _UNSECURE_FOR_ROOT or k.startswith(_UNSECURE_PREFIXES) for k in env)
+
+
+class Launcher:
+    """Starts task processes: as the worker, or as an account through setpriv (else Popen's own switch)."""
+
+    def __init__(self, setpriv: str | None = None) -> None:
+        self.setpriv = setpriv
+
+    @classmethod
+    def detect(cls) -> Launcher:
+        return cls(find_setpriv())
+
+    def popen(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        account: Account | None,
+    ) -> subprocess.Popen[bytes]:
+        """Start `argv` in a new session with stdout/stderr piped; raise OSError as Popen does."""
+        common: dict[str, Any] = {
+            "cwd": cwd,
+            "env": env,
+            "stdin": subprocess.DEVNULL,
+            "stdout": subprocess.PIPE,
+            "stderr": subprocess.PIPE,
+            "start_new_session": True,
+        }
+        if account is None:
+            return subprocess.Popen(list(argv), **common)
+        if self.setpriv is None or not safe_for_root(env):
+            return subprocess.Popen(
+                list(argv), user=account.uid, group=account.gid, extra_groups=[], umask=0o077, **common
+            )
+        _must_exist(argv[0], env, cwd)
+        return subprocess.Popen(
+            [
+                self.setpriv,
+                f"--reuid={account.uid}",
+                f"--regid={account.gid}",
+                "--clear-groups",
+                "--",
+                *argv,
+            ],
+            umask=0o077,
+            **common,
+        )
+
+
+def _must_exist(command: str, env: Mapping[str, str], cwd: Path) -> None:
+    """Raise FileNotFoundError as Popen would for a command that is not there (setpriv would exit 127).
+
+    A command without a slash is looked up in the PATH of `env`, as setpriv's execvp does. Whether the
+    account may execute it is setpriv's to find: it exits 126 saying "failed to execute".
+    """
+    found = shutil.which(command, path=env.get("PATH", os.defpath)) if "/" not in command else cwd / command
+    if found is None or not os.path.exists(found):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command)

@@ -1,0 +1,97 @@
+"""Starting a task as its project's account (issue 14 item 2): through setpriv, the process is the
+same as with Popen's own switch (uid, gid, no groups, umask 077, new session, no capability), at a
+vfork instead of a fork of the worker; an environment unsafe for root never reaches setpriv."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from myapp.executor import launcher as launcher_mod
+from myapp.executor.launcher import Launcher, find_setpriv, safe_for_root
+from myapp.executor.task_user import Account
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+needs_setpriv = pytest.mark.skipif(find_setpriv() is None, reason="no util-linux setpriv here")
+ACCOUNT = Account("myapp-task-test", 2_099_901, 2_099_901)
+PROBE = [
+    "sh",
+    "-c",
+    'echo "ids=$(id -u) $(id -g) [$(id -G)]"; echo "umask=$(umask)"; grep -E "^(Uid|Gid|Groups|CapEff|CapPrm):" '
+    '/proc/self/status; echo "sid=$(cut -d" " -f6 /proc/self/stat) pid=$$"; echo "x=$LD_LIBRARY_PATH"',
+]
+
+
+def _run(launcher: Launcher, tmp_path: Path, env: dict[str, str], argv: list[str] = PROBE) -> str:
+    proc = launcher.popen(argv, cwd=tmp_path, env=env, account=ACCOUNT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return out.decode()
+
+
+def _normal(text: str) -> str:
+    """The probe's output without the pids (which differ from start to start)."""
+    lines = text.splitlines()
+    sid = next(line for line in lines if line.startswith("sid="))
+    s, p = (part.split("=")[1] for part in sid.split())
+    assert s == p, sid  # the task leads a session of its own
+    return "\n".join(line for line in lines if not line.startswith("sid="))
+
+
+@needs_root
+@needs_setpriv
+def test_setpriv_gives_the_same_process_as_popens_own_switch(tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"]}
+    fast = _run(Launcher.detect(), tmp_path, env)
+    old = _run(Launcher(None), tmp_path, env)
+    uid = ACCOUNT.uid
+    assert f"ids={uid} {uid} [{uid}]\n" in fast and "umask=0077\n" in fast, fast
+    assert f"Uid:\t{uid}\t{uid}\t{uid}\t{uid}\n" in fast and f"Gid:\t{uid}\t{uid}\t{uid}\t{uid}\n" in fast, fast
+    assert "CapEff:\t0000000000000000\n" in fast and "CapPrm:\t0000000000000000\n" in fast, fast
+    assert _normal(fast) == _normal(old)
+
+
+def test_an_environment_the_loader_or_libc_acts_on_is_unsafe_for_root() -> None:
+    assert safe_for_root({"PATH": "/usr/bin", "HOME": "/x", "LANG": "C.UTF-8", "MYAPP_TOKEN": "t"})
+    for name in ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "GCONV_PATH", "LOCPATH", "MALLOC_TRACE", "TMPDIR"):
+        assert not safe_for_root({"PATH": "/usr/bin", name: "/tmp/x"}), name
+
+
+@needs_root
+@needs_setpriv
+def test_a_task_environment_unsafe_for_root_never_reaches_setpriv(tmp_path: Path, monkeypatch: Any) -> None:
+    started: list[list[str]] = []
+    real = subprocess.Popen
+
+    def spy(argv: list[str], **kw: Any) -> subprocess.Popen[bytes]:
+        started.append(list(argv))
+        return real(argv, **kw)
+
+    monkeypatch.setattr(launcher_mod.subprocess, "Popen", spy)
+    launcher = Launcher.detect()
+    out = _run(launcher, tmp_path, {"PATH": os.environ["PATH"], "LD_LIBRARY_PATH": "/nonexistent-lib"})
+    assert started[-1][0] == "sh", started  # Popen's child dropped root before exec
+    assert "x=/nonexistent-lib\n" in out and f"ids={ACCOUNT.uid} " in out, out  # the task still has its variable
+    _run(launcher, tmp_path, {"PATH": os.environ["PATH"]})
+    assert started[-1][0] == find_setpriv(), started
+
+
+@needs_root
+@needs_setpriv
+def test_a_missing_command_is_not_found_before_setpriv_runs(tmp_path: Path) -> None:
+    launcher = Launcher.detect()
+    with pytest.raises(FileNotFoundError):
+        launcher.popen(["no-such-command-here"], cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}, account=ACCOUNT)
+    with pytest.raises(FileNotFoundError):
+        launcher.popen(["./not-here.sh"], cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}, account=ACCOUNT)
+    # What the account may not execute fails after the switch, saying so on stderr (no longer an OSError here).
+    script = tmp_path / "private.sh"
+    script.write_text("#!/bin/sh\necho ran\n")
+    script.chmod(0o700)
+    proc = launcher.popen(["./private.sh"], cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}, account=ACCOUNT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and b"Permission denied" in err and not out, (out, err)
