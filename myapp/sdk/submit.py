@@ -10,14 +10,15 @@ The returned RunHandle reads the run the same way on both: state, steps, logs, o
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from myapp.sdk.runtime import decode_parameter, unwrap_artifact
-from myapp.sdk.server import RestBackend, Server, SubmitError
+from myapp.sdk.runtime import MANIFEST, decode_parameter, unwrap_artifact
+from myapp.sdk.server import RestBackend, Server, SubmitError, fetch_list
 
 if TYPE_CHECKING:
     from myapp.sdk.workflow import Workflow
@@ -95,6 +96,13 @@ class LocalBackend:
 
     def fetch_artifact(self, run_id: int, task: str, output: str, dest: Path) -> Path:
         produced = _task(self.run_detail(run_id), task).get("outputs", {}).get(output)
+        if isinstance(produced, Mapping) and produced.get("type") == "files":  # one artifact per item
+            paths = list(produced.get("paths") or [])
+            return fetch_list(
+                dest / output,
+                [p is not None for p in paths],
+                lambda i, into: Path(self.services.artifacts.fetch(str(paths[i]), into)),
+            )
         if not isinstance(produced, Mapping) or produced.get("type") != "file":
             raise SubmitError(f"step {task!r} of run {run_id} has no file output {output!r}")
         # Through the installation's artifact repository: its disk, or S3 (myapp/artifacts/).
@@ -185,7 +193,8 @@ class RunHandle:
         """Download a step's artifact under `dest`; return its path (or list of paths, by the OP's type)."""
         target = self.backend.fetch_artifact(self.id, step, name, Path(dest))
         spec = self._signature(step)(name)
-        return unwrap_artifact(str(target), spec.type if spec is not None else "path")
+        listed = (target / MANIFEST).is_file() and len(json.loads((target / MANIFEST).read_text())["items"]) != 1
+        return unwrap_artifact(str(target), spec.type if spec is not None else "paths" if listed else "path")
 
     def _signature(self, step: str) -> Callable[[str], Any]:
         found = None
