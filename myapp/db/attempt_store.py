@@ -176,8 +176,7 @@ class AttemptStore:
         """PostgreSQL: claim with one statement (_CLAIM_IN_ONE); 1 round trip instead of 4 (BEGIN,
         read, start, COMMIT). What is read afterwards does not change once the claim is made: the
         version's spec, the pipeline's name, the outputs of succeeded upstream tasks."""
-        with self.db.read() as s:
-            conn = s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        with self.db.autocommit() as conn:
             row = conn.execute(_CLAIM_IN_ONE, {"ti_id": ti_id, "now": now, "worker": worker}).first()
         if row is None:
             return None
@@ -378,8 +377,7 @@ class AttemptStore:
         if plan.released:
             statement = _SUCCEED_RELEASE_FAST
             params.update(self._release_params[(version_id, task_name)])
-        with self.db.read() as s:
-            conn = s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        with self.db.autocommit() as conn:
             rows = conn.execute(statement, params).all()
         if not rows:
             return None
