@@ -535,6 +535,9 @@ class RunStore:
                 {r.task_name: _view(r) for r in rows},
                 retry_budgets([r.task_name for r in rows], {t.name: t.retries for t in spec.tasks}),
             )
+            # A slice runs again only with its sliced task: a task that succeeded under success_ratio
+            # or continue_on_failed keeps its end, and a slice made pending under it would never run (R15).
+            budgets = {n: b for n, b in budgets.items() if (owner := parent_of(n)) is None or owner[0] in budgets}
             for row in rows:
                 if row.task_name in budgets:
                     row.state = TaskState.PENDING.value

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from myapp.sdk.runtime import MANIFEST, decode_parameter, unwrap_artifact
+from myapp.sdk.runtime import MANIFEST, decode_parameter, list_item, unwrap_artifact
 from myapp.sdk.server import RestBackend, Server, SubmitError, fetch_list
 
 if TYPE_CHECKING:
@@ -181,19 +181,31 @@ class RunHandle:
         """Return a step's text outputs, decoded by the OP's declared types when the workflow is known."""
         outputs = self.step(step).get("outputs") or {}
         spec_of = self._signature(step)
+        sliced = self._sliced(step)
         values: dict[str, Any] = {}
         for name, produced in outputs.items():
             if isinstance(produced, Mapping) and produced.get("type") == "text":
                 spec = spec_of(name)
                 text = str(produced.get("value", ""))
-                values[name] = decode_parameter(text, spec.type) if spec is not None else text
+                if spec is not None and sliced:  # gathered (R15): the slices' texts, each decoded (null: none)
+                    values[name] = [
+                        None if v is None else decode_parameter(str(v), spec.type) for v in json.loads(text)
+                    ]
+                else:
+                    values[name] = decode_parameter(text, spec.type) if spec is not None else text
         return values
+
+    def _sliced(self, step: str) -> bool:
+        """Return True when `step` ran as slices (its outputs are gathered lists, docs/rules.md R15)."""
+        return any(str(t.get("name", "")).startswith(f"{step}[") for t in self.detail().get("tasks") or [])
 
     def download_artifact(self, step: str, name: str, dest: str | os.PathLike[str] = ".") -> Any:
         """Download a step's artifact under `dest`; return its path (or list of paths, by the OP's type)."""
         target = self.backend.fetch_artifact(self.id, step, name, Path(dest))
         spec = self._signature(step)(name)
         listed = (target / MANIFEST).is_file() and len(json.loads((target / MANIFEST).read_text())["items"]) != 1
+        if self._sliced(step):  # gathered (R15): the slices' files, each slice's own artifact unwrapped, in order
+            return [path for item in unwrap_artifact(str(target), "paths") for path in list_item(str(item))]
         return unwrap_artifact(str(target), spec.type if spec is not None else "paths" if listed else "path")
 
     def _signature(self, step: str) -> Callable[[str], Any]:

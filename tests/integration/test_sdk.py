@@ -312,7 +312,9 @@ def test_steps_with_a_condition_and_a_trigger_rule_run_as_the_rules_say(engine_s
     }
 
 
-def test_a_sliced_step_runs_one_slice_per_item_and_a_join_reads_the_gathered_outputs(engine_services: Any) -> None:
+def test_a_sliced_step_runs_one_slice_per_item_and_a_join_reads_the_gathered_outputs(
+    engine_services: Any, tmp_path: Path
+) -> None:
     # docs/rules.md R15 through myapp.sdk: dflow's Slices over a list parameter; the join gets the
     # list of the slices' texts and the list of their files.
     from tests.unit.sdk.test_workflow import sweep_workflow
@@ -326,6 +328,9 @@ def test_a_sliced_step_runs_one_slice_per_item_and_a_join_reads_the_gathered_out
         "train[2]": "succeeded",
     }
     assert run.parameters("best") == {"best": 9.0, "texts": "s-2.25,s-4.0,s-9.0"}
+    assert run.parameters("train") == {"y": [2.25, 4.0, 9.0]}  # the gathered list, each item decoded
+    arts = run.download_artifact("train", "art", tmp_path / "arts")
+    assert [p.read_text() for p in arts] == ["s-2.25", "s-4.0", "s-9.0"]
 
 
 @pytest.mark.parametrize("over", ["local", "rest"])
@@ -346,7 +351,7 @@ def test_a_step_slices_over_a_list_of_paths_one_slice_per_file(
         "shard-1.txt: rows of shard 1",
         "shard-0.txt: rows of shard 0",
     ]
-    assert run.step("count")["outputs"]["size"]["value"] == '["15", "15", "15"]'  # gathered in slice order
+    assert run.parameters("count") == {"size": [15, 15, 15]}  # gathered in slice order
     assert run.parameters("names") == {"names": "shard-2.txt,shard-1.txt,shard-0.txt"}
     got = run.download_artifact("split", "shards", tmp_path / over)
     assert [(p.name, p.read_text()) for p in got] == [(f"shard-{i}.txt", f"rows of shard {i}") for i in (2, 1, 0)]

@@ -251,6 +251,38 @@ def test_continue_on_failed_gathers_null_for_failed_slices(services: Any, sent: 
     assert run["state"] == "succeeded"
 
 
+def test_a_run_retry_leaves_the_failed_slices_of_a_task_that_succeeded(services: Any, sent: list[int]) -> None:
+    # continue_on_failed: the task succeeded with a failed slice; the run failed on another task.
+    # A retry re-runs that task only: the slice stays failed (pending, it would never run: the run
+    # would stay running for ever).
+    pid = save(
+        services,
+        """
+        name: slices-retry-kept
+        tasks:
+          - {name: train, image: local, command: ['true'], inputs: {x: [1, 2]}, slices: {inputs: [x], continue_on_failed: true}}
+          - {name: other, image: local, command: ['true']}
+        """,
+    )
+    run_id = start(services, pid)
+    for ti in take(sent):
+        ctx = claim(services, ti)
+        assert ctx is not None
+        result = FAIL if ctx.task.name in ("train[1]", "other") else ok()
+        services.attempts.finish(ctx.attempt_id, result, services.clock.now())
+    assert detail(services, run_id)["state"] == "failed"
+    services.runs.retry_run(run_id, services.clock.now())
+    assert states(services, run_id) == {
+        "train": "succeeded",
+        "train[0]": "succeeded",
+        "train[1]": "failed",
+        "other": "queued",
+    }
+    (other,) = take(sent)
+    run_one(services, other, ok())
+    assert detail(services, run_id)["state"] == "succeeded"
+
+
 def test_a_slice_retries_on_its_own(services: Any, sent: list[int]) -> None:
     pid = save(
         services,
