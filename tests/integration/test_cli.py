@@ -182,6 +182,43 @@ def test_run_burst_logs_show_mark_copy(cli: Any, tmp_path: Path) -> None:
     assert runs[0]["params"] == {"who": "bob"} and runs[0]["state"] == "succeeded"
 
 
+def test_run_retry_of_one_slice_refuses_like_the_api_then_reruns_it_alone(cli: Any, tmp_path: Path) -> None:
+    flag = tmp_path / "fixed"
+    sliced = f"""
+        name: cli-slice-retry
+        tasks:
+          - name: train
+            image: local
+            command: ["sh", "-c", "echo item $0; [ $0 != b ] || [ -e {flag} ]", "$x"]
+            inputs: {{x: [a, b, c]}}
+            slices: {{inputs: [x]}}
+    """
+    assert cli("pipeline", "import", write(tmp_path, "s.yaml", sliced)).returncode == 0
+    started = cli("pipeline", "run", "cli-slice-retry", "--json")
+    assert started.returncode == 0, started.stderr
+    run_id = json.loads(started.stdout)["run_id"]
+    assert cli("worker", "--burst").returncode == 0
+    assert json.loads(cli("run", "show", str(run_id), "--json").stdout)["state"] == "failed"
+    for name, code, words in [
+        ("train[0]", 1, "slice 'train[0]' is succeeded"),
+        ("train", 1, "'train' is not a slice"),
+        ("train[9]", 1, "slice 'train[9]' not found"),
+    ]:
+        refused = cli("run", "retry", str(run_id), "--slice", name)
+        assert refused.returncode == code and words in refused.stderr, (name, refused.stderr)
+        assert refused.stderr.startswith("myapp: error: ") and refused.stderr.count("\n") == 1
+    assert cli("run", "retry", "999999", "--slice", "train[1]").returncode == 1
+    flag.write_text("")
+    retried = cli("run", "retry", str(run_id), "--slice", "train[1]")
+    assert retried.returncode == 0 and f"run {run_id} retrying slice train[1]" in retried.stdout, retried
+    assert cli("worker", "--burst").returncode == 0
+    run = json.loads(cli("run", "show", str(run_id), "--json").stdout)
+    tries = {t["name"]: [a["try_number"] for a in t["attempts"]] for t in run["tasks"]}
+    assert run["state"] == "succeeded" and tries["train[1]"] == [1, 2] and tries["train[0]"] == [1], run
+    again = cli("run", "retry", str(run_id), "--slice", "train[1]")
+    assert again.returncode == 1 and f"run {run_id} is succeeded; a slice of a failed" in again.stderr, again
+
+
 def test_unknown_parameter_and_missing_objects(cli: Any, tmp_path: Path) -> None:
     assert cli("pipeline", "import", write(tmp_path, "p.yaml", GOOD)).returncode == 0
     bad = cli("pipeline", "run", "cli-demo", "--param", "nope=1")
