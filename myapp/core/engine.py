@@ -241,6 +241,9 @@ def success_release(dag: Dag, ended: str, rules: Rules | None = None) -> Success
     # Decided once per rule, not per task: a task of a 100-wide layer releases 100 tasks (issue 14).
     waits = {r: on_upstream_end(r, Outcome.SUCCESS, 1) is None for r in set(rule.values())}
     queues = {r: on_upstream_end(r, Outcome.SUCCESS, 0) is QUEUE for r in waits}
+    if len(waits) == 1:  # one rule for all of them (mostly all_success): all or none of each
+        (only,) = waits
+        return SuccessRelease(released, released if waits[only] else (), released if queues[only] else ())
     return SuccessRelease(
         released=released,
         wait=tuple(n for n in released if waits[rule[n]]),

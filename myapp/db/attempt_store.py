@@ -405,10 +405,11 @@ class AttemptStore:
                 self._releases.clear()
                 self._release_params.clear()
             self._releases[key] = plan
+            released = _text_array(plan.released)  # wait and queue are mostly all of them (all_success)
             self._release_params[key] = {
-                "released": _text_array(plan.released),
-                "wait": _text_array(plan.wait),
-                "queue": _text_array(plan.queue),
+                "released": released,
+                "wait": released if plan.wait == plan.released else _text_array(plan.wait),
+                "queue": released if plan.queue == plan.released else _text_array(plan.queue),
                 "n_released": len(plan.released),
             }
         return plan
@@ -698,8 +699,10 @@ class AttemptStore:
 
 def _text_array(names: Sequence[str]) -> str:
     """Return `names` as a PostgreSQL array literal: '{"a","b"}' (each quoted, \\ and " escaped)."""
-    quoted = ('"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"' for name in names)
-    return "{" + ",".join(quoted) + "}"
+    joined = '","'.join(names)
+    if "\\" in joined or '"' in joined:  # rare: escape each name
+        joined = '","'.join(name.replace("\\", "\\\\").replace('"', '\\"') for name in names)
+    return '{"' + joined + '"}' if names else "{}"
 
 
 def _username(s: Session, user_id: int | None) -> str:

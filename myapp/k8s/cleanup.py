@@ -114,7 +114,7 @@ class Cleaner:
         self,
         launcher: Launcher,
         *,
-        workers: int = 2,
+        workers: int = 4,
         capacity: int = 1000,
         retry_for: float = 120.0,
         clock: Callable[[], float] = time.monotonic,

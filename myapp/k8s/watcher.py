@@ -57,7 +57,7 @@ class Watcher:
         now: Now,
         *,
         workers: int = 8,
-        cleanup_workers: int = 2,
+        cleanup_workers: int = 4,
         cleanup_capacity: int = 1000,
         missing_grace: float = 60.0,
         kill_grace: int = 5,
