@@ -311,6 +311,33 @@ def test_debug_fills_upstream_inputs_from_the_latest_succeeded_run(cli: Any, tmp
     assert out == ["a=given c=made-text", "in-file"]
 
 
+def test_debug_takes_an_upstream_list_of_files_from_the_latest_succeeded_run(cli: Any, tmp_path: Path) -> None:
+    files = """
+        name: cli-upstream-files
+        tasks:
+          - name: split
+            image: local
+            command: ["sh", "-c", "mkdir shards && for s in b a; do echo rows-$s > shards/$s.csv; done"]
+            outputs: [{name: shards, path: shards, type: files}]
+          - name: join
+            image: local
+            command: ["python3", "-c", "import json, sys; print([open(p).read().strip() for p in json.loads(sys.argv[1])])", "$shards"]
+            inputs: {shards: {from: split.shards}}
+    """
+    assert cli("pipeline", "import", write(tmp_path, "f.yaml", files)).returncode == 0
+    refused = cli("task", "debug", "cli-upstream-files", "join", "--no-follow")
+    assert refused.returncode == 2 and "shards (pipeline 'cli-upstream-files' has no succeeded run" in refused.stderr
+    assert cli("pipeline", "run", "cli-upstream-files").returncode == 0
+    assert cli("worker", "--burst").returncode == 0
+    started = cli("task", "debug", "cli-upstream-files", "join", "--no-follow")
+    assert started.returncode == 0, started.stderr
+    assert "input shards = " in started.stdout and "(files output split.shards of run" in started.stdout
+    assert cli("worker", "--burst").returncode == 0
+    debug_id = int(started.stdout.split("debug run ")[1].split()[0])
+    assert json.loads(cli("run", "show", str(debug_id), "--json").stdout)["state"] == "succeeded"
+    assert cli("run", "logs", str(debug_id), "join", "--plain").stdout.splitlines() == ["['rows-a', 'rows-b']"]
+
+
 def test_init_twice_is_safe(cli: Any) -> None:
     first = cli("init", "--admin-password", "x")
     second = cli("init", "--admin-password", "x")
