@@ -396,6 +396,11 @@ def complete(args: argparse.Namespace, cluster: Any, services: Any, proc: Proc, 
     drain = time.perf_counter() - began
     burst_cpu = proc.cpu() - cpu0
     report("burst", {k: finished_at[pods[n]] for n in names[half:] for k in [pods[n]]}, ended(services))
+    # The pod and Secret deletes run after the finishes, on the watcher's cleanup threads: their lag.
+    cleaned = wait_for("every pod to be deleted", lambda: not cluster.pods(), 600, every=0.5)
+    print(
+        f"  cleanup: every pod deleted {drain + cleaned:.1f} s after the burst began ({cleaned:.1f} s after its last finish)"
+    )
     if hasattr(cluster, "status_posted"):  # the real server: the watcher's part alone, from the API server's side
         time.sleep(2)  # the audit log is written in batches (1 s)
         posted = cluster.status_posted(pods, finished_at)

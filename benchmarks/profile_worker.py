@@ -5,10 +5,12 @@
     python3 benchmarks/profile_worker.py --repo /tmp/old-tree  # the same on another checkout (bisecting)
     python3 benchmarks/profile_worker.py --chain               # a chain of 301 instead (each success queues the next)
     python3 benchmarks/profile_worker.py --accounts            # as root: tasks run as the project's account
+    python3 benchmarks/profile_worker.py --shape layers        # a shape of bench_shapes.py (layers: 90,000 edges)
 
 A fan-out of a root and N leaves (`command: ['true']`) is saved and started; the root runs through
 `execute_task_instance` (which queues the leaves), then each leaf does, one after the other, in this
-process: claim, spawn, wait, archive the log, finish. Reported per leaf: this process's CPU, the task
+process: claim, spawn, wait, archive the log, finish. With --shape, a shape of bench_shapes.py runs instead,
+every task instance in the order it was queued (the per-task figures then include its first task). Reported per leaf: this process's CPU, the task
 processes' CPU (reaped children), the PostgreSQL backend's CPU (from /proc), SQL statements and
 commits (a SQLAlchemy listener; a commit in autocommit is none), round trips (statements + a BEGIN
 and a COMMIT per commit), the transactions the server committed (an autocommit statement is one), and, with --profile, Python function calls (cProfile). Function
@@ -47,6 +49,7 @@ def main() -> None:
         action="store_true",
         help="a chain of root + N tasks instead of a fan-out (each success queues the next)",
     )
+    parser.add_argument("--shape", default=None, help="a shape of benchmarks/bench_shapes.py instead of the fan-out")
     parser.add_argument("--profile", type=int, default=0, help="print the N functions of most own time")
     parser.add_argument("--sort", default="tottime", help="pstats sort key for --profile (tottime, cumulative)")
     parser.add_argument("--dump", default=None, help="write the cProfile stats to this file (pstats format)")
@@ -95,10 +98,16 @@ def main() -> None:
             f"depends_on: [{f'leaf{i - 1}' if args.chain and i else 'root'}]}}"
             for i in range(args.leaves)
         ]
+        if args.shape:
+            from benchmarks.bench_shapes import SHAPES
+
+            lines = ["name: profile-shape", "tasks:", *SHAPES[args.shape][0]()]
         start(services, save(services, "\n".join(lines) + "\n"))
         executor = local_executor(services)
         root = queued.pop(0)
-        if not args.chain:
+        if args.shape:
+            queued.insert(0, root)  # every task instance runs below, as it is queued
+        elif not args.chain:
             execute_task_instance(root, services, executor)  # runs the root (and a kept leaf)
         else:
             queued.append(root)  # the chain runs from its root in one call (each success keeps the next)
@@ -135,7 +144,10 @@ def main() -> None:
         self0, kids0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.perf_counter()
         ran = 0
-        for ti_id in leaves:
+        if args.shape:
+            queued.clear()  # what the tasks below queue is appended to `leaves` as they run
+            services.set_dispatch(lambda ids: leaves.extend(int(i) for i in ids))
+        for ti_id in leaves:  # grows while it runs with --shape
             if profiler:
                 profiler.enable()
             ran += int(execute_task_instance(ti_id, services, executor))

@@ -238,8 +238,14 @@ def success_release(dag: Dag, ended: str, rules: Rules | None = None) -> Success
     """Return what a success of `ended` does to each task it releases (`SuccessRelease`)."""
     released = released_by(dag, ended)
     rule = {name: (rules or {}).get(name, DEFAULT_RULE) for name in released}
+    # Decided once per rule, not per task: a task of a 100-wide layer releases 100 tasks (issue 14).
+    waits = {r: on_upstream_end(r, Outcome.SUCCESS, 1) is None for r in set(rule.values())}
+    queues = {r: on_upstream_end(r, Outcome.SUCCESS, 0) is QUEUE for r in waits}
+    if len(waits) == 1:  # one rule for all of them (mostly all_success): all or none of each
+        (only,) = waits
+        return SuccessRelease(released, released if waits[only] else (), released if queues[only] else ())
     return SuccessRelease(
         released=released,
-        wait=tuple(n for n in released if on_upstream_end(rule[n], Outcome.SUCCESS, 1) is None),
-        queue=tuple(n for n in released if on_upstream_end(rule[n], Outcome.SUCCESS, 0) is QUEUE),
+        wait=tuple(n for n in released if waits[rule[n]]),
+        queue=tuple(n for n in released if queues[rule[n]]),
     )

@@ -100,6 +100,10 @@ class AttemptStore:
         self._names: dict[int, tuple[str, str, int]] = {}
         # (version id, task name) -> what its success releases: (all, those left waiting, those queued at zero)
         self._releases: dict[tuple[int, str], core.SuccessRelease] = {}
+        self._release_params: dict[
+            tuple[int, str], dict[str, Any]
+        ] = {}  # the plan's, as _SUCCEED_RELEASE_FAST binds them
+        self._rules: dict[int, dict[str, TriggerRule]] = {}  # version id -> each task's trigger rule
         # PostgreSQL: the attempts this store claimed and has not finished yet, for `_finish_in_one`
         self._claims: dict[int, _Claimed] = {}
         # Claims share the run lock (FOR SHARE OF runs: the task instance row is only read, the
@@ -172,8 +176,7 @@ class AttemptStore:
         """PostgreSQL: claim with one statement (_CLAIM_IN_ONE); 1 round trip instead of 4 (BEGIN,
         read, start, COMMIT). What is read afterwards does not change once the claim is made: the
         version's spec, the pipeline's name, the outputs of succeeded upstream tasks."""
-        with self.db.read() as s:
-            conn = s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        with self.db.autocommit() as conn:
             row = conn.execute(_CLAIM_IN_ONE, {"ti_id": ti_id, "now": now, "worker": worker}).first()
         if row is None:
             return None
@@ -373,32 +376,42 @@ class AttemptStore:
         statement = _SUCCEED_LEAF_FAST
         if plan.released:
             statement = _SUCCEED_RELEASE_FAST
-            params.update(
-                released=list(plan.released),
-                wait=list(plan.wait),
-                queue=list(plan.queue),
-                n_released=len(plan.released),
-            )
-        with self.db.read() as s:
-            conn = s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            params.update(self._release_params[(version_id, task_name)])
+        with self.db.autocommit() as conn:
             rows = conn.execute(statement, params).all()
         if not rows:
             return None
+        # The statement returns the queued task instances (or one row without any when none was).
         return sorted(row.released_id for row in rows if row.state == TaskState.QUEUED.value)
 
     def _release_plan(self, version_id: int, task_name: str) -> core.SuccessRelease:
+        """What a success of `task_name` releases, with its statement parameters, computed once per
+        process: O(its downstream tasks), which in a layer of 100 is every finish's own plan."""
         key = (version_id, task_name)
         plan = self._releases.get(key)
         if plan is None:
             with self.db.read() as s:
                 spec, dag = self.runs.specs.get(s, version_id)
-            rules = {name: TriggerRule(spec.task(name).trigger_rule) for name in core.released_by(dag, task_name)}
+            rules = self._rules.get(version_id)
+            if rules is None:  # every task's rule, once per version (not 100 enum lookups per finish)
+                rules = {task.name: TriggerRule(task.trigger_rule) for task in spec.tasks}
+                if len(self._rules) > 1_000:
+                    self._rules.clear()
+                self._rules[version_id] = rules
             plan = core.success_release(dag, task_name, rules)
             # A sliced task that becomes ready makes its slices (start_sliced): the transaction does that.
             plan = replace(plan, queue=tuple(name for name in plan.queue if name not in spec.sliced))
             if len(self._releases) > 10_000:
                 self._releases.clear()
+                self._release_params.clear()
             self._releases[key] = plan
+            released = _text_array(plan.released)  # wait and queue are mostly all of them (all_success)
+            self._release_params[key] = {
+                "released": released,
+                "wait": released if plan.wait == plan.released else _text_array(plan.wait),
+                "queue": released if plan.queue == plan.released else _text_array(plan.queue),
+                "n_released": len(plan.released),
+            }
         return plan
 
     def finish_in(self, s: Session, attempt_id: int, result: AttemptResult, now: datetime) -> list[int]:
@@ -682,6 +695,14 @@ class AttemptStore:
         """Return True while some task is queued, running or up for retry in an active run."""
         with self.db.read() as s:
             return bool(s.scalar(select(exists().where(TaskInstance.state.in_(ACTIVE_TASK_STATES)))))
+
+
+def _text_array(names: Sequence[str]) -> str:
+    """Return `names` as a PostgreSQL array literal: '{"a","b"}' (each quoted, \\ and " escaped)."""
+    joined = '","'.join(names)
+    if "\\" in joined or '"' in joined:  # rare: escape each name
+        joined = '","'.join(name.replace("\\", "\\\\").replace('"', '\\"') for name in names)
+    return '{"' + joined + '"}' if names else "{}"
 
 
 def _username(s: Session, user_id: int | None) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -161,11 +162,13 @@ def _insert_unnest(
     if not returning:
         conn.exec_driver_sql(sql, params)
         return []
-    result = conn.exec_driver_sql(f"{sql} RETURNING id, {_quoted(returning)}", params).all()
+    result = sorted(conn.exec_driver_sql(f"{sql} RETURNING id, {_quoted(returning)}", params), key=itemgetter(0))
     processors = [_result_processor(conn, table.c[name].type) for name in returning]
+    if not any(processors):  # e.g. the ids alone: the values as they come
+        return [tuple(row[1:]) for row in result]
     return [
-        tuple(process(value) for process, value in zip(processors, row[1:], strict=True))
-        for row in sorted(result, key=lambda row: int(row[0]))
+        tuple(value if process is None else process(value) for process, value in zip(processors, row[1:], strict=True))
+        for row in result
     ]
 
 
@@ -237,6 +240,7 @@ def _sql_type(conn: Connection, column_type: Any) -> str:
 
 
 def _result_processor(conn: Connection, column_type: Any) -> Any:
+    """Return the function that turns a returned value into the column's Python value (None: as it is)."""
     if isinstance(column_type, UTCDateTime):
         return lambda value: column_type.process_result_value(value, conn.dialect)
-    return lambda value: value
+    return None

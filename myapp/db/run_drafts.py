@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -36,8 +36,7 @@ _RUNS = Run.__table__
 _TASK_INSTANCES = TaskInstance.__table__
 
 
-@dataclass(frozen=True)
-class PipelineRow:
+class PipelineRow(NamedTuple):
     """The pipeline columns a new run copies."""
 
     id: int
@@ -47,14 +46,50 @@ class PipelineRow:
     timezone: str
 
 
-@dataclass(frozen=True)
-class RunDraft:
+class RunDraft(NamedTuple):
     """A checked new run: its row (state queued), its task instances (pending) and the DAG it executes."""
 
     run: Mapping[str, Any]
     tasks: tuple[Mapping[str, Any], ...]
     dag: Dag
     sliced: frozenset[str] = frozenset()  # its sliced tasks (R15): starting one makes its slices
+    ready: frozenset[str] | None = None  # the core's ready_at_start(dag), when the draft knows it
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What every new run of one parsed version starts with (a debug run aside): its task instances'
+    (name, max_tries, count of waiting upstream tasks) and the tasks its start queues.
+
+    Versions never change, so it is worked out once per parsed version (VersionSpecs keeps the parsed
+    spec and DAG objects): a pass launching thousands of runs does not walk each spec and DAG again.
+    """
+
+    spec: PipelineSpec
+    dag: Dag
+    tasks: tuple[tuple[str, int, int], ...]
+    ready: frozenset[str]
+
+
+_SHAPES: dict[int, _Shape] = {}  # by id(dag); an entry holds its dag, so the id is not reused meanwhile
+_SHAPES_SIZE = 16384  # as many as VersionSpecs keeps
+
+
+def _shape(spec: PipelineSpec, dag: Dag) -> _Shape:
+    hit = _SHAPES.get(id(dag))
+    if hit is not None and hit.dag is dag and hit.spec is spec:
+        return hit
+    waiting = core.initial_waiting(dag)
+    shape = _Shape(
+        spec,
+        dag,
+        tuple((name, spec.task(name).retries + 1, waiting[name]) for name in dag.names),
+        core.ready_at_start(dag),
+    )
+    if len(_SHAPES) >= _SHAPES_SIZE:
+        _SHAPES.clear()
+    _SHAPES[id(dag)] = shape  # two scheduler threads may both work one out: the same value
+    return shape
 
 
 @lru_cache(maxsize=4096)  # the runs of one pass share a few instants
@@ -80,7 +115,6 @@ def draft_run(
     params = check_params(spec, new.params)
     if new.debug_task and new.debug_task not in dag.names:
         raise NotFound(f"task {new.debug_task!r} not found in pipeline {spec.name!r}")
-    names = [new.debug_task] if new.debug_task else list(dag.names)
     run = {
         "pipeline_id": pipeline.id,
         "version_id": version_id,
@@ -98,21 +132,33 @@ def draft_run(
         "created_at": now,
         "updated_at": now,
     }
-    executed = Dag((new.debug_task,), {new.debug_task: ()}) if new.debug_task else dag
-    waiting = core.initial_waiting(executed)
+    pending = TaskState.PENDING.value
+    if new.debug_task:  # the one task alone, with the inputs given
+        executed = Dag((new.debug_task,), {new.debug_task: ()})
+        task = {
+            "task_name": new.debug_task,
+            "state": pending,
+            "try_number": 0,
+            "max_tries": spec.task(new.debug_task).retries + 1,
+            "upstream_waiting": 0,
+            "inputs": dict(new.debug_inputs or {}),
+            "outputs": {},
+        }
+        return RunDraft(run, (task,), executed, frozenset(), core.ready_at_start(executed))
+    shape = _shape(spec, dag)
     tasks = tuple(
         {
             "task_name": name,
-            "state": TaskState.PENDING.value,
+            "state": pending,
             "try_number": 0,
-            "max_tries": spec.task(name).retries + 1,
-            "upstream_waiting": waiting[name],
-            "inputs": dict(new.debug_inputs or {}) if new.debug_task else {},
+            "max_tries": max_tries,
+            "upstream_waiting": waiting,
+            "inputs": {},
             "outputs": {},
         }
-        for name in names
+        for name, max_tries, waiting in shape.tasks
     )
-    return RunDraft(run, tasks, executed, frozenset() if new.debug_task else spec.sliced)
+    return RunDraft(run, tasks, dag, spec.sliced, shape.ready)
 
 
 def check_params(spec: PipelineSpec, supplied: Mapping[str, Any]) -> dict[str, str]:
@@ -139,7 +185,7 @@ def started_rows(draft: RunDraft, now: datetime) -> tuple[dict[str, Any], list[d
     ready, so the run would end at once): such a run goes through `RunStore.create_in`.
     """
     check_run_transition(RunState(draft.run["state"]), RunState.RUNNING)
-    ready = core.ready_at_start(draft.dag)
+    ready = core.ready_at_start(draft.dag) if draft.ready is None else draft.ready
     if not ready or ready & draft.sliced:  # a sliced task starts by making its slices (R15)
         return None
     timeout = draft.run["timeout"]
@@ -153,19 +199,11 @@ def started_rows(draft: RunDraft, now: datetime) -> tuple[dict[str, Any], list[d
         "token_hash": None,
         "ended_at": None,
     }
-    queued, pending = TaskState.QUEUED.value, TaskState.PENDING.value
-    tasks = [
-        {
-            **t,
-            "state": queued if t["task_name"] in ready else pending,
-            "queued_at": now if t["task_name"] in ready else None,
-            "message": "",
-            "started_at": None,
-            "ended_at": None,
-            "next_try_at": None,
-        }
-        for t in draft.tasks
-    ]
+    # the same keys for every row (one array per column): a task the start queues has its state and time
+    unset = {"message": "", "started_at": None, "ended_at": None, "next_try_at": None}
+    pending = {**unset, "state": TaskState.PENDING.value, "queued_at": None}
+    queued = {**unset, "state": TaskState.QUEUED.value, "queued_at": now}
+    tasks = [{**t, **(queued if t["task_name"] in ready else pending)} for t in draft.tasks]
     return run, tasks
 
 

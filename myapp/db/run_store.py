@@ -32,6 +32,7 @@ from myapp.core.states import (
     RUN_MARKABLE,
     RUN_RETRYABLE,
     RUN_TERMINAL,
+    TASK_RETRYABLE,
     TASK_UNFINISHED,
     AttemptState,
     RunState,
@@ -534,11 +535,52 @@ class RunStore:
                 {r.task_name: _view(r) for r in rows},
                 retry_budgets([r.task_name for r in rows], {t.name: t.retries for t in spec.tasks}),
             )
+            # A slice runs again only with its sliced task: a task that succeeded under success_ratio
+            # or continue_on_failed keeps its end, and a slice made pending under it would never run (R15).
+            budgets = {n: b for n, b in budgets.items() if (owner := parent_of(n)) is None or owner[0] in budgets}
             for row in rows:
                 if row.task_name in budgets:
                     row.state = TaskState.PENDING.value
                     row.max_tries = budgets[row.task_name]
                     row.message, row.ended_at, row.next_try_at = "", None, None
+            run.state, run.ended_at, run.message = RunState.QUEUED.value, None, ""
+            queued = self._start(s, run, now)
+        self.dispatch(queued)
+
+    def retry_slice(self, run_id: int, name: str, now: datetime) -> None:
+        """Send one failed slice of a finished run back to pending, with its sliced task and what
+        that task's end held back (its downstream tasks that are failed, upstream_failed or
+        stopped, and their slices); every other task keeps its state (R15, D11 for the budget)."""
+        owner = parent_of(name)
+        with self.db.write() as s:
+            run = self.lock_run(s, run_id)
+            if owner is None:
+                raise Conflict(f"{name!r} is not a slice (NAME[i]); retry the run instead")
+            if RunState(run.state) not in RUN_RETRYABLE:
+                raise Conflict(f"run {run_id} is {run.state}; a slice of a failed or stopped run can be retried")
+            spec, dag = self.specs.get(s, run.version_id)
+            rows = {r.task_name: r for r in s.scalars(select(TaskInstance).where(TaskInstance.run_id == run.id))}
+            row, parent = rows.get(name), rows.get(owner[0])
+            if row is None or parent is None:
+                raise NotFound(f"slice {name!r} not found in run {run_id}")
+            if TaskState(row.state) not in TASK_RETRYABLE:
+                raise Conflict(f"slice {name!r} is {row.state}; only a failed, upstream_failed or stopped slice")
+            if TaskState(parent.state) not in TASK_RETRYABLE:
+                raise Conflict(
+                    f"task {owner[0]!r} is {parent.state}: its end stands (retry the run to re-run its failures)"
+                )
+            below = dag.descendants(owner[0])
+            chosen = [name, owner[0]] + [
+                n
+                for n, r in rows.items()
+                if (n in below or (parent_of(n) or ("",))[0] in below) and TaskState(r.state) in TASK_RETRYABLE
+            ]
+            views = {n: _view(rows[n]) for n in chosen}
+            budgets = core.to_retry(views, retry_budgets(chosen, {t.name: t.retries for t in spec.tasks}))
+            for n in chosen:
+                rows[n].state = TaskState.PENDING.value
+                rows[n].max_tries = budgets[n]
+                rows[n].message, rows[n].ended_at, rows[n].next_try_at = "", None, None
             run.state, run.ended_at, run.message = RunState.QUEUED.value, None, ""
             queued = self._start(s, run, now)
         self.dispatch(queued)

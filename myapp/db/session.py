@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session as Session  # re-exported: the transaction handle db.read()/write() yield
 from sqlalchemy.orm import sessionmaker
@@ -140,6 +140,7 @@ class Database:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write = sessionmaker(engine.execution_options(myapp_write=True), expire_on_commit=False)
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -169,6 +170,14 @@ class Database:
         """Yield a session for reads (a plain transaction, never a writer lock)."""
         with self._read() as session, session.begin():
             yield session
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """Yield a connection in autocommit, for work that is one statement (PostgreSQL's claim and
+        fast finish): each statement commits alone, and no ORM session is set up and torn down
+        around it (~0.2 ms of a task's CPU each; issue 14)."""
+        with self._autocommit.connect() as conn:
+            yield conn
 
     def lock_options(self, *, skip_locked: bool = False, shared: bool = False) -> dict[str, Any]:
         """Return with_for_update() kwargs for this dialect ({} means: rely on the SQLite lock)."""

@@ -3,7 +3,8 @@
 A Celery task only claims an attempt and creates its pods; from then on the watcher owns it
 (`TaskAttempt.worker` is `k8s:GROUP`). It keeps every pod of the group in memory from a single
 list+watch (resumed after 410 Gone with a fresh list), and:
-- decides outcomes from pod changes and hands them to the Finisher (a small thread pool);
+- decides outcomes from pod changes and hands them to the Finisher (a small thread pool); the
+  deletes after a recorded end go to the Cleaner (threads of their own: a finish never waits on them);
 - heartbeats all attempts it owns in one UPDATE per interval (so the reconciler keeps them);
 - deletes the pods of attempts the engine ended (stop, run timeout, lost) and of unknown attempts;
 - enforces task deadlines, polls resource attempts' conditions, notices pods that never appear;
@@ -22,7 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-from myapp.k8s.cleanup import delete_attempt_objects, delete_quietly
+from myapp.k8s.cleanup import Cleaner, attempt_deletions, delete_attempt_objects, delete_quietly
 from myapp.k8s.config import KubeConfig
 from myapp.k8s.events import EventBook, parse_event
 from myapp.k8s.launcher import Launcher, LaunchError, Raw
@@ -56,6 +57,8 @@ class Watcher:
         now: Now,
         *,
         workers: int = 8,
+        cleanup_workers: int = 4,
+        cleanup_capacity: int = 1000,
         missing_grace: float = 60.0,
         kill_grace: int = 5,
         report: Report | None = None,
@@ -73,6 +76,7 @@ class Watcher:
         self.wake = threading.Event()
         self.synced = threading.Event()  # the pod cache holds a full list (missing pods mean something)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="finish")
+        self.cleaner = Cleaner(launcher, workers=cleanup_workers, capacity=cleanup_capacity)
         self.pod_stream = ListWatch(launcher, "pods", group_selector(cfg.group, cfg.installation), cfg.watch_timeout)
         self.event_stream = ListWatch(launcher, "events", "", cfg.watch_timeout)
         self.resources: dict[int, Raw | None] = {}
@@ -115,6 +119,7 @@ class Watcher:
         self.pod_stream.close()
         self.event_stream.close()
         self.pool.shutdown(wait=True)
+        self.cleaner.close()
 
     # --- pods ------------------------------------------------------------------------
     def on_pod_event(self, kind: str, raw: Raw) -> None:
@@ -289,7 +294,7 @@ class Watcher:
             if pod.gone:  # kept for an attempt not loaded yet (see _apply); that attempt ended meanwhile
                 self.pods.forget(pod.name)
                 continue
-            if pod.deleting:
+            if pod.deleting or self.cleaner.pending("Pod", pod.name):
                 continue
             if pod.is_terminal and not self.cfg.delete_finished:
                 continue
@@ -428,12 +433,16 @@ class Watcher:
             log.exception("finishing attempt %s failed; the next tick tries again", attempt.attempt_id)
             self._finish_later(attempt)
             return
-        try:  # pods still running are deleted either way: sidecars (a mesh proxy) must not keep them alive
-            delete_attempt_objects(
-                self.launcher, attempt, self.pods_of(attempt.attempt_id), running_only=not self.cfg.delete_finished
+        # Pods still running are deleted either way: sidecars (a mesh proxy) must not keep them alive.
+        # On the cleaner's threads: the next finish must not wait behind these deletes. Queued before
+        # _done, so a tick never sees its pods as orphans not being deleted yet.
+        try:
+            pods = self.pods_of(attempt.attempt_id)
+            self.cleaner.submit(  # blocks only while the cleaner's queue is full (its backpressure)
+                attempt.attempt_id, attempt_deletions(attempt, pods, running_only=not self.cfg.delete_finished)
             )
         except Exception:  # noqa: BLE001  the attempt is recorded; the orphan sweep deletes what is left
-            log.exception("deleting the objects of finished attempt %s failed", attempt.attempt_id)
+            log.exception("cannot queue the deletes of finished attempt %s", attempt.attempt_id)
         finally:
             self._done(attempt)
             self.finished += 1

@@ -58,6 +58,13 @@ def celery_dispatch(app: Celery) -> Any:
     Several messages share one producer and, where kombu batches publishes (Redis, kombu 5.7),
     one pipelined round trip: half the CPU per message of a fan-out. A batch is sent once, without
     kombu's publish retry, so a failed one is sent again message by message (a duplicate claims nothing).
+
+    In a batch the queue is declared once (kombu remembers it per connection) instead of once per
+    message, and the args' repr is given: Celery's per-message declare copies and binds the queue
+    entity and its saferepr walks the args, 40% of a send's CPU (10,000 messages, the burst of an
+    all-due scheduler pass: 1.6-1.7 s of CPU before, 1.0-1.2 s after; benchmarks/bench_dispatch.py).
+    The headers and body are the same; the properties carry the two reprs once more (Celery passes
+    its options on to them).
     """
 
     def send_each(ids: Sequence[int]) -> None:
@@ -70,8 +77,17 @@ def celery_dispatch(app: Celery) -> Any:
             return
         try:
             with app.producer_or_acquire() as producer, getattr(producer, "batch", nullcontext)():
+                producer.maybe_declare(app.amqp.queues[QUEUE])
                 for ti_id in ids:
-                    app.send_task(EXECUTE, args=[int(ti_id)], queue=QUEUE, producer=producer)
+                    app.send_task(
+                        EXECUTE,
+                        args=[int(ti_id)],
+                        queue=QUEUE,
+                        producer=producer,
+                        declare=[],  # declared above
+                        argsrepr=f"[{int(ti_id)}]",  # what saferepr gives for the one int
+                        kwargsrepr="{}",
+                    )
         except Exception:  # noqa: BLE001  delivery uncertain: resend each with kombu's retry
             log.warning("batched dispatch of %d task instances failed; sending one by one", len(ids), exc_info=True)
             send_each(ids)

@@ -208,7 +208,7 @@ def unwrap_artifact(location: str, type_name: str) -> Any:
     if location.startswith("["):  # gathered from a sliced step (R15): the JSON list of each slice's artifact
         if type_name == "path":
             raise ValueError(f"expected one path, got the artifacts of a sliced step: {_short(location)}")
-        return [item for part in json.loads(location) if part is not None for item in unwrap_artifact(part, "paths")]
+        return [item for part in json.loads(location) if part is not None for item in list_item(part)]
     root = Path(location)
     if not root.exists():
         raise ValueError(f"artifact not found at {location}")
@@ -225,6 +225,15 @@ def unwrap_artifact(location: str, type_name: str) -> Any:
     if root.is_dir():
         return sorted(p for p in root.iterdir() if p.name != MANIFEST)
     return [root]
+
+
+def list_item(part: str) -> list[Path]:
+    """Return the paths one item of a list holds: an OP's artifact directory (with its manifest) its
+    paths, anything else itself (an item of an Artifact(List[Path]) output, a plain task's file)."""
+    root = Path(part)
+    if not root.exists():
+        raise ValueError(f"artifact not found at {part}")
+    return unwrap_artifact(part, "paths") if (root / MANIFEST).is_file() else [root]
 
 
 def write_artifact(value: Any, type_name: str, target: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tarfile
 import urllib.error
 import urllib.parse
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from myapp.sdk.credentials import credentials_path, load_credentials, save_credentials
+from myapp.sdk.runtime import MANIFEST
 
 # (method, path with query, headers, body) -> (status, headers, body): urllib by default; tests pass a
 # Flask test client.
@@ -193,6 +195,21 @@ class RestBackend:
 
     def fetch_artifact(self, run_id: int, task: str, output: str, dest: Path) -> Path:
         path = f"/api/v1/runs/{run_id}/artifacts/{urllib.parse.quote(task)}/{urllib.parse.quote(output)}"
+        status, headers, content = self._get_artifact(path, task, output, run_id)
+        if {k.lower(): v for k, v in headers.items()}.get("x-myapp-artifact") == "files":
+            items = json.loads(content)["items"]
+            return fetch_list(
+                dest / output,
+                [item is not None for item in items],
+                lambda i, into: self._fetch_one(f"{path}?index={i}", task, output, run_id, into),
+            )
+        return self._save(headers, content, output, dest)
+
+    def _fetch_one(self, path: str, task: str, output: str, run_id: int, dest: Path) -> Path:
+        _, headers, content = self._get_artifact(path, task, output, run_id)
+        return self._save(headers, content, output, dest)
+
+    def _get_artifact(self, path: str, task: str, output: str, run_id: int) -> tuple[int, Mapping[str, str], bytes]:
         status, headers, content = self.server.request("GET", path)
         if status != 200:
             try:
@@ -200,6 +217,10 @@ class RestBackend:
             except ValueError:
                 message = content[:200].decode("utf-8", errors="replace")
             raise SubmitError(f"artifact {task}.{output} of run {run_id}: {status} {message}", status)
+        return status, headers, content
+
+    @staticmethod
+    def _save(headers: Mapping[str, str], content: bytes, output: str, dest: Path) -> Path:
         kind = {k.lower(): v for k, v in headers.items()}.get("x-myapp-artifact", "file")
         name = {k.lower(): v for k, v in headers.items()}.get("x-myapp-artifact-name", output)
         dest.mkdir(parents=True, exist_ok=True)
@@ -209,3 +230,15 @@ class RestBackend:
         else:
             (dest / Path(name).name).write_bytes(content)
         return dest / Path(name).name
+
+
+def fetch_list(target: Path, present: list[bool], fetch: Callable[[int, Path], Path]) -> Path:
+    """Download a list of files (a `files` output, docs/rules.md R11) into `target`, item I under
+    `target/I/`, with the manifest that gives their order (what `unwrap_artifact` reads); return `target`.
+    A missing item (a slice that produced none) is left out."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    items = [fetch(i, target / str(i)).relative_to(target).as_posix() for i, there in enumerate(present) if there]
+    (target / MANIFEST).write_text(json.dumps({"type": "paths", "items": items}), encoding="utf-8")
+    return target

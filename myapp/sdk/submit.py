@@ -10,14 +10,15 @@ The returned RunHandle reads the run the same way on both: state, steps, logs, o
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from myapp.sdk.runtime import decode_parameter, unwrap_artifact
-from myapp.sdk.server import RestBackend, Server, SubmitError
+from myapp.sdk.runtime import MANIFEST, decode_parameter, list_item, unwrap_artifact
+from myapp.sdk.server import RestBackend, Server, SubmitError, fetch_list
 
 if TYPE_CHECKING:
     from myapp.sdk.workflow import Workflow
@@ -95,6 +96,13 @@ class LocalBackend:
 
     def fetch_artifact(self, run_id: int, task: str, output: str, dest: Path) -> Path:
         produced = _task(self.run_detail(run_id), task).get("outputs", {}).get(output)
+        if isinstance(produced, Mapping) and produced.get("type") == "files":  # one artifact per item
+            paths = list(produced.get("paths") or [])
+            return fetch_list(
+                dest / output,
+                [p is not None for p in paths],
+                lambda i, into: Path(self.services.artifacts.fetch(str(paths[i]), into)),
+            )
         if not isinstance(produced, Mapping) or produced.get("type") != "file":
             raise SubmitError(f"step {task!r} of run {run_id} has no file output {output!r}")
         # Through the installation's artifact repository: its disk, or S3 (myapp/artifacts/).
@@ -173,19 +181,32 @@ class RunHandle:
         """Return a step's text outputs, decoded by the OP's declared types when the workflow is known."""
         outputs = self.step(step).get("outputs") or {}
         spec_of = self._signature(step)
+        sliced = self._sliced(step)
         values: dict[str, Any] = {}
         for name, produced in outputs.items():
             if isinstance(produced, Mapping) and produced.get("type") == "text":
                 spec = spec_of(name)
                 text = str(produced.get("value", ""))
-                values[name] = decode_parameter(text, spec.type) if spec is not None else text
+                if spec is not None and sliced:  # gathered (R15): the slices' texts, each decoded (null: none)
+                    values[name] = [
+                        None if v is None else decode_parameter(str(v), spec.type) for v in json.loads(text)
+                    ]
+                else:
+                    values[name] = decode_parameter(text, spec.type) if spec is not None else text
         return values
+
+    def _sliced(self, step: str) -> bool:
+        """Return True when `step` ran as slices (its outputs are gathered lists, docs/rules.md R15)."""
+        return any(str(t.get("name", "")).startswith(f"{step}[") for t in self.detail().get("tasks") or [])
 
     def download_artifact(self, step: str, name: str, dest: str | os.PathLike[str] = ".") -> Any:
         """Download a step's artifact under `dest`; return its path (or list of paths, by the OP's type)."""
         target = self.backend.fetch_artifact(self.id, step, name, Path(dest))
         spec = self._signature(step)(name)
-        return unwrap_artifact(str(target), spec.type if spec is not None else "path")
+        listed = (target / MANIFEST).is_file() and len(json.loads((target / MANIFEST).read_text())["items"]) != 1
+        if self._sliced(step):  # gathered (R15): the slices' files, each slice's own artifact unwrapped, in order
+            return [path for item in unwrap_artifact(str(target), "paths") for path in list_item(str(item))]
+        return unwrap_artifact(str(target), spec.type if spec is not None else "paths" if listed else "path")
 
     def _signature(self, step: str) -> Callable[[str], Any]:
         found = None

@@ -53,8 +53,9 @@ class PythonOPTemplate:
 
     def outputs(self) -> tuple[OutputSpec, ...]:
         """Return the task outputs the OP's outputs become."""
+        # Artifact(List[Path]) is a `files` output (R11): one artifact per path, a list to slice over (R15).
         return tuple(
-            OutputSpec(name=s.name, path=f"{OUTPUT_ARTIFACTS}/{s.name}", type="file")
+            OutputSpec(name=s.name, path=f"{OUTPUT_ARTIFACTS}/{s.name}", type="files" if s.type == "paths" else "file")
             if s.kind == "artifact"
             else OutputSpec(name=s.name, path=f"{OUTPUT_PARAMETERS}/{s.name}", type="text")
             for s in self.signature.outputs
@@ -281,9 +282,19 @@ class Step:
             step.position = task.position  # moved in the editor: still the same OP
             step.template_ref = task.template or PYTHON_TEMPLATE
             step.outputs = StepOutputs(step)
-            if step.task() == task:  # anything edited beyond what myapp.sdk writes: kept as a plain task
+            if step.task() in (task, _before_files(task)):  # anything edited beyond what myapp.sdk writes: a plain task
                 return step
         return cls(task.name, task=task)
+
+
+def _before_files(task: TaskSpec) -> TaskSpec:
+    """Return `task` as myapp.sdk wrote it before Artifact(List[Path]) became a `files` output (a
+    `file` output holding the directory): such a document still reads back as its OP, and is written
+    with `files` when submitted again."""
+    code = parse_code(str(task.args.get("code", "")))
+    lists = {s.name for s in op_signature(code).outputs if s.type == "paths"} if code is not None else set()
+    outputs = tuple(replace(o, type="files") if o.name in lists and o.type == "file" else o for o in task.outputs)
+    return replace(task, outputs=outputs)
 
 
 def _check_value(where: str, spec: IOSpec, value: Any) -> None:
@@ -327,6 +338,11 @@ def _check_value(where: str, spec: IOSpec, value: Any) -> None:
 
 def _check_items(where: str, spec: IOSpec, value: Any) -> None:
     """A sliced input: a list literal whose every item is a value of the input's type, or a reference."""
+    if isinstance(value, OutputRef) and value.spec is not None and value.spec.type == "path":
+        raise TypeError(
+            f"{where}: input {spec.name!r} is sliced, but {value.step}.{value.name} is one path, not a list: "
+            "declare that output Artifact(List[Path])"
+        )
     if isinstance(value, (ParamRef, OutputRef, _Literal)):
         return  # a list at run time: the sliced task fails saying so when it is not one (R15)
     if not isinstance(value, (list, tuple)):

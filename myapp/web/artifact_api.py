@@ -6,13 +6,18 @@ followed). The header `X-Myapp-Artifact` says which (`file` or `directory`) and
 the run too, while it runs). It is read through the artifact repository (myapp/artifacts/: this
 server's disk or S3); only what that repository holds is served, so an artifact kept elsewhere
 (another machine's disk) answers 404 and says so.
+
+A list of files (a `files` output, or a sliced task's gathered file output: docs/rules.md R11, R15)
+is one artifact per item: `?index=I` downloads item I as above; without it the answer is JSON,
+`{"type": "files", "items": [NAME or null, ...]}` with `X-Myapp-Artifact: files`.
 """
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
-from flask import Response, send_file
+from flask import Response, jsonify, request, send_file
 from flask_appbuilder.api import BaseApi, expose
 
 from myapp.core.authz import Action
@@ -39,8 +44,9 @@ class RunArtifactApi(BaseApi):
           - {in: path, name: pk, required: true, schema: {type: integer}}
           - {in: path, name: task, required: true, schema: {type: string}}
           - {in: path, name: output, required: true, schema: {type: string}}
+          - {in: query, name: index, required: false, schema: {type: integer}}
           responses:
-            200: {description: The file, or a gzipped tar of the directory}
+            200: {description: "The file, or a gzipped tar of the directory; for a list of files without index, JSON naming the items"}
             404: {description: No such run, task, file output, or not stored on this server}
             503: {description: The artifact repository (S3) cannot be reached}
         """
@@ -52,6 +58,19 @@ class RunArtifactApi(BaseApi):
         if found is None:
             raise NotFound(f"task {task!r} not found in run {pk}")
         produced = (found.get("outputs") or {}).get(output)
+        if isinstance(produced, dict) and produced.get("type") == "files":
+            paths = list(produced.get("paths") or [])
+            index = request.args.get("index")
+            if index is None:
+                names = [None if p is None else PurePosixPath(str(p).rstrip("/")).name for p in paths]
+                listing = jsonify({"type": "files", "items": names})
+                listing.headers["X-Myapp-Artifact"] = "files"
+                return listing
+            if not index.isdigit() or int(index) >= len(paths) or paths[int(index)] is None:
+                raise NotFound(
+                    f"output {output!r} of task {task!r} of run {pk} has no item {index} ({len(paths)} items)"
+                )
+            produced = {"type": "file", "path": paths[int(index)]}
         if not isinstance(produced, dict) or produced.get("type") != "file":
             raise NotFound(f"task {task!r} of run {pk} has no file output {output!r} (yet)")
         location = str(produced.get("path", ""))

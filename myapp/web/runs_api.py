@@ -37,6 +37,7 @@ class RunApi(BaseApi):
         "logs": "read",
         "stop": "write",
         "retry": "write",
+        "retry_slice": "write",
         "copy": "write",
         "mark": "write",
     }
@@ -181,6 +182,26 @@ class RunApi(BaseApi):
             409: {description: Not retryable}
         """
         return self._act(pk, "retry")
+
+    @expose("/<int:pk>/slices/<name>/retry", methods=["POST"])
+    @protect()
+    @domain_errors
+    def retry_slice(self, pk: int, name: str) -> Response:
+        """Retry one failed slice (`train[3]`, URL-encoded) of a finished run: it runs again alone,
+        its sliced task gathers again, and what that task held back follows (docs/rules.md R15).
+        ---
+        post:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          - {in: path, name: name, required: true, schema: {type: string}}
+          responses:
+            200: {description: Retrying}
+            404: {description: No such run or slice}
+            409: {description: Not retryable (the run is unfinished, the slice or its task did not fail)}
+        """
+        check_run(pk, Action.RUN)
+        services().runs.retry_slice(pk, name, services().clock.now())
+        return self.response(200, id=pk, task=name, message=f"retry of {name} accepted")
 
     @expose("/<int:pk>/copy", methods=["POST"])
     @protect()

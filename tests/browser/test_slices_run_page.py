@@ -90,3 +90,41 @@ def test_the_slices_form_writes_the_block(new_page: Any, live_server: Any, engin
     train, grid = spec.task("train").slices, spec.task("grid").slices
     assert (train.inputs, train.parallelism, train.success_ratio, train.continue_on_failed) == (("lr",), 2, 0.5, False)
     assert (grid.inputs, grid.continue_on_failed) == (("n",), True)
+
+
+def test_one_failed_slice_is_retried_from_its_panel(
+    new_page: Any, live_server: Any, engine_services: Any, tmp_path: Any
+) -> None:
+    flag = tmp_path / "fixed"
+    page = new_page()
+    import_yaml(
+        page,
+        live_server.url,
+        f"""
+name: sweep-retry-one
+tasks:
+  - name: train
+    image: local
+    command: ["sh", "-c", "echo slice $0; [ $0 != b ] || [ -e {flag} ]", "$x"]
+    inputs: {{x: [a, b, c]}}
+    slices: {{inputs: [x]}}
+""",
+    )
+    run_from_editor(page)
+    page.wait_for_selector("[data-testid=run-page][data-state=failed]", timeout=60_000)
+    node(page, "train").click()
+    picker = page.locator("[data-testid=slice-picker]")
+    picker.locator(".myapp-slice[data-slice='train[0]']").click()
+    page.wait_for_selector("[data-testid=task-panel] [data-task='train[0]']")
+    assert page.locator("[data-action=retry-slice]").count() == 0  # a succeeded slice has no retry
+    picker.locator(".myapp-slice[data-slice='train[1]']").click()
+    button = page.locator("[data-action=retry-slice]")
+    button.wait_for()
+    assert "train[1]" in button.inner_text()
+    flag.write_text("")
+    shot(page, "run-slice-retry")
+    button.click()
+    page.wait_for_selector("[data-testid=run-page][data-state=succeeded]", timeout=60_000)
+    page.wait_for_selector(".myapp-slice[data-slice='train[1]'][data-state=succeeded]:has-text('(2)')")
+    assert picker.locator(".myapp-slice[data-slice='train[0]']").inner_text() == "0"  # ran once
+    assert page.locator("[data-action=retry-slice]").count() == 0

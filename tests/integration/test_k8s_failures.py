@@ -780,6 +780,59 @@ def test_secrets_and_the_run_token_reach_the_pod_through_its_own_secret_never_in
     poll(lambda: cluster.launcher.get_secret_data(f"{name}-secret") == {}, "the Secret to be deleted with the attempt")
 
 
+# --- deletes after the finish ----------------------------------------------------------------------
+
+
+def _objects_of(cluster: Cluster, run_id: int, tasks: list[str]) -> list[str]:
+    data = detail(cluster.services, run_id)
+    pods = [str(p) for t in tasks for a in data["by_name"][t]["attempts"] for p in a["pods"]]
+    return [n for n in pods if cluster.get_pod(n)] + [
+        f"{n}-secret" for n in pods if cluster.launcher.get_secret_data(f"{n}-secret")
+    ]
+
+
+def test_a_slow_delete_holds_no_finish(cluster: Cluster) -> None:
+    # 1,000 pods on a loaded API server: the 8 finisher threads spent half their time waiting on the
+    # deletes that follow a recorded end, and finishes queued behind them. Every pod and Secret
+    # delete is held here: more attempts than finisher threads must still all finish meanwhile.
+    kube, _ = cluster.fake("it holds DELETE requests in FakeKubeServer")
+    svc = cluster.services
+    tasks = [f"t{i}" for i in range(10)]
+    body = "".join(f"\n  - {{name: {t}, template: shell, args: {{script: 'echo {t}'}}}}" for t in tasks)
+    run_id = start(svc, save(svc, f"name: slow-deletes\ntasks:{body}\n"))
+    held = kube.hold_requests("DELETE", rf"^/api/v1/namespaces/{NAMESPACE}/(pods|secrets)/", times=-1, limit=150)
+    try:
+        run = wait_finished(svc, run_id, timeout=120)
+        assert run["state"] == "succeeded", run
+        assert held.waiting, "the attempts finished while their deletes were held"
+        assert len(_objects_of(cluster, run_id, tasks)) == 20, "nothing was deleted yet"
+    finally:
+        held.release()
+    poll(lambda: not _objects_of(cluster, run_id, tasks), "the pods and Secrets to be deleted once released", 120)
+
+
+def test_deletes_refused_after_the_finish_are_done_by_the_next_watcher(cluster: Cluster) -> None:
+    # A watcher that died (or gave up) with deletes still to do leaves pods and Secrets behind; the
+    # next one (a restart, or the standby taking over) deletes them in its first sweep.
+    kube, _ = cluster.fake("it refuses DELETE requests in FakeKubeServer")
+    from tests.k8sfake.faults import forbidden
+
+    svc = cluster.services
+    refusal = forbidden("myapp", "delete", "pods", NAMESPACE)
+    refused = kube.inject_fault("DELETE", rf"^/api/v1/namespaces/{NAMESPACE}/(pods|secrets)/", refusal, times=-1)
+    run_id = start(
+        svc, save(svc, "name: refused-deletes\ntasks:\n  - {name: t, template: shell, args: {script: 'echo t'}}\n")
+    )
+    run = wait_finished(svc, run_id)
+    assert run["state"] == "succeeded", run
+    poll(lambda: refused.hits >= 2, "the pod and Secret deletes to be refused")
+    assert len(_objects_of(cluster, run_id, ["t"])) == 2
+    kube.clear_faults()
+    cluster.watcher.stop()
+    cluster.watcher.start()
+    poll(lambda: not _objects_of(cluster, run_id, ["t"]), "the next watcher to delete the pod and its Secret")
+
+
 # --- logs: long lines, stalled follows ------------------------------------------------------------
 
 

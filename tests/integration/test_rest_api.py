@@ -149,6 +149,46 @@ def test_debug_run_over_the_api(admin: tuple[FlaskClient, dict[str, str]], servi
     assert run["trigger"] == "debug" and [t["name"] for t in run["tasks"]] == ["hello"] and run["state"] == "succeeded"
 
 
+def test_one_failed_slice_is_retried_over_the_api(
+    app: Any, admin: tuple[FlaskClient, dict[str, str]], services: Any, tmp_path: Any
+) -> None:
+    client, auth = admin
+    flag = tmp_path / "fixed"
+    pipeline = f"""
+name: api-slice-retry
+tasks:
+  - name: train
+    image: local
+    command: ["sh", "-c", "echo item $0; [ $0 != b ] || [ -e {flag} ]", "$x"]
+    inputs: {{x: [a, b, c]}}
+    slices: {{inputs: [x]}}
+"""
+    pid = client.post(
+        "/api/v1/pipelines/", data=pipeline, headers={**auth, "Content-Type": "application/yaml"}
+    ).get_json()["id"]
+    run_id = client.post(f"/api/v1/pipelines/{pid}/runs", json={}, headers=auth).get_json()["id"]
+    run_burst(services, 2)
+    run = client.get(f"/api/v1/runs/{run_id}", headers=auth).get_json()["result"]
+    assert run["state"] == "failed", run
+    url = f"/api/v1/runs/{run_id}/slices/train%5B1%5D/retry"
+    assert client.post(url).status_code == 401
+    assert client.post(url, headers=token(client, "viewer", "viewer-pass")).status_code == 403
+    for other, code, words in [
+        ("train%5B0%5D", 409, "is succeeded"),
+        ("train", 409, "not a slice"),
+        ("train%5B9%5D", 404, "not found"),
+    ]:
+        res = client.post(f"/api/v1/runs/{run_id}/slices/{other}/retry", headers=auth)
+        assert res.status_code == code and words in res.get_json()["message"], (other, res.get_json())
+    flag.write_text("")
+    res = client.post(url, headers=auth)
+    assert res.status_code == 200 and res.get_json()["task"] == "train[1]", res.get_json()
+    run_burst(services, 2)
+    run = client.get(f"/api/v1/runs/{run_id}", headers=auth).get_json()["result"]
+    tries = {t["name"]: [a["try_number"] for a in t["attempts"]] for t in run["tasks"]}
+    assert run["state"] == "succeeded" and tries["train[1]"] == [1, 2] and tries["train[0]"] == [1], run
+
+
 def test_viewer_reads_but_cannot_write(app: Any) -> None:
     client = app.test_client()
     auth = token(client, "viewer", "viewer-pass")
@@ -186,6 +226,7 @@ def test_openapi_document_lists_the_api(admin: tuple[FlaskClient, dict[str, str]
         "/api/v1/pipelines/",
         "/api/v1/pipelines/{pk}/runs",
         "/api/v1/runs/{pk}/retry",
+        "/api/v1/runs/{pk}/slices/{name}/retry",
         "/api/v1/runs/{pk}/logs",
     ):
         assert path in paths, sorted(paths)

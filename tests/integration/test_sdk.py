@@ -156,6 +156,15 @@ def test_artifact_download_endpoint(app: Any, engine_services: Any) -> None:
     res = client.get(f"/api/v1/runs/{plain.id}/artifacts/t/out", headers=admin)
     assert res.status_code == 200 and res.get_data() == b"hi\n" and res.headers["X-Myapp-Artifact"] == "file"
     assert plain.parameters("t") == {"word": "hi"}
+    # A list of files (Artifact(List[Path]): a `files` output) is one artifact per item: listed, then by index.
+    res = client.get(f"{base}/write/out_art", headers=admin)
+    assert res.status_code == 200 and res.headers["X-Myapp-Artifact"] == "files"
+    assert res.get_json() == {"type": "files", "items": ["msg.txt", "results.txt"]}
+    res = client.get(f"{base}/write/out_art?index=1", headers=admin)
+    assert res.status_code == 200 and res.get_data() == b"3" and res.headers["X-Myapp-Artifact-Name"] == "results.txt"
+    res = client.get(f"{base}/write/out_art?index=2", headers=admin)
+    assert res.status_code == 404 and "no item 2 (2 items)" in res.get_json()["message"]
+    assert client.get(f"{base}/write/out_art?index=0", headers=outsider_headers(client)).status_code == 404
     # Who may not read the run gets 401 (anonymous) or 404 (not a member), as for the run itself.
     assert client.get(f"{base}/tree/tree").status_code == 401
     outsider = {"Authorization": f"Bearer {_token(client, 'outsider', 'outsider-pass')}"}
@@ -169,6 +178,10 @@ def test_artifact_download_endpoint(app: Any, engine_services: Any) -> None:
     ):
         res = client.get(path, headers=admin)
         assert res.status_code == 404 and reason in res.get_json()["message"], (path, res.get_json())
+
+
+def outsider_headers(client: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {_token(client, 'outsider', 'outsider-pass')}"}
 
 
 def test_an_artifact_outside_the_store_is_not_served(app: Any, engine_services: Any, tmp_path: Path) -> None:
@@ -299,7 +312,9 @@ def test_steps_with_a_condition_and_a_trigger_rule_run_as_the_rules_say(engine_s
     }
 
 
-def test_a_sliced_step_runs_one_slice_per_item_and_a_join_reads_the_gathered_outputs(engine_services: Any) -> None:
+def test_a_sliced_step_runs_one_slice_per_item_and_a_join_reads_the_gathered_outputs(
+    engine_services: Any, tmp_path: Path
+) -> None:
     # docs/rules.md R15 through myapp.sdk: dflow's Slices over a list parameter; the join gets the
     # list of the slices' texts and the list of their files.
     from tests.unit.sdk.test_workflow import sweep_workflow
@@ -313,3 +328,30 @@ def test_a_sliced_step_runs_one_slice_per_item_and_a_join_reads_the_gathered_out
         "train[2]": "succeeded",
     }
     assert run.parameters("best") == {"best": 9.0, "texts": "s-2.25,s-4.0,s-9.0"}
+    assert run.parameters("train") == {"y": [2.25, 4.0, 9.0]}  # the gathered list, each item decoded
+    arts = run.download_artifact("train", "art", tmp_path / "arts")
+    assert [p.read_text() for p in arts] == ["s-2.25", "s-4.0", "s-9.0"]
+
+
+@pytest.mark.parametrize("over", ["local", "rest"])
+def test_a_step_slices_over_a_list_of_paths_one_slice_per_file(
+    app: Any, engine_services: Any, tmp_path: Path, over: str
+) -> None:
+    # dflow's Slices(input_artifact=...) over an Artifact(List[Path]) output: each slice gets one file
+    # as its Path; a step that is not sliced gets the whole list; the list downloads in its order.
+    from tests.unit.sdk.test_workflow import files_workflow
+
+    wf = files_workflow()
+    run = wf.submit(services=engine_services) if over == "local" else wf.submit(server=server(app))
+    assert run.wait(timeout=WAIT) == "succeeded", (run.steps(), run.detail())
+    steps = run.steps()
+    assert {k: v for k, v in steps.items() if k.startswith("count[")} == {f"count[{i}]": "succeeded" for i in range(3)}
+    assert [run.logs(f"count[{i}]").strip().splitlines()[-1] for i in range(3)] == [
+        "shard-2.txt: rows of shard 2",
+        "shard-1.txt: rows of shard 1",
+        "shard-0.txt: rows of shard 0",
+    ]
+    assert run.parameters("count") == {"size": [15, 15, 15]}  # gathered in slice order
+    assert run.parameters("names") == {"names": "shard-2.txt,shard-1.txt,shard-0.txt"}
+    got = run.download_artifact("split", "shards", tmp_path / over)
+    assert [(p.name, p.read_text()) for p in got] == [(f"shard-{i}.txt", f"rows of shard {i}") for i in (2, 1, 0)]

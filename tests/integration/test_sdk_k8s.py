@@ -29,3 +29,18 @@ def test_the_hello_world_runs_as_pods(engine_services: Any, tmp_path: Path) -> N
     check_hello(run, tmp_path)
     pods = [a["pods"] for t in run.detail()["tasks"] for a in t["attempts"]]
     assert len(pods) == 3 and all(pods), pods  # every step ran as a pod
+
+
+def test_a_step_slices_over_a_list_of_paths_one_pod_per_file(engine_services: Any, tmp_path: Path) -> None:
+    from tests.unit.sdk.test_workflow import files_workflow
+
+    run = files_workflow().submit(services=engine_services)
+    assert run.wait(timeout=240) == "succeeded", (run.steps(), run.detail())
+    slices = [t for t in run.detail()["tasks"] if t["name"].startswith("count[")]
+    assert len(slices) == 3 and all(len(t["attempts"][0]["pods"]) == 1 for t in slices), slices
+    assert [run.logs(f"count[{i}]").strip().splitlines()[-1] for i in range(3)] == [
+        f"shard-{i}.txt: rows of shard {i}" for i in (2, 1, 0)
+    ]
+    assert run.parameters("names") == {"names": "shard-2.txt,shard-1.txt,shard-0.txt"}
+    got = run.download_artifact("split", "shards", tmp_path / "shards")
+    assert [p.name for p in got] == ["shard-2.txt", "shard-1.txt", "shard-0.txt"]

@@ -10,6 +10,7 @@ tests in tests/integration/test_slices_local.py.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -183,6 +184,58 @@ def test_success_ratio_decides_the_task_and_retry_reruns_only_failed_slices(serv
     assert detail(services, run_id)["state"] == "succeeded"
 
 
+def test_retrying_one_slice_reruns_it_alone_and_gathers_again(services: Any, sent: list[int]) -> None:
+    from myapp.core.errors import Conflict, NotFound
+
+    run_id = start(services, sweep(services, "slices-retry-one", items="[1, 2, 3]"))
+    ids = take(sent)
+    run_one(services, ids[0], ok(lrs="[]"))
+    for i, ti in enumerate(ids[1:]):
+        run_one(services, ti, FAIL if i in (0, 2) else ok(score=str(i)))
+    run = detail(services, run_id)
+    assert run["state"] == "failed" and run["by_name"]["best"]["state"] == "upstream_failed"
+    now = services.clock.now()
+    for name, error, words in [
+        ("train[1]", Conflict, "is succeeded"),
+        ("train", Conflict, "not a slice"),
+        ("train[7]", NotFound, "not found"),
+    ]:
+        with pytest.raises(error, match=re.escape(words)):
+            services.runs.retry_slice(run_id, name, now)
+    assert sent == [] and detail(services, run_id)["state"] == "failed"  # a refused retry changes nothing
+
+    services.runs.retry_slice(run_id, "train[2]", now)
+    (again,) = take(sent)
+    assert states(services, run_id) | {"train[2]": "?"} == {
+        "make": "succeeded",
+        "train": "running",
+        "train[0]": "failed",  # the other failed slice stays as it was
+        "train[1]": "succeeded",
+        "train[2]": "?",
+        "best": "pending",
+    }
+    assert detail(services, run_id)["state"] == "running"
+    assert run_one(services, again, ok(score="r")).task.name == "train[2]"
+    assert sent == []
+    run = detail(services, run_id)
+    assert (
+        run["by_name"]["train"]["state"] == "failed" and "2 of 3 slices succeeded" in run["by_name"]["train"]["message"]
+    )
+    assert [a["try_number"] for a in run["by_name"]["train[2]"]["attempts"]] == [1, 2]
+    assert json.loads(outputs_of(services, run_id, "train")["score"]["value"]) == [None, "1", "r"]
+    assert run["state"] == "failed" and run["by_name"]["best"]["state"] == "upstream_failed"
+
+    services.runs.retry_slice(run_id, "train[0]", services.clock.now())
+    (last,) = take(sent)
+    assert run_one(services, last, ok(score="q")).task.name == "train[0]"
+    (best,) = take(sent)  # the task succeeded this time: its downstream runs
+    run_one(services, best, ok())
+    assert json.loads(outputs_of(services, run_id, "train")["score"]["value"]) == ["q", "1", "r"]
+    assert detail(services, run_id)["state"] == "succeeded"
+    with pytest.raises(Conflict, match="succeeded"):
+        services.runs.retry_slice(run_id, "train[0]", services.clock.now())
+
+
 def test_continue_on_failed_gathers_null_for_failed_slices(services: Any, sent: list[int]) -> None:
     run_id = start(services, sweep(services, "slices-continue", items="[1, 2]", extra=", continue_on_failed: true"))
     for ti in take(sent):
@@ -196,6 +249,38 @@ def test_continue_on_failed_gathers_null_for_failed_slices(services: Any, sent: 
     assert run["by_name"]["train"]["state"] == "succeeded", run["by_name"]["train"]
     assert json.loads(outputs_of(services, run_id, "train")["score"]["value"]) == ["s", None]
     assert run["state"] == "succeeded"
+
+
+def test_a_run_retry_leaves_the_failed_slices_of_a_task_that_succeeded(services: Any, sent: list[int]) -> None:
+    # continue_on_failed: the task succeeded with a failed slice; the run failed on another task.
+    # A retry re-runs that task only: the slice stays failed (pending, it would never run: the run
+    # would stay running for ever).
+    pid = save(
+        services,
+        """
+        name: slices-retry-kept
+        tasks:
+          - {name: train, image: local, command: ['true'], inputs: {x: [1, 2]}, slices: {inputs: [x], continue_on_failed: true}}
+          - {name: other, image: local, command: ['true']}
+        """,
+    )
+    run_id = start(services, pid)
+    for ti in take(sent):
+        ctx = claim(services, ti)
+        assert ctx is not None
+        result = FAIL if ctx.task.name in ("train[1]", "other") else ok()
+        services.attempts.finish(ctx.attempt_id, result, services.clock.now())
+    assert detail(services, run_id)["state"] == "failed"
+    services.runs.retry_run(run_id, services.clock.now())
+    assert states(services, run_id) == {
+        "train": "succeeded",
+        "train[0]": "succeeded",
+        "train[1]": "failed",
+        "other": "queued",
+    }
+    (other,) = take(sent)
+    run_one(services, other, ok())
+    assert detail(services, run_id)["state"] == "succeeded"
 
 
 def test_a_slice_retries_on_its_own(services: Any, sent: list[int]) -> None:

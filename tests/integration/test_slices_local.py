@@ -157,6 +157,23 @@ def test_an_empty_list_of_files_ends_the_sliced_task_at_once(engine_services: An
     assert task_lines(engine_services, run["id"], "join") == ["joined []"]
 
 
+def test_the_slice_files_example_runs(engine_services: Any) -> None:
+    from tests.conftest import REPO
+
+    pid = save(engine_services, (REPO / "templates" / "slice-files.yaml").read_text())
+    run = wait_finished(engine_services, start(engine_services, pid))
+    assert run["state"] == "succeeded", run
+    assert [task_lines(engine_services, run["id"], f"count[{i}]") for i in range(4)] == [
+        ["east.csv: 4 rows"],
+        ["north.csv: 5 rows"],
+        ["south.csv: 5 rows"],
+        ["west.csv: 4 rows"],
+    ]
+    said = task_lines(engine_services, run["id"], "report")
+    assert said[1] == 'rows per file: ["4", "5", "5", "4"]', said
+    assert said[0].startswith("files: [") and said[0].count(".csv") == 4, said
+
+
 def test_export_and_import_again_changes_nothing(engine_services: Any) -> None:
     from myapp.core.pipeline_spec import parse_pipeline
     from myapp.yaml_io import dump_yaml, load_yaml

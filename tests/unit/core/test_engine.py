@@ -148,3 +148,16 @@ def test_what_a_success_does_to_each_released_task_is_known_before_it_is_written
     assert plan.queue == ("b", "d")  # one_failed and all_skipped settle otherwise (skipped): not queued
     assert set(plan.wait) >= {"b", "c", "d"}  # none of these decides on a success while others wait
     assert engine.success_release(dag, "b") == engine.SuccessRelease((), (), ())
+
+
+def test_a_success_releasing_tasks_of_one_rule_decides_as_for_each_task() -> None:
+    from myapp.core.trigger_rules import Outcome, TriggerRule, on_upstream_end
+
+    dag = Dag.from_edges("abc", [("a", "b"), ("a", "c")])
+    for rule in TriggerRule:
+        plan = engine.success_release(dag, "a", {"b": rule, "c": rule})
+        waits = on_upstream_end(rule, Outcome.SUCCESS, 1) is None
+        queues = on_upstream_end(rule, Outcome.SUCCESS, 0) is engine.QUEUE
+        assert plan == engine.SuccessRelease(("b", "c"), ("b", "c") if waits else (), ("b", "c") if queues else ()), (
+            rule
+        )

@@ -114,6 +114,8 @@ def test_a_failed_finish_is_tried_again_from_the_cached_pods() -> None:
         watcher.tick(NOW + timedelta(seconds=1))  # the next tick decides the attempt again
         wait_for(lambda: book.running == set() and ATTEMPT.attempt_id not in watcher.busy)
         assert finisher.calls[1] == (Outcome(True, 0, ""), ["p-0", "p-1"])
+        assert watcher.cleaner.wait_idle(10)  # the deletes after the finish run on the cleaner's threads
         assert sorted(launcher.deleted) == [("Pod", "p-0"), ("Pod", "p-1"), ("Service", "p")]
     finally:
         watcher.pool.shutdown(wait=True)
+        watcher.cleaner.close()

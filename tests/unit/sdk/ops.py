@@ -98,3 +98,27 @@ def square(x: float, tag: str = "t") -> dict[str, Any]:
 def pick(ys: list, arts: Artifact(list[Path])) -> dict[str, Any]:  # type: ignore[valid-type]
     """The select-best join: the gathered list of the slices' texts and the list of their files."""
     return {"best": max(float(y) for y in ys), "texts": ",".join(p.read_text() for p in arts)}
+
+
+@op
+def split(n: int) -> {"shards": Artifact(list[Path])}:  # type: ignore[valid-type]  # noqa: F821, UP037
+    """Write n shard files and return them as a list of paths (an Artifact(List[Path]) output)."""
+    paths = []
+    for i in reversed(range(n)):  # the list's order, not the names', is the order of the slices
+        path = Path(f"shard-{i}.txt")
+        path.write_text(f"rows of shard {i}")
+        paths.append(path)
+    return {"shards": paths}
+
+
+@op
+def count(shard: Path) -> {"size": int}:  # type: ignore[valid-type]  # noqa: F821, UP037
+    """One slice: its own shard file."""
+    print(f"{shard.name}: {shard.read_text()}")
+    return {"size": len(shard.read_text())}
+
+
+@op
+def names(shards: list[Path]) -> {"names": str}:  # type: ignore[valid-type]  # noqa: F821, UP037
+    """Not sliced: the whole list."""
+    return {"names": ",".join(p.name for p in shards)}

@@ -49,7 +49,7 @@ def test_steps_become_python_tasks_with_typed_bindings_and_outputs() -> None:
         "scale": ("literal", None, None, "2.0"),
     }  # a default is written out: the editor's form shows it
     assert [(o.name, o.path, o.type) for o in write.outputs] == [
-        ("out_art", "outputs/artifacts/out_art", "file"),
+        ("out_art", "outputs/artifacts/out_art", "files"),
         ("length", "outputs/parameters/length", "text"),
     ]
     assert read.retries == 1 and read.depends_on == ("write",)
@@ -216,3 +216,53 @@ def test_a_sliced_input_takes_a_list_of_values_of_its_type() -> None:
         Step("t", PythonOPTemplate(square), parameters={"x": ["a"]}, slices=Slices(input_parameter=["x"]))
     with pytest.raises(TypeError, match="no output 'z'"):
         Step("t", PythonOPTemplate(square), parameters={"x": [1]}, slices=Slices(["x"], output_parameter=["z"]))
+
+
+def files_workflow() -> Workflow:
+    from myapp.sdk import Slices
+    from tests.unit.sdk.ops import count, names, split
+
+    wf = Workflow("shards", dag=True)
+    make = Step("split", PythonOPTemplate(split), parameters={"n": 3})
+    each = Step(
+        "count",
+        PythonOPTemplate(count),
+        artifacts={"shard": make.outputs.artifacts["shards"]},
+        slices=Slices(input_artifact=["shard"], pool_size=2),
+    )
+    whole = Step("names", PythonOPTemplate(names), artifacts={"shards": make.outputs.artifacts["shards"]})
+    return wf.add(make).add(each).add(whole)
+
+
+def test_a_list_of_paths_output_is_a_files_output_a_step_slices_over() -> None:
+    wf = files_workflow()
+    spec = wf.to_spec()
+    assert [(o.name, o.type) for o in spec.task("split").outputs] == [("shards", "files")]
+    assert spec.task("count").slices is not None and spec.task("count").slices.inputs == ("shard",)  # type: ignore[union-attr]
+    assert validate_pipeline(spec, make_catalog()) == []
+    assert Workflow.from_yaml(wf.to_yaml()) == wf
+
+
+def test_slicing_over_one_path_is_refused_when_the_step_is_made() -> None:
+    from myapp.sdk import Slices
+    from tests.unit.sdk.ops import count, square
+
+    one = Step("one", PythonOPTemplate(square), parameters={"x": 2.0})
+    with pytest.raises(
+        TypeError, match=r"one\.art is one path, not a list: declare that output Artifact\(List\[Path\]\)"
+    ):
+        Step(
+            "c",
+            PythonOPTemplate(count),
+            artifacts={"shard": one.outputs.artifacts["art"]},
+            slices=Slices(input_artifact=["shard"]),
+        )
+
+
+def test_a_document_written_before_files_outputs_still_reads_back_as_its_op() -> None:
+    text = hello().to_yaml()
+    old = text.replace("type: files", "type: file")
+    assert old != text
+    back = Workflow.from_yaml(old)
+    assert back.step("write").template is not None
+    assert back.to_yaml() == text  # submitted again, it is written the way it is now

@@ -146,6 +146,22 @@ function RunView({ runId }: { runId: number }) {
   const task = run.tasks.find((x) => x.name === selected) ?? null;
   const after = () => { setPoll((x) => x + 1); refresh(); };
 
+  // Retry one failed slice (rules R15): in a finished run, when the slice and its sliced task both did not succeed.
+  const retryable = new Set(["failed", "upstream_failed", "stopped"]);
+  const sliceOwner = task ? sliceOf(task.name)?.[0] : undefined;
+  const ownerRow = sliceOwner ? run.tasks.find((x) => x.name === sliceOwner) : undefined;
+  const canRetrySlice = canWrite && finished && task !== null && ownerRow !== undefined
+    && retryable.has(task.state) && retryable.has(ownerRow.state);
+  const retrySlice = async (name: string) => {
+    try {
+      await post(`/runs/${run.id}/slices/${encodeURIComponent(name)}/retry`);
+      toast(t("retry_slice_sent", { name }), "success");
+    } catch (err) {
+      toast(errorText(err), "danger");
+    }
+    after();
+  };
+
   const mark = async (state: string) => {
     try {
       await post(`/runs/${run.id}/mark`, { state });
@@ -221,6 +237,12 @@ function RunView({ runId }: { runId: number }) {
         </div>
         <div className="myapp-run-side" data-testid="task-panel">
           {task && <SlicePicker tasks={run.tasks} selected={task.name} onPick={setSelected} />}
+          {task && canRetrySlice && (
+            <button type="button" className="btn btn-warning btn-xs myapp-retry-slice" data-action="retry-slice"
+                    title={t("retry_slice_help")} onClick={() => retrySlice(task.name)}>
+              <i className="fa fa-redo" /> {t("retry_slice", { name: task.name })}
+            </button>
+          )}
           {task ? <TaskPanel runId={run.id} task={task} /> : <div className="myapp-empty">{t("click_a_node")}</div>}
         </div>
       </div>

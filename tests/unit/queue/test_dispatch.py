@@ -1,0 +1,38 @@
+"""celery_dispatch (myapp/queue/celery_app.py): a batch sends the messages one send would, one per id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from myapp.queue.celery_app import EXECUTE, QUEUE, celery_dispatch
+
+# Differ between any two messages (a new task id each) or name the sending process.
+_PER_MESSAGE = {"id", "root_id", "origin"}
+
+
+def _received(app: Celery) -> list[Any]:
+    messages = []
+    with app.connection_for_write() as conn:
+        while (message := conn.default_channel.basic_get(QUEUE, no_ack=True)) is not None:
+            messages.append(message)
+    return messages
+
+
+def test_a_batch_sends_what_one_send_does_for_each_id() -> None:
+    app = Celery("dispatch-test", broker="memory://")
+    dispatch = celery_dispatch(app)
+    dispatch([8, 9, 10])  # a batch: the queue declared once, the reprs given
+    dispatch([7])  # one id: Celery's own send, the queue declared with the message
+    *batch, one = _received(app)
+    assert [m.decode()[0] for m in [*batch, one]] == [[8], [9], [10], [7]]
+    for message, ti_id in zip(batch, (8, 9, 10), strict=True):
+        assert message.headers["task"] == EXECUTE
+        assert message.headers["argsrepr"] == one.headers["argsrepr"].replace("7", str(ti_id))
+        assert {k: v for k, v in message.headers.items() if k not in _PER_MESSAGE | {"argsrepr"}} == {
+            k: v for k, v in one.headers.items() if k not in _PER_MESSAGE | {"argsrepr"}
+        }
+        assert message.decode()[1:] == one.decode()[1:]  # kwargs and embed
+        assert message.delivery_info["routing_key"] == one.delivery_info["routing_key"] == QUEUE
+    assert len({m.headers["id"] for m in [one, *batch]}) == 4
