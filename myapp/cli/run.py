@@ -188,15 +188,27 @@ def stop(ctx: click.Context, run_id: int) -> None:
 
 @run_group.command("retry")
 @click.argument("run_id", type=int)
+@click.option(
+    "--slice",
+    "slice_name",
+    default=None,
+    metavar="NAME[i]",
+    help="Retry this one failed slice alone (e.g. 'train[1]'), its sliced task and what that task held back.",
+)
 @click.option("--wait", is_flag=True)
 @click.pass_context
 @handle_errors
-def retry(ctx: click.Context, run_id: int, wait: bool) -> None:
-    """Re-run the failed, upstream_failed and stopped tasks of a finished run (same run)."""
+def retry(ctx: click.Context, run_id: int, slice_name: str | None, wait: bool) -> None:
+    """Re-run the failed, upstream_failed and stopped tasks of a finished run (same run), or one slice (R15)."""
     services = get_services(ctx)
     attach_dispatch(services)
-    services.runs.retry_run(run_id, services.clock.now())
-    click.echo(f"run {run_id} retrying")
+    if slice_name is None:
+        services.runs.retry_run(run_id, services.clock.now())
+        click.echo(f"run {run_id} retrying")
+    else:
+        # The same service function as POST /api/v1/runs/ID/slices/NAME[i]/retry, so the same refusals.
+        services.runs.retry_slice(run_id, slice_name, services.clock.now())
+        click.echo(f"run {run_id} retrying slice {slice_name}")
     if wait:
         state = wait_for(services, run_id)
         click.echo(f"run {run_id} {state}")

@@ -11,6 +11,7 @@ Pure: the adapter reads the latest succeeded run's outputs and passes them in.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,13 +26,15 @@ FilledFrom = Literal["given", "literal", "param", "run"]
 class DebugInput:
     """One input of a debug run and where its value comes from.
 
-    `value` is the text (a `text` value), or the stored artifact path of a `file` output taken
-    from an earlier run. A `param` input has no value here: it is rendered when the task starts.
+    `value` is the text (a `text` value), the stored artifact path of a `file` output taken from an
+    earlier run, or the JSON list of the artifact paths of a `files` output (a list of files, or a
+    sliced task's gathered files, R15; null where a slice produced none). A `param` input has no
+    value here: it is rendered when the task starts.
     """
 
     name: str
     filled_from: FilledFrom
-    kind: Literal["text", "file"] = "text"
+    kind: Literal["text", "file", "files"] = "text"
     value: str = ""
     binding: str = ""  # "step1.output_param1", "params.day", or "" for a literal/given
 
@@ -46,7 +49,8 @@ class DebugPlan:
     source_run_id: int | None
 
     def stored(self) -> dict[str, Any]:
-        """Return the debug run's stored inputs: text values, and `{type: file, path}` for files.
+        """Return the debug run's stored inputs: text values, `{type: file, path}` for a file and
+        `{type: files, paths}` for a list of files.
 
         Inputs bound to a global parameter are left out: they resolve from the run's parameters.
         """
@@ -54,7 +58,12 @@ class DebugPlan:
         for item in self.inputs:
             if item.filled_from == "param":
                 continue
-            out[item.name] = {"type": "file", "path": item.value} if item.kind == "file" else item.value
+            if item.kind == "file":
+                out[item.name] = {"type": "file", "path": item.value}
+            elif item.kind == "files":
+                out[item.name] = {"type": "files", "paths": json.loads(item.value)}
+            else:
+                out[item.name] = item.value
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -92,6 +101,9 @@ def plan_debug_inputs(
             produced = upstream.get(b.task or "", {}).get(b.output or "")
             if isinstance(produced, Mapping) and produced.get("type") == "file" and produced.get("path"):
                 items.append(DebugInput(b.name, "run", "file", str(produced["path"]), binding))
+            elif isinstance(produced, Mapping) and produced.get("type") == "files":
+                paths = json.dumps(list(produced.get("paths") or []))
+                items.append(DebugInput(b.name, "run", "files", paths, binding))
             elif isinstance(produced, Mapping) and produced.get("type") == "text":
                 items.append(DebugInput(b.name, "run", "text", str(produced.get("value", "")), binding))
             else:

@@ -42,8 +42,8 @@ def resolve_inputs(
     """Return every bound input of `task`.
 
     A debug run (`debug_inputs`, see core/debug_inputs.py) takes its stored values first: text,
-    or `{type: file, path}` for an upstream file output of an earlier run; inputs bound to a
-    global parameter still resolve from `params`.
+    `{type: file, path}` for an upstream file output of an earlier run, `{type: files, paths}` for
+    an upstream list of files; inputs bound to a global parameter still resolve from `params`.
     """
     if debug_inputs is not None:
         return _debug_values(task, debug_inputs, params)
@@ -71,7 +71,10 @@ def _debug_values(task: TaskSpec, stored: Mapping[str, Any], params: Mapping[str
     out: dict[str, InputValue] = {}
     for name, value in stored.items():
         # {type, path}: a plan's file; {type, value}: what an attempt showed (a retried debug run).
-        if isinstance(value, Mapping) and value.get("type") == "file":
+        if isinstance(value, Mapping) and value.get("type") == "files":
+            # {type, paths}: a plan's list of files, or what an attempt showed (its `paths`).
+            out[name] = InputValue("files", json.dumps(list(value.get("paths") or [])))
+        elif isinstance(value, Mapping) and value.get("type") == "file":
             out[name] = InputValue("file", str(value.get("path") or value.get("value") or ""))
         elif isinstance(value, Mapping):
             out[name] = InputValue("text", str(value.get("value", "")))

@@ -182,6 +182,43 @@ def test_run_burst_logs_show_mark_copy(cli: Any, tmp_path: Path) -> None:
     assert runs[0]["params"] == {"who": "bob"} and runs[0]["state"] == "succeeded"
 
 
+def test_run_retry_of_one_slice_refuses_like_the_api_then_reruns_it_alone(cli: Any, tmp_path: Path) -> None:
+    flag = tmp_path / "fixed"
+    sliced = f"""
+        name: cli-slice-retry
+        tasks:
+          - name: train
+            image: local
+            command: ["sh", "-c", "echo item $0; [ $0 != b ] || [ -e {flag} ]", "$x"]
+            inputs: {{x: [a, b, c]}}
+            slices: {{inputs: [x]}}
+    """
+    assert cli("pipeline", "import", write(tmp_path, "s.yaml", sliced)).returncode == 0
+    started = cli("pipeline", "run", "cli-slice-retry", "--json")
+    assert started.returncode == 0, started.stderr
+    run_id = json.loads(started.stdout)["run_id"]
+    assert cli("worker", "--burst").returncode == 0
+    assert json.loads(cli("run", "show", str(run_id), "--json").stdout)["state"] == "failed"
+    for name, code, words in [
+        ("train[0]", 1, "slice 'train[0]' is succeeded"),
+        ("train", 1, "'train' is not a slice"),
+        ("train[9]", 1, "slice 'train[9]' not found"),
+    ]:
+        refused = cli("run", "retry", str(run_id), "--slice", name)
+        assert refused.returncode == code and words in refused.stderr, (name, refused.stderr)
+        assert refused.stderr.startswith("myapp: error: ") and refused.stderr.count("\n") == 1
+    assert cli("run", "retry", "999999", "--slice", "train[1]").returncode == 1
+    flag.write_text("")
+    retried = cli("run", "retry", str(run_id), "--slice", "train[1]")
+    assert retried.returncode == 0 and f"run {run_id} retrying slice train[1]" in retried.stdout, retried
+    assert cli("worker", "--burst").returncode == 0
+    run = json.loads(cli("run", "show", str(run_id), "--json").stdout)
+    tries = {t["name"]: [a["try_number"] for a in t["attempts"]] for t in run["tasks"]}
+    assert run["state"] == "succeeded" and tries["train[1]"] == [1, 2] and tries["train[0]"] == [1], run
+    again = cli("run", "retry", str(run_id), "--slice", "train[1]")
+    assert again.returncode == 1 and f"run {run_id} is succeeded; a slice of a failed" in again.stderr, again
+
+
 def test_unknown_parameter_and_missing_objects(cli: Any, tmp_path: Path) -> None:
     assert cli("pipeline", "import", write(tmp_path, "p.yaml", GOOD)).returncode == 0
     bad = cli("pipeline", "run", "cli-demo", "--param", "nope=1")
@@ -272,6 +309,33 @@ def test_debug_fills_upstream_inputs_from_the_latest_succeeded_run(cli: Any, tmp
     assert json.loads(cli("run", "show", str(debug_id), "--json").stdout)["state"] == "succeeded"
     out = cli("run", "logs", str(debug_id), "use", "--plain").stdout.splitlines()
     assert out == ["a=given c=made-text", "in-file"]
+
+
+def test_debug_takes_an_upstream_list_of_files_from_the_latest_succeeded_run(cli: Any, tmp_path: Path) -> None:
+    files = """
+        name: cli-upstream-files
+        tasks:
+          - name: split
+            image: local
+            command: ["sh", "-c", "mkdir shards && for s in b a; do echo rows-$s > shards/$s.csv; done"]
+            outputs: [{name: shards, path: shards, type: files}]
+          - name: join
+            image: local
+            command: ["python3", "-c", "import json, sys; print([open(p).read().strip() for p in json.loads(sys.argv[1])])", "$shards"]
+            inputs: {shards: {from: split.shards}}
+    """
+    assert cli("pipeline", "import", write(tmp_path, "f.yaml", files)).returncode == 0
+    refused = cli("task", "debug", "cli-upstream-files", "join", "--no-follow")
+    assert refused.returncode == 2 and "shards (pipeline 'cli-upstream-files' has no succeeded run" in refused.stderr
+    assert cli("pipeline", "run", "cli-upstream-files").returncode == 0
+    assert cli("worker", "--burst").returncode == 0
+    started = cli("task", "debug", "cli-upstream-files", "join", "--no-follow")
+    assert started.returncode == 0, started.stderr
+    assert "input shards = " in started.stdout and "(files output split.shards of run" in started.stdout
+    assert cli("worker", "--burst").returncode == 0
+    debug_id = int(started.stdout.split("debug run ")[1].split()[0])
+    assert json.loads(cli("run", "show", str(debug_id), "--json").stdout)["state"] == "succeeded"
+    assert cli("run", "logs", str(debug_id), "join", "--plain").stdout.splitlines() == ["['rows-a', 'rows-b']"]
 
 
 def test_init_twice_is_safe(cli: Any) -> None:

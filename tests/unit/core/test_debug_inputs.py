@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from myapp.core.debug_inputs import plan_debug_inputs, require_complete
@@ -59,3 +61,20 @@ def test_a_retried_debug_run_reads_what_the_attempt_showed() -> None:
     shown = {"text": {"type": "text", "value": "hello"}, "path": {"type": "file", "value": "/ws/in/path"}}
     values = resolve_inputs(STEP2, {}, {}, shown)
     assert values["text"] == InputValue("text", "hello") and values["path"] == InputValue("file", "/ws/in/path")
+
+
+JOIN = make_task("join", inputs=(from_task("shards", "split.shards"),))
+FILES = {"split": {"shards": {"type": "files", "paths": ["/art/1/split/1/shards/0", None, "/art/1/split/1/shards/2"]}}}
+
+
+def test_a_list_of_files_comes_from_the_latest_succeeded_run_like_a_file() -> None:
+    plan = plan_debug_inputs(JOIN, {}, FILES, 7)
+    assert plan.missing == () and plan.source_run_id == 7
+    (item,) = plan.inputs
+    assert (item.filled_from, item.kind, item.binding) == ("run", "files", "split.shards")
+    paths = ["/art/1/split/1/shards/0", None, "/art/1/split/1/shards/2"]
+    assert plan.stored() == {"shards": {"type": "files", "paths": paths}}
+    assert resolve_inputs(JOIN, {}, {}, plan.stored()) == {"shards": InputValue("files", json.dumps(paths))}
+    # what the attempt showed (`paths` kept beside the local `value`): a retried or copied debug run
+    shown = {"shards": {"type": "files", "value": '["/ws/in/0", null, "/ws/in/2"]', "paths": paths}}
+    assert resolve_inputs(JOIN, {}, {}, shown) == {"shards": InputValue("files", json.dumps(paths))}
