@@ -189,8 +189,8 @@ class AttemptStore:
 
     def _claimed(self, row: Row[Any], ti_id: int, now: datetime) -> AttemptContext:
         """Read what a claimed attempt needs (and record its deadline): safe to repeat."""
-        with self.db.read() as s:
-            conn = s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        # Each statement commits alone; the session (a spec or a pipeline name not cached yet) joins the connection.
+        with self.db.autocommit() as conn, Session(bind=conn) as s:
             spec, _ = self.runs.specs.get(s, row.version_id)
             task = task_for(spec, row.task_name)
             deadline = now + timedelta(seconds=task.timeout) if task.timeout else None
