@@ -59,6 +59,12 @@ def main() -> None:
     else:
         launcher, account = Launcher.detect(), Account("bench", uid, uid)
         ways["Launcher.popen (this tree)"] = lambda: _wait(launcher.popen(["true"], cwd=work, env=env, account=account))
+        private = work / "private-tmp"
+        private.mkdir()
+        mounts = ((private, Path("/tmp")),)
+        ways["Launcher.popen, private /tmp (mount ns)"] = lambda: _wait(
+            launcher.popen(["true"], cwd=work, env=env, account=account, mounts=mounts)
+        )
     results: dict[str, list[tuple[float, float]]] = {k: [] for k in ways}
     for _ in range(args.rounds):
         for name, spawn in ways.items():

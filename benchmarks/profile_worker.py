@@ -83,6 +83,10 @@ def main() -> None:
         space = Path(tempfile.mkdtemp(prefix="myapp-profile-ws-"))
         space.chmod(0o711)
         overrides = {"task_isolation": "users", "workflow_space": space}
+        from myapp.settings import Settings
+
+        if "task_tmp" in Settings.__dataclass_fields__:  # each attempt's own /tmp, as a root worker gives it
+            overrides["task_tmp"] = "private"
     services = build_services(make_settings(home, url, heartbeat_interval=2.0, **overrides))
     try:
         init_database(services, admin_user="admin", admin_password="bench", admin_email="a@b.c", quiet=True)

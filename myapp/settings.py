@@ -80,6 +80,9 @@ class Settings:
     task_isolation: str = "auto"
     task_user: str = "myapp-task"  # project N's tasks run as account <task_user>-N ...
     task_uid_base: int = 2_000_000  # ... with uid = gid = task_uid_base + N
+    # private = each attempt's own /tmp and output roots, as a pod has (a root worker: a mount namespace;
+    # else a private TMPDIR); shared = the machine's, for pipelines that pass files through /tmp (docs/security.md §3).
+    task_tmp: str = "private"
     render_timeout: float = 10.0  # seconds an attempt may spend rendering its Jinja (docs/security.md)
     worker_concurrency: int = 2
     broker_liveness_timeout: int = 120  # seconds a Redis worker may take no probe before it exits; 0 = off
@@ -229,6 +232,8 @@ def _validate(s: Settings) -> None:
             f"MYAPP_INSTALLATION_ID: {s.installation_id!r} is not a label value "
             "(up to 63 letters, digits, '-', '_' or '.', alphanumeric at both ends)"
         )
+    if s.task_tmp not in ("private", "shared"):
+        raise SettingsError(f"MYAPP_TASK_TMP: {s.task_tmp!r} is not one of private, shared")
     if s.task_isolation not in ("auto", "users", "none"):
         raise SettingsError(f"MYAPP_TASK_ISOLATION: {s.task_isolation!r} is not one of auto, users, none")
     if not _ACCOUNT.fullmatch(s.task_user):

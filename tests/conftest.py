@@ -150,8 +150,9 @@ def _drop_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-# Commands a test starts with an environment of its own run tasks as the test process (see make_settings).
-NO_TASK_ACCOUNTS = {"MYAPP_TASK_ISOLATION": "none"}
+# Commands a test starts with an environment of its own run tasks as the test process, sharing the test's
+# /tmp (see make_settings).
+NO_TASK_ACCOUNTS = {"MYAPP_TASK_ISOLATION": "none", "MYAPP_TASK_TMP": "shared"}
 
 
 def make_settings(home: Path, database_url: str, **overrides: Any) -> Settings:
@@ -176,6 +177,8 @@ def make_settings(home: Path, database_url: str, **overrides: Any) -> Settings:
         "heartbeat_timeout": 30,
         # Tasks run as the test process unless a module asks for task accounts (tests/security/test_task_isolation.py).
         "task_isolation": "none",
+        # Tasks share the machine's /tmp (with the test's tmp_path) unless a module asks for a private one.
+        "task_tmp": "shared",
     }
     values.update(overrides)
     return load_settings({}, **values)
@@ -392,6 +395,7 @@ def worker_env(settings: Settings, broker: str) -> dict[str, str]:
             "MYAPP_REQUEUE_AFTER": str(settings.requeue_after),
             "MYAPP_BROKER_LIVENESS_TIMEOUT": str(settings.broker_liveness_timeout),
             "MYAPP_TASK_ISOLATION": settings.task_isolation,
+            "MYAPP_TASK_TMP": settings.task_tmp,
             "MYAPP_TASK_USER": settings.task_user,
             "MYAPP_TASK_UID_BASE": str(settings.task_uid_base),
             "PYTHONPATH": str(REPO),

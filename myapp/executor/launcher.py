@@ -16,13 +16,16 @@ and so does every task where no setpriv is installed (the worker says so at star
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import functools
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from myapp.executor.task_user import Account
 
@@ -58,13 +61,17 @@ def find_setpriv() -> str | None:
 
 
 def spawn_note() -> str:
-    """Return what the worker says at start about how it starts tasks as their account ("" when fast)."""
-    if find_setpriv() is not None:
-        return ""
-    return (
-        "no util-linux setpriv at " + " or ".join(SETPRIV_PATHS) + ": each task start forks the whole worker "
-        "(about 5 ms of CPU more per task; install util-linux)"
-    )
+    """Return what the worker says at start about how it starts tasks as their account ("" when all is well)."""
+    notes = []
+    if find_setpriv() is None:
+        notes.append(
+            "no util-linux setpriv at " + " or ".join(SETPRIV_PATHS) + ": each task start forks the whole worker "
+            "(about 5 ms of CPU more per task; install util-linux)"
+        )
+    why = namespaces_refused()
+    if why:
+        notes.append(f"no private /tmp per attempt ({why}): attempts share the machine's /tmp")
+    return "; ".join(notes)
 
 
 def safe_for_root(env: Mapping[str, str]) -> bool:
@@ -89,8 +96,19 @@ class Launcher:
         cwd: Path,
         env: dict[str, str],
         account: Account | None,
+        mounts: Sequence[tuple[Path, Path]] = (),
     ) -> subprocess.Popen[bytes]:
-        """Start `argv` in a new session with stdout/stderr piped; raise OSError as Popen does."""
+        """Start `argv` in a new session with stdout/stderr piped; raise OSError as Popen does.
+
+        `mounts`: (host directory, target) pairs bound in a mount namespace of the process's own.
+        """
+        if mounts:
+            return in_private_mounts(mounts, lambda: self._popen(argv, cwd=cwd, env=env, account=account))
+        return self._popen(argv, cwd=cwd, env=env, account=account)
+
+    def _popen(
+        self, argv: Sequence[str], *, cwd: Path, env: dict[str, str], account: Account | None
+    ) -> subprocess.Popen[bytes]:
         common: dict[str, Any] = {
             "cwd": cwd,
             "env": env,
@@ -129,3 +147,73 @@ def _must_exist(command: str, env: Mapping[str, str], cwd: Path) -> None:
     found = shutil.which(command, path=env.get("PATH", os.defpath)) if "/" not in command else cwd / command
     if found is None or not os.path.exists(found):
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command)
+
+
+# --- a private /tmp per attempt (docs/security.md §3): a mount namespace made in a helper thread -------------
+
+_CLONE_NEWNS = 0x00020000
+_MS_BIND, _MS_REC, _MS_PRIVATE = 0x1000, 0x4000, 0x40000
+_T = TypeVar("_T")
+
+
+@functools.cache
+def _libc() -> Any:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.unshare.argtypes = [ctypes.c_int]
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+    return libc
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _bind(source: Path, target: Path) -> None:
+    _check(_libc().mount(os.fsencode(source), os.fsencode(target), None, _MS_BIND | _MS_REC, None), f"bind {target}")
+
+
+def _new_private_namespace() -> None:
+    """Give the calling thread a mount namespace of its own whose mounts never propagate to the host's."""
+    _check(_libc().unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _check(_libc().mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
+
+
+def in_private_mounts(mounts: Sequence[tuple[Path, Path]], start: Callable[[], _T]) -> _T:
+    """Run `start` (a Popen) in a fresh thread whose mount namespace has each host directory of `mounts`
+    bound at its target: the process it starts keeps that namespace, the worker's threads never see it.
+
+    Mount namespaces are per thread (unshare(CLONE_NEWNS) also unshares the thread's cwd, root and
+    umask), and a vfork child takes the namespace of the thread that started it. Every path here is
+    the worker's own choice, never the task's. Raises OSError when a mount fails.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            _new_private_namespace()
+            for source, target in mounts:
+                _bind(source, target)
+            box["value"] = start()
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="myapp-private-mounts")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+@functools.cache
+def namespaces_refused() -> str:
+    """Return why this process cannot give attempts mount namespaces ("" when it can): not root, or refused."""
+    if os.geteuid() != 0 or not hasattr(ctypes, "CDLL"):
+        return "the worker is not root"
+    try:
+        in_private_mounts((), lambda: None)
+    except OSError as exc:
+        return f"mount namespaces refused here: {exc.strerror}"
+    return ""

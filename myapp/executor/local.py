@@ -25,7 +25,7 @@ from myapp.artifacts import LocalArtifacts
 from myapp.core.errors import MyappError
 from myapp.core.inputs import InputValue, local_value, resolve_inputs
 from myapp.core.model import OutputSpec
-from myapp.core.output_paths import DEFAULT_ROOTS
+from myapp.core.output_paths import DEFAULT_ROOTS, is_under
 from myapp.core.params import MASK
 from myapp.core.ports import ArtifactRepository, TemplateCatalog
 from myapp.core.redact import Redactor
@@ -33,7 +33,7 @@ from myapp.core.render import RenderContext, render_global_params, render_task
 from myapp.core.sandbox import Budget, RenderCancelled, render_budget
 from myapp.core.values import AttemptContext, AttemptResult
 from myapp.core.workspaces import apply_workspaces
-from myapp.executor.launcher import Launcher
+from myapp.executor.launcher import Launcher, namespaces_refused
 from myapp.executor.outputs import Confinement, collect_outputs
 from myapp.executor.reaper import REAPER
 from myapp.executor.seqpod_local import TERMINATION_ENV, render_seqpod, seqpod_failure
@@ -58,6 +58,7 @@ class LocalConfig:
     # Who tasks run as (issue 13 B1, myapp/executor/task_user.py): one account per project when the
     # worker is root; else the worker's user, for the project recorded in `single_project_home` only.
     accounts: TaskAccounts | None = None
+    private_tmp: bool = True  # each attempt's own /tmp (setting task_tmp; docs/security.md §3)
     single_project_home: Path | None = None
     # Where file outputs are stored and fetched from (myapp/artifacts/); None: artifacts_dir on this disk.
     artifacts: ArtifactRepository | None = None
@@ -110,8 +111,37 @@ class LocalExecutor:
         # What the task prints of its secrets or its run token never reaches the live or archived log.
         log.redact_with(Redactor([*secret_values, ctx.token]))
         try:
+            private, mounts = self._private_places(workdir, account, env)
+        except OSError as exc:
+            msg = f"task {ctx.task.name!r}: cannot make its private /tmp: {exc}"
+            log.write(msg, Stream.SYS)
+            return AttemptResult(succeeded=False, message=msg, inputs=shown)
+        try:
+            return self._run_process(
+                ctx, log, heartbeat, now, on_start, workdir, account, argv, env, outputs, shown, private, mounts
+            )
+        finally:
+            shutil.rmtree(_private_base(workdir), ignore_errors=True)  # like a pod's /tmp, gone with the attempt
+
+    def _run_process(
+        self,
+        ctx: AttemptContext,
+        log: AttemptLog,
+        heartbeat: Heartbeat,
+        now: Now,
+        on_start: Callable[[int], None] | None,
+        workdir: Path,
+        account: Account | None,
+        argv: tuple[str, ...],
+        env: dict[str, str],
+        outputs: tuple[OutputSpec, ...],
+        shown: dict[str, Any],
+        private: tuple[tuple[str, Path], ...],
+        mounts: tuple[tuple[Path, Path], ...],
+    ) -> AttemptResult:
+        try:
             # A command without a slash is looked up in the PATH of `env` (as execvpe does).
-            proc = self.launcher.popen(argv, cwd=workdir, env=env, account=account)
+            proc = self.launcher.popen(argv, cwd=workdir, env=env, account=account, mounts=mounts)
         except OSError as exc:
             why = "command not found" if isinstance(exc, FileNotFoundError) and "/" not in argv[0] else exc.strerror
             msg = f"task {ctx.task.name!r}: cannot start {argv[0]!r}: {why or exc}"
@@ -135,10 +165,8 @@ class LocalExecutor:
             msg = seqpod_failure(ctx.task.name, workdir, code) if TERMINATION_ENV in env else f"exit code {code}"
             return AttemptResult(succeeded=False, exit_code=code, message=msg, inputs=shown)
         try:
-            confinement = (
-                self.config.confinement
-                if account is None
-                else dataclasses.replace(self.config.confinement, owner=account.uid)
+            confinement = dataclasses.replace(
+                self.config.confinement, owner=None if account is None else account.uid, private=private
             )
             produced = collect_outputs(
                 ctx.task.name,
@@ -159,6 +187,51 @@ class LocalExecutor:
         if self.config.single_project_home is not None:
             bind_single_project(self.config.single_project_home, ctx.project_id, ctx.task.name)
         return self.config.accounts.for_project(ctx.project_id) if self.config.accounts is not None else None
+
+    def _private_places(
+        self, workdir: Path, account: Account | None, env: dict[str, str]
+    ) -> tuple[tuple[tuple[str, Path], ...], tuple[tuple[Path, Path], ...]]:
+        """Make the attempt's private /tmp (and output roots); return (root, host directory) pairs for reading
+        outputs and (host directory, target) mounts for its process (docs/security.md §3).
+
+        A root worker gives the process a mount namespace with a fresh directory bound at /tmp and at
+        every other output root (not `/`), as a pod has its own; the workflow space stays reachable at
+        its path where it lies in one of them. A worker that is not root can only point TMPDIR at it.
+        The directories are the worker's choice, siblings of the working directory in the task's
+        directory (the worker's, 0711), handed to the account; they are removed after the attempt.
+        """
+        if not self.config.private_tmp:
+            return (), ()
+        base = _private_base(workdir)
+        if base.is_symlink() or base.is_file():
+            base.unlink()
+        elif base.exists():  # left by a lost attempt of the same try
+            shutil.rmtree(base)
+        base.mkdir(mode=0o711)
+        if namespaces_refused():
+            tmp = base / "tmp"
+            tmp.mkdir(mode=0o700)
+            if account is not None:
+                os.chown(tmp, account.uid, account.gid)
+            env["TMPDIR"] = str(tmp)
+            return (), ()
+        if "TMPDIR" in env and env["TMPDIR"] == os.environ.get("TMPDIR"):  # the worker's: outside the private /tmp
+            del env["TMPDIR"]
+        roots = _private_roots(self.config.confinement.roots)
+        space = self.config.workflow_space.resolve()
+        private, mounts = [], []
+        for i, root in enumerate(roots):
+            host = base / str(i)
+            host.mkdir(mode=0o700)
+            if is_under(str(space), root):  # keep the workflow space at its path (the task's directory is there)
+                where = host / os.path.relpath(space, root)
+                where.mkdir(mode=0o755, parents=True)
+                mounts.append((space, where))
+            if account is not None:
+                os.chown(host, account.uid, account.gid)
+            private.append((root, host))
+            mounts.append((host, Path(root)))
+        return tuple(private), tuple(mounts)
 
     def _make_workdir(self, workdir: Path, account: Account | None) -> None:
         """Create the attempt's working directory; under a task account, with parents only the worker may change.
@@ -427,6 +500,20 @@ class _Watch:
         for stream in self.streams.values():
             stream.close()
         self.streams.clear()
+
+
+def _private_base(workdir: Path) -> Path:
+    return workdir.parent / f".{workdir.name}-private"
+
+
+def _private_roots(roots: tuple[str, ...]) -> list[str]:
+    """Return /tmp and the output roots made private per attempt: never `/`, none inside another."""
+    wanted = sorted({"/tmp", *(r.rstrip("/") for r in roots if r.rstrip("/"))})
+    out: list[str] = []
+    for root in wanted:
+        if not any(is_under(root, kept) for kept in out) and os.path.isdir(root):
+            out.append(root)
+    return out
 
 
 def _kill_leftovers(pgid: int) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from myapp.core.errors import OutputError
 from myapp.core.model import OutputSpec
-from myapp.core.output_paths import FILES_MANIFEST, artifact_key, output_path_problem
+from myapp.core.output_paths import FILES_MANIFEST, artifact_key, is_under, output_path_problem
 from myapp.core.ports import ArtifactRepository
 
 TEXT_LIMIT = 1000
@@ -31,6 +31,8 @@ class Confinement:
     roots: tuple[str, ...] = ()
     denied: tuple[Path, ...] = ()
     owner: int | None = None  # the task's account: an output (and all it holds) must be its own (issue 13 B1)
+    # The attempt's private places: (root as the task saw it, the host directory that was there for it).
+    private: tuple[tuple[str, Path], ...] = ()
 
 
 def confined_source(task: str, out: OutputSpec, workdir: Path, confinement: Confinement) -> Path:
@@ -39,13 +41,22 @@ def confined_source(task: str, out: OutputSpec, workdir: Path, confinement: Conf
     if problem:
         raise OutputError(f"task {task!r}: output {out.name!r}: {problem}")
     source = Path(out.path) if Path(out.path).is_absolute() else workdir / out.path
+    norm = os.path.normpath(out.path)
+    private = next(((r, host) for r, host in confinement.private if source.is_absolute() and is_under(norm, r)), None)
+    if private is not None:  # read where the task's private root was (a link is resolved on the host: no way out)
+        source = private[1] / os.path.relpath(norm, private[0])
     if not source.exists():
         raise OutputError(f"task {task!r}: output {out.name!r} not found at {out.path}")
     real = source.resolve()
     if confinement.owner is not None:
         _check_owner(task, out, real, confinement.owner)
-    if _inside(real, workdir.resolve()):
+    if _inside(real, workdir.resolve()) or (private is not None and _inside(real, private[1].resolve())):
         return real
+    if private is not None:
+        raise OutputError(
+            f"task {task!r}: output {out.name!r} at {out.path} leads out of the attempt's private {private[0]} "
+            "(a symbolic link?)"
+        )
     allowed = (
         Path(out.path).is_absolute()
         and any(_inside(real, Path(r).resolve()) for r in confinement.roots)

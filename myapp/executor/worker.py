@@ -55,6 +55,7 @@ def local_executor(services: ExecutorPorts) -> LocalExecutor:
             render_timeout=s.render_timeout,
             confinement=Confinement(parse_roots(s.output_roots), (s.home, s.workflow_space)),
             accounts=accounts,
+            private_tmp=s.task_tmp == "private",
             single_project_home=s.home if iso.mode == SINGLE else None,
             artifacts=services.artifacts,
         ),

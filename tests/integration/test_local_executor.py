@@ -110,7 +110,8 @@ def test_a_stopped_task_is_killed_and_its_last_words_are_kept(tmp_path: Path, re
 
 
 def test_leftover_background_processes_die_and_do_not_hold_the_attempt(tmp_path: Path, redis_client: Any) -> None:
-    pid_file = tmp_path / "leftover.pid"
+    pid_file = tmp_path / "ws" / "leftover.pid"  # the task's /tmp is its own: the workflow space is where both see
+    pid_file.parent.mkdir()
     result, lines, _, took = run_script(tmp_path, f"sleep 30 & echo $! > {pid_file}; echo started", redis_client)
     assert result.succeeded and "started\n" in lines and took < 15  # not the 30 s of its leftover sleep
     leftover = int(pid_file.read_text())
@@ -140,3 +141,33 @@ def test_without_pidfd_the_exit_is_noticed_by_polling(
     monkeypatch.delattr(os, "pidfd_open", raising=False)
     result, lines, _, took = run_script(tmp_path, "sleep 30 & echo polled", redis_client)
     assert result.succeeded and lines[-1] == "polled\n" and took < 15  # not the 30 s of its leftover sleep
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mount namespaces need root")
+def test_a_root_worker_gives_each_attempt_a_tmp_of_its_own(tmp_path: Path, redis_client: Any) -> None:
+    outside = Path("/tmp") / f"myapp-shared-{random.randrange(10**9)}"
+    outside.write_text("host file")
+    try:
+        result, lines, _, _ = run_script(
+            tmp_path, f'ls -A /tmp; test -e {outside} || echo "no host file"; echo x > /tmp/mine', redis_client
+        )
+    finally:
+        outside.unlink()
+    assert result.succeeded, lines
+    # Only the workflow space's first step under /tmp (kept at its path) and nothing of the host's /tmp.
+    assert lines[:2] == [f"{tmp_path.relative_to('/tmp').parts[0]}\n", "no host file\n"], lines
+    assert not Path("/tmp/mine").exists()
+    assert not any((tmp_path / "ws").rglob("*-private")), "the attempt's private /tmp outlived it"
+
+
+def test_a_worker_without_mount_namespaces_gives_each_attempt_a_tmpdir(
+    tmp_path: Path, redis_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from myapp.executor import local
+
+    monkeypatch.setattr(local, "namespaces_refused", lambda: "the worker is not root")
+    result, lines, _, _ = run_script(tmp_path, 'echo "$TMPDIR"; echo kept > "$TMPDIR/f"; cat "$TMPDIR/f"', redis_client)
+    assert result.succeeded, lines
+    tmpdir = Path(lines[0].strip())
+    assert tmpdir.parent.name == ".1-private" and (tmp_path / "ws") in tmpdir.parents, lines
+    assert lines[1] == "kept\n" and not tmpdir.exists(), lines

@@ -24,7 +24,11 @@ pytestmark = pytest.mark.integration
 # space lies outside pytest's private temporary folders so that a task account can reach its own
 # working directory.
 WORKFLOW_SPACE = Path(tempfile.mkdtemp(prefix="myapp-iso-ws-"))
-SETTINGS_OVERRIDES = {"task_isolation": "users" if os.geteuid() == 0 else "auto", "workflow_space": WORKFLOW_SPACE}
+SETTINGS_OVERRIDES = {
+    "task_isolation": "users" if os.geteuid() == 0 else "auto",
+    "task_tmp": "private",
+    "workflow_space": WORKFLOW_SPACE,
+}
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 Clients = dict[str, tuple[FlaskClient, dict[str, str]]]
 PAYLOAD = "x; id; echo INJECTED $(id -un)"  # issue 13, B8
@@ -362,7 +366,8 @@ def test_b1_a_task_reads_nothing_of_the_worker_or_of_another_project(world: Worl
         "MYAPP_SECRET_KEY",
     ):
         assert leak not in text, (leak, text)
-    assert text.count("Permission denied") >= 7, text
+    # Denied, or not there at all: the worker's home lies in the host's /tmp, which the task does not see.
+    assert text.count("Permission denied") + text.count("No such file or directory") >= 7, text
     assert "probe-done\n" in text
     # The worker still reads what the task produced, and hands it on.
     assert detail["state"] == "succeeded", detail
@@ -380,7 +385,7 @@ def test_b1_a_task_cannot_signal_another_projects_attempt(world: World, services
 
     from tests.conftest import REPO, worker_env
 
-    release = Path(f"/tmp/{WORKFLOW_SPACE.name}-release")  # the victim runs until this exists
+    release = WORKFLOW_SPACE / "release"  # the victim runs until this exists (its /tmp is its own)
     # The victim's command line carries a mark the attacker looks for in /proc; the attacker's own
     # command line spells it in two halves so that it does not match itself.
     victim = world.call(
@@ -482,16 +487,11 @@ def test_b1_an_output_linked_to_another_projects_file_is_refused(world: World, s
     theirs, _ = run_tasks(
         world,
         services,
-        [
-            {
-                "name": "keep",
-                "template": "shell",
-                "args": {"script": f"echo their-secret-frob > /tmp/{WORKFLOW_SPACE.name}-theirs"},
-            }
-        ],
+        [{"name": "keep", "template": "shell", "args": {"script": "echo their-secret-frob > theirs.txt"}}],
         project="elsewhere",
     )
     assert theirs["state"] == "succeeded", theirs
+    their_file = WORKFLOW_SPACE / str(theirs["id"]) / "keep" / "1" / "theirs.txt"
     link = f"/tmp/{WORKFLOW_SPACE.name}-link"
     detail, logs = run_tasks(
         world,
@@ -500,7 +500,7 @@ def test_b1_an_output_linked_to_another_projects_file_is_refused(world: World, s
             {
                 "name": "steal",
                 "template": "shell",
-                "args": {"script": f"ln -sf /tmp/{WORKFLOW_SPACE.name}-theirs {link}"},
+                "args": {"script": f"ln -sf {their_file} {link}"},
                 "outputs": [{"name": "loot", "path": link, "type": "text"}],
             }
         ],
@@ -508,6 +508,61 @@ def test_b1_an_output_linked_to_another_projects_file_is_refused(world: World, s
     task = detail["tasks"][0]
     assert task["state"] == "failed" and "does not belong to the task's account" in task["message"], task
     assert "their-secret-frob" not in str(detail)
+
+
+# Every attempt has a /tmp of its own, as a pod has (a root worker: a mount namespace per attempt). Before,
+# two attempts writing the declared output /tmp/out raced, and another project could pre-create it.
+@needs_root
+def test_b1_concurrent_attempts_writing_one_absolute_output_path_each_read_their_own(
+    world: World, services: Any
+) -> None:
+    planted, _ = run_tasks(
+        world,
+        services,
+        [{"name": "plant", "template": "shell", "args": {"script": "echo planted > /tmp/out; touch /tmp/left-behind"}}],
+        project="elsewhere",
+    )
+    assert planted["state"] == "succeeded", planted
+    sync = WORKFLOW_SPACE / unique("sync")  # where both attempts of "sec" see each other start
+    sync.mkdir(mode=0o777)
+    sync.chmod(0o777)
+    script = "\n".join(
+        [
+            'ls -A /tmp | tr "\\n" " " | sed "s/^/tmp: /"; echo',
+            'echo "mine-$MYAPP_RUN_ID" > /tmp/out',
+            f'touch "{sync}/$MYAPP_RUN_ID"',
+            f'i=0; while [ "$(ls {sync} | wc -l)" -lt 2 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done',
+            f'[ "$(ls {sync} | wc -l)" -ge 2 ] && echo met',
+            "sleep 0.3; cat /tmp/out",
+        ]
+    )
+    res = world.call(
+        "POST",
+        "/pipelines/",
+        json={
+            "name": unique("same-path"),
+            "project": "sec",
+            "tasks": [
+                {
+                    "name": "w",
+                    "template": "shell",
+                    "args": {"script": script},
+                    "outputs": [{"name": "out", "path": "/tmp/out", "type": "text"}],
+                }
+            ],
+        },
+    )
+    assert res.status_code == 200, res.get_json()
+    runs = [world.run(res.get_json()["id"]) for _ in range(2)]
+    run_burst(services, 2)
+    for run_id in runs:
+        detail = world.call("GET", f"/runs/{run_id}").get_json()["result"]
+        lines = world.call("GET", f"/runs/{run_id}/logs", query_string={"task": "w"}).get_json()["lines"]
+        assert detail["state"] == "succeeded", (detail, lines)
+        assert "met\n" in lines, lines  # the two attempts ran at the same time
+        assert detail["tasks"][0]["outputs"]["out"] == {"type": "text", "value": f"mine-{run_id}"}, detail
+        # Nothing of another attempt in its /tmp: only the workflow space, kept at its path.
+        assert lines[0] == f"tmp: {WORKFLOW_SPACE.name} \n", lines
 
 
 def test_b1_health_says_how_tasks_are_kept_apart(clients: Clients) -> None:
