@@ -22,13 +22,16 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from myapp.core import slices as core
+from myapp.core.errors import MyappError
 from myapp.core.model import PipelineSpec, TaskSpec
 from myapp.core.params import is_deferred
+from myapp.core.redact import Redactor
+from myapp.core.render import RenderContext, render_global_params
 from myapp.core.states import TASK_UNFINISHED, TaskState
 from myapp.core.trigger_rules import outcome_of
 from myapp.db.bulk import insert_rows
 from myapp.db.sealed import open_tree
-from myapp.db.tables import Run, TaskInstance
+from myapp.db.tables import USERS, Pipeline, Run, TaskInstance
 
 if TYPE_CHECKING:
     from myapp.db.run_store import RunHead, RunStore
@@ -98,15 +101,43 @@ def _slice_row(
     }
 
 
-def _param_default(spec: PipelineSpec, name: str, source: str) -> str | None:
-    """Return a global parameter's default for a sliced input; SliceError when it holds Jinja (only
-    rendered when a task runs, after the slices are made)."""
+def _param_default(
+    s: Session, run: RunHead, spec: PipelineSpec, task: TaskSpec, name: str, source: str, given: dict[str, Any]
+) -> str | None:
+    """Return a global parameter's default for a sliced input. Jinja is rendered in the sandbox as
+    at a task's start (core/render.py), with this run's variables and `task_name` the sliced task;
+    SliceError when it does not render. `cluster_name` is the executor's, unknown here: refused."""
     default = next((p.default for p in spec.parameters if p.name == name), None)
-    if is_deferred(default):
+    if not is_deferred(default):
+        return default
+    if "cluster_name" in str(default):
         raise core.SliceError(
-            f"{source}: the default {default!r} is Jinja; give the run the list, or a literal default"
+            f"{source}: the default {default!r} uses cluster_name, known only when a task starts; "
+            "give the run the list, or a default without it"
         )
-    return default
+    row = s.execute(
+        select(Run.pipeline_id, Run.execution_date_text, Run.runner, Pipeline.name, Pipeline.created_by)
+        .join(Pipeline, Pipeline.id == Run.pipeline_id)
+        .where(Run.id == run.id)
+    ).one()
+    creator = s.scalar(select(USERS.c.username).where(USERS.c.id == row.created_by)) if row.created_by else None
+    ctx = RenderContext(
+        creator=creator or "",
+        runner=row.runner or "",
+        pipeline_id=row.pipeline_id,
+        pipeline_name=row.name,
+        run_id=run.id,
+        task_name=task.name,
+        cluster_name="",
+        execution_date=row.execution_date_text,
+        params={},
+    )
+    supplied = {k: str(v) for k, v in given.items() if v is not None}
+    try:
+        return render_global_params(spec.parameters, supplied, ctx)[name]
+    except MyappError as exc:  # a message people read: a secret parameter's value never shows in it
+        secrets = Redactor(supplied.get(p.name, "") for p in spec.parameters if p.secret)
+        raise core.SliceError(f"{source}: the default {default!r} does not render: {secrets(str(exc))}") from exc
 
 
 def _lists(s: Session, run: RunHead, spec: PipelineSpec, task: TaskSpec) -> dict[str, list[Any]]:
@@ -125,8 +156,8 @@ def _lists(s: Session, run: RunHead, spec: PipelineSpec, task: TaskSpec) -> dict
             if params is None:
                 params = open_tree(dict(conn.execute(select(Run.params).where(Run.id == run.id)).scalar() or {}))
             value, source = params.get(b.param or ""), f"input {name!r} (params.{b.param})"
-            if value is None:  # not given for the run: the parameter's default, which must be a literal
-                value = _param_default(spec, b.param or "", source)
+            if value is None:  # not given for the run: the parameter's default, rendered when Jinja
+                value = _param_default(s, run, spec, task, b.param or "", source, params)
         else:
             outputs = conn.execute(
                 select(TaskInstance.outputs).where(TaskInstance.run_id == run.id, TaskInstance.task_name == b.task)

@@ -12,6 +12,8 @@ from myapp.catalog.plugins import parse_template
 from tests.integration.engine_helpers import log_text, save, start, wait_finished
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+# Each attempt has a /tmp of its own (as root: a mount namespace); the steps of one attempt share it.
+SETTINGS_OVERRIDES = {"task_tmp": "private"}
 
 SEQ_TEMPLATE = {
     "name": "seq-demo",
@@ -22,7 +24,11 @@ SEQ_TEMPLATE = {
     "outputs": [{"name": "result", "path": "result.txt", "type": "text"}],
     "extra": {
         "steps": [
-            {"name": "write", "script": 'echo "$(params.greeting) from step 1" > shared.txt; echo wrote'},
+            {
+                "name": "write",
+                "script": 'echo "$(params.greeting) from step 1" > shared.txt; echo "$(params.greeting) via tmp" > '
+                '"${TMPDIR:-/tmp}/seq-note"; echo wrote',
+            },
             {
                 "name": "read",
                 "language": "python",
@@ -35,7 +41,14 @@ SEQ_TEMPLATE = {
                     "sys.exit(code)\n"
                 ),
             },
-            {"name": "finish", "command": ["sh", "-c", "echo finished > finished.txt; cat result.txt"]},
+            {
+                "name": "finish",
+                "command": [
+                    "sh",
+                    "-c",
+                    'echo finished > finished.txt; cat result.txt; echo; cat "${TMPDIR:-/tmp}/seq-note"',
+                ],
+            },
         ]
     },
 }
@@ -58,7 +71,7 @@ def test_seqpod_steps_share_the_workdir_and_a_failed_step_is_named(engine_servic
     assert ok["state"] == "succeeded", (ok["message"], ok_log)
     assert ok["outputs"]["result"] == {"type": "text", "value": "HI FROM STEP 1"}
     assert "[write] wrote" in ok_log and "[read] read: hi from step 1" in ok_log
-    assert "[finish] HI FROM STEP 1" in ok_log
+    assert "[finish] HI FROM STEP 1" in ok_log and "[finish] hi via tmp" in ok_log
     assert bad["state"] == "failed"
     assert "step 'read' failed with exit code 7" in bad["message"], bad
     workdir = engine_services.settings.workflow_space / str(run["id"]) / "bad" / "1"

@@ -386,15 +386,50 @@ def test_a_run_whose_sliced_root_ends_at_once_ends_as_it_starts(services: Any, s
     broken = start(services, pid, params={"xs": "oops"})
     run = detail(services, broken)
     assert run["state"] == "failed" and "params.xs" in run["by_name"]["train"]["message"]
+    assert sent == []
+
+
+def test_a_jinja_default_is_rendered_in_the_sandbox_to_the_sliced_list(services: Any, sent: list[int]) -> None:
     jinja = save(
         services,
         """
         name: slices-jinja-default
-        parameters: [{name: xs, default: '{{ [1, 2] }}'}]
+        parameters:
+          - {name: n, default: '3'}
+          - {name: xs, default: '{{ [params.n | int, params.n | int + 1, run_id] }}'}
         tasks:
           - {name: train, image: local, command: ['true'], inputs: {x: {from: params.xs}}, slices: {inputs: [x]}}
         """,
     )
-    run = detail(services, start(services, jinja))
-    assert run["state"] == "failed" and "is Jinja" in run["by_name"]["train"]["message"]
+    run_id = start(services, jinja, params={"n": "2"})
+    assert len(take(sent)) == 3, [(t["name"], t["state"], t["message"]) for t in detail(services, run_id)["tasks"]]
+    from sqlalchemy import select
+
+    from myapp.db.tables import TaskInstance
+
+    with services.db.read() as s:
+        rows = s.execute(
+            select(TaskInstance.task_name, TaskInstance.slice_item).where(
+                TaskInstance.run_id == run_id, TaskInstance.slice_of == "train"
+            )
+        ).all()
+    assert sorted((name, item["x"]["value"]) for name, item in rows) == [
+        ("train[0]", "2"),  # params.n as given to the run
+        ("train[1]", "3"),
+        ("train[2]", str(run_id)),  # the run's variables, as at a task's start
+    ], rows
+    broken = save(
+        services,
+        """
+        name: slices-jinja-broken
+        parameters: [{name: xs, default: '{{ 1 // 0 }}'}, {name: ys, default: '{{ cluster_name }}'}]
+        tasks:
+          - {name: train, image: local, command: ['true'], inputs: {x: {from: params.xs}}, slices: {inputs: [x]}}
+          - {name: other, image: local, command: ['true'], inputs: {y: {from: params.ys}}, slices: {inputs: [y]}}
+        """,
+    )
+    run = detail(services, start(services, broken))
+    assert run["state"] == "failed" and "does not render: " in run["by_name"]["train"]["message"], run
+    assert "ZeroDivisionError" in run["by_name"]["train"]["message"]
+    assert "uses cluster_name" in run["by_name"]["other"]["message"]
     assert sent == []

@@ -68,3 +68,10 @@ def test_cli_reports_an_unreachable_database_in_one_line(tmp_path: Path) -> None
     )
     assert "Traceback" not in out.stderr and "hunter22" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_task_tmp_is_private_unless_set_shared() -> None:
+    assert load_settings({}).task_tmp == "private"
+    assert load_settings({"MYAPP_TASK_TMP": "shared"}).task_tmp == "shared"
+    with pytest.raises(SettingsError, match="MYAPP_TASK_TMP: 'pod' is not one of private, shared"):
+        load_settings({"MYAPP_TASK_TMP": "pod"})
