@@ -50,6 +50,13 @@ def main() -> None:
             umask=0o077,
             start_new_session=True,
         ).wait(),
+        "chroot --userspec (vfork)": lambda: subprocess.Popen(
+            ["/usr/sbin/chroot", f"--userspec=+{uid}:+{uid}", "--groups=", "--skip-chdir", "--", "/", "true"],
+            env=env,
+            cwd=work,
+            umask=0o077,
+            start_new_session=True,
+        ).wait(),
     }
     try:
         from myapp.executor.launcher import Launcher

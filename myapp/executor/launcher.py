@@ -3,15 +3,23 @@
 The child must drop root exactly as before: no supplementary group, the account's gid, its uid,
 umask 077, a new session. `subprocess.Popen(user=, group=, extra_groups=)` does that in the child
 but CPython then cannot use vfork: every task start copies the page tables of the whole worker
-(~100 MB), 5-6 ms of CPU more per task than the spawn itself. So the worker execs util-linux
-`setpriv --reuid --regid --clear-groups` instead, with only `umask=` and `start_new_session=`
-asked of Popen (both keep vfork); setpriv drops root and execs the command (docs/benchmarks.md).
+(~100 MB), 5-6 ms of CPU more per task than the spawn itself. So the worker execs coreutils
+`chroot --userspec=+UID:+GID --groups= --skip-chdir -- / COMMAND...` instead (chroot to the root it
+already has, the working directory kept), with only `umask=` and `start_new_session=` asked of
+Popen (both keep vfork); chroot calls setgroups, setgid and setuid, in that order, then execvp
+(docs/benchmarks.md).
 
-setpriv runs as root with the task's environment for the instant before it drops root, so the
+Not util-linux `setpriv --reuid --regid`: setpriv changes the uid first with PR_SET_KEEPCAPS and
+raises its capabilities again to change the groups, so its execvp searches PATH and checks the
+command with CAP_DAC_OVERRIDE: a task found and ran programs in directories its account cannot
+enter (a root-only `~/.pyenv/shims/python3` ahead of `/usr/bin/python3` on PATH, which then failed
+"Permission denied"). chroot's setuid from root drops every capability before the exec.
+
+chroot runs as root with the task's environment for the instant before it drops root, so the
 environment handed to it may hold nothing the C library or the dynamic loader would act on as root
 (`LD_PRELOAD`, `GCONV_PATH`, ...: the variables glibc itself removes for a set-user-id program). A
 task whose environment has one starts the old way (root is dropped by Popen's child before exec),
-and so does every task where no setpriv is installed (the worker says so at start).
+and so does every task where no chroot is installed (the worker says so at start).
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from typing import Any, TypeVar
 
 from myapp.executor.task_user import Account
 
-SETPRIV_PATHS = ("/usr/bin/setpriv", "/bin/setpriv")
+DROPPER_PATHS = ("/usr/sbin/chroot", "/sbin/chroot")  # coreutils
 
 # glibc's UNSECURE_ENVVARS (sysdeps/generic/unsecvars.h): what it drops for a set-user-id program.
 _UNSECURE_FOR_ROOT = frozenset(
@@ -52,9 +60,9 @@ _UNSECURE_FOR_ROOT = frozenset(
 _UNSECURE_PREFIXES = ("LD_", "MALLOC_", "GLIBC_")
 
 
-def find_setpriv() -> str | None:
-    """Return the path of util-linux setpriv at a fixed system place (never from PATH), or None."""
-    for path in SETPRIV_PATHS:
+def find_dropper() -> str | None:
+    """Return the path of coreutils chroot at a fixed system place (never from PATH), or None."""
+    for path in DROPPER_PATHS:
         if os.access(path, os.X_OK):
             return path
     return None
@@ -63,10 +71,10 @@ def find_setpriv() -> str | None:
 def spawn_note() -> str:
     """Return what the worker says at start about how it starts tasks as their account ("" when all is well)."""
     notes = []
-    if find_setpriv() is None:
+    if find_dropper() is None:
         notes.append(
-            "no util-linux setpriv at " + " or ".join(SETPRIV_PATHS) + ": each task start forks the whole worker "
-            "(about 5 ms of CPU more per task; install util-linux)"
+            "no coreutils chroot at " + " or ".join(DROPPER_PATHS) + ": each task start forks the whole worker "
+            "(about 5 ms of CPU more per task; install coreutils)"
         )
     why = namespaces_refused()
     if why:
@@ -80,14 +88,14 @@ def safe_for_root(env: Mapping[str, str]) -> bool:
 
 
 class Launcher:
-    """Starts task processes: as the worker, or as an account through setpriv (else Popen's own switch)."""
+    """Starts task processes: as the worker, or as an account through chroot (else Popen's own switch)."""
 
-    def __init__(self, setpriv: str | None = None) -> None:
-        self.setpriv = setpriv
+    def __init__(self, dropper: str | None = None) -> None:
+        self.dropper = dropper
 
     @classmethod
     def detect(cls) -> Launcher:
-        return cls(find_setpriv())
+        return cls(find_dropper())
 
     def popen(
         self,
@@ -119,18 +127,19 @@ class Launcher:
         }
         if account is None:
             return subprocess.Popen(list(argv), **common)
-        if self.setpriv is None or not safe_for_root(env):
+        if self.dropper is None or not safe_for_root(env):
             return subprocess.Popen(
                 list(argv), user=account.uid, group=account.gid, extra_groups=[], umask=0o077, **common
             )
         _must_exist(argv[0], env, cwd)
         return subprocess.Popen(
             [
-                self.setpriv,
-                f"--reuid={account.uid}",
-                f"--regid={account.gid}",
-                "--clear-groups",
+                self.dropper,
+                f"--userspec=+{account.uid}:+{account.gid}",  # '+': numbers, no account lookup
+                "--groups=",
+                "--skip-chdir",
                 "--",
+                "/",
                 *argv,
             ],
             umask=0o077,
@@ -139,10 +148,10 @@ class Launcher:
 
 
 def _must_exist(command: str, env: Mapping[str, str], cwd: Path) -> None:
-    """Raise FileNotFoundError as Popen would for a command that is not there (setpriv would exit 127).
+    """Raise FileNotFoundError as Popen would for a command that is not there (chroot would exit 127).
 
-    A command without a slash is looked up in the PATH of `env`, as setpriv's execvp does. Whether the
-    account may execute it is setpriv's to find: it exits 126 saying "failed to execute".
+    A command without a slash is looked up in the PATH of `env`, as chroot's execvp does. Whether the
+    account may execute it is chroot's to find, as the account: it exits 126 saying "Permission denied".
     """
     found = shutil.which(command, path=env.get("PATH", os.defpath)) if "/" not in command else cwd / command
     if found is None or not os.path.exists(found):

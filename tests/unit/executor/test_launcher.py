@@ -1,22 +1,25 @@
-"""Starting a task as its project's account (issue 14 item 2): through setpriv, the process is the
-same as with Popen's own switch (uid, gid, no groups, umask 077, new session, no capability), at a
-vfork instead of a fork of the worker; an environment unsafe for root never reaches setpriv."""
+"""Starting a task as its project's account (issue 14 item 2): through coreutils chroot, the process is
+the same as with Popen's own switch (uid, gid, no groups, umask 077, new session, no capability), at a
+vfork instead of a fork of the worker; its command is looked up as the account, without root's
+capabilities; an environment unsafe for root never reaches chroot."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from myapp.executor import launcher as launcher_mod
-from myapp.executor.launcher import Launcher, find_setpriv, safe_for_root
+from myapp.executor.launcher import Launcher, find_dropper, safe_for_root
 from myapp.executor.task_user import Account
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
-needs_setpriv = pytest.mark.skipif(find_setpriv() is None, reason="no util-linux setpriv here")
+needs_dropper = pytest.mark.skipif(find_dropper() is None, reason="no coreutils chroot here")
 ACCOUNT = Account("myapp-task-test", 2_099_901, 2_099_901)
 PROBE = [
     "sh",
@@ -43,8 +46,8 @@ def _normal(text: str) -> str:
 
 
 @needs_root
-@needs_setpriv
-def test_setpriv_gives_the_same_process_as_popens_own_switch(tmp_path: Path) -> None:
+@needs_dropper
+def test_chroot_gives_the_same_process_as_popens_own_switch(tmp_path: Path) -> None:
     env = {"PATH": os.environ["PATH"]}
     fast = _run(Launcher.detect(), tmp_path, env)
     old = _run(Launcher(None), tmp_path, env)
@@ -62,8 +65,8 @@ def test_an_environment_the_loader_or_libc_acts_on_is_unsafe_for_root() -> None:
 
 
 @needs_root
-@needs_setpriv
-def test_a_task_environment_unsafe_for_root_never_reaches_setpriv(tmp_path: Path, monkeypatch: Any) -> None:
+@needs_dropper
+def test_a_task_environment_unsafe_for_root_never_reaches_chroot(tmp_path: Path, monkeypatch: Any) -> None:
     started: list[list[str]] = []
     real = subprocess.Popen
 
@@ -77,12 +80,12 @@ def test_a_task_environment_unsafe_for_root_never_reaches_setpriv(tmp_path: Path
     assert started[-1][0] == "sh", started  # Popen's child dropped root before exec
     assert "x=/nonexistent-lib\n" in out and f"ids={ACCOUNT.uid} " in out, out  # the task still has its variable
     _run(launcher, tmp_path, {"PATH": os.environ["PATH"]})
-    assert started[-1][0] == find_setpriv(), started
+    assert started[-1][0] == find_dropper(), started
 
 
 @needs_root
-@needs_setpriv
-def test_a_missing_command_is_not_found_before_setpriv_runs(tmp_path: Path) -> None:
+@needs_dropper
+def test_a_missing_command_is_not_found_before_chroot_runs(tmp_path: Path) -> None:
     launcher = Launcher.detect()
     with pytest.raises(FileNotFoundError):
         launcher.popen(["no-such-command-here"], cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}, account=ACCOUNT)
@@ -95,3 +98,36 @@ def test_a_missing_command_is_not_found_before_setpriv_runs(tmp_path: Path) -> N
     proc = launcher.popen(["./private.sh"], cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}, account=ACCOUNT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode != 0 and b"Permission denied" in err and not out, (out, err)
+
+
+@needs_root
+@needs_dropper
+def test_the_command_is_looked_up_as_the_account_not_with_roots_capabilities() -> None:
+    # A root-only directory early on PATH (a worker's ~/.pyenv/shims) holds a `tool` the account cannot
+    # reach; a reachable one comes later. util-linux setpriv searched PATH with CAP_DAC_OVERRIDE still
+    # raised, so it exec'd the root-only script, whose interpreter then could not read it. (Not under
+    # pytest's tmp_path: /tmp/pytest-of-root is root's only.)
+    root = Path(tempfile.mkdtemp(prefix="myapp-launcher-", dir="/var/tmp"))
+    try:
+        root.chmod(0o755)
+        private, public, work = root / "root-only", root / "public", root / "work"
+        for folder, said in ((private, "wrong"), (public, "right")):
+            folder.mkdir()
+            tool = folder / "tool"
+            tool.write_text(f"#!/bin/sh\necho {said}\n")
+            tool.chmod(0o755)
+        private.chmod(0o700)
+        public.chmod(0o755)
+        work.mkdir()
+        os.chown(work, ACCOUNT.uid, ACCOUNT.gid)
+        env = {"PATH": f"{private}:{public}:/usr/bin:/bin"}
+        for launcher in (Launcher.detect(), Launcher(None)):
+            proc = launcher.popen(["tool"], cwd=work, env=env, account=ACCOUNT)
+            out, err = proc.communicate(timeout=60)
+            assert (proc.returncode, out) == (0, b"right\n"), (launcher.dropper, out, err)
+        # and a command named by its path in a directory the account cannot enter does not run
+        proc = Launcher.detect().popen([str(private / "tool")], cwd=work, env=env, account=ACCOUNT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode != 0 and b"Permission denied" in err and not out, (out, err)
+    finally:
+        shutil.rmtree(root)

@@ -17,16 +17,14 @@ def test_root_switches_users_unless_told_not_to() -> None:
     assert decide("none", 0).mode == SHARED
 
 
-def test_a_root_worker_without_setpriv_says_each_task_start_forks_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_root_worker_without_chroot_says_each_task_start_forks_it(monkeypatch: pytest.MonkeyPatch) -> None:
     from myapp.executor import launcher
 
-    assert "setpriv" not in decide("auto", 0).message or launcher.find_setpriv() is None
-    monkeypatch.setattr(launcher, "SETPRIV_PATHS", ("/nonexistent/setpriv",))
-    assert launcher.Launcher.detect().setpriv is None
+    assert "no coreutils chroot" not in decide("auto", 0).message or launcher.find_dropper() is None
+    monkeypatch.setattr(launcher, "DROPPER_PATHS", ("/nonexistent/chroot",))
+    assert launcher.Launcher.detect().dropper is None
     message = decide("auto", 0).message
-    assert (
-        message.startswith("tasks run as one unprivileged account per project") and "no util-linux setpriv" in message
-    )
+    assert message.startswith("tasks run as one unprivileged account per project") and "no coreutils chroot" in message
     assert "forks the whole worker" in message
 
 
