@@ -70,6 +70,18 @@ def artifact(world: World, clients: Clients) -> Request:
     return f"/runs/{run_id}/artifacts/hello/out", {}
 
 
+def stopped_slice(world: World, clients: Clients) -> Request:
+    """A stopped run of project "sec" whose task `hello` is sliced in two: its slice hello[0] may be retried."""
+    yaml = (
+        f"name: {unique('sliced')}\nproject: sec\ntasks:\n  - name: hello\n    template: shell\n"
+        "    args: {script: 'echo \"$who\"'}\n    inputs: {who: [a, b]}\n    slices: {inputs: [who]}\n"
+    )
+    res = world.call("POST", "/pipelines/", data=yaml, headers={"Content-Type": "application/yaml"})
+    assert res.status_code == 200, res.get_json()
+    run_id = world.run(int(res.get_json()["id"]), stopped=True)
+    return f"/runs/{run_id}/slices/hello[0]/retry", {}
+
+
 def fixed(path: str, **kw: Any) -> Setup:
     return lambda world, clients: (path, kw)
 
@@ -134,6 +146,7 @@ EXPECTED: dict[tuple[str, str], tuple[Setup, dict[str, int]]] = {
     ("/api/v1/runs/{pk}/artifacts/{task}/{output}", "get"): (artifact, READ),
     ("/api/v1/runs/{pk}/stop", "post"): (lambda w, c: (f"/runs/{w.run()}/stop", {}), write(200)),
     ("/api/v1/runs/{pk}/retry", "post"): (lambda w, c: (f"/runs/{w.run(stopped=True)}/retry", {}), write(200)),
+    ("/api/v1/runs/{pk}/slices/{name}/retry", "post"): (stopped_slice, write(200)),
     ("/api/v1/runs/{pk}/copy", "post"): (lambda w, c: (f"/runs/{w.run()}/copy", {"json": {}}), write(201)),
     ("/api/v1/runs/{pk}/mark", "post"): (
         lambda w, c: (f"/runs/{w.run(stopped=True)}/mark", {"json": {"state": "failed"}}),
