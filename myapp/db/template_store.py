@@ -74,15 +74,19 @@ class TemplateStore:
         if key in self._exact:
             return self._exact[key]
         name, _, version = ref.partition("@")
-        with self.db.read() as s:
-            q = select(TaskTemplate).where(
-                TaskTemplate.name == name, TaskTemplate.status == TemplateStatus.PUBLISHED.value
-            )
-            if project is not None:
-                q = q.where(_usable_in(select(Project.id).where(Project.name == project).scalar_subquery()))
-            if version:
-                q = q.where(TaskTemplate.version == version)
-            rows = s.scalars(q).all()
+        q = select(TaskTemplate).where(TaskTemplate.name == name, TaskTemplate.status == TemplateStatus.PUBLISHED.value)
+        if project is not None:
+            q = q.where(_usable_in(select(Project.id).where(Project.name == project).scalar_subquery()))
+        if version:
+            q = q.where(TaskTemplate.version == version)
+
+        def read() -> list[TaskTemplate]:
+            with self.db.read() as s:
+                return list(s.scalars(q).all())
+
+        # An attempt's first lookup in a worker process reads here before its task starts: a database
+        # restarting just then must delay the attempt, not fail it as "internal error" (issue 14 item 5).
+        rows = self.db.retry_on_disconnect(read)
         if not rows:
             return None
         best = max(rows, key=lambda r: version_key(r.version))

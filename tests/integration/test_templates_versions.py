@@ -69,3 +69,29 @@ def test_a_reviewed_new_version_does_not_change_pipelines(services: Any) -> None
     assert services.templates.get("reviewed").version == "2"
     assert services.pipelines.export(pid)["tasks"][0]["template"] == "reviewed@1"
     assert run_once(services, pid) == ["reviewed v1"]
+
+
+def test_a_template_lookup_whose_connection_drops_is_repeated(services: Any, monkeypatch: Any) -> None:
+    # An attempt's first template lookup in a worker process reads the database before the task starts;
+    # a PostgreSQL restart at that instant failed the attempt as "internal error" (issue 14 item 5).
+    from sqlalchemy.exc import OperationalError
+
+    class AdminShutdown(Exception):
+        """Stands in for psycopg's error class (only its module is looked at)."""
+
+    AdminShutdown.__module__ = "psycopg.errors"
+    template = parse_template({"name": "lookup-retried", "version": "3", "command": ["true"]})
+    services.templates.sync([template], "plugin", services.clock.now())
+    real, calls = services.db.read, []
+
+    def flaky() -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError(
+                "SELECT", {}, AdminShutdown("terminating connection due to unexpected postmaster exit")
+            )
+        return real()
+
+    monkeypatch.setattr(services.db, "read", flaky)
+    assert services.templates.get("lookup-retried").version == "3"
+    assert len(calls) == 2
