@@ -141,6 +141,10 @@ def test_a_backlog_of_task_messages_does_not_hold_back_the_pass_an_enable_asks_f
     services = worker_without_beat
     app, _ = create_celery(dataclasses.replace(services.settings, broker_url=broker_url))
     backlog = 2000
+    # The worker is stopped while the backlog and then the wake are queued: a running worker drained
+    # 2,000 no-op messages as fast as this process sent them and saved the pipeline, so on a loaded
+    # machine the wake could be sent after the backlog was gone, and the order proved nothing.
+    services.worker.stop()
     offset = len(services.worker.log.read_bytes())
     with app.producer_or_acquire() as producer:
         for i in range(backlog):  # ids of no task instance: each is taken, claims nothing, and is gone
@@ -150,7 +154,9 @@ def test_a_backlog_of_task_messages_does_not_hold_back_the_pass_an_enable_asks_f
     yaml = pipeline_yaml("enable-behind-backlog", "0 * * * *", start=start, exp=0, mar=2, enabled=False, script="true")
     pid = save_at(services, yaml, now.isoformat())
     save_at(services, yaml.replace("enabled: false", "enabled: true"), datetime.now(UTC).isoformat())
-    poll(lambda: len(records(services, pid)) == 2, what="the enable's pass to create its two records", timeout=60)
+    assert (queue_depth(app) or 0) >= backlog, "the backlog was not waiting when the wake was sent"
+    services.worker.start()
+    poll(lambda: len(records(services, pid)) == 2, what="the enable's pass to create its two records", timeout=120)
     # The order the worker took them in, from its log: the wake came before the backlog was gone.
     # (Not the queue's depth once the test sees the records: on a loaded machine the worker could
     # drain the backlog before this process got to look, though it took the wake in time.)
