@@ -11,6 +11,7 @@ import pytest
 
 from tests.browser.canvas import RED, import_yaml, node, run_from_editor, wait_color
 from tests.browser.conftest import shot
+from tests.integration.engine_helpers import slice_fails_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -97,19 +98,7 @@ def test_one_failed_slice_is_retried_from_its_panel(
 ) -> None:
     flag = tmp_path / "fixed"
     page = new_page()
-    import_yaml(
-        page,
-        live_server.url,
-        f"""
-name: sweep-retry-one
-tasks:
-  - name: train
-    image: local
-    command: ["sh", "-c", "echo slice $0; [ $0 != b ] || [ -e {flag} ]", "$x"]
-    inputs: {{x: [a, b, c]}}
-    slices: {{inputs: [x]}}
-""",
-    )
+    import_yaml(page, live_server.url, slice_fails_until("sweep-retry-one", flag))
     run_from_editor(page)
     page.wait_for_selector("[data-testid=run-page][data-state=failed]", timeout=60_000)
     node(page, "train").click()

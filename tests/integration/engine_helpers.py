@@ -86,3 +86,17 @@ def task_lines(services: Any, run_id: int, task: str, try_number: int = 1) -> li
     """Return an attempt's log lines written by the task (without myapp's own lines)."""
     text = log_text(services, run_id, task, try_number)
     return [line for line in text.splitlines() if not line.startswith("[myapp]")]
+
+
+def slice_fails_until(name: str, flag: Any) -> str:
+    """A pipeline `name` whose task `train` is sliced over [a, b, c]: slice train[1] (item b) fails
+    until the file `flag` exists; the slice-retry tests (REST, CLI, run page) create it, then retry."""
+    return f"""
+name: {name}
+tasks:
+  - name: train
+    image: local
+    command: ["sh", "-c", "echo item $0; [ $0 != b ] || [ -e {flag} ]", "$x"]
+    inputs: {{x: [a, b, c]}}
+    slices: {{inputs: [x]}}
+"""

@@ -17,6 +17,7 @@ import pytest
 from myapp.core.pipeline_spec import parse_pipeline, pipeline_to_dict
 from myapp.yaml_io import load_yaml
 from tests.conftest import NO_TASK_ACCOUNTS
+from tests.integration.engine_helpers import slice_fails_until
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -184,15 +185,7 @@ def test_run_burst_logs_show_mark_copy(cli: Any, tmp_path: Path) -> None:
 
 def test_run_retry_of_one_slice_refuses_like_the_api_then_reruns_it_alone(cli: Any, tmp_path: Path) -> None:
     flag = tmp_path / "fixed"
-    sliced = f"""
-        name: cli-slice-retry
-        tasks:
-          - name: train
-            image: local
-            command: ["sh", "-c", "echo item $0; [ $0 != b ] || [ -e {flag} ]", "$x"]
-            inputs: {{x: [a, b, c]}}
-            slices: {{inputs: [x]}}
-    """
+    sliced = slice_fails_until("cli-slice-retry", flag)
     assert cli("pipeline", "import", write(tmp_path, "s.yaml", sliced)).returncode == 0
     started = cli("pipeline", "run", "cli-slice-retry", "--json")
     assert started.returncode == 0, started.stderr

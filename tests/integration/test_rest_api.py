@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 
 from myapp.cli.process import run_burst
 from myapp.web.app import create_app
+from tests.integration.engine_helpers import slice_fails_until
 
 pytestmark = pytest.mark.integration
 
@@ -154,15 +155,7 @@ def test_one_failed_slice_is_retried_over_the_api(
 ) -> None:
     client, auth = admin
     flag = tmp_path / "fixed"
-    pipeline = f"""
-name: api-slice-retry
-tasks:
-  - name: train
-    image: local
-    command: ["sh", "-c", "echo item $0; [ $0 != b ] || [ -e {flag} ]", "$x"]
-    inputs: {{x: [a, b, c]}}
-    slices: {{inputs: [x]}}
-"""
+    pipeline = slice_fails_until("api-slice-retry", flag)
     pid = client.post(
         "/api/v1/pipelines/", data=pipeline, headers={**auth, "Content-Type": "application/yaml"}
     ).get_json()["id"]
