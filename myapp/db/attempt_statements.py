@@ -40,6 +40,7 @@ from myapp.core.states import (
     TaskState,
 )
 from myapp.db.guards import moving_to, unfinished
+from myapp.db.prebuilt import Prebuilt
 from myapp.db.run_store import RELEASED_COLUMNS
 from myapp.db.tables import Run, TaskAttempt, TaskInstance
 from myapp.db.types import UTCDateTime
@@ -438,3 +439,9 @@ def _fast_success(*, releases: bool) -> Any:
 
 _SUCCEED_LEAF_FAST = _fast_success(releases=False)
 _SUCCEED_RELEASE_FAST = _fast_success(releases=True)
+
+# The one-statement claim and finishes as AttemptStore runs them: compiled once, on the DBAPI
+# connection (Database.run_prebuilt, db/prebuilt.py).
+_CLAIM_PREBUILT = Prebuilt(_CLAIM_IN_ONE)
+_SUCCEED_LEAF_PREBUILT = Prebuilt(_SUCCEED_LEAF_FAST)
+_SUCCEED_RELEASE_PREBUILT = Prebuilt(_SUCCEED_RELEASE_FAST)
