@@ -45,12 +45,19 @@ class _Compiled:
         for name, value in expanded.parameters.items():
             proc = self.bind_processors.get(name)
             self.defaults[name] = proc(value) if proc is not None else value
-        columns = compiled._result_columns
-        self.row: Any = namedtuple("PrebuiltRow", [column.keyname for column in columns])  # type: ignore[misc]
-        processors = [column.type._cached_result_processor(dialect, None) for column in columns]
-        self.result_processors: list[tuple[int, Callable[[Any], Any]]] = [
-            (index, proc) for index, proc in enumerate(processors) if proc is not None
+        self._dialect = dialect
+        self._columns = compiled._result_columns
+        self.row: Any = namedtuple("PrebuiltRow", [column.keyname for column in self._columns])  # type: ignore[misc]
+        # Known after the first execution: a type's processor may depend on the column's type code.
+        self.result_processors: list[tuple[int, Callable[[Any], Any]]] | None = None
+
+    def learn_result_types(self, type_codes: list[Any]) -> None:
+        """Set the result processors from the columns' DBAPI type codes (cursor.description)."""
+        processors = [
+            column.type._cached_result_processor(self._dialect, code)
+            for column, code in zip(self._columns, type_codes, strict=True)
         ]
+        self.result_processors = [(index, proc) for index, proc in enumerate(processors) if proc is not None]
 
     def params(self, given: Mapping[str, Any]) -> dict[str, Any]:
         values = dict(self.defaults)
@@ -64,6 +71,7 @@ class _Compiled:
 
     def rows(self, raw: list[tuple[Any, ...]]) -> list[Any]:
         make = self.row._make
+        assert self.result_processors is not None, "learn_result_types() first"
         if not self.result_processors:
             return [make(row) for row in raw]
         out = []

@@ -207,6 +207,8 @@ class Database:
                     engine.dispatch.before_cursor_execute(None, cursor, sql, values, None, False)
                 cursor.execute(sql, values)
                 rows = cursor.fetchall()
+                if compiled.result_processors is None:  # the first run: the columns' types as the server sent them
+                    compiled.learn_result_types([column.type_code for column in cursor.description])
             finally:
                 if cursor is not None:
                     cursor.close()
