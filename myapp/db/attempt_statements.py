@@ -40,6 +40,7 @@ from myapp.core.states import (
     TaskState,
 )
 from myapp.db.guards import moving_to, unfinished
+from myapp.db.prebuilt import Prebuilt
 from myapp.db.run_store import RELEASED_COLUMNS
 from myapp.db.tables import Run, TaskAttempt, TaskInstance
 from myapp.db.types import UTCDateTime
@@ -496,3 +497,10 @@ _SLICE_DONE = _task_succeeded(_SLICE_ENDED.c.task_instance_id).returning(TaskIns
 _SUCCEED_SLICE_FAST = select(_SLICE_COUNTED.c.slices_left, _SLICE_DONE.c.id.label("done_id")).select_from(
     _SLICE_COUNTED.outerjoin(_SLICE_DONE, true())
 )
+
+# The one-statement claim and finishes as AttemptStore runs them: compiled once, on the DBAPI
+# connection (Database.run_prebuilt, db/prebuilt.py).
+_CLAIM_PREBUILT = Prebuilt(_CLAIM_IN_ONE)
+_SUCCEED_LEAF_PREBUILT = Prebuilt(_SUCCEED_LEAF_FAST)
+_SUCCEED_RELEASE_PREBUILT = Prebuilt(_SUCCEED_RELEASE_FAST)
+_SUCCEED_SLICE_PREBUILT = Prebuilt(_SUCCEED_SLICE_FAST)

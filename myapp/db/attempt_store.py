@@ -43,7 +43,7 @@ from myapp.core.values import AttemptResult as AttemptResult
 from myapp.db.attempt_statements import (
     _ATTEMPT_END,
     _ATTEMPT_RUNNING,
-    _CLAIM_IN_ONE,
+    _CLAIM_PREBUILT,
     _CLAIM_READ,
     _CLAIM_START,
     _CLAIM_START_PLAIN,
@@ -61,9 +61,9 @@ from myapp.db.attempt_statements import (
     _SET_TASK_SUCCEEDED,
     _SUCCEED_AND_RELEASE,
     _SUCCEED_IN_ONE,
-    _SUCCEED_LEAF_FAST,
-    _SUCCEED_RELEASE_FAST,
-    _SUCCEED_SLICE_FAST,
+    _SUCCEED_LEAF_PREBUILT,
+    _SUCCEED_RELEASE_PREBUILT,
+    _SUCCEED_SLICE_PREBUILT,
     _SUCCEEDED_TASK,
     _TASK_INSTANCE_OF_ATTEMPT,
     _TASK_TRIES,
@@ -172,16 +172,16 @@ class AttemptStore:
             started = self._start_attempt(conn, ti_id, worker, now, deadline)
             if started is None:
                 return None
-            return self._context(s, conn, row, ti_id, started, spec, task, deadline)
+            return self._context(s, row, ti_id, started, spec, task, deadline)
 
     def _claim_in_one(self, ti_id: int, worker: str, now: datetime) -> AttemptContext | None:
         """PostgreSQL: claim with one statement (_CLAIM_IN_ONE); 1 round trip instead of 4 (BEGIN,
         read, start, COMMIT). What is read afterwards does not change once the claim is made: the
         version's spec, the pipeline's name, the outputs of succeeded upstream tasks."""
-        with self.db.autocommit() as conn:
-            row = conn.execute(_CLAIM_IN_ONE, {"ti_id": ti_id, "now": now, "worker": worker}).first()
-        if row is None:
+        rows = self.db.run_prebuilt(_CLAIM_PREBUILT, {"ti_id": ti_id, "now": now, "worker": worker})
+        if not rows:
             return None
+        row = rows[0]
         if len(self._claims) > 10_000:  # attempts claimed here and never finished here (a test's, a crash's)
             self._claims.clear()
         self._claims[row.attempt_id] = _Claimed(ti_id, row.id, row.version_id, row.task_name)
@@ -191,16 +191,17 @@ class AttemptStore:
 
     def _claimed(self, row: Row[Any], ti_id: int, now: datetime) -> AttemptContext:
         """Read what a claimed attempt needs (and record its deadline): safe to repeat."""
-        # Each statement commits alone; the session (a spec or a pipeline name not cached yet) joins the connection.
-        with self.db.autocommit() as conn, Session(bind=conn) as s:
+        # Each statement commits alone; the session takes a connection only for one (a deadline, a
+        # spec or a pipeline name not cached yet, upstream outputs): a no-op leaf's claim needs none.
+        with self.db.autocommit_session() as s:
             spec, _ = self.runs.specs.get(s, row.version_id)
             task = task_for(spec, row.task_name)
             deadline = now + timedelta(seconds=task.timeout) if task.timeout else None
             if deadline is not None:
                 # Written before the executor starts anything: the Kubernetes watcher reads an
                 # attempt again until its launch is recorded, so it never keeps a deadline-less copy.
-                conn.execute(_SET_ATTEMPT_DEADLINE, {"attempt_id": row.attempt_id, "deadline": deadline})
-            return self._context(s, conn, row, ti_id, (row.attempt_id, row.try_number), spec, task, deadline)
+                s.connection().execute(_SET_ATTEMPT_DEADLINE, {"attempt_id": row.attempt_id, "deadline": deadline})
+            return self._context(s, row, ti_id, (row.attempt_id, row.try_number), spec, task, deadline)
 
     def _start_attempt(
         self, conn: Connection, ti_id: int, worker: str, now: datetime, deadline: datetime | None
@@ -234,7 +235,6 @@ class AttemptStore:
     def _context(
         self,
         s: Session,
-        conn: Connection,
         run: Row[Any],
         ti_id: int,
         started: tuple[int, int],
@@ -264,7 +264,7 @@ class AttemptStore:
             runner=run.runner,
             user_id=run.created_by,
             token=self.runs.run_token(run.id),
-            upstream_outputs={**self._upstream_outputs(conn, run, task), **items},
+            upstream_outputs={**self._upstream_outputs(s, run, task), **items},
             debug_inputs=dict(run.inputs or {}) if run.debug_task else None,
             deadline_at=deadline,
             project_id=project_id,
@@ -282,15 +282,14 @@ class AttemptStore:
             self._names[pipeline_id] = hit
         return hit
 
-    def _upstream_outputs(self, conn: Connection, run: Row[Any], task: TaskSpec) -> dict[str, dict[str, Any]]:
+    def _upstream_outputs(self, s: Session, run: Row[Any], task: TaskSpec) -> dict[str, dict[str, Any]]:
         names = {b.task for b in task.inputs if b.source == "task" and b.task} | set(referenced_tasks(task.when))
         if not names or run.debug_task:
             return {}
-        rows = conn.execute(
-            select(TaskInstance.task_name, TaskInstance.outputs).where(
-                TaskInstance.run_id == run.id, TaskInstance.task_name.in_(names)
-            )
-        ).all()
+        query = select(TaskInstance.task_name, TaskInstance.outputs).where(
+            TaskInstance.run_id == run.id, TaskInstance.task_name.in_(names)
+        )
+        rows = s.connection().execute(query).all()
         return {name: dict(outputs or {}) for name, outputs in rows}
 
     def record_process(
@@ -376,18 +375,16 @@ class AttemptStore:
             "t_inputs": dict(result.inputs) if result.inputs else None,
         }
         if owner is not None:  # a slice (R15) that is not its sliced task's last: it counts it down
-            with self.db.autocommit() as conn:
-                row = conn.execute(_SUCCEED_SLICE_FAST, {**params, "sliced": owner[0]}).first()
-            if row is not None and row.done_id is None:  # cannot be: the attempt row is locked
+            counted = self.db.run_prebuilt(_SUCCEED_SLICE_PREBUILT, {**params, "sliced": owner[0]})
+            if counted and counted[0].done_id is None:  # cannot be: the attempt row is locked
                 raise RuntimeError(f"slice {task_name} was counted but its attempt {attempt_id} did not end")
-            return None if row is None else []
+            return [] if counted else None
         plan = self._release_plan(version_id, task_name)
-        statement = _SUCCEED_LEAF_FAST
+        statement = _SUCCEED_LEAF_PREBUILT
         if plan.released:
-            statement = _SUCCEED_RELEASE_FAST
+            statement = _SUCCEED_RELEASE_PREBUILT
             params.update(self._release_params[(version_id, task_name)])
-        with self.db.autocommit() as conn:
-            rows = conn.execute(statement, params).all()
+        rows = self.db.run_prebuilt(statement, params)
         if not rows:
             return None
         # The statement returns the queued task instances (or one row without any when none was).
@@ -413,8 +410,11 @@ class AttemptStore:
         key = (version_id, task_name)
         plan = self._releases.get(key)
         if plan is None:
-            with self.db.read() as s:
-                spec, dag = self.runs.specs.get(s, version_id)
+            known = self.runs.specs.cached(version_id)  # the claim read it: no transaction for nothing
+            if known is None:
+                with self.db.read() as s:
+                    known = self.runs.specs.get(s, version_id)
+            spec, dag = known
             rules = self._rules.get(version_id)
             if rules is None:  # every task's rule, once per version (not 100 enum lookups per finish)
                 rules = {task.name: TriggerRule(task.trigger_rule) for task in spec.tasks}
