@@ -127,7 +127,7 @@ def claim_due(
     )
     if ids is not None:
         q = q.where(is_in(Pipeline.id, ids, db.engine.dialect.name))
-    return [DuePipeline(*row) for row in s.connection().execute(q)]
+    return [DuePipeline(*row) for row in s.connection().execute(q).all()]  # one fetch, not one per row
 
 
 def load_snapshots(s: Session, pipeline_ids: Sequence[int]) -> dict[int, Snapshot]:
@@ -144,14 +144,14 @@ def load_snapshots(s: Session, pipeline_ids: Sequence[int]) -> dict[int, Snapsho
         return snaps
     heads, waiting = _snapshot_statements(s.get_bind().dialect.name)
     ids, conn = {"ids": list(snaps)}, s.connection()  # Core rows: no ORM execution context per statement
-    for pid, active, newest_at, status, newest_run, launched_at, launched_run in conn.execute(heads, ids):
+    for pid, active, newest_at, status, newest_run, launched_at, launched_run in conn.execute(heads, ids).all():
         snap = snaps[pid]
         snap.active = int(active)
         if launched_at is not None:
             snap.records[launched_at] = Record(launched_at, RecordStatus.LAUNCHED, _run_state(launched_run))
         if newest_at is not None:
             snap.records[newest_at] = Record(newest_at, RecordStatus(status), _run_state(newest_run))
-    for pid, instant, message in conn.execute(waiting, ids):
+    for pid, instant, message in conn.execute(waiting, ids).all():
         snaps[pid].records[instant] = Record(instant, RecordStatus.WAITING)
         snaps[pid].waiting[instant] = message
     return snaps
