@@ -135,7 +135,19 @@ def main() -> None:
                     s.scalar(text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")) or 0
                 )
 
+        def updates() -> tuple[int, int]:
+            # task_instances' row updates and those of them that were HOT (no index touched); read
+            # after server_commits(), whose wait lets the backends' statistics arrive.
+            if not backends:
+                return 0, 0
+            with services.db.read() as s:
+                row = s.execute(
+                    text("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'task_instances'")
+                ).one()
+            return int(row[0]), int(row[1])
+
         xacts0 = server_commits()
+        upd0 = updates()
         counts = [0, 0]
         event.listen(Engine, "before_cursor_execute", lambda *_: counts.__setitem__(0, counts[0] + 1))
 
@@ -163,7 +175,8 @@ def main() -> None:
         wall = time.perf_counter() - began
         self1, kids1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         pg = sum(_proc_cpu(p) for p in backends) - pg0
-        xacts = server_commits() - xacts0 - 1  # less the read of the count itself
+        xacts = server_commits() - xacts0 - 2  # less the reads of the counts themselves
+        upd1 = updates()
         n = max(ran, 1)
 
         def ms(a: Any, b: Any) -> float:
@@ -178,6 +191,9 @@ def main() -> None:
         )
         if steps is not None:
             _print_steps(steps, wall / n)
+        if backends:
+            upd, hot = upd1[0] - upd0[0], upd1[1] - upd0[1]
+            print(f"task_instances: {upd / n:.1f} row updates per leaf, {hot * 100 / max(upd, 1):.0f} % of them HOT")
         if profiler:
             stats = pstats.Stats(profiler)
             if args.dump:
