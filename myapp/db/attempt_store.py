@@ -43,7 +43,7 @@ from myapp.core.values import AttemptResult as AttemptResult
 from myapp.db.attempt_statements import (
     _ATTEMPT_END,
     _ATTEMPT_RUNNING,
-    _CLAIM_IN_ONE,
+    _CLAIM_PREBUILT,
     _CLAIM_READ,
     _CLAIM_START,
     _CLAIM_START_PLAIN,
@@ -61,8 +61,9 @@ from myapp.db.attempt_statements import (
     _SET_TASK_SUCCEEDED,
     _SUCCEED_AND_RELEASE,
     _SUCCEED_IN_ONE,
-    _SUCCEED_LEAF_FAST,
-    _SUCCEED_RELEASE_FAST,
+    _SUCCEED_LEAF_PREBUILT,
+    _SUCCEED_RELEASE_PREBUILT,
+    _SUCCEED_SLICE_PREBUILT,
     _SUCCEEDED_TASK,
     _TASK_INSTANCE_OF_ATTEMPT,
     _TASK_TRIES,
@@ -104,6 +105,7 @@ class AttemptStore:
             tuple[int, str], dict[str, Any]
         ] = {}  # the plan's, as _SUCCEED_RELEASE_FAST binds them
         self._rules: dict[int, dict[str, TriggerRule]] = {}  # version id -> each task's trigger rule
+        self._uncapped_slices: dict[tuple[int, str], bool] = {}  # (version id, sliced task) -> no parallelism cap
         # PostgreSQL: the attempts this store claimed and has not finished yet, for `_finish_in_one`
         self._claims: dict[int, _Claimed] = {}
         # Claims share the run lock (FOR SHARE OF runs: the task instance row is only read, the
@@ -170,16 +172,16 @@ class AttemptStore:
             started = self._start_attempt(conn, ti_id, worker, now, deadline)
             if started is None:
                 return None
-            return self._context(s, conn, row, ti_id, started, spec, task, deadline)
+            return self._context(s, row, ti_id, started, spec, task, deadline)
 
     def _claim_in_one(self, ti_id: int, worker: str, now: datetime) -> AttemptContext | None:
         """PostgreSQL: claim with one statement (_CLAIM_IN_ONE); 1 round trip instead of 4 (BEGIN,
         read, start, COMMIT). What is read afterwards does not change once the claim is made: the
         version's spec, the pipeline's name, the outputs of succeeded upstream tasks."""
-        with self.db.autocommit() as conn:
-            row = conn.execute(_CLAIM_IN_ONE, {"ti_id": ti_id, "now": now, "worker": worker}).first()
-        if row is None:
+        rows = self.db.run_prebuilt(_CLAIM_PREBUILT, {"ti_id": ti_id, "now": now, "worker": worker})
+        if not rows:
             return None
+        row = rows[0]
         if len(self._claims) > 10_000:  # attempts claimed here and never finished here (a test's, a crash's)
             self._claims.clear()
         self._claims[row.attempt_id] = _Claimed(ti_id, row.id, row.version_id, row.task_name)
@@ -189,16 +191,17 @@ class AttemptStore:
 
     def _claimed(self, row: Row[Any], ti_id: int, now: datetime) -> AttemptContext:
         """Read what a claimed attempt needs (and record its deadline): safe to repeat."""
-        # Each statement commits alone; the session (a spec or a pipeline name not cached yet) joins the connection.
-        with self.db.autocommit() as conn, Session(bind=conn) as s:
+        # Each statement commits alone; the session takes a connection only for one (a deadline, a
+        # spec or a pipeline name not cached yet, upstream outputs): a no-op leaf's claim needs none.
+        with self.db.autocommit_session() as s:
             spec, _ = self.runs.specs.get(s, row.version_id)
             task = task_for(spec, row.task_name)
             deadline = now + timedelta(seconds=task.timeout) if task.timeout else None
             if deadline is not None:
                 # Written before the executor starts anything: the Kubernetes watcher reads an
                 # attempt again until its launch is recorded, so it never keeps a deadline-less copy.
-                conn.execute(_SET_ATTEMPT_DEADLINE, {"attempt_id": row.attempt_id, "deadline": deadline})
-            return self._context(s, conn, row, ti_id, (row.attempt_id, row.try_number), spec, task, deadline)
+                s.connection().execute(_SET_ATTEMPT_DEADLINE, {"attempt_id": row.attempt_id, "deadline": deadline})
+            return self._context(s, row, ti_id, (row.attempt_id, row.try_number), spec, task, deadline)
 
     def _start_attempt(
         self, conn: Connection, ti_id: int, worker: str, now: datetime, deadline: datetime | None
@@ -232,7 +235,6 @@ class AttemptStore:
     def _context(
         self,
         s: Session,
-        conn: Connection,
         run: Row[Any],
         ti_id: int,
         started: tuple[int, int],
@@ -244,9 +246,8 @@ class AttemptStore:
         pipeline_name, creator, project_id = self._pipeline_names(s, run.pipeline_id)
         items: dict[str, dict[str, Any]] = {}
         owner = parent_of(run.task_name)
-        if owner is not None:  # a slice (R15): the task's spec with its sliced inputs bound to its item
-            item = conn.execute(select(TaskInstance.slice_item).where(TaskInstance.id == ti_id)).scalar()
-            task, items = slice_task(task, owner[1], dict(item or {}))
+        if owner is not None:  # a slice (R15): the task's spec with its sliced inputs bound to its item (claimed)
+            task, items = slice_task(task, owner[1], dict(run.slice_item or {}))
         return AttemptContext(
             attempt_id=attempt_id,
             task_instance_id=ti_id,
@@ -263,7 +264,7 @@ class AttemptStore:
             runner=run.runner,
             user_id=run.created_by,
             token=self.runs.run_token(run.id),
-            upstream_outputs={**self._upstream_outputs(conn, run, task), **items},
+            upstream_outputs={**self._upstream_outputs(s, run, task), **items},
             debug_inputs=dict(run.inputs or {}) if run.debug_task else None,
             deadline_at=deadline,
             project_id=project_id,
@@ -281,15 +282,14 @@ class AttemptStore:
             self._names[pipeline_id] = hit
         return hit
 
-    def _upstream_outputs(self, conn: Connection, run: Row[Any], task: TaskSpec) -> dict[str, dict[str, Any]]:
+    def _upstream_outputs(self, s: Session, run: Row[Any], task: TaskSpec) -> dict[str, dict[str, Any]]:
         names = {b.task for b in task.inputs if b.source == "task" and b.task} | set(referenced_tasks(task.when))
         if not names or run.debug_task:
             return {}
-        rows = conn.execute(
-            select(TaskInstance.task_name, TaskInstance.outputs).where(
-                TaskInstance.run_id == run.id, TaskInstance.task_name.in_(names)
-            )
-        ).all()
+        query = select(TaskInstance.task_name, TaskInstance.outputs).where(
+            TaskInstance.run_id == run.id, TaskInstance.task_name.in_(names)
+        )
+        rows = s.connection().execute(query).all()
         return {name: dict(outputs or {}) for name, outputs in rows}
 
     def record_process(
@@ -357,11 +357,12 @@ class AttemptStore:
         """PostgreSQL: record a success in one statement in autocommit (_SUCCEED_LEAF_FAST,
         _SUCCEED_RELEASE_FAST): 1 round trip instead of 4. Only when the run goes on and each
         released task either keeps waiting or is queued; returns the task instances it queued, or
-        None when it changed nothing (then `finish_in` decides in a transaction)."""
+        None when it changed nothing (then `finish_in` decides in a transaction). A slice (R15) of a
+        task without a parallelism cap that is not its last counts itself down (_SUCCEED_SLICE_FAST)."""
         ti_id, run_id, version_id, task_name = claimed
-        if parent_of(task_name) is not None:  # a slice (R15): its sliced task counts it (slice_ended)
-            return None
-        plan = self._release_plan(version_id, task_name)
+        owner = parent_of(task_name)
+        if owner is not None and not self._uncapped(version_id, owner[0]):
+            return None  # a capped slice queues the next pending one: the transaction (slice_ended)
         params: dict[str, Any] = {
             "attempt_id": attempt_id,
             "ti_id": ti_id,
@@ -373,16 +374,35 @@ class AttemptStore:
             "t_outputs": dict(result.outputs),
             "t_inputs": dict(result.inputs) if result.inputs else None,
         }
-        statement = _SUCCEED_LEAF_FAST
+        if owner is not None:  # a slice (R15) that is not its sliced task's last: it counts it down
+            counted = self.db.run_prebuilt(_SUCCEED_SLICE_PREBUILT, {**params, "sliced": owner[0]})
+            if counted and counted[0].done_id is None:  # cannot be: the attempt row is locked
+                raise RuntimeError(f"slice {task_name} was counted but its attempt {attempt_id} did not end")
+            return [] if counted else None
+        plan = self._release_plan(version_id, task_name)
+        statement = _SUCCEED_LEAF_PREBUILT
         if plan.released:
-            statement = _SUCCEED_RELEASE_FAST
+            statement = _SUCCEED_RELEASE_PREBUILT
             params.update(self._release_params[(version_id, task_name)])
-        with self.db.autocommit() as conn:
-            rows = conn.execute(statement, params).all()
+        rows = self.db.run_prebuilt(statement, params)
         if not rows:
             return None
         # The statement returns the queued task instances (or one row without any when none was).
         return sorted(row.released_id for row in rows if row.state == TaskState.QUEUED.value)
+
+    def _uncapped(self, version_id: int, sliced: str) -> bool:
+        """Whether the sliced task has no parallelism cap (its slices were all queued at its start)."""
+        key = (version_id, sliced)
+        hit = self._uncapped_slices.get(key)
+        if hit is None:
+            with self.db.read() as s:
+                spec, _ = self.runs.specs.get(s, version_id)
+            cap = spec.task(sliced).slices
+            hit = cap is not None and cap.parallelism <= 0
+            if len(self._uncapped_slices) > 10_000:
+                self._uncapped_slices.clear()
+            self._uncapped_slices[key] = hit
+        return hit
 
     def _release_plan(self, version_id: int, task_name: str) -> core.SuccessRelease:
         """What a success of `task_name` releases, with its statement parameters, computed once per
@@ -390,8 +410,11 @@ class AttemptStore:
         key = (version_id, task_name)
         plan = self._releases.get(key)
         if plan is None:
-            with self.db.read() as s:
-                spec, dag = self.runs.specs.get(s, version_id)
+            known = self.runs.specs.cached(version_id)  # the claim read it: no transaction for nothing
+            if known is None:
+                with self.db.read() as s:
+                    known = self.runs.specs.get(s, version_id)
+            spec, dag = known
             rules = self._rules.get(version_id)
             if rules is None:  # every task's rule, once per version (not 100 enum lookups per finish)
                 rules = {task.name: TriggerRule(task.trigger_rule) for task in spec.tasks}

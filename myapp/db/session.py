@@ -18,7 +18,7 @@ import os
 import select
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +27,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session as Session  # re-exported: the transaction handle db.read()/write() yield
 from sqlalchemy.orm import sessionmaker
+
+from myapp.db.prebuilt import Prebuilt
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -178,6 +180,50 @@ class Database:
         around it (~0.2 ms of a task's CPU each; issue 14)."""
         with self._autocommit.connect() as conn:
             yield conn
+
+    @contextmanager
+    def autocommit_session(self) -> Iterator[Session]:
+        """Yield a session whose statements each commit alone, which checks a connection out of the
+        pool only when it runs one (a claim's reads, mostly answered from the process's caches)."""
+        with Session(bind=self._autocommit) as session:
+            yield session
+
+    def run_prebuilt(self, prebuilt: Prebuilt, params: Mapping[str, Any]) -> list[Any]:
+        """Run a prebuilt statement alone in autocommit on the pooled DBAPI connection; return its rows
+        (named tuples). For PostgreSQL's claim and fast finish: what a Connection adds around one
+        statement was most of their CPU (db/prebuilt.py). A lost connection is invalidated and
+        raised as SQLAlchemy's DBAPIError, as a Connection raises it."""
+        engine, dialect = self.engine, self.engine.dialect
+        compiled = prebuilt.compiled(dialect)
+        sql, values = compiled.sql, compiled.params(params)
+        pooled = engine.raw_connection()
+        connection: Any = pooled.driver_connection
+        cursor = None
+        try:
+            try:
+                connection.autocommit = True
+                cursor = connection.cursor()
+                if engine.dispatch.before_cursor_execute:  # statement counters (tests, benchmarks)
+                    engine.dispatch.before_cursor_execute(None, cursor, sql, values, None, False)
+                cursor.execute(sql, values)
+                rows = cursor.fetchall()
+                if compiled.result_processors is None:  # the first run: the columns' types as the server sent them
+                    compiled.learn_result_types([column.type_code for column in cursor.description])
+            finally:
+                if cursor is not None:
+                    cursor.close()
+                if not connection.closed:  # back to the pool as it came: transactions, not autocommit
+                    connection.autocommit = False
+        except dialect.loaded_dbapi.Error as exc:
+            lost = dialect.is_disconnect(exc, connection, cursor)
+            if lost or connection.autocommit:  # dead, or not put back out of autocommit: not for the pool
+                pooled.invalidate(exc)
+            raise DBAPIError.instance(
+                sql, values, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+            ) from exc
+        finally:
+            pooled.close()
+        return compiled.rows(rows)
 
     def lock_options(self, *, skip_locked: bool = False, shared: bool = False) -> dict[str, Any]:
         """Return with_for_update() kwargs for this dialect ({} means: rely on the SQLite lock)."""

@@ -26,6 +26,11 @@ class VersionSpecs:
         self._size = size
         self._lock = Lock()
 
+    def cached(self, version_id: int) -> tuple[PipelineSpec, Dag] | None:
+        """Return (spec, dag) of the version if this process has it, else None (no database access)."""
+        with self._lock:
+            return self._cache.get(version_id)
+
     def get(self, session: Session, version_id: int) -> tuple[PipelineSpec, Dag]:
         """Return (spec, dag) of the version, loading it through `session` on a miss."""
         with self._lock:

@@ -170,3 +170,49 @@ def test_a_terminated_postgresql_backend_is_replaced_when_taken_from_the_pool() 
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar() == second
     finally:
         engine.dispose()
+
+
+@pytest.mark.skipif(not os.environ.get("MYAPP_TEST_DATABASE_URL"), reason="needs PostgreSQL")
+def test_a_prebuilt_statement_runs_alone_and_leaves_the_pooled_connection_as_it_found_it() -> None:
+    # Database.run_prebuilt (the claim and fast finish): its rows are named and processed as a
+    # Connection's; an error comes up as SQLAlchemy's, and a lost connection as one to repeat.
+    import psycopg
+    from sqlalchemy import JSON, Integer, bindparam, cast, literal, select, text
+    from sqlalchemy.exc import DBAPIError
+
+    from myapp.db.prebuilt import Prebuilt
+    from myapp.db.session import make_engine
+
+    url = os.environ["MYAPP_TEST_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+    db = Database(make_engine(url))  # used one statement at a time: the pool holds one connection
+    statement = Prebuilt(
+        select(
+            (bindparam("n", type_=Integer()) + 1).label("next"),
+            bindparam("doc", type_=JSON()).label("doc"),
+            literal("x").in_(["x", "y"]).label("known"),
+            literal(0).label("zero"),
+        )
+    )
+    try:
+        rows = db.run_prebuilt(statement, {"n": 41, "doc": {"a": [1]}})
+        assert [(row.next, row.doc, row.known, row.zero) for row in rows] == [(42, {"a": [1]}, True, 0)]
+        with db.engine.connect() as conn:  # the one pooled connection: in a transaction again, not autocommit
+            assert conn.connection.driver_connection.autocommit is False
+            first = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        failing = Prebuilt(select(cast(bindparam("n", type_=Integer()), Integer) / 0))
+        with pytest.raises(DBAPIError) as raised:
+            db.run_prebuilt(failing, {"n": 1})
+        assert not is_transient(raised.value)
+        with db.engine.connect() as conn:  # a statement that failed does not cost the connection
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar() == first
+            assert conn.connection.driver_connection.autocommit is False
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+            for _ in range(100):  # until the backend is gone
+                if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (first,)).fetchone():
+                    break
+                time.sleep(0.02)
+        # The pool's check on checkout replaces the dead connection: the statement runs.
+        assert db.run_prebuilt(statement, {"n": 1, "doc": None})[0].next == 2
+    finally:
+        db.dispose()
