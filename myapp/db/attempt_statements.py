@@ -67,6 +67,7 @@ _CLAIM_READ = (
         TaskInstance.task_name,
         TaskInstance.state.label("ti_state"),
         TaskInstance.inputs,
+        TaskInstance.slice_item,
     )
     .join_from(Run, TaskInstance, TaskInstance.run_id == Run.id)
     .where(TaskInstance.id == bindparam("ti_id"))
@@ -218,7 +219,12 @@ _CLAIM_TASK = (
         started_at=func.coalesce(TaskInstance.started_at, _NOW),
     )
     .returning(
-        TaskInstance.id, TaskInstance.run_id, TaskInstance.try_number, TaskInstance.task_name, TaskInstance.inputs
+        TaskInstance.id,
+        TaskInstance.run_id,
+        TaskInstance.try_number,
+        TaskInstance.task_name,
+        TaskInstance.inputs,
+        TaskInstance.slice_item,  # a slice's item (R15), NULL for another task: no read after the claim
     )
     .cte("claimed_task")
 )
@@ -259,6 +265,7 @@ _CLAIM_IN_ONE = (
         _CLAIM_TASK.c.try_number,
         _CLAIM_TASK.c.task_name,
         _CLAIM_TASK.c.inputs,
+        _CLAIM_TASK.c.slice_item,
         *_RUN_TO_CLAIM.c,
     )
     .select_from(_CLAIM_ATTEMPT)
@@ -273,6 +280,7 @@ _OWN_CLAIM = (
         TaskAttempt.try_number,
         TaskInstance.task_name,
         TaskInstance.inputs,
+        TaskInstance.slice_item,
         Run.id,
         Run.state,
         Run.version_id,
@@ -440,8 +448,59 @@ def _fast_success(*, releases: bool) -> Any:
 _SUCCEED_LEAF_FAST = _fast_success(releases=False)
 _SUCCEED_RELEASE_FAST = _fast_success(releases=True)
 
+
+# A slice's success (R15) in one statement in autocommit, when it is not the last slice of its
+# sliced task and the task has no parallelism cap (AttemptStore._finish_slice_in_one): the attempt
+# ends, the slice succeeds with its outputs and the sliced task's count of slices not ended yet
+# (slices_left) goes down by one. The last slice (or a capped one, which queues the next pending
+# slice) changes nothing here and ends in the transaction (slice_store.slice_ended), which gathers
+# the outputs, ends the sliced task and releases its downstream tasks.
+#
+# Order of the locks, as the transaction's: the run (FOR UPDATE, running, same version, no debug
+# task), then the attempt (FOR UPDATE: its latest version must be running, since the statement's
+# snapshot may predate a stop, timeout or lost-worker end that committed while the run lock was
+# waited for), then the sliced task's row. The counter's UPDATE ... RETURNING is the arbiter: it
+# changes the row only while the sliced task is running with more than one slice left, re-checked on
+# the row's latest version, so of two slices ending at once (serialized by the run lock) one counts
+# 2 -> 1 here and the other finds 1 and goes to the transaction as the last; neither both nor none.
+# The attempt and the slice change only if the count did.
+_SLICE_ATTEMPT = (
+    select(TaskAttempt.id)
+    .where(
+        TaskAttempt.id == bindparam("attempt_id"),
+        TaskAttempt.task_instance_id == bindparam("ti_id"),
+        _ATTEMPT_RUNNING,
+        exists(select(literal(1)).select_from(_FAST_RUN)),  # a one-time filter: the run is locked first
+    )
+    .with_for_update(of=TaskAttempt)
+    .cte("slice_attempt")
+)
+_SLICE_COUNTED = (
+    update(TaskInstance)
+    .where(
+        TaskInstance.run_id == _FAST_RUN_ID,
+        TaskInstance.task_name == bindparam("sliced"),
+        TaskInstance.state == TaskState.RUNNING.value,
+        TaskInstance.slices_left > 1,
+        exists(select(literal(1)).select_from(_SLICE_ATTEMPT)),
+    )
+    .values(slices_left=TaskInstance.slices_left - 1)
+    .returning(TaskInstance.slices_left)
+    .cte("slice_counted")
+)
+_SLICE_ENDED = _attempt_succeeded(
+    TaskAttempt.id == bindparam("attempt_id"),
+    _ATTEMPT_RUNNING,
+    exists(select(literal(1)).select_from(_SLICE_COUNTED)),
+).cte("slice_ended")
+_SLICE_DONE = _task_succeeded(_SLICE_ENDED.c.task_instance_id).returning(TaskInstance.id).cte("slice_done")
+_SUCCEED_SLICE_FAST = select(_SLICE_COUNTED.c.slices_left, _SLICE_DONE.c.id.label("done_id")).select_from(
+    _SLICE_COUNTED.outerjoin(_SLICE_DONE, true())
+)
+
 # The one-statement claim and finishes as AttemptStore runs them: compiled once, on the DBAPI
 # connection (Database.run_prebuilt, db/prebuilt.py).
 _CLAIM_PREBUILT = Prebuilt(_CLAIM_IN_ONE)
 _SUCCEED_LEAF_PREBUILT = Prebuilt(_SUCCEED_LEAF_FAST)
 _SUCCEED_RELEASE_PREBUILT = Prebuilt(_SUCCEED_RELEASE_FAST)
+_SUCCEED_SLICE_PREBUILT = Prebuilt(_SUCCEED_SLICE_FAST)

@@ -63,6 +63,7 @@ from myapp.db.attempt_statements import (
     _SUCCEED_IN_ONE,
     _SUCCEED_LEAF_PREBUILT,
     _SUCCEED_RELEASE_PREBUILT,
+    _SUCCEED_SLICE_PREBUILT,
     _SUCCEEDED_TASK,
     _TASK_INSTANCE_OF_ATTEMPT,
     _TASK_TRIES,
@@ -104,6 +105,7 @@ class AttemptStore:
             tuple[int, str], dict[str, Any]
         ] = {}  # the plan's, as _SUCCEED_RELEASE_FAST binds them
         self._rules: dict[int, dict[str, TriggerRule]] = {}  # version id -> each task's trigger rule
+        self._uncapped_slices: dict[tuple[int, str], bool] = {}  # (version id, sliced task) -> no parallelism cap
         # PostgreSQL: the attempts this store claimed and has not finished yet, for `_finish_in_one`
         self._claims: dict[int, _Claimed] = {}
         # Claims share the run lock (FOR SHARE OF runs: the task instance row is only read, the
@@ -244,9 +246,8 @@ class AttemptStore:
         pipeline_name, creator, project_id = self._pipeline_names(s, run.pipeline_id)
         items: dict[str, dict[str, Any]] = {}
         owner = parent_of(run.task_name)
-        if owner is not None:  # a slice (R15): the task's spec with its sliced inputs bound to its item
-            item = s.connection().execute(select(TaskInstance.slice_item).where(TaskInstance.id == ti_id)).scalar()
-            task, items = slice_task(task, owner[1], dict(item or {}))
+        if owner is not None:  # a slice (R15): the task's spec with its sliced inputs bound to its item (claimed)
+            task, items = slice_task(task, owner[1], dict(run.slice_item or {}))
         return AttemptContext(
             attempt_id=attempt_id,
             task_instance_id=ti_id,
@@ -356,11 +357,12 @@ class AttemptStore:
         """PostgreSQL: record a success in one statement in autocommit (_SUCCEED_LEAF_FAST,
         _SUCCEED_RELEASE_FAST): 1 round trip instead of 4. Only when the run goes on and each
         released task either keeps waiting or is queued; returns the task instances it queued, or
-        None when it changed nothing (then `finish_in` decides in a transaction)."""
+        None when it changed nothing (then `finish_in` decides in a transaction). A slice (R15) of a
+        task without a parallelism cap that is not its last counts itself down (_SUCCEED_SLICE_FAST)."""
         ti_id, run_id, version_id, task_name = claimed
-        if parent_of(task_name) is not None:  # a slice (R15): its sliced task counts it (slice_ended)
-            return None
-        plan = self._release_plan(version_id, task_name)
+        owner = parent_of(task_name)
+        if owner is not None and not self._uncapped(version_id, owner[0]):
+            return None  # a capped slice queues the next pending one: the transaction (slice_ended)
         params: dict[str, Any] = {
             "attempt_id": attempt_id,
             "ti_id": ti_id,
@@ -372,6 +374,12 @@ class AttemptStore:
             "t_outputs": dict(result.outputs),
             "t_inputs": dict(result.inputs) if result.inputs else None,
         }
+        if owner is not None:  # a slice (R15) that is not its sliced task's last: it counts it down
+            counted = self.db.run_prebuilt(_SUCCEED_SLICE_PREBUILT, {**params, "sliced": owner[0]})
+            if counted and counted[0].done_id is None:  # cannot be: the attempt row is locked
+                raise RuntimeError(f"slice {task_name} was counted but its attempt {attempt_id} did not end")
+            return [] if counted else None
+        plan = self._release_plan(version_id, task_name)
         statement = _SUCCEED_LEAF_PREBUILT
         if plan.released:
             statement = _SUCCEED_RELEASE_PREBUILT
@@ -381,6 +389,20 @@ class AttemptStore:
             return None
         # The statement returns the queued task instances (or one row without any when none was).
         return sorted(row.released_id for row in rows if row.state == TaskState.QUEUED.value)
+
+    def _uncapped(self, version_id: int, sliced: str) -> bool:
+        """Whether the sliced task has no parallelism cap (its slices were all queued at its start)."""
+        key = (version_id, sliced)
+        hit = self._uncapped_slices.get(key)
+        if hit is None:
+            with self.db.read() as s:
+                spec, _ = self.runs.specs.get(s, version_id)
+            cap = spec.task(sliced).slices
+            hit = cap is not None and cap.parallelism <= 0
+            if len(self._uncapped_slices) > 10_000:
+                self._uncapped_slices.clear()
+            self._uncapped_slices[key] = hit
+        return hit
 
     def _release_plan(self, version_id: int, task_name: str) -> core.SuccessRelease:
         """What a success of `task_name` releases, with its statement parameters, computed once per

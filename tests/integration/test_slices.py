@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from myapp.core.values import AttemptResult
 from myapp.db.tables import TaskInstance
@@ -23,6 +23,7 @@ from tests.integration.backends import store_services  # noqa: F401  (the `servi
 from tests.integration.engine_helpers import detail, save, start
 from tests.integration.test_attempt_store import claim
 from tests.integration.test_fan_in import measured
+from tests.integration.test_scheduler_disable_race import Thread, _wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -433,3 +434,94 @@ def test_a_jinja_default_is_rendered_in_the_sandbox_to_the_sliced_list(services:
     assert "ZeroDivisionError" in run["by_name"]["train"]["message"]
     assert "uses cluster_name" in run["by_name"]["other"]["message"]
     assert sent == []
+
+
+def _slices_left(services: Any, run_id: int, name: str = "train") -> int | None:
+    with services.db.read() as s:
+        return s.scalar(
+            select(TaskInstance.slices_left).where(TaskInstance.run_id == run_id, TaskInstance.task_name == name)
+        )
+
+
+def _lock_waiters(services: Any) -> int:
+    """Backends of this test's database waiting for a lock (a row lock: the run's)."""
+    with services.db.read() as s:
+        return int(
+            s.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+            )
+            or 0
+        )
+
+
+@pytest.mark.parametrize("width", [2, 3])
+def test_slices_ending_at_once_end_their_task_exactly_once(services: Any, sent: list[int], width: int) -> None:
+    """Every slice of a sliced task ends at the same instant (PostgreSQL's row locks): each one's
+    finish waits for the run lock the test holds, then they go one after another. The count of
+    slices left is the arbiter: exactly one of them finds itself the last, ends the task (its
+    outputs gathered in order) and queues the join once; none is counted twice or lost."""
+    if services.db.engine.dialect.name != "postgresql":
+        pytest.skip("row-level concurrency: PostgreSQL (SQLite serializes writers; MariaDB takes the generic path)")
+    items = json.dumps([f"i{i}" for i in range(width)])
+    run_id = start(services, sweep(services, f"slices-at-once-{width}", items=f"'{items}'"))
+    claimed = [claim(services, ti) for ti in take(sent)]  # `make` (no upstream here) and the slices
+    assert all(ctx is not None for ctx in claimed)
+    for ctx in claimed:
+        if ctx.task.name == "make":
+            services.attempts.finish(ctx.attempt_id, ok(), services.clock.now())
+    contexts = sorted((ctx for ctx in claimed if ctx.task.name != "make"), key=lambda ctx: ctx.task.name)
+    assert [ctx.task.name for ctx in contexts] == [f"train[{i}]" for i in range(width)]
+    now = services.clock.now()
+    with services.db.write() as s:
+        services.runs.lock_run(s, run_id)  # every finish waits for this lock: they start together
+        threads = [
+            Thread(lambda ctx=ctx, i=i: services.attempts.finish(ctx.attempt_id, ok(score=f"s{i}"), now))
+            for i, ctx in enumerate(contexts)
+        ]
+        for thread in threads:
+            thread.start()
+        _wait_for(lambda: _lock_waiters(services) >= width, f"{width} finishes to wait for the run lock")
+    for thread in threads:
+        thread.outcome()
+    assert _slices_left(services, run_id) == 0
+    run = detail(services, run_id)
+    assert {run["by_name"][f"train[{i}]"]["state"] for i in range(width)} == {"succeeded"}
+    assert run["by_name"]["train"]["state"] == "succeeded"
+    assert json.loads(outputs_of(services, run_id, "train")["score"]["value"]) == [f"s{i}" for i in range(width)]
+    (best,) = take(sent)  # the join, queued once
+    run_one(services, best, ok())
+    assert detail(services, run_id)["state"] == "succeeded"
+
+
+def test_a_slice_success_reported_while_its_attempt_is_declared_lost_is_not_counted(
+    services: Any, sent: list[int]
+) -> None:
+    """The reconciler ends a slice's attempt as lost (failed, in a transaction holding the run) while
+    the slice's worker reports its success: the success waits for the run, then finds the attempt
+    ended and counts nothing (its statement began before the loss committed: it must judge the
+    attempt's latest version, not what it saw when it began). The slice stays failed."""
+    if services.db.engine.dialect.name != "postgresql":
+        pytest.skip("row-level concurrency: PostgreSQL")
+    run_id = start(services, sweep(services, "slices-lost-race", items="'[1, 2, 3]'"))
+    make, first, *others = take(sent)  # `make` has no downstream task here
+    run_one(services, make, ok())
+    ctx = claim(services, first)
+    assert ctx is not None and ctx.task.name == "train[0]"
+    now = services.clock.now()
+    lost = AttemptResult(succeeded=False, message="worker w lost: no heartbeat")
+    with services.db.write() as s:
+        services.attempts.finish_in(s, ctx.attempt_id, lost, now)  # holds the run lock until the commit
+        reported = Thread(lambda: services.attempts.finish(ctx.attempt_id, ok(score="late"), now))
+        reported.start()
+        _wait_for(lambda: _lock_waiters(services) >= 1, "the success to wait for the run lock")
+    reported.outcome()
+    assert _slices_left(services, run_id) == 2  # counted once, by the loss
+    run = detail(services, run_id)
+    assert run["by_name"]["train[0]"]["state"] == "failed"
+    for ti in others:
+        run_one(services, ti, ok(score="1"))
+    assert detail(services, run_id)["by_name"]["train"]["state"] == "failed"
+    assert _slices_left(services, run_id) == 0
