@@ -6,6 +6,7 @@
     python3 benchmarks/profile_worker.py --chain               # a chain of 301 instead (each success queues the next)
     python3 benchmarks/profile_worker.py --accounts            # as root: tasks run as the project's account
     python3 benchmarks/profile_worker.py --shape layers        # a shape of bench_shapes.py (layers: 90,000 edges)
+    python3 benchmarks/profile_worker.py --chain --accounts --steps   # wall time of each step of a link
 
 A fan-out of a root and N leaves (`command: ['true']`) is saved and started; the root runs through
 `execute_task_instance` (which queues the leaves), then each leaf does, one after the other, in this
@@ -54,6 +55,11 @@ def main() -> None:
     parser.add_argument("--sort", default="tottime", help="pstats sort key for --profile (tottime, cumulative)")
     parser.add_argument("--dump", default=None, help="write the cProfile stats to this file (pstats format)")
     parser.add_argument("--wall", action="store_true", help="profile wall time instead of this process's CPU time")
+    parser.add_argument(
+        "--steps",
+        action="store_true",
+        help="the wall time of each step of a task (claim, spawn, wait, log close, finish...), median per task",
+    )
     parser.add_argument(
         "--repo", default=str(Path(__file__).resolve().parent.parent), help="the checkout whose myapp is profiled"
     )
@@ -150,6 +156,7 @@ def main() -> None:
                 counts[1] += 1
 
         event.listen(Engine, "commit", commit)
+        steps = _time_steps(services, executor) if args.steps else None
         profiler = (cProfile.Profile() if args.wall else cProfile.Profile(time.process_time)) if args.profile else None
         leaves = list(queued)
         pg0 = sum(_proc_cpu(p) for p in backends)
@@ -182,6 +189,8 @@ def main() -> None:
             f"{(counts[0] + 2 * counts[1]) / n:.2f} round trips, {xacts / n:.2f} transactions on the server "
             f"(load {os.getloadavg()[0]:.1f})"
         )
+        if steps is not None:
+            _print_steps(steps, wall / n)
         if backends:
             upd, hot = upd1[0] - upd0[0], upd1[1] - upd0[1]
             print(f"task_instances: {upd / n:.1f} row updates per leaf, {hot * 100 / max(upd, 1):.0f} % of them HOT")
@@ -194,6 +203,71 @@ def main() -> None:
     finally:
         services.db.dispose()
         drop_database(args.database, url)
+
+
+def _time_steps(services: Any, executor: Any) -> dict[str, list[float]]:
+    """Wrap the steps of a task's path with wall clocks (the product is patched in this process only).
+
+    --steps: claim and finish (the store's calls), the log object and its close, the condition, and the
+    executor's run split into prepare (render, working directory), the private /tmp directories, the
+    spawn (the namespace thread and Popen), the wait for the exit (pidfd) with the pipes' drain, the
+    output collection and the removal of the private /tmp (what of it is on the path).
+    """
+    import shutil
+    import types
+
+    from myapp.executor import launcher, local, worker
+    from myapp.logs import attempt_logs
+
+    times: dict[str, list[float]] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        spent = times.setdefault(name, [])
+
+        def wrapper(*a: Any, **k: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent.append((time.perf_counter() - t0) * 1000)
+
+        return wrapper
+
+    attempts = services.attempts
+    attempts.claim = timed("claim", attempts.claim)
+    attempts.finish = timed("finish", attempts.finish)
+    worker.AttemptLog = timed("log object", worker.AttemptLog)
+    worker.condition_result = timed("condition", worker.condition_result)
+    attempt_logs.AttemptLog.close = timed("log close", attempt_logs.AttemptLog.close)
+    cls = type(executor)
+    cls.run = timed("executor.run (all)", cls.run)
+    cls._prepare = timed("  prepare (render, workdir)", cls._prepare)
+    cls._private_places = timed("  private /tmp dirs", cls._private_places)
+    launcher.Launcher.popen = timed("  spawn (popen)", launcher.Launcher.popen)
+    cls._wait = timed("  wait for exit", cls._wait)
+    local.collect_outputs = timed("  outputs", local.collect_outputs)
+    if hasattr(local, "REMOVER"):  # removed in background threads: only the hand-over is on the path
+        local.REMOVER.remove = timed("  remove private /tmp", local.REMOVER.remove)
+    else:
+        local.shutil = types.SimpleNamespace(
+            **{**vars(shutil), "rmtree": timed("  remove private /tmp", shutil.rmtree)}
+        )
+    times["_run"] = []
+    worker._execute_one = timed("_run", worker._execute_one)
+    return times
+
+
+def _print_steps(times: dict[str, list[float]], per_task: float) -> None:
+    import statistics
+
+    run = times.pop("_run")
+    print(f"wall per task {per_task * 1000:.2f} ms; median of one _execute_one {statistics.median(run):.2f} ms")
+    for name, spent in times.items():
+        if spent:
+            print(
+                f"  {name:32} median {statistics.median(spent):6.2f} ms  mean {statistics.fmean(spent):6.2f} ms"
+                f"  ({len(spent)} calls)"
+            )
 
 
 if __name__ == "__main__":

@@ -105,13 +105,15 @@ class Launcher:
         env: dict[str, str],
         account: Account | None,
         mounts: Sequence[tuple[Path, Path]] = (),
+        held: list[int] | None = None,
     ) -> subprocess.Popen[bytes]:
         """Start `argv` in a new session with stdout/stderr piped; raise OSError as Popen does.
 
         `mounts`: (host directory, target) pairs bound in a mount namespace of the process's own.
+        `held`: where to append a descriptor of that namespace (see `in_private_mounts`).
         """
         if mounts:
-            return in_private_mounts(mounts, lambda: self._popen(argv, cwd=cwd, env=env, account=account))
+            return in_private_mounts(mounts, lambda: self._popen(argv, cwd=cwd, env=env, account=account), held=held)
         return self._popen(argv, cwd=cwd, env=env, account=account)
 
     def _popen(
@@ -189,13 +191,20 @@ def _new_private_namespace() -> None:
     _check(_libc().mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
 
 
-def in_private_mounts(mounts: Sequence[tuple[Path, Path]], start: Callable[[], _T]) -> _T:
+def in_private_mounts(
+    mounts: Sequence[tuple[Path, Path]], start: Callable[[], _T], held: list[int] | None = None
+) -> _T:
     """Run `start` (a Popen) in a fresh thread whose mount namespace has each host directory of `mounts`
     bound at its target: the process it starts keeps that namespace, the worker's threads never see it.
 
     Mount namespaces are per thread (unshare(CLONE_NEWNS) also unshares the thread's cwd, root and
     umask), and a vfork child takes the namespace of the thread that started it. Every path here is
     the worker's own choice, never the task's. Raises OSError when a mount fails.
+
+    With `held`, a descriptor of the namespace (close-on-exec) is appended to it once `start` returned:
+    the namespace then outlives the process, so the process's exit does not tear its mounts down (an
+    RCU grace period, 0.3-3 ms, between the exit and the moment the worker hears of it); the caller
+    closes the descriptor later, off the task-to-task path (myapp/executor/local.py, `_Remover`).
     """
     box: dict[str, Any] = {}
 
@@ -205,6 +214,11 @@ def in_private_mounts(mounts: Sequence[tuple[Path, Path]], start: Callable[[], _
             for source, target in mounts:
                 _bind(source, target)
             box["value"] = start()
+            if held is not None:
+                try:
+                    held.append(os.open("/proc/thread-self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC))
+                except OSError:  # no /proc here: the process's exit tears the namespace down, as before
+                    pass
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc
 

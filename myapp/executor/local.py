@@ -7,6 +7,7 @@ or timeout. The image of a task is ignored here.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import os
@@ -14,7 +15,9 @@ import selectors
 import shutil
 import signal
 import subprocess
+import threading
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -110,18 +113,20 @@ class LocalExecutor:
             return AttemptResult(succeeded=False, message=str(exc))
         # What the task prints of its secrets or its run token never reaches the live or archived log.
         log.redact_with(Redactor([*secret_values, ctx.token]))
+        held: list[int] = []  # the descriptor of the process's mount namespace, let go of after its exit
         try:
-            private, mounts = self._private_places(workdir, account, env)
-        except OSError as exc:
-            msg = f"task {ctx.task.name!r}: cannot make its private /tmp: {exc}"
-            log.write(msg, Stream.SYS)
-            return AttemptResult(succeeded=False, message=msg, inputs=shown)
-        try:
+            try:
+                private, mounts = self._private_places(workdir, account, env)
+            except OSError as exc:
+                msg = f"task {ctx.task.name!r}: cannot make its private /tmp: {exc}"
+                log.write(msg, Stream.SYS)
+                return AttemptResult(succeeded=False, message=msg, inputs=shown)
             return self._run_process(
-                ctx, log, heartbeat, now, on_start, workdir, account, argv, env, outputs, shown, private, mounts
+                ctx, log, heartbeat, now, on_start, workdir, account, argv, env, outputs, shown, private, mounts, held
             )
         finally:
-            shutil.rmtree(_private_base(workdir), ignore_errors=True)  # like a pod's /tmp, gone with the attempt
+            if self.config.private_tmp:  # like a pod's /tmp, gone with the attempt (its outputs were read)
+                REMOVER.remove(_private_base(workdir), held)
 
     def _run_process(
         self,
@@ -138,10 +143,11 @@ class LocalExecutor:
         shown: dict[str, Any],
         private: tuple[tuple[str, Path], ...],
         mounts: tuple[tuple[Path, Path], ...],
+        held: list[int],
     ) -> AttemptResult:
         try:
             # A command without a slash is looked up in the PATH of `env` (as execvpe does).
-            proc = self.launcher.popen(argv, cwd=workdir, env=env, account=account, mounts=mounts)
+            proc = self.launcher.popen(argv, cwd=workdir, env=env, account=account, mounts=mounts, held=held)
         except OSError as exc:
             why = "command not found" if isinstance(exc, FileNotFoundError) and "/" not in argv[0] else exc.strerror
             msg = f"task {ctx.task.name!r}: cannot start {argv[0]!r}: {why or exc}"
@@ -203,6 +209,7 @@ class LocalExecutor:
         if not self.config.private_tmp:
             return (), ()
         base = _private_base(workdir)
+        REMOVER.wait(base)  # this process's removal of an earlier attempt's (the same try, lost) is over
         if base.is_symlink() or base.is_file():
             base.unlink()
         elif base.exists():  # left by a lost attempt of the same try
@@ -500,6 +507,85 @@ class _Watch:
         for stream in self.streams.values():
             stream.close()
         self.streams.clear()
+
+
+class _Remover:
+    """Removes attempts' private /tmp directories, and closes their mount namespaces, in background threads.
+
+    Off the task-to-task path: an rmdir waits for the disk (3-5 ms each on an ext4 mounted with
+    `discard`, almost no CPU), and the last reference to a mount namespace tears its mounts down
+    (an RCU grace period). Up to MAX_THREADS threads, started when there is work and none is idle,
+    so removals overlap under a high rate. A removal not yet done when the worker exits is done
+    at exit (atexit); one lost with the process (kill -9) is the same as before: the directory of a
+    try stays until an attempt of the same try removes it.
+    """
+
+    MAX_THREADS = 4
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._done = threading.Condition(self._lock)
+        self._queue: deque[tuple[Path, list[int]]] = deque()
+        self._pending: Counter[Path] = Counter()
+        self._threads = 0
+        self._idle = 0
+
+    def _forked(self) -> None:  # the parent's threads are not in the child; its queue is the parent's
+        for _, fds in self._queue:
+            for fd in fds:
+                try:
+                    os.close(fd)  # the child's copy: the parent closes its own
+                except OSError:
+                    pass
+        self._reset()
+
+    def remove(self, path: Path, fds: list[int]) -> None:
+        """Close `fds`, then remove the directory `path` (with all it holds), soon, in the background."""
+        with self._lock:
+            self._queue.append((path, list(fds)))
+            self._pending[path] += 1
+            if self._idle == 0 and self._threads < self.MAX_THREADS:
+                self._threads += 1
+                threading.Thread(target=self._run, name="myapp-private-remover", daemon=True).start()
+            else:
+                self._work.notify()
+
+    def wait(self, path: Path | None = None, timeout: float = 60.0) -> bool:
+        """Wait until `path` (every path when None) queued here is removed; False if `timeout` passed first."""
+        with self._lock:
+            return self._done.wait_for(
+                lambda: not self._pending if path is None else path not in self._pending, timeout
+            )
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue:
+                    self._idle += 1
+                    self._work.wait()
+                    self._idle -= 1
+                path, fds = self._queue.popleft()
+            try:
+                for fd in fds:
+                    os.close(fd)
+                shutil.rmtree(path, ignore_errors=True)
+            except OSError:
+                pass
+            finally:
+                with self._lock:
+                    self._pending[path] -= 1
+                    if self._pending[path] <= 0:
+                        del self._pending[path]
+                    self._done.notify_all()
+
+
+REMOVER = _Remover()
+atexit.register(REMOVER.wait, None, 10.0)
 
 
 def _private_base(workdir: Path) -> Path:

@@ -12,6 +12,7 @@ local executor puts that directory on the task's PYTHONPATH. Any `python3` the a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -27,9 +28,7 @@ PACKAGE_INIT = '"""The built-in entrypoints a task may run (a copy made by myapp
 
 def runtime_dir(workflow_space: Path) -> Path:
     """Return the directory to put on a task's PYTHONPATH, creating it (once per content) if needed."""
-    source = Path(myapp.builtins.__file__).parent
-    files = {name: (source / name).read_bytes() for name in ENTRYPOINTS}
-    digest = hashlib.sha256(b"".join(name.encode() + b"\0" + body for name, body in files.items())).hexdigest()[:16]
+    files, digest = _entrypoints()
     root = workflow_space / ".runtime"
     target = root / digest
     root.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -55,6 +54,16 @@ def runtime_dir(workflow_space: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+@functools.cache
+def _entrypoints() -> tuple[dict[str, bytes], str]:
+    """Return the entrypoints' files and their digest: read once per process (each attempt under a task
+    account asks; the installed files do not change under a running worker)."""
+    source = Path(myapp.builtins.__file__).parent
+    files = {name: (source / name).read_bytes() for name in ENTRYPOINTS}
+    digest = hashlib.sha256(b"".join(name.encode() + b"\0" + body for name, body in files.items())).hexdigest()[:16]
+    return files, digest
 
 
 def _own_directory(path: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from myapp.core.pipeline_spec import parse_pipeline
 from myapp.core.values import AttemptContext, AttemptResult
+from myapp.executor import local
 from myapp.executor.local import LocalConfig, LocalExecutor
 from myapp.logs.attempt_logs import AttemptLog, LogKey, LogReader, Stream, parse_line
 
@@ -157,17 +158,17 @@ def test_a_root_worker_gives_each_attempt_a_tmp_of_its_own(tmp_path: Path, redis
     # Only the workflow space's first step under /tmp (kept at its path) and nothing of the host's /tmp.
     assert lines[:2] == [f"{tmp_path.relative_to('/tmp').parts[0]}\n", "no host file\n"], lines
     assert not Path("/tmp/mine").exists()
+    assert local.REMOVER.wait(), "the private /tmp was not removed within a minute"  # removed in the background
     assert not any((tmp_path / "ws").rglob("*-private")), "the attempt's private /tmp outlived it"
 
 
 def test_a_worker_without_mount_namespaces_gives_each_attempt_a_tmpdir(
     tmp_path: Path, redis_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from myapp.executor import local
-
     monkeypatch.setattr(local, "namespaces_refused", lambda: "the worker is not root")
     result, lines, _, _ = run_script(tmp_path, 'echo "$TMPDIR"; echo kept > "$TMPDIR/f"; cat "$TMPDIR/f"', redis_client)
     assert result.succeeded, lines
     tmpdir = Path(lines[0].strip())
     assert tmpdir.parent.name == ".1-private" and (tmp_path / "ws") in tmpdir.parents, lines
+    assert local.REMOVER.wait(), "the TMPDIR was not removed within a minute"  # removed in the background
     assert lines[1] == "kept\n" and not tmpdir.exists(), lines
