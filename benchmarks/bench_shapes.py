@@ -197,11 +197,15 @@ class Figures:
     create_s: float
     wall_s: float
     load: tuple[float, float]
+    # cpu_ms split: the worker tree, the database's backends, every redis-server on the machine (so
+    # also other test suites' private ones: compare worker + postgres when the machine is shared)
+    split_ms: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def line(self) -> str:
         return (
             f"{self.shape:<10} {self.tasks:>6} tasks  {self.tasks_per_s:>6.0f} tasks/s  "
             f"hop p50 {self.hop_p50:>6.1f} ms p95 {self.hop_p95:>7.1f} ms  CPU/task {self.cpu_ms:>5.2f} ms "
+            f"[worker {self.split_ms[0]:.2f} + postgres {self.split_ms[1]:.2f} + redis {self.split_ms[2]:.2f}] "
             f"(machine {self.machine_ms:>5.2f})  SQL/task {self.statements:>5.2f} + {self.commits:.2f} commits "
             f"({self.statements + 2 * self.commits:.2f} round trips)  "
             f"created in {self.create_s:.2f} s, wall {self.wall_s:.1f} s  load {self.load[0]:.2f} -> {self.load[1]:.2f}  "
@@ -267,6 +271,7 @@ def run_shape(services: Any, name: str, meter: CpuMeter, counts: Path, timeout: 
         hop_p50=statistics.median(hops),
         hop_p95=percentile(hops, 0.95),
         cpu_ms=(used["worker"] + used["postgres"] + used["redis"]) * 1000 / n,
+        split_ms=(used["worker"] * 1000 / n, used["postgres"] * 1000 / n, used["redis"] * 1000 / n),
         machine_ms=used["machine"] * 1000 / n,
         statements=(stmts_after[0] - stmts_before[0]) / n,
         commits=(stmts_after[1] - stmts_before[1]) / n,

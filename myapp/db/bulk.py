@@ -162,7 +162,8 @@ def _insert_unnest(
     if not returning:
         conn.exec_driver_sql(sql, params)
         return []
-    result = sorted(conn.exec_driver_sql(f"{sql} RETURNING id, {_quoted(returning)}", params), key=itemgetter(0))
+    # .all(): one fetch of every row (iterating a result fetches one row per call: twice the CPU)
+    result = sorted(conn.exec_driver_sql(f"{sql} RETURNING id, {_quoted(returning)}", params).all(), key=itemgetter(0))
     processors = [_result_processor(conn, table.c[name].type) for name in returning]
     if not any(processors):  # e.g. the ids alone: the values as they come
         return [tuple(row[1:]) for row in result]
@@ -230,6 +231,8 @@ def _bind(column_type: Any, value: Any) -> Any:
 def _naive_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
+    if value.tzinfo is UTC:  # what the core and the database hand out: no conversion to do
+        return value.replace(tzinfo=None)
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r} given to a UTC column")
     return value.astimezone(UTC).replace(tzinfo=None)

@@ -16,12 +16,15 @@ SQLAlchemy's DBAPIError, the connection invalidated when it was lost (`is_transi
 
 from __future__ import annotations
 
+import re
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")  # a named parameter (pyformat) or an escaped %
 
 
 class _Compiled:
@@ -45,6 +48,18 @@ class _Compiled:
         for name, value in expanded.parameters.items():
             proc = self.bind_processors.get(name)
             self.defaults[name] = proc(value) if proc is not None else value
+        # psycopg: the SQL with $n placeholders for its RawCursor, which sends it as it is (a named
+        # query is converted and its parameters reordered at each execution).
+        self.raw_cursor: Any = None
+        self.raw_sql, self.order = self.sql, list(self.defaults)
+        if dialect.driver == "psycopg" and hasattr(_psycopg(), "RawCursor"):  # psycopg >= 3.2
+            numbers: dict[str, int] = {}
+
+            def number(match: re.Match[str]) -> str:
+                return "%" if match[0] == "%%" else f"${numbers.setdefault(match[1], len(numbers) + 1)}"
+
+            self.raw_cursor = _psycopg().RawCursor
+            self.raw_sql, self.order = _PLACEHOLDER.sub(number, self.sql), list(numbers)
         self._dialect = dialect
         self._columns = compiled._result_columns
         self.row: Any = namedtuple("PrebuiltRow", [column.keyname for column in self._columns])  # type: ignore[misc]
@@ -81,6 +96,12 @@ class _Compiled:
                 values[index] = proc(values[index])
             out.append(make(values))
         return out
+
+
+def _psycopg() -> Any:
+    import psycopg
+
+    return psycopg
 
 
 class Prebuilt:

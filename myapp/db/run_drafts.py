@@ -108,11 +108,20 @@ def version_of(new: NewRun, pipeline: PipelineRow | None) -> int:
     return version_id
 
 
+_PENDING = TaskState.PENDING.value
+_QUEUED_RUN = RunState.QUEUED.value
+
+
 def draft_run(
     new: NewRun, pipeline: PipelineRow, version_id: int, spec: PipelineSpec, dag: Dag, now: datetime
 ) -> RunDraft:
     """Check a new run (parameters, debug task) and return its rows; raise a MyappError if refused."""
-    params = check_params(spec, new.params)
+    if new.params:
+        params = map_run_params(check_params(spec, new.params), spec, seal)  # secret values sealed at rest (B6)
+    else:  # every cron run: no value given, so nothing to seal (check_params still refuses a required one)
+        if spec.parameters:
+            check_params(spec, new.params)
+        params = {}
     if new.debug_task and new.debug_task not in dag.names:
         raise NotFound(f"task {new.debug_task!r} not found in pipeline {spec.name!r}")
     run = {
@@ -120,8 +129,8 @@ def draft_run(
         "version_id": version_id,
         "project_id": pipeline.project_id,
         "trigger": str(new.trigger),
-        "state": RunState.QUEUED.value,
-        "params": map_run_params(params, spec, seal),  # secret values sealed at rest (B6)
+        "state": _QUEUED_RUN,
+        "params": params,
         "execution_date": new.execution_date,
         "execution_date_text": format_execution_date(new.execution_date, pipeline.timezone),
         "debug_task": new.debug_task,
@@ -132,12 +141,11 @@ def draft_run(
         "created_at": now,
         "updated_at": now,
     }
-    pending = TaskState.PENDING.value
     if new.debug_task:  # the one task alone, with the inputs given
         executed = Dag((new.debug_task,), {new.debug_task: ()})
         task = {
             "task_name": new.debug_task,
-            "state": pending,
+            "state": _PENDING,
             "try_number": 0,
             "max_tries": spec.task(new.debug_task).retries + 1,
             "upstream_waiting": 0,
@@ -149,7 +157,7 @@ def draft_run(
     tasks = tuple(
         {
             "task_name": name,
-            "state": pending,
+            "state": _PENDING,
             "try_number": 0,
             "max_tries": max_tries,
             "upstream_waiting": waiting,
@@ -200,11 +208,14 @@ def started_rows(draft: RunDraft, now: datetime) -> tuple[dict[str, Any], list[d
         "ended_at": None,
     }
     # the same keys for every row (one array per column): a task the start queues has its state and time
-    unset = {"message": "", "started_at": None, "ended_at": None, "next_try_at": None}
-    pending = {**unset, "state": TaskState.PENDING.value, "queued_at": None}
-    queued = {**unset, "state": TaskState.QUEUED.value, "queued_at": now}
-    tasks = [{**t, **(queued if t["task_name"] in ready else pending)} for t in draft.tasks]
+    queued = {**_UNSET, "state": _QUEUED_TASK, "queued_at": now}
+    tasks = [{**t, **(queued if t["task_name"] in ready else _STILL_PENDING)} for t in draft.tasks]
     return run, tasks
+
+
+_QUEUED_TASK = TaskState.QUEUED.value
+_UNSET = {"message": "", "started_at": None, "ended_at": None, "next_try_at": None}
+_STILL_PENDING = {**_UNSET, "state": _PENDING, "queued_at": None}  # read only: merged into each row
 
 
 def insert_started(

@@ -119,24 +119,36 @@ class RunStore:
         # the batch path (two INSERTs whatever the number of tasks) when the start only queues tasks
         return self.create_drafts_in(s, [draft_run(new, pipeline, version_id, spec, dag, now)], now)[0]
 
-    def draft_many_in(self, s: Session, news: Sequence[NewRun], now: datetime) -> list[RunDraft | MyappError]:
+    def draft_many_in(
+        self,
+        s: Session,
+        news: Sequence[NewRun],
+        now: datetime,
+        pipelines: Mapping[int, PipelineRow] | None = None,
+    ) -> list[RunDraft | MyappError]:
         """Check many new runs as `create_in` does, writing nothing: a draft, or the refusal, for each.
 
-        Two statements for the whole batch (the pipelines, the versions not cached yet).
+        Two statements for the whole batch (the pipelines, the versions not cached yet); one when the
+        caller gives the `pipelines` rows it read (and locked) in its transaction (the scheduler's claim).
         """
-        ids = sorted({new.pipeline_id for new in news})
-        pipelines = (
-            {
-                row.id: PipelineRow(*row)
-                for row in s.execute(
-                    select(
-                        Pipeline.id, Pipeline.name, Pipeline.project_id, Pipeline.current_version_id, Pipeline.timezone
-                    ).where(is_in(Pipeline.id, ids, s.get_bind().dialect.name))
-                )
-            }
-            if ids
-            else {}
-        )
+        if pipelines is None:
+            ids = sorted({new.pipeline_id for new in news})
+            pipelines = (
+                {
+                    row.id: PipelineRow(*row)
+                    for row in s.execute(
+                        select(
+                            Pipeline.id,
+                            Pipeline.name,
+                            Pipeline.project_id,
+                            Pipeline.current_version_id,
+                            Pipeline.timezone,
+                        ).where(is_in(Pipeline.id, ids, s.get_bind().dialect.name))
+                    )
+                }
+                if ids
+                else {}
+            )
         versions: list[int | MyappError] = []
         for new in news:
             try:

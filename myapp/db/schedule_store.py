@@ -80,6 +80,8 @@ class DuePipeline(NamedTuple):
     schedule_type: str
     last_tick_at: datetime | None
     created_by: int | None
+    project_id: int  # with current_version_id: what a launch copies (RunStore.draft_many_in's `pipelines`)
+    current_version_id: int | None
 
 
 _DUE_COLUMNS = tuple(getattr(Pipeline, name) for name in DuePipeline._fields)
@@ -107,8 +109,8 @@ def claim_due(
     """Lock and return up to `limit` due pipelines with id > after_id, by id (SKIP LOCKED).
 
     Due: enabled crontab, next_fire_at unset or <= now, and not already ticked at a later
-    instant (a clock that steps back changes nothing, R6). Plain rows: loading ORM objects would
-    cost more than planning them.
+    instant (a clock that steps back changes nothing, R6). Plain rows, read on the connection: loading
+    ORM objects (or going through the ORM's execution of a select) would cost more than planning them.
     """
     q = (
         select(*_DUE_COLUMNS)
@@ -125,7 +127,7 @@ def claim_due(
     )
     if ids is not None:
         q = q.where(is_in(Pipeline.id, ids, db.engine.dialect.name))
-    return [DuePipeline(*row) for row in s.execute(q)]
+    return [DuePipeline(*row) for row in s.connection().execute(q).all()]  # one fetch, not one per row
 
 
 def load_snapshots(s: Session, pipeline_ids: Sequence[int]) -> dict[int, Snapshot]:
@@ -141,15 +143,15 @@ def load_snapshots(s: Session, pipeline_ids: Sequence[int]) -> dict[int, Snapsho
     if not snaps:
         return snaps
     heads, waiting = _snapshot_statements(s.get_bind().dialect.name)
-    ids = {"ids": list(snaps)}
-    for pid, active, newest_at, status, newest_run, launched_at, launched_run in s.execute(heads, ids):
+    ids, conn = {"ids": list(snaps)}, s.connection()  # Core rows: no ORM execution context per statement
+    for pid, active, newest_at, status, newest_run, launched_at, launched_run in conn.execute(heads, ids).all():
         snap = snaps[pid]
         snap.active = int(active)
         if launched_at is not None:
             snap.records[launched_at] = Record(launched_at, RecordStatus.LAUNCHED, _run_state(launched_run))
         if newest_at is not None:
             snap.records[newest_at] = Record(newest_at, RecordStatus(status), _run_state(newest_run))
-    for pid, instant, message in s.execute(waiting, ids):
+    for pid, instant, message in conn.execute(waiting, ids).all():
         snaps[pid].records[instant] = Record(instant, RecordStatus.WAITING)
         snaps[pid].waiting[instant] = message
     return snaps

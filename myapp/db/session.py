@@ -202,10 +202,16 @@ class Database:
         try:
             try:
                 connection.autocommit = True
-                cursor = connection.cursor()
+                if compiled.raw_cursor is None:
+                    cursor = connection.cursor()
+                else:  # psycopg: $n placeholders, the values in their order
+                    cursor = compiled.raw_cursor(connection)
                 if engine.dispatch.before_cursor_execute:  # statement counters (tests, benchmarks)
                     engine.dispatch.before_cursor_execute(None, cursor, sql, values, None, False)
-                cursor.execute(sql, values)
+                if compiled.raw_cursor is None:
+                    cursor.execute(sql, values)
+                else:
+                    cursor.execute(compiled.raw_sql, [values[name] for name in compiled.order])
                 rows = cursor.fetchall()
                 if compiled.result_processors is None:  # the first run: the columns' types as the server sent them
                     compiled.learn_result_types([column.type_code for column in cursor.description])

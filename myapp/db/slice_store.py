@@ -7,7 +7,9 @@ on (run, task name) like every task instance, so a second start can only fail) a
 (`slices_left`). A slice that ends takes one off that count (one UPDATE) and, under a cap, queues
 the next pending slice (one indexed read): it never reads its siblings. The last one reads them
 all once, in order, to gather the outputs and decide the task's outcome, which then releases the
-task's downstream tasks like any ended task (R13).
+task's downstream tasks like any ended task (R13). On PostgreSQL a slice's success that is not the
+last, of a task without a cap, is counted by the attempt store's one statement instead
+(`_SUCCEED_SLICE_FAST` in db/attempt_statements.py), with the same guards.
 
 Decides nothing itself: core/slices.py does. Imports no Flask.
 """

@@ -18,7 +18,7 @@ from myapp.core.cron import format_execution_date
 from myapp.core.schedule import PassPlan, plan_pass
 from myapp.core.states import RECORD, RecordStatus, Trigger
 from myapp.core.values import NewRun
-from myapp.db.run_drafts import RunDraft
+from myapp.db.run_drafts import PipelineRow, RunDraft
 from myapp.db.schedule_store import (
     DuePipeline,
     NewRecord,
@@ -167,7 +167,10 @@ class Batch:
         waiting) fails the batch: its transaction rolls back and the pipelines are redone one by one.
         """
         launches = [(p, instant) for p, _, plan in plans for instant in plan.launch]
-        drafts = self.services.runs.draft_many_in(self.s, [self._new_run(p, at) for p, at in launches], self.now)
+        rows = {p.id: PipelineRow(p.id, p.name, p.project_id, p.current_version_id, p.timezone) for p, _ in launches}
+        drafts = self.services.runs.draft_many_in(
+            self.s, [self._new_run(p, at) for p, at in launches], self.now, pipelines=rows
+        )  # the claim read (and locked) the pipeline rows: no second read
         accepted: list[tuple[DuePipeline, datetime, RunDraft]] = []
         refused: set[int] = set()
         for (p, instant), draft in zip(launches, drafts, strict=True):
