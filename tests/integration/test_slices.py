@@ -525,3 +525,38 @@ def test_a_slice_success_reported_while_its_attempt_is_declared_lost_is_not_coun
         run_one(services, ti, ok(score="1"))
     assert detail(services, run_id)["by_name"]["train"]["state"] == "failed"
     assert _slices_left(services, run_id) == 0
+
+
+def test_a_slice_is_claimed_and_ended_at_a_leafs_cost(services: Any, sent: list[int]) -> None:
+    """A slice's claim returns its item with the claim (every backend: no read after it), and on
+    PostgreSQL a slice's success that is not its task's last is one statement, as a leaf's."""
+    pid = save(
+        services,
+        """
+        name: slices-vs-leaf
+        tasks:
+          - {name: solo, image: local, command: ['true']}
+          - {name: train, image: local, command: ['true'], inputs: {x: [1, 2, 3]}, slices: {inputs: [x]}}
+        """,
+    )
+    costs: dict[str, tuple[int, int]] = {}
+    for measuring in (False, True):  # the first run fills the caches (spec, pipeline name, release plan)
+        run_id = start(services, pid)
+        left = []
+        for ti in take(sent):
+            with measured(services) as claimed:
+                ctx = claim(services, ti)
+            assert ctx is not None
+            if ctx.task.name not in ("solo", "train[0]"):
+                left.append(ctx)
+                continue
+            with measured(services) as finished:
+                services.attempts.finish(ctx.attempt_id, ok(), services.clock.now())
+            if measuring:
+                costs[ctx.task.name] = (claimed.statements, finished.statements)
+        for ctx in left:
+            services.attempts.finish(ctx.attempt_id, ok(), services.clock.now())
+        assert detail(services, run_id)["state"] == "succeeded"
+    assert costs["train[0]"][0] == costs["solo"][0], costs  # the claims
+    if services.attempts._in_one:
+        assert costs["train[0]"] == costs["solo"] == (1, 1), costs

@@ -131,3 +131,30 @@ def test_the_command_is_looked_up_as_the_account_not_with_roots_capabilities() -
         assert proc.returncode != 0 and b"Permission denied" in err and not out, (out, err)
     finally:
         shutil.rmtree(root)
+
+
+@needs_root
+def test_a_private_mount_namespace_leaves_the_calling_thread_where_it_was(tmp_path: Path) -> None:
+    """The process sees the bind; the thread that started it is back in its namespace and working
+    directory, also when a mount fails (it starts no helper thread any more: docs/benchmarks.md)."""
+    if launcher_mod.namespaces_refused():
+        pytest.skip(launcher_mod.namespaces_refused())
+    host, target = tmp_path / "host", tmp_path / "target"
+    host.mkdir()
+    target.mkdir()
+    (host / "seen").write_text("x")
+    before = (os.readlink("/proc/thread-self/ns/mnt"), os.getcwd())
+    held: list[int] = []
+    env = {"PATH": "/usr/bin:/bin"}
+    proc = Launcher(None).popen(
+        ["ls", str(target)], cwd=tmp_path, env=env, account=None, mounts=[(host, target)], held=held
+    )
+    out, _ = proc.communicate(timeout=60)
+    assert out.decode().split() == ["seen"]
+    assert (os.readlink("/proc/thread-self/ns/mnt"), os.getcwd()) == before
+    assert not any(target.iterdir()), "the bind leaked into the worker's namespace"
+    assert len(held) == 1 and os.readlink(f"/proc/self/fd/{held[0]}") != before[0]
+    os.close(held[0])
+    with pytest.raises(OSError, match="bind"):
+        Launcher(None).popen(["true"], cwd=tmp_path, env=env, account=None, mounts=[(tmp_path / "gone", target)])
+    assert (os.readlink("/proc/thread-self/ns/mnt"), os.getcwd()) == before
