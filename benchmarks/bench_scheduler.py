@@ -41,6 +41,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks import machine_speed  # noqa: E402
 from benchmarks.databases import drop_database, fresh_database  # noqa: E402
 
 RUN_CREATION = ("draft_many_in", "create_drafts_in", "create_in")
@@ -258,6 +259,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     args = parser.parse_args()
+    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine_speed.describe()}", flush=True)
     for n in (int(x) for x in args.sizes.split(",")):
         bench_size(args.database, n, args.batch_size)
     bench_outage(args.database)

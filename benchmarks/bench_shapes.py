@@ -49,7 +49,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks import statement_counter  # noqa: E402
+from benchmarks import machine_speed, statement_counter  # noqa: E402
 from benchmarks.bench_engine import PRODUCT_TIMING, CpuMeter, percentile, take_redis_database  # noqa: E402
 from benchmarks.databases import drop_database, fresh_database  # noqa: E402
 
@@ -393,7 +393,8 @@ def benchmark(args: argparse.Namespace, shapes: list[str]) -> None:
         meter = CpuMeter(services, [worker.proc.pid] if worker.proc else [])
         print(
             f"one worker, prefork pool of {args.concurrency}, with beat; database {services.db.engine.dialect.name}; "
-            f"python {sys.version.split()[0]}, {os.cpu_count()} cpus; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+            f"python {sys.version.split()[0]}, {os.cpu_count()} cpus; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
+            f"{machine_speed.describe()}"
         )
         save_warmup = save(services, pipeline_yaml("warmup", chain(3)))
         create_runs(services, save_warmup, 2)
