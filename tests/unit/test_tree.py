@@ -93,6 +93,9 @@ WITHOUT_UNIT_TEST: dict[str, str] = {
     "myapp.services": "every integration test builds it (the `services` fixture)",
     "myapp.db.pipeline_views": _INTEGRATION + "test_overview_api.py; tests/unit/test_i18n.py (its labels)",
     "myapp.db.run_views": _INTEGRATION + "test_cli.py, test_rest_api.py",
+    "myapp.db.prebuilt": "tests/unit/db/test_session.py (Database.run_prebuilt on PostgreSQL), "
+    + _INTEGRATION
+    + "test_attempt_store.py (the claim and fast finish it runs)",
 }
 
 
