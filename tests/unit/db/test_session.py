@@ -147,7 +147,6 @@ def test_a_pooled_connection_is_pinged_only_when_the_server_spoke_while_it_was_i
 
 @pytest.mark.skipif(not os.environ.get("MYAPP_TEST_DATABASE_URL"), reason="needs PostgreSQL")
 def test_a_terminated_postgresql_backend_is_replaced_when_taken_from_the_pool() -> None:
-    import psycopg
     from sqlalchemy import text
 
     from myapp.db.session import make_engine
@@ -157,12 +156,7 @@ def test_a_terminated_postgresql_backend_is_replaced_when_taken_from_the_pool() 
     try:
         with engine.connect() as conn:
             first = conn.execute(text("SELECT pg_backend_pid()")).scalar()
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (first,))
-            for _ in range(100):  # until the backend is gone
-                if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (first,)).fetchone():
-                    break
-                time.sleep(0.02)
+        _terminate_backend(url, first)
         with engine.connect() as conn:  # no error: the dead connection is swapped for a new one
             second = conn.execute(text("SELECT pg_backend_pid()")).scalar()
         assert second != first
@@ -176,7 +170,6 @@ def test_a_terminated_postgresql_backend_is_replaced_when_taken_from_the_pool() 
 def test_a_prebuilt_statement_runs_alone_and_leaves_the_pooled_connection_as_it_found_it() -> None:
     # Database.run_prebuilt (the claim and fast finish): its rows are named and processed as a
     # Connection's; an error comes up as SQLAlchemy's, and a lost connection as one to repeat.
-    import psycopg
     from sqlalchemy import JSON, Integer, bindparam, cast, literal, select, text
     from sqlalchemy.exc import DBAPIError
 
@@ -206,13 +199,21 @@ def test_a_prebuilt_statement_runs_alone_and_leaves_the_pooled_connection_as_it_
         with db.engine.connect() as conn:  # a statement that failed does not cost the connection
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar() == first
             assert conn.connection.driver_connection.autocommit is False
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (first,))
-            for _ in range(100):  # until the backend is gone
-                if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (first,)).fetchone():
-                    break
-                time.sleep(0.02)
+        _terminate_backend(url, first)
         # The pool's check on checkout replaces the dead connection: the statement runs.
         assert db.run_prebuilt(statement, {"n": 1, "doc": None})[0].next == 2
     finally:
         db.dispose()
+
+
+def _terminate_backend(url: str, pid: Any) -> None:
+    """Terminate PostgreSQL backend `pid` and wait until it is gone (a deadline, not a count of polls:
+    a slow machine takes longer, and a backend that never goes fails here, not later)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + 30
+        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+            assert time.monotonic() < deadline, f"backend {pid} still there 30 s after pg_terminate_backend"
+            time.sleep(0.02)
