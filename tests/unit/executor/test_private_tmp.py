@@ -3,12 +3,16 @@ attempts' states given (the database's part is tests/integration/test_private_tm
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from myapp.core.retention import PRIVATE_TMP_GRACE, private_tmp_sweepable
+from myapp.executor import local
 from myapp.executor.local import lock_task_dir
 from myapp.executor.private_tmp import sweep
 
@@ -81,6 +85,22 @@ def test_a_task_directory_locked_by_an_attempt_on_this_machine_is_left_alone(tmp
         assert held is not None
         os.close(held)
     assert sweep(space, given({}), NOW).removed == 1 and not base.exists()
+
+
+def test_a_file_system_without_locks_leaves_the_database_to_decide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    space = tmp_path / "ws"
+    ended, running = leftover(space, 1, "a", 1), leftover(space, 2, "a", 1)
+    monkeypatch.setattr(local.fcntl, "flock", refused)
+    held = lock_task_dir(running.parent)  # an attempt goes on without the lock
+    assert held is not None
+    os.close(held)
+    report = sweep(space, given({(1, "a", 1): ("failed", LONG_AGO), (2, "a", 1): ("running", None)}), NOW)
+    assert (report.removed, report.kept) == (1, 1) and not ended.exists() and running.exists()
 
 
 def test_what_an_interrupted_sweep_moved_away_goes_and_links_are_not_followed(tmp_path: Path) -> None:
