@@ -118,3 +118,35 @@ def test_what_an_interrupted_sweep_moved_away_goes_and_links_are_not_followed(tm
 def test_a_missing_workflow_space_is_an_empty_sweep(tmp_path: Path) -> None:
     report = sweep(tmp_path / "none", given({}), NOW)
     assert (report.removed, report.kept, report.failed) == (0, 0, 0)
+
+
+def test_the_reconcilers_sweep_runs_at_most_once_per_interval_and_never_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from myapp.executor import private_tmp
+
+    space = tmp_path / "ws"
+    calls: list[Sequence[int]] = []
+
+    class Db:
+        def read(self) -> object:
+            raise ConnectionError("database away")
+
+    services = SimpleNamespace(settings=SimpleNamespace(executor="local", workflow_space=space), db=Db())
+    monkeypatch.setattr(private_tmp, "_next_at", 0.0)
+    monkeypatch.setattr(private_tmp, "sweep_workflow_space", lambda svc, now: sweep(space, given({}, calls), now))
+    leftover(space, 1, "a", 1)
+    first = private_tmp.sweep_when_due(services, NOW)
+    assert first is not None and first.removed == 1
+    leftover(space, 2, "a", 1)
+    assert private_tmp.sweep_when_due(services, NOW) is None  # within the hour: not again
+    assert calls == [[1]]
+    monkeypatch.setattr(private_tmp, "_next_at", 0.0)
+    monkeypatch.undo()  # the real sweep against a database that is away: logged, not raised
+    monkeypatch.setattr(private_tmp, "_next_at", 0.0)
+    assert private_tmp.sweep_when_due(services, NOW) is None
+    services.settings.executor = "kubernetes"
+    monkeypatch.setattr(private_tmp, "_next_at", 0.0)
+    assert private_tmp.sweep_when_due(services, NOW) is None and (space / "2" / "a" / ".1-private").exists()
