@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import errno
 import fcntl
 import json
+import logging
 import os
 import selectors
 import shutil
@@ -45,6 +47,7 @@ from myapp.executor.task_runtime import runtime_dir
 from myapp.executor.task_user import Account, TaskAccounts, bind_single_project, give_to
 from myapp.logs.attempt_logs import MAX_LINE, AttemptLog, Stream
 
+log = logging.getLogger(__name__)
 PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
 EXIT_POLL = 0.02  # seconds between exit checks where no pidfd tells of the exit
 DRAIN_TIMEOUT = 5.0  # seconds to read what is left in the pipes after the process group is gone
@@ -613,7 +616,8 @@ def lock_task_dir(task_dir: Path, *, exclusive: bool = False) -> int | None:
     (waiting, if need be, for a sweep's short exclusive hold). Exclusive, never waiting: the sweep
     of leftovers (myapp/executor/private_tmp.py) takes it to move one away, so it never removes
     the private /tmp of an attempt running on this machine. The lock goes with the process: a
-    worker killed lets go of it at once.
+    worker killed lets go of it at once. On a file system that refuses flock the descriptor comes
+    back unlocked (said once in the log): the sweep then relies on the database's word alone.
     """
     fd = os.open(task_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -621,10 +625,28 @@ def lock_task_dir(task_dir: Path, *, exclusive: bool = False) -> int | None:
     except BlockingIOError:
         os.close(fd)
         return None
+    except OSError as exc:
+        if exc.errno not in _NO_LOCKS:
+            os.close(fd)
+            raise
+        if not _NO_LOCKS_SAID:  # once per process: neither attempts nor the sweep can wait for it
+            _NO_LOCKS_SAID.append(task_dir)
+            log.warning(
+                "the workflow space does not take locks (%s on %s): the private /tmp sweep relies on "
+                "the database alone",
+                exc,
+                task_dir,
+            )
+        return fd  # not locked
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+# flock refused by the file system (some network file systems), not by another holder.
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF})
+_NO_LOCKS_SAID: list[Path] = []
 
 
 def _private_roots(roots: tuple[str, ...]) -> list[str]:

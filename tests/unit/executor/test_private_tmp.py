@@ -3,12 +3,16 @@ attempts' states given (the database's part is tests/integration/test_private_tm
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from myapp.core.retention import PRIVATE_TMP_GRACE, private_tmp_sweepable
+from myapp.executor import local
 from myapp.executor.local import lock_task_dir
 from myapp.executor.private_tmp import sweep
 
@@ -83,6 +87,22 @@ def test_a_task_directory_locked_by_an_attempt_on_this_machine_is_left_alone(tmp
     assert sweep(space, given({}), NOW).removed == 1 and not base.exists()
 
 
+def test_a_file_system_without_locks_leaves_the_database_to_decide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    space = tmp_path / "ws"
+    ended, running = leftover(space, 1, "a", 1), leftover(space, 2, "a", 1)
+    monkeypatch.setattr(local.fcntl, "flock", refused)
+    held = lock_task_dir(running.parent)  # an attempt goes on without the lock
+    assert held is not None
+    os.close(held)
+    report = sweep(space, given({(1, "a", 1): ("failed", LONG_AGO), (2, "a", 1): ("running", None)}), NOW)
+    assert (report.removed, report.kept) == (1, 1) and not ended.exists() and running.exists()
+
+
 def test_what_an_interrupted_sweep_moved_away_goes_and_links_are_not_followed(tmp_path: Path) -> None:
     space = tmp_path / "ws"
     moved = leftover(space, 1, "a", 1).rename(space / "1" / "a" / ".1-private.swept-0a1b2c3d")
@@ -98,3 +118,35 @@ def test_what_an_interrupted_sweep_moved_away_goes_and_links_are_not_followed(tm
 def test_a_missing_workflow_space_is_an_empty_sweep(tmp_path: Path) -> None:
     report = sweep(tmp_path / "none", given({}), NOW)
     assert (report.removed, report.kept, report.failed) == (0, 0, 0)
+
+
+def test_the_reconcilers_sweep_runs_at_most_once_per_interval_and_never_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from myapp.executor import private_tmp
+
+    space = tmp_path / "ws"
+    calls: list[Sequence[int]] = []
+
+    class Db:
+        def read(self) -> object:
+            raise ConnectionError("database away")
+
+    services = SimpleNamespace(settings=SimpleNamespace(executor="local", workflow_space=space), db=Db())
+    monkeypatch.setattr(private_tmp, "_next_at", 0.0)
+    monkeypatch.setattr(private_tmp, "sweep_workflow_space", lambda svc, now: sweep(space, given({}, calls), now))
+    leftover(space, 1, "a", 1)
+    first = private_tmp.sweep_when_due(services, NOW)
+    assert first is not None and first.removed == 1
+    leftover(space, 2, "a", 1)
+    assert private_tmp.sweep_when_due(services, NOW) is None  # within the hour: not again
+    assert calls == [[1]]
+    monkeypatch.setattr(private_tmp, "_next_at", 0.0)
+    monkeypatch.undo()  # the real sweep against a database that is away: logged, not raised
+    monkeypatch.setattr(private_tmp, "_next_at", 0.0)
+    assert private_tmp.sweep_when_due(services, NOW) is None
+    services.settings.executor = "kubernetes"
+    monkeypatch.setattr(private_tmp, "_next_at", 0.0)
+    assert private_tmp.sweep_when_due(services, NOW) is None and (space / "2" / "a" / ".1-private").exists()
