@@ -2,14 +2,16 @@
 with the SQL statements each pass sends and the CPU it costs on both sides, and the three-year outage.
 
     python3 benchmarks/bench_scheduler.py [--database postgresql://postgres@127.0.0.1/postgres]
-                                          [--sizes 1000,10000] [--batch-size 500]
+                                          [--sizes 1000,10000] [--batch-size 500] [--no-templates]
 
 Each size gets a fresh database with N one-task pipelines `M * * * *` (M = i mod 60: hourly, spread
-over the minutes), start_time 2026-01-01 00:00 UTC, expired_limit 1, max_active_runs 1. Passes:
+over the minutes), start_time 2026-01-01 00:00 UTC, expired_limit 1, max_active_runs 1, and each
+version's launch template as saving it writes (`--no-templates`: versions saved before migration
+0010, whose first launching pass drafts the runs and writes the templates). Passes:
 
 1. 00:59  first pass: every pipeline is due, each creates its first record and launches a cron run
           (a run with its task instance, started in the same transaction); the process has not
-          parsed any pipeline version yet;
+          parsed any pipeline version (and with templates never does);
 2. 01:00  steady state: only the pipelines firing at minute 0 (N/60) are due; their slot is taken,
           so the record waits;
 3. 01:59  every pipeline is due again (one new record each), no slot free: no launch;
@@ -21,7 +23,8 @@ Per pass: wall-clock time (and, for the passes over all 10,000, whether issue 14
 figure for an idle 2-core machine), CPU time of this process ("client") and of the database's server
 processes ("server", read from /proc: only when the server runs on this machine), the statements
 (counted with a `before_cursor_execute` listener, an executemany counts once; "creating the runs"
-are those of RunStore.draft_many_in, create_drafts_in and create_in), and the load average.
+are those of RunStore.draft_many_in, create_drafts_in and create_in, and of launch_templates'
+create_from_templates and fill_from_drafts), and the load average.
 Dispatching the queued tasks is not part of it (no broker). The outage case: `* * * * *`,
 expired_limit 5, start_time 2023-01-01, one pass at 2025-12-31 23:59.
 """
@@ -45,6 +48,7 @@ from benchmarks import machine_speed  # noqa: E402
 from benchmarks.databases import drop_database, fresh_database  # noqa: E402
 
 RUN_CREATION = ("draft_many_in", "create_drafts_in", "create_in")
+TEMPLATED = ("create_from_templates", "fill_from_drafts")  # run creation from launch templates (scheduling.batch)
 
 
 def build(url: str, home: Path) -> Any:
@@ -57,11 +61,19 @@ def build(url: str, home: Path) -> Any:
     return services
 
 
-def populate(services: Any, n: int, *, cron_of: Any, start: datetime, expired_limit: int = 1) -> None:
-    """Insert `n` enabled cron pipelines, one version each (own name, own spec), in a few bulk statements."""
+def populate(
+    services: Any, n: int, *, cron_of: Any, start: datetime, expired_limit: int = 1, templates: bool = True
+) -> None:
+    """Insert `n` enabled cron pipelines, one version each (own name, own spec), in a few bulk statements.
+
+    With `templates`, each version's launch template too, as PipelineStore.save writes it; without,
+    the versions are as saved before migration 0010 (the first launching pass drafts and fills them).
+    """
     from sqlalchemy import insert, text
 
+    from myapp.core.dag import Dag
     from myapp.core.pipeline_spec import parse_pipeline, pipeline_to_dict
+    from myapp.db.launch_templates import template_rows, write_templates
     from myapp.db.tables import Pipeline, PipelineVersion, Project
 
     def spec(i: int) -> dict[str, Any]:
@@ -110,6 +122,12 @@ def populate(services: Any, n: int, *, cron_of: Any, start: datetime, expired_li
             ],
         )
         s.execute(text("UPDATE pipelines SET current_version_id = id"))
+        if templates:
+            rows = []
+            for i in range(1, n + 1):
+                parsed = parse_pipeline(spec(i))
+                rows += template_rows(i, parsed, Dag.from_spec(parsed)) or []
+            write_templates(s, rows)
     if services.db.engine.dialect.name == "postgresql":
         with services.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
@@ -117,6 +135,8 @@ def populate(services: Any, n: int, *, cron_of: Any, start: datetime, expired_li
 
 class StatementCounter:
     """Counts the SQL statements sent on an engine, and apart those that create the launched runs."""
+
+    current: StatementCounter | None = None
 
     def __init__(self, services: Any) -> None:
         from sqlalchemy import event
@@ -128,6 +148,13 @@ class StatementCounter:
         event.listen(services.db.engine, "before_cursor_execute", self._on_execute)
         for name in RUN_CREATION:
             setattr(services.runs, name, self._counted(getattr(services.runs, name)))
+        from myapp.scheduling import batch
+
+        StatementCounter.current = self
+        for name in TEMPLATED:  # module functions: wrapped once per process, counted by the newest counter
+            function = getattr(batch, name)
+            if not hasattr(function, "counted"):
+                setattr(batch, name, _counted_by_current(function))
 
     def _counted(self, method: Any) -> Any:
         def counted(*args: Any, **kwargs: Any) -> Any:
@@ -148,6 +175,15 @@ class StatementCounter:
             self.count += 1
             if getattr(self._local, "in_run", False) or statement.startswith(("SAVEPOINT", "RELEASE SAVEPOINT")):
                 self.per_run += 1
+
+
+def _counted_by_current(function: Any) -> Any:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        counter = StatementCounter.current
+        return function(*args, **kwargs) if counter is None else counter._counted(function)(*args, **kwargs)
+
+    counted.counted = True  # type: ignore[attr-defined]
+    return counted
 
 
 class ServerCpu:
@@ -203,12 +239,18 @@ def end_every_run(services: Any) -> None:
         s.execute(text("UPDATE runs SET state = 'succeeded' WHERE state IN ('queued', 'running')"))
 
 
-def bench_size(server_url: str, n: int, batch_size: int) -> None:
+def bench_size(server_url: str, n: int, batch_size: int, templates: bool = True) -> None:
     url = fresh_database(server_url)
     try:
         with tempfile.TemporaryDirectory() as home:
             services = build(url, Path(home))
-            populate(services, n, cron_of=lambda i: f"{i % 60} * * * *", start=datetime(2026, 1, 1, tzinfo=UTC))
+            populate(
+                services,
+                n,
+                cron_of=lambda i: f"{i % 60} * * * *",
+                start=datetime(2026, 1, 1, tzinfo=UTC),
+                templates=templates,
+            )
             counter, server = StatementCounter(services), ServerCpu(services)
             for label, now in (
                 ("first pass, all due, 1 launch each", "2026-01-01T00:59:00+00:00"),
@@ -258,10 +300,15 @@ def main() -> None:
     parser.add_argument("--database", default="postgresql://postgres@127.0.0.1/postgres")
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument(
+        "--no-templates",
+        action="store_true",
+        help="versions without launch templates (saved before migration 0010): the first launching pass drafts",
+    )
     args = parser.parse_args()
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine_speed.describe()}", flush=True)
     for n in (int(x) for x in args.sizes.split(",")):
-        bench_size(args.database, n, args.batch_size)
+        bench_size(args.database, n, args.batch_size, templates=not args.no_templates)
     bench_outage(args.database)
 
 

@@ -32,7 +32,10 @@ def clean(ctx: click.Context, days: int, dry_run: bool, batch: int, now: str | N
     """Delete finished runs (task instances, attempts, archived logs, live-log keys, file outputs,
     alerts) and schedule records older than DAYS, in short transactions. Kept whatever their age:
     unfinished runs, waiting records, each pipeline's newest record and newest launched record
-    with their runs (what the scheduler and depends_on_past read), a run a newer run was copied from."""
+    with their runs (what the scheduler and depends_on_past read), a run a newer run was copied from.
+    Then, whatever DAYS, the private /tmp directories that killed workers left in this machine's
+    workflow space, of attempts ended (over 10 minutes ago) or deleted; never a running attempt's."""
+    from myapp.executor.private_tmp import sweep_workflow_space
     from myapp.retention.clean import clean as run_clean
 
     if days < 1:
@@ -47,8 +50,11 @@ def clean(ctx: click.Context, days: int, dry_run: bool, batch: int, now: str | N
         batch=max(batch, 1),
         progress=(lambda line: None) if as_json else click.echo,
     )
+    swept = sweep_workflow_space(services, services.clock.now(), dry_run=dry_run)
     if as_json:
-        echo_json(report.to_dict())
+        echo_json({**report.to_dict(), "private_tmp": swept.to_dict()})
+    else:
+        click.echo(swept.summary(dry_run))
 
 
 def register(main: click.Group) -> None:

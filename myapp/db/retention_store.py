@@ -221,5 +221,20 @@ def delete_rows(s: Session, kind: str, ids: Sequence[int]) -> int:
     return int(s.execute(q.execution_options(synchronize_session=False)).rowcount or 0)  # type: ignore[attr-defined]
 
 
+def attempt_ends(s: Session, run_ids: Sequence[int]) -> dict[tuple[int, str, int], tuple[str, datetime | None]]:
+    """Return (run id, task name, try number) -> (attempt state, ended_at) for every attempt of
+    `run_ids` (the private /tmp sweep, myapp/executor/private_tmp.py); a run deleted has none."""
+    if not run_ids:
+        return {}
+    rows = s.execute(
+        select(
+            TaskInstance.run_id, TaskInstance.task_name, TaskAttempt.try_number, TaskAttempt.state, TaskAttempt.ended_at
+        )
+        .join(TaskAttempt, TaskAttempt.task_instance_id == TaskInstance.id)
+        .where(is_in(TaskInstance.run_id, list(run_ids), _dialect(s)))
+    ).all()
+    return {(r.run_id, r.task_name, r.try_number): (r.state, r.ended_at) for r in rows}
+
+
 def _dialect(s: Session) -> str:
     return s.get_bind().dialect.name

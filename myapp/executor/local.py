@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import errno
+import fcntl
 import json
+import logging
 import os
 import selectors
 import shutil
@@ -18,7 +21,7 @@ import subprocess
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePath
@@ -44,6 +47,7 @@ from myapp.executor.task_runtime import runtime_dir
 from myapp.executor.task_user import Account, TaskAccounts, bind_single_project, give_to
 from myapp.logs.attempt_logs import MAX_LINE, AttemptLog, Stream
 
+log = logging.getLogger(__name__)
 PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
 EXIT_POLL = 0.02  # seconds between exit checks where no pidfd tells of the exit
 DRAIN_TIMEOUT = 5.0  # seconds to read what is left in the pipes after the process group is gone
@@ -114,9 +118,10 @@ class LocalExecutor:
         # What the task prints of its secrets or its run token never reaches the live or archived log.
         log.redact_with(Redactor([*secret_values, ctx.token]))
         held: list[int] = []  # the descriptor of the process's mount namespace, let go of after its exit
+        lock: list[int] = []  # the task directory's shared lock, let go of once the private /tmp is removed
         try:
             try:
-                private, mounts = self._private_places(workdir, account, env)
+                private, mounts = self._private_places(workdir, account, env, lock)
             except OSError as exc:
                 msg = f"task {ctx.task.name!r}: cannot make its private /tmp: {exc}"
                 log.write(msg, Stream.SYS)
@@ -126,7 +131,7 @@ class LocalExecutor:
             )
         finally:
             if self.config.private_tmp:  # like a pod's /tmp, gone with the attempt (its outputs were read)
-                REMOVER.remove(_private_base(workdir), held)
+                REMOVER.remove(private_base(workdir), held, lock)
 
     def _run_process(
         self,
@@ -195,7 +200,7 @@ class LocalExecutor:
         return self.config.accounts.for_project(ctx.project_id) if self.config.accounts is not None else None
 
     def _private_places(
-        self, workdir: Path, account: Account | None, env: dict[str, str]
+        self, workdir: Path, account: Account | None, env: dict[str, str], lock: list[int]
     ) -> tuple[tuple[tuple[str, Path], ...], tuple[tuple[Path, Path], ...]]:
         """Make the attempt's private /tmp (and output roots); return (root, host directory) pairs for reading
         outputs and (host directory, target) mounts for its process (docs/security.md §3).
@@ -205,10 +210,15 @@ class LocalExecutor:
         its path where it lies in one of them. A worker that is not root can only point TMPDIR at it.
         The directories are the worker's choice, siblings of the working directory in the task's
         directory (the worker's, 0711), handed to the account; they are removed after the attempt.
+        From before they are made until they are removed, the task directory is locked (shared;
+        `lock` gets the descriptor): the sweep of leftovers never removes them meanwhile.
         """
         if not self.config.private_tmp:
             return (), ()
-        base = _private_base(workdir)
+        base = private_base(workdir)
+        held_lock = lock_task_dir(workdir.parent)
+        if held_lock is not None:  # always: a shared lock waits
+            lock.append(held_lock)
         REMOVER.wait(base)  # this process's removal of an earlier attempt's (the same try, lost) is over
         if base.is_symlink() or base.is_file():
             base.unlink()
@@ -516,8 +526,8 @@ class _Remover:
     `discard`, almost no CPU), and the last reference to a mount namespace tears its mounts down
     (an RCU grace period). Up to MAX_THREADS threads, started when there is work and none is idle,
     so removals overlap under a high rate. A removal not yet done when the worker exits is done
-    at exit (atexit); one lost with the process (kill -9) is the same as before: the directory of a
-    try stays until an attempt of the same try removes it.
+    at exit (atexit); one lost with the process (kill -9, the OOM killer, an `os._exit` such as a
+    pool child's) stays until the sweep of leftovers removes it (myapp/executor/private_tmp.py).
     """
 
     MAX_THREADS = 4
@@ -530,24 +540,25 @@ class _Remover:
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
         self._done = threading.Condition(self._lock)
-        self._queue: deque[tuple[Path, list[int]]] = deque()
+        self._queue: deque[tuple[Path, list[int], list[int]]] = deque()
         self._pending: Counter[Path] = Counter()
         self._threads = 0
         self._idle = 0
 
     def _forked(self) -> None:  # the parent's threads are not in the child; its queue is the parent's
-        for _, fds in self._queue:
-            for fd in fds:
+        for _, fds, locks in self._queue:
+            for fd in (*fds, *locks):
                 try:
                     os.close(fd)  # the child's copy: the parent closes its own
                 except OSError:
                     pass
         self._reset()
 
-    def remove(self, path: Path, fds: list[int]) -> None:
-        """Close `fds`, then remove the directory `path` (with all it holds), soon, in the background."""
+    def remove(self, path: Path, fds: list[int], locks: Sequence[int] = ()) -> None:
+        """Close `fds`, then remove the directory `path` (with all it holds), then close `locks`, soon,
+        in the background."""
         with self._lock:
-            self._queue.append((path, list(fds)))
+            self._queue.append((path, list(fds), list(locks)))
             self._pending[path] += 1
             if self._idle == 0 and self._threads < self.MAX_THREADS:
                 self._threads += 1
@@ -569,7 +580,7 @@ class _Remover:
                     self._idle += 1
                     self._work.wait()
                     self._idle -= 1
-                path, fds = self._queue.popleft()
+                path, fds, locks = self._queue.popleft()
             try:
                 for fd in fds:
                     os.close(fd)
@@ -577,6 +588,11 @@ class _Remover:
             except OSError:
                 pass
             finally:
+                for fd in locks:  # after the removal: until then the sweep leaves `path` alone
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
                 with self._lock:
                     self._pending[path] -= 1
                     if self._pending[path] <= 0:
@@ -588,8 +604,49 @@ REMOVER = _Remover()
 atexit.register(REMOVER.wait, None, 10.0)
 
 
-def _private_base(workdir: Path) -> Path:
+def private_base(workdir: Path) -> Path:
+    """Return the directory of an attempt's private /tmp: `RUN/TASK/.TRY-private`, next to its workdir."""
     return workdir.parent / f".{workdir.name}-private"
+
+
+def lock_task_dir(task_dir: Path, *, exclusive: bool = False) -> int | None:
+    """Return a descriptor of `task_dir` holding a lock on it (flock), or None if `exclusive` and taken.
+
+    Shared: an attempt holds it from before it makes its private /tmp until that is removed
+    (waiting, if need be, for a sweep's short exclusive hold). Exclusive, never waiting: the sweep
+    of leftovers (myapp/executor/private_tmp.py) takes it to move one away, so it never removes
+    the private /tmp of an attempt running on this machine. The lock goes with the process: a
+    worker killed lets go of it at once. On a file system that refuses flock the descriptor comes
+    back unlocked (said once in the log): the sweep then relies on the database's word alone.
+    """
+    fd = os.open(task_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX | fcntl.LOCK_NB) if exclusive else fcntl.LOCK_SH)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except OSError as exc:
+        if exc.errno not in _NO_LOCKS:
+            os.close(fd)
+            raise
+        if not _NO_LOCKS_SAID:  # once per process: neither attempts nor the sweep can wait for it
+            _NO_LOCKS_SAID.append(task_dir)
+            log.warning(
+                "the workflow space does not take locks (%s on %s): the private /tmp sweep relies on "
+                "the database alone",
+                exc,
+                task_dir,
+            )
+        return fd  # not locked
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+# flock refused by the file system (some network file systems), not by another holder.
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF})
+_NO_LOCKS_SAID: list[Path] = []
 
 
 def _private_roots(roots: tuple[str, ...]) -> list[str]:

@@ -225,6 +225,7 @@ class Watcher:
             "installation": self.cfg.installation,
             "at": now.isoformat(),
             "running": running,
+            "cleanup_backlog": self.cleaner.backlog,  # ended attempts whose objects wait to be deleted
             "streams": streams,
             "fallback": "pods read one by one" if self.notice else "",
         }

@@ -279,6 +279,10 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
         counts["creating_runs"] = resend_creating(services.runs, services.clock.now(), s.requeue_after)
         if any(counts.values()):
             log.info("reconciled %s", counts)
+        # This machine's leftover private /tmp directories (killed workers'), at most hourly per process.
+        from myapp.executor.private_tmp import sweep_when_due
+
+        sweep_when_due(services, services.clock.now())
 
     @app.task(name=SCHEDULE, shared=False)
     def make_timerun_config() -> None:

@@ -2,7 +2,8 @@
 
 `Batch.run` works inside the caller's transaction: it reads the pipelines' snapshots, plans each
 one with the pure core (myapp.core.schedule.plan_pass), creates the launched runs all at once
-(RunStore.draft_many_in / create_drafts_in), inserts the new records "on conflict do nothing",
+(from their versions' launch templates, myapp.db.launch_templates, and the others through
+RunStore.draft_many_in / create_drafts_in), inserts the new records "on conflict do nothing",
 then expires, stores wait reasons, skipped spans and each pipeline's next_fire_at / last_tick_at /
 schedule_error. `PassReport` sums what the batches did. Must not import Celery, Flask or kubernetes.
 """
@@ -18,7 +19,9 @@ from myapp.core.cron import format_execution_date
 from myapp.core.schedule import PassPlan, plan_pass
 from myapp.core.states import RECORD, RecordStatus, Trigger
 from myapp.core.values import NewRun
+from myapp.db.launch_templates import Launch, create_from_templates, fill_from_drafts, supported
 from myapp.db.run_drafts import PipelineRow, RunDraft
+from myapp.db.run_drafts import format_execution_date as run_date_text
 from myapp.db.schedule_store import (
     DuePipeline,
     NewRecord,
@@ -167,13 +170,17 @@ class Batch:
         waiting) fails the batch: its transaction rolls back and the pipelines are redone one by one.
         """
         launches = [(p, instant) for p, _, plan in plans for instant in plan.launch]
-        rows = {p.id: PipelineRow(p.id, p.name, p.project_id, p.current_version_id, p.timezone) for p, _ in launches}
+        templated = create_from_templates(
+            self.s, [Launch(p.id, at, run_date_text(at, p.timezone)) for p, at in launches], RUNNER, self.now
+        )  # the versions with a launch template: two statements, no version parsed
+        drafted = [(p, at) for p, at in launches if (p.id, at) not in templated]
+        rows = {p.id: PipelineRow(p.id, p.name, p.project_id, p.current_version_id, p.timezone) for p, _ in drafted}
         drafts = self.services.runs.draft_many_in(
-            self.s, [self._new_run(p, at) for p, at in launches], self.now, pipelines=rows
+            self.s, [self._new_run(p, at) for p, at in drafted], self.now, pipelines=rows
         )  # the claim read (and locked) the pipeline rows: no second read
         accepted: list[tuple[DuePipeline, datetime, RunDraft]] = []
         refused: set[int] = set()
-        for (p, instant), draft in zip(launches, drafts, strict=True):
+        for (p, instant), draft in zip(drafted, drafts, strict=True):
             if p.id in refused:
                 continue
             if isinstance(draft, Exception):
@@ -182,7 +189,12 @@ class Batch:
             else:
                 accepted.append((p, instant, draft))
         created = self.services.runs.create_drafts_in(self.s, [draft for _, _, draft in accepted], self.now)
-        runs = {(p.id, instant): run_id for (p, instant, _), (run_id, _) in zip(accepted, created, strict=True)}
+        if accepted and supported(self.s):
+            fill_from_drafts(self.s, [draft for _, _, draft in accepted])  # versions saved before migration 0010
+        made = dict(templated)
+        made.update({(p.id, instant): done for (p, instant, _), done in zip(accepted, created, strict=True)})
+        created = [made[key] for p, at in launches if (key := (p.id, at)) in made]  # in the launches' order
+        runs = {(p.id, at): made[(p.id, at)][0] for p, at in launches if (p.id, at) in made}
         inserted = self._insert(plans, runs)
         waiting = {p.id: snap.waiting for p, snap, _ in plans}
         relaunched = [(pid, at, run_id) for (pid, at), run_id in runs.items() if at in waiting[pid]]

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 
 from myapp.cli.schedule import parse_instant
 from myapp.core.cron import count_fire_times
@@ -23,6 +23,7 @@ from myapp.core.values import NewRun
 from myapp.db.pipeline_store import SpecErrors
 from myapp.db.run_store import RunStore
 from myapp.db.schedule_store import record_rows, skip_rows
+from myapp.db.schedule_tables import LaunchTemplate
 from myapp.db.tables import Pipeline, PipelineVersion, Run, ScheduleRecord, TaskInstance
 from myapp.scheduling.scheduler import PassReport, preview_pipeline, run_pass
 from myapp.yaml_io import load_yaml
@@ -508,6 +509,13 @@ def test_drafting_refuses_a_run_as_creating_it_alone_would(services: Any) -> Non
     assert str(unknown) == "pipeline 999999 not found" and fine.run["params"] == {"day": "x"}
 
 
+def forget_launch_templates(services: Any, pipeline_id: int) -> None:
+    """Delete the launch templates of a pipeline's versions: its runs are drafted, as before migration 0010."""
+    with services.db.write() as s:
+        versions = select(PipelineVersion.id).where(PipelineVersion.pipeline_id == pipeline_id)
+        s.execute(delete(LaunchTemplate).where(LaunchTemplate.version_id.in_(versions)))
+
+
 class RefusingRuns(RunStore):
     """The run store, except that the database refuses every run of one pipeline (a broken row)."""
 
@@ -531,6 +539,7 @@ def test_a_run_the_database_refuses_inside_a_launching_batch_is_isolated(service
         save_at(services, pipeline_yaml(f"batch-isolated-{i}", "0 * * * *", exp=0, mar=2), "2025-12-01T00:00Z")
         for i in range(3)
     )
+    forget_launch_templates(services, broken)  # drafted (as a version saved before migration 0010): refusable
     report = run_pass(dataclasses.replace(services, runs=RefusingRuns(services.runs, broken)), ts("2026-01-01T01:00Z"))
     errors = {e["pipeline_id"]: e["error"] for e in report.errors if e["pipeline_id"] in (first, broken, last)}
     assert set(errors) == {broken} and "launch of 2026-01-01 00:00:00 failed" in errors[broken]

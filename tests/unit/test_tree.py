@@ -22,9 +22,10 @@ _INTEGRATION = "tests/integration/"
 BY_PACKAGE: dict[str, tuple[str, str]] = {
     "myapp.db": (
         "the stores against SQLite, PostgreSQL and MariaDB: tests/integration/test_attempt_store.py, "
-        "test_engine_rules.py (contract suites), test_migrations.py, test_scheduler*.py, test_template_review.py",
+        "test_engine_rules.py (contract suites), test_migrations.py, test_scheduler*.py, test_template_review.py, "
+        "test_launch_templates.py",
         "alert_outbox attempt_index attempt_statements attempt_store auth_tables base bulk debug_source "
-        "migrate pipeline_store projects reseal retention_store run_creation run_drafts run_feed run_store slice_store "
+        "launch_templates migrate pipeline_store projects reseal retention_store run_creation run_drafts run_feed run_store slice_store "
         "schedule_store schedule_tables sealed specs tables template_review template_store types users watcher_attempts",
     ),
     "myapp.web": (

@@ -74,6 +74,8 @@ def judge(
             "reported_at": at.isoformat(),
             "running_attempts": report.get("running", 0),
         }
+        if "cleanup_backlog" in report:  # a watcher older than this field does not report it
+            entry["cleanup_backlog"] = report["cleanup_backlog"]
         if age > silent_after:
             entry["status"] = "silent"
             entry["problem"] = (

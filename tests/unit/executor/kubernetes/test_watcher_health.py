@@ -65,6 +65,11 @@ def test_a_silent_watcher_and_a_group_never_reported_are_unhealthy() -> None:
     assert judge([report(age=8 * 86400)], installation="db-1", now=NOW, silent_after=120) == (True, [])
 
 
+def test_the_cleanup_backlog_is_shown_where_the_watcher_reports_it() -> None:
+    _, [entry] = judge([{**report(), "cleanup_backlog": 250}], installation="db-1", now=NOW, silent_after=120)
+    assert entry["cleanup_backlog"] == 250 and entry["status"] == "ok"  # a backlog alone is not a fault
+
+
 def test_reports_round_trip_through_a_hash() -> None:
     class Hash(dict[str, str]):
         def hset(self, name: str, key: str, value: str) -> None:

@@ -1,0 +1,178 @@
+"""Launch templates: the rows a cron run of a version starts with, kept in the database (issue 14 item 4).
+
+A cron run copies everything from its version and pipeline except its execution date: no parameter
+value is given (so nothing is sealed), no debug task, and its start queues the tasks without
+upstream tasks. `template_rows` works those rows out once per version, from the same `draft_run`
+and `started_rows` the drafting path uses, and `write_templates` stores them (table
+`launch_templates`): when the version is saved (PipelineStore.save), or by the first pass that
+launches a version saved before migration 0010 (`fill_from_drafts`).
+
+`create_from_templates` then creates a whole batch of cron runs in two statements that read the
+templates and the claimed pipelines on the server (`INSERT INTO runs ... SELECT`, `INSERT INTO
+task_instances ... SELECT`), so a pass parses no version and builds no row in Python. A version
+without a template (one saved before migration 0010 and not launched since, or one whose cron runs
+the template cannot express: a required parameter without a default, a start that does more than
+queue tasks) is left to the drafting path (RunStore.draft_many_in / create_drafts_in). PostgreSQL
+only (one array per column); the other databases always draft. Holds no business rule; must not
+import Celery, Flask or kubernetes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy.orm import Session
+
+from myapp.core.dag import Dag
+from myapp.core.errors import MyappError
+from myapp.core.model import PipelineSpec
+from myapp.core.states import RunState, TaskState, Trigger
+from myapp.core.values import NewRun
+from myapp.db.bulk import insert_rows
+from myapp.db.run_drafts import PipelineRow, RunDraft, draft_run, started_rows
+from myapp.db.schedule_tables import LaunchTemplate
+
+_TEMPLATES = LaunchTemplate.__table__
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # any instant: no template column depends on it
+
+
+class Launch(NamedTuple):
+    """A cron run to create: its pipeline (claimed and locked by the caller), instant and its text (R2)."""
+
+    pipeline_id: int
+    instant: datetime
+    text: str
+
+
+def template_rows(version_id: int, spec: PipelineSpec, dag: Dag) -> list[dict[str, Any]] | None:
+    """Return the template rows of a version, or None when its cron runs cannot be made from one."""
+    cron = NewRun(pipeline_id=0, trigger=Trigger.CRON, execution_date=_EPOCH, params={}, user_id=None, runner="")
+    try:
+        draft = draft_run(cron, PipelineRow(0, "", 0, version_id, "UTC"), version_id, spec, dag, _EPOCH)
+    except MyappError:  # e.g. a required parameter without default: every launch is refused, by the drafting path
+        return None
+    return draft_template(version_id, draft)
+
+
+def draft_template(version_id: int, draft: RunDraft) -> list[dict[str, Any]] | None:
+    """Return the template rows equal to a cron run's draft, or None when a template cannot express it."""
+    run = draft.run
+    if run["trigger"] != Trigger.CRON.value or run["params"] or run["debug_task"] or run["copied_from_id"]:
+        return None
+    started = started_rows(draft, _EPOCH)
+    if started is None:  # its start does more than queue tasks (a sliced task ready at once, R15)
+        return None
+    fields, tasks = started
+    timeout = int(fields["timeout"] or 0)
+    return [
+        {
+            "version_id": version_id,
+            "position": position,
+            "task_name": task["task_name"],
+            "max_tries": task["max_tries"],
+            "upstream_waiting": task["upstream_waiting"],
+            "queued": task["state"] == TaskState.QUEUED.value,
+            "run_timeout": timeout,
+        }
+        for position, task in enumerate(tasks)
+    ]
+
+
+def write_templates(s: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Store template rows in one statement; rows another transaction stored already are kept (identical)."""
+    if rows:
+        insert_rows(s.connection(), _TEMPLATES, rows, conflict_keys=("version_id", "position"))
+
+
+def fill_from_drafts(s: Session, drafts: Iterable[RunDraft]) -> None:
+    """Store the templates of the drafted cron runs' versions (those saved before migration 0010)."""
+    rows: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for draft in drafts:
+        version_id = draft.run["version_id"]
+        if version_id in seen:
+            continue
+        seen.add(version_id)
+        rows += draft_template(version_id, draft) or []
+    write_templates(s, rows)
+
+
+def supported(s: Session) -> bool:
+    """Whether this database creates runs from templates (else every launch is drafted)."""
+    return s.get_bind().dialect.name == "postgresql"
+
+
+_RUN_SQL = """
+INSERT INTO runs (pipeline_id, version_id, project_id, trigger, state, params, execution_date,
+    execution_date_text, debug_task, copied_from_id, created_by, runner, message, token_hash, timeout,
+    deadline_at, created_at, started_at, ended_at, updated_at)
+SELECT p.id, p.current_version_id, p.project_id, %(trigger)s, %(state)s, CAST('{}' AS JSON), v.at, v.text,
+    NULL, NULL, p.created_by, %(runner)s, '', NULL, t.run_timeout,
+    CASE WHEN t.run_timeout <> 0 THEN CAST(%(now)s AS TIMESTAMP) + make_interval(secs => t.run_timeout) END,
+    %(now)s, %(now)s, NULL, %(now)s
+FROM unnest(CAST(%(pipelines)s AS INTEGER[]), CAST(%(ats)s AS TIMESTAMP[]), CAST(%(texts)s AS VARCHAR[]))
+    WITH ORDINALITY AS v(pipeline_id, at, text, ord)
+JOIN pipelines p ON p.id = v.pipeline_id
+JOIN launch_templates t ON t.version_id = p.current_version_id AND t.position = 0
+ORDER BY v.ord
+RETURNING id, pipeline_id, execution_date, version_id
+"""
+
+_TASK_SQL = """
+INSERT INTO task_instances (run_id, task_name, state, try_number, max_tries, upstream_waiting, inputs,
+    outputs, message, queued_at, started_at, ended_at, next_try_at)
+SELECT r.id, t.task_name, CASE WHEN t.queued THEN %(queued)s ELSE %(pending)s END, 0, t.max_tries,
+    t.upstream_waiting, CAST('{}' AS JSON), CAST('{}' AS JSON), '', CASE WHEN t.queued THEN %(now)s END,
+    NULL, NULL, NULL
+FROM unnest(CAST(%(runs)s AS INTEGER[]), CAST(%(versions)s AS INTEGER[])) WITH ORDINALITY AS r(id, version_id, ord)
+JOIN launch_templates t ON t.version_id = r.version_id
+ORDER BY r.ord, t.position
+RETURNING id, run_id, queued_at IS NOT NULL
+"""
+
+
+def create_from_templates(
+    s: Session, launches: Sequence[Launch], runner: str, now: datetime
+) -> dict[tuple[int, datetime], tuple[int, list[int]]]:
+    """Create and start the cron runs of `launches` whose pipeline's current version has a template.
+
+    Two statements however many runs; the rows equal what `draft_run` + `started_rows` +
+    `insert_started` write. Return (run id, queued task instance ids) by (pipeline id, instant); a
+    launch missing from it was not made (no template): draft it. The pipelines must be locked by
+    the caller (their current version is read here, D10).
+    """
+    if not launches or not supported(s):
+        return {}
+    conn, naive = s.connection(), now.astimezone(UTC).replace(tzinfo=None)
+    result = conn.exec_driver_sql(
+        _RUN_SQL,
+        {
+            "trigger": Trigger.CRON.value,
+            "state": RunState.RUNNING.value,
+            "runner": runner,
+            "now": naive,
+            "pipelines": [launch.pipeline_id for launch in launches],
+            "ats": [launch.instant.astimezone(UTC).replace(tzinfo=None) for launch in launches],
+            "texts": [launch.text for launch in launches],
+        },
+    ).all()
+    if not result:
+        return {}
+    runs = sorted(result)  # ids are drawn in the SELECT's order
+    tasks = conn.exec_driver_sql(
+        _TASK_SQL,
+        {
+            "queued": TaskState.QUEUED.value,
+            "pending": TaskState.PENDING.value,
+            "now": naive,
+            "runs": [run_id for run_id, _, _, _ in runs],
+            "versions": [version_id for _, _, _, version_id in runs],
+        },
+    ).all()
+    queued: dict[int, list[int]] = {run_id: [] for run_id, _, _, _ in runs}
+    for ti_id, run_id, is_queued in sorted(tasks):
+        if is_queued:
+            queued[run_id].append(ti_id)
+    return {(pid, at.replace(tzinfo=UTC)): (run_id, queued[run_id]) for run_id, pid, at, _ in runs}
