@@ -126,12 +126,25 @@ class CpuMeter:
         self.worker_pids = worker_pids
         self.tick = os.sysconf("SC_CLK_TCK")
 
-    def _proc(self, pid: int) -> float:
+    def _proc(self, pid: int, *, own: bool = False) -> float:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             return 0.0
-        return sum(int(f) for f in fields[11:15]) / self.tick  # utime stime cutime cstime
+        # utime stime (own: the process alone), cutime cstime (the children it reaped)
+        return sum(int(f) for f in fields[11 : 13 if own else 15]) / self.tick
+
+    def _pool(self) -> list[int]:
+        """Return the worker's direct children (the prefork pool's processes)."""
+        pool = []
+        for pid in self._tree():
+            try:
+                ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid in self.worker_pids:
+                pool.append(pid)
+        return pool
 
     def _tree(self) -> list[int]:
         parents: dict[int, int] = {}
@@ -167,6 +180,10 @@ class CpuMeter:
         busy = (sum(int(v) for v in cpu[:8]) - int(cpu[3]) - int(cpu[4])) / self.tick  # minus idle, iowait
         return {
             "worker": {p: self._proc(p) for p in self._tree()},
+            # the worker's own CPU (Celery's consumer, the pool's hand-off) and the pool processes'
+            # own (without the task processes they reaped): the rest of "worker" is the tasks'
+            "worker_main": {p: self._proc(p, own=True) for p in self.worker_pids},
+            "worker_pool": {p: self._proc(p, own=True) for p in self._pool()},
             "postgres": {p: self._proc(p) for p in self._backends()},
             "redis": {p: self._proc(p) for p in self._redis()},
             "machine": busy,
@@ -176,7 +193,7 @@ class CpuMeter:
     def used(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
         """Return CPU seconds per group between two samples (a process new in `after` counts whole)."""
         out = {"machine": after["machine"] - before["machine"]}
-        for group in ("worker", "postgres", "redis"):
+        for group in ("worker", "worker_main", "worker_pool", "postgres", "redis"):
             out[group] = sum(v - before[group].get(p, 0.0) for p, v in after[group].items())
         return out
 

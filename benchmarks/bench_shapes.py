@@ -200,12 +200,15 @@ class Figures:
     # cpu_ms split: the worker tree, the database's backends, every redis-server on the machine (so
     # also other test suites' private ones: compare worker + postgres when the machine is shared)
     split_ms: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # the worker's part split: its main process (consumer, pool hand-off), the pool processes, the tasks
+    worker_ms: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def line(self) -> str:
         return (
             f"{self.shape:<10} {self.tasks:>6} tasks  {self.tasks_per_s:>6.0f} tasks/s  "
             f"hop p50 {self.hop_p50:>6.1f} ms p95 {self.hop_p95:>7.1f} ms  CPU/task {self.cpu_ms:>5.2f} ms "
-            f"[worker {self.split_ms[0]:.2f} + postgres {self.split_ms[1]:.2f} + redis {self.split_ms[2]:.2f}] "
+            f"[worker {self.split_ms[0]:.2f} (main {self.worker_ms[0]:.2f} pool {self.worker_ms[1]:.2f} "
+            f"tasks {self.worker_ms[2]:.2f}) + postgres {self.split_ms[1]:.2f} + redis {self.split_ms[2]:.2f}] "
             f"(machine {self.machine_ms:>5.2f})  SQL/task {self.statements:>5.2f} + {self.commits:.2f} commits "
             f"({self.statements + 2 * self.commits:.2f} round trips)  "
             f"created in {self.create_s:.2f} s, wall {self.wall_s:.1f} s  load {self.load[0]:.2f} -> {self.load[1]:.2f}  "
@@ -272,6 +275,11 @@ def run_shape(services: Any, name: str, meter: CpuMeter, counts: Path, timeout: 
         hop_p95=percentile(hops, 0.95),
         cpu_ms=(used["worker"] + used["postgres"] + used["redis"]) * 1000 / n,
         split_ms=(used["worker"] * 1000 / n, used["postgres"] * 1000 / n, used["redis"] * 1000 / n),
+        worker_ms=(
+            used["worker_main"] * 1000 / n,
+            used["worker_pool"] * 1000 / n,
+            (used["worker"] - used["worker_main"] - used["worker_pool"]) * 1000 / n,
+        ),
         machine_ms=used["machine"] * 1000 / n,
         statements=(stmts_after[0] - stmts_before[0]) / n,
         commits=(stmts_after[1] - stmts_before[1]) / n,
@@ -352,7 +360,8 @@ def main() -> None:
         help="a Redis server (a free database of it is taken) or a database URL ending in /N",
     )
     parser.add_argument("--shapes", default=",".join([*SHAPES, "enable"]))
-    parser.add_argument("--concurrency", type=int, default=2, help="prefork processes of the one worker")
+    parser.add_argument("--concurrency", type=int, default=2, help="pool processes (threads) of the one worker")
+    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"], help="the worker's pool")
     parser.add_argument("--enable-repeats", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
@@ -387,12 +396,12 @@ def benchmark(args: argparse.Namespace, shapes: list[str]) -> None:
     env = worker_env(settings, args.redis)
     env["PYTHONPATH"] = f"{statement_counter.sitecustomize_dir(counts)}:{env['PYTHONPATH']}"
     env["MYAPP_BENCH_STATEMENTS"] = str(counts)
-    worker = WorkerProcess(env, args.concurrency, "prefork")
+    worker = WorkerProcess(env, args.concurrency, args.pool)
     worker.start()
     try:
         meter = CpuMeter(services, [worker.proc.pid] if worker.proc else [])
         print(
-            f"one worker, prefork pool of {args.concurrency}, with beat; database {services.db.engine.dialect.name}; "
+            f"one worker, {args.pool} pool of {args.concurrency}, with beat; database {services.db.engine.dialect.name}; "
             f"python {sys.version.split()[0]}, {os.cpu_count()} cpus; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
             f"{machine_speed.describe()}"
         )

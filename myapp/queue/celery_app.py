@@ -7,6 +7,7 @@ Tasks take ids and call one use-case each. Dependencies are built lazily once pe
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import timedelta
@@ -35,21 +36,32 @@ CONTROL_QUEUE = "myapp.control"
 
 
 class LazyServices:
-    """Builds Services on first use in each process; reset after fork."""
+    """Builds Services on first use in each process; reset after fork.
+
+    The threads pool's threads share them (one engine and its connection pool per process): the
+    first use is locked so that two threads starting at once do not each build a set.
+    """
 
     def __init__(self, settings: Settings, app: Celery) -> None:
         self.settings = settings
         self.app = app
         self._services: Services | None = None
+        self._lock = threading.Lock()
 
     def get(self) -> Services:
-        if self._services is None:
-            self._services = build_services(self.settings)
-            use_celery(self._services, self.app)
-        return self._services
+        services = self._services
+        if services is not None:
+            return services
+        with self._lock:
+            if self._services is None:
+                built = build_services(self.settings)
+                use_celery(built, self.app)
+                self._services = built
+            return self._services
 
     def reset(self) -> None:
         self._services = None
+        self._lock = threading.Lock()  # a lock held by a thread the fork did not copy stays held
 
 
 def celery_dispatch(app: Celery) -> Any:
