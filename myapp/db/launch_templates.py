@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
@@ -112,12 +113,12 @@ SELECT p.id, p.current_version_id, p.project_id, %(trigger)s, %(state)s, CAST('{
     NULL, NULL, p.created_by, %(runner)s, '', NULL, t.run_timeout,
     CASE WHEN t.run_timeout <> 0 THEN CAST(%(now)s AS TIMESTAMP) + make_interval(secs => t.run_timeout) END,
     %(now)s, %(now)s, NULL, %(now)s
-FROM unnest(CAST(%(pipelines)s AS INTEGER[]), CAST(%(ats)s AS TIMESTAMP[]), CAST(%(texts)s AS VARCHAR[]))
-    WITH ORDINALITY AS v(pipeline_id, at, text, ord)
-JOIN pipelines p ON p.id = v.pipeline_id
+FROM unnest(CAST(%(pipelines)b AS INTEGER[]), CAST(%(instants)b AS INTEGER[])) WITH ORDINALITY AS l(pipeline_id, k, ord)
+JOIN unnest(CAST(%(ats)b AS TIMESTAMP[]), CAST(%(texts)b AS VARCHAR[])) WITH ORDINALITY AS v(at, text, k) ON v.k = l.k
+JOIN pipelines p ON p.id = l.pipeline_id
 JOIN launch_templates t ON t.version_id = p.current_version_id AND t.position = 0
-ORDER BY v.ord
-RETURNING id, pipeline_id, execution_date, version_id
+ORDER BY l.ord
+RETURNING id, pipeline_id, version_id
 """
 
 _TASK_SQL = """
@@ -126,7 +127,7 @@ INSERT INTO task_instances (run_id, task_name, state, try_number, max_tries, ups
 SELECT r.id, t.task_name, CASE WHEN t.queued THEN %(queued)s ELSE %(pending)s END, 0, t.max_tries,
     t.upstream_waiting, CAST('{}' AS JSON), CAST('{}' AS JSON), '', CASE WHEN t.queued THEN %(now)s END,
     NULL, NULL, NULL
-FROM unnest(CAST(%(runs)s AS INTEGER[]), CAST(%(versions)s AS INTEGER[])) WITH ORDINALITY AS r(id, version_id, ord)
+FROM unnest(CAST(%(runs)b AS INTEGER[]), CAST(%(versions)b AS INTEGER[])) WITH ORDINALITY AS r(id, version_id, ord)
 JOIN launch_templates t ON t.version_id = r.version_id
 ORDER BY r.ord, t.position
 RETURNING id, run_id, queued_at IS NOT NULL
@@ -146,6 +147,10 @@ def create_from_templates(
     if not launches or not supported(s):
         return {}
     conn, naive = s.connection(), now.astimezone(UTC).replace(tzinfo=None)
+    # A pass's launches share a few (instant, text) pairs: each bound once, the launches by number
+    # (an integer array dumps several times faster than timestamps and strings).
+    numbers: dict[tuple[datetime, str], int] = {}
+    instants = [numbers.setdefault((launch.instant, launch.text), len(numbers) + 1) for launch in launches]
     result = conn.exec_driver_sql(
         _RUN_SQL,
         {
@@ -154,25 +159,29 @@ def create_from_templates(
             "runner": runner,
             "now": naive,
             "pipelines": [launch.pipeline_id for launch in launches],
-            "ats": [launch.instant.astimezone(UTC).replace(tzinfo=None) for launch in launches],
-            "texts": [launch.text for launch in launches],
+            "instants": instants,
+            "ats": [at.astimezone(UTC).replace(tzinfo=None) for at, _ in numbers],
+            "texts": [text for _, text in numbers],
         },
     ).all()
     if not result:
         return {}
-    runs = sorted(result)  # ids are drawn in the SELECT's order
+    runs = sorted(result, key=itemgetter(0))  # ids are drawn in the SELECT's order: the launches' order
     tasks = conn.exec_driver_sql(
         _TASK_SQL,
         {
             "queued": TaskState.QUEUED.value,
             "pending": TaskState.PENDING.value,
             "now": naive,
-            "runs": [run_id for run_id, _, _, _ in runs],
-            "versions": [version_id for _, _, _, version_id in runs],
+            "runs": [run_id for run_id, _, _ in runs],
+            "versions": [version_id for _, _, version_id in runs],
         },
     ).all()
-    queued: dict[int, list[int]] = {run_id: [] for run_id, _, _, _ in runs}
-    for ti_id, run_id, is_queued in sorted(tasks):
+    queued: dict[int, list[int]] = {run_id: [] for run_id, _, _ in runs}
+    for ti_id, run_id, is_queued in sorted(tasks, key=itemgetter(0)):
         if is_queued:
             queued[run_id].append(ti_id)
-    return {(pid, at.replace(tzinfo=UTC)): (run_id, queued[run_id]) for run_id, pid, at, _ in runs}
+    # A pipeline's launches share its current version: all of them were made, or none.
+    made = {pid for _, pid, _ in runs}
+    keys = [(launch.pipeline_id, launch.instant) for launch in launches if launch.pipeline_id in made]
+    return {key: (run_id, queued[run_id]) for key, (run_id, _, _) in zip(keys, runs, strict=True)}

@@ -17,7 +17,7 @@ from myapp.core.pipeline_spec import parse_pipeline
 from myapp.db.launch_templates import template_rows
 from myapp.db.run_store import RunStore
 from myapp.db.schedule_tables import LaunchTemplate
-from myapp.db.tables import Pipeline, PipelineVersion, Run, TaskInstance
+from myapp.db.tables import Pipeline, PipelineVersion, Run, ScheduleRecord, TaskInstance
 from myapp.scheduling.scheduler import run_pass
 from tests.integration.test_scheduler import columns, forget_launch_templates, pipeline_yaml, save_at, ts
 
@@ -177,3 +177,29 @@ def test_template_rows_follow_the_dag() -> None:
             "run_timeout": 60,
         },
     ]
+
+
+def test_several_launches_of_one_pipeline_get_their_own_instants(services: Any) -> None:
+    twins = [
+        save_at(
+            services,
+            pipeline_yaml(f"tmpl-catchup-{i}", "0 * * * *", tz="Asia/Kolkata", mar=3, exp=0),
+            "2025-12-01T00:00Z",
+        )
+        for i in range(2)
+    ]
+    forget_launch_templates(services, twins[1])
+    report = run_pass(services, ts("2026-01-01T02:30Z"))
+    assert not [e for e in report.errors if e["pipeline_id"] in twins]
+    with services.db.read() as s:
+        rows = s.execute(
+            select(
+                ScheduleRecord.pipeline_id, ScheduleRecord.execution_date, Run.execution_date, Run.execution_date_text
+            )
+            .join(Run, Run.id == ScheduleRecord.run_id)
+            .where(ScheduleRecord.pipeline_id.in_(twins))
+            .order_by(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date)
+        ).all()
+    texts = ["2026-01-01 00:00:00", "2026-01-01 01:00:00", "2026-01-01 02:00:00"]  # start_time is local (R1)
+    assert [(pid, text) for pid, _, _, text in rows] == [(pid, text) for pid in twins for text in texts]
+    assert all(record_at == run_at for _, record_at, run_at, _ in rows)
