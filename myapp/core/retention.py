@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 
 from myapp.core.states import AttemptState
 
-KINDS = ("runs", "task_instances", "attempts", "logs", "records", "skips", "outbox")
+# workdirs: deleted runs' working directories (WORKFLOW_SPACE/RUN) on this machine
+KINDS = ("runs", "task_instances", "attempts", "logs", "workdirs", "records", "skips", "outbox")
 
 
 def cutoff(now: datetime, days: int) -> datetime:

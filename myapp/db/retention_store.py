@@ -236,5 +236,12 @@ def attempt_ends(s: Session, run_ids: Sequence[int]) -> dict[tuple[int, str, int
     return {(r.run_id, r.task_name, r.try_number): (r.state, r.ended_at) for r in rows}
 
 
+def existing_runs(s: Session, run_ids: Sequence[int]) -> set[int]:
+    """Return those of `run_ids` that are runs in the database (the sweep of deleted runs' directories)."""
+    if not run_ids:
+        return set()
+    return {int(i) for i in s.scalars(select(Run.id).where(is_in(Run.id, list(run_ids), _dialect(s))))}
+
+
 def _dialect(s: Session) -> str:
     return s.get_bind().dialect.name

@@ -147,6 +147,9 @@ class Run(Base):
         Index("ix_runs_list_pipeline", "pipeline_id", "id"),
         Index("ix_runs_list_state", "state", "id"),
         Index("ix_runs_list_project", "project_id", "id"),
+        # A run's id names its working directory, logs, artifacts and live-log keys: SQLite must never
+        # give a deleted run's id to a new run (AUTOINCREMENT; migration 0011). Sequences never go back.
+        {"sqlite_autoincrement": True},
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"))
@@ -182,7 +185,8 @@ class TaskInstance(Base):
         Index("ix_ti_slices", "run_id", "slice_of", "state", "slice_index"),  # R15: a sliced task's slices
         # Room on each page for a row's next version, so a counter update (upstream_waiting, in no
         # index) is HOT and touches none of the indexes (migration 0009).
-        {"postgresql_with": {"fillfactor": 70}},
+        # Ids never reused on SQLite: a task instance's id is what a Celery message names (migration 0011).
+        {"postgresql_with": {"fillfactor": 70}, "sqlite_autoincrement": True},
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
@@ -214,6 +218,8 @@ class TaskAttempt(Base):
     __table_args__ = (
         UniqueConstraint("task_instance_id", "try_number"),
         Index("ix_attempt_state_heartbeat", "state", "heartbeat_at"),
+        # Ids never reused on SQLite: an attempt's id names its pods and log streams (migration 0011).
+        {"sqlite_autoincrement": True},
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     task_instance_id: Mapped[int] = mapped_column(ForeignKey("task_instances.id", ondelete="CASCADE"))

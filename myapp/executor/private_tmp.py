@@ -1,4 +1,5 @@
-"""The sweep of leftover private /tmp directories (`WORKFLOW_SPACE/RUN/TASK/.TRY-private`).
+"""The sweep of the workflow space: leftover private /tmp directories (`WORKFLOW_SPACE/RUN/TASK/.TRY-private`)
+and the working directories of deleted runs (`WORKFLOW_SPACE/RUN`).
 
 The local executor removes an attempt's private /tmp in a background thread once the attempt ends
 (myapp/executor/local.py `_Remover`); a worker killed (SIGKILL, the OOM killer) or leaving with
@@ -18,10 +19,23 @@ Never the private /tmp of a running attempt:
   shared from before it makes its private /tmp until that is removed (local.lock_task_dir). Two
   sweeps at once: one moves it, the other finds it gone.
 
+A run's directory (`remove_run_dir`) goes when retention deleted its run (myapp/retention/clean.py,
+after the batch's COMMIT) or when the sweep finds no run of its id in the database (`sweep_orphans`:
+a run deleted on another machine, by hand, or by a clean that failed to remove it). Never an
+existing run's, by the same order: the top of the workflow space is listed before the database is
+read, and a run's directory is made only by a worker whose claim of one of its attempts committed,
+so after the run's row (LocalExecutor.workdir); a deleted run's id is never given again (migration
+0011 on SQLite; sequences elsewhere). It is moved away (renamed `.RUN.swept-XXXXXXXX`) only under
+the exclusive locks of all its task directories, taken without waiting: one an attempt on this
+machine holds keeps the whole directory. Only names that are a run id (digits, no leading zero)
+and real directories (no links) are touched; never workspaces, `.runtime` or anything else. Not
+with the Kubernetes executor: there a run's directory is `WORKFLOW_SPACE/PROJECT/RUN` and a project
+may be named like a run id.
+
 Runs from `myapp db clean` (the workflow space of the machine it runs on) and from the reconciler
 at most once per SWEEP_EVERY per process (`sweep_when_due`). The rule is core/retention.py's
-`private_tmp_sweepable`; the attempts are read by db/retention_store.py `attempt_ends`.
-Must not import Celery, Flask or kubernetes.
+`private_tmp_sweepable`; the attempts are read by db/retention_store.py `attempt_ends`, the runs
+that exist by `existing_runs`. Must not import Celery, Flask or kubernetes.
 """
 
 from __future__ import annotations
@@ -33,8 +47,8 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,9 +59,12 @@ from myapp.executor.local import lock_task_dir
 log = logging.getLogger(__name__)
 PRIVATE = re.compile(r"\.(\d+)-private")
 SWEPT = re.compile(r"\.\d+-private\.swept-[0-9a-f]+")  # moved away by a sweep that did not finish
+RUN = re.compile(r"[1-9][0-9]*")  # a run's directory, WORKFLOW_SPACE/RUN
+RUN_SWEPT = re.compile(r"\.[1-9][0-9]*\.swept-[0-9a-f]+")  # a run's directory moved away, not yet deleted
 SWEEP_EVERY = 3600.0  # seconds between two sweeps of the reconciler in one process
 BATCH = 500  # runs whose attempts are read in one query
 AttemptEnds = Callable[[Sequence[int]], Mapping[tuple[int, str, int], tuple[str, datetime | None]]]
+ExistingRuns = Callable[[Sequence[int]], set[int]]
 
 
 @dataclass
@@ -70,6 +87,26 @@ class SweepReport:
         )
 
 
+@dataclass
+class RunDirReport(SweepReport):
+    """What the removal of runs' working directories did (or, dry, would do)."""
+
+    # removed: directories removed; kept: left because an attempt on this machine holds one of
+    # their task directories locked; failed: could not be removed (logged)
+    runs: set[int] = field(default_factory=set)  # the runs whose directories went (dry: would go)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"removed": self.removed, "kept": self.kept, "failed": self.failed}
+
+    def summary(self, dry_run: bool) -> str:
+        kept = f", kept {self.kept:,} an attempt on this machine holds" if self.kept else ""
+        failed = f", {self.failed:,} could not be removed (see the log)" if self.failed else ""
+        return (
+            f"{'would remove' if dry_run else 'removed'} {self.removed:,} working directories of runs no "
+            f"longer in the database{kept}{failed}"
+        )
+
+
 @dataclass(frozen=True)
 class _Found:
     run_id: int
@@ -78,13 +115,23 @@ class _Found:
     path: Path
 
 
-def sweep(workflow_space: Path, attempt_ends: AttemptEnds, now: datetime, *, dry_run: bool = False) -> SweepReport:
+def sweep(
+    workflow_space: Path,
+    attempt_ends: AttemptEnds,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    skip: Collection[int] = (),
+) -> SweepReport:
     """Remove (or count, with `dry_run`) the leftover private /tmp directories of `workflow_space`.
 
     `attempt_ends(run_ids)` returns (run id, task, try) -> (state, ended_at) of those runs' attempts.
+    Not under the runs of `skip` (whose whole directories a dry sweep of orphans counted already).
     """
     report = SweepReport()
     found, swept = _listing(workflow_space)  # first: see docstring
+    for run_id in skip:
+        found.pop(run_id, None)
     for path in swept:
         if dry_run:
             report.removed += 1
@@ -103,22 +150,110 @@ def sweep(workflow_space: Path, attempt_ends: AttemptEnds, now: datetime, *, dry
     return report
 
 
-def sweep_workflow_space(services: Any, now: datetime, *, dry_run: bool = False) -> SweepReport:
-    """Sweep `services.settings.workflow_space` against `services.db`."""
-    from myapp.db.retention_store import attempt_ends
+def sweep_orphans(workflow_space: Path, existing_runs: ExistingRuns, *, dry_run: bool = False) -> RunDirReport:
+    """Remove (or count, with `dry_run`) the directories `WORKFLOW_SPACE/RUN` of runs no longer in the database.
+
+    `existing_runs(run_ids)` returns those of `run_ids` the database has. What a removal moved away
+    and did not delete goes too.
+    """
+    report = RunDirReport()
+    runs: list[tuple[int, Path]] = []
+    for entry in _dirs(workflow_space):  # first: see the module's docstring
+        if RUN.fullmatch(entry.name):
+            runs.append((int(entry.name), Path(entry.path)))
+        elif RUN_SWEPT.fullmatch(entry.name):
+            if dry_run:
+                report.removed += 1
+            else:
+                _delete(Path(entry.path), report)
+    runs.sort()
+    for start in range(0, len(runs), BATCH):
+        chunk = runs[start : start + BATCH]
+        known = existing_runs([run_id for run_id, _ in chunk])
+        for run_id, path in chunk:
+            if run_id not in known:
+                removed = report.removed
+                remove_run_dir(path, report, dry_run=dry_run)
+                if report.removed > removed:
+                    report.runs.add(run_id)
+    return report
+
+
+def remove_run_dir(path: Path, report: SweepReport, *, dry_run: bool = False) -> None:
+    """Move a run's directory away under the exclusive locks of its task directories, then delete it
+    (dry: count it). Kept when an attempt on this machine holds one; nothing if it is not there or a link.
+
+    The caller knows the run is gone from the database (see the module's docstring).
+    """
+    if path.is_symlink() or not path.is_dir():
+        return
+    trash = path.with_name(f".{path.name}.swept-{secrets.token_hex(4)}")
+    _move_away(path, lambda: [Path(task.path) for task in _dirs(path)], trash, report, dry_run)
+
+
+def workdirs_removable(services: Any) -> bool:
+    """Whether runs' directories are `WORKFLOW_SPACE/RUN` here (not with the Kubernetes executor)."""
+    return bool(services.settings.executor != "kubernetes")
+
+
+def run_dir_remover(services: Any) -> Callable[[Sequence[int], bool], tuple[int, int, int]] | None:
+    """Return what removes (dry: counts) the directories of runs retention deleted, as (removed, kept,
+    failed); None with the Kubernetes executor. Called after the COMMIT that deleted them."""
+    if not workdirs_removable(services):
+        return None
+    space: Path = services.settings.workflow_space
+
+    def remove(run_ids: Sequence[int], dry_run: bool) -> tuple[int, int, int]:
+        tally = RunDirReport()
+        for run_id in run_ids:
+            remove_run_dir(space / str(int(run_id)), tally, dry_run=dry_run)
+        return tally.removed, tally.kept, tally.failed
+
+    return remove
+
+
+@dataclass
+class SpaceReport:
+    """One sweep of the workflow space: leftover private /tmp directories and deleted runs' directories."""
+
+    private_tmp: SweepReport
+    orphans: RunDirReport
+
+    def to_dict(self) -> dict[str, dict[str, int]]:
+        return {"private_tmp": self.private_tmp.to_dict(), "orphan_workdirs": self.orphans.to_dict()}
+
+    @property
+    def removed(self) -> int:
+        return self.private_tmp.removed + self.orphans.removed
+
+    @property
+    def failed(self) -> int:
+        return self.private_tmp.failed + self.orphans.failed
+
+
+def sweep_workflow_space(services: Any, now: datetime, *, dry_run: bool = False) -> SpaceReport:
+    """Sweep `services.settings.workflow_space` against `services.db`: first the directories of runs
+    no longer in the database (not with the Kubernetes executor), then the private /tmp leftovers."""
+    from myapp.db.retention_store import attempt_ends, existing_runs
 
     def ends(run_ids: Sequence[int]) -> Mapping[tuple[int, str, int], tuple[str, datetime | None]]:
         with services.db.read() as s:
             return attempt_ends(s, run_ids)
 
-    return sweep(services.settings.workflow_space, ends, now, dry_run=dry_run)
+    def existing(run_ids: Sequence[int]) -> set[int]:
+        with services.db.read() as s:
+            return existing_runs(s, run_ids)
+
+    space = services.settings.workflow_space
+    orphans = sweep_orphans(space, existing, dry_run=dry_run) if workdirs_removable(services) else RunDirReport()
+    return SpaceReport(sweep(space, ends, now, dry_run=dry_run, skip=orphans.runs), orphans)
 
 
 _due = threading.Lock()
 _next_at = 0.0
 
 
-def sweep_when_due(services: Any, now: datetime) -> SweepReport | None:
+def sweep_when_due(services: Any, now: datetime) -> SpaceReport | None:
     """Sweep if this process has not for SWEEP_EVERY seconds (the first call sweeps); never raises.
 
     Called by the reconciler: on the machine whose worker runs it, at most once an hour per process.
@@ -132,12 +267,12 @@ def sweep_when_due(services: Any, now: datetime) -> SweepReport | None:
         _next_at = time.monotonic() + SWEEP_EVERY
         report = sweep_workflow_space(services, now)
     except Exception:  # noqa: BLE001  a sweep must never stop the reconciler
-        log.warning("sweeping leftover private /tmp directories failed", exc_info=True)
+        log.warning("sweeping the workflow space failed", exc_info=True)
         return None
     finally:
         _due.release()
     if report.removed or report.failed:
-        log.info("swept leftover private /tmp directories: %s", report.to_dict())
+        log.info("swept the workflow space: %s", report.to_dict())
     return report
 
 
@@ -169,33 +304,38 @@ def _dirs(path: Path) -> list[os.DirEntry[str]]:
 
 
 def _remove(path: Path, report: SweepReport, dry_run: bool) -> None:
-    """Move `path` away under its task directory's exclusive lock, then delete it (dry: count it)."""
-    try:
-        fd = lock_task_dir(path.parent, exclusive=True)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        log.warning("cannot lock %s to sweep %s: %s", path.parent, path.name, exc)
-        report.failed += 1
-        return
-    if fd is None:  # an attempt of this machine is making, using or removing a private /tmp there
-        report.kept += 1
-        return
-    if dry_run:
-        os.close(fd)
-        report.removed += 1
-        return
+    """Move a private /tmp away under its task directory's exclusive lock, then delete it (dry: count it)."""
     trash = path.with_name(f"{path.name}.swept-{secrets.token_hex(4)}")
+    _move_away(path, lambda: [path.parent], trash, report, dry_run)
+
+
+def _move_away(
+    path: Path, task_dirs: Callable[[], list[Path]], trash: Path, report: SweepReport, dry_run: bool
+) -> None:
+    """Rename `path` to `trash` under the exclusive locks of `task_dirs()`, taken without waiting, then
+    delete it (dry: count it). Kept if an attempt on this machine holds one of them; gone meanwhile
+    (another sweep, its worker): nothing; any other error: logged and counted as failed."""
+    held: list[int] = []
     try:
+        for task_dir in task_dirs():
+            fd = lock_task_dir(task_dir, exclusive=True)
+            if fd is None:  # an attempt of this machine is making, using or removing a private /tmp there
+                report.kept += 1
+                return
+            held.append(fd)
+        if dry_run:
+            report.removed += 1
+            return
         os.rename(path, trash)
-    except FileNotFoundError:  # another sweep moved it, or its worker removed it
+    except FileNotFoundError:
         return
     except OSError as exc:
         log.warning("cannot move %s away: %s", path, exc)
         report.failed += 1
         return
     finally:
-        os.close(fd)
+        for fd in held:
+            os.close(fd)
     _delete(trash, report)
 
 

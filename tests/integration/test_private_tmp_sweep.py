@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from myapp.core.retention import PRIVATE_TMP_GRACE
 from myapp.core.values import AttemptResult
 from myapp.db.tables import TaskAttempt, TaskInstance
-from myapp.executor.private_tmp import sweep, sweep_workflow_space
+from myapp.executor.private_tmp import sweep, sweep_orphans, sweep_workflow_space
 from tests.conftest import worker_env
 from tests.integration.engine_helpers import save, start, wait_finished, wait_until
 from tests.processes import alive, wait_gone
@@ -115,7 +115,7 @@ def test_a_killed_workers_leftover_is_swept_and_a_running_attempts_is_not(
 
     # The database still says the attempt runs (until the reconciler declares it lost): kept.
     now = services.clock.now()
-    first = sweep_workflow_space(services, now)
+    first = sweep_workflow_space(services, now).private_tmp
     assert (first.removed, first.kept) == (0, 1) and leftover.is_dir()
 
     live = start(
@@ -140,9 +140,9 @@ def test_a_killed_workers_leftover_is_swept_and_a_running_attempts_is_not(
         attempt_id(services, doomed, "victim"), AttemptResult(succeeded=False, message="worker lost"), now
     )
     later = now + PRIVATE_TMP_GRACE + timedelta(seconds=1)
-    within = sweep_workflow_space(services, now + timedelta(seconds=1))
+    within = sweep_workflow_space(services, now + timedelta(seconds=1)).private_tmp
     assert (within.removed, within.kept) == (0, 2) and leftover.is_dir()  # ended just now: its process may linger
-    swept = sweep_workflow_space(services, later)
+    swept = sweep_workflow_space(services, later).private_tmp
     assert (swept.removed, swept.kept, swept.failed) == (1, 1, 0), swept
     assert not leftover.exists() and sorted(os.listdir(leftover.parent)) == ["1"]  # its workdir stays
     assert live_private.is_dir() and alive(live_pid)
@@ -151,6 +151,17 @@ def test_a_killed_workers_leftover_is_swept_and_a_running_attempts_is_not(
     # holds the task directory's lock.
     blind = sweep(space, lambda run_ids: {}, later)
     assert (blind.removed, blind.kept) == (0, 1) and live_private.is_dir()
+
+    # Working directories: both runs exist, so both stay. Once the killed worker's run is deleted by
+    # hand (a bare DELETE), the sweep takes its directory; the running one's stays, even for a
+    # sweep that believes no run exists (its worker holds its task directory locked).
+    assert not any((swept_all := sweep_workflow_space(services, later)).orphans.to_dict().values()), swept_all
+    with services.db.write() as s:
+        s.execute(text("DELETE FROM runs WHERE id = :id"), {"id": doomed})
+    orphaned = sweep_workflow_space(services, later).orphans
+    assert (orphaned.removed, orphaned.kept, orphaned.failed) == (1, 0, 0) and not (space / str(doomed)).exists()
+    blind_orphans = sweep_orphans(space, lambda run_ids: set())
+    assert (blind_orphans.removed, blind_orphans.kept) == (0, 1) and live_private.is_dir() and alive(live_pid)
 
     release.touch()
     data = wait_finished(services, live)
@@ -185,8 +196,31 @@ def test_db_clean_sweeps_the_workflow_space(services: Any) -> None:
 
     dry = clean("--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
-    assert json.loads(dry.stdout)["private_tmp"] == {"removed": 1, "kept": 0, "failed": 0} and base.is_dir()
+    counted = json.loads(dry.stdout)
+    assert counted["orphan_workdirs"] == {"removed": 1, "kept": 0, "failed": 0} and base.is_dir()
+    assert counted["private_tmp"] == {"removed": 0, "kept": 0, "failed": 0}  # inside the run's directory
     out = clean()
     assert out.returncode == 0, out.stderr
-    assert "removed 1 leftover private /tmp directories" in out.stdout, out.stdout
-    assert not base.exists()
+    assert "removed 1 working directories of runs no longer in the database" in out.stdout, out.stdout
+    assert "removed 0 leftover private /tmp directories" in out.stdout, out.stdout
+    assert not (services.settings.workflow_space / "999999").exists()
+    queued = start(  # no worker runs it: it stays, and so does its directory
+        services,
+        save(
+            services,
+            """
+            name: queued
+            tasks:
+              - name: idle
+                template: shell
+                args: {script: 'true'}
+            """,
+        ),
+    )
+    leftover = services.settings.workflow_space / str(queued) / "gone" / ".2-private"
+    (leftover / "0").mkdir(parents=True)
+    out = clean("--json")
+    assert out.returncode == 0, out.stderr
+    swept = json.loads(out.stdout)
+    assert swept["private_tmp"]["removed"] == 1 and swept["orphan_workdirs"]["removed"] == 0
+    assert not leftover.exists() and (services.settings.workflow_space / str(queued) / "gone").is_dir()

@@ -24,6 +24,7 @@ from myapp.core.states import RunState, Trigger
 from myapp.core.values import LogKey, NewRun
 from myapp.db.schedule_tables import AlertOutbox
 from myapp.db.tables import Run, ScheduleRecord, ScheduleSkip, TaskAttempt, TaskInstance
+from myapp.executor.private_tmp import run_dir_remover
 from myapp.retention.clean import clean
 from tests.integration.test_scheduler import by_status, cron_runs, pipeline_yaml, save_at, tick, ts
 
@@ -55,6 +56,9 @@ def _attempt(services: Any, run_id: int, at: datetime) -> LogKey:
     path = key.path(services.settings.logs_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("2026-01-01T00:00:00.000Z out hi\n")
+    workdir = services.settings.workflow_space / str(run_id) / "a" / "1"  # its working directory
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "input.csv").write_text("x")
     output = services.settings.artifacts_dir / str(run_id) / "a" / "1" / "out.txt"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("x")
@@ -146,7 +150,9 @@ def history(services: Any) -> dict[str, Any]:
 def test_a_dry_run_counts_per_kind_and_deletes_nothing(services: Any, history: dict[str, Any]) -> None:
     before = {m: _count(services, m) for m in (Run, TaskInstance, TaskAttempt, ScheduleRecord, AlertOutbox)}
     lines: list[str] = []
-    report = clean(services, CLEAN_AT, 30, dry_run=True, batch=1, progress=lines.append)
+    report = clean(
+        services, CLEAN_AT, 30, dry_run=True, batch=1, progress=lines.append, remove_workdirs=run_dir_remover(services)
+    )
     # runs: the old manual one and the first cron run (its record is neither the newest nor the
     # newest launched one); the stopped cron run is the depends_on_past predecessor of 03: kept
     assert report.counts == {
@@ -154,27 +160,34 @@ def test_a_dry_run_counts_per_kind_and_deletes_nothing(services: Any, history: d
         "task_instances": 2,
         "attempts": 2,
         "logs": 2,
+        "workdirs": 2,
         "records": 1,
         "skips": 1,
         "outbox": 2,
     }, report.counts
     assert report.kept_runs == 1 and report.kept_records == 1
     assert any(line.startswith("runs: 1 to delete so far") for line in lines), lines  # one line per batch
-    assert lines[-1].startswith("would delete 2 runs, 2 task instances, 2 attempts, 2 logs, 1 records"), lines
+    assert lines[-1].startswith("would delete 2 runs, 2 task instances, 2 attempts, 2 logs, 2 workdirs, 1 records"), (
+        lines
+    )
     assert before == {m: _count(services, m) for m in before}
     assert history["keys"]["old"].path(services.settings.logs_dir).exists()
+    assert (services.settings.workflow_space / str(history["old"]) / "a" / "1" / "input.csv").exists()
 
 
 def test_clean_deletes_old_finished_things_and_keeps_what_a_schedule_reads(
     services: Any, history: dict[str, Any]
 ) -> None:
     pid, logs = history["pid"], services.settings.logs_dir
-    report = clean(services, CLEAN_AT, 30, batch=1, progress=lambda line: None)
+    report = clean(
+        services, CLEAN_AT, 30, batch=1, progress=lambda line: None, remove_workdirs=run_dir_remover(services)
+    )
     assert report.counts == {
         "runs": 2,
         "task_instances": 2,
         "attempts": 2,
         "logs": 2,
+        "workdirs": 2,
         "records": 1,
         "skips": 1,
         "outbox": 2,
@@ -183,11 +196,13 @@ def test_clean_deletes_old_finished_things_and_keeps_what_a_schedule_reads(
         run_id, key = history[gone], history["keys"][gone]
         assert not _exists(services, Run, id=run_id) and not _exists(services, TaskInstance, run_id=run_id)
         assert not key.path(logs).exists() and not (services.settings.artifacts_dir / str(run_id)).exists()
+        assert not (services.settings.workflow_space / str(run_id)).exists()  # its working directory too
         assert not services.redis.exists(key.redis_key)
     for kept in ("second", "recent", "unfinished"):
         assert _exists(services, Run, id=history[kept]), kept
     recent = history["keys"]["recent"]
     assert recent.path(logs).exists() and services.redis.exists(recent.redis_key)
+    assert (services.settings.workflow_space / str(history["recent"]) / "a" / "1" / "input.csv").exists()
     assert _exists(services, AlertOutbox, run_id=history["second"], status="pending")
     assert not _exists(services, AlertOutbox, run_id=history["second"], status="sent")
     assert _count(services, ScheduleSkip) == 0
@@ -213,6 +228,7 @@ def test_clean_deletes_old_finished_things_and_keeps_what_a_schedule_reads(
         "task_instances": 1,
         "attempts": 0,
         "logs": 0,
+        "workdirs": 0,
         "records": 1,
         "skips": 0,
         "outbox": 1,
@@ -228,6 +244,7 @@ def test_the_cli_prints_progress_and_refuses_less_than_a_day(services: Any, hist
             "MYAPP_HOME": str(services.settings.home),
             "MYAPP_SECRET_KEY": "test-secret",
             "MYAPP_DATABASE_URL": services.settings.effective_database_url,
+            "MYAPP_WORKFLOW_SPACE": str(services.settings.workflow_space),
         }
     )
 
@@ -252,6 +269,7 @@ def test_the_cli_prints_progress_and_refuses_less_than_a_day(services: Any, hist
     assert out.returncode == 0, out.stderr
     assert "runs: " in out.stdout and f"deleted {counts['runs']} runs" in out.stdout, out.stdout
     assert not _exists(services, Run, id=recent) and _exists(services, Run, id=history["unfinished"])
+    assert not (services.settings.workflow_space / str(recent)).exists()  # with its working directory
 
 
 def test_the_daily_policy_is_a_beat_entry_that_cleans_with_retention_days(

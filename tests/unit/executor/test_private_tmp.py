@@ -1,5 +1,6 @@
-"""The sweep of leftover private /tmp directories on a workflow space made by hand, with the
-attempts' states given (the database's part is tests/integration/test_private_tmp_sweep.py)."""
+"""The sweep of leftover private /tmp directories and of deleted runs' working directories on a
+workflow space made by hand, with the attempts' states and the runs given (the database's part is
+tests/integration/test_private_tmp_sweep.py and tests/integration/test_retention.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from myapp.core.retention import PRIVATE_TMP_GRACE, private_tmp_sweepable
-from myapp.executor import local
+from myapp.executor import local, private_tmp
 from myapp.executor.local import lock_task_dir
-from myapp.executor.private_tmp import sweep
+from myapp.executor.private_tmp import RunDirReport, remove_run_dir, run_dir_remover, sweep, sweep_orphans
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 LONG_AGO = NOW - PRIVATE_TMP_GRACE - timedelta(seconds=1)
@@ -150,3 +151,101 @@ def test_the_reconcilers_sweep_runs_at_most_once_per_interval_and_never_raises(
     services.settings.executor = "kubernetes"
     monkeypatch.setattr(private_tmp, "_next_at", 0.0)
     assert private_tmp.sweep_when_due(services, NOW) is None and (space / "2" / "a" / ".1-private").exists()
+
+
+def known(*run_ids: int, asked: list[Sequence[int]] | None = None) -> Callable[[Sequence[int]], set[int]]:
+    def existing_runs(listed: Sequence[int]) -> set[int]:
+        if asked is not None:
+            asked.append(list(listed))
+        return set(listed) & set(run_ids)
+
+    return existing_runs
+
+
+def workdir(space: Path, run: int, task: str = "a") -> Path:
+    """Make a run's working directory with an input the task was given."""
+    (space / str(run) / task / "1").mkdir(parents=True)
+    (space / str(run) / task / "1" / "input.csv").write_text("x" * 100)
+    return space / str(run)
+
+
+def test_the_directories_of_runs_no_longer_in_the_database_go_and_nothing_else(tmp_path: Path) -> None:
+    space = tmp_path / "ws"
+    live, deleted, other = workdir(space, 1), workdir(space, 2), workdir(space, 3)
+    leftover(space, 2, "b", 1)  # a private /tmp inside goes with it
+    moved = workdir(space, 9).rename(space / ".9.swept-0a1b2c3d")  # a removal interrupted
+    outside = tmp_path / "outside"
+    (outside / "a").mkdir(parents=True)
+    (space / "4").symlink_to(outside)  # a link named like a run: not followed, not removed
+    (space / "5").write_text("not a directory")
+    for name in ("007", "0", "workspaces", ".runtime", "x1"):  # not a run id: never looked at
+        (space / name / "a").mkdir(parents=True)
+    asked: list[Sequence[int]] = []
+    dry = sweep_orphans(space, known(1, 3, asked=asked), dry_run=True)
+    assert (dry.removed, dry.kept, dry.failed) == (2, 0, 0) and deleted.exists() and moved.exists()
+    report = sweep_orphans(space, known(1, 3, asked=asked))
+    assert (report.removed, report.kept, report.failed) == (2, 0, 0)
+    assert not deleted.exists() and not moved.exists()
+    assert (live / "a" / "1" / "input.csv").exists() and (other / "a" / "1" / "input.csv").exists()
+    assert (space / "4").is_symlink() and (outside / "a").is_dir() and (space / "5").is_file()
+    assert sorted(os.listdir(space)) == sorted(["1", "3", "4", "5", "007", "0", "workspaces", ".runtime", "x1"])
+    assert asked == [[1, 2, 3], [1, 2, 3]]  # the listing's run ids (dry and real), in one query per batch
+    assert "removed 2 working directories" in report.summary(False)
+
+
+def test_a_run_directory_made_after_the_listing_is_never_taken_for_an_orphan(tmp_path: Path) -> None:
+    space = tmp_path / "ws"
+    workdir(space, 1)
+
+    def existing_runs(listed: Sequence[int]) -> set[int]:
+        workdir(space, 2)  # a run created meanwhile: its row committed, then its worker made this
+        return set()
+
+    report = sweep_orphans(space, existing_runs)
+    assert report.removed == 1 and not (space / "1").exists() and (space / "2" / "a" / "1").is_dir()
+
+
+def test_a_run_directory_with_a_task_directory_locked_on_this_machine_is_kept(tmp_path: Path) -> None:
+    space = tmp_path / "ws"
+    run = workdir(space, 1, "a")
+    (run / "b").mkdir()
+    held = lock_task_dir(run / "b")  # an attempt of this machine makes, uses or removes its private /tmp
+    try:
+        report = sweep_orphans(space, known())
+        assert (report.removed, report.kept) == (0, 1) and (run / "a" / "1" / "input.csv").exists()
+        tally = RunDirReport()
+        remove_run_dir(run, tally)  # retention's removal of a deleted run's directory: the same rule
+        assert (tally.removed, tally.kept) == (0, 1) and run.exists()
+    finally:
+        assert held is not None
+        os.close(held)
+    assert sweep_orphans(space, known()).removed == 1 and not run.exists()
+
+
+def test_a_run_directory_that_cannot_be_moved_is_counted_not_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    space = tmp_path / "ws"
+    run = workdir(space, 1)
+
+    def refused(src: object, dst: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(private_tmp.os, "rename", refused)
+    report = sweep_orphans(space, known())
+    assert (report.removed, report.kept, report.failed) == (0, 0, 1) and run.exists()
+    assert "1 could not be removed" in report.summary(False)
+
+
+def test_the_removal_for_retention_is_not_made_under_kubernetes(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    space = tmp_path / "ws"
+    gone, other = workdir(space, 1), workdir(space, 2)
+    services = SimpleNamespace(settings=SimpleNamespace(executor="local", workflow_space=space))
+    remove = run_dir_remover(services)
+    assert remove is not None
+    assert remove([1, 7], True) == (1, 0, 0) and gone.exists()  # dry: counted; 7 has none
+    assert remove([1, 7], False) == (1, 0, 0) and not gone.exists() and other.exists()
+    services.settings.executor = "kubernetes"  # there a run's directory is WORKFLOW_SPACE/PROJECT/RUN
+    assert run_dir_remover(services) is None
