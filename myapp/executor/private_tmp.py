@@ -185,31 +185,10 @@ def remove_run_dir(path: Path, report: SweepReport, *, dry_run: bool = False) ->
 
     The caller knows the run is gone from the database (see the module's docstring).
     """
-    held: list[int] = []
-    try:
-        if path.is_symlink() or not path.is_dir():
-            return
-        for task in _dirs(path):
-            fd = lock_task_dir(Path(task.path), exclusive=True)
-            if fd is None:  # an attempt of this machine is making, using or removing its private /tmp
-                report.kept += 1
-                return
-            held.append(fd)
-        if dry_run:
-            report.removed += 1
-            return
-        trash = path.with_name(f".{path.name}.swept-{secrets.token_hex(4)}")
-        os.rename(path, trash)
-    except FileNotFoundError:  # another sweep moved it (or a task directory) away meanwhile
+    if path.is_symlink() or not path.is_dir():
         return
-    except OSError as exc:
-        log.warning("cannot move %s away: %s", path, exc)
-        report.failed += 1
-        return
-    finally:
-        for fd in held:
-            os.close(fd)
-    _delete(trash, report)
+    trash = path.with_name(f".{path.name}.swept-{secrets.token_hex(4)}")
+    _move_away(path, lambda: [Path(task.path) for task in _dirs(path)], trash, report, dry_run)
 
 
 def workdirs_removable(services: Any) -> bool:
@@ -325,33 +304,38 @@ def _dirs(path: Path) -> list[os.DirEntry[str]]:
 
 
 def _remove(path: Path, report: SweepReport, dry_run: bool) -> None:
-    """Move `path` away under its task directory's exclusive lock, then delete it (dry: count it)."""
-    try:
-        fd = lock_task_dir(path.parent, exclusive=True)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        log.warning("cannot lock %s to sweep %s: %s", path.parent, path.name, exc)
-        report.failed += 1
-        return
-    if fd is None:  # an attempt of this machine is making, using or removing a private /tmp there
-        report.kept += 1
-        return
-    if dry_run:
-        os.close(fd)
-        report.removed += 1
-        return
+    """Move a private /tmp away under its task directory's exclusive lock, then delete it (dry: count it)."""
     trash = path.with_name(f"{path.name}.swept-{secrets.token_hex(4)}")
+    _move_away(path, lambda: [path.parent], trash, report, dry_run)
+
+
+def _move_away(
+    path: Path, task_dirs: Callable[[], list[Path]], trash: Path, report: SweepReport, dry_run: bool
+) -> None:
+    """Rename `path` to `trash` under the exclusive locks of `task_dirs()`, taken without waiting, then
+    delete it (dry: count it). Kept if an attempt on this machine holds one of them; gone meanwhile
+    (another sweep, its worker): nothing; any other error: logged and counted as failed."""
+    held: list[int] = []
     try:
+        for task_dir in task_dirs():
+            fd = lock_task_dir(task_dir, exclusive=True)
+            if fd is None:  # an attempt of this machine is making, using or removing a private /tmp there
+                report.kept += 1
+                return
+            held.append(fd)
+        if dry_run:
+            report.removed += 1
+            return
         os.rename(path, trash)
-    except FileNotFoundError:  # another sweep moved it, or its worker removed it
+    except FileNotFoundError:
         return
     except OSError as exc:
         log.warning("cannot move %s away: %s", path, exc)
         report.failed += 1
         return
     finally:
-        os.close(fd)
+        for fd in held:
+            os.close(fd)
     _delete(trash, report)
 
 

@@ -28,8 +28,9 @@ from myapp.db.migrate import alembic_config, current, upgrade
 from myapp.db.retention_store import delete_runs
 from myapp.db.schedule_tables import AlertOutbox
 from myapp.db.session import driver_url
-from myapp.db.tables import ScheduleRecord, TaskAttempt, TaskInstance
+from myapp.db.tables import ScheduleRecord, TaskInstance
 from tests.conftest import _copy_database, _drop_database, make_settings
+from tests.integration.test_retention import _attempt
 from tests.integration.test_scheduler import pipeline_yaml, save_at, ts
 
 pytestmark = pytest.mark.integration
@@ -37,27 +38,11 @@ REPO = Path(__file__).resolve().parents[2]
 BEFORE = "0010_launch_templates"
 
 
-def _run(services: Any, pid: int, at: datetime, *, attempt: bool = True) -> int:
-    """Create a manual run at `at`, give its task `a` an ended attempt, and stop it."""
+def _run(services: Any, pid: int, at: datetime) -> int:
+    """Create a manual run at `at`, give its task `a` an ended attempt (with its log and working
+    directory), and stop it."""
     run_id = int(services.runs.create_run(NewRun(pid, Trigger.MANUAL, at, {}), at))
-    if attempt:
-        with services.db.write() as s:
-            ti = s.scalar(select(TaskInstance.id).where(TaskInstance.run_id == run_id, TaskInstance.task_name == "a"))
-            s.execute(
-                insert(TaskAttempt.__table__).values(
-                    task_instance_id=ti,
-                    try_number=1,
-                    state="failed",
-                    worker="w",
-                    pod_names=[],
-                    message="",
-                    started_at=at,
-                    heartbeat_at=at,
-                    ended_at=at,
-                    container={},
-                    events=[],
-                )
-            )
+    _attempt(services, run_id, at)
     services.runs.stop_run(run_id, at + timedelta(minutes=1))
     return run_id
 
@@ -228,3 +213,31 @@ def test_a_deleted_runs_id_is_never_given_to_a_new_run(services: Any) -> None:
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["runs"] == 1 and _ids(services, "runs")[-1] == fourth
     assert _run(services, pid, ts("2026-02-25T00:00Z")) == old + 1
+
+
+def test_retention_removes_a_deleted_runs_working_directory_only_after_its_commit(services: Any) -> None:
+    from myapp.executor.private_tmp import run_dir_remover
+    from myapp.retention.clean import clean
+
+    pid = save_at(services, pipeline_yaml("ids-dirs", "0 0 * * *", enabled=False), "2026-01-01T00:00Z")
+    old, recent = _run(services, pid, ts("2026-01-02T00:00Z")), _run(services, pid, ts("2026-02-27T00:00Z"))
+    assert all((services.settings.workflow_space / str(run_id) / "a" / "1").is_dir() for run_id in (old, recent))
+    remove = run_dir_remover(services)
+    assert remove is not None
+    seen: list[tuple[list[int], bool, bool]] = []
+
+    def watching(run_ids: Any, dry_run: bool) -> tuple[int, int, int]:
+        with services.db.read() as s:  # another connection: what is committed
+            committed_gone = not s.scalar(text("SELECT count(*) FROM runs WHERE id = :id"), {"id": old})
+        seen.append((list(run_ids), dry_run, committed_gone))
+        return remove(run_ids, dry_run)
+
+    dry = clean(
+        services, ts("2026-03-01T00:00Z"), 30, dry_run=True, progress=lambda line: None, remove_workdirs=watching
+    )
+    assert dry.counts["workdirs"] == 1 and (services.settings.workflow_space / str(old)).is_dir()
+    report = clean(services, ts("2026-03-01T00:00Z"), 30, progress=lambda line: None, remove_workdirs=watching)
+    assert report.counts["workdirs"] == 1 and (report.workdirs_kept, report.workdirs_failed) == (0, 0)
+    assert seen == [([old], True, False), ([old], False, True)]  # the real one after the COMMIT
+    assert not (services.settings.workflow_space / str(old)).exists()
+    assert (services.settings.workflow_space / str(recent) / "a" / "1" / "input.csv").exists()
