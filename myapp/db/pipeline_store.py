@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from myapp.core.cron import wall_time_to_instant
-from myapp.core.dag import Dag, with_implied_edges
+from myapp.core.dag import with_implied_edges
 from myapp.core.errors import NotFound, SpecError
 from myapp.core.model import PipelineSpec, ScheduleSpec, TaskSpec, TemplateSpec
 from myapp.core.output_paths import DEFAULT_ROOTS
@@ -28,7 +28,7 @@ from myapp.core.states import RECORD, RecordStatus
 from myapp.core.validate import TaskCheck, UrlCheck, validate_pipeline
 from myapp.db.bulk import insert_rows
 from myapp.db.guards import moving_to
-from myapp.db.launch_templates import template_rows, write_templates
+from myapp.db.launch_templates import save_template
 from myapp.db.schedule_store import Wake, no_wake, wake_after_commit
 from myapp.db.sealed import open_tree, seal
 from myapp.db.session import Database
@@ -160,7 +160,7 @@ class PipelineStore:
                 ],
             )
             # what a cron run of the version starts with: the scheduler creates runs from it (launch_templates.py)
-            write_templates(s, template_rows(version.id, pinned, Dag.from_spec(pinned)) or [])
+            save_template(s, version.id, pinned)
             pipeline.current_version_id = version.id
             pipeline.description = pinned.description
             pipeline.updated_at = now

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from myapp.core.dag import Dag
 from myapp.core.pipeline_spec import parse_pipeline
+from myapp.db import launch_templates
 from myapp.db.launch_templates import template_rows
 from myapp.db.run_store import RunStore
 from myapp.db.schedule_tables import LaunchTemplate
@@ -203,3 +204,16 @@ def test_several_launches_of_one_pipeline_get_their_own_instants(services: Any) 
     texts = ["2026-01-01 00:00:00", "2026-01-01 01:00:00", "2026-01-01 02:00:00"]  # start_time is local (R1)
     assert [(pid, text) for pid, _, _, text in rows] == [(pid, text) for pid in twins for text in texts]
     assert all(record_at == run_at for _, record_at, run_at, _ in rows)
+
+
+def test_a_large_version_gets_its_template_from_its_first_launch(
+    services: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(launch_templates, "SAVE_UP_TO_TASKS", 1)  # "large": more than one task
+    text = pipeline_yaml("tmpl-large", "0 * * * *") + f"  - {{name: b, {TASK}, depends_on: [a]}}\n"
+    pid = save_at(services, text, "2025-12-01T00:00Z")
+    assert templates(services, pid) == []  # the save did not write it
+    report = run_pass(services, ts("2026-01-01T00:30Z"))
+    assert not [e for e in report.errors if e["pipeline_id"] == pid]
+    filled = [(row["task_name"], row["queued"]) for row in templates(services, pid)]
+    assert filled == ([("a", True), ("b", False)] if services.db.engine.dialect.name == "postgresql" else [])
