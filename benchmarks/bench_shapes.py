@@ -3,6 +3,8 @@
     python3 benchmarks/bench_shapes.py                      # every shape, PostgreSQL, one worker (prefork, 2)
     python3 benchmarks/bench_shapes.py --shapes chain,fanin # some of them
     python3 benchmarks/bench_shapes.py --database sqlite    # a SQLite file instead
+    python3 benchmarks/bench_shapes.py --pool threads       # the worker's threads pool (default prefork)
+    python3 benchmarks/bench_shapes.py --shapes fanout --profile /tmp/prof   # cProfile the worker's processes
 
 Shapes (every task is `command: ['true']`):
   chain       100 tasks one after the other
@@ -362,6 +364,12 @@ def main() -> None:
     parser.add_argument("--shapes", default=",".join([*SHAPES, "enable"]))
     parser.add_argument("--concurrency", type=int, default=2, help="pool processes (threads) of the one worker")
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"], help="the worker's pool")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="cProfile (CPU clock) the worker's main and pool processes into DIR and print both "
+        "summaries at the end (benchmarks/celery_profile.py; about 3x the CPU per task)",
+    )
     parser.add_argument("--enable-repeats", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
@@ -396,6 +404,9 @@ def benchmark(args: argparse.Namespace, shapes: list[str]) -> None:
     env = worker_env(settings, args.redis)
     env["PYTHONPATH"] = f"{statement_counter.sitecustomize_dir(counts)}:{env['PYTHONPATH']}"
     env["MYAPP_BENCH_STATEMENTS"] = str(counts)
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        env["MYAPP_BENCH_PROFILE"] = str(Path(args.profile).resolve())
     worker = WorkerProcess(env, args.concurrency, args.pool)
     worker.start()
     try:
@@ -424,6 +435,11 @@ def benchmark(args: argparse.Namespace, shapes: list[str]) -> None:
         worker.stop()
         services.db.dispose()
         drop_database(args.database, url)
+    if args.profile:
+        from benchmarks.celery_profile import summary
+
+        for kind in ("main", "pool"):
+            print(f"--- the worker's {kind} process(es), by cumulative CPU\n{summary(Path(args.profile), kind)}")
 
 
 if __name__ == "__main__":

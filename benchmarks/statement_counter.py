@@ -77,6 +77,9 @@ def sitecustomize_dir(counts: Path) -> Path:
         "if os.environ.get('MYAPP_BENCH_STATEMENTS'):\n"
         "    from benchmarks.statement_counter import install\n"
         "    install(os.environ['MYAPP_BENCH_STATEMENTS'])\n"
+        "if os.environ.get('MYAPP_BENCH_PROFILE'):\n"
+        "    from benchmarks.celery_profile import install as install_profile\n"
+        "    install_profile(os.environ['MYAPP_BENCH_PROFILE'])\n"
     )
     counts.mkdir(parents=True, exist_ok=True)
     return site
