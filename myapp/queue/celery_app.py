@@ -297,7 +297,8 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
         from myapp.retention.clean import clean as run_clean
 
         services = deps.get()
-        if services.settings.retention_days > 0:  # this machine's directories of the deleted runs go now, others' at their sweep
+        # This machine's directories of the deleted runs go now, other machines' at their sweep.
+        if services.settings.retention_days > 0:
             run_clean(
                 services,
                 services.clock.now(),
