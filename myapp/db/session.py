@@ -57,20 +57,21 @@ def driver_url(url: str) -> str:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with the per-dialect settings the stores rely on."""
     url = driver_url(url)
+    sizing = {} if "poolclass" in kwargs else {"pool_size": 10, "max_overflow": 20}  # a NullPool takes none
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **kwargs)
         _configure_sqlite(engine)
         return engine
     if url.startswith("postgresql"):
         kwargs.setdefault("connect_args", {"application_name": application_name()})
-        engine = create_engine(url, pool_size=10, max_overflow=20, **kwargs)
+        engine = create_engine(url, **sizing, **kwargs)
         event.listen(engine, "checkout", _ping_if_spoken_to)
         return engine
     # MySQL/MariaDB: READ COMMITTED, as on PostgreSQL. The stores lock the run row, then read what
     # other transactions committed meanwhile; InnoDB's default REPEATABLE READ would show them a
     # snapshot from before the wait (two leaves finishing together each saw the other unfinished).
     kwargs.setdefault("isolation_level", "READ COMMITTED")
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    return create_engine(url, pool_pre_ping=True, **sizing, **kwargs)
 
 
 def _ping_if_spoken_to(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:

@@ -293,11 +293,18 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
 
     @app.task(name=CLEAN, shared=False)
     def clean() -> None:
+        from myapp.executor.private_tmp import run_dir_remover
         from myapp.retention.clean import clean as run_clean
 
         services = deps.get()
+        # This machine's directories of the deleted runs go now, other machines' at their sweep.
         if services.settings.retention_days > 0:
-            run_clean(services, services.clock.now(), services.settings.retention_days)
+            run_clean(
+                services,
+                services.clock.now(),
+                services.settings.retention_days,
+                remove_workdirs=run_dir_remover(services),
+            )
 
     @app.task(name=WAKE, shared=False)
     def schedule_pipelines(pipeline_ids: list[int]) -> None:

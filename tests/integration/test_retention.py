@@ -284,6 +284,8 @@ def test_the_daily_policy_is_a_beat_entry_that_cleans_with_retention_days(
     daily = beat_schedule(settings)[CLEAN]
     assert daily["task"] == CLEAN and daily["schedule"].hour == {3} and daily["schedule"].minute == {30}
     finished = _manual(services, history["unfinished_pipeline"], ts("2026-06-01T00:00Z"))
+    workdir = settings.workflow_space / str(finished)
+    (workdir / "t" / "work").mkdir(parents=True)
     app, deps = create_celery(settings)
     try:
         app.tasks[CLEAN].run()  # the real clock: every run of this module ended long enough ago
@@ -291,3 +293,4 @@ def test_the_daily_policy_is_a_beat_entry_that_cleans_with_retention_days(
         if deps._services is not None:
             deps._services.db.dispose()
     assert not _exists(services, Run, id=finished) and _exists(services, Run, id=history["unfinished"])
+    assert not workdir.exists()  # this machine's directory of a deleted run goes with it, not at the next sweep
