@@ -190,7 +190,7 @@ class Batch:
                 accepted.append((p, instant, draft))
         created = self.services.runs.create_drafts_in(self.s, [draft for _, _, draft in accepted], self.now)
         if accepted and supported(self.s):
-            fill_from_drafts(self.s, [draft for _, _, draft in accepted])  # versions saved before migration 0010
+            fill_from_drafts(self.s, [draft for _, _, draft in accepted])  # older or larger versions: next time
         made = dict(templated)
         made.update({(p.id, instant): done for (p, instant, _), done in zip(accepted, created, strict=True)})
         created = [made[key] for p, at in launches if (key := (p.id, at)) in made]  # in the launches' order
