@@ -42,7 +42,8 @@ def clean(ctx: click.Context, days: int, dry_run: bool, batch: int, now: str | N
     of runs no longer in the database, and the private /tmp directories killed workers left, of
     attempts ended (over 10 minutes ago) or deleted. Never touched: an existing run's directory, a
     running attempt's private /tmp, a task directory an attempt on this machine holds locked,
-    workspaces, .runtime, links. With the Kubernetes executor no run directory is removed.
+    workspaces, .runtime, links. With the Kubernetes executor, or in a workflow space whose
+    .myapp-database marker names another database, no run directory is removed.
     A directory that cannot be removed is counted and logged, never fatal."""
     from myapp.executor.private_tmp import run_dir_remover, sweep_workflow_space
     from myapp.retention.clean import clean as run_clean

@@ -32,6 +32,13 @@ and real directories (no links) are touched; never workspaces, `.runtime` or any
 with the Kubernetes executor: there a run's directory is `WORKFLOW_SPACE/PROJECT/RUN` and a project
 may be named like a run id.
 
+Only in a workflow space of this database: the default `/tmp/workflow_space` is the same for every
+installation on a machine, and another installation's run directories are named like this one's run
+ids. The first sweep or removal writes `WORKFLOW_SPACE/.myapp-database` (OWNER) with the database's
+identity (`database_identity`: its URL without the password, a SQLite file's absolute path); a
+space whose marker names another database has no run directory removed (logged; the private /tmp
+sweep goes on: a running attempt's holds its lock, and an ended one's is garbage whoever ran it).
+
 Runs from `myapp db clean` (the workflow space of the machine it runs on) and from the reconciler
 at most once per SWEEP_EVERY per process (`sweep_when_due`). The rule is core/retention.py's
 `private_tmp_sweepable`; the attempts are read by db/retention_store.py `attempt_ends`, the runs
@@ -40,6 +47,7 @@ that exist by `existing_runs`. Must not import Celery, Flask or kubernetes.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -63,6 +71,7 @@ RUN = re.compile(r"[1-9][0-9]*")  # a run's directory, WORKFLOW_SPACE/RUN
 RUN_SWEPT = re.compile(r"\.[1-9][0-9]*\.swept-[0-9a-f]+")  # a run's directory moved away, not yet deleted
 SWEEP_EVERY = 3600.0  # seconds between two sweeps of the reconciler in one process
 BATCH = 500  # runs whose attempts are read in one query
+OWNER = ".myapp-database"  # WORKFLOW_SPACE/OWNER: the identity of the database whose runs' directories these are
 AttemptEnds = Callable[[Sequence[int]], Mapping[tuple[int, str, int], tuple[str, datetime | None]]]
 ExistingRuns = Callable[[Sequence[int]], set[int]]
 
@@ -94,11 +103,14 @@ class RunDirReport(SweepReport):
     # removed: directories removed; kept: left because an attempt on this machine holds one of
     # their task directories locked; failed: could not be removed (logged)
     runs: set[int] = field(default_factory=set)  # the runs whose directories went (dry: would go)
+    foreign: bool = False  # the workflow space is another database's: no run directory was touched
 
     def to_dict(self) -> dict[str, int]:
-        return {"removed": self.removed, "kept": self.kept, "failed": self.failed}
+        return {"removed": self.removed, "kept": self.kept, "failed": self.failed, "foreign_space": int(self.foreign)}
 
     def summary(self, dry_run: bool) -> str:
+        if self.foreign:
+            return f"removed no working directory of a run: the workflow space's {OWNER} names another database"
         kept = f", kept {self.kept:,} an attempt on this machine holds" if self.kept else ""
         failed = f", {self.failed:,} could not be removed (see the log)" if self.failed else ""
         return (
@@ -196,15 +208,60 @@ def workdirs_removable(services: Any) -> bool:
     return bool(services.settings.executor != "kubernetes")
 
 
+def database_identity(db: Any) -> str:
+    """Return a short stable identity of the database `db` is connected to (not its password)."""
+    url = db.engine.url
+    if url.get_backend_name() == "sqlite":
+        text = f"sqlite:{Path(url.database).resolve() if url.database not in (None, '', ':memory:') else ':memory:'}"
+    else:
+        text = url.set(password=None, drivername=url.get_backend_name()).render_as_string(hide_password=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def owns_space(space: Path, identity: str, *, dry_run: bool = False) -> bool:
+    """Whether the run directories in `space` are those of the database `identity` names (module docstring).
+
+    The first caller writes the marker (atomically: a link of a complete file); a dry run only reads it.
+    A space that does not exist yet has nothing to remove. Logs a warning when the space is another's.
+    """
+    marker = space / OWNER
+    try:
+        found = marker.read_text().strip()
+    except FileNotFoundError:
+        if dry_run or not space.is_dir():
+            return space.is_dir()
+        tmp = space / f"{OWNER}.{secrets.token_hex(4)}"
+        try:
+            tmp.write_text(identity + "\n")
+            try:
+                os.link(tmp, marker)  # fails if another sweep wrote it first: read theirs
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+        found = marker.read_text().strip()
+    except OSError as exc:
+        log.warning("cannot read %s: %s; no run directory removed", marker, exc)
+        return False
+    if found != identity:
+        log.warning("%s names another database: no run directory removed there (docs/reliability.md)", marker)
+        return False
+    return True
+
+
 def run_dir_remover(services: Any) -> Callable[[Sequence[int], bool], tuple[int, int, int]] | None:
     """Return what removes (dry: counts) the directories of runs retention deleted, as (removed, kept,
-    failed); None with the Kubernetes executor. Called after the COMMIT that deleted them."""
+    failed); None with the Kubernetes executor. Called after the COMMIT that deleted them. Nothing in
+    a workflow space of another database (`owns_space`)."""
     if not workdirs_removable(services):
         return None
     space: Path = services.settings.workflow_space
+    identity = database_identity(services.db)
 
     def remove(run_ids: Sequence[int], dry_run: bool) -> tuple[int, int, int]:
         tally = RunDirReport()
+        if not owns_space(space, identity, dry_run=dry_run):
+            return 0, 0, 0
         for run_id in run_ids:
             remove_run_dir(space / str(int(run_id)), tally, dry_run=dry_run)
         return tally.removed, tally.kept, tally.failed
@@ -245,7 +302,12 @@ def sweep_workflow_space(services: Any, now: datetime, *, dry_run: bool = False)
             return existing_runs(s, run_ids)
 
     space = services.settings.workflow_space
-    orphans = sweep_orphans(space, existing, dry_run=dry_run) if workdirs_removable(services) else RunDirReport()
+    orphans = RunDirReport()
+    if workdirs_removable(services):
+        if owns_space(space, database_identity(services.db), dry_run=dry_run):
+            orphans = sweep_orphans(space, existing, dry_run=dry_run)
+        else:
+            orphans.foreign = space.is_dir()
     return SpaceReport(sweep(space, ends, now, dry_run=dry_run, skip=orphans.runs), orphans)
 
 

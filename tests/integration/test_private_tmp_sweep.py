@@ -197,7 +197,8 @@ def test_db_clean_sweeps_the_workflow_space(services: Any) -> None:
     dry = clean("--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     counted = json.loads(dry.stdout)
-    assert counted["orphan_workdirs"] == {"removed": 1, "kept": 0, "failed": 0} and base.is_dir()
+    assert counted["orphan_workdirs"] == {"removed": 1, "kept": 0, "failed": 0, "foreign_space": 0}
+    assert base.is_dir()
     assert counted["private_tmp"] == {"removed": 0, "kept": 0, "failed": 0}  # inside the run's directory
     out = clean()
     assert out.returncode == 0, out.stderr
@@ -224,3 +225,16 @@ def test_db_clean_sweeps_the_workflow_space(services: Any) -> None:
     swept = json.loads(out.stdout)
     assert swept["private_tmp"]["removed"] == 1 and swept["orphan_workdirs"]["removed"] == 0
     assert not leftover.exists() and (services.settings.workflow_space / str(queued) / "gone").is_dir()
+    # Another installation's space (the default /tmp/workflow_space is shared by a machine's
+    # installations): its run directories are named like this database's run ids, none is removed.
+    marker = services.settings.workflow_space / ".myapp-database"
+    assert marker.read_text().strip()  # the first real sweep claimed the space for this database
+    marker.write_text("another-database\n")
+    theirs = services.settings.workflow_space / "888888" / "step" / "1"
+    theirs.mkdir(parents=True)
+    out = clean("--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["orphan_workdirs"] == {"removed": 0, "kept": 0, "failed": 0, "foreign_space": 1}
+    assert theirs.is_dir()
+    out = clean()
+    assert "the workflow space's .myapp-database names another database" in out.stdout, out.stdout

@@ -15,7 +15,16 @@ import pytest
 from myapp.core.retention import PRIVATE_TMP_GRACE, private_tmp_sweepable
 from myapp.executor import local, private_tmp
 from myapp.executor.local import lock_task_dir
-from myapp.executor.private_tmp import RunDirReport, remove_run_dir, run_dir_remover, sweep, sweep_orphans
+from myapp.executor.private_tmp import (
+    OWNER,
+    RunDirReport,
+    database_identity,
+    owns_space,
+    remove_run_dir,
+    run_dir_remover,
+    sweep,
+    sweep_orphans,
+)
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 LONG_AGO = NOW - PRIVATE_TMP_GRACE - timedelta(seconds=1)
@@ -242,10 +251,58 @@ def test_the_removal_for_retention_is_not_made_under_kubernetes(tmp_path: Path) 
 
     space = tmp_path / "ws"
     gone, other = workdir(space, 1), workdir(space, 2)
-    services = SimpleNamespace(settings=SimpleNamespace(executor="local", workflow_space=space))
+    services = SimpleNamespace(settings=SimpleNamespace(executor="local", workflow_space=space), db=sqlite_db(tmp_path))
     remove = run_dir_remover(services)
     assert remove is not None
     assert remove([1, 7], True) == (1, 0, 0) and gone.exists()  # dry: counted; 7 has none
     assert remove([1, 7], False) == (1, 0, 0) and not gone.exists() and other.exists()
     services.settings.executor = "kubernetes"  # there a run's directory is WORKFLOW_SPACE/PROJECT/RUN
     assert run_dir_remover(services) is None
+
+
+def sqlite_db(tmp_path: Path, name: str = "myapp.db") -> object:
+    from types import SimpleNamespace
+
+    from sqlalchemy.engine import make_url
+
+    return SimpleNamespace(engine=SimpleNamespace(url=make_url(f"sqlite:///{tmp_path / name}")))
+
+
+def test_a_database_identity_names_the_database_and_not_the_password_or_driver() -> None:
+    from types import SimpleNamespace
+
+    from sqlalchemy.engine import make_url
+
+    def of(url: str) -> str:
+        return database_identity(SimpleNamespace(engine=SimpleNamespace(url=make_url(url))))
+
+    assert of("postgresql+psycopg://me:secret@db:5432/myapp") == of("postgresql://me:other@db:5432/myapp")
+    assert of("postgresql://me@db:5432/myapp") != of("postgresql://me@db:5432/theirs")
+    assert of("postgresql://me@db:5432/myapp") != of("postgresql://me@db2:5432/myapp")
+    assert of("sqlite:////a/myapp.db") != of("sqlite:////b/myapp.db")
+    assert "secret" not in of("postgresql://me:secret@db/myapp")
+
+
+def test_the_first_sweep_claims_the_space_and_another_databases_space_is_refused(tmp_path: Path) -> None:
+    space = tmp_path / "ws"
+    assert not owns_space(space, "ours")  # no space yet: nothing to remove, nothing written
+    space.mkdir()
+    assert owns_space(space, "ours", dry_run=True) and not (space / OWNER).exists()  # a dry run writes nothing
+    assert owns_space(space, "ours") and (space / OWNER).read_text() == "ours\n"
+    assert owns_space(space, "ours")
+    assert not owns_space(space, "theirs") and not owns_space(space, "theirs", dry_run=True)
+    assert [p.name for p in space.iterdir()] == [OWNER]  # no temporary file left
+
+
+def test_the_removal_for_retention_touches_nothing_in_another_databases_space(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    space = tmp_path / "ws"
+    theirs = workdir(space, 1)  # the other installation's run 1, named like one of ours
+    (space / OWNER).write_text("another database\n")
+    services = SimpleNamespace(settings=SimpleNamespace(executor="local", workflow_space=space), db=sqlite_db(tmp_path))
+    remove = run_dir_remover(services)
+    assert remove is not None
+    assert remove([1], False) == (0, 0, 0) and theirs.is_dir()
+    (space / OWNER).write_text(database_identity(services.db) + "\n")
+    assert remove([1], False) == (1, 0, 0) and not theirs.exists()
