@@ -13,6 +13,9 @@ Imports core and settings only; fsspec (and s3fs) are loaded on the first remote
 
 from __future__ import annotations
 
+import errno
+import os
+import secrets
 import shutil
 import tarfile
 import tempfile
@@ -35,12 +38,41 @@ class LocalArtifacts:
         self.root = root
 
     def put(self, source: Path, key: str) -> str:
-        """Copy `source` to ROOT/KEY/NAME (replacing what a lost attempt of the same try left); return its path."""
+        """Copy `source` to ROOT/KEY/NAME (replacing what an earlier store of the same key left); return its path.
+
+        The copy is made beside ROOT/KEY and moved in by rename: a reader of an artifact stored before
+        (a consumer fetching it while the outputs of the same try are stored again, e.g. by a second
+        finish of the attempt) finds the old file or the new one, never none. A directory replacing a
+        directory is swapped by two renames, so only that swap's microseconds see neither.
+        """
         target = self.root / key / (source.name or PurePosixPath(key).name)
-        if target.parent.exists():
-            shutil.rmtree(target.parent)
-        target.parent.mkdir(parents=True)
-        _copy(source, target)
+        home = target.parent
+        home.parent.mkdir(parents=True, exist_ok=True)
+        staged = home.with_name(f".{home.name}.put-{secrets.token_hex(4)}")
+        staged.mkdir()
+        try:
+            _copy(source, staged / target.name)
+            try:
+                os.rename(staged, home)  # the first store (or over an empty directory)
+                return str(target)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+            for old in home.iterdir():  # what an earlier store left under another name
+                if old.name != target.name:
+                    _remove(old)
+            new = staged / target.name
+            if new.is_dir() and not new.is_symlink() and (target.is_dir() and not target.is_symlink()):
+                trash = home / f".{target.name}.old-{secrets.token_hex(4)}"
+                os.rename(target, trash)
+                os.rename(new, target)
+                _remove(trash)
+            else:
+                if target.is_dir() and not target.is_symlink():
+                    _remove(target)
+                os.replace(new, target)  # atomic: the old file until the new one is there
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
         return str(target)
 
     def fetch(self, location: str, target_dir: Path) -> Path:
@@ -237,6 +269,17 @@ def open_repository(settings: Settings) -> ArtifactRepository:
         if client:
             options["client_kwargs"] = client
     return RemoteArtifacts(url, options, local)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, link or directory tree; one gone meanwhile (a store of the same key at once) is fine."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def _copy(source: Path, target: Path) -> None:

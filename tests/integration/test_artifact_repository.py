@@ -154,3 +154,38 @@ def test_file_urls_and_bad_urls(tmp_path: Path) -> None:
     for bad in ("bucket/prefix", "s3://", "file://relative/path"):
         with pytest.raises(ValueError, match="MYAPP_ARTIFACT_REPOSITORY"):
             Settings(home=tmp_path, artifact_repository=bad)
+
+
+def test_storing_a_key_again_never_leaves_a_reader_without_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second store of one try's outputs (an attempt finished twice) while a consumer fetches them:
+    the old file or directory is there until the new one replaces it (it was removed first before)."""
+    from myapp.artifacts import repository
+    from myapp.artifacts.repository import LocalArtifacts
+
+    repo = LocalArtifacts(tmp_path / "artifacts")
+    made = tmp_path / "made"
+    (made / "tree" / "sub").mkdir(parents=True)
+    (made / "shard-1.txt").write_text("old\n")
+    (made / "tree" / "sub" / "a").write_text("old\n")
+    file_at = repo.put(made / "shard-1.txt", artifact_key(2, "split", 1, "shards") + "/1")
+    dir_at = repo.put(made / "tree", artifact_key(2, "split", 1, "model"))
+    seen: list[bool] = []
+    copy = repository._copy
+
+    def copy_and_look(source: Path, target: Path) -> None:
+        seen.append(Path(file_at).is_file() and Path(dir_at, "sub", "a").is_file())  # a reader's view meanwhile
+        copy(source, target)
+        seen.append(Path(file_at).is_file() and Path(dir_at, "sub", "a").is_file())
+
+    monkeypatch.setattr(repository, "_copy", copy_and_look)
+    (made / "shard-1.txt").write_text("new\n")
+    (made / "tree" / "sub" / "a").write_text("new\n")
+    assert repo.put(made / "shard-1.txt", artifact_key(2, "split", 1, "shards") + "/1") == file_at
+    assert repo.put(made / "tree", artifact_key(2, "split", 1, "model")) == dir_at
+    assert seen == [True] * 4
+    assert Path(file_at).read_text() == "new\n" and Path(dir_at, "sub", "a").read_text() == "new\n"
+    other = made / "renamed.txt"
+    other.write_text("x")
+    replaced = repo.put(other, artifact_key(2, "split", 1, "shards") + "/1")  # a lost attempt's other name goes
+    assert not Path(file_at).exists() and [p.name for p in Path(replaced).parent.iterdir()] == ["renamed.txt"]
+    assert sorted(p.name for p in (tmp_path / "artifacts" / "2" / "split" / "1").iterdir()) == ["model", "shards"]

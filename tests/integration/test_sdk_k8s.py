@@ -35,7 +35,7 @@ def test_a_step_slices_over_a_list_of_paths_one_pod_per_file(engine_services: An
     from tests.unit.sdk.test_workflow import files_workflow
 
     run = files_workflow().submit(services=engine_services)
-    assert run.wait(timeout=240) == "succeeded", (run.steps(), run.detail())
+    assert run.wait(timeout=240) == "succeeded", failure_report(run)
     slices = [t for t in run.detail()["tasks"] if t["name"].startswith("count[")]
     assert len(slices) == 3 and all(len(t["attempts"][0]["pods"]) == 1 for t in slices), slices
     assert [run.logs(f"count[{i}]").strip().splitlines()[-1] for i in range(3)] == [
@@ -44,3 +44,18 @@ def test_a_step_slices_over_a_list_of_paths_one_pod_per_file(engine_services: An
     assert run.parameters("names") == {"names": "shard-2.txt,shard-1.txt,shard-0.txt"}
     got = run.download_artifact("split", "shards", tmp_path / "shards")
     assert [p.name for p in got] == ["shard-2.txt", "shard-1.txt", "shard-0.txt"]
+
+
+def failure_report(run: Any) -> str:
+    """Each step's state; for one that did not succeed its message, attempts and log tail."""
+    detail = run.detail()
+    lines = [f"run {detail.get('state')}: {detail.get('message', '')!r}"]
+    for task in detail["tasks"]:
+        lines.append(f"{task['name']}: {task['state']}")
+        if task["state"] != "succeeded":
+            lines.append(f"  message: {task.get('message', '')!r}; attempts: {task.get('attempts')!r}")
+            try:
+                lines.append("  log: " + run.logs(task["name"])[-2000:])
+            except Exception as exc:  # noqa: BLE001  a report must not hide the failure
+                lines.append(f"  log unreadable: {exc!r}")
+    return "\n".join(lines)
