@@ -25,6 +25,7 @@ from myapp.db.tables import TaskAttempt, TaskInstance
 from myapp.executor.private_tmp import sweep, sweep_orphans, sweep_workflow_space
 from tests.conftest import worker_env
 from tests.integration.engine_helpers import save, start, wait_finished, wait_until
+from tests.integration.test_retention import myapp_cli
 from tests.processes import alive, wait_gone
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -174,25 +175,9 @@ def test_db_clean_sweeps_the_workflow_space(services: Any) -> None:
     base = services.settings.workflow_space / "999999" / "gone" / ".2-private"  # its run was deleted
     (base / "0").mkdir(parents=True)
     (base / "0" / "f").write_text("x")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
-    env.update(
-        {
-            "MYAPP_HOME": str(services.settings.home),
-            "MYAPP_SECRET_KEY": "test-secret",
-            "MYAPP_DATABASE_URL": services.settings.effective_database_url,
-            "MYAPP_WORKFLOW_SPACE": str(services.settings.workflow_space),
-        }
-    )
 
     def clean(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "myapp", "db", "clean", "--older-than", "30", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=REPO,
-        )
+        return myapp_cli(services, "db", "clean", "--older-than", "30", *args)
 
     dry = clean("--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr

@@ -237,7 +237,8 @@ def test_clean_deletes_old_finished_things_and_keeps_what_a_schedule_reads(
     assert not any(clean(services, CLEAN_AT, 30, progress=lambda line: None).counts.values())
 
 
-def test_the_cli_prints_progress_and_refuses_less_than_a_day(services: Any, history: dict[str, Any]) -> None:
+def myapp_cli(services: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `myapp ARGS` in a subprocess on the test's home, database and workflow space."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
     env.update(
         {
@@ -247,16 +248,14 @@ def test_the_cli_prints_progress_and_refuses_less_than_a_day(services: Any, hist
             "MYAPP_WORKFLOW_SPACE": str(services.settings.workflow_space),
         }
     )
+    return subprocess.run(
+        [sys.executable, "-m", "myapp", *args], env=env, capture_output=True, text=True, timeout=120, cwd=REPO
+    )
 
+
+def test_the_cli_prints_progress_and_refuses_less_than_a_day(services: Any, history: dict[str, Any]) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "myapp", "db", "clean", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=REPO,
-        )
+        return myapp_cli(services, "db", "clean", *args)
 
     refused = cli("--older-than", "0")
     assert refused.returncode == 2 and "at least 1 day" in refused.stderr

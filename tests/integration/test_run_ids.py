@@ -10,9 +10,6 @@ every row, index, constraint and foreign key. SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,7 +27,7 @@ from myapp.db.schedule_tables import AlertOutbox
 from myapp.db.session import driver_url
 from myapp.db.tables import ScheduleRecord, TaskInstance
 from tests.conftest import _copy_database, _drop_database, make_settings
-from tests.integration.test_retention import _attempt
+from tests.integration.test_retention import _attempt, myapp_cli
 from tests.integration.test_scheduler import pipeline_yaml, save_at, ts
 
 pytestmark = pytest.mark.integration
@@ -182,21 +179,6 @@ def test_the_migration_keeps_every_row_and_index_and_stops_reusing_ids(old_schem
     assert _snapshot(services) == rows  # down and up again: still everything
 
 
-def _cli(services: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAPP_")}
-    env.update(
-        {
-            "MYAPP_HOME": str(services.settings.home),
-            "MYAPP_SECRET_KEY": "test-secret",
-            "MYAPP_DATABASE_URL": services.settings.effective_database_url,
-            "MYAPP_WORKFLOW_SPACE": str(services.settings.workflow_space),
-        }
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "myapp", *args], env=env, capture_output=True, text=True, timeout=120, cwd=REPO
-    )
-
-
 def test_a_deleted_runs_id_is_never_given_to_a_new_run(services: Any) -> None:
     pid = save_at(services, pipeline_yaml("ids-new", "0 0 * * *", enabled=False), "2026-01-01T00:00Z")
     first, second, third = (_run(services, pid, ts(f"2026-02-2{day}T00:00Z")) for day in (1, 2, 3))
@@ -209,7 +191,7 @@ def test_a_deleted_runs_id_is_never_given_to_a_new_run(services: Any) -> None:
     assert _ids(services, "task_attempts")[-1] > attempts[-1]
 
     old = _run(services, pid, ts("2026-01-02T00:00Z"))  # the newest run, and the only old one
-    out = _cli(services, "db", "clean", "--older-than", "30", "--now", "2026-03-01T00:00Z", "--json")
+    out = myapp_cli(services, "db", "clean", "--older-than", "30", "--now", "2026-03-01T00:00Z", "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["runs"] == 1 and _ids(services, "runs")[-1] == fourth
     assert _run(services, pid, ts("2026-02-25T00:00Z")) == old + 1
