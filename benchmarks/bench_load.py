@@ -217,8 +217,10 @@ def measure(services: Any, args: argparse.Namespace, workers: list[Any]) -> bool
         f"(main, pool, beat; PSS {sampler.peak_pss / 2**20:.0f} MiB), {sampler.peak_one / 2**20:.0f} MiB the largest one"
     )
     received = sum(w.log.read_text(errors="replace").count("myapp.execute_task_instance[") // 2 for w in workers)
+    batches = sum(w.log.read_text(errors="replace").count("myapp.execute_task_instances[") // 2 for w in workers)
     print(
-        f"execute messages handled by the workers: ~{received} for {tasks + 20} task instances "
+        f"execute messages handled by the workers: ~{received} of one and ~{batches} of several (up to 8) "
+        f"task instances for {tasks + 20} task instances "
         f"(more means the reconciler re-sent stale messages; a duplicate claims nothing)"
     )
     print(

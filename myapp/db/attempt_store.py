@@ -582,7 +582,8 @@ class AttemptStore:
         Attempts owned by a Kubernetes watcher (worker `k8s:GROUP`) are lost only after
         `watcher_timeout` (when longer): their pods run on without it, and a restarted or
         failed-over watcher (a new Lease holder) adopts them. `broker_backlog`, when the broker
-        can tell, is how many execute messages wait in its queue (see `_requeue_stale`).
+        can tell, is how many queued task instances the execute messages waiting in its queue may
+        carry at most: their count times the most ids one message carries (see `_requeue_stale`).
         """
         counts = {
             "timed_out_runs": self._time_out_runs(now),
@@ -631,12 +632,12 @@ class AttemptStore:
         instance, not one every reconciler interval: those duplicates would lengthen the backlog
         they react to. `queued_at` keeps when the task was really queued.
 
-        With `backlog` (the messages waiting in the broker's queue), at most as many are re-sent
-        as there are queued task instances beyond the messages waiting for them: while the queue
-        holds a message for every queued task instance, none of them is lost for sure and a
-        re-send would only add a duplicate behind it (1,000 concurrent runs left thousands of
-        them, which delayed a backfill's first run by 20-40 s). A lost message is re-sent once
-        the queue has drained below the count of queued task instances.
+        With `backlog` (how many task instances the messages waiting in the broker's queue may
+        carry at most: several ids travel in one message), at most as many are re-sent as there are
+        queued task instances beyond that: while the queue could still hold a message for every
+        queued task instance, none of them is lost for sure and a re-send would only add a duplicate
+        behind it (1,000 concurrent runs left thousands of them, which delayed a backfill's first run
+        by 20-40 s). A lost message is re-sent once the queue has drained below that.
         """
         limit = now - timedelta(seconds=requeue_after)
         with self.db.write() as s:

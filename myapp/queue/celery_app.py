@@ -21,14 +21,17 @@ from myapp.services import Services, build_services
 from myapp.settings import Settings
 
 log = logging.getLogger(__name__)
-EXECUTE = "myapp.execute_task_instance"
+EXECUTE = "myapp.execute_task_instance"  # one id; still taken, for messages sent before batches
+EXECUTE_BATCH = "myapp.execute_task_instances"  # several ids, run one after the other (myapp/executor/batch.py)
 RECONCILE = "myapp.reconcile"
 SCHEDULE = "make_timerun_config"
 ALERTS = "myapp.deliver_alerts"
 WAKE = "myapp.schedule_pipelines"  # a pass for pipelines whose cron run just ended
 CLEAN = "myapp.clean"  # the daily retention policy (settings.retention_days)
 CREATE = "myapp.create_run"  # write the task instances of a large run (db/run_creation.py)
-QUEUE = "myapp"  # execute messages: one per queued task instance
+QUEUE = "myapp"  # execute messages: each carries one queued task instance, or up to MAX_BATCH
+MAX_BATCH = 8  # task instance ids in one execute message at most
+SPREAD = 16  # a dispatch is cut into at least this many messages: below 2 x SPREAD ids, one id each
 # Scheduler passes, wakes, the reconciler, alerts and retention: a queue of their own, which the
 # worker polls in turn with QUEUE (kombu rotates the queues it polls), so a backlog of thousands of
 # execute messages does not hold back a pass that an enable or a cron run's end asked for.
@@ -64,8 +67,23 @@ class LazyServices:
         self._lock = threading.Lock()  # a lock held by a thread the fork did not copy stays held
 
 
+def message_batches(ids: Sequence[int]) -> list[list[int]]:
+    """Cut a dispatch's ids into the id lists of its messages, in order.
+
+    One id per message below 2 x SPREAD ids, so a small fan-out spreads over every worker process;
+    above, up to MAX_BATCH per message, always at least SPREAD messages.
+    """
+    size = max(1, min(MAX_BATCH, len(ids) // SPREAD))
+    return [[int(i) for i in ids[k : k + size]] for k in range(0, len(ids), size)]
+
+
 def celery_dispatch(app: Celery) -> Any:
-    """Return a dispatch function that sends one execute message per queued task instance.
+    """Return a dispatch function that sends the queued task instances' ids in execute messages.
+
+    A large dispatch carries several ids per message (`message_batches`, run by
+    `myapp.execute_task_instances`): the worker's main process, Celery's trace and this publish
+    then cost once per message, not once per task instance (docs/benchmarks.md). A message of one
+    id keeps the older task name, `myapp.execute_task_instance`.
 
     Several messages share one producer and, where kombu batches publishes (Redis, kombu 5.7),
     one pipelined round trip: half the CPU per message of a fan-out. A batch is sent once, without
@@ -79,30 +97,36 @@ def celery_dispatch(app: Celery) -> Any:
     its options on to them).
     """
 
-    def send_each(ids: Sequence[int]) -> None:
-        for ti_id in ids:
-            app.send_task(EXECUTE, args=[int(ti_id)], queue=QUEUE)
+    def message(batch: list[int]) -> tuple[str, list[Any]]:
+        return (EXECUTE, [batch[0]]) if len(batch) == 1 else (EXECUTE_BATCH, [batch])
+
+    def send_each(batches: list[list[int]]) -> None:
+        for batch in batches:
+            name, args = message(batch)
+            app.send_task(name, args=args, queue=QUEUE)
 
     def dispatch(ids: Sequence[int]) -> None:
-        if len(ids) < 2:
-            send_each(ids)
+        batches = message_batches(ids)
+        if len(batches) < 2:
+            send_each(batches)
             return
         try:
             with app.producer_or_acquire() as producer, getattr(producer, "batch", nullcontext)():
                 producer.maybe_declare(app.amqp.queues[QUEUE])
-                for ti_id in ids:
+                for batch in batches:
+                    name, args = message(batch)
                     app.send_task(
-                        EXECUTE,
-                        args=[int(ti_id)],
+                        name,
+                        args=args,
                         queue=QUEUE,
                         producer=producer,
                         declare=[],  # declared above
-                        argsrepr=f"[{int(ti_id)}]",  # what saferepr gives for the one int
+                        argsrepr=repr(args),  # what saferepr gives for a few ints
                         kwargsrepr="{}",
                     )
         except Exception:  # noqa: BLE001  delivery uncertain: resend each with kombu's retry
             log.warning("batched dispatch of %d task instances failed; sending one by one", len(ids), exc_info=True)
-            send_each(ids)
+            send_each(batches)
 
     return dispatch
 
@@ -131,8 +155,7 @@ def queue_depth(app: Celery) -> int | None:
 
     A passive queue declare: kombu's Redis and folder transports count the queue's list or files
     (every priority level); an empty Redis queue does not exist, which reads as None too (the
-    reconciler then re-sends by age, which for an empty queue is right). Feeds the reconciler, which re-sends a queued task's message only when
-    the queue holds fewer messages than there are queued task instances (AttemptStore._requeue_stale).
+    reconciler then re-sends by age, which for an empty queue is right).
     """
     try:
         with app.connection_for_write() as conn:
@@ -140,6 +163,17 @@ def queue_depth(app: Celery) -> int | None:
     except Exception:  # noqa: BLE001  unknown: the reconciler re-sends by age alone, as before
         log.debug("could not read the depth of queue %s", QUEUE, exc_info=True)
         return None
+
+
+def queue_capacity(app: Celery) -> int | None:
+    """Return how many task instances the messages waiting in the task queue may carry at most (None: unknown).
+
+    Each message carries up to MAX_BATCH ids. The reconciler re-sends a queued task instance's
+    message only when there are more queued task instances than that (AttemptStore._requeue_stale):
+    while the queue could still hold a message for each, a re-send would only add a duplicate.
+    """
+    depth = queue_depth(app)
+    return None if depth is None else depth * MAX_BATCH
 
 
 def use_celery(services: Services, app: Celery) -> None:
@@ -231,7 +265,7 @@ def create_celery(settings: Settings) -> tuple[Celery, LazyServices]:
 
 
 class QuietExecuteLog(logging.Filter):
-    """Drops Celery's INFO line "Task myapp.execute_task_instance[...] succeeded in ...s: None".
+    """Drops Celery's INFO line "Task myapp.execute_task_instance(s)[...] succeeded in ...s: None".
 
     At a few hundred attempts a second it floods the worker log and costs ~0.15 ms of CPU per
     attempt; the database and the attempt's own log record how each attempt ended. The "received"
@@ -240,7 +274,11 @@ class QuietExecuteLog(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         data = getattr(record, "data", None)
-        return record.levelno > logging.INFO or not isinstance(data, dict) or data.get("name") != EXECUTE
+        return (
+            record.levelno > logging.INFO
+            or not isinstance(data, dict)
+            or data.get("name") not in (EXECUTE, EXECUTE_BATCH)
+        )
 
 
 def _register_tasks(app: Celery, deps: LazyServices) -> None:
@@ -248,6 +286,7 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
     # first registered under a name wins there, so a second app (tests, benchmarks) would run the
     # first app's closure, with its settings and database.
     from myapp.alerts.delivery import register_tasks as register_alert_tasks
+    from myapp.executor.batch import run_task_instances
     from myapp.executor.worker import run_task_instance
 
     register_alert_tasks(app, deps)
@@ -255,6 +294,11 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
     @app.task(name=EXECUTE, shared=False)
     def execute(ti_id: int) -> None:
         run_task_instance(ti_id, deps.get())
+
+    @app.task(name=EXECUTE_BATCH, shared=False)
+    def execute_batch(ti_ids: list[int]) -> None:
+        services = deps.get()
+        run_task_instances(ti_ids, services, services.runs.dispatch)
 
     @app.task(name=CREATE, shared=False)
     def create_run(run_id: int) -> None:
@@ -274,7 +318,7 @@ def _register_tasks(app: Celery, deps: LazyServices) -> None:
             heartbeat_timeout=s.heartbeat_timeout,
             watcher_timeout=s.k8s_watcher_timeout,
             requeue_after=s.requeue_after,
-            broker_backlog=queue_depth(app),
+            broker_backlog=queue_capacity(app),
         )
         counts["creating_runs"] = resend_creating(services.runs, services.clock.now(), s.requeue_after)
         if any(counts.values()):

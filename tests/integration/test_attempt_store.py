@@ -438,3 +438,47 @@ def test_no_resend_while_the_broker_queue_holds_a_message_for_every_queued_task(
     assert len(first) == 1
     rest = resent(None)  # the broker cannot say: by age, as before
     assert set(ids) - set(first) <= set(rest) and not set(first) & set(rest)
+
+
+def test_a_lost_batch_is_resent_once_the_broker_queue_has_drained(
+    services: Any, sent: list[int], broker_url: str
+) -> None:
+    # Real messages of several ids each in Redis: one is lost. While the queue could still carry
+    # every queued task instance (messages x MAX_BATCH), nothing is resent; once it has drained,
+    # exactly the lost message's ids are.
+    import dataclasses
+    from datetime import timedelta
+
+    from sqlalchemy import func
+
+    from myapp.queue.celery_app import QUEUE, celery_dispatch, create_celery, queue_capacity
+
+    app, _ = create_celery(dataclasses.replace(services.settings, broker_url=broker_url))
+    _, leaves = started_leaves(services, sent, "lost-batch", 64)
+    celery_dispatch(app)(leaves)  # 16 messages of 4 ids
+
+    def take() -> list[int]:
+        with app.connection_for_write() as conn:
+            message = conn.default_channel.basic_get(QUEUE, no_ack=True)
+        return [] if message is None else list(message.decode()[0][0])
+
+    lost = take()
+    assert len(lost) == 4
+    with services.db.read() as s:
+        later = s.scalar(select(func.max(TaskInstance.queued_at)).where(TaskInstance.id.in_(leaves))) + timedelta(
+            seconds=11
+        )
+
+    def resent() -> list[int]:
+        sent.clear()
+        services.attempts.reconcile(later, heartbeat_timeout=60, requeue_after=10, broker_backlog=queue_capacity(app))
+        return list(sent)
+
+    while batch := take():  # a worker takes each message and runs its task instances
+        for ti_id in batch:
+            ctx = claim(services, ti_id)
+            assert ctx is not None
+            services.attempts.finish(ctx.attempt_id, OK, services.clock.now())
+        if queue_capacity(app):
+            assert resent() == [], "resent while the queue could still hold a message for each queued task instance"
+    assert sorted(resent()) == sorted(lost)  # drained: the lost message's ids, and only those

@@ -211,3 +211,15 @@ def test_the_run_token_a_pod_prints_is_masked_in_its_log(engine_services: Any) -
     text = "\n".join(lines)
     assert "token=******" in text and "done" in text
     assert engine_services.runs.run_token(run_id) not in text
+
+
+def test_a_wide_start_goes_to_the_worker_in_batches_and_every_task_gets_one_pod(engine_services: Any) -> None:
+    # 34 roots: the start's dispatch sends messages of two ids (myapp.execute_task_instances), and
+    # the worker launches each id of a message in turn (launch_with_own_client).
+    tasks = "\n".join(f"  - {{name: t{i}, template: shell, args: {{script: 'echo {i}'}}}}" for i in range(34))
+    run_id = start(engine_services, save(engine_services, f"name: wide-pods\ntasks:\n{tasks}\n"))
+    run = wait_finished(engine_services, run_id, timeout=170)
+    assert run["state"] == "succeeded", run
+    assert all(len(t["attempts"]) == 1 and len(t["attempts"][0]["pods"]) == 1 for t in run["tasks"]), run["tasks"]
+    log = engine_services.cluster.worker.log.read_bytes()
+    assert b"myapp.execute_task_instances[" in log

@@ -1,4 +1,5 @@
-"""celery_dispatch (myapp/queue/celery_app.py): a batch sends the messages one send would, one per id."""
+"""celery_dispatch (myapp/queue/celery_app.py): a dispatch of several ids sends the messages one send would
+(one per id below 2 x SPREAD ids, several ids per message above)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from celery import Celery
 
-from myapp.queue.celery_app import EXECUTE, QUEUE, celery_dispatch
+from myapp.queue.celery_app import EXECUTE, EXECUTE_BATCH, MAX_BATCH, QUEUE, celery_dispatch, message_batches
 
 # Differ between any two messages (a new task id each) or name the sending process.
 _PER_MESSAGE = {"id", "root_id", "origin"}
@@ -36,3 +37,20 @@ def test_a_batch_sends_what_one_send_does_for_each_id() -> None:
         assert message.decode()[1:] == one.decode()[1:]  # kwargs and embed
         assert message.delivery_info["routing_key"] == one.delivery_info["routing_key"] == QUEUE
     assert len({m.headers["id"] for m in [one, *batch]}) == 4
+
+
+def test_a_small_dispatch_sends_one_id_per_message_and_a_large_one_several() -> None:
+    assert message_batches(list(range(31))) == [[i] for i in range(31)]  # spreads over every process
+    assert [len(b) for b in message_batches(list(range(32)))] == [2] * 16
+    assert [len(b) for b in message_batches(list(range(100)))] == [6] * 16 + [4]
+    big = message_batches(list(range(999)))
+    assert [len(b) for b in big] == [MAX_BATCH] * 124 + [7] and sum(big, []) == list(range(999))  # in order
+
+
+def test_a_message_of_several_ids_names_the_batch_task() -> None:
+    app = Celery("dispatch-test", broker="memory://")
+    celery_dispatch(app)(list(range(100, 133)))  # 33 ids: 16 of two, one of one
+    messages = _received(app)
+    assert [m.decode()[0] for m in messages] == [[[100 + k, 101 + k]] for k in range(0, 32, 2)] + [[132]]
+    assert {m.headers["task"] for m in messages[:-1]} == {EXECUTE_BATCH} and messages[-1].headers["task"] == EXECUTE
+    assert messages[0].headers["argsrepr"] == "[[100, 101]]"
