@@ -54,3 +54,18 @@ def test_a_message_of_several_ids_names_the_batch_task() -> None:
     assert [m.decode()[0] for m in messages] == [[[100 + k, 101 + k]] for k in range(0, 32, 2)] + [[132]]
     assert {m.headers["task"] for m in messages[:-1]} == {EXECUTE_BATCH} and messages[-1].headers["task"] == EXECUTE
     assert messages[0].headers["argsrepr"] == "[[100, 101]]"
+
+
+def test_the_worker_log_drops_the_succeeded_line_of_both_execute_tasks_only() -> None:
+    import logging
+
+    from myapp.queue.celery_app import QuietExecuteLog
+
+    def line(name: str, level: int = logging.INFO) -> logging.LogRecord:
+        record = logging.LogRecord("celery.app.trace", level, __file__, 1, "Task %(name)s succeeded", None, None)
+        record.data = {"name": name}
+        return record
+
+    keep = QuietExecuteLog().filter
+    assert not keep(line(EXECUTE)) and not keep(line(EXECUTE_BATCH))
+    assert keep(line("myapp.reconcile")) and keep(line(EXECUTE_BATCH, logging.WARNING))
