@@ -159,9 +159,10 @@ def _task_succeeded(task_instance_id: Any) -> Any:
 _ENDED = _attempt_succeeded(TaskAttempt.id == bindparam("attempt_id"), _ATTEMPT_RUNNING).cte("ended")
 _SUCCEED = _task_succeeded(_ENDED.c.task_instance_id)
 _SUCCEED_IN_ONE = _SUCCEED.returning(TaskInstance.task_name, _OTHERS_UNFINISHED)
-# ... and, for a task with downstream tasks, a third: their counts of waiting upstreams go down by one
-# (the released rows come back joined to the succeeded one; no row at all if the attempt was no
-# longer running, and then nothing is released).
+# ... and, for a task with downstream tasks, a third: the counts of waiting upstreams they share go
+# down by one (`released`: the counting tasks, one per distinct upstream set, core.counts_released_by;
+# their rows come back joined to the succeeded one; no row at all if the attempt was no longer
+# running, and then nothing is released).
 _DONE = _SUCCEED.returning(TaskInstance.task_name.label("done_name"), _OTHERS_UNFINISHED.label("others")).cte("done")
 _RELEASED = (
     update(TaskInstance)
@@ -402,8 +403,10 @@ _FAST_RELEASED = (
     .with_for_update(of=TaskInstance)
     .cte("to_release")
 )
-# Every released row must be pending with a known count, and either still waiting after this end
-# (count > 1, a name of `wait`) or queued by it (count 1, a name of `queue`).
+# Every released row (a counting task, core.SuccessRelease) must be pending with a known count, and
+# either still waiting after this end (count > 1, a name of `wait`: for a shared count, no task
+# sharing it is decided, whatever its state, so only the counting row changes) or queued by it
+# (count 1, a name of `queue`: only tasks counting for themselves).
 _RELEASE_DECIDED = select(func.count()).select_from(_FAST_RELEASED).where(
     _FAST_RELEASED.c.state == TaskState.PENDING.value,
     ((_FAST_RELEASED.c.upstream_waiting > 1) & (_FAST_RELEASED.c.task_name == any_(_names("wait"))))

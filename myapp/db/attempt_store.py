@@ -506,7 +506,8 @@ class AttemptStore:
             "t_inputs": dict(result.inputs) if result.inputs else None,
             "of_run": run.id,
         }
-        downstream = core.released_by(self.runs.dag_of(s, run), task_name)
+        # the counts its downstream tasks wait on: one per distinct set of upstream tasks (Dag.counted_by)
+        downstream = core.counts_released_by(self.runs.dag_of(s, run), task_name)
         if not downstream:
             done = conn.execute(_SUCCEED_IN_ONE, params).first()
             if done is None:
