@@ -254,12 +254,15 @@ class SuccessRelease:
     (whatever their states, `leaves_waiting`, for a shared count); `queue`: those, counting for
     themselves only, it queues when it was the last one. A store may apply the success in one
     statement when each counting task is pending and falls in one of the two (the count tells
-    which); any other case (a shared count reaching 0 among them) is decided by `on_release`.
+    which); any other case is decided by `on_release`. A shared count is in `queue` only when it
+    is the one count the success takes off and every task sharing it runs at 0: `sharers` are the
+    other tasks sharing it, queued with it when they are all pending.
     """
 
     released: tuple[str, ...]
     wait: tuple[str, ...]
     queue: tuple[str, ...]
+    sharers: tuple[str, ...] = ()
 
 
 def success_release(dag: Dag, ended: str, rules: Rules | None = None) -> SuccessRelease:
@@ -267,6 +270,7 @@ def success_release(dag: Dag, ended: str, rules: Rules | None = None) -> Success
     released = counts_released_by(dag, ended)
     wait: list[str] = []
     queue: list[str] = []
+    sharers: tuple[str, ...] = ()
     for counter in released:
         sharing = dag.sharing[counter]
         kinds = {(rules or {}).get(name, DEFAULT_RULE) for name in sharing}
@@ -276,6 +280,9 @@ def success_release(dag: Dag, ended: str, rules: Rules | None = None) -> Success
                 wait.append(counter)
             if on_upstream_end(rule, Outcome.SUCCESS, 0) is QUEUE:
                 queue.append(counter)
-        elif leaves_waiting(kinds, Outcome.SUCCESS, 1):  # a shared count reaching 0 goes to the transaction
+        elif leaves_waiting(kinds, Outcome.SUCCESS, 1):
             wait.append(counter)
-    return SuccessRelease(released, tuple(wait), tuple(queue))
+            if len(released) == 1 and all(on_upstream_end(rule, Outcome.SUCCESS, 0) is QUEUE for rule in kinds):
+                queue.append(counter)
+                sharers = sharing[1:]
+    return SuccessRelease(released, tuple(wait), tuple(queue), sharers)

@@ -63,6 +63,7 @@ from myapp.db.attempt_statements import (
     _SUCCEED_IN_ONE,
     _SUCCEED_LEAF_PREBUILT,
     _SUCCEED_RELEASE_PREBUILT,
+    _SUCCEED_SHARE_PREBUILT,
     _SUCCEED_SLICE_PREBUILT,
     _SUCCEEDED_TASK,
     _TASK_INSTANCE_OF_ATTEMPT,
@@ -382,7 +383,7 @@ class AttemptStore:
         plan = self._release_plan(version_id, task_name)
         statement = _SUCCEED_LEAF_PREBUILT
         if plan.released:
-            statement = _SUCCEED_RELEASE_PREBUILT
+            statement = _SUCCEED_SHARE_PREBUILT if plan.sharers else _SUCCEED_RELEASE_PREBUILT
             params.update(self._release_params[(version_id, task_name)])
         rows = self.db.run_prebuilt(statement, params)
         if not rows:
@@ -424,6 +425,8 @@ class AttemptStore:
             plan = core.success_release(dag, task_name, rules)
             # A sliced task that becomes ready makes its slices (start_sliced): the transaction does that.
             plan = replace(plan, queue=tuple(name for name in plan.queue if name not in spec.sliced))
+            if plan.sharers and (plan.queue == () or any(name in spec.sliced for name in plan.sharers)):
+                plan = replace(plan, queue=(), sharers=())  # the sliced ones start in the transaction
             if len(self._releases) > 10_000:
                 self._releases.clear()
                 self._release_params.clear()
@@ -434,6 +437,7 @@ class AttemptStore:
                 "wait": released if plan.wait == plan.released else _text_array(plan.wait),
                 "queue": released if plan.queue == plan.released else _text_array(plan.queue),
                 "n_released": len(plan.released),
+                **({"sharers": _text_array(plan.sharers), "n_sharers": len(plan.sharers)} if plan.sharers else {}),
             }
         return plan
 

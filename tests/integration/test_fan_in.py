@@ -253,4 +253,33 @@ def test_a_layer_task_writes_one_shared_count_whatever_the_width_of_the_next_lay
         narrow[:-1],
         wide[:3],
     )
-    assert max(c.values for c in wide[:-1]) < 40, wide[:3]
+    assert max(c.values for c in wide[:-1]) < 45, wide[:3]  # the sharers of the count: one array, one value
+
+
+def test_a_root_queues_the_tasks_sharing_its_count_at_a_cost_independent_of_their_number(
+    services: Any, sent: list[int]
+) -> None:
+    # The leaves share one count (kept by leaf0): the root's success queues them all with it. On
+    # PostgreSQL that is the one-statement success (its sharers' names bound as one array).
+    by_width = {}
+    for width in (5, 300):
+        start(services, fan_in(services, f"root-{width}", width))
+        root = claim(services, sent.pop())
+        assert root is not None
+        with measured(services) as cost:
+            services.attempts.finish(root.attempt_id, OK, services.clock.now())
+        assert len(sent) == width
+        by_width[width] = cost
+        for ti_id in list(sent):  # the leaves run; the join is queued by the last one
+            sent.remove(ti_id)
+            ctx = claim(services, ti_id)
+            assert ctx is not None
+            services.attempts.finish(ctx.attempt_id, OK, services.clock.now())
+        (join,) = sent
+        sent.clear()
+        ctx = claim(services, join)
+        assert ctx is not None and ctx.task.name == "join"
+        services.attempts.finish(ctx.attempt_id, OK, services.clock.now())
+    assert by_width[5].statements == by_width[300].statements, by_width
+    if services.db.engine.dialect.name == "postgresql" and services.settings.sql_fast_paths:
+        assert by_width[300].statements == 1 and by_width[5].values == by_width[300].values, by_width

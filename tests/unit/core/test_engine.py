@@ -153,7 +153,7 @@ def test_what_a_success_does_to_each_released_task_is_known_before_it_is_written
     assert engine.success_release(dag, "b") == engine.SuccessRelease((), (), ())
 
 
-def test_a_success_takes_one_off_a_shared_count_once_and_queues_it_only_in_a_transaction() -> None:
+def test_a_success_takes_one_off_a_shared_count_once_and_queues_its_tasks_together() -> None:
     from myapp.core.trigger_rules import Outcome, TriggerRule, on_upstream_end
 
     dag = Dag.from_edges("abc", [("a", "b"), ("a", "c")])
@@ -162,7 +162,12 @@ def test_a_success_takes_one_off_a_shared_count_once_and_queues_it_only_in_a_tra
         waits = on_upstream_end(rule, Outcome.SUCCESS, 1) is None and rule not in {
             TriggerRule.ONE_FAILED  # runs before its upstream tasks all ended: its tasks' states matter
         }
-        assert plan == engine.SuccessRelease(("b",), ("b",) if waits else (), ()), rule
+        assert plan == engine.SuccessRelease(
+            ("b",), ("b",) if waits else (), ("b",) if waits else (), ("c",) if waits else ()
+        ), rule
+    # two counts taken off at once: a shared one reaching 0 is left to the transaction
+    two = Dag.from_edges("abcde", [("a", "b"), ("a", "c"), ("a", "d"), ("e", "d")])
+    assert engine.success_release(two, "a") == engine.SuccessRelease(("b", "d"), ("b", "d"), ("d",))
 
 
 def test_tasks_with_the_same_upstream_tasks_share_one_count() -> None:
