@@ -356,10 +356,11 @@ class AttemptStore:
         self, attempt_id: int, claimed: _Claimed, result: AttemptResult, now: datetime
     ) -> list[int] | None:
         """PostgreSQL: record a success in one statement in autocommit (_SUCCEED_LEAF_FAST,
-        _SUCCEED_RELEASE_FAST): 1 round trip instead of 4. Only when the run goes on and each
-        released task either keeps waiting or is queued; returns the task instances it queued, or
-        None when it changed nothing (then `finish_in` decides in a transaction). A slice (R15) of a
-        task without a parallelism cap that is not its last counts itself down (_SUCCEED_SLICE_FAST)."""
+        _SUCCEED_RELEASE_FAST, _SUCCEED_SHARE_FAST): 1 round trip instead of 4. Only when the run
+        goes on and each count it takes off leaves its tasks waiting or queues them; returns the
+        task instances it queued, or None when it changed nothing (then `finish_in` decides in a
+        transaction). A slice (R15) of a task without a parallelism cap that is not its last counts
+        itself down (_SUCCEED_SLICE_FAST)."""
         ti_id, run_id, version_id, task_name = claimed
         owner = parent_of(task_name)
         if owner is not None and not self._uncapped(version_id, owner[0]):
