@@ -1,7 +1,9 @@
 """Fan-in in O(own downstream edges): a leaf of a wide fan-out that a join waits for finishes at the
 same cost, in statements and in values sent to the database, whatever the width of the fan-out
-(issue 14 item 1). Each task instance counts its upstream tasks still waiting
-(`task_instances.upstream_waiting`); every transition keeps the counts true.
+(issue 14 item 1). Each task counts its upstream tasks still waiting
+(`task_instances.upstream_waiting`), one count shared by the tasks with the same upstream tasks, so
+a layer task's finish writes one count whatever the width of the next layer (item 2); every
+transition keeps the counts true.
 
 No worker: the messages are captured, and each test claims and finishes attempts itself.
 """
