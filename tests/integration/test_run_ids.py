@@ -21,7 +21,7 @@ from sqlalchemy import insert, inspect, select, text
 
 from myapp.core.states import Trigger
 from myapp.core.values import NewRun
-from myapp.db.migrate import alembic_config, current, upgrade
+from myapp.db.migrate import alembic_config, current
 from myapp.db.retention_store import delete_runs
 from myapp.db.schedule_tables import AlertOutbox
 from myapp.db.session import driver_url
@@ -90,6 +90,14 @@ def _snapshot(services: Any) -> dict[str, Any]:
     return shot
 
 
+def _upgrade(db: Any, revision: str) -> None:
+    """Upgrade to `revision` as myapp.db.migrate.upgrade upgrades to the newest: in one transaction."""
+    cfg = alembic_config(driver_url(db.engine.url.render_as_string(hide_password=False)))
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
 def _downgrade(db: Any, revision: str) -> None:
     """Downgrade as myapp.db.migrate.upgrade upgrades: in one transaction of the product's engine."""
     cfg = alembic_config(driver_url(db.engine.url.render_as_string(hide_password=False)))
@@ -150,7 +158,7 @@ def test_the_migration_keeps_every_row_and_index_and_stops_reusing_ids(old_schem
         assert again == runs[2]
     before = _snapshot(services)
 
-    upgrade(services.db)
+    _upgrade(services.db, "0011_sqlite_autoincrement")  # this migration alone (0012 drops an index)
 
     assert current(services.db) == "0011_sqlite_autoincrement"
     after = _snapshot(services)
@@ -175,7 +183,7 @@ def test_the_migration_keeps_every_row_and_index_and_stops_reusing_ids(old_schem
 
     _downgrade(services.db, BEFORE)
     rows = _snapshot(services)
-    upgrade(services.db)
+    _upgrade(services.db, "0011_sqlite_autoincrement")
     assert _snapshot(services) == rows  # down and up again: still everything
 
 
