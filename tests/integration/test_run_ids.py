@@ -33,6 +33,7 @@ from tests.integration.test_scheduler import pipeline_yaml, save_at, ts
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 BEFORE = "0010_launch_templates"
+HEAD = "0012_shared_counts"
 
 
 def _run(services: Any, pid: int, at: datetime) -> int:
@@ -160,7 +161,7 @@ def test_the_migration_keeps_every_row_and_index_and_stops_reusing_ids(old_schem
 
     _upgrade(services.db, "0011_sqlite_autoincrement")  # this migration alone (0012 drops an index)
 
-    assert current(services.db) == "0011_sqlite_autoincrement"
+    assert current(services.db) == HEAD
     after = _snapshot(services)
     assert after == before  # every row, column, index, unique constraint and foreign key kept
     with services.db.engine.connect() as conn:
