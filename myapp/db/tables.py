@@ -143,7 +143,7 @@ class Run(Base):
         Index("ix_runs_created", "created_at"),
         # The runs list (newest first) filtered by pipeline, state or project: ordered index scans,
         # index-only for deep pages (migration 0003_runs_list). ix_runs_list_state also serves every
-        # query by state alone (ix_runs_state, its prefix, dropped by migration 0012).
+        # query by state alone (ix_runs_state, its prefix, dropped by migration 0013).
         Index("ix_runs_list_pipeline", "pipeline_id", "id"),
         Index("ix_runs_list_state", "state", "id"),
         Index("ix_runs_list_project", "project_id", "id"),

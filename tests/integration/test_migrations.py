@@ -92,8 +92,8 @@ def test_alembic_driven_by_a_url_reaches_the_head_and_back(database_url: str) ->
         db.dispose()
 
 
-def test_0012_drops_ix_runs_state_and_its_downgrade_restores_it(database_url: str) -> None:
-    """ix_runs_state (state) was a prefix of ix_runs_list_state (state, id): 0012 drops it, and only it."""
+def test_0013_drops_ix_runs_state_and_its_downgrade_restores_it(database_url: str) -> None:
+    """ix_runs_state (state) was a prefix of ix_runs_list_state (state, id): 0013 drops it, and only it."""
     db = Database.from_url(database_url)
 
     def run_indexes() -> set[str]:
@@ -104,7 +104,7 @@ def test_0012_drops_ix_runs_state_and_its_downgrade_restores_it(database_url: st
         upgrade(db)
         at_head = run_indexes()
         cfg = alembic_config(driver_url(database_url))
-        command.downgrade(cfg, "0011_sqlite_autoincrement")
+        command.downgrade(cfg, "0012_shared_counts")
         assert run_indexes() == at_head | {"ix_runs_state"}
         command.upgrade(cfg, "heads")
         assert run_indexes() == at_head

@@ -33,7 +33,7 @@ from tests.integration.test_scheduler import pipeline_yaml, save_at, ts
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 BEFORE = "0010_launch_templates"
-HEAD = "0012_shared_counts"
+AFTER = "0012_shared_counts"  # the revision before 0013, which drops an index
 
 
 def _run(services: Any, pid: int, at: datetime) -> int:
@@ -159,9 +159,9 @@ def test_the_migration_keeps_every_row_and_index_and_stops_reusing_ids(old_schem
         assert again == runs[2]
     before = _snapshot(services)
 
-    _upgrade(services.db, "0011_sqlite_autoincrement")  # this migration alone (0012 drops an index)
+    _upgrade(services.db, AFTER)
 
-    assert current(services.db) == HEAD
+    assert current(services.db) == AFTER
     after = _snapshot(services)
     assert after == before  # every row, column, index, unique constraint and foreign key kept
     with services.db.engine.connect() as conn:
@@ -184,7 +184,7 @@ def test_the_migration_keeps_every_row_and_index_and_stops_reusing_ids(old_schem
 
     _downgrade(services.db, BEFORE)
     rows = _snapshot(services)
-    _upgrade(services.db, "0011_sqlite_autoincrement")
+    _upgrade(services.db, AFTER)
     assert _snapshot(services) == rows  # down and up again: still everything
 
 

@@ -1,7 +1,7 @@
 """runs: drop ix_runs_state, a prefix of ix_runs_list_state (state, id)
 
-Revision ID: 0012_drop_ix_runs_state
-Revises: 0011_sqlite_autoincrement
+Revision ID: 0013_drop_ix_runs_state
+Revises: 0012_shared_counts
 Create Date: 2026-12-07 16:30:00
 
 Every query that filtered runs by state alone (the reconciler's queued and running runs, the
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0012_drop_ix_runs_state"
-down_revision = "0011_sqlite_autoincrement"
+revision = "0013_drop_ix_runs_state"
+down_revision = "0012_shared_counts"
 branch_labels = None
 depends_on = None
 
