@@ -213,4 +213,7 @@ def test_the_migration_forgets_the_counts_an_unfinished_run_may_hold_stale(schem
     assert names(services, ids) == ["b_done", "b_none"]  # counted again: both upstream tasks ended
     _downgrade(services.db, "0011_sqlite_autoincrement")
     assert current(services.db) == "0011_sqlite_autoincrement"
+    # The previous engine reads each row's own count; rows that shared one were never written here.
+    assert set(counts(services, live).values()) == {None}
+    assert counts(services, done)["b_ok"] == 0  # a finished run's counts are left to its retry
     upgrade(services.db)

@@ -15,7 +15,9 @@ from the states the first time it is needed (as for rows from before migration 0
 that are not pending, of runs not finished: a pending row's count was kept true, a finished run's
 counts are counted again by its retry, and no other row's count is ever read.
 
-Downgrade: nothing to undo (NULL is "not known" to the previous revision's engine too).
+Downgrade: the previous revision's engine keeps a count in every row, and rows that shared a count
+here were never written (only the first row of each upstream set was): every count of a run not
+finished is set to NULL, which that engine too counts again from the states when it needs one.
 """
 from __future__ import annotations
 
@@ -36,4 +38,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    pass
+    op.execute(
+        "UPDATE task_instances SET upstream_waiting = NULL"
+        " WHERE upstream_waiting IS NOT NULL"
+        " AND run_id IN (SELECT id FROM runs WHERE state IN ('creating', 'queued', 'running'))"
+    )
