@@ -140,10 +140,10 @@ class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (
         Index("ix_runs_pipeline_trigger_state", "pipeline_id", "trigger", "state"),
-        Index("ix_runs_state", "state"),
         Index("ix_runs_created", "created_at"),
         # The runs list (newest first) filtered by pipeline, state or project: ordered index scans,
-        # index-only for deep pages (migration 0003_runs_list).
+        # index-only for deep pages (migration 0003_runs_list). ix_runs_list_state also serves every
+        # query by state alone (ix_runs_state, its prefix, dropped by migration 0013).
         Index("ix_runs_list_pipeline", "pipeline_id", "id"),
         Index("ix_runs_list_state", "state", "id"),
         Index("ix_runs_list_project", "project_id", "id"),
