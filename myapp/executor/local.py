@@ -18,6 +18,7 @@ import os
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -235,14 +236,13 @@ class LocalExecutor:
             return (), ()
         if "TMPDIR" in env and env["TMPDIR"] == os.environ.get("TMPDIR"):  # the worker's: outside the private /tmp
             del env["TMPDIR"]
-        roots = _private_roots(self.config.confinement.roots)
-        space = self.config.workflow_space.resolve()
+        space, layout = _private_layout(self.config.confinement.roots, self.config.workflow_space)
         private, mounts = [], []
-        for i, root in enumerate(roots):
+        for i, (root, space_in_root) in enumerate(layout):
             host = base / str(i)
             host.mkdir(mode=0o700)
-            if is_under(str(space), root):  # keep the workflow space at its path (the task's directory is there)
-                where = host / os.path.relpath(space, root)
+            if space_in_root is not None:  # keep the workflow space at its path (the task's directory is there)
+                where = host / space_in_root
                 where.mkdir(mode=0o755, parents=True)
                 mounts.append((space, where))
             if account is not None:
@@ -267,8 +267,8 @@ class LocalExecutor:
                 parent.mkdir(mode=0o711)
             except FileExistsError:
                 pass
-            info = parent.lstat()
-            if not parent.is_dir() or parent.is_symlink() or info.st_uid != os.geteuid():
+            info = parent.lstat()  # a link is no directory here: lstat does not follow it
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
                 raise MyappError(f"{parent} is not a directory of the worker's own: refusing to run a task in it")
         if workdir.is_symlink():
             workdir.unlink()
@@ -655,6 +655,18 @@ def lock_task_dir(task_dir: Path, *, exclusive: bool = False) -> int | None:
 # flock refused by the file system (some network file systems), not by another holder.
 _NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF})
 _NO_LOCKS_SAID: list[Path] = []
+
+
+@functools.lru_cache(maxsize=16)
+def _private_layout(roots: tuple[str, ...], workflow_space: Path) -> tuple[Path, tuple[tuple[str, str | None], ...]]:
+    """Return the workflow space's real path and the private roots, each with where the space lies inside
+    it (None: not inside): worked out once per process and setting, not per attempt (a `resolve` and a
+    `relpath` of the space, the roots' listing; issue 14)."""
+    space = workflow_space.resolve()
+    layout = tuple(
+        (root, os.path.relpath(space, root) if is_under(str(space), root) else None) for root in _private_roots(roots)
+    )
+    return space, layout
 
 
 def _private_roots(roots: tuple[str, ...]) -> list[str]:
