@@ -69,7 +69,7 @@ def instrument(spent: Counter[str]) -> None:
         (run_store.RunStore, "draft_many_in"): "draft_many_in",
         (run_store.RunStore, "create_drafts_in"): "create_drafts_in",
         (specs.VersionSpecs, "get_many"): "  parsing versions (VersionSpecs.get_many)",
-        (batch, "create_from_templates"): "create_from_templates (runs, task instances)",
+        (batch, "create_from_templates"): "create_from_templates (runs, task instances, records)",
         (batch, "fill_from_drafts"): "  fill_from_drafts (templates of drafted versions)",
         (batch.Batch, "_insert"): "records: Batch._insert (with insert_records)",
         (batch.Batch, "_launch"): "launching (Batch._launch, with the records)",

@@ -64,6 +64,30 @@ class Dag:
                     down[up].append(name)
         return {k: tuple(v) for k, v in down.items()}
 
+    @cached_property
+    def counted_by(self) -> Mapping[str, str]:
+        """Return, for every task, the task whose count of waiting upstream tasks it shares.
+
+        Tasks with the same set of direct upstream tasks (at least one) share one count, kept by
+        the first of them in declaration order: an upstream's end takes one off each distinct
+        set it feeds, not off each task (a 100-wide layer under a 100-wide layer: 1, not 100).
+        A task without upstream tasks counts for itself.
+        """
+        first: dict[frozenset[str], str] = {}
+        counter: dict[str, str] = {}
+        for name in self.names:
+            ups = frozenset(self.upstream.get(name, ()))
+            counter[name] = first.setdefault(ups, name) if ups else name
+        return counter
+
+    @cached_property
+    def sharing(self) -> Mapping[str, tuple[str, ...]]:
+        """Return, for each counting task (`counted_by`'s values), the tasks that share its count, itself first."""
+        members: dict[str, list[str]] = {}
+        for name in self.names:
+            members.setdefault(self.counted_by[name], []).append(name)
+        return {k: tuple(v) for k, v in members.items()}
+
     def find_cycle(self) -> list[str] | None:
         """Return one cycle as a list of names (first == last), or None if acyclic."""
         color: dict[str, int] = {n: 0 for n in self.names}

@@ -3,13 +3,15 @@
 The run store loads the part of a run a decision needs, calls these, and applies the result in
 one transaction. Nothing here touches a database, a queue or a clock.
 
-Readiness is counted, not searched: every task instance carries `waiting`, the number of its
-direct upstream tasks that have not finished yet (`count_waiting` from the states; a task that
-ends, in any state, takes one off each of its downstream tasks, `released_by`). What the ended
-task's outcome and the remaining count decide for each pending downstream task is its trigger
-rule's (R13, myapp/core/trigger_rules.py): run, skip, upstream-failed or wait. So finishing a task
-reads its own downstream tasks only, never a sibling's other upstreams: a join after a
-1,000-wide fan-out costs each leaf one decrement, not 1,000 reads, whatever the rule.
+Readiness is counted, not searched: every task has `waiting`, the number of its direct upstream
+tasks that have not finished yet (`count_waiting` from the states). Tasks with the same set of
+upstream tasks share one count, kept by the first of them (`Dag.counted_by`); a task that ends, in
+any state, takes one off each count its downstream tasks share (`counts_released_by`). What the
+ended task's outcome and the remaining count decide for each pending downstream task is its
+trigger rule's (R13, myapp/core/trigger_rules.py): run, skip, upstream-failed or wait. So finishing
+a task reads its own downstream tasks only, never a sibling's other upstreams (a join after a
+1,000-wide fan-out costs each leaf one decrement, not 1,000 reads, whatever the rule), and writes
+one count per distinct upstream set it feeds (a task of a 100-wide layer under another: 1, not 100).
 """
 
 from __future__ import annotations
@@ -76,8 +78,32 @@ def ready_at_start(dag: Dag) -> frozenset[str]:
 
 
 def released_by(dag: Dag, ended: str) -> tuple[str, ...]:
-    """Return the tasks whose count the end of `ended` takes one off (its direct downstream)."""
+    """Return the tasks the end of `ended` releases (its direct downstream tasks)."""
     return dag.downstream.get(ended, ())
+
+
+def counts_released_by(dag: Dag, ended: str) -> tuple[str, ...]:
+    """Return the counting tasks (`Dag.counted_by`) whose count the end of `ended` takes one off:
+    one per distinct upstream set among its downstream tasks, in declaration order."""
+    return tuple(dict.fromkeys(dag.counted_by[name] for name in dag.downstream.get(ended, ())))
+
+
+# Rules under which a task never runs before all its upstream tasks ended (R13: an upstream's end
+# alone only skips or upstream-fails it): while its count is above 0 such a task is pending or
+# ended, never queued, running or up for retry.
+_RUN_ONLY_AT_ZERO = frozenset({TriggerRule.ALL_SUCCESS, TriggerRule.NONE_FAILED, TriggerRule.ALL_DONE})
+
+
+def leaves_waiting(rules: Iterable[TriggerRule], outcome: Outcome | None, waiting: int) -> bool:
+    """Return True when an upstream end (`outcome`; None: none) that leaves a shared count at
+    `waiting` decides nothing for any task sharing it, whatever their states: every rule runs
+    only at zero and none is settled by this outcome. The store then reads none of those tasks."""
+    if waiting <= 0:
+        return False
+    return all(
+        rule in _RUN_ONLY_AT_ZERO and (outcome is None or on_upstream_end(rule, outcome, waiting) is None)
+        for rule in rules
+    )
 
 
 def is_ready(view: TaskView, now: datetime, rule: TriggerRule = DEFAULT_RULE) -> bool:
@@ -221,31 +247,42 @@ def to_retry(tasks: Mapping[str, TaskView], retries: Mapping[str, int]) -> dict[
 
 @dataclass(frozen=True)
 class SuccessRelease:
-    """What a success of one task does to the tasks it releases, decided before it is written.
+    """What a success of one task does to the counts it takes one off, decided before it is written.
 
-    `released`: its direct downstream tasks; `wait`: those a success leaves waiting while others
-    of their upstream tasks are unfinished; `queue`: those it queues when it was the last one. A
-    store may apply the success in one statement when each released task is pending and falls in
-    one of the two (the count tells which); any other case is decided by `on_release`.
+    `released`: the counting tasks of its direct downstream tasks (`counts_released_by`); `wait`:
+    those whose tasks a success leaves waiting while others of their upstream tasks are unfinished
+    (whatever their states, `leaves_waiting`, for a shared count); `queue`: those, counting for
+    themselves only, it queues when it was the last one. A store may apply the success in one
+    statement when each counting task is pending and falls in one of the two (the count tells
+    which); any other case is decided by `on_release`. A shared count is in `queue` only when it
+    is the one count the success takes off and every task sharing it runs at 0: `sharers` are the
+    other tasks sharing it, queued with it when they are all pending.
     """
 
     released: tuple[str, ...]
     wait: tuple[str, ...]
     queue: tuple[str, ...]
+    sharers: tuple[str, ...] = ()
 
 
 def success_release(dag: Dag, ended: str, rules: Rules | None = None) -> SuccessRelease:
-    """Return what a success of `ended` does to each task it releases (`SuccessRelease`)."""
-    released = released_by(dag, ended)
-    rule = {name: (rules or {}).get(name, DEFAULT_RULE) for name in released}
-    # Decided once per rule, not per task: a task of a 100-wide layer releases 100 tasks (issue 14).
-    waits = {r: on_upstream_end(r, Outcome.SUCCESS, 1) is None for r in set(rule.values())}
-    queues = {r: on_upstream_end(r, Outcome.SUCCESS, 0) is QUEUE for r in waits}
-    if len(waits) == 1:  # one rule for all of them (mostly all_success): all or none of each
-        (only,) = waits
-        return SuccessRelease(released, released if waits[only] else (), released if queues[only] else ())
-    return SuccessRelease(
-        released=released,
-        wait=tuple(n for n in released if waits[rule[n]]),
-        queue=tuple(n for n in released if queues[rule[n]]),
-    )
+    """Return what a success of `ended` does to each count it takes one off (`SuccessRelease`)."""
+    released = counts_released_by(dag, ended)
+    wait: list[str] = []
+    queue: list[str] = []
+    sharers: tuple[str, ...] = ()
+    for counter in released:
+        sharing = dag.sharing[counter]
+        kinds = {(rules or {}).get(name, DEFAULT_RULE) for name in sharing}
+        if len(sharing) == 1:  # its own count: the count tells whether it waits or is queued
+            (rule,) = kinds
+            if on_upstream_end(rule, Outcome.SUCCESS, 1) is None:
+                wait.append(counter)
+            if on_upstream_end(rule, Outcome.SUCCESS, 0) is QUEUE:
+                queue.append(counter)
+        elif leaves_waiting(kinds, Outcome.SUCCESS, 1):
+            wait.append(counter)
+            if len(released) == 1 and all(on_upstream_end(rule, Outcome.SUCCESS, 0) is QUEUE for rule in kinds):
+                queue.append(counter)
+                sharers = sharing[1:]
+    return SuccessRelease(released, tuple(wait), tuple(queue), sharers)

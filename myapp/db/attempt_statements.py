@@ -26,6 +26,7 @@ from sqlalchemy import (
     null,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -159,9 +160,10 @@ def _task_succeeded(task_instance_id: Any) -> Any:
 _ENDED = _attempt_succeeded(TaskAttempt.id == bindparam("attempt_id"), _ATTEMPT_RUNNING).cte("ended")
 _SUCCEED = _task_succeeded(_ENDED.c.task_instance_id)
 _SUCCEED_IN_ONE = _SUCCEED.returning(TaskInstance.task_name, _OTHERS_UNFINISHED)
-# ... and, for a task with downstream tasks, a third: their counts of waiting upstreams go down by one
-# (the released rows come back joined to the succeeded one; no row at all if the attempt was no
-# longer running, and then nothing is released).
+# ... and, for a task with downstream tasks, a third: the counts of waiting upstreams they share go
+# down by one (`released`: the counting tasks, one per distinct upstream set, core.counts_released_by;
+# their rows come back joined to the succeeded one; no row at all if the attempt was no longer
+# running, and then nothing is released).
 _DONE = _SUCCEED.returning(TaskInstance.task_name.label("done_name"), _OTHERS_UNFINISHED.label("others")).cte("done")
 _RELEASED = (
     update(TaskInstance)
@@ -418,16 +420,35 @@ _FAST_RELEASED = (
     .with_for_update(of=TaskInstance)
     .cte("to_release")
 )
-# Every released row must be pending with a known count, and either still waiting after this end
-# (count > 1, a name of `wait`) or queued by it (count 1, a name of `queue`).
+# Every released row (a counting task, core.SuccessRelease) must be pending with a known count, and
+# either still waiting after this end (count > 1, a name of `wait`: for a shared count, no task
+# sharing it is decided, whatever its state, so only the counting row changes) or queued by it
+# (count 1, a name of `queue`: only tasks counting for themselves).
 _RELEASE_DECIDED = select(func.count()).select_from(_FAST_RELEASED).where(
     _FAST_RELEASED.c.state == TaskState.PENDING.value,
     ((_FAST_RELEASED.c.upstream_waiting > 1) & (_FAST_RELEASED.c.task_name == any_(_names("wait"))))
     | ((_FAST_RELEASED.c.upstream_waiting == 1) & (_FAST_RELEASED.c.task_name == any_(_names("queue")))),
 ).scalar_subquery() == bindparam("n_released")
+# A shared count that this end brings to 0 (the plan's one count, core.SuccessRelease.sharers): the
+# other tasks sharing it, locked FOR UPDATE, read only then (a one-time filter), and all of them
+# must be pending to be queued with it; an end that leaves the count waiting reads none of them.
+_AT_ZERO_NOW = exists(select(literal(1)).select_from(_FAST_RELEASED).where(_FAST_RELEASED.c.upstream_waiting == 1))
+_FAST_SHARERS = (
+    select(TaskInstance.id, TaskInstance.state)
+    .where(
+        TaskInstance.run_id == _FAST_RUN_ID,
+        TaskInstance.task_name == any_(_names("sharers")),
+        _AT_ZERO_NOW,
+    )
+    .with_for_update(of=TaskInstance)
+    .cte("to_share")
+)
+_SHARERS_DECIDED = select(func.count()).select_from(_FAST_SHARERS).where(
+    _FAST_SHARERS.c.state == TaskState.PENDING.value
+).scalar_subquery() == case((_AT_ZERO_NOW, bindparam("n_sharers")), else_=0)
 
 
-def _fast_success(*, releases: bool) -> Any:
+def _fast_success(*, releases: bool, shares: bool = False) -> Any:
     guards = [
         TaskAttempt.id == bindparam("attempt_id"),
         TaskAttempt.task_instance_id == bindparam("ti_id"),
@@ -436,6 +457,8 @@ def _fast_success(*, releases: bool) -> Any:
     ]
     if releases:
         guards.append(_RELEASE_DECIDED)
+    if shares:
+        guards.append(_SHARERS_DECIDED)
     ended = _attempt_succeeded(*guards).cte("fast_ended")
     done = _task_succeeded(ended.c.task_instance_id).returning(TaskInstance.id).cte("fast_done")
     if not releases:
@@ -456,13 +479,24 @@ def _fast_success(*, releases: bool) -> Any:
         .returning(TaskInstance.id, TaskInstance.state)
         .cte("fast_released")
     )
-    return select(done.c.id.label("done_id"), released.c.id.label("released_id"), released.c.state).select_from(
+    queued = select(done.c.id.label("done_id"), released.c.id.label("released_id"), released.c.state).select_from(
         done.outerjoin(released, released.c.state == TaskState.QUEUED.value)  # the queued ones only
     )
+    if not shares:
+        return queued
+    shared = (
+        update(TaskInstance)
+        .where(TaskInstance.id.in_(select(_FAST_SHARERS.c.id)), exists(select(literal(1)).select_from(done)))
+        .values(state=TaskState.QUEUED.value, queued_at=_NOW, next_try_at=null())
+        .returning(TaskInstance.id, TaskInstance.state)
+        .cte("fast_shared")
+    )
+    return union_all(queued, select(done.c.id, shared.c.id, shared.c.state).select_from(done.join(shared, true())))
 
 
 _SUCCEED_LEAF_FAST = _fast_success(releases=False)
 _SUCCEED_RELEASE_FAST = _fast_success(releases=True)
+_SUCCEED_SHARE_FAST = _fast_success(releases=True, shares=True)  # a shared count that may reach 0 here
 
 
 # A slice's success (R15) in one statement in autocommit, when it is not the last slice of its
@@ -520,4 +554,5 @@ _CLAIM_PREBUILT = Prebuilt(_CLAIM_IN_ONE)
 _CLAIM_KEPT_PREBUILT = Prebuilt(_CLAIM_KEPT)
 _SUCCEED_LEAF_PREBUILT = Prebuilt(_SUCCEED_LEAF_FAST)
 _SUCCEED_RELEASE_PREBUILT = Prebuilt(_SUCCEED_RELEASE_FAST)
+_SUCCEED_SHARE_PREBUILT = Prebuilt(_SUCCEED_SHARE_FAST)
 _SUCCEED_SLICE_PREBUILT = Prebuilt(_SUCCEED_SLICE_FAST)

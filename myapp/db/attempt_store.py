@@ -64,6 +64,7 @@ from myapp.db.attempt_statements import (
     _SUCCEED_IN_ONE,
     _SUCCEED_LEAF_PREBUILT,
     _SUCCEED_RELEASE_PREBUILT,
+    _SUCCEED_SHARE_PREBUILT,
     _SUCCEED_SLICE_PREBUILT,
     _SUCCEEDED_TASK,
     _TASK_INSTANCE_NAMED,
@@ -454,10 +455,11 @@ class AttemptStore:
         self, attempt_id: int, claimed: _Claimed, result: AttemptResult, now: datetime, *, claim_as: str | None = None
     ) -> list[int] | None:
         """PostgreSQL: record a success in one statement in autocommit (_SUCCEED_LEAF_FAST,
-        _SUCCEED_RELEASE_FAST): 1 round trip instead of 4. Only when the run goes on and each
-        released task either keeps waiting or is queued; returns the task instances it queued, or
-        None when it changed nothing (then `finish_in` decides in a transaction). A slice (R15) of a
-        task without a parallelism cap that is not its last counts itself down (_SUCCEED_SLICE_FAST)."""
+        _SUCCEED_RELEASE_FAST, _SUCCEED_SHARE_FAST): 1 round trip instead of 4. Only when the run
+        goes on and each count it takes off leaves its tasks waiting or queues them; returns the
+        task instances it queued, or None when it changed nothing (then `finish_in` decides in a
+        transaction). A slice (R15) of a task without a parallelism cap that is not its last counts
+        itself down (_SUCCEED_SLICE_FAST)."""
         ti_id, run_id, version_id, task_name = claimed
         owner = parent_of(task_name)
         if owner is not None and not self._uncapped(version_id, owner[0]):
@@ -481,7 +483,7 @@ class AttemptStore:
         plan = self._release_plan(version_id, task_name)
         statement = _SUCCEED_LEAF_PREBUILT
         if plan.released:
-            statement = _SUCCEED_RELEASE_PREBUILT
+            statement = _SUCCEED_SHARE_PREBUILT if plan.sharers else _SUCCEED_RELEASE_PREBUILT
             params.update(self._release_params[(version_id, task_name)])
         rows = self._run_finish(attempt_id, claimed, statement, params, claim_as)
         if not rows:
@@ -523,6 +525,8 @@ class AttemptStore:
             plan = core.success_release(dag, task_name, rules)
             # A sliced task that becomes ready makes its slices (start_sliced): the transaction does that.
             plan = replace(plan, queue=tuple(name for name in plan.queue if name not in spec.sliced))
+            if plan.sharers and (plan.queue == () or any(name in spec.sliced for name in plan.sharers)):
+                plan = replace(plan, queue=(), sharers=())  # the sliced ones start in the transaction
             if len(self._releases) > 10_000:
                 self._releases.clear()
                 self._release_params.clear()
@@ -533,6 +537,7 @@ class AttemptStore:
                 "wait": released if plan.wait == plan.released else _text_array(plan.wait),
                 "queue": released if plan.queue == plan.released else _text_array(plan.queue),
                 "n_released": len(plan.released),
+                **({"sharers": _text_array(plan.sharers), "n_sharers": len(plan.sharers)} if plan.sharers else {}),
             }
         return plan
 
@@ -605,7 +610,8 @@ class AttemptStore:
             "t_inputs": dict(result.inputs) if result.inputs else None,
             "of_run": run.id,
         }
-        downstream = core.released_by(self.runs.dag_of(s, run), task_name)
+        # the counts its downstream tasks wait on: one per distinct set of upstream tasks (Dag.counted_by)
+        downstream = core.counts_released_by(self.runs.dag_of(s, run), task_name)
         if not downstream:
             done = conn.execute(_SUCCEED_IN_ONE, params).first()
             if done is None:

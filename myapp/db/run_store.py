@@ -13,9 +13,9 @@ import hmac
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, object_session
@@ -239,7 +239,7 @@ class RunStore:
             )
             .all()
         )
-        return self._queue_ready(s, run, dag, rows, now)
+        return self._queue_ready(s, run, dag, self._counted(s, run.id, dag, rows), now)
 
     def release_in(self, s: Session, run: RunHead, now: datetime, succeeded: str, others_unfinished: bool) -> list[int]:
         """After `succeeded` succeeded: release its downstream tasks (`end_in`)."""
@@ -269,7 +269,7 @@ class RunStore:
             s,
             run,
             dag,
-            self._release(s, run.id, downstream),
+            self._release(s, run, dag, downstream, outcome),
             outcome,
             now,
             finish=not others_unfinished,
@@ -285,20 +285,89 @@ class RunStore:
         others_unfinished: bool = True,
         succeeded: str = "",
     ) -> list[int]:
-        """Decide the downstream task instances (`_TASK_VIEWS` rows) the success of `succeeded` released:
-        queue those that are ready; end the run when none is and nothing else was unfinished."""
+        """Decide the downstream tasks of `succeeded` whose counts its success took one off (`rows`:
+        the counting task instances, `_TASK_VIEWS` rows, `counts_released_by`): queue those that are
+        ready; end the run when none is and nothing else was unfinished."""
+        dag = self.dag_of(s, run)
         return self._settle(
             s,
             run,
-            self.dag_of(s, run),
-            rows,
+            dag,
+            self._sharing(s, run, dag, rows, Outcome.SUCCESS),
             Outcome.SUCCESS,
             now,
             finish=not others_unfinished,
             ended=(succeeded,) if succeeded else (),
         )
 
-    def _release(self, s: Session, run_id: int, names: Sequence[str], by: int = 1) -> Sequence[Any]:
+    def _release(
+        self, s: Session, run: RunHead, dag: Dag, names: Sequence[str], cause: Outcome, by: int = 1
+    ) -> list[_Released]:
+        """Take `by` off the counts `names` (whole groups sharing counts) wait on; return the task
+        instances the end may decide, each with its count (`_sharing`)."""
+        counters = list(dict.fromkeys(dag.counted_by.get(name, name) for name in names))
+        return self._sharing(s, run, dag, self._take_off(s, run.id, counters, by), cause)
+
+    def _sharing(self, s: Session, run: RunHead, dag: Dag, rows: Sequence[Any], cause: Outcome) -> list[_Released]:
+        """Return the task instances that share the counts of the counting rows (`_TASK_VIEWS` rows,
+        counts already taken off), each with that count, for an upstream end with `cause` to decide.
+
+        A count known to be NULL is counted again from the upstream states (a run from before
+        counts were kept). The tasks sharing a count are read (one SELECT for all) unless the end
+        decides none of them whatever their states (`core.leaves_waiting`): an end that leaves a
+        100-wide layer waiting changes one row and reads no other.
+        """
+        counts: dict[str, int | None] = {r.task_name: r.upstream_waiting for r in rows}
+        unknown = [name for name, n in counts.items() if n is None]
+        if unknown:
+            counts.update(self._recount(s, run.id, dag, unknown))
+        released: list[_Released] = []
+        wanted: list[str] = []
+        for row in rows:
+            sharing = dag.sharing.get(row.task_name, (row.task_name,))
+            count = counts[row.task_name]
+            if len(sharing) == 1:
+                released.append(_released(row, count))
+            elif count is None or not core.leaves_waiting(self._rules_of(s, run, sharing), cause, count):
+                wanted += sharing
+        if wanted:
+            rows = (
+                s.connection()
+                .execute(
+                    _TASK_VIEWS.where(
+                        TaskInstance.run_id == run.id, is_in(TaskInstance.task_name, wanted, self.dialect)
+                    )
+                )
+                .all()
+            )
+            released += [_released(row, counts[dag.counted_by[row.task_name]]) for row in rows]
+        return released
+
+    def _counted(self, s: Session, run_id: int, dag: Dag, rows: Sequence[Any]) -> list[_Released]:
+        """Return task instances (`_TASK_VIEWS` rows) each with the count it shares (`Dag.counted_by`);
+        only a pending task's count decides anything (R13), so only those are looked up."""
+        counter = {
+            r.task_name: dag.counted_by.get(r.task_name, r.task_name)
+            for r in rows
+            if r.state == TaskState.PENDING.value
+        }
+        counts: dict[str, int | None] = {
+            r.task_name: r.upstream_waiting for r in rows if counter.get(r.task_name) == r.task_name
+        }
+        others = sorted(set(counter.values()) - set(counts))
+        if others:
+            shared = select(TaskInstance.task_name, TaskInstance.upstream_waiting).where(
+                TaskInstance.run_id == run_id, is_in(TaskInstance.task_name, others, self.dialect)
+            )
+            counts.update({name: n for name, n in s.connection().execute(shared)})
+        unknown = sorted({name for name in counter.values() if counts.get(name) is None})
+        if unknown:
+            counts.update(self._recount(s, run_id, dag, unknown))
+        return [
+            _released(r, counts[counter[r.task_name]] if r.task_name in counter else r.upstream_waiting) for r in rows
+        ]
+
+    def _take_off(self, s: Session, run_id: int, names: Sequence[str], by: int) -> Sequence[Any]:
         conn = s.connection()
         where = (TaskInstance.run_id == run_id, is_in(TaskInstance.task_name, list(names), self.dialect))
         release = update(TaskInstance).where(*where).values(upstream_waiting=TaskInstance.upstream_waiting - by)
@@ -335,9 +404,6 @@ class RunStore:
         while todo:
             batch, cause, by_whom = todo.pop()
             views = [_row_view(r) for r in batch]
-            unknown = [v.name for v in views if v.waiting is None and v.state is TaskState.PENDING]
-            if unknown:  # a run from before counts were kept: count these from their upstreams' states
-                views = self._recount(s, run.id, dag, views, unknown)
             decided = core.on_release(views, cause, now, self._rules(s, run, [v.name for v in views]))
             queued += self._queue_ready_rows(s, run, [r for r in batch if decided.get(r.task_name) is QUEUE], now)
             for target, result in ((TaskState.SKIPPED, Outcome.SKIPPED), (TaskState.UPSTREAM_FAILED, Outcome.FAILED)):
@@ -346,7 +412,7 @@ class RunStore:
                     settled_any = True
                     self._set_states(s, run.id, names, target, now, message=_settled_message(target, by_whom))
                     todo += [
-                        (self._release(s, run.id, below, by), result, _feeding(dag, names, below))
+                        (self._release(s, run, dag, below, result, by), result, _feeding(dag, names, below))
                         for by, below in _by_count(dag, names).items()
                     ]
         if not queued and (finish or settled_any):  # else the run goes on: what was just queued is unfinished
@@ -364,9 +430,13 @@ class RunStore:
             if parent_of(name) is None and (rule := spec.task(name).trigger_rule) != DEFAULT_RULE.value
         }
 
-    def _recount(
-        self, s: Session, run_id: int, dag: Dag, views: list[core.TaskView], unknown: Sequence[str]
-    ) -> list[core.TaskView]:
+    def _rules_of(self, s: Session, run: RunHead, names: Sequence[str]) -> set[TriggerRule]:
+        """Return the trigger rules `names` have between them (R13)."""
+        rules = self._rules(s, run, names)
+        return {rules.get(name, DEFAULT_RULE) for name in names}
+
+    def _recount(self, s: Session, run_id: int, dag: Dag, unknown: Sequence[str]) -> dict[str, int]:
+        """Count `unknown`'s waiting upstream tasks from their states, and store the counts."""
         ups = sorted({u for name in unknown for u in dag.upstream.get(name, ())})
         states = (
             {
@@ -382,7 +452,7 @@ class RunStore:
         )
         counts = core.count_waiting(dag, states, unknown)
         self._store_counts(s, run_id, counts)
-        return [replace(v, waiting=counts[v.name]) if v.name in counts else v for v in views]
+        return counts
 
     def _store_counts(self, s: Session, run_id: int, counts: Mapping[str, int]) -> None:
         if counts:
@@ -404,9 +474,13 @@ class RunStore:
             if names:
                 self._set_states(s, run.id, names, target, now, message=_SETTLED_MESSAGE[target])
                 states.update(dict.fromkeys(names, target))
-        pending = [name for name in dag.names if states.get(name) is TaskState.PENDING]
-        counts = core.count_waiting(dag, states, pending)
-        self._store_counts(s, run.id, {name: n for name, n in counts.items() if views[name].waiting != n})
+        # The counts pending tasks wait on (shared by tasks with the same upstream tasks, kept by
+        # the first of them whatever its own state), as the states say.
+        counters = sorted({dag.counted_by[name] for name in dag.names if states.get(name) is TaskState.PENDING})
+        counts = core.count_waiting(dag, states, counters)
+        self._store_counts(
+            s, run.id, {name: n for name, n in counts.items() if name in views and views[name].waiting != n}
+        )
         ready = {name for name, t in settled.items() if t is QUEUE} | {
             v.name for v in views.values() if v.state is TaskState.UP_FOR_RETRY and core.is_ready(v, now)
         }
@@ -680,6 +754,20 @@ RELEASED_COLUMNS = (
     TaskInstance.upstream_waiting,
 )
 _TASK_VIEWS = select(*RELEASED_COLUMNS)
+
+
+class _Released(NamedTuple):
+    """A task instance an upstream end may decide, with the count it shares (`Dag.counted_by`)."""
+
+    id: int
+    task_name: str
+    state: str
+    try_number: int
+    max_tries: int
+    next_try_at: datetime | None
+    upstream_waiting: int | None
+
+
 _TI_TABLE = TaskInstance.__table__
 _UNFINISHED = (
     select(TaskInstance.id)
@@ -717,6 +805,11 @@ def _by_count(dag: Dag, ended: Iterable[str]) -> dict[int, list[str]]:
     for name, n in sorted(feeds.items()):
         grouped.setdefault(n, []).append(name)
     return grouped
+
+
+def _released(row: Any, count: int | None) -> _Released:
+    """Return a task instance (a row with RELEASED_COLUMNS' names, among others) with the count it shares."""
+    return _Released(row.id, row.task_name, row.state, row.try_number, row.max_tries, row.next_try_at, count)
 
 
 def _row_view(row: Any) -> core.TaskView:

@@ -16,7 +16,7 @@ from functools import cache
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, insert, literal_column, or_, select, true, update
 from sqlalchemy.orm import Session, aliased
 
 from myapp.core.schedule import Record, Schedule
@@ -161,15 +161,53 @@ def load_snapshots(s: Session, pipeline_ids: Sequence[int]) -> dict[int, Snapsho
 def _snapshot_statements(dialect: str) -> tuple[Any, Any]:
     """Build the two snapshot statements once per dialect (SQLAlchemy memoizes a statement's cache
     key per object: a batch does not rebuild and re-key a dozen subqueries)."""
-    newest, newest_status, newest_state = _newest(None)
-    launched, _, launched_state = _newest(RecordStatus.LAUNCHED)
-    heads = select(
-        Pipeline.id, _active_cron_runs(), newest, newest_status, newest_state, launched, launched_state
-    ).where(in_param(Pipeline.id, "ids", dialect))
+    if dialect == "postgresql":
+        heads = _lateral_heads(dialect)
+    else:
+        newest, newest_status, newest_state = _newest(None)
+        launched, _, launched_state = _newest(RecordStatus.LAUNCHED)
+        heads = select(
+            Pipeline.id, _active_cron_runs(), newest, newest_status, newest_state, launched, launched_state
+        ).where(in_param(Pipeline.id, "ids", dialect))
     waiting = select(ScheduleRecord.pipeline_id, ScheduleRecord.execution_date, ScheduleRecord.message).where(
         in_param(ScheduleRecord.pipeline_id, "ids", dialect), unfinished(ScheduleRecord.status, RECORD)
     )
     return heads, waiting
+
+
+def _lateral_heads(dialect: str) -> Any:
+    """The heads statement as two LATERAL joins (PostgreSQL): one index probe per record found, where
+    a correlated subquery per column probes the same index once per column (5 probes -> 2)."""
+
+    def newest(status: str | None) -> Any:
+        inner = aliased(ScheduleRecord)
+        query = (
+            select(inner.execution_date, inner.status, Run.state)
+            .select_from(inner)
+            .outerjoin(Run, Run.id == inner.run_id)
+            .where(inner.pipeline_id == Pipeline.id, inner.execution_date >= Pipeline.start_time)
+        )
+        if status is not None:
+            query = query.where(inner.status == status)
+        # LIMIT 1 written as such: a generic plan knows it (a bound limit is costed as a tenth of the rows)
+        return query.order_by(inner.execution_date.desc()).limit(literal_column("1")).lateral()
+
+    head, launched = newest(None), newest(RecordStatus.LAUNCHED)
+    return (
+        select(
+            Pipeline.id,
+            _active_cron_runs(),
+            head.c.execution_date,
+            head.c.status,
+            head.c.state,
+            launched.c.execution_date,
+            launched.c.state,
+        )
+        .select_from(Pipeline)
+        .outerjoin(head, true())
+        .outerjoin(launched, true())
+        .where(in_param(Pipeline.id, "ids", dialect))
+    )
 
 
 def _newest(status: str | None) -> tuple[Any, Any, Any]:

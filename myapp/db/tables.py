@@ -140,10 +140,10 @@ class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (
         Index("ix_runs_pipeline_trigger_state", "pipeline_id", "trigger", "state"),
-        Index("ix_runs_state", "state"),
         Index("ix_runs_created", "created_at"),
         # The runs list (newest first) filtered by pipeline, state or project: ordered index scans,
-        # index-only for deep pages (migration 0003_runs_list).
+        # index-only for deep pages (migration 0003_runs_list). ix_runs_list_state also serves every
+        # query by state alone (ix_runs_state, its prefix, dropped by migration 0013).
         Index("ix_runs_list_pipeline", "pipeline_id", "id"),
         Index("ix_runs_list_state", "state", "id"),
         Index("ix_runs_list_project", "project_id", "id"),
@@ -202,8 +202,10 @@ class TaskInstance(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     next_try_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Direct upstream tasks that have not ended yet (core.engine.count_waiting); with the ended task's
-    # outcome it is what the task's trigger rule decides from (R13). NULL: not known (rows from before
-    # migration 0004), counted again from the states.
+    # outcome it is what the task's trigger rule decides from (R13). Tasks with the same upstream
+    # tasks share one count, kept in the row of the first of them (core.dag.Dag.counted_by, whatever
+    # that task's own state); the others' values are their counts at the run's start, not read.
+    # NULL: not known (rows from before migration 0004), counted again from the states.
     upstream_waiting: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Slices (R15, core/slices.py, db/slice_store.py). A slice `NAME[i]`: its task, index and item
     # ({input: {type, value|path}}). A sliced task: its slices not ended yet (NULL until it starts).

@@ -2,15 +2,16 @@
 
 `Batch.run` works inside the caller's transaction: it reads the pipelines' snapshots, plans each
 one with the pure core (myapp.core.schedule.plan_pass), creates the launched runs all at once
-(from their versions' launch templates, myapp.db.launch_templates, and the others through
-RunStore.draft_many_in / create_drafts_in), inserts the new records "on conflict do nothing",
-then expires, stores wait reasons, skipped spans and each pipeline's next_fire_at / last_tick_at /
-schedule_error. `PassReport` sums what the batches did. Must not import Celery, Flask or kubernetes.
+(from their versions' launch templates, myapp.db.launch_templates, in the statement that also
+inserts their new records; the others through RunStore.draft_many_in / create_drafts_in), inserts
+the other new records "on conflict do nothing", then expires, stores wait reasons, skipped spans
+and each pipeline's next_fire_at / last_tick_at / schedule_error. `PassReport` sums what the
+batches did. Must not import Celery, Flask or kubernetes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -135,13 +136,18 @@ class Batch:
         self.errors[pipeline.id] = message[:2000]
         self.report.errors.append({"pipeline_id": pipeline.id, "pipeline": pipeline.name, "error": message})
 
-    def _insert(self, plans: _Plans, runs: Mapping[tuple[int, datetime], int]) -> set[tuple[int, datetime]]:
-        """Insert the new records, those launched already with their run (`runs`); return those inserted."""
+    def _insert(
+        self, plans: _Plans, runs: Mapping[tuple[int, datetime], int], done: Set[tuple[int, datetime]] = frozenset()
+    ) -> set[tuple[int, datetime]]:
+        """Insert the new records but those in `done` (inserted with their run), the launched ones
+        with their run (`runs`); return those inserted."""
         rows = []
         failed = {(pid, at): message for pid, at, message in self.failed_launches}
         for p, _, plan in plans:
             expire, waits = set(plan.expire), {w.instant: w.reason for w in plan.waits}
             for instant in plan.create:
+                if (p.id, instant) in done:
+                    continue
                 status = RecordStatus.EXPIRED if instant in expire else RECORD.initial
                 message = _expired_words(p) if status is RecordStatus.EXPIRED else waits.get(instant, "")
                 run_id = runs.get((p.id, instant))
@@ -170,9 +176,13 @@ class Batch:
         waiting) fails the batch: its transaction rolls back and the pipelines are redone one by one.
         """
         launches = [(p, instant) for p, _, plan in plans for instant in plan.launch]
+        waiting = {p.id: snap.waiting for p, snap, _ in plans}
         templated = create_from_templates(
-            self.s, [Launch(p.id, at, run_date_text(at, p.timezone)) for p, at in launches], RUNNER, self.now
-        )  # the versions with a launch template: two statements, no version parsed
+            self.s,
+            [Launch(p.id, at, run_date_text(at, p.timezone), at not in waiting[p.id]) for p, at in launches],
+            RUNNER,
+            self.now,
+        )  # the versions with a launch template: one statement (runs, task instances, new records), no parsing
         drafted = [(p, at) for p, at in launches if (p.id, at) not in templated]
         rows = {p.id: PipelineRow(p.id, p.name, p.project_id, p.current_version_id, p.timezone) for p, _ in drafted}
         drafts = self.services.runs.draft_many_in(
@@ -191,12 +201,13 @@ class Batch:
         created = self.services.runs.create_drafts_in(self.s, [draft for _, _, draft in accepted], self.now)
         if accepted and supported(self.s):
             fill_from_drafts(self.s, [draft for _, _, draft in accepted])  # older or larger versions: next time
-        made = dict(templated)
+        made = {key: (done.run_id, done.queued) for key, done in templated.items()}
         made.update({(p.id, instant): done for (p, instant, _), done in zip(accepted, created, strict=True)})
         created = [made[key] for p, at in launches if (key := (p.id, at)) in made]  # in the launches' order
         runs = {(p.id, at): made[(p.id, at)][0] for p, at in launches if (p.id, at) in made}
-        inserted = self._insert(plans, runs)
-        waiting = {p.id: snap.waiting for p, snap, _ in plans}
+        recorded = {key for key, done in templated.items() if done.recorded}
+        self.report.created += len(recorded)
+        inserted = self._insert(plans, runs, done=templated.keys()) | recorded
         relaunched = [(pid, at, run_id) for (pid, at), run_id in runs.items() if at in waiting[pid]]
         new = [key for key in runs if key[1] not in waiting[key[0]]]
         if mark_launched(self.s, relaunched, self.now) != len(relaunched) or not inserted.issuperset(new):

@@ -1,7 +1,9 @@
 """Fan-in in O(own downstream edges): a leaf of a wide fan-out that a join waits for finishes at the
 same cost, in statements and in values sent to the database, whatever the width of the fan-out
-(issue 14 item 1). Each task instance counts its upstream tasks still waiting
-(`task_instances.upstream_waiting`); every transition keeps the counts true.
+(issue 14 item 1). Each task counts its upstream tasks still waiting
+(`task_instances.upstream_waiting`), one count shared by the tasks with the same upstream tasks, so
+a layer task's finish writes one count whatever the width of the next layer (item 2); every
+transition keeps the counts true.
 
 No worker: the messages are captured, and each test claims and finishes attempts itself.
 """
@@ -211,3 +213,75 @@ def test_trigger_rules_keep_a_leaf_end_at_the_same_cost_whatever_the_width(servi
         by_width[width] = costs
     assert by_width[6] == by_width[300], by_width
     assert all(len(c) == 1 for c in by_width[300].values()), by_width[300]
+
+
+def layers(services: Any, name: str, width: int) -> int:
+    """Two layers of `width` tasks under a root, each task of the second depending on every one of the first."""
+    first = [f"a{i}" for i in range(width)]
+    lines = [f"name: {name}", "tasks:", "  - {name: root, image: local, command: ['true']}"]
+    lines += [f"  - {{name: {n}, image: local, command: ['true'], depends_on: [root]}}" for n in first]
+    lines += [
+        f"  - {{name: b{i}, image: local, command: ['true'], depends_on: [{', '.join(first)}]}}" for i in range(width)
+    ]
+    return save(services, "\n".join(lines) + "\n")
+
+
+def test_a_layer_task_writes_one_shared_count_whatever_the_width_of_the_next_layer(
+    services: Any, sent: list[int]
+) -> None:
+    # Issue 14 item 2: the tasks of the second layer share one count (kept by b0): a finish in the
+    # first layer writes that row alone, at a cost independent of how many tasks wait on it.
+    by_width = {}
+    for width in (3, 60):
+        run_id = start(services, layers(services, f"layers-{width}", width))
+        costs = run_leaves(services, sent, run_id)
+        assert waiting_counts(services, run_id) == {
+            "root": 0,
+            "a0": 0,  # the first layer shares a count too (its upstream set is {root})
+            **{f"a{i}": 1 for i in range(1, width)},
+            "b0": 0,
+            **{f"b{i}": width for i in range(1, width)},  # their own counts, never written
+        }
+        assert len(sent) == width  # the last finish queued the whole second layer
+        for ti_id in list(sent):
+            sent.remove(ti_id)
+            ctx = claim(services, ti_id)
+            assert ctx is not None
+            services.attempts.finish(ctx.attempt_id, OK, services.clock.now())
+        assert detail(services, run_id)["state"] == "succeeded"
+        by_width[width] = costs
+    narrow, wide = by_width[3], by_width[60]
+    assert {(c.statements, c.values) for c in wide[:-1]} == {(c.statements, c.values) for c in narrow[:-1]}, (
+        narrow[:-1],
+        wide[:3],
+    )
+    assert max(c.values for c in wide[:-1]) < 45, wide[:3]  # the sharers of the count: one array, one value
+
+
+def test_a_root_queues_the_tasks_sharing_its_count_at_a_cost_independent_of_their_number(
+    services: Any, sent: list[int]
+) -> None:
+    # The leaves share one count (kept by leaf0): the root's success queues them all with it. On
+    # PostgreSQL that is the one-statement success (its sharers' names bound as one array).
+    by_width = {}
+    for width in (5, 300):
+        start(services, fan_in(services, f"root-{width}", width))
+        root = claim(services, sent.pop())
+        assert root is not None
+        with measured(services) as cost:
+            services.attempts.finish(root.attempt_id, OK, services.clock.now())
+        assert len(sent) == width
+        by_width[width] = cost
+        for ti_id in list(sent):  # the leaves run; the join is queued by the last one
+            sent.remove(ti_id)
+            ctx = claim(services, ti_id)
+            assert ctx is not None
+            services.attempts.finish(ctx.attempt_id, OK, services.clock.now())
+        (join,) = sent
+        sent.clear()
+        ctx = claim(services, join)
+        assert ctx is not None and ctx.task.name == "join"
+        services.attempts.finish(ctx.attempt_id, OK, services.clock.now())
+    assert by_width[5].statements == by_width[300].statements, by_width
+    if services.db.engine.dialect.name == "postgresql" and services.settings.sql_fast_paths:
+        assert by_width[300].statements == 1 and by_width[5].values == by_width[300].values, by_width

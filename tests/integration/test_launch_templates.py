@@ -76,6 +76,16 @@ def templates(services: Any, pipeline_id: int) -> list[dict[str, Any]]:
         return [columns(row) for row in rows]
 
 
+def records(services: Any, pipeline_id: int) -> list[dict[str, Any]]:
+    with services.db.read() as s:
+        rows = s.scalars(
+            select(ScheduleRecord)
+            .where(ScheduleRecord.pipeline_id == pipeline_id)
+            .order_by(ScheduleRecord.execution_date)
+        )
+        return [columns(row, "id", "pipeline_id", "run_id") for row in rows]
+
+
 def run_and_tasks(services: Any, pipeline_id: int) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     with services.db.read() as s:
         (run,) = s.scalars(select(Run).where(Run.pipeline_id == pipeline_id))
@@ -101,6 +111,8 @@ def test_a_run_created_from_its_template_equals_a_drafted_run(services: Any, sha
     run_d, tasks_d = run_and_tasks(services, drafted)
     assert run_t == run_d and run_t["state"] == "running" and run_t["execution_date_text"] == "2026-01-01 08:00:00"
     assert tasks_t == tasks_d and [t["state"] for t in tasks_t.values()].count("queued") >= 1
+    assert records(services, templated) == records(services, drafted)  # launched, with the run's text (R2)
+    assert records(services, templated)[-1]["status"] == "launched"
     if postgres:  # the pass that drafted the old version stored its template, equal to the one saving writes
         assert [dict(row, version_id=0) for row in templates(services, drafted)] == [
             dict(row, version_id=0) for row in saved
@@ -217,3 +229,48 @@ def test_a_large_version_gets_its_template_from_its_first_launch(
     assert not [e for e in report.errors if e["pipeline_id"] == pid]
     filled = [(row["task_name"], row["queued"]) for row in templates(services, pid)]
     assert filled == ([("a", True), ("b", False)] if services.db.engine.dialect.name == "postgresql" else [])
+
+
+def test_a_launched_record_another_scheduler_made_first_redoes_the_batch_one_by_one(
+    services: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The statement that creates a batch's runs inserts their new records "on conflict do nothing": a
+    record that exists by then (another scheduler's) is not inserted, the batch rolls back (nothing of
+    it stays) and its pipelines are redone one by one, each launching once (R6)."""
+    from myapp.scheduling import batch
+
+    pids = [save_at(services, pipeline_yaml(f"tmpl-race-{i}", "0 * * * *"), "2025-12-01T00:00Z") for i in range(3)]
+    create = batch.create_from_templates
+    raced: list[Any] = []
+
+    def first_made_elsewhere(s: Any, launches: Any, runner: str, now: Any) -> Any:
+        if not raced:  # the other scheduler's record, as if committed between our snapshot and our INSERT
+            raced.append(launches[0])
+            s.execute(
+                ScheduleRecord.__table__.insert().values(
+                    pipeline_id=launches[0].pipeline_id,
+                    execution_date=launches[0].instant,
+                    execution_date_text=launches[0].text,
+                    status="waiting",
+                    message="",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        return create(s, launches, runner, now)
+
+    monkeypatch.setattr(batch, "create_from_templates", first_made_elsewhere)
+    report = run_pass(services, ts("2026-01-01T00:30Z"))
+    assert raced and not report.errors
+    assert "a record launched by this batch was created or launched by another scheduler" in caplog.text
+    with services.db.read() as s:
+        rows = s.execute(
+            select(ScheduleRecord.pipeline_id, ScheduleRecord.status, Run.id)
+            .outerjoin(Run, Run.id == ScheduleRecord.run_id)
+            .where(ScheduleRecord.pipeline_id.in_(pids))
+            .order_by(ScheduleRecord.pipeline_id)
+        ).all()
+        runs = s.scalars(select(Run.pipeline_id).where(Run.pipeline_id.in_(pids)).order_by(Run.pipeline_id)).all()
+    assert [(pid, status) for pid, status, _ in rows] == [(pid, "launched") for pid in pids]
+    assert all(run_id is not None for _, _, run_id in rows) and list(runs) == pids  # one run each, no duplicate
+    assert sorted(report.launched) == sorted(run_id for _, _, run_id in rows)

@@ -141,7 +141,10 @@ def test_a_new_run_queues_what_ready_to_queue_picks_among_all_pending_tasks() ->
 def test_what_a_success_does_to_each_released_task_is_known_before_it_is_written() -> None:
     from myapp.core.trigger_rules import TriggerRule
 
-    dag = Dag.from_edges("abcde", [("a", "b"), ("a", "c"), ("a", "d"), ("a", "e")])
+    # each of b..e has upstream tasks of its own besides a: four counts, one per task
+    dag = Dag.from_edges(
+        "abcdexyz", [("a", "b"), ("a", "c"), ("x", "c"), ("a", "d"), ("y", "d"), ("a", "e"), ("z", "e")]
+    )
     rules = {"c": TriggerRule.ONE_FAILED, "d": TriggerRule.ALL_DONE, "e": TriggerRule.ALL_SKIPPED}
     plan = engine.success_release(dag, "a", rules)
     assert plan.released == ("b", "c", "d", "e")
@@ -150,14 +153,60 @@ def test_what_a_success_does_to_each_released_task_is_known_before_it_is_written
     assert engine.success_release(dag, "b") == engine.SuccessRelease((), (), ())
 
 
-def test_a_success_releasing_tasks_of_one_rule_decides_as_for_each_task() -> None:
+def test_a_success_takes_one_off_a_shared_count_once_and_queues_its_tasks_together() -> None:
     from myapp.core.trigger_rules import Outcome, TriggerRule, on_upstream_end
 
     dag = Dag.from_edges("abc", [("a", "b"), ("a", "c")])
     for rule in TriggerRule:
         plan = engine.success_release(dag, "a", {"b": rule, "c": rule})
-        waits = on_upstream_end(rule, Outcome.SUCCESS, 1) is None
-        queues = on_upstream_end(rule, Outcome.SUCCESS, 0) is engine.QUEUE
-        assert plan == engine.SuccessRelease(("b", "c"), ("b", "c") if waits else (), ("b", "c") if queues else ()), (
-            rule
-        )
+        waits = on_upstream_end(rule, Outcome.SUCCESS, 1) is None and rule not in {
+            TriggerRule.ONE_FAILED  # runs before its upstream tasks all ended: its tasks' states matter
+        }
+        assert plan == engine.SuccessRelease(
+            ("b",), ("b",) if waits else (), ("b",) if waits else (), ("c",) if waits else ()
+        ), rule
+    # two counts taken off at once: a shared one reaching 0 is left to the transaction
+    two = Dag.from_edges("abcde", [("a", "b"), ("a", "c"), ("a", "d"), ("e", "d")])
+    assert engine.success_release(two, "a") == engine.SuccessRelease(("b", "d"), ("b", "d"), ("d",))
+
+
+def test_tasks_with_the_same_upstream_tasks_share_one_count() -> None:
+    layers = Dag.from_edges(
+        ["a1", "a2", "b1", "b2", "b3", "c1", "c2", "d"],
+        [(u, v) for u in ("a1", "a2") for v in ("b1", "b2", "b3")]
+        + [(u, v) for u in ("b1", "b2", "b3") for v in ("c1", "c2")]
+        + [("a2", "d"), ("a1", "d")],  # the same set as the b's, in another order
+    )
+    assert layers.counted_by == {
+        "a1": "a1",
+        "a2": "a2",
+        "b1": "b1",
+        "b2": "b1",
+        "b3": "b1",
+        "c1": "c1",
+        "c2": "c1",
+        "d": "b1",
+    }
+    assert layers.sharing["b1"] == ("b1", "b2", "b3", "d")
+    assert engine.counts_released_by(layers, "a1") == ("b1",)  # one count, not four
+    assert engine.counts_released_by(layers, "b2") == ("c1",)
+    assert engine.counts_released_by(layers, "c1") == ()
+    # the count kept by b1 is each sharing task's own count, from any states
+    states = {"a1": S, "a2": R, "b1": P, "b2": P, "b3": P, "c1": P, "c2": P, "d": P}
+    counts = engine.count_waiting(layers, states)
+    assert all(counts[name] == counts[layers.counted_by[name]] for name in layers.names)
+
+
+def test_an_end_leaves_a_shared_count_waiting_only_when_it_decides_none_of_its_tasks() -> None:
+    from myapp.core.trigger_rules import Outcome, TriggerRule
+
+    at_zero_only = [TriggerRule.ALL_SUCCESS, TriggerRule.NONE_FAILED, TriggerRule.ALL_DONE]
+    assert engine.leaves_waiting(at_zero_only, Outcome.SUCCESS, 3)
+    assert engine.leaves_waiting([TriggerRule.ALL_DONE], Outcome.FAILED, 1)
+    assert engine.leaves_waiting(at_zero_only, None, 1)
+    assert not engine.leaves_waiting(at_zero_only, Outcome.SUCCESS, 0)  # the count reached 0: decide
+    assert not engine.leaves_waiting([TriggerRule.ALL_SUCCESS], Outcome.FAILED, 2)  # upstream_failed at once
+    assert not engine.leaves_waiting([TriggerRule.NONE_FAILED], Outcome.FAILED, 2)
+    assert not engine.leaves_waiting([TriggerRule.ALL_SUCCESS], Outcome.SKIPPED, 2)  # skipped at once
+    assert not engine.leaves_waiting([TriggerRule.ALL_DONE, TriggerRule.ONE_FAILED], Outcome.SUCCESS, 2)
+    assert not engine.leaves_waiting([TriggerRule.ALL_SKIPPED], Outcome.SUCCESS, 2)
