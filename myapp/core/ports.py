@@ -60,8 +60,17 @@ class AttemptPort(Protocol):
         """Remember where the attempt runs."""
         ...
 
-    def finish(self, attempt_id: int, result: AttemptResult, now: datetime, *, keep_one: bool = False) -> int | None:
-        """Record how the attempt ended; with `keep_one`, return a task instance to run next."""
+    def finish(
+        self,
+        attempt_id: int,
+        result: AttemptResult,
+        now: datetime,
+        *,
+        keep_one: bool = False,
+        claim_as: str | None = None,
+    ) -> int | None:
+        """Record how the attempt ended; with `keep_one`, return a task instance to run next (with `claim_as`,
+        claimed already for that worker where the store can do it in the finish's round trip)."""
         ...
 
 

@@ -179,101 +179,117 @@ _RELEASED = (
 _SUCCEED_AND_RELEASE = select(_DONE.c.done_name, _DONE.c.others, *_RELEASED.c).select_from(
     _DONE.outerjoin(_RELEASED, true())
 )
+
+
 # PostgreSQL claims in one statement run in autocommit (no BEGIN and COMMIT round trips): lock the
 # run shared if it is running and not past its deadline, start the task instance if it is still
 # queued, insert its attempt, and return what the claim reads. The lock is taken before the task
 # instance is changed (the UPDATE joins the locked row), so a stop, timeout or finish holding the run
 # exclusively is waited for; one that committed meanwhile is seen: the locked row is read anew
 # and the UPDATE re-checks a task instance that changed.
-_RUN_TO_CLAIM = (
-    select(
-        Run.id,
-        Run.state,
-        Run.version_id,
-        Run.pipeline_id,
-        Run.trigger,
-        Run.execution_date_text,
-        Run.params,
-        Run.runner,
-        Run.created_by,
-        Run.debug_task,
-        Run.deadline_at,
-    )
-    .join_from(Run, TaskInstance, TaskInstance.run_id == Run.id)
-    .where(
-        TaskInstance.id == bindparam("ti_id"),
-        Run.state == RunState.RUNNING.value,
-        Run.deadline_at.is_(None) | (Run.deadline_at > _NOW),
-    )  # D8: no attempt starts after the run deadline
-    .with_for_update(of=Run, read=True)
-    .cte("claimed_run")
-)
-_CLAIM_TASK = (
-    update(TaskInstance)
-    .where(
-        TaskInstance.id == bindparam("ti_id"),
-        TaskInstance.run_id == _RUN_TO_CLAIM.c.id,
-        moving_to(TaskInstance.state, TASK, TaskState.RUNNING),
-    )
-    .values(
-        state=TaskState.RUNNING.value,
-        try_number=TaskInstance.try_number + 1,
-        started_at=func.coalesce(TaskInstance.started_at, _NOW),
-    )
-    .returning(
-        TaskInstance.id,
-        TaskInstance.run_id,
-        TaskInstance.try_number,
-        TaskInstance.task_name,
-        TaskInstance.inputs,
-        TaskInstance.slice_item,  # a slice's item (R15), NULL for another task: no read after the claim
-    )
-    .cte("claimed_task")
-)
-_CLAIM_ATTEMPT = (
-    insert(TaskAttempt)
-    .from_select(
-        [
-            "task_instance_id",
-            "try_number",
-            "state",
-            "worker",
-            "started_at",
-            "heartbeat_at",
-            "pod_names",
-            "container",
-            "events",
-            "message",
-        ],
+def _claim_in_one(ti_id: Any, *, with_id: bool = False) -> Any:
+    """The one-statement claim of the task instance whose id is the expression `ti_id`; `with_id`:
+    its id is returned too (`claimed_ti`)."""
+    run_to_claim = (
         select(
-            _CLAIM_TASK.c.id,
-            _CLAIM_TASK.c.try_number,
-            literal(ATTEMPT.initial.value),
-            bindparam("worker"),
-            _NOW,
-            _NOW,
-            literal([], JSON()),
-            literal({}, JSON()),
-            literal([], JSON()),
-            literal(""),
-        ),
+            Run.id,
+            Run.state,
+            Run.version_id,
+            Run.pipeline_id,
+            Run.trigger,
+            Run.execution_date_text,
+            Run.params,
+            Run.runner,
+            Run.created_by,
+            Run.debug_task,
+            Run.deadline_at,
+        )
+        .join_from(Run, TaskInstance, TaskInstance.run_id == Run.id)
+        .where(
+            TaskInstance.id == ti_id,
+            Run.state == RunState.RUNNING.value,
+            Run.deadline_at.is_(None) | (Run.deadline_at > _NOW),
+        )  # D8: no attempt starts after the run deadline
+        .with_for_update(of=Run, read=True)
+        .cte("claimed_run")
     )
-    .returning(TaskAttempt.id, TaskAttempt.task_instance_id)
-    .cte("claimed_attempt")
-)
-_CLAIM_IN_ONE = (
-    select(
-        _CLAIM_ATTEMPT.c.id.label("attempt_id"),
-        _CLAIM_TASK.c.try_number,
-        _CLAIM_TASK.c.task_name,
-        _CLAIM_TASK.c.inputs,
-        _CLAIM_TASK.c.slice_item,
-        *_RUN_TO_CLAIM.c,
+    claim_task = (
+        update(TaskInstance)
+        .where(
+            TaskInstance.id == ti_id,
+            TaskInstance.run_id == run_to_claim.c.id,
+            moving_to(TaskInstance.state, TASK, TaskState.RUNNING),
+        )
+        .values(
+            state=TaskState.RUNNING.value,
+            try_number=TaskInstance.try_number + 1,
+            started_at=func.coalesce(TaskInstance.started_at, _NOW),
+        )
+        .returning(
+            TaskInstance.id,
+            TaskInstance.run_id,
+            TaskInstance.try_number,
+            TaskInstance.task_name,
+            TaskInstance.inputs,
+            TaskInstance.slice_item,  # a slice's item (R15), NULL for another task: no read after the claim
+        )
+        .cte("claimed_task")
     )
-    .select_from(_CLAIM_ATTEMPT)
-    .join(_CLAIM_TASK, _CLAIM_TASK.c.id == _CLAIM_ATTEMPT.c.task_instance_id)
-    .join(_RUN_TO_CLAIM, _RUN_TO_CLAIM.c.id == _CLAIM_TASK.c.run_id)
+    claim_attempt = (
+        insert(TaskAttempt)
+        .from_select(
+            [
+                "task_instance_id",
+                "try_number",
+                "state",
+                "worker",
+                "started_at",
+                "heartbeat_at",
+                "pod_names",
+                "container",
+                "events",
+                "message",
+            ],
+            select(
+                claim_task.c.id,
+                claim_task.c.try_number,
+                literal(ATTEMPT.initial.value),
+                bindparam("worker"),
+                _NOW,
+                _NOW,
+                literal([], JSON()),
+                literal({}, JSON()),
+                literal([], JSON()),
+                literal(""),
+            ),
+        )
+        .returning(TaskAttempt.id, TaskAttempt.task_instance_id)
+        .cte("claimed_attempt")
+    )
+    return (
+        select(
+            claim_attempt.c.id.label("attempt_id"),
+            claim_task.c.try_number,
+            claim_task.c.task_name,
+            claim_task.c.inputs,
+            claim_task.c.slice_item,
+            *run_to_claim.c,
+            *([claim_task.c.id.label("claimed_ti")] if with_id else []),
+        )
+        .select_from(claim_attempt)
+        .join(claim_task, claim_task.c.id == claim_attempt.c.task_instance_id)
+        .join(run_to_claim, run_to_claim.c.id == claim_task.c.run_id)
+    )
+
+
+_CLAIM_IN_ONE = _claim_in_one(bindparam("ti_id"))
+# The claim of the task a success queued and its worker keeps (AttemptStore.finish with `claim_as`),
+# named by its run and task name: sent with the finish in one round trip and committed with it
+# (Database.run_prebuilts), it sees what the finish changed. Nothing queued under that name: no row.
+_TASK_INSTANCE_NAMED = select(TaskInstance.id).where(
+    TaskInstance.run_id == bindparam("of_run"), TaskInstance.task_name == bindparam("kept_name")
 )
+_CLAIM_KEPT = _claim_in_one(_TASK_INSTANCE_NAMED.scalar_subquery(), with_id=True)
 # The attempt a claim made, found again after its connection was lost (AttemptStore.claim): the
 # same columns as _CLAIM_IN_ONE returns.
 _OWN_CLAIM = (
@@ -535,6 +551,7 @@ _SUCCEED_SLICE_FAST = select(_SLICE_COUNTED.c.slices_left, _SLICE_DONE.c.id.labe
 # The one-statement claim and finishes as AttemptStore runs them: compiled once, on the DBAPI
 # connection (Database.run_prebuilt, db/prebuilt.py).
 _CLAIM_PREBUILT = Prebuilt(_CLAIM_IN_ONE)
+_CLAIM_KEPT_PREBUILT = Prebuilt(_CLAIM_KEPT)
 _SUCCEED_LEAF_PREBUILT = Prebuilt(_SUCCEED_LEAF_FAST)
 _SUCCEED_RELEASE_PREBUILT = Prebuilt(_SUCCEED_RELEASE_FAST)
 _SUCCEED_SHARE_PREBUILT = Prebuilt(_SUCCEED_SHARE_FAST)

@@ -43,6 +43,7 @@ from myapp.core.values import AttemptResult as AttemptResult
 from myapp.db.attempt_statements import (
     _ATTEMPT_END,
     _ATTEMPT_RUNNING,
+    _CLAIM_KEPT_PREBUILT,
     _CLAIM_PREBUILT,
     _CLAIM_READ,
     _CLAIM_START,
@@ -66,6 +67,7 @@ from myapp.db.attempt_statements import (
     _SUCCEED_SHARE_PREBUILT,
     _SUCCEED_SLICE_PREBUILT,
     _SUCCEEDED_TASK,
+    _TASK_INSTANCE_NAMED,
     _TASK_INSTANCE_OF_ATTEMPT,
     _TASK_TRIES,
     _TRY_NUMBER,
@@ -93,6 +95,14 @@ class _Claimed(NamedTuple):
     task_name: str
 
 
+class _Kept(NamedTuple):
+    """A task instance claimed together with the finish that queued it (AttemptStore.finish, `claim_as`):
+    the claim's row and instant, for this store's `claim` of it."""
+
+    row: Any
+    now: datetime
+
+
 class AttemptStore:
     """Transactional operations on attempts; shares the run store's locking and advancing."""
 
@@ -109,6 +119,12 @@ class AttemptStore:
         self._uncapped_slices: dict[tuple[int, str], bool] = {}  # (version id, sliced task) -> no parallelism cap
         # PostgreSQL: the attempts this store claimed and has not finished yet, for `_finish_in_one`
         self._claims: dict[int, _Claimed] = {}
+        # PostgreSQL: task instances claimed with the finish that queued them, by task instance id, and
+        # by the finished attempt's id; and the kept claims whose reply was lost (outcome unknown)
+        self._kept: dict[int, _Kept] = {}
+        self._kept_by: dict[int, int] = {}
+        self._unsure: dict[int, dict[str, Any]] = {}
+        self._next_names: dict[tuple[int, str], str | None] = {}  # (version id, task name) -> `_next_to_claim`
         # Claims share the run lock (FOR SHARE OF runs: the task instance row is only read, the
         # guarded UPDATE locks it); finishing takes it exclusively. SQLite: the writer lock.
         self._claim_read, self._finish_lock = _CLAIM_READ, _FINISH_LOCK
@@ -129,7 +145,13 @@ class AttemptStore:
         on with it; only if there is none does the error go up, for the caller to claim again.
         Without this, the repeated claim found the task running and returned None, and the attempt
         waited without a process until the reconciler declared it lost.
+
+        A task instance this store claimed already, with the finish that queued it (`finish` with
+        `claim_as`), is not claimed again: its attempt goes on (the claim's `worker` and `now` stand).
         """
+        kept = self._kept.pop(ti_id, None)
+        if kept is not None:
+            return self.db.retry_on_disconnect(lambda: self._claimed(kept.row, ti_id, kept.now))
         try:
             return self._claim(ti_id, worker, now)
         except DBAPIError as exc:
@@ -142,9 +164,12 @@ class AttemptStore:
 
     def _claimed_by(self, ti_id: int, worker: str, now: datetime) -> AttemptContext | None:
         """Return the context of the attempt `worker` claimed at `now`, if that claim was committed."""
-        with self.db.read() as s:
-            row = s.connection().execute(_OWN_CLAIM, {"ti_id": ti_id, "worker": worker, "now": now}).first()
+        row = self._claimed_row(ti_id, worker, now)
         return None if row is None else self._claimed(row, ti_id, now)
+
+    def _claimed_row(self, ti_id: int, worker: str, now: datetime) -> Row[Any] | None:
+        with self.db.read() as s:
+            return s.connection().execute(_OWN_CLAIM, {"ti_id": ti_id, "worker": worker, "now": now}).first()
 
     def _claim(self, ti_id: int, worker: str, now: datetime) -> AttemptContext | None:
         if self._in_one:
@@ -333,27 +358,101 @@ class AttemptStore:
             )
             return bool(getattr(result, "rowcount", 0))
 
-    def finish(self, attempt_id: int, result: AttemptResult, now: datetime, *, keep_one: bool = False) -> int | None:
+    def finish(
+        self,
+        attempt_id: int,
+        result: AttemptResult,
+        now: datetime,
+        *,
+        keep_one: bool = False,
+        claim_as: str | None = None,
+    ) -> int | None:
         """Record how an attempt ended, move its task on, and dispatch what became ready.
 
         With `keep_one`, the first task instance that became ready is not dispatched but returned:
         the caller runs it next itself (it is queued in the database like the others). A success of
         an attempt this store claimed may be recorded in one statement (`_finish_in_one`);
         otherwise, or when that statement cannot decide, in a transaction.
+
+        With `keep_one` and `claim_as` (the worker's name), that one-statement finish and the claim of
+        a task it queues go in one round trip and commit together (`_run_finish`): the task returned
+        is then claimed already, as `claim_as` at `now`, and this store's `claim` of it goes on with
+        that attempt. The claim is still the arbiter: it takes only a task instance that is queued.
         """
         queued = None
         claimed = self._claims.pop(attempt_id, None)
         if claimed is not None and result.succeeded and not result.skipped:
-            queued = self._finish_in_one(attempt_id, claimed, result, now)
+            queued = self._finish_in_one(attempt_id, claimed, result, now, claim_as=claim_as if keep_one else None)
         if queued is None:
             with self.db.write() as s:
                 queued = self.finish_in(s, attempt_id, result, now)
-        kept = queued[0] if keep_one and queued else None
-        self.runs.dispatch(queued[1:] if kept is not None else queued)
+        unsure = self._unsure.pop(attempt_id, None)
+        if unsure is not None:  # a finish repeated after its reply was lost: did its kept claim commit?
+            self._find_kept(attempt_id, unsure)
+        kept = self._kept_by.pop(attempt_id, None)
+        if kept is None and keep_one and queued:
+            kept = queued[0]
+        self.runs.dispatch([ti for ti in queued if ti != kept])
         return kept
 
+    def _run_finish(
+        self, attempt_id: int, claimed: _Claimed, statement: Any, params: dict[str, Any], claim_as: str | None
+    ) -> list[Any]:
+        """Run a one-statement finish; with `claim_as`, claim the task it surely queues (`_next_to_claim`)
+        in the same round trip and transaction (Database.run_prebuilts): a chain's link then waits for
+        one commit, not two (issue 14). Nothing queued under that name: no claim."""
+        name = None if claim_as is None else self._next_to_claim(claimed.version_id, claimed.task_name)
+        if name is None:
+            return self.db.run_prebuilt(statement, params)
+        claim = {"of_run": params["of_run"], "kept_name": name, "now": params["now"], "worker": claim_as}
+        self._unsure[attempt_id] = claim  # until the reply is read: a lost reply leaves the claim unknown
+        try:
+            rows, claims = self.db.run_prebuilts(((statement, params), (_CLAIM_KEPT_PREBUILT, claim)))
+        except DBAPIError as exc:
+            if not is_transient(exc):
+                del self._unsure[attempt_id]
+            raise
+        del self._unsure[attempt_id]
+        if claims:
+            self._keep(attempt_id, claims[0].claimed_ti, claims[0], params["now"])
+        return rows
+
+    def _next_to_claim(self, version_id: int, task_name: str) -> str | None:
+        """The first task a success of `task_name` queues whose only upstream it is (None: none): a chain's
+        next link, a fan-out's first leaf. A join is not claimed with the finish: most of its upstreams'
+        finishes leave it waiting, and a claim sent with each of them would find nothing."""
+        key = (version_id, task_name)
+        if key not in self._next_names:
+            known, plan = self.runs.specs.cached(version_id), self._releases.get(key)
+            if known is None or plan is None:
+                return None
+            dag = known[1]
+            if len(self._next_names) > 10_000:
+                self._next_names.clear()
+            self._next_names[key] = next((n for n in plan.queue if len(dag.upstream.get(n, ())) == 1), None)
+        return self._next_names[key]
+
+    def _keep(self, attempt_id: int, ti_id: int, row: Row[Any] | Any, now: datetime) -> None:
+        if len(self._kept) > 1_000:  # claimed and never asked for (a caller that died between)
+            self._kept.clear()
+            self._kept_by.clear()
+        self._claims[row.attempt_id] = _Claimed(ti_id, row.id, row.version_id, row.task_name)
+        self._kept[ti_id] = _Kept(row, now)
+        self._kept_by[attempt_id] = ti_id
+
+    def _find_kept(self, attempt_id: int, claim: dict[str, Any]) -> None:
+        """After a lost reply: keep the task instance the lost round trip claimed, if its commit happened."""
+        named = {"of_run": claim["of_run"], "kept_name": claim["kept_name"]}
+        with self.db.read() as s:
+            ti_id = s.connection().execute(_TASK_INSTANCE_NAMED, named).scalar()
+        if ti_id is None:
+            return
+        mine = self._claimed_row(ti_id, claim["worker"], claim["now"])
+        if mine is not None:
+            self._keep(attempt_id, ti_id, mine, claim["now"])
+
     def _finish_in_one(
-        self, attempt_id: int, claimed: _Claimed, result: AttemptResult, now: datetime
+        self, attempt_id: int, claimed: _Claimed, result: AttemptResult, now: datetime, *, claim_as: str | None = None
     ) -> list[int] | None:
         """PostgreSQL: record a success in one statement in autocommit (_SUCCEED_LEAF_FAST,
         _SUCCEED_RELEASE_FAST, _SUCCEED_SHARE_FAST): 1 round trip instead of 4. Only when the run
@@ -386,7 +485,7 @@ class AttemptStore:
         if plan.released:
             statement = _SUCCEED_SHARE_PREBUILT if plan.sharers else _SUCCEED_RELEASE_PREBUILT
             params.update(self._release_params[(version_id, task_name)])
-        rows = self.db.run_prebuilt(statement, params)
+        rows = self._run_finish(attempt_id, claimed, statement, params, claim_as)
         if not rows:
             return None
         # The statement returns the queued task instances (or one row without any when none was).

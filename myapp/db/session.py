@@ -13,12 +13,14 @@ processes apart.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import select
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -194,34 +196,54 @@ class Database:
         (named tuples). For PostgreSQL's claim and fast finish: what a Connection adds around one
         statement was most of their CPU (db/prebuilt.py). A lost connection is invalidated and
         raised as SQLAlchemy's DBAPIError, as a Connection raises it."""
+        return self.run_prebuilts(((prebuilt, params),))[0]
+
+    def run_prebuilts(self, statements: Sequence[tuple[Prebuilt, Mapping[str, Any]]]) -> list[list[Any]]:
+        """Run prebuilt statements one after the other as `run_prebuilt` does; return each one's rows.
+
+        With psycopg (libpq pipeline mode) they go in one round trip and are one transaction: the
+        server runs them in order, each seeing what the ones before it changed, and commits them
+        together at the pipeline's end (one WAL flush), or none of them if one fails (the error is
+        raised). Elsewhere each commits alone. A chain's finish and the claim of the task it keeps
+        (AttemptStore.finish, issue 14).
+        """
         engine, dialect = self.engine, self.engine.dialect
-        compiled = prebuilt.compiled(dialect)
-        sql, values = compiled.sql, compiled.params(params)
+        work = []
+        for prebuilt, params in statements:
+            compiled = prebuilt.compiled(dialect)
+            work.append((compiled, compiled.params(params)))
         pooled = engine.raw_connection()
         connection: Any = pooled.driver_connection
-        cursor = None
+        cursors: list[Any] = []
+        sql, values = work[0][0].sql, work[0][1]
         try:
             try:
                 connection.autocommit = True
-                if compiled.raw_cursor is None:
-                    cursor = connection.cursor()
-                else:  # psycopg: $n placeholders, the values in their order
-                    cursor = compiled.raw_cursor(connection)
-                if engine.dispatch.before_cursor_execute:  # statement counters (tests, benchmarks)
-                    engine.dispatch.before_cursor_execute(None, cursor, sql, values, None, False)
-                if compiled.raw_cursor is None:
-                    cursor.execute(sql, values)
-                else:
-                    cursor.execute(compiled.raw_sql, [values[name] for name in compiled.order])
-                rows = cursor.fetchall()
-                if compiled.result_processors is None:  # the first run: the columns' types as the server sent them
-                    compiled.learn_result_types([column.type_code for column in cursor.description])
+                together = len(work) > 1 and all(c.raw_cursor is not None for c, _ in work) and _pipelines(connection)
+                with connection.pipeline() if together else contextlib.nullcontext():
+                    for compiled, values in work:
+                        sql = compiled.sql
+                        cursor = connection.cursor() if compiled.raw_cursor is None else compiled.raw_cursor(connection)
+                        cursors.append(cursor)
+                        if engine.dispatch.before_cursor_execute:  # statement counters (tests, benchmarks)
+                            engine.dispatch.before_cursor_execute(None, cursor, sql, values, None, False)
+                        if compiled.raw_cursor is None:
+                            cursor.execute(sql, values)
+                        else:  # psycopg: $n placeholders, the values in their order
+                            cursor.execute(compiled.raw_sql, [values[name] for name in compiled.order])
+                results = []
+                for (compiled, _), cursor in zip(work, cursors, strict=True):
+                    rows = cursor.fetchall()
+                    if compiled.result_processors is None:  # the first run: the columns' types as the server sent them
+                        compiled.learn_result_types([column.type_code for column in cursor.description])
+                    results.append(compiled.rows(rows))
             finally:
-                if cursor is not None:
+                for cursor in cursors:
                     cursor.close()
                 if not connection.closed:  # back to the pool as it came: transactions, not autocommit
                     connection.autocommit = False
         except dialect.loaded_dbapi.Error as exc:
+            cursor = cursors[-1] if cursors else None
             lost = dialect.is_disconnect(exc, connection, cursor)
             if lost or connection.autocommit:  # dead, or not put back out of autocommit: not for the pool
                 pooled.invalidate(exc)
@@ -230,7 +252,7 @@ class Database:
             ) from exc
         finally:
             pooled.close()
-        return compiled.rows(rows)
+        return results
 
     def lock_options(self, *, skip_locked: bool = False, shared: bool = False) -> dict[str, Any]:
         """Return with_for_update() kwargs for this dialect ({} means: rely on the SQLite lock)."""
@@ -272,3 +294,15 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def _pipelines(connection: Any) -> bool:
+    """Whether `connection` (a DBAPI connection) can send statements in a pipeline: psycopg over a libpq >= 14."""
+    return type(connection).__module__.startswith("psycopg") and hasattr(connection, "pipeline") and _libpq_pipelines()
+
+
+@functools.cache
+def _libpq_pipelines() -> bool:
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())

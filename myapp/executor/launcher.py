@@ -155,10 +155,28 @@ def _must_exist(command: str, env: Mapping[str, str], cwd: Path) -> None:
 
     A command without a slash is looked up in the PATH of `env`, as chroot's execvp does. Whether the
     account may execute it is chroot's to find, as the account: it exits 126 saying "Permission denied".
+    Where it was found is remembered per (command, PATH): the next start checks that one file again
+    (one `access`) instead of searching the PATH (a stat per directory before it, 0.1-0.4 ms per
+    start with a long PATH; issue 14). The answer is the same: the file exists and is executable.
     """
-    found = shutil.which(command, path=env.get("PATH", os.defpath)) if "/" not in command else cwd / command
+    if "/" in command:
+        if not os.path.exists(cwd / command):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command)
+        return
+    path = env.get("PATH", os.defpath)
+    found = _FOUND.get((command, path))
+    if found is not None and os.access(found, os.X_OK):
+        return
+    found = shutil.which(command, path=path)
     if found is None or not os.path.exists(found):
+        _FOUND.pop((command, path), None)
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command)
+    if len(_FOUND) > 1_000:
+        _FOUND.clear()
+    _FOUND[(command, path)] = found
+
+
+_FOUND: dict[tuple[str, str], str] = {}  # (command, PATH) -> where _must_exist found it last
 
 
 # --- a private /tmp per attempt (docs/security.md §3): a mount namespace made in a helper thread -------------

@@ -27,14 +27,22 @@ PACKAGE_INIT = '"""The built-in entrypoints a task may run (a copy made by myapp
 
 
 def runtime_dir(workflow_space: Path) -> Path:
-    """Return the directory to put on a task's PYTHONPATH, creating it (once per content) if needed."""
+    """Return the directory to put on a task's PYTHONPATH, creating it (once per content) if needed.
+
+    Once this process has made or checked it, it is only looked for again (one stat per attempt, not
+    a mkdir and four checks): it is the worker's, in the worker's workflow space, where no task
+    account can replace it. One removed meanwhile (by hand) is made again.
+    """
     files, digest = _entrypoints()
     root = workflow_space / ".runtime"
     target = root / digest
+    if _CHECKED.get(workflow_space) == target and os.path.isdir(target):
+        return target
     root.mkdir(mode=0o755, parents=True, exist_ok=True)
     _own_directory(root)
     if target.exists() or target.is_symlink():
         _own_directory(target)
+        _CHECKED[workflow_space] = target
         return target
     os.chmod(root, 0o755)
     staging = Path(tempfile.mkdtemp(prefix="new.", dir=root))
@@ -53,7 +61,12 @@ def runtime_dir(workflow_space: Path) -> Path:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _own_directory(target)
+    _CHECKED[workflow_space] = target
     return target
+
+
+_CHECKED: dict[Path, Path] = {}  # workflow space -> its runtime directory, made or checked by this process
 
 
 @functools.cache

@@ -169,4 +169,6 @@ def _execute_one(
         result = AttemptResult(succeeded=False, message=f"internal error: {exc}")
     finally:
         log.close()
-    return retry(lambda: attempts.finish(ctx.attempt_id, result, clock.now(), keep_one=keep_one)), True
+    # The kept task instance is claimed with the finish where the store can (one round trip, one commit).
+    me = worker_name()
+    return retry(lambda: attempts.finish(ctx.attempt_id, result, clock.now(), keep_one=keep_one, claim_as=me)), True

@@ -199,6 +199,83 @@ def test_a_claim_whose_commit_reply_is_lost_goes_on_with_the_attempt_it_made(
     services.runs.stop_run(run_id, services.clock.now())  # leaves nothing queued for the reconciler tests
 
 
+def chain(services: Any, name: str, tasks: int) -> int:
+    lines = [f"name: {name}", "tasks:"]
+    lines += [
+        f"  - {{name: t{i}, image: local, command: ['true']{f', depends_on: [t{i - 1}]' if i else ''}}}"
+        for i in range(tasks)
+    ]
+    return save(services, "\n".join(lines) + "\n")
+
+
+def xmins(services: Any, attempt_ids: list[int]) -> set[str]:
+    """The transactions that last wrote these attempts' rows (PostgreSQL)."""
+    from sqlalchemy import text
+
+    with services.db.read() as s:
+        found = s.execute(text("SELECT xmin::text FROM task_attempts WHERE id = ANY(:ids)"), {"ids": attempt_ids})
+        return set(found.scalars())
+
+
+def test_a_chains_next_task_is_claimed_with_the_finish_that_queued_it(services: Any, sent: list[int]) -> None:
+    # A worker keeps the task its success queued (keep_one) and claims it: on PostgreSQL's one-statement
+    # path in the same round trip and transaction as the finish, elsewhere right after it.
+    worker = f"w{threading.get_ident()}"
+    run_id = start(services, chain(services, "kept-claim", 3))
+    ctx = claim(services, sent.pop())
+    assert ctx is not None
+    for name in ("t1", "t2"):
+        kept = services.attempts.finish(ctx.attempt_id, OK, services.clock.now(), keep_one=True, claim_as=worker)
+        assert kept is not None and sent == []
+        if services.attempts._in_one:  # running already, committed together with the finish
+            assert states(services, run_id)[1][name] == "running"
+        nxt = claim(services, kept)
+        assert nxt is not None and (nxt.task.name, nxt.try_number) == (name, 1)
+        if services.attempts._in_one:
+            assert len(xmins(services, [ctx.attempt_id, nxt.attempt_id])) == 1
+        assert claim(services, kept) is None  # a duplicate message finds it running
+        ctx = nxt
+    assert services.attempts.finish(ctx.attempt_id, OK, services.clock.now(), keep_one=True, claim_as=worker) is None
+    run, tasks, attempts = states(services, run_id)
+    assert run == "succeeded" and attempts == ["succeeded"] * 3 and sent == []
+
+
+def test_a_finish_whose_reply_is_lost_goes_on_with_the_task_its_claim_took(
+    services: Any, sent: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The finish and the kept task's claim committed together, then the connection dropped before the
+    # reply: the repeated finish must find that claim and keep its task (no attempt without a process).
+    from sqlalchemy.exc import OperationalError
+
+    class AdminShutdown(Exception):
+        pass
+
+    AdminShutdown.__module__ = "psycopg.errors"
+    worker = f"w{threading.get_ident()}"
+    run_id = start(services, chain(services, "kept-reply-lost", 2))
+    ctx = claim(services, sent.pop())
+    assert ctx is not None
+    real, calls = services.db.run_prebuilts, []
+
+    def committed_then_dropped(statements: Any) -> Any:
+        real(statements)
+        calls.append(len(statements))
+        raise OperationalError("COMMIT", {}, AdminShutdown("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(services.db, "run_prebuilts", committed_then_dropped)
+    kept = services.db.retry_on_disconnect(
+        lambda: services.attempts.finish(ctx.attempt_id, OK, services.clock.now(), keep_one=True, claim_as=worker),
+        sleep=lambda _: None,
+    )
+    monkeypatch.undo()
+    assert kept is not None and sent == [] and calls == ([2] if services.attempts._in_one else [])
+    nxt = claim(services, kept)
+    assert nxt is not None and (nxt.task.name, nxt.try_number) == ("t1", 1)
+    run, tasks, attempts = states(services, run_id)
+    assert tasks == {"t0": "succeeded", "t1": "running"} and sorted(attempts) == ["running", "succeeded"]
+    services.runs.stop_run(run_id, services.clock.now())  # leaves nothing queued for the reconciler tests
+
+
 def test_a_claim_records_the_attempt_deadline_of_a_task_timeout(services: Any, sent: list[int]) -> None:
     from datetime import timedelta
 

@@ -100,6 +100,26 @@ def test_a_missing_command_is_not_found_before_chroot_runs(tmp_path: Path) -> No
     assert proc.returncode != 0 and b"Permission denied" in err and not out, (out, err)
 
 
+def test_a_command_found_before_and_removed_since_is_not_found(tmp_path: Path) -> None:
+    # Where a command was found is remembered per PATH; a command gone since is missing again.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "found-once"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    launcher_mod._must_exist("found-once", env, tmp_path)
+    launcher_mod._must_exist("found-once", env, tmp_path)  # from what was remembered
+    tool.unlink()
+    with pytest.raises(FileNotFoundError):
+        launcher_mod._must_exist("found-once", env, tmp_path)
+    (tmp_path / "other").mkdir()
+    moved = tmp_path / "other" / "found-once"
+    moved.write_text("#!/bin/sh\n")
+    moved.chmod(0o755)
+    launcher_mod._must_exist("found-once", {"PATH": f"{bin_dir}:{moved.parent}"}, tmp_path)  # searched again
+
+
 @needs_root
 @needs_dropper
 def test_the_command_is_looked_up_as_the_account_not_with_roots_capabilities() -> None:

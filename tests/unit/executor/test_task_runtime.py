@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -46,3 +47,9 @@ def test_a_runtime_directory_not_of_the_worker_is_refused(tmp_path: Path) -> Non
     (tmp_path / ".runtime").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(MyappError, match="not a directory of the worker's own"):
         runtime_dir(tmp_path)
+
+
+def test_a_runtime_directory_removed_under_a_running_worker_is_made_again(tmp_path: Path) -> None:
+    first = runtime_dir(tmp_path)
+    shutil.rmtree(first)
+    assert runtime_dir(tmp_path) == first and (first / "myapp" / "builtins" / "http.py").is_file()
