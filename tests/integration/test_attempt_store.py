@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,16 +24,6 @@ from tests.integration.engine_helpers import save, start
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 OK = AttemptResult(succeeded=True, exit_code=0)
-
-
-@pytest.fixture()
-def sent(services: Any) -> Iterator[list[int]]:
-    """The task instance ids dispatched while the test runs (nothing is sent to a broker)."""
-    ids: list[int] = []
-    real = services.runs.dispatch
-    services.set_dispatch(ids.extend)
-    yield ids
-    services.set_dispatch(real)
 
 
 def fanout(services: Any, name: str, leaves: int, retries: int = 0) -> int:

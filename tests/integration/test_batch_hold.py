@@ -5,7 +5,6 @@ hold and run elsewhere while it still runs. No worker: the test is the other pro
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,16 +15,6 @@ from myapp.executor.batch import run_task_instances
 from tests.integration.engine_helpers import poll, save, start, wait_finished
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-
-@pytest.fixture()
-def sent(services: Any) -> Iterator[list[int]]:
-    """The task instance ids dispatched while the test runs (nothing reaches a broker)."""
-    ids: list[int] = []
-    real = services.runs.dispatch
-    services.set_dispatch(ids.extend)
-    yield ids
-    services.set_dispatch(real)
 
 
 def states(services: Any, run_id: int) -> dict[str, tuple[int, str]]:

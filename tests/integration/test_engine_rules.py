@@ -9,7 +9,6 @@ end-to-end scenarios through real workers stay in test_engine_scenarios.py.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,16 +27,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)  # the fixed clock: every instant below is T0 + something
 OK = AttemptResult(succeeded=True, exit_code=0)
 FAIL = AttemptResult(succeeded=False, exit_code=1, message="exit code 1")
-
-
-@pytest.fixture()
-def sent(services: Any) -> Iterator[list[int]]:
-    """The task instance ids dispatched while the test runs (nothing reaches a broker)."""
-    ids: list[int] = []
-    real = services.runs.dispatch
-    services.set_dispatch(ids.extend)
-    yield ids
-    services.set_dispatch(real)
 
 
 def run_of(services: Any, yaml_text: str, params: dict[str, str] | None = None) -> int:

@@ -30,16 +30,6 @@ OK = AttemptResult(succeeded=True, exit_code=0)
 FAIL = AttemptResult(succeeded=False, exit_code=1, message="failed on purpose")
 
 
-@pytest.fixture()
-def sent(services: Any) -> Iterator[list[int]]:
-    """The task instance ids dispatched while the test runs (nothing is sent to a broker)."""
-    ids: list[int] = []
-    real = services.runs.dispatch
-    services.set_dispatch(ids.extend)
-    yield ids
-    services.set_dispatch(real)
-
-
 @dataclass
 class Cost:
     statements: int = 0

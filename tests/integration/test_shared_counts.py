@@ -25,16 +25,6 @@ from tests.integration.test_trigger_rules import pipeline, task
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
-@pytest.fixture()
-def sent(services: Any) -> Iterator[list[int]]:
-    """The task instance ids dispatched while the test runs (nothing reaches a broker)."""
-    ids: list[int] = []
-    real = services.runs.dispatch
-    services.set_dispatch(ids.extend)
-    yield ids
-    services.set_dispatch(real)
-
-
 def counts(services: Any, run_id: int) -> dict[str, int | None]:
     with services.db.read() as s:
         return dict(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,16 +33,6 @@ def ok(**texts: str) -> AttemptResult:
     return AttemptResult(
         succeeded=True, exit_code=0, outputs={k: {"type": "text", "value": v} for k, v in texts.items()}
     )
-
-
-@pytest.fixture()
-def sent(services: Any) -> Iterator[list[int]]:
-    """The task instance ids dispatched while the test runs (nothing is sent to a broker)."""
-    ids: list[int] = []
-    real = services.runs.dispatch
-    services.set_dispatch(ids.extend)
-    yield ids
-    services.set_dispatch(real)
 
 
 def take(sent: list[int]) -> list[int]:

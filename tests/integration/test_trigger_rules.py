@@ -7,7 +7,6 @@ each test claims and finishes attempts itself at explicit instants.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -22,16 +21,6 @@ from tests.integration.test_engine_rules import FAIL, OK, T0, claim, names, run_
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 S1 = timedelta(seconds=1)
-
-
-@pytest.fixture()
-def sent(services: Any) -> Iterator[list[int]]:
-    """The task instance ids dispatched while the test runs (nothing reaches a broker)."""
-    ids: list[int] = []
-    real = services.runs.dispatch
-    services.set_dispatch(ids.extend)
-    yield ids
-    services.set_dispatch(real)
 
 
 def task(name: str, *ups: str, rule: str = "") -> str:
