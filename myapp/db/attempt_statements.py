@@ -50,21 +50,26 @@ from myapp.db.types import UTCDateTime
 # end of an attempt is guarded by it, so a stop or a lost-worker verdict is never overwritten.
 _ATTEMPT_RUNNING = unfinished(TaskAttempt.state, ATTEMPT)
 
+# What a claim reads of the run (ClaimContext), in every claim statement's order.
+_CLAIM_RUN_COLUMNS = (
+    Run.id,
+    Run.state,
+    Run.version_id,
+    Run.pipeline_id,
+    Run.trigger,
+    Run.execution_date_text,
+    Run.params,
+    Run.runner,
+    Run.created_by,
+    Run.debug_task,
+    Run.deadline_at,
+)
+
 # The claim and finish statements, built once: SQLAlchemy Core on the session's connection (no unit
 # of work, no identity map), each row change an UPDATE guarded by the state it leaves, with RETURNING.
 _CLAIM_READ = (
     select(
-        Run.id,
-        Run.state,
-        Run.version_id,
-        Run.pipeline_id,
-        Run.trigger,
-        Run.execution_date_text,
-        Run.params,
-        Run.runner,
-        Run.created_by,
-        Run.debug_task,
-        Run.deadline_at,
+        *_CLAIM_RUN_COLUMNS,
         TaskInstance.task_name,
         TaskInstance.state.label("ti_state"),
         TaskInstance.inputs,
@@ -192,17 +197,7 @@ def _claim_in_one(ti_id: Any, *, with_id: bool = False) -> Any:
     its id is returned too (`claimed_ti`)."""
     run_to_claim = (
         select(
-            Run.id,
-            Run.state,
-            Run.version_id,
-            Run.pipeline_id,
-            Run.trigger,
-            Run.execution_date_text,
-            Run.params,
-            Run.runner,
-            Run.created_by,
-            Run.debug_task,
-            Run.deadline_at,
+            *_CLAIM_RUN_COLUMNS,
         )
         .join_from(Run, TaskInstance, TaskInstance.run_id == Run.id)
         .where(
@@ -299,17 +294,7 @@ _OWN_CLAIM = (
         TaskInstance.task_name,
         TaskInstance.inputs,
         TaskInstance.slice_item,
-        Run.id,
-        Run.state,
-        Run.version_id,
-        Run.pipeline_id,
-        Run.trigger,
-        Run.execution_date_text,
-        Run.params,
-        Run.runner,
-        Run.created_by,
-        Run.debug_task,
-        Run.deadline_at,
+        *_CLAIM_RUN_COLUMNS,
     )
     .join_from(TaskAttempt, TaskInstance, TaskInstance.id == TaskAttempt.task_instance_id)
     .join(Run, Run.id == TaskInstance.run_id)
