@@ -18,6 +18,7 @@ missing ConfigMap does). `restartPolicy` Always/OnFailure are not simulated (no 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import shutil
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 Obj = dict[str, Any]
 log = logging.getLogger("k8ssim.pods")
+_WORKER_SERIAL = itertools.count(1)  # names each pod worker's directory (PodWorker.dir)
 MIN_GRACE = 2  # kubelet's minimumGracePeriodInSeconds
 RESYNC = 10.0  # a pod is synced at least this often (kubelet: --sync-frequency, 1 min)
 HOST_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
@@ -79,7 +81,10 @@ class PodWorker:
         meta = pod["metadata"]
         self.uid, self.namespace, self.name = meta["uid"], meta["namespace"], meta["name"]
         self.key = f"{self.namespace}/{self.name}"
-        self.dir = sim.state_dir / "pods" / self.uid
+        # One directory per worker, not per pod: a pod whose worker ended can get a second worker (a
+        # late event, e.g. its graceful deletion), and the first one's removal of its directory must
+        # not race the second one's creation of it (FileExistsError from mkdir(exist_ok=True)).
+        self.dir = sim.state_dir / "pods" / f"{self.uid}-{next(_WORKER_SERIAL)}"
         self.ip = sim.allocate_ip()
         self.lock = threading.RLock()
         self.requests = pod_requests(pod["spec"])
